@@ -1,0 +1,298 @@
+//! The case: a pure projection of its events.
+//!
+//! [`CaseView::replay`] folds a case's events, in sequence order, into its
+//! current state. The fold never fails and never panics, whatever the events
+//! say (the auditor replays tampered trails too); what is wrong with a trail
+//! is the audit's business, not the projection's. Replaying the same events
+//! always yields the same view.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventBody, ReviewOutcome};
+use crate::id::{CaseId, EventId, Sha256Hash};
+use crate::model::{Change, PrincipalId, PrincipalKind, Ticket};
+use crate::time::Timestamp;
+
+/// Where a case stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    /// Requested, waiting for approvals.
+    Open,
+    /// Approved as required, waiting for execution.
+    Approved,
+    /// Denied; nothing may be executed.
+    Denied,
+    /// Executed, waiting for the post-change review.
+    Executed,
+    /// Reviewed; the trail of this change is complete.
+    Reviewed,
+}
+
+/// A principal's part in one event of the case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Participation {
+    /// Who.
+    pub principal: PrincipalId,
+    /// What kind of principal.
+    pub kind: PrincipalKind,
+    /// The event that records it.
+    pub event_id: EventId,
+    /// Its position in the case.
+    pub seq: u64,
+    /// When it happened according to its source.
+    pub occurred_at: Timestamp,
+}
+
+/// An approval or denial, with the change it covered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DecisionRecord {
+    /// Who decided, and where in the trail.
+    #[serde(flatten)]
+    pub by: Participation,
+    /// The change hash the decision covered.
+    pub change_hash: Sha256Hash,
+}
+
+/// An execution attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExecutionRecord {
+    /// Who executed, and where in the trail.
+    #[serde(flatten)]
+    pub by: Participation,
+    /// Whether it completed (`false` for a failed attempt).
+    pub completed: bool,
+    /// The hash of the change set actually applied, when reported.
+    pub change_set_hash: Option<Sha256Hash>,
+}
+
+/// A post-change review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReviewRecord {
+    /// Who reviewed, and where in the trail.
+    #[serde(flatten)]
+    pub by: Participation,
+    /// The outcome.
+    pub outcome: ReviewOutcome,
+}
+
+/// Everything known about a case, derived from its events alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CaseView {
+    /// The case ID.
+    pub case_id: CaseId,
+    /// Where the case stands.
+    pub state: CaseState,
+    /// The requested change.
+    pub change: Change,
+    /// What approvals bind to.
+    pub change_hash: Sha256Hash,
+    /// Approvals required before execution, as recorded at request time.
+    pub approvals_required: u32,
+    /// Why the change was requested.
+    pub justification: Option<String>,
+    /// The external ticket, when there is one.
+    pub ticket: Option<Ticket>,
+    /// Who requested it.
+    pub requester: Participation,
+    /// The requester's organisation at request time.
+    pub requester_org: Option<String>,
+    /// Approvals, in sequence order.
+    pub approvals: Vec<DecisionRecord>,
+    /// Denials, in sequence order.
+    pub denials: Vec<DecisionRecord>,
+    /// Execution attempts, in sequence order.
+    pub executions: Vec<ExecutionRecord>,
+    /// Reviews, in sequence order.
+    pub reviews: Vec<ReviewRecord>,
+    /// When the request was recorded.
+    pub opened_at: Timestamp,
+    /// When the latest event was recorded.
+    pub updated_at: Timestamp,
+    /// Sequence number of the latest event.
+    pub head_seq: u64,
+    /// Hash of the latest event's canonical bytes.
+    pub head_hash: Sha256Hash,
+}
+
+impl CaseState {
+    /// The state's name as shown and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Open => "open",
+            CaseState::Approved => "approved",
+            CaseState::Denied => "denied",
+            CaseState::Executed => "executed",
+            CaseState::Reviewed => "reviewed",
+        }
+    }
+
+    /// Whether the change is still in flight: a second request for the same
+    /// change would duplicate it.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            CaseState::Open | CaseState::Approved | CaseState::Executed
+        )
+    }
+}
+
+impl fmt::Display for CaseState {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CaseState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "open" => Ok(CaseState::Open),
+            "approved" => Ok(CaseState::Approved),
+            "denied" => Ok(CaseState::Denied),
+            "executed" => Ok(CaseState::Executed),
+            "reviewed" => Ok(CaseState::Reviewed),
+            _ => Err(format!(
+                "`{text}` is not a case state (expected open, approved, denied, executed or reviewed)"
+            )),
+        }
+    }
+}
+
+impl Participation {
+    /// The participation recorded by `event`.
+    pub fn of(event: &Event) -> Participation {
+        Participation {
+            principal: event.actor.principal.clone(),
+            kind: event.actor.kind,
+            event_id: event.event_id.clone(),
+            seq: event.seq,
+            occurred_at: event.occurred_at,
+        }
+    }
+}
+
+impl CaseView {
+    /// Starts a view from the case's first event; `None` when it is not a request.
+    pub fn open(event: &Event) -> Option<CaseView> {
+        let EventBody::RequestCreated(request) = &event.body else {
+            return None;
+        };
+        Some(CaseView {
+            case_id: event.case_id.clone(),
+            state: CaseState::Open,
+            change: request.change.clone(),
+            change_hash: request.change_hash,
+            approvals_required: request.approvals_required,
+            justification: request.justification.clone(),
+            ticket: request.ticket.clone(),
+            requester: Participation::of(event),
+            requester_org: event.actor.org.clone(),
+            approvals: Vec::new(),
+            denials: Vec::new(),
+            executions: Vec::new(),
+            reviews: Vec::new(),
+            opened_at: event.recorded_at,
+            updated_at: event.recorded_at,
+            head_seq: event.seq,
+            head_hash: event.hash(),
+        })
+    }
+
+    /// Folds a case's events, in sequence order, into its view.
+    /// `None` when the first event is not a request.
+    pub fn replay<'a>(events: impl IntoIterator<Item = &'a Event>) -> Option<CaseView> {
+        let mut events = events.into_iter();
+        let mut view = CaseView::open(events.next()?)?;
+        for event in events {
+            view.apply(event);
+        }
+        Some(view)
+    }
+
+    /// Applies one more event. Total: any event sequence gives some view.
+    pub fn apply(&mut self, event: &Event) {
+        self.head_seq = event.seq;
+        self.head_hash = event.hash();
+        self.updated_at = event.recorded_at;
+        let by = Participation::of(event);
+        match &event.body {
+            // A second request inside a case is an anomaly the audit reports;
+            // the projection keeps the first.
+            EventBody::RequestCreated(_) | EventBody::CommentAdded(_) => {}
+            EventBody::ApprovalGranted(decision) => {
+                self.approvals.push(DecisionRecord {
+                    by,
+                    change_hash: decision.change_hash,
+                });
+                if self.state == CaseState::Open
+                    && self.distinct_approvers().len() >= self.approvals_required as usize
+                {
+                    self.state = CaseState::Approved;
+                }
+            }
+            EventBody::ApprovalDenied(decision) => {
+                self.denials.push(DecisionRecord {
+                    by,
+                    change_hash: decision.change_hash,
+                });
+                if matches!(self.state, CaseState::Open | CaseState::Approved) {
+                    self.state = CaseState::Denied;
+                }
+            }
+            EventBody::ExecutionCompleted(execution) | EventBody::ExecutionFailed(execution) => {
+                let completed = matches!(event.body, EventBody::ExecutionCompleted(_));
+                self.executions.push(ExecutionRecord {
+                    by,
+                    completed,
+                    change_set_hash: execution.change_set_hash,
+                });
+                if completed && self.state != CaseState::Reviewed {
+                    self.state = CaseState::Executed;
+                }
+            }
+            EventBody::ReviewCompleted(review) => {
+                self.reviews.push(ReviewRecord {
+                    by,
+                    outcome: review.outcome,
+                });
+                self.state = CaseState::Reviewed;
+            }
+        }
+    }
+
+    /// Distinct principals whose approval covers the requested change.
+    pub fn distinct_approvers(&self) -> Vec<&PrincipalId> {
+        let mut approvers: Vec<&PrincipalId> = self
+            .approvals
+            .iter()
+            .filter(|approval| approval.change_hash == self.change_hash)
+            .map(|approval| &approval.by.principal)
+            .collect();
+        approvers.sort();
+        approvers.dedup();
+        approvers
+    }
+
+    /// Principals who completed an execution.
+    pub fn executors(&self) -> Vec<&PrincipalId> {
+        let mut executors: Vec<&PrincipalId> = self
+            .executions
+            .iter()
+            .filter(|execution| execution.completed)
+            .map(|execution| &execution.by.principal)
+            .collect();
+        executors.sort();
+        executors.dedup();
+        executors
+    }
+}

@@ -1,0 +1,120 @@
+//! Commands: what a client asks the ledger to do, before it is decided.
+//!
+//! A [`CaseCommand`] is parsed from input at the edge. Its canonical bytes are
+//! the fingerprint an idempotency key is bound to: the same key with a
+//! different command is refused.
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::CaseView;
+use crate::event::ReviewOutcome;
+use crate::id::{CaseId, Sha256Hash};
+use crate::lifecycle::{self, Draft, Refusal};
+use crate::model::{Actor, Change, Ticket};
+
+/// A write against the case ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum CaseCommand {
+    /// Open a case for a change.
+    Request {
+        /// The change asked for.
+        change: Change,
+        /// Why.
+        justification: Option<String>,
+        /// The external ticket it came from.
+        ticket: Option<Ticket>,
+    },
+    /// Approve the case's change.
+    Approve {
+        /// The case.
+        case_id: CaseId,
+        /// Optional comment.
+        comment: Option<String>,
+    },
+    /// Deny the case's change.
+    Deny {
+        /// The case.
+        case_id: CaseId,
+        /// Optional comment.
+        comment: Option<String>,
+    },
+    /// Record an execution.
+    Execute {
+        /// The case.
+        case_id: CaseId,
+        /// What was actually changed.
+        change_set: Option<serde_json::Value>,
+        /// Optional comment, or the error of a failed execution.
+        comment: Option<String>,
+        /// `false` records a failed attempt.
+        completed: bool,
+    },
+    /// Record the post-change review.
+    Review {
+        /// The case.
+        case_id: CaseId,
+        /// The outcome.
+        outcome: ReviewOutcome,
+        /// Optional comment.
+        comment: Option<String>,
+    },
+    /// Add a comment.
+    Comment {
+        /// The case.
+        case_id: CaseId,
+        /// The text.
+        text: String,
+    },
+}
+
+impl CaseCommand {
+    /// The case the command targets; `None` for a request, which creates one.
+    pub fn case_id(&self) -> Option<&CaseId> {
+        match self {
+            CaseCommand::Request { .. } => None,
+            CaseCommand::Approve { case_id, .. }
+            | CaseCommand::Deny { case_id, .. }
+            | CaseCommand::Execute { case_id, .. }
+            | CaseCommand::Review { case_id, .. }
+            | CaseCommand::Comment { case_id, .. } => Some(case_id),
+        }
+    }
+
+    /// The fingerprint an idempotency key is bound to.
+    pub fn fingerprint(&self) -> Sha256Hash {
+        Sha256Hash::of(&crate::canonical::to_canonical_bytes(self))
+    }
+
+    /// Decides a command against an existing case. Requests are decided by
+    /// [`lifecycle::request`] instead, since they have no case yet.
+    pub fn decide(&self, case: &CaseView, actor: &Actor) -> Result<Draft, Refusal> {
+        match self {
+            CaseCommand::Request { .. } => Err(Refusal {
+                rule: "case.already-exists",
+                message: format!("case {} already exists", case.case_id),
+                hint: None,
+            }),
+            CaseCommand::Approve { comment, .. } => {
+                lifecycle::approve(case, actor, comment.clone())
+            }
+            CaseCommand::Deny { comment, .. } => lifecycle::deny(case, actor, comment.clone()),
+            CaseCommand::Execute {
+                change_set,
+                comment,
+                completed,
+                ..
+            } => lifecycle::execute(
+                case.approved()?,
+                actor,
+                change_set.clone(),
+                comment.clone(),
+                *completed,
+            ),
+            CaseCommand::Review {
+                outcome, comment, ..
+            } => lifecycle::review(case.executed()?, actor, *outcome, comment.clone()),
+            CaseCommand::Comment { text, .. } => Ok(lifecycle::comment(case, actor, text.clone())),
+        }
+    }
+}

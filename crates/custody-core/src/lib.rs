@@ -1,0 +1,24 @@
+//! Custody's domain, with no IO.
+//!
+//! This crate knows nothing of SQL, HTTP or async runtimes. It defines what an
+//! access change is ([`model`]), the facts recorded about it ([`event`]), how
+//! those facts are encoded for hashing ([`canonical`]), how a case's state is
+//! derived from its facts ([`case`]), which steps are allowed
+//! ([`lifecycle`]) and how a stored trail is checked ([`audit`]).
+
+pub mod audit;
+pub mod canonical;
+pub mod case;
+pub mod command;
+pub mod event;
+pub mod hex;
+pub mod id;
+pub mod lifecycle;
+pub mod model;
+pub mod time;
+
+pub use case::{CaseState, CaseView};
+pub use event::{Event, EventBody};
+pub use id::{CaseId, EventId, Sha256Hash};
+pub use model::{Actor, Principal, PrincipalId, PrincipalKind, Role};
+pub use time::Timestamp;

@@ -1,0 +1,476 @@
+//! The lifecycle of a case and the default separation of duties.
+//!
+//! Each step takes the case in the state it needs, as a type: an execution
+//! needs an [`ApprovedCase`], which only [`CaseView::approved`] can make, and a
+//! review needs an [`ExecutedCase`], which only [`CaseView::executed`] can
+//! make. A step returns a [`Draft`] (the event to append) or a [`Refusal`]
+//! naming the rule that refused it.
+//!
+//! The same rule functions run in two places: at write time, where they
+//! refuse, and in [`crate::audit`], where they re-check every stored event and
+//! report with the same code. A rule's code is stable and documented in
+//! `docs/findings.md`.
+
+use serde::Serialize;
+
+use crate::case::{CaseState, CaseView};
+use crate::event::{
+    Comment, Decision, Event, EventBody, Execution, RequestCreated, Review, ReviewOutcome,
+};
+use crate::id::Sha256Hash;
+use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
+
+/// The approval policy in force. The default is the brief's: one approval
+/// from any principal other than the requester.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Distinct approvers needed before execution.
+    pub approvals_required: u32,
+}
+
+/// An event to append, before the store gives it an ID, a sequence number and
+/// a place in the chain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draft {
+    /// What happened.
+    pub body: EventBody,
+    /// The role the actor acted in.
+    pub role: Role,
+}
+
+/// Why a step was refused: a stable rule code, a message and a hint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// Stable code of the rule, e.g. `sod.requester-cannot-approve`.
+    pub rule: &'static str,
+    /// What was refused and why.
+    pub message: String,
+    /// What to do instead.
+    pub hint: Option<String>,
+}
+
+/// A case whose approvals satisfy its policy: the only way to execute.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovedCase<'case> {
+    case: &'case CaseView,
+}
+
+/// A case with a completed execution: the only way to review.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutedCase<'case> {
+    case: &'case CaseView,
+}
+
+/// The severity of a rule broken in a stored trail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing; nothing is wrong.
+    Info,
+    /// A weakness in the trail.
+    Low,
+    /// A rule was bent.
+    Medium,
+    /// A control was bypassed.
+    High,
+    /// The trail itself cannot be trusted.
+    Critical,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            approvals_required: 1,
+        }
+    }
+}
+
+impl Refusal {
+    fn new(rule: &'static str, message: String, hint: &str) -> Refusal {
+        Refusal {
+            rule,
+            message,
+            hint: Some(hint.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} [{}]", self.message, self.rule)
+    }
+}
+
+impl Severity {
+    /// The severity's name as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl CaseView {
+    /// The case as an [`ApprovedCase`], or the reason it cannot be executed.
+    pub fn approved(&self) -> Result<ApprovedCase<'_>, Refusal> {
+        match self.state {
+            CaseState::Approved => Ok(ApprovedCase { case: self }),
+            CaseState::Open => Err(Refusal::new(
+                "lifecycle.not-approved",
+                format!(
+                    "case {} has {} of the {} approvals it needs, so it cannot be executed",
+                    self.case_id,
+                    self.distinct_approvers().len(),
+                    self.approvals_required
+                ),
+                "wait for an approver to run `custody approve`",
+            )),
+            CaseState::Denied => Err(Refusal::new(
+                "lifecycle.case-denied",
+                format!("case {} was denied, so it cannot be executed", self.case_id),
+                "open a new request if the change is still needed",
+            )),
+            CaseState::Executed | CaseState::Reviewed => Err(Refusal::new(
+                "lifecycle.already-executed",
+                format!("case {} has already been executed", self.case_id),
+                "record a follow-up change as a new request",
+            )),
+        }
+    }
+
+    /// The case as an [`ExecutedCase`], or the reason it cannot be reviewed.
+    pub fn executed(&self) -> Result<ExecutedCase<'_>, Refusal> {
+        match self.state {
+            CaseState::Executed => Ok(ExecutedCase { case: self }),
+            CaseState::Reviewed => Err(Refusal::new(
+                "lifecycle.already-reviewed",
+                format!("case {} has already been reviewed", self.case_id),
+                "add a comment to record further observations",
+            )),
+            _ => Err(Refusal::new(
+                "lifecycle.not-executed",
+                format!(
+                    "case {} is {} and has no completed execution to review",
+                    self.case_id, self.state
+                ),
+                "a review compares what was approved with what was executed; wait for `custody execute`",
+            )),
+        }
+    }
+
+    /// The role `principal` holds in this case, for events that are not role-specific.
+    pub fn role_of(&self, principal: &PrincipalId) -> Role {
+        if self
+            .reviews
+            .iter()
+            .any(|review| &review.by.principal == principal)
+        {
+            Role::Reviewer
+        } else if self.executors().contains(&principal) {
+            Role::Executor
+        } else if self
+            .approvals
+            .iter()
+            .any(|approval| &approval.by.principal == principal)
+            || self
+                .denials
+                .iter()
+                .any(|denial| &denial.by.principal == principal)
+        {
+            Role::Approver
+        } else if &self.requester.principal == principal {
+            Role::Requester
+        } else {
+            Role::Observer
+        }
+    }
+}
+
+/// Opens a case: the first event of every case.
+pub fn request(
+    change: Change,
+    justification: Option<String>,
+    ticket: Option<Ticket>,
+    policy: &Policy,
+) -> Draft {
+    let change_hash = change.digest();
+    Draft {
+        body: EventBody::RequestCreated(RequestCreated {
+            change,
+            change_hash,
+            approvals_required: policy.approvals_required,
+            justification,
+            ticket,
+        }),
+        role: Role::Requester,
+    }
+}
+
+/// Approves the case's requested change.
+pub fn approve(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<Draft, Refusal> {
+    check_decision_possible(case, "approve")?;
+    check_requester_cannot_approve(case, &actor.principal)?;
+    if case
+        .approvals
+        .iter()
+        .any(|approval| approval.by.principal == actor.principal)
+    {
+        return Err(Refusal::new(
+            "approval.already-approved",
+            format!(
+                "{} has already approved case {}",
+                actor.principal, case.case_id
+            ),
+            "each approver counts once; ask another approver if more approvals are needed",
+        ));
+    }
+    Ok(Draft {
+        body: EventBody::ApprovalGranted(Decision {
+            change_hash: case.change_hash,
+            comment,
+        }),
+        role: Role::Approver,
+    })
+}
+
+/// Denies the case's requested change.
+pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<Draft, Refusal> {
+    check_decision_possible(case, "deny")?;
+    if case.requester.principal == actor.principal {
+        return Err(Refusal::new(
+            "sod.requester-cannot-deny",
+            format!(
+                "{} requested case {} and cannot also decide on it",
+                actor.principal, case.case_id
+            ),
+            "add a comment explaining that the request is withdrawn, or ask an approver to deny it",
+        ));
+    }
+    Ok(Draft {
+        body: EventBody::ApprovalDenied(Decision {
+            change_hash: case.change_hash,
+            comment,
+        }),
+        role: Role::Approver,
+    })
+}
+
+/// Records the execution of an approved case, with the change set actually applied.
+pub fn execute(
+    case: ApprovedCase<'_>,
+    actor: &Actor,
+    change_set: Option<serde_json::Value>,
+    comment: Option<String>,
+    completed: bool,
+) -> Result<Draft, Refusal> {
+    check_executor_not_sole_approver(case.case, &actor.principal)?;
+    let change_set_hash = change_set
+        .as_ref()
+        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let execution = Execution {
+        change_set,
+        change_set_hash,
+        comment,
+    };
+    Ok(Draft {
+        body: if completed {
+            EventBody::ExecutionCompleted(execution)
+        } else {
+            EventBody::ExecutionFailed(execution)
+        },
+        role: Role::Executor,
+    })
+}
+
+/// Records the post-change review of an executed case.
+pub fn review(
+    case: ExecutedCase<'_>,
+    actor: &Actor,
+    outcome: ReviewOutcome,
+    comment: Option<String>,
+) -> Result<Draft, Refusal> {
+    check_reviewer_independent(case.case, &actor.principal)?;
+    Ok(Draft {
+        body: EventBody::ReviewCompleted(Review { outcome, comment }),
+        role: Role::Reviewer,
+    })
+}
+
+/// Adds a comment; anyone may comment on any case.
+pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
+    Draft {
+        body: EventBody::CommentAdded(Comment { text }),
+        role: case.role_of(&actor.principal),
+    }
+}
+
+/// The rules an already-stored event breaks, given the case as it stood
+/// before the event. Used by the audit to re-check every trail.
+pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severity)> {
+    let mut broken = Vec::new();
+    let actor = &event.actor.principal;
+    match &event.body {
+        EventBody::RequestCreated(_) => broken.push((
+            Refusal::new(
+                "case.second-request",
+                format!("case {} holds a second request event", case_before.case_id),
+                "a case has exactly one request; investigate how this event was written",
+            ),
+            Severity::High,
+        )),
+        EventBody::ApprovalGranted(decision) | EventBody::ApprovalDenied(decision) => {
+            if let Err(refusal) = check_requester_cannot_approve(case_before, actor) {
+                broken.push((refusal, Severity::Critical));
+            }
+            if decision.change_hash != case_before.change_hash {
+                broken.push((
+                    Refusal::new(
+                        "approval.change-mismatch",
+                        format!(
+                            "the decision covers change {} but case {} requested change {}",
+                            decision.change_hash, case_before.case_id, case_before.change_hash
+                        ),
+                        "the approval does not cover what was requested; obtain a new approval",
+                    ),
+                    Severity::High,
+                ));
+            }
+        }
+        EventBody::ExecutionCompleted(_) => {
+            if case_before.state == CaseState::Denied {
+                broken.push((
+                    Refusal::new(
+                        "lifecycle.execution-after-denial",
+                        format!(
+                            "case {} was executed after it was denied",
+                            case_before.case_id
+                        ),
+                        "revoke the change and investigate",
+                    ),
+                    Severity::Critical,
+                ));
+            } else if let Err(refusal) = case_before.approved() {
+                if refusal.rule == "lifecycle.not-approved" {
+                    broken.push((
+                        Refusal::new(
+                            "lifecycle.execution-without-approval",
+                            format!(
+                                "case {} was executed without the {} approval(s) it needed",
+                                case_before.case_id, case_before.approvals_required
+                            ),
+                            "review the change now and revoke it if it was not legitimate",
+                        ),
+                        Severity::Critical,
+                    ));
+                }
+            }
+            if case_before.state == CaseState::Approved {
+                if let Err(refusal) = check_executor_not_sole_approver(case_before, actor) {
+                    broken.push((refusal, Severity::High));
+                }
+            }
+        }
+        EventBody::ReviewCompleted(_) => {
+            if case_before.executors().is_empty() {
+                broken.push((
+                    Refusal::new(
+                        "lifecycle.review-without-execution",
+                        format!(
+                            "case {} was reviewed but never executed",
+                            case_before.case_id
+                        ),
+                        "a review must compare an execution with its approval",
+                    ),
+                    Severity::High,
+                ));
+            }
+            if let Err(refusal) = check_reviewer_independent(case_before, actor) {
+                broken.push((refusal, Severity::High));
+            }
+        }
+        EventBody::ExecutionFailed(_) | EventBody::CommentAdded(_) => {}
+    }
+    broken
+}
+
+fn check_decision_possible(case: &CaseView, verb: &str) -> Result<(), Refusal> {
+    match case.state {
+        CaseState::Open | CaseState::Approved => Ok(()),
+        CaseState::Denied => Err(Refusal::new(
+            "lifecycle.case-denied",
+            format!(
+                "case {} was denied; there is nothing left to {verb}",
+                case.case_id
+            ),
+            "open a new request if the change is still needed",
+        )),
+        CaseState::Executed | CaseState::Reviewed => Err(Refusal::new(
+            "lifecycle.already-executed",
+            format!(
+                "case {} has already been executed; it is too late to {verb} it",
+                case.case_id
+            ),
+            "record your view with `custody comment` or in the review",
+        )),
+    }
+}
+
+fn check_requester_cannot_approve(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {
+    if &case.requester.principal == principal {
+        return Err(Refusal::new(
+            "sod.requester-cannot-approve",
+            format!(
+                "{principal} requested case {} and cannot approve it (separation of duties)",
+                case.case_id
+            ),
+            "ask another principal to approve",
+        ));
+    }
+    Ok(())
+}
+
+fn check_executor_not_sole_approver(
+    case: &CaseView,
+    principal: &PrincipalId,
+) -> Result<(), Refusal> {
+    let approvers = case.distinct_approvers();
+    if !approvers.is_empty() && approvers.iter().all(|approver| *approver == principal) {
+        return Err(Refusal::new(
+            "sod.executor-sole-approver",
+            format!(
+                "{principal} is the only approver of case {} and cannot also execute it (separation of duties)",
+                case.case_id
+            ),
+            "ask another principal to execute, or obtain another approval first",
+        ));
+    }
+    Ok(())
+}
+
+fn check_reviewer_independent(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {
+    if &case.requester.principal == principal {
+        return Err(Refusal::new(
+            "sod.reviewer-is-requester",
+            format!(
+                "{principal} requested case {} and cannot review it (separation of duties)",
+                case.case_id
+            ),
+            "ask a principal who neither requested nor executed the change to review it",
+        ));
+    }
+    if case.executors().contains(&principal) {
+        return Err(Refusal::new(
+            "sod.reviewer-is-executor",
+            format!(
+                "{principal} executed case {} and cannot review it (separation of duties)",
+                case.case_id
+            ),
+            "ask a principal who neither requested nor executed the change to review it",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,747 @@
+//! The people and machines in a change, and what changes.
+//!
+//! Every type here is parsed from outside input at the edge (API bodies, CLI
+//! arguments) and is valid by construction afterwards: a [`PrincipalId`]
+//! always matches its grammar, a [`Subject`] always has a known kind.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Why a piece of input could not become a domain value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A principal name breaks the naming rule.
+    #[error("`{0}` is not a valid principal name: use 1 to 64 characters from a-z, 0-9, '.', '_', '-' and '@', starting with a letter or digit")]
+    PrincipalName(String),
+    /// A principal kind other than human, service, automation or vendor.
+    #[error("`{0}` is not a principal kind (expected human, service, automation or vendor)")]
+    PrincipalKind(String),
+    /// A subject kind other than the documented ones.
+    #[error("`{0}` is not a subject kind (expected one of user, service_account, api_key, token, role, group, workload)")]
+    SubjectKind(String),
+    /// A subject not written as `KIND:ID`.
+    #[error("`{0}` is not a subject (expected KIND:ID, e.g. user:alice or api_key:ci-deploy)")]
+    Subject(String),
+    /// A change kind other than the documented ones.
+    #[error(
+        "`{0}` is not a change (expected one of grant, revoke, create, rotate, delete, modify)"
+    )]
+    ChangeKind(String),
+    /// A ticket reference not written as `SYSTEM:KEY`.
+    #[error("`{0}` is not a ticket reference (expected SYSTEM:KEY, e.g. jira:SEC-142)")]
+    Ticket(String),
+    /// A duration not written as a number and a unit.
+    #[error("`{0}` is not a duration (expected a whole number followed by s, m, h, d or w, e.g. 8h or 30d)")]
+    Duration(String),
+    /// A channel other than api, cli, web, chat or connector:NAME.
+    #[error("`{0}` is not a channel (expected api, cli, web, chat or connector:NAME)")]
+    Via(String),
+    /// A free-text field that is empty, too long or holds control characters.
+    #[error("{field} {problem}")]
+    Text {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A number that is not an integer in a change set; hashed content never holds floats.
+    #[error("the change set holds the non-integer number {0} at {1}; hashed content never holds floats, so write decimal values as strings")]
+    FloatInChangeSet(String, String),
+}
+
+/// A principal's stable, immutable identifier: the name it was created with.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PrincipalId(String);
+
+/// What kind of actor a principal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A person.
+    Human,
+    /// A workload or service account acting on its own behalf.
+    Service,
+    /// A provisioning bot or connector.
+    Automation,
+    /// A third-party operator acting for us under a delegation grant.
+    Vendor,
+}
+
+/// Anyone or anything that acts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Principal {
+    /// Stable identifier.
+    pub id: PrincipalId,
+    /// Human-readable name for screens.
+    pub display_name: String,
+    /// What kind of actor this is.
+    pub kind: PrincipalKind,
+    /// Group memberships, sorted and without duplicates.
+    pub groups: Vec<String>,
+    /// The organisation the principal belongs to.
+    pub org: Option<String>,
+}
+
+/// The role a principal acted in for one event of one case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Asked for the change.
+    Requester,
+    /// Approved or denied it.
+    Approver,
+    /// Carried it out.
+    Executor,
+    /// Reviewed it after execution.
+    Reviewer,
+    /// The ledger itself (timers, escalations).
+    System,
+    /// A connector or participant that saw something and recorded it.
+    Observer,
+}
+
+/// How an action came in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Via {
+    /// The HTTP API directly.
+    Api,
+    /// The `custody` command line.
+    Cli,
+    /// The web console.
+    Web,
+    /// A chat approval.
+    Chat,
+    /// A named connector.
+    Connector(String),
+}
+
+/// The authentication behind an action: never the secret itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum AuthContext {
+    /// A Custody bearer token, by its public ID.
+    Token {
+        /// The token's public identifier (`tok_...`).
+        token_id: String,
+    },
+    /// An OpenID Connect identity.
+    Oidc {
+        /// The issuer URL.
+        issuer: String,
+        /// The subject claim.
+        subject: String,
+    },
+    /// The ledger itself.
+    System,
+}
+
+/// Who did something, in which capacity, for whom, and how we know.
+///
+/// The actor is taken from authentication, never from a request body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Actor {
+    /// The acting principal.
+    pub principal: PrincipalId,
+    /// Its kind at the time of the action.
+    pub kind: PrincipalKind,
+    /// Its organisation at the time of the action.
+    pub org: Option<String>,
+    /// The principal or organisation it acted for, when not itself.
+    pub on_behalf_of: Option<String>,
+    /// The delegation grant that allowed the action, when there is one.
+    pub delegation_grant: Option<String>,
+    /// How the action came in.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub via: Via,
+    /// The authentication behind it.
+    pub auth: AuthContext,
+}
+
+/// What kind of identity a subject is. Non-human kinds are first-class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKind {
+    /// A person's account.
+    User,
+    /// A service account.
+    ServiceAccount,
+    /// An API key.
+    ApiKey,
+    /// A token (personal access token, bot token, ...).
+    Token,
+    /// A role.
+    Role,
+    /// A group.
+    Group,
+    /// A workload identity.
+    Workload,
+}
+
+/// The identity whose access changes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Subject {
+    /// What kind of identity.
+    pub kind: SubjectKind,
+    /// Its identifier in the system that owns it.
+    pub id: String,
+}
+
+/// What happens to the access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Give an entitlement.
+    Grant,
+    /// Take it away.
+    Revoke,
+    /// Create the subject (a service account, a key).
+    Create,
+    /// Rotate a credential.
+    Rotate,
+    /// Delete the subject.
+    Delete,
+    /// Change it otherwise.
+    Modify,
+}
+
+/// A requested change: the thing approvals bind to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Change {
+    /// Whose access.
+    pub subject: Subject,
+    /// What kind of change.
+    pub kind: ChangeKind,
+    /// The entitlement (role, group, permission, key scope).
+    pub entitlement: String,
+    /// The resource the entitlement applies to, when there is one.
+    pub resource: Option<String>,
+    /// For time-bound access, how long it lasts, in whole seconds.
+    pub duration_seconds: Option<u64>,
+}
+
+/// A reference to a ticket in another system.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ticket {
+    /// The system, e.g. `jira` or `servicenow`.
+    pub system: String,
+    /// The key in that system, e.g. `SEC-142`.
+    pub key: String,
+}
+
+/// Longest accepted free text (justifications, comments), in bytes.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// Longest accepted short identifier (entitlements, resources, subject IDs), in bytes.
+pub const MAX_NAME_BYTES: usize = 512;
+
+impl PrincipalId {
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for PrincipalId {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text.as_bytes()[0].is_ascii_alphanumeric()
+            && text
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' | b'@'));
+        if valid {
+            Ok(PrincipalId(text.to_string()))
+        } else {
+            Err(ModelError::PrincipalName(text.to_string()))
+        }
+    }
+}
+
+impl fmt::Display for PrincipalId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl Serialize for PrincipalId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PrincipalId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for PrincipalId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[a-z0-9][a-z0-9._@-]{0,63}$"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for PrincipalId {}
+
+impl PrincipalKind {
+    /// The kind's name as written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::Human => "human",
+            PrincipalKind::Service => "service",
+            PrincipalKind::Automation => "automation",
+            PrincipalKind::Vendor => "vendor",
+        }
+    }
+}
+
+impl FromStr for PrincipalKind {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "human" => Ok(PrincipalKind::Human),
+            "service" => Ok(PrincipalKind::Service),
+            "automation" => Ok(PrincipalKind::Automation),
+            "vendor" => Ok(PrincipalKind::Vendor),
+            _ => Err(ModelError::PrincipalKind(text.to_string())),
+        }
+    }
+}
+
+impl Principal {
+    /// Whether the principal is a member of `group`.
+    pub fn in_group(&self, group: &str) -> bool {
+        self.groups.iter().any(|member_of| member_of == group)
+    }
+}
+
+impl Role {
+    /// The role's name as written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Requester => "requester",
+            Role::Approver => "approver",
+            Role::Executor => "executor",
+            Role::Reviewer => "reviewer",
+            Role::System => "system",
+            Role::Observer => "observer",
+        }
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Api => formatter.write_str("api"),
+            Via::Cli => formatter.write_str("cli"),
+            Via::Web => formatter.write_str("web"),
+            Via::Chat => formatter.write_str("chat"),
+            Via::Connector(name) => write!(formatter, "connector:{name}"),
+        }
+    }
+}
+
+impl FromStr for Via {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "api" => Ok(Via::Api),
+            "cli" => Ok(Via::Cli),
+            "web" => Ok(Via::Web),
+            "chat" => Ok(Via::Chat),
+            _ => match text.strip_prefix("connector:") {
+                Some(name)
+                    if !name.is_empty()
+                        && name.len() <= 64
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    Ok(Via::Connector(name.to_string()))
+                }
+                _ => Err(ModelError::Via(text.to_string())),
+            },
+        }
+    }
+}
+
+impl Serialize for Via {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Via {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl SubjectKind {
+    /// The kind's name as written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::User => "user",
+            SubjectKind::ServiceAccount => "service_account",
+            SubjectKind::ApiKey => "api_key",
+            SubjectKind::Token => "token",
+            SubjectKind::Role => "role",
+            SubjectKind::Group => "group",
+            SubjectKind::Workload => "workload",
+        }
+    }
+}
+
+impl FromStr for SubjectKind {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "user" => Ok(SubjectKind::User),
+            "service_account" => Ok(SubjectKind::ServiceAccount),
+            "api_key" => Ok(SubjectKind::ApiKey),
+            "token" => Ok(SubjectKind::Token),
+            "role" => Ok(SubjectKind::Role),
+            "group" => Ok(SubjectKind::Group),
+            "workload" => Ok(SubjectKind::Workload),
+            _ => Err(ModelError::SubjectKind(text.to_string())),
+        }
+    }
+}
+
+impl FromStr for Subject {
+    type Err = ModelError;
+    /// Parses `KIND:ID`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (kind, id) = text
+            .split_once(':')
+            .ok_or_else(|| ModelError::Subject(text.to_string()))?;
+        let kind = kind.parse()?;
+        let id = validate_name("subject ID", id)?;
+        Ok(Subject { kind, id })
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+impl ChangeKind {
+    /// The change's name as written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Grant => "grant",
+            ChangeKind::Revoke => "revoke",
+            ChangeKind::Create => "create",
+            ChangeKind::Rotate => "rotate",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Modify => "modify",
+        }
+    }
+}
+
+impl FromStr for ChangeKind {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "grant" => Ok(ChangeKind::Grant),
+            "revoke" => Ok(ChangeKind::Revoke),
+            "create" => Ok(ChangeKind::Create),
+            "rotate" => Ok(ChangeKind::Rotate),
+            "delete" => Ok(ChangeKind::Delete),
+            "modify" => Ok(ChangeKind::Modify),
+            _ => Err(ModelError::ChangeKind(text.to_string())),
+        }
+    }
+}
+
+impl Change {
+    /// The SHA-256 of the change's canonical encoding: what an approval binds to.
+    pub fn digest(&self) -> crate::id::Sha256Hash {
+        crate::id::Sha256Hash::of(&crate::canonical::to_canonical_bytes(self))
+    }
+
+    /// Checks the free-text parts of a change built from outside input.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        validate_name("subject ID", &self.subject.id)?;
+        validate_name("entitlement", &self.entitlement)?;
+        if let Some(resource) = &self.resource {
+            validate_name("resource", resource)?;
+        }
+        if self.duration_seconds == Some(0) {
+            return Err(ModelError::Text {
+                field: "duration",
+                problem: "must be longer than zero",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "{} {} to {}",
+            self.kind.as_str(),
+            self.entitlement,
+            self.subject
+        )?;
+        if let Some(resource) = &self.resource {
+            write!(formatter, " on {resource}")?;
+        }
+        if let Some(seconds) = self.duration_seconds {
+            write!(formatter, " for {}", format_duration(seconds))?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Ticket {
+    type Err = ModelError;
+    /// Parses `SYSTEM:KEY`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || ModelError::Ticket(text.to_string());
+        let (system, key) = text.split_once(':').ok_or_else(error)?;
+        let system_valid = !system.is_empty()
+            && system.len() <= 64
+            && system
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !system_valid {
+            return Err(error());
+        }
+        let key = validate_name("ticket key", key).map_err(|_| error())?;
+        Ok(Ticket {
+            system: system.to_ascii_lowercase(),
+            key,
+        })
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}:{}", self.system, self.key)
+    }
+}
+
+/// Parses a duration such as `90s`, `30m`, `8h`, `7d` or `2w` into seconds.
+pub fn parse_duration(text: &str) -> Result<u64, ModelError> {
+    let error = || ModelError::Duration(text.to_string());
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(error)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| error())?;
+    let multiplier = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(error()),
+    };
+    let seconds = number.checked_mul(multiplier).ok_or_else(error)?;
+    // Ten years is longer than any sane grant and keeps deadlines far from overflow.
+    if seconds == 0 || seconds > 10 * 366 * 86_400 {
+        return Err(error());
+    }
+    Ok(seconds)
+}
+
+/// Writes seconds in the largest unit that divides them exactly (`8h`, `90s`).
+pub fn format_duration(seconds: u64) -> String {
+    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if seconds >= size && seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
+/// Checks a short identifier-like field: non-empty, bounded, no control characters.
+pub fn validate_name(field: &'static str, text: &str) -> Result<String, ModelError> {
+    if text.trim().is_empty() {
+        return Err(ModelError::Text {
+            field,
+            problem: "must not be empty",
+        });
+    }
+    if text.len() > MAX_NAME_BYTES {
+        return Err(ModelError::Text {
+            field,
+            problem: "is longer than 512 bytes",
+        });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ModelError::Text {
+            field,
+            problem: "must not contain control characters",
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// Checks free text (justifications, comments): non-empty, bounded, no control
+/// characters other than newlines and tabs.
+pub fn validate_text(field: &'static str, text: &str) -> Result<String, ModelError> {
+    if text.trim().is_empty() {
+        return Err(ModelError::Text {
+            field,
+            problem: "must not be empty",
+        });
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ModelError::Text {
+            field,
+            problem: "is longer than 16 KiB",
+        });
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(ModelError::Text {
+            field,
+            problem: "must not contain control characters other than newlines and tabs",
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// Checks that a JSON value holds no floats, so it can be hashed canonically.
+pub fn reject_floats(value: &serde_json::Value) -> Result<(), ModelError> {
+    fn walk(value: &serde_json::Value, path: &mut String) -> Result<(), ModelError> {
+        match value {
+            serde_json::Value::Number(number) if number.is_f64() => Err(
+                ModelError::FloatInChangeSet(number.to_string(), path.clone()),
+            ),
+            serde_json::Value::Number(number) => {
+                // RFC 8785 writes numbers as IEEE doubles: integers beyond 2^53
+                // would lose precision, so they are refused like floats.
+                let exact = number
+                    .as_i64()
+                    .map(|n| n.unsigned_abs() <= 1 << 53)
+                    .or_else(|| number.as_u64().map(|n| n <= 1 << 53))
+                    .unwrap_or(false);
+                if exact {
+                    Ok(())
+                } else {
+                    Err(ModelError::FloatInChangeSet(
+                        number.to_string(),
+                        path.clone(),
+                    ))
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let length = path.len();
+                    path.push_str(&format!("[{index}]"));
+                    walk(item, path)?;
+                    path.truncate(length);
+                }
+                Ok(())
+            }
+            serde_json::Value::Object(fields) => {
+                for (key, item) in fields {
+                    let length = path.len();
+                    path.push('.');
+                    path.push_str(key);
+                    walk(item, path)?;
+                    path.truncate(length);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    walk(value, &mut String::from("$"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_subjects_of_every_kind() {
+        for kind in [
+            "user",
+            "service_account",
+            "api_key",
+            "token",
+            "role",
+            "group",
+            "workload",
+        ] {
+            let subject: Subject = format!("{kind}:x-1").parse().unwrap();
+            assert_eq!(subject.to_string(), format!("{kind}:x-1"));
+        }
+        assert!(matches!(
+            "robot:x".parse::<Subject>(),
+            Err(ModelError::SubjectKind(_))
+        ));
+        assert!("user".parse::<Subject>().is_err());
+        assert!("user:".parse::<Subject>().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), 90);
+        assert_eq!(parse_duration("8h").unwrap(), 28_800);
+        assert_eq!(parse_duration("2w").unwrap(), 1_209_600);
+        for bad in [
+            "",
+            "h",
+            "8",
+            "8x",
+            "-1h",
+            "0h",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "accepted {bad:?}");
+        }
+        assert_eq!(format_duration(28_800), "8h");
+        assert_eq!(format_duration(90), "90s");
+    }
+
+    #[test]
+    fn principal_names() {
+        for good in ["alice", "svc.deploy", "bob@example.com", "0day"] {
+            assert!(good.parse::<PrincipalId>().is_ok(), "{good}");
+        }
+        for bad in ["", "Alice", "-x", "a b", "a/b", &"a".repeat(65)] {
+            assert!(bad.parse::<PrincipalId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn floats_are_refused_in_change_sets() {
+        let ok = serde_json::json!({"added": ["a", 1, {"n": -3}]});
+        assert!(reject_floats(&ok).is_ok());
+        let bad = serde_json::json!({"ratio": {"x": [1, 0.5]}});
+        let error = reject_floats(&bad).unwrap_err();
+        assert!(error.to_string().contains("$.ratio.x[1]"), "{error}");
+        let huge = serde_json::json!({"n": 9_007_199_254_740_993u64});
+        assert!(reject_floats(&huge).is_err());
+    }
+}

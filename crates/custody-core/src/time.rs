@@ -1,0 +1,283 @@
+//! Timestamps as they appear in hashed content.
+//!
+//! A [`Timestamp`] is a count of microseconds since the Unix epoch, always
+//! written as RFC 3339 in UTC with exactly six fractional digits
+//! (`2026-11-29T01:54:43.123456Z`). One fixed textual form means the same
+//! instant always canonicalises to the same bytes, sorts lexicographically in
+//! time order, and never needs a float.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An instant with microsecond precision, in UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    micros_since_epoch: i64,
+}
+
+/// Why a timestamp could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimestampError {
+    /// The text is not an RFC 3339 date-time such as `2026-11-29T10:00:00Z`.
+    #[error("`{0}` is not an RFC 3339 timestamp (expected e.g. 2026-11-29T10:00:00Z)")]
+    Malformed(String),
+    /// The instant is outside the supported range (years 1970 to 9999).
+    #[error("`{0}` is outside the supported range (1970-01-01 to 9999-12-31)")]
+    OutOfRange(String),
+}
+
+impl Timestamp {
+    /// The current time from the system clock.
+    pub fn now() -> Timestamp {
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_micros() as i64)
+            .unwrap_or(0);
+        Timestamp {
+            micros_since_epoch: micros,
+        }
+    }
+
+    /// Builds a timestamp from microseconds since the Unix epoch.
+    pub fn from_micros(micros_since_epoch: i64) -> Timestamp {
+        Timestamp { micros_since_epoch }
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn as_micros(self) -> i64 {
+        self.micros_since_epoch
+    }
+
+    /// This instant moved forward by `seconds`.
+    pub fn plus_seconds(self, seconds: i64) -> Timestamp {
+        Timestamp {
+            micros_since_epoch: self
+                .micros_since_epoch
+                .saturating_add(seconds.saturating_mul(1_000_000)),
+        }
+    }
+
+    /// Parses RFC 3339 (`T` or space separator, `Z` or a numeric offset,
+    /// up to nine fractional digits, truncated to microseconds).
+    pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
+        let malformed = || TimestampError::Malformed(text.to_string());
+        let bytes = text.as_bytes();
+        if bytes.len() < 20 || !text.is_ascii() {
+            return Err(malformed());
+        }
+        let number = |range: std::ops::Range<usize>| -> Result<i64, TimestampError> {
+            let part = &text[range];
+            if !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(malformed());
+            }
+            part.parse::<i64>().map_err(|_| malformed())
+        };
+        if bytes[4] != b'-' || bytes[7] != b'-' || bytes[13] != b':' || bytes[16] != b':' {
+            return Err(malformed());
+        }
+        if !matches!(bytes[10], b'T' | b't' | b' ') {
+            return Err(malformed());
+        }
+        let year = number(0..4)?;
+        let month = number(5..7)?;
+        let day = number(8..10)?;
+        let hour = number(11..13)?;
+        let minute = number(14..16)?;
+        let second = number(17..19)?;
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return Err(malformed());
+        }
+        let mut position = 19;
+        let mut micros: i64 = 0;
+        if bytes[position] == b'.' {
+            position += 1;
+            let start = position;
+            while position < bytes.len() && bytes[position].is_ascii_digit() {
+                position += 1;
+            }
+            let digits = &text[start..position];
+            if digits.is_empty() || digits.len() > 9 {
+                return Err(malformed());
+            }
+            let mut padded = digits.to_string();
+            while padded.len() < 6 {
+                padded.push('0');
+            }
+            micros = padded[..6].parse::<i64>().map_err(|_| malformed())?;
+        }
+        let offset_seconds = match &text[position..] {
+            "Z" | "z" => 0,
+            rest if rest.len() == 6 && matches!(rest.as_bytes()[0], b'+' | b'-') => {
+                if rest.as_bytes()[3] != b':' {
+                    return Err(malformed());
+                }
+                let hours = number(position + 1..position + 3)?;
+                let minutes = number(position + 4..position + 6)?;
+                if hours > 23 || minutes > 59 {
+                    return Err(malformed());
+                }
+                let sign = if rest.as_bytes()[0] == b'-' { -1 } else { 1 };
+                sign * (hours * 3600 + minutes * 60)
+            }
+            _ => return Err(malformed()),
+        };
+        let days = days_from_civil(year, month, day);
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+        if seconds < 0 || year > 9999 {
+            return Err(TimestampError::OutOfRange(text.to_string()));
+        }
+        Ok(Timestamp {
+            micros_since_epoch: seconds * 1_000_000 + micros,
+        })
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let micros = self.micros_since_epoch.rem_euclid(1_000_000);
+        let seconds = self.micros_since_epoch.div_euclid(1_000_000);
+        let days = seconds.div_euclid(86_400);
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        write!(
+            formatter,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            second_of_day / 3600,
+            (second_of_day % 3600) / 60,
+            second_of_day % 60
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::DateTime,
+            )))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Timestamp {}
+
+fn is_leap_year(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap_year(year) => 29,
+        _ => 28,
+    }
+}
+
+// Howard Hinnant's days-from-civil algorithm: exact for the proleptic
+// Gregorian calendar, with no tables and no floating point.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + if month <= 2 { 1 } else { 0 };
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_round_trip() {
+        let cases = [
+            ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000000Z"),
+            ("2026-11-29T01:54:43.5Z", "2026-11-29T01:54:43.500000Z"),
+            (
+                "2024-02-29T23:59:59.123456789Z",
+                "2024-02-29T23:59:59.123456Z",
+            ),
+            ("2026-11-29T03:00:00+02:00", "2026-11-29T01:00:00.000000Z"),
+            ("2026-11-28T23:30:00-01:30", "2026-11-29T01:00:00.000000Z"),
+        ];
+        for (input, expected) in cases {
+            let parsed = Timestamp::parse(input).unwrap();
+            assert_eq!(parsed.to_string(), expected, "input {input}");
+            assert_eq!(Timestamp::parse(expected).unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_input() {
+        for input in [
+            "",
+            "2026-11-29",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-11-29T24:00:00Z",
+            "2026-11-29T00:00:00",
+            "2026-11-29T00:00:00.Z",
+            "2026-11-29T00:00:00+0200",
+            "1969-12-31T23:59:59Z",
+            "२०२६-11-29T00:00:00Z",
+        ] {
+            assert!(Timestamp::parse(input).is_err(), "accepted {input:?}");
+        }
+    }
+
+    #[test]
+    fn civil_conversion_matches_known_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        for days in [0, 59, 60, 365, 11_016, 11_017, 20_000, 2_932_896] {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days);
+        }
+    }
+}

@@ -1,0 +1,554 @@
+//! The `/v1/` handlers. Each parses its input into domain values at the edge,
+//! hands one command to the store and returns the store's result.
+
+use std::str::FromStr;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use custody_core::command::CaseCommand;
+use custody_core::event::ReviewOutcome;
+use custody_core::model::{
+    parse_duration, reject_floats, validate_name, validate_text, Change, ChangeKind, Principal,
+    PrincipalId, PrincipalKind, Subject, SubjectKind, Ticket,
+};
+use custody_core::{CaseId, CaseState, CaseView, Event, Timestamp};
+use custody_store::{CaseSummary, CaseWrite, IssuedToken, WriteOutcome};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::extract::{ApiJson, Authenticated, IdempotencyKey, OptionalJson};
+use crate::problem::Problem;
+use crate::AppState;
+
+/// The body of `POST /v1/cases`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBody {
+    /// Whose access changes.
+    pub subject: SubjectBody,
+    /// The entitlement (role, group, permission, key scope).
+    pub entitlement: String,
+    /// `grant` (default), `revoke`, `create`, `rotate`, `delete` or `modify`.
+    #[serde(default)]
+    pub change: Option<String>,
+    /// The resource the entitlement applies to.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// For time-bound access: `30m`, `8h`, `7d`, ...
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// Why the change is needed.
+    #[serde(default)]
+    pub justification: Option<String>,
+    /// The external ticket, as `SYSTEM:KEY`.
+    #[serde(default)]
+    pub ticket: Option<String>,
+}
+
+/// A subject in a request body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectBody {
+    /// `user`, `service_account`, `api_key`, `token`, `role`, `group` or `workload`.
+    pub kind: String,
+    /// Its identifier in the system that owns it.
+    pub id: String,
+}
+
+/// The body of approvals, denials and reviews' optional comments.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// Optional comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// When the decision was taken, if earlier than now (RFC 3339).
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+}
+
+/// The body of `POST /v1/cases/{id}/executions`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionBody {
+    /// What was actually changed: any JSON without floats.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub change_set: Option<serde_json::Value>,
+    /// Optional comment; for a failed execution, the error.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// `completed` (default) or `failed`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// When the change was applied, if earlier than now (RFC 3339).
+    #[serde(default)]
+    pub occurred_at: Option<String>,
+}
+
+/// The body of `POST /v1/cases/{id}/reviews`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// `confirmed`, `mismatch` or `revoke`.
+    pub outcome: String,
+    /// Optional comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// The body of `POST /v1/cases/{id}/comments`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    /// The comment.
+    pub text: String,
+}
+
+/// The body of `POST /v1/principals`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalBody {
+    /// The stable name: 1 to 64 of a-z, 0-9, `.`, `_`, `-`, `@`.
+    pub name: String,
+    /// `human` (default), `service`, `automation` or `vendor`.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Display name; defaults to the name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Organisation.
+    #[serde(default)]
+    pub org: Option<String>,
+}
+
+/// The body of `POST /v1/principals/{name}/tokens`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// Lifetime such as `30d`; omitted, the token does not expire.
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// Query of `GET /v1/cases`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CasesQuery {
+    /// Only cases in this state.
+    pub state: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// One case with its whole timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseDocument {
+    /// The case ID.
+    pub case_id: CaseId,
+    /// Its state.
+    pub state: CaseState,
+    /// Everything derived from the events.
+    pub view: CaseView,
+    /// The events, in sequence order, exactly as stored.
+    pub events: Vec<Event>,
+}
+
+/// The case list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseList {
+    /// Cases, newest first.
+    pub cases: Vec<CaseSummary>,
+}
+
+/// The principal list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrincipalList {
+    /// Principals, by name.
+    pub principals: Vec<Principal>,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The authenticated principal.
+    pub principal: Principal,
+    /// The token used.
+    pub token_id: String,
+}
+
+/// Open a case for an access change.
+#[utoipa::path(post, path = "/v1/cases", request_body = RequestBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first result")),
+    responses(
+        (status = 201, description = "Case opened", body = WriteOutcome),
+        (status = 200, description = "Replayed, or an open case with the same ticket", body = WriteOutcome),
+        (status = 409, description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ), security(("bearer" = [])))]
+pub async fn create_case(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<RequestBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let subject = Subject {
+        kind: SubjectKind::from_str(&body.subject.kind).map_err(invalid)?,
+        id: validate_name("subject.id", &body.subject.id).map_err(invalid)?,
+    };
+    let change = Change {
+        subject,
+        kind: match &body.change {
+            Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
+            None => ChangeKind::Grant,
+        },
+        entitlement: body.entitlement,
+        resource: body.resource,
+        duration_seconds: body
+            .duration
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(invalid)?,
+    };
+    change.validate().map_err(invalid)?;
+    let justification = optional_text("justification", body.justification)?;
+    let ticket = body
+        .ticket
+        .as_deref()
+        .map(Ticket::from_str)
+        .transpose()
+        .map_err(invalid)?;
+    let outcome = state
+        .store
+        .write(CaseWrite {
+            actor: who.actor,
+            idempotency_key: key,
+            command: CaseCommand::Request {
+                change,
+                justification,
+                ticket,
+            },
+            occurred_at: None,
+        })
+        .await?;
+    let status = if outcome.replayed || outcome.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(outcome)))
+}
+
+/// Approve a case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/approvals", request_body = DecisionBody,
+    params(("case_id" = String, Path, description = "AC-..."), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WriteOutcome), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn approve(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    let command = CaseCommand::Approve {
+        case_id,
+        comment: optional_text("comment", body.comment)?,
+    };
+    write(&state, who, key, command, body.occurred_at).await
+}
+
+/// Deny a case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/denials", request_body = DecisionBody,
+    params(("case_id" = String, Path, description = "AC-..."), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WriteOutcome), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn deny(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    let command = CaseCommand::Deny {
+        case_id,
+        comment: optional_text("comment", body.comment)?,
+    };
+    write(&state, who, key, command, body.occurred_at).await
+}
+
+/// Record the execution of an approved case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/executions", request_body = ExecutionBody,
+    params(("case_id" = String, Path, description = "AC-..."), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WriteOutcome), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn execute(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    OptionalJson(body): OptionalJson<ExecutionBody>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    if let Some(change_set) = &body.change_set {
+        reject_floats(change_set).map_err(invalid)?;
+    }
+    let completed = match body.status.as_deref() {
+        None | Some("completed") => true,
+        Some("failed") => false,
+        Some(other) => {
+            return Err(Problem::invalid(format!(
+                "`{other}` is not an execution status (expected completed or failed)"
+            )))
+        }
+    };
+    let command = CaseCommand::Execute {
+        case_id,
+        change_set: body.change_set,
+        comment: optional_text("comment", body.comment)?,
+        completed,
+    };
+    write(&state, who, key, command, body.occurred_at).await
+}
+
+/// Record the post-change review of an executed case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/reviews", request_body = ReviewBody,
+    params(("case_id" = String, Path, description = "AC-..."), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WriteOutcome), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn review(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    ApiJson(body): ApiJson<ReviewBody>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    let outcome = ReviewOutcome::from_str(&body.outcome).map_err(Problem::invalid)?;
+    let command = CaseCommand::Review {
+        case_id,
+        outcome,
+        comment: optional_text("comment", body.comment)?,
+    };
+    write(&state, who, key, command, None).await
+}
+
+/// Comment on a case.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/comments", request_body = CommentBody,
+    params(("case_id" = String, Path, description = "AC-..."), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WriteOutcome), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn comment(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    let text = validate_text("text", &body.text).map_err(invalid)?;
+    write(
+        &state,
+        who,
+        key,
+        CaseCommand::Comment { case_id, text },
+        None,
+    )
+    .await
+}
+
+/// One case with its whole timeline.
+#[utoipa::path(get, path = "/v1/cases/{case_id}",
+    params(("case_id" = String, Path, description = "AC-...")),
+    responses((status = 200, body = CaseDocument), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn show_case(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Path(case_id): Path<String>,
+) -> Result<Json<CaseDocument>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    let (view, events) = state.store.case(&case_id).await?;
+    Ok(Json(CaseDocument {
+        case_id,
+        state: view.state,
+        view,
+        events,
+    }))
+}
+
+/// List cases, newest first.
+#[utoipa::path(get, path = "/v1/cases", params(CasesQuery),
+    responses((status = 200, body = CaseList), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_cases(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    query: Result<Query<CasesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CaseList>, Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
+    let case_state = query
+        .state
+        .as_deref()
+        .map(CaseState::from_str)
+        .transpose()
+        .map_err(Problem::invalid)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let cases = state.store.cases(case_state, limit).await?;
+    Ok(Json(CaseList { cases }))
+}
+
+/// Add a principal (admins only).
+#[utoipa::path(post, path = "/v1/principals", request_body = PrincipalBody,
+    responses((status = 201, body = Principal), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn add_principal(
+    State(state): State<AppState>,
+    who: Authenticated,
+    ApiJson(body): ApiJson<PrincipalBody>,
+) -> Result<(StatusCode, Json<Principal>), Problem> {
+    who.require_admin()?;
+    let id = PrincipalId::from_str(&body.name).map_err(invalid)?;
+    let kind = match &body.kind {
+        Some(kind) => PrincipalKind::from_str(kind).map_err(invalid)?,
+        None => PrincipalKind::Human,
+    };
+    let mut groups = body
+        .groups
+        .iter()
+        .map(|group| validate_name("group", group))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    groups.sort();
+    groups.dedup();
+    let principal = Principal {
+        display_name: match body.display_name {
+            Some(name) => validate_name("display_name", &name).map_err(invalid)?,
+            None => id.to_string(),
+        },
+        id,
+        kind,
+        groups,
+        org: body
+            .org
+            .map(|org| validate_name("org", &org))
+            .transpose()
+            .map_err(invalid)?,
+    };
+    let principal = state
+        .store
+        .add_principal(principal, Some(who.principal.id))
+        .await?;
+    Ok((StatusCode::CREATED, Json(principal)))
+}
+
+/// List principals.
+#[utoipa::path(get, path = "/v1/principals", responses((status = 200, body = PrincipalList)),
+    security(("bearer" = [])))]
+pub async fn list_principals(
+    State(state): State<AppState>,
+    _who: Authenticated,
+) -> Result<Json<PrincipalList>, Problem> {
+    Ok(Json(PrincipalList {
+        principals: state.store.principals().await?,
+    }))
+}
+
+/// Issue a bearer token for a principal (admins only). The secret is returned once.
+#[utoipa::path(post, path = "/v1/principals/{name}/tokens", request_body = TokenBody,
+    params(("name" = String, Path, description = "principal name")),
+    responses((status = 201, body = IssuedToken), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(name): Path<String>,
+    OptionalJson(body): OptionalJson<TokenBody>,
+) -> Result<(StatusCode, Json<IssuedToken>), Problem> {
+    who.require_admin()?;
+    let principal = PrincipalId::from_str(&name).map_err(invalid)?;
+    let ttl = body
+        .ttl
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(invalid)?;
+    let issued = state
+        .store
+        .create_token(principal, ttl, Some(who.principal.id))
+        .await?;
+    Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// The authenticated caller.
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn whoami(who: Authenticated) -> Json<WhoAmI> {
+    let token_id = match &who.actor.auth {
+        custody_core::model::AuthContext::Token { token_id } => token_id.clone(),
+        _ => String::new(),
+    };
+    Json(WhoAmI {
+        principal: who.principal,
+        token_id,
+    })
+}
+
+async fn write(
+    state: &AppState,
+    who: Authenticated,
+    idempotency_key: String,
+    command: CaseCommand,
+    occurred_at: Option<String>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let occurred_at = parse_occurred_at(occurred_at)?;
+    let outcome = state
+        .store
+        .write(CaseWrite {
+            actor: who.actor,
+            idempotency_key,
+            command,
+            occurred_at,
+        })
+        .await?;
+    Ok(Json(outcome))
+}
+
+/// Clients may say a step happened earlier than it is recorded (a late
+/// record), never later: an `occurred_at` in the future is refused, with a
+/// minute of tolerance for clock skew.
+fn parse_occurred_at(occurred_at: Option<String>) -> Result<Option<Timestamp>, Problem> {
+    let Some(text) = occurred_at else {
+        return Ok(None);
+    };
+    let occurred_at = Timestamp::parse(&text).map_err(invalid)?;
+    if occurred_at > Timestamp::now().plus_seconds(60) {
+        return Err(Problem::invalid(format!(
+            "occurred_at {occurred_at} is in the future"
+        )));
+    }
+    Ok(Some(occurred_at))
+}
+
+fn parse_case_id(text: &str) -> Result<CaseId, Problem> {
+    CaseId::from_str(text).map_err(|error| {
+        Problem::not_found(error.to_string())
+            .with_hint("case IDs look like AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71")
+    })
+}
+
+fn optional_text(field: &'static str, text: Option<String>) -> Result<Option<String>, Problem> {
+    text.map(|text| validate_text(field, &text))
+        .transpose()
+        .map_err(invalid)
+}
+
+fn invalid(error: impl std::fmt::Display) -> Problem {
+    Problem::invalid(error.to_string())
+}

@@ -1,0 +1,125 @@
+//! The `--config` TOML file. Every setting has a default, so no file is
+//! needed to start; an unknown key is an error rather than silently ignored,
+//! because a misspelt security setting must not fall back to a default.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:8080"      # address of the HTTP API
+//! max_body_bytes = 1048576       # largest accepted request body
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP API; `--listen` overrides it.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+/// Why the configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid for this version of Custody.
+    #[error("config file {path} is invalid: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, with its location.
+        message: String,
+    },
+}
+
+/// The default API address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+fn default_listen() -> SocketAddr {
+    // Safe: a constant, valid socket address.
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address is valid")
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
+        if config.server.max_body_bytes < 1024 {
+            return Err("server.max_body_bytes must be at least 1024".to_string());
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.server.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(Config::parse("[server]\nlisten = \"127.0.0.1:9\"\nmax_body_bytes = 4096").is_ok());
+        let error = Config::parse("[server]\nlisten_address = \"x\"").unwrap_err();
+        assert!(error.contains("listen_address"), "{error}");
+        assert!(Config::parse("[server]\nlisten = \"nowhere\"").is_err());
+        assert!(Config::parse("[server]\nmax_body_bytes = 10").is_err());
+        assert!(Config::parse("[polcy]\n").is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Custody's HTTP server: the `/v1/` API over the store.
+//!
+//! Authentication is by bearer token only; the actor of every event is built
+//! from the token ([`extract::Authenticated`]), never from a request body.
+//! Every error is RFC 9457 problem+json ([`problem`]). The OpenAPI document
+//! at `/v1/openapi.json` is generated from the handlers' annotations, so it
+//! cannot drift from the code.
+
+pub mod api;
+pub mod config;
+pub mod extract;
+pub mod init;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use custody_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::problem::{types, Problem};
+
+/// Members of this group may add principals and issue tokens.
+pub const ADMINS_GROUP: &str = "admins";
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Renders `/metrics`; `None` when no recorder could be installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Custody", description = "System of record for governed access changes."),
+    modifiers(&BearerSecurity),
+    components(schemas(Problem))
+)]
+struct ApiDocument;
+
+struct BearerSecurity;
+
+impl Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The application's router: the API, health, metrics and the OpenAPI document.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDocument::openapi())
+        .routes(routes!(api::create_case, api::list_cases))
+        .routes(routes!(api::show_case))
+        .routes(routes!(api::approve))
+        .routes(routes!(api::deny))
+        .routes(routes!(api::execute))
+        .routes(routes!(api::review))
+        .routes(routes!(api::comment))
+        .routes(routes!(api::add_principal, api::list_principals))
+        .routes(routes!(api::create_token))
+        .routes(routes!(api::whoami))
+        .split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
+    api.route(
+        "/v1/openapi.json",
+        get(move || {
+            let openapi = openapi.clone();
+            async move { Json(openapi.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(healthz))
+    .route("/metrics", get(render_metrics))
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(DefaultBodyLimit::max(max_body_bytes))
+    .layer(middleware::from_fn(count_requests))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// Serves until `shutdown` resolves. Prints `listening on ADDR` to standard
+/// error once the socket is bound, so wrappers started with port 0 can find it.
+pub async fn serve(
+    store: Store,
+    listen: SocketAddr,
+    max_body_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = install_metrics();
+    let state = AppState { store, metrics };
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "listening");
+    eprintln!("listening on {local}");
+    axum::serve(listener, router(state, max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn install_metrics() -> Option<PrometheusHandle> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            interval.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Some(handle)
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.log_size().await {
+        Ok(size) => Json(serde_json::json!({"status": "ok", "log_size": size})).into_response(),
+        Err(error) => Problem::from(error).into_response(),
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            types::UNAVAILABLE,
+            "Unavailable",
+            "metrics are not available in this process",
+        )
+        .into_response(),
+    }
+}
+
+async fn count_requests(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    metrics::counter!(
+        "custody_http_requests_total",
+        "method" => method,
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no such route").with_hint("the API lives under /v1/; see /v1/openapi.json")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        types::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "this route does not support that method; see /v1/openapi.json",
+    )
+}

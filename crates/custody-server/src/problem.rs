@@ -1,0 +1,185 @@
+//! Errors over HTTP: RFC 9457 `application/problem+json` with stable types.
+//!
+//! Every error the API returns is a [`Problem`]. Its `type` is one of the
+//! URNs below and never changes meaning; clients branch on `type` (and on
+//! `rule` for refusals), never on `title` or `detail`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use custody_core::lifecycle::Refusal;
+use custody_store::StoreError;
+use serde::Serialize;
+
+/// A problem document (RFC 9457).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable problem type, e.g. `urn:custody:problem:separation-of-duties`.
+    #[serde(rename = "type")]
+    pub problem_type: &'static str,
+    /// Short summary of the problem type.
+    pub title: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+    /// For refusals: the stable code of the rule that refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+}
+
+/// Problem types. Stable: documented in `docs/api.md`.
+pub mod types {
+    /// The request body, a header or a parameter is malformed.
+    pub const INVALID_REQUEST: &str = "urn:custody:problem:invalid-request";
+    /// No valid bearer token.
+    pub const UNAUTHORIZED: &str = "urn:custody:problem:unauthorized";
+    /// Authenticated, but not allowed (e.g. not in `admins`).
+    pub const FORBIDDEN: &str = "urn:custody:problem:forbidden";
+    /// Refused by separation of duties.
+    pub const SEPARATION_OF_DUTIES: &str = "urn:custody:problem:separation-of-duties";
+    /// Refused because of the case's state or an earlier write.
+    pub const CONFLICT: &str = "urn:custody:problem:conflict";
+    /// No such case, principal or route.
+    pub const NOT_FOUND: &str = "urn:custody:problem:not-found";
+    /// The body is larger than the configured limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "urn:custody:problem:payload-too-large";
+    /// The method is not supported on this route.
+    pub const METHOD_NOT_ALLOWED: &str = "urn:custody:problem:method-not-allowed";
+    /// The server failed; the write, if any, was not acknowledged.
+    pub const INTERNAL: &str = "urn:custody:problem:internal";
+    /// The server is shutting down or the store is unavailable.
+    pub const UNAVAILABLE: &str = "urn:custody:problem:unavailable";
+}
+
+impl Problem {
+    /// A problem of `problem_type` with `status`.
+    pub fn new(
+        status: StatusCode,
+        problem_type: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            problem_type,
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            hint: None,
+            rule: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Problem {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A malformed request.
+    pub fn invalid(detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            types::INVALID_REQUEST,
+            "Invalid request",
+            detail,
+        )
+    }
+
+    /// Missing or bad credentials.
+    pub fn unauthorized(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNAUTHORIZED, types::UNAUTHORIZED, "Unauthorized", detail)
+            .with_hint("send `Authorization: Bearer <token>` with a token from `custody init` or `custody token create`")
+    }
+
+    /// Not allowed.
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, types::FORBIDDEN, "Forbidden", detail)
+    }
+
+    /// Not found.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, types::NOT_FOUND, "Not found", detail)
+    }
+
+    /// A refusal by a lifecycle or separation-of-duties rule.
+    pub fn refused(refusal: Refusal) -> Problem {
+        let (status, problem_type, title) = if refusal.rule.starts_with("sod.") {
+            (
+                StatusCode::FORBIDDEN,
+                types::SEPARATION_OF_DUTIES,
+                "Refused by separation of duties",
+            )
+        } else {
+            (StatusCode::CONFLICT, types::CONFLICT, "Refused")
+        };
+        Problem {
+            problem_type,
+            title,
+            status: status.as_u16(),
+            detail: refusal.message,
+            hint: refusal.hint,
+            rule: Some(refusal.rule),
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Problem {
+        match error {
+            StoreError::Refused(refusal) => Problem::refused(refusal),
+            StoreError::CaseNotFound(case) => {
+                Problem::not_found(format!("case {case} does not exist"))
+                    .with_hint("list cases with `custody cases`")
+            }
+            StoreError::PrincipalNotFound(principal) => {
+                Problem::not_found(format!("principal {principal} does not exist"))
+                    .with_hint("add it with `custody principal add`")
+            }
+            StoreError::PrincipalExists(principal) => Problem {
+                rule: Some("principal.exists"),
+                ..Problem::new(
+                    StatusCode::CONFLICT,
+                    types::CONFLICT,
+                    "Refused",
+                    format!("principal {principal} already exists"),
+                )
+            },
+            StoreError::Closed => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                types::UNAVAILABLE,
+                "Unavailable",
+                "the server is shutting down; retry with the same Idempotency-Key",
+            ),
+            other => {
+                tracing::error!(error = %other, "store failure");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    types::INTERNAL,
+                    "Internal error",
+                    "the store failed; the write was not acknowledged. Retry with the same Idempotency-Key",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let mut response = (status, axum::Json(self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,458 @@
+//! Custody's embedded store: one SQLite file holding the case ledger.
+//!
+//! Durability and ordering:
+//! - The database runs in WAL mode with `synchronous=FULL`, so a committed
+//!   transaction has been fsynced before the commit returns; a write is
+//!   acknowledged only after its commit returns.
+//! - All writes go through one writer task ([`writer`]), which groups the
+//!   writes waiting for it into one `BEGIN IMMEDIATE` transaction (group
+//!   commit): one fsync covers many appends, and each write runs in its own
+//!   savepoint so a refused write never takes its neighbours down with it.
+//! - Events are append-only: triggers refuse `UPDATE` and `DELETE` on the
+//!   events table, and `custody verify` detects edits made behind the store's
+//!   back.
+//!
+//! Readers (queries, `custody verify`) use separate read-only connections and
+//! see consistent snapshots while the writer works.
+
+mod migrate;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
+use custody_core::command::CaseCommand;
+use custody_core::lifecycle::Refusal;
+use custody_core::model::{Actor, Principal, PrincipalId, PrincipalKind};
+use custody_core::{CaseId, CaseState, CaseView, Event, Sha256Hash, Timestamp};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::{mpsc, oneshot};
+
+/// The file name of the embedded database inside a data directory.
+pub const DATABASE_FILE: &str = "custody.db";
+
+/// The prefix of every bearer token, so secret scanners can recognise one.
+pub const TOKEN_PREFIX: &str = "cust_";
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<writer::Job>,
+    readers: SqlitePool,
+    path: PathBuf,
+}
+
+/// A read-only view of a store, for auditors. Never writes.
+pub struct ReadOnlyStore {
+    readers: SqlitePool,
+}
+
+/// A write against the ledger, with the identity and key it was made under.
+#[derive(Clone, Debug)]
+pub struct CaseWrite {
+    /// Who is writing; taken from authentication.
+    pub actor: Actor,
+    /// The idempotency key: retrying with the same key and command is safe.
+    pub idempotency_key: String,
+    /// What to do.
+    pub command: CaseCommand,
+    /// When the step happened according to the client, if earlier than now.
+    pub occurred_at: Option<Timestamp>,
+}
+
+/// The result of a write, as returned to the client and replayed for retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WriteOutcome {
+    /// The case written to.
+    pub case_id: CaseId,
+    /// The case's state after the write.
+    pub state: CaseState,
+    /// Events appended by this write (empty when nothing new was appended).
+    pub appended: Vec<AppendedEvent>,
+    /// True when this result was replayed for a repeated idempotency key.
+    pub replayed: bool,
+    /// True when a request matched an open case with the same ticket and that case was returned.
+    pub existing: bool,
+}
+
+/// One appended event, as reported to the writer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppendedEvent {
+    /// The event ID.
+    pub event_id: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its sequence number in the case.
+    pub seq: u64,
+    /// Its index in the log.
+    pub log_index: u64,
+}
+
+/// A row of the case list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CaseSummary {
+    /// The case ID.
+    pub case_id: String,
+    /// Its state.
+    pub state: String,
+    /// A one-line description of the change.
+    pub summary: String,
+    /// The requester.
+    pub requester: String,
+    /// The external ticket.
+    pub ticket: Option<String>,
+    /// When it was opened.
+    pub opened_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+}
+
+/// A newly issued bearer token. The secret exists only in this value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IssuedToken {
+    /// The public token ID, recorded in the actor context of events.
+    pub token_id: String,
+    /// The bearer secret; shown once, stored only as a hash.
+    pub token: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// A principal authenticated by a token.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    /// The principal.
+    pub principal: Principal,
+    /// The public ID of the token that authenticated it.
+    pub token_id: String,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A rule refused the write; nothing was appended.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The case does not exist.
+    #[error("case {0} does not exist")]
+    CaseNotFound(String),
+    /// The principal does not exist.
+    #[error("principal {0} does not exist")]
+    PrincipalNotFound(String),
+    /// A principal with that name already exists.
+    #[error("principal {0} already exists")]
+    PrincipalExists(String),
+    /// The database failed; the write was not acknowledged.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The data directory could not be used.
+    #[error("{0}")]
+    DataDirectory(String),
+    /// Stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The writer task has stopped (the server is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`, migrates it and
+    /// starts the writer task. Needs a Tokio runtime.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|error| {
+            StoreError::DataDirectory(format!(
+                "cannot create data directory {}: {error}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let options = connect_options(&path)
+            .create_if_missing(true)
+            .synchronous(SqliteSynchronous::Full);
+        let mut writer_connection = options.connect().await?;
+        migrate::run(&mut writer_connection).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(connect_options(&path).read_only(true))
+            .await?;
+        let (sender, receiver) = mpsc::channel(4096);
+        tokio::spawn(writer::run(writer_connection, receiver));
+        Ok(Store {
+            writer: sender,
+            readers,
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies a case write. Returns once the result is durable.
+    pub async fn write(&self, write: CaseWrite) -> Result<WriteOutcome, StoreError> {
+        self.submit(|reply| writer::Job::Case(Box::new(write), reply))
+            .await
+    }
+
+    /// Adds a principal.
+    pub async fn add_principal(
+        &self,
+        principal: Principal,
+        created_by: Option<PrincipalId>,
+    ) -> Result<Principal, StoreError> {
+        self.submit(|reply| writer::Job::AddPrincipal {
+            principal,
+            created_by,
+            reply,
+        })
+        .await
+    }
+
+    /// Issues a new bearer token for `principal`.
+    pub async fn create_token(
+        &self,
+        principal: PrincipalId,
+        ttl_seconds: Option<u64>,
+        created_by: Option<PrincipalId>,
+    ) -> Result<IssuedToken, StoreError> {
+        self.submit(|reply| writer::Job::CreateToken {
+            principal,
+            ttl_seconds,
+            created_by,
+            reply,
+        })
+        .await
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Job,
+    ) -> Result<T, StoreError> {
+        let (reply, response) = oneshot::channel();
+        self.writer
+            .send(job(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        response.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The principal a bearer token authenticates, or `None` when the token
+    /// is unknown or expired.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
+            return Ok(None);
+        }
+        let digest = Sha256Hash::of(token.as_bytes());
+        let row = sqlx::query(
+            "SELECT t.token_id, t.expires_at, p.principal_id, p.display_name, p.kind, p.groups_json, p.org
+             FROM tokens t JOIN principals p ON p.principal_id = t.principal_id
+             WHERE t.secret_sha256 = ?",
+        )
+        .bind(digest.0.to_vec())
+        .fetch_optional(&self.readers)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let expires_at: Option<String> = row.try_get("expires_at")?;
+        if let Some(expires_at) = expires_at {
+            let expires_at = Timestamp::parse(&expires_at)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            if expires_at <= Timestamp::now() {
+                return Ok(None);
+            }
+        }
+        Ok(Some(Authenticated {
+            token_id: row.try_get("token_id")?,
+            principal: principal_from_row(&row)?,
+        }))
+    }
+
+    /// One principal.
+    pub async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query(
+            "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.readers)
+        .await?;
+        row.map(|row| principal_from_row(&row)).transpose()
+    }
+
+    /// All principals, by name.
+    pub async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY principal_id",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(principal_from_row).collect()
+    }
+
+    /// A case's events in sequence order, and the view rebuilt from them.
+    pub async fn case(&self, case_id: &CaseId) -> Result<(CaseView, Vec<Event>), StoreError> {
+        let rows = sqlx::query("SELECT bytes FROM events WHERE case_id = ? ORDER BY seq")
+            .bind(case_id.as_str())
+            .fetch_all(&self.readers)
+            .await?;
+        let events = rows
+            .iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("bytes")?;
+                Event::decode(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+            })
+            .collect::<Result<Vec<Event>, StoreError>>()?;
+        let view = CaseView::replay(&events)
+            .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+        Ok((view, events))
+    }
+
+    /// Cases, newest first, optionally only those in `state`.
+    pub async fn cases(
+        &self,
+        state: Option<CaseState>,
+        limit: u32,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at FROM cases
+             WHERE (?1 IS NULL OR state = ?1) ORDER BY opened_at DESC, case_id DESC LIMIT ?2",
+        )
+        .bind(state.map(CaseState::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CaseSummary {
+                    case_id: row.try_get("case_id")?,
+                    state: row.try_get("state")?,
+                    summary: row.try_get("summary")?,
+                    requester: row.try_get("requester")?,
+                    ticket: row.try_get("ticket")?,
+                    opened_at: row.try_get("opened_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Number of events in the log.
+    pub async fn log_size(&self) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(size as u64)
+    }
+
+    /// Audits the whole store (see [`ReadOnlyStore::audit`]).
+    pub async fn audit(&self) -> Result<Report, StoreError> {
+        audit_pool(&self.readers).await
+    }
+}
+
+impl ReadOnlyStore {
+    /// Opens an existing data directory without the ability to write. Works
+    /// while a server is running on the same directory.
+    pub async fn open(data_dir: &Path) -> Result<ReadOnlyStore, StoreError> {
+        let path = data_dir.join(DATABASE_FILE);
+        if !path.is_file() {
+            return Err(StoreError::DataDirectory(format!(
+                "{} holds no Custody database ({} is missing); pass the directory given to `custody init` or `custody serve`",
+                data_dir.display(),
+                path.display()
+            )));
+        }
+        let readers = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect_options(&path).read_only(true))
+            .await?;
+        Ok(ReadOnlyStore { readers })
+    }
+
+    /// Checks every event, chain, case and rule; see [`custody_core::audit`].
+    pub async fn audit(&self) -> Result<Report, StoreError> {
+        audit_pool(&self.readers).await
+    }
+}
+
+/// Rows are read in pages inside one read transaction, so the audit sees one
+/// consistent snapshot even while the server appends.
+async fn audit_pool(pool: &SqlitePool) -> Result<Report, StoreError> {
+    const PAGE: i64 = 4096;
+    let mut connection = pool.acquire().await?;
+    sqlx::query("BEGIN").execute(&mut *connection).await?;
+    let mut auditor = Auditor::new();
+    let mut after: i64 = -1;
+    loop {
+        let rows = sqlx::query(
+            "SELECT log_index, case_id, seq, bytes FROM events WHERE log_index > ? ORDER BY log_index LIMIT ?",
+        )
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(&mut *connection)
+        .await?;
+        for row in &rows {
+            let log_index: i64 = row.try_get("log_index")?;
+            auditor.observe_event(&StoredEvent {
+                log_index: log_index as u64,
+                case_id: row.try_get("case_id")?,
+                seq: row.try_get("seq")?,
+                bytes: row.try_get("bytes")?,
+            });
+            after = log_index;
+        }
+        if (rows.len() as i64) < PAGE {
+            break;
+        }
+    }
+    let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state FROM cases")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredCaseHead {
+                case_id: row.try_get("case_id")?,
+                head_seq: row.try_get("head_seq")?,
+                head_hash: row.try_get("head_hash")?,
+                state: row.try_get("state")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    sqlx::query("COMMIT").execute(&mut *connection).await?;
+    Ok(auditor.finish(heads))
+}
+
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}
+
+fn principal_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Principal, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(what);
+    let id: String = row.try_get("principal_id")?;
+    let kind: String = row.try_get("kind")?;
+    let groups: String = row.try_get("groups_json")?;
+    Ok(Principal {
+        id: PrincipalId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
+        display_name: row.try_get("display_name")?,
+        kind: PrincipalKind::from_str(&kind).map_err(|error| corrupt(error.to_string()))?,
+        groups: serde_json::from_str(&groups).map_err(|error| corrupt(error.to_string()))?,
+        org: row.try_get("org")?,
+    })
+}

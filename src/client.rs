@@ -1,0 +1,166 @@
+//! The HTTP client behind the client commands.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Why a client command failed, mapped to the brief's exit codes.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Refused by the server (policy, separation of duties, not found, conflict): exit 1.
+    Refused(Value),
+    /// Bad usage, bad input or bad credentials: exit 2.
+    Usage(String),
+    /// The server rejected the request as malformed or unauthorised: exit 2.
+    Rejected(Value),
+    /// The server could not be reached or failed: exit 2.
+    Connection(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Refused(_) => 1,
+            ClientError::Usage(_) | ClientError::Rejected(_) | ClientError::Connection(_) => 2,
+        }
+    }
+}
+
+/// A connection to one Custody server.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// A client for `url`, authenticating with `token`.
+    pub fn new(url: &str, token: Option<&str>) -> Result<Client, ClientError> {
+        let token = token.ok_or_else(|| {
+            ClientError::Usage(
+                "no bearer token: set CUSTODY_TOKEN or pass --token\nhint: `custody init` prints the first admin token; `custody token create NAME` issues more".to_string(),
+            )
+        })?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ClientError::Usage(format!(
+                "`{url}` is not an http:// URL (set CUSTODY_URL or --url)"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| ClientError::Connection(error.to_string()))?;
+        Ok(Client {
+            http,
+            base: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        })
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::GET, path, None, None).await
+    }
+
+    /// `POST path` with a JSON body and, for case writes, an idempotency key.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        idempotency_key: Option<String>,
+    ) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::POST, path, Some(body), idempotency_key)
+            .await
+    }
+
+    /// Sends a request. Writes that carry an idempotency key are retried on
+    /// connection failures and 503s: the key makes a retry append nothing new.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<String>,
+    ) -> Result<Value, ClientError> {
+        let attempts = if idempotency_key.is_some() || method == reqwest::Method::GET {
+            3
+        } else {
+            1
+        };
+        let mut last_error = None;
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(250 * (1 << attempt))).await;
+            }
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .header("custody-via", "cli");
+            if let Some(key) = &idempotency_key {
+                request = request.header("idempotency-key", key);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    last_error = Some(ClientError::Connection(format!(
+                        "cannot reach the Custody server at {}: {error}\nhint: is `custody serve` running? set CUSTODY_URL or --url",
+                        self.base
+                    )));
+                    continue;
+                }
+            };
+            let status = response.status();
+            let text = response
+                .text()
+                .await
+                .map_err(|error| ClientError::Connection(error.to_string()))?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if status.is_success() {
+                return Ok(value);
+            }
+            match status.as_u16() {
+                403 if value["type"] == "urn:custody:problem:forbidden" => {
+                    return Err(ClientError::Refused(value))
+                }
+                403 | 404 | 409 => return Err(ClientError::Refused(value)),
+                503 => {
+                    last_error = Some(ClientError::Connection(problem_text(&value)));
+                    continue;
+                }
+                400..=499 => return Err(ClientError::Rejected(value)),
+                _ => return Err(ClientError::Connection(problem_text(&value))),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| ClientError::Connection("no attempt was made".to_string())))
+    }
+}
+
+/// One-line rendering of a problem document.
+pub fn problem_text(value: &Value) -> String {
+    match value {
+        Value::Object(_) => {
+            let mut text = value["detail"]
+                .as_str()
+                .or_else(|| value["title"].as_str())
+                .unwrap_or("request failed")
+                .to_string();
+            if let Some(rule) = value["rule"].as_str() {
+                text.push_str(&format!(" [{rule}]"));
+            }
+            if let Some(hint) = value["hint"].as_str() {
+                text.push_str(&format!("\nhint: {hint}"));
+            }
+            text
+        }
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,726 @@
+//! `custody`: the command line. Glue only: it parses arguments, calls the
+//! server's HTTP API (client commands) or the library crates (server and
+//! auditor commands), and prints the result.
+//!
+//! Exit codes: 0 success; 1 refused (policy, separation of duties, not found,
+//! conflict) or, for `verify`, findings; 2 usage or connection errors.
+
+mod client;
+mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{Client, ClientError};
+
+/// Custody: the system of record for governed access changes.
+#[derive(Debug, Parser)]
+#[command(name = "custody", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a data directory with the embedded database, the log's signing key and a first admin.
+    Init {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print `{"data_dir", "admin_token", "verifier_key"}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the HTTP API (initialising the data directory first when it is new).
+    Serve {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Address to listen on [default: 127.0.0.1:8080, or the config file's server.listen].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Use this database instead of the embedded store (postgres://...).
+        #[arg(long, env = "CUSTODY_DATABASE_URL")]
+        database_url: Option<String>,
+        /// TOML configuration file; every setting has a default.
+        #[arg(long, env = "CUSTODY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage principals (admins only).
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Manage bearer tokens (admins only).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Request an access change; prints only the new case ID.
+    Request {
+        /// The identity whose access changes, as KIND:ID (user, service_account, api_key, token, role, group, workload).
+        #[arg(long)]
+        subject: String,
+        /// The entitlement: role, group, permission or key scope.
+        #[arg(long)]
+        entitlement: String,
+        /// grant, revoke, create, rotate, delete or modify.
+        #[arg(long, default_value = "grant")]
+        change: String,
+        /// The resource the entitlement applies to.
+        #[arg(long)]
+        resource: Option<String>,
+        /// For time-bound access: 30m, 8h, 7d, ...
+        #[arg(long)]
+        duration: Option<String>,
+        /// Why the change is needed.
+        #[arg(long)]
+        justification: Option<String>,
+        /// The external ticket, as SYSTEM:KEY.
+        #[arg(long)]
+        ticket: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Approve a case.
+    Approve {
+        /// The case ID.
+        case: String,
+        /// A comment.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Deny a case.
+    Deny {
+        /// The case ID.
+        case: String,
+        /// A comment.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Record what was actually changed for an approved case.
+    Execute {
+        /// The case ID.
+        case: String,
+        /// A JSON file describing the change set actually applied (no floats).
+        #[arg(long)]
+        change_set: Option<PathBuf>,
+        /// A comment (for --failed, the error).
+        #[arg(long)]
+        comment: Option<String>,
+        /// Record a failed attempt instead of a completed execution.
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Record the post-change review.
+    Review {
+        /// The case ID.
+        case: String,
+        /// confirmed, mismatch or revoke.
+        #[arg(long)]
+        outcome: String,
+        /// A comment.
+        #[arg(long)]
+        comment: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Comment on a case.
+    Comment {
+        /// The case ID.
+        case: String,
+        /// The comment.
+        text: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Print the whole timeline of a case.
+    Show {
+        /// The case ID.
+        case: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List cases, newest first.
+    Cases {
+        /// Only cases in this state (open, approved, denied, executed, reviewed).
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show who the token belongs to.
+    Whoami {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the whole trail offline; exit 0 only when nothing is wrong.
+    Verify {
+        /// The data directory to check (default ./custody-data or $CUSTODY_DATA).
+        #[arg(long, env = "CUSTODY_DATA", conflicts_with_all = ["database_url", "bundle"])]
+        data: Option<PathBuf>,
+        /// A database URL to check instead.
+        #[arg(long, conflicts_with = "bundle")]
+        database_url: Option<String>,
+        /// An export bundle to check instead.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PrincipalCommand {
+    /// Add a principal.
+    Add {
+        /// The stable name (a-z, 0-9, '.', '_', '-', '@').
+        name: String,
+        /// human, service, automation or vendor.
+        #[arg(long, default_value = "human")]
+        kind: String,
+        /// A group membership; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// The principal's organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// A display name (default: the name).
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List principals.
+    List {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue a bearer token for a principal; prints only the token.
+    Create {
+        /// The principal.
+        name: String,
+        /// Lifetime such as 30d; without it the token does not expire.
+        #[arg(long)]
+        ttl: Option<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON (token ID, token, expiry).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// The data directory.
+    #[arg(long, env = "CUSTODY_DATA", default_value = "./custody-data")]
+    data: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+struct ConnectionArgs {
+    /// The server's URL.
+    #[arg(long, env = "CUSTODY_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// The bearer token.
+    #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct WriteArgs {
+    /// Retrying with the same key is safe: it returns the first result and appends nothing.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Init { data, json } => commands::init(data.data, json).await,
+        Command::Serve {
+            data,
+            listen,
+            database_url,
+            config,
+        } => commands::serve(data.data, listen, database_url, config).await,
+        Command::Verify {
+            data,
+            database_url,
+            bundle,
+            json,
+        } => commands::verify(data, database_url, bundle, json).await,
+        client_command => commands::client(client_command).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            let code = error.exit_code();
+            eprintln!("{}", output::render_error(&error));
+            ExitCode::from(code)
+        }
+    }
+}
+
+mod commands {
+    use std::net::SocketAddr;
+    use std::path::{Path, PathBuf};
+    use std::process::ExitCode;
+
+    use custody_server::config::Config;
+    use custody_server::init;
+    use custody_store::{ReadOnlyStore, Store};
+    use serde_json::json;
+
+    use super::{Client, ClientError, Command, ConnectionArgs, PrincipalCommand, TokenCommand};
+    use crate::output;
+
+    pub async fn init(data: PathBuf, json: bool) -> Result<ExitCode, ClientError> {
+        let (_store, report) = init::initialise(&data)
+            .await
+            .map_err(|error| ClientError::Usage(error.to_string()))?;
+        if json {
+            output::print_json(&report);
+        } else {
+            println!("Initialised {}", report.data_dir.display());
+            println!();
+            println!("Admin token (shown once; keep it secret):");
+            println!("  {}", report.admin_token);
+            println!();
+            println!("Log verifier key (give it to auditors):");
+            println!("  {}", report.verifier_key);
+            println!();
+            println!("Next: custody serve --data {}", report.data_dir.display());
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub async fn serve(
+        data: PathBuf,
+        listen: Option<SocketAddr>,
+        database_url: Option<String>,
+        config: Option<PathBuf>,
+    ) -> Result<ExitCode, ClientError> {
+        init_logging();
+        let config = match &config {
+            Some(path) => {
+                Config::load(path).map_err(|error| ClientError::Usage(error.to_string()))?
+            }
+            None => Config::default(),
+        };
+        if let Some(url) = database_url {
+            return Err(unsupported_database(&url));
+        }
+        let store = if init::is_initialised(&data) {
+            Store::open(&data)
+                .await
+                .map_err(|error| ClientError::Usage(error.to_string()))?
+        } else {
+            let (store, report) = init::initialise(&data)
+                .await
+                .map_err(|error| ClientError::Usage(error.to_string()))?;
+            eprintln!(
+                "initialised {}\nadmin token (shown once; keep it secret): {}\nlog verifier key: {}",
+                report.data_dir.display(),
+                report.admin_token,
+                report.verifier_key
+            );
+            store
+        };
+        let listen = listen.unwrap_or(config.server.listen);
+        custody_server::serve(
+            store,
+            listen,
+            config.server.max_body_bytes,
+            shutdown_signal(),
+        )
+        .await
+        .map_err(|error| ClientError::Usage(format!("cannot serve on {listen}: {error}")))?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub async fn verify(
+        data: Option<PathBuf>,
+        database_url: Option<String>,
+        bundle: Option<PathBuf>,
+        json: bool,
+    ) -> Result<ExitCode, ClientError> {
+        if let Some(url) = database_url {
+            return Err(unsupported_database(&url));
+        }
+        if let Some(bundle) = bundle {
+            return Err(ClientError::Usage(format!(
+                "cannot verify {}: export bundles are not produced by this version of Custody yet\nhint: verify the data directory with --data",
+                bundle.display()
+            )));
+        }
+        let data = data.unwrap_or_else(|| PathBuf::from("./custody-data"));
+        let store = ReadOnlyStore::open(&data)
+            .await
+            .map_err(|error| ClientError::Usage(error.to_string()))?;
+        let report = store.audit().await.map_err(|error| {
+            ClientError::Usage(format!("cannot read {}: {error}", data.display()))
+        })?;
+        if json {
+            output::print_json(&report);
+        } else {
+            output::print_report(&report, &data);
+        }
+        Ok(if report.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    }
+
+    pub async fn client(command: Command) -> Result<ExitCode, ClientError> {
+        match command {
+            Command::Principal(PrincipalCommand::Add {
+                name,
+                kind,
+                groups,
+                org,
+                display_name,
+                connection,
+                json,
+            }) => {
+                let body = json!({"name": name, "kind": kind, "groups": groups, "org": org, "display_name": display_name});
+                let principal = connect(&connection)?
+                    .post("/v1/principals", &body, None)
+                    .await?;
+                if json {
+                    output::print_json(&principal);
+                } else {
+                    println!(
+                        "added principal {}",
+                        principal["id"].as_str().unwrap_or(&name)
+                    );
+                }
+            }
+            Command::Principal(PrincipalCommand::List { connection, json }) => {
+                let list = connect(&connection)?.get("/v1/principals").await?;
+                if json {
+                    output::print_json(&list);
+                } else {
+                    output::print_principals(&list);
+                }
+            }
+            Command::Token(TokenCommand::Create {
+                name,
+                ttl,
+                connection,
+                json,
+            }) => {
+                let path = format!("/v1/principals/{}/tokens", output::path_segment(&name));
+                let issued = connect(&connection)?
+                    .post(&path, &json!({"ttl": ttl}), None)
+                    .await?;
+                if json {
+                    output::print_json(&issued);
+                } else {
+                    println!("{}", issued["token"].as_str().unwrap_or_default());
+                }
+            }
+            Command::Request {
+                subject,
+                entitlement,
+                change,
+                resource,
+                duration,
+                justification,
+                ticket,
+                write,
+            } => {
+                let (kind, id) = subject.split_once(':').ok_or_else(|| {
+                    ClientError::Usage(format!(
+                        "`{subject}` is not a subject (expected KIND:ID, e.g. user:alice or api_key:ci-deploy)"
+                    ))
+                })?;
+                let body = json!({
+                    "subject": {"kind": kind, "id": id},
+                    "entitlement": entitlement,
+                    "change": change,
+                    "resource": resource,
+                    "duration": duration,
+                    "justification": justification,
+                    "ticket": ticket,
+                });
+                let outcome = connect(&write.connection)?
+                    .post("/v1/cases", &body, Some(key(&write.idempotency_key)))
+                    .await?;
+                if write.json {
+                    output::print_json(&outcome);
+                } else {
+                    // Only the case ID on stdout, so scripts can capture it.
+                    println!("{}", outcome["case_id"].as_str().unwrap_or_default());
+                    if outcome["existing"] == true {
+                        eprintln!("note: an open case already carries this ticket; returned it instead of opening a second one");
+                    }
+                }
+            }
+            Command::Approve {
+                case,
+                comment,
+                write,
+            } => {
+                case_write(
+                    &case,
+                    "approvals",
+                    json!({"comment": comment}),
+                    &write,
+                    "approved",
+                )
+                .await?;
+            }
+            Command::Deny {
+                case,
+                comment,
+                write,
+            } => {
+                case_write(
+                    &case,
+                    "denials",
+                    json!({"comment": comment}),
+                    &write,
+                    "denied",
+                )
+                .await?;
+            }
+            Command::Execute {
+                case,
+                change_set,
+                comment,
+                failed,
+                write,
+            } => {
+                let change_set = match change_set {
+                    Some(path) => Some(read_change_set(&path)?),
+                    None => None,
+                };
+                let body = json!({
+                    "change_set": change_set,
+                    "comment": comment,
+                    "status": if failed { "failed" } else { "completed" },
+                });
+                let verb = if failed {
+                    "recorded failed execution of"
+                } else {
+                    "executed"
+                };
+                case_write(&case, "executions", body, &write, verb).await?;
+            }
+            Command::Review {
+                case,
+                outcome,
+                comment,
+                write,
+            } => {
+                let body = json!({"outcome": outcome, "comment": comment});
+                case_write(&case, "reviews", body, &write, "reviewed").await?;
+            }
+            Command::Comment { case, text, write } => {
+                case_write(
+                    &case,
+                    "comments",
+                    json!({"text": text}),
+                    &write,
+                    "commented on",
+                )
+                .await?;
+            }
+            Command::Show {
+                case,
+                connection,
+                json,
+            } => {
+                let path = format!("/v1/cases/{}", output::path_segment(&case));
+                let document = connect(&connection)?.get(&path).await?;
+                if json {
+                    output::print_json(&document);
+                } else {
+                    output::print_timeline(&document);
+                }
+            }
+            Command::Cases {
+                state,
+                limit,
+                connection,
+                json,
+            } => {
+                let mut path = format!("/v1/cases?limit={limit}");
+                if let Some(state) = state {
+                    path.push_str(&format!("&state={}", output::path_segment(&state)));
+                }
+                let list = connect(&connection)?.get(&path).await?;
+                if json {
+                    output::print_json(&list);
+                } else {
+                    output::print_cases(&list);
+                }
+            }
+            Command::Whoami { connection, json } => {
+                let who = connect(&connection)?.get("/v1/whoami").await?;
+                if json {
+                    output::print_json(&who);
+                } else {
+                    println!(
+                        "{} ({}) via token {}",
+                        who["principal"]["id"].as_str().unwrap_or_default(),
+                        who["principal"]["kind"].as_str().unwrap_or_default(),
+                        who["token_id"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            Command::Init { .. } | Command::Serve { .. } | Command::Verify { .. } => {
+                unreachable!("handled before client commands")
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn case_write(
+        case: &str,
+        collection: &str,
+        body: serde_json::Value,
+        write: &super::WriteArgs,
+        verb: &str,
+    ) -> Result<(), ClientError> {
+        let path = format!("/v1/cases/{}/{collection}", output::path_segment(case));
+        let outcome = connect(&write.connection)?
+            .post(&path, &body, Some(key(&write.idempotency_key)))
+            .await?;
+        if write.json {
+            output::print_json(&outcome);
+        } else {
+            let replayed = if outcome["replayed"] == true {
+                " (already recorded; nothing new appended)"
+            } else {
+                ""
+            };
+            println!(
+                "{verb} {case}: state {}{replayed}",
+                outcome["state"].as_str().unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    fn connect(connection: &ConnectionArgs) -> Result<Client, ClientError> {
+        Client::new(&connection.url, connection.token.as_deref())
+    }
+
+    /// Every write carries an idempotency key; without one from the user, a
+    /// fresh key is made so the client's own retries can never double-append.
+    fn key(given: &Option<String>) -> String {
+        given
+            .clone()
+            .unwrap_or_else(|| format!("cli-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    fn read_change_set(path: &Path) -> Result<serde_json::Value, ClientError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ClientError::Usage(format!(
+                "cannot read change set {}: {error}",
+                path.display()
+            ))
+        })?;
+        serde_json::from_str(&text).map_err(|error| {
+            ClientError::Usage(format!(
+                "change set {} is not JSON: {error}\nhint: describe the applied change as a JSON object, e.g. {{\"added\": [\"role/admin\"]}}",
+                path.display()
+            ))
+        })
+    }
+
+    fn unsupported_database(url: &str) -> ClientError {
+        let scheme = url.split(':').next().unwrap_or(url);
+        ClientError::Usage(format!(
+            "cannot use database URL scheme `{scheme}`: this version of Custody runs on the embedded store only\nhint: omit --database-url to use the embedded store in --data"
+        ))
+    }
+
+    fn init_logging() {
+        use tracing_subscriber::EnvFilter;
+        let filter = EnvFilter::try_from_env("CUSTODY_LOG")
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+        let json = std::env::var("CUSTODY_LOG_FORMAT").is_ok_and(|format| format == "json");
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        if json {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
+    }
+
+    async fn shutdown_signal() {
+        let interrupt = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut terminate =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(signal) => signal,
+                    Err(_) => {
+                        let _ = interrupt.await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = interrupt => {},
+                _ = terminate.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = interrupt.await;
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Human-readable output.
+
+use std::path::Path;
+
+use custody_core::audit::Report;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::client::{problem_text, ClientError};
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("error: cannot encode output: {error}"),
+    }
+}
+
+/// The message printed on stderr for a failed command.
+pub fn render_error(error: &ClientError) -> String {
+    match error {
+        ClientError::Refused(problem) => format!("refused: {}", problem_text(problem)),
+        ClientError::Rejected(problem) => format!("error: {}", problem_text(problem)),
+        ClientError::Usage(text) | ClientError::Connection(text) => format!("error: {text}"),
+    }
+}
+
+/// Percent-encodes one URL path segment.
+pub fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'@') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// Prints a case's timeline: a header, then one line per event with time,
+/// role, actor and what happened.
+pub fn print_timeline(document: &Value) {
+    let view = &document["view"];
+    println!(
+        "{}  {}",
+        document["case_id"].as_str().unwrap_or_default(),
+        document["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_uppercase()
+    );
+    let change = &view["change"];
+    let mut what = format!(
+        "{} {} to {}:{}",
+        change["kind"].as_str().unwrap_or_default(),
+        change["entitlement"].as_str().unwrap_or_default(),
+        change["subject"]["kind"].as_str().unwrap_or_default(),
+        change["subject"]["id"].as_str().unwrap_or_default()
+    );
+    if let Some(resource) = change["resource"].as_str() {
+        what.push_str(&format!(" on {resource}"));
+    }
+    println!("  change:  {what}");
+    if let Some(ticket) = view["ticket"].as_object() {
+        println!(
+            "  ticket:  {}:{}",
+            ticket["system"].as_str().unwrap_or_default(),
+            ticket["key"].as_str().unwrap_or_default()
+        );
+    }
+    println!();
+    for event in document["events"].as_array().into_iter().flatten() {
+        let actor = &event["actor"];
+        let mut who = format!(
+            "{} ({}",
+            actor["principal"].as_str().unwrap_or_default(),
+            actor["kind"].as_str().unwrap_or_default()
+        );
+        if let Some(on_behalf_of) = actor["on_behalf_of"].as_str() {
+            who.push_str(&format!(" for {on_behalf_of}"));
+        }
+        who.push_str(&format!(
+            " via {})",
+            actor["via"].as_str().unwrap_or_default()
+        ));
+        let occurred = event["occurred_at"].as_str().unwrap_or_default();
+        let recorded = event["recorded_at"].as_str().unwrap_or_default();
+        let late = if occurred != recorded && occurred.get(..19) != recorded.get(..19) {
+            format!(" (recorded {})", short_time(recorded))
+        } else {
+            String::new()
+        };
+        println!(
+            "  #{:<3} {}  {:<9}  {:<28}  {}{late}",
+            event["seq"],
+            short_time(occurred),
+            event["role"].as_str().unwrap_or_default(),
+            who,
+            describe(event)
+        );
+    }
+}
+
+fn short_time(timestamp: &str) -> String {
+    // 2026-11-29T01:54:43.123456Z -> 2026-11-29 01:54:43Z
+    match (timestamp.get(..10), timestamp.get(11..19)) {
+        (Some(date), Some(time)) => format!("{date} {time}Z"),
+        _ => timestamp.to_string(),
+    }
+}
+
+fn describe(event: &Value) -> String {
+    // Decoding into the domain type gives the same summary the server would;
+    // fall back to the kind name for events this client does not know.
+    match serde_json::from_value::<custody_core::Event>(event.clone()) {
+        Ok(event) => event.body.summary(),
+        Err(_) => event["kind"].as_str().unwrap_or("event").to_string(),
+    }
+}
+
+/// Prints the case list as a table.
+pub fn print_cases(list: &Value) {
+    let cases = list["cases"].as_array().cloned().unwrap_or_default();
+    if cases.is_empty() {
+        println!("no cases");
+        return;
+    }
+    println!(
+        "{:<35}  {:<9}  {:<16}  {:<20}  CHANGE",
+        "CASE", "STATE", "REQUESTER", "OPENED"
+    );
+    for case in cases {
+        println!(
+            "{:<35}  {:<9}  {:<16}  {:<20}  {}",
+            case["case_id"].as_str().unwrap_or_default(),
+            case["state"].as_str().unwrap_or_default(),
+            case["requester"].as_str().unwrap_or_default(),
+            short_time(case["opened_at"].as_str().unwrap_or_default()),
+            case["summary"].as_str().unwrap_or_default()
+        );
+    }
+}
+
+/// Prints the principal list as a table.
+pub fn print_principals(list: &Value) {
+    println!("{:<24}  {:<10}  {:<12}  GROUPS", "NAME", "KIND", "ORG");
+    for principal in list["principals"].as_array().into_iter().flatten() {
+        let groups: Vec<&str> = principal["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "{:<24}  {:<10}  {:<12}  {}",
+            principal["id"].as_str().unwrap_or_default(),
+            principal["kind"].as_str().unwrap_or_default(),
+            principal["org"].as_str().unwrap_or("-"),
+            groups.join(",")
+        );
+    }
+}
+
+/// Prints an audit report.
+pub fn print_report(report: &Report, data: &Path) {
+    let checked = &report.checked;
+    println!(
+        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations",
+        data.display(),
+        checked.log_entries,
+        checked.events,
+        checked.cases,
+        checked.chain_links,
+        checked.rules
+    );
+    if report.ok {
+        println!("ok: the trail is intact and no rule is broken");
+        return;
+    }
+    println!("{} finding(s):", report.findings.len());
+    for finding in &report.findings {
+        let mut place = String::new();
+        if let Some(case_id) = &finding.case_id {
+            place.push_str(case_id);
+        }
+        if let Some(seq) = finding.seq {
+            place.push_str(&format!(" seq {seq}"));
+        }
+        if let Some(index) = finding.log_index {
+            place.push_str(&format!(" (log index {index})"));
+        }
+        println!(
+            "  {:<8} {:<38} {}\n           {}",
+            finding.severity.as_str().to_uppercase(),
+            finding.code,
+            place.trim(),
+            finding.message
+        );
+    }
+}
