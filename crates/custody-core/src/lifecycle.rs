@@ -14,11 +14,13 @@
 use serde::Serialize;
 
 use crate::case::{CaseState, CaseView};
+use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
     Comment, Decision, Event, EventBody, Execution, RequestCreated, Review, ReviewOutcome,
 };
-use crate::id::Sha256Hash;
+use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
+use crate::time::Timestamp;
 
 /// The approval policy in force. The default is the brief's: one approval
 /// from any principal other than the requester.
@@ -75,6 +77,45 @@ pub enum Severity {
     High,
     /// The trail itself cannot be trusted.
     Critical,
+}
+
+/// Where a draft goes in the ledger: everything the store decides.
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// The case.
+    pub case_id: CaseId,
+    /// The sequence number the event takes.
+    pub seq: u64,
+    /// Hash of the case's previous event (`None` for seq 1).
+    pub prev_hash: Option<Sha256Hash>,
+    /// When the ledger accepted it.
+    pub recorded_at: Timestamp,
+    /// When it happened according to the client (defaults to `recorded_at`).
+    pub occurred_at: Option<Timestamp>,
+    /// The idempotency key of the write.
+    pub idempotency_key: Option<String>,
+}
+
+impl Draft {
+    /// Turns the draft into the event to store, acted by `actor`.
+    pub fn seal(self, actor: Actor, placement: Placement) -> Event {
+        Event {
+            v: EVENT_FORMAT_VERSION,
+            event_id: EventId::generate(),
+            case_id: placement.case_id,
+            seq: placement.seq,
+            prev_hash: placement.prev_hash,
+            body: self.body,
+            actor,
+            role: self.role,
+            occurred_at: placement.occurred_at.unwrap_or(placement.recorded_at),
+            recorded_at: placement.recorded_at,
+            source: None,
+            external_id: None,
+            causation: None,
+            idempotency_key: placement.idempotency_key,
+        }
+    }
 }
 
 impl Default for Policy {

@@ -11,10 +11,10 @@ use std::time::Instant;
 
 use custody_core::case::CaseView;
 use custody_core::command::CaseCommand;
-use custody_core::event::{Event, EVENT_FORMAT_VERSION};
-use custody_core::lifecycle::{self, Draft, Policy, Refusal};
+use custody_core::event::Event;
+use custody_core::lifecycle::{self, Draft, Placement, Policy, Refusal};
 use custody_core::model::{Change, Principal, PrincipalId};
-use custody_core::{CaseId, EventId, Sha256Hash, Timestamp};
+use custody_core::{CaseId, Sha256Hash, Timestamp};
 use sqlx::{Row, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -241,7 +241,6 @@ macro_rules! active_states_sql {
         "('open', 'approved', 'executed')"
     };
 }
-pub(crate) const ACTIVE_STATES_SQL: &str = active_states_sql!();
 
 async fn write_case(
     connection: &mut SqliteConnection,
@@ -385,22 +384,17 @@ fn build_event(
     draft: Draft,
     recorded_at: Timestamp,
 ) -> Event {
-    Event {
-        v: EVENT_FORMAT_VERSION,
-        event_id: EventId::generate(),
-        case_id: case_id.clone(),
-        seq,
-        prev_hash,
-        body: draft.body,
-        actor: write.actor.clone(),
-        role: draft.role,
-        occurred_at: write.occurred_at.unwrap_or(recorded_at),
-        recorded_at,
-        source: None,
-        external_id: None,
-        causation: None,
-        idempotency_key: Some(write.idempotency_key.clone()),
-    }
+    draft.seal(
+        write.actor.clone(),
+        Placement {
+            case_id: case_id.clone(),
+            seq,
+            prev_hash,
+            recorded_at,
+            occurred_at: write.occurred_at,
+            idempotency_key: Some(write.idempotency_key.clone()),
+        },
+    )
 }
 
 /// The key under which at most one case may be active: subject, change kind,
@@ -599,4 +593,24 @@ where
 {
     text.parse()
         .map_err(|error: T::Err| StoreError::Corrupt(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use custody_core::CaseState;
+
+    #[test]
+    fn active_states_in_sql_match_the_domain() {
+        let sql: &str = active_states_sql!();
+        for state in [
+            CaseState::Open,
+            CaseState::Approved,
+            CaseState::Denied,
+            CaseState::Executed,
+            CaseState::Reviewed,
+        ] {
+            let listed = sql.contains(&format!("'{}'", state.as_str()));
+            assert_eq!(listed, state.is_active(), "{state}");
+        }
+    }
 }

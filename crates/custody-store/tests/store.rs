@@ -1,0 +1,309 @@
+//! The embedded store against a real SQLite file.
+
+use std::str::FromStr;
+
+use custody_core::command::CaseCommand;
+use custody_core::model::{
+    Actor, AuthContext, Change, ChangeKind, Principal, PrincipalId, PrincipalKind, Subject,
+    SubjectKind, Via,
+};
+use custody_core::CaseState;
+use custody_store::{CaseWrite, ReadOnlyStore, Store, StoreError};
+use sqlx::ConnectOptions;
+
+fn actor(name: &str) -> Actor {
+    Actor {
+        principal: PrincipalId::from_str(name).unwrap(),
+        kind: PrincipalKind::Human,
+        org: None,
+        on_behalf_of: None,
+        delegation_grant: None,
+        via: Via::Api,
+        auth: AuthContext::Token {
+            token_id: format!("tok_{name}"),
+        },
+    }
+}
+
+fn request(subject: &str, ticket: Option<&str>) -> CaseCommand {
+    CaseCommand::Request {
+        change: Change {
+            subject: Subject {
+                kind: SubjectKind::User,
+                id: subject.to_string(),
+            },
+            kind: ChangeKind::Grant,
+            entitlement: "admin".to_string(),
+            resource: Some("prod-db".to_string()),
+            duration_seconds: None,
+        },
+        justification: None,
+        ticket: ticket.map(|ticket| ticket.parse().unwrap()),
+    }
+}
+
+fn write(name: &str, key: &str, command: CaseCommand) -> CaseWrite {
+    CaseWrite {
+        actor: actor(name),
+        idempotency_key: key.to_string(),
+        command,
+        occurred_at: None,
+    }
+}
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let directory = tempfile::tempdir().unwrap();
+    let store = Store::open(directory.path()).await.unwrap();
+    (directory, store)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_table_refuses_update_and_delete() {
+    let (directory, store) = open().await;
+    store
+        .write(write("alice", "k1", request("alice", None)))
+        .await
+        .unwrap();
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(directory.path().join("custody.db"))
+        .connect()
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE events SET kind = 'approval_granted'",
+        "UPDATE events SET bytes = x'00'",
+        "DELETE FROM events",
+    ] {
+        let error = sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .expect_err(statement);
+        assert!(
+            error.to_string().contains("events are append-only"),
+            "{statement}: {error}"
+        );
+    }
+    assert_eq!(store.log_size().await.unwrap(), 1);
+    assert!(store.audit().await.unwrap().ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn same_idempotency_key_replays_and_appends_nothing() {
+    let (_directory, store) = open().await;
+    let first = store
+        .write(write("alice", "key-1", request("alice", None)))
+        .await
+        .unwrap();
+    assert!(!first.replayed);
+    let again = store
+        .write(write("alice", "key-1", request("alice", None)))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.case_id, first.case_id);
+    assert_eq!(again.appended, first.appended);
+    assert_eq!(store.log_size().await.unwrap(), 1);
+
+    // The same key for a different write is refused and changes nothing.
+    let error = store
+        .write(write("alice", "key-1", request("bob", None)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Refused(refusal) if refusal.rule == "idempotency.key-reused"),
+        "{error}"
+    );
+    // Keys are per principal: bob may use the same key for his own write.
+    store
+        .write(write("bob", "key-1", request("bob", None)))
+        .await
+        .unwrap();
+    assert_eq!(store.log_size().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicate_records_join_one_case() {
+    let (_directory, store) = open().await;
+    let first = store
+        .write(write("alice", "a", request("alice", Some("jira:SEC-1"))))
+        .await
+        .unwrap();
+    // A second record of the same ticket, from another tool and principal.
+    let second = store
+        .write(write("bob", "b", request("alice", Some("JIRA:SEC-1"))))
+        .await
+        .unwrap();
+    assert!(second.existing);
+    assert_eq!(second.case_id, first.case_id);
+    assert_eq!(store.log_size().await.unwrap(), 1);
+
+    // The same change without the ticket is refused while the first is open.
+    let error = store
+        .write(write("carol", "c", request("alice", None)))
+        .await
+        .unwrap_err();
+    match error {
+        StoreError::Refused(refusal) => {
+            assert_eq!(refusal.rule, "case.duplicate-open");
+            assert!(refusal.message.contains(first.case_id.as_str()));
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+
+    // Once the first case is denied, the change may be requested again.
+    store
+        .write(write(
+            "bob",
+            "d",
+            CaseCommand::Deny {
+                case_id: first.case_id.clone(),
+                comment: None,
+            },
+        ))
+        .await
+        .unwrap();
+    let third = store
+        .write(write("carol", "e", request("alice", Some("jira:SEC-1"))))
+        .await
+        .unwrap();
+    assert!(!third.existing);
+    assert_ne!(third.case_id, first.case_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_share_commits_and_keep_the_chain() {
+    let (directory, store) = open().await;
+    let writers = 32;
+    let per_writer = 25;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("w{writer}");
+            let opened = store
+                .write(write(&name, "open", request(&name, None)))
+                .await
+                .unwrap();
+            for index in 0..per_writer {
+                // Interleave refused writes with accepted ones: a refusal in a
+                // batch must not take its neighbours down.
+                let refused = store
+                    .write(write(
+                        &name,
+                        &format!("approve-{index}"),
+                        CaseCommand::Approve {
+                            case_id: opened.case_id.clone(),
+                            comment: None,
+                        },
+                    ))
+                    .await;
+                assert!(matches!(refused, Err(StoreError::Refused(_))));
+                store
+                    .write(write(
+                        &name,
+                        &format!("comment-{index}"),
+                        CaseCommand::Comment {
+                            case_id: opened.case_id.clone(),
+                            text: format!("note {index}"),
+                        },
+                    ))
+                    .await
+                    .unwrap();
+            }
+            opened.case_id
+        }));
+    }
+    let mut case_ids = Vec::new();
+    for task in tasks {
+        case_ids.push(task.await.unwrap());
+    }
+    let expected = (writers * (per_writer + 1)) as u64;
+    assert_eq!(store.log_size().await.unwrap(), expected);
+    for case_id in &case_ids {
+        let (view, events) = store.case(case_id).await.unwrap();
+        assert_eq!(events.len(), per_writer + 1);
+        assert_eq!(view.state, CaseState::Open);
+    }
+    let report = ReadOnlyStore::open(directory.path())
+        .await
+        .unwrap()
+        .audit()
+        .await
+        .unwrap();
+    assert!(report.ok, "{:#?}", report.findings);
+    assert_eq!(report.checked.events, expected);
+    assert_eq!(report.checked.cases, writers as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_case_and_refusals_append_nothing() {
+    let (_directory, store) = open().await;
+    let missing = custody_core::CaseId::generate();
+    let error = store
+        .write(write(
+            "alice",
+            "x",
+            CaseCommand::Comment {
+                case_id: missing.clone(),
+                text: "hello".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::CaseNotFound(id) if id == missing.to_string()));
+    assert_eq!(store.log_size().await.unwrap(), 0);
+    assert!(store.cases(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_stored_only_as_hashes_and_expire() {
+    let (directory, store) = open().await;
+    store
+        .add_principal(
+            Principal {
+                id: PrincipalId::from_str("alice").unwrap(),
+                display_name: "Alice".into(),
+                kind: PrincipalKind::Human,
+                groups: vec![],
+                org: Some("acme".into()),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let issued = store
+        .create_token(PrincipalId::from_str("alice").unwrap(), None, None)
+        .await
+        .unwrap();
+    assert!(issued.token.starts_with("cust_") && issued.token.len() == 69);
+    let authenticated = store.authenticate(&issued.token).await.unwrap().unwrap();
+    assert_eq!(authenticated.principal.id.as_str(), "alice");
+    assert_eq!(authenticated.token_id, issued.token_id);
+    assert!(store.authenticate("cust_0000").await.unwrap().is_none());
+    drop(store);
+
+    let database = std::fs::read(directory.path().join("custody.db")).unwrap();
+    let wal = std::fs::read(directory.path().join("custody.db-wal")).unwrap_or_default();
+    let secret = issued.token.as_bytes();
+    for bytes in [&database, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|window| window == secret),
+            "the bearer secret is stored in clear"
+        );
+    }
+
+    let store = Store::open(directory.path()).await.unwrap();
+    let expired = store
+        .create_token(PrincipalId::from_str("alice").unwrap(), Some(1), None)
+        .await
+        .unwrap();
+    assert!(store.authenticate(&expired.token).await.unwrap().is_some());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(store.authenticate(&expired.token).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .create_token(PrincipalId::from_str("nobody").unwrap(), None, None)
+            .await,
+        Err(StoreError::PrincipalNotFound(_))
+    ));
+}
