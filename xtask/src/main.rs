@@ -1,1 +1,115 @@
-fn main() {}
+//! The project's own automation: `cargo xtask test` and `cargo xtask bench`.
+//!
+//! `test` runs every test of the workspace once (one build), after making sure
+//! the services the tests need are running: it finds PostgreSQL on
+//! 127.0.0.1:5432 or starts the local cluster, and exports its URL as
+//! `CUSTODY_TEST_DATABASE_URL`.
+//!
+//! `bench` builds the benchmark harness in release mode and runs it; every
+//! figure is printed beside a baseline measured in the same run.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+const POSTGRES: &str = "127.0.0.1:5432";
+const TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match arguments.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "test" => test(rest),
+        "bench" => bench(rest),
+        _ => {
+            eprintln!("usage: cargo xtask <test|bench> [extra cargo arguments]");
+            eprintln!("  test   run every test (finds or starts PostgreSQL first)");
+            eprintln!("  bench  run the benchmarks in release mode");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    ensure_postgres()?;
+    let mut command = cargo();
+    command
+        .args(["test", "--workspace", "--all-targets", "--locked"])
+        .args(extra)
+        .env("CUSTODY_TEST_DATABASE_URL", TEST_DATABASE_URL);
+    run(command)?;
+    // Doc tests are a separate pass in cargo; they reuse the same build.
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--doc", "--locked"]);
+    run(doc)
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut command = cargo();
+    command
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "--package",
+            "custody-bench",
+            "--",
+        ])
+        .args(extra);
+    run(command)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+}
+
+fn run(mut command: Command) -> Result<(), String> {
+    let status = command
+        .status()
+        .map_err(|error| format!("cannot run {command:?}: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed with {status}"))
+    }
+}
+
+fn postgres_reachable() -> bool {
+    // Safe: a constant socket address.
+    let address: SocketAddr = POSTGRES.parse().expect("valid address");
+    TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
+}
+
+/// Finds PostgreSQL, or starts the machine's cluster with `pg_ctlcluster`.
+fn ensure_postgres() -> Result<(), String> {
+    if postgres_reachable() {
+        return Ok(());
+    }
+    eprintln!("xtask: PostgreSQL is not answering on {POSTGRES}; starting the local cluster");
+    let versions = std::fs::read_dir("/etc/postgresql").map_err(|error| {
+        format!("PostgreSQL is not running and not installed (/etc/postgresql: {error})")
+    })?;
+    for version in versions.flatten() {
+        let version = version.file_name().to_string_lossy().to_string();
+        let _ = Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", "start"])
+            .status();
+    }
+    for _ in 0..50 {
+        if postgres_reachable() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!("PostgreSQL did not start on {POSTGRES}"))
+}

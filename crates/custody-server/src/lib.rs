@@ -103,12 +103,22 @@ pub async fn serve(
     max_body_bytes: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let metrics = install_metrics();
-    let state = AppState { store, metrics };
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     eprintln!("listening on {local}");
+    serve_listener(store, listener, max_body_bytes, shutdown).await
+}
+
+/// Serves on an already bound listener until `shutdown` resolves.
+pub async fn serve_listener(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    max_body_bytes: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = install_metrics();
+    let state = AppState { store, metrics };
     axum::serve(listener, router(state, max_body_bytes))
         .with_graceful_shutdown(shutdown)
         .await

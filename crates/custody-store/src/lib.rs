@@ -46,6 +46,18 @@ pub struct Store {
     writer: mpsc::Sender<writer::Job>,
     readers: SqlitePool,
     path: PathBuf,
+    stats: std::sync::Arc<writer::CommitStats>,
+}
+
+/// Counters of the group commit since the store was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CommitCounters {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Jobs (writes) they carried, accepted or refused.
+    pub jobs: u64,
+    /// Events appended.
+    pub events: u64,
 }
 
 /// A read-only view of a store, for auditors. Never writes.
@@ -190,12 +202,19 @@ impl Store {
             .connect_with(connect_options(&path).read_only(true))
             .await?;
         let (sender, receiver) = mpsc::channel(4096);
-        tokio::spawn(writer::run(writer_connection, receiver));
+        let stats = std::sync::Arc::new(writer::CommitStats::default());
+        tokio::spawn(writer::run(writer_connection, receiver, stats.clone()));
         Ok(Store {
             writer: sender,
             readers,
             path,
+            stats,
         })
+    }
+
+    /// How the group commit has batched writes so far.
+    pub fn commit_counters(&self) -> CommitCounters {
+        self.stats.snapshot()
     }
 
     /// The database file.

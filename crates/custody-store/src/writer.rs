@@ -7,6 +7,8 @@
 //! after the commit has returned, that is after `synchronous=FULL` has made the
 //! batch durable: nothing is acknowledged that a crash could lose.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use custody_core::case::CaseView;
@@ -67,8 +69,30 @@ enum Done {
     ),
 }
 
+/// Counters shared between the writer and [`crate::Store::commit_counters`].
+#[derive(Default)]
+pub(crate) struct CommitStats {
+    commits: AtomicU64,
+    jobs: AtomicU64,
+    events: AtomicU64,
+}
+
+impl CommitStats {
+    pub(crate) fn snapshot(&self) -> crate::CommitCounters {
+        crate::CommitCounters {
+            commits: self.commits.load(Ordering::Relaxed),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            events: self.events.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Runs the writer until every [`crate::Store`] handle is dropped.
-pub(crate) async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
+pub(crate) async fn run(
+    mut connection: SqliteConnection,
+    mut jobs: mpsc::Receiver<Job>,
+    stats: Arc<CommitStats>,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -77,11 +101,11 @@ pub(crate) async fn run(mut connection: SqliteConnection, mut jobs: mpsc::Receiv
                 Err(_) => break,
             }
         }
-        commit_batch(&mut connection, batch).await;
+        commit_batch(&mut connection, batch, &stats).await;
     }
 }
 
-async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>) {
+async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats: &CommitStats) {
     let started = Instant::now();
     let batch_size = batch.len();
     let mut done = Vec::with_capacity(batch_size);
@@ -169,6 +193,9 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>) {
         }
     };
     if committed {
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats.jobs.fetch_add(batch_size as u64, Ordering::Relaxed);
+        stats.events.fetch_add(appended, Ordering::Relaxed);
         metrics::counter!("custody_events_appended_total").increment(appended);
     }
     metrics::histogram!("custody_group_commit_jobs").record(batch_size as f64);

@@ -1,0 +1,373 @@
+//! `cargo xtask bench`: whole-system figures, each beside a baseline measured
+//! in the same run on the same machine, reported as a ratio.
+//!
+//! 1. Durable appends per second through the store API with many concurrent
+//!    writers, beside raw SQLite inserts of rows of the same size, with the
+//!    same pragmas and durability (WAL, synchronous=FULL), batched the same way
+//!    (the same average number of rows per transaction as the store's group
+//!    commit achieved).
+//! 2. Appends per second through HTTP with concurrent clients, beside the
+//!    store API figure.
+//!
+//! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use custody_core::command::CaseCommand;
+use custody_core::model::{
+    Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, SubjectKind, Via,
+};
+use custody_core::CaseId;
+use custody_store::{CaseWrite, Store};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Row};
+
+struct Measurement {
+    operations: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Measurement {
+    fn per_second(&self) -> f64 {
+        self.operations as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&mut self, fraction: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        self.latencies.sort();
+        let index = ((self.latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        self.latencies[index]
+    }
+}
+
+fn main() -> Result<()> {
+    let scale: u64 = std::env::var("CUSTODY_BENCH_SCALE")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(scale))
+}
+
+async fn run(scale: u64) -> Result<()> {
+    let writers = 64;
+    let appends_per_writer = 150 * scale;
+    println!(
+        "custody benchmarks (scale {scale}; {} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!();
+
+    // 1. Store API with concurrent writers.
+    let directory = tempfile::tempdir()?;
+    let store = Store::open(directory.path()).await?;
+    let cases = open_cases(&store, writers).await?;
+    let before = store.commit_counters();
+    let mut store_run = append_through_store(&store, &cases, appends_per_writer).await?;
+    let after = store.commit_counters();
+    let commits = after.commits - before.commits;
+    let rows_per_commit = ((after.events - before.events) as f64 / commits.max(1) as f64).max(1.0);
+    let average_row_bytes = average_event_bytes(directory.path()).await?;
+
+    // Baseline: raw inserts of rows of the same size, same pragmas and
+    // durability, in transactions of the same average size.
+    let baseline_directory = tempfile::tempdir()?;
+    let baseline = raw_sqlite_inserts(
+        baseline_directory.path(),
+        store_run.operations,
+        rows_per_commit.round() as u64,
+        average_row_bytes,
+    )
+    .await?;
+    let store_rate = store_run.per_second();
+    println!("durable appends, store API, {writers} concurrent writers");
+    println!(
+        "  store API:          {:>10.0} appends/s   p50 {:>7.2} ms  p99 {:>7.2} ms",
+        store_rate,
+        store_run.percentile(0.50).as_secs_f64() * 1e3,
+        store_run.percentile(0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "  raw SQLite inserts: {:>10.0} rows/s      ({} rows of {} bytes, {:.1} rows per transaction, WAL + synchronous=FULL)",
+        baseline.per_second(),
+        baseline.operations,
+        average_row_bytes,
+        rows_per_commit
+    );
+    println!(
+        "  ratio store/raw:    {:>10.2}   (aim 0.5 now, goal 0.8)",
+        store_rate / baseline.per_second()
+    );
+    println!(
+        "  group commit:       {:>10.1} writes per transaction over {} transactions",
+        rows_per_commit, commits
+    );
+    println!();
+
+    // 2. HTTP with concurrent clients.
+    let clients = 32;
+    let requests_per_client = 100 * scale;
+    let mut http_run =
+        append_through_http(directory.path(), store, clients, requests_per_client).await?;
+    let http_rate = http_run.per_second();
+    println!("durable appends over HTTP, {clients} concurrent clients");
+    println!(
+        "  HTTP API:           {:>10.0} appends/s   p50 {:>7.2} ms  p99 {:>7.2} ms",
+        http_rate,
+        http_run.percentile(0.50).as_secs_f64() * 1e3,
+        http_run.percentile(0.99).as_secs_f64() * 1e3
+    );
+    println!("  ratio HTTP/store:   {:>10.2}", http_rate / store_rate);
+    Ok(())
+}
+
+fn actor(name: &str) -> Result<Actor> {
+    Ok(Actor {
+        principal: PrincipalId::from_str(name)?,
+        kind: PrincipalKind::Human,
+        org: None,
+        on_behalf_of: None,
+        delegation_grant: None,
+        via: Via::Api,
+        auth: AuthContext::Token {
+            token_id: format!("tok_{name}"),
+        },
+    })
+}
+
+async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
+    let mut cases = Vec::new();
+    for writer in 0..writers {
+        let name = format!("writer{writer}");
+        let outcome = store
+            .write(CaseWrite {
+                actor: actor(&name)?,
+                idempotency_key: format!("open-{writer}"),
+                command: CaseCommand::Request {
+                    change: Change {
+                        subject: Subject {
+                            kind: SubjectKind::User,
+                            id: name.clone(),
+                        },
+                        kind: ChangeKind::Grant,
+                        entitlement: "admin".into(),
+                        resource: Some("bench".into()),
+                        duration_seconds: None,
+                    },
+                    justification: None,
+                    ticket: None,
+                },
+                occurred_at: None,
+            })
+            .await?;
+        cases.push(outcome.case_id);
+    }
+    Ok(cases)
+}
+
+async fn append_through_store(
+    store: &Store,
+    cases: &[CaseId],
+    per_writer: u64,
+) -> Result<Measurement> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (writer, case_id) in cases.iter().enumerate() {
+        let store = store.clone();
+        let case_id = case_id.clone();
+        let actor = actor(&format!("writer{writer}"))?;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_writer as usize);
+            for index in 0..per_writer {
+                let begun = Instant::now();
+                store
+                    .write(CaseWrite {
+                        actor: actor.clone(),
+                        idempotency_key: format!("comment-{index}"),
+                        command: CaseCommand::Comment {
+                            case_id: case_id.clone(),
+                            text: format!("benchmark note {index:08}"),
+                        },
+                        occurred_at: None,
+                    })
+                    .await?;
+                latencies.push(begun.elapsed());
+            }
+            Ok::<_, custody_store::StoreError>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(Measurement {
+        operations: latencies.len() as u64,
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+async fn average_event_bytes(directory: &std::path::Path) -> Result<usize> {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(directory.join(custody_store::DATABASE_FILE))
+        .read_only(true)
+        .connect()
+        .await?;
+    let row = sqlx::query("SELECT CAST(AVG(LENGTH(bytes)) AS INTEGER) AS average FROM events")
+        .fetch_one(&mut connection)
+        .await?;
+    let average: i64 = row.try_get("average")?;
+    Ok(average as usize)
+}
+
+async fn raw_sqlite_inserts(
+    directory: &std::path::Path,
+    rows: u64,
+    rows_per_transaction: u64,
+    row_bytes: usize,
+) -> Result<Measurement> {
+    let mut connection = SqliteConnectOptions::new()
+        .filename(directory.join("baseline.db"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .connect()
+        .await?;
+    sqlx::raw_sql(
+        "CREATE TABLE events (log_index INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, case_id TEXT NOT NULL,
+         seq INTEGER NOT NULL, kind TEXT NOT NULL, recorded_at TEXT NOT NULL, bytes BLOB NOT NULL, UNIQUE (case_id, seq)) STRICT",
+    )
+    .execute(&mut connection)
+    .await?;
+    let payload = vec![b'x'; row_bytes];
+    let started = Instant::now();
+    let mut written = 0u64;
+    while written < rows {
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut connection)
+            .await?;
+        let batch = rows_per_transaction.min(rows - written);
+        for _ in 0..batch {
+            sqlx::query(
+                "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(written as i64)
+            .bind(format!("EV-{written:032}"))
+            .bind(format!("AC-{:032}", written % 64))
+            .bind((written / 64) as i64)
+            .bind("comment_added")
+            .bind("2026-11-29T00:00:00.000000Z")
+            .bind(&payload)
+            .execute(&mut connection)
+            .await?;
+            written += 1;
+        }
+        sqlx::raw_sql("COMMIT").execute(&mut connection).await?;
+    }
+    Ok(Measurement {
+        operations: rows,
+        elapsed: started.elapsed(),
+        latencies: Vec::new(),
+    })
+}
+
+async fn append_through_http(
+    directory: &std::path::Path,
+    store: Store,
+    clients: usize,
+    per_client: u64,
+) -> Result<Measurement> {
+    drop(store);
+    // A fresh principal and token for each client, through the same store the
+    // server uses, so every request is authenticated for real.
+    let (store, report) = custody_server::init::initialise(&directory.join("http"))
+        .await
+        .context("initialising the HTTP benchmark's data directory")?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(custody_server::serve_listener(
+        store,
+        listener,
+        1024 * 1024,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let mut tokens = Vec::new();
+    for client in 0..clients {
+        let name = format!("client{client}");
+        http.post(format!("{base}/v1/principals"))
+            .bearer_auth(&report.admin_token)
+            .json(&serde_json::json!({"name": name}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let issued: serde_json::Value = http
+            .post(format!("{base}/v1/principals/{name}/tokens"))
+            .bearer_auth(&report.admin_token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = issued["token"].as_str().context("token")?.to_string();
+        let opened: serde_json::Value = http
+            .post(format!("{base}/v1/cases"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"subject": {"kind": "user", "id": name}, "entitlement": "admin"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let case_id = opened["case_id"].as_str().context("case_id")?.to_string();
+        tokens.push((token, case_id));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (token, case_id) in tokens {
+        let http = http.clone();
+        let url = format!("{base}/v1/cases/{case_id}/comments");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client as usize);
+            for index in 0..per_client {
+                let begun = Instant::now();
+                http.post(&url)
+                    .bearer_auth(&token)
+                    .header("idempotency-key", format!("comment-{index}"))
+                    .json(&serde_json::json!({"text": format!("benchmark note {index:08}")}))
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                latencies.push(begun.elapsed());
+            }
+            Ok::<_, reqwest::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(Measurement {
+        operations: latencies.len() as u64,
+        elapsed,
+        latencies,
+    })
+}
