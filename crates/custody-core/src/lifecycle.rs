@@ -38,6 +38,9 @@ pub struct Draft {
     pub body: EventBody,
     /// The role the actor acted in.
     pub role: Role,
+    /// The event this one responds to (an approval responds to the request,
+    /// an execution to the last approval, a review to the execution).
+    pub causation: Option<EventId>,
 }
 
 /// Why a step was refused: a stable rule code, a message and a hint.
@@ -112,7 +115,7 @@ impl Draft {
             recorded_at: placement.recorded_at,
             source: None,
             external_id: None,
-            causation: None,
+            causation: self.causation,
             idempotency_key: placement.idempotency_key,
         }
     }
@@ -248,6 +251,7 @@ pub fn request(
             ticket,
         }),
         role: Role::Requester,
+        causation: None,
     }
 }
 
@@ -275,6 +279,7 @@ pub fn approve(case: &CaseView, actor: &Actor, comment: Option<String>) -> Resul
             comment,
         }),
         role: Role::Approver,
+        causation: Some(case.requester.event_id.clone()),
     })
 }
 
@@ -297,6 +302,7 @@ pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<D
             comment,
         }),
         role: Role::Approver,
+        causation: Some(case.requester.event_id.clone()),
     })
 }
 
@@ -324,6 +330,13 @@ pub fn execute(
             EventBody::ExecutionFailed(execution)
         },
         role: Role::Executor,
+        causation: Some(
+            case.case
+                .approvals
+                .last()
+                .map(|approval| approval.by.event_id.clone())
+                .unwrap_or_else(|| case.case.requester.event_id.clone()),
+        ),
     })
 }
 
@@ -338,6 +351,13 @@ pub fn review(
     Ok(Draft {
         body: EventBody::ReviewCompleted(Review { outcome, comment }),
         role: Role::Reviewer,
+        causation: case
+            .case
+            .executions
+            .iter()
+            .rev()
+            .find(|execution| execution.completed)
+            .map(|execution| execution.by.event_id.clone()),
     })
 }
 
@@ -346,6 +366,7 @@ pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     Draft {
         body: EventBody::CommentAdded(Comment { text }),
         role: case.role_of(&actor.principal),
+        causation: None,
     }
 }
 

@@ -571,7 +571,7 @@ pub fn parse_duration(text: &str) -> Result<u64, ModelError> {
 /// Writes seconds in the largest unit that divides them exactly (`8h`, `90s`).
 pub fn format_duration(seconds: u64) -> String {
     for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if seconds >= size && seconds % size == 0 {
+        if seconds >= size && seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }

@@ -158,7 +158,11 @@ fn forced(ledger: &Ledger, words: &[&str]) -> Draft {
         ),
         other => panic!("cannot force {other}"),
     };
-    Draft { body, role }
+    Draft {
+        body,
+        role,
+        causation: None,
+    }
 }
 
 fn run_scenario(file: &Path, scenario: &str) {
@@ -300,4 +304,14 @@ fn every_event_of_a_case_carries_its_case_id_and_chains() {
         let expected_prev = (index > 0).then(|| ledger.events[index - 1].hash());
         assert_eq!(event.prev_hash, expected_prev);
     }
+    // Causation: the approval answers the request, the execution the approval.
+    let ids: Vec<_> = ledger
+        .events
+        .iter()
+        .map(|event| event.event_id.clone())
+        .collect();
+    assert_eq!(ledger.events[0].causation, None);
+    assert_eq!(ledger.events[1].causation.as_ref(), Some(&ids[0]));
+    assert_eq!(ledger.events[2].causation, None);
+    assert_eq!(ledger.events[3].causation.as_ref(), Some(&ids[1]));
 }

@@ -117,7 +117,7 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats:
         for job in batch {
             done.push(job.fail(&message));
         }
-        reply_all(done, false);
+        reply_all(done);
         return;
     }
     let mut next_log_index = match next_log_index(connection).await {
@@ -125,10 +125,7 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats:
         Err(error) => {
             let message = error.to_string();
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
-            reply_all(
-                batch.into_iter().map(|job| job.fail(&message)).collect(),
-                false,
-            );
+            reply_all(batch.into_iter().map(|job| job.fail(&message)).collect());
             return;
         }
     };
@@ -200,10 +197,10 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats:
     }
     metrics::histogram!("custody_group_commit_jobs").record(batch_size as f64);
     metrics::histogram!("custody_group_commit_seconds").record(started.elapsed().as_secs_f64());
-    reply_all(done, committed);
+    reply_all(done);
 }
 
-fn reply_all(done: Vec<Done>, _committed: bool) {
+fn reply_all(done: Vec<Done>) {
     for finished in done {
         // A client that gave up waiting is not an error: its write's fate is
         // decided by the commit, and a retry with the same key finds it.

@@ -1,0 +1,536 @@
+//! Helpers shared by the end-to-end tests: a real `custody serve` process on a
+//! fresh data directory, the real CLI, and a small HTTP client.
+//!
+//! Everything here is synchronous; HTTP calls run on a private Tokio runtime.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `custody` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_custody")
+}
+
+/// A `custody` command with no ambient configuration leaking in.
+pub fn command() -> Command {
+    let mut command = Command::new(bin());
+    for name in [
+        "CUSTODY_URL",
+        "CUSTODY_TOKEN",
+        "CUSTODY_DATA",
+        "CUSTODY_CONFIG",
+        "CUSTODY_DATABASE_URL",
+        "CUSTODY_LOG_FORMAT",
+    ] {
+        command.env_remove(name);
+    }
+    command.stdin(Stdio::null());
+    command
+}
+
+/// Runs `custody verify --data DIR --json`; returns the process output and the parsed report.
+pub fn verify_dir(data: &Path) -> (Output, Value) {
+    let output = command()
+        .args(["verify", "--json", "--data"])
+        .arg(data)
+        .output()
+        .expect("run custody verify");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "verify --json printed no JSON ({error}); exit {:?}\nstdout: {}\nstderr: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+/// Asserts that `verify` on `data` exits 0 with `ok: true` and no findings.
+pub fn assert_verify_ok(data: &Path) -> Value {
+    let (output, report) = verify_dir(data);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "verify should pass; report: {report:#}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["ok"], true, "verify report: {report:#}");
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(0),
+        "verify report: {report:#}"
+    );
+    report
+}
+
+/// Copies every file of a data directory (database, WAL, keys) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create copy directory");
+    for entry in std::fs::read_dir(from).expect("read data directory") {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
+/// Text of a process's stdout.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Text of a process's stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Panics with both streams unless the command exited 0.
+#[track_caller]
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed with exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+}
+
+/// Asserts that a client command was refused (exit 1) and that stderr names `rule`.
+#[track_caller]
+pub fn assert_refused(output: &Output, rule: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "expected a refusal naming {rule} (exit 1)\nstdout: {}\nstderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+    assert!(
+        stderr(output).contains(rule),
+        "stderr should name the rule {rule}\nstderr: {}",
+        stderr(output)
+    );
+}
+
+/// True when `text` is a case ID: `AC-` and 32 lowercase hex digits.
+pub fn is_case_id(text: &str) -> bool {
+    text.strip_prefix("AC-").is_some_and(|hex| {
+        hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// A response from the HTTP helper.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// All headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub json: Value,
+}
+
+impl Response {
+    /// One header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A request body for the HTTP helper.
+pub enum Body {
+    /// No body.
+    None,
+    /// A JSON value, sent with `Content-Type: application/json`.
+    Json(Value),
+    /// Raw bytes, sent with the given content type (or none).
+    Raw(Vec<u8>, Option<&'static str>),
+}
+
+/// A running `custody serve` on its own temporary data directory.
+pub struct Server {
+    /// Keeps the temporary directory alive; removed on drop.
+    pub root: TempDir,
+    /// The data directory.
+    pub data: PathBuf,
+    /// The first admin's bearer token from `custody init --json`.
+    pub admin_token: String,
+    /// `host:port` the server listens on.
+    pub addr: String,
+    /// `http://host:port`.
+    pub url: String,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl Server {
+    /// Initialises a fresh data directory with `custody init --json` and starts `custody serve` on it.
+    pub fn start() -> Server {
+        let root = tempfile::Builder::new()
+            .prefix("custody-e2e-")
+            .tempdir()
+            .expect("create temporary directory");
+        let data = root.path().join("data");
+        let output = command()
+            .args(["init", "--json", "--data"])
+            .arg(&data)
+            .output()
+            .expect("run custody init");
+        assert_success(&output, "custody init --json");
+        let report: Value =
+            serde_json::from_slice(&output.stdout).expect("init --json prints JSON");
+        for field in ["data_dir", "admin_token", "verifier_key"] {
+            assert!(
+                report[field]
+                    .as_str()
+                    .is_some_and(|value| !value.is_empty()),
+                "init --json lacks {field}: {report}"
+            );
+        }
+        let admin_token = report["admin_token"].as_str().unwrap().to_string();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("build Tokio runtime");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("build HTTP client");
+        let mut server = Server {
+            root,
+            data,
+            admin_token,
+            addr: String::new(),
+            url: String::new(),
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+            runtime,
+            http,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "a server is already running");
+        let mut child = command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&self.data)
+            .env("CUSTODY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn custody serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, receiver) = mpsc::channel::<String>();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            // Keep draining stderr for the life of the process, so the pipe never fills.
+            let mut sender = Some(sender);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Some(sender) = sender.take() {
+                        let _ = sender.send(addr.trim().to_string());
+                    }
+                }
+                let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match receiver.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => {
+                self.url = format!("http://{addr}");
+                self.addr = addr;
+                self.child = Some(child);
+            }
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "custody serve did not report `listening on` ({error}); its stderr:\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// Everything the server processes wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The process ID of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// True while the server process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// `kill -9` the server: no shutdown, no flush, no checkpoint.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` sends SIGKILL on Unix.
+            child.kill().expect("kill -9 the server");
+            child.wait().expect("reap the server");
+        }
+    }
+
+    /// Stops the server with SIGTERM (graceful shutdown), falling back to SIGKILL.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let signalled = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !signalled {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts a new server process on the same data directory (stopping a running one with SIGKILL).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs a client command against this server with `token` (none: no token at all).
+    pub fn cli(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut command = command();
+        command.args(args).env("CUSTODY_URL", &self.url);
+        if let Some(token) = token {
+            command.env("CUSTODY_TOKEN", token);
+        }
+        command.output().expect("run custody")
+    }
+
+    /// Runs a client command that must succeed; returns its stdout.
+    #[track_caller]
+    pub fn cli_ok(&self, token: &str, args: &[&str]) -> String {
+        let output = self.cli(Some(token), args);
+        assert_success(&output, &format!("custody {}", args.join(" ")));
+        stdout(&output)
+    }
+
+    /// Runs a client command with `--json` appended that must succeed; returns the parsed JSON.
+    #[track_caller]
+    pub fn cli_json(&self, token: &str, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.cli_ok(token, &args);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("custody {} --json: {error}\n{text}", args.join(" ")))
+    }
+
+    /// Adds a principal as the admin and issues a token for it; returns the token.
+    pub fn principal(&self, name: &str) -> String {
+        self.principal_with(name, &[])
+    }
+
+    /// Like [`Server::principal`] with extra `principal add` arguments (`--kind`, `--group`).
+    pub fn principal_with(&self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec!["principal", "add", name];
+        args.extend_from_slice(extra);
+        self.cli_ok(&self.admin_token, &args);
+        let token = self.cli_ok(&self.admin_token, &["token", "create", name]);
+        let token = token.trim().to_string();
+        assert!(
+            token.starts_with("cust_") && !token.contains(char::is_whitespace),
+            "token create should print only the token, got {token:?}"
+        );
+        token
+    }
+
+    /// `custody show CASE --json` as `token`.
+    pub fn show(&self, token: &str, case: &str) -> Value {
+        self.cli_json(token, &["show", case])
+    }
+
+    /// The events of a case, from `show --json`.
+    pub fn events(&self, token: &str, case: &str) -> Vec<Value> {
+        self.show(token, case)["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends one HTTP request and collects the response.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Response {
+        let request = self.build(method, path, token, headers, body);
+        self.runtime
+            .block_on(collect(request))
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    /// Like [`Server::http`] but returns transport errors instead of panicking.
+    pub fn try_http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<Response, reqwest::Error> {
+        let request = self.build(method, path, token, headers, body);
+        self.runtime.block_on(collect(request))
+    }
+
+    fn build(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> reqwest::RequestBuilder {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("HTTP method");
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        match body {
+            Body::None => request,
+            Body::Json(value) => request
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&value).expect("encode JSON")),
+            Body::Raw(bytes, content_type) => {
+                if let Some(content_type) = content_type {
+                    request = request.header("content-type", content_type);
+                }
+                request.body(bytes)
+            }
+        }
+    }
+
+    /// `GET path` with the admin token; panics unless 200.
+    pub fn get_json(&self, path: &str) -> Value {
+        let response = self.http("GET", path, Some(&self.admin_token), &[], Body::None);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text);
+        response.json
+    }
+
+    /// The log size reported by `/healthz`.
+    pub fn log_size(&self) -> u64 {
+        let health = self.http("GET", "/healthz", None, &[], Body::None);
+        assert_eq!(health.status, 200, "/healthz: {}", health.text);
+        assert_eq!(health.json["status"], "ok", "/healthz: {}", health.text);
+        health.json["log_size"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("/healthz has no log_size: {}", health.text))
+    }
+
+    /// Number of cases the server lists (up to 1000).
+    pub fn case_count(&self) -> usize {
+        self.get_json("/v1/cases?limit=1000")["cases"]
+            .as_array()
+            .map(Vec::len)
+            .expect("case list")
+    }
+
+    /// The Tokio runtime the HTTP helper uses, for tests that drive concurrent load.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// A clone of the HTTP client.
+    pub fn client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+}
+
+async fn collect(request: reqwest::RequestBuilder) -> Result<Response, reqwest::Error> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let text = response.text().await?;
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Ok(Response {
+        status,
+        content_type,
+        headers,
+        text,
+        json,
+    })
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

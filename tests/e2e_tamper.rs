@@ -1,0 +1,517 @@
+//! Invariant 2: the store refuses to update or delete an event, and when
+//! someone edits the database behind its back anyway, `custody verify` says
+//! exactly what was done and to which case.
+//!
+//! One store is built through the real CLI; each scenario tampers with a fresh
+//! copy of its data directory and runs the real `custody verify` on it.
+
+mod common;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use common::{assert_verify_ok, copy_dir, verify_dir, Server};
+use custody_core::{CaseId, Event, EventId, Sha256Hash};
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
+use tempfile::TempDir;
+
+/// The store every scenario starts from.
+struct Fixture {
+    /// Keeps the stopped server's data directory alive.
+    server: Server,
+    /// Full lifecycle plus a comment: request, comment, approval, execution, review.
+    full: String,
+    /// Request and approval.
+    approved: String,
+    /// Request and comment.
+    open: String,
+}
+
+fn build_fixture() -> Fixture {
+    let mut server = Server::start();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let carol = server.principal("carol");
+    let dave = server.principal("dave");
+    let request = |token: &str, args: &[&str]| {
+        let mut all = vec!["request"];
+        all.extend_from_slice(args);
+        server.cli_ok(token, &all).trim().to_string()
+    };
+    // Interleaved, so the cases' events are spread over the log.
+    let full = request(
+        &alice,
+        &[
+            "--subject",
+            "user:ann",
+            "--entitlement",
+            "admin",
+            "--justification",
+            "quarterly access review for ann",
+        ],
+    ); // log 0, full seq 1
+    let approved = request(
+        &alice,
+        &["--subject", "user:ben", "--entitlement", "reader"],
+    ); // log 1
+    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 2, full seq 2
+    let open = request(
+        &alice,
+        &[
+            "--subject",
+            "user:cat",
+            "--entitlement",
+            "writer",
+            "--justification",
+            "temporary",
+        ],
+    ); // log 3
+    server.cli_ok(&bob, &["approve", &full]); // log 4, full seq 3
+    server.cli_ok(&bob, &["approve", &approved]); // log 5
+    let change_set = server.root.path().join("change-set.json");
+    std::fs::write(&change_set, json!({"added": ["role/admin"]}).to_string()).unwrap();
+    server.cli_ok(
+        &carol,
+        &[
+            "execute",
+            &full,
+            "--change-set",
+            change_set.to_str().unwrap(),
+        ],
+    ); // log 6, full seq 4
+    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 7
+    server.cli_ok(
+        &dave,
+        &[
+            "review",
+            &full,
+            "--outcome",
+            "confirmed",
+            "--comment",
+            "all good",
+        ],
+    ); // log 8, full seq 5
+    assert_eq!(server.log_size(), 9);
+    server.stop();
+    assert_verify_ok(&server.data);
+    Fixture {
+        server,
+        full,
+        approved,
+        open,
+    }
+}
+
+/// A writable connection to a copy of a data directory.
+struct Db {
+    runtime: tokio::runtime::Runtime,
+    connection: Option<SqliteConnection>,
+}
+
+impl Db {
+    fn open(data: &Path) -> Db {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = SqliteConnectOptions::new().filename(data.join("custody.db"));
+        let connection = runtime
+            .block_on(options.connect())
+            .expect("open custody.db");
+        Db {
+            runtime,
+            connection: Some(connection),
+        }
+    }
+
+    /// Runs SQL; returns rows affected or the database's error message.
+    fn execute(&mut self, sql: &str) -> Result<u64, String> {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        runtime
+            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *connection))
+            .map(|done| done.rows_affected())
+            .map_err(|error| error.to_string())
+    }
+
+    /// Removes the append-only triggers, as someone with file access could.
+    fn drop_triggers(&mut self) {
+        self.execute("DROP TRIGGER events_refuse_update; DROP TRIGGER events_refuse_delete;")
+            .expect("drop triggers");
+    }
+
+    /// `(log_index, event_id, bytes)` of one event row.
+    fn event(&mut self, case: &str, seq: i64) -> (i64, String, Vec<u8>) {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        let row = runtime
+            .block_on(
+                sqlx::query(
+                    "SELECT log_index, event_id, bytes FROM events WHERE case_id = ? AND seq = ?",
+                )
+                .bind(case)
+                .bind(seq)
+                .fetch_one(&mut *connection),
+            )
+            .unwrap_or_else(|error| panic!("event {case} seq {seq}: {error}"));
+        (row.get("log_index"), row.get("event_id"), row.get("bytes"))
+    }
+
+    fn set_bytes(&mut self, log_index: i64, bytes: &[u8]) {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        let done = runtime
+            .block_on(
+                sqlx::query("UPDATE events SET bytes = ? WHERE log_index = ?")
+                    .bind(bytes)
+                    .bind(log_index)
+                    .execute(&mut *connection),
+            )
+            .expect("update bytes");
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    fn count(&mut self, sql: &str) -> i64 {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        runtime
+            .block_on(
+                sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut *connection),
+            )
+            .expect("count")
+    }
+
+    fn close(mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.runtime.block_on(connection.close()).expect("close");
+        }
+    }
+}
+
+/// A fresh copy of the fixture's data directory.
+fn fresh_copy(fixture: &Fixture) -> TempDir {
+    let copy = tempfile::Builder::new()
+        .prefix("custody-tamper-")
+        .tempdir()
+        .unwrap();
+    copy_dir(&fixture.server.data, copy.path());
+    copy
+}
+
+/// Replaces the first occurrence of `from` with `to` (same length) in `bytes`.
+fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|window| window == from.as_bytes())
+        .unwrap_or_else(|| panic!("{from:?} not in {}", String::from_utf8_lossy(bytes)));
+    let mut out = bytes.to_vec();
+    out[at..at + from.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
+/// Runs `verify --json`, asserts it failed, and returns the findings.
+#[track_caller]
+fn verify_fails(data: &Path) -> (Value, Vec<Value>) {
+    let (output, report) = verify_dir(data);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "verify must exit 1 on a tampered store: {report:#}"
+    );
+    assert_eq!(report["ok"], false, "{report:#}");
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    assert!(!findings.is_empty(), "{report:#}");
+    for finding in &findings {
+        for field in ["code", "severity", "message"] {
+            assert!(
+                finding[field].as_str().is_some_and(|text| !text.is_empty()),
+                "finding without {field}: {finding}"
+            );
+        }
+    }
+    (report, findings)
+}
+
+/// The findings with `code` about `case` (any case when `None`).
+fn with_code<'a>(findings: &'a [Value], code: &str, case: Option<&str>) -> Vec<&'a Value> {
+    findings
+        .iter()
+        .filter(|finding| finding["code"] == code)
+        .filter(|finding| case.is_none_or(|case| finding["case_id"] == case))
+        .collect()
+}
+
+#[test]
+fn the_store_refuses_and_verify_detects_tampering() {
+    let fixture = build_fixture();
+    let full = fixture.full.as_str();
+
+    // Invariant 2, first half: the store itself refuses updates and deletes.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        for sql in [
+            "UPDATE events SET kind = 'x'",
+            "UPDATE events SET bytes = X'00' WHERE log_index = 0",
+            "DELETE FROM events",
+            "DELETE FROM events WHERE log_index = 8",
+        ] {
+            let error = db
+                .execute(sql)
+                .expect_err(&format!("the store accepted `{sql}`"));
+            assert!(
+                error.contains("append-only"),
+                "`{sql}` was refused for the wrong reason: {error}"
+            );
+        }
+        assert_eq!(db.count("SELECT COUNT(*) FROM events"), 9);
+        assert_eq!(db.count("SELECT COUNT(*) FROM events WHERE kind = 'x'"), 0);
+        db.close();
+        assert_verify_ok(copy.path());
+    }
+
+    // (a) One byte changed inside a middle event: the next event no longer links to it.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (log_index, _, bytes) = db.event(full, 2);
+        db.set_bytes(log_index, &replace(&bytes, "looks fine", "looks fino"));
+        let (_, next_id, _) = db.event(full, 3);
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        let hits = with_code(&findings, "chain.prev-hash-mismatch", Some(full));
+        assert!(
+            hits.iter()
+                .any(|finding| finding["event_id"] == next_id.as_str()
+                    && finding["seq"] == 3
+                    && finding["log_index"] == 4),
+            "expected chain.prev-hash-mismatch at {full} seq 3: {report:#}"
+        );
+        assert!(
+            findings
+                .iter()
+                .all(|finding| finding["case_id"] == full || finding["case_id"].is_null()),
+            "only {full} is affected: {report:#}"
+        );
+    }
+
+    // (b) The last event of a case changed: only the case's head can tell.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (log_index, event_id, bytes) = db.event(full, 5);
+        db.set_bytes(log_index, &replace(&bytes, "all good", "all gold"));
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        let hits = with_code(&findings, "chain.head-mismatch", Some(full));
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected chain.head-mismatch for {full}: {report:#}"
+        );
+        assert_eq!(hits[0]["event_id"], event_id.as_str(), "{report:#}");
+        assert_eq!(hits[0]["seq"], 5, "{report:#}");
+    }
+
+    // (c) A middle event deleted: a hole in the log and in the case's sequence.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (log_index, _, _) = db.event(full, 3);
+        assert_eq!(
+            db.execute(&format!("DELETE FROM events WHERE log_index = {log_index}")),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        let gaps = with_code(&findings, "log.index-gap", None);
+        assert!(
+            gaps.iter().any(|finding| finding["log_index"] == log_index),
+            "expected log.index-gap at {log_index}: {report:#}"
+        );
+        let seq_gaps = with_code(&findings, "chain.seq-gap", Some(full));
+        assert!(
+            seq_gaps.iter().any(|finding| finding["seq"] == 4),
+            "expected chain.seq-gap for {full} at seq 4: {report:#}"
+        );
+    }
+
+    // (d) Two events of a case swapped: the order is broken.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (second_index, _, second) = db.event(full, 2);
+        let (third_index, _, third) = db.event(full, 3);
+        db.set_bytes(second_index, &third);
+        db.set_bytes(third_index, &second);
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        let out_of_order = with_code(&findings, "chain.out-of-order", Some(full));
+        let mismatched = with_code(&findings, "event.index-mismatch", Some(full));
+        assert!(
+            !out_of_order.is_empty() || !mismatched.is_empty(),
+            "expected chain.out-of-order or event.index-mismatch for {full}: {report:#}"
+        );
+    }
+
+    // (e) A forged execution appended to a case nobody approved. The forger
+    // keeps the chain and the case's head consistent and needs no trigger
+    // dropped (INSERT is allowed), so only the lifecycle re-check can see it.
+    {
+        let copy = fresh_copy(&fixture);
+        let open = fixture.open.as_str();
+        let mut db = Db::open(copy.path());
+        let (_, _, execution) = db.event(full, 4);
+        let (_, _, previous) = db.event(open, 2);
+        let mut forged = Event::decode(&execution).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.case_id = CaseId::from_str(open).unwrap();
+        forged.seq = 3;
+        forged.prev_hash = Some(Sha256Hash::of(&previous));
+        forged.idempotency_key = Some("forged-1".to_string());
+        let bytes = forged.canonical_bytes();
+        let hash = Sha256Hash::of(&bytes).to_hex();
+        let runtime = &db.runtime;
+        let connection = db.connection.as_mut().unwrap();
+        runtime
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (9, ?, ?, 3, 'execution_completed', ?, ?)",
+                )
+                .bind(forged.event_id.as_str())
+                .bind(open)
+                .bind(forged.recorded_at.to_string())
+                .bind(&bytes)
+                .execute(&mut *connection),
+            )
+            .expect("insert forged event");
+        runtime
+            .block_on(
+                sqlx::query("UPDATE cases SET head_seq = 3, head_hash = ?, state = 'executed' WHERE case_id = ?")
+                    .bind(&hash)
+                    .bind(open)
+                    .execute(&mut *connection),
+            )
+            .expect("move the case's head");
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        let hits = with_code(
+            &findings,
+            "lifecycle.execution-without-approval",
+            Some(open),
+        );
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected lifecycle.execution-without-approval for {open}: {report:#}"
+        );
+        assert_eq!(hits[0]["event_id"], forged.event_id.as_str());
+        assert_eq!(hits[0]["seq"], 3);
+        assert_eq!(hits[0]["log_index"], 9);
+        assert!(
+            findings
+                .iter()
+                .all(|finding| !finding["code"].as_str().unwrap_or("").starts_with("chain.")),
+            "the forgery is chain-consistent; only the rule should fire: {report:#}"
+        );
+    }
+
+    // (f) An event re-encoded non-canonically (one extra space).
+    {
+        let copy = fresh_copy(&fixture);
+        let approved = fixture.approved.as_str();
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (log_index, _, bytes) = db.event(approved, 1);
+        assert_eq!(bytes[0], b'{');
+        let mut spaced = b"{ ".to_vec();
+        spaced.extend_from_slice(&bytes[1..]);
+        assert!(
+            serde_json::from_slice::<Value>(&spaced).is_ok(),
+            "the re-encoded event is still JSON"
+        );
+        db.set_bytes(log_index, &spaced);
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        let hits = with_code(&findings, "event.not-canonical", Some(approved));
+        assert_eq!(
+            hits.len(),
+            1,
+            "expected event.not-canonical for {approved}: {report:#}"
+        );
+        assert_eq!(hits[0]["log_index"], log_index, "{report:#}");
+    }
+
+    // (g) The case projection edited: the events say otherwise.
+    {
+        let copy = fresh_copy(&fixture);
+        let approved = fixture.approved.as_str();
+        let mut db = Db::open(copy.path());
+        assert_eq!(
+            db.execute(&format!(
+                "UPDATE cases SET state = 'reviewed' WHERE case_id = '{approved}'"
+            )),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        assert_eq!(
+            with_code(&findings, "case.projection-mismatch", Some(approved)).len(),
+            1,
+            "{report:#}"
+        );
+    }
+
+    // (h) Every event of a case deleted: the case record remembers it.
+    {
+        let copy = fresh_copy(&fixture);
+        let open = fixture.open.as_str();
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        assert_eq!(
+            db.execute(&format!("DELETE FROM events WHERE case_id = '{open}'")),
+            Ok(2)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path());
+        assert_eq!(
+            with_code(&findings, "case.events-missing", Some(open)).len(),
+            1,
+            "{report:#}"
+        );
+        assert!(
+            !with_code(&findings, "log.index-gap", None).is_empty(),
+            "{report:#}"
+        );
+    }
+
+    // The human-readable verify fails the same way.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (log_index, _, bytes) = db.event(full, 1);
+        db.set_bytes(log_index, &replace(&bytes, "quarterly", "quarterlz"));
+        db.close();
+        let output = common::command()
+            .args(["verify", "--data"])
+            .arg(copy.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", common::stdout(&output));
+        let text = format!("{}{}", common::stdout(&output), common::stderr(&output));
+        assert!(text.contains("chain.prev-hash-mismatch"), "{text}");
+        assert!(text.contains(full), "{text}");
+    }
+
+    // The original is untouched by all of this.
+    assert_verify_ok(&fixture.server.data);
+}
