@@ -184,6 +184,12 @@ impl Participation {
 impl CaseView {
     /// Starts a view from the case's first event; `None` when it is not a request.
     pub fn open(event: &Event) -> Option<CaseView> {
+        CaseView::open_hashed(event, event.hash())
+    }
+
+    /// [`CaseView::open`] for a caller that already holds the hash of the
+    /// event's canonical bytes.
+    pub fn open_hashed(event: &Event, hash: Sha256Hash) -> Option<CaseView> {
         let EventBody::RequestCreated(request) = &event.body else {
             return None;
         };
@@ -204,7 +210,7 @@ impl CaseView {
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
-            head_hash: event.hash(),
+            head_hash: hash,
         })
     }
 
@@ -221,8 +227,14 @@ impl CaseView {
 
     /// Applies one more event. Total: any event sequence gives some view.
     pub fn apply(&mut self, event: &Event) {
+        self.apply_hashed(event, event.hash());
+    }
+
+    /// [`CaseView::apply`] for a caller that already holds the hash of the
+    /// event's canonical bytes (the store computes it once per event).
+    pub fn apply_hashed(&mut self, event: &Event, hash: Sha256Hash) {
         self.head_seq = event.seq;
-        self.head_hash = event.hash();
+        self.head_hash = hash;
         self.updated_at = event.recorded_at;
         let by = Participation::of(event);
         match &event.body {

@@ -2,11 +2,25 @@
 //!
 //! Every write is a [`Job`] sent to one task that owns the only read-write
 //! connection. The task takes the first waiting job and every job queued
-//! behind it (up to [`MAX_BATCH`]), runs them in one `BEGIN IMMEDIATE`
-//! transaction, one savepoint each, and commits once. Replies are sent only
-//! after the commit has returned, that is after `synchronous=FULL` has made the
-//! batch durable: nothing is acknowledged that a crash could lose.
+//! behind it (up to [`MAX_BATCH`]) and runs them in one `BEGIN IMMEDIATE`
+//! transaction:
+//!
+//! 1. Each case write is *decided* in turn: its idempotency record and its
+//!    case are read (one query), the lifecycle rules run, and the resulting
+//!    event, projection and idempotency record are kept in the batch's
+//!    [`Pending`] state. Later writes of the same batch see that state, so two
+//!    writes to one case in one batch chain correctly. A refused write leaves
+//!    nothing behind.
+//! 2. The batch's events, case projections and idempotency records are then
+//!    written with one multi-row statement each, and the transaction commits.
+//!
+//! Replies are sent only after the commit has returned, that is after
+//! `synchronous=FULL` has made the batch durable: nothing is acknowledged that
+//! a crash could lose. If any statement of the batch fails, the whole batch
+//! rolls back and every write in it is answered with an error; clients retry
+//! with the same idempotency key.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +31,7 @@ use custody_core::event::Event;
 use custody_core::lifecycle::{self, Draft, Placement, Policy, Refusal};
 use custody_core::model::{Change, Principal, PrincipalId};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{AppendedEvent, CaseWrite, IssuedToken, StoreError, WriteOutcome, TOKEN_PREFIX};
@@ -54,21 +68,6 @@ pub enum Job {
     },
 }
 
-enum Done {
-    Case(
-        oneshot::Sender<Result<WriteOutcome, StoreError>>,
-        Result<WriteOutcome, StoreError>,
-    ),
-    Principal(
-        oneshot::Sender<Result<Principal, StoreError>>,
-        Result<Principal, StoreError>,
-    ),
-    Token(
-        oneshot::Sender<Result<IssuedToken, StoreError>>,
-        Result<IssuedToken, StoreError>,
-    ),
-}
-
 /// Counters shared between the writer and [`crate::Store::commit_counters`].
 #[derive(Default)]
 pub(crate) struct CommitStats {
@@ -85,6 +84,45 @@ impl CommitStats {
             events: self.events.load(Ordering::Relaxed),
         }
     }
+}
+
+enum Done {
+    Case(
+        oneshot::Sender<Result<WriteOutcome, StoreError>>,
+        Result<WriteOutcome, StoreError>,
+    ),
+    Principal(
+        oneshot::Sender<Result<Principal, StoreError>>,
+        Result<Principal, StoreError>,
+    ),
+    Token(
+        oneshot::Sender<Result<IssuedToken, StoreError>>,
+        Result<IssuedToken, StoreError>,
+    ),
+}
+
+/// What the batch will write when it commits.
+#[derive(Default)]
+struct Pending {
+    next_log_index: u64,
+    /// Events in log order, with their canonical bytes.
+    events: Vec<PendingEvent>,
+    /// The latest projection of every case the batch touched.
+    views: HashMap<CaseId, CaseView>,
+    /// Idempotency records made by the batch, by (principal, key).
+    idempotency: HashMap<(String, String), PendingIdempotency>,
+}
+
+struct PendingEvent {
+    log_index: u64,
+    event: Event,
+    bytes: Vec<u8>,
+}
+
+struct PendingIdempotency {
+    fingerprint: String,
+    outcome: WriteOutcome,
+    recorded_at: Timestamp,
 }
 
 /// Runs the writer until every [`crate::Store`] handle is dropped.
@@ -108,92 +146,74 @@ pub(crate) async fn run(
 async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats: &CommitStats) {
     let started = Instant::now();
     let batch_size = batch.len();
-    let mut done = Vec::with_capacity(batch_size);
     if let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE")
         .execute(&mut *connection)
         .await
     {
         let message = error.to_string();
-        for job in batch {
-            done.push(job.fail(&message));
-        }
-        reply_all(done);
+        reply_all(batch.into_iter().map(|job| job.fail(&message)).collect());
         return;
     }
-    let mut next_log_index = match next_log_index(connection).await {
-        Ok(index) => index,
+    let mut pending = match next_log_index(connection).await {
+        Ok(next_log_index) => Pending {
+            next_log_index,
+            ..Pending::default()
+        },
         Err(error) => {
-            let message = error.to_string();
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+            let message = error.to_string();
             reply_all(batch.into_iter().map(|job| job.fail(&message)).collect());
             return;
         }
     };
-    let mut appended = 0u64;
-    for job in batch {
-        if let Err(error) = sqlx::raw_sql("SAVEPOINT job")
-            .execute(&mut *connection)
-            .await
-        {
-            done.push(job.fail(&error.to_string()));
-            continue;
+    let mut done = Vec::with_capacity(batch_size);
+    let result: Result<(), sqlx::Error> = async {
+        for job in batch {
+            done.push(match job {
+                Job::Case(write, reply) => {
+                    Done::Case(reply, decide_case(connection, &mut pending, &write).await)
+                }
+                Job::AddPrincipal {
+                    principal,
+                    created_by,
+                    reply,
+                } => Done::Principal(
+                    reply,
+                    add_principal(connection, principal, created_by).await,
+                ),
+                Job::CreateToken {
+                    principal,
+                    ttl_seconds,
+                    created_by,
+                    reply,
+                } => Done::Token(
+                    reply,
+                    create_token(connection, principal, ttl_seconds, created_by).await,
+                ),
+            });
         }
-        let before = next_log_index;
-        let finished = match job {
-            Job::Case(write, reply) => {
-                let result = write_case(connection, &write, &mut next_log_index).await;
-                Done::Case(reply, result)
-            }
-            Job::AddPrincipal {
-                principal,
-                created_by,
-                reply,
-            } => Done::Principal(
-                reply,
-                add_principal(connection, principal, created_by).await,
-            ),
-            Job::CreateToken {
-                principal,
-                ttl_seconds,
-                created_by,
-                reply,
-            } => Done::Token(
-                reply,
-                create_token(connection, principal, ttl_seconds, created_by).await,
-            ),
-        };
-        let succeeded = finished.succeeded();
-        let end = if succeeded {
-            "RELEASE job"
-        } else {
-            // Undo whatever the failed job wrote, keep its neighbours.
-            next_log_index = before;
-            "ROLLBACK TO job; RELEASE job"
-        };
-        let finished = match sqlx::raw_sql(end).execute(&mut *connection).await {
-            Ok(_) => finished,
-            Err(error) => finished.into_failure(&error.to_string()),
-        };
-        appended += next_log_index - before;
-        done.push(finished);
+        flush(connection, &pending).await?;
+        sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+        Ok(())
     }
-    let committed = match sqlx::raw_sql("COMMIT").execute(&mut *connection).await {
-        Ok(_) => true,
+    .await;
+    let appended = pending.events.len() as u64;
+    match result {
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.jobs.fetch_add(batch_size as u64, Ordering::Relaxed);
+            stats.events.fetch_add(appended, Ordering::Relaxed);
+            metrics::counter!("custody_events_appended_total").increment(appended);
+        }
         Err(error) => {
             tracing::error!(%error, "group commit failed; no write of this batch is acknowledged");
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+            let message = format!("the transaction failed and was rolled back: {error}");
             done = done
                 .into_iter()
-                .map(|finished| finished.into_failure(&format!("commit failed: {error}")))
+                .map(|finished| finished.into_failure(&message))
                 .collect();
-            false
         }
-    };
-    if committed {
-        stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats.jobs.fetch_add(batch_size as u64, Ordering::Relaxed);
-        stats.events.fetch_add(appended, Ordering::Relaxed);
-        metrics::counter!("custody_events_appended_total").increment(appended);
     }
     metrics::histogram!("custody_group_commit_jobs").record(batch_size as f64);
     metrics::histogram!("custody_group_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -230,14 +250,6 @@ impl Job {
 }
 
 impl Done {
-    fn succeeded(&self) -> bool {
-        match self {
-            Done::Case(_, result) => result.is_ok(),
-            Done::Principal(_, result) => result.is_ok(),
-            Done::Token(_, result) => result.is_ok(),
-        }
-    }
-
     /// Turns a success into a failure when the transaction did not commit.
     fn into_failure(self, message: &str) -> Done {
         let error = || StoreError::Database(sqlx::Error::Protocol(message.to_string()));
@@ -266,22 +278,49 @@ macro_rules! active_states_sql {
     };
 }
 
-async fn write_case(
+/// Decides one case write against the stored state and the batch's pending
+/// state. On success the write's event, projection and idempotency record are
+/// in `pending`; on refusal nothing is.
+async fn decide_case(
     connection: &mut SqliteConnection,
+    pending: &mut Pending,
     write: &CaseWrite,
-    next_log_index: &mut u64,
 ) -> Result<WriteOutcome, StoreError> {
     let fingerprint = write.command.fingerprint().to_hex();
     let principal = write.actor.principal.as_str();
-    let previous = sqlx::query(
-        "SELECT fingerprint, response FROM idempotency WHERE principal_id = ? AND key = ?",
+    let idempotency_key = (principal.to_string(), write.idempotency_key.clone());
+
+    // One query reads both the idempotency record and the case's projection.
+    let case_id = write.command.case_id();
+    let stored = sqlx::query(
+        "SELECT i.fingerprint, i.response, c.view FROM (SELECT 1)
+         LEFT JOIN idempotency i ON i.principal_id = ?1 AND i.key = ?2
+         LEFT JOIN cases c ON c.case_id = ?3",
     )
     .bind(principal)
     .bind(&write.idempotency_key)
-    .fetch_optional(&mut *connection)
+    .bind(case_id.map(CaseId::as_str))
+    .fetch_one(&mut *connection)
     .await?;
-    if let Some(previous) = previous {
-        let stored_fingerprint: String = previous.try_get("fingerprint")?;
+
+    let previous = match pending.idempotency.get(&idempotency_key) {
+        Some(record) => Some((record.fingerprint.clone(), record.outcome.clone())),
+        None => {
+            let stored_fingerprint: Option<String> = stored.try_get("fingerprint")?;
+            match stored_fingerprint {
+                Some(stored_fingerprint) => {
+                    let response: String = stored.try_get("response")?;
+                    let outcome: WriteOutcome =
+                        serde_json::from_str(&response).map_err(|error| {
+                            StoreError::Corrupt(format!("idempotency record: {error}"))
+                        })?;
+                    Some((stored_fingerprint, outcome))
+                }
+                None => None,
+            }
+        }
+    };
+    if let Some((stored_fingerprint, mut outcome)) = previous {
         if stored_fingerprint != fingerprint {
             return Err(StoreError::Refused(Refusal {
                 rule: "idempotency.key-reused",
@@ -292,9 +331,6 @@ async fn write_case(
                 hint: Some("use a new idempotency key for a new write".to_string()),
             }));
         }
-        let response: String = previous.try_get("response")?;
-        let mut outcome: WriteOutcome = serde_json::from_str(&response)
-            .map_err(|error| StoreError::Corrupt(format!("idempotency record: {error}")))?;
         outcome.replayed = true;
         return Ok(outcome);
     }
@@ -307,38 +343,20 @@ async fn write_case(
             ticket,
         } => {
             if let Some(ticket) = ticket {
-                let existing = sqlx::query(concat!(
-                    "SELECT case_id, state FROM cases WHERE ticket = ? AND state IN ",
-                    active_states_sql!(),
-                    " ORDER BY opened_at LIMIT 1"
-                ))
-                .bind(ticket.to_string())
-                .fetch_optional(&mut *connection)
-                .await?;
-                if let Some(existing) = existing {
-                    let case_id: String = existing.try_get("case_id")?;
-                    let state: String = existing.try_get("state")?;
+                if let Some(existing) = active_case_with_ticket(connection, pending, ticket).await?
+                {
                     let outcome = WriteOutcome {
-                        case_id: parse_stored(&case_id)?,
-                        state: parse_stored(&state)?,
+                        case_id: existing.case_id.clone(),
+                        state: existing.state,
                         appended: Vec::new(),
                         replayed: false,
                         existing: true,
                     };
-                    remember(connection, write, &fingerprint, &outcome, recorded_at).await?;
+                    remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
                     return Ok(outcome);
                 }
             }
-            let key = change_key(change);
-            let duplicate: Option<String> = sqlx::query_scalar(concat!(
-                "SELECT case_id FROM cases WHERE change_key = ? AND state IN ",
-                active_states_sql!(),
-                " LIMIT 1"
-            ))
-            .bind(&key)
-            .fetch_optional(&mut *connection)
-            .await?;
-            if let Some(duplicate) = duplicate {
+            if let Some(duplicate) = active_case_for_change(connection, pending, change).await? {
                 return Err(StoreError::Refused(Refusal {
                     rule: "case.duplicate-open",
                     message: format!(
@@ -356,14 +374,16 @@ async fn write_case(
                 &Policy::default(),
             );
             let case_id = CaseId::generate();
-            let event = build_event(write, &case_id, 1, None, draft, recorded_at);
-            // Safe: `build_event` made a request event, which always opens a view.
-            let view = CaseView::open(&event).expect("a request event always opens a case");
-            let appended = insert_event(connection, &event, next_log_index).await?;
-            upsert_case(connection, &view, Some(&key)).await?;
+            let (event, bytes, hash) = seal(write, &case_id, 1, None, draft, recorded_at);
+            // Safe: `seal` made a request event, which always opens a view.
+            let view =
+                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
+            let state = view.state;
+            let appended = push_event(pending, event, bytes);
+            pending.views.insert(case_id.clone(), view);
             WriteOutcome {
                 case_id,
-                state: view.state,
+                state,
                 appended: vec![appended],
                 replayed: false,
                 existing: false,
@@ -372,11 +392,21 @@ async fn write_case(
         command => {
             // Safe: every command other than a request names its case.
             let case_id = command.case_id().expect("non-request commands name a case");
-            let mut view = load_view(connection, case_id).await?;
+            let mut view = match pending.views.get(case_id) {
+                Some(view) => view.clone(),
+                None => {
+                    let stored_view: Option<Vec<u8>> = stored.try_get("view")?;
+                    let stored_view =
+                        stored_view.ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+                    serde_json::from_slice(&stored_view).map_err(|error| {
+                        StoreError::Corrupt(format!("case {case_id} projection: {error}"))
+                    })?
+                }
+            };
             let draft = command
                 .decide(&view, &write.actor)
                 .map_err(StoreError::Refused)?;
-            let event = build_event(
+            let (event, bytes, hash) = seal(
                 write,
                 case_id,
                 view.head_seq + 1,
@@ -384,31 +414,33 @@ async fn write_case(
                 draft,
                 recorded_at,
             );
-            view.apply(&event);
-            let appended = insert_event(connection, &event, next_log_index).await?;
-            upsert_case(connection, &view, None).await?;
+            view.apply_hashed(&event, hash);
+            let state = view.state;
+            let appended = push_event(pending, event, bytes);
+            pending.views.insert(case_id.clone(), view);
             WriteOutcome {
                 case_id: case_id.clone(),
-                state: view.state,
+                state,
                 appended: vec![appended],
                 replayed: false,
                 existing: false,
             }
         }
     };
-    remember(connection, write, &fingerprint, &outcome, recorded_at).await?;
+    remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
     Ok(outcome)
 }
 
-fn build_event(
+/// Seals a draft into its event, canonical bytes and hash, each computed once.
+fn seal(
     write: &CaseWrite,
     case_id: &CaseId,
     seq: u64,
     prev_hash: Option<Sha256Hash>,
     draft: Draft,
     recorded_at: Timestamp,
-) -> Event {
-    draft.seal(
+) -> (Event, Vec<u8>, Sha256Hash) {
+    let event = draft.seal(
         write.actor.clone(),
         Placement {
             case_id: case_id.clone(),
@@ -418,7 +450,110 @@ fn build_event(
             occurred_at: write.occurred_at,
             idempotency_key: Some(write.idempotency_key.clone()),
         },
-    )
+    );
+    let bytes = event.canonical_bytes();
+    let hash = Sha256Hash::of(&bytes);
+    (event, bytes, hash)
+}
+
+fn push_event(pending: &mut Pending, event: Event, bytes: Vec<u8>) -> AppendedEvent {
+    let log_index = pending.next_log_index;
+    pending.next_log_index += 1;
+    let appended = AppendedEvent {
+        event_id: event.event_id.to_string(),
+        kind: event.body.kind_name().to_string(),
+        seq: event.seq,
+        log_index,
+    };
+    pending.events.push(PendingEvent {
+        log_index,
+        event,
+        bytes,
+    });
+    appended
+}
+
+fn remember(
+    pending: &mut Pending,
+    key: (String, String),
+    fingerprint: String,
+    outcome: &WriteOutcome,
+    recorded_at: Timestamp,
+) {
+    pending.idempotency.insert(
+        key,
+        PendingIdempotency {
+            fingerprint,
+            outcome: outcome.clone(),
+            recorded_at,
+        },
+    );
+}
+
+/// The active case carrying `ticket`, looking at the batch's pending cases
+/// before the stored ones (a stored case may have changed state in this batch).
+async fn active_case_with_ticket(
+    connection: &mut SqliteConnection,
+    pending: &Pending,
+    ticket: &custody_core::model::Ticket,
+) -> Result<Option<CaseView>, StoreError> {
+    if let Some(view) = pending
+        .views
+        .values()
+        .find(|view| view.state.is_active() && view.ticket.as_ref() == Some(ticket))
+    {
+        return Ok(Some(view.clone()));
+    }
+    let stored: Option<Vec<u8>> = sqlx::query_scalar(concat!(
+        "SELECT view FROM cases WHERE ticket = ? AND state IN ",
+        active_states_sql!(),
+        " ORDER BY opened_at LIMIT 1"
+    ))
+    .bind(ticket.to_string())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let view: CaseView = serde_json::from_slice(&stored)
+        .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?;
+    Ok(match pending.views.get(&view.case_id) {
+        Some(newer) if !newer.state.is_active() => None,
+        Some(newer) => Some(newer.clone()),
+        None => Some(view),
+    })
+}
+
+/// The active case for the same change, if any (see [`change_key`]).
+async fn active_case_for_change(
+    connection: &mut SqliteConnection,
+    pending: &Pending,
+    change: &Change,
+) -> Result<Option<CaseId>, StoreError> {
+    let key = change_key(change);
+    if let Some(view) = pending
+        .views
+        .values()
+        .find(|view| view.state.is_active() && change_key(&view.change) == key)
+    {
+        return Ok(Some(view.case_id.clone()));
+    }
+    let stored: Option<String> = sqlx::query_scalar(concat!(
+        "SELECT case_id FROM cases WHERE change_key = ? AND state IN ",
+        active_states_sql!(),
+        " LIMIT 1"
+    ))
+    .bind(&key)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let case_id: CaseId = parse_stored(&stored)?;
+    Ok(match pending.views.get(&case_id) {
+        Some(newer) if !newer.state.is_active() => None,
+        _ => Some(case_id),
+    })
 }
 
 /// The key under which at most one case may be active: subject, change kind,
@@ -433,109 +568,89 @@ pub(crate) fn change_key(change: &Change) -> String {
     )
 }
 
-async fn load_view(
-    connection: &mut SqliteConnection,
-    case_id: &CaseId,
-) -> Result<CaseView, StoreError> {
-    let view: Option<Vec<u8>> = sqlx::query_scalar("SELECT view FROM cases WHERE case_id = ?")
-        .bind(case_id.as_str())
-        .fetch_optional(&mut *connection)
-        .await?;
-    let view = view.ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-    serde_json::from_slice(&view)
-        .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
-}
+/// Rows per multi-row statement; keeps every statement far below SQLite's
+/// limit on bound parameters (32766).
+const ROWS_PER_STATEMENT: usize = 256;
 
-async fn insert_event(
-    connection: &mut SqliteConnection,
-    event: &Event,
-    next_log_index: &mut u64,
-) -> Result<AppendedEvent, StoreError> {
-    let log_index = *next_log_index;
-    sqlx::query(
-        "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(log_index as i64)
-    .bind(event.event_id.as_str())
-    .bind(event.case_id.as_str())
-    .bind(event.seq as i64)
-    .bind(event.body.kind_name())
-    .bind(event.recorded_at.to_string())
-    .bind(event.canonical_bytes())
-    .execute(&mut *connection)
-    .await?;
-    *next_log_index += 1;
-    Ok(AppendedEvent {
-        event_id: event.event_id.to_string(),
-        kind: event.body.kind_name().to_string(),
-        seq: event.seq,
-        log_index,
-    })
-}
-
-async fn upsert_case(
-    connection: &mut SqliteConnection,
-    view: &CaseView,
-    change_key: Option<&str>,
-) -> Result<(), StoreError> {
-    let view_json = serde_json::to_vec(view)
-        .map_err(|error| StoreError::Corrupt(format!("cannot encode case projection: {error}")))?;
-    match change_key {
-        Some(change_key) => {
-            sqlx::query(
-                "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, view)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(view.case_id.as_str())
-            .bind(view.state.as_str())
-            .bind(change_key)
-            .bind(view.ticket.as_ref().map(ToString::to_string))
-            .bind(view.requester.principal.as_str())
-            .bind(view.change.to_string())
-            .bind(view.opened_at.to_string())
-            .bind(view.updated_at.to_string())
-            .bind(view.head_seq as i64)
-            .bind(view.head_hash.to_hex())
-            .bind(view_json)
-            .execute(&mut *connection)
-            .await?;
-        }
-        None => {
-            sqlx::query(
-                "UPDATE cases SET state = ?, updated_at = ?, head_seq = ?, head_hash = ?, view = ? WHERE case_id = ?",
-            )
-            .bind(view.state.as_str())
-            .bind(view.updated_at.to_string())
-            .bind(view.head_seq as i64)
-            .bind(view.head_hash.to_hex())
-            .bind(view_json)
-            .bind(view.case_id.as_str())
-            .execute(&mut *connection)
-            .await?;
-        }
+/// Writes the batch's events, projections and idempotency records.
+async fn flush(connection: &mut SqliteConnection, pending: &Pending) -> Result<(), sqlx::Error> {
+    for chunk in pending.events.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) ",
+        );
+        insert.push_values(chunk, |mut row, pending_event| {
+            let event = &pending_event.event;
+            row.push_bind(pending_event.log_index as i64)
+                .push_bind(event.event_id.to_string())
+                .push_bind(event.case_id.to_string())
+                .push_bind(event.seq as i64)
+                .push_bind(event.body.kind_name())
+                .push_bind(event.recorded_at.to_string())
+                .push_bind(pending_event.bytes.clone());
+        });
+        insert.build().execute(&mut *connection).await?;
     }
-    Ok(())
-}
 
-async fn remember(
-    connection: &mut SqliteConnection,
-    write: &CaseWrite,
-    fingerprint: &str,
-    outcome: &WriteOutcome,
-    recorded_at: Timestamp,
-) -> Result<(), StoreError> {
-    let response = serde_json::to_string(outcome)
-        .map_err(|error| StoreError::Corrupt(format!("cannot encode write result: {error}")))?;
-    sqlx::query(
-        "INSERT INTO idempotency (principal_id, key, fingerprint, response, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(write.actor.principal.as_str())
-    .bind(&write.idempotency_key)
-    .bind(fingerprint)
-    .bind(response)
-    .bind(recorded_at.to_string())
-    .execute(&mut *connection)
-    .await?;
+    let views: Vec<&CaseView> = pending.views.values().collect();
+    for chunk in views.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, view) ",
+        );
+        let mut encode_error = None;
+        upsert.push_values(chunk, |mut row, view| {
+            let encoded = serde_json::to_vec(view).unwrap_or_else(|error| {
+                encode_error = Some(error.to_string());
+                Vec::new()
+            });
+            row.push_bind(view.case_id.to_string())
+                .push_bind(view.state.as_str())
+                .push_bind(change_key(&view.change))
+                .push_bind(view.ticket.as_ref().map(ToString::to_string))
+                .push_bind(view.requester.principal.to_string())
+                .push_bind(view.change.to_string())
+                .push_bind(view.opened_at.to_string())
+                .push_bind(view.updated_at.to_string())
+                .push_bind(view.head_seq as i64)
+                .push_bind(view.head_hash.to_hex())
+                .push_bind(encoded);
+        });
+        if let Some(error) = encode_error {
+            return Err(sqlx::Error::Protocol(format!(
+                "cannot encode a case projection: {error}"
+            )));
+        }
+        upsert.push(
+            " ON CONFLICT (case_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+              head_seq = excluded.head_seq, head_hash = excluded.head_hash, view = excluded.view",
+        );
+        upsert.build().execute(&mut *connection).await?;
+    }
+
+    let records: Vec<(&(String, String), &PendingIdempotency)> =
+        pending.idempotency.iter().collect();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO idempotency (principal_id, key, fingerprint, response, created_at) ",
+        );
+        let mut encode_error = None;
+        insert.push_values(chunk, |mut row, ((principal, key), record)| {
+            let response = serde_json::to_string(&record.outcome).unwrap_or_else(|error| {
+                encode_error = Some(error.to_string());
+                String::new()
+            });
+            row.push_bind(principal.clone())
+                .push_bind(key.clone())
+                .push_bind(record.fingerprint.clone())
+                .push_bind(response)
+                .push_bind(record.recorded_at.to_string());
+        });
+        if let Some(error) = encode_error {
+            return Err(sqlx::Error::Protocol(format!(
+                "cannot encode a write result: {error}"
+            )));
+        }
+        insert.build().execute(&mut *connection).await?;
+    }
     Ok(())
 }
 

@@ -307,3 +307,69 @@ async fn tokens_are_stored_only_as_hashes_and_expire() {
         Err(StoreError::PrincipalNotFound(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_to_one_case_in_one_batch_chain_and_deduplicate() {
+    let (directory, store) = open().await;
+    let opened = store
+        .write(write("alice", "open", request("alice", Some("jira:OPS-1"))))
+        .await
+        .unwrap();
+    // Submitted together, these land in the same group commit: each must see
+    // the pending state of the ones before it.
+    let mut tasks = Vec::new();
+    for index in 0..60 {
+        let store = store.clone();
+        let case_id = opened.case_id.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every third write repeats the key of the one before it.
+            let key = format!("comment-{}", index - index % 3 / 2);
+            store
+                .write(write(
+                    "bob",
+                    &key,
+                    CaseCommand::Comment {
+                        case_id,
+                        text: format!("note {}", index - index % 3 / 2),
+                    },
+                ))
+                .await
+        }));
+    }
+    // A second record of the same ticket and a duplicate open request, in the same rush.
+    let same_ticket = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .write(write("carol", "t", request("alice", Some("jira:OPS-1"))))
+                .await
+        })
+    };
+    let mut replayed = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        replayed += usize::from(outcome.replayed);
+    }
+    let same_ticket = same_ticket.await.unwrap().unwrap();
+    assert!(same_ticket.existing);
+    assert_eq!(same_ticket.case_id, opened.case_id);
+    assert_eq!(replayed, 20);
+    let (view, events) = store.case(&opened.case_id).await.unwrap();
+    assert_eq!(events.len(), 41);
+    assert_eq!(view.head_seq, 41);
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, index as u64 + 1);
+    }
+    let counters = store.commit_counters();
+    assert!(
+        counters.commits < counters.jobs,
+        "no write shared a commit: {counters:?}"
+    );
+    let report = ReadOnlyStore::open(directory.path())
+        .await
+        .unwrap()
+        .audit()
+        .await
+        .unwrap();
+    assert!(report.ok, "{:#?}", report.findings);
+}
