@@ -68,29 +68,51 @@ async fn run(scale: u64) -> Result<()> {
     );
     println!();
 
-    // 1. Store API with concurrent writers.
+    // 1. Store API with concurrent writers, alternating with the baseline in
+    //    several rounds so both see the same machine; the median ratio is reported.
     let directory = tempfile::tempdir()?;
     let store = Store::open(directory.path()).await?;
     let cases = open_cases(&store, writers).await?;
-    let before = store.commit_counters();
-    let mut store_run = append_through_store(&store, &cases, appends_per_writer).await?;
-    let after = store.commit_counters();
-    let commits = after.commits - before.commits;
-    let rows_per_commit = ((after.events - before.events) as f64 / commits.max(1) as f64).max(1.0);
-    let average_row_bytes = average_event_bytes(directory.path()).await?;
-
-    // Baseline: raw inserts of rows of the same size, same pragmas and
-    // durability, in transactions of the same average size.
     let baseline_directory = tempfile::tempdir()?;
-    let baseline = raw_sqlite_inserts(
-        baseline_directory.path(),
-        store_run.operations,
-        rows_per_commit.round() as u64,
-        average_row_bytes,
-    )
-    .await?;
-    let store_rate = store_run.per_second();
-    println!("durable appends, store API, {writers} concurrent writers");
+    let mut baseline_connection = baseline_database(baseline_directory.path()).await?;
+    let rounds = 3;
+    let mut ratios = Vec::new();
+    let mut store_rates = Vec::new();
+    let mut baseline_rates = Vec::new();
+    let mut store_latencies = Vec::new();
+    let mut rows_per_commit = 1.0;
+    let mut average_row_bytes = 0;
+    let mut baseline_rows = 0;
+    for round in 0..rounds {
+        let before = store.commit_counters();
+        let store_run = append_through_store(&store, &cases, appends_per_writer, round).await?;
+        let after = store.commit_counters();
+        let commits = after.commits - before.commits;
+        rows_per_commit = ((after.events - before.events) as f64 / commits.max(1) as f64).max(1.0);
+        average_row_bytes = average_event_bytes(directory.path()).await?;
+        // Baseline: raw inserts of rows of the same size, same pragmas and
+        // durability, in transactions of the same average size.
+        let baseline = raw_sqlite_inserts(
+            &mut baseline_connection,
+            baseline_rows,
+            store_run.operations,
+            rows_per_commit.round() as u64,
+            average_row_bytes,
+        )
+        .await?;
+        baseline_rows += baseline.operations;
+        ratios.push(store_run.per_second() / baseline.per_second());
+        store_rates.push(store_run.per_second());
+        baseline_rates.push(baseline.per_second());
+        store_latencies.extend(store_run.latencies);
+    }
+    let mut store_run = Measurement {
+        operations: 0,
+        elapsed: Duration::ZERO,
+        latencies: store_latencies,
+    };
+    let store_rate = median(&mut store_rates);
+    println!("durable appends, store API, {writers} concurrent writers, {rounds} rounds (medians)");
     println!(
         "  store API:          {:>10.0} appends/s   p50 {:>7.2} ms  p99 {:>7.2} ms",
         store_rate,
@@ -98,19 +120,23 @@ async fn run(scale: u64) -> Result<()> {
         store_run.percentile(0.99).as_secs_f64() * 1e3
     );
     println!(
-        "  raw SQLite inserts: {:>10.0} rows/s      ({} rows of {} bytes, {:.1} rows per transaction, WAL + synchronous=FULL)",
-        baseline.per_second(),
-        baseline.operations,
+        "  raw SQLite inserts: {:>10.0} rows/s      (rows of {} bytes, {:.1} rows per transaction, WAL + synchronous=FULL)",
+        median(&mut baseline_rates),
         average_row_bytes,
         rows_per_commit
     );
     println!(
-        "  ratio store/raw:    {:>10.2}   (aim 0.5 now, goal 0.8)",
-        store_rate / baseline.per_second()
+        "  ratio store/raw:    {:>10.2}   (per round: {}; aim 0.5 now, goal 0.8)",
+        median(&mut ratios.clone()),
+        ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
-        "  group commit:       {:>10.1} writes per transaction over {} transactions",
-        rows_per_commit, commits
+        "  group commit:       {:>10.1} writes per transaction",
+        rows_per_commit
     );
     println!();
 
@@ -175,10 +201,16 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
     Ok(cases)
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 async fn append_through_store(
     store: &Store,
     cases: &[CaseId],
     per_writer: u64,
+    round: usize,
 ) -> Result<Measurement> {
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -193,7 +225,7 @@ async fn append_through_store(
                 store
                     .write(CaseWrite {
                         actor: actor.clone(),
-                        idempotency_key: format!("comment-{index}"),
+                        idempotency_key: format!("comment-{round}-{index}"),
                         command: CaseCommand::Comment {
                             case_id: case_id.clone(),
                             text: format!("benchmark note {index:08}"),
@@ -230,12 +262,7 @@ async fn average_event_bytes(directory: &std::path::Path) -> Result<usize> {
     Ok(average as usize)
 }
 
-async fn raw_sqlite_inserts(
-    directory: &std::path::Path,
-    rows: u64,
-    rows_per_transaction: u64,
-    row_bytes: usize,
-) -> Result<Measurement> {
+async fn baseline_database(directory: &std::path::Path) -> Result<sqlx::SqliteConnection> {
     let mut connection = SqliteConnectOptions::new()
         .filename(directory.join("baseline.db"))
         .create_if_missing(true)
@@ -250,30 +277,43 @@ async fn raw_sqlite_inserts(
     )
     .execute(&mut connection)
     .await?;
+    Ok(connection)
+}
+
+/// Inserts `rows` rows after the `first` already written, one INSERT per row,
+/// `rows_per_transaction` rows per durable commit.
+async fn raw_sqlite_inserts(
+    connection: &mut sqlx::SqliteConnection,
+    first: u64,
+    rows: u64,
+    rows_per_transaction: u64,
+    row_bytes: usize,
+) -> Result<Measurement> {
     let payload = vec![b'x'; row_bytes];
     let started = Instant::now();
     let mut written = 0u64;
     while written < rows {
         sqlx::raw_sql("BEGIN IMMEDIATE")
-            .execute(&mut connection)
+            .execute(&mut *connection)
             .await?;
         let batch = rows_per_transaction.min(rows - written);
         for _ in 0..batch {
+            let row = first + written;
             sqlx::query(
                 "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(written as i64)
-            .bind(format!("EV-{written:032}"))
-            .bind(format!("AC-{:032}", written % 64))
-            .bind((written / 64) as i64)
+            .bind(row as i64)
+            .bind(format!("EV-{row:032}"))
+            .bind(format!("AC-{:032}", row % 64))
+            .bind((row / 64) as i64)
             .bind("comment_added")
             .bind("2026-11-29T00:00:00.000000Z")
             .bind(&payload)
-            .execute(&mut connection)
+            .execute(&mut *connection)
             .await?;
             written += 1;
         }
-        sqlx::raw_sql("COMMIT").execute(&mut connection).await?;
+        sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
     }
     Ok(Measurement {
         operations: rows,

@@ -5,10 +5,11 @@
 //! behind it (up to [`MAX_BATCH`]) and runs them in one `BEGIN IMMEDIATE`
 //! transaction:
 //!
-//! 1. Each case write is *decided* in turn: its idempotency record and its
-//!    case are read (one query), the lifecycle rules run, and the resulting
-//!    event, projection and idempotency record are kept in the batch's
-//!    [`Pending`] state. Later writes of the same batch see that state, so two
+//! 1. The stored idempotency records and case projections of every write in
+//!    the batch are read first (two queries for the whole batch). Then each
+//!    case write is *decided* in turn: the lifecycle rules run against its
+//!    case, and the resulting event, projection and idempotency record are
+//!    kept in the batch's [`Pending`] state. Later writes of the same batch see that state, so two
 //!    writes to one case in one batch chain correctly. A refused write leaves
 //!    nothing behind.
 //! 2. The batch's events, case projections and idempotency records are then
@@ -168,11 +169,13 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats:
     };
     let mut done = Vec::with_capacity(batch_size);
     let result: Result<(), sqlx::Error> = async {
+        let prefetched = prefetch(connection, &batch).await?;
         for job in batch {
             done.push(match job {
-                Job::Case(write, reply) => {
-                    Done::Case(reply, decide_case(connection, &mut pending, &write).await)
-                }
+                Job::Case(write, reply) => Done::Case(
+                    reply,
+                    decide_case(connection, &prefetched, &mut pending, &write).await,
+                ),
                 Job::AddPrincipal {
                     principal,
                     created_by,
@@ -278,11 +281,80 @@ macro_rules! active_states_sql {
     };
 }
 
+/// What a batch reads before deciding its writes: the stored idempotency
+/// records of its keys and the stored projections of its cases, two queries
+/// per batch instead of one per write.
+#[derive(Default)]
+struct Prefetched {
+    /// (principal, key) to (fingerprint, response JSON).
+    idempotency: HashMap<(String, String), (String, String)>,
+    /// Case ID to projection JSON.
+    views: HashMap<String, Vec<u8>>,
+}
+
+async fn prefetch(
+    connection: &mut SqliteConnection,
+    batch: &[Job],
+) -> Result<Prefetched, sqlx::Error> {
+    let writes: Vec<&CaseWrite> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Case(write, _) => Some(&**write),
+            _ => None,
+        })
+        .collect();
+    let mut prefetched = Prefetched::default();
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT principal_id, key, fingerprint, response FROM idempotency WHERE (principal_id, key) IN (VALUES ",
+        );
+        for (position, write) in chunk.iter().enumerate() {
+            if position > 0 {
+                query.push(", ");
+            }
+            query.push("(");
+            query.push_bind(write.actor.principal.to_string());
+            query.push(", ");
+            query.push_bind(write.idempotency_key.clone());
+            query.push(")");
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            prefetched.idempotency.insert(
+                (row.try_get("principal_id")?, row.try_get("key")?),
+                (row.try_get("fingerprint")?, row.try_get("response")?),
+            );
+        }
+    }
+    let mut case_ids: Vec<&str> = writes
+        .iter()
+        .filter_map(|write| write.command.case_id().map(CaseId::as_str))
+        .collect();
+    case_ids.sort_unstable();
+    case_ids.dedup();
+    for chunk in case_ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT case_id, view FROM cases WHERE case_id IN (");
+        let mut separated = query.separated(", ");
+        for case_id in chunk {
+            separated.push_bind(case_id.to_string());
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            prefetched
+                .views
+                .insert(row.try_get("case_id")?, row.try_get("view")?);
+        }
+    }
+    Ok(prefetched)
+}
+
 /// Decides one case write against the stored state and the batch's pending
 /// state. On success the write's event, projection and idempotency record are
 /// in `pending`; on refusal nothing is.
 async fn decide_case(
     connection: &mut SqliteConnection,
+    prefetched: &Prefetched,
     pending: &mut Pending,
     write: &CaseWrite,
 ) -> Result<WriteOutcome, StoreError> {
@@ -290,35 +362,16 @@ async fn decide_case(
     let principal = write.actor.principal.as_str();
     let idempotency_key = (principal.to_string(), write.idempotency_key.clone());
 
-    // One query reads both the idempotency record and the case's projection.
-    let case_id = write.command.case_id();
-    let stored = sqlx::query(
-        "SELECT i.fingerprint, i.response, c.view FROM (SELECT 1)
-         LEFT JOIN idempotency i ON i.principal_id = ?1 AND i.key = ?2
-         LEFT JOIN cases c ON c.case_id = ?3",
-    )
-    .bind(principal)
-    .bind(&write.idempotency_key)
-    .bind(case_id.map(CaseId::as_str))
-    .fetch_one(&mut *connection)
-    .await?;
-
     let previous = match pending.idempotency.get(&idempotency_key) {
         Some(record) => Some((record.fingerprint.clone(), record.outcome.clone())),
-        None => {
-            let stored_fingerprint: Option<String> = stored.try_get("fingerprint")?;
-            match stored_fingerprint {
-                Some(stored_fingerprint) => {
-                    let response: String = stored.try_get("response")?;
-                    let outcome: WriteOutcome =
-                        serde_json::from_str(&response).map_err(|error| {
-                            StoreError::Corrupt(format!("idempotency record: {error}"))
-                        })?;
-                    Some((stored_fingerprint, outcome))
-                }
-                None => None,
+        None => match prefetched.idempotency.get(&idempotency_key) {
+            Some((stored_fingerprint, response)) => {
+                let outcome: WriteOutcome = serde_json::from_str(response)
+                    .map_err(|error| StoreError::Corrupt(format!("idempotency record: {error}")))?;
+                Some((stored_fingerprint.clone(), outcome))
             }
-        }
+            None => None,
+        },
     };
     if let Some((stored_fingerprint, mut outcome)) = previous {
         if stored_fingerprint != fingerprint {
@@ -395,10 +448,11 @@ async fn decide_case(
             let mut view = match pending.views.get(case_id) {
                 Some(view) => view.clone(),
                 None => {
-                    let stored_view: Option<Vec<u8>> = stored.try_get("view")?;
-                    let stored_view =
-                        stored_view.ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-                    serde_json::from_slice(&stored_view).map_err(|error| {
+                    let stored_view = prefetched
+                        .views
+                        .get(case_id.as_str())
+                        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+                    serde_json::from_slice(stored_view).map_err(|error| {
                         StoreError::Corrupt(format!("case {case_id} projection: {error}"))
                     })?
                 }
