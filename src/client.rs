@@ -31,7 +31,7 @@ impl ClientError {
 pub struct Client {
     http: reqwest::Client,
     base: String,
-    token: String,
+    token: Option<String>,
 }
 
 impl Client {
@@ -42,6 +42,15 @@ impl Client {
                 "no bearer token: set CUSTODY_TOKEN or pass --token\nhint: `custody init` prints the first admin token; `custody token create NAME` issues more".to_string(),
             )
         })?;
+        Client::build(url, Some(token))
+    }
+
+    /// A client for the routes that need no token (checkpoints, proofs).
+    pub fn public(url: &str) -> Result<Client, ClientError> {
+        Client::build(url, None)
+    }
+
+    fn build(url: &str, token: Option<&str>) -> Result<Client, ClientError> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ClientError::Usage(format!(
                 "`{url}` is not an http:// URL (set CUSTODY_URL or --url)"
@@ -56,8 +65,25 @@ impl Client {
         Ok(Client {
             http,
             base: url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
+            token: token.map(str::to_string),
         })
+    }
+
+    /// `GET path` of a text resource (a signed checkpoint).
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        self.send_text(reqwest::Method::GET, path).await
+    }
+
+    /// `POST path` without a body, answered with text.
+    pub async fn post_text(&self, path: &str) -> Result<String, ClientError> {
+        self.send_text(reqwest::Method::POST, path).await
+    }
+
+    async fn send_text(&self, method: reqwest::Method, path: &str) -> Result<String, ClientError> {
+        match self.send(method, path, None, None).await? {
+            Value::String(text) => Ok(text),
+            other => Ok(other.to_string()),
+        }
     }
 
     /// `GET path`.
@@ -98,8 +124,10 @@ impl Client {
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
                 .header("custody-via", "cli");
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
             if let Some(key) = &idempotency_key {
                 request = request.header("idempotency-key", key);
             }

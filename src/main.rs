@@ -30,6 +30,9 @@ enum Command {
     Init {
         #[command(flatten)]
         data: DataArgs,
+        /// The log's origin line (and signing key name) [default: custody.local/<random>].
+        #[arg(long)]
+        origin: Option<String>,
         /// Print `{"data_dir", "admin_token", "verifier_key"}` as JSON.
         #[arg(long)]
         json: bool,
@@ -54,6 +57,9 @@ enum Command {
     /// Manage bearer tokens (admins only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The tamper-evident log: checkpoints, keys and proofs.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Request an access change; prints only the new case ID.
     Request {
         /// The identity whose access changes, as KIND:ID (user, service_account, api_key, token, role, group, workload).
@@ -175,6 +181,12 @@ enum Command {
         /// The data directory to check (default ./custody-data or $CUSTODY_DATA).
         #[arg(long, env = "CUSTODY_DATA", conflicts_with_all = ["database_url", "bundle"])]
         data: Option<PathBuf>,
+        /// A checkpoint saved earlier: prove the log still extends it.
+        #[arg(long)]
+        since_checkpoint: Option<PathBuf>,
+        /// Also trust this verifier key (repeatable); the data directory's keys are always trusted.
+        #[arg(long = "key")]
+        keys: Vec<String>,
         /// A database URL to check instead.
         #[arg(long, conflicts_with = "bundle")]
         database_url: Option<String>,
@@ -184,6 +196,70 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Print the latest signed checkpoint (exactly the note bytes).
+    Checkpoint {
+        /// Sign a new checkpoint covering every write first (admins only).
+        #[arg(long)]
+        new: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Print the log's verifier keys (current, then retired), from a data directory.
+    Keys {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Add a signing key; after a restart both keys sign every checkpoint.
+    AddKey {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Retire a signing key by its 8-hex-digit ID; checkpoints it signed stay verifiable.
+    RetireKey {
+        /// The key ID (the middle part of the verifier key).
+        key_id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Write the case's events with their tlog-proofs and checkpoint to FILE.
+    Prove {
+        /// The case ID.
+        case: String,
+        /// Where to write the proof bundle.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Verify a proof bundle offline: no server, no database.
+    VerifyProof {
+        /// The bundle written by `custody log prove`.
+        file: PathBuf,
+        /// The log's verifier key (repeatable).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove that the checkpoint in NEW extends the one in OLD.
+    Consistency {
+        /// The older signed checkpoint.
+        #[arg(long)]
+        old: PathBuf,
+        /// The newer signed checkpoint.
+        #[arg(long)]
+        new: PathBuf,
+        /// The log's verifier key (repeatable).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
     },
 }
 
@@ -284,7 +360,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Init { data, json } => commands::init(data.data, json).await,
+        Command::Init { data, origin, json } => commands::init(data.data, origin, json).await,
         Command::Serve {
             data,
             listen,
@@ -293,10 +369,13 @@ async fn run(cli: Cli) -> ExitCode {
         } => commands::serve(data.data, listen, database_url, config).await,
         Command::Verify {
             data,
+            since_checkpoint,
+            keys,
             database_url,
             bundle,
             json,
-        } => commands::verify(data, database_url, bundle, json).await,
+        } => commands::verify(data, since_checkpoint, keys, database_url, bundle, json).await,
+        Command::Log(command) => commands::log(command).await,
         client_command => commands::client(client_command).await,
     };
     match result {
@@ -314,16 +393,24 @@ mod commands {
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
 
+    use custody_core::proof::CaseProofBundle;
     use custody_server::config::Config;
     use custody_server::init;
+    use custody_server::keys::{self, LogSigner};
     use custody_store::{ReadOnlyStore, Store};
     use serde_json::json;
 
-    use super::{Client, ClientError, Command, ConnectionArgs, PrincipalCommand, TokenCommand};
+    use super::{
+        Client, ClientError, Command, ConnectionArgs, LogCommand, PrincipalCommand, TokenCommand,
+    };
     use crate::output;
 
-    pub async fn init(data: PathBuf, json: bool) -> Result<ExitCode, ClientError> {
-        let (_store, report) = init::initialise(&data)
+    pub async fn init(
+        data: PathBuf,
+        origin: Option<String>,
+        json: bool,
+    ) -> Result<ExitCode, ClientError> {
+        let (_store, report) = init::initialise(&data, origin.as_deref())
             .await
             .map_err(|error| ClientError::Usage(error.to_string()))?;
         if json {
@@ -363,7 +450,7 @@ mod commands {
                 .await
                 .map_err(|error| ClientError::Usage(error.to_string()))?
         } else {
-            let (store, report) = init::initialise(&data)
+            let (store, report) = init::initialise(&data, None)
                 .await
                 .map_err(|error| ClientError::Usage(error.to_string()))?;
             eprintln!(
@@ -375,19 +462,24 @@ mod commands {
             store
         };
         let listen = listen.unwrap_or(config.server.listen);
-        custody_server::serve(
-            store,
-            listen,
-            config.server.max_body_bytes,
-            shutdown_signal(),
-        )
-        .await
-        .map_err(|error| ClientError::Usage(format!("cannot serve on {listen}: {error}")))?;
+        let log = LogSigner::load(&data).map_err(|error| ClientError::Usage(error.to_string()))?;
+        let options = custody_server::ServeOptions {
+            max_body_bytes: config.server.max_body_bytes,
+            checkpoint_interval: std::time::Duration::from_secs(
+                config.log.checkpoint_interval_seconds,
+            ),
+            log,
+        };
+        custody_server::serve(store, listen, options, shutdown_signal())
+            .await
+            .map_err(|error| ClientError::Usage(format!("cannot serve on {listen}: {error}")))?;
         Ok(ExitCode::SUCCESS)
     }
 
     pub async fn verify(
         data: Option<PathBuf>,
+        since_checkpoint: Option<PathBuf>,
+        extra_keys: Vec<String>,
         database_url: Option<String>,
         bundle: Option<PathBuf>,
         json: bool,
@@ -405,7 +497,15 @@ mod commands {
         let store = ReadOnlyStore::open(&data)
             .await
             .map_err(|error| ClientError::Usage(error.to_string()))?;
-        let report = store.audit().await.map_err(|error| {
+        let mut trusted = keys::trusted_keys(&data).map_err(|error| {
+            ClientError::Usage(format!(
+                "cannot read the log's keys in {}: {error}",
+                data.display()
+            ))
+        })?;
+        trusted.extend(parse_keys(&extra_keys)?);
+        let since = since_checkpoint.map(|path| read_text(&path)).transpose()?;
+        let report = store.audit(trusted, since).await.map_err(|error| {
             ClientError::Usage(format!("cannot read {}: {error}", data.display()))
         })?;
         if json {
@@ -418,6 +518,193 @@ mod commands {
         } else {
             ExitCode::from(1)
         })
+    }
+
+    pub async fn log(command: LogCommand) -> Result<ExitCode, ClientError> {
+        match command {
+            LogCommand::Checkpoint { new, connection } => {
+                let client = connect(&connection)?;
+                let note = if new {
+                    client.post_text("/v1/log/checkpoint").await?
+                } else {
+                    client.get_text("/v1/log/checkpoint").await?
+                };
+                print!("{note}");
+            }
+            LogCommand::Keys { data } => {
+                let signer = LogSigner::load(&data.data)
+                    .map_err(|error| ClientError::Usage(error.to_string()))?;
+                for key in signer.verifier_keys() {
+                    println!("{key}");
+                }
+                let retired = keys::retired_keys(&data.data)
+                    .map_err(|error| ClientError::Usage(error.to_string()))?;
+                for key in retired {
+                    println!("{key}\tretired");
+                }
+            }
+            LogCommand::AddKey { data } => {
+                let key =
+                    keys::add(&data.data).map_err(|error| ClientError::Usage(error.to_string()))?;
+                println!("{key}");
+                eprintln!("added; restart `custody serve` so that both keys sign, publish the new verifier key, then retire the old one");
+            }
+            LogCommand::RetireKey { key_id, data } => {
+                let key = keys::retire(&data.data, &key_id)
+                    .map_err(|error| ClientError::Usage(error.to_string()))?;
+                println!("{key}\tretired");
+                eprintln!("retired; restart `custody serve`. Checkpoints it signed stay verifiable with the key above");
+            }
+            LogCommand::Prove {
+                case,
+                out,
+                connection,
+            } => {
+                let path = format!("/v1/cases/{}/proof", output::path_segment(&case));
+                let bundle = connect(&connection)?.get(&path).await?;
+                let text = serde_json::to_string_pretty(&bundle)
+                    .map_err(|error| ClientError::Usage(error.to_string()))?;
+                std::fs::write(&out, text + "\n").map_err(|error| {
+                    ClientError::Usage(format!("cannot write {}: {error}", out.display()))
+                })?;
+                let events = bundle["events"].as_array().map(Vec::len).unwrap_or(0);
+                eprintln!(
+                    "wrote {} events of {case} with their proofs to {}",
+                    events,
+                    out.display()
+                );
+            }
+            LogCommand::VerifyProof { file, keys, json } => {
+                let trusted = parse_keys(&keys)?;
+                let text = read_text(&file)?;
+                let bundle: CaseProofBundle = serde_json::from_str(&text).map_err(|error| {
+                    ClientError::Usage(format!(
+                        "{} is not a case proof bundle: {error}",
+                        file.display()
+                    ))
+                })?;
+                match bundle.verify(&trusted) {
+                    Ok(verified) => {
+                        if json {
+                            output::print_json(
+                                &serde_json::json!({"ok": verified.rule_findings.is_empty(), "proof": verified}),
+                            );
+                        } else {
+                            println!(
+                                "ok: {} events of {} ({}) are in the log {} at size {}",
+                                verified.events,
+                                verified.case_id,
+                                verified.state,
+                                verified.origin,
+                                verified.checkpoint_size
+                            );
+                            for code in &verified.rule_findings {
+                                println!("  finding: {code}");
+                            }
+                        }
+                        if !verified.rule_findings.is_empty() {
+                            return Ok(ExitCode::from(1));
+                        }
+                    }
+                    Err(error) => {
+                        if json {
+                            output::print_json(
+                                &serde_json::json!({"ok": false, "error": error.to_string()}),
+                            );
+                        } else {
+                            eprintln!("proof rejected: {error}");
+                        }
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+            LogCommand::Consistency {
+                old,
+                new,
+                keys,
+                connection,
+            } => {
+                let trusted = parse_keys(&keys)?;
+                let verify = |path: &Path| -> Result<custody_log::VerifiedCheckpoint, ClientError> {
+                    let text = read_text(path)?;
+                    custody_log::verify_checkpoint(text.as_bytes(), &trusted).map_err(|error| {
+                        ClientError::Refused(serde_json::json!({
+                            "detail": format!("{} is not a checkpoint signed by the given key: {error}", path.display())
+                        }))
+                    })
+                };
+                let old_checkpoint = verify(&old)?;
+                let new_checkpoint = verify(&new)?;
+                let proof = if old_checkpoint.size() == new_checkpoint.size()
+                    || old_checkpoint.size() == 0
+                {
+                    Vec::new()
+                } else if old_checkpoint.size() > new_checkpoint.size() {
+                    return Err(ClientError::Usage(format!(
+                        "the old checkpoint ({}) is larger than the new one ({}); swap --old and --new",
+                        old_checkpoint.size(),
+                        new_checkpoint.size()
+                    )));
+                } else {
+                    let path = format!(
+                        "/v1/log/proof/consistency?from={}&to={}",
+                        old_checkpoint.size(),
+                        new_checkpoint.size()
+                    );
+                    let document = Client::public(&connection.url)?.get(&path).await?;
+                    decode_hashes(&document["proof"])?
+                };
+                match new_checkpoint.verify_consistency_from(old_checkpoint.checkpoint(), &proof) {
+                    Ok(()) => println!(
+                        "ok: the log at size {} extends the log at size {}",
+                        new_checkpoint.size(),
+                        old_checkpoint.size()
+                    ),
+                    Err(error) => {
+                        eprintln!(
+                            "inconsistent: the checkpoint at size {} does not extend the one at size {}: {error}",
+                            new_checkpoint.size(),
+                            old_checkpoint.size()
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn parse_keys(keys: &[String]) -> Result<Vec<custody_log::VerifierKey>, ClientError> {
+        keys.iter()
+            .map(|key| {
+                custody_log::VerifierKey::parse(key.trim()).map_err(|error| {
+                    ClientError::Usage(format!(
+                        "`{key}` is not a verifier key (expected name+keyid+base64, as printed by `custody log keys`): {error}"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    fn read_text(path: &Path) -> Result<String, ClientError> {
+        std::fs::read_to_string(path)
+            .map_err(|error| ClientError::Usage(format!("cannot read {}: {error}", path.display())))
+    }
+
+    fn decode_hashes(value: &serde_json::Value) -> Result<Vec<[u8; 32]>, ClientError> {
+        use base64::Engine;
+        let malformed = || ClientError::Connection("the server sent a malformed proof".to_string());
+        value
+            .as_array()
+            .ok_or_else(malformed)?
+            .iter()
+            .map(|hash| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(hash.as_str().ok_or_else(malformed)?)
+                    .map_err(|_| malformed())?;
+                bytes.try_into().map_err(|_| malformed())
+            })
+            .collect()
     }
 
     pub async fn client(command: Command) -> Result<ExitCode, ClientError> {
@@ -618,7 +905,10 @@ mod commands {
                     );
                 }
             }
-            Command::Init { .. } | Command::Serve { .. } | Command::Verify { .. } => {
+            Command::Init { .. }
+            | Command::Serve { .. }
+            | Command::Verify { .. }
+            | Command::Log(_) => {
                 unreachable!("handled before client commands")
             }
         }

@@ -93,7 +93,7 @@ pub fn print_timeline(document: &Value) {
         };
         println!(
             "  #{:<3} {}  {:<9}  {:<28}  {}{late}",
-            event["seq"],
+            event["seq"].as_u64().unwrap_or_default(),
             short_time(occurred),
             event["role"].as_str().unwrap_or_default(),
             who,
@@ -166,13 +166,15 @@ pub fn print_principals(list: &Value) {
 pub fn print_report(report: &Report, data: &Path) {
     let checked = &report.checked;
     println!(
-        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations",
+        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints",
         data.display(),
         checked.log_entries,
         checked.events,
         checked.cases,
         checked.chain_links,
-        checked.rules
+        checked.rules,
+        checked.leaves,
+        checked.checkpoints
     );
     if report.ok {
         println!("ok: the trail is intact and no rule is broken");

@@ -331,16 +331,22 @@ async fn append_through_http(
     drop(store);
     // A fresh principal and token for each client, through the same store the
     // server uses, so every request is authenticated for real.
-    let (store, report) = custody_server::init::initialise(&directory.join("http"))
+    let data_dir = directory.join("http");
+    let (store, report) = custody_server::init::initialise(&data_dir, None)
         .await
         .context("initialising the HTTP benchmark's data directory")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = custody_server::ServeOptions {
+        max_body_bytes: 1024 * 1024,
+        checkpoint_interval: Duration::from_secs(5),
+        log: custody_server::keys::LogSigner::load(&data_dir)?,
+    };
     let server = tokio::spawn(custody_server::serve_listener(
         store,
         listener,
-        1024 * 1024,
+        options,
         async move {
             let _ = stopped.await;
         },

@@ -19,6 +19,7 @@ use crate::case::CaseView;
 use crate::event::{DecodeError, Event};
 use crate::id::Sha256Hash;
 use crate::lifecycle::{violations, Severity};
+use custody_log::{leaf_hash, verify_checkpoint, Frontier, Hash, VerifierKey};
 
 /// One row of the event table, as stored.
 #[derive(Clone, Debug)]
@@ -31,6 +32,32 @@ pub struct StoredEvent {
     pub seq: i64,
     /// The canonical event bytes.
     pub bytes: Vec<u8>,
+    /// The stored Merkle leaf hash (level-0 node) at this index, if any.
+    pub stored_leaf: Option<Vec<u8>>,
+}
+
+/// One stored signed checkpoint.
+#[derive(Clone, Debug)]
+pub struct StoredCheckpointRow {
+    /// The size column.
+    pub size: u64,
+    /// The root column.
+    pub root: Vec<u8>,
+    /// The signed note.
+    pub note: String,
+}
+
+/// What the auditor needs to check the Merkle log and its checkpoints.
+#[derive(Clone, Debug, Default)]
+pub struct LogAudit {
+    /// The log's verifier keys, current and retired.
+    pub trusted_keys: Vec<VerifierKey>,
+    /// Every stored checkpoint.
+    pub checkpoints: Vec<StoredCheckpointRow>,
+    /// A checkpoint an auditor saved earlier: the log must extend it.
+    pub since: Option<String>,
+    /// Number of stored leaves (level-0 nodes).
+    pub stored_leaves: u64,
 }
 
 /// One row of the case projection table, as stored.
@@ -78,6 +105,10 @@ pub struct Checked {
     pub chain_links: u64,
     /// Lifecycle and separation-of-duties rules evaluated.
     pub rules: u64,
+    /// Merkle leaves recomputed from event bytes.
+    pub leaves: u64,
+    /// Signed checkpoints whose signatures and roots were checked.
+    pub checkpoints: u64,
 }
 
 /// The outcome of an audit.
@@ -98,6 +129,27 @@ pub struct Auditor {
     cases: HashMap<String, CaseTrail>,
     findings: Vec<Finding>,
     checked: Checked,
+    /// The recomputed tree, leaf by leaf, from the stored event bytes.
+    frontier: Frontier,
+    /// Checkpoints (signature-checked or not) waiting for the tree to reach their size.
+    pending_checkpoints: Vec<ExpectedRoot>,
+    stored_leaves: u64,
+    /// Whether stored leaves are compared (only with [`Auditor::with_log`]).
+    log_checks: bool,
+}
+
+/// A root the recomputed tree must have at a size.
+struct ExpectedRoot {
+    size: u64,
+    root: Hash,
+    /// `since` for the auditor's own checkpoint, else a stored checkpoint.
+    source: RootSource,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RootSource {
+    Stored,
+    Since,
 }
 
 struct CaseTrail {
@@ -108,9 +160,116 @@ struct CaseTrail {
 }
 
 impl Auditor {
-    /// A fresh auditor.
+    /// A fresh auditor that checks the events only.
     pub fn new() -> Auditor {
         Auditor::default()
+    }
+
+    /// A fresh auditor that also recomputes the Merkle log and checks every
+    /// stored checkpoint (signature and root) and, when given, the auditor's
+    /// own saved checkpoint.
+    pub fn with_log(log: LogAudit) -> Auditor {
+        let mut auditor = Auditor {
+            stored_leaves: log.stored_leaves,
+            log_checks: true,
+            ..Auditor::default()
+        };
+        let checkpoint_finding = |code: &'static str, message: String| Finding {
+            code,
+            severity: Severity::Critical,
+            case_id: None,
+            message,
+            event_id: None,
+            seq: None,
+            log_index: None,
+        };
+        for row in &log.checkpoints {
+            auditor.checked.checkpoints += 1;
+            match verify_checkpoint(row.note.as_bytes(), &log.trusted_keys) {
+                Ok(verified) => {
+                    if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice() {
+                        auditor.findings.push(checkpoint_finding(
+                            "checkpoint.row-mismatch",
+                            format!(
+                                "the checkpoint stored at size {} signs size {} with a different root: the row was edited",
+                                row.size,
+                                verified.size()
+                            ),
+                        ));
+                    }
+                    auditor.pending_checkpoints.push(ExpectedRoot {
+                        size: verified.size(),
+                        root: *verified.root_hash(),
+                        source: RootSource::Stored,
+                    });
+                }
+                Err(error) => auditor.findings.push(checkpoint_finding(
+                    "checkpoint.bad-signature",
+                    format!(
+                        "the checkpoint stored at size {} is not signed by a configured log key: {error}",
+                        row.size
+                    ),
+                )),
+            }
+        }
+        if let Some(since) = &log.since {
+            match verify_checkpoint(since.as_bytes(), &log.trusted_keys) {
+                Ok(verified) => auditor.pending_checkpoints.push(ExpectedRoot {
+                    size: verified.size(),
+                    root: *verified.root_hash(),
+                    source: RootSource::Since,
+                }),
+                Err(error) => auditor.findings.push(checkpoint_finding(
+                    "since.bad-signature",
+                    format!("the saved checkpoint is not signed by a configured log key: {error}"),
+                )),
+            }
+        }
+        // Checked in size order as the tree grows.
+        auditor
+            .pending_checkpoints
+            .sort_by_key(|expected| std::cmp::Reverse(expected.size));
+        auditor
+    }
+
+    fn check_roots_at_current_size(&mut self) {
+        while let Some(expected) = self.pending_checkpoints.last() {
+            if expected.size != self.frontier.size() {
+                break;
+            }
+            // Safe: `last()` just returned an element.
+            let expected = self
+                .pending_checkpoints
+                .pop()
+                .expect("a pending checkpoint");
+            if self.frontier.root() != expected.root {
+                let (code, message) = match expected.source {
+                    RootSource::Stored => (
+                        "checkpoint.root-mismatch",
+                        format!(
+                            "the signed checkpoint at size {} has a root that the stored events do not reproduce: history was rewritten after it was signed",
+                            expected.size
+                        ),
+                    ),
+                    RootSource::Since => (
+                        "since.not-extended",
+                        format!(
+                            "the log does not extend the saved checkpoint at size {}: the first {} entries changed since it was signed",
+                            expected.size, expected.size
+                        ),
+                    ),
+                };
+                self.findings.push(Finding {
+                    code,
+                    severity: Severity::Critical,
+                    case_id: None,
+                    message,
+                    event_id: None,
+                    seq: None,
+                    log_index: Some(expected.size.saturating_sub(1)),
+                });
+            }
+        }
     }
 
     /// Checks one stored event. Rows must come in log-index order.
@@ -143,6 +302,37 @@ impl Auditor {
             }
         }
         self.next_log_index = self.next_log_index.max(row.log_index + 1);
+
+        // The Merkle leaf is recomputed from the stored bytes, never trusted.
+        let leaf = leaf_hash(&row.bytes);
+        self.checked.leaves += 1;
+        match &row.stored_leaf {
+            _ if !self.log_checks => {}
+            Some(stored) if stored.as_slice() == leaf.as_slice() => {}
+            Some(_) => self.findings.push(Finding {
+                code: "log.leaf-mismatch",
+                severity: Severity::Critical,
+                case_id: Some(row.case_id.clone()),
+                message: format!(
+                    "the stored Merkle leaf at log index {} does not hash the stored event: the event or the log was altered",
+                    row.log_index
+                ),
+                event_id: None,
+                seq: u64::try_from(row.seq).ok(),
+                log_index: Some(row.log_index),
+            }),
+            None => self.findings.push(Finding {
+                code: "log.leaf-missing",
+                severity: Severity::Critical,
+                case_id: Some(row.case_id.clone()),
+                message: format!("the event at log index {} has no Merkle leaf", row.log_index),
+                event_id: None,
+                seq: u64::try_from(row.seq).ok(),
+                log_index: Some(row.log_index),
+            }),
+        }
+        self.frontier.push(leaf);
+        self.check_roots_at_current_size();
 
         let event = match Event::decode(&row.bytes) {
             Ok(event) => event,
@@ -295,6 +485,48 @@ impl Auditor {
     /// Compares the stored case projections with the rebuilt cases and
     /// returns the report.
     pub fn finish(mut self, heads: impl IntoIterator<Item = StoredCaseHead>) -> Report {
+        let log_size = self.frontier.size();
+        for expected in std::mem::take(&mut self.pending_checkpoints) {
+            let (code, message) = match expected.source {
+                RootSource::Stored => (
+                    "checkpoint.beyond-log",
+                    format!(
+                        "a signed checkpoint commits to {} entries but only {log_size} are stored: the tail of the log was truncated",
+                        expected.size
+                    ),
+                ),
+                RootSource::Since => (
+                    "since.beyond-log",
+                    format!(
+                        "the saved checkpoint commits to {} entries but only {log_size} are stored: the log was truncated or rewritten",
+                        expected.size
+                    ),
+                ),
+            };
+            self.findings.push(Finding {
+                code,
+                severity: Severity::Critical,
+                case_id: None,
+                message,
+                event_id: None,
+                seq: None,
+                log_index: Some(log_size),
+            });
+        }
+        if self.stored_leaves > log_size {
+            self.findings.push(Finding {
+                code: "log.leaf-without-event",
+                severity: Severity::Critical,
+                case_id: None,
+                message: format!(
+                    "the log holds {} leaves but only {log_size} events: events were removed behind the store's back",
+                    self.stored_leaves
+                ),
+                event_id: None,
+                seq: None,
+                log_index: Some(log_size),
+            });
+        }
         let mut heads_by_case: BTreeMap<String, StoredCaseHead> = heads
             .into_iter()
             .map(|head| (head.case_id.clone(), head))

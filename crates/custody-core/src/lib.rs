@@ -15,6 +15,7 @@ pub mod hex;
 pub mod id;
 pub mod lifecycle;
 pub mod model;
+pub mod proof;
 pub mod time;
 
 pub use case::{CaseState, CaseView};

@@ -79,6 +79,7 @@ impl Ledger {
                 case_id: event.case_id.to_string(),
                 seq: event.seq as i64,
                 bytes: event.canonical_bytes(),
+                stored_leaf: None,
             });
         }
         let view = self.view.as_ref().expect("a scenario opens a case");

@@ -55,6 +55,7 @@
 )]
 
 pub mod checkpoint;
+pub mod frontier;
 pub mod merkle;
 pub mod note;
 pub mod tlog_proof;
@@ -63,6 +64,7 @@ pub mod tree;
 mod encoding;
 
 pub use checkpoint::{verify_checkpoint, Checkpoint, CheckpointError, VerifiedCheckpoint};
+pub use frontier::Frontier;
 pub use merkle::{
     empty_root, leaf_hash, node_hash, root_from_inclusion_proof, root_from_leaf_hashes,
     verify_consistency, verify_inclusion, Hash, MerkleError, HASH_SIZE,

@@ -6,6 +6,9 @@
 //! [server]
 //! listen = "127.0.0.1:8080"      # address of the HTTP API
 //! max_body_bytes = 1048576       # largest accepted request body
+//!
+//! [log]
+//! checkpoint_interval_seconds = 5   # sign a checkpoint this often while the log grows
 //! ```
 
 use std::net::SocketAddr;
@@ -20,6 +23,30 @@ pub struct Config {
     /// The HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The Merkle log.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The `[log]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Seconds between checkpoints while the log grows (1 to 3600).
+    #[serde(default = "default_checkpoint_interval_seconds")]
+    pub checkpoint_interval_seconds: u64,
+}
+
+fn default_checkpoint_interval_seconds() -> u64 {
+    5
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            checkpoint_interval_seconds: default_checkpoint_interval_seconds(),
+        }
+    }
 }
 
 /// The `[server]` section.
@@ -98,6 +125,9 @@ impl Config {
         if config.server.max_body_bytes < 1024 {
             return Err("server.max_body_bytes must be at least 1024".to_string());
         }
+        if !(1..=3600).contains(&config.log.checkpoint_interval_seconds) {
+            return Err("log.checkpoint_interval_seconds must be between 1 and 3600".to_string());
+        }
         Ok(config)
     }
 }
@@ -121,5 +151,13 @@ mod tests {
         assert!(Config::parse("[server]\nlisten = \"nowhere\"").is_err());
         assert!(Config::parse("[server]\nmax_body_bytes = 10").is_err());
         assert!(Config::parse("[polcy]\n").is_err());
+        assert_eq!(
+            Config::parse("[log]\ncheckpoint_interval_seconds = 2")
+                .unwrap()
+                .log
+                .checkpoint_interval_seconds,
+            2
+        );
+        assert!(Config::parse("[log]\ncheckpoint_interval_seconds = 0").is_err());
     }
 }

@@ -1,16 +1,12 @@
 //! Creating a data directory: the embedded database, the log's signing key
 //! and the first admin principal.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use custody_core::model::{Principal, PrincipalId, PrincipalKind};
-use custody_log::note::SignerKey;
 use custody_store::{Store, StoreError, DATABASE_FILE};
 use serde::Serialize;
 
-/// The file holding the log's private signing key (mode 0600).
-pub const SIGNING_KEY_FILE: &str = "log-signing.key";
 /// The name of the first admin principal.
 pub const ADMIN_PRINCIPAL: &str = "admin";
 
@@ -54,7 +50,13 @@ pub fn is_initialised(data_dir: &Path) -> bool {
 }
 
 /// Initialises a new data directory and returns the open store and the report.
-pub async fn initialise(data_dir: &Path) -> Result<(Store, InitReport), InitError> {
+///
+/// `origin` names the log in every checkpoint (and its signing key); the
+/// default, `custody.local/<16 random hex digits>`, is unique per deployment.
+pub async fn initialise(
+    data_dir: &Path,
+    origin: Option<&str>,
+) -> Result<(Store, InitReport), InitError> {
     if is_initialised(data_dir) {
         return Err(InitError::AlreadyInitialised(
             data_dir.display().to_string(),
@@ -65,19 +67,23 @@ pub async fn initialise(data_dir: &Path) -> Result<(Store, InitReport), InitErro
         move |source| InitError::Io { path, source }
     };
     std::fs::create_dir_all(data_dir).map_err(io_error(data_dir))?;
-    let mut origin_suffix = [0u8; 8];
-    getrandom_fill(&mut origin_suffix)?;
-    // A unique key name per deployment, so checkpoints from two deployments
-    // can never be confused for one another.
-    let key_name = format!(
-        "custody.local/{}",
-        custody_core::hex::encode(&origin_suffix)
-    );
-    let signer =
-        SignerKey::generate(&key_name).map_err(|error| InitError::Key(error.to_string()))?;
-    let key_path = data_dir.join(SIGNING_KEY_FILE);
-    write_private_file(&key_path, signer.to_secret_string().as_bytes())
-        .map_err(io_error(&key_path))?;
+    let origin = match origin {
+        Some(origin) if custody_log::note::is_valid_key_name(origin) => origin.to_string(),
+        Some(origin) => {
+            return Err(InitError::Key(format!(
+                "`{origin}` cannot be a log origin: use a non-empty name without spaces or '+', such as example.com/custody"
+            )))
+        }
+        None => {
+            let mut suffix = [0u8; 8];
+            getrandom_fill(&mut suffix)?;
+            // Unique per deployment, so checkpoints of two deployments can
+            // never be confused for one another.
+            format!("custody.local/{}", custody_core::hex::encode(&suffix))
+        }
+    };
+    let verifier = crate::keys::create(data_dir, &origin)
+        .map_err(|error| InitError::Key(error.to_string()))?;
 
     let store = Store::open(data_dir).await?;
     // Safe: a constant that satisfies the naming rule.
@@ -102,7 +108,7 @@ pub async fn initialise(data_dir: &Path) -> Result<(Store, InitReport), InitErro
         InitReport {
             data_dir: data_dir.to_path_buf(),
             admin_token: token.token,
-            verifier_key: signer.verifier_key().to_string(),
+            verifier_key: verifier.to_string(),
         },
     ))
 }
@@ -110,18 +116,4 @@ pub async fn initialise(data_dir: &Path) -> Result<(Store, InitReport), InitErro
 fn getrandom_fill(buffer: &mut [u8]) -> Result<(), InitError> {
     getrandom::fill(buffer)
         .map_err(|error| InitError::Key(format!("no randomness available: {error}")))
-}
-
-fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents)?;
-    file.write_all(b"\n")?;
-    file.sync_all()
 }

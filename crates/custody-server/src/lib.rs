@@ -7,9 +7,11 @@
 //! cannot drift from the code.
 
 pub mod api;
+pub mod api_log;
 pub mod config;
 pub mod extract;
 pub mod init;
+pub mod keys;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -41,6 +43,19 @@ pub struct AppState {
     pub store: Store,
     /// Renders `/metrics`; `None` when no recorder could be installed.
     pub metrics: Option<PrometheusHandle>,
+    /// The keys that sign checkpoints.
+    pub log: keys::LogSigner,
+}
+
+/// How the server runs, beyond the store.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How often to sign a checkpoint while the log grows.
+    pub checkpoint_interval: Duration,
+    /// The keys that sign checkpoints.
+    pub log: keys::LogSigner,
 }
 
 #[derive(OpenApi)]
@@ -76,6 +91,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
         .routes(routes!(api::whoami))
+        .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
+        .routes(routes!(api_log::keys))
+        .routes(routes!(api_log::entries))
+        .routes(routes!(api_log::inclusion))
+        .routes(routes!(api_log::consistency))
+        .routes(routes!(api_log::case_proof))
         .split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     api.route(
@@ -100,28 +121,56 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub async fn serve(
     store: Store,
     listen: SocketAddr,
-    max_body_bytes: usize,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     eprintln!("listening on {local}");
-    serve_listener(store, listener, max_body_bytes, shutdown).await
+    serve_listener(store, listener, options, shutdown).await
 }
 
-/// Serves on an already bound listener until `shutdown` resolves.
+/// Serves on an already bound listener until `shutdown` resolves. Signs a
+/// checkpoint every `checkpoint_interval` while the log grows.
 pub async fn serve_listener(
     store: Store,
     listener: tokio::net::TcpListener,
-    max_body_bytes: usize,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = install_metrics();
-    let state = AppState { store, metrics };
-    axum::serve(listener, router(state, max_body_bytes))
+    let checkpoints = tokio::spawn(sign_checkpoints(
+        store.clone(),
+        options.log.clone(),
+        options.checkpoint_interval,
+    ));
+    let state = AppState {
+        store,
+        metrics,
+        log: options.log,
+    };
+    let served = axum::serve(listener, router(state, options.max_body_bytes))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    checkpoints.abort();
+    served
+}
+
+/// Signs a checkpoint whenever the log has grown since the last one.
+async fn sign_checkpoints(store: Store, log: keys::LogSigner, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.checkpoint(&log.origin, log.signers.clone()).await {
+            Ok(Some(checkpoint)) => {
+                metrics::gauge!("custody_log_checkpoint_size").set(checkpoint.size as f64);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "signing a checkpoint failed"),
+        }
+    }
 }
 
 fn install_metrics() -> Option<PrometheusHandle> {

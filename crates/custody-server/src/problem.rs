@@ -147,6 +147,7 @@ impl From<StoreError> for Problem {
                     format!("principal {principal} already exists"),
                 )
             },
+            StoreError::InvalidRequest(detail) => Problem::invalid(detail),
             StoreError::Closed => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 types::UNAVAILABLE,

@@ -75,3 +75,43 @@ CREATE TABLE idempotency (
     created_at   TEXT NOT NULL,
     PRIMARY KEY (principal_id, key)
 ) STRICT;
+
+-- The Merkle log (RFC 6962): every event is a leaf, its canonical bytes the
+-- leaf input. Complete subtree hashes are stored so that roots and proofs at
+-- any size cost O(log n) reads. Node (level, idx) covers leaves
+-- [idx * 2^level, (idx + 1) * 2^level). Written in the same transaction as
+-- the events, so the log and the events never disagree after a crash.
+CREATE TABLE log_nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB    NOT NULL,
+    PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER log_nodes_refuse_update BEFORE UPDATE ON log_nodes
+BEGIN
+    SELECT RAISE(ABORT, 'custody: log nodes are append-only; UPDATE is refused');
+END;
+
+CREATE TRIGGER log_nodes_refuse_delete BEFORE DELETE ON log_nodes
+BEGIN
+    SELECT RAISE(ABORT, 'custody: log nodes are append-only; DELETE is refused');
+END;
+
+-- Signed checkpoints (C2SP tlog-checkpoint in a C2SP signed note), one per size.
+CREATE TABLE checkpoints (
+    size       INTEGER PRIMARY KEY,
+    root       BLOB    NOT NULL,
+    note       TEXT    NOT NULL,
+    created_at TEXT    NOT NULL
+) STRICT;
+
+CREATE TRIGGER checkpoints_refuse_update BEFORE UPDATE ON checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'custody: checkpoints are append-only; UPDATE is refused');
+END;
+
+CREATE TRIGGER checkpoints_refuse_delete BEFORE DELETE ON checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'custody: checkpoints are append-only; DELETE is refused');
+END;

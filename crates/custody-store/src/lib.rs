@@ -15,6 +15,7 @@
 //! Readers (queries, `custody verify`) use separate read-only connections and
 //! see consistent snapshots while the writer works.
 
+mod log;
 mod migrate;
 pub mod writer;
 
@@ -22,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
+use custody_core::audit::{
+    Auditor, LogAudit, Report, StoredCaseHead, StoredCheckpointRow, StoredEvent,
+};
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
 use custody_core::model::{Actor, Principal, PrincipalId, PrincipalKind};
@@ -142,6 +145,30 @@ pub struct IssuedToken {
     pub expires_at: Option<Timestamp>,
 }
 
+/// A signed checkpoint as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCheckpoint {
+    /// The tree size it commits to.
+    pub size: u64,
+    /// The root hash at that size.
+    pub root: [u8; 32],
+    /// The signed note (C2SP tlog-checkpoint text with signature lines).
+    pub note: String,
+    /// When it was signed.
+    pub created_at: String,
+}
+
+/// One leaf of the log: the canonical bytes of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// The exact leaf bytes (the event's canonical bytes).
+    pub leaf: Vec<u8>,
+    /// The case the event belongs to.
+    pub case_id: String,
+}
+
 /// A principal authenticated by a token.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
@@ -176,6 +203,9 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A log query asked for sizes or indexes the log cannot answer.
+    #[error("{0}")]
+    InvalidRequest(String),
     /// The writer task has stopped (the server is shutting down).
     #[error("the store is shutting down")]
     Closed,
@@ -256,6 +286,136 @@ impl Store {
             reply,
         })
         .await
+    }
+
+    /// Signs and stores a checkpoint of the log as it stands now (all
+    /// acknowledged writes included), unless the latest checkpoint already
+    /// covers the whole log. `None` while the log is empty.
+    pub async fn checkpoint(
+        &self,
+        origin: &str,
+        signers: std::sync::Arc<Vec<custody_log::SignerKey>>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let origin = origin.to_string();
+        self.submit(|reply| writer::Job::Checkpoint {
+            origin,
+            signers,
+            reply,
+        })
+        .await
+    }
+
+    /// The newest stored checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let mut connection = self.readers.acquire().await?;
+        log::latest_checkpoint(&mut connection).await
+    }
+
+    /// Log entries `[start, end)`, at most `limit` of them.
+    pub async fn entries(
+        &self,
+        start: u64,
+        end: u64,
+        limit: u64,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        if start > end {
+            return Err(StoreError::InvalidRequest(format!(
+                "start {start} is after end {end}"
+            )));
+        }
+        let end = end.min(start.saturating_add(limit));
+        let rows = sqlx::query(
+            "SELECT log_index, case_id, bytes FROM events WHERE log_index >= ? AND log_index < ? ORDER BY log_index",
+        )
+        .bind(start as i64)
+        .bind(end as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let index: i64 = row.try_get("log_index")?;
+                Ok(LogEntry {
+                    index: index as u64,
+                    leaf: row.try_get("bytes")?,
+                    case_id: row.try_get("case_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut connection = self.readers.acquire().await?;
+        self.check_size(&mut connection, size).await?;
+        log::inclusion_proof(&mut connection, index, size).await
+    }
+
+    /// The consistency proof from the tree of `old_size` to that of `new_size` leaves.
+    pub async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        let mut connection = self.readers.acquire().await?;
+        self.check_size(&mut connection, new_size).await?;
+        log::consistency_proof(&mut connection, old_size, new_size).await
+    }
+
+    /// Every event of a case that `checkpoint` covers, with its leaf bytes and
+    /// inclusion proof against that checkpoint, in sequence order.
+    pub async fn case_proofs(
+        &self,
+        case_id: &CaseId,
+        checkpoint: &StoredCheckpoint,
+    ) -> Result<Vec<(LogEntry, Vec<[u8; 32]>)>, StoreError> {
+        let mut connection = self.readers.acquire().await?;
+        let rows =
+            sqlx::query("SELECT log_index, bytes FROM events WHERE case_id = ? ORDER BY seq")
+                .bind(case_id.as_str())
+                .fetch_all(&mut *connection)
+                .await?;
+        if rows.is_empty() {
+            return Err(StoreError::CaseNotFound(case_id.to_string()));
+        }
+        let mut proofs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let index: i64 = row.try_get("log_index")?;
+            let index = index as u64;
+            if index >= checkpoint.size {
+                continue;
+            }
+            let proof = log::inclusion_proof(&mut connection, index, checkpoint.size).await?;
+            proofs.push((
+                LogEntry {
+                    index,
+                    leaf: row.try_get("bytes")?,
+                    case_id: case_id.to_string(),
+                },
+                proof,
+            ));
+        }
+        Ok(proofs)
+    }
+
+    async fn check_size(
+        &self,
+        connection: &mut sqlx::SqliteConnection,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        let log_size: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+                .fetch_one(&mut *connection)
+                .await?;
+        if size > log_size as u64 {
+            return Err(StoreError::InvalidRequest(format!(
+                "the log has {log_size} entries; size {size} does not exist yet"
+            )));
+        }
+        Ok(())
     }
 
     async fn submit<T>(
@@ -377,8 +537,12 @@ impl Store {
     }
 
     /// Audits the whole store (see [`ReadOnlyStore::audit`]).
-    pub async fn audit(&self) -> Result<Report, StoreError> {
-        audit_pool(&self.readers).await
+    pub async fn audit(
+        &self,
+        trusted_keys: Vec<custody_log::VerifierKey>,
+        since: Option<String>,
+    ) -> Result<Report, StoreError> {
+        audit_pool(&self.readers, trusted_keys, since).await
     }
 }
 
@@ -401,23 +565,57 @@ impl ReadOnlyStore {
         Ok(ReadOnlyStore { readers })
     }
 
-    /// Checks every event, chain, case and rule; see [`custody_core::audit`].
-    pub async fn audit(&self) -> Result<Report, StoreError> {
-        audit_pool(&self.readers).await
+    /// Checks every event, chain, case and rule, recomputes the Merkle log
+    /// and checks every stored checkpoint against `trusted_keys`, and, given
+    /// `since`, that the log extends that saved checkpoint; see
+    /// [`custody_core::audit`].
+    pub async fn audit(
+        &self,
+        trusted_keys: Vec<custody_log::VerifierKey>,
+        since: Option<String>,
+    ) -> Result<Report, StoreError> {
+        audit_pool(&self.readers, trusted_keys, since).await
     }
 }
 
 /// Rows are read in pages inside one read transaction, so the audit sees one
 /// consistent snapshot even while the server appends.
-async fn audit_pool(pool: &SqlitePool) -> Result<Report, StoreError> {
+async fn audit_pool(
+    pool: &SqlitePool,
+    trusted_keys: Vec<custody_log::VerifierKey>,
+    since: Option<String>,
+) -> Result<Report, StoreError> {
     const PAGE: i64 = 4096;
     let mut connection = pool.acquire().await?;
     sqlx::query("BEGIN").execute(&mut *connection).await?;
-    let mut auditor = Auditor::new();
+    let checkpoints = sqlx::query("SELECT size, root, note FROM checkpoints ORDER BY size")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let size: i64 = row.try_get("size")?;
+            Ok(StoredCheckpointRow {
+                size: size as u64,
+                root: row.try_get("root")?,
+                note: row.try_get("note")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let stored_leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_nodes WHERE level = 0")
+        .fetch_one(&mut *connection)
+        .await?;
+    let mut auditor = Auditor::with_log(LogAudit {
+        trusted_keys,
+        checkpoints,
+        since,
+        stored_leaves: stored_leaves as u64,
+    });
     let mut after: i64 = -1;
     loop {
         let rows = sqlx::query(
-            "SELECT log_index, case_id, seq, bytes FROM events WHERE log_index > ? ORDER BY log_index LIMIT ?",
+            "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
+             LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
+             WHERE e.log_index > ? ORDER BY e.log_index LIMIT ?",
         )
         .bind(after)
         .bind(PAGE)
@@ -430,6 +628,7 @@ async fn audit_pool(pool: &SqlitePool) -> Result<Report, StoreError> {
                 case_id: row.try_get("case_id")?,
                 seq: row.try_get("seq")?,
                 bytes: row.try_get("bytes")?,
+                stored_leaf: row.try_get("leaf")?,
             });
             after = log_index;
         }

@@ -35,7 +35,11 @@ use custody_core::{CaseId, Sha256Hash, Timestamp};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{AppendedEvent, CaseWrite, IssuedToken, StoreError, WriteOutcome, TOKEN_PREFIX};
+use custody_log::note::SignerKey;
+
+use crate::{
+    AppendedEvent, CaseWrite, IssuedToken, StoreError, StoredCheckpoint, WriteOutcome, TOKEN_PREFIX,
+};
 
 /// Most jobs committed in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -55,6 +59,15 @@ pub enum Job {
         created_by: Option<PrincipalId>,
         /// Where the result goes.
         reply: oneshot::Sender<Result<Principal, StoreError>>,
+    },
+    /// Sign and store a checkpoint of the log as it stands.
+    Checkpoint {
+        /// The log's origin line.
+        origin: String,
+        /// The keys that sign it.
+        signers: Arc<Vec<SignerKey>>,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
     },
     /// Issue a token.
     CreateToken {
@@ -100,6 +113,10 @@ enum Done {
         oneshot::Sender<Result<IssuedToken, StoreError>>,
         Result<IssuedToken, StoreError>,
     ),
+    Checkpoint(
+        oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
+        Result<Option<StoredCheckpoint>, StoreError>,
+    ),
 }
 
 /// What the batch will write when it commits.
@@ -112,6 +129,8 @@ struct Pending {
     views: HashMap<CaseId, CaseView>,
     /// Idempotency records made by the batch, by (principal, key).
     idempotency: HashMap<(String, String), PendingIdempotency>,
+    /// Events already flushed by this batch.
+    total_appended: u64,
 }
 
 struct PendingEvent {
@@ -121,6 +140,8 @@ struct PendingEvent {
 }
 
 struct PendingIdempotency {
+    /// Already inserted by an earlier flush of the same batch.
+    flushed: bool,
     fingerprint: String,
     outcome: WriteOutcome,
     recorded_at: Timestamp,
@@ -193,14 +214,28 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats:
                     reply,
                     create_token(connection, principal, ttl_seconds, created_by).await,
                 ),
+                Job::Checkpoint {
+                    origin,
+                    signers,
+                    reply,
+                } => {
+                    // Events decided earlier in this batch are flushed first,
+                    // so the checkpoint covers them.
+                    flush(connection, &mut pending).await?;
+                    Done::Checkpoint(
+                        reply,
+                        sign_checkpoint(connection, pending.next_log_index, &origin, &signers)
+                            .await,
+                    )
+                }
             });
         }
-        flush(connection, &pending).await?;
+        flush(connection, &mut pending).await?;
         sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
         Ok(())
     }
     .await;
-    let appended = pending.events.len() as u64;
+    let appended = pending.total_appended;
     match result {
         Ok(()) => {
             stats.commits.fetch_add(1, Ordering::Relaxed);
@@ -237,6 +272,9 @@ fn reply_all(done: Vec<Done>) {
             Done::Token(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Checkpoint(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -248,6 +286,7 @@ impl Job {
             Job::Case(_, reply) => Done::Case(reply, Err(error())),
             Job::AddPrincipal { reply, .. } => Done::Principal(reply, Err(error())),
             Job::CreateToken { reply, .. } => Done::Token(reply, Err(error())),
+            Job::Checkpoint { reply, .. } => Done::Checkpoint(reply, Err(error())),
         }
     }
 }
@@ -260,6 +299,7 @@ impl Done {
             Done::Case(reply, Ok(_)) => Done::Case(reply, Err(error())),
             Done::Principal(reply, Ok(_)) => Done::Principal(reply, Err(error())),
             Done::Token(reply, Ok(_)) => Done::Token(reply, Err(error())),
+            Done::Checkpoint(reply, Ok(_)) => Done::Checkpoint(reply, Err(error())),
             failed => failed,
         }
     }
@@ -537,6 +577,7 @@ fn remember(
     pending.idempotency.insert(
         key,
         PendingIdempotency {
+            flushed: false,
             fingerprint,
             outcome: outcome.clone(),
             recorded_at,
@@ -622,12 +663,67 @@ pub(crate) fn change_key(change: &Change) -> String {
     )
 }
 
+/// Signs a checkpoint of the log at `size` unless the latest one already has
+/// that size. `None` for an empty log, which has nothing to sign.
+async fn sign_checkpoint(
+    connection: &mut SqliteConnection,
+    size: u64,
+    origin: &str,
+    signers: &[SignerKey],
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    if size == 0 {
+        return Ok(None);
+    }
+    if let Some(latest) = crate::log::latest_checkpoint(&mut *connection).await? {
+        if latest.size == size {
+            return Ok(Some(latest));
+        }
+    }
+    let root = crate::log::tree_root(&mut *connection, size).await?;
+    let checkpoint = custody_log::Checkpoint::new(origin, size, root)
+        .map_err(|error| StoreError::Corrupt(format!("cannot build a checkpoint: {error}")))?;
+    let signer_refs: Vec<&SignerKey> = signers.iter().collect();
+    let note = checkpoint
+        .sign(&signer_refs)
+        .map_err(|error| StoreError::Corrupt(format!("cannot sign the checkpoint: {error}")))?;
+    let created_at = Timestamp::now();
+    sqlx::query("INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, ?)")
+        .bind(size as i64)
+        .bind(root.to_vec())
+        .bind(&note)
+        .bind(created_at.to_string())
+        .execute(&mut *connection)
+        .await?;
+    Ok(Some(StoredCheckpoint {
+        size,
+        root,
+        note,
+        created_at: created_at.to_string(),
+    }))
+}
+
 /// Rows per multi-row statement; keeps every statement far below SQLite's
 /// limit on bound parameters (32766).
 const ROWS_PER_STATEMENT: usize = 256;
 
-/// Writes the batch's events, projections and idempotency records.
-async fn flush(connection: &mut SqliteConnection, pending: &Pending) -> Result<(), sqlx::Error> {
+/// Writes the batch's events and their Merkle log nodes, projections and
+/// idempotency records, and empties the pending state (the batch may flush
+/// more than once: before a checkpoint, and at the end).
+async fn flush(
+    connection: &mut SqliteConnection,
+    pending: &mut Pending,
+) -> Result<(), sqlx::Error> {
+    let appended = pending.events.len() as u64;
+    pending.total_appended += appended;
+    if appended > 0 {
+        let size = pending.next_log_index - appended;
+        let leaf_hashes: Vec<custody_log::Hash> = pending
+            .events
+            .iter()
+            .map(|pending_event| custody_log::leaf_hash(&pending_event.bytes))
+            .collect();
+        crate::log::append_leaves(connection, size, &leaf_hashes).await?;
+    }
     for chunk in pending.events.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) ",
@@ -680,8 +776,11 @@ async fn flush(connection: &mut SqliteConnection, pending: &Pending) -> Result<(
         upsert.build().execute(&mut *connection).await?;
     }
 
-    let records: Vec<(&(String, String), &PendingIdempotency)> =
-        pending.idempotency.iter().collect();
+    let records: Vec<(&(String, String), &PendingIdempotency)> = pending
+        .idempotency
+        .iter()
+        .filter(|(_, record)| !record.flushed)
+        .collect();
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO idempotency (principal_id, key, fingerprint, response, created_at) ",

@@ -84,7 +84,7 @@ async fn events_table_refuses_update_and_delete() {
         );
     }
     assert_eq!(store.log_size().await.unwrap(), 1);
-    assert!(store.audit().await.unwrap().ok);
+    assert!(store.audit(Vec::new(), None).await.unwrap().ok);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -227,7 +227,7 @@ async fn concurrent_writers_share_commits_and_keep_the_chain() {
     let report = ReadOnlyStore::open(directory.path())
         .await
         .unwrap()
-        .audit()
+        .audit(Vec::new(), None)
         .await
         .unwrap();
     assert!(report.ok, "{:#?}", report.findings);
@@ -368,7 +368,7 @@ async fn writes_to_one_case_in_one_batch_chain_and_deduplicate() {
     let report = ReadOnlyStore::open(directory.path())
         .await
         .unwrap()
-        .audit()
+        .audit(Vec::new(), None)
         .await
         .unwrap();
     assert!(report.ok, "{:#?}", report.findings);

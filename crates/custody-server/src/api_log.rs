@@ -1,0 +1,268 @@
+//! The `/v1/log/` handlers: checkpoints, entries, proofs. Shapes are fixed:
+//! monitors and scripts depend on them.
+//!
+//! Checkpoints, proofs and verifier keys hold only hashes and are served
+//! without a token, so witnesses and monitors can follow the log. Entries and
+//! case proofs hold the events themselves and need a token.
+
+use std::str::FromStr;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use custody_core::proof::{CaseProofBundle, CaseProofEvent, CASE_PROOF_FORMAT};
+use custody_core::CaseId;
+use custody_store::StoredCheckpoint;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::extract::Authenticated;
+use crate::problem::{types, Problem};
+use crate::AppState;
+
+/// Most entries one `GET /v1/log/entries` returns.
+pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
+
+/// Query of `GET /v1/log/entries`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct EntriesQuery {
+    /// First index (inclusive).
+    pub start: u64,
+    /// Last index (exclusive); at most 1000 entries are returned.
+    pub end: u64,
+}
+
+/// One log entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntryDocument {
+    /// Its index.
+    pub index: u64,
+    /// Standard base64 of the exact leaf bytes (the event's canonical bytes).
+    pub leaf: String,
+    /// The case it belongs to.
+    pub case_id: String,
+}
+
+/// The answer of `GET /v1/log/entries`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntriesDocument {
+    /// The entries, in index order.
+    pub entries: Vec<EntryDocument>,
+}
+
+/// Query of `GET /v1/log/proof/inclusion`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct InclusionQuery {
+    /// The leaf index.
+    pub index: u64,
+    /// The tree size.
+    pub size: u64,
+}
+
+/// An inclusion proof.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InclusionDocument {
+    /// The leaf index.
+    pub index: u64,
+    /// The tree size.
+    pub size: u64,
+    /// Standard base64 hashes, leaf to root.
+    pub proof: Vec<String>,
+}
+
+/// Query of `GET /v1/log/proof/consistency`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ConsistencyQuery {
+    /// The old tree size.
+    pub from: u64,
+    /// The new tree size.
+    pub to: u64,
+}
+
+/// A consistency proof.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyDocument {
+    /// The old tree size.
+    pub from: u64,
+    /// The new tree size.
+    pub to: u64,
+    /// Standard base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// The log's verifier keys.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KeysDocument {
+    /// The origin line of the log's checkpoints.
+    pub origin: String,
+    /// Verifier keys of the current signers.
+    pub verifier_keys: Vec<String>,
+}
+
+/// The latest signed checkpoint, exactly the note bytes.
+#[utoipa::path(get, path = "/v1/log/checkpoint",
+    responses((status = 200, description = "C2SP signed checkpoint note", content_type = "text/plain"),
+        (status = 404, body = Problem)))]
+pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, Problem> {
+    let latest =
+        state.store.latest_checkpoint().await?.ok_or_else(|| {
+            Problem::not_found("the log is empty: no checkpoint has been signed yet")
+        })?;
+    Ok(note_response(&latest))
+}
+
+/// Sign a checkpoint now, covering every acknowledged write (admins only).
+#[utoipa::path(post, path = "/v1/log/checkpoint",
+    responses((status = 200, description = "the new (or unchanged latest) checkpoint", content_type = "text/plain"),
+        (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn sign_checkpoint(
+    State(state): State<AppState>,
+    who: Authenticated,
+) -> Result<Response, Problem> {
+    who.require_admin()?;
+    let signed = state
+        .store
+        .checkpoint(&state.log.origin, state.log.signers.clone())
+        .await?
+        .ok_or_else(|| Problem::not_found("the log is empty: there is nothing to sign yet"))?;
+    Ok(note_response(&signed))
+}
+
+/// The log's verifier keys.
+#[utoipa::path(get, path = "/v1/log/keys", responses((status = 200, body = KeysDocument)))]
+pub async fn keys(State(state): State<AppState>) -> Json<KeysDocument> {
+    Json(KeysDocument {
+        origin: state.log.origin.clone(),
+        verifier_keys: state
+            .log
+            .verifier_keys()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    })
+}
+
+/// Log entries `[start, end)`.
+#[utoipa::path(get, path = "/v1/log/entries", params(EntriesQuery),
+    responses((status = 200, body = EntriesDocument), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn entries(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EntriesDocument>, Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
+    let entries = state
+        .store
+        .entries(query.start, query.end, MAX_ENTRIES_PER_PAGE)
+        .await?;
+    Ok(Json(EntriesDocument {
+        entries: entries
+            .into_iter()
+            .map(|entry| EntryDocument {
+                index: entry.index,
+                leaf: base64::engine::general_purpose::STANDARD.encode(&entry.leaf),
+                case_id: entry.case_id,
+            })
+            .collect(),
+    }))
+}
+
+/// Inclusion proof of one leaf.
+#[utoipa::path(get, path = "/v1/log/proof/inclusion", params(InclusionQuery),
+    responses((status = 200, body = InclusionDocument), (status = 400, body = Problem)))]
+pub async fn inclusion(
+    State(state): State<AppState>,
+    query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<InclusionDocument>, Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
+    let proof = state.store.inclusion_proof(query.index, query.size).await?;
+    Ok(Json(InclusionDocument {
+        index: query.index,
+        size: query.size,
+        proof: encode_hashes(&proof),
+    }))
+}
+
+/// Consistency proof between two tree sizes.
+#[utoipa::path(get, path = "/v1/log/proof/consistency", params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyDocument), (status = 400, body = Problem)))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ConsistencyDocument>, Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
+    let proof = state.store.consistency_proof(query.from, query.to).await?;
+    Ok(Json(ConsistencyDocument {
+        from: query.from,
+        to: query.to,
+        proof: encode_hashes(&proof),
+    }))
+}
+
+/// Every event of a case with a C2SP tlog-proof against the latest
+/// checkpoint (signed now if the latest does not yet cover the case).
+#[utoipa::path(get, path = "/v1/cases/{case_id}/proof",
+    params(("case_id" = String, Path, description = "AC-...")),
+    responses((status = 200, body = CaseProofBundle), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn case_proof(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Path(case_id): Path<String>,
+) -> Result<Json<CaseProofBundle>, Problem> {
+    let case_id =
+        CaseId::from_str(&case_id).map_err(|error| Problem::not_found(error.to_string()))?;
+    // Signing covers every acknowledged write, so the case's events are all
+    // in the checkpoint; when the log has not grown, the latest is reused.
+    let checkpoint = state
+        .store
+        .checkpoint(&state.log.origin, state.log.signers.clone())
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("case {case_id} does not exist")))?;
+    let proofs = state.store.case_proofs(&case_id, &checkpoint).await?;
+    let mut events = Vec::with_capacity(proofs.len());
+    for (entry, proof) in proofs {
+        let tlog_proof = custody_log::TlogProof::new(entry.index, proof, &checkpoint.note)
+            .map_err(|error| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    types::INTERNAL,
+                    "Internal error",
+                    format!(
+                        "cannot assemble the proof of log entry {}: {error}",
+                        entry.index
+                    ),
+                )
+            })?;
+        events.push(CaseProofEvent {
+            index: entry.index,
+            leaf: base64::engine::general_purpose::STANDARD.encode(&entry.leaf),
+            proof: tlog_proof.to_text(),
+        });
+    }
+    Ok(Json(CaseProofBundle {
+        format: CASE_PROOF_FORMAT.to_string(),
+        case_id: case_id.to_string(),
+        checkpoint: checkpoint.note,
+        events,
+    }))
+}
+
+fn note_response(checkpoint: &StoredCheckpoint) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        checkpoint.note.clone(),
+    )
+        .into_response()
+}
+
+fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes
+        .iter()
+        .map(|hash| base64::engine::general_purpose::STANDARD.encode(hash))
+        .collect()
+}

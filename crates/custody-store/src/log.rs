@@ -1,0 +1,145 @@
+//! The Merkle log over the events table: node storage, roots and proofs.
+//!
+//! The arithmetic lives in `custody-log`; this module only decides which
+//! stored nodes a computation needs (`custody_log::tree::nodes_for_*`),
+//! fetches them in one query, and hands them over as a map.
+
+use std::collections::HashMap;
+
+use custody_log::tree::{self, NodeId};
+use custody_log::Hash;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use crate::{StoreError, StoredCheckpoint};
+
+/// Nodes per query; two bound parameters each, far below SQLite's limit.
+const NODES_PER_QUERY: usize = 256;
+
+/// Reads the stored nodes `ids`; absent nodes are simply not in the map.
+pub(crate) async fn fetch_nodes(
+    connection: &mut SqliteConnection,
+    ids: &[NodeId],
+) -> Result<HashMap<NodeId, Hash>, sqlx::Error> {
+    let mut nodes = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(NODES_PER_QUERY) {
+        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES ",
+        );
+        for (position, id) in chunk.iter().enumerate() {
+            if position > 0 {
+                query.push(", ");
+            }
+            query.push("(");
+            query.push_bind(i64::from(id.level));
+            query.push(", ");
+            query.push_bind(id.index as i64);
+            query.push(")");
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            let level: i64 = row.try_get("level")?;
+            let index: i64 = row.try_get("idx")?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            let hash: Hash = hash.try_into().map_err(|_| {
+                sqlx::Error::Protocol(format!("log node ({level}, {index}) is not 32 bytes"))
+            })?;
+            nodes.insert(NodeId::new(level as u8, index as u64), hash);
+        }
+    }
+    Ok(nodes)
+}
+
+/// Appends leaves to a log of `size` leaves: computes and stores every node
+/// they complete. Runs inside the caller's write transaction.
+pub(crate) async fn append_leaves(
+    connection: &mut SqliteConnection,
+    size: u64,
+    leaf_hashes: &[Hash],
+) -> Result<(), sqlx::Error> {
+    let needed = tree::nodes_for_append(size, leaf_hashes.len() as u64)
+        .map_err(|error| sqlx::Error::Protocol(format!("the log cannot grow: {error}")))?;
+    let stored = fetch_nodes(connection, &needed).await?;
+    let created = tree::append_leaves(&stored, size, leaf_hashes).map_err(|error| {
+        sqlx::Error::Protocol(format!(
+            "the log's stored nodes are incomplete at size {size}: {error}"
+        ))
+    })?;
+    for chunk in created.chunks(NODES_PER_QUERY) {
+        let mut insert: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
+        insert.push_values(chunk, |mut row, node| {
+            row.push_bind(i64::from(node.id.level))
+                .push_bind(node.id.index as i64)
+                .push_bind(node.hash.to_vec());
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// The root of the first `size` leaves.
+pub(crate) async fn tree_root(
+    connection: &mut SqliteConnection,
+    size: u64,
+) -> Result<Hash, StoreError> {
+    let nodes = fetch_nodes(connection, &tree::nodes_for_root(size)).await?;
+    tree::tree_root(&nodes, size)
+        .map_err(|error| StoreError::Corrupt(format!("log root at size {size}: {error}")))
+}
+
+/// The inclusion proof of leaf `index` in the tree of `size` leaves.
+pub(crate) async fn inclusion_proof(
+    connection: &mut SqliteConnection,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let ids = tree::nodes_for_inclusion(index, size)
+        .map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
+    let nodes = fetch_nodes(connection, &ids).await?;
+    tree::inclusion_proof(&nodes, index, size).map_err(|error| {
+        StoreError::Corrupt(format!("inclusion proof of {index} in {size}: {error}"))
+    })
+}
+
+/// The consistency proof between the trees of `old_size` and `new_size` leaves.
+pub(crate) async fn consistency_proof(
+    connection: &mut SqliteConnection,
+    old_size: u64,
+    new_size: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let ids = tree::nodes_for_consistency(old_size, new_size)
+        .map_err(|error| StoreError::InvalidRequest(error.to_string()))?;
+    let nodes = fetch_nodes(connection, &ids).await?;
+    tree::consistency_proof(&nodes, old_size, new_size).map_err(|error| {
+        StoreError::Corrupt(format!(
+            "consistency proof {old_size} to {new_size}: {error}"
+        ))
+    })
+}
+
+/// The newest stored checkpoint.
+pub(crate) async fn latest_checkpoint(
+    connection: &mut SqliteConnection,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query(
+        "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.map(|row| checkpoint_from_row(&row)).transpose()
+}
+
+pub(crate) fn checkpoint_from_row(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<StoredCheckpoint, StoreError> {
+    let size: i64 = row.try_get("size")?;
+    let root: Vec<u8> = row.try_get("root")?;
+    Ok(StoredCheckpoint {
+        size: size as u64,
+        root: root.try_into().map_err(|_| {
+            StoreError::Corrupt(format!("checkpoint at size {size} has a malformed root"))
+        })?,
+        note: row.try_get("note")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
