@@ -20,7 +20,7 @@ use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, SubjectKind, Via,
 };
 use custody_core::CaseId;
-use custody_store::{CaseWrite, Store};
+use custody_store::{CaseWrite, Store, StoreOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row};
 
@@ -140,7 +140,50 @@ async fn run(scale: u64) -> Result<()> {
     );
     println!();
 
-    // 2. HTTP with concurrent clients.
+    // 2. The Merkle log's cost: the same workload with the log on and off,
+    //    alternating.
+    let mut log_ratios = Vec::new();
+    let on_directory = tempfile::tempdir()?;
+    let off_directory = tempfile::tempdir()?;
+    let on_store = Store::open(on_directory.path()).await?;
+    let off_store =
+        Store::open_with(off_directory.path(), StoreOptions { merkle_log: false }).await?;
+    let on_cases = open_cases(&on_store, writers).await?;
+    let off_cases = open_cases(&off_store, writers).await?;
+    let (mut on_rates, mut off_rates) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let off = append_through_store(&off_store, &off_cases, appends_per_writer, round).await?;
+        let on = append_through_store(&on_store, &on_cases, appends_per_writer, round).await?;
+        log_ratios.push(on.per_second() / off.per_second());
+        on_rates.push(on.per_second());
+        off_rates.push(off.per_second());
+    }
+    println!("durable appends with the Merkle log on and off, {writers} concurrent writers, {rounds} rounds (medians)");
+    println!(
+        "  log on:             {:>10.0} appends/s",
+        median(&mut on_rates)
+    );
+    println!(
+        "  log off:            {:>10.0} appends/s",
+        median(&mut off_rates)
+    );
+    println!(
+        "  ratio on/off:       {:>10.2}   (per round: {}; goal at least 0.8)",
+        median(&mut log_ratios.clone()),
+        log_ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!();
+    drop(off_store);
+
+    // 3. Full verify throughput beside sha256sum over the same bytes.
+    verify_throughput(directory.path()).await?;
+    println!();
+
+    // 4. HTTP with concurrent clients.
     let clients = 32;
     let requests_per_client = 100 * scale;
     let mut http_run =
@@ -154,6 +197,178 @@ async fn run(scale: u64) -> Result<()> {
         http_run.percentile(0.99).as_secs_f64() * 1e3
     );
     println!("  ratio HTTP/store:   {:>10.2}", http_rate / store_rate);
+    println!();
+
+    // 5. Proof generation from the stored tree at large sizes.
+    let sizes: Vec<u64> = match std::env::var("CUSTODY_BENCH_PROOF_SIZES") {
+        Ok(text) => text
+            .split(',')
+            .filter_map(|size| size.trim().parse().ok())
+            .collect(),
+        Err(_) => vec![1_000_000, 10_000_000],
+    };
+    proof_generation(&sizes).await?;
+    Ok(())
+}
+
+/// Audits a store and hashes the same event bytes with `sha256sum`; the
+/// ratio says how close verification runs to the hashing limit.
+async fn verify_throughput(directory: &std::path::Path) -> Result<()> {
+    let store = custody_store::ReadOnlyStore::open(directory).await?;
+    let mut verify_rates = Vec::new();
+    let mut report = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let audited = store.audit(Vec::new(), None).await?;
+        verify_rates.push(audited.checked.events as f64 / started.elapsed().as_secs_f64());
+        report = Some(audited);
+    }
+    let report = report.context("no audit ran")?;
+    anyhow::ensure!(
+        report.ok,
+        "the benchmark store does not verify: {:?}",
+        report.findings.first()
+    );
+    // The same bytes, concatenated, through sha256sum.
+    let mut connection = SqliteConnectOptions::new()
+        .filename(directory.join(custody_store::DATABASE_FILE))
+        .read_only(true)
+        .connect()
+        .await?;
+    let rows = sqlx::query("SELECT bytes FROM events ORDER BY log_index")
+        .fetch_all(&mut connection)
+        .await?;
+    let mut all = Vec::new();
+    for row in &rows {
+        let bytes: Vec<u8> = row.try_get("bytes")?;
+        all.extend_from_slice(&bytes);
+    }
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), &all)?;
+    let mut sha_rates = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let status = std::process::Command::new("sha256sum")
+            .arg(file.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .context("running sha256sum")?;
+        anyhow::ensure!(status.success(), "sha256sum failed");
+        sha_rates.push(rows.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    let verify_rate = median(&mut verify_rates);
+    let sha_rate = median(&mut sha_rates);
+    println!(
+        "full verify (re-hash, chains, rules, Merkle tree) of {} events, {:.1} MB",
+        rows.len(),
+        all.len() as f64 / 1e6
+    );
+    println!("  custody verify:     {:>10.0} events/s", verify_rate);
+    println!(
+        "  sha256sum:          {:>10.0} events/s (same bytes, including process start)",
+        sha_rate
+    );
+    println!(
+        "  ratio verify/sha:   {:>10.2}   (aim 0.3 now, goal 0.5)",
+        verify_rate / sha_rate
+    );
+    Ok(())
+}
+
+/// Builds the stored node table of a log of `size` leaves directly (the
+/// event rows are not needed to prove), then times inclusion and
+/// consistency proofs read from it.
+async fn proof_generation(sizes: &[u64]) -> Result<()> {
+    for &size in sizes {
+        let directory = tempfile::tempdir()?;
+        drop(Store::open(directory.path()).await?);
+        let mut connection = SqliteConnectOptions::new()
+            .filename(directory.path().join(custody_store::DATABASE_FILE))
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Off)
+            .connect()
+            .await?;
+        let build_started = Instant::now();
+        let mut frontier_tree = custody_log::MemoryTree::new();
+        let mut rows: Vec<(u8, u64, [u8; 32])> = Vec::with_capacity(1 << 16);
+        sqlx::raw_sql("BEGIN").execute(&mut connection).await?;
+        for leaf in 0..size {
+            for node in frontier_tree.append_data(&leaf.to_be_bytes()) {
+                rows.push((node.id.level, node.id.index, node.hash));
+            }
+            if rows.len() >= 8192 || leaf + 1 == size {
+                for chunk in rows.chunks(256) {
+                    let mut insert: sqlx::QueryBuilder<sqlx::Sqlite> =
+                        sqlx::QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
+                    insert.push_values(chunk, |mut row, (level, index, hash)| {
+                        row.push_bind(i64::from(*level))
+                            .push_bind(*index as i64)
+                            .push_bind(hash.to_vec());
+                    });
+                    insert.build().execute(&mut connection).await?;
+                }
+                rows.clear();
+            }
+        }
+        sqlx::raw_sql("COMMIT").execute(&mut connection).await?;
+        let build_time = build_started.elapsed();
+        let expected_root = frontier_tree.root();
+        drop(frontier_tree);
+
+        let samples = 2000u64;
+        let mut inclusion = Measurement {
+            operations: samples,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+        };
+        let mut consistency = Measurement {
+            operations: samples,
+            elapsed: Duration::ZERO,
+            latencies: Vec::new(),
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            // xorshift: deterministic, dependency-free sampling.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let root = custody_store::log::tree_root(&mut connection, size).await?;
+        anyhow::ensure!(root == expected_root, "the stored tree's root is wrong");
+        for _ in 0..samples {
+            let index = next() % size;
+            let started = Instant::now();
+            let proof = custody_store::log::inclusion_proof(&mut connection, index, size).await?;
+            inclusion.latencies.push(started.elapsed());
+            custody_log::verify_inclusion(
+                &custody_log::leaf_hash(&index.to_be_bytes()),
+                index,
+                size,
+                &proof,
+                &root,
+            )?;
+            let old = 1 + next() % (size - 1);
+            let started = Instant::now();
+            let proof = custody_store::log::consistency_proof(&mut connection, old, size).await?;
+            consistency.latencies.push(started.elapsed());
+            std::hint::black_box(proof);
+        }
+        println!(
+            "proof generation from the stored tree at {size} entries (tree built in {:.1} s; {samples} random proofs each, all verified)",
+            build_time.as_secs_f64()
+        );
+        println!(
+            "  inclusion:          p50 {:>7.3} ms  p99 {:>7.3} ms",
+            inclusion.percentile(0.50).as_secs_f64() * 1e3,
+            inclusion.percentile(0.99).as_secs_f64() * 1e3
+        );
+        println!(
+            "  consistency:        p50 {:>7.3} ms  p99 {:>7.3} ms",
+            consistency.percentile(0.50).as_secs_f64() * 1e3,
+            consistency.percentile(0.99).as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 

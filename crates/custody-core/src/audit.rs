@@ -122,6 +122,32 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+/// The work on one row that does not depend on any other row: decoding,
+/// the canonical-form check and both hashes. [`decode_row`] makes it; callers
+/// may run it on several threads and feed the results in log order to
+/// [`Auditor::observe_decoded`].
+pub struct DecodedRow {
+    event: Result<Event, DecodeError>,
+    hash: Sha256Hash,
+    leaf: Hash,
+}
+
+impl DecodedRow {
+    /// Whether the row decoded into a canonical event.
+    pub fn is_ok(&self) -> bool {
+        self.event.is_ok()
+    }
+}
+
+/// Decodes and hashes one stored row; see [`DecodedRow`].
+pub fn decode_row(row: &StoredEvent) -> DecodedRow {
+    DecodedRow {
+        event: Event::decode(&row.bytes),
+        hash: Sha256Hash::of(&row.bytes),
+        leaf: leaf_hash(&row.bytes),
+    }
+}
+
 /// Streams stored rows through every check.
 #[derive(Default)]
 pub struct Auditor {
@@ -274,6 +300,14 @@ impl Auditor {
 
     /// Checks one stored event. Rows must come in log-index order.
     pub fn observe_event(&mut self, row: &StoredEvent) {
+        let decoded = decode_row(row);
+        self.observe_decoded(row, decoded);
+    }
+
+    /// Checks one stored event whose independent work ([`decode_row`]) was
+    /// done already, possibly on another thread. Rows must come in
+    /// log-index order.
+    pub fn observe_decoded(&mut self, row: &StoredEvent, decoded: DecodedRow) {
         self.checked.log_entries += 1;
         if row.log_index != self.next_log_index {
             if row.log_index > self.next_log_index {
@@ -304,7 +338,7 @@ impl Auditor {
         self.next_log_index = self.next_log_index.max(row.log_index + 1);
 
         // The Merkle leaf is recomputed from the stored bytes, never trusted.
-        let leaf = leaf_hash(&row.bytes);
+        let leaf = decoded.leaf;
         self.checked.leaves += 1;
         match &row.stored_leaf {
             _ if !self.log_checks => {}
@@ -334,7 +368,8 @@ impl Auditor {
         self.frontier.push(leaf);
         self.check_roots_at_current_size();
 
-        let event = match Event::decode(&row.bytes) {
+        let hash = decoded.hash;
+        let event = match decoded.event {
             Ok(event) => event,
             Err(error) => {
                 let code = match error {
@@ -357,7 +392,7 @@ impl Auditor {
                 // event's link will be reported against the stored hash.
                 if let Some(trail) = self.cases.get_mut(&row.case_id) {
                     trail.last_seq = u64::try_from(row.seq).unwrap_or(trail.last_seq);
-                    trail.last_hash = Sha256Hash::of(&row.bytes);
+                    trail.last_hash = hash;
                     trail.last_event_id = String::new();
                 }
                 return;
@@ -385,7 +420,6 @@ impl Auditor {
             ));
         }
 
-        let hash = Sha256Hash::of(&row.bytes);
         let key = event.case_id.to_string();
         let Some(trail) = self.cases.get_mut(&key) else {
             // The first event of a case.
@@ -400,7 +434,7 @@ impl Auditor {
                     ),
                 ));
             }
-            let view = CaseView::open(&event);
+            let view = CaseView::open_hashed(&event, hash);
             if view.is_none() {
                 new_findings.push(finding(
                     "case.no-request",
@@ -475,7 +509,7 @@ impl Auditor {
                     log_index: Some(row.log_index),
                 });
             }
-            view.apply(&event);
+            view.apply_hashed(&event, hash);
         }
         trail.last_seq = event.seq;
         trail.last_hash = hash;

@@ -29,6 +29,7 @@ pub struct Event {
     /// Position in the case: 1 for the request, then gapless.
     pub seq: u64,
     /// SHA-256 of the canonical bytes of the case's previous event (`None` for seq 1).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub prev_hash: Option<Sha256Hash>,
     /// What happened (`kind`) and its details (`payload`).
     #[serde(flatten)]
@@ -42,12 +43,16 @@ pub struct Event {
     /// When the ledger accepted it.
     pub recorded_at: Timestamp,
     /// The system it came from, when it came from elsewhere.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub source: Option<String>,
     /// Its ID in that system.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub external_id: Option<String>,
     /// The event this one responds to.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub causation: Option<EventId>,
     /// The idempotency key of the write that made it.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub idempotency_key: Option<String>,
 }
 
@@ -85,8 +90,10 @@ pub struct RequestCreated {
     /// Distinct approvals the policy required when the case was opened.
     pub approvals_required: u32,
     /// Why it is needed.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub justification: Option<String>,
     /// The external ticket the request came from.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub ticket: Option<Ticket>,
 }
 
@@ -98,6 +105,7 @@ pub struct Decision {
     /// The change hash the approver saw: the decision covers exactly this change.
     pub change_hash: Sha256Hash,
     /// The approver's comment.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub comment: Option<String>,
 }
 
@@ -108,10 +116,13 @@ pub struct Decision {
 pub struct Execution {
     /// What was actually changed, as reported by the executor (JSON without floats).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[serde(deserialize_with = "Option::deserialize")]
     pub change_set: Option<serde_json::Value>,
     /// SHA-256 of the change set's canonical bytes, when there is one.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub change_set_hash: Option<Sha256Hash>,
     /// The executor's comment, or the error for a failed execution.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub comment: Option<String>,
 }
 
@@ -136,6 +147,7 @@ pub struct Review {
     /// The outcome.
     pub outcome: ReviewOutcome,
     /// The reviewer's comment.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub comment: Option<String>,
 }
 
@@ -174,14 +186,25 @@ impl Event {
         Sha256Hash::of(&self.canonical_bytes())
     }
 
-    /// Reads an event from stored bytes, insisting that they are canonical.
+    /// Reads an event from stored bytes, insisting that they are the one
+    /// canonical encoding of that event.
+    ///
+    /// Checking the form directly ([`crate::canonical::is_canonical`]) is
+    /// several times faster than re-serialising and comparing, and says the
+    /// same thing here: every field is required (`null` when absent), unknown
+    /// fields are refused, and every string field has one accepted spelling
+    /// (timestamps, hashes and IDs parse only from their canonical text), so
+    /// canonical JSON that parses as an event is that event's encoding. A test
+    /// checks this against re-serialisation.
     pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+        if !crate::canonical::is_canonical(bytes) {
+            // Malformed JSON is reported as such rather than as a form problem.
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes)?;
+            return Err(DecodeError::NotCanonical);
+        }
         let event: Event = serde_json::from_slice(bytes)?;
         if event.v != EVENT_FORMAT_VERSION {
             return Err(DecodeError::UnknownVersion(event.v));
-        }
-        if event.canonical_bytes() != bytes {
-            return Err(DecodeError::NotCanonical);
         }
         Ok(event)
     }
@@ -277,5 +300,108 @@ fn first_line(text: &str) -> String {
         format!("{}…", line.chars().take(79).collect::<String>())
     } else {
         line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{self, Placement, Policy};
+    use crate::model::{AuthContext, ChangeKind, PrincipalKind, Subject, Via};
+
+    fn sample_events() -> Vec<Event> {
+        let actor = Actor {
+            principal: "alice".parse().unwrap(),
+            kind: PrincipalKind::Vendor,
+            org: Some("acme".into()),
+            on_behalf_of: Some("platform-team".into()),
+            delegation_grant: None,
+            via: Via::Connector("okta".into()),
+            auth: AuthContext::Oidc {
+                issuer: "https://id.example".into(),
+                subject: "00u1".into(),
+            },
+        };
+        let change = Change {
+            subject: "api_key:ci-deploy".parse::<Subject>().unwrap(),
+            kind: ChangeKind::Create,
+            entitlement: "scope:deploy".into(),
+            resource: None,
+            duration_seconds: Some(3600),
+        };
+        let request = lifecycle::request(
+            change,
+            Some("naïve \"quote\"\n".into()),
+            None,
+            &Policy::default(),
+        );
+        let execution = lifecycle::Draft {
+            body: EventBody::ExecutionCompleted(Execution {
+                change_set: Some(
+                    serde_json::json!({"\u{1F600}": [1, -2], "\u{FB01}": {"b": null, "a": "x"}}),
+                ),
+                change_set_hash: Some(Sha256Hash::of(b"x")),
+                comment: None,
+            }),
+            role: Role::Executor,
+            causation: Some(EventId::generate()),
+        };
+        [request, execution]
+            .into_iter()
+            .enumerate()
+            .map(|(index, draft)| {
+                draft.seal(
+                    actor.clone(),
+                    Placement {
+                        case_id: CaseId::generate(),
+                        seq: index as u64 + 1,
+                        prev_hash: (index > 0).then(|| Sha256Hash::of(b"previous")),
+                        recorded_at: Timestamp::from_micros(1_800_000_000_123_456),
+                        occurred_at: Some(Timestamp::from_micros(1_799_999_000_000_000)),
+                        idempotency_key: Some("key".into()),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decode_accepts_exactly_the_canonical_encoding() {
+        for event in sample_events() {
+            let bytes = event.canonical_bytes();
+            let decoded = Event::decode(&bytes).unwrap();
+            assert_eq!(decoded, event);
+            // The claim behind the fast check: what decodes re-encodes to the same bytes.
+            assert_eq!(decoded.canonical_bytes(), bytes);
+        }
+    }
+
+    #[test]
+    fn decode_refuses_other_spellings_of_an_event() {
+        let event = &sample_events()[0];
+        let text = String::from_utf8(event.canonical_bytes()).unwrap();
+        let variants = [
+            // A field left out instead of null.
+            text.replacen("\"source\":null,", "", 1),
+            // A timestamp without its microseconds.
+            text.replacen(".123456Z", "Z", 1),
+            // Insignificant whitespace.
+            text.replacen(":", ": ", 1),
+            // An unknown field, in sorted position.
+            text.replacen("\"v\":1", "\"v\":1,\"w\":1", 1),
+            // A hash that is not lowercase hex.
+            text.replace("\"prev_hash\":null", "\"prev_hash\":\"AB\""),
+        ];
+        for variant in variants {
+            assert_ne!(variant, text);
+            assert!(
+                Event::decode(variant.as_bytes()).is_err(),
+                "accepted {variant}"
+            );
+        }
+        assert!(matches!(
+            Event::decode(b"{not json"),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 }

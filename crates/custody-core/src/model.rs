@@ -153,10 +153,13 @@ pub struct Actor {
     /// Its kind at the time of the action.
     pub kind: PrincipalKind,
     /// Its organisation at the time of the action.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub org: Option<String>,
     /// The principal or organisation it acted for, when not itself.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub on_behalf_of: Option<String>,
     /// The delegation grant that allowed the action, when there is one.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub delegation_grant: Option<String>,
     /// How the action came in.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
@@ -226,8 +229,10 @@ pub struct Change {
     /// The entitlement (role, group, permission, key scope).
     pub entitlement: String,
     /// The resource the entitlement applies to, when there is one.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub resource: Option<String>,
     /// For time-bound access, how long it lasts, in whole seconds.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub duration_seconds: Option<u64>,
 }
 

@@ -164,10 +164,19 @@ impl Serialize for Timestamp {
     }
 }
 
+/// Deserialisation accepts only the canonical form
+/// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`), so a stored instant has exactly one
+/// spelling; [`Timestamp::parse`] is the lenient reader for user input.
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+        let timestamp = Timestamp::parse(&text).map_err(serde::de::Error::custom)?;
+        if timestamp.to_string() != text {
+            return Err(serde::de::Error::custom(format!(
+                "`{text}` is not a canonical timestamp (expected e.g. 2026-11-29T10:00:00.000000Z)"
+            )));
+        }
+        Ok(timestamp)
     }
 }
 

@@ -15,7 +15,7 @@
 //! Readers (queries, `custody verify`) use separate read-only connections and
 //! see consistent snapshots while the writer works.
 
-mod log;
+pub mod log;
 mod migrate;
 pub mod writer;
 
@@ -24,7 +24,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use custody_core::audit::{
-    Auditor, LogAudit, Report, StoredCaseHead, StoredCheckpointRow, StoredEvent,
+    decode_row, Auditor, DecodedRow, LogAudit, Report, StoredCaseHead, StoredCheckpointRow,
+    StoredEvent,
 };
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
@@ -211,10 +212,34 @@ pub enum StoreError {
     Closed,
 }
 
+/// Options of [`Store::open_with`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Append every event to the Merkle log (the default). Turning it off
+    /// exists only so that `cargo xtask bench` can measure what the log
+    /// costs: a store written without it fails `custody verify`
+    /// (`log.leaf-missing`).
+    pub merkle_log: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions { merkle_log: true }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database in `data_dir`, migrates it and
     /// starts the writer task. Needs a Tokio runtime.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(data_dir, StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with options.
+    pub async fn open_with(
+        data_dir: &Path,
+        store_options: StoreOptions,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|error| {
             StoreError::DataDirectory(format!(
                 "cannot create data directory {}: {error}",
@@ -233,7 +258,12 @@ impl Store {
             .await?;
         let (sender, receiver) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(writer::CommitStats::default());
-        tokio::spawn(writer::run(writer_connection, receiver, stats.clone()));
+        tokio::spawn(writer::run(
+            writer_connection,
+            receiver,
+            stats.clone(),
+            store_options.merkle_log,
+        ));
         Ok(Store {
             writer: sender,
             readers,
@@ -621,16 +651,25 @@ async fn audit_pool(
         .bind(PAGE)
         .fetch_all(&mut *connection)
         .await?;
-        for row in &rows {
-            let log_index: i64 = row.try_get("log_index")?;
-            auditor.observe_event(&StoredEvent {
-                log_index: log_index as u64,
-                case_id: row.try_get("case_id")?,
-                seq: row.try_get("seq")?,
-                bytes: row.try_get("bytes")?,
-                stored_leaf: row.try_get("leaf")?,
-            });
-            after = log_index;
+        let page = rows
+            .iter()
+            .map(|row| {
+                let log_index: i64 = row.try_get("log_index")?;
+                Ok(StoredEvent {
+                    log_index: log_index as u64,
+                    case_id: row.try_get("case_id")?,
+                    seq: row.try_get("seq")?,
+                    bytes: row.try_get("bytes")?,
+                    stored_leaf: row.try_get("leaf")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // Decoding and hashing do not depend on other rows: spread them over
+        // the cores, then feed the results in log order.
+        let decoded = decode_in_parallel(&page);
+        for (row, decoded) in page.iter().zip(decoded) {
+            auditor.observe_decoded(row, decoded);
+            after = row.log_index as i64;
         }
         if (rows.len() as i64) < PAGE {
             break;
@@ -651,6 +690,28 @@ async fn audit_pool(
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     sqlx::query("COMMIT").execute(&mut *connection).await?;
     Ok(auditor.finish(heads))
+}
+
+fn decode_in_parallel(page: &[StoredEvent]) -> Vec<DecodedRow> {
+    let threads = std::thread::available_parallelism()
+        .map(|count| count.get())
+        .unwrap_or(1)
+        .clamp(1, 16);
+    if threads == 1 || page.len() < 64 {
+        return page.iter().map(decode_row).collect();
+    }
+    let chunk = page.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = page
+            .chunks(chunk)
+            .map(|rows| scope.spawn(move || rows.iter().map(decode_row).collect::<Vec<_>>()))
+            .collect();
+        workers
+            .into_iter()
+            // Safe: a decoding thread cannot panic on input; decode_row is total.
+            .flat_map(|worker| worker.join().expect("decoding thread panicked"))
+            .collect()
+    })
 }
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {

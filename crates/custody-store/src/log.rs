@@ -16,7 +16,7 @@ use crate::{StoreError, StoredCheckpoint};
 const NODES_PER_QUERY: usize = 256;
 
 /// Reads the stored nodes `ids`; absent nodes are simply not in the map.
-pub(crate) async fn fetch_nodes(
+pub async fn fetch_nodes(
     connection: &mut SqliteConnection,
     ids: &[NodeId],
 ) -> Result<HashMap<NodeId, Hash>, sqlx::Error> {
@@ -51,7 +51,7 @@ pub(crate) async fn fetch_nodes(
 
 /// Appends leaves to a log of `size` leaves: computes and stores every node
 /// they complete. Runs inside the caller's write transaction.
-pub(crate) async fn append_leaves(
+pub async fn append_leaves(
     connection: &mut SqliteConnection,
     size: u64,
     leaf_hashes: &[Hash],
@@ -78,17 +78,14 @@ pub(crate) async fn append_leaves(
 }
 
 /// The root of the first `size` leaves.
-pub(crate) async fn tree_root(
-    connection: &mut SqliteConnection,
-    size: u64,
-) -> Result<Hash, StoreError> {
+pub async fn tree_root(connection: &mut SqliteConnection, size: u64) -> Result<Hash, StoreError> {
     let nodes = fetch_nodes(connection, &tree::nodes_for_root(size)).await?;
     tree::tree_root(&nodes, size)
         .map_err(|error| StoreError::Corrupt(format!("log root at size {size}: {error}")))
 }
 
 /// The inclusion proof of leaf `index` in the tree of `size` leaves.
-pub(crate) async fn inclusion_proof(
+pub async fn inclusion_proof(
     connection: &mut SqliteConnection,
     index: u64,
     size: u64,
@@ -102,7 +99,7 @@ pub(crate) async fn inclusion_proof(
 }
 
 /// The consistency proof between the trees of `old_size` and `new_size` leaves.
-pub(crate) async fn consistency_proof(
+pub async fn consistency_proof(
     connection: &mut SqliteConnection,
     old_size: u64,
     new_size: u64,
@@ -118,7 +115,7 @@ pub(crate) async fn consistency_proof(
 }
 
 /// The newest stored checkpoint.
-pub(crate) async fn latest_checkpoint(
+pub async fn latest_checkpoint(
     connection: &mut SqliteConnection,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
     let row = sqlx::query(
@@ -129,9 +126,7 @@ pub(crate) async fn latest_checkpoint(
     row.map(|row| checkpoint_from_row(&row)).transpose()
 }
 
-pub(crate) fn checkpoint_from_row(
-    row: &sqlx::sqlite::SqliteRow,
-) -> Result<StoredCheckpoint, StoreError> {
+pub fn checkpoint_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
     let size: i64 = row.try_get("size")?;
     let root: Vec<u8> = row.try_get("root")?;
     Ok(StoredCheckpoint {

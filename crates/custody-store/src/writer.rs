@@ -131,6 +131,8 @@ struct Pending {
     idempotency: HashMap<(String, String), PendingIdempotency>,
     /// Events already flushed by this batch.
     total_appended: u64,
+    /// Whether events become Merkle leaves (always, outside benchmarks).
+    merkle_log: bool,
 }
 
 struct PendingEvent {
@@ -152,6 +154,7 @@ pub(crate) async fn run(
     mut connection: SqliteConnection,
     mut jobs: mpsc::Receiver<Job>,
     stats: Arc<CommitStats>,
+    merkle_log: bool,
 ) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
@@ -161,11 +164,16 @@ pub(crate) async fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&mut connection, batch, &stats).await;
+        commit_batch(&mut connection, batch, &stats, merkle_log).await;
     }
 }
 
-async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats: &CommitStats) {
+async fn commit_batch(
+    connection: &mut SqliteConnection,
+    batch: Vec<Job>,
+    stats: &CommitStats,
+    merkle_log: bool,
+) {
     let started = Instant::now();
     let batch_size = batch.len();
     if let Err(error) = sqlx::raw_sql("BEGIN IMMEDIATE")
@@ -179,6 +187,7 @@ async fn commit_batch(connection: &mut SqliteConnection, batch: Vec<Job>, stats:
     let mut pending = match next_log_index(connection).await {
         Ok(next_log_index) => Pending {
             next_log_index,
+            merkle_log,
             ..Pending::default()
         },
         Err(error) => {
@@ -715,7 +724,7 @@ async fn flush(
 ) -> Result<(), sqlx::Error> {
     let appended = pending.events.len() as u64;
     pending.total_appended += appended;
-    if appended > 0 {
+    if appended > 0 && pending.merkle_log {
         let size = pending.next_log_index - appended;
         let leaf_hashes: Vec<custody_log::Hash> = pending
             .events
