@@ -534,3 +534,161 @@ impl Drop for Server {
         }
     }
 }
+
+/// Where [`Server::start_configured`] writes the server's `--config` file,
+/// inside the server's temporary root (beside the data directory).
+pub const CONFIG_FILE: &str = "custody.toml";
+
+impl Server {
+    /// Like [`Server::start`], but `custody init` gets `--origin ORIGIN` when
+    /// given, and `custody serve` runs with `--config` of the TOML text
+    /// `config` when given (kept across [`Server::restart_configured`]).
+    /// Also returns the parsed `init --json` report.
+    pub fn start_configured(origin: Option<&str>, config: Option<&str>) -> (Server, Value) {
+        let root = tempfile::Builder::new()
+            .prefix("custody-e2e-")
+            .tempdir()
+            .expect("create temporary directory");
+        let data = root.path().join("data");
+        let mut init = command();
+        init.args(["init", "--json", "--data"]).arg(&data);
+        if let Some(origin) = origin {
+            init.args(["--origin", origin]);
+        }
+        let output = init.output().expect("run custody init");
+        assert_success(&output, "custody init --json");
+        let report: Value =
+            serde_json::from_slice(&output.stdout).expect("init --json prints JSON");
+        for field in ["data_dir", "admin_token", "verifier_key"] {
+            assert!(
+                report[field]
+                    .as_str()
+                    .is_some_and(|value| !value.is_empty()),
+                "init --json lacks {field}: {report}"
+            );
+        }
+        if let Some(config) = config {
+            std::fs::write(root.path().join(CONFIG_FILE), config).expect("write the config file");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("build Tokio runtime");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("build HTTP client");
+        let mut server = Server {
+            root,
+            data,
+            admin_token: report["admin_token"].as_str().unwrap().to_string(),
+            addr: String::new(),
+            url: String::new(),
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+            runtime,
+            http,
+        };
+        server.spawn_configured();
+        (server, report)
+    }
+
+    /// The `--config` file of this server, if [`Server::start_configured`] wrote one.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        let path = self.root.path().join(CONFIG_FILE);
+        path.exists().then_some(path)
+    }
+
+    /// Stops the server gracefully and starts it again on the same data
+    /// directory, with the same `--config` file if there is one.
+    pub fn restart_configured(&mut self) {
+        self.stop();
+        self.spawn_configured();
+    }
+
+    fn spawn_configured(&mut self) {
+        assert!(self.child.is_none(), "a server is already running");
+        let mut serve = command();
+        serve
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&self.data);
+        if let Some(config) = self.config_path() {
+            serve.arg("--config").arg(config);
+        }
+        let mut child = serve
+            .env("CUSTODY_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn custody serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (sender, receiver) = mpsc::channel::<String>();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut sender = Some(sender);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    if let Some(sender) = sender.take() {
+                        let _ = sender.send(addr.trim().to_string());
+                    }
+                }
+                let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        match receiver.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => {
+                self.url = format!("http://{addr}");
+                self.addr = addr;
+                self.child = Some(child);
+            }
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "custody serve did not report `listening on` ({error}); its stderr:\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// The lines `custody log keys --data DIR` prints (works with the server stopped).
+    pub fn log_keys(&self) -> Vec<String> {
+        let output = command()
+            .args(["log", "keys", "--data"])
+            .arg(&self.data)
+            .output()
+            .expect("run custody log keys");
+        assert_success(&output, "custody log keys");
+        stdout(&output).lines().map(str::to_string).collect()
+    }
+
+    /// `custody log checkpoint --new` as the admin: the signed note it prints.
+    pub fn sign_checkpoint(&self) -> String {
+        self.cli_ok(&self.admin_token, &["log", "checkpoint", "--new"])
+    }
+}
+
+/// Runs `custody verify --json --data DIR` with extra arguments
+/// (`--since-checkpoint FILE`, `--key KEY`); returns the output and the report.
+pub fn verify_dir_with(data: &Path, extra: &[&str]) -> (Output, Value) {
+    let output = command()
+        .args(["verify", "--json", "--data"])
+        .arg(data)
+        .args(extra)
+        .output()
+        .expect("run custody verify");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "verify --json printed no JSON ({error}); exit {:?}\nstdout: {}\nstderr: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}

@@ -813,6 +813,13 @@ async fn flush(
         }
         insert.build().execute(&mut *connection).await?;
     }
+    // Written: a later flush of the same batch must not insert them again.
+    // (Projections stay: later writes of the batch chain on them, and
+    // upserting them again is harmless.)
+    pending.events.clear();
+    for record in pending.idempotency.values_mut() {
+        record.flushed = true;
+    }
     Ok(())
 }
 

@@ -1,0 +1,1257 @@
+//! Invariant: the Merkle log and its signed checkpoints make tampering with a
+//! real store visible. The store refuses to change or remove log nodes and
+//! checkpoints; when someone with file access does it anyway (dropping the
+//! triggers), `custody verify` fails and names what was done with a specific
+//! finding code. A checkpoint an auditor saved earlier proves that the log
+//! still extends it. A crash never separates an event from its leaf.
+//!
+//! One store is built through the real CLI with checkpoints signed at sizes 5
+//! and 9; each scenario tampers with a fresh copy of its data directory and
+//! runs the real `custody verify` on it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{assert_verify_ok, copy_dir, verify_dir_with, Body, Server};
+use custody_core::{CaseView, Event, Sha256Hash};
+use custody_log::note::SignerKey;
+use custody_log::{leaf_hash, verify_checkpoint, Checkpoint, MemoryTree, NodeId, VerifierKey};
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
+use tempfile::TempDir;
+
+/// A server that signs checkpoints only when asked (`log checkpoint --new`).
+const QUIET: &str = "[log]\ncheckpoint_interval_seconds = 3600\n";
+
+/// Every append-only trigger of the ledger.
+const TRIGGERS: [&str; 6] = [
+    "events_refuse_update",
+    "events_refuse_delete",
+    "log_nodes_refuse_update",
+    "log_nodes_refuse_delete",
+    "checkpoints_refuse_update",
+    "checkpoints_refuse_delete",
+];
+
+/// The store every scenario starts from (its server is stopped).
+struct Fixture {
+    server: Server,
+    /// The log's origin line (and its signing key's name).
+    origin: String,
+    /// The deployment's verifier key from `custody init`.
+    verifier_key: String,
+    /// Full lifecycle plus a comment; log indices 0, 2, 4, 6, 8.
+    full: String,
+    /// The signed checkpoint at size 5, as `log checkpoint --new` printed it.
+    cp5: String,
+    /// The signed checkpoint at size 9.
+    cp9: String,
+    /// A genuine checkpoint of another deployment with the same origin name
+    /// but its own key.
+    other_cp: String,
+    /// That deployment's verifier key.
+    other_key: String,
+    /// Files holding the checkpoints above, for `--since-checkpoint`.
+    files: TempDir,
+}
+
+impl Fixture {
+    fn file(&self, name: &str) -> PathBuf {
+        self.files.path().join(name)
+    }
+
+    fn trusted(&self) -> Vec<VerifierKey> {
+        vec![VerifierKey::parse(&self.verifier_key).expect("init prints a verifier key")]
+    }
+
+    /// The verified root of one of the fixture's checkpoints.
+    fn root(&self, note: &str) -> [u8; 32] {
+        *verify_checkpoint(note.as_bytes(), &self.trusted())
+            .expect("the fixture's checkpoints verify")
+            .root_hash()
+    }
+}
+
+fn build_fixture() -> Fixture {
+    let (mut server, report) = Server::start_configured(None, Some(QUIET));
+    let verifier_key = report["verifier_key"].as_str().unwrap().to_string();
+    let origin = verifier_key
+        .split('+')
+        .next()
+        .expect("name+id+key")
+        .to_string();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let carol = server.principal("carol");
+    let dave = server.principal("dave");
+    let request = |token: &str, args: &[&str]| {
+        let mut all = vec!["request"];
+        all.extend_from_slice(args);
+        server.cli_ok(token, &all).trim().to_string()
+    };
+    let full = request(
+        &alice,
+        &[
+            "--subject",
+            "user:ann",
+            "--entitlement",
+            "admin",
+            "--justification",
+            "quarterly access review for ann",
+        ],
+    ); // log 0, full seq 1
+    let approved = request(
+        &alice,
+        &["--subject", "user:ben", "--entitlement", "reader"],
+    ); // log 1
+    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 2, full seq 2
+    let open = request(
+        &alice,
+        &["--subject", "user:cat", "--entitlement", "writer"],
+    ); // log 3
+    server.cli_ok(&bob, &["approve", &full]); // log 4, full seq 3
+    assert_eq!(server.log_size(), 5);
+    let cp5 = server.sign_checkpoint();
+    server.cli_ok(&bob, &["approve", &approved]); // log 5
+    let change_set = server.root.path().join("change-set.json");
+    std::fs::write(&change_set, json!({"added": ["role/admin"]}).to_string()).unwrap();
+    server.cli_ok(
+        &carol,
+        &[
+            "execute",
+            &full,
+            "--change-set",
+            change_set.to_str().unwrap(),
+        ],
+    ); // log 6, full seq 4
+    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 7
+    server.cli_ok(
+        &dave,
+        &[
+            "review",
+            &full,
+            "--outcome",
+            "confirmed",
+            "--comment",
+            "all good",
+        ],
+    ); // log 8, full seq 5
+    assert_eq!(server.log_size(), 9);
+    let cp9 = server.sign_checkpoint();
+    server.stop();
+
+    // Another deployment: its own `custody init` and key, the same origin name.
+    let (mut other, other_report) = Server::start_configured(Some(&origin), Some(QUIET));
+    let zed = other.principal("zed");
+    other.cli_ok(
+        &zed,
+        &[
+            "request",
+            "--subject",
+            "user:zed",
+            "--entitlement",
+            "reader",
+        ],
+    );
+    let other_cp = other.sign_checkpoint();
+    other.stop();
+    let other_key = other_report["verifier_key"].as_str().unwrap().to_string();
+    assert_ne!(other_key, verifier_key);
+    assert_eq!(other_key.split('+').next(), Some(origin.as_str()));
+    assert!(
+        other_cp.starts_with(&format!("{origin}\n1\n")),
+        "{other_cp}"
+    );
+
+    let files = tempfile::Builder::new()
+        .prefix("custody-saved-")
+        .tempdir()
+        .unwrap();
+    for (name, note) in [("cp5", &cp5), ("cp9", &cp9), ("other", &other_cp)] {
+        std::fs::write(files.path().join(name), note).unwrap();
+    }
+    let fixture = Fixture {
+        server,
+        origin,
+        verifier_key,
+        full,
+        cp5,
+        cp9,
+        other_cp,
+        other_key,
+        files,
+    };
+    // Sanity: both checkpoints verify with the deployment's key and cover 5 and 9 entries.
+    for (note, size) in [(&fixture.cp5, 5), (&fixture.cp9, 9)] {
+        let verified = verify_checkpoint(note.as_bytes(), &fixture.trusted())
+            .unwrap_or_else(|error| panic!("checkpoint does not verify: {error}\n{note}"));
+        assert_eq!(verified.size(), size);
+        assert_eq!(verified.origin(), fixture.origin);
+    }
+    let report = assert_verify_ok(&fixture.server.data);
+    assert_eq!(report["checked"]["checkpoints"], 2, "{report:#}");
+    assert_eq!(report["checked"]["leaves"], 9, "{report:#}");
+    fixture
+}
+
+/// A writable connection to a copy of a data directory.
+struct Db {
+    runtime: tokio::runtime::Runtime,
+    connection: Option<SqliteConnection>,
+}
+
+impl Db {
+    fn open(data: &Path) -> Db {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = SqliteConnectOptions::new().filename(data.join("custody.db"));
+        let connection = runtime
+            .block_on(options.connect())
+            .expect("open custody.db");
+        Db {
+            runtime,
+            connection: Some(connection),
+        }
+    }
+
+    fn connection(&mut self) -> (&tokio::runtime::Runtime, &mut SqliteConnection) {
+        (
+            &self.runtime,
+            self.connection.as_mut().expect("open connection"),
+        )
+    }
+
+    /// Runs SQL; returns rows affected or the database's error message.
+    fn execute(&mut self, sql: &str) -> Result<u64, String> {
+        let (runtime, connection) = self.connection();
+        runtime
+            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *connection))
+            .map(|done| done.rows_affected())
+            .map_err(|error| error.to_string())
+    }
+
+    /// Removes every append-only trigger, as someone with file access could.
+    fn drop_triggers(&mut self) {
+        for trigger in TRIGGERS {
+            self.execute(&format!("DROP TRIGGER {trigger}"))
+                .unwrap_or_else(|error| panic!("drop trigger {trigger}: {error}"));
+        }
+    }
+
+    fn count(&mut self, sql: &str) -> i64 {
+        let (runtime, connection) = self.connection();
+        runtime
+            .block_on(
+                sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_string()))
+                    .fetch_one(&mut *connection),
+            )
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// `(log_index, case_id, seq, bytes)` of every event, in log order.
+    fn events(&mut self) -> Vec<(i64, String, i64, Vec<u8>)> {
+        let (runtime, connection) = self.connection();
+        runtime
+            .block_on(
+                sqlx::query("SELECT log_index, case_id, seq, bytes FROM events ORDER BY log_index")
+                    .fetch_all(&mut *connection),
+            )
+            .expect("read events")
+            .iter()
+            .map(|row| {
+                (
+                    row.get("log_index"),
+                    row.get("case_id"),
+                    row.get("seq"),
+                    row.get("bytes"),
+                )
+            })
+            .collect()
+    }
+
+    /// `(log_index, bytes)` of one event.
+    fn event(&mut self, case: &str, seq: i64) -> (i64, Vec<u8>) {
+        self.events()
+            .into_iter()
+            .find(|(_, case_id, event_seq, _)| case_id == case && *event_seq == seq)
+            .map(|(log_index, _, _, bytes)| (log_index, bytes))
+            .unwrap_or_else(|| panic!("no event {case} seq {seq}"))
+    }
+
+    fn set_bytes(&mut self, log_index: i64, bytes: &[u8]) {
+        let (runtime, connection) = self.connection();
+        let done = runtime
+            .block_on(
+                sqlx::query("UPDATE events SET bytes = ? WHERE log_index = ?")
+                    .bind(bytes)
+                    .bind(log_index)
+                    .execute(&mut *connection),
+            )
+            .expect("update bytes");
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    fn set_note(&mut self, size: u64, note: &str) {
+        let (runtime, connection) = self.connection();
+        let done = runtime
+            .block_on(
+                sqlx::query("UPDATE checkpoints SET note = ? WHERE size = ?")
+                    .bind(note)
+                    .bind(size as i64)
+                    .execute(&mut *connection),
+            )
+            .expect("update checkpoint note");
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    /// Stores a checkpoint row at `size`, replacing any existing one.
+    fn put_checkpoint(&mut self, size: u64, root: &[u8; 32], note: &str) {
+        let (runtime, connection) = self.connection();
+        runtime
+            .block_on(
+                sqlx::query("DELETE FROM checkpoints WHERE size = ?")
+                    .bind(size as i64)
+                    .execute(&mut *connection),
+            )
+            .expect("remove the old checkpoint");
+        runtime
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, '2025-01-01T00:00:00Z')",
+                )
+                .bind(size as i64)
+                .bind(root.to_vec())
+                .bind(note)
+                .execute(&mut *connection),
+            )
+            .expect("insert checkpoint");
+    }
+
+    /// Throws away every log node and stores the complete nodes of a tree
+    /// built from the current events' bytes, as a careful forger would.
+    fn rebuild_log_nodes(&mut self) -> MemoryTree {
+        let events = self.events();
+        let mut tree = MemoryTree::new();
+        let mut nodes = Vec::new();
+        for (_, _, _, bytes) in &events {
+            nodes.extend(tree.append_data(bytes));
+        }
+        self.execute("DELETE FROM log_nodes")
+            .expect("clear log nodes");
+        let (runtime, connection) = self.connection();
+        for node in nodes {
+            runtime
+                .block_on(
+                    sqlx::query("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)")
+                        .bind(i64::from(node.id.level))
+                        .bind(node.id.index as i64)
+                        .bind(node.hash.to_vec())
+                        .execute(&mut *connection),
+                )
+                .expect("insert log node");
+        }
+        tree
+    }
+
+    /// Makes every case record agree with its stored events (head and
+    /// state), as a careful forger would.
+    fn fix_case_heads(&mut self) {
+        let events = self.events();
+        let (runtime, connection) = self.connection();
+        let cases: Vec<String> = runtime
+            .block_on(sqlx::query_scalar("SELECT case_id FROM cases").fetch_all(&mut *connection))
+            .expect("read cases");
+        for case in cases {
+            let mut trail: Vec<(i64, Vec<u8>)> = events
+                .iter()
+                .filter(|(_, case_id, _, _)| *case_id == case)
+                .map(|(_, _, seq, bytes)| (*seq, bytes.clone()))
+                .collect();
+            trail.sort_by_key(|(seq, _)| *seq);
+            let decoded: Vec<Event> = trail
+                .iter()
+                .map(|(_, bytes)| Event::decode(bytes).expect("stored events decode"))
+                .collect();
+            let view = CaseView::replay(&decoded).expect("the case starts with its request");
+            let (head_seq, head_bytes) = trail.last().expect("the case keeps an event");
+            runtime
+                .block_on(
+                    sqlx::query(
+                        "UPDATE cases SET head_seq = ?, head_hash = ?, state = ? WHERE case_id = ?",
+                    )
+                    .bind(*head_seq)
+                    .bind(Sha256Hash::of(head_bytes).to_hex())
+                    .bind(view.state.as_str())
+                    .bind(&case)
+                    .execute(&mut *connection),
+                )
+                .expect("move the case head");
+        }
+    }
+
+    fn close(mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.runtime.block_on(connection.close()).expect("close");
+        }
+    }
+}
+
+/// A fresh copy of the fixture's data directory.
+fn fresh_copy(fixture: &Fixture) -> TempDir {
+    let copy = tempfile::Builder::new()
+        .prefix("custody-log-tamper-")
+        .tempdir()
+        .unwrap();
+    copy_dir(&fixture.server.data, copy.path());
+    copy
+}
+
+/// Replaces the first occurrence of `from` with `to` (same length) in `bytes`.
+fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|window| window == from.as_bytes())
+        .unwrap_or_else(|| panic!("{from:?} not in {}", String::from_utf8_lossy(bytes)));
+    let mut out = bytes.to_vec();
+    out[at..at + from.len()].copy_from_slice(to.as_bytes());
+    out
+}
+
+/// Runs `verify --json` (with `extra` arguments), asserts it exited 1 with
+/// well-formed findings, and returns the report and the findings.
+#[track_caller]
+fn verify_fails(data: &Path, extra: &[&str]) -> (Value, Vec<Value>) {
+    let (output, report) = verify_dir_with(data, extra);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "verify {extra:?} must exit 1 on a tampered store: {report:#}\nstderr: {}",
+        common::stderr(&output)
+    );
+    assert_eq!(report["ok"], false, "{report:#}");
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    assert!(!findings.is_empty(), "{report:#}");
+    for finding in &findings {
+        for field in ["code", "severity", "message"] {
+            assert!(
+                finding[field].as_str().is_some_and(|text| !text.is_empty()),
+                "finding without {field}: {finding}"
+            );
+        }
+    }
+    (report, findings)
+}
+
+/// Runs `verify --json` (with `extra` arguments) and asserts it passed.
+#[track_caller]
+fn verify_passes(data: &Path, extra: &[&str]) -> Value {
+    let (output, report) = verify_dir_with(data, extra);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "verify {extra:?} should pass: {report:#}\nstderr: {}",
+        common::stderr(&output)
+    );
+    assert_eq!(report["ok"], true, "{report:#}");
+    report
+}
+
+/// The sorted finding codes.
+fn codes(findings: &[Value]) -> Vec<String> {
+    let mut codes: Vec<String> = findings
+        .iter()
+        .map(|finding| finding["code"].as_str().unwrap_or_default().to_string())
+        .collect();
+    codes.sort();
+    codes
+}
+
+/// The findings with `code`.
+fn with_code<'a>(findings: &'a [Value], code: &str) -> Vec<&'a Value> {
+    findings
+        .iter()
+        .filter(|finding| finding["code"] == code)
+        .collect()
+}
+
+/// The log indices the findings with `code` point at, sorted.
+fn indices(findings: &[Value], code: &str) -> Vec<u64> {
+    let mut indices: Vec<u64> = with_code(findings, code)
+        .iter()
+        .filter_map(|finding| finding["log_index"].as_u64())
+        .collect();
+    indices.sort();
+    indices
+}
+
+/// Rewrites the comment of the fixture's `full` case (log 2) and re-chains
+/// every later event of the case, moving its head, so that the case chains
+/// stay whole; then rebuilds every log node from the rewritten events.
+/// Returns the rebuilt tree.
+fn consistent_rewrite(db: &mut Db, full: &str) -> MemoryTree {
+    let (log_index, bytes) = db.event(full, 2);
+    assert_eq!(log_index, 2);
+    let mut previous = replace(&bytes, "looks fine", "looks fino");
+    Event::decode(&previous).expect("the rewritten comment is still a canonical event");
+    db.set_bytes(log_index, &previous);
+    for seq in 3..=5 {
+        let (log_index, bytes) = db.event(full, seq);
+        let mut event = Event::decode(&bytes).expect("stored events decode");
+        event.prev_hash = Some(Sha256Hash::of(&previous));
+        let rewritten = event.canonical_bytes();
+        assert_ne!(rewritten, bytes);
+        db.set_bytes(log_index, &rewritten);
+        previous = rewritten;
+    }
+    db.fix_case_heads();
+    db.rebuild_log_nodes()
+}
+
+/// Deletes the events from `keep` on and every log node that covers one of
+/// them, and makes the case records agree: a careful truncation.
+fn careful_truncation(db: &mut Db, keep: u64) {
+    assert_eq!(
+        db.execute(&format!("DELETE FROM events WHERE log_index >= {keep}")),
+        Ok(9 - keep)
+    );
+    // Node (level, idx) covers leaves [idx * 2^level, (idx + 1) * 2^level).
+    db.execute(&format!(
+        "DELETE FROM log_nodes WHERE ((idx + 1) << level) > {keep}"
+    ))
+    .expect("delete the truncated log nodes");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM log_nodes WHERE level = 0"),
+        keep as i64
+    );
+    db.fix_case_heads();
+    // What remains is exactly the tree of the first `keep` events.
+    let tree =
+        MemoryTree::from_leaf_hashes(db.events().iter().map(|(_, _, _, bytes)| leaf_hash(bytes)));
+    let (runtime, connection) = db.connection();
+    let stored = runtime
+        .block_on(sqlx::query("SELECT level, idx, hash FROM log_nodes").fetch_all(&mut *connection))
+        .unwrap();
+    for row in stored {
+        let level: i64 = row.get("level");
+        let idx: i64 = row.get("idx");
+        let hash: Vec<u8> = row.get("hash");
+        assert_eq!(
+            tree.get_node(NodeId::new(level as u8, idx as u64))
+                .map(|hash| hash.to_vec()),
+            Some(hash),
+            "node ({level}, {idx}) survives the truncation unchanged"
+        );
+    }
+}
+
+#[test]
+fn verify_detects_and_names_every_tampering_with_the_log() {
+    let fixture = build_fixture();
+    let full = fixture.full.as_str();
+
+    // The store itself refuses to change or remove log nodes and checkpoints.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let nodes = db.count("SELECT COUNT(*) FROM log_nodes");
+        for sql in [
+            "UPDATE log_nodes SET hash = zeroblob(32)",
+            "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 8",
+            "DELETE FROM log_nodes",
+            "DELETE FROM log_nodes WHERE level = 0 AND idx = 8",
+            "UPDATE checkpoints SET note = 'forged'",
+            "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 9",
+            "DELETE FROM checkpoints",
+            "DELETE FROM checkpoints WHERE size = 9",
+        ] {
+            let error = db
+                .execute(sql)
+                .expect_err(&format!("the store accepted `{sql}`"));
+            assert!(
+                error.contains("append-only"),
+                "`{sql}` was refused for the wrong reason: {error}"
+            );
+        }
+        assert_eq!(db.count("SELECT COUNT(*) FROM log_nodes"), nodes);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM log_nodes WHERE level = 0"),
+            9
+        );
+        assert_eq!(db.count("SELECT COUNT(*) FROM checkpoints"), 2);
+        assert_eq!(
+            db.count("SELECT COUNT(*) FROM checkpoints WHERE note = 'forged'"),
+            0
+        );
+        db.close();
+        assert_verify_ok(copy.path());
+    }
+
+    // (a) One byte of an event flipped: its stored leaf no longer hashes it,
+    // and neither signed root is reproduced.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (log_index, bytes) = db.event(full, 2);
+        db.set_bytes(log_index, &replace(&bytes, "looks fine", "looks fino"));
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            indices(&findings, "log.leaf-mismatch"),
+            vec![2],
+            "{report:#}"
+        );
+        assert_eq!(
+            with_code(&findings, "log.leaf-mismatch")[0]["case_id"],
+            full,
+            "{report:#}"
+        );
+        assert_eq!(
+            indices(&findings, "checkpoint.root-mismatch"),
+            vec![4, 8],
+            "both signed checkpoints cover the flipped byte: {report:#}"
+        );
+    }
+
+    // (b) A middle event deleted (its leaf left behind).
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 4"), Ok(1));
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(indices(&findings, "log.index-gap"), vec![4], "{report:#}");
+        assert_eq!(
+            with_code(&findings, "log.leaf-without-event").len(),
+            1,
+            "9 leaves but 8 events: {report:#}"
+        );
+    }
+
+    // (c) Two events swapped: neither stored leaf hashes the event now at its index.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let (second_index, second) = db.event(full, 2);
+        let (third_index, third) = db.event(full, 3);
+        db.set_bytes(second_index, &third);
+        db.set_bytes(third_index, &second);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            indices(&findings, "log.leaf-mismatch"),
+            vec![2, 4],
+            "{report:#}"
+        );
+        assert!(
+            !with_code(&findings, "checkpoint.root-mismatch").is_empty(),
+            "{report:#}"
+        );
+    }
+
+    // (d) The tail truncated by a careful attacker: the last two events, their
+    // leaves and every node above them deleted, the case records rolled back.
+    // Everything left is self-consistent; only the signed checkpoint at size 9
+    // remembers that the log was longer.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        careful_truncation(&mut db, 7);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.beyond-log"],
+            "{report:#}"
+        );
+        assert_eq!(findings[0]["log_index"], 7, "{report:#}");
+        let message = findings[0]["message"].as_str().unwrap();
+        assert!(
+            message.contains('9') && message.contains('7'),
+            "the finding says how long the log was and is: {message}"
+        );
+    }
+
+    // (e) A checkpoint replaced: its root line edited; the signature fails.
+    {
+        let copy = fresh_copy(&fixture);
+        let forged_root = fixture.root(&fixture.cp5);
+        let original_root = fixture.root(&fixture.cp9);
+        let edited = fixture
+            .cp9
+            .replacen(&base64_of(&original_root), &base64_of(&forged_root), 1);
+        assert_ne!(edited, fixture.cp9);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        db.set_note(9, &edited);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.bad-signature"],
+            "{report:#}"
+        );
+    }
+
+    // (f) A checkpoint replaced by one of another deployment (same origin
+    // name, another key).
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        db.set_note(9, &fixture.other_cp);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.bad-signature"],
+            "{report:#}"
+        );
+    }
+
+    // (g) A forged checkpoint re-signed with a key that is not configured,
+    // named like the log: replacing the real one, or added beside it (an
+    // INSERT, which needs no trigger dropped).
+    {
+        let rogue = SignerKey::generate(&fixture.origin).expect("generate a key");
+        let forged_root = leaf_hash(b"forged history");
+        let forged = Checkpoint::new(&fixture.origin, 9, forged_root)
+            .unwrap()
+            .sign(&[&rogue])
+            .unwrap();
+        // Well-formed: it verifies with the forger's own key, just not with the log's.
+        verify_checkpoint(forged.as_bytes(), &[rogue.verifier_key()])
+            .expect("the forgery is a well-formed signed checkpoint");
+        assert!(verify_checkpoint(forged.as_bytes(), &fixture.trusted()).is_err());
+
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        db.put_checkpoint(9, &forged_root, &forged);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.bad-signature"],
+            "{report:#}"
+        );
+
+        let extra_root = leaf_hash(b"forged at size 3");
+        let extra = Checkpoint::new(&fixture.origin, 3, extra_root)
+            .unwrap()
+            .sign(&[&rogue])
+            .unwrap();
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.put_checkpoint(3, &extra_root, &extra);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.bad-signature"],
+            "{report:#}"
+        );
+        assert!(
+            findings[0]["message"].as_str().unwrap().contains("size 3"),
+            "{report:#}"
+        );
+    }
+
+    // (h) A genuine checkpoint moved to another row: the row's size and root
+    // are not what the note signs.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        db.set_note(9, &fixture.cp5);
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.row-mismatch"],
+            "{report:#}"
+        );
+    }
+
+    // (i) A leaf deleted from the log, its event kept.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        assert_eq!(
+            db.execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 6"),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(codes(&findings), vec!["log.leaf-missing"], "{report:#}");
+        assert_eq!(findings[0]["log_index"], 6, "{report:#}");
+    }
+
+    // (j) A leaf overwritten in the log, its event kept.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        assert_eq!(
+            db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 3"),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(codes(&findings), vec!["log.leaf-mismatch"], "{report:#}");
+        assert_eq!(findings[0]["log_index"], 3, "{report:#}");
+    }
+
+    // (k) A consistent rewrite: an event rewritten, the case's later events
+    // re-chained, its head moved and every log node rebuilt from the
+    // rewritten events. Chains and leaves agree; only the signed roots
+    // cannot be reproduced.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let tree = consistent_rewrite(&mut db, full);
+        assert_ne!(tree.root_at(5).unwrap(), fixture.root(&fixture.cp5));
+        assert_ne!(tree.root_at(9).unwrap(), fixture.root(&fixture.cp9));
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            codes(&findings),
+            vec!["checkpoint.root-mismatch", "checkpoint.root-mismatch"],
+            "{report:#}"
+        );
+        assert_eq!(
+            indices(&findings, "checkpoint.root-mismatch"),
+            vec![4, 8],
+            "{report:#}"
+        );
+    }
+
+    // The original is untouched by all of this.
+    assert_verify_ok(&fixture.server.data);
+}
+
+#[test]
+fn a_saved_checkpoint_proves_the_log_still_extends_it() {
+    let mut fixture = build_fixture();
+    let cp5 = fixture.file("cp5");
+    let cp9 = fixture.file("cp9");
+    let other = fixture.file("other");
+
+    // The honest log extends both checkpoints saved from it.
+    let report = verify_passes(&fixture.server.data, &since(&cp5));
+    assert_eq!(report["checked"]["checkpoints"], 2, "{report:#}");
+    verify_passes(&fixture.server.data, &since(&cp9));
+
+    // A checkpoint of another deployment (same origin name, another key) is
+    // not this log's.
+    {
+        let (report, findings) = verify_fails(&fixture.server.data, &since(&other));
+        assert_eq!(codes(&findings), vec!["since.bad-signature"], "{report:#}");
+    }
+    // Trusting its key with --key, it verifies, and this log does not extend it.
+    {
+        let mut args = since(&other);
+        args.extend(["--key", fixture.other_key.as_str()]);
+        let (report, findings) = verify_fails(&fixture.server.data, &args);
+        assert_eq!(codes(&findings), vec!["since.not-extended"], "{report:#}");
+    }
+    // A checkpoint of this log's real root, re-signed by a key that is not configured.
+    {
+        let rogue = SignerKey::generate(&fixture.origin).unwrap();
+        let resigned = Checkpoint::new(&fixture.origin, 9, fixture.root(&fixture.cp9))
+            .unwrap()
+            .sign(&[&rogue])
+            .unwrap();
+        let path = fixture.file("resigned");
+        std::fs::write(&path, resigned).unwrap();
+        let (report, findings) = verify_fails(&fixture.server.data, &since(&path));
+        assert_eq!(codes(&findings), vec!["since.bad-signature"], "{report:#}");
+    }
+
+    // History rewritten consistently by someone who also holds the signing
+    // key: the stored checkpoints are re-signed over the rewritten log, so
+    // the store is self-consistent and a plain verify passes. The
+    // checkpoints the auditor saved earlier are not extended.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        let tree = consistent_rewrite(&mut db, &fixture.full);
+        let key_file = std::fs::read_to_string(copy.path().join("log-signing.key")).unwrap();
+        let signer = SignerKey::parse(key_file.lines().next().unwrap().trim()).unwrap();
+        for size in [5, 9] {
+            let root = tree.root_at(size).unwrap();
+            let note = Checkpoint::new(&fixture.origin, size, root)
+                .unwrap()
+                .sign(&[&signer])
+                .unwrap();
+            db.put_checkpoint(size, &root, &note);
+        }
+        db.close();
+        verify_passes(copy.path(), &[]);
+        for saved in [&cp5, &cp9] {
+            let (report, findings) = verify_fails(copy.path(), &since(saved));
+            assert_eq!(codes(&findings), vec!["since.not-extended"], "{report:#}");
+        }
+    }
+
+    // The tail truncated by a careful attacker who also removed the signed
+    // checkpoints that covered it: the saved checkpoint at size 9 is beyond
+    // the log; the one at size 5 is still extended.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers();
+        careful_truncation(&mut db, 7);
+        assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 7"), Ok(1));
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &since(&cp9));
+        assert_eq!(codes(&findings), vec!["since.beyond-log"], "{report:#}");
+        assert_eq!(findings[0]["log_index"], 7, "{report:#}");
+        verify_passes(copy.path(), &since(&cp5));
+    }
+
+    // The honest log grows after the save: it still extends the saved checkpoints.
+    fixture.server.restart_configured();
+    let erin = fixture.server.principal("erin");
+    fixture.server.cli_ok(
+        &erin,
+        &[
+            "request",
+            "--subject",
+            "user:eve",
+            "--entitlement",
+            "reader",
+        ],
+    );
+    fixture.server.sign_checkpoint();
+    assert_eq!(fixture.server.log_size(), 10);
+    fixture.server.stop();
+    for saved in [&cp5, &cp9] {
+        let report = verify_passes(&fixture.server.data, &since(saved));
+        assert_eq!(report["checked"]["checkpoints"], 3, "{report:#}");
+    }
+}
+
+/// `--since-checkpoint PATH`.
+fn since(path: &Path) -> Vec<&str> {
+    vec!["--since-checkpoint", path.to_str().unwrap()]
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 during concurrent appends
+// ---------------------------------------------------------------------------
+
+const CRASH_WORKERS: usize = 6;
+
+#[derive(Default)]
+struct Tally {
+    /// Event IDs of acknowledged writes.
+    acked: Vec<String>,
+    /// Responses that were neither a success nor a dropped connection.
+    unexpected: Vec<String>,
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Result<(u16, Value), reqwest::Error> {
+    let response = client
+        .post(format!("{url}{path}"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// Opens cases and comments on them until the server goes away or `stop` is set.
+async fn crash_worker(
+    id: usize,
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Mutex<Tally>>,
+) {
+    let record = |path: &str, status: u16, response: &Value| -> bool {
+        let mut tally = tally.lock().unwrap();
+        if (200..300).contains(&status) {
+            for event in response["appended"].as_array().into_iter().flatten() {
+                tally
+                    .acked
+                    .push(event["event_id"].as_str().unwrap_or_default().to_string());
+            }
+            true
+        } else {
+            tally
+                .unexpected
+                .push(format!("worker {id}: {path} answered {status}: {response}"));
+            false
+        }
+    };
+    for n in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let body = json!({
+            "subject": {"kind": "user", "id": format!("log-crash-{id}-{n}")},
+            "entitlement": "reader",
+            "justification": format!("load from worker {id}"),
+        });
+        let Ok((status, response)) = post(
+            &client,
+            &url,
+            &token,
+            "/v1/cases",
+            &format!("request-{id}-{n}"),
+            &body,
+        )
+        .await
+        else {
+            return;
+        };
+        if !record("/v1/cases", status, &response) {
+            continue;
+        }
+        let case = response["case_id"].as_str().unwrap_or_default().to_string();
+        let path = format!("/v1/cases/{case}/comments");
+        for k in 0..2 {
+            let body = json!({"text": format!("comment {k} from worker {id}")});
+            let Ok((status, response)) = post(
+                &client,
+                &url,
+                &token,
+                &path,
+                &format!("comment-{id}-{n}-{k}"),
+                &body,
+            )
+            .await
+            else {
+                return;
+            };
+            record(&path, status, &response);
+        }
+    }
+}
+
+#[test]
+fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
+    // Checkpoints are signed every second, concurrently with the appends.
+    let (mut server, _) =
+        Server::start_configured(None, Some("[log]\ncheckpoint_interval_seconds = 1\n"));
+    let tokens: Vec<String> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|name| server.principal(name))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let handles: Vec<_> = (0..CRASH_WORKERS)
+        .map(|id| {
+            server.runtime().spawn(crash_worker(
+                id,
+                server.client(),
+                server.url.clone(),
+                tokens[id % tokens.len()].clone(),
+                stop.clone(),
+                tally.clone(),
+            ))
+        })
+        .collect();
+
+    // Run the load until a few hundred writes are acknowledged and the
+    // periodic signer has signed under load, then kill the server mid-write.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(120);
+    loop {
+        let acked = tally.lock().unwrap().acked.len();
+        if acked >= 200 && started.elapsed() >= Duration::from_millis(1200) {
+            let checkpoint = server.http("GET", "/v1/log/checkpoint", None, &[], Body::None);
+            if checkpoint.status == 200 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {acked} writes acknowledged (or no checkpoint signed) in {:?}; server log:\n{}",
+            started.elapsed(),
+            server.log()
+        );
+        assert!(
+            server.is_running(),
+            "the server died under load:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        server.runtime().block_on(handle).expect("worker panicked");
+    }
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    assert!(
+        tally.unexpected.is_empty(),
+        "writes were answered with errors before the crash:\n{}\nserver log:\n{}",
+        tally.unexpected.join("\n"),
+        server.log()
+    );
+
+    // Read the crashed database as it was left.
+    let options = SqliteConnectOptions::new()
+        .filename(server.data.join("custody.db"))
+        .read_only(true);
+    let (events, nodes, checkpoints) = server.runtime().block_on(async {
+        let mut connection = options.connect().await.expect("open the crashed database");
+        let events: Vec<(i64, String, Vec<u8>)> =
+            sqlx::query("SELECT log_index, event_id, bytes FROM events ORDER BY log_index")
+                .fetch_all(&mut connection)
+                .await
+                .expect("read events")
+                .iter()
+                .map(|row| (row.get("log_index"), row.get("event_id"), row.get("bytes")))
+                .collect();
+        let nodes: Vec<(i64, i64, Vec<u8>)> =
+            sqlx::query("SELECT level, idx, hash FROM log_nodes ORDER BY level, idx")
+                .fetch_all(&mut connection)
+                .await
+                .expect("read log nodes")
+                .iter()
+                .map(|row| (row.get("level"), row.get("idx"), row.get("hash")))
+                .collect();
+        let checkpoints: Vec<(i64, Vec<u8>)> =
+            sqlx::query("SELECT size, root FROM checkpoints ORDER BY size")
+                .fetch_all(&mut connection)
+                .await
+                .expect("read checkpoints")
+                .iter()
+                .map(|row| (row.get("size"), row.get("root")))
+                .collect();
+        connection.close().await.expect("close");
+        (events, nodes, checkpoints)
+    });
+    let size = events.len();
+    assert!(size >= tally.acked.len(), "{size} events stored");
+    for (position, (log_index, _, _)) in events.iter().enumerate() {
+        assert_eq!(*log_index, position as i64, "the log is gapless");
+    }
+    let stored: HashSet<&str> = events.iter().map(|(_, id, _)| id.as_str()).collect();
+    let lost: Vec<&String> = tally
+        .acked
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged events lost: {lost:?}");
+
+    // As many leaves as events, and every event's leaf is SHA-256(0x00 || bytes).
+    let leaves: Vec<&(i64, i64, Vec<u8>)> =
+        nodes.iter().filter(|(level, _, _)| *level == 0).collect();
+    assert_eq!(
+        leaves.len(),
+        size,
+        "{} leaves for {size} events after kill -9",
+        leaves.len()
+    );
+    for ((_, idx, hash), (log_index, event_id, bytes)) in leaves.iter().zip(&events) {
+        assert_eq!(idx, log_index, "leaf and event indices agree");
+        assert_eq!(
+            hash.as_slice(),
+            leaf_hash(bytes).as_slice(),
+            "the leaf at {idx} does not hash event {event_id}"
+        );
+    }
+    // Every stored node is the node of the tree of the stored events, and none is missing.
+    let mut tree = MemoryTree::new();
+    let mut expected = 0;
+    for (_, _, bytes) in &events {
+        expected += tree.append_data(bytes).len();
+    }
+    assert_eq!(nodes.len(), expected, "stored nodes vs complete subtrees");
+    for (level, idx, hash) in &nodes {
+        assert_eq!(
+            tree.get_node(NodeId::new(*level as u8, *idx as u64))
+                .map(|node| node.to_vec()),
+            Some(hash.clone()),
+            "log node ({level}, {idx})"
+        );
+    }
+    // Every checkpoint signed under load is a root of the stored log.
+    assert!(
+        !checkpoints.is_empty(),
+        "a checkpoint was signed under load"
+    );
+    for (checkpoint_size, root) in &checkpoints {
+        assert!(*checkpoint_size as usize <= size);
+        assert_eq!(
+            tree.root_at(*checkpoint_size as u64).unwrap().as_slice(),
+            root.as_slice(),
+            "checkpoint at size {checkpoint_size}"
+        );
+    }
+    eprintln!(
+        "{} writes acknowledged before kill -9; {size} events, {} nodes, {} checkpoints stored",
+        tally.acked.len(),
+        nodes.len(),
+        checkpoints.len()
+    );
+
+    // The crashed directory verifies as it is.
+    let report = assert_verify_ok(&server.data);
+    assert_eq!(report["checked"]["leaves"], size as u64, "{report:#}");
+    assert_eq!(
+        report["checked"]["checkpoints"],
+        checkpoints.len() as u64,
+        "{report:#}"
+    );
+
+    // After a restart the log continues from where it stopped.
+    server.restart_configured();
+    assert_eq!(server.log_size(), size as u64);
+    let writer = server.principal("after-crash");
+    server.cli_ok(
+        &writer,
+        &[
+            "request",
+            "--subject",
+            "user:late",
+            "--entitlement",
+            "reader",
+        ],
+    );
+    let note = server.sign_checkpoint();
+    assert!(
+        note.lines().nth(1) == Some((size + 1).to_string().as_str()),
+        "the new checkpoint covers the new event: {note}"
+    );
+    server.stop();
+    assert_verify_ok(&server.data);
+}
