@@ -171,7 +171,13 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         let timestamp = Timestamp::parse(&text).map_err(serde::de::Error::custom)?;
-        if timestamp.to_string() != text {
+        // Every field of the canonical form has a fixed width, so with the
+        // separators in place and `parse` having checked the digits, this is
+        // the same test as `timestamp.to_string() == text`, without formatting.
+        let bytes = text.as_bytes();
+        let canonical =
+            bytes.len() == 27 && bytes[10] == b'T' && bytes[19] == b'.' && bytes[26] == b'Z';
+        if !canonical {
             return Err(serde::de::Error::custom(format!(
                 "`{text}` is not a canonical timestamp (expected e.g. 2026-11-29T10:00:00.000000Z)"
             )));
@@ -258,6 +264,26 @@ mod tests {
             let parsed = Timestamp::parse(input).unwrap();
             assert_eq!(parsed.to_string(), expected, "input {input}");
             assert_eq!(Timestamp::parse(expected).unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn deserialises_only_the_canonical_form() {
+        let canonical = "\"2026-11-29T01:54:43.123456Z\"";
+        let parsed: Timestamp = serde_json::from_str(canonical).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), canonical);
+        for other in [
+            "\"2026-11-29T01:54:43Z\"",
+            "\"2026-11-29t01:54:43.123456Z\"",
+            "\"2026-11-29 01:54:43.123456Z\"",
+            "\"2026-11-29T01:54:43.123456z\"",
+            "\"2026-11-29T01:54:43.1234567Z\"",
+            "\"2026-11-29T03:54:43.123456+02:00\"",
+        ] {
+            assert!(
+                serde_json::from_str::<Timestamp>(other).is_err(),
+                "accepted {other}"
+            );
         }
     }
 

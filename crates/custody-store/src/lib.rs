@@ -640,39 +640,30 @@ async fn audit_pool(
         since,
         stored_leaves: stored_leaves as u64,
     });
-    let mut after: i64 = -1;
+    // Fetching the next page overlaps with decoding the current one: the
+    // database work runs on sqlx's worker thread, the decoding on the others.
+    let mut page = fetch_audit_page(&mut connection, -1, PAGE).await?;
     loop {
-        let rows = sqlx::query(
-            "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
-             LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
-             WHERE e.log_index > ? ORDER BY e.log_index LIMIT ?",
-        )
-        .bind(after)
-        .bind(PAGE)
-        .fetch_all(&mut *connection)
-        .await?;
-        let page = rows
-            .iter()
-            .map(|row| {
-                let log_index: i64 = row.try_get("log_index")?;
-                Ok(StoredEvent {
-                    log_index: log_index as u64,
-                    case_id: row.try_get("case_id")?,
-                    seq: row.try_get("seq")?,
-                    bytes: row.try_get("bytes")?,
-                    stored_leaf: row.try_get("leaf")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        // Decoding and hashing do not depend on other rows: spread them over
-        // the cores, then feed the results in log order.
-        let decoded = decode_in_parallel(&page);
-        for (row, decoded) in page.iter().zip(decoded) {
+        let full = page.len() as i64 == PAGE;
+        let last = page.last().map(|row| row.log_index as i64).unwrap_or(-1);
+        let decoding = tokio::task::spawn_blocking(move || {
+            let decoded = decode_in_parallel(&page);
+            (page, decoded)
+        });
+        let next = if full {
+            Some(fetch_audit_page(&mut connection, last, PAGE).await?)
+        } else {
+            None
+        };
+        let (decoded_page, decoded) = decoding
+            .await
+            .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
+        for (row, decoded) in decoded_page.iter().zip(decoded) {
             auditor.observe_decoded(row, decoded);
-            after = row.log_index as i64;
         }
-        if (rows.len() as i64) < PAGE {
-            break;
+        match next {
+            Some(next) => page = next,
+            None => break,
         }
     }
     let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state FROM cases")
@@ -690,6 +681,35 @@ async fn audit_pool(
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
     sqlx::query("COMMIT").execute(&mut *connection).await?;
     Ok(auditor.finish(heads))
+}
+
+async fn fetch_audit_page(
+    connection: &mut sqlx::SqliteConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
+         LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
+         WHERE e.log_index > ? ORDER BY e.log_index LIMIT ?",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let log_index: i64 = row.try_get("log_index")?;
+            Ok(StoredEvent {
+                log_index: log_index as u64,
+                case_id: row.try_get("case_id")?,
+                seq: row.try_get("seq")?,
+                bytes: row.try_get("bytes")?,
+                stored_leaf: row.try_get("leaf")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
 }
 
 fn decode_in_parallel(page: &[StoredEvent]) -> Vec<DecodedRow> {

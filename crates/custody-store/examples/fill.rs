@@ -1,0 +1,74 @@
+//! Fills a data directory with synthetic cases, for profiling `custody verify`:
+//! `cargo run --release -p custody-store --example fill -- DIR EVENTS`.
+use std::str::FromStr;
+
+use custody_core::command::CaseCommand;
+use custody_core::model::{
+    Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, Via,
+};
+use custody_store::{CaseWrite, Store};
+
+#[tokio::main]
+async fn main() {
+    let mut arguments = std::env::args().skip(1);
+    let directory = arguments.next().expect("DIR");
+    let events: usize = arguments
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let store = Store::open(std::path::Path::new(&directory)).await.unwrap();
+    let writers = 64;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let actor = Actor {
+                principal: PrincipalId::from_str(&format!("w{writer}")).unwrap(),
+                kind: PrincipalKind::Human,
+                org: None,
+                on_behalf_of: None,
+                delegation_grant: None,
+                via: Via::Api,
+                auth: AuthContext::Token {
+                    token_id: "tok_fill".into(),
+                },
+            };
+            let opened = store
+                .write(CaseWrite {
+                    actor: actor.clone(),
+                    idempotency_key: "open".into(),
+                    command: CaseCommand::Request {
+                        change: Change {
+                            subject: Subject::from_str(&format!("user:w{writer}")).unwrap(),
+                            kind: ChangeKind::Grant,
+                            entitlement: "admin".into(),
+                            resource: None,
+                            duration_seconds: None,
+                        },
+                        justification: None,
+                        ticket: None,
+                    },
+                    occurred_at: None,
+                })
+                .await
+                .unwrap();
+            for index in 0..events / writers {
+                store
+                    .write(CaseWrite {
+                        actor: actor.clone(),
+                        idempotency_key: format!("c{index}"),
+                        command: CaseCommand::Comment {
+                            case_id: opened.case_id.clone(),
+                            text: format!("note {index}"),
+                        },
+                        occurred_at: None,
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
