@@ -51,6 +51,10 @@ impl Client {
     }
 
     fn build(url: &str, token: Option<&str>) -> Result<Client, ClientError> {
+        // reqwest is built with rustls and no default crypto provider: the
+        // ring provider is lighter to build than aws-lc-rs. Installing twice
+        // is harmless (the first one stays).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ClientError::Usage(format!(
                 "`{url}` is not an http:// URL (set CUSTODY_URL or --url)"

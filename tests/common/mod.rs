@@ -219,10 +219,7 @@ impl Server {
             .enable_all()
             .build()
             .expect("build Tokio runtime");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("build HTTP client");
+        let http = http_client();
         let mut server = Server {
             root,
             data,
@@ -575,10 +572,7 @@ impl Server {
             .enable_all()
             .build()
             .expect("build Tokio runtime");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .expect("build HTTP client");
+        let http = http_client();
         let mut server = Server {
             root,
             data,
@@ -691,4 +685,15 @@ pub fn verify_dir_with(data: &Path, extra: &[&str]) -> (Output, Value) {
         )
     });
     (output, report)
+}
+
+/// The tests' HTTP client. reqwest is built with rustls and no default
+/// crypto provider (as the `custody` binary is), so the provider is installed
+/// first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("build HTTP client")
 }

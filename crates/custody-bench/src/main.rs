@@ -566,6 +566,8 @@ async fn append_through_http(
             let _ = stopped.await;
         },
     ));
+    // reqwest is built with rustls and no default crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let base = format!("http://{address}");
     let mut tokens = Vec::new();
