@@ -420,8 +420,7 @@ impl Auditor {
             ));
         }
 
-        let key = event.case_id.to_string();
-        let Some(trail) = self.cases.get_mut(&key) else {
+        let Some(trail) = self.cases.get_mut(event.case_id.as_str()) else {
             // The first event of a case.
             let mut new_findings = Vec::new();
             if event.seq != 1 || event.prev_hash.is_some() {
@@ -449,7 +448,7 @@ impl Auditor {
             self.findings.extend(new_findings);
             self.checked.cases += 1;
             self.cases.insert(
-                key,
+                event.case_id.to_string(),
                 CaseTrail {
                     last_seq: event.seq,
                     last_hash: hash,
