@@ -73,6 +73,11 @@ impl Client {
         })
     }
 
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::DELETE, path, None, None).await
+    }
+
     /// `GET path` of a text resource (a signed checkpoint).
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         self.send_text(reqwest::Method::GET, path).await

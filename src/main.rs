@@ -299,6 +299,26 @@ enum PrincipalCommand {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
+    /// List issued tokens (admins: all, or NAME's; others: their own). Never shows secrets.
+    List {
+        /// Only this principal's tokens.
+        name: Option<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its ID (tok_...): it stops authenticating at once.
+    Revoke {
+        /// The token ID, as shown by `custody token list`.
+        token_id: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Issue a bearer token for a principal; prints only the token.
     Create {
         /// The principal.
@@ -757,6 +777,40 @@ mod commands {
                     output::print_json(&issued);
                 } else {
                     println!("{}", issued["token"].as_str().unwrap_or_default());
+                }
+            }
+            Command::Token(TokenCommand::List {
+                name,
+                connection,
+                json,
+            }) => {
+                let mut path = "/v1/tokens".to_string();
+                if let Some(name) = name {
+                    path.push_str(&format!("?principal={}", output::path_segment(&name)));
+                }
+                let list = connect(&connection)?.get(&path).await?;
+                if json {
+                    output::print_json(&list);
+                } else {
+                    output::print_tokens(&list);
+                }
+            }
+            Command::Token(TokenCommand::Revoke {
+                token_id,
+                connection,
+                json,
+            }) => {
+                let path = format!("/v1/tokens/{}", output::path_segment(&token_id));
+                let revoked = connect(&connection)?.delete(&path).await?;
+                if json {
+                    output::print_json(&revoked);
+                } else {
+                    println!(
+                        "revoked {} of {} at {}",
+                        revoked["token_id"].as_str().unwrap_or_default(),
+                        revoked["principal"].as_str().unwrap_or_default(),
+                        revoked["revoked_at"].as_str().unwrap_or_default()
+                    );
                 }
             }
             Command::Request {

@@ -201,3 +201,31 @@ pub fn print_report(report: &Report, data: &Path) {
         );
     }
 }
+
+/// Prints the token list as a table.
+pub fn print_tokens(list: &Value) {
+    println!(
+        "{:<20}  {:<16}  {:<20}  {:<20}  STATUS",
+        "TOKEN", "PRINCIPAL", "CREATED", "EXPIRES"
+    );
+    for token in list["tokens"].as_array().into_iter().flatten() {
+        let status = match token["revoked_at"].as_str() {
+            Some(at) => format!(
+                "revoked {} by {}",
+                short_time(at),
+                token["revoked_by"].as_str().unwrap_or("?")
+            ),
+            None => "active".to_string(),
+        };
+        println!(
+            "{:<20}  {:<16}  {:<20}  {:<20}  {status}",
+            token["token_id"].as_str().unwrap_or_default(),
+            token["principal"].as_str().unwrap_or_default(),
+            short_time(token["created_at"].as_str().unwrap_or_default()),
+            token["expires_at"]
+                .as_str()
+                .map(short_time)
+                .unwrap_or_else(|| "never".to_string()),
+        );
+    }
+}

@@ -14,7 +14,7 @@ use custody_core::model::{
     PrincipalId, PrincipalKind, Subject, SubjectKind, Ticket,
 };
 use custody_core::{CaseId, CaseState, CaseView, Event, Timestamp};
-use custody_store::{CaseSummary, CaseWrite, IssuedToken, WriteOutcome};
+use custody_store::{CaseSummary, CaseWrite, IssuedToken, TokenInfo, WriteOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -484,6 +484,81 @@ pub async fn create_token(
         .create_token(principal, ttl, Some(who.principal.id))
         .await?;
     Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// Query of `GET /v1/tokens`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TokensQuery {
+    /// Only this principal's tokens.
+    pub principal: Option<String>,
+}
+
+/// The token list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    /// Tokens, newest first; never their secrets.
+    pub tokens: Vec<TokenInfo>,
+}
+
+/// List issued tokens (admins see all; others see their own).
+#[utoipa::path(get, path = "/v1/tokens", params(TokensQuery),
+    responses((status = 200, body = TokenList), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    who: Authenticated,
+    query: Result<Query<TokensQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<TokenList>, Problem> {
+    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
+    let principal = query
+        .principal
+        .as_deref()
+        .map(PrincipalId::from_str)
+        .transpose()
+        .map_err(invalid)?;
+    let principal = if who.require_admin().is_ok() {
+        principal
+    } else {
+        match principal {
+            Some(other) if other != who.principal.id => {
+                return Err(Problem::forbidden(format!(
+                    "only members of `{}` may list another principal's tokens",
+                    crate::ADMINS_GROUP
+                )))
+            }
+            _ => Some(who.principal.id.clone()),
+        }
+    };
+    Ok(Json(TokenList {
+        tokens: state.store.tokens(principal.as_ref()).await?,
+    }))
+}
+
+/// Revoke a token (admins, or the token's own principal). From the moment
+/// this returns, the token authenticates nothing.
+#[utoipa::path(delete, path = "/v1/tokens/{token_id}",
+    params(("token_id" = String, Path, description = "tok_...")),
+    responses((status = 200, body = TokenInfo), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(token_id): Path<String>,
+) -> Result<Json<TokenInfo>, Problem> {
+    let token = state
+        .store
+        .token(&token_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("token {token_id} does not exist")))?;
+    if token.principal != who.principal.id.as_str() {
+        who.require_admin()?;
+    }
+    Ok(Json(
+        state
+            .store
+            .revoke_token(&token_id, who.principal.id.clone())
+            .await?,
+    ))
 }
 
 /// The authenticated caller.

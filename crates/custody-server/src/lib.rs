@@ -90,6 +90,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::comment))
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
+        .routes(routes!(api::list_tokens))
+        .routes(routes!(api::revoke_token))
         .routes(routes!(api::whoami))
         .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
         .routes(routes!(api_log::keys))

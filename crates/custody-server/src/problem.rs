@@ -138,6 +138,10 @@ impl From<StoreError> for Problem {
                 Problem::not_found(format!("principal {principal} does not exist"))
                     .with_hint("add it with `custody principal add`")
             }
+            StoreError::TokenNotFound(token) => {
+                Problem::not_found(format!("token {token} does not exist"))
+                    .with_hint("list tokens with `custody token list`")
+            }
             StoreError::PrincipalExists(principal) => Problem {
                 rule: Some("principal.exists"),
                 ..Problem::new(

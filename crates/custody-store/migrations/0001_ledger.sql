@@ -63,7 +63,10 @@ CREATE TABLE tokens (
     secret_sha256 BLOB NOT NULL UNIQUE,
     created_at    TEXT NOT NULL,
     expires_at    TEXT,
-    created_by    TEXT
+    created_by    TEXT,
+    -- A revoked token authenticates nothing; the row stays as a record.
+    revoked_at    TEXT,
+    revoked_by    TEXT
 ) STRICT;
 
 -- Results of writes, so a retried write returns the original result.

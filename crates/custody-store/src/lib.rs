@@ -170,6 +170,26 @@ pub struct LogEntry {
     pub case_id: String,
 }
 
+/// What is known about an issued token (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenInfo {
+    /// The public token ID.
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// When it was issued.
+    pub created_at: String,
+    /// Who issued it.
+    pub created_by: Option<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+}
+
 /// A principal authenticated by a token.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
@@ -192,6 +212,9 @@ pub enum StoreError {
     /// The principal does not exist.
     #[error("principal {0} does not exist")]
     PrincipalNotFound(String),
+    /// No token has that ID.
+    #[error("token {0} does not exist")]
+    TokenNotFound(String),
     /// A principal with that name already exists.
     #[error("principal {0} already exists")]
     PrincipalExists(String),
@@ -460,8 +483,50 @@ impl Store {
         response.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Revokes a token: it authenticates nothing from the moment this returns.
+    /// Revoking a revoked token returns it unchanged.
+    pub async fn revoke_token(
+        &self,
+        token_id: &str,
+        revoked_by: PrincipalId,
+    ) -> Result<TokenInfo, StoreError> {
+        let token_id = token_id.to_string();
+        self.submit(|reply| writer::Job::RevokeToken {
+            token_id,
+            revoked_by,
+            reply,
+        })
+        .await
+    }
+
+    /// Issued tokens, optionally of one principal, newest first.
+    pub async fn tokens(
+        &self,
+        principal: Option<&PrincipalId>,
+    ) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens
+             WHERE (?1 IS NULL OR principal_id = ?1) ORDER BY created_at DESC, token_id",
+        )
+        .bind(principal.map(PrincipalId::as_str))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// One token's record.
+    pub async fn token(&self, token_id: &str) -> Result<Option<TokenInfo>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens WHERE token_id = ?",
+        )
+        .bind(token_id)
+        .fetch_optional(&self.readers)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
     /// The principal a bearer token authenticates, or `None` when the token
-    /// is unknown or expired.
+    /// is unknown, expired or revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
             return Ok(None);
@@ -470,7 +535,7 @@ impl Store {
         let row = sqlx::query(
             "SELECT t.token_id, t.expires_at, p.principal_id, p.display_name, p.kind, p.groups_json, p.org
              FROM tokens t JOIN principals p ON p.principal_id = t.principal_id
-             WHERE t.secret_sha256 = ?",
+             WHERE t.secret_sha256 = ? AND t.revoked_at IS NULL",
         )
         .bind(digest.0.to_vec())
         .fetch_optional(&self.readers)
@@ -742,6 +807,18 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
+}
+
+pub(crate) fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo, StoreError> {
+    Ok(TokenInfo {
+        token_id: row.try_get("token_id")?,
+        principal: row.try_get("principal_id")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoked_by: row.try_get("revoked_by")?,
+    })
 }
 
 fn principal_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Principal, StoreError> {

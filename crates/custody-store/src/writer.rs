@@ -38,7 +38,8 @@ use tokio::sync::{mpsc, oneshot};
 use custody_log::note::SignerKey;
 
 use crate::{
-    AppendedEvent, CaseWrite, IssuedToken, StoreError, StoredCheckpoint, WriteOutcome, TOKEN_PREFIX,
+    AppendedEvent, CaseWrite, IssuedToken, StoreError, StoredCheckpoint, TokenInfo, WriteOutcome,
+    TOKEN_PREFIX,
 };
 
 /// Most jobs committed in one transaction.
@@ -68,6 +69,15 @@ pub enum Job {
         signers: Arc<Vec<SignerKey>>,
         /// Where the result goes.
         reply: oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
+    },
+    /// Revoke a token.
+    RevokeToken {
+        /// Its public ID.
+        token_id: String,
+        /// The admin (or owner) revoking it.
+        revoked_by: PrincipalId,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<TokenInfo, StoreError>>,
     },
     /// Issue a token.
     CreateToken {
@@ -116,6 +126,10 @@ enum Done {
     Checkpoint(
         oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
         Result<Option<StoredCheckpoint>, StoreError>,
+    ),
+    Revocation(
+        oneshot::Sender<Result<TokenInfo, StoreError>>,
+        Result<TokenInfo, StoreError>,
     ),
 }
 
@@ -223,6 +237,14 @@ async fn commit_batch(
                     reply,
                     create_token(connection, principal, ttl_seconds, created_by).await,
                 ),
+                Job::RevokeToken {
+                    token_id,
+                    revoked_by,
+                    reply,
+                } => Done::Revocation(
+                    reply,
+                    revoke_token(connection, &token_id, &revoked_by).await,
+                ),
                 Job::Checkpoint {
                     origin,
                     signers,
@@ -284,6 +306,9 @@ fn reply_all(done: Vec<Done>) {
             Done::Checkpoint(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Revocation(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -296,6 +321,7 @@ impl Job {
             Job::AddPrincipal { reply, .. } => Done::Principal(reply, Err(error())),
             Job::CreateToken { reply, .. } => Done::Token(reply, Err(error())),
             Job::Checkpoint { reply, .. } => Done::Checkpoint(reply, Err(error())),
+            Job::RevokeToken { reply, .. } => Done::Revocation(reply, Err(error())),
         }
     }
 }
@@ -309,6 +335,7 @@ impl Done {
             Done::Principal(reply, Ok(_)) => Done::Principal(reply, Err(error())),
             Done::Token(reply, Ok(_)) => Done::Token(reply, Err(error())),
             Done::Checkpoint(reply, Ok(_)) => Done::Checkpoint(reply, Err(error())),
+            Done::Revocation(reply, Ok(_)) => Done::Revocation(reply, Err(error())),
             failed => failed,
         }
     }
@@ -893,6 +920,29 @@ async fn create_token(
         principal: principal.to_string(),
         expires_at,
     })
+}
+
+async fn revoke_token(
+    connection: &mut SqliteConnection,
+    token_id: &str,
+    revoked_by: &PrincipalId,
+) -> Result<TokenInfo, StoreError> {
+    sqlx::query(
+        "UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE token_id = ? AND revoked_at IS NULL",
+    )
+    .bind(Timestamp::now().to_string())
+    .bind(revoked_by.as_str())
+    .bind(token_id)
+    .execute(&mut *connection)
+    .await?;
+    let row = sqlx::query(
+        "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens WHERE token_id = ?",
+    )
+    .bind(token_id)
+    .fetch_optional(&mut *connection)
+    .await?
+    .ok_or_else(|| StoreError::TokenNotFound(token_id.to_string()))?;
+    crate::token_from_row(&row)
 }
 
 fn parse_stored<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
