@@ -55,29 +55,6 @@ struct Tally {
     unexpected: Vec<String>,
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    path: &str,
-    key: &str,
-    body: &Value,
-) -> Result<(u16, Value), reqwest::Error> {
-    let response = client
-        .post(format!("{url}{path}"))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
 /// Opens cases and comments on them until the server goes away or `stop` is set.
 async fn worker(
     id: usize,
@@ -116,7 +93,8 @@ async fn worker(
             "justification": format!("load from worker {id}"),
         });
         let key = format!("request-{id}-{n}");
-        let Ok((status, response)) = post(&client, &url, &token, "/v1/cases", &key, &body).await
+        let Ok((status, response)) =
+            common::post_with_key(&client, &url, &token, "/v1/cases", &key, &body).await
         else {
             return;
         };
@@ -128,7 +106,8 @@ async fn worker(
         for k in 0..COMMENTS_PER_CASE {
             let body = json!({"text": format!("comment {k} from worker {id}")});
             let key = format!("comment-{id}-{n}-{k}");
-            let Ok((status, response)) = post(&client, &url, &token, &path, &key, &body).await
+            let Ok((status, response)) =
+                common::post_with_key(&client, &url, &token, &path, &key, &body).await
             else {
                 return;
             };

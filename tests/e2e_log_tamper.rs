@@ -971,29 +971,6 @@ struct Tally {
     unexpected: Vec<String>,
 }
 
-async fn post(
-    client: &reqwest::Client,
-    url: &str,
-    token: &str,
-    path: &str,
-    key: &str,
-    body: &Value,
-) -> Result<(u16, Value), reqwest::Error> {
-    let response = client
-        .post(format!("{url}{path}"))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
-        .await?;
-    let status = response.status().as_u16();
-    let text = response.text().await?;
-    Ok((
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    ))
-}
-
 /// Opens cases and comments on them until the server goes away or `stop` is set.
 async fn crash_worker(
     id: usize,
@@ -1028,7 +1005,7 @@ async fn crash_worker(
             "entitlement": "reader",
             "justification": format!("load from worker {id}"),
         });
-        let Ok((status, response)) = post(
+        let Ok((status, response)) = common::post_with_key(
             &client,
             &url,
             &token,
@@ -1047,7 +1024,7 @@ async fn crash_worker(
         let path = format!("/v1/cases/{case}/comments");
         for k in 0..2 {
             let body = json!({"text": format!("comment {k} from worker {id}")});
-            let Ok((status, response)) = post(
+            let Ok((status, response)) = common::post_with_key(
                 &client,
                 &url,
                 &token,

@@ -192,92 +192,7 @@ pub struct Server {
 impl Server {
     /// Initialises a fresh data directory with `custody init --json` and starts `custody serve` on it.
     pub fn start() -> Server {
-        let root = tempfile::Builder::new()
-            .prefix("custody-e2e-")
-            .tempdir()
-            .expect("create temporary directory");
-        let data = root.path().join("data");
-        let output = command()
-            .args(["init", "--json", "--data"])
-            .arg(&data)
-            .output()
-            .expect("run custody init");
-        assert_success(&output, "custody init --json");
-        let report: Value =
-            serde_json::from_slice(&output.stdout).expect("init --json prints JSON");
-        for field in ["data_dir", "admin_token", "verifier_key"] {
-            assert!(
-                report[field]
-                    .as_str()
-                    .is_some_and(|value| !value.is_empty()),
-                "init --json lacks {field}: {report}"
-            );
-        }
-        let admin_token = report["admin_token"].as_str().unwrap().to_string();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .expect("build Tokio runtime");
-        let http = http_client();
-        let mut server = Server {
-            root,
-            data,
-            admin_token,
-            addr: String::new(),
-            url: String::new(),
-            child: None,
-            log: Arc::new(Mutex::new(String::new())),
-            runtime,
-            http,
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "a server is already running");
-        let mut child = command()
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&self.data)
-            .env("CUSTODY_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn custody serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (sender, receiver) = mpsc::channel::<String>();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
-            // Keep draining stderr for the life of the process, so the pipe never fills.
-            let mut sender = Some(sender);
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    if let Some(sender) = sender.take() {
-                        let _ = sender.send(addr.trim().to_string());
-                    }
-                }
-                let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        match receiver.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => {
-                self.url = format!("http://{addr}");
-                self.addr = addr;
-                self.child = Some(child);
-            }
-            Err(error) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "custody serve did not report `listening on` ({error}); its stderr:\n{}",
-                    self.log()
-                );
-            }
-        }
+        Server::start_configured(None, None).0
     }
 
     /// Everything the server processes wrote to stderr so far.
@@ -338,7 +253,7 @@ impl Server {
     /// Starts a new server process on the same data directory (stopping a running one with SIGKILL).
     pub fn restart(&mut self) {
         self.kill9();
-        self.spawn();
+        self.spawn_configured();
     }
 
     /// Runs a client command against this server with `token` (none: no token at all).
@@ -696,4 +611,30 @@ pub fn http_client() -> reqwest::Client {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("build HTTP client")
+}
+
+/// POSTs `body` as JSON with a bearer token and an idempotency key; returns
+/// the status and the body (JSON, or the text as a JSON string). Transport
+/// errors (a killed server) are returned, not panicked on.
+pub async fn post_with_key(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Result<(u16, Value), reqwest::Error> {
+    let response = client
+        .post(format!("{url}{path}"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }

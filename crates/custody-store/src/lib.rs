@@ -504,10 +504,10 @@ impl Store {
         &self,
         principal: Option<&PrincipalId>,
     ) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens
-             WHERE (?1 IS NULL OR principal_id = ?1) ORDER BY created_at DESC, token_id",
-        )
+        let rows = sqlx::query(concat!(
+            token_select!(),
+            " WHERE (?1 IS NULL OR principal_id = ?1) ORDER BY created_at DESC, token_id"
+        ))
         .bind(principal.map(PrincipalId::as_str))
         .fetch_all(&self.readers)
         .await?;
@@ -516,12 +516,10 @@ impl Store {
 
     /// One token's record.
     pub async fn token(&self, token_id: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row = sqlx::query(
-            "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens WHERE token_id = ?",
-        )
-        .bind(token_id)
-        .fetch_optional(&self.readers)
-        .await?;
+        let row = sqlx::query(concat!(token_select!(), " WHERE token_id = ?"))
+            .bind(token_id)
+            .fetch_optional(&self.readers)
+            .await?;
         row.as_ref().map(token_from_row).transpose()
     }
 
@@ -808,6 +806,14 @@ fn connect_options(path: &Path) -> SqliteConnectOptions {
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
 }
+
+/// The columns [`token_from_row`] reads. A macro so that queries stay `&'static str`.
+macro_rules! token_select {
+    () => {
+        "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens"
+    };
+}
+pub(crate) use token_select;
 
 pub(crate) fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo, StoreError> {
     Ok(TokenInfo {

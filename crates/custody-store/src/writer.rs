@@ -935,13 +935,11 @@ async fn revoke_token(
     .bind(token_id)
     .execute(&mut *connection)
     .await?;
-    let row = sqlx::query(
-        "SELECT token_id, principal_id, created_at, created_by, expires_at, revoked_at, revoked_by FROM tokens WHERE token_id = ?",
-    )
-    .bind(token_id)
-    .fetch_optional(&mut *connection)
-    .await?
-    .ok_or_else(|| StoreError::TokenNotFound(token_id.to_string()))?;
+    let row = sqlx::query(concat!(crate::token_select!(), " WHERE token_id = ?"))
+        .bind(token_id)
+        .fetch_optional(&mut *connection)
+        .await?
+        .ok_or_else(|| StoreError::TokenNotFound(token_id.to_string()))?;
     crate::token_from_row(&row)
 }
 
