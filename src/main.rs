@@ -144,6 +144,19 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
+    /// Merge a duplicate case into the case that carries the change (two tickets for one request).
+    Merge {
+        /// The duplicate case, closed into the survivor.
+        duplicate: String,
+        /// The surviving case.
+        #[arg(long)]
+        into: String,
+        /// Why they are one change (required).
+        #[arg(long)]
+        comment: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
     /// Print the whole timeline of a case.
     Show {
         /// The case ID.
@@ -919,6 +932,15 @@ mod commands {
                     "commented on",
                 )
                 .await?;
+            }
+            Command::Merge {
+                duplicate,
+                into,
+                comment,
+                write,
+            } => {
+                let body = json!({"into": into, "comment": comment});
+                case_write(&duplicate, "merge", body, &write, "merged").await?;
             }
             Command::Show {
                 case,

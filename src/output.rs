@@ -62,6 +62,15 @@ pub fn print_timeline(document: &Value) {
         what.push_str(&format!(" on {resource}"));
     }
     println!("  change:  {what}");
+    if let Some(survivor) = view["merged_into"].as_str() {
+        println!("  merged:  duplicate of {survivor} (follow that case)");
+    }
+    for duplicate in view["duplicates"].as_array().into_iter().flatten() {
+        println!(
+            "  duplicate: {} merged into this case",
+            duplicate.as_str().unwrap_or_default()
+        );
+    }
     if let Some(ticket) = view["ticket"].as_object() {
         println!(
             "  ticket:  {}:{}",
@@ -166,7 +175,7 @@ pub fn print_principals(list: &Value) {
 pub fn print_report(report: &Report, data: &Path) {
     let checked = &report.checked;
     println!(
-        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints",
+        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} merge links",
         data.display(),
         checked.log_entries,
         checked.events,
@@ -174,7 +183,8 @@ pub fn print_report(report: &Report, data: &Path) {
         checked.chain_links,
         checked.rules,
         checked.leaves,
-        checked.checkpoints
+        checked.checkpoints,
+        checked.merge_links
     );
     if report.ok {
         println!("ok: the trail is intact and no rule is broken");

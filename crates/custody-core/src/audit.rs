@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::case::CaseView;
-use crate::event::{DecodeError, Event};
+use crate::event::{DecodeError, Event, EventBody};
 use crate::id::Sha256Hash;
 use crate::lifecycle::{violations, Severity};
 use custody_log::{leaf_hash, verify_checkpoint, Frontier, Hash, VerifierKey};
@@ -109,6 +109,8 @@ pub struct Checked {
     pub leaves: u64,
     /// Signed checkpoints whose signatures and roots were checked.
     pub checkpoints: u64,
+    /// Halves of merge links between duplicate and surviving cases followed.
+    pub merge_links: u64,
 }
 
 /// The outcome of an audit.
@@ -162,6 +164,17 @@ pub struct Auditor {
     stored_leaves: u64,
     /// Whether stored leaves are compared (only with [`Auditor::with_log`]).
     log_checks: bool,
+    /// Merge links seen: (case holding the event, the other case, kind, event ID, log index).
+    merge_links: Vec<MergeLinkSeen>,
+}
+
+struct MergeLinkSeen {
+    case_id: String,
+    other_case: String,
+    /// True for `duplicate_merged` (in the duplicate), false for `duplicate_linked`.
+    from_duplicate: bool,
+    event_id: String,
+    log_index: u64,
 }
 
 /// A root the recomputed tree must have at a size.
@@ -495,6 +508,15 @@ impl Auditor {
                 ),
             ));
         }
+        if let EventBody::DuplicateMerged(link) | EventBody::DuplicateLinked(link) = &event.body {
+            self.merge_links.push(MergeLinkSeen {
+                case_id: event.case_id.to_string(),
+                other_case: link.other_case.to_string(),
+                from_duplicate: matches!(event.body, EventBody::DuplicateMerged(_)),
+                event_id: event.event_id.to_string(),
+                log_index: row.log_index,
+            });
+        }
         if let Some(view) = &mut trail.view {
             self.checked.rules += 1;
             for (refusal, severity) in violations(view, &event) {
@@ -546,6 +568,35 @@ impl Auditor {
                 log_index: Some(log_size),
             });
         }
+        // A merge writes one event in each case; the trail reads as one only
+        // when both halves of every link are there.
+        for link in &self.merge_links {
+            let matched = self.merge_links.iter().any(|other| {
+                other.case_id == link.other_case
+                    && other.other_case == link.case_id
+                    && other.from_duplicate != link.from_duplicate
+            });
+            if !matched {
+                let (duplicate, survivor) = if link.from_duplicate {
+                    (&link.case_id, &link.other_case)
+                } else {
+                    (&link.other_case, &link.case_id)
+                };
+                self.findings.push(Finding {
+                    code: "merge.unmatched-link",
+                    severity: Severity::Critical,
+                    case_id: Some(link.case_id.clone()),
+                    message: format!(
+                        "the merge of duplicate {duplicate} into {survivor} is recorded in {} but not in {}: half of the link was removed or forged",
+                        link.case_id, link.other_case
+                    ),
+                    event_id: Some(link.event_id.clone()),
+                    seq: None,
+                    log_index: Some(link.log_index),
+                });
+            }
+        }
+        self.checked.merge_links = self.merge_links.len() as u64;
         if self.stored_leaves > log_size {
             self.findings.push(Finding {
                 code: "log.leaf-without-event",

@@ -31,6 +31,8 @@ pub enum CaseState {
     Executed,
     /// Reviewed; the trail of this change is complete.
     Reviewed,
+    /// A duplicate of another case, which carries the change from here on.
+    Merged,
 }
 
 /// A principal's part in one event of the case.
@@ -114,6 +116,10 @@ pub struct CaseView {
     pub executions: Vec<ExecutionRecord>,
     /// Reviews, in sequence order.
     pub reviews: Vec<ReviewRecord>,
+    /// The case this one was merged into, when it is a duplicate.
+    pub merged_into: Option<CaseId>,
+    /// Duplicates merged into this case, in sequence order.
+    pub duplicates: Vec<CaseId>,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -133,6 +139,7 @@ impl CaseState {
             CaseState::Denied => "denied",
             CaseState::Executed => "executed",
             CaseState::Reviewed => "reviewed",
+            CaseState::Merged => "merged",
         }
     }
 
@@ -161,8 +168,9 @@ impl FromStr for CaseState {
             "denied" => Ok(CaseState::Denied),
             "executed" => Ok(CaseState::Executed),
             "reviewed" => Ok(CaseState::Reviewed),
+            "merged" => Ok(CaseState::Merged),
             _ => Err(format!(
-                "`{text}` is not a case state (expected open, approved, denied, executed or reviewed)"
+                "`{text}` is not a case state (expected open, approved, denied, executed, reviewed or merged)"
             )),
         }
     }
@@ -207,6 +215,8 @@ impl CaseView {
             denials: Vec::new(),
             executions: Vec::new(),
             reviews: Vec::new(),
+            merged_into: None,
+            duplicates: Vec::new(),
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -268,7 +278,7 @@ impl CaseView {
                     completed,
                     change_set_hash: execution.change_set_hash,
                 });
-                if completed && self.state != CaseState::Reviewed {
+                if completed && !matches!(self.state, CaseState::Reviewed | CaseState::Merged) {
                     self.state = CaseState::Executed;
                 }
             }
@@ -277,8 +287,15 @@ impl CaseView {
                     by,
                     outcome: review.outcome,
                 });
-                self.state = CaseState::Reviewed;
+                if self.state != CaseState::Merged {
+                    self.state = CaseState::Reviewed;
+                }
             }
+            EventBody::DuplicateMerged(link) => {
+                self.merged_into = Some(link.other_case.clone());
+                self.state = CaseState::Merged;
+            }
+            EventBody::DuplicateLinked(link) => self.duplicates.push(link.other_case.clone()),
         }
     }
 

@@ -66,6 +66,15 @@ pub enum CaseCommand {
         /// The text.
         text: String,
     },
+    /// Merge a duplicate case into the case that survives (see [`lifecycle::merge`]).
+    Merge {
+        /// The duplicate, closed into the survivor.
+        duplicate: CaseId,
+        /// The surviving case.
+        into: CaseId,
+        /// Why they are one change.
+        comment: Option<String>,
+    },
 }
 
 impl CaseCommand {
@@ -78,6 +87,17 @@ impl CaseCommand {
             | CaseCommand::Execute { case_id, .. }
             | CaseCommand::Review { case_id, .. }
             | CaseCommand::Comment { case_id, .. } => Some(case_id),
+            CaseCommand::Merge { duplicate, .. } => Some(duplicate),
+        }
+    }
+
+    /// Every case the command writes to (two for a merge).
+    pub fn case_ids(&self) -> Vec<&CaseId> {
+        match self {
+            CaseCommand::Merge {
+                duplicate, into, ..
+            } => vec![duplicate, into],
+            other => other.case_id().into_iter().collect(),
         }
     }
 
@@ -115,6 +135,13 @@ impl CaseCommand {
                 outcome, comment, ..
             } => lifecycle::review(case.executed()?, actor, *outcome, comment.clone()),
             CaseCommand::Comment { text, .. } => Ok(lifecycle::comment(case, actor, text.clone())),
+            // A merge writes to two cases; the store decides it with both in
+            // hand through `lifecycle::merge`.
+            CaseCommand::Merge { .. } => Err(Refusal {
+                rule: "merge.needs-both-cases",
+                message: "a merge is decided with both cases".to_string(),
+                hint: None,
+            }),
         }
     }
 }

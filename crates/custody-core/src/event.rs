@@ -76,6 +76,23 @@ pub enum EventBody {
     ReviewCompleted(Review),
     /// A comment.
     CommentAdded(Comment),
+    /// This case duplicates another one (the survivor) and is closed into it.
+    DuplicateMerged(MergeLink),
+    /// A duplicate case was merged into this one.
+    DuplicateLinked(MergeLink),
+}
+
+/// The payload of `duplicate_merged` (in the duplicate, naming the survivor)
+/// and `duplicate_linked` (in the survivor, naming the duplicate).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MergeLink {
+    /// The other case of the link.
+    pub other_case: CaseId,
+    /// Why the cases are one change.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub comment: Option<String>,
 }
 
 /// The payload of `request_created`.
@@ -221,6 +238,8 @@ impl EventBody {
             EventBody::ExecutionFailed(_) => "execution_failed",
             EventBody::ReviewCompleted(_) => "review_completed",
             EventBody::CommentAdded(_) => "comment_added",
+            EventBody::DuplicateMerged(_) => "duplicate_merged",
+            EventBody::DuplicateLinked(_) => "duplicate_linked",
         }
     }
 
@@ -265,6 +284,14 @@ impl EventBody {
                 with_comment(format!("reviewed: {outcome}"), &review.comment)
             }
             EventBody::CommentAdded(comment) => format!("comment: {}", first_line(&comment.text)),
+            EventBody::DuplicateMerged(link) => with_comment(
+                format!("merged as a duplicate into {}", link.other_case),
+                &link.comment,
+            ),
+            EventBody::DuplicateLinked(link) => with_comment(
+                format!("duplicate {} merged into this case", link.other_case),
+                &link.comment,
+            ),
         }
     }
 }

@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::case::{CaseState, CaseView};
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
-    Comment, Decision, Event, EventBody, Execution, RequestCreated, Review, ReviewOutcome,
+    Comment, Decision, Event, EventBody, Execution, MergeLink, RequestCreated, Review,
+    ReviewOutcome,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
@@ -183,7 +184,24 @@ impl CaseView {
                 format!("case {} has already been executed", self.case_id),
                 "record a follow-up change as a new request",
             )),
+            CaseState::Merged => Err(self.merged_refusal("execute")),
         }
+    }
+
+    fn merged_refusal(&self, verb: &str) -> Refusal {
+        let survivor = self
+            .merged_into
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        Refusal::new(
+            "lifecycle.case-merged",
+            format!(
+                "case {} was merged into {survivor} as a duplicate; {verb} the surviving case instead",
+                self.case_id
+            ),
+            &format!("custody show {survivor}"),
+        )
     }
 
     /// The case as an [`ExecutedCase`], or the reason it cannot be reviewed.
@@ -195,6 +213,7 @@ impl CaseView {
                 format!("case {} has already been reviewed", self.case_id),
                 "add a comment to record further observations",
             )),
+            CaseState::Merged => Err(self.merged_refusal("review")),
             _ => Err(Refusal::new(
                 "lifecycle.not-executed",
                 format!(
@@ -361,6 +380,60 @@ pub fn review(
     })
 }
 
+/// Merges `duplicate` into `survivor`: two records of one change (two
+/// tickets for one request, worded differently by two systems). Whether they
+/// are one change is the merging principal's judgement, recorded with their
+/// reason; both requests stay in the trail. Nothing is deleted: the duplicate gets a
+/// `duplicate_merged` event naming the survivor and is closed, the survivor a
+/// `duplicate_linked` event naming the duplicate. Returns the two drafts, for
+/// the duplicate and for the survivor, to be written in one transaction.
+pub fn merge(
+    duplicate: &CaseView,
+    survivor: &CaseView,
+    actor: &Actor,
+    comment: Option<String>,
+) -> Result<(Draft, Draft), Refusal> {
+    if duplicate.case_id == survivor.case_id {
+        return Err(Refusal::new(
+            "merge.same-case",
+            format!("case {} cannot be merged into itself", duplicate.case_id),
+            "name the duplicate first and the surviving case with --into",
+        ));
+    }
+    for case in [duplicate, survivor] {
+        if case.state == CaseState::Merged {
+            return Err(case.merged_refusal("merge"));
+        }
+    }
+    if !duplicate.executors().is_empty() {
+        return Err(Refusal::new(
+            "merge.duplicate-executed",
+            format!(
+                "case {} has a recorded execution; merging it away would hide that execution",
+                duplicate.case_id
+            ),
+            "merge the other case into this one instead (swap the arguments)",
+        ));
+    }
+    let into_duplicate = Draft {
+        body: EventBody::DuplicateMerged(MergeLink {
+            other_case: survivor.case_id.clone(),
+            comment: comment.clone(),
+        }),
+        role: duplicate.role_of(&actor.principal),
+        causation: Some(survivor.requester.event_id.clone()),
+    };
+    let into_survivor = Draft {
+        body: EventBody::DuplicateLinked(MergeLink {
+            other_case: duplicate.case_id.clone(),
+            comment,
+        }),
+        role: survivor.role_of(&actor.principal),
+        causation: Some(duplicate.requester.event_id.clone()),
+    };
+    Ok((into_duplicate, into_survivor))
+}
+
 /// Adds a comment; anyone may comment on any case.
 pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     Draft {
@@ -401,6 +474,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
                     Severity::High,
                 ));
             }
+        }
+        EventBody::ExecutionCompleted(_) if case_before.state == CaseState::Merged => {
+            broken.push((case_before.merged_refusal("execute"), Severity::Critical));
         }
         EventBody::ExecutionCompleted(_) => {
             if case_before.state == CaseState::Denied {
@@ -454,7 +530,13 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
                 broken.push((refusal, Severity::High));
             }
         }
-        EventBody::ExecutionFailed(_) | EventBody::CommentAdded(_) => {}
+        EventBody::DuplicateMerged(_) if case_before.state == CaseState::Merged => {
+            broken.push((case_before.merged_refusal("merge"), Severity::High));
+        }
+        EventBody::ExecutionFailed(_)
+        | EventBody::CommentAdded(_)
+        | EventBody::DuplicateMerged(_)
+        | EventBody::DuplicateLinked(_) => {}
     }
     broken
 }
@@ -478,6 +560,7 @@ fn check_decision_possible(case: &CaseView, verb: &str) -> Result<(), Refusal> {
             ),
             "record your view with `custody comment` or in the review",
         )),
+        CaseState::Merged => Err(case.merged_refusal(verb)),
     }
 }
 

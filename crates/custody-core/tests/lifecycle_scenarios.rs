@@ -316,3 +316,162 @@ fn every_event_of_a_case_carries_its_case_id_and_chains() {
     assert_eq!(ledger.events[2].causation, None);
     assert_eq!(ledger.events[3].causation.as_ref(), Some(&ids[1]));
 }
+
+fn ledger() -> Ledger {
+    Ledger {
+        events: Vec::new(),
+        view: None,
+    }
+}
+
+fn audit_together(ledgers: &[&Ledger]) -> Report {
+    let mut events: Vec<&Event> = ledgers.iter().flat_map(|ledger| &ledger.events).collect();
+    events.sort_by_key(|event| event.recorded_at);
+    let mut auditor = Auditor::new();
+    for (index, event) in events.iter().enumerate() {
+        auditor.observe_event(&StoredEvent {
+            log_index: index as u64,
+            case_id: event.case_id.to_string(),
+            seq: event.seq as i64,
+            bytes: event.canonical_bytes(),
+            stored_leaf: None,
+        });
+    }
+    auditor.finish(ledgers.iter().map(|ledger| {
+        let view = ledger.view.as_ref().unwrap();
+        StoredCaseHead {
+            case_id: view.case_id.to_string(),
+            head_seq: view.head_seq as i64,
+            head_hash: view.head_hash.to_hex(),
+            state: view.state.as_str().to_string(),
+        }
+    }))
+}
+
+#[test]
+fn merging_a_duplicate_links_both_cases_and_closes_the_duplicate() {
+    // Two systems recorded the same need with different words.
+    let mut survivor = ledger();
+    let draft = run_step(
+        &mut survivor,
+        "alice",
+        &["request", "user:alice", "db-admin"],
+    )
+    .unwrap();
+    survivor.append(actor("alice"), draft);
+    let mut duplicate = ledger();
+    let draft = run_step(
+        &mut duplicate,
+        "alice",
+        &["request", "user:alice", "prod-db-admin"],
+    )
+    .unwrap();
+    duplicate.append(actor("alice"), draft);
+
+    let refusal = |result: Result<(Draft, Draft), custody_core::lifecycle::Refusal>| {
+        result.map(|_| ()).unwrap_err().rule
+    };
+    let (d, s) = (
+        duplicate.view.clone().unwrap(),
+        survivor.view.clone().unwrap(),
+    );
+    assert_eq!(
+        refusal(lifecycle::merge(&d, &d, &actor("carol"), None)),
+        "merge.same-case"
+    );
+    let (into_duplicate, into_survivor) =
+        lifecycle::merge(&d, &s, &actor("carol"), Some("same ticket twice".into())).unwrap();
+    duplicate.append(actor("carol"), into_duplicate);
+    survivor.append(actor("carol"), into_survivor);
+    let (d, s) = (
+        duplicate.view.clone().unwrap(),
+        survivor.view.clone().unwrap(),
+    );
+    assert_eq!(d.state.as_str(), "merged");
+    assert_eq!(d.merged_into.as_ref(), Some(&s.case_id));
+    assert_eq!(s.duplicates, vec![d.case_id.clone()]);
+    assert_eq!(s.state.as_str(), "open");
+    assert!(audit_together(&[&survivor, &duplicate]).ok);
+
+    // The duplicate is closed: no decision, execution, review or second merge.
+    assert_eq!(
+        lifecycle::approve(&d, &actor("bob"), None)
+            .unwrap_err()
+            .rule,
+        "lifecycle.case-merged"
+    );
+    assert_eq!(d.approved().unwrap_err().rule, "lifecycle.case-merged");
+    assert_eq!(
+        refusal(lifecycle::merge(&d, &s, &actor("carol"), None)),
+        "lifecycle.case-merged"
+    );
+    assert_eq!(
+        refusal(lifecycle::merge(&s, &d, &actor("carol"), None)),
+        "lifecycle.case-merged"
+    );
+    // The survivor carries on.
+    let draft = run_step(&mut survivor, "bob", &["approve"]).unwrap();
+    survivor.append(actor("bob"), draft);
+    let draft = run_step(&mut survivor, "carol", &["execute"]).unwrap();
+    survivor.append(actor("carol"), draft);
+    assert!(audit_together(&[&survivor, &duplicate]).ok);
+
+    // An executed case cannot be merged away.
+    let mut other = ledger();
+    let draft = run_step(&mut other, "dave", &["request", "group:ops", "member"]).unwrap();
+    other.append(actor("dave"), draft);
+    let executed = survivor.view.clone().unwrap();
+    assert_eq!(
+        refusal(lifecycle::merge(
+            &executed,
+            other.view.as_ref().unwrap(),
+            &actor("carol"),
+            None
+        )),
+        "merge.duplicate-executed"
+    );
+}
+
+#[test]
+fn verify_reports_half_a_merge_and_work_on_a_merged_case() {
+    let mut survivor = ledger();
+    let draft = run_step(&mut survivor, "alice", &["request", "user:alice", "admin"]).unwrap();
+    survivor.append(actor("alice"), draft);
+    let mut duplicate = ledger();
+    let draft = run_step(&mut duplicate, "alice", &["request", "user:alice", "root"]).unwrap();
+    duplicate.append(actor("alice"), draft);
+    let (into_duplicate, _into_survivor) = lifecycle::merge(
+        duplicate.view.as_ref().unwrap(),
+        survivor.view.as_ref().unwrap(),
+        &actor("carol"),
+        None,
+    )
+    .unwrap();
+    // Only the duplicate's half is recorded (the survivor's was removed).
+    duplicate.append(actor("carol"), into_duplicate);
+    let report = audit_together(&[&survivor, &duplicate]);
+    let codes: Vec<&str> = report.findings.iter().map(|finding| finding.code).collect();
+    assert_eq!(
+        codes,
+        vec!["merge.unmatched-link"],
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(
+        report.findings[0].case_id.as_deref(),
+        Some(duplicate.view.as_ref().unwrap().case_id.as_str())
+    );
+
+    // An execution forced onto the merged duplicate is a finding.
+    let draft = forced(&duplicate, &["execute"]);
+    duplicate.append(actor("carol"), draft);
+    let report = audit_together(&[&survivor, &duplicate]);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|finding| finding.code == "lifecycle.case-merged"),
+        "{:#?}",
+        report.findings
+    );
+}

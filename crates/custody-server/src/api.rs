@@ -107,6 +107,16 @@ pub struct CommentBody {
     pub text: String,
 }
 
+/// The body of `POST /v1/cases/{id}/merge`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// The surviving case (`AC-...`); the case in the path is the duplicate.
+    pub into: String,
+    /// Why the two cases are one change (required: a merge is a judgement).
+    pub comment: String,
+}
+
 /// The body of `POST /v1/principals`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -361,6 +371,29 @@ pub async fn comment(
         None,
     )
     .await
+}
+
+/// Merge a duplicate case (the one in the path) into the surviving case.
+/// Nothing is deleted: both cases record the link, the duplicate is closed.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/merge", request_body = MergeBody,
+    params(("case_id" = String, Path, description = "the duplicate AC-..."), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WriteOutcome), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn merge(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    ApiJson(body): ApiJson<MergeBody>,
+) -> Result<Json<WriteOutcome>, Problem> {
+    let duplicate = parse_case_id(&case_id)?;
+    let into = parse_case_id(&body.into)?;
+    let command = CaseCommand::Merge {
+        duplicate,
+        into,
+        comment: Some(validate_text("comment", &body.comment).map_err(invalid)?),
+    };
+    write(&state, who, key, command, None).await
 }
 
 /// One case with its whole timeline.

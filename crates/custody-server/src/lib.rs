@@ -88,6 +88,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::execute))
         .routes(routes!(api::review))
         .routes(routes!(api::comment))
+        .routes(routes!(api::merge))
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
         .routes(routes!(api::list_tokens))

@@ -102,6 +102,8 @@ pub struct WriteOutcome {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendedEvent {
+    /// The case it belongs to (a merge appends to two cases).
+    pub case_id: String,
     /// The event ID.
     pub event_id: String,
     /// Its kind.

@@ -404,7 +404,8 @@ async fn prefetch(
     }
     let mut case_ids: Vec<&str> = writes
         .iter()
-        .filter_map(|write| write.command.case_id().map(CaseId::as_str))
+        .flat_map(|write| write.command.case_ids())
+        .map(CaseId::as_str)
         .collect();
     case_ids.sort_unstable();
     case_ids.dedup();
@@ -518,36 +519,39 @@ async fn decide_case(
                 existing: false,
             }
         }
+        CaseCommand::Merge {
+            duplicate,
+            into,
+            comment,
+        } => {
+            let duplicate_view = current_view(prefetched, pending, duplicate)?;
+            let survivor_view = current_view(prefetched, pending, into)?;
+            let (duplicate_draft, survivor_draft) = lifecycle::merge(
+                &duplicate_view,
+                &survivor_view,
+                &write.actor,
+                comment.clone(),
+            )
+            .map_err(StoreError::Refused)?;
+            // Both halves of the link in one job, so they commit together.
+            let first = append_draft(write, pending, duplicate_view, duplicate_draft, recorded_at);
+            let second = append_draft(write, pending, survivor_view, survivor_draft, recorded_at);
+            WriteOutcome {
+                case_id: duplicate.clone(),
+                state: first.1,
+                appended: vec![first.0, second.0],
+                replayed: false,
+                existing: false,
+            }
+        }
         command => {
             // Safe: every command other than a request names its case.
             let case_id = command.case_id().expect("non-request commands name a case");
-            let mut view = match pending.views.get(case_id) {
-                Some(view) => view.clone(),
-                None => {
-                    let stored_view = prefetched
-                        .views
-                        .get(case_id.as_str())
-                        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-                    serde_json::from_slice(stored_view).map_err(|error| {
-                        StoreError::Corrupt(format!("case {case_id} projection: {error}"))
-                    })?
-                }
-            };
+            let view = current_view(prefetched, pending, case_id)?;
             let draft = command
                 .decide(&view, &write.actor)
                 .map_err(StoreError::Refused)?;
-            let (event, bytes, hash) = seal(
-                write,
-                case_id,
-                view.head_seq + 1,
-                Some(view.head_hash),
-                draft,
-                recorded_at,
-            );
-            view.apply_hashed(&event, hash);
-            let state = view.state;
-            let appended = push_event(pending, event, bytes);
-            pending.views.insert(case_id.clone(), view);
+            let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
             WriteOutcome {
                 case_id: case_id.clone(),
                 state,
@@ -559,6 +563,49 @@ async fn decide_case(
     };
     remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
     Ok(outcome)
+}
+
+/// The case as the batch sees it: its pending projection if an earlier write
+/// of the batch touched it, else the stored one.
+fn current_view(
+    prefetched: &Prefetched,
+    pending: &Pending,
+    case_id: &CaseId,
+) -> Result<CaseView, StoreError> {
+    if let Some(view) = pending.views.get(case_id) {
+        return Ok(view.clone());
+    }
+    let stored_view = prefetched
+        .views
+        .get(case_id.as_str())
+        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+    serde_json::from_slice(stored_view)
+        .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
+}
+
+/// Seals `draft` as the next event of `view`'s case and keeps event and
+/// projection pending; returns the appended event and the case's new state.
+fn append_draft(
+    write: &CaseWrite,
+    pending: &mut Pending,
+    mut view: CaseView,
+    draft: Draft,
+    recorded_at: Timestamp,
+) -> (AppendedEvent, custody_core::CaseState) {
+    let case_id = view.case_id.clone();
+    let (event, bytes, hash) = seal(
+        write,
+        &case_id,
+        view.head_seq + 1,
+        Some(view.head_hash),
+        draft,
+        recorded_at,
+    );
+    view.apply_hashed(&event, hash);
+    let state = view.state;
+    let appended = push_event(pending, event, bytes);
+    pending.views.insert(case_id, view);
+    (appended, state)
 }
 
 /// Seals a draft into its event, canonical bytes and hash, each computed once.
@@ -590,6 +637,7 @@ fn push_event(pending: &mut Pending, event: Event, bytes: Vec<u8>) -> AppendedEv
     let log_index = pending.next_log_index;
     pending.next_log_index += 1;
     let appended = AppendedEvent {
+        case_id: event.case_id.to_string(),
         event_id: event.event_id.to_string(),
         kind: event.body.kind_name().to_string(),
         seq: event.seq,
@@ -964,6 +1012,7 @@ mod tests {
             CaseState::Denied,
             CaseState::Executed,
             CaseState::Reviewed,
+            CaseState::Merged,
         ] {
             let listed = sql.contains(&format!("'{}'", state.as_str()));
             assert_eq!(listed, state.is_active(), "{state}");
