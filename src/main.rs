@@ -502,6 +502,7 @@ mod commands {
                 config.log.checkpoint_interval_seconds,
             ),
             log,
+            policy: config.policy,
         };
         custody_server::serve(store, listen, options, shutdown_signal())
             .await

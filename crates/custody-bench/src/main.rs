@@ -377,6 +377,7 @@ fn actor(name: &str) -> Result<Actor> {
         principal: PrincipalId::from_str(name)?,
         kind: PrincipalKind::Human,
         org: None,
+        groups: Vec::new(),
         on_behalf_of: None,
         delegation_grant: None,
         via: Via::Api,
@@ -407,6 +408,7 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
                     },
                     justification: None,
                     ticket: None,
+                    rule: custody_core::policy::AppliedRule::brief_default(),
                 },
                 occurred_at: None,
             })
@@ -557,6 +559,7 @@ async fn append_through_http(
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(5),
         log: custody_server::keys::LogSigner::load(&data_dir)?,
+        policy: custody_core::policy::Policy::default(),
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,

@@ -2,8 +2,9 @@
 use std::time::Instant;
 
 use custody_core::audit::{decode_row, StoredEvent};
-use custody_core::lifecycle::{self, Placement, Policy};
+use custody_core::lifecycle::{self, Placement};
 use custody_core::model::{Actor, AuthContext, Change, ChangeKind, PrincipalKind, Subject, Via};
+use custody_core::policy::AppliedRule;
 use custody_core::{CaseId, Timestamp};
 
 fn main() {
@@ -11,6 +12,7 @@ fn main() {
         principal: "alice".parse().unwrap(),
         kind: PrincipalKind::Human,
         org: None,
+        groups: Vec::new(),
         on_behalf_of: None,
         delegation_grant: None,
         via: Via::Cli,
@@ -31,8 +33,9 @@ fn main() {
                 change.clone(),
                 Some("incident".into()),
                 None,
-                &Policy::default(),
-            );
+                &AppliedRule::brief_default(),
+            )
+            .unwrap();
             let event = draft.seal(
                 actor.clone(),
                 Placement {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventBody, ReviewOutcome};
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Change, PrincipalId, PrincipalKind, Ticket};
+use crate::policy::AppliedRule;
 use crate::time::Timestamp;
 
 /// Where a case stands.
@@ -100,6 +101,8 @@ pub struct CaseView {
     pub change_hash: Sha256Hash,
     /// Approvals required before execution, as recorded at request time.
     pub approvals_required: u32,
+    /// The policy rule that decided the case.
+    pub rule: AppliedRule,
     /// Why the change was requested.
     pub justification: Option<String>,
     /// The external ticket, when there is one.
@@ -206,7 +209,8 @@ impl CaseView {
             state: CaseState::Open,
             change: request.change.clone(),
             change_hash: request.change_hash,
-            approvals_required: request.approvals_required,
+            approvals_required: request.rule.approvals,
+            rule: request.rule.clone(),
             justification: request.justification.clone(),
             ticket: request.ticket.clone(),
             requester: Participation::of(event),

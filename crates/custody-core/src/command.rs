@@ -11,10 +11,14 @@ use crate::event::ReviewOutcome;
 use crate::id::{CaseId, Sha256Hash};
 use crate::lifecycle::{self, Draft, Refusal};
 use crate::model::{Actor, Change, Ticket};
+use crate::policy::AppliedRule;
 
 /// A write against the case ledger.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
+// One command is built per write and moved, never stored in bulk: the size
+// difference between variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum CaseCommand {
     /// Open a case for a change.
     Request {
@@ -24,6 +28,9 @@ pub enum CaseCommand {
         justification: Option<String>,
         /// The external ticket it came from.
         ticket: Option<Ticket>,
+        /// The policy rule that governs it, decided by the server from its
+        /// configuration (never by the client).
+        rule: AppliedRule,
     },
     /// Approve the case's change.
     Approve {

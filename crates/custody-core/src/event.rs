@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::canonical::to_canonical_bytes;
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, Role, Ticket};
+use crate::policy::AppliedRule;
 use crate::time::Timestamp;
 
 /// The version of the event encoding, written into every event.
@@ -61,6 +62,9 @@ pub struct Event {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 #[non_exhaustive]
+// Events are decoded and dropped one at a time (the auditor keeps
+// projections, not events), so the request variant's size is not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum EventBody {
     /// A request opened the case.
     RequestCreated(RequestCreated),
@@ -104,8 +108,8 @@ pub struct RequestCreated {
     pub change: Change,
     /// SHA-256 of the change's canonical bytes: what approvals bind to.
     pub change_hash: Sha256Hash,
-    /// Distinct approvals the policy required when the case was opened.
-    pub approvals_required: u32,
+    /// The policy rule that decided the case, with its requirements.
+    pub rule: AppliedRule,
     /// Why it is needed.
     #[serde(deserialize_with = "Option::deserialize")]
     pub justification: Option<String>,
@@ -333,7 +337,7 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::{self, Placement, Policy};
+    use crate::lifecycle::{self, Placement};
     use crate::model::{AuthContext, ChangeKind, PrincipalKind, Subject, Via};
 
     fn sample_events() -> Vec<Event> {
@@ -341,6 +345,7 @@ mod tests {
             principal: "alice".parse().unwrap(),
             kind: PrincipalKind::Vendor,
             org: Some("acme".into()),
+            groups: Vec::new(),
             on_behalf_of: Some("platform-team".into()),
             delegation_grant: None,
             via: Via::Connector("okta".into()),
@@ -360,8 +365,9 @@ mod tests {
             change,
             Some("naïve \"quote\"\n".into()),
             None,
-            &Policy::default(),
-        );
+            &AppliedRule::brief_default(),
+        )
+        .unwrap();
         let execution = lifecycle::Draft {
             body: EventBody::ExecutionCompleted(Execution {
                 change_set: Some(

@@ -15,6 +15,7 @@ pub mod hex;
 pub mod id;
 pub mod lifecycle;
 pub mod model;
+pub mod policy;
 pub mod proof;
 pub mod time;
 

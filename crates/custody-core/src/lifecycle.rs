@@ -21,15 +21,8 @@ use crate::event::{
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
+use crate::policy::AppliedRule;
 use crate::time::Timestamp;
-
-/// The approval policy in force. The default is the brief's: one approval
-/// from any principal other than the requester.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// Distinct approvers needed before execution.
-    pub approvals_required: u32,
-}
 
 /// An event to append, before the store gives it an ID, a sequence number and
 /// a place in the chain.
@@ -118,14 +111,6 @@ impl Draft {
             external_id: None,
             causation: self.causation,
             idempotency_key: placement.idempotency_key,
-        }
-    }
-}
-
-impl Default for Policy {
-    fn default() -> Policy {
-        Policy {
-            approvals_required: 1,
         }
     }
 }
@@ -258,26 +243,28 @@ pub fn request(
     change: Change,
     justification: Option<String>,
     ticket: Option<Ticket>,
-    policy: &Policy,
-) -> Draft {
+    rule: &AppliedRule,
+) -> Result<Draft, Refusal> {
+    check_duration(&change, rule)?;
     let change_hash = change.digest();
-    Draft {
+    Ok(Draft {
         body: EventBody::RequestCreated(RequestCreated {
             change,
             change_hash,
-            approvals_required: policy.approvals_required,
+            rule: rule.clone(),
             justification,
             ticket,
         }),
         role: Role::Requester,
         causation: None,
-    }
+    })
 }
 
 /// Approves the case's requested change.
 pub fn approve(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<Draft, Refusal> {
     check_decision_possible(case, "approve")?;
     check_requester_cannot_approve(case, &actor.principal)?;
+    check_approver_allowed(case, actor)?;
     if case
         .approvals
         .iter()
@@ -334,6 +321,7 @@ pub fn execute(
     completed: bool,
 ) -> Result<Draft, Refusal> {
     check_executor_not_sole_approver(case.case, &actor.principal)?;
+    check_executor_allowed(case.case, actor)?;
     let change_set_hash = change_set
         .as_ref()
         .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
@@ -461,6 +449,11 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
             if let Err(refusal) = check_requester_cannot_approve(case_before, actor) {
                 broken.push((refusal, Severity::Critical));
             }
+            if matches!(event.body, EventBody::ApprovalGranted(_)) {
+                if let Err(refusal) = check_approver_allowed(case_before, &event.actor) {
+                    broken.push((refusal, Severity::High));
+                }
+            }
             if decision.change_hash != case_before.change_hash {
                 broken.push((
                     Refusal::new(
@@ -511,6 +504,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
                     broken.push((refusal, Severity::High));
                 }
             }
+            if let Err(refusal) = check_executor_allowed(case_before, &event.actor) {
+                broken.push((refusal, Severity::High));
+            }
         }
         EventBody::ReviewCompleted(_) => {
             if case_before.executors().is_empty() {
@@ -539,6 +535,115 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::DuplicateLinked(_) => {}
     }
     broken
+}
+
+fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
+    let Some(max) = rule.max_duration_seconds else {
+        return Ok(());
+    };
+    match change.duration_seconds {
+        None => Err(Refusal::new(
+            "policy.duration-required",
+            format!(
+                "policy rule `{}` grants this access only for a limited time, at most {}",
+                rule.name,
+                crate::model::format_duration(max)
+            ),
+            "request it again with --duration",
+        )),
+        Some(seconds) if seconds > max => Err(Refusal::new(
+            "policy.duration-too-long",
+            format!(
+                "policy rule `{}` allows at most {}, not {}",
+                rule.name,
+                crate::model::format_duration(max),
+                crate::model::format_duration(seconds)
+            ),
+            "request a shorter --duration",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal> {
+    let rule = &case.rule;
+    if !rule.approver_groups.is_empty()
+        && !actor
+            .groups
+            .iter()
+            .any(|group| rule.approver_groups.contains(group))
+    {
+        return Err(Refusal::new(
+            "policy.approver-not-in-group",
+            format!(
+                "policy rule `{}` of case {} needs approvers from {}; {} is in none of them",
+                rule.name,
+                case.case_id,
+                rule.approver_groups.join(", "),
+                actor.principal
+            ),
+            "ask a member of one of those groups to approve",
+        ));
+    }
+    if rule.approver_not_in_requester_org {
+        // Unknown organisations cannot be shown to differ, so they do not pass.
+        let same_or_unknown = match (&case.requester_org, &actor.org) {
+            (Some(requester), Some(approver)) => requester == approver,
+            _ => true,
+        };
+        if same_or_unknown {
+            return Err(Refusal::new(
+                "sod.approver-same-org",
+                format!(
+                    "policy rule `{}` of case {} needs an approver outside the requester's organisation ({}); {} is in {}",
+                    rule.name,
+                    case.case_id,
+                    case.requester_org.as_deref().unwrap_or("unknown"),
+                    actor.principal,
+                    actor.org.as_deref().unwrap_or("no recorded organisation")
+                ),
+                "ask an approver from another organisation",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal> {
+    let rule = &case.rule;
+    let group_ok = rule.executor_groups.is_empty()
+        || actor
+            .groups
+            .iter()
+            .any(|group| rule.executor_groups.contains(group));
+    let kind_ok = rule.executor_kinds.is_empty() || rule.executor_kinds.contains(&actor.kind);
+    if group_ok && kind_ok {
+        return Ok(());
+    }
+    let mut needed = Vec::new();
+    if !rule.executor_groups.is_empty() {
+        needed.push(format!("a member of {}", rule.executor_groups.join(" or ")));
+    }
+    if !rule.executor_kinds.is_empty() {
+        let kinds: Vec<&str> = rule
+            .executor_kinds
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect();
+        needed.push(format!("a principal of kind {}", kinds.join(" or ")));
+    }
+    Err(Refusal::new(
+        "policy.executor-not-allowed",
+        format!(
+            "policy rule `{}` of case {} lets only {} execute; {} ({}) may not",
+            rule.name,
+            case.case_id,
+            needed.join(" and "),
+            actor.principal,
+            actor.kind.as_str()
+        ),
+        "ask an allowed executor to record the execution",
+    ))
 }
 
 fn check_decision_possible(case: &CaseView, verb: &str) -> Result<(), Refusal> {

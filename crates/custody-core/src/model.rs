@@ -155,6 +155,9 @@ pub struct Actor {
     /// Its organisation at the time of the action.
     #[serde(deserialize_with = "Option::deserialize")]
     pub org: Option<String>,
+    /// Its groups at the time of the action, so that group rules can be
+    /// re-checked from the event alone.
+    pub groups: Vec<String>,
     /// The principal or organisation it acted for, when not itself.
     #[serde(deserialize_with = "Option::deserialize")]
     pub on_behalf_of: Option<String>,

@@ -238,6 +238,8 @@ pub async fn create_case(
             actor: who.actor,
             idempotency_key: key,
             command: CaseCommand::Request {
+                // The server decides the rule from its policy; the client cannot.
+                rule: state.policy.decide(&change),
                 change,
                 justification,
                 ticket,

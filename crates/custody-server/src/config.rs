@@ -26,6 +26,9 @@ pub struct Config {
     /// The Merkle log.
     #[serde(default)]
     pub log: LogConfig,
+    /// The approval policy: `[[policy.rules]]`, first match wins.
+    #[serde(default)]
+    pub policy: custody_core::policy::Policy,
 }
 
 /// The `[log]` section.
@@ -128,6 +131,10 @@ impl Config {
         if !(1..=3600).contains(&config.log.checkpoint_interval_seconds) {
             return Err("log.checkpoint_interval_seconds must be between 1 and 3600".to_string());
         }
+        config
+            .policy
+            .validate()
+            .map_err(|error| error.to_string())?;
         Ok(config)
     }
 }

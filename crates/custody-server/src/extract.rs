@@ -93,6 +93,7 @@ impl FromRequestParts<AppState> for Authenticated {
             principal: principal.id.clone(),
             kind: principal.kind,
             org: principal.org.clone(),
+            groups: principal.groups.clone(),
             on_behalf_of: None,
             delegation_grant: None,
             via,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// The keys that sign checkpoints.
     pub log: keys::LogSigner,
+    /// The approval policy.
+    pub policy: std::sync::Arc<custody_core::policy::Policy>,
 }
 
 /// How the server runs, beyond the store.
@@ -56,6 +58,8 @@ pub struct ServeOptions {
     pub checkpoint_interval: Duration,
     /// The keys that sign checkpoints.
     pub log: keys::LogSigner,
+    /// The approval policy (`[[policy.rules]]` of the config file).
+    pub policy: custody_core::policy::Policy,
 }
 
 #[derive(OpenApi)]
@@ -152,6 +156,7 @@ pub async fn serve_listener(
         store,
         metrics,
         log: options.log,
+        policy: std::sync::Arc::new(options.policy),
     };
     let served = axum::serve(listener, router(state, options.max_body_bytes))
         .with_graceful_shutdown(shutdown)

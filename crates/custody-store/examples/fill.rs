@@ -26,6 +26,7 @@ async fn main() {
                 principal: PrincipalId::from_str(&format!("w{writer}")).unwrap(),
                 kind: PrincipalKind::Human,
                 org: None,
+                groups: Vec::new(),
                 on_behalf_of: None,
                 delegation_grant: None,
                 via: Via::Api,
@@ -47,6 +48,7 @@ async fn main() {
                         },
                         justification: None,
                         ticket: None,
+                        rule: custody_core::policy::AppliedRule::brief_default(),
                     },
                     occurred_at: None,
                 })

@@ -29,7 +29,7 @@ use std::time::Instant;
 use custody_core::case::CaseView;
 use custody_core::command::CaseCommand;
 use custody_core::event::Event;
-use custody_core::lifecycle::{self, Draft, Placement, Policy, Refusal};
+use custody_core::lifecycle::{self, Draft, Placement, Refusal};
 use custody_core::model::{Change, Principal, PrincipalId};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
@@ -471,6 +471,7 @@ async fn decide_case(
             change,
             justification,
             ticket,
+            rule,
         } => {
             if let Some(ticket) = ticket {
                 if let Some(existing) = active_case_with_ticket(connection, pending, ticket).await?
@@ -497,12 +498,9 @@ async fn decide_case(
                     )),
                 }));
             }
-            let draft = lifecycle::request(
-                change.clone(),
-                justification.clone(),
-                ticket.clone(),
-                &Policy::default(),
-            );
+            let draft =
+                lifecycle::request(change.clone(), justification.clone(), ticket.clone(), rule)
+                    .map_err(StoreError::Refused)?;
             let case_id = CaseId::generate();
             let (event, bytes, hash) = seal(write, &case_id, 1, None, draft, recorded_at);
             // Safe: `seal` made a request event, which always opens a view.

@@ -16,6 +16,7 @@ fn actor(name: &str) -> Actor {
         principal: PrincipalId::from_str(name).unwrap(),
         kind: PrincipalKind::Human,
         org: None,
+        groups: Vec::new(),
         on_behalf_of: None,
         delegation_grant: None,
         via: Via::Api,
@@ -39,6 +40,7 @@ fn request(subject: &str, ticket: Option<&str>) -> CaseCommand {
         },
         justification: None,
         ticket: ticket.map(|ticket| ticket.parse().unwrap()),
+        rule: custody_core::policy::AppliedRule::brief_default(),
     }
 }
 
