@@ -86,6 +86,36 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
+    /// Record a change made in an emergency, before approval; prints only the case ID.
+    /// The case waits for a post-hoc review by someone else before its deadline.
+    BreakGlass {
+        /// The identity whose access changed, as KIND:ID.
+        #[arg(long)]
+        subject: String,
+        /// The entitlement.
+        #[arg(long)]
+        entitlement: String,
+        /// grant, revoke, create, rotate, delete or modify.
+        #[arg(long, default_value = "grant")]
+        change: String,
+        /// The resource.
+        #[arg(long)]
+        resource: Option<String>,
+        /// For time-bound access: 30m, 8h, 7d, ...
+        #[arg(long)]
+        duration: Option<String>,
+        /// The emergency (required).
+        #[arg(long)]
+        justification: String,
+        /// The external ticket, as SYSTEM:KEY.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// A JSON file describing the change set actually applied.
+        #[arg(long)]
+        change_set: Option<PathBuf>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
     /// Approve a case.
     Approve {
         /// The case ID.
@@ -503,6 +533,7 @@ mod commands {
             ),
             log,
             policy: config.policy,
+            scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
         };
         custody_server::serve(store, listen, options, shutdown_signal())
             .await
@@ -862,6 +893,46 @@ mod commands {
                     if outcome["existing"] == true {
                         eprintln!("note: an open case already carries this ticket; returned it instead of opening a second one");
                     }
+                }
+            }
+            Command::BreakGlass {
+                subject,
+                entitlement,
+                change,
+                resource,
+                duration,
+                justification,
+                ticket,
+                change_set,
+                write,
+            } => {
+                let (kind, id) = subject.split_once(':').ok_or_else(|| {
+                    ClientError::Usage(format!(
+                        "`{subject}` is not a subject (expected KIND:ID, e.g. user:alice)"
+                    ))
+                })?;
+                let change_set = match change_set {
+                    Some(path) => Some(read_change_set(&path)?),
+                    None => None,
+                };
+                let body = json!({
+                    "subject": {"kind": kind, "id": id},
+                    "entitlement": entitlement,
+                    "change": change,
+                    "resource": resource,
+                    "duration": duration,
+                    "justification": justification,
+                    "ticket": ticket,
+                    "change_set": change_set,
+                });
+                let outcome = connect(&write.connection)?
+                    .post("/v1/break-glass", &body, Some(key(&write.idempotency_key)))
+                    .await?;
+                if write.json {
+                    output::print_json(&outcome);
+                } else {
+                    println!("{}", outcome["case_id"].as_str().unwrap_or_default());
+                    eprintln!("break-glass recorded; a post-hoc review by someone else is now due (custody show CASE)");
                 }
             }
             Command::Approve {

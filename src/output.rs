@@ -62,6 +62,20 @@ pub fn print_timeline(document: &Value) {
         what.push_str(&format!(" on {resource}"));
     }
     println!("  change:  {what}");
+    if let Some(deadline) = view["break_glass_deadline"].as_str() {
+        let status = if view["reviews"]
+            .as_array()
+            .is_some_and(|reviews| !reviews.is_empty())
+        {
+            "reviewed"
+        } else {
+            "REVIEW DUE"
+        };
+        println!(
+            "  break-glass: post-hoc review due {} ({status})",
+            short_time(deadline)
+        );
+    }
     if let Some(survivor) = view["merged_into"].as_str() {
         println!("  merged:  duplicate of {survivor} (follow that case)");
     }

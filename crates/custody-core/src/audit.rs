@@ -58,6 +58,8 @@ pub struct LogAudit {
     pub since: Option<String>,
     /// Number of stored leaves (level-0 nodes).
     pub stored_leaves: u64,
+    /// The time of the audit, for deadline checks (post-hoc reviews).
+    pub now: Option<crate::Timestamp>,
 }
 
 /// One row of the case projection table, as stored.
@@ -164,6 +166,8 @@ pub struct Auditor {
     stored_leaves: u64,
     /// Whether stored leaves are compared (only with [`Auditor::with_log`]).
     log_checks: bool,
+    /// The time of the audit, for deadline checks.
+    now: Option<crate::Timestamp>,
     /// Merge links seen: (case holding the event, the other case, kind, event ID, log index).
     merge_links: Vec<MergeLinkSeen>,
 }
@@ -211,6 +215,7 @@ impl Auditor {
         let mut auditor = Auditor {
             stored_leaves: log.stored_leaves,
             log_checks: true,
+            now: log.now,
             ..Auditor::default()
         };
         let checkpoint_finding = |code: &'static str, message: String| Finding {
@@ -648,6 +653,28 @@ impl Auditor {
                     seq: Some(trail.last_seq),
                     log_index: None,
                 });
+            }
+            if let (Some(view), Some(now)) = (&trail.view, self.now) {
+                if let Some(deadline) = view.break_glass_deadline {
+                    if view.reviews.is_empty() && deadline <= now {
+                        let escalated = view
+                            .escalations
+                            .iter()
+                            .any(|reason| reason == crate::lifecycle::BREAK_GLASS_REVIEW_OVERDUE);
+                        self.findings.push(Finding {
+                            code: crate::lifecycle::BREAK_GLASS_REVIEW_OVERDUE,
+                            severity: Severity::High,
+                            case_id: Some(case_id.clone()),
+                            message: format!(
+                                "case {case_id} was executed under break-glass and its post-hoc review was due {deadline}; it has not been reviewed ({})",
+                                if escalated { "escalated by the ledger" } else { "and no escalation is recorded" }
+                            ),
+                            event_id: None,
+                            seq: None,
+                            log_index: None,
+                        });
+                    }
+                }
             }
             if let Some(view) = &trail.view {
                 if head.state != view.state.as_str() {

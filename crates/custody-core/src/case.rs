@@ -34,6 +34,8 @@ pub enum CaseState {
     Reviewed,
     /// A duplicate of another case, which carries the change from here on.
     Merged,
+    /// Executed under break-glass, before approval; a post-hoc review is due.
+    PendingReview,
 }
 
 /// A principal's part in one event of the case.
@@ -123,6 +125,10 @@ pub struct CaseView {
     pub merged_into: Option<CaseId>,
     /// Duplicates merged into this case, in sequence order.
     pub duplicates: Vec<CaseId>,
+    /// When the case was opened by break-glass: when its post-hoc review is due.
+    pub break_glass_deadline: Option<Timestamp>,
+    /// Escalations raised by the ledger (reason codes), in sequence order.
+    pub escalations: Vec<String>,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -143,6 +149,7 @@ impl CaseState {
             CaseState::Executed => "executed",
             CaseState::Reviewed => "reviewed",
             CaseState::Merged => "merged",
+            CaseState::PendingReview => "pending_review",
         }
     }
 
@@ -151,7 +158,7 @@ impl CaseState {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            CaseState::Open | CaseState::Approved | CaseState::Executed
+            CaseState::Open | CaseState::Approved | CaseState::Executed | CaseState::PendingReview
         )
     }
 }
@@ -172,8 +179,9 @@ impl FromStr for CaseState {
             "executed" => Ok(CaseState::Executed),
             "reviewed" => Ok(CaseState::Reviewed),
             "merged" => Ok(CaseState::Merged),
+            "pending_review" => Ok(CaseState::PendingReview),
             _ => Err(format!(
-                "`{text}` is not a case state (expected open, approved, denied, executed, reviewed or merged)"
+                "`{text}` is not a case state (expected open, approved, denied, executed, pending_review, reviewed or merged)"
             )),
         }
     }
@@ -221,6 +229,8 @@ impl CaseView {
             reviews: Vec::new(),
             merged_into: None,
             duplicates: Vec::new(),
+            break_glass_deadline: None,
+            escalations: Vec::new(),
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -282,8 +292,21 @@ impl CaseView {
                     completed,
                     change_set_hash: execution.change_set_hash,
                 });
-                if completed && !matches!(self.state, CaseState::Reviewed | CaseState::Merged) {
-                    self.state = CaseState::Executed;
+                if completed
+                    && !matches!(
+                        self.state,
+                        CaseState::Reviewed | CaseState::Merged | CaseState::PendingReview
+                    )
+                {
+                    // Break-glass executes before any approval: the case then
+                    // waits for its mandatory post-hoc review.
+                    self.state = if self.break_glass_deadline.is_some()
+                        && self.state != CaseState::Approved
+                    {
+                        CaseState::PendingReview
+                    } else {
+                        CaseState::Executed
+                    };
                 }
             }
             EventBody::ReviewCompleted(review) => {
@@ -300,6 +323,12 @@ impl CaseView {
                 self.state = CaseState::Merged;
             }
             EventBody::DuplicateLinked(link) => self.duplicates.push(link.other_case.clone()),
+            EventBody::BreakGlassInvoked(break_glass) => {
+                self.break_glass_deadline = Some(break_glass.review_deadline);
+            }
+            EventBody::EscalationRaised(escalation) => {
+                self.escalations.push(escalation.reason.clone());
+            }
         }
     }
 

@@ -73,6 +73,29 @@ pub enum CaseCommand {
         /// The text.
         text: String,
     },
+    /// Open a case by break-glass: the change was made in an emergency,
+    /// before approval (see [`lifecycle::break_glass`]).
+    BreakGlass {
+        /// The change made.
+        change: Change,
+        /// The emergency.
+        justification: String,
+        /// The external ticket, if any.
+        ticket: Option<Ticket>,
+        /// The policy rule that governs it, decided by the server.
+        rule: AppliedRule,
+        /// What was actually changed.
+        change_set: Option<serde_json::Value>,
+    },
+    /// The ledger escalates an overdue obligation (system actor only).
+    Escalate {
+        /// The case.
+        case_id: CaseId,
+        /// The reason code.
+        reason: String,
+        /// The deadline that passed.
+        deadline: crate::Timestamp,
+    },
     /// Merge a duplicate case into the case that survives (see [`lifecycle::merge`]).
     Merge {
         /// The duplicate, closed into the survivor.
@@ -88,7 +111,8 @@ impl CaseCommand {
     /// The case the command targets; `None` for a request, which creates one.
     pub fn case_id(&self) -> Option<&CaseId> {
         match self {
-            CaseCommand::Request { .. } => None,
+            CaseCommand::Request { .. } | CaseCommand::BreakGlass { .. } => None,
+            CaseCommand::Escalate { case_id, .. } => Some(case_id),
             CaseCommand::Approve { case_id, .. }
             | CaseCommand::Deny { case_id, .. }
             | CaseCommand::Execute { case_id, .. }
@@ -144,6 +168,14 @@ impl CaseCommand {
             CaseCommand::Comment { text, .. } => Ok(lifecycle::comment(case, actor, text.clone())),
             // A merge writes to two cases; the store decides it with both in
             // hand through `lifecycle::merge`.
+            CaseCommand::Escalate {
+                reason, deadline, ..
+            } => Ok(lifecycle::escalate(reason, *deadline)),
+            CaseCommand::BreakGlass { .. } => Err(Refusal {
+                rule: "case.already-exists",
+                message: format!("case {} already exists", case.case_id),
+                hint: None,
+            }),
             CaseCommand::Merge { .. } => Err(Refusal {
                 rule: "merge.needs-both-cases",
                 message: "a merge is decided with both cases".to_string(),

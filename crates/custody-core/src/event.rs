@@ -84,6 +84,33 @@ pub enum EventBody {
     DuplicateMerged(MergeLink),
     /// A duplicate case was merged into this one.
     DuplicateLinked(MergeLink),
+    /// Access was changed in an emergency, before any approval; a post-hoc
+    /// review is due by the deadline.
+    BreakGlassInvoked(BreakGlass),
+    /// The ledger escalated an obligation nobody met in time.
+    EscalationRaised(Escalation),
+}
+
+/// The payload of `break_glass_invoked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlass {
+    /// The emergency.
+    pub justification: String,
+    /// When the post-hoc review is due.
+    pub review_deadline: Timestamp,
+}
+
+/// The payload of `escalation_raised`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Stable code of what was missed, e.g. `break-glass.review-overdue`.
+    pub reason: String,
+    /// The deadline that passed.
+    pub deadline: Timestamp,
 }
 
 /// The payload of `duplicate_merged` (in the duplicate, naming the survivor)
@@ -244,6 +271,8 @@ impl EventBody {
             EventBody::CommentAdded(_) => "comment_added",
             EventBody::DuplicateMerged(_) => "duplicate_merged",
             EventBody::DuplicateLinked(_) => "duplicate_linked",
+            EventBody::BreakGlassInvoked(_) => "break_glass_invoked",
+            EventBody::EscalationRaised(_) => "escalation_raised",
         }
     }
 
@@ -295,6 +324,15 @@ impl EventBody {
             EventBody::DuplicateLinked(link) => with_comment(
                 format!("duplicate {} merged into this case", link.other_case),
                 &link.comment,
+            ),
+            EventBody::BreakGlassInvoked(break_glass) => format!(
+                "BREAK-GLASS: {} (post-hoc review due {})",
+                first_line(&break_glass.justification),
+                break_glass.review_deadline
+            ),
+            EventBody::EscalationRaised(escalation) => format!(
+                "ESCALATED: {} (deadline {} passed)",
+                escalation.reason, escalation.deadline
             ),
         }
     }

@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::case::{CaseState, CaseView};
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
-    Comment, Decision, Event, EventBody, Execution, MergeLink, RequestCreated, Review,
-    ReviewOutcome,
+    BreakGlass, Comment, Decision, Escalation, Event, EventBody, Execution, MergeLink,
+    RequestCreated, Review, ReviewOutcome,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
@@ -164,11 +164,13 @@ impl CaseView {
                 format!("case {} was denied, so it cannot be executed", self.case_id),
                 "open a new request if the change is still needed",
             )),
-            CaseState::Executed | CaseState::Reviewed => Err(Refusal::new(
-                "lifecycle.already-executed",
-                format!("case {} has already been executed", self.case_id),
-                "record a follow-up change as a new request",
-            )),
+            CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => {
+                Err(Refusal::new(
+                    "lifecycle.already-executed",
+                    format!("case {} has already been executed", self.case_id),
+                    "record a follow-up change as a new request",
+                ))
+            }
             CaseState::Merged => Err(self.merged_refusal("execute")),
         }
     }
@@ -192,7 +194,7 @@ impl CaseView {
     /// The case as an [`ExecutedCase`], or the reason it cannot be reviewed.
     pub fn executed(&self) -> Result<ExecutedCase<'_>, Refusal> {
         match self.state {
-            CaseState::Executed => Ok(ExecutedCase { case: self }),
+            CaseState::Executed | CaseState::PendingReview => Ok(ExecutedCase { case: self }),
             CaseState::Reviewed => Err(Refusal::new(
                 "lifecycle.already-reviewed",
                 format!("case {} has already been reviewed", self.case_id),
@@ -422,6 +424,86 @@ pub fn merge(
     Ok((into_duplicate, into_survivor))
 }
 
+/// Break-glass: the change was (or is being) made in an emergency, before any
+/// approval. Returns the three drafts of the new case, written together: the
+/// request, the break-glass invocation with its post-hoc review deadline, and
+/// the execution. The case then waits in `pending_review`; a principal other
+/// than the actor must review it by the deadline, or the ledger escalates.
+pub fn break_glass(
+    change: Change,
+    justification: String,
+    ticket: Option<Ticket>,
+    rule: &AppliedRule,
+    change_set: Option<serde_json::Value>,
+    now: Timestamp,
+) -> Result<[Draft; 3], Refusal> {
+    if !rule.break_glass {
+        return Err(Refusal::new(
+            "policy.break-glass-not-allowed",
+            format!(
+                "policy rule `{}` does not allow break-glass for {change}",
+                rule.name
+            ),
+            "request the change and wait for its approvals",
+        ));
+    }
+    let request = request(change, Some(justification.clone()), ticket, rule)?;
+    let invoked = Draft {
+        body: EventBody::BreakGlassInvoked(BreakGlass {
+            justification,
+            review_deadline: now.plus_seconds(rule.post_hoc_review_seconds as i64),
+        }),
+        role: Role::Executor,
+        causation: None,
+    };
+    let change_set_hash = change_set
+        .as_ref()
+        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let execution = Draft {
+        body: EventBody::ExecutionCompleted(Execution {
+            change_set,
+            change_set_hash,
+            comment: Some("executed under break-glass, before approval".to_string()),
+        }),
+        role: Role::Executor,
+        causation: None,
+    };
+    Ok([request, invoked, execution])
+}
+
+/// The ledger escalates an obligation whose deadline passed (acted by
+/// [`Actor::system`]).
+pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
+    Draft {
+        body: EventBody::EscalationRaised(Escalation {
+            reason: reason.to_string(),
+            deadline,
+        }),
+        role: Role::System,
+        causation: None,
+    }
+}
+
+/// The obligations of `case` that are overdue at `now`, as escalation reason
+/// codes with their deadlines, excluding those already escalated.
+pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(&'static str, Timestamp)> {
+    let mut due = Vec::new();
+    if let Some(deadline) = case.break_glass_deadline {
+        let reviewed = !case.reviews.is_empty();
+        let escalated = case
+            .escalations
+            .iter()
+            .any(|reason| reason == BREAK_GLASS_REVIEW_OVERDUE);
+        if !reviewed && !escalated && deadline <= now && case.state == CaseState::PendingReview {
+            due.push((BREAK_GLASS_REVIEW_OVERDUE, deadline));
+        }
+    }
+    due
+}
+
+/// The reason code of a missed post-hoc review after break-glass.
+pub const BREAK_GLASS_REVIEW_OVERDUE: &str = "break-glass.review-overdue";
+
 /// Adds a comment; anyone may comment on any case.
 pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     Draft {
@@ -470,6 +552,21 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         }
         EventBody::ExecutionCompleted(_) if case_before.state == CaseState::Merged => {
             broken.push((case_before.merged_refusal("execute"), Severity::Critical));
+        }
+        EventBody::ExecutionCompleted(_) if case_before.break_glass_deadline.is_some() => {
+            if !case_before.rule.break_glass {
+                broken.push((
+                    Refusal::new(
+                        "policy.break-glass-not-allowed",
+                        format!(
+                            "case {} was executed under break-glass, which its rule `{}` does not allow",
+                            case_before.case_id, case_before.rule.name
+                        ),
+                        "review the change now and revoke it if it was not legitimate",
+                    ),
+                    Severity::Critical,
+                ));
+            }
         }
         EventBody::ExecutionCompleted(_) => {
             if case_before.state == CaseState::Denied {
@@ -532,7 +629,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         EventBody::ExecutionFailed(_)
         | EventBody::CommentAdded(_)
         | EventBody::DuplicateMerged(_)
-        | EventBody::DuplicateLinked(_) => {}
+        | EventBody::DuplicateLinked(_)
+        | EventBody::BreakGlassInvoked(_)
+        | EventBody::EscalationRaised(_) => {}
     }
     broken
 }
@@ -657,7 +756,7 @@ fn check_decision_possible(case: &CaseView, verb: &str) -> Result<(), Refusal> {
             ),
             "open a new request if the change is still needed",
         )),
-        CaseState::Executed | CaseState::Reviewed => Err(Refusal::new(
+        CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => Err(Refusal::new(
             "lifecycle.already-executed",
             format!(
                 "case {} has already been executed; it is too late to {verb} it",

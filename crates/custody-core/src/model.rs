@@ -119,6 +119,8 @@ pub enum Via {
     Chat,
     /// A named connector.
     Connector(String),
+    /// The ledger itself (timers, escalations).
+    System,
 }
 
 /// The authentication behind an action: never the secret itself.
@@ -335,6 +337,28 @@ impl FromStr for PrincipalKind {
     }
 }
 
+/// The principal ID the ledger itself acts under (timers, escalations).
+pub const SYSTEM_PRINCIPAL: &str = "system";
+
+impl Actor {
+    /// The ledger itself, acting on a timer.
+    pub fn system() -> Actor {
+        Actor {
+            // Safe: a constant that satisfies the naming rule.
+            principal: SYSTEM_PRINCIPAL
+                .parse()
+                .expect("`system` is a valid principal name"),
+            kind: PrincipalKind::Service,
+            org: None,
+            groups: Vec::new(),
+            on_behalf_of: None,
+            delegation_grant: None,
+            via: Via::System,
+            auth: AuthContext::System,
+        }
+    }
+}
+
 impl Principal {
     /// Whether the principal is a member of `group`.
     pub fn in_group(&self, group: &str) -> bool {
@@ -364,6 +388,7 @@ impl fmt::Display for Via {
             Via::Web => formatter.write_str("web"),
             Via::Chat => formatter.write_str("chat"),
             Via::Connector(name) => write!(formatter, "connector:{name}"),
+            Via::System => formatter.write_str("system"),
         }
     }
 }
@@ -376,6 +401,7 @@ impl FromStr for Via {
             "cli" => Ok(Via::Cli),
             "web" => Ok(Via::Web),
             "chat" => Ok(Via::Chat),
+            "system" => Ok(Via::System),
             _ => match text.strip_prefix("connector:") {
                 Some(name)
                     if !name.is_empty()

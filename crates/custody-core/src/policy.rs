@@ -62,6 +62,13 @@ pub struct Rule {
     /// Longest time-bound grant, such as `8h`; when set, a duration is required.
     #[serde(default)]
     pub max_duration: Option<String>,
+    /// Whether break-glass (execution before approval) is allowed (default: yes,
+    /// always followed by a mandatory post-hoc review).
+    #[serde(default = "yes")]
+    pub break_glass: bool,
+    /// Deadline of the post-hoc review after break-glass (default `24h`).
+    #[serde(default)]
+    pub post_hoc_review_deadline: Option<String>,
 }
 
 /// The rule that decided a case, as recorded in its request.
@@ -86,6 +93,10 @@ pub struct AppliedRule {
     /// Longest duration allowed, in seconds.
     #[serde(deserialize_with = "Option::deserialize")]
     pub max_duration_seconds: Option<u64>,
+    /// Whether break-glass is allowed.
+    pub break_glass: bool,
+    /// Seconds from a break-glass execution to its post-hoc review deadline.
+    pub post_hoc_review_seconds: u64,
 }
 
 /// Why a policy cannot be used.
@@ -115,6 +126,13 @@ fn one() -> u32 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// The post-hoc review deadline after break-glass when a rule sets none.
+pub const DEFAULT_POST_HOC_REVIEW_SECONDS: u64 = 24 * 3600;
+
 impl Policy {
     /// Checks a policy read from configuration.
     pub fn validate(&self) -> Result<(), PolicyError> {
@@ -130,6 +148,7 @@ impl Policy {
                 return Err(PolicyError::NoApprovals(rule.name.clone()));
             }
             rule.max_duration_seconds()?;
+            rule.post_hoc_review_seconds()?;
         }
         Ok(())
     }
@@ -153,6 +172,10 @@ impl Policy {
                 executor_kinds: rule.executor_kinds.clone(),
                 // Validated when the policy was loaded.
                 max_duration_seconds: rule.max_duration_seconds().ok().flatten(),
+                break_glass: rule.break_glass,
+                post_hoc_review_seconds: rule
+                    .post_hoc_review_seconds()
+                    .unwrap_or(DEFAULT_POST_HOC_REVIEW_SECONDS),
             },
             None => AppliedRule::default_rule(policy_hash),
         }
@@ -174,6 +197,16 @@ impl Rule {
                         .iter()
                         .any(|pattern| glob_matches(pattern, resource))
                 }))
+    }
+
+    fn post_hoc_review_seconds(&self) -> Result<u64, PolicyError> {
+        match self.post_hoc_review_deadline.as_deref() {
+            None => Ok(DEFAULT_POST_HOC_REVIEW_SECONDS),
+            Some(text) => parse_duration(text).map_err(|error| PolicyError::Duration {
+                rule: self.name.clone(),
+                message: error.to_string(),
+            }),
+        }
     }
 
     fn max_duration_seconds(&self) -> Result<Option<u64>, PolicyError> {
@@ -205,6 +238,8 @@ impl AppliedRule {
             executor_groups: Vec::new(),
             executor_kinds: Vec::new(),
             max_duration_seconds: None,
+            break_glass: true,
+            post_hoc_review_seconds: DEFAULT_POST_HOC_REVIEW_SECONDS,
         }
     }
 }

@@ -719,3 +719,111 @@ fn a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it() {
         );
     }
 }
+
+#[test]
+fn break_glass_waits_for_review_and_overdue_reviews_are_reported() {
+    let now = Timestamp::from_micros(1_800_000_000_000_000);
+    let rule = AppliedRule::brief_default();
+    let drafts = lifecycle::break_glass(
+        change("user:oncall", "db-admin", None, None),
+        "database down".into(),
+        None,
+        &rule,
+        None,
+        now,
+    )
+    .unwrap();
+    let mut case = ledger();
+    for draft in drafts {
+        case.append(actor("oncall"), draft);
+    }
+    let view = case.view.clone().unwrap();
+    assert_eq!(view.state.as_str(), "pending_review");
+    assert_eq!(view.break_glass_deadline, Some(now.plus_seconds(24 * 3600)));
+    assert!(case.audit().ok, "{:#?}", case.audit().findings);
+    // Not overdue before the deadline, overdue after, not again once escalated.
+    assert!(lifecycle::overdue(&view, now).is_empty());
+    let later = now.plus_seconds(25 * 3600);
+    let due = lifecycle::overdue(&view, later);
+    assert_eq!(
+        due,
+        vec![(
+            lifecycle::BREAK_GLASS_REVIEW_OVERDUE,
+            now.plus_seconds(24 * 3600)
+        )]
+    );
+    case.append(Actor::system(), lifecycle::escalate(due[0].0, due[0].1));
+    let view = case.view.clone().unwrap();
+    assert!(lifecycle::overdue(&view, later).is_empty());
+    assert_eq!(
+        view.escalations,
+        vec![lifecycle::BREAK_GLASS_REVIEW_OVERDUE.to_string()]
+    );
+    // The actor cannot review it; someone else can.
+    assert_eq!(
+        lifecycle::review(
+            view.executed().unwrap(),
+            &actor("oncall"),
+            ReviewOutcome::Confirmed,
+            None
+        )
+        .unwrap_err()
+        .rule,
+        "sod.reviewer-is-requester"
+    );
+    let draft = lifecycle::review(
+        view.executed().unwrap(),
+        &actor("dave"),
+        ReviewOutcome::Confirmed,
+        None,
+    )
+    .unwrap();
+    case.append(actor("dave"), draft);
+    assert_eq!(case.view.as_ref().unwrap().state.as_str(), "reviewed");
+
+    // A rule without break-glass refuses it, and verify reports a forced one.
+    let strict = AppliedRule {
+        break_glass: false,
+        ..AppliedRule::brief_default()
+    };
+    let refused = lifecycle::break_glass(
+        change("user:x", "y", None, None),
+        "z".into(),
+        None,
+        &strict,
+        None,
+        now,
+    );
+    assert_eq!(refused.unwrap_err().rule, "policy.break-glass-not-allowed");
+    let mut forced_case = ledger();
+    let [request, invoked, execution] = lifecycle::break_glass(
+        change("user:x", "y", None, None),
+        "z".into(),
+        None,
+        &AppliedRule::brief_default(),
+        None,
+        now,
+    )
+    .unwrap();
+    // The same events, but under a request whose recorded rule forbids break-glass.
+    let request = match request.body {
+        EventBody::RequestCreated(mut created) => {
+            created.rule = strict.clone();
+            Draft {
+                body: EventBody::RequestCreated(created),
+                ..request
+            }
+        }
+        _ => unreachable!("break-glass starts with a request"),
+    };
+    for draft in [request, invoked, execution] {
+        forced_case.append(actor("oncall"), draft);
+    }
+    let codes: Vec<&str> = forced_case
+        .audit()
+        .findings
+        .iter()
+        .map(|finding| finding.code)
+        .collect();
+    assert_eq!(codes, vec!["policy.break-glass-not-allowed"]);
+}

@@ -205,33 +205,8 @@ pub async fn create_case(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RequestBody>,
 ) -> Result<impl IntoResponse, Problem> {
-    let subject = Subject {
-        kind: SubjectKind::from_str(&body.subject.kind).map_err(invalid)?,
-        id: validate_name("subject.id", &body.subject.id).map_err(invalid)?,
-    };
-    let change = Change {
-        subject,
-        kind: match &body.change {
-            Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
-            None => ChangeKind::Grant,
-        },
-        entitlement: body.entitlement,
-        resource: body.resource,
-        duration_seconds: body
-            .duration
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(invalid)?,
-    };
-    change.validate().map_err(invalid)?;
+    let (change, ticket) = parse_change(&body)?;
     let justification = optional_text("justification", body.justification)?;
-    let ticket = body
-        .ticket
-        .as_deref()
-        .map(Ticket::from_str)
-        .transpose()
-        .map_err(invalid)?;
     let outcome = state
         .store
         .write(CaseWrite {
@@ -253,6 +228,116 @@ pub async fn create_case(
         StatusCode::CREATED
     };
     Ok((status, Json(outcome)))
+}
+
+/// The body of `POST /v1/break-glass`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassBody {
+    /// Whose access changed.
+    pub subject: SubjectBody,
+    /// The entitlement.
+    pub entitlement: String,
+    /// `grant` (default), `revoke`, `create`, `rotate`, `delete` or `modify`.
+    #[serde(default)]
+    pub change: Option<String>,
+    /// The resource.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// For time-bound access.
+    #[serde(default)]
+    pub duration: Option<String>,
+    /// The emergency (required).
+    pub justification: String,
+    /// The external ticket, as `SYSTEM:KEY`.
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// What was actually changed: any JSON without floats.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub change_set: Option<serde_json::Value>,
+}
+
+/// Break-glass: record a change made in an emergency, before approval. The
+/// case is executed at once and waits for a mandatory post-hoc review by
+/// someone else before its deadline; a missed deadline is escalated.
+#[utoipa::path(post, path = "/v1/break-glass", request_body = BreakGlassBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 201, body = WriteOutcome), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn break_glass(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<BreakGlassBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let (change, ticket) = parse_change(&RequestBody {
+        subject: SubjectBody {
+            kind: body.subject.kind,
+            id: body.subject.id,
+        },
+        entitlement: body.entitlement,
+        change: body.change,
+        resource: body.resource,
+        duration: body.duration,
+        justification: None,
+        ticket: body.ticket,
+    })?;
+    let justification = validate_text("justification", &body.justification).map_err(invalid)?;
+    if let Some(change_set) = &body.change_set {
+        reject_floats(change_set).map_err(invalid)?;
+    }
+    let outcome = state
+        .store
+        .write(CaseWrite {
+            actor: who.actor,
+            idempotency_key: key,
+            command: CaseCommand::BreakGlass {
+                rule: state.policy.decide(&change),
+                change,
+                justification,
+                ticket,
+                change_set: body.change_set,
+            },
+            occurred_at: None,
+        })
+        .await?;
+    let status = if outcome.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(outcome)))
+}
+
+fn parse_change(body: &RequestBody) -> Result<(Change, Option<Ticket>), Problem> {
+    let subject = Subject {
+        kind: SubjectKind::from_str(&body.subject.kind).map_err(invalid)?,
+        id: validate_name("subject.id", &body.subject.id).map_err(invalid)?,
+    };
+    let change = Change {
+        subject,
+        kind: match &body.change {
+            Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
+            None => ChangeKind::Grant,
+        },
+        entitlement: body.entitlement.clone(),
+        resource: body.resource.clone(),
+        duration_seconds: body
+            .duration
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(invalid)?,
+    };
+    change.validate().map_err(invalid)?;
+    let ticket = body
+        .ticket
+        .as_deref()
+        .map(Ticket::from_str)
+        .transpose()
+        .map_err(invalid)?;
+    Ok((change, ticket))
 }
 
 /// Approve a case.
@@ -450,6 +535,11 @@ pub async fn add_principal(
 ) -> Result<(StatusCode, Json<Principal>), Problem> {
     who.require_admin()?;
     let id = PrincipalId::from_str(&body.name).map_err(invalid)?;
+    if id.as_str() == custody_core::model::SYSTEM_PRINCIPAL {
+        return Err(Problem::invalid(
+            "`system` is reserved for the ledger's own events (timers, escalations)",
+        ));
+    }
     let kind = match &body.kind {
         Some(kind) => PrincipalKind::from_str(kind).map_err(invalid)?,
         None => PrincipalKind::Human,

@@ -29,6 +29,30 @@ pub struct Config {
     /// The approval policy: `[[policy.rules]]`, first match wins.
     #[serde(default)]
     pub policy: custody_core::policy::Policy,
+    /// The workflow's timers.
+    #[serde(default)]
+    pub workflow: WorkflowConfig,
+}
+
+/// The `[workflow]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    /// Seconds between scans for overdue obligations (1 to 3600).
+    #[serde(default = "default_scan_interval_seconds")]
+    pub scan_interval_seconds: u64,
+}
+
+fn default_scan_interval_seconds() -> u64 {
+    10
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> WorkflowConfig {
+        WorkflowConfig {
+            scan_interval_seconds: default_scan_interval_seconds(),
+        }
+    }
 }
 
 /// The `[log]` section.
@@ -135,6 +159,9 @@ impl Config {
             .policy
             .validate()
             .map_err(|error| error.to_string())?;
+        if !(1..=3600).contains(&config.workflow.scan_interval_seconds) {
+            return Err("workflow.scan_interval_seconds must be between 1 and 3600".to_string());
+        }
         Ok(config)
     }
 }

@@ -60,6 +60,8 @@ pub struct ServeOptions {
     pub log: keys::LogSigner,
     /// The approval policy (`[[policy.rules]]` of the config file).
     pub policy: custody_core::policy::Policy,
+    /// How often to look for overdue obligations (post-hoc reviews).
+    pub scan_interval: Duration,
 }
 
 #[derive(OpenApi)]
@@ -93,6 +95,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::review))
         .routes(routes!(api::comment))
         .routes(routes!(api::merge))
+        .routes(routes!(api::break_glass))
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
         .routes(routes!(api::list_tokens))
@@ -152,6 +155,7 @@ pub async fn serve_listener(
         options.log.clone(),
         options.checkpoint_interval,
     ));
+    let escalations = tokio::spawn(escalate_overdue(store.clone(), options.scan_interval));
     let state = AppState {
         store,
         metrics,
@@ -162,7 +166,52 @@ pub async fn serve_listener(
         .with_graceful_shutdown(shutdown)
         .await;
     checkpoints.abort();
+    escalations.abort();
     served
+}
+
+/// The ledger's own timer: every `interval`, escalates obligations whose
+/// deadline passed (a break-glass case nobody reviewed in time), as an event
+/// of the `system` actor. The idempotency key makes each escalation happen
+/// once, however many nodes scan.
+async fn escalate_overdue(store: Store, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let cases = match store.cases_pending_review().await {
+            Ok(cases) => cases,
+            Err(error) => {
+                tracing::error!(%error, "scanning for overdue reviews failed");
+                continue;
+            }
+        };
+        let now = custody_core::Timestamp::now();
+        for case in cases {
+            for (reason, deadline) in custody_core::lifecycle::overdue(&case, now) {
+                let write = custody_store::CaseWrite {
+                    actor: custody_core::Actor::system(),
+                    idempotency_key: format!("escalation:{}:{reason}", case.case_id),
+                    command: custody_core::command::CaseCommand::Escalate {
+                        case_id: case.case_id.clone(),
+                        reason: reason.to_string(),
+                        deadline,
+                    },
+                    occurred_at: None,
+                };
+                match store.write(write).await {
+                    Ok(_) => {
+                        tracing::warn!(case = %case.case_id, reason, "escalated an overdue obligation");
+                        metrics::counter!("custody_escalations_total", "reason" => reason)
+                            .increment(1);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, case = %case.case_id, "escalation failed")
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Signs a checkpoint whenever the log has grown since the last one.

@@ -623,6 +623,21 @@ impl Store {
             .collect()
     }
 
+    /// Cases waiting for a post-hoc review after break-glass, rebuilt from
+    /// their stored projections.
+    pub async fn cases_pending_review(&self) -> Result<Vec<CaseView>, StoreError> {
+        let rows: Vec<Vec<u8>> =
+            sqlx::query_scalar("SELECT view FROM cases WHERE state = 'pending_review'")
+                .fetch_all(&self.readers)
+                .await?;
+        rows.iter()
+            .map(|view| {
+                serde_json::from_slice(view)
+                    .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))
+            })
+            .collect()
+    }
+
     /// Number of events in the log.
     pub async fn log_size(&self) -> Result<u64, StoreError> {
         let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
@@ -706,6 +721,7 @@ async fn audit_pool(
         checkpoints,
         since,
         stored_leaves: stored_leaves as u64,
+        now: Some(Timestamp::now()),
     });
     // Fetching the next page overlaps with decoding the current one: the
     // database work runs on sqlx's worker thread, the decoding on the others.

@@ -517,6 +517,43 @@ async fn decide_case(
                 existing: false,
             }
         }
+        CaseCommand::BreakGlass {
+            change,
+            justification,
+            ticket,
+            rule,
+            change_set,
+        } => {
+            // An emergency is never refused as a duplicate: an open request
+            // for the same change may be exactly what could not wait.
+            let [request, invoked, execution] = lifecycle::break_glass(
+                change.clone(),
+                justification.clone(),
+                ticket.clone(),
+                rule,
+                change_set.clone(),
+                recorded_at,
+            )
+            .map_err(StoreError::Refused)?;
+            let case_id = CaseId::generate();
+            let (event, bytes, hash) = seal(write, &case_id, 1, None, request, recorded_at);
+            // Safe: `lifecycle::break_glass` starts with a request event.
+            let view =
+                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
+            let mut appended = vec![push_event(pending, event, bytes)];
+            let (second, _) = append_draft(write, pending, view, invoked, recorded_at);
+            appended.push(second);
+            let view = current_view(prefetched, pending, &case_id)?;
+            let (third, state) = append_draft(write, pending, view, execution, recorded_at);
+            appended.push(third);
+            WriteOutcome {
+                case_id,
+                state,
+                appended,
+                replayed: false,
+                existing: false,
+            }
+        }
         CaseCommand::Merge {
             duplicate,
             into,

@@ -1,0 +1,155 @@
+//! Break-glass: access granted in an emergency before approval leaves a
+//! complete trace, a mandatory post-hoc review by someone else, and an
+//! escalation by the ledger itself when nobody reviews in time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{assert_refused, Server};
+
+const CONFIG: &str = r#"
+[workflow]
+scan_interval_seconds = 1
+
+[[policy.rules]]
+name = "no-emergency-on-keys"
+subject_kinds = ["api_key"]
+break_glass = false
+
+[[policy.rules]]
+name = "prod"
+resources = ["prod-*"]
+post_hoc_review_deadline = "2s"
+"#;
+
+#[test]
+fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
+    let (server, _) = Server::start_configured(None, Some(CONFIG));
+    let oncall = server.principal("oncall");
+    let reviewer = server.principal("reviewer");
+
+    // Not allowed by its rule: refused, nothing appended.
+    assert_refused(
+        &server.cli(
+            Some(&oncall),
+            &[
+                "break-glass",
+                "--subject",
+                "api_key:ci",
+                "--entitlement",
+                "deploy",
+                "--justification",
+                "outage",
+            ],
+        ),
+        "policy.break-glass-not-allowed",
+    );
+    assert_eq!(server.log_size(), 0);
+
+    let case = server.cli_ok(
+        &oncall,
+        &[
+            "break-glass",
+            "--subject",
+            "user:oncall",
+            "--entitlement",
+            "db-admin",
+            "--resource",
+            "prod-db",
+            "--justification",
+            "INC-4711: database down",
+        ],
+    );
+    let case = case.trim().to_string();
+    let document = server.show(&oncall, &case);
+    assert_eq!(document["state"], "pending_review");
+    let kinds: Vec<&str> = document["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "request_created",
+            "break_glass_invoked",
+            "execution_completed"
+        ]
+    );
+    assert_eq!(document["view"]["rule"]["name"], "prod");
+    assert!(document["view"]["break_glass_deadline"].is_string());
+
+    // The actor cannot review their own emergency; approving after the fact is refused.
+    assert_refused(
+        &server.cli(Some(&oncall), &["review", &case, "--outcome", "confirmed"]),
+        "sod.reviewer-is-requester",
+    );
+    assert_refused(
+        &server.cli(Some(&reviewer), &["approve", &case]),
+        "lifecycle.already-executed",
+    );
+
+    // Nobody reviews in time: the ledger escalates, once, as the system actor.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let escalation = loop {
+        let events = server.events(&oncall, &case);
+        if let Some(event) = events
+            .iter()
+            .find(|event| event["kind"] == "escalation_raised")
+        {
+            break event.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no escalation was recorded: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(escalation["actor"]["principal"], "system");
+    assert_eq!(escalation["actor"]["via"], "system");
+    assert_eq!(escalation["role"], "system");
+    assert_eq!(
+        escalation["payload"]["reason"],
+        "break-glass.review-overdue"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let escalations = server
+        .events(&oncall, &case)
+        .iter()
+        .filter(|event| event["kind"] == "escalation_raised")
+        .count();
+    assert_eq!(escalations, 1, "escalated more than once");
+
+    // verify reports the overdue review while it is missing.
+    let (output, report) = common::verify_dir(&server.data);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    let finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["code"] == "break-glass.review-overdue")
+        .unwrap_or_else(|| panic!("no overdue finding: {report}"));
+    assert_eq!(finding["case_id"], case.as_str());
+    assert!(finding["message"].as_str().unwrap().contains("escalated"));
+    // No execution-without-approval finding: break-glass is not silent.
+    assert!(!report
+        .to_string()
+        .contains("lifecycle.execution-without-approval"));
+
+    // The late review closes the case and the trail is whole.
+    server.cli_ok(
+        &reviewer,
+        &[
+            "review",
+            &case,
+            "--outcome",
+            "confirmed",
+            "--comment",
+            "justified",
+        ],
+    );
+    assert_eq!(server.show(&reviewer, &case)["state"], "reviewed");
+    common::assert_verify_ok(&server.data);
+}
