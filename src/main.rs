@@ -147,8 +147,11 @@ enum Command {
         #[arg(long)]
         comment: Option<String>,
         /// Record a failed attempt instead of a completed execution.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "revocation")]
         failed: bool,
+        /// Record the revocation of time-bound access that reached its end.
+        #[arg(long)]
+        revocation: bool,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -968,6 +971,7 @@ mod commands {
                 change_set,
                 comment,
                 failed,
+                revocation,
                 write,
             } => {
                 let change_set = match change_set {
@@ -977,9 +981,11 @@ mod commands {
                 let body = json!({
                     "change_set": change_set,
                     "comment": comment,
-                    "status": if failed { "failed" } else { "completed" },
+                    "status": if revocation { "revocation" } else if failed { "failed" } else { "completed" },
                 });
-                let verb = if failed {
+                let verb = if revocation {
+                    "recorded the revocation of"
+                } else if failed {
                     "recorded failed execution of"
                 } else {
                     "executed"

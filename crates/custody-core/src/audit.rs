@@ -208,6 +208,12 @@ impl Auditor {
         Auditor::default()
     }
 
+    /// Also checks deadlines (reviews, revocations) as of `now`.
+    pub fn at(mut self, now: crate::Timestamp) -> Auditor {
+        self.now = Some(now);
+        self
+    }
+
     /// A fresh auditor that also recomputes the Merkle log and checks every
     /// stored checkpoint (signature and root) and, when given, the auditor's
     /// own saved checkpoint.
@@ -668,6 +674,41 @@ impl Auditor {
                             message: format!(
                                 "case {case_id} was executed under break-glass and its post-hoc review was due {deadline}; it has not been reviewed ({})",
                                 if escalated { "escalated by the ledger" } else { "and no escalation is recorded" }
+                            ),
+                            event_id: None,
+                            seq: None,
+                            log_index: None,
+                        });
+                    }
+                }
+            }
+            if let (Some(view), Some(now)) = (&trail.view, self.now) {
+                if let Some(due) = view.review_due {
+                    if view.reviews.is_empty() && due <= now {
+                        self.findings.push(Finding {
+                            code: crate::lifecycle::REVIEW_OVERDUE,
+                            severity: Severity::Medium,
+                            case_id: Some(case_id.clone()),
+                            message: format!(
+                                "case {case_id} was executed and its review was due {due}; it has not been reviewed"
+                            ),
+                            event_id: None,
+                            seq: None,
+                            log_index: None,
+                        });
+                    }
+                }
+                if let Some(expires_at) = view.expires_at {
+                    let grace_end =
+                        expires_at.plus_seconds(crate::lifecycle::REVOCATION_GRACE_SECONDS);
+                    if !view.revoked && grace_end <= now {
+                        self.findings.push(Finding {
+                            code: "expiry.revocation-overdue",
+                            severity: Severity::High,
+                            case_id: Some(case_id.clone()),
+                            message: format!(
+                                "the time-bound access of case {case_id} ended at {expires_at} and no revocation is recorded{}",
+                                if view.revocation_due { " (the ledger recorded it as due)" } else { "" }
                             ),
                             event_id: None,
                             seq: None,

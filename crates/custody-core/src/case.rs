@@ -129,6 +129,14 @@ pub struct CaseView {
     pub break_glass_deadline: Option<Timestamp>,
     /// Escalations raised by the ledger (reason codes), in sequence order.
     pub escalations: Vec<String>,
+    /// When the review of the execution is due, if a deadline applies.
+    pub review_due: Option<Timestamp>,
+    /// When time-bound access ends (execution time plus the duration).
+    pub expires_at: Option<Timestamp>,
+    /// Whether the ledger recorded that the revocation is due.
+    pub revocation_due: bool,
+    /// Whether the revocation of time-bound access was executed.
+    pub revoked: bool,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -231,6 +239,10 @@ impl CaseView {
             duplicates: Vec::new(),
             break_glass_deadline: None,
             escalations: Vec::new(),
+            review_due: None,
+            expires_at: None,
+            revocation_due: false,
+            revoked: false,
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -307,6 +319,22 @@ impl CaseView {
                     } else {
                         CaseState::Executed
                     };
+                    // Obligations start with the execution: time-bound access
+                    // ends `duration` after it took effect, and the review is
+                    // due by the rule's deadline (24h for automation).
+                    self.expires_at = self
+                        .change
+                        .duration_seconds
+                        .map(|seconds| event.occurred_at.plus_seconds(seconds as i64));
+                    let review_seconds = self
+                        .rule
+                        .review_deadline_seconds
+                        .or((event.actor.kind == PrincipalKind::Automation)
+                            .then_some(crate::policy::DEFAULT_AUTOMATION_REVIEW_SECONDS));
+                    if self.state == CaseState::Executed {
+                        self.review_due = review_seconds
+                            .map(|seconds| event.recorded_at.plus_seconds(seconds as i64));
+                    }
                 }
             }
             EventBody::ReviewCompleted(review) => {
@@ -329,6 +357,8 @@ impl CaseView {
             EventBody::EscalationRaised(escalation) => {
                 self.escalations.push(escalation.reason.clone());
             }
+            EventBody::RevocationDue(_) => self.revocation_due = true,
+            EventBody::RevocationExecuted(_) => self.revoked = true,
         }
     }
 

@@ -87,6 +87,15 @@ pub enum CaseCommand {
         /// What was actually changed.
         change_set: Option<serde_json::Value>,
     },
+    /// Record the revocation of time-bound access that reached its end.
+    ExecuteRevocation {
+        /// The case.
+        case_id: CaseId,
+        /// What was actually changed.
+        change_set: Option<serde_json::Value>,
+        /// Optional comment.
+        comment: Option<String>,
+    },
     /// The ledger escalates an overdue obligation (system actor only).
     Escalate {
         /// The case.
@@ -112,7 +121,8 @@ impl CaseCommand {
     pub fn case_id(&self) -> Option<&CaseId> {
         match self {
             CaseCommand::Request { .. } | CaseCommand::BreakGlass { .. } => None,
-            CaseCommand::Escalate { case_id, .. } => Some(case_id),
+            CaseCommand::Escalate { case_id, .. }
+            | CaseCommand::ExecuteRevocation { case_id, .. } => Some(case_id),
             CaseCommand::Approve { case_id, .. }
             | CaseCommand::Deny { case_id, .. }
             | CaseCommand::Execute { case_id, .. }
@@ -171,6 +181,11 @@ impl CaseCommand {
             CaseCommand::Escalate {
                 reason, deadline, ..
             } => Ok(lifecycle::escalate(reason, *deadline)),
+            CaseCommand::ExecuteRevocation {
+                change_set,
+                comment,
+                ..
+            } => lifecycle::execute_revocation(case, actor, change_set.clone(), comment.clone()),
             CaseCommand::BreakGlass { .. } => Err(Refusal {
                 rule: "case.already-exists",
                 message: format!("case {} already exists", case.case_id),

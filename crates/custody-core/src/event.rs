@@ -89,6 +89,20 @@ pub enum EventBody {
     BreakGlassInvoked(BreakGlass),
     /// The ledger escalated an obligation nobody met in time.
     EscalationRaised(Escalation),
+    /// Time-bound access reached its end: the ledger records that its
+    /// revocation is due (and the executor is to be told).
+    RevocationDue(RevocationDue),
+    /// The revocation of time-bound access was carried out.
+    RevocationExecuted(Execution),
+}
+
+/// The payload of `revocation_due`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevocationDue {
+    /// When the access ended.
+    pub expired_at: Timestamp,
 }
 
 /// The payload of `break_glass_invoked`.
@@ -273,6 +287,8 @@ impl EventBody {
             EventBody::DuplicateLinked(_) => "duplicate_linked",
             EventBody::BreakGlassInvoked(_) => "break_glass_invoked",
             EventBody::EscalationRaised(_) => "escalation_raised",
+            EventBody::RevocationDue(_) => "revocation_due",
+            EventBody::RevocationExecuted(_) => "revocation_executed",
         }
     }
 
@@ -334,6 +350,12 @@ impl EventBody {
                 "ESCALATED: {} (deadline {} passed)",
                 escalation.reason, escalation.deadline
             ),
+            EventBody::RevocationDue(due) => {
+                format!("access expired at {}: revocation due", due.expired_at)
+            }
+            EventBody::RevocationExecuted(execution) => {
+                with_comment("revocation executed".to_string(), &execution.comment)
+            }
         }
     }
 }

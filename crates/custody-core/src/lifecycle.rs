@@ -17,7 +17,7 @@ use crate::case::{CaseState, CaseView};
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
     BreakGlass, Comment, Decision, Escalation, Event, EventBody, Execution, MergeLink,
-    RequestCreated, Review, ReviewOutcome,
+    RequestCreated, Review, ReviewOutcome, RevocationDue,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
@@ -471,38 +471,127 @@ pub fn break_glass(
     Ok([request, invoked, execution])
 }
 
-/// The ledger escalates an obligation whose deadline passed (acted by
-/// [`Actor::system`]).
+/// The ledger acts on a deadline that passed (acted by [`Actor::system`]):
+/// for time-bound access it records that the revocation is due; for every
+/// other obligation it raises an escalation.
 pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
-    Draft {
-        body: EventBody::EscalationRaised(Escalation {
+    let body = if reason == EXPIRY_REVOCATION_DUE {
+        EventBody::RevocationDue(RevocationDue {
+            expired_at: deadline,
+        })
+    } else {
+        EventBody::EscalationRaised(Escalation {
             reason: reason.to_string(),
             deadline,
-        }),
+        })
+    };
+    Draft {
+        body,
         role: Role::System,
         causation: None,
     }
 }
 
-/// The obligations of `case` that are overdue at `now`, as escalation reason
-/// codes with their deadlines, excluding those already escalated.
+/// Records the revocation of time-bound access that reached its end.
+pub fn execute_revocation(
+    case: &CaseView,
+    actor: &Actor,
+    change_set: Option<serde_json::Value>,
+    comment: Option<String>,
+) -> Result<Draft, Refusal> {
+    if case.expires_at.is_none() {
+        return Err(Refusal::new(
+            "lifecycle.not-time-bound",
+            format!(
+                "case {} grants no time-bound access that has been executed; there is nothing to revoke on expiry",
+                case.case_id
+            ),
+            "to take other access away, request a change with --change revoke",
+        ));
+    }
+    if case.revoked {
+        return Err(Refusal::new(
+            "lifecycle.already-revoked",
+            format!(
+                "the access of case {} has already been revoked",
+                case.case_id
+            ),
+            "nothing more to do",
+        ));
+    }
+    check_executor_allowed(case, actor)?;
+    let change_set_hash = change_set
+        .as_ref()
+        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    Ok(Draft {
+        body: EventBody::RevocationExecuted(Execution {
+            change_set,
+            change_set_hash,
+            comment,
+        }),
+        role: Role::Executor,
+        causation: None,
+    })
+}
+
+/// The obligations of `case` that are overdue at `now`, as reason codes with
+/// their deadlines, excluding those the ledger already acted on.
 pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(&'static str, Timestamp)> {
-    let mut due = Vec::new();
-    if let Some(deadline) = case.break_glass_deadline {
-        let reviewed = !case.reviews.is_empty();
-        let escalated = case
-            .escalations
-            .iter()
-            .any(|reason| reason == BREAK_GLASS_REVIEW_OVERDUE);
-        if !reviewed && !escalated && deadline <= now && case.state == CaseState::PendingReview {
-            due.push((BREAK_GLASS_REVIEW_OVERDUE, deadline));
+    pending_obligations(case)
+        .into_iter()
+        .filter(|(_, deadline)| *deadline <= now)
+        .collect()
+}
+
+/// Every obligation of `case` the ledger has not yet acted on, with its
+/// deadline: a post-hoc review after break-glass, a review after an
+/// execution with a deadline, the revocation of time-bound access.
+pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
+    let escalated = |reason: &str| case.escalations.iter().any(|raised| raised == reason);
+    let mut pending = Vec::new();
+    if case.reviews.is_empty() {
+        if let Some(deadline) = case.break_glass_deadline {
+            if case.state == CaseState::PendingReview && !escalated(BREAK_GLASS_REVIEW_OVERDUE) {
+                pending.push((BREAK_GLASS_REVIEW_OVERDUE, deadline));
+            }
+        }
+        if let Some(deadline) = case.review_due {
+            if case.state == CaseState::Executed && !escalated(REVIEW_OVERDUE) {
+                pending.push((REVIEW_OVERDUE, deadline));
+            }
         }
     }
-    due
+    if let Some(expires_at) = case.expires_at {
+        if !case.revoked && !case.revocation_due {
+            pending.push((EXPIRY_REVOCATION_DUE, expires_at));
+        }
+    }
+    pending
+}
+
+impl CaseView {
+    /// The earliest deadline of an obligation the ledger has not acted on:
+    /// the store indexes it so that timers scan only cases that are due.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        pending_obligations(self)
+            .into_iter()
+            .map(|(_, deadline)| deadline)
+            .min()
+    }
 }
 
 /// The reason code of a missed post-hoc review after break-glass.
 pub const BREAK_GLASS_REVIEW_OVERDUE: &str = "break-glass.review-overdue";
+
+/// The reason code of a review missed after an ordinary execution.
+pub const REVIEW_OVERDUE: &str = "review.overdue";
+
+/// The reason code under which the ledger records that time-bound access ended.
+pub const EXPIRY_REVOCATION_DUE: &str = "expiry.revocation-due";
+
+/// How long after time-bound access ends its revocation may still be
+/// recorded before `verify` reports it overdue.
+pub const REVOCATION_GRACE_SECONDS: i64 = 3600;
 
 /// Adds a comment; anyone may comment on any case.
 pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
@@ -631,7 +720,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::DuplicateMerged(_)
         | EventBody::DuplicateLinked(_)
         | EventBody::BreakGlassInvoked(_)
-        | EventBody::EscalationRaised(_) => {}
+        | EventBody::EscalationRaised(_)
+        | EventBody::RevocationDue(_)
+        | EventBody::RevocationExecuted(_) => {}
     }
     broken
 }

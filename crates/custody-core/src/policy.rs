@@ -69,6 +69,10 @@ pub struct Rule {
     /// Deadline of the post-hoc review after break-glass (default `24h`).
     #[serde(default)]
     pub post_hoc_review_deadline: Option<String>,
+    /// Deadline of the review after an execution, such as `3d` (default: none,
+    /// except `24h` after an execution by an automation principal).
+    #[serde(default)]
+    pub review_deadline: Option<String>,
 }
 
 /// The rule that decided a case, as recorded in its request.
@@ -97,6 +101,9 @@ pub struct AppliedRule {
     pub break_glass: bool,
     /// Seconds from a break-glass execution to its post-hoc review deadline.
     pub post_hoc_review_seconds: u64,
+    /// Seconds from an execution to its review deadline, when the rule sets one.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub review_deadline_seconds: Option<u64>,
 }
 
 /// Why a policy cannot be used.
@@ -133,6 +140,10 @@ fn yes() -> bool {
 /// The post-hoc review deadline after break-glass when a rule sets none.
 pub const DEFAULT_POST_HOC_REVIEW_SECONDS: u64 = 24 * 3600;
 
+/// The review deadline after an execution by an automation principal when
+/// the rule sets none: automation must never change access unreviewed.
+pub const DEFAULT_AUTOMATION_REVIEW_SECONDS: u64 = 24 * 3600;
+
 impl Policy {
     /// Checks a policy read from configuration.
     pub fn validate(&self) -> Result<(), PolicyError> {
@@ -149,6 +160,7 @@ impl Policy {
             }
             rule.max_duration_seconds()?;
             rule.post_hoc_review_seconds()?;
+            rule.review_deadline_seconds()?;
         }
         Ok(())
     }
@@ -176,6 +188,7 @@ impl Policy {
                 post_hoc_review_seconds: rule
                     .post_hoc_review_seconds()
                     .unwrap_or(DEFAULT_POST_HOC_REVIEW_SECONDS),
+                review_deadline_seconds: rule.review_deadline_seconds().ok().flatten(),
             },
             None => AppliedRule::default_rule(policy_hash),
         }
@@ -209,6 +222,17 @@ impl Rule {
         }
     }
 
+    fn review_deadline_seconds(&self) -> Result<Option<u64>, PolicyError> {
+        self.review_deadline
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|error| PolicyError::Duration {
+                rule: self.name.clone(),
+                message: error.to_string(),
+            })
+    }
+
     fn max_duration_seconds(&self) -> Result<Option<u64>, PolicyError> {
         self.max_duration
             .as_deref()
@@ -240,6 +264,7 @@ impl AppliedRule {
             max_duration_seconds: None,
             break_glass: true,
             post_hoc_review_seconds: DEFAULT_POST_HOC_REVIEW_SECONDS,
+            review_deadline_seconds: None,
         }
     }
 }

@@ -827,3 +827,81 @@ fn break_glass_waits_for_review_and_overdue_reviews_are_reported() {
         .collect();
     assert_eq!(codes, vec!["policy.break-glass-not-allowed"]);
 }
+
+#[test]
+fn verify_reports_missed_reviews_and_revocations_as_of_its_own_time() {
+    let robot = actor_in("provisioner", PrincipalKind::Automation, None, &[]);
+    let mut case = ledger();
+    let rule = AppliedRule::brief_default();
+    let draft = lifecycle::request(
+        change("user:alice", "admin", None, Some(3600)),
+        None,
+        None,
+        &rule,
+    )
+    .unwrap();
+    case.append(actor("alice"), draft);
+    let draft = run_step(&mut case, "bob", &["approve"]).unwrap();
+    case.append(actor("bob"), draft);
+    let view = case.view.clone().unwrap();
+    let draft = lifecycle::execute(view.approved().unwrap(), &robot, None, None, true).unwrap();
+    case.append(robot.clone(), draft);
+    let view = case.view.clone().unwrap();
+    let executed = case.events.last().unwrap().recorded_at;
+    assert_eq!(
+        view.expires_at,
+        Some(case.events.last().unwrap().occurred_at.plus_seconds(3600))
+    );
+    assert_eq!(view.review_due, Some(executed.plus_seconds(24 * 3600)));
+    assert_eq!(view.next_deadline(), view.expires_at);
+
+    let audit_at = |case: &Ledger, seconds: i64| {
+        let mut auditor = Auditor::new().at(executed.plus_seconds(seconds));
+        for (index, event) in case.events.iter().enumerate() {
+            auditor.observe_event(&StoredEvent {
+                log_index: index as u64,
+                case_id: event.case_id.to_string(),
+                seq: event.seq as i64,
+                bytes: event.canonical_bytes(),
+                stored_leaf: None,
+            });
+        }
+        let view = case.view.as_ref().unwrap();
+        let report = auditor.finish([StoredCaseHead {
+            case_id: view.case_id.to_string(),
+            head_seq: view.head_seq as i64,
+            head_hash: view.head_hash.to_hex(),
+            state: view.state.as_str().to_string(),
+        }]);
+        report
+            .findings
+            .iter()
+            .map(|finding| finding.code)
+            .collect::<Vec<_>>()
+    };
+    assert!(audit_at(&case, 60).is_empty());
+    // Past the end of the access plus the grace hour, no revocation recorded.
+    assert_eq!(
+        audit_at(&case, 2 * 3600 + 1),
+        vec!["expiry.revocation-overdue"]
+    );
+    // Past the review deadline too.
+    let codes = audit_at(&case, 25 * 3600);
+    assert!(codes.contains(&"review.overdue") && codes.contains(&"expiry.revocation-overdue"));
+    // The ledger's timer records the revocation as due; the executor revokes.
+    let due = lifecycle::overdue(&view, executed.plus_seconds(3601));
+    assert_eq!(
+        due,
+        vec![(lifecycle::EXPIRY_REVOCATION_DUE, view.expires_at.unwrap())]
+    );
+    case.append(Actor::system(), lifecycle::escalate(due[0].0, due[0].1));
+    assert!(case.view.as_ref().unwrap().revocation_due);
+    let view = case.view.clone().unwrap();
+    let draft = lifecycle::execute_revocation(&view, &robot, None, None).unwrap();
+    case.append(robot, draft);
+    assert_eq!(audit_at(&case, 25 * 3600), vec!["review.overdue"]);
+    let draft = run_step(&mut case, "dave", &["review", "confirmed"]).unwrap();
+    case.append(actor("dave"), draft);
+    assert!(audit_at(&case, 25 * 3600).is_empty());
+    assert_eq!(case.view.as_ref().unwrap().next_deadline(), None);
+}

@@ -396,20 +396,24 @@ pub async fn execute(
     if let Some(change_set) = &body.change_set {
         reject_floats(change_set).map_err(invalid)?;
     }
-    let completed = match body.status.as_deref() {
-        None | Some("completed") => true,
-        Some("failed") => false,
+    let comment = optional_text("comment", body.comment)?;
+    let command = match body.status.as_deref() {
+        None | Some("completed") | Some("failed") => CaseCommand::Execute {
+            case_id,
+            change_set: body.change_set,
+            comment,
+            completed: body.status.as_deref() != Some("failed"),
+        },
+        Some("revocation") => CaseCommand::ExecuteRevocation {
+            case_id,
+            change_set: body.change_set,
+            comment,
+        },
         Some(other) => {
             return Err(Problem::invalid(format!(
-                "`{other}` is not an execution status (expected completed or failed)"
+                "`{other}` is not an execution status (expected completed, failed or revocation)"
             )))
         }
-    };
-    let command = CaseCommand::Execute {
-        case_id,
-        change_set: body.change_set,
-        comment: optional_text("comment", body.comment)?,
-        completed,
     };
     write(&state, who, key, command, body.occurred_at).await
 }

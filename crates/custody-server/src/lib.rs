@@ -170,23 +170,23 @@ pub async fn serve_listener(
     served
 }
 
-/// The ledger's own timer: every `interval`, escalates obligations whose
-/// deadline passed (a break-glass case nobody reviewed in time), as an event
-/// of the `system` actor. The idempotency key makes each escalation happen
+/// The ledger's own timer: every `interval`, acts on obligations whose
+/// deadline passed, as an event of the `system` actor: a review nobody did in
+/// time is escalated, time-bound access that ended gets its revocation due. The idempotency key makes each escalation happen
 /// once, however many nodes scan.
 async fn escalate_overdue(store: Store, interval: Duration) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let cases = match store.cases_pending_review().await {
+        let now = custody_core::Timestamp::now();
+        let cases = match store.cases_due(now).await {
             Ok(cases) => cases,
             Err(error) => {
                 tracing::error!(%error, "scanning for overdue reviews failed");
                 continue;
             }
         };
-        let now = custody_core::Timestamp::now();
         for case in cases {
             for (reason, deadline) in custody_core::lifecycle::overdue(&case, now) {
                 let write = custody_store::CaseWrite {

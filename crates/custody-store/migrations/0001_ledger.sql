@@ -39,12 +39,16 @@ CREATE TABLE cases (
     updated_at  TEXT    NOT NULL,
     head_seq    INTEGER NOT NULL,
     head_hash   TEXT    NOT NULL,
+    -- The earliest deadline of an obligation the ledger has not acted on
+    -- (post-hoc review, review, revocation of time-bound access), or NULL.
+    next_deadline TEXT,
     view        BLOB    NOT NULL
 ) STRICT;
 
 CREATE INDEX cases_by_ticket ON cases (ticket) WHERE ticket IS NOT NULL;
 CREATE INDEX cases_by_change_key ON cases (change_key);
 CREATE INDEX cases_by_state ON cases (state, opened_at);
+CREATE INDEX cases_by_deadline ON cases (next_deadline) WHERE next_deadline IS NOT NULL;
 
 CREATE TABLE principals (
     principal_id TEXT PRIMARY KEY,

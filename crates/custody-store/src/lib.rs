@@ -623,13 +623,16 @@ impl Store {
             .collect()
     }
 
-    /// Cases waiting for a post-hoc review after break-glass, rebuilt from
-    /// their stored projections.
-    pub async fn cases_pending_review(&self) -> Result<Vec<CaseView>, StoreError> {
-        let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT view FROM cases WHERE state = 'pending_review'")
-                .fetch_all(&self.readers)
-                .await?;
+    /// Cases with an obligation due by `now` that the ledger has not acted on
+    /// (see [`custody_core::lifecycle::pending_obligations`]); an index on the
+    /// earliest deadline keeps the scan to the cases that are due.
+    pub async fn cases_due(&self, now: Timestamp) -> Result<Vec<CaseView>, StoreError> {
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT view FROM cases WHERE next_deadline IS NOT NULL AND next_deadline <= ? ORDER BY next_deadline",
+        )
+        .bind(now.to_string())
+        .fetch_all(&self.readers)
+        .await?;
         rows.iter()
             .map(|view| {
                 serde_json::from_slice(view)

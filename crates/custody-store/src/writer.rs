@@ -863,7 +863,7 @@ async fn flush(
     let views: Vec<&CaseView> = pending.views.values().collect();
     for chunk in views.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, view) ",
+            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) ",
         );
         let mut encode_error = None;
         upsert.push_values(chunk, |mut row, view| {
@@ -881,6 +881,7 @@ async fn flush(
                 .push_bind(view.updated_at.to_string())
                 .push_bind(view.head_seq as i64)
                 .push_bind(view.head_hash.to_hex())
+                .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
                 .push_bind(encoded);
         });
         if let Some(error) = encode_error {
@@ -890,7 +891,8 @@ async fn flush(
         }
         upsert.push(
             " ON CONFLICT (case_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
-              head_seq = excluded.head_seq, head_hash = excluded.head_hash, view = excluded.view",
+              head_seq = excluded.head_seq, head_hash = excluded.head_hash,
+              next_deadline = excluded.next_deadline, view = excluded.view",
         );
         upsert.build().execute(&mut *connection).await?;
     }
