@@ -152,6 +152,15 @@ enum Command {
         /// Record the revocation of time-bound access that reached its end.
         #[arg(long)]
         revocation: bool,
+        /// The subject actually changed, as KIND:ID, when not the approved one.
+        #[arg(long)]
+        applied_subject: Option<String>,
+        /// The entitlement actually given, when not the approved one.
+        #[arg(long)]
+        applied_entitlement: Option<String>,
+        /// The resource actually touched, when not the approved one.
+        #[arg(long)]
+        applied_resource: Option<String>,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -972,8 +981,32 @@ mod commands {
                 comment,
                 failed,
                 revocation,
+                applied_subject,
+                applied_entitlement,
+                applied_resource,
                 write,
             } => {
+                let applied_subject = match &applied_subject {
+                    Some(subject) => {
+                        let (kind, id) = subject.split_once(':').ok_or_else(|| {
+                            ClientError::Usage(format!(
+                                "`{subject}` is not a subject (expected KIND:ID)"
+                            ))
+                        })?;
+                        Some(json!({"kind": kind, "id": id}))
+                    }
+                    None => None,
+                };
+                let applied = (applied_subject.is_some()
+                    || applied_entitlement.is_some()
+                    || applied_resource.is_some())
+                .then(|| {
+                    json!({
+                        "subject": applied_subject,
+                        "entitlement": applied_entitlement,
+                        "resource": applied_resource,
+                    })
+                });
                 let change_set = match change_set {
                     Some(path) => Some(read_change_set(&path)?),
                     None => None,
@@ -982,6 +1015,7 @@ mod commands {
                     "change_set": change_set,
                     "comment": comment,
                     "status": if revocation { "revocation" } else if failed { "failed" } else { "completed" },
+                    "applied": applied,
                 });
                 let verb = if revocation {
                     "recorded the revocation of"

@@ -76,6 +76,31 @@ pub fn print_timeline(document: &Value) {
             short_time(deadline)
         );
     }
+    if let Some(applied) = view["applied"].as_object() {
+        let applied_text = format!(
+            "{} {} to {}:{}{}",
+            applied["kind"].as_str().unwrap_or_default(),
+            applied["entitlement"].as_str().unwrap_or_default(),
+            applied["subject"]["kind"].as_str().unwrap_or_default(),
+            applied["subject"]["id"].as_str().unwrap_or_default(),
+            applied["resource"]
+                .as_str()
+                .map(|resource| format!(" on {resource}"))
+                .unwrap_or_default()
+        );
+        let marker = if view["applied"] == view["change"] {
+            "(as approved)"
+        } else {
+            "(DIFFERS FROM THE APPROVED CHANGE)"
+        };
+        println!("  applied: {applied_text} {marker}");
+    }
+    if let Some(revocation) = view["revocation_case"].as_str() {
+        println!("  revoked by review: revocation case {revocation}");
+    }
+    if let Some(reviewed) = view["opened_by_review_of"].as_str() {
+        println!("  opened by the review of {reviewed}");
+    }
     if let Some(survivor) = view["merged_into"].as_str() {
         println!("  merged:  duplicate of {survivor} (follow that case)");
     }
@@ -189,7 +214,7 @@ pub fn print_principals(list: &Value) {
 pub fn print_report(report: &Report, data: &Path) {
     let checked = &report.checked;
     println!(
-        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} merge links",
+        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links",
         data.display(),
         checked.log_entries,
         checked.events,
@@ -198,7 +223,7 @@ pub fn print_report(report: &Report, data: &Path) {
         checked.rules,
         checked.leaves,
         checked.checkpoints,
-        checked.merge_links
+        checked.case_links
     );
     if report.ok {
         println!("ok: the trail is intact and no rule is broken");

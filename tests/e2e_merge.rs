@@ -161,5 +161,5 @@ fn a_duplicate_merges_into_its_survivor_and_the_trail_reads_as_one() {
     assert_eq!(merged["cases"].as_array().unwrap().len(), 1);
 
     let report = assert_verify_ok(&server.data);
-    assert_eq!(report["checked"]["merge_links"], 2, "{report}");
+    assert_eq!(report["checked"]["case_links"], 2, "{report}");
 }

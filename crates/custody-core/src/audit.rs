@@ -111,8 +111,8 @@ pub struct Checked {
     pub leaves: u64,
     /// Signed checkpoints whose signatures and roots were checked.
     pub checkpoints: u64,
-    /// Halves of merge links between duplicate and surviving cases followed.
-    pub merge_links: u64,
+    /// Halves of links between cases followed (merges, revocations opened by reviews).
+    pub case_links: u64,
 }
 
 /// The outcome of an audit.
@@ -168,15 +168,17 @@ pub struct Auditor {
     log_checks: bool,
     /// The time of the audit, for deadline checks.
     now: Option<crate::Timestamp>,
-    /// Merge links seen: (case holding the event, the other case, kind, event ID, log index).
-    merge_links: Vec<MergeLinkSeen>,
+    /// Halves of links between cases seen (merges, revocations opened by reviews).
+    case_links: Vec<LinkSeen>,
 }
 
-struct MergeLinkSeen {
+/// One half of a link between two cases; a link is whole when the other
+/// case holds the partner kind pointing back.
+struct LinkSeen {
     case_id: String,
     other_case: String,
-    /// True for `duplicate_merged` (in the duplicate), false for `duplicate_linked`.
-    from_duplicate: bool,
+    kind: &'static str,
+    partner: &'static str,
     event_id: String,
     log_index: u64,
 }
@@ -519,11 +521,35 @@ impl Auditor {
                 ),
             ));
         }
-        if let EventBody::DuplicateMerged(link) | EventBody::DuplicateLinked(link) = &event.body {
-            self.merge_links.push(MergeLinkSeen {
+        let link = match &event.body {
+            EventBody::DuplicateMerged(link) => Some((
+                link.other_case.to_string(),
+                "duplicate_merged",
+                "duplicate_linked",
+            )),
+            EventBody::DuplicateLinked(link) => Some((
+                link.other_case.to_string(),
+                "duplicate_linked",
+                "duplicate_merged",
+            )),
+            EventBody::RevocationOpened(link) => Some((
+                link.other_case.to_string(),
+                "revocation_opened",
+                "opened_by_review",
+            )),
+            EventBody::OpenedByReview(link) => Some((
+                link.other_case.to_string(),
+                "opened_by_review",
+                "revocation_opened",
+            )),
+            _ => None,
+        };
+        if let Some((other_case, kind, partner)) = link {
+            self.case_links.push(LinkSeen {
                 case_id: event.case_id.to_string(),
-                other_case: link.other_case.to_string(),
-                from_duplicate: matches!(event.body, EventBody::DuplicateMerged(_)),
+                other_case,
+                kind,
+                partner,
                 event_id: event.event_id.to_string(),
                 log_index: row.log_index,
             });
@@ -579,27 +605,27 @@ impl Auditor {
                 log_index: Some(log_size),
             });
         }
-        // A merge writes one event in each case; the trail reads as one only
+        // A link writes one event in each case; the trail reads as one only
         // when both halves of every link are there.
-        for link in &self.merge_links {
-            let matched = self.merge_links.iter().any(|other| {
+        for link in &self.case_links {
+            let matched = self.case_links.iter().any(|other| {
                 other.case_id == link.other_case
                     && other.other_case == link.case_id
-                    && other.from_duplicate != link.from_duplicate
+                    && other.kind == link.partner
             });
             if !matched {
-                let (duplicate, survivor) = if link.from_duplicate {
-                    (&link.case_id, &link.other_case)
+                let code = if link.kind.starts_with("duplicate") {
+                    "merge.unmatched-link"
                 } else {
-                    (&link.other_case, &link.case_id)
+                    "revocation.unmatched-link"
                 };
                 self.findings.push(Finding {
-                    code: "merge.unmatched-link",
+                    code,
                     severity: Severity::Critical,
                     case_id: Some(link.case_id.clone()),
                     message: format!(
-                        "the merge of duplicate {duplicate} into {survivor} is recorded in {} but not in {}: half of the link was removed or forged",
-                        link.case_id, link.other_case
+                        "{} {} points to {}, which holds no {} pointing back: half of the link was removed or forged",
+                        link.case_id, link.kind, link.other_case, link.partner
                     ),
                     event_id: Some(link.event_id.clone()),
                     seq: None,
@@ -607,7 +633,7 @@ impl Auditor {
                 });
             }
         }
-        self.checked.merge_links = self.merge_links.len() as u64;
+        self.checked.case_links = self.case_links.len() as u64;
         if self.stored_leaves > log_size {
             self.findings.push(Finding {
                 code: "log.leaf-without-event",

@@ -137,6 +137,12 @@ pub struct CaseView {
     pub revocation_due: bool,
     /// Whether the revocation of time-bound access was executed.
     pub revoked: bool,
+    /// The revocation case a review with outcome `revoke` opened.
+    pub revocation_case: Option<CaseId>,
+    /// The case whose review opened this one (a revocation case).
+    pub opened_by_review_of: Option<CaseId>,
+    /// The change the latest completed execution applied.
+    pub applied: Option<Change>,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -243,6 +249,9 @@ impl CaseView {
             expires_at: None,
             revocation_due: false,
             revoked: false,
+            revocation_case: None,
+            opened_by_review_of: None,
+            applied: None,
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -299,6 +308,9 @@ impl CaseView {
             }
             EventBody::ExecutionCompleted(execution) | EventBody::ExecutionFailed(execution) => {
                 let completed = matches!(event.body, EventBody::ExecutionCompleted(_));
+                if completed {
+                    self.applied = execution.applied.clone();
+                }
                 self.executions.push(ExecutionRecord {
                     by,
                     completed,
@@ -359,6 +371,12 @@ impl CaseView {
             }
             EventBody::RevocationDue(_) => self.revocation_due = true,
             EventBody::RevocationExecuted(_) => self.revoked = true,
+            EventBody::RevocationOpened(link) => {
+                self.revocation_case = Some(link.other_case.clone())
+            }
+            EventBody::OpenedByReview(link) => {
+                self.opened_by_review_of = Some(link.other_case.clone())
+            }
         }
     }
 

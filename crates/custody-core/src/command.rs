@@ -56,6 +56,8 @@ pub enum CaseCommand {
         comment: Option<String>,
         /// `false` records a failed attempt.
         completed: bool,
+        /// The change actually applied, when it differs from the approved one.
+        applied: Option<Change>,
     },
     /// Record the post-change review.
     Review {
@@ -65,6 +67,9 @@ pub enum CaseCommand {
         outcome: ReviewOutcome,
         /// Optional comment.
         comment: Option<String>,
+        /// For outcome `revoke`: the policy rule of the revocation case it
+        /// opens, decided by the server.
+        revocation_rule: Option<AppliedRule>,
     },
     /// Add a comment.
     Comment {
@@ -164,6 +169,7 @@ impl CaseCommand {
                 change_set,
                 comment,
                 completed,
+                applied,
                 ..
             } => lifecycle::execute(
                 case.approved()?,
@@ -171,6 +177,7 @@ impl CaseCommand {
                 change_set.clone(),
                 comment.clone(),
                 *completed,
+                applied.clone(),
             ),
             CaseCommand::Review {
                 outcome, comment, ..

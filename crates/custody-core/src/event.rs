@@ -94,6 +94,10 @@ pub enum EventBody {
     RevocationDue(RevocationDue),
     /// The revocation of time-bound access was carried out.
     RevocationExecuted(Execution),
+    /// A review with outcome `revoke` opened a revocation case.
+    RevocationOpened(CaseLink),
+    /// This case was opened by the review of another case (outcome `revoke`).
+    OpenedByReview(CaseLink),
 }
 
 /// The payload of `revocation_due`.
@@ -186,6 +190,20 @@ pub struct Execution {
     /// The executor's comment, or the error for a failed execution.
     #[serde(deserialize_with = "Option::deserialize")]
     pub comment: Option<String>,
+    /// The change actually applied, in the shape of the request (completed
+    /// executions); compared with the approved change.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub applied: Option<Change>,
+}
+
+/// The payload of `revocation_opened` (in the reviewed case) and
+/// `opened_by_review` (in the revocation case it opened).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CaseLink {
+    /// The other case of the link.
+    pub other_case: CaseId,
 }
 
 /// The outcome of a post-change review.
@@ -289,6 +307,8 @@ impl EventBody {
             EventBody::EscalationRaised(_) => "escalation_raised",
             EventBody::RevocationDue(_) => "revocation_due",
             EventBody::RevocationExecuted(_) => "revocation_executed",
+            EventBody::RevocationOpened(_) => "revocation_opened",
+            EventBody::OpenedByReview(_) => "opened_by_review",
         }
     }
 
@@ -315,10 +335,13 @@ impl EventBody {
                 with_comment("denied".to_string(), &decision.comment)
             }
             EventBody::ExecutionCompleted(execution) => {
-                let text = match &execution.change_set_hash {
+                let mut text = match &execution.change_set_hash {
                     Some(hash) => format!("executed (change set {})", &hash.to_hex()[..12]),
                     None => "executed".to_string(),
                 };
+                if let Some(applied) = &execution.applied {
+                    text.push_str(&format!(": applied {applied}"));
+                }
                 with_comment(text, &execution.comment)
             }
             EventBody::ExecutionFailed(execution) => {
@@ -355,6 +378,15 @@ impl EventBody {
             }
             EventBody::RevocationExecuted(execution) => {
                 with_comment("revocation executed".to_string(), &execution.comment)
+            }
+            EventBody::RevocationOpened(link) => {
+                format!("revocation case {} opened by the review", link.other_case)
+            }
+            EventBody::OpenedByReview(link) => {
+                format!(
+                    "opened by the review of {} (outcome revoke)",
+                    link.other_case
+                )
             }
         }
     }
@@ -435,6 +467,7 @@ mod tests {
                 ),
                 change_set_hash: Some(Sha256Hash::of(b"x")),
                 comment: None,
+                applied: None,
             }),
             role: Role::Executor,
             causation: Some(EventId::generate()),

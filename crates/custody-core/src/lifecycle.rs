@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::case::{CaseState, CaseView};
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
-    BreakGlass, Comment, Decision, Escalation, Event, EventBody, Execution, MergeLink,
+    BreakGlass, CaseLink, Comment, Decision, Escalation, Event, EventBody, Execution, MergeLink,
     RequestCreated, Review, ReviewOutcome, RevocationDue,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
@@ -315,12 +315,18 @@ pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<D
 }
 
 /// Records the execution of an approved case, with the change set actually applied.
+///
+/// `applied` is the change actually applied when it differs from the approved
+/// one (`None`: exactly the approved change). A difference is recorded, never
+/// refused (the trail must say what happened), and `verify` reports it as
+/// `review.change-mismatch` whatever the reviewer says.
 pub fn execute(
     case: ApprovedCase<'_>,
     actor: &Actor,
     change_set: Option<serde_json::Value>,
     comment: Option<String>,
     completed: bool,
+    applied: Option<Change>,
 ) -> Result<Draft, Refusal> {
     check_executor_not_sole_approver(case.case, &actor.principal)?;
     check_executor_allowed(case.case, actor)?;
@@ -331,6 +337,7 @@ pub fn execute(
         change_set,
         change_set_hash,
         comment,
+        applied: completed.then(|| applied.unwrap_or_else(|| case.case.change.clone())),
     };
     Ok(Draft {
         body: if completed {
@@ -447,7 +454,7 @@ pub fn break_glass(
             "request the change and wait for its approvals",
         ));
     }
-    let request = request(change, Some(justification.clone()), ticket, rule)?;
+    let request = request(change.clone(), Some(justification.clone()), ticket, rule)?;
     let invoked = Draft {
         body: EventBody::BreakGlassInvoked(BreakGlass {
             justification,
@@ -464,6 +471,7 @@ pub fn break_glass(
             change_set,
             change_set_hash,
             comment: Some("executed under break-glass, before approval".to_string()),
+            applied: Some(change),
         }),
         role: Role::Executor,
         causation: None,
@@ -528,6 +536,7 @@ pub fn execute_revocation(
             change_set,
             change_set_hash,
             comment,
+            applied: None,
         }),
         role: Role::Executor,
         causation: None,
@@ -593,6 +602,54 @@ pub const EXPIRY_REVOCATION_DUE: &str = "expiry.revocation-due";
 /// recorded before `verify` reports it overdue.
 pub const REVOCATION_GRACE_SECONDS: i64 = 3600;
 
+/// A review with outcome `revoke` opens a linked revocation case: returns the
+/// request of the new case (revoking the same entitlement of the same
+/// subject, requested by the reviewer), its `opened_by_review` link, and the
+/// `revocation_opened` link for the reviewed case.
+pub fn open_revocation(
+    reviewed: &CaseView,
+    rule: &AppliedRule,
+    new_case: &CaseId,
+) -> Result<(Draft, Draft, Draft), Refusal> {
+    let change = Change {
+        kind: crate::model::ChangeKind::Revoke,
+        duration_seconds: None,
+        ..reviewed.change.clone()
+    };
+    // Taking access away is never refused for lacking a duration: the
+    // rule's duration cap is for grants.
+    let change_hash = change.digest();
+    let request = Draft {
+        body: EventBody::RequestCreated(RequestCreated {
+            change,
+            change_hash,
+            rule: rule.clone(),
+            justification: Some(format!(
+                "revocation decided by the review of {}",
+                reviewed.case_id
+            )),
+            ticket: None,
+        }),
+        role: Role::Requester,
+        causation: None,
+    };
+    let opened_by = Draft {
+        body: EventBody::OpenedByReview(CaseLink {
+            other_case: reviewed.case_id.clone(),
+        }),
+        role: Role::Requester,
+        causation: None,
+    };
+    let opened = Draft {
+        body: EventBody::RevocationOpened(CaseLink {
+            other_case: new_case.clone(),
+        }),
+        role: Role::Reviewer,
+        causation: None,
+    };
+    Ok((request, opened_by, opened))
+}
+
 /// Adds a comment; anyone may comment on any case.
 pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     Draft {
@@ -607,6 +664,27 @@ pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
 pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severity)> {
     let mut broken = Vec::new();
     let actor = &event.actor.principal;
+    // What was applied is compared with what was approved on its own, so a
+    // difference never hides another finding of the same execution.
+    if let EventBody::ExecutionCompleted(Execution {
+        applied: Some(applied),
+        ..
+    }) = &event.body
+    {
+        if applied.digest() != case_before.change_hash {
+            broken.push((
+                Refusal::new(
+                    "review.change-mismatch",
+                    format!(
+                        "case {} approved `{}` but the execution applied `{applied}`",
+                        case_before.case_id, case_before.change
+                    ),
+                    "review the difference; revoke what was not approved",
+                ),
+                Severity::High,
+            ));
+        }
+    }
     match &event.body {
         EventBody::RequestCreated(_) => broken.push((
             Refusal::new(
@@ -722,7 +800,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::BreakGlassInvoked(_)
         | EventBody::EscalationRaised(_)
         | EventBody::RevocationDue(_)
-        | EventBody::RevocationExecuted(_) => {}
+        | EventBody::RevocationExecuted(_)
+        | EventBody::RevocationOpened(_)
+        | EventBody::OpenedByReview(_) => {}
     }
     broken
 }

@@ -117,9 +117,9 @@ fn run_step(ledger: &mut Ledger, who: &str, words: &[&str]) -> Result<Draft, Str
         "deny" => lifecycle::deny(view, &actor, None),
         "execute" => view
             .approved()
-            .and_then(|approved| lifecycle::execute(approved, &actor, None, None, true)),
+            .and_then(|approved| lifecycle::execute(approved, &actor, None, None, true, None)),
         "execute-failed" => view.approved().and_then(|approved| {
-            lifecycle::execute(approved, &actor, None, Some("timeout".into()), false)
+            lifecycle::execute(approved, &actor, None, Some("timeout".into()), false, None)
         }),
         "review" => view.executed().and_then(|executed| {
             lifecycle::review(
@@ -150,6 +150,7 @@ fn forced(ledger: &Ledger, words: &[&str]) -> Draft {
                 change_set: None,
                 change_set_hash: None,
                 comment: None,
+                applied: None,
             }),
             custody_core::Role::Executor,
         ),
@@ -677,12 +678,20 @@ fn a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it() {
 
     let human_executor = actor_in("carol", PrincipalKind::Human, Some("acme"), &["sre"]);
     assert_eq!(
-        lifecycle::execute(view.approved().unwrap(), &human_executor, None, None, true)
-            .unwrap_err()
-            .rule,
+        lifecycle::execute(
+            view.approved().unwrap(),
+            &human_executor,
+            None,
+            None,
+            true,
+            None
+        )
+        .unwrap_err()
+        .rule,
         "policy.executor-not-allowed"
     );
-    let draft = lifecycle::execute(view.approved().unwrap(), &robot, None, None, true).unwrap();
+    let draft =
+        lifecycle::execute(view.approved().unwrap(), &robot, None, None, true, None).unwrap();
     case.append(robot.clone(), draft);
     assert!(case.audit().ok, "{:#?}", case.audit().findings);
 
@@ -844,7 +853,8 @@ fn verify_reports_missed_reviews_and_revocations_as_of_its_own_time() {
     let draft = run_step(&mut case, "bob", &["approve"]).unwrap();
     case.append(actor("bob"), draft);
     let view = case.view.clone().unwrap();
-    let draft = lifecycle::execute(view.approved().unwrap(), &robot, None, None, true).unwrap();
+    let draft =
+        lifecycle::execute(view.approved().unwrap(), &robot, None, None, true, None).unwrap();
     case.append(robot.clone(), draft);
     let view = case.view.clone().unwrap();
     let executed = case.events.last().unwrap().recorded_at;

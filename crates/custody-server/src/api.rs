@@ -86,6 +86,29 @@ pub struct ExecutionBody {
     /// When the change was applied, if earlier than now (RFC 3339).
     #[serde(default)]
     pub occurred_at: Option<String>,
+    /// What was applied, where it differs from the approved change; every
+    /// field left out is the approved value. Recorded, never refused; a
+    /// difference is reported by `verify` as `review.change-mismatch`.
+    #[serde(default)]
+    pub applied: Option<AppliedBody>,
+}
+
+/// The change actually applied, field by field.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedBody {
+    /// The subject, when another one was changed.
+    #[serde(default)]
+    pub subject: Option<SubjectBody>,
+    /// The change kind, when another one was applied.
+    #[serde(default)]
+    pub change: Option<String>,
+    /// The entitlement, when another one was given.
+    #[serde(default)]
+    pub entitlement: Option<String>,
+    /// The resource, when another one was touched.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// The body of `POST /v1/cases/{id}/reviews`.
@@ -397,12 +420,39 @@ pub async fn execute(
         reject_floats(change_set).map_err(invalid)?;
     }
     let comment = optional_text("comment", body.comment)?;
+    let applied = match body.applied {
+        None => None,
+        Some(applied) => {
+            // Fields left out are the approved values; the approved change
+            // never changes, so reading it before the write is safe.
+            let (view, _) = state.store.case(&case_id).await?;
+            let mut change = view.change;
+            if let Some(subject) = applied.subject {
+                change.subject = Subject {
+                    kind: SubjectKind::from_str(&subject.kind).map_err(invalid)?,
+                    id: validate_name("applied.subject.id", &subject.id).map_err(invalid)?,
+                };
+            }
+            if let Some(kind) = applied.change {
+                change.kind = ChangeKind::from_str(&kind).map_err(invalid)?;
+            }
+            if let Some(entitlement) = applied.entitlement {
+                change.entitlement = entitlement;
+            }
+            if let Some(resource) = applied.resource {
+                change.resource = Some(resource);
+            }
+            change.validate().map_err(invalid)?;
+            Some(change)
+        }
+    };
     let command = match body.status.as_deref() {
         None | Some("completed") | Some("failed") => CaseCommand::Execute {
             case_id,
             change_set: body.change_set,
             comment,
             completed: body.status.as_deref() != Some("failed"),
+            applied,
         },
         Some("revocation") => CaseCommand::ExecuteRevocation {
             case_id,
@@ -432,10 +482,24 @@ pub async fn review(
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
     let outcome = ReviewOutcome::from_str(&body.outcome).map_err(Problem::invalid)?;
+    // A review with outcome `revoke` opens a revocation case; the server
+    // decides its rule, as for any request.
+    let revocation_rule = if outcome == ReviewOutcome::Revoke {
+        let (view, _) = state.store.case(&case_id).await?;
+        let revocation = Change {
+            kind: ChangeKind::Revoke,
+            duration_seconds: None,
+            ..view.change
+        };
+        Some(state.policy.decide(&revocation))
+    } else {
+        None
+    };
     let command = CaseCommand::Review {
         case_id,
         outcome,
         comment: optional_text("comment", body.comment)?,
+        revocation_rule,
     };
     write(&state, who, key, command, None).await
 }

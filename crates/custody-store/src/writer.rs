@@ -29,6 +29,7 @@ use std::time::Instant;
 use custody_core::case::CaseView;
 use custody_core::command::CaseCommand;
 use custody_core::event::Event;
+use custody_core::event::ReviewOutcome;
 use custody_core::lifecycle::{self, Draft, Placement, Refusal};
 use custody_core::model::{Change, Principal, PrincipalId};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
@@ -575,6 +576,43 @@ async fn decide_case(
                 case_id: duplicate.clone(),
                 state: first.1,
                 appended: vec![first.0, second.0],
+                replayed: false,
+                existing: false,
+            }
+        }
+        CaseCommand::Review {
+            case_id,
+            outcome: ReviewOutcome::Revoke,
+            revocation_rule: Some(rule),
+            ..
+        } => {
+            // The review, then the revocation case it opens, linked both ways,
+            // all in this one job.
+            let view = current_view(prefetched, pending, case_id)?;
+            let review = write
+                .command
+                .decide(&view, &write.actor)
+                .map_err(StoreError::Refused)?;
+            let (reviewed, _) = append_draft(write, pending, view, review, recorded_at);
+            let new_case = CaseId::generate();
+            let (request, opened_by, opened) = lifecycle::open_revocation(
+                &current_view(prefetched, pending, case_id)?,
+                rule,
+                &new_case,
+            )
+            .map_err(StoreError::Refused)?;
+            let (event, bytes, hash) = seal(write, &new_case, 1, None, request, recorded_at);
+            // Safe: `open_revocation` starts the new case with a request.
+            let new_view =
+                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
+            let opened_request = push_event(pending, event, bytes);
+            let (linked_back, _) = append_draft(write, pending, new_view, opened_by, recorded_at);
+            let view = current_view(prefetched, pending, case_id)?;
+            let (linked, state) = append_draft(write, pending, view, opened, recorded_at);
+            WriteOutcome {
+                case_id: case_id.clone(),
+                state,
+                appended: vec![reviewed, opened_request, linked_back, linked],
                 replayed: false,
                 existing: false,
             }
