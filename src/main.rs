@@ -679,6 +679,10 @@ mod commands {
                                 verified.origin,
                                 verified.checkpoint_size
                             );
+                            println!(
+                                "    they are the case's events 1 to {} in order; events the case may have after them are not covered by this bundle (run `custody verify` on the log for completeness)",
+                                verified.events
+                            );
                             for code in &verified.rule_findings {
                                 println!("  finding: {code}");
                             }

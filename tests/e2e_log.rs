@@ -926,3 +926,26 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     let (output, report) = verify_dir_with(copy.path(), &["--key", &key_a]);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
 }
+
+#[test]
+fn reading_the_checkpoint_needs_no_token() {
+    let server = Server::start();
+    let alice = server.principal("alice");
+    server.cli_ok(
+        &alice,
+        &[
+            "request",
+            "--subject",
+            "user:alice",
+            "--entitlement",
+            "reader",
+        ],
+    );
+    let signed = server.cli_ok(&server.admin_token, &["log", "checkpoint", "--new"]);
+    let output = server.cli(None, &["log", "checkpoint"]);
+    assert_eq!(output.status.code(), Some(0), "{}", common::stderr(&output));
+    assert_eq!(common::stdout(&output), signed);
+    // Signing one does need an admin's token.
+    let output = server.cli(None, &["log", "checkpoint", "--new"]);
+    assert_eq!(output.status.code(), Some(2));
+}
