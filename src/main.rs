@@ -60,6 +60,9 @@ enum Command {
     /// The tamper-evident log: checkpoints, keys and proofs.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Delegated administration: which vendor may act, for whom, on what, until when.
+    #[command(subcommand)]
+    Delegation(DelegationCommand),
     /// Request an access change; prints only the new case ID.
     Request {
         /// The identity whose access changes, as KIND:ID (user, service_account, api_key, token, role, group, workload).
@@ -319,6 +322,54 @@ enum LogCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum DelegationCommand {
+    /// Grant a vendor organisation the right to act for an internal party (admins).
+    Grant {
+        /// The vendor organisation.
+        #[arg(long)]
+        vendor_org: String,
+        /// The internal principal or team the vendor acts for.
+        #[arg(long)]
+        on_behalf_of: String,
+        /// How long the grant lasts, such as 30d.
+        #[arg(long)]
+        valid_for: String,
+        /// Limit the grant to this vendor principal (repeatable; default: any of the org).
+        #[arg(long = "principal")]
+        principals: Vec<String>,
+        /// An entitlement pattern it covers (repeatable, `*` wildcard; default: any).
+        #[arg(long = "entitlement")]
+        entitlements: Vec<String>,
+        /// A resource pattern it covers (repeatable; default: any).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a delegation grant (admins).
+    Revoke {
+        /// The grant ID (dg_...).
+        grant_id: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List delegation grants.
+    List {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PrincipalCommand {
     /// Add a principal.
     Add {
@@ -476,7 +527,8 @@ mod commands {
     use serde_json::json;
 
     use super::{
-        Client, ClientError, Command, ConnectionArgs, LogCommand, PrincipalCommand, TokenCommand,
+        Client, ClientError, Command, ConnectionArgs, DelegationCommand, LogCommand,
+        PrincipalCommand, TokenCommand,
     };
     use crate::output;
 
@@ -838,6 +890,67 @@ mod commands {
                     output::print_json(&issued);
                 } else {
                     println!("{}", issued["token"].as_str().unwrap_or_default());
+                }
+            }
+            Command::Delegation(DelegationCommand::Grant {
+                vendor_org,
+                on_behalf_of,
+                valid_for,
+                principals,
+                entitlements,
+                resources,
+                connection,
+                json,
+            }) => {
+                let body = json!({
+                    "vendor_org": vendor_org,
+                    "on_behalf_of": on_behalf_of,
+                    "valid_for": valid_for,
+                    "principals": principals,
+                    "entitlements": entitlements,
+                    "resources": resources,
+                });
+                let grant = connect(&connection)?
+                    .post("/v1/delegations", &body, None)
+                    .await?;
+                if json {
+                    output::print_json(&grant);
+                } else {
+                    println!("{}", grant["grant_id"].as_str().unwrap_or_default());
+                }
+            }
+            Command::Delegation(DelegationCommand::Revoke {
+                grant_id,
+                connection,
+                json,
+            }) => {
+                let path = format!("/v1/delegations/{}", output::path_segment(&grant_id));
+                let grant = connect(&connection)?.delete(&path).await?;
+                if json {
+                    output::print_json(&grant);
+                } else {
+                    println!("revoked {grant_id}");
+                }
+            }
+            Command::Delegation(DelegationCommand::List { connection, json }) => {
+                let list = connect(&connection)?.get("/v1/delegations").await?;
+                if json {
+                    output::print_json(&list);
+                } else {
+                    for grant in list["delegations"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}  {} for {} until {}{}",
+                            grant["grant_id"].as_str().unwrap_or_default(),
+                            grant["vendor_org"].as_str().unwrap_or_default(),
+                            grant["on_behalf_of"].as_str().unwrap_or_default(),
+                            grant["valid_until"].as_str().unwrap_or_default(),
+                            if grant["revoked_at"].is_string() {
+                                "  (revoked)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
                 }
             }
             Command::Token(TokenCommand::List {

@@ -521,6 +521,18 @@ impl Auditor {
                 ),
             ));
         }
+        if event.actor.kind == crate::PrincipalKind::Vendor
+            && event.actor.delegation_grant.is_none()
+        {
+            self.findings.push(finding(
+                "delegation.missing",
+                Severity::High,
+                format!(
+                    "vendor principal {} acted on case {} without a delegation grant",
+                    event.actor.principal, event.case_id
+                ),
+            ));
+        }
         let link = match &event.body {
             EventBody::DuplicateMerged(link) => Some((
                 link.other_case.to_string(),

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod canonical;
 pub mod case;
 pub mod command;
+pub mod delegation;
 pub mod event;
 pub mod hex;
 pub mod id;

@@ -915,3 +915,81 @@ fn verify_reports_missed_reviews_and_revocations_as_of_its_own_time() {
     assert!(audit_at(&case, 25 * 3600).is_empty());
     assert_eq!(case.view.as_ref().unwrap().next_deadline(), None);
 }
+
+#[test]
+fn vendor_actions_without_a_grant_are_findings_and_grants_bound_scope_and_time() {
+    use custody_core::delegation::{grant_for, DelegationGrant};
+    use custody_core::model::Principal;
+    let vendor = actor_in("vera", PrincipalKind::Vendor, Some("msp-co"), &[]);
+    let mut case = ledger();
+    let draft = run_step(&mut case, "alice", &["request", "user:alice", "db-reader"]).unwrap();
+    case.append(actor("alice"), draft);
+    let draft = forced(&case, &["approve"]);
+    case.append(vendor.clone(), draft);
+    let codes: Vec<&str> = case
+        .audit()
+        .findings
+        .iter()
+        .map(|finding| finding.code)
+        .collect();
+    assert_eq!(codes, vec!["delegation.missing"]);
+
+    let now = Timestamp::from_micros(1_800_000_000_000_000);
+    let principal = Principal {
+        id: "vera".parse().unwrap(),
+        display_name: "Vera".into(),
+        kind: PrincipalKind::Vendor,
+        groups: vec![],
+        org: Some("msp-co".into()),
+    };
+    let grant = DelegationGrant {
+        grant_id: "dg_1".into(),
+        vendor_org: "msp-co".into(),
+        principals: vec![],
+        on_behalf_of: "dba-team".into(),
+        entitlements: vec!["db-*".into()],
+        resources: vec![],
+        valid_until: now.plus_seconds(60),
+        revoked_at: None,
+        granted_by: "admin".parse().unwrap(),
+        granted_at: now,
+    };
+    let grants = vec![grant];
+    let db = change("user:alice", "db-reader", None, None);
+    assert_eq!(
+        grant_for(&grants, &principal, &db, now)
+            .unwrap()
+            .unwrap()
+            .grant_id,
+        "dg_1"
+    );
+    let admin = change("user:alice", "admin", None, None);
+    assert_eq!(
+        grant_for(&grants, &principal, &admin, now)
+            .unwrap_err()
+            .rule,
+        "delegation.out-of-scope"
+    );
+    assert_eq!(
+        grant_for(&grants, &principal, &db, now.plus_seconds(61))
+            .unwrap_err()
+            .rule,
+        "delegation.expired"
+    );
+    let other_org = Principal {
+        org: Some("other".into()),
+        ..principal.clone()
+    };
+    assert_eq!(
+        grant_for(&grants, &other_org, &db, now).unwrap_err().rule,
+        "delegation.none"
+    );
+    // Internal principals need no grant.
+    let internal = Principal {
+        kind: PrincipalKind::Human,
+        ..principal
+    };
+    assert!(grant_for(&grants, &internal, &admin, now)
+        .unwrap()
+        .is_none());
+}

@@ -230,10 +230,11 @@ pub async fn create_case(
 ) -> Result<impl IntoResponse, Problem> {
     let (change, ticket) = parse_change(&body)?;
     let justification = optional_text("justification", body.justification)?;
+    let actor = acting_for(&state, who, &change).await?;
     let outcome = state
         .store
         .write(CaseWrite {
-            actor: who.actor,
+            actor,
             idempotency_key: key,
             command: CaseCommand::Request {
                 // The server decides the rule from its policy; the client cannot.
@@ -310,10 +311,11 @@ pub async fn break_glass(
     if let Some(change_set) = &body.change_set {
         reject_floats(change_set).map_err(invalid)?;
     }
+    let actor = acting_for(&state, who, &change).await?;
     let outcome = state
         .store
         .write(CaseWrite {
-            actor: who.actor,
+            actor,
             idempotency_key: key,
             command: CaseCommand::BreakGlass {
                 rule: state.policy.decide(&change),
@@ -776,16 +778,161 @@ async fn write(
     occurred_at: Option<String>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let occurred_at = parse_occurred_at(occurred_at)?;
+    let actor = if who.principal.kind == custody_core::PrincipalKind::Vendor {
+        // A vendor's grant must cover the case's change; the change of a case
+        // never changes, so reading it before the write is safe.
+        let case_id = command
+            .case_id()
+            .ok_or_else(|| Problem::invalid("this write names no case"))?;
+        let (view, _) = state.store.case(case_id).await?;
+        acting_for(state, who, &view.change).await?
+    } else {
+        who.actor
+    };
     let outcome = state
         .store
         .write(CaseWrite {
-            actor: who.actor,
+            actor,
             idempotency_key,
             command,
             occurred_at,
         })
         .await?;
     Ok(Json(outcome))
+}
+
+/// The actor of a write on `change`: for a vendor principal, the delegation
+/// grant it acts under and the party it acts for, or a refusal when no grant
+/// in force covers the change.
+async fn acting_for(
+    state: &AppState,
+    who: Authenticated,
+    change: &Change,
+) -> Result<custody_core::Actor, Problem> {
+    if who.principal.kind != custody_core::PrincipalKind::Vendor {
+        return Ok(who.actor);
+    }
+    let grants = state.store.delegations().await?;
+    let grant =
+        custody_core::delegation::grant_for(&grants, &who.principal, change, Timestamp::now())
+            .map_err(Problem::refused)?;
+    let mut actor = who.actor;
+    if let Some(grant) = grant {
+        actor.delegation_grant = Some(grant.grant_id.clone());
+        actor.on_behalf_of = Some(grant.on_behalf_of.clone());
+    }
+    Ok(actor)
+}
+
+/// The body of `POST /v1/delegations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegationBody {
+    /// The vendor organisation.
+    pub vendor_org: String,
+    /// Limit the grant to these vendor principals (default: any of the organisation).
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// The internal principal or team the vendor acts for.
+    pub on_behalf_of: String,
+    /// Entitlement patterns covered (`*` wildcard; default: any).
+    #[serde(default)]
+    pub entitlements: Vec<String>,
+    /// Resource patterns covered (default: any).
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// How long the grant lasts, such as `30d`.
+    pub valid_for: String,
+}
+
+/// The list of delegation grants.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DelegationList {
+    /// Every grant, in force or not.
+    pub delegations: Vec<custody_core::delegation::DelegationGrant>,
+}
+
+/// Grant a vendor organisation the right to act for an internal party (admins only).
+#[utoipa::path(post, path = "/v1/delegations", request_body = DelegationBody,
+    responses((status = 201, body = custody_core::delegation::DelegationGrant), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn grant_delegation(
+    State(state): State<AppState>,
+    who: Authenticated,
+    ApiJson(body): ApiJson<DelegationBody>,
+) -> Result<(StatusCode, Json<custody_core::delegation::DelegationGrant>), Problem> {
+    who.require_admin()?;
+    let seconds = parse_duration(&body.valid_for).map_err(invalid)?;
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|error| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            crate::problem::types::INTERNAL,
+            "Internal error",
+            format!("no randomness available: {error}"),
+        )
+    })?;
+    let now = Timestamp::now();
+    let grant = custody_core::delegation::DelegationGrant {
+        grant_id: format!("dg_{}", custody_core::hex::encode(&suffix)),
+        vendor_org: validate_name("vendor_org", &body.vendor_org).map_err(invalid)?,
+        principals: body
+            .principals
+            .iter()
+            .map(|name| PrincipalId::from_str(name))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?,
+        on_behalf_of: validate_name("on_behalf_of", &body.on_behalf_of).map_err(invalid)?,
+        entitlements: body
+            .entitlements
+            .iter()
+            .map(|pattern| validate_name("entitlements", pattern))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?,
+        resources: body
+            .resources
+            .iter()
+            .map(|pattern| validate_name("resources", pattern))
+            .collect::<Result<_, _>>()
+            .map_err(invalid)?,
+        valid_until: now.plus_seconds(seconds as i64),
+        revoked_at: None,
+        granted_by: who.principal.id,
+        granted_at: now,
+    };
+    let grant = state.store.grant_delegation(grant).await?;
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+/// List delegation grants.
+#[utoipa::path(get, path = "/v1/delegations", responses((status = 200, body = DelegationList)),
+    security(("bearer" = [])))]
+pub async fn list_delegations(
+    State(state): State<AppState>,
+    _who: Authenticated,
+) -> Result<Json<DelegationList>, Problem> {
+    Ok(Json(DelegationList {
+        delegations: state.store.delegations().await?,
+    }))
+}
+
+/// Revoke a delegation grant (admins only): from then on it covers nothing.
+#[utoipa::path(delete, path = "/v1/delegations/{grant_id}",
+    params(("grant_id" = String, Path, description = "dg_...")),
+    responses((status = 200, body = custody_core::delegation::DelegationGrant), (status = 403, body = Problem), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_delegation(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(grant_id): Path<String>,
+) -> Result<Json<custody_core::delegation::DelegationGrant>, Problem> {
+    who.require_admin()?;
+    Ok(Json(
+        state
+            .store
+            .revoke_delegation(&grant_id, Timestamp::now())
+            .await?,
+    ))
 }
 
 /// Clients may say a step happened earlier than it is recorded (a late

@@ -96,6 +96,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::comment))
         .routes(routes!(api::merge))
         .routes(routes!(api::break_glass))
+        .routes(routes!(api::grant_delegation, api::list_delegations))
+        .routes(routes!(api::revoke_delegation))
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
         .routes(routes!(api::list_tokens))

@@ -106,7 +106,13 @@ impl Problem {
 
     /// A refusal by a lifecycle or separation-of-duties rule.
     pub fn refused(refusal: Refusal) -> Problem {
-        let (status, problem_type, title) = if refusal.rule.starts_with("sod.") {
+        let (status, problem_type, title) = if refusal.rule.starts_with("delegation.") {
+            (
+                StatusCode::FORBIDDEN,
+                types::FORBIDDEN,
+                "Refused: no delegation covers this",
+            )
+        } else if refusal.rule.starts_with("sod.") {
             (
                 StatusCode::FORBIDDEN,
                 types::SEPARATION_OF_DUTIES,

@@ -73,6 +73,14 @@ CREATE TABLE tokens (
     revoked_by    TEXT
 ) STRICT;
 
+-- Delegation grants to vendors (configuration; every vendor action records
+-- the grant it was taken under).
+CREATE TABLE delegations (
+    grant_id   TEXT PRIMARY KEY,
+    vendor_org TEXT NOT NULL,
+    grant_json TEXT NOT NULL
+) STRICT;
+
 -- Results of writes, so a retried write returns the original result.
 CREATE TABLE idempotency (
     principal_id TEXT NOT NULL,

@@ -501,6 +501,62 @@ impl Store {
         .await
     }
 
+    /// Stores a new delegation grant.
+    pub async fn grant_delegation(
+        &self,
+        grant: custody_core::delegation::DelegationGrant,
+    ) -> Result<custody_core::delegation::DelegationGrant, StoreError> {
+        self.submit(|reply| writer::Job::Delegation {
+            grant,
+            new: true,
+            reply,
+        })
+        .await
+    }
+
+    /// Marks a delegation grant revoked at `at`; revoking a revoked grant
+    /// keeps its first revocation time.
+    pub async fn revoke_delegation(
+        &self,
+        grant_id: &str,
+        at: Timestamp,
+    ) -> Result<custody_core::delegation::DelegationGrant, StoreError> {
+        let mut grant = self
+            .delegations()
+            .await?
+            .into_iter()
+            .find(|grant| grant.grant_id == grant_id)
+            .ok_or_else(|| {
+                StoreError::InvalidRequest(format!("delegation grant {grant_id} does not exist"))
+            })?;
+        if grant.revoked_at.is_some() {
+            return Ok(grant);
+        }
+        grant.revoked_at = Some(at);
+        self.submit(|reply| writer::Job::Delegation {
+            grant,
+            new: false,
+            reply,
+        })
+        .await
+    }
+
+    /// Every delegation grant, in force or not.
+    pub async fn delegations(
+        &self,
+    ) -> Result<Vec<custody_core::delegation::DelegationGrant>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT grant_json FROM delegations ORDER BY grant_id")
+                .fetch_all(&self.readers)
+                .await?;
+        rows.iter()
+            .map(|json| {
+                serde_json::from_str(json)
+                    .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+            })
+            .collect()
+    }
+
     /// Issued tokens, optionally of one principal, newest first.
     pub async fn tokens(
         &self,

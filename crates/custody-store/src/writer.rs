@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use custody_core::case::CaseView;
 use custody_core::command::CaseCommand;
+use custody_core::delegation::DelegationGrant;
 use custody_core::event::Event;
 use custody_core::event::ReviewOutcome;
 use custody_core::lifecycle::{self, Draft, Placement, Refusal};
@@ -70,6 +71,15 @@ pub enum Job {
         signers: Arc<Vec<SignerKey>>,
         /// Where the result goes.
         reply: oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
+    },
+    /// Store a delegation grant (new, or with its revocation time set).
+    Delegation {
+        /// The grant as it must be stored.
+        grant: DelegationGrant,
+        /// Whether it must be new (a grant) or exist (a revocation).
+        new: bool,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<DelegationGrant, StoreError>>,
     },
     /// Revoke a token.
     RevokeToken {
@@ -131,6 +141,10 @@ enum Done {
     Revocation(
         oneshot::Sender<Result<TokenInfo, StoreError>>,
         Result<TokenInfo, StoreError>,
+    ),
+    Delegation(
+        oneshot::Sender<Result<DelegationGrant, StoreError>>,
+        Result<DelegationGrant, StoreError>,
     ),
 }
 
@@ -238,6 +252,9 @@ async fn commit_batch(
                     reply,
                     create_token(connection, principal, ttl_seconds, created_by).await,
                 ),
+                Job::Delegation { grant, new, reply } => {
+                    Done::Delegation(reply, store_delegation(connection, grant, new).await)
+                }
                 Job::RevokeToken {
                     token_id,
                     revoked_by,
@@ -310,6 +327,9 @@ fn reply_all(done: Vec<Done>) {
             Done::Revocation(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Delegation(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -323,6 +343,7 @@ impl Job {
             Job::CreateToken { reply, .. } => Done::Token(reply, Err(error())),
             Job::Checkpoint { reply, .. } => Done::Checkpoint(reply, Err(error())),
             Job::RevokeToken { reply, .. } => Done::Revocation(reply, Err(error())),
+            Job::Delegation { reply, .. } => Done::Delegation(reply, Err(error())),
         }
     }
 }
@@ -337,6 +358,7 @@ impl Done {
             Done::Token(reply, Ok(_)) => Done::Token(reply, Err(error())),
             Done::Checkpoint(reply, Ok(_)) => Done::Checkpoint(reply, Err(error())),
             Done::Revocation(reply, Ok(_)) => Done::Revocation(reply, Err(error())),
+            Done::Delegation(reply, Ok(_)) => Done::Delegation(reply, Err(error())),
             failed => failed,
         }
     }
@@ -1043,6 +1065,36 @@ async fn create_token(
         principal: principal.to_string(),
         expires_at,
     })
+}
+
+async fn store_delegation(
+    connection: &mut SqliteConnection,
+    grant: DelegationGrant,
+    new: bool,
+) -> Result<DelegationGrant, StoreError> {
+    let json = serde_json::to_string(&grant)
+        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
+    let written = if new {
+        sqlx::query("INSERT INTO delegations (grant_id, vendor_org, grant_json) VALUES (?, ?, ?)")
+            .bind(&grant.grant_id)
+            .bind(&grant.vendor_org)
+            .bind(json)
+            .execute(&mut *connection)
+            .await?
+    } else {
+        sqlx::query("UPDATE delegations SET grant_json = ? WHERE grant_id = ?")
+            .bind(json)
+            .bind(&grant.grant_id)
+            .execute(&mut *connection)
+            .await?
+    };
+    if written.rows_affected() == 0 {
+        return Err(StoreError::InvalidRequest(format!(
+            "delegation grant {} does not exist",
+            grant.grant_id
+        )));
+    }
+    Ok(grant)
 }
 
 async fn revoke_token(
