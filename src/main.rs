@@ -997,13 +997,8 @@ mod commands {
                 ticket,
                 write,
             } => {
-                let (kind, id) = subject.split_once(':').ok_or_else(|| {
-                    ClientError::Usage(format!(
-                        "`{subject}` is not a subject (expected KIND:ID, e.g. user:alice or api_key:ci-deploy)"
-                    ))
-                })?;
                 let body = json!({
-                    "subject": {"kind": kind, "id": id},
+                    "subject": subject_json(&subject)?,
                     "entitlement": entitlement,
                     "change": change,
                     "resource": resource,
@@ -1035,17 +1030,9 @@ mod commands {
                 change_set,
                 write,
             } => {
-                let (kind, id) = subject.split_once(':').ok_or_else(|| {
-                    ClientError::Usage(format!(
-                        "`{subject}` is not a subject (expected KIND:ID, e.g. user:alice)"
-                    ))
-                })?;
-                let change_set = match change_set {
-                    Some(path) => Some(read_change_set(&path)?),
-                    None => None,
-                };
+                let change_set = change_set.map(|path| read_change_set(&path)).transpose()?;
                 let body = json!({
-                    "subject": {"kind": kind, "id": id},
+                    "subject": subject_json(&subject)?,
                     "entitlement": entitlement,
                     "change": change,
                     "resource": resource,
@@ -1103,17 +1090,7 @@ mod commands {
                 applied_resource,
                 write,
             } => {
-                let applied_subject = match &applied_subject {
-                    Some(subject) => {
-                        let (kind, id) = subject.split_once(':').ok_or_else(|| {
-                            ClientError::Usage(format!(
-                                "`{subject}` is not a subject (expected KIND:ID)"
-                            ))
-                        })?;
-                        Some(json!({"kind": kind, "id": id}))
-                    }
-                    None => None,
-                };
+                let applied_subject = applied_subject.as_deref().map(subject_json).transpose()?;
                 let applied = (applied_subject.is_some()
                     || applied_entitlement.is_some()
                     || applied_resource.is_some())
@@ -1124,10 +1101,7 @@ mod commands {
                         "resource": applied_resource,
                     })
                 });
-                let change_set = match change_set {
-                    Some(path) => Some(read_change_set(&path)?),
-                    None => None,
-                };
+                let change_set = change_set.map(|path| read_change_set(&path)).transpose()?;
                 let body = json!({
                     "change_set": change_set,
                     "comment": comment,
@@ -1261,6 +1235,16 @@ mod commands {
         given
             .clone()
             .unwrap_or_else(|| format!("cli-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// `KIND:ID` as the API's subject object; the server checks the kind.
+    fn subject_json(subject: &str) -> Result<serde_json::Value, ClientError> {
+        let (kind, id) = subject.split_once(':').ok_or_else(|| {
+            ClientError::Usage(format!(
+                "`{subject}` is not a subject (expected KIND:ID, e.g. user:alice or api_key:ci-deploy)"
+            ))
+        })?;
+        Ok(json!({"kind": kind, "id": id}))
     }
 
     fn read_change_set(path: &Path) -> Result<serde_json::Value, ClientError> {
