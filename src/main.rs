@@ -119,13 +119,31 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
-    /// Approve a case.
+    /// Approve a case (or formalise an approval given in chat, or confirm one).
     Approve {
         /// The case ID.
         case: String,
         /// A comment.
         #[arg(long)]
         comment: Option<String>,
+        /// The approval was given in this chat channel (e.g. slack:#access).
+        #[arg(long, requires_all = ["chat_permalink", "chat_time", "chat_text"])]
+        chat_channel: Option<String>,
+        /// The chat message's permalink.
+        #[arg(long)]
+        chat_permalink: Option<String>,
+        /// When the chat message was posted (RFC 3339).
+        #[arg(long)]
+        chat_time: Option<String>,
+        /// The chat message's text (only its SHA-256 is kept).
+        #[arg(long)]
+        chat_text: Option<String>,
+        /// Record the chat approval of this principal (an attestation they must confirm).
+        #[arg(long = "for", requires = "chat_channel")]
+        approver: Option<String>,
+        /// Confirm, as the approver, the attested chat approval with this event ID.
+        #[arg(long, conflicts_with = "chat_channel")]
+        confirm: Option<String>,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -1054,14 +1072,34 @@ mod commands {
             Command::Approve {
                 case,
                 comment,
+                chat_channel,
+                chat_permalink,
+                chat_time,
+                chat_text,
+                approver,
+                confirm,
                 write,
             } => {
+                let chat = chat_channel.map(|channel| {
+                    json!({
+                        "channel": channel,
+                        "permalink": chat_permalink,
+                        "message_time": chat_time,
+                        "message_text": chat_text,
+                        "approver": approver,
+                    })
+                });
+                let verb = if confirm.is_some() {
+                    "confirmed the chat approval on"
+                } else {
+                    "approved"
+                };
                 case_write(
                     &case,
                     "approvals",
-                    json!({"comment": comment}),
+                    json!({"comment": comment, "chat": chat, "confirm": confirm}),
                     &write,
-                    "approved",
+                    verb,
                 )
                 .await?;
             }

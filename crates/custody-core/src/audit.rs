@@ -756,6 +756,27 @@ impl Auditor {
                 }
             }
             if let Some(view) = &trail.view {
+                for approval in &view.approvals {
+                    if approval.attested
+                        && !approval.confirmed
+                        && !view.rule.allow_attested_approvals
+                    {
+                        self.findings.push(Finding {
+                            code: "approval.unconfirmed-attestation",
+                            severity: Severity::Medium,
+                            case_id: Some(case_id.clone()),
+                            message: format!(
+                                "{} recorded a chat approval for {} on case {} that {} never confirmed; it does not count",
+                                approval.by.principal, approval.approver, case_id, approval.approver
+                            ),
+                            event_id: Some(approval.by.event_id.to_string()),
+                            seq: Some(approval.by.seq),
+                            log_index: None,
+                        });
+                    }
+                }
+            }
+            if let Some(view) = &trail.view {
                 if head.state != view.state.as_str() {
                     self.findings.push(Finding {
                         code: "case.projection-mismatch",

@@ -58,11 +58,17 @@ pub struct Participation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecisionRecord {
-    /// Who decided, and where in the trail.
+    /// Who recorded the decision, and where in the trail.
     #[serde(flatten)]
     pub by: Participation,
     /// The change hash the decision covered.
     pub change_hash: Sha256Hash,
+    /// Whose decision it is (the recorder, unless attested from chat).
+    pub approver: PrincipalId,
+    /// Recorded by someone else from a chat message.
+    pub attested: bool,
+    /// An attested approval the approver confirmed with their own identity.
+    pub confirmed: bool,
 }
 
 /// An execution attempt.
@@ -287,20 +293,37 @@ impl CaseView {
             // the projection keeps the first.
             EventBody::RequestCreated(_) | EventBody::CommentAdded(_) => {}
             EventBody::ApprovalGranted(decision) => {
+                let approver = decision
+                    .chat
+                    .as_ref()
+                    .map(|chat| chat.approver.clone())
+                    .unwrap_or_else(|| by.principal.clone());
+                let attested = approver != by.principal;
                 self.approvals.push(DecisionRecord {
                     by,
                     change_hash: decision.change_hash,
+                    approver,
+                    attested,
+                    confirmed: false,
                 });
-                if self.state == CaseState::Open
-                    && self.distinct_approvers().len() >= self.approvals_required as usize
-                {
-                    self.state = CaseState::Approved;
+                self.refresh_approval();
+            }
+            EventBody::ApprovalConfirmed(confirmation) => {
+                if let Some(approval) = self.approvals.iter_mut().find(|approval| {
+                    approval.by.event_id == confirmation.approval_event
+                        && approval.approver == event.actor.principal
+                }) {
+                    approval.confirmed = true;
                 }
+                self.refresh_approval();
             }
             EventBody::ApprovalDenied(decision) => {
                 self.denials.push(DecisionRecord {
+                    approver: by.principal.clone(),
                     by,
                     change_hash: decision.change_hash,
+                    attested: false,
+                    confirmed: false,
                 });
                 if matches!(self.state, CaseState::Open | CaseState::Approved) {
                     self.state = CaseState::Denied;
@@ -380,13 +403,28 @@ impl CaseView {
         }
     }
 
-    /// Distinct principals whose approval covers the requested change.
+    fn refresh_approval(&mut self) {
+        if self.state == CaseState::Open
+            && self.distinct_approvers().len() >= self.approvals_required as usize
+        {
+            self.state = CaseState::Approved;
+        }
+    }
+
+    /// Whether an approval counts: given by the approver, or attested from
+    /// chat and then confirmed by them (or allowed unconfirmed by the rule).
+    pub fn approval_counts(&self, approval: &DecisionRecord) -> bool {
+        approval.change_hash == self.change_hash
+            && (!approval.attested || approval.confirmed || self.rule.allow_attested_approvals)
+    }
+
+    /// Distinct principals whose approval covers the requested change and counts.
     pub fn distinct_approvers(&self) -> Vec<&PrincipalId> {
         let mut approvers: Vec<&PrincipalId> = self
             .approvals
             .iter()
-            .filter(|approval| approval.change_hash == self.change_hash)
-            .map(|approval| &approval.by.principal)
+            .filter(|approval| self.approval_counts(approval))
+            .map(|approval| &approval.approver)
             .collect();
         approvers.sort();
         approvers.dedup();

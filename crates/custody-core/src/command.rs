@@ -38,6 +38,15 @@ pub enum CaseCommand {
         case_id: CaseId,
         /// Optional comment.
         comment: Option<String>,
+        /// For an approval given in chat.
+        chat: Option<crate::event::ChatApproval>,
+    },
+    /// Confirm an approval someone else recorded for the actor from chat.
+    ConfirmApproval {
+        /// The case.
+        case_id: CaseId,
+        /// The attested approval event.
+        approval_event: crate::EventId,
     },
     /// Deny the case's change.
     Deny {
@@ -129,6 +138,7 @@ impl CaseCommand {
             CaseCommand::Escalate { case_id, .. }
             | CaseCommand::ExecuteRevocation { case_id, .. } => Some(case_id),
             CaseCommand::Approve { case_id, .. }
+            | CaseCommand::ConfirmApproval { case_id, .. }
             | CaseCommand::Deny { case_id, .. }
             | CaseCommand::Execute { case_id, .. }
             | CaseCommand::Review { case_id, .. }
@@ -161,8 +171,11 @@ impl CaseCommand {
                 message: format!("case {} already exists", case.case_id),
                 hint: None,
             }),
-            CaseCommand::Approve { comment, .. } => {
-                lifecycle::approve(case, actor, comment.clone())
+            CaseCommand::Approve { comment, chat, .. } => {
+                lifecycle::approve_with(case, actor, comment.clone(), chat.clone())
+            }
+            CaseCommand::ConfirmApproval { approval_event, .. } => {
+                lifecycle::confirm_approval(case, actor, approval_event)
             }
             CaseCommand::Deny { comment, .. } => lifecycle::deny(case, actor, comment.clone()),
             CaseCommand::Execute {

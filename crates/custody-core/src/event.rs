@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::to_canonical_bytes;
 use crate::id::{CaseId, EventId, Sha256Hash};
-use crate::model::{Actor, Change, Role, Ticket};
+use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
 use crate::policy::AppliedRule;
 use crate::time::Timestamp;
 
@@ -72,6 +72,9 @@ pub enum EventBody {
     ApprovalGranted(Decision),
     /// An approver denied the requested change.
     ApprovalDenied(Decision),
+    /// An approver confirmed, with their own identity, an approval someone
+    /// else recorded for them from chat.
+    ApprovalConfirmed(Confirmation),
     /// The change was carried out.
     ExecutionCompleted(Execution),
     /// Carrying out the change failed.
@@ -173,6 +176,35 @@ pub struct Decision {
     /// The approver's comment.
     #[serde(deserialize_with = "Option::deserialize")]
     pub comment: Option<String>,
+    /// For an approval given in chat: where, and whose it is.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub chat: Option<ChatApproval>,
+}
+
+/// An approval given in a chat message, formalised in the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChatApproval {
+    /// The channel, e.g. `slack:#access-requests`.
+    pub channel: String,
+    /// The message's permalink.
+    pub permalink: String,
+    /// SHA-256 of the message text (the text itself is not kept).
+    pub message_sha256: Sha256Hash,
+    /// The principal whose approval the message is. When it is not the
+    /// principal recording it, the approval is attested and counts only once
+    /// the approver confirms it (or the rule allows attested approvals).
+    pub approver: PrincipalId,
+}
+
+/// The payload of `approval_confirmed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Confirmation {
+    /// The attested approval the approver confirms with their own identity.
+    pub approval_event: EventId,
 }
 
 /// The payload of `execution_completed` and `execution_failed`.
@@ -297,6 +329,7 @@ impl EventBody {
             EventBody::RequestCreated(_) => "request_created",
             EventBody::ApprovalGranted(_) => "approval_granted",
             EventBody::ApprovalDenied(_) => "approval_denied",
+            EventBody::ApprovalConfirmed(_) => "approval_confirmed",
             EventBody::ExecutionCompleted(_) => "execution_completed",
             EventBody::ExecutionFailed(_) => "execution_failed",
             EventBody::ReviewCompleted(_) => "review_completed",
@@ -329,8 +362,19 @@ impl EventBody {
                 with_comment(text, &request.justification)
             }
             EventBody::ApprovalGranted(decision) => {
-                with_comment("approved".to_string(), &decision.comment)
+                let text = match &decision.chat {
+                    Some(chat) => format!(
+                        "approved in chat for {} ({}, {})",
+                        chat.approver, chat.channel, chat.permalink
+                    ),
+                    None => "approved".to_string(),
+                };
+                with_comment(text, &decision.comment)
             }
+            EventBody::ApprovalConfirmed(confirmation) => format!(
+                "confirmed the chat approval {} with their own identity",
+                confirmation.approval_event
+            ),
             EventBody::ApprovalDenied(decision) => {
                 with_comment("denied".to_string(), &decision.comment)
             }

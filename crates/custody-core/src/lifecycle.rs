@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::case::{CaseState, CaseView};
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
-    BreakGlass, CaseLink, Comment, Decision, Escalation, Event, EventBody, Execution, MergeLink,
-    RequestCreated, Review, ReviewOutcome, RevocationDue,
+    BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation, Event,
+    EventBody, Execution, MergeLink, RequestCreated, Review, ReviewOutcome, RevocationDue,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
@@ -264,20 +264,49 @@ pub fn request(
 
 /// Approves the case's requested change.
 pub fn approve(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<Draft, Refusal> {
+    approve_with(case, actor, comment, None)
+}
+
+/// Approves, possibly formalising an approval given in chat. When the chat
+/// approver is not the actor, the actor attests to someone else's approval:
+/// it is recorded, shown as unconfirmed, and counts only once the approver
+/// confirms it ([`confirm_approval`]) or the rule allows attested approvals.
+pub fn approve_with(
+    case: &CaseView,
+    actor: &Actor,
+    comment: Option<String>,
+    chat: Option<ChatApproval>,
+) -> Result<Draft, Refusal> {
     check_decision_possible(case, "approve")?;
-    check_requester_cannot_approve(case, &actor.principal)?;
-    check_approver_allowed(case, actor)?;
+    let approver = chat
+        .as_ref()
+        .map(|chat| chat.approver.clone())
+        .unwrap_or_else(|| actor.principal.clone());
+    let attested = approver != actor.principal;
+    check_requester_cannot_approve(case, &approver)?;
+    if attested {
+        // The requester may not put approvals in anyone's mouth.
+        check_requester_cannot_approve(case, &actor.principal).map_err(|_| {
+            Refusal::new(
+                "sod.requester-cannot-attest",
+                format!(
+                    "{} requested case {} and cannot record approvals for others",
+                    actor.principal, case.case_id
+                ),
+                "ask the approver to approve with their own identity",
+            )
+        })?;
+    } else {
+        check_approver_allowed(case, actor)?;
+    }
     if case
         .approvals
         .iter()
-        .any(|approval| approval.by.principal == actor.principal)
+        .any(|approval| approval.approver == approver)
     {
         return Err(Refusal::new(
             "approval.already-approved",
-            format!(
-                "{} has already approved case {}",
-                actor.principal, case.case_id
-            ),
+            format!("{approver} has already approved case {}", case.case_id),
             "each approver counts once; ask another approver if more approvals are needed",
         ));
     }
@@ -285,9 +314,47 @@ pub fn approve(case: &CaseView, actor: &Actor, comment: Option<String>) -> Resul
         body: EventBody::ApprovalGranted(Decision {
             change_hash: case.change_hash,
             comment,
+            chat,
+        }),
+        role: if attested {
+            Role::Observer
+        } else {
+            Role::Approver
+        },
+        causation: Some(case.requester.event_id.clone()),
+    })
+}
+
+/// The approver confirms, with their own identity, an approval someone else
+/// recorded for them from chat.
+pub fn confirm_approval(
+    case: &CaseView,
+    actor: &Actor,
+    approval_event: &EventId,
+) -> Result<Draft, Refusal> {
+    let pending = case.approvals.iter().any(|approval| {
+        &approval.by.event_id == approval_event
+            && approval.attested
+            && !approval.confirmed
+            && approval.approver == actor.principal
+    });
+    if !pending {
+        return Err(Refusal::new(
+            "approval.nothing-to-confirm",
+            format!(
+                "case {} holds no unconfirmed approval {approval_event} recorded for {}",
+                case.case_id, actor.principal
+            ),
+            "`custody show CASE` lists approvals; only the named approver can confirm one",
+        ));
+    }
+    check_approver_allowed(case, actor)?;
+    Ok(Draft {
+        body: EventBody::ApprovalConfirmed(Confirmation {
+            approval_event: approval_event.clone(),
         }),
         role: Role::Approver,
-        causation: Some(case.requester.event_id.clone()),
+        causation: Some(approval_event.clone()),
     })
 }
 
@@ -308,6 +375,7 @@ pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<D
         body: EventBody::ApprovalDenied(Decision {
             change_hash: case.change_hash,
             comment,
+            chat: None,
         }),
         role: Role::Approver,
         causation: Some(case.requester.event_id.clone()),
@@ -695,10 +763,15 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
             Severity::High,
         )),
         EventBody::ApprovalGranted(decision) | EventBody::ApprovalDenied(decision) => {
-            if let Err(refusal) = check_requester_cannot_approve(case_before, actor) {
+            let approver = decision
+                .chat
+                .as_ref()
+                .map(|chat| &chat.approver)
+                .unwrap_or(actor);
+            if let Err(refusal) = check_requester_cannot_approve(case_before, approver) {
                 broken.push((refusal, Severity::Critical));
             }
-            if matches!(event.body, EventBody::ApprovalGranted(_)) {
+            if matches!(event.body, EventBody::ApprovalGranted(_)) && approver == actor {
                 if let Err(refusal) = check_approver_allowed(case_before, &event.actor) {
                     broken.push((refusal, Severity::High));
                 }
@@ -803,6 +876,11 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::RevocationExecuted(_)
         | EventBody::RevocationOpened(_)
         | EventBody::OpenedByReview(_) => {}
+        EventBody::ApprovalConfirmed(_) => {
+            if let Err(refusal) = check_approver_allowed(case_before, &event.actor) {
+                broken.push((refusal, Severity::High));
+            }
+        }
     }
     broken
 }

@@ -73,6 +73,10 @@ pub struct Rule {
     /// except `24h` after an execution by an automation principal).
     #[serde(default)]
     pub review_deadline: Option<String>,
+    /// Whether an approval attested from chat by someone else counts before
+    /// the approver confirms it (default: no).
+    #[serde(default)]
+    pub allow_attested_approvals: bool,
 }
 
 /// The rule that decided a case, as recorded in its request.
@@ -104,6 +108,8 @@ pub struct AppliedRule {
     /// Seconds from an execution to its review deadline, when the rule sets one.
     #[serde(deserialize_with = "Option::deserialize")]
     pub review_deadline_seconds: Option<u64>,
+    /// Whether attested chat approvals count unconfirmed.
+    pub allow_attested_approvals: bool,
 }
 
 /// Why a policy cannot be used.
@@ -189,6 +195,7 @@ impl Policy {
                     .post_hoc_review_seconds()
                     .unwrap_or(DEFAULT_POST_HOC_REVIEW_SECONDS),
                 review_deadline_seconds: rule.review_deadline_seconds().ok().flatten(),
+                allow_attested_approvals: rule.allow_attested_approvals,
             },
             None => AppliedRule::default_rule(policy_hash),
         }
@@ -265,6 +272,7 @@ impl AppliedRule {
             break_glass: true,
             post_hoc_review_seconds: DEFAULT_POST_HOC_REVIEW_SECONDS,
             review_deadline_seconds: None,
+            allow_attested_approvals: false,
         }
     }
 }

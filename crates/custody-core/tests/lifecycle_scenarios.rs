@@ -142,6 +142,7 @@ fn forced(ledger: &Ledger, words: &[&str]) -> Draft {
             EventBody::ApprovalGranted(Decision {
                 change_hash: view.change_hash,
                 comment: None,
+                chat: None,
             }),
             custody_core::Role::Approver,
         ),

@@ -67,6 +67,29 @@ pub struct DecisionBody {
     /// When the decision was taken, if earlier than now (RFC 3339).
     #[serde(default)]
     pub occurred_at: Option<String>,
+    /// Approvals only: the approval was given in a chat message.
+    #[serde(default)]
+    pub chat: Option<ChatBody>,
+    /// Approvals only: confirm, as the approver, the chat approval with this event ID.
+    #[serde(default)]
+    pub confirm: Option<String>,
+}
+
+/// An approval given in chat.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    /// The channel, e.g. `slack:#access-requests`.
+    pub channel: String,
+    /// The message's permalink.
+    pub permalink: String,
+    /// When the message was posted (RFC 3339); recorded as `occurred_at`.
+    pub message_time: String,
+    /// The message text; only its SHA-256 is kept.
+    pub message_text: String,
+    /// Whose approval it is, when not the caller's own (an attestation).
+    #[serde(default)]
+    pub approver: Option<String>,
 }
 
 /// The body of `POST /v1/cases/{id}/executions`.
@@ -378,11 +401,55 @@ pub async fn approve(
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
+    if let Some(event) = body.confirm {
+        if body.chat.is_some() {
+            return Err(Problem::invalid(
+                "an approval confirms a chat approval or records one, not both",
+            ));
+        }
+        let approval_event = custody_core::EventId::from_str(&event).map_err(invalid)?;
+        let command = CaseCommand::ConfirmApproval {
+            case_id,
+            approval_event,
+        };
+        return write(&state, who, key, command, None).await;
+    }
+    let (chat, occurred_at) = match body.chat {
+        None => (None, body.occurred_at),
+        Some(chat) => {
+            let approver = match chat.approver {
+                Some(name) => {
+                    let approver = PrincipalId::from_str(&name).map_err(invalid)?;
+                    // Only a known principal can ever confirm the attestation.
+                    if state.store.principal(&approver).await?.is_none() {
+                        return Err(Problem::not_found(format!(
+                            "principal {approver} does not exist"
+                        )));
+                    }
+                    approver
+                }
+                None => who.principal.id.clone(),
+            };
+            let provenance = custody_core::event::ChatApproval {
+                channel: validate_name("chat.channel", &chat.channel).map_err(invalid)?,
+                permalink: validate_name("chat.permalink", &chat.permalink).map_err(invalid)?,
+                message_sha256: custody_core::Sha256Hash::of(
+                    validate_text("chat.message_text", &chat.message_text)
+                        .map_err(invalid)?
+                        .as_bytes(),
+                ),
+                approver,
+            };
+            // The message's own time is when the approval happened.
+            (Some(provenance), Some(chat.message_time))
+        }
+    };
     let command = CaseCommand::Approve {
         case_id,
         comment: optional_text("comment", body.comment)?,
+        chat,
     };
-    write(&state, who, key, command, body.occurred_at).await
+    write(&state, who, key, command, occurred_at).await
 }
 
 /// Deny a case.

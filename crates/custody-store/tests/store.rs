@@ -196,6 +196,7 @@ async fn concurrent_writers_share_commits_and_keep_the_chain() {
                         CaseCommand::Approve {
                             case_id: opened.case_id.clone(),
                             comment: None,
+                            chat: None,
                         },
                     ))
                     .await;
