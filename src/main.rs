@@ -144,6 +144,9 @@ enum Command {
         /// Confirm, as the approver, the attested chat approval with this event ID.
         #[arg(long, conflicts_with = "chat_channel")]
         confirm: Option<String>,
+        /// When the approval was actually given, if earlier than now (RFC 3339): a late record.
+        #[arg(long, conflicts_with = "chat_channel")]
+        occurred_at: Option<String>,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -173,6 +176,12 @@ enum Command {
         /// Record the revocation of time-bound access that reached its end.
         #[arg(long)]
         revocation: bool,
+        /// The execution was observed before its approval is recorded (a late record).
+        #[arg(long, conflicts_with_all = ["failed", "revocation"])]
+        observed: bool,
+        /// When the change was actually made, if earlier than now (RFC 3339).
+        #[arg(long)]
+        occurred_at: Option<String>,
         /// The subject actually changed, as KIND:ID, when not the approved one.
         #[arg(long)]
         applied_subject: Option<String>,
@@ -1078,6 +1087,7 @@ mod commands {
                 chat_text,
                 approver,
                 confirm,
+                occurred_at,
                 write,
             } => {
                 let chat = chat_channel.map(|channel| {
@@ -1097,7 +1107,7 @@ mod commands {
                 case_write(
                     &case,
                     "approvals",
-                    json!({"comment": comment, "chat": chat, "confirm": confirm}),
+                    json!({"comment": comment, "chat": chat, "confirm": confirm, "occurred_at": occurred_at}),
                     &write,
                     verb,
                 )
@@ -1123,6 +1133,8 @@ mod commands {
                 comment,
                 failed,
                 revocation,
+                observed,
+                occurred_at,
                 applied_subject,
                 applied_entitlement,
                 applied_resource,
@@ -1145,6 +1157,8 @@ mod commands {
                     "comment": comment,
                     "status": if revocation { "revocation" } else if failed { "failed" } else { "completed" },
                     "applied": applied,
+                    "observed": observed,
+                    "occurred_at": occurred_at,
                 });
                 let verb = if revocation {
                     "recorded the revocation of"

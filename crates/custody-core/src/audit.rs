@@ -202,6 +202,9 @@ struct CaseTrail {
     last_hash: Sha256Hash,
     last_event_id: String,
     view: Option<CaseView>,
+    /// Sequence number and log index of the case's first completed execution,
+    /// so end-of-case findings about it can point at it.
+    first_execution: Option<(u64, u64)>,
 }
 
 impl Auditor {
@@ -476,6 +479,7 @@ impl Auditor {
             self.cases.insert(
                 event.case_id.to_string(),
                 CaseTrail {
+                    first_execution: None,
                     last_seq: event.seq,
                     last_hash: hash,
                     last_event_id: event.event_id.to_string(),
@@ -580,6 +584,11 @@ impl Auditor {
                 });
             }
             view.apply_hashed(&event, hash);
+            if trail.first_execution.is_none()
+                && matches!(event.body, EventBody::ExecutionCompleted(_))
+            {
+                trail.first_execution = Some((event.seq, row.log_index));
+            }
         }
         trail.last_seq = event.seq;
         trail.last_hash = hash;
@@ -756,6 +765,33 @@ impl Auditor {
                 }
             }
             if let Some(view) = &trail.view {
+                let execution_finding = |code: &'static str, message: String| Finding {
+                    code,
+                    severity: Severity::Critical,
+                    case_id: Some(case_id.clone()),
+                    message,
+                    event_id: view.execution_event.as_ref().map(ToString::to_string),
+                    seq: trail.first_execution.map(|(seq, _)| seq),
+                    log_index: trail.first_execution.map(|(_, index)| index),
+                };
+                if view.state == crate::CaseState::ExecutedPendingApproval {
+                    self.findings.push(execution_finding(
+                        "lifecycle.execution-without-approval",
+                        format!(
+                            "case {case_id} was executed without the {} approval(s) it needed, and none has been recorded since",
+                            view.approvals_required
+                        ),
+                    ));
+                }
+                if view.approved_after_execution {
+                    self.findings.push(execution_finding(
+                        "lifecycle.approved-after-execution",
+                        format!(
+                            "case {case_id} was executed at {} and its approvals were given only afterwards",
+                            view.executed_at.map(|at| at.to_string()).unwrap_or_default()
+                        ),
+                    ));
+                }
                 for approval in &view.approvals {
                     if approval.attested
                         && !approval.confirmed

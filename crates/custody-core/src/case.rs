@@ -36,6 +36,9 @@ pub enum CaseState {
     Merged,
     /// Executed under break-glass, before approval; a post-hoc review is due.
     PendingReview,
+    /// An execution was observed before its approval was recorded (a late
+    /// record from another system); resolves when the approval arrives.
+    ExecutedPendingApproval,
 }
 
 /// A principal's part in one event of the case.
@@ -149,6 +152,13 @@ pub struct CaseView {
     pub opened_by_review_of: Option<CaseId>,
     /// The change the latest completed execution applied.
     pub applied: Option<Change>,
+    /// When the first completed execution happened (its `occurred_at`).
+    pub executed_at: Option<Timestamp>,
+    /// The first completed execution.
+    pub execution_event: Option<EventId>,
+    /// The approvals needed were recorded after the execution and occurred
+    /// after it too: the change was made before it was approved.
+    pub approved_after_execution: bool,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -170,6 +180,7 @@ impl CaseState {
             CaseState::Reviewed => "reviewed",
             CaseState::Merged => "merged",
             CaseState::PendingReview => "pending_review",
+            CaseState::ExecutedPendingApproval => "executed_pending_approval",
         }
     }
 
@@ -178,7 +189,11 @@ impl CaseState {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            CaseState::Open | CaseState::Approved | CaseState::Executed | CaseState::PendingReview
+            CaseState::Open
+                | CaseState::Approved
+                | CaseState::Executed
+                | CaseState::PendingReview
+                | CaseState::ExecutedPendingApproval
         )
     }
 }
@@ -200,6 +215,7 @@ impl FromStr for CaseState {
             "reviewed" => Ok(CaseState::Reviewed),
             "merged" => Ok(CaseState::Merged),
             "pending_review" => Ok(CaseState::PendingReview),
+            "executed_pending_approval" => Ok(CaseState::ExecutedPendingApproval),
             _ => Err(format!(
                 "`{text}` is not a case state (expected open, approved, denied, executed, pending_review, reviewed or merged)"
             )),
@@ -258,6 +274,9 @@ impl CaseView {
             revocation_case: None,
             opened_by_review_of: None,
             applied: None,
+            executed_at: None,
+            execution_event: None,
+            approved_after_execution: false,
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -342,15 +361,25 @@ impl CaseView {
                 if completed
                     && !matches!(
                         self.state,
-                        CaseState::Reviewed | CaseState::Merged | CaseState::PendingReview
+                        CaseState::Reviewed
+                            | CaseState::Merged
+                            | CaseState::PendingReview
+                            | CaseState::ExecutedPendingApproval
                     )
                 {
+                    if self.executed_at.is_none() {
+                        self.executed_at = Some(event.occurred_at);
+                        self.execution_event = Some(event.event_id.clone());
+                    }
                     // Break-glass executes before any approval: the case then
-                    // waits for its mandatory post-hoc review.
+                    // waits for its mandatory post-hoc review. An execution
+                    // observed before its approval is recorded waits for it.
                     self.state = if self.break_glass_deadline.is_some()
                         && self.state != CaseState::Approved
                     {
                         CaseState::PendingReview
+                    } else if self.state == CaseState::Open {
+                        CaseState::ExecutedPendingApproval
                     } else {
                         CaseState::Executed
                     };
@@ -404,10 +433,26 @@ impl CaseView {
     }
 
     fn refresh_approval(&mut self) {
-        if self.state == CaseState::Open
-            && self.distinct_approvers().len() >= self.approvals_required as usize
-        {
+        let satisfied = self.distinct_approvers().len() >= self.approvals_required as usize;
+        if self.state == CaseState::Open && satisfied {
             self.state = CaseState::Approved;
+        }
+        if self.state == CaseState::ExecutedPendingApproval && satisfied {
+            // The approvals arrived after the execution was recorded. Whether
+            // that is a late record or a violation is a question about the
+            // real world: did enough approvals *occur* before the execution?
+            let executed_at = self.executed_at;
+            let mut before: Vec<&PrincipalId> = self
+                .approvals
+                .iter()
+                .filter(|approval| self.approval_counts(approval))
+                .filter(|approval| executed_at.is_some_and(|at| approval.by.occurred_at <= at))
+                .map(|approval| &approval.approver)
+                .collect();
+            before.sort();
+            before.dedup();
+            self.approved_after_execution = before.len() < self.approvals_required as usize;
+            self.state = CaseState::Executed;
         }
     }
 

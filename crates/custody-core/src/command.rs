@@ -67,6 +67,8 @@ pub enum CaseCommand {
         completed: bool,
         /// The change actually applied, when it differs from the approved one.
         applied: Option<Change>,
+        /// Observed before its approval is recorded (a late record elsewhere).
+        observed: bool,
     },
     /// Record the post-change review.
     Review {
@@ -178,6 +180,19 @@ impl CaseCommand {
                 lifecycle::confirm_approval(case, actor, approval_event)
             }
             CaseCommand::Deny { comment, .. } => lifecycle::deny(case, actor, comment.clone()),
+            CaseCommand::Execute {
+                change_set,
+                comment,
+                applied,
+                observed: true,
+                ..
+            } => lifecycle::execute_observed(
+                case,
+                actor,
+                change_set.clone(),
+                comment.clone(),
+                applied.clone(),
+            ),
             CaseCommand::Execute {
                 change_set,
                 comment,

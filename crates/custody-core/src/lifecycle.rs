@@ -164,13 +164,14 @@ impl CaseView {
                 format!("case {} was denied, so it cannot be executed", self.case_id),
                 "open a new request if the change is still needed",
             )),
-            CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => {
-                Err(Refusal::new(
-                    "lifecycle.already-executed",
-                    format!("case {} has already been executed", self.case_id),
-                    "record a follow-up change as a new request",
-                ))
-            }
+            CaseState::Executed
+            | CaseState::Reviewed
+            | CaseState::PendingReview
+            | CaseState::ExecutedPendingApproval => Err(Refusal::new(
+                "lifecycle.already-executed",
+                format!("case {} has already been executed", self.case_id),
+                "record a follow-up change as a new request",
+            )),
             CaseState::Merged => Err(self.merged_refusal("execute")),
         }
     }
@@ -201,6 +202,14 @@ impl CaseView {
                 "add a comment to record further observations",
             )),
             CaseState::Merged => Err(self.merged_refusal("review")),
+            CaseState::ExecutedPendingApproval => Err(Refusal::new(
+                "lifecycle.approval-not-recorded",
+                format!(
+                    "case {} was executed but its approval is not recorded yet; a review compares an execution with its approval",
+                    self.case_id
+                ),
+                "record the approval (with --occurred-at when it was given earlier), then review",
+            )),
             _ => Err(Refusal::new(
                 "lifecycle.not-executed",
                 format!(
@@ -421,6 +430,44 @@ pub fn execute(
                 .map(|approval| approval.by.event_id.clone())
                 .unwrap_or_else(|| case.case.requester.event_id.clone()),
         ),
+    })
+}
+
+/// Records an execution that was observed before its approval is recorded
+/// (a connector or another region reporting a change already made). The case
+/// shows as `executed_pending_approval` until the approval arrives; `verify`
+/// then judges by when things *occurred*: an approval given before the
+/// execution is a late record, one given after it is a violation.
+pub fn execute_observed(
+    case: &CaseView,
+    actor: &Actor,
+    change_set: Option<serde_json::Value>,
+    comment: Option<String>,
+    applied: Option<Change>,
+) -> Result<Draft, Refusal> {
+    if case.state != CaseState::Open {
+        return Err(Refusal::new(
+            "lifecycle.not-open",
+            format!(
+                "case {} is {}; an observed execution is recorded only while its approval is still missing",
+                case.case_id, case.state
+            ),
+            "record an ordinary execution with `custody execute`",
+        ));
+    }
+    check_executor_allowed(case, actor)?;
+    let change_set_hash = change_set
+        .as_ref()
+        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    Ok(Draft {
+        body: EventBody::ExecutionCompleted(Execution {
+            change_set,
+            change_set_hash,
+            comment,
+            applied: Some(applied.unwrap_or_else(|| case.change.clone())),
+        }),
+        role: Role::Executor,
+        causation: None,
     })
 }
 
@@ -821,6 +868,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
                     ),
                     Severity::Critical,
                 ));
+            } else if case_before.state == CaseState::Open {
+                // Approvals may still arrive as late records: judged when the
+                // whole trail is read (see the auditor's end-of-case checks).
             } else if let Err(refusal) = case_before.approved() {
                 if refusal.rule == "lifecycle.not-approved" {
                     broken.push((
@@ -996,7 +1046,8 @@ fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
 
 fn check_decision_possible(case: &CaseView, verb: &str) -> Result<(), Refusal> {
     match case.state {
-        CaseState::Open | CaseState::Approved => Ok(()),
+        // A late approval may still arrive for an execution observed first.
+        CaseState::Open | CaseState::Approved | CaseState::ExecutedPendingApproval => Ok(()),
         CaseState::Denied => Err(Refusal::new(
             "lifecycle.case-denied",
             format!(

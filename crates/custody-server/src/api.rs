@@ -103,9 +103,13 @@ pub struct ExecutionBody {
     /// Optional comment; for a failed execution, the error.
     #[serde(default)]
     pub comment: Option<String>,
-    /// `completed` (default) or `failed`.
+    /// `completed` (default), `failed` or `revocation`.
     #[serde(default)]
     pub status: Option<String>,
+    /// The execution was observed before its approval is recorded (give
+    /// `occurred_at`); the case waits for the approval.
+    #[serde(default)]
+    pub observed: bool,
     /// When the change was applied, if earlier than now (RFC 3339).
     #[serde(default)]
     pub occurred_at: Option<String>,
@@ -522,6 +526,7 @@ pub async fn execute(
             comment,
             completed: body.status.as_deref() != Some("failed"),
             applied,
+            observed: body.observed,
         },
         Some("revocation") => CaseCommand::ExecuteRevocation {
             case_id,
