@@ -80,6 +80,22 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
     );
     assert_eq!(document["view"]["rule"]["name"], "prod");
     assert!(document["view"]["break_glass_deadline"].is_string());
+    // The emergency change is in flight: an ordinary request for it is a duplicate.
+    assert_refused(
+        &server.cli(
+            Some(&reviewer),
+            &[
+                "request",
+                "--subject",
+                "user:oncall",
+                "--entitlement",
+                "db-admin",
+                "--resource",
+                "prod-db",
+            ],
+        ),
+        "case.duplicate-open",
+    );
 
     // The actor cannot review their own emergency; approving after the fact is refused.
     assert_refused(

@@ -376,7 +376,7 @@ async fn next_log_index(connection: &mut SqliteConnection) -> Result<u64, sqlx::
 /// test checks it). A macro so that queries stay `&'static str`.
 macro_rules! active_states_sql {
     () => {
-        "('open', 'approved', 'executed')"
+        "('open', 'approved', 'executed', 'pending_review', 'executed_pending_approval')"
     };
 }
 
@@ -1140,7 +1140,21 @@ mod tests {
             CaseState::Executed,
             CaseState::Reviewed,
             CaseState::Merged,
+            CaseState::PendingReview,
+            CaseState::ExecutedPendingApproval,
         ] {
+            // Exhaustive on purpose: a new state fails to compile here until
+            // it is added to the list above and judged active or not.
+            match state {
+                CaseState::Open
+                | CaseState::Approved
+                | CaseState::Denied
+                | CaseState::Executed
+                | CaseState::Reviewed
+                | CaseState::Merged
+                | CaseState::PendingReview
+                | CaseState::ExecutedPendingApproval => {}
+            }
             let listed = sql.contains(&format!("'{}'", state.as_str()));
             assert_eq!(listed, state.is_active(), "{state}");
         }
