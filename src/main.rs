@@ -241,7 +241,7 @@ enum Command {
     },
     /// List cases, newest first.
     Cases {
-        /// Only cases in this state (open, approved, denied, executed, reviewed).
+        /// Only cases in this state (open, approved, denied, executed, pending_review, executed_pending_approval, reviewed, merged).
         #[arg(long)]
         state: Option<String>,
         /// At most this many.

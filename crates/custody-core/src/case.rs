@@ -217,7 +217,7 @@ impl FromStr for CaseState {
             "pending_review" => Ok(CaseState::PendingReview),
             "executed_pending_approval" => Ok(CaseState::ExecutedPendingApproval),
             _ => Err(format!(
-                "`{text}` is not a case state (expected open, approved, denied, executed, pending_review, reviewed or merged)"
+                "`{text}` is not a case state (expected open, approved, denied, executed, pending_review, executed_pending_approval, reviewed or merged)"
             )),
         }
     }
