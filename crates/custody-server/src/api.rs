@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,7 +18,7 @@ use custody_store::{CaseSummary, CaseWrite, IssuedToken, TokenInfo, WriteOutcome
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, Authenticated, IdempotencyKey, OptionalJson};
+use crate::extract::{ApiJson, ApiQuery, Authenticated, IdempotencyKey, OptionalJson};
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -498,7 +498,7 @@ pub async fn execute(
         Some(applied) => {
             // Fields left out are the approved values; the approved change
             // never changes, so reading it before the write is safe.
-            let (view, _) = state.store.case(&case_id).await?;
+            let view = state.store.case_view(&case_id).await?;
             let mut change = view.change;
             if let Some(subject) = applied.subject {
                 change.subject = Subject {
@@ -559,7 +559,7 @@ pub async fn review(
     // A review with outcome `revoke` opens a revocation case; the server
     // decides its rule, as for any request.
     let revocation_rule = if outcome == ReviewOutcome::Revoke {
-        let (view, _) = state.store.case(&case_id).await?;
+        let view = state.store.case_view(&case_id).await?;
         let revocation = Change {
             kind: ChangeKind::Revoke,
             duration_seconds: None,
@@ -652,9 +652,8 @@ pub async fn show_case(
 pub async fn list_cases(
     State(state): State<AppState>,
     _who: Authenticated,
-    query: Result<Query<CasesQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<CasesQuery>,
 ) -> Result<Json<CaseList>, Problem> {
-    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
     let case_state = query
         .state
         .as_deref()
@@ -774,9 +773,8 @@ pub struct TokenList {
 pub async fn list_tokens(
     State(state): State<AppState>,
     who: Authenticated,
-    query: Result<Query<TokensQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TokensQuery>,
 ) -> Result<Json<TokenList>, Problem> {
-    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
     let principal = query
         .principal
         .as_deref()
@@ -856,7 +854,7 @@ async fn write(
         let case_id = command
             .case_id()
             .ok_or_else(|| Problem::invalid("this write names no case"))?;
-        let (view, _) = state.store.case(case_id).await?;
+        let view = state.store.case_view(case_id).await?;
         acting_for(state, who, &view.change).await?
     } else {
         who.actor

@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use custody_store::StoredCheckpoint;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::Authenticated;
+use crate::extract::{ApiQuery, Authenticated};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
@@ -152,9 +152,8 @@ pub async fn keys(State(state): State<AppState>) -> Json<KeysDocument> {
 pub async fn entries(
     State(state): State<AppState>,
     _who: Authenticated,
-    query: Result<Query<EntriesQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntriesDocument>, Problem> {
-    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
     let entries = state
         .store
         .entries(query.start, query.end, MAX_ENTRIES_PER_PAGE)
@@ -176,9 +175,8 @@ pub async fn entries(
     responses((status = 200, body = InclusionDocument), (status = 400, body = Problem)))]
 pub async fn inclusion(
     State(state): State<AppState>,
-    query: Result<Query<InclusionQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<InclusionQuery>,
 ) -> Result<Json<InclusionDocument>, Problem> {
-    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
     let proof = state.store.inclusion_proof(query.index, query.size).await?;
     Ok(Json(InclusionDocument {
         index: query.index,
@@ -192,9 +190,8 @@ pub async fn inclusion(
     responses((status = 200, body = ConsistencyDocument), (status = 400, body = Problem)))]
 pub async fn consistency(
     State(state): State<AppState>,
-    query: Result<Query<ConsistencyQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyDocument>, Problem> {
-    let Query(query) = query.map_err(|rejection| Problem::invalid(rejection.body_text()))?;
     let proof = state.store.consistency_proof(query.from, query.to).await?;
     Ok(Json(ConsistencyDocument {
         from: query.from,

@@ -35,6 +35,24 @@ pub struct IdempotencyKey(pub String);
 /// A JSON body whose rejection is a problem document.
 pub struct ApiJson<T>(pub T);
 
+/// Query parameters whose rejection is a problem document.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(query)| ApiQuery(query))
+            .map_err(|rejection| Problem::invalid(rejection.body_text()))
+    }
+}
+
 impl Authenticated {
     /// Refuses unless the principal is in the `admins` group.
     pub fn require_admin(&self) -> Result<(), Problem> {

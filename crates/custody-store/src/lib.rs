@@ -650,6 +650,19 @@ impl Store {
         Ok((view, events))
     }
 
+    /// A case's projection as stored with its latest event, without reading
+    /// its events: for decisions that need only the requested change, which
+    /// never changes. [`Store::case`] rebuilds the view from the events.
+    pub async fn case_view(&self, case_id: &CaseId) -> Result<CaseView, StoreError> {
+        let view: Option<Vec<u8>> = sqlx::query_scalar("SELECT view FROM cases WHERE case_id = ?")
+            .bind(case_id.as_str())
+            .fetch_optional(&self.readers)
+            .await?;
+        let view = view.ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+        serde_json::from_slice(&view)
+            .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
+    }
+
     /// Cases, newest first, optionally only those in `state`.
     pub async fn cases(
         &self,
