@@ -30,6 +30,9 @@ enum Command {
     Init {
         #[command(flatten)]
         data: DataArgs,
+        /// Keep the ledger in this PostgreSQL database (postgres://...) instead of the embedded store; the data directory keeps the signing key.
+        #[arg(long, env = "CUSTODY_DATABASE_URL")]
+        database_url: Option<String>,
         /// The log's origin line (and signing key name) [default: custody.local/<random>].
         #[arg(long)]
         origin: Option<String>,
@@ -263,8 +266,8 @@ enum Command {
     },
     /// Check the whole trail offline; exit 0 only when nothing is wrong.
     Verify {
-        /// The data directory to check (default ./custody-data or $CUSTODY_DATA).
-        #[arg(long, env = "CUSTODY_DATA", conflicts_with_all = ["database_url", "bundle"])]
+        /// The data directory to check (default ./custody-data or $CUSTODY_DATA); with --database-url, only its log keys are read.
+        #[arg(long, env = "CUSTODY_DATA", conflicts_with = "bundle")]
         data: Option<PathBuf>,
         /// A checkpoint saved earlier: prove the log still extends it.
         #[arg(long)]
@@ -272,7 +275,7 @@ enum Command {
         /// Also trust this verifier key (repeatable); the data directory's keys are always trusted.
         #[arg(long = "key")]
         keys: Vec<String>,
-        /// A database URL to check instead.
+        /// Check the ledger in this PostgreSQL database (postgres://...); the log keys come from --key or --data.
         #[arg(long, conflicts_with = "bundle")]
         database_url: Option<String>,
         /// An export bundle to check instead.
@@ -513,7 +516,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Init { data, origin, json } => commands::init(data.data, origin, json).await,
+        Command::Init {
+            data,
+            database_url,
+            origin,
+            json,
+        } => commands::init(data.data, database_url, origin, json).await,
         Command::Serve {
             data,
             listen,
@@ -550,7 +558,7 @@ mod commands {
     use custody_server::config::Config;
     use custody_server::init;
     use custody_server::keys::{self, LogSigner};
-    use custody_store::{ReadOnlyStore, Store};
+    use custody_store::ReadOnlyStore;
     use serde_json::json;
 
     use super::{
@@ -561,10 +569,13 @@ mod commands {
 
     pub async fn init(
         data: PathBuf,
+        database_url: Option<String>,
         origin: Option<String>,
         json: bool,
     ) -> Result<ExitCode, ClientError> {
-        let (_store, report) = init::initialise(&data, origin.as_deref())
+        let location = custody_store::Location::choose(&data, database_url.as_deref())
+            .map_err(|error| ClientError::Usage(error.to_string()))?;
+        let (_store, report) = init::initialise(&data, &location, origin.as_deref())
             .await
             .map_err(|error| ClientError::Usage(error.to_string()))?;
         if json {
@@ -596,24 +607,22 @@ mod commands {
             }
             None => Config::default(),
         };
-        if let Some(url) = database_url {
-            return Err(unsupported_database(&url));
-        }
-        let store = if init::is_initialised(&data) {
-            Store::open(&data)
-                .await
-                .map_err(|error| ClientError::Usage(error.to_string()))?
-        } else {
-            let (store, report) = init::initialise(&data, None)
-                .await
-                .map_err(|error| ClientError::Usage(error.to_string()))?;
-            eprintln!(
-                "initialised {}\nadmin token (shown once; keep it secret): {}\nlog verifier key: {}",
-                report.data_dir.display(),
-                report.admin_token,
-                report.verifier_key
-            );
-            store
+        let location = custody_store::Location::choose(&data, database_url.as_deref())
+            .map_err(|error| ClientError::Usage(error.to_string()))?;
+        let store = match init::open_or_initialise(&data, &location)
+            .await
+            .map_err(|error| ClientError::Usage(error.to_string()))?
+        {
+            init::Opened::Existing(store) => store,
+            init::Opened::Created(store, report) => {
+                eprintln!(
+                    "initialised {} (ledger: {location})\nadmin token (shown once; keep it secret): {}\nlog verifier key: {}",
+                    report.data_dir.display(),
+                    report.admin_token,
+                    report.verifier_key
+                );
+                store
+            }
         };
         let listen = listen.unwrap_or(config.server.listen);
         let log = LogSigner::load(&data).map_err(|error| ClientError::Usage(error.to_string()))?;
@@ -640,34 +649,55 @@ mod commands {
         bundle: Option<PathBuf>,
         json: bool,
     ) -> Result<ExitCode, ClientError> {
-        if let Some(url) = database_url {
-            return Err(unsupported_database(&url));
-        }
         if let Some(bundle) = bundle {
             return Err(ClientError::Usage(format!(
                 "cannot verify {}: export bundles are not produced by this version of Custody yet\nhint: verify the data directory with --data",
                 bundle.display()
             )));
         }
-        let data = data.unwrap_or_else(|| PathBuf::from("./custody-data"));
-        let store = ReadOnlyStore::open(&data)
+        // On PostgreSQL the data directory is optional: it only supplies the
+        // trusted keys, which --key can give instead. The database never does:
+        // whoever can write to it could add their own key.
+        let key_dir = match (&database_url, data) {
+            (None, data) => Some(data.unwrap_or_else(|| PathBuf::from("./custody-data"))),
+            (Some(_), data) => data,
+        };
+        let location = match &database_url {
+            Some(url) => custody_store::Location::choose(Path::new("."), Some(url))
+                .map_err(|error| ClientError::Usage(error.to_string()))?,
+            None => custody_store::Location::Embedded(
+                key_dir
+                    .clone()
+                    .expect("the embedded store always has a data directory"),
+            ),
+        };
+        if key_dir.is_none() && extra_keys.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "cannot verify {location} without trusted log keys\nhint: pass --key VKEY (the verifier key `custody init` printed) or --data DIR (a node's data directory)"
+            )));
+        }
+        let store = ReadOnlyStore::open_at(&location)
             .await
             .map_err(|error| ClientError::Usage(error.to_string()))?;
-        let mut trusted = keys::trusted_keys(&data).map_err(|error| {
-            ClientError::Usage(format!(
-                "cannot read the log's keys in {}: {error}",
-                data.display()
-            ))
-        })?;
+        let mut trusted = match &key_dir {
+            Some(dir) => keys::trusted_keys(dir).map_err(|error| {
+                ClientError::Usage(format!(
+                    "cannot read the log's keys in {}: {error}",
+                    dir.display()
+                ))
+            })?,
+            None => Vec::new(),
+        };
         trusted.extend(parse_keys(&extra_keys)?);
         let since = since_checkpoint.map(|path| read_text(&path)).transpose()?;
-        let report = store.audit(trusted, since).await.map_err(|error| {
-            ClientError::Usage(format!("cannot read {}: {error}", data.display()))
-        })?;
+        let report = store
+            .audit(trusted, since)
+            .await
+            .map_err(|error| ClientError::Usage(format!("cannot read {location}: {error}")))?;
         if json {
             output::print_json(&report);
         } else {
-            output::print_report(&report, &data);
+            output::print_report(&report, &location.to_string());
         }
         Ok(if report.ok {
             ExitCode::SUCCESS
@@ -1312,13 +1342,6 @@ mod commands {
                 path.display()
             ))
         })
-    }
-
-    fn unsupported_database(url: &str) -> ClientError {
-        let scheme = url.split(':').next().unwrap_or(url);
-        ClientError::Usage(format!(
-            "cannot use database URL scheme `{scheme}`: this version of Custody runs on the embedded store only\nhint: omit --database-url to use the embedded store in --data"
-        ))
     }
 
     fn init_logging() {

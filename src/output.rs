@@ -1,7 +1,5 @@
 //! Human-readable output.
 
-use std::path::Path;
-
 use custody_core::audit::Report;
 use serde::Serialize;
 use serde_json::Value;
@@ -211,11 +209,11 @@ pub fn print_principals(list: &Value) {
 }
 
 /// Prints an audit report.
-pub fn print_report(report: &Report, data: &Path) {
+pub fn print_report(report: &Report, checked_where: &str) {
     let checked = &report.checked;
     println!(
         "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links",
-        data.display(),
+        checked_where,
         checked.log_entries,
         checked.events,
         checked.cases,

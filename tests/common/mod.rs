@@ -171,12 +171,124 @@ pub enum Body {
     Raw(Vec<u8>, Option<&'static str>),
 }
 
+/// Which store a test server keeps its ledger in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestStore {
+    /// The embedded SQLite file in the data directory.
+    Embedded,
+    /// A fresh PostgreSQL database of its own (see [`TestDatabase`]).
+    Postgres,
+}
+
+/// Both stores, for tests that must hold on each.
+pub const STORES: [TestStore; 2] = [TestStore::Embedded, TestStore::Postgres];
+
+/// The PostgreSQL server the tests use: `CUSTODY_TEST_DATABASE_URL`, which
+/// `cargo xtask test` sets after finding or starting PostgreSQL.
+pub fn test_database_admin_url() -> String {
+    std::env::var("CUSTODY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A PostgreSQL database created for one test and dropped after it.
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a unique name on the test server.
+    pub fn create() -> TestDatabase {
+        let admin = test_database_admin_url();
+        let name = format!("custody_t_{}", uuid_like());
+        run_admin_sql(&admin, &format!("CREATE DATABASE {name}"));
+        let base = admin
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_string())
+            .expect("the test database URL names a database");
+        TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// Runs SQL statements directly on this database, bypassing Custody (for
+    /// tamper tests). Returns the error text if the database refused them.
+    pub fn execute(&self, sql: &str) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build Tokio runtime");
+        runtime.block_on(async {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&self.url)
+                .await
+                .map_err(|error| error.to_string())?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut connection)
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin = test_database_admin_url();
+        let _ = std::panic::catch_unwind(|| {
+            run_admin_sql(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            )
+        });
+    }
+}
+
+fn run_admin_sql(admin_url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build Tokio runtime");
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot reach the tests' PostgreSQL at {admin_url}: {error}\nhint: run the tests with `cargo xtask test`, which finds or starts PostgreSQL"
+                )
+            });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut connection)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    });
+}
+
+/// 32 random hex digits.
+pub fn uuid_like() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom_bytes(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn getrandom_bytes(buffer: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(buffer))
+        .expect("read /dev/urandom");
+}
+
 /// A running `custody serve` on its own temporary data directory.
 pub struct Server {
     /// Keeps the temporary directory alive; removed on drop.
     pub root: TempDir,
     /// The data directory.
     pub data: PathBuf,
+    /// The PostgreSQL database holding the ledger, when not embedded.
+    pub database: Option<TestDatabase>,
     /// The first admin's bearer token from `custody init --json`.
     pub admin_token: String,
     /// `host:port` the server listens on.
@@ -457,6 +569,19 @@ impl Server {
     /// `config` when given (kept across [`Server::restart_configured`]).
     /// Also returns the parsed `init --json` report.
     pub fn start_configured(origin: Option<&str>, config: Option<&str>) -> (Server, Value) {
+        Server::start_on(TestStore::Embedded, origin, config)
+    }
+
+    /// [`Server::start_configured`] with the ledger in `store`.
+    pub fn start_on(
+        store: TestStore,
+        origin: Option<&str>,
+        config: Option<&str>,
+    ) -> (Server, Value) {
+        let database = match store {
+            TestStore::Embedded => None,
+            TestStore::Postgres => Some(TestDatabase::create()),
+        };
         let root = tempfile::Builder::new()
             .prefix("custody-e2e-")
             .tempdir()
@@ -464,6 +589,9 @@ impl Server {
         let data = root.path().join("data");
         let mut init = command();
         init.args(["init", "--json", "--data"]).arg(&data);
+        if let Some(database) = &database {
+            init.args(["--database-url", &database.url]);
+        }
         if let Some(origin) = origin {
             init.args(["--origin", origin]);
         }
@@ -491,6 +619,7 @@ impl Server {
         let mut server = Server {
             root,
             data,
+            database,
             admin_token: report["admin_token"].as_str().unwrap().to_string(),
             addr: String::new(),
             url: String::new(),
@@ -522,6 +651,9 @@ impl Server {
         serve
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&self.data);
+        if let Some(database) = &self.database {
+            serve.args(["--database-url", &database.url]);
+        }
         if let Some(config) = self.config_path() {
             serve.arg("--config").arg(config);
         }
@@ -574,6 +706,30 @@ impl Server {
             .expect("run custody log keys");
         assert_success(&output, "custody log keys");
         stdout(&output).lines().map(str::to_string).collect()
+    }
+
+    /// `custody verify --json` on this server's store (its data directory,
+    /// and its database when it has one) with `extra` arguments.
+    pub fn verify_with(&self, extra: &[&str]) -> (Output, Value) {
+        let mut arguments: Vec<&str> = Vec::new();
+        if let Some(database) = &self.database {
+            arguments.extend(["--database-url", database.url.as_str()]);
+        }
+        arguments.extend_from_slice(extra);
+        verify_dir_with(&self.data, &arguments)
+    }
+
+    /// Asserts that `verify` on this server's store passes with no findings.
+    pub fn assert_verify_ok(&self) -> Value {
+        let (output, report) = self.verify_with(&[]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "verify should pass; report: {report:#}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(report["ok"], true, "verify report: {report:#}");
+        report
     }
 
     /// `custody log checkpoint --new` as the admin: the signed note it prints.
@@ -637,4 +793,81 @@ pub async fn post_with_key(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     ))
+}
+
+/// A `custody serve` process started by [`spawn_serve`]; killed on drop.
+pub struct Node {
+    /// `http://host:port`.
+    pub url: String,
+    child: Child,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `custody serve --listen 127.0.0.1:0 --data DATA [--database-url URL]`.
+/// Returns the running node, or everything it wrote to stderr if it exited
+/// before listening (a refused start).
+pub fn spawn_serve(data: &Path, database_url: Option<&str>) -> Result<Node, String> {
+    let mut serve = command();
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data);
+    if let Some(url) = database_url {
+        serve.args(["--database-url", url]);
+    }
+    let mut child = serve
+        .env("CUSTODY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn custody serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (sender, receiver) = mpsc::channel::<Result<String, String>>();
+    std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut sender = Some(sender);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                if let Some(sender) = sender.take() {
+                    let _ = sender.send(Ok(addr.trim().to_string()));
+                }
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        if let Some(sender) = sender.take() {
+            let _ = sender.send(Err(seen));
+        }
+    });
+    match receiver.recv_timeout(START_TIMEOUT) {
+        Ok(Ok(addr)) => Ok(Node {
+            url: format!("http://{addr}"),
+            child,
+        }),
+        Ok(Err(stderr)) => {
+            let status = child.wait().expect("reap custody serve");
+            Err(format!("exit {:?}\n{stderr}", status.code()))
+        }
+        Err(error) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("custody serve neither listened nor exited: {error}");
+        }
+    }
+}
+
+/// Runs a client command against `url` with `token`.
+pub fn cli_at(url: &str, token: &str, args: &[&str]) -> Output {
+    command()
+        .args(args)
+        .env("CUSTODY_URL", url)
+        .env("CUSTODY_TOKEN", token)
+        .output()
+        .expect("run custody")
 }

@@ -549,9 +549,13 @@ async fn append_through_http(
     // A fresh principal and token for each client, through the same store the
     // server uses, so every request is authenticated for real.
     let data_dir = directory.join("http");
-    let (store, report) = custody_server::init::initialise(&data_dir, None)
-        .await
-        .context("initialising the HTTP benchmark's data directory")?;
+    let (store, report) = custody_server::init::initialise(
+        &data_dir,
+        &custody_store::Location::Embedded(data_dir.clone()),
+        None,
+    )
+    .await
+    .context("initialising the HTTP benchmark's data directory")?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

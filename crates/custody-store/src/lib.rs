@@ -1,42 +1,136 @@
-//! Custody's embedded store: one SQLite file holding the case ledger.
+//! Custody's store: the case ledger on the embedded SQLite file or on
+//! PostgreSQL, behind one API.
 //!
 //! Durability and ordering:
-//! - The database runs in WAL mode with `synchronous=FULL`, so a committed
-//!   transaction has been fsynced before the commit returns; a write is
-//!   acknowledged only after its commit returns.
-//! - All writes go through one writer task ([`writer`]), which groups the
-//!   writes waiting for it into one `BEGIN IMMEDIATE` transaction (group
-//!   commit): one fsync covers many appends, and each write runs in its own
-//!   savepoint so a refused write never takes its neighbours down with it.
-//! - Events are append-only: triggers refuse `UPDATE` and `DELETE` on the
-//!   events table, and `custody verify` detects edits made behind the store's
-//!   back.
+//! - A write is acknowledged only after its transaction has committed
+//!   durably: SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL
+//!   with its default `synchronous_commit`.
+//! - All writes of a process go through one writer task ([`writer`]), which
+//!   groups the writes waiting for it into one transaction (group commit):
+//!   one flush covers many appends, and a refused write never takes its
+//!   neighbours down with it. Several processes may share one database: each
+//!   writer takes the database's write lock (SQLite's, or a PostgreSQL
+//!   advisory lock) for its transaction, so the log stays one gapless log.
+//! - Events, log nodes and checkpoints are append-only: triggers refuse
+//!   `UPDATE` and `DELETE` (and `TRUNCATE` on PostgreSQL), and
+//!   `custody verify` detects edits made behind the store's back.
 //!
-//! Readers (queries, `custody verify`) use separate read-only connections and
-//! see consistent snapshots while the writer works.
+//! Readers (queries, `custody verify`) use separate connections and see
+//! consistent snapshots while the writer works. The SQL is shared by both
+//! backends; see [`backend`].
 
-pub mod log;
-mod migrate;
+mod backend;
 pub mod writer;
+
+/// The Merkle log's stored tree on the embedded store: roots and proofs, for
+/// tools (such as the benchmarks) that work on a database directly.
+pub mod log {
+    pub use crate::backend::sqlite::{
+        append_leaves, consistency_proof, fetch_nodes, inclusion_proof, latest_checkpoint,
+        tree_root,
+    };
+}
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use custody_core::audit::{
-    decode_row, Auditor, DecodedRow, LogAudit, Report, StoredCaseHead, StoredCheckpointRow,
-    StoredEvent,
-};
+use custody_core::audit::{decode_row, DecodedRow, Report, StoredEvent};
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
-use custody_core::model::{Actor, Principal, PrincipalId, PrincipalKind};
-use custody_core::{CaseId, CaseState, CaseView, Event, Sha256Hash, Timestamp};
+use custody_core::model::{Actor, Principal, PrincipalId};
+use custody_core::{CaseId, CaseState, CaseView, Event, Timestamp};
 use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
+use sqlx::ConnectOptions;
 use tokio::sync::{mpsc, oneshot};
+
+/// Where a store keeps its ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded single-file store in a data directory.
+    Embedded(PathBuf),
+    /// A PostgreSQL database, by URL (`postgres://user@host/db`).
+    Postgres(String),
+}
+
+impl Location {
+    /// The store for `--database-url` when given, else the data directory's
+    /// embedded file. Refuses URLs of databases Custody cannot use.
+    pub fn choose(data_dir: &Path, database_url: Option<&str>) -> Result<Location, StoreError> {
+        match database_url {
+            None => Ok(Location::Embedded(data_dir.to_path_buf())),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                PgConnectOptions::from_str(url).map_err(|error| {
+                    StoreError::DataDirectory(format!(
+                        "cannot use database URL {}: {error}",
+                        redact_url(url)
+                    ))
+                })?;
+                Ok(Location::Postgres(url.to_string()))
+            }
+            Some(url) => {
+                let scheme = url.split(':').next().unwrap_or(url);
+                Err(StoreError::DataDirectory(format!(
+                    "cannot use database URL scheme `{scheme}`: Custody runs on PostgreSQL (postgres://...) or on the embedded store\nhint: omit --database-url to use the embedded store in --data"
+                )))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The data directory, or the URL without its password.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Embedded(path) => write!(formatter, "{}", path.display()),
+            Location::Postgres(url) => formatter.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// `url` with the password of its user part, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// The pools readers use, by backend.
+#[derive(Clone)]
+enum Readers {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$ops` naming the backend module of `$readers` and
+/// `$pool` its pool.
+macro_rules! on_backend {
+    ($readers:expr, $ops:ident, $pool:ident => $body:expr) => {
+        match $readers {
+            Readers::Sqlite($pool) => {
+                use crate::backend::sqlite as $ops;
+                $body
+            }
+            Readers::Postgres($pool) => {
+                use crate::backend::postgres as $ops;
+                $body
+            }
+        }
+    };
+}
 
 /// The file name of the embedded database inside a data directory.
 pub const DATABASE_FILE: &str = "custody.db";
@@ -48,8 +142,8 @@ pub const TOKEN_PREFIX: &str = "cust_";
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<writer::Job>,
-    readers: SqlitePool,
-    path: PathBuf,
+    readers: Readers,
+    location: Location,
     stats: std::sync::Arc<writer::CommitStats>,
 }
 
@@ -66,7 +160,7 @@ pub struct CommitCounters {
 
 /// A read-only view of a store, for auditors. Never writes.
 pub struct ReadOnlyStore {
-    readers: SqlitePool,
+    readers: Readers,
 }
 
 /// A write against the ledger, with the identity and key it was made under.
@@ -265,36 +359,86 @@ impl Store {
         data_dir: &Path,
         store_options: StoreOptions,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|error| {
-            StoreError::DataDirectory(format!(
-                "cannot create data directory {}: {error}",
-                data_dir.display()
-            ))
-        })?;
-        let path = data_dir.join(DATABASE_FILE);
-        let options = connect_options(&path)
-            .create_if_missing(true)
-            .synchronous(SqliteSynchronous::Full);
-        let mut writer_connection = options.connect().await?;
-        migrate::run(&mut writer_connection).await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(connect_options(&path).read_only(true))
-            .await?;
+        Store::open_at(&Location::Embedded(data_dir.to_path_buf()), store_options).await
+    }
+
+    /// Opens (creating the embedded file, or the schema in an existing
+    /// PostgreSQL database, if needed) the store at `location`, migrates it
+    /// and starts the writer task. Needs a Tokio runtime.
+    pub async fn open_at(
+        location: &Location,
+        store_options: StoreOptions,
+    ) -> Result<Store, StoreError> {
         let (sender, receiver) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(writer::CommitStats::default());
-        tokio::spawn(writer::run(
-            writer_connection,
-            receiver,
-            stats.clone(),
-            store_options.merkle_log,
-        ));
+        let readers = match location {
+            Location::Embedded(data_dir) => {
+                std::fs::create_dir_all(data_dir).map_err(|error| {
+                    StoreError::DataDirectory(format!(
+                        "cannot create data directory {}: {error}",
+                        data_dir.display()
+                    ))
+                })?;
+                let path = data_dir.join(DATABASE_FILE);
+                let options = connect_options(&path)
+                    .create_if_missing(true)
+                    .synchronous(SqliteSynchronous::Full);
+                let mut writer_connection = options.connect().await?;
+                backend::sqlite::migrate(&mut writer_connection).await?;
+                let readers = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(connect_options(&path).read_only(true))
+                    .await?;
+                tokio::spawn(backend::sqlite::run(
+                    writer_connection,
+                    options,
+                    receiver,
+                    stats.clone(),
+                    store_options.merkle_log,
+                ));
+                Readers::Sqlite(readers)
+            }
+            Location::Postgres(url) => {
+                let options = postgres_options(url)?;
+                let mut writer_connection = options
+                    .connect()
+                    .await
+                    .map_err(|error| unreachable_database(location, error))?;
+                backend::postgres::migrate(&mut writer_connection).await?;
+                let readers = PgPoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options.clone())
+                    .await?;
+                tokio::spawn(backend::postgres::run(
+                    writer_connection,
+                    options,
+                    receiver,
+                    stats.clone(),
+                    store_options.merkle_log,
+                ));
+                Readers::Postgres(readers)
+            }
+        };
         Ok(Store {
             writer: sender,
             readers,
-            path,
+            location: location.clone(),
             stats,
         })
+    }
+
+    /// Records `origin` as the origin of this store's log unless one is
+    /// recorded already, and returns the recorded one: every node of a
+    /// deployment must sign checkpoints for the same origin.
+    pub async fn claim_log_origin(&self, origin: &str) -> Result<String, StoreError> {
+        let origin = origin.to_string();
+        self.submit(|reply| writer::Job::ClaimOrigin { origin, reply })
+            .await
+    }
+
+    /// The origin recorded for this store's log, if any.
+    pub async fn log_origin(&self) -> Result<Option<String>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::log_origin(readers).await)
     }
 
     /// How the group commit has batched writes so far.
@@ -302,9 +446,9 @@ impl Store {
         self.stats.snapshot()
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the ledger is.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Applies a case write. Returns once the result is durable.
@@ -362,8 +506,7 @@ impl Store {
 
     /// The newest stored checkpoint.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
-        let mut connection = self.readers.acquire().await?;
-        log::latest_checkpoint(&mut connection).await
+        on_backend!(&self.readers, ops, readers => ops::read_latest_checkpoint(readers).await)
     }
 
     /// Log entries `[start, end)`, at most `limit` of them.
@@ -373,29 +516,7 @@ impl Store {
         end: u64,
         limit: u64,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        if start > end {
-            return Err(StoreError::InvalidRequest(format!(
-                "start {start} is after end {end}"
-            )));
-        }
-        let end = end.min(start.saturating_add(limit));
-        let rows = sqlx::query(
-            "SELECT log_index, case_id, bytes FROM events WHERE log_index >= ? AND log_index < ? ORDER BY log_index",
-        )
-        .bind(start as i64)
-        .bind(end as i64)
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let index: i64 = row.try_get("log_index")?;
-                Ok(LogEntry {
-                    index: index as u64,
-                    leaf: row.try_get("bytes")?,
-                    case_id: row.try_get("case_id")?,
-                })
-            })
-            .collect()
+        on_backend!(&self.readers, ops, readers => ops::entries(readers, start, end, limit).await)
     }
 
     /// The inclusion proof of leaf `index` in the tree of `size` leaves.
@@ -404,9 +525,7 @@ impl Store {
         index: u64,
         size: u64,
     ) -> Result<Vec<[u8; 32]>, StoreError> {
-        let mut connection = self.readers.acquire().await?;
-        self.check_size(&mut connection, size).await?;
-        log::inclusion_proof(&mut connection, index, size).await
+        on_backend!(&self.readers, ops, readers => ops::read_inclusion_proof(readers, index, size).await)
     }
 
     /// The consistency proof from the tree of `old_size` to that of `new_size` leaves.
@@ -415,9 +534,7 @@ impl Store {
         old_size: u64,
         new_size: u64,
     ) -> Result<Vec<[u8; 32]>, StoreError> {
-        let mut connection = self.readers.acquire().await?;
-        self.check_size(&mut connection, new_size).await?;
-        log::consistency_proof(&mut connection, old_size, new_size).await
+        on_backend!(&self.readers, ops, readers => ops::read_consistency_proof(readers, old_size, new_size).await)
     }
 
     /// Every event of a case that `checkpoint` covers, with its leaf bytes and
@@ -427,50 +544,7 @@ impl Store {
         case_id: &CaseId,
         checkpoint: &StoredCheckpoint,
     ) -> Result<Vec<(LogEntry, Vec<[u8; 32]>)>, StoreError> {
-        let mut connection = self.readers.acquire().await?;
-        let rows =
-            sqlx::query("SELECT log_index, bytes FROM events WHERE case_id = ? ORDER BY seq")
-                .bind(case_id.as_str())
-                .fetch_all(&mut *connection)
-                .await?;
-        if rows.is_empty() {
-            return Err(StoreError::CaseNotFound(case_id.to_string()));
-        }
-        let mut proofs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let index: i64 = row.try_get("log_index")?;
-            let index = index as u64;
-            if index >= checkpoint.size {
-                continue;
-            }
-            let proof = log::inclusion_proof(&mut connection, index, checkpoint.size).await?;
-            proofs.push((
-                LogEntry {
-                    index,
-                    leaf: row.try_get("bytes")?,
-                    case_id: case_id.to_string(),
-                },
-                proof,
-            ));
-        }
-        Ok(proofs)
-    }
-
-    async fn check_size(
-        &self,
-        connection: &mut sqlx::SqliteConnection,
-        size: u64,
-    ) -> Result<(), StoreError> {
-        let log_size: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
-                .fetch_one(&mut *connection)
-                .await?;
-        if size > log_size as u64 {
-            return Err(StoreError::InvalidRequest(format!(
-                "the log has {log_size} entries; size {size} does not exist yet"
-            )));
-        }
-        Ok(())
+        on_backend!(&self.readers, ops, readers => ops::case_proofs(readers, case_id, checkpoint).await)
     }
 
     async fn submit<T>(
@@ -545,16 +619,7 @@ impl Store {
     pub async fn delegations(
         &self,
     ) -> Result<Vec<custody_core::delegation::DelegationGrant>, StoreError> {
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT grant_json FROM delegations ORDER BY grant_id")
-                .fetch_all(&self.readers)
-                .await?;
-        rows.iter()
-            .map(|json| {
-                serde_json::from_str(json)
-                    .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
-            })
-            .collect()
+        on_backend!(&self.readers, ops, readers => ops::delegations(readers).await)
     }
 
     /// Issued tokens, optionally of one principal, newest first.
@@ -562,105 +627,40 @@ impl Store {
         &self,
         principal: Option<&PrincipalId>,
     ) -> Result<Vec<TokenInfo>, StoreError> {
-        let rows = sqlx::query(concat!(
-            token_select!(),
-            " WHERE (?1 IS NULL OR principal_id = ?1) ORDER BY created_at DESC, token_id"
-        ))
-        .bind(principal.map(PrincipalId::as_str))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter().map(token_from_row).collect()
+        on_backend!(&self.readers, ops, readers => ops::tokens(readers, principal).await)
     }
 
     /// One token's record.
     pub async fn token(&self, token_id: &str) -> Result<Option<TokenInfo>, StoreError> {
-        let row = sqlx::query(concat!(token_select!(), " WHERE token_id = ?"))
-            .bind(token_id)
-            .fetch_optional(&self.readers)
-            .await?;
-        row.as_ref().map(token_from_row).transpose()
+        on_backend!(&self.readers, ops, readers => ops::token(readers, token_id).await)
     }
 
     /// The principal a bearer token authenticates, or `None` when the token
     /// is unknown, expired or revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
-            return Ok(None);
-        }
-        let digest = Sha256Hash::of(token.as_bytes());
-        let row = sqlx::query(
-            "SELECT t.token_id, t.expires_at, p.principal_id, p.display_name, p.kind, p.groups_json, p.org
-             FROM tokens t JOIN principals p ON p.principal_id = t.principal_id
-             WHERE t.secret_sha256 = ? AND t.revoked_at IS NULL",
-        )
-        .bind(digest.0.to_vec())
-        .fetch_optional(&self.readers)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires_at: Option<String> = row.try_get("expires_at")?;
-        if let Some(expires_at) = expires_at {
-            let expires_at = Timestamp::parse(&expires_at)
-                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-            if expires_at <= Timestamp::now() {
-                return Ok(None);
-            }
-        }
-        Ok(Some(Authenticated {
-            token_id: row.try_get("token_id")?,
-            principal: principal_from_row(&row)?,
-        }))
+        on_backend!(&self.readers, ops, readers => ops::authenticate(readers, token).await)
     }
 
     /// One principal.
     pub async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>, StoreError> {
-        let row = sqlx::query(
-            "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.readers)
-        .await?;
-        row.map(|row| principal_from_row(&row)).transpose()
+        on_backend!(&self.readers, ops, readers => ops::principal(readers, id).await)
     }
 
     /// All principals, by name.
     pub async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY principal_id",
-        )
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter().map(principal_from_row).collect()
+        on_backend!(&self.readers, ops, readers => ops::principals(readers).await)
     }
 
     /// A case's events in sequence order, and the view rebuilt from them.
     pub async fn case(&self, case_id: &CaseId) -> Result<(CaseView, Vec<Event>), StoreError> {
-        let rows = sqlx::query("SELECT bytes FROM events WHERE case_id = ? ORDER BY seq")
-            .bind(case_id.as_str())
-            .fetch_all(&self.readers)
-            .await?;
-        let events = rows
-            .iter()
-            .map(|row| {
-                let bytes: Vec<u8> = row.try_get("bytes")?;
-                Event::decode(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
-            })
-            .collect::<Result<Vec<Event>, StoreError>>()?;
-        let view = CaseView::replay(&events)
-            .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-        Ok((view, events))
+        on_backend!(&self.readers, ops, readers => ops::case(readers, case_id).await)
     }
 
     /// A case's projection as stored with its latest event, without reading
     /// its events: for decisions that need only the requested change, which
     /// never changes. [`Store::case`] rebuilds the view from the events.
     pub async fn case_view(&self, case_id: &CaseId) -> Result<CaseView, StoreError> {
-        let view: Option<Vec<u8>> = sqlx::query_scalar("SELECT view FROM cases WHERE case_id = ?")
-            .bind(case_id.as_str())
-            .fetch_optional(&self.readers)
-            .await?;
-        let view = view.ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-        serde_json::from_slice(&view)
-            .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
+        on_backend!(&self.readers, ops, readers => ops::case_view(readers, case_id).await)
     }
 
     /// Cases, newest first, optionally only those in `state`.
@@ -669,53 +669,19 @@ impl Store {
         state: Option<CaseState>,
         limit: u32,
     ) -> Result<Vec<CaseSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at FROM cases
-             WHERE (?1 IS NULL OR state = ?1) ORDER BY opened_at DESC, case_id DESC LIMIT ?2",
-        )
-        .bind(state.map(CaseState::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CaseSummary {
-                    case_id: row.try_get("case_id")?,
-                    state: row.try_get("state")?,
-                    summary: row.try_get("summary")?,
-                    requester: row.try_get("requester")?,
-                    ticket: row.try_get("ticket")?,
-                    opened_at: row.try_get("opened_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        on_backend!(&self.readers, ops, readers => ops::cases(readers, state, limit).await)
     }
 
     /// Cases with an obligation due by `now` that the ledger has not acted on
     /// (see [`custody_core::lifecycle::pending_obligations`]); an index on the
     /// earliest deadline keeps the scan to the cases that are due.
     pub async fn cases_due(&self, now: Timestamp) -> Result<Vec<CaseView>, StoreError> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT view FROM cases WHERE next_deadline IS NOT NULL AND next_deadline <= ? ORDER BY next_deadline",
-        )
-        .bind(now.to_string())
-        .fetch_all(&self.readers)
-        .await?;
-        rows.iter()
-            .map(|view| {
-                serde_json::from_slice(view)
-                    .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))
-            })
-            .collect()
+        on_backend!(&self.readers, ops, readers => ops::cases_due(readers, now).await)
     }
 
     /// Number of events in the log.
     pub async fn log_size(&self) -> Result<u64, StoreError> {
-        let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
-            .fetch_one(&self.readers)
-            .await?;
-        Ok(size as u64)
+        on_backend!(&self.readers, ops, readers => ops::log_size(readers).await)
     }
 
     /// Audits the whole store (see [`ReadOnlyStore::audit`]).
@@ -724,7 +690,7 @@ impl Store {
         trusted_keys: Vec<custody_log::VerifierKey>,
         since: Option<String>,
     ) -> Result<Report, StoreError> {
-        audit_pool(&self.readers, trusted_keys, since).await
+        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, trusted_keys, since).await)
     }
 }
 
@@ -732,20 +698,50 @@ impl ReadOnlyStore {
     /// Opens an existing data directory without the ability to write. Works
     /// while a server is running on the same directory.
     pub async fn open(data_dir: &Path) -> Result<ReadOnlyStore, StoreError> {
-        let path = data_dir.join(DATABASE_FILE);
-        if !path.is_file() {
-            return Err(StoreError::DataDirectory(format!(
-                "{} holds no Custody database ({} is missing); pass the directory given to `custody init` or `custody serve`",
-                data_dir.display(),
-                path.display()
-            )));
-        }
-        // The audit streams every row: a deep row buffer lets SQLite's worker
-        // thread run ahead instead of waking the reader every 50 rows.
-        let readers = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect_options(&path).read_only(true).row_buffer_size(8192))
-            .await?;
+        ReadOnlyStore::open_at(&Location::Embedded(data_dir.to_path_buf())).await
+    }
+
+    /// Opens an existing store without the ability to write (on PostgreSQL,
+    /// every transaction is read-only). Works while servers are running.
+    pub async fn open_at(location: &Location) -> Result<ReadOnlyStore, StoreError> {
+        let readers = match location {
+            Location::Embedded(data_dir) => {
+                let path = data_dir.join(DATABASE_FILE);
+                if !path.is_file() {
+                    return Err(StoreError::DataDirectory(format!(
+                        "{} holds no Custody database ({} is missing); pass the directory given to `custody init` or `custody serve`",
+                        data_dir.display(),
+                        path.display()
+                    )));
+                }
+                // The audit streams every row: a deep row buffer lets SQLite's
+                // worker thread run ahead instead of waking the reader every 50 rows.
+                Readers::Sqlite(
+                    SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect_with(connect_options(&path).read_only(true).row_buffer_size(8192))
+                        .await?,
+                )
+            }
+            Location::Postgres(url) => {
+                let options =
+                    postgres_options(url)?.options([("default_transaction_read_only", "on")]);
+                let pool = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .map_err(|error| unreachable_database(location, error))?;
+                let ledger: bool = sqlx::query_scalar("SELECT to_regclass('events') IS NOT NULL")
+                    .fetch_one(&pool)
+                    .await?;
+                if !ledger {
+                    return Err(StoreError::DataDirectory(format!(
+                        "{location} holds no Custody ledger; pass the database given to `custody init` or `custody serve`"
+                    )));
+                }
+                Readers::Postgres(pool)
+            }
+        };
         Ok(ReadOnlyStore { readers })
     }
 
@@ -758,116 +754,11 @@ impl ReadOnlyStore {
         trusted_keys: Vec<custody_log::VerifierKey>,
         since: Option<String>,
     ) -> Result<Report, StoreError> {
-        audit_pool(&self.readers, trusted_keys, since).await
+        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, trusted_keys, since).await)
     }
 }
 
-/// Rows are read in pages inside one read transaction, so the audit sees one
-/// consistent snapshot even while the server appends.
-async fn audit_pool(
-    pool: &SqlitePool,
-    trusted_keys: Vec<custody_log::VerifierKey>,
-    since: Option<String>,
-) -> Result<Report, StoreError> {
-    const PAGE: i64 = 16_384;
-    let mut connection = pool.acquire().await?;
-    sqlx::query("BEGIN").execute(&mut *connection).await?;
-    let checkpoints = sqlx::query("SELECT size, root, note FROM checkpoints ORDER BY size")
-        .fetch_all(&mut *connection)
-        .await?
-        .iter()
-        .map(|row| {
-            let size: i64 = row.try_get("size")?;
-            Ok(StoredCheckpointRow {
-                size: size as u64,
-                root: row.try_get("root")?,
-                note: row.try_get("note")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let stored_leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_nodes WHERE level = 0")
-        .fetch_one(&mut *connection)
-        .await?;
-    let mut auditor = Auditor::with_log(LogAudit {
-        trusted_keys,
-        checkpoints,
-        since,
-        stored_leaves: stored_leaves as u64,
-        now: Some(Timestamp::now()),
-    });
-    // Fetching the next page overlaps with decoding the current one: the
-    // database work runs on sqlx's worker thread, the decoding on the others.
-    let mut page = fetch_audit_page(&mut connection, -1, PAGE).await?;
-    loop {
-        let full = page.len() as i64 == PAGE;
-        let last = page.last().map(|row| row.log_index as i64).unwrap_or(-1);
-        let decoding = tokio::task::spawn_blocking(move || {
-            let decoded = decode_in_parallel(&page);
-            (page, decoded)
-        });
-        let next = if full {
-            Some(fetch_audit_page(&mut connection, last, PAGE).await?)
-        } else {
-            None
-        };
-        let (decoded_page, decoded) = decoding
-            .await
-            .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
-        for (row, decoded) in decoded_page.iter().zip(decoded) {
-            auditor.observe_decoded(row, decoded);
-        }
-        match next {
-            Some(next) => page = next,
-            None => break,
-        }
-    }
-    let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state FROM cases")
-        .fetch_all(&mut *connection)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(StoredCaseHead {
-                case_id: row.try_get("case_id")?,
-                head_seq: row.try_get("head_seq")?,
-                head_hash: row.try_get("head_hash")?,
-                state: row.try_get("state")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    sqlx::query("COMMIT").execute(&mut *connection).await?;
-    Ok(auditor.finish(heads))
-}
-
-async fn fetch_audit_page(
-    connection: &mut sqlx::SqliteConnection,
-    after: i64,
-    limit: i64,
-) -> Result<Vec<StoredEvent>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
-         LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
-         WHERE e.log_index > ? ORDER BY e.log_index LIMIT ?",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(&mut *connection)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let log_index: i64 = row.try_get("log_index")?;
-            Ok(StoredEvent {
-                log_index: log_index as u64,
-                case_id: row.try_get("case_id")?,
-                seq: row.try_get("seq")?,
-                bytes: row.try_get("bytes")?,
-                stored_leaf: row.try_get("leaf")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()
-        .map_err(StoreError::from)
-}
-
-fn decode_in_parallel(page: &[StoredEvent]) -> Vec<DecodedRow> {
+pub(crate) fn decode_in_parallel(page: &[StoredEvent]) -> Vec<DecodedRow> {
     let threads = std::thread::available_parallelism()
         .map(|count| count.get())
         .unwrap_or(1)
@@ -889,6 +780,21 @@ fn decode_in_parallel(page: &[StoredEvent]) -> Vec<DecodedRow> {
     })
 }
 
+fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(|error| {
+            StoreError::DataDirectory(format!(
+                "cannot use database URL {}: {error}",
+                redact_url(url)
+            ))
+        })?
+        .application_name("custody"))
+}
+
+fn unreachable_database(location: &Location, error: sqlx::Error) -> StoreError {
+    StoreError::DataDirectory(format!("cannot connect to {location}: {error}"))
+}
+
 fn connect_options(path: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
@@ -904,29 +810,3 @@ macro_rules! token_select {
     };
 }
 pub(crate) use token_select;
-
-pub(crate) fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenInfo, StoreError> {
-    Ok(TokenInfo {
-        token_id: row.try_get("token_id")?,
-        principal: row.try_get("principal_id")?,
-        created_at: row.try_get("created_at")?,
-        created_by: row.try_get("created_by")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        revoked_by: row.try_get("revoked_by")?,
-    })
-}
-
-fn principal_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Principal, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(what);
-    let id: String = row.try_get("principal_id")?;
-    let kind: String = row.try_get("kind")?;
-    let groups: String = row.try_get("groups_json")?;
-    Ok(Principal {
-        id: PrincipalId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
-        display_name: row.try_get("display_name")?,
-        kind: PrincipalKind::from_str(&kind).map_err(|error| corrupt(error.to_string()))?,
-        groups: serde_json::from_str(&groups).map_err(|error| corrupt(error.to_string()))?,
-        org: row.try_get("org")?,
-    })
-}

@@ -1,28 +1,14 @@
-//! The Merkle log over the events table: node storage, roots and proofs.
-//!
-//! The arithmetic lives in `custody-log`; this module only decides which
-//! stored nodes a computation needs (`custody_log::tree::nodes_for_*`),
-//! fetches them in one query, and hands them over as a map.
-
-use std::collections::HashMap;
-
-use custody_log::tree::{self, NodeId};
-use custody_log::Hash;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-
-use crate::{StoreError, StoredCheckpoint};
-
 /// Nodes per query; two bound parameters each, far below SQLite's limit.
 const NODES_PER_QUERY: usize = 256;
 
 /// Reads the stored nodes `ids`; absent nodes are simply not in the map.
 pub async fn fetch_nodes(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     ids: &[NodeId],
 ) -> Result<HashMap<NodeId, Hash>, sqlx::Error> {
     let mut nodes = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(NODES_PER_QUERY) {
-        let mut query: QueryBuilder<Sqlite> = QueryBuilder::new(
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
             "SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES ",
         );
         for (position, id) in chunk.iter().enumerate() {
@@ -52,7 +38,7 @@ pub async fn fetch_nodes(
 /// Appends leaves to a log of `size` leaves: computes and stores every node
 /// they complete. Runs inside the caller's write transaction.
 pub async fn append_leaves(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     size: u64,
     leaf_hashes: &[Hash],
 ) -> Result<(), sqlx::Error> {
@@ -65,7 +51,7 @@ pub async fn append_leaves(
         ))
     })?;
     for chunk in created.chunks(NODES_PER_QUERY) {
-        let mut insert: QueryBuilder<Sqlite> =
+        let mut insert: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
         insert.push_values(chunk, |mut row, node| {
             row.push_bind(i64::from(node.id.level))
@@ -78,7 +64,7 @@ pub async fn append_leaves(
 }
 
 /// The root of the first `size` leaves.
-pub async fn tree_root(connection: &mut SqliteConnection, size: u64) -> Result<Hash, StoreError> {
+pub async fn tree_root(connection: &mut Conn, size: u64) -> Result<Hash, StoreError> {
     let nodes = fetch_nodes(connection, &tree::nodes_for_root(size)).await?;
     tree::tree_root(&nodes, size)
         .map_err(|error| StoreError::Corrupt(format!("log root at size {size}: {error}")))
@@ -86,7 +72,7 @@ pub async fn tree_root(connection: &mut SqliteConnection, size: u64) -> Result<H
 
 /// The inclusion proof of leaf `index` in the tree of `size` leaves.
 pub async fn inclusion_proof(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     index: u64,
     size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
@@ -100,7 +86,7 @@ pub async fn inclusion_proof(
 
 /// The consistency proof between the trees of `old_size` and `new_size` leaves.
 pub async fn consistency_proof(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
     old_size: u64,
     new_size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
@@ -116,7 +102,7 @@ pub async fn consistency_proof(
 
 /// The newest stored checkpoint.
 pub async fn latest_checkpoint(
-    connection: &mut SqliteConnection,
+    connection: &mut Conn,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
     let row = sqlx::query(
         "SELECT size, root, note, created_at FROM checkpoints ORDER BY size DESC LIMIT 1",
@@ -126,7 +112,7 @@ pub async fn latest_checkpoint(
     row.map(|row| checkpoint_from_row(&row)).transpose()
 }
 
-pub fn checkpoint_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCheckpoint, StoreError> {
+pub fn checkpoint_from_row(row: &DbRow) -> Result<StoredCheckpoint, StoreError> {
     let size: i64 = row.try_get("size")?;
     let root: Vec<u8> = row.try_get("root")?;
     Ok(StoredCheckpoint {

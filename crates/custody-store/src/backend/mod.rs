@@ -1,0 +1,70 @@
+//! The two SQL backends: the embedded SQLite file and PostgreSQL.
+//!
+//! Both run the same code. The files `write.rs`, `log.rs` and `read.rs`
+//! are compiled once per backend, each time against that backend's `Db`,
+//! `Conn`, `Pool` and `DbRow` and its few dialect constants, so the
+//! writer's decisions, the log and every query are one source that cannot
+//! drift apart, and neither backend pays for dynamic dispatch or a lowest
+//! common denominator of types. The SQL itself is written once: `$N`
+//! placeholders (which sqlx's SQLite driver binds by number too), `ON
+//! CONFLICT`, row values, and only `BIGINT`-, `TEXT`- and blob-typed
+//! columns, which mean the same in both.
+
+/// The embedded single-file store.
+pub(crate) mod sqlite {
+    pub(crate) type Db = sqlx::Sqlite;
+    pub(crate) type Conn = sqlx::SqliteConnection;
+    pub(crate) type Pool = sqlx::SqlitePool;
+    pub(crate) type DbRow = sqlx::sqlite::SqliteRow;
+
+    /// Opens a write transaction holding the database's write lock at once
+    /// (a deferred transaction upgrading later could fail with
+    /// `SQLITE_BUSY_SNAPSHOT`, bypassing the busy handler).
+    const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+    /// A read transaction: one snapshot for every statement in it (WAL).
+    const BEGIN_SNAPSHOT: &str = "BEGIN";
+    const SCHEMA_VERSION_TABLE: &str =
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT";
+    /// Every migration, in order. Never edit a shipped migration: add a new one.
+    const MIGRATIONS: &[(i64, &str)] = &[
+        (1, include_str!("../../migrations/sqlite/0001_ledger.sql")),
+        (
+            2,
+            include_str!("../../migrations/sqlite/0002_deployment.sql"),
+        ),
+    ];
+
+    include!("prelude.rs");
+    include!("write.rs");
+    include!("log.rs");
+    include!("read.rs");
+}
+
+/// PostgreSQL, shared by several `custody serve` nodes.
+pub(crate) mod postgres {
+    pub(crate) type Db = sqlx::Postgres;
+    pub(crate) type Conn = sqlx::PgConnection;
+    pub(crate) type Pool = sqlx::PgPool;
+    pub(crate) type DbRow = sqlx::postgres::PgRow;
+
+    /// Opens a write transaction and takes the deployment-wide writer lock
+    /// (a transaction-scoped advisory lock, released by COMMIT or ROLLBACK
+    /// and by the server if the node dies). Every node's writer takes it, so
+    /// log indexes are assigned by one writer at a time: the log stays one
+    /// gapless log however many nodes append. READ COMMITTED suffices under
+    /// the lock: each statement sees every transaction committed before it.
+    const BEGIN_WRITE: &str =
+        "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(7166468590386881657)";
+    /// A read transaction over one snapshot, for the audit.
+    const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    const SCHEMA_VERSION_TABLE: &str =
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)";
+    /// Every migration, in order. Never edit a shipped migration: add a new one.
+    const MIGRATIONS: &[(i64, &str)] =
+        &[(1, include_str!("../../migrations/postgres/0001_ledger.sql"))];
+
+    include!("prelude.rs");
+    include!("write.rs");
+    include!("log.rs");
+    include!("read.rs");
+}

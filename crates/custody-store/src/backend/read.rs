@@ -1,0 +1,428 @@
+/// The newest stored checkpoint.
+pub(crate) async fn read_latest_checkpoint(readers: &Pool) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let mut connection = readers.acquire().await?;
+    latest_checkpoint(&mut connection).await
+}
+
+/// Log entries `[start, end)`, at most `limit` of them.
+pub(crate) async fn entries(
+    readers: &Pool,
+    start: u64,
+    end: u64,
+    limit: u64,
+) -> Result<Vec<LogEntry>, StoreError> {
+    if start > end {
+        return Err(StoreError::InvalidRequest(format!(
+            "start {start} is after end {end}"
+        )));
+    }
+    let end = end.min(start.saturating_add(limit));
+    let rows = sqlx::query(
+        "SELECT log_index, case_id, bytes FROM events WHERE log_index >= $1 AND log_index < $2 ORDER BY log_index",
+    )
+    .bind(start as i64)
+    .bind(end as i64)
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let index: i64 = row.try_get("log_index")?;
+            Ok(LogEntry {
+                index: index as u64,
+                leaf: row.try_get("bytes")?,
+                case_id: row.try_get("case_id")?,
+            })
+        })
+        .collect()
+}
+
+/// The inclusion proof of leaf `index` in the tree of `size` leaves.
+pub(crate) async fn read_inclusion_proof(
+    readers: &Pool,
+    index: u64,
+    size: u64,
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut connection = readers.acquire().await?;
+    check_size(&mut connection, size).await?;
+    inclusion_proof(&mut connection, index, size).await
+}
+
+/// The consistency proof from the tree of `old_size` to that of `new_size` leaves.
+pub(crate) async fn read_consistency_proof(
+    readers: &Pool,
+    old_size: u64,
+    new_size: u64,
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut connection = readers.acquire().await?;
+    check_size(&mut connection, new_size).await?;
+    consistency_proof(&mut connection, old_size, new_size).await
+}
+
+/// Every event of a case that `checkpoint` covers, with its leaf bytes and
+/// inclusion proof against that checkpoint, in sequence order.
+pub(crate) async fn case_proofs(
+    readers: &Pool,
+    case_id: &CaseId,
+    checkpoint: &StoredCheckpoint,
+) -> Result<Vec<(LogEntry, Vec<[u8; 32]>)>, StoreError> {
+    let mut connection = readers.acquire().await?;
+    let rows =
+        sqlx::query("SELECT log_index, bytes FROM events WHERE case_id = $1 ORDER BY seq")
+            .bind(case_id.as_str())
+            .fetch_all(&mut *connection)
+            .await?;
+    if rows.is_empty() {
+        return Err(StoreError::CaseNotFound(case_id.to_string()));
+    }
+    let mut proofs = Vec::with_capacity(rows.len());
+    for row in rows {
+        let index: i64 = row.try_get("log_index")?;
+        let index = index as u64;
+        if index >= checkpoint.size {
+            continue;
+        }
+        let proof = inclusion_proof(&mut connection, index, checkpoint.size).await?;
+        proofs.push((
+            LogEntry {
+                index,
+                leaf: row.try_get("bytes")?,
+                case_id: case_id.to_string(),
+            },
+            proof,
+        ));
+    }
+    Ok(proofs)
+}
+
+async fn check_size(
+    connection: &mut Conn,
+    size: u64,
+) -> Result<(), StoreError> {
+    let log_size: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+            .fetch_one(&mut *connection)
+            .await?;
+    if size > log_size as u64 {
+        return Err(StoreError::InvalidRequest(format!(
+            "the log has {log_size} entries; size {size} does not exist yet"
+        )));
+    }
+    Ok(())
+}
+
+/// Every delegation grant, in force or not.
+pub(crate) async fn delegations(
+    readers: &Pool,
+) -> Result<Vec<custody_core::delegation::DelegationGrant>, StoreError> {
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT grant_json FROM delegations ORDER BY grant_id")
+            .fetch_all(readers)
+            .await?;
+    rows.iter()
+        .map(|json| {
+            serde_json::from_str(json)
+                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+        })
+        .collect()
+}
+
+/// Issued tokens, optionally of one principal, newest first.
+pub(crate) async fn tokens(
+    readers: &Pool,
+    principal: Option<&PrincipalId>,
+) -> Result<Vec<TokenInfo>, StoreError> {
+    let rows = sqlx::query(concat!(
+        crate::token_select!(),
+        " WHERE ($1 IS NULL OR principal_id = $1) ORDER BY created_at DESC, token_id"
+    ))
+    .bind(principal.map(PrincipalId::as_str))
+    .fetch_all(readers)
+    .await?;
+    rows.iter().map(token_from_row).collect()
+}
+
+/// One token's record.
+pub(crate) async fn token(readers: &Pool, token_id: &str) -> Result<Option<TokenInfo>, StoreError> {
+    let row = sqlx::query(concat!(crate::token_select!(), " WHERE token_id = $1"))
+        .bind(token_id)
+        .fetch_optional(readers)
+        .await?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
+/// The principal a bearer token authenticates, or `None` when the token
+/// is unknown, expired or revoked.
+pub(crate) async fn authenticate(readers: &Pool, token: &str) -> Result<Option<Authenticated>, StoreError> {
+    if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
+        return Ok(None);
+    }
+    let digest = Sha256Hash::of(token.as_bytes());
+    let row = sqlx::query(
+        "SELECT t.token_id, t.expires_at, p.principal_id, p.display_name, p.kind, p.groups_json, p.org
+         FROM tokens t JOIN principals p ON p.principal_id = t.principal_id
+         WHERE t.secret_sha256 = $1 AND t.revoked_at IS NULL",
+    )
+    .bind(digest.0.to_vec())
+    .fetch_optional(readers)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let expires_at: Option<String> = row.try_get("expires_at")?;
+    if let Some(expires_at) = expires_at {
+        let expires_at = Timestamp::parse(&expires_at)
+            .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+        if expires_at <= Timestamp::now() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Authenticated {
+        token_id: row.try_get("token_id")?,
+        principal: principal_from_row(&row)?,
+    }))
+}
+
+/// One principal.
+pub(crate) async fn principal(readers: &Pool, id: &PrincipalId) -> Result<Option<Principal>, StoreError> {
+    let row = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(readers)
+    .await?;
+    row.map(|row| principal_from_row(&row)).transpose()
+}
+
+/// All principals, by name.
+pub(crate) async fn principals(readers: &Pool) -> Result<Vec<Principal>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY principal_id",
+    )
+    .fetch_all(readers)
+    .await?;
+    rows.iter().map(principal_from_row).collect()
+}
+
+/// A case's events in sequence order, and the view rebuilt from them.
+pub(crate) async fn case(readers: &Pool, case_id: &CaseId) -> Result<(CaseView, Vec<Event>), StoreError> {
+    let rows = sqlx::query("SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq")
+        .bind(case_id.as_str())
+        .fetch_all(readers)
+        .await?;
+    let events = rows
+        .iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get("bytes")?;
+            Event::decode(&bytes).map_err(|error| StoreError::Corrupt(error.to_string()))
+        })
+        .collect::<Result<Vec<Event>, StoreError>>()?;
+    let view = CaseView::replay(&events)
+        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+    Ok((view, events))
+}
+
+/// A case's projection as stored with its latest event, without reading
+/// its events: for decisions that need only the requested change, which
+/// never changes. [`Store::case`] rebuilds the view from the events.
+pub(crate) async fn case_view(readers: &Pool, case_id: &CaseId) -> Result<CaseView, StoreError> {
+    let view: Option<Vec<u8>> = sqlx::query_scalar("SELECT view FROM cases WHERE case_id = $1")
+        .bind(case_id.as_str())
+        .fetch_optional(readers)
+        .await?;
+    let view = view.ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+    serde_json::from_slice(&view)
+        .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
+}
+
+/// Cases, newest first, optionally only those in `state`.
+pub(crate) async fn cases(
+    readers: &Pool,
+    state: Option<CaseState>,
+    limit: u32,
+) -> Result<Vec<CaseSummary>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at FROM cases
+         WHERE ($1 IS NULL OR state = $1) ORDER BY opened_at DESC, case_id DESC LIMIT $2",
+    )
+    .bind(state.map(CaseState::as_str))
+    .bind(i64::from(limit))
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(CaseSummary {
+                case_id: row.try_get("case_id")?,
+                state: row.try_get("state")?,
+                summary: row.try_get("summary")?,
+                requester: row.try_get("requester")?,
+                ticket: row.try_get("ticket")?,
+                opened_at: row.try_get("opened_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Cases with an obligation due by `now` that the ledger has not acted on
+/// (see [`custody_core::lifecycle::pending_obligations`]); an index on the
+/// earliest deadline keeps the scan to the cases that are due.
+pub(crate) async fn cases_due(readers: &Pool, now: Timestamp) -> Result<Vec<CaseView>, StoreError> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT view FROM cases WHERE next_deadline IS NOT NULL AND next_deadline <= $1 ORDER BY next_deadline",
+    )
+    .bind(now.to_string())
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|view| {
+            serde_json::from_slice(view)
+                .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))
+        })
+        .collect()
+}
+
+/// Number of events in the log.
+pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
+    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+        .fetch_one(readers)
+        .await?;
+    Ok(size as u64)
+}
+
+/// Rows are read in pages inside one read transaction, so the audit sees one
+/// consistent snapshot even while the server appends.
+pub(crate) async fn audit_pool(
+    pool: &Pool,
+    trusted_keys: Vec<custody_log::VerifierKey>,
+    since: Option<String>,
+) -> Result<Report, StoreError> {
+    const PAGE: i64 = 16_384;
+    let mut connection = pool.acquire().await?;
+    sqlx::raw_sql(BEGIN_SNAPSHOT).execute(&mut *connection).await?;
+    let checkpoints = sqlx::query("SELECT size, root, note FROM checkpoints ORDER BY size")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let size: i64 = row.try_get("size")?;
+            Ok(StoredCheckpointRow {
+                size: size as u64,
+                root: row.try_get("root")?,
+                note: row.try_get("note")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let stored_leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_nodes WHERE level = 0")
+        .fetch_one(&mut *connection)
+        .await?;
+    let mut auditor = Auditor::with_log(LogAudit {
+        trusted_keys,
+        checkpoints,
+        since,
+        stored_leaves: stored_leaves as u64,
+        now: Some(Timestamp::now()),
+    });
+    // Fetching the next page overlaps with decoding the current one: the
+    // database work runs on sqlx's worker thread, the decoding on the others.
+    let mut page = fetch_audit_page(&mut connection, -1, PAGE).await?;
+    loop {
+        let full = page.len() as i64 == PAGE;
+        let last = page.last().map(|row| row.log_index as i64).unwrap_or(-1);
+        let decoding = tokio::task::spawn_blocking(move || {
+            let decoded = crate::decode_in_parallel(&page);
+            (page, decoded)
+        });
+        let next = if full {
+            Some(fetch_audit_page(&mut connection, last, PAGE).await?)
+        } else {
+            None
+        };
+        let (decoded_page, decoded) = decoding
+            .await
+            .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
+        for (row, decoded) in decoded_page.iter().zip(decoded) {
+            auditor.observe_decoded(row, decoded);
+        }
+        match next {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state FROM cases")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredCaseHead {
+                case_id: row.try_get("case_id")?,
+                head_seq: row.try_get("head_seq")?,
+                head_hash: row.try_get("head_hash")?,
+                state: row.try_get("state")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+    Ok(auditor.finish(heads))
+}
+
+async fn fetch_audit_page(
+    connection: &mut Conn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
+         LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
+         WHERE e.log_index > $1 ORDER BY e.log_index LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let log_index: i64 = row.try_get("log_index")?;
+            Ok(StoredEvent {
+                log_index: log_index as u64,
+                case_id: row.try_get("case_id")?,
+                seq: row.try_get("seq")?,
+                bytes: row.try_get("bytes")?,
+                stored_leaf: row.try_get("leaf")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+pub(crate) fn token_from_row(row: &DbRow) -> Result<TokenInfo, StoreError> {
+    Ok(TokenInfo {
+        token_id: row.try_get("token_id")?,
+        principal: row.try_get("principal_id")?,
+        created_at: row.try_get("created_at")?,
+        created_by: row.try_get("created_by")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        revoked_by: row.try_get("revoked_by")?,
+    })
+}
+
+fn principal_from_row(row: &DbRow) -> Result<Principal, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(what);
+    let id: String = row.try_get("principal_id")?;
+    let kind: String = row.try_get("kind")?;
+    let groups: String = row.try_get("groups_json")?;
+    Ok(Principal {
+        id: PrincipalId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
+        display_name: row.try_get("display_name")?,
+        kind: PrincipalKind::from_str(&kind).map_err(|error| corrupt(error.to_string()))?,
+        groups: serde_json::from_str(&groups).map_err(|error| corrupt(error.to_string()))?,
+        org: row.try_get("org")?,
+    })
+}
+
+/// The origin recorded for the log, if any.
+pub(crate) async fn log_origin(readers: &Pool) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'log_origin'")
+            .fetch_optional(readers)
+            .await?,
+    )
+}

@@ -1,0 +1,814 @@
+/// Runs the writer until every [`crate::Store`] handle is dropped.
+///
+/// A connection that breaks (a database restart, a network fault) is replaced
+/// before the next batch; the batch that saw it fail was answered with an
+/// error, and its writes are retried by their clients with the same keys.
+pub(crate) async fn run(
+    mut connection: Conn,
+    options: <Conn as sqlx::Connection>::Options,
+    mut jobs: mpsc::Receiver<Job>,
+    stats: Arc<CommitStats>,
+    merkle_log: bool,
+) {
+    use sqlx::Connection;
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if connection.ping().await.is_err() {
+            match Conn::connect_with(&options).await {
+                Ok(fresh) => {
+                    tracing::warn!("the writer's database connection broke; reconnected");
+                    connection = fresh;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the writer cannot reach the database");
+                }
+            }
+        }
+        commit_batch(&mut connection, batch, &stats, merkle_log).await;
+    }
+}
+
+async fn commit_batch(
+    connection: &mut Conn,
+    batch: Vec<Job>,
+    stats: &CommitStats,
+    merkle_log: bool,
+) {
+    let started = Instant::now();
+    let batch_size = batch.len();
+    if let Err(error) = sqlx::raw_sql(BEGIN_WRITE)
+        .execute(&mut *connection)
+        .await
+    {
+        let message = error.to_string();
+        reply_all(batch.into_iter().map(|job| job.fail(&message)).collect());
+        return;
+    }
+    let mut pending = match next_log_index(connection).await {
+        Ok(next_log_index) => Pending {
+            next_log_index,
+            merkle_log,
+            ..Pending::default()
+        },
+        Err(error) => {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+            let message = error.to_string();
+            reply_all(batch.into_iter().map(|job| job.fail(&message)).collect());
+            return;
+        }
+    };
+    let mut done = Vec::with_capacity(batch_size);
+    let result: Result<(), sqlx::Error> = async {
+        let prefetched = prefetch(connection, &batch).await?;
+        for job in batch {
+            done.push(match job {
+                Job::Case(write, reply) => Done::Case(
+                    reply,
+                    decide_case(connection, &prefetched, &mut pending, &write).await,
+                ),
+                Job::AddPrincipal {
+                    principal,
+                    created_by,
+                    reply,
+                } => Done::Principal(
+                    reply,
+                    add_principal(connection, principal, created_by).await,
+                ),
+                Job::CreateToken {
+                    principal,
+                    ttl_seconds,
+                    created_by,
+                    reply,
+                } => Done::Token(
+                    reply,
+                    create_token(connection, principal, ttl_seconds, created_by).await,
+                ),
+                Job::Delegation { grant, new, reply } => {
+                    Done::Delegation(reply, store_delegation(connection, grant, new).await)
+                }
+                Job::ClaimOrigin { origin, reply } => {
+                    Done::Origin(reply, claim_origin(connection, &origin).await)
+                }
+                Job::RevokeToken {
+                    token_id,
+                    revoked_by,
+                    reply,
+                } => Done::Revocation(
+                    reply,
+                    revoke_token(connection, &token_id, &revoked_by).await,
+                ),
+                Job::Checkpoint {
+                    origin,
+                    signers,
+                    reply,
+                } => {
+                    // Events decided earlier in this batch are flushed first,
+                    // so the checkpoint covers them.
+                    flush(connection, &mut pending).await?;
+                    Done::Checkpoint(
+                        reply,
+                        sign_checkpoint(connection, pending.next_log_index, &origin, &signers)
+                            .await,
+                    )
+                }
+            });
+        }
+        flush(connection, &mut pending).await?;
+        sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+        Ok(())
+    }
+    .await;
+    let appended = pending.total_appended;
+    match result {
+        Ok(()) => {
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats.jobs.fetch_add(batch_size as u64, Ordering::Relaxed);
+            stats.events.fetch_add(appended, Ordering::Relaxed);
+            metrics::counter!("custody_events_appended_total").increment(appended);
+        }
+        Err(error) => {
+            tracing::error!(%error, "group commit failed; no write of this batch is acknowledged");
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+            let message = format!("the transaction failed and was rolled back: {error}");
+            done = done
+                .into_iter()
+                .map(|finished| finished.into_failure(&message))
+                .collect();
+        }
+    }
+    metrics::histogram!("custody_group_commit_jobs").record(batch_size as f64);
+    metrics::histogram!("custody_group_commit_seconds").record(started.elapsed().as_secs_f64());
+    reply_all(done);
+}
+
+async fn next_log_index(connection: &mut Conn) -> Result<u64, sqlx::Error> {
+    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(next as u64)
+}
+
+async fn prefetch(
+    connection: &mut Conn,
+    batch: &[Job],
+) -> Result<Prefetched, sqlx::Error> {
+    let writes: Vec<&CaseWrite> = batch
+        .iter()
+        .filter_map(|job| match job {
+            Job::Case(write, _) => Some(&**write),
+            _ => None,
+        })
+        .collect();
+    let mut prefetched = Prefetched::default();
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT principal_id, key, fingerprint, response FROM idempotency WHERE (principal_id, key) IN (VALUES ",
+        );
+        for (position, write) in chunk.iter().enumerate() {
+            if position > 0 {
+                query.push(", ");
+            }
+            query.push("(");
+            query.push_bind(write.actor.principal.to_string());
+            query.push(", ");
+            query.push_bind(write.idempotency_key.clone());
+            query.push(")");
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            prefetched.idempotency.insert(
+                (row.try_get("principal_id")?, row.try_get("key")?),
+                (row.try_get("fingerprint")?, row.try_get("response")?),
+            );
+        }
+    }
+    let mut case_ids: Vec<&str> = writes
+        .iter()
+        .flat_map(|write| write.command.case_ids())
+        .map(CaseId::as_str)
+        .collect();
+    case_ids.sort_unstable();
+    case_ids.dedup();
+    for chunk in case_ids.chunks(ROWS_PER_STATEMENT) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("SELECT case_id, view FROM cases WHERE case_id IN (");
+        let mut separated = query.separated(", ");
+        for case_id in chunk {
+            separated.push_bind(case_id.to_string());
+        }
+        query.push(")");
+        for row in query.build().fetch_all(&mut *connection).await? {
+            prefetched
+                .views
+                .insert(row.try_get("case_id")?, row.try_get("view")?);
+        }
+    }
+    Ok(prefetched)
+}
+
+/// Decides one case write against the stored state and the batch's pending
+/// state. On success the write's event, projection and idempotency record are
+/// in `pending`; on refusal nothing is.
+async fn decide_case(
+    connection: &mut Conn,
+    prefetched: &Prefetched,
+    pending: &mut Pending,
+    write: &CaseWrite,
+) -> Result<WriteOutcome, StoreError> {
+    let fingerprint = write.command.fingerprint().to_hex();
+    let principal = write.actor.principal.as_str();
+    let idempotency_key = (principal.to_string(), write.idempotency_key.clone());
+
+    let previous = match pending.idempotency.get(&idempotency_key) {
+        Some(record) => Some((record.fingerprint.clone(), record.outcome.clone())),
+        None => match prefetched.idempotency.get(&idempotency_key) {
+            Some((stored_fingerprint, response)) => {
+                let outcome: WriteOutcome = serde_json::from_str(response)
+                    .map_err(|error| StoreError::Corrupt(format!("idempotency record: {error}")))?;
+                Some((stored_fingerprint.clone(), outcome))
+            }
+            None => None,
+        },
+    };
+    if let Some((stored_fingerprint, mut outcome)) = previous {
+        if stored_fingerprint != fingerprint {
+            return Err(StoreError::Refused(Refusal {
+                rule: "idempotency.key-reused",
+                message: format!(
+                    "idempotency key `{}` was already used by {principal} for a different write",
+                    write.idempotency_key
+                ),
+                hint: Some("use a new idempotency key for a new write".to_string()),
+            }));
+        }
+        outcome.replayed = true;
+        return Ok(outcome);
+    }
+
+    let recorded_at = Timestamp::now();
+    let outcome = match &write.command {
+        CaseCommand::Request {
+            change,
+            justification,
+            ticket,
+            rule,
+        } => {
+            if let Some(ticket) = ticket {
+                if let Some(existing) = active_case_with_ticket(connection, pending, ticket).await?
+                {
+                    let outcome = WriteOutcome {
+                        case_id: existing.case_id.clone(),
+                        state: existing.state,
+                        appended: Vec::new(),
+                        replayed: false,
+                        existing: true,
+                    };
+                    remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
+                    return Ok(outcome);
+                }
+            }
+            if let Some(duplicate) = active_case_for_change(connection, pending, change).await? {
+                return Err(StoreError::Refused(Refusal {
+                    rule: "case.duplicate-open",
+                    message: format!(
+                        "case {duplicate} is already open for {change}; a second request would split the trail"
+                    ),
+                    hint: Some(format!(
+                        "follow case {duplicate} (`custody show {duplicate}`), or wait until it is reviewed or denied"
+                    )),
+                }));
+            }
+            let draft =
+                lifecycle::request(change.clone(), justification.clone(), ticket.clone(), rule)
+                    .map_err(StoreError::Refused)?;
+            let case_id = CaseId::generate();
+            let (event, bytes, hash) = seal(write, &case_id, 1, None, draft, recorded_at);
+            // Safe: `seal` made a request event, which always opens a view.
+            let view =
+                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
+            let state = view.state;
+            let appended = push_event(pending, event, bytes);
+            pending.views.insert(case_id.clone(), view);
+            WriteOutcome {
+                case_id,
+                state,
+                appended: vec![appended],
+                replayed: false,
+                existing: false,
+            }
+        }
+        CaseCommand::BreakGlass {
+            change,
+            justification,
+            ticket,
+            rule,
+            change_set,
+        } => {
+            // An emergency is never refused as a duplicate: an open request
+            // for the same change may be exactly what could not wait.
+            let [request, invoked, execution] = lifecycle::break_glass(
+                change.clone(),
+                justification.clone(),
+                ticket.clone(),
+                rule,
+                change_set.clone(),
+                recorded_at,
+            )
+            .map_err(StoreError::Refused)?;
+            let case_id = CaseId::generate();
+            let (event, bytes, hash) = seal(write, &case_id, 1, None, request, recorded_at);
+            // Safe: `lifecycle::break_glass` starts with a request event.
+            let view =
+                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
+            let mut appended = vec![push_event(pending, event, bytes)];
+            let (second, _) = append_draft(write, pending, view, invoked, recorded_at);
+            appended.push(second);
+            let view = current_view(prefetched, pending, &case_id)?;
+            let (third, state) = append_draft(write, pending, view, execution, recorded_at);
+            appended.push(third);
+            WriteOutcome {
+                case_id,
+                state,
+                appended,
+                replayed: false,
+                existing: false,
+            }
+        }
+        CaseCommand::Merge {
+            duplicate,
+            into,
+            comment,
+        } => {
+            let duplicate_view = current_view(prefetched, pending, duplicate)?;
+            let survivor_view = current_view(prefetched, pending, into)?;
+            let (duplicate_draft, survivor_draft) = lifecycle::merge(
+                &duplicate_view,
+                &survivor_view,
+                &write.actor,
+                comment.clone(),
+            )
+            .map_err(StoreError::Refused)?;
+            // Both halves of the link in one job, so they commit together.
+            let first = append_draft(write, pending, duplicate_view, duplicate_draft, recorded_at);
+            let second = append_draft(write, pending, survivor_view, survivor_draft, recorded_at);
+            WriteOutcome {
+                case_id: duplicate.clone(),
+                state: first.1,
+                appended: vec![first.0, second.0],
+                replayed: false,
+                existing: false,
+            }
+        }
+        CaseCommand::Review {
+            case_id,
+            outcome: ReviewOutcome::Revoke,
+            revocation_rule: Some(rule),
+            ..
+        } => {
+            // The review, then the revocation case it opens, linked both ways,
+            // all in this one job.
+            let view = current_view(prefetched, pending, case_id)?;
+            let review = write
+                .command
+                .decide(&view, &write.actor)
+                .map_err(StoreError::Refused)?;
+            let (reviewed, _) = append_draft(write, pending, view, review, recorded_at);
+            let new_case = CaseId::generate();
+            let (request, opened_by, opened) = lifecycle::open_revocation(
+                &current_view(prefetched, pending, case_id)?,
+                rule,
+                &new_case,
+            )
+            .map_err(StoreError::Refused)?;
+            let (event, bytes, hash) = seal(write, &new_case, 1, None, request, recorded_at);
+            // Safe: `open_revocation` starts the new case with a request.
+            let new_view =
+                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
+            let opened_request = push_event(pending, event, bytes);
+            let (linked_back, _) = append_draft(write, pending, new_view, opened_by, recorded_at);
+            let view = current_view(prefetched, pending, case_id)?;
+            let (linked, state) = append_draft(write, pending, view, opened, recorded_at);
+            WriteOutcome {
+                case_id: case_id.clone(),
+                state,
+                appended: vec![reviewed, opened_request, linked_back, linked],
+                replayed: false,
+                existing: false,
+            }
+        }
+        command => {
+            // Safe: every command other than a request names its case.
+            let case_id = command.case_id().expect("non-request commands name a case");
+            let view = current_view(prefetched, pending, case_id)?;
+            let draft = command
+                .decide(&view, &write.actor)
+                .map_err(StoreError::Refused)?;
+            let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
+            WriteOutcome {
+                case_id: case_id.clone(),
+                state,
+                appended: vec![appended],
+                replayed: false,
+                existing: false,
+            }
+        }
+    };
+    remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
+    Ok(outcome)
+}
+
+/// The active case carrying `ticket`, looking at the batch's pending cases
+/// before the stored ones (a stored case may have changed state in this batch).
+async fn active_case_with_ticket(
+    connection: &mut Conn,
+    pending: &Pending,
+    ticket: &custody_core::model::Ticket,
+) -> Result<Option<CaseView>, StoreError> {
+    if let Some(view) = pending
+        .views
+        .values()
+        .find(|view| view.state.is_active() && view.ticket.as_ref() == Some(ticket))
+    {
+        return Ok(Some(view.clone()));
+    }
+    let stored: Option<Vec<u8>> = sqlx::query_scalar(concat!(
+        "SELECT view FROM cases WHERE ticket = $1 AND state IN ",
+        crate::writer::active_states_sql!(),
+        " ORDER BY opened_at LIMIT 1"
+    ))
+    .bind(ticket.to_string())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let view: CaseView = serde_json::from_slice(&stored)
+        .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?;
+    Ok(match pending.views.get(&view.case_id) {
+        Some(newer) if !newer.state.is_active() => None,
+        Some(newer) => Some(newer.clone()),
+        None => Some(view),
+    })
+}
+
+/// The active case for the same change, if any (see [`change_key`]).
+async fn active_case_for_change(
+    connection: &mut Conn,
+    pending: &Pending,
+    change: &Change,
+) -> Result<Option<CaseId>, StoreError> {
+    let key = change_key(change);
+    if let Some(view) = pending
+        .views
+        .values()
+        .find(|view| view.state.is_active() && change_key(&view.change) == key)
+    {
+        return Ok(Some(view.case_id.clone()));
+    }
+    let stored: Option<String> = sqlx::query_scalar(concat!(
+        "SELECT case_id FROM cases WHERE change_key = $1 AND state IN ",
+        crate::writer::active_states_sql!(),
+        " LIMIT 1"
+    ))
+    .bind(&key)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let case_id: CaseId = parse_stored(&stored)?;
+    Ok(match pending.views.get(&case_id) {
+        Some(newer) if !newer.state.is_active() => None,
+        _ => Some(case_id),
+    })
+}
+
+/// Signs a checkpoint of the log at `size` unless the latest one already has
+/// that size. `None` for an empty log, which has nothing to sign.
+async fn sign_checkpoint(
+    connection: &mut Conn,
+    size: u64,
+    origin: &str,
+    signers: &[SignerKey],
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    if size == 0 {
+        return Ok(None);
+    }
+    if let Some(latest) = latest_checkpoint(&mut *connection).await? {
+        if latest.size == size {
+            return Ok(Some(latest));
+        }
+    }
+    let root = tree_root(&mut *connection, size).await?;
+    let checkpoint = custody_log::Checkpoint::new(origin, size, root)
+        .map_err(|error| StoreError::Corrupt(format!("cannot build a checkpoint: {error}")))?;
+    let signer_refs: Vec<&SignerKey> = signers.iter().collect();
+    let note = checkpoint
+        .sign(&signer_refs)
+        .map_err(|error| StoreError::Corrupt(format!("cannot sign the checkpoint: {error}")))?;
+    let created_at = Timestamp::now();
+    sqlx::query("INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(size as i64)
+        .bind(root.to_vec())
+        .bind(&note)
+        .bind(created_at.to_string())
+        .execute(&mut *connection)
+        .await?;
+    Ok(Some(StoredCheckpoint {
+        size,
+        root,
+        note,
+        created_at: created_at.to_string(),
+    }))
+}
+
+/// Writes the batch's events and their Merkle log nodes, projections and
+/// idempotency records, and empties the pending state (the batch may flush
+/// more than once: before a checkpoint, and at the end).
+async fn flush(
+    connection: &mut Conn,
+    pending: &mut Pending,
+) -> Result<(), sqlx::Error> {
+    let appended = pending.events.len() as u64;
+    pending.total_appended += appended;
+    if appended > 0 && pending.merkle_log {
+        let size = pending.next_log_index - appended;
+        let leaf_hashes: Vec<custody_log::Hash> = pending
+            .events
+            .iter()
+            .map(|pending_event| custody_log::leaf_hash(&pending_event.bytes))
+            .collect();
+        append_leaves(connection, size, &leaf_hashes).await?;
+    }
+    for chunk in pending.events.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) ",
+        );
+        insert.push_values(chunk, |mut row, pending_event| {
+            let event = &pending_event.event;
+            row.push_bind(pending_event.log_index as i64)
+                .push_bind(event.event_id.to_string())
+                .push_bind(event.case_id.to_string())
+                .push_bind(event.seq as i64)
+                .push_bind(event.body.kind_name())
+                .push_bind(event.recorded_at.to_string())
+                .push_bind(pending_event.bytes.clone());
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+
+    let views: Vec<&CaseView> = pending.views.values().collect();
+    for chunk in views.chunks(ROWS_PER_STATEMENT) {
+        let mut upsert: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) ",
+        );
+        let mut encode_error = None;
+        upsert.push_values(chunk, |mut row, view| {
+            let encoded = serde_json::to_vec(view).unwrap_or_else(|error| {
+                encode_error = Some(error.to_string());
+                Vec::new()
+            });
+            row.push_bind(view.case_id.to_string())
+                .push_bind(view.state.as_str())
+                .push_bind(change_key(&view.change))
+                .push_bind(view.ticket.as_ref().map(ToString::to_string))
+                .push_bind(view.requester.principal.to_string())
+                .push_bind(view.change.to_string())
+                .push_bind(view.opened_at.to_string())
+                .push_bind(view.updated_at.to_string())
+                .push_bind(view.head_seq as i64)
+                .push_bind(view.head_hash.to_hex())
+                .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
+                .push_bind(encoded);
+        });
+        if let Some(error) = encode_error {
+            return Err(sqlx::Error::Protocol(format!(
+                "cannot encode a case projection: {error}"
+            )));
+        }
+        upsert.push(
+            " ON CONFLICT (case_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+              head_seq = excluded.head_seq, head_hash = excluded.head_hash,
+              next_deadline = excluded.next_deadline, view = excluded.view",
+        );
+        upsert.build().execute(&mut *connection).await?;
+    }
+
+    let records: Vec<(&(String, String), &PendingIdempotency)> = pending
+        .idempotency
+        .iter()
+        .filter(|(_, record)| !record.flushed)
+        .collect();
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO idempotency (principal_id, key, fingerprint, response, created_at) ",
+        );
+        let mut encode_error = None;
+        insert.push_values(chunk, |mut row, ((principal, key), record)| {
+            let response = serde_json::to_string(&record.outcome).unwrap_or_else(|error| {
+                encode_error = Some(error.to_string());
+                String::new()
+            });
+            row.push_bind(principal.clone())
+                .push_bind(key.clone())
+                .push_bind(record.fingerprint.clone())
+                .push_bind(response)
+                .push_bind(record.recorded_at.to_string());
+        });
+        if let Some(error) = encode_error {
+            return Err(sqlx::Error::Protocol(format!(
+                "cannot encode a write result: {error}"
+            )));
+        }
+        insert.build().execute(&mut *connection).await?;
+    }
+    // Written: a later flush of the same batch must not insert them again.
+    // (Projections stay: later writes of the batch chain on them, and
+    // upserting them again is harmless.)
+    pending.events.clear();
+    for record in pending.idempotency.values_mut() {
+        record.flushed = true;
+    }
+    Ok(())
+}
+
+async fn add_principal(
+    connection: &mut Conn,
+    principal: Principal,
+    created_by: Option<PrincipalId>,
+) -> Result<Principal, StoreError> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
+            .bind(principal.id.as_str())
+            .fetch_optional(&mut *connection)
+            .await?;
+    if exists.is_some() {
+        return Err(StoreError::PrincipalExists(principal.id.to_string()));
+    }
+    let groups = serde_json::to_string(&principal.groups)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    sqlx::query(
+        "INSERT INTO principals (principal_id, display_name, kind, groups_json, org, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(principal.id.as_str())
+    .bind(&principal.display_name)
+    .bind(principal.kind.as_str())
+    .bind(groups)
+    .bind(&principal.org)
+    .bind(Timestamp::now().to_string())
+    .bind(created_by.as_ref().map(PrincipalId::as_str))
+    .execute(&mut *connection)
+    .await?;
+    Ok(principal)
+}
+
+async fn create_token(
+    connection: &mut Conn,
+    principal: PrincipalId,
+    ttl_seconds: Option<u64>,
+    created_by: Option<PrincipalId>,
+) -> Result<IssuedToken, StoreError> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
+            .bind(principal.as_str())
+            .fetch_optional(&mut *connection)
+            .await?;
+    if exists.is_none() {
+        return Err(StoreError::PrincipalNotFound(principal.to_string()));
+    }
+    let mut secret = [0u8; 32];
+    let mut public = [0u8; 8];
+    getrandom::fill(&mut secret)
+        .and_then(|()| getrandom::fill(&mut public))
+        .map_err(|error| StoreError::Corrupt(format!("no randomness available: {error}")))?;
+    let token = format!("{TOKEN_PREFIX}{}", custody_core::hex::encode(&secret));
+    let token_id = format!("tok_{}", custody_core::hex::encode(&public));
+    let now = Timestamp::now();
+    let expires_at = ttl_seconds.map(|seconds| now.plus_seconds(seconds as i64));
+    sqlx::query(
+        "INSERT INTO tokens (token_id, principal_id, secret_sha256, created_at, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&token_id)
+    .bind(principal.as_str())
+    .bind(Sha256Hash::of(token.as_bytes()).0.to_vec())
+    .bind(now.to_string())
+    .bind(expires_at.map(|at| at.to_string()))
+    .bind(created_by.as_ref().map(PrincipalId::as_str))
+    .execute(&mut *connection)
+    .await?;
+    Ok(IssuedToken {
+        token_id,
+        token,
+        principal: principal.to_string(),
+        expires_at,
+    })
+}
+
+async fn store_delegation(
+    connection: &mut Conn,
+    grant: DelegationGrant,
+    new: bool,
+) -> Result<DelegationGrant, StoreError> {
+    let json = serde_json::to_string(&grant)
+        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
+    let written = if new {
+        sqlx::query("INSERT INTO delegations (grant_id, vendor_org, grant_json) VALUES ($1, $2, $3)")
+            .bind(&grant.grant_id)
+            .bind(&grant.vendor_org)
+            .bind(json)
+            .execute(&mut *connection)
+            .await?
+    } else {
+        sqlx::query("UPDATE delegations SET grant_json = $1 WHERE grant_id = $2")
+            .bind(json)
+            .bind(&grant.grant_id)
+            .execute(&mut *connection)
+            .await?
+    };
+    if written.rows_affected() == 0 {
+        return Err(StoreError::InvalidRequest(format!(
+            "delegation grant {} does not exist",
+            grant.grant_id
+        )));
+    }
+    Ok(grant)
+}
+
+async fn revoke_token(
+    connection: &mut Conn,
+    token_id: &str,
+    revoked_by: &PrincipalId,
+) -> Result<TokenInfo, StoreError> {
+    sqlx::query(
+        "UPDATE tokens SET revoked_at = $1, revoked_by = $2 WHERE token_id = $3 AND revoked_at IS NULL",
+    )
+    .bind(Timestamp::now().to_string())
+    .bind(revoked_by.as_str())
+    .bind(token_id)
+    .execute(&mut *connection)
+    .await?;
+    let row = sqlx::query(concat!(crate::token_select!(), " WHERE token_id = $1"))
+        .bind(token_id)
+        .fetch_optional(&mut *connection)
+        .await?
+        .ok_or_else(|| StoreError::TokenNotFound(token_id.to_string()))?;
+    token_from_row(&row)
+}
+
+/// Records `origin` as the log's origin unless one is recorded already, and
+/// returns the recorded one.
+async fn claim_origin(connection: &mut Conn, origin: &str) -> Result<String, StoreError> {
+    sqlx::query(
+        "INSERT INTO deployment (key, value, created_at) VALUES ('log_origin', $1, $2) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(origin)
+    .bind(Timestamp::now().to_string())
+    .execute(&mut *connection)
+    .await?;
+    Ok(sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'log_origin'")
+        .fetch_one(&mut *connection)
+        .await?)
+}
+
+/// Brings the schema up to date, in one transaction that holds the write
+/// lock, so nodes starting together never migrate twice.
+pub(crate) async fn migrate(connection: &mut Conn) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(BEGIN_WRITE).execute(&mut *connection).await?;
+    let applied = async {
+        sqlx::raw_sql(SCHEMA_VERSION_TABLE)
+            .execute(&mut *connection)
+            .await?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+                .fetch_one(&mut *connection)
+                .await?;
+        for (version, sql) in MIGRATIONS {
+            if *version <= current {
+                continue;
+            }
+            sqlx::raw_sql(*sql).execute(&mut *connection).await?;
+            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *connection)
+                .await?;
+        }
+        Ok::<(), sqlx::Error>(())
+    }
+    .await;
+    match applied {
+        Ok(()) => {
+            sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+            Ok(())
+        }
+        Err(error) => {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+            Err(error)
+        }
+    }
+}
