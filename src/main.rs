@@ -256,6 +256,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the policy new cases are decided with, and every policy change on record.
+    Policy {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show who the token belongs to.
     Whoami {
         #[command(flatten)]
@@ -601,11 +609,21 @@ mod commands {
         config: Option<PathBuf>,
     ) -> Result<ExitCode, ClientError> {
         init_logging();
-        let config = match &config {
+        let config_path = config;
+        let config = match &config_path {
             Some(path) => {
                 Config::load(path).map_err(|error| ClientError::Usage(error.to_string()))?
             }
             None => Config::default(),
+        };
+        let policy_source = match &config_path {
+            Some(path) => format!(
+                "{}",
+                std::fs::canonicalize(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .display()
+            ),
+            None => "built-in default (no --config)".to_string(),
         };
         let location = custody_store::Location::choose(&data, database_url.as_deref())
             .map_err(|error| ClientError::Usage(error.to_string()))?;
@@ -633,6 +651,7 @@ mod commands {
             ),
             log,
             policy: config.policy,
+            policy_source,
             scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
         };
         custody_server::serve(store, listen, options, shutdown_signal())
@@ -1255,6 +1274,14 @@ mod commands {
                     output::print_json(&list);
                 } else {
                     output::print_cases(&list);
+                }
+            }
+            Command::Policy { connection, json } => {
+                let document = connect(&connection)?.get("/v1/policy").await?;
+                if json {
+                    output::print_json(&document);
+                } else {
+                    output::print_policy(&document);
                 }
             }
             Command::Whoami { connection, json } => {

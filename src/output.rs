@@ -60,6 +60,30 @@ pub fn print_timeline(document: &Value) {
         what.push_str(&format!(" on {resource}"));
     }
     println!("  change:  {what}");
+    println!(
+        "  rule:    {}",
+        view["rule"]["name"].as_str().unwrap_or_default()
+    );
+    for stage in document["stages"].as_array().cloned().unwrap_or_default() {
+        let approvers = join(&stage["approvers"]);
+        let groups = join(&stage["approver_groups"]);
+        println!(
+            "  stage {}: {}/{} approvals{}{}",
+            stage["name"].as_str().unwrap_or_default(),
+            stage["approvers"].as_array().map(Vec::len).unwrap_or(0),
+            stage["required"],
+            if groups.is_empty() {
+                String::new()
+            } else {
+                format!(" from {groups}")
+            },
+            if approvers.is_empty() {
+                String::new()
+            } else {
+                format!(" ({approvers})")
+            }
+        );
+    }
     if let Some(deadline) = view["break_glass_deadline"].as_str() {
         let status = if view["reviews"]
             .as_array()
@@ -275,4 +299,83 @@ pub fn print_tokens(list: &Value) {
                 .unwrap_or_else(|| "never".to_string()),
         );
     }
+}
+
+/// `custody policy`: the rules in force, then the record of adoptions.
+pub fn print_policy(document: &Value) {
+    println!(
+        "policy {}",
+        document["policy_hash"].as_str().unwrap_or_default()
+    );
+    let rules = document["policy"]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if rules.is_empty() {
+        println!("  no rules: every change needs one approval from anyone but the requester");
+    }
+    for rule in &rules {
+        let stages = rule["stages"].as_array().cloned().unwrap_or_default();
+        let approvals = if stages.is_empty() {
+            let groups = join(&rule["approver_groups"]);
+            format!(
+                "{} approval(s){}",
+                rule["approvals"],
+                if groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {groups}")
+                }
+            )
+        } else {
+            stages
+                .iter()
+                .map(|stage| {
+                    let groups = join(&stage["approver_groups"]);
+                    format!(
+                        "{}: {}{}",
+                        stage["name"].as_str().unwrap_or_default(),
+                        stage["approvals"],
+                        if groups.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" from {groups}")
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", then ")
+        };
+        println!(
+            "  rule {}: {approvals}",
+            rule["name"].as_str().unwrap_or_default()
+        );
+    }
+    println!();
+    println!(
+        "policy record {}:",
+        document["record"].as_str().unwrap_or("(none)")
+    );
+    for adoption in document["history"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "  #{:<3} {}  {}  from {}  rules: {}",
+            adoption["seq"],
+            adoption["recorded_at"].as_str().unwrap_or_default(),
+            adoption["policy_hash"].as_str().unwrap_or_default(),
+            adoption["source"].as_str().unwrap_or_default(),
+            join(&adoption["rules"])
+        );
+    }
+}
+
+fn join(list: &Value) -> String {
+    list.as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }

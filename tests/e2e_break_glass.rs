@@ -28,6 +28,9 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
     let (server, _) = Server::start_configured(None, Some(CONFIG));
     let oncall = server.principal("oncall");
     let reviewer = server.principal("reviewer");
+    // The policy's adoption is the only entry so far.
+    let log_size = server.log_size();
+    assert_eq!(log_size, 1, "a fresh server's log holds the policy record");
 
     // Not allowed by its rule: refused, nothing appended.
     assert_refused(
@@ -45,7 +48,11 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         ),
         "policy.break-glass-not-allowed",
     );
-    assert_eq!(server.log_size(), 0);
+    assert_eq!(
+        server.log_size(),
+        log_size,
+        "a refused break-glass appends nothing"
+    );
 
     let case = server.cli_ok(
         &oncall,

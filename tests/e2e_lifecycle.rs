@@ -255,9 +255,10 @@ fn four_principals_drive_a_case_from_request_to_review() {
     assert_eq!(open["cases"].as_array().map(Vec::len), Some(0), "{open:#}");
 
     // The auditor's verdict while the server is still running.
+    // The case's four events and the policy record's one adoption, two trails.
     let report = assert_verify_ok(&server.data);
-    assert_eq!(report["checked"]["events"], 4, "{report:#}");
-    assert_eq!(report["checked"]["cases"], 1, "{report:#}");
+    assert_eq!(report["checked"]["events"], 5, "{report:#}");
+    assert_eq!(report["checked"]["cases"], 2, "{report:#}");
     assert!(
         report["checked"]["rules"]
             .as_u64()
@@ -537,12 +538,14 @@ fn openapi_metrics_and_health_are_published() {
         "/v1/cases/{case_id}/approvals",
         "/v1/cases/{case_id}/executions",
         "/v1/cases/{case_id}/reviews",
+        "/v1/policy",
     ] {
         assert!(paths.contains_key(path), "openapi lacks {path}");
     }
 
-    // One request so the counter exists, then the exposition.
-    assert_eq!(server.log_size(), 0);
+    // One request so the counter exists, then the exposition. A fresh
+    // server's log holds one entry: the adoption of its policy.
+    assert_eq!(server.log_size(), 1);
     let metrics = server.http("GET", "/metrics", None, &[], Body::None);
     assert_eq!(metrics.status, 200, "{}", metrics.text);
     assert!(

@@ -5,9 +5,11 @@
 //! finding code. A checkpoint an auditor saved earlier proves that the log
 //! still extends it. A crash never separates an event from its leaf.
 //!
-//! One store is built through the real CLI with checkpoints signed at sizes 5
-//! and 9; each scenario tampers with a fresh copy of its data directory and
-//! runs the real `custody verify` on it.
+//! One store is built through the real CLI with checkpoints signed at sizes 6
+//! and 10 (and the one the server signs as it starts, at size 1: the log's
+//! first entry is the adoption of the server's policy); each scenario tampers
+//! with a fresh copy of its data directory and runs the real `custody verify`
+//! on it.
 
 mod common;
 
@@ -46,12 +48,12 @@ struct Fixture {
     origin: String,
     /// The deployment's verifier key from `custody init`.
     verifier_key: String,
-    /// Full lifecycle plus a comment; log indices 0, 2, 4, 6, 8.
+    /// Full lifecycle plus a comment; log indices 1, 3, 5, 7, 9.
     full: String,
-    /// The signed checkpoint at size 5, as `log checkpoint --new` printed it.
-    cp5: String,
-    /// The signed checkpoint at size 9.
-    cp9: String,
+    /// The signed checkpoint at size 6, as `log checkpoint --new` printed it.
+    cp6: String,
+    /// The signed checkpoint at size 10.
+    cp10: String,
     /// A genuine checkpoint of another deployment with the same origin name
     /// but its own key.
     other_cp: String,
@@ -86,6 +88,9 @@ fn build_fixture() -> Fixture {
         .next()
         .expect("name+id+key")
         .to_string();
+    // Log 0: the adoption of the server's policy (the policy record's seq 1),
+    // covered by the checkpoint the server signs as it starts.
+    assert_eq!(server.log_size(), 1);
     let alice = server.principal("alice");
     let bob = server.principal("bob");
     let carol = server.principal("carol");
@@ -105,20 +110,20 @@ fn build_fixture() -> Fixture {
             "--justification",
             "quarterly access review for ann",
         ],
-    ); // log 0, full seq 1
+    ); // log 1, full seq 1
     let approved = request(
         &alice,
         &["--subject", "user:ben", "--entitlement", "reader"],
-    ); // log 1
-    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 2, full seq 2
+    ); // log 2
+    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 3, full seq 2
     let open = request(
         &alice,
         &["--subject", "user:cat", "--entitlement", "writer"],
-    ); // log 3
-    server.cli_ok(&bob, &["approve", &full]); // log 4, full seq 3
-    assert_eq!(server.log_size(), 5);
-    let cp5 = server.sign_checkpoint();
-    server.cli_ok(&bob, &["approve", &approved]); // log 5
+    ); // log 4
+    server.cli_ok(&bob, &["approve", &full]); // log 5, full seq 3
+    assert_eq!(server.log_size(), 6);
+    let cp6 = server.sign_checkpoint();
+    server.cli_ok(&bob, &["approve", &approved]); // log 6
     let change_set = server.root.path().join("change-set.json");
     std::fs::write(&change_set, json!({"added": ["role/admin"]}).to_string()).unwrap();
     server.cli_ok(
@@ -129,8 +134,8 @@ fn build_fixture() -> Fixture {
             "--change-set",
             change_set.to_str().unwrap(),
         ],
-    ); // log 6, full seq 4
-    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 7
+    ); // log 7, full seq 4
+    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 8
     server.cli_ok(
         &dave,
         &[
@@ -141,12 +146,13 @@ fn build_fixture() -> Fixture {
             "--comment",
             "all good",
         ],
-    ); // log 8, full seq 5
-    assert_eq!(server.log_size(), 9);
-    let cp9 = server.sign_checkpoint();
+    ); // log 9, full seq 5
+    assert_eq!(server.log_size(), 10);
+    let cp10 = server.sign_checkpoint();
     server.stop();
 
-    // Another deployment: its own `custody init` and key, the same origin name.
+    // Another deployment: its own `custody init` and key, the same origin name;
+    // its log holds its own policy's adoption and one request.
     let (mut other, other_report) = Server::start_configured(Some(&origin), Some(QUIET));
     let zed = other.principal("zed");
     other.cli_ok(
@@ -165,7 +171,7 @@ fn build_fixture() -> Fixture {
     assert_ne!(other_key, verifier_key);
     assert_eq!(other_key.split('+').next(), Some(origin.as_str()));
     assert!(
-        other_cp.starts_with(&format!("{origin}\n1\n")),
+        other_cp.starts_with(&format!("{origin}\n2\n")),
         "{other_cp}"
     );
 
@@ -173,7 +179,7 @@ fn build_fixture() -> Fixture {
         .prefix("custody-saved-")
         .tempdir()
         .unwrap();
-    for (name, note) in [("cp5", &cp5), ("cp9", &cp9), ("other", &other_cp)] {
+    for (name, note) in [("cp6", &cp6), ("cp10", &cp10), ("other", &other_cp)] {
         std::fs::write(files.path().join(name), note).unwrap();
     }
     let fixture = Fixture {
@@ -181,22 +187,23 @@ fn build_fixture() -> Fixture {
         origin,
         verifier_key,
         full,
-        cp5,
-        cp9,
+        cp6,
+        cp10,
         other_cp,
         other_key,
         files,
     };
-    // Sanity: both checkpoints verify with the deployment's key and cover 5 and 9 entries.
-    for (note, size) in [(&fixture.cp5, 5), (&fixture.cp9, 9)] {
+    // Sanity: both checkpoints verify with the deployment's key and cover 6 and 10 entries.
+    for (note, size) in [(&fixture.cp6, 6), (&fixture.cp10, 10)] {
         let verified = verify_checkpoint(note.as_bytes(), &fixture.trusted())
             .unwrap_or_else(|error| panic!("checkpoint does not verify: {error}\n{note}"));
         assert_eq!(verified.size(), size);
         assert_eq!(verified.origin(), fixture.origin);
     }
+    // The checkpoints at 1 (signed as the server started), 6 and 10.
     let report = assert_verify_ok(&fixture.server.data);
-    assert_eq!(report["checked"]["checkpoints"], 2, "{report:#}");
-    assert_eq!(report["checked"]["leaves"], 9, "{report:#}");
+    assert_eq!(report["checked"]["checkpoints"], 3, "{report:#}");
+    assert_eq!(report["checked"]["leaves"], 10, "{report:#}");
     fixture
 }
 
@@ -493,13 +500,13 @@ fn indices(findings: &[Value], code: &str) -> Vec<u64> {
     indices
 }
 
-/// Rewrites the comment of the fixture's `full` case (log 2) and re-chains
+/// Rewrites the comment of the fixture's `full` case (log 3) and re-chains
 /// every later event of the case, moving its head, so that the case chains
 /// stay whole; then rebuilds every log node from the rewritten events.
 /// Returns the rebuilt tree.
 fn consistent_rewrite(db: &mut Db, full: &str) -> MemoryTree {
     let (log_index, bytes) = db.event(full, 2);
-    assert_eq!(log_index, 2);
+    assert_eq!(log_index, 3);
     let mut previous = replace(&bytes, "looks fine", "looks fino");
     Event::decode(&previous).expect("the rewritten comment is still a canonical event");
     db.set_bytes(log_index, &previous);
@@ -521,7 +528,7 @@ fn consistent_rewrite(db: &mut Db, full: &str) -> MemoryTree {
 fn careful_truncation(db: &mut Db, keep: u64) {
     assert_eq!(
         db.execute(&format!("DELETE FROM events WHERE log_index >= {keep}")),
-        Ok(9 - keep)
+        Ok(10 - keep)
     );
     // Node (level, idx) covers leaves [idx * 2^level, (idx + 1) * 2^level).
     db.execute(&format!(
@@ -565,13 +572,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let nodes = db.count("SELECT COUNT(*) FROM log_nodes");
         for sql in [
             "UPDATE log_nodes SET hash = zeroblob(32)",
-            "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 8",
+            "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 9",
             "DELETE FROM log_nodes",
-            "DELETE FROM log_nodes WHERE level = 0 AND idx = 8",
+            "DELETE FROM log_nodes WHERE level = 0 AND idx = 9",
             "UPDATE checkpoints SET note = 'forged'",
-            "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 9",
+            "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 10",
             "DELETE FROM checkpoints",
-            "DELETE FROM checkpoints WHERE size = 9",
+            "DELETE FROM checkpoints WHERE size = 10",
         ] {
             let error = db
                 .execute(sql)
@@ -584,9 +591,9 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         assert_eq!(db.count("SELECT COUNT(*) FROM log_nodes"), nodes);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM log_nodes WHERE level = 0"),
-            9
+            10
         );
-        assert_eq!(db.count("SELECT COUNT(*) FROM checkpoints"), 2);
+        assert_eq!(db.count("SELECT COUNT(*) FROM checkpoints"), 3);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM checkpoints WHERE note = 'forged'"),
             0
@@ -607,7 +614,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
             indices(&findings, "log.leaf-mismatch"),
-            vec![2],
+            vec![3],
             "{report:#}"
         );
         assert_eq!(
@@ -617,8 +624,8 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         );
         assert_eq!(
             indices(&findings, "checkpoint.root-mismatch"),
-            vec![4, 8],
-            "both signed checkpoints cover the flipped byte: {report:#}"
+            vec![5, 9],
+            "both checkpoints signed after it cover the flipped byte (the one at size 1 does not): {report:#}"
         );
     }
 
@@ -627,14 +634,14 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 4"), Ok(1));
+        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 5"), Ok(1));
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
-        assert_eq!(indices(&findings, "log.index-gap"), vec![4], "{report:#}");
+        assert_eq!(indices(&findings, "log.index-gap"), vec![5], "{report:#}");
         assert_eq!(
             with_code(&findings, "log.leaf-without-event").len(),
             1,
-            "9 leaves but 8 events: {report:#}"
+            "10 leaves but 9 events: {report:#}"
         );
     }
 
@@ -651,7 +658,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
             indices(&findings, "log.leaf-mismatch"),
-            vec![2, 4],
+            vec![3, 5],
             "{report:#}"
         );
         assert!(
@@ -662,13 +669,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
 
     // (d) The tail truncated by a careful attacker: the last two events, their
     // leaves and every node above them deleted, the case records rolled back.
-    // Everything left is self-consistent; only the signed checkpoint at size 9
+    // Everything left is self-consistent; only the signed checkpoint at size 10
     // remembers that the log was longer.
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        careful_truncation(&mut db, 7);
+        careful_truncation(&mut db, 8);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -676,10 +683,10 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
             vec!["checkpoint.beyond-log"],
             "{report:#}"
         );
-        assert_eq!(findings[0]["log_index"], 7, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 8, "{report:#}");
         let message = findings[0]["message"].as_str().unwrap();
         assert!(
-            message.contains('9') && message.contains('7'),
+            message.contains("10") && message.contains('8'),
             "the finding says how long the log was and is: {message}"
         );
     }
@@ -687,15 +694,15 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     // (e) A checkpoint replaced: its root line edited; the signature fails.
     {
         let copy = fresh_copy(&fixture);
-        let forged_root = fixture.root(&fixture.cp5);
-        let original_root = fixture.root(&fixture.cp9);
+        let forged_root = fixture.root(&fixture.cp6);
+        let original_root = fixture.root(&fixture.cp10);
         let edited = fixture
-            .cp9
+            .cp10
             .replacen(&base64_of(&original_root), &base64_of(&forged_root), 1);
-        assert_ne!(edited, fixture.cp9);
+        assert_ne!(edited, fixture.cp10);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.set_note(9, &edited);
+        db.set_note(10, &edited);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -711,7 +718,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.set_note(9, &fixture.other_cp);
+        db.set_note(10, &fixture.other_cp);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -727,7 +734,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let rogue = SignerKey::generate(&fixture.origin).expect("generate a key");
         let forged_root = leaf_hash(b"forged history");
-        let forged = Checkpoint::new(&fixture.origin, 9, forged_root)
+        let forged = Checkpoint::new(&fixture.origin, 10, forged_root)
             .unwrap()
             .sign(&[&rogue])
             .unwrap();
@@ -739,7 +746,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.put_checkpoint(9, &forged_root, &forged);
+        db.put_checkpoint(10, &forged_root, &forged);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -775,7 +782,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.set_note(9, &fixture.cp5);
+        db.set_note(10, &fixture.cp6);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -791,13 +798,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let mut db = Db::open(copy.path());
         db.drop_triggers();
         assert_eq!(
-            db.execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 6"),
+            db.execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 7"),
             Ok(1)
         );
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(codes(&findings), vec!["log.leaf-missing"], "{report:#}");
-        assert_eq!(findings[0]["log_index"], 6, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 7, "{report:#}");
     }
 
     // (j) A leaf overwritten in the log, its event kept.
@@ -806,13 +813,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let mut db = Db::open(copy.path());
         db.drop_triggers();
         assert_eq!(
-            db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 3"),
+            db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 4"),
             Ok(1)
         );
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(codes(&findings), vec!["log.leaf-mismatch"], "{report:#}");
-        assert_eq!(findings[0]["log_index"], 3, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 4, "{report:#}");
     }
 
     // (k) A consistent rewrite: an event rewritten, the case's later events
@@ -824,8 +831,8 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let mut db = Db::open(copy.path());
         db.drop_triggers();
         let tree = consistent_rewrite(&mut db, full);
-        assert_ne!(tree.root_at(5).unwrap(), fixture.root(&fixture.cp5));
-        assert_ne!(tree.root_at(9).unwrap(), fixture.root(&fixture.cp9));
+        assert_ne!(tree.root_at(6).unwrap(), fixture.root(&fixture.cp6));
+        assert_ne!(tree.root_at(10).unwrap(), fixture.root(&fixture.cp10));
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -835,7 +842,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         );
         assert_eq!(
             indices(&findings, "checkpoint.root-mismatch"),
-            vec![4, 8],
+            vec![5, 9],
             "{report:#}"
         );
     }
@@ -847,14 +854,14 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
 #[test]
 fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     let mut fixture = build_fixture();
-    let cp5 = fixture.file("cp5");
-    let cp9 = fixture.file("cp9");
+    let cp6 = fixture.file("cp6");
+    let cp10 = fixture.file("cp10");
     let other = fixture.file("other");
 
     // The honest log extends both checkpoints saved from it.
-    let report = verify_passes(&fixture.server.data, &since(&cp5));
-    assert_eq!(report["checked"]["checkpoints"], 2, "{report:#}");
-    verify_passes(&fixture.server.data, &since(&cp9));
+    let report = verify_passes(&fixture.server.data, &since(&cp6));
+    assert_eq!(report["checked"]["checkpoints"], 3, "{report:#}");
+    verify_passes(&fixture.server.data, &since(&cp10));
 
     // A checkpoint of another deployment (same origin name, another key) is
     // not this log's.
@@ -872,7 +879,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     // A checkpoint of this log's real root, re-signed by a key that is not configured.
     {
         let rogue = SignerKey::generate(&fixture.origin).unwrap();
-        let resigned = Checkpoint::new(&fixture.origin, 9, fixture.root(&fixture.cp9))
+        let resigned = Checkpoint::new(&fixture.origin, 10, fixture.root(&fixture.cp10))
             .unwrap()
             .sign(&[&rogue])
             .unwrap();
@@ -893,7 +900,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         let tree = consistent_rewrite(&mut db, &fixture.full);
         let key_file = std::fs::read_to_string(copy.path().join("log-signing.key")).unwrap();
         let signer = SignerKey::parse(key_file.lines().next().unwrap().trim()).unwrap();
-        for size in [5, 9] {
+        for size in [6, 10] {
             let root = tree.root_at(size).unwrap();
             let note = Checkpoint::new(&fixture.origin, size, root)
                 .unwrap()
@@ -903,30 +910,32 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         }
         db.close();
         verify_passes(copy.path(), &[]);
-        for saved in [&cp5, &cp9] {
+        for saved in [&cp6, &cp10] {
             let (report, findings) = verify_fails(copy.path(), &since(saved));
             assert_eq!(codes(&findings), vec!["since.not-extended"], "{report:#}");
         }
     }
 
     // The tail truncated by a careful attacker who also removed the signed
-    // checkpoints that covered it: the saved checkpoint at size 9 is beyond
-    // the log; the one at size 5 is still extended.
+    // checkpoints that covered it: the saved checkpoint at size 10 is beyond
+    // the log; the one at size 6 is still extended.
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        careful_truncation(&mut db, 7);
-        assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 7"), Ok(1));
+        careful_truncation(&mut db, 8);
+        assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 8"), Ok(1));
         db.close();
-        let (report, findings) = verify_fails(copy.path(), &since(&cp9));
+        let (report, findings) = verify_fails(copy.path(), &since(&cp10));
         assert_eq!(codes(&findings), vec!["since.beyond-log"], "{report:#}");
-        assert_eq!(findings[0]["log_index"], 7, "{report:#}");
-        verify_passes(copy.path(), &since(&cp5));
+        assert_eq!(findings[0]["log_index"], 8, "{report:#}");
+        verify_passes(copy.path(), &since(&cp6));
     }
 
     // The honest log grows after the save: it still extends the saved checkpoints.
+    // (Restarted with the same policy, the server records no new adoption.)
     fixture.server.restart_configured();
+    assert_eq!(fixture.server.log_size(), 10);
     let erin = fixture.server.principal("erin");
     fixture.server.cli_ok(
         &erin,
@@ -939,11 +948,11 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         ],
     );
     fixture.server.sign_checkpoint();
-    assert_eq!(fixture.server.log_size(), 10);
+    assert_eq!(fixture.server.log_size(), 11);
     fixture.server.stop();
-    for saved in [&cp5, &cp9] {
+    for saved in [&cp6, &cp10] {
         let report = verify_passes(&fixture.server.data, &since(saved));
-        assert_eq!(report["checked"]["checkpoints"], 3, "{report:#}");
+        assert_eq!(report["checked"]["checkpoints"], 4, "{report:#}");
     }
 }
 

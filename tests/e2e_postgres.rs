@@ -72,9 +72,11 @@ fn the_lifecycle_verifies_on_postgres_and_tampering_is_refused_or_found() {
         "sod.requester-cannot-approve",
     );
     server.sign_checkpoint();
+    // Both cases' events and the adoption of the policy; the checkpoint the
+    // server signed at start (of its policy's adoption) and the one just signed.
     let report = server.assert_verify_ok();
-    assert_eq!(report["checked"]["events"], 5, "{report:#}");
-    assert_eq!(report["checked"]["checkpoints"], 1, "{report:#}");
+    assert_eq!(report["checked"]["events"], 6, "{report:#}");
+    assert_eq!(report["checked"]["checkpoints"], 2, "{report:#}");
 
     // Without the data directory, the verifier key alone is enough...
     let key = init["verifier_key"].as_str().unwrap();
@@ -111,12 +113,14 @@ fn the_lifecycle_verifies_on_postgres_and_tampering_is_refused_or_found() {
         assert!(refused.contains("custody:"), "{sql}: {refused}");
     }
 
-    // An owner who disables the triggers can edit, and verify names it.
+    // An owner who disables the triggers can edit, and verify names it. The
+    // target is the first request case's request (the log's first entry is
+    // the policy record's).
     database
         .execute(
             "ALTER TABLE events DISABLE TRIGGER USER;
              UPDATE events SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), 'on call', 'on kall'), 'UTF8')
-              WHERE kind = 'request_created' AND seq = 1 AND case_id = (SELECT case_id FROM events ORDER BY log_index LIMIT 1);",
+              WHERE kind = 'request_created' AND seq = 1 AND case_id = (SELECT case_id FROM events WHERE kind = 'request_created' ORDER BY log_index LIMIT 1);",
         )
         .expect("tamper with the triggers off");
     let (output, report) = server.verify_with(&[]);
@@ -205,15 +209,24 @@ fn nodes_share_one_database_and_one_gapless_log() {
             });
         }
     });
-    assert_eq!(server.log_size(), 2 * per_node);
-    let entries = server.get_json(&format!("/v1/log/entries?start=0&end={}", 2 * per_node));
-    let indexes: Vec<u64> = entries["entries"]
-        .as_array()
-        .unwrap()
+    // The requests and the policy's one adoption: the second node runs the
+    // same policy and the refused nodes never started, so none recorded it again.
+    let size = 2 * per_node + 1;
+    assert_eq!(server.log_size(), size);
+    let entries = server.get_json(&format!("/v1/log/entries?start=0&end={size}"));
+    let entries = entries["entries"].as_array().unwrap();
+    let indexes: Vec<u64> = entries
         .iter()
         .map(|entry| entry["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(indexes, (0..2 * per_node).collect::<Vec<_>>());
+    assert_eq!(indexes, (0..size).collect::<Vec<_>>());
+    let policy = server.cli_json(&server.admin_token, &["policy"]);
+    assert_eq!(
+        policy["history"].as_array().map(Vec::len),
+        Some(1),
+        "{policy:#}"
+    );
+    assert_eq!(entries[0]["case_id"], policy["record"], "{policy:#}");
     // Checkpoints signed by either node are checkpoints of the same log.
     cli_at(
         &node.url,
@@ -222,5 +235,5 @@ fn nodes_share_one_database_and_one_gapless_log() {
     );
     server.sign_checkpoint();
     let report = server.assert_verify_ok();
-    assert_eq!(report["checked"]["events"], 2 * per_node);
+    assert_eq!(report["checked"]["events"], size);
 }

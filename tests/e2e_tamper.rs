@@ -30,6 +30,7 @@ struct Fixture {
 }
 
 fn build_fixture() -> Fixture {
+    // Log 0 is the server's adoption of its policy (the policy record's seq 1).
     let mut server = Server::start();
     let alice = server.principal("alice");
     let bob = server.principal("bob");
@@ -51,12 +52,12 @@ fn build_fixture() -> Fixture {
             "--justification",
             "quarterly access review for ann",
         ],
-    ); // log 0, full seq 1
+    ); // log 1, full seq 1
     let approved = request(
         &alice,
         &["--subject", "user:ben", "--entitlement", "reader"],
-    ); // log 1
-    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 2, full seq 2
+    ); // log 2
+    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 3, full seq 2
     let open = request(
         &alice,
         &[
@@ -67,9 +68,9 @@ fn build_fixture() -> Fixture {
             "--justification",
             "temporary",
         ],
-    ); // log 3
-    server.cli_ok(&bob, &["approve", &full]); // log 4, full seq 3
-    server.cli_ok(&bob, &["approve", &approved]); // log 5
+    ); // log 4
+    server.cli_ok(&bob, &["approve", &full]); // log 5, full seq 3
+    server.cli_ok(&bob, &["approve", &approved]); // log 6
     let change_set = server.root.path().join("change-set.json");
     std::fs::write(&change_set, json!({"added": ["role/admin"]}).to_string()).unwrap();
     server.cli_ok(
@@ -80,8 +81,8 @@ fn build_fixture() -> Fixture {
             "--change-set",
             change_set.to_str().unwrap(),
         ],
-    ); // log 6, full seq 4
-    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 7
+    ); // log 7, full seq 4
+    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 8
     server.cli_ok(
         &dave,
         &[
@@ -92,8 +93,8 @@ fn build_fixture() -> Fixture {
             "--comment",
             "all good",
         ],
-    ); // log 8, full seq 5
-    assert_eq!(server.log_size(), 9);
+    ); // log 9, full seq 5
+    assert_eq!(server.log_size(), 10);
     server.stop();
     assert_verify_ok(&server.data);
     Fixture {
@@ -256,9 +257,10 @@ fn the_store_refuses_and_verify_detects_tampering() {
         let mut db = Db::open(copy.path());
         for sql in [
             "UPDATE events SET kind = 'x'",
-            "UPDATE events SET bytes = X'00' WHERE log_index = 0",
+            "UPDATE events SET bytes = X'00' WHERE log_index = 1",
             "DELETE FROM events",
-            "DELETE FROM events WHERE log_index = 8",
+            "DELETE FROM events WHERE log_index = 9",
+            "DELETE FROM events WHERE log_index = 0",
         ] {
             let error = db
                 .execute(sql)
@@ -268,7 +270,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
                 "`{sql}` was refused for the wrong reason: {error}"
             );
         }
-        assert_eq!(db.count("SELECT COUNT(*) FROM events"), 9);
+        assert_eq!(db.count("SELECT COUNT(*) FROM events"), 10);
         assert_eq!(db.count("SELECT COUNT(*) FROM events WHERE kind = 'x'"), 0);
         db.close();
         assert_verify_ok(copy.path());
@@ -289,7 +291,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
             hits.iter()
                 .any(|finding| finding["event_id"] == next_id.as_str()
                     && finding["seq"] == 3
-                    && finding["log_index"] == 4),
+                    && finding["log_index"] == 5),
             "expected chain.prev-hash-mismatch at {full} seq 3: {report:#}"
         );
         assert!(
@@ -384,7 +386,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
         runtime
             .block_on(
                 sqlx::query(
-                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (9, ?, ?, 3, 'execution_completed', ?, ?)",
+                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (10, ?, ?, 3, 'execution_completed', ?, ?)",
                 )
                 .bind(forged.event_id.as_str())
                 .bind(open)
@@ -415,7 +417,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
         );
         assert_eq!(hits[0]["event_id"], forged.event_id.as_str());
         assert_eq!(hits[0]["seq"], 3);
-        assert_eq!(hits[0]["log_index"], 9);
+        assert_eq!(hits[0]["log_index"], 10);
         assert!(
             findings
                 .iter()

@@ -564,6 +564,7 @@ async fn append_through_http(
         checkpoint_interval: Duration::from_secs(5),
         log: custody_server::keys::LogSigner::load(&data_dir)?,
         policy: custody_core::policy::Policy::default(),
+        policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
     };
     let server = tokio::spawn(custody_server::serve_listener(

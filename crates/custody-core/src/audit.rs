@@ -170,6 +170,21 @@ pub struct Auditor {
     now: Option<crate::Timestamp>,
     /// Halves of links between cases seen (merges, revocations opened by reviews).
     case_links: Vec<LinkSeen>,
+    /// Policies the policy record adopted: hash to the log index of adoption.
+    adopted_policies: HashMap<Sha256Hash, u64>,
+    /// The log index of the first policy adoption, if the log records any.
+    first_adoption: Option<u64>,
+    /// Every request: its case, event, log index and the policy it cites.
+    requests: Vec<RequestSeen>,
+}
+
+/// A request and the policy version that decided it.
+struct RequestSeen {
+    case_id: String,
+    event_id: String,
+    log_index: u64,
+    policy_hash: Sha256Hash,
+    rule: String,
 }
 
 /// One half of a link between two cases; a link is whole when the other
@@ -198,6 +213,9 @@ enum RootSource {
 }
 
 struct CaseTrail {
+    /// The deployment's policy record (its events are `policy_adopted`, by
+    /// `system`), not a request's case.
+    policy_record: Option<PolicyTrail>,
     last_seq: u64,
     last_hash: Sha256Hash,
     last_event_id: String,
@@ -205,6 +223,12 @@ struct CaseTrail {
     /// Sequence number and log index of the case's first completed execution,
     /// so end-of-case findings about it can point at it.
     first_execution: Option<(u64, u64)>,
+}
+
+/// What the audit keeps of a policy record while reading it.
+struct PolicyTrail {
+    /// The hash of the latest adopted policy.
+    last_policy: Sha256Hash,
 }
 
 impl Auditor {
@@ -285,6 +309,68 @@ impl Auditor {
             .pending_checkpoints
             .sort_by_key(|expected| std::cmp::Reverse(expected.size));
         auditor
+    }
+
+    /// Checks one `policy_adopted` event of the policy record and remembers
+    /// the policy: the ledger's own actor wrote it, its hash is the hash of
+    /// the policy it carries, and it names the policy recorded before it.
+    fn check_adoption(
+        &mut self,
+        event: &Event,
+        adopted: &crate::event::PolicyAdopted,
+        previous: Option<Sha256Hash>,
+        log_index: u64,
+    ) -> Vec<Finding> {
+        let mut found = Vec::new();
+        let finding = |code: &'static str, message: String| Finding {
+            code,
+            severity: Severity::High,
+            case_id: Some(event.case_id.to_string()),
+            message,
+            event_id: Some(event.event_id.to_string()),
+            seq: Some(event.seq),
+            log_index: Some(log_index),
+        };
+        if event.actor.principal.as_str() != crate::model::SYSTEM_PRINCIPAL {
+            found.push(finding(
+                "policy.record-forged",
+                format!(
+                    "policy {} was recorded by {}, not by the ledger's own actor `system`",
+                    adopted.policy_hash, event.actor.principal
+                ),
+            ));
+        }
+        let recomputed = Sha256Hash::of(&crate::canonical::to_canonical_bytes(&adopted.policy));
+        if recomputed != adopted.policy_hash {
+            found.push(finding(
+                "policy.record-mismatch",
+                format!(
+                    "the policy recorded as {} hashes to {recomputed}: the recorded rules are not the ones cases cite",
+                    adopted.policy_hash
+                ),
+            ));
+        }
+        if adopted.previous_hash != previous {
+            found.push(finding(
+                "policy.record-broken",
+                format!(
+                    "policy {} says it replaced {}, but the policy recorded before it is {}",
+                    adopted.policy_hash,
+                    adopted
+                        .previous_hash
+                        .map(|hash| hash.to_hex())
+                        .unwrap_or_else(|| "none".to_string()),
+                    previous
+                        .map(|hash| hash.to_hex())
+                        .unwrap_or_else(|| "none".to_string())
+                ),
+            ));
+        }
+        self.adopted_policies
+            .entry(adopted.policy_hash)
+            .or_insert(log_index);
+        self.first_adoption.get_or_insert(log_index);
+        found
     }
 
     fn check_roots_at_current_size(&mut self) {
@@ -463,7 +549,25 @@ impl Auditor {
                 ));
             }
             let view = CaseView::open_hashed(&event, hash);
-            if view.is_none() {
+            let policy_record = match &event.body {
+                EventBody::PolicyAdopted(adopted) => {
+                    new_findings.extend(self.check_adoption(&event, adopted, None, row.log_index));
+                    Some(PolicyTrail {
+                        last_policy: adopted.policy_hash,
+                    })
+                }
+                _ => None,
+            };
+            if let EventBody::RequestCreated(request) = &event.body {
+                self.requests.push(RequestSeen {
+                    case_id: event.case_id.to_string(),
+                    event_id: event.event_id.to_string(),
+                    log_index: row.log_index,
+                    policy_hash: request.rule.policy_hash,
+                    rule: request.rule.name.clone(),
+                });
+            }
+            if view.is_none() && policy_record.is_none() {
                 new_findings.push(finding(
                     "case.no-request",
                     Severity::Critical,
@@ -479,6 +583,7 @@ impl Auditor {
             self.cases.insert(
                 event.case_id.to_string(),
                 CaseTrail {
+                    policy_record,
                     first_execution: None,
                     last_seq: event.seq,
                     last_hash: hash,
@@ -570,6 +675,34 @@ impl Auditor {
                 log_index: row.log_index,
             });
         }
+        if let Some(policy) = &mut trail.policy_record {
+            let previous = policy.last_policy;
+            let adopted = match &event.body {
+                EventBody::PolicyAdopted(adopted) => {
+                    policy.last_policy = adopted.policy_hash;
+                    Some(adopted.clone())
+                }
+                _ => None,
+            };
+            trail.last_seq = event.seq;
+            trail.last_hash = hash;
+            trail.last_event_id = event.event_id.to_string();
+            self.checked.rules += 1;
+            let found = match &adopted {
+                Some(adopted) => self.check_adoption(&event, adopted, Some(previous), row.log_index),
+                None => vec![finding(
+                    "policy.record-misplaced",
+                    Severity::High,
+                    format!(
+                        "the policy record {} holds a {} event; it may hold only policy_adopted events",
+                        event.case_id,
+                        event.body.kind_name()
+                    ),
+                )],
+            };
+            self.findings.extend(found);
+            return;
+        }
         if let Some(view) = &mut trail.view {
             self.checked.rules += 1;
             for (refusal, severity) in violations(view, &event) {
@@ -655,6 +788,31 @@ impl Auditor {
             }
         }
         self.checked.case_links = self.case_links.len() as u64;
+        // Once the log records policies, every case must cite one recorded
+        // before it was opened: a policy that decided cases without being
+        // recorded is a policy change nobody can audit.
+        if let Some(first_adoption) = self.first_adoption {
+            for request in &self.requests {
+                let recorded_before = self
+                    .adopted_policies
+                    .get(&request.policy_hash)
+                    .is_some_and(|adopted_at| *adopted_at < request.log_index);
+                if request.log_index > first_adoption && !recorded_before {
+                    self.findings.push(Finding {
+                        code: "policy.unrecorded",
+                        severity: Severity::High,
+                        case_id: Some(request.case_id.clone()),
+                        message: format!(
+                            "case {} was decided by rule `{}` of policy {}, which the policy record never adopted before the case was opened",
+                            request.case_id, request.rule, request.policy_hash
+                        ),
+                        event_id: Some(request.event_id.clone()),
+                        seq: Some(1),
+                        log_index: Some(request.log_index),
+                    });
+                }
+            }
+        }
         if self.stored_leaves > log_size {
             self.findings.push(Finding {
                 code: "log.leaf-without-event",
@@ -677,6 +835,11 @@ impl Auditor {
         case_ids.sort();
         for case_id in case_ids {
             let trail = &self.cases[case_id];
+            if trail.policy_record.is_some() {
+                // The policy record has no case row; its tail is covered by
+                // the log (index gaps, leaves, signed checkpoints).
+                continue;
+            }
             let Some(head) = heads_by_case.remove(case_id) else {
                 self.findings.push(Finding {
                     code: "case.missing-head",

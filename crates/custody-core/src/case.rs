@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventBody, ReviewOutcome};
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Change, PrincipalId, PrincipalKind, Ticket};
-use crate::policy::AppliedRule;
+use crate::policy::{AppliedRule, StageProgress};
 use crate::time::Timestamp;
 
 /// Where a case stands.
@@ -72,6 +72,11 @@ pub struct DecisionRecord {
     pub attested: bool,
     /// An attested approval the approver confirmed with their own identity.
     pub confirmed: bool,
+    /// The approver's groups, as recorded when they acted with their own
+    /// identity (the approval, or its confirmation); empty for an attested
+    /// approval not yet confirmed. Approval stages are matched against them.
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
 }
 
 /// An execution attempt.
@@ -324,6 +329,11 @@ impl CaseView {
                     approver,
                     attested,
                     confirmed: false,
+                    approver_groups: if attested {
+                        Vec::new()
+                    } else {
+                        event.actor.groups.clone()
+                    },
                 });
                 self.refresh_approval();
             }
@@ -333,6 +343,7 @@ impl CaseView {
                         && approval.approver == event.actor.principal
                 }) {
                     approval.confirmed = true;
+                    approval.approver_groups = event.actor.groups.clone();
                 }
                 self.refresh_approval();
             }
@@ -343,6 +354,7 @@ impl CaseView {
                     change_hash: decision.change_hash,
                     attested: false,
                     confirmed: false,
+                    approver_groups: event.actor.groups.clone(),
                 });
                 if matches!(self.state, CaseState::Open | CaseState::Approved) {
                     self.state = CaseState::Denied;
@@ -429,11 +441,13 @@ impl CaseView {
             EventBody::OpenedByReview(link) => {
                 self.opened_by_review_of = Some(link.other_case.clone())
             }
+            // Never part of a request's case; the audit reports one that is.
+            EventBody::PolicyAdopted(_) => {}
         }
     }
 
     fn refresh_approval(&mut self) {
-        let satisfied = self.distinct_approvers().len() >= self.approvals_required as usize;
+        let satisfied = self.stages_complete(None);
         if self.state == CaseState::Open && satisfied {
             self.state = CaseState::Approved;
         }
@@ -441,19 +455,57 @@ impl CaseView {
             // The approvals arrived after the execution was recorded. Whether
             // that is a late record or a violation is a question about the
             // real world: did enough approvals *occur* before the execution?
-            let executed_at = self.executed_at;
-            let mut before: Vec<&PrincipalId> = self
-                .approvals
-                .iter()
-                .filter(|approval| self.approval_counts(approval))
-                .filter(|approval| executed_at.is_some_and(|at| approval.by.occurred_at <= at))
-                .map(|approval| &approval.approver)
-                .collect();
-            before.sort();
-            before.dedup();
-            self.approved_after_execution = before.len() < self.approvals_required as usize;
+            self.approved_after_execution = !self.stages_complete(self.executed_at);
             self.state = CaseState::Executed;
         }
+    }
+
+    /// The progress of each approval stage of the case's rule (one stage for
+    /// a rule without stages). Approvals count in sequence order, each for
+    /// the first stage not yet complete, and only when the approver is in
+    /// that stage's groups; an approver counts once. With `occurred_by`, only
+    /// approvals that occurred by then count. Deterministic: it depends on
+    /// the events alone.
+    pub fn stage_progress(&self, occurred_by: Option<Timestamp>) -> Vec<StageProgress> {
+        let stages = self.rule.stages();
+        let mut progress: Vec<StageProgress> = stages
+            .iter()
+            .map(|stage| StageProgress {
+                name: stage.name.clone(),
+                required: stage.approvals,
+                approver_groups: stage.approver_groups.clone(),
+                approvers: Vec::new(),
+            })
+            .collect();
+        let mut counted: Vec<&PrincipalId> = Vec::new();
+        for approval in &self.approvals {
+            if !self.approval_counts(approval)
+                || counted.contains(&&approval.approver)
+                || occurred_by.is_some_and(|by| approval.by.occurred_at > by)
+            {
+                continue;
+            }
+            let Some(current) = progress.iter_mut().find(|stage| !stage.is_complete()) else {
+                break;
+            };
+            let qualifies = current.approver_groups.is_empty()
+                || approval
+                    .approver_groups
+                    .iter()
+                    .any(|group| current.approver_groups.contains(group));
+            if qualifies {
+                current.approvers.push(approval.approver.clone());
+                counted.push(&approval.approver);
+            }
+        }
+        progress
+    }
+
+    /// Whether every approval stage is complete (see [`CaseView::stage_progress`]).
+    pub fn stages_complete(&self, occurred_by: Option<Timestamp>) -> bool {
+        self.stage_progress(occurred_by)
+            .iter()
+            .all(StageProgress::is_complete)
     }
 
     /// Whether an approval counts: given by the approver, or attested from

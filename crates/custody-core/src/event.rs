@@ -101,6 +101,28 @@ pub enum EventBody {
     RevocationOpened(CaseLink),
     /// This case was opened by the review of another case (outcome `revoke`).
     OpenedByReview(CaseLink),
+    /// A node started deciding cases under a policy different from the last
+    /// one recorded. Only in the deployment's policy record (a case of its
+    /// own, written by `system`), never in a request's case.
+    PolicyAdopted(PolicyAdopted),
+}
+
+/// The payload of `policy_adopted`: which policy governs new cases from now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PolicyAdopted {
+    /// SHA-256 of the canonical encoding of `policy`: the hash every case
+    /// decided under it records.
+    pub policy_hash: Sha256Hash,
+    /// The whole policy (its `[[policy.rules]]`), as canonical JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub policy: serde_json::Value,
+    /// The hash of the policy recorded before this one (none for the first).
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub previous_hash: Option<Sha256Hash>,
+    /// Where it came from (the configuration file, or the built-in default).
+    pub source: String,
 }
 
 /// The payload of `revocation_due`.
@@ -342,6 +364,7 @@ impl EventBody {
             EventBody::RevocationExecuted(_) => "revocation_executed",
             EventBody::RevocationOpened(_) => "revocation_opened",
             EventBody::OpenedByReview(_) => "opened_by_review",
+            EventBody::PolicyAdopted(_) => "policy_adopted",
         }
     }
 
@@ -430,6 +453,12 @@ impl EventBody {
                 format!(
                     "opened by the review of {} (outcome revoke)",
                     link.other_case
+                )
+            }
+            EventBody::PolicyAdopted(adopted) => {
+                format!(
+                    "policy {} adopted from {}",
+                    adopted.policy_hash, adopted.source
                 )
             }
         }

@@ -152,10 +152,18 @@ impl CaseView {
             CaseState::Open => Err(Refusal::new(
                 "lifecycle.not-approved",
                 format!(
-                    "case {} has {} of the {} approvals it needs, so it cannot be executed",
+                    "case {} is not approved, so it cannot be executed: {}",
                     self.case_id,
-                    self.distinct_approvers().len(),
-                    self.approvals_required
+                    self.stage_progress(None)
+                        .iter()
+                        .map(|stage| format!(
+                            "stage `{}` has {} of {} approvals",
+                            stage.name,
+                            stage.approvers.len(),
+                            stage.required
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
                 "wait for an approver to run `custody approve`",
             )),
@@ -293,6 +301,17 @@ pub fn approve_with(
         .unwrap_or_else(|| actor.principal.clone());
     let attested = approver != actor.principal;
     check_requester_cannot_approve(case, &approver)?;
+    if case
+        .approvals
+        .iter()
+        .any(|approval| approval.approver == approver)
+    {
+        return Err(Refusal::new(
+            "approval.already-approved",
+            format!("{approver} has already approved case {}", case.case_id),
+            "each approver counts once; ask another approver if more approvals are needed",
+        ));
+    }
     if attested {
         // The requester may not put approvals in anyone's mouth.
         check_requester_cannot_approve(case, &actor.principal).map_err(|_| {
@@ -307,17 +326,6 @@ pub fn approve_with(
         })?;
     } else {
         check_approver_allowed(case, actor)?;
-    }
-    if case
-        .approvals
-        .iter()
-        .any(|approval| approval.approver == approver)
-    {
-        return Err(Refusal::new(
-            "approval.already-approved",
-            format!("{approver} has already approved case {}", case.case_id),
-            "each approver counts once; ask another approver if more approvals are needed",
-        ));
     }
     Ok(Draft {
         body: EventBody::ApprovalGranted(Decision {
@@ -610,6 +618,27 @@ pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
     };
     Draft {
         body,
+        role: Role::System,
+        causation: None,
+    }
+}
+
+/// Records that `policy` governs new cases from now on (acted by
+/// [`Actor::system`], in the deployment's policy record); `previous` is the
+/// hash of the policy recorded before it.
+pub fn adopt_policy(
+    policy: &crate::policy::Policy,
+    previous: Option<Sha256Hash>,
+    source: &str,
+) -> Draft {
+    Draft {
+        body: EventBody::PolicyAdopted(crate::event::PolicyAdopted {
+            policy_hash: policy.hash(),
+            // Safe: a policy holds only strings, integers and booleans.
+            policy: serde_json::to_value(policy).expect("a policy encodes as JSON"),
+            previous_hash: previous,
+            source: source.to_string(),
+        }),
         role: Role::System,
         causation: None,
     }
@@ -926,6 +955,17 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::RevocationExecuted(_)
         | EventBody::RevocationOpened(_)
         | EventBody::OpenedByReview(_) => {}
+        EventBody::PolicyAdopted(_) => broken.push((
+            Refusal::new(
+                "policy.record-misplaced",
+                format!(
+                    "case {} holds a policy_adopted event, which belongs only in the deployment's policy record",
+                    case_before.case_id
+                ),
+                "investigate how this event was written",
+            ),
+            Severity::High,
+        )),
         EventBody::ApprovalConfirmed(_) => {
             if let Err(refusal) = check_approver_allowed(case_before, &event.actor) {
                 broken.push((refusal, Severity::High));
@@ -965,23 +1005,55 @@ fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
 
 fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal> {
     let rule = &case.rule;
-    if !rule.approver_groups.is_empty()
-        && !actor
-            .groups
-            .iter()
-            .any(|group| rule.approver_groups.contains(group))
-    {
-        return Err(Refusal::new(
-            "policy.approver-not-in-group",
-            format!(
-                "policy rule `{}` of case {} needs approvers from {}; {} is in none of them",
-                rule.name,
-                case.case_id,
-                rule.approver_groups.join(", "),
-                actor.principal
-            ),
-            "ask a member of one of those groups to approve",
-        ));
+    let progress = case.stage_progress(None);
+    // The stage this approval would count for: the first not yet complete.
+    // (Once every stage is complete, further approvals change nothing.)
+    if let Some(stage) = progress.iter().find(|stage| !stage.is_complete()) {
+        let in_stage = stage.approver_groups.is_empty()
+            || actor
+                .groups
+                .iter()
+                .any(|group| stage.approver_groups.contains(group));
+        if !in_stage && progress.len() == 1 {
+            return Err(Refusal::new(
+                "policy.approver-not-in-group",
+                format!(
+                    "policy rule `{}` of case {} needs approvers from {}; {} is in none of them",
+                    rule.name,
+                    case.case_id,
+                    stage.approver_groups.join(", "),
+                    actor.principal
+                ),
+                "ask a member of one of those groups to approve",
+            ));
+        }
+        if !in_stage {
+            let later = progress
+                .iter()
+                .skip_while(|other| other.name != stage.name)
+                .skip(1)
+                .any(|other| {
+                    other.approver_groups.is_empty()
+                        || actor
+                            .groups
+                            .iter()
+                            .any(|group| other.approver_groups.contains(group))
+                });
+            return Err(Refusal::new(
+                "policy.approver-not-in-stage",
+                format!(
+                    "case {} is in approval stage `{}` of policy rule `{}`, which needs {} more approval(s) from {}; {} is in none of those groups{}",
+                    case.case_id,
+                    stage.name,
+                    rule.name,
+                    stage.required as usize - stage.approvers.len(),
+                    stage.approver_groups.join(", "),
+                    actor.principal,
+                    if later { " (their approval belongs to a later stage)" } else { "" }
+                ),
+                "stages are approved in order: ask a member of the current stage's groups to approve first",
+            ));
+        }
     }
     if rule.approver_not_in_requester_org {
         // Unknown organisations cannot be shown to differ, so they do not pass.

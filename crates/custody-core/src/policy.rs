@@ -19,6 +19,7 @@ pub const DEFAULT_RULE: &str = "default";
 
 /// The policy in force: ordered rules, first match wins.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// The rules, in the order they are tried.
@@ -28,6 +29,7 @@ pub struct Policy {
 
 /// One rule: what it matches and what it requires.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// A unique name, recorded in every case the rule decides.
@@ -77,6 +79,48 @@ pub struct Rule {
     /// the approver confirms it (default: no).
     #[serde(default)]
     pub allow_attested_approvals: bool,
+    /// Approval stages, in order (instead of `approvals` and
+    /// `approver_groups`): each stage needs its own distinct approvers from
+    /// its groups, and an approval counts for the first stage not yet
+    /// complete. For example the owner of an API key, then security.
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+}
+
+/// One approval stage of a rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The stage's name, shown in refusals and in `custody show`.
+    pub name: String,
+    /// Distinct approvals the stage needs (at least 1).
+    #[serde(default = "one")]
+    pub approvals: u32,
+    /// Approvers of this stage must be in one of these groups (empty: anyone).
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+}
+
+/// The progress of one approval stage of a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StageProgress {
+    /// The stage's name.
+    pub name: String,
+    /// Distinct approvals it needs.
+    pub required: u32,
+    /// Groups its approvers must be in (empty: anyone).
+    pub approver_groups: Vec<String>,
+    /// The approvers counted for it, in the order their approvals count.
+    pub approvers: Vec<crate::model::PrincipalId>,
+}
+
+impl StageProgress {
+    /// Whether the stage has all its approvals.
+    pub fn is_complete(&self) -> bool {
+        self.approvers.len() >= self.required as usize
+    }
 }
 
 /// The rule that decided a case, as recorded in its request.
@@ -110,6 +154,10 @@ pub struct AppliedRule {
     pub review_deadline_seconds: Option<u64>,
     /// Whether attested chat approvals count unconfirmed.
     pub allow_attested_approvals: bool,
+    /// Approval stages, in order; empty for a rule of one stage described
+    /// by `approvals` and `approver_groups` (see [`AppliedRule::stages`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
 }
 
 /// Why a policy cannot be used.
@@ -125,6 +173,14 @@ pub enum PolicyError {
     /// A rule name is empty or reserved.
     #[error("policy rule name `{0}` is empty or reserved")]
     BadName(String),
+    /// A rule's stages are malformed, or mixed with rule-level approvals.
+    #[error("policy rule `{rule}`: {message}")]
+    Stages {
+        /// The rule.
+        rule: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A duration does not parse.
     #[error("policy rule `{rule}`: {message}")]
     Duration {
@@ -164,6 +220,7 @@ impl Policy {
             if rule.approvals == 0 {
                 return Err(PolicyError::NoApprovals(rule.name.clone()));
             }
+            rule.validate_stages()?;
             rule.max_duration_seconds()?;
             rule.post_hoc_review_seconds()?;
             rule.review_deadline_seconds()?;
@@ -183,7 +240,11 @@ impl Policy {
             Some(rule) => AppliedRule {
                 name: rule.name.clone(),
                 policy_hash,
-                approvals: rule.approvals,
+                approvals: if rule.stages.is_empty() {
+                    rule.approvals
+                } else {
+                    rule.stages.iter().map(|stage| stage.approvals).sum()
+                },
                 approver_groups: rule.approver_groups.clone(),
                 approver_not_in_requester_org: rule.approver_not_in_requester_org,
                 executor_groups: rule.executor_groups.clone(),
@@ -196,6 +257,7 @@ impl Policy {
                     .unwrap_or(DEFAULT_POST_HOC_REVIEW_SECONDS),
                 review_deadline_seconds: rule.review_deadline_seconds().ok().flatten(),
                 allow_attested_approvals: rule.allow_attested_approvals,
+                stages: rule.stages.clone(),
             },
             None => AppliedRule::default_rule(policy_hash),
         }
@@ -217,6 +279,37 @@ impl Rule {
                         .iter()
                         .any(|pattern| glob_matches(pattern, resource))
                 }))
+    }
+
+    fn validate_stages(&self) -> Result<(), PolicyError> {
+        let error = |message: String| PolicyError::Stages {
+            rule: self.name.clone(),
+            message,
+        };
+        if self.stages.is_empty() {
+            return Ok(());
+        }
+        if self.approvals != 1 || !self.approver_groups.is_empty() {
+            return Err(error(
+                "set either `stages` or `approvals`/`approver_groups`, not both; with stages, each stage says how many approvals it needs and from which groups".to_string(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for stage in &self.stages {
+            if stage.name.trim().is_empty() {
+                return Err(error("a stage has an empty name".to_string()));
+            }
+            if !names.insert(stage.name.as_str()) {
+                return Err(error(format!("two stages are named `{}`", stage.name)));
+            }
+            if stage.approvals == 0 {
+                return Err(error(format!(
+                    "stage `{}` requires 0 approvals; every stage needs at least one",
+                    stage.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn post_hoc_review_seconds(&self) -> Result<u64, PolicyError> {
@@ -273,6 +366,21 @@ impl AppliedRule {
             post_hoc_review_seconds: DEFAULT_POST_HOC_REVIEW_SECONDS,
             review_deadline_seconds: None,
             allow_attested_approvals: false,
+            stages: Vec::new(),
+        }
+    }
+
+    /// The rule's approval stages in order: its configured stages, or one
+    /// stage named `approval` of `approvals` approvers from `approver_groups`.
+    pub fn stages(&self) -> Vec<Stage> {
+        if self.stages.is_empty() {
+            vec![Stage {
+                name: "approval".to_string(),
+                approvals: self.approvals,
+                approver_groups: self.approver_groups.clone(),
+            }]
+        } else {
+            self.stages.clone()
         }
     }
 }

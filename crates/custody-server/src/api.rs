@@ -214,6 +214,8 @@ pub struct CaseDocument {
     pub state: CaseState,
     /// Everything derived from the events.
     pub view: CaseView,
+    /// The approval stages of the case's rule and who counts for each.
+    pub stages: Vec<custody_core::policy::StageProgress>,
     /// The events, in sequence order, exactly as stored.
     pub events: Vec<Event>,
 }
@@ -640,6 +642,7 @@ pub async fn show_case(
     Ok(Json(CaseDocument {
         case_id,
         state: view.state,
+        stages: view.stage_progress(None),
         view,
         events,
     }))
@@ -824,6 +827,79 @@ pub async fn revoke_token(
             .revoke_token(&token_id, who.principal.id.clone())
             .await?,
     ))
+}
+
+/// The policy a node decides new cases with, and every policy the
+/// deployment adopted (the policy record), oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyDocument {
+    /// SHA-256 of the policy this node decides new cases with.
+    pub policy_hash: String,
+    /// That policy (its rules, in order).
+    pub policy: custody_core::policy::Policy,
+    /// The ID of the deployment's policy record.
+    pub record: Option<String>,
+    /// Every adoption recorded, oldest first.
+    pub history: Vec<PolicyAdoption>,
+}
+
+/// One recorded adoption of a policy.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyAdoption {
+    /// The `policy_adopted` event.
+    pub event_id: String,
+    /// Its position in the log's policy record.
+    pub seq: u64,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// The policy's hash.
+    pub policy_hash: String,
+    /// The policy replaced.
+    pub previous_hash: Option<String>,
+    /// Where it came from.
+    pub source: String,
+    /// The rule names, in order.
+    pub rules: Vec<String>,
+}
+
+/// The policy in force and the record of every policy change.
+#[utoipa::path(get, path = "/v1/policy", responses((status = 200, body = PolicyDocument), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn policy(
+    State(state): State<AppState>,
+    _who: Authenticated,
+) -> Result<Json<PolicyDocument>, Problem> {
+    let events = state.store.policy_history().await?;
+    let record = events.first().map(|event| event.case_id.to_string());
+    let history = events
+        .iter()
+        .filter_map(|event| match &event.body {
+            custody_core::event::EventBody::PolicyAdopted(adopted) => Some(PolicyAdoption {
+                event_id: event.event_id.to_string(),
+                seq: event.seq,
+                recorded_at: event.recorded_at.to_string(),
+                policy_hash: adopted.policy_hash.to_hex(),
+                previous_hash: adopted.previous_hash.map(|hash| hash.to_hex()),
+                source: adopted.source.clone(),
+                rules: adopted.policy["rules"]
+                    .as_array()
+                    .map(|rules| {
+                        rules
+                            .iter()
+                            .filter_map(|rule| rule["name"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Json(PolicyDocument {
+        policy_hash: state.policy.hash().to_hex(),
+        policy: (*state.policy).clone(),
+        record,
+        history,
+    }))
 }
 
 /// The authenticated caller.

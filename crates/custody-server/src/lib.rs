@@ -60,6 +60,8 @@ pub struct ServeOptions {
     pub log: keys::LogSigner,
     /// The approval policy (`[[policy.rules]]` of the config file).
     pub policy: custody_core::policy::Policy,
+    /// Where the policy came from, as recorded when it is adopted.
+    pub policy_source: String,
     /// How often to look for overdue obligations (post-hoc reviews).
     pub scan_interval: Duration,
 }
@@ -103,6 +105,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::list_tokens))
         .routes(routes!(api::revoke_token))
         .routes(routes!(api::whoami))
+        .routes(routes!(api::policy))
         .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
         .routes(routes!(api_log::keys))
         .routes(routes!(api_log::entries))
@@ -152,6 +155,24 @@ pub async fn serve_listener(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = install_metrics();
+    // The policy this node decides with is on the record before any case is
+    // decided with it: a policy change is itself an audited event.
+    match store
+        .adopt_policy(options.policy.clone(), &options.policy_source)
+        .await
+    {
+        Ok(Some(adopted)) => tracing::info!(
+            event = %adopted.event_id,
+            policy = %options.policy.hash(),
+            "recorded the adoption of a new policy"
+        ),
+        Ok(None) => {}
+        Err(error) => {
+            return Err(std::io::Error::other(format!(
+                "cannot record the policy in force: {error}"
+            )))
+        }
+    }
     let checkpoints = tokio::spawn(sign_checkpoints(
         store.clone(),
         options.log.clone(),

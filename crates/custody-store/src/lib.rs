@@ -436,6 +436,28 @@ impl Store {
             .await
     }
 
+    /// Records in the deployment's policy record that `policy` (read from
+    /// `source`) decides new cases from now on, unless it is the policy
+    /// recorded last. Returns the appended `policy_adopted` event, if any.
+    pub async fn adopt_policy(
+        &self,
+        policy: custody_core::policy::Policy,
+        source: &str,
+    ) -> Result<Option<AppendedEvent>, StoreError> {
+        let source = source.to_string();
+        self.submit(|reply| writer::Job::AdoptPolicy {
+            policy,
+            source,
+            reply,
+        })
+        .await
+    }
+
+    /// The policies the deployment adopted, oldest first.
+    pub async fn policy_history(&self) -> Result<Vec<Event>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::policy_history(readers).await)
+    }
+
     /// The origin recorded for this store's log, if any.
     pub async fn log_origin(&self) -> Result<Option<String>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::log_origin(readers).await)

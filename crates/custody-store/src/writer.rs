@@ -86,6 +86,16 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<TokenInfo, StoreError>>,
     },
+    /// Record in the policy record that `policy` governs new cases, unless it
+    /// is the policy recorded last; reply with the appended event, if any.
+    AdoptPolicy {
+        /// The policy in force.
+        policy: custody_core::policy::Policy,
+        /// Where it came from.
+        source: String,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Option<AppendedEvent>, StoreError>>,
+    },
     /// Record the log's origin unless one is recorded; reply with the recorded one.
     ClaimOrigin {
         /// The origin this node signs for.
@@ -153,6 +163,10 @@ pub(crate) enum Done {
         oneshot::Sender<Result<String, StoreError>>,
         Result<String, StoreError>,
     ),
+    Adopted(
+        oneshot::Sender<Result<Option<AppendedEvent>, StoreError>>,
+        Result<Option<AppendedEvent>, StoreError>,
+    ),
 }
 
 /// What the batch will write when it commits.
@@ -211,6 +225,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Origin(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Adopted(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -226,6 +243,7 @@ impl Job {
             Job::RevokeToken { reply, .. } => Done::Revocation(reply, Err(error())),
             Job::Delegation { reply, .. } => Done::Delegation(reply, Err(error())),
             Job::ClaimOrigin { reply, .. } => Done::Origin(reply, Err(error())),
+            Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
         }
     }
 }
@@ -242,6 +260,7 @@ impl Done {
             Done::Revocation(reply, Ok(_)) => Done::Revocation(reply, Err(error())),
             Done::Delegation(reply, Ok(_)) => Done::Delegation(reply, Err(error())),
             Done::Origin(reply, Ok(_)) => Done::Origin(reply, Err(error())),
+            Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
             failed => failed,
         }
     }

@@ -25,6 +25,6 @@ use tokio::sync::mpsc;
 
 use crate::writer::*;
 use crate::{
-    Authenticated, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,
+    AppendedEvent, Authenticated, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,
     StoredCheckpoint, TokenInfo, WriteOutcome, TOKEN_PREFIX,
 };

@@ -426,3 +426,15 @@ pub(crate) async fn log_origin(readers: &Pool) -> Result<Option<String>, StoreEr
             .await?,
     )
 }
+
+/// The events of the policy record, oldest first.
+pub(crate) async fn policy_history(readers: &Pool) -> Result<Vec<Event>, StoreError> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT e.bytes FROM events e JOIN deployment d ON d.key = 'policy_record' AND e.case_id = d.value ORDER BY e.seq",
+    )
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|bytes| Event::decode(bytes).map_err(|error| StoreError::Corrupt(error.to_string())))
+        .collect()
+}

@@ -92,6 +92,19 @@ async fn commit_batch(
                 Job::Delegation { grant, new, reply } => {
                     Done::Delegation(reply, store_delegation(connection, grant, new).await)
                 }
+                Job::AdoptPolicy {
+                    policy,
+                    source,
+                    reply,
+                } => {
+                    // Earlier writes of the batch first, so the record's head
+                    // is read from the database.
+                    flush(connection, &mut pending).await?;
+                    Done::Adopted(
+                        reply,
+                        adopt_policy(connection, &mut pending, &policy, &source).await,
+                    )
+                }
                 Job::ClaimOrigin { origin, reply } => {
                     Done::Origin(reply, claim_origin(connection, &origin).await)
                 }
@@ -811,4 +824,74 @@ pub(crate) async fn migrate(connection: &mut Conn) -> Result<(), sqlx::Error> {
             Err(error)
         }
     }
+}
+
+/// Appends a `policy_adopted` event to the deployment's policy record
+/// (creating the record on first use) unless `policy` is the one it recorded
+/// last.
+async fn adopt_policy(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    policy: &custody_core::policy::Policy,
+    source: &str,
+) -> Result<Option<AppendedEvent>, StoreError> {
+    let record: Option<String> =
+        sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'policy_record'")
+            .fetch_optional(&mut *connection)
+            .await?;
+    let (case_id, seq, prev_hash, previous_policy) = match record {
+        Some(case_id) => {
+            let head: Vec<u8> = sqlx::query_scalar(
+                "SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(&case_id)
+            .fetch_optional(&mut *connection)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("the policy record {case_id} has no events"))
+            })?;
+            let event = Event::decode(&head).map_err(|error| {
+                StoreError::Corrupt(format!("the policy record's latest event: {error}"))
+            })?;
+            let custody_core::event::EventBody::PolicyAdopted(adopted) = &event.body else {
+                return Err(StoreError::Corrupt(format!(
+                    "the policy record {case_id} ends with a {} event",
+                    event.body.kind_name()
+                )));
+            };
+            if adopted.policy_hash == policy.hash() {
+                return Ok(None);
+            }
+            (
+                parse_stored::<CaseId>(&case_id)?,
+                event.seq + 1,
+                Some(Sha256Hash::of(&head)),
+                Some(adopted.policy_hash),
+            )
+        }
+        None => {
+            let case_id = CaseId::generate();
+            sqlx::query(
+                "INSERT INTO deployment (key, value, created_at) VALUES ('policy_record', $1, $2)",
+            )
+            .bind(case_id.as_str())
+            .bind(Timestamp::now().to_string())
+            .execute(&mut *connection)
+            .await?;
+            (case_id, 1, None, None)
+        }
+    };
+    let event = lifecycle::adopt_policy(policy, previous_policy, source).seal(
+        custody_core::model::Actor::system(),
+        lifecycle::Placement {
+            case_id,
+            seq,
+            prev_hash,
+            recorded_at: Timestamp::now(),
+            occurred_at: None,
+            idempotency_key: None,
+        },
+    );
+    let bytes = event.canonical_bytes();
+    Ok(Some(push_event(pending, event, bytes)))
 }
