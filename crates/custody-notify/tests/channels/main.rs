@@ -1,0 +1,9 @@
+//! Every channel against a real receiver started by the test: an axum HTTP
+//! server for webhooks and chat, Python's aiosmtpd for mail, and NATS
+//! JetStream (the local server, or a `nats-server` the test starts).
+
+mod chat;
+mod common;
+mod email;
+mod nats;
+mod webhook;
