@@ -66,6 +66,22 @@ enum Command {
     /// Delegated administration: which vendor may act, for whom, on what, until when.
     #[command(subcommand)]
     Delegation(DelegationCommand),
+    /// Notifications owed and their delivery: `custody notifications [CASE] [--failed]`, `custody notifications retry ID`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Notifications {
+        #[command(subcommand)]
+        action: Option<NotificationsCommand>,
+        /// Only this case's notifications.
+        case: Option<String>,
+        /// Only those not delivered (pending or dead).
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Request an access change; prints only the new case ID.
     Request {
         /// The identity whose access changes, as KIND:ID (user, service_account, api_key, token, role, group, workload).
@@ -360,6 +376,20 @@ enum LogCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NotificationsCommand {
+    /// Make a pending or dead notification due now (admins).
+    Retry {
+        /// The delivery ID (`custody notifications` lists them).
+        delivery_id: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DelegationCommand {
     /// Grant a vendor organisation the right to act for an internal party (admins).
     Grant {
@@ -571,7 +601,7 @@ mod commands {
 
     use super::{
         Client, ClientError, Command, ConnectionArgs, DelegationCommand, LogCommand,
-        PrincipalCommand, TokenCommand,
+        NotificationsCommand, PrincipalCommand, TokenCommand,
     };
     use crate::output;
 
@@ -653,6 +683,7 @@ mod commands {
             policy: config.policy,
             policy_source,
             scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
+            notify: config.notify,
         };
         custody_server::serve(store, listen, options, shutdown_signal())
             .await
@@ -993,6 +1024,50 @@ mod commands {
                     output::print_json(&grant);
                 } else {
                     println!("{}", grant["grant_id"].as_str().unwrap_or_default());
+                }
+            }
+            Command::Notifications {
+                action:
+                    Some(NotificationsCommand::Retry {
+                        delivery_id,
+                        connection,
+                        json,
+                    }),
+                ..
+            } => {
+                let path = format!(
+                    "/v1/notifications/{}/retry",
+                    output::path_segment(&delivery_id)
+                );
+                let entry = connect(&connection)?
+                    .post(&path, &serde_json::json!({}), None)
+                    .await?;
+                if json {
+                    output::print_json(&entry);
+                } else {
+                    println!(
+                        "{delivery_id} is due now (state {}, {} attempt(s) so far)",
+                        entry["state"].as_str().unwrap_or_default(),
+                        entry["attempts"]
+                    );
+                }
+            }
+            Command::Notifications {
+                action: None,
+                case,
+                failed,
+                connection,
+                json,
+            } => {
+                let mut path = format!("/v1/notifications?failed={failed}&limit=1000");
+                if let Some(case) = &case {
+                    path.push_str(&format!("&case={}", output::path_segment(case)));
+                }
+                let list = connect(&connection)?.get(&path).await?;
+                if json {
+                    output::print_json(&list);
+                } else {
+                    output::print_notifications(&list);
                 }
             }
             Command::Delegation(DelegationCommand::Revoke {

@@ -379,3 +379,35 @@ fn join(list: &Value) -> String {
         })
         .unwrap_or_default()
 }
+
+/// `custody notifications`: one line per notification.
+pub fn print_notifications(list: &Value) {
+    let notifications = list["notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if notifications.is_empty() {
+        println!("no notifications");
+        return;
+    }
+    for entry in notifications {
+        let recipient = entry["recipient"]
+            .as_str()
+            .map(|recipient| format!(" {recipient}"))
+            .unwrap_or_default();
+        let error = entry["last_error"]
+            .as_str()
+            .map(|error| format!("  last error: {}", error.lines().next().unwrap_or_default()))
+            .unwrap_or_default();
+        println!(
+            "{:<9} {}  {}  {} to {} via {}{recipient}  attempts {}{error}",
+            entry["state"].as_str().unwrap_or_default().to_uppercase(),
+            entry["delivery_id"].as_str().unwrap_or_default(),
+            entry["case_id"].as_str().unwrap_or_default(),
+            entry["kind"].as_str().unwrap_or_default(),
+            entry["audience"].as_str().unwrap_or_default(),
+            entry["channel"].as_str().unwrap_or_default(),
+            entry["attempts"],
+        );
+    }
+}

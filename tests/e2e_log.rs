@@ -156,19 +156,33 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     let origin = init_key.split('+').next().unwrap().to_string();
     let alice = server.principal("alice");
 
-    // An empty log has no checkpoint, and none can be signed.
-    let empty = server.http("GET", "/v1/log/checkpoint", None, &[], Body::None);
-    assert_problem(&empty, 404, "urn:custody:problem:not-found");
-    let empty = server.http(
+    // A served log is never empty: before serving, the server recorded the
+    // adoption of its policy, and signed a checkpoint of it as it started.
+    // Nothing new to sign: signing returns that checkpoint unchanged.
+    assert_eq!(server.log_size(), 1);
+    let start = server.http("GET", "/v1/log/checkpoint", None, &[], Body::None);
+    assert_eq!(start.status, 200, "{}", start.text);
+    let start_checkpoint = verified(&start.text, &trusted);
+    assert_eq!(start_checkpoint.size(), 1);
+    let policy_entry = entries(&server, &alice, 0, 1);
+    assert_eq!(policy_entry.len(), 1);
+    let policy_leaf = unb64(policy_entry[0]["leaf"].as_str().expect("leaf"));
+    let policy_event = Event::decode(&policy_leaf).expect("a canonical event");
+    assert_eq!(policy_event.body.kind_name(), "policy_adopted");
+    assert_eq!(*start_checkpoint.root_hash(), leaf_hash(&policy_leaf));
+    let again = server.http(
         "POST",
         "/v1/log/checkpoint",
         Some(&server.admin_token),
         &[],
         Body::None,
     );
-    assert_problem(&empty, 404, "urn:custody:problem:not-found");
-    let output = server.cli(Some(&server.admin_token), &["log", "checkpoint"]);
-    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.text, start.text, "nothing new to sign");
+    assert_eq!(
+        server.cli_ok(&server.admin_token, &["log", "checkpoint"]),
+        start.text
+    );
 
     // The verifier keys are public.
     let keys = server.http("GET", "/v1/log/keys", None, &[], Body::None);
@@ -184,7 +198,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     // More than one page of entries, with a checkpoint in the middle.
     let mut cases = write_cases(&server, &alice, "first", 100, 4);
     let first_size = server.log_size();
-    assert_eq!(first_size, 500);
+    assert_eq!(first_size, 501);
     let forbidden = server.http("POST", "/v1/log/checkpoint", Some(&alice), &[], Body::None);
     assert_problem(&forbidden, 403, "urn:custody:problem:forbidden");
     let anonymous = server.http("POST", "/v1/log/checkpoint", None, &[], Body::None);
@@ -212,7 +226,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
 
     cases.extend(write_cases(&server, &alice, "second", 106, 4));
     let size = server.log_size();
-    assert_eq!(size, 1030);
+    assert_eq!(size, 1031);
     let second_note = server.sign_checkpoint();
     // Nothing new to sign: the latest is returned unchanged.
     assert_eq!(server.sign_checkpoint(), second_note);
@@ -243,7 +257,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     let mut all = entries(&server, &alice, 0, 5000);
     assert_eq!(all.len(), 1000, "one page holds at most 1000 entries");
     let rest = entries(&server, &alice, 1000, 2000);
-    assert_eq!(rest.len(), 30);
+    assert_eq!(rest.len(), 31);
     all.extend(rest);
     assert_eq!(entries(&server, &alice, 7, 9).len(), 2, "end is exclusive");
     assert!(entries(&server, &alice, 5, 5).is_empty());
@@ -266,6 +280,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     }
     // The checkpoint's root is the root of exactly these entries.
     assert_eq!(tree.root(), root);
+    assert_eq!(tree.root_at(1).unwrap(), *start_checkpoint.root_hash());
     assert_eq!(
         tree.root_at(first_size).unwrap(),
         *first_checkpoint.root_hash()
@@ -364,7 +379,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     )
     .is_err());
     assert!(verify_consistency(first_size, size, &leaf_hash(b"x"), &root, &proof).is_err());
-    for from in [1, 2, 3, 7, 8, 9, 64, 333, 999, 1000, 1029, 1030] {
+    for from in [1, 2, 3, 7, 8, 9, 64, 333, 999, 1000, 1030, 1031] {
         let document = server.get_json(&format!("/v1/log/proof/consistency?from={from}&to={size}"));
         verify_consistency(
             from,
@@ -415,11 +430,10 @@ fn checkpoints_signed_amid_concurrent_writes_fail_no_write() {
                     .expect("POST /v1/log/checkpoint");
                 let status = response.status().as_u16();
                 let text = response.text().await.expect("a body");
-                // 404 only until the first event exists.
-                if status != 404 || !notes.is_empty() {
-                    assert_eq!(status, 200, "POST /v1/log/checkpoint: {text}");
-                    notes.push(text);
-                }
+                // The log is never empty (the policy's adoption is its first
+                // entry), so every request signs or returns a checkpoint.
+                assert_eq!(status, 200, "POST /v1/log/checkpoint: {text}");
+                notes.push(text);
             }
             notes
         })
@@ -432,7 +446,7 @@ fn checkpoints_signed_amid_concurrent_writes_fail_no_write() {
         .expect("the signer panicked");
     assert!(notes.len() > 1, "{} checkpoints signed", notes.len());
     let size = server.log_size();
-    assert_eq!(size, 480);
+    assert_eq!(size, 481);
     let mut previous: Option<VerifiedCheckpoint> = None;
     for note in &notes {
         let checkpoint = verified(note, &trusted);
@@ -533,9 +547,10 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     let origin = init_key.split('+').next().unwrap().to_string();
     let (full, other) = lifecycle(&server);
     let size = server.log_size();
-    assert_eq!(size, 7);
+    assert_eq!(size, 8);
 
-    // No checkpoint was signed yet: proving signs one that covers the case.
+    // The only checkpoint (signed as the server started) covers the policy's
+    // adoption, not the case: proving signs one that covers the case.
     let bundle_file = server.root.path().join("bundle.json");
     server.cli_ok(
         &server.admin_token,
@@ -555,7 +570,8 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     assert_eq!(checkpoint.size(), size);
     let events = bundle["events"].as_array().unwrap().clone();
     assert_eq!(events.len(), 5);
-    let expected_indices = [0, 2, 3, 5, 6];
+    // Log 0 is the policy's adoption; the other case has 2 and 5.
+    let expected_indices = [1, 3, 4, 6, 7];
     for (position, entry) in events.iter().enumerate() {
         assert_eq!(entry["index"], expected_indices[position], "{entry}");
         let leaf = unb64(entry["leaf"].as_str().unwrap());
@@ -720,8 +736,10 @@ fn log_consistency_accepts_real_checkpoints_and_refuses_forged_ones() {
     let old = server.sign_checkpoint();
     write_cases(&server, &alice, "late", 4, 1);
     let new = server.sign_checkpoint();
+    let old_size = verified(&old, &[key(&init_key)]).size();
+    assert_eq!(old_size, 4);
     let new_size = verified(&new, &[key(&init_key)]).size();
-    assert_eq!(new_size, 11);
+    assert_eq!(new_size, 12);
     let dir = server.root.path();
     let old_file = write_file(dir, "old.txt", &old);
     let new_file = write_file(dir, "new.txt", &new);
@@ -769,7 +787,7 @@ fn log_consistency_accepts_real_checkpoints_and_refuses_forged_ones() {
         "{}",
         common::stderr(&output)
     );
-    let forged_old = Checkpoint::new(&origin, 3, leaf_hash(b"forged"))
+    let forged_old = Checkpoint::new(&origin, old_size, leaf_hash(b"forged"))
         .unwrap()
         .sign(&[&signer])
         .unwrap();
@@ -802,8 +820,6 @@ fn the_periodic_signer_signs_checkpoints_by_itself() {
         Server::start_configured(None, Some("[log]\ncheckpoint_interval_seconds = 1\n"));
     let trusted = [key(report["verifier_key"].as_str().unwrap())];
     let alice = server.principal("alice");
-    let empty = server.http("GET", "/v1/log/checkpoint", None, &[], Body::None);
-    assert_problem(&empty, 404, "urn:custody:problem:not-found");
 
     // Nobody asks for a checkpoint; one covering the whole log appears.
     let wait_for = |size: u64| -> String {
@@ -823,10 +839,14 @@ fn the_periodic_signer_signs_checkpoints_by_itself() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    // At start, one of the policy's adoption, the log's only entry.
+    assert_eq!(server.log_size(), 1);
+    let start = wait_for(1);
     write_cases(&server, &alice, "tick", 2, 1);
-    let first = wait_for(4);
+    let first = wait_for(5);
     write_cases(&server, &alice, "tock", 1, 2);
-    let second = wait_for(7);
+    let second = wait_for(8);
+    assert_ne!(start, first);
     assert_ne!(first, second);
 }
 
@@ -839,10 +859,12 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     assert_eq!(server.log_keys(), vec![key_a.clone()]);
     let signatures = |note: &str| Note::parse(note.as_bytes()).unwrap().signatures().len();
 
+    // The policy's adoption (log 0, in the checkpoint signed at start), then
+    // a case and a comment.
     write_cases(&server, &alice, "before", 1, 1);
     let cp1 = server.sign_checkpoint();
     assert_eq!(signatures(&cp1), 1);
-    verified(&cp1, &[key(&key_a)]);
+    assert_eq!(verified(&cp1, &[key(&key_a)]).size(), 3);
 
     // Add a key; after a restart both sign.
     let output = common::command()
@@ -856,13 +878,15 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     assert_eq!(key_b.split('+').next(), Some(origin.as_str()), "{key_b}");
     assert_eq!(server.log_keys(), vec![key_a.clone(), key_b.clone()]);
     server.restart_configured();
+    // The policy is unchanged: the restart records nothing.
+    assert_eq!(server.log_size(), 3);
     let keys = server.get_json("/v1/log/keys");
     assert_eq!(keys["verifier_keys"], json!([key_a, key_b]));
     write_cases(&server, &alice, "during", 1, 0);
     let cp2 = server.sign_checkpoint();
     assert_eq!(signatures(&cp2), 2, "{cp2}");
-    assert_eq!(verified(&cp2, &[key(&key_a)]).size(), 3);
-    assert_eq!(verified(&cp2, &[key(&key_b)]).size(), 3);
+    assert_eq!(verified(&cp2, &[key(&key_a)]).size(), 4);
+    assert_eq!(verified(&cp2, &[key(&key_b)]).size(), 4);
 
     // Retire the old key; after a restart only the new one signs.
     let key_a_id = key_a.split('+').nth(1).unwrap().to_string();
@@ -898,13 +922,14 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     write_cases(&server, &alice, "after", 1, 0);
     let cp3 = server.sign_checkpoint();
     assert_eq!(signatures(&cp3), 1, "{cp3}");
-    assert_eq!(verified(&cp3, &[key(&key_b)]).size(), 4);
+    assert_eq!(verified(&cp3, &[key(&key_b)]).size(), 5);
     assert!(verify_checkpoint(cp3.as_bytes(), &[key(&key_a)]).is_err());
     server.stop();
 
-    // The first checkpoint, signed only by the retired key, still verifies.
+    // The first checkpoints (at start and cp1), signed only by the retired
+    // key, still verify.
     let report = assert_verify_ok(&server.data);
-    assert_eq!(report["checked"]["checkpoints"], 3, "{report:#}");
+    assert_eq!(report["checked"]["checkpoints"], 4, "{report:#}");
 
     // Without the retired key it would not: the retired keys file is what keeps it verifiable...
     let copy = tempfile::tempdir().unwrap();
@@ -913,15 +938,14 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     let (output, report) = verify_dir_with(copy.path(), &[]);
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     let findings = report["findings"].as_array().unwrap();
-    assert_eq!(findings.len(), 1, "{report:#}");
-    assert_eq!(
-        findings[0]["code"], "checkpoint.bad-signature",
-        "{report:#}"
-    );
-    assert!(
-        findings[0]["message"].as_str().unwrap().contains("size 2"),
-        "{report:#}"
-    );
+    assert_eq!(findings.len(), 2, "{report:#}");
+    for (finding, size) in findings.iter().zip(["size 1", "size 3"]) {
+        assert_eq!(finding["code"], "checkpoint.bad-signature", "{report:#}");
+        assert!(
+            finding["message"].as_str().unwrap().contains(size),
+            "{report:#}"
+        );
+    }
     // ...or an auditor's --key.
     let (output, report) = verify_dir_with(copy.path(), &["--key", &key_a]);
     assert_eq!(output.status.code(), Some(0), "{report:#}");

@@ -566,6 +566,7 @@ async fn append_through_http(
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
+        notify: custody_server::notify::NotifyConfig::default(),
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,

@@ -176,6 +176,40 @@ pub struct Auditor {
     first_adoption: Option<u64>,
     /// Every request: its case, event, log index and the policy it cites.
     requests: Vec<RequestSeen>,
+    /// Notifications owed, in log order.
+    owed: Vec<OwedSeen>,
+    /// Delivery attempts by delivery ID: when it was delivered, whether it died.
+    deliveries: HashMap<String, DeliverySeen>,
+    /// Deliveries escalated after they died.
+    escalated_deliveries: std::collections::HashSet<String>,
+    /// Per case, the delivery IDs of the notices owed to reviewers so far.
+    reviewer_notices: HashMap<String, Vec<String>>,
+    /// Executions by automation, with the reviewer notices owed before them.
+    automated_executions: Vec<AutomatedExecution>,
+}
+
+struct OwedSeen {
+    case_id: String,
+    event_id: String,
+    log_index: u64,
+    seq: u64,
+    recorded_at: crate::Timestamp,
+    owed: crate::notify::Owed,
+}
+
+#[derive(Default)]
+struct DeliverySeen {
+    delivered_at: Option<crate::Timestamp>,
+    dead: bool,
+}
+
+struct AutomatedExecution {
+    case_id: String,
+    event_id: String,
+    log_index: u64,
+    seq: u64,
+    occurred_at: crate::Timestamp,
+    reviewer_notices: Vec<String>,
 }
 
 /// A request and the policy version that decided it.
@@ -309,6 +343,130 @@ impl Auditor {
             .pending_checkpoints
             .sort_by_key(|expected| std::cmp::Reverse(expected.size));
         auditor
+    }
+
+    /// Remembers what `event` owes, and the delivery attempts and escalations
+    /// it records.
+    fn observe_notifications(&mut self, event: &Event, log_index: u64) {
+        for owed in &event.notify {
+            if owed.audience == crate::notify::Audience::Reviewers
+                && owed.kind == crate::notify::CHANGE_APPROVED_FOR_REVIEW
+            {
+                self.reviewer_notices
+                    .entry(event.case_id.to_string())
+                    .or_default()
+                    .push(owed.delivery_id.clone());
+            }
+            self.owed.push(OwedSeen {
+                case_id: event.case_id.to_string(),
+                event_id: event.event_id.to_string(),
+                log_index,
+                seq: event.seq,
+                recorded_at: event.recorded_at,
+                owed: owed.clone(),
+            });
+        }
+        match &event.body {
+            EventBody::NotificationAttempted(attempt) => {
+                let seen = self
+                    .deliveries
+                    .entry(attempt.delivery_id.clone())
+                    .or_default();
+                match attempt.outcome {
+                    crate::event::DeliveryOutcome::Delivered => {
+                        let at = event.occurred_at;
+                        seen.delivered_at =
+                            Some(seen.delivered_at.map_or(at, |first| first.min(at)));
+                    }
+                    crate::event::DeliveryOutcome::Dead => seen.dead = true,
+                    crate::event::DeliveryOutcome::Failed => {}
+                }
+            }
+            EventBody::EscalationRaised(escalation) => {
+                if let Some(delivery) = &escalation.delivery_id {
+                    self.escalated_deliveries.insert(delivery.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Notification findings, once every event has been seen.
+    fn finish_notifications(&mut self) {
+        for seen in &self.owed {
+            let delivery = self.deliveries.get(&seen.owed.delivery_id);
+            if delivery.is_some_and(|delivery| delivery.delivered_at.is_some())
+                || self.escalated_deliveries.contains(&seen.owed.delivery_id)
+            {
+                continue;
+            }
+            let dead = delivery.is_some_and(|delivery| delivery.dead);
+            let overdue = self.now.is_some_and(|now| {
+                seen.recorded_at
+                    .plus_seconds(crate::notify::DELIVERY_GRACE_SECONDS)
+                    <= now
+            });
+            if !dead && !overdue {
+                // Still being retried: not wrong yet.
+                continue;
+            }
+            let to = seen
+                .owed
+                .recipient
+                .as_ref()
+                .map(|recipient| format!(" ({recipient})"))
+                .unwrap_or_default();
+            self.findings.push(Finding {
+                code: "notify.undelivered",
+                severity: Severity::High,
+                case_id: Some(seen.case_id.clone()),
+                message: format!(
+                    "notification {} ({} to {} via {}{to}) owed by event {} was {}",
+                    seen.owed.delivery_id,
+                    seen.owed.kind,
+                    seen.owed.audience,
+                    seen.owed.channel,
+                    seen.event_id,
+                    if dead {
+                        "given up on and never escalated"
+                    } else {
+                        "neither delivered nor escalated within an hour"
+                    }
+                ),
+                event_id: Some(seen.event_id.clone()),
+                seq: Some(seen.seq),
+                log_index: Some(seen.log_index),
+            });
+        }
+        for execution in &self.automated_executions {
+            if execution.reviewer_notices.is_empty() {
+                // No route tells reviewers of approved changes: nothing was owed.
+                continue;
+            }
+            let told_before = execution.reviewer_notices.iter().any(|delivery| {
+                self.deliveries
+                    .get(delivery)
+                    .and_then(|seen| seen.delivered_at)
+                    .is_some_and(|at| at <= execution.occurred_at)
+            });
+            if !told_before {
+                self.findings.push(Finding {
+                    code: "notify.reviewer-not-notified",
+                    severity: Severity::Medium,
+                    case_id: Some(execution.case_id.clone()),
+                    message: format!(
+                        "automation executed case {} at {} before any reviewer had been told of the approved change ({} notice(s) owed: {})",
+                        execution.case_id,
+                        execution.occurred_at,
+                        execution.reviewer_notices.len(),
+                        execution.reviewer_notices.join(", ")
+                    ),
+                    event_id: Some(execution.event_id.clone()),
+                    seq: Some(execution.seq),
+                    log_index: Some(execution.log_index),
+                });
+            }
+        }
     }
 
     /// Checks one `policy_adopted` event of the policy record and remembers
@@ -535,6 +693,8 @@ impl Auditor {
             ));
         }
 
+        self.observe_notifications(&event, row.log_index);
+
         let Some(trail) = self.cases.get_mut(event.case_id.as_str()) else {
             // The first event of a case.
             let mut new_findings = Vec::new();
@@ -703,6 +863,26 @@ impl Auditor {
             self.findings.extend(found);
             return;
         }
+        if let (Some(view), EventBody::ExecutionCompleted(_)) = (&trail.view, &event.body) {
+            // Break-glass executes before anyone can be told; it has its own
+            // post-hoc review.
+            if event.actor.kind == crate::PrincipalKind::Automation
+                && view.break_glass_deadline.is_none()
+            {
+                self.automated_executions.push(AutomatedExecution {
+                    case_id: event.case_id.to_string(),
+                    event_id: event.event_id.to_string(),
+                    log_index: row.log_index,
+                    seq: event.seq,
+                    occurred_at: event.occurred_at,
+                    reviewer_notices: self
+                        .reviewer_notices
+                        .get(event.case_id.as_str())
+                        .cloned()
+                        .unwrap_or_default(),
+                });
+            }
+        }
         if let Some(view) = &mut trail.view {
             self.checked.rules += 1;
             for (refusal, severity) in violations(view, &event) {
@@ -788,6 +968,7 @@ impl Auditor {
             }
         }
         self.checked.case_links = self.case_links.len() as u64;
+        self.finish_notifications();
         // Once the log records policies, every case must cite one recorded
         // before it was opened: a policy that decided cases without being
         // recorded is a policy change nobody can audit.

@@ -149,6 +149,10 @@ pub struct CaseView {
     pub expires_at: Option<Timestamp>,
     /// Whether the ledger recorded that the revocation is due.
     pub revocation_due: bool,
+    /// Whether the ledger recorded, before the end of time-bound access,
+    /// that it ends soon (and its owner is told).
+    #[serde(default)]
+    pub expiry_noticed: bool,
     /// Whether the revocation of time-bound access was executed.
     pub revoked: bool,
     /// The revocation case a review with outcome `revoke` opened.
@@ -275,6 +279,7 @@ impl CaseView {
             review_due: None,
             expires_at: None,
             revocation_due: false,
+            expiry_noticed: false,
             revoked: false,
             revocation_case: None,
             opened_by_review_of: None,
@@ -443,6 +448,8 @@ impl CaseView {
             }
             // Never part of a request's case; the audit reports one that is.
             EventBody::PolicyAdopted(_) => {}
+            EventBody::NotificationAttempted(_) => {}
+            EventBody::ExpiryApproaching(_) => self.expiry_noticed = true,
         }
     }
 

@@ -121,6 +121,18 @@ pub enum CaseCommand {
         /// The deadline that passed.
         deadline: crate::Timestamp,
     },
+    /// The outbox records one delivery attempt (system actor only; see
+    /// [`lifecycle::record_delivery`]).
+    RecordDelivery {
+        /// The case that owes the notification.
+        case_id: CaseId,
+        /// The attempt.
+        attempt: crate::event::Attempt,
+        /// Whether a final failure is escalated.
+        escalate: bool,
+        /// When to try again, after a failure that will be retried.
+        next_attempt_at: Option<crate::Timestamp>,
+    },
     /// Merge a duplicate case into the case that survives (see [`lifecycle::merge`]).
     Merge {
         /// The duplicate, closed into the survivor.
@@ -138,6 +150,7 @@ impl CaseCommand {
         match self {
             CaseCommand::Request { .. } | CaseCommand::BreakGlass { .. } => None,
             CaseCommand::Escalate { case_id, .. }
+            | CaseCommand::RecordDelivery { case_id, .. }
             | CaseCommand::ExecuteRevocation { case_id, .. } => Some(case_id),
             CaseCommand::Approve { case_id, .. }
             | CaseCommand::ConfirmApproval { case_id, .. }
@@ -224,6 +237,11 @@ impl CaseCommand {
             CaseCommand::BreakGlass { .. } => Err(Refusal {
                 rule: "case.already-exists",
                 message: format!("case {} already exists", case.case_id),
+                hint: None,
+            }),
+            CaseCommand::RecordDelivery { .. } => Err(Refusal {
+                rule: "notify.recorded-by-the-outbox",
+                message: "delivery attempts are recorded by the outbox".to_string(),
                 hint: None,
             }),
             CaseCommand::Merge { .. } => Err(Refusal {

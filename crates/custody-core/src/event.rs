@@ -55,6 +55,10 @@ pub struct Event {
     /// The idempotency key of the write that made it.
     #[serde(deserialize_with = "Option::deserialize")]
     pub idempotency_key: Option<String>,
+    /// The notifications this event owes (see [`crate::notify`]); absent
+    /// from the encoding when it owes none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::notify::Owed>,
 }
 
 /// What happened, with its details. Serialised as `kind` plus `payload`.
@@ -101,10 +105,74 @@ pub enum EventBody {
     RevocationOpened(CaseLink),
     /// This case was opened by the review of another case (outcome `revoke`).
     OpenedByReview(CaseLink),
+    /// One attempt to deliver a notification the case owes (by `system`).
+    NotificationAttempted(Attempt),
+    /// Time-bound access ends soon: its owner is to be told (by `system`).
+    ExpiryApproaching(ExpiryApproaching),
     /// A node started deciding cases under a policy different from the last
     /// one recorded. Only in the deployment's policy record (a case of its
     /// own, written by `system`), never in a request's case.
     PolicyAdopted(PolicyAdopted),
+}
+
+/// The payload of `notification_attempted`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Attempt {
+    /// The owed notification (see [`crate::notify::Owed`]).
+    pub delivery_id: String,
+    /// The channel tried.
+    pub channel: String,
+    /// The recipient tried, when the route names one.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub recipient: Option<String>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// How it went.
+    pub outcome: DeliveryOutcome,
+    /// The receiver's status code (HTTP or SMTP), when there was one.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub status: Option<u16>,
+    /// What went wrong, when it did.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub error: Option<String>,
+    /// How long the attempt took, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// How a delivery attempt went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    /// The receiver accepted it.
+    Delivered,
+    /// It failed; it will be retried.
+    Failed,
+    /// It failed for the last time (permanent error, or out of attempts):
+    /// the notification is escalated.
+    Dead,
+}
+
+impl DeliveryOutcome {
+    /// The outcome's name as written in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Failed => "failed",
+            DeliveryOutcome::Dead => "dead",
+        }
+    }
+}
+
+/// The payload of `expiry_approaching`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryApproaching {
+    /// When the access ends.
+    pub expires_at: Timestamp,
 }
 
 /// The payload of `policy_adopted`: which policy governs new cases from now.
@@ -154,6 +222,9 @@ pub struct Escalation {
     pub reason: String,
     /// The deadline that passed.
     pub deadline: Timestamp,
+    /// The notification that could not be delivered, for `notify.dead-letter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
 }
 
 /// The payload of `duplicate_merged` (in the duplicate, naming the survivor)
@@ -365,6 +436,8 @@ impl EventBody {
             EventBody::RevocationOpened(_) => "revocation_opened",
             EventBody::OpenedByReview(_) => "opened_by_review",
             EventBody::PolicyAdopted(_) => "policy_adopted",
+            EventBody::NotificationAttempted(_) => "notification_attempted",
+            EventBody::ExpiryApproaching(_) => "expiry_approaching",
         }
     }
 
@@ -454,6 +527,27 @@ impl EventBody {
                     "opened by the review of {} (outcome revoke)",
                     link.other_case
                 )
+            }
+            EventBody::NotificationAttempted(attempt) => {
+                let mut text = format!(
+                    "notification {} via {}{}: attempt {} {}",
+                    attempt.delivery_id,
+                    attempt.channel,
+                    attempt
+                        .recipient
+                        .as_ref()
+                        .map(|recipient| format!(" to {recipient}"))
+                        .unwrap_or_default(),
+                    attempt.attempt,
+                    attempt.outcome.as_str()
+                );
+                if let Some(error) = &attempt.error {
+                    text.push_str(&format!(": {}", first_line(error)));
+                }
+                text
+            }
+            EventBody::ExpiryApproaching(expiry) => {
+                format!("access ends at {}: owner told", expiry.expires_at)
             }
             EventBody::PolicyAdopted(adopted) => {
                 format!(

@@ -16,6 +16,7 @@ pub mod hex;
 pub mod id;
 pub mod lifecycle;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod proof;
 pub mod time;

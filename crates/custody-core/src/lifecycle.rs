@@ -111,6 +111,7 @@ impl Draft {
             external_id: None,
             causation: self.causation,
             idempotency_key: placement.idempotency_key,
+            notify: Vec::new(),
         }
     }
 }
@@ -610,10 +611,15 @@ pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
         EventBody::RevocationDue(RevocationDue {
             expired_at: deadline,
         })
+    } else if reason == EXPIRY_NOTICE {
+        EventBody::ExpiryApproaching(crate::event::ExpiryApproaching {
+            expires_at: deadline.plus_seconds(EXPIRY_NOTICE_SECONDS),
+        })
     } else {
         EventBody::EscalationRaised(Escalation {
             reason: reason.to_string(),
             deadline,
+            delivery_id: None,
         })
     };
     Draft {
@@ -717,9 +723,72 @@ pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
     if let Some(expires_at) = case.expires_at {
         if !case.revoked && !case.revocation_due {
             pending.push((EXPIRY_REVOCATION_DUE, expires_at));
+            // Long grants get a notice before they end.
+            let long = case
+                .change
+                .duration_seconds
+                .is_some_and(|seconds| seconds >= EXPIRY_NOTICE_MIN_DURATION_SECONDS);
+            if long && !case.expiry_noticed {
+                pending.push((
+                    EXPIRY_NOTICE,
+                    expires_at.plus_seconds(-EXPIRY_NOTICE_SECONDS),
+                ));
+            }
+        }
+    }
+    if case.state == CaseState::Open && !escalated(APPROVAL_OVERDUE) {
+        if let Some(seconds) = case.rule.approval_deadline_seconds {
+            pending.push((
+                APPROVAL_OVERDUE,
+                case.opened_at.plus_seconds(seconds as i64),
+            ));
         }
     }
     pending
+}
+
+/// The obligation code of the notice before time-bound access ends.
+pub const EXPIRY_NOTICE: &str = "expiry.notice";
+
+/// How long before time-bound access ends its owner is told.
+pub const EXPIRY_NOTICE_SECONDS: i64 = 3600;
+
+/// Grants shorter than this get no notice before they end.
+pub const EXPIRY_NOTICE_MIN_DURATION_SECONDS: u64 = 2 * 3600;
+
+/// The reason code of a request no approver answered within the rule's
+/// `approval_deadline`.
+pub const APPROVAL_OVERDUE: &str = "approval.overdue";
+
+/// Records one attempt to deliver an owed notification (by `system`). A
+/// final failure of a notification also raises an escalation naming the
+/// delivery, which owes the escalation route a notice, unless `escalate` is
+/// false (the failed notification was itself an escalation notice: it is
+/// not escalated in a loop, and verify reports it).
+pub fn record_delivery(
+    attempt: crate::event::Attempt,
+    escalate: bool,
+    now: Timestamp,
+) -> Vec<Draft> {
+    let dead = attempt.outcome == crate::event::DeliveryOutcome::Dead;
+    let delivery_id = attempt.delivery_id.clone();
+    let mut drafts = vec![Draft {
+        body: EventBody::NotificationAttempted(attempt),
+        role: Role::System,
+        causation: None,
+    }];
+    if dead && escalate {
+        drafts.push(Draft {
+            body: EventBody::EscalationRaised(Escalation {
+                reason: crate::notify::DEAD_LETTER.to_string(),
+                deadline: now,
+                delivery_id: Some(delivery_id),
+            }),
+            role: Role::System,
+            causation: None,
+        });
+    }
+    drafts
 }
 
 impl CaseView {
@@ -954,7 +1023,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::RevocationDue(_)
         | EventBody::RevocationExecuted(_)
         | EventBody::RevocationOpened(_)
-        | EventBody::OpenedByReview(_) => {}
+        | EventBody::OpenedByReview(_)
+        | EventBody::NotificationAttempted(_)
+        | EventBody::ExpiryApproaching(_) => {}
         EventBody::PolicyAdopted(_) => broken.push((
             Refusal::new(
                 "policy.record-misplaced",

@@ -79,6 +79,10 @@ pub struct Rule {
     /// the approver confirms it (default: no).
     #[serde(default)]
     pub allow_attested_approvals: bool,
+    /// How long a request may wait for its approvals before the ledger
+    /// escalates it (`approval.overdue`), such as `4h` (default: no deadline).
+    #[serde(default)]
+    pub approval_deadline: Option<String>,
     /// Approval stages, in order (instead of `approvals` and
     /// `approver_groups`): each stage needs its own distinct approvers from
     /// its groups, and an approval counts for the first stage not yet
@@ -154,6 +158,9 @@ pub struct AppliedRule {
     pub review_deadline_seconds: Option<u64>,
     /// Whether attested chat approvals count unconfirmed.
     pub allow_attested_approvals: bool,
+    /// Seconds a request may wait for its approvals before it is escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_deadline_seconds: Option<u64>,
     /// Approval stages, in order; empty for a rule of one stage described
     /// by `approvals` and `approver_groups` (see [`AppliedRule::stages`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -224,6 +231,7 @@ impl Policy {
             rule.max_duration_seconds()?;
             rule.post_hoc_review_seconds()?;
             rule.review_deadline_seconds()?;
+            rule.approval_deadline_seconds()?;
         }
         Ok(())
     }
@@ -257,6 +265,7 @@ impl Policy {
                     .unwrap_or(DEFAULT_POST_HOC_REVIEW_SECONDS),
                 review_deadline_seconds: rule.review_deadline_seconds().ok().flatten(),
                 allow_attested_approvals: rule.allow_attested_approvals,
+                approval_deadline_seconds: rule.approval_deadline_seconds().ok().flatten(),
                 stages: rule.stages.clone(),
             },
             None => AppliedRule::default_rule(policy_hash),
@@ -333,6 +342,17 @@ impl Rule {
             })
     }
 
+    fn approval_deadline_seconds(&self) -> Result<Option<u64>, PolicyError> {
+        self.approval_deadline
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|error| PolicyError::Duration {
+                rule: self.name.clone(),
+                message: error.to_string(),
+            })
+    }
+
     fn max_duration_seconds(&self) -> Result<Option<u64>, PolicyError> {
         self.max_duration
             .as_deref()
@@ -366,6 +386,7 @@ impl AppliedRule {
             post_hoc_review_seconds: DEFAULT_POST_HOC_REVIEW_SECONDS,
             review_deadline_seconds: None,
             allow_attested_approvals: false,
+            approval_deadline_seconds: None,
             stages: Vec::new(),
         }
     }

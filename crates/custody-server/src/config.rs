@@ -32,6 +32,9 @@ pub struct Config {
     /// The workflow's timers.
     #[serde(default)]
     pub workflow: WorkflowConfig,
+    /// Notification channels, routes and delivery settings.
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// The `[workflow]` section.
@@ -162,6 +165,7 @@ impl Config {
         if !(1..=3600).contains(&config.workflow.scan_interval_seconds) {
             return Err("workflow.scan_interval_seconds must be between 1 and 3600".to_string());
         }
+        config.notify.routing(&config.policy)?;
         Ok(config)
     }
 }

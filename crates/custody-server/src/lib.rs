@@ -12,6 +12,7 @@ pub mod config;
 pub mod extract;
 pub mod init;
 pub mod keys;
+pub mod notify;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub struct ServeOptions {
     pub policy_source: String,
     /// How often to look for overdue obligations (post-hoc reviews).
     pub scan_interval: Duration,
+    /// Notification channels, routes and delivery settings.
+    pub notify: notify::NotifyConfig,
 }
 
 #[derive(OpenApi)]
@@ -106,6 +109,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::revoke_token))
         .routes(routes!(api::whoami))
         .routes(routes!(api::policy))
+        .routes(routes!(api::list_notifications))
+        .routes(routes!(api::retry_notification))
         .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
         .routes(routes!(api_log::keys))
         .routes(routes!(api_log::entries))
@@ -173,6 +178,18 @@ pub async fn serve_listener(
             )))
         }
     }
+    let routing = options
+        .notify
+        .routing(&options.policy)
+        .map_err(std::io::Error::other)?;
+    if routing.is_empty() {
+        tracing::warn!("no notification channels are configured: nobody is told about cases (see [notify] in the configuration)");
+    }
+    store.set_notification_routing(routing);
+    let deliverer = notify::Deliverer::new(store.clone(), options.notify.clone())
+        .await
+        .map_err(std::io::Error::other)?;
+    let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
     let checkpoints = tokio::spawn(sign_checkpoints(
         store.clone(),
         options.log.clone(),
@@ -190,6 +207,7 @@ pub async fn serve_listener(
         .await;
     checkpoints.abort();
     escalations.abort();
+    deliveries.abort();
     served
 }
 

@@ -145,6 +145,58 @@ pub struct Store {
     readers: Readers,
     location: Location,
     stats: std::sync::Arc<writer::CommitStats>,
+    routing: std::sync::Arc<std::sync::RwLock<std::sync::Arc<custody_core::notify::Routing>>>,
+}
+
+/// A notification leased to a delivery worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// Its delivery ID (the same across retries).
+    pub delivery_id: String,
+    /// The case that owes it.
+    pub case_id: String,
+    /// What it says, such as `approval_needed`.
+    pub kind: String,
+    /// The configured channel that carries it.
+    pub channel: String,
+    /// The recipient on that channel, if the route names one.
+    pub recipient: Option<String>,
+    /// The notification as JSON.
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// A notification in the outbox, for operators.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OutboxEntry {
+    /// Its delivery ID.
+    pub delivery_id: String,
+    /// The case that owes it.
+    pub case_id: String,
+    /// The event that owes it.
+    pub event_id: String,
+    /// What it says.
+    pub kind: String,
+    /// Who it is for.
+    pub audience: String,
+    /// The channel.
+    pub channel: String,
+    /// The recipient, if the route names one.
+    pub recipient: Option<String>,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it is (or was) due next.
+    pub next_attempt_at: String,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When it was queued.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: String,
 }
 
 /// Counters of the group commit since the store was opened.
@@ -371,6 +423,9 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let (sender, receiver) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(writer::CommitStats::default());
+        let routing = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
+            custody_core::notify::Routing::default(),
+        )));
         let readers = match location {
             Location::Embedded(data_dir) => {
                 std::fs::create_dir_all(data_dir).map_err(|error| {
@@ -394,6 +449,7 @@ impl Store {
                     options,
                     receiver,
                     stats.clone(),
+                    routing.clone(),
                     store_options.merkle_log,
                 ));
                 Readers::Sqlite(readers)
@@ -414,6 +470,7 @@ impl Store {
                     options,
                     receiver,
                     stats.clone(),
+                    routing.clone(),
                     store_options.merkle_log,
                 ));
                 Readers::Postgres(readers)
@@ -424,6 +481,7 @@ impl Store {
             readers,
             location: location.clone(),
             stats,
+            routing,
         })
     }
 
@@ -456,6 +514,58 @@ impl Store {
     /// The policies the deployment adopted, oldest first.
     pub async fn policy_history(&self) -> Result<Vec<Event>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::policy_history(readers).await)
+    }
+
+    /// Sets who is told what from now on: every event written after this
+    /// returns records the notifications it owes under `routing`, and queues
+    /// them in the outbox in its own transaction.
+    pub fn set_notification_routing(&self, routing: custody_core::notify::Routing) {
+        *self
+            .routing
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = std::sync::Arc::new(routing);
+    }
+
+    /// Leases up to `limit` notifications due by `now` to `owner` until `until`.
+    pub async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let owner = owner.to_string();
+        self.submit(|reply| writer::Job::ClaimDeliveries {
+            owner,
+            now,
+            until,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Makes a pending or dead notification due now (an operator's retry).
+    pub async fn retry_delivery(&self, delivery_id: &str) -> Result<OutboxEntry, StoreError> {
+        let delivery_id = delivery_id.to_string();
+        self.submit(|reply| writer::Job::RetryDelivery { delivery_id, reply })
+            .await
+    }
+
+    /// Notifications in the outbox, newest first: of one case or all; only
+    /// the undelivered ones when `undelivered_only`.
+    pub async fn notifications(
+        &self,
+        case_id: Option<&CaseId>,
+        undelivered_only: bool,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::notifications(readers, case_id.map(CaseId::as_str), undelivered_only, limit).await)
+    }
+
+    /// How many notifications wait for delivery, and when the oldest was queued.
+    pub async fn outbox_backlog(&self) -> Result<(u64, Option<String>), StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::outbox_backlog(readers).await)
     }
 
     /// The origin recorded for this store's log, if any.

@@ -32,6 +32,7 @@ use custody_core::delegation::DelegationGrant;
 use custody_core::event::Event;
 use custody_core::lifecycle::{Draft, Placement};
 use custody_core::model::{Change, Principal, PrincipalId};
+use custody_core::notify::Routing;
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use tokio::sync::oneshot;
@@ -95,6 +96,26 @@ pub enum Job {
         source: String,
         /// Where the result goes.
         reply: oneshot::Sender<Result<Option<AppendedEvent>, StoreError>>,
+    },
+    /// Lease the outbox rows due by `now` (at most `limit`) to `owner` until `until`.
+    ClaimDeliveries {
+        /// The worker claiming them.
+        owner: String,
+        /// The time rows must be due by.
+        now: Timestamp,
+        /// The end of the lease.
+        until: Timestamp,
+        /// At most this many.
+        limit: u32,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Vec<crate::ClaimedDelivery>, StoreError>>,
+    },
+    /// Make a notification due again now (an operator's retry).
+    RetryDelivery {
+        /// Its delivery ID.
+        delivery_id: String,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
     },
     /// Record the log's origin unless one is recorded; reply with the recorded one.
     ClaimOrigin {
@@ -167,6 +188,14 @@ pub(crate) enum Done {
         oneshot::Sender<Result<Option<AppendedEvent>, StoreError>>,
         Result<Option<AppendedEvent>, StoreError>,
     ),
+    Claimed(
+        oneshot::Sender<Result<Vec<crate::ClaimedDelivery>, StoreError>>,
+        Result<Vec<crate::ClaimedDelivery>, StoreError>,
+    ),
+    Retried(
+        oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
+        Result<crate::OutboxEntry, StoreError>,
+    ),
 }
 
 /// What the batch will write when it commits.
@@ -183,12 +212,41 @@ pub(crate) struct Pending {
     pub(crate) total_appended: u64,
     /// Whether events become Merkle leaves (always, outside benchmarks).
     pub(crate) merkle_log: bool,
+    /// Who is told what (see [`custody_core::notify`]).
+    pub(crate) routing: Arc<Routing>,
+    /// Changes to outbox rows made by the batch (delivery results, retries).
+    pub(crate) outbox_updates: Vec<OutboxUpdate>,
 }
 
 pub(crate) struct PendingEvent {
     pub(crate) log_index: u64,
     pub(crate) event: Event,
     pub(crate) bytes: Vec<u8>,
+    /// The outbox rows of the notifications the event owes.
+    pub(crate) outbox: Vec<OutboxRow>,
+}
+
+/// A notification owed, as queued in the outbox in the event's transaction.
+pub(crate) struct OutboxRow {
+    pub(crate) delivery_id: String,
+    pub(crate) case_id: String,
+    pub(crate) event_id: String,
+    pub(crate) kind: String,
+    pub(crate) audience: String,
+    pub(crate) channel: String,
+    pub(crate) recipient: Option<String>,
+    /// The notification as JSON (the shape of `custody_notify::Notification`).
+    pub(crate) payload: String,
+    pub(crate) created_at: Timestamp,
+}
+
+/// A change to one outbox row.
+pub(crate) struct OutboxUpdate {
+    pub(crate) delivery_id: String,
+    pub(crate) state: &'static str,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_at: Timestamp,
+    pub(crate) last_error: Option<String>,
 }
 
 pub(crate) struct PendingIdempotency {
@@ -228,6 +286,12 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Adopted(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Claimed(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Done::Retried(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -244,6 +308,8 @@ impl Job {
             Job::Delegation { reply, .. } => Done::Delegation(reply, Err(error())),
             Job::ClaimOrigin { reply, .. } => Done::Origin(reply, Err(error())),
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
+            Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
+            Job::RetryDelivery { reply, .. } => Done::Retried(reply, Err(error())),
         }
     }
 }
@@ -261,6 +327,8 @@ impl Done {
             Done::Delegation(reply, Ok(_)) => Done::Delegation(reply, Err(error())),
             Done::Origin(reply, Ok(_)) => Done::Origin(reply, Err(error())),
             Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
+            Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),
+            Done::Retried(reply, Ok(_)) => Done::Retried(reply, Err(error())),
             failed => failed,
         }
     }
@@ -315,8 +383,11 @@ pub(crate) fn append_draft(
     recorded_at: Timestamp,
 ) -> (AppendedEvent, custody_core::CaseState) {
     let case_id = view.case_id.clone();
-    let (event, bytes, hash) = seal(
+    let routing = pending.routing.clone();
+    let (event, bytes, hash, outbox) = seal(
         write,
+        &routing,
+        Some(&view),
         &case_id,
         view.head_seq + 1,
         Some(view.head_hash),
@@ -325,21 +396,25 @@ pub(crate) fn append_draft(
     );
     view.apply_hashed(&event, hash);
     let state = view.state;
-    let appended = push_event(pending, event, bytes);
+    let appended = push_event(pending, event, bytes, outbox);
     pending.views.insert(case_id, view);
     (appended, state)
 }
 
-/// Seals a draft into its event, canonical bytes and hash, each computed once.
+/// Seals a draft into its event (with the notifications it owes, given the
+/// case `before` it), canonical bytes, hash and outbox rows, each computed once.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn seal(
     write: &CaseWrite,
+    routing: &Routing,
+    before: Option<&CaseView>,
     case_id: &CaseId,
     seq: u64,
     prev_hash: Option<Sha256Hash>,
     draft: Draft,
     recorded_at: Timestamp,
-) -> (Event, Vec<u8>, Sha256Hash) {
-    let event = draft.seal(
+) -> (Event, Vec<u8>, Sha256Hash, Vec<OutboxRow>) {
+    let mut event = draft.seal(
         write.actor.clone(),
         Placement {
             case_id: case_id.clone(),
@@ -350,12 +425,85 @@ pub(crate) fn seal(
             idempotency_key: Some(write.idempotency_key.clone()),
         },
     );
+    let outbox = owe(routing, before, &mut event);
     let bytes = event.canonical_bytes();
     let hash = Sha256Hash::of(&bytes);
-    (event, bytes, hash)
+    (event, bytes, hash, outbox)
 }
 
-pub(crate) fn push_event(pending: &mut Pending, event: Event, bytes: Vec<u8>) -> AppendedEvent {
+/// Records in `event` the notifications it owes over `routing`, and returns
+/// their outbox rows.
+pub(crate) fn owe(
+    routing: &Routing,
+    before: Option<&CaseView>,
+    event: &mut Event,
+) -> Vec<OutboxRow> {
+    if routing.is_empty() {
+        return Vec::new();
+    }
+    let after = match before {
+        Some(view) => {
+            let mut after = view.clone();
+            after.apply(event);
+            after
+        }
+        None => match CaseView::open(event) {
+            Some(view) => view,
+            None => return Vec::new(),
+        },
+    };
+    let owed = routing.owed(before, event, &after);
+    let rows = owed
+        .iter()
+        .map(|owed| {
+            let (title, text) = custody_core::notify::message(&owed.kind, event, &after);
+            let payload = serde_json::json!({
+                "delivery_id": owed.delivery_id,
+                "case_id": event.case_id,
+                "event_id": event.event_id,
+                "kind": owed.kind,
+                "title": title,
+                "text": text,
+                "case_url": null,
+                "occurred_at": event.occurred_at.to_string(),
+                "actor": {
+                    "principal": event.actor.principal,
+                    "kind": event.actor.kind.as_str(),
+                    "org": event.actor.org,
+                    "on_behalf_of": event.actor.on_behalf_of,
+                    "via": event.actor.via.to_string(),
+                },
+                "data": {
+                    "audience": owed.audience,
+                    "state": after.state,
+                    "rule": after.rule.name,
+                    "change": after.change,
+                    "event_kind": event.body.kind_name(),
+                },
+            });
+            OutboxRow {
+                delivery_id: owed.delivery_id.clone(),
+                case_id: event.case_id.to_string(),
+                event_id: event.event_id.to_string(),
+                kind: owed.kind.clone(),
+                audience: owed.audience.as_str().to_string(),
+                channel: owed.channel.clone(),
+                recipient: owed.recipient.clone(),
+                payload: payload.to_string(),
+                created_at: event.recorded_at,
+            }
+        })
+        .collect();
+    event.notify = owed;
+    rows
+}
+
+pub(crate) fn push_event(
+    pending: &mut Pending,
+    event: Event,
+    bytes: Vec<u8>,
+    outbox: Vec<OutboxRow>,
+) -> AppendedEvent {
     let log_index = pending.next_log_index;
     pending.next_log_index += 1;
     let appended = AppendedEvent {
@@ -369,6 +517,7 @@ pub(crate) fn push_event(pending: &mut Pending, event: Event, bytes: Vec<u8>) ->
         log_index,
         event,
         bytes,
+        outbox,
     });
     appended
 }

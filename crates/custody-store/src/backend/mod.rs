@@ -32,7 +32,14 @@ pub(crate) mod sqlite {
             2,
             include_str!("../../migrations/sqlite/0002_deployment.sql"),
         ),
+        (3, include_str!("../../migrations/sqlite/0003_outbox.sql")),
     ];
+    /// Leases due outbox rows. The write lock serialises claims already.
+    const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
+        WHERE delivery_id IN (SELECT delivery_id FROM outbox
+            WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+            ORDER BY next_attempt_at LIMIT $4)
+        RETURNING delivery_id, case_id, kind, channel, recipient, payload, attempts";
 
     include!("prelude.rs");
     include!("write.rs");
@@ -60,8 +67,17 @@ pub(crate) mod postgres {
     const SCHEMA_VERSION_TABLE: &str =
         "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)";
     /// Every migration, in order. Never edit a shipped migration: add a new one.
-    const MIGRATIONS: &[(i64, &str)] =
-        &[(1, include_str!("../../migrations/postgres/0001_ledger.sql"))];
+    const MIGRATIONS: &[(i64, &str)] = &[
+        (1, include_str!("../../migrations/postgres/0001_ledger.sql")),
+        (2, include_str!("../../migrations/postgres/0002_outbox.sql")),
+    ];
+    /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
+    /// claim at once without waiting for or double-claiming each other's rows.
+    const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
+        WHERE delivery_id IN (SELECT delivery_id FROM outbox
+            WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
+            ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+        RETURNING delivery_id, case_id, kind, channel, recipient, payload, attempts";
 
     include!("prelude.rs");
     include!("write.rs");

@@ -438,3 +438,78 @@ pub(crate) async fn policy_history(readers: &Pool) -> Result<Vec<Event>, StoreEr
         .map(|bytes| Event::decode(bytes).map_err(|error| StoreError::Corrupt(error.to_string())))
         .collect()
 }
+
+/// The columns [`outbox_from_row`] reads. A macro so that queries stay `&'static str`.
+macro_rules! outbox_columns {
+    () => {
+        "delivery_id, case_id, event_id, kind, audience, channel, recipient, state, attempts, next_attempt_at, last_error, created_at, updated_at"
+    };
+}
+
+fn outbox_from_row(row: &DbRow) -> Result<crate::OutboxEntry, StoreError> {
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(crate::OutboxEntry {
+        delivery_id: row.try_get("delivery_id")?,
+        case_id: row.try_get("case_id")?,
+        event_id: row.try_get("event_id")?,
+        kind: row.try_get("kind")?,
+        audience: row.try_get("audience")?,
+        channel: row.try_get("channel")?,
+        recipient: row.try_get("recipient")?,
+        state: row.try_get("state")?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// One outbox row.
+pub(crate) async fn outbox_entry(
+    connection: &mut Conn,
+    delivery_id: &str,
+) -> Result<Option<crate::OutboxEntry>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        outbox_columns!(),
+        " FROM outbox WHERE delivery_id = $1"
+    ))
+    .bind(delivery_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.as_ref().map(outbox_from_row).transpose()
+}
+
+/// Outbox rows, newest first: of one case, or all; only those not delivered
+/// when `undelivered_only`.
+pub(crate) async fn notifications(
+    readers: &Pool,
+    case_id: Option<&str>,
+    undelivered_only: bool,
+    limit: u32,
+) -> Result<Vec<crate::OutboxEntry>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        outbox_columns!(),
+        " FROM outbox WHERE ($1 IS NULL OR case_id = $1) AND ($2 = 0 OR state <> 'delivered')
+         ORDER BY created_at DESC, delivery_id LIMIT $3"
+    ))
+    .bind(case_id)
+    .bind(i64::from(undelivered_only))
+    .bind(i64::from(limit))
+    .fetch_all(readers)
+    .await?;
+    rows.iter().map(outbox_from_row).collect()
+}
+
+/// How many notifications wait for delivery, and since when the oldest.
+pub(crate) async fn outbox_backlog(readers: &Pool) -> Result<(u64, Option<String>), StoreError> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS waiting, MIN(created_at) AS oldest FROM outbox WHERE state = 'pending'",
+    )
+    .fetch_one(readers)
+    .await?;
+    let waiting: i64 = row.try_get("waiting")?;
+    Ok((waiting as u64, row.try_get("oldest")?))
+}

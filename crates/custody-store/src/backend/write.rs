@@ -8,6 +8,7 @@ pub(crate) async fn run(
     options: <Conn as sqlx::Connection>::Options,
     mut jobs: mpsc::Receiver<Job>,
     stats: Arc<CommitStats>,
+    routing: Arc<std::sync::RwLock<Arc<Routing>>>,
     merkle_log: bool,
 ) {
     use sqlx::Connection;
@@ -30,7 +31,12 @@ pub(crate) async fn run(
                 }
             }
         }
-        commit_batch(&mut connection, batch, &stats, merkle_log).await;
+        // Safe to read a poisoned lock: the routing is replaced whole.
+        let routing = routing
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        commit_batch(&mut connection, batch, &stats, routing, merkle_log).await;
     }
 }
 
@@ -38,6 +44,7 @@ async fn commit_batch(
     connection: &mut Conn,
     batch: Vec<Job>,
     stats: &CommitStats,
+    routing: Arc<Routing>,
     merkle_log: bool,
 ) {
     let started = Instant::now();
@@ -54,6 +61,7 @@ async fn commit_batch(
         Ok(next_log_index) => Pending {
             next_log_index,
             merkle_log,
+            routing,
             ..Pending::default()
         },
         Err(error) => {
@@ -104,6 +112,21 @@ async fn commit_batch(
                         reply,
                         adopt_policy(connection, &mut pending, &policy, &source).await,
                     )
+                }
+                Job::ClaimDeliveries {
+                    owner,
+                    now,
+                    until,
+                    limit,
+                    reply,
+                } => Done::Claimed(
+                    reply,
+                    claim_deliveries(connection, &owner, now, until, limit).await,
+                ),
+                Job::RetryDelivery { delivery_id, reply } => {
+                    // Results of this batch first, so a retry sees them.
+                    flush(connection, &mut pending).await?;
+                    Done::Retried(reply, retry_delivery(connection, &delivery_id).await)
                 }
                 Job::ClaimOrigin { origin, reply } => {
                     Done::Origin(reply, claim_origin(connection, &origin).await)
@@ -301,12 +324,14 @@ async fn decide_case(
                 lifecycle::request(change.clone(), justification.clone(), ticket.clone(), rule)
                     .map_err(StoreError::Refused)?;
             let case_id = CaseId::generate();
-            let (event, bytes, hash) = seal(write, &case_id, 1, None, draft, recorded_at);
+            let routing = pending.routing.clone();
+            let (event, bytes, hash, outbox) =
+                seal(write, &routing, None, &case_id, 1, None, draft, recorded_at);
             // Safe: `seal` made a request event, which always opens a view.
             let view =
                 CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
             let state = view.state;
-            let appended = push_event(pending, event, bytes);
+            let appended = push_event(pending, event, bytes, outbox);
             pending.views.insert(case_id.clone(), view);
             WriteOutcome {
                 case_id,
@@ -335,11 +360,22 @@ async fn decide_case(
             )
             .map_err(StoreError::Refused)?;
             let case_id = CaseId::generate();
-            let (event, bytes, hash) = seal(write, &case_id, 1, None, request, recorded_at);
+            // The emergency's request asks nobody to approve: the invocation
+            // tells security and the reviewers instead.
+            let (event, bytes, hash, _) = seal(
+                write,
+                &Routing::default(),
+                None,
+                &case_id,
+                1,
+                None,
+                request,
+                recorded_at,
+            );
             // Safe: `lifecycle::break_glass` starts with a request event.
             let view =
                 CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
-            let mut appended = vec![push_event(pending, event, bytes)];
+            let mut appended = vec![push_event(pending, event, bytes, Vec::new())];
             let (second, _) = append_draft(write, pending, view, invoked, recorded_at);
             appended.push(second);
             let view = current_view(prefetched, pending, &case_id)?;
@@ -399,11 +435,13 @@ async fn decide_case(
                 &new_case,
             )
             .map_err(StoreError::Refused)?;
-            let (event, bytes, hash) = seal(write, &new_case, 1, None, request, recorded_at);
+            let routing = pending.routing.clone();
+            let (event, bytes, hash, outbox) =
+                seal(write, &routing, None, &new_case, 1, None, request, recorded_at);
             // Safe: `open_revocation` starts the new case with a request.
             let new_view =
                 CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
-            let opened_request = push_event(pending, event, bytes);
+            let opened_request = push_event(pending, event, bytes, outbox);
             let (linked_back, _) = append_draft(write, pending, new_view, opened_by, recorded_at);
             let view = current_view(prefetched, pending, case_id)?;
             let (linked, state) = append_draft(write, pending, view, opened, recorded_at);
@@ -411,6 +449,40 @@ async fn decide_case(
                 case_id: case_id.clone(),
                 state,
                 appended: vec![reviewed, opened_request, linked_back, linked],
+                replayed: false,
+                existing: false,
+            }
+        }
+        CaseCommand::RecordDelivery {
+            case_id,
+            attempt,
+            escalate,
+            next_attempt_at,
+        } => {
+            let outbox_state = match attempt.outcome {
+                custody_core::event::DeliveryOutcome::Delivered => "delivered",
+                custody_core::event::DeliveryOutcome::Failed => "pending",
+                custody_core::event::DeliveryOutcome::Dead => "dead",
+            };
+            pending.outbox_updates.push(OutboxUpdate {
+                delivery_id: attempt.delivery_id.clone(),
+                state: outbox_state,
+                attempts: attempt.attempt,
+                next_attempt_at: next_attempt_at.unwrap_or(recorded_at),
+                last_error: attempt.error.clone(),
+            });
+            let mut appended = Vec::new();
+            let mut state = current_view(prefetched, pending, case_id)?.state;
+            for draft in lifecycle::record_delivery(attempt.clone(), *escalate, recorded_at) {
+                let view = current_view(prefetched, pending, case_id)?;
+                let (event, new_state) = append_draft(write, pending, view, draft, recorded_at);
+                appended.push(event);
+                state = new_state;
+            }
+            WriteOutcome {
+                case_id: case_id.clone(),
+                state,
+                appended,
                 replayed: false,
                 existing: false,
             }
@@ -640,6 +712,46 @@ async fn flush(
             )));
         }
         insert.build().execute(&mut *connection).await?;
+    }
+    let rows: Vec<&OutboxRow> = pending
+        .events
+        .iter()
+        .flat_map(|pending_event| pending_event.outbox.iter())
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO outbox (delivery_id, case_id, event_id, kind, audience, channel, recipient, payload, state, attempts, next_attempt_at, created_at, updated_at) ",
+        );
+        insert.push_values(chunk, |mut row, outbox| {
+            row.push_bind(outbox.delivery_id.clone())
+                .push_bind(outbox.case_id.clone())
+                .push_bind(outbox.event_id.clone())
+                .push_bind(outbox.kind.clone())
+                .push_bind(outbox.audience.clone())
+                .push_bind(outbox.channel.clone())
+                .push_bind(outbox.recipient.clone())
+                .push_bind(outbox.payload.clone())
+                .push_bind("pending")
+                .push_bind(0_i64)
+                .push_bind(outbox.created_at.to_string())
+                .push_bind(outbox.created_at.to_string())
+                .push_bind(outbox.created_at.to_string());
+        });
+        insert.build().execute(&mut *connection).await?;
+    }
+    let now = Timestamp::now().to_string();
+    for update in pending.outbox_updates.drain(..) {
+        sqlx::query(
+            "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 WHERE delivery_id = $6",
+        )
+        .bind(update.state)
+        .bind(i64::from(update.attempts))
+        .bind(update.next_attempt_at.to_string())
+        .bind(update.last_error)
+        .bind(&now)
+        .bind(update.delivery_id)
+        .execute(&mut *connection)
+        .await?;
     }
     // Written: a later flush of the same batch must not insert them again.
     // (Projections stay: later writes of the batch chain on them, and
@@ -893,5 +1005,67 @@ async fn adopt_policy(
         },
     );
     let bytes = event.canonical_bytes();
-    Ok(Some(push_event(pending, event, bytes)))
+    Ok(Some(push_event(pending, event, bytes, Vec::new())))
+}
+
+/// Leases the due outbox rows to `owner` (see `CLAIM_DELIVERIES`).
+async fn claim_deliveries(
+    connection: &mut Conn,
+    owner: &str,
+    now: Timestamp,
+    until: Timestamp,
+    limit: u32,
+) -> Result<Vec<crate::ClaimedDelivery>, StoreError> {
+    let rows = sqlx::query(CLAIM_DELIVERIES)
+        .bind(owner)
+        .bind(until.to_string())
+        .bind(now.to_string())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *connection)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let attempts: i64 = row.try_get("attempts")?;
+            Ok(crate::ClaimedDelivery {
+                delivery_id: row.try_get("delivery_id")?,
+                case_id: row.try_get("case_id")?,
+                kind: row.try_get("kind")?,
+                channel: row.try_get("channel")?,
+                recipient: row.try_get("recipient")?,
+                payload: row.try_get("payload")?,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}
+
+/// Makes a pending or dead notification due now.
+async fn retry_delivery(
+    connection: &mut Conn,
+    delivery_id: &str,
+) -> Result<crate::OutboxEntry, StoreError> {
+    let missing = || StoreError::InvalidRequest(format!("notification {delivery_id} does not exist"));
+    let entry = outbox_entry(&mut *connection, delivery_id)
+        .await?
+        .ok_or_else(missing)?;
+    if entry.state == "delivered" {
+        return Err(StoreError::Refused(Refusal {
+            rule: "notify.already-delivered",
+            message: format!(
+                "notification {delivery_id} was delivered already; a retry would send it again"
+            ),
+            hint: Some("`custody notifications CASE` lists its attempts".to_string()),
+        }));
+    }
+    let now = Timestamp::now().to_string();
+    sqlx::query(
+        "UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE delivery_id = $2",
+    )
+    .bind(&now)
+    .bind(delivery_id)
+    .execute(&mut *connection)
+    .await?;
+    outbox_entry(&mut *connection, delivery_id)
+        .await?
+        .ok_or_else(missing)
 }

@@ -1,0 +1,436 @@
+//! Notifications: the `[notify]` configuration and the delivery worker.
+//!
+//! The ledger decides what is owed (every event carries the notifications it
+//! owes, queued in the outbox in the event's own transaction; see
+//! `custody_core::notify`). This module turns the configuration into that
+//! routing, and runs the worker that delivers the outbox: it leases due rows,
+//! delivers each through its channel (`custody-notify`), and records every
+//! attempt as a `notification_attempted` event of the case. A failure is
+//! retried with exponential backoff and jitter until `max_attempts`; then the
+//! notification is dead and escalated to the `escalation` route. A worker
+//! that dies mid-delivery loses nothing: its lease expires and another
+//! worker (or the restarted one) delivers again with the same delivery ID,
+//! which receivers use to drop duplicates.
+//!
+//! ```toml
+//! [[notify.channels]]
+//! type = "webhook"
+//! name = "siem"
+//! url = "https://siem.example.com/custody"
+//! secret = "a long random string"
+//!
+//! [notify.routes]                 # audience = ["CHANNEL" or "CHANNEL:RECIPIENT", ...]
+//! approvers = ["siem"]
+//! escalation = ["siem"]
+//!
+//! [notify.rules.prod-admin]       # per policy rule: replaces those audiences' routes
+//! approvers = ["siem:dba-leads"]
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use custody_core::event::{Attempt, DeliveryOutcome};
+use custody_core::notify::{Audience, Route, Routing};
+use custody_core::Timestamp;
+use custody_notify::{Channel, ChannelConfig, Notification};
+use custody_store::{ClaimedDelivery, Store};
+use serde::Deserialize;
+
+/// The `[notify]` section of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The channels (`[[notify.channels]]`), each with a unique `name`.
+    #[serde(default)]
+    pub channels: Vec<ChannelConfig>,
+    /// Routes per audience. Without any, every audience goes to every channel.
+    #[serde(default)]
+    pub routes: BTreeMap<String, Vec<String>>,
+    /// Routes per policy rule (by rule name), replacing those audiences' routes.
+    #[serde(default)]
+    pub rules: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Attempts before a notification is given up on and escalated.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The wait before the second attempt, in milliseconds; it doubles after
+    /// each failure (with jitter) up to `backoff_max_ms`.
+    #[serde(default = "default_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    /// The longest wait between attempts, in milliseconds.
+    #[serde(default = "default_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// How long a worker holds a notification it is delivering; after that
+    /// another worker may deliver it (at least once).
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// How often the worker looks for due notifications, in milliseconds.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Deliveries in flight at once per node.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Link to a case in notifications; `{case}` is replaced by its ID.
+    #[serde(default)]
+    pub case_url: Option<String>,
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_backoff_initial_ms() -> u64 {
+    2_000
+}
+fn default_backoff_max_ms() -> u64 {
+    300_000
+}
+fn default_lease_seconds() -> u64 {
+    60
+}
+fn default_poll_interval_ms() -> u64 {
+    500
+}
+fn default_concurrency() -> usize {
+    8
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig {
+            channels: Vec::new(),
+            routes: BTreeMap::new(),
+            rules: BTreeMap::new(),
+            max_attempts: default_max_attempts(),
+            backoff_initial_ms: default_backoff_initial_ms(),
+            backoff_max_ms: default_backoff_max_ms(),
+            lease_seconds: default_lease_seconds(),
+            poll_interval_ms: default_poll_interval_ms(),
+            concurrency: default_concurrency(),
+            case_url: None,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// Checks the section and returns the routing it describes.
+    pub fn routing(&self, policy: &custody_core::policy::Policy) -> Result<Routing, String> {
+        let mut names = std::collections::HashSet::new();
+        for channel in &self.channels {
+            channel
+                .validate()
+                .map_err(|error| format!("notify channel `{}`: {error}", channel.name()))?;
+            if !names.insert(channel.name()) {
+                return Err(format!(
+                    "two notify channels are named `{}`; channel names must be unique",
+                    channel.name()
+                ));
+            }
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err("notify.max_attempts must be between 1 and 100".to_string());
+        }
+        if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
+            return Err(
+                "notify.backoff_initial_ms must be above 0 and at most notify.backoff_max_ms"
+                    .to_string(),
+            );
+        }
+        let longest_timeout = self
+            .channels
+            .iter()
+            .map(|channel| channel.timeout().as_secs())
+            .max()
+            .unwrap_or(0);
+        if self.lease_seconds <= longest_timeout {
+            return Err(format!(
+                "notify.lease_seconds ({}) must be longer than the longest channel timeout ({longest_timeout}s), or a slow delivery would be sent twice",
+                self.lease_seconds
+            ));
+        }
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            return Err("notify.poll_interval_ms must be between 10 and 60000".to_string());
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            return Err("notify.concurrency must be between 1 and 256".to_string());
+        }
+        let parse_routes = |table: &BTreeMap<String, Vec<String>>,
+                            context: &str|
+         -> Result<BTreeMap<Audience, Vec<Route>>, String> {
+            let mut routes = BTreeMap::new();
+            for (audience, entries) in table {
+                let audience: Audience = audience
+                    .parse()
+                    .map_err(|error| format!("{context}: {error}"))?;
+                let mut parsed = Vec::new();
+                for entry in entries {
+                    let route: Route = entry
+                        .parse()
+                        .map_err(|error| format!("{context}.{audience}: {error}"))?;
+                    if !names.contains(route.channel.as_str()) {
+                        return Err(format!(
+                            "{context}.{audience}: no notify channel is named `{}`",
+                            route.channel
+                        ));
+                    }
+                    parsed.push(route);
+                }
+                routes.insert(audience, parsed);
+            }
+            Ok(routes)
+        };
+        let mut routes = parse_routes(&self.routes, "notify.routes")?;
+        if routes.is_empty() && !self.channels.is_empty() {
+            // Sane default: everyone is told everything on every channel.
+            for audience in Audience::ALL {
+                routes.insert(
+                    audience,
+                    self.channels
+                        .iter()
+                        .map(|channel| Route {
+                            channel: channel.name().to_string(),
+                            recipient: None,
+                        })
+                        .collect(),
+                );
+            }
+        }
+        let mut rules = BTreeMap::new();
+        for (rule, table) in &self.rules {
+            if !policy.rules.iter().any(|known| &known.name == rule) {
+                return Err(format!(
+                    "notify.rules.{rule}: no policy rule is named `{rule}`"
+                ));
+            }
+            rules.insert(
+                rule.clone(),
+                parse_routes(table, &format!("notify.rules.{rule}"))?,
+            );
+        }
+        Ok(Routing { routes, rules })
+    }
+}
+
+/// The delivery worker of one node.
+pub struct Deliverer {
+    store: Store,
+    channels: HashMap<String, Arc<Channel>>,
+    config: NotifyConfig,
+    owner: String,
+}
+
+impl Deliverer {
+    /// Connects every configured channel (refusing a configuration that
+    /// cannot work) and names this worker for its leases.
+    pub async fn new(store: Store, config: NotifyConfig) -> Result<Deliverer, String> {
+        let mut channels = HashMap::new();
+        for channel in &config.channels {
+            let connected = Channel::connect(channel)
+                .await
+                .map_err(|error| format!("notify channel `{}`: {error}", channel.name()))?;
+            channels.insert(channel.name().to_string(), Arc::new(connected));
+        }
+        let mut suffix = [0u8; 6];
+        getrandom::fill(&mut suffix)
+            .map_err(|error| format!("no randomness available: {error}"))?;
+        let owner = format!(
+            "worker-{}-{}",
+            std::process::id(),
+            custody_core::hex::encode(&suffix)
+        );
+        Ok(Deliverer {
+            store,
+            channels,
+            config,
+            owner,
+        })
+    }
+
+    /// Delivers the outbox until the task is aborted.
+    pub async fn run(self: Arc<Self>) {
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
+        let mut ticks = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.report_backlog().await;
+            let free = semaphore.available_permits();
+            if free == 0 {
+                continue;
+            }
+            let now = Timestamp::now();
+            let until = now.plus_seconds(self.config.lease_seconds as i64);
+            let claimed = match self
+                .store
+                .claim_deliveries(&self.owner, now, until, free as u32)
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(%error, "claiming due notifications failed");
+                    continue;
+                }
+            };
+            for delivery in claimed {
+                // Safe: the semaphore is never closed.
+                let permit = semaphore
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the delivery semaphore is never closed");
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    worker.attempt(delivery).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+
+    async fn report_backlog(&self) {
+        if let Ok((waiting, oldest)) = self.store.outbox_backlog().await {
+            metrics::gauge!("custody_outbox_pending").set(waiting as f64);
+            let age = oldest
+                .and_then(|oldest| Timestamp::parse(&oldest).ok())
+                .map(|oldest| {
+                    (Timestamp::now().as_micros() - oldest.as_micros()).max(0) as f64 / 1e6
+                })
+                .unwrap_or(0.0);
+            metrics::gauge!("custody_outbox_oldest_seconds").set(age);
+        }
+    }
+
+    /// One delivery attempt, recorded in the case whatever its outcome.
+    async fn attempt(&self, delivery: ClaimedDelivery) {
+        let number = delivery.attempts.saturating_add(1);
+        let started = Instant::now();
+        let result = match self.channels.get(&delivery.channel) {
+            None => Err(custody_notify::DeliveryError {
+                retryable: false,
+                status: None,
+                message: format!(
+                    "no notify channel is named `{}` in the configuration any more",
+                    delivery.channel
+                ),
+                retry_after: None,
+            }),
+            Some(channel) => match self.notification(&delivery) {
+                Ok(notification) => {
+                    channel
+                        .deliver(&notification, delivery.recipient.as_deref())
+                        .await
+                }
+                Err(message) => Err(custody_notify::DeliveryError {
+                    retryable: false,
+                    status: None,
+                    message,
+                    retry_after: None,
+                }),
+            },
+        };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let channel = delivery.channel.clone();
+        metrics::counter!("custody_notify_attempts_total", "channel" => channel.clone())
+            .increment(1);
+        let (outcome, status, error, next_attempt_at) = match result {
+            Ok(delivered) => (DeliveryOutcome::Delivered, delivered.status, None, None),
+            Err(failure) => {
+                metrics::counter!("custody_notify_failures_total", "channel" => channel.clone())
+                    .increment(1);
+                if failure.retryable && number < self.config.max_attempts {
+                    let wait = self.backoff(number, failure.retry_after);
+                    (
+                        DeliveryOutcome::Failed,
+                        failure.status,
+                        Some(failure.message),
+                        Some(Timestamp::from_micros(
+                            Timestamp::now().as_micros() + wait.as_micros() as i64,
+                        )),
+                    )
+                } else {
+                    metrics::counter!("custody_notify_dead_total", "channel" => channel.clone())
+                        .increment(1);
+                    (
+                        DeliveryOutcome::Dead,
+                        failure.status,
+                        Some(failure.message),
+                        None,
+                    )
+                }
+            }
+        };
+        if outcome != DeliveryOutcome::Delivered {
+            tracing::warn!(
+                delivery = %delivery.delivery_id,
+                channel = %delivery.channel,
+                attempt = number,
+                outcome = outcome.as_str(),
+                error = error.as_deref().unwrap_or_default(),
+                "notification not delivered"
+            );
+        }
+        let case_id = match delivery.case_id.parse() {
+            Ok(case_id) => case_id,
+            Err(error) => {
+                tracing::error!(%error, delivery = %delivery.delivery_id, "outbox row names no case");
+                return;
+            }
+        };
+        let write = custody_store::CaseWrite {
+            actor: custody_core::Actor::system(),
+            idempotency_key: format!("delivery:{}:{number}", delivery.delivery_id),
+            command: custody_core::command::CaseCommand::RecordDelivery {
+                case_id,
+                attempt: Attempt {
+                    delivery_id: delivery.delivery_id.clone(),
+                    channel: delivery.channel.clone(),
+                    recipient: delivery.recipient.clone(),
+                    attempt: number,
+                    outcome,
+                    status,
+                    error: error.map(|text| text.chars().take(1000).collect()),
+                    latency_ms,
+                },
+                // An escalation notice that dies is not escalated in a loop.
+                escalate: delivery.kind != "escalation",
+                next_attempt_at,
+            },
+            occurred_at: None,
+        };
+        if let Err(error) = self.store.write(write).await {
+            // The lease runs out and the notification is delivered again.
+            tracing::error!(%error, delivery = %delivery.delivery_id, "recording a delivery attempt failed");
+        }
+    }
+
+    fn notification(&self, delivery: &ClaimedDelivery) -> Result<Notification, String> {
+        let mut notification: Notification = serde_json::from_str(&delivery.payload)
+            .map_err(|error| format!("the queued notification is malformed: {error}"))?;
+        notification.case_url = self
+            .config
+            .case_url
+            .as_ref()
+            .map(|template| template.replace("{case}", &notification.case_id));
+        Ok(notification)
+    }
+
+    /// Exponential backoff with jitter (between half and the whole of the
+    /// doubled wait), never below the receiver's `Retry-After`, never above
+    /// `backoff_max_ms`.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let doubled = self
+            .config
+            .backoff_initial_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(32))
+            .min(self.config.backoff_max_ms);
+        let mut random = [0u8; 8];
+        let fraction = match getrandom::fill(&mut random) {
+            Ok(()) => (u64::from_le_bytes(random) % 1000) as f64 / 1000.0,
+            Err(_) => 0.5,
+        };
+        let jittered = (doubled as f64 * (0.5 + fraction / 2.0)) as u64;
+        let wait = Duration::from_millis(jittered.max(1));
+        let max = Duration::from_millis(self.config.backoff_max_ms);
+        retry_after.map_or(wait, |after| wait.max(after)).min(max)
+    }
+}
