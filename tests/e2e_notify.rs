@@ -533,3 +533,103 @@ fn verify_notifications(store: TestStore) {
     assert_eq!(found, expected, "{report:#}");
     let _ = finding_codes(&report);
 }
+
+#[test]
+fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
+    let receiver = Receiver::start();
+    let text = config(&[("hooks", &receiver.url)], "owner = [\"hooks:{principal}\"]\n", "");
+    let (server, _) = Server::start_on(TestStore::Embedded, None, Some(&text));
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let carol = server.principal("carol");
+    let case = server
+        .cli_ok(
+            &alice,
+            &[
+                "request",
+                "--subject",
+                "user:alice",
+                "--entitlement",
+                "oncall-admin",
+                "--duration",
+                "3h",
+            ],
+        )
+        .trim()
+        .to_string();
+    server.cli_ok(&bob, &["approve", &case]);
+    // Executed two and a half hours ago: the access ends in half an hour, so
+    // the hour's notice before the end is due now.
+    let executed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 9000;
+    let executed = format_unix(executed);
+    server.cli_ok(&carol, &["execute", &case, "--occurred-at", &executed]);
+    wait_until("the expiry notice", || {
+        server
+            .events(&alice, &case)
+            .iter()
+            .any(|event| event["kind"] == "expiry_approaching")
+    });
+    let events = server.events(&alice, &case);
+    let notice = events
+        .iter()
+        .find(|event| event["kind"] == "expiry_approaching")
+        .unwrap();
+    assert_eq!(notice["actor"]["principal"], "system");
+    assert_eq!(notice["notify"][0]["kind"], "access_expiring");
+    assert_eq!(notice["notify"][0]["recipient"], "alice");
+    assert!(
+        !events.iter().any(|event| event["kind"] == "revocation_due"),
+        "the access has not ended yet"
+    );
+    wait_until("the owner to be told", || {
+        receiver.seen.requests().iter().any(|(_, signed, body)| {
+            *signed && body["type"] == "dev.custody.access_expiring" && body["subject"] == case.as_str()
+        })
+    });
+    // Told once, however often the timer runs.
+    std::thread::sleep(Duration::from_millis(2500));
+    let notices = server
+        .events(&alice, &case)
+        .iter()
+        .filter(|event| event["kind"] == "expiry_approaching")
+        .count();
+    assert_eq!(notices, 1);
+
+    // The queue's health is exported.
+    let metrics = server.http("GET", "/metrics", None, &[], common::Body::None);
+    for name in [
+        "custody_outbox_pending",
+        "custody_outbox_oldest_seconds",
+        "custody_notify_attempts_total{channel=\"hooks\"}",
+    ] {
+        assert!(metrics.text.contains(name), "{name} missing:\n{}", metrics.text);
+    }
+    let text = server.cli_ok(&server.admin_token, &["notifications", &case]);
+    assert!(text.contains("DELIVERED"), "{text}");
+    assert!(text.contains("access_expiring to owner via hooks alice"), "{text}");
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (civil-from-days, UTC).
+fn format_unix(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rest = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}

@@ -179,6 +179,15 @@ async fn run(scale: u64) -> Result<()> {
     println!();
     drop(off_store);
 
+    // 2b. The outbox's cost: requests that each owe a notification, with the
+    //     outbox on (a route for approvers) and off (no route), alternating.
+    outbox_cost(writers, appends_per_writer / 3, rounds).await?;
+    println!();
+
+    // 2c. Deliveries to a local webhook receiver beside plain POSTs to it.
+    deliveries(2000 * scale as usize).await?;
+    println!();
+
     // 3. Full verify throughput beside sha256sum over the same bytes.
     verify_throughput(directory.path()).await?;
     println!();
@@ -643,4 +652,256 @@ async fn append_through_http(
         elapsed,
         latencies,
     })
+}
+
+/// Requests per second (each owing one notification) with the outbox on and off.
+async fn outbox_cost(writers: usize, per_writer: u64, rounds: usize) -> Result<()> {
+    let on_directory = tempfile::tempdir()?;
+    let off_directory = tempfile::tempdir()?;
+    let on_store = Store::open(on_directory.path()).await?;
+    let off_store = Store::open(off_directory.path()).await?;
+    let mut routing = custody_core::notify::Routing::default();
+    routing.routes.insert(
+        custody_core::notify::Audience::Approvers,
+        vec![custody_core::notify::Route {
+            channel: "hooks".to_string(),
+            recipient: None,
+        }],
+    );
+    on_store.set_notification_routing(routing);
+    let (mut on_rates, mut off_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let off = requests_through_store(&off_store, writers, per_writer, round).await?;
+        let on = requests_through_store(&on_store, writers, per_writer, round).await?;
+        ratios.push(on.per_second() / off.per_second());
+        on_rates.push(on.per_second());
+        off_rates.push(off.per_second());
+    }
+    let queued = on_store.outbox_backlog().await?.0;
+    anyhow::ensure!(
+        queued == (writers as u64) * per_writer * rounds as u64,
+        "the outbox holds {queued} notifications, not one per request"
+    );
+    println!("durable requests owing a notification, outbox on and off, {writers} concurrent writers, {rounds} rounds (medians)");
+    println!(
+        "  outbox on:          {:>10.0} requests/s",
+        median(&mut on_rates)
+    );
+    println!(
+        "  outbox off:         {:>10.0} requests/s",
+        median(&mut off_rates)
+    );
+    println!(
+        "  ratio on/off:       {:>10.2}   (per round: {}; goal at least 0.8)",
+        median(&mut ratios.clone()),
+        ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+async fn requests_through_store(
+    store: &Store,
+    writers: usize,
+    per_writer: u64,
+    round: usize,
+) -> Result<Measurement> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = store.clone();
+        let actor = actor(&format!("writer{writer}"))?;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_writer as usize);
+            for index in 0..per_writer {
+                let begun = Instant::now();
+                store
+                    .write(CaseWrite {
+                        actor: actor.clone(),
+                        idempotency_key: format!("request-{round}-{index}"),
+                        command: CaseCommand::Request {
+                            change: Change {
+                                subject: Subject {
+                                    kind: SubjectKind::User,
+                                    id: format!("u{writer}-{round}-{index}"),
+                                },
+                                kind: ChangeKind::Grant,
+                                entitlement: "reader".into(),
+                                resource: None,
+                                duration_seconds: None,
+                            },
+                            justification: Some("benchmark".into()),
+                            ticket: None,
+                            rule: custody_core::policy::AppliedRule::brief_default(),
+                        },
+                        occurred_at: None,
+                    })
+                    .await?;
+                latencies.push(begun.elapsed());
+            }
+            Ok::<_, custody_store::StoreError>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(Measurement {
+        operations: latencies.len() as u64,
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+/// A local webhook receiver that counts what it accepts.
+async fn counting_receiver() -> Result<(String, std::sync::Arc<std::sync::atomic::AtomicUsize>)> {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    let counter = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                axum::http::StatusCode::ACCEPTED
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, count))
+}
+
+/// Deliveries per second through the outbox (claim, signed POST, recorded
+/// attempt) beside plain POSTs of same-sized bodies to the same receiver
+/// with the same concurrency.
+async fn deliveries(count: usize) -> Result<()> {
+    let concurrency = 32;
+    let (url, received) = counting_receiver().await?;
+    let directory = tempfile::tempdir()?;
+    let data_dir = directory.path().join("deliveries");
+    let (store, _) = custody_server::init::initialise(
+        &data_dir,
+        &custody_store::Location::Embedded(data_dir.clone()),
+        None,
+    )
+    .await?;
+    let notify: custody_server::notify::NotifyConfig = toml::from_str(&format!(
+        "poll_interval_ms = 10\nconcurrency = {concurrency}\nlease_seconds = 30\n\n[[channels]]\ntype = \"webhook\"\nname = \"hooks\"\nurl = \"{url}\"\nsecret = \"bench secret\"\n\n[routes]\napprovers = [\"hooks\"]\n"
+    ))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = custody_server::ServeOptions {
+        max_body_bytes: 1024 * 1024,
+        checkpoint_interval: Duration::from_secs(60),
+        log: custody_server::keys::LogSigner::load(&data_dir)?,
+        policy: custody_core::policy::Policy::default(),
+        policy_source: "built-in default".to_string(),
+        scan_interval: Duration::from_secs(60),
+        notify,
+    };
+    let server = tokio::spawn(custody_server::serve_listener(
+        store.clone(),
+        listener,
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // Wait until the server has installed the routing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let writers = 16;
+    let per_writer = count / writers;
+    let total = per_writer * writers;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = store.clone();
+        let actor = actor(&format!("writer{writer}"))?;
+        tasks.push(tokio::spawn(async move {
+            for index in 0..per_writer {
+                store
+                    .write(CaseWrite {
+                        actor: actor.clone(),
+                        idempotency_key: format!("deliver-{index}"),
+                        command: CaseCommand::Request {
+                            change: Change {
+                                subject: Subject {
+                                    kind: SubjectKind::User,
+                                    id: format!("d{writer}-{index}"),
+                                },
+                                kind: ChangeKind::Grant,
+                                entitlement: "reader".into(),
+                                resource: None,
+                                duration_seconds: None,
+                            },
+                            justification: Some("benchmark".into()),
+                            ticket: None,
+                            rule: custody_core::policy::AppliedRule::brief_default(),
+                        },
+                        occurred_at: None,
+                    })
+                    .await?;
+            }
+            Ok::<_, custody_store::StoreError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store.outbox_backlog().await?.0 > 0 {
+        anyhow::ensure!(Instant::now() < deadline, "deliveries did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let outbox_elapsed = started.elapsed();
+    let delivered = received.load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(
+        delivered >= total,
+        "the receiver got {delivered} of {total} notifications"
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+
+    // Baseline: the same number of POSTs of the same size, same concurrency.
+    let body = vec![b'x'; 1200];
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let http = http.clone();
+        let url = url.clone();
+        let body = body.clone();
+        let share = total / concurrency;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..share {
+                http.post(&url)
+                    .body(body.clone())
+                    .send()
+                    .await?
+                    .error_for_status()?;
+            }
+            Ok::<_, reqwest::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let direct_elapsed = started.elapsed();
+    let outbox_rate = total as f64 / outbox_elapsed.as_secs_f64();
+    let direct_rate = (total / concurrency * concurrency) as f64 / direct_elapsed.as_secs_f64();
+    println!("webhook deliveries to a local receiver, {total} notifications, {concurrency} in flight");
+    println!(
+        "  through the outbox: {:>10.0} deliveries/s (queued, claimed, signed, posted, attempt recorded)",
+        outbox_rate
+    );
+    println!("  plain POSTs:        {:>10.0} requests/s", direct_rate);
+    println!("  ratio outbox/POST:  {:>10.2}", outbox_rate / direct_rate);
+    Ok(())
 }

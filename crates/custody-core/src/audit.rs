@@ -113,6 +113,8 @@ pub struct Checked {
     pub checkpoints: u64,
     /// Halves of links between cases followed (merges, revocations opened by reviews).
     pub case_links: u64,
+    /// Evidence blobs re-hashed (checked by the caller, which holds the blobs).
+    pub evidence_blobs: u64,
 }
 
 /// The outcome of an audit.
@@ -124,6 +126,42 @@ pub struct Report {
     pub checked: Checked,
     /// What was found, most severe first.
     pub findings: Vec<Finding>,
+    /// Every evidence blob an event references, for the caller to check
+    /// against the blob store (the audit itself does no IO).
+    #[serde(skip)]
+    pub evidence: Vec<EvidenceRef>,
+}
+
+/// An evidence blob referenced by an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceRef {
+    /// The case.
+    pub case_id: String,
+    /// The event that references it.
+    pub event_id: String,
+    /// Its position in the case.
+    pub seq: u64,
+    /// Its position in the log.
+    pub log_index: u64,
+    /// The blob's SHA-256.
+    pub sha256: Sha256Hash,
+    /// Its recorded size, when the event records one.
+    pub size: Option<u64>,
+}
+
+impl Report {
+    /// Adds findings made outside the pure audit (the blob store's), keeping
+    /// the order (most severe first) and `ok` right.
+    pub fn add_findings(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        self.findings.extend(findings);
+        self.findings.sort_by(|left, right| {
+            right
+                .severity
+                .cmp(&left.severity)
+                .then_with(|| left.log_index.cmp(&right.log_index))
+        });
+        self.ok = self.findings.is_empty();
+    }
 }
 
 /// The work on one row that does not depend on any other row: decoding,
@@ -186,6 +224,19 @@ pub struct Auditor {
     reviewer_notices: HashMap<String, Vec<String>>,
     /// Executions by automation, with the reviewer notices owed before them.
     automated_executions: Vec<AutomatedExecution>,
+    /// Every evidence blob referenced.
+    evidence: Vec<EvidenceRef>,
+    /// The latest state of every captured link, by (case, URL).
+    links: BTreeMap<(String, String), LinkSeen2>,
+}
+
+/// The latest word on a captured link.
+struct LinkSeen2 {
+    state: &'static str,
+    event_id: String,
+    seq: u64,
+    log_index: u64,
+    detail: String,
 }
 
 struct OwedSeen {
@@ -366,6 +417,7 @@ impl Auditor {
                 owed: owed.clone(),
             });
         }
+        self.observe_evidence(event, log_index);
         match &event.body {
             EventBody::NotificationAttempted(attempt) => {
                 let seen = self
@@ -388,6 +440,96 @@ impl Auditor {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn observe_evidence(&mut self, event: &Event, log_index: u64) {
+        let mut reference = |sha256: Sha256Hash, size: Option<u64>| {
+            self.evidence.push(EvidenceRef {
+                case_id: event.case_id.to_string(),
+                event_id: event.event_id.to_string(),
+                seq: event.seq,
+                log_index,
+                sha256,
+                size,
+            })
+        };
+        let link = match &event.body {
+            EventBody::EvidenceAttached(evidence) => {
+                reference(evidence.sha256, Some(evidence.size));
+                evidence
+                    .link
+                    .as_ref()
+                    .map(|link| (link.url.clone(), "verified", format!("captured {}", evidence.sha256)))
+            }
+            EventBody::EvidenceUnverified(failure) => Some((
+                failure.url.clone(),
+                "unverified",
+                failure.error.clone(),
+            )),
+            EventBody::EvidenceRechecked(recheck) => {
+                if let Some(sha256) = recheck.sha256 {
+                    reference(sha256, None);
+                }
+                Some(if recheck.drifted {
+                    (
+                        recheck.url.clone(),
+                        "drifted",
+                        match (&recheck.sha256, &recheck.error) {
+                            (Some(now), _) => format!("it serves {now}, not {}", recheck.previous),
+                            (None, Some(error)) => format!("it no longer answers: {error}"),
+                            (None, None) => "it no longer answers".to_string(),
+                        },
+                    )
+                } else {
+                    (recheck.url.clone(), "verified", "unchanged".to_string())
+                })
+            }
+            _ => None,
+        };
+        if let Some((url, state, detail)) = link {
+            self.links.insert(
+                (event.case_id.to_string(), url),
+                LinkSeen2 {
+                    state,
+                    event_id: event.event_id.to_string(),
+                    seq: event.seq,
+                    log_index,
+                    detail,
+                },
+            );
+        }
+    }
+
+    /// Link findings: the latest word on each captured link.
+    fn finish_links(&mut self) {
+        for ((case_id, url), seen) in &self.links {
+            let (code, message) = match seen.state {
+                "unverified" => (
+                    "evidence.link-unverified",
+                    format!(
+                        "the link {url} of case {case_id} could not be captured, so nothing proves what it said: {}",
+                        seen.detail
+                    ),
+                ),
+                "drifted" => (
+                    "evidence.link-drifted",
+                    format!(
+                        "the link {url} of case {case_id} changed since it was captured: {}",
+                        seen.detail
+                    ),
+                ),
+                _ => continue,
+            };
+            self.findings.push(Finding {
+                code,
+                severity: Severity::High,
+                case_id: Some(case_id.clone()),
+                message,
+                event_id: Some(seen.event_id.clone()),
+                seq: Some(seen.seq),
+                log_index: Some(seen.log_index),
+            });
         }
     }
 
@@ -969,6 +1111,7 @@ impl Auditor {
         }
         self.checked.case_links = self.case_links.len() as u64;
         self.finish_notifications();
+        self.finish_links();
         // Once the log records policies, every case must cite one recorded
         // before it was opened: a policy that decided cases without being
         // recorded is a policy change nobody can audit.
@@ -1197,6 +1340,7 @@ impl Auditor {
             ok: self.findings.is_empty(),
             checked: self.checked,
             findings: self.findings,
+            evidence: self.evidence,
         }
     }
 }

@@ -448,7 +448,10 @@ impl CaseView {
             }
             // Never part of a request's case; the audit reports one that is.
             EventBody::PolicyAdopted(_) => {}
-            EventBody::NotificationAttempted(_) => {}
+            EventBody::NotificationAttempted(_)
+            | EventBody::EvidenceAttached(_)
+            | EventBody::EvidenceUnverified(_)
+            | EventBody::EvidenceRechecked(_) => {}
             EventBody::ExpiryApproaching(_) => self.expiry_noticed = true,
         }
     }

@@ -133,6 +133,27 @@ pub enum CaseCommand {
         /// When to try again, after a failure that will be retried.
         next_attempt_at: Option<crate::Timestamp>,
     },
+    /// Record evidence stored by its hash (an upload or a link snapshot).
+    AttachEvidence {
+        /// The case.
+        case_id: CaseId,
+        /// What was stored.
+        evidence: crate::event::Evidence,
+    },
+    /// Record that a link could not be captured.
+    RecordLinkFailure {
+        /// The case.
+        case_id: CaseId,
+        /// The link and why.
+        failure: crate::event::LinkFailure,
+    },
+    /// Record a link fetched again and compared with its snapshot.
+    RecordRecheck {
+        /// The case.
+        case_id: CaseId,
+        /// The comparison.
+        recheck: crate::event::Recheck,
+    },
     /// Merge a duplicate case into the case that survives (see [`lifecycle::merge`]).
     Merge {
         /// The duplicate, closed into the survivor.
@@ -151,6 +172,9 @@ impl CaseCommand {
             CaseCommand::Request { .. } | CaseCommand::BreakGlass { .. } => None,
             CaseCommand::Escalate { case_id, .. }
             | CaseCommand::RecordDelivery { case_id, .. }
+            | CaseCommand::AttachEvidence { case_id, .. }
+            | CaseCommand::RecordLinkFailure { case_id, .. }
+            | CaseCommand::RecordRecheck { case_id, .. }
             | CaseCommand::ExecuteRevocation { case_id, .. } => Some(case_id),
             CaseCommand::Approve { case_id, .. }
             | CaseCommand::ConfirmApproval { case_id, .. }
@@ -239,6 +263,21 @@ impl CaseCommand {
                 message: format!("case {} already exists", case.case_id),
                 hint: None,
             }),
+            CaseCommand::AttachEvidence { evidence, .. } => Ok(lifecycle::evidence(
+                case,
+                actor,
+                crate::event::EventBody::EvidenceAttached(evidence.clone()),
+            )?),
+            CaseCommand::RecordLinkFailure { failure, .. } => Ok(lifecycle::evidence(
+                case,
+                actor,
+                crate::event::EventBody::EvidenceUnverified(failure.clone()),
+            )?),
+            CaseCommand::RecordRecheck { recheck, .. } => Ok(lifecycle::evidence(
+                case,
+                actor,
+                crate::event::EventBody::EvidenceRechecked(recheck.clone()),
+            )?),
             CaseCommand::RecordDelivery { .. } => Err(Refusal {
                 rule: "notify.recorded-by-the-outbox",
                 message: "delivery attempts are recorded by the outbox".to_string(),

@@ -109,6 +109,13 @@ pub enum EventBody {
     NotificationAttempted(Attempt),
     /// Time-bound access ends soon: its owner is to be told (by `system`).
     ExpiryApproaching(ExpiryApproaching),
+    /// Evidence stored by its SHA-256 became part of the case (an upload, or
+    /// a snapshot of a link).
+    EvidenceAttached(Evidence),
+    /// A link could not be captured: it is recorded as unverified.
+    EvidenceUnverified(LinkFailure),
+    /// A captured link was fetched again and compared with its snapshot.
+    EvidenceRechecked(Recheck),
     /// A node started deciding cases under a policy different from the last
     /// one recorded. Only in the deployment's policy record (a case of its
     /// own, written by `system`), never in a request's case.
@@ -173,6 +180,76 @@ impl DeliveryOutcome {
 pub struct ExpiryApproaching {
     /// When the access ends.
     pub expires_at: Timestamp,
+}
+
+/// The payload of `evidence_attached`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// SHA-256 of the stored bytes: the blob's name.
+    pub sha256: Sha256Hash,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The file name the uploader gave.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub file_name: Option<String>,
+    /// The media type the uploader (or the link's server) declared.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub declared_media_type: Option<String>,
+    /// The media type sniffed from the first bytes.
+    pub sniffed_media_type: String,
+    /// Where the bytes came from, when they are a snapshot of a link.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub link: Option<LinkCapture>,
+}
+
+/// How a link was captured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LinkCapture {
+    /// The URL as given.
+    pub url: String,
+    /// The URL after redirects.
+    pub final_url: String,
+    /// The HTTP status of the final answer.
+    pub status: u16,
+    /// When it was fetched.
+    pub fetched_at: Timestamp,
+}
+
+/// The payload of `evidence_unverified`: a link that could not be captured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LinkFailure {
+    /// The URL.
+    pub url: String,
+    /// Why it could not be captured.
+    pub error: String,
+}
+
+/// The payload of `evidence_rechecked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Recheck {
+    /// The link.
+    pub url: String,
+    /// The SHA-256 of the snapshot it was compared with.
+    pub previous: Sha256Hash,
+    /// The SHA-256 of what it serves now (stored as a blob), when it answered.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub sha256: Option<Sha256Hash>,
+    /// The HTTP status now, when it answered.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub status: Option<u16>,
+    /// Whether the content changed (or is gone).
+    pub drifted: bool,
+    /// Why it could not be fetched, when it could not.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub error: Option<String>,
 }
 
 /// The payload of `policy_adopted`: which policy governs new cases from now.
@@ -437,6 +514,9 @@ impl EventBody {
             EventBody::OpenedByReview(_) => "opened_by_review",
             EventBody::PolicyAdopted(_) => "policy_adopted",
             EventBody::NotificationAttempted(_) => "notification_attempted",
+            EventBody::EvidenceAttached(_) => "evidence_attached",
+            EventBody::EvidenceUnverified(_) => "evidence_unverified",
+            EventBody::EvidenceRechecked(_) => "evidence_rechecked",
             EventBody::ExpiryApproaching(_) => "expiry_approaching",
         }
     }
@@ -546,6 +626,32 @@ impl EventBody {
                 }
                 text
             }
+            EventBody::EvidenceAttached(evidence) => match &evidence.link {
+                Some(link) => format!(
+                    "captured {} ({}, {} bytes, sha256 {})",
+                    link.url, link.status, evidence.size, evidence.sha256
+                ),
+                None => format!(
+                    "attached {} ({} bytes, sha256 {})",
+                    evidence.file_name.as_deref().unwrap_or("a file"),
+                    evidence.size,
+                    evidence.sha256
+                ),
+            },
+            EventBody::EvidenceUnverified(failure) => format!(
+                "link {} could not be captured: {}",
+                failure.url,
+                first_line(&failure.error)
+            ),
+            EventBody::EvidenceRechecked(recheck) => format!(
+                "rechecked {}: {}",
+                recheck.url,
+                if recheck.drifted {
+                    "CHANGED since it was captured"
+                } else {
+                    "unchanged"
+                }
+            ),
             EventBody::ExpiryApproaching(expiry) => {
                 format!("access ends at {}: owner told", expiry.expires_at)
             }

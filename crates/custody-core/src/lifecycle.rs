@@ -650,6 +650,19 @@ pub fn adopt_policy(
     }
 }
 
+/// Records evidence (an upload, a link snapshot, a link failure or recheck)
+/// in a case; a merged duplicate takes no more: evidence goes to the survivor.
+pub fn evidence(case: &CaseView, actor: &Actor, body: EventBody) -> Result<Draft, Refusal> {
+    if case.state == CaseState::Merged {
+        return Err(case.merged_refusal("attach evidence to"));
+    }
+    Ok(Draft {
+        body,
+        role: case.role_of(&actor.principal),
+        causation: None,
+    })
+}
+
 /// Records the revocation of time-bound access that reached its end.
 pub fn execute_revocation(
     case: &CaseView,
@@ -1025,6 +1038,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::RevocationOpened(_)
         | EventBody::OpenedByReview(_)
         | EventBody::NotificationAttempted(_)
+        | EventBody::EvidenceAttached(_)
+        | EventBody::EvidenceUnverified(_)
+        | EventBody::EvidenceRechecked(_)
         | EventBody::ExpiryApproaching(_) => {}
         EventBody::PolicyAdopted(_) => broken.push((
             Refusal::new(
