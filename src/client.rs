@@ -153,30 +153,119 @@ impl Client {
                     continue;
                 }
             };
-            let status = response.status();
-            let text = response
-                .text()
-                .await
-                .map_err(|error| ClientError::Connection(error.to_string()))?;
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-            if status.is_success() {
-                return Ok(value);
-            }
-            match status.as_u16() {
-                403 if value["type"] == "urn:custody:problem:forbidden" => {
-                    return Err(ClientError::Refused(value))
-                }
-                403 | 404 | 409 => return Err(ClientError::Refused(value)),
-                503 => {
-                    last_error = Some(ClientError::Connection(problem_text(&value)));
+            match answer(response).await {
+                Err(ClientError::Connection(message)) if message.starts_with(UNAVAILABLE) => {
+                    last_error = Some(ClientError::Connection(
+                        message.trim_start_matches(UNAVAILABLE).to_string(),
+                    ));
                     continue;
                 }
-                400..=499 => return Err(ClientError::Rejected(value)),
-                _ => return Err(ClientError::Connection(problem_text(&value))),
+                other => return other,
             }
         }
         Err(last_error
             .unwrap_or_else(|| ClientError::Connection("no attempt was made".to_string())))
+    }
+
+    /// Streams `file` (of `length` bytes) as the body of `POST path`; no
+    /// overall timeout, since evidence can be large.
+    pub async fn upload(
+        &self,
+        path: &str,
+        file: tokio::fs::File,
+        length: u64,
+        content_type: Option<&str>,
+        idempotency_key: String,
+    ) -> Result<Value, ClientError> {
+        let http = self.streaming_client()?;
+        let mut request = http
+            .post(format!("{}{path}", self.base))
+            .header("custody-via", "cli")
+            .header("idempotency-key", idempotency_key)
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::wrap_stream(
+                tokio_util::io::ReaderStream::new(file),
+            ));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        let response = request.send().await.map_err(|error| {
+            ClientError::Connection(format!(
+                "cannot upload to the Custody server at {}: {error}",
+                self.base
+            ))
+        })?;
+        answer(response).await.map_err(strip_unavailable)
+    }
+
+    /// `GET path` as a stream of bytes (an evidence download).
+    pub async fn download(&self, path: &str) -> Result<reqwest::Response, ClientError> {
+        let http = self.streaming_client()?;
+        let mut request = http
+            .get(format!("{}{path}", self.base))
+            .header("custody-via", "cli");
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|error| {
+            ClientError::Connection(format!(
+                "cannot reach the Custody server at {}: {error}",
+                self.base
+            ))
+        })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(answer(response)
+            .await
+            .map(|value| ClientError::Connection(problem_text(&value)))
+            .unwrap_or_else(strip_unavailable))
+    }
+
+    fn streaming_client(&self) -> Result<reqwest::Client, ClientError> {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| ClientError::Connection(error.to_string()))
+    }
+}
+
+/// Marks a 503 answer, which `send` retries.
+const UNAVAILABLE: &str = "\u{0}unavailable:";
+
+fn strip_unavailable(error: ClientError) -> ClientError {
+    match error {
+        ClientError::Connection(message) => {
+            ClientError::Connection(message.trim_start_matches(UNAVAILABLE).to_string())
+        }
+        other => other,
+    }
+}
+
+/// The JSON of a response, or the error its status means.
+async fn answer(response: reqwest::Response) -> Result<Value, ClientError> {
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|error| ClientError::Connection(error.to_string()))?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if status.is_success() {
+        return Ok(value);
+    }
+    match status.as_u16() {
+        403 | 404 | 409 => Err(ClientError::Refused(value)),
+        503 => Err(ClientError::Connection(format!(
+            "{UNAVAILABLE}{}",
+            problem_text(&value)
+        ))),
+        400..=499 => Err(ClientError::Rejected(value)),
+        _ => Err(ClientError::Connection(problem_text(&value))),
     }
 }
 

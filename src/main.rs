@@ -226,6 +226,28 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
+    /// Attach evidence to a case: a file (stored by its SHA-256), or a link captured as a snapshot.
+    Attach {
+        /// The case ID.
+        case: String,
+        /// The file to upload.
+        #[arg(required_unless_present = "url", conflicts_with = "url")]
+        file: Option<PathBuf>,
+        /// Capture this link instead (fetched by the server; private addresses are refused).
+        #[arg(long)]
+        url: Option<String>,
+        /// The name to record [default: the file's name].
+        #[arg(long, conflicts_with = "url")]
+        name: Option<String>,
+        /// The declared media type [default: application/octet-stream].
+        #[arg(long, conflicts_with = "url")]
+        media_type: Option<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Evidence: list, download (re-checking its hash), recheck captured links.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     /// Comment on a case.
     Comment {
         /// The case ID.
@@ -372,6 +394,42 @@ enum LogCommand {
         keys: Vec<String>,
         #[command(flatten)]
         connection: ConnectionArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// The evidence recorded in a case.
+    List {
+        /// The case ID.
+        case: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a blob of a case; the file is kept only if it hashes to SHA256.
+    Get {
+        /// The case ID.
+        case: String,
+        /// The blob's SHA-256 (64 hex digits).
+        sha256: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+    },
+    /// Fetch captured links again and record whether they still serve what was captured (admins).
+    Recheck {
+        /// Only this case's links [default: every case's].
+        case: Option<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -600,8 +658,8 @@ mod commands {
     use serde_json::json;
 
     use super::{
-        Client, ClientError, Command, ConnectionArgs, DelegationCommand, LogCommand,
-        NotificationsCommand, PrincipalCommand, TokenCommand,
+        Client, ClientError, Command, ConnectionArgs, DelegationCommand, EvidenceCommand,
+        LogCommand, NotificationsCommand, PrincipalCommand, TokenCommand,
     };
     use crate::output;
 
@@ -684,6 +742,16 @@ mod commands {
             policy_source,
             scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
             notify: config.notify,
+            evidence: custody_server::api_evidence::EvidenceState {
+                blobs: config
+                    .evidence
+                    .store
+                    .open(&data.join("evidence"))
+                    .map_err(|error| {
+                        ClientError::Usage(format!("cannot open the evidence store: {error}"))
+                    })?,
+                config: std::sync::Arc::new(config.evidence.clone()),
+            },
         };
         custody_server::serve(store, listen, options, shutdown_signal())
             .await
@@ -1302,6 +1370,129 @@ mod commands {
                 let body = json!({"outcome": outcome, "comment": comment});
                 case_write(&case, "reviews", body, &write, "reviewed").await?;
             }
+            Command::Attach {
+                case,
+                file,
+                url,
+                name,
+                media_type,
+                write,
+            } => {
+                let client = connect(&write.connection)?;
+                let case_path = output::path_segment(&case);
+                let outcome = match (file, url) {
+                    (_, Some(url)) => {
+                        client
+                            .post(
+                                &format!("/v1/cases/{case_path}/evidence/links"),
+                                &json!({"url": url}),
+                                Some(key(&write.idempotency_key)),
+                            )
+                            .await?
+                    }
+                    (Some(file), None) => {
+                        let opened = tokio::fs::File::open(&file).await.map_err(|error| {
+                            ClientError::Usage(format!("cannot read {}: {error}", file.display()))
+                        })?;
+                        let length = opened
+                            .metadata()
+                            .await
+                            .map_err(|error| {
+                                ClientError::Usage(format!(
+                                    "cannot read {}: {error}",
+                                    file.display()
+                                ))
+                            })?
+                            .len();
+                        let name = name.or_else(|| {
+                            file.file_name()
+                                .map(|name| name.to_string_lossy().into_owned())
+                        });
+                        let mut path = format!("/v1/cases/{case_path}/evidence");
+                        if let Some(name) = &name {
+                            path.push_str(&format!("?name={}", output::path_segment(name)));
+                        }
+                        client
+                            .upload(
+                                &path,
+                                opened,
+                                length,
+                                media_type.as_deref(),
+                                key(&write.idempotency_key),
+                            )
+                            .await?
+                    }
+                    (None, None) => {
+                        return Err(ClientError::Usage(
+                            "give a FILE to upload or --url URL to capture".to_string(),
+                        ))
+                    }
+                };
+                if write.json {
+                    output::print_json(&outcome);
+                } else {
+                    let kind = outcome["appended"][0]["kind"].as_str().unwrap_or_default();
+                    if kind == "evidence_unverified" {
+                        eprintln!(
+                            "the link could not be captured; it is recorded as unverified (`custody evidence list {case}`)"
+                        );
+                        println!("recorded an unverified link in {case}");
+                    } else {
+                        println!("attached evidence to {case}");
+                    }
+                }
+            }
+            Command::Evidence(EvidenceCommand::List {
+                case,
+                connection,
+                json,
+            }) => {
+                let list = connect(&connection)?
+                    .get(&format!(
+                        "/v1/cases/{}/evidence",
+                        output::path_segment(&case)
+                    ))
+                    .await?;
+                if json {
+                    output::print_json(&list);
+                } else {
+                    output::print_evidence(&list);
+                }
+            }
+            Command::Evidence(EvidenceCommand::Get {
+                case,
+                sha256,
+                out,
+                connection,
+            }) => {
+                download_evidence(&connect(&connection)?, &case, &sha256, &out).await?;
+                println!("{sha256}  {}", out.display());
+            }
+            Command::Evidence(EvidenceCommand::Recheck {
+                case,
+                connection,
+                json,
+            }) => {
+                let report = connect(&connection)?
+                    .post("/v1/evidence/recheck", &json!({"case": case}), None)
+                    .await?;
+                if json {
+                    output::print_json(&report);
+                } else {
+                    for item in report["rechecked"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}  {}  {}",
+                            if item["drifted"] == true {
+                                "CHANGED  "
+                            } else {
+                                "unchanged"
+                            },
+                            item["case_id"].as_str().unwrap_or_default(),
+                            item["url"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
             Command::Comment { case, text, write } => {
                 case_write(
                     &case,
@@ -1407,6 +1598,65 @@ mod commands {
             );
         }
         Ok(())
+    }
+
+    /// Downloads a blob beside `out`, hashing it on the way; only bytes that
+    /// hash to `sha256` are renamed into place.
+    async fn download_evidence(
+        client: &Client,
+        case: &str,
+        sha256: &str,
+        out: &Path,
+    ) -> Result<(), ClientError> {
+        use sha2::Digest as _;
+        use tokio::io::AsyncWriteExt as _;
+        let wanted = sha256.to_ascii_lowercase();
+        if wanted.len() != 64 || !wanted.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(ClientError::Usage(format!(
+                "`{sha256}` is not a SHA-256 (64 hex digits)"
+            )));
+        }
+        let mut response = client
+            .download(&format!(
+                "/v1/cases/{}/evidence/{wanted}",
+                output::path_segment(case)
+            ))
+            .await?;
+        let partial = out.with_extension("partial");
+        let mut file = tokio::fs::File::create(&partial).await.map_err(|error| {
+            ClientError::Usage(format!("cannot write {}: {error}", partial.display()))
+        })?;
+        let mut hasher = sha2::Sha256::new();
+        let written = async {
+            while let Some(chunk) = response.chunk().await.map_err(|error| {
+                ClientError::Connection(format!("the download broke off: {error}"))
+            })? {
+                hasher.update(&chunk);
+                file.write_all(&chunk).await.map_err(|error| {
+                    ClientError::Usage(format!("cannot write {}: {error}", partial.display()))
+                })?;
+            }
+            file.sync_all().await.map_err(|error| {
+                ClientError::Usage(format!("cannot write {}: {error}", partial.display()))
+            })
+        }
+        .await;
+        if let Err(error) = written {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(error);
+        }
+        let got = custody_core::hex::encode(&hasher.finalize());
+        if got != wanted {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(ClientError::Refused(json!({
+                "detail": format!("the server sent bytes that hash to {got}, not {wanted}: the stored evidence was altered; nothing was written"),
+                "rule": "evidence.hash-mismatch",
+                "hint": "run `custody verify` on the server's data"
+            })));
+        }
+        tokio::fs::rename(&partial, out)
+            .await
+            .map_err(|error| ClientError::Usage(format!("cannot write {}: {error}", out.display())))
     }
 
     fn connect(connection: &ConnectionArgs) -> Result<Client, ClientError> {

@@ -411,3 +411,53 @@ pub fn print_notifications(list: &Value) {
         );
     }
 }
+
+/// `custody evidence list`: one line per evidence event.
+pub fn print_evidence(list: &Value) {
+    let items = list["evidence"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("no evidence");
+        return;
+    }
+    for item in items {
+        let payload = &item["payload"];
+        let line = match item["kind"].as_str().unwrap_or_default() {
+            "evidence_attached" => match payload["link"].as_object() {
+                Some(link) => format!(
+                    "{}  {} bytes  link {} ({})",
+                    payload["sha256"].as_str().unwrap_or_default(),
+                    payload["size"],
+                    link["url"].as_str().unwrap_or_default(),
+                    link["status"]
+                ),
+                None => format!(
+                    "{}  {} bytes  {} ({})",
+                    payload["sha256"].as_str().unwrap_or_default(),
+                    payload["size"],
+                    payload["file_name"].as_str().unwrap_or("unnamed"),
+                    payload["sniffed_media_type"].as_str().unwrap_or_default()
+                ),
+            },
+            "evidence_unverified" => format!(
+                "UNVERIFIED link {}: {}",
+                payload["url"].as_str().unwrap_or_default(),
+                payload["error"].as_str().unwrap_or_default()
+            ),
+            "evidence_rechecked" => format!(
+                "{} link {}",
+                if payload["drifted"] == true {
+                    "CHANGED"
+                } else {
+                    "rechecked"
+                },
+                payload["url"].as_str().unwrap_or_default()
+            ),
+            other => other.to_string(),
+        };
+        println!(
+            "{}  by {}  {line}",
+            item["recorded_at"].as_str().unwrap_or_default(),
+            item["by"].as_str().unwrap_or_default()
+        );
+    }
+}

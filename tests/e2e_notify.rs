@@ -537,7 +537,11 @@ fn verify_notifications(store: TestStore) {
 #[test]
 fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
     let receiver = Receiver::start();
-    let text = config(&[("hooks", &receiver.url)], "owner = [\"hooks:{principal}\"]\n", "");
+    let text = config(
+        &[("hooks", &receiver.url)],
+        "owner = [\"hooks:{principal}\"]\n",
+        "",
+    );
     let (server, _) = Server::start_on(TestStore::Embedded, None, Some(&text));
     let alice = server.principal("alice");
     let bob = server.principal("bob");
@@ -587,7 +591,9 @@ fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
     );
     wait_until("the owner to be told", || {
         receiver.seen.requests().iter().any(|(_, signed, body)| {
-            *signed && body["type"] == "dev.custody.access_expiring" && body["subject"] == case.as_str()
+            *signed
+                && body["type"] == "dev.custody.access_expiring"
+                && body["subject"] == case.as_str()
         })
     });
     // Told once, however often the timer runs.
@@ -606,11 +612,18 @@ fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
         "custody_outbox_oldest_seconds",
         "custody_notify_attempts_total{channel=\"hooks\"}",
     ] {
-        assert!(metrics.text.contains(name), "{name} missing:\n{}", metrics.text);
+        assert!(
+            metrics.text.contains(name),
+            "{name} missing:\n{}",
+            metrics.text
+        );
     }
     let text = server.cli_ok(&server.admin_token, &["notifications", &case]);
     assert!(text.contains("DELIVERED"), "{text}");
-    assert!(text.contains("access_expiring to owner via hooks alice"), "{text}");
+    assert!(
+        text.contains("access_expiring to owner via hooks alice"),
+        "{text}"
+    );
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (civil-from-days, UTC).

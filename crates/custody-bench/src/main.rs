@@ -576,6 +576,12 @@ async fn append_through_http(
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
         notify: custody_server::notify::NotifyConfig::default(),
+        evidence: custody_server::api_evidence::EvidenceState {
+            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+                data_dir.join("evidence"),
+            )),
+            config: std::sync::Arc::new(Default::default()),
+        },
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,
@@ -805,6 +811,12 @@ async fn deliveries(count: usize) -> Result<()> {
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
         notify,
+        evidence: custody_server::api_evidence::EvidenceState {
+            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+                data_dir.join("evidence"),
+            )),
+            config: std::sync::Arc::new(Default::default()),
+        },
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store.clone(),
@@ -896,7 +908,9 @@ async fn deliveries(count: usize) -> Result<()> {
     let direct_elapsed = started.elapsed();
     let outbox_rate = total as f64 / outbox_elapsed.as_secs_f64();
     let direct_rate = (total / concurrency * concurrency) as f64 / direct_elapsed.as_secs_f64();
-    println!("webhook deliveries to a local receiver, {total} notifications, {concurrency} in flight");
+    println!(
+        "webhook deliveries to a local receiver, {total} notifications, {concurrency} in flight"
+    );
     println!(
         "  through the outbox: {:>10.0} deliveries/s (queued, claimed, signed, posted, attempt recorded)",
         outbox_rate

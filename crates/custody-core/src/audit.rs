@@ -457,16 +457,17 @@ impl Auditor {
         let link = match &event.body {
             EventBody::EvidenceAttached(evidence) => {
                 reference(evidence.sha256, Some(evidence.size));
-                evidence
-                    .link
-                    .as_ref()
-                    .map(|link| (link.url.clone(), "verified", format!("captured {}", evidence.sha256)))
+                evidence.link.as_ref().map(|link| {
+                    (
+                        link.url.clone(),
+                        "verified",
+                        format!("captured {}", evidence.sha256),
+                    )
+                })
             }
-            EventBody::EvidenceUnverified(failure) => Some((
-                failure.url.clone(),
-                "unverified",
-                failure.error.clone(),
-            )),
+            EventBody::EvidenceUnverified(failure) => {
+                Some((failure.url.clone(), "unverified", failure.error.clone()))
+            }
             EventBody::EvidenceRechecked(recheck) => {
                 if let Some(sha256) = recheck.sha256 {
                     reference(sha256, None);

@@ -971,7 +971,7 @@ pub async fn whoami(who: Authenticated) -> Json<WhoAmI> {
     })
 }
 
-async fn write(
+pub(crate) async fn write(
     state: &AppState,
     who: Authenticated,
     idempotency_key: String,

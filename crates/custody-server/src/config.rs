@@ -35,6 +35,9 @@ pub struct Config {
     /// Notification channels, routes and delivery settings.
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    /// Evidence: upload limit, blob store, link capture.
+    #[serde(default)]
+    pub evidence: crate::api_evidence::EvidenceConfig,
 }
 
 /// The `[workflow]` section.
@@ -166,6 +169,7 @@ impl Config {
             return Err("workflow.scan_interval_seconds must be between 1 and 3600".to_string());
         }
         config.notify.routing(&config.policy)?;
+        config.evidence.validate()?;
         Ok(config)
     }
 }

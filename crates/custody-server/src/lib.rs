@@ -7,6 +7,7 @@
 //! cannot drift from the code.
 
 pub mod api;
+pub mod api_evidence;
 pub mod api_log;
 pub mod config;
 pub mod extract;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub log: keys::LogSigner,
     /// The approval policy.
     pub policy: std::sync::Arc<custody_core::policy::Policy>,
+    /// The evidence blob store and its limits.
+    pub evidence: api_evidence::EvidenceState,
 }
 
 /// How the server runs, beyond the store.
@@ -67,6 +70,8 @@ pub struct ServeOptions {
     pub scan_interval: Duration,
     /// Notification channels, routes and delivery settings.
     pub notify: notify::NotifyConfig,
+    /// The evidence blob store and its limits.
+    pub evidence: api_evidence::EvidenceState,
 }
 
 #[derive(OpenApi)]
@@ -111,6 +116,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::policy))
         .routes(routes!(api::list_notifications))
         .routes(routes!(api::retry_notification))
+        .routes(routes!(api_evidence::upload, api_evidence::list))
+        .routes(routes!(api_evidence::capture_link))
+        .routes(routes!(api_evidence::download))
+        .routes(routes!(api_evidence::recheck))
         .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
         .routes(routes!(api_log::keys))
         .routes(routes!(api_log::entries))
@@ -201,6 +210,7 @@ pub async fn serve_listener(
         metrics,
         log: options.log,
         policy: std::sync::Arc::new(options.policy),
+        evidence: options.evidence,
     };
     let served = axum::serve(listener, router(state, options.max_body_bytes))
         .with_graceful_shutdown(shutdown)

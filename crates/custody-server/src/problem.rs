@@ -72,6 +72,12 @@ impl Problem {
         }
     }
 
+    /// Names the rule behind the problem.
+    pub fn with_rule(mut self, rule: &'static str) -> Problem {
+        self.rule = Some(rule);
+        self
+    }
+
     /// Adds a hint.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Problem {
         self.hint = Some(hint.into());

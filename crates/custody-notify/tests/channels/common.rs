@@ -1,8 +1,9 @@
-//! Shared pieces of the real-server tests: a sample notification, unique
-//! names, and a real HTTP receiver (axum on 127.0.0.1:0).
+//! Shared pieces of the real-server tests: a sample notification and a real
+//! HTTP receiver (axum on 127.0.0.1:0). Unique names and free ports come
+//! from `support`, with the SMTP and NATS servers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,22 +18,10 @@ use custody_notify::{
 };
 use serde_json::json;
 
+pub use crate::support::{free_port, unique};
+
 /// The secret the test receiver checks signatures with.
 pub const SECRET: &str = "test-webhook-secret-0123456789";
-
-/// A name no other test run uses: `prefix-<pid>-<nanos>-<counter>`.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> u64 {
@@ -40,12 +29,6 @@ pub fn now_unix() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// A port on 127.0.0.1 with nothing listening (bound, then released).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// A realistic notification with a fresh delivery ID.

@@ -6,4 +6,6 @@ mod chat;
 mod common;
 mod email;
 mod nats;
+#[path = "../support/mod.rs"]
+mod support;
 mod webhook;

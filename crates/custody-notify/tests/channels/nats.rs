@@ -3,86 +3,15 @@
 //! The server is `$CUSTODY_TEST_NATS_URL`, else the one on 127.0.0.1:4222.
 //! When neither answers, each test starts its own `nats-server -js` on a
 //! free port (and stops it at the end), so the tests need no running
-//! service, only the `nats-server` binary.
+//! service, only the `nats-server` binary (see `support::nats`).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, stream};
 use custody_notify::{Channel, ChannelConfig, Secret, NATS_MESSAGE_ID_HEADER};
 use serde_json::Value;
 
 use crate::common::{free_port, notification, unique};
-
-/// A NATS server with JetStream: an existing one, or one this test started.
-struct NatsServer {
-    url: String,
-    child: Option<(Child, tempfile::TempDir)>,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        if let Some((child, _store)) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-async fn jetstream_answers(url: &str) -> Option<jetstream::Context> {
-    let connect = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(1))
-        .connect(url);
-    let client = tokio::time::timeout(Duration::from_secs(2), connect)
-        .await
-        .ok()?
-        .ok()?;
-    // A raw account-info request: async-nats's typed `query_account` cannot
-    // parse the answer of older servers (Debian ships 2.9), the rest works.
-    let answer = tokio::time::timeout(
-        Duration::from_secs(2),
-        client.request("$JS.API.INFO", "".into()),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    let info: Value = serde_json::from_slice(&answer.payload).ok()?;
-    if info.get("error").is_some() {
-        return None;
-    }
-    Some(jetstream::new(client))
-}
-
-async fn nats_server() -> (NatsServer, jetstream::Context) {
-    let url = std::env::var("CUSTODY_TEST_NATS_URL")
-        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    if let Some(context) = jetstream_answers(&url).await {
-        return (NatsServer { url, child: None }, context);
-    }
-    let port = free_port();
-    let store = tempfile::tempdir().unwrap();
-    let child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|error| {
-            panic!("no NATS server at {url}, and `nats-server` could not be started: {error}")
-        });
-    let server = NatsServer {
-        url: format!("nats://127.0.0.1:{port}"),
-        child: Some((child, store)),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(context) = jetstream_answers(&server.url).await {
-            return (server, context);
-        }
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use crate::support::nats::{NatsServer, UniqueStream};
 
 async fn channel(url: &str, subject: &str, timeout_seconds: u64) -> Channel {
     Channel::connect(&ChannelConfig::Nats {
@@ -98,22 +27,11 @@ async fn channel(url: &str, subject: &str, timeout_seconds: u64) -> Channel {
 
 #[tokio::test]
 async fn publishing_twice_stores_one_message_with_headers_and_cloudevent() {
-    let (server, context) = nats_server().await;
-    let prefix = unique("custody-test");
-    let stream_name = prefix.replace('-', "_");
-    context
-        .create_stream(stream::Config {
-            name: stream_name.clone(),
-            subjects: vec![format!("{prefix}.>")],
-            duplicate_window: Duration::from_secs(120),
-            // A run that dies before deleting its stream leaves nothing for long.
-            max_age: Duration::from_secs(600),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (server, context) = NatsServer::start().await;
+    let unique_stream = UniqueStream::create(&server, &context, "custody-test").await;
+    let stream_name = unique_stream.name.clone();
 
-    let subject = format!("{prefix}.notifications");
+    let subject = unique_stream.subject("notifications");
     let url = server.url.clone();
     let checks = tokio::spawn({
         let context = context.clone();
@@ -175,7 +93,7 @@ async fn publishing_twice_stores_one_message_with_headers_and_cloudevent() {
     })
     .await;
 
-    context.delete_stream(&stream_name).await.unwrap();
+    unique_stream.delete().await.unwrap();
     drop(server);
     if let Err(failure) = checks {
         std::panic::resume_unwind(failure.into_panic());
@@ -184,7 +102,7 @@ async fn publishing_twice_stores_one_message_with_headers_and_cloudevent() {
 
 #[tokio::test]
 async fn a_subject_without_a_stream_is_a_clear_permanent_error() {
-    let (server, _context) = nats_server().await;
+    let (server, _context) = NatsServer::start().await;
     let subject = format!("{}.nowhere", unique("custody-test-nostream"));
     let channel = channel(&server.url, &subject, 5).await;
     let started = Instant::now();

@@ -1,0 +1,550 @@
+//! Evidence: uploads streamed into the content-addressed blob store, links
+//! captured as snapshots (with the SSRF rules of `custody-evidence`),
+//! rechecks of captured links, and downloads.
+//!
+//! A blob is durable (temporary file, fsync, rename) before the event that
+//! records it is written, so an event never names bytes that are not stored.
+//! An upload over the size limit is refused before anything is written
+//! (`Content-Length`) or while streaming (the partial file is removed).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use custody_core::command::CaseCommand;
+use custody_core::event::{EventBody, Evidence, LinkCapture, LinkFailure, Recheck};
+use custody_core::{CaseId, Sha256Hash, Timestamp};
+use custody_evidence::{BlobError, BlobStore, FetchError, FetchPolicy, Sha256Digest};
+use futures_util::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::extract::{ApiJson, Authenticated, IdempotencyKey};
+use crate::problem::{types, Problem};
+use crate::AppState;
+
+/// The `[evidence]` section of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// The largest upload accepted, in bytes (default 100 MiB).
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: u64,
+    /// Where blobs are stored: `{ backend = "local", path = "..." }` (default:
+    /// `evidence/` in the data directory) or `{ backend = "s3", ... }`, which
+    /// every node can reach.
+    #[serde(default)]
+    pub store: custody_evidence::BlobStoreConfig,
+    /// How links are captured: `timeout_seconds`, `max_bytes`,
+    /// `max_redirects`, and `allow` (addresses, networks or host names that
+    /// may be fetched although they are loopback, private or link-local).
+    #[serde(default)]
+    pub fetch: FetchPolicy,
+}
+
+fn default_max_upload_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> EvidenceConfig {
+        EvidenceConfig {
+            max_upload_bytes: default_max_upload_bytes(),
+            store: custody_evidence::BlobStoreConfig::default(),
+            fetch: FetchPolicy::default(),
+        }
+    }
+}
+
+impl EvidenceConfig {
+    /// Checks the section.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_upload_bytes == 0 {
+            return Err("evidence.max_upload_bytes must be above 0".to_string());
+        }
+        self.store
+            .validate()
+            .map_err(|error| format!("evidence.store: {error}"))?;
+        self.fetch
+            .validate()
+            .map_err(|error| format!("evidence.fetch: {error}"))
+    }
+}
+
+/// What the evidence handlers need beside the store.
+#[derive(Clone)]
+pub struct EvidenceState {
+    /// The blob store.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Limits and the link policy.
+    pub config: Arc<EvidenceConfig>,
+}
+
+/// Query of an upload.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    /// The file's name, as the uploader knows it.
+    pub name: Option<String>,
+}
+
+/// Body of a link capture.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// The URL to capture.
+    pub url: String,
+}
+
+/// One piece of evidence of a case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceItem {
+    /// The event that recorded it.
+    pub event_id: String,
+    /// Its kind: `evidence_attached`, `evidence_unverified` or `evidence_rechecked`.
+    pub kind: String,
+    /// Who recorded it.
+    pub by: String,
+    /// When it was recorded.
+    pub recorded_at: String,
+    /// The event's payload.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+}
+
+/// The evidence of a case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceList {
+    /// In sequence order.
+    pub evidence: Vec<EvidenceItem>,
+}
+
+/// Upload a file as evidence of a case: the body is streamed into the blob
+/// store by its SHA-256 before the event that records it is written.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/evidence",
+    params(("case_id" = String, Path, description = "The case ID"), UploadQuery,
+        ("Idempotency-Key" = String, Header, description = "Retrying with the same key is safe")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = custody_store::WriteOutcome), (status = 404, body = Problem), (status = 413, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn upload(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<custody_store::WriteOutcome>, Problem> {
+    let case_id = parse_case(&case_id)?;
+    // The case must exist before a byte is stored.
+    state.store.case_view(&case_id).await?;
+    let limit = state.evidence.config.max_upload_bytes;
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    if let Some(name) = &query.name {
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            return Err(Problem::invalid(
+                "the file name must be 1 to 255 characters without control characters",
+            ));
+        }
+    }
+    let declared_media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string);
+    let mut reader =
+        tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let stored = state
+        .evidence
+        .blobs
+        .put_stream(&mut reader, limit)
+        .await
+        .map_err(blob_problem)?;
+    let evidence = Evidence {
+        sha256: digest(stored.sha256),
+        size: stored.size,
+        file_name: query.name,
+        declared_media_type,
+        sniffed_media_type: stored.sniffed_media_type,
+        link: None,
+    };
+    crate::api::write(
+        &state,
+        who,
+        key,
+        CaseCommand::AttachEvidence { case_id, evidence },
+        None,
+    )
+    .await
+}
+
+/// Capture a link as evidence: its content is fetched (never from loopback,
+/// private, link-local or metadata addresses unless allowed), stored by its
+/// SHA-256 and recorded with the final URL, status and fetch time. A link
+/// that cannot be fetched is recorded as unverified.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/evidence/links", request_body = LinkBody,
+    params(("case_id" = String, Path, description = "The case ID"),
+        ("Idempotency-Key" = String, Header, description = "Retrying with the same key is safe")),
+    responses((status = 200, body = custody_store::WriteOutcome), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn capture_link(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Path(case_id): Path<String>,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<Json<custody_store::WriteOutcome>, Problem> {
+    let case_id = parse_case(&case_id)?;
+    state.store.case_view(&case_id).await?;
+    let command = match custody_evidence::fetch_snapshot(
+        &body.url,
+        &state.evidence.config.fetch,
+        state.evidence.blobs.as_ref(),
+    )
+    .await
+    {
+        Ok(snapshot) if snapshot.is_success() => CaseCommand::AttachEvidence {
+            case_id,
+            evidence: Evidence {
+                sha256: digest(snapshot.blob.sha256),
+                size: snapshot.blob.size,
+                file_name: None,
+                declared_media_type: snapshot.content_type.clone(),
+                sniffed_media_type: snapshot.blob.sniffed_media_type.clone(),
+                link: Some(LinkCapture {
+                    url: body.url.clone(),
+                    final_url: snapshot.final_url.clone(),
+                    status: snapshot.status,
+                    fetched_at: Timestamp::parse(&snapshot.fetched_at)
+                        .unwrap_or_else(|_| Timestamp::now()),
+                }),
+            },
+        },
+        Ok(snapshot) => CaseCommand::RecordLinkFailure {
+            case_id,
+            failure: LinkFailure {
+                url: body.url.clone(),
+                error: format!("{} answered HTTP {}", snapshot.final_url, snapshot.status),
+            },
+        },
+        Err(error) => match refusal(&error) {
+            Some(problem) => return Err(problem),
+            None => CaseCommand::RecordLinkFailure {
+                case_id,
+                failure: LinkFailure {
+                    url: body.url.clone(),
+                    error: error.to_string(),
+                },
+            },
+        },
+    };
+    crate::api::write(&state, who, key, command, None).await
+}
+
+/// Query of a recheck.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecheckBody {
+    /// Only this case's links (default: every case's).
+    pub case: Option<String>,
+}
+
+/// One link rechecked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecheckResult {
+    /// The case.
+    pub case_id: String,
+    /// The link.
+    pub url: String,
+    /// Whether it changed or is gone.
+    pub drifted: bool,
+    /// The event that records the recheck.
+    pub event_id: String,
+}
+
+/// The links rechecked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecheckReport {
+    /// One per captured link.
+    pub rechecked: Vec<RecheckResult>,
+}
+
+/// Fetch every captured link again and record, in its case, whether it
+/// still serves what was captured (admins only).
+#[utoipa::path(post, path = "/v1/evidence/recheck", request_body = RecheckBody,
+    responses((status = 200, body = RecheckReport), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn recheck(
+    State(state): State<AppState>,
+    who: Authenticated,
+    ApiJson(body): ApiJson<RecheckBody>,
+) -> Result<Json<RecheckReport>, Problem> {
+    who.require_admin()?;
+    let cases: Vec<CaseId> = match &body.case {
+        Some(case) => vec![parse_case(case)?],
+        None => state
+            .store
+            .cases(None, 1000)
+            .await?
+            .into_iter()
+            .filter_map(|summary| summary.case_id.parse().ok())
+            .collect(),
+    };
+    let mut rechecked = Vec::new();
+    for case_id in cases {
+        let (_, events) = state.store.case(&case_id).await?;
+        // The latest snapshot of each link.
+        let mut links: Vec<(String, Sha256Hash)> = Vec::new();
+        for event in &events {
+            let latest = match &event.body {
+                EventBody::EvidenceAttached(Evidence {
+                    sha256,
+                    link: Some(link),
+                    ..
+                }) => Some((link.url.clone(), *sha256)),
+                EventBody::EvidenceRechecked(Recheck {
+                    url,
+                    sha256: Some(sha256),
+                    ..
+                }) => Some((url.clone(), *sha256)),
+                _ => None,
+            };
+            if let Some((url, sha256)) = latest {
+                links.retain(|(known, _)| known != &url);
+                links.push((url, sha256));
+            }
+        }
+        for (url, previous) in links {
+            let outcome = custody_evidence::fetch_snapshot(
+                &url,
+                &state.evidence.config.fetch,
+                state.evidence.blobs.as_ref(),
+            )
+            .await;
+            let recheck = match outcome {
+                Ok(snapshot) if snapshot.is_success() => {
+                    let now = digest(snapshot.blob.sha256);
+                    Recheck {
+                        url: url.clone(),
+                        previous,
+                        sha256: Some(now),
+                        status: Some(snapshot.status),
+                        drifted: now != previous,
+                        error: None,
+                    }
+                }
+                Ok(snapshot) => Recheck {
+                    url: url.clone(),
+                    previous,
+                    sha256: None,
+                    status: Some(snapshot.status),
+                    drifted: true,
+                    error: Some(format!("answered HTTP {}", snapshot.status)),
+                },
+                Err(error) => Recheck {
+                    url: url.clone(),
+                    previous,
+                    sha256: None,
+                    status: None,
+                    drifted: true,
+                    error: Some(error.to_string()),
+                },
+            };
+            let drifted = recheck.drifted;
+            let key = format!(
+                "recheck:{case_id}:{}:{}",
+                Sha256Hash::of(url.as_bytes()).to_hex(),
+                Timestamp::now().as_micros()
+            );
+            let outcome = crate::api::write(
+                &state,
+                who.clone(),
+                key,
+                CaseCommand::RecordRecheck {
+                    case_id: case_id.clone(),
+                    recheck,
+                },
+                None,
+            )
+            .await?;
+            rechecked.push(RecheckResult {
+                case_id: case_id.to_string(),
+                url,
+                drifted,
+                event_id: outcome
+                    .appended
+                    .first()
+                    .map(|event| event.event_id.clone())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(Json(RecheckReport { rechecked }))
+}
+
+/// The evidence recorded in a case.
+#[utoipa::path(get, path = "/v1/cases/{case_id}/evidence",
+    params(("case_id" = String, Path, description = "The case ID")),
+    responses((status = 200, body = EvidenceList), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Path(case_id): Path<String>,
+) -> Result<Json<EvidenceList>, Problem> {
+    let case_id = parse_case(&case_id)?;
+    let (_, events) = state.store.case(&case_id).await?;
+    let evidence = events
+        .into_iter()
+        .filter(|event| {
+            matches!(
+                event.body,
+                EventBody::EvidenceAttached(_)
+                    | EventBody::EvidenceUnverified(_)
+                    | EventBody::EvidenceRechecked(_)
+            )
+        })
+        .map(|event| {
+            let encoded = serde_json::to_value(&event).unwrap_or_default();
+            EvidenceItem {
+                event_id: event.event_id.to_string(),
+                kind: event.body.kind_name().to_string(),
+                by: event.actor.principal.to_string(),
+                recorded_at: event.recorded_at.to_string(),
+                payload: encoded["payload"].clone(),
+            }
+        })
+        .collect();
+    Ok(Json(EvidenceList { evidence }))
+}
+
+/// Download a blob the case references, streamed; `Custody-Sha256` names the
+/// hash the client must find (`custody evidence get` re-checks it).
+#[utoipa::path(get, path = "/v1/cases/{case_id}/evidence/{sha256}",
+    params(("case_id" = String, Path, description = "The case ID"),
+        ("sha256" = String, Path, description = "The blob's SHA-256, 64 hex digits")),
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn download(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Path((case_id, sha256)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let case_id = parse_case(&case_id)?;
+    let wanted: Sha256Digest = sha256
+        .parse()
+        .map_err(|_| Problem::invalid(format!("`{sha256}` is not a SHA-256 in hex")))?;
+    let (_, events) = state.store.case(&case_id).await?;
+    let recorded = events.iter().rev().find_map(|event| match &event.body {
+        EventBody::EvidenceAttached(evidence) if evidence.sha256.0 == *wanted.as_bytes() => Some((
+            evidence.file_name.clone(),
+            evidence.sniffed_media_type.clone(),
+        )),
+        EventBody::EvidenceRechecked(Recheck {
+            sha256: Some(now), ..
+        }) if now.0 == *wanted.as_bytes() => Some((None, "application/octet-stream".to_string())),
+        _ => None,
+    });
+    let Some((file_name, media_type)) = recorded else {
+        return Err(Problem::not_found(format!(
+            "case {case_id} holds no evidence with SHA-256 {sha256}"
+        )));
+    };
+    let reader = state
+        .evidence
+        .blobs
+        .get(&wanted)
+        .await
+        .map_err(blob_problem)?;
+    let stream = tokio_util::io::ReaderStream::new(reader);
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&media_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&wanted.to_hex()) {
+        headers.insert("custody-sha256", value);
+    }
+    let name = file_name.unwrap_or_else(|| wanted.to_hex());
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+fn parse_case(text: &str) -> Result<CaseId, Problem> {
+    text.parse()
+        .map_err(|error| Problem::invalid(format!("`{text}` is not a case ID: {error}")))
+}
+
+fn digest(sha: Sha256Digest) -> Sha256Hash {
+    Sha256Hash(*sha.as_bytes())
+}
+
+fn too_large(limit: u64) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        types::PAYLOAD_TOO_LARGE,
+        "Evidence too large",
+        format!("the upload is larger than the limit of {limit} bytes; nothing was stored"),
+    )
+    .with_rule("evidence.too-large")
+    .with_hint(
+        "raise [evidence] max_upload_bytes in the server's configuration, or attach a smaller file",
+    )
+}
+
+fn blob_problem(error: BlobError) -> Problem {
+    match error {
+        BlobError::TooLarge { limit } => too_large(limit),
+        BlobError::NotFound { sha256 } => Problem::not_found(format!(
+            "the blob {sha256} is missing from the evidence store: `custody verify` reports it"
+        )),
+        BlobError::Read { source } => Problem::invalid(format!(
+            "the upload was interrupted: {source}; nothing was stored"
+        )),
+        other => {
+            tracing::error!(error = %other, "the evidence store failed");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                types::UNAVAILABLE,
+                "Evidence store unavailable",
+                format!("the evidence store failed: {other}"),
+            )
+        }
+    }
+}
+
+/// A capture refused for the caller's URL (bad input changes nothing); `None`
+/// when the link itself failed and is recorded as unverified.
+fn refusal(error: &FetchError) -> Option<Problem> {
+    match error {
+        FetchError::Refused { .. } | FetchError::UrlNotAllowed { .. } => Some(
+            Problem::forbidden(format!("{error}; nothing was fetched or recorded"))
+                .with_rule("evidence.address-refused")
+                .with_hint("links to loopback, private, link-local and metadata addresses are refused unless [evidence.fetch] allow lists them"),
+        ),
+        FetchError::InvalidUrl { .. } => {
+            Some(Problem::invalid(format!("{error}")).with_rule("evidence.invalid-url"))
+        }
+        _ => None,
+    }
+}
