@@ -194,7 +194,7 @@ impl Client {
         }
         let response = request.send().await.map_err(|error| {
             ClientError::Connection(format!(
-                "cannot upload to the Custody server at {}: {error}",
+                "cannot upload to the Custody server at {}: {error}\nhint: the server closes the connection when an upload is larger than its [evidence] max_upload_bytes",
                 self.base
             ))
         })?;

@@ -242,8 +242,22 @@ enum Command {
         /// The declared media type [default: application/octet-stream].
         #[arg(long, conflicts_with = "url")]
         media_type: Option<String>,
-        #[command(flatten)]
-        write: WriteArgs,
+        /// Retrying with the same key is safe: it returns the first result and appends nothing.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// The server's URL (`--url` names the link here).
+        #[arg(
+            long = "server",
+            env = "CUSTODY_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        server: String,
+        /// The bearer token.
+        #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Evidence: list, download (re-checking its hash), recheck captured links.
     #[command(subcommand)]
@@ -327,6 +341,9 @@ enum Command {
         /// An export bundle to check instead.
         #[arg(long)]
         bundle: Option<PathBuf>,
+        /// The server's configuration file, for where evidence blobs are stored ([evidence.store]).
+        #[arg(long, env = "CUSTODY_CONFIG")]
+        config: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -630,8 +647,20 @@ async fn run(cli: Cli) -> ExitCode {
             keys,
             database_url,
             bundle,
+            config,
             json,
-        } => commands::verify(data, since_checkpoint, keys, database_url, bundle, json).await,
+        } => {
+            commands::verify(
+                data,
+                since_checkpoint,
+                keys,
+                database_url,
+                bundle,
+                config,
+                json,
+            )
+            .await
+        }
         Command::Log(command) => commands::log(command).await,
         client_command => commands::client(client_command).await,
     };
@@ -765,6 +794,7 @@ mod commands {
         extra_keys: Vec<String>,
         database_url: Option<String>,
         bundle: Option<PathBuf>,
+        config: Option<PathBuf>,
         json: bool,
     ) -> Result<ExitCode, ClientError> {
         if let Some(bundle) = bundle {
@@ -808,10 +838,39 @@ mod commands {
         };
         trusted.extend(parse_keys(&extra_keys)?);
         let since = since_checkpoint.map(|path| read_text(&path)).transpose()?;
-        let report = store
+        let mut report = store
             .audit(trusted, since)
             .await
             .map_err(|error| ClientError::Usage(format!("cannot read {location}: {error}")))?;
+        let evidence = match &config {
+            Some(path) => {
+                Config::load(path)
+                    .map_err(|error| ClientError::Usage(error.to_string()))?
+                    .evidence
+                    .store
+            }
+            None => custody_evidence::BlobStoreConfig::default(),
+        };
+        let blobs = match (&evidence, &key_dir) {
+            (custody_evidence::BlobStoreConfig::Local { path: None }, None) => None,
+            (store_config, dir) => Some(
+                store_config
+                    .open(&dir.clone().unwrap_or_default().join("evidence"))
+                    .map_err(|error| {
+                        ClientError::Usage(format!("cannot open the evidence store: {error}"))
+                    })?,
+            ),
+        };
+        match blobs {
+            Some(blobs) => check_evidence(&mut report, blobs.as_ref()).await?,
+            None if !report.evidence.is_empty() => {
+                return Err(ClientError::Usage(format!(
+                    "cannot check the {} evidence blob(s) the ledger references: no evidence store was given\nhint: pass --data DIR (a node's data directory) or --config FILE (the server's configuration with [evidence.store])",
+                    report.evidence.len()
+                )))
+            }
+            None => {}
+        }
         if json {
             output::print_json(&report);
         } else {
@@ -822,6 +881,88 @@ mod commands {
         } else {
             ExitCode::from(1)
         })
+    }
+
+    /// Checks every evidence blob the ledger references (it exists and hashes
+    /// to the recorded digest and size) and reports blobs no event references.
+    async fn check_evidence(
+        report: &mut custody_core::audit::Report,
+        blobs: &dyn custody_evidence::BlobStore,
+    ) -> Result<(), ClientError> {
+        use custody_core::audit::Finding;
+        use custody_core::lifecycle::Severity;
+        use custody_evidence::{Sha256Digest, VerifyOutcome};
+        let store_error = |error: custody_evidence::BlobError| {
+            ClientError::Usage(format!("cannot read the evidence store: {error}"))
+        };
+        let mut findings = Vec::new();
+        let mut checked = std::collections::BTreeMap::new();
+        for reference in &report.evidence {
+            let digest = Sha256Digest::from_bytes(reference.sha256.0);
+            if !checked.contains_key(&digest) {
+                let outcome = blobs.verify(&digest).await.map_err(store_error)?;
+                checked.insert(digest, outcome);
+            }
+            let finding = |code: &'static str, message: String| Finding {
+                code,
+                severity: Severity::Critical,
+                case_id: Some(reference.case_id.clone()),
+                message,
+                event_id: Some(reference.event_id.clone()),
+                seq: Some(reference.seq),
+                log_index: Some(reference.log_index),
+            };
+            match &checked[&digest] {
+                VerifyOutcome::Missing => findings.push(finding(
+                    "evidence.blob-missing",
+                    format!(
+                        "case {} references evidence {} that is not in the evidence store: it was deleted or never stored",
+                        reference.case_id, reference.sha256
+                    ),
+                )),
+                VerifyOutcome::Corrupt {
+                    actual_sha256,
+                    actual_size,
+                } => findings.push(finding(
+                    "evidence.blob-altered",
+                    format!(
+                        "the evidence {} of case {} was altered: the stored bytes ({actual_size} bytes) hash to {actual_sha256}",
+                        reference.sha256, reference.case_id
+                    ),
+                )),
+                VerifyOutcome::Intact { size } => {
+                    if reference.size.is_some_and(|recorded| recorded != *size) {
+                        findings.push(finding(
+                            "evidence.blob-altered",
+                            format!(
+                                "the evidence {} of case {} was recorded with {} bytes but {size} are stored",
+                                reference.sha256,
+                                reference.case_id,
+                                reference.size.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for stored in blobs.list().await.map_err(store_error)? {
+            if !checked.contains_key(&stored) {
+                findings.push(Finding {
+                    code: "evidence.blob-unreferenced",
+                    severity: Severity::Medium,
+                    case_id: None,
+                    message: format!(
+                        "the evidence store holds blob {stored}, which no event references (an upload whose event was never written, or a blob put there by hand)"
+                    ),
+                    event_id: None,
+                    seq: None,
+                    log_index: None,
+                });
+            }
+        }
+        report.checked.evidence_blobs = checked.len() as u64;
+        report.add_findings(findings);
+        Ok(())
     }
 
     pub async fn log(command: LogCommand) -> Result<ExitCode, ClientError> {
@@ -1376,9 +1517,12 @@ mod commands {
                 url,
                 name,
                 media_type,
-                write,
+                idempotency_key,
+                server,
+                token,
+                json,
             } => {
-                let client = connect(&write.connection)?;
+                let client = connect(&ConnectionArgs { url: server, token })?;
                 let case_path = output::path_segment(&case);
                 let outcome = match (file, url) {
                     (_, Some(url)) => {
@@ -1386,7 +1530,7 @@ mod commands {
                             .post(
                                 &format!("/v1/cases/{case_path}/evidence/links"),
                                 &json!({"url": url}),
-                                Some(key(&write.idempotency_key)),
+                                Some(key(&idempotency_key)),
                             )
                             .await?
                     }
@@ -1418,7 +1562,7 @@ mod commands {
                                 opened,
                                 length,
                                 media_type.as_deref(),
-                                key(&write.idempotency_key),
+                                key(&idempotency_key),
                             )
                             .await?
                     }
@@ -1428,7 +1572,7 @@ mod commands {
                         ))
                     }
                 };
-                if write.json {
+                if json {
                     output::print_json(&outcome);
                 } else {
                     let kind = outcome["appended"][0]["kind"].as_str().unwrap_or_default();

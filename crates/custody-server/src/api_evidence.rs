@@ -147,6 +147,10 @@ pub async fn upload(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared_length.is_some_and(|length| length > limit) {
+        // Read (and drop) a bounded part of what the client is still sending,
+        // so it reads this answer instead of a reset connection; nothing is
+        // stored.
+        drain(body).await;
         return Err(too_large(limit));
     }
     if let Some(name) = &query.name {
@@ -488,6 +492,22 @@ pub async fn download(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+/// Reads and drops up to 16 MiB of a refused upload, for at most 5 seconds.
+async fn drain(body: Body) {
+    const MOST: usize = 16 * 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Ok(Some(chunk)) = stream.try_next().await {
+            seen += chunk.len();
+            if seen > MOST {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn parse_case(text: &str) -> Result<CaseId, Problem> {
