@@ -899,9 +899,8 @@ mod commands {
         let mut checked = std::collections::BTreeMap::new();
         for reference in &report.evidence {
             let digest = Sha256Digest::from_bytes(reference.sha256.0);
-            if !checked.contains_key(&digest) {
-                let outcome = blobs.verify(&digest).await.map_err(store_error)?;
-                checked.insert(digest, outcome);
+            if let std::collections::btree_map::Entry::Vacant(entry) = checked.entry(digest) {
+                entry.insert(blobs.verify(&digest).await.map_err(store_error)?);
             }
             let finding = |code: &'static str, message: String| Finding {
                 code,
