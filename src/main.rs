@@ -226,13 +226,16 @@ enum Command {
         #[command(flatten)]
         write: WriteArgs,
     },
-    /// Attach evidence to a case: a file (stored by its SHA-256), or a link captured as a snapshot.
+    /// Attach evidence: `custody attach CASE FILE`, `custody attach CASE --url URL`, or `custody attach --ticket SYSTEM:KEY FILE` before any case carries the ticket.
     Attach {
-        /// The case ID.
+        /// The case ID (with --ticket: the file).
         case: String,
         /// The file to upload.
-        #[arg(required_unless_present = "url", conflicts_with = "url")]
+        #[arg(conflicts_with = "url")]
         file: Option<PathBuf>,
+        /// Attach to this external reference instead of a case: the evidence joins the case that carries it, now or when it is requested.
+        #[arg(long, conflicts_with = "url")]
+        ticket: Option<String>,
         /// Capture this link instead (fetched by the server; private addresses are refused).
         #[arg(long)]
         url: Option<String>,
@@ -1513,6 +1516,7 @@ mod commands {
             Command::Attach {
                 case,
                 file,
+                ticket,
                 url,
                 name,
                 media_type,
@@ -1522,6 +1526,16 @@ mod commands {
                 json,
             } => {
                 let client = connect(&ConnectionArgs { url: server, token })?;
+                // With --ticket the one positional argument is the file.
+                let (case, file) = match (&ticket, file) {
+                    (Some(_), None) => (String::new(), Some(PathBuf::from(&case))),
+                    (Some(_), Some(_)) => {
+                        return Err(ClientError::Usage(
+                            "with --ticket, give only the FILE (the evidence joins the case that carries the ticket)".to_string(),
+                        ))
+                    }
+                    (None, file) => (case, file),
+                };
                 let case_path = output::path_segment(&case);
                 let outcome = match (file, url) {
                     (_, Some(url)) => {
@@ -1551,9 +1565,14 @@ mod commands {
                             file.file_name()
                                 .map(|name| name.to_string_lossy().into_owned())
                         });
-                        let mut path = format!("/v1/cases/{case_path}/evidence");
+                        let mut path = match &ticket {
+                            Some(ticket) => {
+                                format!("/v1/evidence?ticket={}", output::path_segment(ticket))
+                            }
+                            None => format!("/v1/cases/{case_path}/evidence?"),
+                        };
                         if let Some(name) = &name {
-                            path.push_str(&format!("?name={}", output::path_segment(name)));
+                            path.push_str(&format!("&name={}", output::path_segment(name)));
                         }
                         client
                             .upload(
@@ -1567,7 +1586,7 @@ mod commands {
                     }
                     (None, None) => {
                         return Err(ClientError::Usage(
-                            "give a FILE to upload or --url URL to capture".to_string(),
+                            "give a FILE to upload or --url URL to capture\nusage: custody attach CASE FILE | custody attach CASE --url URL | custody attach --ticket SYSTEM:KEY FILE".to_string(),
                         ))
                     }
                 };
@@ -1580,8 +1599,17 @@ mod commands {
                             "the link could not be captured; it is recorded as unverified (`custody evidence list {case}`)"
                         );
                         println!("recorded an unverified link in {case}");
+                    } else if kind == "evidence_held" {
+                        println!(
+                            "held for {} in evidence record {} until a case carries it",
+                            ticket.as_deref().unwrap_or_default(),
+                            outcome["case_id"].as_str().unwrap_or_default()
+                        );
                     } else {
-                        println!("attached evidence to {case}");
+                        println!(
+                            "attached evidence to {}",
+                            outcome["case_id"].as_str().unwrap_or(&case)
+                        );
                     }
                 }
             }

@@ -528,3 +528,82 @@ fn s3_backend(store: TestStore) {
     let (_, report) = server.verify_with(&["--config", config_path.to_str().unwrap()]);
     assert_eq!(codes(&report), ["evidence.blob-missing"], "{report:#}");
 }
+
+#[test]
+fn evidence_for_a_ticket_waits_for_the_case_that_carries_it() {
+    for store in STORES {
+        held_for_ticket(store);
+    }
+}
+
+fn held_for_ticket(store: TestStore) {
+    let (server, _) = Server::start_on(store, None, None);
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let content = random_bytes(50_000);
+    let sha = sha256_hex(&content);
+    let file = server.root.path().join("approval-screenshot.png");
+    std::fs::write(&file, &content).unwrap();
+
+    // No case carries jira:SEC-9 yet: the evidence is held in its record.
+    let held = server.cli_json(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-9", file.to_str().unwrap()],
+    );
+    assert_eq!(held["appended"][0]["kind"], "evidence_held");
+    let record = held["case_id"].as_str().unwrap().to_string();
+    server.assert_verify_ok();
+
+    // The request that carries the ticket takes it in.
+    let case = server
+        .cli_ok(
+            &alice,
+            &[
+                "request",
+                "--subject",
+                "user:alice",
+                "--entitlement",
+                "db-admin",
+                "--ticket",
+                "jira:SEC-9",
+                "--justification",
+                "migration",
+            ],
+        )
+        .trim()
+        .to_string();
+    assert_ne!(case, record);
+    let events = server.events(&alice, &case);
+    let joined = events
+        .iter()
+        .find(|event| event["kind"] == "evidence_joined")
+        .expect("the held evidence joined the case");
+    assert_eq!(joined["payload"]["record"], record.as_str());
+    assert_eq!(joined["payload"]["evidence"][0]["sha256"], sha.as_str());
+    let out = server.root.path().join("joined.png");
+    server.cli_ok(
+        &alice,
+        &[
+            "evidence",
+            "get",
+            &case,
+            &sha,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+
+    // Later evidence for the ticket goes straight to the case.
+    let later = server.root.path().join("later.txt");
+    std::fs::write(&later, b"follow-up").unwrap();
+    let outcome = server.cli_json(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-9", later.to_str().unwrap()],
+    );
+    assert_eq!(outcome["case_id"], case.as_str());
+    assert_eq!(outcome["appended"][0]["kind"], "evidence_attached");
+    let report = server.assert_verify_ok();
+    assert_eq!(report["checked"]["evidence_blobs"], 2, "{report:#}");
+    assert!(report["checked"]["case_links"].as_u64().unwrap() >= 2);
+}

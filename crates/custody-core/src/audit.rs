@@ -301,6 +301,9 @@ struct CaseTrail {
     /// The deployment's policy record (its events are `policy_adopted`, by
     /// `system`), not a request's case.
     policy_record: Option<PolicyTrail>,
+    /// An external reference's evidence record (`evidence_held` events until
+    /// `evidence_released`), not a request's case.
+    evidence_record: Option<EvidenceRecordTrail>,
     last_seq: u64,
     last_hash: Sha256Hash,
     last_event_id: String,
@@ -309,6 +312,19 @@ struct CaseTrail {
     /// so end-of-case findings about it can point at it.
     first_execution: Option<(u64, u64)>,
 }
+
+/// What the audit keeps of an evidence record while reading it.
+struct EvidenceRecordTrail {
+    ticket: String,
+    first_recorded_at: crate::Timestamp,
+    first_event: String,
+    first_log_index: u64,
+    released: bool,
+}
+
+/// How long evidence may wait for a case carrying its reference before
+/// `verify` reports it unattached.
+pub const EVIDENCE_GRACE_SECONDS: i64 = 24 * 3600;
 
 /// What the audit keeps of a policy record while reading it.
 struct PolicyTrail {
@@ -464,6 +480,16 @@ impl Auditor {
                         format!("captured {}", evidence.sha256),
                     )
                 })
+            }
+            EventBody::EvidenceHeld(held) => {
+                reference(held.evidence.sha256, Some(held.evidence.size));
+                None
+            }
+            EventBody::EvidenceJoined(join) => {
+                for evidence in &join.evidence {
+                    reference(evidence.sha256, Some(evidence.size));
+                }
+                None
             }
             EventBody::EvidenceUnverified(failure) => {
                 Some((failure.url.clone(), "unverified", failure.error.clone()))
@@ -870,7 +896,17 @@ impl Auditor {
                     rule: request.rule.name.clone(),
                 });
             }
-            if view.is_none() && policy_record.is_none() {
+            let evidence_record = match &event.body {
+                EventBody::EvidenceHeld(held) => Some(EvidenceRecordTrail {
+                    ticket: held.ticket.to_string(),
+                    first_recorded_at: event.recorded_at,
+                    first_event: event.event_id.to_string(),
+                    first_log_index: row.log_index,
+                    released: false,
+                }),
+                _ => None,
+            };
+            if view.is_none() && policy_record.is_none() && evidence_record.is_none() {
                 new_findings.push(finding(
                     "case.no-request",
                     Severity::Critical,
@@ -887,6 +923,7 @@ impl Auditor {
                 event.case_id.to_string(),
                 CaseTrail {
                     policy_record,
+                    evidence_record,
                     first_execution: None,
                     last_seq: event.seq,
                     last_hash: hash,
@@ -966,6 +1003,11 @@ impl Auditor {
                 "opened_by_review",
                 "revocation_opened",
             )),
+            EventBody::EvidenceJoined(join) => Some((
+                join.record.to_string(),
+                "evidence_joined",
+                "evidence_released",
+            )),
             _ => None,
         };
         if let Some((other_case, kind, partner)) = link {
@@ -977,6 +1019,35 @@ impl Auditor {
                 event_id: event.event_id.to_string(),
                 log_index: row.log_index,
             });
+        }
+        if let Some(record) = &mut trail.evidence_record {
+            trail.last_seq = event.seq;
+            trail.last_hash = hash;
+            trail.last_event_id = event.event_id.to_string();
+            match &event.body {
+                EventBody::EvidenceHeld(_) => {}
+                EventBody::EvidenceReleased(link) => {
+                    record.released = true;
+                    self.case_links.push(LinkSeen {
+                        case_id: event.case_id.to_string(),
+                        other_case: link.other_case.to_string(),
+                        kind: "evidence_released",
+                        partner: "evidence_joined",
+                        event_id: event.event_id.to_string(),
+                        log_index: row.log_index,
+                    });
+                }
+                _ => self.findings.push(finding(
+                    "evidence.record-misplaced",
+                    Severity::High,
+                    format!(
+                        "the evidence record {} holds a {} event; it may hold only held evidence and its release",
+                        event.case_id,
+                        event.body.kind_name()
+                    ),
+                )),
+            }
+            return;
         }
         if let Some(policy) = &mut trail.policy_record {
             let previous = policy.last_policy;
@@ -1093,6 +1164,8 @@ impl Auditor {
             if !matched {
                 let code = if link.kind.starts_with("duplicate") {
                     "merge.unmatched-link"
+                } else if link.kind.starts_with("evidence") {
+                    "evidence.unmatched-link"
                 } else {
                     "revocation.unmatched-link"
                 };
@@ -1163,6 +1236,30 @@ impl Auditor {
             if trail.policy_record.is_some() {
                 // The policy record has no case row; its tail is covered by
                 // the log (index gaps, leaves, signed checkpoints).
+                continue;
+            }
+            if let Some(record) = &trail.evidence_record {
+                // No case row either; held evidence must find its case.
+                let waited_too_long = self.now.is_some_and(|now| {
+                    record
+                        .first_recorded_at
+                        .plus_seconds(EVIDENCE_GRACE_SECONDS)
+                        <= now
+                });
+                if !record.released && waited_too_long {
+                    self.findings.push(Finding {
+                        code: "evidence.unattached",
+                        severity: Severity::Medium,
+                        case_id: Some(case_id.clone()),
+                        message: format!(
+                            "evidence held for {} since {} never joined a case: no case carries that reference",
+                            record.ticket, record.first_recorded_at
+                        ),
+                        event_id: Some(record.first_event.clone()),
+                        seq: Some(1),
+                        log_index: Some(record.first_log_index),
+                    });
+                }
                 continue;
             }
             let Some(head) = heads_by_case.remove(case_id) else {

@@ -451,7 +451,10 @@ impl CaseView {
             EventBody::NotificationAttempted(_)
             | EventBody::EvidenceAttached(_)
             | EventBody::EvidenceUnverified(_)
-            | EventBody::EvidenceRechecked(_) => {}
+            | EventBody::EvidenceRechecked(_)
+            | EventBody::EvidenceHeld(_)
+            | EventBody::EvidenceJoined(_)
+            | EventBody::EvidenceReleased(_) => {}
             EventBody::ExpiryApproaching(_) => self.expiry_noticed = true,
         }
     }

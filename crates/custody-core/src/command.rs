@@ -140,6 +140,14 @@ pub enum CaseCommand {
         /// What was stored.
         evidence: crate::event::Evidence,
     },
+    /// Record evidence for an external reference: in the case that carries
+    /// it, or held in the reference's evidence record until a case does.
+    HoldEvidence {
+        /// The reference.
+        ticket: crate::model::Ticket,
+        /// What was stored.
+        evidence: crate::event::Evidence,
+    },
     /// Record that a link could not be captured.
     RecordLinkFailure {
         /// The case.
@@ -169,7 +177,9 @@ impl CaseCommand {
     /// The case the command targets; `None` for a request, which creates one.
     pub fn case_id(&self) -> Option<&CaseId> {
         match self {
-            CaseCommand::Request { .. } | CaseCommand::BreakGlass { .. } => None,
+            CaseCommand::Request { .. }
+            | CaseCommand::BreakGlass { .. }
+            | CaseCommand::HoldEvidence { .. } => None,
             CaseCommand::Escalate { case_id, .. }
             | CaseCommand::RecordDelivery { case_id, .. }
             | CaseCommand::AttachEvidence { case_id, .. }
@@ -278,6 +288,11 @@ impl CaseCommand {
                 actor,
                 crate::event::EventBody::EvidenceRechecked(recheck.clone()),
             )?),
+            CaseCommand::HoldEvidence { .. } => Err(Refusal {
+                rule: "evidence.held-by-reference",
+                message: "evidence for a reference is placed by the store".to_string(),
+                hint: None,
+            }),
             CaseCommand::RecordDelivery { .. } => Err(Refusal {
                 rule: "notify.recorded-by-the-outbox",
                 message: "delivery attempts are recorded by the outbox".to_string(),

@@ -116,6 +116,14 @@ pub enum EventBody {
     EvidenceUnverified(LinkFailure),
     /// A captured link was fetched again and compared with its snapshot.
     EvidenceRechecked(Recheck),
+    /// Evidence attached to an external reference (a ticket) before any case
+    /// carries it: kept in the reference's evidence record until one does.
+    EvidenceHeld(HeldEvidence),
+    /// The evidence held for this case's ticket joined the case (the other
+    /// half of `evidence_released`).
+    EvidenceJoined(EvidenceJoin),
+    /// The evidence of this record joined the case that carries its ticket.
+    EvidenceReleased(CaseLink),
     /// A node started deciding cases under a policy different from the last
     /// one recorded. Only in the deployment's policy record (a case of its
     /// own, written by `system`), never in a request's case.
@@ -217,6 +225,28 @@ pub struct LinkCapture {
     pub status: u16,
     /// When it was fetched.
     pub fetched_at: Timestamp,
+}
+
+/// The payload of `evidence_held`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HeldEvidence {
+    /// The external reference the evidence belongs to.
+    pub ticket: Ticket,
+    /// What was stored.
+    pub evidence: Evidence,
+}
+
+/// The payload of `evidence_joined`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceJoin {
+    /// The evidence record it comes from.
+    pub record: CaseId,
+    /// The evidence, in the order it was held.
+    pub evidence: Vec<Evidence>,
 }
 
 /// The payload of `evidence_unverified`: a link that could not be captured.
@@ -517,6 +547,9 @@ impl EventBody {
             EventBody::EvidenceAttached(_) => "evidence_attached",
             EventBody::EvidenceUnverified(_) => "evidence_unverified",
             EventBody::EvidenceRechecked(_) => "evidence_rechecked",
+            EventBody::EvidenceHeld(_) => "evidence_held",
+            EventBody::EvidenceJoined(_) => "evidence_joined",
+            EventBody::EvidenceReleased(_) => "evidence_released",
             EventBody::ExpiryApproaching(_) => "expiry_approaching",
         }
     }
@@ -652,6 +685,21 @@ impl EventBody {
                     "unchanged"
                 }
             ),
+            EventBody::EvidenceHeld(held) => format!(
+                "held for {} until a case carries it: {} ({} bytes, sha256 {})",
+                held.ticket,
+                held.evidence.file_name.as_deref().unwrap_or("a file"),
+                held.evidence.size,
+                held.evidence.sha256
+            ),
+            EventBody::EvidenceJoined(join) => format!(
+                "{} piece(s) of evidence held for this ticket joined from {}",
+                join.evidence.len(),
+                join.record
+            ),
+            EventBody::EvidenceReleased(link) => {
+                format!("the held evidence joined case {}", link.other_case)
+            }
             EventBody::ExpiryApproaching(expiry) => {
                 format!("access ends at {}: owner told", expiry.expires_at)
             }

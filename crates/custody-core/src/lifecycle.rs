@@ -1041,6 +1041,9 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::EvidenceAttached(_)
         | EventBody::EvidenceUnverified(_)
         | EventBody::EvidenceRechecked(_)
+        | EventBody::EvidenceHeld(_)
+        | EventBody::EvidenceJoined(_)
+        | EventBody::EvidenceReleased(_)
         | EventBody::ExpiryApproaching(_) => {}
         EventBody::PolicyAdopted(_) => broken.push((
             Refusal::new(

@@ -141,6 +141,67 @@ pub async fn upload(
     let case_id = parse_case(&case_id)?;
     // The case must exist before a byte is stored.
     state.store.case_view(&case_id).await?;
+    let evidence = store_upload(&state, query.name, &headers, body).await?;
+    crate::api::write(
+        &state,
+        who,
+        key,
+        CaseCommand::AttachEvidence { case_id, evidence },
+        None,
+    )
+    .await
+}
+
+/// Query of an upload for an external reference.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ReferenceUploadQuery {
+    /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`).
+    pub ticket: String,
+    /// The file's name, as the uploader knows it.
+    pub name: Option<String>,
+}
+
+/// Upload evidence for an external reference (a ticket): it joins the case
+/// that carries the reference, or is held in the reference's evidence record
+/// until a case with that ticket is requested.
+#[utoipa::path(post, path = "/v1/evidence",
+    params(ReferenceUploadQuery,
+        ("Idempotency-Key" = String, Header, description = "Retrying with the same key is safe")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = custody_store::WriteOutcome), (status = 400, body = Problem), (status = 413, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn upload_for_reference(
+    State(state): State<AppState>,
+    who: Authenticated,
+    IdempotencyKey(key): IdempotencyKey,
+    Query(query): Query<ReferenceUploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<custody_store::WriteOutcome>, Problem> {
+    let ticket: custody_core::model::Ticket = query.ticket.parse().map_err(|error| {
+        Problem::invalid(format!("`{}` is not a reference: {error}", query.ticket))
+    })?;
+    let evidence = store_upload(&state, query.name, &headers, body).await?;
+    let outcome = state
+        .store
+        .write(custody_store::CaseWrite {
+            actor: who.actor,
+            idempotency_key: key,
+            command: CaseCommand::HoldEvidence { ticket, evidence },
+            occurred_at: None,
+        })
+        .await?;
+    Ok(Json(outcome))
+}
+
+/// Streams an upload into the blob store (refusing it over the limit, with
+/// nothing stored) and describes what was stored.
+async fn store_upload(
+    state: &AppState,
+    name: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Evidence, Problem> {
     let limit = state.evidence.config.max_upload_bytes;
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
@@ -153,7 +214,7 @@ pub async fn upload(
         drain(body).await;
         return Err(too_large(limit));
     }
-    if let Some(name) = &query.name {
+    if let Some(name) = &name {
         if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
             return Err(Problem::invalid(
                 "the file name must be 1 to 255 characters without control characters",
@@ -172,22 +233,14 @@ pub async fn upload(
         .put_stream(&mut reader, limit)
         .await
         .map_err(blob_problem)?;
-    let evidence = Evidence {
+    Ok(Evidence {
         sha256: digest(stored.sha256),
         size: stored.size,
-        file_name: query.name,
+        file_name: name,
         declared_media_type,
         sniffed_media_type: stored.sniffed_media_type,
         link: None,
-    };
-    crate::api::write(
-        &state,
-        who,
-        key,
-        CaseCommand::AttachEvidence { case_id, evidence },
-        None,
-    )
-    .await
+    })
 }
 
 /// Capture a link as evidence: its content is fetched (never from loopback,
@@ -414,6 +467,7 @@ pub async fn list(
                 EventBody::EvidenceAttached(_)
                     | EventBody::EvidenceUnverified(_)
                     | EventBody::EvidenceRechecked(_)
+                    | EventBody::EvidenceJoined(_)
             )
         })
         .map(|event| {
@@ -455,6 +509,16 @@ pub async fn download(
         EventBody::EvidenceRechecked(Recheck {
             sha256: Some(now), ..
         }) if now.0 == *wanted.as_bytes() => Some((None, "application/octet-stream".to_string())),
+        EventBody::EvidenceJoined(join) => join
+            .evidence
+            .iter()
+            .find(|evidence| evidence.sha256.0 == *wanted.as_bytes())
+            .map(|evidence| {
+                (
+                    evidence.file_name.clone(),
+                    evidence.sniffed_media_type.clone(),
+                )
+            }),
         _ => None,
     });
     let Some((file_name, media_type)) = recorded else {

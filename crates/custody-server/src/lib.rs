@@ -118,6 +118,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::retry_notification))
         .routes(routes!(api_evidence::upload, api_evidence::list))
         .routes(routes!(api_evidence::capture_link))
+        .routes(routes!(api_evidence::upload_for_reference))
         .routes(routes!(api_evidence::download))
         .routes(routes!(api_evidence::recheck))
         .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))

@@ -216,6 +216,13 @@ pub(crate) struct Pending {
     pub(crate) routing: Arc<Routing>,
     /// Changes to outbox rows made by the batch (delivery results, retries).
     pub(crate) outbox_updates: Vec<OutboxUpdate>,
+    /// Evidence records the batch created or released, by reference: the
+    /// record's case and the case it was released to.
+    pub(crate) records: HashMap<String, (CaseId, Option<CaseId>)>,
+    /// Heads (sequence number, hash) of evidence records appended to by the batch.
+    pub(crate) record_heads: HashMap<CaseId, (u64, Sha256Hash)>,
+    /// Record rows to write: (reference, record, released to, new).
+    pub(crate) record_updates: Vec<(String, CaseId, Option<CaseId>, bool)>,
 }
 
 pub(crate) struct PendingEvent {

@@ -33,6 +33,10 @@ pub(crate) mod sqlite {
             include_str!("../../migrations/sqlite/0002_deployment.sql"),
         ),
         (3, include_str!("../../migrations/sqlite/0003_outbox.sql")),
+        (
+            4,
+            include_str!("../../migrations/sqlite/0004_evidence_records.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -70,6 +74,10 @@ pub(crate) mod postgres {
     const MIGRATIONS: &[(i64, &str)] = &[
         (1, include_str!("../../migrations/postgres/0001_ledger.sql")),
         (2, include_str!("../../migrations/postgres/0002_outbox.sql")),
+        (
+            3,
+            include_str!("../../migrations/postgres/0003_evidence_records.sql"),
+        ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
     /// claim at once without waiting for or double-claiming each other's rows.

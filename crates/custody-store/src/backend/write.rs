@@ -331,12 +331,18 @@ async fn decide_case(
             let view =
                 CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
             let state = view.state;
-            let appended = push_event(pending, event, bytes, outbox);
+            let mut appended = vec![push_event(pending, event, bytes, outbox)];
             pending.views.insert(case_id.clone(), view);
+            if let Some(ticket) = ticket {
+                appended.extend(
+                    join_held_evidence(connection, pending, write, ticket, &case_id, recorded_at)
+                        .await?,
+                );
+            }
             WriteOutcome {
                 case_id,
                 state,
-                appended: vec![appended],
+                appended,
                 replayed: false,
                 existing: false,
             }
@@ -452,6 +458,9 @@ async fn decide_case(
                 replayed: false,
                 existing: false,
             }
+        }
+        CaseCommand::HoldEvidence { ticket, evidence } => {
+            hold_evidence(connection, pending, write, ticket, evidence, recorded_at).await?
         }
         CaseCommand::RecordDelivery {
             case_id,
@@ -752,6 +761,25 @@ async fn flush(
         .bind(update.delivery_id)
         .execute(&mut *connection)
         .await?;
+    }
+    for (ticket, record, released_to, new) in pending.record_updates.drain(..) {
+        if new {
+            sqlx::query(
+                "INSERT INTO evidence_records (ticket, case_id, released_to, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(ticket)
+            .bind(record.to_string())
+            .bind(released_to.map(|case| case.to_string()))
+            .bind(Timestamp::now().to_string())
+            .execute(&mut *connection)
+            .await?;
+        } else {
+            sqlx::query("UPDATE evidence_records SET released_to = $1 WHERE ticket = $2")
+                .bind(released_to.map(|case| case.to_string()))
+                .bind(ticket)
+                .execute(&mut *connection)
+                .await?;
+        }
     }
     // Written: a later flush of the same batch must not insert them again.
     // (Projections stay: later writes of the batch chain on them, and
@@ -1068,4 +1096,227 @@ async fn retry_delivery(
     outbox_entry(&mut *connection, delivery_id)
         .await?
         .ok_or_else(missing)
+}
+
+/// The evidence record of `ticket`, from the batch or the database: its case
+/// and the case it was released to.
+async fn record_for_ticket(
+    connection: &mut Conn,
+    pending: &Pending,
+    ticket: &str,
+) -> Result<Option<(CaseId, Option<CaseId>)>, StoreError> {
+    if let Some(found) = pending.records.get(ticket) {
+        return Ok(Some(found.clone()));
+    }
+    let row = sqlx::query("SELECT case_id, released_to FROM evidence_records WHERE ticket = $1")
+        .bind(ticket)
+        .fetch_optional(&mut *connection)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let record: String = row.try_get("case_id")?;
+    let released: Option<String> = row.try_get("released_to")?;
+    Ok(Some((
+        parse_stored(&record)?,
+        released.map(|case| parse_stored(&case)).transpose()?,
+    )))
+}
+
+/// The events of an evidence record, stored and pending, in order.
+async fn record_events(
+    connection: &mut Conn,
+    pending: &Pending,
+    record: &CaseId,
+) -> Result<Vec<(Event, Sha256Hash)>, StoreError> {
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq")
+            .bind(record.as_str())
+            .fetch_all(&mut *connection)
+            .await?;
+    let mut events = rows
+        .iter()
+        .map(|bytes| {
+            Event::decode(bytes)
+                .map(|event| (event, Sha256Hash::of(bytes)))
+                .map_err(|error| StoreError::Corrupt(format!("evidence record {record}: {error}")))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    for pending_event in &pending.events {
+        if &pending_event.event.case_id == record {
+            events.push((
+                pending_event.event.clone(),
+                Sha256Hash::of(&pending_event.bytes),
+            ));
+        }
+    }
+    Ok(events)
+}
+
+/// Appends `draft` to an evidence record.
+async fn append_to_record(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    write: &CaseWrite,
+    record: &CaseId,
+    draft: lifecycle::Draft,
+    recorded_at: Timestamp,
+) -> Result<AppendedEvent, StoreError> {
+    let head = match pending.record_heads.get(record) {
+        Some(head) => Some(*head),
+        None => record_events(connection, pending, record)
+            .await?
+            .last()
+            .map(|(event, hash)| (event.seq, *hash)),
+    };
+    let (seq, prev_hash) = match head {
+        Some((seq, hash)) => (seq + 1, Some(hash)),
+        None => (1, None),
+    };
+    let (event, bytes, hash, _) = seal(
+        write,
+        &Routing::default(),
+        None,
+        record,
+        seq,
+        prev_hash,
+        draft,
+        recorded_at,
+    );
+    pending.record_heads.insert(record.clone(), (seq, hash));
+    Ok(push_event(pending, event, bytes, Vec::new()))
+}
+
+/// The latest case that carries `ticket` (any state but merged), from the
+/// batch or the database.
+async fn case_with_ticket(
+    connection: &mut Conn,
+    pending: &Pending,
+    ticket: &custody_core::model::Ticket,
+) -> Result<Option<CaseView>, StoreError> {
+    if let Some(view) = pending.views.values().find(|view| {
+        view.ticket.as_ref() == Some(ticket) && view.state != custody_core::CaseState::Merged
+    }) {
+        return Ok(Some(view.clone()));
+    }
+    let stored: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT view FROM cases WHERE ticket = $1 AND state <> 'merged' ORDER BY opened_at DESC LIMIT 1",
+    )
+    .bind(ticket.to_string())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(stored) = stored else {
+        return Ok(None);
+    };
+    let view: CaseView = serde_json::from_slice(&stored)
+        .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?;
+    Ok(Some(pending.views.get(&view.case_id).cloned().unwrap_or(view)))
+}
+
+/// Evidence for an external reference: attached to the case that carries
+/// it, else held in the reference's evidence record.
+async fn hold_evidence(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    write: &CaseWrite,
+    ticket: &custody_core::model::Ticket,
+    evidence: &custody_core::event::Evidence,
+    recorded_at: Timestamp,
+) -> Result<WriteOutcome, StoreError> {
+    if let Some(view) = case_with_ticket(connection, pending, ticket).await? {
+        let case_id = view.case_id.clone();
+        let draft = lifecycle::evidence(
+            &view,
+            &write.actor,
+            custody_core::EventBody::EvidenceAttached(evidence.clone()),
+        )
+        .map_err(StoreError::Refused)?;
+        let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
+        return Ok(WriteOutcome {
+            case_id,
+            state,
+            appended: vec![appended],
+            replayed: false,
+            existing: true,
+        });
+    }
+    let key = ticket.to_string();
+    let record = match record_for_ticket(connection, pending, &key).await? {
+        Some((record, _)) => record,
+        None => {
+            let record = CaseId::generate();
+            pending.records.insert(key.clone(), (record.clone(), None));
+            pending
+                .record_updates
+                .push((key.clone(), record.clone(), None, true));
+            record
+        }
+    };
+    let draft = lifecycle::Draft {
+        body: custody_core::EventBody::EvidenceHeld(custody_core::event::HeldEvidence {
+            ticket: ticket.clone(),
+            evidence: evidence.clone(),
+        }),
+        role: custody_core::Role::Observer,
+        causation: None,
+    };
+    let appended = append_to_record(connection, pending, write, &record, draft, recorded_at).await?;
+    Ok(WriteOutcome {
+        case_id: record,
+        state: custody_core::CaseState::Open,
+        appended: vec![appended],
+        replayed: false,
+        existing: false,
+    })
+}
+
+/// A new case carrying `ticket` takes the evidence held for it: an
+/// `evidence_joined` event in the case and `evidence_released` in the record.
+async fn join_held_evidence(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    write: &CaseWrite,
+    ticket: &custody_core::model::Ticket,
+    case_id: &CaseId,
+    recorded_at: Timestamp,
+) -> Result<Vec<AppendedEvent>, StoreError> {
+    let key = ticket.to_string();
+    let Some((record, None)) = record_for_ticket(connection, pending, &key).await? else {
+        return Ok(Vec::new());
+    };
+    let held: Vec<custody_core::event::Evidence> = record_events(connection, pending, &record)
+        .await?
+        .into_iter()
+        .filter_map(|(event, _)| match event.body {
+            custody_core::EventBody::EvidenceHeld(held) => Some(held.evidence),
+            _ => None,
+        })
+        .collect();
+    let view = pending
+        .views
+        .get(case_id)
+        .cloned()
+        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
+    let joined = lifecycle::Draft {
+        body: custody_core::EventBody::EvidenceJoined(custody_core::event::EvidenceJoin {
+            record: record.clone(),
+            evidence: held,
+        }),
+        role: custody_core::Role::System,
+        causation: None,
+    };
+    let (first, _) = append_draft(write, pending, view, joined, recorded_at);
+    let released = lifecycle::Draft {
+        body: custody_core::EventBody::EvidenceReleased(custody_core::event::CaseLink {
+            other_case: case_id.clone(),
+        }),
+        role: custody_core::Role::System,
+        causation: None,
+    };
+    let second = append_to_record(connection, pending, write, &record, released, recorded_at).await?;
+    pending
+        .records
+        .insert(key.clone(), (record.clone(), Some(case_id.clone())));
+    pending
+        .record_updates
+        .push((key, record, Some(case_id.clone()), false));
+    Ok(vec![first, second])
 }
