@@ -68,6 +68,11 @@ async fn run(scale: u64) -> Result<()> {
     );
     println!();
 
+    // 0. Evidence upload of a large file beside sha256sum of the same file,
+    //    first, so the process's peak memory is the upload's.
+    evidence_upload(1024 * 1024 * 1024 * scale).await?;
+    println!();
+
     // 1. Store API with concurrent writers, alternating with the baseline in
     //    several rounds so both see the same machine; the median ratio is reported.
     let directory = tempfile::tempdir()?;
@@ -917,5 +922,149 @@ async fn deliveries(count: usize) -> Result<()> {
     );
     println!("  plain POSTs:        {:>10.0} requests/s", direct_rate);
     println!("  ratio outbox/POST:  {:>10.2}", outbox_rate / direct_rate);
+    Ok(())
+}
+
+fn status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Streams a file of `size` bytes to the evidence upload API of an
+/// in-process server, beside `sha256sum` of the same file; prints the peak
+/// memory the process reached during the upload above its idle size.
+async fn evidence_upload(size: u64) -> Result<()> {
+    use tokio::io::AsyncWriteExt as _;
+    let directory = tempfile::tempdir()?;
+    let file = directory.path().join("evidence.bin");
+    {
+        let mut out = tokio::fs::File::create(&file).await?;
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut block = vec![0u8; 1024 * 1024];
+        for _ in 0..size / block.len() as u64 {
+            for chunk in block.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+            }
+            out.write_all(&block).await?;
+        }
+        out.sync_all().await?;
+    }
+    // Baseline: sha256sum of the same bytes (page cache warm for both).
+    let started = Instant::now();
+    let output = tokio::process::Command::new("sha256sum")
+        .arg(&file)
+        .output()
+        .await?;
+    let sha256sum_elapsed = started.elapsed();
+    anyhow::ensure!(output.status.success(), "sha256sum failed");
+    let expected = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+
+    let data_dir = directory.path().join("server");
+    let (store, report) = custody_server::init::initialise(
+        &data_dir,
+        &custody_store::Location::Embedded(data_dir.clone()),
+        None,
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let evidence = custody_server::api_evidence::EvidenceConfig {
+        max_upload_bytes: size + 1,
+        ..Default::default()
+    };
+    let options = custody_server::ServeOptions {
+        max_body_bytes: 1024 * 1024,
+        checkpoint_interval: Duration::from_secs(60),
+        log: custody_server::keys::LogSigner::load(&data_dir)?,
+        policy: custody_core::policy::Policy::default(),
+        policy_source: "built-in default".to_string(),
+        scan_interval: Duration::from_secs(60),
+        notify: custody_server::notify::NotifyConfig::default(),
+        evidence: custody_server::api_evidence::EvidenceState {
+            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+                data_dir.join("evidence"),
+            )),
+            config: std::sync::Arc::new(evidence),
+        },
+    };
+    let server = tokio::spawn(custody_server::serve_listener(
+        store,
+        listener,
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let base = format!("http://{address}");
+    let opened: serde_json::Value = http
+        .post(format!("{base}/v1/cases"))
+        .bearer_auth(&report.admin_token)
+        .json(&serde_json::json!({"subject": {"kind": "user", "id": "bench"}, "entitlement": "evidence"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let case_id = opened["case_id"].as_str().context("case_id")?.to_string();
+    // Idle size, then the peak (VmHWM, reset first) while uploading.
+    let idle_kib = status_kib("VmRSS:");
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let started = Instant::now();
+    let body = tokio::fs::File::open(&file).await?;
+    let outcome: serde_json::Value = http
+        .post(format!("{base}/v1/cases/{case_id}/evidence?name=evidence.bin"))
+        .bearer_auth(&report.admin_token)
+        .header("idempotency-key", "bench-upload")
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(body)))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let upload_elapsed = started.elapsed();
+    let peak_kib = status_kib("VmHWM:");
+    anyhow::ensure!(
+        outcome["appended"][0]["kind"] == "evidence_attached",
+        "the upload was not recorded: {outcome}"
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+    let stored = data_dir
+        .join("evidence")
+        .join("sha256")
+        .join(&expected[..2])
+        .join(&expected);
+    anyhow::ensure!(stored.is_file(), "the blob is not stored under the sha256sum digest");
+
+    let mib = size as f64 / (1024.0 * 1024.0);
+    let upload_rate = mib / upload_elapsed.as_secs_f64();
+    let sha_rate = mib / sha256sum_elapsed.as_secs_f64();
+    println!("evidence upload of {mib:.0} MiB over HTTP (streamed, hashed, fsynced, recorded)");
+    println!("  upload:             {:>10.0} MiB/s", upload_rate);
+    println!("  sha256sum:          {:>10.0} MiB/s", sha_rate);
+    println!("  ratio upload/sha256sum: {:>6.2}", upload_rate / sha_rate);
+    println!(
+        "  peak memory above idle: {:>6.1} MiB (process, server and client; goal under 64 MiB)",
+        peak_kib.saturating_sub(idle_kib) as f64 / 1024.0
+    );
     Ok(())
 }

@@ -1,6 +1,8 @@
-//! The policy record (a policy change is itself an audited event) and
-//! approval stages, at the level of the pure domain: what the audit accepts,
-//! and every way a forged or missing policy adoption is named.
+//! The ledger's records beside cases, at the level of the pure domain: the
+//! policy record (a policy change is itself an audited event) with approval
+//! stages, and evidence records (evidence held for a ticket before its case).
+//! What the audit accepts, and every way a forged, missing or stranded
+//! record is named.
 
 use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
 use custody_core::case::CaseView;
@@ -88,7 +90,14 @@ impl Log {
     }
 
     fn audit(&self) -> Report {
-        let mut auditor = Auditor::new();
+        self.audit_at(None)
+    }
+
+    fn audit_at(&self, now: Option<Timestamp>) -> Report {
+        let mut auditor = match now {
+            Some(now) => Auditor::new().at(now),
+            None => Auditor::new(),
+        };
         for (index, event) in self.events.iter().enumerate() {
             auditor.observe_event(&StoredEvent {
                 log_index: index as u64,
@@ -368,4 +377,71 @@ fn stages_are_validated() {
     let plain = Policy::default().decide(&key_change());
     let bytes = custody_core::canonical::to_canonical_bytes(&plain);
     assert!(!String::from_utf8(bytes).unwrap().contains("stages"));
+}
+
+fn held(ticket: &str, bytes: &[u8]) -> Draft {
+    Draft {
+        body: custody_core::event::EventBody::EvidenceHeld(custody_core::event::HeldEvidence {
+            ticket: ticket.parse().unwrap(),
+            evidence: custody_core::event::Evidence {
+                sha256: Sha256Hash::of(bytes),
+                size: bytes.len() as u64,
+                file_name: Some("screenshot.png".to_string()),
+                declared_media_type: None,
+                sniffed_media_type: "image/png".to_string(),
+                link: None,
+            },
+        }),
+        role: custody_core::model::Role::Observer,
+        causation: None,
+    }
+}
+
+#[test]
+fn held_evidence_must_join_a_case_within_a_day_and_both_halves_must_exist() {
+    let recorded = Timestamp::from_micros(1_800_000_000_000_000);
+    let mut log = Log::default();
+    let record = log.append(None, actor("bob", &[]), held("jira:SEC-9", b"shot"));
+    // Within the grace period, held evidence is no finding.
+    let report = log.audit_at(Some(recorded.plus_seconds(3600)));
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!(report.evidence.len(), 1, "held blobs are checked too");
+    // A day later with no case carrying the ticket, it is.
+    let report = log.audit_at(Some(recorded.plus_seconds(25 * 3600)));
+    assert_eq!(codes(&report), ["evidence.unattached"]);
+    assert_eq!(report.findings[0].case_id.as_deref(), Some(record.as_str()));
+
+    // Released to a case that holds the other half: whole, no finding.
+    let policy = Policy::default();
+    let case = log.append(
+        None,
+        actor("alice", &[]),
+        lifecycle::request(key_change(), None, None, &policy.decide(&key_change())).unwrap(),
+    );
+    let join = |record: &CaseId| Draft {
+        body: custody_core::event::EventBody::EvidenceJoined(custody_core::event::EvidenceJoin {
+            record: record.clone(),
+            evidence: Vec::new(),
+        }),
+        role: custody_core::model::Role::System,
+        causation: None,
+    };
+    let release = |case: &CaseId| Draft {
+        body: custody_core::event::EventBody::EvidenceReleased(custody_core::event::CaseLink {
+            other_case: case.clone(),
+        }),
+        role: custody_core::model::Role::System,
+        causation: None,
+    };
+    log.append(Some(&case), Actor::system(), join(&record));
+    let mut whole = Log {
+        events: log.events.clone(),
+    };
+    whole.append(Some(&record), Actor::system(), release(&case));
+    let report = whole.audit_at(Some(recorded.plus_seconds(25 * 3600)));
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+
+    // The case claims evidence the record never released: half a link.
+    let report = log.audit_at(Some(recorded.plus_seconds(3600)));
+    assert_eq!(codes(&report), ["evidence.unmatched-link"]);
 }
