@@ -1030,11 +1030,15 @@ async fn evidence_upload(size: u64) -> Result<()> {
     let started = Instant::now();
     let body = tokio::fs::File::open(&file).await?;
     let outcome: serde_json::Value = http
-        .post(format!("{base}/v1/cases/{case_id}/evidence?name=evidence.bin"))
+        .post(format!(
+            "{base}/v1/cases/{case_id}/evidence?name=evidence.bin"
+        ))
         .bearer_auth(&report.admin_token)
         .header("idempotency-key", "bench-upload")
         .header(reqwest::header::CONTENT_LENGTH, size)
-        .body(reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(body)))
+        .body(reqwest::Body::wrap_stream(
+            tokio_util::io::ReaderStream::new(body),
+        ))
         .send()
         .await?
         .error_for_status()?
@@ -1053,7 +1057,10 @@ async fn evidence_upload(size: u64) -> Result<()> {
         .join("sha256")
         .join(&expected[..2])
         .join(&expected);
-    anyhow::ensure!(stored.is_file(), "the blob is not stored under the sha256sum digest");
+    anyhow::ensure!(
+        stored.is_file(),
+        "the blob is not stored under the sha256sum digest"
+    );
 
     let mib = size as f64 / (1024.0 * 1024.0);
     let upload_rate = mib / upload_elapsed.as_secs_f64();
