@@ -448,13 +448,16 @@ pub(crate) fn owe(
     if routing.is_empty() {
         return Vec::new();
     }
+    // The state after the event decides what is owed; its head hash does
+    // not, so the event is not hashed here (the caller hashes the final bytes).
+    let placeholder = Sha256Hash([0; 32]);
     let after = match before {
         Some(view) => {
             let mut after = view.clone();
-            after.apply(event);
+            after.apply_hashed(event, placeholder);
             after
         }
-        None => match CaseView::open(event) {
+        None => match CaseView::open_hashed(event, placeholder) {
             Some(view) => view,
             None => return Vec::new(),
         },
