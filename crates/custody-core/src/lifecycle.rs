@@ -185,7 +185,8 @@ impl CaseView {
         }
     }
 
-    fn merged_refusal(&self, verb: &str) -> Refusal {
+    /// The refusal of `verb` on a case merged into another.
+    pub fn merged_refusal(&self, verb: &str) -> Refusal {
         let survivor = self
             .merged_into
             .as_ref()

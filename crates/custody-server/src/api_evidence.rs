@@ -139,8 +139,11 @@ pub async fn upload(
     body: Body,
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
     let case_id = parse_case(&case_id)?;
-    // The case must exist before a byte is stored.
-    state.store.case_view(&case_id).await?;
+    // The case must exist, and take evidence, before a byte is stored.
+    let view = state.store.case_view(&case_id).await?;
+    if view.state == custody_core::CaseState::Merged {
+        return Err(Problem::refused(view.merged_refusal("attach evidence to")));
+    }
     let evidence = store_upload(&state, query.name, &headers, body).await?;
     crate::api::write(
         &state,
@@ -628,6 +631,15 @@ fn refusal(error: &FetchError) -> Option<Problem> {
         ),
         FetchError::InvalidUrl { .. } => {
             Some(Problem::invalid(format!("{error}")).with_rule("evidence.invalid-url"))
+        }
+        FetchError::Store(store) => {
+            tracing::error!(error = %store, "the evidence store failed during a capture");
+            Some(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                types::UNAVAILABLE,
+                "Evidence store unavailable",
+                format!("the evidence store failed: {store}; nothing was recorded"),
+            ))
         }
         _ => None,
     }
