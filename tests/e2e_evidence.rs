@@ -607,3 +607,41 @@ fn held_for_ticket(store: TestStore) {
     assert_eq!(report["checked"]["evidence_blobs"], 2, "{report:#}");
     assert!(report["checked"]["case_links"].as_u64().unwrap() >= 2);
 }
+
+#[test]
+fn a_merged_duplicate_takes_no_evidence_and_nothing_is_stored() {
+    let (server, _) = Server::start_on(TestStore::Embedded, None, None);
+    let alice = server.principal("alice");
+    let carol = server.principal("carol");
+    let survivor = request(&server, &alice, "role/a");
+    let duplicate = request(&server, &alice, "role/b");
+    server.cli_ok(
+        &carol,
+        &[
+            "merge",
+            &duplicate,
+            "--into",
+            &survivor,
+            "--comment",
+            "one request",
+        ],
+    );
+    let before = server.log_size();
+    let file = server.root.path().join("late.txt");
+    std::fs::write(&file, random_bytes(10_000)).unwrap();
+    let output = server.cli(
+        Some(&alice),
+        &["attach", &duplicate, file.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("lifecycle.case-merged"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(server.log_size(), before);
+    assert!(blob_files(&server.data.join("evidence")).is_empty());
+    // The survivor takes it.
+    server.cli_ok(&alice, &["attach", &survivor, file.to_str().unwrap()]);
+    server.assert_verify_ok();
+}
