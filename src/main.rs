@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a data directory with the embedded database, the log's signing key and a first admin.
+    /// Create a deployment: the ledger (embedded in the data directory, or in PostgreSQL with --database-url), the log's signing key and a first admin
     Init {
         #[command(flatten)]
         data: DataArgs,
