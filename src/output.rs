@@ -236,7 +236,7 @@ pub fn print_principals(list: &Value) {
 pub fn print_report(report: &Report, checked_where: &str) {
     let checked = &report.checked;
     println!(
-        "checked {}: {} log entries, {} events, {} cases, {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links",
+        "checked {}: {} log entries, {} events, {} trails (cases and records), {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links, {} evidence blobs",
         checked_where,
         checked.log_entries,
         checked.events,
@@ -245,7 +245,8 @@ pub fn print_report(report: &Report, checked_where: &str) {
         checked.rules,
         checked.leaves,
         checked.checkpoints,
-        checked.case_links
+        checked.case_links,
+        checked.evidence_blobs
     );
     if report.ok {
         println!("ok: the trail is intact and no rule is broken");
