@@ -314,6 +314,39 @@ pub fn message(kind: &str, event: &Event, case: &CaseView) -> (String, String) {
     (title, text)
 }
 
+/// The notification `owed` by `event` as delivered (the shape of
+/// `custody_notify::Notification`), rendered from the ledger: the event and
+/// the case as it stood right after it. The outbox keeps only a pointer to
+/// the owing event, so what is sent is exactly what the ledger says, and
+/// rendering costs nothing on the write path.
+pub fn payload(owed: &Owed, event: &Event, after: &CaseView) -> serde_json::Value {
+    let (title, text) = message(&owed.kind, event, after);
+    serde_json::json!({
+        "delivery_id": owed.delivery_id,
+        "case_id": event.case_id,
+        "event_id": event.event_id,
+        "kind": owed.kind,
+        "title": title,
+        "text": text,
+        "case_url": null,
+        "occurred_at": event.occurred_at.to_string(),
+        "actor": {
+            "principal": event.actor.principal,
+            "kind": event.actor.kind.as_str(),
+            "org": event.actor.org,
+            "on_behalf_of": event.actor.on_behalf_of,
+            "via": event.actor.via.to_string(),
+        },
+        "data": {
+            "audience": owed.audience,
+            "state": after.state,
+            "rule": after.rule.name,
+            "change": after.change,
+            "event_kind": event.body.kind_name(),
+        },
+    })
+}
+
 /// How long a notification may stay undelivered, without a final failure,
 /// before `verify` reports it (the outbox retries meanwhile).
 pub const DELIVERY_GRACE_SECONDS: i64 = 3600;

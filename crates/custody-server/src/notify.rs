@@ -314,7 +314,7 @@ impl Deliverer {
                 ),
                 retry_after: None,
             }),
-            Some(channel) => match self.notification(&delivery) {
+            Some(channel) => match self.notification(&delivery).await {
                 Ok(notification) => {
                     channel
                         .deliver(&notification, delivery.recipient.as_deref())
@@ -403,9 +403,43 @@ impl Deliverer {
         }
     }
 
-    fn notification(&self, delivery: &ClaimedDelivery) -> Result<Notification, String> {
-        let mut notification: Notification = serde_json::from_str(&delivery.payload)
-            .map_err(|error| format!("the queued notification is malformed: {error}"))?;
+    /// Renders the notification from the ledger: the owing event and the
+    /// case as it stood right after it.
+    async fn notification(&self, delivery: &ClaimedDelivery) -> Result<Notification, String> {
+        let case_id: custody_core::CaseId = delivery
+            .case_id
+            .parse()
+            .map_err(|error| format!("the outbox names no case: {error}"))?;
+        let (_, events) = self
+            .store
+            .case(&case_id)
+            .await
+            .map_err(|error| format!("cannot read case {case_id}: {error}"))?;
+        let position = events
+            .iter()
+            .position(|event| event.event_id.as_str() == delivery.event_id)
+            .ok_or_else(|| {
+                format!(
+                    "case {case_id} holds no event {} that owes {}",
+                    delivery.event_id, delivery.delivery_id
+                )
+            })?;
+        let event = &events[position];
+        let owed = event
+            .notify
+            .iter()
+            .find(|owed| owed.delivery_id == delivery.delivery_id)
+            .ok_or_else(|| {
+                format!(
+                    "event {} does not owe {}",
+                    delivery.event_id, delivery.delivery_id
+                )
+            })?;
+        let after = custody_core::CaseView::replay(&events[..=position])
+            .ok_or_else(|| format!("case {case_id} does not start with a request"))?;
+        let mut notification: Notification =
+            serde_json::from_value(custody_core::notify::payload(owed, event, &after))
+                .map_err(|error| format!("cannot render the notification: {error}"))?;
         notification.case_url = self
             .config
             .case_url

@@ -155,14 +155,14 @@ pub struct ClaimedDelivery {
     pub delivery_id: String,
     /// The case that owes it.
     pub case_id: String,
+    /// The event that owes it (the notification is rendered from it).
+    pub event_id: String,
     /// What it says, such as `approval_needed`.
     pub kind: String,
     /// The configured channel that carries it.
     pub channel: String,
     /// The recipient on that channel, if the route names one.
     pub recipient: Option<String>,
-    /// The notification as JSON.
-    pub payload: String,
     /// Attempts made so far.
     pub attempts: u32,
 }

@@ -242,8 +242,6 @@ pub(crate) struct OutboxRow {
     pub(crate) audience: String,
     pub(crate) channel: String,
     pub(crate) recipient: Option<String>,
-    /// The notification as JSON (the shape of `custody_notify::Notification`).
-    pub(crate) payload: String,
     pub(crate) created_at: Timestamp,
 }
 
@@ -465,43 +463,15 @@ pub(crate) fn owe(
     let owed = routing.owed(before, event, &after);
     let rows = owed
         .iter()
-        .map(|owed| {
-            let (title, text) = custody_core::notify::message(&owed.kind, event, &after);
-            let payload = serde_json::json!({
-                "delivery_id": owed.delivery_id,
-                "case_id": event.case_id,
-                "event_id": event.event_id,
-                "kind": owed.kind,
-                "title": title,
-                "text": text,
-                "case_url": null,
-                "occurred_at": event.occurred_at.to_string(),
-                "actor": {
-                    "principal": event.actor.principal,
-                    "kind": event.actor.kind.as_str(),
-                    "org": event.actor.org,
-                    "on_behalf_of": event.actor.on_behalf_of,
-                    "via": event.actor.via.to_string(),
-                },
-                "data": {
-                    "audience": owed.audience,
-                    "state": after.state,
-                    "rule": after.rule.name,
-                    "change": after.change,
-                    "event_kind": event.body.kind_name(),
-                },
-            });
-            OutboxRow {
-                delivery_id: owed.delivery_id.clone(),
-                case_id: event.case_id.to_string(),
-                event_id: event.event_id.to_string(),
-                kind: owed.kind.clone(),
-                audience: owed.audience.as_str().to_string(),
-                channel: owed.channel.clone(),
-                recipient: owed.recipient.clone(),
-                payload: payload.to_string(),
-                created_at: event.recorded_at,
-            }
+        .map(|owed| OutboxRow {
+            delivery_id: owed.delivery_id.clone(),
+            case_id: event.case_id.to_string(),
+            event_id: event.event_id.to_string(),
+            kind: owed.kind.clone(),
+            audience: owed.audience.as_str().to_string(),
+            channel: owed.channel.clone(),
+            recipient: owed.recipient.clone(),
+            created_at: event.recorded_at,
         })
         .collect();
     event.notify = owed;

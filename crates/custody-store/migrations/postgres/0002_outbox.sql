@@ -8,7 +8,6 @@ CREATE TABLE outbox (
     audience        TEXT   NOT NULL,
     channel         TEXT   NOT NULL,
     recipient       TEXT,
-    payload         TEXT   NOT NULL,
     state           TEXT   NOT NULL,
     attempts        BIGINT NOT NULL,
     next_attempt_at TEXT   NOT NULL,

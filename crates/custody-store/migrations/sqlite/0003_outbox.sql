@@ -1,7 +1,9 @@
 -- The notification outbox: one row per notification an event owes, written
 -- in the event's transaction. Unlike the ledger it is a work queue: workers
 -- lease due rows, and each delivery attempt updates its row (the attempt
--- itself is recorded as a `notification_attempted` event of the case).
+-- itself is recorded as a `notification_attempted` event of the case). A row
+-- points at the owing event; the notification is rendered from the ledger
+-- when it is delivered.
 CREATE TABLE outbox (
     delivery_id     TEXT    PRIMARY KEY,
     case_id         TEXT    NOT NULL,
@@ -10,8 +12,6 @@ CREATE TABLE outbox (
     audience        TEXT    NOT NULL,
     channel         TEXT    NOT NULL,
     recipient       TEXT,
-    -- The notification as JSON.
-    payload         TEXT    NOT NULL,
     -- pending, delivered or dead.
     state           TEXT    NOT NULL,
     attempts        INTEGER NOT NULL,

@@ -43,7 +43,7 @@ pub(crate) mod sqlite {
         WHERE delivery_id IN (SELECT delivery_id FROM outbox
             WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
             ORDER BY next_attempt_at LIMIT $4)
-        RETURNING delivery_id, case_id, kind, channel, recipient, payload, attempts";
+        RETURNING delivery_id, case_id, event_id, kind, channel, recipient, attempts";
 
     include!("prelude.rs");
     include!("write.rs");
@@ -85,7 +85,7 @@ pub(crate) mod postgres {
         WHERE delivery_id IN (SELECT delivery_id FROM outbox
             WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-        RETURNING delivery_id, case_id, kind, channel, recipient, payload, attempts";
+        RETURNING delivery_id, case_id, event_id, kind, channel, recipient, attempts";
 
     include!("prelude.rs");
     include!("write.rs");

@@ -729,7 +729,7 @@ async fn flush(
         .collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO outbox (delivery_id, case_id, event_id, kind, audience, channel, recipient, payload, state, attempts, next_attempt_at, created_at, updated_at) ",
+            "INSERT INTO outbox (delivery_id, case_id, event_id, kind, audience, channel, recipient, state, attempts, next_attempt_at, created_at, updated_at) ",
         );
         insert.push_values(chunk, |mut row, outbox| {
             row.push_bind(outbox.delivery_id.clone())
@@ -739,7 +739,6 @@ async fn flush(
                 .push_bind(outbox.audience.clone())
                 .push_bind(outbox.channel.clone())
                 .push_bind(outbox.recipient.clone())
-                .push_bind(outbox.payload.clone())
                 .push_bind("pending")
                 .push_bind(0_i64)
                 .push_bind(outbox.created_at.to_string())
@@ -1057,10 +1056,10 @@ async fn claim_deliveries(
             Ok(crate::ClaimedDelivery {
                 delivery_id: row.try_get("delivery_id")?,
                 case_id: row.try_get("case_id")?,
+                event_id: row.try_get("event_id")?,
                 kind: row.try_get("kind")?,
                 channel: row.try_get("channel")?,
                 recipient: row.try_get("recipient")?,
-                payload: row.try_get("payload")?,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
             })
         })
