@@ -437,6 +437,49 @@ fn kill_during_delivery(store: TestStore) {
 }
 
 #[test]
+fn two_nodes_on_one_postgres_share_the_outbox_without_sending_twice() {
+    let receiver = Receiver::start();
+    // Slow answers, so both nodes' workers have deliveries in flight at once.
+    receiver.seen.delay_ms.store(100, Ordering::SeqCst);
+    let text = config(&[("hooks", &receiver.url)], "approvers = [\"hooks\"]\n", "");
+    let (server, _) = Server::start_on(TestStore::Postgres, None, Some(&text));
+    let url = server.database.as_ref().unwrap().url.clone();
+    let second = server.root.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::copy(
+        server.data.join("log-signing.key"),
+        second.join("log-signing.key"),
+    )
+    .unwrap();
+    let config_path = server.config_path().unwrap();
+    let node = common::spawn_serve_configured(&second, Some(&url), Some(&config_path))
+        .expect("the second node starts");
+    let alice = server.principal("alice");
+    let mut owed = BTreeSet::new();
+    for index in 0..24 {
+        let case = request(&server, &alice, &format!("role/shared{index}"));
+        let events = server.events(&alice, &case);
+        owed.insert(
+            events[0]["notify"][0]["delivery_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    wait_until("every owed notification to arrive", || {
+        receiver.seen.delivered_ids() == owed
+    });
+    wait_until("every delivery to be recorded", || {
+        let failed = server.cli_json(&server.admin_token, &["notifications", "--failed"]);
+        failed["notifications"].as_array().unwrap().is_empty()
+    });
+    // Leases (FOR UPDATE SKIP LOCKED) split the work: nothing was sent twice.
+    assert_eq!(receiver.seen.requests().len(), owed.len());
+    server.assert_verify_ok();
+    drop(node);
+}
+
+#[test]
 fn verify_reports_automation_ahead_of_the_reviewer_and_undelivered_escalations() {
     for store in STORES {
         verify_notifications(store);

@@ -813,12 +813,24 @@ impl Drop for Node {
 /// Returns the running node, or everything it wrote to stderr if it exited
 /// before listening (a refused start).
 pub fn spawn_serve(data: &Path, database_url: Option<&str>) -> Result<Node, String> {
+    spawn_serve_configured(data, database_url, None)
+}
+
+/// [`spawn_serve`] with `--config FILE` when given.
+pub fn spawn_serve_configured(
+    data: &Path,
+    database_url: Option<&str>,
+    config: Option<&Path>,
+) -> Result<Node, String> {
     let mut serve = command();
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data);
     if let Some(url) = database_url {
         serve.args(["--database-url", url]);
+    }
+    if let Some(config) = config {
+        serve.arg("--config").arg(config);
     }
     let mut child = serve
         .env("CUSTODY_LOG", "warn")

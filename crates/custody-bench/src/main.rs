@@ -837,41 +837,7 @@ async fn deliveries(count: usize) -> Result<()> {
     let writers = 16;
     let per_writer = count / writers;
     let total = per_writer * writers;
-    let mut tasks = Vec::new();
-    for writer in 0..writers {
-        let store = store.clone();
-        let actor = actor(&format!("writer{writer}"))?;
-        tasks.push(tokio::spawn(async move {
-            for index in 0..per_writer {
-                store
-                    .write(CaseWrite {
-                        actor: actor.clone(),
-                        idempotency_key: format!("deliver-{index}"),
-                        command: CaseCommand::Request {
-                            change: Change {
-                                subject: Subject {
-                                    kind: SubjectKind::User,
-                                    id: format!("d{writer}-{index}"),
-                                },
-                                kind: ChangeKind::Grant,
-                                entitlement: "reader".into(),
-                                resource: None,
-                                duration_seconds: None,
-                            },
-                            justification: Some("benchmark".into()),
-                            ticket: None,
-                            rule: custody_core::policy::AppliedRule::brief_default(),
-                        },
-                        occurred_at: None,
-                    })
-                    .await?;
-            }
-            Ok::<_, custody_store::StoreError>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    requests_through_store(&store, writers, per_writer as u64, 0).await?;
     let deadline = Instant::now() + Duration::from_secs(600);
     while store.outbox_backlog().await?.0 > 0 {
         anyhow::ensure!(Instant::now() < deadline, "deliveries did not finish");

@@ -227,11 +227,11 @@ pub struct Auditor {
     /// Every evidence blob referenced.
     evidence: Vec<EvidenceRef>,
     /// The latest state of every captured link, by (case, URL).
-    links: BTreeMap<(String, String), LinkSeen2>,
+    links: BTreeMap<(String, String), LinkState>,
 }
 
 /// The latest word on a captured link.
-struct LinkSeen2 {
+struct LinkState {
     state: &'static str,
     event_id: String,
     seq: u64,
@@ -517,7 +517,7 @@ impl Auditor {
         if let Some((url, state, detail)) = link {
             self.links.insert(
                 (event.case_id.to_string(), url),
-                LinkSeen2 {
+                LinkState {
                     state,
                     event_id: event.event_id.to_string(),
                     seq: event.seq,
