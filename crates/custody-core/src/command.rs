@@ -262,7 +262,7 @@ impl CaseCommand {
             // hand through `lifecycle::merge`.
             CaseCommand::Escalate {
                 reason, deadline, ..
-            } => Ok(lifecycle::escalate(reason, *deadline)),
+            } => lifecycle::escalate_as(case, actor, reason, *deadline),
             CaseCommand::ExecuteRevocation {
                 change_set,
                 comment,
