@@ -14,6 +14,7 @@
 use serde::Serialize;
 
 use crate::case::{CaseState, CaseView};
+use crate::change_set::ChangeSet;
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
     BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation, Event,
@@ -322,14 +323,13 @@ pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<D
 pub fn execute(
     case: ApprovedCase<'_>,
     actor: &Actor,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     comment: Option<String>,
     completed: bool,
     applied: Option<Change>,
 ) -> Result<Draft, Refusal> {
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
     let execution = Execution {
         change_set,
         change_set_hash,
@@ -363,13 +363,12 @@ pub fn execute(
 pub fn execute_observed(
     case: &CaseView,
     actor: &Actor,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     comment: Option<String>,
     applied: Option<Change>,
 ) -> Result<Draft, Refusal> {
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
     let body = EventBody::ExecutionCompleted(Execution {
         change_set,
         change_set_hash,
@@ -469,7 +468,7 @@ pub fn break_glass(
     justification: String,
     ticket: Option<Ticket>,
     rule: &AppliedRule,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     now: Timestamp,
 ) -> Result<[Draft; 3], Refusal> {
     if !rule.break_glass {
@@ -491,9 +490,8 @@ pub fn break_glass(
         role: Role::Executor,
         causation: None,
     };
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
     let execution = Draft {
         body: EventBody::ExecutionCompleted(Execution {
             change_set,
@@ -582,12 +580,11 @@ pub fn evidence(case: &CaseView, actor: &Actor, body: EventBody) -> Result<Draft
 pub fn execute_revocation(
     case: &CaseView,
     actor: &Actor,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     comment: Option<String>,
 ) -> Result<Draft, Refusal> {
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
     let body = EventBody::RevocationExecuted(Execution {
         change_set,
         change_set_hash,
