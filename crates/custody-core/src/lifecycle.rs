@@ -6,9 +6,11 @@
 //! make. A step returns a [`Draft`] (the event to append) or a [`Refusal`]
 //! naming the rule that refused it.
 //!
-//! The same rule functions run in two places: at write time, where they
-//! refuse, and in [`crate::audit`], where they re-check every stored event and
-//! report with the same code. A rule's code is stable and documented in
+//! The rules live in one table, [`judge`], which runs in two places: at write
+//! time, where each step builds the event it would append and refuses with
+//! the first rule the event breaks, and in [`crate::audit`] ([`violations`]),
+//! which re-checks every stored event and reports every rule it breaks, at
+//! that event, with the same code. A rule's code is stable and documented in
 //! `docs/findings.md`.
 
 use serde::Serialize;
