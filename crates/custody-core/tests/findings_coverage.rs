@@ -15,9 +15,6 @@
 //!   [`named_tests_assert_their_codes`] checks that the function exists, that
 //!   it is a `#[test]` or is called from one in the same file, and that its
 //!   code (comments removed) holds the code as a string literal.
-//! - [`Producer::Data`]: a scenario file of a data-driven runner whose
-//!   assertion line names the code (`=> refused CODE`, `verify finding CODE`,
-//!   `findings CODE@...`); checked by [`named_tests_assert_their_codes`] too.
 //!
 //! [`documented_codes_are_exactly_the_covered_codes`] parses the tables of
 //! `docs/findings.md` and fails when a documented code has no row here or a
@@ -73,11 +70,9 @@ enum Producer {
         file: &'static str,
         holder: &'static str,
     },
-    /// The scenario file `file` asserts the code.
-    Data { file: &'static str },
 }
 
-use Producer::{Data, Fixture, Test};
+use Producer::{Fixture, Test};
 
 /// Every documented code and what produces it, in the doc's order.
 const COVERAGE: &[(&str, Producer)] = &[
@@ -125,35 +120,35 @@ const COVERAGE: &[(&str, Producer)] = &[
         "sod.requester-cannot-approve",
         Fixture(sod_requester_cannot_approve),
     ),
-    ("sod.requester-cannot-deny", Data { file: LIFECYCLE_02 }),
-    ("sod.executor-sole-approver", Data { file: LIFECYCLE_07 }),
-    ("sod.reviewer-is-requester", Data { file: LIFECYCLE_04 }),
-    ("sod.reviewer-is-executor", Data { file: LIFECYCLE_07 }),
+    (
+        "sod.requester-cannot-deny",
+        Fixture(sod_requester_cannot_deny),
+    ),
+    (
+        "sod.executor-sole-approver",
+        Fixture(sod_executor_sole_approver),
+    ),
+    (
+        "sod.reviewer-is-requester",
+        Fixture(sod_reviewer_is_requester),
+    ),
+    (
+        "sod.reviewer-is-executor",
+        Fixture(sod_reviewer_is_executor),
+    ),
     (
         "lifecycle.execution-without-approval",
         Fixture(lifecycle_execution_without_approval),
     ),
     (
         "lifecycle.approved-after-execution",
-        Test {
-            file: "tests/e2e_late_records.rs",
-            holder: "an_execution_observed_first_resolves_by_when_the_approval_occurred",
-        },
+        Fixture(lifecycle_approved_after_execution),
     ),
     (
         "lifecycle.approval-not-recorded",
-        Test {
-            file: "tests/e2e_late_records.rs",
-            holder: "an_execution_observed_first_resolves_by_when_the_approval_occurred",
-        },
+        Fixture(lifecycle_approval_not_recorded),
     ),
-    (
-        "lifecycle.not-open",
-        Test {
-            file: "tests/e2e_late_records.rs",
-            holder: "an_execution_observed_first_resolves_by_when_the_approval_occurred",
-        },
-    ),
+    ("lifecycle.not-open", Fixture(lifecycle_not_open)),
     (
         "lifecycle.execution-after-denial",
         Fixture(lifecycle_execution_after_denial),
@@ -166,74 +161,33 @@ const COVERAGE: &[(&str, Producer)] = &[
         "approval.change-mismatch",
         Fixture(approval_change_mismatch),
     ),
-    (
-        "lifecycle.not-approved",
-        Data {
-            file: "crates/custody-core/tests/data/lifecycle/05-lifecycle-order.txt",
-        },
-    ),
-    (
-        "lifecycle.not-executed",
-        Data {
-            file: "crates/custody-core/tests/data/lifecycle/05-lifecycle-order.txt",
-        },
-    ),
-    (
-        "lifecycle.case-denied",
-        Data {
-            file: "crates/custody-core/tests/data/lifecycle/05-lifecycle-order.txt",
-        },
-    ),
+    ("lifecycle.not-approved", Fixture(lifecycle_not_approved)),
+    ("lifecycle.not-executed", Fixture(lifecycle_not_executed)),
+    ("lifecycle.case-denied", Fixture(lifecycle_case_denied)),
     (
         "lifecycle.already-executed",
-        Data {
-            file: "crates/custody-core/tests/data/lifecycle/06-failed-execution.txt",
-        },
+        Fixture(lifecycle_already_executed),
     ),
-    ("lifecycle.already-reviewed", Data { file: LIFECYCLE_04 }),
-    ("approval.already-approved", Data { file: LIFECYCLE_02 }),
+    (
+        "lifecycle.already-reviewed",
+        Fixture(lifecycle_already_reviewed),
+    ),
+    (
+        "approval.already-approved",
+        Fixture(approval_already_approved),
+    ),
     (
         "policy.approver-not-in-group",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it",
-        },
+        Fixture(policy_approver_not_in_group),
     ),
     (
         "policy.approver-not-in-stage",
-        Test {
-            file: RECORDS,
-            holder: "stages_fill_in_order_from_their_own_groups",
-        },
+        Fixture(policy_approver_not_in_stage),
     ),
-    (
-        "policy.unrecorded",
-        Test {
-            file: RECORDS,
-            holder: "adopted_policies_chain_and_cases_cite_them",
-        },
-    ),
-    (
-        "policy.record-forged",
-        Test {
-            file: RECORDS,
-            holder: "a_forged_altered_or_misplaced_policy_record_is_named",
-        },
-    ),
-    (
-        "policy.record-mismatch",
-        Test {
-            file: RECORDS,
-            holder: "a_forged_altered_or_misplaced_policy_record_is_named",
-        },
-    ),
-    (
-        "policy.record-broken",
-        Test {
-            file: RECORDS,
-            holder: "a_forged_altered_or_misplaced_policy_record_is_named",
-        },
-    ),
+    ("policy.unrecorded", Fixture(policy_unrecorded)),
+    ("policy.record-forged", Fixture(policy_record_forged)),
+    ("policy.record-mismatch", Fixture(policy_record_mismatch)),
+    ("policy.record-broken", Fixture(policy_record_broken)),
     (
         "evidence.blob-missing",
         Test {
@@ -260,20 +214,8 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(evidence_link_unverified),
     ),
     ("evidence.link-drifted", Fixture(evidence_link_drifted)),
-    (
-        "evidence.unattached",
-        Test {
-            file: RECORDS,
-            holder: "held_evidence_must_join_a_case_within_a_day_and_both_halves_must_exist",
-        },
-    ),
-    (
-        "evidence.unmatched-link",
-        Test {
-            file: RECORDS,
-            holder: "held_evidence_must_join_a_case_within_a_day_and_both_halves_must_exist",
-        },
-    ),
+    ("evidence.unattached", Fixture(evidence_unattached)),
+    ("evidence.unmatched-link", Fixture(evidence_unmatched_link)),
     (
         "evidence.record-misplaced",
         Fixture(evidence_record_misplaced),
@@ -313,10 +255,7 @@ const COVERAGE: &[(&str, Producer)] = &[
     ("notify.undelivered", Fixture(notify_undelivered)),
     (
         "notify.reviewer-not-notified",
-        Test {
-            file: "tests/e2e_notify.rs",
-            holder: "verify_notifications",
-        },
+        Fixture(notify_reviewer_not_notified),
     ),
     (
         "notify.already-delivered",
@@ -330,26 +269,14 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(notify_recorded_by_the_outbox),
     ),
     ("policy.record-misplaced", Fixture(policy_record_misplaced)),
-    (
-        "sod.approver-same-org",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it",
-        },
-    ),
+    ("sod.approver-same-org", Fixture(sod_approver_same_org)),
     (
         "policy.executor-not-allowed",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it",
-        },
+        Fixture(policy_executor_not_allowed),
     ),
     (
         "policy.break-glass-not-allowed",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "break_glass_waits_for_review_and_overdue_reviews_are_reported",
-        },
+        Fixture(policy_break_glass_not_allowed),
     ),
     (
         "break-glass.review-overdue",
@@ -357,24 +284,15 @@ const COVERAGE: &[(&str, Producer)] = &[
     ),
     (
         "approval.unconfirmed-attestation",
-        Test {
-            file: "tests/e2e_chat.rs",
-            holder: "chat_approvals_record_provenance_and_attestations_need_confirmation",
-        },
+        Fixture(approval_unconfirmed_attestation),
     ),
     (
         "sod.requester-cannot-attest",
-        Test {
-            file: "tests/e2e_chat.rs",
-            holder: "chat_approvals_record_provenance_and_attestations_need_confirmation",
-        },
+        Fixture(sod_requester_cannot_attest),
     ),
     (
         "approval.nothing-to-confirm",
-        Test {
-            file: "tests/e2e_chat.rs",
-            holder: "chat_approvals_record_provenance_and_attestations_need_confirmation",
-        },
+        Fixture(approval_nothing_to_confirm),
     ),
     ("approval.overdue", Fixture(approval_overdue)),
     ("delegation.missing", Fixture(delegation_missing)),
@@ -413,46 +331,25 @@ const COVERAGE: &[(&str, Producer)] = &[
     ("expiry.notice", Fixture(expiry_notice)),
     (
         "lifecycle.not-time-bound",
-        Test {
-            file: "tests/e2e_obligations.rs",
-            holder: "time_bound_access_gets_its_revocation_due_and_late_reviews_are_escalated",
-        },
+        Fixture(lifecycle_not_time_bound),
     ),
     (
         "lifecycle.already-revoked",
-        Test {
-            file: "tests/e2e_obligations.rs",
-            holder: "time_bound_access_gets_its_revocation_due_and_late_reviews_are_escalated",
-        },
+        Fixture(lifecycle_already_revoked),
     ),
     (
         "policy.duration-required",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it",
-        },
+        Fixture(policy_duration_required),
     ),
     (
         "policy.duration-too-long",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it",
-        },
+        Fixture(policy_duration_too_long),
     ),
     ("lifecycle.case-merged", Fixture(lifecycle_case_merged)),
-    (
-        "merge.same-case",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "merging_a_duplicate_links_both_cases_and_closes_the_duplicate",
-        },
-    ),
+    ("merge.same-case", Fixture(merge_same_case)),
     (
         "merge.duplicate-executed",
-        Test {
-            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
-            holder: "merging_a_duplicate_links_both_cases_and_closes_the_duplicate",
-        },
+        Fixture(merge_duplicate_executed),
     ),
     ("merge.unmatched-link", Fixture(merge_unmatched_link)),
     ("merge.needs-both-cases", Fixture(merge_needs_both_cases)),
@@ -481,13 +378,6 @@ const COVERAGE: &[(&str, Producer)] = &[
         },
     ),
 ];
-
-const RECORDS: &str = "crates/custody-core/tests/records.rs";
-const LIFECYCLE_02: &str =
-    "crates/custody-core/tests/data/lifecycle/02-requester-cannot-approve.txt";
-const LIFECYCLE_04: &str = "crates/custody-core/tests/data/lifecycle/04-reviewer-independent.txt";
-const LIFECYCLE_07: &str =
-    "crates/custody-core/tests/data/lifecycle/07-verify-rechecks-forced-events.txt";
 
 /// String literals in the sources shaped like codes that are not codes.
 const NOT_CODES: &[(&str, &str)] = &[
@@ -1760,27 +1650,6 @@ fn named_tests_assert_their_codes() {
                     failures.push(format!("{code}: {file}::{holder}: {error}"));
                 }
             }
-            Data { file } => {
-                let text = std::fs::read_to_string(workspace().join(file)).unwrap_or_default();
-                let asserted = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|line| !line.starts_with('#'))
-                    .any(|line| {
-                        let words: Vec<&str> = line.split_whitespace().collect();
-                        words.windows(2).any(|pair| {
-                            matches!(pair[0], "refused" | "finding") && pair[1] == *code
-                        }) || (words.first() == Some(&"findings")
-                            && words[1..]
-                                .iter()
-                                .any(|word| word.split('@').next() == Some(code)))
-                    });
-                if !asserted {
-                    failures.push(format!(
-                        "{code}: {file} asserts no `refused {code}` or `finding {code}`"
-                    ));
-                }
-            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -2251,4 +2120,451 @@ fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
     (0..=haystack.len() - needle.len())
         .filter(|at| &haystack[*at..*at + needle.len()] == needle)
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures: rules of a case's rule, records, notifications
+// ---------------------------------------------------------------------------
+
+/// Opens a case under `rule` requested by `requester`.
+fn open_under(trail: &mut Trail, requester: Actor, rule: &AppliedRule) -> CaseId {
+    trail.append(
+        None,
+        requester,
+        lifecycle::request(change("admin"), None, None, rule).unwrap(),
+    )
+}
+
+fn in_org(name: &str, org: &str) -> Actor {
+    let mut actor = human(name);
+    actor.org = Some(org.to_string());
+    actor
+}
+
+fn review_draft() -> Draft {
+    Draft {
+        body: EventBody::ReviewCompleted(custody_core::event::Review {
+            outcome: custody_core::event::ReviewOutcome::Confirmed,
+            comment: None,
+        }),
+        role: Role::Reviewer,
+        causation: None,
+    }
+}
+
+fn sod_executor_sole_approver() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.append(Some(&case), human("bob"), execution(None));
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn sod_reviewer_is_requester() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    trail.append(Some(&case), human("alice"), review_draft());
+    audit(trail.audit(), at(Some(&case), Some(4), Some(3)))
+}
+
+fn sod_reviewer_is_executor() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    trail.append(Some(&case), human("carol"), review_draft());
+    audit(trail.audit(), at(Some(&case), Some(4), Some(3)))
+}
+
+fn policy_approver_not_in_group() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.approver_groups = vec!["security".to_string()];
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), human("bob"), approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn sod_approver_same_org() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.approver_not_in_requester_org = true;
+    let case = open_under(&mut trail, in_org("alice", "acme"), &rule);
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), in_org("bob", "acme"), approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn policy_executor_not_allowed() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.executor_groups = vec!["operators".to_string()];
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.append(Some(&case), human("carol"), execution(None));
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn policy_break_glass_not_allowed() -> Outcome {
+    // Break-glass written under a rule that forbids it (the write path refuses it).
+    let mut trail = Trail::default();
+    let mut drafts = lifecycle::break_glass(
+        change("admin"),
+        "the database is down".to_string(),
+        None,
+        &rule(),
+        None,
+        time(0),
+    )
+    .unwrap();
+    if let EventBody::RequestCreated(request) = &mut drafts[0].body {
+        request.rule.break_glass = false;
+    }
+    let mut case = None;
+    for draft in drafts {
+        case = Some(trail.append(case.as_ref(), human("carol"), draft));
+    }
+    let case = case.unwrap();
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn chat(approver: &str) -> custody_core::event::ChatApproval {
+    custody_core::event::ChatApproval {
+        channel: "slack:#access".to_string(),
+        permalink: "https://chat.example/m/1".to_string(),
+        message_sha256: Sha256Hash::of(b"approved"),
+        approver: approver.parse().unwrap(),
+    }
+}
+
+fn approval_unconfirmed_attestation() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft =
+        lifecycle::approve_with(&trail.view(&case), &human("bob"), None, Some(chat("dave")))
+            .unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    audit(trail.audit(), at(Some(&case), Some(2), None))
+}
+
+fn lifecycle_approved_after_execution() -> Outcome {
+    // Executed first, observed; the approval recorded later was also given later.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft =
+        lifecycle::execute_observed(&trail.view(&case), &human("carol"), None, None, None).unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn policy_record(trail: &mut Trail, actor: Actor) -> CaseId {
+    trail.append(
+        None,
+        actor,
+        lifecycle::adopt_policy(&custody_core::policy::Policy::default(), None, "built-in"),
+    )
+}
+
+fn policy_unrecorded() -> Outcome {
+    // Once the log records policies, a case decided by a policy it never
+    // adopted is a policy change nobody can audit.
+    let mut trail = Trail::default();
+    policy_record(&mut trail, Actor::system());
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    audit(trail.audit(), at(Some(&case), Some(1), Some(1)))
+}
+
+fn policy_record_forged() -> Outcome {
+    let mut trail = Trail::default();
+    let record = policy_record(&mut trail, human("mallory"));
+    audit(trail.audit(), at(Some(&record), Some(1), Some(0)))
+}
+
+fn policy_record_mismatch() -> Outcome {
+    let mut trail = Trail::default();
+    let mut draft =
+        lifecycle::adopt_policy(&custody_core::policy::Policy::default(), None, "built-in");
+    if let EventBody::PolicyAdopted(adopted) = &mut draft.body {
+        adopted.policy_hash = Sha256Hash::of(b"another policy");
+    }
+    let record = trail.append(None, Actor::system(), draft);
+    audit(trail.audit(), at(Some(&record), Some(1), Some(0)))
+}
+
+fn policy_record_broken() -> Outcome {
+    let mut trail = Trail::default();
+    let record = policy_record(&mut trail, Actor::system());
+    trail.append(
+        Some(&record),
+        Actor::system(),
+        lifecycle::adopt_policy(
+            &custody_core::policy::Policy::default(),
+            Some(Sha256Hash::of(b"not the policy before it")),
+            "built-in",
+        ),
+    );
+    audit(trail.audit(), at(Some(&record), Some(2), Some(1)))
+}
+
+fn policy_approver_not_in_stage() -> Outcome {
+    let policy: custody_core::policy::Policy =
+        serde_json::from_value(serde_json::json!({"rules": [{
+            "name": "staged",
+            "subject_kinds": ["user"],
+            "stages": [
+                {"name": "owner", "approver_groups": ["owners"]},
+                {"name": "security", "approver_groups": ["security"]}
+            ]
+        }]}))
+        .unwrap();
+    policy.validate().unwrap();
+    let rule = policy.decide(&change("admin"));
+    let mut trail = Trail::default();
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let hash = trail.view(&case).change_hash;
+    let mut sam = human("sam");
+    sam.groups = vec!["security".to_string()];
+    // Security before the owner: out of order.
+    trail.append(Some(&case), sam, approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn evidence_unattached() -> Outcome {
+    let mut trail = Trail::default();
+    let record = trail.append(None, human("bob"), held("jira:SEC-9", b"shot"));
+    assert!(trail.audit_at(time(3600)).ok, "within the grace period");
+    audit(
+        trail.audit_at(time(25 * 3600)),
+        at(Some(&record), Some(1), Some(0)),
+    )
+}
+
+fn evidence_unmatched_link() -> Outcome {
+    // A case claims held evidence its record never released.
+    let mut trail = Trail::default();
+    let record = trail.append(None, human("bob"), held("jira:SEC-9", b"shot"));
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let EventBody::EvidenceHeld(held) = &trail.events[0].body else {
+        unreachable!("the record starts with held evidence")
+    };
+    let joined = EventBody::EvidenceJoined(custody_core::event::EvidenceJoin {
+        record: record.clone(),
+        evidence: vec![held.evidence.clone()],
+    });
+    let draft = lifecycle::evidence(&trail.view(&case), &human("alice"), joined).unwrap();
+    trail.append(Some(&case), human("alice"), draft);
+    audit(trail.audit(), at(Some(&case), None, Some(2)))
+}
+
+fn notify_reviewer_not_notified() -> Outcome {
+    // Automation executed before any reviewer heard of the approved change.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.events[1].notify.push(custody_core::notify::Owed {
+        delivery_id: "dl-review".to_string(),
+        kind: custody_core::notify::CHANGE_APPROVED_FOR_REVIEW.to_string(),
+        audience: custody_core::notify::Audience::Reviewers,
+        channel: "hook".to_string(),
+        recipient: None,
+    });
+    let mut robot = human("deploy-bot");
+    robot.kind = PrincipalKind::Automation;
+    let view = trail.view(&case);
+    let draft =
+        lifecycle::execute(view.approved().unwrap(), &robot, None, None, true, None).unwrap();
+    trail.append(Some(&case), robot, draft);
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+// Write-time refusals of the lifecycle.
+
+fn refused<T: std::fmt::Debug>(result: Result<T, Refusal>) -> Outcome {
+    Outcome::Refused(result.expect_err("the step must be refused"))
+}
+
+fn open_case() -> (Trail, CaseId) {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    (trail, case)
+}
+
+fn sod_requester_cannot_deny() -> Outcome {
+    let (trail, case) = open_case();
+    refused(lifecycle::deny(&trail.view(&case), &human("alice"), None))
+}
+
+fn lifecycle_not_approved() -> Outcome {
+    let (trail, case) = open_case();
+    refused(trail.view(&case).approved().map(|_| ()))
+}
+
+fn lifecycle_not_executed() -> Outcome {
+    let (mut trail, case) = open_case();
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    refused(trail.view(&case).executed().map(|_| ()))
+}
+
+fn lifecycle_case_denied() -> Outcome {
+    let (mut trail, case) = open_case();
+    let draft = lifecycle::deny(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    refused(lifecycle::approve(&trail.view(&case), &human("dave"), None))
+}
+
+fn lifecycle_already_executed() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    refused(lifecycle::approve(&trail.view(&case), &human("dave"), None))
+}
+
+fn lifecycle_already_reviewed() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    let view = trail.view(&case);
+    let draft = lifecycle::review(
+        view.executed().unwrap(),
+        &human("dave"),
+        custody_core::event::ReviewOutcome::Confirmed,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("dave"), draft);
+    refused(trail.view(&case).executed().map(|_| ()))
+}
+
+fn approval_already_approved() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.approvals = 2;
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    refused(lifecycle::approve(&trail.view(&case), &human("bob"), None))
+}
+
+fn observed_first() -> (Trail, CaseId) {
+    let (mut trail, case) = open_case();
+    let draft =
+        lifecycle::execute_observed(&trail.view(&case), &human("carol"), None, None, None).unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    (trail, case)
+}
+
+fn lifecycle_approval_not_recorded() -> Outcome {
+    let (trail, case) = observed_first();
+    refused(trail.view(&case).executed().map(|_| ()))
+}
+
+fn lifecycle_not_open() -> Outcome {
+    let (trail, case) = observed_first();
+    refused(lifecycle::execute_observed(
+        &trail.view(&case),
+        &human("carol"),
+        None,
+        None,
+        None,
+    ))
+}
+
+fn lifecycle_not_time_bound() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    refused(lifecycle::execute_revocation(
+        &trail.view(&case),
+        &human("carol"),
+        None,
+        None,
+    ))
+}
+
+fn lifecycle_already_revoked() -> Outcome {
+    let mut trail = Trail::default();
+    let mut timed = change("admin");
+    timed.duration_seconds = Some(3600);
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(timed, None, None, &rule()).unwrap(),
+    );
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    let draft =
+        lifecycle::execute_revocation(&trail.view(&case), &human("carol"), None, None).unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    refused(lifecycle::execute_revocation(
+        &trail.view(&case),
+        &human("carol"),
+        None,
+        None,
+    ))
+}
+
+fn capped() -> AppliedRule {
+    let mut rule = rule();
+    rule.max_duration_seconds = Some(3600);
+    rule
+}
+
+fn policy_duration_required() -> Outcome {
+    refused(lifecycle::request(change("admin"), None, None, &capped()))
+}
+
+fn policy_duration_too_long() -> Outcome {
+    let mut long = change("admin");
+    long.duration_seconds = Some(7200);
+    refused(lifecycle::request(long, None, None, &capped()))
+}
+
+fn merge_same_case() -> Outcome {
+    let (trail, case) = open_case();
+    let view = trail.view(&case);
+    refused(lifecycle::merge(&view, &view, &human("carol"), None))
+}
+
+fn merge_duplicate_executed() -> Outcome {
+    let mut trail = Trail::default();
+    let executed = executed_case(&mut trail);
+    let other = trail.append(None, human("dave"), request_draft("reader"));
+    refused(lifecycle::merge(
+        &trail.view(&executed),
+        &trail.view(&other),
+        &human("carol"),
+        None,
+    ))
+}
+
+fn sod_requester_cannot_attest() -> Outcome {
+    let (trail, case) = open_case();
+    refused(lifecycle::approve_with(
+        &trail.view(&case),
+        &human("alice"),
+        None,
+        Some(chat("bob")),
+    ))
+}
+
+fn approval_nothing_to_confirm() -> Outcome {
+    let (trail, case) = open_case();
+    refused(lifecycle::confirm_approval(
+        &trail.view(&case),
+        &human("bob"),
+        &custody_core::EventId::generate(),
+    ))
 }
