@@ -10,8 +10,10 @@
 mod common;
 
 use std::path::Path;
+use std::str::FromStr;
 
 use common::{assert_refused, assert_verify_ok, copy_dir, stderr, verify_dir, Body, Server};
+use custody_core::event::{CaseLink, EventBody};
 use custody_core::{CaseId, Event, EventId, Sha256Hash};
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -19,11 +21,13 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 use tempfile::TempDir;
 
 /// The store every tampering starts from. Log 0 is the server's adoption of
-/// its policy; then `first` (request, comment) and `second` (request).
+/// its policy; then `first` (request, comment), `second` (request) and
+/// `record`, the evidence record of a ticket no case carries yet.
 struct Fixture {
     server: Server,
     first: String,
     second: String,
+    record: String,
 }
 
 fn build_fixture() -> Fixture {
@@ -51,13 +55,22 @@ fn build_fixture() -> Fixture {
         )
         .trim()
         .to_string(); // log 3, seq 1
-    assert_eq!(server.log_size(), 4);
+    let file = server.root.path().join("screenshot.png");
+    std::fs::write(&file, b"an approval screenshot").unwrap();
+    let held = server.cli_json(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-9", file.to_str().unwrap()],
+    ); // log 4, the record's seq 1
+    assert_eq!(held["appended"][0]["kind"], "evidence_held", "{held:#}");
+    let record = held["case_id"].as_str().unwrap().to_string();
+    assert_eq!(server.log_size(), 5);
     server.stop();
     assert_verify_ok(&server.data);
     Fixture {
         server,
         first,
         second,
+        record,
     }
 }
 
@@ -107,7 +120,7 @@ impl Db {
         (row.get("log_index"), row.get("bytes"))
     }
 
-    /// Inserts an event row (INSERT needs no trigger dropped).
+    /// Inserts an event row and its Merkle leaf (INSERT needs no trigger dropped).
     fn insert(&mut self, log_index: i64, event: &Event) {
         let runtime = &self.runtime;
         let connection = self.connection.as_mut().expect("open connection");
@@ -126,6 +139,16 @@ impl Db {
                 .execute(&mut *connection),
             )
             .expect("insert an event row");
+        // Its Merkle leaf too, as a thorough forger would (unless the index
+        // already has one).
+        runtime
+            .block_on(
+                sqlx::query("INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (0, ?, ?)")
+                    .bind(log_index)
+                    .bind(custody_log::leaf_hash(&event.canonical_bytes()).to_vec())
+                    .execute(&mut *connection),
+            )
+            .expect("insert the event's leaf");
     }
 
     fn close(mut self) {
@@ -280,20 +303,16 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.seq = 2;
         forged.prev_hash = Some(Sha256Hash::of(&request));
         forged.idempotency_key = Some("forged-request".to_string());
-        db.insert(4, &forged);
+        db.insert(5, &forged);
         db.execute(&format!(
             "UPDATE cases SET head_seq = 2, head_hash = '{}' WHERE case_id = '{second}'",
             forged.hash()
         ));
         db.close();
         let report = verify_fails(copy.path());
-        assert_finding(&report, "case.second-request", second, json!(2), json!(4));
-        assert!(
-            codes(&report)
-                .iter()
-                .all(|code| !code.starts_with("chain.") && !code.starts_with("case.n")),
-            "the forgery is chain-consistent: {report:#}"
-        );
+        assert_finding(&report, "case.second-request", second, json!(2), json!(5));
+        // The forgery is chain-consistent: only the rule can see it.
+        assert_eq!(codes(&report), ["case.second-request"], "{report:#}");
     }
 
     // chain.missing-start alone: a forged first event at seq 2 for a case of
@@ -308,7 +327,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.seq = 2;
         forged.prev_hash = Some(Sha256Hash::of(b"an event that is not stored"));
         forged.idempotency_key = Some("forged-start".to_string());
-        db.insert(4, &forged);
+        db.insert(5, &forged);
         db.execute(&format!(
             "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) \
              SELECT '{case}', state, change_key, ticket, requester, summary, opened_at, updated_at, 2, '{hash}', next_deadline, view FROM cases WHERE case_id = '{second}'",
@@ -322,8 +341,65 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             "chain.missing-start",
             forged.case_id.as_str(),
             json!(2),
-            json!(4),
+            json!(5),
         );
+        assert_eq!(codes(&report), ["chain.missing-start"], "{report:#}");
+    }
+
+    // revocation.unmatched-link: a review's link to the revocation case it
+    // opened, forged into a case; the revocation case holds no link back.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let (_, comment) = db.event(first, 2);
+        let mut forged = Event::decode(&comment).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.seq = 3;
+        forged.prev_hash = Some(Sha256Hash::of(&comment));
+        forged.body = EventBody::RevocationOpened(CaseLink {
+            other_case: CaseId::generate(),
+        });
+        db.insert(5, &forged);
+        db.execute(&format!(
+            "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
+            forged.hash()
+        ));
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(
+            &report,
+            "revocation.unmatched-link",
+            first,
+            Value::Null,
+            json!(5),
+        );
+        assert_eq!(codes(&report), ["revocation.unmatched-link"], "{report:#}");
+    }
+
+    // evidence.record-misplaced: a comment slipped into an evidence record,
+    // chained to the held evidence.
+    {
+        let record = fixture.record.as_str();
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let (_, held) = db.event(record, 1);
+        let (_, comment) = db.event(first, 2);
+        let mut forged = Event::decode(&comment).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.case_id = CaseId::from_str(record).unwrap();
+        forged.seq = 2;
+        forged.prev_hash = Some(Sha256Hash::of(&held));
+        db.insert(5, &forged);
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(
+            &report,
+            "evidence.record-misplaced",
+            record,
+            json!(2),
+            json!(5),
+        );
+        assert_eq!(codes(&report), ["evidence.record-misplaced"], "{report:#}");
     }
 
     assert_verify_ok(&fixture.server.data);
