@@ -20,8 +20,13 @@
 //! `docs/findings.md` and fails when a documented code has no row here or a
 //! row names a code the doc does not have.
 //! [`every_emitted_code_is_documented_and_every_documented_code_is_emitted`]
-//! scans the sources (`src/` and `crates/*/src/`, test modules excluded) for
-//! string literals shaped like codes and compares them with the doc both ways.
+//! scans the sources (`src/` and `crates/*/src/`, `#[cfg(test)]` items and
+//! comments excluded) for string literals shaped like codes
+//! (`family.some-code`) and compares them with the doc both ways. A literal
+//! counts as a code when its family is the family of a documented code, or
+//! when it stands where codes are passed ([`CODE_CONTEXTS`]: after `code:`,
+//! `rule:`, `Refusal::new(`, `with_rule(`, `"rule":`, `finding(`...), so a
+//! code of a new family is caught too.
 //!
 //! # Adding a code
 //!
@@ -35,7 +40,25 @@
 //!    produces. When only the store, the server or the CLI produce the code,
 //!    name the e2e test that asserts it with [`Producer::Test`].
 //! 3. If the source holds a literal shaped like a code that is not one (a
-//!    configuration key, a host name), add it to [`NOT_CODES`] with a reason.
+//!    configuration key, a file name), add it to [`NOT_CODES`] with a reason.
+//!
+//! A fixture for a finding, for example:
+//!
+//! ```ignore
+//! ("chain.prev-hash-mismatch", Fixture(chain_prev_hash_mismatch)),
+//!
+//! fn chain_prev_hash_mismatch() -> Outcome {
+//!     let mut trail = Trail::default();
+//!     let case = trail.append(None, human("alice"), request_draft("admin"));
+//!     let bad = Some(Sha256Hash::of(b"another event"));
+//!     trail.forge(&case, 2, bad, human("bob"), comment_draft("forged"), None);
+//!     audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+//! }
+//! ```
+//!
+//! A refusal returns `Outcome::Refused(refusal)` (see [`refused`]); a reason
+//! the ledger records an escalation or obligation under returns
+//! `Outcome::Recorded(reasons)`.
 //!
 //! Merging two branches that both add codes: keep both sets of rows.
 
