@@ -722,7 +722,12 @@ fn log_index_gap() -> Outcome {
     let mut rows = trail.rows();
     rows.remove(1);
     let report = run(&rows, trail.heads(), Auditor::new());
-    let _ = b;
+    let missing: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.code == "case.events-missing")
+        .collect();
+    assert_eq!(missing[0].case_id.as_deref(), Some(b.as_str()));
     audit_also(report, at(None, None, Some(1)), &["case.events-missing"])
 }
 
