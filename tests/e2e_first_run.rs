@@ -345,7 +345,7 @@ fn database_with_recorded_origin_but_no_key_is_refused_with_what_to_do() {
         "the refusal says what is missing:\n{refusal}"
     );
     assert!(
-        refusal.contains("hint: its log is empty, so it was left by an interrupted initialisation: remove ./custody-data/custody.db (and custody.db-wal, custody.db-shm if present) and run the command again"),
+        refusal.contains("hint: it holds no case and no checkpoint, so it was left by an interrupted initialisation: remove ./custody-data/custody.db (and custody.db-wal, custody.db-shm if present) and run the command again"),
         "the refusal says what to do:\n{refusal}"
     );
     assert!(!data.join("log-signing.key").exists(), "no key was made");
@@ -356,9 +356,11 @@ fn database_with_recorded_origin_but_no_key_is_refused_with_what_to_do() {
     let serving = serve_ok(root.path(), &["serve"]);
     let token = serving.printed_token().expect("a fresh deployment");
     assert_eq!(whoami(&serving, &token), "admin");
+    let signed = serving.cli(&token, &["log", "checkpoint", "--new"]);
+    assert_success(&signed, "log checkpoint --new");
     serving.stop();
 
-    // Used (the first start recorded the policy): restore the key.
+    // Used (a checkpoint was signed): restore the key.
     std::fs::rename(data.join("log-signing.key"), root.path().join("saved.key")).unwrap();
     let refusal = serve_refused(root.path(), &["serve"]);
     assert!(
@@ -437,7 +439,10 @@ fn used_ledger_without_origin_or_key_is_refused_with_what_to_do() {
     });
     let refusal = serve_refused(root.path(), &["serve"]);
     assert!(
-        refusal.contains("holds a ledger (0 log entries) without a recorded log origin, and ./custody-data has no log-signing.key"),
+        refusal.contains("holds a ledger that was used (log size ")
+            && refusal.contains(
+                ") without a recorded log origin, and ./custody-data has no log-signing.key"
+            ),
         "{refusal}"
     );
     assert!(

@@ -18,14 +18,15 @@
 //!    ([`Store::claim_log_origin`]): this is what marks the deployment as
 //!    initialised.
 //!
-//! A ledger without a recorded origin whose log is empty, with no checkpoint
-//! and no principal but `admin`, has never been used: nobody was ever shown
-//! a token that works on it, and no checkpoint was ever signed for it. Such
+//! A ledger without a recorded origin that has no case, no checkpoint and no
+//! principal but `admin` has never been used: nobody was ever shown a token
+//! that works on it, and no checkpoint was ever signed for it (its log may
+//! hold the record of the admin's creation, never signed). Such
 //! a half-initialised deployment is completed (a new admin token is issued
 //! and shown; a key left by the interrupted attempt is kept). Every other
 //! incomplete state is refused with a message that says what to do: a key
 //! without its database, a ledger whose origin is recorded but whose key is
-//! missing, a ledger with entries but neither origin nor key.
+//! missing, a used ledger with neither origin nor key.
 //!
 //! # File modes
 //!
@@ -105,7 +106,7 @@ pub enum InitError {
         database_file: &'static str,
     },
     /// The embedded ledger belongs to a log whose signing key is missing.
-    #[error("{location} holds the ledger of log `{origin}` ({entries} log entries), but {data_dir} has no {key_file}: no checkpoint can be signed for it\nhint: {hint}")]
+    #[error("{location} holds the ledger of log `{origin}` (log size {entries}), but {data_dir} has no {key_file}: no checkpoint can be signed for it\nhint: {hint}")]
     KeyMissing {
         /// The database.
         location: String,
@@ -120,8 +121,8 @@ pub enum InitError {
         /// What to do.
         hint: String,
     },
-    /// The ledger has entries but neither a recorded origin nor a key.
-    #[error("{location} holds a ledger ({entries} log entries) without a recorded log origin, and {data_dir} has no {key_file}\nhint: copy the deployment's {key_file} into {data_dir} (from a backup, or from another node of the deployment) and run the command again")]
+    /// The ledger was used but has neither a recorded origin nor a key.
+    #[error("{location} holds a ledger that was used (log size {entries}) without a recorded log origin, and {data_dir} has no {key_file}\nhint: copy the deployment's {key_file} into {data_dir} (from a backup, or from another node of the deployment) and run the command again")]
     LedgerWithoutKey {
         /// The database.
         location: String,
@@ -199,6 +200,7 @@ pub async fn open_or_initialise(data_dir: &Path, location: &Location) -> Result<
 struct Usage {
     entries: u64,
     checkpointed: bool,
+    has_cases: bool,
     principals: Vec<PrincipalId>,
 }
 
@@ -207,6 +209,7 @@ impl Usage {
         Ok(Usage {
             entries: store.log_size().await?,
             checkpointed: store.latest_checkpoint().await?.is_some(),
+            has_cases: !store.cases(None, 1).await?.is_empty(),
             principals: store
                 .principals()
                 .await?
@@ -216,9 +219,10 @@ impl Usage {
         })
     }
 
-    /// Never used: no log entry, no checkpoint, nobody but `admin`.
+    /// Never used: no case, no checkpoint (nothing in its log was ever
+    /// signed), nobody but `admin`.
     fn unused(&self) -> bool {
-        self.entries == 0
+        !self.has_cases
             && !self.checkpointed
             && self
                 .principals
@@ -304,14 +308,14 @@ async fn open_deployment(
         (Some(ledger_origin), None) if embedded => {
             let hint = if usage.unused() {
                 format!(
-                    "its log is empty, so it was left by an interrupted initialisation: remove {} (and {}-wal, {}-shm if present) and run the command again",
+                    "it holds no case and no checkpoint, so it was left by an interrupted initialisation: remove {} (and {}-wal, {}-shm if present) and run the command again",
                     data_dir.join(DATABASE_FILE).display(),
                     DATABASE_FILE,
                     DATABASE_FILE
                 )
             } else {
                 format!(
-                    "restore {SIGNING_KEY_FILE} into {data_dir_text} from a backup of this data directory; Custody will not make a new key for a log that already has entries"
+                    "restore {SIGNING_KEY_FILE} into {data_dir_text} from a backup of this data directory; Custody will not make a new key for a ledger that was used"
                 )
             };
             Err(InitError::KeyMissing {
@@ -421,10 +425,9 @@ async fn complete(
     // Last: recording the origin marks the deployment as initialised.
     let claimed = store.claim_log_origin(&origin).await?;
     if claimed != origin {
-        // Another node initialised the same database a moment ago: the
-        // token made here must not work, and the key made here is not the
-        // deployment's.
-        let _ = store.revoke_token(&token.token_id, admin_id).await;
+        // Another node initialised the same database a moment ago. The
+        // token made here is never shown (only its hash is stored, so nobody
+        // holds it), and the key made here is not the deployment's.
         if wrote_key {
             let _ = std::fs::remove_file(data_dir.join(SIGNING_KEY_FILE));
         }
