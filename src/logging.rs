@@ -139,27 +139,39 @@ pub fn scrub(text: &str) -> String {
 }
 
 fn scrub_debug_passwords(text: &str) -> String {
-    const MARKER: &str = "password: Some(\"";
+    // As printed, and as escaped inside a JSON string (CUSTODY_LOG_FORMAT=json).
+    const PLAIN: &str = "password: Some(\"";
+    const ESCAPED: &str = "password: Some(\\\"";
     let mut scrubbed = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find(MARKER) {
-        let (head, tail) = rest.split_at(at + MARKER.len());
+    loop {
+        let next = [PLAIN, ESCAPED]
+            .into_iter()
+            .filter_map(|marker| rest.find(marker).map(|at| (at, marker)))
+            .min_by_key(|(at, _)| *at);
+        let Some((at, marker)) = next else { break };
+        let (head, tail) = rest.split_at(at + marker.len());
         scrubbed.push_str(head);
         scrubbed.push_str("***");
-        // Up to the closing quote, skipping escaped characters.
-        let mut escaped = false;
-        let mut end = tail.len();
-        for (index, c) in tail.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => {
-                    end = index;
-                    break;
+        let end = if marker == ESCAPED {
+            tail.find("\\\"").unwrap_or(tail.len())
+        } else {
+            // Up to the closing quote, skipping escaped characters.
+            let mut escaped = false;
+            let mut end = tail.len();
+            for (index, c) in tail.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        end = index;
+                        break;
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
+            end
+        };
         rest = &tail[end..];
     }
     scrubbed.push_str(rest);
@@ -198,6 +210,15 @@ mod tests {
         assert!(!scrubbed.contains("s3"), "{scrubbed}");
         assert!(scrubbed.contains(r#"password: Some("***")"#), "{scrubbed}");
         assert!(scrubbed.contains(r#"username: "custody""#), "{scrubbed}");
+        // The same inside a JSON log line.
+        let json = r#"{"fields":{"server":"ServerAddr(Url { username: \"custody\", password: Some(\"s3cret\"), port: Some(4222) })"}}"#;
+        let scrubbed = scrub(json);
+        assert!(!scrubbed.contains("s3cret"), "{scrubbed}");
+        assert!(
+            scrubbed.contains(r#"password: Some(\"***\")"#),
+            "{scrubbed}"
+        );
+        assert!(scrubbed.contains(r#"port: Some(4222)"#), "{scrubbed}");
     }
 
     #[test]
