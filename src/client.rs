@@ -269,24 +269,30 @@ async fn answer(response: reqwest::Response) -> Result<Value, ClientError> {
     }
 }
 
-/// One-line rendering of a problem document.
+/// Rendering of a problem document for a terminal: the detail (or title),
+/// the rule, and a `hint:` line. Every part the server sent is escaped (see
+/// [`custody_core::text::escape`]): a problem can quote outside input, such
+/// as a refused identifier.
 pub fn problem_text(value: &Value) -> String {
+    use custody_core::text::escape;
     match value {
         Value::Object(_) => {
-            let mut text = value["detail"]
-                .as_str()
-                .or_else(|| value["title"].as_str())
-                .unwrap_or("request failed")
-                .to_string();
+            let mut text = escape(
+                value["detail"]
+                    .as_str()
+                    .or_else(|| value["title"].as_str())
+                    .unwrap_or("request failed"),
+            )
+            .into_owned();
             if let Some(rule) = value["rule"].as_str() {
-                text.push_str(&format!(" [{rule}]"));
+                text.push_str(&format!(" [{}]", escape(rule)));
             }
             if let Some(hint) = value["hint"].as_str() {
-                text.push_str(&format!("\nhint: {hint}"));
+                text.push_str(&format!("\nhint: {}", escape(hint)));
             }
             text
         }
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
+        Value::String(text) => crate::output::escape_lines(text),
+        other => escape(&other.to_string()).into_owned(),
     }
 }

@@ -1017,7 +1017,7 @@ mod commands {
                         .get_text("/v1/log/checkpoint")
                         .await?
                 };
-                print!("{note}");
+                print!("{}", output::escape_lines(&note));
             }
             LogCommand::Keys { data } => {
                 let signer = LogSigner::load(&data.data)
@@ -1078,7 +1078,7 @@ mod commands {
                                 &serde_json::json!({"ok": verified.rule_findings.is_empty(), "proof": verified}),
                             );
                         } else {
-                            println!(
+                            output::say!(
                                 "ok: {} events of {} ({}) are in the log {} at size {}",
                                 verified.events,
                                 verified.case_id,
@@ -1086,12 +1086,12 @@ mod commands {
                                 verified.origin,
                                 verified.checkpoint_size
                             );
-                            println!(
+                            output::say!(
                                 "    they are the case's events 1 to {} in order; events the case may have after them are not covered by this bundle (run `custody verify` on the log for completeness)",
                                 verified.events
                             );
                             for code in &verified.rule_findings {
-                                println!("  finding: {code}");
+                                output::say!("  finding: {code}");
                             }
                         }
                         if !verified.rule_findings.is_empty() {
@@ -1104,7 +1104,7 @@ mod commands {
                                 &serde_json::json!({"ok": false, "error": error.to_string()}),
                             );
                         } else {
-                            eprintln!("proof rejected: {error}");
+                            output::tell!("proof rejected: {error}");
                         }
                         return Ok(ExitCode::from(1));
                     }
@@ -1217,7 +1217,7 @@ mod commands {
                 if json {
                     output::print_json(&principal);
                 } else {
-                    println!(
+                    output::say!(
                         "added principal {}",
                         principal["id"].as_str().unwrap_or(&name)
                     );
@@ -1271,7 +1271,7 @@ mod commands {
                 if json {
                     output::print_json(&grant);
                 } else {
-                    println!("{}", grant["grant_id"].as_str().unwrap_or_default());
+                    output::say!("{}", grant["grant_id"].as_str().unwrap_or_default());
                 }
             }
             Command::Notifications {
@@ -1293,7 +1293,7 @@ mod commands {
                 if json {
                     output::print_json(&entry);
                 } else {
-                    println!(
+                    output::say!(
                         "{delivery_id} is due now (state {}, {} attempt(s) so far)",
                         entry["state"].as_str().unwrap_or_default(),
                         entry["attempts"]
@@ -1328,7 +1328,7 @@ mod commands {
                 if json {
                     output::print_json(&grant);
                 } else {
-                    println!("revoked {grant_id}");
+                    output::say!("revoked {grant_id}");
                 }
             }
             Command::Delegation(DelegationCommand::List { connection, json }) => {
@@ -1337,7 +1337,7 @@ mod commands {
                     output::print_json(&list);
                 } else {
                     for grant in list["delegations"].as_array().into_iter().flatten() {
-                        println!(
+                        output::say!(
                             "{}  {} for {} until {}{}",
                             grant["grant_id"].as_str().unwrap_or_default(),
                             grant["vendor_org"].as_str().unwrap_or_default(),
@@ -1379,7 +1379,7 @@ mod commands {
                 if json {
                     output::print_json(&revoked);
                 } else {
-                    println!(
+                    output::say!(
                         "revoked {} of {} at {}",
                         revoked["token_id"].as_str().unwrap_or_default(),
                         revoked["principal"].as_str().unwrap_or_default(),
@@ -1413,7 +1413,7 @@ mod commands {
                     output::print_json(&outcome);
                 } else {
                     // Only the case ID on stdout, so scripts can capture it.
-                    println!("{}", outcome["case_id"].as_str().unwrap_or_default());
+                    output::say!("{}", outcome["case_id"].as_str().unwrap_or_default());
                     if outcome["existing"] == true {
                         eprintln!("note: an open case already carries this ticket; returned it instead of opening a second one");
                     }
@@ -1447,7 +1447,7 @@ mod commands {
                 if write.json {
                     output::print_json(&outcome);
                 } else {
-                    println!("{}", outcome["case_id"].as_str().unwrap_or_default());
+                    output::say!("{}", outcome["case_id"].as_str().unwrap_or_default());
                     eprintln!("break-glass recorded; a post-hoc review by someone else is now due (custody show CASE)");
                 }
             }
@@ -1633,18 +1633,21 @@ mod commands {
                 } else {
                     let kind = outcome["appended"][0]["kind"].as_str().unwrap_or_default();
                     if kind == "evidence_unverified" {
-                        eprintln!(
+                        output::tell!(
                             "the link could not be captured; it is recorded as unverified (`custody evidence list {case}`)"
                         );
-                        println!("recorded an unverified link in {case}");
+                        output::say!("recorded an unverified link in {case}");
                     } else if kind == "evidence_held" {
-                        println!(
-                            "held for {} in evidence record {} until a case carries it",
+                        let record = outcome["record_id"]
+                            .as_str()
+                            .or_else(|| outcome["case_id"].as_str())
+                            .unwrap_or_default();
+                        output::say!(
+                            "held for {} in evidence record {record} until a case carries it (`custody show {record}`)",
                             ticket.as_deref().unwrap_or_default(),
-                            outcome["case_id"].as_str().unwrap_or_default()
                         );
                     } else {
-                        println!(
+                        output::say!(
                             "attached evidence to {}",
                             outcome["case_id"].as_str().unwrap_or(&case)
                         );
@@ -1675,7 +1678,7 @@ mod commands {
                 connection,
             }) => {
                 download_evidence(&connect(&connection)?, &case, &sha256, &out).await?;
-                println!("{sha256}  {}", out.display());
+                output::say!("{sha256}  {}", out.display());
             }
             Command::Evidence(EvidenceCommand::Recheck {
                 case,
@@ -1689,7 +1692,7 @@ mod commands {
                     output::print_json(&report);
                 } else {
                     for item in report["rechecked"].as_array().into_iter().flatten() {
-                        println!(
+                        output::say!(
                             "{}  {}  {}",
                             if item["drifted"] == true {
                                 "CHANGED  "
@@ -1727,7 +1730,28 @@ mod commands {
                 json,
             } => {
                 let path = format!("/v1/cases/{}", output::path_segment(&case));
-                let document = connect(&connection)?.get(&path).await?;
+                let client = connect(&connection)?;
+                let document = match client.get(&path).await {
+                    Ok(document) => document,
+                    // Not a case: perhaps an evidence record (the ID a held
+                    // upload answered with).
+                    Err(ClientError::Refused(problem)) if problem["status"] == 404 => {
+                        let record_path =
+                            format!("/v1/evidence/records/{}", output::path_segment(&case));
+                        match client.get(&record_path).await {
+                            Ok(record) => {
+                                if json {
+                                    output::print_json(&record);
+                                } else {
+                                    output::print_record(&record);
+                                }
+                                return Ok(ExitCode::SUCCESS);
+                            }
+                            Err(_) => return Err(ClientError::Refused(problem)),
+                        }
+                    }
+                    Err(error) => return Err(error),
+                };
                 if json {
                     output::print_json(&document);
                 } else {
@@ -1764,7 +1788,7 @@ mod commands {
                 if json {
                     output::print_json(&who);
                 } else {
-                    println!(
+                    output::say!(
                         "{} ({}) via token {}",
                         who["principal"]["id"].as_str().unwrap_or_default(),
                         who["principal"]["kind"].as_str().unwrap_or_default(),
@@ -1801,7 +1825,7 @@ mod commands {
             } else {
                 ""
             };
-            println!(
+            output::say!(
                 "{verb} {case}: state {}{replayed}",
                 outcome["state"].as_str().unwrap_or_default()
             );

@@ -1,26 +1,68 @@
 //! Human-readable output.
+//!
+//! Every line printed here goes through [`custody_core::text::escape`] (the
+//! `say!` macro), so text that came from outside (a justification, a file
+//! name, a remote server's error) cannot move the cursor, overwrite a line or
+//! reorder what the reader sees: control, bidi and invisible characters are
+//! shown as `\r`, `\u{202e}`, ... JSON output escapes the same characters
+//! as `\uXXXX`.
 
 use custody_core::audit::Report;
+use custody_core::text::escape;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::{problem_text, ClientError};
 
-/// Prints a value as pretty JSON on stdout.
+/// `println!` with every unsafe character of the line escaped (see
+/// [`custody_core::text::escape`]). Each call prints exactly one line.
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", custody_core::text::escape(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` with every unsafe character of the line escaped.
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", custody_core::text::escape(&format!($($arg)*)))
+    };
+}
+
+pub(crate) use say;
+pub(crate) use tell;
+
+/// Prints a value as pretty JSON on stdout; characters JSON leaves raw but a
+/// terminal would act on (C1 controls, DEL, bidi and invisible characters)
+/// are written as `\uXXXX`, which every JSON reader decodes back.
 pub fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => println!("{}", custody_core::text::escape_json_text(&text)),
         Err(error) => eprintln!("error: cannot encode output: {error}"),
     }
 }
 
-/// The message printed on stderr for a failed command.
+/// The message printed on stderr for a failed command: every line of it
+/// escaped (the server's words are escaped in [`problem_text`]).
 pub fn render_error(error: &ClientError) -> String {
     match error {
         ClientError::Refused(problem) => format!("refused: {}", problem_text(problem)),
         ClientError::Rejected(problem) => format!("error: {}", problem_text(problem)),
-        ClientError::Usage(text) | ClientError::Connection(text) => format!("error: {text}"),
+        ClientError::Usage(text) | ClientError::Connection(text) => {
+            format!("error: {}", escape_lines(text))
+        }
     }
+}
+
+/// Escapes each line of `text`, keeping the line breaks.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n')
+        .map(|line| escape(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Percent-encodes one URL path segment.
@@ -40,7 +82,7 @@ pub fn path_segment(text: &str) -> String {
 /// role, actor and what happened.
 pub fn print_timeline(document: &Value) {
     let view = &document["view"];
-    println!(
+    say!(
         "{}  {}",
         document["case_id"].as_str().unwrap_or_default(),
         document["state"]
@@ -59,15 +101,15 @@ pub fn print_timeline(document: &Value) {
     if let Some(resource) = change["resource"].as_str() {
         what.push_str(&format!(" on {resource}"));
     }
-    println!("  change:  {what}");
-    println!(
+    say!("  change:  {what}");
+    say!(
         "  rule:    {}",
         view["rule"]["name"].as_str().unwrap_or_default()
     );
     for stage in document["stages"].as_array().cloned().unwrap_or_default() {
         let approvers = join(&stage["approvers"]);
         let groups = join(&stage["approver_groups"]);
-        println!(
+        say!(
             "  stage {}: {}/{} approvals{}{}",
             stage["name"].as_str().unwrap_or_default(),
             stage["approvers"].as_array().map(Vec::len).unwrap_or(0),
@@ -93,7 +135,7 @@ pub fn print_timeline(document: &Value) {
         } else {
             "REVIEW DUE"
         };
-        println!(
+        say!(
             "  break-glass: post-hoc review due {} ({status})",
             short_time(deadline)
         );
@@ -115,31 +157,31 @@ pub fn print_timeline(document: &Value) {
         } else {
             "(DIFFERS FROM THE APPROVED CHANGE)"
         };
-        println!("  applied: {applied_text} {marker}");
+        say!("  applied: {applied_text} {marker}");
     }
     if let Some(revocation) = view["revocation_case"].as_str() {
-        println!("  revoked by review: revocation case {revocation}");
+        say!("  revoked by review: revocation case {revocation}");
     }
     if let Some(reviewed) = view["opened_by_review_of"].as_str() {
-        println!("  opened by the review of {reviewed}");
+        say!("  opened by the review of {reviewed}");
     }
     if let Some(survivor) = view["merged_into"].as_str() {
-        println!("  merged:  duplicate of {survivor} (follow that case)");
+        say!("  merged:  duplicate of {survivor} (follow that case)");
     }
     for duplicate in view["duplicates"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "  duplicate: {} merged into this case",
             duplicate.as_str().unwrap_or_default()
         );
     }
     if let Some(ticket) = view["ticket"].as_object() {
-        println!(
+        say!(
             "  ticket:  {}:{}",
             ticket["system"].as_str().unwrap_or_default(),
             ticket["key"].as_str().unwrap_or_default()
         );
     }
-    println!();
+    say!();
     for event in document["events"].as_array().into_iter().flatten() {
         let actor = &event["actor"];
         let mut who = format!(
@@ -161,12 +203,46 @@ pub fn print_timeline(document: &Value) {
         } else {
             String::new()
         };
-        println!(
+        say!(
             "  #{:<3} {}  {:<9}  {:<28}  {}{late}",
             event["seq"].as_u64().unwrap_or_default(),
             short_time(occurred),
             event["role"].as_str().unwrap_or_default(),
             who,
+            describe(event)
+        );
+    }
+}
+
+/// Prints an evidence record: evidence held for a ticket until a case
+/// carries it, then its release.
+pub fn print_record(record: &Value) {
+    say!(
+        "{}  EVIDENCE RECORD (not a case)",
+        record["record_id"].as_str().unwrap_or_default()
+    );
+    say!(
+        "  ticket:  {}",
+        record["ticket"].as_str().unwrap_or_default()
+    );
+    match record["released_to"].as_str() {
+        Some(case) => say!("  released to case {case} (follow that case)"),
+        None => say!("  held until a case is requested with this ticket"),
+    }
+    say!();
+    for event in record["events"].as_array().into_iter().flatten() {
+        let actor = &event["actor"];
+        say!(
+            "  #{:<3} {}  {:<9}  {:<28}  {}",
+            event["seq"].as_u64().unwrap_or_default(),
+            short_time(event["recorded_at"].as_str().unwrap_or_default()),
+            event["role"].as_str().unwrap_or_default(),
+            format!(
+                "{} ({} via {})",
+                actor["principal"].as_str().unwrap_or_default(),
+                actor["kind"].as_str().unwrap_or_default(),
+                actor["via"].as_str().unwrap_or_default()
+            ),
             describe(event)
         );
     }
@@ -193,15 +269,18 @@ fn describe(event: &Value) -> String {
 pub fn print_cases(list: &Value) {
     let cases = list["cases"].as_array().cloned().unwrap_or_default();
     if cases.is_empty() {
-        println!("no cases");
+        say!("no cases");
         return;
     }
-    println!(
+    say!(
         "{:<35}  {:<9}  {:<16}  {:<20}  CHANGE",
-        "CASE", "STATE", "REQUESTER", "OPENED"
+        "CASE",
+        "STATE",
+        "REQUESTER",
+        "OPENED"
     );
     for case in cases {
-        println!(
+        say!(
             "{:<35}  {:<9}  {:<16}  {:<20}  {}",
             case["case_id"].as_str().unwrap_or_default(),
             case["state"].as_str().unwrap_or_default(),
@@ -214,7 +293,7 @@ pub fn print_cases(list: &Value) {
 
 /// Prints the principal list as a table.
 pub fn print_principals(list: &Value) {
-    println!("{:<24}  {:<10}  {:<12}  GROUPS", "NAME", "KIND", "ORG");
+    say!("{:<24}  {:<10}  {:<12}  GROUPS", "NAME", "KIND", "ORG");
     for principal in list["principals"].as_array().into_iter().flatten() {
         let groups: Vec<&str> = principal["groups"]
             .as_array()
@@ -222,7 +301,7 @@ pub fn print_principals(list: &Value) {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
-        println!(
+        say!(
             "{:<24}  {:<10}  {:<12}  {}",
             principal["id"].as_str().unwrap_or_default(),
             principal["kind"].as_str().unwrap_or_default(),
@@ -235,7 +314,7 @@ pub fn print_principals(list: &Value) {
 /// Prints an audit report.
 pub fn print_report(report: &Report, checked_where: &str) {
     let checked = &report.checked;
-    println!(
+    say!(
         "checked {}: {} log entries, {} events, {} trails (cases and records), {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links, {} evidence blobs",
         checked_where,
         checked.log_entries,
@@ -249,10 +328,10 @@ pub fn print_report(report: &Report, checked_where: &str) {
         checked.evidence_blobs
     );
     if report.ok {
-        println!("ok: the trail is intact and no rule is broken");
+        say!("ok: the trail is intact and no rule is broken");
         return;
     }
-    println!("{} finding(s):", report.findings.len());
+    say!("{} finding(s):", report.findings.len());
     for finding in &report.findings {
         let mut place = String::new();
         if let Some(case_id) = &finding.case_id {
@@ -264,21 +343,24 @@ pub fn print_report(report: &Report, checked_where: &str) {
         if let Some(index) = finding.log_index {
             place.push_str(&format!(" (log index {index})"));
         }
-        println!(
-            "  {:<8} {:<38} {}\n           {}",
+        say!(
+            "  {:<8} {:<38} {}",
             finding.severity.as_str().to_uppercase(),
             finding.code,
-            place.trim(),
-            finding.message
+            place.trim()
         );
+        say!("           {}", finding.message);
     }
 }
 
 /// Prints the token list as a table.
 pub fn print_tokens(list: &Value) {
-    println!(
+    say!(
         "{:<20}  {:<16}  {:<20}  {:<20}  STATUS",
-        "TOKEN", "PRINCIPAL", "CREATED", "EXPIRES"
+        "TOKEN",
+        "PRINCIPAL",
+        "CREATED",
+        "EXPIRES"
     );
     for token in list["tokens"].as_array().into_iter().flatten() {
         let status = match (token["revoked_at"].as_str(), token["status"].as_str()) {
@@ -290,7 +372,7 @@ pub fn print_tokens(list: &Value) {
             (None, Some("expired")) => "expired".to_string(),
             (None, _) => "active".to_string(),
         };
-        println!(
+        say!(
             "{:<20}  {:<16}  {:<20}  {:<20}  {status}",
             token["token_id"].as_str().unwrap_or_default(),
             token["principal"].as_str().unwrap_or_default(),
@@ -305,7 +387,7 @@ pub fn print_tokens(list: &Value) {
 
 /// `custody policy`: the rules in force, then the record of adoptions.
 pub fn print_policy(document: &Value) {
-    println!(
+    say!(
         "policy {}",
         document["policy_hash"].as_str().unwrap_or_default()
     );
@@ -314,7 +396,7 @@ pub fn print_policy(document: &Value) {
         .cloned()
         .unwrap_or_default();
     if rules.is_empty() {
-        println!("  no rules: every change needs one approval from anyone but the requester");
+        say!("  no rules: every change needs one approval from anyone but the requester");
     }
     for rule in &rules {
         let stages = rule["stages"].as_array().cloned().unwrap_or_default();
@@ -348,18 +430,18 @@ pub fn print_policy(document: &Value) {
                 .collect::<Vec<_>>()
                 .join(", then ")
         };
-        println!(
+        say!(
             "  rule {}: {approvals}",
             rule["name"].as_str().unwrap_or_default()
         );
     }
-    println!();
-    println!(
+    say!();
+    say!(
         "policy record {}:",
         document["record"].as_str().unwrap_or("(none)")
     );
     for adoption in document["history"].as_array().cloned().unwrap_or_default() {
-        println!(
+        say!(
             "  #{:<3} {}  {}  from {}  rules: {}",
             adoption["seq"],
             adoption["recorded_at"].as_str().unwrap_or_default(),
@@ -389,7 +471,7 @@ pub fn print_notifications(list: &Value) {
         .cloned()
         .unwrap_or_default();
     if notifications.is_empty() {
-        println!("no notifications");
+        say!("no notifications");
         return;
     }
     for entry in notifications {
@@ -401,7 +483,7 @@ pub fn print_notifications(list: &Value) {
             .as_str()
             .map(|error| format!("  last error: {}", error.lines().next().unwrap_or_default()))
             .unwrap_or_default();
-        println!(
+        say!(
             "{:<9} {}  {}  {} to {} via {}{recipient}  attempts {}{error}",
             entry["state"].as_str().unwrap_or_default().to_uppercase(),
             entry["delivery_id"].as_str().unwrap_or_default(),
@@ -418,7 +500,7 @@ pub fn print_notifications(list: &Value) {
 pub fn print_evidence(list: &Value) {
     let items = list["evidence"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no evidence");
+        say!("no evidence");
         return;
     }
     for item in items {
@@ -456,7 +538,7 @@ pub fn print_evidence(list: &Value) {
             ),
             other => other.to_string(),
         };
-        println!(
+        say!(
             "{}  by {}  {line}",
             item["recorded_at"].as_str().unwrap_or_default(),
             item["by"].as_str().unwrap_or_default()

@@ -12,6 +12,7 @@ mod moto;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use axum::response::IntoResponse as _;
 use common::{stderr, Server, TestStore, STORES};
 use serde_json::Value;
 
@@ -316,13 +317,36 @@ impl Page {
             listener.local_addr().unwrap()
         );
         let served = body.clone();
-        let app = axum::Router::new().route(
-            "/wiki/access-policy",
-            axum::routing::get(move || {
-                let served = served.clone();
-                async move { served.lock().unwrap().clone() }
-            }),
-        );
+        let app = axum::Router::new()
+            .route(
+                "/wiki/access-policy",
+                axum::routing::get(move || {
+                    let served = served.clone();
+                    async move { served.lock().unwrap().clone() }
+                }),
+            )
+            .route(
+                "/missing",
+                axum::routing::get(|| async {
+                    (axum::http::StatusCode::NOT_FOUND, "no such page, sorry")
+                }),
+            )
+            .route(
+                "/to-c1",
+                axum::routing::get(|| async {
+                    // A Location with a C1 CSI (U+009B) and a bidi override,
+                    // which HTTP allows as obs-text bytes.
+                    let mut response = axum::http::StatusCode::FOUND.into_response();
+                    response.headers_mut().insert(
+                        axum::http::header::LOCATION,
+                        axum::http::HeaderValue::from_bytes(
+                            "/next\u{9b}2J\u{9b}31m\u{202e}fdp.exe".as_bytes(),
+                        )
+                        .unwrap(),
+                    );
+                    response
+                }),
+            );
         runtime.spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -643,5 +667,254 @@ fn a_merged_duplicate_takes_no_evidence_and_nothing_is_stored() {
     assert!(blob_files(&server.data.join("evidence")).is_empty());
     // The survivor takes it.
     server.cli_ok(&alice, &["attach", &survivor, file.to_str().unwrap()]);
+    server.assert_verify_ok();
+}
+
+/// The base URL (`http://host:port`) of a page.
+fn base_of(page: &Page) -> String {
+    page.url.trim_end_matches("/wiki/access-policy").to_string()
+}
+
+/// Issue 10: a captured link that answers an error used to leave its body
+/// as a blob no event references (`evidence.blob-unreferenced`, no case).
+/// Now nothing is stored, the link is recorded as unverified, and verify
+/// reports only that.
+#[test]
+fn a_link_that_answers_an_error_leaves_no_unreferenced_blob() {
+    let page = Page::start("unused");
+    let config = "[evidence.fetch]\ntimeout_seconds = 3\nallow = [\"127.0.0.1\"]\n";
+    let (server, _) = Server::start_on(TestStore::Embedded, None, Some(config));
+    let alice = server.principal("alice");
+    let case = request(&server, &alice, "role/a");
+    let missing = format!("{}/missing", base_of(&page));
+    let outcome = server.cli_json(&alice, &["attach", &case, "--url", &missing]);
+    assert_eq!(outcome["appended"][0]["kind"], "evidence_unverified");
+    let event = server
+        .events(&alice, &case)
+        .into_iter()
+        .find(|event| event["kind"] == "evidence_unverified")
+        .unwrap();
+    let error = event["payload"]["error"].as_str().unwrap();
+    assert!(error.contains("answered HTTP 404"), "{error}");
+    assert!(
+        blob_files(&server.data.join("evidence"))
+            .iter()
+            .all(|path| !path.to_string_lossy().contains("sha256")),
+        "no blob may be stored for an error page: {:?}",
+        blob_files(&server.data.join("evidence"))
+    );
+    let (_, report) = server.verify_with(&[]);
+    assert_eq!(codes(&report), ["evidence.link-unverified"], "{report:#}");
+}
+
+/// Issue 10: a remote server put a C1 control (U+009B, the 8-bit CSI) into
+/// the ledger through a redirect's `Location`, and `evidence list` printed
+/// it. The remote text is escaped before it is stored, and the list shows
+/// the escape.
+#[test]
+fn a_redirect_location_with_a_c1_control_is_stored_and_listed_escaped() {
+    let page = Page::start("unused");
+    let config = "[evidence.fetch]\ntimeout_seconds = 3\nallow = [\"127.0.0.1\"]\n";
+    let (server, _) = Server::start_on(TestStore::Embedded, None, Some(config));
+    let alice = server.principal("alice");
+    let case = request(&server, &alice, "role/a");
+    let link = format!("{}/to-c1", base_of(&page));
+    let outcome = server.cli_json(&alice, &["attach", &case, "--url", &link]);
+    assert_eq!(outcome["appended"][0]["kind"], "evidence_unverified");
+    // What the server stored (read over the API, not through the CLI).
+    let stored = server.get_json(&format!("/v1/cases/{case}/evidence"));
+    let error = stored["evidence"][0]["payload"]["error"].as_str().unwrap();
+    assert!(
+        !error.chars().any(custody_core::text::is_unsafe_char),
+        "a remote string reached the ledger raw: {error:?}"
+    );
+    assert!(
+        error.contains(r"/next\u{9b}2J\u{9b}31m\u{202e}fdp.exe"),
+        "{error}"
+    );
+    let listed = server.cli_ok(&alice, &["evidence", "list", &case]);
+    assert!(
+        !listed
+            .chars()
+            .any(|c| c != '\n' && custody_core::text::is_unsafe_char(c)),
+        "{listed:?}"
+    );
+    assert!(listed.contains(r"\u{9b}2J"), "{listed}");
+}
+
+/// Issue 10: `name=%ff%fe` was recorded as U+FFFD characters. A name that
+/// is not UTF-8 is refused, and so is one outside the identifier rules (a
+/// bidi override that makes `\u{202e}fdp.exe` show as `exe.pdf`); nothing is
+/// stored or appended.
+#[test]
+fn evidence_names_that_are_not_utf8_or_not_identifiers_are_refused() {
+    let (server, _) = Server::start_on(TestStore::Embedded, None, None);
+    let alice = server.principal("alice");
+    let case = request(&server, &alice, "role/a");
+    let before = server.log_size();
+    for (query, expected) in [
+        ("name=%ff%fe", "`name` is not percent-encoded UTF-8"),
+        (
+            "name=report%C0%AE.pdf",
+            "`name` is not percent-encoded UTF-8",
+        ),
+        (
+            "name=%E2%80%AEfdp.exe",
+            r"name holds the character `\u{202e}` (U+202E) at position 1",
+        ),
+        (
+            "name=a%E2%80%8Bb.pdf",
+            r"name holds the character `\u{200b}` (U+200B) at position 2",
+        ),
+        (
+            "name=a%0Db.pdf",
+            r"name holds the character `\u{d}` (U+000D) at position 2",
+        ),
+        (
+            "name=%D0%B0.pdf",
+            r"name holds the character `\u{430}` (U+0430) at position 1",
+        ),
+    ] {
+        for path in [
+            format!("/v1/cases/{case}/evidence?{query}"),
+            format!("/v1/evidence?ticket=jira:SEC-3&{query}"),
+        ] {
+            let response = server.http(
+                "POST",
+                &path,
+                Some(&alice),
+                &[("idempotency-key", &common::uuid_like())],
+                common::Body::Raw(b"evidence bytes".to_vec(), Some("text/plain")),
+            );
+            assert_eq!(response.status, 400, "{path}: {}", response.text);
+            assert_eq!(
+                response.content_type.as_deref(),
+                Some("application/problem+json"),
+                "{path}"
+            );
+            let detail = response.json["detail"].as_str().unwrap();
+            assert!(detail.contains(expected), "{path}: {detail}");
+        }
+    }
+    // POST /v1/evidence without a ticket is a problem+json too.
+    let response = server.http(
+        "POST",
+        "/v1/evidence?name=a.pdf",
+        Some(&alice),
+        &[("idempotency-key", "no-ticket")],
+        common::Body::Raw(b"x".to_vec(), None),
+    );
+    assert_eq!(response.status, 400, "{}", response.text);
+    assert_eq!(
+        response.content_type.as_deref(),
+        Some("application/problem+json")
+    );
+    assert_eq!(server.log_size(), before);
+    assert!(
+        blob_files(&server.data.join("evidence"))
+            .iter()
+            .all(|path| !path.to_string_lossy().contains("sha256")),
+        "a refused upload stores nothing"
+    );
+    // A good name with a space and parentheses is an identifier.
+    let good = server.http(
+        "POST",
+        &format!("/v1/cases/{case}/evidence?name=Q3%20review%20(final).pdf"),
+        Some(&alice),
+        &[("idempotency-key", "good-name")],
+        common::Body::Raw(b"%PDF-1.7 review".to_vec(), None),
+    );
+    assert_eq!(good.status, 200, "{}", good.text);
+    assert_eq!(
+        good.json["appended"][0]["kind"], "evidence_attached",
+        "{}",
+        good.text
+    );
+}
+
+/// Issue 10: `attach --ticket` answered with the evidence record's ID in
+/// `case_id`, and `custody show` said that ID does not exist. The answer now
+/// says what the ID is, and `show` (and the API) display the record.
+#[test]
+fn a_held_upload_names_its_record_and_show_displays_it() {
+    let (server, _) = Server::start_on(TestStore::Embedded, None, None);
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let file = server.root.path().join("screenshot.png");
+    std::fs::write(&file, b"\x89PNG held").unwrap();
+    let held = server.cli_json(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-5", file.to_str().unwrap()],
+    );
+    assert_eq!(held["held"], true, "{held:#}");
+    let record = held["record_id"].as_str().unwrap().to_string();
+    assert_eq!(held["case_id"], record.as_str(), "kept for older clients");
+    let message = held["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("evidence record {record}")) && message.contains("jira:SEC-5"),
+        "{message}"
+    );
+
+    let human = server.cli_ok(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-5", file.to_str().unwrap()],
+    );
+    assert!(
+        human.contains(&format!("evidence record {record}"))
+            && human.contains(&format!("custody show {record}")),
+        "{human}"
+    );
+
+    let shown = server.cli_ok(&alice, &["show", &record]);
+    assert!(
+        shown.starts_with(&format!("{record}  EVIDENCE RECORD")),
+        "{shown}"
+    );
+    assert!(shown.contains("ticket:  jira:SEC-5"), "{shown}");
+    assert!(shown.contains("held until a case is requested"), "{shown}");
+    let document = server.cli_json(&alice, &["show", &record]);
+    assert_eq!(document["kind"], "evidence_record");
+    assert_eq!(document["record_id"], record.as_str());
+    assert_eq!(document["events"][0]["kind"], "evidence_held");
+    let api = server.get_json(&format!("/v1/evidence/records/{record}"));
+    assert_eq!(api["ticket"], "jira:SEC-5");
+
+    // Once a case carries the ticket, the record says where its evidence went.
+    let case = server
+        .cli_ok(
+            &alice,
+            &[
+                "request",
+                "--subject",
+                "user:alice",
+                "--entitlement",
+                "db-admin",
+                "--ticket",
+                "JIRA:sec-5",
+                "--justification",
+                "migration",
+            ],
+        )
+        .trim()
+        .to_string();
+    let shown = server.cli_ok(&alice, &["show", &record]);
+    assert!(
+        shown.contains(&format!("released to case {case}")),
+        "{shown}"
+    );
+    let later = server.cli_json(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-5", file.to_str().unwrap()],
+    );
+    assert_eq!(later["held"], false);
+    assert_eq!(later["record_id"], Value::Null);
+    assert_eq!(later["case_id"], case.as_str());
+
+    // An ID that is neither a case nor a record is still "not found".
+    let unknown = server.cli(
+        Some(&alice),
+        &["show", "AC-0190f0a0b0c07d8e9fa0b1c2d3e4f5a6"],
+    );
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
     server.assert_verify_ok();
 }

@@ -19,6 +19,7 @@ pub mod model;
 pub mod notify;
 pub mod policy;
 pub mod proof;
+pub mod text;
 pub mod time;
 
 pub use case::{CaseState, CaseView};

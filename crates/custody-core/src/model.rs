@@ -47,6 +47,18 @@ pub enum ModelError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// An identifier (or label) holding a character outside its safe set.
+    #[error("{field} holds the character `{}` (U+{:04X}) at position {position}, which is not allowed: {allowed}", crate::text::code_point(*character), *character as u32)]
+    Character {
+        /// The field's name.
+        field: &'static str,
+        /// The first character that is not allowed.
+        character: char,
+        /// Its position in the field, counting characters from 1.
+        position: usize,
+        /// What the field may hold.
+        allowed: &'static str,
+    },
     /// A number that is not an integer in a change set; hashed content never holds floats.
     #[error("the change set holds the non-integer number {0} at {1}; hashed content never holds floats, so write decimal values as strings")]
     FloatInChangeSet(String, String),
@@ -554,24 +566,52 @@ impl fmt::Display for Change {
 
 impl FromStr for Ticket {
     type Err = ModelError;
-    /// Parses `SYSTEM:KEY`.
+    /// Parses `SYSTEM:KEY` and normalises it: the system to lowercase, the key
+    /// to uppercase, so `jira:SEC-1`, `JIRA:sec-1` and `Jira:Sec-1` are one
+    /// ticket. Both parts are ASCII only (see [`TICKET_SYSTEM_ALLOWED`] and
+    /// [`TICKET_KEY_ALLOWED`]), so no Unicode compatibility form (fullwidth
+    /// `ＳＥＣ-1`, a Cyrillic `С`) can spell the same ticket differently: such
+    /// characters are refused, naming the first one.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let error = || ModelError::Ticket(text.to_string());
-        let (system, key) = text.split_once(':').ok_or_else(error)?;
-        let system_valid = !system.is_empty()
-            && system.len() <= 64
-            && system
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !system_valid {
-            return Err(error());
-        }
-        let key = validate_name("ticket key", key).map_err(|_| error())?;
+        let Some((system, key)) = text.split_once(':') else {
+            // A look-alike colon (`：`) is named rather than reported as a
+            // missing separator.
+            check_charset("ticket", text, TICKET_KEY_ALLOWED, |c| {
+                is_ticket_key_char(c) || c == ':'
+            })?;
+            return Err(ModelError::Ticket(crate::text::escape(text).into_owned()));
+        };
+        check_charset(
+            "ticket system",
+            system,
+            TICKET_SYSTEM_ALLOWED,
+            is_ticket_system_char,
+        )?;
+        check_length("ticket system", system, 64)?;
+        check_charset("ticket key", key, TICKET_KEY_ALLOWED, is_ticket_key_char)?;
+        check_length("ticket key", key, 128)?;
         Ok(Ticket {
             system: system.to_ascii_lowercase(),
-            key,
+            key: key.to_ascii_uppercase(),
         })
     }
+}
+
+/// What a ticket system may hold.
+pub const TICKET_SYSTEM_ALLOWED: &str =
+    "a ticket system is 1 to 64 ASCII letters, digits, '-' and '_' (see Identifiers in docs/api.md)";
+/// What a ticket key may hold.
+pub const TICKET_KEY_ALLOWED: &str =
+    "a ticket key is 1 to 128 ASCII letters, digits, '-', '_', '.', '/' and '#' (see Identifiers in docs/api.md)";
+/// The OpenAPI pattern of a ticket reference (`SYSTEM:KEY`).
+pub const TICKET_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_./#-]{1,128}$";
+
+fn is_ticket_system_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+fn is_ticket_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '#')
 }
 
 impl fmt::Display for Ticket {
@@ -612,28 +652,125 @@ pub fn format_duration(seconds: u64) -> String {
     format!("{seconds}s")
 }
 
-/// Checks a short identifier-like field: non-empty, bounded, no control characters.
-pub fn validate_name(field: &'static str, text: &str) -> Result<String, ModelError> {
-    if text.trim().is_empty() {
+/// The punctuation an identifier may hold, besides ASCII letters, digits and
+/// single spaces between words.
+pub const IDENTIFIER_PUNCTUATION: &str = r"!#$%&'()*+,-./:;=?@[\]^_{|}~";
+
+/// What an identifier may hold, as error messages say it.
+pub const IDENTIFIER_ALLOWED: &str = r"identifiers use ASCII letters, digits, single spaces between words and the punctuation !#$%&'()*+,-./:;=?@[\]^_{|}~ (see Identifiers in docs/api.md)";
+
+/// The OpenAPI pattern of an identifier: the same rule as [`validate_name`]
+/// (the length limit of 512 bytes is a separate `maxLength`).
+pub const IDENTIFIER_PATTERN: &str =
+    r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$";
+
+/// Whether `c` may appear in an identifier (spaces are checked apart).
+pub fn is_identifier_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || IDENTIFIER_PUNCTUATION.contains(c)
+}
+
+/// The first character of `text` that `allowed` refuses, as an error naming
+/// `field`, the character and its position.
+fn check_charset(
+    field: &'static str,
+    text: &str,
+    allowed_text: &'static str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), ModelError> {
+    if text.is_empty() {
         return Err(ModelError::Text {
             field,
             problem: "must not be empty",
         });
     }
+    match text.chars().enumerate().find(|(_, c)| !allowed(*c)) {
+        Some((index, character)) => Err(ModelError::Character {
+            field,
+            character,
+            position: index + 1,
+            allowed: allowed_text,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_length(field: &'static str, text: &str, most: usize) -> Result<(), ModelError> {
+    if text.len() > most {
+        return Err(ModelError::Text {
+            field,
+            problem: match most {
+                64 => "is longer than 64 characters",
+                128 => "is longer than 128 characters",
+                _ => "is too long",
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Checks an identifier (subject IDs, entitlements, resources, groups, orgs,
+/// delegation patterns, evidence file names): 1 to 512 bytes of ASCII letters,
+/// digits, the punctuation in [`IDENTIFIER_PUNCTUATION`] and single spaces
+/// between words (none leading, trailing or doubled).
+///
+/// Everything else is refused, naming the field and the first offending
+/// character: control characters, the quoting characters `"`, `` ` ``, `<`
+/// and `>`, and every non-ASCII character, so that no bidi override,
+/// zero-width character or look-alike letter (a Cyrillic `а` for a Latin
+/// `a`, a fullwidth `Ａ`) can make two identifiers look alike or make one
+/// render as something else. Being ASCII, identifiers need no Unicode
+/// normalisation.
+pub fn validate_name(field: &'static str, text: &str) -> Result<String, ModelError> {
+    check_charset(field, text, IDENTIFIER_ALLOWED, |c| {
+        c == ' ' || is_identifier_char(c)
+    })?;
     if text.len() > MAX_NAME_BYTES {
         return Err(ModelError::Text {
             field,
             problem: "is longer than 512 bytes",
         });
     }
-    if text.chars().any(char::is_control) {
+    if text.starts_with(' ') || text.ends_with(' ') {
         return Err(ModelError::Text {
             field,
-            problem: "must not contain control characters",
+            problem: "must not begin or end with a space",
+        });
+    }
+    if text.contains("  ") {
+        return Err(ModelError::Text {
+            field,
+            problem: "must not hold two spaces in a row",
         });
     }
     Ok(text.to_string())
 }
+
+/// Checks a label meant for people rather than matching (display names, chat
+/// channel names): 1 to 512 bytes of any text on one line, in any script, but
+/// without the characters [`crate::text::is_unsafe_char`] names (control,
+/// bidi, zero-width and other invisible characters), which are refused naming
+/// the first one.
+pub fn validate_label(field: &'static str, text: &str) -> Result<String, ModelError> {
+    if text.trim().is_empty() {
+        return Err(ModelError::Text {
+            field,
+            problem: "must not be empty",
+        });
+    }
+    check_charset(field, text, LABEL_ALLOWED, |c| {
+        !crate::text::is_unsafe_char(c)
+    })?;
+    if text.len() > MAX_NAME_BYTES {
+        return Err(ModelError::Text {
+            field,
+            problem: "is longer than 512 bytes",
+        });
+    }
+    Ok(text.to_string())
+}
+
+/// What a label may hold, as error messages say it.
+pub const LABEL_ALLOWED: &str = "labels may use any script but no control, bidi, zero-width or other invisible characters (see Identifiers in docs/api.md)";
 
 /// Checks free text (justifications, comments): non-empty, bounded, no control
 /// characters other than newlines and tabs.
@@ -765,6 +902,183 @@ mod tests {
         }
         for bad in ["", "Alice", "-x", "a b", "a/b", &"a".repeat(65)] {
             assert!(bad.parse::<PrincipalId>().is_err(), "{bad}");
+        }
+    }
+
+    /// Identifiers: the documented safe set is accepted, everything else is
+    /// refused naming the field, the character (escaped) and its position.
+    #[test]
+    fn identifiers_accept_the_safe_set_and_name_the_first_refused_character() {
+        for good in [
+            "alice",
+            "role/admin",
+            "arn:aws:iam::123456789012:role/Deploy",
+            "CN=Admins,OU=Groups,DC=corp",
+            r"CORP\alice",
+            "Domain Admins",
+            "db-*",
+            "roles/storage.objectViewer",
+            "a!#$%&'()*+,-./:;=?@[]^_{|}~z",
+        ] {
+            assert_eq!(validate_name("entitlement", good).unwrap(), good);
+        }
+        let refused = |text: &str| match validate_name("subject.id", text) {
+            Err(ModelError::Character {
+                field,
+                character,
+                position,
+                ..
+            }) => (field, character, position),
+            other => panic!("{text:?}: expected a refused character, got {other:?}"),
+        };
+        // Bidi override, zero-width, look-alikes, controls, quoting characters.
+        assert_eq!(
+            refused("attached \u{202e}fdp.exe"),
+            ("subject.id", '\u{202e}', 10)
+        );
+        assert_eq!(refused("ali\u{200b}ce"), ("subject.id", '\u{200b}', 4));
+        assert_eq!(refused("\u{430}lice"), ("subject.id", '\u{430}', 1)); // Cyrillic a
+        assert_eq!(refused("\u{ff21}dmin"), ("subject.id", '\u{ff21}', 1)); // fullwidth A
+        assert_eq!(refused("a\rb"), ("subject.id", '\r', 2));
+        assert_eq!(refused("a\u{9b}b"), ("subject.id", '\u{9b}', 2));
+        assert_eq!(refused("a\u{7f}"), ("subject.id", '\u{7f}', 2));
+        for quoting in ['"', '`', '<', '>'] {
+            assert_eq!(refused(&format!("x{quoting}")).1, quoting);
+        }
+        let message = validate_name("subject.id", "attached \u{202e}fdp.exe")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message
+                .starts_with("subject.id holds the character `\\u{202e}` (U+202E) at position 10"),
+            "{message}"
+        );
+        assert!(
+            !message.contains('\u{202e}'),
+            "the message itself is safe: {message}"
+        );
+        for (bad, problem) in [
+            ("", "must not be empty"),
+            (" lead", "must not begin or end with a space"),
+            ("trail ", "must not begin or end with a space"),
+            ("two  spaces", "must not hold two spaces in a row"),
+        ] {
+            assert_eq!(
+                validate_name("entitlement", bad).unwrap_err(),
+                ModelError::Text {
+                    field: "entitlement",
+                    problem
+                },
+                "{bad:?}"
+            );
+        }
+        assert!(validate_name("entitlement", &"a".repeat(512)).is_ok());
+        assert!(validate_name("entitlement", &"a".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn labels_take_any_script_but_no_invisible_characters() {
+        assert!(validate_label("display_name", "José García").is_ok());
+        assert!(validate_label("display_name", "山田 太郎").is_ok());
+        for bad in ["a\u{202e}b", "a\u{200d}b", "a\nb", "a\u{9b}b"] {
+            assert!(
+                matches!(
+                    validate_label("display_name", bad),
+                    Err(ModelError::Character { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    /// The same-ticket check compares normalised tickets: a change of case
+    /// cannot evade it, and look-alike (fullwidth, Cyrillic) spellings are
+    /// refused rather than becoming a second ticket.
+    #[test]
+    fn ticket_keys_are_normalised_and_look_alikes_refused() {
+        let canonical: Ticket = "jira:SEC-1".parse().unwrap();
+        for same in ["JIRA:sec-1", "Jira:Sec-1", "jira:sec-1"] {
+            assert_eq!(same.parse::<Ticket>().unwrap(), canonical, "{same}");
+        }
+        assert_eq!(canonical.to_string(), "jira:SEC-1");
+        assert_eq!(
+            "github:acme/api#12".parse::<Ticket>().unwrap().to_string(),
+            "github:ACME/API#12"
+        );
+        let refused = |text: &str| match text.parse::<Ticket>() {
+            Err(ModelError::Character {
+                field, character, ..
+            }) => (field, character),
+            other => panic!("{text:?}: expected a refused character, got {other:?}"),
+        };
+        assert_eq!(refused("jira:\u{ff33}EC-1"), ("ticket key", '\u{ff33}')); // fullwidth S
+        assert_eq!(refused("jira:\u{421}EC-1"), ("ticket key", '\u{421}')); // Cyrillic Es
+        assert_eq!(refused("jira:SEC\u{2011}1"), ("ticket key", '\u{2011}')); // non-breaking hyphen
+        assert_eq!(refused("jira:SEC-1\u{200b}"), ("ticket key", '\u{200b}'));
+        assert_eq!(refused("\u{ff4a}ira:SEC-1"), ("ticket system", '\u{ff4a}'));
+        assert_eq!(refused("jira\u{ff1a}SEC-1"), ("ticket", '\u{ff1a}')); // fullwidth colon
+        assert_eq!(refused("jira:SEC 1"), ("ticket key", ' '));
+        assert!(matches!(
+            "no-colon".parse::<Ticket>(),
+            Err(ModelError::Ticket(_))
+        ));
+        assert!("jira:".parse::<Ticket>().is_err());
+        assert!(":SEC-1".parse::<Ticket>().is_err());
+        assert!(format!("jira:{}", "K".repeat(129))
+            .parse::<Ticket>()
+            .is_err());
+        assert!(format!("jira:{}", "K".repeat(128))
+            .parse::<Ticket>()
+            .is_ok());
+    }
+
+    /// The OpenAPI patterns say exactly what the parsers accept.
+    #[test]
+    fn the_documented_patterns_agree_with_the_parsers() {
+        let identifier = regex::Regex::new(IDENTIFIER_PATTERN).unwrap();
+        let ticket = regex::Regex::new(TICKET_PATTERN).unwrap();
+        let mut samples: Vec<String> = [
+            "alice",
+            "Domain Admins",
+            "a  b",
+            " a",
+            "a ",
+            "",
+            "a\"b",
+            "a`b",
+            "a<b",
+            "a>b",
+            "a\u{202e}",
+            "\u{ff21}",
+            r"x\y",
+            "jira:SEC-1",
+            "JIRA:sec-1",
+            "jira:",
+            ":x",
+            "jira:a b",
+            "jira:a#1/b.c_d-e",
+            "jira:a:b",
+            "j_i-r:a",
+        ]
+        .iter()
+        .map(|text| text.to_string())
+        .collect();
+        for byte in 0u8..=0x7f {
+            samples.push(format!("a{}b", byte as char));
+            samples.push(format!("jira:K{}", byte as char));
+            samples.push(format!("j{}:K", byte as char));
+        }
+        for sample in &samples {
+            assert_eq!(
+                identifier.is_match(sample),
+                validate_name("x", sample).is_ok(),
+                "identifier {sample:?}"
+            );
+            assert_eq!(
+                ticket.is_match(sample),
+                sample.parse::<Ticket>().is_ok(),
+                "ticket {sample:?}"
+            );
         }
     }
 

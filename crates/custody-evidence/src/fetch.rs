@@ -1,7 +1,9 @@
 //! SSRF-safe link capture: fetch a URL under a [`FetchPolicy`] and store the
 //! body as a blob.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +16,36 @@ use url::{Host, Url};
 use crate::blob::{BlobError, BlobStore, StoredBlob};
 use crate::netclass::{classify, normalize_host, AddressClass, AllowRule, METADATA_HOST_NAMES};
 use crate::time::now_rfc3339;
+
+/// Resolves a host name to the addresses a link capture may connect to.
+///
+/// [`fetch_snapshot`] uses [`SystemResolver`]; tests (and deployments with
+/// their own resolution) give another one to [`fetch_snapshot_with`]. Every
+/// address returned is checked against the policy before any connection, and
+/// the connection goes only to these addresses.
+pub trait HostResolver: Send + Sync {
+    /// The addresses of `host` (a domain name, never an IP literal), with
+    /// `port` filled in.
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>>;
+}
+
+/// The operating system's resolver (`getaddrinfo`, through tokio).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl HostResolver for SystemResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
 
 /// The `User-Agent` sent with every snapshot request.
 pub const USER_AGENT: &str = concat!(
@@ -101,8 +133,8 @@ pub struct Snapshot {
     pub requested_url: String,
     /// The URL the body came from, after redirects.
     pub final_url: String,
-    /// The HTTP status of the final response. A non-2xx status still has its
-    /// body stored; record such a link as unverified.
+    /// The HTTP status of the final response: always 2xx (any other final
+    /// status is [`FetchError::ErrorStatus`], and its body is not stored).
     pub status: u16,
     /// When the final response arrived, `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC).
     pub fetched_at: String,
@@ -164,10 +196,22 @@ pub enum FetchError {
     InvalidRedirect {
         /// The URL that answered with the redirect.
         url: String,
-        /// The `Location` header as received.
+        /// The `Location` header as received, with every control, bidi and
+        /// invisible character escaped ([`custody_core::text::escape`]): it
+        /// is the remote server's text and ends up in the ledger.
         location: String,
         /// What is wrong with it.
         problem: String,
+    },
+    /// The final answer was not 2xx (after redirects): the link does not
+    /// serve what it was meant to. Its body is not stored (no blob is left
+    /// that no record references). Record the link as unverified.
+    #[error("the link `{url}` answered HTTP {status}, so nothing was stored; the link stays unverified, check it and try again later")]
+    ErrorStatus {
+        /// The URL that answered (the requested URL or a redirect target).
+        url: String,
+        /// The HTTP status it answered with.
+        status: u16,
     },
     /// The body is larger than the policy allows; nothing was stored.
     #[error("the page at `{url}` is larger than the limit of {limit} bytes, so nothing was stored; attach the document as a file instead")]
@@ -192,7 +236,8 @@ pub enum FetchError {
     Unreachable {
         /// The URL of the hop that failed.
         url: String,
-        /// What failed.
+        /// What failed, escaped like [`FetchError::InvalidRedirect`]'s
+        /// `location` (it can quote what the remote side sent).
         detail: String,
     },
     /// Storing the body failed.
@@ -211,7 +256,10 @@ impl FetchError {
     /// be reached in time), so the caller records the link as "unverified"
     /// rather than as refused or broken.
     pub fn leaves_link_unverified(&self) -> bool {
-        matches!(self, Self::Unreachable { .. } | Self::Timeout { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::ErrorStatus { .. }
+        )
     }
 }
 
@@ -227,14 +275,36 @@ impl FetchError {
 /// between check and connect cannot redirect it. Redirects are followed by
 /// hand, at most `policy.max_redirects`. `policy.timeout` bounds the whole
 /// capture and `policy.max_bytes` the body; a refused, failed or abandoned
-/// capture stores nothing.
+/// capture stores nothing, and neither does a final answer that is not 2xx
+/// ([`FetchError::ErrorStatus`]).
+///
+/// Strings the remote side chooses (a redirect's `Location`, error details)
+/// are escaped with [`custody_core::text::escape`] before they are put in an
+/// error, so they reach the ledger without control or bidi characters. URLs
+/// are written by the URL parser, which percent-encodes or punycodes every
+/// non-ASCII character.
 pub async fn fetch_snapshot(
     url: &str,
     policy: &FetchPolicy,
     store: &dyn BlobStore,
 ) -> Result<Snapshot, FetchError> {
+    fetch_snapshot_with(url, policy, store, &SystemResolver).await
+}
+
+/// [`fetch_snapshot`] with host names resolved by `resolver`.
+pub async fn fetch_snapshot_with(
+    url: &str,
+    policy: &FetchPolicy,
+    store: &dyn BlobStore,
+    resolver: &dyn HostResolver,
+) -> Result<Snapshot, FetchError> {
     policy.validate()?;
-    match tokio::time::timeout(policy.timeout, fetch_within_timeout(url, policy, store)).await {
+    match tokio::time::timeout(
+        policy.timeout,
+        fetch_within_timeout(url, policy, store, resolver),
+    )
+    .await
+    {
         Ok(result) => result,
         // The dropped future removes any partly stored body.
         Err(_elapsed) => Err(FetchError::Timeout {
@@ -248,13 +318,14 @@ async fn fetch_within_timeout(
     text: &str,
     policy: &FetchPolicy,
     store: &dyn BlobStore,
+    resolver: &dyn HostResolver,
 ) -> Result<Snapshot, FetchError> {
     crate::install_crypto_provider();
     let requested = parse_link(text)?;
     let mut current = requested.clone();
     let mut redirects_followed = 0u32;
     loop {
-        let pinned_addresses = check_destination(&current, policy).await?;
+        let pinned_addresses = check_destination(&current, policy, resolver).await?;
         let client = client_for(&current, &pinned_addresses, policy)?;
         let response = client
             .get(current.clone())
@@ -266,7 +337,11 @@ async fn fetch_within_timeout(
 
         if status.is_redirection() {
             if let Some(location) = response.headers().get(LOCATION) {
-                let location_text = String::from_utf8_lossy(location.as_bytes()).into_owned();
+                // The remote server's bytes: escaped before they can reach an
+                // error message, and so the ledger.
+                let location_text =
+                    custody_core::text::escape(&String::from_utf8_lossy(location.as_bytes()))
+                        .into_owned();
                 if redirects_followed >= policy.max_redirects {
                     return Err(FetchError::TooManyRedirects {
                         url: requested.to_string(),
@@ -292,6 +367,14 @@ async fn fetch_within_timeout(
             }
         }
 
+        if !status.is_success() {
+            // Nothing is stored: a body no record would reference is only
+            // clutter that `verify` reports (`evidence.blob-unreferenced`).
+            return Err(FetchError::ErrorStatus {
+                url: current.to_string(),
+                status: status.as_u16(),
+            });
+        }
         let fetched_at = now_rfc3339();
         let content_type = response
             .headers()
@@ -319,7 +402,10 @@ async fn fetch_within_timeout(
                 },
                 BlobError::Read { source } => FetchError::Unreachable {
                     url: current.to_string(),
-                    detail: format!("the connection broke while the page was read ({source})"),
+                    detail: custody_core::text::escape(&format!(
+                        "the connection broke while the page was read ({source})"
+                    ))
+                    .into_owned(),
                 },
                 other => FetchError::Store(other),
             })?;
@@ -369,7 +455,11 @@ fn check_link_form(url: &Url) -> Result<(), FetchError> {
 /// Resolves the URL's host and checks every address against the policy.
 /// Returns the addresses to pin the connection to (empty for an IP literal,
 /// which needs no resolution).
-async fn check_destination(url: &Url, policy: &FetchPolicy) -> Result<Vec<SocketAddr>, FetchError> {
+async fn check_destination(
+    url: &Url,
+    policy: &FetchPolicy,
+    resolver: &dyn HostResolver,
+) -> Result<Vec<SocketAddr>, FetchError> {
     let port = url.port_or_known_default().unwrap_or(80);
     let check = |address: IpAddr| -> Result<(), FetchError> {
         let class = classify(address);
@@ -396,19 +486,25 @@ async fn check_destination(url: &Url, policy: &FetchPolicy) -> Result<Vec<Socket
                     address: host,
                 });
             }
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|error| FetchError::Unreachable {
-                    url: url.to_string(),
-                    detail: format!("the host name `{name}` could not be resolved ({error})"),
-                })?
-                .collect();
+            let addresses: Vec<SocketAddr> =
+                resolver
+                    .resolve(name, port)
+                    .await
+                    .map_err(|error| FetchError::Unreachable {
+                        url: url.to_string(),
+                        detail: custody_core::text::escape(&format!(
+                            "the host name `{name}` could not be resolved ({error})"
+                        ))
+                        .into_owned(),
+                    })?;
             if addresses.is_empty() {
                 return Err(FetchError::Unreachable {
                     url: url.to_string(),
                     detail: format!("the host name `{name}` has no addresses"),
                 });
             }
+            // Every address, not only the first: the connection may go to
+            // any of them.
             if !host_allowed {
                 for address in &addresses {
                     check(address.ip())?;
@@ -468,7 +564,7 @@ fn unreachable(url: &Url, error: &reqwest::Error) -> FetchError {
     }
     FetchError::Unreachable {
         url: url.to_string(),
-        detail,
+        detail: custody_core::text::escape(&detail).into_owned(),
     }
 }
 
@@ -501,6 +597,66 @@ mod tests {
         );
         assert!(toml::from_str::<FetchPolicy>("timeout_seconds = -1").is_err());
         assert!(toml::from_str::<FetchPolicy>("max_byte = 5").is_err());
+    }
+
+    /// A resolver that answers every name with fixed addresses.
+    struct Fixed(Vec<IpAddr>);
+
+    impl HostResolver for Fixed {
+        fn resolve<'a>(
+            &'a self,
+            _host: &'a str,
+            port: u16,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+            let addresses = self.0.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
+            Box::pin(async move { Ok(addresses) })
+        }
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    /// Every resolved address is checked, wherever the private one is in the
+    /// answer; a name with only public addresses goes on to connect to them.
+    #[tokio::test]
+    async fn a_name_resolving_to_a_public_and_a_private_address_is_refused() {
+        let url = Url::parse("https://mixed.example.com/doc").unwrap();
+        let policy = FetchPolicy::default();
+        for answer in [["93.184.215.14", "10.0.0.7"], ["10.0.0.7", "93.184.215.14"]] {
+            match check_destination(&url, &policy, &Fixed(ips(&answer))).await {
+                Err(FetchError::Refused {
+                    reason, address, ..
+                }) => {
+                    assert_eq!(reason, AddressClass::Private, "{answer:?}");
+                    assert_eq!(address, "10.0.0.7", "{answer:?}");
+                }
+                other => panic!("{answer:?}: expected a refusal, got {other:?}"),
+            }
+        }
+        let three = ["93.184.215.14", "1.1.1.1", "169.254.169.254"];
+        assert!(matches!(
+            check_destination(&url, &policy, &Fixed(ips(&three))).await,
+            Err(FetchError::Refused {
+                reason: AddressClass::Metadata,
+                ..
+            })
+        ));
+        let public = Fixed(ips(&[
+            "93.184.215.14",
+            "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+        ]));
+        let pinned = check_destination(&url, &policy, &public).await.unwrap();
+        assert_eq!(
+            pinned,
+            vec![
+                "93.184.215.14:443".parse::<SocketAddr>().unwrap(),
+                "[2606:2800:21f:cb07:6820:80da:af6b:8b2c]:443"
+                    .parse()
+                    .unwrap()
+            ],
+            "only public addresses: the connection is pinned to all of them"
+        );
     }
 
     #[test]

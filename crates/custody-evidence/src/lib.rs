@@ -91,9 +91,19 @@
 //!   [`FetchPolicy::max_bytes`] bounds the body (checked against
 //!   `Content-Length` first, then while streaming). A refused, failed or
 //!   abandoned capture stores nothing.
-//! - A non-2xx final answer is still stored and its status reported, so the
-//!   caller can record the link as unverified; unreachable hosts and timeouts
-//!   are errors for which [`FetchError::leaves_link_unverified`] is true.
+//! - A non-2xx final answer is not stored: it is [`FetchError::ErrorStatus`]
+//!   with its status, so the caller records the link as unverified and no
+//!   blob is left that no record references. Error statuses, unreachable
+//!   hosts and timeouts are errors for which
+//!   [`FetchError::leaves_link_unverified`] is true.
+//! - Host names are resolved by a [`HostResolver`]: the system's
+//!   ([`SystemResolver`]) for [`fetch_snapshot`], or one the caller gives to
+//!   [`fetch_snapshot_with`]. A name that resolves to a public address and a
+//!   private one is refused: every address is checked.
+//! - Text the remote side chooses (a redirect's `Location`, error details) is
+//!   escaped with `custody_core::text::escape` before it is put into an
+//!   error, so a server cannot put control or bidi characters into the
+//!   ledger through a capture.
 //!
 //! # TLS
 //!
@@ -119,7 +129,10 @@ pub use blob::{
     COPY_BUFFER_SIZE,
 };
 pub use digest::{DigestParseError, Sha256Digest};
-pub use fetch::{fetch_snapshot, FetchError, FetchPolicy, Snapshot, USER_AGENT};
+pub use fetch::{
+    fetch_snapshot, fetch_snapshot_with, FetchError, FetchPolicy, HostResolver, Snapshot,
+    SystemResolver, USER_AGENT,
+};
 pub use local::LocalBlobStore;
 pub use netclass::{classify, AddressClass, AllowRule, AllowRuleParseError, IpNetwork};
 pub use s3::{S3BlobStore, S3Config, MAX_SINGLE_PUT_SIZE};

@@ -15,8 +15,8 @@ use axum::routing::get;
 use axum::Router;
 use common::{files_under, read_all};
 use custody_evidence::{
-    fetch_snapshot, AddressClass, AllowRule, BlobStore, FetchError, FetchPolicy, LocalBlobStore,
-    Sha256Digest,
+    fetch_snapshot, fetch_snapshot_with, AddressClass, AllowRule, BlobStore, FetchError,
+    FetchPolicy, HostResolver, LocalBlobStore, Sha256Digest,
 };
 
 const BIG_BODY: usize = 2 * 1024 * 1024;
@@ -61,6 +61,23 @@ impl Server {
                 get(|| async { redirect("http://10.1.2.3/admin") }),
             )
             .route("/to-file", get(|| async { redirect("file:///etc/passwd") }))
+            .route(
+                "/to-c1",
+                get(|| async {
+                    // A Location with a C1 CSI (U+009B, UTF-8 C2 9B), a C1
+                    // NEL and a bidi override (HTTP allows these bytes as
+                    // obs-text; a terminal acts on them).
+                    let mut response = StatusCode::FOUND.into_response();
+                    response.headers_mut().insert(
+                        header::LOCATION,
+                        header::HeaderValue::from_bytes(
+                            "/next\u{9b}2J\u{85}\u{202e}fdp.exe".as_bytes(),
+                        )
+                        .unwrap(),
+                    );
+                    response
+                }),
+            )
             .route("/big", get(|| async { vec![b'x'; BIG_BODY] }))
             .route(
                 "/big-chunked",
@@ -574,24 +591,135 @@ async fn an_unreachable_server_is_reported_as_unverified() {
     assert!(error.leaves_link_unverified());
 }
 
+/// A link that answers an error is reported with its status, and its body
+/// is not stored: nothing would reference it.
 #[tokio::test]
-async fn a_non_2xx_answer_is_stored_with_its_status() {
+async fn a_non_2xx_answer_is_reported_and_nothing_is_stored() {
     let server = Server::start().await;
     let store = Store::new();
-    let snapshot = fetch_snapshot(
+    let error = fetch_snapshot(
         &server.url("/missing"),
         &policy_allowing_loopback(),
         &store.store,
     )
     .await
-    .unwrap();
-    assert_eq!(snapshot.status, 404);
-    assert!(!snapshot.is_success());
-    assert_eq!(
-        snapshot.blob.sha256,
-        Sha256Digest::of(b"no such change ticket")
+    .unwrap_err();
+    match &error {
+        FetchError::ErrorStatus { url, status } => {
+            assert_eq!(*status, 404);
+            assert_eq!(url, &server.url("/missing"));
+        }
+        other => panic!("expected an error status, got {other:?}"),
+    }
+    assert!(error.leaves_link_unverified());
+    assert!(error.to_string().contains("answered HTTP 404"), "{error}");
+    assert!(
+        !store
+            .store
+            .exists(&Sha256Digest::of(b"no such change ticket"))
+            .await
+            .unwrap(),
+        "the error page must not be stored"
     );
-    assert!(store.store.exists(&snapshot.blob.sha256).await.unwrap());
+    assert_eq!(store.files(), Vec::<std::path::PathBuf>::new());
+}
+
+/// A redirect's `Location` is the remote server's text: its control and
+/// bidi characters are escaped before they reach the error that is stored.
+#[tokio::test]
+async fn a_redirect_location_with_control_characters_is_escaped() {
+    let server = Server::start().await;
+    let store = Store::new();
+    let error = fetch_snapshot(
+        &server.url("/to-c1"),
+        &policy_allowing_loopback(),
+        &store.store,
+    )
+    .await
+    .unwrap_err();
+    let FetchError::InvalidRedirect { location, .. } = &error else {
+        panic!("expected an invalid redirect, got {error:?}");
+    };
+    assert_eq!(location, "/next\\u{9b}2J\\u{85}\\u{202e}fdp.exe");
+    let message = error.to_string();
+    assert!(
+        !message.chars().any(custody_core::text::is_unsafe_char),
+        "{message:?}"
+    );
+    assert_eq!(store.files(), Vec::<std::path::PathBuf>::new());
+}
+
+/// A resolver that answers one name with fixed addresses (the port is the
+/// one the URL asks for).
+struct FixedResolver {
+    name: &'static str,
+    addresses: Vec<std::net::IpAddr>,
+}
+
+impl HostResolver for FixedResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>,
+    > {
+        let answer = if host == self.name {
+            Ok(self
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect())
+        } else {
+            Err(std::io::Error::other(format!("{host} is unknown here")))
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+/// The check covers every address a name resolves to: with 127.0.0.1
+/// allowed, a name that resolves to it *and* to a private address is
+/// refused (checking only the first address would connect to the test
+/// server), while a name resolving only to allowed addresses is captured
+/// through a real connection.
+#[tokio::test]
+async fn a_name_with_one_refused_address_among_allowed_ones_is_refused() {
+    let server = Server::start().await;
+    let store = Store::new();
+    let policy = policy_allowing_loopback();
+    let url = format!("http://evidence.test:{}/hello", server.address.port());
+    let mixed = FixedResolver {
+        name: "evidence.test",
+        addresses: vec!["127.0.0.1".parse().unwrap(), "10.20.30.40".parse().unwrap()],
+    };
+    let error = fetch_snapshot_with(&url, &policy, &store.store, &mixed)
+        .await
+        .unwrap_err();
+    assert_refused(&error, AddressClass::Private, "10.20.30.40");
+    let public_then_loopback = FixedResolver {
+        name: "evidence.test",
+        addresses: vec!["93.184.215.14".parse().unwrap(), "::1".parse().unwrap()],
+    };
+    let error = fetch_snapshot_with(
+        &url,
+        &FetchPolicy::default(),
+        &store.store,
+        &public_then_loopback,
+    )
+    .await
+    .unwrap_err();
+    assert_refused(&error, AddressClass::Loopback, "::1");
+    assert_eq!(store.files(), Vec::<std::path::PathBuf>::new());
+
+    let allowed = FixedResolver {
+        name: "evidence.test",
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+    };
+    let snapshot = fetch_snapshot_with(&url, &policy, &store.store, &allowed)
+        .await
+        .unwrap();
+    assert_eq!(snapshot.status, 200);
+    assert_eq!(snapshot.blob.sha256, Sha256Digest::of(b"hello, evidence"));
 }
 
 #[tokio::test]

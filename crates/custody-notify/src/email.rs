@@ -116,7 +116,10 @@ impl EmailChannel {
                 let text = response.message().collect::<Vec<_>>().join(" ");
                 Ok(Delivered {
                     status: code.parse().ok(),
-                    detail: format!("SMTP relay {} accepted it: {code} {text}", self.relay),
+                    detail: crate::outcome::sanitise(format!(
+                        "SMTP relay {} accepted it: {code} {text}",
+                        self.relay
+                    )),
                 })
             }
             Err(error) => Err(classify_smtp_error(&prefix, &self.relay, &error)),

@@ -30,7 +30,11 @@ pub struct DeliveryError {
     /// webhooks and chat, SMTP reply code for mail.
     pub status: Option<u16>,
     /// What failed and why, naming the channel; never holds a secret or a
-    /// chat webhook URL.
+    /// chat webhook URL. It quotes what the receiver said (a redirect's
+    /// `Location`, an error body, an SMTP reply), so every control, bidi and
+    /// invisible character in it is escaped
+    /// (`custody_core::text::escape`): the message is stored in the ledger
+    /// and shown on screens.
     pub message: String,
     /// How long the receiver asked us to wait (an HTTP `Retry-After` in
     /// seconds), when it did; an outbox should not retry sooner.
@@ -43,7 +47,7 @@ impl DeliveryError {
         DeliveryError {
             retryable: true,
             status: None,
-            message: message.into(),
+            message: sanitise(message.into()),
             retry_after: None,
         }
     }
@@ -53,7 +57,7 @@ impl DeliveryError {
         DeliveryError {
             retryable: false,
             status: None,
-            message: message.into(),
+            message: sanitise(message.into()),
             retry_after: None,
         }
     }
@@ -62,6 +66,15 @@ impl DeliveryError {
     pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
+    }
+}
+
+/// `text` with every control, bidi and invisible character escaped: text a
+/// receiver chose reaches the ledger only in this form.
+pub(crate) fn sanitise(text: String) -> String {
+    match custody_core::text::escape(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
     }
 }
 

@@ -29,12 +29,20 @@ pub struct RequestBody {
     /// Whose access changes.
     pub subject: SubjectBody,
     /// The entitlement (role, group, permission, key scope).
+    #[schema(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 512
+    )]
     pub entitlement: String,
     /// `grant` (default), `revoke`, `create`, `rotate`, `delete` or `modify`.
     #[serde(default)]
     pub change: Option<String>,
     /// The resource the entitlement applies to.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 512
+    )]
     pub resource: Option<String>,
     /// For time-bound access: `30m`, `8h`, `7d`, ...
     #[serde(default)]
@@ -42,8 +50,10 @@ pub struct RequestBody {
     /// Why the change is needed.
     #[serde(default)]
     pub justification: Option<String>,
-    /// The external ticket, as `SYSTEM:KEY`.
+    /// The external ticket, as `SYSTEM:KEY`; the system is stored in
+    /// lowercase and the key in uppercase.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_./#-]{1,128}$")]
     pub ticket: Option<String>,
 }
 
@@ -53,7 +63,12 @@ pub struct RequestBody {
 pub struct SubjectBody {
     /// `user`, `service_account`, `api_key`, `token`, `role`, `group` or `workload`.
     pub kind: String,
-    /// Its identifier in the system that owns it.
+    /// Its identifier in the system that owns it (an identifier: see
+    /// "Identifiers" in docs/api.md).
+    #[schema(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 512
+    )]
     pub id: String,
 }
 
@@ -184,6 +199,10 @@ pub struct PrincipalBody {
     pub groups: Vec<String>,
     /// Organisation.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 512
+    )]
     pub org: Option<String>,
 }
 
@@ -290,20 +309,30 @@ pub struct BreakGlassBody {
     /// Whose access changed.
     pub subject: SubjectBody,
     /// The entitlement.
+    #[schema(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 512
+    )]
     pub entitlement: String,
     /// `grant` (default), `revoke`, `create`, `rotate`, `delete` or `modify`.
     #[serde(default)]
     pub change: Option<String>,
     /// The resource.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 512
+    )]
     pub resource: Option<String>,
     /// For time-bound access.
     #[serde(default)]
     pub duration: Option<String>,
     /// The emergency (required).
     pub justification: String,
-    /// The external ticket, as `SYSTEM:KEY`.
+    /// The external ticket, as `SYSTEM:KEY`; the system is stored in
+    /// lowercase and the key in uppercase.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_./#-]{1,128}$")]
     pub ticket: Option<String>,
     /// What was actually changed: any JSON without floats.
     #[serde(default)]
@@ -698,7 +727,9 @@ pub async fn add_principal(
     groups.dedup();
     let principal = Principal {
         display_name: match body.display_name {
-            Some(name) => validate_name("display_name", &name).map_err(invalid)?,
+            Some(name) => {
+                custody_core::model::validate_label("display_name", &name).map_err(invalid)?
+            }
             None => id.to_string(),
         },
         id,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -86,7 +86,12 @@ pub struct EvidenceState {
 /// Query of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct UploadQuery {
-    /// The file's name, as the uploader knows it.
+    /// The file's name, as the uploader knows it: an identifier of at most
+    /// 255 bytes (see "Identifiers" in docs/api.md), percent-encoded UTF-8.
+    #[param(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 255
+    )]
     pub name: Option<String>,
 }
 
@@ -134,17 +139,19 @@ pub async fn upload(
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
     Path(case_id): Path<String>,
-    Query(query): Query<UploadQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
     let case_id = parse_case(&case_id)?;
+    let query = QueryParameters::parse(query.as_deref())?;
+    let name = file_name(&query)?;
     // The case must exist, and take evidence, before a byte is stored.
     let view = state.store.case_view(&case_id).await?;
     if view.state == custody_core::CaseState::Merged {
         return Err(Problem::refused(view.merged_refusal("attach evidence to")));
     }
-    let evidence = store_upload(&state, query.name, &headers, body).await?;
+    let evidence = store_upload(&state, name, &headers, body).await?;
     crate::api::write(
         &state,
         who,
@@ -158,10 +165,35 @@ pub async fn upload(
 /// Query of an upload for an external reference.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ReferenceUploadQuery {
-    /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`).
+    /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`); the system is
+    /// matched in lowercase and the key in uppercase.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_./#-]{1,128}$")]
     pub ticket: String,
-    /// The file's name, as the uploader knows it.
+    /// The file's name, as the uploader knows it (see [`UploadQuery`]).
+    #[param(
+        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
+        max_length = 255
+    )]
     pub name: Option<String>,
+}
+
+/// The answer to an upload for an external reference: the write's outcome
+/// and, in words and fields, where the evidence went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferenceUploadOutcome {
+    /// The write's outcome. `case_id` is the case the evidence joined or,
+    /// when it is held (`held` is true), the evidence record's ID, which
+    /// `record_id` also names (and `custody show` and
+    /// `GET /v1/evidence/records/{record_id}` display).
+    #[serde(flatten)]
+    pub outcome: custody_store::WriteOutcome,
+    /// Whether the evidence is held in the reference's evidence record
+    /// because no case carries the reference yet.
+    pub held: bool,
+    /// The evidence record's ID when the evidence is held, else null.
+    pub record_id: Option<String>,
+    /// What happened, for people.
+    pub message: String,
 }
 
 /// Upload evidence for an external reference (a ticket): it joins the case
@@ -171,30 +203,194 @@ pub struct ReferenceUploadQuery {
     params(ReferenceUploadQuery,
         ("Idempotency-Key" = String, Header, description = "Retrying with the same key is safe")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = custody_store::WriteOutcome), (status = 400, body = Problem), (status = 413, body = Problem)),
+    responses((status = 200, body = ReferenceUploadOutcome), (status = 400, body = Problem), (status = 413, body = Problem)),
     security(("bearer" = [])))]
 pub async fn upload_for_reference(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Query(query): Query<ReferenceUploadQuery>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<custody_store::WriteOutcome>, Problem> {
-    let ticket: custody_core::model::Ticket = query.ticket.parse().map_err(|error| {
-        Problem::invalid(format!("`{}` is not a reference: {error}", query.ticket))
-    })?;
-    let evidence = store_upload(&state, query.name, &headers, body).await?;
+) -> Result<Json<ReferenceUploadOutcome>, Problem> {
+    let query = QueryParameters::parse(query.as_deref())?;
+    let Some(ticket) = query.get("ticket") else {
+        return Err(Problem::invalid(
+            "the query names no reference: give `ticket=SYSTEM:KEY`, such as `?ticket=jira:SEC-142`",
+        ));
+    };
+    let ticket: custody_core::model::Ticket = ticket
+        .parse()
+        .map_err(|error: custody_core::model::ModelError| Problem::invalid(error.to_string()))?;
+    let name = file_name(&query)?;
+    let evidence = store_upload(&state, name, &headers, body).await?;
     let outcome = state
         .store
         .write(custody_store::CaseWrite {
             actor: who.actor,
             idempotency_key: key,
-            command: CaseCommand::HoldEvidence { ticket, evidence },
+            command: CaseCommand::HoldEvidence {
+                ticket: ticket.clone(),
+                evidence,
+            },
             occurred_at: None,
         })
         .await?;
-    Ok(Json(outcome))
+    let held = outcome
+        .appended
+        .first()
+        .is_some_and(|event| event.kind == "evidence_held");
+    let (record_id, message) = if held {
+        (
+            Some(outcome.case_id.to_string()),
+            format!(
+                "no case carries {ticket} yet: the evidence is held in the evidence record {} (`custody show {}`) and joins the first case requested with that ticket",
+                outcome.case_id, outcome.case_id
+            ),
+        )
+    } else {
+        (
+            None,
+            format!(
+                "attached to case {}, which carries {ticket}",
+                outcome.case_id
+            ),
+        )
+    };
+    Ok(Json(ReferenceUploadOutcome {
+        outcome,
+        held,
+        record_id,
+        message,
+    }))
+}
+
+/// An evidence record: the evidence held for a reference before a case
+/// carried it, and its release to that case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvidenceRecordView {
+    /// Always `evidence_record`: this is not a case.
+    pub kind: String,
+    /// The record's ID.
+    pub record_id: String,
+    /// The reference, as SYSTEM:KEY.
+    pub ticket: String,
+    /// The case the held evidence joined, once one carries the reference.
+    pub released_to: Option<String>,
+    /// The record's events, in sequence order (`evidence_held`,
+    /// `evidence_released`).
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+/// Show an evidence record by its ID (the `record_id` of a held upload).
+#[utoipa::path(get, path = "/v1/evidence/records/{record_id}",
+    params(("record_id" = String, Path, description = "The evidence record's ID (AC-...)")),
+    responses((status = 200, body = EvidenceRecordView), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn record(
+    State(state): State<AppState>,
+    _who: Authenticated,
+    Path(record_id): Path<String>,
+) -> Result<Json<EvidenceRecordView>, Problem> {
+    let not_found = || {
+        Problem::not_found(format!("there is no evidence record {record_id}"))
+            .with_hint("a record's ID is the `record_id` of an upload held for a ticket (`custody attach --ticket SYSTEM:KEY FILE`)")
+    };
+    let id: CaseId = record_id.parse().map_err(|_| not_found())?;
+    let Some(record) = state.store.evidence_record(&id).await? else {
+        return Err(not_found());
+    };
+    Ok(Json(EvidenceRecordView {
+        kind: "evidence_record".to_string(),
+        record_id: record.record_id,
+        ticket: record.ticket,
+        released_to: record.released_to,
+        events: record
+            .events
+            .iter()
+            .map(|event| serde_json::to_value(event).unwrap_or_default())
+            .collect(),
+    }))
+}
+
+/// The query parameters of a request, percent-decoded as UTF-8. Unlike a
+/// form decoder, which turns bytes that are not UTF-8 into U+FFFD, a
+/// parameter that does not decode to UTF-8 is refused, naming it.
+struct QueryParameters(Vec<(String, String)>);
+
+impl QueryParameters {
+    fn parse(query: Option<&str>) -> Result<QueryParameters, Problem> {
+        let mut parameters = Vec::new();
+        for pair in query.unwrap_or_default().split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_decode(name).ok_or_else(|| {
+                Problem::invalid("a query parameter's name is not percent-encoded UTF-8")
+            })?;
+            let value = percent_decode(value).ok_or_else(|| {
+                Problem::invalid(format!(
+                    "the query parameter `{}` is not percent-encoded UTF-8; nothing was stored",
+                    custody_core::text::escape(&name)
+                ))
+                .with_hint("encode the value as UTF-8 before percent-encoding it")
+            })?;
+            parameters.push((name, value));
+        }
+        Ok(QueryParameters(parameters))
+    }
+
+    /// The first value of `name`.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Percent-decodes `text` (`+` is a space, as in forms) and insists on
+/// UTF-8; `None` for a malformed escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' => {
+                let high = (*bytes.get(index + 1)? as char).to_digit(16)?;
+                let low = (*bytes.get(index + 2)? as char).to_digit(16)?;
+                decoded.push((high * 16 + low) as u8);
+                index += 3;
+            }
+            b'+' => {
+                decoded.push(b' ');
+                index += 1;
+            }
+            byte => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
+
+/// The upload's file name, checked by the identifier rules (at most 255
+/// bytes): no control, bidi, zero-width or look-alike character can make a
+/// name such as `\u{202e}fdp.exe` show as `exe.pdf`.
+fn file_name(query: &QueryParameters) -> Result<Option<String>, Problem> {
+    let Some(name) = query.get("name") else {
+        return Ok(None);
+    };
+    let name = custody_core::model::validate_name("name", name)
+        .map_err(|error| Problem::invalid(error.to_string()))?;
+    if name.len() > 255 {
+        return Err(Problem::invalid("name is longer than 255 bytes"));
+    }
+    Ok(Some(name))
 }
 
 /// Streams an upload into the blob store (refusing it over the limit, with
@@ -216,13 +412,6 @@ async fn store_upload(
         // stored.
         drain(body).await;
         return Err(too_large(limit));
-    }
-    if let Some(name) = &name {
-        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-            return Err(Problem::invalid(
-                "the file name must be 1 to 255 characters without control characters",
-            ));
-        }
     }
     let declared_media_type = headers
         .get(header::CONTENT_TYPE)
@@ -288,6 +477,8 @@ pub async fn capture_link(
                 }),
             },
         },
+        // A non-2xx answer is `FetchError::ErrorStatus` (nothing stored);
+        // this arm only guards the `Snapshot` contract.
         Ok(snapshot) => CaseCommand::RecordLinkFailure {
             case_id,
             failure: LinkFailure {
@@ -408,6 +599,14 @@ pub async fn recheck(
                     status: Some(snapshot.status),
                     drifted: true,
                     error: Some(format!("answered HTTP {}", snapshot.status)),
+                },
+                Err(FetchError::ErrorStatus { status, .. }) => Recheck {
+                    url: url.clone(),
+                    previous,
+                    sha256: None,
+                    status: Some(status),
+                    drifted: true,
+                    error: Some(format!("answered HTTP {status}")),
                 },
                 Err(error) => Recheck {
                     url: url.clone(),

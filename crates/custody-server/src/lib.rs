@@ -121,6 +121,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api_evidence::upload_for_reference))
         .routes(routes!(api_evidence::download))
         .routes(routes!(api_evidence::recheck))
+        .routes(routes!(api_evidence::record))
         .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
         .routes(routes!(api_log::keys))
         .routes(routes!(api_log::entries))

@@ -244,6 +244,20 @@ pub struct WriteOutcome {
     pub existing: bool,
 }
 
+/// An external reference's evidence record: evidence held for a ticket
+/// until a case carries it (a trail of its own in the log, without a case).
+#[derive(Clone, Debug)]
+pub struct EvidenceRecord {
+    /// The record's ID (`AC-...`, the ID space of cases).
+    pub record_id: String,
+    /// The reference, as `SYSTEM:KEY`.
+    pub ticket: String,
+    /// The case it was released to, once one carries the ticket.
+    pub released_to: Option<String>,
+    /// Its events (`evidence_held`, then `evidence_released`), in order.
+    pub events: Vec<Event>,
+}
+
 /// One appended event, as reported to the writer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -786,6 +800,15 @@ impl Store {
     /// A case's events in sequence order, and the view rebuilt from them.
     pub async fn case(&self, case_id: &CaseId) -> Result<(CaseView, Vec<Event>), StoreError> {
         on_backend!(&self.readers, ops, readers => ops::case(readers, case_id).await)
+    }
+
+    /// An evidence record by its ID (the ID a held upload answered with), or
+    /// `None` when no record has that ID.
+    pub async fn evidence_record(
+        &self,
+        record: &CaseId,
+    ) -> Result<Option<EvidenceRecord>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::evidence_record(readers, record).await)
     }
 
     /// A case's projection as stored with its latest event, without reading

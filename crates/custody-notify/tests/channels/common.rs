@@ -129,6 +129,23 @@ impl Receiver {
                     }
                 }),
             )
+            .route(
+                "/redirect-c1",
+                post(|| async {
+                    // A Location and a body with a C1 CSI (U+009B), a bidi
+                    // override and a zero-width space.
+                    let mut response =
+                        (StatusCode::FOUND, "moved\u{9b}2J \u{202e}kcah").into_response();
+                    response.headers_mut().insert(
+                        axum::http::header::LOCATION,
+                        axum::http::HeaderValue::from_bytes(
+                            "/elsewhere\u{9b}31m\u{202e}\u{200b}".as_bytes(),
+                        )
+                        .unwrap(),
+                    );
+                    response
+                }),
+            )
             .route("/target", any(target))
             .route("/chat/{token}", post(chat))
             .route(

@@ -179,6 +179,36 @@ async fn redirects_are_not_followed() {
     assert_eq!(receiver.state.target_hits.load(Ordering::SeqCst), 0);
 }
 
+/// What a receiver answers reaches the ledger (the attempt's error) only
+/// with its control and bidi characters escaped.
+#[tokio::test]
+async fn a_redirect_with_control_characters_is_reported_escaped() {
+    let receiver = Receiver::start().await;
+    let channel = webhook(format!("{}/redirect-c1", receiver.base), 5).await;
+    let error = channel.deliver(&notification(), None).await.unwrap_err();
+    assert_eq!(error.status, Some(302));
+    assert!(
+        error
+            .message
+            .contains("redirecting to `/elsewhere\\u{9b}31m\\u{202e}\\u{200b}`"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("moved 2J \\u{202e}kcah"),
+        "{}",
+        error.message
+    );
+    assert!(
+        !error
+            .message
+            .chars()
+            .any(custody_core::text::is_unsafe_char),
+        "{:?}",
+        error.message
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_secret_is_refused_by_the_receiver() {
     let receiver = Receiver::start().await;

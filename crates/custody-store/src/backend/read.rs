@@ -439,6 +439,36 @@ pub(crate) async fn policy_history(readers: &Pool) -> Result<Vec<Event>, StoreEr
         .collect()
 }
 
+/// An evidence record (evidence held for a ticket no case carried yet): its
+/// ticket, the case it was released to, and its events in order.
+pub(crate) async fn evidence_record(
+    readers: &Pool,
+    record: &CaseId,
+) -> Result<Option<crate::EvidenceRecord>, StoreError> {
+    let row = sqlx::query("SELECT ticket, released_to FROM evidence_records WHERE case_id = $1")
+        .bind(record.as_str())
+        .fetch_optional(readers)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let ticket: String = row.try_get("ticket")?;
+    let released_to: Option<String> = row.try_get("released_to")?;
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq")
+            .bind(record.as_str())
+            .fetch_all(readers)
+            .await?;
+    let events = rows
+        .iter()
+        .map(|bytes| Event::decode(bytes).map_err(|error| StoreError::Corrupt(error.to_string())))
+        .collect::<Result<Vec<Event>, StoreError>>()?;
+    Ok(Some(crate::EvidenceRecord {
+        record_id: record.to_string(),
+        ticket,
+        released_to,
+        events,
+    }))
+}
+
 /// The columns [`outbox_from_row`] reads. A macro so that queries stay `&'static str`.
 macro_rules! outbox_columns {
     () => {

@@ -1,0 +1,2598 @@
+//! Every code in `docs/findings.md` is produced by a test that asserts it,
+//! and every code the source can emit is documented.
+//!
+//! [`COVERAGE`] lists every documented code with what produces it:
+//!
+//! - [`Producer::Fixture`]: a tampered or rule-breaking trail built here and
+//!   fed to the real [`Auditor`], or a write-time rule called directly.
+//!   [`every_fixture_produces_exactly_its_code`] asserts that an audit holds
+//!   the code exactly once, about the case, sequence number and log index the
+//!   fixture names, and no other code than the ones it names besides; that a
+//!   refusal carries the code; that an escalation is recorded under it.
+//! - [`Producer::Test`]: a test elsewhere (an e2e test through the real binary
+//!   and store, or a store test) that produces the code. The row names the
+//!   file and the function holding the assertion;
+//!   [`named_tests_assert_their_codes`] checks that the function exists, that
+//!   it is a `#[test]` or is called from one in the same file, and that its
+//!   code (comments removed) holds the code as a string literal.
+//!
+//! [`documented_codes_are_exactly_the_covered_codes`] parses the tables of
+//! `docs/findings.md` and fails when a documented code has no row here or a
+//! row names a code the doc does not have.
+//! [`every_emitted_code_is_documented_and_every_documented_code_is_emitted`]
+//! scans the sources (`src/` and `crates/*/src/`, `#[cfg(test)]` items and
+//! comments excluded) for string literals shaped like codes
+//! (`family.some-code`) and compares them with the doc both ways. A literal
+//! counts as a code when its family is the family of a documented code, or
+//! when it stands where codes are passed ([`CODE_CONTEXTS`]: after `code:`,
+//! `rule:`, `Refusal::new(`, `with_rule(`, `"rule":`, `finding(`...), so a
+//! code of a new family is caught too.
+//!
+//! # Adding a code
+//!
+//! 1. Document it in `docs/findings.md`: a table row starting `` | `family.code` | ``.
+//! 2. Add a row to [`COVERAGE`], in the section of the doc it belongs to.
+//!    Prefer a [`Producer::Fixture`]: write a `fn` returning an [`Outcome`]
+//!    (see the fixtures below for the [`Trail`] builder: append drafts, forge
+//!    events with any placement, edit the stored rows, the case heads or the
+//!    log's checkpoints, then audit). Name where the finding must point with
+//!    [`At`] and list in `also` any other code the same tampering necessarily
+//!    produces. When only the store, the server or the CLI produce the code,
+//!    name the e2e test that asserts it with [`Producer::Test`].
+//! 3. If the source holds a literal shaped like a code that is not one (a
+//!    configuration key, a file name), add it to [`NOT_CODES`] with a reason.
+//!
+//! A fixture for a finding, for example:
+//!
+//! ```ignore
+//! ("chain.prev-hash-mismatch", Fixture(chain_prev_hash_mismatch)),
+//!
+//! fn chain_prev_hash_mismatch() -> Outcome {
+//!     let mut trail = Trail::default();
+//!     let case = trail.append(None, human("alice"), request_draft("admin"));
+//!     let bad = Some(Sha256Hash::of(b"another event"));
+//!     trail.forge(&case, 2, bad, human("bob"), comment_draft("forged"), None);
+//!     audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+//! }
+//! ```
+//!
+//! A refusal returns `Outcome::Refused(refusal)` (see [`refused`]); a reason
+//! the ledger records an escalation or obligation under returns
+//! `Outcome::Recorded(reasons)`.
+//!
+//! Merging two branches that both add codes: keep both sets of rows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use custody_core::audit::{
+    Auditor, LogAudit, Report, StoredCaseHead, StoredCheckpointRow, StoredEvent,
+};
+use custody_core::case::CaseView;
+use custody_core::event::{
+    Attempt, CaseLink, Comment, Decision, DeliveryOutcome, EventBody, Evidence, HeldEvidence,
+};
+use custody_core::lifecycle::{self, Draft, Placement, Refusal};
+use custody_core::model::{Actor, AuthContext, Change, ChangeKind, PrincipalKind, Role, Via};
+use custody_core::policy::AppliedRule;
+use custody_core::{CaseId, Event, Sha256Hash, Timestamp};
+use custody_log::{leaf_hash, root_from_leaf_hashes, Checkpoint, SignerKey};
+
+// ---------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------
+
+/// What produces a documented code.
+#[derive(Clone, Copy)]
+enum Producer {
+    /// A fixture in this file.
+    Fixture(fn() -> Outcome),
+    /// The function `holder` in `file` (relative to the workspace root)
+    /// asserts the code.
+    Test {
+        file: &'static str,
+        holder: &'static str,
+    },
+}
+
+use Producer::{Fixture, Test};
+
+/// Every documented code and what produces it, in the doc's order.
+const COVERAGE: &[(&str, Producer)] = &[
+    // Integrity of the stored trail.
+    ("log.index-gap", Fixture(log_index_gap)),
+    ("log.index-duplicate", Fixture(log_index_duplicate)),
+    ("event.malformed", Fixture(event_malformed)),
+    ("event.not-canonical", Fixture(event_not_canonical)),
+    ("event.index-mismatch", Fixture(event_index_mismatch)),
+    ("chain.missing-start", Fixture(chain_missing_start)),
+    ("chain.seq-gap", Fixture(chain_seq_gap)),
+    ("chain.out-of-order", Fixture(chain_out_of_order)),
+    (
+        "chain.prev-hash-mismatch",
+        Fixture(chain_prev_hash_mismatch),
+    ),
+    ("chain.head-mismatch", Fixture(chain_head_mismatch)),
+    ("case.events-missing", Fixture(case_events_missing)),
+    ("case.missing-head", Fixture(case_missing_head)),
+    ("case.no-request", Fixture(case_no_request)),
+    ("case.second-request", Fixture(case_second_request)),
+    (
+        "case.projection-mismatch",
+        Fixture(case_projection_mismatch),
+    ),
+    // The Merkle log and its checkpoints.
+    ("log.leaf-mismatch", Fixture(log_leaf_mismatch)),
+    ("log.leaf-missing", Fixture(log_leaf_missing)),
+    ("log.leaf-without-event", Fixture(log_leaf_without_event)),
+    (
+        "checkpoint.bad-signature",
+        Fixture(checkpoint_bad_signature),
+    ),
+    ("checkpoint.row-mismatch", Fixture(checkpoint_row_mismatch)),
+    (
+        "checkpoint.root-mismatch",
+        Fixture(checkpoint_root_mismatch),
+    ),
+    ("checkpoint.beyond-log", Fixture(checkpoint_beyond_log)),
+    ("since.bad-signature", Fixture(since_bad_signature)),
+    ("since.not-extended", Fixture(since_not_extended)),
+    ("since.beyond-log", Fixture(since_beyond_log)),
+    // Lifecycle and separation of duties.
+    (
+        "sod.requester-cannot-approve",
+        Fixture(sod_requester_cannot_approve),
+    ),
+    (
+        "sod.requester-cannot-deny",
+        Fixture(sod_requester_cannot_deny),
+    ),
+    (
+        "sod.executor-sole-approver",
+        Fixture(sod_executor_sole_approver),
+    ),
+    (
+        "sod.reviewer-is-requester",
+        Fixture(sod_reviewer_is_requester),
+    ),
+    (
+        "sod.reviewer-is-executor",
+        Fixture(sod_reviewer_is_executor),
+    ),
+    (
+        "lifecycle.execution-without-approval",
+        Fixture(lifecycle_execution_without_approval),
+    ),
+    (
+        "lifecycle.approved-after-execution",
+        Fixture(lifecycle_approved_after_execution),
+    ),
+    (
+        "lifecycle.approval-not-recorded",
+        Fixture(lifecycle_approval_not_recorded),
+    ),
+    ("lifecycle.not-open", Fixture(lifecycle_not_open)),
+    (
+        "lifecycle.execution-after-denial",
+        Fixture(lifecycle_execution_after_denial),
+    ),
+    (
+        "lifecycle.review-without-execution",
+        Fixture(lifecycle_review_without_execution),
+    ),
+    (
+        "approval.change-mismatch",
+        Fixture(approval_change_mismatch),
+    ),
+    ("lifecycle.not-approved", Fixture(lifecycle_not_approved)),
+    ("lifecycle.not-executed", Fixture(lifecycle_not_executed)),
+    ("lifecycle.case-denied", Fixture(lifecycle_case_denied)),
+    (
+        "lifecycle.already-executed",
+        Fixture(lifecycle_already_executed),
+    ),
+    (
+        "lifecycle.already-reviewed",
+        Fixture(lifecycle_already_reviewed),
+    ),
+    (
+        "approval.already-approved",
+        Fixture(approval_already_approved),
+    ),
+    (
+        "policy.approver-not-in-group",
+        Fixture(policy_approver_not_in_group),
+    ),
+    (
+        "policy.approver-not-in-stage",
+        Fixture(policy_approver_not_in_stage),
+    ),
+    ("policy.unrecorded", Fixture(policy_unrecorded)),
+    ("policy.record-forged", Fixture(policy_record_forged)),
+    ("policy.record-mismatch", Fixture(policy_record_mismatch)),
+    ("policy.record-broken", Fixture(policy_record_broken)),
+    (
+        "evidence.blob-missing",
+        Test {
+            file: "tests/e2e_evidence.rs",
+            holder: "uploads_and_tampering",
+        },
+    ),
+    (
+        "evidence.blob-altered",
+        Test {
+            file: "tests/e2e_evidence.rs",
+            holder: "uploads_and_tampering",
+        },
+    ),
+    (
+        "evidence.blob-unreferenced",
+        Test {
+            file: "tests/e2e_evidence.rs",
+            holder: "uploads_and_tampering",
+        },
+    ),
+    (
+        "evidence.link-unverified",
+        Fixture(evidence_link_unverified),
+    ),
+    ("evidence.link-drifted", Fixture(evidence_link_drifted)),
+    ("evidence.unattached", Fixture(evidence_unattached)),
+    ("evidence.unmatched-link", Fixture(evidence_unmatched_link)),
+    (
+        "evidence.record-misplaced",
+        Fixture(evidence_record_misplaced),
+    ),
+    (
+        "evidence.too-large",
+        Test {
+            file: "tests/e2e_evidence.rs",
+            holder: "over_the_limit",
+        },
+    ),
+    (
+        "evidence.address-refused",
+        Test {
+            file: "tests/e2e_evidence.rs",
+            holder: "every_private_address_class_is_refused_and_nothing_is_recorded",
+        },
+    ),
+    (
+        "evidence.invalid-url",
+        Test {
+            file: "tests/e2e_findings.rs",
+            holder: "a_link_that_is_not_a_url_is_refused_as_evidence_invalid_url",
+        },
+    ),
+    (
+        "evidence.hash-mismatch",
+        Test {
+            file: "tests/e2e_evidence.rs",
+            holder: "uploads_and_tampering",
+        },
+    ),
+    (
+        "evidence.held-by-reference",
+        Fixture(evidence_held_by_reference),
+    ),
+    ("notify.undelivered", Fixture(notify_undelivered)),
+    (
+        "notify.reviewer-not-notified",
+        Fixture(notify_reviewer_not_notified),
+    ),
+    (
+        "notify.already-delivered",
+        Test {
+            file: "tests/e2e_notify_channels.rs",
+            holder: "jetstream",
+        },
+    ),
+    (
+        "notify.recorded-by-the-outbox",
+        Fixture(notify_recorded_by_the_outbox),
+    ),
+    ("policy.record-misplaced", Fixture(policy_record_misplaced)),
+    ("sod.approver-same-org", Fixture(sod_approver_same_org)),
+    (
+        "policy.executor-not-allowed",
+        Fixture(policy_executor_not_allowed),
+    ),
+    (
+        "policy.break-glass-not-allowed",
+        Fixture(policy_break_glass_not_allowed),
+    ),
+    (
+        "break-glass.review-overdue",
+        Fixture(break_glass_review_overdue),
+    ),
+    (
+        "approval.unconfirmed-attestation",
+        Fixture(approval_unconfirmed_attestation),
+    ),
+    (
+        "sod.requester-cannot-attest",
+        Fixture(sod_requester_cannot_attest),
+    ),
+    (
+        "approval.nothing-to-confirm",
+        Fixture(approval_nothing_to_confirm),
+    ),
+    ("approval.overdue", Fixture(approval_overdue)),
+    ("delegation.missing", Fixture(delegation_missing)),
+    (
+        "delegation.none",
+        Test {
+            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
+            holder: "vendor_actions_without_a_grant_are_findings_and_grants_bound_scope_and_time",
+        },
+    ),
+    (
+        "delegation.out-of-scope",
+        Test {
+            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
+            holder: "vendor_actions_without_a_grant_are_findings_and_grants_bound_scope_and_time",
+        },
+    ),
+    (
+        "delegation.expired",
+        Test {
+            file: "crates/custody-core/tests/lifecycle_scenarios.rs",
+            holder: "vendor_actions_without_a_grant_are_findings_and_grants_bound_scope_and_time",
+        },
+    ),
+    ("review.change-mismatch", Fixture(review_change_mismatch)),
+    (
+        "revocation.unmatched-link",
+        Fixture(revocation_unmatched_link),
+    ),
+    ("review.overdue", Fixture(review_overdue)),
+    (
+        "expiry.revocation-overdue",
+        Fixture(expiry_revocation_overdue),
+    ),
+    ("expiry.revocation-due", Fixture(expiry_revocation_due)),
+    ("expiry.notice", Fixture(expiry_notice)),
+    (
+        "lifecycle.not-time-bound",
+        Fixture(lifecycle_not_time_bound),
+    ),
+    (
+        "lifecycle.already-revoked",
+        Fixture(lifecycle_already_revoked),
+    ),
+    (
+        "policy.duration-required",
+        Fixture(policy_duration_required),
+    ),
+    (
+        "policy.duration-too-long",
+        Fixture(policy_duration_too_long),
+    ),
+    ("lifecycle.case-merged", Fixture(lifecycle_case_merged)),
+    ("merge.same-case", Fixture(merge_same_case)),
+    (
+        "merge.duplicate-executed",
+        Fixture(merge_duplicate_executed),
+    ),
+    ("merge.unmatched-link", Fixture(merge_unmatched_link)),
+    ("merge.needs-both-cases", Fixture(merge_needs_both_cases)),
+    ("notify.dead-letter", Fixture(notify_dead_letter)),
+    // Writes.
+    (
+        "idempotency.key-reused",
+        Test {
+            file: "tests/e2e_lifecycle.rs",
+            holder: "idempotency_ticket_dedupe_and_duplicate_open",
+        },
+    ),
+    (
+        "case.duplicate-open",
+        Test {
+            file: "tests/e2e_lifecycle.rs",
+            holder: "idempotency_ticket_dedupe_and_duplicate_open",
+        },
+    ),
+    ("case.already-exists", Fixture(case_already_exists)),
+    (
+        "principal.exists",
+        Test {
+            file: "tests/e2e_findings.rs",
+            holder: "adding_a_principal_twice_is_refused_as_principal_exists",
+        },
+    ),
+];
+
+/// String literals in the sources shaped like codes that are not codes.
+const NOT_CODES: &[(&str, &str)] = &[
+    (
+        "notify.routes",
+        "the configuration key named in a routing error",
+    ),
+    ("evidence.bin", "a file name in the benchmark"),
+    ("log.rs", "a module path in the store"),
+];
+
+// ---------------------------------------------------------------------------
+// What a fixture yields
+// ---------------------------------------------------------------------------
+
+/// What a fixture produced.
+enum Outcome {
+    /// An audit: the code must be in it once, at `at`, beside `also` only.
+    Audit {
+        report: Report,
+        at: At,
+        also: Vec<&'static str>,
+    },
+    /// A write-time refusal: it must carry the code.
+    Refused(Refusal),
+    /// Reasons the ledger records escalations (or obligations) under.
+    Recorded(Vec<String>),
+}
+
+/// Where a finding must point.
+#[derive(Debug, PartialEq, Eq)]
+struct At {
+    case_id: Option<String>,
+    seq: Option<u64>,
+    log_index: Option<u64>,
+}
+
+fn at(case: Option<&CaseId>, seq: Option<u64>, log_index: Option<u64>) -> At {
+    At {
+        case_id: case.map(ToString::to_string),
+        seq,
+        log_index,
+    }
+}
+
+fn audit(report: Report, at: At) -> Outcome {
+    Outcome::Audit {
+        report,
+        at,
+        also: Vec::new(),
+    }
+}
+
+fn audit_also(report: Report, at: At, also: &[&'static str]) -> Outcome {
+    Outcome::Audit {
+        report,
+        at,
+        also: also.to_vec(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The trail builder
+// ---------------------------------------------------------------------------
+
+const T0: i64 = 1_800_000_000_000_000;
+
+fn time(seconds: i64) -> Timestamp {
+    Timestamp::from_micros(T0 + seconds * 1_000_000)
+}
+
+fn human(name: &str) -> Actor {
+    Actor {
+        principal: name.parse().unwrap(),
+        kind: PrincipalKind::Human,
+        org: None,
+        groups: Vec::new(),
+        on_behalf_of: None,
+        delegation_grant: None,
+        via: Via::Cli,
+        auth: AuthContext::Token {
+            token_id: format!("tok_{name}"),
+        },
+    }
+}
+
+fn rule() -> AppliedRule {
+    AppliedRule::default_rule(Sha256Hash::of(b"the policy"))
+}
+
+fn change(entitlement: &str) -> Change {
+    Change {
+        subject: "user:ann".parse().unwrap(),
+        kind: ChangeKind::Grant,
+        entitlement: entitlement.to_string(),
+        resource: None,
+        duration_seconds: None,
+    }
+}
+
+fn request_draft(entitlement: &str) -> Draft {
+    lifecycle::request(change(entitlement), None, None, &rule()).unwrap()
+}
+
+fn comment_draft(text: &str) -> Draft {
+    Draft {
+        body: EventBody::CommentAdded(Comment {
+            text: text.to_string(),
+        }),
+        role: Role::Observer,
+        causation: None,
+    }
+}
+
+/// The events of a log as the store writes them: sealed, chained, canonical,
+/// one second apart. Rows, heads and checkpoints are derived from them and
+/// may be edited before the audit.
+#[derive(Default)]
+struct Trail {
+    events: Vec<Event>,
+}
+
+impl Trail {
+    /// Appends `draft` to `case` (a new case when `None`) as the store would.
+    fn append(&mut self, case: Option<&CaseId>, actor: Actor, draft: Draft) -> CaseId {
+        self.append_occurred(case, actor, draft, None)
+    }
+
+    fn append_occurred(
+        &mut self,
+        case: Option<&CaseId>,
+        actor: Actor,
+        draft: Draft,
+        occurred_at: Option<Timestamp>,
+    ) -> CaseId {
+        let previous = case.and_then(|case| {
+            self.events
+                .iter()
+                .rev()
+                .find(|event| &event.case_id == case)
+        });
+        let (case_id, seq, prev_hash) = match previous {
+            Some(event) => (event.case_id.clone(), event.seq + 1, Some(event.hash())),
+            None => (case.cloned().unwrap_or_else(CaseId::generate), 1, None),
+        };
+        self.forge(&case_id, seq, prev_hash, actor, draft, occurred_at);
+        case_id
+    }
+
+    /// Appends an event with any placement, as a forger with database access could.
+    fn forge(
+        &mut self,
+        case: &CaseId,
+        seq: u64,
+        prev_hash: Option<Sha256Hash>,
+        actor: Actor,
+        draft: Draft,
+        occurred_at: Option<Timestamp>,
+    ) {
+        let event = draft.seal(
+            actor,
+            Placement {
+                case_id: case.clone(),
+                seq,
+                prev_hash,
+                recorded_at: time(self.events.len() as i64),
+                occurred_at,
+                idempotency_key: None,
+            },
+        );
+        self.events
+            .push(Event::decode(&event.canonical_bytes()).expect("sealed events decode"));
+    }
+
+    fn view(&self, case: &CaseId) -> CaseView {
+        CaseView::replay(self.events.iter().filter(|event| &event.case_id == case)).unwrap()
+    }
+
+    fn last(&self, case: &CaseId) -> &Event {
+        self.events
+            .iter()
+            .rev()
+            .find(|event| &event.case_id == case)
+            .unwrap()
+    }
+
+    /// The stored rows, with their Merkle leaves.
+    fn rows(&self) -> Vec<StoredEvent> {
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let bytes = event.canonical_bytes();
+                StoredEvent {
+                    log_index: index as u64,
+                    case_id: event.case_id.to_string(),
+                    seq: event.seq as i64,
+                    stored_leaf: Some(leaf_hash(&bytes).to_vec()),
+                    bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// The case rows the store writes beside the events: one per case that
+    /// is not a record (the policy record, an evidence record), at its last
+    /// event.
+    fn heads(&self) -> Vec<StoredCaseHead> {
+        let mut firsts: Vec<&Event> = Vec::new();
+        for event in &self.events {
+            if !firsts.iter().any(|first| first.case_id == event.case_id) {
+                firsts.push(event);
+            }
+        }
+        firsts
+            .into_iter()
+            .filter(|first| {
+                !matches!(
+                    first.body,
+                    EventBody::PolicyAdopted(_) | EventBody::EvidenceHeld(_)
+                )
+            })
+            .map(|first| {
+                let last = self.last(&first.case_id);
+                let state = CaseView::replay(
+                    self.events
+                        .iter()
+                        .filter(|event| event.case_id == first.case_id),
+                )
+                .map(|view| view.state.as_str().to_string())
+                .unwrap_or_else(|| "open".to_string());
+                StoredCaseHead {
+                    case_id: first.case_id.to_string(),
+                    head_seq: last.seq as i64,
+                    head_hash: last.hash().to_hex(),
+                    state,
+                }
+            })
+            .collect()
+    }
+
+    fn audit(&self) -> Report {
+        run(&self.rows(), self.heads(), Auditor::new())
+    }
+
+    fn audit_at(&self, now: Timestamp) -> Report {
+        run(&self.rows(), self.heads(), Auditor::new().at(now))
+    }
+}
+
+fn run(rows: &[StoredEvent], heads: Vec<StoredCaseHead>, mut auditor: Auditor) -> Report {
+    for row in rows {
+        auditor.observe_event(row);
+    }
+    auditor.finish(heads)
+}
+
+/// Three cases, interleaved: request A, request B, comment on A, request C.
+fn three_cases() -> (Trail, CaseId, CaseId, CaseId) {
+    let mut trail = Trail::default();
+    let a = trail.append(None, human("alice"), request_draft("admin"));
+    let b = trail.append(None, human("alice"), request_draft("reader"));
+    trail.append(Some(&a), human("bob"), comment_draft("looks fine"));
+    let c = trail.append(None, human("carol"), request_draft("writer"));
+    (trail, a, b, c)
+}
+
+// ---------------------------------------------------------------------------
+// The Merkle log: a key, leaves, signed checkpoints
+// ---------------------------------------------------------------------------
+
+fn log_key() -> SignerKey {
+    SignerKey::from_seed("custody-test-log", &[7; 32]).unwrap()
+}
+
+fn other_key() -> SignerKey {
+    SignerKey::from_seed("custody-test-log", &[8; 32]).unwrap()
+}
+
+fn root_of(rows: &[StoredEvent]) -> [u8; 32] {
+    let leaves: Vec<_> = rows.iter().map(|row| leaf_hash(&row.bytes)).collect();
+    root_from_leaf_hashes(&leaves)
+}
+
+fn signed(size: u64, root: [u8; 32], key: &SignerKey) -> String {
+    Checkpoint::new("custody-test-log", size, root)
+        .unwrap()
+        .sign(&[key])
+        .unwrap()
+}
+
+/// A log audit whose stored checkpoint covers every row honestly.
+fn honest_log(rows: &[StoredEvent]) -> LogAudit {
+    let root = root_of(rows);
+    LogAudit {
+        trusted_keys: vec![log_key().verifier_key()],
+        checkpoints: vec![StoredCheckpointRow {
+            size: rows.len() as u64,
+            root: root.to_vec(),
+            note: signed(rows.len() as u64, root, &log_key()),
+        }],
+        since: None,
+        stored_leaves: rows.len() as u64,
+        now: None,
+    }
+}
+
+fn audit_log(trail: &Trail, rows: &[StoredEvent], log: LogAudit) -> Report {
+    run(rows, trail.heads(), Auditor::with_log(log))
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures: integrity of the stored trail
+// ---------------------------------------------------------------------------
+
+fn log_index_gap() -> Outcome {
+    // B's only event deleted: a hole at index 1, and B's case row remains.
+    let (trail, _, b, _) = three_cases();
+    let mut rows = trail.rows();
+    rows.remove(1);
+    let report = run(&rows, trail.heads(), Auditor::new());
+    let missing: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.code == "case.events-missing")
+        .collect();
+    assert_eq!(missing[0].case_id.as_deref(), Some(b.as_str()));
+    audit_also(report, at(None, None, Some(1)), &["case.events-missing"])
+}
+
+fn log_index_duplicate() -> Outcome {
+    // A's comment stored under B's index too (a table rebuilt without its key).
+    let (trail, a, _, _) = three_cases();
+    let mut rows = trail.rows();
+    rows.truncate(3);
+    rows[2].log_index = 1;
+    let heads = trail
+        .heads()
+        .into_iter()
+        .filter(|head| head.case_id != trail.events[3].case_id.as_str())
+        .collect();
+    audit(
+        run(&rows, heads, Auditor::new()),
+        at(Some(&a), None, Some(1)),
+    )
+}
+
+fn event_malformed() -> Outcome {
+    // A's comment overwritten with bytes that are not an event: the case's
+    // head no longer matches what is stored.
+    let (trail, a, _, _) = three_cases();
+    let mut rows = trail.rows();
+    rows[2].bytes = b"\x00 not an event".to_vec();
+    audit_also(
+        run(&rows, trail.heads(), Auditor::new()),
+        at(Some(&a), Some(2), Some(2)),
+        &["chain.head-mismatch"],
+    )
+}
+
+fn event_not_canonical() -> Outcome {
+    let (trail, a, _, _) = three_cases();
+    let mut rows = trail.rows();
+    let mut spaced = b"{ ".to_vec();
+    spaced.extend_from_slice(&rows[2].bytes[1..]);
+    rows[2].bytes = spaced;
+    audit_also(
+        run(&rows, trail.heads(), Auditor::new()),
+        at(Some(&a), Some(2), Some(2)),
+        &["chain.head-mismatch"],
+    )
+}
+
+fn event_index_mismatch() -> Outcome {
+    let (trail, a, _, _) = three_cases();
+    let mut rows = trail.rows();
+    rows[2].seq = 7;
+    audit(
+        run(&rows, trail.heads(), Auditor::new()),
+        at(Some(&a), Some(2), Some(2)),
+    )
+}
+
+fn chain_missing_start() -> Outcome {
+    // A case whose first stored event is a request at seq 2 linking to
+    // an event that is not stored.
+    let mut trail = Trail::default();
+    let case = CaseId::generate();
+    trail.forge(
+        &case,
+        2,
+        Some(Sha256Hash::of(b"an event that was removed")),
+        human("alice"),
+        request_draft("admin"),
+        None,
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(0)))
+}
+
+fn chain_seq_gap() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let first = trail.last(&case).hash();
+    trail.forge(
+        &case,
+        3,
+        Some(first),
+        human("bob"),
+        comment_draft("skips 2"),
+        None,
+    );
+    audit(trail.audit(), at(Some(&case), Some(3), Some(1)))
+}
+
+fn chain_out_of_order() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    trail.append(Some(&case), human("bob"), comment_draft("second"));
+    let second = trail.last(&case).hash();
+    trail.forge(
+        &case,
+        2,
+        Some(second),
+        human("bob"),
+        comment_draft("again 2"),
+        None,
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(2)))
+}
+
+fn chain_prev_hash_mismatch() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    trail.forge(
+        &case,
+        2,
+        Some(Sha256Hash::of(b"another event")),
+        human("bob"),
+        comment_draft("forged"),
+        None,
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn chain_head_mismatch() -> Outcome {
+    let (trail, a, _, _) = three_cases();
+    let mut heads = trail.heads();
+    let head = heads
+        .iter_mut()
+        .find(|head| head.case_id == a.as_str())
+        .unwrap();
+    head.head_seq = 3;
+    head.head_hash = Sha256Hash::of(b"a later event").to_hex();
+    audit(
+        run(&trail.rows(), heads, Auditor::new()),
+        at(Some(&a), Some(2), None),
+    )
+}
+
+fn case_events_missing() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let ghost = CaseId::generate();
+    let mut heads = trail.heads();
+    heads.push(StoredCaseHead {
+        case_id: ghost.to_string(),
+        head_seq: 2,
+        head_hash: Sha256Hash::of(b"gone").to_hex(),
+        state: "approved".to_string(),
+    });
+    audit(
+        run(&trail.rows(), heads, Auditor::new()),
+        at(Some(&ghost), None, None),
+    )
+}
+
+fn case_missing_head() -> Outcome {
+    let (trail, _, b, _) = three_cases();
+    let heads = trail
+        .heads()
+        .into_iter()
+        .filter(|head| head.case_id != b.as_str())
+        .collect();
+    audit(
+        run(&trail.rows(), heads, Auditor::new()),
+        at(Some(&b), None, None),
+    )
+}
+
+fn case_no_request() -> Outcome {
+    // A case that starts with a comment (its case row written by the forger too).
+    let (mut trail, _, _, _) = three_cases();
+    let stray = trail.append(None, human("mallory"), comment_draft("no request"));
+    audit(trail.audit(), at(Some(&stray), Some(1), Some(4)))
+}
+
+fn case_second_request() -> Outcome {
+    let (mut trail, a, _, _) = three_cases();
+    trail.append(Some(&a), human("alice"), request_draft("root"));
+    audit(trail.audit(), at(Some(&a), Some(3), Some(4)))
+}
+
+fn case_projection_mismatch() -> Outcome {
+    let (trail, _, b, _) = three_cases();
+    let mut heads = trail.heads();
+    heads
+        .iter_mut()
+        .find(|head| head.case_id == b.as_str())
+        .unwrap()
+        .state = "reviewed".to_string();
+    audit(
+        run(&trail.rows(), heads, Auditor::new()),
+        at(Some(&b), None, None),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures: the Merkle log and its checkpoints
+// ---------------------------------------------------------------------------
+
+fn log_leaf_mismatch() -> Outcome {
+    let (trail, a, _, _) = three_cases();
+    let rows = trail.rows();
+    let log = honest_log(&rows);
+    let mut tampered = rows.clone();
+    tampered[2].stored_leaf = Some(vec![0; 32]);
+    audit(
+        audit_log(&trail, &tampered, log),
+        at(Some(&a), Some(2), Some(2)),
+    )
+}
+
+fn log_leaf_missing() -> Outcome {
+    let (trail, a, _, _) = three_cases();
+    let rows = trail.rows();
+    let log = honest_log(&rows);
+    let mut tampered = rows.clone();
+    tampered[2].stored_leaf = None;
+    audit(
+        audit_log(&trail, &tampered, log),
+        at(Some(&a), Some(2), Some(2)),
+    )
+}
+
+fn log_leaf_without_event() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    log.stored_leaves += 1;
+    audit(audit_log(&trail, &rows, log), at(None, None, Some(4)))
+}
+
+fn checkpoint_bad_signature() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    log.checkpoints[0].note = signed(4, root_of(&rows), &other_key());
+    audit(audit_log(&trail, &rows, log), at(None, None, None))
+}
+
+fn checkpoint_row_mismatch() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    log.checkpoints[0].size = 3;
+    audit(audit_log(&trail, &rows, log), at(None, None, None))
+}
+
+fn checkpoint_root_mismatch() -> Outcome {
+    // Signed over the honest log; then A's comment rewritten consistently
+    // (its leaf and its case row too), so only the signed root can tell.
+    let (trail, _, _, _) = three_cases();
+    let log = honest_log(&trail.rows());
+    let mut rewritten = trail;
+    let mut event = rewritten.events[2].clone();
+    event.body = EventBody::CommentAdded(Comment {
+        text: "rewritten".to_string(),
+    });
+    rewritten.events[2] = Event::decode(&event.canonical_bytes()).unwrap();
+    let rows = rewritten.rows();
+    audit(audit_log(&rewritten, &rows, log), at(None, None, Some(3)))
+}
+
+fn checkpoint_beyond_log() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    let note = signed(5, [1; 32], &log_key());
+    log.checkpoints.push(StoredCheckpointRow {
+        size: 5,
+        root: vec![1; 32],
+        note,
+    });
+    audit(audit_log(&trail, &rows, log), at(None, None, Some(4)))
+}
+
+fn since_bad_signature() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    log.since = Some(signed(2, root_of(&rows[..2]), &other_key()));
+    audit(audit_log(&trail, &rows, log), at(None, None, None))
+}
+
+fn since_not_extended() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    log.since = Some(signed(2, [2; 32], &log_key()));
+    audit(audit_log(&trail, &rows, log), at(None, None, Some(1)))
+}
+
+fn since_beyond_log() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut log = honest_log(&rows);
+    log.since = Some(signed(9, [2; 32], &log_key()));
+    audit(audit_log(&trail, &rows, log), at(None, None, Some(4)))
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures: lifecycle, separation of duties, records
+// ---------------------------------------------------------------------------
+
+fn approval(change_hash: Sha256Hash) -> Draft {
+    Draft {
+        body: EventBody::ApprovalGranted(Decision {
+            change_hash,
+            comment: None,
+            chat: None,
+        }),
+        role: Role::Approver,
+        causation: None,
+    }
+}
+
+fn execution(applied: Option<Change>) -> Draft {
+    Draft {
+        body: EventBody::ExecutionCompleted(custody_core::event::Execution {
+            change_set: None,
+            change_set_hash: None,
+            comment: None,
+            applied,
+        }),
+        role: Role::Executor,
+        causation: None,
+    }
+}
+
+fn sod_requester_cannot_approve() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), human("alice"), approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn lifecycle_execution_without_approval() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    trail.append(Some(&case), human("carol"), execution(None));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn lifecycle_execution_after_denial() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::deny(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.append(Some(&case), human("carol"), execution(None));
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn lifecycle_review_without_execution() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), human("bob"), approval(hash));
+    let review = Draft {
+        body: EventBody::ReviewCompleted(custody_core::event::Review {
+            outcome: custody_core::event::ReviewOutcome::Confirmed,
+            comment: None,
+        }),
+        role: Role::Reviewer,
+        causation: None,
+    };
+    trail.append(Some(&case), human("dave"), review);
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn approval_change_mismatch() -> Outcome {
+    // An approval bound to another change than the one requested.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let other = change("root").digest();
+    assert_ne!(other, trail.view(&case).change_hash);
+    trail.append(Some(&case), human("bob"), approval(other));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn executed_case(trail: &mut Trail) -> CaseId {
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    case
+}
+
+fn review_change_mismatch() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        Some(change("root")),
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn review_overdue() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let mut rule = rule();
+    rule.review_deadline_seconds = Some(3600);
+    if let EventBody::RequestCreated(request) = &mut trail.events[0].body {
+        request.rule = rule;
+    }
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    audit(
+        trail.audit_at(time(2 * 3600 + 10)),
+        at(Some(&case), None, None),
+    )
+}
+
+fn expiry_revocation_overdue() -> Outcome {
+    let mut trail = Trail::default();
+    let mut timed = change("admin");
+    timed.duration_seconds = Some(3600);
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(timed, None, None, &rule()).unwrap(),
+    );
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    // Reviewed, so only the missing revocation is due.
+    let view = trail.view(&case);
+    let draft = lifecycle::review(
+        view.executed().unwrap(),
+        &human("dave"),
+        custody_core::event::ReviewOutcome::Confirmed,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("dave"), draft);
+    audit(trail.audit_at(time(3 * 3600)), at(Some(&case), None, None))
+}
+
+fn timed_executed_view(duration: u64) -> CaseView {
+    let mut trail = Trail::default();
+    let mut timed = change("admin");
+    timed.duration_seconds = Some(duration);
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(timed, None, None, &rule()).unwrap(),
+    );
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    trail.view(&case)
+}
+
+fn expiry_revocation_due() -> Outcome {
+    let view = timed_executed_view(3600);
+    let due = lifecycle::overdue(&view, time(2 * 3600));
+    let recorded = due
+        .iter()
+        .map(
+            |(reason, deadline)| match lifecycle::escalate(reason, *deadline).body {
+                EventBody::RevocationDue(_) => reason.to_string(),
+                other => format!("{reason} recorded as {}", other.kind_name()),
+            },
+        )
+        .collect();
+    Outcome::Recorded(recorded)
+}
+
+fn expiry_notice() -> Outcome {
+    // Long grants get a notice before they end.
+    let view = timed_executed_view(24 * 3600);
+    let due = lifecycle::overdue(&view, time(23 * 3600 + 60));
+    let recorded = due
+        .iter()
+        .map(
+            |(reason, deadline)| match lifecycle::escalate(reason, *deadline).body {
+                EventBody::ExpiryApproaching(_) => reason.to_string(),
+                other => format!("{reason} recorded as {}", other.kind_name()),
+            },
+        )
+        .collect();
+    Outcome::Recorded(recorded)
+}
+
+fn approval_overdue() -> Outcome {
+    let mut trail = Trail::default();
+    let mut slow = rule();
+    slow.approval_deadline_seconds = Some(3600);
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(change("admin"), None, None, &slow).unwrap(),
+    );
+    let view = trail.view(&case);
+    assert!(lifecycle::overdue(&view, time(1800)).is_empty(), "not yet");
+    let recorded = lifecycle::overdue(&view, time(3601))
+        .iter()
+        .map(
+            |(reason, deadline)| match lifecycle::escalate(reason, *deadline).body {
+                EventBody::EscalationRaised(escalation) => escalation.reason,
+                other => format!("{reason} recorded as {}", other.kind_name()),
+            },
+        )
+        .collect();
+    Outcome::Recorded(recorded)
+}
+
+fn break_glass_review_overdue() -> Outcome {
+    let mut trail = Trail::default();
+    let drafts = lifecycle::break_glass(
+        change("admin"),
+        "the database is down".to_string(),
+        None,
+        &rule(),
+        None,
+        time(0),
+    )
+    .unwrap();
+    let mut case = None;
+    for draft in drafts {
+        case = Some(trail.append(case.as_ref(), human("carol"), draft));
+    }
+    let case = case.unwrap();
+    let deadline = trail.view(&case).break_glass_deadline.unwrap();
+    audit(
+        trail.audit_at(deadline.plus_seconds(60)),
+        at(Some(&case), None, None),
+    )
+}
+
+fn delegation_missing() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let mut vendor = human("acme-support");
+    vendor.kind = PrincipalKind::Vendor;
+    vendor.org = Some("acme".to_string());
+    trail.append(Some(&case), vendor, comment_draft("on it"));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn revocation_unmatched_link() -> Outcome {
+    // A review opened a revocation case, but the revocation case's half of
+    // the link is gone.
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    let revocation = CaseId::generate();
+    trail.append(
+        Some(&case),
+        human("dave"),
+        Draft {
+            body: EventBody::RevocationOpened(CaseLink {
+                other_case: revocation,
+            }),
+            role: Role::Reviewer,
+            causation: None,
+        },
+    );
+    audit(trail.audit(), at(Some(&case), None, Some(3)))
+}
+
+fn merge_unmatched_link() -> Outcome {
+    let mut trail = Trail::default();
+    let survivor = trail.append(None, human("alice"), request_draft("admin"));
+    let duplicate = trail.append(None, human("alice"), request_draft("root"));
+    let (into_duplicate, _into_survivor) = lifecycle::merge(
+        &trail.view(&duplicate),
+        &trail.view(&survivor),
+        &human("carol"),
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&duplicate), human("carol"), into_duplicate);
+    audit(trail.audit(), at(Some(&duplicate), None, Some(2)))
+}
+
+fn lifecycle_case_merged() -> Outcome {
+    let mut trail = Trail::default();
+    let survivor = trail.append(None, human("alice"), request_draft("admin"));
+    let duplicate = trail.append(None, human("alice"), request_draft("root"));
+    let (into_duplicate, into_survivor) = lifecycle::merge(
+        &trail.view(&duplicate),
+        &trail.view(&survivor),
+        &human("carol"),
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&duplicate), human("carol"), into_duplicate);
+    trail.append(Some(&survivor), human("carol"), into_survivor);
+    trail.append(Some(&duplicate), human("carol"), execution(None));
+    audit(trail.audit(), at(Some(&duplicate), Some(3), Some(4)))
+}
+
+fn held(ticket: &str, bytes: &[u8]) -> Draft {
+    Draft {
+        body: EventBody::EvidenceHeld(HeldEvidence {
+            ticket: ticket.parse().unwrap(),
+            evidence: Evidence {
+                sha256: Sha256Hash::of(bytes),
+                size: bytes.len() as u64,
+                file_name: Some("screenshot.png".to_string()),
+                declared_media_type: None,
+                sniffed_media_type: "image/png".to_string(),
+                link: None,
+            },
+        }),
+        role: Role::Observer,
+        causation: None,
+    }
+}
+
+fn evidence_record_misplaced() -> Outcome {
+    // An evidence record holds held evidence and its release only.
+    let mut trail = Trail::default();
+    let record = trail.append(None, human("bob"), held("jira:SEC-9", b"shot"));
+    trail.append(Some(&record), human("mallory"), comment_draft("slipped in"));
+    audit(trail.audit(), at(Some(&record), Some(2), Some(1)))
+}
+
+fn policy_record_misplaced() -> Outcome {
+    let mut trail = Trail::default();
+    let policy = custody_core::policy::Policy::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    trail.append(
+        Some(&case),
+        Actor::system(),
+        lifecycle::adopt_policy(&policy, None, "a request's case"),
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn link_evidence(trail: &mut Trail, case: &CaseId, body: EventBody) {
+    let draft = lifecycle::evidence(&trail.view(case), &human("bob"), body).unwrap();
+    trail.append(Some(case), human("bob"), draft);
+}
+
+fn evidence_link_unverified() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    link_evidence(
+        &mut trail,
+        &case,
+        EventBody::EvidenceUnverified(custody_core::event::LinkFailure {
+            url: "https://wiki.example/change".to_string(),
+            error: "timed out".to_string(),
+        }),
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn evidence_link_drifted() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    link_evidence(
+        &mut trail,
+        &case,
+        EventBody::EvidenceRechecked(custody_core::event::Recheck {
+            url: "https://wiki.example/change".to_string(),
+            previous: Sha256Hash::of(b"then"),
+            sha256: Some(Sha256Hash::of(b"now")),
+            status: Some(200),
+            drifted: true,
+            error: None,
+        }),
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn notify_undelivered() -> Outcome {
+    // A notification given up on and never escalated.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    trail.events[0].notify.push(custody_core::notify::Owed {
+        delivery_id: "dl-1".to_string(),
+        kind: "change_requested".to_string(),
+        audience: custody_core::notify::Audience::Approvers,
+        channel: "hook".to_string(),
+        recipient: None,
+    });
+    let attempt = Attempt {
+        delivery_id: "dl-1".to_string(),
+        channel: "hook".to_string(),
+        recipient: None,
+        attempt: 5,
+        outcome: DeliveryOutcome::Dead,
+        status: Some(500),
+        error: Some("server error".to_string()),
+        latency_ms: 3,
+    };
+    // Recorded without its escalation, which a forger removed.
+    for draft in lifecycle::record_delivery(attempt, false, time(10)) {
+        trail.append(Some(&case), Actor::system(), draft);
+    }
+    audit(trail.audit(), at(Some(&case), Some(1), Some(0)))
+}
+
+fn notify_dead_letter() -> Outcome {
+    let attempt = Attempt {
+        delivery_id: "dl-1".to_string(),
+        channel: "hook".to_string(),
+        recipient: None,
+        attempt: 5,
+        outcome: DeliveryOutcome::Dead,
+        status: Some(500),
+        error: Some("server error".to_string()),
+        latency_ms: 3,
+    };
+    let recorded = lifecycle::record_delivery(attempt, true, time(10))
+        .into_iter()
+        .filter_map(|draft| match draft.body {
+            EventBody::EscalationRaised(escalation) => Some(escalation.reason),
+            _ => None,
+        })
+        .collect();
+    Outcome::Recorded(recorded)
+}
+
+// Write-time refusals of commands the store decides itself.
+
+fn command_refusal(command: custody_core::command::CaseCommand) -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    Outcome::Refused(
+        command
+            .decide(&trail.view(&case), &human("alice"))
+            .unwrap_err(),
+    )
+}
+
+fn case_already_exists() -> Outcome {
+    command_refusal(custody_core::command::CaseCommand::Request {
+        change: change("admin"),
+        justification: None,
+        ticket: None,
+        rule: rule(),
+    })
+}
+
+fn evidence_held_by_reference() -> Outcome {
+    command_refusal(custody_core::command::CaseCommand::HoldEvidence {
+        ticket: "jira:SEC-9".parse().unwrap(),
+        evidence: Evidence {
+            sha256: Sha256Hash::of(b"x"),
+            size: 1,
+            file_name: None,
+            declared_media_type: None,
+            sniffed_media_type: "text/plain".to_string(),
+            link: None,
+        },
+    })
+}
+
+fn notify_recorded_by_the_outbox() -> Outcome {
+    command_refusal(custody_core::command::CaseCommand::RecordDelivery {
+        case_id: CaseId::generate(),
+        attempt: Attempt {
+            delivery_id: "dl-1".to_string(),
+            channel: "hook".to_string(),
+            recipient: None,
+            attempt: 1,
+            outcome: DeliveryOutcome::Delivered,
+            status: Some(200),
+            error: None,
+            latency_ms: 3,
+        },
+        escalate: true,
+        next_attempt_at: None,
+    })
+}
+
+fn merge_needs_both_cases() -> Outcome {
+    command_refusal(custody_core::command::CaseCommand::Merge {
+        duplicate: CaseId::generate(),
+        into: CaseId::generate(),
+        comment: None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_fixture_produces_exactly_its_code() {
+    let mut failures = Vec::new();
+    for (code, producer) in COVERAGE {
+        let Fixture(fixture) = producer else { continue };
+        match fixture() {
+            Outcome::Audit { report, at, also } => {
+                let hits: Vec<_> = report
+                    .findings
+                    .iter()
+                    .filter(|finding| finding.code == *code)
+                    .collect();
+                let mut expected: Vec<&str> = also.clone();
+                expected.push(code);
+                expected.sort_unstable();
+                let mut found: Vec<&str> =
+                    report.findings.iter().map(|finding| finding.code).collect();
+                found.sort_unstable();
+                if hits.len() != 1 {
+                    failures.push(format!(
+                        "{code}: expected once, found {}: {:#?}",
+                        hits.len(),
+                        report.findings
+                    ));
+                    continue;
+                }
+                let got = At {
+                    case_id: hits[0].case_id.clone(),
+                    seq: hits[0].seq,
+                    log_index: hits[0].log_index,
+                };
+                if got != at {
+                    failures.push(format!("{code}: points at {got:?}, expected {at:?}"));
+                }
+                if found != expected {
+                    failures.push(format!(
+                        "{code}: the report holds {found:?}, expected exactly {expected:?}: {:#?}",
+                        report.findings
+                    ));
+                }
+                if report.ok {
+                    failures.push(format!("{code}: the report says ok"));
+                }
+            }
+            Outcome::Refused(refusal) => {
+                if refusal.rule != *code {
+                    failures.push(format!(
+                        "{code}: refused under {} ({})",
+                        refusal.rule, refusal.message
+                    ));
+                }
+            }
+            Outcome::Recorded(reasons) => {
+                if reasons != [code.to_string()] {
+                    failures.push(format!("{code}: recorded {reasons:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The codes of `docs/findings.md`: the first cell of every table row, when
+/// it is one backticked code.
+fn documented_codes() -> Vec<String> {
+    let doc = std::fs::read_to_string(workspace().join("docs/findings.md"))
+        .expect("read docs/findings.md");
+    doc.lines()
+        .filter_map(|line| {
+            let cell = line.strip_prefix("| `")?;
+            let (code, _) = cell.split_once('`')?;
+            is_code_shaped(code).then(|| code.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn documented_codes_are_exactly_the_covered_codes() {
+    let documented = documented_codes();
+    assert!(
+        documented.len() > 80,
+        "the doc's tables were not found: {documented:?}"
+    );
+    let mut seen = BTreeSet::new();
+    let twice: Vec<_> = documented
+        .iter()
+        .filter(|code| !seen.insert(code.as_str()))
+        .collect();
+    assert!(twice.is_empty(), "documented twice: {twice:?}");
+    let mut rows = BTreeSet::new();
+    for (code, _) in COVERAGE {
+        assert!(rows.insert(*code), "{code} has two rows in COVERAGE");
+    }
+    let documented: BTreeSet<&str> = documented.iter().map(String::as_str).collect();
+    let uncovered: Vec<_> = documented.difference(&rows).collect();
+    let undocumented: Vec<_> = rows.difference(&documented).collect();
+    assert!(
+        uncovered.is_empty(),
+        "documented in docs/findings.md but produced by no test (add a row to COVERAGE): {uncovered:?}"
+    );
+    assert!(
+        undocumented.is_empty(),
+        "covered here but not documented in docs/findings.md: {undocumented:?}"
+    );
+}
+
+#[test]
+fn named_tests_assert_their_codes() {
+    let mut failures = Vec::new();
+    for (code, producer) in COVERAGE {
+        match producer {
+            Fixture(_) => {}
+            Test { file, holder } => {
+                if let Err(error) = check_holder(file, holder, code) {
+                    failures.push(format!("{code}: {file}::{holder}: {error}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `holder` is a function of `file` that holds `code` as a string literal
+/// outside comments, and is a test or is called from one in the same file.
+fn check_holder(file: &str, holder: &str, code: &str) -> Result<(), String> {
+    let source = std::fs::read(workspace().join(file))
+        .map_err(|error| format!("cannot read it: {error}"))?;
+    let lexed = Lexed::new(&source);
+    let functions = lexed.functions();
+    let Some(function) = functions.iter().find(|function| function.name == holder) else {
+        return Err("no such function".to_string());
+    };
+    if !lexed
+        .literals
+        .iter()
+        .any(|literal| function.body.contains(&literal.start) && literal.value == code)
+    {
+        return Err(format!(
+            "it holds no string literal \"{code}\" outside comments"
+        ));
+    }
+    let called_by_a_test = functions.iter().any(|caller| {
+        caller.is_test
+            && caller.name != holder
+            && find_all(
+                &lexed.masked[caller.body.clone()],
+                format!("{holder}(").as_bytes(),
+            )
+            .into_iter()
+            .any(|at| {
+                at == 0 || {
+                    let before = lexed.masked[caller.body.start + at - 1];
+                    !(before.is_ascii_alphanumeric() || before == b'_')
+                }
+            })
+    });
+    if function.is_test || called_by_a_test {
+        Ok(())
+    } else {
+        Err("it is not a #[test] and no test in the file calls it".to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Emitted codes
+// ---------------------------------------------------------------------------
+
+/// `family.some-code`: lowercase words joined by hyphens, one dot.
+fn is_code_shaped(text: &str) -> bool {
+    let word = |part: &str| {
+        !part.is_empty()
+            && part.starts_with(|c: char| c.is_ascii_lowercase())
+            && part.split('-').all(|piece| {
+                !piece.is_empty()
+                    && piece
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    };
+    match text.split_once('.') {
+        Some((family, name)) => word(family) && word(name),
+        None => false,
+    }
+}
+
+/// Where a literal passed as a rule or finding code stands: what precedes it.
+const CODE_CONTEXTS: &[&str] = &[
+    "code:",
+    "rule:",
+    "rule: Some(",
+    "Refusal::new(",
+    "with_rule(",
+    "\"rule\":",
+    "\"code\":",
+    "finding(",
+    "reason:",
+];
+
+fn rust_files(directory: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, files);
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push(path);
+        }
+    }
+}
+
+/// Every code-shaped literal in the sources outside test modules, with where
+/// it stands, that is documented-family or stands where a code is passed.
+fn emitted_codes(families: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
+    let root = workspace();
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    for crate_dir in std::fs::read_dir(root.join("crates"))
+        .expect("crates/")
+        .flatten()
+    {
+        rust_files(&crate_dir.path().join("src"), &mut files);
+    }
+    assert!(files.len() > 20, "the sources were not found: {files:?}");
+    let mut emitted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for file in files {
+        let source = std::fs::read(&file).unwrap();
+        let lexed = Lexed::new(&source);
+        let tests = lexed.test_modules();
+        for literal in &lexed.literals {
+            if !is_code_shaped(&literal.value)
+                || tests.iter().any(|range| range.contains(&literal.start))
+            {
+                continue;
+            }
+            let family = literal.value.split('.').next().unwrap_or_default();
+            let before: Vec<u8> = lexed.masked[..literal.start]
+                .iter()
+                .rev()
+                .take(40)
+                .rev()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .collect();
+            let in_context = CODE_CONTEXTS.iter().any(|context| {
+                let context: Vec<u8> = context
+                    .bytes()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                before.ends_with(&context)
+            });
+            if families.contains(family) || in_context {
+                let line = source[..literal.start]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1;
+                let place = format!(
+                    "{}:{line}",
+                    file.strip_prefix(&root).unwrap_or(&file).display()
+                );
+                emitted
+                    .entry(literal.value.clone())
+                    .or_default()
+                    .push(place);
+            }
+        }
+    }
+    emitted
+}
+
+#[test]
+fn every_emitted_code_is_documented_and_every_documented_code_is_emitted() {
+    let documented: BTreeSet<String> = documented_codes().into_iter().collect();
+    let families: BTreeSet<String> = documented
+        .iter()
+        .filter_map(|code| code.split('.').next().map(str::to_string))
+        .collect();
+    let mut emitted = emitted_codes(&families);
+    for (not_code, why) in NOT_CODES {
+        assert!(
+            emitted.remove(*not_code).is_some(),
+            "{not_code} is listed in NOT_CODES ({why}) but no longer in the sources: remove it"
+        );
+    }
+    let undocumented: Vec<String> = emitted
+        .iter()
+        .filter(|(code, _)| !documented.contains(*code))
+        .map(|(code, places)| format!("{code} (at {})", places.join(", ")))
+        .collect();
+    let never_emitted: Vec<&String> = documented
+        .iter()
+        .filter(|code| !emitted.contains_key(*code))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "the sources emit codes docs/findings.md does not document (document them, or list a literal that is no code in NOT_CODES):\n{}",
+        undocumented.join("\n")
+    );
+    assert!(
+        never_emitted.is_empty(),
+        "docs/findings.md documents codes no source emits: {never_emitted:?}"
+    );
+}
+
+#[test]
+fn the_scanner_finds_codes_and_ignores_comments_and_test_modules() {
+    let source = br#"
+        // Refusal::new("in.comment", ...)
+        /* "block.comment" /* nested */ "still.comment" */
+        fn f() { let _ = Finding { code: "audit.found", message: r"raw { brace" }; let c = '{'; }
+        fn g<'a>(x: &'a str) { with_rule("http.refused"); validate_name("field.name", x); }
+        #[cfg(test)]
+        mod tests { fn t() { Refusal::new("test.only", String::new(), ""); } }
+    "#;
+    let lexed = Lexed::new(source);
+    let tests = lexed.test_modules();
+    let values: Vec<&str> = lexed
+        .literals
+        .iter()
+        .filter(|literal| !tests.iter().any(|range| range.contains(&literal.start)))
+        .map(|literal| literal.value.as_str())
+        .collect();
+    assert_eq!(
+        values,
+        ["audit.found", "raw { brace", "http.refused", "field.name"]
+    );
+    let functions = lexed.functions();
+    let names: Vec<&str> = functions
+        .iter()
+        .map(|function| function.name.as_str())
+        .collect();
+    assert_eq!(names, ["f", "g", "t"]);
+    assert!(is_code_shaped("break-glass.review-overdue"));
+    assert!(!is_code_shaped("sod."));
+    assert!(!is_code_shaped("custody.db.bak"));
+    assert!(!is_code_shaped("Custody.Db"));
+}
+
+// ---------------------------------------------------------------------------
+// A small Rust lexer: comments, string literals, functions
+// ---------------------------------------------------------------------------
+
+struct Literal {
+    start: usize,
+    value: String,
+}
+
+struct Function {
+    name: String,
+    is_test: bool,
+    body: std::ops::Range<usize>,
+}
+
+/// A source with comments and the contents of string and char literals
+/// blanked out (same length), and the string literals found.
+struct Lexed {
+    masked: Vec<u8>,
+    literals: Vec<Literal>,
+}
+
+impl Lexed {
+    fn new(source: &[u8]) -> Lexed {
+        let mut masked = source.to_vec();
+        let mut literals = Vec::new();
+        let mut i = 0;
+        let blank = |masked: &mut Vec<u8>, from: usize, to: usize| {
+            for byte in &mut masked[from..to.min(source.len())] {
+                if *byte != b'\n' {
+                    *byte = b' ';
+                }
+            }
+        };
+        while i < source.len() {
+            let rest = &source[i..];
+            if rest.starts_with(b"//") {
+                let end = rest
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(source.len(), |at| i + at);
+                blank(&mut masked, i, end);
+                i = end;
+            } else if rest.starts_with(b"/*") {
+                let mut depth = 0;
+                let mut j = i;
+                while j < source.len() {
+                    if source[j..].starts_with(b"/*") {
+                        depth += 1;
+                        j += 2;
+                    } else if source[j..].starts_with(b"*/") {
+                        depth -= 1;
+                        j += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        j += 1;
+                    }
+                }
+                blank(&mut masked, i, j);
+                i = j;
+            } else if let Some((prefix, hashes)) = raw_string_start(source, i) {
+                let open = i + prefix;
+                let mut close = vec![b'"'];
+                close.extend(std::iter::repeat_n(b'#', hashes));
+                let end = find_all(&source[open..], &close)
+                    .first()
+                    .map_or(source.len(), |at| open + at);
+                literals.push(Literal {
+                    start: i,
+                    value: String::from_utf8_lossy(&source[open..end]).into_owned(),
+                });
+                blank(&mut masked, open, end);
+                i = end + close.len();
+            } else if source[i] == b'"'
+                || (source[i] == b'b' && rest.starts_with(b"b\"") && !ident_before(source, i))
+            {
+                let open = if source[i] == b'b' { i + 2 } else { i + 1 };
+                let mut j = open;
+                while j < source.len() && source[j] != b'"' {
+                    j += if source[j] == b'\\' { 2 } else { 1 };
+                }
+                literals.push(Literal {
+                    start: i,
+                    value: String::from_utf8_lossy(&source[open..j.min(source.len())]).into_owned(),
+                });
+                blank(&mut masked, open, j);
+                i = j + 1;
+            } else if source[i] == b'\'' {
+                // A char literal, or a lifetime.
+                if rest.starts_with(b"'\\") {
+                    let end = source[i + 2..]
+                        .iter()
+                        .position(|b| *b == b'\'')
+                        .map_or(source.len(), |at| i + 2 + at);
+                    blank(&mut masked, i + 1, end);
+                    i = end + 1;
+                } else if let Some(width) = char_width(&source[i + 1..]) {
+                    if source.get(i + 1 + width) == Some(&b'\'') {
+                        blank(&mut masked, i + 1, i + 1 + width);
+                        i += width + 2;
+                    } else {
+                        i += 1;
+                    }
+                } else {
+                    i += 1;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        Lexed { masked, literals }
+    }
+
+    /// The byte ranges of items under `#[cfg(test)]`.
+    fn test_modules(&self) -> Vec<std::ops::Range<usize>> {
+        find_all(&self.masked, b"#[cfg(test)]")
+            .into_iter()
+            .filter_map(|at| {
+                let after = at + b"#[cfg(test)]".len();
+                let open = after
+                    + self.masked[after..]
+                        .iter()
+                        .position(|b| *b == b'{' || *b == b';')?;
+                if self.masked[open] == b';' {
+                    return Some(at..open);
+                }
+                Some(at..self.matching(open))
+            })
+            .collect()
+    }
+
+    /// The index of the brace closing the one at `open`.
+    fn matching(&self, open: usize) -> usize {
+        let mut depth = 0usize;
+        for (offset, byte) in self.masked[open..].iter().enumerate() {
+            match byte {
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return open + offset;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.masked.len()
+    }
+
+    /// Every `fn NAME` with a body, and whether an attribute marks it a test.
+    fn functions(&self) -> Vec<Function> {
+        let mut functions = Vec::new();
+        for at in find_all(&self.masked, b"fn ") {
+            if ident_before(&self.masked, at) {
+                continue;
+            }
+            let name_start = at + 3;
+            let name_len = self.masked[name_start..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .unwrap_or(0);
+            if name_len == 0 {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&self.masked[name_start..name_start + name_len])
+                .into_owned();
+            let Some(open) = self.masked[name_start..]
+                .iter()
+                .position(|b| *b == b'{' || *b == b';')
+            else {
+                continue;
+            };
+            let open = name_start + open;
+            if self.masked[open] == b';' {
+                continue;
+            }
+            // The attributes just before the signature.
+            let head = &self.masked[..at];
+            let line_starts: Vec<usize> = head
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(index, _)| index)
+                .collect();
+            let mut is_test = false;
+            for window in line_starts.windows(2).rev() {
+                let line = String::from_utf8_lossy(&head[window[0] + 1..window[1]])
+                    .trim()
+                    .to_string();
+                if line.starts_with("#[") {
+                    is_test |= line.starts_with("#[test]") || line.starts_with("#[tokio::test");
+                } else {
+                    break;
+                }
+            }
+            functions.push(Function {
+                name,
+                is_test,
+                body: open..self.matching(open),
+            });
+        }
+        functions
+    }
+}
+
+fn ident_before(source: &[u8], at: usize) -> bool {
+    at > 0 && (source[at - 1].is_ascii_alphanumeric() || source[at - 1] == b'_')
+}
+
+/// `r"`, `r#"`, `br"`, `br##"`...: the prefix length up to the quote, and the hashes.
+fn raw_string_start(source: &[u8], at: usize) -> Option<(usize, usize)> {
+    if ident_before(source, at) {
+        return None;
+    }
+    let mut i = at;
+    if source.get(i) == Some(&b'b') {
+        i += 1;
+    }
+    if source.get(i) != Some(&b'r') {
+        return None;
+    }
+    i += 1;
+    let hashes = source[i..].iter().take_while(|b| **b == b'#').count();
+    i += hashes;
+    (source.get(i) == Some(&b'"')).then_some((i + 1 - at, hashes))
+}
+
+fn char_width(rest: &[u8]) -> Option<usize> {
+    let first = *rest.first()?;
+    let width = match first {
+        0x00..=0x7f => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    };
+    (rest.len() >= width).then_some(width)
+}
+
+fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return Vec::new();
+    }
+    (0..=haystack.len() - needle.len())
+        .filter(|at| &haystack[*at..*at + needle.len()] == needle)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures: rules of a case's rule, records, notifications
+// ---------------------------------------------------------------------------
+
+/// Opens a case under `rule` requested by `requester`.
+fn open_under(trail: &mut Trail, requester: Actor, rule: &AppliedRule) -> CaseId {
+    trail.append(
+        None,
+        requester,
+        lifecycle::request(change("admin"), None, None, rule).unwrap(),
+    )
+}
+
+fn in_org(name: &str, org: &str) -> Actor {
+    let mut actor = human(name);
+    actor.org = Some(org.to_string());
+    actor
+}
+
+fn review_draft() -> Draft {
+    Draft {
+        body: EventBody::ReviewCompleted(custody_core::event::Review {
+            outcome: custody_core::event::ReviewOutcome::Confirmed,
+            comment: None,
+        }),
+        role: Role::Reviewer,
+        causation: None,
+    }
+}
+
+fn sod_executor_sole_approver() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.append(Some(&case), human("bob"), execution(None));
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn sod_reviewer_is_requester() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    trail.append(Some(&case), human("alice"), review_draft());
+    audit(trail.audit(), at(Some(&case), Some(4), Some(3)))
+}
+
+fn sod_reviewer_is_executor() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    trail.append(Some(&case), human("carol"), review_draft());
+    audit(trail.audit(), at(Some(&case), Some(4), Some(3)))
+}
+
+fn policy_approver_not_in_group() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.approver_groups = vec!["security".to_string()];
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), human("bob"), approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn sod_approver_same_org() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.approver_not_in_requester_org = true;
+    let case = open_under(&mut trail, in_org("alice", "acme"), &rule);
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), in_org("bob", "acme"), approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn policy_executor_not_allowed() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.executor_groups = vec!["operators".to_string()];
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.append(Some(&case), human("carol"), execution(None));
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn policy_break_glass_not_allowed() -> Outcome {
+    // Break-glass written under a rule that forbids it (the write path refuses it).
+    let mut trail = Trail::default();
+    let mut drafts = lifecycle::break_glass(
+        change("admin"),
+        "the database is down".to_string(),
+        None,
+        &rule(),
+        None,
+        time(0),
+    )
+    .unwrap();
+    if let EventBody::RequestCreated(request) = &mut drafts[0].body {
+        request.rule.break_glass = false;
+    }
+    let mut case = None;
+    for draft in drafts {
+        case = Some(trail.append(case.as_ref(), human("carol"), draft));
+    }
+    let case = case.unwrap();
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn chat(approver: &str) -> custody_core::event::ChatApproval {
+    custody_core::event::ChatApproval {
+        channel: "slack:#access".to_string(),
+        permalink: "https://chat.example/m/1".to_string(),
+        message_sha256: Sha256Hash::of(b"approved"),
+        approver: approver.parse().unwrap(),
+    }
+}
+
+fn approval_unconfirmed_attestation() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft =
+        lifecycle::approve_with(&trail.view(&case), &human("bob"), None, Some(chat("dave")))
+            .unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    audit(trail.audit(), at(Some(&case), Some(2), None))
+}
+
+fn lifecycle_approved_after_execution() -> Outcome {
+    // Executed first, observed; the approval recorded later was also given later.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft =
+        lifecycle::execute_observed(&trail.view(&case), &human("carol"), None, None, None).unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn policy_record(trail: &mut Trail, actor: Actor) -> CaseId {
+    trail.append(
+        None,
+        actor,
+        lifecycle::adopt_policy(&custody_core::policy::Policy::default(), None, "built-in"),
+    )
+}
+
+fn policy_unrecorded() -> Outcome {
+    // Once the log records policies, a case decided by a policy it never
+    // adopted is a policy change nobody can audit.
+    let mut trail = Trail::default();
+    policy_record(&mut trail, Actor::system());
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    audit(trail.audit(), at(Some(&case), Some(1), Some(1)))
+}
+
+fn policy_record_forged() -> Outcome {
+    let mut trail = Trail::default();
+    let record = policy_record(&mut trail, human("mallory"));
+    audit(trail.audit(), at(Some(&record), Some(1), Some(0)))
+}
+
+fn policy_record_mismatch() -> Outcome {
+    let mut trail = Trail::default();
+    let mut draft =
+        lifecycle::adopt_policy(&custody_core::policy::Policy::default(), None, "built-in");
+    if let EventBody::PolicyAdopted(adopted) = &mut draft.body {
+        adopted.policy_hash = Sha256Hash::of(b"another policy");
+    }
+    let record = trail.append(None, Actor::system(), draft);
+    audit(trail.audit(), at(Some(&record), Some(1), Some(0)))
+}
+
+fn policy_record_broken() -> Outcome {
+    let mut trail = Trail::default();
+    let record = policy_record(&mut trail, Actor::system());
+    trail.append(
+        Some(&record),
+        Actor::system(),
+        lifecycle::adopt_policy(
+            &custody_core::policy::Policy::default(),
+            Some(Sha256Hash::of(b"not the policy before it")),
+            "built-in",
+        ),
+    );
+    audit(trail.audit(), at(Some(&record), Some(2), Some(1)))
+}
+
+fn policy_approver_not_in_stage() -> Outcome {
+    let policy: custody_core::policy::Policy =
+        serde_json::from_value(serde_json::json!({"rules": [{
+            "name": "staged",
+            "subject_kinds": ["user"],
+            "stages": [
+                {"name": "owner", "approver_groups": ["owners"]},
+                {"name": "security", "approver_groups": ["security"]}
+            ]
+        }]}))
+        .unwrap();
+    policy.validate().unwrap();
+    let rule = policy.decide(&change("admin"));
+    let mut trail = Trail::default();
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let hash = trail.view(&case).change_hash;
+    let mut sam = human("sam");
+    sam.groups = vec!["security".to_string()];
+    // Security before the owner: out of order.
+    trail.append(Some(&case), sam, approval(hash));
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn evidence_unattached() -> Outcome {
+    let mut trail = Trail::default();
+    let record = trail.append(None, human("bob"), held("jira:SEC-9", b"shot"));
+    assert!(trail.audit_at(time(3600)).ok, "within the grace period");
+    audit(
+        trail.audit_at(time(25 * 3600)),
+        at(Some(&record), Some(1), Some(0)),
+    )
+}
+
+fn evidence_unmatched_link() -> Outcome {
+    // A case claims held evidence its record never released.
+    let mut trail = Trail::default();
+    let record = trail.append(None, human("bob"), held("jira:SEC-9", b"shot"));
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let EventBody::EvidenceHeld(held) = &trail.events[0].body else {
+        unreachable!("the record starts with held evidence")
+    };
+    let joined = EventBody::EvidenceJoined(custody_core::event::EvidenceJoin {
+        record: record.clone(),
+        evidence: vec![held.evidence.clone()],
+    });
+    let draft = lifecycle::evidence(&trail.view(&case), &human("alice"), joined).unwrap();
+    trail.append(Some(&case), human("alice"), draft);
+    audit(trail.audit(), at(Some(&case), None, Some(2)))
+}
+
+fn notify_reviewer_not_notified() -> Outcome {
+    // Automation executed before any reviewer heard of the approved change.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.events[1].notify.push(custody_core::notify::Owed {
+        delivery_id: "dl-review".to_string(),
+        kind: custody_core::notify::CHANGE_APPROVED_FOR_REVIEW.to_string(),
+        audience: custody_core::notify::Audience::Reviewers,
+        channel: "hook".to_string(),
+        recipient: None,
+    });
+    let mut robot = human("deploy-bot");
+    robot.kind = PrincipalKind::Automation;
+    let view = trail.view(&case);
+    let draft =
+        lifecycle::execute(view.approved().unwrap(), &robot, None, None, true, None).unwrap();
+    trail.append(Some(&case), robot, draft);
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+// Write-time refusals of the lifecycle.
+
+fn refused<T: std::fmt::Debug>(result: Result<T, Refusal>) -> Outcome {
+    Outcome::Refused(result.expect_err("the step must be refused"))
+}
+
+fn open_case() -> (Trail, CaseId) {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    (trail, case)
+}
+
+fn sod_requester_cannot_deny() -> Outcome {
+    let (trail, case) = open_case();
+    refused(lifecycle::deny(&trail.view(&case), &human("alice"), None))
+}
+
+fn lifecycle_not_approved() -> Outcome {
+    let (trail, case) = open_case();
+    refused(trail.view(&case).approved().map(|_| ()))
+}
+
+fn lifecycle_not_executed() -> Outcome {
+    let (mut trail, case) = open_case();
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    refused(trail.view(&case).executed().map(|_| ()))
+}
+
+fn lifecycle_case_denied() -> Outcome {
+    let (mut trail, case) = open_case();
+    let draft = lifecycle::deny(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    refused(lifecycle::approve(&trail.view(&case), &human("dave"), None))
+}
+
+fn lifecycle_already_executed() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    refused(lifecycle::approve(&trail.view(&case), &human("dave"), None))
+}
+
+fn lifecycle_already_reviewed() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    let view = trail.view(&case);
+    let draft = lifecycle::review(
+        view.executed().unwrap(),
+        &human("dave"),
+        custody_core::event::ReviewOutcome::Confirmed,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("dave"), draft);
+    refused(trail.view(&case).executed().map(|_| ()))
+}
+
+fn approval_already_approved() -> Outcome {
+    let mut trail = Trail::default();
+    let mut rule = rule();
+    rule.approvals = 2;
+    let case = open_under(&mut trail, human("alice"), &rule);
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    refused(lifecycle::approve(&trail.view(&case), &human("bob"), None))
+}
+
+fn observed_first() -> (Trail, CaseId) {
+    let (mut trail, case) = open_case();
+    let draft =
+        lifecycle::execute_observed(&trail.view(&case), &human("carol"), None, None, None).unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    (trail, case)
+}
+
+fn lifecycle_approval_not_recorded() -> Outcome {
+    let (trail, case) = observed_first();
+    refused(trail.view(&case).executed().map(|_| ()))
+}
+
+fn lifecycle_not_open() -> Outcome {
+    let (trail, case) = observed_first();
+    refused(lifecycle::execute_observed(
+        &trail.view(&case),
+        &human("carol"),
+        None,
+        None,
+        None,
+    ))
+}
+
+fn lifecycle_not_time_bound() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case(&mut trail);
+    refused(lifecycle::execute_revocation(
+        &trail.view(&case),
+        &human("carol"),
+        None,
+        None,
+    ))
+}
+
+fn lifecycle_already_revoked() -> Outcome {
+    let mut trail = Trail::default();
+    let mut timed = change("admin");
+    timed.duration_seconds = Some(3600);
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(timed, None, None, &rule()).unwrap(),
+    );
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    let draft =
+        lifecycle::execute_revocation(&trail.view(&case), &human("carol"), None, None).unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    refused(lifecycle::execute_revocation(
+        &trail.view(&case),
+        &human("carol"),
+        None,
+        None,
+    ))
+}
+
+fn capped() -> AppliedRule {
+    let mut rule = rule();
+    rule.max_duration_seconds = Some(3600);
+    rule
+}
+
+fn policy_duration_required() -> Outcome {
+    refused(lifecycle::request(change("admin"), None, None, &capped()))
+}
+
+fn policy_duration_too_long() -> Outcome {
+    let mut long = change("admin");
+    long.duration_seconds = Some(7200);
+    refused(lifecycle::request(long, None, None, &capped()))
+}
+
+fn merge_same_case() -> Outcome {
+    let (trail, case) = open_case();
+    let view = trail.view(&case);
+    refused(lifecycle::merge(&view, &view, &human("carol"), None))
+}
+
+fn merge_duplicate_executed() -> Outcome {
+    let mut trail = Trail::default();
+    let executed = executed_case(&mut trail);
+    let other = trail.append(None, human("dave"), request_draft("reader"));
+    refused(lifecycle::merge(
+        &trail.view(&executed),
+        &trail.view(&other),
+        &human("carol"),
+        None,
+    ))
+}
+
+fn sod_requester_cannot_attest() -> Outcome {
+    let (trail, case) = open_case();
+    refused(lifecycle::approve_with(
+        &trail.view(&case),
+        &human("alice"),
+        None,
+        Some(chat("bob")),
+    ))
+}
+
+fn approval_nothing_to_confirm() -> Outcome {
+    let (trail, case) = open_case();
+    refused(lifecycle::confirm_approval(
+        &trail.view(&case),
+        &human("bob"),
+        &custody_core::EventId::generate(),
+    ))
+}

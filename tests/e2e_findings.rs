@@ -1,0 +1,445 @@
+//! Findings and refusal codes that depend on the real store, server or CLI,
+//! each asserted with its exact code, case and log index (see
+//! `crates/custody-core/tests/findings_coverage.rs`, which names these tests
+//! for the codes only they produce).
+//!
+//! One store is built through the real CLI; each tampering edits a fresh
+//! copy of its data directory the way someone with file access could, and
+//! runs the real `custody verify --json` on it.
+
+mod common;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use common::{assert_refused, assert_verify_ok, copy_dir, stderr, verify_dir, Body, Server};
+use custody_core::event::{CaseLink, EventBody};
+use custody_core::{CaseId, Event, EventId, Sha256Hash};
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
+use tempfile::TempDir;
+
+/// The store every tampering starts from. Log 0 is the server's adoption of
+/// its policy; then `first` (request, comment), `second` (request) and
+/// `record`, the evidence record of a ticket no case carries yet.
+struct Fixture {
+    server: Server,
+    first: String,
+    second: String,
+    record: String,
+}
+
+fn build_fixture() -> Fixture {
+    let mut server = Server::start();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let first = server
+        .cli_ok(
+            &alice,
+            &["request", "--subject", "user:ann", "--entitlement", "admin"],
+        )
+        .trim()
+        .to_string(); // log 1, seq 1
+    server.cli_ok(&bob, &["comment", &first, "looks fine to me"]); // log 2, seq 2
+    let second = server
+        .cli_ok(
+            &alice,
+            &[
+                "request",
+                "--subject",
+                "user:ben",
+                "--entitlement",
+                "reader",
+            ],
+        )
+        .trim()
+        .to_string(); // log 3, seq 1
+    let file = server.root.path().join("screenshot.png");
+    std::fs::write(&file, b"an approval screenshot").unwrap();
+    let held = server.cli_json(
+        &bob,
+        &["attach", "--ticket", "jira:SEC-9", file.to_str().unwrap()],
+    ); // log 4, the record's seq 1
+    assert_eq!(held["appended"][0]["kind"], "evidence_held", "{held:#}");
+    let record = held["case_id"].as_str().unwrap().to_string();
+    assert_eq!(server.log_size(), 5);
+    server.stop();
+    assert_verify_ok(&server.data);
+    Fixture {
+        server,
+        first,
+        second,
+        record,
+    }
+}
+
+/// A writable connection to a copy of a data directory.
+struct Db {
+    runtime: tokio::runtime::Runtime,
+    connection: Option<SqliteConnection>,
+}
+
+impl Db {
+    fn open(data: &Path) -> Db {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = SqliteConnectOptions::new().filename(data.join("custody.db"));
+        let connection = runtime
+            .block_on(options.connect())
+            .expect("open custody.db");
+        Db {
+            runtime,
+            connection: Some(connection),
+        }
+    }
+
+    fn execute(&mut self, sql: &str) -> u64 {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        runtime
+            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *connection))
+            .map(|done| done.rows_affected())
+            .unwrap_or_else(|error| panic!("`{sql}`: {error}"))
+    }
+
+    /// `(log_index, bytes)` of one event row.
+    fn event(&mut self, case: &str, seq: i64) -> (i64, Vec<u8>) {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        let row = runtime
+            .block_on(
+                sqlx::query("SELECT log_index, bytes FROM events WHERE case_id = ? AND seq = ?")
+                    .bind(case)
+                    .bind(seq)
+                    .fetch_one(&mut *connection),
+            )
+            .unwrap_or_else(|error| panic!("event {case} seq {seq}: {error}"));
+        (row.get("log_index"), row.get("bytes"))
+    }
+
+    /// Inserts an event row and its Merkle leaf (INSERT needs no trigger dropped).
+    fn insert(&mut self, log_index: i64, event: &Event) {
+        let runtime = &self.runtime;
+        let connection = self.connection.as_mut().expect("open connection");
+        runtime
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(log_index)
+                .bind(event.event_id.as_str())
+                .bind(event.case_id.as_str())
+                .bind(event.seq as i64)
+                .bind(event.body.kind_name())
+                .bind(event.recorded_at.to_string())
+                .bind(event.canonical_bytes())
+                .execute(&mut *connection),
+            )
+            .expect("insert an event row");
+        // Its Merkle leaf too, as a thorough forger would (unless the index
+        // already has one).
+        runtime
+            .block_on(
+                sqlx::query("INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (0, ?, ?)")
+                    .bind(log_index)
+                    .bind(custody_log::leaf_hash(&event.canonical_bytes()).to_vec())
+                    .execute(&mut *connection),
+            )
+            .expect("insert the event's leaf");
+    }
+
+    fn close(mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.runtime.block_on(connection.close()).expect("close");
+        }
+    }
+}
+
+fn fresh_copy(fixture: &Fixture) -> TempDir {
+    let copy = tempfile::Builder::new()
+        .prefix("custody-findings-")
+        .tempdir()
+        .unwrap();
+    copy_dir(&fixture.server.data, copy.path());
+    copy
+}
+
+/// Runs `verify --json`, asserts it failed, and returns the report.
+#[track_caller]
+fn verify_fails(data: &Path) -> Value {
+    let (output, report) = verify_dir(data);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["ok"], false, "{report:#}");
+    report
+}
+
+/// The one finding with `code`, asserting it names `case`, `seq` and `log_index`.
+#[track_caller]
+fn assert_finding(report: &Value, code: &str, case: &str, seq: Value, log_index: Value) {
+    let hits: Vec<&Value> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|finding| finding["code"] == code)
+        .collect();
+    assert_eq!(hits.len(), 1, "expected one {code}: {report:#}");
+    assert_eq!(hits[0]["case_id"], case, "{code}: {report:#}");
+    assert_eq!(hits[0]["seq"], seq, "{code}: {report:#}");
+    assert_eq!(hits[0]["log_index"], log_index, "{code}: {report:#}");
+}
+
+/// The codes of the report's findings, sorted.
+fn codes(report: &Value) -> Vec<String> {
+    let mut codes: Vec<String> = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|finding| finding["code"].as_str().map(str::to_string))
+        .collect();
+    codes.sort();
+    codes
+}
+
+#[test]
+fn verify_names_tampering_only_the_store_makes_possible() {
+    let fixture = build_fixture();
+    let first = fixture.first.as_str();
+    let second = fixture.second.as_str();
+
+    // case.missing-head: a case's row deleted; its events remain.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        assert_eq!(
+            db.execute(&format!("DELETE FROM cases WHERE case_id = '{second}'")),
+            1
+        );
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(
+            &report,
+            "case.missing-head",
+            second,
+            Value::Null,
+            Value::Null,
+        );
+        assert_eq!(codes(&report), ["case.missing-head"], "{report:#}");
+    }
+
+    // event.malformed: an event's bytes replaced by bytes that are not an event.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.execute("DROP TRIGGER events_refuse_update");
+        let (log_index, _) = db.event(first, 2);
+        assert_eq!(log_index, 2);
+        db.execute("UPDATE events SET bytes = X'00FF00' WHERE log_index = 2");
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(&report, "event.malformed", first, json!(2), json!(2));
+        // The Merkle leaf and the case's head no longer match the bytes either.
+        assert_eq!(
+            codes(&report),
+            [
+                "chain.head-mismatch",
+                "event.malformed",
+                "log.leaf-mismatch"
+            ],
+            "{report:#}"
+        );
+    }
+
+    // log.index-duplicate: the events table rebuilt without its primary key,
+    // and a second row stored under an index already taken.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.execute(
+            "CREATE TABLE events_copy AS SELECT * FROM events;
+             DROP TABLE events;
+             ALTER TABLE events_copy RENAME TO events;",
+        );
+        let (_, bytes) = db.event(first, 2);
+        let mut forged = Event::decode(&bytes).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.seq = 3;
+        forged.prev_hash = Some(Sha256Hash::of(&bytes));
+        db.insert(2, &forged);
+        db.execute(&format!(
+            "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
+            forged.hash()
+        ));
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(&report, "log.index-duplicate", first, Value::Null, json!(2));
+    }
+
+    // chain.missing-start and case.no-request: a case's request deleted, the
+    // log renumbered, so the case starts at its comment.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.execute("DROP TRIGGER events_refuse_delete; DROP TRIGGER events_refuse_update");
+        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 1"), 1);
+        db.execute("UPDATE events SET log_index = -log_index WHERE log_index > 1");
+        db.execute("UPDATE events SET log_index = -log_index - 1 WHERE log_index < 0");
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(&report, "chain.missing-start", first, json!(2), json!(1));
+        assert_finding(&report, "case.no-request", first, json!(2), json!(1));
+    }
+
+    // case.second-request: a second request appended to a case, chain and
+    // head kept consistent, with no trigger dropped.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let (_, request) = db.event(second, 1);
+        let mut forged = Event::decode(&request).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.seq = 2;
+        forged.prev_hash = Some(Sha256Hash::of(&request));
+        forged.idempotency_key = Some("forged-request".to_string());
+        db.insert(5, &forged);
+        db.execute(&format!(
+            "UPDATE cases SET head_seq = 2, head_hash = '{}' WHERE case_id = '{second}'",
+            forged.hash()
+        ));
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(&report, "case.second-request", second, json!(2), json!(5));
+        // The forgery is chain-consistent: only the rule can see it.
+        assert_eq!(codes(&report), ["case.second-request"], "{report:#}");
+    }
+
+    // chain.missing-start alone: a forged first event at seq 2 for a case of
+    // its own, with its case row.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let (_, request) = db.event(second, 1);
+        let mut forged = Event::decode(&request).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.case_id = CaseId::generate();
+        forged.seq = 2;
+        forged.prev_hash = Some(Sha256Hash::of(b"an event that is not stored"));
+        forged.idempotency_key = Some("forged-start".to_string());
+        db.insert(5, &forged);
+        db.execute(&format!(
+            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) \
+             SELECT '{case}', state, change_key, ticket, requester, summary, opened_at, updated_at, 2, '{hash}', next_deadline, view FROM cases WHERE case_id = '{second}'",
+            case = forged.case_id,
+            hash = forged.hash(),
+        ));
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(
+            &report,
+            "chain.missing-start",
+            forged.case_id.as_str(),
+            json!(2),
+            json!(5),
+        );
+        assert_eq!(codes(&report), ["chain.missing-start"], "{report:#}");
+    }
+
+    // revocation.unmatched-link: a review's link to the revocation case it
+    // opened, forged into a case; the revocation case holds no link back.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let (_, comment) = db.event(first, 2);
+        let mut forged = Event::decode(&comment).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.seq = 3;
+        forged.prev_hash = Some(Sha256Hash::of(&comment));
+        forged.body = EventBody::RevocationOpened(CaseLink {
+            other_case: CaseId::generate(),
+        });
+        db.insert(5, &forged);
+        db.execute(&format!(
+            "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
+            forged.hash()
+        ));
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(
+            &report,
+            "revocation.unmatched-link",
+            first,
+            Value::Null,
+            json!(5),
+        );
+        assert_eq!(codes(&report), ["revocation.unmatched-link"], "{report:#}");
+    }
+
+    // evidence.record-misplaced: a comment slipped into an evidence record,
+    // chained to the held evidence.
+    {
+        let record = fixture.record.as_str();
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        let (_, held) = db.event(record, 1);
+        let (_, comment) = db.event(first, 2);
+        let mut forged = Event::decode(&comment).expect("stored events decode");
+        forged.event_id = EventId::generate();
+        forged.case_id = CaseId::from_str(record).unwrap();
+        forged.seq = 2;
+        forged.prev_hash = Some(Sha256Hash::of(&held));
+        db.insert(5, &forged);
+        db.close();
+        let report = verify_fails(copy.path());
+        assert_finding(
+            &report,
+            "evidence.record-misplaced",
+            record,
+            json!(2),
+            json!(5),
+        );
+        assert_eq!(codes(&report), ["evidence.record-misplaced"], "{report:#}");
+    }
+
+    assert_verify_ok(&fixture.server.data);
+}
+
+#[test]
+fn a_link_that_is_not_a_url_is_refused_as_evidence_invalid_url() {
+    let server = Server::start();
+    let alice = server.principal("alice");
+    let case = server
+        .cli_ok(
+            &alice,
+            &["request", "--subject", "user:ann", "--entitlement", "admin"],
+        )
+        .trim()
+        .to_string();
+    let before = server.log_size();
+    for url in ["not a url", "http://"] {
+        let response = server.http(
+            "POST",
+            &format!("/v1/cases/{case}/evidence/links"),
+            Some(&alice),
+            &[],
+            Body::Json(json!({ "url": url })),
+        );
+        assert_eq!(response.status, 400, "{url}: {}", response.text);
+        assert_eq!(
+            response.json["rule"], "evidence.invalid-url",
+            "{url}: {}",
+            response.text
+        );
+    }
+    assert_eq!(server.log_size(), before, "a refused link records nothing");
+}
+
+#[test]
+fn adding_a_principal_twice_is_refused_as_principal_exists() {
+    let server = Server::start();
+    server.principal("alice");
+    let output = server.cli(Some(&server.admin_token), &["principal", "add", "alice"]);
+    assert_refused(&output, "principal.exists");
+    assert!(stderr(&output).contains("alice"), "{}", stderr(&output));
+}
