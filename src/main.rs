@@ -6,6 +6,7 @@
 //! conflict) or, for `verify`, findings; 2 usage or connection errors.
 
 mod client;
+mod logging;
 mod output;
 
 use std::net::SocketAddr;
@@ -45,7 +46,7 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
         /// Address to listen on [default: 127.0.0.1:8080, or the config file's server.listen].
-        #[arg(long)]
+        #[arg(long, env = "CUSTODY_LISTEN")]
         listen: Option<SocketAddr>,
         /// Use this database instead of the embedded store (postgres://...).
         #[arg(long, env = "CUSTODY_DATABASE_URL")]
@@ -616,7 +617,12 @@ struct WriteArgs {
 }
 
 fn main() -> ExitCode {
+    stop_quietly_on_closed_output(true);
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. }) {
+        // A server whose log reader went away keeps serving.
+        stop_quietly_on_closed_output(false);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -628,6 +634,25 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli))
+}
+
+/// When `stop` is true, the process ends quietly, as Unix tools do, once
+/// the reader of its output has gone (`custody cases | head -1`): SIGPIPE
+/// ends it (a shell reports status 141) instead of `println!` panicking on
+/// the broken pipe. When false, SIGPIPE is ignored again (Rust's default),
+/// and writes to a closed pipe are errors.
+fn stop_quietly_on_closed_output(stop: bool) {
+    #[cfg(unix)]
+    // SAFETY: `signal` only sets this process's disposition of SIGPIPE; it
+    // runs before the async runtime starts any other thread.
+    unsafe {
+        libc::signal(
+            libc::SIGPIPE,
+            if stop { libc::SIG_DFL } else { libc::SIG_IGN },
+        );
+    }
+    #[cfg(not(unix))]
+    let _ = stop;
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -709,7 +734,14 @@ mod commands {
         if json {
             output::print_json(&report);
         } else {
-            println!("Initialised {}", report.data_dir.display());
+            if report.resumed {
+                println!(
+                    "Completed the interrupted initialisation of {}",
+                    report.data_dir.display()
+                );
+            } else {
+                println!("Initialised {}", report.data_dir.display());
+            }
             println!();
             println!("Admin token (shown once; keep it secret):");
             println!("  {}", report.admin_token);
@@ -728,7 +760,7 @@ mod commands {
         database_url: Option<String>,
         config: Option<PathBuf>,
     ) -> Result<ExitCode, ClientError> {
-        init_logging();
+        crate::logging::init();
         let config_path = config;
         let config = match &config_path {
             Some(path) => {
@@ -753,8 +785,13 @@ mod commands {
         {
             init::Opened::Existing(store) => store,
             init::Opened::Created(store, report) => {
+                let what = if report.resumed {
+                    "completed the interrupted initialisation of"
+                } else {
+                    "initialised"
+                };
                 eprintln!(
-                    "initialised {} (ledger: {location})\nadmin token (shown once; keep it secret): {}\nlog verifier key: {}",
+                    "{what} {} (ledger: {location})\nadmin token (shown once; keep it secret): {}\nlog verifier key: {}",
                     report.data_dir.display(),
                     report.admin_token,
                     report.verifier_key
@@ -1324,7 +1361,8 @@ mod commands {
                 if let Some(name) = name {
                     path.push_str(&format!("?principal={}", output::path_segment(&name)));
                 }
-                let list = connect(&connection)?.get(&path).await?;
+                let mut list = connect(&connection)?.get(&path).await?;
+                mark_token_status(&mut list, custody_core::Timestamp::now());
                 if json {
                     output::print_json(&list);
                 } else {
@@ -1854,6 +1892,31 @@ mod commands {
             .map_err(|error| ClientError::Usage(format!("cannot write {}: {error}", out.display())))
     }
 
+    /// Adds `status` to every token of a token list: `revoked`, `expired`
+    /// (its `expires_at` is not after `now`: it no longer authenticates) or
+    /// `active`.
+    fn mark_token_status(list: &mut serde_json::Value, now: custody_core::Timestamp) {
+        let Some(tokens) = list["tokens"].as_array_mut() else {
+            return;
+        };
+        for token in tokens {
+            let status = if !token["revoked_at"].is_null() {
+                "revoked"
+            } else if token["expires_at"]
+                .as_str()
+                .and_then(|text| custody_core::Timestamp::parse(text).ok())
+                .is_some_and(|expires_at| expires_at <= now)
+            {
+                "expired"
+            } else {
+                "active"
+            };
+            if let Some(token) = token.as_object_mut() {
+                token.insert("status".to_string(), json!(status));
+            }
+        }
+    }
+
     fn connect(connection: &ConnectionArgs) -> Result<Client, ClientError> {
         Client::new(&connection.url, connection.token.as_deref())
     }
@@ -1889,21 +1952,6 @@ mod commands {
                 path.display()
             ))
         })
-    }
-
-    fn init_logging() {
-        use tracing_subscriber::EnvFilter;
-        let filter = EnvFilter::try_from_env("CUSTODY_LOG")
-            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-        let json = std::env::var("CUSTODY_LOG_FORMAT").is_ok_and(|format| format == "json");
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr);
-        if json {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
     }
 
     async fn shutdown_signal() {

@@ -363,13 +363,14 @@ pub fn print_tokens(list: &Value) {
         "EXPIRES"
     );
     for token in list["tokens"].as_array().into_iter().flatten() {
-        let status = match token["revoked_at"].as_str() {
-            Some(at) => format!(
+        let status = match (token["revoked_at"].as_str(), token["status"].as_str()) {
+            (Some(at), _) => format!(
                 "revoked {} by {}",
                 short_time(at),
                 token["revoked_by"].as_str().unwrap_or("?")
             ),
-            None => "active".to_string(),
+            (None, Some("expired")) => "expired".to_string(),
+            (None, _) => "active".to_string(),
         };
         say!(
             "{:<20}  {:<16}  {:<20}  {:<20}  {status}",

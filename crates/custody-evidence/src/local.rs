@@ -19,7 +19,8 @@ use crate::digest::Sha256Digest;
 /// containing directory is fsynced, so an acknowledged blob survives a power
 /// loss. A crash mid-upload can leave a `.part` file in `<root>/tmp`; nothing
 /// reads that directory, and it is safe to empty while the server is stopped.
-/// Directories are created on first use.
+/// Directories are created on first use, with mode 0700; blobs are 0600
+/// (on Unix), so evidence is readable by the server's user only.
 #[derive(Debug, Clone)]
 pub struct LocalBlobStore {
     root: PathBuf,
@@ -58,6 +59,7 @@ impl LocalBlobStore {
         let (temporary, mut file) = TemporaryFile::create_in(&temporary_directory).await?;
         let copied = copy_hashing(reader, &mut file, temporary.path(), limit).await?;
         drop(file);
+        make_private(temporary.path()).await?;
 
         let final_path = self.blob_path(&copied.sha256);
         let mut stored = StoredBlob {
@@ -273,14 +275,35 @@ impl BlobStore for LocalBlobStore {
     }
 }
 
+/// Creates `path` and its missing parents with mode 0700.
 async fn create_directory(path: &Path) -> Result<(), BlobError> {
-    tokio::fs::create_dir_all(path)
-        .await
-        .map_err(|source| BlobError::Io {
-            action: "create the directory",
-            path: path.to_path_buf(),
-            source,
-        })
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(path).await.map_err(|source| BlobError::Io {
+        action: "create the directory",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Gives a file mode 0600 (on Unix): owner read and write only.
+async fn make_private(path: &Path) -> Result<(), BlobError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .await
+            .map_err(|source| BlobError::Io {
+                action: "restrict the permissions of",
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Fsyncs a directory so that the entries created or renamed in it survive a
@@ -300,5 +323,35 @@ fn list_error(path: &Path, source: io::Error) -> BlobError {
         action: "list the directory",
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn blobs_are_0600_and_the_directories_made_for_them_0700() {
+        let directory = tempfile::tempdir().unwrap();
+        let root = directory.path().join("data").join("evidence");
+        let store = LocalBlobStore::new(root.clone());
+        let mut bytes: &[u8] = b"the screenshot of the change";
+        let stored = store.put_stream(&mut bytes, 1 << 20).await.unwrap();
+        let blob = store.blob_path(&stored.sha256);
+        assert_eq!(mode(&blob), 0o600, "blob {}", blob.display());
+        for made in [
+            root.clone(),
+            root.join("sha256"),
+            blob.parent().unwrap().to_path_buf(),
+            store.temporary_directory(),
+        ] {
+            assert_eq!(mode(&made), 0o700, "directory {}", made.display());
+        }
     }
 }

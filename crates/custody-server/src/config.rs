@@ -153,8 +153,13 @@ impl Config {
     }
 
     /// Parses configuration text.
+    ///
+    /// A TOML error names its line, column and key, never the text of the
+    /// line or the value: the file holds secrets (passwords in URLs, SMTP
+    /// passwords, signing secrets), and errors end up in logs.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
+        let config: Config =
+            toml::from_str(text).map_err(|error| describe_toml_error(text, &error))?;
         if config.server.max_body_bytes < 1024 {
             return Err("server.max_body_bytes must be at least 1024".to_string());
         }
@@ -174,9 +179,137 @@ impl Config {
     }
 }
 
+/// Where a TOML error is (line, column, key) and what it is, without the
+/// offending line's text or any value from the file.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = without_values(error.message());
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let before = text.get(..start).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    let column = before[line_start..].chars().count() + 1;
+    match key_at(text, line) {
+        Some(key) => format!("line {line}, column {column}, key `{key}`: {message}"),
+        None => format!("line {line}, column {column}: {message}"),
+    }
+}
+
+/// The dotted name of the key set on 1-based `line` (with the table it is
+/// in), or of the table a header on that line opens.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let is_key = |key: &str| {
+        !key.is_empty()
+            && key.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ' ' | '"' | '\'')
+            })
+    };
+    let mut table = String::new();
+    for (index, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim();
+        if trimmed.starts_with('[') {
+            let name = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            table = if is_key(name) {
+                name.to_string()
+            } else {
+                String::new()
+            };
+            if index + 1 == line {
+                return (!table.is_empty()).then(|| table.clone());
+            }
+            continue;
+        }
+        if index + 1 == line {
+            let key = trimmed.split_once('=')?.0.trim();
+            if !is_key(key) {
+                return None;
+            }
+            return Some(if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            });
+        }
+    }
+    None
+}
+
+/// A TOML or serde error message without the values it quotes (`invalid
+/// type: string "hunter2", expected u64` becomes `invalid type: string,
+/// expected u64`), on one line. Key names (`unknown field `x``) stay.
+fn without_values(message: &str) -> String {
+    let message = message.trim().replace('\n', "; ");
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (unexpected, expected) = match rest.find(", expected") {
+                Some(at) => rest.split_at(at),
+                None => (rest, ""),
+            };
+            let kind = unexpected
+                .split(['"', '`', '\''])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            return format!("{prefix}{kind}{expected}");
+        }
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let expected = rest.split_once('`').map_or("", |(_, after)| after);
+        return format!("unknown variant{expected}");
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toml_errors_name_line_column_and_key_but_never_the_text() {
+        let secret = "hunter2-s3cret";
+        let cases = [
+            // A syntax error: an unterminated string.
+            format!("[server]\nlisten = \"127.0.0.1:9\"\n\n[[notify.channels]]\ntype = \"nats\"\nname = \"bus\"\nurl = \"nats://u:{secret}@h:4222\n"),
+            // A syntax error: a bare value.
+            format!("[log]\ncheckpoint_interval_seconds = {secret}\n"),
+            // A type error: a string where a number belongs.
+            format!("[server]\nmax_body_bytes = \"{secret}\"\n"),
+            // An unknown variant.
+            format!("[[notify.channels]]\ntype = \"{secret}\"\nname = \"x\"\n"),
+            // Two values on one line.
+            format!("[server]\nlisten = \"127.0.0.1:9\" {secret} = 1\n"),
+        ];
+        for text in &cases {
+            let error = Config::parse(text).unwrap_err();
+            assert!(
+                !error.contains("hunter2"),
+                "the error echoes the value: {error}"
+            );
+            assert!(error.contains("line "), "no line: {error}");
+            assert!(error.contains("column "), "no column: {error}");
+        }
+        let error = Config::parse(&cases[0]).unwrap_err();
+        assert!(
+            error.starts_with("line 7, column 38, key `notify.channels.url`: "),
+            "{error}"
+        );
+        let error = Config::parse(&cases[2]).unwrap_err();
+        assert!(
+            error.starts_with(
+                "line 2, column 18, key `server.max_body_bytes`: invalid type: string, expected"
+            ),
+            "{error}"
+        );
+        let error = Config::parse(&cases[3]).unwrap_err();
+        assert!(error.contains("key `notify.channels.type`"), "{error}");
+    }
 
     #[test]
     fn empty_file_gives_defaults() {

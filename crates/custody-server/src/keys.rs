@@ -207,7 +207,8 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
     }
 }
 
-/// Writes a private file with mode 0600, atomically (temp file, fsync, rename).
+/// Writes a private file with mode 0600, atomically (a new temporary file,
+/// fsync, rename, fsync of the directory).
 fn write_private(path: &Path, contents: &str, create_new: bool) -> Result<(), KeyError> {
     if create_new && path.exists() {
         return Err(KeyError::Inconsistent(format!(
@@ -216,8 +217,15 @@ fn write_private(path: &Path, contents: &str, create_new: bool) -> Result<(), Ke
         )));
     }
     let temporary = path.with_extension("tmp");
+    // A temporary file left by a crash is replaced, never reused: its mode
+    // could be wider than 0600.
+    match std::fs::remove_file(&temporary) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io_error(&temporary)(error)),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -227,5 +235,17 @@ fn write_private(path: &Path, contents: &str, create_new: bool) -> Result<(), Ke
     file.write_all(contents.as_bytes())
         .map_err(io_error(&temporary))?;
     file.sync_all().map_err(io_error(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(io_error(path))
+    drop(file);
+    std::fs::rename(&temporary, path).map_err(io_error(path))?;
+    // The rename is durable only once the directory is synced.
+    #[cfg(unix)]
+    if let Some(directory) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::File::open(directory)
+            .and_then(|directory| directory.sync_all())
+            .map_err(io_error(directory))?;
+    }
+    Ok(())
 }

@@ -157,7 +157,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
-    tracing::info!(%local, "listening");
+    // Printed once, plainly (not as a log event), so that wrappers can find
+    // the address whatever CUSTODY_LOG and CUSTODY_LOG_FORMAT say.
     eprintln!("listening on {local}");
     serve_listener(store, listener, options, shutdown).await
 }
