@@ -121,9 +121,22 @@ fn an_execution_observed_first_resolves_by_when_the_approval_occurred() {
         .unwrap_or_else(|| panic!("{report}"));
     assert_eq!(found["case_id"], after);
 
-    // An observed execution is only for a case whose approval is missing.
+    // An observed execution is only for a case whose approval is missing:
+    // on an approved case, an ordinary execution is the way.
+    let approved = server.cli_ok(
+        &alice,
+        &["request", "--subject", "user:alice", "--entitlement", "d"],
+    );
+    let approved = approved.trim();
+    server.cli_ok(&bob, &["approve", approved]);
+    assert_refused(
+        &server.cli(Some(&carol), &["execute", approved, "--observed"]),
+        "lifecycle.not-open",
+    );
+    // On an executed case it is refused by the rule the audit would report
+    // for that event (one rule table for both).
     assert_refused(
         &server.cli(Some(&carol), &["execute", in_order, "--observed"]),
-        "lifecycle.not-open",
+        "lifecycle.already-executed",
     );
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_refused, assert_verify_ok, Server};
+use common::{assert_refused, assert_verify_ok, Body, Server};
 
 #[test]
 fn a_duplicate_merges_into_its_survivor_and_the_trail_reads_as_one() {
@@ -61,8 +61,9 @@ fn a_duplicate_merges_into_its_survivor_and_the_trail_reads_as_one() {
     assert_eq!(output.status.code(), Some(2), "a merge needs a reason");
     assert_eq!(server.log_size(), before);
 
+    // Alice requested both: she may merge them.
     let outcome = server.cli_json(
-        &carol,
+        &alice,
         &[
             "merge",
             duplicate,
@@ -84,7 +85,7 @@ fn a_duplicate_merges_into_its_survivor_and_the_trail_reads_as_one() {
     // A retried merge appends nothing.
     let size = server.log_size();
     let again = server.cli_json(
-        &carol,
+        &alice,
         &[
             "merge",
             duplicate,
@@ -162,4 +163,160 @@ fn a_duplicate_merges_into_its_survivor_and_the_trail_reads_as_one() {
 
     let report = assert_verify_ok(&server.data);
     assert_eq!(report["checked"]["case_links"], 2, "{report}");
+}
+
+#[test]
+fn only_a_requester_an_approver_of_the_survivor_or_an_admin_may_merge() {
+    // Issue 10, item 6: a merge closes a request, so a principal unrelated to
+    // both cases may not close someone else's request by merging it away.
+    let server = Server::start();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let mallory = server.principal("mallory");
+    let erin = server.principal_with("erin", &["--group", "admins"]);
+    let request = |token: &str, entitlement: &str| {
+        server
+            .cli_ok(
+                token,
+                &[
+                    "request",
+                    "--subject",
+                    "user:alice",
+                    "--entitlement",
+                    entitlement,
+                ],
+            )
+            .trim()
+            .to_string()
+    };
+    let alices = request(&alice, "db-admin");
+    let bobs = request(&bob, "db-reader");
+
+    // Mallory requested neither, and the default rule names no approver
+    // groups: refused at write time through the CLI, and nothing is written.
+    let before = server.log_size();
+    assert_refused(
+        &server.cli(
+            Some(&mallory),
+            &["merge", &bobs, "--into", &alices, "--comment", "same thing"],
+        ),
+        "merge.not-allowed",
+    );
+    // Through the API: a problem+json naming the rule.
+    let response = server.http(
+        "POST",
+        &format!("/v1/cases/{bobs}/merge"),
+        Some(&mallory),
+        &[("idempotency-key", "mallory-merge")],
+        Body::Json(serde_json::json!({"into": alices, "comment": "same thing"})),
+    );
+    assert_eq!(response.status, 409, "{}", response.text);
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        response.text
+    );
+    assert_eq!(
+        response.json["rule"], "merge.not-allowed",
+        "{}",
+        response.text
+    );
+    assert_eq!(server.log_size(), before, "a refused merge wrote something");
+    for case in [&alices, &bobs] {
+        let document = server.show(&alice, case);
+        assert_eq!(document["state"], "open", "{document}");
+        assert_eq!(document["events"].as_array().unwrap().len(), 1);
+    }
+
+    // The requester of either case may merge (here, of the surviving case,
+    // closing bob's duplicate into it).
+    let merged = server.cli_json(
+        &alice,
+        &["merge", &bobs, "--into", &alices, "--comment", "one change"],
+    );
+    assert_eq!(merged["state"], "merged");
+
+    // An admin (a member of `admins`, as recorded in the actor) may merge
+    // cases it did not request.
+    let first = request(&alice, "ops-admin");
+    let second = request(&bob, "ops-reader");
+    let merged = server.cli_json(
+        &erin,
+        &[
+            "merge",
+            &second,
+            "--into",
+            &first,
+            "--comment",
+            "one change",
+        ],
+    );
+    assert_eq!(merged["state"], "merged");
+    let events = server.events(&erin, &second);
+    let merge_event = events.last().unwrap();
+    assert_eq!(merge_event["kind"], "duplicate_merged");
+    assert!(
+        merge_event["actor"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|group| group == "admins"),
+        "{merge_event}"
+    );
+
+    // verify re-checks every merge from the recorded actor: all allowed.
+    assert_verify_ok(&server.data);
+}
+
+#[test]
+fn an_approver_of_the_surviving_cases_rule_may_merge_into_it() {
+    let policy = r#"
+[[policy.rules]]
+name = "db"
+entitlements = ["db-*"]
+approver_groups = ["dba"]
+"#;
+    let (server, _) = Server::start_configured(None, Some(policy));
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let dana = server.principal_with("dana", &["--group", "dba"]);
+    let mallory = server.principal_with("mallory", &["--group", "sre"]);
+    let request = |token: &str, entitlement: &str| {
+        server
+            .cli_ok(
+                token,
+                &[
+                    "request",
+                    "--subject",
+                    "user:alice",
+                    "--entitlement",
+                    entitlement,
+                ],
+            )
+            .trim()
+            .to_string()
+    };
+    let survivor = request(&alice, "db-admin");
+    let duplicate = request(&bob, "db-owner");
+    assert_refused(
+        &server.cli(
+            Some(&mallory),
+            &["merge", &duplicate, "--into", &survivor, "--comment", "x"],
+        ),
+        "merge.not-allowed",
+    );
+    let merged = server.cli_json(
+        &dana,
+        &[
+            "merge",
+            &duplicate,
+            "--into",
+            &survivor,
+            "--comment",
+            "one change",
+        ],
+    );
+    assert_eq!(merged["state"], "merged");
+    assert_verify_ok(&server.data);
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::case::CaseView;
 use crate::event::{DecodeError, Event, EventBody};
 use crate::id::Sha256Hash;
-use crate::lifecycle::{violations, Severity};
+use crate::lifecycle::{judge_request, violations_with, Severity};
 use custody_log::{leaf_hash, verify_checkpoint, Frontier, Hash, VerifierKey};
 
 /// One row of the event table, as stored.
@@ -864,6 +864,15 @@ impl Auditor {
 
         self.observe_notifications(&event, row.log_index);
 
+        // A merge is judged with the surviving case as it stood before it
+        // (its half of the link comes after this one in the log).
+        let merge_partner = match &event.body {
+            EventBody::DuplicateMerged(link) => self
+                .cases
+                .get(link.other_case.as_str())
+                .and_then(|other| other.view.clone()),
+            _ => None,
+        };
         let Some(trail) = self.cases.get_mut(event.case_id.as_str()) else {
             // The first event of a case.
             let mut new_findings = Vec::new();
@@ -878,6 +887,14 @@ impl Auditor {
                 ));
             }
             let view = CaseView::open_hashed(&event, hash);
+            self.checked.rules += 1;
+            for broken in judge_request(&event) {
+                new_findings.push(finding(
+                    broken.refusal.rule,
+                    broken.severity,
+                    broken.refusal.message,
+                ));
+            }
             let policy_record = match &event.body {
                 EventBody::PolicyAdopted(adopted) => {
                     new_findings.extend(self.check_adoption(&event, adopted, None, row.log_index));
@@ -1099,7 +1116,7 @@ impl Auditor {
         }
         if let Some(view) = &mut trail.view {
             self.checked.rules += 1;
-            for (refusal, severity) in violations(view, &event) {
+            for (refusal, severity) in violations_with(view, &event, merge_partner.as_ref()) {
                 self.findings.push(Finding {
                     code: refusal.rule,
                     severity,
@@ -1359,7 +1376,11 @@ impl Auditor {
                     seq: trail.first_execution.map(|(seq, _)| seq),
                     log_index: trail.first_execution.map(|(_, index)| index),
                 };
-                if view.state == crate::CaseState::ExecutedPendingApproval {
+                // Judged from the whole trail, not the final state: a later
+                // event (a review refused at write time, say) must not hide
+                // an execution whose approvals never came.
+                if view.awaiting_approval || view.state == crate::CaseState::ExecutedPendingApproval
+                {
                     self.findings.push(execution_finding(
                         "lifecycle.execution-without-approval",
                         format!(

@@ -168,6 +168,11 @@ pub struct CaseView {
     /// The approvals needed were recorded after the execution and occurred
     /// after it too: the change was made before it was approved.
     pub approved_after_execution: bool,
+    /// An execution was recorded before the approvals the case needed, and
+    /// they have not all been recorded since. Unlike the state, later events
+    /// (a review, say) do not clear it: only the approvals do.
+    #[serde(default)]
+    pub awaiting_approval: bool,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -287,6 +292,7 @@ impl CaseView {
             executed_at: None,
             execution_event: None,
             approved_after_execution: false,
+            awaiting_approval: false,
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -396,6 +402,7 @@ impl CaseView {
                     {
                         CaseState::PendingReview
                     } else if self.state == CaseState::Open {
+                        self.awaiting_approval = true;
                         CaseState::ExecutedPendingApproval
                     } else {
                         CaseState::Executed
@@ -464,12 +471,16 @@ impl CaseView {
         if self.state == CaseState::Open && satisfied {
             self.state = CaseState::Approved;
         }
-        if self.state == CaseState::ExecutedPendingApproval && satisfied {
+        let awaited = self.awaiting_approval || self.state == CaseState::ExecutedPendingApproval;
+        if awaited && satisfied {
             // The approvals arrived after the execution was recorded. Whether
             // that is a late record or a violation is a question about the
             // real world: did enough approvals *occur* before the execution?
             self.approved_after_execution = !self.stages_complete(self.executed_at);
-            self.state = CaseState::Executed;
+            self.awaiting_approval = false;
+            if self.state == CaseState::ExecutedPendingApproval {
+                self.state = CaseState::Executed;
+            }
         }
     }
 

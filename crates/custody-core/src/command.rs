@@ -60,7 +60,7 @@ pub enum CaseCommand {
         /// The case.
         case_id: CaseId,
         /// What was actually changed.
-        change_set: Option<serde_json::Value>,
+        change_set: Option<crate::change_set::ChangeSet>,
         /// Optional comment, or the error of a failed execution.
         comment: Option<String>,
         /// `false` records a failed attempt.
@@ -101,14 +101,14 @@ pub enum CaseCommand {
         /// The policy rule that governs it, decided by the server.
         rule: AppliedRule,
         /// What was actually changed.
-        change_set: Option<serde_json::Value>,
+        change_set: Option<crate::change_set::ChangeSet>,
     },
     /// Record the revocation of time-bound access that reached its end.
     ExecuteRevocation {
         /// The case.
         case_id: CaseId,
         /// What was actually changed.
-        change_set: Option<serde_json::Value>,
+        change_set: Option<crate::change_set::ChangeSet>,
         /// Optional comment.
         comment: Option<String>,
     },
@@ -262,7 +262,7 @@ impl CaseCommand {
             // hand through `lifecycle::merge`.
             CaseCommand::Escalate {
                 reason, deadline, ..
-            } => Ok(lifecycle::escalate(reason, *deadline)),
+            } => lifecycle::escalate_as(case, actor, reason, *deadline),
             CaseCommand::ExecuteRevocation {
                 change_set,
                 comment,

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod canonical;
 pub mod case;
+pub mod change_set;
 pub mod command;
 pub mod delegation;
 pub mod event;

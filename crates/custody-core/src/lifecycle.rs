@@ -6,14 +6,17 @@
 //! make. A step returns a [`Draft`] (the event to append) or a [`Refusal`]
 //! naming the rule that refused it.
 //!
-//! The same rule functions run in two places: at write time, where they
-//! refuse, and in [`crate::audit`], where they re-check every stored event and
-//! report with the same code. A rule's code is stable and documented in
+//! The rules live in one table, [`judge`], which runs in two places: at write
+//! time, where each step builds the event it would append and refuses with
+//! the first rule the event breaks, and in [`crate::audit`] ([`violations`]),
+//! which re-checks every stored event and reports every rule it breaks, at
+//! that event, with the same code. A rule's code is stable and documented in
 //! `docs/findings.md`.
 
 use serde::Serialize;
 
 use crate::case::{CaseState, CaseView};
+use crate::change_set::ChangeSet;
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
     BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation, Event,
@@ -146,42 +149,12 @@ impl Severity {
 }
 
 impl CaseView {
-    /// The case as an [`ApprovedCase`], or the reason it cannot be executed.
+    /// The case as an [`ApprovedCase`], or the reason it cannot be executed
+    /// (the same rule the table applies to an execution event, see [`judge`]).
     pub fn approved(&self) -> Result<ApprovedCase<'_>, Refusal> {
-        match self.state {
-            CaseState::Approved => Ok(ApprovedCase { case: self }),
-            CaseState::Open => Err(Refusal::new(
-                "lifecycle.not-approved",
-                format!(
-                    "case {} is not approved, so it cannot be executed: {}",
-                    self.case_id,
-                    self.stage_progress(None)
-                        .iter()
-                        .map(|stage| format!(
-                            "stage `{}` has {} of {} approvals",
-                            stage.name,
-                            stage.approvers.len(),
-                            stage.required
-                        ))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-                "wait for an approver to run `custody approve`",
-            )),
-            CaseState::Denied => Err(Refusal::new(
-                "lifecycle.case-denied",
-                format!("case {} was denied, so it cannot be executed", self.case_id),
-                "open a new request if the change is still needed",
-            )),
-            CaseState::Executed
-            | CaseState::Reviewed
-            | CaseState::PendingReview
-            | CaseState::ExecutedPendingApproval => Err(Refusal::new(
-                "lifecycle.already-executed",
-                format!("case {} has already been executed", self.case_id),
-                "record a follow-up change as a new request",
-            )),
-            CaseState::Merged => Err(self.merged_refusal("execute")),
+        match execution_state(self, false) {
+            None => Ok(ApprovedCase { case: self }),
+            Some((refusal, _)) => Err(refusal),
         }
     }
 
@@ -202,32 +175,12 @@ impl CaseView {
         )
     }
 
-    /// The case as an [`ExecutedCase`], or the reason it cannot be reviewed.
+    /// The case as an [`ExecutedCase`], or the reason it cannot be reviewed
+    /// (the same rule the table applies to a review event, see [`judge`]).
     pub fn executed(&self) -> Result<ExecutedCase<'_>, Refusal> {
-        match self.state {
-            CaseState::Executed | CaseState::PendingReview => Ok(ExecutedCase { case: self }),
-            CaseState::Reviewed => Err(Refusal::new(
-                "lifecycle.already-reviewed",
-                format!("case {} has already been reviewed", self.case_id),
-                "add a comment to record further observations",
-            )),
-            CaseState::Merged => Err(self.merged_refusal("review")),
-            CaseState::ExecutedPendingApproval => Err(Refusal::new(
-                "lifecycle.approval-not-recorded",
-                format!(
-                    "case {} was executed but its approval is not recorded yet; a review compares an execution with its approval",
-                    self.case_id
-                ),
-                "record the approval (with --occurred-at when it was given earlier), then review",
-            )),
-            _ => Err(Refusal::new(
-                "lifecycle.not-executed",
-                format!(
-                    "case {} is {} and has no completed execution to review",
-                    self.case_id, self.state
-                ),
-                "a review compares what was approved with what was executed; wait for `custody execute`",
-            )),
+        match review_state(self) {
+            None => Ok(ExecutedCase { case: self }),
+            Some((refusal, _)) => Err(refusal),
         }
     }
 
@@ -296,45 +249,31 @@ pub fn approve_with(
     comment: Option<String>,
     chat: Option<ChatApproval>,
 ) -> Result<Draft, Refusal> {
-    check_decision_possible(case, "approve")?;
-    let approver = chat
+    approve_binding(case, actor, comment, chat, case.change_hash)
+}
+
+/// [`approve_with`] for an approver who binds the approval to the change
+/// hash they saw (`custody show` prints it): when the case requested another
+/// change, the approval is refused (`approval.change-mismatch`), so an
+/// approval never covers a change its approver did not see.
+pub fn approve_binding(
+    case: &CaseView,
+    actor: &Actor,
+    comment: Option<String>,
+    chat: Option<ChatApproval>,
+    change_hash: Sha256Hash,
+) -> Result<Draft, Refusal> {
+    let attested = chat
         .as_ref()
-        .map(|chat| chat.approver.clone())
-        .unwrap_or_else(|| actor.principal.clone());
-    let attested = approver != actor.principal;
-    check_requester_cannot_approve(case, &approver)?;
-    if case
-        .approvals
-        .iter()
-        .any(|approval| approval.approver == approver)
-    {
-        return Err(Refusal::new(
-            "approval.already-approved",
-            format!("{approver} has already approved case {}", case.case_id),
-            "each approver counts once; ask another approver if more approvals are needed",
-        ));
-    }
-    if attested {
-        // The requester may not put approvals in anyone's mouth.
-        check_requester_cannot_approve(case, &actor.principal).map_err(|_| {
-            Refusal::new(
-                "sod.requester-cannot-attest",
-                format!(
-                    "{} requested case {} and cannot record approvals for others",
-                    actor.principal, case.case_id
-                ),
-                "ask the approver to approve with their own identity",
-            )
-        })?;
-    } else {
-        check_approver_allowed(case, actor)?;
-    }
+        .is_some_and(|chat| chat.approver != actor.principal);
+    let body = EventBody::ApprovalGranted(Decision {
+        change_hash,
+        comment,
+        chat,
+    });
+    admit(case, actor, &body, None)?;
     Ok(Draft {
-        body: EventBody::ApprovalGranted(Decision {
-            change_hash: case.change_hash,
-            comment,
-            chat,
-        }),
+        body,
         role: if attested {
             Role::Observer
         } else {
@@ -351,27 +290,12 @@ pub fn confirm_approval(
     actor: &Actor,
     approval_event: &EventId,
 ) -> Result<Draft, Refusal> {
-    let pending = case.approvals.iter().any(|approval| {
-        &approval.by.event_id == approval_event
-            && approval.attested
-            && !approval.confirmed
-            && approval.approver == actor.principal
+    let body = EventBody::ApprovalConfirmed(Confirmation {
+        approval_event: approval_event.clone(),
     });
-    if !pending {
-        return Err(Refusal::new(
-            "approval.nothing-to-confirm",
-            format!(
-                "case {} holds no unconfirmed approval {approval_event} recorded for {}",
-                case.case_id, actor.principal
-            ),
-            "`custody show CASE` lists approvals; only the named approver can confirm one",
-        ));
-    }
-    check_approver_allowed(case, actor)?;
+    admit(case, actor, &body, None)?;
     Ok(Draft {
-        body: EventBody::ApprovalConfirmed(Confirmation {
-            approval_event: approval_event.clone(),
-        }),
+        body,
         role: Role::Approver,
         causation: Some(approval_event.clone()),
     })
@@ -379,23 +303,14 @@ pub fn confirm_approval(
 
 /// Denies the case's requested change.
 pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<Draft, Refusal> {
-    check_decision_possible(case, "deny")?;
-    if case.requester.principal == actor.principal {
-        return Err(Refusal::new(
-            "sod.requester-cannot-deny",
-            format!(
-                "{} requested case {} and cannot also decide on it",
-                actor.principal, case.case_id
-            ),
-            "add a comment explaining that the request is withdrawn, or ask an approver to deny it",
-        ));
-    }
+    let body = EventBody::ApprovalDenied(Decision {
+        change_hash: case.change_hash,
+        comment,
+        chat: None,
+    });
+    admit(case, actor, &body, None)?;
     Ok(Draft {
-        body: EventBody::ApprovalDenied(Decision {
-            change_hash: case.change_hash,
-            comment,
-            chat: None,
-        }),
+        body,
         role: Role::Approver,
         causation: Some(case.requester.event_id.clone()),
     })
@@ -410,28 +325,27 @@ pub fn deny(case: &CaseView, actor: &Actor, comment: Option<String>) -> Result<D
 pub fn execute(
     case: ApprovedCase<'_>,
     actor: &Actor,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     comment: Option<String>,
     completed: bool,
     applied: Option<Change>,
 ) -> Result<Draft, Refusal> {
-    check_executor_not_sole_approver(case.case, &actor.principal)?;
-    check_executor_allowed(case.case, actor)?;
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
     let execution = Execution {
         change_set,
         change_set_hash,
         comment,
         applied: completed.then(|| applied.unwrap_or_else(|| case.case.change.clone())),
     };
+    let body = if completed {
+        EventBody::ExecutionCompleted(execution)
+    } else {
+        EventBody::ExecutionFailed(execution)
+    };
+    admit(case.case, actor, &body, None)?;
     Ok(Draft {
-        body: if completed {
-            EventBody::ExecutionCompleted(execution)
-        } else {
-            EventBody::ExecutionFailed(execution)
-        },
+        body,
         role: Role::Executor,
         causation: Some(
             case.case
@@ -451,10 +365,22 @@ pub fn execute(
 pub fn execute_observed(
     case: &CaseView,
     actor: &Actor,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     comment: Option<String>,
     applied: Option<Change>,
 ) -> Result<Draft, Refusal> {
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
+    let body = EventBody::ExecutionCompleted(Execution {
+        change_set,
+        change_set_hash,
+        comment,
+        applied: Some(applied.unwrap_or_else(|| case.change.clone())),
+    });
+    // The table first: whatever it refuses, it refuses with the code the
+    // audit reports. What is left is a question of which command to use:
+    // the same event on an approved case is an ordinary execution.
+    admit(case, actor, &body, None)?;
     if case.state != CaseState::Open {
         return Err(Refusal::new(
             "lifecycle.not-open",
@@ -465,17 +391,8 @@ pub fn execute_observed(
             "record an ordinary execution with `custody execute`",
         ));
     }
-    check_executor_allowed(case, actor)?;
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
     Ok(Draft {
-        body: EventBody::ExecutionCompleted(Execution {
-            change_set,
-            change_set_hash,
-            comment,
-            applied: Some(applied.unwrap_or_else(|| case.change.clone())),
-        }),
+        body,
         role: Role::Executor,
         causation: None,
     })
@@ -488,9 +405,10 @@ pub fn review(
     outcome: ReviewOutcome,
     comment: Option<String>,
 ) -> Result<Draft, Refusal> {
-    check_reviewer_independent(case.case, &actor.principal)?;
+    let body = EventBody::ReviewCompleted(Review { outcome, comment });
+    admit(case.case, actor, &body, None)?;
     Ok(Draft {
-        body: EventBody::ReviewCompleted(Review { outcome, comment }),
+        body,
         role: Role::Reviewer,
         causation: case
             .case
@@ -515,46 +433,32 @@ pub fn merge(
     actor: &Actor,
     comment: Option<String>,
 ) -> Result<(Draft, Draft), Refusal> {
-    if duplicate.case_id == survivor.case_id {
-        return Err(Refusal::new(
-            "merge.same-case",
-            format!("case {} cannot be merged into itself", duplicate.case_id),
-            "name the duplicate first and the surviving case with --into",
-        ));
-    }
-    for case in [duplicate, survivor] {
-        if case.state == CaseState::Merged {
-            return Err(case.merged_refusal("merge"));
-        }
-    }
-    if !duplicate.executors().is_empty() {
-        return Err(Refusal::new(
-            "merge.duplicate-executed",
-            format!(
-                "case {} has a recorded execution; merging it away would hide that execution",
-                duplicate.case_id
-            ),
-            "merge the other case into this one instead (swap the arguments)",
-        ));
-    }
+    let merged = EventBody::DuplicateMerged(MergeLink {
+        other_case: survivor.case_id.clone(),
+        comment: comment.clone(),
+    });
+    admit(duplicate, actor, &merged, Some(survivor))?;
+    let linked = EventBody::DuplicateLinked(MergeLink {
+        other_case: duplicate.case_id.clone(),
+        comment,
+    });
+    admit(survivor, actor, &linked, Some(duplicate))?;
     let into_duplicate = Draft {
-        body: EventBody::DuplicateMerged(MergeLink {
-            other_case: survivor.case_id.clone(),
-            comment: comment.clone(),
-        }),
+        body: merged,
         role: duplicate.role_of(&actor.principal),
         causation: Some(survivor.requester.event_id.clone()),
     };
     let into_survivor = Draft {
-        body: EventBody::DuplicateLinked(MergeLink {
-            other_case: duplicate.case_id.clone(),
-            comment,
-        }),
+        body: linked,
         role: survivor.role_of(&actor.principal),
         causation: Some(duplicate.requester.event_id.clone()),
     };
     Ok((into_duplicate, into_survivor))
 }
+
+/// The group whose members may merge any two cases (the server's
+/// administrators, as recorded in the actor of the merge).
+pub const ADMINS_GROUP: &str = "admins";
 
 /// Break-glass: the change was (or is being) made in an emergency, before any
 /// approval. Returns the three drafts of the new case, written together: the
@@ -566,7 +470,7 @@ pub fn break_glass(
     justification: String,
     ticket: Option<Ticket>,
     rule: &AppliedRule,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     now: Timestamp,
 ) -> Result<[Draft; 3], Refusal> {
     if !rule.break_glass {
@@ -588,9 +492,8 @@ pub fn break_glass(
         role: Role::Executor,
         causation: None,
     };
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
     let execution = Draft {
         body: EventBody::ExecutionCompleted(Execution {
             change_set,
@@ -630,6 +533,19 @@ pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
     }
 }
 
+/// [`escalate`] on behalf of `actor`, through the rule table: only the
+/// ledger's own `system` actor records escalations.
+pub fn escalate_as(
+    case: &CaseView,
+    actor: &Actor,
+    reason: &str,
+    deadline: Timestamp,
+) -> Result<Draft, Refusal> {
+    let draft = escalate(reason, deadline);
+    admit(case, actor, &draft.body, None)?;
+    Ok(draft)
+}
+
 /// Records that `policy` governs new cases from now on (acted by
 /// [`Actor::system`], in the deployment's policy record); `previous` is the
 /// hash of the policy recorded before it.
@@ -654,9 +570,7 @@ pub fn adopt_policy(
 /// Records evidence (an upload, a link snapshot, a link failure or recheck)
 /// in a case; a merged duplicate takes no more: evidence goes to the survivor.
 pub fn evidence(case: &CaseView, actor: &Actor, body: EventBody) -> Result<Draft, Refusal> {
-    if case.state == CaseState::Merged {
-        return Err(case.merged_refusal("attach evidence to"));
-    }
+    admit(case, actor, &body, None)?;
     Ok(Draft {
         body,
         role: case.role_of(&actor.principal),
@@ -668,40 +582,20 @@ pub fn evidence(case: &CaseView, actor: &Actor, body: EventBody) -> Result<Draft
 pub fn execute_revocation(
     case: &CaseView,
     actor: &Actor,
-    change_set: Option<serde_json::Value>,
+    change_set: Option<ChangeSet>,
     comment: Option<String>,
 ) -> Result<Draft, Refusal> {
-    if case.expires_at.is_none() {
-        return Err(Refusal::new(
-            "lifecycle.not-time-bound",
-            format!(
-                "case {} grants no time-bound access that has been executed; there is nothing to revoke on expiry",
-                case.case_id
-            ),
-            "to take other access away, request a change with --change revoke",
-        ));
-    }
-    if case.revoked {
-        return Err(Refusal::new(
-            "lifecycle.already-revoked",
-            format!(
-                "the access of case {} has already been revoked",
-                case.case_id
-            ),
-            "nothing more to do",
-        ));
-    }
-    check_executor_allowed(case, actor)?;
-    let change_set_hash = change_set
-        .as_ref()
-        .map(|set| Sha256Hash::of(&crate::canonical::to_canonical_bytes(set)));
+    let change_set_hash = change_set.as_ref().map(ChangeSet::hash);
+    let change_set = change_set.map(ChangeSet::into_value);
+    let body = EventBody::RevocationExecuted(Execution {
+        change_set,
+        change_set_hash,
+        comment,
+        applied: None,
+    });
+    admit(case, actor, &body, None)?;
     Ok(Draft {
-        body: EventBody::RevocationExecuted(Execution {
-            change_set,
-            change_set_hash,
-            comment,
-            applied: None,
-        }),
+        body,
         role: Role::Executor,
         causation: None,
     })
@@ -886,184 +780,574 @@ pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     }
 }
 
-/// The rules an already-stored event breaks, given the case as it stood
-/// before the event. Used by the audit to re-check every trail.
-pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severity)> {
-    let mut broken = Vec::new();
-    let actor = &event.actor.principal;
-    // What was applied is compared with what was approved on its own, so a
-    // difference never hides another finding of the same execution.
-    if let EventBody::ExecutionCompleted(Execution {
-        applied: Some(applied),
-        ..
-    }) = &event.body
+/// One rule an event breaks, as the rule table reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Broken {
+    /// The rule's code, message and hint.
+    pub refusal: Refusal,
+    /// How bad it is when a stored event breaks it.
+    pub severity: Severity,
+    /// Whether the write path refuses an event that breaks it. A rule that
+    /// does not refuse is recorded and reported (`review.change-mismatch`:
+    /// the trail must say what was really applied).
+    pub refuses: bool,
+}
+
+/// The write path's use of the rule table: the first rule `body` breaks
+/// that refuses, as the refusal.
+fn admit(
+    case: &CaseView,
+    actor: &Actor,
+    body: &EventBody,
+    other: Option<&CaseView>,
+) -> Result<(), Refusal> {
+    match judge(case, actor, body, other)
+        .into_iter()
+        .find(|broken| broken.refuses)
     {
-        if applied.digest() != case_before.change_hash {
-            broken.push((
-                Refusal::new(
-                    "review.change-mismatch",
-                    format!(
-                        "case {} approved `{}` but the execution applied `{applied}`",
-                        case_before.case_id, case_before.change
-                    ),
-                    "review the difference; revoke what was not approved",
-                ),
-                Severity::High,
-            ));
-        }
+        Some(broken) => Err(broken.refusal),
+        None => Ok(()),
     }
-    match &event.body {
-        EventBody::RequestCreated(_) => broken.push((
-            Refusal::new(
+}
+
+/// The rule table of the lifecycle: every rule an event with `body`, acted
+/// by `actor`, breaks on `case` as it stood before the event. `other` is the
+/// other case of a merge as it stood before it (the survivor for
+/// `duplicate_merged`, the duplicate for `duplicate_linked`).
+///
+/// It is the one place the rules live. The write path runs it on the event
+/// it is about to append and refuses with the first rule that refuses (the
+/// step functions above); the audit runs it on every stored event and
+/// reports every rule broken, with the same code, at that event
+/// ([`violations`]). The order of the rules of a kind is the order in which
+/// the write path reports them.
+///
+/// Two judgements are left to the end of the trail, by design: an execution
+/// recorded while the case is still `open` (observed before its approval, a
+/// late record) is judged once every approval is read
+/// (`lifecycle.execution-without-approval`,
+/// `lifecycle.approved-after-execution`), and an attested chat approval by
+/// whether its approver ever confirmed it.
+pub fn judge(
+    case: &CaseView,
+    actor: &Actor,
+    body: &EventBody,
+    other: Option<&CaseView>,
+) -> Vec<Broken> {
+    let mut broken = Vec::new();
+    let mut refuse = |result: Result<(), Refusal>, severity: Severity| {
+        if let Err(refusal) = result {
+            broken.push(Broken {
+                refusal,
+                severity,
+                refuses: true,
+            });
+        }
+    };
+    let state = |rule: Option<(Refusal, Severity)>| match rule {
+        Some((refusal, severity)) => (Err(refusal), severity),
+        None => (Ok(()), Severity::Info),
+    };
+    let principal = &actor.principal;
+    match body {
+        EventBody::RequestCreated(_) => refuse(
+            Err(Refusal::new(
                 "case.second-request",
-                format!("case {} holds a second request event", case_before.case_id),
+                format!("case {} holds a second request event", case.case_id),
                 "a case has exactly one request; investigate how this event was written",
-            ),
+            )),
             Severity::High,
-        )),
-        EventBody::ApprovalGranted(decision) | EventBody::ApprovalDenied(decision) => {
+        ),
+        EventBody::ApprovalGranted(decision) => {
             let approver = decision
                 .chat
                 .as_ref()
                 .map(|chat| &chat.approver)
-                .unwrap_or(actor);
-            if let Err(refusal) = check_requester_cannot_approve(case_before, approver) {
-                broken.push((refusal, Severity::Critical));
+                .unwrap_or(principal);
+            let attested = approver != principal;
+            let (result, severity) = state(decision_state(case, "approve"));
+            refuse(result, severity);
+            refuse(
+                check_requester_cannot_approve(case, approver),
+                Severity::Critical,
+            );
+            if case
+                .approvals
+                .iter()
+                .any(|approval| &approval.approver == approver)
+            {
+                refuse(
+                    Err(Refusal::new(
+                        "approval.already-approved",
+                        format!("{approver} has already approved case {}", case.case_id),
+                        "each approver counts once; ask another approver if more approvals are needed",
+                    )),
+                    Severity::Low,
+                );
             }
-            if matches!(event.body, EventBody::ApprovalGranted(_)) && approver == actor {
-                if let Err(refusal) = check_approver_allowed(case_before, &event.actor) {
-                    broken.push((refusal, Severity::High));
-                }
-            }
-            if decision.change_hash != case_before.change_hash {
-                broken.push((
-                    Refusal::new(
-                        "approval.change-mismatch",
-                        format!(
-                            "the decision covers change {} but case {} requested change {}",
-                            decision.change_hash, case_before.case_id, case_before.change_hash
-                        ),
-                        "the approval does not cover what was requested; obtain a new approval",
-                    ),
-                    Severity::High,
-                ));
-            }
-        }
-        EventBody::ExecutionCompleted(_) if case_before.state == CaseState::Merged => {
-            broken.push((case_before.merged_refusal("execute"), Severity::Critical));
-        }
-        EventBody::ExecutionCompleted(_) if case_before.break_glass_deadline.is_some() => {
-            if !case_before.rule.break_glass {
-                broken.push((
-                    Refusal::new(
-                        "policy.break-glass-not-allowed",
-                        format!(
-                            "case {} was executed under break-glass, which its rule `{}` does not allow",
-                            case_before.case_id, case_before.rule.name
-                        ),
-                        "review the change now and revoke it if it was not legitimate",
-                    ),
-                    Severity::Critical,
-                ));
-            }
-        }
-        EventBody::ExecutionCompleted(_) => {
-            if case_before.state == CaseState::Denied {
-                broken.push((
-                    Refusal::new(
-                        "lifecycle.execution-after-denial",
-                        format!(
-                            "case {} was executed after it was denied",
-                            case_before.case_id
-                        ),
-                        "revoke the change and investigate",
-                    ),
-                    Severity::Critical,
-                ));
-            } else if case_before.state == CaseState::Open {
-                // Approvals may still arrive as late records: judged when the
-                // whole trail is read (see the auditor's end-of-case checks).
-            } else if let Err(refusal) = case_before.approved() {
-                if refusal.rule == "lifecycle.not-approved" {
-                    broken.push((
-                        Refusal::new(
-                            "lifecycle.execution-without-approval",
+            if attested {
+                // The requester may not put approvals in anyone's mouth.
+                if &case.requester.principal == principal {
+                    refuse(
+                        Err(Refusal::new(
+                            "sod.requester-cannot-attest",
                             format!(
-                                "case {} was executed without the {} approval(s) it needed",
-                                case_before.case_id, case_before.approvals_required
+                                "{principal} requested case {} and cannot record approvals for others",
+                                case.case_id
                             ),
-                            "review the change now and revoke it if it was not legitimate",
+                            "ask the approver to approve with their own identity",
+                        )),
+                        Severity::High,
+                    );
+                }
+            } else {
+                refuse(check_approver_allowed(case, actor), Severity::High);
+            }
+            refuse(check_change_hash(case, decision), Severity::High);
+        }
+        EventBody::ApprovalDenied(decision) => {
+            let (result, severity) = state(decision_state(case, "deny"));
+            refuse(result, severity);
+            if &case.requester.principal == principal {
+                refuse(
+                    Err(Refusal::new(
+                        "sod.requester-cannot-deny",
+                        format!(
+                            "{principal} requested case {} and cannot also decide on it",
+                            case.case_id
                         ),
-                        Severity::Critical,
-                    ));
-                }
+                        "add a comment explaining that the request is withdrawn, or ask an approver to deny it",
+                    )),
+                    Severity::High,
+                );
             }
-            if case_before.state == CaseState::Approved {
-                if let Err(refusal) = check_executor_not_sole_approver(case_before, actor) {
-                    broken.push((refusal, Severity::High));
-                }
+            refuse(check_change_hash(case, decision), Severity::High);
+        }
+        EventBody::ApprovalConfirmed(confirmation) => {
+            let pending = case.approvals.iter().any(|approval| {
+                approval.by.event_id == confirmation.approval_event
+                    && approval.attested
+                    && !approval.confirmed
+                    && &approval.approver == principal
+            });
+            if !pending {
+                refuse(
+                    Err(Refusal::new(
+                        "approval.nothing-to-confirm",
+                        format!(
+                            "case {} holds no unconfirmed approval {} recorded for {principal}",
+                            case.case_id, confirmation.approval_event
+                        ),
+                        "`custody show CASE` lists approvals; only the named approver can confirm one",
+                    )),
+                    Severity::Medium,
+                );
             }
-            if let Err(refusal) = check_executor_allowed(case_before, &event.actor) {
-                broken.push((refusal, Severity::High));
+            refuse(check_approver_allowed(case, actor), Severity::High);
+        }
+        EventBody::ExecutionCompleted(execution) | EventBody::ExecutionFailed(execution) => {
+            let completed = matches!(body, EventBody::ExecutionCompleted(_));
+            let (result, severity) = state(execution_state(case, completed));
+            refuse(result, severity);
+            let break_glass = completed
+                && case.state == CaseState::Open
+                && case.break_glass_deadline.is_some();
+            if case.state == CaseState::Approved {
+                refuse(
+                    check_executor_not_sole_approver(case, principal),
+                    Severity::High,
+                );
+            }
+            // Break-glass is executed by whoever invoked it (judged at the
+            // invocation); every other execution by an allowed executor.
+            if !break_glass {
+                refuse(check_executor_allowed(case, actor), Severity::High);
+            }
+            // What was applied is compared with what was approved on its
+            // own: recorded, never refused, so it never hides another rule.
+            if let Some(applied) = &execution.applied {
+                if completed && applied.digest() != case.change_hash {
+                    broken.push(Broken {
+                        refusal: Refusal::new(
+                            "review.change-mismatch",
+                            format!(
+                                "case {} approved `{}` but the execution applied `{applied}`",
+                                case.case_id, case.change
+                            ),
+                            "review the difference; revoke what was not approved",
+                        ),
+                        severity: Severity::High,
+                        refuses: false,
+                    });
+                }
             }
         }
         EventBody::ReviewCompleted(_) => {
-            if case_before.executors().is_empty() {
-                broken.push((
-                    Refusal::new(
-                        "lifecycle.review-without-execution",
-                        format!(
-                            "case {} was reviewed but never executed",
-                            case_before.case_id
-                        ),
-                        "a review must compare an execution with its approval",
-                    ),
+            let (result, severity) = state(review_state(case));
+            refuse(result, severity);
+            refuse(check_reviewer_independent(case, principal), Severity::High);
+        }
+        EventBody::DuplicateMerged(link) => {
+            if link.other_case == case.case_id {
+                refuse(
+                    Err(Refusal::new(
+                        "merge.same-case",
+                        format!("case {} cannot be merged into itself", case.case_id),
+                        "name the duplicate first and the surviving case with --into",
+                    )),
                     Severity::High,
-                ));
+                );
             }
-            if let Err(refusal) = check_reviewer_independent(case_before, actor) {
-                broken.push((refusal, Severity::High));
+            if case.state == CaseState::Merged {
+                refuse(Err(case.merged_refusal("merge")), Severity::High);
+            }
+            if let Some(survivor) = other.filter(|survivor| survivor.state == CaseState::Merged) {
+                refuse(Err(survivor.merged_refusal("merge")), Severity::High);
+            }
+            if !case.executors().is_empty() {
+                refuse(
+                    Err(Refusal::new(
+                        "merge.duplicate-executed",
+                        format!(
+                            "case {} has a recorded execution; merging it away would hide that execution",
+                            case.case_id
+                        ),
+                        "merge the other case into this one instead (swap the arguments)",
+                    )),
+                    Severity::High,
+                );
+            }
+            refuse(check_may_merge(case, other, actor), Severity::High);
+        }
+        EventBody::DuplicateLinked(_) => {
+            if case.state == CaseState::Merged {
+                refuse(Err(case.merged_refusal("merge")), Severity::High);
             }
         }
-        EventBody::DuplicateMerged(_) if case_before.state == CaseState::Merged => {
-            broken.push((case_before.merged_refusal("merge"), Severity::High));
-        }
-        EventBody::ExecutionFailed(_)
-        | EventBody::CommentAdded(_)
-        | EventBody::DuplicateMerged(_)
-        | EventBody::DuplicateLinked(_)
-        | EventBody::BreakGlassInvoked(_)
-        | EventBody::EscalationRaised(_)
-        | EventBody::RevocationDue(_)
-        | EventBody::RevocationExecuted(_)
-        | EventBody::RevocationOpened(_)
-        | EventBody::OpenedByReview(_)
-        | EventBody::NotificationAttempted(_)
-        | EventBody::EvidenceAttached(_)
+        EventBody::EvidenceAttached(_)
         | EventBody::EvidenceUnverified(_)
-        | EventBody::EvidenceRechecked(_)
-        | EventBody::EvidenceHeld(_)
-        | EventBody::EvidenceJoined(_)
-        | EventBody::EvidenceReleased(_)
-        | EventBody::ExpiryApproaching(_) => {}
-        EventBody::PolicyAdopted(_) => broken.push((
-            Refusal::new(
+        | EventBody::EvidenceRechecked(_) => {
+            if case.state == CaseState::Merged {
+                refuse(
+                    Err(case.merged_refusal("attach evidence to")),
+                    Severity::Medium,
+                );
+            }
+        }
+        EventBody::RevocationExecuted(_) => {
+            if case.expires_at.is_none() {
+                refuse(
+                    Err(Refusal::new(
+                        "lifecycle.not-time-bound",
+                        format!(
+                            "case {} grants no time-bound access that has been executed; there is nothing to revoke on expiry",
+                            case.case_id
+                        ),
+                        "to take other access away, request a change with --change revoke",
+                    )),
+                    Severity::Medium,
+                );
+            } else if case.revoked {
+                refuse(
+                    Err(Refusal::new(
+                        "lifecycle.already-revoked",
+                        format!(
+                            "the access of case {} has already been revoked",
+                            case.case_id
+                        ),
+                        "nothing more to do",
+                    )),
+                    Severity::Low,
+                );
+            }
+            refuse(check_executor_allowed(case, actor), Severity::High);
+        }
+        EventBody::BreakGlassInvoked(_) => {
+            // Break-glass opens its case: request, invocation and execution
+            // are written together, by one actor, before anything else.
+            if case.head_seq != 1 || &case.requester.principal != principal {
+                refuse(
+                    Err(Refusal::new(
+                        "lifecycle.break-glass-misplaced",
+                        format!(
+                            "case {} records a break-glass invocation by {principal} after its request was already underway (seq {}); break-glass opens a case of its own",
+                            case.case_id,
+                            case.head_seq + 1
+                        ),
+                        "investigate how this event was written; judge any execution after it as unapproved",
+                    )),
+                    Severity::Critical,
+                );
+            }
+            if !case.rule.break_glass {
+                refuse(
+                    Err(Refusal::new(
+                        "policy.break-glass-not-allowed",
+                        format!(
+                            "case {} was opened under break-glass, which its rule `{}` does not allow",
+                            case.case_id, case.rule.name
+                        ),
+                        "review the change now and revoke it if it was not legitimate",
+                    )),
+                    Severity::Critical,
+                );
+            }
+        }
+        EventBody::EscalationRaised(_)
+        | EventBody::RevocationDue(_)
+        | EventBody::ExpiryApproaching(_)
+        | EventBody::NotificationAttempted(_) => {
+            refuse(check_system_actor(case, actor, body), Severity::High);
+        }
+        EventBody::PolicyAdopted(_) => refuse(
+            Err(Refusal::new(
                 "policy.record-misplaced",
                 format!(
                     "case {} holds a policy_adopted event, which belongs only in the deployment's policy record",
-                    case_before.case_id
+                    case.case_id
                 ),
                 "investigate how this event was written",
+            )),
+            Severity::High,
+        ),
+        // Written by the store itself, each beside its partner event (the
+        // audit checks the pairs), or anyone's to write (comments).
+        EventBody::CommentAdded(_)
+        | EventBody::RevocationOpened(_)
+        | EventBody::OpenedByReview(_)
+        | EventBody::EvidenceHeld(_)
+        | EventBody::EvidenceJoined(_)
+        | EventBody::EvidenceReleased(_) => {}
+    }
+    broken
+}
+
+/// The rules a request breaks: the first event of a case, judged without a
+/// case before it.
+pub fn judge_request(event: &Event) -> Vec<Broken> {
+    match &event.body {
+        EventBody::RequestCreated(request) => check_duration(&request.change, &request.rule)
+            .err()
+            .map(|refusal| Broken {
+                refusal,
+                severity: Severity::High,
+                refuses: true,
+            })
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The rules an already-stored event breaks, given the case as it stood
+/// before the event: the rule table ([`judge`]), as the audit reports it.
+pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severity)> {
+    violations_with(case_before, event, None)
+}
+
+/// [`violations`] with the other case of a merge as it stood before the
+/// event (see [`judge`]).
+pub fn violations_with(
+    case_before: &CaseView,
+    event: &Event,
+    other: Option<&CaseView>,
+) -> Vec<(Refusal, Severity)> {
+    judge(case_before, &event.actor, &event.body, other)
+        .into_iter()
+        .map(|broken| (broken.refusal, broken.severity))
+        .collect()
+}
+
+/// Whether the case's state allows an execution (`completed`: a completed
+/// one, else a failed attempt). `None` also for a completed execution of an
+/// `open` case: an execution observed before its approval, or break-glass,
+/// judged at the end of the trail and at the invocation.
+fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severity)> {
+    match case.state {
+        CaseState::Approved => None,
+        CaseState::Open if completed => None,
+        CaseState::Open => Some((
+            Refusal::new(
+                "lifecycle.not-approved",
+                format!(
+                    "case {} is not approved, so it cannot be executed: {}",
+                    case.case_id,
+                    case.stage_progress(None)
+                        .iter()
+                        .map(|stage| format!(
+                            "stage `{}` has {} of {} approvals",
+                            stage.name,
+                            stage.approvers.len(),
+                            stage.required
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                "wait for an approver to run `custody approve`",
+            ),
+            Severity::Medium,
+        )),
+        CaseState::Denied => Some((
+            Refusal::new(
+                "lifecycle.case-denied",
+                format!("case {} was denied, so it cannot be executed", case.case_id),
+                "open a new request if the change is still needed",
+            ),
+            Severity::Critical,
+        )),
+        CaseState::Executed
+        | CaseState::Reviewed
+        | CaseState::PendingReview
+        | CaseState::ExecutedPendingApproval => Some((
+            Refusal::new(
+                "lifecycle.already-executed",
+                format!("case {} has already been executed", case.case_id),
+                "record a follow-up change as a new request",
             ),
             Severity::High,
         )),
-        EventBody::ApprovalConfirmed(_) => {
-            if let Err(refusal) = check_approver_allowed(case_before, &event.actor) {
-                broken.push((refusal, Severity::High));
-            }
-        }
+        CaseState::Merged => Some((case.merged_refusal("execute"), Severity::Critical)),
     }
-    broken
+}
+
+/// Whether the case's state allows a review.
+fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
+    match case.state {
+        CaseState::Executed | CaseState::PendingReview => None,
+        CaseState::Reviewed => Some((
+            Refusal::new(
+                "lifecycle.already-reviewed",
+                format!("case {} has already been reviewed", case.case_id),
+                "add a comment to record further observations",
+            ),
+            Severity::Medium,
+        )),
+        CaseState::Merged => Some((case.merged_refusal("review"), Severity::High)),
+        CaseState::ExecutedPendingApproval => Some((
+            Refusal::new(
+                "lifecycle.approval-not-recorded",
+                format!(
+                    "case {} was executed but its approval is not recorded yet; a review compares an execution with its approval",
+                    case.case_id
+                ),
+                "record the approval (with --occurred-at when it was given earlier), then review",
+            ),
+            Severity::High,
+        )),
+        CaseState::Open | CaseState::Approved | CaseState::Denied => Some((
+            Refusal::new(
+                "lifecycle.not-executed",
+                format!(
+                    "case {} is {} and has no completed execution to review",
+                    case.case_id, case.state
+                ),
+                "a review compares what was approved with what was executed; wait for `custody execute`",
+            ),
+            Severity::High,
+        )),
+    }
+}
+
+/// Whether the case's state allows a decision (approval or denial).
+fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
+    match case.state {
+        // A late approval may still arrive for an execution observed first.
+        CaseState::Open | CaseState::Approved | CaseState::ExecutedPendingApproval => None,
+        CaseState::Denied => Some((
+            Refusal::new(
+                "lifecycle.case-denied",
+                format!(
+                    "case {} was denied; there is nothing left to {verb}",
+                    case.case_id
+                ),
+                "open a new request if the change is still needed",
+            ),
+            Severity::Medium,
+        )),
+        CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => Some((
+            Refusal::new(
+                "lifecycle.already-executed",
+                format!(
+                    "case {} has already been executed; it is too late to {verb} it",
+                    case.case_id
+                ),
+                "record your view with `custody comment` or in the review",
+            ),
+            Severity::Medium,
+        )),
+        CaseState::Merged => Some((case.merged_refusal(verb), Severity::High)),
+    }
+}
+
+fn check_change_hash(case: &CaseView, decision: &Decision) -> Result<(), Refusal> {
+    if decision.change_hash != case.change_hash {
+        return Err(Refusal::new(
+            "approval.change-mismatch",
+            format!(
+                "the decision covers change {} but case {} requested change {}",
+                decision.change_hash, case.case_id, case.change_hash
+            ),
+            "the approval does not cover what was requested; `custody show CASE` prints the change hash to approve",
+        ));
+    }
+    Ok(())
+}
+
+/// Who may merge: the requester of either case, an admin (a member of
+/// [`ADMINS_GROUP`]), or a principal in the approver groups of the
+/// surviving case's rule. A rule without approver groups names no approvers
+/// beyond "anyone but the requester", which would let anyone close anyone's
+/// request; so under it only requesters and admins merge. Judged from the
+/// groups recorded in the actor, so `verify` re-checks it.
+fn check_may_merge(
+    duplicate: &CaseView,
+    survivor: Option<&CaseView>,
+    actor: &Actor,
+) -> Result<(), Refusal> {
+    let principal = &actor.principal;
+    let requester = &duplicate.requester.principal == principal
+        || survivor.is_some_and(|survivor| &survivor.requester.principal == principal);
+    let admin = actor.groups.iter().any(|group| group == ADMINS_GROUP);
+    let approver = survivor.is_some_and(|survivor| {
+        survivor.rule.stages().iter().any(|stage| {
+            stage
+                .approver_groups
+                .iter()
+                .any(|group| actor.groups.contains(group))
+        })
+    });
+    if requester || admin || approver {
+        return Ok(());
+    }
+    let survivor_id = survivor
+        .map(|survivor| survivor.case_id.to_string())
+        .unwrap_or_else(|| "the surviving case".to_string());
+    Err(Refusal::new(
+        "merge.not-allowed",
+        format!(
+            "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of either case, an approver of the surviving case's rule or an admin may merge",
+            duplicate.case_id
+        ),
+        "ask the requester of one of the cases, or an admin, to merge them",
+    ))
+}
+
+/// The ledger's own events (escalations, revocations due, expiry notices,
+/// delivery attempts) are written only by its `system` actor.
+fn check_system_actor(case: &CaseView, actor: &Actor, body: &EventBody) -> Result<(), Refusal> {
+    if actor.principal.as_str() == crate::model::SYSTEM_PRINCIPAL {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        "lifecycle.system-event-forged",
+        format!(
+            "{} recorded a {} event in case {}; only the ledger's own `system` actor records those",
+            actor.principal,
+            body.kind_name(),
+            case.case_id
+        ),
+        "investigate how this event was written",
+    ))
 }
 
 fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
@@ -1205,30 +1489,6 @@ fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
         ),
         "ask an allowed executor to record the execution",
     ))
-}
-
-fn check_decision_possible(case: &CaseView, verb: &str) -> Result<(), Refusal> {
-    match case.state {
-        // A late approval may still arrive for an execution observed first.
-        CaseState::Open | CaseState::Approved | CaseState::ExecutedPendingApproval => Ok(()),
-        CaseState::Denied => Err(Refusal::new(
-            "lifecycle.case-denied",
-            format!(
-                "case {} was denied; there is nothing left to {verb}",
-                case.case_id
-            ),
-            "open a new request if the change is still needed",
-        )),
-        CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => Err(Refusal::new(
-            "lifecycle.already-executed",
-            format!(
-                "case {} has already been executed; it is too late to {verb} it",
-                case.case_id
-            ),
-            "record your view with `custody comment` or in the review",
-        )),
-        CaseState::Merged => Err(case.merged_refusal(verb)),
-    }
 }
 
 fn check_requester_cannot_approve(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {

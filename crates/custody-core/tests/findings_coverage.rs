@@ -173,14 +173,6 @@ const COVERAGE: &[(&str, Producer)] = &[
     ),
     ("lifecycle.not-open", Fixture(lifecycle_not_open)),
     (
-        "lifecycle.execution-after-denial",
-        Fixture(lifecycle_execution_after_denial),
-    ),
-    (
-        "lifecycle.review-without-execution",
-        Fixture(lifecycle_review_without_execution),
-    ),
-    (
         "approval.change-mismatch",
         Fixture(approval_change_mismatch),
     ),
@@ -376,6 +368,15 @@ const COVERAGE: &[(&str, Producer)] = &[
     ),
     ("merge.unmatched-link", Fixture(merge_unmatched_link)),
     ("merge.needs-both-cases", Fixture(merge_needs_both_cases)),
+    ("merge.not-allowed", Fixture(merge_not_allowed)),
+    (
+        "lifecycle.break-glass-misplaced",
+        Fixture(lifecycle_break_glass_misplaced),
+    ),
+    (
+        "lifecycle.system-event-forged",
+        Fixture(lifecycle_system_event_forged),
+    ),
     ("notify.dead-letter", Fixture(notify_dead_letter)),
     // Writes.
     (
@@ -1064,32 +1065,6 @@ fn lifecycle_execution_without_approval() -> Outcome {
     audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
 }
 
-fn lifecycle_execution_after_denial() -> Outcome {
-    let mut trail = Trail::default();
-    let case = trail.append(None, human("alice"), request_draft("admin"));
-    let draft = lifecycle::deny(&trail.view(&case), &human("bob"), None).unwrap();
-    trail.append(Some(&case), human("bob"), draft);
-    trail.append(Some(&case), human("carol"), execution(None));
-    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
-}
-
-fn lifecycle_review_without_execution() -> Outcome {
-    let mut trail = Trail::default();
-    let case = trail.append(None, human("alice"), request_draft("admin"));
-    let hash = trail.view(&case).change_hash;
-    trail.append(Some(&case), human("bob"), approval(hash));
-    let review = Draft {
-        body: EventBody::ReviewCompleted(custody_core::event::Review {
-            outcome: custody_core::event::ReviewOutcome::Confirmed,
-            comment: None,
-        }),
-        role: Role::Reviewer,
-        causation: None,
-    };
-    trail.append(Some(&case), human("dave"), review);
-    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
-}
-
 fn approval_change_mismatch() -> Outcome {
     // An approval bound to another change than the one requested.
     let mut trail = Trail::default();
@@ -1338,11 +1313,11 @@ fn merge_unmatched_link() -> Outcome {
     let (into_duplicate, _into_survivor) = lifecycle::merge(
         &trail.view(&duplicate),
         &trail.view(&survivor),
-        &human("carol"),
+        &human("alice"),
         None,
     )
     .unwrap();
-    trail.append(Some(&duplicate), human("carol"), into_duplicate);
+    trail.append(Some(&duplicate), human("alice"), into_duplicate);
     audit(trail.audit(), at(Some(&duplicate), None, Some(2)))
 }
 
@@ -1353,12 +1328,12 @@ fn lifecycle_case_merged() -> Outcome {
     let (into_duplicate, into_survivor) = lifecycle::merge(
         &trail.view(&duplicate),
         &trail.view(&survivor),
-        &human("carol"),
+        &human("alice"),
         None,
     )
     .unwrap();
-    trail.append(Some(&duplicate), human("carol"), into_duplicate);
-    trail.append(Some(&survivor), human("carol"), into_survivor);
+    trail.append(Some(&duplicate), human("alice"), into_duplicate);
+    trail.append(Some(&survivor), human("alice"), into_survivor);
     trail.append(Some(&duplicate), human("carol"), execution(None));
     audit(trail.audit(), at(Some(&duplicate), Some(3), Some(4)))
 }
@@ -2254,7 +2229,8 @@ fn policy_break_glass_not_allowed() -> Outcome {
         case = Some(trail.append(case.as_ref(), human("carol"), draft));
     }
     let case = case.unwrap();
-    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+    // Reported at the invocation, the event that claims break-glass.
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
 }
 
 fn chat(approver: &str) -> custody_core::event::ChatApproval {
@@ -2490,7 +2466,12 @@ fn lifecycle_approval_not_recorded() -> Outcome {
 }
 
 fn lifecycle_not_open() -> Outcome {
-    let (trail, case) = observed_first();
+    // On an approved case the same event is an ordinary execution: the
+    // observed command is refused, not the event. (On an executed case the
+    // rule table refuses first, with lifecycle.already-executed.)
+    let (mut trail, case) = open_case();
+    let hash = trail.view(&case).change_hash;
+    trail.append(Some(&case), human("bob"), approval(hash));
     refused(lifecycle::execute_observed(
         &trail.view(&case),
         &human("carol"),
@@ -2595,4 +2576,60 @@ fn approval_nothing_to_confirm() -> Outcome {
         &human("bob"),
         &custody_core::EventId::generate(),
     ))
+}
+
+fn merge_not_allowed() -> Outcome {
+    // Carol requested neither case and is no admin; her merge is forged in.
+    let mut trail = Trail::default();
+    let survivor = trail.append(None, human("alice"), request_draft("admin"));
+    let duplicate = trail.append(None, human("frank"), request_draft("root"));
+    let (into_duplicate, into_survivor) = lifecycle::merge(
+        &trail.view(&duplicate),
+        &trail.view(&survivor),
+        &human("alice"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        lifecycle::merge(
+            &trail.view(&duplicate),
+            &trail.view(&survivor),
+            &human("carol"),
+            None
+        )
+        .unwrap_err()
+        .rule,
+        "merge.not-allowed"
+    );
+    trail.append(Some(&duplicate), human("carol"), into_duplicate);
+    trail.append(Some(&survivor), human("carol"), into_survivor);
+    audit(trail.audit(), at(Some(&duplicate), Some(2), Some(2)))
+}
+
+fn lifecycle_break_glass_misplaced() -> Outcome {
+    // A break-glass invocation slipped into a case already underway.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let comment = lifecycle::comment(&trail.view(&case), &human("alice"), "note".into());
+    trail.append(Some(&case), human("alice"), comment);
+    let [_, invoked, _] = lifecycle::break_glass(
+        change("admin"),
+        "the database is down".to_string(),
+        None,
+        &rule(),
+        None,
+        time(0),
+    )
+    .unwrap();
+    trail.append(Some(&case), human("alice"), invoked);
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn lifecycle_system_event_forged() -> Outcome {
+    // An escalation recorded by a person, not by the ledger's `system`.
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let escalation = lifecycle::escalate(lifecycle::REVIEW_OVERDUE, time(0));
+    trail.append(Some(&case), human("carol"), escalation);
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
 }

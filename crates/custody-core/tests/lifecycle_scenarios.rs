@@ -4,11 +4,16 @@
 //! case. A line is one of:
 //!
 //! - `ACTOR request KIND:ID ENTITLEMENT [CHANGE] => ok STATE`
-//! - `ACTOR approve|deny|execute|execute-failed|comment|review OUTCOME => ok STATE`
-//! - `ACTOR ... => refused RULE`: the step is refused by RULE and appends nothing
-//! - `force ACTOR approve|execute|review OUTCOME`: append the event without
-//!   the write-time rules, as a foreign tool or a database user could
-//! - `verify ok` / `verify finding CODE`: audit the trail so far
+//! - `ACTOR approve|deny|execute|execute-failed|execute-observed|comment|review OUTCOME => ok STATE`
+//! - `ACTOR ... => refused RULE`: the step is refused by RULE; the case is
+//!   left as it was (same head), and the event the step would have written,
+//!   forced into the trail anyway, is reported by the audit at that event
+//!   with the same code (the write path and the audit share one rule table)
+//! - `force ACTOR approve|deny|execute|review OUTCOME`: append the event
+//!   without the write-time rules, as a foreign tool or a database user could
+//! - `verify ok` / `verify findings CODE@SEQ...`: audit the trail so far; the
+//!   findings must be exactly those listed (code and sequence number), no
+//!   more and no fewer
 //!
 //! The runner keeps the events exactly as the store would (sealed, chained,
 //! canonical) and audits them with [`custody_core::audit::Auditor`].
@@ -23,6 +28,7 @@ use custody_core::model::{Actor, AuthContext, Change, ChangeKind, PrincipalKind,
 use custody_core::policy::AppliedRule;
 use custody_core::{CaseId, Event, Timestamp};
 
+#[derive(Clone)]
 struct Ledger {
     events: Vec<Event>,
     view: Option<CaseView>,
@@ -121,6 +127,7 @@ fn run_step(ledger: &mut Ledger, who: &str, words: &[&str]) -> Result<Draft, Str
         "execute-failed" => view.approved().and_then(|approved| {
             lifecycle::execute(approved, &actor, None, Some("timeout".into()), false, None)
         }),
+        "execute-observed" => lifecycle::execute_observed(view, &actor, None, None, None),
         "review" => view.executed().and_then(|executed| {
             lifecycle::review(
                 executed,
@@ -146,11 +153,28 @@ fn forced(ledger: &Ledger, words: &[&str]) -> Draft {
             }),
             custody_core::Role::Approver,
         ),
-        "execute" => (
+        "deny" => (
+            EventBody::ApprovalDenied(Decision {
+                change_hash: view.change_hash,
+                comment: None,
+                chat: None,
+            }),
+            custody_core::Role::Approver,
+        ),
+        "execute" | "execute-observed" => (
             EventBody::ExecutionCompleted(Execution {
                 change_set: None,
                 change_set_hash: None,
                 comment: None,
+                applied: None,
+            }),
+            custody_core::Role::Executor,
+        ),
+        "execute-failed" => (
+            EventBody::ExecutionFailed(Execution {
+                change_set: None,
+                change_set_hash: None,
+                comment: Some("timeout".into()),
                 applied: None,
             }),
             custody_core::Role::Executor,
@@ -189,28 +213,46 @@ fn run_scenario(file: &Path, scenario: &str) {
         match words[0] {
             "verify" => {
                 let report = ledger.audit();
-                match &words[1..] {
-                    ["ok"] => assert!(
-                        report.ok,
-                        "{context}: expected a clean trail, got {:#?}",
-                        report.findings
-                    ),
-                    ["finding", code] => assert!(
-                        report.findings.iter().any(|finding| finding.code == *code
-                            && finding.case_id.as_deref()
-                                == Some(ledger.view.as_ref().unwrap().case_id.as_str())),
-                        "{context}: expected finding {code}, got {:#?}",
-                        report.findings
-                    ),
+                let case_id = ledger.view.as_ref().unwrap().case_id.to_string();
+                let mut found: Vec<String> = report
+                    .findings
+                    .iter()
+                    .map(|finding| {
+                        assert_eq!(
+                            finding.case_id.as_deref(),
+                            Some(case_id.as_str()),
+                            "{context}: a finding about another case: {finding:#?}"
+                        );
+                        match finding.seq {
+                            Some(seq) => format!("{}@{seq}", finding.code),
+                            None => finding.code.to_string(),
+                        }
+                    })
+                    .collect();
+                found.sort();
+                let mut expected: Vec<String> = match &words[1..] {
+                    ["ok"] => Vec::new(),
+                    ["findings", codes @ ..] if !codes.is_empty() => {
+                        codes.iter().map(|code| code.to_string()).collect()
+                    }
                     other => panic!("{context}: bad verify line {other:?}"),
-                }
+                };
+                expected.sort();
+                assert_eq!(
+                    found, expected,
+                    "{context}: the audit found exactly these, in {:#?}",
+                    report.findings
+                );
             }
             "force" => {
                 let draft = forced(&ledger, &words[2..]);
                 ledger.append(actor(words[1]), draft);
             }
             who => {
-                let before = ledger.events.len();
+                let head = ledger
+                    .view
+                    .as_ref()
+                    .map(|view| (view.head_seq, view.head_hash, view.state));
                 let result = run_step(&mut ledger, who, &words[1..]);
                 let expectation =
                     expectation.unwrap_or_else(|| panic!("{context}: missing `=> ...`"));
@@ -225,7 +267,12 @@ fn run_scenario(file: &Path, scenario: &str) {
                     }
                     (Err(rule), Some(("refused", expected))) => {
                         assert_eq!(rule, expected, "{context}");
-                        assert_eq!(ledger.events.len(), before, "{context}: a refusal appended");
+                        let now = ledger
+                            .view
+                            .as_ref()
+                            .map(|view| (view.head_seq, view.head_hash, view.state));
+                        assert_eq!(now, head, "{context}: a refused step changed the case");
+                        assert_refusal_is_a_finding(&ledger, who, &words[1..], &rule, &context);
                     }
                     (Ok(_), _) => {
                         panic!("{context}: expected {expectation}, but the step was allowed")
@@ -239,6 +286,46 @@ fn run_scenario(file: &Path, scenario: &str) {
     }
 }
 
+/// The audit's code for the event of a step the write path refused with
+/// `rule`, had it been written anyway. The same code, except for an
+/// execution refused as `lifecycle.not-approved` on an open case: the same
+/// event is what an execution observed before its approval looks like, so
+/// the audit judges it once the whole trail is read, at the same event.
+fn audit_code_for(rule: &str, step: &str) -> String {
+    match (rule, step) {
+        ("lifecycle.not-approved", "execute") => "lifecycle.execution-without-approval".into(),
+        _ => rule.to_string(),
+    }
+}
+
+/// Forces the event a refused step would have written onto a copy of the
+/// trail and checks that the audit reports the refusal's rule at that event.
+fn assert_refusal_is_a_finding(
+    ledger: &Ledger,
+    who: &str,
+    words: &[&str],
+    rule: &str,
+    context: &str,
+) {
+    if words[0] == "request" {
+        return;
+    }
+    let mut forced_trail = ledger.clone();
+    let draft = forced(&forced_trail, words);
+    forced_trail.append(actor(who), draft);
+    let seq = forced_trail.view.as_ref().unwrap().head_seq;
+    let expected = audit_code_for(rule, words[0]);
+    let report = forced_trail.audit();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|finding| finding.code == expected && finding.seq == Some(seq)),
+        "{context}: refused as {rule}, but the audit of the same event forced into the trail reports no {expected} at seq {seq}: {:#?}",
+        report.findings
+    );
+}
+
 #[test]
 fn lifecycle_scenarios() {
     let directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lifecycle");
@@ -247,7 +334,7 @@ fn lifecycle_scenarios() {
         .map(|entry| entry.unwrap().path())
         .collect();
     files.sort();
-    assert!(files.len() >= 7, "scenario files are missing");
+    assert!(files.len() >= 8, "scenario files are missing");
     let mut scenarios = 0;
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -381,13 +468,13 @@ fn merging_a_duplicate_links_both_cases_and_closes_the_duplicate() {
         survivor.view.clone().unwrap(),
     );
     assert_eq!(
-        refusal(lifecycle::merge(&d, &d, &actor("carol"), None)),
+        refusal(lifecycle::merge(&d, &d, &admin("carol"), None)),
         "merge.same-case"
     );
     let (into_duplicate, into_survivor) =
-        lifecycle::merge(&d, &s, &actor("carol"), Some("same ticket twice".into())).unwrap();
-    duplicate.append(actor("carol"), into_duplicate);
-    survivor.append(actor("carol"), into_survivor);
+        lifecycle::merge(&d, &s, &admin("carol"), Some("same ticket twice".into())).unwrap();
+    duplicate.append(admin("carol"), into_duplicate);
+    survivor.append(admin("carol"), into_survivor);
     let (d, s) = (
         duplicate.view.clone().unwrap(),
         survivor.view.clone().unwrap(),
@@ -407,11 +494,11 @@ fn merging_a_duplicate_links_both_cases_and_closes_the_duplicate() {
     );
     assert_eq!(d.approved().unwrap_err().rule, "lifecycle.case-merged");
     assert_eq!(
-        refusal(lifecycle::merge(&d, &s, &actor("carol"), None)),
+        refusal(lifecycle::merge(&d, &s, &admin("carol"), None)),
         "lifecycle.case-merged"
     );
     assert_eq!(
-        refusal(lifecycle::merge(&s, &d, &actor("carol"), None)),
+        refusal(lifecycle::merge(&s, &d, &admin("carol"), None)),
         "lifecycle.case-merged"
     );
     // The survivor carries on.
@@ -430,7 +517,7 @@ fn merging_a_duplicate_links_both_cases_and_closes_the_duplicate() {
         refusal(lifecycle::merge(
             &executed,
             other.view.as_ref().unwrap(),
-            &actor("carol"),
+            &admin("carol"),
             None
         )),
         "merge.duplicate-executed"
@@ -448,12 +535,12 @@ fn verify_reports_half_a_merge_and_work_on_a_merged_case() {
     let (into_duplicate, _into_survivor) = lifecycle::merge(
         duplicate.view.as_ref().unwrap(),
         survivor.view.as_ref().unwrap(),
-        &actor("carol"),
+        &actor("alice"),
         None,
     )
     .unwrap();
     // Only the duplicate's half is recorded (the survivor's was removed).
-    duplicate.append(actor("carol"), into_duplicate);
+    duplicate.append(actor("alice"), into_duplicate);
     let report = audit_together(&[&survivor, &duplicate]);
     let codes: Vec<&str> = report.findings.iter().map(|finding| finding.code).collect();
     assert_eq!(
@@ -479,6 +566,11 @@ fn verify_reports_half_a_merge_and_work_on_a_merged_case() {
         "{:#?}",
         report.findings
     );
+}
+
+/// A member of the `admins` group, as the server records it in the actor.
+fn admin(name: &str) -> Actor {
+    actor_in(name, PrincipalKind::Human, None, &[lifecycle::ADMINS_GROUP])
 }
 
 fn actor_in(name: &str, kind: PrincipalKind, org: Option<&str>, groups: &[&str]) -> Actor {

@@ -7,11 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use custody_core::change_set::ChangeSet;
 use custody_core::command::CaseCommand;
 use custody_core::event::ReviewOutcome;
 use custody_core::model::{
-    parse_duration, reject_floats, validate_name, validate_text, Change, ChangeKind, Principal,
-    PrincipalId, PrincipalKind, Subject, SubjectKind, Ticket,
+    parse_duration, validate_name, validate_text, Change, ChangeKind, Principal, PrincipalId,
+    PrincipalKind, Subject, SubjectKind, Ticket,
 };
 use custody_core::{CaseId, CaseState, CaseView, Event, Timestamp};
 use custody_store::{CaseSummary, CaseWrite, IssuedToken, TokenInfo, WriteOutcome};
@@ -366,9 +367,11 @@ pub async fn break_glass(
         ticket: body.ticket,
     })?;
     let justification = validate_text("justification", &body.justification).map_err(invalid)?;
-    if let Some(change_set) = &body.change_set {
-        reject_floats(change_set).map_err(invalid)?;
-    }
+    let change_set = body
+        .change_set
+        .map(ChangeSet::parse)
+        .transpose()
+        .map_err(invalid)?;
     let actor = acting_for(&state, who, &change).await?;
     let outcome = state
         .store
@@ -380,7 +383,7 @@ pub async fn break_glass(
                 change,
                 justification,
                 ticket,
-                change_set: body.change_set,
+                change_set,
             },
             occurred_at: None,
         })
@@ -520,9 +523,11 @@ pub async fn execute(
     OptionalJson(body): OptionalJson<ExecutionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
-    if let Some(change_set) = &body.change_set {
-        reject_floats(change_set).map_err(invalid)?;
-    }
+    let change_set = body
+        .change_set
+        .map(ChangeSet::parse)
+        .transpose()
+        .map_err(invalid)?;
     let comment = optional_text("comment", body.comment)?;
     let applied = match body.applied {
         None => None,
@@ -553,7 +558,7 @@ pub async fn execute(
     let command = match body.status.as_deref() {
         None | Some("completed") | Some("failed") => CaseCommand::Execute {
             case_id,
-            change_set: body.change_set,
+            change_set,
             comment,
             completed: body.status.as_deref() != Some("failed"),
             applied,
@@ -561,7 +566,7 @@ pub async fn execute(
         },
         Some("revocation") => CaseCommand::ExecuteRevocation {
             case_id,
-            change_set: body.change_set,
+            change_set,
             comment,
         },
         Some(other) => {
