@@ -236,7 +236,7 @@ pub fn print_principals(list: &Value) {
 pub fn print_report(report: &Report, checked_where: &str) {
     let checked = &report.checked;
     println!(
-        "checked {}: {} log entries, {} events, {} trails (cases and records), {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links, {} evidence blobs",
+        "checked {}: {} log entries, {} events, {} trails (cases and records), {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} checkpoints held outside the database, {} case links, {} evidence blobs",
         checked_where,
         checked.log_entries,
         checked.events,
@@ -245,14 +245,19 @@ pub fn print_report(report: &Report, checked_where: &str) {
         checked.rules,
         checked.leaves,
         checked.checkpoints,
+        checked.outside_checkpoints,
         checked.case_links,
         checked.evidence_blobs
     );
     if report.ok {
         println!("ok: the trail is intact and no rule is broken");
-        return;
+        if report.findings.is_empty() {
+            return;
+        }
+        println!("{} note(s):", report.findings.len());
+    } else {
+        println!("{} finding(s):", report.findings.len());
     }
-    println!("{} finding(s):", report.findings.len());
     for finding in &report.findings {
         let mut place = String::new();
         if let Some(case_id) = &finding.case_id {
