@@ -1012,8 +1012,19 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
         "the finding names where the checkpoint was held: {message}"
     );
 
-    // A file whose entries were edited by hand is reported as such.
+    // An entry torn by a crash while appending is noted and ignored...
     let file = copy.path().join("checkpoints");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("-----BEGIN CUSTODY CHECKPOINT-----\ncustody.local/x\n11\n");
+    std::fs::write(&file, &text).unwrap();
+    let (report, findings) = verify_fails(copy.path(), &[]);
+    assert_eq!(
+        severities(&findings, "checkpoint.outside-torn"),
+        vec!["info"],
+        "{report:#}"
+    );
+    assert_eq!(findings.len(), 3, "{report:#}");
+    // ...and a file whose entries were edited by hand is reported as such.
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str("size 8 is all there ever was\n");
     std::fs::write(&file, text).unwrap();
