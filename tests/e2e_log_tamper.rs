@@ -1014,7 +1014,8 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
 
     // An entry torn by a crash while appending is noted and ignored...
     let file = copy.path().join("checkpoints");
-    let mut text = std::fs::read_to_string(&file).unwrap();
+    let original = std::fs::read_to_string(&file).unwrap();
+    let mut text = original.clone();
     text.push_str("-----BEGIN CUSTODY CHECKPOINT-----\ncustody.local/x\n11\n");
     std::fs::write(&file, &text).unwrap();
     let (report, findings) = verify_fails(copy.path(), &[]);
@@ -1025,7 +1026,7 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
     );
     assert_eq!(findings.len(), 3, "{report:#}");
     // ...and a file whose entries were edited by hand is reported as such.
-    let mut text = std::fs::read_to_string(&file).unwrap();
+    let mut text = original;
     text.push_str("size 8 is all there ever was\n");
     std::fs::write(&file, text).unwrap();
     let (report, findings) = verify_fails(copy.path(), &[]);
