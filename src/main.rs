@@ -336,6 +336,9 @@ enum Command {
         /// A checkpoint saved earlier: prove the log still extends it.
         #[arg(long)]
         since_checkpoint: Option<PathBuf>,
+        /// Check the log against every checkpoint held in FILE (a checkpoints file or a saved note) or in every file of DIR (repeatable); the data directory's checkpoints file is always read.
+        #[arg(long = "checkpoints", value_name = "FILE|DIR")]
+        checkpoints: Vec<PathBuf>,
         /// Also trust this verifier key (repeatable); the data directory's keys are always trusted.
         #[arg(long = "key")]
         keys: Vec<String>,
@@ -672,6 +675,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Verify {
             data,
             since_checkpoint,
+            checkpoints,
             keys,
             database_url,
             bundle,
@@ -681,6 +685,7 @@ async fn run(cli: Cli) -> ExitCode {
             commands::verify(
                 data,
                 since_checkpoint,
+                checkpoints,
                 keys,
                 database_url,
                 bundle,
@@ -801,7 +806,13 @@ mod commands {
         };
         let listen = listen.unwrap_or(config.server.listen);
         let log = LogSigner::load(&data).map_err(|error| ClientError::Usage(error.to_string()))?;
+        let checkpoint_copies = custody_server::checkpoint_copies::CheckpointCopies::open(
+            &data,
+            config.log.checkpoints_dir.as_deref(),
+        )
+        .map_err(ClientError::Usage)?;
         let options = custody_server::ServeOptions {
+            checkpoint_copies,
             max_body_bytes: config.server.max_body_bytes,
             checkpoint_interval: std::time::Duration::from_secs(
                 config.log.checkpoint_interval_seconds,
@@ -828,9 +839,11 @@ mod commands {
         Ok(ExitCode::SUCCESS)
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub async fn verify(
         data: Option<PathBuf>,
         since_checkpoint: Option<PathBuf>,
+        checkpoint_paths: Vec<PathBuf>,
         extra_keys: Vec<String>,
         database_url: Option<String>,
         bundle: Option<PathBuf>,
@@ -878,17 +891,48 @@ mod commands {
         };
         trusted.extend(parse_keys(&extra_keys)?);
         let since = since_checkpoint.map(|path| read_text(&path)).transpose()?;
+        let config = config
+            .map(|path| Config::load(&path).map_err(|error| ClientError::Usage(error.to_string())))
+            .transpose()?;
+        // Checkpoints held outside the database: the data directory's
+        // checkpoints file (which every server appends to), and whatever the
+        // auditor points at.
+        let mut outside_paths = Vec::new();
+        if let Some(dir) = &key_dir {
+            let file = dir.join(custody_store::checkpoint_file::CHECKPOINTS_FILE);
+            if file.is_file() {
+                outside_paths.push(file);
+            }
+        }
+        outside_paths.extend(checkpoint_paths);
+        let mut outside = Vec::new();
+        let mut outside_findings = Vec::new();
+        for path in &outside_paths {
+            let (checkpoints, findings) = custody_store::checkpoint_file::read_outside(path)
+                .map_err(|error| {
+                    ClientError::Usage(format!(
+                        "cannot read the checkpoints in {}: {error}\nhint: --checkpoints takes a checkpoints file (a data directory's `checkpoints`), a saved checkpoint, or a directory of them",
+                        path.display()
+                    ))
+                })?;
+            outside.extend(checkpoints);
+            outside_findings.extend(findings);
+        }
+        let options = custody_store::AuditOptions {
+            trusted_keys: trusted,
+            since,
+            outside,
+            checkpoint_interval_seconds: config
+                .as_ref()
+                .map_or(0, |config| config.log.checkpoint_interval_seconds),
+        };
         let mut report = store
-            .audit(trusted, since)
+            .audit_with(options)
             .await
             .map_err(|error| ClientError::Usage(format!("cannot read {location}: {error}")))?;
+        report.add_findings(outside_findings);
         let evidence = match &config {
-            Some(path) => {
-                Config::load(path)
-                    .map_err(|error| ClientError::Usage(error.to_string()))?
-                    .evidence
-                    .store
-            }
+            Some(config) => config.evidence.store.clone(),
             None => custody_evidence::BlobStoreConfig::default(),
         };
         let blobs = match (&evidence, &key_dir) {

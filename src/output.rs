@@ -315,7 +315,7 @@ pub fn print_principals(list: &Value) {
 pub fn print_report(report: &Report, checked_where: &str) {
     let checked = &report.checked;
     say!(
-        "checked {}: {} log entries, {} events, {} trails (cases and records), {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} case links, {} evidence blobs",
+        "checked {}: {} log entries, {} events, {} trails (cases and records), {} chain links, {} rule evaluations, {} Merkle leaves, {} signed checkpoints, {} checkpoints held outside the database, {} case links, {} evidence blobs",
         checked_where,
         checked.log_entries,
         checked.events,
@@ -324,14 +324,19 @@ pub fn print_report(report: &Report, checked_where: &str) {
         checked.rules,
         checked.leaves,
         checked.checkpoints,
+        checked.outside_checkpoints,
         checked.case_links,
         checked.evidence_blobs
     );
     if report.ok {
         say!("ok: the trail is intact and no rule is broken");
-        return;
+        if report.findings.is_empty() {
+            return;
+        }
+        say!("{} note(s):", report.findings.len());
+    } else {
+        say!("{} finding(s):", report.findings.len());
     }
-    say!("{} finding(s):", report.findings.len());
     for finding in &report.findings {
         let mut place = String::new();
         if let Some(case_id) = &finding.case_id {

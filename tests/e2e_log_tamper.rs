@@ -749,9 +749,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         db.put_checkpoint(10, &forged_root, &forged);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
+        // The data directory's checkpoints file still holds the real one.
         assert_eq!(
             codes(&findings),
-            vec!["checkpoint.bad-signature"],
+            vec![
+                "checkpoint.bad-signature",
+                "checkpoint.missing-from-database"
+            ],
             "{report:#}"
         );
 
@@ -851,6 +855,188 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     assert_verify_ok(&fixture.server.data);
 }
 
+/// The severity of every finding with `code`.
+fn severities(findings: &[Value], code: &str) -> Vec<String> {
+    with_code(findings, code)
+        .iter()
+        .map(|finding| finding["severity"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A `--config` file for `verify` that says how often the servers sign.
+fn interval_config(dir: &Path, seconds: u64) -> PathBuf {
+    let path = dir.join(format!("interval-{seconds}.toml"));
+    std::fs::write(
+        &path,
+        format!("[log]\ncheckpoint_interval_seconds = {seconds}\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// Issue 10's attack: someone who can write to the database but holds no
+/// signing key stops the server, drops the triggers, rewrites an event
+/// consistently (the case's chain, its case row, every Merkle node) and
+/// deletes the stored checkpoints. The data directory's checkpoints file,
+/// to which the server appended every checkpoint it signed, still holds what
+/// the log signed; without any checkpoint, old entries are an error.
+#[test]
+fn verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted() {
+    let fixture = build_fixture();
+    let copy = fresh_copy(&fixture);
+    let mut db = Db::open(copy.path());
+    db.drop_triggers();
+    consistent_rewrite(&mut db, &fixture.full);
+    assert_eq!(db.execute("DELETE FROM checkpoints"), Ok(3));
+    db.close();
+
+    let (report, findings) = verify_fails(copy.path(), &[]);
+    assert_eq!(report["checked"]["checkpoints"], 0, "{report:#}");
+    assert_eq!(report["checked"]["outside_checkpoints"], 3, "{report:#}");
+    assert_eq!(
+        codes(&findings),
+        vec![
+            "checkpoint.missing-from-database",
+            "checkpoint.missing-from-database",
+            "checkpoint.missing-from-database",
+            "checkpoint.root-mismatch",
+            "checkpoint.root-mismatch",
+        ],
+        "{report:#}"
+    );
+    assert_eq!(
+        indices(&findings, "checkpoint.root-mismatch"),
+        vec![5, 9],
+        "the checkpoints at 6 and 10 cover the rewritten event: {report:#}"
+    );
+    assert_eq!(
+        indices(&findings, "checkpoint.missing-from-database"),
+        vec![0, 5, 9],
+        "{report:#}"
+    );
+    for code in [
+        "checkpoint.root-mismatch",
+        "checkpoint.missing-from-database",
+    ] {
+        assert!(
+            severities(&findings, code)
+                .iter()
+                .all(|severity| severity == "critical"),
+            "{report:#}"
+        );
+    }
+
+    // An attacker who can also write to the data directory removes the file.
+    // Entries without any checkpoint are then the normal tail of a live log
+    // while they are younger than three checkpoint intervals (an info)...
+    let saved = tempfile::tempdir().unwrap();
+    std::fs::rename(
+        copy.path().join("checkpoints"),
+        saved.path().join("checkpoints"),
+    )
+    .unwrap();
+    let hourly = interval_config(saved.path(), 3600);
+    let report = verify_passes(copy.path(), &["--config", hourly.to_str().unwrap()]);
+    let findings = report["findings"].as_array().unwrap().clone();
+    assert_eq!(
+        codes(&findings),
+        vec!["checkpoint.none-outside", "log.no-checkpoint"],
+        "{report:#}"
+    );
+    assert_eq!(severities(&findings, "log.no-checkpoint"), vec!["info"]);
+    assert_eq!(
+        severities(&findings, "checkpoint.none-outside"),
+        vec!["info"]
+    );
+    assert_eq!(findings[0]["log_index"], Value::Null, "{report:#}");
+    // ...and an error once they are older.
+    std::thread::sleep(Duration::from_millis(3100));
+    let every_second = interval_config(saved.path(), 1);
+    let (report, findings) =
+        verify_fails(copy.path(), &["--config", every_second.to_str().unwrap()]);
+    assert_eq!(
+        codes(&findings),
+        vec!["checkpoint.none-outside", "log.no-checkpoint"],
+        "{report:#}"
+    );
+    assert_eq!(severities(&findings, "log.no-checkpoint"), vec!["high"]);
+    assert_eq!(indices(&findings, "log.no-checkpoint"), vec![0]);
+
+    // A copy of the file kept elsewhere (`--checkpoints FILE`, or a
+    // directory of them) catches the rewrite as the data directory's did.
+    let kept = saved.path().join("checkpoints");
+    for place in [kept.as_path(), saved.path()] {
+        let (report, findings) =
+            verify_fails(copy.path(), &["--checkpoints", place.to_str().unwrap()]);
+        assert_eq!(
+            indices(&findings, "checkpoint.root-mismatch"),
+            vec![5, 9],
+            "{report:#}"
+        );
+    }
+}
+
+/// The newest events deleted together with the checkpoint that covered
+/// them: what is left is self-consistent and its stored checkpoints verify,
+/// but the checkpoints file remembers the longer log.
+#[test]
+fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
+    let fixture = build_fixture();
+    let copy = fresh_copy(&fixture);
+    let mut db = Db::open(copy.path());
+    db.drop_triggers();
+    careful_truncation(&mut db, 8);
+    assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 8"), Ok(1));
+    db.close();
+    let (report, findings) = verify_fails(copy.path(), &[]);
+    assert_eq!(
+        codes(&findings),
+        vec!["checkpoint.beyond-log", "checkpoint.missing-from-database"],
+        "{report:#}"
+    );
+    assert_eq!(
+        indices(&findings, "checkpoint.beyond-log"),
+        vec![8],
+        "{report:#}"
+    );
+    assert_eq!(
+        indices(&findings, "checkpoint.missing-from-database"),
+        vec![9],
+        "{report:#}"
+    );
+    let message = with_code(&findings, "checkpoint.beyond-log")[0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("held outside the database") && message.contains("checkpoints"),
+        "the finding names where the checkpoint was held: {message}"
+    );
+
+    // An entry torn by a crash while appending is noted and ignored...
+    let file = copy.path().join("checkpoints");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let mut text = original.clone();
+    text.push_str("-----BEGIN CUSTODY CHECKPOINT-----\ncustody.local/x\n11\n");
+    std::fs::write(&file, &text).unwrap();
+    let (report, findings) = verify_fails(copy.path(), &[]);
+    assert_eq!(
+        severities(&findings, "checkpoint.outside-torn"),
+        vec!["info"],
+        "{report:#}"
+    );
+    assert_eq!(findings.len(), 3, "{report:#}");
+    // ...and a file whose entries were edited by hand is reported as such.
+    let mut text = original;
+    text.push_str("size 8 is all there ever was\n");
+    std::fs::write(&file, text).unwrap();
+    let (report, findings) = verify_fails(copy.path(), &[]);
+    assert_eq!(
+        severities(&findings, "checkpoint.outside-malformed"),
+        vec!["high"],
+        "{report:#}"
+    );
+}
+
 #[test]
 fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     let mut fixture = build_fixture();
@@ -909,7 +1095,29 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
             db.put_checkpoint(size, &root, &note);
         }
         db.close();
-        verify_passes(copy.path(), &[]);
+        // The checkpoints file of the data directory still holds the
+        // checkpoints signed before the rewrite...
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert_eq!(
+            indices(&findings, "checkpoint.root-mismatch"),
+            vec![5, 9],
+            "{report:#}"
+        );
+        assert_eq!(
+            indices(&findings, "checkpoint.missing-from-database"),
+            vec![5, 9],
+            "{report:#}"
+        );
+        // ...but whoever can write to the data directory rewrites it too:
+        // then the store is self-consistent, and verify passes, saying that
+        // no checkpoint held outside the database was checked.
+        std::fs::remove_file(copy.path().join("checkpoints")).unwrap();
+        let report = verify_passes(copy.path(), &[]);
+        assert_eq!(
+            codes(report["findings"].as_array().unwrap()),
+            vec!["checkpoint.none-outside"],
+            "{report:#}"
+        );
         for saved in [&cp6, &cp10] {
             let (report, findings) = verify_fails(copy.path(), &since(saved));
             assert_eq!(codes(&findings), vec!["since.not-extended"], "{report:#}");
@@ -926,6 +1134,8 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         careful_truncation(&mut db, 8);
         assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 8"), Ok(1));
         db.close();
+        // The attacker can write to the data directory too.
+        std::fs::remove_file(copy.path().join("checkpoints")).unwrap();
         let (report, findings) = verify_fails(copy.path(), &since(&cp10));
         assert_eq!(codes(&findings), vec!["since.beyond-log"], "{report:#}");
         assert_eq!(findings[0]["log_index"], 8, "{report:#}");

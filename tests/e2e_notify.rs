@@ -362,10 +362,15 @@ fn escalations(store: TestStore) {
             body["type"] == "dev.custody.escalation" && body["subject"] == urgent.as_str()
         })
     });
-    // Dead letters that were escalated are not findings.
+    // Dead letters that were escalated are not findings (info ones, such as
+    // the live log's young tail, say nothing is wrong).
     let report = server.assert_verify_ok();
     assert!(
-        report["findings"].as_array().unwrap().is_empty(),
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|finding| finding["severity"] == "info"),
         "{report:#}"
     );
 
@@ -560,6 +565,7 @@ fn verify_notifications(store: TestStore) {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|finding| finding["severity"] != "info")
         .map(|finding| {
             (
                 finding["code"].as_str().unwrap().to_string(),

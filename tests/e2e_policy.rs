@@ -351,5 +351,13 @@ fn policy_changes_are_recorded_and_verified() {
     assert_eq!(report["checked"]["events"], 4, "{report:#}");
     assert_eq!(report["checked"]["log_entries"], 4, "{report:#}");
     assert_eq!(report["checked"]["cases"], 3, "{report:#}");
-    assert_eq!(report["findings"], json!([]), "{report:#}");
+    // Nothing above info (the live log's young tail may wait for its checkpoint).
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|finding| finding["severity"] == "info"),
+        "{report:#}"
+    );
 }

@@ -58,7 +58,9 @@ pub fn verify_dir(data: &Path) -> (Output, Value) {
     (output, report)
 }
 
-/// Asserts that `verify` on `data` exits 0 with `ok: true` and no findings.
+/// Asserts that `verify` on `data` exits 0 with `ok: true` and no findings
+/// but info ones (such as the young tail of a live log that no checkpoint
+/// covers yet).
 pub fn assert_verify_ok(data: &Path) -> Value {
     let (output, report) = verify_dir(data);
     assert_eq!(
@@ -69,7 +71,10 @@ pub fn assert_verify_ok(data: &Path) -> Value {
     );
     assert_eq!(report["ok"], true, "verify report: {report:#}");
     assert_eq!(
-        report["findings"].as_array().map(Vec::len),
+        report["findings"].as_array().map(|findings| findings
+            .iter()
+            .filter(|finding| finding["severity"] != "info")
+            .count()),
         Some(0),
         "verify report: {report:#}"
     );

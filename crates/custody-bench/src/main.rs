@@ -576,6 +576,7 @@ async fn append_through_http(
     let options = custody_server::ServeOptions {
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(5),
+        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
         log: custody_server::keys::LogSigner::load(&data_dir)?,
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
@@ -811,6 +812,7 @@ async fn deliveries(count: usize) -> Result<()> {
     let options = custody_server::ServeOptions {
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(60),
+        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
         log: custody_server::keys::LogSigner::load(&data_dir)?,
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
@@ -957,6 +959,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
     let options = custody_server::ServeOptions {
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(60),
+        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
         log: custody_server::keys::LogSigner::load(&data_dir)?,
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),

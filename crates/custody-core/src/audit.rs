@@ -8,8 +8,19 @@
 //! compared with what the bytes say, so editing either behind the store's back
 //! is reported.
 //!
-//! Rows are fed one at a time in log order ([`Auditor::observe_event`]); memory
-//! is proportional to the number of cases, not events.
+//! Rows are fed one at a time in log order ([`Auditor::observe_event`]); the
+//! events themselves are never kept. What the auditor keeps grows with:
+//! - the cases: one trail per case (its head, its rebuilt view);
+//! - the links between cases: two halves per merge, review-opened revocation
+//!   or evidence join, paired in linear time through an index by case ID;
+//! - the events that owe notifications: one entry per owed notification and
+//!   one per delivery ID attempted (IDs and timestamps, no payloads), since
+//!   whether a notification was delivered is known only at the end; this is
+//!   the part that grows with the number of events, about a hundred bytes per
+//!   notification owed;
+//! - evidence references, requests and captured links: one small entry each;
+//! - the checkpoints (stored and held outside) and the Merkle frontier, whose
+//!   size is logarithmic in the log.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,9 +58,35 @@ pub struct StoredCheckpointRow {
     pub note: String,
 }
 
+/// A signed checkpoint held outside the database: an entry of a node's
+/// `checkpoints` file, a file of a configured checkpoints directory, or any
+/// checkpoint an auditor kept (`verify --checkpoints`).
+#[derive(Clone, Debug)]
+pub struct OutsideCheckpoint {
+    /// The signed note.
+    pub note: String,
+    /// Where it was found (a path, and the entry's number in a file), for messages.
+    pub source: String,
+}
+
+/// The server's default `log.checkpoint_interval_seconds`, which `verify`
+/// assumes when it is given no configuration file.
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECONDS: u64 = 5;
+
+/// How many checkpoint intervals log entries may wait for a checkpoint before
+/// their lack of one is an error rather than the normal tail of a live log.
+pub const UNCOVERED_TAIL_INTERVALS: u64 = 3;
+
 /// What the auditor needs to check the Merkle log and its checkpoints.
 #[derive(Clone, Debug, Default)]
 pub struct LogAudit {
+    /// Checkpoints held outside the database, checked like stored ones and
+    /// required to be in the database.
+    pub outside: Vec<OutsideCheckpoint>,
+    /// The server's checkpoint interval (0: [`DEFAULT_CHECKPOINT_INTERVAL_SECONDS`]);
+    /// entries no checkpoint covers are an error once the oldest of them is
+    /// [`UNCOVERED_TAIL_INTERVALS`] intervals old.
+    pub checkpoint_interval_seconds: u64,
     /// The log's verifier keys, current and retired.
     pub trusted_keys: Vec<VerifierKey>,
     /// Every stored checkpoint.
@@ -111,6 +148,11 @@ pub struct Checked {
     pub leaves: u64,
     /// Signed checkpoints whose signatures and roots were checked.
     pub checkpoints: u64,
+    /// Checkpoints held outside the database (checkpoints files and
+    /// directories, a saved checkpoint) that were checked.
+    pub outside_checkpoints: u64,
+    /// Log entries that a valid checkpoint covers.
+    pub covered_entries: u64,
     /// Halves of links between cases followed (merges, revocations opened by reviews).
     pub case_links: u64,
     /// Evidence blobs re-hashed (checked by the caller, which holds the blobs).
@@ -120,7 +162,7 @@ pub struct Checked {
 /// The outcome of an audit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Report {
-    /// True only when nothing was found.
+    /// True only when nothing above [`Severity::Info`] was found.
     pub ok: bool,
     /// What was checked.
     pub checked: Checked,
@@ -160,8 +202,16 @@ impl Report {
                 .cmp(&left.severity)
                 .then_with(|| left.log_index.cmp(&right.log_index))
         });
-        self.ok = self.findings.is_empty();
+        self.ok = nothing_wrong(&self.findings);
     }
+}
+
+/// Whether `findings` hold nothing above [`Severity::Info`]: an info finding
+/// says something worth knowing, never that something is wrong.
+fn nothing_wrong(findings: &[Finding]) -> bool {
+    findings
+        .iter()
+        .all(|finding| finding.severity == Severity::Info)
 }
 
 /// The work on one row that does not depend on any other row: decoding,
@@ -208,6 +258,14 @@ pub struct Auditor {
     now: Option<crate::Timestamp>,
     /// Halves of links between cases seen (merges, revocations opened by reviews).
     case_links: Vec<LinkSeen>,
+    /// The largest size a valid checkpoint (stored, held outside or saved) signs.
+    covered: u64,
+    /// The oldest entry no checkpoint covers: its index and, when it
+    /// decoded, its `recorded_at`.
+    first_uncovered: Option<(u64, Option<crate::Timestamp>)>,
+    /// Checkpoints held outside the database that were given.
+    outside_given: u64,
+    checkpoint_interval_seconds: u64,
     /// Policies the policy record adopted: hash to the log index of adoption.
     adopted_policies: HashMap<Sha256Hash, u64>,
     /// The log index of the first policy adoption, if the log records any.
@@ -291,10 +349,12 @@ struct ExpectedRoot {
     source: RootSource,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum RootSource {
     Stored,
     Since,
+    /// Held outside the database, at this place.
+    Outside(String),
 }
 
 struct CaseTrail {
@@ -352,6 +412,12 @@ impl Auditor {
             stored_leaves: log.stored_leaves,
             log_checks: true,
             now: log.now,
+            checkpoint_interval_seconds: if log.checkpoint_interval_seconds == 0 {
+                DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+            } else {
+                log.checkpoint_interval_seconds
+            },
+            outside_given: log.outside.len() as u64 + u64::from(log.since.is_some()),
             ..Auditor::default()
         };
         let checkpoint_finding = |code: &'static str, message: String| Finding {
@@ -392,7 +458,9 @@ impl Auditor {
                 )),
             }
         }
+        auditor.check_outside(&log);
         if let Some(since) = &log.since {
+            auditor.checked.outside_checkpoints += 1;
             match verify_checkpoint(since.as_bytes(), &log.trusted_keys) {
                 Ok(verified) => auditor.pending_checkpoints.push(ExpectedRoot {
                     size: verified.size(),
@@ -409,7 +477,82 @@ impl Auditor {
         auditor
             .pending_checkpoints
             .sort_by_key(|expected| std::cmp::Reverse(expected.size));
+        auditor.covered = auditor
+            .pending_checkpoints
+            .first()
+            .map_or(0, |largest| largest.size);
         auditor
+    }
+
+    /// Checks the checkpoints held outside the database: each must be signed
+    /// by a trusted key and be in the database (same size, same root); its
+    /// root is then checked against the rebuilt tree like a stored one. A
+    /// copy identical to a stored row adds no second report of that row.
+    fn check_outside(&mut self, log: &LogAudit) {
+        let stored_notes: std::collections::HashSet<&str> = log
+            .checkpoints
+            .iter()
+            .map(|row| row.note.as_str())
+            .collect();
+        let stored_roots: HashMap<u64, &[u8]> = log
+            .checkpoints
+            .iter()
+            .map(|row| (row.size, row.root.as_slice()))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for outside in &log.outside {
+            self.checked.outside_checkpoints += 1;
+            if stored_notes.contains(outside.note.as_str()) || !seen.insert(outside.note.as_str()) {
+                // The stored row (or an earlier copy) is checked already.
+                continue;
+            }
+            let finding = |code: &'static str, message: String| Finding {
+                code,
+                severity: Severity::Critical,
+                case_id: None,
+                message,
+                event_id: None,
+                seq: None,
+                log_index: None,
+            };
+            let verified = match verify_checkpoint(outside.note.as_bytes(), &log.trusted_keys) {
+                Ok(verified) => verified,
+                Err(error) => {
+                    self.findings.push(finding(
+                        "checkpoint.bad-signature",
+                        format!(
+                            "the checkpoint held outside the database in {} is not signed by a configured log key: {error}",
+                            outside.source
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            let size = verified.size();
+            match stored_roots.get(&size) {
+                Some(root) if *root == verified.root_hash().as_slice() => {}
+                stored => self.findings.push(Finding {
+                    log_index: size.checked_sub(1),
+                    ..finding(
+                        "checkpoint.missing-from-database",
+                        format!(
+                            "the log signed a checkpoint at size {size} (held outside the database in {}), but the database {}: checkpoints were deleted or replaced behind the store's back",
+                            outside.source,
+                            if stored.is_some() {
+                                "holds another root at that size"
+                            } else {
+                                "holds no checkpoint at that size"
+                            }
+                        ),
+                    )
+                }),
+            }
+            self.pending_checkpoints.push(ExpectedRoot {
+                size,
+                root: *verified.root_hash(),
+                source: RootSource::Outside(outside.source.clone()),
+            });
+        }
     }
 
     /// Remembers what `event` owes, and the delivery attempts and escalations
@@ -726,6 +869,13 @@ impl Auditor {
                             expected.size, expected.size
                         ),
                     ),
+                    RootSource::Outside(source) => (
+                        "checkpoint.root-mismatch",
+                        format!(
+                            "the signed checkpoint at size {} held outside the database in {source} has a root that the stored events do not reproduce: history was rewritten after it was signed",
+                            expected.size
+                        ),
+                    ),
                 };
                 self.findings.push(Finding {
                     code,
@@ -737,6 +887,85 @@ impl Auditor {
                     log_index: Some(expected.size.saturating_sub(1)),
                 });
             }
+        }
+    }
+
+    /// Coverage findings, once the log's size is known: a log with entries
+    /// but no checkpoint, entries after the newest checkpoint, and whether
+    /// any checkpoint held outside the database was checked at all.
+    fn finish_coverage(&mut self, log_size: u64) {
+        if !self.log_checks {
+            return;
+        }
+        self.checked.covered_entries = self.covered.min(log_size);
+        if let Some((first, recorded_at)) = self.first_uncovered {
+            let uncovered = log_size.saturating_sub(first);
+            let grace = self
+                .checkpoint_interval_seconds
+                .saturating_mul(UNCOVERED_TAIL_INTERVALS);
+            // An entry that does not decode has no trustworthy time: it is
+            // judged as old (and reported on its own).
+            let young = match (recorded_at, self.now) {
+                (Some(at), Some(now)) => {
+                    now < at.plus_seconds(i64::try_from(grace).unwrap_or(i64::MAX))
+                }
+                (None, _) => false,
+                (Some(_), None) => true,
+            };
+            let since = recorded_at
+                .map(|at| format!("recorded at {at}"))
+                .unwrap_or_else(|| "whose time cannot be read".to_string());
+            let (code, what) = if self.covered == 0 {
+                (
+                    "log.no-checkpoint",
+                    format!("the log holds {log_size} entries but no signed checkpoint"),
+                )
+            } else {
+                (
+                    "log.uncovered-tail",
+                    format!(
+                        "the newest signed checkpoint covers {} of the log's {log_size} entries; {uncovered} are covered by none",
+                        self.covered
+                    ),
+                )
+            };
+            let (severity, judgement) = if young {
+                (
+                    Severity::Info,
+                    format!(
+                        "the oldest uncovered entry ({since}) is younger than {UNCOVERED_TAIL_INTERVALS} checkpoint intervals of {} s: the server signs them soon",
+                        self.checkpoint_interval_seconds
+                    ),
+                )
+            } else {
+                (
+                    Severity::High,
+                    format!(
+                        "the oldest uncovered entry ({since}) is older than {UNCOVERED_TAIL_INTERVALS} checkpoint intervals of {} s: its checkpoints were deleted, or no server signed them (start one: it signs as it starts; pass --config if the interval is not the default)",
+                        self.checkpoint_interval_seconds
+                    ),
+                )
+            };
+            self.findings.push(Finding {
+                code,
+                severity,
+                case_id: None,
+                message: format!("{what}; {judgement}"),
+                event_id: None,
+                seq: None,
+                log_index: Some(first),
+            });
+        }
+        if self.outside_given == 0 && log_size > 0 {
+            self.findings.push(Finding {
+                code: "checkpoint.none-outside",
+                severity: Severity::Info,
+                case_id: None,
+                message: "no checkpoint held outside the database was checked, so whoever can write to the database could have rewritten or truncated the log together with its stored checkpoints; pass --data DIR (a node's data directory, with its checkpoints file), --checkpoints FILE|DIR or --since-checkpoint FILE".to_string(),
+                event_id: None,
+                seq: None,
+                log_index: None,
+            });
         }
     }
 
@@ -809,6 +1038,10 @@ impl Auditor {
         }
         self.frontier.push(leaf);
         self.check_roots_at_current_size();
+        if self.log_checks && self.first_uncovered.is_none() && row.log_index >= self.covered {
+            let recorded_at = decoded.event.as_ref().ok().map(|event| event.recorded_at);
+            self.first_uncovered = Some((row.log_index, recorded_at));
+        }
 
         let hash = decoded.hash;
         let event = match decoded.event {
@@ -1159,6 +1392,13 @@ impl Auditor {
                         expected.size
                     ),
                 ),
+                RootSource::Outside(source) => (
+                    "checkpoint.beyond-log",
+                    format!(
+                        "a signed checkpoint held outside the database in {source} commits to {} entries but only {log_size} are stored: the tail of the log was truncated",
+                        expected.size
+                    ),
+                ),
             };
             self.findings.push(Finding {
                 code,
@@ -1170,14 +1410,26 @@ impl Auditor {
                 log_index: Some(log_size),
             });
         }
+        self.finish_coverage(log_size);
         // A link writes one event in each case; the trail reads as one only
-        // when both halves of every link are there.
+        // when both halves of every link are there. The halves are indexed
+        // by their case, so pairing is linear in the number of links.
+        let mut halves_by_case: HashMap<&str, Vec<&LinkSeen>> = HashMap::new();
         for link in &self.case_links {
-            let matched = self.case_links.iter().any(|other| {
-                other.case_id == link.other_case
-                    && other.other_case == link.case_id
-                    && other.kind == link.partner
-            });
+            halves_by_case
+                .entry(link.case_id.as_str())
+                .or_default()
+                .push(link);
+        }
+        for link in &self.case_links {
+            // A case holds a handful of links; the scan of its own is short.
+            let matched = halves_by_case
+                .get(link.other_case.as_str())
+                .is_some_and(|halves| {
+                    halves
+                        .iter()
+                        .any(|other| other.other_case == link.case_id && other.kind == link.partner)
+                });
             if !matched {
                 let code = if link.kind.starts_with("duplicate") {
                     "merge.unmatched-link"
@@ -1456,7 +1708,7 @@ impl Auditor {
                 .then_with(|| left.log_index.cmp(&right.log_index))
         });
         Report {
-            ok: self.findings.is_empty(),
+            ok: nothing_wrong(&self.findings),
             checked: self.checked,
             findings: self.findings,
             evidence: self.evidence,

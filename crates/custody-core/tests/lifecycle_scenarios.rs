@@ -573,6 +573,113 @@ fn admin(name: &str) -> Actor {
     actor_in(name, PrincipalKind::Human, None, &[lifecycle::ADMINS_GROUP])
 }
 
+/// The audit pairs the two halves of every link between cases (indexed by
+/// case, so in linear time): a half is matched only by the other case's half
+/// of the partner kind pointing back at it, whatever else either case holds.
+#[test]
+fn verify_pairs_every_case_link_with_its_other_half_among_many_cases() {
+    const PAIRS: usize = 40;
+    let mut survivors: Vec<Ledger> = Vec::new();
+    let mut duplicates: Vec<Ledger> = Vec::new();
+    for index in 0..PAIRS {
+        for (ledgers, entitlement) in [(&mut survivors, "admin"), (&mut duplicates, "root")] {
+            let mut case = ledger();
+            let subject = format!("user:u{index}");
+            let draft = run_step(&mut case, "alice", &["request", &subject, entitlement]).unwrap();
+            case.append(actor("alice"), draft);
+            ledgers.push(case);
+        }
+    }
+    let view = |case: &Ledger| case.view.clone().unwrap();
+    // Duplicate 1 is also "merged" into survivor 2 by a forged half in
+    // survivor 2 alone; it is computed before duplicate 1 is closed.
+    let (_, forged) = lifecycle::merge(
+        &view(&duplicates[1]),
+        &view(&survivors[2]),
+        &actor("alice"),
+        None,
+    )
+    .unwrap();
+    for index in 0..PAIRS {
+        let (into_duplicate, into_survivor) = lifecycle::merge(
+            &view(&duplicates[index]),
+            &view(&survivors[index]),
+            &actor("alice"),
+            None,
+        )
+        .unwrap();
+        duplicates[index].append(actor("alice"), into_duplicate);
+        // Survivor 0's half is removed.
+        if index != 0 {
+            survivors[index].append(actor("alice"), into_survivor);
+        }
+    }
+    survivors[2].append(actor("alice"), forged);
+
+    let all: Vec<&Ledger> = survivors.iter().chain(duplicates.iter()).collect();
+    let report = audit_together(&all);
+    assert_eq!(report.checked.case_links, (2 * PAIRS) as u64);
+    let mut unmatched: Vec<(String, String)> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.code == "merge.unmatched-link")
+        .map(|finding| {
+            (
+                finding.case_id.clone().unwrap_or_default(),
+                finding.message.clone(),
+            )
+        })
+        .collect();
+    unmatched.sort();
+    let case_of = |case: &Ledger| view(case).case_id.to_string();
+    let mut expected = vec![case_of(&duplicates[0]), case_of(&survivors[2])];
+    expected.sort();
+    assert_eq!(
+        unmatched
+            .iter()
+            .map(|(case, _)| case.clone())
+            .collect::<Vec<_>>(),
+        expected,
+        "{:#?}",
+        report.findings
+    );
+    for (case, message) in &unmatched {
+        let points_to = if *case == case_of(&duplicates[0]) {
+            case_of(&survivors[0])
+        } else {
+            case_of(&duplicates[1])
+        };
+        assert!(message.contains(&points_to), "{message}");
+    }
+
+    // Whole again (survivor 0's half back, the forged half never written),
+    // every link pairs.
+    let mut survivors_whole: Vec<Ledger> = Vec::new();
+    let mut duplicates_whole: Vec<Ledger> = Vec::new();
+    for index in 0..PAIRS {
+        let mut survivor = ledger();
+        let subject = format!("user:w{index}");
+        let draft = run_step(&mut survivor, "alice", &["request", &subject, "admin"]).unwrap();
+        survivor.append(actor("alice"), draft);
+        let mut duplicate = ledger();
+        let draft = run_step(&mut duplicate, "alice", &["request", &subject, "root"]).unwrap();
+        duplicate.append(actor("alice"), draft);
+        let (into_duplicate, into_survivor) =
+            lifecycle::merge(&view(&duplicate), &view(&survivor), &actor("alice"), None).unwrap();
+        duplicate.append(actor("alice"), into_duplicate);
+        survivor.append(actor("alice"), into_survivor);
+        survivors_whole.push(survivor);
+        duplicates_whole.push(duplicate);
+    }
+    let all: Vec<&Ledger> = survivors_whole
+        .iter()
+        .chain(duplicates_whole.iter())
+        .collect();
+    let report = audit_together(&all);
+    assert!(report.ok, "{:#?}", report.findings);
+    assert_eq!(report.checked.case_links, (2 * PAIRS) as u64);
+}
+
 fn actor_in(name: &str, kind: PrincipalKind, org: Option<&str>, groups: &[&str]) -> Actor {
     Actor {
         kind,

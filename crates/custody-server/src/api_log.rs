@@ -128,6 +128,7 @@ pub async fn sign_checkpoint(
         .checkpoint(&state.log.origin, state.log.signers.clone())
         .await?
         .ok_or_else(|| Problem::not_found("the log is empty: there is nothing to sign yet"))?;
+    state.checkpoint_copies.keep(&signed).await;
     Ok(note_response(&signed))
 }
 

@@ -9,6 +9,7 @@
 //!
 //! [log]
 //! checkpoint_interval_seconds = 5   # sign a checkpoint this often while the log grows
+//! checkpoints_dir = "/mnt/worm/custody"   # optional: also write every checkpoint here
 //! ```
 
 use std::net::SocketAddr;
@@ -68,6 +69,12 @@ pub struct LogConfig {
     /// Seconds between checkpoints while the log grows (1 to 3600).
     #[serde(default = "default_checkpoint_interval_seconds")]
     pub checkpoint_interval_seconds: u64,
+    /// A directory (ideally on other storage than the database, such as a
+    /// mounted write-once bucket) where every signed checkpoint is also
+    /// written as a file of its own, beside the data directory's
+    /// `checkpoints` file.
+    #[serde(default)]
+    pub checkpoints_dir: Option<std::path::PathBuf>,
 }
 
 fn default_checkpoint_interval_seconds() -> u64 {
@@ -78,6 +85,7 @@ impl Default for LogConfig {
     fn default() -> LogConfig {
         LogConfig {
             checkpoint_interval_seconds: default_checkpoint_interval_seconds(),
+            checkpoints_dir: None,
         }
     }
 }

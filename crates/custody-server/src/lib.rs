@@ -9,6 +9,7 @@
 pub mod api;
 pub mod api_evidence;
 pub mod api_log;
+pub mod checkpoint_copies;
 pub mod config;
 pub mod extract;
 pub mod init;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub policy: std::sync::Arc<custody_core::policy::Policy>,
     /// The evidence blob store and its limits.
     pub evidence: api_evidence::EvidenceState,
+    /// Where every signed checkpoint is copied outside the database.
+    pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
 }
 
 /// How the server runs, beyond the store.
@@ -72,6 +75,9 @@ pub struct ServeOptions {
     pub notify: notify::NotifyConfig,
     /// The evidence blob store and its limits.
     pub evidence: api_evidence::EvidenceState,
+    /// Where every signed checkpoint is copied outside the database (the
+    /// data directory's `checkpoints` file, `log.checkpoints_dir`).
+    pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
 }
 
 #[derive(OpenApi)]
@@ -206,14 +212,16 @@ pub async fn serve_listener(
         store.clone(),
         options.log.clone(),
         options.checkpoint_interval,
+        options.checkpoint_copies.clone(),
     ));
     let escalations = tokio::spawn(escalate_overdue(store.clone(), options.scan_interval));
     let state = AppState {
-        store,
+        store: store.clone(),
         metrics,
-        log: options.log,
+        log: options.log.clone(),
         policy: std::sync::Arc::new(options.policy),
         evidence: options.evidence,
+        checkpoint_copies: options.checkpoint_copies.clone(),
     };
     let served = axum::serve(listener, router(state, options.max_body_bytes))
         .with_graceful_shutdown(shutdown)
@@ -221,6 +229,9 @@ pub async fn serve_listener(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
+    // The last writes get their checkpoint before the process ends, so a
+    // stopped node leaves no tail that no checkpoint covers.
+    sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
     served
 }
 
@@ -268,19 +279,36 @@ async fn escalate_overdue(store: Store, interval: Duration) {
     }
 }
 
-/// Signs a checkpoint whenever the log has grown since the last one.
-async fn sign_checkpoints(store: Store, log: keys::LogSigner, interval: Duration) {
+/// Signs a checkpoint whenever the log has grown since the last one (the
+/// first at start), and copies it outside the database.
+async fn sign_checkpoints(
+    store: Store,
+    log: keys::LogSigner,
+    interval: Duration,
+    copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match store.checkpoint(&log.origin, log.signers.clone()).await {
-            Ok(Some(checkpoint)) => {
-                metrics::gauge!("custody_log_checkpoint_size").set(checkpoint.size as f64);
-            }
-            Ok(None) => {}
-            Err(error) => tracing::error!(%error, "signing a checkpoint failed"),
+        sign_checkpoint_once(&store, &log, &copies).await;
+    }
+}
+
+/// Signs a checkpoint of the log as it stands (unless the latest covers it)
+/// and copies it outside the database.
+async fn sign_checkpoint_once(
+    store: &Store,
+    log: &keys::LogSigner,
+    copies: &std::sync::Arc<checkpoint_copies::CheckpointCopies>,
+) {
+    match store.checkpoint(&log.origin, log.signers.clone()).await {
+        Ok(Some(checkpoint)) => {
+            metrics::gauge!("custody_log_checkpoint_size").set(checkpoint.size as f64);
+            copies.keep(&checkpoint).await;
         }
+        Ok(None) => {}
+        Err(error) => tracing::error!(%error, "signing a checkpoint failed"),
     }
 }
 

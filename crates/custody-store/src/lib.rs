@@ -20,6 +20,7 @@
 //! backends; see [`backend`].
 
 mod backend;
+pub mod checkpoint_file;
 pub mod writer;
 
 /// The Merkle log's stored tree on the embedded store: roots and proofs, for
@@ -845,8 +846,27 @@ impl Store {
         trusted_keys: Vec<custody_log::VerifierKey>,
         since: Option<String>,
     ) -> Result<Report, StoreError> {
-        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, trusted_keys, since).await)
+        let options = AuditOptions {
+            trusted_keys,
+            since,
+            ..AuditOptions::default()
+        };
+        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options).await)
     }
+}
+
+/// What an audit checks the store against, beyond the store itself.
+#[derive(Clone, Debug, Default)]
+pub struct AuditOptions {
+    /// The log's verifier keys (never from the database).
+    pub trusted_keys: Vec<custody_log::VerifierKey>,
+    /// A checkpoint an auditor saved earlier: the log must extend it.
+    pub since: Option<String>,
+    /// Checkpoints held outside the database ([`checkpoint_file`]).
+    pub outside: Vec<custody_core::audit::OutsideCheckpoint>,
+    /// The servers' checkpoint interval in seconds (0: the default), which
+    /// decides when entries without a checkpoint are an error.
+    pub checkpoint_interval_seconds: u64,
 }
 
 impl ReadOnlyStore {
@@ -909,7 +929,19 @@ impl ReadOnlyStore {
         trusted_keys: Vec<custody_log::VerifierKey>,
         since: Option<String>,
     ) -> Result<Report, StoreError> {
-        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, trusted_keys, since).await)
+        self.audit_with(AuditOptions {
+            trusted_keys,
+            since,
+            ..AuditOptions::default()
+        })
+        .await
+    }
+
+    /// Audits the whole store as [`ReadOnlyStore::audit`] does, also against
+    /// the checkpoints held outside the database in `options`, judging
+    /// entries no checkpoint covers by the servers' checkpoint interval.
+    pub async fn audit_with(&self, options: AuditOptions) -> Result<Report, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options).await)
     }
 }
 

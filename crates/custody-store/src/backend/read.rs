@@ -291,8 +291,7 @@ pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
 /// consistent snapshot even while the server appends.
 pub(crate) async fn audit_pool(
     pool: &Pool,
-    trusted_keys: Vec<custody_log::VerifierKey>,
-    since: Option<String>,
+    options: crate::AuditOptions,
 ) -> Result<Report, StoreError> {
     const PAGE: i64 = 16_384;
     let mut connection = pool.acquire().await?;
@@ -314,9 +313,11 @@ pub(crate) async fn audit_pool(
         .fetch_one(&mut *connection)
         .await?;
     let mut auditor = Auditor::with_log(LogAudit {
-        trusted_keys,
+        trusted_keys: options.trusted_keys,
         checkpoints,
-        since,
+        since: options.since,
+        outside: options.outside,
+        checkpoint_interval_seconds: options.checkpoint_interval_seconds,
         stored_leaves: stored_leaves as u64,
         now: Some(Timestamp::now()),
     });
