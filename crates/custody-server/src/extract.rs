@@ -76,14 +76,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| Problem::unauthorized("the request has no Authorization header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Problem::unauthorized("the Authorization header is not `Bearer <token>`")
-            })?;
+        let token = bearer_token(header.as_bytes())?;
         let authenticated = state
             .store
             .authenticate(token)
@@ -121,6 +114,39 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         Ok(Authenticated { principal, actor })
     }
+}
+
+/// The prefix of every token Custody issues.
+pub const TOKEN_PREFIX: &str = "cust_";
+/// The longest bearer token looked up; every token Custody issues is shorter.
+pub const MAX_TOKEN_LENGTH: usize = 256;
+
+/// The token of an `Authorization: Bearer <token>` header, refused before any
+/// lookup when it cannot be a Custody token.
+fn bearer_token(header: &[u8]) -> Result<&str, Problem> {
+    let text = std::str::from_utf8(header)
+        .ok()
+        .filter(|text| text.is_ascii())
+        .ok_or_else(|| {
+            Problem::unauthorized(
+                "the Authorization header holds non-ASCII bytes; a bearer token is ASCII",
+            )
+        })?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))?;
+    if token.len() > MAX_TOKEN_LENGTH {
+        return Err(Problem::unauthorized(format!(
+            "the bearer token is longer than {MAX_TOKEN_LENGTH} characters, so it is not a Custody token"
+        )));
+    }
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(Problem::unauthorized(format!(
+            "the bearer token does not start with `{TOKEN_PREFIX}`, so it is not a Custody token"
+        )));
+    }
+    Ok(token)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod api_evidence;
 pub mod api_log;
 pub mod config;
+pub mod connections;
 pub mod extract;
 pub mod init;
 pub mod keys;
@@ -146,27 +147,50 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     .with_state(state)
 }
 
-/// Serves until `shutdown` resolves. Prints `listening on ADDR` to standard
-/// error once the socket is bound, so wrappers started with port 0 can find it.
+/// Serves until `shutdown` resolves, with the connection `limits` (timeouts,
+/// connection limit, shutdown deadline). Prints `listening on ADDR` to
+/// standard error once the socket is bound, so wrappers started with port 0
+/// can find it.
 pub async fn serve(
     store: Store,
     listen: SocketAddr,
     options: ServeOptions,
+    limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     eprintln!("listening on {local}");
-    serve_listener(store, listener, options, shutdown).await
+    serve_listener_with(store, listener, options, limits, shutdown).await
 }
 
-/// Serves on an already bound listener until `shutdown` resolves. Signs a
-/// checkpoint every `checkpoint_interval` while the log grows.
+/// Serves on an already bound listener until `shutdown` resolves, with the
+/// default connection limits.
 pub async fn serve_listener(
     store: Store,
     listener: tokio::net::TcpListener,
     options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_listener_with(
+        store,
+        listener,
+        options,
+        connections::ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves on an already bound listener until `shutdown` resolves, then
+/// finishes the requests in progress within the shutdown deadline. Signs a
+/// checkpoint every `checkpoint_interval` while the log grows.
+pub async fn serve_listener_with(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    options: ServeOptions,
+    limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = install_metrics();
@@ -213,9 +237,13 @@ pub async fn serve_listener(
         policy: std::sync::Arc::new(options.policy),
         evidence: options.evidence,
     };
-    let served = axum::serve(listener, router(state, options.max_body_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = connections::serve(
+        listener,
+        router(state, options.max_body_bytes),
+        limits,
+        shutdown,
+    )
+    .await;
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
