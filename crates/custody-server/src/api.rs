@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,7 +18,7 @@ use custody_store::{CaseSummary, CaseWrite, IssuedToken, TokenInfo, WriteOutcome
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, ApiQuery, Authenticated, IdempotencyKey, OptionalJson};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, IdempotencyKey, OptionalJson};
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -403,7 +403,7 @@ pub async fn approve(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -467,7 +467,7 @@ pub async fn deny(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -487,7 +487,7 @@ pub async fn execute(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<ExecutionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -553,7 +553,7 @@ pub async fn review(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -589,7 +589,7 @@ pub async fn comment(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -614,7 +614,7 @@ pub async fn merge(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let duplicate = parse_case_id(&case_id)?;
@@ -635,7 +635,7 @@ pub async fn merge(
 pub async fn show_case(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<CaseDocument>, Problem> {
     let case_id = parse_case_id(&case_id)?;
     let (view, events) = state.store.case(&case_id).await?;
@@ -737,11 +737,13 @@ pub async fn list_principals(
 pub async fn create_token(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     OptionalJson(body): OptionalJson<TokenBody>,
 ) -> Result<(StatusCode, Json<IssuedToken>), Problem> {
     who.require_admin()?;
-    let principal = PrincipalId::from_str(&name).map_err(invalid)?;
+    // A malformed name names no principal.
+    let principal = PrincipalId::from_str(&name)
+        .map_err(|error| Problem::not_found(format!("principal {name} does not exist: {error}")))?;
     let ttl = body
         .ttl
         .as_deref()
@@ -811,7 +813,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(token_id): Path<String>,
+    ApiPath(token_id): ApiPath<String>,
 ) -> Result<Json<TokenInfo>, Problem> {
     let token = state
         .store
@@ -874,7 +876,7 @@ pub async fn list_notifications(
 pub async fn retry_notification(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(delivery_id): Path<String>,
+    ApiPath(delivery_id): ApiPath<String>,
 ) -> Result<Json<custody_store::OutboxEntry>, Problem> {
     who.require_admin()?;
     match state.store.retry_delivery(&delivery_id).await {
@@ -1125,15 +1127,21 @@ pub async fn list_delegations(
 pub async fn revoke_delegation(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(grant_id): Path<String>,
+    ApiPath(grant_id): ApiPath<String>,
 ) -> Result<Json<custody_core::delegation::DelegationGrant>, Problem> {
     who.require_admin()?;
-    Ok(Json(
-        state
-            .store
-            .revoke_delegation(&grant_id, Timestamp::now())
-            .await?,
-    ))
+    match state
+        .store
+        .revoke_delegation(&grant_id, Timestamp::now())
+        .await
+    {
+        Ok(grant) => Ok(Json(grant)),
+        // The only invalid input is a grant ID that names no grant.
+        Err(custody_store::StoreError::InvalidRequest(message)) => {
+            Err(Problem::not_found(message).with_hint("list grants with `custody delegation list`"))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Clients may say a step happened earlier than it is recorded (a late

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,7 +22,7 @@ use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, Authenticated, IdempotencyKey};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, IdempotencyKey};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
@@ -133,8 +133,8 @@ pub async fn upload(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
-    Query(query): Query<UploadQuery>,
+    ApiPath(case_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
@@ -177,7 +177,7 @@ pub async fn upload_for_reference(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Query(query): Query<ReferenceUploadQuery>,
+    ApiQuery(query): ApiQuery<ReferenceUploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
@@ -259,7 +259,7 @@ pub async fn capture_link(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
     let case_id = parse_case(&case_id)?;
@@ -349,7 +349,7 @@ pub async fn recheck(
 ) -> Result<Json<RecheckReport>, Problem> {
     who.require_admin()?;
     let cases: Vec<CaseId> = match &body.case {
-        Some(case) => vec![parse_case(case)?],
+        Some(case) => vec![parse_body_case(case)?],
         None => state
             .store
             .cases(None, 1000)
@@ -458,7 +458,7 @@ pub async fn recheck(
 pub async fn list(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<EvidenceList>, Problem> {
     let case_id = parse_case(&case_id)?;
     let (_, events) = state.store.case(&case_id).await?;
@@ -497,12 +497,14 @@ pub async fn list(
 pub async fn download(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path((case_id, sha256)): Path<(String, String)>,
+    ApiPath((case_id, sha256)): ApiPath<(String, String)>,
 ) -> Result<Response, Problem> {
     let case_id = parse_case(&case_id)?;
-    let wanted: Sha256Digest = sha256
-        .parse()
-        .map_err(|_| Problem::invalid(format!("`{sha256}` is not a SHA-256 in hex")))?;
+    let wanted: Sha256Digest = sha256.parse().map_err(|_| {
+        Problem::not_found(format!(
+            "`{sha256}` is not a SHA-256 in hex, so case {case_id} holds no such evidence"
+        ))
+    })?;
     let (_, events) = state.store.case(&case_id).await?;
     let recorded = events.iter().rev().find_map(|event| match &event.body {
         EventBody::EvidenceAttached(evidence) if evidence.sha256.0 == *wanted.as_bytes() => Some((
@@ -577,7 +579,18 @@ async fn drain(body: Body) {
     .await;
 }
 
+/// A case ID from a path: a malformed one names no case, so it is a `404`.
 fn parse_case(text: &str) -> Result<CaseId, Problem> {
+    text.parse().map_err(|error| {
+        Problem::not_found(format!(
+            "`{text}` is not a case ID, so no such case exists: {error}"
+        ))
+        .with_hint("case IDs look like AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71")
+    })
+}
+
+/// A case ID from a request body: a malformed one is invalid input.
+fn parse_body_case(text: &str) -> Result<CaseId, Problem> {
     text.parse()
         .map_err(|error| Problem::invalid(format!("`{text}` is not a case ID: {error}")))
 }

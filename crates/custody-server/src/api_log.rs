@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use custody_store::StoredCheckpoint;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiQuery, Authenticated};
+use crate::extract::{ApiPath, ApiQuery, Authenticated};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
@@ -209,7 +209,7 @@ pub async fn consistency(
 pub async fn case_proof(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<CaseProofBundle>, Problem> {
     let case_id =
         CaseId::from_str(&case_id).map_err(|error| Problem::not_found(error.to_string()))?;

@@ -53,6 +53,33 @@ where
     }
 }
 
+/// Path parameters whose rejection is a problem document: a path that cannot
+/// be decoded (such as `%C0%AE`, which is not UTF-8) names nothing, so it is
+/// a `404`.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|rejection| {
+                Problem::not_found(format!(
+                    "the path {} names nothing: {}",
+                    parts.uri.path(),
+                    rejection.body_text()
+                ))
+                .with_hint("path parameters are UTF-8 identifiers; see /v1/openapi.json")
+            })
+    }
+}
+
 impl Authenticated {
     /// Refuses unless the principal is in the `admins` group.
     pub fn require_admin(&self) -> Result<(), Problem> {

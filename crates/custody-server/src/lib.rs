@@ -142,6 +142,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body_bytes))
+    .layer(middleware::from_fn(problems_only))
     .layer(middleware::from_fn(count_requests))
     .layer(TraceLayer::new_for_http())
     .with_state(state)
@@ -359,6 +360,62 @@ async fn count_requests(request: Request, next: Next) -> Response {
     )
     .increment(1);
     response
+}
+
+/// Every error is problem+json. The handlers' own errors already are; an
+/// error answered in another form (a framework rejection the extractors did
+/// not see) is rewritten here as the problem its status implies, keeping its
+/// text as the detail and its other headers (such as `Allow`).
+async fn problems_only(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let (status, problem_type, title) = match status {
+        StatusCode::UNAUTHORIZED => (status, types::UNAUTHORIZED, "Unauthorized"),
+        StatusCode::FORBIDDEN => (status, types::FORBIDDEN, "Forbidden"),
+        StatusCode::NOT_FOUND => (status, types::NOT_FOUND, "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => (status, types::METHOD_NOT_ALLOWED, "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => (status, types::REQUEST_TIMEOUT, "Request timeout"),
+        StatusCode::CONFLICT => (status, types::CONFLICT, "Refused"),
+        StatusCode::PAYLOAD_TOO_LARGE => (status, types::PAYLOAD_TOO_LARGE, "Payload too large"),
+        StatusCode::SERVICE_UNAVAILABLE => (status, types::UNAVAILABLE, "Unavailable"),
+        status if status.is_server_error() => (status, types::INTERNAL, "Internal error"),
+        // 400, 415, 422 and the rest: the request is malformed.
+        _ => (
+            StatusCode::BAD_REQUEST,
+            types::INVALID_REQUEST,
+            "Invalid request",
+        ),
+    };
+    let detail = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let mut problem = Problem::new(status, problem_type, title, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
 }
 
 async fn not_found() -> Problem {
