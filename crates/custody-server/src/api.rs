@@ -198,6 +198,7 @@ pub struct TokenBody {
 
 /// Query of `GET /v1/cases`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CasesQuery {
     /// Only cases in this state.
     pub state: Option<String>,
@@ -759,6 +760,7 @@ pub async fn create_token(
 
 /// Query of `GET /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokensQuery {
     /// Only this principal's tokens.
     pub principal: Option<String>,
@@ -833,6 +835,7 @@ pub async fn revoke_token(
 
 /// Query of `GET /v1/notifications`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     /// Only the notifications of this case.
     pub case: Option<String>,

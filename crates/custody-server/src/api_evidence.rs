@@ -85,6 +85,7 @@ pub struct EvidenceState {
 
 /// Query of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file's name, as the uploader knows it.
     pub name: Option<String>,
@@ -157,6 +158,7 @@ pub async fn upload(
 
 /// Query of an upload for an external reference.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReferenceUploadQuery {
     /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`).
     pub ticket: String,
@@ -492,7 +494,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/cases/{case_id}/evidence/{sha256}",
     params(("case_id" = String, Path, description = "The case ID"),
         ("sha256" = String, Path, description = "The blob's SHA-256, 64 hex digits")),
-    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = Problem)),
+    responses((status = 200, description = "The blob, with the media type sniffed from it", content_type = "*/*"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn download(
     State(state): State<AppState>,

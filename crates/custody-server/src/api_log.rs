@@ -27,6 +27,7 @@ pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 
 /// Query of `GET /v1/log/entries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// First index (inclusive).
     pub start: u64,
@@ -54,6 +55,7 @@ pub struct EntriesDocument {
 
 /// Query of `GET /v1/log/proof/inclusion`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// The leaf index.
     pub index: u64,
@@ -74,6 +76,7 @@ pub struct InclusionDocument {
 
 /// Query of `GET /v1/log/proof/consistency`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The old tree size.
     pub from: u64,

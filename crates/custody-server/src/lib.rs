@@ -15,6 +15,7 @@ pub mod extract;
 pub mod init;
 pub mod keys;
 pub mod notify;
+pub mod openapi;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -129,6 +130,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api_log::consistency))
         .routes(routes!(api_log::case_proof))
         .split_for_parts();
+    let mut openapi = openapi;
+    // After the routes are in: constraints and the error answers of every operation.
+    openapi::Truthful.modify(&mut openapi);
     let openapi = std::sync::Arc::new(openapi);
     api.route(
         "/v1/openapi.json",
