@@ -371,3 +371,47 @@ fn method_not_allowed_keeps_the_allow_header() {
     let allow = response.header("allow").unwrap_or_default();
     assert!(allow.contains("GET"), "Allow: {allow:?}");
 }
+
+#[test]
+fn an_integral_number_written_with_a_fraction_is_that_integer_in_a_change_set() {
+    // The document says change-set numbers are integers; in JSON Schema (and
+    // RFC 8785) 226.0 is the integer 226, so the server takes it as 226.
+    let server = Server::start();
+    let alice = server.principal("alice");
+    let body = |value: serde_json::Value| {
+        Body::Json(json!({
+            "subject": {"kind": "user", "id": "zoe"},
+            "entitlement": "admin",
+            "justification": "outage",
+            "change_set": {"replicas": value},
+        }))
+    };
+    let accepted = server.http(
+        "POST",
+        "/v1/break-glass",
+        Some(&alice),
+        &[],
+        Body::Raw(
+            br#"{"subject":{"kind":"user","id":"zoe"},"entitlement":"admin","justification":"outage","change_set":{"replicas":226.0,"nested":[-3.0]}}"#.to_vec(),
+            Some("application/json"),
+        ),
+    );
+    assert_eq!(accepted.status, 201, "{}", accepted.text);
+    let case_id = accepted.json["case_id"].as_str().expect("case").to_string();
+    let case = server.get_json(&format!("/v1/cases/{case_id}"));
+    let text = case.to_string();
+    assert!(
+        text.contains(r#""replicas":226"#) && !text.contains("226.0"),
+        "{text}"
+    );
+    let refused = server.http(
+        "POST",
+        "/v1/break-glass",
+        Some(&alice),
+        &[],
+        body(json!(1.5)),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.json["type"], INVALID);
+    server.assert_verify_ok();
+}

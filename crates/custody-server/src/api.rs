@@ -97,7 +97,7 @@ pub struct ChatBody {
 #[serde(deny_unknown_fields)]
 pub struct ExecutionBody {
     /// What was actually changed: any JSON without floats.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::integral_numbers")]
     #[schema(value_type = Option<Object>)]
     pub change_set: Option<serde_json::Value>,
     /// Optional comment; for a failed execution, the error.
@@ -307,7 +307,7 @@ pub struct BreakGlassBody {
     #[serde(default)]
     pub ticket: Option<String>,
     /// What was actually changed: any JSON without floats.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::integral_numbers")]
     #[schema(value_type = Option<Object>)]
     pub change_set: Option<serde_json::Value>,
 }

@@ -133,7 +133,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let mut openapi = openapi;
     // After the routes are in: constraints and the error answers of every operation.
     openapi::Truthful.modify(&mut openapi);
-    let openapi = std::sync::Arc::new(openapi);
+    let openapi = std::sync::Arc::new(openapi::document(&openapi));
     api.route(
         "/v1/openapi.json",
         get(move || {

@@ -571,6 +571,26 @@ impl Modify for Truthful {
     }
 }
 
+/// The served document: the OpenAPI value with what utoipa's types cannot
+/// hold (`not`), added as JSON.
+pub fn document(openapi: &OpenApi) -> serde_json::Value {
+    let mut document = serde_json::to_value(openapi).unwrap_or_default();
+    // An approval confirms a chat approval or records one, not both.
+    if let Some(decision) = document
+        .pointer_mut("/components/schemas/DecisionBody")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        decision.insert(
+            "not".to_string(),
+            serde_json::json!({
+                "required": ["confirm", "chat"],
+                "properties": {"confirm": {"type": "string"}, "chat": {"type": "object"}}
+            }),
+        );
+    }
+    document
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
