@@ -833,7 +833,8 @@ mod commands {
                 config: std::sync::Arc::new(config.evidence.clone()),
             },
         };
-        custody_server::serve(store, listen, options, shutdown_signal())
+        let limits = config.server.connection_limits();
+        custody_server::serve(store, listen, options, limits, shutdown_signal())
             .await
             .map_err(|error| ClientError::Usage(format!("cannot serve on {listen}: {error}")))?;
         Ok(ExitCode::SUCCESS)

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -19,7 +19,7 @@ use custody_store::{CaseSummary, CaseWrite, IssuedToken, TokenInfo, WriteOutcome
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, ApiQuery, Authenticated, IdempotencyKey, OptionalJson};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Authenticated, IdempotencyKey, OptionalJson};
 use crate::problem::Problem;
 use crate::AppState;
 
@@ -113,7 +113,7 @@ pub struct ChatBody {
 #[serde(deny_unknown_fields)]
 pub struct ExecutionBody {
     /// What was actually changed: any JSON without floats.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::integral_numbers")]
     #[schema(value_type = Option<Object>)]
     pub change_set: Option<serde_json::Value>,
     /// Optional comment; for a failed execution, the error.
@@ -218,6 +218,7 @@ pub struct TokenBody {
 
 /// Query of `GET /v1/cases`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CasesQuery {
     /// Only cases in this state.
     pub state: Option<String>,
@@ -336,7 +337,7 @@ pub struct BreakGlassBody {
     #[schema(pattern = "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_./#-]{1,128}$")]
     pub ticket: Option<String>,
     /// What was actually changed: any JSON without floats.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::extract::integral_numbers")]
     #[schema(value_type = Option<Object>)]
     pub change_set: Option<serde_json::Value>,
 }
@@ -435,7 +436,7 @@ pub async fn approve(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -499,7 +500,7 @@ pub async fn deny(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -519,7 +520,7 @@ pub async fn execute(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     OptionalJson(body): OptionalJson<ExecutionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -587,7 +588,7 @@ pub async fn review(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<ReviewBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -623,7 +624,7 @@ pub async fn comment(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
@@ -648,7 +649,7 @@ pub async fn merge(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let duplicate = parse_case_id(&case_id)?;
@@ -669,7 +670,7 @@ pub async fn merge(
 pub async fn show_case(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<CaseDocument>, Problem> {
     let case_id = parse_case_id(&case_id)?;
     let (view, events) = state.store.case(&case_id).await?;
@@ -773,11 +774,13 @@ pub async fn list_principals(
 pub async fn create_token(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     OptionalJson(body): OptionalJson<TokenBody>,
 ) -> Result<(StatusCode, Json<IssuedToken>), Problem> {
     who.require_admin()?;
-    let principal = PrincipalId::from_str(&name).map_err(invalid)?;
+    // A malformed name names no principal.
+    let principal = PrincipalId::from_str(&name)
+        .map_err(|error| Problem::not_found(format!("principal {name} does not exist: {error}")))?;
     let ttl = body
         .ttl
         .as_deref()
@@ -793,6 +796,7 @@ pub async fn create_token(
 
 /// Query of `GET /v1/tokens`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokensQuery {
     /// Only this principal's tokens.
     pub principal: Option<String>,
@@ -847,7 +851,7 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(token_id): Path<String>,
+    ApiPath(token_id): ApiPath<String>,
 ) -> Result<Json<TokenInfo>, Problem> {
     let token = state
         .store
@@ -867,6 +871,7 @@ pub async fn revoke_token(
 
 /// Query of `GET /v1/notifications`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NotificationsQuery {
     /// Only the notifications of this case.
     pub case: Option<String>,
@@ -910,7 +915,7 @@ pub async fn list_notifications(
 pub async fn retry_notification(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(delivery_id): Path<String>,
+    ApiPath(delivery_id): ApiPath<String>,
 ) -> Result<Json<custody_store::OutboxEntry>, Problem> {
     who.require_admin()?;
     match state.store.retry_delivery(&delivery_id).await {
@@ -1161,15 +1166,21 @@ pub async fn list_delegations(
 pub async fn revoke_delegation(
     State(state): State<AppState>,
     who: Authenticated,
-    Path(grant_id): Path<String>,
+    ApiPath(grant_id): ApiPath<String>,
 ) -> Result<Json<custody_core::delegation::DelegationGrant>, Problem> {
     who.require_admin()?;
-    Ok(Json(
-        state
-            .store
-            .revoke_delegation(&grant_id, Timestamp::now())
-            .await?,
-    ))
+    match state
+        .store
+        .revoke_delegation(&grant_id, Timestamp::now())
+        .await
+    {
+        Ok(grant) => Ok(Json(grant)),
+        // The only invalid input is a grant ID that names no grant.
+        Err(custody_store::StoreError::InvalidRequest(message)) => {
+            Err(Problem::not_found(message).with_hint("list grants with `custody delegation list`"))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Clients may say a step happened earlier than it is recorded (a late

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,7 +22,7 @@ use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, Authenticated, IdempotencyKey};
+use crate::extract::{ApiJson, ApiPath, Authenticated, IdempotencyKey};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
@@ -85,6 +85,7 @@ pub struct EvidenceState {
 
 /// Query of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The file's name, as the uploader knows it: an identifier of at most
     /// 255 bytes (see "Identifiers" in docs/api.md), percent-encoded UTF-8.
@@ -138,7 +139,7 @@ pub async fn upload(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -164,6 +165,7 @@ pub async fn upload(
 
 /// Query of an upload for an external reference.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReferenceUploadQuery {
     /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`); the system is
     /// matched in lowercase and the key in uppercase.
@@ -291,7 +293,7 @@ pub struct EvidenceRecordView {
 pub async fn record(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(record_id): Path<String>,
+    ApiPath(record_id): ApiPath<String>,
 ) -> Result<Json<EvidenceRecordView>, Problem> {
     let not_found = || {
         Problem::not_found(format!("there is no evidence record {record_id}"))
@@ -448,7 +450,7 @@ pub async fn capture_link(
     State(state): State<AppState>,
     who: Authenticated,
     IdempotencyKey(key): IdempotencyKey,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
     let case_id = parse_case(&case_id)?;
@@ -540,7 +542,7 @@ pub async fn recheck(
 ) -> Result<Json<RecheckReport>, Problem> {
     who.require_admin()?;
     let cases: Vec<CaseId> = match &body.case {
-        Some(case) => vec![parse_case(case)?],
+        Some(case) => vec![parse_body_case(case)?],
         None => state
             .store
             .cases(None, 1000)
@@ -657,7 +659,7 @@ pub async fn recheck(
 pub async fn list(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<EvidenceList>, Problem> {
     let case_id = parse_case(&case_id)?;
     let (_, events) = state.store.case(&case_id).await?;
@@ -691,17 +693,19 @@ pub async fn list(
 #[utoipa::path(get, path = "/v1/cases/{case_id}/evidence/{sha256}",
     params(("case_id" = String, Path, description = "The case ID"),
         ("sha256" = String, Path, description = "The blob's SHA-256, 64 hex digits")),
-    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = Problem)),
+    responses((status = 200, description = "The blob, with the media type sniffed from it", content_type = "*/*"), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn download(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path((case_id, sha256)): Path<(String, String)>,
+    ApiPath((case_id, sha256)): ApiPath<(String, String)>,
 ) -> Result<Response, Problem> {
     let case_id = parse_case(&case_id)?;
-    let wanted: Sha256Digest = sha256
-        .parse()
-        .map_err(|_| Problem::invalid(format!("`{sha256}` is not a SHA-256 in hex")))?;
+    let wanted: Sha256Digest = sha256.parse().map_err(|_| {
+        Problem::not_found(format!(
+            "`{sha256}` is not a SHA-256 in hex, so case {case_id} holds no such evidence"
+        ))
+    })?;
     let (_, events) = state.store.case(&case_id).await?;
     let recorded = events.iter().rev().find_map(|event| match &event.body {
         EventBody::EvidenceAttached(evidence) if evidence.sha256.0 == *wanted.as_bytes() => Some((
@@ -776,7 +780,18 @@ async fn drain(body: Body) {
     .await;
 }
 
+/// A case ID from a path: a malformed one names no case, so it is a `404`.
 fn parse_case(text: &str) -> Result<CaseId, Problem> {
+    text.parse().map_err(|error| {
+        Problem::not_found(format!(
+            "`{text}` is not a case ID, so no such case exists: {error}"
+        ))
+        .with_hint("case IDs look like AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71")
+    })
+}
+
+/// A case ID from a request body: a malformed one is invalid input.
+fn parse_body_case(text: &str) -> Result<CaseId, Problem> {
     text.parse()
         .map_err(|error| Problem::invalid(format!("`{text}` is not a case ID: {error}")))
 }

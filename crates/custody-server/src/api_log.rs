@@ -7,7 +7,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use custody_store::StoredCheckpoint;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiQuery, Authenticated};
+use crate::extract::{ApiPath, ApiQuery, Authenticated};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
@@ -27,6 +27,7 @@ pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
 
 /// Query of `GET /v1/log/entries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// First index (inclusive).
     pub start: u64,
@@ -54,6 +55,7 @@ pub struct EntriesDocument {
 
 /// Query of `GET /v1/log/proof/inclusion`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// The leaf index.
     pub index: u64,
@@ -74,6 +76,7 @@ pub struct InclusionDocument {
 
 /// Query of `GET /v1/log/proof/consistency`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The old tree size.
     pub from: u64,
@@ -210,7 +213,7 @@ pub async fn consistency(
 pub async fn case_proof(
     State(state): State<AppState>,
     _who: Authenticated,
-    Path(case_id): Path<String>,
+    ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<CaseProofBundle>, Problem> {
     let case_id =
         CaseId::from_str(&case_id).map_err(|error| Problem::not_found(error.to_string()))?;

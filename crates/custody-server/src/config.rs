@@ -6,6 +6,10 @@
 //! [server]
 //! listen = "127.0.0.1:8080"      # address of the HTTP API
 //! max_body_bytes = 1048576       # largest accepted request body
+//! header_read_timeout_seconds = 15  # a whole request header must arrive within this
+//! request_timeout_seconds = 120     # a request must be read and answered within this
+//! max_connections = 512             # concurrent connections; more are answered 503
+//! shutdown_grace_seconds = 10       # on SIGTERM, requests in progress get this long
 //!
 //! [log]
 //! checkpoint_interval_seconds = 5   # sign a checkpoint this often while the log grows
@@ -100,6 +104,68 @@ pub struct ServerConfig {
     /// Largest accepted request body, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Seconds a client has to send a whole request header (1 to 3600); an
+    /// idle keep-alive connection is closed after it too.
+    #[serde(default = "default_header_read_timeout_seconds")]
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a request has, from its header, to be read and answered (1 to 86400).
+    #[serde(default = "default_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+    /// Most connections open at once (1 to 65536); more are answered `503`.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds requests in progress get to finish after SIGTERM (0 to 3600).
+    #[serde(default = "default_shutdown_grace_seconds")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_header_read_timeout_seconds() -> u64 {
+    15
+}
+
+fn default_request_timeout_seconds() -> u64 {
+    120
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+
+fn default_shutdown_grace_seconds() -> u64 {
+    10
+}
+
+impl ServerConfig {
+    /// The limits the connection loop enforces.
+    pub fn connection_limits(&self) -> crate::connections::ConnectionLimits {
+        crate::connections::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
+            max_connections: self.max_connections,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_seconds),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.max_body_bytes < 1024 {
+            return Err("server.max_body_bytes must be at least 1024".to_string());
+        }
+        if !(1..=3600).contains(&self.header_read_timeout_seconds) {
+            return Err(
+                "server.header_read_timeout_seconds must be between 1 and 3600".to_string(),
+            );
+        }
+        if !(1..=86_400).contains(&self.request_timeout_seconds) {
+            return Err("server.request_timeout_seconds must be between 1 and 86400".to_string());
+        }
+        if !(1..=65_536).contains(&self.max_connections) {
+            return Err("server.max_connections must be between 1 and 65536".to_string());
+        }
+        if self.shutdown_grace_seconds > 3600 {
+            return Err("server.shutdown_grace_seconds must be at most 3600".to_string());
+        }
+        Ok(())
+    }
 }
 
 /// Why the configuration file could not be used.
@@ -143,6 +209,10 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
+            header_read_timeout_seconds: default_header_read_timeout_seconds(),
+            request_timeout_seconds: default_request_timeout_seconds(),
+            max_connections: default_max_connections(),
+            shutdown_grace_seconds: default_shutdown_grace_seconds(),
         }
     }
 }
@@ -168,9 +238,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config =
             toml::from_str(text).map_err(|error| describe_toml_error(text, &error))?;
-        if config.server.max_body_bytes < 1024 {
-            return Err("server.max_body_bytes must be at least 1024".to_string());
-        }
+        config.server.validate()?;
         if !(1..=3600).contains(&config.log.checkpoint_interval_seconds) {
             return Err("log.checkpoint_interval_seconds must be between 1 and 3600".to_string());
         }
@@ -342,5 +410,36 @@ mod tests {
             2
         );
         assert!(Config::parse("[log]\ncheckpoint_interval_seconds = 0").is_err());
+    }
+
+    #[test]
+    fn connection_limits_have_documented_defaults_and_bounds() {
+        let server = Config::parse("").unwrap().server;
+        assert_eq!(server.header_read_timeout_seconds, 15);
+        assert_eq!(server.request_timeout_seconds, 120);
+        assert_eq!(server.max_connections, 512);
+        assert_eq!(server.shutdown_grace_seconds, 10);
+        let set = Config::parse(
+            "[server]\nheader_read_timeout_seconds = 2\nrequest_timeout_seconds = 3\nmax_connections = 4\nshutdown_grace_seconds = 0",
+        )
+        .unwrap()
+        .server
+        .connection_limits();
+        assert_eq!(set.header_read_timeout.as_secs(), 2);
+        assert_eq!(set.request_timeout.as_secs(), 3);
+        assert_eq!(set.max_connections, 4);
+        assert_eq!(set.shutdown_grace.as_secs(), 0);
+        for (bad, named) in [
+            (
+                "header_read_timeout_seconds = 0",
+                "header_read_timeout_seconds",
+            ),
+            ("request_timeout_seconds = 0", "request_timeout_seconds"),
+            ("max_connections = 0", "max_connections"),
+            ("shutdown_grace_seconds = 3601", "shutdown_grace_seconds"),
+        ] {
+            let error = Config::parse(&format!("[server]\n{bad}")).unwrap_err();
+            assert!(error.contains(named), "{bad}: {error}");
+        }
     }
 }

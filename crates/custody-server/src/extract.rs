@@ -53,6 +53,33 @@ where
     }
 }
 
+/// Path parameters whose rejection is a problem document: a path that cannot
+/// be decoded (such as `%C0%AE`, which is not UTF-8) names nothing, so it is
+/// a `404`.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| ApiPath(value))
+            .map_err(|rejection| {
+                Problem::not_found(format!(
+                    "the path {} names nothing: {}",
+                    parts.uri.path(),
+                    rejection.body_text()
+                ))
+                .with_hint("path parameters are UTF-8 identifiers; see /v1/openapi.json")
+            })
+    }
+}
+
 impl Authenticated {
     /// Refuses unless the principal is in the `admins` group.
     pub fn require_admin(&self) -> Result<(), Problem> {
@@ -76,14 +103,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| Problem::unauthorized("the request has no Authorization header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Problem::unauthorized("the Authorization header is not `Bearer <token>`")
-            })?;
+        let token = bearer_token(header.as_bytes())?;
         let authenticated = state
             .store
             .authenticate(token)
@@ -121,6 +141,39 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         Ok(Authenticated { principal, actor })
     }
+}
+
+/// The prefix of every token Custody issues.
+pub const TOKEN_PREFIX: &str = "cust_";
+/// The longest bearer token looked up; every token Custody issues is shorter.
+pub const MAX_TOKEN_LENGTH: usize = 256;
+
+/// The token of an `Authorization: Bearer <token>` header, refused before any
+/// lookup when it cannot be a Custody token.
+fn bearer_token(header: &[u8]) -> Result<&str, Problem> {
+    let text = std::str::from_utf8(header)
+        .ok()
+        .filter(|text| text.is_ascii())
+        .ok_or_else(|| {
+            Problem::unauthorized(
+                "the Authorization header holds non-ASCII bytes; a bearer token is ASCII",
+            )
+        })?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))?;
+    if token.len() > MAX_TOKEN_LENGTH {
+        return Err(Problem::unauthorized(format!(
+            "the bearer token is longer than {MAX_TOKEN_LENGTH} characters, so it is not a Custody token"
+        )));
+    }
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Err(Problem::unauthorized(format!(
+            "the bearer token does not start with `{TOKEN_PREFIX}`, so it is not a Custody token"
+        )));
+    }
+    Ok(token)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
@@ -220,4 +273,35 @@ where
                 ))
             })
     }
+}
+
+/// Deserialises an optional JSON value whose integral numbers written with a
+/// fraction (`226.0`) become integers (`226`): the same number (JSON Schema
+/// and RFC 8785 agree), so a client cannot tell them apart. Numbers with a
+/// fraction, and integers beyond ±2^53, stay as they are, for
+/// `reject_floats` to refuse.
+pub fn integral_numbers<'de, D>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    fn normalise(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Number(number) if number.is_f64() => {
+                const LIMIT: f64 = (1u64 << 53) as f64;
+                if let Some(float) = number.as_f64() {
+                    if float.fract() == 0.0 && float.abs() <= LIMIT {
+                        *value = serde_json::Value::from(float as i64);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(normalise),
+            serde_json::Value::Object(members) => members.values_mut().for_each(normalise),
+            _ => {}
+        }
+    }
+    let mut value = <Option<serde_json::Value> as serde::Deserialize>::deserialize(deserializer)?;
+    if let Some(value) = value.as_mut() {
+        normalise(value);
+    }
+    Ok(value)
 }

@@ -11,10 +11,12 @@ pub mod api_evidence;
 pub mod api_log;
 pub mod checkpoint_copies;
 pub mod config;
+pub mod connections;
 pub mod extract;
 pub mod init;
 pub mod keys;
 pub mod notify;
+pub mod openapi;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -135,7 +137,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api_log::consistency))
         .routes(routes!(api_log::case_proof))
         .split_for_parts();
-    let openapi = std::sync::Arc::new(openapi);
+    let mut openapi = openapi;
+    // After the routes are in: constraints and the error answers of every operation.
+    openapi::Truthful.modify(&mut openapi);
+    let openapi = std::sync::Arc::new(openapi::document(&openapi));
     api.route(
         "/v1/openapi.json",
         get(move || {
@@ -148,17 +153,21 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
     .layer(DefaultBodyLimit::max(max_body_bytes))
+    .layer(middleware::from_fn(problems_only))
     .layer(middleware::from_fn(count_requests))
     .layer(TraceLayer::new_for_http())
     .with_state(state)
 }
 
-/// Serves until `shutdown` resolves. Prints `listening on ADDR` to standard
-/// error once the socket is bound, so wrappers started with port 0 can find it.
+/// Serves until `shutdown` resolves, with the connection `limits` (timeouts,
+/// connection limit, shutdown deadline). Prints `listening on ADDR` to
+/// standard error once the socket is bound, so wrappers started with port 0
+/// can find it.
 pub async fn serve(
     store: Store,
     listen: SocketAddr,
     options: ServeOptions,
+    limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -166,15 +175,35 @@ pub async fn serve(
     // Printed once, plainly (not as a log event), so that wrappers can find
     // the address whatever CUSTODY_LOG and CUSTODY_LOG_FORMAT say.
     eprintln!("listening on {local}");
-    serve_listener(store, listener, options, shutdown).await
+    serve_listener_with(store, listener, options, limits, shutdown).await
 }
 
-/// Serves on an already bound listener until `shutdown` resolves. Signs a
-/// checkpoint every `checkpoint_interval` while the log grows.
+/// Serves on an already bound listener until `shutdown` resolves, with the
+/// default connection limits.
 pub async fn serve_listener(
     store: Store,
     listener: tokio::net::TcpListener,
     options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_listener_with(
+        store,
+        listener,
+        options,
+        connections::ConnectionLimits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves on an already bound listener until `shutdown` resolves, then
+/// finishes the requests in progress within the shutdown deadline. Signs a
+/// checkpoint every `checkpoint_interval` while the log grows.
+pub async fn serve_listener_with(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    options: ServeOptions,
+    limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = install_metrics();
@@ -223,9 +252,13 @@ pub async fn serve_listener(
         evidence: options.evidence,
         checkpoint_copies: options.checkpoint_copies.clone(),
     };
-    let served = axum::serve(listener, router(state, options.max_body_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = connections::serve(
+        listener,
+        router(state, options.max_body_bytes),
+        limits,
+        shutdown,
+    )
+    .await;
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
@@ -361,6 +394,62 @@ async fn count_requests(request: Request, next: Next) -> Response {
     )
     .increment(1);
     response
+}
+
+/// Every error is problem+json. The handlers' own errors already are; an
+/// error answered in another form (a framework rejection the extractors did
+/// not see) is rewritten here as the problem its status implies, keeping its
+/// text as the detail and its other headers (such as `Allow`).
+async fn problems_only(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let (status, problem_type, title) = match status {
+        StatusCode::UNAUTHORIZED => (status, types::UNAUTHORIZED, "Unauthorized"),
+        StatusCode::FORBIDDEN => (status, types::FORBIDDEN, "Forbidden"),
+        StatusCode::NOT_FOUND => (status, types::NOT_FOUND, "Not found"),
+        StatusCode::METHOD_NOT_ALLOWED => (status, types::METHOD_NOT_ALLOWED, "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => (status, types::REQUEST_TIMEOUT, "Request timeout"),
+        StatusCode::CONFLICT => (status, types::CONFLICT, "Refused"),
+        StatusCode::PAYLOAD_TOO_LARGE => (status, types::PAYLOAD_TOO_LARGE, "Payload too large"),
+        StatusCode::SERVICE_UNAVAILABLE => (status, types::UNAVAILABLE, "Unavailable"),
+        status if status.is_server_error() => (status, types::INTERNAL, "Internal error"),
+        // 400, 415, 422 and the rest: the request is malformed.
+        _ => (
+            StatusCode::BAD_REQUEST,
+            types::INVALID_REQUEST,
+            "Invalid request",
+        ),
+    };
+    let detail = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request failed")
+            .to_string()
+    } else {
+        text
+    };
+    let mut problem = Problem::new(status, problem_type, title, detail).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
 }
 
 async fn not_found() -> Problem {

@@ -48,6 +48,8 @@ pub mod types {
     pub const PAYLOAD_TOO_LARGE: &str = "urn:custody:problem:payload-too-large";
     /// The method is not supported on this route.
     pub const METHOD_NOT_ALLOWED: &str = "urn:custody:problem:method-not-allowed";
+    /// The request was not read and answered within `request_timeout_seconds`.
+    pub const REQUEST_TIMEOUT: &str = "urn:custody:problem:request-timeout";
     /// The server failed; the write, if any, was not acknowledged.
     pub const INTERNAL: &str = "urn:custody:problem:internal";
     /// The server is shutting down or the store is unavailable.
