@@ -66,6 +66,9 @@ enum Command {
     /// Delegated administration: which vendor may act, for whom, on what, until when.
     #[command(subcommand)]
     Delegation(DelegationCommand),
+    /// The administration record: who added which principal (and groups), tokens, grants.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Notifications owed and their delivery: `custody notifications [CASE] [--failed]`, `custody notifications retry ID`.
     #[command(args_conflicts_with_subcommands = true)]
     Notifications {
@@ -468,6 +471,19 @@ enum NotificationsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Print the administration record: every principal added (with its groups), token issued
+    /// or revoked and delegation granted or revoked, and by whom. Prove it with `custody log prove`.
+    Record {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DelegationCommand {
     /// Grant a vendor organisation the right to act for an internal party (admins).
     Grant {
@@ -690,8 +706,8 @@ mod commands {
     use serde_json::json;
 
     use super::{
-        Client, ClientError, Command, ConnectionArgs, DelegationCommand, EvidenceCommand,
-        LogCommand, NotificationsCommand, PrincipalCommand, TokenCommand,
+        AdminCommand, Client, ClientError, Command, ConnectionArgs, DelegationCommand,
+        EvidenceCommand, LogCommand, NotificationsCommand, PrincipalCommand, TokenCommand,
     };
     use crate::output;
 
@@ -1292,6 +1308,14 @@ mod commands {
                     output::print_json(&grant);
                 } else {
                     println!("revoked {grant_id}");
+                }
+            }
+            Command::Admin(AdminCommand::Record { connection, json }) => {
+                let document = connect(&connection)?.get("/v1/admin/record").await?;
+                if json {
+                    output::print_json(&document);
+                } else {
+                    output::print_admin_record(&document);
                 }
             }
             Command::Delegation(DelegationCommand::List { connection, json }) => {

@@ -29,11 +29,13 @@ fn a_configured_rule_is_recorded_and_enforced() {
     let sara = server.principal_with("sara", &["--org", "acme", "--group", "security"]);
     let carol = server.principal_with("carol", &["--org", "acme", "--group", "sre"]);
     let robot = server.principal_with("provisioner", &["--kind", "automation", "--org", "acme"]);
-    // The adoption of the configured policy is the log's only entry.
+    // Besides the administration record (init's admin and token, then six
+    // principals with a token each), the adoption of the configured policy
+    // is the log's only entry.
     let log_size = server.log_size();
     assert_eq!(
-        log_size, 1,
-        "a fresh server records its policy, nothing else"
+        log_size, 15,
+        "a fresh server records its policy and its administration, nothing else"
     );
 
     let base = [
@@ -220,9 +222,11 @@ fn policy_changes_are_recorded_and_verified() {
     assert_eq!(adoptions[0]["previous_hash"], Value::Null);
     assert_eq!(adoptions[0]["source"], source.as_str());
     assert_eq!(adoptions[0]["rules"], json!(["prod-write"]));
-    // It is the log's first entry, written by the ledger itself.
-    assert_eq!(server.log_size(), 1);
-    let adopted = log_entry(&server, 0);
+    // It is the log's first entry after init's administration record (the
+    // first admin and its token), written by the ledger itself; alice and
+    // her token follow.
+    assert_eq!(server.log_size(), 5);
+    let adopted = log_entry(&server, 2);
     assert_eq!(adopted["kind"], "policy_adopted", "{adopted:#}");
     assert_eq!(adopted["case_id"], record.as_str(), "{adopted:#}");
     assert_eq!(adopted["event_id"], adoptions[0]["event_id"], "{adopted:#}");

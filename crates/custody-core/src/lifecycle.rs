@@ -1046,6 +1046,22 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::EvidenceJoined(_)
         | EventBody::EvidenceReleased(_)
         | EventBody::ExpiryApproaching(_) => {}
+        EventBody::PrincipalAdded(_)
+        | EventBody::TokenIssued(_)
+        | EventBody::TokenRevoked(_)
+        | EventBody::DelegationGranted(_)
+        | EventBody::DelegationRevoked(_) => broken.push((
+            Refusal::new(
+                "admin.record-misplaced",
+                format!(
+                    "case {} holds a {} event, which belongs only in the deployment's administration record",
+                    case_before.case_id,
+                    event.body.kind_name()
+                ),
+                "investigate how this event was written",
+            ),
+            Severity::High,
+        )),
         EventBody::PolicyAdopted(_) => broken.push((
             Refusal::new(
                 "policy.record-misplaced",
