@@ -563,6 +563,19 @@ enum PrincipalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a principal's groups (admins); `--group admins` makes an admin. Recorded.
+    SetGroups {
+        /// The principal.
+        name: String,
+        /// A group; repeat for several; none removes every group.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1308,6 +1321,33 @@ mod commands {
                     output::print_json(&grant);
                 } else {
                     println!("revoked {grant_id}");
+                }
+            }
+            Command::Principal(PrincipalCommand::SetGroups {
+                name,
+                groups,
+                connection,
+                json,
+            }) => {
+                let path = format!("/v1/principals/{}/groups", output::path_segment(&name));
+                let principal = connect(&connection)?
+                    .put(&path, &serde_json::json!({ "groups": groups }))
+                    .await?;
+                if json {
+                    output::print_json(&principal);
+                } else {
+                    println!(
+                        "{} groups: {}",
+                        principal["id"].as_str().unwrap_or_default(),
+                        principal["groups"]
+                            .as_array()
+                            .map(|groups| groups
+                                .iter()
+                                .filter_map(|group| group.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default()
+                    );
                 }
             }
             Command::Admin(AdminCommand::Record { connection, json }) => {

@@ -335,3 +335,45 @@ fn verify_names_principals_tokens_and_grants_changed_behind_the_stores_back() {
         "{report:#}"
     );
 }
+
+#[test]
+fn promoting_and_demoting_an_admin_is_recorded_and_takes_effect_at_once() {
+    let mut server = Server::start();
+    let bob = server.principal("bob");
+    let output = server.cli(Some(&bob), &["principal", "add", "carol"]);
+    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+    server.cli_ok(
+        &server.admin_token,
+        &["principal", "set-groups", "bob", "--group", "admins"],
+    );
+    server.cli_ok(&bob, &["principal", "add", "carol"]);
+    server.cli_ok(&server.admin_token, &["principal", "set-groups", "bob"]);
+    let output = server.cli(Some(&bob), &["principal", "add", "dave"]);
+    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+
+    let record = admin_record(&server);
+    let events = record["events"].as_array().unwrap();
+    let tail: Vec<Value> = events[events.len() - 3..]
+        .iter()
+        .map(|event| {
+            json!([
+                event["kind"],
+                event["actor"]["principal"],
+                event["payload"]["principal"],
+                event["payload"]["groups"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            json!(["principal_groups_changed", "admin", "bob", ["admins"]]),
+            json!(["principal_added", "bob", "carol", []]),
+            json!(["principal_groups_changed", "admin", "bob", []]),
+        ],
+        "{record:#}"
+    );
+    server.stop();
+    let report = common::assert_verify_ok(&server.data);
+    assert_eq!(report["checked"]["admin_events"], 7, "{report:#}");
+}

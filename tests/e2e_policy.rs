@@ -270,8 +270,9 @@ fn policy_changes_are_recorded_and_verified() {
     assert_eq!(listed, vec![old_case.as_str()]);
 
     // Restarted with the same config: nothing new to record.
+    // (Init's admin and token, the policy, alice and her token, the case.)
     let size = server.log_size();
-    assert_eq!(size, 2);
+    assert_eq!(size, 6);
     server.restart_configured();
     assert_eq!(
         server.log_size(),
@@ -350,10 +351,12 @@ fn policy_changes_are_recorded_and_verified() {
         "{shown:#}"
     );
 
-    // The auditor accepts the record and both cases.
+    // The auditor accepts the records (policy, and administration: init's
+    // admin, alice, and their tokens) and both cases.
     let report = server.assert_verify_ok();
-    assert_eq!(report["checked"]["events"], 4, "{report:#}");
-    assert_eq!(report["checked"]["log_entries"], 4, "{report:#}");
-    assert_eq!(report["checked"]["cases"], 3, "{report:#}");
+    assert_eq!(report["checked"]["events"], 8, "{report:#}");
+    assert_eq!(report["checked"]["log_entries"], 8, "{report:#}");
+    assert_eq!(report["checked"]["cases"], 4, "{report:#}");
+    assert_eq!(report["checked"]["admin_events"], 4, "{report:#}");
     assert_eq!(report["findings"], json!([]), "{report:#}");
 }

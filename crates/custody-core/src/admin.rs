@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use crate::audit::Finding;
 use crate::delegation::DelegationGrant;
 use crate::event::{
-    DelegationGranted, DelegationRevoked, Event, EventBody, PrincipalAdded, TokenIssued,
-    TokenRevoked,
+    DelegationGranted, DelegationRevoked, Event, EventBody, PrincipalAdded, PrincipalGroupsChanged,
+    TokenIssued, TokenRevoked,
 };
 use crate::lifecycle::{Draft, Refusal, Severity};
 use crate::model::{Actor, Change, Principal, PrincipalId, Role, SYSTEM_PRINCIPAL};
@@ -44,6 +44,7 @@ pub fn is_admin_event(body: &EventBody) -> bool {
     matches!(
         body,
         EventBody::PrincipalAdded(_)
+            | EventBody::PrincipalGroupsChanged(_)
             | EventBody::TokenIssued(_)
             | EventBody::TokenRevoked(_)
             | EventBody::DelegationGranted(_)
@@ -88,6 +89,23 @@ pub fn principal_added(principal: &Principal, by_system: bool) -> Draft {
             kind: principal.kind,
             groups: principal.groups.clone(),
             org: principal.org.clone(),
+        }),
+        by_system,
+    )
+}
+
+/// The `principal_groups_changed` event of `principal`.
+pub fn principal_groups_changed(
+    principal: &PrincipalId,
+    previous: &[String],
+    groups: &[String],
+    by_system: bool,
+) -> Draft {
+    draft(
+        EventBody::PrincipalGroupsChanged(PrincipalGroupsChanged {
+            principal: principal.clone(),
+            previous: previous.to_vec(),
+            groups: groups.to_vec(),
         }),
         by_system,
     )
@@ -307,6 +325,23 @@ impl AdminState {
                     ));
                 }
             }
+            EventBody::PrincipalGroupsChanged(changed) => {
+                match self.principals.get(&changed.principal) {
+                    None => broken.push(invalid(format!(
+                        "the groups of {} are changed, but the record never added it",
+                        changed.principal
+                    ))),
+                    Some(recorded) if recorded.groups != changed.previous => {
+                        broken.push(invalid(format!(
+                            "the groups of {} are changed from [{}], but the record says [{}]",
+                            changed.principal,
+                            changed.previous.join(", "),
+                            recorded.groups.join(", ")
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
             EventBody::TokenIssued(issued) => {
                 if !self.principals.contains_key(&issued.principal) {
                     broken.push(invalid(format!(
@@ -410,6 +445,11 @@ impl AdminState {
                         groups: added.groups.clone(),
                         org: added.org.clone(),
                     });
+            }
+            EventBody::PrincipalGroupsChanged(changed) => {
+                if let Some(principal) = self.principals.get_mut(&changed.principal) {
+                    principal.groups = changed.groups.clone();
+                }
             }
             EventBody::TokenIssued(issued) => {
                 self.tokens

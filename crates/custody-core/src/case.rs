@@ -450,6 +450,7 @@ impl CaseView {
             EventBody::PolicyAdopted(_) => {}
             // Administration events live in the administration record only.
             EventBody::PrincipalAdded(_)
+            | EventBody::PrincipalGroupsChanged(_)
             | EventBody::TokenIssued(_)
             | EventBody::TokenRevoked(_)
             | EventBody::DelegationGranted(_)

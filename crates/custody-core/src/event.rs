@@ -132,6 +132,9 @@ pub enum EventBody {
     /// a principal with its groups. Only in the administration record (see
     /// [`crate::admin`]), like every administration event below.
     PrincipalAdded(PrincipalAdded),
+    /// An admin changed a principal's groups (`admins` among them makes or
+    /// unmakes an admin).
+    PrincipalGroupsChanged(PrincipalGroupsChanged),
     /// A bearer token was issued (its ID and a prefix of its SHA-256; never
     /// the secret).
     TokenIssued(TokenIssued),
@@ -312,6 +315,19 @@ pub struct PrincipalAdded {
     /// Its organisation.
     #[serde(deserialize_with = "Option::deserialize")]
     pub org: Option<String>,
+}
+
+/// The payload of `principal_groups_changed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalGroupsChanged {
+    /// The principal.
+    pub principal: PrincipalId,
+    /// Its groups before, as recorded.
+    pub previous: Vec<String>,
+    /// Its groups from now on, sorted and without duplicates.
+    pub groups: Vec<String>,
 }
 
 /// The payload of `token_issued`.
@@ -650,6 +666,7 @@ impl EventBody {
             EventBody::EvidenceReleased(_) => "evidence_released",
             EventBody::ExpiryApproaching(_) => "expiry_approaching",
             EventBody::PrincipalAdded(_) => "principal_added",
+            EventBody::PrincipalGroupsChanged(_) => "principal_groups_changed",
             EventBody::TokenIssued(_) => "token_issued",
             EventBody::TokenRevoked(_) => "token_revoked",
             EventBody::DelegationGranted(_) => "delegation_granted",
@@ -826,6 +843,12 @@ impl EventBody {
                     .as_ref()
                     .map(|org| format!(" of {org}"))
                     .unwrap_or_default()
+            ),
+            EventBody::PrincipalGroupsChanged(changed) => format!(
+                "changed the groups of {} from [{}] to [{}]",
+                changed.principal,
+                changed.previous.join(", "),
+                changed.groups.join(", ")
             ),
             EventBody::TokenIssued(issued) => format!(
                 "issued token {} for {}{}",

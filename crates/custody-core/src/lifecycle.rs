@@ -1047,6 +1047,7 @@ pub fn violations(case_before: &CaseView, event: &Event) -> Vec<(Refusal, Severi
         | EventBody::EvidenceReleased(_)
         | EventBody::ExpiryApproaching(_) => {}
         EventBody::PrincipalAdded(_)
+        | EventBody::PrincipalGroupsChanged(_)
         | EventBody::TokenIssued(_)
         | EventBody::TokenRevoked(_)
         | EventBody::DelegationGranted(_)

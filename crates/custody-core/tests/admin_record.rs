@@ -462,3 +462,46 @@ impl GrantedAt for custody_core::EventBody {
         }
     }
 }
+
+#[test]
+fn an_admin_demoted_by_a_recorded_group_change_administers_no_more() {
+    let (mut log, record, _) = deployment();
+    let admin_actor = actor("admin", PrincipalKind::Human, None);
+    let alice: custody_core::PrincipalId = "alice".parse().unwrap();
+    log.append(
+        Some(&record),
+        admin_actor.clone(),
+        admin::principal_groups_changed(&alice, &[], &["admins".to_string()], false),
+    );
+    log.append(
+        Some(&record),
+        actor("alice", PrincipalKind::Human, None),
+        admin::principal_added(&principal("bob", PrincipalKind::Human, &[], None), false),
+    );
+    log.append(
+        Some(&record),
+        admin_actor.clone(),
+        admin::principal_groups_changed(&alice, &["admins".to_string()], &[], false),
+    );
+    assert!(log.audit(None).ok, "{:#?}", log.audit(None).findings);
+    // Demoted, alice acts anyway; and a change that misstates the groups
+    // it replaces.
+    log.append(
+        Some(&record),
+        actor("alice", PrincipalKind::Human, None),
+        admin::principal_added(&principal("carol", PrincipalKind::Human, &[], None), false),
+    );
+    log.append(
+        Some(&record),
+        admin_actor,
+        admin::principal_groups_changed(&alice, &["sre".to_string()], &[], false),
+    );
+    let report = log.audit(None);
+    assert_eq!(
+        codes(&report),
+        vec!["admin.not-admin", "admin.record-invalid"],
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.findings[0].log_index, Some(9));
+}

@@ -718,6 +718,42 @@ pub async fn add_principal(
     Ok((StatusCode::CREATED, Json(principal)))
 }
 
+/// The body of `PUT /v1/principals/{name}/groups`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsBody {
+    /// The principal's groups from now on (`admins` makes an admin).
+    pub groups: Vec<String>,
+}
+
+/// Set a principal's groups (admins only); recorded in the administration
+/// record as `principal_groups_changed` by the caller.
+#[utoipa::path(put, path = "/v1/principals/{name}/groups", request_body = GroupsBody,
+    params(("name" = String, Path, description = "principal name")),
+    responses((status = 200, body = Principal), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_groups(
+    State(state): State<AppState>,
+    who: Authenticated,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<GroupsBody>,
+) -> Result<Json<Principal>, Problem> {
+    who.require_admin()?;
+    let principal =
+        PrincipalId::from_str(&name).map_err(|error| Problem::not_found(error.to_string()))?;
+    let mut groups = body
+        .groups
+        .iter()
+        .map(|group| validate_name("group", group))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    groups.sort();
+    groups.dedup();
+    Ok(Json(
+        state.store.set_groups(principal, groups, who.actor).await?,
+    ))
+}
+
 /// List principals.
 #[utoipa::path(get, path = "/v1/principals", responses((status = 200, body = PrincipalList)),
     security(("bearer" = [])))]

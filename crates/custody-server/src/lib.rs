@@ -109,6 +109,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::grant_delegation, api::list_delegations))
         .routes(routes!(api::revoke_delegation))
         .routes(routes!(api::admin_record))
+        .routes(routes!(api::set_groups))
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
         .routes(routes!(api::list_tokens))

@@ -636,6 +636,24 @@ impl Store {
         .await
     }
 
+    /// Sets a principal's groups (sorted, without duplicates), recording
+    /// `principal_groups_changed` by the admin `by`; the groups it has
+    /// already record nothing.
+    pub async fn set_groups(
+        &self,
+        principal: PrincipalId,
+        groups: Vec<String>,
+        by: Actor,
+    ) -> Result<Principal, StoreError> {
+        self.submit(|reply| writer::Job::SetGroups {
+            principal,
+            groups,
+            by,
+            reply,
+        })
+        .await
+    }
+
     /// The events of the administration record, oldest first.
     pub async fn admin_record(&self) -> Result<Vec<Event>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::admin_record(readers).await)

@@ -61,6 +61,17 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Principal, StoreError>>,
     },
+    /// Set a principal's groups (a `principal_groups_changed` event).
+    SetGroups {
+        /// The principal.
+        principal: PrincipalId,
+        /// Its groups from now on, sorted and without duplicates.
+        groups: Vec<String>,
+        /// The admin changing them.
+        by: Actor,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Principal, StoreError>>,
+    },
     /// Sign and store a checkpoint of the log as it stands.
     Checkpoint {
         /// The log's origin line.
@@ -345,6 +356,7 @@ impl Job {
         match self {
             Job::Case(_, reply) => Done::Case(reply, Err(error())),
             Job::AddPrincipal { reply, .. } => Done::Principal(reply, Err(error())),
+            Job::SetGroups { reply, .. } => Done::Principal(reply, Err(error())),
             Job::CreateToken { reply, .. } => Done::Token(reply, Err(error())),
             Job::Checkpoint { reply, .. } => Done::Checkpoint(reply, Err(error())),
             Job::RevokeToken { reply, .. } => Done::Revocation(reply, Err(error())),

@@ -97,6 +97,15 @@ async fn commit_batch(
                     reply,
                     create_token(connection, &mut pending, principal, ttl_seconds, by).await,
                 ),
+                Job::SetGroups {
+                    principal,
+                    groups,
+                    by,
+                    reply,
+                } => Done::Principal(
+                    reply,
+                    set_groups(connection, &mut pending, &principal, groups, by).await,
+                ),
                 Job::GrantDelegation { grant, by, reply } => Done::Delegation(
                     reply,
                     grant_delegation(connection, &mut pending, grant, by).await,
@@ -983,6 +992,53 @@ async fn add_principal(
     )
     .await?;
     Ok(principal)
+}
+
+/// Sets a principal's groups, recording the change; setting the groups it
+/// has already records nothing.
+async fn set_groups(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    principal: &PrincipalId,
+    groups: Vec<String>,
+    by: custody_core::Actor,
+) -> Result<Principal, StoreError> {
+    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
+    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
+    let row = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = $1",
+    )
+    .bind(principal.as_str())
+    .fetch_optional(&mut *connection)
+    .await?
+    .ok_or_else(|| StoreError::PrincipalNotFound(principal.to_string()))?;
+    let mut stored = principal_from_row(&row)?;
+    if stored.groups == groups {
+        return Ok(stored);
+    }
+    let previous = std::mem::replace(&mut stored.groups, groups);
+    let encoded = serde_json::to_string(&stored.groups)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    sqlx::query("UPDATE principals SET groups_json = $1 WHERE principal_id = $2")
+        .bind(encoded)
+        .bind(principal.as_str())
+        .execute(&mut *connection)
+        .await?;
+    let by_system = is_system_actor(&by);
+    append_admin(
+        connection,
+        pending,
+        &by,
+        custody_core::admin::principal_groups_changed(
+            principal,
+            &previous,
+            &stored.groups,
+            by_system,
+        ),
+        Timestamp::now(),
+    )
+    .await?;
+    Ok(stored)
 }
 
 async fn create_token(
