@@ -78,6 +78,12 @@ impl Client {
         self.send(reqwest::Method::DELETE, path, None, None).await
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::PUT, path, Some(body), None)
+            .await
+    }
+
     /// `GET path` of a text resource (a signed checkpoint).
     pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
         self.send_text(reqwest::Method::GET, path).await

@@ -67,6 +67,9 @@ enum Command {
     /// Delegated administration: which vendor may act, for whom, on what, until when.
     #[command(subcommand)]
     Delegation(DelegationCommand),
+    /// The administration record: who added which principal (and groups), tokens, grants.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Notifications owed and their delivery: `custody notifications [CASE] [--failed]`, `custody notifications retry ID`.
     #[command(args_conflicts_with_subcommands = true)]
     Notifications {
@@ -472,6 +475,19 @@ enum NotificationsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Print the administration record: every principal added (with its groups), token issued
+    /// or revoked and delegation granted or revoked, and by whom. Prove it with `custody log prove`.
+    Record {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DelegationCommand {
     /// Grant a vendor organisation the right to act for an internal party (admins).
     Grant {
@@ -545,6 +561,19 @@ enum PrincipalCommand {
     },
     /// List principals.
     List {
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a principal's groups (admins); `--group admins` makes an admin. Recorded.
+    SetGroups {
+        /// The principal.
+        name: String,
+        /// A group; repeat for several; none removes every group.
+        #[arg(long = "group")]
+        groups: Vec<String>,
         #[command(flatten)]
         connection: ConnectionArgs,
         /// Print JSON.
@@ -720,8 +749,8 @@ mod commands {
     use serde_json::json;
 
     use super::{
-        Client, ClientError, Command, ConnectionArgs, DelegationCommand, EvidenceCommand,
-        LogCommand, NotificationsCommand, PrincipalCommand, TokenCommand,
+        AdminCommand, Client, ClientError, Command, ConnectionArgs, DelegationCommand,
+        EvidenceCommand, LogCommand, NotificationsCommand, PrincipalCommand, TokenCommand,
     };
     use crate::output;
 
@@ -1374,6 +1403,41 @@ mod commands {
                     output::print_json(&grant);
                 } else {
                     output::say!("revoked {grant_id}");
+                }
+            }
+            Command::Principal(PrincipalCommand::SetGroups {
+                name,
+                groups,
+                connection,
+                json,
+            }) => {
+                let path = format!("/v1/principals/{}/groups", output::path_segment(&name));
+                let principal = connect(&connection)?
+                    .put(&path, &serde_json::json!({ "groups": groups }))
+                    .await?;
+                if json {
+                    output::print_json(&principal);
+                } else {
+                    println!(
+                        "{} groups: {}",
+                        principal["id"].as_str().unwrap_or_default(),
+                        principal["groups"]
+                            .as_array()
+                            .map(|groups| groups
+                                .iter()
+                                .filter_map(|group| group.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            Command::Admin(AdminCommand::Record { connection, json }) => {
+                let document = connect(&connection)?.get("/v1/admin/record").await?;
+                if json {
+                    output::print_json(&document);
+                } else {
+                    output::print_admin_record(&document);
                 }
             }
             Command::Delegation(DelegationCommand::List { connection, json }) => {

@@ -248,6 +248,33 @@ pub fn print_record(record: &Value) {
     }
 }
 
+/// Prints the administration record: one line per event, with who did it.
+pub fn print_admin_record(document: &Value) {
+    let Some(record) = document["record"].as_str() else {
+        say!("no administration record yet");
+        return;
+    };
+    say!("administration record {record}");
+    say!("  prove it offline: custody log prove {record} --out admin-record.proof");
+    say!();
+    for event in document["events"].as_array().into_iter().flatten() {
+        let actor = &event["actor"];
+        let token = actor["auth"]["token_id"]
+            .as_str()
+            .map(|token| format!(", token {token}"))
+            .unwrap_or_default();
+        say!(
+            "  #{:<3} {}  {:<6}  {} (via {}{token})  {}",
+            event["seq"].as_u64().unwrap_or_default(),
+            short_time(event["recorded_at"].as_str().unwrap_or_default()),
+            event["role"].as_str().unwrap_or_default(),
+            actor["principal"].as_str().unwrap_or_default(),
+            actor["via"].as_str().unwrap_or_default(),
+            describe(event)
+        );
+    }
+}
+
 fn short_time(timestamp: &str) -> String {
     // 2026-11-29T01:54:43.123456Z -> 2026-11-29 01:54:43Z
     match (timestamp.get(..10), timestamp.get(11..19)) {

@@ -255,10 +255,12 @@ fn four_principals_drive_a_case_from_request_to_review() {
     assert_eq!(open["cases"].as_array().map(Vec::len), Some(0), "{open:#}");
 
     // The auditor's verdict while the server is still running.
-    // The case's four events and the policy record's one adoption, two trails.
+    // The case's four events, the policy record's one adoption and the
+    // administration record's ten (init's admin and four principals, each
+    // with a token): three trails.
     let report = assert_verify_ok(&server.data);
-    assert_eq!(report["checked"]["events"], 5, "{report:#}");
-    assert_eq!(report["checked"]["cases"], 2, "{report:#}");
+    assert_eq!(report["checked"]["events"], 15, "{report:#}");
+    assert_eq!(report["checked"]["cases"], 3, "{report:#}");
     assert!(
         report["checked"]["rules"]
             .as_u64()
@@ -544,8 +546,9 @@ fn openapi_metrics_and_health_are_published() {
     }
 
     // One request so the counter exists, then the exposition. A fresh
-    // server's log holds one entry: the adoption of its policy.
-    assert_eq!(server.log_size(), 1);
+    // server's log holds three entries: init's first admin and its token
+    // (the administration record), and the adoption of its policy.
+    assert_eq!(server.log_size(), 3);
     let metrics = server.http("GET", "/metrics", None, &[], Body::None);
     assert_eq!(metrics.status, 200, "{}", metrics.text);
     assert!(

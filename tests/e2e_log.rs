@@ -156,20 +156,47 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     let origin = init_key.split('+').next().unwrap().to_string();
     let alice = server.principal("alice");
 
-    // A served log is never empty: before serving, the server recorded the
-    // adoption of its policy, and signed a checkpoint of it as it started.
-    // Nothing new to sign: signing returns that checkpoint unchanged.
-    assert_eq!(server.log_size(), 1);
+    // A served log is never empty: `init` recorded the first admin and its
+    // token in the administration record, and before serving the server
+    // recorded the adoption of its policy and signed a checkpoint of the
+    // three as it started. Alice's addition and token came after it.
+    assert_eq!(server.log_size(), 5);
     let start = server.http("GET", "/v1/log/checkpoint", None, &[], Body::None);
     assert_eq!(start.status, 200, "{}", start.text);
     let start_checkpoint = verified(&start.text, &trusted);
-    assert_eq!(start_checkpoint.size(), 1);
-    let policy_entry = entries(&server, &alice, 0, 1);
-    assert_eq!(policy_entry.len(), 1);
-    let policy_leaf = unb64(policy_entry[0]["leaf"].as_str().expect("leaf"));
-    let policy_event = Event::decode(&policy_leaf).expect("a canonical event");
-    assert_eq!(policy_event.body.kind_name(), "policy_adopted");
-    assert_eq!(*start_checkpoint.root_hash(), leaf_hash(&policy_leaf));
+    assert_eq!(start_checkpoint.size(), 3);
+    let setup = entries(&server, &alice, 0, 3);
+    assert_eq!(setup.len(), 3);
+    let setup_leaves: Vec<Vec<u8>> = setup
+        .iter()
+        .map(|entry| unb64(entry["leaf"].as_str().expect("leaf")))
+        .collect();
+    let kinds: Vec<&str> = setup_leaves
+        .iter()
+        .map(|leaf| {
+            Event::decode(leaf)
+                .expect("a canonical event")
+                .body
+                .kind_name()
+        })
+        .collect();
+    assert_eq!(kinds, ["principal_added", "token_issued", "policy_adopted"]);
+    let setup_hashes: Vec<_> = setup_leaves.iter().map(|leaf| leaf_hash(leaf)).collect();
+    assert_eq!(
+        *start_checkpoint.root_hash(),
+        custody_log::root_from_leaf_hashes(&setup_hashes)
+    );
+    // Signing covers alice's events; then there is nothing new to sign:
+    // signing returns that checkpoint unchanged.
+    let start = server.http(
+        "POST",
+        "/v1/log/checkpoint",
+        Some(&server.admin_token),
+        &[],
+        Body::None,
+    );
+    assert_eq!(start.status, 200, "{}", start.text);
+    assert_eq!(verified(&start.text, &trusted).size(), 5);
     let again = server.http(
         "POST",
         "/v1/log/checkpoint",
@@ -198,7 +225,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     // More than one page of entries, with a checkpoint in the middle.
     let mut cases = write_cases(&server, &alice, "first", 100, 4);
     let first_size = server.log_size();
-    assert_eq!(first_size, 501);
+    assert_eq!(first_size, 505);
     let forbidden = server.http("POST", "/v1/log/checkpoint", Some(&alice), &[], Body::None);
     assert_problem(&forbidden, 403, "urn:custody:problem:forbidden");
     let anonymous = server.http("POST", "/v1/log/checkpoint", None, &[], Body::None);
@@ -226,7 +253,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
 
     cases.extend(write_cases(&server, &alice, "second", 106, 4));
     let size = server.log_size();
-    assert_eq!(size, 1031);
+    assert_eq!(size, 1035);
     let second_note = server.sign_checkpoint();
     // Nothing new to sign: the latest is returned unchanged.
     assert_eq!(server.sign_checkpoint(), second_note);
@@ -257,7 +284,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     let mut all = entries(&server, &alice, 0, 5000);
     assert_eq!(all.len(), 1000, "one page holds at most 1000 entries");
     let rest = entries(&server, &alice, 1000, 2000);
-    assert_eq!(rest.len(), 31);
+    assert_eq!(rest.len(), 35);
     all.extend(rest);
     assert_eq!(entries(&server, &alice, 7, 9).len(), 2, "end is exclusive");
     assert!(entries(&server, &alice, 5, 5).is_empty());
@@ -280,7 +307,7 @@ fn checkpoints_entries_and_proofs_over_http_verify_independently() {
     }
     // The checkpoint's root is the root of exactly these entries.
     assert_eq!(tree.root(), root);
-    assert_eq!(tree.root_at(1).unwrap(), *start_checkpoint.root_hash());
+    assert_eq!(tree.root_at(3).unwrap(), *start_checkpoint.root_hash());
     assert_eq!(
         tree.root_at(first_size).unwrap(),
         *first_checkpoint.root_hash()
@@ -446,7 +473,7 @@ fn checkpoints_signed_amid_concurrent_writes_fail_no_write() {
         .expect("the signer panicked");
     assert!(notes.len() > 1, "{} checkpoints signed", notes.len());
     let size = server.log_size();
-    assert_eq!(size, 481);
+    assert_eq!(size, 485);
     let mut previous: Option<VerifiedCheckpoint> = None;
     for note in &notes {
         let checkpoint = verified(note, &trusted);
@@ -547,7 +574,9 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     let origin = init_key.split('+').next().unwrap().to_string();
     let (full, other) = lifecycle(&server);
     let size = server.log_size();
-    assert_eq!(size, 8);
+    // Init's admin and token, the policy, four principals with a token
+    // each (the administration record), and the two cases.
+    assert_eq!(size, 18);
 
     // The only checkpoint (signed as the server started) covers the policy's
     // adoption, not the case: proving signs one that covers the case.
@@ -570,8 +599,9 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     assert_eq!(checkpoint.size(), size);
     let events = bundle["events"].as_array().unwrap().clone();
     assert_eq!(events.len(), 5);
-    // Log 0 is the policy's adoption; the other case has 2 and 5.
-    let expected_indices = [1, 3, 4, 6, 7];
+    // Log 0 to 10 are init's admin, the policy's adoption and four
+    // principals with their tokens; the other case has 12 and 15.
+    let expected_indices = [11, 13, 14, 16, 17];
     for (position, entry) in events.iter().enumerate() {
         assert_eq!(entry["index"], expected_indices[position], "{entry}");
         let leaf = unb64(entry["leaf"].as_str().unwrap());
@@ -613,10 +643,11 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     );
 
     // A later, genuine checkpoint of the same log.
+    // (Ben and his token are two events of the administration record.)
     let ben = server.principal("ben");
     server.cli_ok(&ben, &["comment", &other, "it's me"]);
     let later = server.sign_checkpoint();
-    assert_eq!(verified(&later, &[key(&init_key)]).size(), size + 1);
+    assert_eq!(verified(&later, &[key(&init_key)]).size(), size + 3);
 
     // Another deployment, named like this log: a different key.
     let other_dir = tempfile::tempdir().unwrap();
@@ -737,9 +768,9 @@ fn log_consistency_accepts_real_checkpoints_and_refuses_forged_ones() {
     write_cases(&server, &alice, "late", 4, 1);
     let new = server.sign_checkpoint();
     let old_size = verified(&old, &[key(&init_key)]).size();
-    assert_eq!(old_size, 4);
+    assert_eq!(old_size, 8);
     let new_size = verified(&new, &[key(&init_key)]).size();
-    assert_eq!(new_size, 12);
+    assert_eq!(new_size, 16);
     let dir = server.root.path();
     let old_file = write_file(dir, "old.txt", &old);
     let new_file = write_file(dir, "new.txt", &new);
@@ -839,13 +870,14 @@ fn the_periodic_signer_signs_checkpoints_by_itself() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
-    // At start, one of the policy's adoption, the log's only entry.
-    assert_eq!(server.log_size(), 1);
-    let start = wait_for(1);
+    // At start: init's admin and token, the policy's adoption, then alice
+    // and her token.
+    assert_eq!(server.log_size(), 5);
+    let start = wait_for(5);
     write_cases(&server, &alice, "tick", 2, 1);
-    let first = wait_for(5);
+    let first = wait_for(9);
     write_cases(&server, &alice, "tock", 1, 2);
-    let second = wait_for(8);
+    let second = wait_for(12);
     assert_ne!(start, first);
     assert_ne!(first, second);
 }
@@ -859,12 +891,13 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     assert_eq!(server.log_keys(), vec![key_a.clone()]);
     let signatures = |note: &str| Note::parse(note.as_bytes()).unwrap().signatures().len();
 
-    // The policy's adoption (log 0, in the checkpoint signed at start), then
-    // a case and a comment.
+    // Init's admin and token and the policy's adoption (log 0 to 2, in the
+    // checkpoint signed at start), alice and her token, then a case and a
+    // comment.
     write_cases(&server, &alice, "before", 1, 1);
     let cp1 = server.sign_checkpoint();
     assert_eq!(signatures(&cp1), 1);
-    assert_eq!(verified(&cp1, &[key(&key_a)]).size(), 3);
+    assert_eq!(verified(&cp1, &[key(&key_a)]).size(), 7);
 
     // Add a key; after a restart both sign.
     let output = common::command()
@@ -879,14 +912,14 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     assert_eq!(server.log_keys(), vec![key_a.clone(), key_b.clone()]);
     server.restart_configured();
     // The policy is unchanged: the restart records nothing.
-    assert_eq!(server.log_size(), 3);
+    assert_eq!(server.log_size(), 7);
     let keys = server.get_json("/v1/log/keys");
     assert_eq!(keys["verifier_keys"], json!([key_a, key_b]));
     write_cases(&server, &alice, "during", 1, 0);
     let cp2 = server.sign_checkpoint();
     assert_eq!(signatures(&cp2), 2, "{cp2}");
-    assert_eq!(verified(&cp2, &[key(&key_a)]).size(), 4);
-    assert_eq!(verified(&cp2, &[key(&key_b)]).size(), 4);
+    assert_eq!(verified(&cp2, &[key(&key_a)]).size(), 8);
+    assert_eq!(verified(&cp2, &[key(&key_b)]).size(), 8);
 
     // Retire the old key; after a restart only the new one signs.
     let key_a_id = key_a.split('+').nth(1).unwrap().to_string();
@@ -922,7 +955,7 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     write_cases(&server, &alice, "after", 1, 0);
     let cp3 = server.sign_checkpoint();
     assert_eq!(signatures(&cp3), 1, "{cp3}");
-    assert_eq!(verified(&cp3, &[key(&key_b)]).size(), 5);
+    assert_eq!(verified(&cp3, &[key(&key_b)]).size(), 9);
     assert!(verify_checkpoint(cp3.as_bytes(), &[key(&key_a)]).is_err());
     server.stop();
 
@@ -939,7 +972,7 @@ fn key_rotation_signs_with_both_keys_and_keeps_old_checkpoints_verifiable() {
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     let findings = report["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 2, "{report:#}");
-    for (finding, size) in findings.iter().zip(["size 1", "size 3"]) {
+    for (finding, size) in findings.iter().zip(["size 3", "size 7"]) {
         assert_eq!(finding["code"], "checkpoint.bad-signature", "{report:#}");
         assert!(
             finding["message"].as_str().unwrap().contains(size),

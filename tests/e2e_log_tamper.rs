@@ -5,9 +5,12 @@
 //! finding code. A checkpoint an auditor saved earlier proves that the log
 //! still extends it. A crash never separates an event from its leaf.
 //!
-//! One store is built through the real CLI with checkpoints signed at sizes 6
-//! and 10 (and the one the server signs as it starts, at size 1: the log's
-//! first entry is the adoption of the server's policy); each scenario tampers
+//! One store is built through the real CLI with checkpoints signed at sizes 16
+//! and 20 (`cp6` and `cp10`: 6 and 10 entries past the start) and the one the
+//! server signs as it starts, at size 3 (the log's first entries are `init`'s
+//! first admin and token in the administration record, then the adoption of
+//! the server's policy; the four principals and their tokens follow, log 3
+//! to 10, so the cases' events start at log 11); each scenario tampers
 //! with a fresh copy of its data directory and runs the real `custody verify`
 //! on it.
 
@@ -90,7 +93,7 @@ fn build_fixture() -> Fixture {
         .to_string();
     // Log 0: the adoption of the server's policy (the policy record's seq 1),
     // covered by the checkpoint the server signs as it starts.
-    assert_eq!(server.log_size(), 1);
+    assert_eq!(server.log_size(), 3);
     let alice = server.principal("alice");
     let bob = server.principal("bob");
     let carol = server.principal("carol");
@@ -121,7 +124,7 @@ fn build_fixture() -> Fixture {
         &["--subject", "user:cat", "--entitlement", "writer"],
     ); // log 4
     server.cli_ok(&bob, &["approve", &full]); // log 5, full seq 3
-    assert_eq!(server.log_size(), 6);
+    assert_eq!(server.log_size(), 16);
     let cp6 = server.sign_checkpoint();
     server.cli_ok(&bob, &["approve", &approved]); // log 6
     let change_set = server.root.path().join("change-set.json");
@@ -147,7 +150,7 @@ fn build_fixture() -> Fixture {
             "all good",
         ],
     ); // log 9, full seq 5
-    assert_eq!(server.log_size(), 10);
+    assert_eq!(server.log_size(), 20);
     let cp10 = server.sign_checkpoint();
     server.stop();
 
@@ -171,7 +174,7 @@ fn build_fixture() -> Fixture {
     assert_ne!(other_key, verifier_key);
     assert_eq!(other_key.split('+').next(), Some(origin.as_str()));
     assert!(
-        other_cp.starts_with(&format!("{origin}\n2\n")),
+        other_cp.starts_with(&format!("{origin}\n6\n")),
         "{other_cp}"
     );
 
@@ -194,7 +197,7 @@ fn build_fixture() -> Fixture {
         files,
     };
     // Sanity: both checkpoints verify with the deployment's key and cover 6 and 10 entries.
-    for (note, size) in [(&fixture.cp6, 6), (&fixture.cp10, 10)] {
+    for (note, size) in [(&fixture.cp6, 16), (&fixture.cp10, 20)] {
         let verified = verify_checkpoint(note.as_bytes(), &fixture.trusted())
             .unwrap_or_else(|error| panic!("checkpoint does not verify: {error}\n{note}"));
         assert_eq!(verified.size(), size);
@@ -203,7 +206,7 @@ fn build_fixture() -> Fixture {
     // The checkpoints at 1 (signed as the server started), 6 and 10.
     let report = assert_verify_ok(&fixture.server.data);
     assert_eq!(report["checked"]["checkpoints"], 3, "{report:#}");
-    assert_eq!(report["checked"]["leaves"], 10, "{report:#}");
+    assert_eq!(report["checked"]["leaves"], 20, "{report:#}");
     fixture
 }
 
@@ -506,7 +509,7 @@ fn indices(findings: &[Value], code: &str) -> Vec<u64> {
 /// Returns the rebuilt tree.
 fn consistent_rewrite(db: &mut Db, full: &str) -> MemoryTree {
     let (log_index, bytes) = db.event(full, 2);
-    assert_eq!(log_index, 3);
+    assert_eq!(log_index, 13);
     let mut previous = replace(&bytes, "looks fine", "looks fino");
     Event::decode(&previous).expect("the rewritten comment is still a canonical event");
     db.set_bytes(log_index, &previous);
@@ -528,7 +531,7 @@ fn consistent_rewrite(db: &mut Db, full: &str) -> MemoryTree {
 fn careful_truncation(db: &mut Db, keep: u64) {
     assert_eq!(
         db.execute(&format!("DELETE FROM events WHERE log_index >= {keep}")),
-        Ok(10 - keep)
+        Ok(20 - keep)
     );
     // Node (level, idx) covers leaves [idx * 2^level, (idx + 1) * 2^level).
     db.execute(&format!(
@@ -572,13 +575,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let nodes = db.count("SELECT COUNT(*) FROM log_nodes");
         for sql in [
             "UPDATE log_nodes SET hash = zeroblob(32)",
-            "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 9",
+            "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 19",
             "DELETE FROM log_nodes",
-            "DELETE FROM log_nodes WHERE level = 0 AND idx = 9",
+            "DELETE FROM log_nodes WHERE level = 0 AND idx = 19",
             "UPDATE checkpoints SET note = 'forged'",
-            "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 10",
+            "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 20",
             "DELETE FROM checkpoints",
-            "DELETE FROM checkpoints WHERE size = 10",
+            "DELETE FROM checkpoints WHERE size = 20",
         ] {
             let error = db
                 .execute(sql)
@@ -591,7 +594,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         assert_eq!(db.count("SELECT COUNT(*) FROM log_nodes"), nodes);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM log_nodes WHERE level = 0"),
-            10
+            20
         );
         assert_eq!(db.count("SELECT COUNT(*) FROM checkpoints"), 3);
         assert_eq!(
@@ -614,7 +617,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
             indices(&findings, "log.leaf-mismatch"),
-            vec![3],
+            vec![13],
             "{report:#}"
         );
         assert_eq!(
@@ -624,8 +627,8 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         );
         assert_eq!(
             indices(&findings, "checkpoint.root-mismatch"),
-            vec![5, 9],
-            "both checkpoints signed after it cover the flipped byte (the one at size 1 does not): {report:#}"
+            vec![15, 19],
+            "both checkpoints signed after it cover the flipped byte (the one at size 3 does not): {report:#}"
         );
     }
 
@@ -634,14 +637,14 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 5"), Ok(1));
+        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 15"), Ok(1));
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
-        assert_eq!(indices(&findings, "log.index-gap"), vec![5], "{report:#}");
+        assert_eq!(indices(&findings, "log.index-gap"), vec![15], "{report:#}");
         assert_eq!(
             with_code(&findings, "log.leaf-without-event").len(),
             1,
-            "10 leaves but 9 events: {report:#}"
+            "20 leaves but 19 events: {report:#}"
         );
     }
 
@@ -658,7 +661,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
             indices(&findings, "log.leaf-mismatch"),
-            vec![3, 5],
+            vec![13, 15],
             "{report:#}"
         );
         assert!(
@@ -669,13 +672,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
 
     // (d) The tail truncated by a careful attacker: the last two events, their
     // leaves and every node above them deleted, the case records rolled back.
-    // Everything left is self-consistent; only the signed checkpoint at size 10
+    // Everything left is self-consistent; only the signed checkpoint at size 20
     // remembers that the log was longer.
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        careful_truncation(&mut db, 8);
+        careful_truncation(&mut db, 18);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -683,10 +686,10 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
             vec!["checkpoint.beyond-log"],
             "{report:#}"
         );
-        assert_eq!(findings[0]["log_index"], 8, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 18, "{report:#}");
         let message = findings[0]["message"].as_str().unwrap();
         assert!(
-            message.contains("10") && message.contains('8'),
+            message.contains("20") && message.contains("18"),
             "the finding says how long the log was and is: {message}"
         );
     }
@@ -702,7 +705,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         assert_ne!(edited, fixture.cp10);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.set_note(10, &edited);
+        db.set_note(20, &edited);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -718,7 +721,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.set_note(10, &fixture.other_cp);
+        db.set_note(20, &fixture.other_cp);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -734,7 +737,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let rogue = SignerKey::generate(&fixture.origin).expect("generate a key");
         let forged_root = leaf_hash(b"forged history");
-        let forged = Checkpoint::new(&fixture.origin, 10, forged_root)
+        let forged = Checkpoint::new(&fixture.origin, 20, forged_root)
             .unwrap()
             .sign(&[&rogue])
             .unwrap();
@@ -746,7 +749,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.put_checkpoint(10, &forged_root, &forged);
+        db.put_checkpoint(20, &forged_root, &forged);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         // The data directory's checkpoints file still holds the real one.
@@ -759,14 +762,14 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
             "{report:#}"
         );
 
-        let extra_root = leaf_hash(b"forged at size 3");
-        let extra = Checkpoint::new(&fixture.origin, 3, extra_root)
+        let extra_root = leaf_hash(b"forged at size 5");
+        let extra = Checkpoint::new(&fixture.origin, 5, extra_root)
             .unwrap()
             .sign(&[&rogue])
             .unwrap();
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.put_checkpoint(3, &extra_root, &extra);
+        db.put_checkpoint(5, &extra_root, &extra);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -775,7 +778,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
             "{report:#}"
         );
         assert!(
-            findings[0]["message"].as_str().unwrap().contains("size 3"),
+            findings[0]["message"].as_str().unwrap().contains("size 5"),
             "{report:#}"
         );
     }
@@ -786,7 +789,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        db.set_note(10, &fixture.cp6);
+        db.set_note(20, &fixture.cp6);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -802,13 +805,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let mut db = Db::open(copy.path());
         db.drop_triggers();
         assert_eq!(
-            db.execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 7"),
+            db.execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 17"),
             Ok(1)
         );
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(codes(&findings), vec!["log.leaf-missing"], "{report:#}");
-        assert_eq!(findings[0]["log_index"], 7, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 17, "{report:#}");
     }
 
     // (j) A leaf overwritten in the log, its event kept.
@@ -817,13 +820,13 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let mut db = Db::open(copy.path());
         db.drop_triggers();
         assert_eq!(
-            db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 4"),
+            db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 14"),
             Ok(1)
         );
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(codes(&findings), vec!["log.leaf-mismatch"], "{report:#}");
-        assert_eq!(findings[0]["log_index"], 4, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 14, "{report:#}");
     }
 
     // (k) A consistent rewrite: an event rewritten, the case's later events
@@ -835,8 +838,8 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let mut db = Db::open(copy.path());
         db.drop_triggers();
         let tree = consistent_rewrite(&mut db, full);
-        assert_ne!(tree.root_at(6).unwrap(), fixture.root(&fixture.cp6));
-        assert_ne!(tree.root_at(10).unwrap(), fixture.root(&fixture.cp10));
+        assert_ne!(tree.root_at(16).unwrap(), fixture.root(&fixture.cp6));
+        assert_ne!(tree.root_at(20).unwrap(), fixture.root(&fixture.cp10));
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
@@ -846,7 +849,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         );
         assert_eq!(
             indices(&findings, "checkpoint.root-mismatch"),
-            vec![5, 9],
+            vec![15, 19],
             "{report:#}"
         );
     }
@@ -1065,7 +1068,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     // A checkpoint of this log's real root, re-signed by a key that is not configured.
     {
         let rogue = SignerKey::generate(&fixture.origin).unwrap();
-        let resigned = Checkpoint::new(&fixture.origin, 10, fixture.root(&fixture.cp10))
+        let resigned = Checkpoint::new(&fixture.origin, 20, fixture.root(&fixture.cp10))
             .unwrap()
             .sign(&[&rogue])
             .unwrap();
@@ -1086,7 +1089,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         let tree = consistent_rewrite(&mut db, &fixture.full);
         let key_file = std::fs::read_to_string(copy.path().join("log-signing.key")).unwrap();
         let signer = SignerKey::parse(key_file.lines().next().unwrap().trim()).unwrap();
-        for size in [6, 10] {
+        for size in [16, 20] {
             let root = tree.root_at(size).unwrap();
             let note = Checkpoint::new(&fixture.origin, size, root)
                 .unwrap()
@@ -1131,21 +1134,21 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.drop_triggers();
-        careful_truncation(&mut db, 8);
-        assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 8"), Ok(1));
+        careful_truncation(&mut db, 18);
+        assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 18"), Ok(1));
         db.close();
         // The attacker can write to the data directory too.
         std::fs::remove_file(copy.path().join("checkpoints")).unwrap();
         let (report, findings) = verify_fails(copy.path(), &since(&cp10));
         assert_eq!(codes(&findings), vec!["since.beyond-log"], "{report:#}");
-        assert_eq!(findings[0]["log_index"], 8, "{report:#}");
+        assert_eq!(findings[0]["log_index"], 18, "{report:#}");
         verify_passes(copy.path(), &since(&cp6));
     }
 
     // The honest log grows after the save: it still extends the saved checkpoints.
     // (Restarted with the same policy, the server records no new adoption.)
     fixture.server.restart_configured();
-    assert_eq!(fixture.server.log_size(), 10);
+    assert_eq!(fixture.server.log_size(), 20);
     let erin = fixture.server.principal("erin");
     fixture.server.cli_ok(
         &erin,
@@ -1158,7 +1161,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         ],
     );
     fixture.server.sign_checkpoint();
-    assert_eq!(fixture.server.log_size(), 11);
+    assert_eq!(fixture.server.log_size(), 23);
     fixture.server.stop();
     for saved in [&cp6, &cp10] {
         let report = verify_passes(&fixture.server.data, &since(saved));
@@ -1445,7 +1448,8 @@ fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
     );
     let note = server.sign_checkpoint();
     assert!(
-        note.lines().nth(1) == Some((size + 1).to_string().as_str()),
+        // The new principal and its token, then the request.
+        note.lines().nth(1) == Some((size + 3).to_string().as_str()),
         "the new checkpoint covers the new event: {note}"
     );
     server.stop();

@@ -29,11 +29,13 @@ fn a_configured_rule_is_recorded_and_enforced() {
     let sara = server.principal_with("sara", &["--org", "acme", "--group", "security"]);
     let carol = server.principal_with("carol", &["--org", "acme", "--group", "sre"]);
     let robot = server.principal_with("provisioner", &["--kind", "automation", "--org", "acme"]);
-    // The adoption of the configured policy is the log's only entry.
+    // Besides the administration record (init's admin and token, then six
+    // principals with a token each), the adoption of the configured policy
+    // is the log's only entry.
     let log_size = server.log_size();
     assert_eq!(
-        log_size, 1,
-        "a fresh server records its policy, nothing else"
+        log_size, 15,
+        "a fresh server records its policy and its administration, nothing else"
     );
 
     let base = [
@@ -220,9 +222,11 @@ fn policy_changes_are_recorded_and_verified() {
     assert_eq!(adoptions[0]["previous_hash"], Value::Null);
     assert_eq!(adoptions[0]["source"], source.as_str());
     assert_eq!(adoptions[0]["rules"], json!(["prod-write"]));
-    // It is the log's first entry, written by the ledger itself.
-    assert_eq!(server.log_size(), 1);
-    let adopted = log_entry(&server, 0);
+    // It is the log's first entry after init's administration record (the
+    // first admin and its token), written by the ledger itself; alice and
+    // her token follow.
+    assert_eq!(server.log_size(), 5);
+    let adopted = log_entry(&server, 2);
     assert_eq!(adopted["kind"], "policy_adopted", "{adopted:#}");
     assert_eq!(adopted["case_id"], record.as_str(), "{adopted:#}");
     assert_eq!(adopted["event_id"], adoptions[0]["event_id"], "{adopted:#}");
@@ -266,8 +270,9 @@ fn policy_changes_are_recorded_and_verified() {
     assert_eq!(listed, vec![old_case.as_str()]);
 
     // Restarted with the same config: nothing new to record.
+    // (Init's admin and token, the policy, alice and her token, the case.)
     let size = server.log_size();
-    assert_eq!(size, 2);
+    assert_eq!(size, 6);
     server.restart_configured();
     assert_eq!(
         server.log_size(),
@@ -346,11 +351,13 @@ fn policy_changes_are_recorded_and_verified() {
         "{shown:#}"
     );
 
-    // The auditor accepts the record and both cases.
+    // The auditor accepts the records (policy, and administration: init's
+    // admin, alice, and their tokens) and both cases.
     let report = server.assert_verify_ok();
-    assert_eq!(report["checked"]["events"], 4, "{report:#}");
-    assert_eq!(report["checked"]["log_entries"], 4, "{report:#}");
-    assert_eq!(report["checked"]["cases"], 3, "{report:#}");
+    assert_eq!(report["checked"]["events"], 8, "{report:#}");
+    assert_eq!(report["checked"]["log_entries"], 8, "{report:#}");
+    assert_eq!(report["checked"]["cases"], 4, "{report:#}");
+    assert_eq!(report["checked"]["admin_events"], 4, "{report:#}");
     // Nothing above info (the live log's young tail may wait for its checkpoint).
     assert!(
         report["findings"]

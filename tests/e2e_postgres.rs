@@ -74,8 +74,11 @@ fn the_lifecycle_verifies_on_postgres_and_tampering_is_refused_or_found() {
     server.sign_checkpoint();
     // Both cases' events and the adoption of the policy; the checkpoint the
     // server signed at start (of its policy's adoption) and the one just signed.
+    // The administration record holds init's admin, alice, bob and carol,
+    // each with a token.
     let report = server.assert_verify_ok();
-    assert_eq!(report["checked"]["events"], 6, "{report:#}");
+    assert_eq!(report["checked"]["events"], 14, "{report:#}");
+    assert_eq!(report["checked"]["admin_events"], 8, "{report:#}");
     assert_eq!(report["checked"]["checkpoints"], 2, "{report:#}");
 
     // Without the data directory, the verifier key alone is enough...
@@ -211,7 +214,9 @@ fn nodes_share_one_database_and_one_gapless_log() {
     });
     // The requests and the policy's one adoption: the second node runs the
     // same policy and the refused nodes never started, so none recorded it again.
-    let size = 2 * per_node + 1;
+    // Before them: init's admin and token, the policy, the requester and
+    // its token.
+    let size = 2 * per_node + 5;
     assert_eq!(server.log_size(), size);
     let entries = server.get_json(&format!("/v1/log/entries?start=0&end={size}"));
     let entries = entries["entries"].as_array().unwrap();
@@ -226,7 +231,7 @@ fn nodes_share_one_database_and_one_gapless_log() {
         Some(1),
         "{policy:#}"
     );
-    assert_eq!(entries[0]["case_id"], policy["record"], "{policy:#}");
+    assert_eq!(entries[2]["case_id"], policy["record"], "{policy:#}");
     // Checkpoints signed by either node are checkpoints of the same log.
     cli_at(
         &node.url,

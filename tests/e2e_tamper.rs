@@ -94,7 +94,7 @@ fn build_fixture() -> Fixture {
             "all good",
         ],
     ); // log 9, full seq 5
-    assert_eq!(server.log_size(), 10);
+    assert_eq!(server.log_size(), 20);
     server.stop();
     assert_verify_ok(&server.data);
     Fixture {
@@ -270,7 +270,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
                 "`{sql}` was refused for the wrong reason: {error}"
             );
         }
-        assert_eq!(db.count("SELECT COUNT(*) FROM events"), 10);
+        assert_eq!(db.count("SELECT COUNT(*) FROM events"), 20);
         assert_eq!(db.count("SELECT COUNT(*) FROM events WHERE kind = 'x'"), 0);
         db.close();
         assert_verify_ok(copy.path());
@@ -291,7 +291,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
             hits.iter()
                 .any(|finding| finding["event_id"] == next_id.as_str()
                     && finding["seq"] == 3
-                    && finding["log_index"] == 5),
+                    && finding["log_index"] == 15),
             "expected chain.prev-hash-mismatch at {full} seq 3: {report:#}"
         );
         assert!(
@@ -386,7 +386,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
         runtime
             .block_on(
                 sqlx::query(
-                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (10, ?, ?, 3, 'execution_completed', ?, ?)",
+                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (20, ?, ?, 3, 'execution_completed', ?, ?)",
                 )
                 .bind(forged.event_id.as_str())
                 .bind(open)
@@ -417,7 +417,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
         );
         assert_eq!(hits[0]["event_id"], forged.event_id.as_str());
         assert_eq!(hits[0]["seq"], 3);
-        assert_eq!(hits[0]["log_index"], 10);
+        assert_eq!(hits[0]["log_index"], 20);
         assert!(
             findings
                 .iter()

@@ -157,6 +157,10 @@ pub struct Checked {
     pub case_links: u64,
     /// Evidence blobs re-hashed (checked by the caller, which holds the blobs).
     pub evidence_blobs: u64,
+    /// Events of the administration record re-checked.
+    pub admin_events: u64,
+    /// Actions taken under delegation grants re-checked against the grant.
+    pub delegated_actions: u64,
 }
 
 /// The outcome of an audit.
@@ -286,6 +290,8 @@ pub struct Auditor {
     evidence: Vec<EvidenceRef>,
     /// The latest state of every captured link, by (case, URL).
     links: BTreeMap<(String, String), LinkState>,
+    /// The administration record and the actions taken under delegation grants.
+    admin: crate::admin::AdminAudit,
 }
 
 /// The latest word on a captured link.
@@ -358,6 +364,8 @@ enum RootSource {
 }
 
 struct CaseTrail {
+    /// The deployment's administration record (see [`crate::admin`]).
+    admin_record: bool,
     /// The deployment's policy record (its events are `policy_adopted`, by
     /// `system`), not a request's case.
     policy_record: Option<PolicyTrail>,
@@ -843,6 +851,21 @@ impl Auditor {
         found
     }
 
+    /// Compares the stored projections of the administration record
+    /// (principals, tokens, delegation grants) with the record. Call after
+    /// every event has been observed, before [`Auditor::finish`].
+    pub fn check_admin_rows(&mut self, rows: &crate::admin::AdminRows) {
+        self.admin.check_rows(rows);
+    }
+
+    /// Administration findings, once every event has been seen.
+    fn finish_admin(&mut self) {
+        let admin = std::mem::take(&mut self.admin);
+        self.checked.admin_events = admin.events;
+        self.checked.delegated_actions = admin.delegated_actions;
+        self.findings.extend(admin.finish());
+    }
+
     fn check_roots_at_current_size(&mut self) {
         while let Some(expected) = self.pending_checkpoints.last() {
             if expected.size != self.frontier.size() {
@@ -1146,6 +1169,14 @@ impl Auditor {
                     rule: request.rule.name.clone(),
                 });
             }
+            let admin_record = self.admin.opens_record(&event, row.log_index);
+            if admin_record {
+                self.admin.observe_record_event(&event, row.log_index);
+            }
+            if let Some(view) = &view {
+                self.admin
+                    .observe_delegated_action(&event, &view.change, row.log_index);
+            }
             let evidence_record = match &event.body {
                 EventBody::EvidenceHeld(held) => Some(EvidenceRecordTrail {
                     ticket: held.ticket.to_string(),
@@ -1156,7 +1187,11 @@ impl Auditor {
                 }),
                 _ => None,
             };
-            if view.is_none() && policy_record.is_none() && evidence_record.is_none() {
+            if view.is_none()
+                && policy_record.is_none()
+                && evidence_record.is_none()
+                && !admin_record
+            {
                 new_findings.push(finding(
                     "case.no-request",
                     Severity::Critical,
@@ -1172,6 +1207,7 @@ impl Auditor {
             self.cases.insert(
                 event.case_id.to_string(),
                 CaseTrail {
+                    admin_record,
                     policy_record,
                     evidence_record,
                     first_execution: None,
@@ -1269,6 +1305,17 @@ impl Auditor {
                 event_id: event.event_id.to_string(),
                 log_index: row.log_index,
             });
+        }
+        if trail.admin_record {
+            trail.last_seq = event.seq;
+            trail.last_hash = hash;
+            trail.last_event_id = event.event_id.to_string();
+            self.admin.observe_record_event(&event, row.log_index);
+            return;
+        }
+        if let Some(view) = &trail.view {
+            self.admin
+                .observe_delegated_action(&event, &view.change, row.log_index);
         }
         if let Some(record) = &mut trail.evidence_record {
             trail.last_seq = event.seq;
@@ -1453,6 +1500,7 @@ impl Auditor {
             }
         }
         self.checked.case_links = self.case_links.len() as u64;
+        self.finish_admin();
         self.finish_notifications();
         self.finish_links();
         // Once the log records policies, every case must cite one recorded
@@ -1502,7 +1550,7 @@ impl Auditor {
         case_ids.sort();
         for case_id in case_ids {
             let trail = &self.cases[case_id];
-            if trail.policy_record.is_some() {
+            if trail.policy_record.is_some() || trail.admin_record {
                 // The policy record has no case row; its tail is covered by
                 // the log (index gaps, leaves, signed checkpoints).
                 continue;

@@ -455,6 +455,13 @@ impl CaseView {
             }
             // Never part of a request's case; the audit reports one that is.
             EventBody::PolicyAdopted(_) => {}
+            // Administration events live in the administration record only.
+            EventBody::PrincipalAdded(_)
+            | EventBody::PrincipalGroupsChanged(_)
+            | EventBody::TokenIssued(_)
+            | EventBody::TokenRevoked(_)
+            | EventBody::DelegationGranted(_)
+            | EventBody::DelegationRevoked(_) => {}
             EventBody::NotificationAttempted(_)
             | EventBody::EvidenceAttached(_)
             | EventBody::EvidenceUnverified(_)

@@ -42,12 +42,15 @@ pub struct DelegationGrant {
 }
 
 impl DelegationGrant {
-    fn applies_to(&self, principal: &Principal) -> bool {
+    /// Whether the grant is given to `principal` (its organisation, and its
+    /// name when the grant lists principals).
+    pub fn applies_to(&self, principal: &Principal) -> bool {
         principal.org.as_deref() == Some(self.vendor_org.as_str())
             && (self.principals.is_empty() || self.principals.contains(&principal.id))
     }
 
-    fn covers(&self, change: &Change) -> bool {
+    /// Whether the grant's scope covers `change`.
+    pub fn covers(&self, change: &Change) -> bool {
         (self.entitlements.is_empty()
             || self
                 .entitlements

@@ -128,6 +128,23 @@ pub enum EventBody {
     /// one recorded. Only in the deployment's policy record (a case of its
     /// own, written by `system`), never in a request's case.
     PolicyAdopted(PolicyAdopted),
+    /// An admin (or, while the deployment is being set up, `system`) added
+    /// a principal with its groups. Only in the administration record (see
+    /// [`crate::admin`]), like every administration event below.
+    PrincipalAdded(PrincipalAdded),
+    /// An admin changed a principal's groups (`admins` among them makes or
+    /// unmakes an admin).
+    PrincipalGroupsChanged(PrincipalGroupsChanged),
+    /// A bearer token was issued (its ID and a prefix of its SHA-256; never
+    /// the secret).
+    TokenIssued(TokenIssued),
+    /// A token was revoked by an admin or its own principal.
+    TokenRevoked(TokenRevoked),
+    /// An admin granted a vendor organisation the right to act for an
+    /// internal party.
+    DelegationGranted(DelegationGranted),
+    /// An admin revoked a delegation grant: it covers nothing recorded after.
+    DelegationRevoked(DelegationRevoked),
 }
 
 /// The payload of `notification_attempted`.
@@ -280,6 +297,103 @@ pub struct Recheck {
     /// Why it could not be fetched, when it could not.
     #[serde(deserialize_with = "Option::deserialize")]
     pub error: Option<String>,
+}
+
+/// The payload of `principal_added`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalAdded {
+    /// The new principal's stable ID.
+    pub principal: PrincipalId,
+    /// Its display name.
+    pub display_name: String,
+    /// Its kind.
+    pub kind: crate::model::PrincipalKind,
+    /// Its groups, sorted and without duplicates (`admins` makes an admin).
+    pub groups: Vec<String>,
+    /// Its organisation.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub org: Option<String>,
+}
+
+/// The payload of `principal_groups_changed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalGroupsChanged {
+    /// The principal.
+    pub principal: PrincipalId,
+    /// Its groups before, as recorded.
+    pub previous: Vec<String>,
+    /// Its groups from now on, sorted and without duplicates.
+    pub groups: Vec<String>,
+}
+
+/// The payload of `token_issued`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenIssued {
+    /// The public token ID (`tok_...`), as recorded in actor contexts.
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: PrincipalId,
+    /// The first 16 hex digits of the SHA-256 of the bearer secret, so the
+    /// stored token row can be matched to this event; never the secret.
+    pub secret_sha256_prefix: String,
+    /// When it stops working, if ever.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The payload of `token_revoked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenRevoked {
+    /// The token ID.
+    pub token_id: String,
+    /// The principal it authenticated.
+    pub principal: PrincipalId,
+}
+
+/// The payload of `delegation_granted`: the grant as given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DelegationGranted {
+    /// Its ID (`dg_...`), recorded in every action taken under it.
+    pub grant_id: String,
+    /// The vendor organisation it is given to.
+    pub vendor_org: String,
+    /// The vendor principals it is limited to (empty: any of the organisation).
+    pub principals: Vec<PrincipalId>,
+    /// The internal principal or team the vendor acts for.
+    pub on_behalf_of: String,
+    /// Entitlement patterns it covers (empty: any).
+    pub entitlements: Vec<String>,
+    /// Resource patterns it covers (empty: any).
+    pub resources: Vec<String>,
+    /// When it ends.
+    pub valid_until: Timestamp,
+    /// The admin who granted it (the actor, except for grants recorded from
+    /// a data directory made before grants were events).
+    pub granted_by: PrincipalId,
+    /// When it was granted.
+    pub granted_at: Timestamp,
+}
+
+/// The payload of `delegation_revoked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DelegationRevoked {
+    /// The grant.
+    pub grant_id: String,
+    /// When it was revoked: the event's `recorded_at` (earlier only for
+    /// revocations recorded from an older data directory).
+    pub revoked_at: Timestamp,
 }
 
 /// The payload of `policy_adopted`: which policy governs new cases from now.
@@ -551,6 +665,12 @@ impl EventBody {
             EventBody::EvidenceJoined(_) => "evidence_joined",
             EventBody::EvidenceReleased(_) => "evidence_released",
             EventBody::ExpiryApproaching(_) => "expiry_approaching",
+            EventBody::PrincipalAdded(_) => "principal_added",
+            EventBody::PrincipalGroupsChanged(_) => "principal_groups_changed",
+            EventBody::TokenIssued(_) => "token_issued",
+            EventBody::TokenRevoked(_) => "token_revoked",
+            EventBody::DelegationGranted(_) => "delegation_granted",
+            EventBody::DelegationRevoked(_) => "delegation_revoked",
         }
     }
 
@@ -709,6 +829,48 @@ impl EventBody {
                     adopted.policy_hash, adopted.source
                 )
             }
+            EventBody::PrincipalAdded(added) => format!(
+                "added {} principal {}{}{}",
+                added.kind.as_str(),
+                added.principal,
+                if added.groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in groups {}", added.groups.join(", "))
+                },
+                added
+                    .org
+                    .as_ref()
+                    .map(|org| format!(" of {org}"))
+                    .unwrap_or_default()
+            ),
+            EventBody::PrincipalGroupsChanged(changed) => format!(
+                "changed the groups of {} from [{}] to [{}]",
+                changed.principal,
+                changed.previous.join(", "),
+                changed.groups.join(", ")
+            ),
+            EventBody::TokenIssued(issued) => format!(
+                "issued token {} for {}{}",
+                issued.token_id,
+                issued.principal,
+                issued
+                    .expires_at
+                    .map(|at| format!(" until {at}"))
+                    .unwrap_or_default()
+            ),
+            EventBody::TokenRevoked(revoked) => format!(
+                "revoked token {} of {}",
+                revoked.token_id, revoked.principal
+            ),
+            EventBody::DelegationGranted(grant) => format!(
+                "granted {} to vendor {} for {} until {}",
+                grant.grant_id, grant.vendor_org, grant.on_behalf_of, grant.valid_until
+            ),
+            EventBody::DelegationRevoked(revoked) => format!(
+                "revoked delegation grant {} at {}",
+                revoked.grant_id, revoked.revoked_at
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! derived from its facts ([`case`]), which steps are allowed
 //! ([`lifecycle`]) and how a stored trail is checked ([`audit`]).
 
+pub mod admin;
 pub mod audit;
 pub mod canonical;
 pub mod case;

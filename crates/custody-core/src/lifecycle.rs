@@ -1099,6 +1099,23 @@ pub fn judge(
         | EventBody::NotificationAttempted(_) => {
             refuse(check_system_actor(case, actor, body), Severity::High);
         }
+        EventBody::PrincipalAdded(_)
+        | EventBody::PrincipalGroupsChanged(_)
+        | EventBody::TokenIssued(_)
+        | EventBody::TokenRevoked(_)
+        | EventBody::DelegationGranted(_)
+        | EventBody::DelegationRevoked(_) => refuse(
+            Err(Refusal::new(
+                "admin.record-misplaced",
+                format!(
+                    "case {} holds a {} event, which belongs only in the deployment's administration record",
+                    case.case_id,
+                    body.kind_name()
+                ),
+                "investigate how this event was written",
+            )),
+            Severity::High,
+        ),
         EventBody::PolicyAdopted(_) => refuse(
             Err(Refusal::new(
                 "policy.record-misplaced",

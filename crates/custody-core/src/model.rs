@@ -116,6 +116,9 @@ pub enum Role {
     System,
     /// A connector or participant that saw something and recorded it.
     Observer,
+    /// An admin administering the deployment (principals, tokens,
+    /// delegation grants), in the administration record.
+    Admin,
 }
 
 /// How an action came in.
@@ -388,6 +391,7 @@ impl Role {
             Role::Reviewer => "reviewer",
             Role::System => "system",
             Role::Observer => "observer",
+            Role::Admin => "admin",
         }
     }
 }

@@ -160,6 +160,26 @@ impl CaseProofBundle {
         let first = events
             .first()
             .ok_or_else(|| chain_error("the bundle holds no event".to_string()))?;
+        if crate::admin::is_admin_event(&first.body) {
+            // The administration record: every event re-checked against the
+            // record as it stood before it (who was an admin, and so on).
+            let mut state = crate::admin::AdminState::default();
+            let mut rule_findings = Vec::new();
+            for event in &events {
+                for (refusal, _) in state.violations(event) {
+                    rule_findings.push(refusal.rule.to_string());
+                }
+                state.apply(event);
+            }
+            return Ok(VerifiedCaseProof {
+                case_id: self.case_id.clone(),
+                state: "administration_record".to_string(),
+                events: events.len(),
+                origin: checkpoint.origin().to_string(),
+                checkpoint_size: checkpoint.size(),
+                rule_findings,
+            });
+        }
         let mut view = CaseView::open(first)
             .ok_or_else(|| chain_error("the first event is not a request".to_string()))?;
         let mut rule_findings = Vec::new();

@@ -747,11 +747,48 @@ pub async fn add_principal(
             .transpose()
             .map_err(invalid)?,
     };
+    // The actor of the `principal_added` event is the authenticated admin.
     let principal = state
         .store
-        .add_principal(principal, Some(who.principal.id))
+        .add_principal(principal, Some(who.actor))
         .await?;
     Ok((StatusCode::CREATED, Json(principal)))
+}
+
+/// The body of `PUT /v1/principals/{name}/groups`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsBody {
+    /// The principal's groups from now on (`admins` makes an admin).
+    pub groups: Vec<String>,
+}
+
+/// Set a principal's groups (admins only); recorded in the administration
+/// record as `principal_groups_changed` by the caller.
+#[utoipa::path(put, path = "/v1/principals/{name}/groups", request_body = GroupsBody,
+    params(("name" = String, Path, description = "principal name")),
+    responses((status = 200, body = Principal), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_groups(
+    State(state): State<AppState>,
+    who: Authenticated,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<GroupsBody>,
+) -> Result<Json<Principal>, Problem> {
+    who.require_admin()?;
+    let principal =
+        PrincipalId::from_str(&name).map_err(|error| Problem::not_found(error.to_string()))?;
+    let mut groups = body
+        .groups
+        .iter()
+        .map(|group| validate_name("group", group))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    groups.sort();
+    groups.dedup();
+    Ok(Json(
+        state.store.set_groups(principal, groups, who.actor).await?,
+    ))
 }
 
 /// List principals.
@@ -789,7 +826,7 @@ pub async fn create_token(
         .map_err(invalid)?;
     let issued = state
         .store
-        .create_token(principal, ttl, Some(who.principal.id))
+        .create_token(principal, ttl, Some(who.actor))
         .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
@@ -861,12 +898,7 @@ pub async fn revoke_token(
     if token.principal != who.principal.id.as_str() {
         who.require_admin()?;
     }
-    Ok(Json(
-        state
-            .store
-            .revoke_token(&token_id, who.principal.id.clone())
-            .await?,
-    ))
+    Ok(Json(state.store.revoke_token(&token_id, who.actor).await?))
 }
 
 /// Query of `GET /v1/notifications`.
@@ -1139,10 +1171,10 @@ pub async fn grant_delegation(
             .map_err(invalid)?,
         valid_until: now.plus_seconds(seconds as i64),
         revoked_at: None,
-        granted_by: who.principal.id,
+        granted_by: who.principal.id.clone(),
         granted_at: now,
     };
-    let grant = state.store.grant_delegation(grant).await?;
+    let grant = state.store.grant_delegation(grant, who.actor).await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
 
@@ -1161,7 +1193,7 @@ pub async fn list_delegations(
 /// Revoke a delegation grant (admins only): from then on it covers nothing.
 #[utoipa::path(delete, path = "/v1/delegations/{grant_id}",
     params(("grant_id" = String, Path, description = "dg_...")),
-    responses((status = 200, body = custody_core::delegation::DelegationGrant), (status = 403, body = Problem), (status = 400, body = Problem)),
+    responses((status = 200, body = custody_core::delegation::DelegationGrant), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn revoke_delegation(
     State(state): State<AppState>,
@@ -1169,18 +1201,39 @@ pub async fn revoke_delegation(
     ApiPath(grant_id): ApiPath<String>,
 ) -> Result<Json<custody_core::delegation::DelegationGrant>, Problem> {
     who.require_admin()?;
-    match state
-        .store
-        .revoke_delegation(&grant_id, Timestamp::now())
-        .await
-    {
+    match state.store.revoke_delegation(&grant_id, who.actor).await {
         Ok(grant) => Ok(Json(grant)),
-        // The only invalid input is a grant ID that names no grant.
-        Err(custody_store::StoreError::InvalidRequest(message)) => {
-            Err(Problem::not_found(message).with_hint("list grants with `custody delegation list`"))
-        }
+        Err(custody_store::StoreError::InvalidRequest(message)) => Err(Problem::not_found(message)
+            .with_hint("list delegation grants with `custody delegation list`")),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The deployment's administration record: every principal added (with
+/// its groups), token issued or revoked and delegation granted or revoked,
+/// oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminRecordDocument {
+    /// The record's ID (prove it with `custody log prove ID`).
+    pub record: Option<String>,
+    /// Its events, in sequence order, exactly as stored.
+    pub events: Vec<Event>,
+}
+
+/// The administration record: who added whom (with which groups), who
+/// issued and revoked which token, who granted and revoked which delegation.
+#[utoipa::path(get, path = "/v1/admin/record",
+    responses((status = 200, body = AdminRecordDocument), (status = 401, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn admin_record(
+    State(state): State<AppState>,
+    _who: Authenticated,
+) -> Result<Json<AdminRecordDocument>, Problem> {
+    let events = state.store.admin_record().await?;
+    Ok(Json(AdminRecordDocument {
+        record: events.first().map(|event| event.case_id.to_string()),
+        events,
+    }))
 }
 
 /// Clients may say a step happened earlier than it is recorded (a late

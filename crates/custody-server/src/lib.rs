@@ -39,7 +39,7 @@ use utoipa_axum::routes;
 use crate::problem::{types, Problem};
 
 /// Members of this group may add principals and issue tokens.
-pub const ADMINS_GROUP: &str = "admins";
+pub const ADMINS_GROUP: &str = custody_core::admin::ADMINS_GROUP;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -116,6 +116,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::break_glass))
         .routes(routes!(api::grant_delegation, api::list_delegations))
         .routes(routes!(api::revoke_delegation))
+        .routes(routes!(api::admin_record))
+        .routes(routes!(api::set_groups))
         .routes(routes!(api::add_principal, api::list_principals))
         .routes(routes!(api::create_token))
         .routes(routes!(api::list_tokens))

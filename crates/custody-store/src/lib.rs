@@ -491,13 +491,25 @@ impl Store {
                 Readers::Postgres(readers)
             }
         };
-        Ok(Store {
+        let store = Store {
             writer: sender,
             readers,
             location: location.clone(),
             stats,
             routing,
-        })
+        };
+        // A data directory made before administration was on the record:
+        // its principals, tokens and grants are recorded now, once.
+        let recorded = store
+            .submit(|reply| writer::Job::RecordLegacyAdmin { reply })
+            .await?;
+        if recorded > 0 {
+            tracing::warn!(
+                events = recorded,
+                "recorded the principals, tokens and delegation grants of an older data directory in the administration record"
+            );
+        }
+        Ok(store)
     }
 
     /// Records `origin` as the origin of this store's log unless one is
@@ -604,34 +616,62 @@ impl Store {
             .await
     }
 
-    /// Adds a principal.
+    /// Adds a principal, recording a `principal_added` event in the
+    /// administration record (see [`custody_core::admin`]) in the same
+    /// transaction. `by` is the authenticated admin; `None` acts as
+    /// `system`, which is allowed only while the deployment is set up.
     pub async fn add_principal(
         &self,
         principal: Principal,
-        created_by: Option<PrincipalId>,
+        by: Option<Actor>,
     ) -> Result<Principal, StoreError> {
         self.submit(|reply| writer::Job::AddPrincipal {
             principal,
-            created_by,
+            by,
             reply,
         })
         .await
     }
 
-    /// Issues a new bearer token for `principal`.
+    /// Issues a new bearer token for `principal`, recording `token_issued`
+    /// (its ID and hash prefix, never the secret). `by` as for
+    /// [`Store::add_principal`].
     pub async fn create_token(
         &self,
         principal: PrincipalId,
         ttl_seconds: Option<u64>,
-        created_by: Option<PrincipalId>,
+        by: Option<Actor>,
     ) -> Result<IssuedToken, StoreError> {
         self.submit(|reply| writer::Job::CreateToken {
             principal,
             ttl_seconds,
-            created_by,
+            by,
             reply,
         })
         .await
+    }
+
+    /// Sets a principal's groups (sorted, without duplicates), recording
+    /// `principal_groups_changed` by the admin `by`; the groups it has
+    /// already record nothing.
+    pub async fn set_groups(
+        &self,
+        principal: PrincipalId,
+        groups: Vec<String>,
+        by: Actor,
+    ) -> Result<Principal, StoreError> {
+        self.submit(|reply| writer::Job::SetGroups {
+            principal,
+            groups,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// The events of the administration record, oldest first.
+    pub async fn admin_record(&self) -> Result<Vec<Event>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::admin_record(readers).await)
     }
 
     /// Signs and stores a checkpoint of the log as it stands now (all
@@ -707,56 +747,41 @@ impl Store {
     }
 
     /// Revokes a token: it authenticates nothing from the moment this returns.
-    /// Revoking a revoked token returns it unchanged.
-    pub async fn revoke_token(
-        &self,
-        token_id: &str,
-        revoked_by: PrincipalId,
-    ) -> Result<TokenInfo, StoreError> {
+    /// Revoking a revoked token returns it unchanged. `by` is its owner or
+    /// an admin; the revocation is a `token_revoked` event.
+    pub async fn revoke_token(&self, token_id: &str, by: Actor) -> Result<TokenInfo, StoreError> {
         let token_id = token_id.to_string();
         self.submit(|reply| writer::Job::RevokeToken {
             token_id,
-            revoked_by,
+            by,
             reply,
         })
         .await
     }
 
-    /// Stores a new delegation grant.
+    /// Stores a new delegation grant, granted now by the admin `by`, and
+    /// records it (`delegation_granted`) in the same transaction.
     pub async fn grant_delegation(
         &self,
         grant: custody_core::delegation::DelegationGrant,
+        by: Actor,
     ) -> Result<custody_core::delegation::DelegationGrant, StoreError> {
-        self.submit(|reply| writer::Job::Delegation {
-            grant,
-            new: true,
-            reply,
-        })
-        .await
+        self.submit(|reply| writer::Job::GrantDelegation { grant, by, reply })
+            .await
     }
 
-    /// Marks a delegation grant revoked at `at`; revoking a revoked grant
-    /// keeps its first revocation time.
+    /// Revokes a delegation grant now (`delegation_revoked`), decided under
+    /// the write lock: revoking a revoked grant returns it with its first
+    /// revocation time and appends nothing.
     pub async fn revoke_delegation(
         &self,
         grant_id: &str,
-        at: Timestamp,
+        by: Actor,
     ) -> Result<custody_core::delegation::DelegationGrant, StoreError> {
-        let mut grant = self
-            .delegations()
-            .await?
-            .into_iter()
-            .find(|grant| grant.grant_id == grant_id)
-            .ok_or_else(|| {
-                StoreError::InvalidRequest(format!("delegation grant {grant_id} does not exist"))
-            })?;
-        if grant.revoked_at.is_some() {
-            return Ok(grant);
-        }
-        grant.revoked_at = Some(at);
-        self.submit(|reply| writer::Job::Delegation {
-            grant,
-            new: false,
+        let grant_id = grant_id.to_string();
+        self.submit(|reply| writer::Job::RevokeDelegation {
+            grant_id,
+            by,
             reply,
         })
         .await

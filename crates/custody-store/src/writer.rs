@@ -31,7 +31,7 @@ use custody_core::case::CaseView;
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::Event;
 use custody_core::lifecycle::{Draft, Placement};
-use custody_core::model::{Change, Principal, PrincipalId};
+use custody_core::model::{Actor, Change, Principal, PrincipalId};
 use custody_core::notify::Routing;
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
@@ -51,12 +51,24 @@ pub enum Job {
         Box<CaseWrite>,
         oneshot::Sender<Result<WriteOutcome, StoreError>>,
     ),
-    /// Add a principal.
+    /// Add a principal (a `principal_added` event in the administration record).
     AddPrincipal {
         /// The new principal.
         principal: Principal,
-        /// The admin adding it, if any (none during `init`).
-        created_by: Option<PrincipalId>,
+        /// The admin adding it (from authentication); `None` for `system`,
+        /// which may act only while the deployment is set up (`init`).
+        by: Option<Actor>,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Principal, StoreError>>,
+    },
+    /// Set a principal's groups (a `principal_groups_changed` event).
+    SetGroups {
+        /// The principal.
+        principal: PrincipalId,
+        /// Its groups from now on, sorted and without duplicates.
+        groups: Vec<String>,
+        /// The admin changing them.
+        by: Actor,
         /// Where the result goes.
         reply: oneshot::Sender<Result<Principal, StoreError>>,
     },
@@ -69,21 +81,39 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
     },
-    /// Store a delegation grant (new, or with its revocation time set).
-    Delegation {
-        /// The grant as it must be stored.
+    /// Grant a delegation (a `delegation_granted` event).
+    GrantDelegation {
+        /// The grant; its `granted_at` and `granted_by` are set by the writer.
         grant: DelegationGrant,
-        /// Whether it must be new (a grant) or exist (a revocation).
-        new: bool,
+        /// The admin granting it.
+        by: Actor,
         /// Where the result goes.
         reply: oneshot::Sender<Result<DelegationGrant, StoreError>>,
+    },
+    /// Revoke a delegation grant (a `delegation_revoked` event), decided
+    /// under the write lock against the grant as recorded: a grant revoked
+    /// already is returned with its first revocation time, and nothing is
+    /// appended.
+    RevokeDelegation {
+        /// The grant's ID.
+        grant_id: String,
+        /// The admin revoking it.
+        by: Actor,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<DelegationGrant, StoreError>>,
+    },
+    /// Record the principals, tokens and grants of a data directory made
+    /// before administration was on the record (by `system`), once.
+    RecordLegacyAdmin {
+        /// Where the result goes: the number of events appended.
+        reply: oneshot::Sender<Result<u64, StoreError>>,
     },
     /// Revoke a token.
     RevokeToken {
         /// Its public ID.
         token_id: String,
         /// The admin (or owner) revoking it.
-        revoked_by: PrincipalId,
+        by: Actor,
         /// Where the result goes.
         reply: oneshot::Sender<Result<TokenInfo, StoreError>>,
     },
@@ -130,8 +160,8 @@ pub enum Job {
         principal: PrincipalId,
         /// Lifetime; `None` never expires.
         ttl_seconds: Option<u64>,
-        /// The admin issuing it, if any.
-        created_by: Option<PrincipalId>,
+        /// The admin issuing it; `None` for `system` (see `AddPrincipal`).
+        by: Option<Actor>,
         /// Where the result goes.
         reply: oneshot::Sender<Result<IssuedToken, StoreError>>,
     },
@@ -180,6 +210,10 @@ pub(crate) enum Done {
         oneshot::Sender<Result<DelegationGrant, StoreError>>,
         Result<DelegationGrant, StoreError>,
     ),
+    Legacy(
+        oneshot::Sender<Result<u64, StoreError>>,
+        Result<u64, StoreError>,
+    ),
     Origin(
         oneshot::Sender<Result<String, StoreError>>,
         Result<String, StoreError>,
@@ -223,6 +257,18 @@ pub(crate) struct Pending {
     pub(crate) record_heads: HashMap<CaseId, (u64, Sha256Hash)>,
     /// Record rows to write: (reference, record, released to, new).
     pub(crate) record_updates: Vec<(String, CaseId, Option<CaseId>, bool)>,
+    /// The head of the administration record once the batch appended to it.
+    pub(crate) admin_head: Option<AdminHead>,
+}
+
+/// The head of the administration record.
+#[derive(Clone, Debug)]
+pub(crate) struct AdminHead {
+    pub(crate) case_id: CaseId,
+    pub(crate) seq: u64,
+    pub(crate) hash: Sha256Hash,
+    /// Every event so far is by `system` (see [`custody_core::admin::may_administer`]).
+    pub(crate) opening: bool,
 }
 
 pub(crate) struct PendingEvent {
@@ -285,6 +331,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Delegation(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Legacy(reply, result) => {
+                let _ = reply.send(result);
+            }
             Done::Origin(reply, result) => {
                 let _ = reply.send(result);
             }
@@ -307,10 +356,13 @@ impl Job {
         match self {
             Job::Case(_, reply) => Done::Case(reply, Err(error())),
             Job::AddPrincipal { reply, .. } => Done::Principal(reply, Err(error())),
+            Job::SetGroups { reply, .. } => Done::Principal(reply, Err(error())),
             Job::CreateToken { reply, .. } => Done::Token(reply, Err(error())),
             Job::Checkpoint { reply, .. } => Done::Checkpoint(reply, Err(error())),
             Job::RevokeToken { reply, .. } => Done::Revocation(reply, Err(error())),
-            Job::Delegation { reply, .. } => Done::Delegation(reply, Err(error())),
+            Job::GrantDelegation { reply, .. } => Done::Delegation(reply, Err(error())),
+            Job::RevokeDelegation { reply, .. } => Done::Delegation(reply, Err(error())),
+            Job::RecordLegacyAdmin { reply } => Done::Legacy(reply, Err(error())),
             Job::ClaimOrigin { reply, .. } => Done::Origin(reply, Err(error())),
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
@@ -330,6 +382,7 @@ impl Done {
             Done::Checkpoint(reply, Ok(_)) => Done::Checkpoint(reply, Err(error())),
             Done::Revocation(reply, Ok(_)) => Done::Revocation(reply, Err(error())),
             Done::Delegation(reply, Ok(_)) => Done::Delegation(reply, Err(error())),
+            Done::Legacy(reply, Ok(_)) => Done::Legacy(reply, Err(error())),
             Done::Origin(reply, Ok(_)) => Done::Origin(reply, Err(error())),
             Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
             Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),

@@ -360,6 +360,8 @@ pub(crate) async fn audit_pool(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let rows = admin_rows(&mut connection).await?;
+    auditor.check_admin_rows(&rows);
     sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
     Ok(auditor.finish(heads))
 }
@@ -468,6 +470,62 @@ pub(crate) async fn evidence_record(
         released_to,
         events,
     }))
+}
+
+/// The events of the administration record, oldest first.
+pub(crate) async fn admin_record(readers: &Pool) -> Result<Vec<Event>, StoreError> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT e.bytes FROM events e JOIN deployment d ON d.key = 'admin_record' AND e.case_id = d.value ORDER BY e.seq",
+    )
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|bytes| Event::decode(bytes).map_err(|error| StoreError::Corrupt(error.to_string())))
+        .collect()
+}
+
+/// The stored projections of the administration record, for the audit.
+async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminRows, StoreError> {
+    let principals = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY principal_id",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(principal_from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    let tokens = sqlx::query(
+        "SELECT token_id, principal_id, secret_sha256, expires_at, revoked_at FROM tokens ORDER BY token_id",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(|row| {
+        let digest: Vec<u8> = row.try_get("secret_sha256")?;
+        let revoked_at: Option<String> = row.try_get("revoked_at")?;
+        Ok(custody_core::admin::TokenRow {
+            token_id: row.try_get("token_id")?,
+            principal: row.try_get("principal_id")?,
+            secret_sha256_hex: custody_core::hex::encode(&digest),
+            expires_at: row.try_get("expires_at")?,
+            revoked: revoked_at.is_some(),
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let grants = sqlx::query_scalar::<_, String>("SELECT grant_json FROM delegations ORDER BY grant_id")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|json| {
+            serde_json::from_str(json)
+                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(custody_core::admin::AdminRows {
+        principals,
+        tokens,
+        grants,
+    })
 }
 
 /// The columns [`outbox_from_row`] reads. A macro so that queries stay `&'static str`.

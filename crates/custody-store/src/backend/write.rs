@@ -82,23 +82,44 @@ async fn commit_batch(
                 ),
                 Job::AddPrincipal {
                     principal,
-                    created_by,
+                    by,
                     reply,
                 } => Done::Principal(
                     reply,
-                    add_principal(connection, principal, created_by).await,
+                    add_principal(connection, &mut pending, principal, by).await,
                 ),
                 Job::CreateToken {
                     principal,
                     ttl_seconds,
-                    created_by,
+                    by,
                     reply,
                 } => Done::Token(
                     reply,
-                    create_token(connection, principal, ttl_seconds, created_by).await,
+                    create_token(connection, &mut pending, principal, ttl_seconds, by).await,
                 ),
-                Job::Delegation { grant, new, reply } => {
-                    Done::Delegation(reply, store_delegation(connection, grant, new).await)
+                Job::SetGroups {
+                    principal,
+                    groups,
+                    by,
+                    reply,
+                } => Done::Principal(
+                    reply,
+                    set_groups(connection, &mut pending, &principal, groups, by).await,
+                ),
+                Job::GrantDelegation { grant, by, reply } => Done::Delegation(
+                    reply,
+                    grant_delegation(connection, &mut pending, grant, by).await,
+                ),
+                Job::RevokeDelegation {
+                    grant_id,
+                    by,
+                    reply,
+                } => Done::Delegation(
+                    reply,
+                    revoke_delegation(connection, &mut pending, &grant_id, by).await,
+                ),
+                Job::RecordLegacyAdmin { reply } => {
+                    Done::Legacy(reply, record_legacy_admin(connection, &mut pending).await)
                 }
                 Job::AdoptPolicy {
                     policy,
@@ -133,11 +154,11 @@ async fn commit_batch(
                 }
                 Job::RevokeToken {
                     token_id,
-                    revoked_by,
+                    by,
                     reply,
                 } => Done::Revocation(
                     reply,
-                    revoke_token(connection, &token_id, &revoked_by).await,
+                    revoke_token(connection, &mut pending, &token_id, by).await,
                 ),
                 Job::Checkpoint {
                     origin,
@@ -288,6 +309,33 @@ async fn decide_case(
     }
 
     let recorded_at = Timestamp::now();
+    // A vendor acts only under a delegation grant in force now, as recorded:
+    // re-decided here, under the write lock, so a revocation decided before
+    // (even earlier in this batch) is never missed.
+    let vendor_write;
+    let write = if write.actor.kind == PrincipalKind::Vendor {
+        let change = match &write.command {
+            CaseCommand::Request { change, .. } | CaseCommand::BreakGlass { change, .. } => {
+                Some(change.clone())
+            }
+            command => match command.case_ids().first() {
+                Some(case_id) => Some(current_view(prefetched, pending, case_id)?.change),
+                None => None,
+            },
+        };
+        match change {
+            Some(change) => {
+                vendor_write = CaseWrite {
+                    actor: vendor_actor(connection, &write.actor, &change, recorded_at).await?,
+                    ..write.clone()
+                };
+                &vendor_write
+            }
+            None => write,
+        }
+    } else {
+        write
+    };
     let outcome = match &write.command {
         CaseCommand::Request {
             change,
@@ -790,11 +838,127 @@ async fn flush(
     Ok(())
 }
 
+/// The head of the administration record, from the batch or the database;
+/// `None` while the deployment has none.
+async fn admin_head(
+    connection: &mut Conn,
+    pending: &Pending,
+) -> Result<Option<AdminHead>, StoreError> {
+    if let Some(head) = &pending.admin_head {
+        return Ok(Some(head.clone()));
+    }
+    let record: Option<String> =
+        sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'admin_record'")
+            .fetch_optional(&mut *connection)
+            .await?;
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let head: Vec<u8> =
+        sqlx::query_scalar("SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(&record)
+            .fetch_optional(&mut *connection)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("the administration record {record} has no events"))
+            })?;
+    let event = Event::decode(&head).map_err(|error| {
+        StoreError::Corrupt(format!("the administration record's latest event: {error}"))
+    })?;
+    Ok(Some(AdminHead {
+        case_id: parse_stored(&record)?,
+        seq: event.seq,
+        hash: Sha256Hash::of(&head),
+        // The writer lets `system` act only while every event before is its
+        // own, so a head by `system` means the record is still opening.
+        opening: event.actor.principal.as_str() == custody_core::model::SYSTEM_PRINCIPAL,
+    }))
+}
+
+/// Whether `actor` is an admin as the administration record stands (its
+/// projection, written in the same transactions), and whether the record
+/// is still in its opening.
+async fn admin_standing(
+    connection: &mut Conn,
+    pending: &Pending,
+    actor: &custody_core::Actor,
+) -> Result<(bool, bool), StoreError> {
+    let groups: Option<String> =
+        sqlx::query_scalar("SELECT groups_json FROM principals WHERE principal_id = $1")
+            .bind(actor.principal.as_str())
+            .fetch_optional(&mut *connection)
+            .await?;
+    let is_admin = match groups {
+        Some(groups) => serde_json::from_str::<Vec<String>>(&groups)
+            .map_err(|error| StoreError::Corrupt(format!("principal groups: {error}")))?
+            .iter()
+            .any(|group| group == custody_core::admin::ADMINS_GROUP),
+        None => false,
+    };
+    let opening = admin_head(connection, pending)
+        .await?
+        .is_none_or(|head| head.opening);
+    Ok((is_admin, opening))
+}
+
+/// Appends `draft`, acted by `actor`, to the administration record
+/// (creating the record on first use).
+async fn append_admin(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    actor: &custody_core::Actor,
+    draft: lifecycle::Draft,
+    recorded_at: Timestamp,
+) -> Result<AppendedEvent, StoreError> {
+    let (case_id, seq, prev_hash, opening) = match admin_head(connection, pending).await? {
+        Some(head) => (head.case_id, head.seq + 1, Some(head.hash), head.opening),
+        None => {
+            let case_id = CaseId::generate();
+            sqlx::query(
+                "INSERT INTO deployment (key, value, created_at) VALUES ('admin_record', $1, $2)",
+            )
+            .bind(case_id.as_str())
+            .bind(recorded_at.to_string())
+            .execute(&mut *connection)
+            .await?;
+            (case_id, 1, None, true)
+        }
+    };
+    let event = draft.seal(
+        actor.clone(),
+        lifecycle::Placement {
+            case_id: case_id.clone(),
+            seq,
+            prev_hash,
+            recorded_at,
+            occurred_at: None,
+            idempotency_key: None,
+        },
+    );
+    let bytes = event.canonical_bytes();
+    let hash = Sha256Hash::of(&bytes);
+    pending.admin_head = Some(AdminHead {
+        case_id,
+        seq,
+        hash,
+        opening: opening && is_system_actor(actor),
+    });
+    Ok(push_event(pending, event, bytes, Vec::new()))
+}
+
+fn is_system_actor(actor: &custody_core::Actor) -> bool {
+    actor.principal.as_str() == custody_core::model::SYSTEM_PRINCIPAL
+}
+
 async fn add_principal(
     connection: &mut Conn,
+    pending: &mut Pending,
     principal: Principal,
-    created_by: Option<PrincipalId>,
+    by: Option<custody_core::Actor>,
 ) -> Result<Principal, StoreError> {
+    let actor = by.unwrap_or_else(custody_core::Actor::system);
+    let (is_admin, opening) = admin_standing(connection, pending, &actor).await?;
+    custody_core::admin::may_administer(&actor, is_admin, opening).map_err(StoreError::Refused)?;
     let exists: Option<String> =
         sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
             .bind(principal.id.as_str())
@@ -805,6 +969,8 @@ async fn add_principal(
     }
     let groups = serde_json::to_string(&principal.groups)
         .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    let recorded_at = Timestamp::now();
+    let by_system = is_system_actor(&actor);
     sqlx::query(
         "INSERT INTO principals (principal_id, display_name, kind, groups_json, org, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -813,19 +979,78 @@ async fn add_principal(
     .bind(principal.kind.as_str())
     .bind(groups)
     .bind(&principal.org)
-    .bind(Timestamp::now().to_string())
-    .bind(created_by.as_ref().map(PrincipalId::as_str))
+    .bind(recorded_at.to_string())
+    .bind((!by_system).then(|| actor.principal.as_str()))
     .execute(&mut *connection)
+    .await?;
+    append_admin(
+        connection,
+        pending,
+        &actor,
+        custody_core::admin::principal_added(&principal, by_system),
+        recorded_at,
+    )
     .await?;
     Ok(principal)
 }
 
+/// Sets a principal's groups, recording the change; setting the groups it
+/// has already records nothing.
+async fn set_groups(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    principal: &PrincipalId,
+    groups: Vec<String>,
+    by: custody_core::Actor,
+) -> Result<Principal, StoreError> {
+    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
+    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
+    let row = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = $1",
+    )
+    .bind(principal.as_str())
+    .fetch_optional(&mut *connection)
+    .await?
+    .ok_or_else(|| StoreError::PrincipalNotFound(principal.to_string()))?;
+    let mut stored = principal_from_row(&row)?;
+    if stored.groups == groups {
+        return Ok(stored);
+    }
+    let previous = std::mem::replace(&mut stored.groups, groups);
+    let encoded = serde_json::to_string(&stored.groups)
+        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+    sqlx::query("UPDATE principals SET groups_json = $1 WHERE principal_id = $2")
+        .bind(encoded)
+        .bind(principal.as_str())
+        .execute(&mut *connection)
+        .await?;
+    let by_system = is_system_actor(&by);
+    append_admin(
+        connection,
+        pending,
+        &by,
+        custody_core::admin::principal_groups_changed(
+            principal,
+            &previous,
+            &stored.groups,
+            by_system,
+        ),
+        Timestamp::now(),
+    )
+    .await?;
+    Ok(stored)
+}
+
 async fn create_token(
     connection: &mut Conn,
+    pending: &mut Pending,
     principal: PrincipalId,
     ttl_seconds: Option<u64>,
-    created_by: Option<PrincipalId>,
+    by: Option<custody_core::Actor>,
 ) -> Result<IssuedToken, StoreError> {
+    let actor = by.unwrap_or_else(custody_core::Actor::system);
+    let (is_admin, opening) = admin_standing(connection, pending, &actor).await?;
+    custody_core::admin::may_administer(&actor, is_admin, opening).map_err(StoreError::Refused)?;
     let exists: Option<String> =
         sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
             .bind(principal.as_str())
@@ -843,16 +1068,32 @@ async fn create_token(
     let token_id = format!("tok_{}", custody_core::hex::encode(&public));
     let now = Timestamp::now();
     let expires_at = ttl_seconds.map(|seconds| now.plus_seconds(seconds as i64));
+    let digest = Sha256Hash::of(token.as_bytes());
+    let by_system = is_system_actor(&actor);
     sqlx::query(
         "INSERT INTO tokens (token_id, principal_id, secret_sha256, created_at, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&token_id)
     .bind(principal.as_str())
-    .bind(Sha256Hash::of(token.as_bytes()).0.to_vec())
+    .bind(digest.0.to_vec())
     .bind(now.to_string())
     .bind(expires_at.map(|at| at.to_string()))
-    .bind(created_by.as_ref().map(PrincipalId::as_str))
+    .bind((!by_system).then(|| actor.principal.as_str()))
     .execute(&mut *connection)
+    .await?;
+    append_admin(
+        connection,
+        pending,
+        &actor,
+        custody_core::admin::token_issued(
+            &token_id,
+            &principal,
+            &digest.to_hex(),
+            expires_at,
+            by_system,
+        ),
+        now,
+    )
     .await?;
     Ok(IssuedToken {
         token_id,
@@ -862,55 +1103,280 @@ async fn create_token(
     })
 }
 
-async fn store_delegation(
-    connection: &mut Conn,
-    grant: DelegationGrant,
-    new: bool,
-) -> Result<DelegationGrant, StoreError> {
-    let json = serde_json::to_string(&grant)
-        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
-    let written = if new {
-        sqlx::query("INSERT INTO delegations (grant_id, vendor_org, grant_json) VALUES ($1, $2, $3)")
-            .bind(&grant.grant_id)
-            .bind(&grant.vendor_org)
-            .bind(json)
-            .execute(&mut *connection)
-            .await?
-    } else {
-        sqlx::query("UPDATE delegations SET grant_json = $1 WHERE grant_id = $2")
-            .bind(json)
-            .bind(&grant.grant_id)
-            .execute(&mut *connection)
-            .await?
-    };
-    if written.rows_affected() == 0 {
-        return Err(StoreError::InvalidRequest(format!(
-            "delegation grant {} does not exist",
-            grant.grant_id
-        )));
-    }
-    Ok(grant)
-}
-
+/// Revokes a token, decided under the write lock: a revoked token is
+/// returned unchanged and nothing is appended.
 async fn revoke_token(
     connection: &mut Conn,
+    pending: &mut Pending,
     token_id: &str,
-    revoked_by: &PrincipalId,
+    by: custody_core::Actor,
 ) -> Result<TokenInfo, StoreError> {
+    let token = stored_token(connection, token_id).await?;
+    if token.revoked_at.is_some() {
+        return Ok(token);
+    }
+    let owner: PrincipalId = parse_stored(&token.principal)?;
+    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
+    custody_core::admin::may_revoke_token(&by, is_admin, opening, &owner)
+        .map_err(StoreError::Refused)?;
+    let now = Timestamp::now();
     sqlx::query(
         "UPDATE tokens SET revoked_at = $1, revoked_by = $2 WHERE token_id = $3 AND revoked_at IS NULL",
     )
-    .bind(Timestamp::now().to_string())
-    .bind(revoked_by.as_str())
+    .bind(now.to_string())
+    .bind(by.principal.as_str())
     .bind(token_id)
     .execute(&mut *connection)
     .await?;
+    let by_system = is_system_actor(&by);
+    append_admin(
+        connection,
+        pending,
+        &by,
+        custody_core::admin::token_revoked(token_id, &owner, by_system),
+        now,
+    )
+    .await?;
+    stored_token(connection, token_id).await
+}
+
+/// The stored token `token_id`, as the writer's transaction sees it.
+async fn stored_token(connection: &mut Conn, token_id: &str) -> Result<TokenInfo, StoreError> {
     let row = sqlx::query(concat!(crate::token_select!(), " WHERE token_id = $1"))
         .bind(token_id)
         .fetch_optional(&mut *connection)
         .await?
         .ok_or_else(|| StoreError::TokenNotFound(token_id.to_string()))?;
     token_from_row(&row)
+}
+
+/// Stores and records a new delegation grant, granted now by `by`.
+async fn grant_delegation(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    mut grant: DelegationGrant,
+    by: custody_core::Actor,
+) -> Result<DelegationGrant, StoreError> {
+    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
+    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
+    let now = Timestamp::now();
+    grant.granted_at = now;
+    grant.granted_by = by.principal.clone();
+    grant.revoked_at = None;
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT grant_id FROM delegations WHERE grant_id = $1")
+            .bind(&grant.grant_id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    if exists.is_some() {
+        return Err(StoreError::InvalidRequest(format!(
+            "delegation grant {} exists already",
+            grant.grant_id
+        )));
+    }
+    let json = serde_json::to_string(&grant)
+        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
+    sqlx::query("INSERT INTO delegations (grant_id, vendor_org, grant_json) VALUES ($1, $2, $3)")
+        .bind(&grant.grant_id)
+        .bind(&grant.vendor_org)
+        .bind(json)
+        .execute(&mut *connection)
+        .await?;
+    let by_system = is_system_actor(&by);
+    append_admin(
+        connection,
+        pending,
+        &by,
+        custody_core::admin::delegation_granted(&grant, by_system),
+        now,
+    )
+    .await?;
+    Ok(grant)
+}
+
+/// The stored delegation grant `grant_id`, as the writer's transaction sees it.
+async fn stored_grant(
+    connection: &mut Conn,
+    grant_id: &str,
+) -> Result<Option<DelegationGrant>, StoreError> {
+    let json: Option<String> =
+        sqlx::query_scalar("SELECT grant_json FROM delegations WHERE grant_id = $1")
+            .bind(grant_id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    json.map(|json| {
+        serde_json::from_str(&json)
+            .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+    })
+    .transpose()
+}
+
+/// Revokes a delegation grant, decided under the write lock against the
+/// grant as recorded: a grant revoked already keeps its first revocation
+/// time, is returned as it is, and nothing is appended.
+async fn revoke_delegation(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    grant_id: &str,
+    by: custody_core::Actor,
+) -> Result<DelegationGrant, StoreError> {
+    let mut grant = stored_grant(connection, grant_id).await?.ok_or_else(|| {
+        StoreError::InvalidRequest(format!("delegation grant {grant_id} does not exist"))
+    })?;
+    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
+    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
+    if grant.revoked_at.is_some() {
+        return Ok(grant);
+    }
+    let now = Timestamp::now();
+    grant.revoked_at = Some(now);
+    let json = serde_json::to_string(&grant)
+        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
+    sqlx::query("UPDATE delegations SET grant_json = $1 WHERE grant_id = $2")
+        .bind(json)
+        .bind(grant_id)
+        .execute(&mut *connection)
+        .await?;
+    let by_system = is_system_actor(&by);
+    append_admin(
+        connection,
+        pending,
+        &by,
+        custody_core::admin::delegation_revoked(grant_id, now, by_system),
+        now,
+    )
+    .await?;
+    Ok(grant)
+}
+
+/// Records, by `system`, the principals, tokens and delegation grants of a
+/// data directory made before administration was on the record: once, when
+/// the store has such rows and no administration record.
+async fn record_legacy_admin(
+    connection: &mut Conn,
+    pending: &mut Pending,
+) -> Result<u64, StoreError> {
+    if admin_head(connection, pending).await?.is_some() {
+        return Ok(0);
+    }
+    let system = custody_core::Actor::system();
+    let now = Timestamp::now();
+    let mut appended = 0;
+    let principals = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY created_at, principal_id",
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in &principals {
+        let principal = principal_from_row(row)?;
+        let draft = custody_core::admin::principal_added(&principal, true);
+        append_admin(connection, pending, &system, draft, now).await?;
+        appended += 1;
+    }
+    let tokens = sqlx::query(
+        "SELECT token_id, principal_id, secret_sha256, expires_at, revoked_at FROM tokens ORDER BY created_at, token_id",
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in &tokens {
+        let token_id: String = row.try_get("token_id")?;
+        let principal: PrincipalId = parse_stored(&row.try_get::<String, _>("principal_id")?)?;
+        let digest: Vec<u8> = row.try_get("secret_sha256")?;
+        let expires_at: Option<String> = row.try_get("expires_at")?;
+        let expires_at = expires_at
+            .map(|at| Timestamp::parse(&at).map_err(|error| StoreError::Corrupt(error.to_string())))
+            .transpose()?;
+        let revoked_at: Option<String> = row.try_get("revoked_at")?;
+        let draft = custody_core::admin::token_issued(
+            &token_id,
+            &principal,
+            &custody_core::hex::encode(&digest),
+            expires_at,
+            true,
+        );
+        append_admin(connection, pending, &system, draft, now).await?;
+        appended += 1;
+        if revoked_at.is_some() {
+            let draft = custody_core::admin::token_revoked(&token_id, &principal, true);
+            append_admin(connection, pending, &system, draft, now).await?;
+            appended += 1;
+        }
+    }
+    let grants: Vec<String> =
+        sqlx::query_scalar("SELECT grant_json FROM delegations ORDER BY grant_id")
+            .fetch_all(&mut *connection)
+            .await?;
+    for json in &grants {
+        let grant: DelegationGrant = serde_json::from_str(json)
+            .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))?;
+        let draft = custody_core::admin::delegation_granted(&grant, true);
+        append_admin(connection, pending, &system, draft, now).await?;
+        appended += 1;
+        if let Some(revoked_at) = grant.revoked_at {
+            let draft =
+                custody_core::admin::delegation_revoked(&grant.grant_id, revoked_at.min(now), true);
+            append_admin(connection, pending, &system, draft, now).await?;
+            appended += 1;
+        }
+    }
+    Ok(appended)
+}
+
+/// The actor of a vendor's case write, decided under the write lock: the
+/// delegation grant in force now (as recorded, so a revocation decided
+/// earlier, even in the same batch, is seen) that covers `change`, and the
+/// party it acts for; or the refusal.
+async fn vendor_actor(
+    connection: &mut Conn,
+    actor: &custody_core::Actor,
+    change: &Change,
+    now: Timestamp,
+) -> Result<custody_core::Actor, StoreError> {
+    let org = actor.org.clone().unwrap_or_default();
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT grant_json FROM delegations WHERE vendor_org = $1 ORDER BY grant_id")
+            .bind(&org)
+            .fetch_all(&mut *connection)
+            .await?;
+    let grants = rows
+        .iter()
+        .map(|json| {
+            serde_json::from_str::<DelegationGrant>(json)
+                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let principal = Principal {
+        id: actor.principal.clone(),
+        display_name: actor.principal.to_string(),
+        kind: actor.kind,
+        groups: actor.groups.clone(),
+        org: actor.org.clone(),
+    };
+    // The grant the server chose, if it is still in force and covers the
+    // change; else whichever grant does.
+    let chosen = actor
+        .delegation_grant
+        .as_ref()
+        .and_then(|id| grants.iter().find(|grant| &grant.grant_id == id))
+        .filter(|grant| {
+            grant.revoked_at.is_none()
+                && now < grant.valid_until
+                && grant.applies_to(&principal)
+                && grant.covers(change)
+        });
+    let grant = match chosen {
+        Some(grant) => grant,
+        None => match custody_core::delegation::grant_for(&grants, &principal, change, now)
+            .map_err(StoreError::Refused)?
+        {
+            Some(grant) => grant,
+            None => return Ok(actor.clone()),
+        },
+    };
+    let mut actor = actor.clone();
+    actor.delegation_grant = Some(grant.grant_id.clone());
+    actor.on_behalf_of = Some(grant.on_behalf_of.clone());
+    Ok(actor)
 }
 
 /// Records `origin` as the log's origin unless one is recorded already, and

@@ -1,0 +1,922 @@
+//! The administration record: principals, groups, tokens and delegation
+//! grants as ledger events.
+//!
+//! Every administrative act is an event of one case of its own, the
+//! deployment's *administration record* (its ID is kept in the store's
+//! `deployment` table under `admin_record`): `principal_added` (with the
+//! principal's groups, so "who made this principal an admin" is an event),
+//! `token_issued` and `token_revoked` (the token ID and a prefix of its
+//! SHA-256, never the secret), `delegation_granted` and `delegation_revoked`.
+//! The store's `principals`, `tokens` and `delegations` tables are
+//! projections of this record, written in the same transaction as its events.
+//!
+//! The actor of each event is the authenticated admin. The one exception is
+//! the record's *opening*: the events `custody init` writes (the first admin
+//! and its token) and those recorded from a data directory made before
+//! administration was on the record are by `system`, and `system` may act
+//! only while every event before it is its own.
+//!
+//! [`AdminState`] is the record replayed; the writer and the audit judge by
+//! the same rule functions ([`may_administer`], [`may_revoke_token`],
+//! [`AdminState::violations`], [`check_delegated_action`]).
+
+use std::collections::BTreeMap;
+
+use crate::audit::Finding;
+use crate::delegation::DelegationGrant;
+use crate::event::{
+    DelegationGranted, DelegationRevoked, Event, EventBody, PrincipalAdded, PrincipalGroupsChanged,
+    TokenIssued, TokenRevoked,
+};
+use crate::lifecycle::{Draft, Refusal, Severity};
+use crate::model::{Actor, Change, Principal, PrincipalId, Role, SYSTEM_PRINCIPAL};
+use crate::time::Timestamp;
+
+/// The group whose members administer the deployment.
+pub const ADMINS_GROUP: &str = "admins";
+
+/// How many hex digits of a token's SHA-256 the record keeps.
+pub const TOKEN_HASH_PREFIX_HEX: usize = 16;
+
+/// Whether `body` is an administration event (it belongs in the
+/// administration record only).
+pub fn is_admin_event(body: &EventBody) -> bool {
+    matches!(
+        body,
+        EventBody::PrincipalAdded(_)
+            | EventBody::PrincipalGroupsChanged(_)
+            | EventBody::TokenIssued(_)
+            | EventBody::TokenRevoked(_)
+            | EventBody::DelegationGranted(_)
+            | EventBody::DelegationRevoked(_)
+    )
+}
+
+/// The prefix of a token's SHA-256 (lowercase hex) that the record keeps.
+pub fn token_hash_prefix(secret_sha256_hex: &str) -> String {
+    secret_sha256_hex
+        .chars()
+        .take(TOKEN_HASH_PREFIX_HEX)
+        .collect()
+}
+
+fn is_system(actor: &Actor) -> bool {
+    actor.principal.as_str() == SYSTEM_PRINCIPAL
+}
+
+fn role_of(by_system: bool) -> Role {
+    if by_system {
+        Role::System
+    } else {
+        Role::Admin
+    }
+}
+
+fn draft(body: EventBody, by_system: bool) -> Draft {
+    Draft {
+        body,
+        role: role_of(by_system),
+        causation: None,
+    }
+}
+
+/// The `principal_added` event of `principal`.
+pub fn principal_added(principal: &Principal, by_system: bool) -> Draft {
+    draft(
+        EventBody::PrincipalAdded(PrincipalAdded {
+            principal: principal.id.clone(),
+            display_name: principal.display_name.clone(),
+            kind: principal.kind,
+            groups: principal.groups.clone(),
+            org: principal.org.clone(),
+        }),
+        by_system,
+    )
+}
+
+/// The `principal_groups_changed` event of `principal`.
+pub fn principal_groups_changed(
+    principal: &PrincipalId,
+    previous: &[String],
+    groups: &[String],
+    by_system: bool,
+) -> Draft {
+    draft(
+        EventBody::PrincipalGroupsChanged(PrincipalGroupsChanged {
+            principal: principal.clone(),
+            previous: previous.to_vec(),
+            groups: groups.to_vec(),
+        }),
+        by_system,
+    )
+}
+
+/// The `token_issued` event of a token.
+pub fn token_issued(
+    token_id: &str,
+    principal: &PrincipalId,
+    secret_sha256_hex: &str,
+    expires_at: Option<Timestamp>,
+    by_system: bool,
+) -> Draft {
+    draft(
+        EventBody::TokenIssued(TokenIssued {
+            token_id: token_id.to_string(),
+            principal: principal.clone(),
+            secret_sha256_prefix: token_hash_prefix(secret_sha256_hex),
+            expires_at,
+        }),
+        by_system,
+    )
+}
+
+/// The `token_revoked` event of a token.
+pub fn token_revoked(token_id: &str, principal: &PrincipalId, by_system: bool) -> Draft {
+    draft(
+        EventBody::TokenRevoked(TokenRevoked {
+            token_id: token_id.to_string(),
+            principal: principal.clone(),
+        }),
+        by_system,
+    )
+}
+
+/// The `delegation_granted` event of `grant`.
+pub fn delegation_granted(grant: &DelegationGrant, by_system: bool) -> Draft {
+    draft(
+        EventBody::DelegationGranted(DelegationGranted {
+            grant_id: grant.grant_id.clone(),
+            vendor_org: grant.vendor_org.clone(),
+            principals: grant.principals.clone(),
+            on_behalf_of: grant.on_behalf_of.clone(),
+            entitlements: grant.entitlements.clone(),
+            resources: grant.resources.clone(),
+            valid_until: grant.valid_until,
+            granted_by: grant.granted_by.clone(),
+            granted_at: grant.granted_at,
+        }),
+        by_system,
+    )
+}
+
+/// The `delegation_revoked` event of a grant.
+pub fn delegation_revoked(grant_id: &str, revoked_at: Timestamp, by_system: bool) -> Draft {
+    draft(
+        EventBody::DelegationRevoked(DelegationRevoked {
+            grant_id: grant_id.to_string(),
+            revoked_at,
+        }),
+        by_system,
+    )
+}
+
+impl From<&DelegationGranted> for DelegationGrant {
+    fn from(granted: &DelegationGranted) -> DelegationGrant {
+        DelegationGrant {
+            grant_id: granted.grant_id.clone(),
+            vendor_org: granted.vendor_org.clone(),
+            principals: granted.principals.clone(),
+            on_behalf_of: granted.on_behalf_of.clone(),
+            entitlements: granted.entitlements.clone(),
+            resources: granted.resources.clone(),
+            valid_until: granted.valid_until,
+            revoked_at: None,
+            granted_by: granted.granted_by.clone(),
+            granted_at: granted.granted_at,
+        }
+    }
+}
+
+/// Whether `actor` may administer now: an admin (`is_admin`: a member of
+/// [`ADMINS_GROUP`] as the record stands), or `system` while the record is
+/// still in its `opening` (every event so far by `system`).
+pub fn may_administer(actor: &Actor, is_admin: bool, opening: bool) -> Result<(), Refusal> {
+    if is_system(actor) {
+        if opening {
+            return Ok(());
+        }
+        return Err(Refusal {
+            rule: "admin.not-admin",
+            message: "`system` administers only while a deployment is set up; once an admin has acted, every administrative act is an admin's".to_string(),
+            hint: Some("act as an admin with an admin's token".to_string()),
+        });
+    }
+    if is_admin {
+        Ok(())
+    } else {
+        Err(Refusal {
+            rule: "admin.not-admin",
+            message: format!(
+                "{} is not in the `{ADMINS_GROUP}` group as the administration record stands, which this act requires",
+                actor.principal
+            ),
+            hint: Some("ask an admin".to_string()),
+        })
+    }
+}
+
+/// Whether `actor` may revoke a token of `owner`: its owner, or whoever may
+/// administer.
+pub fn may_revoke_token(
+    actor: &Actor,
+    is_admin: bool,
+    opening: bool,
+    owner: &PrincipalId,
+) -> Result<(), Refusal> {
+    if &actor.principal == owner {
+        return Ok(());
+    }
+    may_administer(actor, is_admin, opening)
+}
+
+/// A token as the record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenState {
+    /// The principal it authenticates.
+    pub principal: PrincipalId,
+    /// The recorded prefix of its SHA-256.
+    pub secret_sha256_prefix: String,
+    /// When it expires, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// A delegation grant as the record says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantState {
+    /// The grant, with `revoked_at` set once it is revoked.
+    pub grant: DelegationGrant,
+    /// Recorded by `system` from a data directory made before grants were
+    /// events: actions taken under it before it was recorded are judged by
+    /// its recorded times instead of the log's order.
+    pub legacy: bool,
+}
+
+/// The administration record replayed.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    /// Principals, by ID.
+    pub principals: BTreeMap<PrincipalId, Principal>,
+    /// Tokens, by ID.
+    pub tokens: BTreeMap<String, TokenState>,
+    /// Delegation grants, by ID.
+    pub grants: BTreeMap<String, GrantState>,
+    /// Whether every event so far was by `system` (see [`may_administer`]).
+    pub opening: bool,
+}
+
+impl Default for AdminState {
+    fn default() -> AdminState {
+        AdminState {
+            principals: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            opening: true,
+        }
+    }
+}
+
+impl AdminState {
+    /// Whether `principal` is an admin as the record stands.
+    pub fn is_admin(&self, principal: &PrincipalId) -> bool {
+        self.principals
+            .get(principal)
+            .is_some_and(|principal| principal.in_group(ADMINS_GROUP))
+    }
+
+    /// The rules an administration event breaks, judged against the record
+    /// as it stood before it.
+    pub fn violations(&self, event: &Event) -> Vec<(Refusal, Severity)> {
+        let mut broken = Vec::new();
+        let actor = &event.actor;
+        let is_admin = self.is_admin(&actor.principal);
+        let invalid = |message: String| {
+            (
+                Refusal {
+                    rule: "admin.record-invalid",
+                    message,
+                    hint: Some("investigate how this event was written".to_string()),
+                },
+                Severity::High,
+            )
+        };
+        let permitted = match &event.body {
+            EventBody::TokenRevoked(revoked) => {
+                may_revoke_token(actor, is_admin, self.opening, &revoked.principal)
+            }
+            _ => may_administer(actor, is_admin, self.opening),
+        };
+        if let Err(refusal) = permitted {
+            broken.push((refusal, Severity::High));
+        }
+        match &event.body {
+            EventBody::PrincipalAdded(added) => {
+                if self.principals.contains_key(&added.principal) {
+                    broken.push(invalid(format!(
+                        "principal {} is added a second time",
+                        added.principal
+                    )));
+                }
+                if added.principal.as_str() == SYSTEM_PRINCIPAL {
+                    broken.push(invalid(
+                        "`system` is reserved for the ledger and cannot be added as a principal"
+                            .to_string(),
+                    ));
+                }
+            }
+            EventBody::PrincipalGroupsChanged(changed) => {
+                match self.principals.get(&changed.principal) {
+                    None => broken.push(invalid(format!(
+                        "the groups of {} are changed, but the record never added it",
+                        changed.principal
+                    ))),
+                    Some(recorded) if recorded.groups != changed.previous => {
+                        broken.push(invalid(format!(
+                            "the groups of {} are changed from [{}], but the record says [{}]",
+                            changed.principal,
+                            changed.previous.join(", "),
+                            recorded.groups.join(", ")
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+            EventBody::TokenIssued(issued) => {
+                if !self.principals.contains_key(&issued.principal) {
+                    broken.push(invalid(format!(
+                        "token {} is issued for {}, whom the record never added",
+                        issued.token_id, issued.principal
+                    )));
+                }
+                if self.tokens.contains_key(&issued.token_id) {
+                    broken.push(invalid(format!(
+                        "token {} is issued a second time",
+                        issued.token_id
+                    )));
+                }
+            }
+            EventBody::TokenRevoked(revoked) => match self.tokens.get(&revoked.token_id) {
+                None => broken.push(invalid(format!(
+                    "token {} is revoked but was never issued",
+                    revoked.token_id
+                ))),
+                Some(token) if token.principal != revoked.principal => broken.push(invalid(
+                    format!(
+                        "token {} is revoked as {}'s but was issued for {}",
+                        revoked.token_id, revoked.principal, token.principal
+                    ),
+                )),
+                Some(token) if token.revoked => broken.push(invalid(format!(
+                    "token {} is revoked a second time",
+                    revoked.token_id
+                ))),
+                Some(_) => {}
+            },
+            EventBody::DelegationGranted(granted) => {
+                if self.grants.contains_key(&granted.grant_id) {
+                    broken.push(invalid(format!(
+                        "delegation grant {} is granted a second time",
+                        granted.grant_id
+                    )));
+                }
+                if !is_system(actor) && granted.granted_by != actor.principal {
+                    broken.push(invalid(format!(
+                        "delegation grant {} says {} granted it, but {} recorded it",
+                        granted.grant_id, granted.granted_by, actor.principal
+                    )));
+                }
+                if granted.granted_at > event.recorded_at {
+                    broken.push(invalid(format!(
+                        "delegation grant {} says it was granted at {}, after it was recorded",
+                        granted.grant_id, granted.granted_at
+                    )));
+                }
+            }
+            EventBody::DelegationRevoked(revoked) => {
+                match self.grants.get(&revoked.grant_id) {
+                    None => broken.push(invalid(format!(
+                        "delegation grant {} is revoked but was never granted",
+                        revoked.grant_id
+                    ))),
+                    Some(state) => {
+                        if let Some(first) = state.grant.revoked_at {
+                            broken.push(invalid(format!(
+                                "delegation grant {} is revoked a second time; it was revoked at {first}",
+                                revoked.grant_id
+                            )));
+                        }
+                    }
+                }
+                if revoked.revoked_at > event.recorded_at {
+                    broken.push(invalid(format!(
+                        "delegation grant {} says it was revoked at {}, after it was recorded",
+                        revoked.grant_id, revoked.revoked_at
+                    )));
+                }
+            }
+            other => broken.push((
+                Refusal {
+                    rule: "admin.record-misplaced",
+                    message: format!(
+                        "the administration record {} holds a {} event; it may hold only administration events",
+                        event.case_id,
+                        other.kind_name()
+                    ),
+                    hint: Some("investigate how this event was written".to_string()),
+                },
+                Severity::High,
+            )),
+        }
+        broken
+    }
+
+    /// Applies an administration event (others change nothing).
+    pub fn apply(&mut self, event: &Event) {
+        self.opening = self.opening && is_system(&event.actor);
+        match &event.body {
+            EventBody::PrincipalAdded(added) => {
+                self.principals
+                    .entry(added.principal.clone())
+                    .or_insert_with(|| Principal {
+                        id: added.principal.clone(),
+                        display_name: added.display_name.clone(),
+                        kind: added.kind,
+                        groups: added.groups.clone(),
+                        org: added.org.clone(),
+                    });
+            }
+            EventBody::PrincipalGroupsChanged(changed) => {
+                if let Some(principal) = self.principals.get_mut(&changed.principal) {
+                    principal.groups = changed.groups.clone();
+                }
+            }
+            EventBody::TokenIssued(issued) => {
+                self.tokens
+                    .entry(issued.token_id.clone())
+                    .or_insert_with(|| TokenState {
+                        principal: issued.principal.clone(),
+                        secret_sha256_prefix: issued.secret_sha256_prefix.clone(),
+                        expires_at: issued.expires_at,
+                        revoked: false,
+                    });
+            }
+            EventBody::TokenRevoked(revoked) => {
+                if let Some(token) = self.tokens.get_mut(&revoked.token_id) {
+                    token.revoked = true;
+                }
+            }
+            EventBody::DelegationGranted(granted) => {
+                self.grants
+                    .entry(granted.grant_id.clone())
+                    .or_insert_with(|| GrantState {
+                        grant: granted.into(),
+                        legacy: is_system(&event.actor),
+                    });
+            }
+            EventBody::DelegationRevoked(revoked) => {
+                if let Some(state) = self.grants.get_mut(&revoked.grant_id) {
+                    // The first revocation stands.
+                    state.grant.revoked_at.get_or_insert(revoked.revoked_at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Re-checks an action a vendor took under `grant` (as the record stood
+/// when the action was recorded; `revoked`: whether a revocation was
+/// recorded before it): the grant must not be revoked, must still be valid
+/// at `at`, must be given to the actor's organisation (and principal), the
+/// actor must act for the party it names, and it must cover `change`.
+pub fn check_delegated_action(
+    grant: &DelegationGrant,
+    revoked: bool,
+    actor: &Actor,
+    change: &Change,
+    at: Timestamp,
+) -> Result<(), Refusal> {
+    let refusal = |rule: &'static str, message: String| Refusal {
+        rule,
+        message,
+        hint: Some("investigate how this action was recorded".to_string()),
+    };
+    if revoked {
+        return Err(refusal(
+            "delegation.grant-revoked",
+            format!(
+                "{} acted under delegation grant {} after it was revoked{}",
+                actor.principal,
+                grant.grant_id,
+                grant
+                    .revoked_at
+                    .map(|at| format!(" (at {at})"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if at >= grant.valid_until {
+        return Err(refusal(
+            "delegation.grant-expired",
+            format!(
+                "{} acted under delegation grant {} at {at}, after it ended at {}",
+                actor.principal, grant.grant_id, grant.valid_until
+            ),
+        ));
+    }
+    let principal = Principal {
+        id: actor.principal.clone(),
+        display_name: String::new(),
+        kind: actor.kind,
+        groups: actor.groups.clone(),
+        org: actor.org.clone(),
+    };
+    if !grant.applies_to(&principal)
+        || actor.on_behalf_of.as_deref() != Some(grant.on_behalf_of.as_str())
+    {
+        return Err(refusal(
+            "delegation.grant-mismatch",
+            format!(
+                "{} of {} acted for {} under delegation grant {}, which is given to {}{} for {}",
+                actor.principal,
+                actor.org.as_deref().unwrap_or("no organisation"),
+                actor.on_behalf_of.as_deref().unwrap_or("nobody"),
+                grant.grant_id,
+                grant.vendor_org,
+                if grant.principals.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        grant
+                            .principals
+                            .iter()
+                            .map(PrincipalId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                grant.on_behalf_of
+            ),
+        ));
+    }
+    if !grant.covers(change) {
+        return Err(refusal(
+            "delegation.grant-out-of-scope",
+            format!(
+                "{} acted on {change} under delegation grant {}, which does not cover it",
+                actor.principal, grant.grant_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A stored token row, as the audit compares it with the record.
+#[derive(Clone, Debug)]
+pub struct TokenRow {
+    /// The token ID.
+    pub token_id: String,
+    /// The principal column.
+    pub principal: String,
+    /// The stored SHA-256 of the secret, as lowercase hex.
+    pub secret_sha256_hex: String,
+    /// The expiry column.
+    pub expires_at: Option<String>,
+    /// Whether the row is revoked.
+    pub revoked: bool,
+}
+
+/// The stored projections of the administration record.
+#[derive(Clone, Debug, Default)]
+pub struct AdminRows {
+    /// The `principals` table.
+    pub principals: Vec<Principal>,
+    /// The `tokens` table.
+    pub tokens: Vec<TokenRow>,
+    /// The `delegations` table.
+    pub grants: Vec<DelegationGrant>,
+}
+
+/// An action taken under a grant the record did not hold yet when it was
+/// recorded; judged at the end (a grant recorded later from an older data
+/// directory is judged by its recorded times).
+struct DeferredAction {
+    grant_id: String,
+    actor: Actor,
+    change: Change,
+    at: Timestamp,
+    finding: Finding,
+}
+
+/// What the audit keeps of the administration record while streaming.
+#[derive(Default)]
+pub(crate) struct AdminAudit {
+    /// The administration record's case ID, once seen.
+    record: Option<String>,
+    pub(crate) state: AdminState,
+    deferred: Vec<DeferredAction>,
+    pub(crate) findings: Vec<Finding>,
+    /// Administration events checked.
+    pub(crate) events: u64,
+    /// Actions under delegation grants re-checked.
+    pub(crate) delegated_actions: u64,
+}
+
+fn finding_at(event: &Event, log_index: u64, refusal: Refusal, severity: Severity) -> Finding {
+    Finding {
+        code: refusal.rule,
+        severity,
+        case_id: Some(event.case_id.to_string()),
+        message: refusal.message,
+        event_id: Some(event.event_id.to_string()),
+        seq: Some(event.seq),
+        log_index: Some(log_index),
+    }
+}
+
+impl AdminAudit {
+    /// Whether the first event of a case opens the administration record
+    /// (the first case whose first event is an administration event); a
+    /// second such case is reported.
+    pub(crate) fn opens_record(&mut self, event: &Event, log_index: u64) -> bool {
+        if !is_admin_event(&event.body) {
+            return false;
+        }
+        if self.record.is_some() {
+            self.findings.push(finding_at(
+                event,
+                log_index,
+                Refusal {
+                    rule: "admin.record-misplaced",
+                    message: format!(
+                        "case {} holds a {} event, but the administration record is {}: a second record was forged",
+                        event.case_id,
+                        event.body.kind_name(),
+                        self.record.as_deref().unwrap_or_default()
+                    ),
+                    hint: None,
+                },
+                Severity::High,
+            ));
+            // Judged as a record of its own; its events still count nowhere.
+            return true;
+        }
+        self.record = Some(event.case_id.to_string());
+        true
+    }
+
+    /// Checks and applies one event of an administration record.
+    pub(crate) fn observe_record_event(&mut self, event: &Event, log_index: u64) {
+        if self.record.as_deref() != Some(event.case_id.as_str()) {
+            return;
+        }
+        self.events += 1;
+        for (refusal, severity) in self.state.violations(event) {
+            self.findings
+                .push(finding_at(event, log_index, refusal, severity));
+        }
+        self.state.apply(event);
+    }
+
+    /// Re-checks a case event taken under a delegation grant against the
+    /// grant as the record stands at it.
+    pub(crate) fn observe_delegated_action(
+        &mut self,
+        event: &Event,
+        change: &Change,
+        log_index: u64,
+    ) {
+        let Some(grant_id) = &event.actor.delegation_grant else {
+            return;
+        };
+        self.delegated_actions += 1;
+        match self.state.grants.get(grant_id) {
+            Some(state) => {
+                if let Err(refusal) = check_delegated_action(
+                    &state.grant,
+                    state.grant.revoked_at.is_some(),
+                    &event.actor,
+                    change,
+                    event.recorded_at,
+                ) {
+                    self.findings
+                        .push(finding_at(event, log_index, refusal, Severity::High));
+                }
+            }
+            None => self.deferred.push(DeferredAction {
+                grant_id: grant_id.clone(),
+                actor: event.actor.clone(),
+                change: change.clone(),
+                at: event.recorded_at,
+                finding: finding_at(
+                    event,
+                    log_index,
+                    Refusal {
+                        rule: "delegation.grant-unrecorded",
+                        message: format!(
+                            "{} acted under delegation grant {}, which the administration record had not granted when the action was recorded",
+                            event.actor.principal, grant_id
+                        ),
+                        hint: None,
+                    },
+                    Severity::High,
+                ),
+            }),
+        }
+    }
+
+    /// Compares the stored projections with the record.
+    pub(crate) fn check_rows(&mut self, rows: &AdminRows) {
+        let finding = |code: &'static str, message: String| Finding {
+            code,
+            severity: Severity::Critical,
+            case_id: None,
+            message,
+            event_id: None,
+            seq: None,
+            log_index: None,
+        };
+        if self.record.is_none() {
+            if !rows.principals.is_empty() || !rows.tokens.is_empty() || !rows.grants.is_empty() {
+                self.findings.push(Finding {
+                    severity: Severity::Info,
+                    ..finding(
+                        "admin.unrecorded-legacy",
+                        format!(
+                            "the store holds {} principal(s), {} token(s) and {} delegation grant(s) but no administration record: it was made by a version that did not record administration; `custody serve` records them when it next starts",
+                            rows.principals.len(),
+                            rows.tokens.len(),
+                            rows.grants.len()
+                        ),
+                    )
+                });
+            }
+            return;
+        }
+        let state = &self.state;
+        let mut found = Vec::new();
+        for row in &rows.principals {
+            match state.principals.get(&row.id) {
+                None => found.push(finding(
+                    "admin.principal-unrecorded",
+                    format!(
+                        "principal {} (groups: {}) is stored but the administration record never added it: it was inserted behind the store's back",
+                        row.id,
+                        row.groups.join(", ")
+                    ),
+                )),
+                Some(recorded) => {
+                    let mut groups = row.groups.clone();
+                    groups.sort();
+                    groups.dedup();
+                    let mut recorded_groups = recorded.groups.clone();
+                    recorded_groups.sort();
+                    recorded_groups.dedup();
+                    if groups != recorded_groups
+                        || row.kind != recorded.kind
+                        || row.org != recorded.org
+                        || row.display_name != recorded.display_name
+                    {
+                        found.push(finding(
+                            "admin.principal-mismatch",
+                            format!(
+                                "principal {} is stored as {} in groups [{}] of {}, but the administration record says {} in groups [{}] of {}",
+                                row.id,
+                                row.kind.as_str(),
+                                groups.join(", "),
+                                row.org.as_deref().unwrap_or("no organisation"),
+                                recorded.kind.as_str(),
+                                recorded_groups.join(", "),
+                                recorded.org.as_deref().unwrap_or("no organisation")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for id in state.principals.keys() {
+            if !rows.principals.iter().any(|row| &row.id == id) {
+                found.push(finding(
+                    "admin.principal-mismatch",
+                    format!("principal {id} is in the administration record but not stored"),
+                ));
+            }
+        }
+        for row in &rows.tokens {
+            match state.tokens.get(&row.token_id) {
+                None => found.push(finding(
+                    "admin.token-unrecorded",
+                    format!(
+                        "token {} of {} is stored but the administration record never issued it",
+                        row.token_id, row.principal
+                    ),
+                )),
+                Some(recorded) => {
+                    let expires = recorded.expires_at.map(|at| at.to_string());
+                    if recorded.principal.as_str() != row.principal
+                        || token_hash_prefix(&row.secret_sha256_hex)
+                            != recorded.secret_sha256_prefix
+                        || expires != row.expires_at
+                        || recorded.revoked != row.revoked
+                    {
+                        found.push(finding(
+                            "admin.token-mismatch",
+                            format!(
+                                "token {} is stored for {} ({}, expires {}) but the administration record says {} ({}, expires {}){}",
+                                row.token_id,
+                                row.principal,
+                                if row.revoked { "revoked" } else { "active" },
+                                row.expires_at.as_deref().unwrap_or("never"),
+                                recorded.principal,
+                                if recorded.revoked { "revoked" } else { "active" },
+                                expires.as_deref().unwrap_or("never"),
+                                if token_hash_prefix(&row.secret_sha256_hex)
+                                    != recorded.secret_sha256_prefix
+                                {
+                                    ", and its secret's hash differs"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for id in state.tokens.keys() {
+            if !rows.tokens.iter().any(|row| &row.token_id == id) {
+                found.push(finding(
+                    "admin.token-mismatch",
+                    format!("token {id} is in the administration record but not stored"),
+                ));
+            }
+        }
+        for row in &rows.grants {
+            match state.grants.get(&row.grant_id) {
+                None => found.push(finding(
+                    "admin.grant-unrecorded",
+                    format!(
+                        "delegation grant {} to {} is stored but the administration record never granted it",
+                        row.grant_id, row.vendor_org
+                    ),
+                )),
+                Some(recorded) if &recorded.grant != row => found.push(finding(
+                    "admin.grant-mismatch",
+                    format!(
+                        "delegation grant {} is stored (revoked: {}) differently from the administration record (revoked: {})",
+                        row.grant_id,
+                        row.revoked_at
+                            .map(|at| at.to_string())
+                            .unwrap_or_else(|| "no".to_string()),
+                        recorded
+                            .grant
+                            .revoked_at
+                            .map(|at| at.to_string())
+                            .unwrap_or_else(|| "no".to_string())
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        for id in state.grants.keys() {
+            if !rows.grants.iter().any(|row| &row.grant_id == id) {
+                found.push(finding(
+                    "admin.grant-mismatch",
+                    format!("delegation grant {id} is in the administration record but not stored"),
+                ));
+            }
+        }
+        self.findings.extend(found);
+    }
+
+    /// The findings, with every deferred action judged.
+    pub(crate) fn finish(mut self) -> Vec<Finding> {
+        for action in std::mem::take(&mut self.deferred) {
+            let judged = match self.state.grants.get(&action.grant_id) {
+                // Recorded later from an older data directory: judged by the
+                // times it records.
+                Some(state) if state.legacy && state.grant.granted_at <= action.at => {
+                    check_delegated_action(
+                        &state.grant,
+                        state.grant.revoked_at.is_some_and(|at| at <= action.at),
+                        &action.actor,
+                        &action.change,
+                        action.at,
+                    )
+                    .map_err(|refusal| Finding {
+                        code: refusal.rule,
+                        message: refusal.message,
+                        ..action.finding.clone()
+                    })
+                }
+                _ => Err(action.finding),
+            };
+            if let Err(finding) = judged {
+                self.findings.push(finding);
+            }
+        }
+        self.findings
+    }
+}
