@@ -142,6 +142,8 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         escalation["payload"]["reason"],
         "break-glass.review-overdue"
     );
+    // A few more of the server's scans (one a second) add nothing. (Over
+    // hundreds of scan intervals, with a test clock: tests/ledger_timer.rs.)
     std::thread::sleep(Duration::from_millis(2500));
     let escalations = server
         .events(&oncall, &case)

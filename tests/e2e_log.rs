@@ -549,7 +549,7 @@ fn verify_proof(file: &Path, keys: &[&str]) -> (std::process::Output, Value) {
 }
 
 #[track_caller]
-fn assert_rejected(file: &Path, keys: &[&str], what: &str) {
+fn assert_rejected(file: &Path, keys: &[&str], what: &str, reason: &str) {
     let (output, report) = verify_proof(file, keys);
     assert_eq!(
         output.status.code(),
@@ -562,8 +562,8 @@ fn assert_rejected(file: &Path, keys: &[&str], what: &str) {
     assert!(
         report["error"]
             .as_str()
-            .is_some_and(|error| !error.is_empty()),
-        "{what}: {report:#}"
+            .is_some_and(|error| error.contains(reason)),
+        "{what}: expected the reason `{reason}`: {report:#}"
     );
 }
 
@@ -692,7 +692,13 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     );
 
     // Rejected: the wrong key.
-    assert_rejected(&bundle_file, &[&other_key], "another deployment's key");
+    assert_rejected(
+        &bundle_file,
+        &[&other_key],
+        "another deployment's key",
+        "the checkpoint is not signed by the given key: note has no signature from a trusted key",
+    );
+    let index = |position: usize| bundle["events"][position]["index"].as_u64().unwrap();
 
     let altered = |name: &str, change: &dyn Fn(&mut Value)| {
         let mut copy = bundle.clone();
@@ -712,19 +718,50 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
         Event::decode(&leaf).expect("still a canonical event");
         entry["leaf"] = json!(b64(&leaf));
     });
-    assert_rejected(&flipped, &[&init_key], "a leaf byte flipped");
+    assert_rejected(
+        &flipped,
+        &[&init_key],
+        "a leaf byte flipped",
+        &format!(
+            "log entry {}: the inclusion proof does not verify",
+            index(1)
+        ),
+    );
     // An event dropped: a middle one, or the request.
-    for (name, drop) in [("dropped-middle.json", 2), ("dropped-first.json", 0)] {
+    for (name, drop, reason) in [
+        (
+            "dropped-middle.json",
+            2,
+            "event 3 has seq 4: events are missing or out of order",
+        ),
+        (
+            "dropped-first.json",
+            0,
+            "event 1 has seq 2: events are missing or out of order",
+        ),
+    ] {
         let dropped = altered(name, &|bundle| {
             bundle["events"].as_array_mut().unwrap().remove(drop);
         });
-        assert_rejected(&dropped, &[&init_key], name);
+        assert_rejected(
+            &dropped,
+            &[&init_key],
+            name,
+            &format!("the trail of case {full} is not whole: {reason}"),
+        );
     }
     // Two events swapped.
     let swapped = altered("swapped.json", &|bundle| {
         bundle["events"].as_array_mut().unwrap().swap(1, 2);
     });
-    assert_rejected(&swapped, &[&init_key], "two events swapped");
+    assert_rejected(
+        &swapped,
+        &[&init_key],
+        "two events swapped",
+        &format!(
+            "the trail of case {full} is not whole: event 2 has seq 3: events are missing or out of order"
+        ),
+    );
     // The checkpoint replaced: by a later genuine one, or with an edited root.
     let replaced = altered("replaced.json", &|bundle| {
         bundle["checkpoint"] = json!(later);
@@ -733,6 +770,10 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
         &replaced,
         &[&init_key],
         "the checkpoint replaced by a later one",
+        &format!(
+            "log entry {}: the proof refers to a different checkpoint",
+            index(0)
+        ),
     );
     let root_line = b64(checkpoint.root_hash());
     let edited_note =
@@ -743,12 +784,33 @@ fn case_proof_verifies_offline_and_rejects_every_alteration() {
     let edited = altered("edited.json", &|bundle| {
         bundle["checkpoint"] = json!(edited_note);
     });
-    assert_rejected(&edited, &[&init_key], "the checkpoint's root line edited");
+    assert_rejected(
+        &edited,
+        &[&init_key],
+        "the checkpoint's root line edited",
+        &format!(
+            "the checkpoint is not signed by the given key: invalid signature from {}",
+            // The key's name and ID: `name+id+public key`.
+            init_key
+                .splitn(3, '+')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("+")
+        ),
+    );
     // The events of another case.
     let foreign = altered("foreign.json", &|bundle| {
         bundle["case_id"] = json!(other);
     });
-    assert_rejected(&foreign, &[&init_key], "the bundle claims another case");
+    assert_rejected(
+        &foreign,
+        &[&init_key],
+        "the bundle claims another case",
+        &format!(
+            "log entry {}: the event belongs to case {full}, not {other}",
+            index(0)
+        ),
+    );
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) -> String {

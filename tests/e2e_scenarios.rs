@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine;
 use common::{stderr, stdout, Server, TestStore};
 use serde_json::Value;
 
@@ -306,6 +307,12 @@ fn run_scenario(file: &Path, store: TestStore) -> Result<(), String> {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|message| format!("line {line}: {message}"))?;
                 let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                // A refused step must change nothing: take the ledger's state
+                // before it, to compare after.
+                let before = match expect {
+                    Expect::Refused(_) => Some(Snapshot::take(&server, &args)),
+                    Expect::Ok { .. } => None,
+                };
                 let output = server.cli(Some(token), &arg_refs);
                 let shown = format!(
                     "`custody {}` as {who} exited {:?}\nstdout: {}\nstderr: {}",
@@ -348,6 +355,13 @@ fn run_scenario(file: &Path, store: TestStore) -> Result<(), String> {
                             || !stderr(&output).contains(rule.as_str())
                         {
                             return fail(format!("expected a refusal naming {rule}; {shown}"));
+                        }
+                        if let Some(before) = before {
+                            if let Err(message) = before.unchanged(&server) {
+                                return fail(format!(
+                                    "the refused step changed the ledger: {message}; {shown}"
+                                ));
+                            }
                         }
                     }
                 }
@@ -465,4 +479,101 @@ fn run_scenario(file: &Path, store: TestStore) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What a refused step must leave as it was: the log's size, the number of
+/// cases, and the events (count and head) of every case the step names.
+struct Snapshot {
+    log_size: u64,
+    cases: usize,
+    /// Case ID → its events' IDs in sequence order.
+    events: Vec<(String, Vec<String>)>,
+}
+
+/// The `event_id`s of a case's events, in sequence order.
+fn event_ids(server: &Server, case: &str) -> Vec<String> {
+    server
+        .events(&server.admin_token, case)
+        .iter()
+        .map(|event| as_text(&event["event_id"]))
+        .collect()
+}
+
+impl Snapshot {
+    fn take(server: &Server, args: &[String]) -> Snapshot {
+        Snapshot {
+            log_size: server.log_size(),
+            cases: server.case_count(),
+            events: args
+                .iter()
+                .filter(|arg| common::is_case_id(arg))
+                .map(|case| (case.clone(), event_ids(server, case)))
+                .collect(),
+        }
+    }
+
+    /// Compares the ledger with the snapshot. The ledger's own timers (the
+    /// `system` actor: escalations, `revocation_due`, delivery attempts) run
+    /// on their own schedule and may append meanwhile; every entry appended
+    /// since the snapshot must be one of theirs, and each case named by the
+    /// step must have exactly its old events followed by those.
+    fn unchanged(&self, server: &Server) -> Result<(), String> {
+        // The cases' events first, then the log: every event a case gained
+        // is then in the log range read below.
+        let after: Vec<(&String, &Vec<String>, Vec<String>)> = self
+            .events
+            .iter()
+            .map(|(case, before)| (case, before, event_ids(server, case)))
+            .collect();
+        let log_size = server.log_size();
+        if log_size < self.log_size {
+            return Err(format!(
+                "the log shrank from {} to {log_size}",
+                self.log_size
+            ));
+        }
+        let mut by_timers: Vec<String> = Vec::new();
+        if log_size > self.log_size {
+            let entries = server.get_json(&format!(
+                "/v1/log/entries?start={}&end={log_size}",
+                self.log_size
+            ));
+            for entry in entries["entries"].as_array().into_iter().flatten() {
+                let leaf = base64::engine::general_purpose::STANDARD
+                    .decode(as_text(&entry["leaf"]))
+                    .map_err(|error| format!("log entry is not base64: {error}"))?;
+                let event: Value = serde_json::from_slice(&leaf)
+                    .map_err(|error| format!("log entry is not JSON: {error}"))?;
+                if event["actor"]["principal"] != "system" {
+                    return Err(format!(
+                        "the log grew from {} to {log_size} with an event not written by the \
+                         ledger's timers: {event}",
+                        self.log_size
+                    ));
+                }
+                by_timers.push(as_text(&event["event_id"]));
+            }
+        }
+        let cases = server.case_count();
+        if cases != self.cases {
+            return Err(format!(
+                "the case count went from {} to {cases}",
+                self.cases
+            ));
+        }
+        for (case, before, after) in after {
+            let kept = after.len() >= before.len() && after[..before.len()] == before[..];
+            let gained = &after[before.len().min(after.len())..];
+            if !kept || gained.iter().any(|event| !by_timers.contains(event)) {
+                return Err(format!(
+                    "case {case} had {} events (head {:?}), now {} (head {:?})",
+                    before.len(),
+                    before.last(),
+                    after.len(),
+                    after.last()
+                ));
+            }
+        }
+        Ok(())
+    }
 }

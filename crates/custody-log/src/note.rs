@@ -872,7 +872,11 @@ mod tests {
             .unwrap()
             .to_line();
         let mixed = format!("{good}{bad_line}");
-        assert!(open_note(mixed.as_bytes(), &trusted).is_err());
+        assert!(matches!(
+            open_note(mixed.as_bytes(), &trusted),
+            Err(NoteError::InvalidSignature { ref name, key_id })
+                if name == "k" && key_id == k.key_id()
+        ));
     }
 
     #[test]

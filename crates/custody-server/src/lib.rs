@@ -18,6 +18,7 @@ pub mod keys;
 pub mod notify;
 pub mod openapi;
 pub mod problem;
+pub mod timer;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -245,7 +246,7 @@ pub async fn serve_listener_with(
         options.checkpoint_interval,
         options.checkpoint_copies.clone(),
     ));
-    let escalations = tokio::spawn(escalate_overdue(store.clone(), options.scan_interval));
+    let escalations = tokio::spawn(timer::run(store.clone(), options.scan_interval));
     let state = AppState {
         store: store.clone(),
         metrics,
@@ -268,50 +269,6 @@ pub async fn serve_listener_with(
     // stopped node leaves no tail that no checkpoint covers.
     sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
     served
-}
-
-/// The ledger's own timer: every `interval`, acts on obligations whose
-/// deadline passed, as an event of the `system` actor: a review nobody did in
-/// time is escalated, time-bound access that ended gets its revocation due. The idempotency key makes each escalation happen
-/// once, however many nodes scan.
-async fn escalate_overdue(store: Store, interval: Duration) {
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let now = custody_core::Timestamp::now();
-        let cases = match store.cases_due(now).await {
-            Ok(cases) => cases,
-            Err(error) => {
-                tracing::error!(%error, "scanning for overdue reviews failed");
-                continue;
-            }
-        };
-        for case in cases {
-            for (reason, deadline) in custody_core::lifecycle::overdue(&case, now) {
-                let write = custody_store::CaseWrite {
-                    actor: custody_core::Actor::system(),
-                    idempotency_key: format!("escalation:{}:{reason}", case.case_id),
-                    command: custody_core::command::CaseCommand::Escalate {
-                        case_id: case.case_id.clone(),
-                        reason: reason.to_string(),
-                        deadline,
-                    },
-                    occurred_at: None,
-                };
-                match store.write(write).await {
-                    Ok(_) => {
-                        tracing::warn!(case = %case.case_id, reason, "escalated an overdue obligation");
-                        metrics::counter!("custody_escalations_total", "reason" => reason)
-                            .increment(1);
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, case = %case.case_id, "escalation failed")
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Signs a checkpoint whenever the log has grown since the last one (the

@@ -600,6 +600,15 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::log_origin(readers).await)
     }
 
+    /// The durability settings in force on the writer's own connection, as
+    /// the database reports them: on the embedded store `synchronous` (`2`
+    /// is FULL), `journal_mode` (`wal`) and `foreign_keys`; on PostgreSQL
+    /// `synchronous_commit`, `fsync` and `full_page_writes`. A write is
+    /// acknowledged after a commit under these settings.
+    pub async fn durability(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.submit(|reply| writer::Job::Durability { reply }).await
+    }
+
     /// How the group commit has batched writes so far.
     pub fn commit_counters(&self) -> CommitCounters {
         self.stats.snapshot()

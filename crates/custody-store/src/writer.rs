@@ -147,6 +147,11 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
     },
+    /// Read the durability settings in force on the writer's connection.
+    Durability {
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Vec<(String, String)>, StoreError>>,
+    },
     /// Record the log's origin unless one is recorded; reply with the recorded one.
     ClaimOrigin {
         /// The origin this node signs for.
@@ -229,6 +234,10 @@ pub(crate) enum Done {
     Retried(
         oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
         Result<crate::OutboxEntry, StoreError>,
+    ),
+    Durability(
+        oneshot::Sender<Result<Vec<(String, String)>, StoreError>>,
+        Result<Vec<(String, String)>, StoreError>,
     ),
 }
 
@@ -346,6 +355,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Retried(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Durability(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -367,6 +379,7 @@ impl Job {
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
             Job::RetryDelivery { reply, .. } => Done::Retried(reply, Err(error())),
+            Job::Durability { reply } => Done::Durability(reply, Err(error())),
         }
     }
 }

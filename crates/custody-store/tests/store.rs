@@ -376,3 +376,29 @@ async fn writes_to_one_case_in_one_batch_chain_and_deduplicate() {
         .unwrap();
     assert!(report.ok, "{:#?}", report.findings);
 }
+
+/// Invariant 3 needs every commit on disk before its write is acknowledged:
+/// the writer's own connection (the one that commits) runs with
+/// `synchronous=FULL` (2) in WAL mode. Read from the live connection, not
+/// from the options that should have set it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_commits_with_synchronous_full_in_wal_mode() {
+    let (_directory, store) = open().await;
+    store
+        .write(write("alice", "k1", request("alice", None)))
+        .await
+        .unwrap();
+    let settings = store.durability().await.unwrap();
+    let settings: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            ("synchronous", "2"),
+            ("journal_mode", "wal"),
+            ("foreign_keys", "1")
+        ]
+    );
+}

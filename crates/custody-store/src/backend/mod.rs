@@ -44,6 +44,22 @@ pub(crate) mod sqlite {
             WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
             ORDER BY next_attempt_at LIMIT $4)
         RETURNING delivery_id, case_id, event_id, kind, channel, recipient, attempts";
+    /// What makes a commit durable, as the writer's connection reports it:
+    /// `synchronous` 2 is FULL (the WAL is fsynced at every commit).
+    const DURABILITY_SETTINGS: &[(&str, &str)] = &[
+        (
+            "synchronous",
+            "SELECT CAST(synchronous AS TEXT) FROM pragma_synchronous",
+        ),
+        (
+            "journal_mode",
+            "SELECT journal_mode FROM pragma_journal_mode",
+        ),
+        (
+            "foreign_keys",
+            "SELECT CAST(foreign_keys AS TEXT) FROM pragma_foreign_keys",
+        ),
+    ];
 
     include!("prelude.rs");
     include!("write.rs");
@@ -86,6 +102,18 @@ pub(crate) mod postgres {
             WHERE state = 'pending' AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3)
             ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
         RETURNING delivery_id, case_id, event_id, kind, channel, recipient, attempts";
+    /// What makes a commit durable, as the writer's session reports it.
+    const DURABILITY_SETTINGS: &[(&str, &str)] = &[
+        (
+            "synchronous_commit",
+            "SELECT current_setting('synchronous_commit')",
+        ),
+        ("fsync", "SELECT current_setting('fsync')"),
+        (
+            "full_page_writes",
+            "SELECT current_setting('full_page_writes')",
+        ),
+    ];
 
     include!("prelude.rs");
     include!("write.rs");

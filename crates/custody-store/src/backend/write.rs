@@ -152,6 +152,9 @@ async fn commit_batch(
                 Job::ClaimOrigin { origin, reply } => {
                     Done::Origin(reply, claim_origin(connection, &origin).await)
                 }
+                Job::Durability { reply } => {
+                    Done::Durability(reply, durability(connection).await)
+                }
                 Job::RevokeToken {
                     token_id,
                     by,
@@ -202,6 +205,19 @@ async fn commit_batch(
     metrics::histogram!("custody_group_commit_jobs").record(batch_size as f64);
     metrics::histogram!("custody_group_commit_seconds").record(started.elapsed().as_secs_f64());
     reply_all(done);
+}
+
+/// The durability settings in force on the writer's own connection, each
+/// read with [`DURABILITY_SETTINGS`]'s query.
+async fn durability(connection: &mut Conn) -> Result<Vec<(String, String)>, StoreError> {
+    let mut settings = Vec::with_capacity(DURABILITY_SETTINGS.len());
+    for (name, query) in DURABILITY_SETTINGS {
+        let value: String = sqlx::query_scalar(*query)
+            .fetch_one(&mut *connection)
+            .await?;
+        settings.push((name.to_string(), value));
+    }
+    Ok(settings)
 }
 
 async fn next_log_index(connection: &mut Conn) -> Result<u64, sqlx::Error> {
