@@ -10,9 +10,11 @@
 //! With `synchronous=NORMAL` or `OFF` on the embedded store, acknowledged
 //! writes are lost here and this test fails.
 //!
-//! Needs root (to mount), `/dev/fuse` and Python's `mfusepy` (libfuse 3).
-//! Where they are missing the test says so on stderr and passes without
-//! running, unless `CUSTODY_REQUIRE_POWER_LOSS=1`, which makes it fail.
+//! Needs root (to mount), `/dev/fuse` and libfuse 3; Python's `mfusepy` is
+//! installed into `/tmp/custody-mfusepy` on first use when missing. Where the
+//! rest is missing the test says so on stderr and passes without running,
+//! unless `CUSTODY_REQUIRE_POWER_LOSS=1`, which makes it fail: `cargo xtask
+//! test` (and so CI) sets it.
 
 mod common;
 
@@ -36,16 +38,46 @@ fn missing_prerequisite() -> Option<String> {
     if !Path::new("/dev/fuse").exists() {
         return Some("/dev/fuse is missing".to_string());
     }
-    let python = Command::new("python3")
-        .args(["-c", "import mfusepy"])
-        .stderr(Stdio::null())
-        .status();
-    if !python.is_ok_and(|status| status.success()) {
-        return Some(
-            "python3 with the mfusepy module (pip install mfusepy) is missing".to_string(),
-        );
+    if !mfusepy_importable() {
+        // Installed once into a directory of its own (as the S3 tests do
+        // with moto), so a clean machine needs no manual step.
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(mfusepy_dir())
+            .arg("mfusepy")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    if !mfusepy_importable() {
+        return Some(format!(
+            "python3 cannot import mfusepy, and `pip install --target {} mfusepy` failed",
+            mfusepy_dir().display()
+        ));
     }
     None
+}
+
+/// Where the tests install `mfusepy` when the system Python lacks it.
+fn mfusepy_dir() -> std::path::PathBuf {
+    std::env::var_os("CUSTODY_MFUSEPY_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("/tmp/custody-mfusepy"))
+}
+
+/// `python3` with [`mfusepy_dir`] on its module path.
+fn python() -> Command {
+    let mut command = Command::new("python3");
+    command.env("PYTHONPATH", mfusepy_dir());
+    command
+}
+
+fn mfusepy_importable() -> bool {
+    python()
+        .args(["-c", "import mfusepy"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// The FUSE file system: its "disk", and the process whose death cuts power.
@@ -58,7 +90,7 @@ impl LossyFs {
     fn mount(disk: &Path, work: &Path, mountpoint: &Path) -> LossyFs {
         std::fs::create_dir_all(mountpoint).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/power_loss/lossyfs.py");
-        let child = Command::new("python3")
+        let child = python()
             .arg(script)
             .args([disk, work, mountpoint])
             .stdout(Stdio::null())

@@ -46,7 +46,9 @@ fn test(extra: &[String]) -> Result<(), String> {
     command
         .args(["test", "--workspace", "--all-targets", "--locked"])
         .args(extra)
-        .env("CUSTODY_TEST_DATABASE_URL", TEST_DATABASE_URL);
+        .env("CUSTODY_TEST_DATABASE_URL", TEST_DATABASE_URL)
+        // The power-cut test must run here, not report that it could not.
+        .env("CUSTODY_REQUIRE_POWER_LOSS", "1");
     run(command)?;
     // Doc tests are a separate pass in cargo; they reuse the same build.
     let mut doc = cargo();
