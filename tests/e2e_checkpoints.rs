@@ -122,7 +122,9 @@ fn entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify() {
         vec![("log.uncovered-tail".to_string(), "info".to_string())],
         "{report:#}"
     );
-    assert_eq!(report["findings"][0]["log_index"], 1, "{report:#}");
+    // The checkpoint signed at start covers init's admin and its token and
+    // the policy's adoption (entries 0 to 2); alice and her request are not.
+    assert_eq!(report["findings"][0]["log_index"], 3, "{report:#}");
 
     // With checkpoints every second, three seconds without one is an error.
     let every_second = server.root.path().join("every-second.toml");
@@ -138,14 +140,14 @@ fn entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify() {
     );
     let message = report["findings"][0]["message"].as_str().unwrap();
     assert!(
-        message.contains("covers 1 of the log's 2 entries"),
+        message.contains("covers 3 of the log's 6 entries"),
         "{message}"
     );
 
     // Restarted, the server signs as it starts, and the tail is covered.
     server.restart_configured();
     // Serving (so that SIGTERM is a graceful shutdown, not the default action).
-    assert_eq!(server.log_size(), 2);
+    assert_eq!(server.log_size(), 6);
     server.stop();
     let (output, report) =
         verify_dir_with(&server.data, &["--config", every_second.to_str().unwrap()]);
@@ -175,7 +177,7 @@ fn checkpoints_held_outside_catch_a_truncated_postgres_log() {
     assert_eq!(server.log_size(), kept + 1);
     server.stop();
 
-    // The directory holds one private file per checkpoint: at 1 (signed as
+    // The directory holds one private file per checkpoint: at 3 (signed as
     // the server started), `kept` and `kept + 1`.
     let mut files: Vec<String> = std::fs::read_dir(copies.path())
         .unwrap()
@@ -184,7 +186,7 @@ fn checkpoints_held_outside_catch_a_truncated_postgres_log() {
     files.sort();
     assert_eq!(
         files,
-        [1, kept, kept + 1]
+        [3, kept, kept + 1]
             .iter()
             .map(|size| format!("checkpoint-{size:020}.note"))
             .collect::<Vec<_>>()
