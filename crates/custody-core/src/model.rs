@@ -295,6 +295,9 @@ impl FromStr for PrincipalId {
     }
 }
 
+/// The OpenAPI pattern of a principal name (`PrincipalId::from_str`).
+pub const PRINCIPAL_PATTERN: &str = "^[a-z0-9][a-z0-9._@-]{0,63}$";
+
 impl fmt::Display for PrincipalId {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(&self.0)
@@ -319,7 +322,7 @@ impl utoipa::PartialSchema for PrincipalId {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[a-z0-9][a-z0-9._@-]{0,63}$"))
+            .pattern(Some(PRINCIPAL_PATTERN))
             .into()
     }
 }
@@ -776,6 +779,56 @@ pub fn validate_label(field: &'static str, text: &str) -> Result<String, ModelEr
 /// What a label may hold, as error messages say it.
 pub const LABEL_ALLOWED: &str = "labels may use any script but no control, bidi, zero-width or other invisible characters (see Identifiers in docs/api.md)";
 
+/// The characters [`crate::text::is_unsafe_char`] names, as the body of a
+/// regular-expression class: `\uXXXX` escapes in the Basic Multilingual Plane,
+/// the characters themselves above it (`\u{...}` is not understood alike by
+/// every engine). `model::tests::the_documented_patterns_agree_with_the_parsers`
+/// checks it against `is_unsafe_char` on every code point.
+macro_rules! unsafe_class {
+    () => {
+        "\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u034f\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891\\u08e2\\u115f-\\u1160\\u17b4-\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0\\ufff9-\\ufffb\u{110bd}\u{110cd}\u{13430}-\u{1343f}\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e0fff}"
+    };
+}
+
+/// The white space (`char::is_whitespace`) that is neither a control
+/// character nor unsafe: what `trim` removes from a label.
+macro_rules! label_space {
+    () => {
+        " \\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000"
+    };
+}
+
+/// The OpenAPI pattern of a label ([`validate_label`]): no unsafe character
+/// and at least one that is not white space (the limit of 512 bytes is a
+/// separate `maxLength`).
+pub const LABEL_PATTERN: &str = concat!(
+    "^[^",
+    unsafe_class!(),
+    "]*[^",
+    unsafe_class!(),
+    label_space!(),
+    "][^",
+    unsafe_class!(),
+    "]*$"
+);
+
+/// The control characters (`char::is_control`) as a class body.
+macro_rules! control_class {
+    () => {
+        "\\u0000-\\u001f\\u007f-\\u009f"
+    };
+}
+
+/// The OpenAPI pattern of free text ([`validate_text`]): no control character
+/// but tab, newline and carriage return, and at least one character that is
+/// not white space (the limit of 16 KiB is a separate `maxLength`).
+pub const TEXT_PATTERN: &str = concat!(
+    "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^",
+    control_class!(),
+    " \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000",
+    "][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+);
+
 /// Checks free text (justifications, comments): non-empty, bounded, no control
 /// characters other than newlines and tabs.
 pub fn validate_text(field: &'static str, text: &str) -> Result<String, ModelError> {
@@ -1036,11 +1089,17 @@ mod tests {
             .is_ok());
     }
 
-    /// The OpenAPI patterns say exactly what the parsers accept.
+    /// The OpenAPI patterns say exactly what the parsers accept: every
+    /// pattern the served document uses for identifiers, tickets, labels,
+    /// free text and principal names, on hand-picked samples and on every
+    /// Unicode code point.
     #[test]
     fn the_documented_patterns_agree_with_the_parsers() {
         let identifier = regex::Regex::new(IDENTIFIER_PATTERN).unwrap();
         let ticket = regex::Regex::new(TICKET_PATTERN).unwrap();
+        let label = regex::Regex::new(LABEL_PATTERN).unwrap();
+        let text = regex::Regex::new(TEXT_PATTERN).unwrap();
+        let principal = regex::Regex::new(PRINCIPAL_PATTERN).unwrap();
         let mut samples: Vec<String> = [
             "alice",
             "Domain Admins",
@@ -1048,12 +1107,22 @@ mod tests {
             " a",
             "a ",
             "",
+            " ",
+            "\t",
+            "\n",
+            " \u{3000}\u{a0}",
             "a\"b",
             "a`b",
             "a<b",
             "a>b",
             "a\u{202e}",
             "\u{ff21}",
+            "José García",
+            "山田 太郎",
+            "line one\nline two\r\n\tindented",
+            "\u{202e}fdp.exe",
+            "a\u{e0041}",
+            "a\u{1d173}",
             r"x\y",
             "jira:SEC-1",
             "JIRA:sec-1",
@@ -1063,14 +1132,50 @@ mod tests {
             "jira:a#1/b.c_d-e",
             "jira:a:b",
             "j_i-r:a",
+            "alice@example.com",
+            "Alice",
+            "-alice",
+            "0",
         ]
         .iter()
         .map(|text| text.to_string())
         .collect();
-        for byte in 0u8..=0x7f {
-            samples.push(format!("a{}b", byte as char));
-            samples.push(format!("jira:K{}", byte as char));
-            samples.push(format!("j{}:K", byte as char));
+        samples.push("a".repeat(64));
+        samples.push("a".repeat(65));
+        samples.push(format!("jira:{}", "K".repeat(128)));
+        samples.push(format!("jira:{}", "K".repeat(129)));
+        samples.push(format!("{}:K", "j".repeat(64)));
+        samples.push(format!("{}:K", "j".repeat(65)));
+        // Code points: every one where a parser's view of a character
+        // changes (and its neighbours), and one in 97 besides.
+        let view = |c: char| {
+            (
+                crate::text::is_unsafe_char(c),
+                c.is_whitespace(),
+                c.is_control(),
+                is_identifier_char(c),
+            )
+        };
+        let mut previous = None;
+        for code in 0u32..=0x10_ffff {
+            let Some(c) = char::from_u32(code) else {
+                continue;
+            };
+            let changed = previous != Some(view(c));
+            previous = Some(view(c));
+            if !changed && code % 97 != 0 {
+                continue;
+            }
+            for near in [code.saturating_sub(1), code, code + 1] {
+                let Some(c) = char::from_u32(near) else {
+                    continue;
+                };
+                samples.push(c.to_string());
+                samples.push(format!("a{c}b"));
+                samples.push(format!("jira:K{c}"));
+                samples.push(format!("j{c}:K"));
+                samples.push(format!("a{c}"));
+            }
         }
         for sample in &samples {
             assert_eq!(
@@ -1082,6 +1187,21 @@ mod tests {
                 ticket.is_match(sample),
                 sample.parse::<Ticket>().is_ok(),
                 "ticket {sample:?}"
+            );
+            assert_eq!(
+                label.is_match(sample),
+                validate_label("x", sample).is_ok(),
+                "label {sample:?}"
+            );
+            assert_eq!(
+                text.is_match(sample),
+                validate_text("x", sample).is_ok(),
+                "text {sample:?}"
+            );
+            assert_eq!(
+                principal.is_match(sample),
+                sample.parse::<PrincipalId>().is_ok(),
+                "principal {sample:?}"
             );
         }
     }

@@ -89,10 +89,6 @@ pub struct EvidenceState {
 pub struct UploadQuery {
     /// The file's name, as the uploader knows it: an identifier of at most
     /// 255 bytes (see "Identifiers" in docs/api.md), percent-encoded UTF-8.
-    #[param(
-        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
-        max_length = 255
-    )]
     pub name: Option<String>,
 }
 
@@ -169,13 +165,8 @@ pub async fn upload(
 pub struct ReferenceUploadQuery {
     /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`); the system is
     /// matched in lowercase and the key in uppercase.
-    #[param(pattern = "^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_./#-]{1,128}$")]
     pub ticket: String,
     /// The file's name, as the uploader knows it (see [`UploadQuery`]).
-    #[param(
-        pattern = r"^[A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+( [A-Za-z0-9!#$%&'()*+,./:;=?@\[\\\]^_{|}~-]+)*$",
-        max_length = 255
-    )]
     pub name: Option<String>,
 }
 
@@ -380,6 +371,9 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
+/// The longest upload file name, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
+
 /// The upload's file name, checked by the identifier rules (at most 255
 /// bytes): no control, bidi, zero-width or look-alike character can make a
 /// name such as `\u{202e}fdp.exe` show as `exe.pdf`.
@@ -389,8 +383,10 @@ fn file_name(query: &QueryParameters) -> Result<Option<String>, Problem> {
     };
     let name = custody_core::model::validate_name("name", name)
         .map_err(|error| Problem::invalid(error.to_string()))?;
-    if name.len() > 255 {
-        return Err(Problem::invalid("name is longer than 255 bytes"));
+    if name.len() > MAX_FILE_NAME_BYTES {
+        return Err(Problem::invalid(format!(
+            "name is longer than {MAX_FILE_NAME_BYTES} bytes"
+        )));
     }
     Ok(Some(name))
 }

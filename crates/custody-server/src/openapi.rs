@@ -3,8 +3,11 @@
 //! operation can answer is documented, errors as `application/problem+json`.
 //!
 //! The handlers' annotations give the shapes; [`Truthful`] adds what
-//! annotations cannot say in one place: the patterns of identifiers and free
-//! text (the rules of `custody_core::model`), enums, ranges, the
+//! annotations cannot say in one place: the patterns of identifiers, labels,
+//! tickets, principal names and free text (the constants of
+//! `custody_core::model`, next to the parsers and checked against them by
+//! `model::tests::the_documented_patterns_agree_with_the_parsers`; the
+//! annotations name no pattern of their own), enums, ranges, the
 //! `Idempotency-Key` and `Custody-Via` headers, and the error answers every
 //! operation shares.
 
@@ -15,34 +18,13 @@ use utoipa::openapi::{
 };
 use utoipa::Modify;
 
-/// Control characters (Unicode `Cc`), refused in identifiers.
-const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
-/// Control characters other than tab, newline and carriage return, refused in free text.
-const TEXT_CONTROL: &str = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f";
+use custody_core::model::{
+    IDENTIFIER_PATTERN, LABEL_PATTERN, MAX_NAME_BYTES, MAX_TEXT_BYTES, PRINCIPAL_PATTERN,
+    TEXT_PATTERN, TICKET_PATTERN,
+};
 
-/// An identifier (subject ID, entitlement, resource, ...): not blank, no
-/// control characters, at most 512 bytes (`validate_name`).
-fn name_pattern() -> String {
-    format!("^[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$")
-}
+use crate::api_evidence::MAX_FILE_NAME_BYTES;
 
-/// Free text (justifications, comments): not blank, no control characters
-/// but tab, newline and carriage return, at most 16 KiB (`validate_text`).
-fn text_pattern() -> String {
-    format!("^[^{TEXT_CONTROL}]*[^\\s{CONTROL}][^{TEXT_CONTROL}]*$")
-}
-
-/// A ticket reference `SYSTEM:KEY` (`Ticket::from_str`): the key is an
-/// identifier of at most 512 characters.
-fn ticket_pattern() -> String {
-    format!(
-        "^[A-Za-z0-9_-]{{1,64}}:(?=[^{CONTROL}]{{1,{}}}$)[^{CONTROL}]*[^\\s{CONTROL}][^{CONTROL}]*$",
-        custody_core::model::MAX_NAME_BYTES
-    )
-}
-
-/// A principal name (`PrincipalId::from_str`).
-pub const PRINCIPAL_PATTERN: &str = "^[a-z0-9][a-z0-9._@-]{0,63}$";
 /// A case ID: `AC-` and a UUIDv7 in 32 lowercase hex digits.
 pub const CASE_ID_PATTERN: &str = "^AC-[0-9a-f]{12}7[0-9a-f]{19}$";
 /// An event ID: `EV-` and a UUIDv7 in 32 lowercase hex digits.
@@ -108,7 +90,10 @@ pub struct Truthful;
 
 /// How one property is constrained.
 enum Rule {
+    /// An identifier (`validate_name`).
     Name,
+    /// A label for people (`validate_label`).
+    Label,
     Text,
     Ticket,
     Duration,
@@ -185,7 +170,7 @@ const BODY_RULES: &[(&str, &str, Rule)] = &[
         "kind",
         Rule::OneOf(&["human", "service", "automation", "vendor"]),
     ),
-    ("PrincipalBody", "display_name", Rule::Name),
+    ("PrincipalBody", "display_name", Rule::Label),
     ("PrincipalBody", "groups", Rule::Names),
     ("PrincipalBody", "org", Rule::Name),
     ("TokenBody", "ttl", Rule::Duration),
@@ -235,16 +220,21 @@ const QUERY_RULES: &[(&str, &str, Rule)] = &[
 fn apply(rule: &Rule, object: &mut Object) {
     match rule {
         Rule::Name => {
-            object.pattern = Some(name_pattern());
+            object.pattern = Some(IDENTIFIER_PATTERN.to_string());
             object.min_length = Some(1);
-            object.max_length = Some(custody_core::model::MAX_NAME_BYTES);
+            object.max_length = Some(MAX_NAME_BYTES);
+        }
+        Rule::Label => {
+            object.pattern = Some(LABEL_PATTERN.to_string());
+            object.min_length = Some(1);
+            object.max_length = Some(MAX_NAME_BYTES);
         }
         Rule::Text => {
-            object.pattern = Some(text_pattern());
+            object.pattern = Some(TEXT_PATTERN.to_string());
             object.min_length = Some(1);
-            object.max_length = Some(custody_core::model::MAX_TEXT_BYTES);
+            object.max_length = Some(MAX_TEXT_BYTES);
         }
-        Rule::Ticket => object.pattern = Some(ticket_pattern()),
+        Rule::Ticket => object.pattern = Some(TICKET_PATTERN.to_string()),
         Rule::Duration => object.pattern = Some(duration_pattern()),
         Rule::Principal => object.pattern = Some(PRINCIPAL_PATTERN.to_string()),
         Rule::CaseId => object.pattern = Some(CASE_ID_PATTERN.to_string()),
@@ -261,9 +251,9 @@ fn apply(rule: &Rule, object: &mut Object) {
             object.min_length = Some(1);
         }
         Rule::FileName => {
-            object.pattern = Some(format!("^[^{CONTROL}]{{1,255}}$"));
+            object.pattern = Some(IDENTIFIER_PATTERN.to_string());
             object.min_length = Some(1);
-            object.max_length = Some(255);
+            object.max_length = Some(MAX_FILE_NAME_BYTES);
         }
         Rule::OneOf(values) => {
             let nullable = object.schema_type.is_null_allowed();
@@ -378,12 +368,13 @@ fn header(name: &str, description: &str, schema: Object) -> Parameter {
         .build()
 }
 
-/// A change set: any JSON without floats, its integers within ±2^53 (RFC 8785
-/// writes numbers as IEEE doubles), as a recursive schema.
+/// A change set: any JSON without floats, its integers within ±(2^53 − 1)
+/// (`custody_core::change_set::MAX_SAFE_INTEGER`: RFC 8785 writes numbers as
+/// IEEE doubles), as a recursive schema.
 fn change_set_schemas() -> Vec<(&'static str, RefOr<Schema>)> {
-    let limit = 1u64 << 53;
+    let limit = custody_core::change_set::MAX_SAFE_INTEGER;
     let value = serde_json::json!({
-        "description": "A JSON value without floats; integers within ±2^53.",
+        "description": "A JSON value without floats; integers within ±(2^53 − 1).",
         "oneOf": [
             {"type": "null"},
             {"type": "boolean"},
