@@ -20,8 +20,9 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 use tempfile::TempDir;
 
-/// The store every tampering starts from. Log 0 is the server's adoption of
-/// its policy; then `first` (request, comment), `second` (request) and
+/// The store every tampering starts from. Logs 0 and 1 are init's admin and
+/// its token (the administration record), log 2 the server's adoption of its
+/// policy, logs 3 to 6 alice and bob with their tokens; then `first` (request, comment), `second` (request) and
 /// `record`, the evidence record of a ticket no case carries yet.
 struct Fixture {
     server: Server,
@@ -40,8 +41,8 @@ fn build_fixture() -> Fixture {
             &["request", "--subject", "user:ann", "--entitlement", "admin"],
         )
         .trim()
-        .to_string(); // log 1, seq 1
-    server.cli_ok(&bob, &["comment", &first, "looks fine to me"]); // log 2, seq 2
+        .to_string(); // log 7, seq 1
+    server.cli_ok(&bob, &["comment", &first, "looks fine to me"]); // log 8, seq 2
     let second = server
         .cli_ok(
             &alice,
@@ -54,16 +55,16 @@ fn build_fixture() -> Fixture {
             ],
         )
         .trim()
-        .to_string(); // log 3, seq 1
+        .to_string(); // log 9, seq 1
     let file = server.root.path().join("screenshot.png");
     std::fs::write(&file, b"an approval screenshot").unwrap();
     let held = server.cli_json(
         &bob,
         &["attach", "--ticket", "jira:SEC-9", file.to_str().unwrap()],
-    ); // log 4, the record's seq 1
+    ); // log 10, the record's seq 1
     assert_eq!(held["appended"][0]["kind"], "evidence_held", "{held:#}");
     let record = held["case_id"].as_str().unwrap().to_string();
-    assert_eq!(server.log_size(), 5);
+    assert_eq!(server.log_size(), 11);
     server.stop();
     assert_verify_ok(&server.data);
     Fixture {
@@ -197,6 +198,8 @@ fn codes(report: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
+        // Notes (an inserted entry no checkpoint covers yet) are not findings.
+        .filter(|finding| finding["severity"] != "info")
         .filter_map(|finding| finding["code"].as_str().map(str::to_string))
         .collect();
     codes.sort();
@@ -235,16 +238,18 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         let mut db = Db::open(copy.path());
         db.execute("DROP TRIGGER events_refuse_update");
         let (log_index, _) = db.event(first, 2);
-        assert_eq!(log_index, 2);
-        db.execute("UPDATE events SET bytes = X'00FF00' WHERE log_index = 2");
+        assert_eq!(log_index, 8);
+        db.execute("UPDATE events SET bytes = X'00FF00' WHERE log_index = 8");
         db.close();
         let report = verify_fails(copy.path());
-        assert_finding(&report, "event.malformed", first, json!(2), json!(2));
-        // The Merkle leaf and the case's head no longer match the bytes either.
+        assert_finding(&report, "event.malformed", first, json!(2), json!(8));
+        // The Merkle leaf and the case's head no longer match the bytes
+        // either, nor the root of the checkpoint signed as the server stopped.
         assert_eq!(
             codes(&report),
             [
                 "chain.head-mismatch",
+                "checkpoint.root-mismatch",
                 "event.malformed",
                 "log.leaf-mismatch"
             ],
@@ -267,14 +272,14 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.event_id = EventId::generate();
         forged.seq = 3;
         forged.prev_hash = Some(Sha256Hash::of(&bytes));
-        db.insert(2, &forged);
+        db.insert(8, &forged);
         db.execute(&format!(
             "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
             forged.hash()
         ));
         db.close();
         let report = verify_fails(copy.path());
-        assert_finding(&report, "log.index-duplicate", first, Value::Null, json!(2));
+        assert_finding(&report, "log.index-duplicate", first, Value::Null, json!(8));
     }
 
     // chain.missing-start and case.no-request: a case's request deleted, the
@@ -283,13 +288,13 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         db.execute("DROP TRIGGER events_refuse_delete; DROP TRIGGER events_refuse_update");
-        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 1"), 1);
-        db.execute("UPDATE events SET log_index = -log_index WHERE log_index > 1");
+        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 7"), 1);
+        db.execute("UPDATE events SET log_index = -log_index WHERE log_index > 7");
         db.execute("UPDATE events SET log_index = -log_index - 1 WHERE log_index < 0");
         db.close();
         let report = verify_fails(copy.path());
-        assert_finding(&report, "chain.missing-start", first, json!(2), json!(1));
-        assert_finding(&report, "case.no-request", first, json!(2), json!(1));
+        assert_finding(&report, "chain.missing-start", first, json!(2), json!(7));
+        assert_finding(&report, "case.no-request", first, json!(2), json!(7));
     }
 
     // case.second-request: a second request appended to a case, chain and
@@ -303,14 +308,14 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.seq = 2;
         forged.prev_hash = Some(Sha256Hash::of(&request));
         forged.idempotency_key = Some("forged-request".to_string());
-        db.insert(5, &forged);
+        db.insert(11, &forged);
         db.execute(&format!(
             "UPDATE cases SET head_seq = 2, head_hash = '{}' WHERE case_id = '{second}'",
             forged.hash()
         ));
         db.close();
         let report = verify_fails(copy.path());
-        assert_finding(&report, "case.second-request", second, json!(2), json!(5));
+        assert_finding(&report, "case.second-request", second, json!(2), json!(11));
         // The forgery is chain-consistent: only the rule can see it.
         assert_eq!(codes(&report), ["case.second-request"], "{report:#}");
     }
@@ -327,7 +332,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.seq = 2;
         forged.prev_hash = Some(Sha256Hash::of(b"an event that is not stored"));
         forged.idempotency_key = Some("forged-start".to_string());
-        db.insert(5, &forged);
+        db.insert(11, &forged);
         db.execute(&format!(
             "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) \
              SELECT '{case}', state, change_key, ticket, requester, summary, opened_at, updated_at, 2, '{hash}', next_deadline, view FROM cases WHERE case_id = '{second}'",
@@ -341,7 +346,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             "chain.missing-start",
             forged.case_id.as_str(),
             json!(2),
-            json!(5),
+            json!(11),
         );
         assert_eq!(codes(&report), ["chain.missing-start"], "{report:#}");
     }
@@ -359,7 +364,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.body = EventBody::RevocationOpened(CaseLink {
             other_case: CaseId::generate(),
         });
-        db.insert(5, &forged);
+        db.insert(11, &forged);
         db.execute(&format!(
             "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
             forged.hash()
@@ -371,7 +376,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             "revocation.unmatched-link",
             first,
             Value::Null,
-            json!(5),
+            json!(11),
         );
         assert_eq!(codes(&report), ["revocation.unmatched-link"], "{report:#}");
     }
@@ -389,7 +394,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.case_id = CaseId::from_str(record).unwrap();
         forged.seq = 2;
         forged.prev_hash = Some(Sha256Hash::of(&held));
-        db.insert(5, &forged);
+        db.insert(11, &forged);
         db.close();
         let report = verify_fails(copy.path());
         assert_finding(
@@ -397,7 +402,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             "evidence.record-misplaced",
             record,
             json!(2),
-            json!(5),
+            json!(11),
         );
         assert_eq!(codes(&report), ["evidence.record-misplaced"], "{report:#}");
     }

@@ -909,12 +909,12 @@ fn verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted() {
     );
     assert_eq!(
         indices(&findings, "checkpoint.root-mismatch"),
-        vec![5, 9],
-        "the checkpoints at 6 and 10 cover the rewritten event: {report:#}"
+        vec![15, 19],
+        "the checkpoints at 16 and 20 cover the rewritten event: {report:#}"
     );
     assert_eq!(
         indices(&findings, "checkpoint.missing-from-database"),
-        vec![0, 5, 9],
+        vec![2, 15, 19],
         "{report:#}"
     );
     for code in [
@@ -973,7 +973,7 @@ fn verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted() {
             verify_fails(copy.path(), &["--checkpoints", place.to_str().unwrap()]);
         assert_eq!(
             indices(&findings, "checkpoint.root-mismatch"),
-            vec![5, 9],
+            vec![15, 19],
             "{report:#}"
         );
     }
@@ -988,8 +988,8 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
     let copy = fresh_copy(&fixture);
     let mut db = Db::open(copy.path());
     db.drop_triggers();
-    careful_truncation(&mut db, 8);
-    assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 8"), Ok(1));
+    careful_truncation(&mut db, 18);
+    assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 18"), Ok(1));
     db.close();
     let (report, findings) = verify_fails(copy.path(), &[]);
     assert_eq!(
@@ -999,12 +999,12 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
     );
     assert_eq!(
         indices(&findings, "checkpoint.beyond-log"),
-        vec![8],
+        vec![18],
         "{report:#}"
     );
     assert_eq!(
         indices(&findings, "checkpoint.missing-from-database"),
-        vec![9],
+        vec![19],
         "{report:#}"
     );
     let message = with_code(&findings, "checkpoint.beyond-log")[0]["message"]
@@ -1103,12 +1103,12 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
         let (report, findings) = verify_fails(copy.path(), &[]);
         assert_eq!(
             indices(&findings, "checkpoint.root-mismatch"),
-            vec![5, 9],
+            vec![15, 19],
             "{report:#}"
         );
         assert_eq!(
             indices(&findings, "checkpoint.missing-from-database"),
-            vec![5, 9],
+            vec![15, 19],
             "{report:#}"
         );
         // ...but whoever can write to the data directory rewrites it too:

@@ -423,6 +423,10 @@ fn stored_principals_tokens_and_grants_must_be_the_records() {
     });
     forged.tokens[0].secret_sha256_hex = "ef".repeat(32);
     forged.grants[0].valid_until = Timestamp::from_micros(T0 + 9_000_000_000);
+    // A grant inserted that the record never granted.
+    let mut inserted = rows.grants[0].clone();
+    inserted.grant_id = "dg_inserted_behind_the_store".to_string();
+    forged.grants.push(inserted);
     let mut report = log.audit(Some(&forged)).findings;
     report.sort_by_key(|finding| finding.code);
     let found: Vec<&str> = report.iter().map(|finding| finding.code).collect();
@@ -430,6 +434,7 @@ fn stored_principals_tokens_and_grants_must_be_the_records() {
         found,
         vec![
             "admin.grant-mismatch",
+            "admin.grant-unrecorded",
             "admin.principal-mismatch",
             "admin.principal-unrecorded",
             "admin.token-mismatch",

@@ -177,6 +177,113 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint",
         },
     ),
+    // The administration record and vendor actions against their grants
+    // (tested with the record's own builder in admin_record.rs).
+    (
+        "admin.grant-mismatch",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_principals_tokens_and_grants_must_be_the_records",
+        },
+    ),
+    (
+        "admin.grant-unrecorded",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_principals_tokens_and_grants_must_be_the_records",
+        },
+    ),
+    (
+        "admin.not-admin",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "an_admin_act_by_someone_who_was_not_an_admin_is_named",
+        },
+    ),
+    (
+        "admin.principal-mismatch",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_principals_tokens_and_grants_must_be_the_records",
+        },
+    ),
+    (
+        "admin.principal-unrecorded",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_principals_tokens_and_grants_must_be_the_records",
+        },
+    ),
+    (
+        "admin.record-invalid",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "a_second_revocation_or_an_unknown_token_is_an_invalid_record",
+        },
+    ),
+    (
+        "admin.record-misplaced",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "administration_events_outside_the_record_are_misplaced",
+        },
+    ),
+    (
+        "admin.token-mismatch",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_principals_tokens_and_grants_must_be_the_records",
+        },
+    ),
+    (
+        "admin.token-unrecorded",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_principals_tokens_and_grants_must_be_the_records",
+        },
+    ),
+    (
+        "admin.unrecorded-legacy",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "a_store_without_a_record_is_reported_as_legacy_not_as_tampered",
+        },
+    ),
+    (
+        "delegation.grant-expired",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "vendor_actions_outside_their_grant_are_named_by_what_is_wrong",
+        },
+    ),
+    (
+        "delegation.grant-mismatch",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "vendor_actions_outside_their_grant_are_named_by_what_is_wrong",
+        },
+    ),
+    (
+        "delegation.grant-out-of-scope",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "vendor_actions_outside_their_grant_are_named_by_what_is_wrong",
+        },
+    ),
+    (
+        "delegation.grant-revoked",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "a_vendor_action_recorded_after_its_grant_was_revoked_is_named",
+        },
+    ),
+    (
+        "delegation.grant-unrecorded",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "vendor_actions_outside_their_grant_are_named_by_what_is_wrong",
+        },
+    ),
     ("since.bad-signature", Fixture(since_bad_signature)),
     ("since.not-extended", Fixture(since_not_extended)),
     ("since.beyond-log", Fixture(since_beyond_log)),
