@@ -871,6 +871,15 @@ pub fn judge(
                 check_requester_cannot_approve(case, approver),
                 Severity::Critical,
             );
+            // An execution observed before its approval: its executor may
+            // not become the only approver afterwards, the rule an execution
+            // after the approval breaks.
+            if case.executors().contains(&approver) {
+                refuse(
+                    check_approver_not_sole_executor(case, approver),
+                    Severity::High,
+                );
+            }
             if case
                 .approvals
                 .iter()
@@ -1535,6 +1544,29 @@ fn check_executor_not_sole_approver(
                 case.case_id
             ),
             "ask another principal to execute, or obtain another approval first",
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_executor_not_sole_approver`] from the other side: `principal`,
+/// who executed the case, approves it, and would be its only approver.
+fn check_approver_not_sole_executor(
+    case: &CaseView,
+    principal: &PrincipalId,
+) -> Result<(), Refusal> {
+    if case
+        .distinct_approvers()
+        .iter()
+        .all(|approver| *approver == principal)
+    {
+        return Err(Refusal::new(
+            "sod.executor-sole-approver",
+            format!(
+                "{principal} executed case {} and cannot also be its only approver (separation of duties)",
+                case.case_id
+            ),
+            "ask another principal to approve",
         ));
     }
     Ok(())
