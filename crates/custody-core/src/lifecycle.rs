@@ -1319,20 +1319,22 @@ fn check_change_hash(case: &CaseView, decision: &Decision) -> Result<(), Refusal
     Ok(())
 }
 
-/// Who may merge: the requester of either case, an admin (a member of
-/// [`ADMINS_GROUP`]), or a principal in the approver groups of the
-/// surviving case's rule. A rule without approver groups names no approvers
-/// beyond "anyone but the requester", which would let anyone close anyone's
-/// request; so under it only requesters and admins merge. Judged from the
-/// groups recorded in the actor, so `verify` re-checks it.
+/// Who may merge: the requester of the duplicate (the case merged away and
+/// closed), an admin (a member of [`ADMINS_GROUP`]), or a principal in the
+/// approver groups of the surviving case's rule. The requester of only the
+/// survivor may not: anyone can open a case of their own, and merging
+/// someone else's request into it would close that request. A rule without
+/// approver groups names no approvers beyond "anyone but the requester",
+/// which would let anyone close anyone's request; so under it only the
+/// duplicate's requester and admins merge. Judged from the groups recorded
+/// in the actor, so `verify` re-checks it.
 fn check_may_merge(
     duplicate: &CaseView,
     survivor: Option<&CaseView>,
     actor: &Actor,
 ) -> Result<(), Refusal> {
     let principal = &actor.principal;
-    let requester = &duplicate.requester.principal == principal
-        || survivor.is_some_and(|survivor| &survivor.requester.principal == principal);
+    let requester = &duplicate.requester.principal == principal;
     let admin = actor.groups.iter().any(|group| group == ADMINS_GROUP);
     let approver = survivor.is_some_and(|survivor| {
         survivor.rule.stages().iter().any(|stage| {
@@ -1351,10 +1353,10 @@ fn check_may_merge(
     Err(Refusal::new(
         "merge.not-allowed",
         format!(
-            "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of either case, an approver of the surviving case's rule or an admin may merge",
+            "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of the duplicate, an approver of the surviving case's rule or an admin may merge",
             duplicate.case_id
         ),
-        "ask the requester of one of the cases, or an admin, to merge them",
+        "ask the requester of the case merged away, or an admin, to merge them",
     ))
 }
 
