@@ -140,3 +140,54 @@ fn an_execution_observed_first_resolves_by_when_the_approval_occurred() {
         "lifecycle.already-executed",
     );
 }
+
+#[test]
+fn the_executor_of_an_observed_execution_cannot_become_its_only_approver() {
+    let server = Server::start();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let carol = server.principal("carol");
+    let dave = server.principal("dave");
+
+    let case = server.cli_ok(
+        &alice,
+        &["request", "--subject", "user:alice", "--entitlement", "a"],
+    );
+    let case = case.trim();
+    server.cli_ok(&carol, &["execute", case, "--observed"]);
+    assert_eq!(
+        server.show(&alice, case)["state"],
+        "executed_pending_approval"
+    );
+
+    // Carol executed it: her approval would make the executor the only
+    // approver, the rule an execution after the approval breaks.
+    let before = server.log_size();
+    assert_refused(
+        &server.cli(Some(&carol), &["approve", case]),
+        "sod.executor-sole-approver",
+    );
+    assert_eq!(
+        server.log_size(),
+        before,
+        "a refused approval writes nothing"
+    );
+    let document = server.show(&alice, case);
+    assert_eq!(document["state"], "executed_pending_approval");
+    assert_eq!(document["events"].as_array().unwrap().len(), 2);
+    // Nor can the review slip in before an independent approval.
+    assert_refused(
+        &server.cli(Some(&dave), &["review", case, "--outcome", "confirmed"]),
+        "lifecycle.approval-not-recorded",
+    );
+
+    // Another principal's approval resolves the case.
+    server.cli_ok(&bob, &["approve", case]);
+    assert_eq!(server.show(&alice, case)["state"], "executed");
+    server.cli_ok(&dave, &["review", case, "--outcome", "confirmed"]);
+    let (_, report) = common::verify_dir(&server.data);
+    assert!(
+        !codes(&report).contains(&"sod.executor-sole-approver".to_string()),
+        "{report}"
+    );
+}

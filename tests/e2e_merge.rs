@@ -166,9 +166,11 @@ fn a_duplicate_merges_into_its_survivor_and_the_trail_reads_as_one() {
 }
 
 #[test]
-fn only_a_requester_an_approver_of_the_survivor_or_an_admin_may_merge() {
+fn only_the_duplicates_requester_an_approver_of_the_survivor_or_an_admin_may_merge() {
     // Issue 10, item 6: a merge closes a request, so a principal unrelated to
-    // both cases may not close someone else's request by merging it away.
+    // both cases may not close someone else's request by merging it away;
+    // nor may the requester of the surviving case alone, or anyone could
+    // open a case of their own and merge someone else's request into it.
     let server = Server::start();
     let alice = server.principal("alice");
     let bob = server.principal("bob");
@@ -229,10 +231,59 @@ fn only_a_requester_an_approver_of_the_survivor_or_an_admin_may_merge() {
         assert_eq!(document["events"].as_array().unwrap().len(), 1);
     }
 
-    // The requester of either case may merge (here, of the surviving case,
-    // closing bob's duplicate into it).
+    // The attack: mallory opens a case of her own and merges alice's open
+    // request into it, which would close alice's request. Refused, through
+    // the CLI and the API, and nothing is written.
+    let malloris = request(&mallory, "db-owner");
+    let before = server.log_size();
+    assert_refused(
+        &server.cli(
+            Some(&mallory),
+            &[
+                "merge",
+                &alices,
+                "--into",
+                &malloris,
+                "--comment",
+                "same thing",
+            ],
+        ),
+        "merge.not-allowed",
+    );
+    let response = server.http(
+        "POST",
+        &format!("/v1/cases/{alices}/merge"),
+        Some(&mallory),
+        &[("idempotency-key", "mallory-merge-into-her-own")],
+        Body::Json(serde_json::json!({"into": malloris, "comment": "same thing"})),
+    );
+    assert_eq!(response.status, 409, "{}", response.text);
+    assert_eq!(
+        response.json["rule"], "merge.not-allowed",
+        "{}",
+        response.text
+    );
+    assert_eq!(server.log_size(), before, "a refused merge wrote something");
+    for case in [&alices, &malloris] {
+        let document = server.show(&alice, case);
+        assert_eq!(document["state"], "open", "{document}");
+        assert_eq!(document["events"].as_array().unwrap().len(), 1);
+    }
+    // The same holds for alice: requesting the survivor does not let her
+    // close bob's request.
+    assert_refused(
+        &server.cli(
+            Some(&alice),
+            &["merge", &bobs, "--into", &alices, "--comment", "one change"],
+        ),
+        "merge.not-allowed",
+    );
+    assert_eq!(server.log_size(), before, "a refused merge wrote something");
+
+    // The requester of the duplicate may merge it away (bob closes his own
+    // request into alice's).
     let merged = server.cli_json(
-        &alice,
+        &bob,
         &["merge", &bobs, "--into", &alices, "--comment", "one change"],
     );
     assert_eq!(merged["state"], "merged");

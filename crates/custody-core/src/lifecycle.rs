@@ -871,6 +871,15 @@ pub fn judge(
                 check_requester_cannot_approve(case, approver),
                 Severity::Critical,
             );
+            // An execution observed before its approval: its executor may
+            // not become the only approver afterwards, the rule an execution
+            // after the approval breaks.
+            if case.executors().contains(&approver) {
+                refuse(
+                    check_approver_not_sole_executor(case, approver),
+                    Severity::High,
+                );
+            }
             if case
                 .approvals
                 .iter()
@@ -1310,20 +1319,22 @@ fn check_change_hash(case: &CaseView, decision: &Decision) -> Result<(), Refusal
     Ok(())
 }
 
-/// Who may merge: the requester of either case, an admin (a member of
-/// [`ADMINS_GROUP`]), or a principal in the approver groups of the
-/// surviving case's rule. A rule without approver groups names no approvers
-/// beyond "anyone but the requester", which would let anyone close anyone's
-/// request; so under it only requesters and admins merge. Judged from the
-/// groups recorded in the actor, so `verify` re-checks it.
+/// Who may merge: the requester of the duplicate (the case merged away and
+/// closed), an admin (a member of [`ADMINS_GROUP`]), or a principal in the
+/// approver groups of the surviving case's rule. The requester of only the
+/// survivor may not: anyone can open a case of their own, and merging
+/// someone else's request into it would close that request. A rule without
+/// approver groups names no approvers beyond "anyone but the requester",
+/// which would let anyone close anyone's request; so under it only the
+/// duplicate's requester and admins merge. Judged from the groups recorded
+/// in the actor, so `verify` re-checks it.
 fn check_may_merge(
     duplicate: &CaseView,
     survivor: Option<&CaseView>,
     actor: &Actor,
 ) -> Result<(), Refusal> {
     let principal = &actor.principal;
-    let requester = &duplicate.requester.principal == principal
-        || survivor.is_some_and(|survivor| &survivor.requester.principal == principal);
+    let requester = &duplicate.requester.principal == principal;
     let admin = actor.groups.iter().any(|group| group == ADMINS_GROUP);
     let approver = survivor.is_some_and(|survivor| {
         survivor.rule.stages().iter().any(|stage| {
@@ -1342,10 +1353,10 @@ fn check_may_merge(
     Err(Refusal::new(
         "merge.not-allowed",
         format!(
-            "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of either case, an approver of the surviving case's rule or an admin may merge",
+            "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of the duplicate, an approver of the surviving case's rule or an admin may merge",
             duplicate.case_id
         ),
-        "ask the requester of one of the cases, or an admin, to merge them",
+        "ask the requester of the case merged away, or an admin, to merge them",
     ))
 }
 
@@ -1535,6 +1546,29 @@ fn check_executor_not_sole_approver(
                 case.case_id
             ),
             "ask another principal to execute, or obtain another approval first",
+        ));
+    }
+    Ok(())
+}
+
+/// [`check_executor_not_sole_approver`] from the other side: `principal`,
+/// who executed the case, approves it, and would be its only approver.
+fn check_approver_not_sole_executor(
+    case: &CaseView,
+    principal: &PrincipalId,
+) -> Result<(), Refusal> {
+    if case
+        .distinct_approvers()
+        .iter()
+        .all(|approver| *approver == principal)
+    {
+        return Err(Refusal::new(
+            "sod.executor-sole-approver",
+            format!(
+                "{principal} executed case {} and cannot also be its only approver (separation of duties)",
+                case.case_id
+            ),
+            "ask another principal to approve",
         ));
     }
     Ok(())

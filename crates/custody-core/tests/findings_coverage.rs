@@ -2741,30 +2741,34 @@ fn approval_nothing_to_confirm() -> Outcome {
 }
 
 fn merge_not_allowed() -> Outcome {
-    // Carol requested neither case and is no admin; her merge is forged in.
+    // Alice requested only the surviving case: she may not merge frank's
+    // request into her own (that would close his request), nor may carol,
+    // who requested neither and is no admin. Alice's merge is forged in.
     let mut trail = Trail::default();
     let survivor = trail.append(None, human("alice"), request_draft("admin"));
     let duplicate = trail.append(None, human("frank"), request_draft("root"));
     let (into_duplicate, into_survivor) = lifecycle::merge(
         &trail.view(&duplicate),
         &trail.view(&survivor),
-        &human("alice"),
+        &human("frank"),
         None,
     )
     .unwrap();
-    assert_eq!(
-        lifecycle::merge(
-            &trail.view(&duplicate),
-            &trail.view(&survivor),
-            &human("carol"),
-            None
-        )
-        .unwrap_err()
-        .rule,
-        "merge.not-allowed"
-    );
-    trail.append(Some(&duplicate), human("carol"), into_duplicate);
-    trail.append(Some(&survivor), human("carol"), into_survivor);
+    for outsider in ["alice", "carol"] {
+        assert_eq!(
+            lifecycle::merge(
+                &trail.view(&duplicate),
+                &trail.view(&survivor),
+                &human(outsider),
+                None
+            )
+            .unwrap_err()
+            .rule,
+            "merge.not-allowed"
+        );
+    }
+    trail.append(Some(&duplicate), human("alice"), into_duplicate);
+    trail.append(Some(&survivor), human("alice"), into_survivor);
     audit(trail.audit(), at(Some(&duplicate), Some(2), Some(2)))
 }
 

@@ -961,8 +961,13 @@ fn a_merge_by_an_unrelated_principal_is_refused_and_found_in_a_forged_trail() {
         let refused = lifecycle::merge(&duplicate, &survivor, outsider, None).unwrap_err();
         assert_eq!(refused.rule, "merge.not-allowed", "{}", outsider.principal);
     }
-    // The requester of either case, or an admin, may.
-    for allowed in [alice, frank, erin] {
+    // The requester of only the surviving case may not: anyone can open a
+    // case of their own, and merging someone else's request into it would
+    // close that request.
+    let refused = lifecycle::merge(&duplicate, &survivor, alice, None).unwrap_err();
+    assert_eq!(refused.rule, "merge.not-allowed");
+    // The requester of the duplicate, or an admin, may.
+    for allowed in [frank, erin] {
         assert!(
             lifecycle::merge(&duplicate, &survivor, allowed, None).is_ok(),
             "{}",
