@@ -840,6 +840,13 @@ mod commands {
             config.log.checkpoints_dir.as_deref(),
         )
         .map_err(ClientError::Usage)?;
+        // Before anything is written or signed: the log must extend every
+        // checkpoint signed for it (the database's, the data directory's
+        // file, log.checkpoints_dir).
+        checkpoint_copies
+            .check(&store)
+            .await
+            .map_err(|error| ClientError::Usage(format!("refusing to start: {error}")))?;
         let options = custody_server::ServeOptions {
             checkpoint_copies,
             max_body_bytes: config.server.max_body_bytes,

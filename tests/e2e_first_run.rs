@@ -414,6 +414,79 @@ fn key_without_database_is_refused_and_nothing_is_created() {
     serving.stop();
 }
 
+/// A key that has signed checkpoints (the `checkpoints` file holds them)
+/// beside an empty ledger (a zero-byte `custody.db`, or a new empty one) is
+/// not an interrupted initialisation: completing it would sign a second
+/// history with the same key. Refused like a missing ledger, and nothing is
+/// changed.
+#[test]
+fn key_that_signed_beside_an_empty_database_is_refused_and_nothing_is_changed() {
+    for zero_bytes in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("custody-data");
+        let serving = serve_ok(root.path(), &["serve"]);
+        // The server signs a checkpoint as it starts.
+        let deadline = Instant::now() + START;
+        while std::fs::metadata(data.join("checkpoints")).map_or(0, |file| file.len()) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no checkpoint signed:\n{}",
+                serving.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        serving.stop();
+        let checkpoints = std::fs::read(data.join("checkpoints")).unwrap();
+        for file in ["custody.db", "custody.db-wal", "custody.db-shm"] {
+            let _ = std::fs::remove_file(data.join(file));
+        }
+        if zero_bytes {
+            std::fs::write(data.join("custody.db"), b"").unwrap();
+        } else {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let store = custody_store::Store::open(&data).await.unwrap();
+                drop(store);
+            });
+        }
+        let refusal = serve_refused(root.path(), &["serve"]);
+        assert!(
+            refusal.contains("./custody-data holds the log signing key log-signing.key and checkpoints it signed (checkpoints), but its ledger is empty (custody.db holds no history): starting would begin a second history signed with the same key"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains("hint: restore custody.db (with custody.db-wal if there is one) from a backup of ./custody-data"),
+            "{refusal}"
+        );
+        assert_eq!(printed_token(&refusal), None, "{refusal}");
+        assert!(!refusal.contains("interrupted initialisation"), "{refusal}");
+        if zero_bytes {
+            assert_eq!(
+                std::fs::metadata(data.join("custody.db")).unwrap().len(),
+                0,
+                "the empty ledger was left as it was"
+            );
+        }
+        assert_eq!(
+            std::fs::read(data.join("checkpoints")).unwrap(),
+            checkpoints,
+            "nothing was signed"
+        );
+        // `custody init` refuses the same way.
+        let init = command()
+            .args(["init", "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert_eq!(init.status.code(), Some(2), "{}", stderr(&init));
+        assert!(
+            stderr(&init).contains("but its ledger is empty"),
+            "{}",
+            stderr(&init)
+        );
+    }
+}
+
 /// A ledger that was used (a principal other than admin) with neither a
 /// recorded origin nor a key is refused: nothing proves it was never signed.
 #[test]

@@ -1040,6 +1040,177 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
     );
 }
 
+/// `custody serve` on a data directory, expected to be refused: its stderr.
+#[track_caller]
+fn serve_refused(data: &Path, config: Option<&Path>) -> String {
+    match common::spawn_serve_configured(data, None, config) {
+        Ok(_) => panic!("serve should have refused to start on a rewritten history"),
+        Err(stderr) => {
+            assert!(
+                stderr.starts_with("exit Some(2)\n"),
+                "a refused start exits 2: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            stderr
+        }
+    }
+}
+
+/// What a refused start must leave as it was.
+#[derive(Debug, PartialEq, Eq)]
+struct Untouched {
+    checkpoint_rows: Vec<i64>,
+    events: i64,
+    file: Vec<u8>,
+}
+
+impl Untouched {
+    fn of(data: &Path) -> Untouched {
+        let mut db = Db::open(data);
+        let (runtime, connection) = db.connection();
+        let checkpoint_rows = runtime
+            .block_on(
+                sqlx::query_scalar("SELECT size FROM checkpoints ORDER BY size")
+                    .fetch_all(&mut *connection),
+            )
+            .unwrap();
+        let events = db.count("SELECT COUNT(*) FROM events");
+        db.close();
+        Untouched {
+            checkpoint_rows,
+            events,
+            file: std::fs::read(data.join("checkpoints")).unwrap_or_default(),
+        }
+    }
+}
+
+/// The fork attack: someone who can write to the database but holds no
+/// key rewrites an event consistently (bytes, chain, case head, Merkle
+/// nodes), deletes the checkpoint rows that cover it, and restarts the
+/// server, hoping it signs the rewritten history with the real key. The
+/// server checks the log against the newest checkpoint of the database and
+/// of every place outside it before it writes or signs anything, and
+/// refuses to start, naming the checkpoint, its size and both roots.
+#[test]
+fn serve_refuses_to_sign_a_history_rewritten_in_the_database() {
+    let fixture = build_fixture();
+    let hex = |root: &[u8; 32]| custody_core::hex::encode(root);
+    let honest_16 = hex(&fixture.root(&fixture.cp6));
+    let honest_20 = hex(&fixture.root(&fixture.cp10));
+
+    // The newest row deleted: the database's newest left (size 16) covers
+    // the rewritten event.
+    let copy = fresh_copy(&fixture);
+    let mut db = Db::open(copy.path());
+    db.drop_triggers();
+    let tree = consistent_rewrite(&mut db, &fixture.full);
+    assert_eq!(db.execute("DELETE FROM checkpoints WHERE size = 20"), Ok(1));
+    db.close();
+    let forged_16 = hex(&tree.root_at(16).unwrap());
+    let forged_20 = hex(&tree.root_at(20).unwrap());
+    let before = Untouched::of(copy.path());
+    let refusal = serve_refused(copy.path(), None);
+    assert!(
+        refusal.contains(&format!(
+            "refusing to start: the log stored in the database does not match the signed checkpoint at size 16 held in the database: the checkpoint's root is {honest_16}, the stored log's root at size 16 is {forged_16}"
+        )),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("hint: run `custody verify` to see what changed, and restore the database from a backup"),
+        "{refusal}"
+    );
+    assert!(!refusal.contains("listening on"), "{refusal}");
+    assert_eq!(
+        Untouched::of(copy.path()),
+        before,
+        "nothing was written or signed"
+    );
+
+    // Every checkpoint row that covers it deleted: the data directory's
+    // checkpoints file still holds the checkpoint at size 20.
+    let copy = fresh_copy(&fixture);
+    let mut db = Db::open(copy.path());
+    db.drop_triggers();
+    consistent_rewrite(&mut db, &fixture.full);
+    assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 3"), Ok(2));
+    db.close();
+    let file = copy.path().join("checkpoints");
+    let before = Untouched::of(copy.path());
+    let refusal = serve_refused(copy.path(), None);
+    assert!(
+        refusal.contains(&format!(
+            "does not match the signed checkpoint at size 20 held in {}: the checkpoint's root is {honest_20}, the stored log's root at size 20 is {forged_20}",
+            file.display()
+        )),
+        "{refusal}"
+    );
+    assert_eq!(
+        Untouched::of(copy.path()),
+        before,
+        "nothing was written or signed"
+    );
+
+    // The file removed too, but a copy in log.checkpoints_dir (another
+    // mount) still holds it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::rename(&file, elsewhere.path().join("checkpoints")).unwrap();
+    let config = elsewhere.path().join("custody.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{QUIET}checkpoints_dir = \"{}\"\n",
+            elsewhere.path().display()
+        ),
+    )
+    .unwrap();
+    let refusal = serve_refused(copy.path(), Some(&config));
+    assert!(
+        refusal.contains(&format!(
+            "does not match the signed checkpoint at size 20 held in {}: the checkpoint's root is {honest_20}",
+            elsewhere.path().display()
+        )),
+        "{refusal}"
+    );
+
+    // The events after a checkpoint deleted with it: the log is shorter
+    // than the checkpoint the file holds.
+    let copy = fresh_copy(&fixture);
+    let mut db = Db::open(copy.path());
+    db.drop_triggers();
+    careful_truncation(&mut db, 18);
+    assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 18"), Ok(1));
+    db.close();
+    let before = Untouched::of(copy.path());
+    let refusal = serve_refused(copy.path(), None);
+    assert!(
+        refusal.contains(&format!(
+            "the log stored in the database is shorter than the signed checkpoint at size 20 held in {} (root {honest_20}): it holds 18 entries",
+            copy.path().join("checkpoints").display()
+        )),
+        "{refusal}"
+    );
+    assert_eq!(
+        Untouched::of(copy.path()),
+        before,
+        "nothing was written or signed"
+    );
+
+    // An honest restart still serves, and signs.
+    let copy = fresh_copy(&fixture);
+    let quiet = copy.path().join("quiet.toml");
+    std::fs::write(&quiet, QUIET).unwrap();
+    let node = common::spawn_serve_configured(copy.path(), None, Some(&quiet))
+        .unwrap_or_else(|stderr| panic!("an honest restart must serve: {stderr}"));
+    let signed = common::cli_at(&node.url, "", &["log", "checkpoint"]);
+    common::assert_success(&signed, "custody log checkpoint");
+    assert!(
+        common::stdout(&signed).contains("\n20\n"),
+        "{}",
+        common::stdout(&signed)
+    );
+}
+
 #[test]
 fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     let mut fixture = build_fixture();

@@ -127,11 +127,10 @@ pub async fn sign_checkpoint(
 ) -> Result<Response, Problem> {
     who.require_admin()?;
     let signed = state
-        .store
-        .checkpoint(&state.log.origin, state.log.signers.clone())
+        .checkpoint_copies
+        .sign(&state.store, &state.log)
         .await?
         .ok_or_else(|| Problem::not_found("the log is empty: there is nothing to sign yet"))?;
-    state.checkpoint_copies.keep(&signed).await;
     Ok(note_response(&signed))
 }
 
@@ -220,8 +219,8 @@ pub async fn case_proof(
     // Signing covers every acknowledged write, so the case's events are all
     // in the checkpoint; when the log has not grown, the latest is reused.
     let checkpoint = state
-        .store
-        .checkpoint(&state.log.origin, state.log.signers.clone())
+        .checkpoint_copies
+        .sign(&state.store, &state.log)
         .await?
         .ok_or_else(|| Problem::not_found(format!("case {case_id} does not exist")))?;
     let proofs = state.store.case_proofs(&case_id, &checkpoint).await?;

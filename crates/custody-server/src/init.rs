@@ -23,10 +23,15 @@
 //! that works on it, and no checkpoint was ever signed for it (its log may
 //! hold the record of the admin's creation, never signed). Such
 //! a half-initialised deployment is completed (a new admin token is issued
-//! and shown; a key left by the interrupted attempt is kept). Every other
-//! incomplete state is refused with a message that says what to do: a key
-//! without its database, a ledger whose origin is recorded but whose key is
-//! missing, a used ledger with neither origin nor key.
+//! and shown; a key left by the interrupted attempt is kept), unless the
+//! data directory's `checkpoints` file shows that its key has signed
+//! before: an empty ledger (a zero-byte `custody.db`, or a new empty
+//! database) beside a key that signed is a lost ledger, and completing it
+//! would sign a second history with the same key. Every such state is
+//! refused with a message that says what to do: a key without its
+//! database, a key that signed beside an empty ledger, a ledger whose
+//! origin is recorded but whose key is missing, a used ledger with neither
+//! origin nor key.
 //!
 //! # File modes
 //!
@@ -39,6 +44,7 @@
 use std::path::{Path, PathBuf};
 
 use custody_core::model::{Principal, PrincipalId, PrincipalKind};
+use custody_store::checkpoint_file::CHECKPOINTS_FILE;
 use custody_store::{Location, Store, StoreError, StoreOptions, DATABASE_FILE};
 use serde::Serialize;
 
@@ -102,6 +108,21 @@ pub enum InitError {
         data_dir: String,
         /// The signing key's file name.
         key_file: &'static str,
+        /// The database's file name.
+        database_file: &'static str,
+    },
+    /// The data directory's key has signed checkpoints (its `checkpoints`
+    /// file holds them), but the ledger is empty.
+    #[error("{data_dir} holds the log signing key {key_file} and checkpoints it signed ({checkpoints_file}), but its ledger is empty ({location} holds no history): starting would begin a second history signed with the same key\nhint: restore {database_file} (with {database_file}-wal if there is one) from a backup of {data_dir}; if this node keeps its ledger in PostgreSQL, pass the --database-url of that ledger; to start a new deployment instead, move {data_dir} aside (keep {key_file} and {checkpoints_file} while checkpoints it signed must stay verifiable) and run the command again")]
+    KeySignedWithoutLedger {
+        /// The data directory.
+        data_dir: String,
+        /// The signing key's file name.
+        key_file: &'static str,
+        /// The checkpoints file's name.
+        checkpoints_file: &'static str,
+        /// The ledger (the embedded file's name, or the database).
+        location: String,
         /// The database's file name.
         database_file: &'static str,
     },
@@ -248,6 +269,24 @@ async fn open_deployment(
             });
         }
     }
+    // A key that has signed (its checkpoints are in the data directory)
+    // beside an empty ledger: completing an "interrupted initialisation"
+    // would sign a second history with the same key.
+    let has_signed = has_key && has_signed_checkpoints(data_dir);
+    let key_signed_without_ledger = |location: String| InitError::KeySignedWithoutLedger {
+        data_dir: data_dir_text.clone(),
+        key_file: SIGNING_KEY_FILE,
+        checkpoints_file: CHECKPOINTS_FILE,
+        location,
+        database_file: DATABASE_FILE,
+    };
+    if let Location::Embedded(directory) = location {
+        let empty_file = std::fs::metadata(directory.join(DATABASE_FILE))
+            .is_ok_and(|metadata| metadata.len() == 0);
+        if has_signed && empty_file {
+            return Err(key_signed_without_ledger(DATABASE_FILE.to_string()));
+        }
+    }
     let signer = if has_key {
         Some(
             LogSigner::load(data_dir)
@@ -295,6 +334,9 @@ async fn open_deployment(
                 key_file: SIGNING_KEY_FILE,
             })
         }
+        (Some(_), Some(_)) if has_signed && usage.unused() && usage.principals.is_empty() => {
+            Err(key_signed_without_ledger(ledger_name(location)))
+        }
         (Some(_), Some(signer)) => {
             if usage.unused() && usage.principals.is_empty() {
                 // An initialisation by an older version, which recorded the
@@ -333,6 +375,9 @@ async fn open_deployment(
             data_dir: data_dir_text,
             key_file: SIGNING_KEY_FILE,
         }),
+        (None, Some(_)) if has_signed && usage.unused() => {
+            Err(key_signed_without_ledger(ledger_name(location)))
+        }
         (None, signer) if usage.unused() => {
             complete(store, data_dir, location, signer, origin).await
         }
@@ -356,6 +401,21 @@ async fn open_deployment(
             data_dir: data_dir_text,
             key_file: SIGNING_KEY_FILE,
         }),
+    }
+}
+
+/// Whether the data directory's `checkpoints` file holds anything: its key
+/// has signed a checkpoint.
+fn has_signed_checkpoints(data_dir: &Path) -> bool {
+    std::fs::metadata(data_dir.join(CHECKPOINTS_FILE)).is_ok_and(|metadata| metadata.len() > 0)
+}
+
+/// How an empty ledger is named in a refusal: the embedded file's name, or
+/// the database.
+fn ledger_name(location: &Location) -> String {
+    match location {
+        Location::Embedded(_) => DATABASE_FILE.to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -209,6 +209,13 @@ pub async fn serve_listener_with(
     limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Nothing is written or signed on a log that no longer extends the
+    // checkpoints signed for it (a history rewritten in the database).
+    options
+        .checkpoint_copies
+        .check(&store)
+        .await
+        .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
     let metrics = install_metrics();
     // The policy this node decides with is on the record before any case is
     // decided with it: a policy change is itself an audited event.
@@ -288,18 +295,22 @@ async fn sign_checkpoints(
 }
 
 /// Signs a checkpoint of the log as it stands (unless the latest covers it)
-/// and copies it outside the database.
+/// and copies it outside the database; signs nothing when the log does not
+/// extend the checkpoints signed before (`checkpoint_copies`).
 async fn sign_checkpoint_once(
     store: &Store,
     log: &keys::LogSigner,
     copies: &std::sync::Arc<checkpoint_copies::CheckpointCopies>,
 ) {
-    match store.checkpoint(&log.origin, log.signers.clone()).await {
+    match copies.sign(store, log).await {
         Ok(Some(checkpoint)) => {
             metrics::gauge!("custody_log_checkpoint_size").set(checkpoint.size as f64);
-            copies.keep(&checkpoint).await;
         }
         Ok(None) => {}
+        Err(error @ custody_store::StoreError::Diverged(_)) => {
+            metrics::counter!("custody_checkpoint_refusals_total").increment(1);
+            tracing::error!(%error, "refused to sign a checkpoint");
+        }
         Err(error) => tracing::error!(%error, "signing a checkpoint failed"),
     }
 }

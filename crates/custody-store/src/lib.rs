@@ -322,6 +322,61 @@ pub struct StoredCheckpoint {
     pub created_at: String,
 }
 
+/// A signed checkpoint the server knows of from outside the database (the
+/// data directory's `checkpoints` file, `log.checkpoints_dir`). Before it
+/// signs, the store checks that the log still has this checkpoint's root at
+/// its size: see [`Store::checkpoint_checked`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownCheckpoint {
+    /// The tree size it commits to.
+    pub size: u64,
+    /// The root hash at that size.
+    pub root: [u8; 32],
+    /// Where it is held, for messages (a file path).
+    pub held_in: String,
+}
+
+/// The stored log does not extend a checkpoint that was signed for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// Where the checkpoint is held (`the database`, or a file).
+    pub held_in: String,
+    /// The checkpoint's size.
+    pub size: u64,
+    /// The checkpoint's root.
+    pub checkpoint_root: [u8; 32],
+    /// The stored tree's root at that size; `None` when the stored log is
+    /// shorter than the checkpoint.
+    pub stored_root: Option<[u8; 32]>,
+    /// The stored log's size.
+    pub log_size: u64,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let checkpoint_root = custody_core::hex::encode(&self.checkpoint_root);
+        match &self.stored_root {
+            Some(stored) => write!(
+                f,
+                "the log stored in the database does not match the signed checkpoint at size {} held in {}: the checkpoint's root is {checkpoint_root}, the stored log's root at size {} is {}",
+                self.size,
+                self.held_in,
+                self.size,
+                custody_core::hex::encode(stored)
+            )?,
+            None => write!(
+                f,
+                "the log stored in the database is shorter than the signed checkpoint at size {} held in {} (root {checkpoint_root}): it holds {} entries",
+                self.size, self.held_in, self.log_size
+            )?,
+        }
+        write!(
+            f,
+            "; the stored history was changed after it was signed, and signing it would sign a second history with the same key, so no checkpoint is signed\nhint: run `custody verify` to see what changed, and restore the database from a backup that matches the signed checkpoints"
+        )
+    }
+}
+
 /// One leaf of the log: the canonical bytes of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
@@ -396,6 +451,10 @@ pub enum StoreError {
     /// The writer task has stopped (the server is shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// The stored log no longer extends a checkpoint signed for it (someone
+    /// rewrote or truncated the database): nothing is signed.
+    #[error("{0}")]
+    Diverged(Box<Divergence>),
 }
 
 /// Options of [`Store::open_with`].
@@ -686,18 +745,43 @@ impl Store {
     /// Signs and stores a checkpoint of the log as it stands now (all
     /// acknowledged writes included), unless the latest checkpoint already
     /// covers the whole log. `None` while the log is empty.
+    ///
+    /// Refuses ([`StoreError::Diverged`]) when the stored log does not have
+    /// the root of the newest stored checkpoint at its size: a history
+    /// rewritten in the database is never signed.
     pub async fn checkpoint(
         &self,
         origin: &str,
         signers: std::sync::Arc<Vec<custody_log::SignerKey>>,
     ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        self.checkpoint_checked(origin, signers, Vec::new()).await
+    }
+
+    /// [`Store::checkpoint`], refusing also when the stored log does not
+    /// extend one of the `known` checkpoints (held outside the database):
+    /// its root at each one's size must be that checkpoint's root. The check
+    /// and the signing are one transaction of the writer.
+    pub async fn checkpoint_checked(
+        &self,
+        origin: &str,
+        signers: std::sync::Arc<Vec<custody_log::SignerKey>>,
+        known: Vec<KnownCheckpoint>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
         let origin = origin.to_string();
         self.submit(|reply| writer::Job::Checkpoint {
             origin,
             signers,
+            known,
             reply,
         })
         .await
+    }
+
+    /// Checks, without signing or writing anything, that the stored log
+    /// extends the newest stored checkpoint and every one of `known`
+    /// ([`StoreError::Diverged`] if not).
+    pub async fn check_signed_history(&self, known: &[KnownCheckpoint]) -> Result<(), StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::check_signed_history(readers, known).await)
     }
 
     /// The newest stored checkpoint.

@@ -78,6 +78,8 @@ pub enum Job {
         origin: String,
         /// The keys that sign it.
         signers: Arc<Vec<SignerKey>>,
+        /// Checkpoints held outside the database that the log must extend.
+        known: Vec<crate::KnownCheckpoint>,
         /// Where the result goes.
         reply: oneshot::Sender<Result<Option<StoredCheckpoint>, StoreError>>,
     },

@@ -402,3 +402,99 @@ async fn the_writer_commits_with_synchronous_full_in_wal_mode() {
         ]
     );
 }
+
+/// The writer signs nothing on a log that does not extend a checkpoint
+/// signed for it: the newest in the database, or one known from outside it
+/// (`Store::checkpoint_checked`). Every signing path of a running server
+/// (the periodic one, on request, at shutdown) goes through this check.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_checkpoint_is_signed_on_a_log_that_does_not_extend_a_signed_one() {
+    let (directory, store) = open().await;
+    let signers = std::sync::Arc::new(vec![custody_log::note::SignerKey::generate(
+        "example.com/log",
+    )
+    .unwrap()]);
+    let sign = |known: Vec<custody_store::KnownCheckpoint>| {
+        store.checkpoint_checked("example.com/log", signers.clone(), known)
+    };
+    store
+        .write(write("alice", "k1", request("alice", None)))
+        .await
+        .unwrap();
+    let first = sign(Vec::new()).await.unwrap().unwrap();
+    assert_eq!(first.size, 1);
+    store
+        .write(write("bob", "k2", request("bob", None)))
+        .await
+        .unwrap();
+    let known = |size: u64, root: [u8; 32]| custody_store::KnownCheckpoint {
+        size,
+        root,
+        held_in: "/elsewhere/checkpoints".to_string(),
+    };
+
+    // A checkpoint held outside with another root at size 1.
+    let diverged = sign(vec![known(1, [7; 32])]).await.unwrap_err();
+    let StoreError::Diverged(divergence) = &diverged else {
+        panic!("{diverged}");
+    };
+    assert_eq!(
+        (
+            divergence.held_in.as_str(),
+            divergence.size,
+            divergence.stored_root
+        ),
+        ("/elsewhere/checkpoints", 1, Some(first.root))
+    );
+    assert!(
+        diverged.to_string().contains("hint: run `custody verify`"),
+        "{diverged}"
+    );
+    // One longer than the log.
+    let shorter = sign(vec![known(5, first.root)]).await.unwrap_err();
+    assert!(
+        shorter.to_string().contains(
+            "is shorter than the signed checkpoint at size 5 held in /elsewhere/checkpoints"
+        ),
+        "{shorter}"
+    );
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap(),
+        Some(first.clone())
+    );
+    // The honest one: signed.
+    let second = sign(vec![known(1, first.root)]).await.unwrap().unwrap();
+    assert_eq!(second.size, 2);
+
+    // The newest stored checkpoint's root changed behind the writer's back.
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(directory.path().join("custody.db"))
+        .connect()
+        .await
+        .unwrap();
+    for statement in [
+        "DROP TRIGGER checkpoints_refuse_update",
+        "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 2",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut connection)
+            .await
+            .expect(statement);
+    }
+    store
+        .write(write("carol", "k3", request("carol", None)))
+        .await
+        .unwrap();
+    let diverged = store
+        .checkpoint("example.com/log", signers.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        diverged.to_string().contains(
+            "does not match the signed checkpoint at size 2 held in the database: the checkpoint's root is 0000"
+        ),
+        "{diverged}"
+    );
+    assert!(store.check_signed_history(&[]).await.is_err());
+    assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().size, 2);
+}

@@ -70,6 +70,46 @@ pub async fn tree_root(connection: &mut Conn, size: u64) -> Result<Hash, StoreEr
         .map_err(|error| StoreError::Corrupt(format!("log root at size {size}: {error}")))
 }
 
+/// Checks that the stored log, of `size` leaves, extends the newest stored
+/// checkpoint and each of `known`: it is at least as long, and its root at
+/// each checkpoint's size is that checkpoint's root. Whoever rewrote events
+/// and their Merkle nodes consistently and deleted the checkpoints above
+/// them is caught here, before a second history is signed.
+pub async fn check_extends(
+    connection: &mut Conn,
+    size: u64,
+    known: &[crate::KnownCheckpoint],
+) -> Result<(), StoreError> {
+    let mut checkpoints: Vec<crate::KnownCheckpoint> = Vec::with_capacity(known.len() + 1);
+    if let Some(latest) = latest_checkpoint(&mut *connection).await? {
+        checkpoints.push(crate::KnownCheckpoint {
+            size: latest.size,
+            root: latest.root,
+            held_in: "the database".to_string(),
+        });
+    }
+    checkpoints.extend(known.iter().cloned());
+    for checkpoint in checkpoints {
+        let stored_root = if checkpoint.size > size {
+            None
+        } else {
+            let root = tree_root(&mut *connection, checkpoint.size).await?;
+            if root == checkpoint.root {
+                continue;
+            }
+            Some(root)
+        };
+        return Err(StoreError::Diverged(Box::new(crate::Divergence {
+            held_in: checkpoint.held_in,
+            size: checkpoint.size,
+            checkpoint_root: checkpoint.root,
+            stored_root,
+            log_size: size,
+        })));
+    }
+    Ok(())
+}
+
 /// The inclusion proof of leaf `index` in the tree of `size` leaves.
 pub async fn inclusion_proof(
     connection: &mut Conn,

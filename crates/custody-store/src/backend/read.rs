@@ -4,6 +4,18 @@ pub(crate) async fn read_latest_checkpoint(readers: &Pool) -> Result<Option<Stor
     latest_checkpoint(&mut connection).await
 }
 
+/// [`check_extends`] on a read connection, against the log as it stands.
+pub(crate) async fn check_signed_history(
+    readers: &Pool,
+    known: &[crate::KnownCheckpoint],
+) -> Result<(), StoreError> {
+    let mut connection = readers.acquire().await?;
+    let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+        .fetch_one(&mut *connection)
+        .await?;
+    check_extends(&mut connection, size as u64, known).await
+}
+
 /// Log entries `[start, end)`, at most `limit` of them.
 pub(crate) async fn entries(
     readers: &Pool,

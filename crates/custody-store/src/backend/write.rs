@@ -166,6 +166,7 @@ async fn commit_batch(
                 Job::Checkpoint {
                     origin,
                     signers,
+                    known,
                     reply,
                 } => {
                     // Events decided earlier in this batch are flushed first,
@@ -173,8 +174,14 @@ async fn commit_batch(
                     flush(connection, &mut pending).await?;
                     Done::Checkpoint(
                         reply,
-                        sign_checkpoint(connection, pending.next_log_index, &origin, &signers)
-                            .await,
+                        sign_checkpoint(
+                            connection,
+                            pending.next_log_index,
+                            &origin,
+                            &signers,
+                            &known,
+                        )
+                        .await,
                     )
                 }
             });
@@ -648,13 +655,17 @@ async fn active_case_for_change(
 }
 
 /// Signs a checkpoint of the log at `size` unless the latest one already has
-/// that size. `None` for an empty log, which has nothing to sign.
+/// that size. `None` for an empty log, which has nothing to sign. Refuses
+/// when the log does not extend the newest stored checkpoint or one of
+/// `known` ([`check_extends`]).
 async fn sign_checkpoint(
     connection: &mut Conn,
     size: u64,
     origin: &str,
     signers: &[SignerKey],
+    known: &[crate::KnownCheckpoint],
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
+    check_extends(&mut *connection, size, known).await?;
     if size == 0 {
         return Ok(None);
     }
