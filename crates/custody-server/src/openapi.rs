@@ -173,6 +173,7 @@ const BODY_RULES: &[(&str, &str, Rule)] = &[
     ("PrincipalBody", "display_name", Rule::Label),
     ("PrincipalBody", "groups", Rule::Names),
     ("PrincipalBody", "org", Rule::Name),
+    ("GroupsBody", "groups", Rule::Names),
     ("TokenBody", "ttl", Rule::Duration),
     ("DelegationBody", "vendor_org", Rule::Name),
     ("DelegationBody", "principals", Rule::Principals),
