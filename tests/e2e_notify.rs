@@ -593,14 +593,13 @@ fn two_nodes_on_one_postgres_share_the_outbox_without_sending_twice() {
     // Leases (FOR UPDATE SKIP LOCKED) split the work: nothing was sent twice.
     assert_eq!(receiver.seen.requests().len(), owed.len());
     assert_eq!(receiver.seen.arrivals().len(), owed.len());
-    // Both nodes delivered: each node's own counter of attempts is above
-    // zero, and together they made exactly one attempt per notification.
+    // Together the two nodes made exactly one attempt per notification.
+    // Which node leases which row is a race (SKIP LOCKED lets whichever node
+    // polls first take every due row), so a split is not asserted: a test
+    // that required both nodes to deliver failed whenever one node won
+    // every poll.
     let first = attempts_metric(&server, &server.url);
     let second_attempts = attempts_metric(&server, &node.url);
-    assert!(
-        first > 0 && second_attempts > 0,
-        "both nodes must deliver: the first made {first} attempts, the second {second_attempts}"
-    );
     assert_eq!(first + second_attempts, owed.len() as u64);
     server.assert_verify_ok();
     drop(node);
