@@ -28,4 +28,4 @@ pub use case::{CaseState, CaseView};
 pub use event::{Event, EventBody};
 pub use id::{CaseId, EventId, Sha256Hash};
 pub use model::{Actor, Principal, PrincipalId, PrincipalKind, Role};
-pub use time::Timestamp;
+pub use time::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};

@@ -244,6 +244,71 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Where the store and the server read the current time.
+///
+/// Production code uses [`SystemClock`]. Tests use [`ManualClock`] and move
+/// time forward themselves, so deadline and escalation scenarios never sleep.
+/// Reading the time is the only thing a clock does: it holds no IO and no
+/// state beyond the instant.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current instant.
+    fn now(&self) -> Timestamp;
+}
+
+/// A shared clock, as the store and the server hold it.
+pub type SharedClock = std::sync::Arc<dyn Clock>;
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+impl SystemClock {
+    /// The system clock as a [`SharedClock`].
+    pub fn shared() -> SharedClock {
+        std::sync::Arc::new(SystemClock)
+    }
+}
+
+/// A clock that moves only when told to: for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    micros: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    /// A clock standing at `start`.
+    pub fn new(start: Timestamp) -> ManualClock {
+        ManualClock {
+            micros: std::sync::atomic::AtomicI64::new(start.as_micros()),
+        }
+    }
+
+    /// Moves the clock forward by `seconds` (never backward).
+    pub fn advance_seconds(&self, seconds: i64) {
+        let step = seconds.max(0).saturating_mul(1_000_000);
+        self.micros
+            .fetch_add(step, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets the clock to `instant`, if that is not earlier than now.
+    pub fn set(&self, instant: Timestamp) {
+        self.micros
+            .fetch_max(instant.as_micros(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_micros(self.micros.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +369,21 @@ mod tests {
         ] {
             assert!(Timestamp::parse(input).is_err(), "accepted {input:?}");
         }
+    }
+
+    #[test]
+    fn manual_clock_moves_only_forward_and_only_when_told() {
+        let start = Timestamp::parse("2026-11-30T10:00:00Z").unwrap();
+        let clock = ManualClock::new(start);
+        assert_eq!(clock.now(), start);
+        clock.advance_seconds(90);
+        assert_eq!(clock.now(), start.plus_seconds(90));
+        clock.advance_seconds(-30);
+        assert_eq!(clock.now(), start.plus_seconds(90));
+        clock.set(start);
+        assert_eq!(clock.now(), start.plus_seconds(90));
+        clock.set(start.plus_seconds(3600));
+        assert_eq!(clock.now(), start.plus_seconds(3600));
     }
 
     #[test]
