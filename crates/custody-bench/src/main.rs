@@ -151,8 +151,14 @@ async fn run(scale: u64) -> Result<()> {
     let on_directory = tempfile::tempdir()?;
     let off_directory = tempfile::tempdir()?;
     let on_store = Store::open(on_directory.path()).await?;
-    let off_store =
-        Store::open_with(off_directory.path(), StoreOptions { merkle_log: false }).await?;
+    let off_store = Store::open_with(
+        off_directory.path(),
+        StoreOptions {
+            merkle_log: false,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
     let on_cases = open_cases(&on_store, writers).await?;
     let off_cases = open_cases(&off_store, writers).await?;
     let (mut on_rates, mut off_rates) = (Vec::new(), Vec::new());

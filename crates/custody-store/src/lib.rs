@@ -5,7 +5,7 @@
 //! - A write is acknowledged only after its transaction has committed
 //!   durably: SQLite runs in WAL mode with `synchronous=FULL`; PostgreSQL
 //!   with its default `synchronous_commit`.
-//! - All writes of a process go through one writer task ([`writer`]), which
+//! - All writes of a process go through one writer task (`writer`), which
 //!   groups the writes waiting for it into one transaction (group commit):
 //!   one flush covers many appends, and a refused write never takes its
 //!   neighbours down with it. Several processes may share one database: each
@@ -15,16 +15,25 @@
 //!   `UPDATE` and `DELETE` (and `TRUNCATE` on PostgreSQL), and
 //!   `custody verify` detects edits made behind the store's back.
 //!
+//! - What the writer decides (the lifecycle rules applied to a batch, the
+//!   evidence held for a reference, the administration record) is decided
+//!   by a planner without IO (`plan`), from what the writer read; the
+//!   backends hold only SQL.
+//!
 //! Readers (queries, `custody verify`) use separate connections and see
 //! consistent snapshots while the writer works. The SQL is shared by both
-//! backends; see [`backend`].
+//! backends; see `backend`. Every time the store records or judges by comes
+//! from its clock ([`StoreOptions::clock`]).
 
 mod backend;
 pub mod checkpoint_file;
-pub mod writer;
+mod plan;
+mod writer;
 
 /// The Merkle log's stored tree on the embedded store: roots and proofs, for
-/// tools (such as the benchmarks) that work on a database directly.
+/// the benchmarks, which work on a database directly. Not part of the
+/// store's API: it exists only with the `bench` feature.
+#[cfg(feature = "bench")]
 pub mod log {
     pub use crate::backend::sqlite::{
         append_leaves, consistency_proof, fetch_nodes, inclusion_proof, latest_checkpoint,
@@ -40,7 +49,7 @@ use custody_core::audit::{decode_row, DecodedRow, Report, StoredEvent};
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
 use custody_core::model::{Actor, Principal, PrincipalId};
-use custody_core::{CaseId, CaseState, CaseView, Event, Timestamp};
+use custody_core::{CaseId, CaseState, CaseView, Event, SharedClock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -66,7 +75,7 @@ impl Location {
             None => Ok(Location::Embedded(data_dir.to_path_buf())),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 PgConnectOptions::from_str(url).map_err(|error| {
-                    StoreError::DataDirectory(format!(
+                    StoreError::Postgres(format!(
                         "cannot use database URL {}: {error}",
                         redact_url(url)
                     ))
@@ -75,7 +84,7 @@ impl Location {
             }
             Some(url) => {
                 let scheme = url.split(':').next().unwrap_or(url);
-                Err(StoreError::DataDirectory(format!(
+                Err(StoreError::Postgres(format!(
                     "cannot use database URL scheme `{scheme}`: Custody runs on PostgreSQL (postgres://...) or on the embedded store\nhint: omit --database-url to use the embedded store in --data"
                 )))
             }
@@ -147,6 +156,7 @@ pub struct Store {
     location: Location,
     stats: std::sync::Arc<writer::CommitStats>,
     routing: std::sync::Arc<std::sync::RwLock<std::sync::Arc<custody_core::notify::Routing>>>,
+    clock: SharedClock,
 }
 
 /// A notification leased to a delivery worker.
@@ -214,6 +224,7 @@ pub struct CommitCounters {
 /// A read-only view of a store, for auditors. Never writes.
 pub struct ReadOnlyStore {
     readers: Readers,
+    clock: SharedClock,
 }
 
 /// A write against the ledger, with the identity and key it was made under.
@@ -439,12 +450,22 @@ pub enum StoreError {
     /// The database failed; the write was not acknowledged.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// The data directory could not be used.
+    /// The data directory could not be used (created, or found holding a
+    /// ledger).
     #[error("{0}")]
     DataDirectory(String),
+    /// PostgreSQL could not be used: its URL is not one Custody can use, the
+    /// server cannot be reached, or the database holds no Custody ledger.
+    /// The message names the database without its password.
+    #[error("{0}")]
+    Postgres(String),
     /// Stored data could not be read back.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The operating system gave no randomness for a new token's secret;
+    /// nothing was issued.
+    #[error("no randomness available: {0}")]
+    NoRandomness(String),
     /// A log query asked for sizes or indexes the log cannot answer.
     #[error("{0}")]
     InvalidRequest(String),
@@ -465,11 +486,18 @@ pub struct StoreOptions {
     /// costs: a store written without it fails `custody verify`
     /// (`log.leaf-missing`).
     pub merkle_log: bool,
+    /// Where the store reads the time: every `recorded_at`, token expiry
+    /// and deadline it writes or judges. The system clock by default; a
+    /// test gives a [`custody_core::ManualClock`] and moves it itself.
+    pub clock: SharedClock,
 }
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
-        StoreOptions { merkle_log: true }
+        StoreOptions {
+            merkle_log: true,
+            clock: SystemClock::shared(),
+        }
     }
 }
 
@@ -500,6 +528,12 @@ impl Store {
         let routing = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
             custody_core::notify::Routing::default(),
         )));
+        let writer_context = || writer::WriterContext {
+            stats: stats.clone(),
+            routing: routing.clone(),
+            merkle_log: store_options.merkle_log,
+            clock: store_options.clock.clone(),
+        };
         let readers = match location {
             Location::Embedded(data_dir) => {
                 std::fs::create_dir_all(data_dir).map_err(|error| {
@@ -522,9 +556,7 @@ impl Store {
                     writer_connection,
                     options,
                     receiver,
-                    stats.clone(),
-                    routing.clone(),
-                    store_options.merkle_log,
+                    writer_context(),
                 ));
                 Readers::Sqlite(readers)
             }
@@ -543,9 +575,7 @@ impl Store {
                     writer_connection,
                     options,
                     receiver,
-                    stats.clone(),
-                    routing.clone(),
-                    store_options.merkle_log,
+                    writer_context(),
                 ));
                 Readers::Postgres(readers)
             }
@@ -556,6 +586,7 @@ impl Store {
             location: location.clone(),
             stats,
             routing,
+            clock: store_options.clock,
         };
         // A data directory made before administration was on the record:
         // its principals, tokens and grants are recorded now, once.
@@ -676,6 +707,11 @@ impl Store {
     /// Where the ledger is.
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// The clock the store reads the time from ([`StoreOptions::clock`]).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Applies a case write. Returns once the result is durable.
@@ -903,7 +939,8 @@ impl Store {
     /// The principal a bearer token authenticates, or `None` when the token
     /// is unknown, expired or revoked.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        on_backend!(&self.readers, ops, readers => ops::authenticate(readers, token).await)
+        let now = self.clock.now();
+        on_backend!(&self.readers, ops, readers => ops::authenticate(readers, token, now).await)
     }
 
     /// One principal.
@@ -969,7 +1006,8 @@ impl Store {
             since,
             ..AuditOptions::default()
         };
-        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options).await)
+        let now = self.clock.now();
+        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options, now).await)
     }
 }
 
@@ -1028,14 +1066,17 @@ impl ReadOnlyStore {
                     .fetch_one(&pool)
                     .await?;
                 if !ledger {
-                    return Err(StoreError::DataDirectory(format!(
+                    return Err(StoreError::Postgres(format!(
                         "{location} holds no Custody ledger; pass the database given to `custody init` or `custody serve`"
                     )));
                 }
                 Readers::Postgres(pool)
             }
         };
-        Ok(ReadOnlyStore { readers })
+        Ok(ReadOnlyStore {
+            readers,
+            clock: SystemClock::shared(),
+        })
     }
 
     /// Checks every event, chain, case and rule, recomputes the Merkle log
@@ -1059,7 +1100,14 @@ impl ReadOnlyStore {
     /// the checkpoints held outside the database in `options`, judging
     /// entries no checkpoint covers by the servers' checkpoint interval.
     pub async fn audit_with(&self, options: AuditOptions) -> Result<Report, StoreError> {
-        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options).await)
+        let now = self.clock.now();
+        on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options, now).await)
+    }
+
+    /// The same store, judging deadlines in its audits by `clock` instead of
+    /// the system clock.
+    pub fn with_clock(self, clock: SharedClock) -> ReadOnlyStore {
+        ReadOnlyStore { clock, ..self }
     }
 }
 
@@ -1088,7 +1136,7 @@ pub(crate) fn decode_in_parallel(page: &[StoredEvent]) -> Vec<DecodedRow> {
 fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     Ok(PgConnectOptions::from_str(url)
         .map_err(|error| {
-            StoreError::DataDirectory(format!(
+            StoreError::Postgres(format!(
                 "cannot use database URL {}: {error}",
                 redact_url(url)
             ))
@@ -1097,7 +1145,7 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
 }
 
 fn unreachable_database(location: &Location, error: sqlx::Error) -> StoreError {
-    StoreError::DataDirectory(format!("cannot connect to {location}: {error}"))
+    StoreError::Postgres(format!("cannot connect to {location}: {error}"))
 }
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {

@@ -9,11 +9,11 @@
 //!
 //! 1. The stored idempotency records and case projections of every write in
 //!    the batch are read first (two queries for the whole batch). Then each
-//!    case write is *decided* in turn: the lifecycle rules run against its
-//!    case, and the resulting event, projection and idempotency record are
-//!    kept in the batch's [`Pending`] state. Later writes of the same batch see that state, so two
-//!    writes to one case in one batch chain correctly. A refused write leaves
-//!    nothing behind.
+//!    job is *decided* in turn by the planner ([`crate::plan`]), against
+//!    what the backend read for it and the batch's pending state: the
+//!    resulting events, projections and idempotency records stay pending, so
+//!    later jobs of the same batch see them and two writes to one case in one
+//!    batch chain correctly. A refused write leaves nothing behind.
 //! 2. The batch's events, case projections and idempotency records are then
 //!    written with one multi-row statement each, and the transaction commits.
 //!
@@ -23,22 +23,19 @@
 //! rolls back and every write in it is answered with an error; clients retry
 //! with the same idempotency key.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use custody_core::case::CaseView;
 use custody_core::delegation::DelegationGrant;
-use custody_core::event::Event;
-use custody_core::lifecycle::{Draft, Placement};
-use custody_core::model::{Actor, Change, Principal, PrincipalId};
+use custody_core::model::{Actor, Principal, PrincipalId};
 use custody_core::notify::Routing;
-use custody_core::{CaseId, Sha256Hash, Timestamp};
+use custody_core::{SharedClock, Timestamp};
 use custody_log::note::SignerKey;
 use tokio::sync::oneshot;
 
 use crate::{
     AppendedEvent, CaseWrite, IssuedToken, StoreError, StoredCheckpoint, TokenInfo, WriteOutcome,
+    TOKEN_PREFIX,
 };
 
 /// Most jobs committed in one transaction.
@@ -174,6 +171,43 @@ pub enum Job {
     },
 }
 
+/// What the writer task holds besides its connection and its queue.
+pub(crate) struct WriterContext {
+    /// Counters shared with [`crate::Store::commit_counters`].
+    pub(crate) stats: Arc<CommitStats>,
+    /// Who is told what, replaced whole by [`crate::Store::set_notification_routing`].
+    pub(crate) routing: Arc<RwLock<Arc<Routing>>>,
+    /// Whether events become Merkle leaves (see [`crate::StoreOptions`]).
+    pub(crate) merkle_log: bool,
+    /// The store's clock: every time the writer records comes from it.
+    pub(crate) clock: SharedClock,
+}
+
+impl WriterContext {
+    /// The routing in force for the next batch.
+    pub(crate) fn routing(&self) -> Arc<Routing> {
+        // Safe to read a poisoned lock: the routing is replaced whole.
+        self.routing
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// A new bearer token from the system's randomness: 32 secret bytes, and 8
+/// public ones for its ID.
+pub(crate) fn new_token() -> Result<crate::plan::NewToken, StoreError> {
+    let mut secret = [0u8; 32];
+    let mut public = [0u8; 8];
+    getrandom::fill(&mut secret)
+        .and_then(|()| getrandom::fill(&mut public))
+        .map_err(|error| StoreError::NoRandomness(error.to_string()))?;
+    Ok(crate::plan::NewToken {
+        token: format!("{TOKEN_PREFIX}{}", custody_core::hex::encode(&secret)),
+        token_id: format!("tok_{}", custody_core::hex::encode(&public)),
+    })
+}
+
 /// Counters shared between the writer and [`crate::Store::commit_counters`].
 #[derive(Default)]
 pub(crate) struct CommitStats {
@@ -241,82 +275,6 @@ pub(crate) enum Done {
         oneshot::Sender<Result<Vec<(String, String)>, StoreError>>,
         Result<Vec<(String, String)>, StoreError>,
     ),
-}
-
-/// What the batch will write when it commits.
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub(crate) next_log_index: u64,
-    /// Events in log order, with their canonical bytes.
-    pub(crate) events: Vec<PendingEvent>,
-    /// The latest projection of every case the batch touched.
-    pub(crate) views: HashMap<CaseId, CaseView>,
-    /// Idempotency records made by the batch, by (principal, key).
-    pub(crate) idempotency: HashMap<(String, String), PendingIdempotency>,
-    /// Events already flushed by this batch.
-    pub(crate) total_appended: u64,
-    /// Whether events become Merkle leaves (always, outside benchmarks).
-    pub(crate) merkle_log: bool,
-    /// Who is told what (see [`custody_core::notify`]).
-    pub(crate) routing: Arc<Routing>,
-    /// Changes to outbox rows made by the batch (delivery results, retries).
-    pub(crate) outbox_updates: Vec<OutboxUpdate>,
-    /// Evidence records the batch created or released, by reference: the
-    /// record's case and the case it was released to.
-    pub(crate) records: HashMap<String, (CaseId, Option<CaseId>)>,
-    /// Heads (sequence number, hash) of evidence records appended to by the batch.
-    pub(crate) record_heads: HashMap<CaseId, (u64, Sha256Hash)>,
-    /// Record rows to write: (reference, record, released to, new).
-    pub(crate) record_updates: Vec<(String, CaseId, Option<CaseId>, bool)>,
-    /// The head of the administration record once the batch appended to it.
-    pub(crate) admin_head: Option<AdminHead>,
-}
-
-/// The head of the administration record.
-#[derive(Clone, Debug)]
-pub(crate) struct AdminHead {
-    pub(crate) case_id: CaseId,
-    pub(crate) seq: u64,
-    pub(crate) hash: Sha256Hash,
-    /// Every event so far is by `system` (see [`custody_core::admin::may_administer`]).
-    pub(crate) opening: bool,
-}
-
-pub(crate) struct PendingEvent {
-    pub(crate) log_index: u64,
-    pub(crate) event: Event,
-    pub(crate) bytes: Vec<u8>,
-    /// The outbox rows of the notifications the event owes.
-    pub(crate) outbox: Vec<OutboxRow>,
-}
-
-/// A notification owed, as queued in the outbox in the event's transaction.
-pub(crate) struct OutboxRow {
-    pub(crate) delivery_id: String,
-    pub(crate) case_id: String,
-    pub(crate) event_id: String,
-    pub(crate) kind: String,
-    pub(crate) audience: String,
-    pub(crate) channel: String,
-    pub(crate) recipient: Option<String>,
-    pub(crate) created_at: Timestamp,
-}
-
-/// A change to one outbox row.
-pub(crate) struct OutboxUpdate {
-    pub(crate) delivery_id: String,
-    pub(crate) state: &'static str,
-    pub(crate) attempts: u32,
-    pub(crate) next_attempt_at: Timestamp,
-    pub(crate) last_error: Option<String>,
-}
-
-pub(crate) struct PendingIdempotency {
-    /// Already inserted by an earlier flush of the same batch.
-    pub(crate) flushed: bool,
-    pub(crate) fingerprint: String,
-    pub(crate) outcome: WriteOutcome,
-    pub(crate) recorded_at: Timestamp,
 }
 
 pub(crate) fn reply_all(done: Vec<Done>) {
@@ -416,189 +374,6 @@ macro_rules! active_states_sql {
     };
 }
 pub(crate) use active_states_sql;
-
-/// What a batch reads before deciding its writes: the stored idempotency
-/// records of its keys and the stored projections of its cases, two queries
-/// per batch instead of one per write.
-#[derive(Default)]
-pub(crate) struct Prefetched {
-    /// (principal, key) to (fingerprint, response JSON).
-    pub(crate) idempotency: HashMap<(String, String), (String, String)>,
-    /// Case ID to projection JSON.
-    pub(crate) views: HashMap<String, Vec<u8>>,
-}
-
-/// The case as the batch sees it: its pending projection if an earlier write
-/// of the batch touched it, else the stored one.
-pub(crate) fn current_view(
-    prefetched: &Prefetched,
-    pending: &Pending,
-    case_id: &CaseId,
-) -> Result<CaseView, StoreError> {
-    if let Some(view) = pending.views.get(case_id) {
-        return Ok(view.clone());
-    }
-    let stored_view = prefetched
-        .views
-        .get(case_id.as_str())
-        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-    serde_json::from_slice(stored_view)
-        .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
-}
-
-/// Seals `draft` as the next event of `view`'s case and keeps event and
-/// projection pending; returns the appended event and the case's new state.
-pub(crate) fn append_draft(
-    write: &CaseWrite,
-    pending: &mut Pending,
-    mut view: CaseView,
-    draft: Draft,
-    recorded_at: Timestamp,
-) -> (AppendedEvent, custody_core::CaseState) {
-    let case_id = view.case_id.clone();
-    let routing = pending.routing.clone();
-    let (event, bytes, hash, outbox) = seal(
-        write,
-        &routing,
-        Some(&view),
-        &case_id,
-        view.head_seq + 1,
-        Some(view.head_hash),
-        draft,
-        recorded_at,
-    );
-    view.apply_hashed(&event, hash);
-    let state = view.state;
-    let appended = push_event(pending, event, bytes, outbox);
-    pending.views.insert(case_id, view);
-    (appended, state)
-}
-
-/// Seals a draft into its event (with the notifications it owes, given the
-/// case `before` it), canonical bytes, hash and outbox rows, each computed once.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn seal(
-    write: &CaseWrite,
-    routing: &Routing,
-    before: Option<&CaseView>,
-    case_id: &CaseId,
-    seq: u64,
-    prev_hash: Option<Sha256Hash>,
-    draft: Draft,
-    recorded_at: Timestamp,
-) -> (Event, Vec<u8>, Sha256Hash, Vec<OutboxRow>) {
-    let mut event = draft.seal(
-        write.actor.clone(),
-        Placement {
-            case_id: case_id.clone(),
-            seq,
-            prev_hash,
-            recorded_at,
-            occurred_at: write.occurred_at,
-            idempotency_key: Some(write.idempotency_key.clone()),
-        },
-    );
-    let outbox = owe(routing, before, &mut event);
-    let bytes = event.canonical_bytes();
-    let hash = Sha256Hash::of(&bytes);
-    (event, bytes, hash, outbox)
-}
-
-/// Records in `event` the notifications it owes over `routing`, and returns
-/// their outbox rows.
-pub(crate) fn owe(
-    routing: &Routing,
-    before: Option<&CaseView>,
-    event: &mut Event,
-) -> Vec<OutboxRow> {
-    if routing.is_empty() {
-        return Vec::new();
-    }
-    // The state after the event decides what is owed; its head hash does
-    // not, so the event is not hashed here (the caller hashes the final bytes).
-    let placeholder = Sha256Hash([0; 32]);
-    let after = match before {
-        Some(view) => {
-            let mut after = view.clone();
-            after.apply_hashed(event, placeholder);
-            after
-        }
-        None => match CaseView::open_hashed(event, placeholder) {
-            Some(view) => view,
-            None => return Vec::new(),
-        },
-    };
-    let owed = routing.owed(before, event, &after);
-    let rows = owed
-        .iter()
-        .map(|owed| OutboxRow {
-            delivery_id: owed.delivery_id.clone(),
-            case_id: event.case_id.to_string(),
-            event_id: event.event_id.to_string(),
-            kind: owed.kind.clone(),
-            audience: owed.audience.as_str().to_string(),
-            channel: owed.channel.clone(),
-            recipient: owed.recipient.clone(),
-            created_at: event.recorded_at,
-        })
-        .collect();
-    event.notify = owed;
-    rows
-}
-
-pub(crate) fn push_event(
-    pending: &mut Pending,
-    event: Event,
-    bytes: Vec<u8>,
-    outbox: Vec<OutboxRow>,
-) -> AppendedEvent {
-    let log_index = pending.next_log_index;
-    pending.next_log_index += 1;
-    let appended = AppendedEvent {
-        case_id: event.case_id.to_string(),
-        event_id: event.event_id.to_string(),
-        kind: event.body.kind_name().to_string(),
-        seq: event.seq,
-        log_index,
-    };
-    pending.events.push(PendingEvent {
-        log_index,
-        event,
-        bytes,
-        outbox,
-    });
-    appended
-}
-
-pub(crate) fn remember(
-    pending: &mut Pending,
-    key: (String, String),
-    fingerprint: String,
-    outcome: &WriteOutcome,
-    recorded_at: Timestamp,
-) {
-    pending.idempotency.insert(
-        key,
-        PendingIdempotency {
-            flushed: false,
-            fingerprint,
-            outcome: outcome.clone(),
-            recorded_at,
-        },
-    );
-}
-
-/// The key under which at most one case may be active: subject, change kind,
-/// entitlement and resource.
-pub(crate) fn change_key(change: &Change) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        change.subject,
-        change.kind.as_str(),
-        change.entitlement,
-        change.resource.as_deref().unwrap_or("")
-    )
-}
 
 /// Rows per multi-row statement; keeps every statement far below SQLite's
 /// limit on bound parameters (32766).

@@ -7,8 +7,8 @@ use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalId, PrincipalKind, Subject,
     SubjectKind, Via,
 };
-use custody_core::CaseState;
-use custody_store::{CaseWrite, ReadOnlyStore, Store, StoreError};
+use custody_core::{CaseState, ManualClock, Timestamp};
+use custody_store::{CaseWrite, ReadOnlyStore, Store, StoreError, StoreOptions};
 use sqlx::ConnectOptions;
 
 fn actor(name: &str) -> Actor {
@@ -295,13 +295,24 @@ async fn tokens_are_stored_only_as_hashes_and_expire() {
         );
     }
 
-    let store = Store::open(directory.path()).await.unwrap();
+    // Expiry is judged by the store's clock: a test clock moved past the
+    // token's lifetime, not a sleep.
+    let clock = std::sync::Arc::new(ManualClock::new(Timestamp::now()));
+    let store = Store::open_with(
+        directory.path(),
+        StoreOptions {
+            clock: clock.clone(),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let expired = store
         .create_token(PrincipalId::from_str("alice").unwrap(), Some(1), None)
         .await
         .unwrap();
     assert!(store.authenticate(&expired.token).await.unwrap().is_some());
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    clock.advance_seconds(1);
     assert!(store.authenticate(&expired.token).await.unwrap().is_none());
     assert!(matches!(
         store
@@ -309,6 +320,72 @@ async fn tokens_are_stored_only_as_hashes_and_expire() {
             .await,
         Err(StoreError::PrincipalNotFound(_))
     ));
+}
+
+/// Every time the store records comes from its clock: events, the
+/// administration record, the writer's own rows and checkpoints.
+#[tokio::test(flavor = "multi_thread")]
+async fn recorded_times_follow_the_store_clock() {
+    let directory = tempfile::tempdir().unwrap();
+    let start = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+    let clock = std::sync::Arc::new(ManualClock::new(start));
+    let store = Store::open_with(
+        directory.path(),
+        StoreOptions {
+            clock: clock.clone(),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.clock().now(), start);
+    store
+        .add_principal(
+            Principal {
+                id: PrincipalId::from_str("alice").unwrap(),
+                display_name: "Alice".into(),
+                kind: PrincipalKind::Human,
+                groups: vec!["admins".into()],
+                org: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let opened = store
+        .write(write("alice", "k1", request("alice", None)))
+        .await
+        .unwrap();
+    clock.advance_seconds(3600);
+    store
+        .write(write(
+            "bob",
+            "k2",
+            CaseCommand::Approve {
+                case_id: opened.case_id.clone(),
+                comment: None,
+                chat: None,
+            },
+        ))
+        .await
+        .unwrap();
+    let (view, events) = store.case(&opened.case_id).await.unwrap();
+    let recorded: Vec<Timestamp> = events.iter().map(|event| event.recorded_at).collect();
+    assert_eq!(recorded, vec![start, start.plus_seconds(3600)]);
+    assert_eq!(view.opened_at, start);
+    assert_eq!(view.updated_at, start.plus_seconds(3600));
+    let admin = store.admin_record().await.unwrap();
+    assert_eq!(admin.len(), 1);
+    assert_eq!(admin[0].recorded_at, start);
+
+    clock.advance_seconds(60);
+    let key = custody_log::note::SignerKey::generate("custody.test/log").unwrap();
+    let checkpoint = store
+        .checkpoint("custody.test/log", std::sync::Arc::new(vec![key]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(checkpoint.created_at, start.plus_seconds(3660).to_string());
 }
 
 #[tokio::test(flavor = "multi_thread")]

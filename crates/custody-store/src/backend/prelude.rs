@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 use custody_core::audit::{
@@ -11,19 +10,18 @@ use custody_core::audit::{
     StoredEvent,
 };
 use custody_core::case::CaseView;
-use custody_core::command::CaseCommand;
 use custody_core::delegation::DelegationGrant;
-use custody_core::event::{Event, ReviewOutcome};
-use custody_core::lifecycle::{self, Refusal};
-use custody_core::model::{Change, Principal, PrincipalId, PrincipalKind};
-use custody_core::notify::Routing;
-use custody_core::{CaseId, CaseState, Sha256Hash, Timestamp};
+use custody_core::event::Event;
+use custody_core::lifecycle;
+use custody_core::model::{Principal, PrincipalId, PrincipalKind};
+use custody_core::{CaseId, CaseState, SharedClock, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use custody_log::tree::{self, NodeId};
 use custody_log::Hash;
 use sqlx::{QueryBuilder, Row};
 use tokio::sync::mpsc;
 
+use crate::plan::{self, Pending, Prefetched};
 use crate::writer::*;
 use crate::{
     AppendedEvent, Authenticated, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,

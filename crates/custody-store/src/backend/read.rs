@@ -163,8 +163,12 @@ pub(crate) async fn token(readers: &Pool, token_id: &str) -> Result<Option<Token
 }
 
 /// The principal a bearer token authenticates, or `None` when the token
-/// is unknown, expired or revoked.
-pub(crate) async fn authenticate(readers: &Pool, token: &str) -> Result<Option<Authenticated>, StoreError> {
+/// is unknown, expired (at `now`) or revoked.
+pub(crate) async fn authenticate(
+    readers: &Pool,
+    token: &str,
+    now: Timestamp,
+) -> Result<Option<Authenticated>, StoreError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
         return Ok(None);
     }
@@ -182,7 +186,7 @@ pub(crate) async fn authenticate(readers: &Pool, token: &str) -> Result<Option<A
     if let Some(expires_at) = expires_at {
         let expires_at = Timestamp::parse(&expires_at)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        if expires_at <= Timestamp::now() {
+        if expires_at <= now {
             return Ok(None);
         }
     }
@@ -300,10 +304,12 @@ pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
 }
 
 /// Rows are read in pages inside one read transaction, so the audit sees one
-/// consistent snapshot even while the server appends.
+/// consistent snapshot even while the server appends. Deadlines are judged
+/// as of `now`.
 pub(crate) async fn audit_pool(
     pool: &Pool,
     options: crate::AuditOptions,
+    now: Timestamp,
 ) -> Result<Report, StoreError> {
     const PAGE: i64 = 16_384;
     let mut connection = pool.acquire().await?;
@@ -331,7 +337,7 @@ pub(crate) async fn audit_pool(
         outside: options.outside,
         checkpoint_interval_seconds: options.checkpoint_interval_seconds,
         stored_leaves: stored_leaves as u64,
-        now: Some(Timestamp::now()),
+        now: Some(now),
     });
     // Fetching the next page overlaps with decoding the current one: the
     // database work runs on sqlx's worker thread, the decoding on the others.

@@ -1,3 +1,6 @@
+// The writer task: reads, writes and the write lock. Every decision is the
+// planner's (`crate::plan`); this file holds only SQL and the order of it.
+
 /// Runs the writer until every [`crate::Store`] handle is dropped.
 ///
 /// A connection that breaks (a database restart, a network fault) is replaced
@@ -7,9 +10,7 @@ pub(crate) async fn run(
     mut connection: Conn,
     options: <Conn as sqlx::Connection>::Options,
     mut jobs: mpsc::Receiver<Job>,
-    stats: Arc<CommitStats>,
-    routing: Arc<std::sync::RwLock<Arc<Routing>>>,
-    merkle_log: bool,
+    context: WriterContext,
 ) {
     use sqlx::Connection;
     while let Some(first) = jobs.recv().await {
@@ -31,22 +32,11 @@ pub(crate) async fn run(
                 }
             }
         }
-        // Safe to read a poisoned lock: the routing is replaced whole.
-        let routing = routing
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        commit_batch(&mut connection, batch, &stats, routing, merkle_log).await;
+        commit_batch(&mut connection, batch, &context).await;
     }
 }
 
-async fn commit_batch(
-    connection: &mut Conn,
-    batch: Vec<Job>,
-    stats: &CommitStats,
-    routing: Arc<Routing>,
-    merkle_log: bool,
-) {
+async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterContext) {
     let started = Instant::now();
     let batch_size = batch.len();
     if let Err(error) = sqlx::raw_sql(BEGIN_WRITE)
@@ -58,12 +48,9 @@ async fn commit_batch(
         return;
     }
     let mut pending = match next_log_index(connection).await {
-        Ok(next_log_index) => Pending {
-            next_log_index,
-            merkle_log,
-            routing,
-            ..Pending::default()
-        },
+        Ok(next_log_index) => {
+            Pending::new(next_log_index, context.merkle_log, context.routing())
+        }
         Err(error) => {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
             let message = error.to_string();
@@ -71,6 +58,7 @@ async fn commit_batch(
             return;
         }
     };
+    let clock = &context.clock;
     let mut done = Vec::with_capacity(batch_size);
     let result: Result<(), sqlx::Error> = async {
         let prefetched = prefetch(connection, &batch).await?;
@@ -78,7 +66,7 @@ async fn commit_batch(
             done.push(match job {
                 Job::Case(write, reply) => Done::Case(
                     reply,
-                    decide_case(connection, &prefetched, &mut pending, &write).await,
+                    decide_case(connection, &prefetched, &mut pending, &write, clock).await,
                 ),
                 Job::AddPrincipal {
                     principal,
@@ -86,7 +74,7 @@ async fn commit_batch(
                     reply,
                 } => Done::Principal(
                     reply,
-                    add_principal(connection, &mut pending, principal, by).await,
+                    add_principal(connection, &mut pending, principal, by, clock.now()).await,
                 ),
                 Job::CreateToken {
                     principal,
@@ -95,7 +83,8 @@ async fn commit_batch(
                     reply,
                 } => Done::Token(
                     reply,
-                    create_token(connection, &mut pending, principal, ttl_seconds, by).await,
+                    create_token(connection, &mut pending, principal, ttl_seconds, by, clock.now())
+                        .await,
                 ),
                 Job::SetGroups {
                     principal,
@@ -104,11 +93,11 @@ async fn commit_batch(
                     reply,
                 } => Done::Principal(
                     reply,
-                    set_groups(connection, &mut pending, &principal, groups, by).await,
+                    set_groups(connection, &mut pending, &principal, groups, by, clock.now()).await,
                 ),
                 Job::GrantDelegation { grant, by, reply } => Done::Delegation(
                     reply,
-                    grant_delegation(connection, &mut pending, grant, by).await,
+                    grant_delegation(connection, &mut pending, grant, by, clock.now()).await,
                 ),
                 Job::RevokeDelegation {
                     grant_id,
@@ -116,11 +105,12 @@ async fn commit_batch(
                     reply,
                 } => Done::Delegation(
                     reply,
-                    revoke_delegation(connection, &mut pending, &grant_id, by).await,
+                    revoke_delegation(connection, &mut pending, &grant_id, by, clock.now()).await,
                 ),
-                Job::RecordLegacyAdmin { reply } => {
-                    Done::Legacy(reply, record_legacy_admin(connection, &mut pending).await)
-                }
+                Job::RecordLegacyAdmin { reply } => Done::Legacy(
+                    reply,
+                    record_legacy_admin(connection, &mut pending, clock.now()).await,
+                ),
                 Job::AdoptPolicy {
                     policy,
                     source,
@@ -128,10 +118,11 @@ async fn commit_batch(
                 } => {
                     // Earlier writes of the batch first, so the record's head
                     // is read from the database.
-                    flush(connection, &mut pending).await?;
+                    flush(connection, &mut pending, clock.now()).await?;
                     Done::Adopted(
                         reply,
-                        adopt_policy(connection, &mut pending, &policy, &source).await,
+                        adopt_policy(connection, &mut pending, &policy, &source, clock.now())
+                            .await,
                     )
                 }
                 Job::ClaimDeliveries {
@@ -146,12 +137,16 @@ async fn commit_batch(
                 ),
                 Job::RetryDelivery { delivery_id, reply } => {
                     // Results of this batch first, so a retry sees them.
-                    flush(connection, &mut pending).await?;
-                    Done::Retried(reply, retry_delivery(connection, &delivery_id).await)
+                    flush(connection, &mut pending, clock.now()).await?;
+                    Done::Retried(
+                        reply,
+                        retry_delivery(connection, &delivery_id, clock.now()).await,
+                    )
                 }
-                Job::ClaimOrigin { origin, reply } => {
-                    Done::Origin(reply, claim_origin(connection, &origin).await)
-                }
+                Job::ClaimOrigin { origin, reply } => Done::Origin(
+                    reply,
+                    claim_origin(connection, &origin, clock.now()).await,
+                ),
                 Job::Durability { reply } => {
                     Done::Durability(reply, durability(connection).await)
                 }
@@ -161,7 +156,7 @@ async fn commit_batch(
                     reply,
                 } => Done::Revocation(
                     reply,
-                    revoke_token(connection, &mut pending, &token_id, by).await,
+                    revoke_token(connection, &mut pending, &token_id, by, clock.now()).await,
                 ),
                 Job::Checkpoint {
                     origin,
@@ -171,7 +166,7 @@ async fn commit_batch(
                 } => {
                     // Events decided earlier in this batch are flushed first,
                     // so the checkpoint covers them.
-                    flush(connection, &mut pending).await?;
+                    flush(connection, &mut pending, clock.now()).await?;
                     Done::Checkpoint(
                         reply,
                         sign_checkpoint(
@@ -180,13 +175,14 @@ async fn commit_batch(
                             &origin,
                             &signers,
                             &known,
+                            clock.now(),
                         )
                         .await,
                     )
                 }
             });
         }
-        flush(connection, &mut pending).await?;
+        flush(connection, &mut pending, clock.now()).await?;
         sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
         Ok(())
     }
@@ -194,6 +190,7 @@ async fn commit_batch(
     let appended = pending.total_appended;
     match result {
         Ok(()) => {
+            let stats = &context.stats;
             stats.commits.fetch_add(1, Ordering::Relaxed);
             stats.jobs.fetch_add(batch_size as u64, Ordering::Relaxed);
             stats.events.fetch_add(appended, Ordering::Relaxed);
@@ -292,366 +289,119 @@ async fn prefetch(
     Ok(prefetched)
 }
 
-/// Decides one case write against the stored state and the batch's pending
-/// state. On success the write's event, projection and idempotency record are
-/// in `pending`; on refusal nothing is.
+/// One case write: its key checked, what it needs read, then decided by
+/// the planner (at the clock's time once the key is known to be new).
 async fn decide_case(
     connection: &mut Conn,
     prefetched: &Prefetched,
     pending: &mut Pending,
     write: &CaseWrite,
+    clock: &SharedClock,
 ) -> Result<WriteOutcome, StoreError> {
-    let fingerprint = write.command.fingerprint().to_hex();
-    let principal = write.actor.principal.as_str();
-    let idempotency_key = (principal.to_string(), write.idempotency_key.clone());
-
-    let previous = match pending.idempotency.get(&idempotency_key) {
-        Some(record) => Some((record.fingerprint.clone(), record.outcome.clone())),
-        None => match prefetched.idempotency.get(&idempotency_key) {
-            Some((stored_fingerprint, response)) => {
-                let outcome: WriteOutcome = serde_json::from_str(response)
-                    .map_err(|error| StoreError::Corrupt(format!("idempotency record: {error}")))?;
-                Some((stored_fingerprint.clone(), outcome))
-            }
-            None => None,
-        },
-    };
-    if let Some((stored_fingerprint, mut outcome)) = previous {
-        if stored_fingerprint != fingerprint {
-            return Err(StoreError::Refused(Refusal {
-                rule: "idempotency.key-reused",
-                message: format!(
-                    "idempotency key `{}` was already used by {principal} for a different write",
-                    write.idempotency_key
-                ),
-                hint: Some("use a new idempotency key for a new write".to_string()),
-            }));
+    match pending.begin_case(prefetched, write)? {
+        plan::Begun::Replayed(outcome) => Ok(outcome),
+        plan::Begun::Fresh(fresh, needs) => {
+            let reads = read_case_needs(connection, &needs).await?;
+            pending.decide_case(prefetched, fresh, reads, clock.now())
         }
-        outcome.replayed = true;
-        return Ok(outcome);
     }
-
-    let recorded_at = Timestamp::now();
-    // A vendor acts only under a delegation grant in force now, as recorded:
-    // re-decided here, under the write lock, so a revocation decided before
-    // (even earlier in this batch) is never missed.
-    let vendor_write;
-    let write = if write.actor.kind == PrincipalKind::Vendor {
-        let change = match &write.command {
-            CaseCommand::Request { change, .. } | CaseCommand::BreakGlass { change, .. } => {
-                Some(change.clone())
-            }
-            command => match command.case_ids().first() {
-                Some(case_id) => Some(current_view(prefetched, pending, case_id)?.change),
-                None => None,
-            },
-        };
-        match change {
-            Some(change) => {
-                vendor_write = CaseWrite {
-                    actor: vendor_actor(connection, &write.actor, &change, recorded_at).await?,
-                    ..write.clone()
-                };
-                &vendor_write
-            }
-            None => write,
-        }
-    } else {
-        write
-    };
-    let outcome = match &write.command {
-        CaseCommand::Request {
-            change,
-            justification,
-            ticket,
-            rule,
-        } => {
-            if let Some(ticket) = ticket {
-                if let Some(existing) = active_case_with_ticket(connection, pending, ticket).await?
-                {
-                    let outcome = WriteOutcome {
-                        case_id: existing.case_id.clone(),
-                        state: existing.state,
-                        appended: Vec::new(),
-                        replayed: false,
-                        existing: true,
-                    };
-                    remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
-                    return Ok(outcome);
-                }
-            }
-            if let Some(duplicate) = active_case_for_change(connection, pending, change).await? {
-                return Err(StoreError::Refused(Refusal {
-                    rule: "case.duplicate-open",
-                    message: format!(
-                        "case {duplicate} is already open for {change}; a second request would split the trail"
-                    ),
-                    hint: Some(format!(
-                        "follow case {duplicate} (`custody show {duplicate}`), or wait until it is reviewed or denied"
-                    )),
-                }));
-            }
-            let draft =
-                lifecycle::request(change.clone(), justification.clone(), ticket.clone(), rule)
-                    .map_err(StoreError::Refused)?;
-            let case_id = CaseId::generate();
-            let routing = pending.routing.clone();
-            let (event, bytes, hash, outbox) =
-                seal(write, &routing, None, &case_id, 1, None, draft, recorded_at);
-            // Safe: `seal` made a request event, which always opens a view.
-            let view =
-                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
-            let state = view.state;
-            let mut appended = vec![push_event(pending, event, bytes, outbox)];
-            pending.views.insert(case_id.clone(), view);
-            if let Some(ticket) = ticket {
-                appended.extend(
-                    join_held_evidence(connection, pending, write, ticket, &case_id, recorded_at)
-                        .await?,
-                );
-            }
-            WriteOutcome {
-                case_id,
-                state,
-                appended,
-                replayed: false,
-                existing: false,
-            }
-        }
-        CaseCommand::BreakGlass {
-            change,
-            justification,
-            ticket,
-            rule,
-            change_set,
-        } => {
-            // An emergency is never refused as a duplicate: an open request
-            // for the same change may be exactly what could not wait.
-            let [request, invoked, execution] = lifecycle::break_glass(
-                change.clone(),
-                justification.clone(),
-                ticket.clone(),
-                rule,
-                change_set.clone(),
-                recorded_at,
-            )
-            .map_err(StoreError::Refused)?;
-            let case_id = CaseId::generate();
-            // The emergency's request asks nobody to approve: the invocation
-            // tells security and the reviewers instead.
-            let (event, bytes, hash, _) = seal(
-                write,
-                &Routing::default(),
-                None,
-                &case_id,
-                1,
-                None,
-                request,
-                recorded_at,
-            );
-            // Safe: `lifecycle::break_glass` starts with a request event.
-            let view =
-                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
-            let mut appended = vec![push_event(pending, event, bytes, Vec::new())];
-            let (second, _) = append_draft(write, pending, view, invoked, recorded_at);
-            appended.push(second);
-            let view = current_view(prefetched, pending, &case_id)?;
-            let (third, state) = append_draft(write, pending, view, execution, recorded_at);
-            appended.push(third);
-            WriteOutcome {
-                case_id,
-                state,
-                appended,
-                replayed: false,
-                existing: false,
-            }
-        }
-        CaseCommand::Merge {
-            duplicate,
-            into,
-            comment,
-        } => {
-            let duplicate_view = current_view(prefetched, pending, duplicate)?;
-            let survivor_view = current_view(prefetched, pending, into)?;
-            let (duplicate_draft, survivor_draft) = lifecycle::merge(
-                &duplicate_view,
-                &survivor_view,
-                &write.actor,
-                comment.clone(),
-            )
-            .map_err(StoreError::Refused)?;
-            // Both halves of the link in one job, so they commit together.
-            let first = append_draft(write, pending, duplicate_view, duplicate_draft, recorded_at);
-            let second = append_draft(write, pending, survivor_view, survivor_draft, recorded_at);
-            WriteOutcome {
-                case_id: duplicate.clone(),
-                state: first.1,
-                appended: vec![first.0, second.0],
-                replayed: false,
-                existing: false,
-            }
-        }
-        CaseCommand::Review {
-            case_id,
-            outcome: ReviewOutcome::Revoke,
-            revocation_rule: Some(rule),
-            ..
-        } => {
-            // The review, then the revocation case it opens, linked both ways,
-            // all in this one job.
-            let view = current_view(prefetched, pending, case_id)?;
-            let review = write
-                .command
-                .decide(&view, &write.actor)
-                .map_err(StoreError::Refused)?;
-            let (reviewed, _) = append_draft(write, pending, view, review, recorded_at);
-            let new_case = CaseId::generate();
-            let (request, opened_by, opened) = lifecycle::open_revocation(
-                &current_view(prefetched, pending, case_id)?,
-                rule,
-                &new_case,
-            )
-            .map_err(StoreError::Refused)?;
-            let routing = pending.routing.clone();
-            let (event, bytes, hash, outbox) =
-                seal(write, &routing, None, &new_case, 1, None, request, recorded_at);
-            // Safe: `open_revocation` starts the new case with a request.
-            let new_view =
-                CaseView::open_hashed(&event, hash).expect("a request event always opens a case");
-            let opened_request = push_event(pending, event, bytes, outbox);
-            let (linked_back, _) = append_draft(write, pending, new_view, opened_by, recorded_at);
-            let view = current_view(prefetched, pending, case_id)?;
-            let (linked, state) = append_draft(write, pending, view, opened, recorded_at);
-            WriteOutcome {
-                case_id: case_id.clone(),
-                state,
-                appended: vec![reviewed, opened_request, linked_back, linked],
-                replayed: false,
-                existing: false,
-            }
-        }
-        CaseCommand::HoldEvidence { ticket, evidence } => {
-            hold_evidence(connection, pending, write, ticket, evidence, recorded_at).await?
-        }
-        CaseCommand::RecordDelivery {
-            case_id,
-            attempt,
-            escalate,
-            next_attempt_at,
-        } => {
-            let outbox_state = match attempt.outcome {
-                custody_core::event::DeliveryOutcome::Delivered => "delivered",
-                custody_core::event::DeliveryOutcome::Failed => "pending",
-                custody_core::event::DeliveryOutcome::Dead => "dead",
-            };
-            pending.outbox_updates.push(OutboxUpdate {
-                delivery_id: attempt.delivery_id.clone(),
-                state: outbox_state,
-                attempts: attempt.attempt,
-                next_attempt_at: next_attempt_at.unwrap_or(recorded_at),
-                last_error: attempt.error.clone(),
-            });
-            let mut appended = Vec::new();
-            let mut state = current_view(prefetched, pending, case_id)?.state;
-            for draft in lifecycle::record_delivery(attempt.clone(), *escalate, recorded_at) {
-                let view = current_view(prefetched, pending, case_id)?;
-                let (event, new_state) = append_draft(write, pending, view, draft, recorded_at);
-                appended.push(event);
-                state = new_state;
-            }
-            WriteOutcome {
-                case_id: case_id.clone(),
-                state,
-                appended,
-                replayed: false,
-                existing: false,
-            }
-        }
-        command => {
-            // Safe: every command other than a request names its case.
-            let case_id = command.case_id().expect("non-request commands name a case");
-            let view = current_view(prefetched, pending, case_id)?;
-            let draft = command
-                .decide(&view, &write.actor)
-                .map_err(StoreError::Refused)?;
-            let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
-            WriteOutcome {
-                case_id: case_id.clone(),
-                state,
-                appended: vec![appended],
-                replayed: false,
-                existing: false,
-            }
-        }
-    };
-    remember(pending, idempotency_key, fingerprint, &outcome, recorded_at);
-    Ok(outcome)
 }
 
-/// The active case carrying `ticket`, looking at the batch's pending cases
-/// before the stored ones (a stored case may have changed state in this batch).
-async fn active_case_with_ticket(
+/// Reads what [`plan::CaseNeeds`] names, as the transaction sees it.
+async fn read_case_needs(
     connection: &mut Conn,
-    pending: &Pending,
-    ticket: &custody_core::model::Ticket,
-) -> Result<Option<CaseView>, StoreError> {
-    if let Some(view) = pending
-        .views
-        .values()
-        .find(|view| view.state.is_active() && view.ticket.as_ref() == Some(ticket))
-    {
-        return Ok(Some(view.clone()));
+    needs: &plan::CaseNeeds,
+) -> Result<plan::CaseReads, StoreError> {
+    let mut reads = plan::CaseReads::default();
+    if let Some(ticket) = &needs.active_case_with_ticket {
+        let stored: Option<Vec<u8>> = sqlx::query_scalar(concat!(
+            "SELECT view FROM cases WHERE ticket = $1 AND state IN ",
+            crate::writer::active_states_sql!(),
+            " ORDER BY opened_at LIMIT 1"
+        ))
+        .bind(ticket.to_string())
+        .fetch_optional(&mut *connection)
+        .await?;
+        reads.active_case_with_ticket = stored.as_deref().map(decode_view).transpose()?;
     }
-    let stored: Option<Vec<u8>> = sqlx::query_scalar(concat!(
-        "SELECT view FROM cases WHERE ticket = $1 AND state IN ",
-        crate::writer::active_states_sql!(),
-        " ORDER BY opened_at LIMIT 1"
-    ))
-    .bind(ticket.to_string())
-    .fetch_optional(&mut *connection)
-    .await?;
-    let Some(stored) = stored else {
-        return Ok(None);
-    };
-    let view: CaseView = serde_json::from_slice(&stored)
-        .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?;
-    Ok(match pending.views.get(&view.case_id) {
-        Some(newer) if !newer.state.is_active() => None,
-        Some(newer) => Some(newer.clone()),
-        None => Some(view),
-    })
+    if let Some(key) = &needs.active_case_for_change {
+        let stored: Option<String> = sqlx::query_scalar(concat!(
+            "SELECT case_id FROM cases WHERE change_key = $1 AND state IN ",
+            crate::writer::active_states_sql!(),
+            " LIMIT 1"
+        ))
+        .bind(key)
+        .fetch_optional(&mut *connection)
+        .await?;
+        reads.active_case_for_change = stored.as_deref().map(parse_stored).transpose()?;
+    }
+    if let Some(org) = &needs.grants_of {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT grant_json FROM delegations WHERE vendor_org = $1 ORDER BY grant_id",
+        )
+        .bind(org)
+        .fetch_all(&mut *connection)
+        .await?;
+        reads.grants = rows
+            .iter()
+            .map(|json| decode_grant(json))
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    if let Some(ticket) = &needs.case_with_ticket {
+        let stored: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT view FROM cases WHERE ticket = $1 AND state <> 'merged' ORDER BY opened_at DESC LIMIT 1",
+        )
+        .bind(ticket.to_string())
+        .fetch_optional(&mut *connection)
+        .await?;
+        reads.case_with_ticket = stored.as_deref().map(decode_view).transpose()?;
+    }
+    if let Some(ticket) = &needs.evidence_record {
+        reads.evidence_record = evidence_record_of(connection, &ticket.to_string()).await?;
+    }
+    Ok(reads)
 }
 
-/// The active case for the same change, if any (see [`change_key`]).
-async fn active_case_for_change(
+/// The evidence record of `ticket` and its stored events, if it has one.
+async fn evidence_record_of(
     connection: &mut Conn,
-    pending: &Pending,
-    change: &Change,
-) -> Result<Option<CaseId>, StoreError> {
-    let key = change_key(change);
-    if let Some(view) = pending
-        .views
-        .values()
-        .find(|view| view.state.is_active() && change_key(&view.change) == key)
-    {
-        return Ok(Some(view.case_id.clone()));
-    }
-    let stored: Option<String> = sqlx::query_scalar(concat!(
-        "SELECT case_id FROM cases WHERE change_key = $1 AND state IN ",
-        crate::writer::active_states_sql!(),
-        " LIMIT 1"
-    ))
-    .bind(&key)
-    .fetch_optional(&mut *connection)
-    .await?;
-    let Some(stored) = stored else {
-        return Ok(None);
-    };
-    let case_id: CaseId = parse_stored(&stored)?;
-    Ok(match pending.views.get(&case_id) {
-        Some(newer) if !newer.state.is_active() => None,
-        _ => Some(case_id),
-    })
+    ticket: &str,
+) -> Result<Option<plan::StoredRecord>, StoreError> {
+    let row = sqlx::query("SELECT case_id, released_to FROM evidence_records WHERE ticket = $1")
+        .bind(ticket)
+        .fetch_optional(&mut *connection)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let record: CaseId = parse_stored(&row.try_get::<String, _>("case_id")?)?;
+    let released: Option<String> = row.try_get("released_to")?;
+    let rows: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq")
+            .bind(record.as_str())
+            .fetch_all(&mut *connection)
+            .await?;
+    let events = rows
+        .iter()
+        .map(|bytes| {
+            Event::decode(bytes)
+                .map(|event| (event, Sha256Hash::of(bytes)))
+                .map_err(|error| StoreError::Corrupt(format!("evidence record {record}: {error}")))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(plan::StoredRecord {
+        record,
+        released_to: released.as_deref().map(parse_stored).transpose()?,
+        events,
+    }))
+}
+
+fn decode_view(stored: &[u8]) -> Result<CaseView, StoreError> {
+    serde_json::from_slice(stored)
+        .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))
+}
+
+fn decode_grant(json: &str) -> Result<DelegationGrant, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
 }
 
 /// Signs a checkpoint of the log at `size` unless the latest one already has
@@ -664,6 +414,7 @@ async fn sign_checkpoint(
     origin: &str,
     signers: &[SignerKey],
     known: &[crate::KnownCheckpoint],
+    now: Timestamp,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
     check_extends(&mut *connection, size, known).await?;
     if size == 0 {
@@ -681,31 +432,31 @@ async fn sign_checkpoint(
     let note = checkpoint
         .sign(&signer_refs)
         .map_err(|error| StoreError::Corrupt(format!("cannot sign the checkpoint: {error}")))?;
-    let created_at = Timestamp::now();
     sqlx::query("INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)")
         .bind(size as i64)
         .bind(root.to_vec())
         .bind(&note)
-        .bind(created_at.to_string())
+        .bind(now.to_string())
         .execute(&mut *connection)
         .await?;
     Ok(Some(StoredCheckpoint {
         size,
         root,
         note,
-        created_at: created_at.to_string(),
+        created_at: now.to_string(),
     }))
 }
 
-/// Writes the batch's events and their Merkle log nodes, projections and
-/// idempotency records, and empties the pending state (the batch may flush
-/// more than once: before a checkpoint, and at the end).
+/// Writes the batch's events and their Merkle log nodes, projections,
+/// idempotency records and outbox and evidence-record rows, and marks them
+/// written (the batch may flush more than once: before a checkpoint, and
+/// at the end).
 async fn flush(
     connection: &mut Conn,
     pending: &mut Pending,
+    now: Timestamp,
 ) -> Result<(), sqlx::Error> {
     let appended = pending.events.len() as u64;
-    pending.total_appended += appended;
     if appended > 0 && pending.merkle_log {
         let size = pending.next_log_index - appended;
         let leaf_hashes: Vec<custody_log::Hash> = pending
@@ -745,7 +496,7 @@ async fn flush(
             });
             row.push_bind(view.case_id.to_string())
                 .push_bind(view.state.as_str())
-                .push_bind(change_key(&view.change))
+                .push_bind(plan::change_key(&view.change))
                 .push_bind(view.ticket.as_ref().map(ToString::to_string))
                 .push_bind(view.requester.principal.to_string())
                 .push_bind(view.change.to_string())
@@ -769,7 +520,7 @@ async fn flush(
         upsert.build().execute(&mut *connection).await?;
     }
 
-    let records: Vec<(&(String, String), &PendingIdempotency)> = pending
+    let records: Vec<(&(String, String), &plan::PendingIdempotency)> = pending
         .idempotency
         .iter()
         .filter(|(_, record)| !record.flushed)
@@ -797,7 +548,7 @@ async fn flush(
         }
         insert.build().execute(&mut *connection).await?;
     }
-    let rows: Vec<&OutboxRow> = pending
+    let rows: Vec<&plan::OutboxRow> = pending
         .events
         .iter()
         .flat_map(|pending_event| pending_event.outbox.iter())
@@ -822,57 +573,52 @@ async fn flush(
         });
         insert.build().execute(&mut *connection).await?;
     }
-    let now = Timestamp::now().to_string();
-    for update in pending.outbox_updates.drain(..) {
+    let now = now.to_string();
+    for update in &pending.outbox_updates {
         sqlx::query(
             "UPDATE outbox SET state = $1, attempts = $2, next_attempt_at = $3, last_error = $4, lease_owner = NULL, lease_until = NULL, updated_at = $5 WHERE delivery_id = $6",
         )
         .bind(update.state)
         .bind(i64::from(update.attempts))
         .bind(update.next_attempt_at.to_string())
-        .bind(update.last_error)
+        .bind(&update.last_error)
         .bind(&now)
-        .bind(update.delivery_id)
+        .bind(&update.delivery_id)
         .execute(&mut *connection)
         .await?;
     }
-    for (ticket, record, released_to, new) in pending.record_updates.drain(..) {
-        if new {
+    for row in &pending.record_updates {
+        let released_to = row.released_to.as_ref().map(ToString::to_string);
+        if row.new {
             sqlx::query(
                 "INSERT INTO evidence_records (ticket, case_id, released_to, created_at) VALUES ($1, $2, $3, $4)",
             )
-            .bind(ticket)
-            .bind(record.to_string())
-            .bind(released_to.map(|case| case.to_string()))
-            .bind(Timestamp::now().to_string())
+            .bind(&row.ticket)
+            .bind(row.record.as_str())
+            .bind(released_to)
+            .bind(&now)
             .execute(&mut *connection)
             .await?;
         } else {
             sqlx::query("UPDATE evidence_records SET released_to = $1 WHERE ticket = $2")
-                .bind(released_to.map(|case| case.to_string()))
-                .bind(ticket)
+                .bind(released_to)
+                .bind(&row.ticket)
                 .execute(&mut *connection)
                 .await?;
         }
     }
-    // Written: a later flush of the same batch must not insert them again.
-    // (Projections stay: later writes of the batch chain on them, and
-    // upserting them again is harmless.)
-    pending.events.clear();
-    for record in pending.idempotency.values_mut() {
-        record.flushed = true;
-    }
+    pending.flushed();
     Ok(())
 }
 
-/// The head of the administration record, from the batch or the database;
-/// `None` while the deployment has none.
-async fn admin_head(
+/// The administration record's head as stored, when the batch has not
+/// appended to it yet (else the planner knows it).
+async fn stored_admin_head(
     connection: &mut Conn,
     pending: &Pending,
-) -> Result<Option<AdminHead>, StoreError> {
-    if let Some(head) = &pending.admin_head {
-        return Ok(Some(head.clone()));
+) -> Result<Option<plan::AdminHead>, StoreError> {
+    if !pending.needs_admin_head() {
+        return Ok(None);
     }
     let record: Option<String> =
         sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'admin_record'")
@@ -892,7 +638,7 @@ async fn admin_head(
     let event = Event::decode(&head).map_err(|error| {
         StoreError::Corrupt(format!("the administration record's latest event: {error}"))
     })?;
-    Ok(Some(AdminHead {
+    Ok(Some(plan::AdminHead {
         case_id: parse_stored(&record)?,
         seq: event.seq,
         hash: Sha256Hash::of(&head),
@@ -902,14 +648,14 @@ async fn admin_head(
     }))
 }
 
-/// Whether `actor` is an admin as the administration record stands (its
-/// projection, written in the same transactions), and whether the record
-/// is still in its opening.
+/// Where `actor` stands: an admin as the principals projection (written in
+/// the same transactions as the record) has it, and whether the record is
+/// still in its opening.
 async fn admin_standing(
     connection: &mut Conn,
     pending: &Pending,
     actor: &custody_core::Actor,
-) -> Result<(bool, bool), StoreError> {
+) -> Result<plan::Standing, StoreError> {
     let groups: Option<String> =
         sqlx::query_scalar("SELECT groups_json FROM principals WHERE principal_id = $1")
             .bind(actor.principal.as_str())
@@ -922,59 +668,122 @@ async fn admin_standing(
             .any(|group| group == custody_core::admin::ADMINS_GROUP),
         None => false,
     };
-    let opening = admin_head(connection, pending)
-        .await?
-        .is_none_or(|head| head.opening);
-    Ok((is_admin, opening))
+    let stored_head = stored_admin_head(connection, pending).await?;
+    Ok(pending.standing(is_admin, stored_head))
 }
 
-/// Appends `draft`, acted by `actor`, to the administration record
-/// (creating the record on first use).
+/// Appends `draft`, acted by `actor`, to the administration record, and
+/// records the record's ID when this event opens it.
 async fn append_admin(
     connection: &mut Conn,
     pending: &mut Pending,
     actor: &custody_core::Actor,
     draft: lifecycle::Draft,
-    recorded_at: Timestamp,
+    now: Timestamp,
 ) -> Result<AppendedEvent, StoreError> {
-    let (case_id, seq, prev_hash, opening) = match admin_head(connection, pending).await? {
-        Some(head) => (head.case_id, head.seq + 1, Some(head.hash), head.opening),
-        None => {
-            let case_id = CaseId::generate();
-            sqlx::query(
-                "INSERT INTO deployment (key, value, created_at) VALUES ('admin_record', $1, $2)",
-            )
-            .bind(case_id.as_str())
-            .bind(recorded_at.to_string())
+    let stored_head = stored_admin_head(connection, pending).await?;
+    let (appended, opened) = pending.append_admin(stored_head, actor, draft, now);
+    if let Some(record) = opened {
+        sqlx::query("INSERT INTO deployment (key, value, created_at) VALUES ('admin_record', $1, $2)")
+            .bind(record.as_str())
+            .bind(now.to_string())
             .execute(&mut *connection)
             .await?;
-            (case_id, 1, None, true)
-        }
-    };
-    let event = draft.seal(
-        actor.clone(),
-        lifecycle::Placement {
-            case_id: case_id.clone(),
-            seq,
-            prev_hash,
-            recorded_at,
-            occurred_at: None,
-            idempotency_key: None,
-        },
-    );
-    let bytes = event.canonical_bytes();
-    let hash = Sha256Hash::of(&bytes);
-    pending.admin_head = Some(AdminHead {
-        case_id,
-        seq,
-        hash,
-        opening: opening && is_system_actor(actor),
-    });
-    Ok(push_event(pending, event, bytes, Vec::new()))
+    }
+    Ok(appended)
 }
 
-fn is_system_actor(actor: &custody_core::Actor) -> bool {
-    actor.principal.as_str() == custody_core::model::SYSTEM_PRINCIPAL
+/// Writes an administrative act the planner decided: its projection row,
+/// then its event in the administration record.
+async fn administer(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    actor: &custody_core::Actor,
+    change: plan::AdminChange,
+    now: Timestamp,
+) -> Result<AppendedEvent, StoreError> {
+    write_admin_row(connection, change.row).await?;
+    append_admin(connection, pending, actor, change.draft, now).await
+}
+
+async fn write_admin_row(connection: &mut Conn, row: plan::AdminRow) -> Result<(), StoreError> {
+    use plan::AdminRow;
+    let query = match row {
+        AdminRow::InsertPrincipal {
+            principal,
+            groups_json,
+            created_at,
+            created_by,
+        } => sqlx::query(
+            "INSERT INTO principals (principal_id, display_name, kind, groups_json, org, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(principal.id.to_string())
+        .bind(principal.display_name)
+        .bind(principal.kind.as_str())
+        .bind(groups_json)
+        .bind(principal.org)
+        .bind(created_at.to_string())
+        .bind(created_by),
+        AdminRow::UpdateGroups {
+            principal,
+            groups_json,
+        } => sqlx::query("UPDATE principals SET groups_json = $1 WHERE principal_id = $2")
+            .bind(groups_json)
+            .bind(principal.to_string()),
+        AdminRow::InsertToken {
+            token_id,
+            principal,
+            secret_sha256,
+            created_at,
+            expires_at,
+            created_by,
+        } => sqlx::query(
+            "INSERT INTO tokens (token_id, principal_id, secret_sha256, created_at, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_id)
+        .bind(principal.to_string())
+        .bind(secret_sha256.0.to_vec())
+        .bind(created_at.to_string())
+        .bind(expires_at.map(|at| at.to_string()))
+        .bind(created_by),
+        AdminRow::RevokeToken {
+            token_id,
+            revoked_at,
+            revoked_by,
+        } => sqlx::query(
+            "UPDATE tokens SET revoked_at = $1, revoked_by = $2 WHERE token_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(revoked_at.to_string())
+        .bind(revoked_by)
+        .bind(token_id),
+        AdminRow::InsertGrant {
+            grant_id,
+            vendor_org,
+            grant_json,
+        } => sqlx::query(
+            "INSERT INTO delegations (grant_id, vendor_org, grant_json) VALUES ($1, $2, $3)",
+        )
+        .bind(grant_id)
+        .bind(vendor_org)
+        .bind(grant_json),
+        AdminRow::UpdateGrant {
+            grant_id,
+            grant_json,
+        } => sqlx::query("UPDATE delegations SET grant_json = $1 WHERE grant_id = $2")
+            .bind(grant_json)
+            .bind(grant_id),
+    };
+    query.execute(&mut *connection).await?;
+    Ok(())
+}
+
+async fn principal_exists(connection: &mut Conn, id: &str) -> Result<bool, StoreError> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
+    Ok(exists.is_some())
 }
 
 async fn add_principal(
@@ -982,42 +791,13 @@ async fn add_principal(
     pending: &mut Pending,
     principal: Principal,
     by: Option<custody_core::Actor>,
+    now: Timestamp,
 ) -> Result<Principal, StoreError> {
     let actor = by.unwrap_or_else(custody_core::Actor::system);
-    let (is_admin, opening) = admin_standing(connection, pending, &actor).await?;
-    custody_core::admin::may_administer(&actor, is_admin, opening).map_err(StoreError::Refused)?;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
-            .bind(principal.id.as_str())
-            .fetch_optional(&mut *connection)
-            .await?;
-    if exists.is_some() {
-        return Err(StoreError::PrincipalExists(principal.id.to_string()));
-    }
-    let groups = serde_json::to_string(&principal.groups)
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    let recorded_at = Timestamp::now();
-    let by_system = is_system_actor(&actor);
-    sqlx::query(
-        "INSERT INTO principals (principal_id, display_name, kind, groups_json, org, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(principal.id.as_str())
-    .bind(&principal.display_name)
-    .bind(principal.kind.as_str())
-    .bind(groups)
-    .bind(&principal.org)
-    .bind(recorded_at.to_string())
-    .bind((!by_system).then(|| actor.principal.as_str()))
-    .execute(&mut *connection)
-    .await?;
-    append_admin(
-        connection,
-        pending,
-        &actor,
-        custody_core::admin::principal_added(&principal, by_system),
-        recorded_at,
-    )
-    .await?;
+    let standing = admin_standing(connection, pending, &actor).await?;
+    let exists = principal_exists(connection, principal.id.as_str()).await?;
+    let change = plan::records::add_principal(standing, exists, &principal, &actor, now)?;
+    administer(connection, pending, &actor, change, now).await?;
     Ok(principal)
 }
 
@@ -1029,43 +809,21 @@ async fn set_groups(
     principal: &PrincipalId,
     groups: Vec<String>,
     by: custody_core::Actor,
+    now: Timestamp,
 ) -> Result<Principal, StoreError> {
-    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
-    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
+    let standing = admin_standing(connection, pending, &by).await?;
     let row = sqlx::query(
         "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = $1",
     )
     .bind(principal.as_str())
     .fetch_optional(&mut *connection)
-    .await?
-    .ok_or_else(|| StoreError::PrincipalNotFound(principal.to_string()))?;
-    let mut stored = principal_from_row(&row)?;
-    if stored.groups == groups {
-        return Ok(stored);
-    }
-    let previous = std::mem::replace(&mut stored.groups, groups);
-    let encoded = serde_json::to_string(&stored.groups)
-        .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    sqlx::query("UPDATE principals SET groups_json = $1 WHERE principal_id = $2")
-        .bind(encoded)
-        .bind(principal.as_str())
-        .execute(&mut *connection)
-        .await?;
-    let by_system = is_system_actor(&by);
-    append_admin(
-        connection,
-        pending,
-        &by,
-        custody_core::admin::principal_groups_changed(
-            principal,
-            &previous,
-            &stored.groups,
-            by_system,
-        ),
-        Timestamp::now(),
-    )
     .await?;
-    Ok(stored)
+    let stored = row.as_ref().map(principal_from_row).transpose()?;
+    let (principal, change) = plan::records::set_groups(standing, stored, principal, groups, &by)?;
+    if let Some(change) = change {
+        administer(connection, pending, &by, change, now).await?;
+    }
+    Ok(principal)
 }
 
 async fn create_token(
@@ -1074,60 +832,22 @@ async fn create_token(
     principal: PrincipalId,
     ttl_seconds: Option<u64>,
     by: Option<custody_core::Actor>,
+    now: Timestamp,
 ) -> Result<IssuedToken, StoreError> {
     let actor = by.unwrap_or_else(custody_core::Actor::system);
-    let (is_admin, opening) = admin_standing(connection, pending, &actor).await?;
-    custody_core::admin::may_administer(&actor, is_admin, opening).map_err(StoreError::Refused)?;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT principal_id FROM principals WHERE principal_id = $1")
-            .bind(principal.as_str())
-            .fetch_optional(&mut *connection)
-            .await?;
-    if exists.is_none() {
-        return Err(StoreError::PrincipalNotFound(principal.to_string()));
-    }
-    let mut secret = [0u8; 32];
-    let mut public = [0u8; 8];
-    getrandom::fill(&mut secret)
-        .and_then(|()| getrandom::fill(&mut public))
-        .map_err(|error| StoreError::Corrupt(format!("no randomness available: {error}")))?;
-    let token = format!("{TOKEN_PREFIX}{}", custody_core::hex::encode(&secret));
-    let token_id = format!("tok_{}", custody_core::hex::encode(&public));
-    let now = Timestamp::now();
-    let expires_at = ttl_seconds.map(|seconds| now.plus_seconds(seconds as i64));
-    let digest = Sha256Hash::of(token.as_bytes());
-    let by_system = is_system_actor(&actor);
-    sqlx::query(
-        "INSERT INTO tokens (token_id, principal_id, secret_sha256, created_at, expires_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&token_id)
-    .bind(principal.as_str())
-    .bind(digest.0.to_vec())
-    .bind(now.to_string())
-    .bind(expires_at.map(|at| at.to_string()))
-    .bind((!by_system).then(|| actor.principal.as_str()))
-    .execute(&mut *connection)
-    .await?;
-    append_admin(
-        connection,
-        pending,
+    let standing = admin_standing(connection, pending, &actor).await?;
+    let exists = principal_exists(connection, principal.as_str()).await?;
+    let (issued, change) = plan::records::create_token(
+        standing,
+        exists,
+        &principal,
+        crate::writer::new_token()?,
+        ttl_seconds,
         &actor,
-        custody_core::admin::token_issued(
-            &token_id,
-            &principal,
-            &digest.to_hex(),
-            expires_at,
-            by_system,
-        ),
         now,
-    )
-    .await?;
-    Ok(IssuedToken {
-        token_id,
-        token,
-        principal: principal.to_string(),
-        expires_at,
-    })
+    )?;
+    administer(connection, pending, &actor, change, now).await?;
+    Ok(issued)
 }
 
 /// Revokes a token, decided under the write lock: a revoked token is
@@ -1137,34 +857,17 @@ async fn revoke_token(
     pending: &mut Pending,
     token_id: &str,
     by: custody_core::Actor,
+    now: Timestamp,
 ) -> Result<TokenInfo, StoreError> {
     let token = stored_token(connection, token_id).await?;
-    if token.revoked_at.is_some() {
-        return Ok(token);
+    let standing = admin_standing(connection, pending, &by).await?;
+    match plan::records::revoke_token(&token, standing, &by, now)? {
+        Some(change) => {
+            administer(connection, pending, &by, change, now).await?;
+            stored_token(connection, token_id).await
+        }
+        None => Ok(token),
     }
-    let owner: PrincipalId = parse_stored(&token.principal)?;
-    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
-    custody_core::admin::may_revoke_token(&by, is_admin, opening, &owner)
-        .map_err(StoreError::Refused)?;
-    let now = Timestamp::now();
-    sqlx::query(
-        "UPDATE tokens SET revoked_at = $1, revoked_by = $2 WHERE token_id = $3 AND revoked_at IS NULL",
-    )
-    .bind(now.to_string())
-    .bind(by.principal.as_str())
-    .bind(token_id)
-    .execute(&mut *connection)
-    .await?;
-    let by_system = is_system_actor(&by);
-    append_admin(
-        connection,
-        pending,
-        &by,
-        custody_core::admin::token_revoked(token_id, &owner, by_system),
-        now,
-    )
-    .await?;
-    stored_token(connection, token_id).await
 }
 
 /// The stored token `token_id`, as the writer's transaction sees it.
@@ -1181,43 +884,14 @@ async fn stored_token(connection: &mut Conn, token_id: &str) -> Result<TokenInfo
 async fn grant_delegation(
     connection: &mut Conn,
     pending: &mut Pending,
-    mut grant: DelegationGrant,
+    grant: DelegationGrant,
     by: custody_core::Actor,
+    now: Timestamp,
 ) -> Result<DelegationGrant, StoreError> {
-    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
-    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
-    let now = Timestamp::now();
-    grant.granted_at = now;
-    grant.granted_by = by.principal.clone();
-    grant.revoked_at = None;
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT grant_id FROM delegations WHERE grant_id = $1")
-            .bind(&grant.grant_id)
-            .fetch_optional(&mut *connection)
-            .await?;
-    if exists.is_some() {
-        return Err(StoreError::InvalidRequest(format!(
-            "delegation grant {} exists already",
-            grant.grant_id
-        )));
-    }
-    let json = serde_json::to_string(&grant)
-        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
-    sqlx::query("INSERT INTO delegations (grant_id, vendor_org, grant_json) VALUES ($1, $2, $3)")
-        .bind(&grant.grant_id)
-        .bind(&grant.vendor_org)
-        .bind(json)
-        .execute(&mut *connection)
-        .await?;
-    let by_system = is_system_actor(&by);
-    append_admin(
-        connection,
-        pending,
-        &by,
-        custody_core::admin::delegation_granted(&grant, by_system),
-        now,
-    )
-    .await?;
+    let standing = admin_standing(connection, pending, &by).await?;
+    let exists = stored_grant(connection, &grant.grant_id).await?.is_some();
+    let (grant, change) = plan::records::grant_delegation(standing, exists, grant, &by, now)?;
+    administer(connection, pending, &by, change, now).await?;
     Ok(grant)
 }
 
@@ -1231,11 +905,7 @@ async fn stored_grant(
             .bind(grant_id)
             .fetch_optional(&mut *connection)
             .await?;
-    json.map(|json| {
-        serde_json::from_str(&json)
-            .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
-    })
-    .transpose()
+    json.as_deref().map(decode_grant).transpose()
 }
 
 /// Revokes a delegation grant, decided under the write lock against the
@@ -1246,33 +916,14 @@ async fn revoke_delegation(
     pending: &mut Pending,
     grant_id: &str,
     by: custody_core::Actor,
+    now: Timestamp,
 ) -> Result<DelegationGrant, StoreError> {
-    let mut grant = stored_grant(connection, grant_id).await?.ok_or_else(|| {
-        StoreError::InvalidRequest(format!("delegation grant {grant_id} does not exist"))
-    })?;
-    let (is_admin, opening) = admin_standing(connection, pending, &by).await?;
-    custody_core::admin::may_administer(&by, is_admin, opening).map_err(StoreError::Refused)?;
-    if grant.revoked_at.is_some() {
-        return Ok(grant);
+    let stored = stored_grant(connection, grant_id).await?;
+    let standing = admin_standing(connection, pending, &by).await?;
+    let (grant, change) = plan::records::revoke_delegation(stored, grant_id, standing, &by, now)?;
+    if let Some(change) = change {
+        administer(connection, pending, &by, change, now).await?;
     }
-    let now = Timestamp::now();
-    grant.revoked_at = Some(now);
-    let json = serde_json::to_string(&grant)
-        .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))?;
-    sqlx::query("UPDATE delegations SET grant_json = $1 WHERE grant_id = $2")
-        .bind(json)
-        .bind(grant_id)
-        .execute(&mut *connection)
-        .await?;
-    let by_system = is_system_actor(&by);
-    append_admin(
-        connection,
-        pending,
-        &by,
-        custody_core::admin::delegation_revoked(grant_id, now, by_system),
-        now,
-    )
-    .await?;
     Ok(grant)
 }
 
@@ -1282,138 +933,66 @@ async fn revoke_delegation(
 async fn record_legacy_admin(
     connection: &mut Conn,
     pending: &mut Pending,
+    now: Timestamp,
 ) -> Result<u64, StoreError> {
-    if admin_head(connection, pending).await?.is_some() {
+    let stored_head = stored_admin_head(connection, pending).await?;
+    if !pending.records_legacy_admin(stored_head) {
         return Ok(0);
     }
-    let system = custody_core::Actor::system();
-    let now = Timestamp::now();
-    let mut appended = 0;
     let principals = sqlx::query(
         "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY created_at, principal_id",
     )
     .fetch_all(&mut *connection)
-    .await?;
-    for row in &principals {
-        let principal = principal_from_row(row)?;
-        let draft = custody_core::admin::principal_added(&principal, true);
-        append_admin(connection, pending, &system, draft, now).await?;
-        appended += 1;
-    }
-    let tokens = sqlx::query(
+    .await?
+    .iter()
+    .map(principal_from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut tokens = Vec::new();
+    for row in sqlx::query(
         "SELECT token_id, principal_id, secret_sha256, expires_at, revoked_at FROM tokens ORDER BY created_at, token_id",
     )
     .fetch_all(&mut *connection)
-    .await?;
-    for row in &tokens {
-        let token_id: String = row.try_get("token_id")?;
-        let principal: PrincipalId = parse_stored(&row.try_get::<String, _>("principal_id")?)?;
-        let digest: Vec<u8> = row.try_get("secret_sha256")?;
+    .await?
+    {
         let expires_at: Option<String> = row.try_get("expires_at")?;
-        let expires_at = expires_at
-            .map(|at| Timestamp::parse(&at).map_err(|error| StoreError::Corrupt(error.to_string())))
-            .transpose()?;
         let revoked_at: Option<String> = row.try_get("revoked_at")?;
-        let draft = custody_core::admin::token_issued(
-            &token_id,
-            &principal,
-            &custody_core::hex::encode(&digest),
-            expires_at,
-            true,
-        );
-        append_admin(connection, pending, &system, draft, now).await?;
-        appended += 1;
-        if revoked_at.is_some() {
-            let draft = custody_core::admin::token_revoked(&token_id, &principal, true);
-            append_admin(connection, pending, &system, draft, now).await?;
-            appended += 1;
-        }
+        tokens.push(plan::LegacyToken {
+            token_id: row.try_get("token_id")?,
+            principal: parse_stored(&row.try_get::<String, _>("principal_id")?)?,
+            secret_sha256: row.try_get("secret_sha256")?,
+            expires_at: expires_at
+                .map(|at| Timestamp::parse(&at).map_err(|error| StoreError::Corrupt(error.to_string())))
+                .transpose()?,
+            revoked: revoked_at.is_some(),
+        });
     }
-    let grants: Vec<String> =
-        sqlx::query_scalar("SELECT grant_json FROM delegations ORDER BY grant_id")
-            .fetch_all(&mut *connection)
-            .await?;
-    for json in &grants {
-        let grant: DelegationGrant = serde_json::from_str(json)
-            .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))?;
-        let draft = custody_core::admin::delegation_granted(&grant, true);
+    let grants = sqlx::query_scalar::<_, String>("SELECT grant_json FROM delegations ORDER BY grant_id")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|json| decode_grant(json))
+        .collect::<Result<Vec<_>, _>>()?;
+    let system = custody_core::Actor::system();
+    let mut appended = 0;
+    for draft in plan::records::legacy_admin(&principals, &tokens, &grants, now) {
         append_admin(connection, pending, &system, draft, now).await?;
         appended += 1;
-        if let Some(revoked_at) = grant.revoked_at {
-            let draft =
-                custody_core::admin::delegation_revoked(&grant.grant_id, revoked_at.min(now), true);
-            append_admin(connection, pending, &system, draft, now).await?;
-            appended += 1;
-        }
     }
     Ok(appended)
 }
 
-/// The actor of a vendor's case write, decided under the write lock: the
-/// delegation grant in force now (as recorded, so a revocation decided
-/// earlier, even in the same batch, is seen) that covers `change`, and the
-/// party it acts for; or the refusal.
-async fn vendor_actor(
-    connection: &mut Conn,
-    actor: &custody_core::Actor,
-    change: &Change,
-    now: Timestamp,
-) -> Result<custody_core::Actor, StoreError> {
-    let org = actor.org.clone().unwrap_or_default();
-    let rows: Vec<String> =
-        sqlx::query_scalar("SELECT grant_json FROM delegations WHERE vendor_org = $1 ORDER BY grant_id")
-            .bind(&org)
-            .fetch_all(&mut *connection)
-            .await?;
-    let grants = rows
-        .iter()
-        .map(|json| {
-            serde_json::from_str::<DelegationGrant>(json)
-                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let principal = Principal {
-        id: actor.principal.clone(),
-        display_name: actor.principal.to_string(),
-        kind: actor.kind,
-        groups: actor.groups.clone(),
-        org: actor.org.clone(),
-    };
-    // The grant the server chose, if it is still in force and covers the
-    // change; else whichever grant does.
-    let chosen = actor
-        .delegation_grant
-        .as_ref()
-        .and_then(|id| grants.iter().find(|grant| &grant.grant_id == id))
-        .filter(|grant| {
-            grant.revoked_at.is_none()
-                && now < grant.valid_until
-                && grant.applies_to(&principal)
-                && grant.covers(change)
-        });
-    let grant = match chosen {
-        Some(grant) => grant,
-        None => match custody_core::delegation::grant_for(&grants, &principal, change, now)
-            .map_err(StoreError::Refused)?
-        {
-            Some(grant) => grant,
-            None => return Ok(actor.clone()),
-        },
-    };
-    let mut actor = actor.clone();
-    actor.delegation_grant = Some(grant.grant_id.clone());
-    actor.on_behalf_of = Some(grant.on_behalf_of.clone());
-    Ok(actor)
-}
-
 /// Records `origin` as the log's origin unless one is recorded already, and
 /// returns the recorded one.
-async fn claim_origin(connection: &mut Conn, origin: &str) -> Result<String, StoreError> {
+async fn claim_origin(
+    connection: &mut Conn,
+    origin: &str,
+    now: Timestamp,
+) -> Result<String, StoreError> {
     sqlx::query(
         "INSERT INTO deployment (key, value, created_at) VALUES ('log_origin', $1, $2) ON CONFLICT (key) DO NOTHING",
     )
     .bind(origin)
-    .bind(Timestamp::now().to_string())
+    .bind(now.to_string())
     .execute(&mut *connection)
     .await?;
     Ok(sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'log_origin'")
@@ -1466,66 +1045,47 @@ async fn adopt_policy(
     pending: &mut Pending,
     policy: &custody_core::policy::Policy,
     source: &str,
+    now: Timestamp,
 ) -> Result<Option<AppendedEvent>, StoreError> {
     let record: Option<String> =
         sqlx::query_scalar("SELECT value FROM deployment WHERE key = 'policy_record'")
             .fetch_optional(&mut *connection)
             .await?;
-    let (case_id, seq, prev_hash, previous_policy) = match record {
-        Some(case_id) => {
+    let stored = match record {
+        Some(record) => {
             let head: Vec<u8> = sqlx::query_scalar(
                 "SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq DESC LIMIT 1",
             )
-            .bind(&case_id)
+            .bind(&record)
             .fetch_optional(&mut *connection)
             .await?
             .ok_or_else(|| {
-                StoreError::Corrupt(format!("the policy record {case_id} has no events"))
+                StoreError::Corrupt(format!("the policy record {record} has no events"))
             })?;
-            let event = Event::decode(&head).map_err(|error| {
+            let latest = Event::decode(&head).map_err(|error| {
                 StoreError::Corrupt(format!("the policy record's latest event: {error}"))
             })?;
-            let custody_core::event::EventBody::PolicyAdopted(adopted) = &event.body else {
-                return Err(StoreError::Corrupt(format!(
-                    "the policy record {case_id} ends with a {} event",
-                    event.body.kind_name()
-                )));
-            };
-            if adopted.policy_hash == policy.hash() {
-                return Ok(None);
-            }
-            (
-                parse_stored::<CaseId>(&case_id)?,
-                event.seq + 1,
-                Some(Sha256Hash::of(&head)),
-                Some(adopted.policy_hash),
-            )
+            Some(plan::PolicyHead {
+                record: parse_stored(&record)?,
+                latest,
+                hash: Sha256Hash::of(&head),
+            })
         }
-        None => {
-            let case_id = CaseId::generate();
-            sqlx::query(
-                "INSERT INTO deployment (key, value, created_at) VALUES ('policy_record', $1, $2)",
-            )
-            .bind(case_id.as_str())
-            .bind(Timestamp::now().to_string())
-            .execute(&mut *connection)
-            .await?;
-            (case_id, 1, None, None)
-        }
+        None => None,
     };
-    let event = lifecycle::adopt_policy(policy, previous_policy, source).seal(
-        custody_core::model::Actor::system(),
-        lifecycle::Placement {
-            case_id,
-            seq,
-            prev_hash,
-            recorded_at: Timestamp::now(),
-            occurred_at: None,
-            idempotency_key: None,
-        },
-    );
-    let bytes = event.canonical_bytes();
-    Ok(Some(push_event(pending, event, bytes, Vec::new())))
+    let Some((appended, opened)) = pending.adopt_policy(stored, policy, source, now)? else {
+        return Ok(None);
+    };
+    if let Some(record) = opened {
+        sqlx::query(
+            "INSERT INTO deployment (key, value, created_at) VALUES ('policy_record', $1, $2)",
+        )
+        .bind(record.as_str())
+        .bind(now.to_string())
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(Some(appended))
 }
 
 /// Leases the due outbox rows to `owner` (see `CLAIM_DELIVERIES`).
@@ -1563,252 +1123,21 @@ async fn claim_deliveries(
 async fn retry_delivery(
     connection: &mut Conn,
     delivery_id: &str,
+    now: Timestamp,
 ) -> Result<crate::OutboxEntry, StoreError> {
     let missing = || StoreError::InvalidRequest(format!("notification {delivery_id} does not exist"));
     let entry = outbox_entry(&mut *connection, delivery_id)
         .await?
         .ok_or_else(missing)?;
-    if entry.state == "delivered" {
-        return Err(StoreError::Refused(Refusal {
-            rule: "notify.already-delivered",
-            message: format!(
-                "notification {delivery_id} was delivered already; a retry would send it again"
-            ),
-            hint: Some("`custody notifications CASE` lists its attempts".to_string()),
-        }));
-    }
-    let now = Timestamp::now().to_string();
+    plan::may_retry(&entry)?;
     sqlx::query(
         "UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE delivery_id = $2",
     )
-    .bind(&now)
+    .bind(now.to_string())
     .bind(delivery_id)
     .execute(&mut *connection)
     .await?;
     outbox_entry(&mut *connection, delivery_id)
         .await?
         .ok_or_else(missing)
-}
-
-/// The evidence record of `ticket`, from the batch or the database: its case
-/// and the case it was released to.
-async fn record_for_ticket(
-    connection: &mut Conn,
-    pending: &Pending,
-    ticket: &str,
-) -> Result<Option<(CaseId, Option<CaseId>)>, StoreError> {
-    if let Some(found) = pending.records.get(ticket) {
-        return Ok(Some(found.clone()));
-    }
-    let row = sqlx::query("SELECT case_id, released_to FROM evidence_records WHERE ticket = $1")
-        .bind(ticket)
-        .fetch_optional(&mut *connection)
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let record: String = row.try_get("case_id")?;
-    let released: Option<String> = row.try_get("released_to")?;
-    Ok(Some((
-        parse_stored(&record)?,
-        released.map(|case| parse_stored(&case)).transpose()?,
-    )))
-}
-
-/// The events of an evidence record, stored and pending, in order.
-async fn record_events(
-    connection: &mut Conn,
-    pending: &Pending,
-    record: &CaseId,
-) -> Result<Vec<(Event, Sha256Hash)>, StoreError> {
-    let rows: Vec<Vec<u8>> =
-        sqlx::query_scalar("SELECT bytes FROM events WHERE case_id = $1 ORDER BY seq")
-            .bind(record.as_str())
-            .fetch_all(&mut *connection)
-            .await?;
-    let mut events = rows
-        .iter()
-        .map(|bytes| {
-            Event::decode(bytes)
-                .map(|event| (event, Sha256Hash::of(bytes)))
-                .map_err(|error| StoreError::Corrupt(format!("evidence record {record}: {error}")))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    for pending_event in &pending.events {
-        if &pending_event.event.case_id == record {
-            events.push((
-                pending_event.event.clone(),
-                Sha256Hash::of(&pending_event.bytes),
-            ));
-        }
-    }
-    Ok(events)
-}
-
-/// Appends `draft` to an evidence record.
-async fn append_to_record(
-    connection: &mut Conn,
-    pending: &mut Pending,
-    write: &CaseWrite,
-    record: &CaseId,
-    draft: lifecycle::Draft,
-    recorded_at: Timestamp,
-) -> Result<AppendedEvent, StoreError> {
-    let head = match pending.record_heads.get(record) {
-        Some(head) => Some(*head),
-        None => record_events(connection, pending, record)
-            .await?
-            .last()
-            .map(|(event, hash)| (event.seq, *hash)),
-    };
-    let (seq, prev_hash) = match head {
-        Some((seq, hash)) => (seq + 1, Some(hash)),
-        None => (1, None),
-    };
-    let (event, bytes, hash, _) = seal(
-        write,
-        &Routing::default(),
-        None,
-        record,
-        seq,
-        prev_hash,
-        draft,
-        recorded_at,
-    );
-    pending.record_heads.insert(record.clone(), (seq, hash));
-    Ok(push_event(pending, event, bytes, Vec::new()))
-}
-
-/// The latest case that carries `ticket` (any state but merged), from the
-/// batch or the database.
-async fn case_with_ticket(
-    connection: &mut Conn,
-    pending: &Pending,
-    ticket: &custody_core::model::Ticket,
-) -> Result<Option<CaseView>, StoreError> {
-    if let Some(view) = pending.views.values().find(|view| {
-        view.ticket.as_ref() == Some(ticket) && view.state != custody_core::CaseState::Merged
-    }) {
-        return Ok(Some(view.clone()));
-    }
-    let stored: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT view FROM cases WHERE ticket = $1 AND state <> 'merged' ORDER BY opened_at DESC LIMIT 1",
-    )
-    .bind(ticket.to_string())
-    .fetch_optional(&mut *connection)
-    .await?;
-    let Some(stored) = stored else {
-        return Ok(None);
-    };
-    let view: CaseView = serde_json::from_slice(&stored)
-        .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?;
-    Ok(Some(pending.views.get(&view.case_id).cloned().unwrap_or(view)))
-}
-
-/// Evidence for an external reference: attached to the case that carries
-/// it, else held in the reference's evidence record.
-async fn hold_evidence(
-    connection: &mut Conn,
-    pending: &mut Pending,
-    write: &CaseWrite,
-    ticket: &custody_core::model::Ticket,
-    evidence: &custody_core::event::Evidence,
-    recorded_at: Timestamp,
-) -> Result<WriteOutcome, StoreError> {
-    if let Some(view) = case_with_ticket(connection, pending, ticket).await? {
-        let case_id = view.case_id.clone();
-        let draft = lifecycle::evidence(
-            &view,
-            &write.actor,
-            custody_core::EventBody::EvidenceAttached(evidence.clone()),
-        )
-        .map_err(StoreError::Refused)?;
-        let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
-        return Ok(WriteOutcome {
-            case_id,
-            state,
-            appended: vec![appended],
-            replayed: false,
-            existing: true,
-        });
-    }
-    let key = ticket.to_string();
-    let record = match record_for_ticket(connection, pending, &key).await? {
-        Some((record, _)) => record,
-        None => {
-            let record = CaseId::generate();
-            pending.records.insert(key.clone(), (record.clone(), None));
-            pending
-                .record_updates
-                .push((key.clone(), record.clone(), None, true));
-            record
-        }
-    };
-    let draft = lifecycle::Draft {
-        body: custody_core::EventBody::EvidenceHeld(custody_core::event::HeldEvidence {
-            ticket: ticket.clone(),
-            evidence: evidence.clone(),
-        }),
-        role: custody_core::Role::Observer,
-        causation: None,
-    };
-    let appended = append_to_record(connection, pending, write, &record, draft, recorded_at).await?;
-    Ok(WriteOutcome {
-        case_id: record,
-        state: custody_core::CaseState::Open,
-        appended: vec![appended],
-        replayed: false,
-        existing: false,
-    })
-}
-
-/// A new case carrying `ticket` takes the evidence held for it: an
-/// `evidence_joined` event in the case and `evidence_released` in the record.
-async fn join_held_evidence(
-    connection: &mut Conn,
-    pending: &mut Pending,
-    write: &CaseWrite,
-    ticket: &custody_core::model::Ticket,
-    case_id: &CaseId,
-    recorded_at: Timestamp,
-) -> Result<Vec<AppendedEvent>, StoreError> {
-    let key = ticket.to_string();
-    let Some((record, None)) = record_for_ticket(connection, pending, &key).await? else {
-        return Ok(Vec::new());
-    };
-    let held: Vec<custody_core::event::Evidence> = record_events(connection, pending, &record)
-        .await?
-        .into_iter()
-        .filter_map(|(event, _)| match event.body {
-            custody_core::EventBody::EvidenceHeld(held) => Some(held.evidence),
-            _ => None,
-        })
-        .collect();
-    let view = pending
-        .views
-        .get(case_id)
-        .cloned()
-        .ok_or_else(|| StoreError::CaseNotFound(case_id.to_string()))?;
-    let joined = lifecycle::Draft {
-        body: custody_core::EventBody::EvidenceJoined(custody_core::event::EvidenceJoin {
-            record: record.clone(),
-            evidence: held,
-        }),
-        role: custody_core::Role::System,
-        causation: None,
-    };
-    let (first, _) = append_draft(write, pending, view, joined, recorded_at);
-    let released = lifecycle::Draft {
-        body: custody_core::EventBody::EvidenceReleased(custody_core::event::CaseLink {
-            other_case: case_id.clone(),
-        }),
-        role: custody_core::Role::System,
-        causation: None,
-    };
-    let second = append_to_record(connection, pending, write, &record, released, recorded_at).await?;
-    pending
-        .records
-        .insert(key.clone(), (record.clone(), Some(case_id.clone())));
-    pending
-        .record_updates
-        .push((key, record, Some(case_id.clone()), false));
-    Ok(vec![first, second])
 }
