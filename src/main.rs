@@ -858,7 +858,7 @@ mod commands {
             policy_source,
             scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
             notify: config.notify,
-            evidence: custody_server::api_evidence::EvidenceState {
+            evidence: custody_server::api::evidence::EvidenceState {
                 blobs: config
                     .evidence
                     .store

@@ -164,7 +164,7 @@ pub(crate) async fn token(readers: &Pool, token_id: &str) -> Result<Option<Token
 
 /// The principal a bearer token authenticates, or `None` when the token
 /// is unknown, expired or revoked.
-pub(crate) async fn authenticate(readers: &Pool, token: &str) -> Result<Option<Authenticated>, StoreError> {
+pub(crate) async fn authenticate(readers: &Pool, token: &str) -> Result<Option<TokenOwner>, StoreError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
         return Ok(None);
     }
@@ -186,7 +186,7 @@ pub(crate) async fn authenticate(readers: &Pool, token: &str) -> Result<Option<A
             return Ok(None);
         }
     }
-    Ok(Some(Authenticated {
+    Ok(Some(TokenOwner {
         token_id: row.try_get("token_id")?,
         principal: principal_from_row(&row)?,
     }))
