@@ -12,11 +12,14 @@ pub mod config;
 pub mod connections;
 pub mod extract;
 pub mod init;
-pub mod keys;
 pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod timer;
+
+/// The log's signing keys live with the rest of the data directory, in the
+/// store, so that `custody-verify` reads the trusted keys without the server.
+pub use custody_store::keys;
 
 use std::net::SocketAddr;
 use std::time::Duration;

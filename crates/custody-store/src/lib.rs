@@ -21,6 +21,7 @@
 
 mod backend;
 pub mod checkpoint_file;
+pub mod keys;
 pub mod writer;
 
 /// The Merkle log's stored tree on the embedded store: roots and proofs, for
