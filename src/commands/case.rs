@@ -126,7 +126,7 @@ pub async fn execute(args: ExecuteArgs) -> Result<ExitCode, CliError> {
     let applied = (applied_subject.is_some()
         || args.applied_entitlement.is_some()
         || args.applied_resource.is_some())
-    .then(|| AppliedBody {
+    .then_some(AppliedBody {
         subject: applied_subject,
         change: None,
         entitlement: args.applied_entitlement,

@@ -345,3 +345,52 @@ pub fn escape_lines(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_segment_keeps_only_unreserved_bytes() {
+        assert_eq!(path_segment("AC-019ad2c1"), "AC-019ad2c1");
+        assert_eq!(path_segment("jira:SEC 1/2"), "jira%3ASEC%201%2F2");
+        assert_eq!(path_segment("a@b.c_d~e"), "a@b.c_d~e");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn a_problem_is_shown_escaped_with_its_rule_and_hint() {
+        let problem = serde_json::json!({
+            "detail": "no\u{202e}pe\rnow",
+            "rule": "sod.self-approval",
+            "hint": "ask\u{7}someone else",
+        });
+        assert_eq!(
+            problem_text(&problem),
+            "no\\u{202e}pe\\rnow [sod.self-approval]\nhint: ask\\u{7}someone else"
+        );
+        // Text that is no problem document at all (a proxy's page) is shown
+        // line by line, escaped.
+        assert_eq!(
+            problem_text(&Value::String("bad\u{1b}[2J\ngateway".to_string())),
+            "bad\\u{1b}[2J\ngateway"
+        );
+        assert_eq!(
+            ClientError::Refused(problem).to_string(),
+            "no\\u{202e}pe\\rnow [sod.self-approval]\nhint: ask\\u{7}someone else"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_the_expected_document_is_unreadable() {
+        let answer: Answer<custody_api::WriteOutcome> =
+            Answer::new(serde_json::json!({"case_id": "AC-1"}));
+        assert_eq!(answer.json()["case_id"], "AC-1");
+        match answer.document() {
+            Err(ClientError::Unreadable(message)) => {
+                assert!(message.contains("another version"), "{message}")
+            }
+            other => panic!("expected Unreadable, got {other:?}"),
+        }
+    }
+}
