@@ -26,6 +26,10 @@ use crate::extract::Caller;
 use crate::problem::Problem;
 use crate::AppState;
 
+/// Writes `command` to a case as the caller: the one path every case write
+/// of the handlers takes, so a vendor's write always names the grant it acts
+/// under (and is refused when none covers the case's change), and a client's
+/// `occurred_at` is never in the future.
 pub(crate) async fn write(
     state: &AppState,
     who: Caller,
