@@ -7,12 +7,18 @@
 //! shown as `\r`, `\u{202e}`, ... JSON output escapes the same characters
 //! as `\uXXXX`.
 
+use custody_api::{
+    AdminRecordDocument, CaseDocument, CaseList, EvidenceList, EvidenceRecordView,
+    NotificationList, PolicyDocument, PrincipalList, TokenInfo,
+};
+use custody_client::{escape_lines, problem_text};
 use custody_core::audit::Report;
-use custody_core::text::escape;
-use serde::Serialize;
-use serde_json::Value;
+use custody_core::event::{Evidence, LinkFailure, Recheck};
+use custody_core::model::AuthContext;
+use custody_core::Event;
+use serde::{Deserialize, Serialize};
 
-use crate::client::{problem_text, ClientError};
+use crate::error::CliError;
 
 /// `println!` with every unsafe character of the line escaped (see
 /// [`custody_core::text::escape`]). Each call prints exactly one line.
@@ -47,73 +53,52 @@ pub fn print_json<T: Serialize>(value: &T) {
 
 /// The message printed on stderr for a failed command: every line of it
 /// escaped (the server's words are escaped in [`problem_text`]).
-pub fn render_error(error: &ClientError) -> String {
+pub fn render_error(error: &CliError) -> String {
     match error {
-        ClientError::Refused(problem) => format!("refused: {}", problem_text(problem)),
-        ClientError::Rejected(problem) => format!("error: {}", problem_text(problem)),
-        ClientError::Usage(text) | ClientError::Connection(text) => {
+        CliError::Client(error) if error.is_refusal() => format!("refused: {error}"),
+        CliError::Client(error) => format!("error: {error}"),
+        CliError::Refused(problem) => format!("refused: {}", problem_text(problem)),
+        CliError::Usage(text) | CliError::Io(text) | CliError::Ledger(text) => {
             format!("error: {}", escape_lines(text))
         }
     }
 }
 
-/// Escapes each line of `text`, keeping the line breaks.
-pub fn escape_lines(text: &str) -> String {
-    text.split('\n')
-        .map(|line| escape(line).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Percent-encodes one URL path segment.
-pub fn path_segment(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'@') {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
 /// Prints a case's timeline: a header, then one line per event with time,
 /// role, actor and what happened.
-pub fn print_timeline(document: &Value) {
-    let view = &document["view"];
+pub fn print_timeline(document: &CaseDocument) {
+    let view = &document.view;
     say!(
         "{}  {}",
-        document["case_id"].as_str().unwrap_or_default(),
-        document["state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_uppercase()
+        document.case_id,
+        document.state.as_str().to_uppercase()
     );
-    let change = &view["change"];
+    let change = &view.change;
     let mut what = format!(
         "{} {} to {}:{}",
-        change["kind"].as_str().unwrap_or_default(),
-        change["entitlement"].as_str().unwrap_or_default(),
-        change["subject"]["kind"].as_str().unwrap_or_default(),
-        change["subject"]["id"].as_str().unwrap_or_default()
+        change.kind.as_str(),
+        change.entitlement,
+        change.subject.kind.as_str(),
+        change.subject.id
     );
-    if let Some(resource) = change["resource"].as_str() {
+    if let Some(resource) = &change.resource {
         what.push_str(&format!(" on {resource}"));
     }
     say!("  change:  {what}");
-    say!(
-        "  rule:    {}",
-        view["rule"]["name"].as_str().unwrap_or_default()
-    );
-    for stage in document["stages"].as_array().cloned().unwrap_or_default() {
-        let approvers = join(&stage["approvers"]);
-        let groups = join(&stage["approver_groups"]);
+    say!("  rule:    {}", view.rule.name);
+    for stage in &document.stages {
+        let approvers = stage
+            .approvers
+            .iter()
+            .map(|approver| approver.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let groups = stage.approver_groups.join(", ");
         say!(
             "  stage {}: {}/{} approvals{}{}",
-            stage["name"].as_str().unwrap_or_default(),
-            stage["approvers"].as_array().map(Vec::len).unwrap_or(0),
-            stage["required"],
+            stage.name,
+            stage.approvers.len(),
+            stage.required,
             if groups.is_empty() {
                 String::new()
             } else {
@@ -126,88 +111,72 @@ pub fn print_timeline(document: &Value) {
             }
         );
     }
-    if let Some(deadline) = view["break_glass_deadline"].as_str() {
-        let status = if view["reviews"]
-            .as_array()
-            .is_some_and(|reviews| !reviews.is_empty())
-        {
-            "reviewed"
-        } else {
+    if let Some(deadline) = &view.break_glass_deadline {
+        let status = if view.reviews.is_empty() {
             "REVIEW DUE"
+        } else {
+            "reviewed"
         };
         say!(
             "  break-glass: post-hoc review due {} ({status})",
-            short_time(deadline)
+            short_time(&deadline.to_string())
         );
     }
-    if let Some(applied) = view["applied"].as_object() {
+    if let Some(applied) = &view.applied {
         let applied_text = format!(
             "{} {} to {}:{}{}",
-            applied["kind"].as_str().unwrap_or_default(),
-            applied["entitlement"].as_str().unwrap_or_default(),
-            applied["subject"]["kind"].as_str().unwrap_or_default(),
-            applied["subject"]["id"].as_str().unwrap_or_default(),
-            applied["resource"]
-                .as_str()
+            applied.kind.as_str(),
+            applied.entitlement,
+            applied.subject.kind.as_str(),
+            applied.subject.id,
+            applied
+                .resource
+                .as_ref()
                 .map(|resource| format!(" on {resource}"))
                 .unwrap_or_default()
         );
-        let marker = if view["applied"] == view["change"] {
+        let marker = if *applied == view.change {
             "(as approved)"
         } else {
             "(DIFFERS FROM THE APPROVED CHANGE)"
         };
         say!("  applied: {applied_text} {marker}");
     }
-    if let Some(revocation) = view["revocation_case"].as_str() {
+    if let Some(revocation) = &view.revocation_case {
         say!("  revoked by review: revocation case {revocation}");
     }
-    if let Some(reviewed) = view["opened_by_review_of"].as_str() {
+    if let Some(reviewed) = &view.opened_by_review_of {
         say!("  opened by the review of {reviewed}");
     }
-    if let Some(survivor) = view["merged_into"].as_str() {
+    if let Some(survivor) = &view.merged_into {
         say!("  merged:  duplicate of {survivor} (follow that case)");
     }
-    for duplicate in view["duplicates"].as_array().into_iter().flatten() {
-        say!(
-            "  duplicate: {} merged into this case",
-            duplicate.as_str().unwrap_or_default()
-        );
+    for duplicate in &view.duplicates {
+        say!("  duplicate: {duplicate} merged into this case");
     }
-    if let Some(ticket) = view["ticket"].as_object() {
-        say!(
-            "  ticket:  {}:{}",
-            ticket["system"].as_str().unwrap_or_default(),
-            ticket["key"].as_str().unwrap_or_default()
-        );
+    if let Some(ticket) = &view.ticket {
+        say!("  ticket:  {}:{}", ticket.system, ticket.key);
     }
     say!();
-    for event in document["events"].as_array().into_iter().flatten() {
-        let actor = &event["actor"];
-        let mut who = format!(
-            "{} ({}",
-            actor["principal"].as_str().unwrap_or_default(),
-            actor["kind"].as_str().unwrap_or_default()
-        );
-        if let Some(on_behalf_of) = actor["on_behalf_of"].as_str() {
+    for event in &document.events {
+        let actor = &event.actor;
+        let mut who = format!("{} ({}", actor.principal, actor.kind.as_str());
+        if let Some(on_behalf_of) = &actor.on_behalf_of {
             who.push_str(&format!(" for {on_behalf_of}"));
         }
-        who.push_str(&format!(
-            " via {})",
-            actor["via"].as_str().unwrap_or_default()
-        ));
-        let occurred = event["occurred_at"].as_str().unwrap_or_default();
-        let recorded = event["recorded_at"].as_str().unwrap_or_default();
+        who.push_str(&format!(" via {})", actor.via));
+        let occurred = event.occurred_at.to_string();
+        let recorded = event.recorded_at.to_string();
         let late = if occurred != recorded && occurred.get(..19) != recorded.get(..19) {
-            format!(" (recorded {})", short_time(recorded))
+            format!(" (recorded {})", short_time(&recorded))
         } else {
             String::new()
         };
         say!(
             "  #{:<3} {}  {:<9}  {:<28}  {}{late}",
-            event["seq"].as_u64().unwrap_or_default(),
-            short_time(occurred),
-            event["role"].as_str().unwrap_or_default(),
+            event.seq,
+            short_time(&occurred),
+            event.role.as_str(),
             who,
             describe(event)
         );
@@ -216,32 +185,26 @@ pub fn print_timeline(document: &Value) {
 
 /// Prints an evidence record: evidence held for a ticket until a case
 /// carries it, then its release.
-pub fn print_record(record: &Value) {
-    say!(
-        "{}  EVIDENCE RECORD (not a case)",
-        record["record_id"].as_str().unwrap_or_default()
-    );
-    say!(
-        "  ticket:  {}",
-        record["ticket"].as_str().unwrap_or_default()
-    );
-    match record["released_to"].as_str() {
+pub fn print_record(record: &EvidenceRecordView) {
+    say!("{}  EVIDENCE RECORD (not a case)", record.record_id);
+    say!("  ticket:  {}", record.ticket);
+    match &record.released_to {
         Some(case) => say!("  released to case {case} (follow that case)"),
         None => say!("  held until a case is requested with this ticket"),
     }
     say!();
-    for event in record["events"].as_array().into_iter().flatten() {
-        let actor = &event["actor"];
+    for event in &record.events {
+        let actor = &event.actor;
         say!(
             "  #{:<3} {}  {:<9}  {:<28}  {}",
-            event["seq"].as_u64().unwrap_or_default(),
-            short_time(event["recorded_at"].as_str().unwrap_or_default()),
-            event["role"].as_str().unwrap_or_default(),
+            event.seq,
+            short_time(&event.recorded_at.to_string()),
+            event.role.as_str(),
             format!(
                 "{} ({} via {})",
-                actor["principal"].as_str().unwrap_or_default(),
-                actor["kind"].as_str().unwrap_or_default(),
-                actor["via"].as_str().unwrap_or_default()
+                actor.principal,
+                actor.kind.as_str(),
+                actor.via
             ),
             describe(event)
         );
@@ -249,27 +212,27 @@ pub fn print_record(record: &Value) {
 }
 
 /// Prints the administration record: one line per event, with who did it.
-pub fn print_admin_record(document: &Value) {
-    let Some(record) = document["record"].as_str() else {
+pub fn print_admin_record(document: &AdminRecordDocument) {
+    let Some(record) = &document.record else {
         say!("no administration record yet");
         return;
     };
     say!("administration record {record}");
     say!("  prove it offline: custody log prove {record} --out admin-record.proof");
     say!();
-    for event in document["events"].as_array().into_iter().flatten() {
-        let actor = &event["actor"];
-        let token = actor["auth"]["token_id"]
-            .as_str()
-            .map(|token| format!(", token {token}"))
-            .unwrap_or_default();
+    for event in &document.events {
+        let actor = &event.actor;
+        let token = match &actor.auth {
+            AuthContext::Token { token_id } => format!(", token {token_id}"),
+            _ => String::new(),
+        };
         say!(
             "  #{:<3} {}  {:<6}  {} (via {}{token})  {}",
-            event["seq"].as_u64().unwrap_or_default(),
-            short_time(event["recorded_at"].as_str().unwrap_or_default()),
-            event["role"].as_str().unwrap_or_default(),
-            actor["principal"].as_str().unwrap_or_default(),
-            actor["via"].as_str().unwrap_or_default(),
+            event.seq,
+            short_time(&event.recorded_at.to_string()),
+            event.role.as_str(),
+            actor.principal,
+            actor.via,
             describe(event)
         );
     }
@@ -283,19 +246,14 @@ fn short_time(timestamp: &str) -> String {
     }
 }
 
-fn describe(event: &Value) -> String {
-    // Decoding into the domain type gives the same summary the server would;
-    // fall back to the kind name for events this client does not know.
-    match serde_json::from_value::<custody_core::Event>(event.clone()) {
-        Ok(event) => event.body.summary(),
-        Err(_) => event["kind"].as_str().unwrap_or("event").to_string(),
-    }
+/// The one-line summary of an event, the same the server would give.
+fn describe(event: &Event) -> String {
+    event.body.summary()
 }
 
 /// Prints the case list as a table.
-pub fn print_cases(list: &Value) {
-    let cases = list["cases"].as_array().cloned().unwrap_or_default();
-    if cases.is_empty() {
+pub fn print_cases(list: &CaseList) {
+    if list.cases.is_empty() {
         say!("no cases");
         return;
     }
@@ -306,34 +264,29 @@ pub fn print_cases(list: &Value) {
         "REQUESTER",
         "OPENED"
     );
-    for case in cases {
+    for case in &list.cases {
         say!(
             "{:<35}  {:<9}  {:<16}  {:<20}  {}",
-            case["case_id"].as_str().unwrap_or_default(),
-            case["state"].as_str().unwrap_or_default(),
-            case["requester"].as_str().unwrap_or_default(),
-            short_time(case["opened_at"].as_str().unwrap_or_default()),
-            case["summary"].as_str().unwrap_or_default()
+            case.case_id,
+            case.state,
+            case.requester,
+            short_time(&case.opened_at),
+            case.summary
         );
     }
 }
 
 /// Prints the principal list as a table.
-pub fn print_principals(list: &Value) {
+pub fn print_principals(list: &PrincipalList) {
     say!("{:<24}  {:<10}  {:<12}  GROUPS", "NAME", "KIND", "ORG");
-    for principal in list["principals"].as_array().into_iter().flatten() {
-        let groups: Vec<&str> = principal["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    for principal in &list.principals {
         say!(
             "{:<24}  {:<10}  {:<12}  {}",
-            principal["id"].as_str().unwrap_or_default(),
-            principal["kind"].as_str().unwrap_or_default(),
-            principal["org"].as_str().unwrap_or("-"),
-            groups.join(",")
+            // As text: an identifier's `Display` ignores the column width.
+            principal.id.as_str(),
+            principal.kind.as_str(),
+            principal.org.as_deref().unwrap_or("-"),
+            principal.groups.join(",")
         );
     }
 }
@@ -385,8 +338,19 @@ pub fn print_report(report: &Report, checked_where: &str) {
     }
 }
 
+/// A token of `custody token list`, with whether it still authenticates.
+#[derive(Debug, Serialize)]
+pub struct TokenRow {
+    /// The token as the server lists it.
+    #[serde(flatten)]
+    pub token: TokenInfo,
+    /// `revoked`, `expired` (its `expires_at` is not after now: it no longer
+    /// authenticates) or `active`.
+    pub status: &'static str,
+}
+
 /// Prints the token list as a table.
-pub fn print_tokens(list: &Value) {
+pub fn print_tokens(tokens: &[TokenRow]) {
     say!(
         "{:<20}  {:<16}  {:<20}  {:<20}  STATUS",
         "TOKEN",
@@ -394,23 +358,24 @@ pub fn print_tokens(list: &Value) {
         "CREATED",
         "EXPIRES"
     );
-    for token in list["tokens"].as_array().into_iter().flatten() {
-        let status = match (token["revoked_at"].as_str(), token["status"].as_str()) {
+    for TokenRow { token, status } in tokens {
+        let status = match (&token.revoked_at, *status) {
             (Some(at), _) => format!(
                 "revoked {} by {}",
                 short_time(at),
-                token["revoked_by"].as_str().unwrap_or("?")
+                token.revoked_by.as_deref().unwrap_or("?")
             ),
-            (None, Some("expired")) => "expired".to_string(),
+            (None, "expired") => "expired".to_string(),
             (None, _) => "active".to_string(),
         };
         say!(
             "{:<20}  {:<16}  {:<20}  {:<20}  {status}",
-            token["token_id"].as_str().unwrap_or_default(),
-            token["principal"].as_str().unwrap_or_default(),
-            short_time(token["created_at"].as_str().unwrap_or_default()),
-            token["expires_at"]
-                .as_str()
+            token.token_id,
+            token.principal,
+            short_time(&token.created_at),
+            token
+                .expires_at
+                .as_deref()
                 .map(short_time)
                 .unwrap_or_else(|| "never".to_string()),
         );
@@ -418,25 +383,18 @@ pub fn print_tokens(list: &Value) {
 }
 
 /// `custody policy`: the rules in force, then the record of adoptions.
-pub fn print_policy(document: &Value) {
-    say!(
-        "policy {}",
-        document["policy_hash"].as_str().unwrap_or_default()
-    );
-    let rules = document["policy"]["rules"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+pub fn print_policy(document: &PolicyDocument) {
+    say!("policy {}", document.policy_hash);
+    let rules = &document.policy.rules;
     if rules.is_empty() {
         say!("  no rules: every change needs one approval from anyone but the requester");
     }
-    for rule in &rules {
-        let stages = rule["stages"].as_array().cloned().unwrap_or_default();
-        let approvals = if stages.is_empty() {
-            let groups = join(&rule["approver_groups"]);
+    for rule in rules {
+        let approvals = if rule.stages.is_empty() {
+            let groups = rule.approver_groups.join(", ");
             format!(
                 "{} approval(s){}",
-                rule["approvals"],
+                rule.approvals,
                 if groups.is_empty() {
                     String::new()
                 } else {
@@ -444,14 +402,14 @@ pub fn print_policy(document: &Value) {
                 }
             )
         } else {
-            stages
+            rule.stages
                 .iter()
                 .map(|stage| {
-                    let groups = join(&stage["approver_groups"]);
+                    let groups = stage.approver_groups.join(", ");
                     format!(
                         "{}: {}{}",
-                        stage["name"].as_str().unwrap_or_default(),
-                        stage["approvals"],
+                        stage.name,
+                        stage.approvals,
                         if groups.is_empty() {
                             String::new()
                         } else {
@@ -462,118 +420,108 @@ pub fn print_policy(document: &Value) {
                 .collect::<Vec<_>>()
                 .join(", then ")
         };
-        say!(
-            "  rule {}: {approvals}",
-            rule["name"].as_str().unwrap_or_default()
-        );
+        say!("  rule {}: {approvals}", rule.name);
     }
     say!();
     say!(
         "policy record {}:",
-        document["record"].as_str().unwrap_or("(none)")
+        document.record.as_deref().unwrap_or("(none)")
     );
-    for adoption in document["history"].as_array().cloned().unwrap_or_default() {
+    for adoption in &document.history {
+        // The sequence number is not padded: this line has always been
+        // printed so.
         say!(
-            "  #{:<3} {}  {}  from {}  rules: {}",
-            adoption["seq"],
-            adoption["recorded_at"].as_str().unwrap_or_default(),
-            adoption["policy_hash"].as_str().unwrap_or_default(),
-            adoption["source"].as_str().unwrap_or_default(),
-            join(&adoption["rules"])
+            "  #{} {}  {}  from {}  rules: {}",
+            adoption.seq,
+            adoption.recorded_at,
+            adoption.policy_hash,
+            adoption.source,
+            adoption.rules.join(", ")
         );
     }
 }
 
-fn join(list: &Value) -> String {
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
-}
-
 /// `custody notifications`: one line per notification.
-pub fn print_notifications(list: &Value) {
-    let notifications = list["notifications"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if notifications.is_empty() {
+pub fn print_notifications(list: &NotificationList) {
+    if list.notifications.is_empty() {
         say!("no notifications");
         return;
     }
-    for entry in notifications {
-        let recipient = entry["recipient"]
-            .as_str()
+    for entry in &list.notifications {
+        let recipient = entry
+            .recipient
+            .as_ref()
             .map(|recipient| format!(" {recipient}"))
             .unwrap_or_default();
-        let error = entry["last_error"]
-            .as_str()
+        let error = entry
+            .last_error
+            .as_ref()
             .map(|error| format!("  last error: {}", error.lines().next().unwrap_or_default()))
             .unwrap_or_default();
         say!(
             "{:<9} {}  {}  {} to {} via {}{recipient}  attempts {}{error}",
-            entry["state"].as_str().unwrap_or_default().to_uppercase(),
-            entry["delivery_id"].as_str().unwrap_or_default(),
-            entry["case_id"].as_str().unwrap_or_default(),
-            entry["kind"].as_str().unwrap_or_default(),
-            entry["audience"].as_str().unwrap_or_default(),
-            entry["channel"].as_str().unwrap_or_default(),
-            entry["attempts"],
+            entry.state.to_uppercase(),
+            entry.delivery_id,
+            entry.case_id,
+            entry.kind,
+            entry.audience,
+            entry.channel,
+            entry.attempts,
         );
     }
 }
 
 /// `custody evidence list`: one line per evidence event.
-pub fn print_evidence(list: &Value) {
-    let items = list["evidence"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
+pub fn print_evidence(list: &EvidenceList) {
+    if list.evidence.is_empty() {
         say!("no evidence");
         return;
     }
-    for item in items {
-        let payload = &item["payload"];
-        let line = match item["kind"].as_str().unwrap_or_default() {
-            "evidence_attached" => match payload["link"].as_object() {
-                Some(link) => format!(
-                    "{}  {} bytes  link {} ({})",
-                    payload["sha256"].as_str().unwrap_or_default(),
-                    payload["size"],
-                    link["url"].as_str().unwrap_or_default(),
-                    link["status"]
+    for item in &list.evidence {
+        // The payload is the event's, by its kind (the answer documents it
+        // as an object); one this client cannot read shows its kind alone.
+        let payload = &item.payload;
+        let line = match item.kind.as_str() {
+            "evidence_attached" => match Evidence::deserialize(payload) {
+                Ok(Evidence {
+                    sha256,
+                    size,
+                    link: Some(link),
+                    ..
+                }) => format!(
+                    "{sha256}  {size} bytes  link {} ({})",
+                    link.url, link.status
                 ),
-                None => format!(
-                    "{}  {} bytes  {} ({})",
-                    payload["sha256"].as_str().unwrap_or_default(),
-                    payload["size"],
-                    payload["file_name"].as_str().unwrap_or("unnamed"),
-                    payload["sniffed_media_type"].as_str().unwrap_or_default()
+                Ok(Evidence {
+                    sha256,
+                    size,
+                    file_name,
+                    sniffed_media_type,
+                    ..
+                }) => format!(
+                    "{sha256}  {size} bytes  {} ({sniffed_media_type})",
+                    file_name.as_deref().unwrap_or("unnamed")
                 ),
+                Err(_) => item.kind.clone(),
             },
-            "evidence_unverified" => format!(
-                "UNVERIFIED link {}: {}",
-                payload["url"].as_str().unwrap_or_default(),
-                payload["error"].as_str().unwrap_or_default()
-            ),
-            "evidence_rechecked" => format!(
-                "{} link {}",
-                if payload["drifted"] == true {
-                    "CHANGED"
-                } else {
-                    "rechecked"
-                },
-                payload["url"].as_str().unwrap_or_default()
-            ),
+            "evidence_unverified" => match LinkFailure::deserialize(payload) {
+                Ok(failure) => format!("UNVERIFIED link {}: {}", failure.url, failure.error),
+                Err(_) => item.kind.clone(),
+            },
+            "evidence_rechecked" => match Recheck::deserialize(payload) {
+                Ok(recheck) => format!(
+                    "{} link {}",
+                    if recheck.drifted {
+                        "CHANGED"
+                    } else {
+                        "rechecked"
+                    },
+                    recheck.url
+                ),
+                Err(_) => item.kind.clone(),
+            },
             other => other.to_string(),
         };
-        say!(
-            "{}  by {}  {line}",
-            item["recorded_at"].as_str().unwrap_or_default(),
-            item["by"].as_str().unwrap_or_default()
-        );
+        say!("{}  by {}  {line}", item.recorded_at, item.by);
     }
 }

@@ -588,7 +588,7 @@ async fn append_through_http(
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
         notify: custody_server::notify::NotifyConfig::default(),
-        evidence: custody_server::api_evidence::EvidenceState {
+        evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),
@@ -824,7 +824,7 @@ async fn deliveries(count: usize) -> Result<()> {
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
         notify,
-        evidence: custody_server::api_evidence::EvidenceState {
+        evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),
@@ -958,7 +958,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let evidence = custody_server::api_evidence::EvidenceConfig {
+    let evidence = custody_server::api::evidence::EvidenceConfig {
         max_upload_bytes: size + 1,
         ..Default::default()
     };
@@ -971,7 +971,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
         notify: custody_server::notify::NotifyConfig::default(),
-        evidence: custody_server::api_evidence::EvidenceState {
+        evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),

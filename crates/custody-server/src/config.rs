@@ -42,7 +42,7 @@ pub struct Config {
     pub notify: crate::notify::NotifyConfig,
     /// Evidence: upload limit, blob store, link capture.
     #[serde(default)]
-    pub evidence: crate::api_evidence::EvidenceConfig,
+    pub evidence: crate::api::evidence::EvidenceConfig,
 }
 
 /// The `[workflow]` section.

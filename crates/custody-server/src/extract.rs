@@ -18,10 +18,11 @@ pub const VIA_HEADER: &str = "custody-via";
 /// The idempotency header.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
-/// A request authenticated by a bearer token. The actor of every event is
-/// built from this, never from the request body.
+/// The caller of a request, authenticated by its bearer token: the principal
+/// and the actor of every event the request writes, which is built from
+/// this, never from the request body.
 #[derive(Clone, Debug)]
-pub struct Authenticated {
+pub struct Caller {
     /// The principal behind the token.
     pub principal: Principal,
     /// The actor context for events written by this request.
@@ -80,7 +81,7 @@ where
     }
 }
 
-impl Authenticated {
+impl Caller {
     /// Refuses unless the principal is in the `admins` group.
     pub fn require_admin(&self) -> Result<(), Problem> {
         if self.principal.in_group(crate::ADMINS_GROUP) {
@@ -95,7 +96,7 @@ impl Authenticated {
     }
 }
 
-impl FromRequestParts<AppState> for Authenticated {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
@@ -104,7 +105,7 @@ impl FromRequestParts<AppState> for Authenticated {
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| Problem::unauthorized("the request has no Authorization header"))?;
         let token = bearer_token(header.as_bytes())?;
-        let authenticated = state
+        let owner = state
             .store
             .authenticate(token)
             .await
@@ -126,7 +127,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 }
             }
         };
-        let principal = authenticated.principal;
+        let principal = owner.principal;
         let actor = Actor {
             principal: principal.id.clone(),
             kind: principal.kind,
@@ -136,10 +137,10 @@ impl FromRequestParts<AppState> for Authenticated {
             delegation_grant: None,
             via,
             auth: AuthContext::Token {
-                token_id: authenticated.token_id,
+                token_id: owner.token_id,
             },
         };
-        Ok(Authenticated { principal, actor })
+        Ok(Caller { principal, actor })
     }
 }
 
@@ -273,35 +274,4 @@ where
                 ))
             })
     }
-}
-
-/// Deserialises an optional JSON value whose integral numbers written with a
-/// fraction (`226.0`) become integers (`226`): the same number (JSON Schema
-/// and RFC 8785 agree), so a client cannot tell them apart. Numbers with a
-/// fraction, and integers beyond ±2^53, stay as they are, for
-/// `reject_floats` to refuse.
-pub fn integral_numbers<'de, D>(deserializer: D) -> Result<Option<serde_json::Value>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    fn normalise(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Number(number) if number.is_f64() => {
-                const LIMIT: f64 = (1u64 << 53) as f64;
-                if let Some(float) = number.as_f64() {
-                    if float.fract() == 0.0 && float.abs() <= LIMIT {
-                        *value = serde_json::Value::from(float as i64);
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(normalise),
-            serde_json::Value::Object(members) => members.values_mut().for_each(normalise),
-            _ => {}
-        }
-    }
-    let mut value = <Option<serde_json::Value> as serde::Deserialize>::deserialize(deserializer)?;
-    if let Some(value) = value.as_mut() {
-        normalise(value);
-    }
-    Ok(value)
 }

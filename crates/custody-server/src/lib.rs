@@ -1,24 +1,25 @@
 //! Custody's HTTP server: the `/v1/` API over the store.
 //!
 //! Authentication is by bearer token only; the actor of every event is built
-//! from the token ([`extract::Authenticated`]), never from a request body.
+//! from the token ([`extract::Caller`]), never from a request body.
 //! Every error is RFC 9457 problem+json ([`problem`]). The OpenAPI document
 //! at `/v1/openapi.json` is generated from the handlers' annotations, so it
 //! cannot drift from the code.
 
 pub mod api;
-pub mod api_evidence;
-pub mod api_log;
 pub mod checkpoint_copies;
 pub mod config;
 pub mod connections;
 pub mod extract;
 pub mod init;
-pub mod keys;
 pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod timer;
+
+/// The log's signing keys live with the rest of the data directory, in the
+/// store, so that `custody-verify` reads the trusted keys without the server.
+pub use custody_store::keys;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -54,7 +55,7 @@ pub struct AppState {
     /// The approval policy.
     pub policy: std::sync::Arc<custody_core::policy::Policy>,
     /// The evidence blob store and its limits.
-    pub evidence: api_evidence::EvidenceState,
+    pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database.
     pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
 }
@@ -77,7 +78,7 @@ pub struct ServeOptions {
     /// Notification channels, routes and delivery settings.
     pub notify: notify::NotifyConfig,
     /// The evidence blob store and its limits.
-    pub evidence: api_evidence::EvidenceState,
+    pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
     /// data directory's `checkpoints` file, `log.checkpoints_dir`).
     pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
@@ -106,39 +107,45 @@ impl Modify for BearerSecurity {
 /// The application's router: the API, health, metrics and the OpenAPI document.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDocument::openapi())
-        .routes(routes!(api::create_case, api::list_cases))
-        .routes(routes!(api::show_case))
-        .routes(routes!(api::approve))
-        .routes(routes!(api::deny))
-        .routes(routes!(api::execute))
-        .routes(routes!(api::review))
-        .routes(routes!(api::comment))
-        .routes(routes!(api::merge))
-        .routes(routes!(api::break_glass))
-        .routes(routes!(api::grant_delegation, api::list_delegations))
-        .routes(routes!(api::revoke_delegation))
-        .routes(routes!(api::admin_record))
-        .routes(routes!(api::set_groups))
-        .routes(routes!(api::add_principal, api::list_principals))
-        .routes(routes!(api::create_token))
-        .routes(routes!(api::list_tokens))
-        .routes(routes!(api::revoke_token))
-        .routes(routes!(api::whoami))
-        .routes(routes!(api::policy))
-        .routes(routes!(api::list_notifications))
-        .routes(routes!(api::retry_notification))
-        .routes(routes!(api_evidence::upload, api_evidence::list))
-        .routes(routes!(api_evidence::capture_link))
-        .routes(routes!(api_evidence::upload_for_reference))
-        .routes(routes!(api_evidence::download))
-        .routes(routes!(api_evidence::recheck))
-        .routes(routes!(api_evidence::record))
-        .routes(routes!(api_log::checkpoint, api_log::sign_checkpoint))
-        .routes(routes!(api_log::keys))
-        .routes(routes!(api_log::entries))
-        .routes(routes!(api_log::inclusion))
-        .routes(routes!(api_log::consistency))
-        .routes(routes!(api_log::case_proof))
+        .routes(routes!(api::cases::create_case, api::cases::list_cases))
+        .routes(routes!(api::cases::show_case))
+        .routes(routes!(api::decisions::approve))
+        .routes(routes!(api::decisions::deny))
+        .routes(routes!(api::decisions::execute))
+        .routes(routes!(api::decisions::review))
+        .routes(routes!(api::decisions::comment))
+        .routes(routes!(api::decisions::merge))
+        .routes(routes!(api::cases::break_glass))
+        .routes(routes!(
+            api::delegations::grant_delegation,
+            api::delegations::list_delegations
+        ))
+        .routes(routes!(api::delegations::revoke_delegation))
+        .routes(routes!(api::admin::admin_record))
+        .routes(routes!(api::principals::set_groups))
+        .routes(routes!(
+            api::principals::add_principal,
+            api::principals::list_principals
+        ))
+        .routes(routes!(api::tokens::create_token))
+        .routes(routes!(api::tokens::list_tokens))
+        .routes(routes!(api::tokens::revoke_token))
+        .routes(routes!(api::principals::whoami))
+        .routes(routes!(api::policy::policy))
+        .routes(routes!(api::notifications::list_notifications))
+        .routes(routes!(api::notifications::retry_notification))
+        .routes(routes!(api::evidence::upload, api::evidence::list))
+        .routes(routes!(api::evidence::capture_link))
+        .routes(routes!(api::evidence::upload_for_reference))
+        .routes(routes!(api::evidence::download))
+        .routes(routes!(api::evidence::recheck))
+        .routes(routes!(api::evidence::record))
+        .routes(routes!(api::log::checkpoint, api::log::sign_checkpoint))
+        .routes(routes!(api::log::keys))
+        .routes(routes!(api::log::entries))
+        .routes(routes!(api::log::inclusion))
+        .routes(routes!(api::log::consistency))
+        .routes(routes!(api::log::case_proof))
         .split_for_parts();
     let mut openapi = openapi;
     // After the routes are in: constraints and the error answers of every operation.

@@ -23,7 +23,7 @@ use custody_core::model::{
     TEXT_PATTERN, TICKET_PATTERN,
 };
 
-use crate::api_evidence::MAX_FILE_NAME_BYTES;
+use custody_api::evidence::MAX_FILE_NAME_BYTES;
 
 /// A case ID: `AC-` and a UUIDv7 in 32 lowercase hex digits.
 pub const CASE_ID_PATTERN: &str = "^AC-[0-9a-f]{12}7[0-9a-f]{19}$";

@@ -27,6 +27,7 @@
 
 mod backend;
 pub mod checkpoint_file;
+pub mod keys;
 mod plan;
 mod writer;
 
@@ -57,6 +58,12 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 use tokio::sync::{mpsc, oneshot};
+
+// What the store answers with is what the API sends: one definition, in the
+// crate the server and its clients share.
+pub use custody_api::{
+    AppendedEvent, CaseSummary, IssuedToken, OutboxEntry, TokenInfo, WriteOutcome,
+};
 
 /// Where a store keeps its ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,38 +185,6 @@ pub struct ClaimedDelivery {
     pub attempts: u32,
 }
 
-/// A notification in the outbox, for operators.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct OutboxEntry {
-    /// Its delivery ID.
-    pub delivery_id: String,
-    /// The case that owes it.
-    pub case_id: String,
-    /// The event that owes it.
-    pub event_id: String,
-    /// What it says.
-    pub kind: String,
-    /// Who it is for.
-    pub audience: String,
-    /// The channel.
-    pub channel: String,
-    /// The recipient, if the route names one.
-    pub recipient: Option<String>,
-    /// `pending`, `delivered` or `dead`.
-    pub state: String,
-    /// Attempts made so far.
-    pub attempts: u32,
-    /// When it is (or was) due next.
-    pub next_attempt_at: String,
-    /// The last failure, if any.
-    pub last_error: Option<String>,
-    /// When it was queued.
-    pub created_at: String,
-    /// When it last changed.
-    pub updated_at: String,
-}
-
 /// Counters of the group commit since the store was opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CommitCounters {
@@ -240,22 +215,6 @@ pub struct CaseWrite {
     pub occurred_at: Option<Timestamp>,
 }
 
-/// The result of a write, as returned to the client and replayed for retries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct WriteOutcome {
-    /// The case written to.
-    pub case_id: CaseId,
-    /// The case's state after the write.
-    pub state: CaseState,
-    /// Events appended by this write (empty when nothing new was appended).
-    pub appended: Vec<AppendedEvent>,
-    /// True when this result was replayed for a repeated idempotency key.
-    pub replayed: bool,
-    /// True when a request matched an open case with the same ticket and that case was returned.
-    pub existing: bool,
-}
-
 /// An external reference's evidence record: evidence held for a ticket
 /// until a case carries it (a trail of its own in the log, without a case).
 #[derive(Clone, Debug)]
@@ -268,56 +227,6 @@ pub struct EvidenceRecord {
     pub released_to: Option<String>,
     /// Its events (`evidence_held`, then `evidence_released`), in order.
     pub events: Vec<Event>,
-}
-
-/// One appended event, as reported to the writer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AppendedEvent {
-    /// The case it belongs to (a merge appends to two cases).
-    pub case_id: String,
-    /// The event ID.
-    pub event_id: String,
-    /// Its kind.
-    pub kind: String,
-    /// Its sequence number in the case.
-    pub seq: u64,
-    /// Its index in the log.
-    pub log_index: u64,
-}
-
-/// A row of the case list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct CaseSummary {
-    /// The case ID.
-    pub case_id: String,
-    /// Its state.
-    pub state: String,
-    /// A one-line description of the change.
-    pub summary: String,
-    /// The requester.
-    pub requester: String,
-    /// The external ticket.
-    pub ticket: Option<String>,
-    /// When it was opened.
-    pub opened_at: String,
-    /// When it last changed.
-    pub updated_at: String,
-}
-
-/// A newly issued bearer token. The secret exists only in this value.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct IssuedToken {
-    /// The public token ID, recorded in the actor context of events.
-    pub token_id: String,
-    /// The bearer secret; shown once, stored only as a hash.
-    pub token: String,
-    /// The principal it authenticates.
-    pub principal: String,
-    /// When it stops working, if ever.
-    pub expires_at: Option<Timestamp>,
 }
 
 /// A signed checkpoint as stored.
@@ -399,29 +308,11 @@ pub struct LogEntry {
     pub case_id: String,
 }
 
-/// What is known about an issued token (never its secret).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct TokenInfo {
-    /// The public token ID.
-    pub token_id: String,
-    /// The principal it authenticates.
-    pub principal: String,
-    /// When it was issued.
-    pub created_at: String,
-    /// Who issued it.
-    pub created_by: Option<String>,
-    /// When it stops working, if ever.
-    pub expires_at: Option<String>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<String>,
-    /// Who revoked it.
-    pub revoked_by: Option<String>,
-}
-
-/// A principal authenticated by a token.
+/// The owner of a bearer token that authenticates: what
+/// [`Store::authenticate`] finds for a token that is known, unexpired and
+/// not revoked.
 #[derive(Clone, Debug)]
-pub struct Authenticated {
+pub struct TokenOwner {
     /// The principal.
     pub principal: Principal,
     /// The public ID of the token that authenticated it.
@@ -938,7 +829,7 @@ impl Store {
 
     /// The principal a bearer token authenticates, or `None` when the token
     /// is unknown, expired or revoked.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<TokenOwner>, StoreError> {
         let now = self.clock.now();
         on_backend!(&self.readers, ops, readers => ops::authenticate(readers, token, now).await)
     }

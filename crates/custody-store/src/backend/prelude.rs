@@ -24,6 +24,6 @@ use tokio::sync::mpsc;
 use crate::plan::{self, Pending, Prefetched};
 use crate::writer::*;
 use crate::{
-    AppendedEvent, Authenticated, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,
+    AppendedEvent, TokenOwner, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,
     StoredCheckpoint, TokenInfo, WriteOutcome, TOKEN_PREFIX,
 };

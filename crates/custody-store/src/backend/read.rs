@@ -168,7 +168,7 @@ pub(crate) async fn authenticate(
     readers: &Pool,
     token: &str,
     now: Timestamp,
-) -> Result<Option<Authenticated>, StoreError> {
+) -> Result<Option<TokenOwner>, StoreError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
         return Ok(None);
     }
@@ -190,7 +190,7 @@ pub(crate) async fn authenticate(
             return Ok(None);
         }
     }
-    Ok(Some(Authenticated {
+    Ok(Some(TokenOwner {
         token_id: row.try_get("token_id")?,
         principal: principal_from_row(&row)?,
     }))

@@ -14,15 +14,19 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use custody_api::evidence::MAX_FILE_NAME_BYTES;
+use custody_api::{
+    EvidenceItem, EvidenceList, EvidenceRecordView, LinkBody, RecheckBody, RecheckReport,
+    RecheckResult, ReferenceUploadOutcome, ReferenceUploadQuery, UploadQuery,
+};
 use custody_core::command::CaseCommand;
 use custody_core::event::{EventBody, Evidence, LinkCapture, LinkFailure, Recheck};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use custody_evidence::{BlobError, BlobStore, FetchError, FetchPolicy, Sha256Digest};
 use futures_util::TryStreamExt;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
-use crate::extract::{ApiJson, ApiPath, Authenticated, IdempotencyKey};
+use crate::extract::{ApiJson, ApiPath, Caller, IdempotencyKey};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
@@ -83,46 +87,6 @@ pub struct EvidenceState {
     pub config: Arc<EvidenceConfig>,
 }
 
-/// Query of an upload.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct UploadQuery {
-    /// The file's name, as the uploader knows it: an identifier of at most
-    /// 255 bytes (see "Identifiers" in docs/api.md), percent-encoded UTF-8.
-    pub name: Option<String>,
-}
-
-/// Body of a link capture.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LinkBody {
-    /// The URL to capture.
-    pub url: String,
-}
-
-/// One piece of evidence of a case.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvidenceItem {
-    /// The event that recorded it.
-    pub event_id: String,
-    /// Its kind: `evidence_attached`, `evidence_unverified` or `evidence_rechecked`.
-    pub kind: String,
-    /// Who recorded it.
-    pub by: String,
-    /// When it was recorded.
-    pub recorded_at: String,
-    /// The event's payload.
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}
-
-/// The evidence of a case.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvidenceList {
-    /// In sequence order.
-    pub evidence: Vec<EvidenceItem>,
-}
-
 /// Upload a file as evidence of a case: the body is streamed into the blob
 /// store by its SHA-256 before the event that records it is written.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/evidence",
@@ -133,7 +97,7 @@ pub struct EvidenceList {
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
-    who: Authenticated,
+    who: Caller,
     IdempotencyKey(key): IdempotencyKey,
     ApiPath(case_id): ApiPath<String>,
     RawQuery(query): RawQuery,
@@ -149,7 +113,7 @@ pub async fn upload(
         return Err(Problem::refused(view.merged_refusal("attach evidence to")));
     }
     let evidence = store_upload(&state, name, &headers, body).await?;
-    crate::api::write(
+    super::write(
         &state,
         who,
         key,
@@ -157,36 +121,6 @@ pub async fn upload(
         None,
     )
     .await
-}
-
-/// Query of an upload for an external reference.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReferenceUploadQuery {
-    /// The reference, as SYSTEM:KEY (such as `jira:SEC-142`); the system is
-    /// matched in lowercase and the key in uppercase.
-    pub ticket: String,
-    /// The file's name, as the uploader knows it (see [`UploadQuery`]).
-    pub name: Option<String>,
-}
-
-/// The answer to an upload for an external reference: the write's outcome
-/// and, in words and fields, where the evidence went.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReferenceUploadOutcome {
-    /// The write's outcome. `case_id` is the case the evidence joined or,
-    /// when it is held (`held` is true), the evidence record's ID, which
-    /// `record_id` also names (and `custody show` and
-    /// `GET /v1/evidence/records/{record_id}` display).
-    #[serde(flatten)]
-    pub outcome: custody_store::WriteOutcome,
-    /// Whether the evidence is held in the reference's evidence record
-    /// because no case carries the reference yet.
-    pub held: bool,
-    /// The evidence record's ID when the evidence is held, else null.
-    pub record_id: Option<String>,
-    /// What happened, for people.
-    pub message: String,
 }
 
 /// Upload evidence for an external reference (a ticket): it joins the case
@@ -200,7 +134,7 @@ pub struct ReferenceUploadOutcome {
     security(("bearer" = [])))]
 pub async fn upload_for_reference(
     State(state): State<AppState>,
-    who: Authenticated,
+    who: Caller,
     IdempotencyKey(key): IdempotencyKey,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -258,24 +192,6 @@ pub async fn upload_for_reference(
     }))
 }
 
-/// An evidence record: the evidence held for a reference before a case
-/// carried it, and its release to that case.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EvidenceRecordView {
-    /// Always `evidence_record`: this is not a case.
-    pub kind: String,
-    /// The record's ID.
-    pub record_id: String,
-    /// The reference, as SYSTEM:KEY.
-    pub ticket: String,
-    /// The case the held evidence joined, once one carries the reference.
-    pub released_to: Option<String>,
-    /// The record's events, in sequence order (`evidence_held`,
-    /// `evidence_released`).
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
-}
-
 /// Show an evidence record by its ID (the `record_id` of a held upload).
 #[utoipa::path(get, path = "/v1/evidence/records/{record_id}",
     params(("record_id" = String, Path, description = "The evidence record's ID (AC-...)")),
@@ -283,7 +199,7 @@ pub struct EvidenceRecordView {
     security(("bearer" = [])))]
 pub async fn record(
     State(state): State<AppState>,
-    _who: Authenticated,
+    _who: Caller,
     ApiPath(record_id): ApiPath<String>,
 ) -> Result<Json<EvidenceRecordView>, Problem> {
     let not_found = || {
@@ -299,11 +215,7 @@ pub async fn record(
         record_id: record.record_id,
         ticket: record.ticket,
         released_to: record.released_to,
-        events: record
-            .events
-            .iter()
-            .map(|event| serde_json::to_value(event).unwrap_or_default())
-            .collect(),
+        events: record.events,
     }))
 }
 
@@ -370,9 +282,6 @@ fn percent_decode(text: &str) -> Option<String> {
     }
     String::from_utf8(decoded).ok()
 }
-
-/// The longest upload file name, in bytes.
-pub const MAX_FILE_NAME_BYTES: usize = 255;
 
 /// The upload's file name, checked by the identifier rules (at most 255
 /// bytes): no control, bidi, zero-width or look-alike character can make a
@@ -444,7 +353,7 @@ async fn store_upload(
     security(("bearer" = [])))]
 pub async fn capture_link(
     State(state): State<AppState>,
-    who: Authenticated,
+    who: Caller,
     IdempotencyKey(key): IdempotencyKey,
     ApiPath(case_id): ApiPath<String>,
     ApiJson(body): ApiJson<LinkBody>,
@@ -495,35 +404,7 @@ pub async fn capture_link(
             },
         },
     };
-    crate::api::write(&state, who, key, command, None).await
-}
-
-/// Query of a recheck.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecheckBody {
-    /// Only this case's links (default: every case's).
-    pub case: Option<String>,
-}
-
-/// One link rechecked.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecheckResult {
-    /// The case.
-    pub case_id: String,
-    /// The link.
-    pub url: String,
-    /// Whether it changed or is gone.
-    pub drifted: bool,
-    /// The event that records the recheck.
-    pub event_id: String,
-}
-
-/// The links rechecked.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecheckReport {
-    /// One per captured link.
-    pub rechecked: Vec<RecheckResult>,
+    super::write(&state, who, key, command, None).await
 }
 
 /// Fetch every captured link again and record, in its case, whether it
@@ -533,7 +414,7 @@ pub struct RecheckReport {
     security(("bearer" = [])))]
 pub async fn recheck(
     State(state): State<AppState>,
-    who: Authenticated,
+    who: Caller,
     ApiJson(body): ApiJson<RecheckBody>,
 ) -> Result<Json<RecheckReport>, Problem> {
     who.require_admin()?;
@@ -621,7 +502,7 @@ pub async fn recheck(
                 Sha256Hash::of(url.as_bytes()).to_hex(),
                 Timestamp::now().as_micros()
             );
-            let outcome = crate::api::write(
+            let outcome = super::write(
                 &state,
                 who.clone(),
                 key,
@@ -654,7 +535,7 @@ pub async fn recheck(
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    _who: Authenticated,
+    _who: Caller,
     ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<EvidenceList>, Problem> {
     let case_id = parse_case(&case_id)?;
@@ -693,7 +574,7 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn download(
     State(state): State<AppState>,
-    _who: Authenticated,
+    _who: Caller,
     ApiPath((case_id, sha256)): ApiPath<(String, String)>,
 ) -> Result<Response, Problem> {
     let case_id = parse_case(&case_id)?;

@@ -12,97 +12,18 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
+use custody_api::log::MAX_ENTRIES_PER_PAGE;
+use custody_api::{
+    ConsistencyDocument, ConsistencyQuery, EntriesDocument, EntriesQuery, EntryDocument,
+    InclusionDocument, InclusionQuery, KeysDocument,
+};
 use custody_core::proof::{CaseProofBundle, CaseProofEvent, CASE_PROOF_FORMAT};
 use custody_core::CaseId;
 use custody_store::StoredCheckpoint;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
-use crate::extract::{ApiPath, ApiQuery, Authenticated};
+use crate::extract::{ApiPath, ApiQuery, Caller};
 use crate::problem::{types, Problem};
 use crate::AppState;
-
-/// Most entries one `GET /v1/log/entries` returns.
-pub const MAX_ENTRIES_PER_PAGE: u64 = 1000;
-
-/// Query of `GET /v1/log/entries`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EntriesQuery {
-    /// First index (inclusive).
-    pub start: u64,
-    /// Last index (exclusive); at most 1000 entries are returned.
-    pub end: u64,
-}
-
-/// One log entry.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EntryDocument {
-    /// Its index.
-    pub index: u64,
-    /// Standard base64 of the exact leaf bytes (the event's canonical bytes).
-    pub leaf: String,
-    /// The case it belongs to.
-    pub case_id: String,
-}
-
-/// The answer of `GET /v1/log/entries`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EntriesDocument {
-    /// The entries, in index order.
-    pub entries: Vec<EntryDocument>,
-}
-
-/// Query of `GET /v1/log/proof/inclusion`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct InclusionQuery {
-    /// The leaf index.
-    pub index: u64,
-    /// The tree size.
-    pub size: u64,
-}
-
-/// An inclusion proof.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct InclusionDocument {
-    /// The leaf index.
-    pub index: u64,
-    /// The tree size.
-    pub size: u64,
-    /// Standard base64 hashes, leaf to root.
-    pub proof: Vec<String>,
-}
-
-/// Query of `GET /v1/log/proof/consistency`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ConsistencyQuery {
-    /// The old tree size.
-    pub from: u64,
-    /// The new tree size.
-    pub to: u64,
-}
-
-/// A consistency proof.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ConsistencyDocument {
-    /// The old tree size.
-    pub from: u64,
-    /// The new tree size.
-    pub to: u64,
-    /// Standard base64 hashes.
-    pub proof: Vec<String>,
-}
-
-/// The log's verifier keys.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct KeysDocument {
-    /// The origin line of the log's checkpoints.
-    pub origin: String,
-    /// Verifier keys of the current signers.
-    pub verifier_keys: Vec<String>,
-}
 
 /// The latest signed checkpoint, exactly the note bytes.
 #[utoipa::path(get, path = "/v1/log/checkpoint",
@@ -123,7 +44,7 @@ pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, Probl
     security(("bearer" = [])))]
 pub async fn sign_checkpoint(
     State(state): State<AppState>,
-    who: Authenticated,
+    who: Caller,
 ) -> Result<Response, Problem> {
     who.require_admin()?;
     let signed = state
@@ -154,7 +75,7 @@ pub async fn keys(State(state): State<AppState>) -> Json<KeysDocument> {
     security(("bearer" = [])))]
 pub async fn entries(
     State(state): State<AppState>,
-    _who: Authenticated,
+    _who: Caller,
     ApiQuery(query): ApiQuery<EntriesQuery>,
 ) -> Result<Json<EntriesDocument>, Problem> {
     let entries = state
@@ -211,7 +132,7 @@ pub async fn consistency(
     security(("bearer" = [])))]
 pub async fn case_proof(
     State(state): State<AppState>,
-    _who: Authenticated,
+    _who: Caller,
     ApiPath(case_id): ApiPath<String>,
 ) -> Result<Json<CaseProofBundle>, Problem> {
     let case_id =

@@ -1,0 +1,192 @@
+//! Opening cases (a request, or break-glass), one case's timeline and the
+//! case list.
+
+use std::str::FromStr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use custody_api::{BreakGlassBody, CaseDocument, CaseList, CasesQuery, RequestBody, SubjectBody};
+use custody_core::change_set::ChangeSet;
+use custody_core::command::CaseCommand;
+use custody_core::model::{
+    parse_duration, validate_name, validate_text, Change, ChangeKind, Subject, SubjectKind, Ticket,
+};
+use custody_core::CaseState;
+use custody_store::{CaseWrite, WriteOutcome};
+
+use super::{acting_for, invalid, optional_text, parse_case_id};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, IdempotencyKey};
+use crate::problem::Problem;
+use crate::AppState;
+
+/// Open a case for an access change.
+#[utoipa::path(post, path = "/v1/cases", request_body = RequestBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key returns the first result")),
+    responses(
+        (status = 201, description = "Case opened", body = WriteOutcome),
+        (status = 200, description = "Replayed, or an open case with the same ticket", body = WriteOutcome),
+        (status = 409, description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ), security(("bearer" = [])))]
+pub async fn create_case(
+    State(state): State<AppState>,
+    who: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<RequestBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let (change, ticket) = parse_change(&body)?;
+    let justification = optional_text("justification", body.justification)?;
+    let actor = acting_for(&state, who, &change).await?;
+    let outcome = state
+        .store
+        .write(CaseWrite {
+            actor,
+            idempotency_key: key,
+            command: CaseCommand::Request {
+                // The server decides the rule from its policy; the client cannot.
+                rule: state.policy.decide(&change),
+                change,
+                justification,
+                ticket,
+            },
+            occurred_at: None,
+        })
+        .await?;
+    let status = if outcome.replayed || outcome.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(outcome)))
+}
+
+/// Break-glass: record a change made in an emergency, before approval. The
+/// case is executed at once and waits for a mandatory post-hoc review by
+/// someone else before its deadline; a missed deadline is escalated.
+#[utoipa::path(post, path = "/v1/break-glass", request_body = BreakGlassBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses(
+        (status = 201, body = WriteOutcome),
+        (status = 200, description = "Replayed: the same Idempotency-Key and body as an earlier break-glass", body = WriteOutcome),
+        (status = 409, body = Problem)
+    ),
+    security(("bearer" = [])))]
+pub async fn break_glass(
+    State(state): State<AppState>,
+    who: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(body): ApiJson<BreakGlassBody>,
+) -> Result<impl IntoResponse, Problem> {
+    let (change, ticket) = parse_change(&RequestBody {
+        subject: SubjectBody {
+            kind: body.subject.kind,
+            id: body.subject.id,
+        },
+        entitlement: body.entitlement,
+        change: body.change,
+        resource: body.resource,
+        duration: body.duration,
+        justification: None,
+        ticket: body.ticket,
+    })?;
+    let justification = validate_text("justification", &body.justification).map_err(invalid)?;
+    let change_set = body
+        .change_set
+        .map(ChangeSet::parse)
+        .transpose()
+        .map_err(invalid)?;
+    let actor = acting_for(&state, who, &change).await?;
+    let outcome = state
+        .store
+        .write(CaseWrite {
+            actor,
+            idempotency_key: key,
+            command: CaseCommand::BreakGlass {
+                rule: state.policy.decide(&change),
+                change,
+                justification,
+                ticket,
+                change_set,
+            },
+            occurred_at: None,
+        })
+        .await?;
+    let status = if outcome.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(outcome)))
+}
+
+fn parse_change(body: &RequestBody) -> Result<(Change, Option<Ticket>), Problem> {
+    let subject = Subject {
+        kind: SubjectKind::from_str(&body.subject.kind).map_err(invalid)?,
+        id: validate_name("subject.id", &body.subject.id).map_err(invalid)?,
+    };
+    let change = Change {
+        subject,
+        kind: match &body.change {
+            Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
+            None => ChangeKind::Grant,
+        },
+        entitlement: body.entitlement.clone(),
+        resource: body.resource.clone(),
+        duration_seconds: body
+            .duration
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(invalid)?,
+    };
+    change.validate().map_err(invalid)?;
+    let ticket = body
+        .ticket
+        .as_deref()
+        .map(Ticket::from_str)
+        .transpose()
+        .map_err(invalid)?;
+    Ok((change, ticket))
+}
+
+/// One case with its whole timeline.
+#[utoipa::path(get, path = "/v1/cases/{case_id}",
+    params(("case_id" = String, Path, description = "AC-...")),
+    responses((status = 200, body = CaseDocument), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn show_case(
+    State(state): State<AppState>,
+    _who: Caller,
+    ApiPath(case_id): ApiPath<String>,
+) -> Result<Json<CaseDocument>, Problem> {
+    let case_id = parse_case_id(&case_id)?;
+    let (view, events) = state.store.case(&case_id).await?;
+    Ok(Json(CaseDocument {
+        case_id,
+        state: view.state,
+        stages: view.stage_progress(None),
+        view,
+        events,
+    }))
+}
+
+/// List cases, newest first.
+#[utoipa::path(get, path = "/v1/cases", params(CasesQuery),
+    responses((status = 200, body = CaseList), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_cases(
+    State(state): State<AppState>,
+    _who: Caller,
+    ApiQuery(query): ApiQuery<CasesQuery>,
+) -> Result<Json<CaseList>, Problem> {
+    let case_state = query
+        .state
+        .as_deref()
+        .map(CaseState::from_str)
+        .transpose()
+        .map_err(Problem::invalid)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let cases = state.store.cases(case_state, limit).await?;
+    Ok(Json(CaseList { cases }))
+}
