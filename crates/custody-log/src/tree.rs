@@ -340,21 +340,6 @@ pub fn append_leaves<R: NodeReader + ?Sized>(
     Ok(created)
 }
 
-/// Computes the nodes created by appending one leaf to a tree of `size`
-/// leaves; see [`append_leaves`].
-///
-/// # Errors
-///
-/// [`MerkleError::TreeFull`] if the size would overflow, or the reader's
-/// error.
-pub fn append_leaf<R: NodeReader + ?Sized>(
-    reader: &R,
-    size: u64,
-    leaf_hash: Hash,
-) -> Result<Vec<Node>, ProveError<R::Error>> {
-    append_leaves(reader, size, &[leaf_hash])
-}
-
 /// Lists the nodes [`tree_root`] reads for `size`.
 pub fn nodes_for_root(size: u64) -> Vec<NodeId> {
     let recorder = Recorder::default();
