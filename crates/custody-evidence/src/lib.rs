@@ -112,6 +112,7 @@
 //! by this crate before it builds a client; an already installed provider is
 //! kept), and the platform's certificate verifier.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod blob;
