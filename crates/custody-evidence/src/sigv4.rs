@@ -66,7 +66,7 @@ pub struct SigningScope<'a> {
 }
 
 /// HMAC-SHA256 of `message` under `key` (RFC 2104).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of every length (long keys are hashed, short ones
     // padded), so `new_from_slice` cannot fail for it.
     let mut mac =
@@ -109,7 +109,7 @@ pub fn canonical_query_string(query: &[(&str, &str)]) -> String {
 }
 
 /// The canonical request and the `SignedHeaders` list.
-pub fn canonical_request(request: &RequestToSign<'_>) -> (String, String) {
+fn canonical_request(request: &RequestToSign<'_>) -> (String, String) {
     let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
@@ -154,7 +154,7 @@ pub fn canonical_request(request: &RequestToSign<'_>) -> (String, String) {
 }
 
 /// The string to sign for a canonical request.
-pub fn string_to_sign(scope: &SigningScope<'_>, canonical_request: &str) -> String {
+fn string_to_sign(scope: &SigningScope<'_>, canonical_request: &str) -> String {
     format!(
         "AWS4-HMAC-SHA256\n{}\n{}\n{}",
         scope.amz_date,
@@ -164,7 +164,7 @@ pub fn string_to_sign(scope: &SigningScope<'_>, canonical_request: &str) -> Stri
 }
 
 /// The signing key derived from the secret for one day, region and service.
-pub fn signing_key(secret_access_key: &str, scope: &SigningScope<'_>) -> [u8; 32] {
+fn signing_key(secret_access_key: &str, scope: &SigningScope<'_>) -> [u8; 32] {
     let date = scope.amz_date.get(..8).unwrap_or(scope.amz_date);
     let date_key = hmac_sha256(
         format!("AWS4{secret_access_key}").as_bytes(),
