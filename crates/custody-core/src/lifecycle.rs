@@ -110,6 +110,7 @@ impl Draft {
             role: self.role,
             occurred_at: placement.occurred_at.unwrap_or(placement.recorded_at),
             recorded_at: placement.recorded_at,
+            // Filled by the connectors once they exist (see `Event::source`).
             source: None,
             external_id: None,
             causation: self.causation,
