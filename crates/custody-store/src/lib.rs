@@ -19,8 +19,11 @@
 //! consistent snapshots while the writer works. The SQL is shared by both
 //! backends; see [`backend`].
 
+#![forbid(unsafe_code)]
+
 mod backend;
 pub mod checkpoint_file;
+mod sql_int;
 pub mod writer;
 
 /// The Merkle log's stored tree on the embedded store: roots and proofs, for

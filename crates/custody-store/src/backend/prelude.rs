@@ -24,6 +24,7 @@ use custody_log::Hash;
 use sqlx::{QueryBuilder, Row};
 use tokio::sync::mpsc;
 
+use crate::sql_int::{from_sql, to_sql};
 use crate::writer::*;
 use crate::{
     AppendedEvent, Authenticated, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,

@@ -231,7 +231,7 @@ async fn next_log_index(connection: &mut Conn) -> Result<u64, sqlx::Error> {
     let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
         .fetch_one(&mut *connection)
         .await?;
-    Ok(next as u64)
+    Ok(from_sql(next))
 }
 
 async fn prefetch(
@@ -683,7 +683,7 @@ async fn sign_checkpoint(
         .map_err(|error| StoreError::Corrupt(format!("cannot sign the checkpoint: {error}")))?;
     let created_at = Timestamp::now();
     sqlx::query("INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(size as i64)
+        .bind(to_sql(size))
         .bind(root.to_vec())
         .bind(&note)
         .bind(created_at.to_string())
@@ -721,10 +721,10 @@ async fn flush(
         );
         insert.push_values(chunk, |mut row, pending_event| {
             let event = &pending_event.event;
-            row.push_bind(pending_event.log_index as i64)
+            row.push_bind(to_sql(pending_event.log_index))
                 .push_bind(event.event_id.to_string())
                 .push_bind(event.case_id.to_string())
-                .push_bind(event.seq as i64)
+                .push_bind(to_sql(event.seq))
                 .push_bind(event.body.kind_name())
                 .push_bind(event.recorded_at.to_string())
                 .push_bind(pending_event.bytes.clone());
@@ -751,7 +751,7 @@ async fn flush(
                 .push_bind(view.change.to_string())
                 .push_bind(view.opened_at.to_string())
                 .push_bind(view.updated_at.to_string())
-                .push_bind(view.head_seq as i64)
+                .push_bind(to_sql(view.head_seq))
                 .push_bind(view.head_hash.to_hex())
                 .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
                 .push_bind(encoded);
@@ -1094,7 +1094,7 @@ async fn create_token(
     let token = format!("{TOKEN_PREFIX}{}", custody_core::hex::encode(&secret));
     let token_id = format!("tok_{}", custody_core::hex::encode(&public));
     let now = Timestamp::now();
-    let expires_at = ttl_seconds.map(|seconds| now.plus_seconds(seconds as i64));
+    let expires_at = ttl_seconds.map(|seconds| now.plus_unsigned_seconds(seconds));
     let digest = Sha256Hash::of(token.as_bytes());
     let by_system = is_system_actor(&actor);
     sqlx::query(
