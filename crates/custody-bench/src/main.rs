@@ -581,7 +581,7 @@ async fn append_through_http(
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
-        notify: custody_server::notify::NotifyConfig::default(),
+        notify: custody_server::delivery::NotifyConfig::default(),
         evidence: custody_server::api_evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
@@ -804,7 +804,7 @@ async fn deliveries(count: usize) -> Result<()> {
         None,
     )
     .await?;
-    let notify: custody_server::notify::NotifyConfig = toml::from_str(&format!(
+    let notify: custody_server::delivery::NotifyConfig = toml::from_str(&format!(
         "poll_interval_ms = 10\nconcurrency = {concurrency}\nlease_seconds = 30\n\n[[channels]]\ntype = \"webhook\"\nname = \"hooks\"\nurl = \"{url}\"\nsecret = \"bench secret\"\n\n[routes]\napprovers = [\"hooks\"]\n"
     ))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -964,7 +964,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
-        notify: custody_server::notify::NotifyConfig::default(),
+        notify: custody_server::delivery::NotifyConfig::default(),
         evidence: custody_server::api_evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),

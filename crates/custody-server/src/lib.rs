@@ -12,10 +12,10 @@ pub mod api_log;
 pub mod checkpoint_copies;
 pub mod config;
 pub mod connections;
+pub mod delivery;
 pub mod extract;
 pub mod init;
 pub mod keys;
-pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod timer;
@@ -75,7 +75,7 @@ pub struct ServeOptions {
     /// How often to look for overdue obligations (post-hoc reviews).
     pub scan_interval: Duration,
     /// Notification channels, routes and delivery settings.
-    pub notify: notify::NotifyConfig,
+    pub notify: delivery::NotifyConfig,
     /// The evidence blob store and its limits.
     pub evidence: api_evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
@@ -243,7 +243,7 @@ pub async fn serve_listener_with(
         tracing::warn!("no notification channels are configured: nobody is told about cases (see [notify] in the configuration)");
     }
     store.set_notification_routing(routing);
-    let deliverer = notify::Deliverer::new(store.clone(), options.notify.clone())
+    let deliverer = delivery::Deliverer::new(store.clone(), options.notify.clone())
         .await
         .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
