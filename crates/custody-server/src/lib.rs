@@ -6,6 +6,8 @@
 //! at `/v1/openapi.json` is generated from the handlers' annotations, so it
 //! cannot drift from the code.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod api_evidence;
 pub mod api_log;
