@@ -11,6 +11,8 @@
 //!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
+#![forbid(unsafe_code)]
+
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,11 @@ impl Measurement {
             return Duration::ZERO;
         }
         self.latencies.sort();
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a fraction of the last index, so within the list"
+        )]
         let index = ((self.latencies.len() as f64 - 1.0) * fraction).round() as usize;
         self.latencies[index]
     }
@@ -97,11 +104,17 @@ async fn run(scale: u64) -> Result<()> {
         average_row_bytes = average_event_bytes(directory.path()).await?;
         // Baseline: raw inserts of rows of the same size, same pragmas and
         // durability, in transactions of the same average size.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a ratio of counts, at least 1"
+        )]
+        let rows_per_transaction = rows_per_commit.round() as u64;
         let baseline = raw_sqlite_inserts(
             &mut baseline_connection,
             baseline_rows,
             store_run.operations,
-            rows_per_commit.round() as u64,
+            rows_per_transaction,
             average_row_bytes,
         )
         .await?;
@@ -190,7 +203,7 @@ async fn run(scale: u64) -> Result<()> {
     println!();
 
     // 2c. Deliveries to a local webhook receiver beside plain POSTs to it.
-    deliveries(2000 * scale as usize).await?;
+    deliveries(usize::try_from(2000 * scale)?).await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.
@@ -316,7 +329,7 @@ async fn proof_generation(sizes: &[u64]) -> Result<()> {
                         sqlx::QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
                     insert.push_values(chunk, |mut row, (level, index, hash)| {
                         row.push_bind(i64::from(*level))
-                            .push_bind(*index as i64)
+                            .push_bind(index.cast_signed())
                             .push_bind(hash.to_vec());
                     });
                     insert.build().execute(&mut connection).await?;
@@ -444,13 +457,14 @@ async fn append_through_store(
     round: usize,
 ) -> Result<Measurement> {
     let started = Instant::now();
+    let per_writer_capacity = usize::try_from(per_writer)?;
     let mut tasks = Vec::new();
     for (writer, case_id) in cases.iter().enumerate() {
         let store = store.clone();
         let case_id = case_id.clone();
         let actor = actor(&format!("writer{writer}"))?;
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_writer as usize);
+            let mut latencies = Vec::with_capacity(per_writer_capacity);
             for index in 0..per_writer {
                 let begun = Instant::now();
                 store
@@ -490,7 +504,7 @@ async fn average_event_bytes(directory: &std::path::Path) -> Result<usize> {
         .fetch_one(&mut connection)
         .await?;
     let average: i64 = row.try_get("average")?;
-    Ok(average as usize)
+    Ok(usize::try_from(average)?)
 }
 
 async fn baseline_database(directory: &std::path::Path) -> Result<sqlx::SqliteConnection> {
@@ -533,10 +547,10 @@ async fn raw_sqlite_inserts(
             sqlx::query(
                 "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(row as i64)
+            .bind(i64::try_from(row)?)
             .bind(format!("EV-{row:032}"))
             .bind(format!("AC-{:032}", row % 64))
-            .bind((row / 64) as i64)
+            .bind(i64::try_from(row / 64)?)
             .bind("comment_added")
             .bind("2026-11-29T00:00:00.000000Z")
             .bind(&payload)
@@ -632,12 +646,13 @@ async fn append_through_http(
         tokens.push((token, case_id));
     }
     let started = Instant::now();
+    let per_client_capacity = usize::try_from(per_client)?;
     let mut tasks = Vec::new();
     for (token, case_id) in tokens {
         let http = http.clone();
         let url = format!("{base}/v1/cases/{case_id}/comments");
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_client as usize);
+            let mut latencies = Vec::with_capacity(per_client_capacity);
             for index in 0..per_client {
                 let begun = Instant::now();
                 http.post(&url)
@@ -722,12 +737,13 @@ async fn requests_through_store(
     round: usize,
 ) -> Result<Measurement> {
     let started = Instant::now();
+    let per_writer_capacity = usize::try_from(per_writer)?;
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let store = store.clone();
         let actor = actor(&format!("writer{writer}"))?;
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_writer as usize);
+            let mut latencies = Vec::with_capacity(per_writer_capacity);
             for index in 0..per_writer {
                 let begun = Instant::now();
                 store
