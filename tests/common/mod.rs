@@ -3,7 +3,7 @@
 //!
 //! Everything here is synchronous; HTTP calls run on a private Tokio runtime.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
