@@ -5,6 +5,8 @@
 //! `custody verify` catches a principal, token or grant changed behind the
 //! store's back. Against a real server and the real `custody verify`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Body, Server};

@@ -5,6 +5,8 @@
 //! older than a few checkpoint intervals, and says so when it checked no
 //! checkpoint held outside the database. On both stores.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -5,6 +5,8 @@
 //! shows the NATS password; a broken `--config` file is reported without
 //! echoing its secrets.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read};

@@ -4,6 +4,8 @@
 //! without a restart, visible after a restart, and replayable by its
 //! idempotency key without appending anything.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -3,6 +3,8 @@
 //! size limit, link capture with its address refusals, rechecks that catch a
 //! changed page, and the S3 backend (moto's real S3 API server).
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 #[path = "../crates/custody-evidence/tests/common/moto.rs"]

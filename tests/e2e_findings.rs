@@ -7,6 +7,8 @@
 //! copy of its data directory the way someone with file access could, and
 //! runs the real `custody verify --json` on it.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 mod common;
 
 use std::path::Path;

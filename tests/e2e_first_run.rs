@@ -9,6 +9,8 @@
 //! `CUSTODY_LISTEN` (port 0, or a free port), so the README's commands run
 //! unchanged.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -3,6 +3,8 @@
 //! approval arrives, judged by when things occurred: a late record if the
 //! approval was given before the execution, a violation if after.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{assert_refused, Server};

@@ -3,6 +3,8 @@
 //! signer and key rotation, each checked against a real `custody serve` with
 //! the `custody-log` verifiers (never with the server's own word).
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::path::Path;

@@ -14,6 +14,13 @@
 //! with a fresh copy of its data directory and runs the real `custody verify`
 //! on it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 mod common;
 
 use std::collections::HashSet;

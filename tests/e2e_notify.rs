@@ -3,6 +3,13 @@
 //! middle of deliveries, escalations, and what `custody verify` says about
 //! notifications that were owed. Each runs on both stores.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

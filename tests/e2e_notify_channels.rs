@@ -5,6 +5,8 @@
 //! harness (`crates/custody-notify/tests/support`), which finds or starts
 //! them.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 #[path = "../crates/custody-notify/tests/support/mod.rs"]
 mod support;

@@ -3,6 +3,8 @@
 //! database and one gapless log, and a deployment that refuses a node
 //! signing for another log.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{

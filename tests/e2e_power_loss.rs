@@ -16,6 +16,8 @@
 //! unless `CUSTODY_REQUIRE_POWER_LOSS=1`, which makes it fail: `cargo xtask
 //! test` (and so CI) sets it.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

@@ -4,6 +4,8 @@
 //! once on PostgreSQL. The format is documented in
 //! `tests/scenarios/README.md`.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

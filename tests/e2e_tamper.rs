@@ -5,6 +5,8 @@
 //! One store is built through the real CLI; each scenario tampers with a fresh
 //! copy of its data directory and runs the real `custody verify` on it.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

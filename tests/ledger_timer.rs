@@ -5,6 +5,8 @@
 //! a real store on both backends. Two scans run at every tick, as two nodes
 //! sharing one database would.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //!
 //! Everything here is synchronous; HTTP calls run on a private Tokio runtime.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -276,7 +276,7 @@ fn run_admin_sql(admin_url: &str, sql: &str) {
 pub fn uuid_like() -> String {
     let mut bytes = [0u8; 16];
     getrandom_bytes(&mut bytes);
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    custody_core::hex::encode(&bytes)
 }
 
 fn getrandom_bytes(buffer: &mut [u8]) {

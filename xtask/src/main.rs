@@ -8,6 +8,8 @@
 //! `bench` builds the benchmark harness in release mode and runs it; every
 //! figure is printed beside a baseline measured in the same run.
 
+#![forbid(unsafe_code)]
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;

@@ -16,6 +16,8 @@
 //!
 //! One module per resource, as the server's `api/` handlers are.
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod cases;
 pub mod decisions;
@@ -64,7 +66,12 @@ where
                 const LIMIT: f64 = (1u64 << 53) as f64;
                 if let Some(float) = number.as_f64() {
                     if float.fract() == 0.0 && float.abs() <= LIMIT {
-                        *value = serde_json::Value::from(float as i64);
+                        #[allow(
+                            clippy::cast_possible_truncation,
+                            reason = "integral and within ±2^53, so exact"
+                        )]
+                        let integer = float as i64;
+                        *value = serde_json::Value::from(integer);
                     }
                 }
             }

@@ -11,6 +11,8 @@
 //!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
+#![forbid(unsafe_code)]
+
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,11 @@ impl Measurement {
             return Duration::ZERO;
         }
         self.latencies.sort();
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a fraction of the last index, so within the list"
+        )]
         let index = ((self.latencies.len() as f64 - 1.0) * fraction).round() as usize;
         self.latencies[index]
     }
@@ -97,11 +104,17 @@ async fn run(scale: u64) -> Result<()> {
         average_row_bytes = average_event_bytes(directory.path()).await?;
         // Baseline: raw inserts of rows of the same size, same pragmas and
         // durability, in transactions of the same average size.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a ratio of counts, at least 1"
+        )]
+        let rows_per_transaction = rows_per_commit.round() as u64;
         let baseline = raw_sqlite_inserts(
             &mut baseline_connection,
             baseline_rows,
             store_run.operations,
-            rows_per_commit.round() as u64,
+            rows_per_transaction,
             average_row_bytes,
         )
         .await?;
@@ -196,7 +209,7 @@ async fn run(scale: u64) -> Result<()> {
     println!();
 
     // 2c. Deliveries to a local webhook receiver beside plain POSTs to it.
-    deliveries(2000 * scale as usize).await?;
+    deliveries(usize::try_from(2000 * scale)?).await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.
@@ -322,7 +335,7 @@ async fn proof_generation(sizes: &[u64]) -> Result<()> {
                         sqlx::QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
                     insert.push_values(chunk, |mut row, (level, index, hash)| {
                         row.push_bind(i64::from(*level))
-                            .push_bind(*index as i64)
+                            .push_bind(index.cast_signed())
                             .push_bind(hash.to_vec());
                     });
                     insert.build().execute(&mut connection).await?;
@@ -450,13 +463,14 @@ async fn append_through_store(
     round: usize,
 ) -> Result<Measurement> {
     let started = Instant::now();
+    let per_writer_capacity = usize::try_from(per_writer)?;
     let mut tasks = Vec::new();
     for (writer, case_id) in cases.iter().enumerate() {
         let store = store.clone();
         let case_id = case_id.clone();
         let actor = actor(&format!("writer{writer}"))?;
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_writer as usize);
+            let mut latencies = Vec::with_capacity(per_writer_capacity);
             for index in 0..per_writer {
                 let begun = Instant::now();
                 store
@@ -496,7 +510,7 @@ async fn average_event_bytes(directory: &std::path::Path) -> Result<usize> {
         .fetch_one(&mut connection)
         .await?;
     let average: i64 = row.try_get("average")?;
-    Ok(average as usize)
+    Ok(usize::try_from(average)?)
 }
 
 async fn baseline_database(directory: &std::path::Path) -> Result<sqlx::SqliteConnection> {
@@ -539,10 +553,10 @@ async fn raw_sqlite_inserts(
             sqlx::query(
                 "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(row as i64)
+            .bind(i64::try_from(row)?)
             .bind(format!("EV-{row:032}"))
             .bind(format!("AC-{:032}", row % 64))
-            .bind((row / 64) as i64)
+            .bind(i64::try_from(row / 64)?)
             .bind("comment_added")
             .bind("2026-11-29T00:00:00.000000Z")
             .bind(&payload)
@@ -587,7 +601,7 @@ async fn append_through_http(
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
-        notify: custody_server::notify::NotifyConfig::default(),
+        notify: custody_server::delivery::NotifyConfig::default(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
@@ -638,12 +652,13 @@ async fn append_through_http(
         tokens.push((token, case_id));
     }
     let started = Instant::now();
+    let per_client_capacity = usize::try_from(per_client)?;
     let mut tasks = Vec::new();
     for (token, case_id) in tokens {
         let http = http.clone();
         let url = format!("{base}/v1/cases/{case_id}/comments");
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_client as usize);
+            let mut latencies = Vec::with_capacity(per_client_capacity);
             for index in 0..per_client {
                 let begun = Instant::now();
                 http.post(&url)
@@ -728,12 +743,13 @@ async fn requests_through_store(
     round: usize,
 ) -> Result<Measurement> {
     let started = Instant::now();
+    let per_writer_capacity = usize::try_from(per_writer)?;
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let store = store.clone();
         let actor = actor(&format!("writer{writer}"))?;
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(per_writer as usize);
+            let mut latencies = Vec::with_capacity(per_writer_capacity);
             for index in 0..per_writer {
                 let begun = Instant::now();
                 store
@@ -810,7 +826,7 @@ async fn deliveries(count: usize) -> Result<()> {
         None,
     )
     .await?;
-    let notify: custody_server::notify::NotifyConfig = toml::from_str(&format!(
+    let notify: custody_server::delivery::NotifyConfig = toml::from_str(&format!(
         "poll_interval_ms = 10\nconcurrency = {concurrency}\nlease_seconds = 30\n\n[[channels]]\ntype = \"webhook\"\nname = \"hooks\"\nurl = \"{url}\"\nsecret = \"bench secret\"\n\n[routes]\napprovers = [\"hooks\"]\n"
     ))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -970,7 +986,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
         policy: custody_core::policy::Policy::default(),
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
-        notify: custody_server::notify::NotifyConfig::default(),
+        notify: custody_server::delivery::NotifyConfig::default(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),

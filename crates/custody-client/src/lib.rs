@@ -12,6 +12,8 @@
 //! nothing new. Every text that came from the server and ends up in an
 //! error is escaped for a terminal (see [`problem_text`]).
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod cases;
 mod decisions;

@@ -1,4 +1,7 @@
 //! Times the auditor's per-row work on synthetic events (for profiling).
+
+#![allow(clippy::unwrap_used)]
+
 use std::time::Instant;
 
 use custody_core::audit::{decode_row, StoredEvent};

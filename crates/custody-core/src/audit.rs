@@ -1107,7 +1107,7 @@ impl Auditor {
             log_index: Some(row.log_index),
         };
 
-        if row.case_id != event.case_id.as_str() || row.seq != event.seq as i64 {
+        if row.case_id != event.case_id.as_str() || i64::try_from(event.seq) != Ok(row.seq) {
             self.findings.push(finding(
                 "event.index-mismatch",
                 Severity::Critical,
@@ -1591,7 +1591,8 @@ impl Auditor {
                 });
                 continue;
             };
-            if head.head_seq != trail.last_seq as i64 || head.head_hash != trail.last_hash.to_hex()
+            if i64::try_from(trail.last_seq) != Ok(head.head_seq)
+                || head.head_hash != trail.last_hash.to_hex()
             {
                 self.findings.push(Finding {
                     code: "chain.head-mismatch",

@@ -413,7 +413,7 @@ impl CaseView {
                     self.expires_at = self
                         .change
                         .duration_seconds
-                        .map(|seconds| event.occurred_at.plus_seconds(seconds as i64));
+                        .map(|seconds| event.occurred_at.plus_unsigned_seconds(seconds));
                     let review_seconds = self
                         .rule
                         .review_deadline_seconds
@@ -421,7 +421,7 @@ impl CaseView {
                             .then_some(crate::policy::DEFAULT_AUTOMATION_REVIEW_SECONDS));
                     if self.state == CaseState::Executed {
                         self.review_due = review_seconds
-                            .map(|seconds| event.recorded_at.plus_seconds(seconds as i64));
+                            .map(|seconds| event.recorded_at.plus_unsigned_seconds(seconds));
                     }
                 }
             }

@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn integers_are_limited_to_the_exact_doubles() {
-        let limit = MAX_SAFE_INTEGER as i64;
+        let limit = i64::try_from(MAX_SAFE_INTEGER).unwrap();
         assert!(ChangeSet::parse(json!({"n": limit, "m": -limit})).is_ok());
         for bad in [json!(limit + 1), json!(-limit - 1), json!(u64::MAX)] {
             let error = ChangeSet::parse(json!({"n": bad})).unwrap_err();

@@ -43,10 +43,19 @@ pub struct Event {
     pub occurred_at: Timestamp,
     /// When the ledger accepted it.
     pub recorded_at: Timestamp,
-    /// The system it came from, when it came from elsewhere.
+    /// The system it came from, when it came from elsewhere (a ticketing
+    /// system, an identity provider, a cloud audit log).
+    ///
+    /// Always `None` today: every event is written through the API or by
+    /// the ledger itself. Kept, and written as `null` in every event's
+    /// canonical bytes, for the connectors (inbound records from other
+    /// systems), which will fill it; [`Draft::seal`](crate::lifecycle::Draft::seal)
+    /// is the one place that sets it.
     #[serde(deserialize_with = "Option::deserialize")]
     pub source: Option<String>,
-    /// Its ID in that system.
+    /// Its ID in that system, so a record delivered twice by a connector is
+    /// recognised. Always `None` today, like [`Self::source`], and filled by
+    /// the connectors with it.
     #[serde(deserialize_with = "Option::deserialize")]
     pub external_id: Option<String>,
     /// The event this one responds to.

@@ -6,6 +6,8 @@
 //! derived from its facts ([`case`]), which steps are allowed
 //! ([`lifecycle`]) and how a stored trail is checked ([`audit`]).
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod audit;
 pub mod canonical;

@@ -110,6 +110,7 @@ impl Draft {
             role: self.role,
             occurred_at: placement.occurred_at.unwrap_or(placement.recorded_at),
             recorded_at: placement.recorded_at,
+            // Filled by the connectors once they exist (see `Event::source`).
             source: None,
             external_id: None,
             causation: self.causation,
@@ -487,7 +488,7 @@ pub fn break_glass(
     let invoked = Draft {
         body: EventBody::BreakGlassInvoked(BreakGlass {
             justification,
-            review_deadline: now.plus_seconds(rule.post_hoc_review_seconds as i64),
+            review_deadline: now.plus_unsigned_seconds(rule.post_hoc_review_seconds),
         }),
         role: Role::Executor,
         causation: None,
@@ -648,7 +649,7 @@ pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
         if let Some(seconds) = case.rule.approval_deadline_seconds {
             pending.push((
                 APPROVAL_OVERDUE,
-                case.opened_at.plus_seconds(seconds as i64),
+                case.opened_at.plus_unsigned_seconds(seconds),
             ));
         }
     }

@@ -34,7 +34,9 @@ impl Timestamp {
     pub fn now() -> Timestamp {
         let micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_micros() as i64)
+            // Saturates, like `plus_seconds`: i64 microseconds last until
+            // the year 294247.
+            .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
             .unwrap_or(0);
         Timestamp {
             micros_since_epoch: micros,
@@ -58,6 +60,13 @@ impl Timestamp {
                 .micros_since_epoch
                 .saturating_add(seconds.saturating_mul(1_000_000)),
         }
+    }
+
+    /// [`Self::plus_seconds`] for the unsigned seconds durations and
+    /// deadlines are given in; a count beyond `i64` saturates as a sum
+    /// beyond it does, instead of wrapping into the past.
+    pub fn plus_unsigned_seconds(self, seconds: u64) -> Timestamp {
+        self.plus_seconds(i64::try_from(seconds).unwrap_or(i64::MAX))
     }
 
     /// Parses RFC 3339 (`T` or space separator, `Z` or a numeric offset,
@@ -384,6 +393,16 @@ mod tests {
         assert_eq!(clock.now(), start.plus_seconds(90));
         clock.set(start.plus_seconds(3600));
         assert_eq!(clock.now(), start.plus_seconds(3600));
+    }
+
+    #[test]
+    fn unsigned_seconds_saturate_instead_of_wrapping_into_the_past() {
+        let start = Timestamp::parse("2026-11-30T10:00:00Z").unwrap();
+        assert_eq!(start.plus_unsigned_seconds(90), start.plus_seconds(90));
+        // `u64::MAX as i64` is -1: a deadline one second before the start.
+        let far = start.plus_unsigned_seconds(u64::MAX);
+        assert_eq!(far, start.plus_seconds(i64::MAX));
+        assert!(far > start);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! action against its grant as it stood, and the stored projections against
 //! the record. Each forgery is named by its own code.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use custody_core::admin::{self, AdminRows, TokenRow};
 use custody_core::audit::{Auditor, Report, StoredEvent};
 use custody_core::delegation::DelegationGrant;

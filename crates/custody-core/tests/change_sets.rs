@@ -2,6 +2,8 @@
 //! again (issue 10, item 6 "Nesting depth"): the limits of the edge and the
 //! limits of the stored event agree.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use custody_core::change_set::{ChangeSet, MAX_DEPTH, MAX_SAFE_INTEGER};
 use custody_core::event::{Event, EventBody};
 use custody_core::lifecycle::{self, Placement};

@@ -62,6 +62,8 @@
 //!
 //! Merging two branches that both add codes: keep both sets of rows.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

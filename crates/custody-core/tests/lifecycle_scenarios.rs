@@ -18,6 +18,8 @@
 //! The runner keeps the events exactly as the store would (sealed, chained,
 //! canonical) and audits them with [`custody_core::audit::Auditor`].
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use std::path::Path;
 
 use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};

@@ -6,6 +6,8 @@
 //! Each test breaks one thing and asserts the specific rejection, so that
 //! deleting any one check of [`CaseProofBundle::verify`] fails a test.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use base64::Engine;
 use custody_core::event::{Comment, EventBody};
 use custody_core::lifecycle::{self, Draft, Placement};

@@ -4,6 +4,8 @@
 //! What the audit accepts, and every way a forged, missing or stranded
 //! record is named.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
 use custody_core::case::CaseView;
 use custody_core::lifecycle::{self, Draft, Placement};

@@ -14,6 +14,8 @@
 //! the trail (an execution still waiting for its approval, approvals given
 //! after the execution, an attested approval never confirmed).
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
+
 use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
 use custody_core::command::CaseCommand;
 use custody_core::event::{

@@ -43,7 +43,7 @@ impl Sha256Digest {
 
     /// The 64 lower-case hex characters.
     pub fn to_hex(&self) -> String {
-        hex_lower(&self.0)
+        custody_core::hex::encode(&self.0)
     }
 }
 
@@ -76,15 +76,17 @@ impl FromStr for Sha256Digest {
         if input.len() != 64 {
             return Err(error("it is not 64 characters long"));
         }
-        let mut bytes = [0u8; 32];
-        for (index, pair) in input.as_bytes().chunks_exact(2).enumerate() {
-            let high = hex_value(pair[0])
-                .ok_or_else(|| error("it has a character that is not lower-case hex"))?;
-            let low = hex_value(pair[1])
-                .ok_or_else(|| error("it has a character that is not lower-case hex"))?;
-            bytes[index] = (high << 4) | low;
+        // Upper case is refused so that one digest has exactly one spelling
+        // (it is also a file name and an object key).
+        let not_hex = || error("it has a character that is not lower-case hex");
+        if !input
+            .bytes()
+            .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(not_hex());
         }
-        Ok(Self(bytes))
+        let bytes = custody_core::hex::decode(input).ok_or_else(not_hex)?;
+        Ok(Self(bytes.try_into().map_err(|_| not_hex())?))
     }
 }
 
@@ -98,27 +100,6 @@ impl<'de> Deserialize<'de> for Sha256Digest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Lower-case hex of `bytes`.
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
-}
-
-/// The value of one lower-case hex digit. Upper case is refused so that one
-/// digest has exactly one spelling (it is also a file name and an object key).
-fn hex_value(character: u8) -> Option<u8> {
-    match character {
-        b'0'..=b'9' => Some(character - b'0'),
-        b'a'..=b'f' => Some(character - b'a' + 10),
-        _ => None,
     }
 }
 

@@ -112,6 +112,7 @@
 //! by this crate before it builds a client; an already installed provider is
 //! kept), and the platform's certificate verifier.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod blob;
@@ -137,7 +138,6 @@ pub use local::LocalBlobStore;
 pub use netclass::{classify, AddressClass, AllowRule, AllowRuleParseError, IpNetwork};
 pub use s3::{S3BlobStore, S3Config, MAX_SINGLE_PUT_SIZE};
 pub use sniff::sniff_media_type;
-pub use time::now_rfc3339;
 
 /// Installs rustls's *ring* crypto provider as the process default, unless a
 /// provider is already installed (then that one is kept). Safe to call any

@@ -326,7 +326,8 @@ fn list_error(path: &Path, source: io::Error) -> BlobError {
     }
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

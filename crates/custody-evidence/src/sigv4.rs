@@ -1,5 +1,6 @@
 //! AWS Signature Version 4 for S3 requests, and the HMAC-SHA256 under it
-//! (RFC 2104 over `sha2`, so the crate carries no second crypto stack).
+//! (the `hmac` crate over `sha2`: the workspace's one HMAC, which
+//! custody-notify's webhook signatures use too).
 //!
 //! Proven against the RFC 4231 HMAC vectors and the worked examples of the
 //! AWS S3 documentation ("Signature Calculations for the Authorization
@@ -7,9 +8,10 @@
 
 use std::time::SystemTime;
 
+use custody_core::hex;
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::digest::hex_lower;
 use crate::time::UtcDateTime;
 
 /// The hex SHA-256 of the empty string, the payload hash of a body-less request.
@@ -64,29 +66,13 @@ pub struct SigningScope<'a> {
 }
 
 /// HMAC-SHA256 of `message` under `key` (RFC 2104).
-pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK_SIZE: usize = 64;
-    let mut block_key = [0u8; BLOCK_SIZE];
-    if key.len() > BLOCK_SIZE {
-        block_key[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block_key[..key.len()].copy_from_slice(key);
-    }
-    let mut inner_pad = [0x36u8; BLOCK_SIZE];
-    let mut outer_pad = [0x5cu8; BLOCK_SIZE];
-    for index in 0..BLOCK_SIZE {
-        inner_pad[index] ^= block_key[index];
-        outer_pad[index] ^= block_key[index];
-    }
-    let inner = Sha256::new()
-        .chain_update(inner_pad)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(outer_pad)
-        .chain_update(inner)
-        .finalize()
-        .into()
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of every length (long keys are hashed, short ones
+    // padded), so `new_from_slice` cannot fail for it.
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// URI-encodes `input` the way SigV4 wants: every byte except the unreserved
@@ -123,7 +109,7 @@ pub fn canonical_query_string(query: &[(&str, &str)]) -> String {
 }
 
 /// The canonical request and the `SignedHeaders` list.
-pub fn canonical_request(request: &RequestToSign<'_>) -> (String, String) {
+fn canonical_request(request: &RequestToSign<'_>) -> (String, String) {
     let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
@@ -168,17 +154,17 @@ pub fn canonical_request(request: &RequestToSign<'_>) -> (String, String) {
 }
 
 /// The string to sign for a canonical request.
-pub fn string_to_sign(scope: &SigningScope<'_>, canonical_request: &str) -> String {
+fn string_to_sign(scope: &SigningScope<'_>, canonical_request: &str) -> String {
     format!(
         "AWS4-HMAC-SHA256\n{}\n{}\n{}",
         scope.amz_date,
         credential_scope(scope),
-        hex_lower(&Sha256::digest(canonical_request.as_bytes()))
+        hex::encode(&Sha256::digest(canonical_request.as_bytes()))
     )
 }
 
 /// The signing key derived from the secret for one day, region and service.
-pub fn signing_key(secret_access_key: &str, scope: &SigningScope<'_>) -> [u8; 32] {
+fn signing_key(secret_access_key: &str, scope: &SigningScope<'_>) -> [u8; 32] {
     let date = scope.amz_date.get(..8).unwrap_or(scope.amz_date);
     let date_key = hmac_sha256(
         format!("AWS4{secret_access_key}").as_bytes(),
@@ -206,7 +192,7 @@ pub fn authorization(
         credentials.access_key_id,
         credential_scope(scope),
         signed_headers,
-        hex_lower(&signature)
+        hex::encode(&signature)
     )
 }
 
@@ -223,13 +209,6 @@ fn credential_scope(scope: &SigningScope<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn unhex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|index| u8::from_str_radix(&text[index..index + 2], 16).unwrap())
-            .collect()
-    }
 
     /// RFC 4231 section 4, test cases 1, 2, 3, 4, 6 and 7 (case 5 is a
     /// truncated output, which SigV4 does not use).
@@ -252,7 +231,7 @@ mod tests {
                 "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
             ),
             (
-                unhex("0102030405060708090a0b0c0d0e0f10111213141516171819"),
+                hex::decode("0102030405060708090a0b0c0d0e0f10111213141516171819").unwrap(),
                 vec![0xcd; 50],
                 "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
             ),
@@ -269,7 +248,7 @@ mod tests {
         ];
         for (index, (key, data, expected)) in cases.iter().enumerate() {
             assert_eq!(
-                hex_lower(&hmac_sha256(key, data)),
+                hex::encode(&hmac_sha256(key, data)),
                 *expected,
                 "RFC 4231 case {index}"
             );
@@ -338,7 +317,7 @@ mod tests {
     /// and a real payload hash).
     #[test]
     fn aws_example_put_object() {
-        let payload_hash = hex_lower(&Sha256::digest(b"Welcome to Amazon S3."));
+        let payload_hash = hex::encode(&Sha256::digest(b"Welcome to Amazon S3."));
         assert_eq!(
             payload_hash,
             "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"

@@ -60,7 +60,7 @@ impl UtcDateTime {
 }
 
 /// The current time as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     UtcDateTime::from_system_time(SystemTime::now()).rfc3339()
 }
 

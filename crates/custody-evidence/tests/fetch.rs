@@ -1,6 +1,8 @@
 //! Link capture against a real local HTTP server (axum), and the SSRF
 //! refusals, which happen before any connection is made.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::net::SocketAddr;

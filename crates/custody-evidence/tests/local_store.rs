@@ -1,5 +1,7 @@
 //! The local-disk blob store against a real directory.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::path::PathBuf;

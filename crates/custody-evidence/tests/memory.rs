@@ -5,6 +5,12 @@
 //! compiles `sha2` with `opt-level = 3` even in dev builds; without that
 //! (unoptimised SHA-256 runs at about 20 MB/s) it takes 15 s or more.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 

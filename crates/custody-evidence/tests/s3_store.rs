@@ -1,6 +1,8 @@
 //! The S3 blob store against a real S3 server (moto), with requests signed by
 //! this crate's SigV4.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::path::PathBuf;

@@ -369,10 +369,10 @@ pub(crate) fn check_consistency_sizes(old_size: u64, new_size: u64) -> Result<()
 /// the right border above it (`border`). Requires `index < size`.
 fn decompose_inclusion(index: u64, size: u64) -> (usize, usize) {
     let last = size.saturating_sub(1);
-    let inner = (u64::BITS - (index ^ last).leading_zeros()) as usize;
+    let inner = u64::BITS - (index ^ last).leading_zeros();
     // `inner` is at most 64; shifting a u64 by 64 would overflow.
-    let border = index.checked_shr(inner as u32).unwrap_or(0).count_ones() as usize;
-    (inner, border)
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones() as usize;
+    (inner as usize, border)
 }
 
 #[cfg(test)]

@@ -210,11 +210,6 @@ impl TlogProof {
         &self.signed_checkpoint
     }
 
-    /// The checkpoint body, parsed but **not verified**.
-    pub fn unverified_checkpoint(&self) -> &Checkpoint {
-        &self.checkpoint
-    }
-
     /// The proof text.
     pub fn to_text(&self) -> String {
         self.to_string()

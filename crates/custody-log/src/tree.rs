@@ -175,7 +175,10 @@ pub fn subtree_root<R: NodeReader + ?Sized>(
         if pos & (width - 1) != 0 {
             return Err(MerkleError::InvalidRange { start, end }.into());
         }
-        let id = NodeId::new(level as u8, pos >> level);
+        // Below 64, so it always fits; no panic on the way if it did not.
+        let node_level =
+            u8::try_from(level).map_err(|_| MerkleError::InvalidRange { start, end })?;
+        let id = NodeId::new(node_level, pos >> level);
         chunks.push(reader.node(id).map_err(ProveError::Reader)?);
         pos += width;
     }
@@ -337,21 +340,6 @@ pub fn append_leaves<R: NodeReader + ?Sized>(
     Ok(created)
 }
 
-/// Computes the nodes created by appending one leaf to a tree of `size`
-/// leaves; see [`append_leaves`].
-///
-/// # Errors
-///
-/// [`MerkleError::TreeFull`] if the size would overflow, or the reader's
-/// error.
-pub fn append_leaf<R: NodeReader + ?Sized>(
-    reader: &R,
-    size: u64,
-    leaf_hash: Hash,
-) -> Result<Vec<Node>, ProveError<R::Error>> {
-    append_leaves(reader, size, &[leaf_hash])
-}
-
 /// Lists the nodes [`tree_root`] reads for `size`.
 pub fn nodes_for_root(size: u64) -> Vec<NodeId> {
     let recorder = Recorder::default();
@@ -451,10 +439,14 @@ impl MemoryTree {
             let Some(nodes) = self.levels.get_mut(level) else {
                 break;
             };
+            // A tree of u64 leaves has at most 64 levels, so this holds.
+            let Ok(node_level) = u8::try_from(level) else {
+                break;
+            };
             let index = nodes.len() as u64;
             nodes.push(hash);
             created.push(Node {
-                id: NodeId::new(level as u8, index),
+                id: NodeId::new(node_level, index),
                 hash,
             });
             if index & 1 == 0 {
@@ -593,7 +585,7 @@ mod tests {
         let all = leaves(70);
         let tree = MemoryTree::from_leaf_hashes(all.iter().copied());
         for size in 0..=70u64 {
-            let flat = root_from_leaf_hashes(&all[..size as usize]);
+            let flat = root_from_leaf_hashes(&all[..usize::try_from(size).unwrap()]);
             assert_eq!(tree.root_at(size), Ok(flat), "size {size}");
         }
         assert_eq!(
@@ -613,7 +605,8 @@ mod tests {
             let root = tree.root_at(size).unwrap();
             for index in 0..size {
                 let proof = tree.inclusion_proof(index, size).unwrap();
-                verify_inclusion(&all[index as usize], index, size, &proof, &root).unwrap();
+                let leaf = &all[usize::try_from(index).unwrap()];
+                verify_inclusion(leaf, index, size, &proof, &root).unwrap();
             }
             for old in 1..=size {
                 let old_root = tree.root_at(old).unwrap();

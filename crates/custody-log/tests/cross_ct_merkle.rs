@@ -48,7 +48,7 @@ proptest! {
         picks in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..8),
     ) {
         let (ours, theirs) = build(&leaves);
-        let n = ours.size() as usize;
+        let n = usize::try_from(ours.size()).unwrap();
         for (size_pick, index_pick) in picks {
             // Any size up to the whole tree, any index below it.
             let size = size_pick.index(n) + 1;
@@ -73,7 +73,7 @@ proptest! {
         picks in prop::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 1..8),
     ) {
         let (ours, theirs) = build(&leaves);
-        let n = ours.size() as usize;
+        let n = usize::try_from(ours.size()).unwrap();
         for (new_pick, old_pick) in picks {
             let new_size = new_pick.index(n) + 1;
             // Old size 1..=new_size: size 0 is rejected by both.
@@ -93,7 +93,7 @@ proptest! {
     #[test]
     fn we_accept_ct_merkle_proofs(leaves in leaves(), pick in any::<prop::sample::Index>()) {
         let (ours, theirs) = build(&leaves);
-        let n = ours.size() as usize;
+        let n = usize::try_from(ours.size()).unwrap();
         let index = pick.index(n);
         let root = ours.root();
         let proof: Vec<Hash> = theirs

@@ -1,6 +1,8 @@
 //! Cross-checks our signed notes and checkpoints against the independent
 //! `signed_note` crate (a Rust port of Go's sumdb/note).
 
+#![allow(clippy::unwrap_used)]
+
 use custody_log::{verify_checkpoint, Checkpoint, Note, SignerKey};
 use proptest::prelude::*;
 use signed_note::{

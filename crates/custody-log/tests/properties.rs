@@ -64,10 +64,10 @@ proptest! {
         index_pick in any::<prop::sample::Index>(),
         extra in any::<[u8; 32]>(),
     ) {
-        let size = size_pick.index(tree.size() as usize) as u64 + 1;
-        let index = index_pick.index(size as usize) as u64;
+        let size = size_pick.index(usize::try_from(tree.size()).unwrap()) as u64 + 1;
+        let index = index_pick.index(usize::try_from(size).unwrap()) as u64;
         let root = tree.root_at(size).unwrap();
-        let leaf = leaves[index as usize];
+        let leaf = leaves[usize::try_from(index).unwrap()];
         let proof = tree.inclusion_proof(index, size).unwrap();
         prop_assert_eq!(verify_inclusion(&leaf, index, size, &proof, &root), Ok(()));
 
@@ -94,8 +94,8 @@ proptest! {
         old_pick in any::<prop::sample::Index>(),
         extra in any::<[u8; 32]>(),
     ) {
-        let new_size = new_pick.index(tree.size() as usize) as u64 + 1;
-        let old_size = old_pick.index(new_size as usize) as u64 + 1;
+        let new_size = new_pick.index(usize::try_from(tree.size()).unwrap()) as u64 + 1;
+        let old_size = old_pick.index(usize::try_from(new_size).unwrap()) as u64 + 1;
         let old_root = tree.root_at(old_size).unwrap();
         let new_root = tree.root_at(new_size).unwrap();
         let proof = tree.consistency_proof(old_size, new_size).unwrap();
@@ -134,7 +134,7 @@ proptest! {
         }
         let n = tree.size();
         prop_assert_eq!(tree_root(&store, n).unwrap(), tree.root());
-        let index = pick.index(n as usize) as u64;
+        let index = pick.index(usize::try_from(n).unwrap()) as u64;
         prop_assert_eq!(
             inclusion_proof(&store, index, n).unwrap(),
             tree.inclusion_proof(index, n).unwrap()
@@ -154,7 +154,7 @@ proptest! {
     ) {
         let origin = "custody.example/log";
         let key = SignerKey::from_seed(origin, &[42; 32]).unwrap();
-        let index = pick.index(tree.size() as usize) as u64;
+        let index = pick.index(usize::try_from(tree.size()).unwrap()) as u64;
         let signed = Checkpoint::new(origin, tree.size(), tree.root())
             .unwrap()
             .sign(&[&key])
@@ -163,7 +163,7 @@ proptest! {
             .unwrap();
         let text = proof.to_text();
         let trusted = [key.verifier_key()];
-        let leaf = leaves[index as usize];
+        let leaf = leaves[usize::try_from(index).unwrap()];
         prop_assert!(TlogProof::parse(text.as_bytes()).unwrap().verify_leaf_hash(&leaf, &trusted).is_ok());
 
         let mut bytes = text.into_bytes();

@@ -160,7 +160,7 @@ pub use cloudevents::{cloud_event, CLOUDEVENTS_CONTENT_TYPE, EVENT_TYPE_PREFIX};
 pub use config::{ChannelConfig, ChatFlavor, ConfigError, EmailTls, Secret, MAX_TIMEOUT_SECONDS};
 pub use email::{EMAIL_DELIVERY_ID_HEADER, MESSAGE_ID_DOMAIN};
 pub use nats::NATS_MESSAGE_ID_HEADER;
-pub use notification::{Actor, ActorKind, InvalidNotification, Notification};
+pub use notification::{ActorKind, InvalidNotification, Notification, NotificationActor};
 pub use outcome::{Delivered, DeliveryError};
 pub use signature::{
     sign_webhook, verify_webhook_signature, SignatureError, DELIVERY_ID_HEADER, SIGNATURE_HEADER,

@@ -37,15 +37,17 @@ pub struct Notification {
     /// When the event happened, RFC 3339 in UTC (`2026-01-02T03:04:05Z`).
     pub occurred_at: String,
     /// Who did what, for whom, and how it came in.
-    pub actor: Actor,
+    pub actor: NotificationActor,
     /// Extra structured fields, merged into the CloudEvents `data` object.
     #[serde(default)]
     pub data: serde_json::Value,
 }
 
-/// The principal behind the event that owes the notification.
+/// The principal behind the event that owes the notification, as receivers
+/// see it: plain strings, flattened from the ledger's `custody_core::Actor`
+/// (which this is not, hence the name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
+pub struct NotificationActor {
     /// The acting principal's stable identifier.
     pub principal: String,
     /// What kind of principal it is.
@@ -278,7 +280,7 @@ pub(crate) mod tests {
             text: "Grant admin".to_string(),
             case_url: Some("https://custody.example/cases/AC-1".to_string()),
             occurred_at: "2026-01-02T03:04:05Z".to_string(),
-            actor: Actor {
+            actor: NotificationActor {
                 principal: "alice".to_string(),
                 kind: ActorKind::Human,
                 org: None,

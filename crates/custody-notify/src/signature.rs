@@ -58,7 +58,7 @@ pub enum SignatureError {
 /// `v1=<lower-case hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 pub fn sign_webhook(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let tag = signing_mac(secret, timestamp, body).finalize().into_bytes();
-    format!("v1={}", hex_encode(&tag))
+    format!("v1={}", custody_core::hex::encode(&tag))
 }
 
 /// Verifies a webhook request the way receivers should: the timestamp is
@@ -143,53 +143,21 @@ fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
-/// Lower-case hexadecimal.
-pub(crate) fn hex_encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
-}
-
 /// Decodes exactly 64 hexadecimal digits (either case) into 32 bytes.
 fn hex_decode_32(text: &str) -> Option<[u8; 32]> {
-    fn nibble(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            b'A'..=b'F' => Some(digit - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (index, pair) in bytes.chunks_exact(2).enumerate() {
-        out[index] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
+    custody_core::hex::decode(text)?.try_into().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hex_decode(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use custody_core::hex;
 
     fn hmac_hex(key: &[u8], data: &[u8]) -> String {
         let mut mac = hmac_sha256(key);
         mac.update(data);
-        hex_encode(&mac.finalize().into_bytes())
+        hex::encode(&mac.finalize().into_bytes())
     }
 
     /// RFC 4231 section 4: the HMAC-SHA-256 results of test cases 1-4, 6
@@ -213,7 +181,7 @@ mod tests {
                 "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
             ),
             (
-                hex_decode("0102030405060708090a0b0c0d0e0f10111213141516171819"),
+                hex::decode("0102030405060708090a0b0c0d0e0f10111213141516171819").unwrap(),
                 vec![0xcd; 50],
                 "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
             ),

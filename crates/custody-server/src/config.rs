@@ -39,7 +39,7 @@ pub struct Config {
     pub workflow: WorkflowConfig,
     /// Notification channels, routes and delivery settings.
     #[serde(default)]
-    pub notify: crate::notify::NotifyConfig,
+    pub notify: crate::delivery::NotifyConfig,
     /// Evidence: upload limit, blob store, link capture.
     #[serde(default)]
     pub evidence: crate::api::evidence::EvidenceConfig,

@@ -415,7 +415,7 @@ fn has_signed_checkpoints(data_dir: &Path) -> bool {
 fn ledger_name(location: &Location) -> String {
     match location {
         Location::Embedded(_) => DATABASE_FILE.to_string(),
-        other => other.to_string(),
+        Location::Postgres(_) => location.to_string(),
     }
 }
 

@@ -6,13 +6,15 @@
 //! at `/v1/openapi.json` is generated from the handlers' annotations, so it
 //! cannot drift from the code.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod checkpoint_copies;
 pub mod config;
 pub mod connections;
+pub mod delivery;
 pub mod extract;
 pub mod init;
-pub mod notify;
 pub mod openapi;
 pub mod problem;
 pub mod timer;
@@ -76,7 +78,7 @@ pub struct ServeOptions {
     /// How often to look for overdue obligations (post-hoc reviews).
     pub scan_interval: Duration,
     /// Notification channels, routes and delivery settings.
-    pub notify: notify::NotifyConfig,
+    pub notify: delivery::NotifyConfig,
     /// The evidence blob store and its limits.
     pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
@@ -250,7 +252,7 @@ pub async fn serve_listener_with(
         tracing::warn!("no notification channels are configured: nobody is told about cases (see [notify] in the configuration)");
     }
     store.set_notification_routing(routing);
-    let deliverer = notify::Deliverer::new(store.clone(), options.notify.clone())
+    let deliverer = delivery::Deliverer::new(store.clone(), options.notify.clone())
         .await
         .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());

@@ -380,7 +380,7 @@ fn change_set_schemas() -> Vec<(&'static str, RefOr<Schema>)> {
             {"type": "null"},
             {"type": "boolean"},
             {"type": "string"},
-            {"type": "integer", "minimum": -(limit as i64), "maximum": limit},
+            {"type": "integer", "minimum": -limit.cast_signed(), "maximum": limit},
             {"type": "array", "items": {"$ref": "#/components/schemas/ChangeValue"}},
             {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/ChangeValue"}}
         ]

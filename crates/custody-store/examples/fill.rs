@@ -1,5 +1,8 @@
 //! Fills a data directory with synthetic cases, for profiling `custody verify`:
 //! `cargo run --release -p custody-store --example fill -- DIR EVENTS`.
+
+#![allow(clippy::unwrap_used)]
+
 use std::str::FromStr;
 
 use custody_core::command::CaseCommand;

@@ -25,10 +25,13 @@
 //! backends; see `backend`. Every time the store records or judges by comes
 //! from its clock ([`StoreOptions::clock`]).
 
+#![forbid(unsafe_code)]
+
 mod backend;
 pub mod checkpoint_file;
 pub mod keys;
 mod plan;
+mod sql_int;
 mod writer;
 
 /// The Merkle log's stored tree on the embedded store: roots and proofs, for

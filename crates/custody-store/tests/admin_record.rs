@@ -2,6 +2,8 @@
 //! file: revocations decided under the write lock, vendor writes re-decided
 //! against the grants as recorded, and older data directories recorded once.
 
+#![allow(clippy::unwrap_used)]
+
 use std::str::FromStr;
 
 use custody_core::command::CaseCommand;

@@ -1,5 +1,7 @@
 //! The embedded store against a real SQLite file.
 
+#![allow(clippy::unwrap_used)]
+
 use std::str::FromStr;
 
 use custody_core::command::CaseCommand;

@@ -20,6 +20,8 @@
 //!   directory's `checkpoints` file (which every server appends to) and
 //!   every file or directory the auditor names.
 
+#![forbid(unsafe_code)]
+
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

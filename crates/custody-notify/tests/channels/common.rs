@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::Router;
 use custody_notify::{
-    verify_webhook_signature, Actor, ActorKind, Notification, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    verify_webhook_signature, ActorKind, Notification, NotificationActor, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
 };
 use serde_json::json;
 
@@ -44,7 +45,7 @@ pub fn notification() -> Notification {
             "https://custody.example/cases/AC-0190f0c1d2e37b4a8c9d0e1f2a3b4c5d".to_string(),
         ),
         occurred_at: "2026-03-04T05:06:07Z".to_string(),
-        actor: Actor {
+        actor: NotificationActor {
             principal: "vendor-ops-7".to_string(),
             kind: ActorKind::Vendor,
             org: Some("acme-support".to_string()),

@@ -2,6 +2,8 @@
 //! server for webhooks and chat, Python's aiosmtpd for mail, and NATS
 //! JetStream (the local server, or a `nats-server` the test starts).
 
+#![allow(clippy::unwrap_used)]
+
 mod chat;
 mod common;
 mod email;

@@ -57,7 +57,7 @@ pub async fn grant_delegation(
             .map(|pattern| validate_name("resources", pattern))
             .collect::<Result<_, _>>()
             .map_err(invalid)?,
-        valid_until: now.plus_seconds(seconds as i64),
+        valid_until: now.plus_unsigned_seconds(seconds),
         revoked_at: None,
         granted_by: who.principal.id.clone(),
         granted_at: now,

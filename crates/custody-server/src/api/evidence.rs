@@ -267,7 +267,8 @@ fn percent_decode(text: &str) -> Option<String> {
             b'%' => {
                 let high = (*bytes.get(index + 1)? as char).to_digit(16)?;
                 let low = (*bytes.get(index + 2)? as char).to_digit(16)?;
-                decoded.push((high * 16 + low) as u8);
+                // Two hex digits: at most 255.
+                decoded.push(u8::try_from(high * 16 + low).ok()?);
                 index += 3;
             }
             b'+' => {

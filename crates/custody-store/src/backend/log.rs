@@ -18,7 +18,7 @@ pub async fn fetch_nodes(
             query.push("(");
             query.push_bind(i64::from(id.level));
             query.push(", ");
-            query.push_bind(id.index as i64);
+            query.push_bind(to_sql(id.index));
             query.push(")");
         }
         query.push(")");
@@ -29,7 +29,11 @@ pub async fn fetch_nodes(
             let hash: Hash = hash.try_into().map_err(|_| {
                 sqlx::Error::Protocol(format!("log node ({level}, {index}) is not 32 bytes"))
             })?;
-            nodes.insert(NodeId::new(level as u8, index as u64), hash);
+            // Only the levels asked for (below 64) come back.
+            let level = u8::try_from(level).map_err(|_| {
+                sqlx::Error::Protocol(format!("log node ({level}, {index}) has no such level"))
+            })?;
+            nodes.insert(NodeId::new(level, from_sql(index)), hash);
         }
     }
     Ok(nodes)
@@ -55,7 +59,7 @@ pub async fn append_leaves(
             QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
         insert.push_values(chunk, |mut row, node| {
             row.push_bind(i64::from(node.id.level))
-                .push_bind(node.id.index as i64)
+                .push_bind(to_sql(node.id.index))
                 .push_bind(node.hash.to_vec());
         });
         insert.build().execute(&mut *connection).await?;
@@ -156,7 +160,7 @@ pub fn checkpoint_from_row(row: &DbRow) -> Result<StoredCheckpoint, StoreError> 
     let size: i64 = row.try_get("size")?;
     let root: Vec<u8> = row.try_get("root")?;
     Ok(StoredCheckpoint {
-        size: size as u64,
+        size: from_sql(size),
         root: root.try_into().map_err(|_| {
             StoreError::Corrupt(format!("checkpoint at size {size} has a malformed root"))
         })?,

@@ -22,6 +22,7 @@ use sqlx::{QueryBuilder, Row};
 use tokio::sync::mpsc;
 
 use crate::plan::{self, Pending, Prefetched};
+use crate::sql_int::{from_sql, to_sql};
 use crate::writer::*;
 use crate::{
     AppendedEvent, TokenOwner, CaseSummary, CaseWrite, IssuedToken, LogEntry, StoreError,

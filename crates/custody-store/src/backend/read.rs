@@ -13,7 +13,7 @@ pub(crate) async fn check_signed_history(
     let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
         .fetch_one(&mut *connection)
         .await?;
-    check_extends(&mut connection, size as u64, known).await
+    check_extends(&mut connection, from_sql(size), known).await
 }
 
 /// Log entries `[start, end)`, at most `limit` of them.
@@ -32,15 +32,15 @@ pub(crate) async fn entries(
     let rows = sqlx::query(
         "SELECT log_index, case_id, bytes FROM events WHERE log_index >= $1 AND log_index < $2 ORDER BY log_index",
     )
-    .bind(start as i64)
-    .bind(end as i64)
+    .bind(to_sql(start))
+    .bind(to_sql(end))
     .fetch_all(readers)
     .await?;
     rows.iter()
         .map(|row| {
             let index: i64 = row.try_get("log_index")?;
             Ok(LogEntry {
-                index: index as u64,
+                index: from_sql(index),
                 leaf: row.try_get("bytes")?,
                 case_id: row.try_get("case_id")?,
             })
@@ -89,7 +89,7 @@ pub(crate) async fn case_proofs(
     let mut proofs = Vec::with_capacity(rows.len());
     for row in rows {
         let index: i64 = row.try_get("log_index")?;
-        let index = index as u64;
+        let index = from_sql(index);
         if index >= checkpoint.size {
             continue;
         }
@@ -114,7 +114,7 @@ async fn check_size(
         sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
             .fetch_one(&mut *connection)
             .await?;
-    if size > log_size as u64 {
+    if size > from_sql(log_size) {
         return Err(StoreError::InvalidRequest(format!(
             "the log has {log_size} entries; size {size} does not exist yet"
         )));
@@ -300,7 +300,7 @@ pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
     let size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
         .fetch_one(readers)
         .await?;
-    Ok(size as u64)
+    Ok(from_sql(size))
 }
 
 /// Rows are read in pages inside one read transaction, so the audit sees one
@@ -321,7 +321,7 @@ pub(crate) async fn audit_pool(
         .map(|row| {
             let size: i64 = row.try_get("size")?;
             Ok(StoredCheckpointRow {
-                size: size as u64,
+                size: from_sql(size),
                 root: row.try_get("root")?,
                 note: row.try_get("note")?,
             })
@@ -336,15 +336,15 @@ pub(crate) async fn audit_pool(
         since: options.since,
         outside: options.outside,
         checkpoint_interval_seconds: options.checkpoint_interval_seconds,
-        stored_leaves: stored_leaves as u64,
+        stored_leaves: from_sql(stored_leaves),
         now: Some(now),
     });
     // Fetching the next page overlaps with decoding the current one: the
     // database work runs on sqlx's worker thread, the decoding on the others.
     let mut page = fetch_audit_page(&mut connection, -1, PAGE).await?;
     loop {
-        let full = page.len() as i64 == PAGE;
-        let last = page.last().map(|row| row.log_index as i64).unwrap_or(-1);
+        let full = i64::try_from(page.len()) == Ok(PAGE);
+        let last = page.last().map(|row| to_sql(row.log_index)).unwrap_or(-1);
         let decoding = tokio::task::spawn_blocking(move || {
             let decoded = crate::decode_in_parallel(&page);
             (page, decoded)
@@ -402,7 +402,7 @@ async fn fetch_audit_page(
         .map(|row| {
             let log_index: i64 = row.try_get("log_index")?;
             Ok(StoredEvent {
-                log_index: log_index as u64,
+                log_index: from_sql(log_index),
                 case_id: row.try_get("case_id")?,
                 seq: row.try_get("seq")?,
                 bytes: row.try_get("bytes")?,
@@ -618,5 +618,5 @@ pub(crate) async fn outbox_backlog(readers: &Pool) -> Result<(u64, Option<String
     .fetch_one(readers)
     .await?;
     let waiting: i64 = row.try_get("waiting")?;
-    Ok((waiting as u64, row.try_get("oldest")?))
+    Ok((from_sql(waiting), row.try_get("oldest")?))
 }

@@ -228,7 +228,7 @@ async fn next_log_index(connection: &mut Conn) -> Result<u64, sqlx::Error> {
     let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
         .fetch_one(&mut *connection)
         .await?;
-    Ok(next as u64)
+    Ok(from_sql(next))
 }
 
 async fn prefetch(
@@ -433,7 +433,7 @@ async fn sign_checkpoint(
         .sign(&signer_refs)
         .map_err(|error| StoreError::Corrupt(format!("cannot sign the checkpoint: {error}")))?;
     sqlx::query("INSERT INTO checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(size as i64)
+        .bind(to_sql(size))
         .bind(root.to_vec())
         .bind(&note)
         .bind(now.to_string())
@@ -472,10 +472,10 @@ async fn flush(
         );
         insert.push_values(chunk, |mut row, pending_event| {
             let event = &pending_event.event;
-            row.push_bind(pending_event.log_index as i64)
+            row.push_bind(to_sql(pending_event.log_index))
                 .push_bind(event.event_id.to_string())
                 .push_bind(event.case_id.to_string())
-                .push_bind(event.seq as i64)
+                .push_bind(to_sql(event.seq))
                 .push_bind(event.body.kind_name())
                 .push_bind(event.recorded_at.to_string())
                 .push_bind(pending_event.bytes.clone());
@@ -502,7 +502,7 @@ async fn flush(
                 .push_bind(view.change.to_string())
                 .push_bind(view.opened_at.to_string())
                 .push_bind(view.updated_at.to_string())
-                .push_bind(view.head_seq as i64)
+                .push_bind(to_sql(view.head_seq))
                 .push_bind(view.head_hash.to_hex())
                 .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
                 .push_bind(encoded);

@@ -313,7 +313,7 @@ pub(crate) fn create_token(
     if !exists {
         return Err(StoreError::PrincipalNotFound(principal.to_string()));
     }
-    let expires_at = ttl_seconds.map(|seconds| now.plus_seconds(seconds as i64));
+    let expires_at = ttl_seconds.map(|seconds| now.plus_unsigned_seconds(seconds));
     let digest = Sha256Hash::of(token.token.as_bytes());
     let draft = admin::token_issued(
         &token.token_id,

@@ -259,10 +259,15 @@ impl Deliverer {
                 continue;
             }
             let now = Timestamp::now();
-            let until = now.plus_seconds(self.config.lease_seconds as i64);
+            let until = now.plus_unsigned_seconds(self.config.lease_seconds);
             let claimed = match self
                 .store
-                .claim_deliveries(&self.owner, now, until, free as u32)
+                .claim_deliveries(
+                    &self.owner,
+                    now,
+                    until,
+                    u32::try_from(free).unwrap_or(u32::MAX),
+                )
                 .await
             {
                 Ok(claimed) => claimed,
@@ -328,7 +333,7 @@ impl Deliverer {
                 }),
             },
         };
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let channel = delivery.channel.clone();
         metrics::counter!("custody_notify_attempts_total", "channel" => channel.clone())
             .increment(1);
@@ -344,7 +349,9 @@ impl Deliverer {
                         failure.status,
                         Some(failure.message),
                         Some(Timestamp::from_micros(
-                            Timestamp::now().as_micros() + wait.as_micros() as i64,
+                            Timestamp::now().as_micros().saturating_add(
+                                i64::try_from(wait.as_micros()).unwrap_or(i64::MAX),
+                            ),
                         )),
                     )
                 } else {
@@ -462,6 +469,11 @@ impl Deliverer {
             Ok(()) => (u64::from_le_bytes(random) % 1000) as f64 / 1000.0,
             Err(_) => 0.5,
         };
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "between 0 and `doubled`, and a float cast saturates anyway"
+        )]
         let jittered = (doubled as f64 * (0.5 + fraction / 2.0)) as u64;
         let wait = Duration::from_millis(jittered.max(1));
         let max = Duration::from_millis(self.config.backoff_max_ms);
