@@ -5,7 +5,7 @@
 //! `custody verify` catches a principal, token or grant changed behind the
 //! store's back. Against a real server and the real `custody verify`.
 
-mod common;
+use crate::common;
 
 use common::{Body, Server};
 use serde_json::{json, Value};

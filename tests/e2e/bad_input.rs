@@ -3,7 +3,7 @@
 //! right status and problem type, append nothing, open no case and leave the
 //! server alive.
 
-mod common;
+use crate::common;
 
 use common::{assert_verify_ok, Body, Server};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! complete trace, a mandatory post-hoc review by someone else, and an
 //! escalation by the ledger itself when nobody reviews in time.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -143,7 +143,7 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         "break-glass.review-overdue"
     );
     // A few more of the server's scans (one a second) add nothing. (Over
-    // hundreds of scan intervals, with a test clock: tests/ledger_timer.rs.)
+    // hundreds of scan intervals, with a test clock: tests/e2e/ledger_timer.rs.)
     std::thread::sleep(Duration::from_millis(2500));
     let escalations = server
         .events(&oncall, &case)

@@ -3,7 +3,7 @@
 //! is stored canonically, reads back and verifies; anything beyond a limit
 //! is refused with a 400 problem+json and nothing is written.
 
-mod common;
+use crate::common;
 
 use common::{assert_verify_ok, Body, Server};
 use custody_core::change_set::{MAX_DEPTH, MAX_SAFE_INTEGER};

@@ -3,7 +3,7 @@
 //! approval attested by someone else counts only once the approver confirms
 //! it with their own identity, or where the rule allows attested approvals.
 
-mod common;
+use crate::common;
 
 use common::{assert_refused, Server};
 

@@ -5,7 +5,7 @@
 //! older than a few checkpoint intervals, and says so when it checked no
 //! checkpoint held outside the database. On both stores.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

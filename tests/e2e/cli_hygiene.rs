@@ -5,7 +5,7 @@
 //! shows the NATS password; a broken `--config` file is reported without
 //! echoing its secrets.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};

@@ -4,7 +4,7 @@
 //! without a restart, visible after a restart, and replayable by its
 //! idempotency key without appending anything.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::str::FromStr;

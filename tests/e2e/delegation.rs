@@ -2,7 +2,7 @@
 //! grant and the party it acts for; actions outside scope, without a grant,
 //! or after the grant ends are refused.
 
-mod common;
+use crate::common;
 
 use common::Server;
 

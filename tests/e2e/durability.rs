@@ -3,7 +3,7 @@
 //! through. (The embedded store's settings are
 //! checked in `custody-store/tests/store.rs`.)
 
-mod common;
+use crate::common;
 
 use custody_store::{Location, Store, StoreOptions};
 

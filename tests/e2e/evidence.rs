@@ -3,9 +3,9 @@
 //! size limit, link capture with its address refusals, rechecks that catch a
 //! changed page, and the S3 backend (moto's real S3 API server).
 
-mod common;
+use crate::common;
 
-#[path = "../crates/custody-evidence/tests/common/moto.rs"]
+#[path = "../../crates/custody-evidence/tests/common/moto.rs"]
 #[allow(dead_code)]
 mod moto;
 

@@ -7,7 +7,7 @@
 //! copy of its data directory the way someone with file access could, and
 //! runs the real `custody verify --json` on it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::str::FromStr;

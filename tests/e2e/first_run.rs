@@ -9,7 +9,7 @@
 //! `CUSTODY_LISTEN` (port 0, or a free port), so the README's commands run
 //! unchanged.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 //! flight at SIGTERM; and token authentication over HTTP (expired tokens,
 //! tokens that cannot be Custody tokens, non-ASCII headers).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

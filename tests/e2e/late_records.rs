@@ -3,7 +3,7 @@
 //! approval arrives, judged by when things occurred: a late record if the
 //! approval was given before the execution, a violation if after.
 
-mod common;
+use crate::common;
 
 use common::{assert_refused, Server};
 

@@ -5,7 +5,7 @@
 //! a real store on both backends. Two scans run at every tick, as two nodes
 //! sharing one database would.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -2,7 +2,7 @@
 //! four principals over the CLI, with every separation-of-duties and lifecycle
 //! refusal, idempotency, ticket deduplication and the public JSON shapes.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_refused, assert_success, assert_verify_ok, is_case_id, stderr, stdout, Body, Server,

@@ -3,7 +3,7 @@
 //! signer and key rotation, each checked against a real `custody serve` with
 //! the `custody-log` verifiers (never with the server's own word).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

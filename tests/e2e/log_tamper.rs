@@ -14,7 +14,7 @@
 //! with a fresh copy of its data directory and runs the real `custody verify`
 //! on it.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

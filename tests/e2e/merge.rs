@@ -2,7 +2,7 @@
 //! two cases that describe one change; nothing is deleted, the duplicate is
 //! closed into the survivor, and verify follows the link.
 
-mod common;
+use crate::common;
 
 use common::{assert_refused, assert_verify_ok, Body, Server};
 

@@ -3,7 +3,7 @@
 //! middle of deliveries, escalations, and what `custody verify` says about
 //! notifications that were owed. Each runs on both stores.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -800,7 +800,7 @@ fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
     });
     // Told once, however often the timer runs: a few more of the server's
     // scans add nothing (over hundreds of scans, with a test clock:
-    // tests/ledger_timer.rs).
+    // tests/e2e/ledger_timer.rs).
     std::thread::sleep(Duration::from_millis(2500));
     let notices = server
         .events(&alice, &case)

@@ -5,8 +5,8 @@
 //! harness (`crates/custody-notify/tests/support`), which finds or starts
 //! them.
 
-mod common;
-#[path = "../crates/custody-notify/tests/support/mod.rs"]
+use crate::common;
+#[path = "../../crates/custody-notify/tests/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

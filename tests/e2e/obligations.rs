@@ -2,7 +2,7 @@
 //! automation) and the end of time-bound access. The ledger acts on each
 //! when it falls due, as the `system` actor, and the trail shows it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -15,7 +15,7 @@
 //! `/tmp/custody-schemathesis`), where it is installed with `python3 -m pip
 //! install --target` on first use and reused afterwards.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -151,7 +151,7 @@ fn schemathesis_finds_no_server_error_and_no_conformance_failure() {
         .args(["--max-examples", "10", "--max-time", "90", "--no-shrink"])
         .args(["--seed", "20261130"])
         // Revoking the run's own token would end the run; revocation is
-        // checked in e2e_tokens.
+        // checked in tests/e2e/tokens.rs.
         .args(["--exclude-operation-id", "revoke_token"])
         .output()
         .expect("run schemathesis");

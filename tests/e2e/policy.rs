@@ -1,7 +1,7 @@
 //! The approval policy from the `--config` file, end to end: the rule is
 //! decided by the server, recorded in the case, and enforced on every step.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::{assert_refused, assert_verify_ok, Body, Server};

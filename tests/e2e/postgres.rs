@@ -3,7 +3,7 @@
 //! database and one gapless log, and a deployment that refuses a node
 //! signing for another log.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_refused, assert_success, cli_at, command, spawn_serve, stderr, Server, TestStore,

@@ -16,7 +16,7 @@
 //! unless `CUSTODY_REQUIRE_POWER_LOSS=1`, which makes it fail: `cargo xtask
 //! test` (and so CI) sets it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -4,7 +4,7 @@
 //! never 400). A table of bad requests against the real server; none of
 //! them may write anything.
 
-mod common;
+use crate::common;
 
 use common::{Body, Server};
 use serde_json::json;

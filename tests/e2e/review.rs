@@ -3,7 +3,7 @@
 //! the reviewer says, and a review with outcome `revoke` opens a linked
 //! revocation case.
 
-mod common;
+use crate::common;
 
 use common::{assert_verify_ok, Server};
 

@@ -4,7 +4,7 @@
 //! once on PostgreSQL. The format is documented in
 //! `tests/scenarios/README.md`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! One store is built through the real CLI; each scenario tampers with a fresh
 //! copy of its data directory and runs the real `custody verify` on it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -3,9 +3,9 @@
 //! refused with a 400 naming the field and the character); ticket keys are
 //! normalised so a look-alike cannot evade the same-ticket check; free text
 //! is stored as given and every terminal renderer escapes control, bidi and
-//! invisible characters. (Remote strings: `tests/e2e_evidence.rs`.)
+//! invisible characters. (Remote strings: `tests/e2e/evidence.rs`.)
 
-mod common;
+use crate::common;
 
 use common::{stderr, stdout, Body, Server};
 use custody_core::text::is_unsafe_char;
@@ -19,7 +19,7 @@ fn holds_raw_unsafe(text: &str) -> bool {
 
 // Free text may hold newlines, tabs and carriage returns, and any printable
 // character, bidi and invisible ones included; other controls are refused at
-// the edge (`tests/e2e_bad_input.rs`).
+// the edge (`tests/e2e/bad_input.rs`).
 const HOSTILE_JUSTIFICATION: &str =
     "approved by my manager\rEVERYTHING IS FINE\t\u{2066}ok\u{2069}";
 const HOSTILE_COMMENT: &str = "see attached \u{202e}fdp.exe\u{200b} \u{feff}done";

@@ -1,7 +1,7 @@
 //! Token lifecycle: listing never shows secrets, revocation takes effect at
 //! once, and only admins (or the token's owner) may revoke.
 
-mod common;
+use crate::common;
 
 use common::{Body, Server};
 

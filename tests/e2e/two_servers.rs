@@ -2,7 +2,7 @@
 //! started by mistake, or a rolling restart): the log stays one log, because
 //! sequencing happens inside SQLite's write lock, not in a process's memory.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
