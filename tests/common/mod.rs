@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+pub mod tamper;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -887,4 +890,34 @@ pub fn cli_at(url: &str, token: &str, args: &[&str]) -> Output {
         .env("CUSTODY_TOKEN", token)
         .output()
         .expect("run custody")
+}
+
+/// An HTTP server of the test's own (a webhook receiver, a web page) on
+/// 127.0.0.1, with a runtime of its own; it serves until dropped.
+pub struct HttpStub {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl HttpStub {
+    /// Serves `app` on a free port with `threads` worker threads.
+    pub fn serve(app: axum::Router, threads: usize) -> HttpStub {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("build Tokio runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        runtime.spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        HttpStub {
+            base,
+            _runtime: runtime,
+        }
+    }
 }

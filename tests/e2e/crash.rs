@@ -8,11 +8,10 @@ use crate::common;
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
+use common::load::{Ack, Load};
 use common::{assert_verify_ok, Body, Server};
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -20,102 +19,6 @@ use sqlx::{ConnectOptions, Connection};
 
 const WORKERS: usize = 12;
 const COMMENTS_PER_CASE: usize = 3;
-
-/// One write the server acknowledged with a 2xx.
-#[derive(Clone, Debug)]
-struct Ack {
-    token: String,
-    path: String,
-    key: String,
-    body: Value,
-    status: u16,
-    response: Value,
-}
-
-impl Ack {
-    fn case_id(&self) -> &str {
-        self.response["case_id"]
-            .as_str()
-            .expect("case_id in write outcome")
-    }
-
-    fn event_ids(&self) -> Vec<String> {
-        self.response["appended"]
-            .as_array()
-            .expect("appended in write outcome")
-            .iter()
-            .map(|event| event["event_id"].as_str().expect("event_id").to_string())
-            .collect()
-    }
-}
-
-#[derive(Default)]
-struct Tally {
-    acked: Vec<Ack>,
-    /// Responses that were neither a success nor a dropped connection.
-    unexpected: Vec<String>,
-}
-
-/// Opens cases and comments on them until the server goes away or `stop` is set.
-async fn worker(
-    id: usize,
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Mutex<Tally>>,
-) {
-    let record = |path: String, key: String, body: Value, status: u16, response: Value| {
-        let mut tally = tally.lock().unwrap();
-        if (200..300).contains(&status) {
-            tally.acked.push(Ack {
-                token: token.clone(),
-                path,
-                key,
-                body,
-                status,
-                response,
-            });
-            true
-        } else {
-            tally
-                .unexpected
-                .push(format!("worker {id}: {path} answered {status}: {response}"));
-            false
-        }
-    };
-    for n in 0.. {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let body = json!({
-            "subject": {"kind": "user", "id": format!("crash-{id}-{n}")},
-            "entitlement": "reader",
-            "justification": format!("load from worker {id}"),
-        });
-        let key = format!("request-{id}-{n}");
-        let Ok((status, response)) =
-            common::post_with_key(&client, &url, &token, "/v1/cases", &key, &body).await
-        else {
-            return;
-        };
-        if !record("/v1/cases".to_string(), key, body, status, response.clone()) {
-            continue;
-        }
-        let case = response["case_id"].as_str().unwrap_or_default().to_string();
-        let path = format!("/v1/cases/{case}/comments");
-        for k in 0..COMMENTS_PER_CASE {
-            let body = json!({"text": format!("comment {k} from worker {id}")});
-            let key = format!("comment-{id}-{n}-{k}");
-            let Ok((status, response)) =
-                common::post_with_key(&client, &url, &token, &path, &key, &body).await
-            else {
-                return;
-            };
-            record(path.clone(), key, body, status, response);
-        }
-    }
-}
 
 #[test]
 fn acknowledged_writes_survive_kill_9_under_concurrent_load() {
@@ -127,56 +30,17 @@ fn acknowledged_writes_survive_kill_9_under_concurrent_load() {
 
     // Events written before the load (the policy record, administration).
     let before_load = server.log_size() as usize;
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let handles: Vec<_> = (0..WORKERS)
-        .map(|id| {
-            server.runtime().spawn(worker(
-                id,
-                server.client(),
-                server.url.clone(),
-                tokens[id % tokens.len()].clone(),
-                stop.clone(),
-                tally.clone(),
-            ))
-        })
-        .collect();
+    let load = Load::start(&server, &tokens, WORKERS, COMMENTS_PER_CASE, "crash");
 
     // Let the load run: at least a second and a few hundred acknowledged
     // writes, then kill the server while the workers are still writing.
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(180);
-    loop {
-        let acked = tally.lock().unwrap().acked.len();
-        if acked >= 400 && started.elapsed() >= Duration::from_millis(1500) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {acked} writes acknowledged in {:?}; server log:\n{}",
-            started.elapsed(),
-            server.log()
-        );
-        assert!(
-            server.is_running(),
-            "the server died under load:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let load_time = started.elapsed();
-    server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for handle in handles {
-        server.runtime().block_on(handle).expect("worker panicked");
-    }
-    let tally = std::mem::take(&mut *tally.lock().unwrap());
-    assert!(
-        tally.unexpected.is_empty(),
-        "writes were answered with errors before the crash:\n{}",
-        tally.unexpected.join("\n")
+    let load_time = load.wait_until(
+        &mut server,
+        Duration::from_secs(180),
+        |_, acked, elapsed| acked >= 400 && elapsed >= Duration::from_millis(1500),
     );
-    let acked = tally.acked;
+    server.kill9();
+    let acked = load.finish(&server);
     // Every acknowledged write was a first write, answered as such: a new
     // case is 201 Created, a comment 200, and neither is a replay.
     for ack in &acked {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::response::IntoResponse as _;
-use common::{stderr, Server, TestStore, STORES};
+use common::{stderr, HttpStub, Server, TestStore, STORES};
 use serde_json::Value;
 
 /// Bytes that differ from run to run and compress poorly.
@@ -302,24 +302,12 @@ mod futures_core_stream {
 struct Page {
     url: String,
     body: Arc<Mutex<String>>,
-    _runtime: tokio::runtime::Runtime,
+    _stub: HttpStub,
 }
 
 impl Page {
     fn start(initial: &str) -> Page {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let body = Arc::new(Mutex::new(initial.to_string()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!(
-            "http://{}/wiki/access-policy",
-            listener.local_addr().unwrap()
-        );
         let served = body.clone();
         let app = axum::Router::new()
             .route(
@@ -351,13 +339,11 @@ impl Page {
                     response
                 }),
             );
-        runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let stub = HttpStub::serve(app, 1);
         Page {
-            url,
+            url: format!("{}/wiki/access-policy", stub.base),
             body,
-            _runtime: runtime,
+            _stub: stub,
         }
     }
 }

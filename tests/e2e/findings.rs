@@ -12,12 +12,11 @@ use crate::common;
 use std::path::Path;
 use std::str::FromStr;
 
-use common::{assert_refused, assert_verify_ok, copy_dir, stderr, verify_dir, Body, Server};
+use common::tamper::{self, Db};
+use common::{assert_refused, assert_verify_ok, stderr, Body, Server};
 use custody_core::event::{CaseLink, EventBody};
 use custody_core::{CaseId, Event, EventId, Sha256Hash};
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 use tempfile::TempDir;
 
 /// The store every tampering starts from. Logs 0 and 1 are init's admin and
@@ -75,106 +74,14 @@ fn build_fixture() -> Fixture {
     }
 }
 
-/// A writable connection to a copy of a data directory.
-struct Db {
-    runtime: tokio::runtime::Runtime,
-    connection: Option<SqliteConnection>,
-}
-
-impl Db {
-    fn open(data: &Path) -> Db {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = SqliteConnectOptions::new().filename(data.join("custody.db"));
-        let connection = runtime
-            .block_on(options.connect())
-            .expect("open custody.db");
-        Db {
-            runtime,
-            connection: Some(connection),
-        }
-    }
-
-    fn execute(&mut self, sql: &str) -> u64 {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        runtime
-            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *connection))
-            .map(|done| done.rows_affected())
-            .unwrap_or_else(|error| panic!("`{sql}`: {error}"))
-    }
-
-    /// `(log_index, bytes)` of one event row.
-    fn event(&mut self, case: &str, seq: i64) -> (i64, Vec<u8>) {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        let row = runtime
-            .block_on(
-                sqlx::query("SELECT log_index, bytes FROM events WHERE case_id = ? AND seq = ?")
-                    .bind(case)
-                    .bind(seq)
-                    .fetch_one(&mut *connection),
-            )
-            .unwrap_or_else(|error| panic!("event {case} seq {seq}: {error}"));
-        (row.get("log_index"), row.get("bytes"))
-    }
-
-    /// Inserts an event row and its Merkle leaf (INSERT needs no trigger dropped).
-    fn insert(&mut self, log_index: i64, event: &Event) {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        runtime
-            .block_on(
-                sqlx::query(
-                    "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(log_index)
-                .bind(event.event_id.as_str())
-                .bind(event.case_id.as_str())
-                .bind(event.seq as i64)
-                .bind(event.body.kind_name())
-                .bind(event.recorded_at.to_string())
-                .bind(event.canonical_bytes())
-                .execute(&mut *connection),
-            )
-            .expect("insert an event row");
-        // Its Merkle leaf too, as a thorough forger would (unless the index
-        // already has one).
-        runtime
-            .block_on(
-                sqlx::query("INSERT OR IGNORE INTO log_nodes (level, idx, hash) VALUES (0, ?, ?)")
-                    .bind(log_index)
-                    .bind(custody_log::leaf_hash(&event.canonical_bytes()).to_vec())
-                    .execute(&mut *connection),
-            )
-            .expect("insert the event's leaf");
-    }
-
-    fn close(mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.runtime.block_on(connection.close()).expect("close");
-        }
-    }
-}
-
 fn fresh_copy(fixture: &Fixture) -> TempDir {
-    let copy = tempfile::Builder::new()
-        .prefix("custody-findings-")
-        .tempdir()
-        .unwrap();
-    copy_dir(&fixture.server.data, copy.path());
-    copy
+    tamper::copy_of(&fixture.server.data)
 }
 
 /// Runs `verify --json`, asserts it failed, and returns the report.
 #[track_caller]
 fn verify_fails(data: &Path) -> Value {
-    let (output, report) = verify_dir(data);
-    assert_eq!(output.status.code(), Some(1), "{report:#}");
-    assert_eq!(report["ok"], false, "{report:#}");
-    report
+    tamper::verify_fails(data, &[]).0
 }
 
 /// The one finding with `code`, asserting it names `case`, `seq` and `log_index`.
@@ -217,7 +124,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         assert_eq!(
-            db.execute(&format!("DELETE FROM cases WHERE case_id = '{second}'")),
+            db.run(&format!("DELETE FROM cases WHERE case_id = '{second}'")),
             1
         );
         db.close();
@@ -236,10 +143,10 @@ fn verify_names_tampering_only_the_store_makes_possible() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.execute("DROP TRIGGER events_refuse_update");
+        db.run("DROP TRIGGER events_refuse_update");
         let (log_index, _) = db.event(first, 2);
         assert_eq!(log_index, 8);
-        db.execute("UPDATE events SET bytes = X'00FF00' WHERE log_index = 8");
+        db.run("UPDATE events SET bytes = X'00FF00' WHERE log_index = 8");
         db.close();
         let report = verify_fails(copy.path());
         assert_finding(&report, "event.malformed", first, json!(2), json!(8));
@@ -262,7 +169,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.execute(
+        db.run(
             "CREATE TABLE events_copy AS SELECT * FROM events;
              DROP TABLE events;
              ALTER TABLE events_copy RENAME TO events;",
@@ -273,7 +180,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.seq = 3;
         forged.prev_hash = Some(Sha256Hash::of(&bytes));
         db.insert(8, &forged);
-        db.execute(&format!(
+        db.run(&format!(
             "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
             forged.hash()
         ));
@@ -287,10 +194,10 @@ fn verify_names_tampering_only_the_store_makes_possible() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.execute("DROP TRIGGER events_refuse_delete; DROP TRIGGER events_refuse_update");
-        assert_eq!(db.execute("DELETE FROM events WHERE log_index = 7"), 1);
-        db.execute("UPDATE events SET log_index = -log_index WHERE log_index > 7");
-        db.execute("UPDATE events SET log_index = -log_index - 1 WHERE log_index < 0");
+        db.run("DROP TRIGGER events_refuse_delete; DROP TRIGGER events_refuse_update");
+        assert_eq!(db.run("DELETE FROM events WHERE log_index = 7"), 1);
+        db.run("UPDATE events SET log_index = -log_index WHERE log_index > 7");
+        db.run("UPDATE events SET log_index = -log_index - 1 WHERE log_index < 0");
         db.close();
         let report = verify_fails(copy.path());
         assert_finding(&report, "chain.missing-start", first, json!(2), json!(7));
@@ -309,7 +216,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.prev_hash = Some(Sha256Hash::of(&request));
         forged.idempotency_key = Some("forged-request".to_string());
         db.insert(11, &forged);
-        db.execute(&format!(
+        db.run(&format!(
             "UPDATE cases SET head_seq = 2, head_hash = '{}' WHERE case_id = '{second}'",
             forged.hash()
         ));
@@ -333,7 +240,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.prev_hash = Some(Sha256Hash::of(b"an event that is not stored"));
         forged.idempotency_key = Some("forged-start".to_string());
         db.insert(11, &forged);
-        db.execute(&format!(
+        db.run(&format!(
             "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) \
              SELECT '{case}', state, change_key, ticket, requester, summary, opened_at, updated_at, 2, '{hash}', next_deadline, view FROM cases WHERE case_id = '{second}'",
             case = forged.case_id,
@@ -365,7 +272,7 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             other_case: CaseId::generate(),
         });
         db.insert(11, &forged);
-        db.execute(&format!(
+        db.run(&format!(
             "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
             forged.hash()
         ));

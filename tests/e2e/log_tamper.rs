@@ -18,31 +18,21 @@ use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_verify_ok, copy_dir, verify_dir_with, Body, Server};
-use custody_core::{CaseView, Event, Sha256Hash};
+use common::load::{Ack, Load};
+use common::tamper::{self, replace, verify_fails, Db, TRIGGERS};
+use common::{assert_verify_ok, verify_dir_with, Body, Server};
+use custody_core::{Event, Sha256Hash};
 use custody_log::note::SignerKey;
 use custody_log::{leaf_hash, verify_checkpoint, Checkpoint, MemoryTree, NodeId, VerifierKey};
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, Row};
 use tempfile::TempDir;
 
 /// A server that signs checkpoints only when asked (`log checkpoint --new`).
 const QUIET: &str = "[log]\ncheckpoint_interval_seconds = 3600\n";
-
-/// Every append-only trigger of the ledger.
-const TRIGGERS: [&str; 6] = [
-    "events_refuse_update",
-    "events_refuse_delete",
-    "log_nodes_refuse_update",
-    "log_nodes_refuse_delete",
-    "checkpoints_refuse_update",
-    "checkpoints_refuse_delete",
-];
 
 /// The store every scenario starts from (its server is stopped).
 struct Fixture {
@@ -210,255 +200,9 @@ fn build_fixture() -> Fixture {
     fixture
 }
 
-/// A writable connection to a copy of a data directory.
-struct Db {
-    runtime: tokio::runtime::Runtime,
-    connection: Option<SqliteConnection>,
-}
-
-impl Db {
-    fn open(data: &Path) -> Db {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = SqliteConnectOptions::new().filename(data.join("custody.db"));
-        let connection = runtime
-            .block_on(options.connect())
-            .expect("open custody.db");
-        Db {
-            runtime,
-            connection: Some(connection),
-        }
-    }
-
-    fn connection(&mut self) -> (&tokio::runtime::Runtime, &mut SqliteConnection) {
-        (
-            &self.runtime,
-            self.connection.as_mut().expect("open connection"),
-        )
-    }
-
-    /// Runs SQL; returns rows affected or the database's error message.
-    fn execute(&mut self, sql: &str) -> Result<u64, String> {
-        let (runtime, connection) = self.connection();
-        runtime
-            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *connection))
-            .map(|done| done.rows_affected())
-            .map_err(|error| error.to_string())
-    }
-
-    /// Removes every append-only trigger, as someone with file access could.
-    fn drop_triggers(&mut self) {
-        for trigger in TRIGGERS {
-            self.execute(&format!("DROP TRIGGER {trigger}"))
-                .unwrap_or_else(|error| panic!("drop trigger {trigger}: {error}"));
-        }
-    }
-
-    fn count(&mut self, sql: &str) -> i64 {
-        let (runtime, connection) = self.connection();
-        runtime
-            .block_on(
-                sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_string()))
-                    .fetch_one(&mut *connection),
-            )
-            .unwrap_or_else(|error| panic!("{sql}: {error}"))
-    }
-
-    /// `(log_index, case_id, seq, bytes)` of every event, in log order.
-    fn events(&mut self) -> Vec<(i64, String, i64, Vec<u8>)> {
-        let (runtime, connection) = self.connection();
-        runtime
-            .block_on(
-                sqlx::query("SELECT log_index, case_id, seq, bytes FROM events ORDER BY log_index")
-                    .fetch_all(&mut *connection),
-            )
-            .expect("read events")
-            .iter()
-            .map(|row| {
-                (
-                    row.get("log_index"),
-                    row.get("case_id"),
-                    row.get("seq"),
-                    row.get("bytes"),
-                )
-            })
-            .collect()
-    }
-
-    /// `(log_index, bytes)` of one event.
-    fn event(&mut self, case: &str, seq: i64) -> (i64, Vec<u8>) {
-        self.events()
-            .into_iter()
-            .find(|(_, case_id, event_seq, _)| case_id == case && *event_seq == seq)
-            .map(|(log_index, _, _, bytes)| (log_index, bytes))
-            .unwrap_or_else(|| panic!("no event {case} seq {seq}"))
-    }
-
-    fn set_bytes(&mut self, log_index: i64, bytes: &[u8]) {
-        let (runtime, connection) = self.connection();
-        let done = runtime
-            .block_on(
-                sqlx::query("UPDATE events SET bytes = ? WHERE log_index = ?")
-                    .bind(bytes)
-                    .bind(log_index)
-                    .execute(&mut *connection),
-            )
-            .expect("update bytes");
-        assert_eq!(done.rows_affected(), 1);
-    }
-
-    fn set_note(&mut self, size: u64, note: &str) {
-        let (runtime, connection) = self.connection();
-        let done = runtime
-            .block_on(
-                sqlx::query("UPDATE checkpoints SET note = ? WHERE size = ?")
-                    .bind(note)
-                    .bind(size as i64)
-                    .execute(&mut *connection),
-            )
-            .expect("update checkpoint note");
-        assert_eq!(done.rows_affected(), 1);
-    }
-
-    /// Stores a checkpoint row at `size`, replacing any existing one.
-    fn put_checkpoint(&mut self, size: u64, root: &[u8; 32], note: &str) {
-        let (runtime, connection) = self.connection();
-        runtime
-            .block_on(
-                sqlx::query("DELETE FROM checkpoints WHERE size = ?")
-                    .bind(size as i64)
-                    .execute(&mut *connection),
-            )
-            .expect("remove the old checkpoint");
-        runtime
-            .block_on(
-                sqlx::query(
-                    "INSERT INTO checkpoints (size, root, note, created_at) VALUES (?, ?, ?, '2025-01-01T00:00:00Z')",
-                )
-                .bind(size as i64)
-                .bind(root.to_vec())
-                .bind(note)
-                .execute(&mut *connection),
-            )
-            .expect("insert checkpoint");
-    }
-
-    /// Throws away every log node and stores the complete nodes of a tree
-    /// built from the current events' bytes, as a careful forger would.
-    fn rebuild_log_nodes(&mut self) -> MemoryTree {
-        let events = self.events();
-        let mut tree = MemoryTree::new();
-        let mut nodes = Vec::new();
-        for (_, _, _, bytes) in &events {
-            nodes.extend(tree.append_data(bytes));
-        }
-        self.execute("DELETE FROM log_nodes")
-            .expect("clear log nodes");
-        let (runtime, connection) = self.connection();
-        for node in nodes {
-            runtime
-                .block_on(
-                    sqlx::query("INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)")
-                        .bind(i64::from(node.id.level))
-                        .bind(node.id.index as i64)
-                        .bind(node.hash.to_vec())
-                        .execute(&mut *connection),
-                )
-                .expect("insert log node");
-        }
-        tree
-    }
-
-    /// Makes every case record agree with its stored events (head and
-    /// state), as a careful forger would.
-    fn fix_case_heads(&mut self) {
-        let events = self.events();
-        let (runtime, connection) = self.connection();
-        let cases: Vec<String> = runtime
-            .block_on(sqlx::query_scalar("SELECT case_id FROM cases").fetch_all(&mut *connection))
-            .expect("read cases");
-        for case in cases {
-            let mut trail: Vec<(i64, Vec<u8>)> = events
-                .iter()
-                .filter(|(_, case_id, _, _)| *case_id == case)
-                .map(|(_, _, seq, bytes)| (*seq, bytes.clone()))
-                .collect();
-            trail.sort_by_key(|(seq, _)| *seq);
-            let decoded: Vec<Event> = trail
-                .iter()
-                .map(|(_, bytes)| Event::decode(bytes).expect("stored events decode"))
-                .collect();
-            let view = CaseView::replay(&decoded).expect("the case starts with its request");
-            let (head_seq, head_bytes) = trail.last().expect("the case keeps an event");
-            runtime
-                .block_on(
-                    sqlx::query(
-                        "UPDATE cases SET head_seq = ?, head_hash = ?, state = ? WHERE case_id = ?",
-                    )
-                    .bind(*head_seq)
-                    .bind(Sha256Hash::of(head_bytes).to_hex())
-                    .bind(view.state.as_str())
-                    .bind(&case)
-                    .execute(&mut *connection),
-                )
-                .expect("move the case head");
-        }
-    }
-
-    fn close(mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.runtime.block_on(connection.close()).expect("close");
-        }
-    }
-}
-
 /// A fresh copy of the fixture's data directory.
 fn fresh_copy(fixture: &Fixture) -> TempDir {
-    let copy = tempfile::Builder::new()
-        .prefix("custody-log-tamper-")
-        .tempdir()
-        .unwrap();
-    copy_dir(&fixture.server.data, copy.path());
-    copy
-}
-
-/// Replaces the first occurrence of `from` with `to` (same length) in `bytes`.
-fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
-    assert_eq!(from.len(), to.len());
-    let at = bytes
-        .windows(from.len())
-        .position(|window| window == from.as_bytes())
-        .unwrap_or_else(|| panic!("{from:?} not in {}", String::from_utf8_lossy(bytes)));
-    let mut out = bytes.to_vec();
-    out[at..at + from.len()].copy_from_slice(to.as_bytes());
-    out
-}
-
-/// Runs `verify --json` (with `extra` arguments), asserts it exited 1 with
-/// well-formed findings, and returns the report and the findings.
-#[track_caller]
-fn verify_fails(data: &Path, extra: &[&str]) -> (Value, Vec<Value>) {
-    let (output, report) = verify_dir_with(data, extra);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "verify {extra:?} must exit 1 on a tampered store: {report:#}\nstderr: {}",
-        common::stderr(&output)
-    );
-    assert_eq!(report["ok"], false, "{report:#}");
-    let findings = report["findings"].as_array().cloned().unwrap_or_default();
-    assert!(!findings.is_empty(), "{report:#}");
-    for finding in &findings {
-        for field in ["code", "severity", "message"] {
-            assert!(
-                finding[field].as_str().is_some_and(|text| !text.is_empty()),
-                "finding without {field}: {finding}"
-            );
-        }
-    }
-    (report, findings)
+    tamper::copy_of(&fixture.server.data)
 }
 
 /// Runs `verify --json` (with `extra` arguments) and asserts it passed.
@@ -610,7 +354,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         let (log_index, bytes) = db.event(full, 2);
         db.set_bytes(log_index, &replace(&bytes, "looks fine", "looks fino"));
         db.close();
@@ -636,7 +380,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         assert_eq!(db.execute("DELETE FROM events WHERE log_index = 15"), Ok(1));
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
@@ -652,7 +396,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         let (second_index, second) = db.event(full, 2);
         let (third_index, third) = db.event(full, 3);
         db.set_bytes(second_index, &third);
@@ -677,7 +421,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         careful_truncation(&mut db, 18);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
@@ -704,7 +448,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
             .replacen(&base64_of(&original_root), &base64_of(&forged_root), 1);
         assert_ne!(edited, fixture.cp10);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         db.set_note(20, &edited);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
@@ -720,7 +464,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         db.set_note(20, &fixture.other_cp);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
@@ -748,7 +492,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
 
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         db.put_checkpoint(20, &forged_root, &forged);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
@@ -788,7 +532,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         db.set_note(20, &fixture.cp6);
         db.close();
         let (report, findings) = verify_fails(copy.path(), &[]);
@@ -803,7 +547,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         assert_eq!(
             db.execute("DELETE FROM log_nodes WHERE level = 0 AND idx = 17"),
             Ok(1)
@@ -818,7 +562,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         assert_eq!(
             db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 14"),
             Ok(1)
@@ -836,7 +580,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         let tree = consistent_rewrite(&mut db, full);
         assert_ne!(tree.root_at(16).unwrap(), fixture.root(&fixture.cp6));
         assert_ne!(tree.root_at(20).unwrap(), fixture.root(&fixture.cp10));
@@ -888,7 +632,7 @@ fn verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted() {
     let fixture = build_fixture();
     let copy = fresh_copy(&fixture);
     let mut db = Db::open(copy.path());
-    db.drop_triggers();
+    db.drop_triggers(&TRIGGERS);
     consistent_rewrite(&mut db, &fixture.full);
     assert_eq!(db.execute("DELETE FROM checkpoints"), Ok(3));
     db.close();
@@ -987,7 +731,7 @@ fn verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint() {
     let fixture = build_fixture();
     let copy = fresh_copy(&fixture);
     let mut db = Db::open(copy.path());
-    db.drop_triggers();
+    db.drop_triggers(&TRIGGERS);
     careful_truncation(&mut db, 18);
     assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 18"), Ok(1));
     db.close();
@@ -1102,7 +846,7 @@ fn serve_refuses_to_sign_a_history_rewritten_in_the_database() {
     // the rewritten event.
     let copy = fresh_copy(&fixture);
     let mut db = Db::open(copy.path());
-    db.drop_triggers();
+    db.drop_triggers(&TRIGGERS);
     let tree = consistent_rewrite(&mut db, &fixture.full);
     assert_eq!(db.execute("DELETE FROM checkpoints WHERE size = 20"), Ok(1));
     db.close();
@@ -1131,7 +875,7 @@ fn serve_refuses_to_sign_a_history_rewritten_in_the_database() {
     // checkpoints file still holds the checkpoint at size 20.
     let copy = fresh_copy(&fixture);
     let mut db = Db::open(copy.path());
-    db.drop_triggers();
+    db.drop_triggers(&TRIGGERS);
     consistent_rewrite(&mut db, &fixture.full);
     assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 3"), Ok(2));
     db.close();
@@ -1177,7 +921,7 @@ fn serve_refuses_to_sign_a_history_rewritten_in_the_database() {
     // than the checkpoint the file holds.
     let copy = fresh_copy(&fixture);
     let mut db = Db::open(copy.path());
-    db.drop_triggers();
+    db.drop_triggers(&TRIGGERS);
     careful_truncation(&mut db, 18);
     assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 18"), Ok(1));
     db.close();
@@ -1256,7 +1000,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         let tree = consistent_rewrite(&mut db, &fixture.full);
         let key_file = std::fs::read_to_string(copy.path().join("log-signing.key")).unwrap();
         let signer = SignerKey::parse(key_file.lines().next().unwrap().trim()).unwrap();
@@ -1304,7 +1048,7 @@ fn a_saved_checkpoint_proves_the_log_still_extends_it() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&TRIGGERS);
         careful_truncation(&mut db, 18);
         assert_eq!(db.execute("DELETE FROM checkpoints WHERE size > 18"), Ok(1));
         db.close();
@@ -1356,84 +1100,6 @@ fn base64_of(bytes: &[u8]) -> String {
 
 const CRASH_WORKERS: usize = 6;
 
-#[derive(Default)]
-struct Tally {
-    /// Event IDs of acknowledged writes.
-    acked: Vec<String>,
-    /// Responses that were neither a success nor a dropped connection.
-    unexpected: Vec<String>,
-}
-
-/// Opens cases and comments on them until the server goes away or `stop` is set.
-async fn crash_worker(
-    id: usize,
-    client: reqwest::Client,
-    url: String,
-    token: String,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Mutex<Tally>>,
-) {
-    let record = |path: &str, status: u16, response: &Value| -> bool {
-        let mut tally = tally.lock().unwrap();
-        if (200..300).contains(&status) {
-            for event in response["appended"].as_array().into_iter().flatten() {
-                tally
-                    .acked
-                    .push(event["event_id"].as_str().unwrap_or_default().to_string());
-            }
-            true
-        } else {
-            tally
-                .unexpected
-                .push(format!("worker {id}: {path} answered {status}: {response}"));
-            false
-        }
-    };
-    for n in 0.. {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let body = json!({
-            "subject": {"kind": "user", "id": format!("log-crash-{id}-{n}")},
-            "entitlement": "reader",
-            "justification": format!("load from worker {id}"),
-        });
-        let Ok((status, response)) = common::post_with_key(
-            &client,
-            &url,
-            &token,
-            "/v1/cases",
-            &format!("request-{id}-{n}"),
-            &body,
-        )
-        .await
-        else {
-            return;
-        };
-        if !record("/v1/cases", status, &response) {
-            continue;
-        }
-        let case = response["case_id"].as_str().unwrap_or_default().to_string();
-        let path = format!("/v1/cases/{case}/comments");
-        for k in 0..2 {
-            let body = json!({"text": format!("comment {k} from worker {id}")});
-            let Ok((status, response)) = common::post_with_key(
-                &client,
-                &url,
-                &token,
-                &path,
-                &format!("comment-{id}-{n}-{k}"),
-                &body,
-            )
-            .await
-            else {
-                return;
-            };
-            record(&path, status, &response);
-        }
-    }
-}
-
 #[test]
 fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
     // Checkpoints are signed every second, concurrently with the appends.
@@ -1443,58 +1109,28 @@ fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
         .iter()
         .map(|name| server.principal(name))
         .collect();
-    let stop = Arc::new(AtomicBool::new(false));
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let handles: Vec<_> = (0..CRASH_WORKERS)
-        .map(|id| {
-            server.runtime().spawn(crash_worker(
-                id,
-                server.client(),
-                server.url.clone(),
-                tokens[id % tokens.len()].clone(),
-                stop.clone(),
-                tally.clone(),
-            ))
-        })
-        .collect();
+    let load = Load::start(&server, &tokens, CRASH_WORKERS, 2, "log-crash");
 
     // Run the load until a few hundred writes are acknowledged and the
     // periodic signer has signed under load, then kill the server mid-write.
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(120);
-    loop {
-        let acked = tally.lock().unwrap().acked.len();
-        if acked >= 200 && started.elapsed() >= Duration::from_millis(1200) {
-            let checkpoint = server.http("GET", "/v1/log/checkpoint", None, &[], Body::None);
-            if checkpoint.status == 200 {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {acked} writes acknowledged (or no checkpoint signed) in {:?}; server log:\n{}",
-            started.elapsed(),
-            server.log()
-        );
-        assert!(
-            server.is_running(),
-            "the server died under load:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server.kill9();
-    stop.store(true, Ordering::Relaxed);
-    for handle in handles {
-        server.runtime().block_on(handle).expect("worker panicked");
-    }
-    let tally = std::mem::take(&mut *tally.lock().unwrap());
-    assert!(
-        tally.unexpected.is_empty(),
-        "writes were answered with errors before the crash:\n{}\nserver log:\n{}",
-        tally.unexpected.join("\n"),
-        server.log()
+    load.wait_until(
+        &mut server,
+        Duration::from_secs(120),
+        |server, acked, elapsed| {
+            acked >= 200
+                && elapsed >= Duration::from_millis(1200)
+                && server
+                    .http("GET", "/v1/log/checkpoint", None, &[], Body::None)
+                    .status
+                    == 200
+        },
     );
+    server.kill9();
+    let acked: Vec<String> = load
+        .finish(&server)
+        .iter()
+        .flat_map(Ack::event_ids)
+        .collect();
 
     // Read the crashed database as it was left.
     let options = SqliteConnectOptions::new()
@@ -1530,13 +1166,12 @@ fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
         (events, nodes, checkpoints)
     });
     let size = events.len();
-    assert!(size >= tally.acked.len(), "{size} events stored");
+    assert!(size >= acked.len(), "{size} events stored");
     for (position, (log_index, _, _)) in events.iter().enumerate() {
         assert_eq!(*log_index, position as i64, "the log is gapless");
     }
     let stored: HashSet<&str> = events.iter().map(|(_, id, _)| id.as_str()).collect();
-    let lost: Vec<&String> = tally
-        .acked
+    let lost: Vec<&String> = acked
         .iter()
         .filter(|id| !stored.contains(id.as_str()))
         .collect();
@@ -1589,7 +1224,7 @@ fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
     }
     eprintln!(
         "{} writes acknowledged before kill -9; {size} events, {} nodes, {} checkpoints stored",
-        tally.acked.len(),
+        acked.len(),
         nodes.len(),
         checkpoints.len()
     );

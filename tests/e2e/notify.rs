@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{Server, TestStore, STORES};
+use common::{HttpStub, Server, TestStore, STORES};
 use serde_json::Value;
 
 const SECRET: &str = "webhook secret for the tests";
@@ -54,31 +54,20 @@ impl Seen {
 struct Receiver {
     url: String,
     seen: Arc<Seen>,
-    _runtime: tokio::runtime::Runtime,
+    _stub: HttpStub,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let seen = Arc::new(Seen::default());
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let app = axum::Router::new()
             .route("/hook", post(hook))
             .with_state(seen.clone());
-        runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let stub = HttpStub::serve(app, 2);
         Receiver {
-            url,
+            url: format!("{}/hook", stub.base),
             seen,
-            _runtime: runtime,
+            _stub: stub,
         }
     }
 }

@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{assert_refused, Server, TestStore, STORES};
+use common::{assert_refused, HttpStub, Server, TestStore, STORES};
 use custody_notify::{Channel, ChannelConfig, Notification, Secret, NATS_MESSAGE_ID_HEADER};
 use serde_json::{json, Value};
 use support::nats::{NatsServer, UniqueStream};
@@ -405,31 +405,20 @@ type Requests = Arc<Mutex<Vec<(String, Bytes)>>>;
 struct SlackReceiver {
     url: String,
     seen: Requests,
-    _runtime: tokio::runtime::Runtime,
+    _stub: HttpStub,
 }
 
 impl SlackReceiver {
     fn start() -> SlackReceiver {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}/slack/T000", listener.local_addr().unwrap());
         let app = axum::Router::new()
             .route("/slack/T000", post(slack))
             .with_state(seen.clone());
-        runtime.spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let stub = HttpStub::serve(app, 1);
         SlackReceiver {
-            url,
+            url: format!("{}/slack/T000", stub.base),
             seen,
-            _runtime: runtime,
+            _stub: stub,
         }
     }
 

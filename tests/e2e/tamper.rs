@@ -10,11 +10,10 @@ use crate::common;
 use std::path::Path;
 use std::str::FromStr;
 
-use common::{assert_verify_ok, copy_dir, verify_dir, Server};
+use common::tamper::{self, replace, Db, EVENT_TRIGGERS};
+use common::{assert_verify_ok, Server};
 use custody_core::{CaseId, Event, EventId, Sha256Hash};
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row, SqliteConnection};
 use tempfile::TempDir;
 
 /// The store every scenario starts from.
@@ -105,136 +104,15 @@ fn build_fixture() -> Fixture {
     }
 }
 
-/// A writable connection to a copy of a data directory.
-struct Db {
-    runtime: tokio::runtime::Runtime,
-    connection: Option<SqliteConnection>,
-}
-
-impl Db {
-    fn open(data: &Path) -> Db {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = SqliteConnectOptions::new().filename(data.join("custody.db"));
-        let connection = runtime
-            .block_on(options.connect())
-            .expect("open custody.db");
-        Db {
-            runtime,
-            connection: Some(connection),
-        }
-    }
-
-    /// Runs SQL; returns rows affected or the database's error message.
-    fn execute(&mut self, sql: &str) -> Result<u64, String> {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        runtime
-            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *connection))
-            .map(|done| done.rows_affected())
-            .map_err(|error| error.to_string())
-    }
-
-    /// Removes the append-only triggers, as someone with file access could.
-    fn drop_triggers(&mut self) {
-        self.execute("DROP TRIGGER events_refuse_update; DROP TRIGGER events_refuse_delete;")
-            .expect("drop triggers");
-    }
-
-    /// `(log_index, event_id, bytes)` of one event row.
-    fn event(&mut self, case: &str, seq: i64) -> (i64, String, Vec<u8>) {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        let row = runtime
-            .block_on(
-                sqlx::query(
-                    "SELECT log_index, event_id, bytes FROM events WHERE case_id = ? AND seq = ?",
-                )
-                .bind(case)
-                .bind(seq)
-                .fetch_one(&mut *connection),
-            )
-            .unwrap_or_else(|error| panic!("event {case} seq {seq}: {error}"));
-        (row.get("log_index"), row.get("event_id"), row.get("bytes"))
-    }
-
-    fn set_bytes(&mut self, log_index: i64, bytes: &[u8]) {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        let done = runtime
-            .block_on(
-                sqlx::query("UPDATE events SET bytes = ? WHERE log_index = ?")
-                    .bind(bytes)
-                    .bind(log_index)
-                    .execute(&mut *connection),
-            )
-            .expect("update bytes");
-        assert_eq!(done.rows_affected(), 1);
-    }
-
-    fn count(&mut self, sql: &str) -> i64 {
-        let runtime = &self.runtime;
-        let connection = self.connection.as_mut().expect("open connection");
-        runtime
-            .block_on(
-                sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_string()))
-                    .fetch_one(&mut *connection),
-            )
-            .expect("count")
-    }
-
-    fn close(mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.runtime.block_on(connection.close()).expect("close");
-        }
-    }
-}
-
 /// A fresh copy of the fixture's data directory.
 fn fresh_copy(fixture: &Fixture) -> TempDir {
-    let copy = tempfile::Builder::new()
-        .prefix("custody-tamper-")
-        .tempdir()
-        .unwrap();
-    copy_dir(&fixture.server.data, copy.path());
-    copy
-}
-
-/// Replaces the first occurrence of `from` with `to` (same length) in `bytes`.
-fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
-    assert_eq!(from.len(), to.len());
-    let at = bytes
-        .windows(from.len())
-        .position(|window| window == from.as_bytes())
-        .unwrap_or_else(|| panic!("{from:?} not in {}", String::from_utf8_lossy(bytes)));
-    let mut out = bytes.to_vec();
-    out[at..at + from.len()].copy_from_slice(to.as_bytes());
-    out
+    tamper::copy_of(&fixture.server.data)
 }
 
 /// Runs `verify --json`, asserts it failed, and returns the findings.
 #[track_caller]
 fn verify_fails(data: &Path) -> (Value, Vec<Value>) {
-    let (output, report) = verify_dir(data);
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "verify must exit 1 on a tampered store: {report:#}"
-    );
-    assert_eq!(report["ok"], false, "{report:#}");
-    let findings = report["findings"].as_array().cloned().unwrap_or_default();
-    assert!(!findings.is_empty(), "{report:#}");
-    for finding in &findings {
-        for field in ["code", "severity", "message"] {
-            assert!(
-                finding[field].as_str().is_some_and(|text| !text.is_empty()),
-                "finding without {field}: {finding}"
-            );
-        }
-    }
-    (report, findings)
+    tamper::verify_fails(data, &[])
 }
 
 /// The findings with `code` about `case` (any case when `None`).
@@ -280,10 +158,10 @@ fn the_store_refuses_and_verify_detects_tampering() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
-        let (log_index, _, bytes) = db.event(full, 2);
+        db.drop_triggers(&EVENT_TRIGGERS);
+        let (log_index, _, bytes) = db.event_with_id(full, 2);
         db.set_bytes(log_index, &replace(&bytes, "looks fine", "looks fino"));
-        let (_, next_id, _) = db.event(full, 3);
+        let (_, next_id, _) = db.event_with_id(full, 3);
         db.close();
         let (report, findings) = verify_fails(copy.path());
         let hits = with_code(&findings, "chain.prev-hash-mismatch", Some(full));
@@ -306,8 +184,8 @@ fn the_store_refuses_and_verify_detects_tampering() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
-        let (log_index, event_id, bytes) = db.event(full, 5);
+        db.drop_triggers(&EVENT_TRIGGERS);
+        let (log_index, event_id, bytes) = db.event_with_id(full, 5);
         db.set_bytes(log_index, &replace(&bytes, "all good", "all gold"));
         db.close();
         let (report, findings) = verify_fails(copy.path());
@@ -325,8 +203,8 @@ fn the_store_refuses_and_verify_detects_tampering() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
-        let (log_index, _, _) = db.event(full, 3);
+        db.drop_triggers(&EVENT_TRIGGERS);
+        let (log_index, _, _) = db.event_with_id(full, 3);
         assert_eq!(
             db.execute(&format!("DELETE FROM events WHERE log_index = {log_index}")),
             Ok(1)
@@ -349,9 +227,9 @@ fn the_store_refuses_and_verify_detects_tampering() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
-        let (second_index, _, second) = db.event(full, 2);
-        let (third_index, _, third) = db.event(full, 3);
+        db.drop_triggers(&EVENT_TRIGGERS);
+        let (second_index, _, second) = db.event_with_id(full, 2);
+        let (third_index, _, third) = db.event_with_id(full, 3);
         db.set_bytes(second_index, &third);
         db.set_bytes(third_index, &second);
         db.close();
@@ -377,8 +255,8 @@ fn the_store_refuses_and_verify_detects_tampering() {
         let copy = fresh_copy(&fixture);
         let open = fixture.open.as_str();
         let mut db = Db::open(copy.path());
-        let (_, _, execution) = db.event(full, 4);
-        let (_, _, previous) = db.event(open, 2);
+        let (_, _, execution) = db.event_with_id(full, 4);
+        let (_, _, previous) = db.event_with_id(open, 2);
         let mut forged = Event::decode(&execution).expect("stored events decode");
         forged.event_id = EventId::generate();
         forged.case_id = CaseId::from_str(open).unwrap();
@@ -387,8 +265,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
         forged.idempotency_key = Some("forged-1".to_string());
         let bytes = forged.canonical_bytes();
         let hash = Sha256Hash::of(&bytes).to_hex();
-        let runtime = &db.runtime;
-        let connection = db.connection.as_mut().unwrap();
+        let (runtime, connection) = db.connection();
         runtime
             .block_on(
                 sqlx::query(
@@ -437,8 +314,8 @@ fn the_store_refuses_and_verify_detects_tampering() {
         let copy = fresh_copy(&fixture);
         let approved = fixture.approved.as_str();
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
-        let (log_index, _, bytes) = db.event(approved, 1);
+        db.drop_triggers(&EVENT_TRIGGERS);
+        let (log_index, _, bytes) = db.event_with_id(approved, 1);
         assert_eq!(bytes[0], b'{');
         let mut spaced = b"{ ".to_vec();
         spaced.extend_from_slice(&bytes[1..]);
@@ -483,7 +360,7 @@ fn the_store_refuses_and_verify_detects_tampering() {
         let copy = fresh_copy(&fixture);
         let open = fixture.open.as_str();
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
+        db.drop_triggers(&EVENT_TRIGGERS);
         assert_eq!(
             db.execute(&format!("DELETE FROM events WHERE case_id = '{open}'")),
             Ok(2)
@@ -505,8 +382,8 @@ fn the_store_refuses_and_verify_detects_tampering() {
     {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
-        db.drop_triggers();
-        let (log_index, _, bytes) = db.event(full, 1);
+        db.drop_triggers(&EVENT_TRIGGERS);
+        let (log_index, _, bytes) = db.event_with_id(full, 1);
         db.set_bytes(log_index, &replace(&bytes, "quarterly", "quarterlz"));
         db.close();
         let output = common::command()
