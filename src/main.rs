@@ -834,42 +834,17 @@ mod commands {
             }
         };
         let listen = listen.unwrap_or(config.server.listen);
-        let log = LogSigner::load(&data).map_err(|error| ClientError::Usage(error.to_string()))?;
-        let checkpoint_copies = custody_server::checkpoint_copies::CheckpointCopies::open(
-            &data,
-            config.log.checkpoints_dir.as_deref(),
-        )
-        .map_err(ClientError::Usage)?;
+        let limits = config.server.connection_limits();
+        let options = custody_server::ServeOptions::from_config(config, &data, policy_source)
+            .map_err(ClientError::Usage)?;
         // Before anything is written or signed: the log must extend every
         // checkpoint signed for it (the database's, the data directory's
         // file, log.checkpoints_dir).
-        checkpoint_copies
+        options
+            .checkpoint_copies
             .check(&store)
             .await
             .map_err(|error| ClientError::Usage(format!("refusing to start: {error}")))?;
-        let options = custody_server::ServeOptions {
-            checkpoint_copies,
-            max_body_bytes: config.server.max_body_bytes,
-            checkpoint_interval: std::time::Duration::from_secs(
-                config.log.checkpoint_interval_seconds,
-            ),
-            log,
-            policy: config.policy,
-            policy_source,
-            scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
-            notify: config.notify,
-            evidence: custody_server::api_evidence::EvidenceState {
-                blobs: config
-                    .evidence
-                    .store
-                    .open(&data.join("evidence"))
-                    .map_err(|error| {
-                        ClientError::Usage(format!("cannot open the evidence store: {error}"))
-                    })?,
-                config: std::sync::Arc::new(config.evidence.clone()),
-            },
-        };
-        let limits = config.server.connection_limits();
         custody_server::serve(store, listen, options, limits, shutdown_signal())
             .await
             .map_err(|error| ClientError::Usage(format!("cannot serve on {listen}: {error}")))?;

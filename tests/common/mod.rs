@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod in_process;
 pub mod load;
 pub mod tamper;
 
@@ -304,6 +305,8 @@ pub struct Server {
     /// `http://host:port`.
     pub url: String,
     child: Option<Child>,
+    /// Set when the server runs in this process ([`Server::start_in_process`]).
+    in_process: Option<in_process::InProcess>,
     log: Arc<Mutex<String>>,
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
@@ -315,7 +318,8 @@ impl Server {
         Server::start_configured(None, None).0
     }
 
-    /// Everything the server processes wrote to stderr so far.
+    /// Everything the server processes wrote to stderr so far (nothing for
+    /// a server in this process).
     pub fn log(&self) -> String {
         self.log
             .lock()
@@ -330,14 +334,21 @@ impl Server {
 
     /// True while the server process has not exited.
     pub fn is_running(&mut self) -> bool {
+        if self.in_process.is_some() {
+            return self.in_process_running();
+        }
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
     }
 
-    /// `kill -9` the server: no shutdown, no flush, no checkpoint.
+    /// `kill -9` the server: no shutdown, no flush, no checkpoint. (A
+    /// server in this process has its task aborted.)
     pub fn kill9(&mut self) {
+        if self.in_process.is_some() {
+            return self.stop_in_process(true);
+        }
         if let Some(mut child) = self.child.take() {
             // `Child::kill` sends SIGKILL on Unix.
             child.kill().expect("kill -9 the server");
@@ -347,6 +358,9 @@ impl Server {
 
     /// Stops the server with SIGTERM (graceful shutdown), falling back to SIGKILL.
     pub fn stop(&mut self) {
+        if self.in_process.is_some() {
+            return self.stop_in_process(false);
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -560,6 +574,7 @@ async fn collect(request: reqwest::RequestBuilder) -> Result<Response, reqwest::
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stop_in_process(true);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -585,6 +600,17 @@ impl Server {
         store: TestStore,
         origin: Option<&str>,
         config: Option<&str>,
+    ) -> (Server, Value) {
+        Server::start_with(store, origin, config, None)
+    }
+
+    /// [`Server::start_on`], with the server in this process when
+    /// `in_process` is given.
+    fn start_with(
+        store: TestStore,
+        origin: Option<&str>,
+        config: Option<&str>,
+        in_process: Option<in_process::InProcess>,
     ) -> (Server, Value) {
         let database = match store {
             TestStore::Embedded => None,
@@ -632,6 +658,7 @@ impl Server {
             addr: String::new(),
             url: String::new(),
             child: None,
+            in_process,
             log: Arc::new(Mutex::new(String::new())),
             runtime,
             http,
@@ -655,6 +682,9 @@ impl Server {
 
     fn spawn_configured(&mut self) {
         assert!(self.child.is_none(), "a server is already running");
+        if self.in_process.is_some() {
+            return self.spawn_in_process();
+        }
         let mut serve = command();
         serve
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])

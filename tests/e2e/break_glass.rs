@@ -1,12 +1,18 @@
 //! Break-glass: access granted in an emergency before approval leaves a
 //! complete trace, a mandatory post-hoc review by someone else, and an
 //! escalation by the ledger itself when nobody reviews in time.
+//!
+//! The server runs in the test's process on a test clock
+//! (`common::in_process`): the deadline passes when the test moves the
+//! clock, and hours of the timer's scans take no waiting.
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_refused, Server};
+use common::in_process::wait_for_system_clock;
+use common::{assert_refused, Server, TestStore};
+use custody_core::Timestamp;
 
 const CONFIG: &str = r#"
 [workflow]
@@ -25,7 +31,7 @@ post_hoc_review_deadline = "2s"
 
 #[test]
 fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
-    let (server, _) = Server::start_configured(None, Some(CONFIG));
+    let (server, _) = Server::start_in_process(TestStore::Embedded, Some(CONFIG));
     let oncall = server.principal("oncall");
     let reviewer = server.principal("reviewer");
     // The policy's adoption is the only entry so far besides the
@@ -119,7 +125,11 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         "lifecycle.already-executed",
     );
 
-    // Nobody reviews in time: the ledger escalates, once, as the system actor.
+    // Nobody reviews in time: the test clock passes the deadline, and the
+    // server's timer, which reads it, escalates, once, as the system actor.
+    let review_deadline =
+        Timestamp::parse(document["view"]["break_glass_deadline"].as_str().unwrap()).unwrap();
+    server.clock().set(review_deadline.plus_seconds(1));
     let deadline = Instant::now() + Duration::from_secs(20);
     let escalation = loop {
         let events = server.events(&oncall, &case);
@@ -142,9 +152,11 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         escalation["payload"]["reason"],
         "break-glass.review-overdue"
     );
-    // A few more of the server's scans (one a second) add nothing. (Over
-    // hundreds of scan intervals, with a test clock: tests/e2e/ledger_timer.rs.)
-    std::thread::sleep(Duration::from_millis(2500));
+    // Five more hours of scans a minute apart on the test clock (a second
+    // node's, and the server's own timer meanwhile) add nothing. (Every
+    // kind of obligation on both stores: tests/e2e/ledger_timer.rs.)
+    let acted = server.advance(5 * 3600);
+    assert!(acted.is_empty(), "acted again: {acted:?}");
     let escalations = server
         .events(&oncall, &case)
         .iter()
@@ -152,7 +164,9 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         .count();
     assert_eq!(escalations, 1, "escalated more than once");
 
-    // verify reports the overdue review while it is missing.
+    // verify reports the overdue review while it is missing (by the system
+    // clock, which verify reads).
+    wait_for_system_clock(review_deadline);
     let (output, report) = common::verify_dir(&server.data);
     assert_eq!(output.status.code(), Some(1), "{report}");
     let finding = report["findings"]
@@ -182,4 +196,61 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
     );
     assert_eq!(server.show(&reviewer, &case)["state"], "reviewed");
     common::assert_verify_ok(&server.data);
+}
+
+/// The server's timer judges deadlines by the server's clock
+/// (`ServeOptions::clock`), not the wall clock: a review due in an hour is
+/// escalated as soon as the test clock passes it, long before the wall
+/// clock does.
+#[test]
+fn the_timer_escalates_by_the_servers_clock() {
+    let config = "[[policy.rules]]\nname = \"prod\"\nresources = [\"prod-*\"]\npost_hoc_review_deadline = \"1h\"\n";
+    let (server, _) = Server::start_in_process(TestStore::Embedded, Some(config));
+    let oncall = server.principal("oncall");
+    let case = server.cli_ok(
+        &oncall,
+        &[
+            "break-glass",
+            "--subject",
+            "user:oncall",
+            "--entitlement",
+            "db-admin",
+            "--resource",
+            "prod-db",
+            "--justification",
+            "INC-4713",
+        ],
+    );
+    let case = case.trim();
+    let review_deadline = Timestamp::parse(
+        server.show(&oncall, case)["view"]["break_glass_deadline"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    server.clock().set(review_deadline.plus_seconds(1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let escalation = loop {
+        let events = server.events(&oncall, case);
+        if let Some(event) = events
+            .iter()
+            .find(|event| event["kind"] == "escalation_raised")
+        {
+            break event.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no escalation was recorded: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let recorded_at = Timestamp::parse(escalation["recorded_at"].as_str().unwrap()).unwrap();
+    assert!(
+        recorded_at < review_deadline,
+        "escalated at {recorded_at}, not before the wall clock reached {review_deadline}"
+    );
+    assert_eq!(
+        escalation["payload"]["reason"],
+        "break-glass.review-overdue"
+    );
 }
