@@ -307,7 +307,9 @@ fn escalations(store: TestStore) {
         "approvers = [\"approvals\"]\nescalation = [\"pager:on-call\"]\n",
         "[[policy.rules]]\nname = \"urgent\"\nentitlements = [\"urgent-*\"]\napproval_deadline = \"2s\"\n\n",
     );
-    let (server, _) = Server::start_on(store, None, Some(&text));
+    // In this process, on a test clock (`common::in_process`), so the
+    // approval deadline passes when the test says.
+    let (server, _) = Server::start_in_process(store, Some(&text));
     let alice = server.principal("alice");
 
     // The approvers' receiver never recovers: five attempts, then dead and escalated.
@@ -353,8 +355,10 @@ fn escalations(store: TestStore) {
         "{failed:?}"
     );
 
-    // A request nobody answers within its rule's deadline is escalated too.
+    // A request nobody answers within its rule's deadline is escalated too:
+    // the test clock passes the deadline, a minute of scans.
     let urgent = request(&server, &alice, "urgent-fix");
+    server.advance(60);
     wait_until("the unanswered request to be escalated", || {
         server.events(&alice, &urgent).iter().any(|event| {
             event["kind"] == "escalation_raised" && event["payload"]["reason"] == "approval.overdue"
@@ -733,7 +737,9 @@ fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
         "owner = [\"hooks:{principal}\"]\n",
         "",
     );
-    let (server, _) = Server::start_on(TestStore::Embedded, None, Some(&text));
+    // In this process, on a test clock (`common::in_process`): the timer's
+    // scans are stepped, not waited for.
+    let (server, _) = Server::start_in_process(TestStore::Embedded, Some(&text));
     let alice = server.principal("alice");
     let bob = server.principal("bob");
     let carol = server.principal("carol");
@@ -787,10 +793,12 @@ fn the_owner_hears_before_access_ends_and_operators_see_the_queue() {
                 && body["subject"] == case.as_str()
         })
     });
-    // Told once, however often the timer runs: a few more of the server's
-    // scans add nothing (over hundreds of scans, with a test clock:
-    // tests/e2e/ledger_timer.rs).
-    std::thread::sleep(Duration::from_millis(2500));
+    // Told once, however often the timer runs: 25 more minutes of scans a
+    // minute apart on the test clock (a second node's, and the server's
+    // own timer meanwhile), up to five minutes before the access ends,
+    // add nothing.
+    let acted = server.advance(25 * 60);
+    assert!(acted.is_empty(), "acted again: {acted:?}");
     let notices = server
         .events(&alice, &case)
         .iter()

@@ -1,12 +1,15 @@
 //! Obligations that start with an execution: the review deadline (always for
 //! automation) and the end of time-bound access. The ledger acts on each
-//! when it falls due, as the `system` actor, and the trail shows it.
+//! when it falls due, as the `system` actor, and the trail shows it. The
+//! deadlines pass on a test clock (`common::in_process`).
 
 use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{assert_refused, Server};
+use common::in_process::wait_for_system_clock;
+use common::{assert_refused, Server, TestStore};
+use custody_core::Timestamp;
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -39,7 +42,7 @@ fn wait_for_kinds(server: &Server, token: &str, case: &str, kinds: &[&str]) -> V
 
 #[test]
 fn time_bound_access_gets_its_revocation_due_and_late_reviews_are_escalated() {
-    let (server, _) = Server::start_configured(None, Some(CONFIG));
+    let (server, _) = Server::start_in_process(TestStore::Embedded, Some(CONFIG));
     let alice = server.principal("alice");
     let bob = server.principal("bob");
     let carol = server.principal("carol");
@@ -64,6 +67,8 @@ fn time_bound_access_gets_its_revocation_due_and_late_reviews_are_escalated() {
     assert!(view["expires_at"].is_string(), "{view}");
     assert!(view["review_due"].is_string(), "{view}");
 
+    // The test clock passes both deadlines: a minute of scans.
+    server.advance(60);
     let events = wait_for_kinds(
         &server,
         &alice,
@@ -98,7 +103,9 @@ fn time_bound_access_gets_its_revocation_due_and_late_reviews_are_escalated() {
     );
     let view = server.show(&alice, &case)["view"].clone();
     assert_eq!(view["revoked"], true);
-    // verify still reports the review nobody did.
+    // verify still reports the review nobody did (by the system clock,
+    // which verify reads).
+    wait_for_system_clock(Timestamp::parse(view["review_due"].as_str().unwrap()).unwrap());
     let (output, report) = common::verify_dir(&server.data);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(report.to_string().contains("review.overdue"), "{report}");

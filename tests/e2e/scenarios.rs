@@ -2,7 +2,8 @@
 //! governed-workflow story (an edge case done right, or done wrong), run
 //! through the real CLI against a real server, once on the embedded store and
 //! once on PostgreSQL. The format is documented in
-//! `tests/scenarios/README.md`.
+//! `tests/scenarios/README.md`. A scenario that moves time (`advance`) runs
+//! its server in the test's process on a test clock (`common::in_process`).
 
 use crate::common;
 
@@ -11,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
+use common::in_process::wait_for_system_clock;
 use common::{stderr, stdout, Server, TestStore};
+use custody_core::Timestamp;
 use serde_json::Value;
 
 /// Scenarios run at once (each has its own server and store).
@@ -96,8 +99,12 @@ enum Step {
         args: Vec<String>,
         expect: Expect,
     },
-    /// `sleep SECONDS`.
-    Sleep(f64),
+    /// `advance DURATION`: the test clock moves forward, a scan interval
+    /// at a time, with a scan at every step.
+    Advance(i64),
+    /// `wall-clock-past CASE PATH`: wait until the system clock has passed
+    /// the time at PATH of `custody show CASE --json`.
+    WallClockPast(String, String),
     /// `state CASE STATE`.
     State(String, String),
     /// `show CASE PATH VALUE`: a field of `custody show CASE --json`.
@@ -178,11 +185,15 @@ fn parse(text: &str) -> Result<Scenario, String> {
                     },
                 ));
             }
-            "sleep" => scenario.steps.push((
+            "advance" => scenario.steps.push((
                 number,
-                Step::Sleep(rest.trim().parse().map_err(|_| error("seconds"))?),
+                Step::Advance(
+                    custody_core::model::parse_duration(rest.trim())
+                        .map_err(|_| error("a duration such as 90s, 30m or 5h"))?
+                        as i64,
+                ),
             )),
-            "state" | "show" | "wait" | "check" => {
+            "state" | "show" | "wait" | "check" | "wall-clock-past" => {
                 let words = split_words(rest).map_err(|message| error(&message))?;
                 let step = match (keyword, words.as_slice()) {
                     ("state", [case, state]) => Step::State(case.clone(), state.clone()),
@@ -194,6 +205,9 @@ fn parse(text: &str) -> Result<Scenario, String> {
                     }
                     ("check", [var, path, value]) => {
                         Step::Check(var.clone(), path.clone(), value.clone())
+                    }
+                    ("wall-clock-past", [case, path]) => {
+                        Step::WallClockPast(case.clone(), path.clone())
                     }
                     _ => return Err(error("wrong number of words")),
                 };
@@ -273,7 +287,15 @@ fn run_scenario(file: &Path, store: TestStore) -> Result<(), String> {
     let text = std::fs::read_to_string(file).map_err(|error| error.to_string())?;
     let scenario = parse(&text)?;
     let config = (!scenario.config.is_empty()).then(|| scenario.config.join("\n") + "\n");
-    let (mut server, _) = Server::start_on(store, None, config.as_deref());
+    let moves_time = scenario
+        .steps
+        .iter()
+        .any(|(_, step)| matches!(step, Step::Advance(_)));
+    let (mut server, _) = if moves_time {
+        Server::start_in_process(store, config.as_deref())
+    } else {
+        Server::start_on(store, None, config.as_deref())
+    };
     let mut tokens: HashMap<String, String> = HashMap::new();
     tokens.insert("admin".to_string(), server.admin_token.clone());
     for (name, args) in &scenario.principals {
@@ -366,7 +388,19 @@ fn run_scenario(file: &Path, store: TestStore) -> Result<(), String> {
                     }
                 }
             }
-            Step::Sleep(seconds) => std::thread::sleep(Duration::from_secs_f64(*seconds)),
+            Step::Advance(seconds) => {
+                server.advance(*seconds);
+            }
+            Step::WallClockPast(case, path) => {
+                let case = substitute(case, &vars)?;
+                let document = server.show(&server.admin_token, &case);
+                let instant = at_path(&document, path)
+                    .and_then(|value| Timestamp::parse(&as_text(&value)).ok())
+                    .ok_or_else(|| {
+                        format!("line {line}: {path} of {case} is not a time\n{document:#}")
+                    })?;
+                wait_for_system_clock(instant);
+            }
             Step::State(case, state) => {
                 let case = substitute(case, &vars)?;
                 let document = server.show(&server.admin_token, &case);
