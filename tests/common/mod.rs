@@ -99,6 +99,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Polls until `done` holds, for at most 30 seconds: for what a running
+/// process does on its own (a delivery, a receiver being called), never for
+/// a deadline to pass (see `in_process`).
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Text of a process's stdout.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

@@ -65,21 +65,7 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         "a refused break-glass appends nothing"
     );
 
-    let case = server.cli_ok(
-        &oncall,
-        &[
-            "break-glass",
-            "--subject",
-            "user:oncall",
-            "--entitlement",
-            "db-admin",
-            "--resource",
-            "prod-db",
-            "--justification",
-            "INC-4711: database down",
-        ],
-    );
-    let case = case.trim().to_string();
+    let case = break_glass_on_prod_db(&server, &oncall, "INC-4711: database down");
     let document = server.show(&oncall, &case);
     assert_eq!(document["state"], "pending_review");
     let kinds: Vec<&str> = document["events"]
@@ -130,21 +116,7 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
     let review_deadline =
         Timestamp::parse(document["view"]["break_glass_deadline"].as_str().unwrap()).unwrap();
     server.clock().set(review_deadline.plus_seconds(1));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let escalation = loop {
-        let events = server.events(&oncall, &case);
-        if let Some(event) = events
-            .iter()
-            .find(|event| event["kind"] == "escalation_raised")
-        {
-            break event.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no escalation was recorded: {events:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let escalation = escalation(&server, &oncall, &case);
     assert_eq!(escalation["actor"]["principal"], "system");
     assert_eq!(escalation["actor"]["via"], "system");
     assert_eq!(escalation["role"], "system");
@@ -207,21 +179,8 @@ fn the_timer_escalates_by_the_servers_clock() {
     let config = "[[policy.rules]]\nname = \"prod\"\nresources = [\"prod-*\"]\npost_hoc_review_deadline = \"1h\"\n";
     let (server, _) = Server::start_in_process(TestStore::Embedded, Some(config));
     let oncall = server.principal("oncall");
-    let case = server.cli_ok(
-        &oncall,
-        &[
-            "break-glass",
-            "--subject",
-            "user:oncall",
-            "--entitlement",
-            "db-admin",
-            "--resource",
-            "prod-db",
-            "--justification",
-            "INC-4713",
-        ],
-    );
-    let case = case.trim();
+    let case = break_glass_on_prod_db(&server, &oncall, "INC-4713");
+    let case = case.as_str();
     let review_deadline = Timestamp::parse(
         server.show(&oncall, case)["view"]["break_glass_deadline"]
             .as_str()
@@ -229,21 +188,7 @@ fn the_timer_escalates_by_the_servers_clock() {
     )
     .unwrap();
     server.clock().set(review_deadline.plus_seconds(1));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let escalation = loop {
-        let events = server.events(&oncall, case);
-        if let Some(event) = events
-            .iter()
-            .find(|event| event["kind"] == "escalation_raised")
-        {
-            break event.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no escalation was recorded: {events:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let escalation = escalation(&server, &oncall, case);
     let recorded_at = Timestamp::parse(escalation["recorded_at"].as_str().unwrap()).unwrap();
     assert!(
         recorded_at < review_deadline,
@@ -253,4 +198,44 @@ fn the_timer_escalates_by_the_servers_clock() {
         escalation["payload"]["reason"],
         "break-glass.review-overdue"
     );
+}
+
+/// `custody break-glass` for `user:oncall` on `db-admin` of `prod-db`, as
+/// `token`; returns the case.
+fn break_glass_on_prod_db(server: &Server, token: &str, justification: &str) -> String {
+    let case = server.cli_ok(
+        token,
+        &[
+            "break-glass",
+            "--subject",
+            "user:oncall",
+            "--entitlement",
+            "db-admin",
+            "--resource",
+            "prod-db",
+            "--justification",
+            justification,
+        ],
+    );
+    case.trim().to_string()
+}
+
+/// The case's escalation, once the server's timer has recorded it (polled
+/// for at most 20 s: the timer scans every few milliseconds).
+fn escalation(server: &Server, token: &str, case: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = server.events(token, case);
+        if let Some(event) = events
+            .iter()
+            .find(|event| event["kind"] == "escalation_raised")
+        {
+            return event.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no escalation was recorded: {events:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

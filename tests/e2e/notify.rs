@@ -8,13 +8,13 @@ use crate::common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{HttpStub, Server, TestStore, STORES};
+use common::{wait_until, HttpStub, Server, TestStore, STORES};
 use serde_json::Value;
 
 const SECRET: &str = "webhook secret for the tests";
@@ -136,15 +136,6 @@ fn config(channels: &[(&str, &str)], routes: &str, extra: &str) -> String {
     text.push_str("\n[notify.routes]\n");
     text.push_str(routes);
     text
-}
-
-/// Polls until `done` holds (at most 30 s).
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn request(server: &Server, token: &str, entitlement: &str) -> String {

@@ -11,13 +11,13 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{assert_refused, HttpStub, Server, TestStore, STORES};
+use common::{assert_refused, wait_until, HttpStub, Server, TestStore, STORES};
 use custody_notify::{Channel, ChannelConfig, Notification, Secret, NATS_MESSAGE_ID_HEADER};
 use serde_json::{json, Value};
 use support::nats::{NatsServer, UniqueStream};
@@ -37,15 +37,6 @@ fn config(channels: &str, routes: &str) -> String {
     format!(
         "[workflow]\nscan_interval_seconds = 1\n\n[notify]\nbackoff_initial_ms = 100\nbackoff_max_ms = 400\npoll_interval_ms = 50\nlease_seconds = 10\nmax_attempts = 5\ncase_url = \"https://custody.example.com/cases/{{case}}\"\n\n{channels}\n[notify.routes]\n{routes}"
     )
-}
-
-/// Polls until `done` holds (at most 30 s).
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn request(server: &Server, token: &str, entitlement: &str, justification: &str) -> String {
