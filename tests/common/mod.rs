@@ -46,20 +46,7 @@ pub fn command() -> Command {
 
 /// Runs `custody verify --data DIR --json`; returns the process output and the parsed report.
 pub fn verify_dir(data: &Path) -> (Output, Value) {
-    let output = command()
-        .args(["verify", "--json", "--data"])
-        .arg(data)
-        .output()
-        .expect("run custody verify");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "verify --json printed no JSON ({error}); exit {:?}\nstdout: {}\nstderr: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output, report)
+    verify_dir_with(data, &[])
 }
 
 /// Asserts that `verify` on `data` exits 0 with `ok: true` and no findings
