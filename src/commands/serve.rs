@@ -96,7 +96,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         .check(&store)
         .await
         .map_err(|error| CliError::Ledger(format!("refusing to start: {error}")))?;
+    // Built field by field (not `ServeOptions::from_config`) so that each
+    // failure keeps its own exit category: keys, files, the ledger.
     let options = custody_server::ServeOptions {
+        clock: custody_core::SystemClock::shared(),
         checkpoint_copies,
         max_body_bytes: config.server.max_body_bytes,
         checkpoint_interval: std::time::Duration::from_secs(config.log.checkpoint_interval_seconds),

@@ -5,6 +5,10 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod in_process;
+pub mod load;
+pub mod tamper;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -42,20 +46,7 @@ pub fn command() -> Command {
 
 /// Runs `custody verify --data DIR --json`; returns the process output and the parsed report.
 pub fn verify_dir(data: &Path) -> (Output, Value) {
-    let output = command()
-        .args(["verify", "--json", "--data"])
-        .arg(data)
-        .output()
-        .expect("run custody verify");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "verify --json printed no JSON ({error}); exit {:?}\nstdout: {}\nstderr: {}",
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output, report)
+    verify_dir_with(data, &[])
 }
 
 /// Asserts that `verify` on `data` exits 0 with `ok: true` and no findings
@@ -92,6 +83,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy file");
         }
+    }
+}
+
+/// Polls until `done` holds, for at most 30 seconds: for what a running
+/// process does on its own (a delivery, a receiver being called), never for
+/// a deadline to pass (see `in_process`).
+#[track_caller]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -301,6 +304,8 @@ pub struct Server {
     /// `http://host:port`.
     pub url: String,
     child: Option<Child>,
+    /// Set when the server runs in this process ([`Server::start_in_process`]).
+    in_process: Option<in_process::InProcess>,
     log: Arc<Mutex<String>>,
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
@@ -312,7 +317,8 @@ impl Server {
         Server::start_configured(None, None).0
     }
 
-    /// Everything the server processes wrote to stderr so far.
+    /// Everything the server processes wrote to stderr so far (nothing for
+    /// a server in this process).
     pub fn log(&self) -> String {
         self.log
             .lock()
@@ -327,14 +333,21 @@ impl Server {
 
     /// True while the server process has not exited.
     pub fn is_running(&mut self) -> bool {
+        if self.in_process.is_some() {
+            return self.in_process_running();
+        }
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
         }
     }
 
-    /// `kill -9` the server: no shutdown, no flush, no checkpoint.
+    /// `kill -9` the server: no shutdown, no flush, no checkpoint. (A
+    /// server in this process has its task aborted.)
     pub fn kill9(&mut self) {
+        if self.in_process.is_some() {
+            return self.stop_in_process(true);
+        }
         if let Some(mut child) = self.child.take() {
             // `Child::kill` sends SIGKILL on Unix.
             child.kill().expect("kill -9 the server");
@@ -344,6 +357,9 @@ impl Server {
 
     /// Stops the server with SIGTERM (graceful shutdown), falling back to SIGKILL.
     pub fn stop(&mut self) {
+        if self.in_process.is_some() {
+            return self.stop_in_process(false);
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -557,6 +573,7 @@ async fn collect(request: reqwest::RequestBuilder) -> Result<Response, reqwest::
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stop_in_process(true);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -582,6 +599,17 @@ impl Server {
         store: TestStore,
         origin: Option<&str>,
         config: Option<&str>,
+    ) -> (Server, Value) {
+        Server::start_with(store, origin, config, None)
+    }
+
+    /// [`Server::start_on`], with the server in this process when
+    /// `in_process` is given.
+    fn start_with(
+        store: TestStore,
+        origin: Option<&str>,
+        config: Option<&str>,
+        in_process: Option<in_process::InProcess>,
     ) -> (Server, Value) {
         let database = match store {
             TestStore::Embedded => None,
@@ -629,6 +657,7 @@ impl Server {
             addr: String::new(),
             url: String::new(),
             child: None,
+            in_process,
             log: Arc::new(Mutex::new(String::new())),
             runtime,
             http,
@@ -652,6 +681,9 @@ impl Server {
 
     fn spawn_configured(&mut self) {
         assert!(self.child.is_none(), "a server is already running");
+        if self.in_process.is_some() {
+            return self.spawn_in_process();
+        }
         let mut serve = command();
         serve
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -887,4 +919,34 @@ pub fn cli_at(url: &str, token: &str, args: &[&str]) -> Output {
         .env("CUSTODY_TOKEN", token)
         .output()
         .expect("run custody")
+}
+
+/// An HTTP server of the test's own (a webhook receiver, a web page) on
+/// 127.0.0.1, with a runtime of its own; it serves until dropped.
+pub struct HttpStub {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl HttpStub {
+    /// Serves `app` on a free port with `threads` worker threads.
+    pub fn serve(app: axum::Router, threads: usize) -> HttpStub {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("build Tokio runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind 127.0.0.1:0");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        runtime.spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        HttpStub {
+            base,
+            _runtime: runtime,
+        }
+    }
 }

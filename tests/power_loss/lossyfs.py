@@ -15,7 +15,7 @@ The power is cut by killing this process with SIGKILL: what was not synced
 to DISK is gone, exactly as a page cache is at a power cut. DISK then holds
 the state a machine would reboot with.
 
-Used by tests/e2e_power_loss.rs; needs root (or fusermount3), /dev/fuse and
+Used by tests/e2e/power_loss.rs; needs root (or fusermount3), /dev/fuse and
 the `mfusepy` module (libfuse 3).
 """
 

@@ -608,6 +608,7 @@ async fn append_through_http(
             )),
             config: std::sync::Arc::new(Default::default()),
         },
+        clock: custody_core::time::SystemClock::shared(),
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,
@@ -846,6 +847,7 @@ async fn deliveries(count: usize) -> Result<()> {
             )),
             config: std::sync::Arc::new(Default::default()),
         },
+        clock: custody_core::time::SystemClock::shared(),
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store.clone(),
@@ -993,6 +995,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
             )),
             config: std::sync::Arc::new(evidence),
         },
+        clock: custody_core::time::SystemClock::shared(),
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,

@@ -140,42 +140,42 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "log.no-checkpoint",
         Test {
-            file: "tests/e2e_log_tamper.rs",
+            file: "tests/e2e/log_tamper.rs",
             holder: "verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted",
         },
     ),
     (
         "log.uncovered-tail",
         Test {
-            file: "tests/e2e_checkpoints.rs",
+            file: "tests/e2e/checkpoints.rs",
             holder: "entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify",
         },
     ),
     (
         "checkpoint.none-outside",
         Test {
-            file: "tests/e2e_log_tamper.rs",
+            file: "tests/e2e/log_tamper.rs",
             holder: "verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted",
         },
     ),
     (
         "checkpoint.missing-from-database",
         Test {
-            file: "tests/e2e_log_tamper.rs",
+            file: "tests/e2e/log_tamper.rs",
             holder: "verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint",
         },
     ),
     (
         "checkpoint.outside-torn",
         Test {
-            file: "tests/e2e_log_tamper.rs",
+            file: "tests/e2e/log_tamper.rs",
             holder: "verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint",
         },
     ),
     (
         "checkpoint.outside-malformed",
         Test {
-            file: "tests/e2e_log_tamper.rs",
+            file: "tests/e2e/log_tamper.rs",
             holder: "verify_fails_when_the_newest_events_are_deleted_with_their_checkpoint",
         },
     ),
@@ -357,21 +357,21 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "evidence.blob-missing",
         Test {
-            file: "tests/e2e_evidence.rs",
+            file: "tests/e2e/evidence.rs",
             holder: "uploads_and_tampering",
         },
     ),
     (
         "evidence.blob-altered",
         Test {
-            file: "tests/e2e_evidence.rs",
+            file: "tests/e2e/evidence.rs",
             holder: "uploads_and_tampering",
         },
     ),
     (
         "evidence.blob-unreferenced",
         Test {
-            file: "tests/e2e_evidence.rs",
+            file: "tests/e2e/evidence.rs",
             holder: "uploads_and_tampering",
         },
     ),
@@ -389,28 +389,28 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "evidence.too-large",
         Test {
-            file: "tests/e2e_evidence.rs",
+            file: "tests/e2e/evidence.rs",
             holder: "over_the_limit",
         },
     ),
     (
         "evidence.address-refused",
         Test {
-            file: "tests/e2e_evidence.rs",
+            file: "tests/e2e/evidence.rs",
             holder: "every_private_address_class_is_refused_and_nothing_is_recorded",
         },
     ),
     (
         "evidence.invalid-url",
         Test {
-            file: "tests/e2e_findings.rs",
+            file: "tests/e2e/findings.rs",
             holder: "a_link_that_is_not_a_url_is_refused_as_evidence_invalid_url",
         },
     ),
     (
         "evidence.hash-mismatch",
         Test {
-            file: "tests/e2e_evidence.rs",
+            file: "tests/e2e/evidence.rs",
             holder: "uploads_and_tampering",
         },
     ),
@@ -426,7 +426,7 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "notify.already-delivered",
         Test {
-            file: "tests/e2e_notify_channels.rs",
+            file: "tests/e2e/notify_channels.rs",
             holder: "jetstream",
         },
     ),
@@ -533,14 +533,14 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "idempotency.key-reused",
         Test {
-            file: "tests/e2e_lifecycle.rs",
+            file: "tests/e2e/lifecycle.rs",
             holder: "idempotency_ticket_dedupe_and_duplicate_open",
         },
     ),
     (
         "case.duplicate-open",
         Test {
-            file: "tests/e2e_lifecycle.rs",
+            file: "tests/e2e/lifecycle.rs",
             holder: "idempotency_ticket_dedupe_and_duplicate_open",
         },
     ),
@@ -548,7 +548,7 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "principal.exists",
         Test {
-            file: "tests/e2e_findings.rs",
+            file: "tests/e2e/findings.rs",
             holder: "adding_a_principal_twice_is_refused_as_principal_exists",
         },
     ),

@@ -258,6 +258,10 @@ impl Deliverer {
             if free == 0 {
                 continue;
             }
+            // The outbox's times (when a row is due, whose lease has
+            // ended) are the store's: it writes a row's first due time when
+            // it queues the notification. So they are compared with the
+            // store's clock, the system's, not with `ServeOptions::clock`.
             let now = Timestamp::now();
             let until = now.plus_unsigned_seconds(self.config.lease_seconds);
             let claimed = match self

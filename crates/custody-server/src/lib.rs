@@ -32,6 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use custody_core::time::{SharedClock, SystemClock};
 use custody_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database.
     pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
+    /// The time the server's decisions are made at ([`ServeOptions::clock`]).
+    pub clock: SharedClock,
 }
 
 /// How the server runs, beyond the store.
@@ -84,6 +87,50 @@ pub struct ServeOptions {
     /// Where every signed checkpoint is copied outside the database (the
     /// data directory's `checkpoints` file, `log.checkpoints_dir`).
     pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
+    /// Where the server reads the time its decisions are made at: which
+    /// obligations are overdue (the timer), whether a delegation grant is in
+    /// force, how far ahead a client's `occurred_at` may be. `SystemClock`
+    /// in production; a test gives a `ManualClock` and moves it, so deadline
+    /// scenarios never sleep. The outbox's schedule is not among them: its
+    /// times are written by the store, so the deliverer reads the store's
+    /// clock (the system's).
+    pub clock: SharedClock,
+}
+
+impl ServeOptions {
+    /// The options `custody serve` runs with: the configuration file's
+    /// settings, the data directory's signing keys, checkpoint copies and
+    /// evidence store, and the system clock. `policy_source` is where the
+    /// policy came from, as its adoption records it.
+    pub fn from_config(
+        config: config::Config,
+        data: &std::path::Path,
+        policy_source: String,
+    ) -> Result<ServeOptions, String> {
+        let log = keys::LogSigner::load(data).map_err(|error| error.to_string())?;
+        let checkpoint_copies =
+            checkpoint_copies::CheckpointCopies::open(data, config.log.checkpoints_dir.as_deref())?;
+        let blobs = config
+            .evidence
+            .store
+            .open(&data.join("evidence"))
+            .map_err(|error| format!("cannot open the evidence store: {error}"))?;
+        Ok(ServeOptions {
+            checkpoint_copies,
+            max_body_bytes: config.server.max_body_bytes,
+            checkpoint_interval: Duration::from_secs(config.log.checkpoint_interval_seconds),
+            log,
+            policy: config.policy,
+            policy_source,
+            scan_interval: Duration::from_secs(config.workflow.scan_interval_seconds),
+            notify: config.notify,
+            evidence: api::evidence::EvidenceState {
+                blobs,
+                config: std::sync::Arc::new(config.evidence),
+            },
+            clock: SystemClock::shared(),
+        })
+    }
 }
 
 #[derive(OpenApi)]
@@ -225,7 +272,7 @@ pub async fn serve_listener_with(
         .check(&store)
         .await
         .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
-    let metrics = install_metrics();
+    let (metrics, upkeep) = install_metrics();
     // The policy this node decides with is on the record before any case is
     // decided with it: a policy change is itself an audited event.
     match store
@@ -262,7 +309,11 @@ pub async fn serve_listener_with(
         options.checkpoint_interval,
         options.checkpoint_copies.clone(),
     ));
-    let escalations = tokio::spawn(timer::run(store.clone(), options.scan_interval));
+    let escalations = tokio::spawn(timer::run(
+        store.clone(),
+        options.scan_interval,
+        options.clock.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         metrics,
@@ -270,6 +321,7 @@ pub async fn serve_listener_with(
         policy: std::sync::Arc::new(options.policy),
         evidence: options.evidence,
         checkpoint_copies: options.checkpoint_copies.clone(),
+        clock: options.clock.clone(),
     };
     let served = connections::serve(
         listener,
@@ -281,6 +333,9 @@ pub async fn serve_listener_with(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
+    if let Some(upkeep) = upkeep {
+        upkeep.abort();
+    }
     // The last writes get their checkpoint before the process ends, so a
     // stopped node leaves no tail that no checkpoint covers.
     sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
@@ -324,19 +379,34 @@ async fn sign_checkpoint_once(
     }
 }
 
-fn install_metrics() -> Option<PrometheusHandle> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .ok()?;
+/// The process's Prometheus recorder, and its upkeep task for this server.
+/// A process has one recorder: it is installed by the first server and
+/// shared by any later one in the same process (a test or a benchmark that
+/// runs several), whose `/metrics` then shows the counters of all of them.
+fn install_metrics() -> (
+    Option<PrometheusHandle>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    static RECORDER: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    let Some(handle) = RECORDER
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+    else {
+        return (None, None);
+    };
     let upkeep = handle.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(5));
         loop {
             interval.tick().await;
             upkeep.run_upkeep();
         }
     });
-    Some(handle)
+    (Some(handle), Some(task))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

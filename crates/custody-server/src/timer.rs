@@ -4,8 +4,9 @@
 //! before it ends and its `revocation_due` when it ends.
 //!
 //! The scan is a function of the time it is given ([`scan_overdue`]); the
-//! server's task ([`run`]) calls it with the system clock every
-//! `workflow.scan_interval_seconds`. Each obligation is acted on once,
+//! server's task ([`run`]) calls it with the server's clock
+//! (`ServeOptions::clock`: the system clock in production, a test's
+//! `ManualClock` in tests) every `workflow.scan_interval_seconds`. Each obligation is acted on once,
 //! however often and on however many nodes the scan runs: the case's
 //! projection records what the ledger already did, and the write's
 //! idempotency key names the case and the reason.
@@ -13,6 +14,7 @@
 use std::time::Duration;
 
 use custody_core::command::CaseCommand;
+use custody_core::time::SharedClock;
 use custody_core::{Actor, CaseId, Timestamp};
 use custody_store::{CaseWrite, Store, StoreError};
 
@@ -84,14 +86,15 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
     Ok(acted)
 }
 
-/// The server's timer task: [`scan_overdue`] at the system clock's time,
-/// every `interval`, until the task is aborted.
-pub async fn run(store: Store, interval: Duration) {
+/// The server's timer task: [`scan_overdue`] at `clock`'s time, every
+/// `interval` (real time: how often to look, not what time it is), until
+/// the task is aborted.
+pub async fn run(store: Store, interval: Duration, clock: SharedClock) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = scan_overdue(&store, Timestamp::now()).await {
+        if let Err(error) = scan_overdue(&store, clock.now()).await {
             tracing::error!(%error, "scanning for overdue obligations failed");
         }
     }

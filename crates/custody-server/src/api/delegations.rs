@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use custody_api::{DelegationBody, DelegationList};
 use custody_core::model::{parse_duration, validate_name, PrincipalId};
-use custody_core::Timestamp;
 
 use super::invalid;
 use crate::extract::{ApiJson, ApiPath, Caller};
@@ -34,7 +33,7 @@ pub async fn grant_delegation(
             format!("no randomness available: {error}"),
         )
     })?;
-    let now = Timestamp::now();
+    let now = state.clock.now();
     let grant = custody_core::delegation::DelegationGrant {
         grant_id: format!("dg_{}", custody_core::hex::encode(&suffix)),
         vendor_org: validate_name("vendor_org", &body.vendor_org).map_err(invalid)?,

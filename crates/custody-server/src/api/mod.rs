@@ -37,7 +37,7 @@ pub(crate) async fn write(
     command: CaseCommand,
     occurred_at: Option<String>,
 ) -> Result<Json<WriteOutcome>, Problem> {
-    let occurred_at = parse_occurred_at(occurred_at)?;
+    let occurred_at = parse_occurred_at(occurred_at, state.clock.now())?;
     let actor = if who.principal.kind == custody_core::PrincipalKind::Vendor {
         // A vendor's grant must cover the case's change; the change of a case
         // never changes, so reading it before the write is safe.
@@ -74,7 +74,7 @@ async fn acting_for(
     }
     let grants = state.store.delegations().await?;
     let grant =
-        custody_core::delegation::grant_for(&grants, &who.principal, change, Timestamp::now())
+        custody_core::delegation::grant_for(&grants, &who.principal, change, state.clock.now())
             .map_err(Problem::refused)?;
     let mut actor = who.actor;
     if let Some(grant) = grant {
@@ -86,13 +86,16 @@ async fn acting_for(
 
 /// Clients may say a step happened earlier than it is recorded (a late
 /// record), never later: an `occurred_at` in the future is refused, with a
-/// minute of tolerance for clock skew.
-fn parse_occurred_at(occurred_at: Option<String>) -> Result<Option<Timestamp>, Problem> {
+/// minute of tolerance for clock skew. `now` is the server's clock.
+fn parse_occurred_at(
+    occurred_at: Option<String>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Problem> {
     let Some(text) = occurred_at else {
         return Ok(None);
     };
     let occurred_at = Timestamp::parse(&text).map_err(invalid)?;
-    if occurred_at > Timestamp::now().plus_seconds(60) {
+    if occurred_at > now.plus_seconds(60) {
         return Err(Problem::invalid(format!(
             "occurred_at {occurred_at} is in the future"
         )));
