@@ -1023,15 +1023,8 @@ mod commands {
             if let std::collections::btree_map::Entry::Vacant(entry) = checked.entry(digest) {
                 entry.insert(blobs.verify(&digest).await.map_err(store_error)?);
             }
-            let finding = |code: &'static str, message: String| Finding {
-                code,
-                severity: Severity::Critical,
-                case_id: Some(reference.case_id.clone()),
-                message,
-                event_id: Some(reference.event_id.clone()),
-                seq: Some(reference.seq),
-                log_index: Some(reference.log_index),
-            };
+            let finding =
+                |code: &'static str, message: String| reference.finding(code, Severity::Critical, message);
             match &checked[&digest] {
                 VerifyOutcome::Missing => findings.push(finding(
                     "evidence.blob-missing",
@@ -1067,17 +1060,13 @@ mod commands {
         }
         for stored in blobs.list().await.map_err(store_error)? {
             if !checked.contains_key(&stored) {
-                findings.push(Finding {
-                    code: "evidence.blob-unreferenced",
-                    severity: Severity::Medium,
-                    case_id: None,
-                    message: format!(
+                findings.push(Finding::new(
+                    "evidence.blob-unreferenced",
+                    Severity::Medium,
+                    format!(
                         "the evidence store holds blob {stored}, which no event references (an upload whose event was never written, or a blob put there by hand)"
                     ),
-                    event_id: None,
-                    seq: None,
-                    log_index: None,
-                });
+                ));
             }
         }
         report.checked.evidence_blobs = checked.len() as u64;

@@ -625,15 +625,7 @@ pub(crate) struct AdminAudit {
 }
 
 fn finding_at(event: &Event, log_index: u64, refusal: Refusal, severity: Severity) -> Finding {
-    Finding {
-        code: refusal.rule,
-        severity,
-        case_id: Some(event.case_id.to_string()),
-        message: refusal.message,
-        event_id: Some(event.event_id.to_string()),
-        seq: Some(event.seq),
-        log_index: Some(log_index),
-    }
+    Finding::new(refusal.rule, severity, refusal.message).at_event(event, log_index)
 }
 
 impl AdminAudit {
@@ -729,29 +721,20 @@ impl AdminAudit {
 
     /// Compares the stored projections with the record.
     pub(crate) fn check_rows(&mut self, rows: &AdminRows) {
-        let finding = |code: &'static str, message: String| Finding {
-            code,
-            severity: Severity::Critical,
-            case_id: None,
-            message,
-            event_id: None,
-            seq: None,
-            log_index: None,
-        };
+        let finding =
+            |code: &'static str, message: String| Finding::new(code, Severity::Critical, message);
         if self.record.is_none() {
             if !rows.principals.is_empty() || !rows.tokens.is_empty() || !rows.grants.is_empty() {
-                self.findings.push(Finding {
-                    severity: Severity::Info,
-                    ..finding(
-                        "admin.unrecorded-legacy",
-                        format!(
-                            "the store holds {} principal(s), {} token(s) and {} delegation grant(s) but no administration record: it was made by a version that did not record administration; `custody serve` records them when it next starts",
-                            rows.principals.len(),
-                            rows.tokens.len(),
-                            rows.grants.len()
-                        ),
-                    )
-                });
+                self.findings.push(Finding::new(
+                    "admin.unrecorded-legacy",
+                    Severity::Info,
+                    format!(
+                        "the store holds {} principal(s), {} token(s) and {} delegation grant(s) but no administration record: it was made by a version that did not record administration; `custody serve` records them when it next starts",
+                        rows.principals.len(),
+                        rows.tokens.len(),
+                        rows.grants.len()
+                    ),
+                ));
             }
             return;
         }

@@ -133,17 +133,8 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
                 },
             });
         }
-        let finding = |code: &'static str, severity: Severity, message: String| Finding {
-            code,
-            severity,
-            case_id: None,
-            message,
-            event_id: None,
-            seq: None,
-            log_index: None,
-        };
         if parsed.torn > 0 {
-            findings.push(finding(
+            findings.push(Finding::new(
                 "checkpoint.outside-torn",
                 Severity::Info,
                 format!(
@@ -155,7 +146,7 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
             ));
         }
         if !parsed.stray_lines.is_empty() {
-            findings.push(finding(
+            findings.push(Finding::new(
                 "checkpoint.outside-malformed",
                 Severity::High,
                 format!(
