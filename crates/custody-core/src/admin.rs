@@ -28,7 +28,8 @@ use crate::event::{
     DelegationGranted, DelegationRevoked, Event, EventBody, PrincipalAdded, PrincipalGroupsChanged,
     TokenIssued, TokenRevoked,
 };
-use crate::lifecycle::{Draft, Refusal, Severity};
+use crate::lifecycle::{Draft, Refusal};
+use crate::severity::Severity;
 use crate::model::{Actor, Change, Principal, PrincipalId, Role, SYSTEM_PRINCIPAL};
 use crate::time::Timestamp;
 

@@ -19,8 +19,10 @@ pub mod id;
 pub mod lifecycle;
 pub mod model;
 pub mod notify;
+pub mod obligation;
 pub mod policy;
 pub mod proof;
+pub mod severity;
 pub mod text;
 pub mod time;
 

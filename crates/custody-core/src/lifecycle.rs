@@ -27,6 +27,14 @@ use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
 use crate::policy::AppliedRule;
 use crate::time::Timestamp;
 
+// Moved to modules of their own; kept here so existing paths still resolve.
+pub use crate::obligation::{
+    overdue, pending_obligations, APPROVAL_OVERDUE, BREAK_GLASS_REVIEW_OVERDUE,
+    EXPIRY_NOTICE, EXPIRY_NOTICE_MIN_DURATION_SECONDS, EXPIRY_NOTICE_SECONDS,
+    EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE, REVOCATION_GRACE_SECONDS,
+};
+pub use crate::severity::Severity;
+
 /// An event to append, before the store gives it an ID, a sequence number and
 /// a place in the chain.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,22 +69,6 @@ pub struct ApprovedCase<'case> {
 #[derive(Debug, Clone, Copy)]
 pub struct ExecutedCase<'case> {
     case: &'case CaseView,
-}
-
-/// The severity of a rule broken in a stored trail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth knowing; nothing is wrong.
-    Info,
-    /// A weakness in the trail.
-    Low,
-    /// A rule was bent.
-    Medium,
-    /// A control was bypassed.
-    High,
-    /// The trail itself cannot be trusted.
-    Critical,
 }
 
 /// Where a draft goes in the ledger: everything the store decides.
@@ -132,19 +124,6 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "{} [{}]", self.message, self.rule)
-    }
-}
-
-impl Severity {
-    /// The severity's name as printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
     }
 }
 
@@ -601,73 +580,6 @@ pub fn execute_revocation(
     })
 }
 
-/// The obligations of `case` that are overdue at `now`, as reason codes with
-/// their deadlines, excluding those the ledger already acted on.
-pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(&'static str, Timestamp)> {
-    pending_obligations(case)
-        .into_iter()
-        .filter(|(_, deadline)| *deadline <= now)
-        .collect()
-}
-
-/// Every obligation of `case` the ledger has not yet acted on, with its
-/// deadline: a post-hoc review after break-glass, a review after an
-/// execution with a deadline, the revocation of time-bound access.
-pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
-    let escalated = |reason: &str| case.escalations.iter().any(|raised| raised == reason);
-    let mut pending = Vec::new();
-    if case.reviews.is_empty() {
-        if let Some(deadline) = case.break_glass_deadline {
-            if case.state == CaseState::PendingReview && !escalated(BREAK_GLASS_REVIEW_OVERDUE) {
-                pending.push((BREAK_GLASS_REVIEW_OVERDUE, deadline));
-            }
-        }
-        if let Some(deadline) = case.review_due {
-            if case.state == CaseState::Executed && !escalated(REVIEW_OVERDUE) {
-                pending.push((REVIEW_OVERDUE, deadline));
-            }
-        }
-    }
-    if let Some(expires_at) = case.expires_at {
-        if !case.revoked && !case.revocation_due {
-            pending.push((EXPIRY_REVOCATION_DUE, expires_at));
-            // Long grants get a notice before they end.
-            let long = case
-                .change
-                .duration_seconds
-                .is_some_and(|seconds| seconds >= EXPIRY_NOTICE_MIN_DURATION_SECONDS);
-            if long && !case.expiry_noticed {
-                pending.push((
-                    EXPIRY_NOTICE,
-                    expires_at.plus_seconds(-EXPIRY_NOTICE_SECONDS),
-                ));
-            }
-        }
-    }
-    if case.state == CaseState::Open && !escalated(APPROVAL_OVERDUE) {
-        if let Some(seconds) = case.rule.approval_deadline_seconds {
-            pending.push((
-                APPROVAL_OVERDUE,
-                case.opened_at.plus_seconds(seconds as i64),
-            ));
-        }
-    }
-    pending
-}
-
-/// The obligation code of the notice before time-bound access ends.
-pub const EXPIRY_NOTICE: &str = "expiry.notice";
-
-/// How long before time-bound access ends its owner is told.
-pub const EXPIRY_NOTICE_SECONDS: i64 = 3600;
-
-/// Grants shorter than this get no notice before they end.
-pub const EXPIRY_NOTICE_MIN_DURATION_SECONDS: u64 = 2 * 3600;
-
-/// The reason code of a request no approver answered within the rule's
-/// `approval_deadline`.
-pub const APPROVAL_OVERDUE: &str = "approval.overdue";
-
 /// Records one attempt to deliver an owed notification (by `system`). A
 /// final failure of a notification also raises an escalation naming the
 /// delivery, which owes the escalation route a notice, unless `escalate` is
@@ -698,30 +610,6 @@ pub fn record_delivery(
     }
     drafts
 }
-
-impl CaseView {
-    /// The earliest deadline of an obligation the ledger has not acted on:
-    /// the store indexes it so that timers scan only cases that are due.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
-        pending_obligations(self)
-            .into_iter()
-            .map(|(_, deadline)| deadline)
-            .min()
-    }
-}
-
-/// The reason code of a missed post-hoc review after break-glass.
-pub const BREAK_GLASS_REVIEW_OVERDUE: &str = "break-glass.review-overdue";
-
-/// The reason code of a review missed after an ordinary execution.
-pub const REVIEW_OVERDUE: &str = "review.overdue";
-
-/// The reason code under which the ledger records that time-bound access ended.
-pub const EXPIRY_REVOCATION_DUE: &str = "expiry.revocation-due";
-
-/// How long after time-bound access ends its revocation may still be
-/// recorded before `verify` reports it overdue.
-pub const REVOCATION_GRACE_SECONDS: i64 = 3600;
 
 /// A review with outcome `revoke` opens a linked revocation case: returns the
 /// request of the new case (revoking the same entitlement of the same

@@ -11,7 +11,7 @@ use super::StoredCaseHead;
 use crate::case::CaseView;
 use crate::event::Event;
 use crate::id::Sha256Hash;
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// What the audit keeps of one case while reading it.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::finding::Finding;
 use crate::event::{DeliveryOutcome, Event, EventBody};
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// The deliveries seen so far.

@@ -9,7 +9,7 @@ use super::finding::Finding;
 use super::EvidenceRef;
 use crate::event::{Event, EventBody};
 use crate::id::Sha256Hash;
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// How long evidence may wait for a case carrying its reference before

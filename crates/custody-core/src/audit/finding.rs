@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::event::Event;
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 
 /// Something wrong with the trail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::finding::Finding;
 use crate::event::{Event, EventBody};
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 
 /// Every half of a link seen.
 #[derive(Default)]

@@ -9,7 +9,7 @@ use custody_log::{verify_checkpoint, Frontier, Hash};
 
 use super::finding::Finding;
 use super::{Checked, DecodedRow, LogAudit, StoredEvent};
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// The server's default `log.checkpoint_interval_seconds`, which `verify`

@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::case::CaseView;
 use crate::event::{DecodeError, Event, EventBody};
 use crate::id::Sha256Hash;
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 use custody_log::{leaf_hash, Hash, VerifierKey};
 
 mod chain;

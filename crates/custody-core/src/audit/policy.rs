@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::finding::Finding;
 use crate::event::{Event, PolicyAdopted};
 use crate::id::Sha256Hash;
-use crate::lifecycle::Severity;
+use crate::severity::Severity;
 
 /// The policies adopted and the requests that cite one.
 #[derive(Default)]

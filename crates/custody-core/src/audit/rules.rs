@@ -8,7 +8,8 @@ use super::chain::CaseTrail;
 use super::finding::Finding;
 use crate::case::{CaseState, CaseView};
 use crate::event::Event;
-use crate::lifecycle::{judge_request, violations_with, Severity};
+use crate::lifecycle::{judge_request, violations_with};
+use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// The rules a case's first event breaks.
@@ -123,10 +124,10 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
             let escalated = view
                 .escalations
                 .iter()
-                .any(|reason| reason == crate::lifecycle::BREAK_GLASS_REVIEW_OVERDUE);
+                .any(|reason| reason == crate::obligation::BREAK_GLASS_REVIEW_OVERDUE);
             findings.push(
                 Finding::new(
-                    crate::lifecycle::BREAK_GLASS_REVIEW_OVERDUE,
+                    crate::obligation::BREAK_GLASS_REVIEW_OVERDUE,
                     Severity::High,
                     format!(
                         "case {case_id} was executed under break-glass and its post-hoc review was due {deadline}; it has not been reviewed ({})",
@@ -141,7 +142,7 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
         if view.reviews.is_empty() && due <= now {
             findings.push(
                 Finding::new(
-                    crate::lifecycle::REVIEW_OVERDUE,
+                    crate::obligation::REVIEW_OVERDUE,
                     Severity::Medium,
                     format!(
                         "case {case_id} was executed and its review was due {due}; it has not been reviewed"
@@ -152,7 +153,7 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
         }
     }
     if let Some(expires_at) = view.expires_at {
-        let grace_end = expires_at.plus_seconds(crate::lifecycle::REVOCATION_GRACE_SECONDS);
+        let grace_end = expires_at.plus_seconds(crate::obligation::REVOCATION_GRACE_SECONDS);
         if !view.revoked && grace_end <= now {
             findings.push(
                 Finding::new(
