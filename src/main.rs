@@ -1023,8 +1023,9 @@ mod commands {
             if let std::collections::btree_map::Entry::Vacant(entry) = checked.entry(digest) {
                 entry.insert(blobs.verify(&digest).await.map_err(store_error)?);
             }
-            let finding =
-                |code: &'static str, message: String| reference.finding(code, Severity::Critical, message);
+            let finding = |code: &'static str, message: String| {
+                reference.finding(code, Severity::Critical, message)
+            };
             match &checked[&digest] {
                 VerifyOutcome::Missing => findings.push(finding(
                     "evidence.blob-missing",

@@ -672,10 +672,10 @@ async fn outbox_cost(writers: usize, per_writer: u64, rounds: usize) -> Result<(
     let off_directory = tempfile::tempdir()?;
     let on_store = Store::open(on_directory.path()).await?;
     let off_store = Store::open(off_directory.path()).await?;
-    let mut routing = custody_core::notify::Routing::default();
+    let mut routing = custody_core::notice::Routing::default();
     routing.routes.insert(
-        custody_core::notify::Audience::Approvers,
-        vec![custody_core::notify::Route {
+        custody_core::notice::Audience::Approvers,
+        vec![custody_core::notice::Route {
             channel: "hooks".to_string(),
             recipient: None,
         }],

@@ -55,10 +55,10 @@ pub struct Event {
     /// The idempotency key of the write that made it.
     #[serde(deserialize_with = "Option::deserialize")]
     pub idempotency_key: Option<String>,
-    /// The notifications this event owes (see [`crate::notify`]); absent
+    /// The notifications this event owes (see [`crate::notice`]); absent
     /// from the encoding when it owes none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<crate::notify::Owed>,
+    pub notify: Vec<crate::notice::Owed>,
 }
 
 /// What happened, with its details. Serialised as `kind` plus `payload`.
@@ -152,7 +152,7 @@ pub enum EventBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Attempt {
-    /// The owed notification (see [`crate::notify::Owed`]).
+    /// The owed notification (see [`crate::notice::Owed`]).
     pub delivery_id: String,
     /// The channel tried.
     pub channel: String,

@@ -29,9 +29,9 @@ use crate::time::Timestamp;
 
 // Moved to modules of their own; kept here so existing paths still resolve.
 pub use crate::obligation::{
-    overdue, pending_obligations, APPROVAL_OVERDUE, BREAK_GLASS_REVIEW_OVERDUE,
-    EXPIRY_NOTICE, EXPIRY_NOTICE_MIN_DURATION_SECONDS, EXPIRY_NOTICE_SECONDS,
-    EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE, REVOCATION_GRACE_SECONDS,
+    overdue, pending_obligations, APPROVAL_OVERDUE, BREAK_GLASS_REVIEW_OVERDUE, EXPIRY_NOTICE,
+    EXPIRY_NOTICE_MIN_DURATION_SECONDS, EXPIRY_NOTICE_SECONDS, EXPIRY_REVOCATION_DUE,
+    REVIEW_OVERDUE, REVOCATION_GRACE_SECONDS,
 };
 pub use crate::severity::Severity;
 
@@ -600,7 +600,7 @@ pub fn record_delivery(
     if dead && escalate {
         drafts.push(Draft {
             body: EventBody::EscalationRaised(Escalation {
-                reason: crate::notify::DEAD_LETTER.to_string(),
+                reason: crate::notice::DEAD_LETTER.to_string(),
                 deadline: now,
                 delivery_id: Some(delivery_id),
             }),

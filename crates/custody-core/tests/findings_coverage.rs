@@ -1573,10 +1573,10 @@ fn notify_undelivered() -> Outcome {
     // A notification given up on and never escalated.
     let mut trail = Trail::default();
     let case = trail.append(None, human("alice"), request_draft("admin"));
-    trail.events[0].notify.push(custody_core::notify::Owed {
+    trail.events[0].notify.push(custody_core::notice::Owed {
         delivery_id: "dl-1".to_string(),
         kind: "change_requested".to_string(),
-        audience: custody_core::notify::Audience::Approvers,
+        audience: custody_core::notice::Audience::Approvers,
         channel: "hook".to_string(),
         recipient: None,
     });
@@ -2531,10 +2531,10 @@ fn notify_reviewer_not_notified() -> Outcome {
     let case = trail.append(None, human("alice"), request_draft("admin"));
     let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
     trail.append(Some(&case), human("bob"), draft);
-    trail.events[1].notify.push(custody_core::notify::Owed {
+    trail.events[1].notify.push(custody_core::notice::Owed {
         delivery_id: "dl-review".to_string(),
-        kind: custody_core::notify::CHANGE_APPROVED_FOR_REVIEW.to_string(),
-        audience: custody_core::notify::Audience::Reviewers,
+        kind: custody_core::notice::CHANGE_APPROVED_FOR_REVIEW.to_string(),
+        audience: custody_core::notice::Audience::Reviewers,
         channel: "hook".to_string(),
         recipient: None,
     });

@@ -32,7 +32,7 @@ use custody_core::delegation::DelegationGrant;
 use custody_core::event::Event;
 use custody_core::lifecycle::{Draft, Placement};
 use custody_core::model::{Actor, Change, Principal, PrincipalId};
-use custody_core::notify::Routing;
+use custody_core::notice::Routing;
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use tokio::sync::oneshot;
@@ -257,7 +257,7 @@ pub(crate) struct Pending {
     pub(crate) total_appended: u64,
     /// Whether events become Merkle leaves (always, outside benchmarks).
     pub(crate) merkle_log: bool,
-    /// Who is told what (see [`custody_core::notify`]).
+    /// Who is told what (see [`custody_core::notice`]).
     pub(crate) routing: Arc<Routing>,
     /// Changes to outbox rows made by the batch (delivery results, retries).
     pub(crate) outbox_updates: Vec<OutboxUpdate>,

@@ -31,7 +31,7 @@ struct OwedSeen {
     log_index: u64,
     seq: u64,
     recorded_at: Timestamp,
-    owed: crate::notify::Owed,
+    owed: crate::notice::Owed,
 }
 
 #[derive(Default)]
@@ -54,8 +54,8 @@ impl Deliveries {
     /// it records.
     pub(super) fn observe(&mut self, event: &Event, log_index: u64) {
         for owed in &event.notify {
-            if owed.audience == crate::notify::Audience::Reviewers
-                && owed.kind == crate::notify::CHANGE_APPROVED_FOR_REVIEW
+            if owed.audience == crate::notice::Audience::Reviewers
+                && owed.kind == crate::notice::CHANGE_APPROVED_FOR_REVIEW
             {
                 self.reviewer_notices
                     .entry(event.case_id.to_string())
@@ -126,7 +126,7 @@ impl Deliveries {
             let dead = delivery.is_some_and(|delivery| delivery.dead);
             let overdue = now.is_some_and(|now| {
                 seen.recorded_at
-                    .plus_seconds(crate::notify::DELIVERY_GRACE_SECONDS)
+                    .plus_seconds(crate::notice::DELIVERY_GRACE_SECONDS)
                     <= now
             });
             if !dead && !overdue {

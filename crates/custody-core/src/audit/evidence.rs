@@ -68,11 +68,8 @@ impl EvidenceRecordTrail {
 
     /// Held evidence must find its case within [`EVIDENCE_GRACE_SECONDS`].
     pub(super) fn finish(&self, case_id: &str, now: Option<Timestamp>) -> Option<Finding> {
-        let waited_too_long = now.is_some_and(|now| {
-            self.first_recorded_at
-                .plus_seconds(EVIDENCE_GRACE_SECONDS)
-                <= now
-        });
+        let waited_too_long = now
+            .is_some_and(|now| self.first_recorded_at.plus_seconds(EVIDENCE_GRACE_SECONDS) <= now);
         (!self.released && waited_too_long).then(|| {
             Finding::new(
                 "evidence.unattached",
@@ -157,7 +154,11 @@ impl EvidenceSeen {
                         },
                     )
                 } else {
-                    (recheck.url.clone(), LinkWord::Verified, "unchanged".to_string())
+                    (
+                        recheck.url.clone(),
+                        LinkWord::Verified,
+                        "unchanged".to_string(),
+                    )
                 })
             }
             _ => None,

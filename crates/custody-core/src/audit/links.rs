@@ -133,9 +133,9 @@ impl Links {
             let matched = halves_by_case
                 .get(link.other_case.as_str())
                 .is_some_and(|halves| {
-                    halves
-                        .iter()
-                        .any(|other| other.other_case == link.case_id && other.kind == link.kind.partner())
+                    halves.iter().any(|other| {
+                        other.other_case == link.case_id && other.kind == link.kind.partner()
+                    })
                 });
             if !matched {
                 findings.push(

@@ -63,7 +63,11 @@ enum RootSource {
 impl LogState {
     /// The checks of `log`'s checkpoints that need no event: signatures,
     /// rows against their notes, outside checkpoints against the database.
-    pub(super) fn new(log: &LogAudit, checked: &mut Checked, findings: &mut Vec<Finding>) -> LogState {
+    pub(super) fn new(
+        log: &LogAudit,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) -> LogState {
         let mut state = LogState {
             stored_leaves: log.stored_leaves,
             log_checks: true,
@@ -136,7 +140,12 @@ impl LogState {
     /// by a trusted key and be in the database (same size, same root); its
     /// root is then checked against the rebuilt tree like a stored one. A
     /// copy identical to a stored row adds no second report of that row.
-    fn check_outside(&mut self, log: &LogAudit, checked: &mut Checked, findings: &mut Vec<Finding>) {
+    fn check_outside(
+        &mut self,
+        log: &LogAudit,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) {
         let stored_notes: HashSet<&str> = log
             .checkpoints
             .iter()
@@ -412,7 +421,9 @@ impl LogState {
                     ),
                 )
             };
-            findings.push(Finding::new(code, severity, format!("{what}; {judgement}")).log_index(first));
+            findings.push(
+                Finding::new(code, severity, format!("{what}; {judgement}")).log_index(first),
+            );
         }
         if self.outside_given == 0 && log_size > 0 {
             findings.push(Finding::new(

@@ -32,6 +32,7 @@ use crate::id::Sha256Hash;
 use crate::severity::Severity;
 use custody_log::{leaf_hash, Hash, VerifierKey};
 
+mod admin;
 mod chain;
 mod delivery;
 mod evidence;
@@ -239,7 +240,7 @@ pub struct Auditor {
     /// Evidence referenced and links captured.
     evidence: evidence::EvidenceSeen,
     /// The administration record and the actions taken under delegation grants.
-    admin: crate::admin::AdminAudit,
+    admin: admin::AdminAudit,
 }
 
 impl Auditor {
@@ -378,8 +379,7 @@ impl Auditor {
                 .observe_delegated_action(event, &view.change, log_index);
         }
         let evidence_record = evidence::EvidenceRecordTrail::opened_by(event, log_index);
-        if view.is_none() && policy_record.is_none() && evidence_record.is_none() && !admin_record
-        {
+        if view.is_none() && policy_record.is_none() && evidence_record.is_none() && !admin_record {
             new_findings.push(
                 Finding::new(
                     "case.no-request",

@@ -92,7 +92,9 @@ pub(super) fn end_of_trail(
             "lifecycle.approved-after-execution",
             format!(
                 "case {case_id} was executed at {} and its approvals were given only afterwards",
-                view.executed_at.map(|at| at.to_string()).unwrap_or_default()
+                view.executed_at
+                    .map(|at| at.to_string())
+                    .unwrap_or_default()
             ),
         ));
     }

@@ -16,7 +16,7 @@ use custody_core::delegation::DelegationGrant;
 use custody_core::event::{Event, ReviewOutcome};
 use custody_core::lifecycle::{self, Refusal};
 use custody_core::model::{Change, Principal, PrincipalId, PrincipalKind};
-use custody_core::notify::Routing;
+use custody_core::notice::Routing;
 use custody_core::{CaseId, CaseState, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use custody_log::tree::{self, NodeId};
