@@ -1011,7 +1011,7 @@ mod commands {
         blobs: &dyn custody_evidence::BlobStore,
     ) -> Result<(), ClientError> {
         use custody_core::audit::Finding;
-        use custody_core::lifecycle::Severity;
+        use custody_core::Code;
         use custody_evidence::{Sha256Digest, VerifyOutcome};
         let store_error = |error: custody_evidence::BlobError| {
             ClientError::Usage(format!("cannot read the evidence store: {error}"))
@@ -1023,12 +1023,10 @@ mod commands {
             if let std::collections::btree_map::Entry::Vacant(entry) = checked.entry(digest) {
                 entry.insert(blobs.verify(&digest).await.map_err(store_error)?);
             }
-            let finding = |code: &'static str, message: String| {
-                reference.finding(code, Severity::Critical, message)
-            };
+            let finding = |code: Code, message: String| reference.finding(code, message);
             match &checked[&digest] {
                 VerifyOutcome::Missing => findings.push(finding(
-                    "evidence.blob-missing",
+                    Code::EvidenceBlobMissing,
                     format!(
                         "case {} references evidence {} that is not in the evidence store: it was deleted or never stored",
                         reference.case_id, reference.sha256
@@ -1038,7 +1036,7 @@ mod commands {
                     actual_sha256,
                     actual_size,
                 } => findings.push(finding(
-                    "evidence.blob-altered",
+                    Code::EvidenceBlobAltered,
                     format!(
                         "the evidence {} of case {} was altered: the stored bytes ({actual_size} bytes) hash to {actual_sha256}",
                         reference.sha256, reference.case_id
@@ -1047,7 +1045,7 @@ mod commands {
                 VerifyOutcome::Intact { size } => {
                     if reference.size.is_some_and(|recorded| recorded != *size) {
                         findings.push(finding(
-                            "evidence.blob-altered",
+                            Code::EvidenceBlobAltered,
                             format!(
                                 "the evidence {} of case {} was recorded with {} bytes but {size} are stored",
                                 reference.sha256,
@@ -1062,8 +1060,7 @@ mod commands {
         for stored in blobs.list().await.map_err(store_error)? {
             if !checked.contains_key(&stored) {
                 findings.push(Finding::new(
-                    "evidence.blob-unreferenced",
-                    Severity::Medium,
+                    Code::EvidenceBlobUnreferenced,
                     format!(
                         "the evidence store holds blob {stored}, which no event references (an upload whose event was never written, or a blob put there by hand)"
                     ),
@@ -1989,7 +1986,7 @@ mod commands {
             let _ = tokio::fs::remove_file(&partial).await;
             return Err(ClientError::Refused(json!({
                 "detail": format!("the server sent bytes that hash to {got}, not {wanted}: the stored evidence was altered; nothing was written"),
-                "rule": "evidence.hash-mismatch",
+                "rule": custody_core::Code::EvidenceHashMismatch,
                 "hint": "run `custody verify` on the server's data"
             })));
         }

@@ -235,7 +235,7 @@ async fn acts_once_over_many_scans(store: Store) {
                 "{case_id} {reason}: acted before {deadline}"
             );
             acted
-                .entry((case_id.to_string(), reason))
+                .entry((case_id.to_string(), reason.as_str()))
                 .or_default()
                 .push((now, appended));
         }

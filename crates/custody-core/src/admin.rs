@@ -22,6 +22,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::code::Code;
 use crate::delegation::DelegationGrant;
 use crate::event::{
     DelegationGranted, DelegationRevoked, Event, EventBody, PrincipalAdded, PrincipalGroupsChanged,
@@ -196,7 +197,7 @@ pub fn may_administer(actor: &Actor, is_admin: bool, opening: bool) -> Result<()
             return Ok(());
         }
         return Err(Refusal {
-            rule: "admin.not-admin",
+            rule: Code::AdminNotAdmin,
             message: "`system` administers only while a deployment is set up; once an admin has acted, every administrative act is an admin's".to_string(),
             hint: Some("act as an admin with an admin's token".to_string()),
         });
@@ -205,7 +206,7 @@ pub fn may_administer(actor: &Actor, is_admin: bool, opening: bool) -> Result<()
         Ok(())
     } else {
         Err(Refusal {
-            rule: "admin.not-admin",
+            rule: Code::AdminNotAdmin,
             message: format!(
                 "{} is not in the `{ADMINS_GROUP}` group as the administration record stands, which this act requires",
                 actor.principal
@@ -294,7 +295,7 @@ impl AdminState {
         let invalid = |message: String| {
             (
                 Refusal {
-                    rule: "admin.record-invalid",
+                    rule: Code::AdminRecordInvalid,
                     message,
                     hint: Some("investigate how this event was written".to_string()),
                 },
@@ -417,7 +418,7 @@ impl AdminState {
             }
             other => broken.push((
                 Refusal {
-                    rule: "admin.record-misplaced",
+                    rule: Code::AdminRecordMisplaced,
                     message: format!(
                         "the administration record {} holds a {} event; it may hold only administration events",
                         event.case_id,
@@ -497,14 +498,14 @@ pub fn check_delegated_action(
     change: &Change,
     at: Timestamp,
 ) -> Result<(), Refusal> {
-    let refusal = |rule: &'static str, message: String| Refusal {
+    let refusal = |rule: Code, message: String| Refusal {
         rule,
         message,
         hint: Some("investigate how this action was recorded".to_string()),
     };
     if revoked {
         return Err(refusal(
-            "delegation.grant-revoked",
+            Code::DelegationGrantRevoked,
             format!(
                 "{} acted under delegation grant {} after it was revoked{}",
                 actor.principal,
@@ -518,7 +519,7 @@ pub fn check_delegated_action(
     }
     if at >= grant.valid_until {
         return Err(refusal(
-            "delegation.grant-expired",
+            Code::DelegationGrantExpired,
             format!(
                 "{} acted under delegation grant {} at {at}, after it ended at {}",
                 actor.principal, grant.grant_id, grant.valid_until
@@ -536,7 +537,7 @@ pub fn check_delegated_action(
         || actor.on_behalf_of.as_deref() != Some(grant.on_behalf_of.as_str())
     {
         return Err(refusal(
-            "delegation.grant-mismatch",
+            Code::DelegationGrantMismatch,
             format!(
                 "{} of {} acted for {} under delegation grant {}, which is given to {}{} for {}",
                 actor.principal,
@@ -563,7 +564,7 @@ pub fn check_delegated_action(
     }
     if !grant.covers(change) {
         return Err(refusal(
-            "delegation.grant-out-of-scope",
+            Code::DelegationGrantOutOfScope,
             format!(
                 "{} acted on {change} under delegation grant {}, which does not cover it",
                 actor.principal, grant.grant_id

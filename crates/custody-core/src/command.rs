@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::case::CaseView;
+use crate::code::Code;
 use crate::event::ReviewOutcome;
 use crate::id::{CaseId, Sha256Hash};
 use crate::lifecycle::{self, Draft, Refusal};
@@ -116,8 +117,8 @@ pub enum CaseCommand {
     Escalate {
         /// The case.
         case_id: CaseId,
-        /// The reason code.
-        reason: String,
+        /// The obligation whose deadline passed (written as `reason`, its code).
+        reason: crate::obligation::Obligation,
         /// The deadline that passed.
         deadline: crate::Timestamp,
     },
@@ -216,7 +217,7 @@ impl CaseCommand {
     pub fn decide(&self, case: &CaseView, actor: &Actor) -> Result<Draft, Refusal> {
         match self {
             CaseCommand::Request { .. } => Err(Refusal {
-                rule: "case.already-exists",
+                rule: Code::CaseAlreadyExists,
                 message: format!("case {} already exists", case.case_id),
                 hint: None,
             }),
@@ -262,14 +263,14 @@ impl CaseCommand {
             // hand through `lifecycle::merge`.
             CaseCommand::Escalate {
                 reason, deadline, ..
-            } => lifecycle::escalate_as(case, actor, reason, *deadline),
+            } => lifecycle::escalate_as(case, actor, *reason, *deadline),
             CaseCommand::ExecuteRevocation {
                 change_set,
                 comment,
                 ..
             } => lifecycle::execute_revocation(case, actor, change_set.clone(), comment.clone()),
             CaseCommand::BreakGlass { .. } => Err(Refusal {
-                rule: "case.already-exists",
+                rule: Code::CaseAlreadyExists,
                 message: format!("case {} already exists", case.case_id),
                 hint: None,
             }),
@@ -289,17 +290,17 @@ impl CaseCommand {
                 crate::event::EventBody::EvidenceRechecked(recheck.clone()),
             )?),
             CaseCommand::HoldEvidence { .. } => Err(Refusal {
-                rule: "evidence.held-by-reference",
+                rule: Code::EvidenceHeldByReference,
                 message: "evidence for a reference is placed by the store".to_string(),
                 hint: None,
             }),
             CaseCommand::RecordDelivery { .. } => Err(Refusal {
-                rule: "notify.recorded-by-the-outbox",
+                rule: Code::NotifyRecordedByTheOutbox,
                 message: "delivery attempts are recorded by the outbox".to_string(),
                 hint: None,
             }),
             CaseCommand::Merge { .. } => Err(Refusal {
-                rule: "merge.needs-both-cases",
+                rule: Code::MergeNeedsBothCases,
                 message: "a merge is decided with both cases".to_string(),
                 hint: None,
             }),

@@ -439,14 +439,52 @@ pub struct BreakGlass {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
-    /// Stable code of what was missed, e.g. `break-glass.review-overdue`.
-    pub reason: String,
+    /// What was missed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub reason: EscalationReason,
     /// The deadline that passed.
     pub deadline: Timestamp,
     /// The notification that could not be delivered, for `notify.dead-letter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
 }
+
+/// Why the ledger raised an escalation: an obligation missed, or a
+/// notification given up on. Written as its code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EscalationReason {
+    /// A break-glass execution's post-hoc review is overdue.
+    BreakGlassReviewOverdue,
+    /// An execution's review is overdue.
+    ReviewOverdue,
+    /// Nobody decided an open request within its rule's `approval_deadline`.
+    ApprovalOverdue,
+    /// A notification was given up on (the escalation names its delivery).
+    DeadLetter,
+}
+
+impl EscalationReason {
+    /// Every reason.
+    pub const ALL: [EscalationReason; 4] = [
+        EscalationReason::BreakGlassReviewOverdue,
+        EscalationReason::ReviewOverdue,
+        EscalationReason::ApprovalOverdue,
+        EscalationReason::DeadLetter,
+    ];
+
+    /// The code it is recorded under.
+    pub fn code(self) -> crate::code::Code {
+        use crate::code::Code;
+        match self {
+            EscalationReason::BreakGlassReviewOverdue => Code::BreakGlassReviewOverdue,
+            EscalationReason::ReviewOverdue => Code::ReviewOverdue,
+            EscalationReason::ApprovalOverdue => Code::ApprovalOverdue,
+            EscalationReason::DeadLetter => Code::NotifyDeadLetter,
+        }
+    }
+}
+
+crate::code::coded!(EscalationReason, "escalation reason");
 
 /// The payload of `duplicate_merged` (in the duplicate, naming the survivor)
 /// and `duplicate_linked` (in the survivor, naming the duplicate).

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod canonical;
 pub mod case;
 pub mod change_set;
+pub mod code;
 pub mod command;
 pub mod delegation;
 pub mod event;
@@ -28,6 +29,7 @@ pub mod text;
 pub mod time;
 
 pub use case::{CaseState, CaseView};
+pub use code::Code;
 pub use event::{Event, EventBody};
 pub use id::{CaseId, EventId, Sha256Hash};
 pub use model::{Actor, Principal, PrincipalId, PrincipalKind, Role};

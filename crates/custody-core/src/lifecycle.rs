@@ -17,10 +17,12 @@ use serde::Serialize;
 
 use crate::case::{CaseState, CaseView};
 use crate::change_set::ChangeSet;
+use crate::code::Code;
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
-    BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation, Event,
-    EventBody, Execution, MergeLink, RequestCreated, Review, ReviewOutcome, RevocationDue,
+    BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation,
+    EscalationReason, Event, EventBody, Execution, MergeLink, RequestCreated, Review,
+    ReviewOutcome, RevocationDue,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
@@ -29,9 +31,9 @@ use crate::time::Timestamp;
 
 // Moved to modules of their own; kept here so existing paths still resolve.
 pub use crate::obligation::{
-    overdue, pending_obligations, APPROVAL_OVERDUE, BREAK_GLASS_REVIEW_OVERDUE, EXPIRY_NOTICE,
-    EXPIRY_NOTICE_MIN_DURATION_SECONDS, EXPIRY_NOTICE_SECONDS, EXPIRY_REVOCATION_DUE,
-    REVIEW_OVERDUE, REVOCATION_GRACE_SECONDS,
+    overdue, pending_obligations, Obligation, APPROVAL_OVERDUE, BREAK_GLASS_REVIEW_OVERDUE,
+    EXPIRY_NOTICE, EXPIRY_NOTICE_MIN_DURATION_SECONDS, EXPIRY_NOTICE_SECONDS,
+    EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE, REVOCATION_GRACE_SECONDS,
 };
 pub use crate::severity::Severity;
 
@@ -52,7 +54,7 @@ pub struct Draft {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     /// Stable code of the rule, e.g. `sod.requester-cannot-approve`.
-    pub rule: &'static str,
+    pub rule: Code,
     /// What was refused and why.
     pub message: String,
     /// What to do instead.
@@ -112,7 +114,7 @@ impl Draft {
 }
 
 impl Refusal {
-    fn new(rule: &'static str, message: String, hint: &str) -> Refusal {
+    fn new(rule: Code, message: String, hint: &str) -> Refusal {
         Refusal {
             rule,
             message,
@@ -145,7 +147,7 @@ impl CaseView {
             .map(ToString::to_string)
             .unwrap_or_default();
         Refusal::new(
-            "lifecycle.case-merged",
+            Code::LifecycleCaseMerged,
             format!(
                 "case {} was merged into {survivor} as a duplicate; {verb} the surviving case instead",
                 self.case_id
@@ -362,7 +364,7 @@ pub fn execute_observed(
     admit(case, actor, &body, None)?;
     if case.state != CaseState::Open {
         return Err(Refusal::new(
-            "lifecycle.not-open",
+            Code::LifecycleNotOpen,
             format!(
                 "case {} is {}; an observed execution is recorded only while its approval is still missing",
                 case.case_id, case.state
@@ -454,7 +456,7 @@ pub fn break_glass(
 ) -> Result<[Draft; 3], Refusal> {
     if !rule.break_glass {
         return Err(Refusal::new(
-            "policy.break-glass-not-allowed",
+            Code::PolicyBreakGlassNotAllowed,
             format!(
                 "policy rule `{}` does not allow break-glass for {change}",
                 rule.name
@@ -487,23 +489,27 @@ pub fn break_glass(
 }
 
 /// The ledger acts on a deadline that passed (acted by [`Actor::system`]):
-/// for time-bound access it records that the revocation is due; for every
-/// other obligation it raises an escalation.
-pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
-    let body = if reason == EXPIRY_REVOCATION_DUE {
-        EventBody::RevocationDue(RevocationDue {
-            expired_at: deadline,
-        })
-    } else if reason == EXPIRY_NOTICE {
-        EventBody::ExpiryApproaching(crate::event::ExpiryApproaching {
-            expires_at: deadline.plus_seconds(EXPIRY_NOTICE_SECONDS),
-        })
-    } else {
+/// for time-bound access it records that the revocation is due, or the
+/// notice before it ends; for every other obligation it raises an
+/// escalation.
+pub fn escalate(obligation: Obligation, deadline: Timestamp) -> Draft {
+    let escalation = |reason| {
         EventBody::EscalationRaised(Escalation {
-            reason: reason.to_string(),
+            reason,
             deadline,
             delivery_id: None,
         })
+    };
+    let body = match obligation {
+        Obligation::Revocation => EventBody::RevocationDue(RevocationDue {
+            expired_at: deadline,
+        }),
+        Obligation::ExpiryNotice => EventBody::ExpiryApproaching(crate::event::ExpiryApproaching {
+            expires_at: deadline.plus_seconds(EXPIRY_NOTICE_SECONDS),
+        }),
+        Obligation::BreakGlassReview => escalation(EscalationReason::BreakGlassReviewOverdue),
+        Obligation::Review => escalation(EscalationReason::ReviewOverdue),
+        Obligation::Approval => escalation(EscalationReason::ApprovalOverdue),
     };
     Draft {
         body,
@@ -517,10 +523,10 @@ pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
 pub fn escalate_as(
     case: &CaseView,
     actor: &Actor,
-    reason: &str,
+    obligation: Obligation,
     deadline: Timestamp,
 ) -> Result<Draft, Refusal> {
-    let draft = escalate(reason, deadline);
+    let draft = escalate(obligation, deadline);
     admit(case, actor, &draft.body, None)?;
     Ok(draft)
 }
@@ -600,7 +606,7 @@ pub fn record_delivery(
     if dead && escalate {
         drafts.push(Draft {
             body: EventBody::EscalationRaised(Escalation {
-                reason: crate::notice::DEAD_LETTER.to_string(),
+                reason: EscalationReason::DeadLetter,
                 deadline: now,
                 delivery_id: Some(delivery_id),
             }),
@@ -740,7 +746,7 @@ pub fn judge(
     match body {
         EventBody::RequestCreated(_) => refuse(
             Err(Refusal::new(
-                "case.second-request",
+                Code::CaseSecondRequest,
                 format!("case {} holds a second request event", case.case_id),
                 "a case has exactly one request; investigate how this event was written",
             )),
@@ -775,7 +781,7 @@ pub fn judge(
             {
                 refuse(
                     Err(Refusal::new(
-                        "approval.already-approved",
+                        Code::ApprovalAlreadyApproved,
                         format!("{approver} has already approved case {}", case.case_id),
                         "each approver counts once; ask another approver if more approvals are needed",
                     )),
@@ -787,7 +793,7 @@ pub fn judge(
                 if &case.requester.principal == principal {
                     refuse(
                         Err(Refusal::new(
-                            "sod.requester-cannot-attest",
+                            Code::SodRequesterCannotAttest,
                             format!(
                                 "{principal} requested case {} and cannot record approvals for others",
                                 case.case_id
@@ -808,7 +814,7 @@ pub fn judge(
             if &case.requester.principal == principal {
                 refuse(
                     Err(Refusal::new(
-                        "sod.requester-cannot-deny",
+                        Code::SodRequesterCannotDeny,
                         format!(
                             "{principal} requested case {} and cannot also decide on it",
                             case.case_id
@@ -830,7 +836,7 @@ pub fn judge(
             if !pending {
                 refuse(
                     Err(Refusal::new(
-                        "approval.nothing-to-confirm",
+                        Code::ApprovalNothingToConfirm,
                         format!(
                             "case {} holds no unconfirmed approval {} recorded for {principal}",
                             case.case_id, confirmation.approval_event
@@ -866,7 +872,7 @@ pub fn judge(
                 if completed && applied.digest() != case.change_hash {
                     broken.push(Broken {
                         refusal: Refusal::new(
-                            "review.change-mismatch",
+                            Code::ReviewChangeMismatch,
                             format!(
                                 "case {} approved `{}` but the execution applied `{applied}`",
                                 case.case_id, case.change
@@ -888,7 +894,7 @@ pub fn judge(
             if link.other_case == case.case_id {
                 refuse(
                     Err(Refusal::new(
-                        "merge.same-case",
+                        Code::MergeSameCase,
                         format!("case {} cannot be merged into itself", case.case_id),
                         "name the duplicate first and the surviving case with --into",
                     )),
@@ -904,7 +910,7 @@ pub fn judge(
             if !case.executors().is_empty() {
                 refuse(
                     Err(Refusal::new(
-                        "merge.duplicate-executed",
+                        Code::MergeDuplicateExecuted,
                         format!(
                             "case {} has a recorded execution; merging it away would hide that execution",
                             case.case_id
@@ -935,7 +941,7 @@ pub fn judge(
             if case.expires_at.is_none() {
                 refuse(
                     Err(Refusal::new(
-                        "lifecycle.not-time-bound",
+                        Code::LifecycleNotTimeBound,
                         format!(
                             "case {} grants no time-bound access that has been executed; there is nothing to revoke on expiry",
                             case.case_id
@@ -947,7 +953,7 @@ pub fn judge(
             } else if case.revoked {
                 refuse(
                     Err(Refusal::new(
-                        "lifecycle.already-revoked",
+                        Code::LifecycleAlreadyRevoked,
                         format!(
                             "the access of case {} has already been revoked",
                             case.case_id
@@ -965,7 +971,7 @@ pub fn judge(
             if case.head_seq != 1 || &case.requester.principal != principal {
                 refuse(
                     Err(Refusal::new(
-                        "lifecycle.break-glass-misplaced",
+                        Code::LifecycleBreakGlassMisplaced,
                         format!(
                             "case {} records a break-glass invocation by {principal} after its request was already underway (seq {}); break-glass opens a case of its own",
                             case.case_id,
@@ -979,7 +985,7 @@ pub fn judge(
             if !case.rule.break_glass {
                 refuse(
                     Err(Refusal::new(
-                        "policy.break-glass-not-allowed",
+                        Code::PolicyBreakGlassNotAllowed,
                         format!(
                             "case {} was opened under break-glass, which its rule `{}` does not allow",
                             case.case_id, case.rule.name
@@ -1003,7 +1009,7 @@ pub fn judge(
         | EventBody::DelegationGranted(_)
         | EventBody::DelegationRevoked(_) => refuse(
             Err(Refusal::new(
-                "admin.record-misplaced",
+                Code::AdminRecordMisplaced,
                 format!(
                     "case {} holds a {} event, which belongs only in the deployment's administration record",
                     case.case_id,
@@ -1015,7 +1021,7 @@ pub fn judge(
         ),
         EventBody::PolicyAdopted(_) => refuse(
             Err(Refusal::new(
-                "policy.record-misplaced",
+                Code::PolicyRecordMisplaced,
                 format!(
                     "case {} holds a policy_adopted event, which belongs only in the deployment's policy record",
                     case.case_id
@@ -1082,7 +1088,7 @@ fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severit
         CaseState::Open if completed => None,
         CaseState::Open => Some((
             Refusal::new(
-                "lifecycle.not-approved",
+                Code::LifecycleNotApproved,
                 format!(
                     "case {} is not approved, so it cannot be executed: {}",
                     case.case_id,
@@ -1103,7 +1109,7 @@ fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severit
         )),
         CaseState::Denied => Some((
             Refusal::new(
-                "lifecycle.case-denied",
+                Code::LifecycleCaseDenied,
                 format!("case {} was denied, so it cannot be executed", case.case_id),
                 "open a new request if the change is still needed",
             ),
@@ -1114,7 +1120,7 @@ fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severit
         | CaseState::PendingReview
         | CaseState::ExecutedPendingApproval => Some((
             Refusal::new(
-                "lifecycle.already-executed",
+                Code::LifecycleAlreadyExecuted,
                 format!("case {} has already been executed", case.case_id),
                 "record a follow-up change as a new request",
             ),
@@ -1130,7 +1136,7 @@ fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
         CaseState::Executed | CaseState::PendingReview => None,
         CaseState::Reviewed => Some((
             Refusal::new(
-                "lifecycle.already-reviewed",
+                Code::LifecycleAlreadyReviewed,
                 format!("case {} has already been reviewed", case.case_id),
                 "add a comment to record further observations",
             ),
@@ -1139,7 +1145,7 @@ fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
         CaseState::Merged => Some((case.merged_refusal("review"), Severity::High)),
         CaseState::ExecutedPendingApproval => Some((
             Refusal::new(
-                "lifecycle.approval-not-recorded",
+                Code::LifecycleApprovalNotRecorded,
                 format!(
                     "case {} was executed but its approval is not recorded yet; a review compares an execution with its approval",
                     case.case_id
@@ -1150,7 +1156,7 @@ fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
         )),
         CaseState::Open | CaseState::Approved | CaseState::Denied => Some((
             Refusal::new(
-                "lifecycle.not-executed",
+                Code::LifecycleNotExecuted,
                 format!(
                     "case {} is {} and has no completed execution to review",
                     case.case_id, case.state
@@ -1169,7 +1175,7 @@ fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
         CaseState::Open | CaseState::Approved | CaseState::ExecutedPendingApproval => None,
         CaseState::Denied => Some((
             Refusal::new(
-                "lifecycle.case-denied",
+                Code::LifecycleCaseDenied,
                 format!(
                     "case {} was denied; there is nothing left to {verb}",
                     case.case_id
@@ -1180,7 +1186,7 @@ fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
         )),
         CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => Some((
             Refusal::new(
-                "lifecycle.already-executed",
+                Code::LifecycleAlreadyExecuted,
                 format!(
                     "case {} has already been executed; it is too late to {verb} it",
                     case.case_id
@@ -1196,7 +1202,7 @@ fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
 fn check_change_hash(case: &CaseView, decision: &Decision) -> Result<(), Refusal> {
     if decision.change_hash != case.change_hash {
         return Err(Refusal::new(
-            "approval.change-mismatch",
+            Code::ApprovalChangeMismatch,
             format!(
                 "the decision covers change {} but case {} requested change {}",
                 decision.change_hash, case.case_id, case.change_hash
@@ -1239,7 +1245,7 @@ fn check_may_merge(
         .map(|survivor| survivor.case_id.to_string())
         .unwrap_or_else(|| "the surviving case".to_string());
     Err(Refusal::new(
-        "merge.not-allowed",
+        Code::MergeNotAllowed,
         format!(
             "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of the duplicate, an approver of the surviving case's rule or an admin may merge",
             duplicate.case_id
@@ -1255,7 +1261,7 @@ fn check_system_actor(case: &CaseView, actor: &Actor, body: &EventBody) -> Resul
         return Ok(());
     }
     Err(Refusal::new(
-        "lifecycle.system-event-forged",
+        Code::LifecycleSystemEventForged,
         format!(
             "{} recorded a {} event in case {}; only the ledger's own `system` actor records those",
             actor.principal,
@@ -1272,7 +1278,7 @@ fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
     };
     match change.duration_seconds {
         None => Err(Refusal::new(
-            "policy.duration-required",
+            Code::PolicyDurationRequired,
             format!(
                 "policy rule `{}` grants this access only for a limited time, at most {}",
                 rule.name,
@@ -1281,7 +1287,7 @@ fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
             "request it again with --duration",
         )),
         Some(seconds) if seconds > max => Err(Refusal::new(
-            "policy.duration-too-long",
+            Code::PolicyDurationTooLong,
             format!(
                 "policy rule `{}` allows at most {}, not {}",
                 rule.name,
@@ -1307,7 +1313,7 @@ fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
                 .any(|group| stage.approver_groups.contains(group));
         if !in_stage && progress.len() == 1 {
             return Err(Refusal::new(
-                "policy.approver-not-in-group",
+                Code::PolicyApproverNotInGroup,
                 format!(
                     "policy rule `{}` of case {} needs approvers from {}; {} is in none of them",
                     rule.name,
@@ -1331,7 +1337,7 @@ fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
                             .any(|group| other.approver_groups.contains(group))
                 });
             return Err(Refusal::new(
-                "policy.approver-not-in-stage",
+                Code::PolicyApproverNotInStage,
                 format!(
                     "case {} is in approval stage `{}` of policy rule `{}`, which needs {} more approval(s) from {}; {} is in none of those groups{}",
                     case.case_id,
@@ -1354,7 +1360,7 @@ fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
         };
         if same_or_unknown {
             return Err(Refusal::new(
-                "sod.approver-same-org",
+                Code::SodApproverSameOrg,
                 format!(
                     "policy rule `{}` of case {} needs an approver outside the requester's organisation ({}); {} is in {}",
                     rule.name,
@@ -1394,7 +1400,7 @@ fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
         needed.push(format!("a principal of kind {}", kinds.join(" or ")));
     }
     Err(Refusal::new(
-        "policy.executor-not-allowed",
+        Code::PolicyExecutorNotAllowed,
         format!(
             "policy rule `{}` of case {} lets only {} execute; {} ({}) may not",
             rule.name,
@@ -1410,7 +1416,7 @@ fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
 fn check_requester_cannot_approve(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {
     if &case.requester.principal == principal {
         return Err(Refusal::new(
-            "sod.requester-cannot-approve",
+            Code::SodRequesterCannotApprove,
             format!(
                 "{principal} requested case {} and cannot approve it (separation of duties)",
                 case.case_id
@@ -1428,7 +1434,7 @@ fn check_executor_not_sole_approver(
     let approvers = case.distinct_approvers();
     if !approvers.is_empty() && approvers.iter().all(|approver| *approver == principal) {
         return Err(Refusal::new(
-            "sod.executor-sole-approver",
+            Code::SodExecutorSoleApprover,
             format!(
                 "{principal} is the only approver of case {} and cannot also execute it (separation of duties)",
                 case.case_id
@@ -1451,7 +1457,7 @@ fn check_approver_not_sole_executor(
         .all(|approver| *approver == principal)
     {
         return Err(Refusal::new(
-            "sod.executor-sole-approver",
+            Code::SodExecutorSoleApprover,
             format!(
                 "{principal} executed case {} and cannot also be its only approver (separation of duties)",
                 case.case_id
@@ -1465,7 +1471,7 @@ fn check_approver_not_sole_executor(
 fn check_reviewer_independent(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {
     if &case.requester.principal == principal {
         return Err(Refusal::new(
-            "sod.reviewer-is-requester",
+            Code::SodReviewerIsRequester,
             format!(
                 "{principal} requested case {} and cannot review it (separation of duties)",
                 case.case_id
@@ -1475,7 +1481,7 @@ fn check_reviewer_independent(case: &CaseView, principal: &PrincipalId) -> Resul
     }
     if case.executors().contains(&principal) {
         return Err(Refusal::new(
-            "sod.reviewer-is-executor",
+            Code::SodReviewerIsExecutor,
             format!(
                 "{principal} executed case {} and cannot review it (separation of duties)",
                 case.case_id

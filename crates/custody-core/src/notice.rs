@@ -176,9 +176,6 @@ impl Routing {
 /// How long a notification may stay undelivered, without a final failure,
 /// before `verify` reports it (the outbox retries meanwhile).
 pub const DELIVERY_GRACE_SECONDS: i64 = 3600;
-
-/// The escalation reason of a notification that could not be delivered.
-pub const DEAD_LETTER: &str = "notify.dead-letter";
 /// One notification kind owed to one audience.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Notice {

@@ -6,11 +6,70 @@
 //! an obligation it acted on is no longer pending.
 
 use crate::case::{CaseState, CaseView};
+use crate::code::{coded, Code};
+use crate::event::EscalationReason;
 use crate::time::Timestamp;
 
-/// The obligations of `case` that are overdue at `now`, as reason codes with
-/// their deadlines, excluding those the ledger already acted on.
-pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(&'static str, Timestamp)> {
+/// Something a case owes by a deadline, named by the code the ledger
+/// records it under when the deadline passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Obligation {
+    /// The post-hoc review of a break-glass execution
+    /// (`break-glass.review-overdue`, escalated).
+    BreakGlassReview,
+    /// The review of an execution with a deadline (`review.overdue`,
+    /// escalated).
+    Review,
+    /// An answer to a request within its rule's `approval_deadline`
+    /// (`approval.overdue`, escalated).
+    Approval,
+    /// The revocation of time-bound access that ended
+    /// (`expiry.revocation-due`, recorded as `revocation_due`).
+    Revocation,
+    /// The notice before time-bound access ends (`expiry.notice`, recorded
+    /// as `expiry_approaching`).
+    ExpiryNotice,
+}
+
+impl Obligation {
+    /// Every obligation.
+    pub const ALL: [Obligation; 5] = [
+        Obligation::BreakGlassReview,
+        Obligation::Review,
+        Obligation::Approval,
+        Obligation::Revocation,
+        Obligation::ExpiryNotice,
+    ];
+
+    /// The code the ledger records it under when its deadline passes.
+    pub fn code(self) -> Code {
+        match self {
+            Obligation::BreakGlassReview => Code::BreakGlassReviewOverdue,
+            Obligation::Review => Code::ReviewOverdue,
+            Obligation::Approval => Code::ApprovalOverdue,
+            Obligation::Revocation => Code::ExpiryRevocationDue,
+            Obligation::ExpiryNotice => Code::ExpiryNotice,
+        }
+    }
+
+    /// The escalation the ledger raises when it is missed; `None` for the
+    /// obligations recorded as events of their own (the end of time-bound
+    /// access, the notice before it).
+    pub fn escalation(self) -> Option<EscalationReason> {
+        match self {
+            Obligation::BreakGlassReview => Some(EscalationReason::BreakGlassReviewOverdue),
+            Obligation::Review => Some(EscalationReason::ReviewOverdue),
+            Obligation::Approval => Some(EscalationReason::ApprovalOverdue),
+            Obligation::Revocation | Obligation::ExpiryNotice => None,
+        }
+    }
+}
+
+coded!(Obligation, "obligation");
+
+/// The obligations of `case` that are overdue at `now`, with their
+/// deadlines, excluding those the ledger already acted on.
+pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(Obligation, Timestamp)> {
     pending_obligations(case)
         .into_iter()
         .filter(|(_, deadline)| *deadline <= now)
@@ -20,24 +79,26 @@ pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(&'static str, Timestamp)
 /// Every obligation of `case` the ledger has not yet acted on, with its
 /// deadline: a post-hoc review after break-glass, a review after an
 /// execution with a deadline, the revocation of time-bound access.
-pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
-    let escalated = |reason: &str| case.escalations.iter().any(|raised| raised == reason);
+pub fn pending_obligations(case: &CaseView) -> Vec<(Obligation, Timestamp)> {
+    let escalated = |reason: EscalationReason| case.escalations.contains(&reason);
     let mut pending = Vec::new();
     if case.reviews.is_empty() {
         if let Some(deadline) = case.break_glass_deadline {
-            if case.state == CaseState::PendingReview && !escalated(BREAK_GLASS_REVIEW_OVERDUE) {
-                pending.push((BREAK_GLASS_REVIEW_OVERDUE, deadline));
+            if case.state == CaseState::PendingReview
+                && !escalated(EscalationReason::BreakGlassReviewOverdue)
+            {
+                pending.push((Obligation::BreakGlassReview, deadline));
             }
         }
         if let Some(deadline) = case.review_due {
-            if case.state == CaseState::Executed && !escalated(REVIEW_OVERDUE) {
-                pending.push((REVIEW_OVERDUE, deadline));
+            if case.state == CaseState::Executed && !escalated(EscalationReason::ReviewOverdue) {
+                pending.push((Obligation::Review, deadline));
             }
         }
     }
     if let Some(expires_at) = case.expires_at {
         if !case.revoked && !case.revocation_due {
-            pending.push((EXPIRY_REVOCATION_DUE, expires_at));
+            pending.push((Obligation::Revocation, expires_at));
             // Long grants get a notice before they end.
             let long = case
                 .change
@@ -45,35 +106,22 @@ pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
                 .is_some_and(|seconds| seconds >= EXPIRY_NOTICE_MIN_DURATION_SECONDS);
             if long && !case.expiry_noticed {
                 pending.push((
-                    EXPIRY_NOTICE,
+                    Obligation::ExpiryNotice,
                     expires_at.plus_seconds(-EXPIRY_NOTICE_SECONDS),
                 ));
             }
         }
     }
-    if case.state == CaseState::Open && !escalated(APPROVAL_OVERDUE) {
+    if case.state == CaseState::Open && !escalated(EscalationReason::ApprovalOverdue) {
         if let Some(seconds) = case.rule.approval_deadline_seconds {
             pending.push((
-                APPROVAL_OVERDUE,
+                Obligation::Approval,
                 case.opened_at.plus_seconds(seconds as i64),
             ));
         }
     }
     pending
 }
-
-/// The obligation code of the notice before time-bound access ends.
-pub const EXPIRY_NOTICE: &str = "expiry.notice";
-
-/// How long before time-bound access ends its owner is told.
-pub const EXPIRY_NOTICE_SECONDS: i64 = 3600;
-
-/// Grants shorter than this get no notice before they end.
-pub const EXPIRY_NOTICE_MIN_DURATION_SECONDS: u64 = 2 * 3600;
-
-/// The reason code of a request no approver answered within the rule's
-/// `approval_deadline`.
-pub const APPROVAL_OVERDUE: &str = "approval.overdue";
 
 impl CaseView {
     /// The earliest deadline of an obligation the ledger has not acted on:
@@ -86,15 +134,23 @@ impl CaseView {
     }
 }
 
-/// The reason code of a missed post-hoc review after break-glass.
-pub const BREAK_GLASS_REVIEW_OVERDUE: &str = "break-glass.review-overdue";
+/// How long before time-bound access ends its owner is told.
+pub const EXPIRY_NOTICE_SECONDS: i64 = 3600;
 
-/// The reason code of a review missed after an ordinary execution.
-pub const REVIEW_OVERDUE: &str = "review.overdue";
-
-/// The reason code under which the ledger records that time-bound access ended.
-pub const EXPIRY_REVOCATION_DUE: &str = "expiry.revocation-due";
+/// Grants shorter than this get no notice before they end.
+pub const EXPIRY_NOTICE_MIN_DURATION_SECONDS: u64 = 2 * 3600;
 
 /// How long after time-bound access ends its revocation may still be
 /// recorded before `verify` reports it overdue.
 pub const REVOCATION_GRACE_SECONDS: i64 = 3600;
+
+/// [`Obligation::BreakGlassReview`], by its former name.
+pub const BREAK_GLASS_REVIEW_OVERDUE: Obligation = Obligation::BreakGlassReview;
+/// [`Obligation::Review`], by its former name.
+pub const REVIEW_OVERDUE: Obligation = Obligation::Review;
+/// [`Obligation::Approval`], by its former name.
+pub const APPROVAL_OVERDUE: Obligation = Obligation::Approval;
+/// [`Obligation::Revocation`], by its former name.
+pub const EXPIRY_REVOCATION_DUE: Obligation = Obligation::Revocation;
+/// [`Obligation::ExpiryNotice`], by its former name.
+pub const EXPIRY_NOTICE: Obligation = Obligation::ExpiryNotice;

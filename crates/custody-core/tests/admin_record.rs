@@ -125,7 +125,11 @@ impl Log {
 }
 
 fn codes(report: &Report) -> Vec<&'static str> {
-    report.findings.iter().map(|finding| finding.code).collect()
+    report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect()
 }
 
 fn grant(id: &str, valid_until: i64) -> DelegationGrant {
@@ -429,7 +433,7 @@ fn stored_principals_tokens_and_grants_must_be_the_records() {
     forged.grants.push(inserted);
     let mut report = log.audit(Some(&forged)).findings;
     report.sort_by_key(|finding| finding.code);
-    let found: Vec<&str> = report.iter().map(|finding| finding.code).collect();
+    let found: Vec<&str> = report.iter().map(|finding| finding.code.as_str()).collect();
     assert_eq!(
         found,
         vec![

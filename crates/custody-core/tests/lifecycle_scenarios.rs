@@ -320,7 +320,7 @@ fn assert_refusal_is_a_finding(
         report
             .findings
             .iter()
-            .any(|finding| finding.code == expected && finding.seq == Some(seq)),
+            .any(|finding| finding.code == *expected && finding.seq == Some(seq)),
         "{context}: refused as {rule}, but the audit of the same event forced into the trail reports no {expected} at seq {seq}: {:#?}",
         report.findings
     );
@@ -542,7 +542,11 @@ fn verify_reports_half_a_merge_and_work_on_a_merged_case() {
     // Only the duplicate's half is recorded (the survivor's was removed).
     duplicate.append(actor("alice"), into_duplicate);
     let report = audit_together(&[&survivor, &duplicate]);
-    let codes: Vec<&str> = report.findings.iter().map(|finding| finding.code).collect();
+    let codes: Vec<&str> = report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect();
     assert_eq!(
         codes,
         vec!["merge.unmatched-link"],
@@ -915,7 +919,7 @@ fn a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it() {
         .audit()
         .findings
         .iter()
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect();
     for expected in [
         "policy.approver-not-in-group",
@@ -1032,7 +1036,7 @@ fn break_glass_waits_for_review_and_overdue_reviews_are_reported() {
         .audit()
         .findings
         .iter()
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect();
     assert_eq!(codes, vec!["policy.break-glass-not-allowed"]);
 }
@@ -1086,7 +1090,7 @@ fn verify_reports_missed_reviews_and_revocations_as_of_its_own_time() {
         report
             .findings
             .iter()
-            .map(|finding| finding.code)
+            .map(|finding| finding.code.as_str())
             .collect::<Vec<_>>()
     };
     assert!(audit_at(&case, 60).is_empty());
@@ -1130,7 +1134,7 @@ fn vendor_actions_without_a_grant_are_findings_and_grants_bound_scope_and_time()
         .audit()
         .findings
         .iter()
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect();
     assert_eq!(codes, vec!["delegation.missing"]);
 

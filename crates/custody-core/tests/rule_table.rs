@@ -241,7 +241,7 @@ impl World {
             Err(refusal) if self.force_refused => {
                 let (case_id, seq, log_index) = self.append(case, actor, forged);
                 self.expected.push(Expected {
-                    code: refusal.rule,
+                    code: refusal.rule.as_str(),
                     case_id,
                     seq,
                     log_index,
@@ -360,7 +360,7 @@ fn open_main_case(world: &mut World, opening: &Opening, cast: &[Actor]) {
                 world.append(0, alice, request);
                 let (case_id, seq, log_index) = world.append(0, alice, invoked);
                 world.expected.push(Expected {
-                    code: refusal.rule,
+                    code: refusal.rule.as_str(),
                     case_id,
                     seq,
                     log_index,
@@ -392,7 +392,7 @@ fn open_by_request(world: &mut World, rule: &AppliedRule, wanted: Change, alice:
             }
             let (case_id, seq, log_index) = world.append(0, alice, forged);
             world.expected.push(Expected {
-                code: refusal.rule,
+                code: refusal.rule.as_str(),
                 case_id,
                 seq,
                 log_index,
@@ -410,7 +410,7 @@ fn open_by_request(world: &mut World, rule: &AppliedRule, wanted: Change, alice:
 /// is what the other way of recording an execution writes.
 fn command_gate(refusal: &Refusal) -> bool {
     matches!(
-        refusal.rule,
+        refusal.rule.as_str(),
         "lifecycle.not-approved" | "lifecycle.not-open"
     )
 }
@@ -633,7 +633,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             ][param % 3];
             let verdict = decide(CaseCommand::Escalate {
                 case_id,
-                reason: reason.into(),
+                reason,
                 deadline,
             });
             let forged = lifecycle::escalate(reason, deadline);
@@ -667,7 +667,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                     );
                     world.append(survivor, actor, linked);
                     world.expected.push(Expected {
-                        code: refusal.rule,
+                        code: refusal.rule.as_str(),
                         case_id,
                         seq,
                         log_index,
@@ -789,7 +789,7 @@ proptest! {
         let mut found: Vec<(String, &'static str)> = report
             .findings
             .iter()
-            .map(|finding| (finding.case_id.clone().unwrap_or_default(), finding.code))
+            .map(|finding| (finding.case_id.clone().unwrap_or_default(), finding.code.as_str()))
             .collect();
         found.sort();
         prop_assert_eq!(found, end_of_trail_findings(&world), "{:#?}", report.findings);
@@ -804,7 +804,7 @@ fn findings_at(report: &Report, case_id: &CaseId, seq: u64) -> Vec<&'static str>
         .filter(|finding| {
             finding.case_id.as_deref() == Some(case_id.as_str()) && finding.seq == Some(seq)
         })
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect()
 }
 
@@ -1027,7 +1027,7 @@ fn ledger_events_by_anyone_but_system_are_refused_and_found() {
     let deadline = Timestamp::from_micros(1_700_000_000_000_000);
     let command = CaseCommand::Escalate {
         case_id: case_id.clone(),
-        reason: lifecycle::REVIEW_OVERDUE.into(),
+        reason: lifecycle::REVIEW_OVERDUE,
         deadline,
     };
     assert_eq!(

@@ -7,6 +7,7 @@
 //! An upload over the size limit is refused before anything is written
 //! (`Content-Length`) or while streaming (the partial file is removed).
 
+use custody_core::Code;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -803,7 +804,7 @@ fn too_large(limit: u64) -> Problem {
         "Evidence too large",
         format!("the upload is larger than the limit of {limit} bytes; nothing was stored"),
     )
-    .with_rule("evidence.too-large")
+    .with_rule(Code::EvidenceTooLarge)
     .with_hint(
         "raise [evidence] max_upload_bytes in the server's configuration, or attach a smaller file",
     )
@@ -836,11 +837,11 @@ fn refusal(error: &FetchError) -> Option<Problem> {
     match error {
         FetchError::Refused { .. } | FetchError::UrlNotAllowed { .. } => Some(
             Problem::forbidden(format!("{error}; nothing was fetched or recorded"))
-                .with_rule("evidence.address-refused")
+                .with_rule(Code::EvidenceAddressRefused)
                 .with_hint("links to loopback, private, link-local and metadata addresses are refused unless [evidence.fetch] allow lists them"),
         ),
         FetchError::InvalidUrl { .. } => {
-            Some(Problem::invalid(format!("{error}")).with_rule("evidence.invalid-url"))
+            Some(Problem::invalid(format!("{error}")).with_rule(Code::EvidenceInvalidUrl))
         }
         FetchError::Store(store) => {
             tracing::error!(error = %store, "the evidence store failed during a capture");

@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use custody_core::command::CaseCommand;
+use custody_core::obligation::Obligation;
 use custody_core::{Actor, CaseId, Timestamp};
 use custody_store::{CaseWrite, Store, StoreError};
 
@@ -21,9 +22,9 @@ use custody_store::{CaseWrite, Store, StoreError};
 pub struct Acted {
     /// The case.
     pub case_id: CaseId,
-    /// The obligation's reason code (`break-glass.review-overdue`,
+    /// The obligation (written as its code: `break-glass.review-overdue`,
     /// `expiry.revocation-due`, ...).
-    pub reason: &'static str,
+    pub reason: Obligation,
     /// The deadline that passed.
     pub deadline: Timestamp,
     /// How many events the write appended: 0 when another scan (another
@@ -33,7 +34,7 @@ pub struct Acted {
 
 /// The idempotency key of the ledger's write for `reason` on `case`: one
 /// per case and reason, so the obligation is acted on once.
-pub fn idempotency_key(case: &CaseId, reason: &str) -> String {
+pub fn idempotency_key(case: &CaseId, reason: Obligation) -> String {
     format!("escalation:{case}:{reason}")
 }
 
@@ -50,7 +51,7 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
                 idempotency_key: idempotency_key(&case.case_id, reason),
                 command: CaseCommand::Escalate {
                     case_id: case.case_id.clone(),
-                    reason: reason.to_string(),
+                    reason,
                     deadline,
                 },
                 occurred_at: None,
@@ -64,8 +65,8 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
                         outcome.appended.len()
                     };
                     if appended > 0 {
-                        tracing::warn!(case = %case.case_id, reason, "escalated an overdue obligation");
-                        metrics::counter!("custody_escalations_total", "reason" => reason)
+                        tracing::warn!(case = %case.case_id, reason = reason.as_str(), "escalated an overdue obligation");
+                        metrics::counter!("custody_escalations_total", "reason" => reason.as_str())
                             .increment(1);
                     }
                     acted.push(Acted {

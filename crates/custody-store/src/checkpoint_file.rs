@@ -16,13 +16,13 @@
 //! checkpoints directory holds either framed entries or one bare note (as
 //! `custody log checkpoint` prints it).
 
+use custody_core::Code;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use custody_core::audit::{Finding, OutsideCheckpoint};
-use custody_core::lifecycle::Severity;
 
 /// The name of the checkpoints file in a data directory.
 pub const CHECKPOINTS_FILE: &str = "checkpoints";
@@ -135,8 +135,7 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
         }
         if parsed.torn > 0 {
             findings.push(Finding::new(
-                "checkpoint.outside-torn",
-                Severity::Info,
+                Code::CheckpointOutsideTorn,
                 format!(
                     "{} holds {} entr{} begun and never ended (a crash while appending); ignored",
                     file.display(),
@@ -147,8 +146,7 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
         }
         if !parsed.stray_lines.is_empty() {
             findings.push(Finding::new(
-                "checkpoint.outside-malformed",
-                Severity::High,
+                Code::CheckpointOutsideMalformed,
                 format!(
                     "{} holds text outside its checkpoint entries (line {}): the server only appends framed entries, so the file was edited",
                     file.display(),

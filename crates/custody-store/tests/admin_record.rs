@@ -218,7 +218,11 @@ async fn an_older_data_directory_is_recorded_once_when_it_is_opened() {
         .audit(Vec::new(), None)
         .await
         .unwrap();
-    let codes: Vec<&str> = report.findings.iter().map(|finding| finding.code).collect();
+    let codes: Vec<&str> = report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect();
     assert_eq!(codes, ["admin.unrecorded-legacy"]);
 
     // Opening it records every row, by `system`, once.

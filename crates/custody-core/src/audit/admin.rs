@@ -6,6 +6,7 @@
 use crate::admin::{
     check_delegated_action, is_admin_event, token_hash_prefix, AdminRows, AdminState,
 };
+use crate::code::Code;
 use crate::event::Event;
 use crate::lifecycle::Refusal;
 use crate::model::{Actor, Change};
@@ -40,7 +41,9 @@ pub(crate) struct AdminAudit {
 }
 
 fn finding_at(event: &Event, log_index: u64, refusal: Refusal, severity: Severity) -> Finding {
-    Finding::new(refusal.rule, severity, refusal.message).at_event(event, log_index)
+    Finding::new(refusal.rule, refusal.message)
+        .severity(severity)
+        .at_event(event, log_index)
 }
 
 impl AdminAudit {
@@ -56,7 +59,7 @@ impl AdminAudit {
                 event,
                 log_index,
                 Refusal {
-                    rule: "admin.record-misplaced",
+                    rule: Code::AdminRecordMisplaced,
                     message: format!(
                         "case {} holds a {} event, but the administration record is {}: a second record was forged",
                         event.case_id,
@@ -121,7 +124,7 @@ impl AdminAudit {
                     event,
                     log_index,
                     Refusal {
-                        rule: "delegation.grant-unrecorded",
+                        rule: Code::DelegationGrantUnrecorded,
                         message: format!(
                             "{} acted under delegation grant {}, which the administration record had not granted when the action was recorded",
                             event.actor.principal, grant_id
@@ -136,13 +139,11 @@ impl AdminAudit {
 
     /// Compares the stored projections with the record.
     pub(crate) fn check_rows(&mut self, rows: &AdminRows) {
-        let finding =
-            |code: &'static str, message: String| Finding::new(code, Severity::Critical, message);
+        let finding = |code: Code, message: String| Finding::new(code, message);
         if self.record.is_none() {
             if !rows.principals.is_empty() || !rows.tokens.is_empty() || !rows.grants.is_empty() {
                 self.findings.push(Finding::new(
-                    "admin.unrecorded-legacy",
-                    Severity::Info,
+                    Code::AdminUnrecordedLegacy,
                     format!(
                         "the store holds {} principal(s), {} token(s) and {} delegation grant(s) but no administration record: it was made by a version that did not record administration; `custody serve` records them when it next starts",
                         rows.principals.len(),
@@ -158,7 +159,7 @@ impl AdminAudit {
         for row in &rows.principals {
             match state.principals.get(&row.id) {
                 None => found.push(finding(
-                    "admin.principal-unrecorded",
+                    Code::AdminPrincipalUnrecorded,
                     format!(
                         "principal {} (groups: {}) is stored but the administration record never added it: it was inserted behind the store's back",
                         row.id,
@@ -178,7 +179,7 @@ impl AdminAudit {
                         || row.display_name != recorded.display_name
                     {
                         found.push(finding(
-                            "admin.principal-mismatch",
+                            Code::AdminPrincipalMismatch,
                             format!(
                                 "principal {} is stored as {} in groups [{}] of {}, but the administration record says {} in groups [{}] of {}",
                                 row.id,
@@ -197,7 +198,7 @@ impl AdminAudit {
         for id in state.principals.keys() {
             if !rows.principals.iter().any(|row| &row.id == id) {
                 found.push(finding(
-                    "admin.principal-mismatch",
+                    Code::AdminPrincipalMismatch,
                     format!("principal {id} is in the administration record but not stored"),
                 ));
             }
@@ -205,7 +206,7 @@ impl AdminAudit {
         for row in &rows.tokens {
             match state.tokens.get(&row.token_id) {
                 None => found.push(finding(
-                    "admin.token-unrecorded",
+                    Code::AdminTokenUnrecorded,
                     format!(
                         "token {} of {} is stored but the administration record never issued it",
                         row.token_id, row.principal
@@ -220,7 +221,7 @@ impl AdminAudit {
                         || recorded.revoked != row.revoked
                     {
                         found.push(finding(
-                            "admin.token-mismatch",
+                            Code::AdminTokenMismatch,
                             format!(
                                 "token {} is stored for {} ({}, expires {}) but the administration record says {} ({}, expires {}){}",
                                 row.token_id,
@@ -246,7 +247,7 @@ impl AdminAudit {
         for id in state.tokens.keys() {
             if !rows.tokens.iter().any(|row| &row.token_id == id) {
                 found.push(finding(
-                    "admin.token-mismatch",
+                    Code::AdminTokenMismatch,
                     format!("token {id} is in the administration record but not stored"),
                 ));
             }
@@ -254,14 +255,14 @@ impl AdminAudit {
         for row in &rows.grants {
             match state.grants.get(&row.grant_id) {
                 None => found.push(finding(
-                    "admin.grant-unrecorded",
+                    Code::AdminGrantUnrecorded,
                     format!(
                         "delegation grant {} to {} is stored but the administration record never granted it",
                         row.grant_id, row.vendor_org
                     ),
                 )),
                 Some(recorded) if &recorded.grant != row => found.push(finding(
-                    "admin.grant-mismatch",
+                    Code::AdminGrantMismatch,
                     format!(
                         "delegation grant {} is stored (revoked: {}) differently from the administration record (revoked: {})",
                         row.grant_id,
@@ -281,7 +282,7 @@ impl AdminAudit {
         for id in state.grants.keys() {
             if !rows.grants.iter().any(|row| &row.grant_id == id) {
                 found.push(finding(
-                    "admin.grant-mismatch",
+                    Code::AdminGrantMismatch,
                     format!("delegation grant {id} is in the administration record but not stored"),
                 ));
             }

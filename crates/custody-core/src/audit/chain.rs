@@ -9,9 +9,9 @@ use super::finding::Finding;
 use super::policy::PolicyTrail;
 use super::StoredCaseHead;
 use crate::case::CaseView;
+use crate::code::Code;
 use crate::event::Event;
 use crate::id::Sha256Hash;
-use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// What the audit keeps of one case while reading it.
@@ -45,8 +45,7 @@ impl CaseTrail {
     pub(super) fn check_start(event: &Event, log_index: u64) -> Option<Finding> {
         (event.seq != 1 || event.prev_hash.is_some()).then(|| {
             Finding::new(
-                "chain.missing-start",
-                Severity::Critical,
+                Code::ChainMissingStart,
                 format!(
                     "the first stored event of case {} has seq {}: the events before it are missing",
                     event.case_id, event.seq
@@ -59,13 +58,12 @@ impl CaseTrail {
     /// How `event` links to the case's latest event: its sequence number
     /// follows, and its previous hash is that event's hash.
     pub(super) fn check_link(&self, event: &Event, log_index: u64) -> Vec<Finding> {
-        let finding = |code: &'static str, message: String| {
-            Finding::new(code, Severity::Critical, message).at_event(event, log_index)
-        };
+        let finding =
+            |code: Code, message: String| Finding::new(code, message).at_event(event, log_index);
         let mut found = Vec::new();
         if event.seq <= self.last_seq {
             found.push(finding(
-                "chain.out-of-order",
+                Code::ChainOutOfOrder,
                 format!(
                     "event seq {} of case {} is stored after seq {}: events were reordered",
                     event.seq, event.case_id, self.last_seq
@@ -73,7 +71,7 @@ impl CaseTrail {
             ));
         } else if event.seq != self.last_seq + 1 {
             found.push(finding(
-                "chain.seq-gap",
+                Code::ChainSeqGap,
                 format!(
                     "case {} jumps from seq {} to seq {}: events are missing",
                     event.case_id, self.last_seq, event.seq
@@ -82,7 +80,7 @@ impl CaseTrail {
         }
         if event.prev_hash != Some(self.last_hash) {
             found.push(finding(
-                "chain.prev-hash-mismatch",
+                Code::ChainPrevHashMismatch,
                 format!(
                     "event seq {} of case {} does not link to the event stored before it (expected previous hash {}, event says {})",
                     event.seq,
@@ -128,8 +126,7 @@ pub(super) fn finish_cases(
         let Some(head) = heads_by_case.remove(case_id) else {
             findings.push(
                 Finding::new(
-                    "case.missing-head",
-                    Severity::High,
+                    Code::CaseMissingHead,
                     format!("case {case_id} has events but no case record"),
                 )
                 .case(case_id.clone()),
@@ -139,8 +136,7 @@ pub(super) fn finish_cases(
         if head.head_seq != trail.last_seq as i64 || head.head_hash != trail.last_hash.to_hex() {
             findings.push(
                 Finding::new(
-                    "chain.head-mismatch",
-                    Severity::Critical,
+                    Code::ChainHeadMismatch,
                     format!(
                         "case {case_id} was last written at seq {} with hash {}, but its stored events end at seq {} with hash {}: the latest events were altered or deleted",
                         head.head_seq,
@@ -159,8 +155,7 @@ pub(super) fn finish_cases(
             if head.state != view.state.as_str() {
                 findings.push(
                     Finding::new(
-                        "case.projection-mismatch",
-                        Severity::Medium,
+                        Code::CaseProjectionMismatch,
                         format!(
                             "case {case_id} is stored as {} but its events rebuild to {}",
                             head.state, view.state
@@ -174,8 +169,7 @@ pub(super) fn finish_cases(
     for (case_id, head) in heads_by_case {
         findings.push(
             Finding::new(
-                "case.events-missing",
-                Severity::Critical,
+                Code::CaseEventsMissing,
                 format!(
                     "case {case_id} was written up to seq {} but none of its events are stored",
                     head.head_seq

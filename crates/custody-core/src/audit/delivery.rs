@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::finding::Finding;
+use crate::code::Code;
 use crate::event::{DeliveryOutcome, Event, EventBody};
-use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// The deliveries seen so far.
@@ -141,8 +141,7 @@ impl Deliveries {
                 .unwrap_or_default();
             findings.push(
                 Finding::new(
-                    "notify.undelivered",
-                    Severity::High,
+                    Code::NotifyUndelivered,
                     format!(
                         "notification {} ({} to {} via {}{to}) owed by event {} was {}",
                         seen.owed.delivery_id,
@@ -177,8 +176,7 @@ impl Deliveries {
             if !told_before {
                 findings.push(
                     Finding::new(
-                        "notify.reviewer-not-notified",
-                        Severity::Medium,
+                        Code::NotifyReviewerNotNotified,
                         format!(
                             "automation executed case {} at {} before any reviewer had been told of the approved change ({} notice(s) owed: {})",
                             execution.case_id,

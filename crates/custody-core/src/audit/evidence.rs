@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 
 use super::finding::Finding;
 use super::EvidenceRef;
+use crate::code::Code;
 use crate::event::{Event, EventBody};
 use crate::id::Sha256Hash;
-use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// How long evidence may wait for a case carrying its reference before
@@ -72,8 +72,7 @@ impl EvidenceRecordTrail {
             .is_some_and(|now| self.first_recorded_at.plus_seconds(EVIDENCE_GRACE_SECONDS) <= now);
         (!self.released && waited_too_long).then(|| {
             Finding::new(
-                "evidence.unattached",
-                Severity::Medium,
+                Code::EvidenceUnattached,
                 format!(
                     "evidence held for {} since {} never joined a case: no case carries that reference",
                     self.ticket, self.first_recorded_at
@@ -91,8 +90,8 @@ impl EvidenceRef {
     /// A finding about the blob behind this reference, pointing at the
     /// event that references it (the caller checks the blobs; see
     /// [`super::Report::evidence`]).
-    pub fn finding(&self, code: &'static str, severity: Severity, message: String) -> Finding {
-        Finding::new(code, severity, message)
+    pub fn finding(&self, code: Code, message: String) -> Finding {
+        Finding::new(code, message)
             .case(self.case_id.clone())
             .event(self.event_id.clone())
             .seq(self.seq)
@@ -182,14 +181,14 @@ impl EvidenceSeen {
         for ((case_id, url), seen) in &self.links {
             let (code, message) = match seen.state {
                 LinkWord::Unverified => (
-                    "evidence.link-unverified",
+                    Code::EvidenceLinkUnverified,
                     format!(
                         "the link {url} of case {case_id} could not be captured, so nothing proves what it said: {}",
                         seen.detail
                     ),
                 ),
                 LinkWord::Drifted => (
-                    "evidence.link-drifted",
+                    Code::EvidenceLinkDrifted,
                     format!(
                         "the link {url} of case {case_id} changed since it was captured: {}",
                         seen.detail
@@ -198,7 +197,7 @@ impl EvidenceSeen {
                 LinkWord::Verified => continue,
             };
             findings.push(
-                Finding::new(code, Severity::High, message)
+                Finding::new(code, message)
                     .case(case_id.clone())
                     .event(seen.event_id.clone())
                     .seq(seen.seq)

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::code::Code;
 use crate::event::Event;
 use crate::severity::Severity;
 
@@ -10,7 +11,7 @@ use crate::severity::Severity;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     /// Stable code, documented in `docs/findings.md`.
-    pub code: &'static str,
+    pub code: Code,
     /// How bad it is.
     pub severity: Severity,
     /// The case it concerns.
@@ -26,11 +27,14 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// A finding that points nowhere yet; the methods below say where.
-    pub fn new(code: &'static str, severity: Severity, message: impl Into<String>) -> Finding {
+    /// A finding under `code`, with the severity the table gives it
+    /// ([`Code::severity`]), that points nowhere yet; the methods below say
+    /// where, and [`Finding::severity`] overrides the severity where the
+    /// check knows better.
+    pub fn new(code: Code, message: impl Into<String>) -> Finding {
         Finding {
             code,
-            severity,
+            severity: code.severity(),
             case_id: None,
             message: message.into(),
             event_id: None,

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use super::finding::Finding;
+use crate::code::Code;
 use crate::event::{Event, EventBody};
-use crate::severity::Severity;
 
 /// Every half of a link seen.
 #[derive(Default)]
@@ -61,11 +61,11 @@ impl LinkKind {
     }
 
     /// The finding when the partner is missing.
-    fn unmatched(self) -> &'static str {
+    fn unmatched(self) -> Code {
         match self {
-            LinkKind::DuplicateMerged | LinkKind::DuplicateLinked => "merge.unmatched-link",
-            LinkKind::EvidenceJoined | LinkKind::EvidenceReleased => "evidence.unmatched-link",
-            LinkKind::RevocationOpened | LinkKind::OpenedByReview => "revocation.unmatched-link",
+            LinkKind::DuplicateMerged | LinkKind::DuplicateLinked => Code::MergeUnmatchedLink,
+            LinkKind::EvidenceJoined | LinkKind::EvidenceReleased => Code::EvidenceUnmatchedLink,
+            LinkKind::RevocationOpened | LinkKind::OpenedByReview => Code::RevocationUnmatchedLink,
         }
     }
 }
@@ -141,7 +141,6 @@ impl Links {
                 findings.push(
                     Finding::new(
                         link.kind.unmatched(),
-                        Severity::Critical,
                         format!(
                             "{} {} points to {}, which holds no {} pointing back: half of the link was removed or forged",
                             link.case_id,

@@ -9,6 +9,7 @@ use custody_log::{verify_checkpoint, Frontier, Hash};
 
 use super::finding::Finding;
 use super::{Checked, DecodedRow, LogAudit, StoredEvent};
+use crate::code::Code;
 use crate::severity::Severity;
 use crate::time::Timestamp;
 
@@ -79,15 +80,14 @@ impl LogState {
             outside_given: log.outside.len() as u64 + u64::from(log.since.is_some()),
             ..LogState::default()
         };
-        let checkpoint_finding =
-            |code: &'static str, message: String| Finding::new(code, Severity::Critical, message);
+        let checkpoint_finding = |code: Code, message: String| Finding::new(code, message);
         for row in &log.checkpoints {
             checked.checkpoints += 1;
             match verify_checkpoint(row.note.as_bytes(), &log.trusted_keys) {
                 Ok(verified) => {
                     if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice() {
                         findings.push(checkpoint_finding(
-                            "checkpoint.row-mismatch",
+                            Code::CheckpointRowMismatch,
                             format!(
                                 "the checkpoint stored at size {} signs size {} with a different root: the row was edited",
                                 row.size,
@@ -102,7 +102,7 @@ impl LogState {
                     });
                 }
                 Err(error) => findings.push(checkpoint_finding(
-                    "checkpoint.bad-signature",
+                    Code::CheckpointBadSignature,
                     format!(
                         "the checkpoint stored at size {} is not signed by a configured log key: {error}",
                         row.size
@@ -120,7 +120,7 @@ impl LogState {
                     source: RootSource::Since,
                 }),
                 Err(error) => findings.push(checkpoint_finding(
-                    "since.bad-signature",
+                    Code::SinceBadSignature,
                     format!("the saved checkpoint is not signed by a configured log key: {error}"),
                 )),
             }
@@ -167,8 +167,7 @@ impl LogState {
                 Ok(verified) => verified,
                 Err(error) => {
                     findings.push(Finding::new(
-                        "checkpoint.bad-signature",
-                        Severity::Critical,
+                        Code::CheckpointBadSignature,
                         format!(
                             "the checkpoint held outside the database in {} is not signed by a configured log key: {error}",
                             outside.source
@@ -182,8 +181,7 @@ impl LogState {
                 Some(root) if *root == verified.root_hash().as_slice() => {}
                 stored => findings.push(
                     Finding::new(
-                        "checkpoint.missing-from-database",
-                        Severity::Critical,
+                        Code::CheckpointMissingFromDatabase,
                         format!(
                             "the log signed a checkpoint at size {size} (held outside the database in {}), but the database {}: checkpoints were deleted or replaced behind the store's back",
                             outside.source,
@@ -219,8 +217,7 @@ impl LogState {
             if row.log_index > self.next_log_index {
                 findings.push(
                     Finding::new(
-                        "log.index-gap",
-                        Severity::Critical,
+                        Code::LogIndexGap,
                         format!(
                             "log entries {}..{} are missing: events were deleted behind the store's back",
                             self.next_log_index, row.log_index
@@ -231,8 +228,7 @@ impl LogState {
             } else {
                 findings.push(
                     Finding::new(
-                        "log.index-duplicate",
-                        Severity::Critical,
+                        Code::LogIndexDuplicate,
                         format!("log index {} appears more than once", row.log_index),
                     )
                     .case(row.case_id.clone())
@@ -245,8 +241,8 @@ impl LogState {
         // The Merkle leaf is recomputed from the stored bytes, never trusted.
         let leaf = decoded.leaf;
         checked.leaves += 1;
-        let leaf_finding = |code: &'static str, message: String| {
-            Finding::new(code, Severity::Critical, message)
+        let leaf_finding = |code: Code, message: String| {
+            Finding::new(code, message)
                 .case(row.case_id.clone())
                 .seq(u64::try_from(row.seq).ok())
                 .log_index(row.log_index)
@@ -255,14 +251,14 @@ impl LogState {
             _ if !self.log_checks => {}
             Some(stored) if stored.as_slice() == leaf.as_slice() => {}
             Some(_) => findings.push(leaf_finding(
-                "log.leaf-mismatch",
+                Code::LogLeafMismatch,
                 format!(
                     "the stored Merkle leaf at log index {} does not hash the stored event: the event or the log was altered",
                     row.log_index
                 ),
             )),
             None => findings.push(leaf_finding(
-                "log.leaf-missing",
+                Code::LogLeafMissing,
                 format!("the event at log index {} has no Merkle leaf", row.log_index),
             )),
         }
@@ -287,31 +283,29 @@ impl LogState {
             if self.frontier.root() != expected.root {
                 let (code, message) = match expected.source {
                     RootSource::Stored => (
-                        "checkpoint.root-mismatch",
+                        Code::CheckpointRootMismatch,
                         format!(
                             "the signed checkpoint at size {} has a root that the stored events do not reproduce: history was rewritten after it was signed",
                             expected.size
                         ),
                     ),
                     RootSource::Since => (
-                        "since.not-extended",
+                        Code::SinceNotExtended,
                         format!(
                             "the log does not extend the saved checkpoint at size {}: the first {} entries changed since it was signed",
                             expected.size, expected.size
                         ),
                     ),
                     RootSource::Outside(source) => (
-                        "checkpoint.root-mismatch",
+                        Code::CheckpointRootMismatch,
                         format!(
                             "the signed checkpoint at size {} held outside the database in {source} has a root that the stored events do not reproduce: history was rewritten after it was signed",
                             expected.size
                         ),
                     ),
                 };
-                findings.push(
-                    Finding::new(code, Severity::Critical, message)
-                        .log_index(expected.size.saturating_sub(1)),
-                );
+                findings
+                    .push(Finding::new(code, message).log_index(expected.size.saturating_sub(1)));
             }
         }
     }
@@ -333,28 +327,28 @@ impl LogState {
         for expected in std::mem::take(&mut self.pending_checkpoints) {
             let (code, message) = match expected.source {
                 RootSource::Stored => (
-                    "checkpoint.beyond-log",
+                    Code::CheckpointBeyondLog,
                     format!(
                         "a signed checkpoint commits to {} entries but only {log_size} are stored: the tail of the log was truncated",
                         expected.size
                     ),
                 ),
                 RootSource::Since => (
-                    "since.beyond-log",
+                    Code::SinceBeyondLog,
                     format!(
                         "the saved checkpoint commits to {} entries but only {log_size} are stored: the log was truncated or rewritten",
                         expected.size
                     ),
                 ),
                 RootSource::Outside(source) => (
-                    "checkpoint.beyond-log",
+                    Code::CheckpointBeyondLog,
                     format!(
                         "a signed checkpoint held outside the database in {source} commits to {} entries but only {log_size} are stored: the tail of the log was truncated",
                         expected.size
                     ),
                 ),
             };
-            findings.push(Finding::new(code, Severity::Critical, message).log_index(log_size));
+            findings.push(Finding::new(code, message).log_index(log_size));
         }
         self.finish_coverage(log_size, now, checked, findings);
     }
@@ -392,12 +386,12 @@ impl LogState {
                 .unwrap_or_else(|| "whose time cannot be read".to_string());
             let (code, what) = if self.covered == 0 {
                 (
-                    "log.no-checkpoint",
+                    Code::LogNoCheckpoint,
                     format!("the log holds {log_size} entries but no signed checkpoint"),
                 )
             } else {
                 (
-                    "log.uncovered-tail",
+                    Code::LogUncoveredTail,
                     format!(
                         "the newest signed checkpoint covers {} of the log's {log_size} entries; {uncovered} are covered by none",
                         self.covered
@@ -422,13 +416,14 @@ impl LogState {
                 )
             };
             findings.push(
-                Finding::new(code, severity, format!("{what}; {judgement}")).log_index(first),
+                Finding::new(code, format!("{what}; {judgement}"))
+                    .severity(severity)
+                    .log_index(first),
             );
         }
         if self.outside_given == 0 && log_size > 0 {
             findings.push(Finding::new(
-                "checkpoint.none-outside",
-                Severity::Info,
+                Code::CheckpointNoneOutside,
                 "no checkpoint held outside the database was checked, so whoever can write to the database could have rewritten or truncated the log together with its stored checkpoints; pass --data DIR (a node's data directory, with its checkpoints file), --checkpoints FILE|DIR or --since-checkpoint FILE",
             ));
         }
@@ -440,8 +435,7 @@ impl LogState {
         if self.stored_leaves > log_size {
             findings.push(
                 Finding::new(
-                    "log.leaf-without-event",
-                    Severity::Critical,
+                    Code::LogLeafWithoutEvent,
                     format!(
                         "the log holds {} leaves but only {log_size} events: events were removed behind the store's back",
                         self.stored_leaves

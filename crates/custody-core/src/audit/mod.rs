@@ -27,9 +27,9 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::case::CaseView;
+use crate::code::Code;
 use crate::event::{DecodeError, Event, EventBody};
 use crate::id::Sha256Hash;
-use crate::severity::Severity;
 use custody_log::{leaf_hash, Hash, VerifierKey};
 
 mod admin;
@@ -293,13 +293,12 @@ impl Auditor {
             Ok(event) => event,
             Err(error) => {
                 let code = match error {
-                    DecodeError::NotCanonical => "event.not-canonical",
-                    _ => "event.malformed",
+                    DecodeError::NotCanonical => Code::EventNotCanonical,
+                    _ => Code::EventMalformed,
                 };
                 self.findings.push(
                     Finding::new(
                         code,
-                        Severity::Critical,
                         format!(
                             "the event at log index {} (case {}, seq {}) was altered: {error}",
                             row.log_index, row.case_id, row.seq
@@ -325,8 +324,7 @@ impl Auditor {
         if row.case_id != event.case_id.as_str() || row.seq != event.seq as i64 {
             self.findings.push(
                 Finding::new(
-                    "event.index-mismatch",
-                    Severity::Critical,
+                    Code::EventIndexMismatch,
                     format!(
                         "the row at log index {} claims case {} seq {} but the event inside is case {} seq {}",
                         row.log_index, row.case_id, row.seq, event.case_id, event.seq
@@ -382,8 +380,7 @@ impl Auditor {
         if view.is_none() && policy_record.is_none() && evidence_record.is_none() && !admin_record {
             new_findings.push(
                 Finding::new(
-                    "case.no-request",
-                    Severity::Critical,
+                    Code::CaseNoRequest,
                     format!(
                         "case {} does not start with a request (its first event is {})",
                         event.case_id,
@@ -452,8 +449,7 @@ impl Auditor {
                 }
                 _ => self.findings.push(
                     Finding::new(
-                        "evidence.record-misplaced",
-                        Severity::High,
+                        Code::EvidenceRecordMisplaced,
                         format!(
                             "the evidence record {} holds a {} event; it may hold only held evidence and its release",
                             event.case_id,
@@ -482,8 +478,7 @@ impl Auditor {
                         .check_adoption(event, adopted, Some(previous), log_index)
                 }
                 None => vec![Finding::new(
-                    "policy.record-misplaced",
-                    Severity::High,
+                    Code::PolicyRecordMisplaced,
                     format!(
                         "the policy record {} holds a {} event; it may hold only policy_adopted events",
                         event.case_id,

@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 
 use super::finding::Finding;
+use crate::code::Code;
 use crate::event::{Event, PolicyAdopted};
 use crate::id::Sha256Hash;
-use crate::severity::Severity;
 
 /// The policies adopted and the requests that cite one.
 #[derive(Default)]
@@ -63,12 +63,11 @@ impl Policies {
         log_index: u64,
     ) -> Vec<Finding> {
         let mut found = Vec::new();
-        let finding = |code: &'static str, message: String| {
-            Finding::new(code, Severity::High, message).at_event(event, log_index)
-        };
+        let finding =
+            |code: Code, message: String| Finding::new(code, message).at_event(event, log_index);
         if event.actor.principal.as_str() != crate::model::SYSTEM_PRINCIPAL {
             found.push(finding(
-                "policy.record-forged",
+                Code::PolicyRecordForged,
                 format!(
                     "policy {} was recorded by {}, not by the ledger's own actor `system`",
                     adopted.policy_hash, event.actor.principal
@@ -78,7 +77,7 @@ impl Policies {
         let recomputed = Sha256Hash::of(&crate::canonical::to_canonical_bytes(&adopted.policy));
         if recomputed != adopted.policy_hash {
             found.push(finding(
-                "policy.record-mismatch",
+                Code::PolicyRecordMismatch,
                 format!(
                     "the policy recorded as {} hashes to {recomputed}: the recorded rules are not the ones cases cite",
                     adopted.policy_hash
@@ -87,7 +86,7 @@ impl Policies {
         }
         if adopted.previous_hash != previous {
             found.push(finding(
-                "policy.record-broken",
+                Code::PolicyRecordBroken,
                 format!(
                     "policy {} says it replaced {}, but the policy recorded before it is {}",
                     adopted.policy_hash,
@@ -121,8 +120,7 @@ impl Policies {
             if request.log_index > first_adoption && !recorded_before {
                 findings.push(
                     Finding::new(
-                        "policy.unrecorded",
-                        Severity::High,
+                        Code::PolicyUnrecorded,
                         format!(
                             "case {} was decided by rule `{}` of policy {}, which the policy record never adopted before the case was opened",
                             request.case_id, request.rule, request.policy_hash

@@ -7,9 +7,9 @@
 use super::chain::CaseTrail;
 use super::finding::Finding;
 use crate::case::{CaseState, CaseView};
+use crate::code::Code;
 use crate::event::Event;
 use crate::lifecycle::{judge_request, violations_with};
-use crate::severity::Severity;
 use crate::time::Timestamp;
 
 /// The rules a case's first event breaks.
@@ -17,7 +17,8 @@ pub(super) fn at_request(event: &Event, log_index: u64) -> Vec<Finding> {
     judge_request(event)
         .into_iter()
         .map(|broken| {
-            Finding::new(broken.refusal.rule, broken.severity, broken.refusal.message)
+            Finding::new(broken.refusal.rule, broken.refusal.message)
+                .severity(broken.severity)
                 .at_event(event, log_index)
         })
         .collect()
@@ -34,7 +35,9 @@ pub(super) fn at_event(
     violations_with(view, event, merge_partner)
         .into_iter()
         .map(|(refusal, severity)| {
-            Finding::new(refusal.rule, severity, refusal.message).at_event(event, log_index)
+            Finding::new(refusal.rule, refusal.message)
+                .severity(severity)
+                .at_event(event, log_index)
         })
         .collect()
 }
@@ -44,8 +47,7 @@ pub(super) fn delegation_missing(event: &Event, log_index: u64) -> Option<Findin
     (event.actor.kind == crate::PrincipalKind::Vendor && event.actor.delegation_grant.is_none())
         .then(|| {
             Finding::new(
-                "delegation.missing",
-                Severity::High,
+                Code::DelegationMissing,
                 format!(
                     "vendor principal {} acted on case {} without a delegation grant",
                     event.actor.principal, event.case_id
@@ -68,8 +70,8 @@ pub(super) fn end_of_trail(
     if let Some(now) = now {
         deadlines(case_id, view, now, findings);
     }
-    let execution_finding = |code: &'static str, message: String| {
-        Finding::new(code, Severity::Critical, message)
+    let execution_finding = |code: Code, message: String| {
+        Finding::new(code, message)
             .case(case_id)
             .event(view.execution_event.as_ref().map(ToString::to_string))
             .seq(trail.first_execution.map(|(seq, _)| seq))
@@ -80,7 +82,7 @@ pub(super) fn end_of_trail(
     // approvals never came.
     if view.awaiting_approval || view.state == CaseState::ExecutedPendingApproval {
         findings.push(execution_finding(
-            "lifecycle.execution-without-approval",
+            Code::LifecycleExecutionWithoutApproval,
             format!(
                 "case {case_id} was executed without the {} approval(s) it needed, and none has been recorded since",
                 view.approvals_required
@@ -89,7 +91,7 @@ pub(super) fn end_of_trail(
     }
     if view.approved_after_execution {
         findings.push(execution_finding(
-            "lifecycle.approved-after-execution",
+            Code::LifecycleApprovedAfterExecution,
             format!(
                 "case {case_id} was executed at {} and its approvals were given only afterwards",
                 view.executed_at
@@ -102,8 +104,7 @@ pub(super) fn end_of_trail(
         if approval.attested && !approval.confirmed && !view.rule.allow_attested_approvals {
             findings.push(
                 Finding::new(
-                    "approval.unconfirmed-attestation",
-                    Severity::Medium,
+                    Code::ApprovalUnconfirmedAttestation,
                     format!(
                         "{} recorded a chat approval for {} on case {} that {} never confirmed; it does not count",
                         approval.by.principal, approval.approver, case_id, approval.approver
@@ -125,12 +126,10 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
         if view.reviews.is_empty() && deadline <= now {
             let escalated = view
                 .escalations
-                .iter()
-                .any(|reason| reason == crate::obligation::BREAK_GLASS_REVIEW_OVERDUE);
+                .contains(&crate::event::EscalationReason::BreakGlassReviewOverdue);
             findings.push(
                 Finding::new(
-                    crate::obligation::BREAK_GLASS_REVIEW_OVERDUE,
-                    Severity::High,
+                    Code::BreakGlassReviewOverdue,
                     format!(
                         "case {case_id} was executed under break-glass and its post-hoc review was due {deadline}; it has not been reviewed ({})",
                         if escalated { "escalated by the ledger" } else { "and no escalation is recorded" }
@@ -144,8 +143,7 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
         if view.reviews.is_empty() && due <= now {
             findings.push(
                 Finding::new(
-                    crate::obligation::REVIEW_OVERDUE,
-                    Severity::Medium,
+                    Code::ReviewOverdue,
                     format!(
                         "case {case_id} was executed and its review was due {due}; it has not been reviewed"
                     ),
@@ -159,8 +157,7 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
         if !view.revoked && grace_end <= now {
             findings.push(
                 Finding::new(
-                    "expiry.revocation-overdue",
-                    Severity::High,
+                    Code::ExpiryRevocationOverdue,
                     format!(
                         "the time-bound access of case {case_id} ended at {expires_at} and no revocation is recorded{}",
                         if view.revocation_due { " (the ledger recorded it as due)" } else { "" }

@@ -17,7 +17,7 @@ use custody_core::event::{Event, ReviewOutcome};
 use custody_core::lifecycle::{self, Refusal};
 use custody_core::model::{Change, Principal, PrincipalId, PrincipalKind};
 use custody_core::notice::Routing;
-use custody_core::{CaseId, CaseState, Sha256Hash, Timestamp};
+use custody_core::{CaseId, CaseState, Code, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use custody_log::tree::{self, NodeId};
 use custody_log::Hash;

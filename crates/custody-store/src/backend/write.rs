@@ -319,7 +319,7 @@ async fn decide_case(
     if let Some((stored_fingerprint, mut outcome)) = previous {
         if stored_fingerprint != fingerprint {
             return Err(StoreError::Refused(Refusal {
-                rule: "idempotency.key-reused",
+                rule: Code::IdempotencyKeyReused,
                 message: format!(
                     "idempotency key `{}` was already used by {principal} for a different write",
                     write.idempotency_key
@@ -382,7 +382,7 @@ async fn decide_case(
             }
             if let Some(duplicate) = active_case_for_change(connection, pending, change).await? {
                 return Err(StoreError::Refused(Refusal {
-                    rule: "case.duplicate-open",
+                    rule: Code::CaseDuplicateOpen,
                     message: format!(
                         "case {duplicate} is already open for {change}; a second request would split the trail"
                     ),
@@ -1570,7 +1570,7 @@ async fn retry_delivery(
         .ok_or_else(missing)?;
     if entry.state == "delivered" {
         return Err(StoreError::Refused(Refusal {
-            rule: "notify.already-delivered",
+            rule: Code::NotifyAlreadyDelivered,
             message: format!(
                 "notification {delivery_id} was delivered already; a retry would send it again"
             ),
