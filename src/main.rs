@@ -2042,18 +2042,26 @@ mod commands {
         Ok(json!({"kind": kind, "id": id}))
     }
 
-    fn read_change_set(path: &Path) -> Result<serde_json::Value, ClientError> {
+    /// Reads and parses a change set file once, as the server would: every
+    /// limit, and each key once (a key given twice would otherwise be
+    /// dropped here, unseen, before the server could refuse it).
+    fn read_change_set(path: &Path) -> Result<custody_core::change_set::ChangeSet, ClientError> {
+        use custody_core::change_set::{ChangeSet, ChangeSetError};
         let text = std::fs::read_to_string(path).map_err(|error| {
             ClientError::Usage(format!(
                 "cannot read change set {}: {error}",
                 path.display()
             ))
         })?;
-        serde_json::from_str(&text).map_err(|error| {
-            ClientError::Usage(format!(
+        ChangeSet::from_json(&text).map_err(|error| match error {
+            ChangeSetError::Syntax(error) => ClientError::Usage(format!(
                 "change set {} is not JSON: {error}\nhint: describe the applied change as a JSON object, e.g. {{\"added\": [\"role/admin\"]}}",
                 path.display()
-            ))
+            )),
+            refused => ClientError::Usage(format!(
+                "change set {} is refused: {refused}",
+                path.display()
+            )),
         })
     }
 

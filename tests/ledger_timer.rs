@@ -40,16 +40,17 @@ fn actor(name: &str) -> Actor {
 }
 
 fn change(subject: &str, duration_seconds: Option<u64>) -> Change {
-    Change {
-        subject: Subject {
+    Change::new(
+        Subject {
             kind: SubjectKind::User,
             id: subject.to_string(),
         },
-        kind: ChangeKind::Grant,
-        entitlement: "admin".to_string(),
-        resource: Some("prod-db".to_string()),
+        ChangeKind::Grant,
+        "admin".to_string(),
+        Some("prod-db".to_string()),
         duration_seconds,
-    }
+    )
+    .unwrap()
 }
 
 async fn write(store: &Store, who: &str, key: &str, command: CaseCommand) -> CaseId {

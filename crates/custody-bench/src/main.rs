@@ -410,16 +410,17 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
                 actor: actor(&name)?,
                 idempotency_key: format!("open-{writer}"),
                 command: CaseCommand::Request {
-                    change: Change {
-                        subject: Subject {
+                    change: Change::new(
+                        Subject {
                             kind: SubjectKind::User,
                             id: name.clone(),
                         },
-                        kind: ChangeKind::Grant,
-                        entitlement: "admin".into(),
-                        resource: Some("bench".into()),
-                        duration_seconds: None,
-                    },
+                        ChangeKind::Grant,
+                        "admin".into(),
+                        Some("bench".into()),
+                        None,
+                    )
+                    .expect("a valid change"),
                     justification: None,
                     ticket: None,
                     rule: custody_core::policy::AppliedRule::brief_default(),
@@ -735,16 +736,17 @@ async fn requests_through_store(
                         actor: actor.clone(),
                         idempotency_key: format!("request-{round}-{index}"),
                         command: CaseCommand::Request {
-                            change: Change {
-                                subject: Subject {
+                            change: Change::new(
+                                Subject {
                                     kind: SubjectKind::User,
                                     id: format!("u{writer}-{round}-{index}"),
                                 },
-                                kind: ChangeKind::Grant,
-                                entitlement: "reader".into(),
-                                resource: None,
-                                duration_seconds: None,
-                            },
+                                ChangeKind::Grant,
+                                "reader".into(),
+                                None,
+                                None,
+                            )
+                            .expect("a valid change"),
                             justification: Some("benchmark".into()),
                             ticket: None,
                             rule: custody_core::policy::AppliedRule::brief_default(),

@@ -413,7 +413,7 @@ impl CaseView {
                     // due by the rule's deadline (24h for automation).
                     self.expires_at = self
                         .change
-                        .duration_seconds
+                        .duration_seconds()
                         .map(|seconds| event.occurred_at.plus_seconds(seconds as i64));
                     let review_seconds = self
                         .rule

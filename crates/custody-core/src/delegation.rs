@@ -56,9 +56,9 @@ impl DelegationGrant {
             || self
                 .entitlements
                 .iter()
-                .any(|pattern| glob_matches(pattern, &change.entitlement)))
+                .any(|pattern| glob_matches(pattern, change.entitlement())))
             && (self.resources.is_empty()
-                || change.resource.as_deref().is_some_and(|resource| {
+                || change.resource().is_some_and(|resource| {
                     self.resources
                         .iter()
                         .any(|pattern| glob_matches(pattern, resource))

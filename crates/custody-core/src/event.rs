@@ -967,13 +967,14 @@ mod tests {
                 subject: "00u1".into(),
             },
         };
-        let change = Change {
-            subject: "api_key:ci-deploy".parse::<Subject>().unwrap(),
-            kind: ChangeKind::Create,
-            entitlement: "scope:deploy".into(),
-            resource: None,
-            duration_seconds: Some(3600),
-        };
+        let change = Change::new(
+            "api_key:ci-deploy".parse::<Subject>().unwrap(),
+            ChangeKind::Create,
+            "scope:deploy".into(),
+            None,
+            Some(3600),
+        )
+        .unwrap();
         let request = lifecycle::request(
             change,
             Some("naïve \"quote\"\n".into()),

@@ -626,11 +626,7 @@ pub fn open_revocation(
     rule: &AppliedRule,
     new_case: &CaseId,
 ) -> Result<(Draft, Draft, Draft), Refusal> {
-    let change = Change {
-        kind: crate::model::ChangeKind::Revoke,
-        duration_seconds: None,
-        ..reviewed.change.clone()
-    };
+    let change = reviewed.change.revocation();
     // Taking access away is never refused for lacking a duration: the
     // rule's duration cap is for grants.
     let change_hash = change.digest();
@@ -1276,7 +1272,7 @@ fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
     let Some(max) = rule.max_duration_seconds else {
         return Ok(());
     };
-    match change.duration_seconds {
+    match change.duration_seconds() {
         None => Err(Refusal::new(
             Code::PolicyDurationRequired,
             format!(

@@ -102,7 +102,7 @@ pub fn pending_obligations(case: &CaseView) -> Vec<(Obligation, Timestamp)> {
             // Long grants get a notice before they end.
             let long = case
                 .change
-                .duration_seconds
+                .duration_seconds()
                 .is_some_and(|seconds| seconds >= EXPIRY_NOTICE_MIN_DURATION_SECONDS);
             if long && !case.expiry_noticed {
                 pending.push((

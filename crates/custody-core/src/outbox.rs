@@ -86,8 +86,8 @@ fn principal_of(audience: Audience, case: &CaseView) -> Option<String> {
             .rev()
             .find(|execution| execution.completed)
             .map(|execution| execution.by.principal.to_string()),
-        Audience::Owner => Some(match case.change.subject.kind {
-            crate::model::SubjectKind::User => case.change.subject.id.clone(),
+        Audience::Owner => Some(match case.change.subject().kind {
+            crate::model::SubjectKind::User => case.change.subject().id.clone(),
             _ => case.requester.principal.to_string(),
         }),
         _ => None,

@@ -38,13 +38,14 @@ fn principal(name: &str, kind: PrincipalKind, groups: &[&str], org: Option<&str>
 }
 
 fn change() -> Change {
-    Change {
-        subject: "user:ann".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: "db-reader".to_string(),
-        resource: Some("prod-db".to_string()),
-        duration_seconds: None,
-    }
+    Change::new(
+        "user:ann".parse().unwrap(),
+        ChangeKind::Grant,
+        "db-reader".to_string(),
+        Some("prod-db".to_string()),
+        None,
+    )
+    .unwrap()
 }
 
 const T0: i64 = 1_800_000_000_000_000;
@@ -271,10 +272,14 @@ fn vendor_actions_outside_their_grant_are_named_by_what_is_wrong() {
         None,
         actor("alice", PrincipalKind::Human, None),
         lifecycle::request(
-            Change {
-                entitlement: "admin".to_string(),
-                ..change()
-            },
+            Change::new(
+                "user:ann".parse().unwrap(),
+                ChangeKind::Grant,
+                "admin".to_string(),
+                Some("prod-db".to_string()),
+                None,
+            )
+            .unwrap(),
             None,
             None,
             &AppliedRule::brief_default(),

@@ -654,13 +654,18 @@ fn rule() -> AppliedRule {
 }
 
 fn change(entitlement: &str) -> Change {
-    Change {
-        subject: "user:ann".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.to_string(),
-        resource: None,
-        duration_seconds: None,
-    }
+    timed_change(entitlement, None)
+}
+
+fn timed_change(entitlement: &str, duration_seconds: Option<u64>) -> Change {
+    Change::new(
+        "user:ann".parse().unwrap(),
+        ChangeKind::Grant,
+        entitlement.to_string(),
+        None,
+        duration_seconds,
+    )
+    .unwrap()
 }
 
 fn request_draft(entitlement: &str) -> Draft {
@@ -1309,8 +1314,7 @@ fn review_overdue() -> Outcome {
 
 fn expiry_revocation_overdue() -> Outcome {
     let mut trail = Trail::default();
-    let mut timed = change("admin");
-    timed.duration_seconds = Some(3600);
+    let timed = timed_change("admin", Some(3600));
     let case = trail.append(
         None,
         human("alice"),
@@ -1344,8 +1348,7 @@ fn expiry_revocation_overdue() -> Outcome {
 
 fn timed_executed_view(duration: u64) -> CaseView {
     let mut trail = Trail::default();
-    let mut timed = change("admin");
-    timed.duration_seconds = Some(duration);
+    let timed = timed_change("admin", Some(duration));
     let case = trail.append(
         None,
         human("alice"),
@@ -2824,8 +2827,7 @@ fn lifecycle_not_time_bound() -> Outcome {
 
 fn lifecycle_already_revoked() -> Outcome {
     let mut trail = Trail::default();
-    let mut timed = change("admin");
-    timed.duration_seconds = Some(3600);
+    let timed = timed_change("admin", Some(3600));
     let case = trail.append(
         None,
         human("alice"),
@@ -2866,8 +2868,7 @@ fn policy_duration_required() -> Outcome {
 }
 
 fn policy_duration_too_long() -> Outcome {
-    let mut long = change("admin");
-    long.duration_seconds = Some(7200);
+    let long = timed_change("admin", Some(7200));
     refused(lifecycle::request(long, None, None, &capped()))
 }
 

@@ -104,16 +104,17 @@ fn run_step(ledger: &mut Ledger, who: &str, words: &[&str]) -> Result<Draft, Str
     let actor = actor(who);
     if words[0] == "request" {
         let subject: Subject = words[1].parse().map_err(|error| format!("{error}"))?;
-        let change = Change {
+        let change = Change::new(
             subject,
-            kind: words
+            words
                 .get(3)
                 .map(|kind| kind.parse::<ChangeKind>().unwrap())
                 .unwrap_or(ChangeKind::Grant),
-            entitlement: words[2].to_string(),
-            resource: None,
-            duration_seconds: None,
-        };
+            words[2].to_string(),
+            None,
+            None,
+        )
+        .unwrap();
         return lifecycle::request(change, None, None, &AppliedRule::brief_default())
             .map_err(|refusal| refusal.rule.to_string());
     }
@@ -739,13 +740,14 @@ fn change(
     resource: Option<&str>,
     duration: Option<u64>,
 ) -> Change {
-    Change {
-        subject: subject.parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.to_string(),
-        resource: resource.map(str::to_string),
-        duration_seconds: duration,
-    }
+    Change::new(
+        subject.parse().unwrap(),
+        ChangeKind::Grant,
+        entitlement.to_string(),
+        resource.map(str::to_string),
+        duration,
+    )
+    .unwrap()
 }
 
 #[test]

@@ -44,13 +44,14 @@ fn stage_policy() -> Policy {
 }
 
 fn key_change() -> Change {
-    Change {
-        subject: "api_key:deploy".parse().unwrap(),
-        kind: ChangeKind::Create,
-        entitlement: "deploy".to_string(),
-        resource: None,
-        duration_seconds: None,
-    }
+    Change::new(
+        "api_key:deploy".parse().unwrap(),
+        ChangeKind::Create,
+        "deploy".to_string(),
+        None,
+        None,
+    )
+    .unwrap()
 }
 
 /// A log: events of several cases, in log order, sealed and chained as the store does.
@@ -165,8 +166,14 @@ fn adopted_policies_chain_and_cases_cite_them() {
         lifecycle::adopt_policy(&second, Some(first.hash()), "/etc/custody.toml"),
     );
     // ...and one decided after it was adopted.
-    let mut other = key_change();
-    other.subject = "api_key:other".parse().unwrap();
+    let other = Change::new(
+        "api_key:other".parse().unwrap(),
+        ChangeKind::Create,
+        "deploy".to_string(),
+        None,
+        None,
+    )
+    .unwrap();
     let late = log.append(
         None,
         actor("ci", &[]),

@@ -281,13 +281,14 @@ fn draft(body: EventBody, role: Role) -> Draft {
 }
 
 fn change(entitlement: &str, duration_seconds: Option<u64>) -> Change {
-    Change {
-        subject: "user:alice".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.into(),
-        resource: Some("prod-db".into()),
+    Change::new(
+        "user:alice".parse().unwrap(),
+        ChangeKind::Grant,
+        entitlement.into(),
+        Some("prod-db".into()),
         duration_seconds,
-    }
+    )
+    .unwrap()
 }
 
 fn evidence() -> Evidence {

@@ -99,10 +99,11 @@ pub struct ChatBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionBody {
-    /// What was actually changed: any JSON without floats.
-    #[serde(default, deserialize_with = "crate::extract::integral_numbers")]
+    /// What was actually changed: a JSON object without floats, kept as
+    /// sent so that [`ChangeSet::from_json`] parses it once and sees every key.
+    #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub change_set: Option<serde_json::Value>,
+    pub change_set: Option<Box<serde_json::value::RawValue>>,
     /// Optional comment; for a failed execution, the error.
     #[serde(default)]
     pub comment: Option<String>,
@@ -310,10 +311,11 @@ pub struct BreakGlassBody {
     /// lowercase and the key in uppercase.
     #[serde(default)]
     pub ticket: Option<String>,
-    /// What was actually changed: any JSON without floats.
-    #[serde(default, deserialize_with = "crate::extract::integral_numbers")]
+    /// What was actually changed: a JSON object without floats, kept as
+    /// sent so that [`ChangeSet::from_json`] parses it once and sees every key.
+    #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    pub change_set: Option<serde_json::Value>,
+    pub change_set: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// Break-glass: record a change made in an emergency, before approval. The
@@ -348,7 +350,7 @@ pub async fn break_glass(
     let justification = validate_text("justification", &body.justification).map_err(invalid)?;
     let change_set = body
         .change_set
-        .map(ChangeSet::parse)
+        .map(|text| ChangeSet::from_json(text.get()))
         .transpose()
         .map_err(invalid)?;
     let actor = acting_for(&state, who, &change).await?;
@@ -380,22 +382,24 @@ fn parse_change(body: &RequestBody) -> Result<(Change, Option<Ticket>), Problem>
         kind: SubjectKind::from_str(&body.subject.kind).map_err(invalid)?,
         id: validate_name("subject.id", &body.subject.id).map_err(invalid)?,
     };
-    let change = Change {
-        subject,
-        kind: match &body.change {
-            Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
-            None => ChangeKind::Grant,
-        },
-        entitlement: body.entitlement.clone(),
-        resource: body.resource.clone(),
-        duration_seconds: body
-            .duration
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(invalid)?,
+    let kind = match &body.change {
+        Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
+        None => ChangeKind::Grant,
     };
-    change.validate().map_err(invalid)?;
+    let duration_seconds = body
+        .duration
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(invalid)?;
+    let change = Change::new(
+        subject,
+        kind,
+        body.entitlement.clone(),
+        body.resource.clone(),
+        duration_seconds,
+    )
+    .map_err(invalid)?;
     let ticket = body
         .ticket
         .as_deref()
@@ -504,7 +508,7 @@ pub async fn execute(
     let case_id = parse_case_id(&case_id)?;
     let change_set = body
         .change_set
-        .map(ChangeSet::parse)
+        .map(|text| ChangeSet::from_json(text.get()))
         .transpose()
         .map_err(invalid)?;
     let comment = optional_text("comment", body.comment)?;
@@ -513,25 +517,34 @@ pub async fn execute(
         Some(applied) => {
             // Fields left out are the approved values; the approved change
             // never changes, so reading it before the write is safe.
-            let view = state.store.case_view(&case_id).await?;
-            let mut change = view.change;
-            if let Some(subject) = applied.subject {
-                change.subject = Subject {
+            let approved = state.store.case_view(&case_id).await?.change;
+            let subject = match applied.subject {
+                Some(subject) => Subject {
                     kind: SubjectKind::from_str(&subject.kind).map_err(invalid)?,
                     id: validate_name("applied.subject.id", &subject.id).map_err(invalid)?,
-                };
-            }
-            if let Some(kind) = applied.change {
-                change.kind = ChangeKind::from_str(&kind).map_err(invalid)?;
-            }
-            if let Some(entitlement) = applied.entitlement {
-                change.entitlement = entitlement;
-            }
-            if let Some(resource) = applied.resource {
-                change.resource = Some(resource);
-            }
-            change.validate().map_err(invalid)?;
-            Some(change)
+                },
+                None => approved.subject().clone(),
+            };
+            let kind = match applied.change {
+                Some(kind) => ChangeKind::from_str(&kind).map_err(invalid)?,
+                None => approved.kind(),
+            };
+            let entitlement = applied
+                .entitlement
+                .unwrap_or_else(|| approved.entitlement().to_string());
+            let resource = applied
+                .resource
+                .or_else(|| approved.resource().map(str::to_string));
+            Some(
+                Change::new(
+                    subject,
+                    kind,
+                    entitlement,
+                    resource,
+                    approved.duration_seconds(),
+                )
+                .map_err(invalid)?,
+            )
         }
     };
     let command = match body.status.as_deref() {
@@ -575,12 +588,7 @@ pub async fn review(
     // decides its rule, as for any request.
     let revocation_rule = if outcome == ReviewOutcome::Revoke {
         let view = state.store.case_view(&case_id).await?;
-        let revocation = Change {
-            kind: ChangeKind::Revoke,
-            duration_seconds: None,
-            ..view.change
-        };
-        Some(state.policy.decide(&revocation))
+        Some(state.policy.decide(&view.change.revocation()))
     } else {
         None
     };

@@ -39,13 +39,14 @@ async fn main() {
                     actor: actor.clone(),
                     idempotency_key: "open".into(),
                     command: CaseCommand::Request {
-                        change: Change {
-                            subject: Subject::from_str(&format!("user:w{writer}")).unwrap(),
-                            kind: ChangeKind::Grant,
-                            entitlement: "admin".into(),
-                            resource: None,
-                            duration_seconds: None,
-                        },
+                        change: Change::new(
+                            Subject::from_str(&format!("user:w{writer}")).unwrap(),
+                            ChangeKind::Grant,
+                            "admin".into(),
+                            None,
+                            None,
+                        )
+                        .expect("a valid change"),
                         justification: None,
                         ticket: None,
                         rule: custody_core::policy::AppliedRule::brief_default(),

@@ -593,10 +593,10 @@ pub(crate) fn remember(
 pub(crate) fn change_key(change: &Change) -> String {
     format!(
         "{}|{}|{}|{}",
-        change.subject,
-        change.kind.as_str(),
-        change.entitlement,
-        change.resource.as_deref().unwrap_or("")
+        change.subject(),
+        change.kind().as_str(),
+        change.entitlement(),
+        change.resource().unwrap_or("")
     )
 }
 

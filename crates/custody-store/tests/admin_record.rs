@@ -40,16 +40,17 @@ fn principal(name: &str, kind: PrincipalKind, groups: &[&str], org: Option<&str>
 }
 
 fn change() -> Change {
-    Change {
-        subject: Subject {
+    Change::new(
+        Subject {
             kind: SubjectKind::User,
             id: "ann".to_string(),
         },
-        kind: ChangeKind::Grant,
-        entitlement: "db-reader".to_string(),
-        resource: Some("prod-db".to_string()),
-        duration_seconds: None,
-    }
+        ChangeKind::Grant,
+        "db-reader".to_string(),
+        Some("prod-db".to_string()),
+        None,
+    )
+    .unwrap()
 }
 
 fn new_grant(id: &str) -> DelegationGrant {

@@ -28,16 +28,17 @@ fn actor(name: &str) -> Actor {
 
 fn request(subject: &str, ticket: Option<&str>) -> CaseCommand {
     CaseCommand::Request {
-        change: Change {
-            subject: Subject {
+        change: Change::new(
+            Subject {
                 kind: SubjectKind::User,
                 id: subject.to_string(),
             },
-            kind: ChangeKind::Grant,
-            entitlement: "admin".to_string(),
-            resource: Some("prod-db".to_string()),
-            duration_seconds: None,
-        },
+            ChangeKind::Grant,
+            "admin".to_string(),
+            Some("prod-db".to_string()),
+            None,
+        )
+        .unwrap(),
         justification: None,
         ticket: ticket.map(|ticket| ticket.parse().unwrap()),
         rule: custody_core::policy::AppliedRule::brief_default(),
