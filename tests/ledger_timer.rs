@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalKind, Subject, SubjectKind, Via,
 };
@@ -71,25 +71,27 @@ async fn approve_and_execute(store: &Store, case: &CaseId, key: &str) {
         store,
         "bob",
         &format!("{key}-approve"),
-        CaseCommand::Approve {
+        CaseStep::Approve {
             case_id: case.clone(),
             comment: None,
             chat: None,
-        },
+        }
+        .into(),
     )
     .await;
     write(
         store,
         "carol",
         &format!("{key}-execute"),
-        CaseCommand::Execute {
+        CaseStep::Execute {
             case_id: case.clone(),
             change_set: None,
             comment: None,
             completed: true,
             applied: None,
             observed: false,
-        },
+        }
+        .into(),
     )
     .await;
 }
@@ -110,13 +112,14 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "oncall",
         "break-glass",
-        CaseCommand::BreakGlass {
+        Opening::BreakGlass {
             change: change("oncall", None),
             justification: "INC-1".to_string(),
             ticket: None,
             rule: emergency,
             change_set: None,
-        },
+        }
+        .into(),
     )
     .await;
     // A request nobody answers: escalated once its approval deadline passes.
@@ -126,12 +129,13 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "alice",
         "unanswered",
-        CaseCommand::Request {
+        Opening::Request {
             change: change("alice", None),
             justification: None,
             ticket: None,
             rule: answered_soon,
-        },
+        }
+        .into(),
     )
     .await;
     // Executed, never reviewed: escalated once its review deadline passes.
@@ -141,12 +145,13 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "alice",
         "unreviewed",
-        CaseCommand::Request {
+        Opening::Request {
             change: change("dave", None),
             justification: None,
             ticket: None,
             rule: reviewed_soon,
-        },
+        }
+        .into(),
     )
     .await;
     approve_and_execute(store, &unreviewed, "unreviewed").await;
@@ -156,12 +161,13 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "alice",
         "time-bound",
-        CaseCommand::Request {
+        Opening::Request {
             change: change("erin", Some(3 * 3600)),
             justification: None,
             ticket: None,
             rule: default,
-        },
+        }
+        .into(),
     )
     .await;
     approve_and_execute(store, &time_bound, "time-bound").await;

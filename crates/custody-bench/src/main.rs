@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, SubjectKind, Via,
 };
@@ -409,7 +409,7 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
             .write(CaseWrite {
                 actor: actor(&name)?,
                 idempotency_key: format!("open-{writer}"),
-                command: CaseCommand::Request {
+                command: Opening::Request {
                     change: Change::new(
                         Subject {
                             kind: SubjectKind::User,
@@ -424,7 +424,8 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
                     justification: None,
                     ticket: None,
                     rule: custody_core::policy::AppliedRule::brief_default(),
-                },
+                }
+                .into(),
                 occurred_at: None,
             })
             .await?;
@@ -458,10 +459,11 @@ async fn append_through_store(
                     .write(CaseWrite {
                         actor: actor.clone(),
                         idempotency_key: format!("comment-{round}-{index}"),
-                        command: CaseCommand::Comment {
+                        command: CaseStep::Comment {
                             case_id: case_id.clone(),
                             text: format!("benchmark note {index:08}"),
-                        },
+                        }
+                        .into(),
                         occurred_at: None,
                     })
                     .await?;
@@ -735,7 +737,7 @@ async fn requests_through_store(
                     .write(CaseWrite {
                         actor: actor.clone(),
                         idempotency_key: format!("request-{round}-{index}"),
-                        command: CaseCommand::Request {
+                        command: Opening::Request {
                             change: Change::new(
                                 Subject {
                                     kind: SubjectKind::User,
@@ -750,7 +752,8 @@ async fn requests_through_store(
                             justification: Some("benchmark".into()),
                             ticket: None,
                             rule: custody_core::policy::AppliedRule::brief_default(),
-                        },
+                        }
+                        .into(),
                         occurred_at: None,
                     })
                     .await?;

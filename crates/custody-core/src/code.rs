@@ -358,14 +358,6 @@ codes! {
         r#"a case for the same subject, change, entitlement and resource is still in flight (`open`, `approved`, `executed`, `pending_review` or `executed_pending_approval`); the message names it"#;
     PrincipalExists = "principal.exists" [] Conflict
         r#"a principal with that name already exists (409); pick another name, or use the existing principal"#;
-    CaseAlreadyExists = "case.already-exists" [] Conflict
-        r#"internal guard (409): a request or break-glass was decided against an existing case. The store opens every request under a new case ID, so clients never see it; if one does, report it as a bug"#;
-    EvidenceHeldByReference = "evidence.held-by-reference" [] Conflict
-        r#"internal guard (409): evidence for a ticket was to be placed on an existing case. The store places it in the ticket's evidence record itself, so clients never see it; if one does, report it as a bug"#;
-    NotifyRecordedByTheOutbox = "notify.recorded-by-the-outbox" [] Conflict
-        r#"internal guard (409): a delivery attempt was to be recorded as an ordinary write. Only the outbox records attempts, so clients never see it; if one does, report it as a bug"#;
-    MergeNeedsBothCases = "merge.needs-both-cases" [] Conflict
-        r#"internal guard (409): a merge was decided with one case only. The store decides every merge with both cases, so clients never see it; if one does, report it as a bug"#;
 }
 
 impl Code {

@@ -424,10 +424,6 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "uploads_and_tampering",
         },
     ),
-    (
-        "evidence.held-by-reference",
-        Fixture(evidence_held_by_reference),
-    ),
     ("notify.undelivered", Fixture(notify_undelivered)),
     (
         "notify.reviewer-not-notified",
@@ -439,10 +435,6 @@ const COVERAGE: &[(&str, Producer)] = &[
             file: "tests/e2e_notify_channels.rs",
             holder: "jetstream",
         },
-    ),
-    (
-        "notify.recorded-by-the-outbox",
-        Fixture(notify_recorded_by_the_outbox),
     ),
     ("policy.record-misplaced", Fixture(policy_record_misplaced)),
     ("sod.approver-same-org", Fixture(sod_approver_same_org)),
@@ -528,7 +520,6 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(merge_duplicate_executed),
     ),
     ("merge.unmatched-link", Fixture(merge_unmatched_link)),
-    ("merge.needs-both-cases", Fixture(merge_needs_both_cases)),
     ("merge.not-allowed", Fixture(merge_not_allowed)),
     (
         "lifecycle.break-glass-misplaced",
@@ -554,7 +545,6 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "idempotency_ticket_dedupe_and_duplicate_open",
         },
     ),
-    ("case.already-exists", Fixture(case_already_exists)),
     (
         "principal.exists",
         Test {
@@ -1631,67 +1621,6 @@ fn notify_dead_letter() -> Outcome {
         })
         .collect();
     Outcome::Recorded(recorded)
-}
-
-// Write-time refusals of commands the store decides itself.
-
-fn command_refusal(command: custody_core::command::CaseCommand) -> Outcome {
-    let mut trail = Trail::default();
-    let case = trail.append(None, human("alice"), request_draft("admin"));
-    Outcome::Refused(
-        command
-            .decide(&trail.view(&case), &human("alice"))
-            .unwrap_err(),
-    )
-}
-
-fn case_already_exists() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::Request {
-        change: change("admin"),
-        justification: None,
-        ticket: None,
-        rule: rule(),
-    })
-}
-
-fn evidence_held_by_reference() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::HoldEvidence {
-        ticket: "jira:SEC-9".parse().unwrap(),
-        evidence: Evidence {
-            sha256: Sha256Hash::of(b"x"),
-            size: 1,
-            file_name: None,
-            declared_media_type: None,
-            sniffed_media_type: "text/plain".to_string(),
-            link: None,
-        },
-    })
-}
-
-fn notify_recorded_by_the_outbox() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::RecordDelivery {
-        case_id: CaseId::generate(),
-        attempt: Attempt {
-            delivery_id: "dl-1".to_string(),
-            channel: "hook".to_string(),
-            recipient: None,
-            attempt: 1,
-            outcome: DeliveryOutcome::Delivered,
-            status: Some(200),
-            error: None,
-            latency_ms: 3,
-        },
-        escalate: true,
-        next_attempt_at: None,
-    })
-}
-
-fn merge_needs_both_cases() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::Merge {
-        duplicate: CaseId::generate(),
-        into: CaseId::generate(),
-        comment: None,
-    })
 }
 
 // ---------------------------------------------------------------------------

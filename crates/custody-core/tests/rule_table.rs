@@ -15,7 +15,7 @@
 //! after the execution, an attested approval never confirmed).
 
 use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, LedgerCommand};
 use custody_core::event::{
     ChatApproval, Confirmation, Decision, EventBody, Evidence, Execution, MergeLink, Review,
     ReviewOutcome,
@@ -432,12 +432,12 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
     let case = if op < 14 && param % 7 == 6 { 1 } else { 0 };
     let view = world.view(case).clone();
     let case_id = view.case_id.clone();
-    let decide = |command: CaseCommand| command.decide(&view, actor);
+    let decide = |command: CaseStep| command.decide(&view, actor);
     let label = format!("{step:?} on case {case} ({})", view.state);
     match op {
         // Approve, as oneself.
         0 => {
-            let verdict = decide(CaseCommand::Approve {
+            let verdict = decide(CaseStep::Approve {
                 case_id,
                 comment: None,
                 chat: None,
@@ -460,7 +460,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 message_sha256: Sha256Hash::of(b"lgtm"),
                 approver: cast[param % 6].principal.clone(),
             };
-            let verdict = decide(CaseCommand::Approve {
+            let verdict = decide(CaseStep::Approve {
                 case_id,
                 comment: None,
                 chat: Some(chat.clone()),
@@ -496,7 +496,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 .get(param % (view.approvals.len() + 1))
                 .map(|approval| approval.by.event_id.clone())
                 .unwrap_or_else(EventId::generate);
-            let verdict = decide(CaseCommand::ConfirmApproval {
+            let verdict = decide(CaseStep::ConfirmApproval {
                 case_id,
                 approval_event: approval_event.clone(),
             });
@@ -507,7 +507,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         4 => {
-            let verdict = decide(CaseCommand::Deny {
+            let verdict = decide(CaseStep::Deny {
                 case_id,
                 comment: None,
             });
@@ -525,7 +525,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
         // approval; the event is the same, so either way may record it.
         5 => {
             let execute = |observed: bool| {
-                decide(CaseCommand::Execute {
+                decide(CaseStep::Execute {
                     case_id: case_id.clone(),
                     change_set: None,
                     comment: None,
@@ -551,7 +551,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         6 => {
-            let verdict = decide(CaseCommand::Execute {
+            let verdict = decide(CaseStep::Execute {
                 case_id,
                 change_set: None,
                 comment: Some("timeout".into()),
@@ -576,7 +576,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 ReviewOutcome::Mismatch,
                 ReviewOutcome::Revoke,
             ][param % 3];
-            let verdict = decide(CaseCommand::Review {
+            let verdict = decide(CaseStep::Review {
                 case_id,
                 outcome,
                 comment: None,
@@ -592,7 +592,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         8 => {
-            let verdict = decide(CaseCommand::Comment {
+            let verdict = decide(CaseStep::Comment {
                 case_id,
                 text: "note".into(),
             });
@@ -600,7 +600,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         9 => {
-            let verdict = decide(CaseCommand::AttachEvidence {
+            let verdict = decide(CaseStep::AttachEvidence {
                 case_id,
                 evidence: evidence(),
             });
@@ -608,7 +608,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         10 => {
-            let verdict = decide(CaseCommand::ExecuteRevocation {
+            let verdict = decide(CaseStep::ExecuteRevocation {
                 case_id,
                 change_set: None,
                 comment: None,
@@ -632,11 +632,14 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 lifecycle::EXPIRY_REVOCATION_DUE,
                 lifecycle::EXPIRY_NOTICE,
             ][param % 3];
-            let verdict = decide(CaseCommand::Escalate {
+            // The ledger's command decides one event: the escalation.
+            let verdict = LedgerCommand::Escalate {
                 case_id,
                 reason,
                 deadline,
-            });
+            }
+            .decide(&view, actor, deadline)
+            .map(|mut drafts| drafts.remove(0));
             let forged = lifecycle::escalate(reason, deadline);
             world.settle(case, actor, verdict, forged, &label);
         }
@@ -827,7 +830,7 @@ fn a_review_of_an_execution_whose_approval_is_not_recorded_is_a_finding_at_the_r
     let executed = lifecycle::execute_observed(&view, carol, None, None, None).unwrap();
     let (case_id, execution_seq, _) = world.append(0, carol, executed);
     let view = world.view(0).clone();
-    let refused = CaseCommand::Review {
+    let refused = CaseStep::Review {
         case_id: case_id.clone(),
         outcome: ReviewOutcome::Confirmed,
         comment: None,
@@ -1026,16 +1029,21 @@ fn ledger_events_by_anyone_but_system_are_refused_and_found() {
     .unwrap();
     let (case_id, _, _) = world.append(0, alice, request);
     let deadline = Timestamp::from_micros(1_700_000_000_000_000);
-    let command = CaseCommand::Escalate {
+    let command = LedgerCommand::Escalate {
         case_id: case_id.clone(),
         reason: lifecycle::REVIEW_OVERDUE,
         deadline,
     };
     assert_eq!(
-        command.decide(world.view(0), carol).unwrap_err().rule,
+        command
+            .decide(world.view(0), carol, deadline)
+            .unwrap_err()
+            .rule,
         "lifecycle.system-event-forged"
     );
-    assert!(command.decide(world.view(0), &Actor::system()).is_ok());
+    assert!(command
+        .decide(world.view(0), &Actor::system(), deadline)
+        .is_ok());
     let (_, seq, _) = world.append(
         0,
         carol,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use custody_core::change_set::ChangeSet;
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, Merge, Opening};
 use custody_core::event::ReviewOutcome;
 use custody_core::model::{
     parse_duration, validate_name, validate_text, Change, ChangeKind, Principal, PrincipalId,
@@ -270,13 +270,14 @@ pub async fn create_case(
         .write(CaseWrite {
             actor,
             idempotency_key: key,
-            command: CaseCommand::Request {
+            command: Opening::Request {
                 // The server decides the rule from its policy; the client cannot.
                 rule: state.policy.decide(&change),
                 change,
                 justification,
                 ticket,
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await?;
@@ -359,13 +360,14 @@ pub async fn break_glass(
         .write(CaseWrite {
             actor,
             idempotency_key: key,
-            command: CaseCommand::BreakGlass {
+            command: Opening::BreakGlass {
                 rule: state.policy.decide(&change),
                 change,
                 justification,
                 ticket,
                 change_set,
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await?;
@@ -429,10 +431,11 @@ pub async fn approve(
             ));
         }
         let approval_event = custody_core::EventId::from_str(&event).map_err(invalid)?;
-        let command = CaseCommand::ConfirmApproval {
+        let command = CaseStep::ConfirmApproval {
             case_id,
             approval_event,
-        };
+        }
+        .into();
         return write(&state, who, key, command, None).await;
     }
     let (chat, occurred_at) = match body.chat {
@@ -465,11 +468,12 @@ pub async fn approve(
             (Some(provenance), Some(chat.message_time))
         }
     };
-    let command = CaseCommand::Approve {
+    let command = CaseStep::Approve {
         case_id,
         comment: optional_text("comment", body.comment)?,
         chat,
-    };
+    }
+    .into();
     write(&state, who, key, command, occurred_at).await
 }
 
@@ -486,10 +490,11 @@ pub async fn deny(
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
-    let command = CaseCommand::Deny {
+    let command = CaseStep::Deny {
         case_id,
         comment: optional_text("comment", body.comment)?,
-    };
+    }
+    .into();
     write(&state, who, key, command, body.occurred_at).await
 }
 
@@ -548,19 +553,21 @@ pub async fn execute(
         }
     };
     let command = match body.status.as_deref() {
-        None | Some("completed") | Some("failed") => CaseCommand::Execute {
+        None | Some("completed") | Some("failed") => CaseStep::Execute {
             case_id,
             change_set,
             comment,
             completed: body.status.as_deref() != Some("failed"),
             applied,
             observed: body.observed,
-        },
-        Some("revocation") => CaseCommand::ExecuteRevocation {
+        }
+        .into(),
+        Some("revocation") => CaseStep::ExecuteRevocation {
             case_id,
             change_set,
             comment,
-        },
+        }
+        .into(),
         Some(other) => {
             return Err(Problem::invalid(format!(
                 "`{other}` is not an execution status (expected completed, failed or revocation)"
@@ -592,12 +599,13 @@ pub async fn review(
     } else {
         None
     };
-    let command = CaseCommand::Review {
+    let command = CaseStep::Review {
         case_id,
         outcome,
         comment: optional_text("comment", body.comment)?,
         revocation_rule,
-    };
+    }
+    .into();
     write(&state, who, key, command, None).await
 }
 
@@ -619,7 +627,7 @@ pub async fn comment(
         &state,
         who,
         key,
-        CaseCommand::Comment { case_id, text },
+        CaseStep::Comment { case_id, text }.into(),
         None,
     )
     .await
@@ -640,11 +648,12 @@ pub async fn merge(
 ) -> Result<Json<WriteOutcome>, Problem> {
     let duplicate = parse_case_id(&case_id)?;
     let into = parse_case_id(&body.into)?;
-    let command = CaseCommand::Merge {
+    let command = Merge {
         duplicate,
         into,
         comment: Some(validate_text("comment", &body.comment).map_err(invalid)?),
-    };
+    }
+    .into();
     write(&state, who, key, command, None).await
 }
 

@@ -15,7 +15,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::event::{EventBody, Evidence, LinkCapture, LinkFailure, Recheck};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use custody_evidence::{BlobError, BlobStore, FetchError, FetchPolicy, Sha256Digest};
@@ -154,7 +154,7 @@ pub async fn upload(
         &state,
         who,
         key,
-        CaseCommand::AttachEvidence { case_id, evidence },
+        CaseStep::AttachEvidence { case_id, evidence }.into(),
         None,
     )
     .await
@@ -223,10 +223,11 @@ pub async fn upload_for_reference(
         .write(custody_store::CaseWrite {
             actor: who.actor,
             idempotency_key: key,
-            command: CaseCommand::HoldEvidence {
+            command: Opening::HoldEvidence {
                 ticket: ticket.clone(),
                 evidence,
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await?;
@@ -459,7 +460,7 @@ pub async fn capture_link(
     )
     .await
     {
-        Ok(snapshot) if snapshot.is_success() => CaseCommand::AttachEvidence {
+        Ok(snapshot) if snapshot.is_success() => CaseStep::AttachEvidence {
             case_id,
             evidence: Evidence {
                 sha256: digest(snapshot.blob.sha256),
@@ -475,25 +476,28 @@ pub async fn capture_link(
                         .unwrap_or_else(|_| Timestamp::now()),
                 }),
             },
-        },
+        }
+        .into(),
         // A non-2xx answer is `FetchError::ErrorStatus` (nothing stored);
         // this arm only guards the `Snapshot` contract.
-        Ok(snapshot) => CaseCommand::RecordLinkFailure {
+        Ok(snapshot) => CaseStep::RecordLinkFailure {
             case_id,
             failure: LinkFailure {
                 url: body.url.clone(),
                 error: format!("{} answered HTTP {}", snapshot.final_url, snapshot.status),
             },
-        },
+        }
+        .into(),
         Err(error) => match refusal(&error) {
             Some(problem) => return Err(problem),
-            None => CaseCommand::RecordLinkFailure {
+            None => CaseStep::RecordLinkFailure {
                 case_id,
                 failure: LinkFailure {
                     url: body.url.clone(),
                     error: error.to_string(),
                 },
-            },
+            }
+            .into(),
         },
     };
     crate::api::write(&state, who, key, command, None).await
@@ -626,10 +630,11 @@ pub async fn recheck(
                 &state,
                 who.clone(),
                 key,
-                CaseCommand::RecordRecheck {
+                CaseStep::RecordRecheck {
                     case_id: case_id.clone(),
                     recheck,
-                },
+                }
+                .into(),
                 None,
             )
             .await?;

@@ -379,7 +379,7 @@ impl Deliverer {
         let write = custody_store::CaseWrite {
             actor: custody_core::Actor::system(),
             idempotency_key: format!("delivery:{}:{number}", delivery.delivery_id),
-            command: custody_core::command::CaseCommand::RecordDelivery {
+            command: custody_core::command::LedgerCommand::RecordDelivery {
                 case_id,
                 attempt: Attempt {
                     delivery_id: delivery.delivery_id.clone(),
@@ -394,7 +394,8 @@ impl Deliverer {
                 // An escalation notice that dies is not escalated in a loop.
                 escalate: delivery.kind != "escalation",
                 next_attempt_at,
-            },
+            }
+            .into(),
             occurred_at: None,
         };
         if let Err(error) = self.store.write(write).await {

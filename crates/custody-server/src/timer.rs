@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::LedgerCommand;
 use custody_core::obligation::Obligation;
 use custody_core::{Actor, CaseId, Timestamp};
 use custody_store::{CaseWrite, Store, StoreError};
@@ -49,11 +49,12 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
             let write = CaseWrite {
                 actor: Actor::system(),
                 idempotency_key: idempotency_key(&case.case_id, reason),
-                command: CaseCommand::Escalate {
+                command: LedgerCommand::Escalate {
                     case_id: case.case_id.clone(),
                     reason,
                     deadline,
-                },
+                }
+                .into(),
                 occurred_at: None,
             };
             match store.write(write).await {

@@ -2,7 +2,7 @@
 //! `cargo run --release -p custody-store --example fill -- DIR EVENTS`.
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, Via,
 };
@@ -38,7 +38,7 @@ async fn main() {
                 .write(CaseWrite {
                     actor: actor.clone(),
                     idempotency_key: "open".into(),
-                    command: CaseCommand::Request {
+                    command: Opening::Request {
                         change: Change::new(
                             Subject::from_str(&format!("user:w{writer}")).unwrap(),
                             ChangeKind::Grant,
@@ -50,7 +50,8 @@ async fn main() {
                         justification: None,
                         ticket: None,
                         rule: custody_core::policy::AppliedRule::brief_default(),
-                    },
+                    }
+                    .into(),
                     occurred_at: None,
                 })
                 .await
@@ -60,10 +61,11 @@ async fn main() {
                     .write(CaseWrite {
                         actor: actor.clone(),
                         idempotency_key: format!("c{index}"),
-                        command: CaseCommand::Comment {
+                        command: CaseStep::Comment {
                             case_id: opened.case_id.clone(),
                             text: format!("note {index}"),
-                        },
+                        }
+                        .into(),
                         occurred_at: None,
                     })
                     .await

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::delegation::DelegationGrant;
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalId, PrincipalKind, Subject,
@@ -98,12 +98,13 @@ async fn deployment() -> (tempfile::TempDir, Store, custody_core::CaseId) {
         .write(CaseWrite {
             actor: actor("alice", PrincipalKind::Human, None),
             idempotency_key: "open".to_string(),
-            command: CaseCommand::Request {
+            command: Opening::Request {
                 change: change(),
                 justification: None,
                 ticket: None,
                 rule: custody_core::policy::AppliedRule::brief_default(),
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await
@@ -125,10 +126,11 @@ async fn a_vendor_write_decided_after_a_revocation_sees_the_grant_revoked() {
         store.write(CaseWrite {
             actor: vera,
             idempotency_key: "late".to_string(),
-            command: CaseCommand::Comment {
+            command: CaseStep::Comment {
                 case_id: case_id.clone(),
                 text: "acting anyway".to_string(),
-            },
+            }
+            .into(),
             occurred_at: None,
         })
     );

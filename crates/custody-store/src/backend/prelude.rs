@@ -11,7 +11,7 @@ use custody_core::audit::{
     StoredEvent,
 };
 use custody_core::case::CaseView;
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, ClientCommand, LedgerCommand, Opening};
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::{Event, ReviewOutcome};
 use custody_core::lifecycle::{self, Refusal};

@@ -338,9 +338,9 @@ async fn decide_case(
     let vendor_write;
     let write = if write.actor.kind == PrincipalKind::Vendor {
         let change = match &write.command {
-            CaseCommand::Request { change, .. } | CaseCommand::BreakGlass { change, .. } => {
-                Some(change.clone())
-            }
+            CaseCommand::Client(ClientCommand::Open(
+                Opening::Request { change, .. } | Opening::BreakGlass { change, .. },
+            )) => Some(change.clone()),
             command => match command.case_ids().first() {
                 Some(case_id) => Some(current_view(prefetched, pending, case_id)?.change),
                 None => None,
@@ -360,12 +360,12 @@ async fn decide_case(
         write
     };
     let outcome = match &write.command {
-        CaseCommand::Request {
+        CaseCommand::Client(ClientCommand::Open(Opening::Request {
             change,
             justification,
             ticket,
             rule,
-        } => {
+        })) => {
             if let Some(ticket) = ticket {
                 if let Some(existing) = active_case_with_ticket(connection, pending, ticket).await?
                 {
@@ -418,13 +418,13 @@ async fn decide_case(
                 existing: false,
             }
         }
-        CaseCommand::BreakGlass {
+        CaseCommand::Client(ClientCommand::Open(Opening::BreakGlass {
             change,
             justification,
             ticket,
             rule,
             change_set,
-        } => {
+        })) => {
             // An emergency is never refused as a duplicate: an open request
             // for the same change may be exactly what could not wait.
             let [request, invoked, execution] = lifecycle::break_glass(
@@ -466,20 +466,13 @@ async fn decide_case(
                 existing: false,
             }
         }
-        CaseCommand::Merge {
-            duplicate,
-            into,
-            comment,
-        } => {
+        CaseCommand::Client(ClientCommand::Merge(merge)) => {
+            let duplicate = &merge.duplicate;
             let duplicate_view = current_view(prefetched, pending, duplicate)?;
-            let survivor_view = current_view(prefetched, pending, into)?;
-            let (duplicate_draft, survivor_draft) = lifecycle::merge(
-                &duplicate_view,
-                &survivor_view,
-                &write.actor,
-                comment.clone(),
-            )
-            .map_err(StoreError::Refused)?;
+            let survivor_view = current_view(prefetched, pending, &merge.into)?;
+            let (duplicate_draft, survivor_draft) = merge
+                .decide(&duplicate_view, &survivor_view, &write.actor)
+                .map_err(StoreError::Refused)?;
             // Both halves of the link in one job, so they commit together.
             let first = append_draft(write, pending, duplicate_view, duplicate_draft, recorded_at);
             let second = append_draft(write, pending, survivor_view, survivor_draft, recorded_at);
@@ -491,17 +484,18 @@ async fn decide_case(
                 existing: false,
             }
         }
-        CaseCommand::Review {
-            case_id,
-            outcome: ReviewOutcome::Revoke,
-            revocation_rule: Some(rule),
-            ..
-        } => {
+        CaseCommand::Client(ClientCommand::Step(
+            step @ CaseStep::Review {
+                case_id,
+                outcome: ReviewOutcome::Revoke,
+                revocation_rule: Some(rule),
+                ..
+            },
+        )) => {
             // The review, then the revocation case it opens, linked both ways,
             // all in this one job.
             let view = current_view(prefetched, pending, case_id)?;
-            let review = write
-                .command
+            let review = step
                 .decide(&view, &write.actor)
                 .map_err(StoreError::Refused)?;
             let (reviewed, _) = append_draft(write, pending, view, review, recorded_at);
@@ -530,30 +524,52 @@ async fn decide_case(
                 existing: false,
             }
         }
-        CaseCommand::HoldEvidence { ticket, evidence } => {
+        CaseCommand::Client(ClientCommand::Open(Opening::HoldEvidence { ticket, evidence })) => {
             hold_evidence(connection, pending, write, ticket, evidence, recorded_at).await?
         }
-        CaseCommand::RecordDelivery {
-            case_id,
-            attempt,
-            escalate,
-            next_attempt_at,
-        } => {
-            let outbox_state = match attempt.outcome {
-                custody_core::event::DeliveryOutcome::Delivered => "delivered",
-                custody_core::event::DeliveryOutcome::Failed => "pending",
-                custody_core::event::DeliveryOutcome::Dead => "dead",
-            };
-            pending.outbox_updates.push(OutboxUpdate {
-                delivery_id: attempt.delivery_id.clone(),
-                state: outbox_state,
-                attempts: attempt.attempt,
-                next_attempt_at: next_attempt_at.unwrap_or(recorded_at),
-                last_error: attempt.error.clone(),
-            });
+        CaseCommand::Client(ClientCommand::Step(step)) => {
+            let case_id = step.case_id();
+            let view = current_view(prefetched, pending, case_id)?;
+            let draft = step
+                .decide(&view, &write.actor)
+                .map_err(StoreError::Refused)?;
+            let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
+            WriteOutcome {
+                case_id: case_id.clone(),
+                state,
+                appended: vec![appended],
+                replayed: false,
+                existing: false,
+            }
+        }
+        CaseCommand::Ledger(command) => {
+            let case_id = command.case_id();
+            if let LedgerCommand::RecordDelivery {
+                attempt,
+                next_attempt_at,
+                ..
+            } = command
+            {
+                let outbox_state = match attempt.outcome {
+                    custody_core::event::DeliveryOutcome::Delivered => "delivered",
+                    custody_core::event::DeliveryOutcome::Failed => "pending",
+                    custody_core::event::DeliveryOutcome::Dead => "dead",
+                };
+                pending.outbox_updates.push(OutboxUpdate {
+                    delivery_id: attempt.delivery_id.clone(),
+                    state: outbox_state,
+                    attempts: attempt.attempt,
+                    next_attempt_at: next_attempt_at.unwrap_or(recorded_at),
+                    last_error: attempt.error.clone(),
+                });
+            }
+            let view = current_view(prefetched, pending, case_id)?;
+            let mut state = view.state;
+            let drafts = command
+                .decide(&view, &write.actor, recorded_at)
+                .map_err(StoreError::Refused)?;
             let mut appended = Vec::new();
-            let mut state = current_view(prefetched, pending, case_id)?.state;
-            for draft in lifecycle::record_delivery(attempt.clone(), *escalate, recorded_at) {
+            for draft in drafts {
                 let view = current_view(prefetched, pending, case_id)?;
                 let (event, new_state) = append_draft(write, pending, view, draft, recorded_at);
                 appended.push(event);
@@ -563,22 +579,6 @@ async fn decide_case(
                 case_id: case_id.clone(),
                 state,
                 appended,
-                replayed: false,
-                existing: false,
-            }
-        }
-        command => {
-            // Safe: every command other than a request names its case.
-            let case_id = command.case_id().expect("non-request commands name a case");
-            let view = current_view(prefetched, pending, case_id)?;
-            let draft = command
-                .decide(&view, &write.actor)
-                .map_err(StoreError::Refused)?;
-            let (appended, state) = append_draft(write, pending, view, draft, recorded_at);
-            WriteOutcome {
-                case_id: case_id.clone(),
-                state,
-                appended: vec![appended],
                 replayed: false,
                 existing: false,
             }
