@@ -76,12 +76,12 @@ pub fn print_timeline(document: &CaseDocument) {
     let change = &view.change;
     let mut what = format!(
         "{} {} to {}:{}",
-        change.kind.as_str(),
-        change.entitlement,
-        change.subject.kind.as_str(),
-        change.subject.id
+        change.kind().as_str(),
+        change.entitlement(),
+        change.subject().kind.as_str(),
+        change.subject().id
     );
-    if let Some(resource) = &change.resource {
+    if let Some(resource) = change.resource() {
         what.push_str(&format!(" on {resource}"));
     }
     say!("  change:  {what}");
@@ -125,13 +125,12 @@ pub fn print_timeline(document: &CaseDocument) {
     if let Some(applied) = &view.applied {
         let applied_text = format!(
             "{} {} to {}:{}{}",
-            applied.kind.as_str(),
-            applied.entitlement,
-            applied.subject.kind.as_str(),
-            applied.subject.id,
+            applied.kind().as_str(),
+            applied.entitlement(),
+            applied.subject().kind.as_str(),
+            applied.subject().id,
             applied
-                .resource
-                .as_ref()
+                .resource()
                 .map(|resource| format!(" on {resource}"))
                 .unwrap_or_default()
         );

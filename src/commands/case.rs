@@ -267,18 +267,31 @@ pub async fn cases(args: CasesArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A change set file: any JSON (the server refuses floats and checks the
-/// limits).
-fn read_change_set(path: &Path) -> Result<serde_json::Value, CliError> {
+/// Reads and parses a change set file once, as the server would: every
+/// limit, and each key once (a key given twice would otherwise be dropped
+/// here, unseen, before the server could refuse it). Sent as the parsed
+/// change set, so the server parses exactly what was checked here.
+fn read_change_set(path: &Path) -> Result<Box<serde_json::value::RawValue>, CliError> {
+    use custody_core::change_set::{ChangeSet, ChangeSetError};
     let text = std::fs::read_to_string(path).map_err(|error| {
         CliError::Io(format!(
             "cannot read change set {}: {error}",
             path.display()
         ))
     })?;
-    serde_json::from_str(&text).map_err(|error| {
-        CliError::Usage(format!(
+    let change_set = ChangeSet::from_json(&text).map_err(|error| match error {
+        ChangeSetError::Syntax(error) => CliError::Usage(format!(
             "change set {} is not JSON: {error}\nhint: describe the applied change as a JSON object, e.g. {{\"added\": [\"role/admin\"]}}",
+            path.display()
+        )),
+        refused => CliError::Usage(format!(
+            "change set {} is refused: {refused}",
+            path.display()
+        )),
+    })?;
+    serde_json::value::to_raw_value(&change_set).map_err(|error| {
+        CliError::Usage(format!(
+            "change set {} cannot be written as JSON: {error}",
             path.display()
         ))
     })

@@ -202,7 +202,7 @@ async fn download(client: &Client, case: &str, sha256: &str, out: &Path) -> Resu
         let _ = tokio::fs::remove_file(&partial).await;
         return Err(CliError::refused(
             format!("the server sent bytes that hash to {got}, not {wanted}: the stored evidence was altered; nothing was written"),
-            Some("evidence.hash-mismatch"),
+            Some(custody_core::Code::EvidenceHashMismatch.as_str()),
             Some("run `custody verify` on the server's data"),
         ));
     }

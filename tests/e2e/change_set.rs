@@ -9,15 +9,15 @@ use common::{assert_verify_ok, Body, Server};
 use custody_core::change_set::{MAX_DEPTH, MAX_SAFE_INTEGER};
 use serde_json::{json, Value};
 
-/// `levels` nested arrays around an object: the shape a tool's nested
-/// output takes.
+/// A change set of `levels` levels: an object around nested arrays around
+/// an object, the shape a tool's nested output takes.
 fn nested(levels: usize) -> Value {
     let mut value = json!({"id": 7});
-    // The object counts as one level.
-    for _ in 1..levels {
+    // The objects inside and around count as one level each.
+    for _ in 2..levels {
         value = json!([value]);
     }
-    value
+    json!({ "changes": value })
 }
 
 /// A case approved by bob, ready to execute; returns its ID.
@@ -167,5 +167,69 @@ fn a_change_set_beyond_a_limit_is_refused_and_nothing_is_written() {
         common::stderr(&output)
     );
     assert_eq!(server.log_size(), before);
+    assert_verify_ok(&server.data);
+}
+
+#[test]
+fn a_change_set_must_be_one_object_with_each_key_once() {
+    // The API documents a change set as a JSON object; a key given twice
+    // would mean whatever each reader's parser makes of it, so it is
+    // refused, through the API and through the CLI, and nothing is written.
+    let server = Server::start();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let carol = server.principal("carol");
+    let case = approved_case(&server, &alice, &bob, "db-admin");
+    let before = server.log_size();
+
+    for (index, change_set) in [json!([{"id": 7}]), json!("role/admin"), json!(7)]
+        .into_iter()
+        .enumerate()
+    {
+        let response = execute(
+            &server,
+            &carol,
+            &case,
+            change_set,
+            &format!("shape-{index}"),
+        );
+        assert_bad_request(&response, "it must be a JSON object");
+    }
+    let response = server.http(
+        "POST",
+        &format!("/v1/cases/{case}/executions"),
+        Some(&carol),
+        &[("idempotency-key", "twice")],
+        Body::Raw(
+            br#"{"change_set": {"added": ["role/admin"], "users": [{"id": 1, "id": 2}]}}"#.to_vec(),
+            Some("application/json"),
+        ),
+    );
+    assert_bad_request(&response, "change_set.users[0] holds the key \"id\" twice");
+
+    let file = server.data.join("twice.json");
+    std::fs::write(&file, br#"{"added": ["role/admin"], "added": []}"#).unwrap();
+    let output = server.cli(
+        Some(&carol),
+        &["execute", &case, "--change-set", file.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+    assert!(
+        common::stderr(&output).contains("holds the key \"added\" twice"),
+        "{}",
+        common::stderr(&output)
+    );
+
+    assert_eq!(server.log_size(), before);
+    assert_eq!(server.show(&carol, &case)["state"], "approved");
+    // An object with each key once is accepted.
+    let response = execute(
+        &server,
+        &carol,
+        &case,
+        json!({"added": ["role/admin"]}),
+        "ok",
+    );
+    assert_eq!(response.status, 200, "{}", response.text);
     assert_verify_ok(&server.data);
 }

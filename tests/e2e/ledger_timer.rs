@@ -12,7 +12,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalKind, Subject, SubjectKind, Via,
 };
@@ -42,16 +42,17 @@ fn actor(name: &str) -> Actor {
 }
 
 fn change(subject: &str, duration_seconds: Option<u64>) -> Change {
-    Change {
-        subject: Subject {
+    Change::new(
+        Subject {
             kind: SubjectKind::User,
             id: subject.to_string(),
         },
-        kind: ChangeKind::Grant,
-        entitlement: "admin".to_string(),
-        resource: Some("prod-db".to_string()),
+        ChangeKind::Grant,
+        "admin".to_string(),
+        Some("prod-db".to_string()),
         duration_seconds,
-    }
+    )
+    .unwrap()
 }
 
 async fn write(store: &Store, who: &str, key: &str, command: CaseCommand) -> CaseId {
@@ -72,25 +73,27 @@ async fn approve_and_execute(store: &Store, case: &CaseId, key: &str) {
         store,
         "bob",
         &format!("{key}-approve"),
-        CaseCommand::Approve {
+        CaseStep::Approve {
             case_id: case.clone(),
             comment: None,
             chat: None,
-        },
+        }
+        .into(),
     )
     .await;
     write(
         store,
         "carol",
         &format!("{key}-execute"),
-        CaseCommand::Execute {
+        CaseStep::Execute {
             case_id: case.clone(),
             change_set: None,
             comment: None,
             completed: true,
             applied: None,
             observed: false,
-        },
+        }
+        .into(),
     )
     .await;
 }
@@ -111,13 +114,14 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "oncall",
         "break-glass",
-        CaseCommand::BreakGlass {
+        Opening::BreakGlass {
             change: change("oncall", None),
             justification: "INC-1".to_string(),
             ticket: None,
             rule: emergency,
             change_set: None,
-        },
+        }
+        .into(),
     )
     .await;
     // A request nobody answers: escalated once its approval deadline passes.
@@ -127,12 +131,13 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "alice",
         "unanswered",
-        CaseCommand::Request {
+        Opening::Request {
             change: change("alice", None),
             justification: None,
             ticket: None,
             rule: answered_soon,
-        },
+        }
+        .into(),
     )
     .await;
     // Executed, never reviewed: escalated once its review deadline passes.
@@ -142,12 +147,13 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "alice",
         "unreviewed",
-        CaseCommand::Request {
+        Opening::Request {
             change: change("dave", None),
             justification: None,
             ticket: None,
             rule: reviewed_soon,
-        },
+        }
+        .into(),
     )
     .await;
     approve_and_execute(store, &unreviewed, "unreviewed").await;
@@ -157,12 +163,13 @@ async fn open_cases(store: &Store) -> Obligations {
         store,
         "alice",
         "time-bound",
-        CaseCommand::Request {
+        Opening::Request {
             change: change("erin", Some(3 * 3600)),
             justification: None,
             ticket: None,
             rule: default,
-        },
+        }
+        .into(),
     )
     .await;
     approve_and_execute(store, &time_bound, "time-bound").await;
@@ -237,7 +244,7 @@ async fn acts_once_over_many_scans(store: Store) {
                 "{case_id} {reason}: acted before {deadline}"
             );
             acted
-                .entry((case_id.to_string(), reason))
+                .entry((case_id.to_string(), reason.as_str()))
                 .or_default()
                 .push((now, appended));
         }

@@ -68,10 +68,12 @@ pub struct BreakGlassBody {
     /// lowercase and the key in uppercase.
     #[serde(default)]
     pub ticket: Option<String>,
-    /// What was actually changed: any JSON without floats.
-    #[serde(default, deserialize_with = "crate::integral_numbers")]
+    /// What was actually changed: a JSON object without floats, kept as
+    /// sent so that `ChangeSet::from_json` parses it once and sees every key
+    /// (integral numbers written with a fraction are normalised there).
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub change_set: Option<serde_json::Value>,
+    pub change_set: Option<Box<serde_json::value::RawValue>>,
 }
 
 /// Query of `GET /v1/cases`.

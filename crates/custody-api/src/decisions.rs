@@ -48,10 +48,12 @@ pub struct ChatBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionBody {
-    /// What was actually changed: any JSON without floats.
-    #[serde(default, deserialize_with = "crate::integral_numbers")]
+    /// What was actually changed: a JSON object without floats, kept as
+    /// sent so that `ChangeSet::from_json` parses it once and sees every key
+    /// (integral numbers written with a fraction are normalised there).
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub change_set: Option<serde_json::Value>,
+    pub change_set: Option<Box<serde_json::value::RawValue>>,
     /// Optional comment; for a failed execution, the error.
     #[serde(default)]
     pub comment: Option<String>,

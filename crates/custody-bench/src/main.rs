@@ -17,7 +17,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, SubjectKind, Via,
 };
@@ -428,21 +428,23 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
             .write(CaseWrite {
                 actor: actor(&name)?,
                 idempotency_key: format!("open-{writer}"),
-                command: CaseCommand::Request {
-                    change: Change {
-                        subject: Subject {
+                command: Opening::Request {
+                    change: Change::new(
+                        Subject {
                             kind: SubjectKind::User,
                             id: name.clone(),
                         },
-                        kind: ChangeKind::Grant,
-                        entitlement: "admin".into(),
-                        resource: Some("bench".into()),
-                        duration_seconds: None,
-                    },
+                        ChangeKind::Grant,
+                        "admin".into(),
+                        Some("bench".into()),
+                        None,
+                    )
+                    .expect("a valid change"),
                     justification: None,
                     ticket: None,
                     rule: custody_core::policy::AppliedRule::brief_default(),
-                },
+                }
+                .into(),
                 occurred_at: None,
             })
             .await?;
@@ -477,10 +479,11 @@ async fn append_through_store(
                     .write(CaseWrite {
                         actor: actor.clone(),
                         idempotency_key: format!("comment-{round}-{index}"),
-                        command: CaseCommand::Comment {
+                        command: CaseStep::Comment {
                             case_id: case_id.clone(),
                             text: format!("benchmark note {index:08}"),
-                        },
+                        }
+                        .into(),
                         occurred_at: None,
                     })
                     .await?;
@@ -694,10 +697,10 @@ async fn outbox_cost(writers: usize, per_writer: u64, rounds: usize) -> Result<(
     let off_directory = tempfile::tempdir()?;
     let on_store = Store::open(on_directory.path()).await?;
     let off_store = Store::open(off_directory.path()).await?;
-    let mut routing = custody_core::notify::Routing::default();
+    let mut routing = custody_core::notice::Routing::default();
     routing.routes.insert(
-        custody_core::notify::Audience::Approvers,
-        vec![custody_core::notify::Route {
+        custody_core::notice::Audience::Approvers,
+        vec![custody_core::notice::Route {
             channel: "hooks".to_string(),
             recipient: None,
         }],
@@ -757,21 +760,23 @@ async fn requests_through_store(
                     .write(CaseWrite {
                         actor: actor.clone(),
                         idempotency_key: format!("request-{round}-{index}"),
-                        command: CaseCommand::Request {
-                            change: Change {
-                                subject: Subject {
+                        command: Opening::Request {
+                            change: Change::new(
+                                Subject {
                                     kind: SubjectKind::User,
                                     id: format!("u{writer}-{round}-{index}"),
                                 },
-                                kind: ChangeKind::Grant,
-                                entitlement: "reader".into(),
-                                resource: None,
-                                duration_seconds: None,
-                            },
+                                ChangeKind::Grant,
+                                "reader".into(),
+                                None,
+                                None,
+                            )
+                            .expect("a valid change"),
                             justification: Some("benchmark".into()),
                             ticket: None,
                             rule: custody_core::policy::AppliedRule::brief_default(),
-                        },
+                        }
+                        .into(),
                         occurred_at: None,
                     })
                     .await?;

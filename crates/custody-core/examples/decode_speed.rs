@@ -23,13 +23,14 @@ fn main() {
             token_id: "tok_0123456789abcdef".into(),
         },
     };
-    let change = Change {
-        subject: "user:alice".parse::<Subject>().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: "admin".into(),
-        resource: Some("prod-db".into()),
-        duration_seconds: None,
-    };
+    let change = Change::new(
+        "user:alice".parse::<Subject>().unwrap(),
+        ChangeKind::Grant,
+        "admin".into(),
+        Some("prod-db".into()),
+        None,
+    )
+    .expect("a valid change");
     let rows: Vec<StoredEvent> = (0..50_000u64)
         .map(|index| {
             let draft = lifecycle::request(

@@ -5,7 +5,7 @@
 //! the one form RFC 8785 allows. Hashed content never holds floats: numbers
 //! are integers of at most 2^53, timestamps are fixed-width strings, and
 //! change sets with floats are refused at the edge (see
-//! [`crate::model::reject_floats`]).
+//! [`crate::change_set`]).
 //!
 //! [`is_canonical`] checks stored bytes without re-serialising them: a
 //! single allocation-free pass that accepts exactly the RFC 8785 form of

@@ -141,8 +141,9 @@ pub struct CaseView {
     pub duplicates: Vec<CaseId>,
     /// When the case was opened by break-glass: when its post-hoc review is due.
     pub break_glass_deadline: Option<Timestamp>,
-    /// Escalations raised by the ledger (reason codes), in sequence order.
-    pub escalations: Vec<String>,
+    /// Escalations raised by the ledger, in sequence order.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub escalations: Vec<crate::event::EscalationReason>,
     /// When the review of the execution is due, if a deadline applies.
     pub review_due: Option<Timestamp>,
     /// When time-bound access ends (execution time plus the duration).
@@ -412,7 +413,7 @@ impl CaseView {
                     // due by the rule's deadline (24h for automation).
                     self.expires_at = self
                         .change
-                        .duration_seconds
+                        .duration_seconds()
                         .map(|seconds| event.occurred_at.plus_unsigned_seconds(seconds));
                     let review_seconds = self
                         .rule
@@ -443,7 +444,7 @@ impl CaseView {
                 self.break_glass_deadline = Some(break_glass.review_deadline);
             }
             EventBody::EscalationRaised(escalation) => {
-                self.escalations.push(escalation.reason.clone());
+                self.escalations.push(escalation.reason);
             }
             EventBody::RevocationDue(_) => self.revocation_due = true,
             EventBody::RevocationExecuted(_) => self.revoked = true,

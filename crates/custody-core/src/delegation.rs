@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::code::Code;
 use crate::lifecycle::Refusal;
 use crate::model::{Change, Principal, PrincipalId, PrincipalKind};
 use crate::policy::glob_matches;
@@ -55,9 +56,9 @@ impl DelegationGrant {
             || self
                 .entitlements
                 .iter()
-                .any(|pattern| glob_matches(pattern, &change.entitlement)))
+                .any(|pattern| glob_matches(pattern, change.entitlement())))
             && (self.resources.is_empty()
-                || change.resource.as_deref().is_some_and(|resource| {
+                || change.resource().is_some_and(|resource| {
                     self.resources
                         .iter()
                         .any(|pattern| glob_matches(pattern, resource))
@@ -83,7 +84,7 @@ pub fn grant_for<'a>(
         .collect();
     if applicable.is_empty() {
         return Err(Refusal {
-            rule: "delegation.none",
+            rule: Code::DelegationNone,
             message: format!(
                 "{} is a vendor principal of {} and holds no delegation grant; vendors act only under one",
                 principal.id,
@@ -98,7 +99,7 @@ pub fn grant_for<'a>(
         .collect();
     if in_force.is_empty() {
         return Err(Refusal {
-            rule: "delegation.expired",
+            rule: Code::DelegationExpired,
             message: format!(
                 "every delegation grant of {} has ended or been revoked",
                 principal.id
@@ -111,7 +112,7 @@ pub fn grant_for<'a>(
         .find(|grant| grant.covers(change))
         .map(|grant| Some(*grant))
         .ok_or_else(|| Refusal {
-            rule: "delegation.out-of-scope",
+            rule: Code::DelegationOutOfScope,
             message: format!("no delegation grant of {} covers {change}", principal.id),
             hint: Some("ask an internal principal, or an admin to widen the grant".to_string()),
         })

@@ -64,10 +64,10 @@ pub struct Event {
     /// The idempotency key of the write that made it.
     #[serde(deserialize_with = "Option::deserialize")]
     pub idempotency_key: Option<String>,
-    /// The notifications this event owes (see [`crate::notify`]); absent
+    /// The notifications this event owes (see [`crate::notice`]); absent
     /// from the encoding when it owes none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<crate::notify::Owed>,
+    pub notify: Vec<crate::notice::Owed>,
 }
 
 /// What happened, with its details. Serialised as `kind` plus `payload`.
@@ -161,7 +161,7 @@ pub enum EventBody {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Attempt {
-    /// The owed notification (see [`crate::notify::Owed`]).
+    /// The owed notification (see [`crate::notice::Owed`]).
     pub delivery_id: String,
     /// The channel tried.
     pub channel: String,
@@ -448,14 +448,52 @@ pub struct BreakGlass {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
-    /// Stable code of what was missed, e.g. `break-glass.review-overdue`.
-    pub reason: String,
+    /// What was missed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub reason: EscalationReason,
     /// The deadline that passed.
     pub deadline: Timestamp,
     /// The notification that could not be delivered, for `notify.dead-letter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery_id: Option<String>,
 }
+
+/// Why the ledger raised an escalation: an obligation missed, or a
+/// notification given up on. Written as its code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EscalationReason {
+    /// A break-glass execution's post-hoc review is overdue.
+    BreakGlassReviewOverdue,
+    /// An execution's review is overdue.
+    ReviewOverdue,
+    /// Nobody decided an open request within its rule's `approval_deadline`.
+    ApprovalOverdue,
+    /// A notification was given up on (the escalation names its delivery).
+    DeadLetter,
+}
+
+impl EscalationReason {
+    /// Every reason.
+    pub const ALL: [EscalationReason; 4] = [
+        EscalationReason::BreakGlassReviewOverdue,
+        EscalationReason::ReviewOverdue,
+        EscalationReason::ApprovalOverdue,
+        EscalationReason::DeadLetter,
+    ];
+
+    /// The code it is recorded under.
+    pub fn code(self) -> crate::code::Code {
+        use crate::code::Code;
+        match self {
+            EscalationReason::BreakGlassReviewOverdue => Code::BreakGlassReviewOverdue,
+            EscalationReason::ReviewOverdue => Code::ReviewOverdue,
+            EscalationReason::ApprovalOverdue => Code::ApprovalOverdue,
+            EscalationReason::DeadLetter => Code::NotifyDeadLetter,
+        }
+    }
+}
+
+crate::code::coded!(EscalationReason, "escalation reason");
 
 /// The payload of `duplicate_merged` (in the duplicate, naming the survivor)
 /// and `duplicate_linked` (in the survivor, naming the duplicate).
@@ -938,13 +976,14 @@ mod tests {
                 subject: "00u1".into(),
             },
         };
-        let change = Change {
-            subject: "api_key:ci-deploy".parse::<Subject>().unwrap(),
-            kind: ChangeKind::Create,
-            entitlement: "scope:deploy".into(),
-            resource: None,
-            duration_seconds: Some(3600),
-        };
+        let change = Change::new(
+            "api_key:ci-deploy".parse::<Subject>().unwrap(),
+            ChangeKind::Create,
+            "scope:deploy".into(),
+            None,
+            Some(3600),
+        )
+        .unwrap();
         let request = lifecycle::request(
             change,
             Some("naïve \"quote\"\n".into()),

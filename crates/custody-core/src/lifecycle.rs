@@ -17,15 +17,25 @@ use serde::Serialize;
 
 use crate::case::{CaseState, CaseView};
 use crate::change_set::ChangeSet;
+use crate::code::Code;
 use crate::event::EVENT_FORMAT_VERSION;
 use crate::event::{
-    BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation, Event,
-    EventBody, Execution, MergeLink, RequestCreated, Review, ReviewOutcome, RevocationDue,
+    BreakGlass, CaseLink, ChatApproval, Comment, Confirmation, Decision, Escalation,
+    EscalationReason, Event, EventBody, Execution, MergeLink, RequestCreated, Review,
+    ReviewOutcome, RevocationDue,
 };
 use crate::id::{CaseId, EventId, Sha256Hash};
 use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
 use crate::policy::AppliedRule;
 use crate::time::Timestamp;
+
+// Moved to modules of their own; kept here so existing paths still resolve.
+pub use crate::obligation::{
+    overdue, pending_obligations, Obligation, APPROVAL_OVERDUE, BREAK_GLASS_REVIEW_OVERDUE,
+    EXPIRY_NOTICE, EXPIRY_NOTICE_MIN_DURATION_SECONDS, EXPIRY_NOTICE_SECONDS,
+    EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE, REVOCATION_GRACE_SECONDS,
+};
+pub use crate::severity::Severity;
 
 /// An event to append, before the store gives it an ID, a sequence number and
 /// a place in the chain.
@@ -44,7 +54,7 @@ pub struct Draft {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Refusal {
     /// Stable code of the rule, e.g. `sod.requester-cannot-approve`.
-    pub rule: &'static str,
+    pub rule: Code,
     /// What was refused and why.
     pub message: String,
     /// What to do instead.
@@ -61,22 +71,6 @@ pub struct ApprovedCase<'case> {
 #[derive(Debug, Clone, Copy)]
 pub struct ExecutedCase<'case> {
     case: &'case CaseView,
-}
-
-/// The severity of a rule broken in a stored trail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth knowing; nothing is wrong.
-    Info,
-    /// A weakness in the trail.
-    Low,
-    /// A rule was bent.
-    Medium,
-    /// A control was bypassed.
-    High,
-    /// The trail itself cannot be trusted.
-    Critical,
 }
 
 /// Where a draft goes in the ledger: everything the store decides.
@@ -121,7 +115,7 @@ impl Draft {
 }
 
 impl Refusal {
-    fn new(rule: &'static str, message: String, hint: &str) -> Refusal {
+    fn new(rule: Code, message: String, hint: &str) -> Refusal {
         Refusal {
             rule,
             message,
@@ -133,19 +127,6 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "{} [{}]", self.message, self.rule)
-    }
-}
-
-impl Severity {
-    /// The severity's name as printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
     }
 }
 
@@ -167,7 +148,7 @@ impl CaseView {
             .map(ToString::to_string)
             .unwrap_or_default();
         Refusal::new(
-            "lifecycle.case-merged",
+            Code::LifecycleCaseMerged,
             format!(
                 "case {} was merged into {survivor} as a duplicate; {verb} the surviving case instead",
                 self.case_id
@@ -384,7 +365,7 @@ pub fn execute_observed(
     admit(case, actor, &body, None)?;
     if case.state != CaseState::Open {
         return Err(Refusal::new(
-            "lifecycle.not-open",
+            Code::LifecycleNotOpen,
             format!(
                 "case {} is {}; an observed execution is recorded only while its approval is still missing",
                 case.case_id, case.state
@@ -476,7 +457,7 @@ pub fn break_glass(
 ) -> Result<[Draft; 3], Refusal> {
     if !rule.break_glass {
         return Err(Refusal::new(
-            "policy.break-glass-not-allowed",
+            Code::PolicyBreakGlassNotAllowed,
             format!(
                 "policy rule `{}` does not allow break-glass for {change}",
                 rule.name
@@ -509,23 +490,27 @@ pub fn break_glass(
 }
 
 /// The ledger acts on a deadline that passed (acted by [`Actor::system`]):
-/// for time-bound access it records that the revocation is due; for every
-/// other obligation it raises an escalation.
-pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
-    let body = if reason == EXPIRY_REVOCATION_DUE {
-        EventBody::RevocationDue(RevocationDue {
-            expired_at: deadline,
-        })
-    } else if reason == EXPIRY_NOTICE {
-        EventBody::ExpiryApproaching(crate::event::ExpiryApproaching {
-            expires_at: deadline.plus_seconds(EXPIRY_NOTICE_SECONDS),
-        })
-    } else {
+/// for time-bound access it records that the revocation is due, or the
+/// notice before it ends; for every other obligation it raises an
+/// escalation.
+pub fn escalate(obligation: Obligation, deadline: Timestamp) -> Draft {
+    let escalation = |reason| {
         EventBody::EscalationRaised(Escalation {
-            reason: reason.to_string(),
+            reason,
             deadline,
             delivery_id: None,
         })
+    };
+    let body = match obligation {
+        Obligation::Revocation => EventBody::RevocationDue(RevocationDue {
+            expired_at: deadline,
+        }),
+        Obligation::ExpiryNotice => EventBody::ExpiryApproaching(crate::event::ExpiryApproaching {
+            expires_at: deadline.plus_seconds(EXPIRY_NOTICE_SECONDS),
+        }),
+        Obligation::BreakGlassReview => escalation(EscalationReason::BreakGlassReviewOverdue),
+        Obligation::Review => escalation(EscalationReason::ReviewOverdue),
+        Obligation::Approval => escalation(EscalationReason::ApprovalOverdue),
     };
     Draft {
         body,
@@ -539,10 +524,10 @@ pub fn escalate(reason: &str, deadline: Timestamp) -> Draft {
 pub fn escalate_as(
     case: &CaseView,
     actor: &Actor,
-    reason: &str,
+    obligation: Obligation,
     deadline: Timestamp,
 ) -> Result<Draft, Refusal> {
-    let draft = escalate(reason, deadline);
+    let draft = escalate(obligation, deadline);
     admit(case, actor, &draft.body, None)?;
     Ok(draft)
 }
@@ -602,73 +587,6 @@ pub fn execute_revocation(
     })
 }
 
-/// The obligations of `case` that are overdue at `now`, as reason codes with
-/// their deadlines, excluding those the ledger already acted on.
-pub fn overdue(case: &CaseView, now: Timestamp) -> Vec<(&'static str, Timestamp)> {
-    pending_obligations(case)
-        .into_iter()
-        .filter(|(_, deadline)| *deadline <= now)
-        .collect()
-}
-
-/// Every obligation of `case` the ledger has not yet acted on, with its
-/// deadline: a post-hoc review after break-glass, a review after an
-/// execution with a deadline, the revocation of time-bound access.
-pub fn pending_obligations(case: &CaseView) -> Vec<(&'static str, Timestamp)> {
-    let escalated = |reason: &str| case.escalations.iter().any(|raised| raised == reason);
-    let mut pending = Vec::new();
-    if case.reviews.is_empty() {
-        if let Some(deadline) = case.break_glass_deadline {
-            if case.state == CaseState::PendingReview && !escalated(BREAK_GLASS_REVIEW_OVERDUE) {
-                pending.push((BREAK_GLASS_REVIEW_OVERDUE, deadline));
-            }
-        }
-        if let Some(deadline) = case.review_due {
-            if case.state == CaseState::Executed && !escalated(REVIEW_OVERDUE) {
-                pending.push((REVIEW_OVERDUE, deadline));
-            }
-        }
-    }
-    if let Some(expires_at) = case.expires_at {
-        if !case.revoked && !case.revocation_due {
-            pending.push((EXPIRY_REVOCATION_DUE, expires_at));
-            // Long grants get a notice before they end.
-            let long = case
-                .change
-                .duration_seconds
-                .is_some_and(|seconds| seconds >= EXPIRY_NOTICE_MIN_DURATION_SECONDS);
-            if long && !case.expiry_noticed {
-                pending.push((
-                    EXPIRY_NOTICE,
-                    expires_at.plus_seconds(-EXPIRY_NOTICE_SECONDS),
-                ));
-            }
-        }
-    }
-    if case.state == CaseState::Open && !escalated(APPROVAL_OVERDUE) {
-        if let Some(seconds) = case.rule.approval_deadline_seconds {
-            pending.push((
-                APPROVAL_OVERDUE,
-                case.opened_at.plus_unsigned_seconds(seconds),
-            ));
-        }
-    }
-    pending
-}
-
-/// The obligation code of the notice before time-bound access ends.
-pub const EXPIRY_NOTICE: &str = "expiry.notice";
-
-/// How long before time-bound access ends its owner is told.
-pub const EXPIRY_NOTICE_SECONDS: i64 = 3600;
-
-/// Grants shorter than this get no notice before they end.
-pub const EXPIRY_NOTICE_MIN_DURATION_SECONDS: u64 = 2 * 3600;
-
-/// The reason code of a request no approver answered within the rule's
-/// `approval_deadline`.
-pub const APPROVAL_OVERDUE: &str = "approval.overdue";
-
 /// Records one attempt to deliver an owed notification (by `system`). A
 /// final failure of a notification also raises an escalation naming the
 /// delivery, which owes the escalation route a notice, unless `escalate` is
@@ -689,7 +607,7 @@ pub fn record_delivery(
     if dead && escalate {
         drafts.push(Draft {
             body: EventBody::EscalationRaised(Escalation {
-                reason: crate::notify::DEAD_LETTER.to_string(),
+                reason: EscalationReason::DeadLetter,
                 deadline: now,
                 delivery_id: Some(delivery_id),
             }),
@@ -700,30 +618,6 @@ pub fn record_delivery(
     drafts
 }
 
-impl CaseView {
-    /// The earliest deadline of an obligation the ledger has not acted on:
-    /// the store indexes it so that timers scan only cases that are due.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
-        pending_obligations(self)
-            .into_iter()
-            .map(|(_, deadline)| deadline)
-            .min()
-    }
-}
-
-/// The reason code of a missed post-hoc review after break-glass.
-pub const BREAK_GLASS_REVIEW_OVERDUE: &str = "break-glass.review-overdue";
-
-/// The reason code of a review missed after an ordinary execution.
-pub const REVIEW_OVERDUE: &str = "review.overdue";
-
-/// The reason code under which the ledger records that time-bound access ended.
-pub const EXPIRY_REVOCATION_DUE: &str = "expiry.revocation-due";
-
-/// How long after time-bound access ends its revocation may still be
-/// recorded before `verify` reports it overdue.
-pub const REVOCATION_GRACE_SECONDS: i64 = 3600;
-
 /// A review with outcome `revoke` opens a linked revocation case: returns the
 /// request of the new case (revoking the same entitlement of the same
 /// subject, requested by the reviewer), its `opened_by_review` link, and the
@@ -733,11 +627,7 @@ pub fn open_revocation(
     rule: &AppliedRule,
     new_case: &CaseId,
 ) -> Result<(Draft, Draft, Draft), Refusal> {
-    let change = Change {
-        kind: crate::model::ChangeKind::Revoke,
-        duration_seconds: None,
-        ..reviewed.change.clone()
-    };
+    let change = reviewed.change.revocation();
     // Taking access away is never refused for lacking a duration: the
     // rule's duration cap is for grants.
     let change_hash = change.digest();
@@ -853,7 +743,7 @@ pub fn judge(
     match body {
         EventBody::RequestCreated(_) => refuse(
             Err(Refusal::new(
-                "case.second-request",
+                Code::CaseSecondRequest,
                 format!("case {} holds a second request event", case.case_id),
                 "a case has exactly one request; investigate how this event was written",
             )),
@@ -888,7 +778,7 @@ pub fn judge(
             {
                 refuse(
                     Err(Refusal::new(
-                        "approval.already-approved",
+                        Code::ApprovalAlreadyApproved,
                         format!("{approver} has already approved case {}", case.case_id),
                         "each approver counts once; ask another approver if more approvals are needed",
                     )),
@@ -900,7 +790,7 @@ pub fn judge(
                 if &case.requester.principal == principal {
                     refuse(
                         Err(Refusal::new(
-                            "sod.requester-cannot-attest",
+                            Code::SodRequesterCannotAttest,
                             format!(
                                 "{principal} requested case {} and cannot record approvals for others",
                                 case.case_id
@@ -921,7 +811,7 @@ pub fn judge(
             if &case.requester.principal == principal {
                 refuse(
                     Err(Refusal::new(
-                        "sod.requester-cannot-deny",
+                        Code::SodRequesterCannotDeny,
                         format!(
                             "{principal} requested case {} and cannot also decide on it",
                             case.case_id
@@ -943,7 +833,7 @@ pub fn judge(
             if !pending {
                 refuse(
                     Err(Refusal::new(
-                        "approval.nothing-to-confirm",
+                        Code::ApprovalNothingToConfirm,
                         format!(
                             "case {} holds no unconfirmed approval {} recorded for {principal}",
                             case.case_id, confirmation.approval_event
@@ -979,7 +869,7 @@ pub fn judge(
                 if completed && applied.digest() != case.change_hash {
                     broken.push(Broken {
                         refusal: Refusal::new(
-                            "review.change-mismatch",
+                            Code::ReviewChangeMismatch,
                             format!(
                                 "case {} approved `{}` but the execution applied `{applied}`",
                                 case.case_id, case.change
@@ -1001,7 +891,7 @@ pub fn judge(
             if link.other_case == case.case_id {
                 refuse(
                     Err(Refusal::new(
-                        "merge.same-case",
+                        Code::MergeSameCase,
                         format!("case {} cannot be merged into itself", case.case_id),
                         "name the duplicate first and the surviving case with --into",
                     )),
@@ -1017,7 +907,7 @@ pub fn judge(
             if !case.executors().is_empty() {
                 refuse(
                     Err(Refusal::new(
-                        "merge.duplicate-executed",
+                        Code::MergeDuplicateExecuted,
                         format!(
                             "case {} has a recorded execution; merging it away would hide that execution",
                             case.case_id
@@ -1048,7 +938,7 @@ pub fn judge(
             if case.expires_at.is_none() {
                 refuse(
                     Err(Refusal::new(
-                        "lifecycle.not-time-bound",
+                        Code::LifecycleNotTimeBound,
                         format!(
                             "case {} grants no time-bound access that has been executed; there is nothing to revoke on expiry",
                             case.case_id
@@ -1060,7 +950,7 @@ pub fn judge(
             } else if case.revoked {
                 refuse(
                     Err(Refusal::new(
-                        "lifecycle.already-revoked",
+                        Code::LifecycleAlreadyRevoked,
                         format!(
                             "the access of case {} has already been revoked",
                             case.case_id
@@ -1078,7 +968,7 @@ pub fn judge(
             if case.head_seq != 1 || &case.requester.principal != principal {
                 refuse(
                     Err(Refusal::new(
-                        "lifecycle.break-glass-misplaced",
+                        Code::LifecycleBreakGlassMisplaced,
                         format!(
                             "case {} records a break-glass invocation by {principal} after its request was already underway (seq {}); break-glass opens a case of its own",
                             case.case_id,
@@ -1092,7 +982,7 @@ pub fn judge(
             if !case.rule.break_glass {
                 refuse(
                     Err(Refusal::new(
-                        "policy.break-glass-not-allowed",
+                        Code::PolicyBreakGlassNotAllowed,
                         format!(
                             "case {} was opened under break-glass, which its rule `{}` does not allow",
                             case.case_id, case.rule.name
@@ -1116,7 +1006,7 @@ pub fn judge(
         | EventBody::DelegationGranted(_)
         | EventBody::DelegationRevoked(_) => refuse(
             Err(Refusal::new(
-                "admin.record-misplaced",
+                Code::AdminRecordMisplaced,
                 format!(
                     "case {} holds a {} event, which belongs only in the deployment's administration record",
                     case.case_id,
@@ -1128,7 +1018,7 @@ pub fn judge(
         ),
         EventBody::PolicyAdopted(_) => refuse(
             Err(Refusal::new(
-                "policy.record-misplaced",
+                Code::PolicyRecordMisplaced,
                 format!(
                     "case {} holds a policy_adopted event, which belongs only in the deployment's policy record",
                     case.case_id
@@ -1195,7 +1085,7 @@ fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severit
         CaseState::Open if completed => None,
         CaseState::Open => Some((
             Refusal::new(
-                "lifecycle.not-approved",
+                Code::LifecycleNotApproved,
                 format!(
                     "case {} is not approved, so it cannot be executed: {}",
                     case.case_id,
@@ -1216,7 +1106,7 @@ fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severit
         )),
         CaseState::Denied => Some((
             Refusal::new(
-                "lifecycle.case-denied",
+                Code::LifecycleCaseDenied,
                 format!("case {} was denied, so it cannot be executed", case.case_id),
                 "open a new request if the change is still needed",
             ),
@@ -1227,7 +1117,7 @@ fn execution_state(case: &CaseView, completed: bool) -> Option<(Refusal, Severit
         | CaseState::PendingReview
         | CaseState::ExecutedPendingApproval => Some((
             Refusal::new(
-                "lifecycle.already-executed",
+                Code::LifecycleAlreadyExecuted,
                 format!("case {} has already been executed", case.case_id),
                 "record a follow-up change as a new request",
             ),
@@ -1243,7 +1133,7 @@ fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
         CaseState::Executed | CaseState::PendingReview => None,
         CaseState::Reviewed => Some((
             Refusal::new(
-                "lifecycle.already-reviewed",
+                Code::LifecycleAlreadyReviewed,
                 format!("case {} has already been reviewed", case.case_id),
                 "add a comment to record further observations",
             ),
@@ -1252,7 +1142,7 @@ fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
         CaseState::Merged => Some((case.merged_refusal("review"), Severity::High)),
         CaseState::ExecutedPendingApproval => Some((
             Refusal::new(
-                "lifecycle.approval-not-recorded",
+                Code::LifecycleApprovalNotRecorded,
                 format!(
                     "case {} was executed but its approval is not recorded yet; a review compares an execution with its approval",
                     case.case_id
@@ -1263,7 +1153,7 @@ fn review_state(case: &CaseView) -> Option<(Refusal, Severity)> {
         )),
         CaseState::Open | CaseState::Approved | CaseState::Denied => Some((
             Refusal::new(
-                "lifecycle.not-executed",
+                Code::LifecycleNotExecuted,
                 format!(
                     "case {} is {} and has no completed execution to review",
                     case.case_id, case.state
@@ -1282,7 +1172,7 @@ fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
         CaseState::Open | CaseState::Approved | CaseState::ExecutedPendingApproval => None,
         CaseState::Denied => Some((
             Refusal::new(
-                "lifecycle.case-denied",
+                Code::LifecycleCaseDenied,
                 format!(
                     "case {} was denied; there is nothing left to {verb}",
                     case.case_id
@@ -1293,7 +1183,7 @@ fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
         )),
         CaseState::Executed | CaseState::Reviewed | CaseState::PendingReview => Some((
             Refusal::new(
-                "lifecycle.already-executed",
+                Code::LifecycleAlreadyExecuted,
                 format!(
                     "case {} has already been executed; it is too late to {verb} it",
                     case.case_id
@@ -1309,7 +1199,7 @@ fn decision_state(case: &CaseView, verb: &str) -> Option<(Refusal, Severity)> {
 fn check_change_hash(case: &CaseView, decision: &Decision) -> Result<(), Refusal> {
     if decision.change_hash != case.change_hash {
         return Err(Refusal::new(
-            "approval.change-mismatch",
+            Code::ApprovalChangeMismatch,
             format!(
                 "the decision covers change {} but case {} requested change {}",
                 decision.change_hash, case.case_id, case.change_hash
@@ -1352,7 +1242,7 @@ fn check_may_merge(
         .map(|survivor| survivor.case_id.to_string())
         .unwrap_or_else(|| "the surviving case".to_string());
     Err(Refusal::new(
-        "merge.not-allowed",
+        Code::MergeNotAllowed,
         format!(
             "{principal} may not merge case {} into {survivor_id}: a merge closes a request, so only the requester of the duplicate, an approver of the surviving case's rule or an admin may merge",
             duplicate.case_id
@@ -1368,7 +1258,7 @@ fn check_system_actor(case: &CaseView, actor: &Actor, body: &EventBody) -> Resul
         return Ok(());
     }
     Err(Refusal::new(
-        "lifecycle.system-event-forged",
+        Code::LifecycleSystemEventForged,
         format!(
             "{} recorded a {} event in case {}; only the ledger's own `system` actor records those",
             actor.principal,
@@ -1383,9 +1273,9 @@ fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
     let Some(max) = rule.max_duration_seconds else {
         return Ok(());
     };
-    match change.duration_seconds {
+    match change.duration_seconds() {
         None => Err(Refusal::new(
-            "policy.duration-required",
+            Code::PolicyDurationRequired,
             format!(
                 "policy rule `{}` grants this access only for a limited time, at most {}",
                 rule.name,
@@ -1394,7 +1284,7 @@ fn check_duration(change: &Change, rule: &AppliedRule) -> Result<(), Refusal> {
             "request it again with --duration",
         )),
         Some(seconds) if seconds > max => Err(Refusal::new(
-            "policy.duration-too-long",
+            Code::PolicyDurationTooLong,
             format!(
                 "policy rule `{}` allows at most {}, not {}",
                 rule.name,
@@ -1420,7 +1310,7 @@ fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
                 .any(|group| stage.approver_groups.contains(group));
         if !in_stage && progress.len() == 1 {
             return Err(Refusal::new(
-                "policy.approver-not-in-group",
+                Code::PolicyApproverNotInGroup,
                 format!(
                     "policy rule `{}` of case {} needs approvers from {}; {} is in none of them",
                     rule.name,
@@ -1444,7 +1334,7 @@ fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
                             .any(|group| other.approver_groups.contains(group))
                 });
             return Err(Refusal::new(
-                "policy.approver-not-in-stage",
+                Code::PolicyApproverNotInStage,
                 format!(
                     "case {} is in approval stage `{}` of policy rule `{}`, which needs {} more approval(s) from {}; {} is in none of those groups{}",
                     case.case_id,
@@ -1467,7 +1357,7 @@ fn check_approver_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
         };
         if same_or_unknown {
             return Err(Refusal::new(
-                "sod.approver-same-org",
+                Code::SodApproverSameOrg,
                 format!(
                     "policy rule `{}` of case {} needs an approver outside the requester's organisation ({}); {} is in {}",
                     rule.name,
@@ -1507,7 +1397,7 @@ fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
         needed.push(format!("a principal of kind {}", kinds.join(" or ")));
     }
     Err(Refusal::new(
-        "policy.executor-not-allowed",
+        Code::PolicyExecutorNotAllowed,
         format!(
             "policy rule `{}` of case {} lets only {} execute; {} ({}) may not",
             rule.name,
@@ -1523,7 +1413,7 @@ fn check_executor_allowed(case: &CaseView, actor: &Actor) -> Result<(), Refusal>
 fn check_requester_cannot_approve(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {
     if &case.requester.principal == principal {
         return Err(Refusal::new(
-            "sod.requester-cannot-approve",
+            Code::SodRequesterCannotApprove,
             format!(
                 "{principal} requested case {} and cannot approve it (separation of duties)",
                 case.case_id
@@ -1541,7 +1431,7 @@ fn check_executor_not_sole_approver(
     let approvers = case.distinct_approvers();
     if !approvers.is_empty() && approvers.iter().all(|approver| *approver == principal) {
         return Err(Refusal::new(
-            "sod.executor-sole-approver",
+            Code::SodExecutorSoleApprover,
             format!(
                 "{principal} is the only approver of case {} and cannot also execute it (separation of duties)",
                 case.case_id
@@ -1564,7 +1454,7 @@ fn check_approver_not_sole_executor(
         .all(|approver| *approver == principal)
     {
         return Err(Refusal::new(
-            "sod.executor-sole-approver",
+            Code::SodExecutorSoleApprover,
             format!(
                 "{principal} executed case {} and cannot also be its only approver (separation of duties)",
                 case.case_id
@@ -1578,7 +1468,7 @@ fn check_approver_not_sole_executor(
 fn check_reviewer_independent(case: &CaseView, principal: &PrincipalId) -> Result<(), Refusal> {
     if &case.requester.principal == principal {
         return Err(Refusal::new(
-            "sod.reviewer-is-requester",
+            Code::SodReviewerIsRequester,
             format!(
                 "{principal} requested case {} and cannot review it (separation of duties)",
                 case.case_id
@@ -1588,7 +1478,7 @@ fn check_reviewer_independent(case: &CaseView, principal: &PrincipalId) -> Resul
     }
     if case.executors().contains(&principal) {
         return Err(Refusal::new(
-            "sod.reviewer-is-executor",
+            Code::SodReviewerIsExecutor,
             format!(
                 "{principal} executed case {} and cannot review it (separation of duties)",
                 case.case_id

@@ -275,15 +275,15 @@ impl Policy {
 
 impl Rule {
     fn matches(&self, change: &Change) -> bool {
-        (self.subject_kinds.is_empty() || self.subject_kinds.contains(&change.subject.kind))
-            && (self.changes.is_empty() || self.changes.contains(&change.kind))
+        (self.subject_kinds.is_empty() || self.subject_kinds.contains(&change.subject().kind))
+            && (self.changes.is_empty() || self.changes.contains(&change.kind()))
             && (self.entitlements.is_empty()
                 || self
                     .entitlements
                     .iter()
-                    .any(|pattern| glob_matches(pattern, &change.entitlement)))
+                    .any(|pattern| glob_matches(pattern, change.entitlement())))
             && (self.resources.is_empty()
-                || change.resource.as_deref().is_some_and(|resource| {
+                || change.resource().is_some_and(|resource| {
                     self.resources
                         .iter()
                         .any(|pattern| glob_matches(pattern, resource))

@@ -40,13 +40,14 @@ fn principal(name: &str, kind: PrincipalKind, groups: &[&str], org: Option<&str>
 }
 
 fn change() -> Change {
-    Change {
-        subject: "user:ann".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: "db-reader".to_string(),
-        resource: Some("prod-db".to_string()),
-        duration_seconds: None,
-    }
+    Change::new(
+        "user:ann".parse().unwrap(),
+        ChangeKind::Grant,
+        "db-reader".to_string(),
+        Some("prod-db".to_string()),
+        None,
+    )
+    .unwrap()
 }
 
 const T0: i64 = 1_800_000_000_000_000;
@@ -127,7 +128,11 @@ impl Log {
 }
 
 fn codes(report: &Report) -> Vec<&'static str> {
-    report.findings.iter().map(|finding| finding.code).collect()
+    report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect()
 }
 
 fn grant(id: &str, valid_until: i64) -> DelegationGrant {
@@ -269,10 +274,14 @@ fn vendor_actions_outside_their_grant_are_named_by_what_is_wrong() {
         None,
         actor("alice", PrincipalKind::Human, None),
         lifecycle::request(
-            Change {
-                entitlement: "admin".to_string(),
-                ..change()
-            },
+            Change::new(
+                "user:ann".parse().unwrap(),
+                ChangeKind::Grant,
+                "admin".to_string(),
+                Some("prod-db".to_string()),
+                None,
+            )
+            .unwrap(),
             None,
             None,
             &AppliedRule::brief_default(),
@@ -431,7 +440,7 @@ fn stored_principals_tokens_and_grants_must_be_the_records() {
     forged.grants.push(inserted);
     let mut report = log.audit(Some(&forged)).findings;
     report.sort_by_key(|finding| finding.code);
-    let found: Vec<&str> = report.iter().map(|finding| finding.code).collect();
+    let found: Vec<&str> = report.iter().map(|finding| finding.code.as_str()).collect();
     assert_eq!(
         found,
         vec![

@@ -1,5 +1,6 @@
 //! Every code in `docs/findings.md` is produced by a test that asserts it,
-//! and every code the source can emit is documented.
+//! every code the sources use is in the one table of codes
+//! (`custody_core::code::Code`), and the table and the doc say the same.
 //!
 //! [`COVERAGE`] lists every documented code with what produces it:
 //!
@@ -7,8 +8,10 @@
 //!   fed to the real [`Auditor`], or a write-time rule called directly.
 //!   [`every_fixture_produces_exactly_its_code`] asserts that an audit holds
 //!   the code exactly once, about the case, sequence number and log index the
-//!   fixture names, and no other code than the ones it names besides; that a
-//!   refusal carries the code; that an escalation is recorded under it.
+//!   fixture names, and no other code than the ones it names besides; that
+//!   every finding has a severity the table gives its code; that a refusal
+//!   carries the code and that the table says how the API answers it; that
+//!   an escalation is recorded under it.
 //! - [`Producer::Test`]: a test elsewhere (an e2e test through the real binary
 //!   and store, or a store test) that produces the code. The row names the
 //!   file and the function holding the assertion;
@@ -19,19 +22,28 @@
 //! [`documented_codes_are_exactly_the_covered_codes`] parses the tables of
 //! `docs/findings.md` and fails when a documented code has no row here or a
 //! row names a code the doc does not have.
-//! [`every_emitted_code_is_documented_and_every_documented_code_is_emitted`]
-//! scans the sources (`src/` and `crates/*/src/`, `#[cfg(test)]` items and
-//! comments excluded) for string literals shaped like codes
-//! (`family.some-code`) and compares them with the doc both ways. A literal
-//! counts as a code when its family is the family of a documented code, or
-//! when it stands where codes are passed ([`CODE_CONTEXTS`]: after `code:`,
-//! `rule:`, `Refusal::new(`, `with_rule(`, `"rule":`, `finding(`...), so a
-//! code of a new family is caught too.
+//! [`the_table_of_codes_is_the_doc`] fails when a code of the table is not
+//! documented, a documented code is not in the table, a row of the doc is
+//! not the table's row ([`Code::doc`]), or the severities the doc names are
+//! not the table's ([`Code::severities`]).
+//! [`the_sources_name_codes_only_through_the_table`] scans the sources
+//! (`src/` and `crates/*/src/`, `#[cfg(test)]` items and comments excluded):
+//! no string literal shaped like a code (`family.some-code`) may appear
+//! outside the table (`crates/custody-core/src/code.rs`), and every code of
+//! the table must be named (`Code::Variant`) somewhere else, so the table
+//! holds no code nothing emits. A literal counts as a code when its family
+//! is the family of a documented code, or when it stands where codes used to
+//! be passed ([`CODE_CONTEXTS`]: after `code:`, `rule:`, `Refusal::new(`,
+//! `with_rule(`, `"rule":`, `finding(`...), so a code of a new family
+//! spelled as a string is caught too.
 //!
 //! # Adding a code
 //!
-//! 1. Document it in `docs/findings.md`: a table row starting `` | `family.code` | ``.
-//! 2. Add a row to [`COVERAGE`], in the section of the doc it belongs to.
+//! 1. Add it to the table in `crates/custody-core/src/code.rs`: its variant,
+//!    the code, its severities as a finding, how the API answers a refusal
+//!    under it, and its row of the doc.
+//! 2. Document it in `docs/findings.md`: the same row, starting `` | `family.code` | ``.
+//! 3. Add a row to [`COVERAGE`], in the section of the doc it belongs to.
 //!    Prefer a [`Producer::Fixture`]: write a `fn` returning an [`Outcome`]
 //!    (see the fixtures below for the [`Trail`] builder: append drafts, forge
 //!    events with any placement, edit the stored rows, the case heads or the
@@ -39,7 +51,7 @@
 //!    [`At`] and list in `also` any other code the same tampering necessarily
 //!    produces. When only the store, the server or the CLI produce the code,
 //!    name the e2e test that asserts it with [`Producer::Test`].
-//! 3. If the source holds a literal shaped like a code that is not one (a
+//! 4. If the source holds a literal shaped like a code that is not one (a
 //!    configuration key, a file name), add it to [`NOT_CODES`] with a reason.
 //!
 //! A fixture for a finding, for example:
@@ -77,7 +89,7 @@ use custody_core::event::{
 use custody_core::lifecycle::{self, Draft, Placement, Refusal};
 use custody_core::model::{Actor, AuthContext, Change, ChangeKind, PrincipalKind, Role, Via};
 use custody_core::policy::AppliedRule;
-use custody_core::{CaseId, Event, Sha256Hash, Timestamp};
+use custody_core::{CaseId, Code, Event, Sha256Hash, Timestamp};
 use custody_log::{leaf_hash, root_from_leaf_hashes, Checkpoint, SignerKey};
 
 // ---------------------------------------------------------------------------
@@ -414,10 +426,6 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "uploads_and_tampering",
         },
     ),
-    (
-        "evidence.held-by-reference",
-        Fixture(evidence_held_by_reference),
-    ),
     ("notify.undelivered", Fixture(notify_undelivered)),
     (
         "notify.reviewer-not-notified",
@@ -429,10 +437,6 @@ const COVERAGE: &[(&str, Producer)] = &[
             file: "tests/e2e/notify_channels.rs",
             holder: "jetstream",
         },
-    ),
-    (
-        "notify.recorded-by-the-outbox",
-        Fixture(notify_recorded_by_the_outbox),
     ),
     ("policy.record-misplaced", Fixture(policy_record_misplaced)),
     ("sod.approver-same-org", Fixture(sod_approver_same_org)),
@@ -518,7 +522,6 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(merge_duplicate_executed),
     ),
     ("merge.unmatched-link", Fixture(merge_unmatched_link)),
-    ("merge.needs-both-cases", Fixture(merge_needs_both_cases)),
     ("merge.not-allowed", Fixture(merge_not_allowed)),
     (
         "lifecycle.break-glass-misplaced",
@@ -544,7 +547,6 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "idempotency_ticket_dedupe_and_duplicate_open",
         },
     ),
-    ("case.already-exists", Fixture(case_already_exists)),
     (
         "principal.exists",
         Test {
@@ -644,13 +646,18 @@ fn rule() -> AppliedRule {
 }
 
 fn change(entitlement: &str) -> Change {
-    Change {
-        subject: "user:ann".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.to_string(),
-        resource: None,
-        duration_seconds: None,
-    }
+    timed_change(entitlement, None)
+}
+
+fn timed_change(entitlement: &str, duration_seconds: Option<u64>) -> Change {
+    Change::new(
+        "user:ann".parse().unwrap(),
+        ChangeKind::Grant,
+        entitlement.to_string(),
+        None,
+        duration_seconds,
+    )
+    .unwrap()
 }
 
 fn request_draft(entitlement: &str) -> Draft {
@@ -1299,8 +1306,7 @@ fn review_overdue() -> Outcome {
 
 fn expiry_revocation_overdue() -> Outcome {
     let mut trail = Trail::default();
-    let mut timed = change("admin");
-    timed.duration_seconds = Some(3600);
+    let timed = timed_change("admin", Some(3600));
     let case = trail.append(
         None,
         human("alice"),
@@ -1334,8 +1340,7 @@ fn expiry_revocation_overdue() -> Outcome {
 
 fn timed_executed_view(duration: u64) -> CaseView {
     let mut trail = Trail::default();
-    let mut timed = change("admin");
-    timed.duration_seconds = Some(duration);
+    let timed = timed_change("admin", Some(duration));
     let case = trail.append(
         None,
         human("alice"),
@@ -1363,7 +1368,7 @@ fn expiry_revocation_due() -> Outcome {
     let recorded = due
         .iter()
         .map(
-            |(reason, deadline)| match lifecycle::escalate(reason, *deadline).body {
+            |(reason, deadline)| match lifecycle::escalate(*reason, *deadline).body {
                 EventBody::RevocationDue(_) => reason.to_string(),
                 other => format!("{reason} recorded as {}", other.kind_name()),
             },
@@ -1379,7 +1384,7 @@ fn expiry_notice() -> Outcome {
     let recorded = due
         .iter()
         .map(
-            |(reason, deadline)| match lifecycle::escalate(reason, *deadline).body {
+            |(reason, deadline)| match lifecycle::escalate(*reason, *deadline).body {
                 EventBody::ExpiryApproaching(_) => reason.to_string(),
                 other => format!("{reason} recorded as {}", other.kind_name()),
             },
@@ -1402,8 +1407,8 @@ fn approval_overdue() -> Outcome {
     let recorded = lifecycle::overdue(&view, time(3601))
         .iter()
         .map(
-            |(reason, deadline)| match lifecycle::escalate(reason, *deadline).body {
-                EventBody::EscalationRaised(escalation) => escalation.reason,
+            |(reason, deadline)| match lifecycle::escalate(*reason, *deadline).body {
+                EventBody::EscalationRaised(escalation) => escalation.reason.to_string(),
                 other => format!("{reason} recorded as {}", other.kind_name()),
             },
         )
@@ -1575,10 +1580,10 @@ fn notify_undelivered() -> Outcome {
     // A notification given up on and never escalated.
     let mut trail = Trail::default();
     let case = trail.append(None, human("alice"), request_draft("admin"));
-    trail.events[0].notify.push(custody_core::notify::Owed {
+    trail.events[0].notify.push(custody_core::notice::Owed {
         delivery_id: "dl-1".to_string(),
         kind: "change_requested".to_string(),
-        audience: custody_core::notify::Audience::Approvers,
+        audience: custody_core::notice::Audience::Approvers,
         channel: "hook".to_string(),
         recipient: None,
     });
@@ -1613,72 +1618,11 @@ fn notify_dead_letter() -> Outcome {
     let recorded = lifecycle::record_delivery(attempt, true, time(10))
         .into_iter()
         .filter_map(|draft| match draft.body {
-            EventBody::EscalationRaised(escalation) => Some(escalation.reason),
+            EventBody::EscalationRaised(escalation) => Some(escalation.reason.to_string()),
             _ => None,
         })
         .collect();
     Outcome::Recorded(recorded)
-}
-
-// Write-time refusals of commands the store decides itself.
-
-fn command_refusal(command: custody_core::command::CaseCommand) -> Outcome {
-    let mut trail = Trail::default();
-    let case = trail.append(None, human("alice"), request_draft("admin"));
-    Outcome::Refused(
-        command
-            .decide(&trail.view(&case), &human("alice"))
-            .unwrap_err(),
-    )
-}
-
-fn case_already_exists() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::Request {
-        change: change("admin"),
-        justification: None,
-        ticket: None,
-        rule: rule(),
-    })
-}
-
-fn evidence_held_by_reference() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::HoldEvidence {
-        ticket: "jira:SEC-9".parse().unwrap(),
-        evidence: Evidence {
-            sha256: Sha256Hash::of(b"x"),
-            size: 1,
-            file_name: None,
-            declared_media_type: None,
-            sniffed_media_type: "text/plain".to_string(),
-            link: None,
-        },
-    })
-}
-
-fn notify_recorded_by_the_outbox() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::RecordDelivery {
-        case_id: CaseId::generate(),
-        attempt: Attempt {
-            delivery_id: "dl-1".to_string(),
-            channel: "hook".to_string(),
-            recipient: None,
-            attempt: 1,
-            outcome: DeliveryOutcome::Delivered,
-            status: Some(200),
-            error: None,
-            latency_ms: 3,
-        },
-        escalate: true,
-        next_attempt_at: None,
-    })
-}
-
-fn merge_needs_both_cases() -> Outcome {
-    command_refusal(custody_core::command::CaseCommand::Merge {
-        duplicate: CaseId::generate(),
-        into: CaseId::generate(),
-        comment: None,
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1705,7 +1649,7 @@ fn every_fixture_produces_exactly_its_code() {
                 let mut found: Vec<&str> = report
                     .findings
                     .iter()
-                    .map(|finding| finding.code)
+                    .map(|finding| finding.code.as_str())
                     .filter(|found| *found != "checkpoint.none-outside" || expected.contains(found))
                     .collect();
                 found.sort_unstable();
@@ -1734,12 +1678,27 @@ fn every_fixture_produces_exactly_its_code() {
                 if report.ok {
                     failures.push(format!("{code}: the report says ok"));
                 }
+                for finding in &report.findings {
+                    if !finding.code.severities().contains(&finding.severity) {
+                        failures.push(format!(
+                            "{code}: {} is reported as {}, but the table gives it {:?}",
+                            finding.code,
+                            finding.severity.as_str(),
+                            finding.code.severities()
+                        ));
+                    }
+                }
             }
             Outcome::Refused(refusal) => {
                 if refusal.rule != *code {
                     failures.push(format!(
                         "{code}: refused under {} ({})",
                         refusal.rule, refusal.message
+                    ));
+                }
+                if refusal.rule.answer().is_none() {
+                    failures.push(format!(
+                        "{code}: refused, but the table says no write is refused under it (no answer)"
                     ));
                 }
             }
@@ -1912,9 +1871,8 @@ fn rust_files(directory: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every code-shaped literal in the sources outside test modules, with where
-/// it stands, that is documented-family or stands where a code is passed.
-fn emitted_codes(families: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
+/// The Rust files of `src/` and every crate's `src/`.
+fn source_files() -> Vec<PathBuf> {
     let root = workspace();
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
@@ -1925,8 +1883,15 @@ fn emitted_codes(families: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
         rust_files(&crate_dir.path().join("src"), &mut files);
     }
     assert!(files.len() > 20, "the sources were not found: {files:?}");
+    files
+}
+
+/// Every code-shaped literal in the sources outside test modules, with where
+/// it stands, that is documented-family or stands where a code is passed.
+fn emitted_codes(families: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
+    let root = workspace();
     let mut emitted: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for file in files {
+    for file in source_files() {
         let source = std::fs::read(&file).unwrap();
         let lexed = Lexed::new(&source);
         let tests = lexed.test_modules();
@@ -1972,38 +1937,173 @@ fn emitted_codes(families: &BTreeSet<String>) -> BTreeMap<String, Vec<String>> {
     emitted
 }
 
+/// The table of codes, as a file of the workspace: the one place a code is
+/// spelled.
+const TABLE: &str = "crates/custody-core/src/code.rs";
+
+/// The rows of `docs/findings.md`'s tables: the code, everything after its
+/// cell, and whether the row's table has a severity column.
+fn documented_rows() -> Vec<(String, String, bool)> {
+    let doc = std::fs::read_to_string(workspace().join("docs/findings.md"))
+        .expect("read docs/findings.md");
+    let mut with_severity = false;
+    let mut rows = Vec::new();
+    for line in doc.lines() {
+        if line.starts_with("| code |") {
+            with_severity = line.contains("| severity");
+            continue;
+        }
+        let Some(cell) = line.strip_prefix("| `") else {
+            continue;
+        };
+        let Some((code, rest)) = cell.split_once("` | ") else {
+            continue;
+        };
+        if !is_code_shaped(code) {
+            continue;
+        }
+        let rest = rest.strip_suffix(" |").unwrap_or(rest);
+        rows.push((code.to_string(), rest.to_string(), with_severity));
+    }
+    rows
+}
+
 #[test]
-fn every_emitted_code_is_documented_and_every_documented_code_is_emitted() {
+fn the_table_of_codes_is_the_doc() {
+    let rows = documented_rows();
+    assert!(rows.len() > 80, "the doc's tables were not found: {rows:?}");
+    let mut failures = Vec::new();
+    let mut documented = BTreeSet::new();
+    for (text, rest, with_severity) in &rows {
+        documented.insert(text.as_str());
+        let Some(code) = Code::parse(text) else {
+            failures.push(format!(
+                "{text} is documented in docs/findings.md but not in the table ({TABLE})"
+            ));
+            continue;
+        };
+        if code.doc() != rest {
+            failures.push(format!(
+                "{text}: the doc's row and the table's differ:\n  doc:   {rest}\n  table: {}",
+                code.doc()
+            ));
+        }
+        // The severities the doc's severity cell names, in order.
+        let named: Vec<&str> = if *with_severity {
+            let cell = rest.split(" | ").next().unwrap_or_default();
+            let mut named = Vec::new();
+            for word in cell.split(|c: char| !c.is_ascii_alphabetic()) {
+                if ["critical", "high", "medium", "low", "info"].contains(&word)
+                    && !named.contains(&word)
+                {
+                    named.push(word);
+                }
+            }
+            named
+        } else {
+            Vec::new()
+        };
+        let table: Vec<&str> = code.severities().iter().map(|s| s.as_str()).collect();
+        if named != table {
+            failures.push(format!(
+                "{text}: the doc names the severities {named:?}, the table {table:?}"
+            ));
+        }
+    }
+    for code in Code::ALL {
+        if !documented.contains(code.as_str()) {
+            failures.push(format!(
+                "{code} is in the table ({TABLE}) but not documented in docs/findings.md"
+            ));
+        }
+    }
+    let order: Vec<&str> = rows.iter().map(|(code, _, _)| code.as_str()).collect();
+    let table_order: Vec<&str> = Code::ALL.iter().map(|code| code.as_str()).collect();
+    if failures.is_empty() && order != table_order {
+        failures.push("the table lists the codes in another order than the doc".to_string());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_sources_name_codes_only_through_the_table() {
     let documented: BTreeSet<String> = documented_codes().into_iter().collect();
     let families: BTreeSet<String> = documented
         .iter()
         .filter_map(|code| code.split('.').next().map(str::to_string))
         .collect();
-    let mut emitted = emitted_codes(&families);
+    let mut spelled = emitted_codes(&families);
     for (not_code, why) in NOT_CODES {
         assert!(
-            emitted.remove(*not_code).is_some(),
+            spelled.remove(*not_code).is_some(),
             "{not_code} is listed in NOT_CODES ({why}) but no longer in the sources: remove it"
         );
     }
-    let undocumented: Vec<String> = emitted
+    let outside_the_table: Vec<String> = spelled
         .iter()
-        .filter(|(code, _)| !documented.contains(*code))
-        .map(|(code, places)| format!("{code} (at {})", places.join(", ")))
-        .collect();
-    let never_emitted: Vec<&String> = documented
-        .iter()
-        .filter(|code| !emitted.contains_key(*code))
+        .filter_map(|(code, places)| {
+            let places: Vec<&String> = places
+                .iter()
+                .filter(|place| !place.starts_with(&format!("{TABLE}:")))
+                .collect();
+            (!places.is_empty()).then(|| {
+                format!(
+                    "{code} (at {})",
+                    places
+                        .iter()
+                        .map(|place| place.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
         .collect();
     assert!(
-        undocumented.is_empty(),
-        "the sources emit codes docs/findings.md does not document (document them, or list a literal that is no code in NOT_CODES):\n{}",
-        undocumented.join("\n")
+        outside_the_table.is_empty(),
+        "the sources spell codes as strings outside the table: name them `Code::...` ({TABLE}), or list a literal that is no code in NOT_CODES:\n{}",
+        outside_the_table.join("\n")
     );
+    let named = named_codes();
+    let unused: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|code| !named.contains(code.name()))
+        .map(|code| code.as_str())
+        .collect();
     assert!(
-        never_emitted.is_empty(),
-        "docs/findings.md documents codes no source emits: {never_emitted:?}"
+        unused.is_empty(),
+        "the table ({TABLE}) holds codes no source names (`Code::...` outside the table and tests): {unused:?}"
     );
+}
+
+/// The variants of [`Code`] the sources name (`Code::Variant`) outside the
+/// table, test modules and comments.
+fn named_codes() -> BTreeSet<String> {
+    let root = workspace();
+    let mut named = BTreeSet::new();
+    for file in source_files() {
+        if file
+            .strip_prefix(&root)
+            .is_ok_and(|path| path == Path::new(TABLE))
+        {
+            continue;
+        }
+        let source = std::fs::read(&file).unwrap();
+        let lexed = Lexed::new(&source);
+        let tests = lexed.test_modules();
+        for at in find_all(&lexed.masked, b"Code::") {
+            if ident_before(&lexed.masked, at) || tests.iter().any(|range| range.contains(&at)) {
+                continue;
+            }
+            let start = at + b"Code::".len();
+            let length = lexed.masked[start..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+                .unwrap_or(0);
+            named
+                .insert(String::from_utf8_lossy(&lexed.masked[start..start + length]).into_owned());
+        }
+    }
+    named
 }
 
 #[test]
@@ -2533,10 +2633,10 @@ fn notify_reviewer_not_notified() -> Outcome {
     let case = trail.append(None, human("alice"), request_draft("admin"));
     let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
     trail.append(Some(&case), human("bob"), draft);
-    trail.events[1].notify.push(custody_core::notify::Owed {
+    trail.events[1].notify.push(custody_core::notice::Owed {
         delivery_id: "dl-review".to_string(),
-        kind: custody_core::notify::CHANGE_APPROVED_FOR_REVIEW.to_string(),
-        audience: custody_core::notify::Audience::Reviewers,
+        kind: custody_core::notice::CHANGE_APPROVED_FOR_REVIEW.to_string(),
+        audience: custody_core::notice::Audience::Reviewers,
         channel: "hook".to_string(),
         recipient: None,
     });
@@ -2658,8 +2758,7 @@ fn lifecycle_not_time_bound() -> Outcome {
 
 fn lifecycle_already_revoked() -> Outcome {
     let mut trail = Trail::default();
-    let mut timed = change("admin");
-    timed.duration_seconds = Some(3600);
+    let timed = timed_change("admin", Some(3600));
     let case = trail.append(
         None,
         human("alice"),
@@ -2700,8 +2799,7 @@ fn policy_duration_required() -> Outcome {
 }
 
 fn policy_duration_too_long() -> Outcome {
-    let mut long = change("admin");
-    long.duration_seconds = Some(7200);
+    let long = timed_change("admin", Some(7200));
     refused(lifecycle::request(long, None, None, &capped()))
 }
 

@@ -106,16 +106,17 @@ fn run_step(ledger: &mut Ledger, who: &str, words: &[&str]) -> Result<Draft, Str
     let actor = actor(who);
     if words[0] == "request" {
         let subject: Subject = words[1].parse().map_err(|error| format!("{error}"))?;
-        let change = Change {
+        let change = Change::new(
             subject,
-            kind: words
+            words
                 .get(3)
                 .map(|kind| kind.parse::<ChangeKind>().unwrap())
                 .unwrap_or(ChangeKind::Grant),
-            entitlement: words[2].to_string(),
-            resource: None,
-            duration_seconds: None,
-        };
+            words[2].to_string(),
+            None,
+            None,
+        )
+        .unwrap();
         return lifecycle::request(change, None, None, &AppliedRule::brief_default())
             .map_err(|refusal| refusal.rule.to_string());
     }
@@ -322,7 +323,7 @@ fn assert_refusal_is_a_finding(
         report
             .findings
             .iter()
-            .any(|finding| finding.code == expected && finding.seq == Some(seq)),
+            .any(|finding| finding.code == *expected && finding.seq == Some(seq)),
         "{context}: refused as {rule}, but the audit of the same event forced into the trail reports no {expected} at seq {seq}: {:#?}",
         report.findings
     );
@@ -544,7 +545,11 @@ fn verify_reports_half_a_merge_and_work_on_a_merged_case() {
     // Only the duplicate's half is recorded (the survivor's was removed).
     duplicate.append(actor("alice"), into_duplicate);
     let report = audit_together(&[&survivor, &duplicate]);
-    let codes: Vec<&str> = report.findings.iter().map(|finding| finding.code).collect();
+    let codes: Vec<&str> = report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect();
     assert_eq!(
         codes,
         vec!["merge.unmatched-link"],
@@ -737,13 +742,14 @@ fn change(
     resource: Option<&str>,
     duration: Option<u64>,
 ) -> Change {
-    Change {
-        subject: subject.parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.to_string(),
-        resource: resource.map(str::to_string),
-        duration_seconds: duration,
-    }
+    Change::new(
+        subject.parse().unwrap(),
+        ChangeKind::Grant,
+        entitlement.to_string(),
+        resource.map(str::to_string),
+        duration,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -917,7 +923,7 @@ fn a_rule_binds_approvers_executors_and_durations_and_verify_rechecks_it() {
         .audit()
         .findings
         .iter()
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect();
     for expected in [
         "policy.approver-not-in-group",
@@ -1034,7 +1040,7 @@ fn break_glass_waits_for_review_and_overdue_reviews_are_reported() {
         .audit()
         .findings
         .iter()
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect();
     assert_eq!(codes, vec!["policy.break-glass-not-allowed"]);
 }
@@ -1088,7 +1094,7 @@ fn verify_reports_missed_reviews_and_revocations_as_of_its_own_time() {
         report
             .findings
             .iter()
-            .map(|finding| finding.code)
+            .map(|finding| finding.code.as_str())
             .collect::<Vec<_>>()
     };
     assert!(audit_at(&case, 60).is_empty());
@@ -1132,7 +1138,7 @@ fn vendor_actions_without_a_grant_are_findings_and_grants_bound_scope_and_time()
         .audit()
         .findings
         .iter()
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect();
     assert_eq!(codes, vec!["delegation.missing"]);
 

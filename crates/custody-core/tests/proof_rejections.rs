@@ -43,13 +43,14 @@ fn human(name: &str) -> Actor {
 }
 
 fn request() -> Draft {
-    let change = Change {
-        subject: "user:ann".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: "admin".to_string(),
-        resource: None,
-        duration_seconds: None,
-    };
+    let change = Change::new(
+        "user:ann".parse().unwrap(),
+        ChangeKind::Grant,
+        "admin".to_string(),
+        None,
+        None,
+    )
+    .unwrap();
     lifecycle::request(
         change,
         None,

@@ -46,13 +46,14 @@ fn stage_policy() -> Policy {
 }
 
 fn key_change() -> Change {
-    Change {
-        subject: "api_key:deploy".parse().unwrap(),
-        kind: ChangeKind::Create,
-        entitlement: "deploy".to_string(),
-        resource: None,
-        duration_seconds: None,
-    }
+    Change::new(
+        "api_key:deploy".parse().unwrap(),
+        ChangeKind::Create,
+        "deploy".to_string(),
+        None,
+        None,
+    )
+    .unwrap()
 }
 
 /// A log: events of several cases, in log order, sealed and chained as the store does.
@@ -137,7 +138,11 @@ impl Log {
 }
 
 fn codes(report: &Report) -> Vec<&'static str> {
-    report.findings.iter().map(|finding| finding.code).collect()
+    report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect()
 }
 
 #[test]
@@ -163,8 +168,14 @@ fn adopted_policies_chain_and_cases_cite_them() {
         lifecycle::adopt_policy(&second, Some(first.hash()), "/etc/custody.toml"),
     );
     // ...and one decided after it was adopted.
-    let mut other = key_change();
-    other.subject = "api_key:other".parse().unwrap();
+    let other = Change::new(
+        "api_key:other".parse().unwrap(),
+        ChangeKind::Create,
+        "deploy".to_string(),
+        None,
+        None,
+    )
+    .unwrap();
     let late = log.append(
         None,
         actor("ci", &[]),

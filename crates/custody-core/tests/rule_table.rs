@@ -17,7 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
 
 use custody_core::audit::{Auditor, Report, StoredCaseHead, StoredEvent};
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, LedgerCommand};
 use custody_core::event::{
     ChatApproval, Confirmation, Decision, EventBody, Evidence, Execution, MergeLink, Review,
     ReviewOutcome,
@@ -243,7 +243,7 @@ impl World {
             Err(refusal) if self.force_refused => {
                 let (case_id, seq, log_index) = self.append(case, actor, forged);
                 self.expected.push(Expected {
-                    code: refusal.rule,
+                    code: refusal.rule.as_str(),
                     case_id,
                     seq,
                     log_index,
@@ -283,13 +283,14 @@ fn draft(body: EventBody, role: Role) -> Draft {
 }
 
 fn change(entitlement: &str, duration_seconds: Option<u64>) -> Change {
-    Change {
-        subject: "user:alice".parse().unwrap(),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.into(),
-        resource: Some("prod-db".into()),
+    Change::new(
+        "user:alice".parse().unwrap(),
+        ChangeKind::Grant,
+        entitlement.into(),
+        Some("prod-db".into()),
         duration_seconds,
-    }
+    )
+    .unwrap()
 }
 
 fn evidence() -> Evidence {
@@ -362,7 +363,7 @@ fn open_main_case(world: &mut World, opening: &Opening, cast: &[Actor]) {
                 world.append(0, alice, request);
                 let (case_id, seq, log_index) = world.append(0, alice, invoked);
                 world.expected.push(Expected {
-                    code: refusal.rule,
+                    code: refusal.rule.as_str(),
                     case_id,
                     seq,
                     log_index,
@@ -394,7 +395,7 @@ fn open_by_request(world: &mut World, rule: &AppliedRule, wanted: Change, alice:
             }
             let (case_id, seq, log_index) = world.append(0, alice, forged);
             world.expected.push(Expected {
-                code: refusal.rule,
+                code: refusal.rule.as_str(),
                 case_id,
                 seq,
                 log_index,
@@ -412,7 +413,7 @@ fn open_by_request(world: &mut World, rule: &AppliedRule, wanted: Change, alice:
 /// is what the other way of recording an execution writes.
 fn command_gate(refusal: &Refusal) -> bool {
     matches!(
-        refusal.rule,
+        refusal.rule.as_str(),
         "lifecycle.not-approved" | "lifecycle.not-open"
     )
 }
@@ -433,12 +434,12 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
     let case = if op < 14 && param % 7 == 6 { 1 } else { 0 };
     let view = world.view(case).clone();
     let case_id = view.case_id.clone();
-    let decide = |command: CaseCommand| command.decide(&view, actor);
+    let decide = |command: CaseStep| command.decide(&view, actor);
     let label = format!("{step:?} on case {case} ({})", view.state);
     match op {
         // Approve, as oneself.
         0 => {
-            let verdict = decide(CaseCommand::Approve {
+            let verdict = decide(CaseStep::Approve {
                 case_id,
                 comment: None,
                 chat: None,
@@ -461,7 +462,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 message_sha256: Sha256Hash::of(b"lgtm"),
                 approver: cast[param % 6].principal.clone(),
             };
-            let verdict = decide(CaseCommand::Approve {
+            let verdict = decide(CaseStep::Approve {
                 case_id,
                 comment: None,
                 chat: Some(chat.clone()),
@@ -497,7 +498,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 .get(param % (view.approvals.len() + 1))
                 .map(|approval| approval.by.event_id.clone())
                 .unwrap_or_else(EventId::generate);
-            let verdict = decide(CaseCommand::ConfirmApproval {
+            let verdict = decide(CaseStep::ConfirmApproval {
                 case_id,
                 approval_event: approval_event.clone(),
             });
@@ -508,7 +509,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         4 => {
-            let verdict = decide(CaseCommand::Deny {
+            let verdict = decide(CaseStep::Deny {
                 case_id,
                 comment: None,
             });
@@ -526,7 +527,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
         // approval; the event is the same, so either way may record it.
         5 => {
             let execute = |observed: bool| {
-                decide(CaseCommand::Execute {
+                decide(CaseStep::Execute {
                     case_id: case_id.clone(),
                     change_set: None,
                     comment: None,
@@ -552,7 +553,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         6 => {
-            let verdict = decide(CaseCommand::Execute {
+            let verdict = decide(CaseStep::Execute {
                 case_id,
                 change_set: None,
                 comment: Some("timeout".into()),
@@ -577,7 +578,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 ReviewOutcome::Mismatch,
                 ReviewOutcome::Revoke,
             ][param % 3];
-            let verdict = decide(CaseCommand::Review {
+            let verdict = decide(CaseStep::Review {
                 case_id,
                 outcome,
                 comment: None,
@@ -593,7 +594,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         8 => {
-            let verdict = decide(CaseCommand::Comment {
+            let verdict = decide(CaseStep::Comment {
                 case_id,
                 text: "note".into(),
             });
@@ -601,7 +602,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         9 => {
-            let verdict = decide(CaseCommand::AttachEvidence {
+            let verdict = decide(CaseStep::AttachEvidence {
                 case_id,
                 evidence: evidence(),
             });
@@ -609,7 +610,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
             world.settle(case, actor, verdict, forged, &label);
         }
         10 => {
-            let verdict = decide(CaseCommand::ExecuteRevocation {
+            let verdict = decide(CaseStep::ExecuteRevocation {
                 case_id,
                 change_set: None,
                 comment: None,
@@ -633,11 +634,14 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                 lifecycle::EXPIRY_REVOCATION_DUE,
                 lifecycle::EXPIRY_NOTICE,
             ][param % 3];
-            let verdict = decide(CaseCommand::Escalate {
+            // The ledger's command decides one event: the escalation.
+            let verdict = LedgerCommand::Escalate {
                 case_id,
-                reason: reason.into(),
+                reason,
                 deadline,
-            });
+            }
+            .decide(&view, actor, deadline)
+            .map(|mut drafts| drafts.remove(0));
             let forged = lifecycle::escalate(reason, deadline);
             world.settle(case, actor, verdict, forged, &label);
         }
@@ -669,7 +673,7 @@ fn run(world: &mut World, step: &Step, cast: &[Actor]) {
                     );
                     world.append(survivor, actor, linked);
                     world.expected.push(Expected {
-                        code: refusal.rule,
+                        code: refusal.rule.as_str(),
                         case_id,
                         seq,
                         log_index,
@@ -791,7 +795,7 @@ proptest! {
         let mut found: Vec<(String, &'static str)> = report
             .findings
             .iter()
-            .map(|finding| (finding.case_id.clone().unwrap_or_default(), finding.code))
+            .map(|finding| (finding.case_id.clone().unwrap_or_default(), finding.code.as_str()))
             .collect();
         found.sort();
         prop_assert_eq!(found, end_of_trail_findings(&world), "{:#?}", report.findings);
@@ -806,7 +810,7 @@ fn findings_at(report: &Report, case_id: &CaseId, seq: u64) -> Vec<&'static str>
         .filter(|finding| {
             finding.case_id.as_deref() == Some(case_id.as_str()) && finding.seq == Some(seq)
         })
-        .map(|finding| finding.code)
+        .map(|finding| finding.code.as_str())
         .collect()
 }
 
@@ -828,7 +832,7 @@ fn a_review_of_an_execution_whose_approval_is_not_recorded_is_a_finding_at_the_r
     let executed = lifecycle::execute_observed(&view, carol, None, None, None).unwrap();
     let (case_id, execution_seq, _) = world.append(0, carol, executed);
     let view = world.view(0).clone();
-    let refused = CaseCommand::Review {
+    let refused = CaseStep::Review {
         case_id: case_id.clone(),
         outcome: ReviewOutcome::Confirmed,
         comment: None,
@@ -1027,16 +1031,21 @@ fn ledger_events_by_anyone_but_system_are_refused_and_found() {
     .unwrap();
     let (case_id, _, _) = world.append(0, alice, request);
     let deadline = Timestamp::from_micros(1_700_000_000_000_000);
-    let command = CaseCommand::Escalate {
+    let command = LedgerCommand::Escalate {
         case_id: case_id.clone(),
-        reason: lifecycle::REVIEW_OVERDUE.into(),
+        reason: lifecycle::REVIEW_OVERDUE,
         deadline,
     };
     assert_eq!(
-        command.decide(world.view(0), carol).unwrap_err().rule,
+        command
+            .decide(world.view(0), carol, deadline)
+            .unwrap_err()
+            .rule,
         "lifecycle.system-event-forged"
     );
-    assert!(command.decide(world.view(0), &Actor::system()).is_ok());
+    assert!(command
+        .decide(world.view(0), &Actor::system(), deadline)
+        .is_ok());
     let (_, seq, _) = world.append(
         0,
         carol,

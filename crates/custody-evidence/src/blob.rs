@@ -8,7 +8,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -16,8 +15,6 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::digest::Sha256Digest;
-use crate::local::LocalBlobStore;
-use crate::s3::{S3BlobStore, S3Config};
 use crate::sniff::{sniff_media_type, SNIFF_LENGTH};
 
 /// The size of the buffer every copy in this crate streams through.
@@ -176,76 +173,6 @@ pub enum BlobError {
         /// What is wrong and what to write instead.
         problem: String,
     },
-}
-
-/// Which blob store to use, as written in the server's TOML configuration.
-///
-/// ```toml
-/// [evidence.store]
-/// backend = "local"
-/// path = "/var/lib/custody/evidence"   # optional
-/// ```
-///
-/// ```toml
-/// [evidence.store]
-/// backend = "s3"
-/// endpoint = "https://s3.eu-west-1.amazonaws.com"
-/// bucket = "custody-evidence"
-/// region = "eu-west-1"
-/// access_key_id = "AKIA..."
-/// secret_access_key = "..."
-/// prefix = "prod/"            # optional
-/// path_style = true           # optional, default true
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
-pub enum BlobStoreConfig {
-    /// Files under a local directory (the default).
-    Local {
-        /// The store's root directory; when absent, the caller's default
-        /// (normally `<data dir>/evidence`).
-        #[serde(default)]
-        path: Option<PathBuf>,
-    },
-    /// An S3-compatible object store.
-    S3(S3Config),
-}
-
-impl Default for BlobStoreConfig {
-    fn default() -> Self {
-        Self::Local { path: None }
-    }
-}
-
-impl BlobStoreConfig {
-    /// Checks the settings without touching the disk or the network.
-    pub fn validate(&self) -> Result<(), BlobError> {
-        match self {
-            Self::Local { path: Some(path) } if path.as_os_str().is_empty() => {
-                Err(BlobError::InvalidConfig {
-                    field: "path",
-                    problem:
-                        "it is empty; remove it to use the default directory, or name a directory"
-                            .into(),
-                })
-            }
-            Self::Local { .. } => Ok(()),
-            Self::S3(config) => config.validate(),
-        }
-    }
-
-    /// Builds the configured store. `default_local_root` is used when the
-    /// local backend has no `path`.
-    pub fn open(&self, default_local_root: &Path) -> Result<Arc<dyn BlobStore>, BlobError> {
-        self.validate()?;
-        Ok(match self {
-            Self::Local { path } => Arc::new(LocalBlobStore::new(
-                path.clone()
-                    .unwrap_or_else(|| default_local_root.to_path_buf()),
-            )),
-            Self::S3(config) => Arc::new(S3BlobStore::new(config.clone())?),
-        })
-    }
 }
 
 /// What [`copy_hashing`] wrote.

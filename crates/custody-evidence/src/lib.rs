@@ -115,6 +115,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
 mod blob;
 mod digest;
 mod fetch;
@@ -126,8 +131,7 @@ pub mod sniff;
 mod time;
 
 pub use blob::{
-    BlobError, BlobFuture, BlobReader, BlobStore, BlobStoreConfig, StoredBlob, VerifyOutcome,
-    COPY_BUFFER_SIZE,
+    BlobError, BlobFuture, BlobReader, BlobStore, StoredBlob, VerifyOutcome, COPY_BUFFER_SIZE,
 };
 pub use digest::{DigestParseError, Sha256Digest};
 pub use fetch::{
@@ -138,6 +142,78 @@ pub use local::LocalBlobStore;
 pub use netclass::{classify, AddressClass, AllowRule, AllowRuleParseError, IpNetwork};
 pub use s3::{S3BlobStore, S3Config, MAX_SINGLE_PUT_SIZE};
 pub use sniff::sniff_media_type;
+
+/// Which blob store to use, as written in the server's TOML configuration:
+/// the one place that knows both backends. It lives here, above them, so
+/// `blob` (the trait and what both backends share) depends on neither.
+///
+/// ```toml
+/// [evidence.store]
+/// backend = "local"
+/// path = "/var/lib/custody/evidence"   # optional
+/// ```
+///
+/// ```toml
+/// [evidence.store]
+/// backend = "s3"
+/// endpoint = "https://s3.eu-west-1.amazonaws.com"
+/// bucket = "custody-evidence"
+/// region = "eu-west-1"
+/// access_key_id = "AKIA..."
+/// secret_access_key = "..."
+/// prefix = "prod/"            # optional
+/// path_style = true           # optional, default true
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BlobStoreConfig {
+    /// Files under a local directory (the default).
+    Local {
+        /// The store's root directory; when absent, the caller's default
+        /// (normally `<data dir>/evidence`).
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// An S3-compatible object store.
+    S3(S3Config),
+}
+
+impl Default for BlobStoreConfig {
+    fn default() -> Self {
+        Self::Local { path: None }
+    }
+}
+
+impl BlobStoreConfig {
+    /// Checks the settings without touching the disk or the network.
+    pub fn validate(&self) -> Result<(), BlobError> {
+        match self {
+            Self::Local { path: Some(path) } if path.as_os_str().is_empty() => {
+                Err(BlobError::InvalidConfig {
+                    field: "path",
+                    problem:
+                        "it is empty; remove it to use the default directory, or name a directory"
+                            .into(),
+                })
+            }
+            Self::Local { .. } => Ok(()),
+            Self::S3(config) => config.validate(),
+        }
+    }
+
+    /// Builds the configured store. `default_local_root` is used when the
+    /// local backend has no `path`.
+    pub fn open(&self, default_local_root: &Path) -> Result<Arc<dyn BlobStore>, BlobError> {
+        self.validate()?;
+        Ok(match self {
+            Self::Local { path } => Arc::new(LocalBlobStore::new(
+                path.clone()
+                    .unwrap_or_else(|| default_local_root.to_path_buf()),
+            )),
+            Self::S3(config) => Arc::new(S3BlobStore::new(config.clone())?),
+        })
+    }
+}
 
 /// Installs rustls's *ring* crypto provider as the process default, unless a
 /// provider is already installed (then that one is kept). Safe to call any

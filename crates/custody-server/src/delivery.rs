@@ -2,7 +2,7 @@
 //!
 //! The ledger decides what is owed (every event carries the notifications it
 //! owes, queued in the outbox in the event's own transaction; see
-//! `custody_core::notify`). This module turns the configuration into that
+//! `custody_core::notice`). This module turns the configuration into that
 //! routing, and runs the worker that delivers the outbox: it leases due rows,
 //! delivers each through its channel (`custody-notify`), and records every
 //! attempt as a `notification_attempted` event of the case. A failure is
@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use custody_core::event::{Attempt, DeliveryOutcome};
-use custody_core::notify::{Audience, Route, Routing};
+use custody_core::notice::{Audience, Route, Routing};
 use custody_core::Timestamp;
 use custody_notify::{Channel, ChannelConfig, Notification};
 use custody_store::{ClaimedDelivery, Store};
@@ -390,7 +390,7 @@ impl Deliverer {
         let write = custody_store::CaseWrite {
             actor: custody_core::Actor::system(),
             idempotency_key: format!("delivery:{}:{number}", delivery.delivery_id),
-            command: custody_core::command::CaseCommand::RecordDelivery {
+            command: custody_core::command::LedgerCommand::RecordDelivery {
                 case_id,
                 attempt: Attempt {
                     delivery_id: delivery.delivery_id.clone(),
@@ -405,7 +405,8 @@ impl Deliverer {
                 // An escalation notice that dies is not escalated in a loop.
                 escalate: delivery.kind != "escalation",
                 next_attempt_at,
-            },
+            }
+            .into(),
             occurred_at: None,
         };
         if let Err(error) = self.store.write(write).await {
@@ -449,7 +450,7 @@ impl Deliverer {
         let after = custody_core::CaseView::replay(&events[..=position])
             .ok_or_else(|| format!("case {case_id} does not start with a request"))?;
         let mut notification: Notification =
-            serde_json::from_value(custody_core::notify::payload(owed, event, &after))
+            serde_json::from_value(custody_core::outbox::payload(owed, event, &after))
                 .map_err(|error| format!("cannot render the notification: {error}"))?;
         notification.case_url = self
             .config

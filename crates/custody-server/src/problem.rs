@@ -6,6 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use custody_core::code::{Answer, Code};
 use custody_core::lifecycle::Refusal;
 use custody_store::StoreError;
 use serde::Serialize;
@@ -27,7 +28,8 @@ pub struct Problem {
     pub hint: Option<String>,
     /// For refusals: the stable code of the rule that refused.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'static str>,
+    #[schema(value_type = Option<String>)]
+    pub rule: Option<Code>,
 }
 
 /// Problem types. Stable: documented in `docs/api.md`.
@@ -74,9 +76,16 @@ impl Problem {
         }
     }
 
-    /// Names the rule behind the problem.
-    pub fn with_rule(mut self, rule: &'static str) -> Problem {
+    /// Names the rule behind the problem. A code the table answers
+    /// ([`Code::answer`]) sets the status and the problem type, so a code
+    /// is answered the same wherever it is refused; the title stays.
+    pub fn with_rule(mut self, rule: Code) -> Problem {
         self.rule = Some(rule);
+        if let Some(answer) = rule.answer() {
+            let (status, problem_type, _) = answered(answer);
+            self.status = status.as_u16();
+            self.problem_type = problem_type;
+        }
         self
     }
 
@@ -112,23 +121,12 @@ impl Problem {
         Problem::new(StatusCode::NOT_FOUND, types::NOT_FOUND, "Not found", detail)
     }
 
-    /// A refusal by a lifecycle or separation-of-duties rule.
+    /// A refusal by a rule, answered as the code table says
+    /// ([`Code::answer`]); a code it gives no answer (one no write is
+    /// refused under) is a conflict.
     pub fn refused(refusal: Refusal) -> Problem {
-        let (status, problem_type, title) = if refusal.rule.starts_with("delegation.") {
-            (
-                StatusCode::FORBIDDEN,
-                types::FORBIDDEN,
-                "Refused: no delegation covers this",
-            )
-        } else if refusal.rule.starts_with("sod.") {
-            (
-                StatusCode::FORBIDDEN,
-                types::SEPARATION_OF_DUTIES,
-                "Refused by separation of duties",
-            )
-        } else {
-            (StatusCode::CONFLICT, types::CONFLICT, "Refused")
-        };
+        let (status, problem_type, title) =
+            answered(refusal.rule.answer().unwrap_or(Answer::Conflict));
         Problem {
             problem_type,
             title,
@@ -138,6 +136,24 @@ impl Problem {
             rule: Some(refusal.rule),
         }
     }
+}
+
+/// The HTTP status (the table's, [`Answer::status`]), the problem type and
+/// the title of a refusal answered `answer`.
+fn answered(answer: Answer) -> (StatusCode, &'static str, &'static str) {
+    let status = StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (problem_type, title) = match answer {
+        Answer::Conflict => (types::CONFLICT, "Refused"),
+        Answer::SeparationOfDuties => (
+            types::SEPARATION_OF_DUTIES,
+            "Refused by separation of duties",
+        ),
+        Answer::NoDelegation => (types::FORBIDDEN, "Refused: no delegation covers this"),
+        Answer::Forbidden => (types::FORBIDDEN, "Forbidden"),
+        Answer::TooLarge => (types::PAYLOAD_TOO_LARGE, "Payload too large"),
+        Answer::Invalid => (types::INVALID_REQUEST, "Invalid request"),
+    };
+    (status, problem_type, title)
 }
 
 impl From<StoreError> for Problem {
@@ -156,15 +172,11 @@ impl From<StoreError> for Problem {
                 Problem::not_found(format!("token {token} does not exist"))
                     .with_hint("list tokens with `custody token list`")
             }
-            StoreError::PrincipalExists(principal) => Problem {
-                rule: Some("principal.exists"),
-                ..Problem::new(
-                    StatusCode::CONFLICT,
-                    types::CONFLICT,
-                    "Refused",
-                    format!("principal {principal} already exists"),
-                )
-            },
+            StoreError::PrincipalExists(principal) => Problem::refused(Refusal {
+                rule: Code::PrincipalExists,
+                message: format!("principal {principal} already exists"),
+                hint: None,
+            }),
             StoreError::InvalidRequest(detail) => Problem::invalid(detail),
             StoreError::Closed => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,

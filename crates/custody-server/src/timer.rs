@@ -13,7 +13,8 @@
 
 use std::time::Duration;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::LedgerCommand;
+use custody_core::obligation::Obligation;
 use custody_core::time::SharedClock;
 use custody_core::{Actor, CaseId, Timestamp};
 use custody_store::{CaseWrite, Store, StoreError};
@@ -23,9 +24,9 @@ use custody_store::{CaseWrite, Store, StoreError};
 pub struct Acted {
     /// The case.
     pub case_id: CaseId,
-    /// The obligation's reason code (`break-glass.review-overdue`,
+    /// The obligation (written as its code: `break-glass.review-overdue`,
     /// `expiry.revocation-due`, ...).
-    pub reason: &'static str,
+    pub reason: Obligation,
     /// The deadline that passed.
     pub deadline: Timestamp,
     /// How many events the write appended: 0 when another scan (another
@@ -35,7 +36,7 @@ pub struct Acted {
 
 /// The idempotency key of the ledger's write for `reason` on `case`: one
 /// per case and reason, so the obligation is acted on once.
-pub fn idempotency_key(case: &CaseId, reason: &str) -> String {
+pub fn idempotency_key(case: &CaseId, reason: Obligation) -> String {
     format!("escalation:{case}:{reason}")
 }
 
@@ -50,11 +51,12 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
             let write = CaseWrite {
                 actor: Actor::system(),
                 idempotency_key: idempotency_key(&case.case_id, reason),
-                command: CaseCommand::Escalate {
+                command: LedgerCommand::Escalate {
                     case_id: case.case_id.clone(),
-                    reason: reason.to_string(),
+                    reason,
                     deadline,
-                },
+                }
+                .into(),
                 occurred_at: None,
             };
             match store.write(write).await {
@@ -66,8 +68,8 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
                         outcome.appended.len()
                     };
                     if appended > 0 {
-                        tracing::warn!(case = %case.case_id, reason, "escalated an overdue obligation");
-                        metrics::counter!("custody_escalations_total", "reason" => reason)
+                        tracing::warn!(case = %case.case_id, reason = reason.as_str(), "escalated an overdue obligation");
+                        metrics::counter!("custody_escalations_total", "reason" => reason.as_str())
                             .increment(1);
                     }
                     acted.push(Acted {

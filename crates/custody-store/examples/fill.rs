@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, Via,
 };
@@ -41,18 +41,20 @@ async fn main() {
                 .write(CaseWrite {
                     actor: actor.clone(),
                     idempotency_key: "open".into(),
-                    command: CaseCommand::Request {
-                        change: Change {
-                            subject: Subject::from_str(&format!("user:w{writer}")).unwrap(),
-                            kind: ChangeKind::Grant,
-                            entitlement: "admin".into(),
-                            resource: None,
-                            duration_seconds: None,
-                        },
+                    command: Opening::Request {
+                        change: Change::new(
+                            Subject::from_str(&format!("user:w{writer}")).unwrap(),
+                            ChangeKind::Grant,
+                            "admin".into(),
+                            None,
+                            None,
+                        )
+                        .expect("a valid change"),
                         justification: None,
                         ticket: None,
                         rule: custody_core::policy::AppliedRule::brief_default(),
-                    },
+                    }
+                    .into(),
                     occurred_at: None,
                 })
                 .await
@@ -62,10 +64,11 @@ async fn main() {
                     .write(CaseWrite {
                         actor: actor.clone(),
                         idempotency_key: format!("c{index}"),
-                        command: CaseCommand::Comment {
+                        command: CaseStep::Comment {
                             case_id: opened.case_id.clone(),
                             text: format!("note {index}"),
-                        },
+                        }
+                        .into(),
                         occurred_at: None,
                     })
                     .await

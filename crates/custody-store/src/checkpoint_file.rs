@@ -16,13 +16,13 @@
 //! checkpoints directory holds either framed entries or one bare note (as
 //! `custody log checkpoint` prints it).
 
+use custody_core::Code;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use custody_core::audit::{Finding, OutsideCheckpoint};
-use custody_core::lifecycle::Severity;
 
 /// The name of the checkpoints file in a data directory.
 pub const CHECKPOINTS_FILE: &str = "checkpoints";
@@ -133,19 +133,9 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
                 },
             });
         }
-        let finding = |code: &'static str, severity: Severity, message: String| Finding {
-            code,
-            severity,
-            case_id: None,
-            message,
-            event_id: None,
-            seq: None,
-            log_index: None,
-        };
         if parsed.torn > 0 {
-            findings.push(finding(
-                "checkpoint.outside-torn",
-                Severity::Info,
+            findings.push(Finding::new(
+                Code::CheckpointOutsideTorn,
                 format!(
                     "{} holds {} entr{} begun and never ended (a crash while appending); ignored",
                     file.display(),
@@ -155,9 +145,8 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
             ));
         }
         if !parsed.stray_lines.is_empty() {
-            findings.push(finding(
-                "checkpoint.outside-malformed",
-                Severity::High,
+            findings.push(Finding::new(
+                Code::CheckpointOutsideMalformed,
                 format!(
                     "{} holds text outside its checkpoint entries (line {}): the server only appends framed entries, so the file was edited",
                     file.display(),

@@ -165,7 +165,7 @@ pub struct Store {
     readers: Readers,
     location: Location,
     stats: std::sync::Arc<writer::CommitStats>,
-    routing: std::sync::Arc<std::sync::RwLock<std::sync::Arc<custody_core::notify::Routing>>>,
+    routing: std::sync::Arc<std::sync::RwLock<std::sync::Arc<custody_core::notice::Routing>>>,
     clock: SharedClock,
 }
 
@@ -420,7 +420,7 @@ impl Store {
         let (sender, receiver) = mpsc::channel(4096);
         let stats = std::sync::Arc::new(writer::CommitStats::default());
         let routing = std::sync::Arc::new(std::sync::RwLock::new(std::sync::Arc::new(
-            custody_core::notify::Routing::default(),
+            custody_core::notice::Routing::default(),
         )));
         let writer_context = || writer::WriterContext {
             stats: stats.clone(),
@@ -530,7 +530,7 @@ impl Store {
     /// Sets who is told what from now on: every event written after this
     /// returns records the notifications it owes under `routing`, and queues
     /// them in the outbox in its own transaction.
-    pub fn set_notification_routing(&self, routing: custody_core::notify::Routing) {
+    pub fn set_notification_routing(&self, routing: custody_core::notice::Routing) {
         *self
             .routing
             .write()

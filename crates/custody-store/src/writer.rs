@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use custody_core::delegation::DelegationGrant;
 use custody_core::model::{Actor, Principal, PrincipalId};
-use custody_core::notify::Routing;
+use custody_core::notice::Routing;
 use custody_core::{SharedClock, Timestamp};
 use custody_log::note::SignerKey;
 use tokio::sync::oneshot;

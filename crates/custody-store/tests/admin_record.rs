@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::delegation::DelegationGrant;
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalId, PrincipalKind, Subject,
@@ -42,16 +42,17 @@ fn principal(name: &str, kind: PrincipalKind, groups: &[&str], org: Option<&str>
 }
 
 fn change() -> Change {
-    Change {
-        subject: Subject {
+    Change::new(
+        Subject {
             kind: SubjectKind::User,
             id: "ann".to_string(),
         },
-        kind: ChangeKind::Grant,
-        entitlement: "db-reader".to_string(),
-        resource: Some("prod-db".to_string()),
-        duration_seconds: None,
-    }
+        ChangeKind::Grant,
+        "db-reader".to_string(),
+        Some("prod-db".to_string()),
+        None,
+    )
+    .unwrap()
 }
 
 fn new_grant(id: &str) -> DelegationGrant {
@@ -99,12 +100,13 @@ async fn deployment() -> (tempfile::TempDir, Store, custody_core::CaseId) {
         .write(CaseWrite {
             actor: actor("alice", PrincipalKind::Human, None),
             idempotency_key: "open".to_string(),
-            command: CaseCommand::Request {
+            command: Opening::Request {
                 change: change(),
                 justification: None,
                 ticket: None,
                 rule: custody_core::policy::AppliedRule::brief_default(),
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await
@@ -126,10 +128,11 @@ async fn a_vendor_write_decided_after_a_revocation_sees_the_grant_revoked() {
         store.write(CaseWrite {
             actor: vera,
             idempotency_key: "late".to_string(),
-            command: CaseCommand::Comment {
+            command: CaseStep::Comment {
                 case_id: case_id.clone(),
                 text: "acting anyway".to_string(),
-            },
+            }
+            .into(),
             occurred_at: None,
         })
     );
@@ -220,7 +223,11 @@ async fn an_older_data_directory_is_recorded_once_when_it_is_opened() {
         .audit(Vec::new(), None)
         .await
         .unwrap();
-    let codes: Vec<&str> = report.findings.iter().map(|finding| finding.code).collect();
+    let codes: Vec<&str> = report
+        .findings
+        .iter()
+        .map(|finding| finding.code.as_str())
+        .collect();
     assert_eq!(codes, ["admin.unrecorded-legacy"]);
 
     // Opening it records every row, by `system`, once.

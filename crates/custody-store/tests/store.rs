@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, Opening};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalId, PrincipalKind, Subject,
     SubjectKind, Via,
@@ -29,21 +29,23 @@ fn actor(name: &str) -> Actor {
 }
 
 fn request(subject: &str, ticket: Option<&str>) -> CaseCommand {
-    CaseCommand::Request {
-        change: Change {
-            subject: Subject {
+    Opening::Request {
+        change: Change::new(
+            Subject {
                 kind: SubjectKind::User,
                 id: subject.to_string(),
             },
-            kind: ChangeKind::Grant,
-            entitlement: "admin".to_string(),
-            resource: Some("prod-db".to_string()),
-            duration_seconds: None,
-        },
+            ChangeKind::Grant,
+            "admin".to_string(),
+            Some("prod-db".to_string()),
+            None,
+        )
+        .unwrap(),
         justification: None,
         ticket: ticket.map(|ticket| ticket.parse().unwrap()),
         rule: custody_core::policy::AppliedRule::brief_default(),
     }
+    .into()
 }
 
 fn write(name: &str, key: &str, command: CaseCommand) -> CaseWrite {
@@ -159,10 +161,11 @@ async fn duplicate_records_join_one_case() {
         .write(write(
             "bob",
             "d",
-            CaseCommand::Deny {
+            CaseStep::Deny {
                 case_id: first.case_id.clone(),
                 comment: None,
-            },
+            }
+            .into(),
         ))
         .await
         .unwrap();
@@ -195,11 +198,12 @@ async fn concurrent_writers_share_commits_and_keep_the_chain() {
                     .write(write(
                         &name,
                         &format!("approve-{index}"),
-                        CaseCommand::Approve {
+                        CaseStep::Approve {
                             case_id: opened.case_id.clone(),
                             comment: None,
                             chat: None,
-                        },
+                        }
+                        .into(),
                     ))
                     .await;
                 assert!(matches!(refused, Err(StoreError::Refused(_))));
@@ -207,10 +211,11 @@ async fn concurrent_writers_share_commits_and_keep_the_chain() {
                     .write(write(
                         &name,
                         &format!("comment-{index}"),
-                        CaseCommand::Comment {
+                        CaseStep::Comment {
                             case_id: opened.case_id.clone(),
                             text: format!("note {index}"),
-                        },
+                        }
+                        .into(),
                     ))
                     .await
                     .unwrap();
@@ -248,10 +253,11 @@ async fn unknown_case_and_refusals_append_nothing() {
         .write(write(
             "alice",
             "x",
-            CaseCommand::Comment {
+            CaseStep::Comment {
                 case_id: missing.clone(),
                 text: "hello".into(),
-            },
+            }
+            .into(),
         ))
         .await
         .unwrap_err();
@@ -363,11 +369,12 @@ async fn recorded_times_follow_the_store_clock() {
         .write(write(
             "bob",
             "k2",
-            CaseCommand::Approve {
+            CaseStep::Approve {
                 case_id: opened.case_id.clone(),
                 comment: None,
                 chat: None,
-            },
+            }
+            .into(),
         ))
         .await
         .unwrap();
@@ -410,10 +417,11 @@ async fn writes_to_one_case_in_one_batch_chain_and_deduplicate() {
                 .write(write(
                     "bob",
                     &key,
-                    CaseCommand::Comment {
+                    CaseStep::Comment {
                         case_id,
                         text: format!("note {}", index - index % 3 / 2),
-                    },
+                    }
+                    .into(),
                 ))
                 .await
         }));

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use custody_core::audit::{Finding, Report};
-use custody_core::lifecycle::Severity;
+use custody_core::Code;
 use custody_evidence::{BlobError, BlobStore, BlobStoreConfig, Sha256Digest, VerifyOutcome};
 use custody_log::VerifierKey;
 use custody_store::keys::{self, KeyError};
@@ -295,18 +295,10 @@ pub async fn audit_evidence(report: &mut Report, blobs: &dyn BlobStore) -> Resul
                     .map_err(VerifyError::EvidenceRead)?,
             );
         }
-        let finding = |code: &'static str, message: String| Finding {
-            code,
-            severity: Severity::Critical,
-            case_id: Some(reference.case_id.clone()),
-            message,
-            event_id: Some(reference.event_id.clone()),
-            seq: Some(reference.seq),
-            log_index: Some(reference.log_index),
-        };
+        let finding = |code: Code, message: String| reference.finding(code, message);
         match &checked[&digest] {
             VerifyOutcome::Missing => findings.push(finding(
-                "evidence.blob-missing",
+                Code::EvidenceBlobMissing,
                 format!(
                     "case {} references evidence {} that is not in the evidence store: it was deleted or never stored",
                     reference.case_id, reference.sha256
@@ -316,7 +308,7 @@ pub async fn audit_evidence(report: &mut Report, blobs: &dyn BlobStore) -> Resul
                 actual_sha256,
                 actual_size,
             } => findings.push(finding(
-                "evidence.blob-altered",
+                Code::EvidenceBlobAltered,
                 format!(
                     "the evidence {} of case {} was altered: the stored bytes ({actual_size} bytes) hash to {actual_sha256}",
                     reference.sha256, reference.case_id
@@ -325,7 +317,7 @@ pub async fn audit_evidence(report: &mut Report, blobs: &dyn BlobStore) -> Resul
             VerifyOutcome::Intact { size } => {
                 if reference.size.is_some_and(|recorded| recorded != *size) {
                     findings.push(finding(
-                        "evidence.blob-altered",
+                        Code::EvidenceBlobAltered,
                         format!(
                             "the evidence {} of case {} was recorded with {} bytes but {size} are stored",
                             reference.sha256,
@@ -339,17 +331,12 @@ pub async fn audit_evidence(report: &mut Report, blobs: &dyn BlobStore) -> Resul
     }
     for stored in blobs.list().await.map_err(VerifyError::EvidenceRead)? {
         if !checked.contains_key(&stored) {
-            findings.push(Finding {
-                code: "evidence.blob-unreferenced",
-                severity: Severity::Medium,
-                case_id: None,
-                message: format!(
+            findings.push(Finding::new(
+                Code::EvidenceBlobUnreferenced,
+                format!(
                     "the evidence store holds blob {stored}, which no event references (an upload whose event was never written, or a blob put there by hand)"
                 ),
-                event_id: None,
-                seq: None,
-                log_index: None,
-            });
+            ));
         }
     }
     report.checked.evidence_blobs = checked.len() as u64;

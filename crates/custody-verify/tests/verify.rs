@@ -95,7 +95,7 @@ async fn the_evidence_audit_names_missing_altered_and_unreferenced_blobs() {
     let found: Vec<(&str, Option<&str>)> = report
         .findings
         .iter()
-        .map(|finding| (finding.code, finding.case_id.as_deref()))
+        .map(|finding| (finding.code.as_str(), finding.case_id.as_deref()))
         .collect();
     assert_eq!(
         found,

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use custody_api::{BreakGlassBody, CaseDocument, CaseList, CasesQuery, RequestBody, SubjectBody};
 use custody_core::change_set::ChangeSet;
-use custody_core::command::CaseCommand;
+use custody_core::command::Opening;
 use custody_core::model::{
     parse_duration, validate_name, validate_text, Change, ChangeKind, Subject, SubjectKind, Ticket,
 };
@@ -43,13 +43,14 @@ pub async fn create_case(
         .write(CaseWrite {
             actor,
             idempotency_key: key,
-            command: CaseCommand::Request {
+            command: Opening::Request {
                 // The server decides the rule from its policy; the client cannot.
                 rule: state.policy.decide(&change),
                 change,
                 justification,
                 ticket,
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await?;
@@ -93,7 +94,7 @@ pub async fn break_glass(
     let justification = validate_text("justification", &body.justification).map_err(invalid)?;
     let change_set = body
         .change_set
-        .map(ChangeSet::parse)
+        .map(|text| ChangeSet::from_json(text.get()))
         .transpose()
         .map_err(invalid)?;
     let actor = acting_for(&state, who, &change).await?;
@@ -102,13 +103,14 @@ pub async fn break_glass(
         .write(CaseWrite {
             actor,
             idempotency_key: key,
-            command: CaseCommand::BreakGlass {
+            command: Opening::BreakGlass {
                 rule: state.policy.decide(&change),
                 change,
                 justification,
                 ticket,
                 change_set,
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await?;
@@ -125,22 +127,24 @@ fn parse_change(body: &RequestBody) -> Result<(Change, Option<Ticket>), Problem>
         kind: SubjectKind::from_str(&body.subject.kind).map_err(invalid)?,
         id: validate_name("subject.id", &body.subject.id).map_err(invalid)?,
     };
-    let change = Change {
-        subject,
-        kind: match &body.change {
-            Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
-            None => ChangeKind::Grant,
-        },
-        entitlement: body.entitlement.clone(),
-        resource: body.resource.clone(),
-        duration_seconds: body
-            .duration
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(invalid)?,
+    let kind = match &body.change {
+        Some(kind) => ChangeKind::from_str(kind).map_err(invalid)?,
+        None => ChangeKind::Grant,
     };
-    change.validate().map_err(invalid)?;
+    let duration_seconds = body
+        .duration
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(invalid)?;
+    let change = Change::new(
+        subject,
+        kind,
+        body.entitlement.clone(),
+        body.resource.clone(),
+        duration_seconds,
+    )
+    .map_err(invalid)?;
     let ticket = body
         .ticket
         .as_deref()

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use custody_api::{CommentBody, DecisionBody, ExecutionBody, MergeBody, ReviewBody};
 use custody_core::change_set::ChangeSet;
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Merge};
 use custody_core::event::ReviewOutcome;
 use custody_core::model::{
     validate_name, validate_text, Change, ChangeKind, PrincipalId, Subject, SubjectKind,
@@ -39,10 +39,11 @@ pub async fn approve(
             ));
         }
         let approval_event = custody_core::EventId::from_str(&event).map_err(invalid)?;
-        let command = CaseCommand::ConfirmApproval {
+        let command = CaseStep::ConfirmApproval {
             case_id,
             approval_event,
-        };
+        }
+        .into();
         return write(&state, who, key, command, None).await;
     }
     let (chat, occurred_at) = match body.chat {
@@ -75,11 +76,12 @@ pub async fn approve(
             (Some(provenance), Some(chat.message_time))
         }
     };
-    let command = CaseCommand::Approve {
+    let command = CaseStep::Approve {
         case_id,
         comment: optional_text("comment", body.comment)?,
         chat,
-    };
+    }
+    .into();
     write(&state, who, key, command, occurred_at).await
 }
 
@@ -96,10 +98,11 @@ pub async fn deny(
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> Result<Json<WriteOutcome>, Problem> {
     let case_id = parse_case_id(&case_id)?;
-    let command = CaseCommand::Deny {
+    let command = CaseStep::Deny {
         case_id,
         comment: optional_text("comment", body.comment)?,
-    };
+    }
+    .into();
     write(&state, who, key, command, body.occurred_at).await
 }
 
@@ -118,7 +121,7 @@ pub async fn execute(
     let case_id = parse_case_id(&case_id)?;
     let change_set = body
         .change_set
-        .map(ChangeSet::parse)
+        .map(|text| ChangeSet::from_json(text.get()))
         .transpose()
         .map_err(invalid)?;
     let comment = optional_text("comment", body.comment)?;
@@ -127,41 +130,52 @@ pub async fn execute(
         Some(applied) => {
             // Fields left out are the approved values; the approved change
             // never changes, so reading it before the write is safe.
-            let view = state.store.case_view(&case_id).await?;
-            let mut change = view.change;
-            if let Some(subject) = applied.subject {
-                change.subject = Subject {
+            let approved = state.store.case_view(&case_id).await?.change;
+            let subject = match applied.subject {
+                Some(subject) => Subject {
                     kind: SubjectKind::from_str(&subject.kind).map_err(invalid)?,
                     id: validate_name("applied.subject.id", &subject.id).map_err(invalid)?,
-                };
-            }
-            if let Some(kind) = applied.change {
-                change.kind = ChangeKind::from_str(&kind).map_err(invalid)?;
-            }
-            if let Some(entitlement) = applied.entitlement {
-                change.entitlement = entitlement;
-            }
-            if let Some(resource) = applied.resource {
-                change.resource = Some(resource);
-            }
-            change.validate().map_err(invalid)?;
-            Some(change)
+                },
+                None => approved.subject().clone(),
+            };
+            let kind = match applied.change {
+                Some(kind) => ChangeKind::from_str(&kind).map_err(invalid)?,
+                None => approved.kind(),
+            };
+            let entitlement = applied
+                .entitlement
+                .unwrap_or_else(|| approved.entitlement().to_string());
+            let resource = applied
+                .resource
+                .or_else(|| approved.resource().map(str::to_string));
+            Some(
+                Change::new(
+                    subject,
+                    kind,
+                    entitlement,
+                    resource,
+                    approved.duration_seconds(),
+                )
+                .map_err(invalid)?,
+            )
         }
     };
     let command = match body.status.as_deref() {
-        None | Some("completed") | Some("failed") => CaseCommand::Execute {
+        None | Some("completed") | Some("failed") => CaseStep::Execute {
             case_id,
             change_set,
             comment,
             completed: body.status.as_deref() != Some("failed"),
             applied,
             observed: body.observed,
-        },
-        Some("revocation") => CaseCommand::ExecuteRevocation {
+        }
+        .into(),
+        Some("revocation") => CaseStep::ExecuteRevocation {
             case_id,
             change_set,
             comment,
-        },
+        }
+        .into(),
         Some(other) => {
             return Err(Problem::invalid(format!(
                 "`{other}` is not an execution status (expected completed, failed or revocation)"
@@ -189,21 +203,17 @@ pub async fn review(
     // decides its rule, as for any request.
     let revocation_rule = if outcome == ReviewOutcome::Revoke {
         let view = state.store.case_view(&case_id).await?;
-        let revocation = Change {
-            kind: ChangeKind::Revoke,
-            duration_seconds: None,
-            ..view.change
-        };
-        Some(state.policy.decide(&revocation))
+        Some(state.policy.decide(&view.change.revocation()))
     } else {
         None
     };
-    let command = CaseCommand::Review {
+    let command = CaseStep::Review {
         case_id,
         outcome,
         comment: optional_text("comment", body.comment)?,
         revocation_rule,
-    };
+    }
+    .into();
     write(&state, who, key, command, None).await
 }
 
@@ -225,7 +235,7 @@ pub async fn comment(
         &state,
         who,
         key,
-        CaseCommand::Comment { case_id, text },
+        CaseStep::Comment { case_id, text }.into(),
         None,
     )
     .await
@@ -246,10 +256,11 @@ pub async fn merge(
 ) -> Result<Json<WriteOutcome>, Problem> {
     let duplicate = parse_case_id(&case_id)?;
     let into = parse_case_id(&body.into)?;
-    let command = CaseCommand::Merge {
+    let command = Merge {
         duplicate,
         into,
         comment: Some(validate_text("comment", &body.comment).map_err(invalid)?),
-    };
+    }
+    .into();
     write(&state, who, key, command, None).await
 }

@@ -7,6 +7,7 @@
 //! An upload over the size limit is refused before anything is written
 //! (`Content-Length`) or while streaming (the partial file is removed).
 
+use custody_core::Code;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -19,7 +20,7 @@ use custody_api::{
     EvidenceItem, EvidenceList, EvidenceRecordView, LinkBody, RecheckBody, RecheckReport,
     RecheckResult, ReferenceUploadOutcome, ReferenceUploadQuery, UploadQuery,
 };
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseStep, Opening};
 use custody_core::event::{EventBody, Evidence, LinkCapture, LinkFailure, Recheck};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 use custody_evidence::{BlobError, BlobStore, FetchError, FetchPolicy, Sha256Digest};
@@ -117,7 +118,7 @@ pub async fn upload(
         &state,
         who,
         key,
-        CaseCommand::AttachEvidence { case_id, evidence },
+        CaseStep::AttachEvidence { case_id, evidence }.into(),
         None,
     )
     .await
@@ -156,10 +157,11 @@ pub async fn upload_for_reference(
         .write(custody_store::CaseWrite {
             actor: who.actor,
             idempotency_key: key,
-            command: CaseCommand::HoldEvidence {
+            command: Opening::HoldEvidence {
                 ticket: ticket.clone(),
                 evidence,
-            },
+            }
+            .into(),
             occurred_at: None,
         })
         .await?;
@@ -368,7 +370,7 @@ pub async fn capture_link(
     )
     .await
     {
-        Ok(snapshot) if snapshot.is_success() => CaseCommand::AttachEvidence {
+        Ok(snapshot) if snapshot.is_success() => CaseStep::AttachEvidence {
             case_id,
             evidence: Evidence {
                 sha256: digest(snapshot.blob.sha256),
@@ -384,25 +386,28 @@ pub async fn capture_link(
                         .unwrap_or_else(|_| Timestamp::now()),
                 }),
             },
-        },
+        }
+        .into(),
         // A non-2xx answer is `FetchError::ErrorStatus` (nothing stored);
         // this arm only guards the `Snapshot` contract.
-        Ok(snapshot) => CaseCommand::RecordLinkFailure {
+        Ok(snapshot) => CaseStep::RecordLinkFailure {
             case_id,
             failure: LinkFailure {
                 url: body.url.clone(),
                 error: format!("{} answered HTTP {}", snapshot.final_url, snapshot.status),
             },
-        },
+        }
+        .into(),
         Err(error) => match refusal(&error) {
             Some(problem) => return Err(problem),
-            None => CaseCommand::RecordLinkFailure {
+            None => CaseStep::RecordLinkFailure {
                 case_id,
                 failure: LinkFailure {
                     url: body.url.clone(),
                     error: error.to_string(),
                 },
-            },
+            }
+            .into(),
         },
     };
     super::write(&state, who, key, command, None).await
@@ -507,10 +512,11 @@ pub async fn recheck(
                 &state,
                 who.clone(),
                 key,
-                CaseCommand::RecordRecheck {
+                CaseStep::RecordRecheck {
                     case_id: case_id.clone(),
                     recheck,
-                },
+                }
+                .into(),
                 None,
             )
             .await?;
@@ -685,7 +691,7 @@ fn too_large(limit: u64) -> Problem {
         "Evidence too large",
         format!("the upload is larger than the limit of {limit} bytes; nothing was stored"),
     )
-    .with_rule("evidence.too-large")
+    .with_rule(Code::EvidenceTooLarge)
     .with_hint(
         "raise [evidence] max_upload_bytes in the server's configuration, or attach a smaller file",
     )
@@ -718,11 +724,11 @@ fn refusal(error: &FetchError) -> Option<Problem> {
     match error {
         FetchError::Refused { .. } | FetchError::UrlNotAllowed { .. } => Some(
             Problem::forbidden(format!("{error}; nothing was fetched or recorded"))
-                .with_rule("evidence.address-refused")
+                .with_rule(Code::EvidenceAddressRefused)
                 .with_hint("links to loopback, private, link-local and metadata addresses are refused unless [evidence.fetch] allow lists them"),
         ),
         FetchError::InvalidUrl { .. } => {
-            Some(Problem::invalid(format!("{error}")).with_rule("evidence.invalid-url"))
+            Some(Problem::invalid(format!("{error}")).with_rule(Code::EvidenceInvalidUrl))
         }
         FetchError::Store(store) => {
             tracing::error!(error = %store, "the evidence store failed during a capture");

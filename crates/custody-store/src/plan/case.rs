@@ -1,13 +1,13 @@
 //! Deciding one case write: idempotency, a vendor's grant, then the command.
 
 use custody_core::case::CaseView;
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, ClientCommand, LedgerCommand, Opening};
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::{DeliveryOutcome, ReviewOutcome};
 use custody_core::lifecycle::{self, Refusal};
 use custody_core::model::{Actor, Change, Principal, PrincipalKind, Ticket};
-use custody_core::notify::Routing;
-use custody_core::{CaseId, Timestamp};
+use custody_core::notice::Routing;
+use custody_core::{CaseId, Code, Timestamp};
 
 use super::{change_key, OutboxUpdate, Pending, Prefetched, StoredRecord};
 use crate::{CaseWrite, StoreError, WriteOutcome};
@@ -87,7 +87,7 @@ impl Pending {
         if let Some((stored_fingerprint, mut outcome)) = previous {
             if stored_fingerprint != fingerprint {
                 return Err(StoreError::Refused(Refusal {
-                    rule: "idempotency.key-reused",
+                    rule: Code::IdempotencyKeyReused,
                     message: format!(
                         "idempotency key `{}` was already used by {principal} for a different write",
                         write.idempotency_key
@@ -131,9 +131,9 @@ impl Pending {
         let vendor_write;
         let write = if write.actor.kind == PrincipalKind::Vendor {
             let change = match &write.command {
-                CaseCommand::Request { change, .. } | CaseCommand::BreakGlass { change, .. } => {
-                    Some(change.clone())
-                }
+                CaseCommand::Client(ClientCommand::Open(
+                    Opening::Request { change, .. } | Opening::BreakGlass { change, .. },
+                )) => Some(change.clone()),
                 command => match command.case_ids().first() {
                     Some(case_id) => Some(self.current_view(prefetched, case_id)?.change),
                     None => None,
@@ -153,12 +153,12 @@ impl Pending {
             write
         };
         let outcome = match &write.command {
-            CaseCommand::Request {
+            CaseCommand::Client(ClientCommand::Open(Opening::Request {
                 change,
                 justification,
                 ticket,
                 rule,
-            } => {
+            })) => {
                 if let Some(ticket) = ticket {
                     if let Some(existing) =
                         self.active_case_with_ticket(reads.active_case_with_ticket, ticket)
@@ -178,7 +178,7 @@ impl Pending {
                     self.active_case_for_change(reads.active_case_for_change, change)
                 {
                     return Err(StoreError::Refused(Refusal {
-                        rule: "case.duplicate-open",
+                        rule: Code::CaseDuplicateOpen,
                         message: format!(
                             "case {duplicate} is already open for {change}; a second request would split the trail"
                         ),
@@ -213,13 +213,13 @@ impl Pending {
                     existing: false,
                 }
             }
-            CaseCommand::BreakGlass {
+            CaseCommand::Client(ClientCommand::Open(Opening::BreakGlass {
                 change,
                 justification,
                 ticket,
                 rule,
                 change_set,
-            } => {
+            })) => {
                 // An emergency is never refused as a duplicate: an open request
                 // for the same change may be exactly what could not wait.
                 let [request, invoked, execution] = lifecycle::break_glass(
@@ -250,20 +250,13 @@ impl Pending {
                     existing: false,
                 }
             }
-            CaseCommand::Merge {
-                duplicate,
-                into,
-                comment,
-            } => {
+            CaseCommand::Client(ClientCommand::Merge(merge)) => {
+                let duplicate = &merge.duplicate;
                 let duplicate_view = self.current_view(prefetched, duplicate)?;
-                let survivor_view = self.current_view(prefetched, into)?;
-                let (duplicate_draft, survivor_draft) = lifecycle::merge(
-                    &duplicate_view,
-                    &survivor_view,
-                    &write.actor,
-                    comment.clone(),
-                )
-                .map_err(StoreError::Refused)?;
+                let survivor_view = self.current_view(prefetched, &merge.into)?;
+                let (duplicate_draft, survivor_draft) = merge
+                    .decide(&duplicate_view, &survivor_view, &write.actor)
+                    .map_err(StoreError::Refused)?;
                 // Both halves of the link in one job, so they commit together.
                 let first = self.append_draft(write, duplicate_view, duplicate_draft, recorded_at);
                 let second = self.append_draft(write, survivor_view, survivor_draft, recorded_at);
@@ -275,17 +268,18 @@ impl Pending {
                     existing: false,
                 }
             }
-            CaseCommand::Review {
-                case_id,
-                outcome: ReviewOutcome::Revoke,
-                revocation_rule: Some(rule),
-                ..
-            } => {
+            CaseCommand::Client(ClientCommand::Step(
+                step @ CaseStep::Review {
+                    case_id,
+                    outcome: ReviewOutcome::Revoke,
+                    revocation_rule: Some(rule),
+                    ..
+                },
+            )) => {
                 // The review, then the revocation case it opens, linked both
                 // ways, all in this one job.
                 let view = self.current_view(prefetched, case_id)?;
-                let review = write
-                    .command
+                let review = step
                     .decide(&view, &write.actor)
                     .map_err(StoreError::Refused)?;
                 let (reviewed, _) = self.append_draft(write, view, review, recorded_at);
@@ -310,7 +304,10 @@ impl Pending {
                     existing: false,
                 }
             }
-            CaseCommand::HoldEvidence { ticket, evidence } => self.hold_evidence(
+            CaseCommand::Client(ClientCommand::Open(Opening::HoldEvidence {
+                ticket,
+                evidence,
+            })) => self.hold_evidence(
                 reads.case_with_ticket,
                 reads.evidence_record.as_ref(),
                 write,
@@ -318,27 +315,49 @@ impl Pending {
                 evidence,
                 recorded_at,
             )?,
-            CaseCommand::RecordDelivery {
-                case_id,
-                attempt,
-                escalate,
-                next_attempt_at,
-            } => {
-                let outbox_state = match attempt.outcome {
-                    DeliveryOutcome::Delivered => "delivered",
-                    DeliveryOutcome::Failed => "pending",
-                    DeliveryOutcome::Dead => "dead",
-                };
-                self.outbox_updates.push(OutboxUpdate {
-                    delivery_id: attempt.delivery_id.clone(),
-                    state: outbox_state,
-                    attempts: attempt.attempt,
-                    next_attempt_at: next_attempt_at.unwrap_or(recorded_at),
-                    last_error: attempt.error.clone(),
-                });
+            CaseCommand::Client(ClientCommand::Step(step)) => {
+                let case_id = step.case_id();
+                let view = self.current_view(prefetched, case_id)?;
+                let draft = step
+                    .decide(&view, &write.actor)
+                    .map_err(StoreError::Refused)?;
+                let (appended, state) = self.append_draft(write, view, draft, recorded_at);
+                WriteOutcome {
+                    case_id: case_id.clone(),
+                    state,
+                    appended: vec![appended],
+                    replayed: false,
+                    existing: false,
+                }
+            }
+            CaseCommand::Ledger(command) => {
+                let case_id = command.case_id();
+                if let LedgerCommand::RecordDelivery {
+                    attempt,
+                    next_attempt_at,
+                    ..
+                } = command
+                {
+                    let outbox_state = match attempt.outcome {
+                        DeliveryOutcome::Delivered => "delivered",
+                        DeliveryOutcome::Failed => "pending",
+                        DeliveryOutcome::Dead => "dead",
+                    };
+                    self.outbox_updates.push(OutboxUpdate {
+                        delivery_id: attempt.delivery_id.clone(),
+                        state: outbox_state,
+                        attempts: attempt.attempt,
+                        next_attempt_at: next_attempt_at.unwrap_or(recorded_at),
+                        last_error: attempt.error.clone(),
+                    });
+                }
+                let view = self.current_view(prefetched, case_id)?;
+                let mut state = view.state;
+                let drafts = command
+                    .decide(&view, &write.actor, recorded_at)
+                    .map_err(StoreError::Refused)?;
                 let mut appended = Vec::new();
-                let mut state = self.current_view(prefetched, case_id)?.state;
-                for draft in lifecycle::record_delivery(attempt.clone(), *escalate, recorded_at) {
+                for draft in drafts {
                     let view = self.current_view(prefetched, case_id)?;
                     let (event, new_state) = self.append_draft(write, view, draft, recorded_at);
                     appended.push(event);
@@ -348,22 +367,6 @@ impl Pending {
                     case_id: case_id.clone(),
                     state,
                     appended,
-                    replayed: false,
-                    existing: false,
-                }
-            }
-            command => {
-                // Safe: every command other than a request names its case.
-                let case_id = command.case_id().expect("non-request commands name a case");
-                let view = self.current_view(prefetched, case_id)?;
-                let draft = command
-                    .decide(&view, &write.actor)
-                    .map_err(StoreError::Refused)?;
-                let (appended, state) = self.append_draft(write, view, draft, recorded_at);
-                WriteOutcome {
-                    case_id: case_id.clone(),
-                    state,
-                    appended: vec![appended],
                     replayed: false,
                     existing: false,
                 }
@@ -419,12 +422,12 @@ impl Pending {
 fn needs(write: &CaseWrite) -> CaseNeeds {
     let mut needs = CaseNeeds::default();
     match &write.command {
-        CaseCommand::Request { change, ticket, .. } => {
+        CaseCommand::Client(ClientCommand::Open(Opening::Request { change, ticket, .. })) => {
             needs.active_case_with_ticket = ticket.clone();
             needs.active_case_for_change = Some(change_key(change));
             needs.evidence_record = ticket.clone();
         }
-        CaseCommand::HoldEvidence { ticket, .. } => {
+        CaseCommand::Client(ClientCommand::Open(Opening::HoldEvidence { ticket, .. })) => {
             needs.case_with_ticket = Some(ticket.clone());
             needs.evidence_record = Some(ticket.clone());
         }
@@ -432,7 +435,9 @@ fn needs(write: &CaseWrite) -> CaseNeeds {
     }
     let acts_on_a_change = matches!(
         write.command,
-        CaseCommand::Request { .. } | CaseCommand::BreakGlass { .. }
+        CaseCommand::Client(ClientCommand::Open(
+            Opening::Request { .. } | Opening::BreakGlass { .. }
+        ))
     ) || !write.command.case_ids().is_empty();
     if write.actor.kind == PrincipalKind::Vendor && acts_on_a_change {
         needs.grants_of = Some(write.actor.org.clone().unwrap_or_default());

@@ -5,7 +5,7 @@ use custody_core::case::CaseView;
 use custody_core::event::{CaseLink, Event, Evidence, EvidenceJoin, HeldEvidence};
 use custody_core::lifecycle::{self, Draft, Placement};
 use custody_core::model::Ticket;
-use custody_core::notify::Routing;
+use custody_core::notice::Routing;
 use custody_core::{CaseId, CaseState, EventBody, Role, Sha256Hash, Timestamp};
 
 use super::{seal, Pending, RecordRow};

@@ -34,8 +34,8 @@ use custody_core::case::CaseView;
 use custody_core::event::Event;
 use custody_core::lifecycle::{Draft, Placement};
 use custody_core::model::Change;
-use custody_core::notify::Routing;
-use custody_core::{CaseId, CaseState, Sha256Hash, Timestamp};
+use custody_core::notice::Routing;
+use custody_core::{CaseId, CaseState, Code, Sha256Hash, Timestamp};
 
 use crate::{AppendedEvent, CaseWrite, StoreError, WriteOutcome};
 
@@ -68,7 +68,7 @@ pub(crate) struct Pending {
     pub(crate) total_appended: u64,
     /// Whether events become Merkle leaves (always, outside benchmarks).
     pub(crate) merkle_log: bool,
-    /// Who is told what (see [`custody_core::notify`]).
+    /// Who is told what (see [`custody_core::notice`]).
     pub(crate) routing: Arc<Routing>,
     /// Changes to outbox rows made by the batch (delivery results).
     pub(crate) outbox_updates: Vec<OutboxUpdate>,
@@ -349,7 +349,7 @@ fn owe(routing: &Routing, before: Option<&CaseView>, event: &mut Event) -> Vec<O
 pub(crate) fn may_retry(entry: &crate::OutboxEntry) -> Result<(), StoreError> {
     if entry.state == "delivered" {
         return Err(StoreError::Refused(custody_core::lifecycle::Refusal {
-            rule: "notify.already-delivered",
+            rule: Code::NotifyAlreadyDelivered,
             message: format!(
                 "notification {} was delivered already; a retry would send it again",
                 entry.delivery_id
@@ -365,9 +365,9 @@ pub(crate) fn may_retry(entry: &crate::OutboxEntry) -> Result<(), StoreError> {
 pub(crate) fn change_key(change: &Change) -> String {
     format!(
         "{}|{}|{}|{}",
-        change.subject,
-        change.kind.as_str(),
-        change.entitlement,
-        change.resource.as_deref().unwrap_or("")
+        change.subject(),
+        change.kind().as_str(),
+        change.entitlement(),
+        change.resource().unwrap_or("")
     )
 }

@@ -49,7 +49,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use custody_core::case::CaseView;
-use custody_core::command::CaseCommand;
+use custody_core::command::{CaseCommand, CaseStep, LedgerCommand, Merge, Opening};
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::{Attempt, DeliveryOutcome, Event, EventBody, Evidence};
 use custody_core::model::{
@@ -257,13 +257,14 @@ fn actor(name: &str) -> Actor {
 }
 
 fn change(subject: &str, entitlement: &str) -> Change {
-    Change {
-        subject: subject.parse().expect("a subject"),
-        kind: ChangeKind::Grant,
-        entitlement: entitlement.to_string(),
-        resource: None,
-        duration_seconds: None,
-    }
+    Change::new(
+        subject.parse().expect("a subject"),
+        ChangeKind::Grant,
+        entitlement.to_string(),
+        None,
+        None,
+    )
+    .expect("a valid change")
 }
 
 fn rule(words: &Words) -> AppliedRule {
@@ -381,7 +382,7 @@ impl World {
 
     fn case_write(&mut self, words: &Words) -> CaseWrite {
         let verb = words.at(0);
-        let (who, command) = match verb {
+        let (who, command): (&str, CaseCommand) = match verb {
             "request" | "break-glass" => {
                 let ticket: Option<Ticket> = words
                     .options
@@ -389,75 +390,83 @@ impl World {
                     .map(|ticket| ticket.parse().expect("a ticket"));
                 let change = change(words.at(2), words.at(3));
                 let command = if verb == "request" {
-                    CaseCommand::Request {
+                    Opening::Request {
                         change,
                         justification: None,
                         ticket,
                         rule: rule(words),
                     }
+                    .into()
                 } else {
-                    CaseCommand::BreakGlass {
+                    Opening::BreakGlass {
                         change,
                         justification: "the database is down".to_string(),
                         ticket,
                         rule: rule(words),
                         change_set: None,
                     }
+                    .into()
                 };
                 (words.at(1), command)
             }
             "approve" => (
                 words.at(1),
-                CaseCommand::Approve {
+                CaseStep::Approve {
                     case_id: self.case(words.at(2)),
                     comment: None,
                     chat: None,
-                },
+                }
+                .into(),
             ),
             "deny" => (
                 words.at(1),
-                CaseCommand::Deny {
+                CaseStep::Deny {
                     case_id: self.case(words.at(2)),
                     comment: None,
-                },
+                }
+                .into(),
             ),
             "execute" => (
                 words.at(1),
-                CaseCommand::Execute {
+                CaseStep::Execute {
                     case_id: self.case(words.at(2)),
                     change_set: None,
                     comment: None,
                     completed: true,
                     applied: None,
                     observed: false,
-                },
+                }
+                .into(),
             ),
             "comment" => (
                 words.at(1),
-                CaseCommand::Comment {
+                CaseStep::Comment {
                     case_id: self.case(words.at(2)),
                     text: "noted".to_string(),
-                },
+                }
+                .into(),
             ),
             "review" => {
                 let outcome = words.at(3).parse().expect("a review outcome");
                 (
                     words.at(1),
-                    CaseCommand::Review {
+                    CaseStep::Review {
                         case_id: self.case(words.at(2)),
                         outcome,
                         comment: None,
                         revocation_rule: (words.at(3) == "revoke").then(AppliedRule::brief_default),
-                    },
+                    }
+                    .into(),
                 )
             }
             "merge" => (
                 words.at(1),
-                CaseCommand::Merge {
+                Merge {
                     duplicate: self.case(words.at(2)),
                     into: self.case(words.at(3)),
                     comment: None,
-                },
+                }
+                .into(),
             ),
             "deliver" => {
                 let outcome = match words.at(2) {
@@ -485,27 +494,30 @@ impl World {
                     .map(|seconds| self.now.plus_seconds(seconds.parse().expect("seconds")));
                 (
                     "system",
-                    CaseCommand::RecordDelivery {
+                    LedgerCommand::RecordDelivery {
                         case_id: self.case(words.at(1)),
                         attempt,
                         escalate: words.has("escalate"),
                         next_attempt_at,
-                    },
+                    }
+                    .into(),
                 )
             }
             "hold" => (
                 words.at(1),
-                CaseCommand::HoldEvidence {
+                Opening::HoldEvidence {
                     ticket: words.at(2).parse().expect("a ticket"),
                     evidence: evidence(words.options.get("file").unwrap_or(&"report.txt")),
-                },
+                }
+                .into(),
             ),
             "attach" => (
                 words.at(1),
-                CaseCommand::AttachEvidence {
+                CaseStep::AttachEvidence {
                     case_id: self.case(words.at(2)),
                     evidence: evidence(words.options.get("file").unwrap_or(&"report.txt")),
-                },
+                }
+                .into(),
             ),
             other => panic!("unknown directive {other}"),
         };

@@ -1,0 +1,183 @@
+//! Each case's chain: gapless sequence numbers, every event linked to the
+//! hash of the one before it, and the stored case rows (head and state)
+//! against the trail the events rebuild.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::evidence::EvidenceRecordTrail;
+use super::finding::Finding;
+use super::policy::PolicyTrail;
+use super::StoredCaseHead;
+use crate::case::CaseView;
+use crate::code::Code;
+use crate::event::Event;
+use crate::id::Sha256Hash;
+use crate::time::Timestamp;
+
+/// What the audit keeps of one case while reading it.
+pub(super) struct CaseTrail {
+    /// The deployment's administration record (see [`crate::admin`]).
+    pub(super) admin_record: bool,
+    /// The deployment's policy record (its events are `policy_adopted`, by
+    /// `system`), not a request's case.
+    pub(super) policy_record: Option<PolicyTrail>,
+    /// An external reference's evidence record (`evidence_held` events until
+    /// `evidence_released`), not a request's case.
+    pub(super) evidence_record: Option<EvidenceRecordTrail>,
+    pub(super) last_seq: u64,
+    pub(super) last_hash: Sha256Hash,
+    pub(super) last_event_id: String,
+    pub(super) view: Option<CaseView>,
+    /// Sequence number and log index of the case's first completed execution,
+    /// so end-of-case findings about it can point at it.
+    pub(super) first_execution: Option<(u64, u64)>,
+}
+
+impl CaseTrail {
+    /// Makes `event`, whose bytes hash to `hash`, the case's latest.
+    pub(super) fn advance(&mut self, event: &Event, hash: Sha256Hash) {
+        self.last_seq = event.seq;
+        self.last_hash = hash;
+        self.last_event_id = event.event_id.to_string();
+    }
+
+    /// The case's first event, when it is not seq 1 or claims a predecessor.
+    pub(super) fn check_start(event: &Event, log_index: u64) -> Option<Finding> {
+        (event.seq != 1 || event.prev_hash.is_some()).then(|| {
+            Finding::new(
+                Code::ChainMissingStart,
+                format!(
+                    "the first stored event of case {} has seq {}: the events before it are missing",
+                    event.case_id, event.seq
+                ),
+            )
+            .at_event(event, log_index)
+        })
+    }
+
+    /// How `event` links to the case's latest event: its sequence number
+    /// follows, and its previous hash is that event's hash.
+    pub(super) fn check_link(&self, event: &Event, log_index: u64) -> Vec<Finding> {
+        let finding =
+            |code: Code, message: String| Finding::new(code, message).at_event(event, log_index);
+        let mut found = Vec::new();
+        if event.seq <= self.last_seq {
+            found.push(finding(
+                Code::ChainOutOfOrder,
+                format!(
+                    "event seq {} of case {} is stored after seq {}: events were reordered",
+                    event.seq, event.case_id, self.last_seq
+                ),
+            ));
+        } else if event.seq != self.last_seq + 1 {
+            found.push(finding(
+                Code::ChainSeqGap,
+                format!(
+                    "case {} jumps from seq {} to seq {}: events are missing",
+                    event.case_id, self.last_seq, event.seq
+                ),
+            ));
+        }
+        if event.prev_hash != Some(self.last_hash) {
+            found.push(finding(
+                Code::ChainPrevHashMismatch,
+                format!(
+                    "event seq {} of case {} does not link to the event stored before it (expected previous hash {}, event says {})",
+                    event.seq,
+                    event.case_id,
+                    self.last_hash,
+                    event
+                        .prev_hash
+                        .map(|hash| hash.to_hex())
+                        .unwrap_or_else(|| "none".to_string())
+                ),
+            ));
+        }
+        found
+    }
+}
+
+/// Compares the stored case rows with the rebuilt cases, and judges what
+/// only the end of each trail can tell ([`super::rules::end_of_trail`]).
+pub(super) fn finish_cases(
+    cases: &HashMap<String, CaseTrail>,
+    heads: impl IntoIterator<Item = StoredCaseHead>,
+    now: Option<Timestamp>,
+    findings: &mut Vec<Finding>,
+) {
+    let mut heads_by_case: BTreeMap<String, StoredCaseHead> = heads
+        .into_iter()
+        .map(|head| (head.case_id.clone(), head))
+        .collect();
+    let mut case_ids: Vec<&String> = cases.keys().collect();
+    case_ids.sort();
+    for case_id in case_ids {
+        let trail = &cases[case_id];
+        if trail.policy_record.is_some() || trail.admin_record {
+            // The policy record has no case row; its tail is covered by
+            // the log (index gaps, leaves, signed checkpoints).
+            continue;
+        }
+        if let Some(record) = &trail.evidence_record {
+            // No case row either; held evidence must find its case.
+            findings.extend(record.finish(case_id, now));
+            continue;
+        }
+        let Some(head) = heads_by_case.remove(case_id) else {
+            findings.push(
+                Finding::new(
+                    Code::CaseMissingHead,
+                    format!("case {case_id} has events but no case record"),
+                )
+                .case(case_id.clone()),
+            );
+            continue;
+        };
+        if i64::try_from(trail.last_seq) != Ok(head.head_seq)
+            || head.head_hash != trail.last_hash.to_hex()
+        {
+            findings.push(
+                Finding::new(
+                    Code::ChainHeadMismatch,
+                    format!(
+                        "case {case_id} was last written at seq {} with hash {}, but its stored events end at seq {} with hash {}: the latest events were altered or deleted",
+                        head.head_seq,
+                        head.head_hash,
+                        trail.last_seq,
+                        trail.last_hash
+                    ),
+                )
+                .case(case_id.clone())
+                .event((!trail.last_event_id.is_empty()).then(|| trail.last_event_id.clone()))
+                .seq(trail.last_seq),
+            );
+        }
+        if let Some(view) = &trail.view {
+            super::rules::end_of_trail(case_id, trail, view, now, findings);
+            if head.state != view.state.as_str() {
+                findings.push(
+                    Finding::new(
+                        Code::CaseProjectionMismatch,
+                        format!(
+                            "case {case_id} is stored as {} but its events rebuild to {}",
+                            head.state, view.state
+                        ),
+                    )
+                    .case(case_id.clone()),
+                );
+            }
+        }
+    }
+    for (case_id, head) in heads_by_case {
+        findings.push(
+            Finding::new(
+                Code::CaseEventsMissing,
+                format!(
+                    "case {case_id} was written up to seq {} but none of its events are stored",
+                    head.head_seq
+                ),
+            )
+            .case(case_id),
+        );
+    }
+}

@@ -1,0 +1,448 @@
+//! The Merkle log and its checkpoints: every leaf recomputed from the stored
+//! bytes, the tree rebuilt in a [`Frontier`], every checkpoint (stored, held
+//! outside the database, saved by an auditor) checked against it, and the
+//! entries no checkpoint covers.
+
+use std::collections::{HashMap, HashSet};
+
+use custody_log::{verify_checkpoint, Frontier, Hash};
+
+use super::finding::Finding;
+use super::{Checked, DecodedRow, LogAudit, StoredEvent};
+use crate::code::Code;
+use crate::severity::Severity;
+use crate::time::Timestamp;
+
+/// The server's default `log.checkpoint_interval_seconds`, which `verify`
+/// assumes when it is given no configuration file.
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECONDS: u64 = 5;
+
+/// How many checkpoint intervals log entries may wait for a checkpoint before
+/// their lack of one is an error rather than the normal tail of a live log.
+pub const UNCOVERED_TAIL_INTERVALS: u64 = 3;
+
+/// What the audit keeps of the log while reading it: the rebuilt tree and
+/// the roots it must have.
+#[derive(Default)]
+pub(super) struct LogState {
+    next_log_index: u64,
+    /// The recomputed tree, leaf by leaf, from the stored event bytes.
+    frontier: Frontier,
+    /// Checkpoints (signature-checked or not) waiting for the tree to reach
+    /// their size, largest first.
+    pending_checkpoints: Vec<ExpectedRoot>,
+    stored_leaves: u64,
+    /// Whether stored leaves and checkpoints are checked (only with
+    /// [`super::Auditor::with_log`]).
+    log_checks: bool,
+    /// The largest size a valid checkpoint (stored, held outside or saved) signs.
+    covered: u64,
+    /// The oldest entry no checkpoint covers: its index and, when it
+    /// decoded, its `recorded_at`.
+    first_uncovered: Option<(u64, Option<Timestamp>)>,
+    /// Checkpoints held outside the database that were given.
+    outside_given: u64,
+    checkpoint_interval_seconds: u64,
+}
+
+/// A root the recomputed tree must have at a size.
+struct ExpectedRoot {
+    size: u64,
+    root: Hash,
+    /// `since` for the auditor's own checkpoint, else a stored checkpoint.
+    source: RootSource,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum RootSource {
+    Stored,
+    Since,
+    /// Held outside the database, at this place.
+    Outside(String),
+}
+
+impl LogState {
+    /// The checks of `log`'s checkpoints that need no event: signatures,
+    /// rows against their notes, outside checkpoints against the database.
+    pub(super) fn new(
+        log: &LogAudit,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) -> LogState {
+        let mut state = LogState {
+            stored_leaves: log.stored_leaves,
+            log_checks: true,
+            checkpoint_interval_seconds: if log.checkpoint_interval_seconds == 0 {
+                DEFAULT_CHECKPOINT_INTERVAL_SECONDS
+            } else {
+                log.checkpoint_interval_seconds
+            },
+            outside_given: log.outside.len() as u64 + u64::from(log.since.is_some()),
+            ..LogState::default()
+        };
+        let checkpoint_finding = |code: Code, message: String| Finding::new(code, message);
+        for row in &log.checkpoints {
+            checked.checkpoints += 1;
+            match verify_checkpoint(row.note.as_bytes(), &log.trusted_keys) {
+                Ok(verified) => {
+                    if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice() {
+                        findings.push(checkpoint_finding(
+                            Code::CheckpointRowMismatch,
+                            format!(
+                                "the checkpoint stored at size {} signs size {} with a different root: the row was edited",
+                                row.size,
+                                verified.size()
+                            ),
+                        ));
+                    }
+                    state.pending_checkpoints.push(ExpectedRoot {
+                        size: verified.size(),
+                        root: *verified.root_hash(),
+                        source: RootSource::Stored,
+                    });
+                }
+                Err(error) => findings.push(checkpoint_finding(
+                    Code::CheckpointBadSignature,
+                    format!(
+                        "the checkpoint stored at size {} is not signed by a configured log key: {error}",
+                        row.size
+                    ),
+                )),
+            }
+        }
+        state.check_outside(log, checked, findings);
+        if let Some(since) = &log.since {
+            checked.outside_checkpoints += 1;
+            match verify_checkpoint(since.as_bytes(), &log.trusted_keys) {
+                Ok(verified) => state.pending_checkpoints.push(ExpectedRoot {
+                    size: verified.size(),
+                    root: *verified.root_hash(),
+                    source: RootSource::Since,
+                }),
+                Err(error) => findings.push(checkpoint_finding(
+                    Code::SinceBadSignature,
+                    format!("the saved checkpoint is not signed by a configured log key: {error}"),
+                )),
+            }
+        }
+        // Checked in size order as the tree grows.
+        state
+            .pending_checkpoints
+            .sort_by_key(|expected| std::cmp::Reverse(expected.size));
+        state.covered = state
+            .pending_checkpoints
+            .first()
+            .map_or(0, |largest| largest.size);
+        state
+    }
+
+    /// Checks the checkpoints held outside the database: each must be signed
+    /// by a trusted key and be in the database (same size, same root); its
+    /// root is then checked against the rebuilt tree like a stored one. A
+    /// copy identical to a stored row adds no second report of that row.
+    fn check_outside(
+        &mut self,
+        log: &LogAudit,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) {
+        let stored_notes: HashSet<&str> = log
+            .checkpoints
+            .iter()
+            .map(|row| row.note.as_str())
+            .collect();
+        let stored_roots: HashMap<u64, &[u8]> = log
+            .checkpoints
+            .iter()
+            .map(|row| (row.size, row.root.as_slice()))
+            .collect();
+        let mut seen = HashSet::new();
+        for outside in &log.outside {
+            checked.outside_checkpoints += 1;
+            if stored_notes.contains(outside.note.as_str()) || !seen.insert(outside.note.as_str()) {
+                // The stored row (or an earlier copy) is checked already.
+                continue;
+            }
+            let verified = match verify_checkpoint(outside.note.as_bytes(), &log.trusted_keys) {
+                Ok(verified) => verified,
+                Err(error) => {
+                    findings.push(Finding::new(
+                        Code::CheckpointBadSignature,
+                        format!(
+                            "the checkpoint held outside the database in {} is not signed by a configured log key: {error}",
+                            outside.source
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            let size = verified.size();
+            match stored_roots.get(&size) {
+                Some(root) if *root == verified.root_hash().as_slice() => {}
+                stored => findings.push(
+                    Finding::new(
+                        Code::CheckpointMissingFromDatabase,
+                        format!(
+                            "the log signed a checkpoint at size {size} (held outside the database in {}), but the database {}: checkpoints were deleted or replaced behind the store's back",
+                            outside.source,
+                            if stored.is_some() {
+                                "holds another root at that size"
+                            } else {
+                                "holds no checkpoint at that size"
+                            }
+                        ),
+                    )
+                    .log_index(size.checked_sub(1)),
+                ),
+            }
+            self.pending_checkpoints.push(ExpectedRoot {
+                size,
+                root: *verified.root_hash(),
+                source: RootSource::Outside(outside.source.clone()),
+            });
+        }
+    }
+
+    /// Checks one row's place in the log and its leaf, and grows the tree
+    /// by it: index gaps and duplicates, the stored leaf against the one
+    /// recomputed from the bytes, and every checkpoint of the new size.
+    pub(super) fn observe_row(
+        &mut self,
+        row: &StoredEvent,
+        decoded: &DecodedRow,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) {
+        if row.log_index != self.next_log_index {
+            if row.log_index > self.next_log_index {
+                findings.push(
+                    Finding::new(
+                        Code::LogIndexGap,
+                        format!(
+                            "log entries {}..{} are missing: events were deleted behind the store's back",
+                            self.next_log_index, row.log_index
+                        ),
+                    )
+                    .log_index(self.next_log_index),
+                );
+            } else {
+                findings.push(
+                    Finding::new(
+                        Code::LogIndexDuplicate,
+                        format!("log index {} appears more than once", row.log_index),
+                    )
+                    .case(row.case_id.clone())
+                    .log_index(row.log_index),
+                );
+            }
+        }
+        self.next_log_index = self.next_log_index.max(row.log_index + 1);
+
+        // The Merkle leaf is recomputed from the stored bytes, never trusted.
+        let leaf = decoded.leaf;
+        checked.leaves += 1;
+        let leaf_finding = |code: Code, message: String| {
+            Finding::new(code, message)
+                .case(row.case_id.clone())
+                .seq(u64::try_from(row.seq).ok())
+                .log_index(row.log_index)
+        };
+        match &row.stored_leaf {
+            _ if !self.log_checks => {}
+            Some(stored) if stored.as_slice() == leaf.as_slice() => {}
+            Some(_) => findings.push(leaf_finding(
+                Code::LogLeafMismatch,
+                format!(
+                    "the stored Merkle leaf at log index {} does not hash the stored event: the event or the log was altered",
+                    row.log_index
+                ),
+            )),
+            None => findings.push(leaf_finding(
+                Code::LogLeafMissing,
+                format!("the event at log index {} has no Merkle leaf", row.log_index),
+            )),
+        }
+        self.frontier.push(leaf);
+        self.check_roots_at_current_size(findings);
+        if self.log_checks && self.first_uncovered.is_none() && row.log_index >= self.covered {
+            let recorded_at = decoded.event.as_ref().ok().map(|event| event.recorded_at);
+            self.first_uncovered = Some((row.log_index, recorded_at));
+        }
+    }
+
+    fn check_roots_at_current_size(&mut self, findings: &mut Vec<Finding>) {
+        while let Some(expected) = self.pending_checkpoints.last() {
+            if expected.size != self.frontier.size() {
+                break;
+            }
+            // Safe: `last()` just returned an element.
+            let expected = self
+                .pending_checkpoints
+                .pop()
+                .expect("a pending checkpoint");
+            if self.frontier.root() != expected.root {
+                let (code, message) = match expected.source {
+                    RootSource::Stored => (
+                        Code::CheckpointRootMismatch,
+                        format!(
+                            "the signed checkpoint at size {} has a root that the stored events do not reproduce: history was rewritten after it was signed",
+                            expected.size
+                        ),
+                    ),
+                    RootSource::Since => (
+                        Code::SinceNotExtended,
+                        format!(
+                            "the log does not extend the saved checkpoint at size {}: the first {} entries changed since it was signed",
+                            expected.size, expected.size
+                        ),
+                    ),
+                    RootSource::Outside(source) => (
+                        Code::CheckpointRootMismatch,
+                        format!(
+                            "the signed checkpoint at size {} held outside the database in {source} has a root that the stored events do not reproduce: history was rewritten after it was signed",
+                            expected.size
+                        ),
+                    ),
+                };
+                findings
+                    .push(Finding::new(code, message).log_index(expected.size.saturating_sub(1)));
+            }
+        }
+    }
+
+    /// The size of the rebuilt log.
+    pub(super) fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Once every row is read: the checkpoints that sign more entries than
+    /// the log holds, then the coverage findings.
+    pub(super) fn finish(
+        &mut self,
+        now: Option<Timestamp>,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) {
+        let log_size = self.size();
+        for expected in std::mem::take(&mut self.pending_checkpoints) {
+            let (code, message) = match expected.source {
+                RootSource::Stored => (
+                    Code::CheckpointBeyondLog,
+                    format!(
+                        "a signed checkpoint commits to {} entries but only {log_size} are stored: the tail of the log was truncated",
+                        expected.size
+                    ),
+                ),
+                RootSource::Since => (
+                    Code::SinceBeyondLog,
+                    format!(
+                        "the saved checkpoint commits to {} entries but only {log_size} are stored: the log was truncated or rewritten",
+                        expected.size
+                    ),
+                ),
+                RootSource::Outside(source) => (
+                    Code::CheckpointBeyondLog,
+                    format!(
+                        "a signed checkpoint held outside the database in {source} commits to {} entries but only {log_size} are stored: the tail of the log was truncated",
+                        expected.size
+                    ),
+                ),
+            };
+            findings.push(Finding::new(code, message).log_index(log_size));
+        }
+        self.finish_coverage(log_size, now, checked, findings);
+    }
+
+    /// Coverage findings, once the log's size is known: a log with entries
+    /// but no checkpoint, entries after the newest checkpoint, and whether
+    /// any checkpoint held outside the database was checked at all.
+    fn finish_coverage(
+        &mut self,
+        log_size: u64,
+        now: Option<Timestamp>,
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) {
+        if !self.log_checks {
+            return;
+        }
+        checked.covered_entries = self.covered.min(log_size);
+        if let Some((first, recorded_at)) = self.first_uncovered {
+            let uncovered = log_size.saturating_sub(first);
+            let grace = self
+                .checkpoint_interval_seconds
+                .saturating_mul(UNCOVERED_TAIL_INTERVALS);
+            // An entry that does not decode has no trustworthy time: it is
+            // judged as old (and reported on its own).
+            let young = match (recorded_at, now) {
+                (Some(at), Some(now)) => {
+                    now < at.plus_seconds(i64::try_from(grace).unwrap_or(i64::MAX))
+                }
+                (None, _) => false,
+                (Some(_), None) => true,
+            };
+            let since = recorded_at
+                .map(|at| format!("recorded at {at}"))
+                .unwrap_or_else(|| "whose time cannot be read".to_string());
+            let (code, what) = if self.covered == 0 {
+                (
+                    Code::LogNoCheckpoint,
+                    format!("the log holds {log_size} entries but no signed checkpoint"),
+                )
+            } else {
+                (
+                    Code::LogUncoveredTail,
+                    format!(
+                        "the newest signed checkpoint covers {} of the log's {log_size} entries; {uncovered} are covered by none",
+                        self.covered
+                    ),
+                )
+            };
+            let (severity, judgement) = if young {
+                (
+                    Severity::Info,
+                    format!(
+                        "the oldest uncovered entry ({since}) is younger than {UNCOVERED_TAIL_INTERVALS} checkpoint intervals of {} s: the server signs them soon",
+                        self.checkpoint_interval_seconds
+                    ),
+                )
+            } else {
+                (
+                    Severity::High,
+                    format!(
+                        "the oldest uncovered entry ({since}) is older than {UNCOVERED_TAIL_INTERVALS} checkpoint intervals of {} s: its checkpoints were deleted, or no server signed them (start one: it signs as it starts; pass --config if the interval is not the default)",
+                        self.checkpoint_interval_seconds
+                    ),
+                )
+            };
+            findings.push(
+                Finding::new(code, format!("{what}; {judgement}"))
+                    .severity(severity)
+                    .log_index(first),
+            );
+        }
+        if self.outside_given == 0 && log_size > 0 {
+            findings.push(Finding::new(
+                Code::CheckpointNoneOutside,
+                "no checkpoint held outside the database was checked, so whoever can write to the database could have rewritten or truncated the log together with its stored checkpoints; pass --data DIR (a node's data directory, with its checkpoints file), --checkpoints FILE|DIR or --since-checkpoint FILE",
+            ));
+        }
+    }
+
+    /// A log that holds more leaves than events lost events.
+    pub(super) fn finish_leaves(&self, findings: &mut Vec<Finding>) {
+        let log_size = self.size();
+        if self.stored_leaves > log_size {
+            findings.push(
+                Finding::new(
+                    Code::LogLeafWithoutEvent,
+                    format!(
+                        "the log holds {} leaves but only {log_size} events: events were removed behind the store's back",
+                        self.stored_leaves
+                    ),
+                )
+                .log_index(log_size),
+            );
+        }
+    }
+}
