@@ -7,12 +7,15 @@
 use custody_core::change_set::ChangeSet;
 use custody_core::delegation::{grant_for, DelegationGrant};
 use custody_core::event::{ChatApproval, ReviewOutcome};
-use custody_core::lifecycle::{self, Draft, Placement, Severity};
+use custody_core::lifecycle::{
+    self, pending_obligations, Draft, Placement, Severity, APPROVAL_OVERDUE,
+    BREAK_GLASS_REVIEW_OVERDUE, EXPIRY_NOTICE, EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE,
+};
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalKind, Role, Via,
 };
 use custody_core::policy::AppliedRule;
-use custody_core::{CaseId, CaseView, Sha256Hash, Timestamp};
+use custody_core::{CaseId, CaseState, CaseView, Sha256Hash, Timestamp};
 use serde_json::json;
 
 fn vendor() -> Principal {
@@ -101,10 +104,19 @@ struct Trail {
 impl Trail {
     /// Alice requests `change()` under the brief's default rule.
     fn requested() -> Trail {
+        Trail::requested_with(change(), &AppliedRule::brief_default())
+    }
+
+    /// Alice requests `change` under `rule`.
+    fn requested_with(change: Change, rule: &AppliedRule) -> Trail {
+        let draft = lifecycle::request(change, None, None, rule).unwrap();
+        Trail::opened("alice", draft)
+    }
+
+    /// A case whose first event is `draft` by `name`.
+    fn opened(name: &str, draft: Draft) -> Trail {
         let case_id = CaseId::generate();
-        let draft =
-            lifecycle::request(change(), None, None, &AppliedRule::brief_default()).unwrap();
-        let event = draft.seal(actor("alice"), Trail::place(&case_id, 1, None));
+        let event = draft.seal(actor(name), Trail::place(&case_id, 1, None));
         Trail {
             case_id,
             view: CaseView::open(&event).unwrap(),
@@ -124,14 +136,16 @@ impl Trail {
 
     /// Appends `draft` by `name`; returns the role it recorded.
     fn append(&mut self, name: &str, draft: Draft) -> Role {
-        let event = draft.seal(
-            actor(name),
-            Trail::place(
-                &self.case_id,
-                self.view.head_seq + 1,
-                Some(self.view.head_hash),
-            ),
+        self.append_as(actor(name), draft)
+    }
+
+    fn append_as(&mut self, actor: Actor, draft: Draft) -> Role {
+        let place = Trail::place(
+            &self.case_id,
+            self.view.head_seq + 1,
+            Some(self.view.head_hash),
         );
+        let event = draft.seal(actor, place);
         self.view.apply(&event);
         event.role
     }
@@ -140,6 +154,33 @@ impl Trail {
     fn comment_role(&mut self, name: &str) -> Role {
         let draft = lifecycle::comment(&self.view, &actor(name), format!("from {name}"));
         self.append(name, draft)
+    }
+
+    /// Bob approves and Carol executes.
+    fn approve_and_execute(&mut self) {
+        let approval = lifecycle::approve(&self.view, &actor("bob"), None).unwrap();
+        self.append("bob", approval);
+        let execution = lifecycle::execute(
+            self.view.approved().unwrap(),
+            &actor("carol"),
+            None,
+            None,
+            true,
+            None,
+        )
+        .unwrap();
+        self.append("carol", execution);
+    }
+
+    /// The ledger acts on the pending obligation `reason` (what the
+    /// scheduler writes once it is overdue).
+    fn escalate(&mut self, reason: &str) {
+        let deadline = pending_obligations(&self.view)
+            .into_iter()
+            .find(|(code, _)| *code == reason)
+            .map(|(_, deadline)| deadline)
+            .unwrap_or_else(|| panic!("{reason} is not pending"));
+        self.append_as(Actor::system(), lifecycle::escalate(reason, deadline));
     }
 }
 
@@ -246,4 +287,103 @@ fn a_refusal_prints_its_message_and_rule() {
         printed.ends_with(&format!("[{}]", refusal.rule)),
         "{printed}"
     );
+}
+
+/// A break-glass case owes its post-hoc review by the deadline the
+/// invocation set, while it waits in `pending_review`; once the ledger has
+/// escalated the overdue review, or the review is done, nothing is owed.
+#[test]
+fn a_break_glass_case_owes_its_review_until_escalated_or_reviewed() {
+    let rule = AppliedRule::brief_default();
+    let now = Timestamp::from_micros(1_800_000_000_000_000);
+    let deadline = now.plus_seconds(rule.post_hoc_review_seconds as i64);
+    let glass = || {
+        let [request, invoked, execution] =
+            lifecycle::break_glass(change(), "outage".into(), None, &rule, None, now).unwrap();
+        let mut trail = Trail::opened("carol", request);
+        trail.append("carol", invoked);
+        trail.append("carol", execution);
+        assert_eq!(trail.view.state, CaseState::PendingReview);
+        assert_eq!(
+            pending_obligations(&trail.view),
+            [(BREAK_GLASS_REVIEW_OVERDUE, deadline)]
+        );
+        trail
+    };
+    let mut escalated = glass();
+    escalated.escalate(BREAK_GLASS_REVIEW_OVERDUE);
+    assert_eq!(escalated.view.state, CaseState::PendingReview);
+    assert_eq!(pending_obligations(&escalated.view), []);
+
+    let mut reviewed = glass();
+    let review = lifecycle::review(
+        reviewed.view.executed().unwrap(),
+        &actor("erin"),
+        ReviewOutcome::Confirmed,
+        None,
+    )
+    .unwrap();
+    reviewed.append("erin", review);
+    assert_eq!(pending_obligations(&reviewed.view), []);
+}
+
+/// An executed case under a rule with a review deadline owes the review
+/// until it is reviewed or the ledger escalates it.
+#[test]
+fn an_executed_case_owes_its_review_until_escalated() {
+    let mut rule = AppliedRule::brief_default();
+    rule.review_deadline_seconds = Some(86_400);
+    let mut trail = Trail::requested_with(change(), &rule);
+    assert_eq!(pending_obligations(&trail.view), []);
+    trail.approve_and_execute();
+    assert_eq!(trail.view.state, CaseState::Executed);
+    let executed_at = trail.view.executed_at.unwrap();
+    assert_eq!(
+        pending_obligations(&trail.view),
+        [(REVIEW_OVERDUE, executed_at.plus_seconds(86_400))]
+    );
+    trail.escalate(REVIEW_OVERDUE);
+    assert_eq!(trail.view.state, CaseState::Executed);
+    assert_eq!(pending_obligations(&trail.view), []);
+}
+
+/// An open request under a rule with an approval deadline owes an answer
+/// until it is answered or the ledger escalates it.
+#[test]
+fn an_open_request_owes_an_answer_until_escalated_or_answered() {
+    let mut rule = AppliedRule::brief_default();
+    rule.approval_deadline_seconds = Some(3600);
+    let mut trail = Trail::requested_with(change(), &rule);
+    let due = trail.view.opened_at.plus_seconds(3600);
+    assert_eq!(pending_obligations(&trail.view), [(APPROVAL_OVERDUE, due)]);
+    trail.escalate(APPROVAL_OVERDUE);
+    assert_eq!(trail.view.state, CaseState::Open);
+    assert_eq!(pending_obligations(&trail.view), []);
+
+    let mut answered = Trail::requested_with(change(), &rule);
+    let approval = lifecycle::approve(&answered.view, &actor("bob"), None).unwrap();
+    answered.append("bob", approval);
+    assert_eq!(pending_obligations(&answered.view), []);
+}
+
+/// Time-bound access of two hours or more gets a notice an hour before it
+/// ends; shorter access only its revocation.
+#[test]
+fn access_of_two_hours_or_more_is_noticed_an_hour_before_it_ends() {
+    for (seconds, noticed) in [(7200, true), (7199, false), (86_400, true), (3600, false)] {
+        let mut timed = change();
+        timed.duration_seconds = Some(seconds);
+        let mut trail = Trail::requested_with(timed, &AppliedRule::brief_default());
+        trail.approve_and_execute();
+        let expires_at = trail.view.expires_at.unwrap();
+        assert_eq!(
+            expires_at,
+            trail.view.executed_at.unwrap().plus_seconds(seconds as i64)
+        );
+        let mut expected = vec![(EXPIRY_REVOCATION_DUE, expires_at)];
+        if noticed {
+            expected.push((EXPIRY_NOTICE, expires_at.plus_seconds(-3600)));
+        }
+        assert_eq!(pending_obligations(&trail.view), expected, "{seconds} s");
+    }
 }
