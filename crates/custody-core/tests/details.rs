@@ -387,3 +387,23 @@ fn access_of_two_hours_or_more_is_noticed_an_hour_before_it_ends() {
         assert_eq!(pending_obligations(&trail.view), expected, "{seconds} s");
     }
 }
+
+/// A change set may take up to 256 KiB in canonical form (docs/api.md):
+/// exactly that much is accepted, one byte more is refused and says how
+/// many bytes it had.
+#[test]
+fn a_change_set_of_exactly_256_kib_is_accepted_and_one_byte_more_refused() {
+    let limit = 256 * 1024;
+    // `{"blob":"` and `"}` around the string: 11 bytes.
+    let blob = |bytes: usize| json!({ "blob": "x".repeat(bytes - 11) });
+    assert_eq!(
+        custody_core::canonical::to_canonical_bytes(&blob(limit)).len(),
+        limit
+    );
+    let at_limit = ChangeSet::parse(blob(limit)).expect("256 KiB is allowed");
+    assert_eq!(at_limit.as_value(), &blob(limit));
+    assert_eq!(
+        ChangeSet::parse(blob(limit + 1)).unwrap_err(),
+        custody_core::change_set::ChangeSetError::TooLarge { bytes: limit + 1 }
+    );
+}
