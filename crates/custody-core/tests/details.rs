@@ -6,7 +6,7 @@
 
 use custody_core::change_set::ChangeSet;
 use custody_core::delegation::{grant_for, DelegationGrant};
-use custody_core::event::{ChatApproval, ReviewOutcome};
+use custody_core::event::{ChatApproval, Event, EventBody, ReviewOutcome};
 use custody_core::lifecycle::{
     self, pending_obligations, Draft, Placement, Severity, APPROVAL_OVERDUE,
     BREAK_GLASS_REVIEW_OVERDUE, EXPIRY_NOTICE, EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE,
@@ -136,10 +136,11 @@ impl Trail {
 
     /// Appends `draft` by `name`; returns the role it recorded.
     fn append(&mut self, name: &str, draft: Draft) -> Role {
-        self.append_as(actor(name), draft)
+        self.append_as(actor(name), draft).role
     }
 
-    fn append_as(&mut self, actor: Actor, draft: Draft) -> Role {
+    /// Appends `draft` by `actor`; returns the sealed event.
+    fn append_as(&mut self, actor: Actor, draft: Draft) -> Event {
         let place = Trail::place(
             &self.case_id,
             self.view.head_seq + 1,
@@ -147,7 +148,7 @@ impl Trail {
         );
         let event = draft.seal(actor, place);
         self.view.apply(&event);
-        event.role
+        event
     }
 
     /// The role a comment by `name` records.
@@ -406,4 +407,71 @@ fn a_change_set_of_exactly_256_kib_is_accepted_and_one_byte_more_refused() {
         ChangeSet::parse(blob(limit + 1)).unwrap_err(),
         custody_core::change_set::ChangeSetError::TooLarge { bytes: limit + 1 }
     );
+}
+
+/// Only the approver an attested chat approval names confirms it, once:
+/// confirming another event, an approval that was not attested, one already
+/// confirmed, or one recorded for someone else is refused.
+#[test]
+fn only_the_named_approver_confirms_an_attested_approval_once() {
+    let refused = |trail: &Trail, name: &str, event: &custody_core::EventId| {
+        let refusal = lifecycle::confirm_approval(&trail.view, &actor(name), event)
+            .expect_err("nothing to confirm");
+        assert_eq!(
+            refusal.rule, "approval.nothing-to-confirm",
+            "{name} confirming {event}"
+        );
+    };
+    let mut trail = Trail::requested();
+    let request_id = trail.view.requester.event_id.clone();
+    let attested =
+        lifecycle::approve_with(&trail.view, &actor("bob"), None, Some(chat("dave"))).unwrap();
+    let attested = trail.append_as(actor("bob"), attested).event_id;
+    refused(&trail, "erin", &attested);
+    refused(&trail, "dave", &request_id);
+    let confirmation = lifecycle::confirm_approval(&trail.view, &actor("dave"), &attested)
+        .expect("the named approver confirms");
+    assert_eq!(trail.append("dave", confirmation), Role::Approver);
+    refused(&trail, "dave", &attested);
+
+    // An approver's own chat approval is not attested: nothing to confirm.
+    let mut own = Trail::requested();
+    let approval =
+        lifecycle::approve_with(&own.view, &actor("dave"), None, Some(chat("dave"))).unwrap();
+    let approval = own.append_as(actor("dave"), approval).event_id;
+    refused(&own, "dave", &approval);
+}
+
+/// A review that decides to revoke opens a request to revoke the same
+/// entitlement of the same subject: a revocation, with no duration of its
+/// own, bound to its own change hash.
+#[test]
+fn a_revoking_review_requests_the_revocation_of_the_same_access() {
+    let mut timed = change();
+    timed.duration_seconds = Some(7200);
+    timed.resource = Some("db/prod".into());
+    let rule = AppliedRule::brief_default();
+    let mut trail = Trail::requested_with(timed.clone(), &rule);
+    trail.approve_and_execute();
+    let review = lifecycle::review(
+        trail.view.executed().unwrap(),
+        &actor("erin"),
+        ReviewOutcome::Revoke,
+        None,
+    )
+    .unwrap();
+    trail.append("erin", review);
+    let new_case = CaseId::generate();
+    let (request, _, _) = lifecycle::open_revocation(&trail.view, &rule, &new_case).unwrap();
+    let EventBody::RequestCreated(created) = request.body else {
+        panic!("{:?}", request.body);
+    };
+    let expected = Change {
+        kind: ChangeKind::Revoke,
+        duration_seconds: None,
+        ..timed
+    };
+    assert_eq!(created.change, expected);
+    assert_eq!(created.change_hash, expected.digest());
+    assert_eq!(request.role, Role::Requester);
 }
