@@ -475,3 +475,24 @@ fn a_revoking_review_requests_the_revocation_of_the_same_access() {
     assert_eq!(created.change_hash, expected.digest());
     assert_eq!(request.role, Role::Requester);
 }
+
+/// A rule's duration cap is the longest access it grants: a request for
+/// exactly the cap is accepted, one second more is refused, none at all is
+/// refused too.
+#[test]
+fn a_request_may_last_exactly_the_rules_maximum() {
+    let mut rule = AppliedRule::brief_default();
+    rule.max_duration_seconds = Some(3600);
+    let asking = |seconds: Option<u64>| {
+        let mut timed = change();
+        timed.duration_seconds = seconds;
+        lifecycle::request(timed, None, None, &rule).map(|_| ())
+    };
+    assert_eq!(asking(Some(3600)), Ok(()));
+    assert_eq!(asking(Some(1)), Ok(()));
+    assert_eq!(
+        asking(Some(3601)).unwrap_err().rule,
+        "policy.duration-too-long"
+    );
+    assert_eq!(asking(None).unwrap_err().rule, "policy.duration-required");
+}
