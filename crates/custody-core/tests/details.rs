@@ -496,3 +496,69 @@ fn a_request_may_last_exactly_the_rules_maximum() {
     );
     assert_eq!(asking(None).unwrap_err().rule, "policy.duration-required");
 }
+
+/// An execution observed before its approval (a record from another
+/// system): its executor may add an approval beside another approver's,
+/// but may not become the case's only approver.
+#[test]
+fn an_observed_executor_approves_only_beside_another_approver() {
+    let mut rule = AppliedRule::brief_default();
+    rule.approvals = 2;
+    let observed = || {
+        let mut trail = Trail::requested_with(change(), &rule);
+        let execution =
+            lifecycle::execute_observed(&trail.view, &actor("carol"), None, None, None).unwrap();
+        trail.append("carol", execution);
+        trail
+    };
+    let alone = observed();
+    let refusal = lifecycle::approve(&alone.view, &actor("carol"), None).unwrap_err();
+    assert_eq!(refusal.rule, "sod.executor-sole-approver");
+
+    let mut beside = observed();
+    let approval = lifecycle::approve(&beside.view, &actor("bob"), None).unwrap();
+    beside.append("bob", approval);
+    let approval =
+        lifecycle::approve(&beside.view, &actor("carol"), None).expect("carol approves beside bob");
+    assert_eq!(beside.append("carol", approval), Role::Approver);
+}
+
+/// A refused executor is told who may execute: the rule's groups, its
+/// principal kinds, or both.
+#[test]
+fn a_refused_executor_is_told_who_may_execute() {
+    let refusal = |groups: &[&str], kinds: &[PrincipalKind]| {
+        let mut rule = AppliedRule::brief_default();
+        rule.executor_groups = groups.iter().map(|group| group.to_string()).collect();
+        rule.executor_kinds = kinds.to_vec();
+        let mut trail = Trail::requested_with(change(), &rule);
+        let approval = lifecycle::approve(&trail.view, &actor("bob"), None).unwrap();
+        trail.append("bob", approval);
+        let refusal = lifecycle::execute(
+            trail.view.approved().unwrap(),
+            &actor("carol"),
+            None,
+            None,
+            true,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(refusal.rule, "policy.executor-not-allowed");
+        refusal.message
+    };
+    let by_group = refusal(&["ops", "sre"], &[]);
+    assert!(
+        by_group.contains("lets only a member of ops or sre execute"),
+        "{by_group}"
+    );
+    let by_kind = refusal(&[], &[PrincipalKind::Service]);
+    assert!(
+        by_kind.contains("lets only a principal of kind service execute"),
+        "{by_kind}"
+    );
+    let both = refusal(&["ops"], &[PrincipalKind::Service]);
+    assert!(
+        both.contains("lets only a member of ops and a principal of kind service execute"),
+        "{both}"
+    );
+}
