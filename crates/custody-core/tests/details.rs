@@ -14,7 +14,7 @@ use custody_core::lifecycle::{
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalKind, Role, Via,
 };
-use custody_core::policy::AppliedRule;
+use custody_core::policy::{AppliedRule, Policy, PolicyError};
 use custody_core::{CaseId, CaseState, CaseView, Sha256Hash, Timestamp};
 use serde_json::json;
 
@@ -561,4 +561,57 @@ fn a_refused_executor_is_told_who_may_execute() {
         both.contains("lets only a member of ops and a principal of kind service execute"),
         "{both}"
     );
+}
+
+/// A rule's deadlines are recorded in every case it decides, in seconds;
+/// a rule that sets none records the defaults (break-glass allowed, its
+/// review within 24 hours, no review or approval deadline). A deadline that
+/// is not a duration makes the policy invalid.
+#[test]
+fn a_rule_records_its_deadlines_and_defaults_in_the_case() {
+    let policy: Policy = serde_json::from_value(json!({"rules": [
+        {
+            "name": "timed",
+            "entitlements": ["role/db"],
+            "post_hoc_review_deadline": "2h",
+            "review_deadline": "3d",
+            "approval_deadline": "4h"
+        },
+        {"name": "plain"}
+    ]}))
+    .unwrap();
+    policy.validate().unwrap();
+    let decided = |entitlement: &str| {
+        let mut asked = change();
+        asked.entitlement = entitlement.into();
+        let rule = policy.decide(&asked);
+        (
+            rule.name,
+            rule.break_glass,
+            rule.post_hoc_review_seconds,
+            rule.review_deadline_seconds,
+            rule.approval_deadline_seconds,
+        )
+    };
+    assert_eq!(
+        decided("role/db"),
+        ("timed".into(), true, 7200, Some(3 * 86_400), Some(4 * 3600))
+    );
+    assert_eq!(
+        decided("role/web"),
+        ("plain".into(), true, 24 * 3600, None, None)
+    );
+    for field in [
+        "post_hoc_review_deadline",
+        "review_deadline",
+        "approval_deadline",
+    ] {
+        let policy: Policy =
+            serde_json::from_value(json!({"rules": [{"name": "bad", field: "soon"}]})).unwrap();
+        assert!(
+            matches!(policy.validate(), Err(PolicyError::Duration { ref rule, .. }) if rule == "bad"),
+            "{field}: {:?}",
+            policy.validate()
+        );
+    }
 }
