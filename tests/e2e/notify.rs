@@ -13,9 +13,9 @@
 use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -34,12 +34,16 @@ struct Seen {
     /// Requests still to fail with 503.
     fail_remaining: AtomicUsize,
     /// Answer nothing useful: 503 forever.
-    down: std::sync::atomic::AtomicBool,
+    down: AtomicBool,
     /// Hold each request this long before answering.
     delay_ms: AtomicUsize,
     /// Every request's delivery ID as it arrived, before any delay or
-    /// answer (a request cut off by a crash of the sender is here only).
-    arrivals: Mutex<Vec<String>>,
+    /// answer (a request cut off by a crash of the sender is here only),
+    /// with the time it arrived.
+    arrivals: Mutex<Vec<(String, SystemTime)>>,
+    /// While set, requests that arrive hang unanswered; when it is cleared
+    /// they are answered 503 (never accepted), as a receiver that stalled.
+    stall: AtomicBool,
 }
 
 impl Seen {
@@ -48,6 +52,10 @@ impl Seen {
     }
 
     fn arrivals(&self) -> Vec<String> {
+        self.arrivals_at().into_iter().map(|(id, _)| id).collect()
+    }
+
+    fn arrivals_at(&self) -> Vec<(String, SystemTime)> {
         self.arrivals.lock().unwrap().clone()
     }
 
@@ -87,10 +95,16 @@ async fn hook(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
             .unwrap_or_default()
             .to_string()
     };
-    seen.arrivals
-        .lock()
-        .unwrap()
-        .push(header(custody_notify::DELIVERY_ID_HEADER));
+    seen.arrivals.lock().unwrap().push((
+        header(custody_notify::DELIVERY_ID_HEADER),
+        SystemTime::now(),
+    ));
+    if seen.stall.load(Ordering::SeqCst) {
+        while seen.stall.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let delay = seen.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay as u64)).await;
@@ -131,13 +145,24 @@ async fn hook(State(seen): State<Arc<Seen>>, headers: HeaderMap, body: Bytes) ->
 /// A config with one webhook channel per `(name, url)`, the given routes and
 /// fast retries.
 fn config(channels: &[(&str, &str)], routes: &str, extra: &str) -> String {
-    let mut text = String::from(
-        "[workflow]\nscan_interval_seconds = 1\n\n[notify]\nbackoff_initial_ms = 100\nbackoff_max_ms = 400\npoll_interval_ms = 50\nlease_seconds = 3\nmax_attempts = 5\ncase_url = \"https://custody.example.com/cases/{case}\"\n\n",
+    config_timed(channels, routes, extra, 3, 1)
+}
+
+/// [`config`] with the given lease and per-channel timeout.
+fn config_timed(
+    channels: &[(&str, &str)],
+    routes: &str,
+    extra: &str,
+    lease_seconds: u64,
+    timeout_seconds: u64,
+) -> String {
+    let mut text = format!(
+        "[workflow]\nscan_interval_seconds = 1\n\n[notify]\nbackoff_initial_ms = 100\nbackoff_max_ms = 400\npoll_interval_ms = 50\nlease_seconds = {lease_seconds}\nmax_attempts = 5\ncase_url = \"https://custody.example.com/cases/{{case}}\"\n\n",
     );
     text.push_str(extra);
     for (name, url) in channels {
         text.push_str(&format!(
-            "\n[[notify.channels]]\ntype = \"webhook\"\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout_seconds = 1\n"
+            "\n[[notify.channels]]\ntype = \"webhook\"\nname = \"{name}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout_seconds = {timeout_seconds}\n"
         ));
     }
     text.push_str("\n[notify.routes]\n");
@@ -541,16 +566,17 @@ fn log_event_ids(server: &Server) -> Vec<Value> {
 #[test]
 fn two_nodes_on_one_postgres_share_the_outbox_without_sending_twice() {
     let receiver = Receiver::start();
-    // Slow answers, so both nodes' workers have deliveries in flight at once.
-    receiver.seen.delay_ms.store(100, Ordering::SeqCst);
-    // Two deliveries in flight per node, so neither node can take the
-    // whole queue and both deliver.
-    let text = config(
+    // Two deliveries in flight per node. The channel timeout (4 s) is well
+    // inside the lease (5 s), and both are long enough that a node stalled
+    // on its receiver still holds its leases when the test kills it.
+    let text = config_timed(
         &[("hooks", &receiver.url)],
         "approvers = [\"hooks\"]\n",
         "concurrency = 2\n",
+        5,
+        4,
     );
-    let (server, _) = Server::start_on(TestStore::Postgres, None, Some(&text));
+    let (mut server, _) = Server::start_on(TestStore::Postgres, None, Some(&text));
     let url = server.database.as_ref().unwrap().url.clone();
     let second = server.root.path().join("second");
     std::fs::create_dir_all(&second).unwrap();
@@ -560,20 +586,101 @@ fn two_nodes_on_one_postgres_share_the_outbox_without_sending_twice() {
     )
     .unwrap();
     let config_path = server.config_path().unwrap();
-    let node = common::spawn_serve_configured(&second, Some(&url), Some(&config_path))
-        .expect("the second node starts");
     let alice = server.principal("alice");
-    let mut owed = BTreeSet::new();
-    for index in 0..24 {
-        let case = request(&server, &alice, &format!("role/shared{index}"));
-        let events = server.events(&alice, &case);
-        owed.insert(
-            events[0]["notify"][0]["delivery_id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
+    let owe = |server: &Server, entitlement: &str| {
+        let case = request(server, &alice, entitlement);
+        server.events(&alice, &case)[0]["notify"][0]["delivery_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+
+    // 1. The first node, alone, claims two deliveries (as many as it may
+    // have in flight) and sends them to a receiver that stalls; it dies
+    // holding their leases, having recorded nothing.
+    receiver.seen.stall.store(true, Ordering::SeqCst);
+    let held: BTreeSet<String> = (0..2)
+        .map(|index| owe(&server, &format!("role/held{index}")))
+        .collect();
+    wait_until("the first node to send both", || {
+        receiver
+            .seen
+            .arrivals()
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            == held
+    });
+    server.kill9();
+    let leases = outbox_rows(&url);
+    assert_eq!(leases.keys().cloned().collect::<BTreeSet<_>>(), held);
+    let owners: BTreeSet<_> = leases.values().map(|row| row.lease_owner.clone()).collect();
+    assert_eq!(owners.len(), 1, "one worker leased both: {leases:?}");
+    for (id, row) in &leases {
+        assert_eq!(
+            (row.state.as_str(), row.attempts),
+            ("pending", 0),
+            "{id}: the first node died before recording an attempt"
+        );
+        assert!(
+            row.lease_owner.is_some() && row.lease_until.is_some(),
+            "{id}: {row:?}"
         );
     }
+
+    // The second node takes them over once the leases run out, not before,
+    // and delivers each once.
+    receiver.seen.stall.store(false, Ordering::SeqCst);
+    let node = common::spawn_serve_configured(&second, Some(&url), Some(&config_path))
+        .expect("the second node starts");
+    wait_until("the second node to deliver both", || {
+        receiver.seen.delivered_ids() == held
+    });
+    let arrivals = receiver.seen.arrivals_at();
+    for (id, row) in &leases {
+        let sent: Vec<i64> = arrivals
+            .iter()
+            .filter(|(arrived, _)| arrived == id)
+            .map(|(_, at)| {
+                at.duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_micros() as i64
+            })
+            .collect();
+        assert_eq!(
+            sent.len(),
+            2,
+            "{id}: sent by the first node, then by the second"
+        );
+        let lease_until = custody_core::Timestamp::parse(row.lease_until.as_deref().unwrap())
+            .unwrap()
+            .as_micros();
+        assert!(
+            sent[1] >= lease_until,
+            "{id}: the second node sent it {} ms before the first node's lease ran out",
+            (lease_until - sent[1]) / 1000
+        );
+    }
+    wait_until("the second node to record both", || {
+        outbox_rows(&url)
+            .values()
+            .all(|row| row.state == "delivered")
+    });
+    assert_eq!(
+        attempts_metric(&server, &node.url),
+        held.len() as u64,
+        "the second node made exactly the attempts it took over"
+    );
+
+    // 2. Both nodes at once, with slow answers so both have deliveries in
+    // flight. Which node leases which row here is a race (SKIP LOCKED lets
+    // whichever node polls first take every due row), so the split is not
+    // asserted; the sum is.
+    server.restart();
+    receiver.seen.delay_ms.store(100, Ordering::SeqCst);
+    let shared: BTreeSet<String> = (0..24)
+        .map(|index| owe(&server, &format!("role/shared{index}")))
+        .collect();
+    let owed: BTreeSet<String> = held.union(&shared).cloned().collect();
     wait_until("every owed notification to arrive", || {
         receiver.seen.delivered_ids() == owed
     });
@@ -581,19 +688,87 @@ fn two_nodes_on_one_postgres_share_the_outbox_without_sending_twice() {
         let failed = server.cli_json(&server.admin_token, &["notifications", "--failed"]);
         failed["notifications"].as_array().unwrap().is_empty()
     });
-    // Leases (FOR UPDATE SKIP LOCKED) split the work: nothing was sent twice.
-    assert_eq!(receiver.seen.requests().len(), owed.len());
-    assert_eq!(receiver.seen.arrivals().len(), owed.len());
-    // Together the two nodes made exactly one attempt per notification.
-    // Which node leases which row is a race (SKIP LOCKED lets whichever node
-    // polls first take every due row), so a split is not asserted: a test
-    // that required both nodes to deliver failed whenever one node won
-    // every poll.
+    // Leases (FOR UPDATE SKIP LOCKED) split the work: each notification was
+    // accepted once, and sent once but for the two the dead node had sent.
+    let accepted = count_by_id(
+        receiver
+            .seen
+            .requests()
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect(),
+    );
+    assert_eq!(accepted, owed.iter().map(|id| (id.clone(), 1)).collect());
+    let sent = count_by_id(receiver.seen.arrivals());
+    let expected: BTreeMap<String, usize> = owed
+        .iter()
+        .map(|id| (id.clone(), if held.contains(id) { 2 } else { 1 }))
+        .collect();
+    assert_eq!(sent, expected);
+    // The restarted first node counts from zero; the second node counts the
+    // two it took over too.
     let first = attempts_metric(&server, &server.url);
     let second_attempts = attempts_metric(&server, &node.url);
     assert_eq!(first + second_attempts, owed.len() as u64);
+    // The ledger holds exactly one attempt per notification: the first, delivered.
+    let recorded = count_by_id(
+        log_event_ids(&server)
+            .into_iter()
+            .filter(|event| event["kind"] == "notification_attempted")
+            .map(|event| {
+                assert_eq!(event["payload"]["outcome"], "delivered", "{event}");
+                assert_eq!(event["payload"]["attempt"], 1, "{event}");
+                event["payload"]["delivery_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect(),
+    );
+    assert_eq!(recorded, owed.iter().map(|id| (id.clone(), 1)).collect());
     server.assert_verify_ok();
     drop(node);
+}
+
+/// An outbox row as PostgreSQL holds it.
+#[derive(Debug)]
+struct OutboxRow {
+    state: String,
+    attempts: i64,
+    lease_owner: Option<String>,
+    lease_until: Option<String>,
+}
+
+/// Every outbox row by delivery ID, read directly from the database (the
+/// API does not show leases).
+fn outbox_rows(database_url: &str) -> BTreeMap<String, OutboxRow> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::{Connection, Row};
+        let mut connection = sqlx::PgConnection::connect(database_url).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT delivery_id, state, attempts, lease_owner, lease_until FROM outbox",
+        )
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|row| {
+                (
+                    row.get("delivery_id"),
+                    OutboxRow {
+                        state: row.get("state"),
+                        attempts: row.get("attempts"),
+                        lease_owner: row.get("lease_owner"),
+                        lease_until: row.get("lease_until"),
+                    },
+                )
+            })
+            .collect()
+    })
 }
 
 /// `custody_notify_attempts_total{channel="hooks"}` from a node's `/metrics`.

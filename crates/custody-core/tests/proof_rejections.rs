@@ -4,12 +4,14 @@
 //! canonical bytes are the leaves of a real Merkle tree, the checkpoint is a
 //! signed note over its root, and every event carries a C2SP tlog-proof.
 //! Each test breaks one thing and asserts the specific rejection, so that
-//! deleting any one check of [`CaseProofBundle::verify`] fails a test.
+//! deleting any one check of [`CaseProofBundle::verify`] fails a test. A
+//! bundle that proves a rule-breaking trail is not rejected: it reports the
+//! rule.
 
 #![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
 
 use base64::Engine;
-use custody_core::event::{Comment, EventBody};
+use custody_core::event::{Comment, Decision, EventBody, RequestCreated};
 use custody_core::lifecycle::{self, Draft, Placement};
 use custody_core::model::{Actor, AuthContext, Change, ChangeKind, PrincipalKind, Role, Via};
 use custody_core::policy::AppliedRule;
@@ -193,6 +195,36 @@ fn an_honest_bundle_proves_the_case() {
     assert_eq!(verified.checkpoint_size, 3);
     assert_eq!(verified.origin, ORIGIN);
     assert!(verified.rule_findings.is_empty());
+}
+
+/// A bundle proves what the log holds, rule breaks included: a requester's
+/// approval of their own request, written into the log past the write
+/// path, is proved and reported by its rule code (`verify-proof` then exits
+/// 1).
+#[test]
+fn a_proved_case_that_breaks_a_rule_reports_the_rule() {
+    let mut log = Log::default();
+    let a = CaseId::generate();
+    let first = log.append(&a, None, request());
+    let RequestCreated { change_hash, .. } = match &first.body {
+        EventBody::RequestCreated(created) => created.clone(),
+        other => panic!("{other:?}"),
+    };
+    // Alice requested; alice approves.
+    let approval = Draft {
+        body: EventBody::ApprovalGranted(Decision {
+            change_hash,
+            comment: None,
+            chat: None,
+        }),
+        role: Role::Approver,
+        causation: Some(first.event_id.clone()),
+    };
+    log.append(&a, Some(&first), approval);
+    let verified = log.prove(&a, &[0, 1]).verify(&trusted()).unwrap();
+    assert_eq!(verified.events, 2);
+    assert_eq!(verified.state, "approved");
+    assert_eq!(verified.rule_findings, ["sod.requester-cannot-approve"]);
 }
 
 #[test]
