@@ -21,7 +21,7 @@ use custody_core::lifecycle::{
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, Principal, PrincipalKind, Role, Via,
 };
-use custody_core::policy::{AppliedRule, Policy, PolicyError};
+use custody_core::policy::{glob_matches, AppliedRule, Policy, PolicyError};
 use custody_core::{CaseId, CaseState, CaseView, Sha256Hash, Timestamp};
 use serde_json::json;
 
@@ -624,5 +624,24 @@ fn a_rule_records_its_deadlines_and_defaults_in_the_case() {
             "{field}: {:?}",
             policy.validate()
         );
+    }
+}
+
+/// A pattern's literal parts match in order and never share characters: the
+/// text after one part is where the next is looked for, and the text must
+/// end with the last.
+#[test]
+fn glob_parts_match_in_order_without_overlapping() {
+    for (pattern, text, expected) in [
+        ("*ab*b", "ab", false),
+        ("*ab*b", "abb", true),
+        ("a*bc*c", "abc", false),
+        ("a*bc*c", "abcc", true),
+        ("*-admin", "prod-admins", false),
+        ("*-admin", "prod-admin", true),
+        ("db-*-ro", "db-main-rw", false),
+        ("db-*-ro", "db-main-ro", true),
+    ] {
+        assert_eq!(glob_matches(pattern, text), expected, "{pattern} ~ {text}");
     }
 }
