@@ -719,6 +719,19 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::read_latest_checkpoint(readers).await)
     }
 
+    /// One page of an export: the log entries from index `since` (inclusive)
+    /// to `until` (exclusive; `None` for the end of the log), of `case_id`
+    /// or of every case, in log order, at most `limit` (capped at 2^20).
+    pub async fn export_page(
+        &self,
+        since: u64,
+        until: Option<u64>,
+        case_id: Option<&CaseId>,
+        limit: u64,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::export_page(readers, since, until, case_id.map(CaseId::as_str), limit).await)
+    }
+
     /// Log entries `[start, end)`, at most `limit` of them.
     pub async fn entries(
         &self,
@@ -996,6 +1009,19 @@ impl ReadOnlyStore {
     pub async fn audit_with(&self, options: AuditOptions) -> Result<Report, StoreError> {
         let now = self.clock.now();
         on_backend!(&self.readers, ops, readers => ops::audit_pool(readers, options, now).await)
+    }
+
+    /// One page of an export: the log entries from index `since` (inclusive)
+    /// to `until` (exclusive; `None` for the end of the log), of `case_id`
+    /// or of every case, in log order, at most `limit` (capped at 2^20).
+    pub async fn export_page(
+        &self,
+        since: u64,
+        until: Option<u64>,
+        case_id: Option<&CaseId>,
+        limit: u64,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::export_page(readers, since, until, case_id.map(CaseId::as_str), limit).await)
     }
 
     /// The same store, judging deadlines in its audits by `clock` instead of

@@ -306,6 +306,57 @@ pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
 /// Rows are read in pages inside one read transaction, so the audit sees one
 /// consistent snapshot even while the server appends. Deadlines are judged
 /// as of `now`.
+/// Log entries from index `since` (inclusive) to `until` (exclusive, or the
+/// end), of one case or of all, in log order, at most `limit` of them: one
+/// page of an export.
+pub(crate) async fn export_page(
+    readers: &Pool,
+    since: u64,
+    until: Option<u64>,
+    case_id: Option<&str>,
+    limit: u64,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let until = until.map_or(i64::MAX, to_sql);
+    let limit = to_sql(limit.min(1 << 20));
+    let rows = match case_id {
+        Some(case_id) => {
+            sqlx::query(
+                "SELECT log_index, case_id, bytes FROM events
+                 WHERE case_id = $1 AND log_index >= $2 AND log_index < $3
+                 ORDER BY log_index LIMIT $4",
+            )
+            .bind(case_id)
+            .bind(to_sql(since))
+            .bind(until)
+            .bind(limit)
+            .fetch_all(readers)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT log_index, case_id, bytes FROM events
+                 WHERE log_index >= $1 AND log_index < $2
+                 ORDER BY log_index LIMIT $3",
+            )
+            .bind(to_sql(since))
+            .bind(until)
+            .bind(limit)
+            .fetch_all(readers)
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let index: i64 = row.try_get("log_index")?;
+            Ok(LogEntry {
+                index: from_sql(index),
+                leaf: row.try_get("bytes")?,
+                case_id: row.try_get("case_id")?,
+            })
+        })
+        .collect()
+}
+
 pub(crate) async fn audit_pool(
     pool: &Pool,
     options: crate::AuditOptions,
