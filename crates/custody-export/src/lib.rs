@@ -12,8 +12,13 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
-use custody_core::event::Event;
-use custody_core::model::{Actor, Role};
+use custody_core::event::{Event, EventBody};
+use custody_core::model::{Actor, Change, Role};
+
+pub mod jsonl;
+pub mod kinds;
+pub mod safe;
+pub mod syslog;
 
 /// A line-oriented export format (the bundle is not one: see `bundle`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -157,11 +162,17 @@ pub struct Roles {
     pub executor: Option<Party>,
     /// Who reviewed it (the latest review).
     pub reviewer: Option<Party>,
+    /// The change the case asks for (from its `request_created`), so that
+    /// every event of the case can name its subject and entitlement.
+    pub change: Option<Change>,
 }
 
 impl Roles {
     /// Folds one event of the case into the roles.
     pub fn observe(&mut self, event: &Event) {
+        if let (EventBody::RequestCreated(request), None) = (&event.body, &self.change) {
+            self.change = Some(request.change.clone());
+        }
         let party = Party::of(&event.actor);
         match event.role {
             Role::Requester if self.requester.is_none() => self.requester = Some(party),
@@ -283,10 +294,35 @@ impl Encoder {
     /// Appends `record`, encoded, to `out`: one line ending in `\n`. (Syslog
     /// over TCP is framed by octet counting instead, by the sink.)
     pub fn encode(&self, record: &Record<'_>, out: &mut Vec<u8>) -> Result<(), ExportError> {
-        let _ = (&self.host, out);
-        Err(ExportError::Encode {
-            index: record.log_index,
-            reason: format!("the {} formatter is not written yet", self.format),
-        })
+        match self.format {
+            Format::Jsonl => jsonl::encode(record, out),
+            Format::Syslog => {
+                syslog::encode_message(record, &self.host, out);
+                out.push(b'\n');
+                Ok(())
+            }
+            Format::Ocsf | Format::Cef | Format::Ecs | Format::CloudEvents => {
+                Err(ExportError::Encode {
+                    index: record.log_index,
+                    reason: format!("the {} formatter is not written yet", self.format),
+                })
+            }
+        }
+    }
+
+    /// Appends one syslog message for `record` to `out`, without a newline,
+    /// for a sink that frames it ([`syslog::frame_octet_counted`]). Uses
+    /// the encoder's host whatever its format.
+    pub fn encode_syslog_message(&self, record: &Record<'_>, out: &mut Vec<u8>) {
+        syslog::encode_message(record, &self.host, out);
+    }
+}
+
+/// The change a record's case asks for: the event's own when it is the
+/// request, otherwise the one the roles tracker saw.
+pub(crate) fn case_change<'a>(record: &'a Record<'_>) -> Option<&'a Change> {
+    match &record.event.body {
+        EventBody::RequestCreated(request) => Some(&request.change),
+        _ => record.roles.change.as_ref(),
     }
 }
