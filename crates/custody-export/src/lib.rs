@@ -17,6 +17,7 @@ use custody_core::model::{Actor, Change, Role};
 
 pub mod jsonl;
 pub mod kinds;
+pub mod ocsf;
 pub mod safe;
 pub mod syslog;
 
@@ -301,12 +302,14 @@ impl Encoder {
                 out.push(b'\n');
                 Ok(())
             }
-            Format::Ocsf | Format::Cef | Format::Ecs | Format::CloudEvents => {
-                Err(ExportError::Encode {
-                    index: record.log_index,
-                    reason: format!("the {} formatter is not written yet", self.format),
-                })
+            Format::Ocsf => {
+                write_json_line(&ocsf::event_json(record), out);
+                Ok(())
             }
+            Format::Cef | Format::Ecs | Format::CloudEvents => Err(ExportError::Encode {
+                index: record.log_index,
+                reason: format!("the {} formatter is not written yet", self.format),
+            }),
         }
     }
 
@@ -316,6 +319,30 @@ impl Encoder {
     pub fn encode_syslog_message(&self, record: &Record<'_>, out: &mut Vec<u8>) {
         syslog::encode_message(record, &self.host, out);
     }
+}
+
+/// Removes every `null` member from the objects in `value`, recursively:
+/// the JSON formats leave out what they have no value for.
+pub(crate) fn strip_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(members) => {
+            members.retain(|_, member| !member.is_null());
+            members.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Appends `value` as one line of JSON: serde_json escapes every C0
+/// control (so no raw newline), and [`custody_core::text::escape_json_text`]
+/// every other character a terminal must not receive raw (DEL, C1, bidi and
+/// invisible format characters), as `\uXXXX` escapes that mean the same to
+/// every JSON reader.
+pub(crate) fn write_json_line(value: &serde_json::Value, out: &mut Vec<u8>) {
+    let text = value.to_string();
+    out.extend_from_slice(custody_core::text::escape_json_text(&text).as_bytes());
+    out.push(b'\n');
 }
 
 /// The change a record's case asks for: the event's own when it is the
