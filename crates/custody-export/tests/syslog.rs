@@ -83,6 +83,10 @@ fn every_kind_is_one_rfc5424_line_that_keeps_case_and_roles() {
         );
         assert_eq!(message.get("subject"), Some("user:bob"));
         assert_eq!(message.msg, event.body.summary());
+        // The free text whole, exactly (the summary has its first line).
+        if let Some(text) = message.get("text") {
+            assert_eq!(text, HOSTILE, "{}", event.body.kind_name());
+        }
         for (name, _) in &message.params {
             assert!(syslog::PARAMETERS.contains(&name.as_str()), "{name}");
         }
