@@ -176,6 +176,21 @@ fn hostile_text_is_recovered_and_never_raw() {
 }
 
 #[test]
+fn hostile_text_is_escaped_exactly() {
+    let records = exported(HOSTILE);
+    let (line, _) = &documents(&records[7..8])[0];
+    assert_eq!(records[7].event.body.kind_name(), "comment_added");
+    // JSON's own escapes for C0 controls, `\uXXXX` for the bidi override;
+    // printable non-ASCII stays as it is.
+    assert!(
+        line.contains(
+            r#""reason":"a|b=c\\d\"e]f[g\nh\ri\u0000j\u202ek\u0007l naïve 日本 =| \\n end""#
+        ),
+        "{line}"
+    );
+}
+
+#[test]
 fn an_executed_grant_names_its_target_and_a_membership_its_group() {
     let records = exported(HOSTILE);
     let documents = documents(&records);

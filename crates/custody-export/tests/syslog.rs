@@ -175,3 +175,35 @@ fn every_parameter_name_is_an_sd_name() {
         assert!(!syslog::is_sd_name(bad), "{bad:?}");
     }
 }
+
+#[test]
+fn long_text_is_cut_at_a_character_and_says_so() {
+    let mut records = exported("x");
+    let comment = records
+        .iter_mut()
+        .find(|record| record.event.body.kind_name() == "comment_added")
+        .unwrap();
+    // 600 bidi overrides, each written `\\u{202e}` (9 bytes): 5400 bytes.
+    let long = "\u{202e}".repeat(600);
+    comment.event.body =
+        custody_core::event::EventBody::CommentAdded(custody_core::event::Comment {
+            text: long.clone(),
+        });
+    let mut out = Vec::new();
+    Encoder::new(Format::Syslog, "h")
+        .encode(&comment.record(), &mut out)
+        .unwrap();
+    let message = parse(out.strip_suffix(b"\n").unwrap());
+    let text = message.get("text").unwrap();
+    assert_eq!(
+        text.chars().count(),
+        2048 / 9,
+        "whole escaped characters only"
+    );
+    assert!(long.starts_with(text));
+    assert_eq!(message.get("text_truncated"), Some("true"));
+    assert!(out.len() < 8192, "{} bytes", out.len());
+    // Short text is whole, with no marker.
+    let (kept, truncated) = syslog::bounded_text("short", syslog::MAX_TEXT_PARAM_BYTES);
+    assert_eq!((kept, truncated), ("short", false));
+}
