@@ -13,9 +13,10 @@
 //! | `authtype` | `user` (human, vendor), `service_account` (service), `system` (automation, and the ledger itself), as the notification webhooks write it |
 //! | `authid` | the acting principal |
 //! | `authclaims` | a JSON string: `{kind, org, groups, role, on_behalf_of, delegation_grant, via, auth}` (the token's public ID or the OIDC issuer and subject; never a secret) |
-//! | `data` | `{event, log_index, roles: {requester, approvers, executor, reviewer}}`, `event` being the event's JSON exactly as stored |
+//! | `data` | `{event, log_index, roles: {requester, approvers, executor, reviewer}}`, `event` being the stored event (the same JSON value; keys not in canonical order) |
 
 use custody_core::model::{AuthContext, PrincipalKind};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::{Party, Record};
@@ -26,17 +27,61 @@ pub const TYPE_PREFIX: &str = "dev.custody.event.";
 /// The `source` of every exported event.
 pub const SOURCE: &str = "custody";
 
-fn party_json(party: &Party) -> Value {
-    json!({
-        "principal": party.principal,
-        "on_behalf_of": party.on_behalf_of,
-        "delegation_grant": party.delegation_grant,
-        "via": party.via,
-    })
+/// A CloudEvent, written through typed structs (see `ocsf.rs` for why).
+#[derive(Serialize)]
+pub(crate) struct CloudEvent<'a> {
+    specversion: &'static str,
+    id: &'a str,
+    source: &'static str,
+    #[serde(rename = "type")]
+    type_name: String,
+    subject: &'a str,
+    time: String,
+    datacontenttype: &'static str,
+    authtype: &'static str,
+    authid: &'a str,
+    authclaims: String,
+    data: Data<'a>,
 }
 
-/// The CloudEvent for a record.
+#[derive(Serialize)]
+struct Data<'a> {
+    event: &'a custody_core::Event,
+    log_index: u64,
+    roles: RolesData<'a>,
+}
+
+#[derive(Serialize)]
+struct RolesData<'a> {
+    requester: Option<PartyData<'a>>,
+    approvers: Vec<PartyData<'a>>,
+    executor: Option<PartyData<'a>>,
+    reviewer: Option<PartyData<'a>>,
+}
+
+#[derive(Serialize)]
+struct PartyData<'a> {
+    principal: &'a str,
+    on_behalf_of: Option<&'a str>,
+    delegation_grant: Option<&'a str>,
+    via: &'a str,
+}
+
+fn party_data(party: &Party) -> PartyData<'_> {
+    PartyData {
+        principal: &party.principal,
+        on_behalf_of: party.on_behalf_of.as_deref(),
+        delegation_grant: party.delegation_grant.as_deref(),
+        via: &party.via,
+    }
+}
+
+/// The CloudEvent for a record, as a JSON value.
 pub fn document(record: &Record<'_>) -> Value {
+    serde_json::to_value(cloud_event(record)).unwrap_or(Value::Null)
+}
+
+pub(crate) fn cloud_event<'a>(record: &'a Record<'a>) -> CloudEvent<'a> {
     let event = record.event;
     let actor = &event.actor;
     let authtype = match (&actor.auth, actor.kind) {
@@ -61,31 +106,30 @@ pub fn document(record: &Record<'_>) -> Value {
         "via": actor.via.to_string(),
         "auth": auth,
     });
-    // The stored bytes are canonical JSON of the event: parse them rather
-    // than re-serialise, so `data.event` is what the ledger holds.
-    let stored: Value = serde_json::from_slice(record.bytes)
-        .unwrap_or_else(|_| serde_json::to_value(event).unwrap_or(Value::Null));
     let roles = record.roles;
-    json!({
-        "specversion": "1.0",
-        "id": event.event_id.as_str(),
-        "source": SOURCE,
-        "type": format!("{TYPE_PREFIX}{}", event.body.kind_name()),
-        "subject": event.case_id.as_str(),
-        "time": event.occurred_at.to_string(),
-        "datacontenttype": "application/json",
-        "authtype": authtype,
-        "authid": actor.principal.as_str(),
-        "authclaims": claims.to_string(),
-        "data": {
-            "event": stored,
-            "log_index": record.log_index,
-            "roles": {
-                "requester": roles.requester.as_ref().map(party_json),
-                "approvers": roles.approvers.iter().map(party_json).collect::<Vec<_>>(),
-                "executor": roles.executor.as_ref().map(party_json),
-                "reviewer": roles.reviewer.as_ref().map(party_json),
+    CloudEvent {
+        specversion: "1.0",
+        id: event.event_id.as_str(),
+        source: SOURCE,
+        type_name: format!("{TYPE_PREFIX}{}", event.body.kind_name()),
+        subject: event.case_id.as_str(),
+        time: event.occurred_at.to_string(),
+        datacontenttype: "application/json",
+        authtype,
+        authid: actor.principal.as_str(),
+        authclaims: claims.to_string(),
+        data: Data {
+            // The decoded event: the same JSON value as the stored bytes
+            // (keys in the struct's order, not the canonical sorted order;
+            // hash the `jsonl` export, not this).
+            event,
+            log_index: record.log_index,
+            roles: RolesData {
+                requester: roles.requester.as_ref().map(party_data),
+                approvers: roles.approvers.iter().map(party_data).collect(),
+                executor: roles.executor.as_ref().map(party_data),
+                reviewer: roles.reviewer.as_ref().map(party_data),
             },
         },
-    })
+    }
 }

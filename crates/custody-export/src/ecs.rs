@@ -13,9 +13,13 @@
 
 use custody_core::event::EventBody;
 use custody_core::model::AuthContext;
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use crate::about::{about, change_of, evidence_of, text_of};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::about::{about, change_of, evidence_of, text_of, About};
 use crate::kinds::{self, Outcome, Severity};
 use crate::{ocsf, Party, Record};
 
@@ -70,20 +74,222 @@ fn is_execution(body: &EventBody) -> bool {
     )
 }
 
-fn party_json(party: &Party) -> Value {
-    json!({
-        "principal": party.principal,
-        "on_behalf_of": party.on_behalf_of,
-        "delegation_grant": party.delegation_grant,
-        "via": party.via,
-    })
+// Written through typed structs rather than a `serde_json::Value` tree, for
+// speed (see `ocsf.rs`); `None`s are left out.
+
+#[derive(Serialize)]
+pub(crate) struct Document<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: String,
+    ecs: Ecs,
+    message: String,
+    event: EventFields<'a>,
+    user: User<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<Named<'a>>,
+    related: Related<'a>,
+    labels: BTreeMap<&'static str, Cow<'a, str>>,
+    observer: Observer<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<File<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<Url<'a>>,
+    custody: Custody<'a>,
 }
 
-/// The ECS document for a record.
+#[derive(Serialize)]
+struct Ecs {
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct EventFields<'a> {
+    kind: &'static str,
+    category: &'static [&'static str],
+    #[serde(rename = "type")]
+    types: &'static [&'static str],
+    action: &'static str,
+    id: &'a str,
+    outcome: &'static str,
+    created: String,
+    sequence: u64,
+    severity: u32,
+    provider: &'static str,
+    module: &'static str,
+    dataset: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    original: Cow<'a, str>,
+    hash: String,
+}
+
+#[derive(Serialize)]
+struct User<'a> {
+    id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<Target<'a>>,
+}
+
+#[derive(Serialize)]
+struct Target<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<Named<'a>>,
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Related<'a> {
+    user: Vec<&'a str>,
+    hash: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Observer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<&'a str>,
+    product: &'static str,
+    vendor: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct File<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    hash: FileHash<'a>,
+}
+
+#[derive(Serialize)]
+struct FileHash<'a> {
+    sha256: &'a str,
+}
+
+#[derive(Serialize)]
+struct Url<'a> {
+    original: &'a str,
+}
+
+#[derive(Serialize)]
+struct Custody<'a> {
+    case_id: &'a str,
+    seq: u64,
+    log_index: u64,
+    kind: &'static str,
+    role: &'static str,
+    actor: ActorFields<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requester: Option<PartyFields<'a>>,
+    approvers: Vec<PartyFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executor: Option<PartyFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reviewer: Option<PartyFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<ChangeFields>,
+}
+
+#[derive(Serialize)]
+struct ActorFields<'a> {
+    principal: &'a str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org: Option<&'a str>,
+    groups: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delegation_grant: Option<&'a str>,
+    via: String,
+    auth: Auth<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+enum Auth<'a> {
+    Token { token_id: &'a str },
+    Oidc { issuer: &'a str, subject: &'a str },
+    System,
+}
+
+#[derive(Serialize)]
+struct PartyFields<'a> {
+    principal: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delegation_grant: Option<&'a str>,
+    via: &'a str,
+}
+
+fn party_fields(party: &Party) -> PartyFields<'_> {
+    PartyFields {
+        principal: &party.principal,
+        on_behalf_of: party.on_behalf_of.as_deref(),
+        delegation_grant: party.delegation_grant.as_deref(),
+        via: &party.via,
+    }
+}
+
+#[derive(Serialize)]
+struct ChangeFields {
+    subject: String,
+    change: &'static str,
+    entitlement: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_seconds: Option<u64>,
+}
+
+/// The ECS document for a record, as a JSON value.
 pub fn document(record: &Record<'_>, host: &str) -> Value {
+    let about = about(record);
+    let evidence = evidence_of(&record.event.body);
+    serde_json::to_value(typed(record, host, &about, &evidence)).unwrap_or(Value::Null)
+}
+
+/// Appends the ECS document for a record as one line.
+pub(crate) fn write(
+    record: &Record<'_>,
+    host: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), crate::ExportError> {
+    let about = about(record);
+    let evidence = evidence_of(&record.event.body);
+    crate::write_json_line(
+        &typed(record, host, &about, &evidence),
+        record.log_index,
+        out,
+    )
+}
+
+type EvidenceList<'a> = [(String, Option<&'a str>, Option<&'a str>)];
+
+fn typed<'a>(
+    record: &'a Record<'a>,
+    host: &'a str,
+    about: &'a About,
+    evidence: &'a EvidenceList<'a>,
+) -> Document<'a> {
     let event = record.event;
     let roles = record.roles;
-    let about = about(record);
     let (category, types) = categorization(record);
     let outcome = match kinds::outcome(&event.body) {
         Outcome::Success => "success",
@@ -96,53 +302,61 @@ pub fn document(record: &Record<'_>, host: &str) -> Value {
         Severity::High => 4,
     };
 
-    let mut labels = Map::new();
-    let mut label = |name: &str, value: Option<String>| {
+    let mut labels: BTreeMap<&'static str, Cow<'a, str>> = BTreeMap::new();
+    labels.insert("case_id", Cow::Borrowed(event.case_id.as_str()));
+    labels.insert("role", Cow::Borrowed(event.role.as_str()));
+    labels.insert("via", Cow::Owned(event.actor.via.to_string()));
+    let mut optional = |name: &'static str, value: Option<Cow<'a, str>>| {
         if let Some(value) = value {
-            labels.insert(name.to_owned(), Value::from(value));
+            labels.insert(name, value);
         }
     };
-    label("case_id", Some(event.case_id.to_string()));
-    label("entitlement", about.privilege.clone());
-    label("resource", about.resource.clone());
-    label("role", Some(event.role.as_str().to_owned()));
-    label("via", Some(event.actor.via.to_string()));
-    label("on_behalf_of", event.actor.on_behalf_of.clone());
-    label("delegation_grant", event.actor.delegation_grant.clone());
-    label(
+    optional("entitlement", about.privilege.as_deref().map(Cow::Borrowed));
+    optional("resource", about.resource.as_deref().map(Cow::Borrowed));
+    optional(
+        "on_behalf_of",
+        event.actor.on_behalf_of.as_deref().map(Cow::Borrowed),
+    );
+    optional(
+        "delegation_grant",
+        event.actor.delegation_grant.as_deref().map(Cow::Borrowed),
+    );
+    optional(
         "requester",
         roles
             .requester
             .as_ref()
-            .map(|party| party.principal.clone()),
+            .map(|party| Cow::Borrowed(party.principal.as_str())),
     );
-    label(
+    optional(
         "approvers",
         (!roles.approvers.is_empty()).then(|| {
-            roles
-                .approvers
-                .iter()
-                .map(|party| party.principal.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+            Cow::Owned(
+                roles
+                    .approvers
+                    .iter()
+                    .map(|party| party.principal.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
         }),
     );
-    label(
+    optional(
         "executor",
-        roles.executor.as_ref().map(|party| party.principal.clone()),
+        roles
+            .executor
+            .as_ref()
+            .map(|party| Cow::Borrowed(party.principal.as_str())),
     );
-    label(
+    optional(
         "reviewer",
-        roles.reviewer.as_ref().map(|party| party.principal.clone()),
+        roles
+            .reviewer
+            .as_ref()
+            .map(|party| Cow::Borrowed(party.principal.as_str())),
     );
 
-    let mut related_users: Vec<String> = Vec::new();
-    let mut relate = |name: &str| {
-        if !related_users.iter().any(|known| known == name) {
-            related_users.push(name.to_owned());
-        }
-    };
-    relate(event.actor.principal.as_str());
+    let mut related_users: Vec<&'a str> = vec![event.actor.principal.as_str()];
     for party in roles
         .requester
         .iter()
@@ -150,99 +364,111 @@ pub fn document(record: &Record<'_>, host: &str) -> Value {
         .chain(&roles.executor)
         .chain(&roles.reviewer)
     {
-        relate(&party.principal);
+        if !related_users.contains(&party.principal.as_str()) {
+            related_users.push(&party.principal);
+        }
     }
     if let Some(name) = &about.user_name {
-        relate(name);
+        if !related_users.contains(&name.as_str()) {
+            related_users.push(name);
+        }
     }
-    let evidence = evidence_of(&event.body);
     let bytes_hash = custody_core::Sha256Hash::of(record.bytes).to_hex();
     let mut related_hashes = vec![bytes_hash.clone()];
     related_hashes.extend(evidence.iter().map(|(hash, _, _)| hash.clone()));
 
-    let auth = match &event.actor.auth {
-        AuthContext::Token { token_id } => json!({"method": "token", "token_id": token_id}),
-        AuthContext::Oidc { issuer, subject } => {
-            json!({"method": "oidc", "issuer": issuer, "subject": subject})
-        }
-        AuthContext::System => json!({"method": "system"}),
+    let failure = if outcome == "failure" {
+        text_of(&event.body)
+    } else {
+        None
     };
-    let failure = (outcome == "failure")
-        .then(|| text_of(&event.body))
-        .flatten();
     let first_evidence = evidence.first();
-    let mut document = json!({
-        "@timestamp": event.occurred_at.to_string(),
-        "ecs": {"version": ECS_VERSION},
-        "message": event.body.summary(),
-        "event": {
-            "kind": "event",
-            "category": category,
-            "type": types,
-            "action": event.body.kind_name(),
-            "id": event.event_id.as_str(),
-            "outcome": outcome,
-            "created": event.recorded_at.to_string(),
-            "sequence": record.log_index,
-            "severity": severity,
-            "provider": "custody",
-            "module": "custody",
-            "dataset": "custody.events",
-            "reason": text_of(&event.body),
-            "original": String::from_utf8_lossy(record.bytes),
-            "hash": bytes_hash,
+    Document {
+        timestamp: event.occurred_at.to_string(),
+        ecs: Ecs {
+            version: ECS_VERSION,
         },
-        "user": {
-            "id": event.actor.principal.as_str(),
-            "name": event.actor.principal.as_str(),
-            "domain": event.actor.org,
-            "target": about.user_name.as_ref().map(|name| json!({
-                "id": about.user_id,
-                "name": name,
-                "group": about.group.as_ref().map(|group| json!({"name": group})),
-            })),
+        message: event.body.summary(),
+        event: EventFields {
+            kind: "event",
+            category,
+            types,
+            action: event.body.kind_name(),
+            id: event.event_id.as_str(),
+            outcome,
+            created: event.recorded_at.to_string(),
+            sequence: record.log_index,
+            severity,
+            provider: "custody",
+            module: "custody",
+            dataset: "custody.events",
+            reason: text_of(&event.body),
+            original: String::from_utf8_lossy(record.bytes),
+            hash: bytes_hash,
         },
-        "group": about.group.as_ref().filter(|_| types.contains(&"group")).map(|group| json!({"name": group})),
-        "related": {"user": related_users, "hash": related_hashes},
-        "labels": labels,
-        "observer": {
-            "hostname": (!host.is_empty()).then_some(host),
-            "product": "Custody",
-            "vendor": "Custody",
-            "version": env!("CARGO_PKG_VERSION"),
+        user: User {
+            id: event.actor.principal.as_str(),
+            name: event.actor.principal.as_str(),
+            domain: event.actor.org.as_deref(),
+            target: about.user_name.as_deref().map(|name| Target {
+                id: about.user_id.as_deref(),
+                name,
+                group: about.group.as_deref().map(|name| Named { name }),
+            }),
         },
-        "error": failure.map(|message| json!({"message": message})),
-        "file": first_evidence.map(|(hash, name, _)| json!({"name": name, "hash": {"sha256": hash}})),
-        "url": first_evidence.and_then(|(_, _, url)| url.map(|url| json!({"original": url}))),
-        "custody": {
-            "case_id": event.case_id.as_str(),
-            "seq": event.seq,
-            "log_index": record.log_index,
-            "kind": event.body.kind_name(),
-            "role": event.role.as_str(),
-            "actor": {
-                "principal": event.actor.principal.as_str(),
-                "kind": event.actor.kind.as_str(),
-                "org": event.actor.org,
-                "groups": event.actor.groups,
-                "on_behalf_of": event.actor.on_behalf_of,
-                "delegation_grant": event.actor.delegation_grant,
-                "via": event.actor.via.to_string(),
-                "auth": auth,
+        group: about
+            .group
+            .as_deref()
+            .filter(|_| types.contains(&"group"))
+            .map(|name| Named { name }),
+        related: Related {
+            user: related_users,
+            hash: related_hashes,
+        },
+        labels,
+        observer: Observer {
+            hostname: (!host.is_empty()).then_some(host),
+            product: "Custody",
+            vendor: "Custody",
+            version: env!("CARGO_PKG_VERSION"),
+        },
+        error: failure.map(|message| ErrorFields { message }),
+        file: first_evidence.map(|(hash, name, _)| File {
+            name: *name,
+            hash: FileHash { sha256: hash },
+        }),
+        url: first_evidence.and_then(|(_, _, url)| url.map(|original| Url { original })),
+        custody: Custody {
+            case_id: event.case_id.as_str(),
+            seq: event.seq,
+            log_index: record.log_index,
+            kind: event.body.kind_name(),
+            role: event.role.as_str(),
+            actor: ActorFields {
+                principal: event.actor.principal.as_str(),
+                kind: event.actor.kind.as_str(),
+                org: event.actor.org.as_deref(),
+                groups: &event.actor.groups,
+                on_behalf_of: event.actor.on_behalf_of.as_deref(),
+                delegation_grant: event.actor.delegation_grant.as_deref(),
+                via: event.actor.via.to_string(),
+                auth: match &event.actor.auth {
+                    AuthContext::Token { token_id } => Auth::Token { token_id },
+                    AuthContext::Oidc { issuer, subject } => Auth::Oidc { issuer, subject },
+                    AuthContext::System => Auth::System,
+                },
             },
-            "requester": roles.requester.as_ref().map(party_json),
-            "approvers": roles.approvers.iter().map(party_json).collect::<Vec<_>>(),
-            "executor": roles.executor.as_ref().map(party_json),
-            "reviewer": roles.reviewer.as_ref().map(party_json),
-            "change": change_of(record).map(|change| json!({
-                "subject": change.subject().to_string(),
-                "change": change.kind().as_str(),
-                "entitlement": change.entitlement(),
-                "resource": change.resource(),
-                "duration_seconds": change.duration_seconds(),
-            })),
+            requester: roles.requester.as_ref().map(party_fields),
+            approvers: roles.approvers.iter().map(party_fields).collect(),
+            executor: roles.executor.as_ref().map(party_fields),
+            reviewer: roles.reviewer.as_ref().map(party_fields),
+            change: change_of(record).map(|change| ChangeFields {
+                subject: change.subject().to_string(),
+                change: change.kind().as_str(),
+                entitlement: change.entitlement().to_owned(),
+                resource: change.resource().map(str::to_owned),
+                duration_seconds: change.duration_seconds(),
+            }),
         },
-    });
-    crate::strip_nulls(&mut document);
-    document
+    }
 }
