@@ -358,8 +358,9 @@ pub(crate) fn write_json_line<T: serde::Serialize>(
             reason: error.to_string(),
         });
     }
-    // Only non-ASCII characters can need escaping beyond what JSON does.
-    if !out[start..].is_ascii() {
+    // Only DEL and non-ASCII characters can need escaping beyond what JSON
+    // does (it escapes the C0 controls itself).
+    if out[start..].iter().any(|&byte| byte >= 0x7f) {
         let escaped = std::str::from_utf8(&out[start..])
             .map(|text| custody_core::text::escape_json_text(text).into_owned());
         match escaped {
