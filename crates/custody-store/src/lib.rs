@@ -1024,6 +1024,12 @@ impl ReadOnlyStore {
         on_backend!(&self.readers, ops, readers => ops::export_page(readers, since, until, case_id.map(CaseId::as_str), limit).await)
     }
 
+    /// Number of events in the log: the end of what an export started now
+    /// can read.
+    pub async fn log_size(&self) -> Result<u64, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::log_size(readers).await)
+    }
+
     /// The same store, judging deadlines in its audits by `clock` instead of
     /// the system clock.
     pub fn with_clock(self, clock: SharedClock) -> ReadOnlyStore {
