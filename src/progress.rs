@@ -9,6 +9,7 @@
 //! needs nothing a terminal does not already do.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the bar is redrawn, at most.
@@ -46,6 +47,7 @@ impl Progress {
     }
 
     /// A bar that never draws.
+    #[allow(dead_code, reason = "for the import and bundle commands")]
     pub fn hidden() -> Progress {
         Progress { bar: None }
     }
@@ -67,6 +69,7 @@ impl Progress {
     }
 
     /// Adds to how much is done.
+    #[allow(dead_code, reason = "for the import and bundle commands")]
     pub fn advance(&mut self, by: u64) {
         let done = self.bar.as_ref().map_or(0, |bar| bar.done.saturating_add(by));
         self.set(done);
@@ -87,6 +90,49 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// A bar a library reports to through a callback (the audit behind
+/// `custody verify`), its total learnt from the first report.
+pub struct SharedProgress {
+    label: &'static str,
+    unit: &'static str,
+    json: bool,
+    progress: Arc<Mutex<Option<Progress>>>,
+}
+
+impl SharedProgress {
+    /// A bar drawn under the same conditions as [`Progress::new`].
+    pub fn new(label: &'static str, unit: &'static str, json: bool) -> SharedProgress {
+        SharedProgress {
+            label,
+            unit,
+            json,
+            progress: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The callback to hand to the library: `(done, total)`.
+    pub fn callback(&self) -> custody_store::AuditProgress {
+        let (label, unit, json) = (self.label, self.unit, self.json);
+        let shared = Arc::clone(&self.progress);
+        custody_store::AuditProgress(Arc::new(move |done, total| {
+            if let Ok(mut progress) = shared.lock() {
+                progress
+                    .get_or_insert_with(|| Progress::new(label, unit, total, json))
+                    .set(done);
+            }
+        }))
+    }
+
+    /// Erases the bar.
+    pub fn finish(&self) {
+        if let Ok(mut progress) = self.progress.lock() {
+            if let Some(mut progress) = progress.take() {
+                progress.finish();
+            }
+        }
     }
 }
 
