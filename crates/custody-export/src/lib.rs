@@ -15,6 +15,10 @@ use std::str::FromStr;
 use custody_core::event::{Event, EventBody};
 use custody_core::model::{Actor, Change, Role};
 
+mod about;
+pub mod cef;
+pub mod cloudevents;
+pub mod ecs;
 pub mod jsonl;
 pub mod kinds;
 pub mod ocsf;
@@ -306,10 +310,18 @@ impl Encoder {
                 write_json_line(&ocsf::event_json(record), out);
                 Ok(())
             }
-            Format::Cef | Format::Ecs | Format::CloudEvents => Err(ExportError::Encode {
-                index: record.log_index,
-                reason: format!("the {} formatter is not written yet", self.format),
-            }),
+            Format::Cef => {
+                cef::encode(record, &self.host, out);
+                Ok(())
+            }
+            Format::Ecs => {
+                write_json_line(&ecs::document(record, &self.host), out);
+                Ok(())
+            }
+            Format::CloudEvents => {
+                write_json_line(&cloudevents::document(record), out);
+                Ok(())
+            }
         }
     }
 

@@ -42,7 +42,8 @@ pub const FACILITY: u8 = 10;
 /// Every parameter name the SD-ELEMENT may hold, in the order written.
 /// Parameters without a value are left out; `approver`,
 /// `approver_on_behalf_of` and `approver_delegation_grant` repeat, once per
-/// approver (RFC 5424 §6.3.3 allows a repeated SD-PARAM).
+/// approver (RFC 5424 §6.3.3 allows a repeated SD-PARAM), as does
+/// `evidence_sha256`, once per piece of evidence the event names.
 pub const PARAMETERS: &[&str] = &[
     "case_id",
     "event_id",
@@ -67,6 +68,8 @@ pub const PARAMETERS: &[&str] = &[
     "change",
     "entitlement",
     "resource",
+    "text",
+    "evidence_sha256",
     "requester",
     "requester_on_behalf_of",
     "requester_delegation_grant",
@@ -147,6 +150,10 @@ pub fn encode_message(record: &Record<'_>, host: &str, out: &mut Vec<u8>) {
         sd.param("change", change.kind().as_str());
         sd.param("entitlement", change.entitlement());
         sd.optional("resource", change.resource());
+    }
+    sd.optional("text", crate::about::text_of(&event.body));
+    for (sha256, _, _) in crate::about::evidence_of(&event.body) {
+        sd.param("evidence_sha256", &sha256);
     }
     sd.party("requester", record.roles.requester.as_ref());
     for approver in &record.roles.approvers {
