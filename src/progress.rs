@@ -71,7 +71,10 @@ impl Progress {
     /// Adds to how much is done.
     #[allow(dead_code, reason = "for the import and bundle commands")]
     pub fn advance(&mut self, by: u64) {
-        let done = self.bar.as_ref().map_or(0, |bar| bar.done.saturating_add(by));
+        let done = self
+            .bar
+            .as_ref()
+            .map_or(0, |bar| bar.done.saturating_add(by));
         self.set(done);
     }
 

@@ -154,15 +154,11 @@ async fn export_direct(
     let store = ReadOnlyStore::open_at(&location)
         .await
         .map_err(|error| failed(CliError::Ledger(error.to_string())))?;
-    let mut exporter = Exporter::start(store, Encoder::new(format, host_name()), case, since, until)
-        .await
-        .map_err(|error| failed(exporter_error(error)))?;
-    let mut progress = Progress::new(
-        "export",
-        "entries",
-        exporter.end().0 - since.0,
-        args.json,
-    );
+    let mut exporter =
+        Exporter::start(store, Encoder::new(format, host_name()), case, since, until)
+            .await
+            .map_err(|error| failed(exporter_error(error)))?;
+    let mut progress = Progress::new("export", "entries", exporter.end().0 - since.0, args.json);
     let mut buffer = Vec::with_capacity(1 << 20);
     while !exporter.is_done() {
         let resume_from = exporter.cursor().0;
@@ -217,7 +213,12 @@ async fn export_over_http(
         }
         until = Some(page.end);
         let progress = progress.get_or_insert_with(|| {
-            Progress::new("export", "entries", page.end.saturating_sub(since.0), args.json)
+            Progress::new(
+                "export",
+                "entries",
+                page.end.saturating_sub(since.0),
+                args.json,
+            )
         });
         while let Some(chunk) = page
             .chunk()
@@ -277,9 +278,9 @@ impl Output {
                 std::io::stdout(),
             )));
         };
-        let name = destination
-            .file_name()
-            .ok_or_else(|| CliError::Usage(format!("--out {}: not a file name", destination.display())))?;
+        let name = destination.file_name().ok_or_else(|| {
+            CliError::Usage(format!("--out {}: not a file name", destination.display()))
+        })?;
         let mut temporary_name = std::ffi::OsString::from(".");
         temporary_name.push(name);
         temporary_name.push(format!(".{}.partial", std::process::id()));
@@ -338,10 +339,7 @@ impl Output {
                     .and_then(|()| std::fs::rename(&*temporary, &*destination));
                 finished.map_err(|error| {
                     let _ = std::fs::remove_file(&*temporary);
-                    CliError::Io(format!(
-                        "cannot write {}: {error}",
-                        destination.display()
-                    ))
+                    CliError::Io(format!("cannot write {}: {error}", destination.display()))
                 })
             }
         }

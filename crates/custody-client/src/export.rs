@@ -21,9 +21,10 @@ impl ExportPage {
     /// breaks off (the server failed while encoding) is an error, never a
     /// short page.
     pub async fn chunk(&mut self) -> Result<Option<impl AsRef<[u8]>>, ClientError> {
-        self.response.chunk().await.map_err(|error| {
-            ClientError::Connection(format!("the export broke off: {error}"))
-        })
+        self.response
+            .chunk()
+            .await
+            .map_err(|error| ClientError::Connection(format!("the export broke off: {error}")))
     }
 
     /// Whether this is the last page.
@@ -64,9 +65,9 @@ impl Client {
         })?;
         if !response.status().is_success() {
             return Err(match answer(response).await {
-                Ok(value) => ClientError::Unreadable(format!(
-                    "the server answered the export with {value}"
-                )),
+                Ok(value) => {
+                    ClientError::Unreadable(format!("the server answered the export with {value}"))
+                }
                 Err(failure) => failure.into(),
             });
         }

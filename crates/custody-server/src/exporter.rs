@@ -248,7 +248,12 @@ impl<S: ExportSource> Exporter<S> {
     async fn encode_range(&mut self, stop: u64, out: &mut Vec<u8>) -> Result<u64, ExporterError> {
         let entries = self
             .source
-            .export_page(self.cursor, Some(stop), self.case.as_ref(), stop - self.cursor)
+            .export_page(
+                self.cursor,
+                Some(stop),
+                self.case.as_ref(),
+                stop - self.cursor,
+            )
             .await?;
         let mut count = 0;
         for entry in &entries {

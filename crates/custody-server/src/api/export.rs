@@ -20,8 +20,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use custody_api::export::{
-    DEFAULT_EXPORT_PAGE, EVENT_COUNT_HEADER, EXPORT_END_HEADER, MAX_EXPORT_PAGE,
-    NEXT_CURSOR_HEADER,
+    DEFAULT_EXPORT_PAGE, EVENT_COUNT_HEADER, EXPORT_END_HEADER, MAX_EXPORT_PAGE, NEXT_CURSOR_HEADER,
 };
 use custody_api::ExportQuery;
 use custody_core::CaseId;
@@ -115,7 +114,10 @@ pub async fn export(
     );
     headers.insert(NEXT_CURSOR_HEADER, HeaderValue::from(stop));
     headers.insert(EXPORT_END_HEADER, HeaderValue::from(end));
-    headers.insert(EVENT_COUNT_HEADER, HeaderValue::from(stop - since.min(stop)));
+    headers.insert(
+        EVENT_COUNT_HEADER,
+        HeaderValue::from(stop - since.min(stop)),
+    );
     Ok(response)
 }
 
@@ -151,8 +153,10 @@ fn parse_format(name: &str) -> Result<Format, Problem> {
 
 fn exporter_problem(error: ExporterError) -> Problem {
     match error {
-        ExporterError::UnknownCase(case) => Problem::not_found(format!("case {case} does not exist"))
-            .with_hint("list cases with `custody cases`"),
+        ExporterError::UnknownCase(case) => {
+            Problem::not_found(format!("case {case} does not exist"))
+                .with_hint("list cases with `custody cases`")
+        }
         ExporterError::Store(error) => Problem::from(error),
         error if error.is_usage() => Problem::invalid(error.to_string()),
         error => {
