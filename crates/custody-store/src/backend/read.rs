@@ -303,9 +303,6 @@ pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
     Ok(from_sql(size))
 }
 
-/// Rows are read in pages inside one read transaction, so the audit sees one
-/// consistent snapshot even while the server appends. Deadlines are judged
-/// as of `now`.
 /// Log entries from index `since` (inclusive) to `until` (exclusive, or the
 /// end), of one case or of all, in log order, at most `limit` of them: one
 /// page of an export.
@@ -357,6 +354,9 @@ pub(crate) async fn export_page(
         .collect()
 }
 
+/// Rows are read in pages inside one read transaction, so the audit sees one
+/// consistent snapshot even while the server appends. Deadlines are judged
+/// as of `now`.
 pub(crate) async fn audit_pool(
     pool: &Pool,
     options: crate::AuditOptions,
