@@ -70,6 +70,9 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Check the whole trail offline; exit 0 only when nothing is wrong.
     Verify(VerifyArgs),
+    /// Export events for a SIEM, a GRC tool or an auditor, from the ledger directly (--data,
+    /// --database-url) or from the server (auditors); prints the cursor to resume from.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -684,6 +687,37 @@ pub struct VerifyArgs {
     #[arg(long, env = "CUSTODY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// ocsf, syslog, cef, ecs, cloudevents, jsonl or bundle.
+    #[arg(long)]
+    pub format: String,
+    /// Only this case's events.
+    #[arg(long)]
+    pub case: Option<String>,
+    /// Start at this cursor (inclusive): the `next cursor` a previous export printed [default: 0, the start of the log].
+    #[arg(long, value_name = "CURSOR")]
+    pub since: Option<String>,
+    /// Stop before this cursor (exclusive) [default: the end of the log when the export starts].
+    #[arg(long, value_name = "CURSOR")]
+    pub until: Option<String>,
+    /// Write to FILE instead of standard output; FILE is replaced only when the whole export succeeded.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Read the ledger in this data directory directly, without a server.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Read the ledger in this PostgreSQL database (postgres://...) directly, without a server.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Without --data or --database-url, the server is asked (its token must be an auditor's or an admin's).
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Print the summary (events, next cursor) on standard error as JSON, and no progress bar.
     #[arg(long)]
     pub json: bool,
 }

@@ -10,6 +10,7 @@ mod commands;
 mod error;
 mod logging;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

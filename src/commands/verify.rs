@@ -8,6 +8,7 @@ use custody_server::config::Config;
 use crate::cli::VerifyArgs;
 use crate::error::CliError;
 use crate::output;
+use crate::progress::SharedProgress;
 
 /// `custody verify`: exit 0 only when nothing is wrong, 1 on findings.
 pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
@@ -23,6 +24,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         .config
         .map(|path| Config::load(&path).map_err(|error| CliError::Usage(error.to_string())))
         .transpose()?;
+    let progress = SharedProgress::new("verify", "events", args.json);
     let request = custody_verify::Request {
         data_dir: args.data,
         database_url: args.database_url,
@@ -36,8 +38,11 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         checkpoint_interval_seconds: config
             .as_ref()
             .map_or(0, |config| config.log.checkpoint_interval_seconds),
+        progress: Some(progress.callback()),
     };
-    let verification = custody_verify::verify(request).await?;
+    let verification = custody_verify::verify(request).await;
+    progress.finish();
+    let verification = verification?;
     let report = &verification.report;
     if args.json {
         output::print_json(report);

@@ -35,6 +35,7 @@ mod crash;
 mod delegation;
 mod durability;
 mod evidence;
+mod export;
 mod findings;
 mod first_run;
 mod http_edge;

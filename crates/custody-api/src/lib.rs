@@ -23,6 +23,7 @@ pub mod cases;
 pub mod decisions;
 pub mod delegations;
 pub mod evidence;
+pub mod export;
 pub mod log;
 pub mod notifications;
 pub mod policy;
@@ -42,6 +43,7 @@ pub use evidence::{
     EvidenceItem, EvidenceList, EvidenceRecordView, LinkBody, RecheckBody, RecheckReport,
     RecheckResult, ReferenceUploadOutcome, ReferenceUploadQuery, UploadQuery,
 };
+pub use export::ExportQuery;
 pub use log::{
     ConsistencyDocument, ConsistencyQuery, EntriesDocument, EntriesQuery, EntryDocument,
     InclusionDocument, InclusionQuery, KeysDocument,

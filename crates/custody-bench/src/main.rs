@@ -9,6 +9,9 @@
 //! 2. Appends per second through HTTP with concurrent clients, beside the
 //!    store API figure.
 //!
+//! 3. Export throughput of every line format at 250k and 1M events beside
+//!    `cat` of the same bytes, and the exporting process's peak memory.
+//!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
 #![forbid(unsafe_code)]
@@ -53,6 +56,10 @@ impl Measurement {
 }
 
 fn main() -> Result<()> {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if arguments.first().map(String::as_str) == Some(EXPORT_CHILD) {
+        return export_child(&arguments[1..]);
+    }
     let scale: u64 = std::env::var("CUSTODY_BENCH_SCALE")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -65,6 +72,18 @@ fn main() -> Result<()> {
 }
 
 async fn run(scale: u64) -> Result<()> {
+    // 6. Export throughput and memory (`CUSTODY_BENCH_EXPORT_SIZES`, default
+    //    250000,1000000); `CUSTODY_BENCH_ONLY=export` runs only this.
+    let export_sizes: Vec<u64> = match std::env::var("CUSTODY_BENCH_EXPORT_SIZES") {
+        Ok(text) => text
+            .split(',')
+            .filter_map(|size| size.trim().parse().ok())
+            .collect(),
+        Err(_) => vec![250_000, 1_000_000],
+    };
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("export") {
+        return export_throughput(&export_sizes).await;
+    }
     let writers = 64;
     let appends_per_writer = 150 * scale;
     println!(
@@ -241,6 +260,9 @@ async fn run(scale: u64) -> Result<()> {
         Err(_) => vec![1_000_000, 10_000_000],
     };
     proof_generation(&sizes).await?;
+    println!();
+
+    export_throughput(&export_sizes).await?;
     Ok(())
 }
 
@@ -1072,5 +1094,135 @@ async fn evidence_upload(size: u64) -> Result<()> {
         "  peak memory above idle: {:>6.1} MiB (process, server and client; goal under 64 MiB)",
         peak_kib.saturating_sub(idle_kib) as f64 / 1024.0
     );
+    Ok(())
+}
+
+/// The argument that makes this binary the export child of
+/// [`export_throughput`]: `custody-bench export-child DIR FORMAT OUT`.
+const EXPORT_CHILD: &str = "export-child";
+
+/// Runs one export in this process (the child of [`export_throughput`]) and
+/// prints `events bytes seconds peak_kib` on standard output: the peak
+/// resident size (VmHWM) is then the export's alone.
+fn export_child(arguments: &[String]) -> Result<()> {
+    let [directory, format, out] = arguments else {
+        anyhow::bail!("usage: custody-bench {EXPORT_CHILD} DIR FORMAT OUT");
+    };
+    let format: custody_export::Format = format.parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        use std::io::Write as _;
+        let store = custody_store::ReadOnlyStore::open(std::path::Path::new(directory)).await?;
+        let started = Instant::now();
+        let mut exporter = custody_server::exporter::Exporter::start(
+            store,
+            custody_export::Encoder::new(format, "bench"),
+            None,
+            custody_export::Cursor(0),
+            None,
+        )
+        .await?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(out)?);
+        let mut buffer = Vec::with_capacity(1 << 20);
+        let mut bytes = 0;
+        while !exporter.is_done() {
+            exporter.next_page(4096, &mut buffer).await?;
+            file.write_all(&buffer)?;
+            bytes += buffer.len();
+            buffer.clear();
+        }
+        file.flush()?;
+        drop(file);
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "{} {bytes} {elapsed} {}",
+            exporter.exported(),
+            status_kib("VmHWM:")
+        );
+        Ok(())
+    })
+}
+
+/// Appends `count` comments spread over `cases` through the store API.
+async fn fill(store: &Store, cases: &[CaseId], count: u64, round: usize) -> Result<()> {
+    let writers = u64::try_from(cases.len())?;
+    append_through_store(store, cases, count.div_ceil(writers), round).await?;
+    Ok(())
+}
+
+/// Export throughput of every line format at the log sizes given (default
+/// 250k and 1M events), each in a child process, beside `cat` of the very
+/// bytes it wrote; and the child's peak memory, which must stay flat.
+async fn export_throughput(sizes: &[u64]) -> Result<()> {
+    let directory = tempfile::tempdir()?;
+    let data = directory.path().join("ledger");
+    let store = Store::open_with(
+        &data,
+        StoreOptions {
+            // The export reads the events alone; the log only slows the build.
+            merkle_log: false,
+            ..StoreOptions::default()
+        },
+    )
+    .await?;
+    let cases = open_cases(&store, 256).await?;
+    let mut size = store.log_size().await?;
+    let itself = std::env::current_exe()?;
+    let out = directory.path().join("export.out");
+    println!("export throughput, every line format, beside `cat` of the same bytes (a child process per export)");
+    for (round, &target) in sizes.iter().enumerate() {
+        if target > size {
+            let started = Instant::now();
+            fill(&store, &cases, target - size, round + 100).await?;
+            size = store.log_size().await?;
+            println!(
+                "  log of {size} events (built in {:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        for format in custody_export::Format::ALL {
+            let output = std::process::Command::new(&itself)
+                .arg(EXPORT_CHILD)
+                .arg(&data)
+                .arg(format.name())
+                .arg(&out)
+                .output()
+                .context("running the export child")?;
+            anyhow::ensure!(
+                output.status.success(),
+                "the export child failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let text = String::from_utf8_lossy(&output.stdout);
+            let fields: Vec<f64> = text
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("the export child printed {text:?}"))?;
+            let [events, bytes, seconds, peak_kib] = fields[..] else {
+                anyhow::bail!("the export child printed {text:?}");
+            };
+            let started = Instant::now();
+            let status = std::process::Command::new("cat")
+                .arg(&out)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .context("running cat")?;
+            anyhow::ensure!(status.success(), "cat failed");
+            let cat_seconds = started.elapsed().as_secs_f64();
+            let mb = bytes / 1e6;
+            println!(
+                "  {:<12} {:>8.0} events/s  {:>7.1} MB/s  cat {:>8.1} MB/s  ratio {:>5.3}  peak {:>6.1} MiB  ({events:.0} events, {mb:.0} MB)",
+                format.name(),
+                events / seconds,
+                mb / seconds,
+                mb / cat_seconds,
+                cat_seconds / seconds,
+                peak_kib / 1024.0,
+            );
+        }
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@ mod cases;
 mod decisions;
 mod delegations;
 mod evidence;
+mod export;
 mod log;
 mod notifications;
 mod policy;
@@ -33,6 +34,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use evidence::{Download, Upload};
+pub use export::ExportPage;
 
 /// Why a request failed. Its message is safe to print on a terminal: what
 /// the server said is escaped (see [`problem_text`]).

@@ -13,6 +13,7 @@ pub mod checkpoint_copies;
 pub mod config;
 pub mod connections;
 pub mod delivery;
+pub mod exporter;
 pub mod extract;
 pub mod init;
 pub mod openapi;
@@ -45,6 +46,10 @@ use crate::problem::{types, Problem};
 
 /// Members of this group may add principals and issue tokens.
 pub const ADMINS_GROUP: &str = custody_core::admin::ADMINS_GROUP;
+
+/// Members of this group (and admins) may export the ledger
+/// (`GET /v1/export`).
+pub const AUDITORS_GROUP: &str = "auditors";
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -195,6 +200,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::log::inclusion))
         .routes(routes!(api::log::consistency))
         .routes(routes!(api::log::case_proof))
+        .routes(routes!(api::export::export))
         .split_for_parts();
     let mut openapi = openapi;
     // After the routes are in: constraints and the error answers of every operation.

@@ -212,6 +212,12 @@ const QUERY_RULES: &[(&str, &str, Rule)] = &[
         ]),
     ),
     ("list_notifications", "case", Rule::CaseId),
+    (
+        "export",
+        "format",
+        Rule::OneOf(&["ocsf", "syslog", "cef", "ecs", "cloudevents", "jsonl"]),
+    ),
+    ("export", "case", Rule::CaseId),
     ("list_tokens", "principal", Rule::Principal),
     ("upload", "name", Rule::FileName),
     ("upload_for_reference", "name", Rule::FileName),

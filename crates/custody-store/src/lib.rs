@@ -930,6 +930,19 @@ pub struct AuditOptions {
     /// The servers' checkpoint interval in seconds (0: the default), which
     /// decides when entries without a checkpoint are an error.
     pub checkpoint_interval_seconds: u64,
+    /// Told how far the audit is, after each page of events.
+    pub progress: Option<AuditProgress>,
+}
+
+/// A callback told, as an audit reads the log, how many events it has
+/// checked and how many the log holds (`custody verify`'s progress bar).
+#[derive(Clone)]
+pub struct AuditProgress(pub std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for AuditProgress {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("AuditProgress")
+    }
 }
 
 impl ReadOnlyStore {
@@ -1022,6 +1035,12 @@ impl ReadOnlyStore {
         limit: u64,
     ) -> Result<Vec<LogEntry>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::export_page(readers, since, until, case_id.map(CaseId::as_str), limit).await)
+    }
+
+    /// Number of events in the log: the end of what an export started now
+    /// can read.
+    pub async fn log_size(&self) -> Result<u64, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::log_size(readers).await)
     }
 
     /// The same store, judging deadlines in its audits by `clock` instead of

@@ -60,6 +60,8 @@ pub struct Request {
     /// The servers' checkpoint interval in seconds (0: the default), which
     /// decides when entries no checkpoint covers are an error.
     pub checkpoint_interval_seconds: u64,
+    /// Told how many events the audit has checked, of how many.
+    pub progress: Option<custody_store::AuditProgress>,
 }
 
 /// The outcome of a check that ran to the end.
@@ -251,6 +253,7 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
         since,
         outside,
         checkpoint_interval_seconds: request.checkpoint_interval_seconds,
+        progress: request.progress,
     };
     let mut report = match store.audit_with(options).await {
         Ok(report) => report,

@@ -8,6 +8,7 @@ pub mod cases;
 pub mod decisions;
 pub mod delegations;
 pub mod evidence;
+pub mod export;
 pub mod log;
 pub mod notifications;
 pub mod policy;

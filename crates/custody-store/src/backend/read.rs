@@ -303,9 +303,6 @@ pub(crate) async fn log_size(readers: &Pool) -> Result<u64, StoreError> {
     Ok(from_sql(size))
 }
 
-/// Rows are read in pages inside one read transaction, so the audit sees one
-/// consistent snapshot even while the server appends. Deadlines are judged
-/// as of `now`.
 /// Log entries from index `since` (inclusive) to `until` (exclusive, or the
 /// end), of one case or of all, in log order, at most `limit` of them: one
 /// page of an export.
@@ -357,6 +354,9 @@ pub(crate) async fn export_page(
         .collect()
 }
 
+/// Rows are read in pages inside one read transaction, so the audit sees one
+/// consistent snapshot even while the server appends. Deadlines are judged
+/// as of `now`.
 pub(crate) async fn audit_pool(
     pool: &Pool,
     options: crate::AuditOptions,
@@ -381,6 +381,12 @@ pub(crate) async fn audit_pool(
     let stored_leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_nodes WHERE level = 0")
         .fetch_one(&mut *connection)
         .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(log_index) + 1, 0) FROM events")
+        .fetch_one(&mut *connection)
+        .await?;
+    let total = from_sql(total);
+    let progress = options.progress;
+    let mut audited = 0;
     let mut auditor = Auditor::with_log(LogAudit {
         trusted_keys: options.trusted_keys,
         checkpoints,
@@ -410,6 +416,10 @@ pub(crate) async fn audit_pool(
             .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
         for (row, decoded) in decoded_page.iter().zip(decoded) {
             auditor.observe_decoded(row, decoded);
+        }
+        audited += u64::try_from(decoded_page.len()).unwrap_or(u64::MAX);
+        if let Some(progress) = &progress {
+            (progress.0)(audited, total);
         }
         match next {
             Some(next) => page = next,
