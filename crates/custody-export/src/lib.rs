@@ -12,8 +12,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 
-use custody_core::event::Event;
-use custody_core::model::{Actor, Role};
+use custody_core::event::{Event, EventBody};
+use custody_core::model::{Actor, Change, Role};
+
+pub mod jsonl;
+pub mod kinds;
+pub mod ocsf;
+pub mod safe;
+pub mod syslog;
 
 /// A line-oriented export format (the bundle is not one: see `bundle`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -157,11 +163,17 @@ pub struct Roles {
     pub executor: Option<Party>,
     /// Who reviewed it (the latest review).
     pub reviewer: Option<Party>,
+    /// The change the case asks for (from its `request_created`), so that
+    /// every event of the case can name its subject and entitlement.
+    pub change: Option<Change>,
 }
 
 impl Roles {
     /// Folds one event of the case into the roles.
     pub fn observe(&mut self, event: &Event) {
+        if let (EventBody::RequestCreated(request), None) = (&event.body, &self.change) {
+            self.change = Some(request.change.clone());
+        }
         let party = Party::of(&event.actor);
         match event.role {
             Role::Requester if self.requester.is_none() => self.requester = Some(party),
@@ -283,10 +295,61 @@ impl Encoder {
     /// Appends `record`, encoded, to `out`: one line ending in `\n`. (Syslog
     /// over TCP is framed by octet counting instead, by the sink.)
     pub fn encode(&self, record: &Record<'_>, out: &mut Vec<u8>) -> Result<(), ExportError> {
-        let _ = (&self.host, out);
-        Err(ExportError::Encode {
-            index: record.log_index,
-            reason: format!("the {} formatter is not written yet", self.format),
-        })
+        match self.format {
+            Format::Jsonl => jsonl::encode(record, out),
+            Format::Syslog => {
+                syslog::encode_message(record, &self.host, out);
+                out.push(b'\n');
+                Ok(())
+            }
+            Format::Ocsf => {
+                write_json_line(&ocsf::event_json(record), out);
+                Ok(())
+            }
+            Format::Cef | Format::Ecs | Format::CloudEvents => Err(ExportError::Encode {
+                index: record.log_index,
+                reason: format!("the {} formatter is not written yet", self.format),
+            }),
+        }
+    }
+
+    /// Appends one syslog message for `record` to `out`, without a newline,
+    /// for a sink that frames it ([`syslog::frame_octet_counted`]). Uses
+    /// the encoder's host whatever its format.
+    pub fn encode_syslog_message(&self, record: &Record<'_>, out: &mut Vec<u8>) {
+        syslog::encode_message(record, &self.host, out);
+    }
+}
+
+/// Removes every `null` member from the objects in `value`, recursively:
+/// the JSON formats leave out what they have no value for.
+pub(crate) fn strip_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(members) => {
+            members.retain(|_, member| !member.is_null());
+            members.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Appends `value` as one line of JSON: serde_json escapes every C0
+/// control (so no raw newline), and [`custody_core::text::escape_json_text`]
+/// every other character a terminal must not receive raw (DEL, C1, bidi and
+/// invisible format characters), as `\uXXXX` escapes that mean the same to
+/// every JSON reader.
+pub(crate) fn write_json_line(value: &serde_json::Value, out: &mut Vec<u8>) {
+    let text = value.to_string();
+    out.extend_from_slice(custody_core::text::escape_json_text(&text).as_bytes());
+    out.push(b'\n');
+}
+
+/// The change a record's case asks for: the event's own when it is the
+/// request, otherwise the one the roles tracker saw.
+pub(crate) fn case_change<'a>(record: &'a Record<'_>) -> Option<&'a Change> {
+    match &record.event.body {
+        EventBody::RequestCreated(request) => Some(&request.change),
+        _ => record.roles.change.as_ref(),
     }
 }
