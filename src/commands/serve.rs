@@ -108,6 +108,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         policy_source,
         scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
         notify: config.notify,
+        export: config.export,
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: config
                 .evidence

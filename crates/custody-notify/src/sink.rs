@@ -282,8 +282,9 @@ impl SinkConfig {
     }
 
     /// Checks what can be checked without the network: the name, the
-    /// address or URL, the secrets, the timeout, the rotation settings, and
-    /// that the TLS files can be read. The format is the caller's to check.
+    /// address or URL, the secrets, the timeout, the rotation settings,
+    /// that the TLS files can be read and that a file's directory exists.
+    /// The format is the caller's to check.
     pub fn validate(&self) -> Result<(), SinkConfigError> {
         let name = self.name();
         let refuse = |message: String| SinkConfigError {
@@ -416,6 +417,16 @@ impl SinkConfig {
                         "keep = {keep} is out of range; use 1 to 1000"
                     )));
                 }
+                let directory = path
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                if !std::fs::metadata(directory).is_ok_and(|metadata| metadata.is_dir()) {
+                    return Err(refuse(format!(
+                        "the directory {} of path does not exist; create it first",
+                        directory.display()
+                    )));
+                }
             }
         }
         Ok(())
@@ -425,8 +436,7 @@ impl SinkConfig {
 impl Sink {
     /// Validates the configuration and builds the sink. Nothing is sent and
     /// no connection is opened (a syslog sink connects on its first batch),
-    /// so a receiver that is down does not stop start-up; a file sink
-    /// checks that its directory exists.
+    /// so a receiver that is down does not stop start-up.
     pub async fn connect(config: &SinkConfig) -> Result<Sink, SinkConfigError> {
         config.validate()?;
         let name = config.name().to_string();
@@ -488,27 +498,12 @@ impl Sink {
                 keep,
                 fsync,
                 ..
-            } => {
-                let directory = path
-                    .parent()
-                    .filter(|parent| !parent.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                if !tokio::fs::metadata(directory)
-                    .await
-                    .is_ok_and(|metadata| metadata.is_dir())
-                {
-                    return Err(refuse(format!(
-                        "the directory {} of path does not exist; create it first",
-                        directory.display()
-                    )));
-                }
-                Transport::File(FileSink {
-                    path: path.clone(),
-                    max_bytes: *max_bytes,
-                    keep: *keep,
-                    fsync: *fsync,
-                })
-            }
+            } => Transport::File(FileSink {
+                path: path.clone(),
+                max_bytes: *max_bytes,
+                keep: *keep,
+                fsync: *fsync,
+            }),
         };
         Ok(Sink {
             name: config.name().to_string(),
@@ -586,15 +581,6 @@ fn line<'a>(record: &SinkRecord<'a>) -> &'a [u8] {
     encoded.strip_suffix(b"\r").unwrap_or(encoded)
 }
 
-/// Frames one syslog message for a stream, by octet counting (RFC 6587
-/// section 3.4.1, the framing RFC 5425 prescribes for TLS):
-/// `MSG-LEN SP SYSLOG-MSG`, the length in decimal bytes.
-pub fn frame_octet_counted(message: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(message.len().to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(message);
-}
-
 // --- syslog ---------------------------------------------------------------
 
 struct SyslogSink {
@@ -652,7 +638,7 @@ impl SyslogSink {
     ) -> Result<Delivered, DeliveryError> {
         let mut frames = Vec::new();
         for record in records {
-            frame_octet_counted(line(record), &mut frames);
+            custody_export::syslog::frame_octet_counted(line(record), &mut frames);
         }
         if self
             .connection
@@ -1137,14 +1123,6 @@ mod tests {
 
     fn parse(text: &str) -> SinkConfig {
         toml::from_str(text).unwrap()
-    }
-
-    #[test]
-    fn octet_counting_counts_bytes_not_characters() {
-        let mut out = Vec::new();
-        frame_octet_counted("<14>1 é".as_bytes(), &mut out);
-        frame_octet_counted(b"x", &mut out);
-        assert_eq!(out, "9 <14>1 é1 x".as_bytes());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod init;
 pub mod openapi;
 pub mod problem;
+pub mod push;
 pub mod timer;
 
 /// The log's signing keys live with the rest of the data directory, in the
@@ -82,6 +83,8 @@ pub struct ServeOptions {
     pub scan_interval: Duration,
     /// Notification channels, routes and delivery settings.
     pub notify: delivery::NotifyConfig,
+    /// The push sinks (`[[export.sinks]]`) and how they are driven.
+    pub export: push::ExportConfig,
     /// The evidence blob store and its limits.
     pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
@@ -124,6 +127,7 @@ impl ServeOptions {
             policy_source,
             scan_interval: Duration::from_secs(config.workflow.scan_interval_seconds),
             notify: config.notify,
+            export: config.export,
             evidence: api::evidence::EvidenceState {
                 blobs,
                 config: std::sync::Arc::new(config.evidence),
@@ -303,6 +307,9 @@ pub async fn serve_listener_with(
         .await
         .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
+    let pushers = push::Pushers::start(store.clone(), &options.export, options.clock.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     let checkpoints = tokio::spawn(sign_checkpoints(
         store.clone(),
         options.log.clone(),
@@ -333,6 +340,7 @@ pub async fn serve_listener_with(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
+    pushers.stop().await;
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }
