@@ -49,6 +49,7 @@ impl Parties {
         case
     }
 
+    /// A request by alice; returns the case ID.
     fn request(&self, server: &Server, entitlement: &str) -> String {
         server
             .cli_ok(
@@ -386,9 +387,21 @@ fn a_real_rsyslog_receives_the_push_over_tcp_and_tls_with_the_case_id_and_all_fo
         tls.address(),
         other_ca.ca_cert.display(),
     );
-    let (server, _) = Server::start_on(TestStore::Embedded, None, Some(&config));
+    let (mut server, _) = Server::start_on(TestStore::Embedded, None, Some(&config));
     let parties = Parties::add(&server);
-    let case = parties.whole_case(&server, "db-admin");
+    // The case is requested and approved, pushed, and the server restarted
+    // before it is executed and reviewed: the restarted worker knows the
+    // requester and the approver only from the ledger (its cursor is in
+    // the middle of the case), and must name them all the same.
+    let case = parties.request(&server, "db-admin");
+    server.cli_ok(&parties.bob, &["approve", &case]);
+    let pushed = server.log_size() as usize;
+    wait_until("the first half to reach rsyslog", || {
+        plain.messages().len() >= pushed && tls.messages().len() >= pushed
+    });
+    server.restart_configured();
+    server.cli_ok(&parties.carol, &["execute", &case]);
+    server.cli_ok(&parties.dave, &["review", &case, "--outcome", "confirmed"]);
     let events = server.events(&server.admin_token, &case);
     let review = events.last().unwrap();
     assert_eq!(review["kind"], "review_completed", "{review}");
