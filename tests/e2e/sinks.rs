@@ -324,10 +324,7 @@ fn structured_data(message: &str) -> BTreeMap<String, Vec<String>> {
     let mut params = BTreeMap::new();
     let mut rest = &message[start..];
     rest = &rest[rest.find(' ').unwrap() + 1..];
-    loop {
-        let Some(equals) = rest.find("=\"") else {
-            break;
-        };
+    while let Some(equals) = rest.find("=\"") {
         let name = rest[..equals].trim().to_string();
         let mut value = String::new();
         let mut chars = rest[equals + 2..].char_indices();

@@ -554,7 +554,7 @@ mod tests {
                 "its format must be `syslog`",
             ),
             (
-                format!("[[sinks]]\nkind = \"file\"\nname = \"f\"\npath = \"/tmp/x\"\nformat = \"xml\"\n"),
+                "[[sinks]]\nkind = \"file\"\nname = \"f\"\npath = \"/tmp/x\"\nformat = \"xml\"\n".to_string(),
                 "unknown export format",
             ),
             (
@@ -571,10 +571,14 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let whole: Vec<u64> = (1..=8)
-            .map(|failures| backoff(500, 10_000, failures, 1000).as_millis() as u64)
+        let whole: Vec<Duration> = (1..=8)
+            .map(|failures| backoff(500, 10_000, failures, 1000))
             .collect();
-        assert_eq!(whole, [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]);
+        let expected: Vec<Duration> = [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000]
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect();
+        assert_eq!(whole, expected);
         assert_eq!(backoff(500, 10_000, 3, 0), Duration::from_millis(1000));
         assert_eq!(
             backoff(500, 10_000, 200, 1000),
