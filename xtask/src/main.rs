@@ -3,9 +3,12 @@
 //! `test` runs every test of the workspace once (one build), after making sure
 //! the services the tests need are running: it finds PostgreSQL on
 //! 127.0.0.1:5432 or starts the local cluster, and exports its URL as
-//! `CUSTODY_TEST_DATABASE_URL`; and it installs with apt-get the Debian
-//! packages whose programs the tests start when they are missing (rsyslog
-//! with its OpenSSL driver for the syslog sink tests, openssl for their CA).
+//! `CUSTODY_TEST_DATABASE_URL`. It also makes sure Python's `jsonschema`
+//! package imports (the OCSF export test validates with it), installing it
+//! with pip (`--user`) or apt when it is missing; and it installs with
+//! apt-get the Debian packages whose programs the tests start when they are
+//! missing (rsyslog with its OpenSSL driver for the syslog sink tests,
+//! openssl for their CA).
 //!
 //! `bench` builds the benchmark harness in release mode and runs it; every
 //! figure is printed beside a baseline measured in the same run.
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
 
 fn test(extra: &[String]) -> Result<(), String> {
     ensure_postgres()?;
+    ensure_python_jsonschema()?;
     ensure_packages()?;
     let mut command = cargo();
     command
@@ -159,4 +163,57 @@ fn ensure_postgres() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Err(format!("PostgreSQL did not start on {POSTGRES}"))
+}
+
+/// Whether Python 3 can import the Draft 2020-12 validator of `jsonschema`.
+fn python_jsonschema_importable() -> bool {
+    Command::new("python3")
+        .args(["-c", "from jsonschema import Draft202012Validator"])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Makes sure `crates/custody-export/tests/validate_ocsf.py` can run: the
+/// OCSF export test validates every event with the `jsonschema` package (a
+/// maintained JSON Schema validator). Tries pip (`--user`, then also
+/// `--break-system-packages` where the system Python is marked as
+/// externally managed), then Debian's `python3-jsonschema`.
+fn ensure_python_jsonschema() -> Result<(), String> {
+    if python_jsonschema_importable() {
+        return Ok(());
+    }
+    eprintln!("xtask: the Python package jsonschema is missing; installing it");
+    let attempts: [&[&str]; 3] = [
+        &[
+            "python3",
+            "-m",
+            "pip",
+            "install",
+            "--user",
+            "--quiet",
+            "jsonschema",
+        ],
+        &[
+            "python3",
+            "-m",
+            "pip",
+            "install",
+            "--user",
+            "--quiet",
+            "--break-system-packages",
+            "jsonschema",
+        ],
+        &["apt-get", "install", "-y", "-q", "python3-jsonschema"],
+    ];
+    for attempt in attempts {
+        let _ = Command::new(attempt[0]).args(&attempt[1..]).status();
+        if python_jsonschema_importable() {
+            return Ok(());
+        }
+    }
+    Err(
+        "cannot import the Python package jsonschema (needed by the OCSF export test): \
+         install it with `pip install --user jsonschema` or `apt-get install python3-jsonschema`"
+            .to_string(),
+    )
 }

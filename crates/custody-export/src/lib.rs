@@ -15,6 +15,10 @@ use std::str::FromStr;
 use custody_core::event::{Event, EventBody};
 use custody_core::model::{Actor, Change, Role};
 
+mod about;
+pub mod cef;
+pub mod cloudevents;
+pub mod ecs;
 pub mod jsonl;
 pub mod kinds;
 pub mod ocsf;
@@ -302,14 +306,15 @@ impl Encoder {
                 out.push(b'\n');
                 Ok(())
             }
-            Format::Ocsf => {
-                write_json_line(&ocsf::event_json(record), out);
+            Format::Ocsf => ocsf::write(record, out),
+            Format::Cef => {
+                cef::encode(record, &self.host, out);
                 Ok(())
             }
-            Format::Cef | Format::Ecs | Format::CloudEvents => Err(ExportError::Encode {
-                index: record.log_index,
-                reason: format!("the {} formatter is not written yet", self.format),
-            }),
+            Format::Ecs => ecs::write(record, &self.host, out),
+            Format::CloudEvents => {
+                write_json_line(&cloudevents::cloud_event(record), record.log_index, out)
+            }
         }
     }
 
@@ -339,10 +344,41 @@ pub(crate) fn strip_nulls(value: &mut serde_json::Value) {
 /// every other character a terminal must not receive raw (DEL, C1, bidi and
 /// invisible format characters), as `\uXXXX` escapes that mean the same to
 /// every JSON reader.
-pub(crate) fn write_json_line(value: &serde_json::Value, out: &mut Vec<u8>) {
-    let text = value.to_string();
-    out.extend_from_slice(custody_core::text::escape_json_text(&text).as_bytes());
+pub(crate) fn write_json_line<T: serde::Serialize>(
+    value: &T,
+    index: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), ExportError> {
+    let start = out.len();
+    if let Err(error) = serde_json::to_writer(&mut *out, value) {
+        // Nothing of a line that could not be written stays in the output.
+        out.truncate(start);
+        return Err(ExportError::Encode {
+            index,
+            reason: error.to_string(),
+        });
+    }
+    // Only DEL and non-ASCII characters can need escaping beyond what JSON
+    // does (it escapes the C0 controls itself).
+    if out[start..].iter().any(|&byte| byte >= 0x7f) {
+        let escaped = std::str::from_utf8(&out[start..])
+            .map(|text| custody_core::text::escape_json_text(text).into_owned());
+        match escaped {
+            Ok(escaped) => {
+                out.truncate(start);
+                out.extend_from_slice(escaped.as_bytes());
+            }
+            Err(error) => {
+                out.truncate(start);
+                return Err(ExportError::Encode {
+                    index,
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
     out.push(b'\n');
+    Ok(())
 }
 
 /// The change a record's case asks for: the event's own when it is the

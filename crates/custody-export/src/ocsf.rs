@@ -30,6 +30,7 @@ use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalKind, Subject, SubjectKind,
 };
 use custody_core::Timestamp;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::kinds::{self, Outcome, Severity};
@@ -462,70 +463,330 @@ fn millis(timestamp: Timestamp) -> i64 {
     timestamp.as_micros().div_euclid(1000)
 }
 
-fn actor_json(actor: &Actor) -> Value {
-    let system = actor.auth == AuthContext::System;
-    let (type_id, type_name) = if system {
+// The document is written through typed structs rather than built as a
+// `serde_json::Value`: an export writes millions of events, and a tree of
+// maps per event spends most of its time allocating. `Option`s that are
+// `None` and empty lists are left out (the schemas allow no `null`); the
+// class-specific objects, small and shaped by the event kind, stay `Value`s
+// without nulls (see `Target`).
+
+#[derive(Serialize)]
+struct Document<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u32,
+    activity_name: &'static str,
+    type_uid: u32,
+    type_name: String,
+    time: i64,
+    severity_id: u32,
+    severity: &'static str,
+    status_id: u32,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_detail: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<String>,
+    message: String,
+    metadata: Metadata<'a>,
+    actor: ActorObject<'a>,
+    observables: Vec<Observable<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entity: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privileges: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<Value>,
+    raw_data: std::borrow::Cow<'a, str>,
+    raw_data_hash: Fingerprint,
+    raw_data_size: usize,
+    unmapped: Unmapped<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    version: &'static str,
+    product: Product,
+    uid: &'a str,
+    correlation_uid: &'a str,
+    sequence: u64,
+    event_code: &'static str,
+    log_name: &'static str,
+    logged_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_event_uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    labels: [String; 1],
+    tags: Vec<Tag<'a>>,
+}
+
+#[derive(Serialize)]
+struct Product {
+    name: &'static str,
+    vendor_name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Tag<'a> {
+    name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<std::borrow::Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<Vec<&'a str>>,
+}
+
+fn tag<'a>(name: &'static str, value: impl Into<std::borrow::Cow<'a, str>>) -> Tag<'a> {
+    Tag {
+        name,
+        value: Some(value.into()),
+        values: None,
+    }
+}
+
+#[derive(Serialize)]
+struct ActorObject<'a> {
+    user: ActorUser<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idp: Option<Idp<'a>>,
+    invoked_by: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    authorizations: Vec<Authorization<'a>>,
+}
+
+#[derive(Serialize)]
+struct ActorUser<'a> {
+    uid: &'a str,
+    name: &'a str,
+    type_id: u32,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    org: Option<Named<'a>>,
+    groups: Vec<Named<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential_uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid_alt: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Idp<'a> {
+    name: &'a str,
+    issuer: &'a str,
+}
+
+#[derive(Serialize)]
+struct Authorization<'a> {
+    decision: &'static str,
+    policy: AuthorizationPolicy<'a>,
+}
+
+#[derive(Serialize)]
+struct AuthorizationPolicy<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Observable<'a> {
+    name: &'static str,
+    type_id: u32,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+    value: std::borrow::Cow<'a, str>,
+}
+
+fn observable<'a>(
+    name: &'static str,
+    (type_id, type_name): (u32, &'static str),
+    value: impl Into<std::borrow::Cow<'a, str>>,
+) -> Observable<'a> {
+    Observable {
+        name,
+        type_id,
+        type_name,
+        value: value.into(),
+    }
+}
+
+const RESOURCE_UID: (u32, &str) = (10, "Resource UID");
+const USER_NAME: (u32, &str) = (4, "User Name");
+const HASH: (u32, &str) = (8, "Hash");
+const URL_STRING: (u32, &str) = (6, "URL String");
+
+#[derive(Serialize)]
+struct Fingerprint {
+    algorithm: &'static str,
+    algorithm_id: u32,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct Unmapped<'a> {
+    custody: CustodyFields<'a>,
+}
+
+#[derive(Serialize)]
+struct CustodyFields<'a> {
+    kind: &'static str,
+    case_id: &'a str,
+    seq: u64,
+    log_index: u64,
+    role: &'static str,
+    occurred_at: String,
+    recorded_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation: Option<&'a str>,
+    actor: ActorFields<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requester: Option<PartyFields<'a>>,
+    approvers: Vec<PartyFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    executor: Option<PartyFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reviewer: Option<PartyFields<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<ChangeFields<'a>>,
+}
+
+#[derive(Serialize)]
+struct ActorFields<'a> {
+    principal: &'a str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delegation_grant: Option<&'a str>,
+    via: String,
+}
+
+#[derive(Serialize)]
+struct PartyFields<'a> {
+    principal: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on_behalf_of: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delegation_grant: Option<&'a str>,
+    via: &'a str,
+}
+
+fn party_fields(party: &Party) -> PartyFields<'_> {
+    PartyFields {
+        principal: &party.principal,
+        on_behalf_of: party.on_behalf_of.as_deref(),
+        delegation_grant: party.delegation_grant.as_deref(),
+        via: &party.via,
+    }
+}
+
+#[derive(Serialize)]
+struct ChangeFields<'a> {
+    subject: String,
+    change: &'static str,
+    entitlement: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_seconds: Option<u64>,
+}
+
+fn change_fields(change: &Change) -> ChangeFields<'_> {
+    ChangeFields {
+        subject: change.subject().to_string(),
+        change: change.kind().as_str(),
+        entitlement: change.entitlement(),
+        resource: change.resource(),
+        duration_seconds: change.duration_seconds(),
+    }
+}
+
+fn actor_object(actor: &Actor) -> ActorObject<'_> {
+    let (type_id, type_name) = if actor.auth == AuthContext::System {
         (3, "System")
     } else {
         user_type(actor.kind)
     };
-    let mut user = json!({
-        "uid": actor.principal.as_str(),
-        "name": actor.principal.as_str(),
-        "type_id": type_id,
-        "type": type_name,
-        "org": actor.org.as_ref().map(|org| json!({"name": org})),
-        "groups": groups(&actor.groups),
-    });
-    let mut idp = Value::Null;
-    match &actor.auth {
-        AuthContext::Token { token_id } => user["credential_uid"] = json!(token_id),
-        AuthContext::Oidc { issuer, subject } => {
-            user["uid_alt"] = json!(subject);
-            idp = json!({"name": issuer, "issuer": issuer});
-        }
-        AuthContext::System => {}
-    }
-    let authorizations: Vec<Value> = match (&actor.delegation_grant, &actor.on_behalf_of) {
-        (None, None) => Vec::new(),
-        (grant, on_behalf_of) => vec![json!({
-            "decision": "allowed",
-            "policy": {
-                "uid": grant,
-                "type": if grant.is_some() { "delegation_grant" } else { "on_behalf_of" },
-                "name": on_behalf_of.as_ref().map(|party| format!("on behalf of {party}")),
-            },
-        })],
+    let (credential_uid, uid_alt, idp) = match &actor.auth {
+        AuthContext::Token { token_id } => (Some(token_id.as_str()), None, None),
+        AuthContext::Oidc { issuer, subject } => (
+            None,
+            Some(subject.as_str()),
+            Some(Idp {
+                name: issuer,
+                issuer,
+            }),
+        ),
+        AuthContext::System => (None, None, None),
     };
-    json!({
-        "user": user,
-        "idp": idp,
-        "invoked_by": actor.via.to_string(),
-        "authorizations": authorizations,
-    })
+    let authorizations = match (&actor.delegation_grant, &actor.on_behalf_of) {
+        (None, None) => Vec::new(),
+        (grant, on_behalf_of) => vec![Authorization {
+            decision: "allowed",
+            policy: AuthorizationPolicy {
+                uid: grant.as_deref(),
+                type_name: if grant.is_some() {
+                    "delegation_grant"
+                } else {
+                    "on_behalf_of"
+                },
+                name: on_behalf_of
+                    .as_ref()
+                    .map(|party| format!("on behalf of {party}")),
+            },
+        }],
+    };
+    ActorObject {
+        user: ActorUser {
+            uid: actor.principal.as_str(),
+            name: actor.principal.as_str(),
+            type_id,
+            type_name,
+            org: actor.org.as_deref().map(|name| Named { name }),
+            groups: actor.groups.iter().map(|name| Named { name }).collect(),
+            credential_uid,
+            uid_alt,
+        },
+        idp,
+        invoked_by: actor.via.to_string(),
+        authorizations,
+    }
 }
 
-fn party_json(party: &Party) -> Value {
-    json!({
-        "principal": party.principal,
-        "on_behalf_of": party.on_behalf_of,
-        "delegation_grant": party.delegation_grant,
-        "via": party.via,
-    })
-}
-
-fn tag(name: &str, value: &str) -> Value {
-    json!({"name": name, "value": value})
-}
-
-/// The OCSF event for a record.
+/// The OCSF event for a record, as a JSON value.
 pub fn event_json(record: &Record<'_>) -> Value {
+    serde_json::to_value(document(record)).unwrap_or(Value::Null)
+}
+
+/// Appends the OCSF event for a record as one line.
+pub(crate) fn write(record: &Record<'_>, out: &mut Vec<u8>) -> Result<(), crate::ExportError> {
+    crate::write_json_line(&document(record), record.log_index, out)
+}
+
+fn document<'a>(record: &'a Record<'a>) -> Document<'a> {
     let event: &Event = record.event;
     let change = case_change(record);
     let (class, activity, target) = target(&event.body, change);
     let roles = record.roles;
-    let severity = kinds::severity(&event.body);
-    let (severity_id, severity_name) = match severity {
+    let (severity_id, severity_name) = match kinds::severity(&event.body) {
         Severity::Informational => (1, "Informational"),
         Severity::Low => (2, "Low"),
         Severity::Medium => (3, "Medium"),
@@ -538,170 +799,213 @@ pub fn event_json(record: &Record<'_>) -> Value {
 
     let mut tags = vec![
         tag("role", event.role.as_str()),
-        tag("via", &event.actor.via.to_string()),
+        tag("via", event.actor.via.to_string()),
     ];
     if let Some(on_behalf_of) = &event.actor.on_behalf_of {
-        tags.push(tag("on_behalf_of", on_behalf_of));
+        tags.push(tag("on_behalf_of", on_behalf_of.as_str()));
     }
     if let Some(grant) = &event.actor.delegation_grant {
-        tags.push(tag("delegation_grant", grant));
-    }
-    let mut observables = vec![
-        json!({"name": "metadata.correlation_uid", "type_id": 10, "type": "Resource UID", "value": event.case_id.as_str()}),
-        json!({"name": "actor.user.uid", "type_id": 4, "type": "User Name", "value": event.actor.principal.as_str()}),
-    ];
-    let mut role_party = |role: &str, party: &Party| {
-        observables.push(json!({
-            "name": format!("unmapped.custody.{role}.principal"),
-            "type_id": 4,
-            "type": "User Name",
-            "value": party.principal,
-        }));
-    };
-    if let Some(requester) = &roles.requester {
-        role_party("requester", requester);
-    }
-    for approver in &roles.approvers {
-        role_party("approvers", approver);
-    }
-    if let Some(executor) = &roles.executor {
-        role_party("executor", executor);
-    }
-    if let Some(reviewer) = &roles.reviewer {
-        role_party("reviewer", reviewer);
+        tags.push(tag("delegation_grant", grant.as_str()));
     }
     if let Some(requester) = &roles.requester {
-        tags.push(tag("requester", &requester.principal));
+        tags.push(tag("requester", requester.principal.as_str()));
     }
     if !roles.approvers.is_empty() {
-        tags.push(json!({
-            "name": "approvers",
-            "values": roles.approvers.iter().map(|party| party.principal.as_str()).collect::<Vec<_>>(),
-        }));
+        tags.push(Tag {
+            name: "approvers",
+            value: None,
+            values: Some(
+                roles
+                    .approvers
+                    .iter()
+                    .map(|party| party.principal.as_str())
+                    .collect(),
+            ),
+        });
     }
     if let Some(executor) = &roles.executor {
-        tags.push(tag("executor", &executor.principal));
+        tags.push(tag("executor", executor.principal.as_str()));
     }
     if let Some(reviewer) = &roles.reviewer {
-        tags.push(tag("reviewer", &reviewer.principal));
+        tags.push(tag("reviewer", reviewer.principal.as_str()));
+    }
+
+    let mut observables = vec![
+        observable(
+            "metadata.correlation_uid",
+            RESOURCE_UID,
+            event.case_id.as_str(),
+        ),
+        observable("actor.user.uid", USER_NAME, event.actor.principal.as_str()),
+    ];
+    let role_parties = [
+        (
+            "unmapped.custody.requester.principal",
+            roles.requester.as_ref(),
+        ),
+        (
+            "unmapped.custody.executor.principal",
+            roles.executor.as_ref(),
+        ),
+        (
+            "unmapped.custody.reviewer.principal",
+            roles.reviewer.as_ref(),
+        ),
+    ];
+    if let Some(requester) = role_parties[0].1 {
+        observables.push(observable(
+            role_parties[0].0,
+            USER_NAME,
+            requester.principal.as_str(),
+        ));
+    }
+    for approver in &roles.approvers {
+        observables.push(observable(
+            "unmapped.custody.approvers.principal",
+            USER_NAME,
+            approver.principal.as_str(),
+        ));
+    }
+    for (name, party) in &role_parties[1..] {
+        if let Some(party) = party {
+            observables.push(observable(name, USER_NAME, party.principal.as_str()));
+        }
     }
     if let Some(grant) = &event.actor.delegation_grant {
-        observables.push(json!({"name": "actor.authorizations.policy.uid", "type_id": 10, "type": "Resource UID", "value": grant}));
+        observables.push(observable(
+            "actor.authorizations.policy.uid",
+            RESOURCE_UID,
+            grant.as_str(),
+        ));
     }
     evidence_observables(&event.body, &mut observables);
 
-    let bytes = String::from_utf8_lossy(record.bytes);
-    let mut document = json!({
-        "class_uid": class.uid,
-        "class_name": class.name,
-        "category_uid": CATEGORY_UID,
-        "category_name": "Identity & Access Management",
-        "activity_id": activity.id,
-        "activity_name": activity.name,
-        "type_uid": class.uid * 100 + activity.id,
-        "type_name": format!("{}: {}", class.name, activity.name),
-        "time": millis(event.occurred_at),
-        "severity_id": severity_id,
-        "severity": severity_name,
-        "status_id": status_id,
-        "status": status_name,
-        "message": event.body.summary(),
-        "metadata": {
-            "version": OCSF_VERSION,
-            "product": {
-                "name": "Custody",
-                "vendor_name": "Custody",
-                "version": env!("CARGO_PKG_VERSION"),
+    let failed = status_id == 2;
+    let mut document = Document {
+        class_uid: class.uid,
+        class_name: class.name,
+        category_uid: CATEGORY_UID,
+        category_name: "Identity & Access Management",
+        activity_id: activity.id,
+        activity_name: activity.name,
+        type_uid: class.uid * 100 + activity.id,
+        type_name: format!("{}: {}", class.name, activity.name),
+        time: millis(event.occurred_at),
+        severity_id,
+        severity: severity_name,
+        status_id,
+        status: status_name,
+        status_detail: if failed {
+            failure_detail(&event.body)
+        } else {
+            None
+        },
+        status_code: match &event.body {
+            EventBody::NotificationAttempted(attempt) if failed => {
+                attempt.status.map(|code| code.to_string())
+            }
+            _ => None,
+        },
+        message: event.body.summary(),
+        metadata: Metadata {
+            version: OCSF_VERSION,
+            product: Product {
+                name: "Custody",
+                vendor_name: "Custody",
+                version: env!("CARGO_PKG_VERSION"),
             },
-            "uid": event.event_id.as_str(),
-            "correlation_uid": event.case_id.as_str(),
-            "sequence": record.log_index,
-            "event_code": event.body.kind_name(),
-            "log_name": "custody",
-            "logged_time": millis(event.recorded_at),
-            "original_event_uid": event.external_id,
-            "source": event.source,
-            "labels": [format!("role:{}", event.role.as_str())],
-            "tags": tags,
+            uid: event.event_id.as_str(),
+            correlation_uid: event.case_id.as_str(),
+            sequence: record.log_index,
+            event_code: event.body.kind_name(),
+            log_name: "custody",
+            logged_time: millis(event.recorded_at),
+            original_event_uid: event.external_id.as_deref(),
+            source: event.source.as_deref(),
+            labels: [format!("role:{}", event.role.as_str())],
+            tags,
         },
-        "actor": actor_json(&event.actor),
-        "observables": observables,
-        "raw_data": bytes,
-        "raw_data_hash": {
-            "algorithm": "SHA-256",
-            "algorithm_id": 3,
-            "value": custody_core::Sha256Hash::of(record.bytes).to_hex(),
+        actor: actor_object(&event.actor),
+        observables,
+        entity: None,
+        comment: None,
+        user: None,
+        group: None,
+        privileges: None,
+        resource: None,
+        raw_data: String::from_utf8_lossy(record.bytes),
+        raw_data_hash: Fingerprint {
+            algorithm: "SHA-256",
+            algorithm_id: 3,
+            value: custody_core::Sha256Hash::of(record.bytes).to_hex(),
         },
-        "raw_data_size": record.bytes.len(),
-        "unmapped": {
-            "custody": {
-                "kind": event.body.kind_name(),
-                "case_id": event.case_id.as_str(),
-                "seq": event.seq,
-                "log_index": record.log_index,
-                "role": event.role.as_str(),
-                "occurred_at": event.occurred_at.to_string(),
-                "recorded_at": event.recorded_at.to_string(),
-                "causation": event.causation.as_ref().map(|id| id.as_str()),
-                "actor": {
-                    "principal": event.actor.principal.as_str(),
-                    "kind": event.actor.kind.as_str(),
-                    "on_behalf_of": event.actor.on_behalf_of,
-                    "delegation_grant": event.actor.delegation_grant,
-                    "via": event.actor.via.to_string(),
+        raw_data_size: record.bytes.len(),
+        unmapped: Unmapped {
+            custody: CustodyFields {
+                kind: event.body.kind_name(),
+                case_id: event.case_id.as_str(),
+                seq: event.seq,
+                log_index: record.log_index,
+                role: event.role.as_str(),
+                occurred_at: event.occurred_at.to_string(),
+                recorded_at: event.recorded_at.to_string(),
+                causation: event.causation.as_ref().map(|id| id.as_str()),
+                actor: ActorFields {
+                    principal: event.actor.principal.as_str(),
+                    kind: event.actor.kind.as_str(),
+                    on_behalf_of: event.actor.on_behalf_of.as_deref(),
+                    delegation_grant: event.actor.delegation_grant.as_deref(),
+                    via: event.actor.via.to_string(),
                 },
-                "requester": roles.requester.as_ref().map(party_json),
-                "approvers": roles.approvers.iter().map(party_json).collect::<Vec<_>>(),
-                "executor": roles.executor.as_ref().map(party_json),
-                "reviewer": roles.reviewer.as_ref().map(party_json),
-                "change": change.map(change_json),
+                requester: roles.requester.as_ref().map(party_fields),
+                approvers: roles.approvers.iter().map(party_fields).collect(),
+                executor: roles.executor.as_ref().map(party_fields),
+                reviewer: roles.reviewer.as_ref().map(party_fields),
+                change: change.map(change_fields),
             },
         },
-    });
-    if status_id == 2 {
-        document["status_detail"] = json!(failure_detail(&event.body));
-        if let EventBody::NotificationAttempted(attempt) = &event.body {
-            document["status_code"] = json!(attempt.status.map(|code| code.to_string()));
-        }
-    }
+    };
+    let without_nulls = |mut value: Value| {
+        crate::strip_nulls(&mut value);
+        value
+    };
     match target {
         Target::Entity { entity, comment } => {
-            document["entity"] = if entity.is_null() {
-                json!({
+            document.entity = Some(if entity.is_null() {
+                without_nulls(json!({
                     "uid": event.case_id.as_str(),
                     "name": event.case_id.as_str(),
                     "type": "case",
                     "type_id": 99,
                     "data": change.map(change_json),
-                })
+                }))
             } else {
-                entity
-            };
-            document["comment"] = json!(comment);
+                without_nulls(entity)
+            });
+            document.comment = comment;
         }
         Target::Privileges {
             user,
             privileges,
             resource,
         } => {
-            document["user"] = user;
-            document["privileges"] = json!(privileges);
-            document["resource"] = resource.unwrap_or(Value::Null);
+            document.user = Some(without_nulls(user));
+            document.privileges = Some(privileges);
+            document.resource = resource.map(without_nulls);
         }
         Target::Group {
             group,
             user,
             privileges,
         } => {
-            document["group"] = group;
-            document["user"] = user.unwrap_or(Value::Null);
+            document.group = Some(without_nulls(group));
+            document.user = user.map(without_nulls);
             if !privileges.is_empty() {
-                document["privileges"] = json!(privileges);
+                document.privileges = Some(privileges);
             }
         }
-        Target::Account { user } => document["user"] = user,
+        Target::Account { user } => document.user = Some(without_nulls(user)),
     }
-    crate::strip_nulls(&mut document);
     document
 }
 
@@ -715,48 +1019,45 @@ fn change_json(change: &Change) -> Value {
     })
 }
 
-fn failure_detail(body: &EventBody) -> Option<String> {
+fn failure_detail(body: &EventBody) -> Option<&str> {
     match body {
-        EventBody::ExecutionFailed(execution) => execution.comment.clone(),
-        EventBody::ApprovalDenied(decision) => decision.comment.clone(),
-        EventBody::EvidenceUnverified(failure) => Some(failure.error.clone()),
-        EventBody::EvidenceRechecked(recheck) => recheck.error.clone(),
-        EventBody::NotificationAttempted(attempt) => attempt.error.clone(),
+        EventBody::ExecutionFailed(execution) => execution.comment.as_deref(),
+        EventBody::ApprovalDenied(decision) => decision.comment.as_deref(),
+        EventBody::EvidenceUnverified(failure) => Some(&failure.error),
+        EventBody::EvidenceRechecked(recheck) => recheck.error.as_deref(),
+        EventBody::NotificationAttempted(attempt) => attempt.error.as_deref(),
         _ => None,
     }
 }
 
-fn evidence_observables(body: &EventBody, observables: &mut Vec<Value>) {
-    let mut hash = |value: String| {
-        observables.push(json!({"name": "unmapped.custody.evidence.sha256", "type_id": 8, "type": "Hash", "value": value}));
+fn evidence_observables<'a>(body: &'a EventBody, observables: &mut Vec<Observable<'a>>) {
+    const SHA256: &str = "unmapped.custody.evidence.sha256";
+    const URL: &str = "unmapped.custody.evidence.url";
+    let evidence = |evidence: &'a custody_core::event::Evidence,
+                    observables: &mut Vec<Observable<'a>>| {
+        observables.push(observable(SHA256, HASH, evidence.sha256.to_hex()));
+        if let Some(link) = &evidence.link {
+            observables.push(observable(URL, URL_STRING, link.url.as_str()));
+        }
     };
-    let mut urls = Vec::new();
     match body {
-        EventBody::EvidenceAttached(evidence) => {
-            hash(evidence.sha256.to_hex());
-            urls.extend(evidence.link.as_ref().map(|link| link.url.clone()));
-        }
-        EventBody::EvidenceHeld(held) => {
-            hash(held.evidence.sha256.to_hex());
-            urls.extend(held.evidence.link.as_ref().map(|link| link.url.clone()));
-        }
+        EventBody::EvidenceAttached(attached) => evidence(attached, observables),
+        EventBody::EvidenceHeld(held) => evidence(&held.evidence, observables),
         EventBody::EvidenceJoined(join) => {
-            for evidence in &join.evidence {
-                hash(evidence.sha256.to_hex());
-                urls.extend(evidence.link.as_ref().map(|link| link.url.clone()));
+            for joined in &join.evidence {
+                evidence(joined, observables);
             }
         }
         EventBody::EvidenceRechecked(recheck) => {
-            hash(recheck.previous.to_hex());
+            observables.push(observable(SHA256, HASH, recheck.previous.to_hex()));
             if let Some(now) = recheck.sha256 {
-                hash(now.to_hex());
+                observables.push(observable(SHA256, HASH, now.to_hex()));
             }
-            urls.push(recheck.url.clone());
+            observables.push(observable(URL, URL_STRING, recheck.url.as_str()));
         }
-        EventBody::EvidenceUnverified(failure) => urls.push(failure.url.clone()),
+        EventBody::EvidenceUnverified(failure) => {
+            observables.push(observable(URL, URL_STRING, failure.url.as_str()));
+        }
         _ => {}
-    }
-    for url in urls {
-        observables.push(json!({"name": "unmapped.custody.evidence.url", "type_id": 6, "type": "URL String", "value": url}));
     }
 }

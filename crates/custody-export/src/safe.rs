@@ -26,20 +26,31 @@ pub enum SafeTextError {
 /// `text` as safe text: unsafe characters escaped visibly, backslashes
 /// doubled. Borrowed when nothing needed escaping.
 pub fn encode(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(|c| c == '\\' || is_unsafe_char(c)) {
+    if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         if c == '\\' {
             out.push_str("\\\\");
-        } else if is_unsafe_char(c) {
+        } else if needs_escape(c) {
             out.push_str(&escape_char(c));
         } else {
             out.push(c);
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether safe text writes `c` as an escape: a backslash, or a character
+/// [`is_unsafe_char`] names. Printable ASCII, the bulk of every value, is
+/// decided without the table.
+fn needs_escape(c: char) -> bool {
+    if (' '..='~').contains(&c) {
+        c == '\\'
+    } else {
+        is_unsafe_char(c)
+    }
 }
 
 /// The text [`encode`] was given, from its output.

@@ -42,7 +42,8 @@ pub const FACILITY: u8 = 10;
 /// Every parameter name the SD-ELEMENT may hold, in the order written.
 /// Parameters without a value are left out; `approver`,
 /// `approver_on_behalf_of` and `approver_delegation_grant` repeat, once per
-/// approver (RFC 5424 §6.3.3 allows a repeated SD-PARAM).
+/// approver (RFC 5424 §6.3.3 allows a repeated SD-PARAM), as does
+/// `evidence_sha256`, once per piece of evidence the event names.
 pub const PARAMETERS: &[&str] = &[
     "case_id",
     "event_id",
@@ -67,6 +68,9 @@ pub const PARAMETERS: &[&str] = &[
     "change",
     "entitlement",
     "resource",
+    "text",
+    "text_truncated",
+    "evidence_sha256",
     "requester",
     "requester_on_behalf_of",
     "requester_delegation_grant",
@@ -80,6 +84,13 @@ pub const PARAMETERS: &[&str] = &[
     "reviewer_on_behalf_of",
     "reviewer_delegation_grant",
 ];
+
+/// The most bytes of free text the `text` parameter carries once escaped,
+/// so that a message stays within the 8 KiB a syslog receiver should accept
+/// (RFC 5425 §4.3.1; rsyslog's default `maxMessageSize`). Longer text is
+/// cut at a character and `text_truncated="true"` says so; the summary in
+/// MSG and the stored event keep what is cut.
+pub const MAX_TEXT_PARAM_BYTES: usize = 2048;
 
 /// The application name in every message.
 pub const APP_NAME: &str = "custody";
@@ -148,6 +159,16 @@ pub fn encode_message(record: &Record<'_>, host: &str, out: &mut Vec<u8>) {
         sd.param("entitlement", change.entitlement());
         sd.optional("resource", change.resource());
     }
+    if let Some(text) = crate::about::text_of(&event.body) {
+        let (kept, truncated) = bounded_text(text, MAX_TEXT_PARAM_BYTES);
+        sd.param("text", kept);
+        if truncated {
+            sd.param("text_truncated", "true");
+        }
+    }
+    for (sha256, _, _) in crate::about::evidence_of(&event.body) {
+        sd.param("evidence_sha256", &sha256);
+    }
     sd.party("requester", record.roles.requester.as_ref());
     for approver in &record.roles.approvers {
         sd.party("approver", Some(approver));
@@ -181,6 +202,22 @@ pub fn escape_param_value(value: &str, out: &mut String) {
         }
         out.push(c);
     }
+}
+
+/// The longest prefix of `text` whose PARAM-VALUE escaping takes at most
+/// `max` bytes, and whether it is shorter than `text`.
+pub fn bounded_text(text: &str, max: usize) -> (&str, bool) {
+    let mut used = 0;
+    let mut buffer = [0u8; 4];
+    for (index, c) in text.char_indices() {
+        let mut escaped = String::new();
+        escape_param_value(c.encode_utf8(&mut buffer), &mut escaped);
+        used += escaped.len();
+        if used > max {
+            return (&text[..index], true);
+        }
+    }
+    (text, false)
 }
 
 /// Whether `name` is a valid SD-NAME (RFC 5424 §6.3.3): 1 to 32 printable

@@ -5,138 +5,9 @@
 
 mod support;
 
-use custody_export::{safe, syslog, Encoder, Format};
+use custody_export::{syslog, Encoder, Format};
+use support::parse::syslog as parse;
 use support::{exported, HOSTILE};
-
-/// A message parsed by the RFC 5424 grammar.
-#[derive(Debug)]
-struct Message {
-    priority: u32,
-    timestamp: String,
-    hostname: String,
-    app_name: String,
-    procid: String,
-    msgid: String,
-    sd_id: String,
-    /// The parameters in order, values un-escaped (RFC 5424) and decoded
-    /// (safe text).
-    params: Vec<(String, String)>,
-    msg: String,
-}
-
-impl Message {
-    fn get<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        let mut values = self.all(name);
-        let first = values.next();
-        assert!(values.next().is_none(), "{name} is repeated");
-        first
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.params
-            .iter()
-            .filter(move |(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-fn header_token<'a>(rest: &mut &'a str, max: usize) -> &'a str {
-    let (token, tail) = rest.split_once(' ').expect("a header field and a space");
-    assert!(
-        !token.is_empty() && token.len() <= max && token.bytes().all(|b| (33..=126).contains(&b)),
-        "bad header field {token:?}"
-    );
-    *rest = tail;
-    token
-}
-
-/// Parses one message strictly: any deviation from RFC 5424 panics.
-fn parse(line: &[u8]) -> Message {
-    let text = std::str::from_utf8(line).expect("the message is UTF-8");
-    assert!(
-        !text.contains(['\n', '\r', '\0']),
-        "raw control in message: {text:?}"
-    );
-    let rest = text.strip_prefix('<').expect("PRI starts with <");
-    let (priority, rest) = rest.split_once('>').unwrap();
-    assert!(priority.len() <= 3 && priority.bytes().all(|b| b.is_ascii_digit()));
-    let priority: u32 = priority.parse().unwrap();
-    assert!(priority <= 191);
-    let mut rest = rest.strip_prefix("1 ").expect("VERSION 1");
-    let timestamp = header_token(&mut rest, 64).to_owned();
-    let hostname = header_token(&mut rest, 255).to_owned();
-    let app_name = header_token(&mut rest, 48).to_owned();
-    let procid = header_token(&mut rest, 128).to_owned();
-    let msgid = header_token(&mut rest, 32).to_owned();
-    // One SD-ELEMENT.
-    let mut chars = rest
-        .strip_prefix('[')
-        .expect("an SD-ELEMENT")
-        .chars()
-        .peekable();
-    let mut sd_id = String::new();
-    while let Some(&c) = chars.peek() {
-        if c == ' ' || c == ']' {
-            break;
-        }
-        assert!(c.is_ascii_graphic() && !matches!(c, '=' | '"'));
-        sd_id.push(c);
-        chars.next();
-    }
-    let mut params = Vec::new();
-    loop {
-        match chars.next() {
-            Some(']') => break,
-            Some(' ') => {}
-            other => panic!("expected SP or ] in SD-ELEMENT, got {other:?}"),
-        }
-        let mut name = String::new();
-        loop {
-            let c = chars.next().expect("PARAM-NAME ends with =");
-            if c == '=' {
-                break;
-            }
-            assert!(c.is_ascii_graphic() && !matches!(c, ']' | '"'), "{c:?}");
-            name.push(c);
-        }
-        assert!((1..=32).contains(&name.len()), "SD-NAME {name:?}");
-        assert_eq!(chars.next(), Some('"'));
-        let mut value = String::new();
-        loop {
-            match chars.next().expect("PARAM-VALUE ends with a quote") {
-                '"' => break,
-                ']' => panic!("raw ] inside PARAM-VALUE"),
-                '\\' => match chars.peek() {
-                    // RFC 5424 §6.3.3: these three are escaped; any other
-                    // backslash is a backslash.
-                    Some(&escaped @ ('"' | '\\' | ']')) => {
-                        value.push(escaped);
-                        chars.next();
-                    }
-                    _ => value.push('\\'),
-                },
-                c => value.push(c),
-            }
-        }
-        params.push((name, safe::decode(&value).unwrap()));
-    }
-    let msg: String = chars.collect();
-    let msg = msg.strip_prefix(' ').expect("SP before MSG").to_owned();
-    let msg = msg
-        .strip_prefix('\u{feff}')
-        .map_or(msg.clone(), str::to_owned);
-    Message {
-        priority,
-        timestamp,
-        hostname,
-        app_name,
-        procid,
-        msgid,
-        sd_id,
-        params,
-        msg: safe::decode(&msg).unwrap(),
-    }
-}
 
 #[test]
 fn every_kind_is_one_rfc5424_line_that_keeps_case_and_roles() {
@@ -212,6 +83,10 @@ fn every_kind_is_one_rfc5424_line_that_keeps_case_and_roles() {
         );
         assert_eq!(message.get("subject"), Some("user:bob"));
         assert_eq!(message.msg, event.body.summary());
+        // The free text whole, exactly (the summary has its first line).
+        if let Some(text) = message.get("text") {
+            assert_eq!(text, HOSTILE, "{}", event.body.kind_name());
+        }
         for (name, _) in &message.params {
             assert!(syslog::PARAMETERS.contains(&name.as_str()), "{name}");
         }
@@ -299,4 +174,36 @@ fn every_parameter_name_is_an_sd_name() {
     for bad in ["", "a=b", "a b", "a]", "a\"", &"n".repeat(33), "é"] {
         assert!(!syslog::is_sd_name(bad), "{bad:?}");
     }
+}
+
+#[test]
+fn long_text_is_cut_at_a_character_and_says_so() {
+    let mut records = exported("x");
+    let comment = records
+        .iter_mut()
+        .find(|record| record.event.body.kind_name() == "comment_added")
+        .unwrap();
+    // 600 bidi overrides, each written `\\u{202e}` (9 bytes): 5400 bytes.
+    let long = "\u{202e}".repeat(600);
+    comment.event.body =
+        custody_core::event::EventBody::CommentAdded(custody_core::event::Comment {
+            text: long.clone(),
+        });
+    let mut out = Vec::new();
+    Encoder::new(Format::Syslog, "h")
+        .encode(&comment.record(), &mut out)
+        .unwrap();
+    let message = parse(out.strip_suffix(b"\n").unwrap());
+    let text = message.get("text").unwrap();
+    assert_eq!(
+        text.chars().count(),
+        2048 / 9,
+        "whole escaped characters only"
+    );
+    assert!(long.starts_with(text));
+    assert_eq!(message.get("text_truncated"), Some("true"));
+    assert!(out.len() < 8192, "{} bytes", out.len());
+    // Short text is whole, with no marker.
+    let (kept, truncated) = syslog::bounded_text("short", syslog::MAX_TEXT_PARAM_BYTES);
+    assert_eq!((kept, truncated), ("short", false));
 }

@@ -7,6 +7,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod parse;
+
 use custody_core::event::*;
 use custody_core::model::{
     Actor, AuthContext, Change, ChangeKind, PrincipalKind, Role, Subject, Ticket, Via,
