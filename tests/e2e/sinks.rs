@@ -369,12 +369,12 @@ fn a_real_rsyslog_receives_the_push_over_tcp_and_tls_with_the_case_id_and_all_fo
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::create(dir.path(), "good");
     let other_ca = TestCa::create(dir.path(), "other");
-    let plain = Rsyslog::start(dir.path(), "plain", None);
-    let tls = Rsyslog::start(dir.path(), "tls", Some(&ca));
+    let mut plain = Rsyslog::start(dir.path(), "plain", None);
+    let mut tls = Rsyslog::start(dir.path(), "tls", Some(&ca));
     // A third sink points at the TLS collector but trusts another CA: the
     // handshake must fail and nothing reach the collector through it.
     let config = format!(
-        "[export]\npoll_interval_ms = 50\nhost = \"custody-test\"\n\
+        "[export]\npoll_interval_ms = 50\nbackoff_initial_ms = 50\nbackoff_max_ms = 300\nhost = \"custody-test\"\n\
          [[export.sinks]]\nkind = \"syslog\"\nname = \"plain\"\naddress = \"{}\"\ntransport = \"tcp\"\n\
          [[export.sinks]]\nkind = \"syslog\"\nname = \"tls\"\naddress = \"{}\"\nca_file = \"{}\"\n\
          [[export.sinks]]\nkind = \"syslog\"\nname = \"untrusted\"\naddress = \"{}\"\nca_file = \"{}\"\nserver_name = \"localhost\"\n",
@@ -472,6 +472,36 @@ fn a_real_rsyslog_receives_the_push_over_tcp_and_tls_with_the_case_id_and_all_fo
         sink_metric(&server, &server.url, "custody_export_cursor", "tls"),
         Some(all_ids.len() as f64)
     );
+
+    // Both collectors go down (killed) and come back on their ports: the
+    // sinks notice the closed connections, reconnect once the collectors
+    // answer, and resume at their cursors: every event once, in log order.
+    plain.stop();
+    tls.stop();
+    parties.whole_case(&server, "while-rsyslog-is-down");
+    let all_ids = log_event_ids(&server);
+    wait_until("the sinks to fail against the stopped collectors", || {
+        sink_metric(
+            &server,
+            &server.url,
+            "custody_export_failures_total",
+            "plain",
+        )
+        .is_some_and(|failures| failures >= 1.0)
+    });
+    plain.spawn();
+    tls.spawn();
+    for collector in [&plain, &tls] {
+        wait_until("the push to resume", || {
+            collector.messages().len() >= all_ids.len()
+        });
+        let received: Vec<String> = collector
+            .messages()
+            .iter()
+            .map(|message| one(&structured_data(message), "event_id"))
+            .collect();
+        assert_eq!(received, all_ids);
+    }
 }
 
 // --- HTTP receivers -------------------------------------------------------
