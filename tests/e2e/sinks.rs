@@ -678,7 +678,26 @@ fn hec_and_webhook_receivers_get_the_token_the_envelope_and_the_signature() {
     let occurred = custody_core::Timestamp::parse(request["occurred_at"].as_str().unwrap())
         .unwrap()
         .as_micros();
-    let time = envelope["time"].to_string();
+    // Read as written, not through a float.
+    #[derive(serde::Deserialize)]
+    struct Time {
+        time: Box<serde_json::value::RawValue>,
+        fields: Value,
+    }
+    let time = hec_seen
+        .requests()
+        .iter()
+        .flat_map(|(_, body)| {
+            serde_json::Deserializer::from_slice(body)
+                .into_iter::<Time>()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        })
+        .find(|raw| raw.fields["event_id"] == envelope["fields"]["event_id"])
+        .unwrap()
+        .time
+        .get()
+        .to_string();
     let (seconds, fraction) = time.split_once('.').unwrap();
     assert_eq!(fraction.len(), 6, "{time}");
     assert_eq!(

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use custody_core::event::Event;
 use custody_core::time::SharedClock;
+use custody_core::Timestamp;
 use custody_export::{CaseRoles, Encoder, Format, Record};
 use custody_notify::sink::{RecordShape, Sink, SinkConfig, SinkRecord};
 use custody_store::{ExportCursorOperation, Store};
@@ -277,6 +278,16 @@ struct Pusher {
     backoff_max_ms: u64,
 }
 
+/// What a worker knows of its lease between rounds.
+#[derive(Default)]
+struct Held {
+    /// Where this worker left the cursor; `None` when it does not know
+    /// (never held it, lost it, or failed since).
+    left_at: Option<u64>,
+    /// Until when it holds the lease, as last taken or renewed.
+    until: Option<Timestamp>,
+}
+
 /// What one round of a worker did, which decides how long it waits.
 enum Round {
     /// A whole batch went out: there may be more at once.
@@ -293,10 +304,10 @@ impl Pusher {
         // where this worker left it: another node may have pushed in
         // between (then the cache is dropped and seeded again).
         let mut roles = CaseRoles::new(ROLES_CACHE_CASES);
-        let mut left_at: Option<u64> = None;
+        let mut lease = Held::default();
         let mut failures: u32 = 0;
         loop {
-            let round = self.round(&mut roles, &mut left_at).await;
+            let round = self.round(&mut roles, &mut lease).await;
             let wait = match round {
                 Round::Full => {
                     failures = 0;
@@ -320,31 +331,50 @@ impl Pusher {
     }
 
     /// One lease, read, encode, send and advance.
-    async fn round(&mut self, roles: &mut CaseRoles, left_at: &mut Option<u64>) -> Round {
+    async fn round(&mut self, roles: &mut CaseRoles, lease: &mut Held) -> Round {
         let sink = self.name.clone();
         let now = self.clock.now();
-        let until = now.plus_unsigned_seconds(self.lease);
-        let cursor = match self
-            .store
-            .export_cursor(&sink, &self.owner, ExportCursorOperation::Lease, now, until)
-            .await
-        {
-            Ok(Some(cursor)) => cursor,
-            Ok(None) => {
-                metrics::gauge!("custody_export_lease_held", "sink" => sink).set(0.0);
-                *left_at = None;
-                return Round::Idle;
+        // While more than half of the lease is left, the cursor is where
+        // this worker left it (nobody else may move it), so the lease is
+        // renewed only past half-time: an idle sink costs the database one
+        // write per half lease, not one per poll.
+        let half = i64::try_from(self.lease.saturating_mul(500_000)).unwrap_or(i64::MAX);
+        let cursor = match (lease.left_at, lease.until) {
+            (Some(cursor), Some(until))
+                if now.as_micros().saturating_add(half) < until.as_micros() =>
+            {
+                cursor
             }
-            Err(error) => {
-                tracing::error!(sink = %sink, %error, "taking the export sink's lease failed");
-                return Round::Failed;
+            _ => {
+                let until = now.plus_unsigned_seconds(self.lease);
+                match self
+                    .store
+                    .export_cursor(&sink, &self.owner, ExportCursorOperation::Lease, now, until)
+                    .await
+                {
+                    Ok(Some(cursor)) => {
+                        if lease.left_at != Some(cursor) {
+                            *roles = CaseRoles::new(ROLES_CACHE_CASES);
+                        }
+                        lease.until = Some(until);
+                        cursor
+                    }
+                    Ok(None) => {
+                        metrics::gauge!("custody_export_lease_held", "sink" => sink).set(0.0);
+                        *lease = Held::default();
+                        return Round::Idle;
+                    }
+                    Err(error) => {
+                        tracing::error!(sink = %sink, %error, "taking the export sink's lease failed");
+                        *lease = Held::default();
+                        return Round::Failed;
+                    }
+                }
             }
         };
         metrics::gauge!("custody_export_lease_held", "sink" => sink.clone()).set(1.0);
         metrics::gauge!("custody_export_cursor", "sink" => sink.clone()).set(cursor as f64);
-        if *left_at != Some(cursor) {
-            *roles = CaseRoles::new(ROLES_CACHE_CASES);
-        }
+        let left_at = &mut lease.left_at;
         let page = match self
             .store
             .export_page(cursor, None, None, self.batch_size)
@@ -451,6 +481,7 @@ impl Pusher {
             .await
         {
             Ok(Some(_)) => {
+                lease.until = Some(until);
                 metrics::counter!("custody_export_pushed_total", "sink" => sink.clone())
                     .increment(u64::try_from(records.len()).unwrap_or(u64::MAX));
                 metrics::gauge!("custody_export_cursor", "sink" => sink.clone()).set(next as f64);
@@ -567,6 +598,44 @@ mod tests {
             let error = parse(&text).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    /// The example in docs/configuration.md uses only settings that exist,
+    /// with the types they have (validation is left out: its files and
+    /// hosts are examples).
+    #[test]
+    fn the_documented_example_parses() {
+        let docs = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+        )
+        .unwrap();
+        let section = docs.split("## Export sinks").nth(1).unwrap();
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let config: crate::config::Config = toml::from_str(example).unwrap();
+        let kinds: Vec<&str> = config.export.sinks.iter().map(SinkConfig::kind).collect();
+        assert_eq!(kinds, ["syslog", "hec", "webhook", "file"]);
+        let defaults = ExportConfig::default();
+        assert_eq!(
+            (
+                config.export.batch_size,
+                config.export.poll_interval_ms,
+                config.export.lease_seconds,
+                config.export.backoff_initial_ms,
+                config.export.backoff_max_ms
+            ),
+            (
+                defaults.batch_size,
+                defaults.poll_interval_ms,
+                defaults.lease_seconds,
+                defaults.backoff_initial_ms,
+                defaults.backoff_max_ms
+            ),
+            "the example shows the defaults"
+        );
     }
 
     #[test]
