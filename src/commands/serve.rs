@@ -51,6 +51,12 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         Some(path) => Config::load(path).map_err(|error| CliError::Usage(error.to_string()))?,
         None => Config::default(),
     };
+    // Before the data directory is touched: the files the export sinks
+    // name (certificates, a file sink's directory) are there.
+    config
+        .export
+        .check_files()
+        .map_err(|error| CliError::Usage(error.to_string()))?;
     let policy_source = match &config_path {
         Some(path) => format!(
             "{}",

@@ -281,10 +281,11 @@ impl SinkConfig {
         }
     }
 
-    /// Checks what can be checked without the network: the name, the
-    /// address or URL, the secrets, the timeout, the rotation settings,
-    /// that the TLS files can be read and that a file's directory exists.
-    /// The format is the caller's to check.
+    /// Checks the settings themselves, touching neither the network nor
+    /// the file system (so a configuration can be checked on another
+    /// machine): the name, the address or URL, the secrets, the timeout,
+    /// the rotation settings. [`SinkConfig::check_files`] checks the files
+    /// it names. The format is the caller's to check.
     pub fn validate(&self) -> Result<(), SinkConfigError> {
         let name = self.name();
         let refuse = |message: String| SinkConfigError {
@@ -336,7 +337,6 @@ impl SinkConfig {
                                 .to_string(),
                         ));
                     }
-                    tls_config(self).map_err(refuse)?;
                 } else if server_name.is_some()
                     || client_cert_file.is_some()
                     || client_key_file.is_some()
@@ -417,28 +417,53 @@ impl SinkConfig {
                         "keep = {keep} is out of range; use 1 to 1000"
                     )));
                 }
-                let directory = path
-                    .parent()
-                    .filter(|parent| !parent.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                if !std::fs::metadata(directory).is_ok_and(|metadata| metadata.is_dir()) {
-                    return Err(refuse(format!(
-                        "the directory {} of path does not exist; create it first",
-                        directory.display()
-                    )));
-                }
             }
         }
         Ok(())
     }
 }
 
+impl SinkConfig {
+    /// Checks the files the sink names, on this machine: that the TLS
+    /// files of a syslog sink can be read and fit together, and that a file
+    /// sink's directory exists. [`Sink::connect`] does it too; call it
+    /// before anything else at start-up to fail before changing anything.
+    pub fn check_files(&self) -> Result<(), SinkConfigError> {
+        let refuse = |message: String| SinkConfigError {
+            sink: self.name().to_string(),
+            message,
+        };
+        match self {
+            SinkConfig::Syslog {
+                transport: SyslogTransport::Tls,
+                ..
+            } => tls_config(self).map(|_| ()).map_err(refuse),
+            SinkConfig::File { path, .. } => {
+                let directory = path
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                if std::fs::metadata(directory).is_ok_and(|metadata| metadata.is_dir()) {
+                    Ok(())
+                } else {
+                    Err(refuse(format!(
+                        "the directory {} of path does not exist; create it first",
+                        directory.display()
+                    )))
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Sink {
-    /// Validates the configuration and builds the sink. Nothing is sent and
+    /// Validates the configuration, checks its files and builds the sink. Nothing is sent and
     /// no connection is opened (a syslog sink connects on its first batch),
     /// so a receiver that is down does not stop start-up.
     pub async fn connect(config: &SinkConfig) -> Result<Sink, SinkConfigError> {
         config.validate()?;
+        config.check_files()?;
         let name = config.name().to_string();
         let refuse = |message: String| SinkConfigError {
             sink: name.clone(),
@@ -1161,7 +1186,6 @@ mod tests {
         for (text, expected) in [
             ("kind = \"syslog\"\nname = \"s\"\naddress = \"nowhere\"\ntransport = \"tcp\"", "is not host:port"),
             ("kind = \"syslog\"\nname = \"s\"\naddress = \"h:1\"\ntransport = \"tcp\"\nca_file = \"/x\"", "apply to transport = \"tls\" only"),
-            ("kind = \"syslog\"\nname = \"s\"\naddress = \"h:1\"\nca_file = \"/nonexistent/ca.pem\"", "cannot read ca_file /nonexistent/ca.pem"),
             ("kind = \"hec\"\nname = \"h\"\nurl = \"https://s:8088\"\ntoken = \" \"", "token is empty"),
             ("kind = \"webhook\"\nname = \"w\"\nurl = \"ftp://s\"\nsecret = \"k\"", "scheme `ftp`"),
             ("kind = \"webhook\"\nname = \"w\"\nurl = \"https://s\"\nsecret = \"\"", "secret is empty"),
@@ -1172,6 +1196,22 @@ mod tests {
         ] {
             let error = parse(text).validate().unwrap_err().to_string();
             assert!(error.contains(expected), "{text}: {error}");
+        }
+        // Files are checked apart, on the machine that runs the sink.
+        for (text, expected) in [
+            (
+                "kind = \"syslog\"\nname = \"s\"\naddress = \"h:1\"\nca_file = \"/nonexistent/ca.pem\"",
+                "export sink `s`: cannot read ca_file /nonexistent/ca.pem",
+            ),
+            (
+                "kind = \"file\"\nname = \"f\"\npath = \"/nonexistent/dir/x.log\"",
+                "export sink `f`: the directory /nonexistent/dir of path does not exist",
+            ),
+        ] {
+            let config = parse(text);
+            config.validate().unwrap();
+            let error = config.check_files().unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{text}: {error}");
         }
         assert!(toml::from_str::<SinkConfig>(
             "kind = \"file\"\nname = \"f\"\npath = \"/x\"\nmax_size = 1"

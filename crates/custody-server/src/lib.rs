@@ -277,6 +277,11 @@ pub async fn serve_listener_with(
         .await
         .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
     let (metrics, upkeep) = install_metrics();
+    // The sinks are built (their files read) before anything is written, so
+    // a bad sink stops start-up having changed nothing.
+    let mut pushers = push::Pushers::prepare(store.clone(), &options.export, options.clock.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     // The policy this node decides with is on the record before any case is
     // decided with it: a policy change is itself an audited event.
     match store
@@ -307,9 +312,7 @@ pub async fn serve_listener_with(
         .await
         .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
-    let pushers = push::Pushers::start(store.clone(), &options.export, options.clock.clone())
-        .await
-        .map_err(std::io::Error::other)?;
+    pushers.start();
     let checkpoints = tokio::spawn(sign_checkpoints(
         store.clone(),
         options.log.clone(),

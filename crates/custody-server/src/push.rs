@@ -104,7 +104,7 @@ impl Default for ExportConfig {
 
 impl ExportConfig {
     /// Checks every setting and every sink (names unique, formats known and
-    /// fit for the kind, files readable), without the network.
+    /// fit for the kind), without the network or the file system.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=10_000).contains(&self.batch_size) {
             return Err("export.batch_size must be between 1 and 10000".to_string());
@@ -152,6 +152,18 @@ impl ExportConfig {
     }
 }
 
+impl ExportConfig {
+    /// Checks the files the sinks name (TLS certificates and keys, a file
+    /// sink's directory) on this machine; `custody serve` does it before it
+    /// changes anything. [`ExportConfig::validate`] touches no file.
+    pub fn check_files(&self) -> Result<(), String> {
+        for sink in &self.sinks {
+            sink.check_files().map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+}
+
 /// A sink's export format, checked against what its kind can carry.
 fn sink_format(sink: &SinkConfig) -> Result<Format, String> {
     let format: Format = sink
@@ -180,14 +192,17 @@ pub struct Pushers {
     store: Store,
     owner: String,
     names: Vec<String>,
+    /// Built by [`Pushers::prepare`], moved into tasks by [`Pushers::start`].
+    workers: Vec<Pusher>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     clock: SharedClock,
 }
 
 impl Pushers {
-    /// Builds every sink (refusing a configuration that cannot work) and
-    /// starts one worker per sink; leases and lag are judged by `clock`.
-    pub async fn start(
+    /// Builds every sink, refusing a configuration that cannot work (its
+    /// files included), and nothing more: no task runs and nothing is
+    /// written until [`Pushers::start`]. Leases and lag are judged by `clock`.
+    pub async fn prepare(
         store: Store,
         config: &ExportConfig,
         clock: SharedClock,
@@ -227,17 +242,23 @@ impl Pushers {
             });
         }
         let names = workers.iter().map(|worker| worker.name.clone()).collect();
-        let tasks = workers
-            .into_iter()
-            .map(|worker| tokio::spawn(worker.run()))
-            .collect();
         Ok(Pushers {
             store,
             owner,
             names,
-            tasks,
+            workers,
+            tasks: Vec::new(),
             clock,
         })
+    }
+
+    /// Starts one worker per sink.
+    pub fn start(&mut self) {
+        self.tasks.extend(
+            self.workers
+                .drain(..)
+                .map(|worker| tokio::spawn(worker.run())),
+        );
     }
 
     /// Stops the workers and gives their leases up, so another node takes
