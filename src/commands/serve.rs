@@ -51,6 +51,12 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         Some(path) => Config::load(path).map_err(|error| CliError::Usage(error.to_string()))?,
         None => Config::default(),
     };
+    // Before the data directory is touched: the files the export sinks
+    // name (certificates, a file sink's directory) are there.
+    config
+        .export
+        .check_files()
+        .map_err(|error| CliError::Usage(error.to_string()))?;
     let policy_source = match &config_path {
         Some(path) => format!(
             "{}",
@@ -108,6 +114,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         policy_source,
         scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
         notify: config.notify,
+        export: config.export,
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: config
                 .evidence

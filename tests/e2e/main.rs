@@ -55,6 +55,7 @@ mod power_loss;
 mod problems;
 mod review;
 mod scenarios;
+mod sinks;
 mod tamper;
 mod text_safety;
 mod tokens;

@@ -5,7 +5,10 @@
 //! 127.0.0.1:5432 or starts the local cluster, and exports its URL as
 //! `CUSTODY_TEST_DATABASE_URL`. It also makes sure Python's `jsonschema`
 //! package imports (the OCSF export test validates with it), installing it
-//! with pip (`--user`) or apt when it is missing.
+//! with pip (`--user`) or apt when it is missing; and it installs with
+//! apt-get the Debian packages whose programs the tests start when they are
+//! missing (rsyslog with its OpenSSL driver for the syslog sink tests,
+//! openssl for their CA).
 //!
 //! `bench` builds the benchmark harness in release mode and runs it; every
 //! figure is printed beside a baseline measured in the same run.
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
 fn test(extra: &[String]) -> Result<(), String> {
     ensure_postgres()?;
     ensure_python_jsonschema()?;
+    ensure_packages()?;
     let mut command = cargo();
     command
         .args(["test", "--workspace", "--all-targets", "--locked"])
@@ -89,6 +93,46 @@ fn run(mut command: Command) -> Result<(), String> {
     } else {
         Err(format!("{command:?} failed with {status}"))
     }
+}
+
+/// The Debian packages whose programs the tests start.
+const TEST_PACKAGES: &[&str] = &[
+    // The syslog sink tests: a real rsyslogd receiving over TCP, and over
+    // TLS through its OpenSSL network stream driver (lmnsd_ossl).
+    "rsyslog",
+    "rsyslog-openssl",
+    // The test CA of the TLS syslog test.
+    "openssl",
+];
+
+/// Whether dpkg has `package` installed.
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Status}", package])
+        .output()
+        .is_ok_and(|output| output.stdout.ends_with(b"install ok installed"))
+}
+
+/// Installs with apt-get the test packages that are missing.
+fn ensure_packages() -> Result<(), String> {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| !installed(package))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} for the tests", missing.join(", "));
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-q"]);
+    run(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install)
 }
 
 fn postgres_reachable() -> bool {

@@ -627,6 +627,7 @@ async fn append_through_http(
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
         notify: custody_server::delivery::NotifyConfig::default(),
+        export: custody_server::push::ExportConfig::default(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
@@ -868,6 +869,7 @@ async fn deliveries(count: usize) -> Result<()> {
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
         notify,
+        export: custody_server::push::ExportConfig::default(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
@@ -1016,6 +1018,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
         policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(60),
         notify: custody_server::delivery::NotifyConfig::default(),
+        export: custody_server::push::ExportConfig::default(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),

@@ -48,7 +48,7 @@ impl ChatChannel {
             ChatFlavor::Teams => teams_message(notification, recipient),
         };
         let target = Target {
-            kind: "chat",
+            kind: "chat channel",
             channel: &self.name,
             url: &self.url,
         };

@@ -44,7 +44,7 @@ pub(crate) fn client(
 /// A POST target, described without the parts of its URL that may be
 /// secret.
 pub(crate) struct Target<'a> {
-    /// `webhook` or `chat`.
+    /// What it is: `webhook channel`, `chat channel`, `hec sink`, ...
     pub kind: &'static str,
     /// The channel's name.
     pub channel: &'a str,
@@ -63,7 +63,7 @@ pub(crate) async fn post(
     body: Vec<u8>,
 ) -> Result<Delivered, DeliveryError> {
     let origin = origin(target.url);
-    let prefix = format!("{} channel `{}`", target.kind, target.channel);
+    let prefix = format!("{} `{}`", target.kind, target.channel);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     let response = client
         .post(target.url.clone())

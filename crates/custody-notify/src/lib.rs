@@ -151,6 +151,7 @@ mod nats;
 mod notification;
 mod outcome;
 mod signature;
+pub mod sink;
 mod webhook;
 
 use std::time::Duration;

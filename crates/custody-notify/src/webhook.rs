@@ -72,7 +72,7 @@ impl WebhookChannel {
             headers.insert(header.0, header.1);
         }
         let target = Target {
-            kind: "webhook",
+            kind: "webhook channel",
             channel: &self.name,
             url: &self.url,
         };

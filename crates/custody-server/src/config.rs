@@ -43,6 +43,9 @@ pub struct Config {
     /// Evidence: upload limit, blob store, link capture.
     #[serde(default)]
     pub evidence: crate::api::evidence::EvidenceConfig,
+    /// Continuous export: the push sinks (`[[export.sinks]]`).
+    #[serde(default)]
+    pub export: crate::push::ExportConfig,
 }
 
 /// The `[workflow]` section.
@@ -251,6 +254,7 @@ impl Config {
         }
         config.notify.routing(&config.policy)?;
         config.evidence.validate()?;
+        config.export.validate()?;
         Ok(config)
     }
 }

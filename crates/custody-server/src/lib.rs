@@ -18,6 +18,7 @@ pub mod extract;
 pub mod init;
 pub mod openapi;
 pub mod problem;
+pub mod push;
 pub mod timer;
 
 /// The log's signing keys live with the rest of the data directory, in the
@@ -87,6 +88,8 @@ pub struct ServeOptions {
     pub scan_interval: Duration,
     /// Notification channels, routes and delivery settings.
     pub notify: delivery::NotifyConfig,
+    /// The push sinks (`[[export.sinks]]`) and how they are driven.
+    pub export: push::ExportConfig,
     /// The evidence blob store and its limits.
     pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
@@ -129,6 +132,7 @@ impl ServeOptions {
             policy_source,
             scan_interval: Duration::from_secs(config.workflow.scan_interval_seconds),
             notify: config.notify,
+            export: config.export,
             evidence: api::evidence::EvidenceState {
                 blobs,
                 config: std::sync::Arc::new(config.evidence),
@@ -279,6 +283,11 @@ pub async fn serve_listener_with(
         .await
         .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
     let (metrics, upkeep) = install_metrics();
+    // The sinks are built (their files read) before anything is written, so
+    // a bad sink stops start-up having changed nothing.
+    let mut pushers = push::Pushers::prepare(store.clone(), &options.export, options.clock.clone())
+        .await
+        .map_err(std::io::Error::other)?;
     // The policy this node decides with is on the record before any case is
     // decided with it: a policy change is itself an audited event.
     match store
@@ -309,6 +318,7 @@ pub async fn serve_listener_with(
         .await
         .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
+    pushers.start();
     let checkpoints = tokio::spawn(sign_checkpoints(
         store.clone(),
         options.log.clone(),
@@ -339,6 +349,7 @@ pub async fn serve_listener_with(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
+    pushers.stop().await;
     if let Some(upkeep) = upkeep {
         upkeep.abort();
     }

@@ -169,6 +169,24 @@ pub struct Store {
     clock: SharedClock,
 }
 
+/// What [`Store::export_cursor`] does to a push sink's cursor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportCursorOperation {
+    /// Take the lease (free, run out, or already the worker's own) or
+    /// renew it; a sink seen for the first time starts at log index 0.
+    Lease,
+    /// Move the cursor from `from` to `to` and renew the lease, only if the
+    /// worker holds the lease and the cursor is still at `from`.
+    Advance {
+        /// Where the worker read the cursor.
+        from: u64,
+        /// The first log index not pushed yet.
+        to: u64,
+    },
+    /// Give the lease up (at shutdown), so another node takes over at once.
+    Release,
+}
+
 /// A notification leased to a delivery worker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimedDelivery {
@@ -551,6 +569,36 @@ impl Store {
             now,
             until,
             limit,
+            reply,
+        })
+        .await
+    }
+
+    /// A push sink's cursor and lease, kept in the ledger database so that
+    /// a restarted node resumes where the sink stopped and several nodes on
+    /// one database push each event once. `owner` names the worker; leases
+    /// are judged at `now` and taken or renewed until `until`.
+    ///
+    /// Answers the cursor (the log index of the first event not pushed yet)
+    /// when `owner` holds the lease after the operation; `None` when
+    /// another worker holds it, when an `Advance` found the cursor moved or
+    /// the lease taken, and after a `Release`.
+    pub async fn export_cursor(
+        &self,
+        sink: &str,
+        owner: &str,
+        operation: ExportCursorOperation,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let sink = sink.to_string();
+        let owner = owner.to_string();
+        self.submit(|reply| writer::Job::ExportCursor {
+            sink,
+            owner,
+            operation,
+            now,
+            until,
             reply,
         })
         .await

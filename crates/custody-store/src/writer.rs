@@ -139,6 +139,22 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Vec<crate::ClaimedDelivery>, StoreError>>,
     },
+    /// Take, renew or give up a push sink's lease, or advance its cursor
+    /// ([`crate::Store::export_cursor`]).
+    ExportCursor {
+        /// The sink's configured name.
+        sink: String,
+        /// The worker acting.
+        owner: String,
+        /// What to do.
+        operation: crate::ExportCursorOperation,
+        /// The time leases are judged at.
+        now: Timestamp,
+        /// The end of the lease taken or renewed.
+        until: Timestamp,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Option<u64>, StoreError>>,
+    },
     /// Make a notification due again now (an operator's retry).
     RetryDelivery {
         /// Its delivery ID.
@@ -267,6 +283,10 @@ pub(crate) enum Done {
         oneshot::Sender<Result<Vec<crate::ClaimedDelivery>, StoreError>>,
         Result<Vec<crate::ClaimedDelivery>, StoreError>,
     ),
+    Cursor(
+        oneshot::Sender<Result<Option<u64>, StoreError>>,
+        Result<Option<u64>, StoreError>,
+    ),
     Retried(
         oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
         Result<crate::OutboxEntry, StoreError>,
@@ -315,6 +335,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Retried(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Cursor(reply, result) => {
+                let _ = reply.send(result);
+            }
             Done::Durability(reply, result) => {
                 let _ = reply.send(result);
             }
@@ -339,6 +362,7 @@ impl Job {
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
             Job::RetryDelivery { reply, .. } => Done::Retried(reply, Err(error())),
+            Job::ExportCursor { reply, .. } => Done::Cursor(reply, Err(error())),
             Job::Durability { reply } => Done::Durability(reply, Err(error())),
         }
     }
@@ -360,6 +384,7 @@ impl Done {
             Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
             Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),
             Done::Retried(reply, Ok(_)) => Done::Retried(reply, Err(error())),
+            Done::Cursor(reply, Ok(_)) => Done::Cursor(reply, Err(error())),
             failed => failed,
         }
     }

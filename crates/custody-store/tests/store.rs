@@ -585,3 +585,131 @@ async fn no_checkpoint_is_signed_on_a_log_that_does_not_extend_a_signed_one() {
     assert!(store.check_signed_history(&[]).await.is_err());
     assert_eq!(store.latest_checkpoint().await.unwrap().unwrap().size, 2);
 }
+
+/// A push sink's cursor: one lease holder at a time, taken over only when
+/// the lease has run out or was given up, and moved only forward, only by
+/// the holder, only from the value it read.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_cursors_are_leased_and_moved_by_compare_and_set() {
+    use custody_store::ExportCursorOperation::{Advance, Lease, Release};
+    let (_directory, store) = open().await;
+    let at = |seconds: u64| {
+        Timestamp::parse("2030-01-01T00:00:00Z")
+            .unwrap()
+            .plus_unsigned_seconds(seconds)
+    };
+    // A new sink starts at the beginning of the log, leased to the first taker.
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Lease, at(0), at(30))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "b", Lease, at(10), at(40))
+            .await
+            .unwrap(),
+        None
+    );
+    // Only the holder moves it, only from where it is, never back.
+    assert_eq!(
+        store
+            .export_cursor("siem", "b", Advance { from: 0, to: 5 }, at(11), at(41))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Advance { from: 3, to: 5 }, at(11), at(41))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .export_cursor("siem", "a", Advance { from: 0, to: 0 }, at(11), at(41))
+        .await
+        .is_ok());
+    assert!(matches!(
+        store
+            .export_cursor("siem", "a", Advance { from: 5, to: 4 }, at(11), at(41))
+            .await,
+        Err(StoreError::InvalidRequest(_))
+    ));
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Advance { from: 0, to: 5 }, at(12), at(42))
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    // The advance renewed the lease to 42: b waits until it runs out.
+    assert_eq!(
+        store
+            .export_cursor("siem", "b", Lease, at(41), at(71))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "b", Lease, at(42), at(72))
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    // The old holder cannot move it any more.
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Advance { from: 5, to: 9 }, at(43), at(73))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Lease, at(43), at(73))
+            .await
+            .unwrap(),
+        None
+    );
+    // Given up, it is free at once; a release by a non-holder changes nothing.
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Release, at(44), at(44))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Lease, at(44), at(74))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "b", Release, at(45), at(45))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .export_cursor("siem", "a", Lease, at(45), at(75))
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    // Sinks are independent.
+    assert_eq!(
+        store
+            .export_cursor("archive", "b", Lease, at(45), at(75))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+}

@@ -37,6 +37,10 @@ pub(crate) mod sqlite {
             4,
             include_str!("../../migrations/sqlite/0004_evidence_records.sql"),
         ),
+        (
+            5,
+            include_str!("../../migrations/sqlite/0005_export_cursors.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -93,6 +97,10 @@ pub(crate) mod postgres {
         (
             3,
             include_str!("../../migrations/postgres/0003_evidence_records.sql"),
+        ),
+        (
+            4,
+            include_str!("../../migrations/postgres/0004_export_cursors.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers

@@ -135,6 +135,17 @@ async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterCo
                     reply,
                     claim_deliveries(connection, &owner, now, until, limit).await,
                 ),
+                Job::ExportCursor {
+                    sink,
+                    owner,
+                    operation,
+                    now,
+                    until,
+                    reply,
+                } => Done::Cursor(
+                    reply,
+                    export_cursor(connection, &sink, &owner, operation, now, until).await,
+                ),
                 Job::RetryDelivery { delivery_id, reply } => {
                     // Results of this batch first, so a retry sees them.
                     flush(connection, &mut pending, clock.now()).await?;
@@ -1117,6 +1128,79 @@ async fn claim_deliveries(
             })
         })
         .collect()
+}
+
+/// Takes, renews or gives up a push sink's lease, or advances its cursor;
+/// see [`crate::Store::export_cursor`]. A sink seen for the first time gets
+/// a cursor at the start of the log.
+async fn export_cursor(
+    connection: &mut Conn,
+    sink: &str,
+    owner: &str,
+    operation: crate::ExportCursorOperation,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<Option<u64>, StoreError> {
+    let row = match operation {
+        crate::ExportCursorOperation::Lease => {
+            sqlx::query(
+                "INSERT INTO export_cursors (sink, next_index, lease_owner, lease_until, updated_at)
+                 VALUES ($1, 0, NULL, NULL, $2) ON CONFLICT (sink) DO NOTHING",
+            )
+            .bind(sink)
+            .bind(now.to_string())
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(
+                "UPDATE export_cursors SET lease_owner = $1, lease_until = $2, updated_at = $3
+                 WHERE sink = $4 AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until IS NULL OR lease_until <= $3)
+                 RETURNING next_index",
+            )
+            .bind(owner)
+            .bind(until.to_string())
+            .bind(now.to_string())
+            .bind(sink)
+            .fetch_optional(&mut *connection)
+            .await?
+        }
+        crate::ExportCursorOperation::Advance { from, to } => {
+            if to < from {
+                return Err(StoreError::InvalidRequest(format!(
+                    "export sink `{sink}`: a cursor never moves back (from {from} to {to})"
+                )));
+            }
+            sqlx::query(
+                "UPDATE export_cursors SET next_index = $1, lease_until = $2, updated_at = $3
+                 WHERE sink = $4 AND lease_owner = $5 AND next_index = $6
+                 RETURNING next_index",
+            )
+            .bind(to_sql(to))
+            .bind(until.to_string())
+            .bind(now.to_string())
+            .bind(sink)
+            .bind(owner)
+            .bind(to_sql(from))
+            .fetch_optional(&mut *connection)
+            .await?
+        }
+        crate::ExportCursorOperation::Release => {
+            sqlx::query(
+                "UPDATE export_cursors SET lease_owner = NULL, lease_until = NULL, updated_at = $1
+                 WHERE sink = $2 AND lease_owner = $3",
+            )
+            .bind(now.to_string())
+            .bind(sink)
+            .bind(owner)
+            .execute(&mut *connection)
+            .await?;
+            None
+        }
+    };
+    row.map(|row| {
+        let next: i64 = row.try_get("next_index")?;
+        Ok(from_sql(next))
+    })
+    .transpose()
 }
 
 /// Makes a pending or dead notification due now.
