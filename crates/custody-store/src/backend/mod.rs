@@ -65,6 +65,7 @@ pub(crate) mod sqlite {
     include!("write.rs");
     include!("log.rs");
     include!("read.rs");
+    include!("import.rs");
 }
 
 /// PostgreSQL, shared by several `custody serve` nodes.
@@ -119,4 +120,5 @@ pub(crate) mod postgres {
     include!("write.rs");
     include!("log.rs");
     include!("read.rs");
+    include!("import.rs");
 }
