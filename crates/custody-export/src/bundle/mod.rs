@@ -10,15 +10,19 @@
 //!    size and root of the checkpoint every proof is against;
 //! 2. `key`: the log's verifier keys (C2SP vkey), one per line;
 //! 3. `checkpoint`: the signed checkpoint note of the header's size;
-//! 4. `consistency`: an older signed checkpoint and the consistency proof
-//!    from it to the bundle's checkpoint, when there is one;
-//! 5. `context`: for a case or range bundle, the events of the policy
+//! 4. `context`: for a case or range bundle, the events of the policy
 //!    record and the administration record the events are judged against,
 //!    each with its inclusion proof;
-//! 6. `event`: one per event in log order, with its log index, its
+//! 5. `event`: one per event in log order, with its log index, its
 //!    canonical bytes (base64) and, for a case or range bundle, its
 //!    inclusion proof (a whole-log bundle has none: the verifier rebuilds
 //!    the tree);
+//! 6. `consistency`: for a case or range bundle, the first checkpoint that
+//!    covered its last event, when an older one than the bundle's did, and
+//!    the consistency proof from it to the bundle's checkpoint (so an
+//!    auditor who saved that checkpoint earlier sees the log was extended,
+//!    not rewritten); it follows the events because a streaming writer
+//!    knows the last one only then;
 //! 7. `evidence`: one per evidence blob the events reference (SHA-256,
 //!    media type, size, and with `--with-evidence` the bytes);
 //! 8. `trailer`: the counts of lines, events and evidence, and the SHA-256
@@ -231,9 +235,9 @@ impl Line {
             Line::Header(_) => 0,
             Line::Key { .. } => 1,
             Line::Checkpoint { .. } => 2,
-            Line::Consistency { .. } => 3,
-            Line::Context(_) => 4,
-            Line::Event(_) => 5,
+            Line::Context(_) => 3,
+            Line::Event(_) => 4,
+            Line::Consistency { .. } => 5,
             Line::Evidence(_) => 6,
             Line::Trailer(_) => 7,
         }
@@ -297,6 +301,37 @@ pub fn decode_hashes(hashes: &[String]) -> Result<Vec<[u8; 32]>, String> {
 /// Encodes a list of hashes (a proof) as base64.
 pub fn encode_hashes(hashes: &[[u8; 32]]) -> Vec<String> {
     hashes.iter().map(|hash| encode_base64(hash)).collect()
+}
+
+/// An evidence blob an event references, as an `evidence` line lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceItem {
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+    /// The media type recorded for it: the declared one, else the sniffed one.
+    pub media_type: String,
+    /// Its recorded size.
+    pub size: u64,
+}
+
+/// Every evidence blob `event` references (attached, held for a reference,
+/// or joined from a reference's record).
+pub fn evidence_of(event: &custody_core::Event) -> Vec<EvidenceItem> {
+    use custody_core::EventBody;
+    let item = |evidence: &custody_core::event::Evidence| EvidenceItem {
+        sha256: evidence.sha256.to_hex(),
+        media_type: evidence
+            .declared_media_type
+            .clone()
+            .unwrap_or_else(|| evidence.sniffed_media_type.clone()),
+        size: evidence.size,
+    };
+    match &event.body {
+        EventBody::EvidenceAttached(evidence) => vec![item(evidence)],
+        EventBody::EvidenceHeld(held) => vec![item(&held.evidence)],
+        EventBody::EvidenceJoined(join) => join.evidence.iter().map(item).collect(),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
