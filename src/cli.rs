@@ -70,6 +70,63 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Check the whole trail offline; exit 0 only when nothing is wrong.
     Verify(VerifyArgs),
+    /// Export the ledger, read directly (--data / --database-url): `--format bundle` writes an auditor bundle (docs/bundle.md).
+    Export(ExportArgs),
+    /// Rebuild an empty store (a new data directory, or a fresh PostgreSQL database) from a whole-log auditor bundle.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The format: ocsf, syslog, cef, ecs, cloudevents, jsonl or bundle.
+    #[arg(long)]
+    pub format: String,
+    /// Only this case.
+    #[arg(long, conflicts_with_all = ["since", "until"])]
+    pub case: Option<String>,
+    /// Start at this cursor (a log index, as a previous export printed it).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stop before this cursor (a log index).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Write to FILE instead of stdout (a bundle is written to FILE.partial and renamed when complete).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Put the evidence blobs themselves in the bundle, not only their hashes.
+    #[arg(long)]
+    pub with_evidence: bool,
+    /// The data directory (default ./custody-data or $CUSTODY_DATA): the ledger, or with --database-url its log keys and evidence.
+    #[arg(long, env = "CUSTODY_DATA")]
+    pub data: Option<PathBuf>,
+    /// Read the ledger in this PostgreSQL database (postgres://...).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// The server's configuration file, for where evidence blobs are stored ([evidence.store]).
+    #[arg(long, env = "CUSTODY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the summary as JSON (on stdout when --out is given, else on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The whole-log bundle (`custody export --format bundle` without --case, --since or --until).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// The new data directory to fill (it must not exist, or be empty).
+    #[arg(long, env = "CUSTODY_DATA", required_unless_present = "database_url")]
+    pub data: Option<PathBuf>,
+    /// Fill this PostgreSQL database instead (it must hold no ledger, or an empty one).
+    #[arg(long, conflicts_with = "data")]
+    pub database_url: Option<String>,
+    /// The log's verifier key, obtained independently, to check the bundle's checkpoint against (repeatable).
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,8 @@ mod admin;
 mod case;
 mod delegation;
 mod evidence;
+mod export;
+mod import;
 mod log;
 mod notifications;
 mod principal;
@@ -28,6 +30,8 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Init(args) => serve::init(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Verify(args) => verify::verify(args).await,
+        Command::Export(args) => export::export(args).await,
+        Command::Import(args) => import::import(args).await,
         Command::Log(command) => log::run(command).await,
         Command::Principal(command) => principal::run(command).await,
         Command::Whoami(args) => principal::whoami(args).await,

@@ -25,9 +25,10 @@ use custody_core::audit::{
 use custody_core::event::{DecodeError, Event};
 use custody_core::{CaseId, Code, Sha256Hash, Timestamp};
 use custody_evidence::{BlobError, BlobStore, Sha256Digest};
+pub use custody_export::bundle::Scope;
 use custody_export::bundle::{
     decode_base64, decode_hashes, encode_base64, evidence_of, BundleError, BundleReader,
-    BundleWriter, EvidenceItem, EvidenceLine, Header, Line, LineError, Record, Scope,
+    BundleWriter, EvidenceItem, EvidenceLine, Header, Line, LineError, Record,
     BUNDLE_FORMAT, BUNDLE_VERSION,
 };
 use custody_log::{leaf_hash, verify_checkpoint, verify_inclusion, Checkpoint, VerifierKey};
@@ -1039,4 +1040,96 @@ fn range_event(
         checked.cases += 1;
     }
     chains.insert(case_id, (event.seq, hash));
+}
+
+/// What [`import_bundle`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Imported {
+    /// What was written.
+    #[serde(flatten)]
+    pub summary: custody_store::ImportSummary,
+    /// The log's origin.
+    pub origin: String,
+    /// The signed checkpoint stored (its size and note).
+    pub checkpoint_size: u64,
+    /// Its note, for a copy outside the database.
+    pub checkpoint_note: String,
+}
+
+/// Why an import failed; the store is left as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// Reading the bundle failed.
+    #[error("cannot read the bundle: {0}")]
+    Io(std::io::Error),
+    /// The bundle is not a whole-log bundle.
+    #[error("the bundle holds {0}, not the whole log: only a whole-log bundle can rebuild a store\nhint: make one with `custody export --format bundle` without --case, --since or --until")]
+    Partial(String),
+    /// The bundle is not as checked (it changed, or was never checked).
+    #[error("the bundle is not what was checked: {0}\nhint: run `custody verify --bundle` on it")]
+    Changed(String),
+    /// The store refused or failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Writes the whole-log bundle read from `input` into the empty store the
+/// import was begun on, then commits. Check the bundle first
+/// ([`verify_bundle`]): this only refuses what would make the store
+/// inconsistent (a partial bundle, a line that does not read, an event out
+/// of place, a checkpoint whose root the imported events do not have).
+pub async fn import_bundle<R: BufRead>(
+    input: R,
+    mut import: custody_store::Import,
+    now: Timestamp,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Imported, ImportError> {
+    let mut header = None;
+    let mut checkpoint = None;
+    let mut events = 0_u64;
+    for item in BundleReader::new(input) {
+        let read = match item {
+            Ok(read) => read,
+            Err(LineError::Io(error)) => return Err(ImportError::Io(error)),
+            Err(error) => return Err(ImportError::Changed(error.to_string())),
+        };
+        match read.line {
+            Line::Header(read_header) => {
+                if read_header.scope != Scope::Log {
+                    return Err(ImportError::Partial(read_header.scope.describe()));
+                }
+                header = Some(read_header);
+            }
+            Line::Checkpoint { note } => checkpoint = Some(note),
+            Line::Event(event) => {
+                let bytes = decode_base64(&event.event).map_err(|error| {
+                    ImportError::Changed(format!("line {}: {error}", read.number))
+                })?;
+                import.event(event.log_index, bytes).await?;
+                events += 1;
+                if events % 4096 == 0 {
+                    progress(events);
+                }
+            }
+            _ => {}
+        }
+    }
+    progress(events);
+    let header = header.ok_or_else(|| ImportError::Changed("it has no header".to_string()))?;
+    let note = checkpoint.ok_or_else(|| ImportError::Changed("it has no checkpoint".to_string()))?;
+    let root: [u8; 32] = decode_base64(&header.checkpoint_root)
+        .ok()
+        .and_then(|root| root.try_into().ok())
+        .ok_or_else(|| ImportError::Changed("the header's checkpoint root is not 32 bytes of base64".to_string()))?;
+    import
+        .checkpoint(header.checkpoint_size, root, &note, &header.created_at)
+        .await?;
+    let summary = import.commit(&header.origin, now).await?;
+    Ok(Imported {
+        summary,
+        origin: header.origin,
+        checkpoint_size: header.checkpoint_size,
+        checkpoint_note: note,
+    })
 }
