@@ -124,6 +124,9 @@ pub struct ImportArgs {
     /// The log's verifier key, obtained independently, to check the bundle's checkpoint against (repeatable).
     #[arg(long = "key")]
     pub keys: Vec<String>,
+    /// The servers' configuration file: evidence blobs the bundle carries go to its [evidence.store] (default: DIR/evidence with --data).
+    #[arg(long, env = "CUSTODY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

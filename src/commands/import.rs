@@ -74,7 +74,9 @@ pub async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
         Some(
             store_config
                 .open(&directory.join("evidence"))
-                .map_err(|error| CliError::Io(format!("cannot open the evidence store: {error}")))?,
+                .map_err(|error| {
+                    CliError::Io(format!("cannot open the evidence store: {error}"))
+                })?,
         )
     } else {
         None
@@ -90,12 +92,13 @@ pub async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
         name.push(".partial");
         PathBuf::from(name)
     });
-    let out: Box<dyn Write> = match &partial_path {
-        Some(path) => Box::new(File::create(path).map_err(|error| {
-            CliError::Io(format!("cannot create {}: {error}", path.display()))
-        })?),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    let out: Box<dyn Write> =
+        match &partial_path {
+            Some(path) => Box::new(File::create(path).map_err(|error| {
+                CliError::Io(format!("cannot create {}: {error}", path.display()))
+            })?),
+            None => Box::new(std::io::stdout().lock()),
+        };
     let made = bundle::make_bundle(
         &store,
         &request,
@@ -213,34 +216,67 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
             Some("run `custody verify --bundle FILE` to see every finding"),
         ));
     }
-    let (location, created) = match (&args.database_url, &args.data) {
-        (Some(url), _) => (
-            Location::choose(Path::new("."), Some(url))
-                .map_err(|error| CliError::Usage(error.to_string()))?,
-            None,
-        ),
-        (None, Some(directory)) => (
-            Location::Embedded(directory.clone()),
-            Some(prepare_directory(directory)?),
-        ),
-        (None, None) => {
-            return Err(CliError::Usage(
+    let (location, created) =
+        match (&args.database_url, &args.data) {
+            (Some(url), _) => (
+                Location::choose(Path::new("."), Some(url))
+                    .map_err(|error| CliError::Usage(error.to_string()))?,
+                None,
+            ),
+            (None, Some(directory)) => (
+                Location::Embedded(directory.clone()),
+                Some(prepare_directory(directory)?),
+            ),
+            (None, None) => return Err(CliError::Usage(
                 "give the store to fill: --data DIR (a new data directory) or --database-url URL"
                     .to_string(),
-            ))
-        }
+            )),
+        };
+    // Where carried evidence blobs go: the configured store, else the new
+    // data directory's `evidence/`; with only a database URL and no
+    // configured store, nowhere (said in the summary).
+    let store_config = args
+        .config
+        .as_ref()
+        .map(|path| Config::load(path).map_err(|error| CliError::Usage(error.to_string())))
+        .transpose()?
+        .map(|config| config.evidence.store);
+    let blobs = match (&store_config, &created) {
+        (None, None) => None,
+        (config, directory) => Some(
+            config
+                .clone()
+                .unwrap_or_default()
+                .open(
+                    &directory
+                        .as_ref()
+                        .map(|created| created.directory.join("evidence"))
+                        .unwrap_or_else(|| PathBuf::from("evidence")),
+                )
+                .map_err(|error| {
+                    CliError::Io(format!("cannot open the evidence store: {error}"))
+                })?,
+        ),
     };
     let imported = async {
         let import = Import::begin(&location)
             .await
             .map_err(|error| CliError::Ledger(error.to_string()))?;
-        bundle::import_bundle(open(&args.bundle)?, import, Timestamp::now(), &mut |_| {})
-            .await
-            .map_err(|error| match error {
-                bundle::ImportError::Io(_) => CliError::Io(error.to_string()),
-                bundle::ImportError::Partial(_) => CliError::Usage(error.to_string()),
-                _ => CliError::Ledger(error.to_string()),
-            })
+        bundle::import_bundle(
+            open(&args.bundle)?,
+            import,
+            blobs.as_deref(),
+            Timestamp::now(),
+            &mut |_| {},
+        )
+        .await
+        .map_err(|error| match error {
+            bundle::ImportError::Io(_) | bundle::ImportError::Evidence(_) => {
+                CliError::Io(error.to_string())
+            }
+            bundle::ImportError::Partial(_) => CliError::Usage(error.to_string()),
+            _ => CliError::Ledger(error.to_string()),
+        })
     }
     .await;
     let imported = match imported {
@@ -270,6 +306,12 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
             imported.origin,
             imported.checkpoint_size
         );
+        if imported.evidence_not_restored > 0 {
+            say!(
+                "{} evidence blobs were not restored: the bundle carries only their hashes (export it --with-evidence), or no evidence store was given (--config with [evidence.store]); copy them into the evidence store before `custody verify`",
+                imported.evidence_not_restored
+            );
+        }
         say!("next: copy the log's signing key (log-signing.key, and log-retired-keys if present) from a node of the source deployment into the data directory before `custody serve`; bearer tokens are on the record but must be re-issued (docs/bundle.md)");
     }
     Ok(ExitCode::SUCCESS)
@@ -285,11 +327,17 @@ impl PreparedDirectory {
     /// Removes what the import made: the database files, and the directory
     /// when the import created it.
     fn undo(&self) {
-        for name in ["custody.db", "custody.db-wal", "custody.db-shm", "custody.db-journal"] {
+        for name in [
+            "custody.db",
+            "custody.db-wal",
+            "custody.db-shm",
+            "custody.db-journal",
+        ] {
             let _ = std::fs::remove_file(self.directory.join(name));
         }
+        let _ = std::fs::remove_dir_all(self.directory.join("evidence"));
         if self.created {
-            let _ = std::fs::remove_dir(&self.directory);
+            let _ = std::fs::remove_dir_all(&self.directory);
         }
     }
 }

@@ -49,25 +49,26 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
 }
 
 /// `custody verify --bundle FILE [--key VKEY ...]`: no server, no database.
-fn verify_bundle(path: &std::path::Path, keys: &[String], json: bool) -> Result<ExitCode, CliError> {
+fn verify_bundle(
+    path: &std::path::Path,
+    keys: &[String],
+    json: bool,
+) -> Result<ExitCode, CliError> {
     let trusted =
         custody_verify::parse_keys(keys).map_err(|error| CliError::Usage(error.to_string()))?;
     let file = std::fs::File::open(path)
         .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
-    let verification = custody_verify::bundle::verify_bundle(
-        std::io::BufReader::new(file),
-        &trusted,
-        &mut |_| {},
-    )
-    .map_err(|error| CliError::Io(format!("{}: {error}", path.display())))?;
+    let verification =
+        custody_verify::bundle::verify_bundle(std::io::BufReader::new(file), &trusted, &mut |_| {})
+            .map_err(|error| CliError::Io(format!("{}: {error}", path.display())))?;
     if json {
         output::print_json(&verification);
     } else {
         let facts = &verification.bundle;
-        let what = facts
-            .scope
-            .as_ref()
-            .map_or_else(|| "an unreadable bundle".to_string(), |scope| scope.describe());
+        let what = facts.scope.as_ref().map_or_else(
+            || "an unreadable bundle".to_string(),
+            |scope| scope.describe(),
+        );
         output::print_report(
             &verification.report,
             &format!(

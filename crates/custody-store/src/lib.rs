@@ -290,7 +290,9 @@ impl Import {
         created_at: &str,
     ) -> Result<(), StoreError> {
         match &mut self.inner {
-            ImportBackend::Sqlite(importer) => importer.checkpoint(size, root, note, created_at).await,
+            ImportBackend::Sqlite(importer) => {
+                importer.checkpoint(size, root, note, created_at).await
+            }
             ImportBackend::Postgres(importer) => {
                 importer.checkpoint(size, root, note, created_at).await
             }
@@ -1138,12 +1140,24 @@ impl ReadOnlyStore {
 
     /// The smallest stored checkpoint of at least `size` entries: the first
     /// one that covered the entries below `size`.
-    pub async fn checkpoint_at_least(&self, size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+    pub async fn checkpoint_at_least(
+        &self,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::checkpoint_at_least(readers, size).await)
     }
 
+    /// Every stored checkpoint smaller than `size`, smallest first.
+    pub async fn checkpoints_below(&self, size: u64) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::checkpoints_below(readers, size).await)
+    }
+
     /// The inclusion proof of leaf `index` in the tree of `size` leaves.
-    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::read_inclusion_proof(readers, index, size).await)
     }
 

@@ -28,8 +28,8 @@ use custody_evidence::{BlobError, BlobStore, Sha256Digest};
 pub use custody_export::bundle::Scope;
 use custody_export::bundle::{
     decode_base64, decode_hashes, encode_base64, evidence_of, BundleError, BundleReader,
-    BundleWriter, EvidenceItem, EvidenceLine, Header, Line, LineError, Record,
-    BUNDLE_FORMAT, BUNDLE_VERSION,
+    BundleWriter, EvidenceItem, EvidenceLine, Header, Line, LineError, Record, BUNDLE_FORMAT,
+    BUNDLE_VERSION,
 };
 use custody_log::{leaf_hash, verify_checkpoint, verify_inclusion, Checkpoint, VerifierKey};
 use custody_store::{DeploymentRecord, LogEntry, ReadOnlyStore, StoreError};
@@ -144,22 +144,27 @@ pub async fn make_bundle<W: Write>(
         .await?
         .ok_or(MakeError::NoCheckpoint)?;
     let size = checkpoint.size;
-    let verified = verify_checkpoint(checkpoint.note.as_bytes(), &request.keys).map_err(
-        |error| MakeError::Untrusted {
-            size,
-            message: error.to_string(),
-        },
-    )?;
+    let verified =
+        verify_checkpoint(checkpoint.note.as_bytes(), &request.keys).map_err(|error| {
+            MakeError::Untrusted {
+                size,
+                message: error.to_string(),
+            }
+        })?;
     let partial = request.scope != Scope::Log;
     let (since, until, case_id) = match &request.scope {
         Scope::Log => (0, size, None),
         Scope::Case { case_id } => (
             0,
             size,
-            Some(case_id.parse::<CaseId>().map_err(|_| MakeError::CaseNotFound {
-                case_id: case_id.clone(),
-                size,
-            })?),
+            Some(
+                case_id
+                    .parse::<CaseId>()
+                    .map_err(|_| MakeError::CaseNotFound {
+                        case_id: case_id.clone(),
+                        size,
+                    })?,
+            ),
         ),
         Scope::Range { since, until } => {
             if *since >= size {
@@ -186,6 +191,11 @@ pub async fn make_bundle<W: Write>(
         writer.key(&key.to_string())?;
     }
     writer.checkpoint(&checkpoint.note)?;
+    if !partial {
+        for older in store.checkpoints_below(size).await? {
+            writer.history(&older.note, &older.created_at)?;
+        }
+    }
     if partial {
         // The records every event is judged against, in log order.
         let mut context: Vec<(Record, LogEntry)> = Vec::new();
@@ -373,6 +383,7 @@ struct Checker {
     last_index: Option<u64>,
     listed: BTreeMap<String, u64>,
     blobs_checked: u64,
+    history: Vec<StoredCheckpointRow>,
     facts: BundleFacts,
     events: u64,
 }
@@ -395,6 +406,7 @@ pub fn verify_bundle<R: BufRead>(
         last_index: None,
         listed: BTreeMap::new(),
         blobs_checked: 0,
+        history: Vec::new(),
         facts: BundleFacts {
             scope: None,
             origin: None,
@@ -450,13 +462,21 @@ impl Checker {
             Line::Header(header) => self.header(number, header),
             Line::Key { vkey } => match VerifierKey::parse(vkey.trim()) {
                 Ok(key) => self.bundle_keys.push(key),
-                Err(error) => self.malformed(number, format!("the key `{vkey}` does not parse: {error}")),
+                Err(error) => {
+                    self.malformed(number, format!("the key `{vkey}` does not parse: {error}"))
+                }
             },
             Line::Checkpoint { note } => self.checkpoint(number, note),
+            Line::History { note, .. } => self.history(number, note),
             Line::Consistency { from, proof } => self.consistency(number, &from, &proof),
             Line::Context(context) => {
                 self.start();
-                let Some(bytes) = self.proven_bytes(number, context.log_index, &context.event, Some(&context.proof)) else {
+                let Some(bytes) = self.proven_bytes(
+                    number,
+                    context.log_index,
+                    &context.event,
+                    Some(&context.proof),
+                ) else {
                     return;
                 };
                 if let Mode::Case { context: queue, .. } = &mut self.mode {
@@ -465,7 +485,12 @@ impl Checker {
             }
             Line::Event(event) => {
                 self.start();
-                self.event(number, event.log_index, &event.event, event.proof.as_deref());
+                self.event(
+                    number,
+                    event.log_index,
+                    &event.event,
+                    event.proof.as_deref(),
+                );
             }
             Line::Evidence(evidence) => self.evidence(number, evidence),
             Line::Trailer(_) => {}
@@ -486,7 +511,13 @@ impl Checker {
             );
         }
         if Timestamp::parse(&header.created_at).is_err() {
-            self.malformed(number, format!("the header's created_at `{}` is not a time", header.created_at));
+            self.malformed(
+                number,
+                format!(
+                    "the header's created_at `{}` is not a time",
+                    header.created_at
+                ),
+            );
         }
         self.facts.scope = Some(header.scope.clone());
         self.facts.origin = Some(header.origin.clone());
@@ -514,7 +545,10 @@ impl Checker {
         let checkpoint = match parsed {
             Ok(checkpoint) => checkpoint,
             Err(error) => {
-                self.malformed(number, format!("the checkpoint note does not parse: {error}"));
+                self.malformed(
+                    number,
+                    format!("the checkpoint note does not parse: {error}"),
+                );
                 return;
             }
         };
@@ -549,9 +583,31 @@ impl Checker {
         });
     }
 
+    /// An older checkpoint of a whole-log bundle: the auditor checks its
+    /// signature and its root against the rebuilt tree.
+    fn history(&mut self, number: u64, note: String) {
+        let parsed = custody_log::note::Note::parse(note.as_bytes())
+            .map_err(|error| error.to_string())
+            .and_then(|parsed| Checkpoint::parse(parsed.text()).map_err(|error| error.to_string()));
+        match parsed {
+            Ok(checkpoint) => self.history.push(StoredCheckpointRow {
+                size: checkpoint.size(),
+                root: checkpoint.root_hash().to_vec(),
+                note,
+            }),
+            Err(error) => self.malformed(
+                number,
+                format!("the older checkpoint does not parse: {error}"),
+            ),
+        }
+    }
+
     fn consistency(&mut self, number: u64, from: &str, proof: &[String]) {
         let Some(checkpoint) = &self.checkpoint else {
-            self.malformed(number, "a consistency line without the bundle's checkpoint".to_string());
+            self.malformed(
+                number,
+                "a consistency line without the bundle's checkpoint".to_string(),
+            );
             return;
         };
         self.facts.consistency_proofs += 1;
@@ -569,7 +625,10 @@ impl Checker {
         let hashes = match decode_hashes(proof) {
             Ok(hashes) => hashes,
             Err(error) => {
-                self.malformed(number, format!("the consistency proof does not decode: {error}"));
+                self.malformed(
+                    number,
+                    format!("the consistency proof does not decode: {error}"),
+                );
                 return;
             }
         };
@@ -599,16 +658,14 @@ impl Checker {
         let now = Timestamp::parse(&header.created_at).ok();
         self.mode = match &header.scope {
             Scope::Log => {
-                let checkpoints = self
-                    .checkpoint
-                    .as_ref()
-                    .map(|checkpoint| StoredCheckpointRow {
+                let mut checkpoints = std::mem::take(&mut self.history);
+                checkpoints.extend(self.checkpoint.as_ref().map(|checkpoint| {
+                    StoredCheckpointRow {
                         size: header.checkpoint_size,
                         root: decode_base64(&header.checkpoint_root).unwrap_or_default(),
                         note: checkpoint.note.clone(),
-                    })
-                    .into_iter()
-                    .collect();
+                    }
+                }));
                 Mode::Log(Box::new(Auditor::with_log(LogAudit {
                     trusted_keys: self.trusted().to_vec(),
                     checkpoints,
@@ -629,10 +686,9 @@ impl Checker {
             }
             Scope::Range { since, until } => Mode::Range {
                 since: *since,
-                end: self
-                    .checkpoint
-                    .as_ref()
-                    .map(|checkpoint| until.map_or(checkpoint.size, |until| until.min(checkpoint.size))),
+                end: self.checkpoint.as_ref().map(|checkpoint| {
+                    until.map_or(checkpoint.size, |until| until.min(checkpoint.size))
+                }),
                 expected: *since,
                 chains: HashMap::new(),
                 checked: Checked::default(),
@@ -653,7 +709,10 @@ impl Checker {
         let bytes = match decode_base64(event) {
             Ok(bytes) => bytes,
             Err(error) => {
-                self.malformed(number, format!("the event at log index {log_index} is not base64: {error}"));
+                self.malformed(
+                    number,
+                    format!("the event at log index {log_index} is not base64: {error}"),
+                );
                 return None;
             }
         };
@@ -677,7 +736,9 @@ impl Checker {
             None => self.findings.push(
                 Finding::new(
                     Code::BundleInclusionInvalid,
-                    format!("line {number}: the event at log index {log_index} has no inclusion proof"),
+                    format!(
+                        "line {number}: the event at log index {log_index} has no inclusion proof"
+                    ),
                 )
                 .log_index(log_index),
             ),
@@ -725,7 +786,10 @@ impl Checker {
         self.events += 1;
         let decoded = Event::decode(&bytes);
         let (case_id, seq) = match &decoded {
-            Ok(event) => (event.case_id.to_string(), i64::try_from(event.seq).unwrap_or(i64::MAX)),
+            Ok(event) => (
+                event.case_id.to_string(),
+                i64::try_from(event.seq).unwrap_or(i64::MAX),
+            ),
             Err(_) => (String::new(), 0),
         };
         let row = StoredEvent {
@@ -797,7 +861,10 @@ impl Checker {
     }
 
     fn evidence(&mut self, number: u64, line: EvidenceLine) {
-        let with_evidence = self.header.as_ref().is_some_and(|header| header.with_evidence);
+        let with_evidence = self
+            .header
+            .as_ref()
+            .is_some_and(|header| header.with_evidence);
         self.listed.insert(line.sha256.clone(), line.size);
         match &line.blob {
             Some(blob) => {
@@ -878,7 +945,10 @@ impl Checker {
                     }
                     _ => true,
                 });
-                let size = self.checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.size);
+                let size = self
+                    .checkpoint
+                    .as_ref()
+                    .map_or(0, |checkpoint| checkpoint.size);
                 let cannot = format!(
                     "a case bundle proves the events of case {case_id} up to the checkpoint at size {size} and judges them against the policy and administration records; it cannot prove that the case has no events after that checkpoint (export a newer bundle, or a whole-log bundle, to see them), nor check the other cases it links to or the rest of the log"
                 );
@@ -911,7 +981,8 @@ impl Checker {
                     "a range bundle proves each event of log indexes {since}..{} is in the log and that the range is whole; it cannot check chains that reach outside the range (a case's events before or after it), the rules that depend on them, or anything outside the range",
                     end.map_or_else(String::new, |end| end.to_string())
                 );
-                self.findings.push(Finding::new(Code::BundlePartial, cannot.clone()));
+                self.findings
+                    .push(Finding::new(Code::BundlePartial, cannot.clone()));
                 self.facts.cannot_prove.push(cannot);
                 let mut report = empty_report();
                 report.checked = checked;
@@ -959,7 +1030,10 @@ impl Checker {
 /// A context event as the auditor reads it.
 fn context_row(log_index: u64, bytes: Vec<u8>) -> StoredEvent {
     let (case_id, seq) = match Event::decode(&bytes) {
-        Ok(event) => (event.case_id.to_string(), i64::try_from(event.seq).unwrap_or(i64::MAX)),
+        Ok(event) => (
+            event.case_id.to_string(),
+            i64::try_from(event.seq).unwrap_or(i64::MAX),
+        ),
         Err(_) => (String::new(), 0),
     };
     StoredEvent {
@@ -1000,7 +1074,10 @@ fn range_event(
             findings.push(
                 Finding::new(
                     code,
-                    format!("the event at log index {} was altered: {error}", row.log_index),
+                    format!(
+                        "the event at log index {} was altered: {error}",
+                        row.log_index
+                    ),
                 )
                 .log_index(row.log_index),
             );
@@ -1025,11 +1102,26 @@ fn range_event(
     if let Some((last_seq, last_hash)) = chains.get(&case_id) {
         checked.chain_links += 1;
         let broken = if event.seq <= *last_seq {
-            Some((Code::ChainOutOfOrder, format!("case {case_id} has seq {} after seq {last_seq}", event.seq)))
+            Some((
+                Code::ChainOutOfOrder,
+                format!("case {case_id} has seq {} after seq {last_seq}", event.seq),
+            ))
         } else if event.seq > last_seq + 1 {
-            Some((Code::ChainSeqGap, format!("case {case_id} jumps from seq {last_seq} to {}: events are missing", event.seq)))
+            Some((
+                Code::ChainSeqGap,
+                format!(
+                    "case {case_id} jumps from seq {last_seq} to {}: events are missing",
+                    event.seq
+                ),
+            ))
         } else if event.prev_hash != Some(*last_hash) {
-            Some((Code::ChainPrevHashMismatch, format!("event seq {} of case {case_id} does not link to the event before it", event.seq)))
+            Some((
+                Code::ChainPrevHashMismatch,
+                format!(
+                    "event seq {} of case {case_id} does not link to the event before it",
+                    event.seq
+                ),
+            ))
         } else {
             None
         };
@@ -1054,6 +1146,11 @@ pub struct Imported {
     pub checkpoint_size: u64,
     /// Its note, for a copy outside the database.
     pub checkpoint_note: String,
+    /// Evidence blobs the bundle carried, written to the evidence store.
+    pub evidence_restored: u64,
+    /// Evidence blobs the bundle lists but were not written (it carried
+    /// only their hashes, or no evidence store was given).
+    pub evidence_not_restored: u64,
 }
 
 /// Why an import failed; the store is left as it was.
@@ -1072,6 +1169,9 @@ pub enum ImportError {
     /// The store refused or failed.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// An evidence blob could not be written.
+    #[error("cannot write an evidence blob: {0}")]
+    Evidence(String),
 }
 
 /// Writes the whole-log bundle read from `input` into the empty store the
@@ -1082,11 +1182,15 @@ pub enum ImportError {
 pub async fn import_bundle<R: BufRead>(
     input: R,
     mut import: custody_store::Import,
+    blobs: Option<&dyn BlobStore>,
     now: Timestamp,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Imported, ImportError> {
+    let mut evidence_restored = 0;
+    let mut evidence_not_restored = 0;
     let mut header = None;
     let mut checkpoint = None;
+    let mut history = Vec::new();
     let mut events = 0_u64;
     for item in BundleReader::new(input) {
         let read = match item {
@@ -1102,6 +1206,7 @@ pub async fn import_bundle<R: BufRead>(
                 header = Some(read_header);
             }
             Line::Checkpoint { note } => checkpoint = Some(note),
+            Line::History { note, created_at } => history.push((note, created_at)),
             Line::Event(event) => {
                 let bytes = decode_base64(&event.event).map_err(|error| {
                     ImportError::Changed(format!("line {}: {error}", read.number))
@@ -1112,16 +1217,52 @@ pub async fn import_bundle<R: BufRead>(
                     progress(events);
                 }
             }
+            Line::Evidence(evidence) => match (&evidence.blob, blobs) {
+                (Some(blob), Some(blobs)) => {
+                    let bytes = decode_base64(blob).map_err(|error| {
+                        ImportError::Changed(format!("line {}: {error}", read.number))
+                    })?;
+                    let limit = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                    let stored = blobs
+                        .put_stream(&mut &bytes[..], limit)
+                        .await
+                        .map_err(|error| ImportError::Evidence(error.to_string()))?;
+                    if stored.sha256.to_hex() != evidence.sha256 {
+                        return Err(ImportError::Changed(format!(
+                            "line {}: evidence {} carries bytes that hash to {}",
+                            read.number,
+                            evidence.sha256,
+                            stored.sha256.to_hex()
+                        )));
+                    }
+                    evidence_restored += 1;
+                }
+                _ => evidence_not_restored += 1,
+            },
             _ => {}
         }
     }
     progress(events);
     let header = header.ok_or_else(|| ImportError::Changed("it has no header".to_string()))?;
-    let note = checkpoint.ok_or_else(|| ImportError::Changed("it has no checkpoint".to_string()))?;
+    let note =
+        checkpoint.ok_or_else(|| ImportError::Changed("it has no checkpoint".to_string()))?;
     let root: [u8; 32] = decode_base64(&header.checkpoint_root)
         .ok()
         .and_then(|root| root.try_into().ok())
-        .ok_or_else(|| ImportError::Changed("the header's checkpoint root is not 32 bytes of base64".to_string()))?;
+        .ok_or_else(|| {
+            ImportError::Changed(
+                "the header's checkpoint root is not 32 bytes of base64".to_string(),
+            )
+        })?;
+    for (older, created_at) in history {
+        let parsed = custody_log::note::Note::parse(older.as_bytes())
+            .map_err(|error| error.to_string())
+            .and_then(|parsed| Checkpoint::parse(parsed.text()).map_err(|error| error.to_string()))
+            .map_err(|error| ImportError::Changed(format!("an older checkpoint: {error}")))?;
+        import
+            .checkpoint(parsed.size(), *parsed.root_hash(), &older, &created_at)
+            .await?;
+    }
     import
         .checkpoint(header.checkpoint_size, root, &note, &header.created_at)
         .await?;
@@ -1131,5 +1272,7 @@ pub async fn import_bundle<R: BufRead>(
         origin: header.origin,
         checkpoint_size: header.checkpoint_size,
         checkpoint_note: note,
+        evidence_restored,
+        evidence_not_restored,
     })
 }

@@ -535,7 +535,9 @@ impl Auditor {
             .cases
             .iter()
             .filter(|(_, trail)| {
-                trail.policy_record.is_none() && !trail.admin_record && trail.evidence_record.is_none()
+                trail.policy_record.is_none()
+                    && !trail.admin_record
+                    && trail.evidence_record.is_none()
             })
             .map(|(case_id, trail)| StoredCaseHead {
                 case_id: case_id.clone(),

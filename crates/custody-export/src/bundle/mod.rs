@@ -10,6 +10,9 @@
 //!    size and root of the checkpoint every proof is against;
 //! 2. `key`: the log's verifier keys (C2SP vkey), one per line;
 //! 3. `checkpoint`: the signed checkpoint note of the header's size;
+//! 3. `history`: for a whole-log bundle, every older signed checkpoint the
+//!    store holds (its note and when it was stored), so the verifier checks
+//!    each against the rebuilt tree and an import keeps them all;
 //! 4. `context`: for a case or range bundle, the events of the policy
 //!    record and the administration record the events are judged against,
 //!    each with its inclusion proof;
@@ -82,7 +85,10 @@ impl Scope {
         match self {
             Scope::Log => "the whole log".to_string(),
             Scope::Case { case_id } => format!("case {case_id}"),
-            Scope::Range { since, until: Some(until) } => {
+            Scope::Range {
+                since,
+                until: Some(until),
+            } => {
                 format!("log indexes {since}..{until}")
             }
             Scope::Range { since, until: None } => format!("log indexes {since}.."),
@@ -196,6 +202,13 @@ pub enum Line {
         /// The note's text with its signature lines.
         note: String,
     },
+    /// An older signed checkpoint of the log (whole-log bundles).
+    History {
+        /// The note's text with its signature lines.
+        note: String,
+        /// When the store recorded it.
+        created_at: String,
+    },
     /// An older signed checkpoint and the proof that the bundle's
     /// checkpoint extends it.
     Consistency {
@@ -221,6 +234,7 @@ impl Line {
             Line::Header(_) => "header",
             Line::Key { .. } => "key",
             Line::Checkpoint { .. } => "checkpoint",
+            Line::History { .. } => "history",
             Line::Consistency { .. } => "consistency",
             Line::Context(_) => "context",
             Line::Event(_) => "event",
@@ -235,11 +249,12 @@ impl Line {
             Line::Header(_) => 0,
             Line::Key { .. } => 1,
             Line::Checkpoint { .. } => 2,
-            Line::Context(_) => 3,
-            Line::Event(_) => 4,
-            Line::Consistency { .. } => 5,
-            Line::Evidence(_) => 6,
-            Line::Trailer(_) => 7,
+            Line::History { .. } => 3,
+            Line::Context(_) => 4,
+            Line::Event(_) => 5,
+            Line::Consistency { .. } => 6,
+            Line::Evidence(_) => 7,
+            Line::Trailer(_) => 8,
         }
     }
 }

@@ -146,9 +146,8 @@ impl<R: BufRead> BundleReader<R> {
             Ok(false) => {
                 self.done = true;
                 if !self.trailer_seen {
-                    self.pending.push_back(Err(LineError::Truncated {
-                        lines: self.number,
-                    }));
+                    self.pending
+                        .push_back(Err(LineError::Truncated { lines: self.number }));
                 }
             }
             Ok(true) if self.trailer_seen => {

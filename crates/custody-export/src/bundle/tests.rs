@@ -18,11 +18,19 @@ fn header() -> Header {
 fn sample() -> Vec<u8> {
     let mut writer = BundleWriter::new(Vec::new(), header()).unwrap();
     writer.key("custody.example/log+01234567+AAAA").unwrap();
-    writer.checkpoint("custody.example/log\n3\nBwcH\n\n— sig\n").unwrap();
-    writer.context(Record::Policy, 0, b"{\"p\":1}", &[[1; 32]]).unwrap();
-    writer.event(1, b"{\"a\":1}", Some(&[[2; 32], [3; 32]])).unwrap();
+    writer
+        .checkpoint("custody.example/log\n3\nBwcH\n\n— sig\n")
+        .unwrap();
+    writer
+        .context(Record::Policy, 0, b"{\"p\":1}", &[[1; 32]])
+        .unwrap();
+    writer
+        .event(1, b"{\"a\":1}", Some(&[[2; 32], [3; 32]]))
+        .unwrap();
     writer.event(2, b"{\"a\":2}", Some(&[[4; 32]])).unwrap();
-    writer.evidence(&"ab".repeat(32), "text/plain", 5, Some(b"hello")).unwrap();
+    writer
+        .evidence(&"ab".repeat(32), "text/plain", 5, Some(b"hello"))
+        .unwrap();
     let (bytes, trailer) = writer.finish().unwrap();
     assert_eq!((trailer.lines, trailer.events, trailer.evidence), (7, 2, 1));
     bytes
@@ -48,7 +56,16 @@ fn a_written_bundle_reads_back_line_for_line() {
     let types: Vec<&str> = lines.iter().map(|line| line.line.type_name()).collect();
     assert_eq!(
         types,
-        ["header", "key", "checkpoint", "context", "event", "event", "evidence", "trailer"]
+        [
+            "header",
+            "key",
+            "checkpoint",
+            "context",
+            "event",
+            "event",
+            "evidence",
+            "trailer"
+        ]
     );
     assert_eq!(lines[0].line, Line::Header(header()));
     match &lines[4].line {
@@ -92,16 +109,24 @@ fn a_dropped_line_a_swap_and_a_truncation_are_reported() {
         .flat_map(|(_, line)| line.to_vec())
         .collect();
     let (_, errors) = read(&dropped);
-    assert!(errors.iter().any(|error| error.contains("hash to")), "{errors:?}");
     assert!(
-        errors.iter().any(|error| error.contains("counts 2 event lines but 1")),
+        errors.iter().any(|error| error.contains("hash to")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.contains("counts 2 event lines but 1")),
         "{errors:?}"
     );
 
     let mut swapped: Vec<&[u8]> = lines.clone();
     swapped.swap(4, 5);
     let (_, errors) = read(&swapped.concat());
-    assert!(errors.iter().any(|error| error.contains("hash to")), "{errors:?}");
+    assert!(
+        errors.iter().any(|error| error.contains("hash to")),
+        "{errors:?}"
+    );
 
     let truncated = lines[..7].concat();
     let (_, errors) = read(&truncated);
@@ -125,11 +150,17 @@ fn lines_out_of_order_and_unknown_fields_are_refused() {
     writer.event(5, b"{}", None).unwrap();
     assert!(matches!(
         writer.event(5, b"{}", None),
-        Err(BundleError::EventOrder { index: 5, previous: 5 })
+        Err(BundleError::EventOrder {
+            index: 5,
+            previous: 5
+        })
     ));
     assert!(matches!(
         writer.key("k"),
-        Err(BundleError::Order { line: "key", after: "event" })
+        Err(BundleError::Order {
+            line: "key",
+            after: "event"
+        })
     ));
 
     let bytes = sample();
@@ -137,16 +168,17 @@ fn lines_out_of_order_and_unknown_fields_are_refused() {
     let with_field = text.replacen("\"type\":\"key\",", "\"type\":\"key\",\"extra\":1,", 1);
     let (_, errors) = read(with_field.as_bytes());
     assert!(
-        errors.iter().any(|error| error.starts_with("line 2 is not a bundle line")),
+        errors
+            .iter()
+            .any(|error| error.starts_with("line 2 is not a bundle line")),
         "{errors:?}"
     );
     let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
     lines.swap(1, 2);
     let (_, errors) = read(lines.concat().as_bytes());
     assert!(
-        errors
-            .iter()
-            .any(|error| error == "line 3 is a key line after a checkpoint line, out of the bundle's order"),
+        errors.iter().any(|error| error
+            == "line 3 is a key line after a checkpoint line, out of the bundle's order"),
         "{errors:?}"
     );
 }

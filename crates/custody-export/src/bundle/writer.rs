@@ -5,8 +5,8 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::{
-    encode_base64, encode_hashes, BundleError, ContextLine, EventLine, EvidenceLine, Header,
-    Line, Record, Trailer,
+    encode_base64, encode_hashes, BundleError, ContextLine, EventLine, EvidenceLine, Header, Line,
+    Record, Trailer,
 };
 
 /// Writes one bundle to `W`, line by line, in the layout's order (it
@@ -54,6 +54,14 @@ impl<W: Write> BundleWriter<W> {
     pub fn checkpoint(&mut self, note: &str) -> Result<(), BundleError> {
         self.put(&Line::Checkpoint {
             note: note.to_string(),
+        })
+    }
+
+    /// An older signed checkpoint of the log, stored at `created_at`.
+    pub fn history(&mut self, note: &str, created_at: &str) -> Result<(), BundleError> {
+        self.put(&Line::History {
+            note: note.to_string(),
+            created_at: created_at.to_string(),
         })
     }
 

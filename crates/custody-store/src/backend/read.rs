@@ -713,3 +713,17 @@ pub(crate) async fn record_entries(
         })
         .collect()
 }
+
+/// Every stored checkpoint smaller than `size`, smallest first.
+pub(crate) async fn checkpoints_below(
+    readers: &Pool,
+    size: u64,
+) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    sqlx::query("SELECT size, root, note, created_at FROM checkpoints WHERE size < $1 ORDER BY size")
+        .bind(to_sql(size))
+        .fetch_all(readers)
+        .await?
+        .iter()
+        .map(checkpoint_from_row)
+        .collect()
+}
