@@ -425,7 +425,7 @@ pub fn verify_bundle<R: BufRead>(
             Err(LineError::Io(error)) => return Err(CheckError::Io(error)),
             Err(error) => checker.line_error(&error),
         }
-        if checker.events % 4096 == 0 {
+        if checker.events.is_multiple_of(4096) {
             progress(checker.events);
         }
     }
@@ -1213,7 +1213,7 @@ pub async fn import_bundle<R: BufRead>(
                 })?;
                 import.event(event.log_index, bytes).await?;
                 events += 1;
-                if events % 4096 == 0 {
+                if events.is_multiple_of(4096) {
                     progress(events);
                 }
             }
