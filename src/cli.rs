@@ -116,7 +116,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub bundle: PathBuf,
     /// The new data directory to fill (it must not exist, or be empty).
-    #[arg(long, env = "CUSTODY_DATA", required_unless_present = "database_url")]
+    #[arg(long, required_unless_present = "database_url")]
     pub data: Option<PathBuf>,
     /// Fill this PostgreSQL database instead (it must hold no ledger, or an empty one).
     #[arg(long, conflicts_with = "data")]
