@@ -258,6 +258,25 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
                 })?,
         ),
     };
+    if let Some(created) = &created {
+        // The database is private from its first byte, as `serve` makes it
+        // (SQLite then creates its WAL and SHM files with the same mode).
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let path = created.directory.join("custody.db");
+        if let Err(error) = options.open(&path) {
+            created.undo();
+            return Err(CliError::Io(format!(
+                "cannot create {}: {error}",
+                path.display()
+            )));
+        }
+    }
     let imported = async {
         let import = Import::begin(&location)
             .await

@@ -318,6 +318,14 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
     assert_eq!(summary["events"], size);
     assert_eq!(summary["cases"], 4, "{summary:#}");
     assert_eq!(summary["evidence_restored"], 2, "{summary:#}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(imported.join("custody.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the imported database is private");
+    }
     // The migration path: the signing key comes from a node of the source.
     std::fs::copy(
         ledger.server.data.join("log-signing.key"),
