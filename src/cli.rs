@@ -73,6 +73,30 @@ pub enum Command {
     /// Export events for a SIEM, a GRC tool or an auditor, from the ledger directly (--data,
     /// --database-url) or from the server (auditors); prints the cursor to resume from.
     Export(ExportArgs),
+    /// Rebuild an empty store (a new data directory, or a fresh PostgreSQL database) from a whole-log auditor bundle.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The whole-log bundle (`custody export --format bundle` without --case, --since or --until).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// The new data directory to fill (it must not exist, or be empty).
+    #[arg(long, required_unless_present = "database_url")]
+    pub data: Option<PathBuf>,
+    /// Fill this PostgreSQL database instead (it must hold no ledger, or an empty one).
+    #[arg(long, conflicts_with = "data")]
+    pub database_url: Option<String>,
+    /// The log's verifier key, obtained independently, to check the bundle's checkpoint against (repeatable).
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// The servers' configuration file: evidence blobs the bundle carries go to its [evidence.store] (default: DIR/evidence with --data).
+    #[arg(long, env = "CUSTODY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

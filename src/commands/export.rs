@@ -113,13 +113,16 @@ pub async fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The bundle's dispatch point: `custody export --format bundle` is made
-/// by the bundle writer, which this build does not have.
+/// `custody export --format bundle`: the auditor bundle (docs/bundle.md),
+/// written by `custody_verify::bundle` through `import.rs`. A bundle is of
+/// one case, or of a range of the log, never both.
 async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
-    let _ = args;
-    Err(CliError::Usage(
-        "this build of Custody cannot write export bundles: use a build with bundles\nhint: the line formats (ocsf, syslog, cef, ecs, cloudevents, jsonl) are available".to_string(),
-    ))
+    if args.case.is_some() && (args.since.is_some() || args.until.is_some()) {
+        return Err(CliError::Usage(
+            "a bundle is of one case (--case) or of a range of the log (--since/--until), not both".to_string(),
+        ));
+    }
+    super::import::export_bundle(args).await
 }
 
 /// A failed export, with the cursor of the first event not written.

@@ -7,6 +7,7 @@ mod case;
 mod delegation;
 mod evidence;
 mod export;
+mod import;
 mod log;
 mod notifications;
 mod principal;
@@ -30,6 +31,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Serve(args) => serve::serve(args).await,
         Command::Verify(args) => verify::verify(args).await,
         Command::Export(args) => export::export(args).await,
+        Command::Import(args) => import::import(args).await,
         Command::Log(command) => log::run(command).await,
         Command::Principal(command) => principal::run(command).await,
         Command::Whoami(args) => principal::whoami(args).await,

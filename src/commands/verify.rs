@@ -13,10 +13,7 @@ use crate::progress::SharedProgress;
 /// `custody verify`: exit 0 only when nothing is wrong, 1 on findings.
 pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     if let Some(bundle) = args.bundle {
-        return Err(CliError::Usage(format!(
-            "cannot verify {}: export bundles are not produced by this version of Custody yet\nhint: verify the data directory with --data",
-            bundle.display()
-        )));
+        return verify_bundle(&bundle, &args.keys, args.json);
     }
     // The servers' configuration says where evidence blobs are and how
     // often checkpoints are signed.
@@ -50,6 +47,52 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         output::print_report(report, &verification.location.to_string());
     }
     Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `custody verify --bundle FILE [--key VKEY ...]`: no server, no database.
+fn verify_bundle(
+    path: &std::path::Path,
+    keys: &[String],
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let trusted =
+        custody_verify::parse_keys(keys).map_err(|error| CliError::Usage(error.to_string()))?;
+    let file = std::fs::File::open(path)
+        .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
+    let verification =
+        custody_verify::bundle::verify_bundle(std::io::BufReader::new(file), &trusted, &mut |_| {})
+            .map_err(|error| CliError::Io(format!("{}: {error}", path.display())))?;
+    if json {
+        output::print_json(&verification);
+    } else {
+        let facts = &verification.bundle;
+        let what = facts.scope.as_ref().map_or_else(
+            || "an unreadable bundle".to_string(),
+            |scope| scope.describe(),
+        );
+        output::print_report(
+            &verification.report,
+            &format!(
+                "bundle {} ({what} of {}, checkpoint size {}, {} inclusion proofs, keys {})",
+                path.display(),
+                facts.origin.as_deref().unwrap_or("an unknown log"),
+                facts
+                    .checkpoint_size
+                    .map_or_else(|| "unknown".to_string(), |size| size.to_string()),
+                facts.inclusion_proofs,
+                if facts.keys_given {
+                    "given with --key"
+                } else {
+                    "only those the bundle carries"
+                }
+            ),
+        );
+    }
+    Ok(if verification.report.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

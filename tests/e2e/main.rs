@@ -26,6 +26,7 @@ mod common;
 mod admin_record;
 mod bad_input;
 mod break_glass;
+mod bundle;
 mod change_set;
 mod chat;
 mod checkpoints;

@@ -351,6 +351,27 @@ codes! {
         r#"critical | a stored delegation grant that differs from the record (scope, validity, revocation), or a recorded grant missing from the store"#;
     AdminUnrecordedLegacy = "admin.unrecorded-legacy" [Info]
         r#"info | the store holds principals, tokens or grants but no administration record: a data directory made by a version that did not record administration, never opened by `custody serve` since (which records them, by `system`, when it starts)"#;
+    // The auditor bundle.
+    BundleMalformed = "bundle.malformed" [Critical]
+        r#"critical | a line of a bundle is not a bundle line (not JSON, an unknown type or field, bytes that do not decode, a key or note that does not parse) or stands where the layout does not allow it, or the header is missing or of an unknown version: the file was damaged or edited (`docs/bundle.md`)"#;
+    BundleDigestMismatch = "bundle.digest-mismatch" [Critical]
+        r#"critical | the bundle's trailer does not match what precedes it (the SHA-256 of every byte before it, or its counts of lines, events and evidence): lines were altered, dropped, added or reordered"#;
+    BundleTruncated = "bundle.truncated" [Critical]
+        r#"critical | the bundle ends without a trailer, or bytes follow its trailer: the file was cut short or appended to"#;
+    BundleInclusionInvalid = "bundle.inclusion-invalid" [Critical]
+        r#"critical | an event of a case or range bundle (or a policy or administration event carried as context) has no inclusion proof, or its proof does not lead from the event's bytes to the root of the bundle's signed checkpoint: the event was altered or is not in the log"#;
+    BundleConsistencyInvalid = "bundle.consistency-invalid" [Critical]
+        r#"critical | the bundle's older checkpoint is not signed by a trusted key, or the consistency proof does not show that the bundle's checkpoint extends it"#;
+    BundleOutOfOrder = "bundle.out-of-order" [Critical]
+        r#"critical | the bundle's events are not in increasing log order: events were swapped or repeated"#;
+    BundleOutsideScope = "bundle.outside-scope" [Critical]
+        r#"critical | an event the bundle's scope does not hold: of another case in a case bundle, outside the range in a range bundle, or beyond the checkpoint the bundle is made against"#;
+    BundleEvidenceUnlisted = "bundle.evidence-unlisted" [High]
+        r#"high | an event of the bundle references an evidence blob the bundle lists no `evidence` line for, so its hash, media type and size were left out"#;
+    BundleKeysUntrusted = "bundle.keys-untrusted" [Info]
+        r#"info | the bundle's checkpoint was checked only against the verifier keys the bundle itself carries; pass `--key` with the log's key, obtained independently, to make the check mean something"#;
+    BundlePartial = "bundle.partial" [Info]
+        r#"info | what a case or range bundle cannot prove: that the case has no events after the bundle's checkpoint, the links to cases outside it (merges, revocations, held evidence, each named), chains and rules reaching outside a range; whole-log bundles prove all of it"#;
     // Writes.
     IdempotencyKeyReused = "idempotency.key-reused" [] Conflict
         r#"the idempotency key was already used by this principal for a different write"#;

@@ -532,6 +532,77 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(lifecycle_system_event_forged),
     ),
     ("notify.dead-letter", Fixture(notify_dead_letter)),
+    // Auditor bundles.
+    (
+        "bundle.malformed",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "a_tampered_bundle_fails_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.digest-mismatch",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "a_tampered_bundle_fails_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.truncated",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "a_tampered_bundle_fails_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.inclusion-invalid",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "case_and_range_bundles_verify_and_say_what_they_cannot_prove",
+        },
+    ),
+    (
+        "bundle.consistency-invalid",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "case_and_range_bundles_verify_and_say_what_they_cannot_prove",
+        },
+    ),
+    (
+        "bundle.out-of-order",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "a_tampered_bundle_fails_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.outside-scope",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "case_and_range_bundles_verify_and_say_what_they_cannot_prove",
+        },
+    ),
+    (
+        "bundle.evidence-unlisted",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "a_tampered_bundle_fails_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.keys-untrusted",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends",
+        },
+    ),
+    (
+        "bundle.partial",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "case_and_range_bundles_verify_and_say_what_they_cannot_prove",
+        },
+    ),
     // Writes.
     (
         "idempotency.key-reused",

@@ -8,6 +8,8 @@
 //! `docs/export.md`.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
+
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::str::FromStr;

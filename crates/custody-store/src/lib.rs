@@ -217,6 +217,115 @@ pub struct CommitCounters {
     pub events: u64,
 }
 
+/// One of the deployment's records: trails of their own in the log, which
+/// every case is judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeploymentRecord {
+    /// The policy record (`policy_adopted` events).
+    Policy,
+    /// The administration record (principals, tokens, delegation grants).
+    Admin,
+}
+
+impl DeploymentRecord {
+    fn key(self) -> &'static str {
+        match self {
+            DeploymentRecord::Policy => "policy_record",
+            DeploymentRecord::Admin => "admin_record",
+        }
+    }
+}
+
+/// What [`Import::commit`] wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Events imported (the log's size).
+    pub events: u64,
+    /// Case projections rebuilt.
+    pub cases: u64,
+    /// Outbox rows rebuilt from the notifications the events owe.
+    pub notifications: u64,
+}
+
+/// An import of a whole log into an empty store (`custody import`): every
+/// event verbatim in log order with the Merkle nodes it completes, the
+/// signed checkpoints as they are, and every projection rebuilt from the
+/// events (cases, principals, tokens, delegation grants, evidence records,
+/// the outbox). Everything happens in one write transaction, schema
+/// included: [`Import::commit`] makes it visible, and an import dropped or
+/// failed before it leaves the store as it was.
+pub struct Import {
+    inner: ImportBackend,
+}
+
+enum ImportBackend {
+    Sqlite(backend::sqlite::Importer),
+    Postgres(backend::postgres::Importer),
+}
+
+impl Import {
+    /// Opens the store at `location` for an import: the embedded database
+    /// file in the data directory (created if missing; the directory must
+    /// exist) or the PostgreSQL database. Refuses a store that holds
+    /// anything.
+    pub async fn begin(location: &Location) -> Result<Import, StoreError> {
+        let inner = match location {
+            Location::Embedded(data_dir) => {
+                let path = data_dir.join(DATABASE_FILE);
+                let connection = connect_options(&path)
+                    .create_if_missing(true)
+                    .synchronous(SqliteSynchronous::Full)
+                    .connect()
+                    .await?;
+                ImportBackend::Sqlite(backend::sqlite::import_begin(connection).await?)
+            }
+            Location::Postgres(url) => {
+                let connection = postgres_options(url)?
+                    .connect()
+                    .await
+                    .map_err(|error| unreachable_database(location, error))?;
+                ImportBackend::Postgres(backend::postgres::import_begin(connection).await?)
+            }
+        };
+        Ok(Import { inner })
+    }
+
+    /// Appends the next event (log index `log_index`, its canonical bytes).
+    pub async fn event(&mut self, log_index: u64, bytes: Vec<u8>) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.event(log_index, bytes).await,
+            ImportBackend::Postgres(importer) => importer.event(log_index, bytes).await,
+        }
+    }
+
+    /// Stores a signed checkpoint note as it is, after checking that the
+    /// imported tree has its root at its size.
+    pub async fn checkpoint(
+        &mut self,
+        size: u64,
+        root: [u8; 32],
+        note: &str,
+        created_at: &str,
+    ) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => {
+                importer.checkpoint(size, root, note, created_at).await
+            }
+            ImportBackend::Postgres(importer) => {
+                importer.checkpoint(size, root, note, created_at).await
+            }
+        }
+    }
+
+    /// Writes the projections and the log's `origin`, and commits.
+    pub async fn commit(self, origin: &str, now: Timestamp) -> Result<ImportSummary, StoreError> {
+        match self.inner {
+            ImportBackend::Sqlite(importer) => importer.commit(origin, now).await,
+            ImportBackend::Postgres(importer) => importer.commit(origin, now).await,
+        }
+    }
+}
+
 /// A read-only view of a store, for auditors. Never writes.
 pub struct ReadOnlyStore {
     readers: Readers,
@@ -1089,6 +1198,59 @@ impl ReadOnlyStore {
     /// can read.
     pub async fn log_size(&self) -> Result<u64, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::log_size(readers).await)
+    }
+
+    /// The newest stored checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::read_latest_checkpoint(readers).await)
+    }
+
+    /// The smallest stored checkpoint of at least `size` entries: the first
+    /// one that covered the entries below `size`.
+    pub async fn checkpoint_at_least(
+        &self,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::checkpoint_at_least(readers, size).await)
+    }
+
+    /// Every stored checkpoint smaller than `size`, smallest first.
+    pub async fn checkpoints_below(&self, size: u64) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::checkpoints_below(readers, size).await)
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves.
+    pub async fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::read_inclusion_proof(readers, index, size).await)
+    }
+
+    /// The consistency proof from the tree of `old_size` to that of `new_size` leaves.
+    pub async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::read_consistency_proof(readers, old_size, new_size).await)
+    }
+
+    /// The log's recorded origin, if any.
+    pub async fn log_origin(&self) -> Result<Option<String>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::log_origin(readers).await)
+    }
+
+    /// The events of a deployment record (the policy or administration
+    /// record) below log index `until`, in log order.
+    pub async fn record_entries(
+        &self,
+        record: DeploymentRecord,
+        until: u64,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let key = record.key();
+        on_backend!(&self.readers, ops, readers => ops::record_entries(readers, key, until).await)
     }
 
     /// The same store, judging deadlines in its audits by `clock` instead of

@@ -22,6 +22,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
+
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

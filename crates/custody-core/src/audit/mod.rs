@@ -526,6 +526,32 @@ impl Auditor {
         self.findings.extend(admin.finish());
     }
 
+    /// Returns the report of events that come without stored projections
+    /// (an auditor's bundle): what only the end of each trail tells is
+    /// judged as [`Auditor::finish`] does, and there are no case rows to
+    /// compare the rebuilt cases with.
+    pub fn finish_without_projections(self) -> Report {
+        let heads: Vec<StoredCaseHead> = self
+            .cases
+            .iter()
+            .filter(|(_, trail)| {
+                trail.policy_record.is_none()
+                    && !trail.admin_record
+                    && trail.evidence_record.is_none()
+            })
+            .map(|(case_id, trail)| StoredCaseHead {
+                case_id: case_id.clone(),
+                head_seq: i64::try_from(trail.last_seq).unwrap_or(i64::MAX),
+                head_hash: trail.last_hash.to_hex(),
+                state: trail
+                    .view
+                    .as_ref()
+                    .map_or_else(String::new, |view| view.state.as_str().to_string()),
+            })
+            .collect();
+        self.finish(heads)
+    }
+
     /// Compares the stored case projections with the rebuilt cases and
     /// returns the report.
     pub fn finish(mut self, heads: impl IntoIterator<Item = StoredCaseHead>) -> Report {

@@ -69,6 +69,7 @@ pub(crate) mod sqlite {
     include!("write.rs");
     include!("log.rs");
     include!("read.rs");
+    include!("import.rs");
 }
 
 /// PostgreSQL, shared by several `custody serve` nodes.
@@ -127,4 +128,5 @@ pub(crate) mod postgres {
     include!("write.rs");
     include!("log.rs");
     include!("read.rs");
+    include!("import.rs");
 }

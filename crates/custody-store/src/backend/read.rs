@@ -681,3 +681,59 @@ pub(crate) async fn outbox_backlog(readers: &Pool) -> Result<(u64, Option<String
     let waiting: i64 = row.try_get("waiting")?;
     Ok((from_sql(waiting), row.try_get("oldest")?))
 }
+
+/// The smallest stored checkpoint of at least `size` entries.
+pub(crate) async fn checkpoint_at_least(
+    readers: &Pool,
+    size: u64,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query(
+        "SELECT size, root, note, created_at FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT 1",
+    )
+    .bind(to_sql(size))
+    .fetch_optional(readers)
+    .await?;
+    row.map(|row| checkpoint_from_row(&row)).transpose()
+}
+
+/// The log entries of the deployment record named by `key` in the
+/// `deployment` table (`policy_record`, `admin_record`) below log index
+/// `until`, in log order.
+pub(crate) async fn record_entries(
+    readers: &Pool,
+    key: &str,
+    until: u64,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.log_index, e.case_id, e.bytes FROM events e JOIN deployment d ON d.key = $1 AND e.case_id = d.value
+         WHERE e.log_index < $2 ORDER BY e.log_index",
+    )
+    .bind(key)
+    .bind(to_sql(until))
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let index: i64 = row.try_get("log_index")?;
+            Ok(LogEntry {
+                index: from_sql(index),
+                leaf: row.try_get("bytes")?,
+                case_id: row.try_get("case_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Every stored checkpoint smaller than `size`, smallest first.
+pub(crate) async fn checkpoints_below(
+    readers: &Pool,
+    size: u64,
+) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    sqlx::query("SELECT size, root, note, created_at FROM checkpoints WHERE size < $1 ORDER BY size")
+        .bind(to_sql(size))
+        .fetch_all(readers)
+        .await?
+        .iter()
+        .map(checkpoint_from_row)
+        .collect()
+}

@@ -1015,27 +1015,7 @@ async fn claim_origin(
 /// lock, so nodes starting together never migrate twice.
 pub(crate) async fn migrate(connection: &mut Conn) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(BEGIN_WRITE).execute(&mut *connection).await?;
-    let applied = async {
-        sqlx::raw_sql(SCHEMA_VERSION_TABLE)
-            .execute(&mut *connection)
-            .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
-                .fetch_one(&mut *connection)
-                .await?;
-        for (version, sql) in MIGRATIONS {
-            if *version <= current {
-                continue;
-            }
-            sqlx::raw_sql(*sql).execute(&mut *connection).await?;
-            sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
-                .bind(version)
-                .execute(&mut *connection)
-                .await?;
-        }
-        Ok::<(), sqlx::Error>(())
-    }
-    .await;
+    let applied = migrate_in_transaction(connection).await;
     match applied {
         Ok(()) => {
             sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
@@ -1046,6 +1026,28 @@ pub(crate) async fn migrate(connection: &mut Conn) -> Result<(), sqlx::Error> {
             Err(error)
         }
     }
+}
+
+/// Applies the migrations not applied yet, inside the caller's write
+/// transaction (DDL is transactional on both backends).
+pub(crate) async fn migrate_in_transaction(connection: &mut Conn) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(SCHEMA_VERSION_TABLE)
+        .execute(&mut *connection)
+        .await?;
+    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+        .fetch_one(&mut *connection)
+        .await?;
+    for (version, sql) in MIGRATIONS {
+        if *version <= current {
+            continue;
+        }
+        sqlx::raw_sql(*sql).execute(&mut *connection).await?;
+        sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Appends a `policy_adopted` event to the deployment's policy record

@@ -23,6 +23,7 @@
 
 mod case;
 mod evidence;
+pub(crate) mod import;
 pub(crate) mod records;
 #[cfg(test)]
 mod tests;

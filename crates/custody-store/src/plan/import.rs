@@ -1,0 +1,299 @@
+//! Rebuilding the projections from the events alone, for `custody import`:
+//! given every event of a log in log order, what rows the store holds
+//! beside them. The same rows the writer would have written, as far as the
+//! events say (see `docs/bundle.md` for what they cannot say).
+
+use std::collections::{BTreeMap, HashMap};
+
+use custody_core::case::CaseView;
+use custody_core::delegation::DelegationGrant;
+use custody_core::event::{DeliveryOutcome, Event, EventBody};
+use custody_core::model::Principal;
+use custody_core::{CaseId, Sha256Hash, Timestamp};
+
+use super::AdminRow;
+use crate::StoreError;
+
+/// What kind of trail a case ID is, once its first event is seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trail {
+    /// A request's case: a `cases` row.
+    Case,
+    /// The policy record.
+    Policy,
+    /// The administration record.
+    Admin,
+    /// An evidence record (evidence held for a reference).
+    Evidence,
+    /// A trail that opens with none of these (the audit reports it); it
+    /// gets no row.
+    Other,
+}
+
+/// An outbox row as the events leave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ImportedDelivery {
+    pub(crate) delivery_id: String,
+    pub(crate) case_id: String,
+    pub(crate) event_id: String,
+    pub(crate) kind: String,
+    pub(crate) audience: String,
+    pub(crate) channel: String,
+    pub(crate) recipient: Option<String>,
+    pub(crate) state: &'static str,
+    pub(crate) attempts: u32,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+}
+
+/// An evidence-record row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ImportedRecord {
+    pub(crate) ticket: String,
+    pub(crate) record: String,
+    pub(crate) released_to: Option<String>,
+    pub(crate) created_at: Timestamp,
+}
+
+/// A `deployment` fact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DeploymentFact {
+    pub(crate) key: &'static str,
+    pub(crate) value: String,
+    pub(crate) created_at: Timestamp,
+}
+
+/// What the import has rebuilt so far.
+#[derive(Default)]
+pub(crate) struct ImportState {
+    trails: HashMap<String, Trail>,
+    views: HashMap<CaseId, CaseView>,
+    grants: HashMap<String, DelegationGrant>,
+    deliveries: BTreeMap<String, ImportedDelivery>,
+    records: BTreeMap<String, ImportedRecord>,
+    facts: Vec<DeploymentFact>,
+}
+
+/// Every row the events rebuild, once all of them are seen.
+pub(crate) struct ImportedRows {
+    pub(crate) views: Vec<CaseView>,
+    pub(crate) deliveries: Vec<ImportedDelivery>,
+    pub(crate) records: Vec<ImportedRecord>,
+    pub(crate) facts: Vec<DeploymentFact>,
+}
+
+impl ImportState {
+    /// Folds in the next event of the log (its canonical bytes hash to
+    /// `hash`) and returns the administration rows it writes, in order.
+    pub(crate) fn observe(
+        &mut self,
+        event: &Event,
+        hash: Sha256Hash,
+    ) -> Result<Vec<AdminRow>, StoreError> {
+        let case_id = event.case_id.to_string();
+        let trail = match self.trails.get(&case_id) {
+            Some(trail) => *trail,
+            None => {
+                let trail = self.open(event, hash);
+                self.trails.insert(case_id.clone(), trail);
+                trail
+            }
+        };
+        self.observe_notifications(event);
+        match trail {
+            Trail::Case if event.seq > 1 => {
+                if let Some(view) = self.views.get_mut(&event.case_id) {
+                    view.apply_hashed(event, hash);
+                }
+                Ok(Vec::new())
+            }
+            Trail::Evidence => {
+                if let EventBody::EvidenceReleased(link) = &event.body {
+                    if let Some(record) = self.records.get_mut(&case_id) {
+                        record.released_to = Some(link.other_case.to_string());
+                    }
+                }
+                Ok(Vec::new())
+            }
+            Trail::Admin => self.admin_rows(event),
+            Trail::Case | Trail::Policy | Trail::Other => Ok(Vec::new()),
+        }
+    }
+
+    /// The first event of a trail: what kind it is, and the rows it starts.
+    fn open(&mut self, event: &Event, hash: Sha256Hash) -> Trail {
+        let fact = |key: &'static str| DeploymentFact {
+            key,
+            value: event.case_id.to_string(),
+            created_at: event.recorded_at,
+        };
+        if let Some(view) = CaseView::open_hashed(event, hash) {
+            self.views.insert(event.case_id.clone(), view);
+            return Trail::Case;
+        }
+        match &event.body {
+            EventBody::PolicyAdopted(_) => {
+                if !self.facts.iter().any(|known| known.key == "policy_record") {
+                    self.facts.push(fact("policy_record"));
+                }
+                Trail::Policy
+            }
+            EventBody::EvidenceHeld(held) => {
+                self.records.insert(
+                    event.case_id.to_string(),
+                    ImportedRecord {
+                        ticket: held.ticket.to_string(),
+                        record: event.case_id.to_string(),
+                        released_to: None,
+                        created_at: event.recorded_at,
+                    },
+                );
+                Trail::Evidence
+            }
+            body if custody_core::admin::is_admin_event(body) => {
+                if !self.facts.iter().any(|known| known.key == "admin_record") {
+                    self.facts.push(fact("admin_record"));
+                }
+                Trail::Admin
+            }
+            _ => Trail::Other,
+        }
+    }
+
+    /// The outbox rows an event owes, and the attempts it records.
+    fn observe_notifications(&mut self, event: &Event) {
+        for owed in &event.notify {
+            self.deliveries.insert(
+                owed.delivery_id.clone(),
+                ImportedDelivery {
+                    delivery_id: owed.delivery_id.clone(),
+                    case_id: event.case_id.to_string(),
+                    event_id: event.event_id.to_string(),
+                    kind: owed.kind.clone(),
+                    audience: owed.audience.as_str().to_string(),
+                    channel: owed.channel.clone(),
+                    recipient: owed.recipient.clone(),
+                    state: "pending",
+                    attempts: 0,
+                    last_error: None,
+                    created_at: event.recorded_at,
+                    updated_at: event.recorded_at,
+                },
+            );
+        }
+        if let EventBody::NotificationAttempted(attempt) = &event.body {
+            if let Some(delivery) = self.deliveries.get_mut(&attempt.delivery_id) {
+                delivery.state = match attempt.outcome {
+                    DeliveryOutcome::Delivered => "delivered",
+                    DeliveryOutcome::Failed => "pending",
+                    DeliveryOutcome::Dead => "dead",
+                };
+                delivery.attempts = attempt.attempt;
+                delivery.last_error = attempt.error.clone();
+                delivery.updated_at = event.recorded_at;
+            }
+        }
+    }
+
+    /// The projection rows an event of the administration record writes.
+    fn admin_rows(&mut self, event: &Event) -> Result<Vec<AdminRow>, StoreError> {
+        let by = (event.actor.principal.as_str() != custody_core::model::SYSTEM_PRINCIPAL)
+            .then(|| event.actor.principal.to_string());
+        let encode = |grant: &DelegationGrant| {
+            serde_json::to_string(grant)
+                .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))
+        };
+        let row = match &event.body {
+            EventBody::PrincipalAdded(added) => AdminRow::InsertPrincipal {
+                principal: Principal {
+                    id: added.principal.clone(),
+                    display_name: added.display_name.clone(),
+                    kind: added.kind,
+                    groups: added.groups.clone(),
+                    org: added.org.clone(),
+                },
+                groups_json: serde_json::to_string(&added.groups)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+                created_at: event.recorded_at,
+                created_by: by,
+            },
+            EventBody::PrincipalGroupsChanged(changed) => AdminRow::UpdateGroups {
+                principal: changed.principal.clone(),
+                groups_json: serde_json::to_string(&changed.groups)
+                    .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+            },
+            EventBody::TokenIssued(issued) => AdminRow::InsertToken {
+                token_id: issued.token_id.clone(),
+                principal: issued.principal.clone(),
+                secret_sha256: unusable_token_hash(&issued.secret_sha256_prefix)?,
+                created_at: event.recorded_at,
+                expires_at: issued.expires_at,
+                created_by: by,
+            },
+            EventBody::TokenRevoked(revoked) => AdminRow::RevokeToken {
+                token_id: revoked.token_id.clone(),
+                revoked_at: event.recorded_at,
+                revoked_by: event.actor.principal.to_string(),
+            },
+            EventBody::DelegationGranted(granted) => {
+                let grant = DelegationGrant::from(granted);
+                let grant_json = encode(&grant)?;
+                self.grants.insert(grant.grant_id.clone(), grant);
+                AdminRow::InsertGrant {
+                    grant_id: granted.grant_id.clone(),
+                    vendor_org: granted.vendor_org.clone(),
+                    grant_json,
+                }
+            }
+            EventBody::DelegationRevoked(revoked) => {
+                let Some(grant) = self.grants.get_mut(&revoked.grant_id) else {
+                    return Ok(Vec::new());
+                };
+                if grant.revoked_at.is_some() {
+                    return Ok(Vec::new());
+                }
+                grant.revoked_at = Some(revoked.revoked_at);
+                AdminRow::UpdateGrant {
+                    grant_id: revoked.grant_id.clone(),
+                    grant_json: encode(grant)?,
+                }
+            }
+            _ => return Ok(Vec::new()),
+        };
+        Ok(vec![row])
+    }
+
+    /// Every row rebuilt, once the last event is seen.
+    pub(crate) fn finish(self) -> ImportedRows {
+        let mut views: Vec<CaseView> = self.views.into_values().collect();
+        views.sort_by(|left, right| left.case_id.as_str().cmp(right.case_id.as_str()));
+        ImportedRows {
+            views,
+            deliveries: self.deliveries.into_values().collect(),
+            records: self.records.into_values().collect(),
+            facts: self.facts,
+        }
+    }
+}
+
+/// The `tokens.secret_sha256` of an imported token. The event records only
+/// the first 16 hex digits (8 bytes) of the secret's SHA-256, so the full
+/// digest cannot be restored: the row holds those 8 bytes followed by 24
+/// zero bytes. The audit matches a row to its event by the prefix, so the
+/// record and the row agree; and no bearer secret authenticates against it,
+/// since its SHA-256 would have to end in 192 zero bits. Imported tokens are
+/// therefore on the record but unusable, and are re-issued after a restore
+/// (`docs/bundle.md`).
+pub(crate) fn unusable_token_hash(prefix_hex: &str) -> Result<Sha256Hash, StoreError> {
+    let prefix = custody_core::hex::decode(prefix_hex)
+        .filter(|bytes| bytes.len() == 8)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "a token_issued event records `{prefix_hex}` as its secret's hash prefix, not 16 hex digits"
+            ))
+        })?;
+    let mut digest = [0_u8; 32];
+    digest[..8].copy_from_slice(&prefix);
+    Ok(Sha256Hash(digest))
+}
