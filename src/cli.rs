@@ -738,6 +738,12 @@ pub struct ExportArgs {
     /// Read the ledger in this PostgreSQL database (postgres://...) directly, without a server.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Bundles only: put the evidence blobs themselves in the bundle, not only their hashes.
+    #[arg(long)]
+    pub with_evidence: bool,
+    /// Bundles only: the server's configuration file, for where evidence blobs are stored ([evidence.store]).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Without --data or --database-url, the server is asked (its token must be an auditor's or an admin's).
     #[command(flatten)]
     pub connection: ConnectionArgs,

@@ -51,6 +51,11 @@ pub async fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
     if args.format == "bundle" {
         return export_bundle(args).await;
     }
+    if args.with_evidence || args.config.is_some() {
+        return Err(CliError::Usage(
+            "--with-evidence and --config are for --format bundle; the line formats carry the evidence hashes in their events".to_string(),
+        ));
+    }
     let format = Format::from_str(&args.format).map_err(|error| {
         CliError::Usage(format!(
             "{error}\nhint: `custody export --help` describes each format"
