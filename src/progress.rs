@@ -47,7 +47,10 @@ impl Progress {
     }
 
     /// A bar that never draws.
-    #[allow(dead_code, reason = "for the import and bundle commands")]
+    #[allow(
+        dead_code,
+        reason = "kept beside `new` for commands that must stay silent"
+    )]
     pub fn hidden() -> Progress {
         Progress { bar: None }
     }
@@ -182,6 +185,62 @@ fn format_duration(seconds: f64) -> String {
     } else {
         format!("{minutes}:{seconds:02}")
     }
+}
+
+/// A reader that counts the bytes read through it, so a command reading a
+/// file whose record count is unknown in advance (a bundle) shows its
+/// progress in bytes of the file.
+pub struct CountingReader<R> {
+    inner: R,
+    read: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    /// Wraps `inner`; [`CountingReader::counter`] follows what was read.
+    pub fn new(inner: R) -> CountingReader<R> {
+        CountingReader {
+            inner,
+            read: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// The number of bytes read so far, shared.
+    pub fn counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.read)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CountingReader<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let count = self.inner.read(buffer)?;
+        self.read.fetch_add(
+            u64::try_from(count).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(count)
+    }
+}
+
+/// Opens `path` for a command that reads it through, with a bar in bytes of
+/// the file (drawn under the conditions of [`Progress::new`]).
+pub fn read_with_progress(
+    label: &'static str,
+    path: &std::path::Path,
+    json: bool,
+) -> std::io::Result<(
+    std::io::BufReader<CountingReader<std::fs::File>>,
+    Arc<std::sync::atomic::AtomicU64>,
+    Progress,
+)> {
+    let file = std::fs::File::open(path)?;
+    let total = file.metadata()?.len();
+    let reader = CountingReader::new(file);
+    let counter = reader.counter();
+    Ok((
+        std::io::BufReader::with_capacity(1 << 16, reader),
+        counter,
+        Progress::new(label, "bytes", total, json),
+    ))
 }
 
 #[cfg(test)]

@@ -124,7 +124,8 @@ pub async fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
 async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
     if args.case.is_some() && (args.since.is_some() || args.until.is_some()) {
         return Err(CliError::Usage(
-            "a bundle is of one case (--case) or of a range of the log (--since/--until), not both".to_string(),
+            "a bundle is of one case (--case) or of a range of the log (--since/--until), not both"
+                .to_string(),
         ));
     }
     super::import::export_bundle(args).await

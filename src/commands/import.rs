@@ -4,7 +4,7 @@
 //! this picks the ledger, the keys and the files, and prints the outcome.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,6 +19,7 @@ use custody_verify::{parse_keys, DEFAULT_DATA_DIR};
 use crate::cli::{ExportArgs, ImportArgs};
 use crate::error::CliError;
 use crate::output::{self, say, tell};
+use crate::progress::Progress;
 
 /// `custody export --format bundle [--case CASE | --since N [--until M]]`.
 pub async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
@@ -99,15 +100,22 @@ pub async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
             })?),
             None => Box::new(std::io::stdout().lock()),
         };
+    let mut bar: Option<Progress> = None;
     let made = bundle::make_bundle(
         &store,
         &request,
         blobs.as_deref(),
         Timestamp::now(),
         BufWriter::new(out),
-        &mut |_, _| {},
+        &mut |done, total| {
+            bar.get_or_insert_with(|| Progress::new("export", "events", total, args.json))
+                .set(done);
+        },
     )
     .await;
+    if let Some(bar) = bar.as_mut() {
+        bar.finish();
+    }
     let (writer, made) = match made {
         Ok(made) => made,
         Err(error) => {
@@ -181,15 +189,17 @@ fn make_error(error: MakeError) -> CliError {
 /// `custody import --bundle FILE (--data DIR | --database-url URL)`.
 pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
     let trusted = parse_keys(&args.keys).map_err(|error| CliError::Usage(error.to_string()))?;
-    let open = |path: &Path| {
-        File::open(path)
-            .map(BufReader::new)
-            .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))
-    };
     // First the whole bundle is checked; nothing is touched unless it is
     // a whole log with nothing wrong.
-    let verification = bundle::verify_bundle(open(&args.bundle)?, &trusted, &mut |_| {})
-        .map_err(|error| CliError::Io(format!("{}: {error}", args.bundle.display())))?;
+    let (reader, read, mut progress) =
+        crate::progress::read_with_progress("check", &args.bundle, args.json).map_err(|error| {
+            CliError::Io(format!("cannot read {}: {error}", args.bundle.display()))
+        })?;
+    let verification = bundle::verify_bundle(reader, &trusted, &mut |_| {
+        progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
+    })
+    .map_err(|error| CliError::Io(format!("{}: {error}", args.bundle.display())))?;
+    progress.finish();
     if let Some(scope) = &verification.bundle.scope {
         if *scope != Scope::Log {
             return Err(CliError::Usage(
@@ -281,15 +291,20 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
         let import = Import::begin(&location)
             .await
             .map_err(|error| CliError::Ledger(error.to_string()))?;
-        bundle::import_bundle(
-            open(&args.bundle)?,
+        let (reader, read, mut progress) =
+            crate::progress::read_with_progress("import", &args.bundle, args.json).map_err(
+                |error| CliError::Io(format!("cannot read {}: {error}", args.bundle.display())),
+            )?;
+        let imported = bundle::import_bundle(
+            reader,
             import,
             blobs.as_deref(),
             Timestamp::now(),
-            &mut |_| {},
+            &mut |_| progress.set(read.load(std::sync::atomic::Ordering::Relaxed)),
         )
-        .await
-        .map_err(|error| match error {
+        .await;
+        progress.finish();
+        imported.map_err(|error| match error {
             bundle::ImportError::Io(_) | bundle::ImportError::Evidence(_) => {
                 CliError::Io(error.to_string())
             }

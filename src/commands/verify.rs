@@ -61,11 +61,13 @@ fn verify_bundle(
 ) -> Result<ExitCode, CliError> {
     let trusted =
         custody_verify::parse_keys(keys).map_err(|error| CliError::Usage(error.to_string()))?;
-    let file = std::fs::File::open(path)
+    let (reader, read, mut progress) = crate::progress::read_with_progress("verify", path, json)
         .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
-    let verification =
-        custody_verify::bundle::verify_bundle(std::io::BufReader::new(file), &trusted, &mut |_| {})
-            .map_err(|error| CliError::Io(format!("{}: {error}", path.display())))?;
+    let verification = custody_verify::bundle::verify_bundle(reader, &trusted, &mut |_| {
+        progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
+    })
+    .map_err(|error| CliError::Io(format!("{}: {error}", path.display())))?;
+    progress.finish();
     if json {
         output::print_json(&verification);
     } else {
