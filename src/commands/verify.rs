@@ -36,6 +36,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         checkpoint_interval_seconds: config
             .as_ref()
             .map_or(0, |config| config.log.checkpoint_interval_seconds),
+        clock: None,
     };
     let verification = custody_verify::verify(request).await?;
     let report = &verification.report;

@@ -44,6 +44,31 @@ pub fn command() -> Command {
     command
 }
 
+/// The check `custody verify --json` runs (`custody_verify::verify`, which
+/// the CLI calls and prints as JSON, exiting 1 when the report is not ok),
+/// made in this process with `request`: for a check made at a test clock
+/// (`request.clock`), so that no test waits for time to pass. Returns what
+/// the CLI would have: its exit status and stdout, and the report.
+pub fn verify_request(request: custody_verify::Request) -> (Output, Value) {
+    use std::os::unix::process::ExitStatusExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for verify");
+    let verification = runtime
+        .block_on(custody_verify::verify(request))
+        .unwrap_or_else(|error| panic!("verify could not check: {error}"));
+    let report = serde_json::to_value(&verification.report).expect("the report as JSON");
+    let code = if verification.report.ok { 0 } else { 1 };
+    let output = Output {
+        // A wait status: the exit code in the second byte.
+        status: std::process::ExitStatus::from_raw(code << 8),
+        stdout: serde_json::to_vec_pretty(&report).expect("the report as text"),
+        stderr: Vec::new(),
+    };
+    (output, report)
+}
+
 /// Runs `custody verify --data DIR --json`; returns the process output and the parsed report.
 pub fn verify_dir(data: &Path) -> (Output, Value) {
     verify_dir_with(data, &[])
@@ -746,8 +771,17 @@ impl Server {
     }
 
     /// `custody verify --json` on this server's store (its data directory,
-    /// and its database when it has one) with `extra` arguments.
+    /// and its database when it has one) with `extra` arguments. For a
+    /// server in this process, the check `custody verify` runs, at the
+    /// server's test clock ([`in_process`]), without `extra` arguments.
     pub fn verify_with(&self, extra: &[&str]) -> (Output, Value) {
+        if self.in_process.is_some() {
+            assert!(
+                extra.is_empty(),
+                "verify of an in-process server takes no arguments: {extra:?}"
+            );
+            return self.verify_at_test_clock();
+        }
         let mut arguments: Vec<&str> = Vec::new();
         if let Some(database) = &self.database {
             arguments.extend(["--database-url", database.url.as_str()]);

@@ -25,12 +25,13 @@ use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::load::{Ack, Load};
-use common::tamper::{self, replace, verify_fails, Db, TRIGGERS};
+use common::tamper::{self, replace, verify_fails, verify_request_fails, Db, TRIGGERS};
 use common::{assert_verify_ok, verify_dir_with, Body, Server};
-use custody_core::{Event, Sha256Hash};
+use custody_core::{Event, ManualClock, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use custody_log::{leaf_hash, verify_checkpoint, Checkpoint, MemoryTree, NodeId, VerifierKey};
 use serde_json::{json, Value};
@@ -703,11 +704,15 @@ fn verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted() {
         vec!["info"]
     );
     assert_eq!(findings[0]["log_index"], Value::Null, "{report:#}");
-    // ...and an error once they are older.
-    std::thread::sleep(Duration::from_millis(3100));
-    let every_second = interval_config(saved.path(), 1);
-    let (report, findings) =
-        verify_fails(copy.path(), &["--config", every_second.to_str().unwrap()]);
+    // ...and an error once they are older: at a clock four seconds ahead,
+    // every entry is older than three intervals of a second.
+    let later = ManualClock::new(Timestamp::now().plus_seconds(4));
+    let (report, findings) = verify_request_fails(custody_verify::Request {
+        data_dir: Some(copy.path().to_path_buf()),
+        checkpoint_interval_seconds: 1,
+        clock: Some(Arc::new(later)),
+        ..custody_verify::Request::default()
+    });
     assert_eq!(
         codes(&findings),
         vec!["checkpoint.none-outside", "log.no-checkpoint"],

@@ -84,8 +84,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
 /// `cargo xtask test`, and again by the next plain `cargo test` or `cargo
 /// clippy`. Removing them makes the nested build share the same artifacts.
 fn cargo() -> Command {
-    let mut command =
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
     for (name, _) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
         if set_by_cargo_run(name) {
