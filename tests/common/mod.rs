@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fixture;
 pub mod in_process;
 pub mod load;
 pub mod tamper;
@@ -121,6 +122,27 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Stops a `custody serve` process with SIGTERM (a graceful shutdown) and
+/// reaps it, polling for its exit for up to 30 s; SIGKILL after that, or
+/// when the signal could not be sent.
+pub fn terminate(child: &mut Child) {
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|status| status.success());
+    if signalled {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Text of a process's stdout.
@@ -388,24 +410,7 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let signalled = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        if !signalled {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        terminate(&mut child);
     }
 
     /// Starts a new server process on the same data directory (stopping a running one with SIGKILL).

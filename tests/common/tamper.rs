@@ -116,6 +116,21 @@ impl Db {
         )
     }
 
+    /// Asserts that the store's append-only triggers refuse every statement
+    /// of `statements`.
+    #[track_caller]
+    pub fn assert_append_only(&mut self, statements: &[&str]) {
+        for sql in statements {
+            let error = self
+                .execute(sql)
+                .expect_err(&format!("the store accepted `{sql}`"));
+            assert!(
+                error.contains("append-only"),
+                "`{sql}` was refused for the wrong reason: {error}"
+            );
+        }
+    }
+
     /// Runs SQL; returns rows affected or the database's error message.
     pub fn execute(&mut self, sql: &str) -> Result<u64, String> {
         let (runtime, connection) = self.connection();

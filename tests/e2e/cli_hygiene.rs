@@ -108,16 +108,7 @@ impl LoggedServer {
 
     /// Stops the server with SIGTERM; returns the whole log.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::terminate(&mut self.child);
         self.log()
     }
 }
