@@ -5,7 +5,6 @@
 
 use custody_client::ClientError;
 use custody_verify::VerifyError;
-use serde_json::Value;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -15,7 +14,7 @@ pub enum CliError {
     /// Refused by this command itself, with a problem document in the
     /// server's shape (a checkpoint not signed by the given key, downloaded
     /// evidence that does not hash to what was asked): exit 1.
-    Refused(Value),
+    Refused(Box<custody_api::Problem>),
     /// Bad usage or bad input: exit 2.
     Usage(String),
     /// A local file could not be read or written: exit 2.
@@ -37,14 +36,11 @@ impl CliError {
 
     /// A refusal made by this command, shown as the server's are.
     pub fn refused(detail: String, rule: Option<&str>, hint: Option<&str>) -> CliError {
-        let mut problem = serde_json::json!({ "detail": detail });
-        if let Some(rule) = rule {
-            problem["rule"] = Value::from(rule);
-        }
-        if let Some(hint) = hint {
-            problem["hint"] = Value::from(hint);
-        }
-        CliError::Refused(problem)
+        CliError::Refused(Box::new(custody_api::Problem {
+            rule: rule.map(str::to_string),
+            hint: hint.map(str::to_string),
+            ..custody_api::Problem::detail(detail)
+        }))
     }
 }
 

@@ -11,7 +11,7 @@ use custody_api::{
     AdminRecordDocument, CaseDocument, CaseList, EvidenceList, EvidenceRecordView,
     NotificationList, PolicyDocument, PrincipalList, TokenInfo,
 };
-use custody_client::{escape_lines, problem_text};
+use custody_client::{escape_lines, render_problem};
 use custody_core::audit::Report;
 use custody_core::event::{Evidence, LinkFailure, Recheck};
 use custody_core::model::AuthContext;
@@ -52,12 +52,12 @@ pub fn print_json<T: Serialize>(value: &T) {
 }
 
 /// The message printed on stderr for a failed command: every line of it
-/// escaped (the server's words are escaped in [`problem_text`]).
+/// escaped (the server's words are escaped in [`render_problem`] and `ClientError`'s messages).
 pub fn render_error(error: &CliError) -> String {
     match error {
         CliError::Client(error) if error.is_refusal() => format!("refused: {error}"),
         CliError::Client(error) => format!("error: {error}"),
-        CliError::Refused(problem) => format!("refused: {}", problem_text(problem)),
+        CliError::Refused(problem) => format!("refused: {}", render_problem(problem)),
         CliError::Usage(text) | CliError::Io(text) | CliError::Ledger(text) => {
             format!("error: {}", escape_lines(text))
         }

@@ -229,7 +229,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitCode, CliError> {
     let answer = match client.case(&args.case).await {
         Ok(answer) => answer,
         // Not a case: perhaps an evidence record.
-        Err(ClientError::Refused(problem)) if problem["status"] == 404 => {
+        Err(ClientError::Refused(problem)) if problem.status() == Some(404) => {
             match client.evidence_record(&args.case).await {
                 Ok(record) => {
                     if args.json {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use custody_server::config::Config;
 use custody_server::init;
 use custody_server::keys::LogSigner;
+use custody_store::StoreOptions;
 
 use crate::cli::{InitArgs, ServeArgs};
 use crate::error::CliError;
@@ -68,7 +69,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     };
     let location = custody_store::Location::choose(&data, args.database_url.as_deref())
         .map_err(|error| CliError::Usage(error.to_string()))?;
-    let store = match init::open_or_initialise(&data, &location)
+    let store = match init::open_or_initialise(&data, &location, StoreOptions::default())
         .await
         .map_err(|error| CliError::Ledger(error.to_string()))?
     {
@@ -105,7 +106,8 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     // Built field by field (not `ServeOptions::from_config`) so that each
     // failure keeps its own exit category: keys, files, the ledger.
     let options = custody_server::ServeOptions {
-        clock: custody_core::SystemClock::shared(),
+        // One clock for the store and the server: the store's (the system's).
+        clock: store.clock().clone(),
         checkpoint_copies,
         max_body_bytes: config.server.max_body_bytes,
         checkpoint_interval: std::time::Duration::from_secs(config.log.checkpoint_interval_seconds),

@@ -36,6 +36,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
             .as_ref()
             .map_or(0, |config| config.log.checkpoint_interval_seconds),
         progress: Some(progress.callback()),
+        clock: None,
     };
     let verification = custody_verify::verify(request).await;
     progress.finish();

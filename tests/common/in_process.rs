@@ -10,10 +10,14 @@
 //! scans every [`SCAN_INTERVAL`] of real time at the clock's time, so what is
 //! due is decided by the test, never by how long the test took.
 //!
-//! The store and `custody verify` still read the system clock (the store's
-//! `recorded_at`, `verify`'s judgement of what is overdue): the clock starts
-//! at the system's time and only moves forward, so every deadline the store
-//! computes is reached by moving it.
+//! The store runs on the same clock ([`custody_store::StoreOptions::clock`]):
+//! every `recorded_at`, deadline and outbox due time is the test clock's,
+//! and so is the notification deliverer's time (a retry falls due when the
+//! test moves the clock past its backoff). [`Server::verify_with`] makes the
+//! check `custody verify` makes at the same clock
+//! ([`super::verify_request`]), so a test never waits for the system clock
+//! to reach a deadline. The clock starts at the system's time and only
+//! moves forward.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,10 @@ pub const SCAN_INTERVAL: Duration = Duration::from_millis(25);
 /// interval a deployment would have.
 pub const STEP_SECONDS: i64 = 60;
 
+/// The checkpoint interval an in-process server's store is verified with
+/// ([`Server::verify_with`]): a day.
+pub const VERIFY_CHECKPOINT_INTERVAL_SECONDS: u64 = 24 * 3600;
+
 /// The server's library running on the [`Server`]'s runtime.
 pub struct InProcess {
     clock: Arc<ManualClock>,
@@ -47,9 +55,9 @@ struct Running {
 }
 
 impl InProcess {
-    fn new() -> InProcess {
+    fn new(start: Timestamp) -> InProcess {
         InProcess {
-            clock: Arc::new(ManualClock::new(Timestamp::now())),
+            clock: Arc::new(ManualClock::new(start)),
             running: None,
         }
     }
@@ -60,7 +68,19 @@ impl Server {
     /// [`ManualClock`] that only the test moves ([`Server::clock`],
     /// [`Server::advance`]).
     pub fn start_in_process(store: TestStore, config: Option<&str>) -> (Server, Value) {
-        Server::start_with(store, None, config, Some(InProcess::new()))
+        Server::start_in_process_at(store, config, Timestamp::now())
+    }
+
+    /// [`Server::start_in_process`] with the clock standing at `start`: in
+    /// the past, for what the CLI judges by the system clock (a token's
+    /// status) while the server has not reached it yet. What `custody
+    /// init` recorded keeps the system's time.
+    pub fn start_in_process_at(
+        store: TestStore,
+        config: Option<&str>,
+        start: Timestamp,
+    ) -> (Server, Value) {
+        Server::start_with(store, None, config, Some(InProcess::new(start)))
     }
 
     /// The clock of an in-process server.
@@ -103,6 +123,26 @@ impl Server {
         acted
     }
 
+    /// What `custody verify --json` reports on this server's store, checked
+    /// at the server's clock (see [`super::verify_request`]).
+    ///
+    /// The server signs its periodic checkpoints by real time, while the
+    /// test moves its clock by hours: judged by the server's interval, the
+    /// log's tail would look hours old for want of checkpoints no
+    /// deployment would have skipped. So the check assumes a day's interval
+    /// ([`VERIFY_CHECKPOINT_INTERVAL_SECONDS`]), longer than any test moves
+    /// the clock. (How old a tail may grow is tested at a test clock in
+    /// `tests/e2e/checkpoints.rs`.)
+    pub(super) fn verify_at_test_clock(&self) -> (std::process::Output, Value) {
+        super::verify_request(custody_verify::Request {
+            data_dir: Some(self.data.clone()),
+            database_url: self.database.as_ref().map(|database| database.url.clone()),
+            checkpoint_interval_seconds: VERIFY_CHECKPOINT_INTERVAL_SECONDS,
+            clock: Some(self.in_process().clock.clone() as SharedClock),
+            ..custody_verify::Request::default()
+        })
+    }
+
     fn in_process(&self) -> &InProcess {
         self.in_process
             .as_ref()
@@ -130,10 +170,18 @@ impl Server {
             self.database.as_ref().map(|database| database.url.as_str()),
         )
         .expect("the store's location");
+        // One clock for the store and the server.
+        let clock = self.in_process().clock.clone() as SharedClock;
+        let store_options = custody_store::StoreOptions {
+            clock: clock.clone(),
+            ..custody_store::StoreOptions::default()
+        };
         let store = match self
             .runtime
             .block_on(custody_server::init::open_or_initialise(
-                &self.data, &location,
+                &self.data,
+                &location,
+                store_options,
             ))
             .expect("open the store")
         {
@@ -146,8 +194,7 @@ impl Server {
         let mut options =
             custody_server::ServeOptions::from_config(config, &self.data, policy_source)
                 .expect("the server's options");
-        let clock = self.in_process().clock.clone();
-        options.clock = clock as SharedClock;
+        options.clock = clock;
         options.scan_interval = SCAN_INTERVAL;
         let listener = self
             .runtime
@@ -226,15 +273,5 @@ impl Server {
             .as_ref()
             .and_then(|in_process| in_process.running.as_ref())
             .is_some_and(|running| !running.task.is_finished())
-    }
-}
-
-/// Sleeps until the system clock has passed `instant`. Only for `custody
-/// verify`, which judges what is overdue by the system clock: a test that
-/// asks it about a deadline its server reached on the test clock waits
-/// for the real one (seconds after the step that set it).
-pub fn wait_for_system_clock(instant: Timestamp) {
-    while Timestamp::now() <= instant {
-        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod fixture;
 pub mod in_process;
 pub mod load;
 pub mod tamper;
@@ -42,6 +43,31 @@ pub fn command() -> Command {
     }
     command.stdin(Stdio::null());
     command
+}
+
+/// The check `custody verify --json` runs (`custody_verify::verify`, which
+/// the CLI calls and prints as JSON, exiting 1 when the report is not ok),
+/// made in this process with `request`: for a check made at a test clock
+/// (`request.clock`), so that no test waits for time to pass. Returns what
+/// the CLI would have: its exit status and stdout, and the report.
+pub fn verify_request(request: custody_verify::Request) -> (Output, Value) {
+    use std::os::unix::process::ExitStatusExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for verify");
+    let verification = runtime
+        .block_on(custody_verify::verify(request))
+        .unwrap_or_else(|error| panic!("verify could not check: {error}"));
+    let report = serde_json::to_value(&verification.report).expect("the report as JSON");
+    let code = if verification.report.ok { 0 } else { 1 };
+    let output = Output {
+        // A wait status: the exit code in the second byte.
+        status: std::process::ExitStatus::from_raw(code << 8),
+        stdout: serde_json::to_vec_pretty(&report).expect("the report as text"),
+        stderr: Vec::new(),
+    };
+    (output, report)
 }
 
 /// Runs `custody verify --data DIR --json`; returns the process output and the parsed report.
@@ -96,6 +122,27 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Stops a `custody serve` process with SIGTERM (a graceful shutdown) and
+/// reaps it, polling for its exit for up to 30 s; SIGKILL after that, or
+/// when the signal could not be sent.
+pub fn terminate(child: &mut Child) {
+    let signalled = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .is_ok_and(|status| status.success());
+    if signalled {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Text of a process's stdout.
@@ -363,24 +410,7 @@ impl Server {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let signalled = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .is_ok_and(|status| status.success());
-        if !signalled {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        terminate(&mut child);
     }
 
     /// Starts a new server process on the same data directory (stopping a running one with SIGKILL).
@@ -746,8 +776,17 @@ impl Server {
     }
 
     /// `custody verify --json` on this server's store (its data directory,
-    /// and its database when it has one) with `extra` arguments.
+    /// and its database when it has one) with `extra` arguments. For a
+    /// server in this process, the check `custody verify` runs, at the
+    /// server's test clock ([`in_process`]), without `extra` arguments.
     pub fn verify_with(&self, extra: &[&str]) -> (Output, Value) {
+        if self.in_process.is_some() {
+            assert!(
+                extra.is_empty(),
+                "verify of an in-process server takes no arguments: {extra:?}"
+            );
+            return self.verify_at_test_clock();
+        }
         let mut arguments: Vec<&str> = Vec::new();
         if let Some(database) = &self.database {
             arguments.extend(["--database-url", database.url.as_str()]);

@@ -52,11 +52,24 @@ pub fn replace(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
 #[track_caller]
 pub fn verify_fails(data: &Path, extra: &[&str]) -> (Value, Vec<Value>) {
     let (output, report) = super::verify_dir_with(data, extra);
+    failed(&format!("{extra:?}"), &output, report)
+}
+
+/// Like [`verify_fails`], the check made in this process with `request`
+/// (at its clock: [`super::verify_request`]).
+#[track_caller]
+pub fn verify_request_fails(request: custody_verify::Request) -> (Value, Vec<Value>) {
+    let (output, report) = super::verify_request(request);
+    failed("(at a test clock)", &output, report)
+}
+
+#[track_caller]
+fn failed(how: &str, output: &std::process::Output, report: Value) -> (Value, Vec<Value>) {
     assert_eq!(
         output.status.code(),
         Some(1),
-        "verify {extra:?} must exit 1 on a tampered store: {report:#}\nstderr: {}",
-        super::stderr(&output)
+        "verify {how} must exit 1 on a tampered store: {report:#}\nstderr: {}",
+        super::stderr(output)
     );
     assert_eq!(report["ok"], false, "{report:#}");
     let findings = report["findings"].as_array().cloned().unwrap_or_default();
@@ -101,6 +114,21 @@ impl Db {
             &self.runtime,
             self.connection.as_mut().expect("open connection"),
         )
+    }
+
+    /// Asserts that the store's append-only triggers refuse every statement
+    /// of `statements`.
+    #[track_caller]
+    pub fn assert_append_only(&mut self, statements: &[&str]) {
+        for sql in statements {
+            let error = self
+                .execute(sql)
+                .expect_err(&format!("the store accepted `{sql}`"));
+            assert!(
+                error.contains("append-only"),
+                "`{sql}` was refused for the wrong reason: {error}"
+            );
+        }
     }
 
     /// Runs SQL; returns rows affected or the database's error message.

@@ -10,7 +10,6 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::in_process::wait_for_system_clock;
 use common::{assert_refused, Server, TestStore};
 use custody_core::Timestamp;
 
@@ -136,10 +135,9 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         .count();
     assert_eq!(escalations, 1, "escalated more than once");
 
-    // verify reports the overdue review while it is missing (by the system
-    // clock, which verify reads).
-    wait_for_system_clock(review_deadline);
-    let (output, report) = common::verify_dir(&server.data);
+    // verify reports the overdue review while it is missing (at the test
+    // clock, past the deadline).
+    let (output, report) = server.verify_with(&[]);
     assert_eq!(output.status.code(), Some(1), "{report}");
     let finding = report["findings"]
         .as_array()
@@ -167,7 +165,7 @@ fn break_glass_is_executed_at_once_reviewed_after_and_escalated_when_late() {
         ],
     );
     assert_eq!(server.show(&reviewer, &case)["state"], "reviewed");
-    common::assert_verify_ok(&server.data);
+    server.assert_verify_ok();
 }
 
 /// The server's timer judges deadlines by the server's clock
@@ -189,11 +187,15 @@ fn the_timer_escalates_by_the_servers_clock() {
     .unwrap();
     server.clock().set(review_deadline.plus_seconds(1));
     let escalation = escalation(&server, &oncall, case);
-    let recorded_at = Timestamp::parse(escalation["recorded_at"].as_str().unwrap()).unwrap();
+    // Escalated while the wall clock is still short of the deadline, and
+    // recorded at the test clock's time, which the store reads too.
+    let wall_clock = Timestamp::now();
     assert!(
-        recorded_at < review_deadline,
-        "escalated at {recorded_at}, not before the wall clock reached {review_deadline}"
+        wall_clock < review_deadline,
+        "escalated at {wall_clock} by the wall clock, not before it reached {review_deadline}"
     );
+    let recorded_at = Timestamp::parse(escalation["recorded_at"].as_str().unwrap()).unwrap();
+    assert_eq!(recorded_at, review_deadline.plus_seconds(1), "{escalation}");
     assert_eq!(
         escalation["payload"]["reason"],
         "break-glass.review-overdue"

@@ -11,9 +11,10 @@ use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
 use common::{command, verify_dir_with, Server, TestStore, STORES};
+use custody_core::{ManualClock, Timestamp};
 use serde_json::Value;
 
 /// `(code, severity)` of every finding, in report order.
@@ -128,12 +129,15 @@ fn entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify() {
     // the policy's adoption (entries 0 to 2); alice and her request are not.
     assert_eq!(report["findings"][0]["log_index"], 3, "{report:#}");
 
-    // With checkpoints every second, three seconds without one is an error.
-    let every_second = server.root.path().join("every-second.toml");
-    std::fs::write(&every_second, "[log]\ncheckpoint_interval_seconds = 1\n").unwrap();
-    std::thread::sleep(Duration::from_millis(3100));
-    let (output, report) =
-        verify_dir_with(&server.data, &["--config", every_second.to_str().unwrap()]);
+    // With checkpoints every second, three seconds without one is an error:
+    // at a clock four seconds ahead, the uncovered entries are older.
+    let later = ManualClock::new(Timestamp::now().plus_seconds(4));
+    let (output, report) = common::verify_request(custody_verify::Request {
+        data_dir: Some(server.data.clone()),
+        checkpoint_interval_seconds: 1,
+        clock: Some(Arc::new(later)),
+        ..custody_verify::Request::default()
+    });
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     assert_eq!(
         found(&report),
@@ -147,6 +151,8 @@ fn entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify() {
     );
 
     // Restarted, the server signs as it starts, and the tail is covered.
+    let every_second = server.root.path().join("every-second.toml");
+    std::fs::write(&every_second, "[log]\ncheckpoint_interval_seconds = 1\n").unwrap();
     server.restart_configured();
     // Serving (so that SIGTERM is a graceful shutdown, not the default action).
     assert_eq!(server.log_size(), 6);

@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{assert_success, command, stderr, stdout, Server};
+use common::{assert_success, command, stderr, stdout, Server, TestStore};
+use custody_core::Timestamp;
 use serde_json::Value;
 
 /// A `custody serve` whose stderr goes to a file; killed when dropped.
@@ -107,23 +108,22 @@ impl LoggedServer {
 
     /// Stops the server with SIGTERM; returns the whole log.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::terminate(&mut self.child);
         self.log()
     }
 }
 
 #[test]
 fn token_list_shows_expired_tokens_as_expired() {
-    let server = Server::start();
+    // The server runs an hour behind the system clock (`common::in_process`):
+    // a token that lives a second has expired for the CLI, which judges a
+    // token's status by the system clock, and not yet for the server,
+    // until the test moves its clock.
+    let (server, _) = Server::start_in_process_at(
+        TestStore::Embedded,
+        None,
+        Timestamp::now().plus_seconds(-3600),
+    );
     let added = server.cli(Some(&server.admin_token), &["principal", "add", "bob"]);
     assert_success(&added, "principal add bob");
     let short = server.cli_json(
@@ -136,8 +136,11 @@ fn token_list_shows_expired_tokens_as_expired() {
         &["token", "create", "bob", "--ttl", "1d"],
     );
     let long_id = long["token_id"].as_str().unwrap().to_string();
-    std::thread::sleep(Duration::from_millis(1500));
-    // The server agrees: the short token no longer authenticates.
+    // Until the server's clock passes its expiry, the short token works...
+    let whoami = server.cli(short["token"].as_str(), &["whoami"]);
+    assert_success(&whoami, "whoami with the short token");
+    // ...and then the server agrees: it no longer authenticates.
+    server.clock().advance_seconds(2);
     let refused = server.cli(short["token"].as_str(), &["whoami"]);
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
 

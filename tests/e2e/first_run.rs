@@ -32,6 +32,9 @@ struct Serving {
     child: Child,
     url: String,
     log: Arc<Mutex<String>>,
+    /// The thread that copies the server's stderr into `log`; it ends when
+    /// the pipe closes.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Serving {
@@ -54,20 +57,11 @@ impl Serving {
 
     /// Stops the server with SIGTERM and waits for it.
     fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        common::terminate(&mut self.child);
         // The reader thread has seen everything once the pipe closed.
-        std::thread::sleep(Duration::from_millis(50));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         self.log()
     }
 
@@ -101,7 +95,7 @@ fn serve(cwd: &Path, args: &[&str]) -> Result<Serving, (Option<i32>, String)> {
     let (sender, receiver) = mpsc::channel::<Option<String>>();
     let stream = child.stderr.take().expect("piped stderr");
     let seen = log.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut sender = Some(sender);
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -123,10 +117,11 @@ fn serve(cwd: &Path, args: &[&str]) -> Result<Serving, (Option<i32>, String)> {
             child,
             url: format!("http://{addr}"),
             log,
+            reader: Some(reader),
         }),
         Ok(None) => {
             let status = child.wait().expect("reap custody");
-            std::thread::sleep(Duration::from_millis(50));
+            // The reader thread says `None` once the pipe closed: the log is whole.
             let text = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
             Err((status.code(), text))
         }

@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Body, Server};
+use common::{Body, Server, TestStore};
 use serde_json::{json, Value};
 
 /// An HTTP answer read from a raw socket.
@@ -370,7 +370,9 @@ fn assert_unauthorized_writes_nothing(server: &Server, authorization: &[u8], why
 
 #[test]
 fn an_expired_token_is_refused_401_and_writes_nothing() {
-    let server = Server::start();
+    // In this process, on a test clock (`common::in_process`): the token
+    // expires when the test moves the clock.
+    let (server, _) = Server::start_in_process(TestStore::Embedded, None);
     server.cli_ok(&server.admin_token, &["principal", "add", "brief"]);
     let issued = server.http(
         "POST",
@@ -384,8 +386,8 @@ fn an_expired_token_is_refused_401_and_writes_nothing() {
     // Valid at first...
     let whoami = server.http("GET", "/v1/whoami", Some(&token), &[], Body::None);
     assert_eq!(whoami.status, 200, "{}", whoami.text);
-    std::thread::sleep(Duration::from_millis(2100));
-    // ...and refused once expired.
+    server.clock().advance_seconds(1);
+    // ...and refused once expired (at its expiry: `expires_at <= now`).
     assert_unauthorized_writes_nothing(
         &server,
         format!("Bearer {token}").as_bytes(),

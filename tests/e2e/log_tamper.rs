@@ -25,15 +25,16 @@ use crate::common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::load::{Ack, Load};
-use common::tamper::{self, replace, verify_fails, Db, TRIGGERS};
+use common::tamper::{self, replace, verify_fails, verify_request_fails, Db, TRIGGERS};
 use common::{assert_verify_ok, verify_dir_with, Body, Server};
-use custody_core::{Event, Sha256Hash};
+use custody_core::{Event, ManualClock, Sha256Hash, Timestamp};
 use custody_log::note::SignerKey;
 use custody_log::{leaf_hash, verify_checkpoint, Checkpoint, MemoryTree, NodeId, VerifierKey};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row};
 use tempfile::TempDir;
@@ -81,75 +82,16 @@ impl Fixture {
 }
 
 fn build_fixture() -> Fixture {
-    let (mut server, report) = Server::start_configured(None, Some(QUIET));
-    let verifier_key = report["verifier_key"].as_str().unwrap().to_string();
+    let ledger = common::fixture::build(Some(QUIET), true);
+    let verifier_key = ledger.init["verifier_key"].as_str().unwrap().to_string();
     let origin = verifier_key
         .split('+')
         .next()
         .expect("name+id+key")
         .to_string();
-    // Log 0: the adoption of the server's policy (the policy record's seq 1),
-    // covered by the checkpoint the server signs as it starts.
-    assert_eq!(server.log_size(), 3);
-    let alice = server.principal("alice");
-    let bob = server.principal("bob");
-    let carol = server.principal("carol");
-    let dave = server.principal("dave");
-    let request = |token: &str, args: &[&str]| {
-        let mut all = vec!["request"];
-        all.extend_from_slice(args);
-        server.cli_ok(token, &all).trim().to_string()
-    };
-    let full = request(
-        &alice,
-        &[
-            "--subject",
-            "user:ann",
-            "--entitlement",
-            "admin",
-            "--justification",
-            "quarterly access review for ann",
-        ],
-    ); // log 1, full seq 1
-    let approved = request(
-        &alice,
-        &["--subject", "user:ben", "--entitlement", "reader"],
-    ); // log 2
-    server.cli_ok(&bob, &["comment", &full, "looks fine to me"]); // log 3, full seq 2
-    let open = request(
-        &alice,
-        &["--subject", "user:cat", "--entitlement", "writer"],
-    ); // log 4
-    server.cli_ok(&bob, &["approve", &full]); // log 5, full seq 3
-    assert_eq!(server.log_size(), 16);
-    let cp6 = server.sign_checkpoint();
-    server.cli_ok(&bob, &["approve", &approved]); // log 6
-    let change_set = server.root.path().join("change-set.json");
-    std::fs::write(&change_set, json!({"added": ["role/admin"]}).to_string()).unwrap();
-    server.cli_ok(
-        &carol,
-        &[
-            "execute",
-            &full,
-            "--change-set",
-            change_set.to_str().unwrap(),
-        ],
-    ); // log 7, full seq 4
-    server.cli_ok(&alice, &["comment", &open, "waiting for the manager"]); // log 8
-    server.cli_ok(
-        &dave,
-        &[
-            "review",
-            &full,
-            "--outcome",
-            "confirmed",
-            "--comment",
-            "all good",
-        ],
-    ); // log 9, full seq 5
-    assert_eq!(server.log_size(), 20);
-    let cp10 = server.sign_checkpoint();
-    server.stop();
+    let server = ledger.server;
+    let full = ledger.full;
+    let [cp6, cp10] = <[String; 2]>::try_from(ledger.checkpoints).expect("two checkpoints");
 
     // Another deployment: its own `custody init` and key, the same origin name;
     // its log holds its own policy's adoption and one request.
@@ -324,7 +266,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
         let copy = fresh_copy(&fixture);
         let mut db = Db::open(copy.path());
         let nodes = db.count("SELECT COUNT(*) FROM log_nodes");
-        for sql in [
+        db.assert_append_only(&[
             "UPDATE log_nodes SET hash = zeroblob(32)",
             "UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 19",
             "DELETE FROM log_nodes",
@@ -333,15 +275,7 @@ fn verify_detects_and_names_every_tampering_with_the_log() {
             "UPDATE checkpoints SET root = zeroblob(32) WHERE size = 20",
             "DELETE FROM checkpoints",
             "DELETE FROM checkpoints WHERE size = 20",
-        ] {
-            let error = db
-                .execute(sql)
-                .expect_err(&format!("the store accepted `{sql}`"));
-            assert!(
-                error.contains("append-only"),
-                "`{sql}` was refused for the wrong reason: {error}"
-            );
-        }
+        ]);
         assert_eq!(db.count("SELECT COUNT(*) FROM log_nodes"), nodes);
         assert_eq!(
             db.count("SELECT COUNT(*) FROM log_nodes WHERE level = 0"),
@@ -703,11 +637,15 @@ fn verify_fails_a_consistent_rewrite_whose_stored_checkpoints_were_deleted() {
         vec!["info"]
     );
     assert_eq!(findings[0]["log_index"], Value::Null, "{report:#}");
-    // ...and an error once they are older.
-    std::thread::sleep(Duration::from_millis(3100));
-    let every_second = interval_config(saved.path(), 1);
-    let (report, findings) =
-        verify_fails(copy.path(), &["--config", every_second.to_str().unwrap()]);
+    // ...and an error once they are older: at a clock four seconds ahead,
+    // every entry is older than three intervals of a second.
+    let later = ManualClock::new(Timestamp::now().plus_seconds(4));
+    let (report, findings) = verify_request_fails(custody_verify::Request {
+        data_dir: Some(copy.path().to_path_buf()),
+        checkpoint_interval_seconds: 1,
+        clock: Some(Arc::new(later)),
+        ..custody_verify::Request::default()
+    });
     assert_eq!(
         codes(&findings),
         vec!["checkpoint.none-outside", "log.no-checkpoint"],

@@ -338,6 +338,9 @@ fn escalations(store: TestStore) {
     // The approvers' receiver never recovers: five attempts, then dead and escalated.
     let case = request(&server, &alice, "role/admin");
     wait_until("the dead letter to be escalated", || {
+        // A retry falls due when the test clock passes its backoff (at
+        // most `backoff_max_ms`, 400 ms): the clock moves a second a poll.
+        server.clock().advance_seconds(1);
         server
             .events(&alice, &case)
             .iter()

@@ -7,8 +7,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::in_process::wait_for_system_clock;
 use common::{assert_refused, Server, TestStore};
+use custody_core::time::Clock;
 use custody_core::Timestamp;
 use serde_json::Value;
 
@@ -103,14 +103,15 @@ fn time_bound_access_gets_its_revocation_due_and_late_reviews_are_escalated() {
     );
     let view = server.show(&alice, &case)["view"].clone();
     assert_eq!(view["revoked"], true);
-    // verify still reports the review nobody did (by the system clock,
-    // which verify reads).
-    wait_for_system_clock(Timestamp::parse(view["review_due"].as_str().unwrap()).unwrap());
-    let (output, report) = common::verify_dir(&server.data);
+    // verify still reports the review nobody did (at the test clock, past
+    // the review's deadline).
+    let review_due = Timestamp::parse(view["review_due"].as_str().unwrap()).unwrap();
+    assert!(server.clock().now() > review_due, "{view}");
+    let (output, report) = server.verify_with(&[]);
     assert_eq!(output.status.code(), Some(1), "{report}");
     assert!(report.to_string().contains("review.overdue"), "{report}");
     server.cli_ok(&dave, &["review", &case, "--outcome", "confirmed"]);
-    common::assert_verify_ok(&server.data);
+    server.assert_verify_ok();
 
     // Access that is not time-bound has nothing to revoke on expiry.
     let other = server.cli_ok(

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use common::in_process::wait_for_system_clock;
 use common::{stderr, stdout, Server, TestStore};
-use custody_core::Timestamp;
 use serde_json::Value;
 
 /// Scenarios run at once (each has its own server and store).
@@ -104,9 +102,6 @@ enum Step {
     /// `advance DURATION`: the test clock moves forward, a scan interval
     /// at a time, with a scan at every step.
     Advance(i64),
-    /// `wall-clock-past CASE PATH`: wait until the system clock has passed
-    /// the time at PATH of `custody show CASE --json`.
-    WallClockPast(String, String),
     /// `state CASE STATE`.
     State(String, String),
     /// `show CASE PATH VALUE`: a field of `custody show CASE --json`.
@@ -195,7 +190,7 @@ fn parse(text: &str) -> Result<Scenario, String> {
                         as i64,
                 ),
             )),
-            "state" | "show" | "wait" | "check" | "wall-clock-past" => {
+            "state" | "show" | "wait" | "check" => {
                 let words = split_words(rest).map_err(|message| error(&message))?;
                 let step = match (keyword, words.as_slice()) {
                     ("state", [case, state]) => Step::State(case.clone(), state.clone()),
@@ -207,9 +202,6 @@ fn parse(text: &str) -> Result<Scenario, String> {
                     }
                     ("check", [var, path, value]) => {
                         Step::Check(var.clone(), path.clone(), value.clone())
-                    }
-                    ("wall-clock-past", [case, path]) => {
-                        Step::WallClockPast(case.clone(), path.clone())
                     }
                     _ => return Err(error("wrong number of words")),
                 };
@@ -392,16 +384,6 @@ fn run_scenario(file: &Path, store: TestStore) -> Result<(), String> {
             }
             Step::Advance(seconds) => {
                 server.advance(*seconds);
-            }
-            Step::WallClockPast(case, path) => {
-                let case = substitute(case, &vars)?;
-                let document = server.show(&server.admin_token, &case);
-                let instant = at_path(&document, path)
-                    .and_then(|value| Timestamp::parse(&as_text(&value)).ok())
-                    .ok_or_else(|| {
-                        format!("line {line}: {path} of {case} is not a time\n{document:#}")
-                    })?;
-                wait_for_system_clock(instant);
             }
             Step::State(case, state) => {
                 let case = substitute(case, &vars)?;

@@ -80,8 +80,43 @@ fn bench(extra: &[String]) -> Result<(), String> {
     run(command)
 }
 
+/// A nested cargo, with the environment it would have had if run by hand.
+///
+/// `cargo xtask` is `cargo run`, which sets the variables cargo gives a
+/// running crate (`CARGO_MANIFEST_DIR=.../xtask`, `CARGO_PKG_NAME=xtask`,
+/// ...). The nested cargo passes them on, and build scripts that read them
+/// declare them with `rerun-if-env-changed` (ring's does, for
+/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`), so every dependency above ring
+/// (rustls, reqwest, sqlx's TLS, the whole workspace) was rebuilt under
+/// `cargo xtask test`, and again by the next plain `cargo test` or `cargo
+/// clippy`. Removing them makes the nested build share the same artifacts.
 fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if set_by_cargo_run(name) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Whether `name` is one of the variables `cargo run` sets for the crate it
+/// runs (`CARGO` itself, the path of cargo, is kept: it is how to run it).
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 fn run(mut command: Command) -> Result<(), String> {

@@ -28,6 +28,7 @@ pub mod log;
 pub mod notifications;
 pub mod policy;
 pub mod principals;
+pub mod problem;
 pub mod tokens;
 
 pub use admin::AdminRecordDocument;
@@ -51,4 +52,5 @@ pub use log::{
 pub use notifications::{NotificationList, NotificationsQuery, OutboxEntry};
 pub use policy::{PolicyAdoption, PolicyDocument};
 pub use principals::{GroupsBody, PrincipalBody, PrincipalList, WhoAmI};
+pub use problem::Problem;
 pub use tokens::{IssuedToken, TokenBody, TokenInfo, TokenList, TokensQuery};

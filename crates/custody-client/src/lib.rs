@@ -43,12 +43,12 @@ pub use export::ExportPage;
 pub enum ClientError {
     /// Refused by the server (`403`, `404`, `409`: policy, separation of
     /// duties, not found, conflict), with its problem document.
-    #[error("{}", problem_text(.0))]
-    Refused(Value),
+    #[error("{}", .0.text())]
+    Refused(ErrorAnswer),
     /// The server rejected the request as malformed or unauthorised (any
     /// other `4xx`), with its problem document.
-    #[error("{}", problem_text(.0))]
-    Rejected(Value),
+    #[error("{}", .0.text())]
+    Rejected(ErrorAnswer),
     /// The server could not be reached, or failed (`5xx`), or broke off.
     #[error("{}", escape_lines(.0))]
     Connection(String),
@@ -290,9 +290,9 @@ async fn answer(response: reqwest::Response) -> Result<Value, Failure> {
         return Ok(value);
     }
     Err(match status.as_u16() {
-        403 | 404 | 409 => Failure::Other(ClientError::Refused(value)),
+        403 | 404 | 409 => Failure::Other(ClientError::Refused(ErrorAnswer::from(value))),
         503 => Failure::Unavailable(problem_text(&value)),
-        400..=499 => Failure::Other(ClientError::Rejected(value)),
+        400..=499 => Failure::Other(ClientError::Rejected(ErrorAnswer::from(value))),
         _ => Failure::Other(ClientError::Connection(problem_text(&value))),
     })
 }
@@ -310,15 +310,93 @@ fn path_segment(text: &str) -> String {
     encoded
 }
 
-/// Rendering of a problem document for a terminal: the detail (or title),
-/// the rule, and a `hint:` line. Every part the server sent is escaped (see
-/// [`custody_core::text::escape`]): a problem can quote outside input, such
-/// as a refused identifier.
-///
-/// Problem documents are read as JSON, not as a type: RFC 9457 lets a server
-/// add members, and an answer that is not a problem at all (a proxy's page)
-/// is still shown, escaped.
+/// What the server answered a failed request with: its problem document,
+/// typed, or, when the answer is not one (a proxy's error page, a document
+/// whose members are not what RFC 9457 says), the answer as it came.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ErrorAnswer {
+    /// A problem document (RFC 9457), as the server writes it (boxed: it
+    /// is large beside the other errors).
+    Problem(Box<custody_api::Problem>),
+    /// Anything else: JSON as it came, or the text of an answer that is
+    /// not JSON.
+    Other(Value),
+}
+
+impl From<Value> for ErrorAnswer {
+    fn from(value: Value) -> ErrorAnswer {
+        if value.is_object() {
+            if let Ok(problem) = serde_json::from_value::<custody_api::Problem>(value.clone()) {
+                return ErrorAnswer::Problem(Box::new(problem));
+            }
+        }
+        ErrorAnswer::Other(value)
+    }
+}
+
+impl From<custody_api::Problem> for ErrorAnswer {
+    fn from(problem: custody_api::Problem) -> ErrorAnswer {
+        ErrorAnswer::Problem(Box::new(problem))
+    }
+}
+
+impl ErrorAnswer {
+    /// The problem document, when the answer is one.
+    pub fn problem(&self) -> Option<&custody_api::Problem> {
+        match self {
+            ErrorAnswer::Problem(problem) => Some(problem.as_ref()),
+            ErrorAnswer::Other(_) => None,
+        }
+    }
+
+    /// The HTTP status the problem document states.
+    pub fn status(&self) -> Option<u16> {
+        self.problem().and_then(|problem| problem.status)
+    }
+
+    /// The answer for a terminal: the detail (or title), the rule, and a
+    /// `hint:` line. Every part the server sent is escaped (see
+    /// [`custody_core::text::escape`]): a problem can quote outside input,
+    /// such as a refused identifier. An answer that is not a problem
+    /// document is still shown, escaped.
+    pub fn text(&self) -> String {
+        match self {
+            ErrorAnswer::Problem(problem) => render_problem(problem),
+            ErrorAnswer::Other(value) => value_text(value),
+        }
+    }
+}
+
+/// A problem document for a terminal, as [`ErrorAnswer::text`] shows it:
+/// the detail (or title), the rule, and a `hint:` line, each escaped.
+pub fn render_problem(problem: &custody_api::Problem) -> String {
+    use custody_core::text::escape;
+    let mut text = escape(
+        problem
+            .detail
+            .as_deref()
+            .or(problem.title.as_deref())
+            .unwrap_or("request failed"),
+    )
+    .into_owned();
+    if let Some(rule) = &problem.rule {
+        text.push_str(&format!(" [{}]", escape(rule)));
+    }
+    if let Some(hint) = &problem.hint {
+        text.push_str(&format!("\nhint: {}", escape(hint)));
+    }
+    text
+}
+
+/// [`ErrorAnswer::text`] of an answer as it came (JSON, or the text of an
+/// answer that is not JSON).
 pub fn problem_text(value: &Value) -> String {
+    ErrorAnswer::from(value.clone()).text()
+}
+
+/// The text of an answer that is not a problem document: an object's
+/// string members read as a problem's, anything else escaped line by line.
+fn value_text(value: &Value) -> String {
     use custody_core::text::escape;
     match value {
         Value::Object(_) => {
@@ -379,10 +457,22 @@ mod tests {
             problem_text(&Value::String("bad\u{1b}[2J\ngateway".to_string())),
             "bad\\u{1b}[2J\ngateway"
         );
+        let answer = ErrorAnswer::from(problem);
         assert_eq!(
-            ClientError::Refused(problem).to_string(),
+            answer.problem().and_then(|problem| problem.rule.as_deref()),
+            Some("sod.self-approval")
+        );
+        assert_eq!(
+            ClientError::Refused(answer).to_string(),
             "no\\u{202e}pe\\rnow [sod.self-approval]\nhint: ask\\u{7}someone else"
         );
+        // A document whose members are not a problem's is kept as it came,
+        // and shown as before: its string members read as a problem's.
+        let odd = serde_json::json!({"detail": 5, "title": "Bad\u{7}", "status": "x"});
+        let answer = ErrorAnswer::from(odd.clone());
+        assert_eq!(answer, ErrorAnswer::Other(odd));
+        assert_eq!(answer.status(), None);
+        assert_eq!(answer.text(), "Bad\\u{7}");
     }
 
     #[test]

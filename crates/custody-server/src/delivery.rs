@@ -261,8 +261,9 @@ impl Deliverer {
             // The outbox's times (when a row is due, whose lease has
             // ended) are the store's: it writes a row's first due time when
             // it queues the notification. So they are compared with the
-            // store's clock, the system's, not with `ServeOptions::clock`.
-            let now = Timestamp::now();
+            // store's clock (which `custody serve` shares with the server's
+            // timer; a test's, which only the test moves).
+            let now = self.store.clock().now();
             let until = now.plus_unsigned_seconds(self.config.lease_seconds);
             let claimed = match self
                 .store
@@ -302,7 +303,7 @@ impl Deliverer {
             let age = oldest
                 .and_then(|oldest| Timestamp::parse(&oldest).ok())
                 .map(|oldest| {
-                    (Timestamp::now().as_micros() - oldest.as_micros()).max(0) as f64 / 1e6
+                    (self.store.clock().now().as_micros() - oldest.as_micros()).max(0) as f64 / 1e6
                 })
                 .unwrap_or(0.0);
             metrics::gauge!("custody_outbox_oldest_seconds").set(age);
@@ -353,7 +354,7 @@ impl Deliverer {
                         failure.status,
                         Some(failure.message),
                         Some(Timestamp::from_micros(
-                            Timestamp::now().as_micros().saturating_add(
+                            self.store.clock().now().as_micros().saturating_add(
                                 i64::try_from(wait.as_micros()).unwrap_or(i64::MAX),
                             ),
                         )),

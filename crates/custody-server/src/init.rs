@@ -191,7 +191,7 @@ pub async fn initialise(
     location: &Location,
     origin: Option<&str>,
 ) -> Result<(Store, InitReport), InitError> {
-    match open_deployment(data_dir, location, origin).await? {
+    match open_deployment(data_dir, location, origin, StoreOptions::default()).await? {
         Opened::Created(store, report) => Ok((store, report)),
         Opened::Existing(_) => Err(InitError::AlreadyInitialised(
             data_dir.display().to_string(),
@@ -212,9 +212,14 @@ pub enum Opened {
 /// (or completes an initialisation that was interrupted before the
 /// deployment was ever used), and otherwise checks that the data
 /// directory's signing key signs for the ledger's log (recording the origin
-/// for ledgers made before origins were recorded).
-pub async fn open_or_initialise(data_dir: &Path, location: &Location) -> Result<Opened, InitError> {
-    open_deployment(data_dir, location, None).await
+/// for ledgers made before origins were recorded). The store is opened with
+/// `store_options` (`custody serve` gives the defaults; a test, its clock).
+pub async fn open_or_initialise(
+    data_dir: &Path,
+    location: &Location,
+    store_options: StoreOptions,
+) -> Result<Opened, InitError> {
+    open_deployment(data_dir, location, None, store_options).await
 }
 
 /// What the ledger holds, to judge whether it was ever used.
@@ -256,6 +261,7 @@ async fn open_deployment(
     data_dir: &Path,
     location: &Location,
     origin: Option<&str>,
+    store_options: StoreOptions,
 ) -> Result<Opened, InitError> {
     let data_dir_text = data_dir.display().to_string();
     let has_key = data_dir.join(SIGNING_KEY_FILE).exists();
@@ -316,7 +322,7 @@ async fn open_deployment(
         create_private_directory(directory)?;
         create_private_file(&directory.join(DATABASE_FILE))?;
     }
-    let store = Store::open_at(location, StoreOptions::default()).await?;
+    let store = Store::open_at(location, store_options).await?;
     secure_directory(data_dir);
     if let Location::Embedded(directory) = location {
         if directory != data_dir {

@@ -197,11 +197,25 @@ impl From<StoreError> for Problem {
     }
 }
 
+/// The document on the wire: the client reads the same type.
+impl From<Problem> for custody_api::Problem {
+    fn from(problem: Problem) -> custody_api::Problem {
+        custody_api::Problem {
+            problem_type: problem.problem_type.to_string(),
+            title: Some(problem.title.to_string()),
+            status: Some(problem.status),
+            detail: Some(problem.detail),
+            hint: problem.hint,
+            rule: problem.rule.map(|rule| rule.as_str().to_string()),
+        }
+    }
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let unauthorized = status == StatusCode::UNAUTHORIZED;
-        let mut response = (status, axum::Json(self)).into_response();
+        let mut response = (status, axum::Json(custody_api::Problem::from(self))).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -212,5 +226,35 @@ impl IntoResponse for Problem {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What goes on the wire is `custody_api::Problem`, the type the client
+    /// reads: the same bytes as the server's own `Problem` serialised, with
+    /// and without a hint and a rule.
+    #[test]
+    fn the_wire_document_is_the_servers_problem_member_for_member() {
+        let problems = [
+            Problem::invalid("the body is not JSON"),
+            Problem::unauthorized("the bearer token is unknown or has expired"),
+            Problem::refused(Refusal {
+                rule: Code::PrincipalExists,
+                message: "principal bob already exists".to_string(),
+                hint: Some("pick another name".to_string()),
+            }),
+        ];
+        for problem in problems {
+            let server = serde_json::to_string(&problem).expect("serialise");
+            let wire = serde_json::to_string(&custody_api::Problem::from(problem.clone()))
+                .expect("serialise");
+            assert_eq!(wire, server);
+            let read: custody_api::Problem = serde_json::from_str(&wire).expect("read back");
+            assert_eq!(read.status, Some(problem.status));
+            assert_eq!(read.rule.as_deref(), problem.rule.map(|rule| rule.as_str()));
+        }
     }
 }

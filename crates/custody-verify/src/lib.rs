@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use custody_core::audit::{Finding, Report};
+use custody_core::time::SharedClock;
 use custody_core::Code;
 use custody_evidence::{BlobError, BlobStore, BlobStoreConfig, Sha256Digest, VerifyOutcome};
 use custody_log::VerifierKey;
@@ -64,6 +65,10 @@ pub struct Request {
     pub checkpoint_interval_seconds: u64,
     /// Told how many events the audit has checked, of how many.
     pub progress: Option<custody_store::AuditProgress>,
+    /// The time the check is made at: what is overdue, and how old the
+    /// entries no checkpoint covers are. `None` (the CLI's) is the system
+    /// clock; a test gives the clock its server ran on.
+    pub clock: Option<SharedClock>,
 }
 
 /// The outcome of a check that ran to the end.
@@ -209,9 +214,12 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
     if key_dir.is_none() && request.keys.is_empty() {
         return Err(VerifyError::NoTrustedKeys { location });
     }
-    let store = ReadOnlyStore::open_at(&location)
+    let mut store = ReadOnlyStore::open_at(&location)
         .await
         .map_err(VerifyError::Open)?;
+    if let Some(clock) = request.clock {
+        store = store.with_clock(clock);
+    }
     let mut trusted = match &key_dir {
         Some(directory) => keys::trusted_keys(directory).map_err(|source| VerifyError::Keys {
             directory: directory.clone(),

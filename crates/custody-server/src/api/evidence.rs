@@ -383,7 +383,7 @@ pub async fn capture_link(
                     final_url: snapshot.final_url.clone(),
                     status: snapshot.status,
                     fetched_at: Timestamp::parse(&snapshot.fetched_at)
-                        .unwrap_or_else(|_| Timestamp::now()),
+                        .unwrap_or_else(|_| state.clock.now()),
                 }),
             },
         }
@@ -503,6 +503,9 @@ pub async fn recheck(
                 },
             };
             let drifted = recheck.drifted;
+            // The wall clock's microseconds only make the key unique per
+            // recheck (a test clock that stands still would replay the
+            // first); no decision reads them.
             let key = format!(
                 "recheck:{case_id}:{}:{}",
                 Sha256Hash::of(url.as_bytes()).to_hex(),
