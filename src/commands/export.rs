@@ -254,8 +254,17 @@ fn exporter_error(error: ExporterError) -> CliError {
             None,
             Some("list cases with `custody cases`"),
         ),
-        error if error.is_usage() => CliError::Usage(error.to_string()),
-        error => CliError::Ledger(error.to_string()),
+        error => {
+            let message = match error.hint() {
+                Some(hint) => format!("{error}\nhint: {hint}"),
+                None => error.to_string(),
+            };
+            if error.is_usage() {
+                CliError::Usage(message)
+            } else {
+                CliError::Ledger(message)
+            }
+        }
     }
 }
 

@@ -306,6 +306,38 @@ fn exports_over_http_are_for_auditors() {
         "format=jsonl&case=AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71",
     );
     assert_eq!(unknown.status, 404, "{}", unknown.text);
+
+    // A problem's detail is one line in the API's own words; the hint is
+    // its own member, and the CLI over HTTP prints it on its own line.
+    let beyond = export_page(&server, Some(&auditor), "format=jsonl&since=999999");
+    let detail = beyond.json["detail"].as_str().unwrap();
+    assert!(!detail.contains('\n'), "{}", beyond.text);
+    assert!(
+        detail.contains("cursor 999999 is beyond the end of the log"),
+        "{}",
+        beyond.text
+    );
+    assert!(
+        beyond.json["hint"]
+            .as_str()
+            .unwrap()
+            .contains("next cursor"),
+        "{}",
+        beyond.text
+    );
+    let wrong_way = export_page(&server, Some(&auditor), "format=jsonl&since=3&until=2");
+    let detail = wrong_way.json["detail"].as_str().unwrap();
+    assert!(!detail.contains("--"), "{}", wrong_way.text);
+    let output = server.cli(
+        Some(&auditor),
+        &["export", "--format", "jsonl", "--since", "999999"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("\nhint: resume with the cursor"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Every file in `directory` with its bytes.
