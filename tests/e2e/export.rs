@@ -7,6 +7,7 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
@@ -425,6 +426,70 @@ fn bad_input_writes_nothing_and_exits_2() {
         assert_eq!(output.status.code(), Some(*code), "{args:?}");
         assert!(output.stdout.is_empty(), "{args:?}");
     }
+    // An --out inside the data directory is refused before anything is
+    // written: `--out DATA/custody.db` would put the export in place of the
+    // ledger.
+    let ledger_file = server.data.join("custody.db");
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&server.data)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let ledger_identity = || {
+        std::fs::metadata(&ledger_file)
+            .ok()
+            .map(|metadata| std::os::unix::fs::MetadataExt::ino(&metadata))
+    };
+    let (names_before, ledger_before) = (names(), ledger_identity());
+    for target in [ledger_file.clone(), server.data.join("export.jsonl")] {
+        let output = common::command()
+            .args(["export", "--format", "jsonl", "--data"])
+            .arg(&server.data)
+            .arg("--out")
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("inside the data directory"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(names(), names_before, "{target:?}");
+        assert_eq!(
+            ledger_identity(),
+            ledger_before,
+            "{target:?} replaced the ledger"
+        );
+    }
+
+    // An --out that is a directory is refused before the export runs.
+    let output = export_direct(
+        &server,
+        &[
+            "--format",
+            "jsonl",
+            "--out",
+            &directory.path().display().to_string(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is a directory"),
+        "{}",
+        stderr(&output)
+    );
+    // (Not the rename's failure after a whole export: "cannot write".)
+    assert!(
+        stderr(&output).starts_with("error: --out "),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(files(directory.path()), before);
+
     // A data directory that holds no ledger.
     let output = common::command()
         .args(["export", "--format", "jsonl", "--data"])
@@ -448,6 +513,14 @@ fn bad_input_writes_nothing_and_exits_2() {
     assert_eq!(names, ["export.jsonl"]);
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
     assert!(output.stdout.is_empty());
+
+    // A file replaced keeps its permissions: an owner-only export does not
+    // come back readable by everyone.
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = export_direct(&server, &["--format", "jsonl", "--out", &out_arg]);
+    common::assert_success(&output, "export --out over an owner-only file");
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the export's permissions were {mode:o}");
 }
 
 #[test]
