@@ -76,6 +76,9 @@ pub async fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
             )));
         }
     }
+    if let Some(out) = &args.out {
+        refuse_out_in_data_directory(out, args.data.as_deref())?;
+    }
     let mut output = Output::open(args.out.as_deref())?;
     let direct = args.data.is_some() || args.database_url.is_some();
     let result = if direct {
@@ -129,6 +132,41 @@ async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
         ));
     }
     super::import::export_bundle(args).await
+}
+
+/// Refuses an `--out` inside a data directory (`--data`, or
+/// `$CUSTODY_DATA`): the export replaces its file whole, so `--out
+/// DATA/custody.db` would put the export in place of the ledger.
+fn refuse_out_in_data_directory(out: &Path, data: Option<&Path>) -> Result<(), CliError> {
+    let from_environment = std::env::var_os("CUSTODY_DATA").map(PathBuf::from);
+    let directories = data
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(from_environment)
+        .filter_map(|directory| std::fs::canonicalize(directory).ok());
+    let parent = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    // Where the file would land: its directory, and the file itself when it
+    // is a link to somewhere else.
+    let places: Vec<PathBuf> = [
+        std::fs::canonicalize(parent).ok(),
+        std::fs::canonicalize(out).ok(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for directory in directories {
+        if places.iter().any(|place| place.starts_with(&directory)) {
+            return Err(CliError::Usage(format!(
+                "--out {}: that is inside the data directory {}, and an export written there could replace the ledger\nhint: write the export outside the data directory",
+                out.display(),
+                directory.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A failed export, with the cursor of the first event not written.
@@ -263,8 +301,17 @@ fn exporter_error(error: ExporterError) -> CliError {
             None,
             Some("list cases with `custody cases`"),
         ),
-        error if error.is_usage() => CliError::Usage(error.to_string()),
-        error => CliError::Ledger(error.to_string()),
+        error => {
+            let message = match error.hint() {
+                Some(hint) => format!("{error}\nhint: {hint}"),
+                None => error.to_string(),
+            };
+            if error.is_usage() {
+                CliError::Usage(message)
+            } else {
+                CliError::Ledger(message)
+            }
+        }
     }
 }
 
@@ -290,6 +337,13 @@ impl Output {
         let name = destination.file_name().ok_or_else(|| {
             CliError::Usage(format!("--out {}: not a file name", destination.display()))
         })?;
+        if destination.is_dir() {
+            // Refused now, not after a whole export that cannot be renamed.
+            return Err(CliError::Usage(format!(
+                "--out {}: is a directory; name the file to write",
+                destination.display()
+            )));
+        }
         let mut temporary_name = std::ffi::OsString::from(".");
         temporary_name.push(name);
         temporary_name.push(format!(".{}.partial", std::process::id()));
@@ -344,6 +398,15 @@ impl Output {
                 let finished = file
                     .into_inner()
                     .map_err(|error| error.into_error())
+                    .and_then(|file| {
+                        // A file replaced keeps its permissions: an export
+                        // holds every event, and an owner-only file must
+                        // not come back readable by all.
+                        if let Ok(existing) = std::fs::metadata(&*destination) {
+                            file.set_permissions(existing.permissions())?;
+                        }
+                        Ok(file)
+                    })
                     .and_then(|file| file.sync_all())
                     .and_then(|()| std::fs::rename(&*temporary, &*destination));
                 finished.map_err(|error| {

@@ -7,6 +7,7 @@
 use crate::common;
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
@@ -306,6 +307,38 @@ fn exports_over_http_are_for_auditors() {
         "format=jsonl&case=AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71",
     );
     assert_eq!(unknown.status, 404, "{}", unknown.text);
+
+    // A problem's detail is one line in the API's own words; the hint is
+    // its own member, and the CLI over HTTP prints it on its own line.
+    let beyond = export_page(&server, Some(&auditor), "format=jsonl&since=999999");
+    let detail = beyond.json["detail"].as_str().unwrap();
+    assert!(!detail.contains('\n'), "{}", beyond.text);
+    assert!(
+        detail.contains("cursor 999999 is beyond the end of the log"),
+        "{}",
+        beyond.text
+    );
+    assert!(
+        beyond.json["hint"]
+            .as_str()
+            .unwrap()
+            .contains("next cursor"),
+        "{}",
+        beyond.text
+    );
+    let wrong_way = export_page(&server, Some(&auditor), "format=jsonl&since=3&until=2");
+    let detail = wrong_way.json["detail"].as_str().unwrap();
+    assert!(!detail.contains("--"), "{}", wrong_way.text);
+    let output = server.cli(
+        Some(&auditor),
+        &["export", "--format", "jsonl", "--since", "999999"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("\nhint: resume with the cursor"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// Every file in `directory` with its bytes.
@@ -393,6 +426,70 @@ fn bad_input_writes_nothing_and_exits_2() {
         assert_eq!(output.status.code(), Some(*code), "{args:?}");
         assert!(output.stdout.is_empty(), "{args:?}");
     }
+    // An --out inside the data directory is refused before anything is
+    // written: `--out DATA/custody.db` would put the export in place of the
+    // ledger.
+    let ledger_file = server.data.join("custody.db");
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&server.data)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let ledger_identity = || {
+        std::fs::metadata(&ledger_file)
+            .ok()
+            .map(|metadata| std::os::unix::fs::MetadataExt::ino(&metadata))
+    };
+    let (names_before, ledger_before) = (names(), ledger_identity());
+    for target in [ledger_file.clone(), server.data.join("export.jsonl")] {
+        let output = common::command()
+            .args(["export", "--format", "jsonl", "--data"])
+            .arg(&server.data)
+            .arg("--out")
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("inside the data directory"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(names(), names_before, "{target:?}");
+        assert_eq!(
+            ledger_identity(),
+            ledger_before,
+            "{target:?} replaced the ledger"
+        );
+    }
+
+    // An --out that is a directory is refused before the export runs.
+    let output = export_direct(
+        &server,
+        &[
+            "--format",
+            "jsonl",
+            "--out",
+            &directory.path().display().to_string(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is a directory"),
+        "{}",
+        stderr(&output)
+    );
+    // (Not the rename's failure after a whole export: "cannot write".)
+    assert!(
+        stderr(&output).starts_with("error: --out "),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(files(directory.path()), before);
+
     // A data directory that holds no ledger.
     let output = common::command()
         .args(["export", "--format", "jsonl", "--data"])
@@ -416,6 +513,14 @@ fn bad_input_writes_nothing_and_exits_2() {
     assert_eq!(names, ["export.jsonl"]);
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 5);
     assert!(output.stdout.is_empty());
+
+    // A file replaced keeps its permissions: an owner-only export does not
+    // come back readable by everyone.
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = export_direct(&server, &["--format", "jsonl", "--out", &out_arg]);
+    common::assert_success(&output, "export --out over an owner-only file");
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the export's permissions were {mode:o}");
 }
 
 #[test]

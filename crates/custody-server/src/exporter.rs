@@ -84,15 +84,15 @@ impl ExportSource for ReadOnlyStore {
 pub enum ExporterError {
     /// `--since` names a position the log has not reached: a cursor of
     /// another deployment, or a typo. Nothing is exported.
-    #[error("cursor {since} is beyond the end of the log, which holds {size} events\nhint: resume with the cursor the previous export printed (`next cursor: N`)")]
+    #[error("cursor {since} is beyond the end of the log, which holds {size} events")]
     SinceBeyondLog {
         /// The cursor given.
         since: u64,
         /// The log's size.
         size: u64,
     },
-    /// `--until` before `--since`.
-    #[error("--until {until} is before --since {since}: the range is empty the wrong way round")]
+    /// `until` before `since`.
+    #[error("until {until} is before since {since}: the range is empty the wrong way round")]
     UntilBeforeSince {
         /// The start.
         since: u64,
@@ -107,7 +107,7 @@ pub enum ExporterError {
     Store(#[from] StoreError),
     /// A stored event does not decode: the store was tampered with or
     /// damaged (`custody verify` says more).
-    #[error("the event at log index {index} does not decode ({reason})\nhint: run `custody verify` on this ledger")]
+    #[error("the event at log index {index} does not decode ({reason})")]
     Undecodable {
         /// Its log index.
         index: u64,
@@ -127,6 +127,20 @@ impl ExporterError {
             self,
             ExporterError::SinceBeyondLog { .. } | ExporterError::UntilBeforeSince { .. }
         )
+    }
+
+    /// What to do about it, kept apart from the message so that the CLI
+    /// prints it on its own `hint:` line and the server puts it in the
+    /// problem's `hint` member (never a raw newline inside `detail`).
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ExporterError::SinceBeyondLog { .. } => {
+                Some("resume with the cursor the previous export printed (`next cursor: N`)")
+            }
+            ExporterError::UnknownCase(_) => Some("list cases with `custody cases`"),
+            ExporterError::Undecodable { .. } => Some("run `custody verify` on this ledger"),
+            _ => None,
+        }
     }
 }
 

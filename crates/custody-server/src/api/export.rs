@@ -158,7 +158,13 @@ fn exporter_problem(error: ExporterError) -> Problem {
                 .with_hint("list cases with `custody cases`")
         }
         ExporterError::Store(error) => Problem::from(error),
-        error if error.is_usage() => Problem::invalid(error.to_string()),
+        error if error.is_usage() => {
+            let problem = Problem::invalid(error.to_string());
+            match error.hint() {
+                Some(hint) => problem.with_hint(hint),
+                None => problem,
+            }
+        }
         error => {
             tracing::error!(%error, "export failed");
             Problem::new(
