@@ -15,6 +15,7 @@
 //! with `--out`, the file is replaced only when the whole export succeeded.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -58,7 +59,7 @@ pub async fn export(args: ExportArgs) -> Result<ExitCode, CliError> {
     }
     let format = Format::from_str(&args.format).map_err(|error| {
         CliError::Usage(format!(
-            "{error}\nhint: `custody export --help` describes each format"
+            "{error}\nhint: docs/export.md describes each format and what it carries"
         ))
     })?;
     let case = args
@@ -348,9 +349,18 @@ impl Output {
         temporary_name.push(name);
         temporary_name.push(format!(".{}.partial", std::process::id()));
         let temporary = destination.with_file_name(temporary_name);
+        if std::fs::symlink_metadata(destination).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            // Renaming over a link would replace the link, not write its target.
+            return Err(CliError::Usage(format!(
+                "--out {}: is a symbolic link; name the file itself",
+                destination.display()
+            )));
+        }
+        // Owner-only, like the data directory: an export holds every event.
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&temporary)
             .map_err(|error| {
                 CliError::Io(format!(

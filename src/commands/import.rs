@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -93,13 +94,20 @@ pub async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
         name.push(".partial");
         PathBuf::from(name)
     });
-    let out: Box<dyn Write> =
-        match &partial_path {
-            Some(path) => Box::new(File::create(path).map_err(|error| {
-                CliError::Io(format!("cannot create {}: {error}", path.display()))
-            })?),
-            None => Box::new(std::io::stdout().lock()),
-        };
+    let out: Box<dyn Write> = match &partial_path {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|error| {
+                    CliError::Io(format!("cannot create {}: {error}", path.display()))
+                })?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
     let mut bar: Option<Progress> = None;
     let made = bundle::make_bundle(
         &store,

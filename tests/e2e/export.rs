@@ -398,7 +398,16 @@ fn bad_input_writes_nothing_and_exits_2() {
             1,
             "holds no case",
         ),
-        (vec!["--format", "bundle"], 2, "use a build with bundles"),
+        (
+            vec!["--format", "bundle", "--case", unknown_case, "--since", "1"],
+            2,
+            "not both",
+        ),
+        (
+            vec!["--format", "jsonl", "--with-evidence"],
+            2,
+            "--format bundle",
+        ),
     ];
     for (args, code, message) in &cases_and_codes {
         let mut args = args.clone();
@@ -426,6 +435,34 @@ fn bad_input_writes_nothing_and_exits_2() {
         assert_eq!(output.status.code(), Some(*code), "{args:?}");
         assert!(output.stdout.is_empty(), "{args:?}");
     }
+    // An --out that is a symbolic link is refused: renaming over it would
+    // replace the link instead of writing its target.
+    let link = directory.path().join("link.jsonl");
+    std::os::unix::fs::symlink(directory.path().join("target.jsonl"), &link).unwrap();
+    let output = export_direct(
+        &server,
+        &["--format", "jsonl", "--out", link.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("symbolic link"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!directory.path().join("target.jsonl").exists());
+    // A new export file is owner-only, like the ledger it comes from.
+    let fresh = directory.path().join("fresh.jsonl");
+    exported(&export_direct(
+        &server,
+        &["--format", "jsonl", "--out", fresh.to_str().unwrap()],
+    ));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&fresh).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
     // An --out inside the data directory is refused before anything is
     // written: `--out DATA/custody.db` would put the export in place of the
     // ledger.
