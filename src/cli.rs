@@ -224,26 +224,6 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Issue a new token to an admin directly in the ledger, without the server: for a store
-    /// restored with `custody import` (whose tokens cannot authenticate) or when every admin
-    /// token is lost. Recorded in the administration record as issued by `system`.
-    RecoverToken {
-        /// The data directory (default ./custody-data or $CUSTODY_DATA).
-        #[arg(long, env = "CUSTODY_DATA")]
-        data: Option<PathBuf>,
-        /// The ledger's PostgreSQL database (postgres://...), instead of the data directory's.
-        #[arg(long)]
-        database_url: Option<String>,
-        /// The admin to issue it to (a member of the `admins` group).
-        #[arg(long, default_value = "admin")]
-        principal: String,
-        /// Seconds until the token expires (default: one day; 0: never).
-        #[arg(long, default_value_t = 86_400)]
-        ttl_seconds: u64,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 #[derive(Debug, Subcommand)]

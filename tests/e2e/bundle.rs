@@ -340,51 +340,6 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
         (root, size)
     );
 
-    // The restored deployment can be administered again: the old tokens are
-    // on the record but cannot authenticate; an admin token recovered in
-    // the ledger itself can, and its issue is on the trail.
-    let refused = command()
-        .args(["admin", "recover-token", "--principal", "alice", "--data"])
-        .arg(&imported)
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(2), "alice is not an admin");
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("not in the `admins` group"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
-    let output = command()
-        .args(["admin", "recover-token", "--json", "--data"])
-        .arg(&imported)
-        .output()
-        .unwrap();
-    assert_success(&output, "custody admin recover-token");
-    let recovered: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let recovered = recovered["token"].as_str().unwrap().to_string();
-    let node = common::spawn_serve(&imported, None).expect("serve the restored directory");
-    let old = common::cli_at(&node.url, &ledger.server.admin_token, &["whoami"]);
-    assert_eq!(
-        old.status.code(),
-        Some(2),
-        "an imported token cannot authenticate"
-    );
-    let whoami = common::cli_at(&node.url, &recovered, &["whoami", "--json"]);
-    assert_success(&whoami, "whoami with the recovered token");
-    let whoami: Value = serde_json::from_slice(&whoami.stdout).unwrap();
-    assert_eq!(whoami["principal"]["id"], "admin", "{whoami:#}");
-    let record = common::cli_at(&node.url, &recovered, &["admin", "record", "--json"]);
-    assert_success(&record, "admin record");
-    let record = String::from_utf8_lossy(&record.stdout);
-    assert!(record.contains("token_issued"), "{record}");
-    drop(node);
-    let report = common::assert_verify_ok(&imported);
-    assert_eq!(
-        report["checked"]["log_entries"],
-        size + 1,
-        "the recovery extends the log"
-    );
-
     // Into a fresh PostgreSQL database.
     let database = TestDatabase::create();
     let output = command()

@@ -463,6 +463,8 @@ fn bad_input_writes_nothing_and_exits_2() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&fresh).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+    std::fs::remove_file(&fresh).unwrap();
+    std::fs::remove_file(&link).unwrap();
     // An --out inside the data directory is refused before anything is
     // written: `--out DATA/custody.db` would put the export in place of the
     // ledger.
