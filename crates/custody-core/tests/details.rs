@@ -13,7 +13,7 @@
 
 use custody_core::change_set::ChangeSet;
 use custody_core::delegation::{grant_for, DelegationGrant};
-use custody_core::event::{ChatApproval, Event, EventBody, ReviewOutcome};
+use custody_core::event::{ChatApproval, EscalationReason, Event, EventBody, ReviewOutcome};
 use custody_core::lifecycle::{
     self, pending_obligations, Draft, Obligation, Placement, Severity, APPROVAL_OVERDUE,
     BREAK_GLASS_REVIEW_OVERDUE, EXPIRY_NOTICE, EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE,
@@ -378,6 +378,40 @@ fn an_open_request_owes_an_answer_until_escalated_or_answered() {
     let approval = lifecycle::approve(&answered.view, &actor("bob"), None).unwrap();
     answered.append("bob", approval);
     assert_eq!(pending_obligations(&answered.view), []);
+}
+
+/// An obligation names the escalation the ledger raises when it is missed,
+/// and `escalate` records exactly that reason; the end of time-bound access
+/// and the notice before it are events of their own, not escalations.
+#[test]
+fn an_obligation_names_the_escalation_the_ledger_records_for_it() {
+    let deadline = Timestamp::from_micros(1_800_000_000_000_000);
+    let expected = [
+        (
+            Obligation::BreakGlassReview,
+            Some(EscalationReason::BreakGlassReviewOverdue),
+        ),
+        (Obligation::Review, Some(EscalationReason::ReviewOverdue)),
+        (
+            Obligation::Approval,
+            Some(EscalationReason::ApprovalOverdue),
+        ),
+        (Obligation::Revocation, None),
+        (Obligation::ExpiryNotice, None),
+    ];
+    assert_eq!(expected.map(|(obligation, _)| obligation), Obligation::ALL);
+    for (obligation, reason) in expected {
+        assert_eq!(obligation.escalation(), reason, "{obligation:?}");
+        let recorded = match lifecycle::escalate(obligation, deadline).body {
+            EventBody::EscalationRaised(escalation) => {
+                assert_eq!(escalation.deadline, deadline, "{obligation:?}");
+                Some(escalation.reason)
+            }
+            EventBody::RevocationDue(_) | EventBody::ExpiryApproaching(_) => None,
+            other => panic!("{obligation:?} recorded as {other:?}"),
+        };
+        assert_eq!(recorded, reason, "{obligation:?}");
+    }
 }
 
 /// Time-bound access of two hours or more gets a notice an hour before it
