@@ -435,6 +435,39 @@ fn access_of_two_hours_or_more_is_noticed_an_hour_before_it_ends() {
     }
 }
 
+/// Time-bound access owes its revocation (and the notice before it) until
+/// the revocation is executed or the ledger records it as due; either one
+/// ends the obligation.
+#[test]
+fn time_bound_access_owes_nothing_once_revoked_or_recorded_due() {
+    let owing = || {
+        let timed = change_with("role/db", None, Some(7200));
+        let mut trail = Trail::requested_with(timed, &AppliedRule::brief_default());
+        trail.approve_and_execute();
+        let expires_at = trail.view.expires_at.unwrap();
+        assert_eq!(
+            pending_obligations(&trail.view),
+            [
+                (EXPIRY_REVOCATION_DUE, expires_at),
+                (EXPIRY_NOTICE, expires_at.plus_seconds(-3600))
+            ]
+        );
+        trail
+    };
+
+    let mut revoked = owing();
+    let revocation =
+        lifecycle::execute_revocation(&revoked.view, &actor("carol"), None, None).unwrap();
+    revoked.append("carol", revocation);
+    assert!(revoked.view.revoked && !revoked.view.revocation_due);
+    assert_eq!(pending_obligations(&revoked.view), []);
+
+    let mut due = owing();
+    due.escalate(EXPIRY_REVOCATION_DUE);
+    assert!(due.view.revocation_due && !due.view.revoked);
+    assert_eq!(pending_obligations(&due.view), []);
+}
+
 /// A change set may take up to 256 KiB in canonical form (docs/api.md):
 /// exactly that much is accepted, one byte more is refused and says how
 /// many bytes it had.
