@@ -13,7 +13,7 @@
 
 use custody_core::change_set::ChangeSet;
 use custody_core::delegation::{grant_for, DelegationGrant};
-use custody_core::event::{ChatApproval, Event, EventBody, ReviewOutcome};
+use custody_core::event::{ChatApproval, EscalationReason, Event, EventBody, ReviewOutcome};
 use custody_core::lifecycle::{
     self, pending_obligations, Draft, Obligation, Placement, Severity, APPROVAL_OVERDUE,
     BREAK_GLASS_REVIEW_OVERDUE, EXPIRY_NOTICE, EXPIRY_REVOCATION_DUE, REVIEW_OVERDUE,
@@ -380,6 +380,40 @@ fn an_open_request_owes_an_answer_until_escalated_or_answered() {
     assert_eq!(pending_obligations(&answered.view), []);
 }
 
+/// An obligation names the escalation the ledger raises when it is missed,
+/// and `escalate` records exactly that reason; the end of time-bound access
+/// and the notice before it are events of their own, not escalations.
+#[test]
+fn an_obligation_names_the_escalation_the_ledger_records_for_it() {
+    let deadline = Timestamp::from_micros(1_800_000_000_000_000);
+    let expected = [
+        (
+            Obligation::BreakGlassReview,
+            Some(EscalationReason::BreakGlassReviewOverdue),
+        ),
+        (Obligation::Review, Some(EscalationReason::ReviewOverdue)),
+        (
+            Obligation::Approval,
+            Some(EscalationReason::ApprovalOverdue),
+        ),
+        (Obligation::Revocation, None),
+        (Obligation::ExpiryNotice, None),
+    ];
+    assert_eq!(expected.map(|(obligation, _)| obligation), Obligation::ALL);
+    for (obligation, reason) in expected {
+        assert_eq!(obligation.escalation(), reason, "{obligation:?}");
+        let recorded = match lifecycle::escalate(obligation, deadline).body {
+            EventBody::EscalationRaised(escalation) => {
+                assert_eq!(escalation.deadline, deadline, "{obligation:?}");
+                Some(escalation.reason)
+            }
+            EventBody::RevocationDue(_) | EventBody::ExpiryApproaching(_) => None,
+            other => panic!("{obligation:?} recorded as {other:?}"),
+        };
+        assert_eq!(recorded, reason, "{obligation:?}");
+    }
+}
+
 /// Time-bound access of two hours or more gets a notice an hour before it
 /// ends; shorter access only its revocation.
 #[test]
@@ -399,6 +433,39 @@ fn access_of_two_hours_or_more_is_noticed_an_hour_before_it_ends() {
         }
         assert_eq!(pending_obligations(&trail.view), expected, "{seconds} s");
     }
+}
+
+/// Time-bound access owes its revocation (and the notice before it) until
+/// the revocation is executed or the ledger records it as due; either one
+/// ends the obligation.
+#[test]
+fn time_bound_access_owes_nothing_once_revoked_or_recorded_due() {
+    let owing = || {
+        let timed = change_with("role/db", None, Some(7200));
+        let mut trail = Trail::requested_with(timed, &AppliedRule::brief_default());
+        trail.approve_and_execute();
+        let expires_at = trail.view.expires_at.unwrap();
+        assert_eq!(
+            pending_obligations(&trail.view),
+            [
+                (EXPIRY_REVOCATION_DUE, expires_at),
+                (EXPIRY_NOTICE, expires_at.plus_seconds(-3600))
+            ]
+        );
+        trail
+    };
+
+    let mut revoked = owing();
+    let revocation =
+        lifecycle::execute_revocation(&revoked.view, &actor("carol"), None, None).unwrap();
+    revoked.append("carol", revocation);
+    assert!(revoked.view.revoked && !revoked.view.revocation_due);
+    assert_eq!(pending_obligations(&revoked.view), []);
+
+    let mut due = owing();
+    due.escalate(EXPIRY_REVOCATION_DUE);
+    assert!(due.view.revocation_due && !due.view.revoked);
+    assert_eq!(pending_obligations(&due.view), []);
 }
 
 /// A change set may take up to 256 KiB in canonical form (docs/api.md):
