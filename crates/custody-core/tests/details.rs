@@ -712,3 +712,49 @@ fn glob_parts_match_in_order_without_overlapping() {
         assert_eq!(glob_matches(pattern, text), expected, "{pattern} ~ {text}");
     }
 }
+
+/// A code compares equal to its own spelling, in every direction and through
+/// every string type, and unequal to another code's; `as_ref` is the
+/// spelling. (Kills cargo-mutants' survivors in `code.rs`: each comparison
+/// replaced by `true` or `false`, `as_ref` by a constant.)
+#[test]
+fn a_code_equals_its_spelling_and_no_other_through_every_string_type() {
+    use custody_core::event::EscalationReason;
+    use custody_core::obligation::Obligation;
+    use custody_core::Code;
+
+    let all = Code::ALL;
+    assert!(all.len() > 2);
+    for (index, &code) in all.iter().enumerate() {
+        let other = all[(index + 1) % all.len()];
+        let spelling: &str = code.as_str();
+        let owned = spelling.to_string();
+        let wrong = other.as_str();
+        let wrong_owned = wrong.to_string();
+        assert!(code == *spelling, "{spelling}");
+        assert!(code == spelling, "{spelling}");
+        assert!(code == owned, "{spelling}");
+        assert!(spelling == code, "{spelling}");
+        assert!(*spelling == code, "{spelling}");
+        assert!(code != *wrong, "{spelling} vs {wrong}");
+        assert!(code != wrong, "{spelling} vs {wrong}");
+        assert!(code != wrong_owned, "{spelling} vs {wrong}");
+        assert!(wrong != code, "{spelling} vs {wrong}");
+        assert!(*wrong != code, "{spelling} vs {wrong}");
+        assert_eq!(AsRef::<str>::as_ref(&code), spelling);
+    }
+    for (index, &reason) in EscalationReason::ALL.iter().enumerate() {
+        let other = EscalationReason::ALL[(index + 1) % EscalationReason::ALL.len()];
+        assert!(reason == reason.as_str());
+        assert!(reason == reason.as_str().to_string());
+        assert!(reason != other.as_str());
+        assert!(reason != other.as_str().to_string());
+    }
+    for (index, &obligation) in Obligation::ALL.iter().enumerate() {
+        let other = Obligation::ALL[(index + 1) % Obligation::ALL.len()];
+        assert!(obligation == obligation.as_str());
+        assert!(obligation == obligation.as_str().to_string());
+        assert!(obligation != other.as_str());
+        assert!(obligation != other.as_str().to_string());
+    }
+}
