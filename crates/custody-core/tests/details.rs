@@ -745,16 +745,18 @@ fn a_code_equals_its_spelling_and_no_other_through_every_string_type() {
     }
     for (index, &reason) in EscalationReason::ALL.iter().enumerate() {
         let other = EscalationReason::ALL[(index + 1) % EscalationReason::ALL.len()];
+        let (own, others) = (reason.as_str().to_string(), other.as_str().to_string());
         assert!(reason == reason.as_str());
-        assert!(reason == reason.as_str().to_string());
+        assert!(reason == own);
         assert!(reason != other.as_str());
-        assert!(reason != other.as_str().to_string());
+        assert!(reason != others);
     }
     for (index, &obligation) in Obligation::ALL.iter().enumerate() {
         let other = Obligation::ALL[(index + 1) % Obligation::ALL.len()];
+        let (own, others) = (obligation.as_str().to_string(), other.as_str().to_string());
         assert!(obligation == obligation.as_str());
-        assert!(obligation == obligation.as_str().to_string());
+        assert!(obligation == own);
         assert!(obligation != other.as_str());
-        assert!(obligation != other.as_str().to_string());
+        assert!(obligation != others);
     }
 }
