@@ -132,6 +132,22 @@ async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
                 .to_string(),
         ));
     }
+    if let Some(out) = &args.out {
+        // As for the line formats: a bundle written into the data directory
+        // (the default one included) could replace the ledger.
+        let data = args.data.clone().or_else(|| {
+            args.database_url
+                .is_none()
+                .then(|| PathBuf::from(custody_verify::DEFAULT_DATA_DIR))
+        });
+        refuse_out_in_data_directory(out, data.as_deref())?;
+        if out.is_dir() {
+            return Err(CliError::Usage(format!(
+                "--out {}: is a directory; name the file to write",
+                out.display()
+            )));
+        }
+    }
     super::import::export_bundle(args).await
 }
 

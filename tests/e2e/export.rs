@@ -483,9 +483,14 @@ fn bad_input_writes_nothing_and_exits_2() {
             .map(|metadata| std::os::unix::fs::MetadataExt::ino(&metadata))
     };
     let (names_before, ledger_before) = (names(), ledger_identity());
-    for target in [ledger_file.clone(), server.data.join("export.jsonl")] {
+    for (format, target) in [
+        ("jsonl", ledger_file.clone()),
+        ("jsonl", server.data.join("export.jsonl")),
+        ("bundle", ledger_file.clone()),
+        ("bundle", server.data.join("export.bundle")),
+    ] {
         let output = common::command()
-            .args(["export", "--format", "jsonl", "--data"])
+            .args(["export", "--format", format, "--data"])
             .arg(&server.data)
             .arg("--out")
             .arg(&target)
