@@ -321,6 +321,13 @@ fn the_document_states_the_patterns_of_custody_core() {
     let server = Server::start();
     let document = server.get_json("/v1/openapi.json");
     let schemas = &document["components"]["schemas"];
+    // The one name the principal pattern admits that the server refuses.
+    assert_eq!(
+        schemas["PrincipalBody"]["properties"]["name"]["not"],
+        serde_json::json!({"const": "system"}),
+        "{:#}",
+        schemas["PrincipalBody"]
+    );
     let property = |schema: &str, name: &str| {
         let property = &schemas[schema]["properties"][name];
         match property.get("items") {

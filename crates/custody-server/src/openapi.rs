@@ -586,6 +586,16 @@ pub fn document(openapi: &OpenApi) -> serde_json::Value {
             }),
         );
     }
+    // `system` matches the principal pattern but names the ledger itself.
+    if let Some(name) = document
+        .pointer_mut("/components/schemas/PrincipalBody/properties/name")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        name.insert(
+            "not".to_string(),
+            serde_json::json!({"const": custody_core::model::SYSTEM_PRINCIPAL}),
+        );
+    }
     document
 }
 
