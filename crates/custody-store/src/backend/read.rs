@@ -36,16 +36,7 @@ pub(crate) async fn entries(
     .bind(to_sql(end))
     .fetch_all(readers)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let index: i64 = row.try_get("log_index")?;
-            Ok(LogEntry {
-                index: from_sql(index),
-                leaf: row.try_get("bytes")?,
-                case_id: row.try_get("case_id")?,
-            })
-        })
-        .collect()
+    rows.iter().map(log_entry_from_row).collect()
 }
 
 /// The inclusion proof of leaf `index` in the tree of `size` leaves.
@@ -342,16 +333,7 @@ pub(crate) async fn export_page(
             .await?
         }
     };
-    rows.iter()
-        .map(|row| {
-            let index: i64 = row.try_get("log_index")?;
-            Ok(LogEntry {
-                index: from_sql(index),
-                leaf: row.try_get("bytes")?,
-                case_id: row.try_get("case_id")?,
-            })
-        })
-        .collect()
+    rows.iter().map(log_entry_from_row).collect()
 }
 
 /// Rows are read in pages inside one read transaction, so the audit sees one
@@ -472,6 +454,16 @@ async fn fetch_audit_page(
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// A log entry from a row of `log_index`, `case_id` and `bytes`.
+fn log_entry_from_row(row: &DbRow) -> Result<LogEntry, StoreError> {
+    let index: i64 = row.try_get("log_index")?;
+    Ok(LogEntry {
+        index: from_sql(index),
+        leaf: row.try_get("bytes")?,
+        case_id: row.try_get("case_id")?,
+    })
 }
 
 pub(crate) fn token_from_row(row: &DbRow) -> Result<TokenInfo, StoreError> {
@@ -712,16 +704,7 @@ pub(crate) async fn record_entries(
     .bind(to_sql(until))
     .fetch_all(readers)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let index: i64 = row.try_get("log_index")?;
-            Ok(LogEntry {
-                index: from_sql(index),
-                leaf: row.try_get("bytes")?,
-                case_id: row.try_get("case_id")?,
-            })
-        })
-        .collect()
+    rows.iter().map(log_entry_from_row).collect()
 }
 
 /// Every stored checkpoint smaller than `size`, smallest first.
