@@ -1,0 +1,104 @@
+//! The `[[connectors]]` entries of the `--config` file, one per connector:
+//!
+//! ```toml
+//! [[connectors]]
+//! name = "jira"               # the connector's name: /v1/connectors/jira/..., via = connector:jira
+//! kind = "jira"               # jira | servicenow | slack | teams
+//! secret = "..."              # what the source signs with (each kind documents its own settings)
+//! ```
+//!
+//! Every kind's settings are its own struct, with unknown keys refused (a
+//! misspelt security setting must not fall back to a default).
+
+use serde::Deserialize;
+
+use crate::Connector;
+
+/// One configured connector.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnectorConfig {
+    /// Jira Cloud (webhooks in, REST v3 out).
+    Jira(crate::jira::JiraConfig),
+    /// ServiceNow (outbound REST messages in, Table API out).
+    Servicenow(crate::servicenow::ServiceNowConfig),
+    /// Slack (slash command and Block Kit buttons in, Web API out).
+    Slack(crate::slack::SlackConfig),
+    /// Microsoft Teams (outgoing webhook commands in, answer cards out).
+    Teams(crate::teams::TeamsConfig),
+}
+
+impl ConnectorConfig {
+    /// The connector's name.
+    pub fn name(&self) -> &str {
+        match self {
+            ConnectorConfig::Jira(config) => &config.name,
+            ConnectorConfig::Servicenow(config) => &config.name,
+            ConnectorConfig::Slack(config) => &config.name,
+            ConnectorConfig::Teams(config) => &config.name,
+        }
+    }
+
+    /// Checks the settings and builds the connector, or says what is wrong.
+    pub fn build(&self) -> Result<Box<dyn Connector>, String> {
+        match self {
+            ConnectorConfig::Jira(config) => config.build(),
+            ConnectorConfig::Servicenow(config) => config.build(),
+            ConnectorConfig::Slack(config) => config.build(),
+            ConnectorConfig::Teams(config) => config.build(),
+        }
+    }
+
+    /// Seconds a signed request stays acceptable (the replay window).
+    pub fn window_seconds(&self) -> u64 {
+        match self {
+            ConnectorConfig::Jira(config) => config.window_seconds,
+            ConnectorConfig::Servicenow(config) => config.window_seconds,
+            ConnectorConfig::Slack(config) => config.window_seconds,
+            ConnectorConfig::Teams(config) => config.window_seconds,
+        }
+    }
+
+    /// The largest accepted body, refused before any MAC.
+    pub fn max_body_bytes(&self) -> usize {
+        match self {
+            ConnectorConfig::Jira(config) => config.max_body_bytes,
+            ConnectorConfig::Servicenow(config) => config.max_body_bytes,
+            ConnectorConfig::Slack(config) => config.max_body_bytes,
+            ConnectorConfig::Teams(config) => config.max_body_bytes,
+        }
+    }
+}
+
+/// The default replay window: five minutes, Slack's documented limit.
+pub fn default_window_seconds() -> u64 {
+    300
+}
+
+/// The default body limit.
+pub fn default_max_body_bytes() -> usize {
+    crate::limits::DEFAULT_MAX_BODY_BYTES
+}
+
+/// A secret from the configuration: never printed.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself; keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(<redacted>)")
+    }
+}
