@@ -1,0 +1,4 @@
+//! The connectors, end to end: local fakes of each vendor's API, shaped as
+//! the vendor documents it, and tests that drive a real `custody serve`.
+
+pub mod jira_fake;
