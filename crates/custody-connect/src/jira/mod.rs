@@ -730,10 +730,15 @@ fn field_refusal(issue: &Issue, error: &FieldValueError) -> Refusal {
     ))
 }
 
-/// Jira reads nothing from the answer but its status; the body says what
-/// was recorded, for whoever reads the delivery (an operator, a test).
-fn answer(outcomes: &[Outcome]) -> Answer {
-    let outcomes: Vec<Value> = outcomes
+/// The answer Jira gets. Jira reads only the status, and retries a
+/// delivery answered 408, 409, 425, 429 or 5xx: a write Custody could not
+/// make (`internal`) is 503, and an action whose case does not exist yet
+/// (an update that overtook the creation of its issue) is 409, so that a
+/// later delivery may find it. Everything else is 200, with a body saying
+/// what became of each action, for whoever reads the delivery (an operator,
+/// a test).
+fn answer(outcomes_in: &[Outcome]) -> Answer {
+    let outcomes: Vec<Value> = outcomes_in
         .iter()
         .map(|outcome| {
             let mut entry = serde_json::Map::new();
@@ -760,6 +765,9 @@ fn answer(outcomes: &[Outcome]) -> Answer {
                 OutcomeKind::Unmapped => {
                     entry.insert("outcome".into(), "unmapped".into());
                 }
+                OutcomeKind::NotFound => {
+                    entry.insert("outcome".into(), "not_found".into());
+                }
                 OutcomeKind::Ignored => {
                     entry.insert("outcome".into(), "ignored".into());
                 }
@@ -768,5 +776,26 @@ fn answer(outcomes: &[Outcome]) -> Answer {
             Value::Object(entry)
         })
         .collect();
-    Answer::json(200, &serde_json::json!({ "outcomes": outcomes }))
+    Answer::json(
+        answer_status(outcomes_in),
+        &serde_json::json!({ "outcomes": outcomes }),
+    )
+}
+
+/// The status for a set of outcomes: 503 when a write failed inside
+/// Custody, else 409 when a case was not found, else 200.
+fn answer_status(outcomes: &[Outcome]) -> u16 {
+    let internal = outcomes.iter().any(
+        |outcome| matches!(&outcome.kind, OutcomeKind::Refused { rule } if rule == "internal"),
+    );
+    if internal {
+        503
+    } else if outcomes
+        .iter()
+        .any(|outcome| outcome.kind == OutcomeKind::NotFound)
+    {
+        409
+    } else {
+        200
+    }
 }

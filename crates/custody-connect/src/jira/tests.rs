@@ -968,6 +968,37 @@ fn the_answer_is_200_and_says_what_was_recorded() {
     );
 }
 
+#[test]
+fn a_failed_write_is_503_and_a_missing_case_409_so_jira_retries() {
+    let outcome = |kind: OutcomeKind| Outcome {
+        case_id: None,
+        kind,
+        principal: None,
+        message: "m".into(),
+    };
+    let recorded = outcome(OutcomeKind::Recorded {
+        event: "approved".into(),
+        state: "approved".into(),
+    });
+    let not_found = outcome(OutcomeKind::NotFound);
+    let internal = outcome(OutcomeKind::Refused {
+        rule: "internal".into(),
+    });
+    let refused = outcome(OutcomeKind::Refused {
+        rule: "approval.self-approval".into(),
+    });
+    let connector = connector();
+    let status = |outcomes: &[Outcome]| connector.answer(outcomes).status;
+    assert_eq!(status(&[]), 200);
+    assert_eq!(status(&[recorded.clone(), refused.clone()]), 200);
+    assert_eq!(status(&[outcome(OutcomeKind::Unmapped)]), 200);
+    assert_eq!(status(&[recorded.clone(), not_found.clone()]), 409);
+    assert_eq!(status(&[not_found.clone(), internal.clone()]), 503);
+    assert_eq!(status(&[refused, internal]), 503);
+    let body: Value = serde_json::from_slice(&connector.answer(&[not_found]).body).unwrap();
+    assert_eq!(body["outcomes"][0]["outcome"], "not_found");
+}
+
 // -------------------------------------------------------------- write-back
 
 fn update(first: bool) -> Update {
@@ -979,9 +1010,9 @@ fn update(first: bool) -> Update {
         state: if first { "requested" } else { "approved" }.into(),
         actor: if first { "alice" } else { "bob" }.into(),
         summary: if first {
-            "requested by alice: grant db-read to user:alice on billing-db for 8h"
+            "requested grant db-read to user:alice on billing-db for 8h (ticket jira:SEC-142): Quarterly audit"
         } else {
-            "approved by bob"
+            "approved"
         }
         .into(),
         first,
@@ -1036,7 +1067,7 @@ fn the_first_write_back_sets_the_property_and_comments_with_the_case_link() {
             ]},
             { "type": "paragraph", "content": [
                 { "type": "text", "text":
-                  "requested by alice: grant db-read to user:alice on billing-db for 8h (state: requested)." },
+                  "requested grant db-read to user:alice on billing-db for 8h (ticket jira:SEC-142): Quarterly audit (by alice; state: requested)." },
             ]},
         ]}})
     );
@@ -1055,7 +1086,7 @@ fn later_write_backs_comment_the_state_change_and_keep_the_property_current() {
                 { "type": "text", "text": "Custody case " },
                 { "type": "text", "text": CASE, "marks": [{ "type": "link",
                   "attrs": { "href": update.case_url.clone().unwrap() } }] },
-                { "type": "text", "text": ": approved by bob (state: approved)." },
+                { "type": "text", "text": ": approved (by bob; state: approved)." },
             ]},
         ]}})
     );

@@ -125,10 +125,11 @@ fn comment(update: &Update, link: Option<&str>) -> Value {
     let case = text(update.case_id.as_str(), link);
     let summary = update.summary.trim();
     let said = if summary.is_empty() {
-        format!("{} by {}", update.event, update.actor)
+        update.event.as_str()
     } else {
-        summary.to_string()
+        summary
     };
+    let said = format!("{said} (by {}; state: {}).", update.actor, update.state);
     let content = if update.first {
         vec![
             paragraph(vec![
@@ -136,16 +137,13 @@ fn comment(update: &Update, link: Option<&str>) -> Value {
                 case,
                 text(". Custody records every decision on it.", None),
             ]),
-            paragraph(vec![text(
-                &format!("{said} (state: {}).", update.state),
-                None,
-            )]),
+            paragraph(vec![text(&said, None)]),
         ]
     } else {
         vec![paragraph(vec![
             text("Custody case ", None),
             case,
-            text(&format!(": {said} (state: {}).", update.state), None),
+            text(&format!(": {said}"), None),
         ])]
     };
     json!({ "type": "doc", "version": 1, "content": content })
