@@ -931,7 +931,7 @@ fn the_answer_is_200_and_says_what_was_recorded() {
         Outcome {
             case_id: Some(case.clone()),
             kind: OutcomeKind::Recorded {
-                event: "approved".into(),
+                event: "approval_granted".into(),
                 state: "approved".into(),
             },
             principal: Some("bob".into()),
@@ -960,7 +960,7 @@ fn the_answer_is_200_and_says_what_was_recorded() {
         body,
         json!({ "outcomes": [
             { "case_id": CASE, "principal": "bob", "outcome": "recorded",
-              "event": "approved", "state": "approved", "message": "approved as bob" },
+              "event": "approval_granted", "state": "approved", "message": "approved as bob" },
             { "outcome": "unmapped", "message": "Jira user 712020:x maps to no principal" },
             { "case_id": CASE, "principal": "alice", "outcome": "refused",
               "rule": "approval.self-approval", "message": "refused" },
@@ -1006,8 +1006,8 @@ fn update(first: bool) -> Update {
         case_id: CaseId::from_str(CASE).unwrap(),
         case_url: Some(format!("https://custody.example.com/v1/cases/{CASE}")),
         recipient: "SEC-142".into(),
-        event: if first { "requested" } else { "approved" }.into(),
-        state: if first { "requested" } else { "approved" }.into(),
+        event: if first { "request_created" } else { "approval_granted" }.into(),
+        state: if first { "open" } else { "approved" }.into(),
         actor: if first { "alice" } else { "bob" }.into(),
         summary: if first {
             "requested grant db-read to user:alice on billing-db for 8h (ticket jira:SEC-142): Quarterly audit"
@@ -1048,7 +1048,7 @@ fn the_first_write_back_sets_the_property_and_comments_with_the_case_link() {
     assert_eq!(calls[0].headers, expected_headers());
     assert_eq!(
         body_of(&calls[0]),
-        json!({ "case_id": CASE, "state": "requested", "url": link })
+        json!({ "case_id": CASE, "state": "open", "url": link })
     );
     assert_eq!(calls[1].method, "POST");
     assert_eq!(
@@ -1067,7 +1067,7 @@ fn the_first_write_back_sets_the_property_and_comments_with_the_case_link() {
             ]},
             { "type": "paragraph", "content": [
                 { "type": "text", "text":
-                  "requested grant db-read to user:alice on billing-db for 8h (ticket jira:SEC-142): Quarterly audit (by alice; state: requested)." },
+                  "requested grant db-read to user:alice on billing-db for 8h (ticket jira:SEC-142): Quarterly audit (by alice; state: open)." },
             ]},
         ]}})
     );
