@@ -245,6 +245,47 @@ pub struct ImportSummary {
     pub cases: u64,
     /// Outbox rows rebuilt from the notifications the events owe.
     pub notifications: u64,
+    /// Token rows rebuilt from the `token_issued` events.
+    pub tokens: u64,
+    /// Of those, the tokens stored with their secret's full SHA-256 (given
+    /// by [`Import::token`]): they authenticate on the imported store.
+    pub tokens_restored: u64,
+    /// Idempotency records stored ([`Import::idempotency`]).
+    pub idempotency_records: u64,
+}
+
+/// A row of the `tokens` table with its secret's SHA-256, as a whole-log
+/// bundle carries it ([`ReadOnlyStore::token_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The public token ID (`tok_...`).
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// The SHA-256 of the whole bearer token.
+    pub secret_sha256: custody_core::Sha256Hash,
+    /// When the row was stored.
+    pub created_at: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// A row of the `idempotency` table: the stored result of one write under
+/// its principal and idempotency key ([`ReadOnlyStore::idempotency_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredIdempotency {
+    /// The principal who wrote.
+    pub principal: String,
+    /// The idempotency key.
+    pub key: String,
+    /// The fingerprint of the write's command.
+    pub fingerprint: String,
+    /// The write's result, JSON text as stored (a [`WriteOutcome`]).
+    pub response: String,
+    /// When it was stored.
+    pub created_at: String,
 }
 
 /// An import of a whole log into an empty store (`custody import`): every
@@ -314,6 +355,33 @@ impl Import {
             ImportBackend::Postgres(importer) => {
                 importer.checkpoint(size, root, note, created_at).await
             }
+        }
+    }
+
+    /// Gives the token `token_id`, issued to `principal` by an imported
+    /// `token_issued` event, the full SHA-256 of its secret, so it
+    /// authenticates on the imported store. Call it after the events. The
+    /// digest must begin with the 16 hex digits the event records; a token
+    /// the events never issued, or issued to another principal, is refused.
+    /// Tokens given no digest keep an unusable one (see `docs/bundle.md`).
+    pub async fn token(
+        &mut self,
+        token_id: &str,
+        principal: &str,
+        secret_sha256: custody_core::Sha256Hash,
+    ) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.token(token_id, principal, secret_sha256),
+            ImportBackend::Postgres(importer) => importer.token(token_id, principal, secret_sha256),
+        }
+    }
+
+    /// Stores a write's idempotency record as it is, so a write retried
+    /// after the import returns its first result.
+    pub async fn idempotency(&mut self, record: StoredIdempotency) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.idempotency(record).await,
+            ImportBackend::Postgres(importer) => importer.idempotency(record).await,
         }
     }
 
@@ -1251,6 +1319,23 @@ impl ReadOnlyStore {
     ) -> Result<Vec<LogEntry>, StoreError> {
         let key = record.key();
         on_backend!(&self.readers, ops, readers => ops::record_entries(readers, key, until).await)
+    }
+
+    /// Every row of the `tokens` table with its secret's SHA-256, by token
+    /// ID (a deployment has few tokens), for a whole-log bundle.
+    pub async fn token_rows(&self) -> Result<Vec<StoredToken>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::token_rows(readers).await)
+    }
+
+    /// One page of the `idempotency` table, ordered by principal and key:
+    /// the records after `after` (a principal and key), at most `limit`
+    /// (capped at 2^16).
+    pub async fn idempotency_page(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: u64,
+    ) -> Result<Vec<StoredIdempotency>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::idempotency_page(readers, after, limit).await)
     }
 
     /// The same store, judging deadlines in its audits by `clock` instead of
