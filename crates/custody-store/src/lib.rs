@@ -321,10 +321,7 @@ impl Import {
                 ImportBackend::Sqlite(backend::sqlite::import_begin(connection).await?)
             }
             Location::Postgres(url) => {
-                let connection = postgres_options(url)?
-                    .connect()
-                    .await
-                    .map_err(|error| unreachable_database(location, error))?;
+                let connection = connect_postgres(location, &postgres_options(url)?).await?;
                 ImportBackend::Postgres(backend::postgres::import_begin(connection).await?)
             }
         };
@@ -651,10 +648,7 @@ impl Store {
             }
             Location::Postgres(url) => {
                 let options = postgres_options(url)?;
-                let mut writer_connection = options
-                    .connect()
-                    .await
-                    .map_err(|error| unreachable_database(location, error))?;
+                let mut writer_connection = connect_postgres(location, &options).await?;
                 backend::postgres::migrate(&mut writer_connection).await?;
                 let readers = PgPoolOptions::new()
                     .max_connections(8)
@@ -1202,6 +1196,11 @@ impl ReadOnlyStore {
             Location::Postgres(url) => {
                 let options =
                     postgres_options(url)?.options([("default_transaction_read_only", "on")]);
+                // One bounded attempt first: a pool retries a refused
+                // connection until its 30-second acquire timeout and then
+                // reports only that it timed out, not why.
+                let probe = connect_postgres(location, &options).await?;
+                let _ = sqlx::Connection::close(probe).await;
                 let pool = PgPoolOptions::new()
                     .max_connections(1)
                     .connect_with(options)
@@ -1378,8 +1377,31 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
         .application_name("custody"))
 }
 
+/// How long the first connection to PostgreSQL may take (a host that drops
+/// packets would otherwise hold a command for the system's TCP timeout).
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection to the PostgreSQL database at `location`, in one attempt
+/// of at most [`POSTGRES_CONNECT_TIMEOUT`]: a refused port, an unknown
+/// host or a refused login fails at once with its cause.
+async fn connect_postgres(
+    location: &Location,
+    options: &PgConnectOptions,
+) -> Result<sqlx::PgConnection, StoreError> {
+    match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(unreachable_database(location, error)),
+        Err(_) => Err(StoreError::Postgres(format!(
+            "cannot connect to {location}: no answer within {} seconds\nhint: check the host and port of the database URL, and that PostgreSQL runs there and is reachable from this machine",
+            POSTGRES_CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn unreachable_database(location: &Location, error: sqlx::Error) -> StoreError {
-    StoreError::Postgres(format!("cannot connect to {location}: {error}"))
+    StoreError::Postgres(format!(
+        "cannot connect to {location}: {error}\nhint: check the host, port, user and password of the database URL, and that PostgreSQL runs there"
+    ))
 }
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {
