@@ -364,7 +364,7 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
         }
         if imported.tokens_not_restored > 0 {
             say!(
-                "{} of {} bearer tokens were not restored: the bundle carries no full hash of their secrets (it was made by a version before bundle version 2), so they are on the record but authenticate nobody and must be re-issued; {} idempotency records were restored (docs/bundle.md)",
+                "{} of {} bearer tokens were not restored: the bundle carries no usable hash of their secrets (it was made before bundle version 2, or from a store restored from such a bundle), so they are on the record but authenticate nobody and must be re-issued; {} idempotency records were restored (docs/bundle.md)",
                 imported.tokens_not_restored,
                 imported.summary.tokens,
                 imported.summary.idempotency_records

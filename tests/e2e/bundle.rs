@@ -480,6 +480,23 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
     let output = common::cli_at(&served.url, &ledger.server.admin_token, &["whoami"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     drop(served);
+    // Exported again, its tokens' unusable hashes are carried as they are,
+    // and the next import still says they were not restored.
+    let again = dir.path().join("again.jsonl");
+    export(&from_old, &again, &[]);
+    let output = command()
+        .args(["import", "--bundle"])
+        .arg(&again)
+        .arg("--data")
+        .arg(dir.path().join("from-again"))
+        .output()
+        .unwrap();
+    assert_success(&output, "custody import of a store imported from version 1");
+    assert!(
+        common::stdout(&output).contains("5 of 5 bearer tokens were not restored"),
+        "{}",
+        common::stdout(&output)
+    );
 
     // A partial bundle is refused, and no directory is made.
     let case = dir.path().join("case.jsonl");

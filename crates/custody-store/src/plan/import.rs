@@ -92,9 +92,13 @@ impl ImportedToken {
         }
     }
 
-    /// Whether a `token` line gave its full digest.
+    /// Whether a `token` line gave its full digest, and it is not the
+    /// unusable one (a store imported from a version 1 bundle, exported
+    /// again, carries those).
     pub(crate) fn restored(&self) -> bool {
-        self.full.is_some()
+        self.full.is_some_and(|full| {
+            unusable_token_hash(&self.prefix).map_or(true, |unusable| unusable != full)
+        })
     }
 }
 
