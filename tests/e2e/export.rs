@@ -301,6 +301,28 @@ fn exports_over_http_are_for_auditors() {
             Some("application/problem+json")
         );
     }
+    // An unknown parameter is refused, by name, not ignored: a misspelt
+    // filter would otherwise export every case.
+    for (query, name) in [
+        (
+            "format=jsonl&cases=AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71",
+            "cases",
+        ),
+        ("format=jsonl&sinse=5", "sinse"),
+    ] {
+        let page = export_page(&server, Some(&auditor), query);
+        assert_eq!(page.status, 400, "{query}: {}", page.text);
+        assert_eq!(
+            page.content_type.as_deref(),
+            Some("application/problem+json")
+        );
+        let detail = page.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("unknown field `{name}`")),
+            "{query}: {}",
+            page.text
+        );
+    }
     let unknown = export_page(
         &server,
         Some(&auditor),

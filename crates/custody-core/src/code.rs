@@ -372,6 +372,12 @@ codes! {
         r#"critical | an event the bundle's scope does not hold: of another case in a case bundle, outside the range in a range bundle, or beyond the checkpoint the bundle is made against"#;
     BundleEvidenceUnlisted = "bundle.evidence-unlisted" [High]
         r#"high | an event of the bundle references an evidence blob the bundle lists no `evidence` line for, so its hash, media type and size were left out"#;
+    BundleTokenUnrecorded = "bundle.token-unrecorded" [Critical]
+        r#"critical | a `token` line of a whole-log bundle names a token no `token_issued` event of the log issues (or the line stands in a case or range bundle, which carries no tokens): an import would make a token nobody issued authenticate"#;
+    BundleTokenMismatch = "bundle.token-mismatch" [Critical]
+        r#"critical | a `token` line differs from the log's record of its token: another principal, a secret hash that does not begin with the 16 hex digits `token_issued` records, another expiry, a revocation the log does not record (or none where it does), a time later than the event's, a second line for one token; or a token the log issues has no `token` line in a whole-log bundle that carries them (version 2 on), so an import could not restore it"#;
+    BundleIdempotencyUnrecorded = "bundle.idempotency-unrecorded" [Critical]
+        r#"critical | an `idempotency` line the log does not bear out: its response does not parse, names events other than those the log holds under its principal and key (or none while the log holds some), names a case the log does not hold, or repeats an earlier line's principal and key (or the line stands in a case or range bundle): an import would answer a retried write with a result nobody was given"#;
     BundleKeysUntrusted = "bundle.keys-untrusted" [Info]
         r#"info | the bundle's checkpoint was checked only against the verifier keys the bundle itself carries; pass `--key` with the log's key, obtained independently, to make the check mean something"#;
     BundlePartial = "bundle.partial" [Info]

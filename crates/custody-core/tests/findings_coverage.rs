@@ -595,6 +595,27 @@ const COVERAGE: &[(&str, Producer)] = &[
         },
     ),
     (
+        "bundle.token-unrecorded",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "tampered_token_and_idempotency_lines_fail_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.token-mismatch",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "tampered_token_and_idempotency_lines_fail_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.idempotency-unrecorded",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "tampered_token_and_idempotency_lines_fail_naming_what_broke",
+        },
+    ),
+    (
         "bundle.keys-untrusted",
         Test {
             file: "tests/e2e/bundle.rs",

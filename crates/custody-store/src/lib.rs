@@ -245,6 +245,47 @@ pub struct ImportSummary {
     pub cases: u64,
     /// Outbox rows rebuilt from the notifications the events owe.
     pub notifications: u64,
+    /// Token rows rebuilt from the `token_issued` events.
+    pub tokens: u64,
+    /// Of those, the tokens stored with their secret's full SHA-256 (given
+    /// by [`Import::token`]): they authenticate on the imported store.
+    pub tokens_restored: u64,
+    /// Idempotency records stored ([`Import::idempotency`]).
+    pub idempotency_records: u64,
+}
+
+/// A row of the `tokens` table with its secret's SHA-256, as a whole-log
+/// bundle carries it ([`ReadOnlyStore::token_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The public token ID (`tok_...`).
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// The SHA-256 of the whole bearer token.
+    pub secret_sha256: custody_core::Sha256Hash,
+    /// When the row was stored.
+    pub created_at: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// A row of the `idempotency` table: the stored result of one write under
+/// its principal and idempotency key ([`ReadOnlyStore::idempotency_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredIdempotency {
+    /// The principal who wrote.
+    pub principal: String,
+    /// The idempotency key.
+    pub key: String,
+    /// The fingerprint of the write's command.
+    pub fingerprint: String,
+    /// The write's result, JSON text as stored (a [`WriteOutcome`]).
+    pub response: String,
+    /// When it was stored.
+    pub created_at: String,
 }
 
 /// An import of a whole log into an empty store (`custody import`): every
@@ -280,10 +321,7 @@ impl Import {
                 ImportBackend::Sqlite(backend::sqlite::import_begin(connection).await?)
             }
             Location::Postgres(url) => {
-                let connection = postgres_options(url)?
-                    .connect()
-                    .await
-                    .map_err(|error| unreachable_database(location, error))?;
+                let connection = connect_postgres(location, &postgres_options(url)?).await?;
                 ImportBackend::Postgres(backend::postgres::import_begin(connection).await?)
             }
         };
@@ -314,6 +352,33 @@ impl Import {
             ImportBackend::Postgres(importer) => {
                 importer.checkpoint(size, root, note, created_at).await
             }
+        }
+    }
+
+    /// Gives the token `token_id`, issued to `principal` by an imported
+    /// `token_issued` event, the full SHA-256 of its secret, so it
+    /// authenticates on the imported store. Call it after the events. The
+    /// digest must begin with the 16 hex digits the event records; a token
+    /// the events never issued, or issued to another principal, is refused.
+    /// Tokens given no digest keep an unusable one (see `docs/bundle.md`).
+    pub async fn token(
+        &mut self,
+        token_id: &str,
+        principal: &str,
+        secret_sha256: custody_core::Sha256Hash,
+    ) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.token(token_id, principal, secret_sha256),
+            ImportBackend::Postgres(importer) => importer.token(token_id, principal, secret_sha256),
+        }
+    }
+
+    /// Stores a write's idempotency record as it is, so a write retried
+    /// after the import returns its first result.
+    pub async fn idempotency(&mut self, record: StoredIdempotency) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.idempotency(record).await,
+            ImportBackend::Postgres(importer) => importer.idempotency(record).await,
         }
     }
 
@@ -618,10 +683,7 @@ impl Store {
             }
             Location::Postgres(url) => {
                 let options = postgres_options(url)?;
-                let mut writer_connection = options
-                    .connect()
-                    .await
-                    .map_err(|error| unreachable_database(location, error))?;
+                let mut writer_connection = connect_postgres(location, &options).await?;
                 backend::postgres::migrate(&mut writer_connection).await?;
                 let readers = PgPoolOptions::new()
                     .max_connections(8)
@@ -1197,6 +1259,11 @@ impl ReadOnlyStore {
             Location::Postgres(url) => {
                 let options =
                     postgres_options(url)?.options([("default_transaction_read_only", "on")]);
+                // One bounded attempt first: a pool retries a refused
+                // connection until its 30-second acquire timeout and then
+                // reports only that it timed out, not why.
+                let probe = connect_postgres(location, &options).await?;
+                let _ = sqlx::Connection::close(probe).await;
                 let pool = PgPoolOptions::new()
                     .max_connections(1)
                     .connect_with(options)
@@ -1316,6 +1383,23 @@ impl ReadOnlyStore {
         on_backend!(&self.readers, ops, readers => ops::record_entries(readers, key, until).await)
     }
 
+    /// Every row of the `tokens` table with its secret's SHA-256, by token
+    /// ID (a deployment has few tokens), for a whole-log bundle.
+    pub async fn token_rows(&self) -> Result<Vec<StoredToken>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::token_rows(readers).await)
+    }
+
+    /// One page of the `idempotency` table, ordered by principal and key:
+    /// the records after `after` (a principal and key), at most `limit`
+    /// (capped at 2^16).
+    pub async fn idempotency_page(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: u64,
+    ) -> Result<Vec<StoredIdempotency>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::idempotency_page(readers, after, limit).await)
+    }
+
     /// The same store, judging deadlines in its audits by `clock` instead of
     /// the system clock.
     pub fn with_clock(self, clock: SharedClock) -> ReadOnlyStore {
@@ -1356,8 +1440,31 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
         .application_name("custody"))
 }
 
+/// How long the first connection to PostgreSQL may take (a host that drops
+/// packets would otherwise hold a command for the system's TCP timeout).
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection to the PostgreSQL database at `location`, in one attempt
+/// of at most [`POSTGRES_CONNECT_TIMEOUT`]: a refused port, an unknown
+/// host or a refused login fails at once with its cause.
+async fn connect_postgres(
+    location: &Location,
+    options: &PgConnectOptions,
+) -> Result<sqlx::PgConnection, StoreError> {
+    match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(unreachable_database(location, error)),
+        Err(_) => Err(StoreError::Postgres(format!(
+            "cannot connect to {location}: no answer within {} seconds\nhint: check the host and port of the database URL, and that PostgreSQL runs there and is reachable from this machine",
+            POSTGRES_CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn unreachable_database(location: &Location, error: sqlx::Error) -> StoreError {
-    StoreError::Postgres(format!("cannot connect to {location}: {error}"))
+    StoreError::Postgres(format!(
+        "cannot connect to {location}: {error}\nhint: check the host, port, user and password of the database URL, and that PostgreSQL runs there"
+    ))
 }
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {
