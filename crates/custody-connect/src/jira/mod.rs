@@ -776,10 +776,37 @@ fn answer(outcomes_in: &[Outcome]) -> Answer {
             Value::Object(entry)
         })
         .collect();
-    Answer::json(
-        answer_status(outcomes_in),
-        &serde_json::json!({ "outcomes": outcomes }),
-    )
+    let status = answer_status(outcomes_in);
+    if status == 200 {
+        return Answer::json(200, &serde_json::json!({ "outcomes": outcomes }));
+    }
+    // Every error answer of Custody is RFC 9457 problem+json (docs/api.md):
+    // the outcomes ride along as an extension member.
+    let (problem_type, title, detail) = if status == 503 {
+        (
+            "urn:custody:problem:unavailable",
+            "Unavailable",
+            "Custody could not record an action of this webhook; Jira retries the delivery",
+        )
+    } else {
+        (
+            "urn:custody:problem:conflict",
+            "Refused",
+            "no case carries the issue (or the case ID it names) yet; Jira retries the delivery",
+        )
+    };
+    let problem = serde_json::json!({
+        "type": problem_type,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "outcomes": outcomes,
+    });
+    Answer {
+        status,
+        content_type: Some("application/problem+json"),
+        body: serde_json::to_vec(&problem).unwrap_or_default(),
+    }
 }
 
 /// The status for a set of outcomes: 503 when a write failed inside

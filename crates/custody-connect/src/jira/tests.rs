@@ -995,8 +995,23 @@ fn a_failed_write_is_503_and_a_missing_case_409_so_jira_retries() {
     assert_eq!(status(&[recorded.clone(), not_found.clone()]), 409);
     assert_eq!(status(&[not_found.clone(), internal.clone()]), 503);
     assert_eq!(status(&[refused, internal]), 503);
-    let body: Value = serde_json::from_slice(&connector.answer(&[not_found]).body).unwrap();
+    // Error answers are problem documents carrying the outcomes.
+    let answer = connector.answer(&[not_found]);
+    assert_eq!(answer.content_type, Some("application/problem+json"));
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["status"], 409);
+    assert_eq!(body["type"], "urn:custody:problem:conflict");
     assert_eq!(body["outcomes"][0]["outcome"], "not_found");
+    let body: Value = serde_json::from_slice(
+        &connector
+            .answer(&[outcome(OutcomeKind::Refused {
+                rule: "internal".into(),
+            })])
+            .body,
+    )
+    .unwrap();
+    assert_eq!(body["type"], "urn:custody:problem:unavailable");
+    assert_eq!(body["outcomes"][0]["rule"], "internal");
 }
 
 // -------------------------------------------------------------- write-back
