@@ -374,7 +374,10 @@ impl FromStr for ConnectorName {
 /// character that [`crate::text::is_unsafe_char`] names (control, bidi,
 /// zero-width and other invisible characters, so two IDs can never look
 /// alike on a screen while differing) and no white space at either end
-/// (which no system's IDs have, and which hides in a listing).
+/// (which no system's IDs have, and which hides in a listing). Nor is it
+/// `.` or `..`, which no system uses as an ID and which a URL cannot carry
+/// as a path segment (`PUT /v1/connectors/{name}/identities/{external_user}`):
+/// clients resolve them as the current and the parent directory.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ExternalUser(String);
 
@@ -408,6 +411,12 @@ impl FromStr for ExternalUser {
             return Err(ModelError::Text {
                 field: FIELD,
                 problem: "must not begin or end with white space",
+            });
+        }
+        if text == "." || text == ".." {
+            return Err(ModelError::Text {
+                field: FIELD,
+                problem: "must not be `.` or `..`",
             });
         }
         Ok(ExternalUser(text.to_string()))
@@ -983,18 +992,32 @@ pub const LABEL_PATTERN: &str = concat!(
 );
 
 /// The OpenAPI pattern of an outside user's ID ([`ExternalUser`]): no unsafe
-/// character, and none that is white space at either end (the limit of 256
-/// bytes is a separate `maxLength`).
+/// character, none that is white space at either end, and not `.` or `..`
+/// (the limit of 256 bytes is a separate `maxLength`). Without lookahead,
+/// which not every engine has: one character but `.`; two, not both `.`;
+/// or three or more.
 pub const EXTERNAL_USER_PATTERN: &str = concat!(
-    "^[^",
+    "^(?:[^",
     unsafe_class!(),
     label_space!(),
-    "](?:[^",
-    unsafe_class!(),
-    "]*[^",
+    ".]|[^",
     unsafe_class!(),
     label_space!(),
-    "])?$"
+    ".][^",
+    unsafe_class!(),
+    label_space!(),
+    "]|[.][^",
+    unsafe_class!(),
+    label_space!(),
+    ".]|[^",
+    unsafe_class!(),
+    label_space!(),
+    "][^",
+    unsafe_class!(),
+    "]+[^",
+    unsafe_class!(),
+    label_space!(),
+    "])$"
 );
 
 /// The control characters (`char::is_control`) as a class body.
@@ -1211,6 +1234,8 @@ mod tests {
         for (refused, problem) in [
             ("", "must not be empty"),
             (" U1", "must not begin or end with white space"),
+            (".", "must not be `.` or `..`"),
+            ("..", "must not be `.` or `..`"),
             ("U1\u{3000}", "must not begin or end with white space"),
         ] {
             match refused.parse::<ExternalUser>() {
@@ -1374,6 +1399,9 @@ mod tests {
         samples.push("U".repeat(256));
         samples.push(format!("{}é", "a".repeat(254)));
         samples.push("557058:f58131cb-b67d-43c7-b30d-6b58d40bd077".to_string());
+        for dots in [".", "..", "...", ".a", "a.", ". .", ".. ", "a", "ab", "abc"] {
+            samples.push(dots.to_string());
+        }
         samples.push(format!("jira:{}", "K".repeat(128)));
         samples.push(format!("jira:{}", "K".repeat(129)));
         samples.push(format!("{}:K", "j".repeat(64)));
