@@ -246,6 +246,9 @@ fn mapping_on(store: TestStore) {
     server.stop();
     let report = server.assert_verify_ok();
     assert_eq!(report["checked"]["admin_events"], 12, "{report:#}");
+    if server.database.is_none() {
+        restored_from_a_bundle(&server);
+    }
 
     // A mapping inserted behind the store's back is a finding.
     let insert = "INSERT INTO connector_identities (connector, external_user, principal_id, mapped_at, mapped_by)
@@ -278,5 +281,67 @@ fn mapping_on(store: TestStore) {
             .unwrap()
             .contains("U66MALLORY"),
         "{report:#}"
+    );
+}
+
+/// A whole-log bundle carries the mappings: an import rebuilds the table
+/// from the events (its `verify` compares the two), and the lookup the
+/// connectors make answers on the restored store as on the original.
+fn restored_from_a_bundle(server: &Server) {
+    let root = tempfile::tempdir().unwrap();
+    let bundle = root.path().join("whole.jsonl");
+    let output = common::command()
+        .args(["export", "--format", "bundle", "--data"])
+        .arg(&server.data)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    common::assert_success(&output, "custody export --format bundle");
+    let imported = root.path().join("imported");
+    let key = server.log_keys()[0].clone();
+    let output = common::command()
+        .args(["import", "--bundle"])
+        .arg(&bundle)
+        .arg("--data")
+        .arg(&imported)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    common::assert_success(&output, "custody import --data");
+    std::fs::copy(
+        server.data.join("log-signing.key"),
+        imported.join("log-signing.key"),
+    )
+    .unwrap();
+    common::assert_verify_ok(&imported);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let found = runtime.block_on(async {
+        let store = custody_store::Store::open(&imported).await.unwrap();
+        let mut found = Vec::new();
+        for (connector, user) in [
+            ("slack", "U02,B"),
+            ("slack", "u01alice"),
+            ("slack", "U01ALICE"),
+            ("servicenow", "Ann Lee/Ops é?#%"),
+        ] {
+            found.push(
+                store
+                    .connector_identity(connector, user)
+                    .await
+                    .unwrap()
+                    .map(|principal| principal.id.to_string()),
+            );
+        }
+        found
+    });
+    assert_eq!(
+        found,
+        [
+            Some("alice".to_string()),
+            Some("bob".to_string()),
+            None,
+            Some("alice".to_string())
+        ]
     );
 }
