@@ -837,7 +837,8 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
     // the revocation is due; the reviews are overdue long before.
     server.advance(3 * 3600 + 120);
     server.cli_ok(&carol, &["execute", &bound, "--revocation"]);
-    // Administration: groups, a revoked token, a delegation granted and revoked.
+    // Administration: groups, a revoked token, a delegation granted and
+    // revoked, an outside user's mapping.
     server.cli_ok(
         &admin,
         &["principal", "set-groups", "dave", "--group", "reviewers"],
@@ -863,6 +864,10 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
     );
     let grant_id = grant["grant_id"].as_str().unwrap().to_string();
     server.cli_ok(&admin, &["delegation", "revoke", &grant_id]);
+    // An outside user mapped to a principal, remapped and unmapped.
+    server.cli_ok(&admin, &["connector", "map", "slack", "U01ALICE", "alice"]);
+    server.cli_ok(&admin, &["connector", "map", "slack", "U01ALICE", "bob"]);
+    server.cli_ok(&admin, &["connector", "unmap", "slack", "U01ALICE"]);
     // The webhook deliveries are recorded as they happen.
     common::wait_until("a notification attempt", || {
         let (jsonl, _) = exported(&export_direct(&server, &["--format", "jsonl"]));

@@ -338,7 +338,7 @@ codes! {
     AdminNotAdmin = "admin.not-admin" [High] Conflict
         r#"high (refusal at write time) | an administrative act by a principal who was not in `admins` as the record stood at that point (a token's owner may revoke it), or by `system` after the record's opening (once an admin has acted, only admins administer)"#;
     AdminRecordInvalid = "admin.record-invalid" [High] Conflict
-        r#"high | an administration event that does not follow from the record: a principal or token or grant added twice, a token issued for an unknown principal, a group change that misstates the groups it replaces, a token or grant revoked that was never issued or is revoked already (the first revocation stands), a grant's `granted_by` other than its actor, a grant or revocation time after the event was recorded"#;
+        r#"high | an administration event that does not follow from the record: a principal or token or grant added twice, a token issued for an unknown principal, a group change that misstates the groups it replaces, a token or grant revoked that was never issued or is revoked already (the first revocation stands), a grant's `granted_by` other than its actor, a grant or revocation time after the event was recorded, an outside user mapped to `system` or to a principal the record never added, a mapping that misstates the principal it replaces (or replaces a principal with itself), an unmapping of a user that was not mapped to the principal it names"#;
     AdminRecordMisplaced = "admin.record-misplaced" [High] Conflict
         r#"high | an administration event in a request's case, a second administration record, or another kind of event in the administration record"#;
     AdminPrincipalUnrecorded = "admin.principal-unrecorded" [Critical]
@@ -353,6 +353,10 @@ codes! {
         r#"critical | a stored delegation grant that the record never granted"#;
     AdminGrantMismatch = "admin.grant-mismatch" [Critical]
         r#"critical | a stored delegation grant that differs from the record (scope, validity, revocation), or a recorded grant missing from the store"#;
+    AdminIdentityUnrecorded = "admin.identity-unrecorded" [Critical]
+        r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal"#;
+    AdminIdentityMismatch = "admin.identity-mismatch" [Critical]
+        r#"critical | a stored mapping of an outside user to a principal other than the one the record maps it to, or a mapping in the record missing from the store"#;
     AdminUnrecordedLegacy = "admin.unrecorded-legacy" [Info]
         r#"info | the store holds principals, tokens or grants but no administration record: a data directory made by a version that did not record administration, never opened by `custody serve` since (which records them, by `system`, when it starts)"#;
     // The auditor bundle.

@@ -261,6 +261,20 @@ const COVERAGE: &[(&str, Producer)] = &[
         },
     ),
     (
+        "admin.identity-unrecorded",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_mappings_of_outside_users_must_be_the_records",
+        },
+    ),
+    (
+        "admin.identity-mismatch",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_mappings_of_outside_users_must_be_the_records",
+        },
+    ),
+    (
         "admin.unrecorded-legacy",
         Test {
             file: "crates/custody-core/tests/admin_record.rs",

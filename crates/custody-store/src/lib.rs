@@ -52,7 +52,7 @@ use std::time::Duration;
 use custody_core::audit::{decode_row, DecodedRow, Report, StoredEvent};
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
-use custody_core::model::{Actor, Principal, PrincipalId};
+use custody_core::model::{Actor, ConnectorName, ExternalUser, Principal, PrincipalId};
 use custody_core::{CaseId, CaseState, CaseView, Event, SharedClock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -65,7 +65,8 @@ use tokio::sync::{mpsc, oneshot};
 // What the store answers with is what the API sends: one definition, in the
 // crate the server and its clients share.
 pub use custody_api::{
-    AppendedEvent, CaseSummary, IssuedToken, OutboxEntry, TokenInfo, WriteOutcome,
+    AppendedEvent, CaseSummary, IdentityChange, IdentityMapping, IssuedToken, OutboxEntry,
+    TokenInfo, WriteOutcome,
 };
 
 /// Where a store keeps its ledger.
@@ -568,6 +569,14 @@ pub enum StoreError {
     /// A principal with that name already exists.
     #[error("principal {0} already exists")]
     PrincipalExists(String),
+    /// The outside user is not mapped to any principal (nothing to unmap).
+    #[error("{connector} user {external_user} is not mapped to a principal")]
+    IdentityNotMapped {
+        /// The connector.
+        connector: String,
+        /// The outside user's ID.
+        external_user: String,
+    },
     /// The database failed; the write was not acknowledged.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -919,6 +928,73 @@ impl Store {
             reply,
         })
         .await
+    }
+
+    /// Maps outside users of `connector` to principals (`identity_mapped`
+    /// events in the administration record, by the admin `by`), in order,
+    /// all in one transaction: when one mapping is refused (an unknown
+    /// principal, `system`), none is recorded. A user mapped to the
+    /// principal it is mapped to already records nothing; one mapped to
+    /// another principal is remapped by one event naming the one it
+    /// replaces. Returns what each did.
+    pub async fn map_identities(
+        &self,
+        connector: ConnectorName,
+        entries: Vec<(ExternalUser, PrincipalId)>,
+        by: Actor,
+    ) -> Result<Vec<IdentityChange>, StoreError> {
+        self.submit(|reply| writer::Job::MapIdentities {
+            connector,
+            entries,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes the mapping of an outside user (`identity_unmapped`, by the
+    /// admin `by`): from then on the connector trusts it no more. Refused
+    /// ([`StoreError::IdentityNotMapped`]) when it is not mapped.
+    pub async fn unmap_identity(
+        &self,
+        connector: ConnectorName,
+        external_user: ExternalUser,
+        by: Actor,
+    ) -> Result<IdentityChange, StoreError> {
+        self.submit(|reply| writer::Job::UnmapIdentity {
+            connector,
+            external_user,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// The principal, as it is now (kind, groups, organisation), that the
+    /// outside user `external_user` of `connector` is mapped to, or `None`:
+    /// an unmapped user is never trusted. The ID is compared exactly
+    /// (case-sensitive); text that could not be an outside user's ID (see
+    /// [`ExternalUser`]) is mapped to no one.
+    pub async fn connector_identity(
+        &self,
+        connector: &str,
+        external_user: &str,
+    ) -> Result<Option<custody_core::model::Principal>, StoreError> {
+        let (Ok(connector), Ok(external_user)) = (
+            connector.parse::<ConnectorName>(),
+            external_user.parse::<ExternalUser>(),
+        ) else {
+            return Ok(None);
+        };
+        on_backend!(&self.readers, ops, readers => ops::connector_identity(readers, &connector, &external_user).await)
+    }
+
+    /// The mapped outside users of `connector`, by ID.
+    pub async fn connector_identities(
+        &self,
+        connector: &ConnectorName,
+    ) -> Result<Vec<IdentityMapping>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::connector_identities(readers, connector).await)
     }
 
     /// The events of the administration record, oldest first.
@@ -1482,3 +1558,11 @@ macro_rules! token_select {
     };
 }
 pub(crate) use token_select;
+
+/// The columns `identity_from_row` reads. A macro so that queries stay `&'static str`.
+macro_rules! identity_columns {
+    () => {
+        "connector, external_user, principal_id, mapped_at, mapped_by"
+    };
+}
+pub(crate) use identity_columns;

@@ -406,7 +406,10 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
 }
 
 /// What an action becomes once its case is bound.
-#[allow(clippy::large_enum_variant, reason = "one per inbound action, moved once")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per inbound action, moved once"
+)]
 enum Bound {
     /// A write.
     Command(CaseCommand),

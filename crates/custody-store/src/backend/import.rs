@@ -22,7 +22,15 @@ pub(crate) struct Importer {
 pub(crate) async fn import_begin(mut connection: Conn) -> Result<Importer, StoreError> {
     sqlx::raw_sql(BEGIN_WRITE).execute(&mut connection).await?;
     migrate_in_transaction(&mut connection).await?;
-    for table in ["events", "checkpoints", "principals", "tokens", "deployment", "cases"] {
+    for table in [
+        "events",
+        "checkpoints",
+        "principals",
+        "tokens",
+        "connector_identities",
+        "deployment",
+        "cases",
+    ] {
         let query = format!("SELECT COUNT(*) FROM {table}");
         let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
             .fetch_one(&mut connection)

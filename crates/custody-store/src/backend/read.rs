@@ -642,6 +642,53 @@ pub(crate) async fn admin_record(readers: &Pool) -> Result<Vec<Event>, StoreErro
         .collect()
 }
 
+pub(crate) fn identity_from_row(row: &DbRow) -> Result<crate::IdentityMapping, StoreError> {
+    Ok(crate::IdentityMapping {
+        connector: row.try_get("connector")?,
+        external_user: row.try_get("external_user")?,
+        principal: row.try_get("principal_id")?,
+        mapped_at: row.try_get("mapped_at")?,
+        mapped_by: row.try_get("mapped_by")?,
+    })
+}
+
+/// The principal, as it is now, that an outside user of a connector is
+/// mapped to.
+pub(crate) async fn connector_identity(
+    readers: &Pool,
+    connector: &custody_core::model::ConnectorName,
+    external_user: &custody_core::model::ExternalUser,
+) -> Result<Option<Principal>, StoreError> {
+    let row = sqlx::query(
+        "SELECT p.principal_id, p.display_name, p.kind, p.groups_json, p.org
+         FROM connector_identities c JOIN principals p ON p.principal_id = c.principal_id
+         WHERE c.connector = $1 AND c.external_user = $2",
+    )
+    .bind(connector.as_str())
+    .bind(external_user.as_str())
+    .fetch_optional(readers)
+    .await?;
+    row.as_ref().map(principal_from_row).transpose()
+}
+
+/// The mapped outside users of a connector, by ID.
+pub(crate) async fn connector_identities(
+    readers: &Pool,
+    connector: &custody_core::model::ConnectorName,
+) -> Result<Vec<crate::IdentityMapping>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        crate::identity_columns!(),
+        " FROM connector_identities WHERE connector = $1 ORDER BY external_user"
+    ))
+    .bind(connector.as_str())
+    .fetch_all(readers)
+    .await?
+    .iter()
+    .map(identity_from_row)
+    .collect()
+}
+
 /// The stored projections of the administration record, for the audit.
 async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminRows, StoreError> {
     let principals = sqlx::query(
@@ -679,10 +726,25 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
                 .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let identities = sqlx::query(
+        "SELECT connector, external_user, principal_id FROM connector_identities ORDER BY connector, external_user",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(custody_core::admin::IdentityRow {
+            connector: row.try_get("connector")?,
+            external_user: row.try_get("external_user")?,
+            principal: row.try_get("principal_id")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(custody_core::admin::AdminRows {
         principals,
         tokens,
         grants,
+        identities,
     })
 }
 

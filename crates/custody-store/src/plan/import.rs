@@ -315,6 +315,17 @@ impl ImportState {
                     grant_json: encode(grant)?,
                 }
             }
+            EventBody::IdentityMapped(mapped) => AdminRow::MapIdentity {
+                connector: mapped.connector.clone(),
+                external_user: mapped.external_user.clone(),
+                principal: mapped.principal.clone(),
+                mapped_at: event.recorded_at,
+                mapped_by: by,
+            },
+            EventBody::IdentityUnmapped(unmapped) => AdminRow::UnmapIdentity {
+                connector: unmapped.connector.clone(),
+                external_user: unmapped.external_user.clone(),
+            },
             _ => return Ok(Vec::new()),
         };
         Ok(vec![row])

@@ -84,9 +84,15 @@ impl RestoreCheck {
             _ => {}
         }
         if let Some(key) = &event.idempotency_key {
+            // A connector's write is keyed by its source, whoever the
+            // record maps to (`CaseWrite::idempotency_scope`).
+            let scope = match &event.source {
+                Some(source) => format!("connector:{source}"),
+                None => event.actor.principal.to_string(),
+            };
             let write = self
                 .writes
-                .entry(short_digest(&[event.actor.principal.as_str(), key]))
+                .entry(short_digest(&[scope.as_str(), key]))
                 .or_insert(KeyedWrite {
                     chain: [0; 32],
                     events: 0,
