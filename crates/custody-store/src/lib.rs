@@ -1185,18 +1185,6 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::principal(readers, id).await)
     }
 
-    /// The principal an outside system's user is mapped to for `connector`.
-    /// (Placeholder until the identity map lands: maps no one, so every
-    /// connector action is refused as unmapped.)
-    pub async fn connector_identity(
-        &self,
-        connector: &str,
-        external_user: &str,
-    ) -> Result<Option<Principal>, StoreError> {
-        let _ = (connector, external_user);
-        Ok(None)
-    }
-
     /// The case carrying `ticket` (not merged away), for a connector whose
     /// record names the ticket and not the case.
     pub async fn case_for_ticket(
