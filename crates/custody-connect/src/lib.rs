@@ -33,11 +33,11 @@
 pub mod config;
 pub mod jira;
 pub mod limits;
+pub mod replay;
 pub mod servicenow;
+pub mod signature;
 pub mod slack;
 pub mod teams;
-pub mod replay;
-pub mod signature;
 pub mod writeback;
 
 mod inbound;
@@ -81,6 +81,14 @@ pub trait Connector: Send + Sync {
     fn write_back(&self, update: &Update) -> Vec<Call> {
         let _ = update;
         Vec::new()
+    }
+
+    /// Whether a write-back call's 2xx answer really accepted it: some
+    /// vendors answer 200 with an error inside (Slack's `"ok": false`).
+    /// An `Err` is a failed attempt, retried like any other.
+    fn accepted(&self, call: &Call, status: u16, body: &[u8]) -> Result<(), String> {
+        let _ = (call, status, body);
+        Ok(())
     }
 }
 

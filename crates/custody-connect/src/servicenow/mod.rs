@@ -516,6 +516,7 @@ fn outcome_json(outcome: &Outcome) -> serde_json::Value {
         }
         OutcomeKind::Refused { rule } => ("refused", serde_json::json!({"rule": rule})),
         OutcomeKind::Unmapped => ("unmapped", serde_json::json!({})),
+        OutcomeKind::NotFound => ("not_found", serde_json::json!({})),
         OutcomeKind::Ignored => ("ignored", serde_json::json!({})),
     };
     let mut value = serde_json::json!({
@@ -545,10 +546,12 @@ fn instance_base(url: &str) -> Result<String, String> {
     match scheme {
         "https" => {}
         "http" if loopback => {}
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "instance_url `{}` must be https:// (the Table API credentials travel with every call)",
             custody_core::text::escape(url)
-        )),
+        ))
+        }
     }
     if rest.is_empty()
         || rest.contains(['/', '?', '#', '@'])

@@ -3,7 +3,9 @@
 
 use std::str::FromStr;
 
-use custody_core::model::validate_text;
+use custody_core::event::ChatApproval;
+use custody_core::id::Sha256Hash;
+use custody_core::model::{validate_text, PrincipalId};
 use custody_core::{CaseId, Timestamp};
 use serde::Deserialize;
 
@@ -26,6 +28,36 @@ pub(super) struct Activity {
     /// The message text, with the mention as `<at>Name</at>`.
     #[serde(default)]
     text: Option<String>,
+    /// The channel thread: `19:…@thread.tacv2;messageid=…`.
+    #[serde(default)]
+    conversation: Option<Conversation>,
+    /// Teams' own details: the channel and the tenant.
+    #[serde(default)]
+    channel_data: Option<ChannelData>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conversation {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChannelData {
+    #[serde(default)]
+    teams_channel_id: Option<String>,
+    #[serde(default)]
+    tenant: Option<Tenant>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Tenant {
+    #[serde(default)]
+    id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +123,7 @@ impl Activity {
             Command::Approve { case, comment } => Action::Approve {
                 target: Target::Case(case),
                 comment,
-                chat: None,
+                chat: Some(self.chat_approval()),
             },
             Command::Deny { case, reason } => Action::Deny {
                 target: Target::Case(case),
@@ -106,6 +138,78 @@ impl Activity {
             reply_to: None,
         }])
     }
+}
+
+impl Activity {
+    /// Where the approval was typed, recorded as `approve --chat-*` records
+    /// it: the channel, a link to the message and the SHA-256 of its text.
+    fn chat_approval(&self) -> ChatApproval {
+        let conversation_id = self
+            .conversation
+            .as_ref()
+            .and_then(|conversation| conversation.id.as_deref())
+            .unwrap_or_default();
+        let (conversation_channel, thread) = match conversation_id.split_once(";messageid=") {
+            Some((channel, thread)) => (channel, Some(thread)),
+            None => (conversation_id, None),
+        };
+        let channel = self
+            .channel_data
+            .as_ref()
+            .and_then(|data| data.teams_channel_id.as_deref())
+            .filter(|channel| !channel.is_empty())
+            .unwrap_or(conversation_channel);
+        let tenant = self
+            .channel_data
+            .as_ref()
+            .and_then(|data| data.tenant.as_ref())
+            .and_then(|tenant| tenant.id.as_deref())
+            .or_else(|| {
+                self.conversation
+                    .as_ref()
+                    .and_then(|conversation| conversation.tenant_id.as_deref())
+            })
+            .unwrap_or_default();
+        let message = self.id.trim();
+        // Teams' deep link to a channel message (a reply links through its
+        // thread's first message).
+        let mut permalink = format!(
+            "https://teams.microsoft.com/l/message/{}/{}?tenantId={}",
+            percent_encode(channel),
+            percent_encode(message),
+            percent_encode(tenant)
+        );
+        if let Some(thread) = thread {
+            permalink.push_str("&parentMessageId=");
+            permalink.push_str(&percent_encode(thread));
+        }
+        ChatApproval {
+            channel: format!("teams:{channel}"),
+            permalink,
+            message_sha256: Sha256Hash::of(self.text.as_deref().unwrap_or_default().as_bytes()),
+            // The server records the approval as the principal the sender
+            // is mapped to, and sets the approver to that principal
+            // whatever is here; the connector cannot know it.
+            approver: PrincipalId::from_str(UNMAPPED_APPROVER)
+                .expect("`unmapped` is a valid principal name"),
+        }
+    }
+}
+
+/// The approver of a chat approval before the server maps the sender.
+pub(super) const UNMAPPED_APPROVER: &str = "unmapped";
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 /// A command typed after the mention.

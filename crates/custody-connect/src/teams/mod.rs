@@ -164,7 +164,7 @@ mod card {
                 }
                 OutcomeKind::AlreadyRecorded { state } => facts.push(fact("State", state)),
                 OutcomeKind::Refused { rule } => facts.push(fact("Rule", rule)),
-                OutcomeKind::Unmapped | OutcomeKind::Ignored => {}
+                OutcomeKind::Unmapped | OutcomeKind::NotFound | OutcomeKind::Ignored => {}
             }
             if let Some(principal) = &outcome.principal {
                 facts.push(fact("As", principal));
@@ -198,6 +198,7 @@ mod card {
             OutcomeKind::Unmapped => {
                 "Refused: your Teams account is not mapped to a Custody principal. Ask an administrator to run `custody connector map`."
             }
+            OutcomeKind::NotFound => "Not found: there is no such case.",
             OutcomeKind::Ignored => "Nothing to do.",
         }
     }

@@ -4,6 +4,9 @@
 use std::str::FromStr;
 
 use base64::Engine;
+use custody_core::event::ChatApproval;
+use custody_core::id::Sha256Hash;
+use custody_core::model::PrincipalId;
 use custody_core::{CaseId, Timestamp};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -272,11 +275,22 @@ fn the_size_limit_comes_from_the_configuration() {
     );
 }
 
+/// The chat provenance of an approval typed as `text` in the test channel.
+fn chat(text: &str) -> Option<ChatApproval> {
+    Some(ChatApproval {
+        channel: "teams:19:c0ffee00d15ea5e0@thread.tacv2".into(),
+        permalink: "https://teams.microsoft.com/l/message/19%3Ac0ffee00d15ea5e0%40thread.tacv2/1796033707123?tenantId=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9&parentMessageId=1796033707123".into(),
+        message_sha256: Sha256Hash::of(text.as_bytes()),
+        approver: PrincipalId::from_str("unmapped").unwrap(),
+    })
+}
+
 #[test]
 fn approve_and_deny_commands_become_actions_on_the_case() {
     let occurred_at = Some(Timestamp::parse("2026-11-30T10:15:07.123Z").unwrap());
+    let text = format!("<at>Custody</at> approve {CASE}\n");
     assert_eq!(
-        parse_text(&format!("<at>Custody</at> approve {CASE}\n")).unwrap(),
+        parse_text(&text).unwrap(),
         vec![Inbound {
             external_id: "1796033707123".into(),
             external_user: SENDER.into(),
@@ -284,7 +298,7 @@ fn approve_and_deny_commands_become_actions_on_the_case() {
             action: Action::Approve {
                 target: Target::Case(case()),
                 comment: None,
-                chat: None,
+                chat: chat(&text),
             },
             reply_to: None,
         }]
@@ -300,17 +314,37 @@ fn approve_and_deny_commands_become_actions_on_the_case() {
             comment: Some("not during the freeze & not without a ticket".into()),
         }
     );
+    let text = format!("<at>Custody</at> APPROVE {CASE} ok for the incident");
     assert_eq!(
-        parse_text(&format!(
-            "<at>Custody</at> APPROVE {CASE} ok for the incident"
-        ))
-        .unwrap()[0]
-            .action,
+        parse_text(&text).unwrap()[0].action,
         Action::Approve {
             target: Target::Case(case()),
             comment: Some("ok for the incident".into()),
-            chat: None,
+            chat: chat(&text),
         }
+    );
+}
+
+#[test]
+fn the_chat_provenance_falls_back_to_the_conversation() {
+    // Without channelData, the channel and tenant come from the
+    // conversation; a message that starts no thread has no parent.
+    let mut message = activity(&format!("approve {CASE}"));
+    message.as_object_mut().unwrap().remove("channelData");
+    message["conversation"]["id"] = "19:abc@thread.skype".into();
+    let body = body(&message);
+    let headers = Headers::new([("Authorization", authorization(&body))]);
+    let inbound = connector().parse(&request(&headers, &body)).unwrap();
+    let Action::Approve {
+        chat: Some(chat), ..
+    } = &inbound[0].action
+    else {
+        panic!("{inbound:?}")
+    };
+    assert_eq!(chat.channel, "teams:19:abc@thread.skype");
+    assert_eq!(
+        chat.permalink,
+        "https://teams.microsoft.com/l/message/19%3Aabc%40thread.skype/1796033707123?tenantId=0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9"
     );
 }
 
