@@ -82,6 +82,40 @@ pub trait Connector: Send + Sync {
         let _ = update;
         Vec::new()
     }
+
+    /// Whether the vendor accepted a write-back [`Call`], from its answer's
+    /// status and body: `Err` (saying why) makes the attempt a failed one,
+    /// retried and recorded like any failed delivery. The default accepts
+    /// any 2xx; a vendor that reports failures inside a 200 (Slack's Web
+    /// API answers `{"ok": false, "error": ...}`) says so here.
+    fn accepted(&self, status: u16, body: &[u8]) -> Result<(), String> {
+        let _ = body;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("the vendor answered HTTP {status}"))
+        }
+    }
+
+    /// The answer to a request refused after its signature was verified
+    /// (a malformed body, a command that does not parse), when the source
+    /// shows the person nothing but a 200's body (a Slack slash command).
+    /// `None`, the default, answers with [`Refusal::status`]; a signature
+    /// refusal never reaches this (it is a 401 for every source).
+    fn refused(&self, refusal: &Refusal) -> Option<Answer> {
+        let _ = refusal;
+        None
+    }
+
+    /// Calls to make once the request is answered, outside the outbox and
+    /// recorded nowhere (best effort): a message only the person who acted
+    /// sees, where the source ignores the answer's body (Slack ignores the
+    /// body of the answer to a button click, so the outcome is posted with
+    /// `chat.postEphemeral`). The default makes none.
+    fn follow_up(&self, request: &Request<'_>, outcomes: &[Outcome]) -> Vec<Call> {
+        let _ = (request, outcomes);
+        Vec::new()
+    }
 }
 
 /// What a verified signature gives: what to remember against replay, and
