@@ -117,6 +117,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         scan_interval: std::time::Duration::from_secs(config.workflow.scan_interval_seconds),
         notify: config.notify,
         export: config.export,
+        connectors: config.connectors.clone(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: config
                 .evidence

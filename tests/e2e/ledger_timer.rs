@@ -62,6 +62,7 @@ async fn write(store: &Store, who: &str, key: &str, command: CaseCommand) -> Cas
             idempotency_key: key.to_string(),
             command,
             occurred_at: None,
+            connector: None,
         })
         .await
         .unwrap_or_else(|error| panic!("{key}: {error}"))

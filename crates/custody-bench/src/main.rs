@@ -468,6 +468,7 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
                 }
                 .into(),
                 occurred_at: None,
+                connector: None,
             })
             .await?;
         cases.push(outcome.case_id);
@@ -507,6 +508,7 @@ async fn append_through_store(
                         }
                         .into(),
                         occurred_at: None,
+                        connector: None,
                     })
                     .await?;
                 latencies.push(begun.elapsed());
@@ -628,6 +630,7 @@ async fn append_through_http(
         scan_interval: Duration::from_secs(10),
         notify: custody_server::delivery::NotifyConfig::default(),
         export: custody_server::push::ExportConfig::default(),
+        connectors: Vec::new(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
@@ -801,6 +804,7 @@ async fn requests_through_store(
                         }
                         .into(),
                         occurred_at: None,
+                        connector: None,
                     })
                     .await?;
                 latencies.push(begun.elapsed());
@@ -870,6 +874,7 @@ async fn deliveries(count: usize) -> Result<()> {
         scan_interval: Duration::from_secs(60),
         notify,
         export: custody_server::push::ExportConfig::default(),
+        connectors: Vec::new(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
@@ -1019,6 +1024,7 @@ async fn evidence_upload(size: u64) -> Result<()> {
         scan_interval: Duration::from_secs(60),
         notify: custody_server::delivery::NotifyConfig::default(),
         export: custody_server::push::ExportConfig::default(),
+        connectors: Vec::new(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),

@@ -235,6 +235,9 @@ pub enum OutcomeKind {
     },
     /// The external user maps to no principal: never trusted.
     Unmapped,
+    /// The case it names, or the case of the ticket it names, does not
+    /// exist.
+    NotFound,
     /// Nothing to do (not for Custody).
     Ignored,
 }

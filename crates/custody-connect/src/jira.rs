@@ -24,6 +24,9 @@ pub struct JiraConfig {
 impl JiraConfig {
     /// Checks the settings and builds the connector.
     pub fn build(&self) -> Result<Box<dyn Connector>, String> {
-        Err(format!("connector `{}`: the jira connector is not built yet", self.name))
+        Err(format!(
+            "connector `{}`: the jira connector is not built yet",
+            self.name
+        ))
     }
 }

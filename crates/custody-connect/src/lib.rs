@@ -33,11 +33,11 @@
 pub mod config;
 pub mod jira;
 pub mod limits;
+pub mod replay;
 pub mod servicenow;
+pub mod signature;
 pub mod slack;
 pub mod teams;
-pub mod replay;
-pub mod signature;
 pub mod writeback;
 
 mod inbound;
@@ -83,25 +83,19 @@ pub trait Connector: Send + Sync {
         Vec::new()
     }
 
-    /// Whether the vendor accepted a write-back [`Call`], from its answer's
-    /// status and body: `Err` (saying why) makes the attempt a failed one,
-    /// retried and recorded like any failed delivery. The default accepts
-    /// any 2xx; a vendor that reports failures inside a 200 (Slack's Web
-    /// API answers `{"ok": false, "error": ...}`) says so here.
-    fn accepted(&self, status: u16, body: &[u8]) -> Result<(), String> {
-        let _ = body;
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(format!("the vendor answered HTTP {status}"))
-        }
+    /// Whether a write-back call's 2xx answer really accepted it: some
+    /// vendors answer 200 with an error inside (Slack's `"ok": false`).
+    /// An `Err` is a failed attempt, retried like any other.
+    fn accepted(&self, call: &Call, status: u16, body: &[u8]) -> Result<(), String> {
+        let _ = (call, status, body);
+        Ok(())
     }
 
     /// The answer to a request refused after its signature was verified
     /// (a malformed body, a command that does not parse), when the source
     /// shows the person nothing but a 200's body (a Slack slash command).
-    /// `None`, the default, answers with [`Refusal::status`]; a signature
-    /// refusal never reaches this (it is a 401 for every source).
+    /// `None`, the default, answers with [`Refusal::status`]; a size or
+    /// signature refusal never reaches this (413 or 401 for every source).
     fn refused(&self, refusal: &Refusal) -> Option<Answer> {
         let _ = refusal;
         None

@@ -43,9 +43,11 @@ pub fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> Result<(), Refusal> {
             "the signature is not an HMAC-SHA256 (32 bytes)".into(),
         ));
     }
-    mac(key, parts)
-        .verify_slice(tag)
-        .map_err(|_| Refusal::Unauthenticated("the signature does not match the body under the connector's secret".into()))
+    mac(key, parts).verify_slice(tag).map_err(|_| {
+        Refusal::Unauthenticated(
+            "the signature does not match the body under the connector's secret".into(),
+        )
+    })
 }
 
 /// Decodes 64 hexadecimal digits (either case) into a tag.
@@ -90,9 +92,8 @@ pub fn parse_unix_seconds(text: &str, header: &str) -> Result<u64, Refusal> {
             "the {header} header is not a decimal number of Unix seconds"
         )));
     }
-    text.parse().map_err(|_| {
-        Refusal::Unauthenticated(format!("the {header} header is out of range"))
-    })
+    text.parse()
+        .map_err(|_| Refusal::Unauthenticated(format!("the {header} header is out of range")))
 }
 
 #[cfg(test)]
@@ -132,7 +133,10 @@ mod tests {
 
     #[test]
     fn timestamps_and_tags_parse_strictly() {
-        assert_eq!(parse_unix_seconds(" 1700000000 ", "t").unwrap(), 1_700_000_000);
+        assert_eq!(
+            parse_unix_seconds(" 1700000000 ", "t").unwrap(),
+            1_700_000_000
+        );
         for bad in ["", "-1", "1e9", "0x10", "99999999999999999999"] {
             assert!(parse_unix_seconds(bad, "t").is_err(), "{bad}");
         }

@@ -24,6 +24,9 @@ pub struct TeamsConfig {
 impl TeamsConfig {
     /// Checks the settings and builds the connector.
     pub fn build(&self) -> Result<Box<dyn Connector>, String> {
-        Err(format!("connector `{}`: the teams connector is not built yet", self.name))
+        Err(format!(
+            "connector `{}`: the teams connector is not built yet",
+            self.name
+        ))
     }
 }

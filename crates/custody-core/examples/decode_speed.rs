@@ -49,6 +49,7 @@ fn main() {
                     recorded_at: Timestamp::now(),
                     occurred_at: None,
                     idempotency_key: Some(format!("key-{index}")),
+                    origin: None,
                 },
             );
             StoredEvent {

@@ -327,7 +327,9 @@ impl CaseView {
         match &event.body {
             // A second request inside a case is an anomaly the audit reports;
             // the projection keeps the first.
-            EventBody::RequestCreated(_) | EventBody::CommentAdded(_) => {}
+            EventBody::RequestCreated(_)
+            | EventBody::CommentAdded(_)
+            | EventBody::TicketChanged(_) => {}
             EventBody::ApprovalGranted(decision) => {
                 let approver = decision
                     .chat

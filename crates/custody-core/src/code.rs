@@ -130,6 +130,8 @@ codes! {
         r#"critical | the stored bytes are an event but not its RFC 8785 form: they were rewritten"#;
     EventIndexMismatch = "event.index-mismatch" [Critical]
         r#"critical | the row's `case_id`/`seq` columns disagree with the event inside"#;
+    EventExternalIdRepeated = "event.external-id-repeated" [High]
+        r#"high | two writes carry the same `source` and `external_id`: one record of an outside system was recorded twice (the writer returns the first write's outcome for a replay and appends nothing, so this takes a write behind its back)"#;
     ChainMissingStart = "chain.missing-start" [Critical]
         r#"critical | the first stored event of a case is not seq 1"#;
     ChainSeqGap = "chain.seq-gap" [Critical]
@@ -276,6 +278,8 @@ codes! {
         r#"high | a break-glass case's post-hoc review deadline passed and it is not reviewed; the message says whether the ledger escalated (`escalation_raised` by `system`)"#;
     ApprovalUnconfirmedAttestation = "approval.unconfirmed-attestation" [Medium]
         r#"medium | a chat approval recorded by someone else for an approver who never confirmed it (it does not count)"#;
+    ConnectorTicketDrift = "connector.ticket-drift" [High]
+        r#"high | after the case was approved, a connector saw its ticket describe another change than the approved one (`ticket_changed`): the ticket was edited after approval, so the ticket and the approval no longer agree"#;
     SodRequesterCannotAttest = "sod.requester-cannot-attest" [High] SeparationOfDuties
         r#"high | the requester recorded an approval for someone else"#;
     ApprovalNothingToConfirm = "approval.nothing-to-confirm" [Medium] Conflict

@@ -158,6 +158,15 @@ pub enum CaseStep {
         /// The text.
         text: String,
     },
+    /// Record what a connector saw the case's ticket describe now.
+    RecordTicketChange {
+        /// The case.
+        case_id: CaseId,
+        /// The ticket.
+        ticket: Ticket,
+        /// The change its fields describe now.
+        change: Change,
+    },
     /// Record the revocation of time-bound access that reached its end.
     ExecuteRevocation {
         /// The case.
@@ -268,6 +277,7 @@ impl CaseStep {
             | CaseStep::Execute { case_id, .. }
             | CaseStep::Review { case_id, .. }
             | CaseStep::Comment { case_id, .. }
+            | CaseStep::RecordTicketChange { case_id, .. }
             | CaseStep::ExecuteRevocation { case_id, .. }
             | CaseStep::AttachEvidence { case_id, .. }
             | CaseStep::RecordLinkFailure { case_id, .. }
@@ -316,6 +326,9 @@ impl CaseStep {
                 outcome, comment, ..
             } => lifecycle::review(case.executed()?, actor, *outcome, comment.clone()),
             CaseStep::Comment { text, .. } => Ok(lifecycle::comment(case, actor, text.clone())),
+            CaseStep::RecordTicketChange { ticket, change, .. } => {
+                Ok(lifecycle::ticket_changed(ticket.clone(), change.clone()))
+            }
             CaseStep::ExecuteRevocation {
                 change_set,
                 comment,

@@ -46,16 +46,16 @@ pub struct Event {
     /// The system it came from, when it came from elsewhere (a ticketing
     /// system, an identity provider, a cloud audit log).
     ///
-    /// Always `None` today: every event is written through the API or by
-    /// the ledger itself. Kept, and written as `null` in every event's
-    /// canonical bytes, for the connectors (inbound records from other
-    /// systems), which will fill it; [`Draft::seal`](crate::lifecycle::Draft::seal)
-    /// is the one place that sets it.
+    /// The connector's name for an event a connector wrote (its `via` is
+    /// `connector:<name>`), `None` for the API, the CLI and the ledger
+    /// itself; [`Draft::seal`](crate::lifecycle::Draft::seal) is the one
+    /// place that sets it, from the write's [`Origin`].
     #[serde(deserialize_with = "Option::deserialize")]
     pub source: Option<String>,
     /// Its ID in that system, so a record delivered twice by a connector is
-    /// recognised. Always `None` today, like [`Self::source`], and filled by
-    /// the connectors with it.
+    /// recognised: (source, external ID) is unique in the ledger (the
+    /// writer appends a replay nothing, `verify` reports a repeat as
+    /// `event.external-id-repeated`).
     #[serde(deserialize_with = "Option::deserialize")]
     pub external_id: Option<String>,
     /// The event this one responds to.
@@ -68,6 +68,17 @@ pub struct Event {
     /// from the encoding when it owes none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<crate::notice::Owed>,
+}
+
+/// Where a record came from: the outside system (a connector's name) and
+/// its ID there. (source, external ID) is unique in the ledger: a record
+/// delivered twice appends once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// The connector's name.
+    pub source: String,
+    /// The record's ID in the source.
+    pub external_id: String,
 }
 
 /// What happened, with its details. Serialised as `kind` plus `payload`.
@@ -96,6 +107,10 @@ pub enum EventBody {
     ReviewCompleted(Review),
     /// A comment.
     CommentAdded(Comment),
+    /// A connector saw the case's ticket edited: the change its fields
+    /// describe now. When the case was approved and this differs from the
+    /// approved change, `verify` reports `connector.ticket-drift`.
+    TicketChanged(TicketChanged),
     /// This case duplicates another one (the survivor) and is closed into it.
     DuplicateMerged(MergeLink),
     /// A duplicate case was merged into this one.
@@ -633,6 +648,17 @@ pub struct Comment {
     pub text: String,
 }
 
+/// The payload of `ticket_changed`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TicketChanged {
+    /// The ticket, as the case carries it.
+    pub ticket: crate::model::Ticket,
+    /// The change the ticket's fields describe now.
+    pub change: crate::model::Change,
+}
+
 /// Why stored bytes are not a well-formed event.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -695,6 +721,7 @@ impl EventBody {
             EventBody::ExecutionFailed(_) => "execution_failed",
             EventBody::ReviewCompleted(_) => "review_completed",
             EventBody::CommentAdded(_) => "comment_added",
+            EventBody::TicketChanged(_) => "ticket_changed",
             EventBody::DuplicateMerged(_) => "duplicate_merged",
             EventBody::DuplicateLinked(_) => "duplicate_linked",
             EventBody::BreakGlassInvoked(_) => "break_glass_invoked",
@@ -776,6 +803,9 @@ impl EventBody {
                 with_comment(format!("reviewed: {outcome}"), &review.comment)
             }
             EventBody::CommentAdded(comment) => format!("comment: {}", first_line(&comment.text)),
+            EventBody::TicketChanged(changed) => {
+                format!("ticket {} now describes {}", changed.ticket, changed.change)
+            }
             EventBody::DuplicateMerged(link) => with_comment(
                 format!("merged as a duplicate into {}", link.other_case),
                 &link.comment,
@@ -1016,6 +1046,7 @@ mod tests {
                         recorded_at: Timestamp::from_micros(1_800_000_000_123_456),
                         occurred_at: Some(Timestamp::from_micros(1_799_999_000_000_000)),
                         idempotency_key: Some("key".into()),
+                        origin: None,
                     },
                 )
             })

@@ -152,6 +152,15 @@ pub enum AuthContext {
         /// The subject claim.
         subject: String,
     },
+    /// A connector: the outside system signed the request, and its user was
+    /// mapped to the principal through the deployment's identity map.
+    Connector {
+        /// The connector's name (`via` is `connector:<name>`).
+        connector: String,
+        /// The user as the outside system names them (a Slack user ID, a
+        /// Jira accountId, ...).
+        external_user: String,
+    },
     /// The ledger itself.
     System,
 }

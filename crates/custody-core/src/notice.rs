@@ -42,11 +42,29 @@ pub enum Audience {
     /// The alternate when something was missed: a notification that could
     /// not be delivered, a request nobody answered in time, an overdue review.
     Escalation,
+    /// The outside records a case is bound to: the ticket of a connector's
+    /// system the case carries, or the chat message a connector acted on.
+    /// A connector's write-back (`custody-connect`); its routes are not
+    /// configured but follow from the connectors ([`Routing::linked`]).
+    Linked,
 }
 
 impl Audience {
     /// Every audience, in order.
-    pub const ALL: [Audience; 7] = [
+    pub const ALL: [Audience; 8] = [
+        Audience::Approvers,
+        Audience::Requester,
+        Audience::Executor,
+        Audience::Reviewers,
+        Audience::Security,
+        Audience::Owner,
+        Audience::Escalation,
+        Audience::Linked,
+    ];
+
+    /// The audiences a `[notify.routes]` table may configure (all but
+    /// [`Audience::Linked`], whose routes are the connectors').
+    pub const CONFIGURABLE: [Audience; 7] = [
         Audience::Approvers,
         Audience::Requester,
         Audience::Executor,
@@ -66,6 +84,7 @@ impl Audience {
             Audience::Security => "security",
             Audience::Owner => "owner",
             Audience::Escalation => "escalation",
+            Audience::Linked => "linked",
         }
     }
 }
@@ -150,12 +169,18 @@ pub struct Routing {
     /// Per policy rule (by name), routes that replace an audience's routes
     /// for the cases that rule decides.
     pub rules: BTreeMap<String, BTreeMap<Audience, Vec<Route>>>,
+    /// The connectors that write back to tickets: ticket system (`jira`)
+    /// to the connectors (channels) serving it. Every event of a case
+    /// carrying a ticket of that system owes each a [`CASE_UPDATE`] with
+    /// the ticket's key as recipient (audience [`Audience::Linked`]).
+    pub linked: BTreeMap<String, Vec<String>>,
 }
 
 impl Routing {
     /// Whether no notification can be owed at all (no route anywhere).
     pub fn is_empty(&self) -> bool {
         self.routes.values().all(Vec::is_empty)
+            && self.linked.values().all(Vec::is_empty)
             && self
                 .rules
                 .values()
@@ -184,6 +209,10 @@ pub struct Notice {
     /// Who it is for.
     pub audience: Audience,
 }
+
+/// The kind of a connector's write-back: the case's state after an event,
+/// written into the outside record the case is bound to.
+pub const CASE_UPDATE: &str = "case_update";
 
 /// The kind of the notice that tells reviewers a change was approved, before
 /// it is executed.

@@ -72,8 +72,33 @@ impl Routing {
                 });
             }
         }
+        if let Some(ticket) = after.ticket.as_ref().filter(|_| writes_back(event)) {
+            for channel in self.linked.get(&ticket.system).into_iter().flatten() {
+                owed.push(Owed {
+                    delivery_id: format!("{}.{}", event.event_id, owed.len()),
+                    kind: crate::notice::CASE_UPDATE.to_string(),
+                    audience: Audience::Linked,
+                    channel: channel.clone(),
+                    recipient: Some(ticket.key.clone()),
+                });
+            }
+        }
         owed
     }
+}
+
+/// Whether `event` is written back to the ticket its case carries: every
+/// step of the case, but not the ledger's bookkeeping about deliveries
+/// (a write-back attempt owing a write-back would never end), nor what the
+/// ticket itself reported.
+fn writes_back(event: &Event) -> bool {
+    !matches!(
+        event.body,
+        EventBody::NotificationAttempted(_)
+            | EventBody::EscalationRaised(_)
+            | EventBody::ExpiryApproaching(_)
+            | EventBody::TicketChanged(_)
+    )
 }
 
 /// The one principal an audience denotes in a case, if it denotes one.

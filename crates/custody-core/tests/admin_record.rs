@@ -80,6 +80,7 @@ impl Log {
                 recorded_at,
                 occurred_at: None,
                 idempotency_key: None,
+                origin: None,
             },
         );
         self.events.push(event);

@@ -56,6 +56,7 @@ fn execution_bytes(change_set: ChangeSet) -> Vec<u8> {
         recorded_at: now,
         occurred_at: None,
         idempotency_key: None,
+        origin: None,
     };
     let request = lifecycle::request(change, None, None, &AppliedRule::brief_default())
         .unwrap()

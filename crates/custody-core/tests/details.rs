@@ -144,6 +144,7 @@ impl Trail {
             recorded_at: Timestamp::from_micros(1_800_000_000_000_000 + seq as i64),
             occurred_at: None,
             idempotency_key: None,
+            origin: None,
         }
     }
 

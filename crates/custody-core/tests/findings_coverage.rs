@@ -119,6 +119,10 @@ const COVERAGE: &[(&str, Producer)] = &[
     ("event.malformed", Fixture(event_malformed)),
     ("event.not-canonical", Fixture(event_not_canonical)),
     ("event.index-mismatch", Fixture(event_index_mismatch)),
+    (
+        "event.external-id-repeated",
+        Fixture(event_external_id_repeated),
+    ),
     ("chain.missing-start", Fixture(chain_missing_start)),
     ("chain.seq-gap", Fixture(chain_seq_gap)),
     ("chain.out-of-order", Fixture(chain_out_of_order)),
@@ -456,6 +460,7 @@ const COVERAGE: &[(&str, Producer)] = &[
         "approval.unconfirmed-attestation",
         Fixture(approval_unconfirmed_attestation),
     ),
+    ("connector.ticket-drift", Fixture(connector_ticket_drift)),
     (
         "sod.requester-cannot-attest",
         Fixture(sod_requester_cannot_attest),
@@ -799,6 +804,7 @@ impl Trail {
                 recorded_at: time(self.events.len() as i64),
                 occurred_at,
                 idempotency_key: None,
+                origin: None,
             },
         );
         self.events
@@ -1014,6 +1020,25 @@ fn event_index_mismatch() -> Outcome {
         run(&rows, trail.heads(), Auditor::new()),
         at(Some(&a), Some(2), Some(2)),
     )
+}
+
+/// One connector record (source, external ID) recorded in two cases: the
+/// second is the repeat.
+fn event_external_id_repeated() -> Outcome {
+    let mut trail = Trail::default();
+    let a = trail.append(None, human("alice"), request_draft("admin"));
+    let b = trail.append(None, human("alice"), request_draft("db"));
+    trail.append(Some(&a), human("bob"), comment_draft("from the ticket"));
+    trail.append(
+        Some(&b),
+        human("bob"),
+        comment_draft("from the ticket again"),
+    );
+    for index in [2, 3] {
+        trail.events[index].source = Some("jira".into());
+        trail.events[index].external_id = Some("10001-1700000000000".into());
+    }
+    audit(trail.audit(), at(Some(&b), Some(2), Some(3)))
 }
 
 fn chain_missing_start() -> Outcome {
@@ -2585,6 +2610,68 @@ fn approval_unconfirmed_attestation() -> Outcome {
             .unwrap();
     trail.append(Some(&case), human("bob"), draft);
     audit(trail.audit(), at(Some(&case), Some(2), None))
+}
+
+/// The ticket describes another change after the approval.
+fn connector_ticket_drift() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let ticket: custody_core::model::Ticket = "jira:SEC-1".parse().unwrap();
+    trail.append(
+        Some(&case),
+        human("bob"),
+        lifecycle::ticket_changed(ticket, change("root")),
+    );
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+/// No drift: the ticket edited before any approval, or edited after it
+/// without changing what it describes; and one write's events may share
+/// their origin.
+#[test]
+fn a_ticket_that_still_describes_the_approved_change_is_no_drift() {
+    let ticket: custody_core::model::Ticket = "jira:SEC-1".parse().unwrap();
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    trail.append(
+        Some(&case),
+        human("bob"),
+        lifecycle::ticket_changed(ticket.clone(), change("root")),
+    );
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    trail.append(
+        Some(&case),
+        human("bob"),
+        lifecycle::ticket_changed(ticket, change("admin")),
+    );
+    trail.append(Some(&case), human("bob"), comment_draft("one write"));
+    trail.append(
+        Some(&case),
+        human("bob"),
+        comment_draft("one write, second event"),
+    );
+    for index in [4, 5] {
+        trail.events[index].source = Some("jira".into());
+        trail.events[index].external_id = Some("one-record".into());
+    }
+    // Editing the two events breaks their chain (reported, not asserted
+    // here); only the drift and origin rules are judged.
+    let rows = trail.rows();
+    let report = run(&rows, trail.heads(), Auditor::new());
+    let codes: Vec<String> = report
+        .findings
+        .iter()
+        .map(|finding| finding.code.to_string())
+        .collect();
+    assert!(
+        !codes
+            .iter()
+            .any(|code| code == "connector.ticket-drift" || code == "event.external-id-repeated"),
+        "{codes:?}"
+    );
 }
 
 fn lifecycle_approved_after_execution() -> Outcome {

@@ -70,6 +70,7 @@ impl Ledger {
                 recorded_at: Timestamp::from_micros(1_800_000_000_000_000 + seq as i64),
                 occurred_at: None,
                 idempotency_key: Some(format!("key-{seq}")),
+                origin: None,
             },
         );
         // Round-trip through the canonical bytes, as the store does.

@@ -98,6 +98,7 @@ impl Log {
                 ),
                 occurred_at: None,
                 idempotency_key: None,
+                origin: None,
             },
         );
         self.leaves.push(event.canonical_bytes());

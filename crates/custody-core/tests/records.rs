@@ -85,6 +85,7 @@ impl Log {
                 recorded_at: Timestamp::from_micros(1_800_000_000_000_000 + index),
                 occurred_at: None,
                 idempotency_key: None,
+                origin: None,
             },
         );
         self.events

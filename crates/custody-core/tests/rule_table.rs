@@ -215,6 +215,7 @@ impl World {
                 recorded_at: Timestamp::from_micros(1_800_000_000_000_000 + log_index as i64),
                 occurred_at: None,
                 idempotency_key: Some(format!("key-{log_index}")),
+                origin: None,
             },
         );
         let event = Event::decode(&event.canonical_bytes()).expect("sealed events decode");

@@ -94,6 +94,10 @@ pub(crate) fn cloud_event<'a>(record: &'a Record<'a>) -> CloudEvent<'a> {
         AuthContext::Oidc { issuer, subject } => {
             json!({"method": "oidc", "issuer": issuer, "subject": subject})
         }
+        AuthContext::Connector {
+            connector,
+            external_user,
+        } => json!({"method": "connector", "connector": connector, "external_user": external_user}),
         AuthContext::System => json!({"method": "system"}),
     };
     let claims = json!({

@@ -223,8 +223,17 @@ struct ActorFields<'a> {
 #[derive(Serialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
 enum Auth<'a> {
-    Token { token_id: &'a str },
-    Oidc { issuer: &'a str, subject: &'a str },
+    Token {
+        token_id: &'a str,
+    },
+    Oidc {
+        issuer: &'a str,
+        subject: &'a str,
+    },
+    Connector {
+        connector: &'a str,
+        external_user: &'a str,
+    },
     System,
 }
 
@@ -455,6 +464,13 @@ fn typed<'a>(
                 auth: match &event.actor.auth {
                     AuthContext::Token { token_id } => Auth::Token { token_id },
                     AuthContext::Oidc { issuer, subject } => Auth::Oidc { issuer, subject },
+                    AuthContext::Connector {
+                        connector,
+                        external_user,
+                    } => Auth::Connector {
+                        connector,
+                        external_user,
+                    },
                     AuthContext::System => Auth::System,
                 },
             },

@@ -735,6 +735,19 @@ fn actor_object(actor: &Actor) -> ActorObject<'_> {
                 issuer,
             }),
         ),
+        // The outside system's user ID is the account's alternate UID; the
+        // connector that vouched for it is the identity provider.
+        AuthContext::Connector {
+            connector,
+            external_user,
+        } => (
+            None,
+            Some(external_user.as_str()),
+            Some(Idp {
+                name: connector,
+                issuer: connector,
+            }),
+        ),
         AuthContext::System => (None, None, None),
     };
     let authorizations = match (&actor.delegation_grant, &actor.on_behalf_of) {

@@ -147,6 +147,14 @@ pub fn encode_message(record: &Record<'_>, host: &str, out: &mut Vec<u8>) {
             sd.param("oidc_issuer", issuer);
             sd.param("oidc_subject", subject);
         }
+        AuthContext::Connector {
+            connector,
+            external_user,
+        } => {
+            sd.param("auth_method", "connector");
+            sd.param("connector", connector);
+            sd.param("external_user", external_user);
+        }
         AuthContext::System => sd.param("auth_method", "system"),
     }
     sd.param("occurred_at", &event.occurred_at.to_string());

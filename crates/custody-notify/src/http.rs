@@ -62,11 +62,26 @@ pub(crate) async fn post(
     mut headers: HeaderMap,
     body: Vec<u8>,
 ) -> Result<Delivered, DeliveryError> {
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let (delivered, _) = exchange(client, target, reqwest::Method::POST, headers, body).await?;
+    Ok(delivered)
+}
+
+/// Sends one request and classifies the answer as [`post`] does; on
+/// success returns the start of the answer's body too (at most 64 KiB),
+/// for callers that must read it (a vendor API that answers 200 with an
+/// error inside).
+pub(crate) async fn exchange(
+    client: &Client,
+    target: &Target<'_>,
+    method: reqwest::Method,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<(Delivered, Vec<u8>), DeliveryError> {
     let origin = origin(target.url);
     let prefix = format!("{} `{}`", target.kind, target.channel);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     let response = client
-        .post(target.url.clone())
+        .request(method, target.url.clone())
         .headers(headers)
         .body(body)
         .send()
@@ -75,10 +90,21 @@ pub(crate) async fn post(
 
     let status = response.status();
     if status.is_success() {
-        return Ok(Delivered {
-            status: Some(status.as_u16()),
-            detail: format!("HTTP {} from {origin}", describe(status)),
-        });
+        let mut answer = Vec::new();
+        let mut response = response;
+        while answer.len() < 64 * 1024 {
+            match response.chunk().await {
+                Ok(Some(chunk)) => answer.extend_from_slice(&chunk),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        return Ok((
+            Delivered {
+                status: Some(status.as_u16()),
+                detail: format!("HTTP {} from {origin}", describe(status)),
+            },
+            answer,
+        ));
     }
     let location = response
         .headers()

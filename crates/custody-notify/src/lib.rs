@@ -145,6 +145,7 @@
 mod chat;
 mod cloudevents;
 mod config;
+pub mod connector;
 mod email;
 mod http;
 mod nats;

@@ -43,7 +43,7 @@ pub struct DeliveryError {
 
 impl DeliveryError {
     /// A failure that a later attempt may not repeat.
-    pub(crate) fn retryable(message: impl Into<String>) -> Self {
+    pub fn retryable(message: impl Into<String>) -> Self {
         DeliveryError {
             retryable: true,
             status: None,
@@ -53,7 +53,7 @@ impl DeliveryError {
     }
 
     /// A failure that will repeat until someone changes something.
-    pub(crate) fn permanent(message: impl Into<String>) -> Self {
+    pub fn permanent(message: impl Into<String>) -> Self {
         DeliveryError {
             retryable: false,
             status: None,

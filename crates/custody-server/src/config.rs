@@ -46,6 +46,11 @@ pub struct Config {
     /// Continuous export: the push sinks (`[[export.sinks]]`).
     #[serde(default)]
     pub export: crate::push::ExportConfig,
+    /// The connectors (`[[connectors]]`): ITSM and chat systems whose
+    /// signed requests become ledger events, and which the ledger writes
+    /// back to (`docs/connectors.md`).
+    #[serde(default)]
+    pub connectors: Vec<custody_connect::config::ConnectorConfig>,
 }
 
 /// The `[workflow]` section.
@@ -252,7 +257,8 @@ impl Config {
         if !(1..=3600).contains(&config.workflow.scan_interval_seconds) {
             return Err("workflow.scan_interval_seconds must be between 1 and 3600".to_string());
         }
-        config.notify.routing(&config.policy)?;
+        let connectors = crate::connectors::Connectors::build(&config.connectors)?;
+        config.notify.routing(&config.policy, &connectors.links())?;
         config.evidence.validate()?;
         config.export.validate()?;
         Ok(config)

@@ -114,7 +114,14 @@ impl Default for NotifyConfig {
 
 impl NotifyConfig {
     /// Checks the section and returns the routing it describes.
-    pub fn routing(&self, policy: &custody_core::policy::Policy) -> Result<Routing, String> {
+    /// `connectors` are the configured connectors' names and the ticket
+    /// system each writes back to: a connector's name is a channel too
+    /// (its write-back), which routes may name.
+    pub fn routing(
+        &self,
+        policy: &custody_core::policy::Policy,
+        connectors: &[(String, Option<String>)],
+    ) -> Result<Routing, String> {
         let mut names = std::collections::HashSet::new();
         for channel in &self.channels {
             channel
@@ -125,6 +132,20 @@ impl NotifyConfig {
                     "two notify channels are named `{}`; channel names must be unique",
                     channel.name()
                 ));
+            }
+        }
+        let mut linked: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (connector, ticket_system) in connectors {
+            if !names.insert(connector.as_str()) {
+                return Err(format!(
+                    "a notify channel and a connector are both named `{connector}`; a connector's name is the channel of its write-back, so the names must differ"
+                ));
+            }
+            if let Some(system) = ticket_system {
+                linked
+                    .entry(system.clone())
+                    .or_default()
+                    .push(connector.clone());
             }
         }
         if !(1..=100).contains(&self.max_attempts) {
@@ -162,6 +183,11 @@ impl NotifyConfig {
                 let audience: Audience = audience
                     .parse()
                     .map_err(|error| format!("{context}: {error}"))?;
+                if audience == Audience::Linked {
+                    return Err(format!(
+                        "{context}.linked: the linked audience is the connectors' write-back to the tickets and messages a case is bound to; it follows from [[connectors]] and is not routed here"
+                    ));
+                }
                 let mut parsed = Vec::new();
                 for entry in entries {
                     let route: Route = entry
@@ -182,7 +208,7 @@ impl NotifyConfig {
         let mut routes = parse_routes(&self.routes, "notify.routes")?;
         if routes.is_empty() && !self.channels.is_empty() {
             // Sane default: everyone is told everything on every channel.
-            for audience in Audience::ALL {
+            for audience in Audience::CONFIGURABLE {
                 routes.insert(
                     audience,
                     self.channels
@@ -207,7 +233,11 @@ impl NotifyConfig {
                 parse_routes(table, &format!("notify.rules.{rule}"))?,
             );
         }
-        Ok(Routing { routes, rules })
+        Ok(Routing {
+            routes,
+            rules,
+            linked,
+        })
     }
 }
 
@@ -215,6 +245,7 @@ impl NotifyConfig {
 pub struct Deliverer {
     store: Store,
     channels: HashMap<String, Arc<Channel>>,
+    connectors: crate::connectors::Connectors,
     config: NotifyConfig,
     owner: String,
 }
@@ -222,7 +253,11 @@ pub struct Deliverer {
 impl Deliverer {
     /// Connects every configured channel (refusing a configuration that
     /// cannot work) and names this worker for its leases.
-    pub async fn new(store: Store, config: NotifyConfig) -> Result<Deliverer, String> {
+    pub async fn new(
+        store: Store,
+        config: NotifyConfig,
+        connectors: crate::connectors::Connectors,
+    ) -> Result<Deliverer, String> {
         let mut channels = HashMap::new();
         for channel in &config.channels {
             let connected = Channel::connect(channel)
@@ -241,6 +276,7 @@ impl Deliverer {
         Ok(Deliverer {
             store,
             channels,
+            connectors,
             config,
             owner,
         })
@@ -315,6 +351,12 @@ impl Deliverer {
         let number = delivery.attempts.saturating_add(1);
         let started = Instant::now();
         let result = match self.channels.get(&delivery.channel) {
+            None if self.connectors.contains(&delivery.channel) => {
+                match self.update(&delivery).await {
+                    Ok(update) => self.connectors.write_back(&delivery.channel, &update).await,
+                    Err(message) => Err(custody_notify::DeliveryError::permanent(message)),
+                }
+            }
             None => Err(custody_notify::DeliveryError {
                 retryable: false,
                 status: None,
@@ -409,6 +451,7 @@ impl Deliverer {
             }
             .into(),
             occurred_at: None,
+            connector: None,
         };
         if let Err(error) = self.store.write(write).await {
             // The lease runs out and the notification is delivered again.
@@ -459,6 +502,54 @@ impl Deliverer {
             .as_ref()
             .map(|template| template.replace("{case}", &notification.case_id));
         Ok(notification)
+    }
+
+    /// The update a connector writes back for `delivery`, rendered from the
+    /// ledger like a notification.
+    async fn update(&self, delivery: &ClaimedDelivery) -> Result<custody_connect::Update, String> {
+        let notification = self.notification(delivery).await?;
+        let case_id: custody_core::CaseId = delivery
+            .case_id
+            .parse()
+            .map_err(|error| format!("the outbox names no case: {error}"))?;
+        let (_, events) = self
+            .store
+            .case(&case_id)
+            .await
+            .map_err(|error| format!("cannot read case {case_id}: {error}"))?;
+        let position = events
+            .iter()
+            .position(|event| event.event_id.as_str() == delivery.event_id)
+            .ok_or_else(|| format!("case {case_id} holds no event {}", delivery.event_id))?;
+        let event = &events[position];
+        let after = custody_core::CaseView::replay(&events[..=position])
+            .ok_or_else(|| format!("case {case_id} does not start with a request"))?;
+        let recipient = delivery.recipient.clone().ok_or_else(|| {
+            format!(
+                "write-back {} names no outside record to write to",
+                delivery.delivery_id
+            )
+        })?;
+        // The first write-back to this record: no earlier event of the case
+        // owed one to it.
+        let first = !events[..position].iter().any(|earlier| {
+            earlier.notify.iter().any(|owed| {
+                owed.channel == delivery.channel && owed.recipient.as_deref() == Some(&recipient)
+            })
+        });
+        Ok(custody_connect::Update {
+            case_id,
+            case_url: notification.case_url.clone(),
+            recipient,
+            event: event.body.kind_name().to_string(),
+            state: after.state.to_string(),
+            actor: match &event.actor.on_behalf_of {
+                Some(party) => format!("{} on behalf of {party}", event.actor.principal),
+                None => event.actor.principal.to_string(),
+            },
+            summary: event.body.summary(),
+            first,
+        })
     }
 
     /// Exponential backoff with jitter (between half and the whole of the

@@ -12,6 +12,7 @@ pub mod api;
 pub mod checkpoint_copies;
 pub mod config;
 pub mod connections;
+pub mod connectors;
 pub mod delivery;
 pub mod exporter;
 pub mod extract;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
     /// The time the server's decisions are made at ([`ServeOptions::clock`]).
     pub clock: SharedClock,
+    /// The configured connectors (`[[connectors]]`).
+    pub connectors: connectors::Connectors,
 }
 
 /// How the server runs, beyond the store.
@@ -90,6 +93,8 @@ pub struct ServeOptions {
     pub notify: delivery::NotifyConfig,
     /// The push sinks (`[[export.sinks]]`) and how they are driven.
     pub export: push::ExportConfig,
+    /// The connectors (`[[connectors]]`).
+    pub connectors: Vec<custody_connect::config::ConnectorConfig>,
     /// The evidence blob store and its limits.
     pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
@@ -133,6 +138,7 @@ impl ServeOptions {
             scan_interval: Duration::from_secs(config.workflow.scan_interval_seconds),
             notify: config.notify,
             export: config.export,
+            connectors: config.connectors,
             evidence: api::evidence::EvidenceState {
                 blobs,
                 config: std::sync::Arc::new(config.evidence),
@@ -216,6 +222,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             let openapi = openapi.clone();
             async move { Json(openapi.as_ref().clone()) }
         }),
+    )
+    // Vendor-facing: authenticated by each source's own signature, not a
+    // bearer token, and answered in the source's shape (docs/connectors.md).
+    .route(
+        "/v1/connectors/{name}/{endpoint}",
+        axum::routing::post(connectors::inbound),
     )
     .route("/healthz", get(healthz))
     .route("/metrics", get(render_metrics))
@@ -306,17 +318,20 @@ pub async fn serve_listener_with(
             )))
         }
     }
+    let connectors =
+        connectors::Connectors::build(&options.connectors).map_err(std::io::Error::other)?;
     let routing = options
         .notify
-        .routing(&options.policy)
+        .routing(&options.policy, &connectors.links())
         .map_err(std::io::Error::other)?;
     if routing.is_empty() {
         tracing::warn!("no notification channels are configured: nobody is told about cases (see [notify] in the configuration)");
     }
     store.set_notification_routing(routing);
-    let deliverer = delivery::Deliverer::new(store.clone(), options.notify.clone())
-        .await
-        .map_err(std::io::Error::other)?;
+    let deliverer =
+        delivery::Deliverer::new(store.clone(), options.notify.clone(), connectors.clone())
+            .await
+            .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
     pushers.start();
     let checkpoints = tokio::spawn(sign_checkpoints(
@@ -338,6 +353,7 @@ pub async fn serve_listener_with(
         evidence: options.evidence,
         checkpoint_copies: options.checkpoint_copies.clone(),
         clock: options.clock.clone(),
+        connectors,
     };
     let served = connections::serve(
         listener,

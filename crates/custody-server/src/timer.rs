@@ -58,6 +58,7 @@ pub async fn scan_overdue(store: &Store, now: Timestamp) -> Result<Vec<Acted>, S
                 }
                 .into(),
                 occurred_at: None,
+                connector: None,
             };
             match store.write(write).await {
                 Ok(outcome) => {

@@ -56,6 +56,7 @@ async fn main() {
                     }
                     .into(),
                     occurred_at: None,
+                    connector: None,
                 })
                 .await
                 .unwrap();
@@ -70,6 +71,7 @@ async fn main() {
                         }
                         .into(),
                         occurred_at: None,
+                        connector: None,
                     })
                     .await
                     .unwrap();

@@ -343,6 +343,41 @@ pub struct CaseWrite {
     pub command: CaseCommand,
     /// When the step happened according to the client, if earlier than now.
     pub occurred_at: Option<Timestamp>,
+    /// For a connector's write: where it came from, and what to write back.
+    pub connector: Option<ConnectorWrite>,
+}
+
+/// What a connector's write carries besides the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorWrite {
+    /// The connector's name and the record's ID there: set as the events'
+    /// `source` and `external_id`. (source, external ID) is the write's
+    /// idempotency key, whoever the record maps to: a replayed record
+    /// returns the first write's outcome and appends nothing.
+    pub origin: custody_core::event::Origin,
+    /// The outside record to write the outcome back to (a chat message),
+    /// when it is not the case's ticket: the events written owe it a
+    /// write-back (audience `linked`).
+    pub reply: Option<custody_core::notice::Route>,
+}
+
+impl CaseWrite {
+    /// The key the write's idempotency record is stored under: the
+    /// principal and its key, or for a connector's write
+    /// `connector:<name>` and the record's external ID (principal IDs never
+    /// hold a `:`, so the two spaces cannot meet).
+    pub fn idempotency_scope(&self) -> (String, String) {
+        match &self.connector {
+            Some(connector) => (
+                format!("connector:{}", connector.origin.source),
+                connector.origin.external_id.clone(),
+            ),
+            None => (
+                self.actor.principal.to_string(),
+                self.idempotency_key.clone(),
+            ),
+        }
+    }
 }
 
 /// An external reference's evidence record: evidence held for a ticket
@@ -1010,6 +1045,34 @@ impl Store {
     /// One principal.
     pub async fn principal(&self, id: &PrincipalId) -> Result<Option<Principal>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::principal(readers, id).await)
+    }
+
+    /// The principal an outside system's user is mapped to for `connector`.
+    /// (Placeholder until the identity map lands: maps no one, so every
+    /// connector action is refused as unmapped.)
+    pub async fn connector_identity(
+        &self,
+        connector: &str,
+        external_user: &str,
+    ) -> Result<Option<Principal>, StoreError> {
+        let _ = (connector, external_user);
+        Ok(None)
+    }
+
+    /// The case carrying `ticket` (not merged away), for a connector whose
+    /// record names the ticket and not the case.
+    pub async fn case_for_ticket(
+        &self,
+        ticket: &custody_core::model::Ticket,
+    ) -> Result<Option<CaseId>, StoreError> {
+        let found = on_backend!(&self.readers, ops, readers => ops::case_for_ticket(readers, &ticket.to_string()).await)?;
+        found
+            .map(|case_id| {
+                case_id
+                    .parse()
+                    .map_err(|error| StoreError::Corrupt(format!("cases row {case_id}: {error}")))
+            })
+            .transpose()
     }
 
     /// All principals, by name.

@@ -108,6 +108,7 @@ async fn deployment() -> (tempfile::TempDir, Store, custody_core::CaseId) {
             }
             .into(),
             occurred_at: None,
+            connector: None,
         })
         .await
         .unwrap();
@@ -134,6 +135,7 @@ async fn a_vendor_write_decided_after_a_revocation_sees_the_grant_revoked() {
             }
             .into(),
             occurred_at: None,
+            connector: None,
         })
     );
     assert!(revoked.unwrap().revoked_at.is_some());

@@ -54,6 +54,7 @@ fn write(name: &str, key: &str, command: CaseCommand) -> CaseWrite {
         idempotency_key: key.to_string(),
         command,
         occurred_at: None,
+        connector: None,
     }
 }
 
@@ -712,4 +713,82 @@ async fn export_cursors_are_leased_and_moved_by_compare_and_set() {
             .unwrap(),
         Some(0)
     );
+}
+
+/// A connector's record is keyed by (source, external ID), not by who it
+/// maps to: replayed, even mapped to someone else since, it returns the
+/// first outcome and appends nothing; a different write under the same
+/// record ID is refused; the events carry the origin; and `verify` passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connector_record_is_written_once_whoever_it_maps_to() {
+    let (directory, store) = open().await;
+    let opened = store
+        .write(write("alice", "open", request("user:dave", None)))
+        .await
+        .unwrap();
+    let from_jira = |name: &str, text: &str| CaseWrite {
+        connector: Some(custody_store::ConnectorWrite {
+            origin: custody_core::event::Origin {
+                source: "jira".into(),
+                external_id: "10001-1700000000000".into(),
+            },
+            reply: None,
+        }),
+        ..write(
+            name,
+            "10001-1700000000000",
+            CaseStep::Comment {
+                case_id: opened.case_id.clone(),
+                text: text.into(),
+            }
+            .into(),
+        )
+    };
+    let first = store.write(from_jira("bob", "edited")).await.unwrap();
+    assert!(!first.replayed);
+    assert_eq!(first.appended.len(), 1);
+    let size = store.log_size().await.unwrap();
+
+    let replayed = store.write(from_jira("carol", "edited")).await.unwrap();
+    assert!(replayed.replayed);
+    assert_eq!(replayed.appended, first.appended);
+    assert_eq!(store.log_size().await.unwrap(), size);
+
+    let refused = store.write(from_jira("bob", "something else")).await;
+    match refused {
+        Err(StoreError::Refused(refusal)) => {
+            assert_eq!(refusal.rule.to_string(), "idempotency.key-reused");
+            assert!(refusal.message.contains("10001-1700000000000"), "{refusal}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(store.log_size().await.unwrap(), size);
+
+    // The same key by the same principal through the API is another space.
+    let api = store
+        .write(write(
+            "bob",
+            "10001-1700000000000",
+            CaseStep::Comment {
+                case_id: opened.case_id.clone(),
+                text: "through the API".into(),
+            }
+            .into(),
+        ))
+        .await
+        .unwrap();
+    assert!(!api.replayed);
+
+    let (_, events) = store.case(&opened.case_id).await.unwrap();
+    let from = &events[1];
+    assert_eq!(from.source.as_deref(), Some("jira"));
+    assert_eq!(from.external_id.as_deref(), Some("10001-1700000000000"));
+    assert_eq!(events[2].source, None);
+    let report = ReadOnlyStore::open(directory.path())
+        .await
+        .unwrap()
+        .audit(Vec::new(), None)
+        .await
+        .unwrap();
+    assert!(report.ok, "{:#?}", report.findings);
 }

@@ -169,9 +169,10 @@ fn buttons(update: &Update) -> Value {
     })
 }
 
-/// The text for the person who acted, one line per outcome. `user` is
-/// their Slack user ID when known (for the mapping hint).
-pub(crate) fn outcome_text(connector: &str, outcomes: &[Outcome], user: Option<&str>) -> String {
+/// The text for the person who acted, one line per outcome: what was
+/// recorded, or why nothing was (the server's message carries the rule and
+/// its hint, or the mapping to ask an administrator for).
+pub(crate) fn outcome_text(outcomes: &[Outcome]) -> String {
     if outcomes.is_empty() {
         return "Nothing to record.".to_string();
     }
@@ -201,15 +202,9 @@ pub(crate) fn outcome_text(connector: &str, outcomes: &[Outcome], user: Option<&
                     "Already recorded: {case} is {}. Nothing was added.",
                     escape(state)
                 ),
-                OutcomeKind::Refused { rule } => {
-                    format!("Refused by rule `{}`: {message}", escape(rule))
+                OutcomeKind::Refused { .. } | OutcomeKind::Unmapped | OutcomeKind::NotFound => {
+                    format!("Not recorded: {message}")
                 }
-                OutcomeKind::Unmapped => format!(
-                    "Refused: your Slack user{} is not mapped to a Custody principal, so nothing was recorded. An administrator maps it with `custody connector map {} {} PRINCIPAL`.",
-                    user.map(|user| format!(" {user}")).unwrap_or_default(),
-                    escape(connector),
-                    user.unwrap_or("SLACK_USER_ID"),
-                ),
                 OutcomeKind::Ignored if message.is_empty() => "Nothing to record.".to_string(),
                 OutcomeKind::Ignored => format!("Nothing to record: {message}"),
             }

@@ -114,7 +114,6 @@ impl SlackConfig {
 /// A configured Slack connector.
 #[derive(Debug)]
 pub struct SlackConnector {
-    name: String,
     signing_secret: Secret,
     bot_token: Secret,
     api_url: String,
@@ -182,7 +181,6 @@ impl SlackConnector {
             return Err(fail("max_body_bytes is 0, which accepts no request".into()));
         }
         Ok(SlackConnector {
-            name: name.clone(),
             signing_secret: config.secret.clone(),
             bot_token: config.bot_token.clone(),
             api_url,
@@ -326,17 +324,15 @@ impl Connector for SlackConnector {
     }
 
     fn answer(&self, outcomes: &[Outcome]) -> Answer {
-        Answer::json(
-            200,
-            &message::ephemeral(&message::outcome_text(&self.name, outcomes, None)),
-        )
+        Answer::json(200, &message::ephemeral(&message::outcome_text(outcomes)))
     }
 
     fn write_back(&self, update: &Update) -> Vec<Call> {
         message::write_back(&self.web_api(), update)
     }
 
-    fn accepted(&self, status: u16, body: &[u8]) -> Result<(), String> {
+    fn accepted(&self, call: &Call, status: u16, body: &[u8]) -> Result<(), String> {
+        let _ = call;
         if !(200..300).contains(&status) {
             return Err(format!("Slack answered HTTP {status}"));
         }
@@ -381,7 +377,7 @@ impl Connector for SlackConnector {
         else {
             return Vec::new();
         };
-        let text = message::outcome_text(&self.name, outcomes, Some(&place.user));
+        let text = message::outcome_text(outcomes);
         vec![message::post_ephemeral(
             &self.web_api(),
             &place.channel,

@@ -732,23 +732,46 @@ fn the_answer_says_what_was_recorded_or_why_not() {
         ),
         format!("Already recorded: case *{CASE}* is denied. Nothing was added.")
     );
+    // The server's message carries the rule and its hint; it is escaped
+    // for Slack.
     assert_eq!(
         text(
             OutcomeKind::Refused {
                 rule: "approval.self-approval".into()
             },
-            "you requested this change; another approver must approve it <!channel>"
+            "you requested this change <!channel> [approval.self-approval] Hint: another approver must approve it."
         ),
-        "Refused by rule `approval.self-approval`: you requested this change; another approver must approve it &lt;!channel&gt;"
+        "Not recorded: you requested this change &lt;!channel&gt; [approval.self-approval] Hint: another approver must approve it."
     );
-    let unmapped = text(OutcomeKind::Unmapped, "");
-    assert!(
-        unmapped.starts_with("Refused: your Slack user is not mapped"),
-        "{unmapped}"
+    assert_eq!(
+        text(
+            OutcomeKind::Unmapped,
+            "U0EVE is not mapped to a Custody principal, so this action was not recorded; ask an administrator to run `custody connector map slack U0EVE PRINCIPAL`"
+        ),
+        "Not recorded: U0EVE is not mapped to a Custody principal, so this action was not recorded; ask an administrator to run `custody connector map slack U0EVE PRINCIPAL`"
     );
-    assert!(
-        unmapped.contains("custody connector map slack SLACK_USER_ID PRINCIPAL"),
-        "{unmapped}"
+    assert_eq!(
+        text(OutcomeKind::NotFound, "case AC-1 does not exist"),
+        "Not recorded: case AC-1 does not exist"
+    );
+    assert_eq!(
+        text(OutcomeKind::Ignored, "ticket jira:X-1 is bound to no case"),
+        "Nothing to record: ticket jira:X-1 is bound to no case"
+    );
+    // One line per outcome.
+    assert_eq!(
+        answer_text(&connector.answer(&[
+            outcome(
+                OutcomeKind::AlreadyRecorded {
+                    state: "approved".into()
+                },
+                ""
+            ),
+            outcome(OutcomeKind::Ignored, ""),
+        ])),
+        format!(
+            "Already recorded: case *{CASE}* is approved. Nothing was added.\nNothing to record."
+        )
     );
     assert_eq!(text(OutcomeKind::Ignored, ""), "Nothing to record.");
     assert_eq!(answer_text(&connector.answer(&[])), "Nothing to record.");
@@ -766,7 +789,10 @@ fn a_click_is_answered_to_the_clicker_with_chat_post_ephemeral() {
     let headers = signed_headers(SECRET, "1700000000", &body);
     let calls = connector.follow_up(
         &request("actions", &headers, &body),
-        &[outcome(OutcomeKind::Unmapped, "")],
+        &[outcome(
+            OutcomeKind::Unmapped,
+            "U0EVE is not mapped to a Custody principal, so this action was not recorded",
+        )],
     );
     assert_eq!(calls.len(), 1);
     let call = &calls[0];
@@ -786,13 +812,9 @@ fn a_click_is_answered_to_the_clicker_with_chat_post_ephemeral() {
     assert_eq!(sent["channel"], "C0123ACCESS");
     assert_eq!(sent["user"], "U0EVE");
     let text = sent["text"].as_str().unwrap();
-    assert!(
-        text.starts_with("Refused: your Slack user U0EVE is not mapped"),
-        "{text}"
-    );
-    assert!(
-        text.contains("custody connector map slack U0EVE PRINCIPAL"),
-        "{text}"
+    assert_eq!(
+        text,
+        "Not recorded: U0EVE is not mapped to a Custody principal, so this action was not recorded"
     );
     // A slash command's answer is shown already; no follow-up.
     let body = command_body("request user:a b");
@@ -989,26 +1011,22 @@ fn a_recipient_of_neither_shape_writes_nothing() {
 #[test]
 fn slack_refusals_inside_a_200_are_failed_attempts() {
     let connector = connector();
-    connector
-        .accepted(200, br#"{"ok": true, "channel": "C1", "ts": "1.2"}"#)
-        .unwrap();
+    let call = connector
+        .write_back(&update("C0123ACCESS", "requested", "open"))
+        .remove(0);
+    let accepted = |status: u16, body: &[u8]| connector.accepted(&call, status, body);
+    accepted(200, br#"{"ok": true, "channel": "C1", "ts": "1.2"}"#).unwrap();
     assert_eq!(
-        connector.accepted(200, br#"{"ok": false, "error": "channel_not_found"}"#),
+        accepted(200, br#"{"ok": false, "error": "channel_not_found"}"#),
         Err("Slack refused the call: channel_not_found".to_string())
     );
-    assert!(connector
-        .accepted(200, b"<html>")
-        .unwrap_err()
-        .contains("not JSON"));
-    assert!(connector
-        .accepted(200, b"{}")
-        .unwrap_err()
-        .contains("no `ok`"));
+    assert!(accepted(200, b"<html>").unwrap_err().contains("not JSON"));
+    assert!(accepted(200, b"{}").unwrap_err().contains("no `ok`"));
     assert_eq!(
-        connector.accepted(503, br#"{"ok": true}"#),
+        accepted(503, br#"{"ok": true}"#),
         Err("Slack answered HTTP 503".to_string())
     );
-    assert!(connector.accepted(429, b"").is_err());
+    assert!(accepted(429, b"").is_err());
 }
 
 // --- settings ---
@@ -1072,7 +1090,8 @@ proptest! {
             let _ = connector.parse(&request);
             let _ = connector.follow_up(&request, &[]);
         }
-        let _ = connector.accepted(200, &body);
+        let call = crate::Call { method: "POST", url: String::new(), headers: Vec::new(), body: Vec::new() };
+        let _ = connector.accepted(&call, 200, &body);
     }
 
     #[test]

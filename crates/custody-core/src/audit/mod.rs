@@ -241,6 +241,10 @@ pub struct Auditor {
     evidence: evidence::EvidenceSeen,
     /// The administration record and the actions taken under delegation grants.
     admin: admin::AdminAudit,
+    /// Each (source, external ID) seen, with the case and sequence number of
+    /// the last event carrying it: one write's events carry it in a row,
+    /// anything else is a record recorded twice. Grows with connector events.
+    origins: HashMap<(String, String), (String, u64)>,
 }
 
 impl Auditor {
@@ -336,12 +340,41 @@ impl Auditor {
 
         self.deliveries.observe(&event, log_index);
         self.evidence.observe(&event, log_index);
+        self.observe_origin(&event, log_index);
 
         if self.cases.contains_key(event.case_id.as_str()) {
             self.observe_next(&event, hash, log_index);
         } else {
             self.observe_first(&event, hash, log_index);
         }
+    }
+
+    /// (source, external ID) is unique to one write: the events of that
+    /// write follow each other in one case; any other repeat is a finding.
+    fn observe_origin(&mut self, event: &Event, log_index: u64) {
+        let (Some(source), Some(external_id)) = (&event.source, &event.external_id) else {
+            return;
+        };
+        let key = (source.clone(), external_id.clone());
+        let here = (event.case_id.to_string(), event.seq);
+        if let Some((case, seq)) = self.origins.get(&key) {
+            if !(case == &here.0 && seq.checked_add(1) == Some(here.1)) {
+                self.findings.push(
+                    Finding::new(
+                        Code::EventExternalIdRepeated,
+                        format!(
+                            "record `{}` of `{}` was recorded again: first in case {case} (seq {seq}), again in case {} (seq {})",
+                            crate::text::escape(external_id),
+                            crate::text::escape(source),
+                            here.0,
+                            here.1
+                        ),
+                    )
+                    .at_event(event, log_index),
+                );
+            }
+        }
+        self.origins.insert(key, here);
     }
 
     /// The first event of a case: it opens a request's case, or one of the

@@ -32,14 +32,38 @@ pub(super) fn at_event(
     merge_partner: Option<&CaseView>,
     log_index: u64,
 ) -> Vec<Finding> {
-    violations_with(view, event, merge_partner)
+    let mut findings: Vec<Finding> = violations_with(view, event, merge_partner)
         .into_iter()
         .map(|(refusal, severity)| {
             Finding::new(refusal.rule, refusal.message)
                 .severity(severity)
                 .at_event(event, log_index)
         })
-        .collect()
+        .collect();
+    findings.extend(ticket_drift(view, event, log_index));
+    findings
+}
+
+/// A ticket a connector saw describe another change than the one approved,
+/// after an approval: the ticket was edited after approval.
+fn ticket_drift(view: &CaseView, event: &Event, log_index: u64) -> Option<Finding> {
+    let crate::event::EventBody::TicketChanged(changed) = &event.body else {
+        return None;
+    };
+    let approved = view
+        .approvals
+        .iter()
+        .any(|approval| approval.change_hash == view.change_hash);
+    (approved && changed.change != view.change).then(|| {
+        Finding::new(
+            Code::ConnectorTicketDrift,
+            format!(
+                "ticket {} of case {} was edited after the case was approved: it now describes {}, the approval covers {}",
+                changed.ticket, view.case_id, changed.change, view.change
+            ),
+        )
+        .at_event(event, log_index)
+    })
 }
 
 /// A vendor acts only under a delegation grant named in its actor.

@@ -94,6 +94,9 @@ pub struct Placement {
     pub occurred_at: Option<Timestamp>,
     /// The idempotency key of the write.
     pub idempotency_key: Option<String>,
+    /// The outside system the write came from and its ID there, for a
+    /// connector's write.
+    pub origin: Option<crate::event::Origin>,
 }
 
 impl Draft {
@@ -110,9 +113,11 @@ impl Draft {
             role: self.role,
             occurred_at: placement.occurred_at.unwrap_or(placement.recorded_at),
             recorded_at: placement.recorded_at,
-            // Filled by the connectors once they exist (see `Event::source`).
-            source: None,
-            external_id: None,
+            source: placement
+                .origin
+                .as_ref()
+                .map(|origin| origin.source.clone()),
+            external_id: placement.origin.map(|origin| origin.external_id),
             causation: self.causation,
             idempotency_key: placement.idempotency_key,
             notify: Vec::new(),

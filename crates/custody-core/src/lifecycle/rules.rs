@@ -362,6 +362,7 @@ pub fn judge(
         // Written by the store itself, each beside its partner event (the
         // audit checks the pairs), or anyone's to write (comments).
         EventBody::CommentAdded(_)
+        | EventBody::TicketChanged(_)
         | EventBody::RevocationOpened(_)
         | EventBody::OpenedByReview(_)
         | EventBody::EvidenceHeld(_)

@@ -473,6 +473,16 @@ pub fn open_revocation(
     Ok((request, opened_by, opened))
 }
 
+/// Records what a connector saw the case's ticket describe now (see
+/// [`EventBody::TicketChanged`]); the connector is an observer.
+pub fn ticket_changed(ticket: crate::model::Ticket, change: crate::model::Change) -> Draft {
+    Draft {
+        body: EventBody::TicketChanged(crate::event::TicketChanged { ticket, change }),
+        role: Role::Observer,
+        causation: None,
+    }
+}
+
 /// Adds a comment; anyone may comment on any case.
 pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     Draft {

@@ -188,6 +188,17 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
             human("olga"),
         ),
         (
+            EventBody::TicketChanged(TicketChanged {
+                ticket: Ticket {
+                    system: "jira".into(),
+                    key: "SEC-142".into(),
+                },
+                change: requested.clone(),
+            }),
+            Role::Observer,
+            human("olga"),
+        ),
+        (
             EventBody::DuplicateMerged(MergeLink {
                 other_case: other(),
                 comment: comment.clone(),

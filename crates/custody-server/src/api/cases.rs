@@ -52,6 +52,7 @@ pub async fn create_case(
             }
             .into(),
             occurred_at: None,
+            connector: None,
         })
         .await?;
     let status = if outcome.replayed || outcome.existing {
@@ -112,6 +113,7 @@ pub async fn break_glass(
             }
             .into(),
             occurred_at: None,
+            connector: None,
         })
         .await?;
     let status = if outcome.replayed {

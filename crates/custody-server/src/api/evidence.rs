@@ -163,6 +163,7 @@ pub async fn upload_for_reference(
             }
             .into(),
             occurred_at: None,
+            connector: None,
         })
         .await?;
     let held = outcome

@@ -57,6 +57,7 @@ pub(crate) async fn write(
             idempotency_key,
             command,
             occurred_at,
+            connector: None,
         })
         .await?;
     Ok(Json(outcome))

@@ -198,6 +198,21 @@ pub(crate) async fn principal(readers: &Pool, id: &PrincipalId) -> Result<Option
     row.map(|row| principal_from_row(&row)).transpose()
 }
 
+/// The case that carries `ticket` and was not merged away (the newest, if
+/// several were opened for it over time).
+pub(crate) async fn case_for_ticket(
+    readers: &Pool,
+    ticket: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT case_id FROM cases WHERE ticket = $1 AND state <> 'merged' ORDER BY opened_at DESC LIMIT 1",
+    )
+    .bind(ticket)
+    .fetch_optional(readers)
+    .await?;
+    Ok(row.map(|row| row.get::<String, _>(0)))
+}
+
 /// All principals, by name.
 pub(crate) async fn principals(readers: &Pool) -> Result<Vec<Principal>, StoreError> {
     let rows = sqlx::query(

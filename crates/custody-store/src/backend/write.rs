@@ -262,10 +262,11 @@ async fn prefetch(
             if position > 0 {
                 query.push(", ");
             }
+            let (principal, key) = write.idempotency_scope();
             query.push("(");
-            query.push_bind(write.actor.principal.to_string());
+            query.push_bind(principal);
             query.push(", ");
-            query.push_bind(write.idempotency_key.clone());
+            query.push_bind(key);
             query.push(")");
         }
         query.push(")");

@@ -70,7 +70,7 @@ impl Pending {
     ) -> Result<Begun<'a>, StoreError> {
         let fingerprint = write.command.fingerprint().to_hex();
         let principal = write.actor.principal.as_str();
-        let key = (principal.to_string(), write.idempotency_key.clone());
+        let key = write.idempotency_scope();
         let previous = match self.idempotency.get(&key) {
             Some(record) => Some((record.fingerprint.clone(), record.outcome.clone())),
             None => match prefetched.idempotency.get(&key) {
@@ -88,10 +88,17 @@ impl Pending {
             if stored_fingerprint != fingerprint {
                 return Err(StoreError::Refused(Refusal {
                     rule: Code::IdempotencyKeyReused,
-                    message: format!(
-                        "idempotency key `{}` was already used by {principal} for a different write",
-                        write.idempotency_key
-                    ),
+                    message: match &write.connector {
+                        Some(connector) => format!(
+                            "record `{}` of `{}` was already recorded as a different write",
+                            custody_core::text::escape(&connector.origin.external_id),
+                            connector.origin.source
+                        ),
+                        None => format!(
+                            "idempotency key `{}` was already used by {principal} for a different write",
+                            write.idempotency_key
+                        ),
+                    },
                     hint: Some("use a new idempotency key for a new write".to_string()),
                 }));
             }

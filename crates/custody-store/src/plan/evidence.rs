@@ -220,6 +220,10 @@ impl Pending {
                 recorded_at,
                 occurred_at: write.occurred_at,
                 idempotency_key: Some(write.idempotency_key.clone()),
+                origin: write
+                    .connector
+                    .as_ref()
+                    .map(|connector| connector.origin.clone()),
             },
             draft,
         );

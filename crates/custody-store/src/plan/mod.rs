@@ -192,6 +192,10 @@ impl Pending {
                 recorded_at,
                 occurred_at: write.occurred_at,
                 idempotency_key: Some(write.idempotency_key.clone()),
+                origin: write
+                    .connector
+                    .as_ref()
+                    .map(|connector| connector.origin.clone()),
             },
             draft,
         );
@@ -223,6 +227,10 @@ impl Pending {
                 recorded_at,
                 occurred_at: write.occurred_at,
                 idempotency_key: Some(write.idempotency_key.clone()),
+                origin: write
+                    .connector
+                    .as_ref()
+                    .map(|connector| connector.origin.clone()),
             },
             draft,
         );
@@ -301,7 +309,11 @@ fn seal(
     draft: Draft,
 ) -> (Event, Vec<u8>, Sha256Hash, Vec<OutboxRow>) {
     let mut event = draft.seal(write.actor.clone(), placement);
-    let outbox = owe(routing, before, &mut event);
+    let reply = write
+        .connector
+        .as_ref()
+        .and_then(|connector| connector.reply.as_ref());
+    let outbox = owe(routing, before, &mut event, reply);
     let bytes = event.canonical_bytes();
     let hash = Sha256Hash::of(&bytes);
     (event, bytes, hash, outbox)
@@ -309,8 +321,13 @@ fn seal(
 
 /// Records in `event` the notifications it owes over `routing`, and returns
 /// their outbox rows.
-fn owe(routing: &Routing, before: Option<&CaseView>, event: &mut Event) -> Vec<OutboxRow> {
-    if routing.is_empty() {
+fn owe(
+    routing: &Routing,
+    before: Option<&CaseView>,
+    event: &mut Event,
+    reply: Option<&custody_core::notice::Route>,
+) -> Vec<OutboxRow> {
+    if routing.is_empty() && reply.is_none() {
         return Vec::new();
     }
     // The state after the event decides what is owed; its head hash does
@@ -327,7 +344,16 @@ fn owe(routing: &Routing, before: Option<&CaseView>, event: &mut Event) -> Vec<O
             None => return Vec::new(),
         },
     };
-    let owed = routing.owed(before, event, &after);
+    let mut owed = routing.owed(before, event, &after);
+    if let Some(reply) = reply {
+        owed.push(custody_core::notice::Owed {
+            delivery_id: format!("{}.{}", event.event_id, owed.len()),
+            kind: custody_core::notice::CASE_UPDATE.to_string(),
+            audience: custody_core::notice::Audience::Linked,
+            channel: reply.channel.clone(),
+            recipient: reply.recipient.clone(),
+        });
+    }
     let rows = owed
         .iter()
         .map(|owed| OutboxRow {

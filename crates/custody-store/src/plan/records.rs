@@ -161,6 +161,7 @@ impl Pending {
                 recorded_at: now,
                 occurred_at: None,
                 idempotency_key: None,
+                origin: None,
             },
         );
         let bytes = event.canonical_bytes();
@@ -224,6 +225,7 @@ impl Pending {
                 recorded_at: now,
                 occurred_at: None,
                 idempotency_key: None,
+                origin: None,
             },
         );
         let bytes = event.canonical_bytes();

@@ -529,6 +529,7 @@ impl World {
                 .map_or_else(|| format!("key-{}", self.directives), |key| key.to_string()),
             command,
             occurred_at: None,
+            connector: None,
         }
     }
 
@@ -594,10 +595,7 @@ impl World {
     /// What the backend's `prefetch` reads for one write.
     fn prefetch(&self, write: &CaseWrite) -> Prefetched {
         let mut prefetched = Prefetched::default();
-        let key = (
-            write.actor.principal.to_string(),
-            write.idempotency_key.clone(),
-        );
+        let key = write.idempotency_scope();
         if let Some(record) = self.tables.idempotency.get(&key) {
             prefetched.idempotency.insert(key, record.clone());
         }

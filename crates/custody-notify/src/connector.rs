@@ -1,0 +1,76 @@
+//! The HTTP calls of a connector's write-back (a Jira comment, a ServiceNow
+//! work note, a Slack `chat.update`), classified like every delivery: 2xx
+//! is delivered; 408, 425, 429, 5xx and transport failures are retried;
+//! redirects and other 4xx are not. The calls themselves are built by the
+//! connector (`custody-connect`, IO-free); this only sends them.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Client, Method, Url};
+
+use crate::http::{client, exchange, Target};
+use crate::{ConfigError, Delivered, DeliveryError};
+
+/// Sends a connector's calls.
+#[derive(Clone, Debug)]
+pub struct CallSender {
+    client: Client,
+    name: String,
+}
+
+impl CallSender {
+    /// A sender for the connector `name`, giving up on a call after `timeout`.
+    pub fn new(name: &str, timeout: Duration) -> Result<CallSender, ConfigError> {
+        Ok(CallSender {
+            client: client("connector", name, timeout)?,
+            name: name.to_string(),
+        })
+    }
+
+    /// Sends one call; on success returns the answer's status and the start
+    /// of its body.
+    pub async fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(Delivered, Vec<u8>), DeliveryError> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| {
+            DeliveryError::permanent(format!(
+                "connector `{}`: `{method}` is not an HTTP method",
+                self.name
+            ))
+        })?;
+        let url = Url::parse(url).map_err(|error| {
+            DeliveryError::permanent(format!(
+                "connector `{}`: the write-back URL is not valid: {error}",
+                self.name
+            ))
+        })?;
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                DeliveryError::permanent(format!(
+                    "connector `{}`: `{}` is not a header name",
+                    self.name,
+                    custody_core::text::escape(name)
+                ))
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                DeliveryError::permanent(format!(
+                    "connector `{}`: the value of header `{name}` is not valid",
+                    self.name
+                ))
+            })?;
+            map.append(header, value);
+        }
+        let target = Target {
+            kind: "connector",
+            channel: &self.name,
+            url: &url,
+        };
+        exchange(&self.client, &target, method, map, body).await
+    }
+}
