@@ -214,10 +214,19 @@ pub async fn inbound(
             )
             .increment(1);
             tracing::warn!(connector = %entry.name, endpoint = %custody_core::text::escape(&endpoint), reason = refusal.label(), error = %refusal, "refused a connector request");
-            return answer(Answer::json(
-                refusal.status(),
-                &serde_json::json!({"error": refusal.to_string()}),
-            ));
+            // A malformed body got past the signature, so it came from the
+            // source: where the source shows the person only a 200's body
+            // (a Slack slash command), the connector answers it its way.
+            let reply = match &refusal {
+                Refusal::Malformed(_) => entry.connector.refused(&refusal),
+                _ => None,
+            };
+            return answer(reply.unwrap_or_else(|| {
+                Answer::json(
+                    refusal.status(),
+                    &serde_json::json!({"error": refusal.to_string()}),
+                )
+            }));
         }
     };
     let mut outcomes = Vec::with_capacity(inbounds.len());
@@ -231,7 +240,35 @@ pub async fn inbound(
         .increment(1);
         outcomes.push(outcome);
     }
+    follow_up(&entry, entry.connector.follow_up(&request, &outcomes));
     answer(entry.connector.answer(&outcomes))
+}
+
+/// Makes a connector's follow-up calls (a message only the person who
+/// acted sees) after the answer, best effort: they record nothing, and a
+/// failure is only logged.
+fn follow_up(entry: &Arc<Entry>, calls: Vec<custody_connect::Call>) {
+    if calls.is_empty() {
+        return;
+    }
+    let entry = Arc::clone(entry);
+    tokio::spawn(async move {
+        for call in calls {
+            let result = entry
+                .sender
+                .send(call.method, &call.url, &call.headers, call.body.clone())
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|(delivered, body)| {
+                    entry
+                        .connector
+                        .accepted(&call, delivered.status.unwrap_or(200), &body)
+                });
+            if let Err(error) = result {
+                tracing::warn!(connector = %entry.name, error = %custody_core::text::escape(&error), "a connector's follow-up call failed");
+            }
+        }
+    });
 }
 
 /// Size, signature, replay and parse: everything before the ledger.
@@ -406,7 +443,10 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
 }
 
 /// What an action becomes once its case is bound.
-#[allow(clippy::large_enum_variant, reason = "one per inbound action, moved once")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per inbound action, moved once"
+)]
 enum Bound {
     /// A write.
     Command(CaseCommand),
