@@ -7,11 +7,12 @@
 //! or HTTP 200 with `{"ok": false, "error": "..."}` for a call it refuses
 //! (`not_authed`, `invalid_auth`, `channel_not_found`, `message_not_found`,
 //! `no_text`). It records every call, keeps the messages (so an update
-//! changes what a later click carries) and can be taken down: HTTP 503, or
-//! `ok: false` with `internal_error`, for the next N calls.
+//! changes what a later click carries) and can be taken down, one method at
+//! a time: HTTP 503, or `ok: false` with `internal_error`, for its next N
+//! calls.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -60,12 +61,19 @@ struct World {
     calls: Mutex<Vec<ApiCall>>,
     /// (channel, ts) -> message.
     messages: Mutex<BTreeMap<(String, String), Message>>,
-    /// Calls still to answer 503.
-    down_http: AtomicUsize,
-    /// Calls still to answer `ok: false, error: internal_error`.
-    down_ok_false: AtomicUsize,
+    /// Per method, the failures still to answer with, in order.
+    failures: Mutex<BTreeMap<String, Vec<Failure>>>,
     /// The last message timestamp handed out (microseconds).
     clock: AtomicU64,
+}
+
+/// How the fake fails a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// HTTP 503, no body.
+    Unavailable,
+    /// HTTP 200 with `{"ok": false, "error": "internal_error"}`.
+    OkFalse,
 }
 
 /// The fake Web API on 127.0.0.1.
@@ -129,21 +137,14 @@ impl SlackApi {
             .collect()
     }
 
-    /// Answers the next `calls` calls with HTTP 503.
-    pub fn fail_http(&self, calls: usize) {
-        self.world.down_http.store(calls, Ordering::SeqCst);
+    /// Answers the next calls of `method` with `failures`, in order.
+    pub fn fail(&self, method: &str, failures: &[Failure]) {
+        self.world
+            .failures
+            .lock()
+            .unwrap()
+            .insert(method.to_string(), failures.to_vec());
     }
-
-    /// Answers the next `calls` calls with HTTP 200 `ok: false`.
-    pub fn fail_ok_false(&self, calls: usize) {
-        self.world.down_ok_false.store(calls, Ordering::SeqCst);
-    }
-}
-
-fn take_one(counter: &AtomicUsize) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1))
-        .is_ok()
 }
 
 async fn web_api(
@@ -169,16 +170,24 @@ async fn web_api(
             answered: (status, ok),
         });
     };
-    if take_one(&world.down_http) {
-        record(503, false);
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
     let refuse = |error: &str| {
         record(200, false);
         Json(json!({"ok": false, "error": error})).into_response()
     };
-    if take_one(&world.down_ok_false) {
-        return refuse("internal_error");
+    let failure = {
+        let mut failures = world.failures.lock().unwrap();
+        failures
+            .get_mut(&method)
+            .filter(|queued| !queued.is_empty())
+            .map(|queued| queued.remove(0))
+    };
+    match failure {
+        Some(Failure::Unavailable) => {
+            record(503, false);
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Some(Failure::OkFalse) => return refuse("internal_error"),
+        None => {}
     }
     if headers.get("authorization").is_none() {
         return refuse("not_authed");
@@ -316,7 +325,10 @@ pub fn slash_command(user: &str, channel: &str, text: &str, trigger_id: &str) ->
         ("text", text),
         ("api_app_id", "A0CUSTODY"),
         ("is_enterprise_install", "false"),
-        ("response_url", "https://hooks.slack.com/commands/T0CUSTODY/1/abc"),
+        (
+            "response_url",
+            "https://hooks.slack.com/commands/T0CUSTODY/1/abc",
+        ),
         ("trigger_id", trigger_id),
     ]
     .iter()

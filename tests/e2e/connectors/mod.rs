@@ -1,0 +1,5 @@
+//! The connectors, end to end: local fakes of each vendor's API, shaped as
+//! the vendor documents it, and tests that drive a real `custody serve`.
+
+mod slack;
+pub mod slack_fake;
