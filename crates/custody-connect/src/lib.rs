@@ -101,6 +101,17 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Whether this connector's approvals and denials are answers to a
+    /// question about a case still waiting for a decision (a Slack message's
+    /// Approve and Deny buttons): when set, a decision that arrives once the
+    /// case is decided (a second click, a stale client's) is answered with
+    /// the recorded decision (`AlreadyRecorded`) and appends nothing, where
+    /// the workflow alone would record a later denial as a veto and an
+    /// extra approval. The default leaves decisions to the workflow.
+    fn decisions_on_open_cases_only(&self) -> bool {
+        false
+    }
+
     /// Calls to make once the request is answered, outside the outbox and
     /// recorded nowhere (best effort): a message only the person who acted
     /// sees, where the source ignores the answer's body (Slack ignores the

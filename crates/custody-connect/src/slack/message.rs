@@ -223,9 +223,10 @@ fn is_request(event: &str) -> bool {
     matches!(event, "requested" | "request_created")
 }
 
-/// Whether a case in `state` still waits for approvals.
+/// Whether a case in `state` still waits for approvals (an execution
+/// observed first waits for its late approval).
 fn awaits_approval(state: &str) -> bool {
-    state == "open"
+    matches!(state, "open" | "executed_pending_approval")
 }
 
 /// A heading for an event kind, in either naming (`approved` or

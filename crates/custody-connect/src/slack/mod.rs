@@ -367,6 +367,12 @@ impl Connector for SlackConnector {
         }
     }
 
+    fn decisions_on_open_cases_only(&self) -> bool {
+        // The buttons ask for a decision on an open case; a click once it
+        // is decided answers with the decision.
+        true
+    }
+
     fn follow_up(&self, request: &Request<'_>, outcomes: &[Outcome]) -> Vec<Call> {
         if request.endpoint != "actions" {
             return Vec::new();

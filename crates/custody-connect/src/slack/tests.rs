@@ -778,6 +778,13 @@ fn the_answer_says_what_was_recorded_or_why_not() {
 }
 
 #[test]
+fn the_buttons_decide_only_open_cases() {
+    // A click once the case is decided is answered with the decision by
+    // the server, not taken as a veto or an extra approval.
+    assert!(connector().decisions_on_open_cases_only());
+}
+
+#[test]
 fn a_click_is_answered_to_the_clicker_with_chat_post_ephemeral() {
     let connector = connector();
     let body = actions_body(&click_payload(

@@ -321,6 +321,7 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
             external_user: inbound.external_user.clone(),
         },
     };
+    let decision = matches!(inbound.action, Action::Approve { .. } | Action::Deny { .. });
     let command = match command(state, &actor, inbound.action).await {
         Ok(Bound::Command(command)) => command,
         Ok(Bound::Existing(case_id)) => {
@@ -350,6 +351,32 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
         Err(outcome) => return *outcome,
     };
     let case_id = command.case_id().cloned();
+    if let (true, Some(case_id)) = (
+        decision && entry.connector.decisions_on_open_cases_only(),
+        &case_id,
+    ) {
+        // A button on a message that asked for a decision: once the case
+        // is decided, a click (a second one, a stale client's) answers with
+        // the decision and appends nothing. Clicks that arrive together
+        // are decisions taken together on an open case, and each counts.
+        match state.store.case_view(case_id).await {
+            Ok(view) if !awaits_decision(view.state) => {
+                return Outcome {
+                    message: format!(
+                        "case {case_id} is already decided ({}); nothing was added",
+                        view.state
+                    ),
+                    case_id: Some(case_id.clone()),
+                    kind: OutcomeKind::AlreadyRecorded {
+                        state: view.state.to_string(),
+                    },
+                    principal: Some(principal.id.to_string()),
+                }
+            }
+            Ok(_) | Err(StoreError::CaseNotFound(_)) => {}
+            Err(error) => return failed(Some(case_id.clone()), &error.to_string()),
+        }
+    }
     let occurred_at = inbound
         .occurred_at
         .filter(|at| *at <= state.clock.now().plus_seconds(60));
@@ -440,6 +467,15 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
         },
         Err(error) => failed(case_id, &error.to_string()),
     }
+}
+
+/// Whether a case in `state` still waits for approvals or denials (a case
+/// whose execution was observed first waits for its late approval).
+fn awaits_decision(state: custody_core::CaseState) -> bool {
+    matches!(
+        state,
+        custody_core::CaseState::Open | custody_core::CaseState::ExecutedPendingApproval
+    )
 }
 
 /// What an action becomes once its case is bound.
