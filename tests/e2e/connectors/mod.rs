@@ -3,3 +3,5 @@
 
 mod jira;
 pub mod jira_fake;
+mod slack;
+pub mod slack_fake;

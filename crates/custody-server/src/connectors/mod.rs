@@ -214,10 +214,19 @@ pub async fn inbound(
             )
             .increment(1);
             tracing::warn!(connector = %entry.name, endpoint = %custody_core::text::escape(&endpoint), reason = refusal.label(), error = %refusal, "refused a connector request");
-            return answer(Answer::json(
-                refusal.status(),
-                &serde_json::json!({"error": refusal.to_string()}),
-            ));
+            // A malformed body got past the signature, so it came from the
+            // source: where the source shows the person only a 200's body
+            // (a Slack slash command), the connector answers it its way.
+            let reply = match &refusal {
+                Refusal::Malformed(_) => entry.connector.refused(&refusal),
+                _ => None,
+            };
+            return answer(reply.unwrap_or_else(|| {
+                Answer::json(
+                    refusal.status(),
+                    &serde_json::json!({"error": refusal.to_string()}),
+                )
+            }));
         }
     };
     let mut outcomes = Vec::with_capacity(inbounds.len());
@@ -231,7 +240,35 @@ pub async fn inbound(
         .increment(1);
         outcomes.push(outcome);
     }
+    follow_up(&entry, entry.connector.follow_up(&request, &outcomes));
     answer(entry.connector.answer(&outcomes))
+}
+
+/// Makes a connector's follow-up calls (a message only the person who
+/// acted sees) after the answer, best effort: they record nothing, and a
+/// failure is only logged.
+fn follow_up(entry: &Arc<Entry>, calls: Vec<custody_connect::Call>) {
+    if calls.is_empty() {
+        return;
+    }
+    let entry = Arc::clone(entry);
+    tokio::spawn(async move {
+        for call in calls {
+            let result = entry
+                .sender
+                .send(call.method, &call.url, &call.headers, call.body.clone())
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|(delivered, body)| {
+                    entry
+                        .connector
+                        .accepted(&call, delivered.status.unwrap_or(200), &body)
+                });
+            if let Err(error) = result {
+                tracing::warn!(connector = %entry.name, error = %custody_core::text::escape(&error), "a connector's follow-up call failed");
+            }
+        }
+    });
 }
 
 /// Size, signature, replay and parse: everything before the ledger.
@@ -284,6 +321,7 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
             external_user: inbound.external_user.clone(),
         },
     };
+    let decision = matches!(inbound.action, Action::Approve { .. } | Action::Deny { .. });
     let command = match command(state, &actor, inbound.action).await {
         Ok(Bound::Command(command)) => command,
         Ok(Bound::Existing(case_id)) => {
@@ -313,6 +351,32 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
         Err(outcome) => return *outcome,
     };
     let case_id = command.case_id().cloned();
+    if let (true, Some(case_id)) = (
+        decision && entry.connector.decisions_on_open_cases_only(),
+        &case_id,
+    ) {
+        // A button on a message that asked for a decision: once the case
+        // is decided, a click (a second one, a stale client's) answers with
+        // the decision and appends nothing. Clicks that arrive together
+        // are decisions taken together on an open case, and each counts.
+        match state.store.case_view(case_id).await {
+            Ok(view) if !awaits_decision(view.state) => {
+                return Outcome {
+                    message: format!(
+                        "case {case_id} is already decided ({}); nothing was added",
+                        view.state
+                    ),
+                    case_id: Some(case_id.clone()),
+                    kind: OutcomeKind::AlreadyRecorded {
+                        state: view.state.to_string(),
+                    },
+                    principal: Some(principal.id.to_string()),
+                }
+            }
+            Ok(_) | Err(StoreError::CaseNotFound(_)) => {}
+            Err(error) => return failed(Some(case_id.clone()), &error.to_string()),
+        }
+    }
     let occurred_at = inbound
         .occurred_at
         .filter(|at| *at <= state.clock.now().plus_seconds(60));
@@ -403,6 +467,15 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
         },
         Err(error) => failed(case_id, &error.to_string()),
     }
+}
+
+/// Whether a case in `state` still waits for approvals or denials (a case
+/// whose execution was observed first waits for its late approval).
+fn awaits_decision(state: custody_core::CaseState) -> bool {
+    matches!(
+        state,
+        custody_core::CaseState::Open | custody_core::CaseState::ExecutedPendingApproval
+    )
 }
 
 /// What an action becomes once its case is bound.
