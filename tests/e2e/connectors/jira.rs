@@ -413,6 +413,31 @@ fn valid_invalid_expired_and_replayed_signatures() {
     let wrong = post_signed(&server, &body, "not the secret");
     assert_eq!(wrong.status, 401, "{}", wrong.text);
     assert!(wrong.text.contains("does not match"), "{}", wrong.text);
+    // A problem document whose detail is the reason itself.
+    assert_eq!(
+        wrong.content_type.as_deref(),
+        Some("application/problem+json"),
+        "{}",
+        wrong.text
+    );
+    let detail = wrong.json["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("the signature does not match"),
+        "{detail}"
+    );
+    // A connector nobody configured.
+    let unknown = server.http(
+        "POST",
+        "/v1/connectors/nobody/webhook",
+        None,
+        &[],
+        Body::Raw(body.clone(), Some("application/json")),
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert!(unknown.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("`nobody`"));
     let missing = post(&server, &body, None);
     assert_eq!(missing.status, 401, "{}", missing.text);
     let good = format!("sha256={}", hex(&hmac_sha256(SECRET.as_bytes(), &body)));

@@ -35,6 +35,7 @@ use custody_notify::connector::CallSender;
 use custody_notify::{Delivered, DeliveryError};
 use custody_store::{CaseWrite, ConnectorWrite, StoreError};
 
+use crate::problem::Problem;
 use crate::AppState;
 
 /// How many signatures each connector remembers against replay at most.
@@ -186,10 +187,12 @@ pub async fn inbound(
     body: Bytes,
 ) -> Response {
     let Some(entry) = state.connectors.entries.get(&name).cloned() else {
-        return answer(Answer::json(
-            404,
-            &serde_json::json!({"error": "no connector is configured under this name"}),
-        ));
+        return Problem::not_found(format!(
+            "no connector is configured under the name `{}`",
+            custody_core::text::escape(&name)
+        ))
+        .with_hint("connectors are the [[connectors]] entries of the --config file")
+        .into_response();
     };
     let headers = Headers::new(
         headers
@@ -221,12 +224,10 @@ pub async fn inbound(
                 Refusal::Malformed(_) => entry.connector.refused(&refusal),
                 _ => None,
             };
-            return answer(reply.unwrap_or_else(|| {
-                Answer::json(
-                    refusal.status(),
-                    &serde_json::json!({"error": refusal.to_string()}),
-                )
-            }));
+            return match reply {
+                Some(reply) => answer(reply),
+                None => refusal_problem(&refusal).into_response(),
+            };
         }
     };
     let mut outcomes = Vec::with_capacity(inbounds.len());
@@ -250,6 +251,29 @@ pub async fn inbound(
     }
     follow_up(&entry, entry.connector.follow_up(&request, &outcomes));
     answer(entry.connector.answer(&outcomes))
+}
+
+/// A refusal before the ledger, as problem+json (the answer the source
+/// gets is for its logs; nobody is shown it).
+fn refusal_problem(refusal: &Refusal) -> Problem {
+    match refusal {
+        Refusal::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::problem::types::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            refusal.to_string(),
+        ),
+        Refusal::Malformed(_) => Problem::invalid(refusal.to_string()),
+        Refusal::Unauthenticated(_) | Refusal::Stale { .. } | Refusal::Replayed => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            crate::problem::types::UNAUTHORIZED,
+            "Unauthorized",
+            refusal.to_string(),
+        )
+        .with_hint(
+            "the source must sign the request with the connector's secret, within its window, once",
+        ),
+    }
 }
 
 /// Makes a connector's follow-up calls (a message only the person who
