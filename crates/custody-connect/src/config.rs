@@ -17,6 +17,10 @@ use crate::Connector;
 /// One configured connector.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "read once at start-up; each kind's settings are as large as they need to be"
+)]
 pub enum ConnectorConfig {
     /// Jira Cloud (webhooks in, REST v3 out). Boxed: its field mapping
     /// makes it several times the size of the other variants.

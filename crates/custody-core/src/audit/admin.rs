@@ -9,7 +9,7 @@ use crate::admin::{
 use crate::code::Code;
 use crate::event::Event;
 use crate::lifecycle::Refusal;
-use crate::model::{Actor, Change};
+use crate::model::{Actor, Change, ConnectorName, ExternalUser};
 use crate::severity::Severity;
 use crate::text;
 use crate::time::Timestamp;
@@ -349,9 +349,14 @@ fn check_identities(state: &AdminState, rows: &[IdentityRow]) -> Vec<Finding> {
     let mut stored = std::collections::BTreeSet::new();
     for row in rows {
         stored.insert((row.connector.as_str(), row.external_user.as_str()));
-        let recorded = state.identities.iter().find(|((connector, user), _)| {
-            connector.as_str() == row.connector && user.as_str() == row.external_user
-        });
+        // A row no event could have written (a name that does not parse)
+        // is one the record does not hold.
+        let key = row
+            .connector
+            .parse::<ConnectorName>()
+            .ok()
+            .zip(row.external_user.parse::<ExternalUser>().ok());
+        let recorded = key.and_then(|key| state.identities.get_key_value(&key));
         match recorded {
             None => found.push(identity_unrecorded(
                 row,

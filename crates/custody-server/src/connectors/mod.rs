@@ -204,8 +204,8 @@ pub async fn inbound(
     };
     let now = state.clock.now();
     let now_unix = u64::try_from(now.as_micros() / 1_000_000).unwrap_or(0);
-    let inbounds = match admit(&entry, &request, now_unix) {
-        Ok(inbounds) => inbounds,
+    let (fingerprint, inbounds) = match admit(&entry, &request, now_unix) {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             metrics::counter!(
                 "custody_connector_refusals_total",
@@ -240,6 +240,14 @@ pub async fn inbound(
         .increment(1);
         outcomes.push(outcome);
     }
+    // An answer that asks the source to retry (the case is not there yet,
+    // or the write failed) must let the same signed request in again: the
+    // ledger's (source, external ID) still keeps it from counting twice.
+    if outcomes.iter().any(retry_expected) {
+        if let Ok(mut guard) = entry.guard.lock() {
+            guard.forget(&fingerprint);
+        }
+    }
     follow_up(&entry, entry.connector.follow_up(&request, &outcomes));
     answer(entry.connector.answer(&outcomes))
 }
@@ -271,8 +279,27 @@ fn follow_up(entry: &Arc<Entry>, calls: Vec<custody_connect::Call>) {
     });
 }
 
+/// Whether an outcome is one a source retries: its case does not exist
+/// (yet: a transition delivered before its issue's creation), or Custody
+/// could not write.
+fn retry_expected(outcome: &Outcome) -> bool {
+    match &outcome.kind {
+        OutcomeKind::NotFound => true,
+        OutcomeKind::Refused { rule } => rule == INTERNAL,
+        _ => false,
+    }
+}
+
+/// The rule of an outcome Custody could not write (not a workflow rule).
+const INTERNAL: &str = "internal";
+
 /// Size, signature, replay and parse: everything before the ledger.
-fn admit(entry: &Entry, request: &Request<'_>, now_unix: u64) -> Result<Vec<Inbound>, Refusal> {
+/// Returns the signature's fingerprint with the actions.
+fn admit(
+    entry: &Entry,
+    request: &Request<'_>,
+    now_unix: u64,
+) -> Result<(Vec<u8>, Vec<Inbound>), Refusal> {
     custody_connect::limits::check_size(request.body.len(), entry.max_body_bytes)?;
     let signed = entry.connector.verify(request, now_unix)?;
     custody_connect::signature::check_window(signed.signed_at, now_unix, entry.window_seconds)?;
@@ -281,7 +308,7 @@ fn admit(entry: &Entry, request: &Request<'_>, now_unix: u64) -> Result<Vec<Inbo
         .lock()
         .map_err(|_| Refusal::Unauthenticated("the replay guard is unavailable".into()))?
         .admit(&signed.fingerprint, now_unix)?;
-    entry.connector.parse(request)
+    Ok((signed.fingerprint, entry.connector.parse(request)?))
 }
 
 /// Maps the external user, binds the case and writes the action.
@@ -630,7 +657,7 @@ fn failed(case_id: Option<CaseId>, error: &str) -> Outcome {
     Outcome {
         case_id,
         kind: OutcomeKind::Refused {
-            rule: "internal".to_string(),
+            rule: INTERNAL.to_string(),
         },
         principal: None,
         message: "Custody could not record this action; try again later".to_string(),
