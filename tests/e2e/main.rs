@@ -32,6 +32,7 @@ mod chat;
 mod checkpoints;
 mod cli_hygiene;
 mod cli_usage;
+mod connectors;
 mod crash;
 mod delegation;
 mod durability;
