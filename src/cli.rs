@@ -35,6 +35,9 @@ pub enum Command {
     /// The administration record: who added which principal (and groups), tokens, grants.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Connectors: which outside user (Slack, Jira, ServiceNow, Teams) acts as which principal (admins only).
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Notifications owed and their delivery: `custody notifications [CASE] [--failed]`, `custody notifications retry ID`.
     #[command(args_conflicts_with_subcommands = true)]
     Notifications(NotificationsArgs),
@@ -353,6 +356,58 @@ pub enum TokenCommand {
         #[command(flatten)]
         connection: ConnectionArgs,
         /// Print JSON (token ID, token, expiry).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Map an outside user of a connector to a principal, or (--file) every
+    /// `external_user,principal` line of a CSV file: all of them, or none when
+    /// a line is bad. Each mapping is an event of the administration record.
+    #[command(
+        override_usage = "custody connector map NAME EXTERNAL_USER PRINCIPAL\n       custody connector map NAME --file FILE"
+    )]
+    Map {
+        /// The connector's name (as configured; its events say via connector:NAME).
+        name: String,
+        /// The user's ID in the outside system, exactly (Slack user ID, Jira
+        /// accountId, ServiceNow sys_id or email, Teams object ID).
+        #[arg(required_unless_present = "file", requires = "principal")]
+        external_user: Option<String>,
+        /// The principal it acts as.
+        #[arg(required_unless_present = "file")]
+        principal: Option<String>,
+        /// A CSV file of `external_user,principal` lines (a header line and
+        /// `#` comments allowed), recorded together or not at all.
+        #[arg(long, conflicts_with_all = ["external_user", "principal"])]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an outside user's mapping: the connector trusts it no more.
+    Unmap {
+        /// The connector's name.
+        name: String,
+        /// The user's ID in the outside system, exactly.
+        external_user: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the outside users of a connector mapped to principals.
+    Identities {
+        /// The connector's name.
+        name: String,
+        #[command(flatten)]
+        connection: ConnectionArgs,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

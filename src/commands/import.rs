@@ -158,11 +158,19 @@ pub async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
         output::print_json(&made);
     } else {
         tell!(
-            "wrote a bundle of {}: {} events, {} evidence blobs{}, against the checkpoint at size {}; sha256 {}",
+            "wrote a bundle of {}: {} events, {} evidence blobs{}{}, against the checkpoint at size {}; sha256 {}",
             made.scope.describe(),
             made.events,
             made.evidence,
             if args.with_evidence { " (with their bytes)" } else { " (hashes only)" },
+            if made.scope == Scope::Log {
+                format!(
+                    ", {} tokens (their secrets' SHA-256: keep the bundle like a database backup), {} idempotency records",
+                    made.tokens, made.idempotency_records
+                )
+            } else {
+                String::new()
+            },
             made.checkpoint_size,
             made.sha256
         );
@@ -354,7 +362,21 @@ pub async fn import(args: ImportArgs) -> Result<ExitCode, CliError> {
                 imported.evidence_not_restored
             );
         }
-        say!("next: copy the log's signing key (log-signing.key, and log-retired-keys if present) from a node of the source deployment into the data directory before `custody serve`; bearer tokens are on the record but must be re-issued (docs/bundle.md)");
+        if imported.tokens_not_restored > 0 {
+            say!(
+                "{} of {} bearer tokens were not restored: the bundle carries no usable hash of their secrets (it was made before bundle version 2, or from a store restored from such a bundle), so they are on the record but authenticate nobody and must be re-issued; {} idempotency records were restored (docs/bundle.md)",
+                imported.tokens_not_restored,
+                imported.summary.tokens,
+                imported.summary.idempotency_records
+            );
+        } else {
+            say!(
+                "restored {} bearer tokens (the same tokens authenticate) and {} idempotency records",
+                imported.summary.tokens_restored,
+                imported.summary.idempotency_records
+            );
+        }
+        say!("next: copy the log's signing key (log-signing.key, and log-retired-keys if present) from a node of the source deployment into the data directory before `custody serve` (docs/bundle.md)");
     }
     Ok(ExitCode::SUCCESS)
 }

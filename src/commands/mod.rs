@@ -4,6 +4,7 @@
 
 mod admin;
 mod case;
+mod connector;
 mod delegation;
 mod evidence;
 mod export;
@@ -38,6 +39,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Token(command) => token::run(command).await,
         Command::Delegation(command) => delegation::run(command).await,
         Command::Admin(command) => admin::run(command).await,
+        Command::Connector(command) => connector::run(command).await,
         Command::Policy(args) => admin::policy(args).await,
         Command::Notifications(args) => notifications::run(args).await,
         Command::Request(args) => case::request(args).await,

@@ -30,7 +30,28 @@ struct Ledger {
     duplicate: String,
     /// Survives the merge.
     survivor: String,
+    /// Alice's bearer token (not an admin's).
+    alice: String,
+    /// Dave's bearer token, revoked before any export.
+    revoked: String,
+    /// The case Alice's write under [`RETRIED_KEY`] opened.
+    retried: String,
 }
+
+/// The idempotency key of a write made before every export, retried after
+/// the imports with [`RETRIED_WRITE`].
+const RETRIED_KEY: &str = "made-before-the-restore";
+
+/// The write made under [`RETRIED_KEY`] (by Alice).
+const RETRIED_WRITE: &[&str] = &[
+    "request",
+    "--subject",
+    "user:zed",
+    "--entitlement",
+    "admin",
+    "--idempotency-key",
+    RETRIED_KEY,
+];
 
 fn build_ledger() -> Ledger {
     let mut server = Server::start();
@@ -86,7 +107,11 @@ fn build_ledger() -> Ledger {
         .unwrap()
         .to_string();
     server.cli_ok(&server.admin_token, &["token", "revoke", &dave_token_id]);
-    drop(dave_token);
+    let retried = server.cli_ok(&alice, RETRIED_WRITE).trim().to_string();
+    // A request carrying the ticket of an open case appends nothing and
+    // answers with that case: an idempotency record without events.
+    let existing = request(&alice, "user:yan", Some("jira:SEC-1"));
+    assert_eq!(existing, survivor);
     server.stop();
     let key = server.log_keys()[0].clone();
     common::assert_verify_ok(&server.data);
@@ -97,6 +122,9 @@ fn build_ledger() -> Ledger {
         denied,
         duplicate,
         survivor,
+        alice,
+        revoked: dave_token,
+        retried,
     }
 }
 
@@ -316,8 +344,20 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
     assert_success(&output, "custody import --data");
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["events"], size);
-    assert_eq!(summary["cases"], 4, "{summary:#}");
+    assert_eq!(summary["cases"], 5, "{summary:#}");
     assert_eq!(summary["evidence_restored"], 2, "{summary:#}");
+    // Every token comes back with its secret's hash, and every write's
+    // result under its key.
+    assert_eq!(summary["tokens"], 5, "{summary:#}");
+    assert_eq!(summary["tokens_restored"], 5, "{summary:#}");
+    assert_eq!(summary["tokens_not_restored"], 0, "{summary:#}");
+    let idempotency_lines = lines(&whole)
+        .iter()
+        .filter(|line| line_type(line) == "idempotency")
+        .count();
+    // One per write of `build_ledger`.
+    assert_eq!(idempotency_lines, 14);
+    assert_eq!(summary["idempotency_records"], idempotency_lines);
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(imported.join("custody.db"))
@@ -339,6 +379,7 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
         recomputed_root(&custody_store::Location::Embedded(imported.clone())),
         (root, size)
     );
+    serve_restored(&ledger, &imported, None);
 
     // Into a fresh PostgreSQL database.
     let database = TestDatabase::create();
@@ -391,6 +432,71 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
         recomputed_root(&custody_store::Location::Postgres(database.url.clone())),
         (root, size)
     );
+    // A node of the restored database, with the source's signing key.
+    let node = dir.path().join("node");
+    std::fs::create_dir(&node).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    serve_restored(&ledger, &node, Some(&database.url));
+
+    // A bundle made before version 2 (no token or idempotency lines) still
+    // imports: its tokens are on the record but authenticate nobody, and
+    // the summary says so.
+    let old = dir.path().join("version-1.jsonl");
+    let mut version_1: Vec<String> = lines(&whole)
+        .into_iter()
+        .filter(|line| !matches!(line_type(line).as_str(), "token" | "idempotency"))
+        .collect();
+    let mut header = line_json(&version_1[0]);
+    header["version"] = Value::from(1);
+    version_1[0] = header.to_string();
+    write_with_fixed_trailer(&old, &version_1);
+    let (output, report) = verify_bundle(&old, &["--key", &ledger.key]);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["bundle"]["token_lines"], 0, "{report:#}");
+    let from_old = dir.path().join("from-version-1");
+    let output = command()
+        .args(["import", "--bundle"])
+        .arg(&old)
+        .arg("--data")
+        .arg(&from_old)
+        .output()
+        .unwrap();
+    assert_success(&output, "custody import of a version 1 bundle");
+    assert!(
+        common::stdout(&output).contains("5 of 5 bearer tokens were not restored"),
+        "{}",
+        common::stdout(&output)
+    );
+    std::fs::copy(
+        ledger.server.data.join("log-signing.key"),
+        from_old.join("log-signing.key"),
+    )
+    .unwrap();
+    common::assert_verify_ok(&from_old);
+    let served = common::spawn_serve(&from_old, None).unwrap();
+    let output = common::cli_at(&served.url, &ledger.server.admin_token, &["whoami"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    drop(served);
+    // Exported again, its tokens' unusable hashes are carried as they are,
+    // and the next import still says they were not restored.
+    let again = dir.path().join("again.jsonl");
+    export(&from_old, &again, &[]);
+    let output = command()
+        .args(["import", "--bundle"])
+        .arg(&again)
+        .arg("--data")
+        .arg(dir.path().join("from-again"))
+        .output()
+        .unwrap();
+    assert_success(&output, "custody import of a store imported from version 1");
+    assert!(
+        common::stdout(&output).contains("5 of 5 bearer tokens were not restored"),
+        "{}",
+        common::stdout(&output)
+    );
 
     // A partial bundle is refused, and no directory is made.
     let case = dir.path().join("case.jsonl");
@@ -439,6 +545,57 @@ fn a_whole_log_bundle_verifies_and_rebuilds_a_store_on_both_backends() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 1);
+}
+
+/// Serves the store imported from `ledger` (at `data`, or in the database
+/// at `database_url` with `data` as the node's directory), with the
+/// source's signing key, and checks that it is the source deployment's to
+/// administer: its tokens authenticate as they did there (the admin's,
+/// Alice's), a revoked or unknown one does not, and a write retried under
+/// its idempotency key gets its first answer without growing the log.
+#[track_caller]
+fn serve_restored(ledger: &Ledger, data: &Path, database_url: Option<&str>) {
+    std::fs::copy(
+        ledger.server.data.join("log-signing.key"),
+        data.join("log-signing.key"),
+    )
+    .unwrap();
+    let node = common::spawn_serve(data, database_url).unwrap();
+    let location = match database_url {
+        Some(url) => custody_store::Location::Postgres(url.to_string()),
+        None => custody_store::Location::Embedded(data.to_path_buf()),
+    };
+    let admin = &ledger.server.admin_token;
+    let output = common::cli_at(&node.url, admin, &["whoami"]);
+    assert_success(&output, "custody whoami with the source's admin token");
+    assert!(
+        common::stdout(&output).starts_with("admin "),
+        "{}",
+        common::stdout(&output)
+    );
+    // An administrative act: only an admin may list every token.
+    let output = common::cli_at(&node.url, admin, &["token", "list", "--json"]);
+    assert_success(&output, "custody token list with the source's admin token");
+    let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 5, "{listed:#}");
+    let output = common::cli_at(&node.url, &ledger.alice, &["whoami"]);
+    assert_success(&output, "custody whoami with Alice's token");
+    let unknown = format!("cust_{}", "0".repeat(64));
+    for (token, what) in [
+        (&unknown, "an unknown token"),
+        (&ledger.revoked, "a revoked token"),
+    ] {
+        let output = common::cli_at(&node.url, token, &["whoami"]);
+        assert_eq!(output.status.code(), Some(2), "{what}: {}", stderr(&output));
+    }
+
+    let (_, before) = recomputed_root(&location);
+    let output = common::cli_at(&node.url, &ledger.alice, RETRIED_WRITE);
+    assert_success(&output, "the write retried after the restore");
+    assert_eq!(common::stdout(&output).trim(), ledger.retried);
+    let (_, after) = recomputed_root(&location);
+    assert_eq!(after, before, "a retried write appends nothing");
+    drop(node);
 }
 
 #[test]
@@ -512,11 +669,16 @@ fn a_tampered_bundle_fails_naming_what_broke() {
     assert!(!codes(&report).contains(&"bundle.digest-mismatch".to_string()));
 
     // The last event dropped and the trailer recomputed: the checkpoint
-    // commits to more entries than the bundle holds.
+    // commits to more entries than the bundle holds (and the result of the
+    // write that appended it names an event the bundle lacks).
     let mut truncated = original.clone();
     truncated.remove(*events.last().unwrap());
     write_with_fixed_trailer(&file, &truncated);
-    assert_fails_with(&file, key, &["checkpoint.beyond-log"]);
+    assert_fails_with(
+        &file,
+        key,
+        &["bundle.idempotency-unrecorded", "checkpoint.beyond-log"],
+    );
 
     // An event's bytes altered with the trailer recomputed: the rebuilt
     // root is not the signed one.
@@ -809,4 +971,188 @@ fn case_and_range_bundles_verify_and_say_what_they_cannot_prove() {
         .filter(|position| event_of(&original[*position]).case_id.as_str() == ledger.reviewed)
         .collect();
     assert!(reviewed_events.len() >= 2);
+}
+
+#[test]
+fn tampered_token_and_idempotency_lines_fail_naming_what_broke() {
+    let ledger = build_ledger();
+    let dir = tempfile::tempdir().unwrap();
+    let key = ledger.key.as_str();
+    let whole = dir.path().join("whole.jsonl");
+    export(&ledger.server.data, &whole, &[]);
+    let original = lines(&whole);
+    let (output, report) = verify_bundle(&whole, &["--key", key]);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["bundle"]["token_lines"], 5, "{report:#}");
+    let positions = |kind: &str| -> Vec<usize> {
+        original
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line_type(line) == kind)
+            .map(|(position, _)| position)
+            .collect()
+    };
+    let tokens = positions("token");
+    let records = positions("idempotency");
+    assert_eq!(tokens.len(), 5);
+    let file = dir.path().join("tampered.jsonl");
+
+    // One digit of a token's secret hash changed (the trailer recomputed):
+    // the hash no longer begins with what its token_issued event records.
+    let mut altered = original.clone();
+    let mut value = line_json(&altered[tokens[0]]);
+    let hash = value["secret_sha256"].as_str().unwrap().to_string();
+    let first = if hash.starts_with('0') { "1" } else { "0" };
+    value["secret_sha256"] = Value::from(format!("{first}{}", &hash[1..]));
+    altered[tokens[0]] = value.to_string();
+    write_with_fixed_trailer(&file, &altered);
+    let report = assert_fails_with(&file, key, &["bundle.token-mismatch"]);
+    assert!(
+        report["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not begin with"),
+        "{report:#}"
+    );
+    // And an import refuses it, making nothing.
+    let target = dir.path().join("refused");
+    let output = command()
+        .args(["import", "--bundle"])
+        .arg(&file)
+        .arg("--data")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("bundle.token-mismatch"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!target.exists());
+
+    // A token line dropped: the token it restores is named.
+    let mut dropped = original.clone();
+    let dropped_id = line_json(&dropped[tokens[1]])["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    dropped.remove(tokens[1]);
+    write_with_fixed_trailer(&file, &dropped);
+    let report = assert_fails_with(&file, key, &["bundle.token-mismatch"]);
+    assert!(
+        report["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("token {dropped_id} ")),
+        "{report:#}"
+    );
+    // Every token line dropped from a version 2 bundle: each token named.
+    let none: Vec<String> = original
+        .iter()
+        .filter(|line| line_type(line) != "token")
+        .cloned()
+        .collect();
+    write_with_fixed_trailer(&file, &none);
+    let report = assert_fails_with(&file, key, &["bundle.token-mismatch"]);
+    assert_eq!(
+        report["findings"].as_array().unwrap().len(),
+        5,
+        "{report:#}"
+    );
+
+    // A line for a token the log never issued.
+    let mut added = original.clone();
+    let mut value = line_json(&added[tokens[0]]);
+    value["token_id"] = Value::from("tok_ffffffffffffffff");
+    added.insert(tokens[0] + 1, value.to_string());
+    write_with_fixed_trailer(&file, &added);
+    assert_fails_with(&file, key, &["bundle.token-unrecorded"]);
+
+    // A revoked token's line made active again.
+    let mut revived = original.clone();
+    let revoked = tokens
+        .iter()
+        .copied()
+        .find(|position| !line_json(&original[*position])["revoked_at"].is_null())
+        .unwrap();
+    let mut value = line_json(&revived[revoked]);
+    value["revoked_at"] = Value::Null;
+    revived[revoked] = value.to_string();
+    write_with_fixed_trailer(&file, &revived);
+    let report = assert_fails_with(&file, key, &["bundle.token-mismatch"]);
+    assert!(
+        report["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is active in the line, but the log revokes it"),
+        "{report:#}"
+    );
+
+    // The retried write's record: its key changed, its answer changed, or
+    // given twice.
+    let retried = records
+        .iter()
+        .copied()
+        .find(|position| line_json(&original[*position])["key"] == RETRIED_KEY)
+        .unwrap();
+    let mut rekeyed = original.clone();
+    let mut value = line_json(&rekeyed[retried]);
+    value["key"] = Value::from("another-key");
+    rekeyed[retried] = value.to_string();
+    write_with_fixed_trailer(&file, &rekeyed);
+    assert_fails_with(&file, key, &["bundle.idempotency-unrecorded"]);
+    let mut answered = original.clone();
+    let mut value = line_json(&answered[retried]);
+    let response = value["response"]
+        .as_str()
+        .unwrap()
+        .replace(&ledger.retried, &ledger.reviewed);
+    value["response"] = Value::from(response);
+    answered[retried] = value.to_string();
+    write_with_fixed_trailer(&file, &answered);
+    assert_fails_with(&file, key, &["bundle.idempotency-unrecorded"]);
+    let mut twice = original.clone();
+    twice.insert(retried + 1, original[retried].clone());
+    write_with_fixed_trailer(&file, &twice);
+    assert_fails_with(&file, key, &["bundle.idempotency-unrecorded"]);
+    // The record of the request that found its ticket's case open appends
+    // nothing: made to name a case the log does not hold, it is caught.
+    let existing = records
+        .iter()
+        .copied()
+        .find(|position| {
+            line_json(&original[*position])["response"]
+                .as_str()
+                .unwrap()
+                .contains("\"appended\":[]")
+        })
+        .unwrap();
+    let mut elsewhere = original.clone();
+    let mut value = line_json(&elsewhere[existing]);
+    let response = value["response"]
+        .as_str()
+        .unwrap()
+        .replace(&ledger.survivor, &format!("AC-{}", "0".repeat(32)));
+    value["response"] = Value::from(response);
+    elsewhere[existing] = value.to_string();
+    write_with_fixed_trailer(&file, &elsewhere);
+    assert_fails_with(&file, key, &["bundle.idempotency-unrecorded"]);
+
+    // A case bundle carries no tokens or idempotency records.
+    let case = dir.path().join("case.jsonl");
+    export(&ledger.server.data, &case, &["--case", &ledger.reviewed]);
+    let mut smuggled = lines(&case);
+    let evidence = smuggled
+        .iter()
+        .position(|line| line_type(line) == "evidence")
+        .unwrap();
+    smuggled.insert(evidence, original[records[0]].clone());
+    smuggled.insert(evidence, original[tokens[0]].clone());
+    write_with_fixed_trailer(&file, &smuggled);
+    assert_fails_with(
+        &file,
+        key,
+        &["bundle.idempotency-unrecorded", "bundle.token-unrecorded"],
+    );
 }

@@ -301,6 +301,28 @@ fn exports_over_http_are_for_auditors() {
             Some("application/problem+json")
         );
     }
+    // An unknown parameter is refused, by name, not ignored: a misspelt
+    // filter would otherwise export every case.
+    for (query, name) in [
+        (
+            "format=jsonl&cases=AC-019ad2c1a7f37c3e8b1f4d2a9c0e5b71",
+            "cases",
+        ),
+        ("format=jsonl&sinse=5", "sinse"),
+    ] {
+        let page = export_page(&server, Some(&auditor), query);
+        assert_eq!(page.status, 400, "{query}: {}", page.text);
+        assert_eq!(
+            page.content_type.as_deref(),
+            Some("application/problem+json")
+        );
+        let detail = page.json["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("unknown field `{name}`")),
+            "{query}: {}",
+            page.text
+        );
+    }
     let unknown = export_page(
         &server,
         Some(&auditor),
@@ -815,7 +837,8 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
     // the revocation is due; the reviews are overdue long before.
     server.advance(3 * 3600 + 120);
     server.cli_ok(&carol, &["execute", &bound, "--revocation"]);
-    // Administration: groups, a revoked token, a delegation granted and revoked.
+    // Administration: groups, a revoked token, a delegation granted and
+    // revoked, an outside user's mapping.
     server.cli_ok(
         &admin,
         &["principal", "set-groups", "dave", "--group", "reviewers"],
@@ -841,6 +864,10 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
     );
     let grant_id = grant["grant_id"].as_str().unwrap().to_string();
     server.cli_ok(&admin, &["delegation", "revoke", &grant_id]);
+    // An outside user mapped to a principal, remapped and unmapped.
+    server.cli_ok(&admin, &["connector", "map", "slack", "U01ALICE", "alice"]);
+    server.cli_ok(&admin, &["connector", "map", "slack", "U01ALICE", "bob"]);
+    server.cli_ok(&admin, &["connector", "unmap", "slack", "U01ALICE"]);
     // The webhook deliveries are recorded as they happen.
     common::wait_until("a notification attempt", || {
         let (jsonl, _) = exported(&export_direct(&server, &["--format", "jsonl"]));

@@ -41,6 +41,7 @@ mod export;
 mod findings;
 mod first_run;
 mod http_edge;
+mod identities;
 mod late_records;
 mod ledger_timer;
 mod lifecycle;

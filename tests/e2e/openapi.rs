@@ -311,8 +311,9 @@ fn patterns(value: &serde_json::Value, at: String, found: &mut Vec<(String, Stri
 #[test]
 fn the_document_states_the_patterns_of_custody_core() {
     use custody_core::model::{
-        IDENTIFIER_PATTERN, LABEL_PATTERN, MAX_NAME_BYTES, MAX_TEXT_BYTES, PRINCIPAL_PATTERN,
-        TEXT_PATTERN, TICKET_PATTERN,
+        CONNECTOR_NAME_PATTERN, EXTERNAL_USER_PATTERN, IDENTIFIER_PATTERN, LABEL_PATTERN,
+        MAX_EXTERNAL_USER_BYTES, MAX_NAME_BYTES, MAX_TEXT_BYTES, PRINCIPAL_PATTERN, TEXT_PATTERN,
+        TICKET_PATTERN,
     };
     use custody_server::openapi::{
         duration_pattern, CASE_ID_PATTERN, EVENT_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN,
@@ -322,12 +323,18 @@ fn the_document_states_the_patterns_of_custody_core() {
     let document = server.get_json("/v1/openapi.json");
     let schemas = &document["components"]["schemas"];
     // The one name the principal pattern admits that the server refuses.
-    assert_eq!(
-        schemas["PrincipalBody"]["properties"]["name"]["not"],
-        serde_json::json!({"const": "system"}),
-        "{:#}",
-        schemas["PrincipalBody"]
-    );
+    for (schema, name) in [
+        ("PrincipalBody", "name"),
+        ("IdentityBody", "principal"),
+        ("IdentityEntry", "principal"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][name]["not"],
+            serde_json::json!({"const": "system"}),
+            "{:#}",
+            schemas[schema]
+        );
+    }
     let property = |schema: &str, name: &str| {
         let property = &schemas[schema]["properties"][name];
         match property.get("items") {
@@ -382,9 +389,17 @@ fn the_document_states_the_patterns_of_custody_core() {
         ("ChatBody", "approver"),
         ("PrincipalBody", "name"),
         ("DelegationBody", "principals"),
+        ("IdentityBody", "principal"),
+        ("IdentityEntry", "principal"),
     ] {
         expected.push((schema, name, PRINCIPAL_PATTERN, None));
     }
+    expected.push((
+        "IdentityEntry",
+        "external_user",
+        EXTERNAL_USER_PATTERN,
+        Some(MAX_EXTERNAL_USER_BYTES),
+    ));
     for (schema, name, pattern, most) in expected {
         let property = property(schema, name);
         assert_eq!(
@@ -417,6 +432,48 @@ fn the_document_states_the_patterns_of_custody_core() {
         );
         assert_eq!(name["maxLength"].as_u64(), Some(255), "{name:#}");
     }
+    // Path parameters: a connector's name, an outside user's ID.
+    let connectors = "/v1/connectors/{name}/identities";
+    for (path, method, name, pattern) in [
+        (connectors, "get", "name", CONNECTOR_NAME_PATTERN),
+        (connectors, "post", "name", CONNECTOR_NAME_PATTERN),
+        (
+            "/v1/connectors/{name}/identities/{external_user}",
+            "put",
+            "name",
+            CONNECTOR_NAME_PATTERN,
+        ),
+        (
+            "/v1/connectors/{name}/identities/{external_user}",
+            "put",
+            "external_user",
+            EXTERNAL_USER_PATTERN,
+        ),
+        (
+            "/v1/connectors/{name}/identities/{external_user}",
+            "delete",
+            "external_user",
+            EXTERNAL_USER_PATTERN,
+        ),
+    ] {
+        let schema = document["paths"][path][method]["parameters"]
+            .as_array()
+            .and_then(|parameters| parameters.iter().find(|p| p["name"] == name))
+            .map(|parameter| parameter["schema"].clone())
+            .unwrap_or_else(|| panic!("no parameter {name} of {method} {path}"));
+        assert_eq!(schema["pattern"].as_str(), Some(pattern), "{schema:#}");
+    }
+    // Elsewhere `name` is a principal's, and keeps no connector's pattern.
+    let principal_name = document["paths"]["/v1/principals/{name}/groups"]["put"]["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|p| p["name"] == "name"))
+        .map(|parameter| parameter["schema"].clone())
+        .unwrap();
+    assert_ne!(
+        principal_name["pattern"].as_str(),
+        Some(CONNECTOR_NAME_PATTERN),
+        "{principal_name:#}"
+    );
     let ticket = parameter("/v1/evidence", "ticket");
     assert_eq!(
         ticket["pattern"].as_str(),
@@ -430,6 +487,8 @@ fn the_document_states_the_patterns_of_custody_core() {
         TEXT_PATTERN.to_string(),
         TICKET_PATTERN.to_string(),
         PRINCIPAL_PATTERN.to_string(),
+        CONNECTOR_NAME_PATTERN.to_string(),
+        EXTERNAL_USER_PATTERN.to_string(),
         CASE_ID_PATTERN.to_string(),
         EVENT_ID_PATTERN.to_string(),
         PAST_TIMESTAMP_PATTERN.to_string(),

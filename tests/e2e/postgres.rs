@@ -244,3 +244,60 @@ fn nodes_share_one_database_and_one_gapless_log() {
     let report = server.assert_verify_ok();
     assert_eq!(report["checked"]["events"], size);
 }
+
+#[test]
+fn an_unreachable_database_fails_at_once_naming_why() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://custody@127.0.0.1:{port}/custody");
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let output = command()
+        .arg("init")
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_success(&output, "custody init");
+    let bundle = root.path().join("ledger.bundle");
+    for args in [
+        vec!["verify", "--database-url", &url],
+        vec!["export", "--format", "jsonl", "--database-url", &url],
+        vec![
+            "export",
+            "--format",
+            "bundle",
+            "--database-url",
+            &url,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+    ] {
+        let output = command()
+            .args(&args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let what = args.join(" ");
+        assert_eq!(output.status.code(), Some(2), "{what}: {}", stderr(&output));
+        // The connection's own error, from one attempt: not a pool that
+        // retried until its acquire timeout and then said only that.
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("cannot connect to {url}"))
+                && message.contains("Connection refused")
+                && !message.contains("timed out"),
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains("hint: check the host, port"),
+            "{what}: {message}"
+        );
+    }
+    assert!(!bundle.exists());
+}

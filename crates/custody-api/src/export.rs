@@ -25,8 +25,11 @@ pub const EXPORT_END_HEADER: &str = "custody-export-end";
 /// The header that carries how many events this page holds.
 pub const EVENT_COUNT_HEADER: &str = "custody-event-count";
 
-/// Query of `GET /v1/export`.
+/// Query of `GET /v1/export`. An unknown parameter is refused (`400`,
+/// naming it) rather than ignored: a misspelt `case` or `until` would
+/// otherwise export more than was asked for.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(
     feature = "openapi",
     derive(utoipa::IntoParams),

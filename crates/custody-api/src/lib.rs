@@ -24,6 +24,7 @@ pub mod decisions;
 pub mod delegations;
 pub mod evidence;
 pub mod export;
+pub mod identities;
 pub mod log;
 pub mod notifications;
 pub mod policy;
@@ -45,6 +46,10 @@ pub use evidence::{
     RecheckResult, ReferenceUploadOutcome, ReferenceUploadQuery, UploadQuery,
 };
 pub use export::ExportQuery;
+pub use identities::{
+    IdentitiesBody, IdentityBody, IdentityChange, IdentityChanges, IdentityEntry, IdentityList,
+    IdentityMapping,
+};
 pub use log::{
     ConsistencyDocument, ConsistencyQuery, EntriesDocument, EntriesQuery, EntryDocument,
     InclusionDocument, InclusionQuery, KeysDocument,

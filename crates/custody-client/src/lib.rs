@@ -20,6 +20,7 @@ mod decisions;
 mod delegations;
 mod evidence;
 mod export;
+mod identities;
 mod log;
 mod notifications;
 mod policy;

@@ -22,8 +22,9 @@ use crate::Connector;
     reason = "read once at start-up; each kind's settings are as large as they need to be"
 )]
 pub enum ConnectorConfig {
-    /// Jira Cloud (webhooks in, REST v3 out).
-    Jira(crate::jira::JiraConfig),
+    /// Jira Cloud (webhooks in, REST v3 out). Boxed: its field mapping
+    /// makes it several times the size of the other variants.
+    Jira(Box<crate::jira::JiraConfig>),
     /// ServiceNow (outbound REST messages in, Table API out).
     Servicenow(crate::servicenow::ServiceNowConfig),
     /// Slack (slash command and Block Kit buttons in, Web API out).

@@ -90,6 +90,37 @@ pub trait Connector: Send + Sync {
         let _ = (call, status, body);
         Ok(())
     }
+
+    /// The answer to a request refused after its signature was verified
+    /// (a malformed body, a command that does not parse), when the source
+    /// shows the person nothing but a 200's body (a Slack slash command).
+    /// `None`, the default, answers with [`Refusal::status`]; a size or
+    /// signature refusal never reaches this (413 or 401 for every source).
+    fn refused(&self, refusal: &Refusal) -> Option<Answer> {
+        let _ = refusal;
+        None
+    }
+
+    /// Whether this connector's approvals and denials are answers to a
+    /// question about a case still waiting for a decision (a Slack message's
+    /// Approve and Deny buttons): when set, a decision that arrives once the
+    /// case is decided (a second click, a stale client's) is answered with
+    /// the recorded decision (`AlreadyRecorded`) and appends nothing, where
+    /// the workflow alone would record a later denial as a veto and an
+    /// extra approval. The default leaves decisions to the workflow.
+    fn decisions_on_open_cases_only(&self) -> bool {
+        false
+    }
+
+    /// Calls to make once the request is answered, outside the outbox and
+    /// recorded nowhere (best effort): a message only the person who acted
+    /// sees, where the source ignores the answer's body (Slack ignores the
+    /// body of the answer to a button click, so the outcome is posted with
+    /// `chat.postEphemeral`). The default makes none.
+    fn follow_up(&self, request: &Request<'_>, outcomes: &[Outcome]) -> Vec<Call> {
+        let _ = (request, outcomes);
+        Vec::new()
+    }
 }
 
 /// What a verified signature gives: what to remember against replay, and

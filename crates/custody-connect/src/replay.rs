@@ -60,6 +60,15 @@ impl ReplayGuard {
         Ok(())
     }
 
+    /// Forgets `fingerprint`, so the same signed request is admitted once
+    /// more: for a request the source was asked to retry.
+    pub fn forget(&mut self, fingerprint: &[u8]) {
+        if self.seen.remove(fingerprint) {
+            self.order
+                .retain(|(_, seen)| seen.as_slice() != fingerprint);
+        }
+    }
+
     /// How many fingerprints it holds.
     pub fn len(&self) -> usize {
         self.order.len()
@@ -87,6 +96,18 @@ mod tests {
         guard.admit(b"c", 1601).unwrap();
         guard.admit(b"a", 1601).unwrap();
         assert_eq!(guard.admit(b"c", 1602), Err(Refusal::Replayed));
+    }
+
+    #[test]
+    fn a_forgotten_fingerprint_is_admitted_again_once() {
+        let mut guard = ReplayGuard::new(300, 10);
+        guard.admit(b"a", 1000).unwrap();
+        guard.admit(b"b", 1000).unwrap();
+        guard.forget(b"a");
+        assert_eq!(guard.len(), 1);
+        guard.admit(b"a", 1001).unwrap();
+        assert_eq!(guard.admit(b"a", 1002), Err(Refusal::Replayed));
+        assert_eq!(guard.admit(b"b", 1002), Err(Refusal::Replayed));
     }
 
     #[test]

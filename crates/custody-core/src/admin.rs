@@ -6,8 +6,11 @@
 //! `deployment` table under `admin_record`): `principal_added` (with the
 //! principal's groups, so "who made this principal an admin" is an event),
 //! `token_issued` and `token_revoked` (the token ID and a prefix of its
-//! SHA-256, never the secret), `delegation_granted` and `delegation_revoked`.
-//! The store's `principals`, `tokens` and `delegations` tables are
+//! SHA-256, never the secret), `delegation_granted` and `delegation_revoked`,
+//! `identity_mapped` and `identity_unmapped` (which outside user, as a
+//! connector names it, acts as which principal: a mapping gives an outside
+//! user a principal's power, as a token does). The store's `principals`,
+//! `tokens`, `delegations` and `connector_identities` tables are
 //! projections of this record, written in the same transaction as its events.
 //!
 //! The actor of each event is the authenticated admin. The one exception is
@@ -25,11 +28,13 @@ use std::collections::BTreeMap;
 use crate::code::Code;
 use crate::delegation::DelegationGrant;
 use crate::event::{
-    DelegationGranted, DelegationRevoked, Event, EventBody, PrincipalAdded, PrincipalGroupsChanged,
-    TokenIssued, TokenRevoked,
+    DelegationGranted, DelegationRevoked, Event, EventBody, IdentityMapped, IdentityUnmapped,
+    PrincipalAdded, PrincipalGroupsChanged, TokenIssued, TokenRevoked,
 };
 use crate::lifecycle::{Draft, Refusal};
-use crate::model::{Actor, Change, Principal, PrincipalId, Role, SYSTEM_PRINCIPAL};
+use crate::model::{
+    Actor, Change, ConnectorName, ExternalUser, Principal, PrincipalId, Role, SYSTEM_PRINCIPAL,
+};
 use crate::severity::Severity;
 use crate::time::Timestamp;
 
@@ -50,6 +55,8 @@ pub fn is_admin_event(body: &EventBody) -> bool {
             | EventBody::TokenRevoked(_)
             | EventBody::DelegationGranted(_)
             | EventBody::DelegationRevoked(_)
+            | EventBody::IdentityMapped(_)
+            | EventBody::IdentityUnmapped(_)
     )
 }
 
@@ -171,6 +178,44 @@ pub fn delegation_revoked(grant_id: &str, revoked_at: Timestamp, by_system: bool
     )
 }
 
+/// The `identity_mapped` event of `external_user` of `connector`, mapped
+/// to `principal` (from `previous`, for a remap).
+pub fn identity_mapped(
+    connector: &ConnectorName,
+    external_user: &ExternalUser,
+    principal: &PrincipalId,
+    previous: Option<&PrincipalId>,
+    by_system: bool,
+) -> Draft {
+    draft(
+        EventBody::IdentityMapped(IdentityMapped {
+            connector: connector.clone(),
+            external_user: external_user.clone(),
+            principal: principal.clone(),
+            previous: previous.cloned(),
+        }),
+        by_system,
+    )
+}
+
+/// The `identity_unmapped` event of `external_user` of `connector`, which
+/// was mapped to `principal`.
+pub fn identity_unmapped(
+    connector: &ConnectorName,
+    external_user: &ExternalUser,
+    principal: &PrincipalId,
+    by_system: bool,
+) -> Draft {
+    draft(
+        EventBody::IdentityUnmapped(IdentityUnmapped {
+            connector: connector.clone(),
+            external_user: external_user.clone(),
+            principal: principal.clone(),
+        }),
+        by_system,
+    )
+}
+
 impl From<&DelegationGranted> for DelegationGrant {
     fn from(granted: &DelegationGranted) -> DelegationGrant {
         DelegationGrant {
@@ -263,6 +308,9 @@ pub struct AdminState {
     pub tokens: BTreeMap<String, TokenState>,
     /// Delegation grants, by ID.
     pub grants: BTreeMap<String, GrantState>,
+    /// The outside users mapped to principals: by connector and the user's
+    /// ID there, the principal it acts as.
+    pub identities: BTreeMap<(ConnectorName, ExternalUser), PrincipalId>,
     /// Whether every event so far was by `system` (see [`may_administer`]).
     pub opening: bool,
 }
@@ -273,6 +321,7 @@ impl Default for AdminState {
             principals: BTreeMap::new(),
             tokens: BTreeMap::new(),
             grants: BTreeMap::new(),
+            identities: BTreeMap::new(),
             opening: true,
         }
     }
@@ -416,6 +465,55 @@ impl AdminState {
                     )));
                 }
             }
+            EventBody::IdentityMapped(mapped) => {
+                if mapped.principal.as_str() == SYSTEM_PRINCIPAL {
+                    broken.push(invalid(format!(
+                        "{} user {} is mapped to `system`, which is the ledger itself and acts for no one",
+                        mapped.connector, mapped.external_user
+                    )));
+                } else if !self.principals.contains_key(&mapped.principal) {
+                    broken.push(invalid(format!(
+                        "{} user {} is mapped to {}, whom the record never added",
+                        mapped.connector, mapped.external_user, mapped.principal
+                    )));
+                }
+                let key = (mapped.connector.clone(), mapped.external_user.clone());
+                let recorded = self.identities.get(&key);
+                if recorded != mapped.previous.as_ref() {
+                    broken.push(invalid(format!(
+                        "{} user {} is mapped to {} in place of {}, but the record says it was {}",
+                        mapped.connector,
+                        mapped.external_user,
+                        mapped.principal,
+                        mapped
+                            .previous
+                            .as_ref()
+                            .map_or("no one", PrincipalId::as_str),
+                        recorded.map_or("mapped to no one", PrincipalId::as_str)
+                    )));
+                } else if recorded == Some(&mapped.principal) {
+                    broken.push(invalid(format!(
+                        "{} user {} is mapped to {}, which it was mapped to already",
+                        mapped.connector, mapped.external_user, mapped.principal
+                    )));
+                }
+            }
+            EventBody::IdentityUnmapped(unmapped) => {
+                let key = (unmapped.connector.clone(), unmapped.external_user.clone());
+                match self.identities.get(&key) {
+                    None => broken.push(invalid(format!(
+                        "{} user {} is unmapped but was not mapped",
+                        unmapped.connector, unmapped.external_user
+                    ))),
+                    Some(recorded) if recorded != &unmapped.principal => {
+                        broken.push(invalid(format!(
+                            "{} user {} is unmapped from {}, but the record maps it to {}",
+                            unmapped.connector, unmapped.external_user, unmapped.principal, recorded
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
             other => broken.push((
                 Refusal {
                     rule: Code::AdminRecordMisplaced,
@@ -479,6 +577,19 @@ impl AdminState {
                 if let Some(state) = self.grants.get_mut(&revoked.grant_id) {
                     // The first revocation stands.
                     state.grant.revoked_at.get_or_insert(revoked.revoked_at);
+                }
+            }
+            EventBody::IdentityMapped(mapped) => {
+                self.identities.insert(
+                    (mapped.connector.clone(), mapped.external_user.clone()),
+                    mapped.principal.clone(),
+                );
+            }
+            EventBody::IdentityUnmapped(unmapped) => {
+                let key = (unmapped.connector.clone(), unmapped.external_user.clone());
+                // Only the mapping the event names is removed.
+                if self.identities.get(&key) == Some(&unmapped.principal) {
+                    self.identities.remove(&key);
                 }
             }
             _ => {}
@@ -589,6 +700,19 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
+/// A stored `connector_identities` row, as the audit compares it with the
+/// record. Text, as stored: a row that no event could have written (an ID
+/// with a control character, say) is compared all the same.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityRow {
+    /// The connector column.
+    pub connector: String,
+    /// The outside user's ID.
+    pub external_user: String,
+    /// The principal it maps to.
+    pub principal: String,
+}
+
 /// The stored projections of the administration record.
 #[derive(Clone, Debug, Default)]
 pub struct AdminRows {
@@ -598,4 +722,6 @@ pub struct AdminRows {
     pub tokens: Vec<TokenRow>,
     /// The `delegations` table.
     pub grants: Vec<DelegationGrant>,
+    /// The `connector_identities` table.
+    pub identities: Vec<IdentityRow>,
 }

@@ -464,7 +464,9 @@ impl CaseView {
             | EventBody::TokenIssued(_)
             | EventBody::TokenRevoked(_)
             | EventBody::DelegationGranted(_)
-            | EventBody::DelegationRevoked(_) => {}
+            | EventBody::DelegationRevoked(_)
+            | EventBody::IdentityMapped(_)
+            | EventBody::IdentityUnmapped(_) => {}
             EventBody::NotificationAttempted(_)
             | EventBody::EvidenceAttached(_)
             | EventBody::EvidenceUnverified(_)

@@ -338,7 +338,7 @@ codes! {
     AdminNotAdmin = "admin.not-admin" [High] Conflict
         r#"high (refusal at write time) | an administrative act by a principal who was not in `admins` as the record stood at that point (a token's owner may revoke it), or by `system` after the record's opening (once an admin has acted, only admins administer)"#;
     AdminRecordInvalid = "admin.record-invalid" [High] Conflict
-        r#"high | an administration event that does not follow from the record: a principal or token or grant added twice, a token issued for an unknown principal, a group change that misstates the groups it replaces, a token or grant revoked that was never issued or is revoked already (the first revocation stands), a grant's `granted_by` other than its actor, a grant or revocation time after the event was recorded"#;
+        r#"high | an administration event that does not follow from the record: a principal or token or grant added twice, a token issued for an unknown principal, a group change that misstates the groups it replaces, a token or grant revoked that was never issued or is revoked already (the first revocation stands), a grant's `granted_by` other than its actor, a grant or revocation time after the event was recorded, an outside user mapped to `system` or to a principal the record never added, a mapping that misstates the principal it replaces (or replaces a principal with itself), an unmapping of a user that was not mapped to the principal it names"#;
     AdminRecordMisplaced = "admin.record-misplaced" [High] Conflict
         r#"high | an administration event in a request's case, a second administration record, or another kind of event in the administration record"#;
     AdminPrincipalUnrecorded = "admin.principal-unrecorded" [Critical]
@@ -353,6 +353,10 @@ codes! {
         r#"critical | a stored delegation grant that the record never granted"#;
     AdminGrantMismatch = "admin.grant-mismatch" [Critical]
         r#"critical | a stored delegation grant that differs from the record (scope, validity, revocation), or a recorded grant missing from the store"#;
+    AdminIdentityUnrecorded = "admin.identity-unrecorded" [Critical]
+        r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal"#;
+    AdminIdentityMismatch = "admin.identity-mismatch" [Critical]
+        r#"critical | a stored mapping of an outside user to a principal other than the one the record maps it to, or a mapping in the record missing from the store"#;
     AdminUnrecordedLegacy = "admin.unrecorded-legacy" [Info]
         r#"info | the store holds principals, tokens or grants but no administration record: a data directory made by a version that did not record administration, never opened by `custody serve` since (which records them, by `system`, when it starts)"#;
     // The auditor bundle.
@@ -372,6 +376,12 @@ codes! {
         r#"critical | an event the bundle's scope does not hold: of another case in a case bundle, outside the range in a range bundle, or beyond the checkpoint the bundle is made against"#;
     BundleEvidenceUnlisted = "bundle.evidence-unlisted" [High]
         r#"high | an event of the bundle references an evidence blob the bundle lists no `evidence` line for, so its hash, media type and size were left out"#;
+    BundleTokenUnrecorded = "bundle.token-unrecorded" [Critical]
+        r#"critical | a `token` line of a whole-log bundle names a token no `token_issued` event of the log issues (or the line stands in a case or range bundle, which carries no tokens): an import would make a token nobody issued authenticate"#;
+    BundleTokenMismatch = "bundle.token-mismatch" [Critical]
+        r#"critical | a `token` line differs from the log's record of its token: another principal, a secret hash that does not begin with the 16 hex digits `token_issued` records, another expiry, a revocation the log does not record (or none where it does), a time later than the event's, a second line for one token; or a token the log issues has no `token` line in a whole-log bundle that carries them (version 2 on), so an import could not restore it"#;
+    BundleIdempotencyUnrecorded = "bundle.idempotency-unrecorded" [Critical]
+        r#"critical | an `idempotency` line the log does not bear out: its response does not parse, names events other than those the log holds under its principal and key (or none while the log holds some), names a case the log does not hold, or repeats an earlier line's principal and key (or the line stands in a case or range bundle): an import would answer a retried write with a result nobody was given"#;
     BundleKeysUntrusted = "bundle.keys-untrusted" [Info]
         r#"info | the bundle's checkpoint was checked only against the verifier keys the bundle itself carries; pass `--key` with the log's key, obtained independently, to make the check mean something"#;
     BundlePartial = "bundle.partial" [Info]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::to_canonical_bytes;
 use crate::id::{CaseId, EventId, Sha256Hash};
-use crate::model::{Actor, Change, PrincipalId, Role, Ticket};
+use crate::model::{Actor, Change, ConnectorName, ExternalUser, PrincipalId, Role, Ticket};
 use crate::policy::AppliedRule;
 use crate::time::Timestamp;
 
@@ -169,6 +169,13 @@ pub enum EventBody {
     DelegationGranted(DelegationGranted),
     /// An admin revoked a delegation grant: it covers nothing recorded after.
     DelegationRevoked(DelegationRevoked),
+    /// An admin mapped a user of an outside system, as a connector names
+    /// it, to a principal: what that user does through the connector is
+    /// done as the principal. A remap is one event naming the principal it
+    /// replaces.
+    IdentityMapped(IdentityMapped),
+    /// An admin removed a mapping: the outside user is trusted no more.
+    IdentityUnmapped(IdentityUnmapped),
 }
 
 /// The payload of `notification_attempted`.
@@ -418,6 +425,36 @@ pub struct DelegationRevoked {
     /// When it was revoked: the event's `recorded_at` (earlier only for
     /// revocations recorded from an older data directory).
     pub revoked_at: Timestamp,
+}
+
+/// The payload of `identity_mapped`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IdentityMapped {
+    /// The connector whose users the mapping is for.
+    pub connector: ConnectorName,
+    /// The user's ID in the outside system, exactly as the connector
+    /// receives it.
+    pub external_user: ExternalUser,
+    /// The principal the user acts as from now on.
+    pub principal: PrincipalId,
+    /// The principal it was mapped to until now (a remap), or `None`.
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub previous: Option<PrincipalId>,
+}
+
+/// The payload of `identity_unmapped`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IdentityUnmapped {
+    /// The connector.
+    pub connector: ConnectorName,
+    /// The user's ID in the outside system.
+    pub external_user: ExternalUser,
+    /// The principal it was mapped to until now.
+    pub principal: PrincipalId,
 }
 
 /// The payload of `policy_adopted`: which policy governs new cases from now.
@@ -745,6 +782,8 @@ impl EventBody {
             EventBody::TokenRevoked(_) => "token_revoked",
             EventBody::DelegationGranted(_) => "delegation_granted",
             EventBody::DelegationRevoked(_) => "delegation_revoked",
+            EventBody::IdentityMapped(_) => "identity_mapped",
+            EventBody::IdentityUnmapped(_) => "identity_unmapped",
         }
     }
 
@@ -947,6 +986,21 @@ impl EventBody {
             EventBody::DelegationRevoked(revoked) => format!(
                 "revoked delegation grant {} at {}",
                 revoked.grant_id, revoked.revoked_at
+            ),
+            EventBody::IdentityMapped(mapped) => format!(
+                "mapped {} user {} to {}{}",
+                mapped.connector,
+                mapped.external_user,
+                mapped.principal,
+                mapped
+                    .previous
+                    .as_ref()
+                    .map(|previous| format!(" (was {previous})"))
+                    .unwrap_or_default()
+            ),
+            EventBody::IdentityUnmapped(unmapped) => format!(
+                "unmapped {} user {} (was {})",
+                unmapped.connector, unmapped.external_user, unmapped.principal
             ),
         }
     }

@@ -36,6 +36,9 @@ pub enum ModelError {
     /// A duration not written as a number and a unit.
     #[error("`{0}` is not a duration (expected a whole number followed by s, m, h, d or w, e.g. 8h or 30d)")]
     Duration(String),
+    /// A connector name breaks the naming rule.
+    #[error("`{0}` is not a connector name: use 1 to 64 ASCII letters, digits, '-' and '_' (its events say `via` connector:NAME)")]
+    ConnectorName(String),
     /// A channel other than api, cli, web, chat or connector:NAME.
     #[error("`{0}` is not a channel (expected api, cli, web, chat or connector:NAME)")]
     Via(String),
@@ -342,6 +345,135 @@ impl utoipa::PartialSchema for PrincipalId {
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for PrincipalId {}
 
+/// A connector's configured name: what its events say as `via`
+/// (`connector:NAME`) and what its routes are under (`/v1/connectors/NAME/`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectorName(String);
+
+/// The OpenAPI pattern of a connector's name (`ConnectorName::from_str`).
+pub const CONNECTOR_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+impl ConnectorName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ConnectorName {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(ConnectorName(text.to_string()))
+        } else {
+            Err(ModelError::ConnectorName(text.to_string()))
+        }
+    }
+}
+
+/// A user of an outside system as a connector receives it: a Slack user ID,
+/// a Jira `accountId`, a ServiceNow `sys_id` or email, a Teams (Azure AD)
+/// object ID. Opaque text kept exactly as given (case and all: Slack's IDs
+/// are case-sensitive), 1 to [`MAX_EXTERNAL_USER_BYTES`] bytes, with no
+/// character that [`crate::text::is_unsafe_char`] names (control, bidi,
+/// zero-width and other invisible characters, so two IDs can never look
+/// alike on a screen while differing) and no white space at either end
+/// (which no system's IDs have, and which hides in a listing). Nor is it
+/// `.` or `..`, which no system uses as an ID and which a URL cannot carry
+/// as a path segment (`PUT /v1/connectors/{name}/identities/{external_user}`):
+/// clients resolve them as the current and the parent directory.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExternalUser(String);
+
+/// Longest accepted outside user ID, in bytes of UTF-8.
+pub const MAX_EXTERNAL_USER_BYTES: usize = 256;
+
+/// What an outside user's ID may hold, as error messages say it.
+pub const EXTERNAL_USER_ALLOWED: &str = "an outside user's ID may hold any character but control, bidi, zero-width and other invisible ones";
+
+impl ExternalUser {
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ExternalUser {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const FIELD: &str = "external_user";
+        check_charset(FIELD, text, EXTERNAL_USER_ALLOWED, |c| {
+            !crate::text::is_unsafe_char(c)
+        })?;
+        if text.len() > MAX_EXTERNAL_USER_BYTES {
+            return Err(ModelError::Text {
+                field: FIELD,
+                problem: "is longer than 256 bytes",
+            });
+        }
+        if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+            return Err(ModelError::Text {
+                field: FIELD,
+                problem: "must not begin or end with white space",
+            });
+        }
+        if text == "." || text == ".." {
+            return Err(ModelError::Text {
+                field: FIELD,
+                problem: "must not be `.` or `..`",
+            });
+        }
+        Ok(ExternalUser(text.to_string()))
+    }
+}
+
+/// Text, serde and OpenAPI for a string newtype parsed by `FromStr`.
+macro_rules! string_newtype {
+    ($name:ident, $pattern:expr, $max_length:expr) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .min_length(Some(1))
+                    .max_length(Some($max_length))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+string_newtype!(ConnectorName, CONNECTOR_NAME_PATTERN, 64);
+string_newtype!(ExternalUser, EXTERNAL_USER_PATTERN, MAX_EXTERNAL_USER_BYTES);
+
 impl PrincipalKind {
     /// The kind's name as written in events.
     pub fn as_str(self) -> &'static str {
@@ -434,13 +566,7 @@ impl FromStr for Via {
             "chat" => Ok(Via::Chat),
             "system" => Ok(Via::System),
             _ => match text.strip_prefix("connector:") {
-                Some(name)
-                    if !name.is_empty()
-                        && name.len() <= 64
-                        && name
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-                {
+                Some(name) if name.parse::<ConnectorName>().is_ok() => {
                     Ok(Via::Connector(name.to_string()))
                 }
                 _ => Err(ModelError::Via(text.to_string())),
@@ -874,6 +1000,35 @@ pub const LABEL_PATTERN: &str = concat!(
     "]*$"
 );
 
+/// The OpenAPI pattern of an outside user's ID ([`ExternalUser`]): no unsafe
+/// character, none that is white space at either end, and not `.` or `..`
+/// (the limit of 256 bytes is a separate `maxLength`). Without lookahead,
+/// which not every engine has: one character but `.`; two, not both `.`;
+/// or three or more.
+pub const EXTERNAL_USER_PATTERN: &str = concat!(
+    "^(?:[^",
+    unsafe_class!(),
+    label_space!(),
+    ".]|[^",
+    unsafe_class!(),
+    label_space!(),
+    ".][^",
+    unsafe_class!(),
+    label_space!(),
+    "]|[.][^",
+    unsafe_class!(),
+    label_space!(),
+    ".]|[^",
+    unsafe_class!(),
+    label_space!(),
+    "][^",
+    unsafe_class!(),
+    "]+[^",
+    unsafe_class!(),
+    label_space!(),
+    "])$"
+);
+
 /// The control characters (`char::is_control`) as a class body.
 macro_rules! control_class {
     () => {
@@ -1061,6 +1216,99 @@ mod tests {
         }
     }
 
+    /// An outside user's ID is kept exactly as given, and refused when it
+    /// is empty, too long, padded with white space or holds a character
+    /// that could make two IDs look alike.
+    #[test]
+    fn outside_user_ids_are_exact_and_visible() {
+        for kept in [
+            "U012AB3CD",
+            "u012ab3cd",
+            "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077",
+            "6a1d2c5e8f9b4a7c9d0e1f2a3b4c5d6e",
+            "ann.lee@example.com",
+            "José García",
+            "a b",
+        ] {
+            assert_eq!(kept.parse::<ExternalUser>().unwrap().as_str(), kept);
+        }
+        assert_ne!(
+            "U012AB3CD".parse::<ExternalUser>().unwrap(),
+            "u012ab3cd".parse::<ExternalUser>().unwrap()
+        );
+        assert!("x"
+            .repeat(MAX_EXTERNAL_USER_BYTES)
+            .parse::<ExternalUser>()
+            .is_ok());
+        for (refused, problem) in [
+            ("", "must not be empty"),
+            (" U1", "must not begin or end with white space"),
+            (".", "must not be `.` or `..`"),
+            ("..", "must not be `.` or `..`"),
+            ("U1\u{3000}", "must not begin or end with white space"),
+        ] {
+            match refused.parse::<ExternalUser>() {
+                Err(ModelError::Text {
+                    field,
+                    problem: said,
+                }) => {
+                    assert_eq!((field, said), ("external_user", problem), "{refused:?}")
+                }
+                other => panic!("{refused:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            "é".repeat(129).parse::<ExternalUser>(),
+            Err(ModelError::Text {
+                problem: "is longer than 256 bytes",
+                ..
+            })
+        ));
+        for invisible in ["U1\nU2", "U1\u{200b}", "\u{202e}U1", "U1\u{0}", "U1\u{9b}"] {
+            assert!(
+                matches!(
+                    invisible.parse::<ExternalUser>(),
+                    Err(ModelError::Character {
+                        field: "external_user",
+                        ..
+                    })
+                ),
+                "{invisible:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connector_names_are_what_via_names() {
+        for name in ["slack", "jira-cloud", "SN_prod", "a", &"x".repeat(64)] {
+            let parsed: ConnectorName = name.parse().unwrap();
+            assert_eq!(
+                format!("connector:{parsed}").parse::<Via>().unwrap(),
+                Via::Connector(name.to_string())
+            );
+        }
+        for name in [
+            "",
+            "slack main",
+            "slack/main",
+            "slack.main",
+            "ſlack",
+            &"x".repeat(65),
+        ] {
+            assert!(
+                matches!(
+                    name.parse::<ConnectorName>(),
+                    Err(ModelError::ConnectorName(_))
+                ),
+                "{name:?}"
+            );
+            assert!(
+                format!("connector:{name}").parse::<Via>().is_err(),
+                "{name:?}"
+            );
+        }
+    }
+
     /// The same-ticket check compares normalised tickets: a change of case
     /// cannot evade it, and look-alike (fullwidth, Cyrillic) spellings are
     /// refused rather than becoming a second ticket.
@@ -1113,6 +1361,8 @@ mod tests {
         let label = regex::Regex::new(LABEL_PATTERN).unwrap();
         let text = regex::Regex::new(TEXT_PATTERN).unwrap();
         let principal = regex::Regex::new(PRINCIPAL_PATTERN).unwrap();
+        let connector = regex::Regex::new(CONNECTOR_NAME_PATTERN).unwrap();
+        let external_user = regex::Regex::new(EXTERNAL_USER_PATTERN).unwrap();
         let mut samples: Vec<String> = [
             "alice",
             "Domain Admins",
@@ -1155,6 +1405,12 @@ mod tests {
         .collect();
         samples.push("a".repeat(64));
         samples.push("a".repeat(65));
+        samples.push("U".repeat(256));
+        samples.push(format!("{}é", "a".repeat(254)));
+        samples.push("557058:f58131cb-b67d-43c7-b30d-6b58d40bd077".to_string());
+        for dots in [".", "..", "...", ".a", "a.", ". .", ".. ", "a", "ab", "abc"] {
+            samples.push(dots.to_string());
+        }
         samples.push(format!("jira:{}", "K".repeat(128)));
         samples.push(format!("jira:{}", "K".repeat(129)));
         samples.push(format!("{}:K", "j".repeat(64)));
@@ -1216,6 +1472,20 @@ mod tests {
                 sample.parse::<PrincipalId>().is_ok(),
                 "principal {sample:?}"
             );
+            assert_eq!(
+                connector.is_match(sample),
+                sample.parse::<ConnectorName>().is_ok(),
+                "connector {sample:?}"
+            );
+            // The schema bounds characters, the parser bytes: they agree
+            // on text of at most 256 bytes.
+            if sample.len() <= MAX_EXTERNAL_USER_BYTES {
+                assert_eq!(
+                    external_user.is_match(sample),
+                    sample.parse::<ExternalUser>().is_ok(),
+                    "external user {sample:?}"
+                );
+            }
         }
     }
 }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::cast_possible_wrap)]
 
-use custody_core::admin::{self, AdminRows, TokenRow};
+use custody_core::admin::{self, AdminRows, IdentityRow, TokenRow};
 use custody_core::audit::{Auditor, Report, StoredEvent};
 use custody_core::delegation::DelegationGrant;
 use custody_core::lifecycle::{self, Draft, Placement};
@@ -400,6 +400,7 @@ fn honest_rows() -> AdminRows {
             revoked: false,
         }],
         grants: vec![granted],
+        identities: Vec::new(),
     }
 }
 
@@ -521,4 +522,204 @@ fn an_admin_demoted_by_a_recorded_group_change_administers_no_more() {
         report.findings
     );
     assert_eq!(report.findings[0].log_index, Some(9));
+}
+
+fn connector(name: &str) -> custody_core::model::ConnectorName {
+    name.parse().unwrap()
+}
+
+fn outside(id: &str) -> custody_core::model::ExternalUser {
+    id.parse().unwrap()
+}
+
+fn id(name: &str) -> custody_core::PrincipalId {
+    name.parse().unwrap()
+}
+
+/// The deployment, then the admin maps Slack's U01ALICE to alice, remaps
+/// it to vera and back to alice, maps U02VERA to vera and unmaps it.
+fn mapped_deployment() -> (Log, CaseId) {
+    let (mut log, record, _) = deployment();
+    let admin_actor = actor("admin", PrincipalKind::Human, None);
+    let slack = connector("slack");
+    for draft in [
+        admin::identity_mapped(&slack, &outside("U01ALICE"), &id("alice"), None, false),
+        admin::identity_mapped(
+            &slack,
+            &outside("U01ALICE"),
+            &id("vera"),
+            Some(&id("alice")),
+            false,
+        ),
+        admin::identity_mapped(
+            &slack,
+            &outside("U01ALICE"),
+            &id("alice"),
+            Some(&id("vera")),
+            false,
+        ),
+        admin::identity_mapped(&slack, &outside("U02VERA"), &id("vera"), None, false),
+        admin::identity_unmapped(&slack, &outside("U02VERA"), &id("vera"), false),
+    ] {
+        log.append(Some(&record), admin_actor.clone(), draft);
+    }
+    (log, record)
+}
+
+fn identity_row(connector: &str, external_user: &str, principal: &str) -> IdentityRow {
+    IdentityRow {
+        connector: connector.to_string(),
+        external_user: external_user.to_string(),
+        principal: principal.to_string(),
+    }
+}
+
+#[test]
+fn mappings_of_outside_users_are_replayed_from_the_record() {
+    let (log, _) = mapped_deployment();
+    let report = log.audit(None);
+    assert!(report.ok, "{:#?}", report.findings);
+    assert_eq!(report.checked.admin_events, 10);
+    let mut state = admin::AdminState::default();
+    for event in &log.events {
+        state.apply(event);
+    }
+    let mapped: Vec<(&str, &str, &str)> = state
+        .identities
+        .iter()
+        .map(|((connector, user), principal)| {
+            (connector.as_str(), user.as_str(), principal.as_str())
+        })
+        .collect();
+    assert_eq!(mapped, vec![("slack", "U01ALICE", "alice")]);
+}
+
+#[test]
+fn a_mapping_that_does_not_follow_from_the_record_is_named() {
+    let (mut log, record) = mapped_deployment();
+    let admin_actor = actor("admin", PrincipalKind::Human, None);
+    let slack = connector("slack");
+    let forged = [
+        // Mapped to someone the record never added, and to `system`.
+        admin::identity_mapped(&slack, &outside("U03"), &id("ghost"), None, false),
+        admin::identity_mapped(&slack, &outside("U04"), &id("system"), None, false),
+        // A remap that misstates what it replaces, and one to the same principal.
+        admin::identity_mapped(
+            &slack,
+            &outside("U01ALICE"),
+            &id("vera"),
+            Some(&id("admin")),
+            false,
+        ),
+        admin::identity_mapped(
+            &slack,
+            &outside("U01ALICE"),
+            &id("alice"),
+            Some(&id("alice")),
+            false,
+        ),
+        // Unmapped while not mapped, and from a principal it is not mapped to.
+        admin::identity_unmapped(&slack, &outside("U02VERA"), &id("vera"), false),
+        admin::identity_unmapped(&slack, &outside("U01ALICE"), &id("vera"), false),
+    ];
+    let count = forged.len();
+    for draft in forged {
+        log.append(Some(&record), admin_actor.clone(), draft);
+    }
+    // A non-admin maps a user of its own.
+    log.append(
+        Some(&record),
+        actor("alice", PrincipalKind::Human, None),
+        admin::identity_mapped(
+            &connector("jira"),
+            &outside("5b10ac8d82e05b22cc7d4ef5"),
+            &id("alice"),
+            None,
+            false,
+        ),
+    );
+    let report = log.audit(None);
+    let mut expected = vec!["admin.record-invalid"; count];
+    expected.push("admin.not-admin");
+    assert_eq!(codes(&report), expected, "{:#?}", report.findings);
+    // Each names the event that breaks the rule, in log order.
+    let first = log.events.len() - count - 1;
+    for (offset, finding) in report.findings.iter().enumerate() {
+        assert_eq!(finding.log_index, Some((first + offset) as u64));
+    }
+    assert!(report.findings[1].message.contains("`system`"));
+}
+
+#[test]
+fn stored_mappings_of_outside_users_must_be_the_records() {
+    let (log, _) = mapped_deployment();
+    let mut rows = honest_rows();
+    rows.grants[0].granted_at = log.events[4]
+        .body
+        .clone()
+        .pipe_granted_at()
+        .expect("a grant event");
+    rows.identities = vec![identity_row("slack", "U01ALICE", "alice")];
+    let report = log.audit(Some(&rows));
+    assert!(report.ok, "{:#?}", report.findings);
+
+    // A mapping inserted behind the store's back, the unmapped one
+    // restored, and a mapping with another case of its ID.
+    let mut inserted = rows.clone();
+    inserted.identities.extend([
+        identity_row("slack", "U09MALLORY", "admin"),
+        identity_row("slack", "U02VERA", "vera"),
+        identity_row("slack", "u01alice", "alice"),
+    ]);
+    let report = log.audit(Some(&inserted));
+    assert_eq!(
+        codes(&report),
+        vec![
+            "admin.identity-unrecorded",
+            "admin.identity-unrecorded",
+            "admin.identity-unrecorded"
+        ],
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.findings[0].message.contains("act as admin"));
+
+    // The mapping pointed at another principal; then deleted.
+    let mut pointed = rows.clone();
+    pointed.identities[0].principal = "admin".to_string();
+    assert_eq!(
+        codes(&log.audit(Some(&pointed))),
+        vec!["admin.identity-mismatch"]
+    );
+    let mut deleted = rows.clone();
+    deleted.identities.clear();
+    let report = log.audit(Some(&deleted));
+    assert_eq!(codes(&report), vec!["admin.identity-mismatch"]);
+    assert!(report.findings[0].message.contains("not stored"));
+
+    // A store without a record holds no mapping honestly.
+    let empty = Log::default();
+    let mut legacy = honest_rows();
+    legacy.identities = vec![identity_row("slack", "U01ALICE", "alice")];
+    assert_eq!(
+        codes(&empty.audit(Some(&legacy))),
+        vec!["admin.identity-unrecorded", "admin.unrecorded-legacy"]
+    );
+}
+
+#[test]
+fn a_mapping_outside_the_administration_record_is_misplaced() {
+    let (mut log, _, case) = deployment();
+    log.append(
+        Some(&case),
+        actor("admin", PrincipalKind::Human, None),
+        admin::identity_mapped(
+            &connector("slack"),
+            &outside("U1"),
+            &id("alice"),
+            None,
+            false,
+        ),
+    );
+    assert_eq!(codes(&log.audit(None)), vec!["admin.record-misplaced"]);
 }

@@ -261,6 +261,20 @@ const COVERAGE: &[(&str, Producer)] = &[
         },
     ),
     (
+        "admin.identity-unrecorded",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_mappings_of_outside_users_must_be_the_records",
+        },
+    ),
+    (
+        "admin.identity-mismatch",
+        Test {
+            file: "crates/custody-core/tests/admin_record.rs",
+            holder: "stored_mappings_of_outside_users_must_be_the_records",
+        },
+    ),
+    (
         "admin.unrecorded-legacy",
         Test {
             file: "crates/custody-core/tests/admin_record.rs",
@@ -592,6 +606,27 @@ const COVERAGE: &[(&str, Producer)] = &[
         Test {
             file: "tests/e2e/bundle.rs",
             holder: "a_tampered_bundle_fails_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.token-unrecorded",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "tampered_token_and_idempotency_lines_fail_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.token-mismatch",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "tampered_token_and_idempotency_lines_fail_naming_what_broke",
+        },
+    ),
+    (
+        "bundle.idempotency-unrecorded",
+        Test {
+            file: "tests/e2e/bundle.rs",
+            holder: "tampered_token_and_idempotency_lines_fail_naming_what_broke",
         },
     ),
     (

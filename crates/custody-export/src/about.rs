@@ -88,6 +88,25 @@ pub(crate) fn about(record: &Record<'_>) -> About {
             resource: Some(revoked.grant_id.clone()),
             ..About::default()
         },
+        // The principal gains (or loses) an outside user who acts as it.
+        EventBody::IdentityMapped(mapped) => About {
+            user_id: Some(mapped.principal.to_string()),
+            user_name: Some(mapped.principal.to_string()),
+            privilege: Some(format!(
+                "identity:connector:{}:{}",
+                mapped.connector, mapped.external_user
+            )),
+            ..About::default()
+        },
+        EventBody::IdentityUnmapped(unmapped) => About {
+            user_id: Some(unmapped.principal.to_string()),
+            user_name: Some(unmapped.principal.to_string()),
+            privilege: Some(format!(
+                "identity:connector:{}:{}",
+                unmapped.connector, unmapped.external_user
+            )),
+            ..About::default()
+        },
         _ => match change_of(record) {
             Some(change) => {
                 let subject = change.subject();

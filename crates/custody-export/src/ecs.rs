@@ -40,7 +40,10 @@ pub fn categorization(record: &Record<'_>) -> (&'static [&'static str], &'static
         ),
         EventBody::DelegationGranted(_) => (&["iam"], &["admin", "creation"]),
         EventBody::DelegationRevoked(_) => (&["iam"], &["admin", "deletion"]),
-        EventBody::TokenIssued(_) | EventBody::TokenRevoked(_) => (&["iam"], &["user", "change"]),
+        EventBody::TokenIssued(_)
+        | EventBody::TokenRevoked(_)
+        | EventBody::IdentityMapped(_)
+        | EventBody::IdentityUnmapped(_) => (&["iam"], &["user", "change"]),
         EventBody::PrincipalGroupsChanged(_) => (&["iam"], &["user", "group", "change"]),
         body => {
             let (class, activity) = ocsf::class_and_activity(body, crate::case_change(record));

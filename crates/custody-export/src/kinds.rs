@@ -58,7 +58,9 @@ pub fn severity(body: &EventBody) -> Severity {
         | EventBody::TokenIssued(_)
         | EventBody::TokenRevoked(_)
         | EventBody::DelegationGranted(_)
-        | EventBody::DelegationRevoked(_) => Severity::Low,
+        | EventBody::DelegationRevoked(_)
+        | EventBody::IdentityMapped(_)
+        | EventBody::IdentityUnmapped(_) => Severity::Low,
         EventBody::RequestCreated(_)
         | EventBody::ApprovalGranted(_)
         | EventBody::ApprovalConfirmed(_)

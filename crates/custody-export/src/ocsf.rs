@@ -9,7 +9,8 @@
 //!   group;
 //! - an executed change that creates, rotates, modifies or deletes an
 //!   account, a key or a token is Account Change (3001), like the
-//!   administration of principals and bearer tokens;
+//!   administration of principals, bearer tokens and the outside users
+//!   mapped to principals;
 //! - everything else that happens to a case (request, approvals, reviews,
 //!   comments, evidence, notifications, escalations, links) is Entity
 //!   Management (3004) of the case itself, as is the adoption of a policy
@@ -52,7 +53,8 @@ pub struct Class {
 }
 
 /// Account Change (3001): accounts, keys and tokens created, rotated,
-/// modified or deleted; principals added; bearer tokens issued and revoked.
+/// modified or deleted; principals added; bearer tokens issued and revoked;
+/// outside users mapped to principals and unmapped.
 pub const ACCOUNT_CHANGE: Class = Class {
     uid: 3001,
     name: "Account Change",
@@ -218,6 +220,24 @@ fn target(body: &EventBody, change: Option<&Change>) -> (Class, Activity, Target
                     "name": revoked.principal.as_str(),
                     "credential_uid": revoked.token_id,
                 }),
+            },
+        ),
+        EventBody::IdentityMapped(mapped) => (
+            ACCOUNT_CHANGE,
+            activity(99, "Map Identity"),
+            Target::Account {
+                user: mapped_user(&mapped.principal, &mapped.connector, &mapped.external_user),
+            },
+        ),
+        EventBody::IdentityUnmapped(unmapped) => (
+            ACCOUNT_CHANGE,
+            activity(99, "Unmap Identity"),
+            Target::Account {
+                user: mapped_user(
+                    &unmapped.principal,
+                    &unmapped.connector,
+                    &unmapped.external_user,
+                ),
             },
         ),
         EventBody::DelegationGranted(grant) => {
@@ -443,6 +463,26 @@ fn subject_user(subject: &Subject) -> Value {
         "type": subject.kind.as_str(),
         "type_id": if subject.kind == SubjectKind::User { 1 } else { 99 },
         "credential_uid": credential.then_some(subject.id.as_str()),
+    })
+}
+
+/// The OCSF user of a mapping: the principal, with the outside user that
+/// acts as it as its `account` (`type` the connector, as `via` names it;
+/// `type_id` 99, Other: the connector's name is the deployment's own).
+fn mapped_user(
+    principal: &custody_core::model::PrincipalId,
+    connector: &custody_core::model::ConnectorName,
+    external_user: &custody_core::model::ExternalUser,
+) -> Value {
+    json!({
+        "uid": principal.as_str(),
+        "name": principal.as_str(),
+        "account": {
+            "uid": external_user.as_str(),
+            "name": external_user.as_str(),
+            "type": format!("connector:{connector}"),
+            "type_id": 99,
+        },
     })
 }
 

@@ -199,6 +199,7 @@ fn expected_class(kind: &str) -> (u64, u64) {
         // dev → admins, dev: a membership added.
         "principal_groups_changed" => (3006, 3),
         "token_issued" | "token_revoked" => (3001, 99),
+        "identity_mapped" | "identity_unmapped" => (3001, 99),
         "delegation_granted" => (3005, 1),
         "delegation_revoked" => (3004, 4),
         // The fixture's policy has a predecessor: an update.

@@ -512,7 +512,7 @@ impl Deliverer {
             .case_id
             .parse()
             .map_err(|error| format!("the outbox names no case: {error}"))?;
-        let (_, events) = self
+        let (now, events) = self
             .store
             .case(&case_id)
             .await
@@ -542,7 +542,19 @@ impl Deliverer {
             case_url: notification.case_url.clone(),
             recipient,
             event: event.body.kind_name().to_string(),
-            state: after.state.to_string(),
+            // A ticket gets the state each event left (a comment per
+            // change, in order); a message that is edited in place gets
+            // the case as it is now, so an older update delivered late
+            // never shows a stale state.
+            state: if now
+                .ticket
+                .as_ref()
+                .is_some_and(|ticket| Some(&ticket.key) == delivery.recipient.as_ref())
+            {
+                after.state.to_string()
+            } else {
+                now.state.to_string()
+            },
             actor: match &event.actor.on_behalf_of {
                 Some(party) => format!("{} on behalf of {party}", event.actor.principal),
                 None => event.actor.principal.to_string(),

@@ -186,6 +186,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .routes(routes!(api::delegations::revoke_delegation))
         .routes(routes!(api::admin::admin_record))
+        .routes(routes!(
+            api::identities::list_identities,
+            api::identities::map_identities
+        ))
+        .routes(routes!(
+            api::identities::map_identity,
+            api::identities::unmap_identity
+        ))
         .routes(routes!(api::principals::set_groups))
         .routes(routes!(
             api::principals::add_principal,

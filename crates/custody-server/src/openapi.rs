@@ -19,8 +19,9 @@ use utoipa::openapi::{
 use utoipa::Modify;
 
 use custody_core::model::{
-    IDENTIFIER_PATTERN, LABEL_PATTERN, MAX_NAME_BYTES, MAX_TEXT_BYTES, PRINCIPAL_PATTERN,
-    TEXT_PATTERN, TICKET_PATTERN,
+    CONNECTOR_NAME_PATTERN, EXTERNAL_USER_PATTERN, IDENTIFIER_PATTERN, LABEL_PATTERN,
+    MAX_EXTERNAL_USER_BYTES, MAX_NAME_BYTES, MAX_TEXT_BYTES, PRINCIPAL_PATTERN, TEXT_PATTERN,
+    TICKET_PATTERN,
 };
 
 use custody_api::evidence::MAX_FILE_NAME_BYTES;
@@ -108,6 +109,10 @@ enum Rule {
     Names,
     /// An array whose items are principal names.
     Principals,
+    /// A connector's name (`ConnectorName`).
+    Connector,
+    /// An outside user's ID (`ExternalUser`).
+    ExternalUser,
 }
 
 const SUBJECT_KINDS: &[&str] = &[
@@ -181,6 +186,9 @@ const BODY_RULES: &[(&str, &str, Rule)] = &[
     ("DelegationBody", "entitlements", Rule::Names),
     ("DelegationBody", "resources", Rule::Names),
     ("DelegationBody", "valid_for", Rule::Duration),
+    ("IdentityBody", "principal", Rule::Principal),
+    ("IdentityEntry", "external_user", Rule::ExternalUser),
+    ("IdentityEntry", "principal", Rule::Principal),
     ("LinkBody", "url", Rule::Url),
     ("RecheckBody", "case", Rule::CaseId),
 ];
@@ -193,6 +201,23 @@ const OPTIONAL_BODIES: &[&str] = &[
     "create_token",
     "upload",
     "upload_for_reference",
+];
+
+/// Every constrained path parameter: (parameter, rule), in every operation
+/// that has it.
+const PATH_RULES: &[(&str, Rule)] = &[
+    // Only the connectors' routes name a connector by `name` and an
+    // outside user by `external_user`.
+    ("external_user", Rule::ExternalUser),
+];
+
+/// Operations whose `name` path parameter is a connector's name (elsewhere
+/// it is a principal's).
+const CONNECTOR_OPERATIONS: &[&str] = &[
+    "list_identities",
+    "map_identities",
+    "map_identity",
+    "unmap_identity",
 ];
 
 /// Every constrained query parameter: (operation ID, parameter, rule).
@@ -244,6 +269,16 @@ fn apply(rule: &Rule, object: &mut Object) {
         Rule::Ticket => object.pattern = Some(TICKET_PATTERN.to_string()),
         Rule::Duration => object.pattern = Some(duration_pattern()),
         Rule::Principal => object.pattern = Some(PRINCIPAL_PATTERN.to_string()),
+        Rule::Connector => {
+            object.pattern = Some(CONNECTOR_NAME_PATTERN.to_string());
+            object.min_length = Some(1);
+            object.max_length = Some(64);
+        }
+        Rule::ExternalUser => {
+            object.pattern = Some(EXTERNAL_USER_PATTERN.to_string());
+            object.min_length = Some(1);
+            object.max_length = Some(MAX_EXTERNAL_USER_BYTES);
+        }
         Rule::CaseId => object.pattern = Some(CASE_ID_PATTERN.to_string()),
         Rule::EventId => object.pattern = Some(EVENT_ID_PATTERN.to_string()),
         Rule::DateTime => {
@@ -453,7 +488,24 @@ impl Modify for Truthful {
                     continue;
                 };
                 match parameter.parameter_in {
-                    ParameterIn::Path => has_path = true,
+                    ParameterIn::Path => {
+                        has_path = true;
+                        let rule = if parameter.name == "name"
+                            && CONNECTOR_OPERATIONS.contains(&id.as_str())
+                        {
+                            Some(&Rule::Connector)
+                        } else {
+                            PATH_RULES
+                                .iter()
+                                .find(|(name, _)| parameter.name == *name)
+                                .map(|(_, rule)| rule)
+                        };
+                        if let (Some(rule), Some(RefOr::T(Schema::Object(object)))) =
+                            (rule, parameter.schema.as_mut())
+                        {
+                            apply(rule, object);
+                        }
+                    }
                     ParameterIn::Header if parameter.name == "Idempotency-Key" => {
                         has_key = true;
                         // Optional: without one the server makes a key up
@@ -587,14 +639,20 @@ pub fn document(openapi: &OpenApi) -> serde_json::Value {
         );
     }
     // `system` matches the principal pattern but names the ledger itself.
-    if let Some(name) = document
-        .pointer_mut("/components/schemas/PrincipalBody/properties/name")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        name.insert(
-            "not".to_string(),
-            serde_json::json!({"const": custody_core::model::SYSTEM_PRINCIPAL}),
-        );
+    for pointer in [
+        "/components/schemas/PrincipalBody/properties/name",
+        "/components/schemas/IdentityBody/properties/principal",
+        "/components/schemas/IdentityEntry/properties/principal",
+    ] {
+        if let Some(name) = document
+            .pointer_mut(pointer)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            name.insert(
+                "not".to_string(),
+                serde_json::json!({"const": custody_core::model::SYSTEM_PRINCIPAL}),
+            );
+        }
     }
     document
 }

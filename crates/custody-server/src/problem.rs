@@ -177,6 +177,16 @@ impl From<StoreError> for Problem {
                 message: format!("principal {principal} already exists"),
                 hint: None,
             }),
+            StoreError::IdentityNotMapped {
+                connector,
+                external_user,
+            } => Problem::not_found(format!(
+                "{connector} user {} is not mapped to a principal",
+                custody_core::text::escape(&external_user)
+            ))
+            .with_hint(format!(
+                "list the mapped users with `custody connector identities {connector}`"
+            )),
             StoreError::InvalidRequest(detail) => Problem::invalid(detail),
             StoreError::Closed => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -52,7 +52,7 @@ use std::time::Duration;
 use custody_core::audit::{decode_row, DecodedRow, Report, StoredEvent};
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
-use custody_core::model::{Actor, Principal, PrincipalId};
+use custody_core::model::{Actor, ConnectorName, ExternalUser, Principal, PrincipalId};
 use custody_core::{CaseId, CaseState, CaseView, Event, SharedClock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -65,7 +65,8 @@ use tokio::sync::{mpsc, oneshot};
 // What the store answers with is what the API sends: one definition, in the
 // crate the server and its clients share.
 pub use custody_api::{
-    AppendedEvent, CaseSummary, IssuedToken, OutboxEntry, TokenInfo, WriteOutcome,
+    AppendedEvent, CaseSummary, IdentityChange, IdentityMapping, IssuedToken, OutboxEntry,
+    TokenInfo, WriteOutcome,
 };
 
 /// Where a store keeps its ledger.
@@ -245,6 +246,47 @@ pub struct ImportSummary {
     pub cases: u64,
     /// Outbox rows rebuilt from the notifications the events owe.
     pub notifications: u64,
+    /// Token rows rebuilt from the `token_issued` events.
+    pub tokens: u64,
+    /// Of those, the tokens stored with their secret's full SHA-256 (given
+    /// by [`Import::token`]): they authenticate on the imported store.
+    pub tokens_restored: u64,
+    /// Idempotency records stored ([`Import::idempotency`]).
+    pub idempotency_records: u64,
+}
+
+/// A row of the `tokens` table with its secret's SHA-256, as a whole-log
+/// bundle carries it ([`ReadOnlyStore::token_rows`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredToken {
+    /// The public token ID (`tok_...`).
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// The SHA-256 of the whole bearer token.
+    pub secret_sha256: custody_core::Sha256Hash,
+    /// When the row was stored.
+    pub created_at: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<String>,
+}
+
+/// A row of the `idempotency` table: the stored result of one write under
+/// its principal and idempotency key ([`ReadOnlyStore::idempotency_page`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredIdempotency {
+    /// The principal who wrote.
+    pub principal: String,
+    /// The idempotency key.
+    pub key: String,
+    /// The fingerprint of the write's command.
+    pub fingerprint: String,
+    /// The write's result, JSON text as stored (a [`WriteOutcome`]).
+    pub response: String,
+    /// When it was stored.
+    pub created_at: String,
 }
 
 /// An import of a whole log into an empty store (`custody import`): every
@@ -280,10 +322,7 @@ impl Import {
                 ImportBackend::Sqlite(backend::sqlite::import_begin(connection).await?)
             }
             Location::Postgres(url) => {
-                let connection = postgres_options(url)?
-                    .connect()
-                    .await
-                    .map_err(|error| unreachable_database(location, error))?;
+                let connection = connect_postgres(location, &postgres_options(url)?).await?;
                 ImportBackend::Postgres(backend::postgres::import_begin(connection).await?)
             }
         };
@@ -314,6 +353,33 @@ impl Import {
             ImportBackend::Postgres(importer) => {
                 importer.checkpoint(size, root, note, created_at).await
             }
+        }
+    }
+
+    /// Gives the token `token_id`, issued to `principal` by an imported
+    /// `token_issued` event, the full SHA-256 of its secret, so it
+    /// authenticates on the imported store. Call it after the events. The
+    /// digest must begin with the 16 hex digits the event records; a token
+    /// the events never issued, or issued to another principal, is refused.
+    /// Tokens given no digest keep an unusable one (see `docs/bundle.md`).
+    pub async fn token(
+        &mut self,
+        token_id: &str,
+        principal: &str,
+        secret_sha256: custody_core::Sha256Hash,
+    ) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.token(token_id, principal, secret_sha256),
+            ImportBackend::Postgres(importer) => importer.token(token_id, principal, secret_sha256),
+        }
+    }
+
+    /// Stores a write's idempotency record as it is, so a write retried
+    /// after the import returns its first result.
+    pub async fn idempotency(&mut self, record: StoredIdempotency) -> Result<(), StoreError> {
+        match &mut self.inner {
+            ImportBackend::Sqlite(importer) => importer.idempotency(record).await,
+            ImportBackend::Postgres(importer) => importer.idempotency(record).await,
         }
     }
 
@@ -503,6 +569,14 @@ pub enum StoreError {
     /// A principal with that name already exists.
     #[error("principal {0} already exists")]
     PrincipalExists(String),
+    /// The outside user is not mapped to any principal (nothing to unmap).
+    #[error("{connector} user {external_user} is not mapped to a principal")]
+    IdentityNotMapped {
+        /// The connector.
+        connector: String,
+        /// The outside user's ID.
+        external_user: String,
+    },
     /// The database failed; the write was not acknowledged.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -618,10 +692,7 @@ impl Store {
             }
             Location::Postgres(url) => {
                 let options = postgres_options(url)?;
-                let mut writer_connection = options
-                    .connect()
-                    .await
-                    .map_err(|error| unreachable_database(location, error))?;
+                let mut writer_connection = connect_postgres(location, &options).await?;
                 backend::postgres::migrate(&mut writer_connection).await?;
                 let readers = PgPoolOptions::new()
                     .max_connections(8)
@@ -859,6 +930,73 @@ impl Store {
         .await
     }
 
+    /// Maps outside users of `connector` to principals (`identity_mapped`
+    /// events in the administration record, by the admin `by`), in order,
+    /// all in one transaction: when one mapping is refused (an unknown
+    /// principal, `system`), none is recorded. A user mapped to the
+    /// principal it is mapped to already records nothing; one mapped to
+    /// another principal is remapped by one event naming the one it
+    /// replaces. Returns what each did.
+    pub async fn map_identities(
+        &self,
+        connector: ConnectorName,
+        entries: Vec<(ExternalUser, PrincipalId)>,
+        by: Actor,
+    ) -> Result<Vec<IdentityChange>, StoreError> {
+        self.submit(|reply| writer::Job::MapIdentities {
+            connector,
+            entries,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes the mapping of an outside user (`identity_unmapped`, by the
+    /// admin `by`): from then on the connector trusts it no more. Refused
+    /// ([`StoreError::IdentityNotMapped`]) when it is not mapped.
+    pub async fn unmap_identity(
+        &self,
+        connector: ConnectorName,
+        external_user: ExternalUser,
+        by: Actor,
+    ) -> Result<IdentityChange, StoreError> {
+        self.submit(|reply| writer::Job::UnmapIdentity {
+            connector,
+            external_user,
+            by,
+            reply,
+        })
+        .await
+    }
+
+    /// The principal, as it is now (kind, groups, organisation), that the
+    /// outside user `external_user` of `connector` is mapped to, or `None`:
+    /// an unmapped user is never trusted. The ID is compared exactly
+    /// (case-sensitive); text that could not be an outside user's ID (see
+    /// [`ExternalUser`]) is mapped to no one.
+    pub async fn connector_identity(
+        &self,
+        connector: &str,
+        external_user: &str,
+    ) -> Result<Option<custody_core::model::Principal>, StoreError> {
+        let (Ok(connector), Ok(external_user)) = (
+            connector.parse::<ConnectorName>(),
+            external_user.parse::<ExternalUser>(),
+        ) else {
+            return Ok(None);
+        };
+        on_backend!(&self.readers, ops, readers => ops::connector_identity(readers, &connector, &external_user).await)
+    }
+
+    /// The mapped outside users of `connector`, by ID.
+    pub async fn connector_identities(
+        &self,
+        connector: &ConnectorName,
+    ) -> Result<Vec<IdentityMapping>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::connector_identities(readers, connector).await)
+    }
+
     /// The events of the administration record, oldest first.
     pub async fn admin_record(&self) -> Result<Vec<Event>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::admin_record(readers).await)
@@ -1047,18 +1185,6 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::principal(readers, id).await)
     }
 
-    /// The principal an outside system's user is mapped to for `connector`.
-    /// (Placeholder until the identity map lands: maps no one, so every
-    /// connector action is refused as unmapped.)
-    pub async fn connector_identity(
-        &self,
-        connector: &str,
-        external_user: &str,
-    ) -> Result<Option<Principal>, StoreError> {
-        let _ = (connector, external_user);
-        Ok(None)
-    }
-
     /// The case carrying `ticket` (not merged away), for a connector whose
     /// record names the ticket and not the case.
     pub async fn case_for_ticket(
@@ -1197,6 +1323,11 @@ impl ReadOnlyStore {
             Location::Postgres(url) => {
                 let options =
                     postgres_options(url)?.options([("default_transaction_read_only", "on")]);
+                // One bounded attempt first: a pool retries a refused
+                // connection until its 30-second acquire timeout and then
+                // reports only that it timed out, not why.
+                let probe = connect_postgres(location, &options).await?;
+                let _ = sqlx::Connection::close(probe).await;
                 let pool = PgPoolOptions::new()
                     .max_connections(1)
                     .connect_with(options)
@@ -1316,6 +1447,23 @@ impl ReadOnlyStore {
         on_backend!(&self.readers, ops, readers => ops::record_entries(readers, key, until).await)
     }
 
+    /// Every row of the `tokens` table with its secret's SHA-256, by token
+    /// ID (a deployment has few tokens), for a whole-log bundle.
+    pub async fn token_rows(&self) -> Result<Vec<StoredToken>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::token_rows(readers).await)
+    }
+
+    /// One page of the `idempotency` table, ordered by principal and key:
+    /// the records after `after` (a principal and key), at most `limit`
+    /// (capped at 2^16).
+    pub async fn idempotency_page(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: u64,
+    ) -> Result<Vec<StoredIdempotency>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::idempotency_page(readers, after, limit).await)
+    }
+
     /// The same store, judging deadlines in its audits by `clock` instead of
     /// the system clock.
     pub fn with_clock(self, clock: SharedClock) -> ReadOnlyStore {
@@ -1356,8 +1504,31 @@ fn postgres_options(url: &str) -> Result<PgConnectOptions, StoreError> {
         .application_name("custody"))
 }
 
+/// How long the first connection to PostgreSQL may take (a host that drops
+/// packets would otherwise hold a command for the system's TCP timeout).
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One connection to the PostgreSQL database at `location`, in one attempt
+/// of at most [`POSTGRES_CONNECT_TIMEOUT`]: a refused port, an unknown
+/// host or a refused login fails at once with its cause.
+async fn connect_postgres(
+    location: &Location,
+    options: &PgConnectOptions,
+) -> Result<sqlx::PgConnection, StoreError> {
+    match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(unreachable_database(location, error)),
+        Err(_) => Err(StoreError::Postgres(format!(
+            "cannot connect to {location}: no answer within {} seconds\nhint: check the host and port of the database URL, and that PostgreSQL runs there and is reachable from this machine",
+            POSTGRES_CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 fn unreachable_database(location: &Location, error: sqlx::Error) -> StoreError {
-    StoreError::Postgres(format!("cannot connect to {location}: {error}"))
+    StoreError::Postgres(format!(
+        "cannot connect to {location}: {error}\nhint: check the host, port, user and password of the database URL, and that PostgreSQL runs there"
+    ))
 }
 
 fn connect_options(path: &Path) -> SqliteConnectOptions {
@@ -1375,3 +1546,11 @@ macro_rules! token_select {
     };
 }
 pub(crate) use token_select;
+
+/// The columns `identity_from_row` reads. A macro so that queries stay `&'static str`.
+macro_rules! identity_columns {
+    () => {
+        "connector, external_user, principal_id, mapped_at, mapped_by"
+    };
+}
+pub(crate) use identity_columns;

@@ -34,8 +34,8 @@ use custody_log::note::SignerKey;
 use tokio::sync::oneshot;
 
 use crate::{
-    AppendedEvent, CaseWrite, IssuedToken, StoreError, StoredCheckpoint, TokenInfo, WriteOutcome,
-    TOKEN_PREFIX,
+    AppendedEvent, CaseWrite, IdentityChange, IssuedToken, StoreError, StoredCheckpoint, TokenInfo,
+    WriteOutcome, TOKEN_PREFIX,
 };
 
 /// Most jobs committed in one transaction.
@@ -100,6 +100,29 @@ pub enum Job {
         by: Actor,
         /// Where the result goes.
         reply: oneshot::Sender<Result<DelegationGrant, StoreError>>,
+    },
+    /// Map outside users of a connector to principals (`identity_mapped`
+    /// events), all or none.
+    MapIdentities {
+        /// The connector.
+        connector: custody_core::model::ConnectorName,
+        /// Each outside user and the principal it is to act as, in order.
+        entries: Vec<(custody_core::model::ExternalUser, PrincipalId)>,
+        /// The admin mapping them.
+        by: Actor,
+        /// Where the result goes: what each mapping did.
+        reply: oneshot::Sender<Result<Vec<IdentityChange>, StoreError>>,
+    },
+    /// Remove an outside user's mapping (an `identity_unmapped` event).
+    UnmapIdentity {
+        /// The connector.
+        connector: custody_core::model::ConnectorName,
+        /// The outside user.
+        external_user: custody_core::model::ExternalUser,
+        /// The admin unmapping it.
+        by: Actor,
+        /// Where the result goes: the mapping removed.
+        reply: oneshot::Sender<Result<IdentityChange, StoreError>>,
     },
     /// Record the principals, tokens and grants of a data directory made
     /// before administration was on the record (by `system`), once.
@@ -271,6 +294,14 @@ pub(crate) enum Done {
         oneshot::Sender<Result<u64, StoreError>>,
         Result<u64, StoreError>,
     ),
+    Identities(
+        oneshot::Sender<Result<Vec<IdentityChange>, StoreError>>,
+        Result<Vec<IdentityChange>, StoreError>,
+    ),
+    Identity(
+        oneshot::Sender<Result<IdentityChange, StoreError>>,
+        Result<IdentityChange, StoreError>,
+    ),
     Origin(
         oneshot::Sender<Result<String, StoreError>>,
         Result<String, StoreError>,
@@ -323,6 +354,12 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Legacy(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Identities(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Done::Identity(reply, result) => {
+                let _ = reply.send(result);
+            }
             Done::Origin(reply, result) => {
                 let _ = reply.send(result);
             }
@@ -358,6 +395,8 @@ impl Job {
             Job::GrantDelegation { reply, .. } => Done::Delegation(reply, Err(error())),
             Job::RevokeDelegation { reply, .. } => Done::Delegation(reply, Err(error())),
             Job::RecordLegacyAdmin { reply } => Done::Legacy(reply, Err(error())),
+            Job::MapIdentities { reply, .. } => Done::Identities(reply, Err(error())),
+            Job::UnmapIdentity { reply, .. } => Done::Identity(reply, Err(error())),
             Job::ClaimOrigin { reply, .. } => Done::Origin(reply, Err(error())),
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
@@ -380,6 +419,8 @@ impl Done {
             Done::Revocation(reply, Ok(_)) => Done::Revocation(reply, Err(error())),
             Done::Delegation(reply, Ok(_)) => Done::Delegation(reply, Err(error())),
             Done::Legacy(reply, Ok(_)) => Done::Legacy(reply, Err(error())),
+            Done::Identities(reply, Ok(_)) => Done::Identities(reply, Err(error())),
+            Done::Identity(reply, Ok(_)) => Done::Identity(reply, Err(error())),
             Done::Origin(reply, Ok(_)) => Done::Origin(reply, Err(error())),
             Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
             Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),

@@ -16,24 +16,26 @@
 //!   (no index missing), and the chains of the cases within it; not the
 //!   chains or rules reaching outside it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::{BufRead, Write};
 
 use custody_core::audit::{
     Auditor, Checked, EvidenceRef, Finding, LogAudit, Report, StoredCheckpointRow, StoredEvent,
 };
-use custody_core::event::{DecodeError, Event};
+use custody_core::event::{DecodeError, Event, EventBody};
 use custody_core::{CaseId, Code, Sha256Hash, Timestamp};
 use custody_evidence::{BlobError, BlobStore, Sha256Digest};
 pub use custody_export::bundle::Scope;
 use custody_export::bundle::{
     decode_base64, decode_hashes, encode_base64, evidence_of, BundleError, BundleReader,
-    BundleWriter, EvidenceItem, EvidenceLine, Header, Line, LineError, Record, BUNDLE_FORMAT,
-    BUNDLE_VERSION,
+    BundleWriter, EvidenceItem, EvidenceLine, Header, IdempotencyLine, Line, LineError, Record,
+    TokenLine, BUNDLE_FORMAT, BUNDLE_VERSION, OLDEST_BUNDLE_VERSION, RESTORE_LINES_VERSION,
 };
 use custody_log::{leaf_hash, verify_checkpoint, verify_inclusion, Checkpoint, VerifierKey};
 use custody_store::{DeploymentRecord, LogEntry, ReadOnlyStore, StoreError};
 use serde::Serialize;
+
+mod restore;
 
 /// Events read from the store per page while a bundle is written.
 const PAGE: u64 = 4096;
@@ -61,6 +63,11 @@ pub struct MadeBundle {
     pub events: u64,
     /// Evidence lines.
     pub evidence: u64,
+    /// Token lines (whole-log bundles): the tokens, with their secrets'
+    /// full hashes.
+    pub tokens: u64,
+    /// Idempotency lines (whole-log bundles).
+    pub idempotency_records: u64,
     /// The trailer's digest of the bundle.
     pub sha256: String,
 }
@@ -214,6 +221,11 @@ pub async fn make_bundle<W: Write>(
         }
     }
     let mut evidence: BTreeMap<String, EvidenceItem> = BTreeMap::new();
+    // The tokens the bundle's events issue and revoke (a whole-log
+    // bundle's token lines are the rows of those, as the checkpoint leaves
+    // them).
+    let mut issued: BTreeSet<String> = BTreeSet::new();
+    let mut revoked: BTreeSet<String> = BTreeSet::new();
     let mut next = since;
     let mut last = None;
     loop {
@@ -229,6 +241,15 @@ pub async fn make_bundle<W: Write>(
             })?;
             for item in evidence_of(&event) {
                 evidence.entry(item.sha256.clone()).or_insert(item);
+            }
+            match &event.body {
+                EventBody::TokenIssued(token) => {
+                    issued.insert(token.token_id.clone());
+                }
+                EventBody::TokenRevoked(token) => {
+                    revoked.insert(token.token_id.clone());
+                }
+                _ => {}
             }
             if partial {
                 let proof = store.inclusion_proof(entry.index, size).await?;
@@ -259,6 +280,9 @@ pub async fn make_bundle<W: Write>(
             }
         }
     }
+    if !partial {
+        write_restore_lines(store, &mut writer, &issued, &revoked, size).await?;
+    }
     for item in evidence.values() {
         let blob = match (request.with_evidence, blobs) {
             (true, Some(blobs)) => Some(read_blob(blobs, &item.sha256).await?),
@@ -267,6 +291,8 @@ pub async fn make_bundle<W: Write>(
         writer.evidence(&item.sha256, &item.media_type, item.size, blob.as_deref())?;
     }
     let events = writer.events_written();
+    let tokens = writer.tokens_written();
+    let idempotency_records = writer.idempotency_written();
     let (out, trailer) = writer.finish()?;
     Ok((
         out,
@@ -275,9 +301,88 @@ pub async fn make_bundle<W: Write>(
             checkpoint_size: size,
             events,
             evidence: trailer.evidence,
+            tokens,
+            idempotency_records,
             sha256: trailer.sha256,
         },
     ))
+}
+
+/// Writes a whole-log bundle's `token` and `idempotency` lines: the rows an
+/// import restores beside what the events rebuild, as the bundle's
+/// checkpoint (of `size` entries) leaves them. A token is carried when the
+/// bundle's events issue it (`issued`), revoked when they revoke it
+/// (`revoked`); a write's result when every event it appended is below
+/// `size`, or, when it appended none (a request that found its ticket's
+/// case open), when that case is.
+async fn write_restore_lines<W: Write>(
+    store: &ReadOnlyStore,
+    writer: &mut BundleWriter<W>,
+    issued: &BTreeSet<String>,
+    revoked: &BTreeSet<String>,
+    size: u64,
+) -> Result<(), MakeError> {
+    for token in store.token_rows().await? {
+        if !issued.contains(&token.token_id) {
+            continue;
+        }
+        let revoked_at = if revoked.contains(&token.token_id) {
+            token.revoked_at
+        } else {
+            None
+        };
+        writer.token(TokenLine {
+            token_id: token.token_id,
+            principal: token.principal,
+            secret_sha256: token.secret_sha256.to_hex(),
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            revoked_at,
+        })?;
+    }
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = store
+            .idempotency_page(
+                after
+                    .as_ref()
+                    .map(|(principal, key)| (principal.as_str(), key.as_str())),
+                PAGE,
+            )
+            .await?;
+        let Some(tail) = page.last() else { break };
+        after = Some((tail.principal.clone(), tail.key.clone()));
+        for record in page {
+            // A response that does not parse is carried as it is, for
+            // `verify --bundle` to report.
+            if let Ok(outcome) =
+                serde_json::from_str::<custody_store::WriteOutcome>(&record.response)
+            {
+                let covered = if outcome.appended.is_empty() {
+                    !store
+                        .export_page(0, Some(size), Some(&outcome.case_id), 1)
+                        .await?
+                        .is_empty()
+                } else {
+                    outcome
+                        .appended
+                        .iter()
+                        .all(|appended| appended.log_index < size)
+                };
+                if !covered {
+                    continue;
+                }
+            }
+            writer.idempotency(IdempotencyLine {
+                principal: record.principal,
+                key: record.key,
+                fingerprint: record.fingerprint,
+                response: record.response,
+                created_at: record.created_at,
+            })?;
+        }
+    }
+    Ok(())
 }
 
 async fn read_blob(blobs: &dyn BlobStore, sha256: &str) -> Result<Vec<u8>, MakeError> {
@@ -320,6 +425,10 @@ pub struct BundleFacts {
     pub inclusion_proofs: u64,
     /// Consistency proofs checked.
     pub consistency_proofs: u64,
+    /// Token lines checked against the log.
+    pub token_lines: u64,
+    /// Idempotency lines checked against the log.
+    pub idempotency_lines: u64,
     /// What the bundle cannot prove, in words.
     pub cannot_prove: Vec<String>,
 }
@@ -386,6 +495,7 @@ struct Checker {
     history: Vec<StoredCheckpointRow>,
     facts: BundleFacts,
     events: u64,
+    restore: restore::RestoreCheck,
 }
 
 /// Checks the bundle read from `input`, trusting `given_keys` (or, when
@@ -415,9 +525,12 @@ pub fn verify_bundle<R: BufRead>(
             keys_given: !given_keys.is_empty(),
             inclusion_proofs: 0,
             consistency_proofs: 0,
+            token_lines: 0,
+            idempotency_lines: 0,
             cannot_prove: Vec::new(),
         },
         events: 0,
+        restore: restore::RestoreCheck::default(),
     };
     for item in BundleReader::new(input) {
         match item {
@@ -492,6 +605,8 @@ impl Checker {
                     event.proof.as_deref(),
                 );
             }
+            Line::Token(token) => self.token(number, &token),
+            Line::Idempotency(record) => self.idempotency(number, &record),
             Line::Evidence(evidence) => self.evidence(number, evidence),
             Line::Trailer(_) => {}
         }
@@ -501,11 +616,13 @@ impl Checker {
         if self.header.is_some() {
             return;
         }
-        if header.format != BUNDLE_FORMAT || header.version != BUNDLE_VERSION {
+        if header.format != BUNDLE_FORMAT
+            || !(OLDEST_BUNDLE_VERSION..=BUNDLE_VERSION).contains(&header.version)
+        {
             self.malformed(
                 number,
                 format!(
-                    "the header names format {} version {}; this version of Custody reads {BUNDLE_FORMAT} version {BUNDLE_VERSION}",
+                    "the header names format {} version {}; this version of Custody reads {BUNDLE_FORMAT} versions {OLDEST_BUNDLE_VERSION} to {BUNDLE_VERSION}",
                     header.format, header.version
                 ),
             );
@@ -785,6 +902,9 @@ impl Checker {
         };
         self.events += 1;
         let decoded = Event::decode(&bytes);
+        if let (Mode::Log(_), Ok(event)) = (&self.mode, &decoded) {
+            self.restore.observe(event, log_index);
+        }
         let (case_id, seq) = match &decoded {
             Ok(event) => (
                 event.case_id.to_string(),
@@ -860,6 +980,37 @@ impl Checker {
         }
     }
 
+    /// Whether the header says the bundle is of the whole log.
+    fn whole_log(&self) -> bool {
+        self.header
+            .as_ref()
+            .is_some_and(|header| header.scope == Scope::Log)
+    }
+
+    fn token(&mut self, number: u64, line: &TokenLine) {
+        if !self.whole_log() {
+            self.findings.push(Finding::new(
+                Code::BundleTokenUnrecorded,
+                format!("line {number}: a token line ({}) in a bundle that is not of the whole log, which carries no tokens", line.token_id),
+            ));
+            return;
+        }
+        let findings = self.restore.token(number, line);
+        self.findings.extend(findings);
+    }
+
+    fn idempotency(&mut self, number: u64, line: &IdempotencyLine) {
+        if !self.whole_log() {
+            self.findings.push(Finding::new(
+                Code::BundleIdempotencyUnrecorded,
+                format!("line {number}: an idempotency line in a bundle that is not of the whole log, which carries none"),
+            ));
+            return;
+        }
+        let findings = self.restore.idempotency(number, line);
+        self.findings.extend(findings);
+    }
+
     fn evidence(&mut self, number: u64, line: EvidenceLine) {
         let with_evidence = self
             .header
@@ -903,6 +1054,17 @@ impl Checker {
         let (mut report, references) = match mode {
             Mode::Waiting => (empty_report(), Vec::new()),
             Mode::Log(auditor) => {
+                // A bundle of version 2 on carries a token line for every
+                // token the log issues; an older one carries none.
+                let expect_tokens = self.restore.token_lines > 0
+                    || self
+                        .header
+                        .as_ref()
+                        .is_some_and(|header| header.version >= RESTORE_LINES_VERSION);
+                let restore = std::mem::take(&mut self.restore);
+                self.facts.token_lines = restore.token_lines;
+                self.facts.idempotency_lines = restore.idempotency_lines;
+                self.findings.extend(restore.finish(expect_tokens));
                 let mut report = auditor.finish_without_projections();
                 // The bundle's checkpoint is held outside any database: the
                 // auditor's "none outside" does not apply.
@@ -1151,6 +1313,10 @@ pub struct Imported {
     /// Evidence blobs the bundle lists but were not written (it carried
     /// only their hashes, or no evidence store was given).
     pub evidence_not_restored: u64,
+    /// Tokens on the record that the bundle gave no full secret hash for
+    /// (a bundle of version 1 has no token lines): they do not
+    /// authenticate and must be re-issued.
+    pub tokens_not_restored: u64,
 }
 
 /// Why an import failed; the store is left as it was.
@@ -1217,6 +1383,30 @@ pub async fn import_bundle<R: BufRead>(
                     progress(events);
                 }
             }
+            Line::Token(token) => {
+                let digest = custody_core::hex::decode(&token.secret_sha256)
+                    .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+                    .ok_or_else(|| {
+                        ImportError::Changed(format!(
+                            "line {}: the secret hash of token {} is not 64 hex digits",
+                            read.number, token.token_id
+                        ))
+                    })?;
+                import
+                    .token(&token.token_id, &token.principal, Sha256Hash(digest))
+                    .await?;
+            }
+            Line::Idempotency(record) => {
+                import
+                    .idempotency(custody_store::StoredIdempotency {
+                        principal: record.principal,
+                        key: record.key,
+                        fingerprint: record.fingerprint,
+                        response: record.response,
+                        created_at: record.created_at,
+                    })
+                    .await?;
+            }
             Line::Evidence(evidence) => match (&evidence.blob, blobs) {
                 (Some(blob), Some(blobs)) => {
                     let bytes = decode_base64(blob).map_err(|error| {
@@ -1268,6 +1458,7 @@ pub async fn import_bundle<R: BufRead>(
         .await?;
     let summary = import.commit(&header.origin, now).await?;
     Ok(Imported {
+        tokens_not_restored: summary.tokens - summary.tokens_restored,
         summary,
         origin: header.origin,
         checkpoint_size: header.checkpoint_size,

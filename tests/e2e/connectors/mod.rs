@@ -1,7 +1,10 @@
-//! The connectors end to end: a real `custody serve` with `[[connectors]]`,
-//! driven by each vendor's messages and writing back to a local fake of
-//! its API.
+//! The connectors, end to end: local fakes of each vendor's API, shaped as
+//! the vendor documents it, and tests that drive a real `custody serve`.
 
-mod fake_servicenow;
+pub mod fake_servicenow;
+mod jira;
+pub mod jira_fake;
 mod servicenow;
+mod slack;
+pub mod slack_fake;
 mod teams;

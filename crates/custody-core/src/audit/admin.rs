@@ -4,13 +4,14 @@
 //! the stored projections against the replayed record.
 
 use crate::admin::{
-    check_delegated_action, is_admin_event, token_hash_prefix, AdminRows, AdminState,
+    check_delegated_action, is_admin_event, token_hash_prefix, AdminRows, AdminState, IdentityRow,
 };
 use crate::code::Code;
 use crate::event::Event;
 use crate::lifecycle::Refusal;
-use crate::model::{Actor, Change};
+use crate::model::{Actor, Change, ConnectorName, ExternalUser};
 use crate::severity::Severity;
+use crate::text;
 use crate::time::Timestamp;
 
 use super::finding::Finding;
@@ -152,6 +153,14 @@ impl AdminAudit {
                     ),
                 ));
             }
+            // No version stored a mapping without recording it: every row
+            // of a store without a record was put there behind its back.
+            for row in &rows.identities {
+                self.findings.push(identity_unrecorded(
+                    row,
+                    "there is no administration record",
+                ));
+            }
             return;
         }
         let state = &self.state;
@@ -287,6 +296,7 @@ impl AdminAudit {
                 ));
             }
         }
+        found.extend(check_identities(state, &rows.identities));
         self.findings.extend(found);
     }
 
@@ -318,4 +328,62 @@ impl AdminAudit {
         }
         self.findings
     }
+}
+
+fn identity_unrecorded(row: &IdentityRow, why: &str) -> Finding {
+    Finding::new(
+        Code::AdminIdentityUnrecorded,
+        format!(
+            "{} user {} is stored as mapped to {}, but {why}: the mapping was inserted behind the store's back, and it would let that outside user act as {}",
+            text::escape(&row.connector),
+            text::escape(&row.external_user),
+            text::escape(&row.principal),
+            text::escape(&row.principal)
+        ),
+    )
+}
+
+/// The stored mappings of outside users against the record's.
+fn check_identities(state: &AdminState, rows: &[IdentityRow]) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let mut stored = std::collections::BTreeSet::new();
+    for row in rows {
+        stored.insert((row.connector.as_str(), row.external_user.as_str()));
+        // A row no event could have written (a name that does not parse)
+        // is one the record does not hold.
+        let key = row
+            .connector
+            .parse::<ConnectorName>()
+            .ok()
+            .zip(row.external_user.parse::<ExternalUser>().ok());
+        let recorded = key.and_then(|key| state.identities.get_key_value(&key));
+        match recorded {
+            None => found.push(identity_unrecorded(
+                row,
+                "the administration record never mapped it (or unmapped it since)",
+            )),
+            Some((_, principal)) if principal.as_str() != row.principal => found.push(Finding::new(
+                Code::AdminIdentityMismatch,
+                format!(
+                    "{} user {} is stored as mapped to {}, but the administration record maps it to {}",
+                    text::escape(&row.connector),
+                    text::escape(&row.external_user),
+                    text::escape(&row.principal),
+                    principal
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    for ((connector, user), principal) in &state.identities {
+        if !stored.contains(&(connector.as_str(), user.as_str())) {
+            found.push(Finding::new(
+                Code::AdminIdentityMismatch,
+                format!(
+                    "{connector} user {user} is mapped to {principal} in the administration record but not stored"
+                ),
+            ));
+        }
+    }
+    found
 }

@@ -336,7 +336,9 @@ pub fn judge(
         | EventBody::TokenIssued(_)
         | EventBody::TokenRevoked(_)
         | EventBody::DelegationGranted(_)
-        | EventBody::DelegationRevoked(_) => refuse(
+        | EventBody::DelegationRevoked(_)
+        | EventBody::IdentityMapped(_)
+        | EventBody::IdentityUnmapped(_) => refuse(
             Err(Refusal::new(
                 Code::AdminRecordMisplaced,
                 format!(

@@ -10,27 +10,34 @@
 //!    size and root of the checkpoint every proof is against;
 //! 2. `key`: the log's verifier keys (C2SP vkey), one per line;
 //! 3. `checkpoint`: the signed checkpoint note of the header's size;
-//! 3. `history`: for a whole-log bundle, every older signed checkpoint the
+//! 4. `history`: for a whole-log bundle, every older signed checkpoint the
 //!    store holds (its note and when it was stored), so the verifier checks
 //!    each against the rebuilt tree and an import keeps them all;
-//! 4. `context`: for a case or range bundle, the events of the policy
+//! 5. `context`: for a case or range bundle, the events of the policy
 //!    record and the administration record the events are judged against,
 //!    each with its inclusion proof;
-//! 5. `event`: one per event in log order, with its log index, its
+//! 6. `event`: one per event in log order, with its log index, its
 //!    canonical bytes (base64) and, for a case or range bundle, its
 //!    inclusion proof (a whole-log bundle has none: the verifier rebuilds
 //!    the tree);
-//! 6. `consistency`: for a case or range bundle, the first checkpoint that
+//! 7. `consistency`: for a case or range bundle, the first checkpoint that
 //!    covered its last event, when an older one than the bundle's did, and
 //!    the consistency proof from it to the bundle's checkpoint (so an
 //!    auditor who saved that checkpoint earlier sees the log was extended,
 //!    not rewritten); it follows the events because a streaming writer
 //!    knows the last one only then;
-//! 7. `evidence`: one per evidence blob the events reference (SHA-256,
-//!    media type, size, and with `--with-evidence` the bytes);
-//! 8. `trailer`: the counts of lines, events and evidence, and the SHA-256
-//!    of every byte before the trailer line, so a truncated bundle or a
-//!    dropped line is detected.
+//! 8. `token`: for a whole-log bundle, one per row of the store's `tokens`
+//!    table whose issue the checkpoint covers, with the secret's full
+//!    SHA-256 (the events record only its first 16 hex digits), so an
+//!    import restores tokens that authenticate;
+//! 9. `idempotency`: for a whole-log bundle, the stored result of every
+//!    write the checkpoint covers, under its principal and idempotency key,
+//!    so a write retried after an import is recognised;
+//! 10. `evidence`: one per evidence blob the events reference (SHA-256,
+//!     media type, size, and with `--with-evidence` the bytes);
+//! 11. `trailer`: the counts of lines, events and evidence, and the SHA-256
+//!     of every byte before the trailer line, so a truncated bundle or a
+//!     dropped line is detected.
 //!
 //! [`BundleWriter`] writes a bundle as its parts arrive and
 //! [`BundleReader`] reads one line at a time, so neither holds more than a
@@ -50,8 +57,17 @@ pub use writer::BundleWriter;
 /// The `format` of every bundle's header.
 pub const BUNDLE_FORMAT: &str = "custody-bundle";
 
-/// The version of the layout this code writes and reads.
-pub const BUNDLE_VERSION: u32 = 1;
+/// The version of the layout this code writes. Version 2 added the
+/// whole-log bundle's `token` and `idempotency` lines.
+pub const BUNDLE_VERSION: u32 = 2;
+
+/// The oldest version of the layout this code reads: a version 1 bundle is
+/// a version 2 bundle without `token` and `idempotency` lines.
+pub const OLDEST_BUNDLE_VERSION: u32 = 1;
+
+/// The first version whose whole-log bundles carry a `token` line for every
+/// token the log issues (and the idempotency records).
+pub const RESTORE_LINES_VERSION: u32 = 2;
 
 /// The longest line a reader accepts (a line holding an evidence blob is the
 /// longest), so a corrupt file cannot make it read without end.
@@ -172,6 +188,45 @@ pub struct EvidenceLine {
     pub blob: Option<String>,
 }
 
+/// A row of the store's `tokens` table (whole-log bundles): the token as
+/// the bundle's checkpoint leaves it, with the full SHA-256 of its secret.
+/// The secret is `cust_` and 256 random bits, so its hash does not let
+/// anyone authenticate; the bundle is still kept like a database backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLine {
+    /// The public token ID (`tok_...`).
+    pub token_id: String,
+    /// The principal it authenticates.
+    pub principal: String,
+    /// The SHA-256 of the whole bearer token, lowercase hex (64 digits).
+    pub secret_sha256: String,
+    /// When the row was stored.
+    pub created_at: String,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked, if the checkpoint covers its revocation.
+    pub revoked_at: Option<String>,
+}
+
+/// A row of the store's `idempotency` table (whole-log bundles): the stored
+/// result of one write, returned again when the write is retried with the
+/// same key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencyLine {
+    /// The principal who wrote.
+    pub principal: String,
+    /// The idempotency key the write was made under.
+    pub key: String,
+    /// The fingerprint of the write's command (a retry must match it).
+    pub fingerprint: String,
+    /// The write's result as stored (JSON text, verbatim).
+    pub response: String,
+    /// When it was stored.
+    pub created_at: String,
+}
+
 /// The last line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +276,10 @@ pub enum Line {
     Context(ContextLine),
     /// An event in the bundle's scope.
     Event(EventLine),
+    /// A bearer token's row, with its secret's full hash (whole-log bundles).
+    Token(TokenLine),
+    /// A write's idempotency record (whole-log bundles).
+    Idempotency(IdempotencyLine),
     /// An evidence blob.
     Evidence(EvidenceLine),
     /// The last line.
@@ -238,6 +297,8 @@ impl Line {
             Line::Consistency { .. } => "consistency",
             Line::Context(_) => "context",
             Line::Event(_) => "event",
+            Line::Token(_) => "token",
+            Line::Idempotency(_) => "idempotency",
             Line::Evidence(_) => "evidence",
             Line::Trailer(_) => "trailer",
         }
@@ -253,8 +314,10 @@ impl Line {
             Line::Context(_) => 4,
             Line::Event(_) => 5,
             Line::Consistency { .. } => 6,
-            Line::Evidence(_) => 7,
-            Line::Trailer(_) => 8,
+            Line::Token(_) => 7,
+            Line::Idempotency(_) => 8,
+            Line::Evidence(_) => 9,
+            Line::Trailer(_) => 10,
         }
     }
 }
@@ -281,6 +344,13 @@ pub enum BundleError {
         index: u64,
         /// The one before it.
         previous: u64,
+    },
+    /// A line only a whole-log bundle carries was written to a case or
+    /// range bundle (a bug in the caller).
+    #[error("a {line} line belongs only in a whole-log bundle")]
+    NotWholeLog {
+        /// The line written.
+        line: &'static str,
     },
     /// A line could not be encoded.
     #[error("cannot encode a bundle line: {0}")]

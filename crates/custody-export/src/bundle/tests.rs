@@ -182,3 +182,112 @@ fn lines_out_of_order_and_unknown_fields_are_refused() {
         "{errors:?}"
     );
 }
+
+fn token_line() -> TokenLine {
+    TokenLine {
+        token_id: "tok_0123".to_string(),
+        principal: "alice".to_string(),
+        secret_sha256: "ab".repeat(32),
+        created_at: "2026-01-01T00:00:00.000000Z".to_string(),
+        expires_at: None,
+        revoked_at: Some("2026-01-02T00:00:00.000000Z".to_string()),
+    }
+}
+
+fn idempotency_line() -> IdempotencyLine {
+    IdempotencyLine {
+        principal: "alice".to_string(),
+        key: "retry-me".to_string(),
+        fingerprint: "cd".repeat(32),
+        response: "{\"case_id\":\"AC-0192\"}".to_string(),
+        created_at: "2026-01-01T00:00:00.000000Z".to_string(),
+    }
+}
+
+#[test]
+fn a_whole_log_bundle_carries_token_and_idempotency_lines_between_events_and_evidence() {
+    let mut writer = BundleWriter::new(
+        Vec::new(),
+        Header {
+            scope: Scope::Log,
+            ..header()
+        },
+    )
+    .unwrap();
+    writer.key("custody.example/log+01234567+AAAA").unwrap();
+    writer
+        .checkpoint("custody.example/log\n3\nBwcH\n\n— sig\n")
+        .unwrap();
+    writer.event(0, b"{\"a\":0}", None).unwrap();
+    writer.token(token_line()).unwrap();
+    writer.idempotency(idempotency_line()).unwrap();
+    // An idempotency line never precedes a token line: the order is fixed.
+    assert!(matches!(
+        writer.token(token_line()),
+        Err(BundleError::Order {
+            line: "token",
+            after: "idempotency"
+        })
+    ));
+    writer
+        .evidence(&"ab".repeat(32), "text/plain", 5, None)
+        .unwrap();
+    assert_eq!(
+        (writer.tokens_written(), writer.idempotency_written()),
+        (1, 1)
+    );
+    let (bytes, trailer) = writer.finish().unwrap();
+    assert_eq!((trailer.lines, trailer.events, trailer.evidence), (7, 1, 1));
+    let (lines, errors) = read(&bytes);
+    assert_eq!(errors, Vec::<String>::new());
+    let types: Vec<&str> = lines.iter().map(|line| line.line.type_name()).collect();
+    assert_eq!(
+        types,
+        [
+            "header",
+            "key",
+            "checkpoint",
+            "event",
+            "token",
+            "idempotency",
+            "evidence",
+            "trailer"
+        ]
+    );
+    assert_eq!(lines[4].line, Line::Token(token_line()));
+    assert_eq!(lines[5].line, Line::Idempotency(idempotency_line()));
+
+    // The trailer's digest covers them: one changed digit is caught.
+    let text = String::from_utf8(bytes).unwrap();
+    let altered = text.replacen(&"ab".repeat(32), &format!("ac{}", "ab".repeat(31)), 1);
+    assert_ne!(altered, text);
+    let (_, errors) = read(altered.as_bytes());
+    assert!(
+        errors.iter().any(|error| error.contains("hash to")),
+        "{errors:?}"
+    );
+    // A token line after the evidence stands out of place.
+    let mut shuffled: Vec<&str> = text.split_inclusive('\n').collect();
+    shuffled.swap(4, 6);
+    let (_, errors) = read(shuffled.concat().as_bytes());
+    assert!(
+        errors.iter().any(|error| error
+            == "line 7 is a token line after a evidence line, out of the bundle's order"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_case_bundle_refuses_token_and_idempotency_lines() {
+    let mut writer = BundleWriter::new(Vec::new(), header()).unwrap();
+    assert!(matches!(
+        writer.token(token_line()),
+        Err(BundleError::NotWholeLog { line: "token" })
+    ));
+    assert!(matches!(
+        writer.idempotency(idempotency_line()),
+        Err(BundleError::NotWholeLog {
+            line: "idempotency"
+        })
+    ));
+}

@@ -5,8 +5,8 @@ use std::io::Write;
 use sha2::{Digest, Sha256};
 
 use super::{
-    encode_base64, encode_hashes, BundleError, ContextLine, EventLine, EvidenceLine, Header, Line,
-    Record, Trailer,
+    encode_base64, encode_hashes, BundleError, ContextLine, EventLine, EvidenceLine, Header,
+    IdempotencyLine, Line, Record, Scope, TokenLine, Trailer,
 };
 
 /// Writes one bundle to `W`, line by line, in the layout's order (it
@@ -19,6 +19,9 @@ pub struct BundleWriter<W: Write> {
     lines: u64,
     events: u64,
     evidence: u64,
+    tokens: u64,
+    idempotency: u64,
+    whole_log: bool,
     last: &'static str,
     last_stage: u8,
     last_event: Option<u64>,
@@ -34,6 +37,9 @@ impl<W: Write> BundleWriter<W> {
             lines: 0,
             events: 0,
             evidence: 0,
+            tokens: 0,
+            idempotency: 0,
+            whole_log: header.scope == Scope::Log,
             last: "header",
             last_stage: 0,
             last_event: None,
@@ -117,6 +123,25 @@ impl<W: Write> BundleWriter<W> {
         Ok(())
     }
 
+    /// A row of the store's `tokens` table, with its secret's full SHA-256
+    /// (whole-log bundles only).
+    pub fn token(&mut self, token: TokenLine) -> Result<(), BundleError> {
+        let line = Line::Token(token);
+        self.whole_log_only(&line)?;
+        self.put(&line)?;
+        self.tokens += 1;
+        Ok(())
+    }
+
+    /// A write's idempotency record (whole-log bundles only).
+    pub fn idempotency(&mut self, record: IdempotencyLine) -> Result<(), BundleError> {
+        let line = Line::Idempotency(record);
+        self.whole_log_only(&line)?;
+        self.put(&line)?;
+        self.idempotency += 1;
+        Ok(())
+    }
+
     /// An evidence blob's record, and its bytes when the bundle carries them.
     pub fn evidence(
         &mut self,
@@ -138,6 +163,26 @@ impl<W: Write> BundleWriter<W> {
     /// Events written so far.
     pub fn events_written(&self) -> u64 {
         self.events
+    }
+
+    /// Token lines written so far.
+    pub fn tokens_written(&self) -> u64 {
+        self.tokens
+    }
+
+    /// Idempotency lines written so far.
+    pub fn idempotency_written(&self) -> u64 {
+        self.idempotency
+    }
+
+    fn whole_log_only(&self, line: &Line) -> Result<(), BundleError> {
+        if self.whole_log {
+            Ok(())
+        } else {
+            Err(BundleError::NotWholeLog {
+                line: line.type_name(),
+            })
+        }
     }
 
     /// Writes the trailer, flushes, and returns the output and the trailer.

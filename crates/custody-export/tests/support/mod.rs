@@ -11,7 +11,7 @@ pub mod parse;
 
 use custody_core::event::*;
 use custody_core::model::{
-    Actor, AuthContext, Change, ChangeKind, PrincipalKind, Role, Subject, Ticket, Via,
+    Actor, AuthContext, Change, ChangeKind, ExternalUser, PrincipalKind, Role, Subject, Ticket, Via,
 };
 use custody_core::policy::AppliedRule;
 use custody_core::{CaseId, EventId, Sha256Hash, Timestamp};
@@ -103,6 +103,22 @@ fn execution(text: &str, applied: Option<Change>) -> Execution {
         comment: Some(text.to_owned()),
         applied,
     }
+}
+
+/// An outside user's ID holding as much of `text` as one may: every
+/// character but the invisible ones, so the formats' escaping of `|`, `=`,
+/// `\`, quotes and brackets is exercised on it too.
+pub fn outside_user(text: &str) -> ExternalUser {
+    let visible: String = text
+        .chars()
+        .filter(|c| !custody_core::text::is_unsafe_char(*c))
+        .collect();
+    let mut id = format!("U0{}", visible.trim_end());
+    while id.len() > custody_core::model::MAX_EXTERNAL_USER_BYTES {
+        id.pop();
+        id = id.trim_end().to_string();
+    }
+    id.parse().unwrap()
 }
 
 /// One body of every `EventBody` variant, with the role and actor it is
@@ -372,6 +388,25 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
         (
             EventBody::TokenRevoked(TokenRevoked {
                 token_id: "tok_0001".into(),
+                principal: "bob".parse().unwrap(),
+            }),
+            Role::Admin,
+            admin(),
+        ),
+        (
+            EventBody::IdentityMapped(IdentityMapped {
+                connector: "slack".parse().unwrap(),
+                external_user: outside_user(text),
+                principal: "bob".parse().unwrap(),
+                previous: Some("carol".parse().unwrap()),
+            }),
+            Role::Admin,
+            admin(),
+        ),
+        (
+            EventBody::IdentityUnmapped(IdentityUnmapped {
+                connector: "slack".parse().unwrap(),
+                external_user: outside_user(text),
                 principal: "bob".parse().unwrap(),
             }),
             Role::Admin,

@@ -9,6 +9,7 @@ pub mod decisions;
 pub mod delegations;
 pub mod evidence;
 pub mod export;
+pub mod identities;
 pub mod log;
 pub mod notifications;
 pub mod policy;

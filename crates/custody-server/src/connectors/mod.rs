@@ -204,8 +204,8 @@ pub async fn inbound(
     };
     let now = state.clock.now();
     let now_unix = u64::try_from(now.as_micros() / 1_000_000).unwrap_or(0);
-    let inbounds = match admit(&entry, &request, now_unix) {
-        Ok(inbounds) => inbounds,
+    let (fingerprint, inbounds) = match admit(&entry, &request, now_unix) {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             metrics::counter!(
                 "custody_connector_refusals_total",
@@ -214,10 +214,19 @@ pub async fn inbound(
             )
             .increment(1);
             tracing::warn!(connector = %entry.name, endpoint = %custody_core::text::escape(&endpoint), reason = refusal.label(), error = %refusal, "refused a connector request");
-            return answer(Answer::json(
-                refusal.status(),
-                &serde_json::json!({"error": refusal.to_string()}),
-            ));
+            // A malformed body got past the signature, so it came from the
+            // source: where the source shows the person only a 200's body
+            // (a Slack slash command), the connector answers it its way.
+            let reply = match &refusal {
+                Refusal::Malformed(_) => entry.connector.refused(&refusal),
+                _ => None,
+            };
+            return answer(reply.unwrap_or_else(|| {
+                Answer::json(
+                    refusal.status(),
+                    &serde_json::json!({"error": refusal.to_string()}),
+                )
+            }));
         }
     };
     let mut outcomes = Vec::with_capacity(inbounds.len());
@@ -231,11 +240,66 @@ pub async fn inbound(
         .increment(1);
         outcomes.push(outcome);
     }
+    // An answer that asks the source to retry (the case is not there yet,
+    // or the write failed) must let the same signed request in again: the
+    // ledger's (source, external ID) still keeps it from counting twice.
+    if outcomes.iter().any(retry_expected) {
+        if let Ok(mut guard) = entry.guard.lock() {
+            guard.forget(&fingerprint);
+        }
+    }
+    follow_up(&entry, entry.connector.follow_up(&request, &outcomes));
     answer(entry.connector.answer(&outcomes))
 }
 
+/// Makes a connector's follow-up calls (a message only the person who
+/// acted sees) after the answer, best effort: they record nothing, and a
+/// failure is only logged.
+fn follow_up(entry: &Arc<Entry>, calls: Vec<custody_connect::Call>) {
+    if calls.is_empty() {
+        return;
+    }
+    let entry = Arc::clone(entry);
+    tokio::spawn(async move {
+        for call in calls {
+            let result = entry
+                .sender
+                .send(call.method, &call.url, &call.headers, call.body.clone())
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|(delivered, body)| {
+                    entry
+                        .connector
+                        .accepted(&call, delivered.status.unwrap_or(200), &body)
+                });
+            if let Err(error) = result {
+                tracing::warn!(connector = %entry.name, error = %custody_core::text::escape(&error), "a connector's follow-up call failed");
+            }
+        }
+    });
+}
+
+/// Whether an outcome is one a source retries: its case does not exist
+/// (yet: a transition delivered before its issue's creation), or Custody
+/// could not write.
+fn retry_expected(outcome: &Outcome) -> bool {
+    match &outcome.kind {
+        OutcomeKind::NotFound => true,
+        OutcomeKind::Refused { rule } => rule == INTERNAL,
+        _ => false,
+    }
+}
+
+/// The rule of an outcome Custody could not write (not a workflow rule).
+const INTERNAL: &str = "internal";
+
 /// Size, signature, replay and parse: everything before the ledger.
-fn admit(entry: &Entry, request: &Request<'_>, now_unix: u64) -> Result<Vec<Inbound>, Refusal> {
+/// Returns the signature's fingerprint with the actions.
+fn admit(
+    entry: &Entry,
+    request: &Request<'_>,
+    now_unix: u64,
+) -> Result<(Vec<u8>, Vec<Inbound>), Refusal> {
     custody_connect::limits::check_size(request.body.len(), entry.max_body_bytes)?;
     let signed = entry.connector.verify(request, now_unix)?;
     custody_connect::signature::check_window(signed.signed_at, now_unix, entry.window_seconds)?;
@@ -244,7 +308,7 @@ fn admit(entry: &Entry, request: &Request<'_>, now_unix: u64) -> Result<Vec<Inbo
         .lock()
         .map_err(|_| Refusal::Unauthenticated("the replay guard is unavailable".into()))?
         .admit(&signed.fingerprint, now_unix)?;
-    entry.connector.parse(request)
+    Ok((signed.fingerprint, entry.connector.parse(request)?))
 }
 
 /// Maps the external user, binds the case and writes the action.
@@ -284,6 +348,7 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
             external_user: inbound.external_user.clone(),
         },
     };
+    let decision = matches!(inbound.action, Action::Approve { .. } | Action::Deny { .. });
     let command = match command(state, &actor, inbound.action).await {
         Ok(Bound::Command(command)) => command,
         Ok(Bound::Existing(case_id)) => {
@@ -313,6 +378,32 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
         Err(outcome) => return *outcome,
     };
     let case_id = command.case_id().cloned();
+    if let (true, Some(case_id)) = (
+        decision && entry.connector.decisions_on_open_cases_only(),
+        &case_id,
+    ) {
+        // A button on a message that asked for a decision: once the case
+        // is decided, a click (a second one, a stale client's) answers with
+        // the decision and appends nothing. Clicks that arrive together
+        // are decisions taken together on an open case, and each counts.
+        match state.store.case_view(case_id).await {
+            Ok(view) if !awaits_decision(view.state) => {
+                return Outcome {
+                    message: format!(
+                        "case {case_id} is already decided ({}); nothing was added",
+                        view.state
+                    ),
+                    case_id: Some(case_id.clone()),
+                    kind: OutcomeKind::AlreadyRecorded {
+                        state: view.state.to_string(),
+                    },
+                    principal: Some(principal.id.to_string()),
+                }
+            }
+            Ok(_) | Err(StoreError::CaseNotFound(_)) => {}
+            Err(error) => return failed(Some(case_id.clone()), &error.to_string()),
+        }
+    }
     let occurred_at = inbound
         .occurred_at
         .filter(|at| *at <= state.clock.now().plus_seconds(60));
@@ -405,8 +496,20 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
     }
 }
 
+/// Whether a case in `state` still waits for approvals or denials (a case
+/// whose execution was observed first waits for its late approval).
+fn awaits_decision(state: custody_core::CaseState) -> bool {
+    matches!(
+        state,
+        custody_core::CaseState::Open | custody_core::CaseState::ExecutedPendingApproval
+    )
+}
+
 /// What an action becomes once its case is bound.
-#[allow(clippy::large_enum_variant, reason = "one per inbound action, moved once")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per inbound action, moved once"
+)]
 enum Bound {
     /// A write.
     Command(CaseCommand),
@@ -554,7 +657,7 @@ fn failed(case_id: Option<CaseId>, error: &str) -> Outcome {
     Outcome {
         case_id,
         kind: OutcomeKind::Refused {
-            rule: "internal".to_string(),
+            rule: INTERNAL.to_string(),
         },
         principal: None,
         message: "Custody could not record this action; try again later".to_string(),

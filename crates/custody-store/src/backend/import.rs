@@ -13,6 +13,8 @@ pub(crate) struct Importer {
     state: plan::import::ImportState,
     batch: Vec<(u64, Event, Vec<u8>)>,
     size: u64,
+    idempotency: Vec<crate::StoredIdempotency>,
+    idempotency_records: u64,
 }
 
 /// Opens the write transaction, brings the schema up to date inside it and
@@ -20,7 +22,15 @@ pub(crate) struct Importer {
 pub(crate) async fn import_begin(mut connection: Conn) -> Result<Importer, StoreError> {
     sqlx::raw_sql(BEGIN_WRITE).execute(&mut connection).await?;
     migrate_in_transaction(&mut connection).await?;
-    for table in ["events", "checkpoints", "principals", "tokens", "deployment", "cases"] {
+    for table in [
+        "events",
+        "checkpoints",
+        "principals",
+        "tokens",
+        "connector_identities",
+        "deployment",
+        "cases",
+    ] {
         let query = format!("SELECT COUNT(*) FROM {table}");
         let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query))
             .fetch_one(&mut connection)
@@ -37,6 +47,8 @@ pub(crate) async fn import_begin(mut connection: Conn) -> Result<Importer, Store
         state: plan::import::ImportState::default(),
         batch: Vec::new(),
         size: 0,
+        idempotency: Vec::new(),
+        idempotency_records: 0,
     })
 }
 
@@ -95,6 +107,49 @@ impl Importer {
         Ok(())
     }
 
+    /// Gives an imported token its secret's full SHA-256 (see
+    /// [`plan::import::ImportState::restore_token`]); the row is written at
+    /// the commit.
+    pub(crate) fn token(
+        &mut self,
+        token_id: &str,
+        principal: &str,
+        secret_sha256: Sha256Hash,
+    ) -> Result<(), StoreError> {
+        self.state.restore_token(token_id, principal, secret_sha256)
+    }
+
+    /// Stores a write's idempotency record as it is (in batches).
+    pub(crate) async fn idempotency(
+        &mut self,
+        record: crate::StoredIdempotency,
+    ) -> Result<(), StoreError> {
+        self.idempotency.push(record);
+        self.idempotency_records += 1;
+        if self.idempotency.len() >= IMPORT_BATCH {
+            self.flush_idempotency().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush_idempotency(&mut self) -> Result<(), StoreError> {
+        let records = std::mem::take(&mut self.idempotency);
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let mut insert: QueryBuilder<Db> = QueryBuilder::new(
+                "INSERT INTO idempotency (principal_id, key, fingerprint, response, created_at) ",
+            );
+            insert.push_values(chunk, |mut row, record| {
+                row.push_bind(record.principal.clone())
+                    .push_bind(record.key.clone())
+                    .push_bind(record.fingerprint.clone())
+                    .push_bind(record.response.clone())
+                    .push_bind(record.created_at.clone());
+            });
+            insert.build().execute(&mut self.connection).await?;
+        }
+        Ok(())
+    }
+
     /// Stores a signed checkpoint as it is. Its size must not exceed the
     /// events imported, and its root must be the imported tree's at its size.
     pub(crate) async fn checkpoint(
@@ -133,6 +188,7 @@ impl Importer {
     /// commits. Returns how many events were imported.
     pub(crate) async fn commit(mut self, origin: &str, now: Timestamp) -> Result<crate::ImportSummary, StoreError> {
         self.flush_events().await?;
+        self.flush_idempotency().await?;
         let size = self.size;
         let state = std::mem::take(&mut self.state);
         let rows = state.finish();
@@ -203,6 +259,21 @@ impl Importer {
             });
             insert.build().execute(&mut *connection).await?;
         }
+        for token in &rows.tokens {
+            sqlx::query(
+                "INSERT INTO tokens (token_id, principal_id, secret_sha256, created_at, expires_at, created_by, revoked_at, revoked_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.token_id)
+            .bind(token.principal.to_string())
+            .bind(token.secret_sha256()?.0.to_vec())
+            .bind(token.created_at.to_string())
+            .bind(token.expires_at.map(|at| at.to_string()))
+            .bind(&token.created_by)
+            .bind(token.revoked.as_ref().map(|(at, _)| at.to_string()))
+            .bind(token.revoked.as_ref().map(|(_, by)| by.clone()))
+            .execute(&mut *connection)
+            .await?;
+        }
         for record in &rows.records {
             sqlx::query(
                 "INSERT INTO evidence_records (ticket, case_id, released_to, created_at) VALUES ($1, $2, $3, $4)",
@@ -219,6 +290,9 @@ impl Importer {
             events: size,
             cases: rows.views.len() as u64,
             notifications: rows.deliveries.len() as u64,
+            tokens: rows.tokens.len() as u64,
+            tokens_restored: rows.tokens.iter().filter(|token| token.restored()).count() as u64,
+            idempotency_records: self.idempotency_records,
         })
     }
 }

@@ -41,6 +41,10 @@ pub(crate) mod sqlite {
             5,
             include_str!("../../migrations/sqlite/0005_export_cursors.sql"),
         ),
+        (
+            6,
+            include_str!("../../migrations/sqlite/0006_connector_identities.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -102,6 +106,10 @@ pub(crate) mod postgres {
         (
             4,
             include_str!("../../migrations/postgres/0004_export_cursors.sql"),
+        ),
+        (
+            5,
+            include_str!("../../migrations/postgres/0005_connector_identities.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers

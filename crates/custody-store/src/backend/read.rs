@@ -351,6 +351,78 @@ pub(crate) async fn export_page(
     rows.iter().map(log_entry_from_row).collect()
 }
 
+/// Every token row with its secret's SHA-256, by token ID.
+pub(crate) async fn token_rows(readers: &Pool) -> Result<Vec<crate::StoredToken>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT token_id, principal_id, secret_sha256, created_at, expires_at, revoked_at FROM tokens ORDER BY token_id",
+    )
+    .fetch_all(readers)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let token_id: String = row.try_get("token_id")?;
+            let digest: Vec<u8> = row.try_get("secret_sha256")?;
+            let digest = <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "token {token_id} stores a {}-byte secret hash, not a SHA-256",
+                    digest.len()
+                ))
+            })?;
+            Ok(crate::StoredToken {
+                token_id,
+                principal: row.try_get("principal_id")?,
+                secret_sha256: Sha256Hash(digest),
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The idempotency records after `after` (a principal and key), ordered by
+/// principal and key, at most `limit`.
+pub(crate) async fn idempotency_page(
+    readers: &Pool,
+    after: Option<(&str, &str)>,
+    limit: u64,
+) -> Result<Vec<crate::StoredIdempotency>, StoreError> {
+    let limit = to_sql(limit.min(1 << 16));
+    let rows = match after {
+        Some((principal, key)) => {
+            sqlx::query(
+                "SELECT principal_id, key, fingerprint, response, created_at FROM idempotency
+                 WHERE (principal_id, key) > ($1, $2) ORDER BY principal_id, key LIMIT $3",
+            )
+            .bind(principal)
+            .bind(key)
+            .bind(limit)
+            .fetch_all(readers)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT principal_id, key, fingerprint, response, created_at FROM idempotency
+                 ORDER BY principal_id, key LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(readers)
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(crate::StoredIdempotency {
+                principal: row.try_get("principal_id")?,
+                key: row.try_get("key")?,
+                fingerprint: row.try_get("fingerprint")?,
+                response: row.try_get("response")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
 /// Rows are read in pages inside one read transaction, so the audit sees one
 /// consistent snapshot even while the server appends. Deadlines are judged
 /// as of `now`.
@@ -570,6 +642,53 @@ pub(crate) async fn admin_record(readers: &Pool) -> Result<Vec<Event>, StoreErro
         .collect()
 }
 
+pub(crate) fn identity_from_row(row: &DbRow) -> Result<crate::IdentityMapping, StoreError> {
+    Ok(crate::IdentityMapping {
+        connector: row.try_get("connector")?,
+        external_user: row.try_get("external_user")?,
+        principal: row.try_get("principal_id")?,
+        mapped_at: row.try_get("mapped_at")?,
+        mapped_by: row.try_get("mapped_by")?,
+    })
+}
+
+/// The principal, as it is now, that an outside user of a connector is
+/// mapped to.
+pub(crate) async fn connector_identity(
+    readers: &Pool,
+    connector: &custody_core::model::ConnectorName,
+    external_user: &custody_core::model::ExternalUser,
+) -> Result<Option<Principal>, StoreError> {
+    let row = sqlx::query(
+        "SELECT p.principal_id, p.display_name, p.kind, p.groups_json, p.org
+         FROM connector_identities c JOIN principals p ON p.principal_id = c.principal_id
+         WHERE c.connector = $1 AND c.external_user = $2",
+    )
+    .bind(connector.as_str())
+    .bind(external_user.as_str())
+    .fetch_optional(readers)
+    .await?;
+    row.as_ref().map(principal_from_row).transpose()
+}
+
+/// The mapped outside users of a connector, by ID.
+pub(crate) async fn connector_identities(
+    readers: &Pool,
+    connector: &custody_core::model::ConnectorName,
+) -> Result<Vec<crate::IdentityMapping>, StoreError> {
+    sqlx::query(concat!(
+        "SELECT ",
+        crate::identity_columns!(),
+        " FROM connector_identities WHERE connector = $1 ORDER BY external_user"
+    ))
+    .bind(connector.as_str())
+    .fetch_all(readers)
+    .await?
+    .iter()
+    .map(identity_from_row)
+    .collect()
+}
+
 /// The stored projections of the administration record, for the audit.
 async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminRows, StoreError> {
     let principals = sqlx::query(
@@ -607,10 +726,25 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
                 .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let identities = sqlx::query(
+        "SELECT connector, external_user, principal_id FROM connector_identities ORDER BY connector, external_user",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(custody_core::admin::IdentityRow {
+            connector: row.try_get("connector")?,
+            external_user: row.try_get("external_user")?,
+            principal: row.try_get("principal_id")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(custody_core::admin::AdminRows {
         principals,
         tokens,
         grants,
+        identities,
     })
 }
 

@@ -107,6 +107,33 @@ async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterCo
                     reply,
                     revoke_delegation(connection, &mut pending, &grant_id, by, clock.now()).await,
                 ),
+                Job::MapIdentities {
+                    connector,
+                    entries,
+                    by,
+                    reply,
+                } => Done::Identities(
+                    reply,
+                    map_identities(connection, &mut pending, &connector, entries, by, clock.now())
+                        .await,
+                ),
+                Job::UnmapIdentity {
+                    connector,
+                    external_user,
+                    by,
+                    reply,
+                } => Done::Identity(
+                    reply,
+                    unmap_identity(
+                        connection,
+                        &mut pending,
+                        &connector,
+                        &external_user,
+                        by,
+                        clock.now(),
+                    )
+                    .await,
+                ),
                 Job::RecordLegacyAdmin { reply } => Done::Legacy(
                     reply,
                     record_legacy_admin(connection, &mut pending, clock.now()).await,
@@ -784,6 +811,29 @@ async fn write_admin_row(connection: &mut Conn, row: plan::AdminRow) -> Result<(
         } => sqlx::query("UPDATE delegations SET grant_json = $1 WHERE grant_id = $2")
             .bind(grant_json)
             .bind(grant_id),
+        AdminRow::MapIdentity {
+            connector,
+            external_user,
+            principal,
+            mapped_at,
+            mapped_by,
+        } => sqlx::query(
+            "INSERT INTO connector_identities (connector, external_user, principal_id, mapped_at, mapped_by) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (connector, external_user) DO UPDATE SET principal_id = excluded.principal_id, mapped_at = excluded.mapped_at, mapped_by = excluded.mapped_by",
+        )
+        .bind(connector.to_string())
+        .bind(external_user.to_string())
+        .bind(principal.to_string())
+        .bind(mapped_at.to_string())
+        .bind(mapped_by),
+        AdminRow::UnmapIdentity {
+            connector,
+            external_user,
+        } => sqlx::query(
+            "DELETE FROM connector_identities WHERE connector = $1 AND external_user = $2",
+        )
+        .bind(connector.to_string())
+        .bind(external_user.to_string()),
     };
     query.execute(&mut *connection).await?;
     Ok(())
@@ -937,6 +987,78 @@ async fn revoke_delegation(
         administer(connection, pending, &by, change, now).await?;
     }
     Ok(grant)
+}
+
+/// The mapping in force of `external_user` of `connector`, as the writer's
+/// transaction sees it.
+async fn stored_identity(
+    connection: &mut Conn,
+    connector: &custody_core::model::ConnectorName,
+    external_user: &custody_core::model::ExternalUser,
+) -> Result<Option<crate::IdentityMapping>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        crate::identity_columns!(),
+        " FROM connector_identities WHERE connector = $1 AND external_user = $2"
+    ))
+    .bind(connector.as_str())
+    .bind(external_user.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.as_ref().map(identity_from_row).transpose()
+}
+
+/// Maps outside users to principals, decided under the write lock against
+/// the mappings and principals as recorded: all of them, or none when one
+/// is refused (every one is decided before anything is written).
+async fn map_identities(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    connector: &custody_core::model::ConnectorName,
+    entries: Vec<(custody_core::model::ExternalUser, PrincipalId)>,
+    by: custody_core::Actor,
+    now: Timestamp,
+) -> Result<Vec<crate::IdentityChange>, StoreError> {
+    let standing = admin_standing(connection, pending, &by).await?;
+    let mut stored = std::collections::BTreeMap::new();
+    let mut known = std::collections::BTreeSet::new();
+    for (external_user, principal) in &entries {
+        if !stored.contains_key(external_user) {
+            if let Some(mapping) = stored_identity(connection, connector, external_user).await? {
+                stored.insert(external_user.clone(), mapping);
+            }
+        }
+        if !known.contains(principal) && principal_exists(connection, principal.as_str()).await? {
+            known.insert(principal.clone());
+        }
+    }
+    let decided =
+        plan::records::map_identities(standing, connector, entries, &stored, &known, &by, now)?;
+    let mut changes = Vec::with_capacity(decided.len());
+    for (change, admin_change) in decided {
+        if let Some(admin_change) = admin_change {
+            administer(connection, pending, &by, admin_change, now).await?;
+        }
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+/// Removes an outside user's mapping, decided under the write lock.
+async fn unmap_identity(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    connector: &custody_core::model::ConnectorName,
+    external_user: &custody_core::model::ExternalUser,
+    by: custody_core::Actor,
+    now: Timestamp,
+) -> Result<crate::IdentityChange, StoreError> {
+    let standing = admin_standing(connection, pending, &by).await?;
+    let stored = stored_identity(connection, connector, external_user).await?;
+    let (change, admin_change) =
+        plan::records::unmap_identity(standing, connector, external_user, stored, &by)?;
+    administer(connection, pending, &by, admin_change, now).await?;
+    Ok(change)
 }
 
 /// Records, by `system`, the principals, tokens and delegation grants of a

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use custody_core::case::CaseView;
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::{DeliveryOutcome, Event, EventBody};
-use custody_core::model::Principal;
+use custody_core::model::{Principal, PrincipalId};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
 
 use super::AdminRow;
@@ -64,12 +64,51 @@ pub(crate) struct DeploymentFact {
     pub(crate) created_at: Timestamp,
 }
 
+/// A `tokens` row as the events leave it. Written at the end of the
+/// import, once the bundle's `token` lines have given the secrets' full
+/// hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ImportedToken {
+    pub(crate) token_id: String,
+    pub(crate) principal: PrincipalId,
+    /// The 16 hex digits `token_issued` records of the secret's SHA-256.
+    prefix: String,
+    /// The full SHA-256, when a `token` line gave it.
+    full: Option<Sha256Hash>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) expires_at: Option<Timestamp>,
+    pub(crate) created_by: Option<String>,
+    /// The first revocation: when, and by whom.
+    pub(crate) revoked: Option<(Timestamp, String)>,
+}
+
+impl ImportedToken {
+    /// The digest to store: the full one when given, else one no secret
+    /// authenticates against ([`unusable_token_hash`]).
+    pub(crate) fn secret_sha256(&self) -> Result<Sha256Hash, StoreError> {
+        match self.full {
+            Some(full) => Ok(full),
+            None => unusable_token_hash(&self.prefix),
+        }
+    }
+
+    /// Whether a `token` line gave its full digest, and it is not the
+    /// unusable one (a store imported from a version 1 bundle, exported
+    /// again, carries those).
+    pub(crate) fn restored(&self) -> bool {
+        self.full.is_some_and(|full| {
+            unusable_token_hash(&self.prefix).map_or(true, |unusable| unusable != full)
+        })
+    }
+}
+
 /// What the import has rebuilt so far.
 #[derive(Default)]
 pub(crate) struct ImportState {
     trails: HashMap<String, Trail>,
     views: HashMap<CaseId, CaseView>,
     grants: HashMap<String, DelegationGrant>,
+    tokens: BTreeMap<String, ImportedToken>,
     deliveries: BTreeMap<String, ImportedDelivery>,
     records: BTreeMap<String, ImportedRecord>,
     facts: Vec<DeploymentFact>,
@@ -78,6 +117,7 @@ pub(crate) struct ImportState {
 /// Every row the events rebuild, once all of them are seen.
 pub(crate) struct ImportedRows {
     pub(crate) views: Vec<CaseView>,
+    pub(crate) tokens: Vec<ImportedToken>,
     pub(crate) deliveries: Vec<ImportedDelivery>,
     pub(crate) records: Vec<ImportedRecord>,
     pub(crate) facts: Vec<DeploymentFact>,
@@ -223,19 +263,35 @@ impl ImportState {
                 groups_json: serde_json::to_string(&changed.groups)
                     .map_err(|error| StoreError::Corrupt(error.to_string()))?,
             },
-            EventBody::TokenIssued(issued) => AdminRow::InsertToken {
-                token_id: issued.token_id.clone(),
-                principal: issued.principal.clone(),
-                secret_sha256: unusable_token_hash(&issued.secret_sha256_prefix)?,
-                created_at: event.recorded_at,
-                expires_at: issued.expires_at,
-                created_by: by,
-            },
-            EventBody::TokenRevoked(revoked) => AdminRow::RevokeToken {
-                token_id: revoked.token_id.clone(),
-                revoked_at: event.recorded_at,
-                revoked_by: event.actor.principal.to_string(),
-            },
+            // Token rows wait for the bundle's `token` lines, which follow
+            // the events and give the secrets' full hashes.
+            EventBody::TokenIssued(issued) => {
+                if !self.tokens.contains_key(&issued.token_id) {
+                    self.tokens.insert(
+                        issued.token_id.clone(),
+                        ImportedToken {
+                            token_id: issued.token_id.clone(),
+                            principal: issued.principal.clone(),
+                            prefix: issued.secret_sha256_prefix.clone(),
+                            full: None,
+                            created_at: event.recorded_at,
+                            expires_at: issued.expires_at,
+                            created_by: by,
+                            revoked: None,
+                        },
+                    );
+                }
+                return Ok(Vec::new());
+            }
+            EventBody::TokenRevoked(revoked) => {
+                if let Some(token) = self.tokens.get_mut(&revoked.token_id) {
+                    // The first revocation stands, as the writer's does.
+                    token.revoked.get_or_insert_with(|| {
+                        (event.recorded_at, event.actor.principal.to_string())
+                    });
+                }
+                return Ok(Vec::new());
+            }
             EventBody::DelegationGranted(granted) => {
                 let grant = DelegationGrant::from(granted);
                 let grant_json = encode(&grant)?;
@@ -259,9 +315,58 @@ impl ImportState {
                     grant_json: encode(grant)?,
                 }
             }
+            EventBody::IdentityMapped(mapped) => AdminRow::MapIdentity {
+                connector: mapped.connector.clone(),
+                external_user: mapped.external_user.clone(),
+                principal: mapped.principal.clone(),
+                mapped_at: event.recorded_at,
+                mapped_by: by,
+            },
+            EventBody::IdentityUnmapped(unmapped) => AdminRow::UnmapIdentity {
+                connector: unmapped.connector.clone(),
+                external_user: unmapped.external_user.clone(),
+            },
             _ => return Ok(Vec::new()),
         };
         Ok(vec![row])
+    }
+
+    /// Gives the imported token `token_id` the full SHA-256 of its secret
+    /// (a bundle's `token` line): the token must have been issued to
+    /// `principal` by an imported event, with a recorded prefix the digest
+    /// begins with, and not be given one already.
+    pub(crate) fn restore_token(
+        &mut self,
+        token_id: &str,
+        principal: &str,
+        secret_sha256: Sha256Hash,
+    ) -> Result<(), StoreError> {
+        let refused = |why: String| {
+            Err(StoreError::InvalidRequest(format!(
+                "the bundle's token line for {token_id} {why}, so the token cannot be restored; nothing was imported\nhint: run `custody verify --bundle` on it"
+            )))
+        };
+        let Some(token) = self.tokens.get_mut(token_id) else {
+            return refused("names a token no imported token_issued event issues".to_string());
+        };
+        if token.principal.as_str() != principal {
+            return refused(format!(
+                "names principal {principal}, but the token was issued to {}",
+                token.principal
+            ));
+        }
+        let digest = secret_sha256.to_hex();
+        if !digest.starts_with(&token.prefix.to_ascii_lowercase()) || token.prefix.len() != 16 {
+            return refused(format!(
+                "gives a secret hash that does not begin with the {} its token_issued event records",
+                token.prefix
+            ));
+        }
+        if token.full.is_some() {
+            return refused("repeats an earlier token line".to_string());
+        }
+        token.full = Some(secret_sha256);
+        Ok(())
     }
 
     /// Every row rebuilt, once the last event is seen.
@@ -270,6 +375,7 @@ impl ImportState {
         views.sort_by(|left, right| left.case_id.as_str().cmp(right.case_id.as_str()));
         ImportedRows {
             views,
+            tokens: self.tokens.into_values().collect(),
             deliveries: self.deliveries.into_values().collect(),
             records: self.records.into_values().collect(),
             facts: self.facts,
@@ -277,13 +383,14 @@ impl ImportState {
     }
 }
 
-/// The `tokens.secret_sha256` of an imported token. The event records only
-/// the first 16 hex digits (8 bytes) of the secret's SHA-256, so the full
-/// digest cannot be restored: the row holds those 8 bytes followed by 24
-/// zero bytes. The audit matches a row to its event by the prefix, so the
-/// record and the row agree; and no bearer secret authenticates against it,
-/// since its SHA-256 would have to end in 192 zero bits. Imported tokens are
-/// therefore on the record but unusable, and are re-issued after a restore
+/// The `tokens.secret_sha256` of an imported token whose full digest the
+/// bundle does not carry (a bundle made before version 2 had no `token`
+/// lines). The event records only the first 16 hex digits (8 bytes) of the
+/// secret's SHA-256: the row holds those 8 bytes followed by 24 zero bytes.
+/// The audit matches a row to its event by the prefix, so the record and
+/// the row agree; and no bearer secret authenticates against it, since its
+/// SHA-256 would have to end in 192 zero bits. Such tokens are on the
+/// record but unusable, and are re-issued after the restore
 /// (`docs/bundle.md`).
 pub(crate) fn unusable_token_hash(prefix_hex: &str) -> Result<Sha256Hash, StoreError> {
     let prefix = custody_core::hex::decode(prefix_hex)

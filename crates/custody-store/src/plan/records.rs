@@ -1,6 +1,6 @@
 //! The deployment's own records: the administration record (principals,
-//! tokens, delegation grants; see [`custody_core::admin`]) and the policy
-//! record.
+//! tokens, delegation grants, the mappings of connectors' outside users;
+//! see [`custody_core::admin`]) and the policy record.
 //!
 //! Each administrative act is decided here against what the backend read
 //! under the write lock (the actor's [`Standing`], the rows it changes) and
@@ -13,12 +13,14 @@ use custody_core::admin;
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::EventBody;
 use custody_core::lifecycle::{self, Draft, Placement};
-use custody_core::model::{Actor, Principal, PrincipalId, SYSTEM_PRINCIPAL};
+use custody_core::model::{
+    Actor, ConnectorName, ExternalUser, Principal, PrincipalId, SYSTEM_PRINCIPAL,
+};
 use custody_core::policy::Policy;
 use custody_core::{CaseId, Event, Sha256Hash, Timestamp};
 
 use super::{AdminHead, Pending};
-use crate::{AppendedEvent, IssuedToken, StoreError, TokenInfo};
+use crate::{AppendedEvent, IdentityChange, IdentityMapping, IssuedToken, StoreError, TokenInfo};
 
 /// Where an actor stands as the administration record stands.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +73,21 @@ pub(crate) enum AdminRow {
     UpdateGrant {
         grant_id: String,
         grant_json: String,
+    },
+    /// An outside user mapped to a principal: a new row, or the row of a
+    /// remapped user replaced.
+    MapIdentity {
+        connector: ConnectorName,
+        external_user: ExternalUser,
+        principal: PrincipalId,
+        mapped_at: Timestamp,
+        /// The admin who mapped it; `None` for `system`.
+        mapped_by: Option<String>,
+    },
+    /// An outside user's row removed.
+    UnmapIdentity {
+        connector: ConnectorName,
+        external_user: ExternalUser,
     },
 }
 
@@ -429,6 +446,133 @@ pub(crate) fn revoke_delegation(
         draft: admin::delegation_revoked(grant_id, now, is_system(by)),
     };
     Ok((grant, Some(change)))
+}
+
+/// Maps outside users of `connector` to principals, by `by`, in the order
+/// given: all of them or, when one is refused, none. `stored` holds the
+/// mappings in force of the users named (as the projection has them) and
+/// `known` which of the principals named exist. A user mapped to the
+/// principal it is mapped to already changes nothing; one mapped to another
+/// principal is remapped, by one event that names the principal it
+/// replaces; a user named twice is mapped, then remapped.
+pub(crate) fn map_identities(
+    standing: Standing,
+    connector: &ConnectorName,
+    entries: Vec<(ExternalUser, PrincipalId)>,
+    stored: &std::collections::BTreeMap<ExternalUser, IdentityMapping>,
+    known: &std::collections::BTreeSet<PrincipalId>,
+    by: &Actor,
+    now: Timestamp,
+) -> Result<Vec<(IdentityChange, Option<AdminChange>)>, StoreError> {
+    may_administer(by, standing)?;
+    // What this call has mapped so far, over what is stored.
+    let mut current = stored.clone();
+    let mut decided = Vec::with_capacity(entries.len());
+    for (external_user, principal) in entries {
+        if principal.as_str() == SYSTEM_PRINCIPAL {
+            return Err(StoreError::InvalidRequest(format!(
+                "{connector} user {external_user} cannot be mapped to `system`: it is the ledger itself and acts for no one\nhint: map the user to the principal of the person it is"
+            )));
+        }
+        if !known.contains(&principal) {
+            return Err(StoreError::PrincipalNotFound(principal.to_string()));
+        }
+        let previous = current.get(&external_user).cloned();
+        if let Some(mapping) = previous
+            .as_ref()
+            .filter(|mapping| mapping.principal == principal.as_str())
+        {
+            decided.push((
+                IdentityChange {
+                    mapping: mapping.clone(),
+                    previous: None,
+                    recorded: false,
+                },
+                None,
+            ));
+            continue;
+        }
+        let previous_principal: Option<PrincipalId> = previous
+            .map(|mapping| {
+                mapping
+                    .principal
+                    .parse()
+                    .map_err(|error: custody_core::model::ModelError| {
+                        StoreError::Corrupt(format!("a stored mapping's principal: {error}"))
+                    })
+            })
+            .transpose()?;
+        let mapping = IdentityMapping {
+            connector: connector.to_string(),
+            external_user: external_user.to_string(),
+            principal: principal.to_string(),
+            mapped_at: now.to_string(),
+            mapped_by: created_by(by),
+        };
+        current.insert(external_user.clone(), mapping.clone());
+        let draft = admin::identity_mapped(
+            connector,
+            &external_user,
+            &principal,
+            previous_principal.as_ref(),
+            is_system(by),
+        );
+        let row = AdminRow::MapIdentity {
+            connector: connector.clone(),
+            external_user,
+            principal,
+            mapped_at: now,
+            mapped_by: created_by(by),
+        };
+        decided.push((
+            IdentityChange {
+                mapping,
+                previous: previous_principal.map(|principal| principal.to_string()),
+                recorded: true,
+            },
+            Some(AdminChange { row, draft }),
+        ));
+    }
+    Ok(decided)
+}
+
+/// Unmaps `external_user` of `connector` (`stored`: its mapping in force),
+/// by `by`. A user that is not mapped is refused: there is nothing to
+/// record.
+pub(crate) fn unmap_identity(
+    standing: Standing,
+    connector: &ConnectorName,
+    external_user: &ExternalUser,
+    stored: Option<IdentityMapping>,
+    by: &Actor,
+) -> Result<(IdentityChange, AdminChange), StoreError> {
+    may_administer(by, standing)?;
+    let mapping = stored.ok_or_else(|| StoreError::IdentityNotMapped {
+        connector: connector.to_string(),
+        external_user: external_user.to_string(),
+    })?;
+    let principal: PrincipalId =
+        mapping
+            .principal
+            .parse()
+            .map_err(|error: custody_core::model::ModelError| {
+                StoreError::Corrupt(format!("a stored mapping's principal: {error}"))
+            })?;
+    let draft = admin::identity_unmapped(connector, external_user, &principal, is_system(by));
+    Ok((
+        IdentityChange {
+            mapping,
+            previous: None,
+            recorded: true,
+        },
+        AdminChange {
+            row: AdminRow::UnmapIdentity {
+                connector: connector.clone(),
+                external_user: external_user.clone(),
+            },
+            draft,
+        },
+    ))
 }
 
 /// The events, by `system`, that record the principals, tokens and grants

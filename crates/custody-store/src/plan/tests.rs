@@ -33,7 +33,8 @@
 //!   `set-groups BY NAME [groups=A,B]`, `issue-token BY NAME` (the token's ID is
 //!   `tok_N`), `revoke-token BY TOKEN`,
 //!   `grant BY ID org=O for=PARTY entitlements=A,B [valid=SECONDS]`,
-//!   `revoke-grant BY ID`, `legacy`
+//!   `revoke-grant BY ID`, `legacy`, `map BY CONNECTOR USER=PRINCIPAL...`
+//!   (the users' mappings, all or none, in order), `unmap BY CONNECTOR USER`
 //! - `flush`: the batch's pending rows are written (as before a checkpoint),
 //!   the batch goes on; `commit`: written, and a new batch starts;
 //!   `time +SECONDS`: the clock moves.
@@ -42,7 +43,9 @@
 //! appended event as `CASE#SEQ KIND by ACTOR` with what it links to, then
 //! the evidence-record and outbox rows the write changed; `refused RULE`;
 //! `not found CASE`; `error: ...`; `unchanged` for an administrative act
-//! that appends nothing.
+//! that appends nothing. A mapping's event is followed by `USER=PRINCIPAL`
+//! (and `was PRINCIPAL` for a remap); a user mapped already says
+//! `USER=PRINCIPAL unchanged`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -53,7 +56,8 @@ use custody_core::command::{CaseCommand, CaseStep, LedgerCommand, Merge, Opening
 use custody_core::delegation::DelegationGrant;
 use custody_core::event::{Attempt, DeliveryOutcome, Event, EventBody, Evidence};
 use custody_core::model::{
-    Actor, AuthContext, Change, ChangeKind, Principal, PrincipalId, PrincipalKind, Ticket, Via,
+    Actor, AuthContext, Change, ChangeKind, ConnectorName, ExternalUser, Principal, PrincipalId,
+    PrincipalKind, Ticket, Via,
 };
 use custody_core::policy::AppliedRule;
 use custody_core::{CaseId, Sha256Hash, Timestamp};
@@ -61,7 +65,9 @@ use custody_core::{CaseId, Sha256Hash, Timestamp};
 use super::records::{self, LegacyToken, NewToken};
 use super::{change_key, AdminChange, AdminHead, Begun, CaseNeeds, CaseReads, Pending, Prefetched};
 use super::{AdminRow, StoredRecord};
-use crate::{AppendedEvent, CaseWrite, StoreError, TokenInfo, WriteOutcome};
+use crate::{
+    AppendedEvent, CaseWrite, IdentityChange, IdentityMapping, StoreError, TokenInfo, WriteOutcome,
+};
 
 /// The stored tables, as the backend's queries would see them.
 #[derive(Default)]
@@ -76,6 +82,8 @@ struct Tables {
     tokens: BTreeMap<String, TokenInfo>,
     /// By grant ID, as `ORDER BY grant_id` reads them.
     grants: BTreeMap<String, DelegationGrant>,
+    /// By connector and outside user.
+    identities: BTreeMap<(String, String), IdentityMapping>,
     admin_record: Option<CaseId>,
 }
 
@@ -373,6 +381,7 @@ impl World {
             }
             "add-principal" | "set-groups" | "issue-token" | "revoke-token" | "grant"
             | "revoke-grant" | "legacy" => self.administer(&words),
+            "map" | "unmap" => self.identities(directive),
             _ => {
                 let write = self.case_write(&words);
                 self.write(&write)
@@ -873,6 +882,88 @@ impl World {
         }
     }
 
+    /// `map BY CONNECTOR USER=PRINCIPAL...` and `unmap BY CONNECTOR USER`,
+    /// read as the backend reads them for the planner.
+    fn identities(&mut self, directive: &str) -> Vec<String> {
+        let now = self.now;
+        let words: Vec<&str> = directive.split_whitespace().collect();
+        let by = actor(words[1]);
+        let connector: ConnectorName = words[2].parse().expect("a connector name");
+        let standing = self.standing(&by);
+        let stored_of = |tables: &Tables, user: &ExternalUser| {
+            tables
+                .identities
+                .get(&(connector.to_string(), user.to_string()))
+                .cloned()
+        };
+        let decided: Result<Vec<(IdentityChange, Option<AdminChange>)>, StoreError> =
+            if words[0] == "map" {
+                let entries: Vec<(ExternalUser, PrincipalId)> = words[3..]
+                    .iter()
+                    .map(|pair| {
+                        let (user, principal) = pair.rsplit_once('=').expect("USER=PRINCIPAL");
+                        (
+                            user.parse().expect("an outside user"),
+                            principal.parse().expect("a principal name"),
+                        )
+                    })
+                    .collect();
+                let mut stored = BTreeMap::new();
+                let mut known = std::collections::BTreeSet::new();
+                for (user, principal) in &entries {
+                    if let Some(mapping) = stored_of(&self.tables, user) {
+                        stored.insert(user.clone(), mapping);
+                    }
+                    if self.tables.principals.contains_key(principal.as_str()) {
+                        known.insert(principal.clone());
+                    }
+                }
+                records::map_identities(standing, &connector, entries, &stored, &known, &by, now)
+            } else {
+                let user: ExternalUser = words[3].parse().expect("an outside user");
+                let stored = stored_of(&self.tables, &user);
+                records::unmap_identity(standing, &connector, &user, stored, &by)
+                    .map(|(change, admin_change)| vec![(change, Some(admin_change))])
+            };
+        let decided = match decided {
+            Err(error) => {
+                // A message with a hint is two lines.
+                return self
+                    .render_error(&error)
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            }
+            Ok(decided) => decided,
+        };
+        if decided
+            .iter()
+            .all(|(_, admin_change)| admin_change.is_none())
+        {
+            return vec!["unchanged".to_string()];
+        }
+        let mut lines = vec!["ok".to_string()];
+        for (change, admin_change) in decided {
+            let pair = format!(
+                "{}={}",
+                change.mapping.external_user, change.mapping.principal
+            );
+            match admin_change {
+                None => lines.push(format!("{pair} unchanged")),
+                Some(admin_change) => {
+                    self.write_admin_row(admin_change.row);
+                    let appended = self.append_admin(&by, admin_change.draft);
+                    let mut line = format!("{} {pair}", self.render_appended(&appended));
+                    if let Some(previous) = &change.previous {
+                        line.push_str(&format!(" was {previous}"));
+                    }
+                    lines.push(line);
+                }
+            }
+        }
+        lines
+    }
+
     fn legacy(&mut self) -> Vec<String> {
         let stored = self.stored_admin_head();
         if !self.pending.records_legacy_admin(stored) {
@@ -992,6 +1083,34 @@ impl World {
                 let token = self.tables.tokens.get_mut(&token_id).expect("a token");
                 token.revoked_at = Some(revoked_at.to_string());
                 token.revoked_by = Some(revoked_by);
+            }
+            AdminRow::MapIdentity {
+                connector,
+                external_user,
+                principal,
+                mapped_at,
+                mapped_by,
+            } => {
+                self.tables.identities.insert(
+                    (connector.to_string(), external_user.to_string()),
+                    IdentityMapping {
+                        connector: connector.to_string(),
+                        external_user: external_user.to_string(),
+                        principal: principal.to_string(),
+                        mapped_at: mapped_at.to_string(),
+                        mapped_by,
+                    },
+                );
+            }
+            AdminRow::UnmapIdentity {
+                connector,
+                external_user,
+            } => {
+                let removed = self
+                    .tables
+                    .identities
+                    .remove(&(connector.to_string(), external_user.to_string()));
+                assert!(removed.is_some(), "an unmapped user read before");
             }
             AdminRow::InsertGrant {
                 grant_id,
