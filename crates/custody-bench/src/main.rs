@@ -12,9 +12,15 @@
 //! 3. Export throughput of every line format at 250k and 1M events beside
 //!    `cat` of the same bytes, and the exporting process's peak memory.
 //!
+//! 4. Inbound connector webhooks (Teams approvals: verified, recorded,
+//!    answered) per second beside the same approvals through the HTTP API
+//!    (`CUSTODY_BENCH_ONLY=connectors` runs only this).
+//!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
 #![forbid(unsafe_code)]
+
+mod connectors;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -83,6 +89,10 @@ async fn run(scale: u64) -> Result<()> {
     };
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("export") {
         return export_throughput(&export_sizes).await;
+    }
+    let connector_per_client = usize::try_from(40 * scale)?;
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("connectors") {
+        return connectors::connector_inbound(16, connector_per_client, 3).await;
     }
     let writers = 64;
     let appends_per_writer = 150 * scale;
@@ -229,6 +239,10 @@ async fn run(scale: u64) -> Result<()> {
 
     // 2c. Deliveries to a local webhook receiver beside plain POSTs to it.
     deliveries(usize::try_from(2000 * scale)?).await?;
+    println!();
+
+    // 2d. Inbound connector webhooks beside the same writes through the API.
+    connectors::connector_inbound(16, connector_per_client, 3).await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.
