@@ -710,3 +710,81 @@ fn answer(answer: Answer) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A connector that counts the MACs it is asked to check.
+    struct Counting {
+        verified: Arc<AtomicUsize>,
+    }
+
+    impl Connector for Counting {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+
+        fn verify(
+            &self,
+            request: &Request<'_>,
+            now_unix: u64,
+        ) -> Result<custody_connect::Signed, Refusal> {
+            self.verified.fetch_add(1, Ordering::SeqCst);
+            let tag = custody_connect::signature::hmac_sha256(b"key", &[request.body]);
+            Ok(custody_connect::Signed {
+                verified: custody_connect::signature::verify(b"key", &[request.body], &tag)?,
+                fingerprint: tag.to_vec(),
+                signed_at: now_unix,
+            })
+        }
+
+        fn parse(&self, _request: &Request<'_>) -> Result<Vec<Inbound>, Refusal> {
+            Ok(Vec::new())
+        }
+
+        fn answer(&self, _outcomes: &[Outcome]) -> Answer {
+            Answer::empty(200)
+        }
+    }
+
+    fn entry(verified: &Arc<AtomicUsize>, max_body_bytes: usize) -> Entry {
+        Entry {
+            name: "counting".into(),
+            connector: Box::new(Counting {
+                verified: Arc::clone(verified),
+            }),
+            window_seconds: 300,
+            max_body_bytes,
+            guard: Mutex::new(ReplayGuard::new(300, 16)),
+            sender: CallSender::new("counting", CALL_TIMEOUT).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_any_mac_is_computed() {
+        let verified = Arc::new(AtomicUsize::new(0));
+        let entry = entry(&verified, 64);
+        let headers = Headers::default();
+        let request = |body: &'static [u8]| Request {
+            endpoint: "webhook",
+            headers: &headers,
+            body,
+            tls: false,
+        };
+        let refused = admit(&entry, &request(&[b'x'; 65]), 1_000).unwrap_err();
+        assert_eq!(refused, Refusal::TooLarge { size: 65, limit: 64 });
+        assert_eq!(verified.load(Ordering::SeqCst), 0, "a MAC was computed");
+
+        // At the limit it is checked, once; the same request again is a
+        // replay, refused after its MAC.
+        admit(&entry, &request(&[b'x'; 64]), 1_000).unwrap();
+        assert_eq!(verified.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            admit(&entry, &request(&[b'x'; 64]), 1_001).unwrap_err(),
+            Refusal::Replayed
+        );
+    }
+}
