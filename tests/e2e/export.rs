@@ -714,7 +714,8 @@ fn every_kind_ledger() -> (
     );
     // Jira, for what only a connector records (a ticket edited), and the
     // write-back of the cases that carry Jira tickets.
-    let jira = crate::connectors::jira_fake::FakeJira::start(&["SEC-1", "SEC-2", "SEC-9"]);
+    let jira =
+        crate::connectors::jira_fake::FakeJira::start(&["SEC-1", "SEC-2", "SEC-9", "SEC-40"]);
     let config = every_kind_config(&receiver.base, &jira.url);
     let (server, _) = Server::start_in_process(TestStore::Embedded, Some(&config));
     let admin = server.admin_token.clone();
@@ -808,6 +809,17 @@ fn every_kind_ledger() -> (
         ),
     );
     assert_eq!(edited.status, 200, "{}", edited.text);
+    // A Jira issue created later for a case opened without a ticket,
+    // carrying its ID: `ticket_linked`.
+    let unticketed = request(&alice, "linked-admin", &[]);
+    let mut created = crate::connectors::jira::created(
+        40,
+        crate::connectors::jira::BOB,
+        crate::connectors::jira::now_ms(),
+    );
+    created["issue"]["fields"]["customfield_10044"] = serde_json::json!(unticketed);
+    let linked = crate::connectors::jira::deliver(&server, &created);
+    assert_eq!(linked.status, 200, "{}", linked.text);
     // Denied.
     let denied = request(&alice, "denied-admin", &[]);
     server.cli_ok(&bob, &["deny", &denied]);

@@ -330,6 +330,13 @@ impl CaseView {
             EventBody::RequestCreated(_)
             | EventBody::CommentAdded(_)
             | EventBody::TicketChanged(_) => {}
+            // A case has one ticket: the first linked (or requested) stays;
+            // a second is refused at write time and a finding after.
+            EventBody::TicketLinked(linked) => {
+                if self.ticket.is_none() {
+                    self.ticket = Some(linked.ticket.clone());
+                }
+            }
             EventBody::ApprovalGranted(decision) => {
                 let approver = decision
                     .chat

@@ -280,6 +280,8 @@ codes! {
         r#"medium | a chat approval recorded by someone else for an approver who never confirmed it (it does not count)"#;
     ConnectorTicketDrift = "connector.ticket-drift" [High]
         r#"high | after the case was approved, a connector saw its ticket describe another change than the approved one (`ticket_changed`): the ticket was edited after approval, so the ticket and the approval no longer agree"#;
+    TicketAlreadyLinked = "ticket.already-linked" [Medium] Conflict
+        r#"medium | a second ticket linked to a case that carries another one (refused at write time: a case carries one ticket)"#;
     SodRequesterCannotAttest = "sod.requester-cannot-attest" [High] SeparationOfDuties
         r#"high | the requester recorded an approval for someone else"#;
     ApprovalNothingToConfirm = "approval.nothing-to-confirm" [Medium] Conflict

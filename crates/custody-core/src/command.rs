@@ -158,6 +158,13 @@ pub enum CaseStep {
         /// The text.
         text: String,
     },
+    /// Link an outside ticket that carries the case's ID to the case.
+    LinkTicket {
+        /// The case.
+        case_id: CaseId,
+        /// The ticket.
+        ticket: Ticket,
+    },
     /// Record what a connector saw the case's ticket describe now.
     RecordTicketChange {
         /// The case.
@@ -278,6 +285,7 @@ impl CaseStep {
             | CaseStep::Review { case_id, .. }
             | CaseStep::Comment { case_id, .. }
             | CaseStep::RecordTicketChange { case_id, .. }
+            | CaseStep::LinkTicket { case_id, .. }
             | CaseStep::ExecuteRevocation { case_id, .. }
             | CaseStep::AttachEvidence { case_id, .. }
             | CaseStep::RecordLinkFailure { case_id, .. }
@@ -326,6 +334,9 @@ impl CaseStep {
                 outcome, comment, ..
             } => lifecycle::review(case.executed()?, actor, *outcome, comment.clone()),
             CaseStep::Comment { text, .. } => Ok(lifecycle::comment(case, actor, text.clone())),
+            CaseStep::LinkTicket { ticket, .. } => {
+                lifecycle::link_ticket(case, actor, ticket.clone())
+            }
             CaseStep::RecordTicketChange { ticket, change, .. } => {
                 Ok(lifecycle::ticket_changed(ticket.clone(), change.clone()))
             }

@@ -111,6 +111,10 @@ pub enum EventBody {
     /// describe now. When the case was approved and this differs from the
     /// approved change, `verify` reports `connector.ticket-drift`.
     TicketChanged(TicketChanged),
+    /// An outside ticket that carries the case's ID was bound to a case that
+    /// had no ticket (a Jira issue created for a case opened in chat): the
+    /// case's write-back and drift checks follow it from here.
+    TicketLinked(TicketLinked),
     /// This case duplicates another one (the survivor) and is closed into it.
     DuplicateMerged(MergeLink),
     /// A duplicate case was merged into this one.
@@ -696,6 +700,15 @@ pub struct TicketChanged {
     pub change: crate::model::Change,
 }
 
+/// The payload of `ticket_linked`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TicketLinked {
+    /// The ticket, now the case's.
+    pub ticket: crate::model::Ticket,
+}
+
 /// Why stored bytes are not a well-formed event.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -759,6 +772,7 @@ impl EventBody {
             EventBody::ReviewCompleted(_) => "review_completed",
             EventBody::CommentAdded(_) => "comment_added",
             EventBody::TicketChanged(_) => "ticket_changed",
+            EventBody::TicketLinked(_) => "ticket_linked",
             EventBody::DuplicateMerged(_) => "duplicate_merged",
             EventBody::DuplicateLinked(_) => "duplicate_linked",
             EventBody::BreakGlassInvoked(_) => "break_glass_invoked",
@@ -842,6 +856,7 @@ impl EventBody {
                 with_comment(format!("reviewed: {outcome}"), &review.comment)
             }
             EventBody::CommentAdded(comment) => format!("comment: {}", first_line(&comment.text)),
+            EventBody::TicketLinked(linked) => format!("ticket {} linked", linked.ticket),
             EventBody::TicketChanged(changed) => {
                 format!("ticket {} now describes {}", changed.ticket, changed.change)
             }

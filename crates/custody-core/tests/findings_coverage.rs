@@ -475,6 +475,7 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(approval_unconfirmed_attestation),
     ),
     ("connector.ticket-drift", Fixture(connector_ticket_drift)),
+    ("ticket.already-linked", Fixture(ticket_already_linked)),
     (
         "sod.requester-cannot-attest",
         Fixture(sod_requester_cannot_attest),
@@ -2658,6 +2659,36 @@ fn connector_ticket_drift() -> Outcome {
         Some(&case),
         human("bob"),
         lifecycle::ticket_changed(ticket, change("root")),
+    );
+    audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+/// A second ticket linked to a case that carries one (forged: the writer
+/// refuses it).
+fn ticket_already_linked() -> Outcome {
+    let mut trail = Trail::default();
+    let first: custody_core::model::Ticket = "jira:SEC-1".parse().unwrap();
+    let second: custody_core::model::Ticket = "jira:SEC-2".parse().unwrap();
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(change("admin"), None, Some(first.clone()), &rule()).unwrap(),
+    );
+    // The same ticket again is no finding; another one is.
+    trail.append(
+        Some(&case),
+        human("bob"),
+        lifecycle::link_ticket(&trail.view(&case), &human("bob"), first).unwrap(),
+    );
+    assert!(lifecycle::link_ticket(&trail.view(&case), &human("bob"), second.clone()).is_err());
+    trail.append(
+        Some(&case),
+        human("bob"),
+        Draft {
+            body: EventBody::TicketLinked(custody_core::event::TicketLinked { ticket: second }),
+            role: Role::Observer,
+            causation: None,
+        },
     );
     audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
 }

@@ -161,7 +161,7 @@ fn issue(key_number: u32, fields: Value) -> Value {
     })
 }
 
-fn created(key_number: u32, by: &str, at_ms: u64) -> Value {
+pub(crate) fn created(key_number: u32, by: &str, at_ms: u64) -> Value {
     json!({
         "timestamp": at_ms,
         "webhookEvent": "jira:issue_created",
@@ -745,4 +745,81 @@ fn a_ticket_edited_after_approval_is_a_drift_finding() {
         .find(|finding| finding["code"] == "connector.ticket-drift")
         .unwrap_or_else(|| panic!("no drift finding: {report:#}"));
     assert_eq!(finding["case_id"], case.as_str());
+}
+
+/// A case opened elsewhere (here, by the CLI) gets its Jira issue later:
+/// the issue carries the case ID in its field, so it opens no case but is
+/// linked to that one (`ticket_linked`), the case ID and state are written
+/// into it, and its transition approves that case. A second issue naming
+/// the same case is refused (`ticket.already-linked`) and changes nothing.
+#[test]
+fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
+    let fake = FakeJira::start(&["SEC-31", "SEC-32"]);
+    let server = start(TestStore::Embedded, &fake);
+    let case = server
+        .cli_ok(
+            &server.principal("dave"),
+            &[
+                "request",
+                "--subject",
+                "user:alice",
+                "--entitlement",
+                "db-read",
+                "--resource",
+                "billing-db",
+            ],
+        )
+        .trim()
+        .to_string();
+    let mut webhook = created(31, ALICE, now_ms());
+    webhook["issue"]["fields"]["customfield_10044"] = json!(case);
+    let answer = deliver(&server, &webhook);
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let outcome = only_outcome(&answer);
+    assert_eq!(outcome["outcome"], "recorded", "{outcome}");
+    assert_eq!(outcome["event"], "ticket_linked", "{outcome}");
+    assert_eq!(outcome["case_id"], case.as_str(), "{outcome}");
+    assert_eq!(
+        server.case_count(),
+        1,
+        "an issue carrying a case ID opened a case"
+    );
+    let linked = events_of_kind(&server, &case, "ticket_linked");
+    assert_eq!(linked.len(), 1);
+    assert_eq!(
+        linked[0]["payload"]["ticket"],
+        json!({"system": "jira", "key": "SEC-31"}),
+        "{}",
+        linked[0]
+    );
+    assert_eq!(linked[0]["source"], "jira");
+
+    // Written back: the case ID is in the issue.
+    let comments = wait_comments(&fake, "SEC-31", 1);
+    assert!(comments[0].contains(&case), "{comments:?}");
+    wait_until("the custody property on SEC-31", || {
+        fake.property("SEC-31", "custody")
+            .is_some_and(|value| value.to_string().contains(&case))
+    });
+
+    // The issue's transition approves the linked case.
+    let approved = deliver(&server, &transitioned(31, 501, "Approved", BOB, now_ms()));
+    assert_eq!(
+        only_outcome(&approved)["outcome"],
+        "recorded",
+        "{}",
+        approved.text
+    );
+    assert_eq!(server.show(&server.admin_token, &case)["state"], "approved");
+
+    // Another issue naming the same case: refused, nothing appended.
+    let size = server.log_size();
+    let mut other = created(32, ALICE, now_ms());
+    other["issue"]["fields"]["customfield_10044"] = json!(case);
+    let refused = only_outcome(&deliver(&server, &other));
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    assert_eq!(refused["rule"], "ticket.already-linked", "{refused}");
+    assert_eq!(server.log_size(), size);
+    let (output, report) = server.verify_with(&[]);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
 }

@@ -946,7 +946,7 @@ fn the_answer_is_200_and_says_what_was_recorded() {
         Outcome {
             case_id: Some(case),
             kind: OutcomeKind::Refused {
-                rule: "approval.self-approval".into(),
+                rule: custody_core::code::Code::SodRequesterCannotApprove.to_string(),
             },
             principal: Some("alice".into()),
             message: "refused".into(),
@@ -963,7 +963,7 @@ fn the_answer_is_200_and_says_what_was_recorded() {
               "event": "approval_granted", "state": "approved", "message": "approved as bob" },
             { "outcome": "unmapped", "message": "Jira user 712020:x maps to no principal" },
             { "case_id": CASE, "principal": "alice", "outcome": "refused",
-              "rule": "approval.self-approval", "message": "refused" },
+              "rule": custody_core::code::Code::SodRequesterCannotApprove.to_string(), "message": "refused" },
         ]})
     );
 }
@@ -985,7 +985,7 @@ fn a_failed_write_is_503_and_a_missing_case_409_so_jira_retries() {
         rule: "internal".into(),
     });
     let refused = outcome(OutcomeKind::Refused {
-        rule: "approval.self-approval".into(),
+        rule: custody_core::code::Code::SodRequesterCannotApprove.to_string(),
     });
     let connector = connector();
     let status = |outcomes: &[Outcome]| connector.answer(outcomes).status;

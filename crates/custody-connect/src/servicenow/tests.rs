@@ -1061,7 +1061,7 @@ fn the_answer_lists_every_outcome_for_the_business_rules_log() {
         Outcome {
             case_id: Some(case),
             kind: OutcomeKind::Refused {
-                rule: "approval.self-approval".into(),
+                rule: custody_core::code::Code::SodRequesterCannotApprove.to_string(),
             },
             principal: Some("alice".into()),
             message: "an approver may not approve their own request".into(),
@@ -1080,7 +1080,7 @@ fn the_answer_lists_every_outcome_for_the_business_rules_log() {
         body,
         json!({"outcomes": [
             {"outcome": "already_recorded", "case_id": CASE, "principal": "alice", "message": "already recorded", "state": "open"},
-            {"outcome": "refused", "case_id": CASE, "principal": "alice", "message": "an approver may not approve their own request", "rule": "approval.self-approval"},
+            {"outcome": "refused", "case_id": CASE, "principal": "alice", "message": "an approver may not approve their own request", "rule": custody_core::code::Code::SodRequesterCannotApprove.to_string()},
             {"outcome": "unmapped", "case_id": null, "principal": null, "message": "not mapped"},
         ]})
     );

@@ -737,11 +737,11 @@ fn the_answer_says_what_was_recorded_or_why_not() {
     assert_eq!(
         text(
             OutcomeKind::Refused {
-                rule: "approval.self-approval".into()
+                rule: custody_core::code::Code::SodRequesterCannotApprove.to_string()
             },
-            "you requested this change <!channel> [approval.self-approval] Hint: another approver must approve it."
+            "you requested this change <!channel> [a rule] Hint: another approver must approve it."
         ),
-        "Not recorded: you requested this change &lt;!channel&gt; [approval.self-approval] Hint: another approver must approve it."
+        "Not recorded: you requested this change &lt;!channel&gt; [a rule] Hint: another approver must approve it."
     );
     assert_eq!(
         text(

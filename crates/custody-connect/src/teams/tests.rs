@@ -452,7 +452,7 @@ fn the_answer_card_states_each_outcome() {
         Outcome {
             case_id: Some(case()),
             kind: OutcomeKind::Refused {
-                rule: "approval.self-approval".into(),
+                rule: custody_core::code::Code::SodRequesterCannotApprove.to_string(),
             },
             principal: Some("alice".into()),
             message: "the requester may not approve".into(),
@@ -527,7 +527,10 @@ fn the_answer_card_states_each_outcome() {
             ],
             vec![
                 pair("Case", CASE),
-                pair("Rule", "approval.self-approval"),
+                pair(
+                    "Rule",
+                    &custody_core::code::Code::SodRequesterCannotApprove.to_string()
+                ),
                 pair("As", "alice")
             ],
             vec![pair("Case", CASE)],

@@ -251,6 +251,24 @@ pub fn judge(
             }
             refuse(check_may_merge(case, other, actor), Severity::High);
         }
+        EventBody::TicketLinked(linked) => {
+            if let Some(ticket) = case.ticket.as_ref().filter(|ticket| **ticket != linked.ticket) {
+                refuse(
+                    Err(Refusal::new(
+                        Code::TicketAlreadyLinked,
+                        format!(
+                            "case {} already carries ticket {ticket}; {} cannot be linked to it too",
+                            case.case_id, linked.ticket
+                        ),
+                        "a case carries one ticket: record the other ticket's number in a comment, or merge its case into this one",
+                    )),
+                    Severity::Medium,
+                );
+            }
+            if case.state == CaseState::Merged {
+                refuse(Err(case.merged_refusal("link a ticket to")), Severity::Medium);
+            }
+        }
         EventBody::DuplicateLinked(_) => {
             if case.state == CaseState::Merged {
                 refuse(Err(case.merged_refusal("merge")), Severity::High);

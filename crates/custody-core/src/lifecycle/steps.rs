@@ -483,6 +483,22 @@ pub fn ticket_changed(ticket: crate::model::Ticket, change: crate::model::Change
     }
 }
 
+/// Links an outside ticket that carries the case's ID to a case that has
+/// no ticket yet (see [`EventBody::TicketLinked`]).
+pub fn link_ticket(
+    case: &CaseView,
+    actor: &Actor,
+    ticket: crate::model::Ticket,
+) -> Result<Draft, Refusal> {
+    let body = EventBody::TicketLinked(crate::event::TicketLinked { ticket });
+    admit(case, actor, &body, None)?;
+    Ok(Draft {
+        body,
+        role: Role::Observer,
+        causation: None,
+    })
+}
+
 /// Adds a comment; anyone may comment on any case.
 pub fn comment(case: &CaseView, actor: &Actor, text: String) -> Draft {
     Draft {

@@ -222,6 +222,16 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
             human("olga"),
         ),
         (
+            EventBody::TicketLinked(TicketLinked {
+                ticket: Ticket {
+                    system: "jira".into(),
+                    key: "SEC-143".into(),
+                },
+            }),
+            Role::Observer,
+            through_connector("olga", text),
+        ),
+        (
             EventBody::TicketChanged(TicketChanged {
                 ticket: Ticket {
                     system: "jira".into(),

@@ -556,7 +556,29 @@ async fn command(state: &AppState, actor: &Actor, action: Action) -> Result<Boun
             case,
         } => {
             if let Some(case_id) = case {
-                return Ok(Bound::Existing(case_id));
+                // The record carries the case's ID: it is that case's. The
+                // ticket it names is linked to a case that has none, so the
+                // case is written back to it from now on.
+                let view = match state.store.case_view(&case_id).await {
+                    Ok(view) => view,
+                    Err(StoreError::CaseNotFound(_)) => {
+                        return Err(Box::new(Outcome {
+                            message: format!("case {case_id} does not exist; nothing recorded"),
+                            case_id: Some(case_id),
+                            kind: OutcomeKind::NotFound,
+                            principal: None,
+                        }))
+                    }
+                    Err(error) => return Err(Box::new(failed(Some(case_id), &error.to_string()))),
+                };
+                return Ok(match ticket {
+                    // Another ticket than the case's is refused by the
+                    // writer (`ticket.already-linked`), which says so.
+                    Some(ticket) if view.ticket.as_ref() != Some(&ticket) => {
+                        Bound::Command(CaseStep::LinkTicket { case_id, ticket }.into())
+                    }
+                    _ => Bound::Existing(case_id),
+                });
             }
             if let Some(ticket) = &ticket {
                 if let Some(case_id) = find(state, ticket).await? {
@@ -775,7 +797,13 @@ mod tests {
             tls: false,
         };
         let refused = admit(&entry, &request(&[b'x'; 65]), 1_000).unwrap_err();
-        assert_eq!(refused, Refusal::TooLarge { size: 65, limit: 64 });
+        assert_eq!(
+            refused,
+            Refusal::TooLarge {
+                size: 65,
+                limit: 64
+            }
+        );
         assert_eq!(verified.load(Ordering::SeqCst), 0, "a MAC was computed");
 
         // At the limit it is checked, once; the same request again is a

@@ -554,7 +554,7 @@ async fn flush(
         upsert.push(
             " ON CONFLICT (case_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
               head_seq = excluded.head_seq, head_hash = excluded.head_hash,
-              next_deadline = excluded.next_deadline, view = excluded.view",
+              next_deadline = excluded.next_deadline, ticket = excluded.ticket, view = excluded.view",
         );
         upsert.build().execute(&mut *connection).await?;
     }
