@@ -529,7 +529,7 @@ fn the_answer_card_states_each_outcome() {
                 pair("Case", CASE),
                 pair(
                     "Rule",
-                    &custody_core::code::Code::SodRequesterCannotApprove.to_string()
+                    custody_core::code::Code::SodRequesterCannotApprove.as_ref()
                 ),
                 pair("As", "alice")
             ],
