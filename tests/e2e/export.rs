@@ -664,7 +664,7 @@ fn all_kinds() -> BTreeSet<String> {
 /// The configuration of [`every_kind_ledger`]'s server: a webhook channel
 /// (every audience is told on it), links on loopback allowed, and deadlines
 /// a test clock passes.
-fn every_kind_config(receiver: &str) -> String {
+fn every_kind_config(receiver: &str, jira: &str) -> String {
     format!(
         r#"
 [evidence.fetch]
@@ -688,14 +688,21 @@ name = "on-call"
 entitlements = ["oncall-*"]
 review_deadline = "1s"
 post_hoc_review_deadline = "2s"
-"#
+
+{}"#,
+        crate::connectors::jira::connector_entry(jira)
     )
 }
 
 /// A real ledger (an in-process server on a test clock) holding at least
 /// every kind of event; returns it and the case whose four roles
 /// are all filled, with its requester, approver, executor and reviewer.
-fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) {
+fn every_kind_ledger() -> (
+    Server,
+    String,
+    (common::HttpStub, crate::connectors::jira_fake::FakeJira),
+    [&'static str; 4],
+) {
     let receiver = common::HttpStub::serve(
         axum::Router::new()
             .route("/hook", axum::routing::post(|| async { "ok" }))
@@ -705,7 +712,10 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
             ),
         1,
     );
-    let config = every_kind_config(&receiver.base);
+    // Jira, for what only a connector records (a ticket edited), and the
+    // write-back of the cases that carry Jira tickets.
+    let jira = crate::connectors::jira_fake::FakeJira::start(&["SEC-1", "SEC-2", "SEC-9"]);
+    let config = every_kind_config(&receiver.base, &jira.url);
     let (server, _) = Server::start_in_process(TestStore::Embedded, Some(&config));
     let admin = server.admin_token.clone();
     let alice = server.principal("alice");
@@ -775,6 +785,29 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
     );
     server.cli_ok(&admin, &["evidence", "recheck", &main]);
     server.cli_ok(&dave, &["review", &main, "--outcome", "confirmed"]);
+    // The ticket edited in Jira after the approval: a connector's
+    // `ticket_changed`, observed as dave (mapped from a Jira accountId).
+    server.cli_ok(
+        &admin,
+        &[
+            "connector",
+            "map",
+            "jira",
+            crate::connectors::jira::BOB,
+            "dave",
+        ],
+    );
+    let edited = crate::connectors::jira::deliver(
+        &server,
+        &crate::connectors::jira::edited(
+            1,
+            7,
+            "db-admin-all",
+            crate::connectors::jira::BOB,
+            crate::connectors::jira::now_ms(),
+        ),
+    );
+    assert_eq!(edited.status, 200, "{}", edited.text);
     // Denied.
     let denied = request(&alice, "denied-admin", &[]);
     server.cli_ok(&bob, &["deny", &denied]);
@@ -873,7 +906,12 @@ fn every_kind_ledger() -> (Server, String, common::HttpStub, [&'static str; 4]) 
         let (jsonl, _) = exported(&export_direct(&server, &["--format", "jsonl"]));
         jsonl.contains("\"kind\":\"notification_attempted\"")
     });
-    (server, main, receiver, ["alice", "bob", "carol", "dave"])
+    (
+        server,
+        main,
+        (receiver, jira),
+        ["alice", "bob", "carol", "dave"],
+    )
 }
 
 #[test]

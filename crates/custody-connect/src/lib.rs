@@ -125,8 +125,11 @@ pub trait Connector: Send + Sync {
 
 /// What a verified signature gives: what to remember against replay, and
 /// when the source signed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Signed {
+    /// The proof the MAC was compared in constant time
+    /// ([`signature::verify`]).
+    pub verified: signature::Verified,
     /// The bytes that identify this signed request (its MAC).
     pub fingerprint: Vec<u8>,
     /// When the source says it signed or sent it, in Unix seconds.

@@ -29,10 +29,20 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
     mac
 }
 
+/// The proof that a request's MAC was compared in constant time: only
+/// [`verify`] makes one, and a connector's [`crate::Signed`] must hold one,
+/// so no connector can accept a request it compared any other way.
+///
+/// ```compile_fail
+/// let forged = custody_connect::signature::Verified(());
+/// ```
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified(());
+
 /// Whether `tag` is the HMAC-SHA256 of `parts` under `key`, compared in
 /// constant time. An empty key is refused: it would accept a MAC anyone
 /// can compute.
-pub fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> Result<(), Refusal> {
+pub fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> Result<Verified, Refusal> {
     if key.is_empty() {
         return Err(Refusal::Unauthenticated(
             "the connector's secret is empty; configure the secret the source signs with".into(),
@@ -43,11 +53,14 @@ pub fn verify(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> Result<(), Refusal> {
             "the signature is not an HMAC-SHA256 (32 bytes)".into(),
         ));
     }
-    mac(key, parts).verify_slice(tag).map_err(|_| {
-        Refusal::Unauthenticated(
-            "the signature does not match the body under the connector's secret".into(),
-        )
-    })
+    mac(key, parts)
+        .verify_slice(tag)
+        .map(|()| Verified(()))
+        .map_err(|_| {
+            Refusal::Unauthenticated(
+                "the signature does not match the body under the connector's secret".into(),
+            )
+        })
 }
 
 /// Decodes 64 hexadecimal digits (either case) into a tag.

@@ -60,6 +60,8 @@ pub const PARAMETERS: &[&str] = &[
     "token_id",
     "oidc_issuer",
     "oidc_subject",
+    "connector",
+    "external_user",
     "occurred_at",
     "causation",
     "source",

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use super::jira_fake::{FakeJira, EMAIL, TOKEN};
 use crate::common::{wait_until, Body, Response, Server, TestStore, STORES};
 
-const SECRET: &str = "jira webhook secret, e2e";
+pub(crate) const SECRET: &str = "jira webhook secret, e2e";
 /// Alice's Jira accountId: she asks.
 const ALICE: &str = "5b10ac8d82e05b22cc7d4ef5";
 /// Bob's: he approves.
-const BOB: &str = "712020:2d5c1f3e-8a4b-4c2d-9e6f-0a1b2c3d4e5f";
+pub(crate) const BOB: &str = "712020:2d5c1f3e-8a4b-4c2d-9e6f-0a1b2c3d4e5f";
 /// Carol's: she approves too.
 const CAROL: &str = "712020:0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9";
 /// Someone nobody mapped.
@@ -49,7 +49,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     u64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -72,7 +72,16 @@ lease_seconds = 10
 max_attempts = 8
 case_url = "https://custody.example.com/cases/{{case}}"
 
-[[connectors]]
+{}"#,
+        connector_entry(api_url)
+    )
+}
+
+/// The `[[connectors]]` entry of the Jira connector writing back to
+/// `api_url` (last in a configuration: its sub-tables follow it).
+pub(crate) fn connector_entry(api_url: &str) -> String {
+    format!(
+        r#"[[connectors]]
 name = "jira"
 kind = "jira"
 secret = "{SECRET}"
@@ -180,7 +189,13 @@ fn transitioned(key_number: u32, changelog: u32, to: &str, by: &str, at_ms: u64)
     })
 }
 
-fn edited(key_number: u32, changelog: u32, entitlement: &str, by: &str, at_ms: u64) -> Value {
+pub(crate) fn edited(
+    key_number: u32,
+    changelog: u32,
+    entitlement: &str,
+    by: &str,
+    at_ms: u64,
+) -> Value {
     json!({
         "timestamp": at_ms,
         "webhookEvent": "jira:issue_updated",
@@ -224,7 +239,7 @@ fn post(server: &Server, body: &[u8], signature: Option<&str>) -> Response {
     )
 }
 
-fn deliver(server: &Server, webhook: &Value) -> Response {
+pub(crate) fn deliver(server: &Server, webhook: &Value) -> Response {
     post_signed(server, &serde_json::to_vec(webhook).unwrap(), SECRET)
 }
 
@@ -398,6 +413,31 @@ fn valid_invalid_expired_and_replayed_signatures() {
     let wrong = post_signed(&server, &body, "not the secret");
     assert_eq!(wrong.status, 401, "{}", wrong.text);
     assert!(wrong.text.contains("does not match"), "{}", wrong.text);
+    // A problem document whose detail is the reason itself.
+    assert_eq!(
+        wrong.content_type.as_deref(),
+        Some("application/problem+json"),
+        "{}",
+        wrong.text
+    );
+    let detail = wrong.json["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("the signature does not match"),
+        "{detail}"
+    );
+    // A connector nobody configured.
+    let unknown = server.http(
+        "POST",
+        "/v1/connectors/nobody/webhook",
+        None,
+        &[],
+        Body::Raw(body.clone(), Some("application/json")),
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert!(unknown.json["detail"]
+        .as_str()
+        .unwrap()
+        .contains("`nobody`"));
     let missing = post(&server, &body, None);
     assert_eq!(missing.status, 401, "{}", missing.text);
     let good = format!("sha256={}", hex(&hmac_sha256(SECRET.as_bytes(), &body)));

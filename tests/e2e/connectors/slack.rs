@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use super::slack_fake::{self, Failure, SlackApi, BOT_TOKEN, SIGNING_SECRET, TEAM_DOMAIN};
-use crate::common::{wait_until, Body, Response, Server};
+use crate::common::{wait_until, Body, Response, Server, TestStore, STORES};
 
 /// The channel approval messages go to.
 const CHANNEL: &str = "C0INCIDENT";
@@ -32,6 +32,11 @@ struct Slack {
 /// principals alice, bob and carol (carol in group `security`), and their
 /// Slack users mapped; mallory's Slack user is mapped to no one.
 fn start(policy: &str) -> Slack {
+    start_on(TestStore::Embedded, policy)
+}
+
+/// [`start`] with the ledger in `store`.
+fn start_on(store: TestStore, policy: &str) -> Slack {
     let api = SlackApi::start();
     let config = format!(
         r#"{policy}
@@ -56,7 +61,7 @@ team_id = "{}"
         api.url,
         slack_fake::TEAM_ID,
     );
-    let (server, _) = Server::start_configured(None, Some(&config));
+    let (server, _) = Server::start_on(store, None, Some(&config));
     let alice = server.principal("alice");
     server.principal("bob");
     let carol = server.principal_with("carol", &["--group", "security"]);
@@ -237,7 +242,13 @@ fn deny() -> &'static str {
 
 #[test]
 fn a_request_typed_and_approved_in_slack_is_one_case_written_back_to_the_message() {
-    let slack = start("");
+    for store in STORES {
+        lifecycle(store);
+    }
+}
+
+fn lifecycle(store: TestStore) {
+    let slack = start_on(store, "");
     let server = &slack.server;
 
     // Alice requests in Slack; she is told the case ID, and only she.

@@ -381,11 +381,12 @@ impl Connector for JiraConnector {
             )));
         }
         let tag = signature::decode_hex_tag(hex, SIGNATURE_HEADER)?;
-        signature::verify(self.secret.expose().as_bytes(), &[request.body], &tag)?;
+        let verified = signature::verify(self.secret.expose().as_bytes(), &[request.body], &tag)?;
         // Only a body the MAC vouches for is read, and only for its time.
         let signed_at = signed_at(request.body)?;
         signature::check_window(signed_at, now_unix, self.window_seconds)?;
         Ok(Signed {
+            verified,
             fingerprint: tag,
             signed_at,
         })

@@ -367,7 +367,10 @@ impl ServiceNow {
         })
     }
 
-    fn authenticate(&self, request: &Request<'_>) -> Result<Vec<u8>, Refusal> {
+    fn authenticate(
+        &self,
+        request: &Request<'_>,
+    ) -> Result<(signature::Verified, Vec<u8>), Refusal> {
         match &self.inbound {
             InboundCheck::Hmac { key } => {
                 if request.headers.repeated(SIGNATURE_HEADER) {
@@ -379,8 +382,8 @@ impl ServiceNow {
                     Refusal::Unauthenticated("the X-Custody-Signature header is missing".into())
                 })?;
                 let tag = signature::decode_base64_tag(header, "X-Custody-Signature")?;
-                signature::verify(key, &[request.body], &tag)?;
-                Ok(tag)
+                let verified = signature::verify(key, &[request.body], &tag)?;
+                Ok((verified, tag))
             }
             InboundCheck::Basic { credentials } => {
                 if !request.tls && !self.tls_terminated_by_proxy {
@@ -413,12 +416,16 @@ impl ServiceNow {
                 // tags compared with `verify_slice`, so neither the content
                 // nor the length of the expected credentials leaks.
                 let expected = signature::hmac_sha256(BASIC_AUTH_KEY, &[credentials]);
-                signature::verify(BASIC_AUTH_KEY, &[&given], &expected).map_err(|_| {
-                    Refusal::Unauthenticated("the basic auth credentials are wrong".into())
-                })?;
+                let verified =
+                    signature::verify(BASIC_AUTH_KEY, &[&given], &expected).map_err(|_| {
+                        Refusal::Unauthenticated("the basic auth credentials are wrong".into())
+                    })?;
                 // Every message carries the same credentials: the body itself
                 // (a record's sys_id and update count) identifies the request.
-                Ok(custody_core::id::Sha256Hash::of(request.body).0.to_vec())
+                Ok((
+                    verified,
+                    custody_core::id::Sha256Hash::of(request.body).0.to_vec(),
+                ))
             }
         }
     }
@@ -450,12 +457,13 @@ impl Connector for ServiceNow {
     }
 
     fn verify(&self, request: &Request<'_>, now_unix: u64) -> Result<Signed, Refusal> {
-        let fingerprint = self.authenticate(request)?;
+        let (verified, fingerprint) = self.authenticate(request)?;
         // Only an authenticated body is read, for the time it was updated.
         let message = message::Message::from_body(request.body)?;
         let signed_at = message.updated_at()?.unix_seconds;
         signature::check_window(signed_at, now_unix, self.window_seconds)?;
         Ok(Signed {
+            verified,
             fingerprint,
             signed_at,
         })

@@ -291,13 +291,14 @@ impl Connector for SlackConnector {
         let tag = decode_hex_tag(hex, SIGNATURE_HEADER)?;
         let signed_at = parse_unix_seconds(timestamp, TIMESTAMP_HEADER)?;
         // The timestamp is signed as it was sent (the digits of the header).
-        verify(
+        let verified = verify(
             self.signing_secret.expose().as_bytes(),
             &[b"v0:", timestamp.trim().as_bytes(), b":", request.body],
             &tag,
         )?;
         check_window(signed_at, now_unix, self.window_seconds)?;
         Ok(Signed {
+            verified,
             fingerprint: tag,
             signed_at,
         })

@@ -110,13 +110,14 @@ impl Connector for Teams {
             Refusal::Unauthenticated("the Authorization header is not `HMAC <signature>`".into())
         })?;
         let tag = signature::decode_base64_tag(encoded, "Authorization")?;
-        signature::verify(&self.key, &[request.body], &tag)?;
+        let verified = signature::verify(&self.key, &[request.body], &tag)?;
         // Only a signed body is read, for the time Teams sent it.
         let signed_at = activity::Activity::from_body(request.body)?
             .sent_at()?
             .unix_seconds;
         signature::check_window(signed_at, now_unix, self.window_seconds)?;
         Ok(Signed {
+            verified,
             fingerprint: tag,
             signed_at,
         })

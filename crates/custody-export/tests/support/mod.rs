@@ -69,6 +69,24 @@ pub fn vendor(name: &str, text: &str) -> Actor {
     }
 }
 
+/// An observer whose action came in through a connector: the outside
+/// system's user, mapped to `name`; the connector's text holds `text`.
+pub fn through_connector(name: &str, text: &str) -> Actor {
+    Actor {
+        principal: name.parse().unwrap(),
+        kind: PrincipalKind::Human,
+        org: None,
+        groups: Vec::new(),
+        on_behalf_of: None,
+        delegation_grant: None,
+        via: Via::Connector("jira".into()),
+        auth: AuthContext::Connector {
+            connector: "jira".into(),
+            external_user: format!("5b10ac8d {text}"),
+        },
+    }
+}
+
 pub fn change(kind: ChangeKind, subject: &str) -> Change {
     Change::new(
         subject.parse::<Subject>().unwrap(),
@@ -212,7 +230,7 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
                 change: requested.clone(),
             }),
             Role::Observer,
-            human("olga"),
+            through_connector("olga", text),
         ),
         (
             EventBody::DuplicateMerged(MergeLink {

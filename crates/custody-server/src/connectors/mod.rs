@@ -35,6 +35,7 @@ use custody_notify::connector::CallSender;
 use custody_notify::{Delivered, DeliveryError};
 use custody_store::{CaseWrite, ConnectorWrite, StoreError};
 
+use crate::problem::Problem;
 use crate::AppState;
 
 /// How many signatures each connector remembers against replay at most.
@@ -186,10 +187,12 @@ pub async fn inbound(
     body: Bytes,
 ) -> Response {
     let Some(entry) = state.connectors.entries.get(&name).cloned() else {
-        return answer(Answer::json(
-            404,
-            &serde_json::json!({"error": "no connector is configured under this name"}),
-        ));
+        return Problem::not_found(format!(
+            "no connector is configured under the name `{}`",
+            custody_core::text::escape(&name)
+        ))
+        .with_hint("connectors are the [[connectors]] entries of the --config file")
+        .into_response();
     };
     let headers = Headers::new(
         headers
@@ -221,12 +224,10 @@ pub async fn inbound(
                 Refusal::Malformed(_) => entry.connector.refused(&refusal),
                 _ => None,
             };
-            return answer(reply.unwrap_or_else(|| {
-                Answer::json(
-                    refusal.status(),
-                    &serde_json::json!({"error": refusal.to_string()}),
-                )
-            }));
+            return match reply {
+                Some(reply) => answer(reply),
+                None => refusal_problem(&refusal).into_response(),
+            };
         }
     };
     let mut outcomes = Vec::with_capacity(inbounds.len());
@@ -250,6 +251,29 @@ pub async fn inbound(
     }
     follow_up(&entry, entry.connector.follow_up(&request, &outcomes));
     answer(entry.connector.answer(&outcomes))
+}
+
+/// A refusal before the ledger, as problem+json (the answer the source
+/// gets is for its logs; nobody is shown it).
+fn refusal_problem(refusal: &Refusal) -> Problem {
+    match refusal {
+        Refusal::TooLarge { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::problem::types::PAYLOAD_TOO_LARGE,
+            "Payload too large",
+            refusal.to_string(),
+        ),
+        Refusal::Malformed(_) => Problem::invalid(refusal.to_string()),
+        Refusal::Unauthenticated(_) | Refusal::Stale { .. } | Refusal::Replayed => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            crate::problem::types::UNAUTHORIZED,
+            "Unauthorized",
+            refusal.to_string(),
+        )
+        .with_hint(
+            "the source must sign the request with the connector's secret, within its window, once",
+        ),
+    }
 }
 
 /// Makes a connector's follow-up calls (a message only the person who
@@ -685,4 +709,82 @@ fn answer(answer: Answer) -> Response {
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A connector that counts the MACs it is asked to check.
+    struct Counting {
+        verified: Arc<AtomicUsize>,
+    }
+
+    impl Connector for Counting {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+
+        fn verify(
+            &self,
+            request: &Request<'_>,
+            now_unix: u64,
+        ) -> Result<custody_connect::Signed, Refusal> {
+            self.verified.fetch_add(1, Ordering::SeqCst);
+            let tag = custody_connect::signature::hmac_sha256(b"key", &[request.body]);
+            Ok(custody_connect::Signed {
+                verified: custody_connect::signature::verify(b"key", &[request.body], &tag)?,
+                fingerprint: tag.to_vec(),
+                signed_at: now_unix,
+            })
+        }
+
+        fn parse(&self, _request: &Request<'_>) -> Result<Vec<Inbound>, Refusal> {
+            Ok(Vec::new())
+        }
+
+        fn answer(&self, _outcomes: &[Outcome]) -> Answer {
+            Answer::empty(200)
+        }
+    }
+
+    fn entry(verified: &Arc<AtomicUsize>, max_body_bytes: usize) -> Entry {
+        Entry {
+            name: "counting".into(),
+            connector: Box::new(Counting {
+                verified: Arc::clone(verified),
+            }),
+            window_seconds: 300,
+            max_body_bytes,
+            guard: Mutex::new(ReplayGuard::new(300, 16)),
+            sender: CallSender::new("counting", CALL_TIMEOUT).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_any_mac_is_computed() {
+        let verified = Arc::new(AtomicUsize::new(0));
+        let entry = entry(&verified, 64);
+        let headers = Headers::default();
+        let request = |body: &'static [u8]| Request {
+            endpoint: "webhook",
+            headers: &headers,
+            body,
+            tls: false,
+        };
+        let refused = admit(&entry, &request(&[b'x'; 65]), 1_000).unwrap_err();
+        assert_eq!(refused, Refusal::TooLarge { size: 65, limit: 64 });
+        assert_eq!(verified.load(Ordering::SeqCst), 0, "a MAC was computed");
+
+        // At the limit it is checked, once; the same request again is a
+        // replay, refused after its MAC.
+        admit(&entry, &request(&[b'x'; 64]), 1_000).unwrap();
+        assert_eq!(verified.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            admit(&entry, &request(&[b'x'; 64]), 1_001).unwrap_err(),
+            Refusal::Replayed
+        );
+    }
 }
