@@ -92,7 +92,7 @@ async fn run(scale: u64) -> Result<()> {
     }
     let connector_per_client = usize::try_from(40 * scale)?;
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("connectors") {
-        return connectors::connector_inbound(16, connector_per_client, 3).await;
+        return connectors::connector_inbound(16, connector_per_client, 5).await;
     }
     let writers = 64;
     let appends_per_writer = 150 * scale;
@@ -242,7 +242,7 @@ async fn run(scale: u64) -> Result<()> {
     println!();
 
     // 2d. Inbound connector webhooks beside the same writes through the API.
-    connectors::connector_inbound(16, connector_per_client, 3).await?;
+    connectors::connector_inbound(16, connector_per_client, 5).await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.

@@ -411,6 +411,33 @@ fn messages_delivered_out_of_order_and_twice_record_once() {
         ["request_created", "approval_granted"]
     );
     server.assert_verify_ok();
+
+    // A task closed before its approved item reached Custody: 503,
+    // nothing recorded; once the approval's message is in (opening the case
+    // as it goes), the same signed task message again is let in and
+    // recorded.
+    let (other, _, _) = instance.submit(&alice(), access_fields("alice", "db-prod", "y"));
+    let other_approval = instance.decide(&other, &bob(), "approved");
+    let task = instance.add_task(&other);
+    let closed = instance.close_task(&task, &carol(), "3", "done");
+    let early = post(&server, &closed);
+    assert_eq!(early.status, 503, "{}", early.text);
+    assert_eq!(
+        early.json["outcomes"][0]["outcome"], "not_found",
+        "{}",
+        early.text
+    );
+    let opened = outcomes(&post(&server, &other_approval));
+    let other_case = opened[0].1.clone().unwrap();
+    assert_eq!(
+        outcomes(&post(&server, &closed)),
+        [("recorded".to_string(), Some(other_case.clone()))]
+    );
+    assert_eq!(
+        kinds(&server, &other_case),
+        ["request_created", "approval_granted", "execution_completed"]
+    );
+    server.assert_verify_ok();
 }
 
 fn base64_hmac(body: &[u8]) -> String {

@@ -414,14 +414,10 @@ fn denials_refusals_and_bad_commands_are_answered() {
         texts.iter().any(|text| text.starts_with("Usage: ")),
         "{texts:?}"
     );
-    // A malformed case ID: 400, with the reason.
+    // A malformed case ID: refused in the thread, with the reason.
     let body = serde_json::to_vec(&activity("35", BOB, "approve AC-123", unix_now())).unwrap();
-    let response = post_raw(server, &body, Some(&sign(&body, TOKEN)));
-    assert_eq!(response.status, 400, "{}", response.text);
-    assert!(
-        response.text.contains("is not a case ID"),
-        "{}",
-        response.text
-    );
+    let (texts, _) = card(&post_raw(server, &body, Some(&sign(&body, TOKEN))));
+    assert_eq!(texts[0], "Refused: Custody could not read that command.");
+    assert!(texts[1].contains("is not a case ID"), "{texts:?}");
     server.assert_verify_ok();
 }

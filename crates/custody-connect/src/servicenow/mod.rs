@@ -481,8 +481,33 @@ impl Connector for ServiceNow {
     }
 
     fn answer(&self, outcomes: &[Outcome]) -> Answer {
+        // A case not there yet (a task closed before its item's message
+        // arrived) or a write that failed is worth sending again: 503 says
+        // so in the instance's outbound log, and the server lets the same
+        // signed message in again.
+        let retry = outcomes.iter().any(|outcome| match &outcome.kind {
+            OutcomeKind::NotFound => true,
+            OutcomeKind::Refused { rule } => rule == "internal",
+            _ => false,
+        });
         let outcomes: Vec<serde_json::Value> = outcomes.iter().map(outcome_json).collect();
-        Answer::json(200, &serde_json::json!({ "outcomes": outcomes }))
+        if !retry {
+            return Answer::json(200, &serde_json::json!({ "outcomes": outcomes }));
+        }
+        // Every error answer of Custody is RFC 9457 problem+json
+        // (docs/api.md); the outcomes ride along as an extension member.
+        let problem = serde_json::json!({
+            "type": "urn:custody:problem:unavailable",
+            "title": "Unavailable",
+            "status": 503,
+            "detail": "an action of this message could not be recorded yet (its case is not there, or the write failed); send the message again",
+            "outcomes": outcomes,
+        });
+        Answer {
+            status: 503,
+            content_type: Some("application/problem+json"),
+            body: serde_json::to_vec(&problem).unwrap_or_default(),
+        }
     }
 
     fn write_back(&self, update: &Update) -> Vec<Call> {

@@ -1047,6 +1047,52 @@ fn a_ticket_without_a_sys_id_is_not_written_back() {
 }
 
 #[test]
+fn a_case_not_there_yet_or_a_failed_write_asks_for_the_message_again() {
+    let connector = connector("");
+    let outcome = |kind| Outcome {
+        case_id: None,
+        kind,
+        principal: None,
+        message: String::new(),
+    };
+    for (kinds, status) in [
+        (vec![OutcomeKind::NotFound], 503),
+        (
+            vec![
+                OutcomeKind::AlreadyRecorded {
+                    state: "open".into(),
+                },
+                OutcomeKind::Refused {
+                    rule: "internal".into(),
+                },
+            ],
+            503,
+        ),
+        (
+            vec![OutcomeKind::Refused {
+                rule: "sod.requester-cannot-approve".into(),
+            }],
+            200,
+        ),
+        (vec![OutcomeKind::Ignored, OutcomeKind::Unmapped], 200),
+        (vec![], 200),
+    ] {
+        let answer = connector.answer(&kinds.iter().cloned().map(outcome).collect::<Vec<_>>());
+        assert_eq!(answer.status, status, "{kinds:?}");
+        let body: Value = serde_json::from_slice(&answer.body).unwrap();
+        assert_eq!(body["outcomes"].as_array().unwrap().len(), kinds.len());
+        if status == 503 {
+            assert_eq!(answer.content_type, Some("application/problem+json"));
+            assert_eq!(body["type"], "urn:custody:problem:unavailable");
+            assert_eq!(body["status"], 503);
+        } else {
+            assert_eq!(answer.content_type, Some("application/json"));
+        }
+    }
+    assert_eq!(connector.refused(&Refusal::Malformed("x".into())), None);
+}
+
+#[test]
 fn the_answer_lists_every_outcome_for_the_business_rules_log() {
     let case = CaseId::from_str(CASE).unwrap();
     let answer = connector("").answer(&[

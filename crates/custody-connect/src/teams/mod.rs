@@ -130,6 +130,16 @@ impl Connector for Teams {
     fn answer(&self, outcomes: &[Outcome]) -> Answer {
         Answer::json(200, &card::reply(outcomes))
     }
+
+    /// A command that does not parse is answered in the thread, with the
+    /// reason and the usage: Teams shows only a generic error for anything
+    /// but a 200.
+    fn refused(&self, refusal: &Refusal) -> Option<Answer> {
+        match refusal {
+            Refusal::Malformed(reason) => Some(Answer::json(200, &card::refusal(reason))),
+            _ => None,
+        }
+    }
 }
 
 /// The reply: a message activity with one Adaptive Card.
@@ -177,6 +187,19 @@ mod card {
                 body.push(text_block(&outcome.message, false));
             }
         }
+        message(body)
+    }
+
+    /// The answer to a command that does not parse.
+    pub fn refusal(reason: &str) -> serde_json::Value {
+        message(vec![
+            text_block("Refused: Custody could not read that command.", true),
+            text_block(reason, false),
+            text_block(USAGE, false),
+        ])
+    }
+
+    fn message(body: Vec<serde_json::Value>) -> serde_json::Value {
         serde_json::json!({
             "type": "message",
             "attachments": [{

@@ -411,6 +411,32 @@ fn a_command_with_a_bad_case_id_or_no_sender_is_malformed() {
 }
 
 #[test]
+fn a_command_that_does_not_parse_is_answered_in_the_thread() {
+    let refusal = parse_text("<at>Custody</at> deny AC-123").unwrap_err();
+    let answer = connector().refused(&refusal).expect("a card");
+    assert_eq!(
+        (answer.status, answer.content_type),
+        (200, Some("application/json"))
+    );
+    let reply: Value = serde_json::from_slice(&answer.body).unwrap();
+    let texts: Vec<&str> = reply["attachments"][0]["content"]["body"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|block| block["text"].as_str())
+        .collect();
+    assert_eq!(texts[0], "Refused: Custody could not read that command.");
+    assert!(texts[1].contains("`AC-123` is not a case ID"), "{texts:?}");
+    assert!(texts[2].starts_with("Usage: "), "{texts:?}");
+    // Refusals before the signature is known are answered by status alone.
+    assert_eq!(
+        connector().refused(&Refusal::Unauthenticated("x".into())),
+        None
+    );
+    assert_eq!(connector().refused(&Refusal::Replayed), None);
+}
+
+#[test]
 fn markup_is_reduced_to_plain_text() {
     assert_eq!(
         plain_text("<at>Custody</at> approve <b>AC-1</b>"),
