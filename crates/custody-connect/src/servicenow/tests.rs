@@ -1070,7 +1070,7 @@ fn a_case_not_there_yet_or_a_failed_write_asks_for_the_message_again() {
         ),
         (
             vec![OutcomeKind::Refused {
-                rule: "sod.requester-cannot-approve".into(),
+                rule: custody_core::code::Code::SodRequesterCannotApprove.to_string(),
             }],
             200,
         ),
