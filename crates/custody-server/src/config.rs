@@ -398,6 +398,38 @@ mod tests {
     }
 
     #[test]
+    fn a_connector_is_a_channel_routes_may_name_and_the_linked_audience_is_not_routed() {
+        let teams = "[[connectors]]\nname = \"teams\"\nkind = \"teams\"\nsecret = \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0\"\n";
+        let webhook = |name: &str| {
+            format!(
+                "[[notify.channels]]\ntype = \"webhook\"\nname = \"{name}\"\nurl = \"https://hooks.example.com/x\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n"
+            )
+        };
+        // A route may name the connector as its channel.
+        let routed = format!(
+            "{}[notify.routes]\napprovers = [\"teams:19:abc\"]\n{teams}",
+            webhook("hook")
+        );
+        Config::parse(&routed).unwrap();
+        // A connector and a channel may not share a name.
+        let clash = format!("{}{teams}", webhook("teams"));
+        let error = Config::parse(&clash).unwrap_err();
+        assert!(error.contains("both named `teams`"), "{error}");
+        // The linked audience follows from the connectors.
+        let linked = format!(
+            "{}[notify.routes]\nlinked = [\"hook\"]\n{teams}",
+            webhook("hook")
+        );
+        let error = Config::parse(&linked).unwrap_err();
+        assert!(error.contains("notify.routes.linked"), "{error}");
+        // A connector's settings are checked at start-up.
+        let unknown = format!("{teams}colour = \"blue\"\n");
+        assert!(Config::parse(&unknown).is_err());
+        let named = teams.replace("name = \"teams\"", "name = \"te:ams\"");
+        assert!(Config::parse(&named).is_err());
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let config = Config::parse("").unwrap();
         assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
