@@ -1116,13 +1116,27 @@ fn write_back_recipients_are_issue_keys_kept_inside_their_path_segment() {
         connector.write_back(&update)[1].url,
         "https://example.atlassian.net/rest/api/3/issue/SEC-7/comment"
     );
-    update.recipient = "SEC-7/../../admin?x=1".into();
+    // What is not an issue key is written back to nowhere: no call with
+    // the connector's credentials leaves the issue's own path.
+    for recipient in [
+        "SEC-7/../../admin?x=1",
+        "..",
+        "jira:..",
+        " ",
+        "SEC-",
+        "-7",
+        "sec-7",
+        "SEC-7x",
+        "SE C-7",
+    ] {
+        update.recipient = recipient.into();
+        assert_eq!(connector.write_back(&update), Vec::new(), "{recipient}");
+    }
+    update.recipient = "AB_2-10".into();
     assert_eq!(
         connector.write_back(&update)[1].url,
-        "https://example.atlassian.net/rest/api/3/issue/SEC-7%2F..%2F..%2Fadmin%3Fx%3D1/comment"
+        "https://example.atlassian.net/rest/api/3/issue/AB_2-10/comment"
     );
-    update.recipient = " ".into();
-    assert_eq!(connector.write_back(&update), Vec::new());
     // Without a case URL, the comment names the case without a link.
     update.recipient = "SEC-7".into();
     update.case_url = None;

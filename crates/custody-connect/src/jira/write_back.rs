@@ -76,18 +76,27 @@ pub(super) fn calls(connector: &JiraConnector, update: &Update) -> Vec<Call> {
     ]
 }
 
-/// The issue key a recipient names (`SEC-142`, or `jira:SEC-142`).
+/// The issue key a recipient names (`SEC-142`, or `jira:SEC-142`), when it
+/// has the shape of a Jira issue key: a project key (a letter, then
+/// letters, digits or `_`) and an issue number. Anything else (`..`, a
+/// path, a query) is written back to nowhere, so no call carrying the
+/// connector's credentials can leave the issue's own path.
 fn issue_key(ticket_system: &str, recipient: &str) -> Option<String> {
     let recipient = recipient.trim();
     let key = match recipient.split_once(':') {
         Some((system, key)) if system.eq_ignore_ascii_case(ticket_system) => key,
         _ => recipient,
     };
-    if key.is_empty() {
-        None
-    } else {
-        Some(key.to_string())
-    }
+    let (project, number) = key.rsplit_once('-')?;
+    let mut project_chars = project.chars();
+    let shaped = project_chars
+        .next()
+        .is_some_and(|first| first.is_ascii_uppercase())
+        && project_chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !number.is_empty()
+        && number.len() <= 18
+        && number.bytes().all(|byte| byte.is_ascii_digit());
+    shaped.then(|| key.to_string())
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters, so a
