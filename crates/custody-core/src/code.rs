@@ -391,6 +391,8 @@ codes! {
     // Writes.
     IdempotencyKeyReused = "idempotency.key-reused" [] Conflict
         r#"the idempotency key was already used by this principal for a different write"#;
+    TicketConnectorOwned = "ticket.connector-owned" [] Conflict
+        r#"a ticket of a system a configured connector owns (`jira`, `servicenow`) named by anyone but that connector: its tickets are bound to cases only by the connector, from the ticket itself (created with the case ID in its field, it is linked), so nobody can claim a ticket before it exists or point its decisions at another case"#;
     CaseDuplicateOpen = "case.duplicate-open" [] Conflict
         r#"a case for the same subject, change, entitlement and resource is still in flight (`open`, `approved`, `executed`, `pending_review` or `executed_pending_approval`); the message names it"#;
     PrincipalExists = "principal.exists" [] Conflict

@@ -646,6 +646,13 @@ const COVERAGE: &[(&str, Producer)] = &[
     ),
     // Writes.
     (
+        "ticket.connector-owned",
+        Test {
+            file: "tests/e2e/connectors/jira.rs",
+            holder: "an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back",
+        },
+    ),
+    (
         "idempotency.key-reused",
         Test {
             file: "tests/e2e/lifecycle.rs",

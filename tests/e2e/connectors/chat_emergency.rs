@@ -183,15 +183,16 @@ fn approved_in_slack_during_an_incident_executed_and_formalised_in_jira_the_next
         );
     }
 
-    // 03:12, the incident: alice asks in Slack, naming the ticket she
-    // opened in Jira.
+    // 03:12, the incident: alice asks in Slack. She names no Jira ticket:
+    // Jira's tickets are the Jira connector's to bind (a ticket named in
+    // chat could be claimed before it exists).
     let answer = posted_to_slack(
         &server,
         "commands",
         slack_fake::slash_command(
             SLACK_ALICE,
             CHANNEL,
-            "request user:alice admins-prod --resource prod-db --duration 8h --ticket jira:SEC-7 --justification \"incident 4711: database failover\"",
+            "request user:alice admins-prod --resource prod-db --duration 8h --justification \"incident 4711: database failover\"",
             "4711.0312.incident",
         ),
     );
@@ -200,8 +201,30 @@ fn approved_in_slack_during_an_incident_executed_and_formalised_in_jira_the_next
     assert!(text.starts_with("Opened case *AC-"), "{text}");
     let case = text["Opened case *".len().."Opened case *".len() + 35].to_string();
 
-    // Jira's creation webhook arrives late: the ticket is the case's
-    // already, so it binds to it and opens nothing.
+    // A Slack request naming a Jira ticket is refused: nothing opened.
+    let claimed = posted_to_slack(
+        &server,
+        "commands",
+        slack_fake::slash_command(
+            SLACK_ALICE,
+            CHANNEL,
+            "request user:alice admins-prod --resource other-db --ticket jira:SEC-8",
+            "4711.0312.claim",
+        ),
+    );
+    let claimed_text = claimed.json["text"].as_str().unwrap_or_default();
+    assert!(
+        claimed_text.contains("ticket.connector-owned"),
+        "{}",
+        claimed.text
+    );
+    assert_eq!(server.case_count(), 1);
+
+    // She files the Jira issue with the case ID in its field: its creation
+    // webhook links the issue to the case (`ticket_linked`), opening
+    // nothing, and the case is written back to it from then on.
+    let mut created_issue = issue("To Do");
+    created_issue["fields"]["customfield_10044"] = json!(case);
     let created = deliver_jira(
         &server,
         &json!({
@@ -209,13 +232,14 @@ fn approved_in_slack_during_an_incident_executed_and_formalised_in_jira_the_next
             "webhookEvent": "jira:issue_created",
             "issue_event_type_name": "issue_created",
             "user": jira_user(JIRA_ALICE),
-            "issue": issue("To Do"),
+            "issue": created_issue,
         }),
     );
     assert_eq!(created.status, 200, "{}", created.text);
     let outcome = only_outcome(&created);
     assert_eq!(outcome["case_id"], case.as_str(), "{outcome}");
-    assert_eq!(outcome["outcome"], "already_recorded", "{outcome}");
+    assert_eq!(outcome["outcome"], "recorded", "{outcome}");
+    assert_eq!(outcome["event"], "ticket_linked", "{outcome}");
     assert_eq!(server.case_count(), 1);
 
     // 03:14: bob clicks Approve in the channel.

@@ -756,9 +756,10 @@ fn a_ticket_edited_after_approval_is_a_drift_finding() {
 fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
     let fake = FakeJira::start(&["SEC-31", "SEC-32"]);
     let server = start(TestStore::Embedded, &fake);
+    let dave = server.principal("dave");
     let case = server
         .cli_ok(
-            &server.principal("dave"),
+            &dave,
             &[
                 "request",
                 "--subject",
@@ -771,6 +772,25 @@ fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
         )
         .trim()
         .to_string();
+    // Nobody but the Jira connector binds a Jira ticket: a request naming
+    // one (even one not created yet) is refused and opens nothing.
+    let claimed = server.cli(
+        Some(&server.principal("erin")),
+        &[
+            "request",
+            "--subject",
+            "user:erin",
+            "--entitlement",
+            "db-admin",
+            "--ticket",
+            "jira:SEC-32",
+        ],
+    );
+    assert!(!claimed.status.success());
+    let stderr = String::from_utf8_lossy(&claimed.stderr);
+    assert!(stderr.contains("ticket.connector-owned"), "{stderr}");
+    assert_eq!(server.case_count(), 1);
+
     let mut webhook = created(31, ALICE, now_ms());
     webhook["issue"]["fields"]["customfield_10044"] = json!(case);
     let answer = deliver(&server, &webhook);
@@ -811,6 +831,35 @@ fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
         approved.text
     );
     assert_eq!(server.show(&server.admin_token, &case)["state"], "approved");
+
+    // SEC-31's case-ID field edited to point at another case: the next
+    // decision on SEC-31 still decides SEC-31's case, not the one named.
+    let other_case = server
+        .cli_ok(
+            &dave,
+            &[
+                "request",
+                "--subject",
+                "user:dave",
+                "--entitlement",
+                "db-root",
+            ],
+        )
+        .trim()
+        .to_string();
+    let mut pointed = transitioned(31, 502, "Rejected", CAROL, now_ms());
+    pointed["issue"]["fields"]["customfield_10044"] = json!(other_case);
+    let answer = deliver(&server, &pointed);
+    assert_eq!(
+        only_outcome(&answer)["case_id"],
+        case.as_str(),
+        "{}",
+        answer.text
+    );
+    assert_eq!(
+        server.show(&server.admin_token, &other_case)["state"],
+        "open"
+    );
 
     // Another issue naming the same case: refused, nothing appended.
     let size = server.log_size();

@@ -645,10 +645,11 @@ impl JiraConnector {
         };
         let external_id =
             |what: &str| format!("{ISSUE_UPDATED}:{}:{change_id}:{what}", issue.id.text());
-        let target = match self.case_id(issue)? {
-            Some(case) => Target::Case(case),
-            None => Target::Ticket(ticket.clone()),
-        };
+        // A decision is the issue's: it binds to the case that carries this
+        // issue, never to a case its case-ID field names (anyone who can
+        // edit the field could point an approval at another case). The
+        // field counts once, when the issue is created, to link the issue.
+        let target = Target::Ticket(ticket.clone());
         let mut inbounds = Vec::new();
         // The decision first: an edit made in the same update as the
         // approval is then recorded after it, where `verify` compares it

@@ -762,7 +762,9 @@ fn a_transition_to_the_denied_status_denies() {
 }
 
 #[test]
-fn a_decision_on_an_issue_carrying_a_case_id_targets_that_case() {
+fn a_decision_binds_to_the_issues_case_whatever_its_case_id_field_says() {
+    // The field could be edited by anyone who can edit the issue: a
+    // decision is the issue's, bound by its ticket.
     let mut fields = approved_fields();
     fields["customfield_10044"] = json!(CASE);
     let item = status_item(("10000", "To Do"), ("10001", "Approved"));
@@ -770,7 +772,7 @@ fn a_decision_on_an_issue_carrying_a_case_id_targets_that_case() {
     assert_eq!(
         inbounds[0].action,
         Action::Approve {
-            target: Target::Case(CaseId::from_str(CASE).unwrap()),
+            target: Target::Ticket(sec_142()),
             comment: None,
             chat: None,
         }

@@ -187,11 +187,12 @@ impl Message {
         CaseId::from_str(self.correlation_id.trim()).ok()
     }
 
+    /// A decision or an execution is the item's: it binds to the case that
+    /// carries this item, never to a case `correlation_id` names (anyone
+    /// who can write the field could point an approval at another case).
+    /// The field counts once, when the item is requested, to link it.
     fn target(&self, ticket: &Ticket) -> Target {
-        match self.case() {
-            Some(case) => Target::Case(case),
-            None => Target::Ticket(ticket.clone()),
-        }
+        Target::Ticket(ticket.clone())
     }
 
     /// What the message asks for.

@@ -600,7 +600,7 @@ fn users_can_be_known_by_email() {
 }
 
 #[test]
-fn a_case_id_in_the_correlation_field_binds_to_that_case() {
+fn a_case_id_in_the_correlation_field_links_the_item_but_decisions_bind_by_the_item() {
     let mut message = ritm_approved();
     message["correlation_id"] = CASE.into();
     message["previous"]["approval"] = "requested".into();
@@ -614,15 +614,17 @@ fn a_case_id_in_the_correlation_field_binds_to_that_case() {
         } => assert_eq!(bound, &case),
         other => panic!("{other:?}"),
     }
+    // The decision is the item's, whatever `correlation_id` says: anyone
+    // who can write the field could otherwise point it at another case.
     assert_eq!(
         inbound[1].action,
         Action::Approve {
-            target: Target::Case(case),
+            target: Target::Ticket(ticket()),
             comment: None,
             chat: None
         }
     );
-    // Another integration's correlation ID is no case: the ticket binds.
+    // Another integration's correlation ID is no case either.
     message["correlation_id"] = "INC-ext-42".into();
     let inbound = parse(&connector(""), &message).unwrap();
     assert!(matches!(
@@ -714,14 +716,15 @@ fn a_task_closed_complete_or_incomplete_is_an_execution_of_the_items_case() {
     created["operation"] = "insert".into();
     created["previous"] = Value::Null;
     assert_eq!(parse(&connector, &created).unwrap(), vec![]);
-    // A case ID carried through from the item binds to the case.
+    // A case ID carried through from the item does not redirect the
+    // execution: it is the item's.
     let mut carried = task_closed("3");
     carried["correlation_id"] = CASE.into();
     carried["close_notes"] = "".into();
     assert_eq!(
         parse(&connector, &carried).unwrap()[0].action,
         Action::Execute {
-            target: Target::Case(CaseId::from_str(CASE).unwrap()),
+            target: Target::Ticket(ticket()),
             comment: None,
             completed: true
         }

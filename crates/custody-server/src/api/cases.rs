@@ -36,6 +36,12 @@ pub async fn create_case(
     ApiJson(body): ApiJson<RequestBody>,
 ) -> Result<impl IntoResponse, Problem> {
     let (change, ticket) = parse_change(&body)?;
+    if let Some(ticket) = &ticket {
+        state
+            .connectors
+            .check_ticket(ticket, None)
+            .map_err(Problem::refused)?;
+    }
     let justification = optional_text("justification", body.justification)?;
     let actor = acting_for(&state, who, &change).await?;
     let outcome = state
@@ -92,6 +98,12 @@ pub async fn break_glass(
         justification: None,
         ticket: body.ticket,
     })?;
+    if let Some(ticket) = &ticket {
+        state
+            .connectors
+            .check_ticket(ticket, None)
+            .map_err(Problem::refused)?;
+    }
     let justification = validate_text("justification", &body.justification).map_err(invalid)?;
     let change_set = body
         .change_set

@@ -128,6 +128,39 @@ impl Connectors {
         links
     }
 
+    /// The connector that owns the ticket system `system` (its
+    /// `ticket_system()`), if one does: only it binds that system's tickets
+    /// to cases (`ticket.connector-owned`).
+    pub fn owner_of(&self, system: &str) -> Option<&str> {
+        self.entries
+            .values()
+            .find(|entry| entry.connector.ticket_system() == Some(system))
+            .map(|entry| entry.name.as_str())
+    }
+
+    /// The refusal of a ticket named by `by` (a connector's name, or `None`
+    /// for the API) when another connector owns its system.
+    pub fn check_ticket(
+        &self,
+        ticket: &custody_core::model::Ticket,
+        by: Option<&str>,
+    ) -> Result<(), custody_core::lifecycle::Refusal> {
+        match self.owner_of(&ticket.system) {
+            Some(owner) if by != Some(owner) => Err(custody_core::lifecycle::Refusal {
+                rule: custody_core::code::Code::TicketConnectorOwned,
+                message: format!(
+                    "ticket {ticket} belongs to the `{owner}` connector: only it binds {} tickets to cases",
+                    ticket.system
+                ),
+                hint: Some(format!(
+                    "leave the ticket out; create the {} ticket with the case ID in its case ID field, and the `{owner}` connector links it to the case",
+                    ticket.system
+                )),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `name` is a connector (its write-back is a channel).
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)
@@ -372,6 +405,26 @@ async fn record(state: &AppState, entry: &Entry, inbound: Inbound) -> Outcome {
             external_user: inbound.external_user.clone(),
         },
     };
+    // A ticket of a system another connector owns is that connector's to
+    // bind (a Slack request naming `jira:SEC-1000` before the issue exists
+    // would otherwise claim the issue's decisions).
+    if let Some(ticket) = named_ticket(&inbound.action) {
+        if let Err(refusal) = state.connectors.check_ticket(ticket, Some(&entry.name)) {
+            return Outcome {
+                case_id: target_case(&inbound.action),
+                kind: OutcomeKind::Refused {
+                    rule: refusal.rule.to_string(),
+                },
+                principal: Some(principal.id.to_string()),
+                message: format!(
+                    "{} [{}] Hint: {}.",
+                    refusal.message,
+                    refusal.rule,
+                    refusal.hint.unwrap_or_default()
+                ),
+            };
+        }
+    }
     let decision = matches!(inbound.action, Action::Approve { .. } | Action::Deny { .. });
     let command = match command(state, &actor, inbound.action).await {
         Ok(Bound::Command(command)) => command,
@@ -672,6 +725,31 @@ async fn resolve(state: &AppState, target: Target) -> Result<CaseId, Box<Outcome
                 message: format!("no case carries ticket {ticket}; nothing recorded"),
             })),
         },
+    }
+}
+
+/// The ticket an action names, if any.
+fn named_ticket(action: &Action) -> Option<&custody_core::model::Ticket> {
+    match action {
+        Action::Request { ticket, .. } => ticket.as_ref(),
+        Action::TicketUpdated { ticket, .. }
+        | Action::Approve {
+            target: Target::Ticket(ticket),
+            ..
+        }
+        | Action::Deny {
+            target: Target::Ticket(ticket),
+            ..
+        }
+        | Action::Execute {
+            target: Target::Ticket(ticket),
+            ..
+        }
+        | Action::Comment {
+            target: Target::Ticket(ticket),
+            ..
+        } => Some(ticket),
+        _ => None,
     }
 }
 
