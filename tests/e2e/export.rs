@@ -799,7 +799,11 @@ fn every_kind_ledger() -> (
             "dave",
         ],
     );
-    let unticketed = request(&alice, "linked-admin", &[]);
+    let unticketed = request(
+        &alice,
+        "db-read",
+        &["--resource", "billing-db", "--duration", "8h"],
+    );
     let mut created = crate::connectors::jira::created(
         40,
         crate::connectors::jira::BOB,

@@ -768,6 +768,8 @@ fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
                 "db-read",
                 "--resource",
                 "billing-db",
+                "--duration",
+                "8h",
             ],
         )
         .trim()
@@ -791,7 +793,17 @@ fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
     assert!(stderr.contains("ticket.connector-owned"), "{stderr}");
     assert_eq!(server.case_count(), 1);
 
-    let mut webhook = created(31, ALICE, now_ms());
+    // An issue naming the case but describing another change is not
+    // linked: its approver would approve what the issue does not show.
+    let mut other_change = created(31, ALICE, now_ms());
+    other_change["issue"]["fields"]["customfield_10041"]["value"] = json!("db-admin");
+    other_change["issue"]["fields"]["customfield_10044"] = json!(case);
+    let refused = only_outcome(&deliver(&server, &other_change));
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    assert_eq!(refused["rule"], "connector.ticket-drift", "{refused}");
+    assert!(events_of_kind(&server, &case, "ticket_linked").is_empty());
+
+    let mut webhook = created(31, ALICE, now_ms() + 1);
     webhook["issue"]["fields"]["customfield_10044"] = json!(case);
     let answer = deliver(&server, &webhook);
     assert_eq!(answer.status, 200, "{}", answer.text);
@@ -861,14 +873,25 @@ fn an_issue_carrying_a_case_id_is_linked_to_that_case_and_written_back() {
         "open"
     );
 
-    // Another issue naming the same case: refused, nothing appended.
-    let size = server.log_size();
+    // Another issue naming the same case: refused, nothing appended (the
+    // log may still grow meanwhile by the write-back attempts in flight,
+    // so the case's own steps are compared).
+    let steps = |server: &Server| -> Vec<Value> {
+        server
+            .events(&server.admin_token, &case)
+            .into_iter()
+            .filter(|event| event["kind"] != "notification_attempted")
+            .collect()
+    };
+    let before = steps(&server);
+    let cases = server.case_count();
     let mut other = created(32, ALICE, now_ms());
     other["issue"]["fields"]["customfield_10044"] = json!(case);
     let refused = only_outcome(&deliver(&server, &other));
     assert_eq!(refused["outcome"], "refused", "{refused}");
     assert_eq!(refused["rule"], "ticket.already-linked", "{refused}");
-    assert_eq!(server.log_size(), size);
+    assert_eq!(steps(&server), before);
+    assert_eq!(server.case_count(), cases);
     let (output, report) = server.verify_with(&[]);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
 }

@@ -624,14 +624,34 @@ async fn command(state: &AppState, actor: &Actor, action: Action) -> Result<Boun
                     }
                     Err(error) => return Err(Box::new(failed(Some(case_id), &error.to_string()))),
                 };
-                return Ok(match ticket {
+                return match ticket {
+                    // A new ticket describing another change than the
+                    // case's is not linked: its approver would approve what
+                    // the ticket does not show. (The case's own ticket,
+                    // edited, is a `ticket_changed`, judged by `verify`.)
+                    Some(ticket)
+                        if view.ticket.as_ref() != Some(&ticket) && change != view.change =>
+                    {
+                        Err(Box::new(Outcome {
+                        message: format!(
+                            "ticket {ticket} describes {change}, but case {case_id} is for {}; the ticket was not linked [{}]",
+                            view.change,
+                            custody_core::code::Code::ConnectorTicketDrift
+                        ),
+                        case_id: Some(case_id),
+                        kind: OutcomeKind::Refused {
+                            rule: custody_core::code::Code::ConnectorTicketDrift.to_string(),
+                        },
+                        principal: None,
+                    }))
+                    }
                     // Another ticket than the case's is refused by the
                     // writer (`ticket.already-linked`), which says so.
                     Some(ticket) if view.ticket.as_ref() != Some(&ticket) => {
-                        Bound::Command(CaseStep::LinkTicket { case_id, ticket }.into())
+                        Ok(Bound::Command(CaseStep::LinkTicket { case_id, ticket }.into()))
                     }
-                    _ => Bound::Existing(case_id),
-                });
+                    _ => Ok(Bound::Existing(case_id)),
+                };
             }
             if let Some(ticket) = &ticket {
                 if let Some(case_id) = find(state, ticket).await? {
