@@ -35,23 +35,9 @@ pub async fn connector_inbound(clients: usize, per_client: usize, rounds: usize)
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = custody_server::ServeOptions {
-        max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(5),
-        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
-        log: custody_server::keys::LogSigner::load(&data_dir)?,
-        policy: custody_core::policy::Policy::default(),
-        policy_source: "built-in default".to_string(),
-        scan_interval: Duration::from_secs(60),
-        notify: custody_server::delivery::NotifyConfig::default(),
-        export: custody_server::push::ExportConfig::default(),
         connectors: vec![teams],
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
-                data_dir.join("evidence"),
-            )),
-            config: std::sync::Arc::new(Default::default()),
-        },
-        clock: custody_core::time::SystemClock::shared(),
+        ..crate::bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,

@@ -635,23 +635,9 @@ async fn append_through_http(
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = custody_server::ServeOptions {
-        max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(5),
-        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
-        log: custody_server::keys::LogSigner::load(&data_dir)?,
-        policy: custody_core::policy::Policy::default(),
-        policy_source: "built-in default".to_string(),
         scan_interval: Duration::from_secs(10),
-        notify: custody_server::delivery::NotifyConfig::default(),
-        export: custody_server::push::ExportConfig::default(),
-        connectors: Vec::new(),
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
-                data_dir.join("evidence"),
-            )),
-            config: std::sync::Arc::new(Default::default()),
-        },
-        clock: custody_core::time::SystemClock::shared(),
+        ..bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,
@@ -879,23 +865,8 @@ async fn deliveries(count: usize) -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = custody_server::ServeOptions {
-        max_body_bytes: 1024 * 1024,
-        checkpoint_interval: Duration::from_secs(60),
-        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
-        log: custody_server::keys::LogSigner::load(&data_dir)?,
-        policy: custody_core::policy::Policy::default(),
-        policy_source: "built-in default".to_string(),
-        scan_interval: Duration::from_secs(60),
         notify,
-        export: custody_server::push::ExportConfig::default(),
-        connectors: Vec::new(),
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
-                data_dir.join("evidence"),
-            )),
-            config: std::sync::Arc::new(Default::default()),
-        },
-        clock: custody_core::time::SystemClock::shared(),
+        ..bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store.clone(),
@@ -1029,23 +1000,13 @@ async fn evidence_upload(size: u64) -> Result<()> {
         ..Default::default()
     };
     let options = custody_server::ServeOptions {
-        max_body_bytes: 1024 * 1024,
-        checkpoint_interval: Duration::from_secs(60),
-        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
-        log: custody_server::keys::LogSigner::load(&data_dir)?,
-        policy: custody_core::policy::Policy::default(),
-        policy_source: "built-in default".to_string(),
-        scan_interval: Duration::from_secs(60),
-        notify: custody_server::delivery::NotifyConfig::default(),
-        export: custody_server::push::ExportConfig::default(),
-        connectors: Vec::new(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),
             config: std::sync::Arc::new(evidence),
         },
-        clock: custody_core::time::SystemClock::shared(),
+        ..bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(
         store,
@@ -1248,4 +1209,30 @@ async fn export_throughput(sizes: &[u64]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What every benchmark's server runs with unless it says otherwise: the
+/// data directory's signing key and evidence store, the built-in policy, no
+/// notification channels, sinks or connectors, checkpoints and obligation
+/// scans once a minute (out of the measured path), the system clock.
+pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server::ServeOptions> {
+    Ok(custody_server::ServeOptions {
+        max_body_bytes: 1024 * 1024,
+        checkpoint_interval: Duration::from_secs(60),
+        checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),
+        log: custody_server::keys::LogSigner::load(data_dir)?,
+        policy: custody_core::policy::Policy::default(),
+        policy_source: "built-in default".to_string(),
+        scan_interval: Duration::from_secs(60),
+        notify: custody_server::delivery::NotifyConfig::default(),
+        export: custody_server::push::ExportConfig::default(),
+        connectors: Vec::new(),
+        evidence: custody_server::api::evidence::EvidenceState {
+            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+                data_dir.join("evidence"),
+            )),
+            config: std::sync::Arc::new(Default::default()),
+        },
+        clock: custody_core::time::SystemClock::shared(),
+    })
 }
