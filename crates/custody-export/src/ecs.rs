@@ -198,12 +198,12 @@ struct Custody<'a> {
     role: &'static str,
     actor: ActorFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    requester: Option<PartyFields<'a>>,
-    approvers: Vec<PartyFields<'a>>,
+    requester: Option<&'a Party>,
+    approvers: Vec<&'a Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    executor: Option<PartyFields<'a>>,
+    executor: Option<&'a Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reviewer: Option<PartyFields<'a>>,
+    reviewer: Option<&'a Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
     change: Option<ChangeFields>,
 }
@@ -238,25 +238,6 @@ enum Auth<'a> {
         external_user: &'a str,
     },
     System,
-}
-
-#[derive(Serialize)]
-struct PartyFields<'a> {
-    principal: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    on_behalf_of: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delegation_grant: Option<&'a str>,
-    via: &'a str,
-}
-
-fn party_fields(party: &Party) -> PartyFields<'_> {
-    PartyFields {
-        principal: &party.principal,
-        on_behalf_of: party.on_behalf_of.as_deref(),
-        delegation_grant: party.delegation_grant.as_deref(),
-        via: &party.via,
-    }
 }
 
 #[derive(Serialize)]
@@ -477,10 +458,10 @@ fn typed<'a>(
                     AuthContext::System => Auth::System,
                 },
             },
-            requester: roles.requester.as_ref().map(party_fields),
-            approvers: roles.approvers.iter().map(party_fields).collect(),
-            executor: roles.executor.as_ref().map(party_fields),
-            reviewer: roles.reviewer.as_ref().map(party_fields),
+            requester: roles.requester.as_ref(),
+            approvers: roles.approvers.iter().collect(),
+            executor: roles.executor.as_ref(),
+            reviewer: roles.reviewer.as_ref(),
             change: change_of(record).map(|change| ChangeFields {
                 subject: change.subject().to_string(),
                 change: change.kind().as_str(),

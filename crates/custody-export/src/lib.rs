@@ -132,14 +132,18 @@ impl FromStr for Cursor {
     }
 }
 
-/// One party to a case, as an export names it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One party to a case, as an export names it. Serialised as the JSON
+/// formats (OCSF's `unmapped`, ECS's `custody`) carry it: absent options
+/// are left out.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Party {
     /// The acting principal.
     pub principal: String,
     /// Whom it acted for, when not itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<String>,
     /// The delegation grant it acted under, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub delegation_grant: Option<String>,
     /// How the action came in (`api`, `cli`, `chat`, `connector:<name>`, ...).
     pub via: String,

@@ -698,12 +698,12 @@ struct CustodyFields<'a> {
     causation: Option<&'a str>,
     actor: ActorFields<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    requester: Option<PartyFields<'a>>,
-    approvers: Vec<PartyFields<'a>>,
+    requester: Option<&'a Party>,
+    approvers: Vec<&'a Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    executor: Option<PartyFields<'a>>,
+    executor: Option<&'a Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reviewer: Option<PartyFields<'a>>,
+    reviewer: Option<&'a Party>,
     #[serde(skip_serializing_if = "Option::is_none")]
     change: Option<ChangeFields<'a>>,
 }
@@ -717,25 +717,6 @@ struct ActorFields<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     delegation_grant: Option<&'a str>,
     via: String,
-}
-
-#[derive(Serialize)]
-struct PartyFields<'a> {
-    principal: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    on_behalf_of: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delegation_grant: Option<&'a str>,
-    via: &'a str,
-}
-
-fn party_fields(party: &Party) -> PartyFields<'_> {
-    PartyFields {
-        principal: &party.principal,
-        on_behalf_of: party.on_behalf_of.as_deref(),
-        delegation_grant: party.delegation_grant.as_deref(),
-        via: &party.via,
-    }
 }
 
 #[derive(Serialize)]
@@ -1010,10 +991,10 @@ fn document<'a>(record: &'a Record<'a>) -> Document<'a> {
                     delegation_grant: event.actor.delegation_grant.as_deref(),
                     via: event.actor.via.to_string(),
                 },
-                requester: roles.requester.as_ref().map(party_fields),
-                approvers: roles.approvers.iter().map(party_fields).collect(),
-                executor: roles.executor.as_ref().map(party_fields),
-                reviewer: roles.reviewer.as_ref().map(party_fields),
+                requester: roles.requester.as_ref(),
+                approvers: roles.approvers.iter().collect(),
+                executor: roles.executor.as_ref(),
+                reviewer: roles.reviewer.as_ref(),
                 change: change.map(change_fields),
             },
         },
