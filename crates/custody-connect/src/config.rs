@@ -3,7 +3,7 @@
 //! ```toml
 //! [[connectors]]
 //! name = "jira"               # the connector's name: /v1/connectors/jira/..., via = connector:jira
-//! kind = "jira"               # jira | servicenow | slack | teams
+//! kind = "jira"               # jira | servicenow | slack | teams | okta | cloudtrail | entra | github | vault | kubernetes
 //! secret = "..."              # what the source signs with (each kind documents its own settings)
 //! ```
 //!
@@ -31,27 +31,76 @@ pub enum ConnectorConfig {
     Slack(crate::slack::SlackConfig),
     /// Microsoft Teams (outgoing webhook commands in, answer cards out).
     Teams(crate::teams::TeamsConfig),
+    /// Okta's System Log (event hooks in, `/api/v1/logs` polled): a source
+    /// of observed changes ([`crate::observe::Source`]).
+    Okta(crate::okta::OktaConfig),
+    /// AWS CloudTrail (log files read from S3, EventBridge events pushed).
+    Cloudtrail(crate::cloudtrail::CloudTrailConfig),
+    /// Microsoft Entra ID (Microsoft Graph `directoryAudits`).
+    Entra(crate::entra::EntraConfig),
+    /// GitHub's organization audit log (webhooks in, REST polled).
+    Github(crate::github::GithubConfig),
+    /// HashiCorp Vault's audit device (JSON lines from a file or a socket).
+    Vault(crate::vault::VaultConfig),
+    /// The Kubernetes API server's audit events (webhook backend or log file).
+    Kubernetes(crate::kubernetes::KubernetesConfig),
+}
+
+/// Runs `$body` with `$config` bound to the settings of whichever source
+/// kind `$self` is, or evaluates `$otherwise` for a connector kind.
+macro_rules! each_source {
+    ($self:expr, $config:ident => $body:expr, _ => $otherwise:expr) => {
+        match $self {
+            ConnectorConfig::Okta($config) => $body,
+            ConnectorConfig::Cloudtrail($config) => $body,
+            ConnectorConfig::Entra($config) => $body,
+            ConnectorConfig::Github($config) => $body,
+            ConnectorConfig::Vault($config) => $body,
+            ConnectorConfig::Kubernetes($config) => $body,
+            _ => $otherwise,
+        }
+    };
 }
 
 impl ConnectorConfig {
     /// The connector's name.
     pub fn name(&self) -> &str {
-        match self {
+        each_source!(self, config => &config.name, _ => match self {
             ConnectorConfig::Jira(config) => &config.name,
             ConnectorConfig::Servicenow(config) => &config.name,
             ConnectorConfig::Slack(config) => &config.name,
             ConnectorConfig::Teams(config) => &config.name,
-        }
+            _ => unreachable!("every source kind is matched above"),
+        })
     }
 
-    /// Checks the settings and builds the connector, or says what is wrong.
+    /// Whether the entry is a source of observed changes (Okta, CloudTrail,
+    /// ...) rather than a connector of actions (Jira, Slack, ...).
+    pub fn is_source(&self) -> bool {
+        each_source!(self, _config => true, _ => false)
+    }
+
+    /// Checks the settings and builds the connector, or says what is wrong
+    /// (a source kind is built with [`ConnectorConfig::build_source`]).
     pub fn build(&self) -> Result<Box<dyn Connector>, String> {
         match self {
             ConnectorConfig::Jira(config) => config.build(),
             ConnectorConfig::Servicenow(config) => config.build(),
             ConnectorConfig::Slack(config) => config.build(),
             ConnectorConfig::Teams(config) => config.build(),
+            _ => Err(format!(
+                "connector `{}` is a source of observed changes, not a connector of actions",
+                self.name()
+            )),
         }
+    }
+
+    /// Checks a source's settings and builds it, or says what is wrong.
+    pub fn build_source(&self) -> Result<Box<dyn crate::observe::Source>, String> {
+        each_source!(self, config => config.build_source(), _ => Err(format!(
+            "connector `{}` is a connector of actions, not a source of observed changes",
+            self.name()
+        )))
     }
 
     /// Seconds a signed request stays acceptable (the replay window).
@@ -61,17 +110,19 @@ impl ConnectorConfig {
             ConnectorConfig::Servicenow(config) => config.window_seconds,
             ConnectorConfig::Slack(config) => config.window_seconds,
             ConnectorConfig::Teams(config) => config.window_seconds,
+            _ => default_window_seconds(),
         }
     }
 
     /// The largest accepted body, refused before any MAC.
     pub fn max_body_bytes(&self) -> usize {
-        match self {
+        each_source!(self, config => config.max_body_bytes, _ => match self {
             ConnectorConfig::Jira(config) => config.max_body_bytes,
             ConnectorConfig::Servicenow(config) => config.max_body_bytes,
             ConnectorConfig::Slack(config) => config.max_body_bytes,
             ConnectorConfig::Teams(config) => config.max_body_bytes,
-        }
+            _ => unreachable!("every source kind is matched above"),
+        })
     }
 }
 

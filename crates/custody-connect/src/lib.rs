@@ -30,14 +30,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cloudtrail;
 pub mod config;
+pub mod entra;
+pub mod github;
 pub mod jira;
+pub mod kubernetes;
 pub mod limits;
+pub mod observe;
+pub mod okta;
 pub mod replay;
 pub mod servicenow;
 pub mod signature;
 pub mod slack;
 pub mod teams;
+pub mod vault;
 pub mod writeback;
 
 mod inbound;

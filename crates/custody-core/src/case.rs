@@ -174,6 +174,17 @@ pub struct CaseView {
     /// (a review, say) do not clear it: only the approvals do.
     #[serde(default)]
     pub awaiting_approval: bool,
+    /// Whether the case was opened by an observed change no request
+    /// sanctioned (its requester is the ledger, as `observer`).
+    #[serde(default)]
+    pub opened_by_observation: bool,
+    /// The changes connectors observed for this case, in sequence order.
+    #[serde(default)]
+    pub observations: Vec<crate::observation::ObservationRecord>,
+    /// When the access ended: the recorded revocation's time, or the end of
+    /// time-bound access once the ledger recorded its revocation due.
+    #[serde(default)]
+    pub access_ended_at: Option<Timestamp>,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -294,6 +305,9 @@ impl CaseView {
             execution_event: None,
             approved_after_execution: false,
             awaiting_approval: false,
+            opened_by_observation: false,
+            observations: Vec::new(),
+            access_ended_at: None,
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -455,8 +469,43 @@ impl CaseView {
             EventBody::EscalationRaised(escalation) => {
                 self.escalations.push(escalation.reason);
             }
-            EventBody::RevocationDue(_) => self.revocation_due = true,
-            EventBody::RevocationExecuted(_) => self.revoked = true,
+            EventBody::RevocationDue(_) => {
+                self.revocation_due = true;
+                if self.access_ended_at.is_none() {
+                    self.access_ended_at = self.expires_at.or(Some(event.occurred_at));
+                }
+            }
+            EventBody::RevocationExecuted(_) => {
+                self.revoked = true;
+                let ended = self
+                    .expires_at
+                    .map_or(event.occurred_at, |expires| expires.min(event.occurred_at));
+                self.access_ended_at = Some(self.access_ended_at.map_or(ended, |at| at.min(ended)));
+            }
+            EventBody::ExecutionObserved(observed) => {
+                // The first event after the request of a case an observation
+                // opened: it waits for its post-hoc review, like break-glass.
+                if let Some(deadline) = observed.review_deadline {
+                    if self.head_seq == 2 && self.state == CaseState::Open {
+                        self.opened_by_observation = true;
+                        self.break_glass_deadline = Some(deadline);
+                        self.state = CaseState::PendingReview;
+                        self.applied = Some(observed.change.clone());
+                        self.executed_at = Some(event.occurred_at);
+                        self.execution_event = Some(event.event_id.clone());
+                    }
+                }
+                self.observations
+                    .push(crate::observation::ObservationRecord {
+                        source: event.source.clone().unwrap_or_default(),
+                        external_id: event.external_id.clone().unwrap_or_default(),
+                        occurred_at: event.occurred_at,
+                        change: observed.change.clone(),
+                        actor: observed.actor.id.clone(),
+                        principal: observed.actor.principal.clone(),
+                        matched_by: observed.matched_by,
+                    });
+            }
             EventBody::RevocationOpened(link) => {
                 self.revocation_case = Some(link.other_case.clone())
             }

@@ -280,6 +280,20 @@ codes! {
         r#"medium | a chat approval recorded by someone else for an approver who never confirmed it (it does not count)"#;
     ConnectorTicketDrift = "connector.ticket-drift" [High]
         r#"high | after the case was approved, a connector saw its ticket describe another change than the approved one (`ticket_changed`): the ticket was edited after approval, so the ticket and the approval no longer agree"#;
+    ChangeUnsanctioned = "change.unsanctioned" [High, Info]
+        r#"high | a connector observed an access change no case sanctioned, and opened a case for it (`opened_by` observation, the `observer` role); info once a reviewer confirmed it in its post-hoc review. `custody cases --unsanctioned` lists them"#;
+    ChangeUnsanctionedMisplaced = "change.unsanctioned-misplaced" [High] Conflict
+        r#"high | an `execution_observed` event claims to have opened its case (it carries a review deadline) but is not the first step after a request by the ledger"#;
+    DriftWiderThanApproved = "drift.wider-than-approved" [High]
+        r#"high | a connector observed, for the case, a change other than the one approved (another entitlement, resource, subject or kind): what was done is wider than what was approved"#;
+    DriftAccessAfterRevocation = "drift.access-after-revocation" [High]
+        r#"high | the case's access was revoked or reached its end, but a connector observed it granted after that, or the source that observed the grant never observed its revocation"#;
+    DriftBeforeApproval = "drift.before-approval" [High]
+        r#"high | a connector observed the case's change made before the case was approved (by `occurred_at`), outside break-glass"#;
+    DriftActorMismatch = "drift.actor-mismatch" [High, Medium]
+        r#"high | a connector observed the change made by another principal than the case's recorded executor; medium when the observed actor maps to no principal"#;
+    DriftNhiCredentialUnsanctioned = "drift.nhi-credential-unsanctioned" [Critical, Info]
+        r#"critical | a connector observed an access key, token or service-account credential created or rotated with no case; info once a reviewer confirmed it"#;
     TicketAlreadyLinked = "ticket.already-linked" [Medium] Conflict
         r#"medium | a second ticket linked to a case that carries another one (refused at write time: a case carries one ticket)"#;
     SodRequesterCannotAttest = "sod.requester-cannot-attest" [High] SeparationOfDuties

@@ -86,6 +86,19 @@ pub enum Opening {
         /// What was actually changed.
         change_set: Option<crate::change_set::ChangeSet>,
     },
+    /// Record a change a connector observed: in the case it correlates to
+    /// (see [`crate::observation`]), or in a case of its own when no case
+    /// sanctioned it. Written only by the server for a connector, as the
+    /// ledger's observer actor.
+    Observe {
+        /// The connector's kind (`okta`, `cloudtrail`, ...).
+        source_kind: String,
+        /// What was observed (its actor mapped by the server).
+        observation: crate::observation::ObservedChange,
+        /// The policy rule for the change, decided by the server: what an
+        /// unsanctioned case's post-hoc review deadline comes from.
+        rule: AppliedRule,
+    },
     /// Record evidence for an external reference: in the case that carries
     /// it, or held in the reference's evidence record until a case does.
     HoldEvidence {

@@ -180,6 +180,12 @@ pub enum EventBody {
     IdentityMapped(IdentityMapped),
     /// An admin removed a mapping: the outside user is trusted no more.
     IdentityUnmapped(IdentityUnmapped),
+    /// A connector saw the change made in the system that holds the access
+    /// (an identity provider, a cloud account, a secrets manager), recorded
+    /// by the ledger as `observer` (see [`crate::observation`]). The first
+    /// one of a case no request sanctioned opens it, with a post-hoc review
+    /// deadline.
+    ExecutionObserved(crate::observation::Observed),
 }
 
 /// The payload of `notification_attempted`.
@@ -798,6 +804,7 @@ impl EventBody {
             EventBody::DelegationRevoked(_) => "delegation_revoked",
             EventBody::IdentityMapped(_) => "identity_mapped",
             EventBody::IdentityUnmapped(_) => "identity_unmapped",
+            EventBody::ExecutionObserved(_) => "execution_observed",
         }
     }
 
@@ -1017,6 +1024,33 @@ impl EventBody {
                 "unmapped {} user {} (was {})",
                 unmapped.connector, unmapped.external_user, unmapped.principal
             ),
+            EventBody::ExecutionObserved(observed) => {
+                let mut text = format!(
+                    "{} observed {} ({}) by {}",
+                    observed.source_kind, observed.change, observed.action, observed.actor.id
+                );
+                if let Some(principal) = &observed.actor.principal {
+                    text.push_str(&format!(" ({principal})"));
+                }
+                text.push_str(&match observed.matched_by {
+                    crate::observation::MatchedBy::Unmatched => {
+                        "; no case sanctioned it".to_string()
+                    }
+                    matched => format!(
+                        "; matched by {}{}",
+                        matched.as_str(),
+                        observed
+                            .matched_on
+                            .as_ref()
+                            .map(|on| format!(" {on}"))
+                            .unwrap_or_default()
+                    ),
+                });
+                if !observed.drift.is_empty() {
+                    text.push_str(&format!("; drift: {}", observed.drift.join(", ")));
+                }
+                text
+            }
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod notice;
 pub mod obligation;
+pub mod observation;
 pub mod outbox;
 pub mod policy;
 pub mod proof;

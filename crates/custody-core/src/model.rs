@@ -521,6 +521,22 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// The ledger recording what connector `connector` observed, done in
+    /// the outside system by `external_user` (as the source names them):
+    /// the `system` principal in the `observer` role, `via` the connector.
+    pub fn observer(connector: &str, external_user: &str) -> Actor {
+        Actor {
+            via: Via::Connector(connector.to_string()),
+            auth: AuthContext::Connector {
+                connector: connector.to_string(),
+                external_user: external_user.to_string(),
+            },
+            ..Actor::system()
+        }
+    }
+}
+
 impl Principal {
     /// Whether the principal is a member of `group`.
     pub fn in_group(&self, group: &str) -> bool {

@@ -16,6 +16,8 @@ use crate::notice::{Audience, Notice, Owed, Routing, CHANGE_APPROVED_FOR_REVIEW}
 /// | a denial | `case_denied` to the requester |
 /// | a completed execution | `execution_completed` to the requester, `review_needed` to reviewers |
 /// | break-glass | `break_glass_used` to security |
+/// | an observed change no case sanctioned | `change_unsanctioned` to security, `review_needed` to reviewers |
+/// | an observed change with drift | `drift_observed` to security |
 /// | revocation due | `revocation_due` to the executor |
 /// | access about to expire | `access_expiring` to the owner |
 /// | an escalation | `escalation` to the escalation route |
@@ -44,6 +46,13 @@ pub fn notices(before: Option<&CaseView>, event: &Event, after: &CaseView) -> Ve
             notice("break_glass_used", Audience::Security),
             notice("review_needed", Audience::Reviewers),
         ],
+        EventBody::ExecutionObserved(observed) if observed.review_deadline.is_some() => vec![
+            notice("change_unsanctioned", Audience::Security),
+            notice("review_needed", Audience::Reviewers),
+        ],
+        EventBody::ExecutionObserved(observed) if !observed.drift.is_empty() => {
+            vec![notice("drift_observed", Audience::Security)]
+        }
         EventBody::RevocationDue(_) => vec![notice("revocation_due", Audience::Executor)],
         EventBody::ExpiryApproaching(_) => vec![notice("access_expiring", Audience::Owner)],
         EventBody::EscalationRaised(_) => vec![notice("escalation", Audience::Escalation)],

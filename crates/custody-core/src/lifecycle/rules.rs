@@ -343,6 +343,29 @@ pub fn judge(
                 );
             }
         }
+        EventBody::ExecutionObserved(observed) => {
+            // Observations are the ledger's record of what a connector saw:
+            // no principal writes one through the API.
+            refuse(check_system_actor(case, actor, body), Severity::High);
+            if case.state == CaseState::Merged {
+                refuse(Err(case.merged_refusal("observe")), Severity::Medium);
+            }
+            if observed.review_deadline.is_some()
+                && (case.head_seq != 1 || case.requester.principal.as_str() != crate::model::SYSTEM_PRINCIPAL)
+            {
+                refuse(
+                    Err(Refusal::new(
+                        Code::ChangeUnsanctionedMisplaced,
+                        format!(
+                            "case {} holds an observation that claims to have opened it, but it is not the case's first step after a request by the ledger",
+                            case.case_id
+                        ),
+                        "investigate how this event was written",
+                    )),
+                    Severity::High,
+                );
+            }
+        }
         EventBody::EscalationRaised(_)
         | EventBody::RevocationDue(_)
         | EventBody::ExpiryApproaching(_)

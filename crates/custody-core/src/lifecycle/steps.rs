@@ -483,6 +483,62 @@ pub fn ticket_changed(ticket: crate::model::Ticket, change: crate::model::Change
     }
 }
 
+/// Records a change a connector observed in the case it was bound to (see
+/// [`crate::observation`]); `actor` is the ledger's observer actor for the
+/// connector ([`Actor::observer`]).
+pub fn observe(
+    case: &CaseView,
+    actor: &Actor,
+    observed: crate::observation::Observed,
+) -> Result<Draft, Refusal> {
+    let body = EventBody::ExecutionObserved(observed);
+    admit(case, actor, &body, None)?;
+    Ok(Draft {
+        body,
+        role: Role::Observer,
+        causation: None,
+    })
+}
+
+/// Opens a case for an observed change no case sanctioned: a request by
+/// the ledger as `observer` for the change seen, then the observation with
+/// its post-hoc review deadline (the rule's, as for break-glass). The case
+/// waits in `pending_review`, escalated when the deadline passes.
+pub fn unsanctioned(
+    mut observed: crate::observation::Observed,
+    rule: &AppliedRule,
+    now: Timestamp,
+) -> Result<[Draft; 2], Refusal> {
+    // The observed change is what happened; a duration a source does not
+    // record is never invented, so the rule's longest duration is not
+    // applied to it.
+    let change = observed.change.clone();
+    let change_hash = change.digest();
+    let request = Draft {
+        body: EventBody::RequestCreated(RequestCreated {
+            change,
+            change_hash,
+            rule: rule.clone(),
+            justification: Some(format!(
+                "{} observed {} with no case",
+                observed.source_kind, observed.action
+            )),
+            ticket: None,
+        }),
+        role: Role::Observer,
+        causation: None,
+    };
+    observed.matched_by = crate::observation::MatchedBy::Unmatched;
+    observed.matched_on = None;
+    observed.review_deadline = Some(now.plus_unsigned_seconds(rule.post_hoc_review_seconds));
+    let observation = Draft {
+        body: EventBody::ExecutionObserved(observed),
+        role: Role::Observer,
+        causation: None,
+    };
+    Ok([request, observation])
+}
+
 /// Links an outside ticket that carries the case's ID to a case that has
 /// no ticket yet (see [`EventBody::TicketLinked`]).
 pub fn link_ticket(

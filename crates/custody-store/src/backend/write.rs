@@ -398,6 +398,26 @@ async fn read_case_needs(
     if let Some(ticket) = &needs.evidence_record {
         reads.evidence_record = evidence_record_of(connection, &ticket.to_string()).await?;
     }
+    if let Some(case_id) = &needs.observed_case {
+        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT view FROM cases WHERE case_id = $1")
+            .bind(case_id.as_str())
+            .fetch_optional(&mut *connection)
+            .await?;
+        reads.observed_case = stored.as_deref().map(decode_view).transpose()?;
+    }
+    for key in &needs.cases_for_change_keys {
+        // The newest cases of the change: an observation belongs to one
+        // whose window it falls in, and windows are recent.
+        let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT view FROM cases WHERE change_key = $1 ORDER BY opened_at DESC LIMIT 16",
+        )
+        .bind(key)
+        .fetch_all(&mut *connection)
+        .await?;
+        for view in stored {
+            reads.cases_for_change_keys.push(decode_view(&view)?);
+        }
+    }
     Ok(reads)
 }
 

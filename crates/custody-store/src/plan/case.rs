@@ -7,7 +7,7 @@ use custody_core::event::{DeliveryOutcome, ReviewOutcome};
 use custody_core::lifecycle::{self, Refusal};
 use custody_core::model::{Actor, Change, Principal, PrincipalKind, Ticket};
 use custody_core::notice::Routing;
-use custody_core::{CaseId, Code, Timestamp};
+use custody_core::{CaseId, CaseState, Code, Timestamp};
 
 use super::{change_key, OutboxUpdate, Pending, Prefetched, StoredRecord};
 use crate::{CaseWrite, StoreError, WriteOutcome};
@@ -46,6 +46,10 @@ pub(crate) struct CaseNeeds {
     pub(crate) case_with_ticket: Option<Ticket>,
     /// A reference whose evidence record (and its stored events) may be used.
     pub(crate) evidence_record: Option<Ticket>,
+    /// An observation's case ID: that case's projection.
+    pub(crate) observed_case: Option<CaseId>,
+    /// An observation's change keys: the newest stored cases of each.
+    pub(crate) cases_for_change_keys: Vec<String>,
 }
 
 /// What the backend read for [`CaseNeeds`], field by field.
@@ -57,6 +61,9 @@ pub(crate) struct CaseReads {
     pub(crate) grants: Vec<DelegationGrant>,
     pub(crate) case_with_ticket: Option<CaseView>,
     pub(crate) evidence_record: Option<StoredRecord>,
+    pub(crate) observed_case: Option<CaseView>,
+    /// Newest first.
+    pub(crate) cases_for_change_keys: Vec<CaseView>,
 }
 
 impl Pending {
@@ -85,7 +92,14 @@ impl Pending {
             },
         };
         if let Some((stored_fingerprint, mut outcome)) = previous {
-            if stored_fingerprint != fingerprint {
+            // (source, external ID) is unique for an observation whatever
+            // else differs: the same record pushed and pulled (its envelope,
+            // and so its raw hash, differ) is one record.
+            let observation = matches!(
+                write.command,
+                CaseCommand::Client(ClientCommand::Open(Opening::Observe { .. }))
+            );
+            if stored_fingerprint != fingerprint && !observation {
                 return Err(StoreError::Refused(Refusal {
                     rule: Code::IdempotencyKeyReused,
                     message: match &write.connector {
@@ -311,6 +325,19 @@ impl Pending {
                     existing: false,
                 }
             }
+            CaseCommand::Client(ClientCommand::Open(Opening::Observe {
+                source_kind,
+                observation,
+                rule,
+            })) => self.observe(
+                prefetched,
+                write,
+                source_kind,
+                observation,
+                rule,
+                reads,
+                recorded_at,
+            )?,
             CaseCommand::Client(ClientCommand::Open(Opening::HoldEvidence {
                 ticket,
                 evidence,
@@ -425,6 +452,155 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// Records an observed change in the case it correlates to, or opens a
+    /// case of its own for it (see `custody_core::observation`).
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &mut self,
+        prefetched: &Prefetched,
+        write: &CaseWrite,
+        source_kind: &str,
+        observation: &custody_core::observation::ObservedChange,
+        rule: &custody_core::policy::AppliedRule,
+        reads: CaseReads,
+        recorded_at: Timestamp,
+    ) -> Result<WriteOutcome, StoreError> {
+        use custody_core::observation::{self as observe, MatchedBy, Observed};
+        let latest =
+            |view: CaseView| -> CaseView { self.views.get(&view.case_id).cloned().unwrap_or(view) };
+        // 1. The case ID the record carries.
+        let by_id = observation.case_hint.as_ref().and_then(|case_id| {
+            self.views
+                .get(case_id)
+                .cloned()
+                .or_else(|| {
+                    reads
+                        .observed_case
+                        .clone()
+                        .filter(|view| &view.case_id == case_id)
+                })
+                .filter(|view| view.state != CaseState::Merged)
+        });
+        // 2. A reference the case carries.
+        let by_reference = || {
+            let ticket = observation.references.first()?;
+            self.views
+                .values()
+                .filter(|view| {
+                    view.state != CaseState::Merged && view.ticket.as_ref() == Some(ticket)
+                })
+                .max_by_key(|view| view.opened_at)
+                .cloned()
+                .or_else(|| reads.case_with_ticket.clone().map(latest))
+                .filter(|view| view.state != CaseState::Merged)
+                .map(|view| (view, ticket.to_string()))
+        };
+        // 3. The same change inside a case's window: the batch's cases
+        // first, then the stored ones as the batch left them.
+        let by_window = || {
+            let keys = observation_keys(&observation.change);
+            let mut candidates: Vec<CaseView> = self
+                .views
+                .values()
+                .filter(|view| keys.contains(&change_key(&view.change)))
+                .cloned()
+                .collect();
+            for view in &reads.cases_for_change_keys {
+                if !self.views.contains_key(&view.case_id) {
+                    candidates.push(view.clone());
+                }
+            }
+            observe::by_window(&candidates, &observation.change, observation.occurred_at).cloned()
+        };
+        let matched = match by_id {
+            Some(view) => Some((
+                view.clone(),
+                MatchedBy::CaseId,
+                Some(view.case_id.to_string()),
+            )),
+            None => match by_reference() {
+                Some((view, ticket)) => Some((view, MatchedBy::Reference, Some(ticket))),
+                None => by_window().map(|view| (view, MatchedBy::Window, None)),
+            },
+        };
+        let mut observed = Observed {
+            source_kind: source_kind.to_string(),
+            action: observation.action.clone(),
+            raw_sha256: observation.raw_sha256,
+            actor: observation.actor.clone(),
+            change: observation.change.clone(),
+            matched_by: MatchedBy::Unmatched,
+            matched_on: None,
+            review_deadline: None,
+            drift: Vec::new(),
+        };
+        let Some((view, matched_by, matched_on)) = matched else {
+            observed.drift.push(Code::ChangeUnsanctioned.to_string());
+            if observe::is_non_human_credential(&observation.change) {
+                observed
+                    .drift
+                    .push(Code::DriftNhiCredentialUnsanctioned.to_string());
+            }
+            let [request, observation_draft] =
+                custody_core::lifecycle::unsanctioned(observed, rule, recorded_at)
+                    .map_err(StoreError::Refused)?;
+            let case_id = CaseId::generate();
+            // Nobody is asked to approve what already happened: the
+            // observation tells security and the reviewers.
+            let (first, view) =
+                self.open_case(write, &Routing::default(), &case_id, request, recorded_at);
+            let (second, state) = self.append_draft(write, view, observation_draft, recorded_at);
+            return Ok(WriteOutcome {
+                case_id,
+                state,
+                appended: vec![first, second],
+                replayed: false,
+                existing: false,
+            });
+        };
+        let view = self.current_view(prefetched, &view.case_id).unwrap_or(view);
+        observed.matched_by = matched_by;
+        observed.matched_on = matched_on;
+        observed.drift = observe::drift(
+            &view,
+            &observation.change,
+            &observation.actor,
+            observation.occurred_at,
+        )
+        .into_iter()
+        .map(|drift| drift.code.to_string())
+        .collect();
+        let case_id = view.case_id.clone();
+        let draft = custody_core::lifecycle::observe(&view, &write.actor, observed)
+            .map_err(StoreError::Refused)?;
+        let (appended, state) = self.append_draft(write, view, draft, recorded_at);
+        Ok(WriteOutcome {
+            case_id,
+            state,
+            appended: vec![appended],
+            replayed: false,
+            existing: false,
+        })
+    }
+}
+
+/// The change keys an observation of `change` may belong to: its own, and
+/// for a revoke the grant it ends (a time-bound grant's case records its
+/// revocation).
+fn observation_keys(change: &Change) -> Vec<String> {
+    let mut keys = vec![change_key(change)];
+    if change.kind() == custody_core::model::ChangeKind::Revoke {
+        keys.push(format!(
+            "{}|grant|{}|{}",
+            change.subject(),
+            change.entitlement(),
+            change.resource().unwrap_or("")
+        ));
+    }
+    keys
+}
+
 /// What to read for `write` before deciding it.
 fn needs(write: &CaseWrite) -> CaseNeeds {
     let mut needs = CaseNeeds::default();
@@ -437,6 +613,11 @@ fn needs(write: &CaseWrite) -> CaseNeeds {
         CaseCommand::Client(ClientCommand::Open(Opening::HoldEvidence { ticket, .. })) => {
             needs.case_with_ticket = Some(ticket.clone());
             needs.evidence_record = Some(ticket.clone());
+        }
+        CaseCommand::Client(ClientCommand::Open(Opening::Observe { observation, .. })) => {
+            needs.observed_case = observation.case_hint.clone();
+            needs.case_with_ticket = observation.references.first().cloned();
+            needs.cases_for_change_keys = observation_keys(&observation.change);
         }
         _ => {}
     }
