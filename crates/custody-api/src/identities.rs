@@ -81,3 +81,40 @@ pub struct IdentityList {
     /// Its mapped users, by ID.
     pub identities: Vec<IdentityMapping>,
 }
+
+/// What `POST /v1/ingest/{name}` (and each pushed or pulled batch) did with
+/// a source's records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestSummary {
+    /// The source's connector name.
+    pub source: String,
+    /// Records that change access, read from the input.
+    pub observations: u64,
+    /// Records that change no access (sign-ins, reads), not recorded.
+    pub skipped: u64,
+    /// Observations recorded in a case that sanctioned them (by case ID,
+    /// reference or window).
+    pub matched: u64,
+    /// Observations no case sanctioned: each opened a case of its own.
+    pub unsanctioned: u64,
+    /// Observations recorded before under the same (source, external ID):
+    /// nothing appended.
+    pub duplicates: u64,
+    /// Observations recorded with drift (`drift.*` codes).
+    pub drift: u64,
+    /// Observations the ledger refused, each with its reason.
+    pub refused: Vec<IngestRefusal>,
+    /// The cases written to, in input order, without repeats.
+    pub cases: Vec<String>,
+}
+
+/// One observation the ledger refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestRefusal {
+    /// Its external ID.
+    pub external_id: String,
+    /// Why (escaped text).
+    pub error: String,
+}

@@ -48,7 +48,7 @@ pub use evidence::{
 pub use export::ExportQuery;
 pub use identities::{
     IdentitiesBody, IdentityBody, IdentityChange, IdentityChanges, IdentityEntry, IdentityList,
-    IdentityMapping,
+    IdentityMapping, IngestRefusal, IngestSummary,
 };
 pub use log::{
     ConsistencyDocument, ConsistencyQuery, EntriesDocument, EntriesQuery, EntryDocument,

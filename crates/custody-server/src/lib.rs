@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod exporter;
 pub mod extract;
 pub mod init;
+pub mod observe;
 pub mod openapi;
 pub mod problem;
 pub mod push;
@@ -219,6 +220,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(api::log::consistency))
         .routes(routes!(api::log::case_proof))
         .routes(routes!(api::export::export))
+        .routes(routes!(observe::ingest))
         .split_for_parts();
     let mut openapi = openapi;
     // After the routes are in: constraints and the error answers of every operation.
@@ -235,7 +237,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     // bearer token, and answered in the source's shape (docs/connectors.md).
     .route(
         "/v1/connectors/{name}/{endpoint}",
-        axum::routing::post(connectors::inbound),
+        axum::routing::post(connectors::inbound).get(connectors::handshake),
     )
     .route("/healthz", get(healthz))
     .route("/metrics", get(render_metrics))
@@ -363,6 +365,7 @@ pub async fn serve_listener_with(
         clock: options.clock.clone(),
         connectors,
     };
+    let pulls = observe::pull::start(&state);
     let served = connections::serve(
         listener,
         router(state, options.max_body_bytes),
@@ -373,6 +376,9 @@ pub async fn serve_listener_with(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
+    for pull in pulls {
+        pull.abort();
+    }
     pushers.stop().await;
     if let Some(upkeep) = upkeep {
         upkeep.abort();

@@ -170,6 +170,32 @@ pub struct Store {
     clock: SharedClock,
 }
 
+/// What [`Store::pull_cursor`] does to a polled source's cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PullCursorOperation {
+    /// Take the lease (free, run out, or already the worker's own) or
+    /// renew it; a source seen for the first time has no cursor yet.
+    Lease,
+    /// Move the cursor to `to` (after the records before it are recorded)
+    /// and renew the lease, only if the worker holds it.
+    Advance {
+        /// The cursor to poll from next.
+        to: String,
+    },
+    /// Give the lease up (at shutdown), so another node takes over at once.
+    Release,
+}
+
+/// What [`Store::pull_cursor`] answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PullLease {
+    /// The worker holds the lease; the cursor (`None` before the first poll).
+    Held(Option<String>),
+    /// Another worker holds it (or, after a release, nobody this worker
+    /// knows of).
+    NotHeld,
+}
+
 /// What [`Store::export_cursor`] does to a push sink's cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportCursorOperation {
@@ -810,6 +836,30 @@ impl Store {
         let owner = owner.to_string();
         self.submit(|reply| writer::Job::ExportCursor {
             sink,
+            owner,
+            operation,
+            now,
+            until,
+            reply,
+        })
+        .await
+    }
+
+    /// A polled source's cursor and lease, kept in the ledger database so a
+    /// restarted node resumes where the source's poll stopped and several
+    /// nodes on one database poll it once. See [`PullCursorOperation`].
+    pub async fn pull_cursor(
+        &self,
+        source: &str,
+        owner: &str,
+        operation: PullCursorOperation,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<PullLease, StoreError> {
+        let source = source.to_string();
+        let owner = owner.to_string();
+        self.submit(|reply| writer::Job::PullCursor {
+            source,
             owner,
             operation,
             now,

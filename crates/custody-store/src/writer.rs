@@ -162,6 +162,22 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Vec<crate::ClaimedDelivery>, StoreError>>,
     },
+    /// Take, renew or give up a polled source's lease, or advance its
+    /// cursor ([`crate::Store::pull_cursor`]).
+    PullCursor {
+        /// The source's configured name.
+        source: String,
+        /// The worker acting.
+        owner: String,
+        /// What to do.
+        operation: crate::PullCursorOperation,
+        /// The time leases are judged at.
+        now: Timestamp,
+        /// The end of the lease taken or renewed.
+        until: Timestamp,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<crate::PullLease, StoreError>>,
+    },
     /// Take, renew or give up a push sink's lease, or advance its cursor
     /// ([`crate::Store::export_cursor`]).
     ExportCursor {
@@ -318,6 +334,10 @@ pub(crate) enum Done {
         oneshot::Sender<Result<Option<u64>, StoreError>>,
         Result<Option<u64>, StoreError>,
     ),
+    PullCursor(
+        oneshot::Sender<Result<crate::PullLease, StoreError>>,
+        Result<crate::PullLease, StoreError>,
+    ),
     Retried(
         oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
         Result<crate::OutboxEntry, StoreError>,
@@ -375,6 +395,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Cursor(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::PullCursor(reply, result) => {
+                let _ = reply.send(result);
+            }
             Done::Durability(reply, result) => {
                 let _ = reply.send(result);
             }
@@ -402,6 +425,7 @@ impl Job {
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
             Job::RetryDelivery { reply, .. } => Done::Retried(reply, Err(error())),
             Job::ExportCursor { reply, .. } => Done::Cursor(reply, Err(error())),
+            Job::PullCursor { reply, .. } => Done::PullCursor(reply, Err(error())),
             Job::Durability { reply } => Done::Durability(reply, Err(error())),
         }
     }
@@ -426,6 +450,7 @@ impl Done {
             Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),
             Done::Retried(reply, Ok(_)) => Done::Retried(reply, Err(error())),
             Done::Cursor(reply, Ok(_)) => Done::Cursor(reply, Err(error())),
+            Done::PullCursor(reply, Ok(_)) => Done::PullCursor(reply, Err(error())),
             failed => failed,
         }
     }

@@ -48,6 +48,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Default)]
 pub struct Connectors {
     entries: Arc<HashMap<String, Arc<Entry>>>,
+    sources: Arc<HashMap<String, Arc<crate::observe::SourceEntry>>>,
 }
 
 /// One configured connector.
@@ -66,14 +67,24 @@ impl Connectors {
     /// contacted.
     pub fn build(configs: &[ConnectorConfig]) -> Result<Connectors, String> {
         let mut entries = HashMap::new();
+        let mut sources = HashMap::new();
         for config in configs {
             let name = config.name();
             custody_core::model::validate_name("connector name", name)
                 .map_err(|error| format!("connectors: {error}"))?;
-            if name.contains(':') {
+            if name.contains(':') || name.contains('/') {
                 return Err(format!(
-                    "connectors: the name `{name}` holds a `:`; it is the channel of the connector's write-back, where `:` separates the recipient"
+                    "connectors: the name `{name}` holds a `:` or a `/`; it is the channel of the connector's write-back, where `:` separates the recipient, and a segment of its endpoints' paths"
                 ));
+            }
+            if entries.contains_key(name) || sources.contains_key(name) {
+                return Err(format!(
+                    "two connectors are named `{name}`; connector names must be unique"
+                ));
+            }
+            if config.is_source() {
+                sources.insert(name.to_string(), Arc::new(crate::observe::build(config)?));
+                continue;
             }
             let connector = config
                 .build()
@@ -108,7 +119,20 @@ impl Connectors {
         }
         Ok(Connectors {
             entries: Arc::new(entries),
+            sources: Arc::new(sources),
         })
+    }
+
+    /// The source of observed changes named `name`, if one is configured.
+    pub fn source(&self, name: &str) -> Option<Arc<crate::observe::SourceEntry>> {
+        self.sources.get(name).cloned()
+    }
+
+    /// Every configured source of observed changes.
+    pub fn sources(&self) -> Vec<Arc<crate::observe::SourceEntry>> {
+        let mut sources: Vec<_> = self.sources.values().cloned().collect();
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
+        sources
     }
 
     /// Each connector's name and the ticket system it writes back to, for
@@ -161,9 +185,10 @@ impl Connectors {
         }
     }
 
-    /// Whether `name` is a connector (its write-back is a channel).
+    /// Whether `name` is a connector or a source (a channel may not take
+    /// its name).
     pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
+        self.entries.contains_key(name) || self.sources.contains_key(name)
     }
 
     /// Writes `update` back through the connector `name`: every call the
@@ -219,6 +244,9 @@ pub async fn inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(source) = state.connectors.source(&name) {
+        return crate::observe::push(state, source, endpoint, headers, body).await;
+    }
     let Some(entry) = state.connectors.entries.get(&name).cloned() else {
         return Problem::not_found(format!(
             "no connector is configured under the name `{}`",
@@ -286,9 +314,27 @@ pub async fn inbound(
     answer(entry.connector.answer(&outcomes))
 }
 
+/// `GET /v1/connectors/{name}/{endpoint}`: a source's handshake (Okta's
+/// one-time verification of an event hook).
+pub async fn handshake(
+    State(state): State<AppState>,
+    Path((name, endpoint)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    match state.connectors.source(&name) {
+        Some(source) => crate::observe::handshake(source, endpoint, headers).await,
+        None => Problem::not_found(format!(
+            "no source of observed changes is configured under the name `{}`",
+            custody_core::text::escape(&name)
+        ))
+        .with_hint("only a source with a handshake (Okta's event hooks) answers GET")
+        .into_response(),
+    }
+}
+
 /// A refusal before the ledger, as problem+json (the answer the source
 /// gets is for its logs; nobody is shown it).
-fn refusal_problem(refusal: &Refusal) -> Problem {
+pub(crate) fn refusal_problem(refusal: &Refusal) -> Problem {
     match refusal {
         Refusal::TooLarge { .. } => Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -819,7 +865,7 @@ fn outcome_label(kind: &OutcomeKind) -> &'static str {
     }
 }
 
-fn answer(answer: Answer) -> Response {
+pub(crate) fn answer(answer: Answer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let mut response = (status, answer.body).into_response();
     if let Some(content_type) = answer.content_type {

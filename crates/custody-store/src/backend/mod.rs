@@ -45,6 +45,10 @@ pub(crate) mod sqlite {
             6,
             include_str!("../../migrations/sqlite/0006_connector_identities.sql"),
         ),
+        (
+            7,
+            include_str!("../../migrations/sqlite/0007_pull_cursors.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -110,6 +114,10 @@ pub(crate) mod postgres {
         (
             5,
             include_str!("../../migrations/postgres/0005_connector_identities.sql"),
+        ),
+        (
+            6,
+            include_str!("../../migrations/postgres/0006_pull_cursors.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers

@@ -173,6 +173,17 @@ async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterCo
                     reply,
                     export_cursor(connection, &sink, &owner, operation, now, until).await,
                 ),
+                Job::PullCursor {
+                    source,
+                    owner,
+                    operation,
+                    now,
+                    until,
+                    reply,
+                } => Done::PullCursor(
+                    reply,
+                    pull_cursor(connection, &source, &owner, operation, now, until).await,
+                ),
                 Job::RetryDelivery { delivery_id, reply } => {
                     // Results of this batch first, so a retry sees them.
                     flush(connection, &mut pending, clock.now()).await?;
@@ -1273,6 +1284,71 @@ async fn claim_deliveries(
             })
         })
         .collect()
+}
+
+/// Takes, renews or gives up a polled source's lease, or advances its
+/// cursor; see [`crate::Store::pull_cursor`].
+async fn pull_cursor(
+    connection: &mut Conn,
+    source: &str,
+    owner: &str,
+    operation: crate::PullCursorOperation,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<crate::PullLease, StoreError> {
+    let row = match operation {
+        crate::PullCursorOperation::Lease => {
+            sqlx::query(
+                "INSERT INTO pull_cursors (source, cursor, lease_owner, lease_until, updated_at)
+                 VALUES ($1, NULL, NULL, NULL, $2) ON CONFLICT (source) DO NOTHING",
+            )
+            .bind(source)
+            .bind(now.to_string())
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(
+                "UPDATE pull_cursors SET lease_owner = $1, lease_until = $2, updated_at = $3
+                 WHERE source = $4 AND (lease_owner = $1 OR lease_owner IS NULL OR lease_until IS NULL OR lease_until <= $3)
+                 RETURNING cursor",
+            )
+            .bind(owner)
+            .bind(until.to_string())
+            .bind(now.to_string())
+            .bind(source)
+            .fetch_optional(&mut *connection)
+            .await?
+        }
+        crate::PullCursorOperation::Advance { to } => {
+            sqlx::query(
+                "UPDATE pull_cursors SET cursor = $1, lease_until = $2, updated_at = $3
+                 WHERE source = $4 AND lease_owner = $5
+                 RETURNING cursor",
+            )
+            .bind(to)
+            .bind(until.to_string())
+            .bind(now.to_string())
+            .bind(source)
+            .bind(owner)
+            .fetch_optional(&mut *connection)
+            .await?
+        }
+        crate::PullCursorOperation::Release => {
+            sqlx::query(
+                "UPDATE pull_cursors SET lease_owner = NULL, lease_until = NULL, updated_at = $1
+                 WHERE source = $2 AND lease_owner = $3",
+            )
+            .bind(now.to_string())
+            .bind(source)
+            .bind(owner)
+            .execute(&mut *connection)
+            .await?;
+            None
+        }
+    };
+    match row {
+        Some(row) => Ok(crate::PullLease::Held(row.try_get("cursor")?)),
+        None => Ok(crate::PullLease::NotHeld),
+    }
 }
 
 /// Takes, renews or gives up a push sink's lease, or advances its cursor;

@@ -1,0 +1,280 @@
+//! Sources of observed changes (Okta, CloudTrail, Entra ID, GitHub, Vault,
+//! Kubernetes), wired to the network and the ledger. What each source
+//! sends, and how it authenticates, is parsed in `custody-connect`
+//! (`observe` and one module per source), IO-free; this module
+//!
+//! - answers pushes at `/v1/connectors/{name}/{endpoint}` (a source's
+//!   handshake on `GET`, records on `POST`), authenticated the source's way;
+//! - ingests batch files at `POST /v1/ingest/{name}` (`custody ingest`),
+//!   for admins;
+//! - polls the sources configured to be polled ([`pull`]), with the cursor
+//!   and a lease kept in the store;
+//!
+//! and records every observed change through the same planner as every
+//! write ([`record`]): mapped to a principal when its actor is in the
+//! identity map, bound to a case (by case ID, reference or window) or
+//! opening a case of its own, and keyed by (source, external ID), so a record
+//! delivered twice appends nothing.
+
+pub mod pull;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use custody_api::{IngestRefusal, IngestSummary};
+use custody_connect::observe::{Parsed, Source};
+use custody_connect::{Headers, Refusal, Request};
+use custody_core::command::{CaseCommand, ClientCommand, Opening};
+use custody_core::event::Origin;
+use custody_core::observation::ObservedChange;
+use custody_core::Actor;
+use custody_store::{CaseWrite, ConnectorWrite, StoreError};
+
+use crate::AppState;
+
+/// One configured source.
+pub struct SourceEntry {
+    /// Its connector name (`via = connector:<name>`, the events' `source`).
+    pub name: String,
+    /// The source.
+    pub source: Box<dyn Source>,
+    /// The largest accepted pushed body.
+    pub max_body_bytes: usize,
+    /// The raw configuration, for workers that need more than the source
+    /// (CloudTrail's bucket).
+    pub config: custody_connect::config::ConnectorConfig,
+}
+
+/// Builds a source from its configuration.
+pub fn build(config: &custody_connect::config::ConnectorConfig) -> Result<SourceEntry, String> {
+    let name = config.name();
+    let source = config
+        .build_source()
+        .map_err(|error| format!("connector `{name}`: {error}"))?;
+    let max_body_bytes = config.max_body_bytes();
+    if !(1..=64 * 1024 * 1024).contains(&max_body_bytes) {
+        return Err(format!(
+            "connector `{name}`: max_body_bytes must be between 1 and 67108864"
+        ));
+    }
+    Ok(SourceEntry {
+        name: name.to_string(),
+        source,
+        max_body_bytes,
+        config: config.clone(),
+    })
+}
+
+fn headers_of(headers: &HeaderMap) -> Headers {
+    Headers::new(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec())),
+    )
+}
+
+fn refused(entry: &SourceEntry, refusal: &Refusal) -> Response {
+    metrics::counter!(
+        "custody_connector_refusals_total",
+        "connector" => entry.name.clone(),
+        "reason" => refusal.label()
+    )
+    .increment(1);
+    tracing::warn!(connector = %entry.name, reason = refusal.label(), error = %refusal, "refused a source's request");
+    crate::connectors::refusal_problem(refusal).into_response()
+}
+
+/// `GET /v1/connectors/{name}/{endpoint}` of a source: its handshake.
+pub async fn handshake(entry: Arc<SourceEntry>, endpoint: String, headers: HeaderMap) -> Response {
+    let headers = headers_of(&headers);
+    let request = Request {
+        endpoint: &endpoint,
+        headers: &headers,
+        body: &[],
+        tls: false,
+    };
+    if let Err(refusal) = entry.source.authenticate(&request) {
+        return refused(&entry, &refusal);
+    }
+    match entry.source.handshake(&request) {
+        Some(Ok(answer)) => crate::connectors::answer(answer),
+        Some(Err(refusal)) => refused(&entry, &refusal),
+        None => crate::problem::Problem::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            crate::problem::types::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            format!(
+                "the `{}` source takes records by POST; it has no handshake",
+                entry.source.kind()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// `POST /v1/connectors/{name}/{endpoint}` of a source: pushed records.
+pub async fn push(
+    state: AppState,
+    entry: Arc<SourceEntry>,
+    endpoint: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let headers = headers_of(&headers);
+    let request = Request {
+        endpoint: &endpoint,
+        headers: &headers,
+        body: &body,
+        tls: false,
+    };
+    let parsed = custody_connect::limits::check_size(body.len(), entry.max_body_bytes)
+        .and_then(|()| entry.source.authenticate(&request))
+        .and_then(|()| entry.source.parse_push(&request));
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(refusal) => return refused(&entry, &refusal),
+    };
+    let summary = record(&state, &entry, parsed).await;
+    summary_answer(summary)
+}
+
+/// The answer to a batch: 200 with the summary when everything was
+/// recorded (or was a duplicate); 503 when the ledger failed for some, so
+/// the source retries (what was recorded stays recorded, and its retry
+/// appends nothing).
+fn summary_answer(summary: IngestSummary) -> Response {
+    let status = if summary
+        .refused
+        .iter()
+        .any(|refusal| refusal.error.starts_with(RETRY))
+    {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (status, axum::Json(summary)).into_response()
+}
+
+/// The prefix of a refusal the source should retry.
+const RETRY: &str = "not recorded, retry: ";
+
+/// Records every observation of `parsed` through the ledger, in order,
+/// and says what happened to each.
+pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> IngestSummary {
+    let mut summary = IngestSummary {
+        source: entry.name.clone(),
+        observations: parsed.observations.len() as u64,
+        skipped: parsed.skipped as u64,
+        ..IngestSummary::default()
+    };
+    let mut cases = BTreeSet::new();
+    for observation in parsed.observations {
+        let external_id = observation.external_id.clone();
+        match record_one(state, entry, observation).await {
+            Ok(outcome) => {
+                let kinds: Vec<&str> = outcome
+                    .appended
+                    .iter()
+                    .map(|event| event.kind.as_str())
+                    .collect();
+                if outcome.replayed || outcome.appended.is_empty() {
+                    summary.duplicates += 1;
+                } else if kinds.first() == Some(&"request_created") {
+                    summary.unsanctioned += 1;
+                } else {
+                    summary.matched += 1;
+                }
+                if cases.insert(outcome.case_id.to_string()) {
+                    summary.cases.push(outcome.case_id.to_string());
+                }
+                metrics::counter!(
+                    "custody_observations_total",
+                    "connector" => entry.name.clone(),
+                    "outcome" => if outcome.replayed || outcome.appended.is_empty() { "duplicate" } else if kinds.first() == Some(&"request_created") { "unsanctioned" } else { "matched" }
+                )
+                .increment(1);
+            }
+            Err(error) => {
+                let retry = !matches!(
+                    error,
+                    StoreError::Refused(_) | StoreError::InvalidRequest(_)
+                );
+                tracing::warn!(connector = %entry.name, external_id = %custody_core::text::escape(&external_id), %error, "an observation was not recorded");
+                summary.refused.push(IngestRefusal {
+                    external_id: custody_core::text::escape(&external_id).into_owned(),
+                    error: format!(
+                        "{}{}",
+                        if retry { RETRY } else { "" },
+                        custody_core::text::escape(&error.to_string())
+                    ),
+                });
+            }
+        }
+    }
+    summary
+}
+
+/// Records one observation: its actor mapped, the policy's rule for its
+/// change (what an unsanctioned case's review deadline comes from).
+async fn record_one(
+    state: &AppState,
+    entry: &SourceEntry,
+    mut observation: ObservedChange,
+) -> Result<custody_store::WriteOutcome, StoreError> {
+    observation.actor.principal = state
+        .store
+        .connector_identity(&entry.name, &observation.actor.id)
+        .await?
+        .map(|principal| principal.id);
+    let rule = state.policy.decide(&observation.change);
+    let origin = Origin {
+        source: entry.name.clone(),
+        external_id: observation.external_id.clone(),
+    };
+    let write = CaseWrite {
+        actor: Actor::observer(&entry.name, &observation.actor.id),
+        idempotency_key: format!("{}/{}", entry.name, observation.external_id),
+        occurred_at: Some(observation.occurred_at),
+        command: CaseCommand::Client(ClientCommand::Open(Opening::Observe {
+            source_kind: entry.source.kind().to_string(),
+            observation,
+            rule,
+        })),
+        connector: Some(ConnectorWrite {
+            origin,
+            reply: None,
+        }),
+    };
+    state.store.write(write).await
+}
+
+/// `POST /v1/ingest/{name}`: a batch file of a source's records, in the
+/// format the source exports (admins only).
+#[utoipa::path(post, path = "/v1/ingest/{name}",
+    params(("name" = String, Path, description = "the source's connector name")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file, as the source exports it"),
+    responses((status = 200, body = IngestSummary), (status = 400, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn ingest(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    who: crate::extract::Caller,
+    crate::extract::ApiPath(name): crate::extract::ApiPath<String>,
+    body: Bytes,
+) -> Result<Response, crate::problem::Problem> {
+    who.require_admin()?;
+    let Some(entry) = state.connectors.source(&name) else {
+        return Err(crate::problem::Problem::not_found(format!(
+            "no source of observed changes is configured under the name `{}`",
+            custody_core::text::escape(&name)
+        ))
+        .with_hint("sources are the [[connectors]] entries of kind okta, cloudtrail, entra, github, vault or kubernetes (docs/observations.md)"));
+    };
+    let parsed = entry
+        .source
+        .parse_batch(&body)
+        .map_err(|refusal| crate::problem::Problem::invalid(refusal.to_string()))?;
+    Ok(summary_answer(record(&state, &entry, parsed).await))
+}
