@@ -33,6 +33,15 @@ impl Headers {
             .and_then(|(_, value)| std::str::from_utf8(value).ok())
     }
 
+    /// Every value of `name` (any case) that is UTF-8, in the order
+    /// received: for a header a source may send more than once (`Link`).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+    }
+
     /// Whether `name` occurs more than once: a signature header sent twice
     /// is refused rather than guessed at.
     pub fn repeated(&self, name: &str) -> bool {
