@@ -1,0 +1,6 @@
+//! Sources of observed changes end to end: local fakes of each vendor's
+//! API, shaped as the vendor documents it, and tests that drive a real
+//! `custody serve`.
+
+pub mod fake_okta;
+mod okta;
