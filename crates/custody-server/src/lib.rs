@@ -366,6 +366,7 @@ pub async fn serve_listener_with(
         connectors,
     };
     let pulls = observe::pull::start(&state);
+    let pull_state = state.clone();
     let served = connections::serve(
         listener,
         router(state, options.max_body_bytes),
@@ -376,9 +377,7 @@ pub async fn serve_listener_with(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
-    for pull in pulls {
-        pull.abort();
-    }
+    pulls.stop(&pull_state).await;
     pushers.stop().await;
     if let Some(upkeep) = upkeep {
         upkeep.abort();

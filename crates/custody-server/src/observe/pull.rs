@@ -27,13 +27,46 @@ const LEASE_SECONDS: i64 = 120;
 /// The largest answer page read.
 const PAGE_LIMIT: usize = 32 * 1024 * 1024;
 
-/// Starts a worker for every source configured to be polled; returns their
-/// handles, to abort at shutdown.
-pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+/// The running poll workers of this node, and the owner name of their
+/// leases.
+pub struct Pullers {
+    owner: String,
+    workers: Vec<(String, tokio::task::JoinHandle<()>)>,
+}
+
+impl Pullers {
+    /// Stops the workers and gives their leases up, so a node started in
+    /// this one's place (a restart, another node) polls at once instead of
+    /// waiting for the leases to run out. A page being recorded is cut
+    /// short: its cursor did not move, so it is read again, appending
+    /// nothing it already appended.
+    pub async fn stop(self, state: &AppState) {
+        for (_, worker) in &self.workers {
+            worker.abort();
+        }
+        let now = state.clock.now();
+        for (source, worker) in self.workers {
+            let _ = worker.await;
+            if let Err(error) = state
+                .store
+                .pull_cursor(&source, &self.owner, PullCursorOperation::Release, now, now)
+                .await
+            {
+                tracing::warn!(connector = %source, %error, "could not give up the poll's lease; another node takes it when it runs out");
+            }
+        }
+    }
+}
+
+/// Starts a worker for every source configured to be polled.
+pub fn start(state: &AppState) -> Pullers {
     let mut suffix = [0u8; 6];
     if let Err(error) = getrandom::fill(&mut suffix) {
         tracing::error!(%error, "no randomness available: no source is polled");
-        return Vec::new();
+        return Pullers {
+            owner: String::new(),
+            workers: Vec::new(),
+        };
     }
     let owner = format!(
         "puller-{}-{}",
@@ -50,15 +83,14 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                     continue;
                 }
             };
-            workers.push(tokio::spawn(run(
-                state.clone(),
-                entry,
-                sender,
-                owner.clone(),
-            )));
+            let name = entry.name.clone();
+            workers.push((
+                name,
+                tokio::spawn(run(state.clone(), entry, sender, owner.clone())),
+            ));
         }
     }
-    workers
+    Pullers { owner, workers }
 }
 
 /// Polls one source until aborted.
