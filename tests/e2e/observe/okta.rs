@@ -13,7 +13,7 @@ use custody_core::time::Clock;
 use custody_core::Timestamp;
 use serde_json::{json, Value};
 
-use super::fake_okta::{hook_body, log_event, user_and_group, FakeOkta, TOKEN};
+use super::fake_okta::{hook_body, log_event, user_and_group, FakeOkta, ReceivedRequest, TOKEN};
 use crate::common::{wait_until, Body, Response, Server, TestStore, STORES};
 
 const CONNECTOR: &str = "okta";
@@ -57,16 +57,29 @@ fn deliver(server: &Server, events: &[Value]) -> Response {
     response
 }
 
-/// Posts a batch file to `/v1/ingest/okta` as the admin (what `custody
-/// ingest --source okta FILE` sends).
-fn ingest(server: &Server, file: &[u8]) -> Response {
-    server.http(
-        "POST",
-        &format!("/v1/ingest/{CONNECTOR}"),
-        Some(&server.admin_token),
-        &[],
-        Body::Raw(file.to_vec(), Some("application/octet-stream")),
+/// `custody ingest --source okta FILE --json` as the admin; the summary.
+fn ingest(server: &Server, file: &[u8]) -> Value {
+    let path = server
+        .root
+        .path()
+        .join(format!("okta-{}.json", crate::common::uuid_like()));
+    std::fs::write(&path, file).unwrap();
+    server.cli_json(
+        &server.admin_token,
+        &["ingest", "--source", CONNECTOR, path.to_str().unwrap()],
     )
+}
+
+/// The finding of `verify --json` with `code` about `case`.
+#[track_caller]
+fn finding(report: &Value, code: Code, case: &str) -> Value {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["code"] == code.to_string() && finding["case_id"] == case)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {code} finding about {case}: {report:#}"))
 }
 
 /// Every `execution_observed` event in the ledger, by external ID.
@@ -180,25 +193,28 @@ fn the_event_hook_answers_its_verification_and_refuses_requests_without_the_secr
 }
 
 /// The poll's cursor is the `next` link, persisted once the page is
-/// recorded: a server killed and restarted continues where it stopped,
-/// re-reading nothing from the look-back and skipping nothing. A spent rate
-/// limit (429) is backed off from.
+/// recorded: a server stopped (it gives its lease up) or killed (its lease
+/// runs out) continues where it stopped when it starts again, re-reading
+/// nothing from the look-back and skipping nothing. A spent rate limit
+/// (429) is backed off from.
 #[test]
 fn the_poll_cursor_survives_a_restart_with_no_gap_and_no_duplicate() {
     for store in STORES {
         let okta = FakeOkta::start();
         let base = Timestamp::now().plus_seconds(-300);
-        let first: Vec<Value> = (0..5)
-            .map(|n| {
-                membership(
-                    &format!("e2e-poll-{n:04}"),
-                    base.plus_seconds(n),
-                    &format!("user{n}@example.com"),
-                    "00gpay",
-                )
-            })
-            .collect();
-        okta.publish(&first);
+        let events = |range: std::ops::Range<i64>| -> Vec<Value> {
+            range
+                .map(|n| {
+                    membership(
+                        &format!("e2e-poll-{n:04}"),
+                        base.plus_seconds(n),
+                        &format!("user{n}@example.com"),
+                        "00gpay",
+                    )
+                })
+                .collect()
+        };
+        okta.publish(&events(0..5));
         okta.rate_limit_next(1);
         let config = format!(
             "[[connectors]]\nname = \"{CONNECTOR}\"\nkind = \"okta\"\norg_url = \"{}\"\napi_token = \"{TOKEN}\"\ninterval_seconds = 1\nlimit = 2\nlookback_seconds = 600\n",
@@ -208,33 +224,34 @@ fn the_poll_cursor_survives_a_restart_with_no_gap_and_no_duplicate() {
         wait_until("the first five events to be recorded", || {
             observations(&server).len() == 5
         });
-        let before_restart = okta.requests();
-        assert_eq!(before_restart[0].status, 429, "{before_restart:?}");
-        assert!(
-            before_restart[1].query.contains("since="),
-            "{before_restart:?}"
-        );
-        assert!(before_restart[1].query.contains("sortOrder=ASCENDING"));
-        assert!(before_restart[1].query.contains("filter=eventType"));
+        let requests = okta.requests();
+        assert_eq!(requests[0].status, 429, "{requests:?}");
+        assert!(requests[1].query.contains("since="), "{requests:?}");
+        assert!(requests[1].query.contains("sortOrder=ASCENDING"));
+        assert!(requests[1].query.contains("filter=eventType"));
 
-        // kill -9, three more events meanwhile, and a new process.
-        server.kill9();
-        let served_before = okta.requests().len();
-        let second: Vec<Value> = (5..8)
-            .map(|n| {
-                membership(
-                    &format!("e2e-poll-{n:04}"),
-                    base.plus_seconds(n),
-                    &format!("user{n}@example.com"),
-                    "00gpay",
-                )
-            })
-            .collect();
-        okta.publish(&second);
-        server.restart();
-        wait_until("all eight events to be recorded", || {
-            observations(&server).len() == 8
+        // Stopped (SIGTERM), two more events meanwhile, started again.
+        server.stop();
+        let served = okta.requests().len();
+        okta.publish(&events(5..7));
+        server.restart_configured();
+        wait_until("seven events to be recorded", || {
+            observations(&server).len() == 7
         });
+        assert_restarted_from_the_cursor(&okta.requests()[served..]);
+
+        // Killed (kill -9), three more events meanwhile, and a new process
+        // once the dead one's lease has run out (two minutes; made so here).
+        server.kill9();
+        expire_poll_lease(&server);
+        let served = okta.requests().len();
+        okta.publish(&events(7..10));
+        server.restart();
+        wait_until("all ten events to be recorded", || {
+            observations(&server).len() == 10
+        });
+        assert_restarted_from_the_cursor(&okta.requests()[served..]);
+
         let observed = observations(&server);
         for (external_id, events) in &observed {
             assert_eq!(
@@ -244,18 +261,51 @@ fn the_poll_cursor_survives_a_restart_with_no_gap_and_no_duplicate() {
                 events.len()
             );
         }
-        let expected: Vec<String> = (0..8).map(|n| format!("e2e-poll-{n:04}")).collect();
+        let expected: Vec<String> = (0..10).map(|n| format!("e2e-poll-{n:04}")).collect();
         assert_eq!(
             observed.keys().cloned().collect::<Vec<_>>(),
             expected,
             "{store:?}"
         );
-        let after_restart = &okta.requests()[served_before..];
-        assert!(
-            after_restart.iter().all(|request| request.query.starts_with("after=")),
-            "the restarted poll continues from the stored cursor, never from the look-back: {after_restart:?}"
-        );
         server.assert_verify_ok_but_unsanctioned();
+    }
+}
+
+/// Every poll after a restart continues from the stored cursor (a `next`
+/// link), none starts again from the look-back.
+#[track_caller]
+fn assert_restarted_from_the_cursor(requests: &[ReceivedRequest]) {
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|request| request.query.starts_with("after=")),
+        "the restarted poll continues from the stored cursor, never from the look-back: {requests:?}"
+    );
+}
+
+/// Ends the poll's lease in the store, as two minutes after its holder was
+/// killed.
+fn expire_poll_lease(server: &Server) {
+    const SQL: &str = "UPDATE pull_cursors SET lease_until = '2000-01-01T00:00:00.000000Z'";
+    match &server.database {
+        Some(database) => database.execute(SQL).unwrap(),
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut connection = sqlx::SqliteConnection::connect(&format!(
+                    "sqlite://{}",
+                    server.data.join("custody.db").display()
+                ))
+                .await
+                .unwrap();
+                sqlx::raw_sql(SQL).execute(&mut connection).await.unwrap();
+            });
+        }
     }
 }
 
@@ -304,8 +354,8 @@ fn a_replay_storm_appends_nothing_after_the_first_delivery() {
         let file = serde_json::to_vec(&events).unwrap();
         for _ in 0..5 {
             let replay = ingest(&server, &file);
-            assert_eq!(replay.status, 200, "{}", replay.text);
-            assert_eq!(replay.json["duplicates"], 2, "{}", replay.text);
+            assert_eq!(replay["duplicates"], 2, "{replay}");
+            assert_eq!(replay["refused"], json!([]), "{replay}");
         }
         assert_eq!(
             server.log_size(),
@@ -440,6 +490,16 @@ fn an_unsanctioned_api_token_opens_a_case_that_escalates_when_nobody_reviews_it(
         "{observed}"
     );
 
+    // What changed without a case: this one.
+    let unsanctioned = server.cli_json(&server.admin_token, &["cases", "--unsanctioned"]);
+    let listed: Vec<&str> = unsanctioned["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|listed| listed["case_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [case.as_str()], "{unsanctioned}");
+
     // Nobody reviews: the deadline passes on the test clock and the
     // server's timer escalates, once, as the ledger itself.
     let deadline =
@@ -451,6 +511,17 @@ fn an_unsanctioned_api_token_opens_a_case_that_escalates_when_nobody_reviews_it(
         escalation["payload"]["reason"],
         Code::BreakGlassReviewOverdue.to_string()
     );
+
+    let (output, report) = server.verify_with(&[]);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    for code in [
+        Code::ChangeUnsanctioned,
+        Code::DriftNhiCredentialUnsanctioned,
+    ] {
+        let finding = finding(&report, code, &case);
+        assert_eq!(finding["source"], CONNECTOR, "{finding}");
+        assert_eq!(finding["external_id"], "e2e-token-0001", "{finding}");
+    }
 }
 
 /// An Okta role grant carrying the case ID of a case that approved a
@@ -505,6 +576,13 @@ fn a_role_wider_than_the_approved_one_is_drift() {
             .contains(&json!(Code::DriftWiderThanApproved.to_string())),
         "{observed}"
     );
+
+    let (output, report) = server.verify_with(&[]);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let finding = finding(&report, Code::DriftWiderThanApproved, &case);
+    assert_eq!(finding["source"], CONNECTOR, "{finding}");
+    assert_eq!(finding["external_id"], "e2e-wide-0001", "{finding}");
+    assert_eq!(finding["event_id"], observed["event_id"], "{finding}");
 }
 
 /// Access granted again in Okta after the case's time-bound access ended
@@ -563,6 +641,12 @@ fn access_seen_after_its_expiry_is_drift() {
             .contains(&json!(Code::DriftAccessAfterRevocation.to_string())),
         "{observed}"
     );
+
+    let (output, report) = server.verify_with(&[]);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let finding = finding(&report, Code::DriftAccessAfterRevocation, &case);
+    assert_eq!(finding["source"], CONNECTOR, "{finding}");
+    assert_eq!(finding["external_id"], "e2e-expiry-0001", "{finding}");
 }
 
 /// The case's escalation, once the server's timer has recorded it.
