@@ -2,5 +2,6 @@
 //! API, shaped as the vendor documents it, and tests that drive a real
 //! `custody serve`.
 
+mod entra;
 pub mod fake_okta;
 mod okta;
