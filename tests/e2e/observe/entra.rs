@@ -316,3 +316,245 @@ fn a_file_with_a_record_that_cannot_be_read_records_nothing() {
     assert!(stderr.contains("Directory_e2e_bad_0002"), "{stderr}");
     assert_eq!(server.log_size(), log_size);
 }
+
+/// A local fake of Microsoft Graph's `GET /v1.0/auditLogs/directoryAudits`:
+/// a bearer token (else 401 with Graph's error object), `$filter` on
+/// `activityDateTime ge`, oldest first, `$top` a page and an
+/// `@odata.nextLink` (`$skiptoken`) while records remain. It records every
+/// query it was sent.
+mod fake_graph {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{RawQuery, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use custody_core::Timestamp;
+    use serde_json::{json, Value};
+
+    use crate::common::HttpStub;
+
+    pub const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.fake-graph-token";
+
+    #[derive(Default)]
+    struct Tenant {
+        base: String,
+        records: Vec<Value>,
+        queries: Vec<String>,
+    }
+
+    pub struct FakeGraph {
+        pub url: String,
+        tenant: Arc<Mutex<Tenant>>,
+        _stub: HttpStub,
+    }
+
+    impl FakeGraph {
+        pub fn start() -> FakeGraph {
+            let tenant = Arc::new(Mutex::new(Tenant::default()));
+            let app = axum::Router::new()
+                .route(
+                    "/v1.0/auditLogs/directoryAudits",
+                    axum::routing::get(audits),
+                )
+                .with_state(tenant.clone());
+            let stub = HttpStub::serve(app, 1);
+            tenant.lock().unwrap().base = stub.base.clone();
+            FakeGraph {
+                url: stub.base.clone(),
+                tenant,
+                _stub: stub,
+            }
+        }
+
+        /// Publishes records (Graph shows them in `activityDateTime` order,
+        /// whenever they were published).
+        pub fn publish(&self, records: &[Value]) {
+            let mut tenant = self.tenant.lock().unwrap();
+            tenant.records.extend_from_slice(records);
+            tenant.records.sort_by_key(|record| {
+                Timestamp::parse(record["activityDateTime"].as_str().unwrap()).unwrap()
+            });
+        }
+
+        pub fn queries(&self) -> Vec<String> {
+            self.tenant.lock().unwrap().queries.clone()
+        }
+    }
+
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut index = 0;
+        while index < bytes.len() {
+            if bytes[index] == b'%' && index + 2 < bytes.len() {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                index += 3;
+            } else {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn param(query: &str, name: &str) -> Option<String> {
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            (key == name).then(|| decode(value))
+        })
+    }
+
+    async fn audits(
+        State(tenant): State<Arc<Mutex<Tenant>>>,
+        RawQuery(query): RawQuery,
+        headers: HeaderMap,
+    ) -> Response {
+        let query = query.unwrap_or_default();
+        let mut tenant = tenant.lock().unwrap();
+        tenant.queries.push(query.clone());
+        if headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            != Some(&format!("Bearer {TOKEN}"))
+        {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is empty."}})),
+            )
+                .into_response();
+        }
+        let top: usize = param(&query, "$top")
+            .and_then(|top| top.parse().ok())
+            .unwrap_or(100);
+        let start = match param(&query, "$skiptoken") {
+            Some(token) => token.parse::<usize>().unwrap(),
+            None => {
+                let filter = param(&query, "$filter").unwrap_or_default();
+                let since = filter
+                    .strip_prefix("activityDateTime ge ")
+                    .map(|since| Timestamp::parse(since).unwrap())
+                    .unwrap();
+                tenant
+                    .records
+                    .iter()
+                    .position(|record| {
+                        Timestamp::parse(record["activityDateTime"].as_str().unwrap()).unwrap()
+                            >= since
+                    })
+                    .unwrap_or(tenant.records.len())
+            }
+        };
+        let end = (start + top).min(tenant.records.len());
+        let mut answer = json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#auditLogs/directoryAudits",
+            "value": tenant.records[start..end].to_vec()
+        });
+        if end < tenant.records.len() {
+            answer["@odata.nextLink"] = json!(format!(
+                "{}/v1.0/auditLogs/directoryAudits?$top={top}&$skiptoken={end}",
+                tenant.base
+            ));
+        }
+        axum::Json(answer).into_response()
+    }
+}
+
+/// Graph polled with a bearer token: every page followed to the end, and
+/// a record Entra ID published late (older than the newest one read) is
+/// still read by the next poll's overlap, across a restart, once.
+#[test]
+fn graph_is_polled_to_the_end_and_a_late_record_is_read_by_the_overlap() {
+    let graph = fake_graph::FakeGraph::start();
+    let base = Timestamp::now().plus_seconds(-600);
+    graph.publish(&[
+        role_grant(
+            "Directory_e2e_poll_0001",
+            base,
+            "p1@contoso.example",
+            USER_ADMINISTRATOR,
+            "",
+        ),
+        role_grant(
+            "Directory_e2e_poll_0002",
+            base.plus_seconds(10),
+            "p2@contoso.example",
+            USER_ADMINISTRATOR,
+            "",
+        ),
+        credential_added("Directory_e2e_poll_0003", base.plus_seconds(20), "sp-poll"),
+    ]);
+    // The settings of the entra entry, which `config` writes last.
+    let config = format!(
+        "{}graph_url = \"{}\"\nbearer_token = \"{}\"\ninterval_seconds = 1\npage_size = 2\nlookback_seconds = 3600\noverlap_seconds = 300\n",
+        config(""),
+        graph.url,
+        fake_graph::TOKEN
+    );
+    let (mut server, _) = Server::start_on(TestStore::Embedded, None, Some(&config));
+    crate::common::wait_until("three records to be recorded", || server.case_count() == 3);
+    let queries = graph.queries();
+    assert!(
+        queries[0].starts_with("$filter=activityDateTime%20ge%20"),
+        "{queries:?}"
+    );
+    assert!(
+        queries[0].contains("$orderby=activityDateTime%20asc"),
+        "{queries:?}"
+    );
+    assert!(
+        queries.iter().any(|query| query.contains("$skiptoken=2")),
+        "{queries:?}"
+    );
+
+    // Stopped; meanwhile Entra ID publishes a record of an activity older
+    // than the newest read. The restarted poll starts the overlap before
+    // the newest record it read, and finds it.
+    server.stop();
+    graph.publish(&[role_grant(
+        "Directory_e2e_poll_0004",
+        base.plus_seconds(15),
+        "p4@contoso.example",
+        USER_ADMINISTRATOR,
+        "",
+    )]);
+    let asked = graph.queries().len();
+    server.restart_configured();
+    crate::common::wait_until("the late record to be recorded", || {
+        server.case_count() == 4
+    });
+    let after = &graph.queries()[asked..];
+    let overlap_start = base.plus_seconds(20 - 300).to_string();
+    let expected = format!(
+        "$filter=activityDateTime%20ge%20{}Z",
+        overlap_start[..19].replace(':', "%3A")
+    );
+    assert!(after[0].starts_with(&expected), "{expected} in {after:?}");
+    // Each record once, however many polls read it again.
+    let cases = server.get_json("/v1/cases?limit=1000")["cases"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut external_ids: Vec<String> = Vec::new();
+    for case in cases {
+        let id = case["case_id"].as_str().unwrap();
+        for event in server.get_json(&format!("/v1/cases/{id}"))["events"]
+            .as_array()
+            .unwrap()
+        {
+            if event["kind"] == "execution_observed" {
+                external_ids.push(event["external_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    external_ids.sort();
+    assert_eq!(
+        external_ids,
+        [
+            "Directory_e2e_poll_0001",
+            "Directory_e2e_poll_0002",
+            "Directory_e2e_poll_0003",
+            "Directory_e2e_poll_0004"
+        ]
+    );
+}
