@@ -72,15 +72,10 @@ pub(crate) fn time(value: &Value, path: &[&str], record: &str) -> Result<Timesta
 }
 
 /// Milliseconds since the Unix epoch as a timestamp (GitHub's audit log
-/// writes `@timestamp` and `created_at` so); `None` when not a whole,
-/// non-negative number in range.
+/// writes `@timestamp` and `created_at` so); `None` when not an integer
+/// in range.
 pub(crate) fn from_epoch_millis(value: &Value) -> Option<Timestamp> {
-    let millis = value.as_i64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|float| float.fract() == 0.0 && float.abs() < 1e15)
-            .map(|float| float as i64)
-    })?;
+    let millis = value.as_i64()?;
     // Years 1970 to 9999, the range `Timestamp::parse` accepts.
     if !(0..=253_402_300_799_999).contains(&millis) {
         return None;

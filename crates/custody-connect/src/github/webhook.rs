@@ -115,6 +115,15 @@ fn is_delivery_id(text: &str) -> bool {
             .all(|byte| byte.is_ascii_hexdigit() || byte == b'-')
 }
 
+/// What a delivery changed.
+struct Seen {
+    subject: (SubjectKind, String),
+    kind: ChangeKind,
+    entitlement: String,
+    resource: String,
+    hints: Vec<String>,
+}
+
 struct Delivery<'a> {
     event: &'a str,
     action: &'a str,
@@ -158,22 +167,18 @@ impl<'a> Delivery<'a> {
         &self,
         external_id: String,
         occurred_at: Timestamp,
-        subject: (SubjectKind, String),
-        kind: ChangeKind,
-        entitlement: String,
-        resource: String,
-        hints: Vec<String>,
+        change: Seen,
     ) -> Result<Option<Observation<'a>>, Refusal> {
         Ok(Some(Observation {
             external_id,
             action: format!("{}.{}", self.event, self.action),
             occurred_at,
             actor: self.sender()?,
-            subject,
-            kind,
-            entitlement,
-            resource: Some(resource),
-            hints,
+            subject: change.subject,
+            kind: change.kind,
+            entitlement: change.entitlement,
+            resource: Some(change.resource),
+            hints: change.hints,
             raw: self.raw,
         }))
     }
@@ -196,11 +201,13 @@ impl<'a> Delivery<'a> {
         self.observation(
             self.delivery.to_string(),
             self.received_at()?,
-            (SubjectKind::User, member.to_string()),
-            self.grant_or_revoke(&["added"]),
-            "member".to_string(),
-            format!("team:{}", qualified(self.organization, team)),
-            Vec::new(),
+            Seen {
+                subject: (SubjectKind::User, member.to_string()),
+                kind: self.grant_or_revoke(&["added"]),
+                entitlement: "member".to_string(),
+                resource: format!("team:{}", qualified(self.organization, team)),
+                hints: Vec::new(),
+            },
         )
     }
 
@@ -226,11 +233,13 @@ impl<'a> Delivery<'a> {
         self.observation(
             self.delivery.to_string(),
             self.received_at()?,
-            (SubjectKind::User, subject.to_string()),
-            self.grant_or_revoke(&["member_added", "member_invited"]),
-            organization_role(role.unwrap_or("member")),
-            format!("org:{organization}"),
-            Vec::new(),
+            Seen {
+                subject: (SubjectKind::User, subject.to_string()),
+                kind: self.grant_or_revoke(&["member_added", "member_invited"]),
+                entitlement: organization_role(role.unwrap_or("member")),
+                resource: format!("org:{organization}"),
+                hints: Vec::new(),
+            },
         )
     }
 
@@ -250,11 +259,13 @@ impl<'a> Delivery<'a> {
         self.observation(
             self.delivery.to_string(),
             self.received_at()?,
-            (SubjectKind::User, member.to_string()),
-            self.grant_or_revoke(&["added", "edited"]),
-            role,
-            format!("repo:{repository}"),
-            Vec::new(),
+            Seen {
+                subject: (SubjectKind::User, member.to_string()),
+                kind: self.grant_or_revoke(&["added", "edited"]),
+                entitlement: role,
+                resource: format!("repo:{repository}"),
+                hints: Vec::new(),
+            },
         )
     }
 
@@ -277,11 +288,13 @@ impl<'a> Delivery<'a> {
         self.observation(
             self.delivery.to_string(),
             self.received_at()?,
-            (SubjectKind::Group, qualified(self.organization, team)),
-            self.grant_or_revoke(&["added_to_repository", "edited"]),
-            role,
-            format!("repo:{repository}"),
-            Vec::new(),
+            Seen {
+                subject: (SubjectKind::Group, qualified(self.organization, team)),
+                kind: self.grant_or_revoke(&["added_to_repository", "edited"]),
+                entitlement: role,
+                resource: format!("repo:{repository}"),
+                hints: Vec::new(),
+            },
         )
     }
 
@@ -308,11 +321,13 @@ impl<'a> Delivery<'a> {
         self.observation(
             format!("deploy_key.{}:{repository_id}:{key_id}", self.action),
             occurred_at,
-            (SubjectKind::ApiKey, format!("{repository}/{title}")),
-            kind,
-            deploy_key_entitlement(read_only).to_string(),
-            format!("repo:{repository}"),
-            vec![title.to_string()],
+            Seen {
+                subject: (SubjectKind::ApiKey, format!("{repository}/{title}")),
+                kind,
+                entitlement: deploy_key_entitlement(read_only).to_string(),
+                resource: format!("repo:{repository}"),
+                hints: vec![title.to_string()],
+            },
         )
     }
 
@@ -340,11 +355,13 @@ impl<'a> Delivery<'a> {
         self.observation(
             format!("personal_access_token_request.{}:{request_id}", self.action),
             self.received_at()?,
-            (SubjectKind::Token, format!("{owner}/pat-{token_id}")),
-            ChangeKind::Grant,
-            entitlement,
-            format!("org:{organization}"),
-            hints,
+            Seen {
+                subject: (SubjectKind::Token, format!("{owner}/pat-{token_id}")),
+                kind: ChangeKind::Grant,
+                entitlement,
+                resource: format!("org:{organization}"),
+                hints,
+            },
         )
     }
 }
