@@ -17,6 +17,7 @@
 //! delivered twice appends nothing.
 
 pub mod pull;
+pub mod socket;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
