@@ -16,7 +16,7 @@ use custody_core::model::{ChangeKind, SubjectKind};
 
 use super::{
     actor, deploy_key_entitlement, organization_role, permissions_entitlement, qualified,
-    repository_role, Observation,
+    repository_role, without_case_id, Observation,
 };
 use crate::observe::Parsed;
 use crate::record_json::{array_elements, flag, from_epoch_millis, id_text, json_lines, text};
@@ -177,7 +177,10 @@ fn parse_entry<'a>(
             let title = read.require("title")?;
             let read_only = flag(entry, &["read_only"]).unwrap_or(false);
             (
-                (SubjectKind::ApiKey, format!("{repository}/{title}")),
+                (
+                    SubjectKind::ApiKey,
+                    format!("{repository}/{}", without_case_id(title)),
+                ),
                 if action == "public_key.create" {
                     ChangeKind::Create
                 } else {

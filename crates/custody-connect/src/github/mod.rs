@@ -350,6 +350,28 @@ pub fn deploy_key_entitlement(read_only: bool) -> &'static str {
     }
 }
 
+/// A deploy key's title without the case ID it carries (`ci AC-0190...`
+/// names the key `ci`), so that the key is named as it was requested while
+/// the ID binds it to its case; a title that is only a case ID is kept.
+pub fn without_case_id(title: &str) -> String {
+    let Some(case) = crate::observe::find_case_id(title) else {
+        return title.to_string();
+    };
+    let case = case.to_string();
+    let enclosed = [format!("({case})"), format!("[{case}]"), case];
+    let Some(found) = enclosed.iter().find(|form| title.contains(form.as_str())) else {
+        return title.to_string();
+    };
+    let stripped = title.replacen(found.as_str(), " ", 1);
+    let stripped = stripped.split_whitespace().collect::<Vec<_>>().join(" ");
+    let stripped = stripped.trim_matches(|c: char| " -_:;,#()[]{}".contains(c));
+    if stripped.is_empty() {
+        title.to_string()
+    } else {
+        stripped.to_string()
+    }
+}
+
 /// `name` qualified by the organization when it is not already
 /// (`acme/platform` for the team `platform` of `acme`).
 pub(crate) fn qualified(organization: Option<&str>, name: &str) -> String {

@@ -302,7 +302,7 @@ fn a_deploy_key_is_an_api_key_named_by_its_repository_and_title() {
         observed.change.to_string(),
         one_line(
             "create",
-            "api_key:acme/api/ci AC-0190a6b2c3d47e8f9a0b1c2d3e4f5a6b",
+            "api_key:acme/api/ci",
             "deploy-key:write",
             "repo:acme/api"
         )
@@ -317,6 +317,16 @@ fn a_deploy_key_is_an_api_key_named_by_its_repository_and_title() {
     assert_eq!(deleted.change.kind(), ChangeKind::Delete);
     assert_eq!(deleted.change.entitlement(), "deploy-key:read");
     assert_eq!(deleted.occurred_at, received());
+}
+
+#[test]
+fn a_case_id_in_a_title_is_not_part_of_the_name() {
+    let id = "AC-0190a6b2c3d47e8f9a0b1c2d3e4f5a6b";
+    assert_eq!(without_case_id(&format!("ci {id}")), "ci");
+    assert_eq!(without_case_id(&format!("ci ({id}) deploy")), "ci deploy");
+    assert_eq!(without_case_id(&format!("[{id}] ci")), "ci");
+    assert_eq!(without_case_id(id), id);
+    assert_eq!(without_case_id("ci"), "ci");
 }
 
 #[test]

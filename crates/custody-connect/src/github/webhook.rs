@@ -12,7 +12,7 @@ use custody_core::Timestamp;
 
 use super::{
     actor, deploy_key_entitlement, organization_role, permissions_entitlement, qualified,
-    repository_role, Observation, DELIVERY_HEADER, EVENT_HEADER,
+    repository_role, without_case_id, Observation, DELIVERY_HEADER, EVENT_HEADER,
 };
 use crate::observe::Parsed;
 use crate::record_json::{at, flag, id_text, parse as parse_json, text};
@@ -322,7 +322,10 @@ impl<'a> Delivery<'a> {
             format!("deploy_key.{}:{repository_id}:{key_id}", self.action),
             occurred_at,
             Seen {
-                subject: (SubjectKind::ApiKey, format!("{repository}/{title}")),
+                subject: (
+                    SubjectKind::ApiKey,
+                    format!("{repository}/{}", without_case_id(title)),
+                ),
                 kind,
                 entitlement: deploy_key_entitlement(read_only).to_string(),
                 resource: format!("repo:{repository}"),
