@@ -371,6 +371,7 @@ pub async fn serve_listener_with(
         connectors,
     };
     let pulls = observe::pull::start(&state);
+    let state_for_shutdown = state.clone();
     let sockets = observe::socket::start(&state, sockets);
     let served = connections::serve(
         listener,
@@ -382,9 +383,7 @@ pub async fn serve_listener_with(
     checkpoints.abort();
     escalations.abort();
     deliveries.abort();
-    for pull in pulls {
-        pull.abort();
-    }
+    pulls.stop(&state_for_shutdown).await;
     for socket in sockets {
         socket.abort();
     }

@@ -27,13 +27,49 @@ const LEASE_SECONDS: i64 = 120;
 /// The largest answer page read.
 const PAGE_LIMIT: usize = 32 * 1024 * 1024;
 
-/// Starts a worker for every source configured to be polled; returns their
-/// handles, to abort at shutdown.
-pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+/// The pollers of a node: their tasks, and the lease owner they poll as.
+pub struct Pollers {
+    owner: String,
+    sources: Vec<String>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Pollers {
+    /// Stops polling and gives up this node's leases, so a node started
+    /// next (this one, restarted) polls at once instead of waiting for the
+    /// leases to run out. A lease that cannot be given up runs out.
+    pub async fn stop(self, state: &AppState) {
+        for worker in &self.workers {
+            worker.abort();
+        }
+        for source in &self.sources {
+            let now = state.clock.now();
+            if let Err(error) = state
+                .store
+                .pull_cursor(source, &self.owner, PullCursorOperation::Release, now, now)
+                .await
+            {
+                tracing::warn!(connector = %source, %error, "could not give up the poll's lease; it runs out by itself");
+            }
+        }
+    }
+}
+
+/// Starts a worker for every source configured to be polled.
+pub fn start(state: &AppState) -> Pollers {
+    let workers = start_workers(state);
+    Pollers {
+        owner: workers.0,
+        sources: workers.1,
+        workers: workers.2,
+    }
+}
+
+fn start_workers(state: &AppState) -> (String, Vec<String>, Vec<tokio::task::JoinHandle<()>>) {
     let mut suffix = [0u8; 6];
     if let Err(error) = getrandom::fill(&mut suffix) {
         tracing::error!(%error, "no randomness available: no source is polled");
-        return Vec::new();
+        return (String::new(), Vec::new(), Vec::new());
     }
     let owner = format!(
         "puller-{}-{}",
@@ -41,6 +77,7 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
         custody_core::hex::encode(&suffix)
     );
     let mut workers = Vec::new();
+    let mut sources = Vec::new();
     for entry in state.connectors.sources() {
         if entry.source.pull().is_some() {
             let sender = match CallSender::new(&entry.name, Duration::from_secs(30)) {
@@ -50,6 +87,7 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
                     continue;
                 }
             };
+            sources.push(entry.name.clone());
             workers.push(tokio::spawn(run(
                 state.clone(),
                 entry,
@@ -58,7 +96,7 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             )));
         }
     }
-    workers
+    (owner, sources, workers)
 }
 
 /// Polls one source until aborted.

@@ -1,0 +1,7 @@
+//! Sources of observed changes end to end: records shaped as each vendor
+//! documents them, pushed, polled from local fakes of the vendors' APIs or
+//! ingested from files, driving a real `custody serve`.
+
+mod github;
+mod github_fake;
+mod observed;
