@@ -25,7 +25,8 @@
 //!   the entitlement is the policies the write sets, sorted and
 //!   comma-separated;
 //! - tokens created (`auth/token/create`, `create-orphan`,
-//!   `create/<role>`): the token, named by its accessor as Vault wrote it,
+//!   `create/<role>`): the token, named by its display name (`token-ci`
+//!   for `-display-name=ci`), else by its accessor as Vault wrote it,
 //!   created with its policies;
 //! - AppRole secret IDs issued (`auth/<mount>/role/<role>/secret-id`,
 //!   `custom-secret-id`) or destroyed: the API key `<mount>/<role>`.
@@ -287,14 +288,17 @@ fn classify(path: &str, operation: &str, entry: &Value) -> Option<Classified> {
         ),
         // Tokens.
         ["auth", "token", "create" | "create-orphan", ..] if writes => {
-            let accessor = text(entry, &["response", "auth", "accessor"])?;
+            // Named as the requester asked for it (`-display-name=ci` is
+            // `token-ci`), else by its accessor as Vault wrote it.
+            let name = text(entry, &["response", "auth", "display_name"])
+                .or_else(|| text(entry, &["response", "auth", "accessor"]))?;
             let role = match parts.as_slice() {
                 [_, _, "create", role] => format!("auth/token/roles/{role}"),
                 _ => "auth/token".to_string(),
             };
             classified(
                 SubjectKind::Token,
-                accessor.to_string(),
+                name.to_string(),
                 ChangeKind::Create,
                 policies(at(entry, &["response", "auth", "policies"]))
                     .unwrap_or_else(|| "no-policies".to_string()),
