@@ -4,4 +4,6 @@
 
 mod github;
 mod github_fake;
+mod kubernetes;
 mod observed;
+mod vault;
