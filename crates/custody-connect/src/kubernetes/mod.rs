@@ -47,7 +47,7 @@ use serde_json::Value;
 use custody_core::model::{ChangeKind, PrincipalKind, SubjectKind};
 use custody_core::observation::{ObservedActor, ObservedChange};
 
-use crate::config::{default_max_body_bytes, Secret};
+use crate::config::Secret;
 use crate::observe::{verify_shared_secret, Fields, Parsed, Source};
 use crate::record_json::{at, json_lines, text};
 use crate::{Refusal, Request};
@@ -77,9 +77,14 @@ pub struct KubernetesConfig {
     /// Users whose requests are skipped (`*` at the end matches any rest).
     #[serde(default = "default_ignored_users")]
     pub ignored_users: Vec<String>,
-    /// The largest accepted body.
+    /// The largest accepted body: a batch of events (the API server sends
+    /// up to 400 by default), 8 MiB by default.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    8 * 1024 * 1024
 }
 
 fn default_cluster() -> String {

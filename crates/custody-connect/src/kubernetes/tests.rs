@@ -440,5 +440,6 @@ fn settings_are_checked() {
     assert!(config("cluster = \"bad\u{202e}\"").source().is_err());
     assert!(toml::from_str::<KubernetesConfig>("name = \"k\"\ntoken = \"x\"").is_err());
     assert_eq!(config("").ignored_users, default_ignored_users());
+    assert_eq!(config("").max_body_bytes, 8 * 1024 * 1024);
     assert_eq!(source().kind(), "kubernetes");
 }

@@ -90,7 +90,8 @@ pub struct VaultConfig {
     /// The longest line accepted from the socket.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
-    /// The largest accepted body (a file given to `custody ingest`).
+    /// The largest accepted pushed body: Vault pushes nothing over HTTP,
+    /// so it is never used; kept for the settings every source has.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
 }
