@@ -39,6 +39,7 @@ pub mod kubernetes;
 pub mod limits;
 pub mod observe;
 pub mod okta;
+mod record_json;
 pub mod replay;
 pub mod servicenow;
 pub mod signature;

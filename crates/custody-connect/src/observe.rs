@@ -104,6 +104,19 @@ pub trait Source: Send + Sync {
     /// Parses an authenticated pushed body.
     fn parse_push(&self, request: &Request<'_>) -> Result<Parsed, Refusal>;
 
+    /// Parses an authenticated pushed body that the server received at
+    /// `received_at` (its clock): what the server calls. A source whose
+    /// pushed records carry no time of their own (GitHub's webhook
+    /// payloads) dates them by it; the default ignores it.
+    fn parse_push_at(
+        &self,
+        request: &Request<'_>,
+        received_at: Timestamp,
+    ) -> Result<Parsed, Refusal> {
+        let _ = received_at;
+        self.parse_push(request)
+    }
+
     /// Parses a batch file, in the format the source exports (what
     /// `custody ingest` reads).
     fn parse_batch(&self, bytes: &[u8]) -> Result<Parsed, Refusal>;

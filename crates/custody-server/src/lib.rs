@@ -330,6 +330,11 @@ pub async fn serve_listener_with(
     }
     let connectors =
         connectors::Connectors::build(&options.connectors).map_err(std::io::Error::other)?;
+    // Vault's socket audit device: bound before anything starts, so an
+    // address in use stops start-up having changed nothing.
+    let sockets = observe::socket::bind(&connectors)
+        .await
+        .map_err(std::io::Error::other)?;
     let routing = options
         .notify
         .routing(&options.policy, &connectors.links())
@@ -367,6 +372,7 @@ pub async fn serve_listener_with(
     };
     let pulls = observe::pull::start(&state);
     let pull_state = state.clone();
+    let sockets = observe::socket::start(&state, sockets);
     let served = connections::serve(
         listener,
         router(state, options.max_body_bytes),
@@ -378,6 +384,9 @@ pub async fn serve_listener_with(
     escalations.abort();
     deliveries.abort();
     pulls.stop(&pull_state).await;
+    for socket in sockets {
+        socket.abort();
+    }
     pushers.stop().await;
     if let Some(upkeep) = upkeep {
         upkeep.abort();

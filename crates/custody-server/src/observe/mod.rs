@@ -17,6 +17,7 @@
 //! delivered twice appends nothing.
 
 pub mod pull;
+pub mod socket;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ pub async fn push(
     };
     let parsed = custody_connect::limits::check_size(body.len(), entry.max_body_bytes)
         .and_then(|()| entry.source.authenticate(&request))
-        .and_then(|()| entry.source.parse_push(&request));
+        .and_then(|()| entry.source.parse_push_at(&request, state.clock.now()));
     let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(refusal) => return refused(&entry, &refusal),
