@@ -58,6 +58,8 @@ pub fn start(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
             )));
         }
     }
+    // CloudTrail's log files are read from S3 by a worker of their own.
+    workers.extend(super::s3::start(state, &owner));
     workers
 }
 
