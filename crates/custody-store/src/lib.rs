@@ -927,38 +927,6 @@ impl Store {
             .await
     }
 
-    /// Submits `writes` in their order and waits for every answer: the same
-    /// answers as awaiting [`Store::write`] for each in turn, since the
-    /// writer decides jobs in the order they are queued (a later write sees
-    /// the earlier ones, even in one batch), but without a round trip per
-    /// write, so the group commit can put many in one transaction. Each
-    /// write stands alone: one refused write refuses only itself.
-    pub async fn write_many(
-        &self,
-        writes: Vec<CaseWrite>,
-    ) -> Vec<Result<WriteOutcome, StoreError>> {
-        let mut replies = Vec::with_capacity(writes.len());
-        for write in writes {
-            let (reply, response) = oneshot::channel();
-            match self
-                .writer
-                .send(writer::Job::Case(Box::new(write), reply))
-                .await
-            {
-                Ok(()) => replies.push(Some(response)),
-                Err(_) => replies.push(None),
-            }
-        }
-        let mut outcomes = Vec::with_capacity(replies.len());
-        for response in replies {
-            outcomes.push(match response {
-                Some(response) => response.await.unwrap_or(Err(StoreError::Closed)),
-                None => Err(StoreError::Closed),
-            });
-        }
-        outcomes
-    }
-
     /// Adds a principal, recording a `principal_added` event in the
     /// administration record (see [`custody_core::admin`]) in the same
     /// transaction. `by` is the authenticated admin; `None` acts as

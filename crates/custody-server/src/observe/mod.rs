@@ -19,7 +19,7 @@
 pub mod pull;
 pub mod s3;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -164,11 +164,6 @@ const RETRY: &str = "not recorded, retry: ";
 
 /// Records every observation of `parsed` through the ledger, in order,
 /// and says what happened to each.
-///
-/// The writes are submitted in chunks with [`custody_store::Store::write_many`]:
-/// in the records' order, decided by the writer in that order (so each
-/// sees the ones before it, as one by one), and committed many to a
-/// transaction.
 pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> IngestSummary {
     let mut summary = IngestSummary {
         source: entry.name.clone(),
@@ -177,116 +172,70 @@ pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> In
         ..IngestSummary::default()
     };
     let mut cases = BTreeSet::new();
-    // The identity map, read once per actor of the batch.
-    let mut principals: HashMap<String, Option<custody_core::model::PrincipalId>> = HashMap::new();
-    let mut observations = parsed.observations.into_iter().peekable();
-    while observations.peek().is_some() {
-        let mut writes = Vec::with_capacity(WRITE_CHUNK);
-        let mut external_ids = Vec::with_capacity(WRITE_CHUNK);
-        let mut failed_lookups = Vec::new();
-        for mut observation in observations.by_ref().take(WRITE_CHUNK) {
-            let principal = match principals.get(&observation.actor.id) {
-                Some(principal) => Ok(principal.clone()),
-                None => state
-                    .store
-                    .connector_identity(&entry.name, &observation.actor.id)
-                    .await
-                    .map(|principal| principal.map(|principal| principal.id))
-                    .inspect(|principal| {
-                        principals.insert(observation.actor.id.clone(), principal.clone());
-                    }),
-            };
-            match principal {
-                Ok(principal) => {
-                    observation.actor.principal = principal;
-                    external_ids.push(observation.external_id.clone());
-                    writes.push(observation_write(state, entry, observation));
+    for observation in parsed.observations {
+        let external_id = observation.external_id.clone();
+        match record_one(state, entry, observation).await {
+            Ok(outcome) => {
+                let kinds: Vec<&str> = outcome
+                    .appended
+                    .iter()
+                    .map(|event| event.kind.as_str())
+                    .collect();
+                if outcome.replayed || outcome.appended.is_empty() {
+                    summary.duplicates += 1;
+                } else if kinds.first() == Some(&"request_created") {
+                    summary.unsanctioned += 1;
+                } else {
+                    summary.matched += 1;
                 }
-                Err(error) => failed_lookups.push((observation.external_id, error)),
+                if cases.insert(outcome.case_id.to_string()) {
+                    summary.cases.push(outcome.case_id.to_string());
+                }
+                metrics::counter!(
+                    "custody_observations_total",
+                    "connector" => entry.name.clone(),
+                    "outcome" => if outcome.replayed || outcome.appended.is_empty() { "duplicate" } else if kinds.first() == Some(&"request_created") { "unsanctioned" } else { "matched" }
+                )
+                .increment(1);
             }
-        }
-        let outcomes = state.store.write_many(writes).await;
-        let failed = failed_lookups
-            .into_iter()
-            .map(|(id, error)| (id, Err(error)));
-        for (external_id, outcome) in external_ids.into_iter().zip(outcomes).chain(failed) {
-            tally(entry, &mut summary, &mut cases, external_id, outcome);
+            Err(error) => {
+                let retry = !matches!(
+                    error,
+                    StoreError::Refused(_) | StoreError::InvalidRequest(_)
+                );
+                tracing::warn!(connector = %entry.name, external_id = %custody_core::text::escape(&external_id), %error, "an observation was not recorded");
+                summary.refused.push(IngestRefusal {
+                    external_id: custody_core::text::escape(&external_id).into_owned(),
+                    error: format!(
+                        "{}{}",
+                        if retry { RETRY } else { "" },
+                        custody_core::text::escape(&error.to_string())
+                    ),
+                });
+            }
         }
     }
     summary
 }
 
-/// Observations submitted to the writer at once.
-const WRITE_CHUNK: usize = 1024;
-
-/// Counts one observation's outcome into the summary.
-fn tally(
-    entry: &SourceEntry,
-    summary: &mut IngestSummary,
-    cases: &mut BTreeSet<String>,
-    external_id: String,
-    outcome: Result<custody_store::WriteOutcome, StoreError>,
-) {
-    match outcome {
-        Ok(outcome) => {
-            let duplicate = outcome.replayed || outcome.appended.is_empty();
-            let unsanctioned = !duplicate
-                && outcome
-                    .appended
-                    .first()
-                    .is_some_and(|event| event.kind.as_str() == "request_created");
-            let label = if duplicate {
-                summary.duplicates += 1;
-                "duplicate"
-            } else if unsanctioned {
-                summary.unsanctioned += 1;
-                "unsanctioned"
-            } else {
-                summary.matched += 1;
-                "matched"
-            };
-            if cases.insert(outcome.case_id.to_string()) {
-                summary.cases.push(outcome.case_id.to_string());
-            }
-            metrics::counter!(
-                "custody_observations_total",
-                "connector" => entry.name.clone(),
-                "outcome" => label
-            )
-            .increment(1);
-        }
-        Err(error) => {
-            let retry = !matches!(
-                error,
-                StoreError::Refused(_) | StoreError::InvalidRequest(_)
-            );
-            tracing::warn!(connector = %entry.name, external_id = %custody_core::text::escape(&external_id), %error, "an observation was not recorded");
-            summary.refused.push(IngestRefusal {
-                external_id: custody_core::text::escape(&external_id).into_owned(),
-                error: format!(
-                    "{}{}",
-                    if retry { RETRY } else { "" },
-                    custody_core::text::escape(&error.to_string())
-                ),
-            });
-        }
-    }
-}
-
-/// The write that records one observation (its actor already mapped),
-/// with the policy's rule for its change (what an unsanctioned case's
-/// review deadline comes from).
-fn observation_write(
+/// Records one observation: its actor mapped, the policy's rule for its
+/// change (what an unsanctioned case's review deadline comes from).
+async fn record_one(
     state: &AppState,
     entry: &SourceEntry,
-    observation: ObservedChange,
-) -> CaseWrite {
+    mut observation: ObservedChange,
+) -> Result<custody_store::WriteOutcome, StoreError> {
+    observation.actor.principal = state
+        .store
+        .connector_identity(&entry.name, &observation.actor.id)
+        .await?
+        .map(|principal| principal.id);
     let rule = state.policy.decide(&observation.change);
     let origin = Origin {
         source: entry.name.clone(),
         external_id: observation.external_id.clone(),
     };
-    CaseWrite {
+    let write = CaseWrite {
         actor: Actor::observer(&entry.name, &observation.actor.id),
         idempotency_key: format!("{}/{}", entry.name, observation.external_id),
         occurred_at: Some(observation.occurred_at),
@@ -299,7 +248,8 @@ fn observation_write(
             origin,
             reply: None,
         }),
-    }
+    };
+    state.store.write(write).await
 }
 
 /// `POST /v1/ingest/{name}`: a batch file of a source's records, in the
