@@ -38,6 +38,11 @@ pub enum Command {
     /// Connectors: which outside user (Slack, Jira, ServiceNow, Teams) acts as which principal (admins only).
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Record what a source of observed changes exported (Okta, CloudTrail,
+    /// Entra ID, GitHub, Vault, Kubernetes), from a file, as the source
+    /// exports it (admins only). Each access change is bound to its case or
+    /// opens an unsanctioned one; a record ingested twice is recorded once.
+    Ingest(IngestArgs),
     /// Notifications owed and their delivery: `custody notifications [CASE] [--failed]`, `custody notifications retry ID`.
     #[command(args_conflicts_with_subcommands = true)]
     Notifications(NotificationsArgs),
@@ -710,10 +715,29 @@ pub struct ShowArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The source's connector name (a `[[connectors]]` entry of kind okta,
+    /// cloudtrail, entra, github, vault or kubernetes).
+    #[arg(long)]
+    pub source: String,
+    /// The file, as the source exports it (see docs/observations.md).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CasesArgs {
     /// Only cases in this state (open, approved, denied, executed, pending_review, executed_pending_approval, reviewed, merged).
     #[arg(long)]
     pub state: Option<String>,
+    /// Only cases a connector opened for a change it observed and no case
+    /// sanctioned: what changed without a case.
+    #[arg(long)]
+    pub unsanctioned: bool,
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,

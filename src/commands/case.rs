@@ -257,6 +257,7 @@ pub async fn cases(args: CasesArgs) -> Result<ExitCode, CliError> {
     let query = CasesQuery {
         state: args.state,
         limit: Some(args.limit),
+        unsanctioned: args.unsanctioned.then_some(true),
     };
     let answer = connect(&args.connection)?.cases(&query).await?;
     if args.json {

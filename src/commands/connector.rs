@@ -360,6 +360,50 @@ fn split_fields(line: &str) -> Result<Vec<String>, String> {
     }
 }
 
+/// `custody ingest --source NAME FILE`: sends the file to the server, which
+/// parses it the source's way and records each access change. Exits 1 when
+/// the ledger refused any record (each is listed), 0 otherwise.
+pub async fn ingest(args: crate::cli::IngestArgs) -> Result<ExitCode, CliError> {
+    connector_name(&args.source)?;
+    let file = std::fs::read(&args.file)
+        .map_err(|error| CliError::Io(format!("cannot read {}: {error}", args.file.display())))?;
+    if file.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{} is empty: nothing to ingest",
+            args.file.display()
+        )));
+    }
+    let answer = connect(&args.connection)?
+        .ingest(&args.source, file)
+        .await?;
+    let summary = answer.document()?;
+    if args.json {
+        output::print_json(answer.json());
+    } else {
+        say!(
+            "{}: {} access changes read ({} other records skipped): {} matched a case, {} unsanctioned (each opened a case), {} already recorded, {} refused",
+            summary.source,
+            summary.observations,
+            summary.skipped,
+            summary.matched,
+            summary.unsanctioned,
+            summary.duplicates,
+            summary.refused.len()
+        );
+        for refusal in &summary.refused {
+            say!("refused {}: {}", refusal.external_id, refusal.error);
+        }
+        if summary.unsanctioned > 0 {
+            say!("what changed without a case: custody cases --unsanctioned");
+        }
+    }
+    Ok(if summary.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Delegation(command) => delegation::run(command).await,
         Command::Admin(command) => admin::run(command).await,
         Command::Connector(command) => connector::run(command).await,
+        Command::Ingest(args) => connector::ingest(args).await,
         Command::Policy(args) => admin::policy(args).await,
         Command::Notifications(args) => notifications::run(args).await,
         Command::Request(args) => case::request(args).await,

@@ -88,6 +88,9 @@ pub struct CasesQuery {
     pub state: Option<String>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// Only cases opened by an observed change no case sanctioned
+    /// (`change.unsanctioned`).
+    pub unsanctioned: Option<bool>,
 }
 
 /// One case with its whole timeline.

@@ -40,6 +40,10 @@ impl Client {
         }
         if let Some(state) = &query.state {
             path.push_str(&format!("{separator}state={}", path_segment(state)));
+            separator = '&';
+        }
+        if let Some(unsanctioned) = query.unsanctioned {
+            path.push_str(&format!("{separator}unsanctioned={unsanctioned}"));
         }
         self.get(&path).await
     }

@@ -53,3 +53,41 @@ impl Client {
         .await
     }
 }
+
+impl Client {
+    /// `POST /v1/ingest/{name}` (admins): a source's batch file, as the
+    /// source exports it. The server answers once every record is
+    /// recorded, so the read waits as long as that takes (up to an hour).
+    /// Not retried: a retry would append nothing new, but the caller
+    /// decides (the summary of a failed batch says which records to retry).
+    pub async fn ingest(
+        &self,
+        source: &str,
+        file: Vec<u8>,
+    ) -> Result<Answer<custody_api::IngestSummary>, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .read_timeout(std::time::Duration::from_secs(3600))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| ClientError::Connection(error.to_string()))?;
+        let mut request = http
+            .post(format!("{}/v1/ingest/{}", self.base, path_segment(source)))
+            .header("custody-via", "cli")
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(file);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|error| {
+            ClientError::Connection(format!(
+                "cannot send the file to the Custody server at {}: {error}",
+                self.base
+            ))
+        })?;
+        crate::answer(response)
+            .await
+            .map(Answer::new)
+            .map_err(ClientError::from)
+    }
+}

@@ -486,7 +486,10 @@ impl CaseView {
                 // The first event after the request of a case an observation
                 // opened: it waits for its post-hoc review, like break-glass.
                 if let Some(deadline) = observed.review_deadline {
-                    if self.head_seq == 2 && self.state == CaseState::Open {
+                    if self.head_seq == 2
+                        && self.state == CaseState::Open
+                        && self.requester.principal.as_str() == crate::model::SYSTEM_PRINCIPAL
+                    {
                         self.opened_by_observation = true;
                         self.break_glass_deadline = Some(deadline);
                         self.state = CaseState::PendingReview;

@@ -281,7 +281,7 @@ codes! {
     ConnectorTicketDrift = "connector.ticket-drift" [High]
         r#"high | after the case was approved, a connector saw its ticket describe another change than the approved one (`ticket_changed`): the ticket was edited after approval, so the ticket and the approval no longer agree"#;
     ChangeUnsanctioned = "change.unsanctioned" [High, Info]
-        r#"high | a connector observed an access change no case sanctioned, and opened a case for it (`opened_by` observation, the `observer` role); info once a reviewer confirmed it in its post-hoc review. `custody cases --unsanctioned` lists them"#;
+        r#"high (unreviewed), info (a reviewer confirmed it) | a connector observed an access change no case sanctioned, and opened a case for it (`opened_by` observation, the `observer` role); info once a reviewer confirmed it in its post-hoc review. `custody cases --unsanctioned` lists them"#;
     ChangeUnsanctionedMisplaced = "change.unsanctioned-misplaced" [High] Conflict
         r#"high | an `execution_observed` event claims to have opened its case (it carries a review deadline) but is not the first step after a request by the ledger"#;
     DriftWiderThanApproved = "drift.wider-than-approved" [High]
@@ -291,9 +291,9 @@ codes! {
     DriftBeforeApproval = "drift.before-approval" [High]
         r#"high | a connector observed the case's change made before the case was approved (by `occurred_at`), outside break-glass"#;
     DriftActorMismatch = "drift.actor-mismatch" [High, Medium]
-        r#"high | a connector observed the change made by another principal than the case's recorded executor; medium when the observed actor maps to no principal"#;
+        r#"high (another principal), medium (an unmapped actor) | a connector observed the change made by another principal than the case's recorded executor, or by an outside user the identity map does not map to any principal"#;
     DriftNhiCredentialUnsanctioned = "drift.nhi-credential-unsanctioned" [Critical, Info]
-        r#"critical | a connector observed an access key, token or service-account credential created or rotated with no case; info once a reviewer confirmed it"#;
+        r#"critical (unreviewed), info (a reviewer confirmed it) | a connector observed an access key, token or service-account credential created or rotated with no case"#;
     TicketAlreadyLinked = "ticket.already-linked" [Medium] Conflict
         r#"medium | a second ticket linked to a case that carries another one (refused at write time: a case carries one ticket)"#;
     SodRequesterCannotAttest = "sod.requester-cannot-attest" [High] SeparationOfDuties

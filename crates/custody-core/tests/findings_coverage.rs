@@ -475,6 +475,25 @@ const COVERAGE: &[(&str, Producer)] = &[
         Fixture(approval_unconfirmed_attestation),
     ),
     ("connector.ticket-drift", Fixture(connector_ticket_drift)),
+    ("change.unsanctioned", Fixture(change_unsanctioned)),
+    (
+        "change.unsanctioned-misplaced",
+        Fixture(change_unsanctioned_misplaced),
+    ),
+    (
+        "drift.wider-than-approved",
+        Fixture(drift_wider_than_approved),
+    ),
+    (
+        "drift.access-after-revocation",
+        Fixture(drift_access_after_revocation),
+    ),
+    ("drift.before-approval", Fixture(drift_before_approval)),
+    ("drift.actor-mismatch", Fixture(drift_actor_mismatch)),
+    (
+        "drift.nhi-credential-unsanctioned",
+        Fixture(drift_nhi_credential_unsanctioned),
+    ),
     ("ticket.already-linked", Fixture(ticket_already_linked)),
     (
         "sod.requester-cannot-attest",
@@ -2668,6 +2687,166 @@ fn connector_ticket_drift() -> Outcome {
         lifecycle::ticket_changed(ticket, change("root")),
     );
     audit(trail.audit(), at(Some(&case), Some(3), Some(2)))
+}
+
+fn observer() -> Actor {
+    Actor::observer("okta", "00u1")
+}
+
+/// What a connector saw: `change`, made by a user mapped to `principal`.
+fn observed(change: Change, principal: Option<&str>) -> custody_core::observation::Observed {
+    use custody_core::observation::{MatchedBy, Observed, ObservedActor};
+    Observed {
+        source_kind: "okta".into(),
+        action: "group.user_membership.add".into(),
+        raw_sha256: Sha256Hash::of(b"the raw record"),
+        actor: ObservedActor {
+            id: "00u1".into(),
+            kind: None,
+            display: None,
+            on_behalf_of: None,
+            session: None,
+            source_identity: None,
+            principal: principal.map(|name| name.parse().unwrap()),
+        },
+        change,
+        matched_by: MatchedBy::Window,
+        matched_on: None,
+        review_deadline: None,
+        drift: Vec::new(),
+    }
+}
+
+/// A case approved by bob and executed by carol: its ID.
+fn executed_case_of(trail: &mut Trail, change: Change) -> CaseId {
+    let case = trail.append(
+        None,
+        human("alice"),
+        lifecycle::request(change, None, None, &rule()).unwrap(),
+    );
+    let draft = lifecycle::approve(&trail.view(&case), &human("bob"), None).unwrap();
+    trail.append(Some(&case), human("bob"), draft);
+    let view = trail.view(&case);
+    let draft = lifecycle::execute(
+        view.approved().unwrap(),
+        &human("carol"),
+        None,
+        None,
+        true,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&case), human("carol"), draft);
+    case
+}
+
+/// An observed change no case sanctioned: the case it opened, unreviewed.
+fn change_unsanctioned() -> Outcome {
+    let mut trail = Trail::default();
+    let [request, observation] = lifecycle::unsanctioned(
+        &observer(),
+        observed(change("admin"), None),
+        &rule(),
+        time(0),
+    )
+    .unwrap();
+    let case = trail.append(None, observer(), request);
+    trail.append(Some(&case), observer(), observation);
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+/// An observation claiming to have opened a case someone requested.
+fn change_unsanctioned_misplaced() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let mut claim = observed(change("admin"), None);
+    claim.review_deadline = Some(time(3600));
+    trail.append(
+        Some(&case),
+        observer(),
+        Draft {
+            body: EventBody::ExecutionObserved(claim),
+            role: Role::Observer,
+            causation: None,
+        },
+    );
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn drift_wider_than_approved() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case_of(&mut trail, change("admin"));
+    let draft = lifecycle::observe(
+        &trail.view(&case),
+        &observer(),
+        observed(change("root"), Some("carol")),
+    )
+    .unwrap();
+    trail.append(Some(&case), observer(), draft);
+    audit(trail.audit(), at(Some(&case), Some(4), Some(3)))
+}
+
+/// Time-bound access past its end, which the source saw granted and never
+/// saw revoked.
+fn drift_access_after_revocation() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case_of(&mut trail, timed_change("admin", Some(60)));
+    let draft = lifecycle::observe(
+        &trail.view(&case),
+        &observer(),
+        observed(change("admin"), Some("carol")),
+    )
+    .unwrap();
+    trail.append(Some(&case), observer(), draft);
+    audit(trail.audit_at(time(3600)), at(Some(&case), None, None))
+}
+
+fn drift_before_approval() -> Outcome {
+    let mut trail = Trail::default();
+    let case = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::observe(
+        &trail.view(&case),
+        &observer(),
+        observed(change("admin"), None),
+    )
+    .unwrap();
+    trail.append(Some(&case), observer(), draft);
+    audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+fn drift_actor_mismatch() -> Outcome {
+    let mut trail = Trail::default();
+    let case = executed_case_of(&mut trail, change("admin"));
+    let draft = lifecycle::observe(
+        &trail.view(&case),
+        &observer(),
+        observed(change("admin"), Some("dan")),
+    )
+    .unwrap();
+    trail.append(Some(&case), observer(), draft);
+    audit(trail.audit(), at(Some(&case), Some(4), Some(3)))
+}
+
+/// An API key created with no case.
+fn drift_nhi_credential_unsanctioned() -> Outcome {
+    let mut trail = Trail::default();
+    let key = Change::new(
+        "api_key:deploy-key-1".parse().unwrap(),
+        ChangeKind::Create,
+        "api-key".into(),
+        None,
+        None,
+    )
+    .unwrap();
+    let [request, observation] =
+        lifecycle::unsanctioned(&observer(), observed(key, None), &rule(), time(0)).unwrap();
+    let case = trail.append(None, observer(), request);
+    trail.append(Some(&case), observer(), observation);
+    audit_also(
+        trail.audit(),
+        at(Some(&case), Some(2), Some(1)),
+        &["change.unsanctioned"],
+    )
 }
 
 /// A second ticket linked to a case that carries one (forged: the writer

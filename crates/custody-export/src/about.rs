@@ -38,6 +38,7 @@ pub(crate) fn change_of<'a>(record: &'a Record<'_>) -> Option<Cow<'a, Change>> {
                 None => case_change(record).map(Cow::Borrowed),
             }
         }
+        EventBody::ExecutionObserved(observed) => Some(Cow::Borrowed(&observed.change)),
         EventBody::RevocationExecuted(execution) => match &execution.applied {
             Some(applied) => Some(Cow::Borrowed(applied)),
             None => case_change(record).map(|change| Cow::Owned(change.revocation())),

@@ -30,6 +30,12 @@ pub enum Outcome {
 pub fn severity(body: &EventBody) -> Severity {
     match body {
         EventBody::BreakGlassInvoked(_) | EventBody::EscalationRaised(_) => Severity::High,
+        // A change no case sanctioned, or one that drifted from its case.
+        EventBody::ExecutionObserved(observed) if observed.review_deadline.is_some() => {
+            Severity::High
+        }
+        EventBody::ExecutionObserved(observed) if !observed.drift.is_empty() => Severity::Medium,
+        EventBody::ExecutionObserved(_) => Severity::Low,
         EventBody::ReviewCompleted(review) => match review.outcome {
             ReviewOutcome::Confirmed => Severity::Informational,
             ReviewOutcome::Revoke => Severity::Medium,

@@ -136,6 +136,9 @@ fn target(body: &EventBody, change: Option<&Change>) -> (Class, Activity, Target
                 None => (ENTITY_MANAGEMENT, update, case(execution.comment.as_ref())),
             }
         }
+        // What a connector saw done in the system that holds the access:
+        // the access change itself, as the source recorded it.
+        EventBody::ExecutionObserved(observed) => access_change(&observed.change),
         EventBody::RevocationExecuted(execution) => {
             let revocation = execution
                 .applied

@@ -1283,7 +1283,18 @@ impl Store {
         state: Option<CaseState>,
         limit: u32,
     ) -> Result<Vec<CaseSummary>, StoreError> {
-        on_backend!(&self.readers, ops, readers => ops::cases(readers, state, limit).await)
+        self.cases_filtered(state, limit, false).await
+    }
+
+    /// [`Store::cases`], only those an observed change no case sanctioned
+    /// opened when `unsanctioned`.
+    pub async fn cases_filtered(
+        &self,
+        state: Option<CaseState>,
+        limit: u32,
+        unsanctioned: bool,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::cases(readers, state, limit, unsanctioned).await)
     }
 
     /// Cases with an obligation due by `now` that the ledger has not acted on

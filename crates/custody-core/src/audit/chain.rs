@@ -31,6 +31,9 @@ pub(super) struct CaseTrail {
     /// Sequence number and log index of the case's first completed execution,
     /// so end-of-case findings about it can point at it.
     pub(super) first_execution: Option<(u64, u64)>,
+    /// Event ID, sequence number and log index of the observation that
+    /// opened the case, when one did (an unsanctioned change).
+    pub(super) opening_observation: Option<(String, u64, u64)>,
 }
 
 impl CaseTrail {
@@ -154,6 +157,13 @@ pub(super) fn finish_cases(
         }
         if let Some(view) = &trail.view {
             super::rules::end_of_trail(case_id, trail, view, now, findings);
+            super::observed::end_of_trail(
+                case_id,
+                view,
+                trail.opening_observation.as_ref(),
+                now,
+                findings,
+            );
             if head.state != view.state.as_str() {
                 findings.push(
                     Finding::new(

@@ -24,6 +24,14 @@ pub struct Finding {
     pub seq: Option<u64>,
     /// The event's index in the log.
     pub log_index: Option<u64>,
+    /// For a finding about an observed change: the connector that saw it
+    /// (the event's `source`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// For a finding about an observed change: the record's ID in the
+    /// source (the event's `external_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl Finding {
@@ -40,7 +48,16 @@ impl Finding {
             event_id: None,
             seq: None,
             log_index: None,
+            source: None,
+            external_id: None,
         }
+    }
+
+    /// The outside record it concerns: the connector and the record's ID there.
+    pub fn origin(mut self, source: Option<&str>, external_id: Option<&str>) -> Finding {
+        self.source = source.map(str::to_string);
+        self.external_id = external_id.map(str::to_string);
+        self
     }
 
     /// Points at `event`, stored at `log_index`: its case, ID and sequence number.

@@ -39,6 +39,7 @@ mod evidence;
 mod finding;
 mod links;
 mod log;
+mod observed;
 mod policy;
 mod rules;
 
@@ -432,6 +433,7 @@ impl Auditor {
                 policy_record,
                 evidence_record,
                 first_execution: None,
+                opening_observation: None,
                 last_seq: event.seq,
                 last_hash: hash,
                 last_event_id: event.event_id.to_string(),
@@ -542,6 +544,12 @@ impl Auditor {
                 log_index,
             ));
             view.apply_hashed(event, hash);
+            if let EventBody::ExecutionObserved(observed) = &event.body {
+                if observed.review_deadline.is_some() && trail.opening_observation.is_none() {
+                    trail.opening_observation =
+                        Some((event.event_id.to_string(), event.seq, log_index));
+                }
+            }
             if trail.first_execution.is_none()
                 && matches!(event.body, EventBody::ExecutionCompleted(_))
             {

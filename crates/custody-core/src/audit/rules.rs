@@ -41,6 +41,7 @@ pub(super) fn at_event(
         })
         .collect();
     findings.extend(ticket_drift(view, event, log_index));
+    findings.extend(super::observed::at_event(view, event, log_index));
     findings
 }
 
@@ -155,7 +156,12 @@ fn deadlines(case_id: &str, view: &CaseView, now: Timestamp, findings: &mut Vec<
                 Finding::new(
                     Code::BreakGlassReviewOverdue,
                     format!(
-                        "case {case_id} was executed under break-glass and its post-hoc review was due {deadline}; it has not been reviewed ({})",
+                        "case {case_id} was {} and its post-hoc review was due {deadline}; it has not been reviewed ({})",
+                        if view.opened_by_observation {
+                            "opened for a change a connector observed with no case"
+                        } else {
+                            "executed under break-glass"
+                        },
                         if escalated { "escalated by the ledger" } else { "and no escalation is recorded" }
                     ),
                 )

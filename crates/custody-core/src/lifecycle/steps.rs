@@ -505,10 +505,21 @@ pub fn observe(
 /// its post-hoc review deadline (the rule's, as for break-glass). The case
 /// waits in `pending_review`, escalated when the deadline passes.
 pub fn unsanctioned(
+    actor: &Actor,
     mut observed: crate::observation::Observed,
     rule: &AppliedRule,
     now: Timestamp,
 ) -> Result<[Draft; 2], Refusal> {
+    if actor.principal.as_str() != crate::model::SYSTEM_PRINCIPAL {
+        return Err(Refusal::new(
+            Code::LifecycleSystemEventForged,
+            format!(
+                "{} asked to record an observed change; only the ledger records what a connector observed",
+                actor.principal
+            ),
+            "observed changes come in through a source's connector (docs/observations.md)",
+        ));
+    }
     // The observed change is what happened; a duration a source does not
     // record is never invented, so the rule's longest duration is not
     // applied to it.

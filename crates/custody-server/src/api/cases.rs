@@ -205,6 +205,9 @@ pub async fn list_cases(
         .transpose()
         .map_err(Problem::invalid)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let cases = state.store.cases(case_state, limit).await?;
+    let cases = state
+        .store
+        .cases_filtered(case_state, limit, query.unsanctioned.unwrap_or(false))
+        .await?;
     Ok(Json(CaseList { cases }))
 }

@@ -162,39 +162,87 @@ fn summary_answer(summary: IngestSummary) -> Response {
 /// The prefix of a refusal the source should retry.
 const RETRY: &str = "not recorded, retry: ";
 
+/// How many observations of one batch are in the writer's queue at once:
+/// enough for its group commit to take many per transaction.
+const IN_FLIGHT: usize = 256;
+
 /// Records every observation of `parsed` through the ledger, in order,
-/// and says what happened to each.
+/// and says what happened to each. Observations are submitted together (up
+/// to [`IN_FLIGHT`] at a time) so the writer commits many per transaction;
+/// they are submitted in input order.
 pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> IngestSummary {
+    use futures_util::StreamExt;
     let mut summary = IngestSummary {
         source: entry.name.clone(),
         observations: parsed.observations.len() as u64,
         skipped: parsed.skipped as u64,
         ..IngestSummary::default()
     };
-    let mut cases = BTreeSet::new();
-    for observation in parsed.observations {
+    // Actors are mapped first (each once), so the writes go out in order.
+    let mut principals: std::collections::HashMap<String, Option<custody_core::PrincipalId>> =
+        std::collections::HashMap::new();
+    let mut writes = Vec::with_capacity(parsed.observations.len());
+    for mut observation in parsed.observations {
         let external_id = observation.external_id.clone();
-        match record_one(state, entry, observation).await {
+        let principal = match principals.get(&observation.actor.id) {
+            Some(principal) => Ok(principal.clone()),
+            None => match state
+                .store
+                .connector_identity(&entry.name, &observation.actor.id)
+                .await
+            {
+                Ok(found) => {
+                    let found = found.map(|principal| principal.id);
+                    principals.insert(observation.actor.id.clone(), found.clone());
+                    Ok(found)
+                }
+                Err(error) => Err(error),
+            },
+        };
+        writes.push(
+            principal
+                .map(|principal| {
+                    observation.actor.principal = principal;
+                    (external_id.clone(), write_of(state, entry, observation))
+                })
+                .map_err(|error| (external_id, error)),
+        );
+    }
+    let outcomes: Vec<_> = futures_util::stream::iter(writes)
+        .map(|write| async move {
+            match write {
+                Ok((external_id, write)) => (external_id, state.store.write(write).await),
+                Err((external_id, error)) => (external_id, Err(error)),
+            }
+        })
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
+    let mut cases = BTreeSet::new();
+    for (external_id, outcome) in outcomes {
+        match outcome {
             Ok(outcome) => {
-                let kinds: Vec<&str> = outcome
+                let opened = outcome
                     .appended
-                    .iter()
-                    .map(|event| event.kind.as_str())
-                    .collect();
-                if outcome.replayed || outcome.appended.is_empty() {
+                    .first()
+                    .is_some_and(|event| event.kind == "request_created");
+                let label = if outcome.replayed || outcome.appended.is_empty() {
                     summary.duplicates += 1;
-                } else if kinds.first() == Some(&"request_created") {
+                    "duplicate"
+                } else if opened {
                     summary.unsanctioned += 1;
+                    "unsanctioned"
                 } else {
                     summary.matched += 1;
-                }
+                    "matched"
+                };
                 if cases.insert(outcome.case_id.to_string()) {
                     summary.cases.push(outcome.case_id.to_string());
                 }
                 metrics::counter!(
                     "custody_observations_total",
                     "connector" => entry.name.clone(),
-                    "outcome" => if outcome.replayed || outcome.appended.is_empty() { "duplicate" } else if kinds.first() == Some(&"request_created") { "unsanctioned" } else { "matched" }
+                    "outcome" => label
                 )
                 .increment(1);
             }
@@ -218,24 +266,15 @@ pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> In
     summary
 }
 
-/// Records one observation: its actor mapped, the policy's rule for its
-/// change (what an unsanctioned case's review deadline comes from).
-async fn record_one(
-    state: &AppState,
-    entry: &SourceEntry,
-    mut observation: ObservedChange,
-) -> Result<custody_store::WriteOutcome, StoreError> {
-    observation.actor.principal = state
-        .store
-        .connector_identity(&entry.name, &observation.actor.id)
-        .await?
-        .map(|principal| principal.id);
+/// The write of one observation (its actor already mapped): the policy's
+/// rule for its change decides an unsanctioned case's review deadline.
+fn write_of(state: &AppState, entry: &SourceEntry, observation: ObservedChange) -> CaseWrite {
     let rule = state.policy.decide(&observation.change);
     let origin = Origin {
         source: entry.name.clone(),
         external_id: observation.external_id.clone(),
     };
-    let write = CaseWrite {
+    CaseWrite {
         actor: Actor::observer(&entry.name, &observation.actor.id),
         idempotency_key: format!("{}/{}", entry.name, observation.external_id),
         occurred_at: Some(observation.occurred_at),
@@ -248,9 +287,12 @@ async fn record_one(
             origin,
             reply: None,
         }),
-    };
-    state.store.write(write).await
+    }
 }
+
+/// The largest batch file `POST /v1/ingest/{name}` reads (split a larger
+/// export into several files).
+pub const MAX_INGEST_BYTES: usize = 256 * 1024 * 1024;
 
 /// `POST /v1/ingest/{name}`: a batch file of a source's records, in the
 /// format the source exports (admins only).
@@ -263,7 +305,7 @@ pub async fn ingest(
     axum::extract::State(state): axum::extract::State<AppState>,
     who: crate::extract::Caller,
     crate::extract::ApiPath(name): crate::extract::ApiPath<String>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, crate::problem::Problem> {
     who.require_admin()?;
     let Some(entry) = state.connectors.source(&name) else {
@@ -273,6 +315,17 @@ pub async fn ingest(
         ))
         .with_hint("sources are the [[connectors]] entries of kind okta, cloudtrail, entra, github, vault or kubernetes (docs/observations.md)"));
     };
+    let body = axum::body::to_bytes(body, MAX_INGEST_BYTES)
+        .await
+        .map_err(|_| {
+            crate::problem::Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                crate::problem::types::PAYLOAD_TOO_LARGE,
+                "Payload too large",
+                format!("a batch file is at most {MAX_INGEST_BYTES} bytes (or the upload was cut)"),
+            )
+            .with_hint("split the export into several files and ingest each")
+        })?;
     let parsed = entry
         .source
         .parse_batch(&body)

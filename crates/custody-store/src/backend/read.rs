@@ -259,13 +259,18 @@ pub(crate) async fn cases(
     readers: &Pool,
     state: Option<CaseState>,
     limit: u32,
+    unsanctioned: bool,
 ) -> Result<Vec<CaseSummary>, StoreError> {
+    // The ledger's own `system` principal requests only the cases an
+    // observation opened (no case sanctioned the change it saw).
     let rows = sqlx::query(
         "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at FROM cases
-         WHERE ($1 IS NULL OR state = $1) ORDER BY opened_at DESC, case_id DESC LIMIT $2",
+         WHERE ($1 IS NULL OR state = $1) AND ($3 IS NULL OR requester = $3)
+         ORDER BY opened_at DESC, case_id DESC LIMIT $2",
     )
     .bind(state.map(CaseState::as_str))
     .bind(i64::from(limit))
+    .bind(unsanctioned.then_some(custody_core::model::SYSTEM_PRINCIPAL))
     .fetch_all(readers)
     .await?;
     rows.iter()

@@ -543,7 +543,7 @@ impl Pending {
                     .push(Code::DriftNhiCredentialUnsanctioned.to_string());
             }
             let [request, observation_draft] =
-                custody_core::lifecycle::unsanctioned(observed, rule, recorded_at)
+                custody_core::lifecycle::unsanctioned(&write.actor, observed, rule, recorded_at)
                     .map_err(StoreError::Refused)?;
             let case_id = CaseId::generate();
             // Nobody is asked to approve what already happened: the
