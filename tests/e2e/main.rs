@@ -51,6 +51,7 @@ mod merge;
 mod notify;
 mod notify_channels;
 mod obligations;
+mod observe;
 mod openapi;
 mod policy;
 mod postgres;

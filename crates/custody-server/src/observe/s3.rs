@@ -35,8 +35,9 @@ use custody_store::{PullCursorOperation, PullLease};
 use super::SourceEntry;
 use crate::AppState;
 
-/// How long a worker's lease lasts without renewal (each file renews it).
-const LEASE_SECONDS: i64 = 300;
+/// How long a worker's lease lasts without renewal (each file renews it):
+/// how long a trail goes unread after its node died.
+const LEASE_SECONDS: i64 = 120;
 
 /// Keys asked for per listing.
 const LIST_PAGE: u32 = 1000;

@@ -1,0 +1,3 @@
+//! The sources of observed changes, end to end (docs/observations.md).
+
+mod cloudtrail;
