@@ -9,7 +9,7 @@ use crate::common;
 
 #[path = "../../crates/custody-evidence/tests/common/moto.rs"]
 #[allow(dead_code)]
-mod moto;
+pub(crate) mod moto;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -16,11 +16,19 @@
 //!    answered) per second beside the same approvals through the HTTP API
 //!    (`CUSTODY_BENCH_ONLY=connectors` runs only this).
 //!
+//! 7. CloudTrail ingest of a generated trail of 1M records (parsed,
+//!    correlated, recorded) beside serde_json parsing alone and beside
+//!    plain appends, with the peak memory at 250k and 1M records
+//!    (`CUSTODY_BENCH_ONLY=cloudtrail` runs only this;
+//!    `CUSTODY_BENCH_CLOUDTRAIL_RECORDS` sets the size).
+//!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
 #![forbid(unsafe_code)]
 
+mod cloudtrail;
 mod connectors;
+pub mod trail;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -89,6 +97,13 @@ async fn run(scale: u64) -> Result<()> {
     };
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("export") {
         return export_throughput(&export_sizes).await;
+    }
+    let cloudtrail_records: u64 = std::env::var("CUSTODY_BENCH_CLOUDTRAIL_RECORDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1_000_000);
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("cloudtrail") {
+        return cloudtrail::cloudtrail_ingest(cloudtrail_records).await;
     }
     let connector_per_client = usize::try_from(40 * scale)?;
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("connectors") {
@@ -277,6 +292,9 @@ async fn run(scale: u64) -> Result<()> {
     println!();
 
     export_throughput(&export_sizes).await?;
+    println!();
+
+    cloudtrail::cloudtrail_ingest(cloudtrail_records).await?;
     Ok(())
 }
 

@@ -112,6 +112,14 @@ pub enum BlobError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// An object read by key (not a blob) is larger than the caller's limit.
+    #[error("the object `{key}` is larger than the limit of {limit} bytes; it was not read")]
+    ObjectTooLarge {
+        /// Its key.
+        key: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// No blob is stored under this digest.
     #[error("no blob {sha256} is stored; check the digest, or run verify to find blobs that went missing")]
     NotFound {

@@ -140,7 +140,7 @@ pub use fetch::{
 };
 pub use local::LocalBlobStore;
 pub use netclass::{classify, AddressClass, AllowRule, AllowRuleParseError, IpNetwork};
-pub use s3::{S3BlobStore, S3Config, MAX_SINGLE_PUT_SIZE};
+pub use s3::{KeyPage, S3BlobStore, S3Config, MAX_SINGLE_PUT_SIZE};
 pub use sniff::sniff_media_type;
 
 /// Which blob store to use, as written in the server's TOML configuration:

@@ -674,6 +674,129 @@ impl BlobStore for S3BlobStore {
     }
 }
 
+/// One page of a listing by key ([`S3BlobStore::list_keys_after`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    /// The keys, in S3's order (UTF-8 binary, that is lexicographic).
+    pub keys: Vec<String>,
+    /// Whether more keys follow the last one.
+    pub truncated: bool,
+}
+
+/// Objects by their own keys, outside the blob layout: for readers of
+/// other objects in a bucket (CloudTrail's log files). `prefix` and keys
+/// are whole keys; the store's own `prefix` does not apply.
+impl S3BlobStore {
+    /// Up to `max_keys` (1 to 1000) keys under `prefix` that sort after
+    /// `start_after` (`ListObjectsV2` with `start-after`).
+    pub async fn list_keys_after(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        max_keys: u32,
+    ) -> Result<KeyPage, BlobError> {
+        let page_size = max_keys.clamp(1, 1000).to_string();
+        let mut query = vec![("list-type", "2"), ("max-keys", page_size.as_str())];
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix));
+        }
+        if let Some(start) = start_after {
+            query.push(("start-after", start));
+        }
+        let response = self
+            .send(
+                Method::GET,
+                "ListObjectsV2",
+                None,
+                &query,
+                EMPTY_PAYLOAD_SHA256,
+                None,
+                None,
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error("ListObjectsV2", prefix.to_string(), response).await);
+        }
+        let body = response
+            .text()
+            .await
+            .map_err(|source| BlobError::S3Request {
+                operation: "ListObjectsV2",
+                key: prefix.to_string(),
+                source,
+            })?;
+        Ok(KeyPage {
+            keys: xml_values(&body, "Key"),
+            truncated: xml_values(&body, "IsTruncated")
+                .first()
+                .is_some_and(|value| value == "true"),
+        })
+    }
+
+    /// The whole object under `key`, or `None` if there is none; refused
+    /// past `limit` bytes (read no further).
+    pub async fn get_object_bytes(
+        &self,
+        key: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, BlobError> {
+        let Some(response) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit)
+        {
+            return Err(BlobError::ObjectTooLarge {
+                key: key.to_string(),
+                limit,
+            });
+        }
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream
+            .try_next()
+            .await
+            .map_err(|source| BlobError::S3Request {
+                operation: "GET",
+                key: key.to_string(),
+                source,
+            })?
+        {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(BlobError::ObjectTooLarge {
+                    key: key.to_string(),
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    }
+
+    /// Stores `bytes` under `key` (for setup scripts, tests and the
+    /// benchmarks' generated trails).
+    pub async fn put_object_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        let payload_hash = Sha256Digest::of(&bytes).to_hex();
+        let length = bytes.len() as u64;
+        let response = self
+            .send(
+                Method::PUT,
+                "PUT",
+                Some(key),
+                &[],
+                &payload_hash,
+                Some((reqwest::Body::from(bytes), length)),
+                None,
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error("PUT", key.to_string(), response).await);
+        }
+        Ok(())
+    }
+}
+
 fn invalid(field: &'static str, problem: String) -> BlobError {
     BlobError::InvalidConfig { field, problem }
 }

@@ -349,3 +349,59 @@ async fn config_from_toml_opens_an_s3_store() {
         })
     ));
 }
+
+/// Objects by their own keys (what the CloudTrail reader uses): listed
+/// after a key in key order, a page at a time, and read whole within a
+/// limit.
+#[tokio::test]
+async fn objects_by_key_are_listed_after_a_key_and_read_within_a_limit() {
+    let s3 = S3::new().await;
+    let prefix = "AWSLogs/111122223333/CloudTrail/us-east-1/";
+    let keys: Vec<String> = (0..5)
+        .map(|index| format!("{prefix}2026/03/14/file-{index}.json.gz"))
+        .collect();
+    // Stored out of order, beside an object outside the prefix.
+    for key in keys.iter().rev() {
+        s3.store
+            .put_object_bytes(key, key.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    s3.store
+        .put_object_bytes("AWSLogs/other.txt", b"x".to_vec())
+        .await
+        .unwrap();
+
+    let page = s3.store.list_keys_after(prefix, None, 1000).await.unwrap();
+    assert_eq!(page.keys, keys);
+    assert!(!page.truncated);
+    let page = s3
+        .store
+        .list_keys_after(prefix, Some(&keys[1]), 2)
+        .await
+        .unwrap();
+    assert_eq!(page.keys, keys[2..4]);
+    assert!(page.truncated);
+    let page = s3
+        .store
+        .list_keys_after(prefix, Some(&keys[4]), 2)
+        .await
+        .unwrap();
+    assert!(page.keys.is_empty());
+
+    assert_eq!(
+        s3.store.get_object_bytes(&keys[0], 1024).await.unwrap(),
+        Some(keys[0].as_bytes().to_vec())
+    );
+    assert!(matches!(
+        s3.store.get_object_bytes(&keys[0], 4).await,
+        Err(BlobError::ObjectTooLarge { limit: 4, .. })
+    ));
+    assert_eq!(
+        s3.store
+            .get_object_bytes(&format!("{prefix}missing.json.gz"), 1024)
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -2,6 +2,7 @@
 //! documents them, pushed, polled from local fakes of the vendors' APIs or
 //! ingested from files, driving a real `custody serve`.
 
+mod cloudtrail;
 mod entra;
 pub mod fake_okta;
 mod github;

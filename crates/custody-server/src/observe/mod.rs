@@ -17,6 +17,7 @@
 //! delivered twice appends nothing.
 
 pub mod pull;
+pub mod s3;
 pub mod socket;
 
 use std::collections::BTreeSet;

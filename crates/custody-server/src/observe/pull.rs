@@ -90,6 +90,8 @@ pub fn start(state: &AppState) -> Pullers {
             ));
         }
     }
+    // CloudTrail's log files are read from S3 by a worker of their own.
+    workers.extend(super::s3::start(state, &owner));
     Pullers { owner, workers }
 }
 
