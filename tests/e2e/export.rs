@@ -689,6 +689,10 @@ entitlements = ["oncall-*"]
 review_deadline = "1s"
 post_hoc_review_deadline = "2s"
 
+[[connectors]]
+name = "okta"
+kind = "okta"
+
 {}"#,
         crate::connectors::jira::connector_entry(jira)
     )
@@ -853,6 +857,14 @@ fn every_kind_ledger() -> (
         &["attach", "--ticket", "itsm:SEC-9", file.to_str().unwrap()],
     );
     request(&alice, "held-admin", &["--ticket", "itsm:SEC-9"]);
+    // What an identity provider saw change (`execution_observed`), from
+    // Okta's System Log as its API returns it.
+    let okta_log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/custody-connect/tests/fixtures/okta/logs-page.json");
+    server.cli_ok(
+        &admin,
+        &["ingest", "--source", "okta", okta_log.to_str().unwrap()],
+    );
     // Time-bound access and break-glass, then the clock passes their deadlines.
     let bound = server
         .cli_ok(
