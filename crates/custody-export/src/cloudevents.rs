@@ -10,7 +10,7 @@
 //! | `subject` | the case ID |
 //! | `time` | `occurred_at` |
 //! | `datacontenttype` | `"application/json"` |
-//! | `authtype` | `user` (human, vendor), `service_account` (service), `system` (automation, and the ledger itself), as the notification webhooks write it |
+//! | `authtype` | `user` (human, vendor), `service_account` (service), `system` (automation, and the ledger itself, also when it records what a connector observed), as the notification webhooks write it |
 //! | `authid` | the acting principal |
 //! | `authclaims` | a JSON string: `{kind, org, groups, role, on_behalf_of, delegation_grant, via, auth}` (the token's public ID or the OIDC issuer and subject; never a secret) |
 //! | `data` | `{event, log_index, roles: {requester, approvers, executor, reviewer}}`, `event` being the stored event (the same JSON value; keys not in canonical order) |
@@ -86,6 +86,8 @@ pub(crate) fn cloud_event<'a>(record: &'a Record<'a>) -> CloudEvent<'a> {
     let actor = &event.actor;
     let authtype = match (&actor.auth, actor.kind) {
         (AuthContext::System, _) | (_, PrincipalKind::Automation) => "system",
+        // The ledger recording what a connector observed (`via` the connector).
+        _ if actor.principal.as_str() == custody_core::model::SYSTEM_PRINCIPAL => "system",
         (_, PrincipalKind::Human | PrincipalKind::Vendor) => "user",
         (_, PrincipalKind::Service) => "service_account",
     };

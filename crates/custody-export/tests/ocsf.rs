@@ -195,6 +195,8 @@ fn expected_class(kind: &str) -> (u64, u64) {
         // The template grants role:admin to user:bob: privileges assigned.
         "execution_completed" | "execution_failed" => (3005, 1),
         "revocation_executed" => (3005, 2),
+        // What a connector saw done: the template's grant, like an execution.
+        "execution_observed" => (3005, 1),
         "principal_added" => (3001, 1),
         // dev → admins, dev: a membership added.
         "principal_groups_changed" => (3006, 3),

@@ -222,6 +222,31 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
             human("olga"),
         ),
         (
+            // What an identity provider saw done, by an outside actor whose
+            // name and session come from the source (hostile text).
+            EventBody::ExecutionObserved(custody_core::observation::Observed {
+                source_kind: "okta".into(),
+                action: "group.user_membership.add".into(),
+                raw_sha256: Sha256Hash::of(text.as_bytes()),
+                actor: custody_core::observation::ObservedActor {
+                    id: "00u-olga".into(),
+                    kind: None,
+                    display: Some(text.to_owned()),
+                    on_behalf_of: Some(text.to_owned()),
+                    session: Some(text.to_owned()),
+                    source_identity: None,
+                    principal: None,
+                },
+                change: requested.clone(),
+                matched_by: custody_core::observation::MatchedBy::Window,
+                matched_on: None,
+                review_deadline: None,
+                drift: vec!["drift.actor-mismatch".into()],
+            }),
+            Role::Observer,
+            Actor::observer("okta", "00u-olga"),
+        ),
+        (
             EventBody::TicketLinked(TicketLinked {
                 ticket: Ticket {
                     system: "jira".into(),
