@@ -268,9 +268,13 @@ pub fn drift(
     occurred_at: Timestamp,
 ) -> Vec<Drift> {
     let mut found = Vec::new();
-    if case.opened_by_observation {
+    if case.opened_by_observation
+        && (same_change(&case.change, change) || revokes(&case.change, change))
+    {
         // The case is the observation's own: it is unsanctioned, reported
-        // as such (and as a non-human credential when it is one).
+        // as such (and as a non-human credential when it is one). Another
+        // change that names the case (by its ID) is not what it records,
+        // and is judged below like any other.
         return found;
     }
     let revocation = revokes(&case.change, change);
