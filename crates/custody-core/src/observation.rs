@@ -223,7 +223,17 @@ pub fn in_window(case: &CaseView, change: &Change, occurred_at: Timestamp) -> bo
     }
     let same = same_change(&case.change, change)
         || (case.change.duration_seconds().is_some() && revokes(&case.change, change));
-    if !same || occurred_at < case.requester.occurred_at {
+    // A case an observation opened starts at that observation; another
+    // source may date the same change a little earlier (its own clock, a
+    // late delivery), and it is still that change.
+    let opens = if case.opened_by_observation {
+        case.requester
+            .occurred_at
+            .plus_seconds(-i64::try_from(WINDOW_GRACE_SECONDS).unwrap_or(i64::MAX))
+    } else {
+        case.requester.occurred_at
+    };
+    if !same || occurred_at < opens {
         return false;
     }
     if case.state.is_active() {

@@ -711,3 +711,43 @@ async fn another_change_naming_a_confirmed_unsanctioned_case_is_not_hidden_in_it
         "{serious:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_source_dating_an_unsanctioned_change_a_little_earlier_joins_its_case() {
+    let (_directory, store, clock) = open().await;
+    let key = change(
+        (SubjectKind::ApiKey, "deploy-bot-key-1"),
+        ChangeKind::Create,
+        "api-key",
+        None,
+    );
+    let now = clock.now();
+    let first = store
+        .write(observe(Seen {
+            source: "okta",
+            id: "key-1",
+            at: now,
+            by: "00u-bot",
+            principal: None,
+            change: key.clone(),
+            hint: None,
+        }))
+        .await
+        .unwrap();
+    // Sources' clocks and delivery differ: the second one dates the same
+    // change a few seconds before the first did.
+    let second = store
+        .write(observe(Seen {
+            source: "cloudtrail",
+            id: "key-1",
+            at: now.plus_seconds(-5),
+            by: "arn:aws:iam::123456789012:user/bot",
+            principal: None,
+            change: key,
+            hint: None,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(second.case_id, first.case_id);
+    assert_eq!(store.cases_filtered(None, 10, true).await.unwrap().len(), 1);
+}
