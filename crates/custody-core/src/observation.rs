@@ -249,8 +249,8 @@ pub fn in_window(case: &CaseView, change: &Change, occurred_at: Timestamp) -> bo
 }
 
 /// Picks the case an observation belongs to among `candidates` (cases of
-/// the same change key, any order): inside its window, the newest request
-/// first.
+/// the same change key, any order): inside its window, a sanctioned case
+/// before one an observation opened, the newest request first.
 pub fn by_window<'a>(
     candidates: impl IntoIterator<Item = &'a CaseView>,
     change: &Change,
@@ -261,6 +261,9 @@ pub fn by_window<'a>(
         .filter(|case| in_window(case, change, occurred_at))
         .max_by_key(|case| {
             (
+                // A case that sanctioned the change before one an
+                // observation opened (whose window reaches back a little).
+                !case.opened_by_observation,
                 case.requester.occurred_at,
                 case.case_id.as_str().to_string(),
             )
