@@ -234,8 +234,9 @@ pub fn find_case_id(text: &str) -> Option<CaseId> {
     while let Some(offset) = text[start..].find("AC-") {
         let at = start + offset;
         let end = at + 3 + 32;
-        if end <= bytes.len() {
-            if let Ok(id) = text[at..end].parse::<CaseId>() {
+        // `get`: the byte `end` may fall inside a multibyte character.
+        if let Some(candidate) = text.get(at..end) {
+            if let Ok(id) = candidate.parse::<CaseId>() {
                 let boundary = bytes
                     .get(end)
                     .is_none_or(|byte| !byte.is_ascii_alphanumeric());
@@ -284,6 +285,18 @@ mod tests {
         assert_eq!(find_case_id(&format!("{id}0")), None);
         assert_eq!(find_case_id("AC-nothex"), None);
         assert_eq!(find_case_id("no id"), None);
+    }
+
+    #[test]
+    fn a_hint_with_a_multibyte_character_where_an_id_would_end_does_not_panic() {
+        // 31 hex digits, then a two-byte character: the 35th byte after
+        // `AC-` falls inside it.
+        let hint = format!("AC-{}\u{e9}", "0".repeat(31));
+        assert_eq!(find_case_id(&hint), None);
+        assert_eq!(
+            find_case_id(&format!("AC-{}\u{1f600}", "a".repeat(30))),
+            None
+        );
     }
 
     #[test]

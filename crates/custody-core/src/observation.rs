@@ -223,7 +223,17 @@ pub fn in_window(case: &CaseView, change: &Change, occurred_at: Timestamp) -> bo
     }
     let same = same_change(&case.change, change)
         || (case.change.duration_seconds().is_some() && revokes(&case.change, change));
-    if !same || occurred_at < case.requester.occurred_at {
+    // A case an observation opened starts at that observation; another
+    // source may date the same change a little earlier (its own clock, a
+    // late delivery), and it is still that change.
+    let opens = if case.opened_by_observation {
+        case.requester
+            .occurred_at
+            .plus_seconds(-i64::try_from(WINDOW_GRACE_SECONDS).unwrap_or(i64::MAX))
+    } else {
+        case.requester.occurred_at
+    };
+    if !same || occurred_at < opens {
         return false;
     }
     if case.state.is_active() {
@@ -239,8 +249,8 @@ pub fn in_window(case: &CaseView, change: &Change, occurred_at: Timestamp) -> bo
 }
 
 /// Picks the case an observation belongs to among `candidates` (cases of
-/// the same change key, any order): inside its window, the newest request
-/// first.
+/// the same change key, any order): inside its window, a sanctioned case
+/// before one an observation opened, the newest request first.
 pub fn by_window<'a>(
     candidates: impl IntoIterator<Item = &'a CaseView>,
     change: &Change,
@@ -251,6 +261,9 @@ pub fn by_window<'a>(
         .filter(|case| in_window(case, change, occurred_at))
         .max_by_key(|case| {
             (
+                // A case that sanctioned the change before one an
+                // observation opened (whose window reaches back a little).
+                !case.opened_by_observation,
                 case.requester.occurred_at,
                 case.case_id.as_str().to_string(),
             )
@@ -268,9 +281,13 @@ pub fn drift(
     occurred_at: Timestamp,
 ) -> Vec<Drift> {
     let mut found = Vec::new();
-    if case.opened_by_observation {
+    if case.opened_by_observation
+        && (same_change(&case.change, change) || revokes(&case.change, change))
+    {
         // The case is the observation's own: it is unsanctioned, reported
-        // as such (and as a non-human credential when it is one).
+        // as such (and as a non-human credential when it is one). Another
+        // change that names the case (by its ID) is not what it records,
+        // and is judged below like any other.
         return found;
     }
     let revocation = revokes(&case.change, change);

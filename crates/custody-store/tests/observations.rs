@@ -642,3 +642,112 @@ async fn access_a_source_still_shows_after_the_expiry_is_drift_until_it_sees_the
         report.findings
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_change_naming_a_confirmed_unsanctioned_case_is_not_hidden_in_it() {
+    let (_directory, store, clock) = open().await;
+    let key = change(
+        (SubjectKind::ApiKey, "deploy-bot-key-1"),
+        ChangeKind::Create,
+        "api-key",
+        None,
+    );
+    let now = clock.now();
+    let first = store
+        .write(observe(Seen {
+            source: "okta",
+            id: "key-1",
+            at: now,
+            by: "00u-bot",
+            principal: None,
+            change: key,
+            hint: None,
+        }))
+        .await
+        .unwrap();
+    clock.advance_seconds(60);
+    store
+        .write(api(
+            "alice",
+            "review",
+            CaseStep::Review {
+                case_id: first.case_id.clone(),
+                outcome: ReviewOutcome::Confirmed,
+                comment: None,
+                revocation_rule: None,
+            }
+            .into(),
+        ))
+        .await
+        .unwrap();
+    // Someone who knows the confirmed case's ID names it in a session to
+    // grant themselves admin: that is not the change the reviewer saw.
+    clock.advance_seconds(60);
+    store
+        .write(observe(Seen {
+            source: "okta",
+            id: "grab-admin",
+            at: clock.now(),
+            by: "00u-mallory",
+            principal: None,
+            change: dave("admin"),
+            hint: Some(&first.case_id),
+        }))
+        .await
+        .unwrap();
+    let report = audit(&store).await;
+    let serious: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|finding| {
+            finding.severity != custody_core::severity::Severity::Info
+                && !finding.code.to_string().starts_with("log.")
+        })
+        .map(|finding| finding.code.to_string())
+        .collect();
+    assert!(
+        serious.contains(&Code::DriftWiderThanApproved.to_string())
+            || serious.contains(&Code::ChangeUnsanctioned.to_string()),
+        "{serious:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_source_dating_an_unsanctioned_change_a_little_earlier_joins_its_case() {
+    let (_directory, store, clock) = open().await;
+    let key = change(
+        (SubjectKind::ApiKey, "deploy-bot-key-1"),
+        ChangeKind::Create,
+        "api-key",
+        None,
+    );
+    let now = clock.now();
+    let first = store
+        .write(observe(Seen {
+            source: "okta",
+            id: "key-1",
+            at: now,
+            by: "00u-bot",
+            principal: None,
+            change: key.clone(),
+            hint: None,
+        }))
+        .await
+        .unwrap();
+    // Sources' clocks and delivery differ: the second one dates the same
+    // change a few seconds before the first did.
+    let second = store
+        .write(observe(Seen {
+            source: "cloudtrail",
+            id: "key-1",
+            at: now.plus_seconds(-5),
+            by: "arn:aws:iam::123456789012:user/bot",
+            principal: None,
+            change: key,
+            hint: None,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(second.case_id, first.case_id);
+    assert_eq!(store.cases_filtered(None, 10, true).await.unwrap().len(), 1);
+}
