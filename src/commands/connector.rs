@@ -365,6 +365,18 @@ fn split_fields(line: &str) -> Result<Vec<String>, String> {
 /// the ledger refused any record (each is listed), 0 otherwise.
 pub async fn ingest(args: crate::cli::IngestArgs) -> Result<ExitCode, CliError> {
     connector_name(&args.source)?;
+    // The server reads at most this much; a larger file is refused here,
+    // before it is read into memory.
+    const MAX_INGEST_BYTES: u64 = 256 * 1024 * 1024;
+    if let Ok(metadata) = std::fs::metadata(&args.file) {
+        if metadata.len() > MAX_INGEST_BYTES {
+            return Err(CliError::Usage(format!(
+                "{} is {} bytes; a batch file is at most {MAX_INGEST_BYTES} bytes: split the export into several files and ingest each",
+                args.file.display(),
+                metadata.len()
+            )));
+        }
+    }
     let file = std::fs::read(&args.file)
         .map_err(|error| CliError::Io(format!("cannot read {}: {error}", args.file.display())))?;
     if file.is_empty() {
