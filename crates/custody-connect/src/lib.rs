@@ -55,6 +55,20 @@ pub use inbound::{
 };
 pub use writeback::{Call, Update};
 
+/// Percent-encodes everything but RFC 3986's unreserved characters: a
+/// query value or a path segment of a vendor's API.
+pub(crate) fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 /// What every connector does. Implementations are pure: they read the
 /// request and their configuration and return values.
 pub trait Connector: Send + Sync {

@@ -111,8 +111,8 @@ impl AuditPoller {
         format!(
             "{}{AUDITS_PATH}?$filter={}&$orderby={}&$top={}",
             self.graph_url,
-            query_escape(&format!("activityDateTime ge {since}")),
-            query_escape("activityDateTime asc"),
+            crate::percent_encode(&format!("activityDateTime ge {since}")),
+            crate::percent_encode("activityDateTime asc"),
             self.page_size
         )
     }
@@ -256,20 +256,6 @@ pub(super) fn check_graph_url(text: &str) -> Result<String, String> {
         ));
     }
     Ok(url.to_string())
-}
-
-/// `text` percent-encoded for a query value: every byte but the unreserved
-/// ones (RFC 3986).
-fn query_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() * 2);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

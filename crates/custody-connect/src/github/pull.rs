@@ -107,7 +107,7 @@ impl Pull for AuditLogPull {
             Some(after) => {
                 check_cursor(after)?;
                 url.push_str("&after=");
-                url.push_str(&percent_encode(after));
+                url.push_str(&crate::percent_encode(after));
                 self.phrase.clone()
             }
             None => {
@@ -123,7 +123,7 @@ impl Pull for AuditLogPull {
         };
         if let Some(phrase) = phrase {
             url.push_str("&phrase=");
-            url.push_str(&percent_encode(&phrase));
+            url.push_str(&crate::percent_encode(&phrase));
         }
         Ok(PullRequest {
             url,
@@ -230,19 +230,6 @@ fn check_cursor(cursor: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
 }
 
 /// Decodes `%XX` escapes (and `+` as a space); `None` for a broken escape

@@ -70,9 +70,9 @@ impl LogPoller {
         format!(
             "{}{LOGS_PATH}?since={}&sortOrder=ASCENDING&limit={}&filter={}",
             self.org_url,
-            query_escape(&since),
+            crate::percent_encode(&since),
             self.limit,
-            query_escape(&filter)
+            crate::percent_encode(&filter)
         )
     }
 }
@@ -180,20 +180,6 @@ fn okta_time(time: Timestamp) -> String {
         Some(millis) => format!("{millis}Z"),
         None => text,
     }
-}
-
-/// `text` percent-encoded for a query value: every byte but the unreserved
-/// ones (RFC 3986).
-fn query_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() * 2);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            escaped.push(char::from(byte));
-        } else {
-            escaped.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    escaped
 }
 
 /// The URL of the `rel="next"` link among the `Link` headers (RFC 8288),

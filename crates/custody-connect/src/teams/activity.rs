@@ -175,13 +175,13 @@ impl Activity {
         // thread's first message).
         let mut permalink = format!(
             "https://teams.microsoft.com/l/message/{}/{}?tenantId={}",
-            percent_encode(channel),
-            percent_encode(message),
-            percent_encode(tenant)
+            crate::percent_encode(channel),
+            crate::percent_encode(message),
+            crate::percent_encode(tenant)
         );
         if let Some(thread) = thread {
             permalink.push_str("&parentMessageId=");
-            permalink.push_str(&percent_encode(thread));
+            permalink.push_str(&crate::percent_encode(thread));
         }
         ChatApproval {
             channel: format!("teams:{channel}"),
@@ -198,19 +198,6 @@ impl Activity {
 
 /// The approver of a chat approval before the server maps the sender.
 pub(super) const UNMAPPED_APPROVER: &str = "unmapped";
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
 
 /// A command typed after the mention.
 #[derive(Debug, PartialEq)]
