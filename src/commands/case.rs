@@ -22,6 +22,7 @@ use crate::output::{self, say};
 /// `custody request`: prints only the new case ID.
 pub async fn request(args: RequestArgs) -> Result<ExitCode, CliError> {
     let body = RequestBody {
+        drill: false,
         subject: subject(&args.subject)?,
         entitlement: args.entitlement,
         change: Some(args.change),
@@ -55,6 +56,7 @@ pub async fn break_glass(args: BreakGlassArgs) -> Result<ExitCode, CliError> {
         .map(read_change_set)
         .transpose()?;
     let body = BreakGlassBody {
+        drill: false,
         subject: subject(&args.subject)?,
         entitlement: args.entitlement,
         change: Some(args.change),

@@ -116,6 +116,7 @@ async fn open_cases(store: &Store) -> Obligations {
         "oncall",
         "break-glass",
         Opening::BreakGlass {
+            drill: false,
             change: change("oncall", None),
             justification: "INC-1".to_string(),
             ticket: None,
@@ -133,6 +134,7 @@ async fn open_cases(store: &Store) -> Obligations {
         "alice",
         "unanswered",
         Opening::Request {
+            drill: false,
             change: change("alice", None),
             justification: None,
             ticket: None,
@@ -149,6 +151,7 @@ async fn open_cases(store: &Store) -> Obligations {
         "alice",
         "unreviewed",
         Opening::Request {
+            drill: false,
             change: change("dave", None),
             justification: None,
             ticket: None,
@@ -165,6 +168,7 @@ async fn open_cases(store: &Store) -> Obligations {
         "alice",
         "time-bound",
         Opening::Request {
+            drill: false,
             change: change("erin", Some(3 * 3600)),
             justification: None,
             ticket: None,

@@ -30,6 +30,10 @@ pub struct RequestBody {
     /// lowercase and the key in uppercase.
     #[serde(default)]
     pub ticket: Option<String>,
+    /// A drill's case (`custody drill`): recorded in the request, left out
+    /// of listings, exports and metrics unless asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 /// A subject in a request body.
@@ -74,6 +78,10 @@ pub struct BreakGlassBody {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub change_set: Option<Box<serde_json::value::RawValue>>,
+    /// A drill's case (`custody drill`): recorded in the request, left out
+    /// of listings, exports and metrics unless asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 /// Query of `GET /v1/cases`.

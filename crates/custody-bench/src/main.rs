@@ -483,6 +483,7 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
                 actor: actor(&name)?,
                 idempotency_key: format!("open-{writer}"),
                 command: Opening::Request {
+                    drill: false,
                     change: Change::new(
                         Subject {
                             kind: SubjectKind::User,
@@ -805,6 +806,7 @@ async fn requests_through_store(
                         actor: actor.clone(),
                         idempotency_key: format!("request-{round}-{index}"),
                         command: Opening::Request {
+                            drill: false,
                             change: Change::new(
                                 Subject {
                                     kind: SubjectKind::User,

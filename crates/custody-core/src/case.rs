@@ -185,6 +185,14 @@ pub struct CaseView {
     /// time-bound access once the ledger recorded its revocation due.
     #[serde(default)]
     pub access_ended_at: Option<Timestamp>,
+    /// A drill case (`custody drill`, recorded in its request): left out
+    /// of listings, exports and metrics unless asked for.
+    #[serde(default)]
+    pub drill: bool,
+    /// The findings the continuous monitor recorded in this case
+    /// (`finding_raised`), so each is raised once.
+    #[serde(default)]
+    pub findings_raised: Vec<RaisedFinding>,
     /// When the request was recorded.
     pub opened_at: Timestamp,
     /// When the latest event was recorded.
@@ -193,6 +201,21 @@ pub struct CaseView {
     pub head_seq: u64,
     /// Hash of the latest event's canonical bytes.
     pub head_hash: Sha256Hash,
+}
+
+/// A finding the monitor recorded in a case: what identifies it, so the
+/// same finding is not raised twice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RaisedFinding {
+    /// The finding's code.
+    pub code: String,
+    /// The event it pointed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The log index it pointed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 impl CaseState {
@@ -308,6 +331,8 @@ impl CaseView {
             opened_by_observation: false,
             observations: Vec::new(),
             access_ended_at: None,
+            drill: request.drill,
+            findings_raised: Vec::new(),
             opened_at: event.recorded_at,
             updated_at: event.recorded_at,
             head_seq: event.seq,
@@ -481,6 +506,13 @@ impl CaseView {
                     .expires_at
                     .map_or(event.occurred_at, |expires| expires.min(event.occurred_at));
                 self.access_ended_at = Some(self.access_ended_at.map_or(ended, |at| at.min(ended)));
+            }
+            EventBody::FindingRaised(raised) => {
+                self.findings_raised.push(RaisedFinding {
+                    code: raised.code.clone(),
+                    event_id: raised.event_id.clone(),
+                    log_index: raised.log_index,
+                });
             }
             EventBody::ExecutionObserved(observed) => {
                 // The first event after the request of a case an observation

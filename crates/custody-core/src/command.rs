@@ -71,6 +71,9 @@ pub enum Opening {
         /// The policy rule that governs it, decided by the server from its
         /// configuration (never by the client).
         rule: AppliedRule,
+        /// A drill's (`custody drill`): recorded in the case's request.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        drill: bool,
     },
     /// Open a case by break-glass: the change was made in an emergency,
     /// before approval (see [`lifecycle::break_glass`]).
@@ -85,6 +88,9 @@ pub enum Opening {
         rule: AppliedRule,
         /// What was actually changed.
         change_set: Option<crate::change_set::ChangeSet>,
+        /// A drill's (`custody drill`): recorded in the case's request.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        drill: bool,
     },
     /// Record a change a connector observed: in the case it correlates to
     /// (see [`crate::observation`]), or in a case of its own when no case
@@ -98,6 +104,10 @@ pub enum Opening {
         /// The policy rule for the change, decided by the server: what an
         /// unsanctioned case's post-hoc review deadline comes from.
         rule: AppliedRule,
+        /// A drill's: a case the observation opens is a drill case (a
+        /// matched observation joins its case, drill or not).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        drill: bool,
     },
     /// Record evidence for an external reference: in the case that carries
     /// it, or held in the reference's evidence record until a case does.
@@ -520,6 +530,7 @@ mod tests {
                 justification: Some("why".into()),
                 ticket: Some("jira:SEC-1".parse().unwrap()),
                 rule: rule.clone(),
+                drill: false,
             }
             .into(),
             CaseStep::Approve {
@@ -570,6 +581,7 @@ mod tests {
                 ticket: None,
                 rule: rule.clone(),
                 change_set: Some(set),
+                drill: false,
             }
             .into(),
             CaseStep::ExecuteRevocation {

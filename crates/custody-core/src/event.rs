@@ -186,6 +186,32 @@ pub enum EventBody {
     /// one of a case no request sanctioned opens it, with a post-hoc review
     /// deadline.
     ExecutionObserved(crate::observation::Observed),
+    /// The continuous monitor of `custody serve` found something wrong with
+    /// the case's trail (by `system`): recorded once per finding, so the
+    /// case's timeline shows it where people look.
+    FindingRaised(FindingRaised),
+}
+
+/// The payload of `finding_raised`: one finding of the monitor, as
+/// `custody verify` would report it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FindingRaised {
+    /// The finding's code (see `docs/findings.md`).
+    pub code: String,
+    /// How bad it is: `info`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// What is wrong, in a sentence.
+    pub message: String,
+    /// The event it points at, when it points at one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The log index it points at, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    /// The log size the monitor had verified up to when it found it.
+    pub scanned_to: u64,
 }
 
 /// The payload of `notification_attempted`.
@@ -587,6 +613,12 @@ pub struct RequestCreated {
     /// The external ticket the request came from.
     #[serde(deserialize_with = "Option::deserialize")]
     pub ticket: Option<Ticket>,
+    /// A drill case (`custody drill`): recorded at request time, so the
+    /// case is left out of listings, exports and metrics unless asked for
+    /// (`--include-drills`). A drill never touches real access. Written
+    /// only when true, so the events of ordinary cases are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }
 
 /// The payload of `approval_granted` and `approval_denied`.
@@ -805,6 +837,7 @@ impl EventBody {
             EventBody::IdentityMapped(_) => "identity_mapped",
             EventBody::IdentityUnmapped(_) => "identity_unmapped",
             EventBody::ExecutionObserved(_) => "execution_observed",
+            EventBody::FindingRaised(_) => "finding_raised",
         }
     }
 
@@ -1051,6 +1084,12 @@ impl EventBody {
                 }
                 text
             }
+            EventBody::FindingRaised(raised) => format!(
+                "the monitor raised {} ({}): {}",
+                raised.code,
+                raised.severity,
+                first_line(&raised.message)
+            ),
         }
     }
 }

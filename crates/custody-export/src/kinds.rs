@@ -36,6 +36,13 @@ pub fn severity(body: &EventBody) -> Severity {
         }
         EventBody::ExecutionObserved(observed) if !observed.drift.is_empty() => Severity::Medium,
         EventBody::ExecutionObserved(_) => Severity::Low,
+        // The monitor's finding, at the severity `verify` gives it.
+        EventBody::FindingRaised(raised) => match raised.severity.as_str() {
+            "critical" | "high" => Severity::High,
+            "medium" => Severity::Medium,
+            "low" => Severity::Low,
+            _ => Severity::Informational,
+        },
         EventBody::ReviewCompleted(review) => match review.outcome {
             ReviewOutcome::Confirmed => Severity::Informational,
             ReviewOutcome::Revoke => Severity::Medium,

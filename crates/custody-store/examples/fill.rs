@@ -42,6 +42,7 @@ async fn main() {
                     actor: actor.clone(),
                     idempotency_key: "open".into(),
                     command: Opening::Request {
+                        drill: false,
                         change: Change::new(
                             Subject::from_str(&format!("user:w{writer}")).unwrap(),
                             ChangeKind::Grant,

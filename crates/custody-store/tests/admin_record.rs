@@ -101,6 +101,7 @@ async fn deployment() -> (tempfile::TempDir, Store, custody_core::CaseId) {
             actor: actor("alice", PrincipalKind::Human, None),
             idempotency_key: "open".to_string(),
             command: Opening::Request {
+                drill: false,
                 change: change(),
                 justification: None,
                 ticket: None,

@@ -108,6 +108,7 @@ fn observe(seen: Seen<'_>) -> CaseWrite {
         idempotency_key: format!("{}/{}", seen.source, seen.id),
         occurred_at: Some(seen.at),
         command: Opening::Observe {
+            drill: false,
             source_kind: "okta".to_string(),
             observation,
             rule: AppliedRule::brief_default(),
@@ -145,6 +146,7 @@ async fn approved_and_executed(store: &Store, change: Change, key: &str) -> Case
             "alice",
             &format!("{key}-request"),
             Opening::Request {
+                drill: false,
                 change,
                 justification: None,
                 ticket: None,
@@ -301,6 +303,7 @@ async fn an_execution_seen_before_the_approval_and_by_someone_else_is_drift() {
             "alice",
             "request",
             Opening::Request {
+                drill: false,
                 change: dave("reader"),
                 justification: None,
                 ticket: None,

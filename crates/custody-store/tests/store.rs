@@ -30,6 +30,7 @@ fn actor(name: &str) -> Actor {
 
 fn request(subject: &str, ticket: Option<&str>) -> CaseCommand {
     Opening::Request {
+        drill: false,
         change: Change::new(
             Subject {
                 kind: SubjectKind::User,

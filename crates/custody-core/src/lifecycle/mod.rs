@@ -56,6 +56,17 @@ pub struct Draft {
     pub causation: Option<EventId>,
 }
 
+impl Draft {
+    /// Marks the request this draft opens a case with as a drill's
+    /// (`custody drill`); any other draft is returned unchanged.
+    pub fn drill(mut self, drill: bool) -> Draft {
+        if let EventBody::RequestCreated(request) = &mut self.body {
+            request.drill = drill;
+        }
+        self
+    }
+}
+
 /// Why a step was refused: a stable rule code, a message and a hint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Refusal {

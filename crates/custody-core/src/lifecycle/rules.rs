@@ -369,7 +369,8 @@ pub fn judge(
         EventBody::EscalationRaised(_)
         | EventBody::RevocationDue(_)
         | EventBody::ExpiryApproaching(_)
-        | EventBody::NotificationAttempted(_) => {
+        | EventBody::NotificationAttempted(_)
+        | EventBody::FindingRaised(_) => {
             refuse(check_system_actor(case, actor, body), Severity::High);
         }
         EventBody::PrincipalAdded(_)

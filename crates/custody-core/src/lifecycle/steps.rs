@@ -21,6 +21,7 @@ pub fn request(
             rule: rule.clone(),
             justification,
             ticket,
+            drill: false,
         }),
         role: Role::Requester,
         causation: None,
@@ -452,6 +453,8 @@ pub fn open_revocation(
                 reviewed.case_id
             )),
             ticket: None,
+            // The revocation a drill's review decides is a drill too.
+            drill: reviewed.drill,
         }),
         role: Role::Requester,
         causation: None,
@@ -535,6 +538,7 @@ pub fn unsanctioned(
                 observed.source_kind, observed.action
             )),
             ticket: None,
+            drill: false,
         }),
         role: Role::Observer,
         causation: None,

@@ -154,6 +154,7 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
     vec![
         (
             EventBody::RequestCreated(RequestCreated {
+                drill: false,
                 change_hash: requested.digest(),
                 change: requested.clone(),
                 rule: AppliedRule::brief_default(),

@@ -55,6 +55,7 @@ pub async fn create_case(
                 change,
                 justification,
                 ticket,
+                drill: body.drill,
             }
             .into(),
             occurred_at: None,
@@ -97,6 +98,7 @@ pub async fn break_glass(
         duration: body.duration,
         justification: None,
         ticket: body.ticket,
+        drill: body.drill,
     })?;
     if let Some(ticket) = &ticket {
         state
@@ -122,6 +124,7 @@ pub async fn break_glass(
                 justification,
                 ticket,
                 change_set,
+                drill: body.drill,
             }
             .into(),
             occurred_at: None,

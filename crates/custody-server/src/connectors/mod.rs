@@ -709,6 +709,7 @@ async fn command(state: &AppState, actor: &Actor, action: Action) -> Result<Boun
                 change,
                 justification,
                 ticket,
+                drill: false,
             }
             .into()
         }

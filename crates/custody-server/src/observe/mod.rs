@@ -283,6 +283,7 @@ fn write_of(state: &AppState, entry: &SourceEntry, observation: ObservedChange) 
             source_kind: entry.source.kind().to_string(),
             observation,
             rule,
+            drill: false,
         })),
         connector: Some(ConnectorWrite {
             origin,

@@ -179,6 +179,7 @@ impl Pending {
                 justification,
                 ticket,
                 rule,
+                drill,
             })) => {
                 if let Some(ticket) = ticket {
                     if let Some(existing) =
@@ -210,7 +211,8 @@ impl Pending {
                 }
                 let draft =
                     lifecycle::request(change.clone(), justification.clone(), ticket.clone(), rule)
-                        .map_err(StoreError::Refused)?;
+                        .map_err(StoreError::Refused)?
+                        .drill(*drill);
                 let case_id = CaseId::generate();
                 let routing = self.routing.clone();
                 let (first, view) = self.open_case(write, &routing, &case_id, draft, recorded_at);
@@ -240,6 +242,7 @@ impl Pending {
                 ticket,
                 rule,
                 change_set,
+                drill,
             })) => {
                 // An emergency is never refused as a duplicate: an open request
                 // for the same change may be exactly what could not wait.
@@ -252,6 +255,7 @@ impl Pending {
                     recorded_at,
                 )
                 .map_err(StoreError::Refused)?;
+                let request = request.drill(*drill);
                 let case_id = CaseId::generate();
                 // The emergency's request asks nobody to approve: the invocation
                 // tells security and the reviewers instead.
@@ -329,12 +333,14 @@ impl Pending {
                 source_kind,
                 observation,
                 rule,
+                drill,
             })) => self.observe(
                 prefetched,
                 write,
                 source_kind,
                 observation,
                 rule,
+                *drill,
                 reads,
                 recorded_at,
             )?,
@@ -463,6 +469,7 @@ impl Pending {
         source_kind: &str,
         observation: &custody_core::observation::ObservedChange,
         rule: &custody_core::policy::AppliedRule,
+        drill: bool,
         reads: CaseReads,
         recorded_at: Timestamp,
     ) -> Result<WriteOutcome, StoreError> {
@@ -545,6 +552,7 @@ impl Pending {
             let [request, observation_draft] =
                 custody_core::lifecycle::unsanctioned(&write.actor, observed, rule, recorded_at)
                     .map_err(StoreError::Refused)?;
+            let request = request.drill(drill);
             let case_id = CaseId::generate();
             // Nobody is asked to approve what already happened: the
             // observation tells security and the reviewers.

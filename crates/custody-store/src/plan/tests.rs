@@ -404,6 +404,7 @@ impl World {
                         justification: None,
                         ticket,
                         rule: rule(words),
+                        drill: false,
                     }
                     .into()
                 } else {
@@ -413,6 +414,7 @@ impl World {
                         ticket,
                         rule: rule(words),
                         change_set: None,
+                        drill: false,
                     }
                     .into()
                 };
