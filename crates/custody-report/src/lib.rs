@@ -55,3 +55,47 @@ pub struct ScenarioResult {
     /// The drill cases it opened.
     pub case_ids: Vec<String>,
 }
+
+/// A report's output format (`--report text|json|sarif|html`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// For a terminal.
+    Text,
+    /// The documented schema (docs/report.md).
+    Json,
+    /// SARIF 2.1.0, for code-scanning dashboards.
+    Sarif,
+    /// One self-contained page that works offline.
+    Html,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Format, String> {
+        match text {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            "sarif" => Ok(Format::Sarif),
+            "html" => Ok(Format::Html),
+            other => Err(format!(
+                "`{other}` is not a report format: use text, json, sarif or html"
+            )),
+        }
+    }
+}
+
+/// What a report is made from: `verify`'s audit, the drill's scenarios, or
+/// both.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    /// What was checked, for the title: `ledger ./custody-data`,
+    /// `deployment https://custody.example`.
+    pub subject: &'a str,
+    /// When the report was made.
+    pub generated_at: custody_core::Timestamp,
+    /// `verify`'s report, when the ledger was verified.
+    pub verify: Option<&'a custody_core::audit::Report>,
+    /// The drill's scenario results, when a drill ran.
+    pub drill: Option<&'a [ScenarioResult]>,
+}
