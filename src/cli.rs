@@ -738,6 +738,9 @@ pub struct CasesArgs {
     /// sanctioned: what changed without a case.
     #[arg(long)]
     pub unsanctioned: bool,
+    /// Also list drill cases (`custody drill`), which are left out by default.
+    #[arg(long)]
+    pub include_drills: bool,
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     pub limit: u32,
@@ -820,6 +823,9 @@ pub struct ExportArgs {
     /// Bundles only: put the evidence blobs themselves in the bundle, not only their hashes.
     #[arg(long)]
     pub with_evidence: bool,
+    /// Also export the events of drill cases (`custody drill`), which are left out by default (a bundle always holds them: it is the whole trail).
+    #[arg(long)]
+    pub include_drills: bool,
     /// Bundles only: the server's configuration file, for where evidence blobs are stored ([evidence.store]).
     #[arg(long)]
     pub config: Option<PathBuf>,

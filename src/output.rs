@@ -270,7 +270,11 @@ pub fn print_cases(list: &CaseList) {
             case.state,
             case.requester,
             short_time(&case.opened_at),
-            case.summary
+            if case.drill {
+                format!("[drill] {}", case.summary)
+            } else {
+                case.summary.clone()
+            }
         );
     }
 }

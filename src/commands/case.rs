@@ -260,6 +260,7 @@ pub async fn cases(args: CasesArgs) -> Result<ExitCode, CliError> {
         state: args.state,
         limit: Some(args.limit),
         unsanctioned: args.unsanctioned.then_some(true),
+        include_drills: args.include_drills.then_some(true),
     };
     let answer = connect(&args.connection)?.cases(&query).await?;
     if args.json {

@@ -221,7 +221,8 @@ async fn export_direct(
     let mut exporter =
         Exporter::start(store, Encoder::new(format, host_name()), case, since, until)
             .await
-            .map_err(|error| failed(exporter_error(error)))?;
+            .map_err(|error| failed(exporter_error(error)))?
+            .include_drills(args.include_drills);
     let mut progress = Progress::new("export", "entries", exporter.end().0 - since.0, args.json);
     let mut buffer = Vec::with_capacity(1 << 20);
     while !exporter.is_done() {
@@ -262,6 +263,7 @@ async fn export_over_http(
             since: Some(cursor),
             until,
             limit: None,
+            include_drills: args.include_drills.then_some(true),
         };
         let mut page = client
             .export_page(&query)

@@ -99,6 +99,8 @@ pub struct CasesQuery {
     /// Only cases opened by an observed change no case sanctioned
     /// (`change.unsanctioned`).
     pub unsanctioned: Option<bool>,
+    /// Also drill cases (`custody drill`), which are left out by default.
+    pub include_drills: Option<bool>,
 }
 
 /// One case with its whole timeline.
@@ -175,4 +177,7 @@ pub struct CaseSummary {
     pub opened_at: String,
     /// When it last changed.
     pub updated_at: String,
+    /// A drill's case (`custody drill`); listed only with `include_drills`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drill: bool,
 }

@@ -54,4 +54,8 @@ pub struct ExportQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100_000))]
     pub limit: Option<u64>,
+    /// Also the events of drill cases (`custody drill`), which are left
+    /// out by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_drills: Option<bool>,
 }

@@ -44,6 +44,10 @@ impl Client {
         }
         if let Some(unsanctioned) = query.unsanctioned {
             path.push_str(&format!("{separator}unsanctioned={unsanctioned}"));
+            separator = '&';
+        }
+        if let Some(include) = query.include_drills {
+            path.push_str(&format!("{separator}include_drills={include}"));
         }
         self.get(&path).await
     }

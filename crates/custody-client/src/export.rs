@@ -50,6 +50,9 @@ impl Client {
                 path.push_str(&format!("&{name}={value}"));
             }
         }
+        if let Some(include) = query.include_drills {
+            path.push_str(&format!("&include_drills={include}"));
+        }
         let http = self.streaming_client()?;
         let mut request = http
             .get(format!("{}{path}", self.base))

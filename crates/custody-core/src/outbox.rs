@@ -175,8 +175,14 @@ pub fn message(kind: &str, event: &Event, case: &CaseView) -> (String, String) {
 /// the owing event, so what is sent is exactly what the ledger says, and
 /// rendering costs nothing on the write path.
 pub fn payload(owed: &Owed, event: &Event, after: &CaseView) -> serde_json::Value {
-    let (title, text) = message(&owed.kind, event, after);
-    serde_json::json!({
+    let (mut title, mut text) = message(&owed.kind, event, after);
+    // A drill's notifications reach real people and channels: they say so
+    // first, so nobody acts on them as on a real change.
+    if after.drill {
+        title = format!("[DRILL] {title}");
+        text = format!("This is a drill (`custody drill`): no real access changes.\n{text}");
+    }
+    let mut payload = serde_json::json!({
         "delivery_id": owed.delivery_id,
         "case_id": event.case_id,
         "event_id": event.event_id,
@@ -199,5 +205,9 @@ pub fn payload(owed: &Owed, event: &Event, after: &CaseView) -> serde_json::Valu
             "change": after.change,
             "event_kind": event.body.kind_name(),
         },
-    })
+    });
+    if after.drill {
+        payload["data"]["drill"] = serde_json::Value::Bool(true);
+    }
+    payload
 }

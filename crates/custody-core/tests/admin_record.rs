@@ -108,6 +108,7 @@ impl Log {
                 CaseView::replay(self.events.iter().filter(|event| event.case_id == case_id))
             })
             .map(|view| custody_core::audit::StoredCaseHead {
+                drill: false,
                 case_id: view.case_id.to_string(),
                 head_seq: view.head_seq as i64,
                 head_hash: view.head_hash.to_hex(),

@@ -931,6 +931,7 @@ impl Trail {
                 .map(|view| view.state.as_str().to_string())
                 .unwrap_or_else(|| "open".to_string());
                 StoredCaseHead {
+                    drill: false,
                     case_id: first.case_id.to_string(),
                     head_seq: last.seq as i64,
                     head_hash: last.hash().to_hex(),
@@ -1184,6 +1185,7 @@ fn case_events_missing() -> Outcome {
     let ghost = CaseId::generate();
     let mut heads = trail.heads();
     heads.push(StoredCaseHead {
+        drill: false,
         case_id: ghost.to_string(),
         head_seq: 2,
         head_hash: Sha256Hash::of(b"gone").to_hex(),

@@ -95,6 +95,7 @@ impl Ledger {
         }
         let view = self.view.as_ref().expect("a scenario opens a case");
         auditor.finish([StoredCaseHead {
+            drill: false,
             case_id: view.case_id.to_string(),
             head_seq: view.head_seq as i64,
             head_hash: view.head_hash.to_hex(),
@@ -436,6 +437,7 @@ fn audit_together(ledgers: &[&Ledger]) -> Report {
     auditor.finish(ledgers.iter().map(|ledger| {
         let view = ledger.view.as_ref().unwrap();
         StoredCaseHead {
+            drill: false,
             case_id: view.case_id.to_string(),
             head_seq: view.head_seq as i64,
             head_hash: view.head_hash.to_hex(),
@@ -1087,6 +1089,7 @@ fn verify_reports_missed_reviews_and_revocations_as_of_its_own_time() {
         }
         let view = case.view.as_ref().unwrap();
         let report = auditor.finish([StoredCaseHead {
+            drill: false,
             case_id: view.case_id.to_string(),
             head_seq: view.head_seq as i64,
             head_hash: view.head_hash.to_hex(),

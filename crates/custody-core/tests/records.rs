@@ -123,6 +123,7 @@ impl Log {
                 .collect();
             if let Some(view) = CaseView::replay(events.iter().copied()) {
                 heads.push(StoredCaseHead {
+                    drill: false,
                     case_id: view.case_id.to_string(),
                     head_seq: view.head_seq as i64,
                     head_hash: view.head_hash.to_hex(),

@@ -267,6 +267,7 @@ impl World {
             });
         }
         auditor.finish(self.cases.iter().flatten().map(|view| StoredCaseHead {
+            drill: false,
             case_id: view.case_id.to_string(),
             head_seq: view.head_seq as i64,
             head_hash: view.head_hash.to_hex(),

@@ -176,6 +176,9 @@ pub struct Roles {
     /// The change the case asks for (from its `request_created`), so that
     /// every event of the case can name its subject and entitlement.
     pub change: Option<Change>,
+    /// Whether the case is a drill's (`custody drill`, recorded in its
+    /// request): exports leave its events out unless asked for.
+    pub drill: bool,
 }
 
 impl Roles {
@@ -183,6 +186,7 @@ impl Roles {
     pub fn observe(&mut self, event: &Event) {
         if let (EventBody::RequestCreated(request), None) = (&event.body, &self.change) {
             self.change = Some(request.change.clone());
+            self.drill = request.drill;
         }
         let party = Party::of(&event.actor);
         match event.role {

@@ -154,6 +154,7 @@ pub struct Exporter<S> {
     cursor: u64,
     end: u64,
     exported: u64,
+    include_drills: bool,
 }
 
 impl<S: ExportSource> Exporter<S> {
@@ -200,7 +201,15 @@ impl<S: ExportSource> Exporter<S> {
             cursor: since.0,
             end,
             exported: 0,
+            include_drills: false,
         })
+    }
+
+    /// Also exports the events of drill cases (`custody drill`), which are
+    /// left out by default; a bundle always holds them (it is the trail).
+    pub fn include_drills(mut self, include: bool) -> Exporter<S> {
+        self.include_drills = include;
+        self
     }
 
     /// Where the export started.
@@ -276,6 +285,9 @@ impl<S: ExportSource> Exporter<S> {
                 self.seed(&event, entry.index).await?;
             }
             let roles = self.roles.observe(&event);
+            if roles.drill && !self.include_drills {
+                continue;
+            }
             self.encoder.encode(
                 &Record {
                     log_index: entry.index,

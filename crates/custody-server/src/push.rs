@@ -435,7 +435,9 @@ impl Pusher {
             let age = (now.as_micros() - first.recorded_at.as_micros()).max(0) as f64 / 1e6;
             metrics::gauge!("custody_export_lag_seconds", "sink" => sink.clone()).set(age);
         }
-        let mut encoded = Vec::with_capacity(events.len());
+        // `None` for a drill's event (`custody drill`): sinks never get
+        // them, and the cursor moves past them with the rest of the page.
+        let mut encoded: Vec<Option<Vec<u8>>> = Vec::with_capacity(events.len());
         for (entry, event) in page.iter().zip(&events) {
             if roles.missing(event) {
                 match self.earlier_events(event, entry.index).await {
@@ -447,11 +449,16 @@ impl Pusher {
                     }
                 }
             }
+            let roles = roles.observe(event);
+            if roles.drill {
+                encoded.push(None);
+                continue;
+            }
             let record = Record {
                 log_index: entry.index,
                 event,
                 bytes: &entry.leaf,
-                roles: roles.observe(event),
+                roles,
             };
             let mut bytes = Vec::new();
             if let Err(error) = self.encoder.encode(&record, &mut bytes) {
@@ -459,13 +466,14 @@ impl Pusher {
                 *left_at = None;
                 return Round::Failed;
             }
-            encoded.push(bytes);
+            encoded.push(Some(bytes));
         }
         let records: Vec<SinkRecord<'_>> = page
             .iter()
             .zip(&events)
             .zip(&encoded)
-            .map(|((entry, event), bytes)| SinkRecord {
+            .filter_map(|((entry, event), bytes)| Some((entry, event, bytes.as_ref()?)))
+            .map(|(entry, event, bytes)| SinkRecord {
                 log_index: entry.index,
                 event_id: event.event_id.as_str(),
                 case_id: event.case_id.as_str(),
@@ -473,8 +481,13 @@ impl Pusher {
                 encoded: bytes,
             })
             .collect();
-        match self.sink.send(&records, self.shape).await {
-            Ok(_) => {}
+        let sent = if records.is_empty() {
+            Ok(())
+        } else {
+            self.sink.send(&records, self.shape).await.map(|_| ())
+        };
+        match sent {
+            Ok(()) => {}
             Err(error) => {
                 metrics::counter!("custody_export_failures_total", "sink" => sink.clone())
                     .increment(1);

@@ -1283,18 +1283,20 @@ impl Store {
         state: Option<CaseState>,
         limit: u32,
     ) -> Result<Vec<CaseSummary>, StoreError> {
-        self.cases_filtered(state, limit, false).await
+        self.cases_filtered(state, limit, false, true).await
     }
 
     /// [`Store::cases`], only those an observed change no case sanctioned
-    /// opened when `unsanctioned`.
+    /// opened when `unsanctioned`, and drill cases (`custody drill`) only
+    /// when `include_drills`.
     pub async fn cases_filtered(
         &self,
         state: Option<CaseState>,
         limit: u32,
         unsanctioned: bool,
+        include_drills: bool,
     ) -> Result<Vec<CaseSummary>, StoreError> {
-        on_backend!(&self.readers, ops, readers => ops::cases(readers, state, limit, unsanctioned).await)
+        on_backend!(&self.readers, ops, readers => ops::cases(readers, state, limit, unsanctioned, include_drills).await)
     }
 
     /// Cases with an obligation due by `now` that the ledger has not acted on

@@ -449,7 +449,7 @@ async fn an_unsanctioned_key_opens_a_case_once_joined_by_a_second_source_and_cle
             .collect::<Vec<_>>(),
         ["request_created", "execution_observed"]
     );
-    let unsanctioned = store.cases_filtered(None, 10, true).await.unwrap();
+    let unsanctioned = store.cases_filtered(None, 10, true, false).await.unwrap();
     assert_eq!(unsanctioned.len(), 1);
     assert_eq!(unsanctioned[0].case_id, first.case_id.to_string());
     assert_eq!(unsanctioned[0].requester, "system");
@@ -489,7 +489,14 @@ async fn an_unsanctioned_key_opens_a_case_once_joined_by_a_second_source_and_cle
         .await
         .unwrap();
     assert_eq!(second.case_id, first.case_id);
-    assert_eq!(store.cases_filtered(None, 10, true).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .cases_filtered(None, 10, true, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let report = audit(&store).await;
     let unsanctioned: Vec<_> = report
@@ -752,5 +759,12 @@ async fn a_second_source_dating_an_unsanctioned_change_a_little_earlier_joins_it
         .await
         .unwrap();
     assert_eq!(second.case_id, first.case_id);
-    assert_eq!(store.cases_filtered(None, 10, true).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .cases_filtered(None, 10, true, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

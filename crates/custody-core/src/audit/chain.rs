@@ -176,6 +176,22 @@ pub(super) fn finish_cases(
                     .case(case_id.clone()),
                 );
             }
+            // The flag listings and exports leave drill cases out by: set
+            // on a real case, it would hide it from them.
+            if head.drill != view.drill {
+                findings.push(
+                    Finding::new(
+                        Code::CaseProjectionMismatch,
+                        format!(
+                            "case {case_id} is stored as {} but its request {}: listings and exports would {} it",
+                            if head.drill { "a drill" } else { "not a drill" },
+                            if view.drill { "marks it as a drill" } else { "does not mark it as a drill" },
+                            if head.drill { "leave out" } else { "include" },
+                        ),
+                    )
+                    .case(case_id.clone()),
+                );
+            }
         }
     }
     for (case_id, head) in heads_by_case {

@@ -118,6 +118,8 @@ pub struct StoredCaseHead {
     pub head_hash: String,
     /// The stored state.
     pub state: String,
+    /// The stored drill flag (what listings and exports leave out).
+    pub drill: bool,
 }
 
 /// What was checked.
@@ -588,6 +590,7 @@ impl Auditor {
                     .view
                     .as_ref()
                     .map_or_else(String::new, |view| view.state.as_str().to_string()),
+                drill: trail.view.as_ref().is_some_and(|view| view.drill),
             })
             .collect();
         self.finish(heads)

@@ -210,7 +210,12 @@ pub async fn list_cases(
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let cases = state
         .store
-        .cases_filtered(case_state, limit, query.unsanctioned.unwrap_or(false))
+        .cases_filtered(
+            case_state,
+            limit,
+            query.unsanctioned.unwrap_or(false),
+            query.include_drills.unwrap_or(false),
+        )
         .await?;
     Ok(Json(CaseList { cases }))
 }

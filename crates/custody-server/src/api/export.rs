@@ -80,7 +80,8 @@ pub async fn export(
         query.until.map(Cursor),
     )
     .await
-    .map_err(exporter_problem)?;
+    .map_err(exporter_problem)?
+    .include_drills(query.include_drills.unwrap_or(false));
     let end = exporter.end().0;
     let stop = end.min(since.saturating_add(limit));
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);

@@ -208,7 +208,7 @@ impl Importer {
         }
         for chunk in rows.views.chunks(ROWS_PER_STATEMENT) {
             let mut insert: QueryBuilder<Db> = QueryBuilder::new(
-                "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) ",
+                "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view, drill) ",
             );
             let mut encode_error = None;
             insert.push_values(chunk, |mut row, view| {
@@ -227,7 +227,8 @@ impl Importer {
                     .push_bind(to_sql(view.head_seq))
                     .push_bind(view.head_hash.to_hex())
                     .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
-                    .push_bind(encoded);
+                    .push_bind(encoded)
+                    .push_bind(view.drill);
             });
             if let Some(error) = encode_error {
                 return Err(StoreError::Corrupt(format!(

@@ -260,17 +260,20 @@ pub(crate) async fn cases(
     state: Option<CaseState>,
     limit: u32,
     unsanctioned: bool,
+    include_drills: bool,
 ) -> Result<Vec<CaseSummary>, StoreError> {
     // The ledger's own `system` principal requests only the cases an
-    // observation opened (no case sanctioned the change it saw).
+    // observation opened (no case sanctioned the change it saw). Drill
+    // cases are left out unless asked for.
     let rows = sqlx::query(
-        "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at FROM cases
-         WHERE ($1 IS NULL OR state = $1) AND ($3 IS NULL OR requester = $3)
+        "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at, drill FROM cases
+         WHERE ($1 IS NULL OR state = $1) AND ($3 IS NULL OR requester = $3) AND ($4 OR NOT drill)
          ORDER BY opened_at DESC, case_id DESC LIMIT $2",
     )
     .bind(state.map(CaseState::as_str))
     .bind(i64::from(limit))
     .bind(unsanctioned.then_some(custody_core::model::SYSTEM_PRINCIPAL))
+    .bind(include_drills)
     .fetch_all(readers)
     .await?;
     rows.iter()
@@ -283,6 +286,7 @@ pub(crate) async fn cases(
                 ticket: row.try_get("ticket")?,
                 opened_at: row.try_get("opened_at")?,
                 updated_at: row.try_get("updated_at")?,
+                drill: row.try_get("drill")?,
             })
         })
         .collect()
@@ -500,7 +504,7 @@ pub(crate) async fn audit_pool(
             None => break,
         }
     }
-    let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state FROM cases")
+    let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state, drill FROM cases")
         .fetch_all(&mut *connection)
         .await?
         .iter()
@@ -510,6 +514,7 @@ pub(crate) async fn audit_pool(
                 head_seq: row.try_get("head_seq")?,
                 head_hash: row.try_get("head_hash")?,
                 state: row.try_get("state")?,
+                drill: row.try_get("drill")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;

@@ -556,7 +556,7 @@ async fn flush(
     let views: Vec<&CaseView> = pending.views.values().collect();
     for chunk in views.chunks(ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view) ",
+            "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view, drill) ",
         );
         let mut encode_error = None;
         upsert.push_values(chunk, |mut row, view| {
@@ -575,7 +575,8 @@ async fn flush(
                 .push_bind(to_sql(view.head_seq))
                 .push_bind(view.head_hash.to_hex())
                 .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
-                .push_bind(encoded);
+                .push_bind(encoded)
+                .push_bind(view.drill);
         });
         if let Some(error) = encode_error {
             return Err(sqlx::Error::Protocol(format!(
