@@ -49,6 +49,10 @@ pub(crate) mod sqlite {
             7,
             include_str!("../../migrations/sqlite/0007_pull_cursors.sql"),
         ),
+        (
+            8,
+            include_str!("../../migrations/sqlite/0008_cosignatures.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -118,6 +122,10 @@ pub(crate) mod postgres {
         (
             6,
             include_str!("../../migrations/postgres/0006_pull_cursors.sql"),
+        ),
+        (
+            7,
+            include_str!("../../migrations/postgres/0007_cosignatures.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
