@@ -83,6 +83,45 @@ pub enum Command {
     Export(ExportArgs),
     /// Rebuild an empty store (a new data directory, or a fresh PostgreSQL database) from a whole-log auditor bundle.
     Import(ImportArgs),
+    /// A witness (C2SP tlog-witness) another team runs: it cosigns a log's checkpoints only while they extend what it saw.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Serve `POST /add-checkpoint`; creates the witness's key in DIR on the first start.
+    Serve(WitnessServeArgs),
+    /// Print the witness's verifier key (for the log's `[[witnesses]]` and for auditors' --witness).
+    Key {
+        /// The witness's data directory.
+        #[arg(
+            long,
+            env = "CUSTODY_WITNESS_DATA",
+            default_value = "./custody-witness"
+        )]
+        data: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// The witness's data directory: its key and the latest checkpoint it cosigned per log.
+    #[arg(
+        long,
+        env = "CUSTODY_WITNESS_DATA",
+        default_value = "./custody-witness"
+    )]
+    pub data: PathBuf,
+    /// A log's verifier key, as `custody init` or `custody log keys` prints it (repeatable; its name is the log's origin).
+    #[arg(long = "log-key", required = true)]
+    pub log_keys: Vec<String>,
+    /// The witness key's name on the first start (a schema-less URL naming the witness, such as witness.example.com/w1) [default: custody-witness].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
