@@ -190,6 +190,12 @@ pub enum LogCommand {
         /// The log's verifier key (repeatable).
         #[arg(long = "key", required = true)]
         keys: Vec<String>,
+        /// Trust this witness (its verifier key; repeatable): the proof's checkpoint must carry --min-witnesses of their cosignatures.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned the proof's checkpoint [default: 1 with --witness].
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        min_witnesses: Option<usize>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -828,6 +834,12 @@ pub struct VerifyArgs {
     /// The server's configuration file, for where evidence blobs are stored ([evidence.store]).
     #[arg(long, env = "CUSTODY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Trust this witness (its verifier key, as `custody witness key` prints it; repeatable): accept only a log that extends a checkpoint cosigned by --min-witnesses of them.
+    #[arg(long = "witness", value_name = "VKEY", conflicts_with = "bundle")]
+    pub witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned [default: 1 with --witness].
+    #[arg(long, value_name = "N", requires = "witnesses")]
+    pub min_witnesses: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
