@@ -180,7 +180,7 @@ mod tests {
 
     fn note(size: u64) -> String {
         let key = SignerKey::from_seed("log", &[1; 32]).unwrap();
-        Checkpoint::new("log", size, [size as u8; 32])
+        Checkpoint::new("log", size, [u8::try_from(size).unwrap(); 32])
             .unwrap()
             .sign(&[&key])
             .unwrap()
