@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use common::tamper::{replace, Db, TRIGGERS};
-use common::Server;
+use common::{Server, TestStore};
 use custody_core::Event;
 use custody_log::note::Note;
 use custody_log::Checkpoint;
@@ -158,7 +158,12 @@ impl Drop for Witness {
 
 /// A server pushing to two witnesses, A and B.
 fn deployment() -> (Server, Witness, Witness) {
-    let (mut server, _) = Server::start_configured(None, Some(QUIET));
+    deployment_on(TestStore::Embedded)
+}
+
+/// [`deployment`] with the ledger in `store`.
+fn deployment_on(store: TestStore) -> (Server, Witness, Witness) {
+    let (mut server, _) = Server::start_on(store, None, Some(QUIET));
     let log_key = server.log_keys()[0].clone();
     let a = Witness::start("witness.test/a", &log_key);
     let b = Witness::start("witness.test/b", &log_key);
@@ -600,6 +605,22 @@ fn a_witness_that_is_down_delays_cosigning_but_loses_nothing() {
     b.restart();
     wait_cosigned(&server, third, &[&a, &b]);
     assert!(b.log().contains(&format!("old={first}")), "{}", b.log());
+    let (code, report) = verify_witnessed(&server, &[&a, &b], "2");
+    assert_eq!(code, 0, "{report:#}");
+    assert!(
+        !codes(&report).iter().any(|c| c.starts_with("witness.")),
+        "{report:#}"
+    );
+}
+
+/// The cosignatures table and the witness lease on PostgreSQL (migration
+/// 0007): cosigned, served and verified as on SQLite.
+#[test]
+fn cosignatures_are_stored_and_verified_on_postgresql() {
+    let (server, a, b) = deployment_on(TestStore::Postgres);
+    let alice = server.principal("alice");
+    let size = append_and_sign(&server, &alice, "user:ann");
+    wait_cosigned(&server, size, &[&a, &b]);
     let (code, report) = verify_witnessed(&server, &[&a, &b], "2");
     assert_eq!(code, 0, "{report:#}");
     assert!(
