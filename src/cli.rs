@@ -83,6 +83,45 @@ pub enum Command {
     Export(ExportArgs),
     /// Rebuild an empty store (a new data directory, or a fresh PostgreSQL database) from a whole-log auditor bundle.
     Import(ImportArgs),
+    /// A witness (C2SP tlog-witness) another team runs: it cosigns a log's checkpoints only while they extend what it saw.
+    #[command(subcommand)]
+    Witness(WitnessCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Serve `POST /add-checkpoint`; creates the witness's key in DIR on the first start.
+    Serve(WitnessServeArgs),
+    /// Print the witness's verifier key (for the log's `[[witnesses]]` and for auditors' --witness).
+    Key {
+        /// The witness's data directory.
+        #[arg(
+            long,
+            env = "CUSTODY_WITNESS_DATA",
+            default_value = "./custody-witness"
+        )]
+        data: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WitnessServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    /// The witness's data directory: its key and the latest checkpoint it cosigned per log.
+    #[arg(
+        long,
+        env = "CUSTODY_WITNESS_DATA",
+        default_value = "./custody-witness"
+    )]
+    pub data: PathBuf,
+    /// A log's verifier key, as `custody init` or `custody log keys` prints it (repeatable; its name is the log's origin).
+    #[arg(long = "log-key", required = true)]
+    pub log_keys: Vec<String>,
+    /// The witness key's name on the first start (a schema-less URL naming the witness, such as witness.example.com/w1) [default: custody-witness].
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +190,12 @@ pub enum LogCommand {
         /// The log's verifier key (repeatable).
         #[arg(long = "key", required = true)]
         keys: Vec<String>,
+        /// Trust this witness (its verifier key; repeatable): the proof's checkpoint must carry --min-witnesses of their cosignatures.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned the proof's checkpoint [default: 1 with --witness].
+        #[arg(long, value_name = "N", requires = "witnesses")]
+        min_witnesses: Option<usize>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -792,6 +837,12 @@ pub struct VerifyArgs {
     /// The server's configuration file, for where evidence blobs are stored ([evidence.store]).
     #[arg(long, env = "CUSTODY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Trust this witness (its verifier key, as `custody witness key` prints it; repeatable): accept only a log that extends a checkpoint cosigned by --min-witnesses of them.
+    #[arg(long = "witness", value_name = "VKEY", conflicts_with = "bundle")]
+    pub witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned [default: 1 with --witness].
+    #[arg(long, value_name = "N", requires = "witnesses")]
+    pub min_witnesses: Option<usize>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

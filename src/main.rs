@@ -16,12 +16,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, WitnessCommand};
 
 fn main() -> ExitCode {
     stop_quietly_on_closed_output(true);
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Serve { .. }) {
+    if matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Witness(WitnessCommand::Serve(_))
+    ) {
         // A server whose log reader went away keeps serving.
         stop_quietly_on_closed_output(false);
     }

@@ -65,8 +65,15 @@ pub async fn run(command: LogCommand) -> Result<ExitCode, CliError> {
                 out.display()
             );
         }
-        LogCommand::VerifyProof { file, keys, json } => {
+        LogCommand::VerifyProof {
+            file,
+            keys,
+            witnesses,
+            min_witnesses,
+            json,
+        } => {
             let trusted = parse_keys(&keys).map_err(|error| CliError::Usage(error.to_string()))?;
+            let policy = custody_verify::witness_policy(&witnesses, min_witnesses.unwrap_or(0))?;
             let text = read_text(&file)?;
             let bundle: CaseProofBundle = serde_json::from_str(&text).map_err(|error| {
                 CliError::Usage(format!(
@@ -74,11 +81,31 @@ pub async fn run(command: LogCommand) -> Result<ExitCode, CliError> {
                     file.display()
                 ))
             })?;
-            match bundle.verify(&trusted) {
-                Ok(verified) => {
+            let witnessed = policy.as_ref().map(|policy| {
+                custody_core::audit::witness::cosigners(&bundle.checkpoint, policy)
+                    .and_then(|names| {
+                        if names.len() >= policy.min {
+                            Ok(names)
+                        } else {
+                            Err(format!(
+                                "the proof's checkpoint is cosigned by {} of the given witnesses ({}), fewer than the {} required",
+                                names.len(),
+                                if names.is_empty() { "none".to_string() } else { names.join(", ") },
+                                policy.min
+                            ))
+                        }
+                    })
+            });
+            let verified = bundle.verify(&trusted).map_err(|error| error.to_string());
+            match verified.and_then(|verified| match witnessed {
+                Some(Err(error)) => Err(error),
+                Some(Ok(names)) => Ok((verified, names)),
+                None => Ok((verified, Vec::new())),
+            }) {
+                Ok((verified, cosigners)) => {
                     if json {
                         output::print_json(
-                            &serde_json::json!({"ok": verified.rule_findings.is_empty(), "proof": verified}),
+                            &serde_json::json!({"ok": verified.rule_findings.is_empty(), "proof": verified, "witnesses": cosigners}),
                         );
                     } else {
                         say!(
@@ -93,6 +120,9 @@ pub async fn run(command: LogCommand) -> Result<ExitCode, CliError> {
                             "    they are the case's events 1 to {} in order; events the case may have after them are not covered by this bundle (run `custody verify` on the log for completeness)",
                             verified.events
                         );
+                        for witness in &cosigners {
+                            say!("    cosigned by the witness {witness}");
+                        }
                         for code in &verified.rule_findings {
                             say!("  finding: {code}");
                         }

@@ -15,6 +15,7 @@ mod principal;
 mod serve;
 mod token;
 mod verify;
+mod witness;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Cases(args) => case::cases(args).await,
         Command::Attach(args) => evidence::attach(args).await,
         Command::Evidence(command) => evidence::run(command).await,
+        Command::Witness(command) => witness::run(command).await,
     }
 }
 

@@ -118,6 +118,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         notify: config.notify,
         export: config.export,
         connectors: config.connectors.clone(),
+        witnesses: config.witnesses.clone(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: config
                 .evidence
@@ -137,7 +138,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
 }
 
 /// Resolves on SIGINT or, on Unix, SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -36,6 +36,8 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
             .as_ref()
             .map_or(0, |config| config.log.checkpoint_interval_seconds),
         progress: Some(progress.callback()),
+        witnesses: args.witnesses,
+        min_witnesses: args.min_witnesses.unwrap_or(0),
         clock: None,
     };
     let verification = custody_verify::verify(request).await;

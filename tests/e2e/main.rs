@@ -65,3 +65,4 @@ mod tamper;
 mod text_safety;
 mod tokens;
 mod two_servers;
+mod witness;

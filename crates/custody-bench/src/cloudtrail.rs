@@ -38,6 +38,7 @@ pub async fn cloudtrail_ingest(records: u64) -> Result<()> {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = custody_server::ServeOptions {
         connectors: vec![aws],
+        witnesses: Vec::new(),
         ..crate::bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(

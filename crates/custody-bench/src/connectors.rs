@@ -37,6 +37,7 @@ pub async fn connector_inbound(clients: usize, per_client: usize, rounds: usize)
     let options = custody_server::ServeOptions {
         checkpoint_interval: Duration::from_secs(5),
         connectors: vec![teams],
+        witnesses: Vec::new(),
         ..crate::bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(

@@ -1247,6 +1247,7 @@ pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server
         notify: custody_server::delivery::NotifyConfig::default(),
         export: custody_server::push::ExportConfig::default(),
         connectors: Vec::new(),
+        witnesses: Vec::new(),
         evidence: custody_server::api::evidence::EvidenceState {
             blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),

@@ -167,6 +167,15 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify",
         },
     ),
+    ("witness.no-quorum", Fixture(witness_no_quorum)),
+    (
+        "witness.uncovered-tail",
+        Test {
+            file: "tests/e2e/witness.rs",
+            holder: "a_witness_that_is_down_delays_cosigning_but_loses_nothing",
+        },
+    ),
+    ("witness.bad-cosignature", Fixture(witness_bad_cosignature)),
     (
         "checkpoint.none-outside",
         Test {
@@ -702,6 +711,7 @@ const NOT_CODES: &[(&str, &str)] = &[
     ),
     ("evidence.bin", "a file name in the benchmark"),
     ("log.rs", "a module path in the store"),
+    ("witness.key", "the file holding a witness's private key"),
 ];
 
 // ---------------------------------------------------------------------------
@@ -3310,4 +3320,86 @@ fn lifecycle_system_event_forged() -> Outcome {
     let escalation = lifecycle::escalate(lifecycle::REVIEW_OVERDUE, time(0));
     trail.append(Some(&case), human("carol"), escalation);
     audit(trail.audit(), at(Some(&case), Some(2), Some(1)))
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures: the witness policy (`verify --witness --min-witnesses`)
+// ---------------------------------------------------------------------------
+
+fn witness_key() -> custody_log::CosignerKey {
+    custody_log::CosignerKey::from_seed("witness.test/w1", &[9; 32]).unwrap()
+}
+
+/// A stored cosignature by the test witness of the log's checkpoint of the
+/// first `size` rows.
+fn cosignature_row(
+    rows: &[StoredEvent],
+    size: usize,
+) -> custody_core::audit::witness::CosignatureRow {
+    let note = signed(size as u64, root_of(&rows[..size]), &log_key());
+    let text = custody_log::note::Note::parse(note.as_bytes())
+        .unwrap()
+        .text()
+        .to_string();
+    custody_core::audit::witness::CosignatureRow {
+        witness: "w1".into(),
+        size: size as u64,
+        line: witness_key()
+            .cosign(&text, 1_700_000_000)
+            .unwrap()
+            .to_line()
+            .trim_end()
+            .to_string(),
+        note,
+    }
+}
+
+/// The honest log audited as `verify --witness --min-witnesses 1` does:
+/// the cosigned checkpoints are checked like ones held outside, and the
+/// policy's findings added.
+fn witnessed(
+    trail: &Trail,
+    rows: &[StoredEvent],
+    rows_cosigned: &[custody_core::audit::witness::CosignatureRow],
+) -> Report {
+    let policy = custody_core::audit::witness::WitnessPolicy {
+        witnesses: vec![witness_key().verifier()],
+        min: 1,
+    };
+    let outcome = custody_core::audit::witness::check(rows_cosigned, &policy, rows.len() as u64);
+    let mut log = honest_log(rows);
+    // The server signed at 3 as well: what the witness cosigned is stored.
+    log.checkpoints.insert(
+        0,
+        StoredCheckpointRow {
+            size: 3,
+            root: root_of(&rows[..3]).to_vec(),
+            note: signed(3, root_of(&rows[..3]), &log_key()),
+        },
+    );
+    log.outside.extend(outcome.cosigned);
+    let mut report = audit_log(trail, rows, log);
+    report.add_findings(outcome.findings);
+    report
+}
+
+fn witness_no_quorum() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    audit(witnessed(&trail, &rows, &[]), at(None, None, None))
+}
+
+fn witness_bad_cosignature() -> Outcome {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    // The witness's line of size 3, stored with the checkpoint of size 4.
+    let mut forged = cosignature_row(&rows, 3);
+    let honest = cosignature_row(&rows, 4);
+    forged.note = honest.note;
+    forged.size = 4;
+    audit_also(
+        witnessed(&trail, &rows, &[forged]),
+        at(None, None, Some(3)),
+        &["witness.no-quorum"],
+    )
 }

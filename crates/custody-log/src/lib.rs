@@ -12,6 +12,8 @@
 //! | [`note`] | C2SP signed notes with Ed25519 keys (<https://c2sp.org/signed-note>) |
 //! | [`checkpoint`] | C2SP checkpoints (<https://c2sp.org/tlog-checkpoint>) and [`VerifiedCheckpoint`] |
 //! | [`tlog_proof`] | C2SP offline proofs (<https://c2sp.org/tlog-proof>) |
+//! | [`cosignature`] | C2SP witness cosignatures, `cosignature/v1` (<https://c2sp.org/tlog-cosignature>) |
+//! | [`witness`] | the C2SP witness protocol's bodies and the witness's decision (<https://c2sp.org/tlog-witness>) |
 //!
 //! # Storage model
 //!
@@ -55,15 +57,18 @@
 )]
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod frontier;
 pub mod merkle;
 pub mod note;
 pub mod tlog_proof;
 pub mod tree;
+pub mod witness;
 
 mod encoding;
 
 pub use checkpoint::{verify_checkpoint, Checkpoint, CheckpointError, VerifiedCheckpoint};
+pub use cosignature::{Cosignature, CosignatureError, CosignatureVerifier, CosignerKey};
 pub use frontier::Frontier;
 pub use merkle::{
     empty_root, leaf_hash, node_hash, root_from_inclusion_proof, root_from_leaf_hashes,

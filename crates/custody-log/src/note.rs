@@ -184,10 +184,16 @@ pub fn is_valid_key_name(name: &str) -> bool {
 /// Computes the key ID of an Ed25519 key:
 /// `SHA-256(name || "\n" || 0x01 || public key)[..4]` as a big-endian `u32`.
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    key_id_for(ALG_ED25519, name, public_key)
+}
+
+/// Computes a key ID for signature type `alg`:
+/// `SHA-256(name || "\n" || alg || public key)[..4]` as a big-endian `u32`.
+pub(crate) fn key_id_for(alg: u8, name: &str, public_key: &[u8; 32]) -> u32 {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
     hasher.update(b"\n");
-    hasher.update([ALG_ED25519]);
+    hasher.update([alg]);
     hasher.update(public_key);
     let digest: [u8; 32] = hasher.finalize().into();
     let [a, b, c, d, ..] = digest;
@@ -460,6 +466,16 @@ impl NoteSignature {
         })
     }
 
+    /// A signature line from parts already checked (a valid key name, a
+    /// non-empty signature).
+    pub(crate) fn from_checked_parts(name: &str, key_id: u32, signature: Vec<u8>) -> Self {
+        Self {
+            name: name.to_owned(),
+            key_id,
+            signature,
+        }
+    }
+
     /// Parses one signature line, without its trailing newline.
     ///
     /// # Errors
@@ -729,7 +745,7 @@ fn check_characters(text: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
-fn parse_key_id_hex(text: &str) -> Result<u32, NoteError> {
+pub(crate) fn parse_key_id_hex(text: &str) -> Result<u32, NoteError> {
     // from_str_radix alone would accept a leading '+'.
     if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(NoteError::MalformedKey {
@@ -743,9 +759,14 @@ fn parse_key_id_hex(text: &str) -> Result<u32, NoteError> {
 
 /// Decodes `base64(0x01 || 32 bytes)` into the 32 key bytes.
 fn decode_ed25519_key_material(text: &str) -> Result<[u8; 32], NoteError> {
+    decode_key_material(ALG_ED25519, text)
+}
+
+/// Decodes `base64(alg || 32 bytes)` into the 32 key bytes.
+pub(crate) fn decode_key_material(alg: u8, text: &str) -> Result<[u8; 32], NoteError> {
     let bytes = Zeroizing::new(b64_decode(text).ok_or(NoteError::InvalidBase64)?);
     match bytes.as_slice() {
-        [ALG_ED25519, rest @ ..] => {
+        [first, rest @ ..] if *first == alg => {
             <[u8; 32]>::try_from(rest).map_err(|_| NoteError::MalformedKey {
                 reason: "Ed25519 key must be 32 bytes",
             })

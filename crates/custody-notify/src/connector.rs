@@ -28,6 +28,12 @@ impl CallSender {
         })
     }
 
+    /// The HTTP client itself (no redirects, the timeout given), for a
+    /// caller that reads every answer's status, headers and body itself.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Sends one call; on success returns the answer's status and the start
     /// of its body.
     pub async fn send(

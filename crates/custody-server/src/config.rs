@@ -51,6 +51,10 @@ pub struct Config {
     /// back to (`docs/connectors.md`).
     #[serde(default)]
     pub connectors: Vec<custody_connect::config::ConnectorConfig>,
+    /// The witnesses every new checkpoint is sent to (`[[witnesses]]`,
+    /// `docs/witness.md`).
+    #[serde(default)]
+    pub witnesses: Vec<crate::witness::WitnessConfig>,
 }
 
 /// The `[workflow]` section.
@@ -261,6 +265,7 @@ impl Config {
         config.notify.routing(&config.policy, &connectors.links())?;
         config.evidence.validate()?;
         config.export.validate()?;
+        crate::witness::targets(&config.witnesses)?;
         Ok(config)
     }
 }

@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod problem;
 pub mod push;
 pub mod timer;
+pub mod witness;
 
 /// The log's signing keys live with the rest of the data directory, in the
 /// store, so that `custody-verify` reads the trusted keys without the server.
@@ -96,6 +97,8 @@ pub struct ServeOptions {
     pub export: push::ExportConfig,
     /// The connectors (`[[connectors]]`).
     pub connectors: Vec<custody_connect::config::ConnectorConfig>,
+    /// The witnesses every new checkpoint is sent to (`[[witnesses]]`).
+    pub witnesses: Vec<witness::WitnessConfig>,
     /// The evidence blob store and its limits.
     pub evidence: api::evidence::EvidenceState,
     /// Where every signed checkpoint is copied outside the database (the
@@ -140,6 +143,7 @@ impl ServeOptions {
             notify: config.notify,
             export: config.export,
             connectors: config.connectors,
+            witnesses: config.witnesses,
             evidence: api::evidence::EvidenceState {
                 blobs,
                 config: std::sync::Arc::new(config.evidence),
@@ -304,6 +308,7 @@ pub async fn serve_listener_with(
         .check(&store)
         .await
         .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
+    let witness_targets = witness::targets(&options.witnesses).map_err(std::io::Error::other)?;
     let (metrics, upkeep) = install_metrics();
     // The sinks are built (their files read) before anything is written, so
     // a bad sink stops start-up having changed nothing.
@@ -371,6 +376,7 @@ pub async fn serve_listener_with(
         connectors,
     };
     let pulls = observe::pull::start(&state);
+    let witnesses = witness::push::start(&store, &witness_targets, &options.clock);
     let pull_state = state.clone();
     let sockets = observe::socket::start(&state, sockets);
     let served = connections::serve(
@@ -384,6 +390,7 @@ pub async fn serve_listener_with(
     escalations.abort();
     deliveries.abort();
     pulls.stop(&pull_state).await;
+    witnesses.stop(&store, &options.clock).await;
     for socket in sockets {
         socket.abort();
     }

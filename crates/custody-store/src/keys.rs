@@ -208,8 +208,9 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> KeyError + '_ {
 }
 
 /// Writes a private file with mode 0600, atomically (a new temporary file,
-/// fsync, rename, fsync of the directory).
-fn write_private(path: &Path, contents: &str, create_new: bool) -> Result<(), KeyError> {
+/// fsync, rename, fsync of the directory); with `create_new`, refuses a
+/// file that exists.
+pub fn write_private(path: &Path, contents: &str, create_new: bool) -> Result<(), KeyError> {
     if create_new && path.exists() {
         return Err(KeyError::Inconsistent(format!(
             "{} already exists",

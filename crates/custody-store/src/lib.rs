@@ -499,6 +499,49 @@ pub struct StoredCheckpoint {
     pub created_at: String,
 }
 
+/// A witness's cosignature of one of the log's checkpoints, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredCosignature {
+    /// The witness's configured name (`[[witnesses]]` `name`).
+    pub witness: String,
+    /// The size of the checkpoint it cosigned.
+    pub size: u64,
+    /// That checkpoint's root.
+    pub root: [u8; 32],
+    /// The checkpoint as the log signed it (no cosignature in it).
+    pub note: String,
+    /// The witness's cosignature line, without its newline.
+    pub line: String,
+    /// When the witness cosigned (the cosignature's timestamp, POSIX seconds).
+    pub cosigned_at: u64,
+    /// When the cosignature was stored; set by the store.
+    pub recorded_at: String,
+}
+
+impl StoredCosignature {
+    /// The checkpoint note with every cosignature of `cosignatures` made on
+    /// it (same size and root) appended as a signature line: a C2SP note
+    /// with several signatures.
+    pub fn append_to(
+        note: &str,
+        size: u64,
+        root: &[u8; 32],
+        cosignatures: &[StoredCosignature],
+    ) -> String {
+        let mut out = note.to_string();
+        for cosignature in cosignatures {
+            if cosignature.size == size
+                && &cosignature.root == root
+                && !out.contains(&cosignature.line)
+            {
+                out.push_str(&cosignature.line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
 /// A signed checkpoint the server knows of from outside the database (the
 /// data directory's `checkpoints` file, `log.checkpoints_dir`). Before it
 /// signs, the store checks that the log still has this checkpoint's root at
@@ -1099,6 +1142,48 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::read_latest_checkpoint(readers).await)
     }
 
+    /// [`Store::latest_checkpoint`] with its witnesses' cosignatures
+    /// appended to the note.
+    pub async fn latest_cosigned_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let Some(latest) = self.latest_checkpoint().await? else {
+            return Ok(None);
+        };
+        self.with_cosignatures(latest).await.map(Some)
+    }
+
+    /// `checkpoint` with the stored cosignatures of it appended to its note.
+    pub async fn with_cosignatures(
+        &self,
+        mut checkpoint: StoredCheckpoint,
+    ) -> Result<StoredCheckpoint, StoreError> {
+        let cosignatures = self.cosignatures(Some(checkpoint.size)).await?;
+        checkpoint.note = StoredCosignature::append_to(
+            &checkpoint.note,
+            checkpoint.size,
+            &checkpoint.root,
+            &cosignatures,
+        );
+        Ok(checkpoint)
+    }
+
+    /// Stores a witness's cosignature (verified by the caller); `false`
+    /// when one of that witness at that size is stored already.
+    pub async fn add_cosignature(
+        &self,
+        cosignature: StoredCosignature,
+    ) -> Result<bool, StoreError> {
+        self.submit(|reply| writer::Job::AddCosignature { cosignature, reply })
+            .await
+    }
+
+    /// The stored cosignatures at checkpoint size `size`, or of every size.
+    pub async fn cosignatures(
+        &self,
+        size: Option<u64>,
+    ) -> Result<Vec<StoredCosignature>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::cosignatures(readers, size).await)
+    }
+
     /// One page of an export: the log entries from index `since` (inclusive)
     /// to `until` (exclusive; `None` for the end of the log), of `case_id`
     /// or of every case, in log order, at most `limit` (capped at 2^20).
@@ -1460,6 +1545,38 @@ impl ReadOnlyStore {
     /// The newest stored checkpoint.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::read_latest_checkpoint(readers).await)
+    }
+
+    /// [`Store::latest_checkpoint`] with its witnesses' cosignatures
+    /// appended to the note.
+    pub async fn latest_cosigned_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let Some(latest) = self.latest_checkpoint().await? else {
+            return Ok(None);
+        };
+        self.with_cosignatures(latest).await.map(Some)
+    }
+
+    /// `checkpoint` with the stored cosignatures of it appended to its note.
+    pub async fn with_cosignatures(
+        &self,
+        mut checkpoint: StoredCheckpoint,
+    ) -> Result<StoredCheckpoint, StoreError> {
+        let cosignatures = self.cosignatures(Some(checkpoint.size)).await?;
+        checkpoint.note = StoredCosignature::append_to(
+            &checkpoint.note,
+            checkpoint.size,
+            &checkpoint.root,
+            &cosignatures,
+        );
+        Ok(checkpoint)
+    }
+
+    /// The stored cosignatures at checkpoint size `size`, or of every size.
+    pub async fn cosignatures(
+        &self,
+        size: Option<u64>,
+    ) -> Result<Vec<StoredCosignature>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::cosignatures(readers, size).await)
     }
 
     /// The smallest stored checkpoint of at least `size` entries: the first

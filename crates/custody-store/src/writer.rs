@@ -194,6 +194,14 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Option<u64>, StoreError>>,
     },
+    /// Store a witness's cosignature of a checkpoint, unless one of that
+    /// witness at that size is stored already.
+    AddCosignature {
+        /// The cosignature.
+        cosignature: crate::StoredCosignature,
+        /// Where the result goes: whether a row was added.
+        reply: oneshot::Sender<Result<bool, StoreError>>,
+    },
     /// Make a notification due again now (an operator's retry).
     RetryDelivery {
         /// Its delivery ID.
@@ -338,6 +346,10 @@ pub(crate) enum Done {
         oneshot::Sender<Result<crate::PullLease, StoreError>>,
         Result<crate::PullLease, StoreError>,
     ),
+    Cosigned(
+        oneshot::Sender<Result<bool, StoreError>>,
+        Result<bool, StoreError>,
+    ),
     Retried(
         oneshot::Sender<Result<crate::OutboxEntry, StoreError>>,
         Result<crate::OutboxEntry, StoreError>,
@@ -392,6 +404,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Retried(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Cosigned(reply, result) => {
+                let _ = reply.send(result);
+            }
             Done::Cursor(reply, result) => {
                 let _ = reply.send(result);
             }
@@ -424,6 +439,7 @@ impl Job {
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
             Job::RetryDelivery { reply, .. } => Done::Retried(reply, Err(error())),
+            Job::AddCosignature { reply, .. } => Done::Cosigned(reply, Err(error())),
             Job::ExportCursor { reply, .. } => Done::Cursor(reply, Err(error())),
             Job::PullCursor { reply, .. } => Done::PullCursor(reply, Err(error())),
             Job::Durability { reply } => Done::Durability(reply, Err(error())),
@@ -449,6 +465,7 @@ impl Done {
             Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
             Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),
             Done::Retried(reply, Ok(_)) => Done::Retried(reply, Err(error())),
+            Done::Cosigned(reply, Ok(_)) => Done::Cosigned(reply, Err(error())),
             Done::Cursor(reply, Ok(_)) => Done::Cursor(reply, Err(error())),
             Done::PullCursor(reply, Ok(_)) => Done::PullCursor(reply, Err(error())),
             failed => failed,

@@ -147,7 +147,7 @@ pub async fn make_bundle<W: Write>(
         return Err(MakeError::NoKeys);
     }
     let checkpoint = store
-        .latest_checkpoint()
+        .latest_cosigned_checkpoint()
         .await?
         .ok_or(MakeError::NoCheckpoint)?;
     let size = checkpoint.size;

@@ -65,6 +65,12 @@ pub struct Request {
     pub checkpoint_interval_seconds: u64,
     /// Told how many events the audit has checked, of how many.
     pub progress: Option<custody_store::AuditProgress>,
+    /// Witness verifier keys (`name+keyid+base64(0x04 || key)`) the auditor
+    /// trusts (`--witness`); empty: no witness policy.
+    pub witnesses: Vec<String>,
+    /// How many of `witnesses` must have cosigned a checkpoint the log
+    /// extends (`--min-witnesses`; 0 with witnesses given means 1).
+    pub min_witnesses: usize,
     /// The time the check is made at: what is overdue, and how old the
     /// entries no checkpoint covers are. `None` (the CLI's) is the system
     /// clock; a test gives the clock its server ran on.
@@ -98,6 +104,10 @@ pub enum VerifyError {
     /// A given key is not a verifier key.
     #[error(transparent)]
     Key(#[from] KeyParseError),
+    /// A `--witness` is not a witness verifier key, or the witness policy
+    /// asks for more witnesses than it names.
+    #[error("{0}")]
+    WitnessPolicy(String),
     /// The ledger could not be opened.
     #[error("{0}")]
     Open(StoreError),
@@ -194,6 +204,46 @@ pub fn parse_keys(keys: &[String]) -> Result<Vec<VerifierKey>, KeyParseError> {
         .collect()
 }
 
+/// The witness policy of `--witness KEY` (repeatable) and
+/// `--min-witnesses N`: `None` without witnesses.
+pub fn witness_policy(
+    witnesses: &[String],
+    min: usize,
+) -> Result<Option<custody_core::audit::witness::WitnessPolicy>, VerifyError> {
+    if witnesses.is_empty() {
+        if min > 0 {
+            return Err(VerifyError::WitnessPolicy(
+                "--min-witnesses needs the witnesses' keys\nhint: pass --witness VKEY for each witness (the key `custody witness key` prints)".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let mut keys: Vec<custody_log::CosignatureVerifier> = Vec::new();
+    for text in witnesses {
+        let key = custody_log::CosignatureVerifier::parse(text.trim()).map_err(|error| {
+            VerifyError::WitnessPolicy(format!(
+                "`{}` is not a witness verifier key (expected name+keyid+base64 with type 0x04, as `custody witness key` prints): {error}",
+                custody_core::text::escape(text)
+            ))
+        })?;
+        // Each witness counts once, however often it is given.
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let min = min.max(1);
+    if min > keys.len() {
+        return Err(VerifyError::WitnessPolicy(format!(
+            "--min-witnesses {min} asks for more witnesses than the {} given with --witness",
+            keys.len()
+        )));
+    }
+    Ok(Some(custody_core::audit::witness::WitnessPolicy {
+        witnesses: keys,
+        min,
+    }))
+}
+
 /// Checks the whole ledger offline: every event, chain and rule, the Merkle
 /// log against every signed checkpoint (in the database and outside it),
 /// the administration record and its projections, and every evidence blob.
@@ -228,6 +278,7 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
         None => Vec::new(),
     };
     trusted.extend(parse_keys(&request.keys)?);
+    let policy = witness_policy(&request.witnesses, request.min_witnesses)?;
     let since = request
         .since_checkpoint
         .map(|path| {
@@ -258,6 +309,33 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
         outside.extend(checkpoints);
         outside_findings.extend(findings);
     }
+    // The checkpoints enough of the given witnesses cosigned are checked
+    // like checkpoints held outside: the log must have their roots.
+    let witnessed = match &policy {
+        Some(policy) => {
+            let read = |source| VerifyError::Audit {
+                location: location.clone(),
+                source,
+            };
+            let rows: Vec<custody_core::audit::witness::CosignatureRow> = store
+                .cosignatures(None)
+                .await
+                .map_err(read)?
+                .into_iter()
+                .map(|row| custody_core::audit::witness::CosignatureRow {
+                    witness: row.witness,
+                    size: row.size,
+                    note: row.note,
+                    line: row.line,
+                })
+                .collect();
+            let log_size = store.log_size().await.map_err(read)?;
+            let outcome = custody_core::audit::witness::check(&rows, policy, log_size);
+            outside.extend(outcome.cosigned);
+            outcome.findings
+        }
+        None => Vec::new(),
+    };
     let options = AuditOptions {
         trusted_keys: trusted,
         since,
@@ -270,6 +348,7 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
         Err(source) => return Err(VerifyError::Audit { location, source }),
     };
     report.add_findings(outside_findings);
+    report.add_findings(witnessed);
     // Without a data directory, only an evidence store configured
     // elsewhere (a path or S3) can be checked.
     let blobs = match (&request.evidence_store, &key_dir) {

@@ -42,6 +42,7 @@ mod log;
 mod observed;
 mod policy;
 mod rules;
+pub mod witness;
 
 use chain::CaseTrail;
 pub use evidence::EVIDENCE_GRACE_SECONDS;

@@ -25,15 +25,17 @@ use crate::extract::{ApiPath, ApiQuery, Caller};
 use crate::problem::{types, Problem};
 use crate::AppState;
 
-/// The latest signed checkpoint, exactly the note bytes.
+/// The latest signed checkpoint, exactly the note bytes, with the
+/// cosignatures of its witnesses appended as further signature lines.
 #[utoipa::path(get, path = "/v1/log/checkpoint",
     responses((status = 200, description = "C2SP signed checkpoint note", content_type = "text/plain"),
         (status = 404, body = Problem)))]
 pub async fn checkpoint(State(state): State<AppState>) -> Result<Response, Problem> {
-    let latest =
-        state.store.latest_checkpoint().await?.ok_or_else(|| {
-            Problem::not_found("the log is empty: no checkpoint has been signed yet")
-        })?;
+    let latest = state
+        .store
+        .latest_cosigned_checkpoint()
+        .await?
+        .ok_or_else(|| Problem::not_found("the log is empty: no checkpoint has been signed yet"))?;
     Ok(note_response(&latest))
 }
 
@@ -52,6 +54,7 @@ pub async fn sign_checkpoint(
         .sign(&state.store, &state.log)
         .await?
         .ok_or_else(|| Problem::not_found("the log is empty: there is nothing to sign yet"))?;
+    let signed = state.store.with_cosignatures(signed).await?;
     Ok(note_response(&signed))
 }
 
@@ -144,6 +147,8 @@ pub async fn case_proof(
         .sign(&state.store, &state.log)
         .await?
         .ok_or_else(|| Problem::not_found(format!("case {case_id} does not exist")))?;
+    // The witnesses' cosignatures of it travel with the proof.
+    let checkpoint = state.store.with_cosignatures(checkpoint).await?;
     let proofs = state.store.case_proofs(&case_id, &checkpoint).await?;
     let mut events = Vec::with_capacity(proofs.len());
     for (entry, proof) in proofs {

@@ -53,6 +53,10 @@ pub(crate) mod sqlite {
             8,
             include_str!("../../migrations/sqlite/0008_case_drill.sql"),
         ),
+        (
+            9,
+            include_str!("../../migrations/sqlite/0009_cosignatures.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -126,6 +130,10 @@ pub(crate) mod postgres {
         (
             7,
             include_str!("../../migrations/postgres/0007_case_drill.sql"),
+        ),
+        (
+            8,
+            include_str!("../../migrations/postgres/0008_cosignatures.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers

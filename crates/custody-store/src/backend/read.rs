@@ -879,3 +879,48 @@ pub(crate) async fn checkpoints_below(
         .map(checkpoint_from_row)
         .collect()
 }
+
+/// The stored witness cosignatures, of checkpoints of size `size` or of
+/// every size, by size then witness.
+pub(crate) async fn cosignatures(
+    readers: &Pool,
+    size: Option<u64>,
+) -> Result<Vec<crate::StoredCosignature>, StoreError> {
+    let rows = match size {
+        Some(size) => {
+            sqlx::query(
+                "SELECT witness, size, root, note, line, cosigned_at, recorded_at FROM cosignatures
+                 WHERE size = $1 ORDER BY witness",
+            )
+            .bind(to_sql(size))
+            .fetch_all(readers)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT witness, size, root, note, line, cosigned_at, recorded_at FROM cosignatures
+                 ORDER BY size, witness",
+            )
+            .fetch_all(readers)
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let size: i64 = row.try_get("size")?;
+            let root: Vec<u8> = row.try_get("root")?;
+            let cosigned_at: i64 = row.try_get("cosigned_at")?;
+            Ok(crate::StoredCosignature {
+                witness: row.try_get("witness")?,
+                size: from_sql(size),
+                root: root.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("a cosignature at size {size} has a malformed root"))
+                })?,
+                note: row.try_get("note")?,
+                line: row.try_get("line")?,
+                cosigned_at: from_sql(cosigned_at),
+                recorded_at: row.try_get("recorded_at")?,
+            })
+        })
+        .collect()
+}

@@ -184,6 +184,10 @@ async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterCo
                     reply,
                     pull_cursor(connection, &source, &owner, operation, now, until).await,
                 ),
+                Job::AddCosignature { cosignature, reply } => Done::Cosigned(
+                    reply,
+                    add_cosignature(connection, &cosignature, clock.now()).await,
+                ),
                 Job::RetryDelivery { delivery_id, reply } => {
                     // Results of this batch first, so a retry sees them.
                     flush(connection, &mut pending, clock.now()).await?;
@@ -1285,6 +1289,29 @@ async fn claim_deliveries(
             })
         })
         .collect()
+}
+
+/// Stores a witness's cosignature unless that witness's one at that size
+/// is stored; see [`crate::Store::add_cosignature`].
+async fn add_cosignature(
+    connection: &mut Conn,
+    cosignature: &crate::StoredCosignature,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO cosignatures (witness, size, root, note, line, cosigned_at, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (witness, size) DO NOTHING",
+    )
+    .bind(&cosignature.witness)
+    .bind(to_sql(cosignature.size))
+    .bind(cosignature.root.to_vec())
+    .bind(&cosignature.note)
+    .bind(&cosignature.line)
+    .bind(to_sql(cosignature.cosigned_at))
+    .bind(now.to_string())
+    .execute(&mut *connection)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Takes, renews or gives up a polled source's lease, or advances its
