@@ -436,9 +436,11 @@ impl LedgerCommand {
             LedgerCommand::RecordDelivery {
                 attempt, escalate, ..
             } => Ok(lifecycle::record_delivery(attempt.clone(), *escalate, now)),
-            LedgerCommand::RaiseFinding { finding, .. } => {
-                Ok(vec![lifecycle::raise_finding_as(case, actor, finding.clone())?])
-            }
+            LedgerCommand::RaiseFinding { finding, .. } => Ok(vec![lifecycle::raise_finding_as(
+                case,
+                actor,
+                finding.clone(),
+            )?]),
         }
     }
 }

@@ -69,7 +69,12 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor that has scanned nothing yet; `owner` names it in the lease.
-    pub fn new(store: Store, options: MonitorOptions, clock: SharedClock, owner: String) -> Monitor {
+    pub fn new(
+        store: Store,
+        options: MonitorOptions,
+        clock: SharedClock,
+        owner: String,
+    ) -> Monitor {
         let watch = Watch::new(WatchOptions {
             trusted_keys: options.trusted_keys.clone(),
             checkpoint_interval_seconds: options.checkpoint_interval_seconds,
@@ -116,7 +121,11 @@ impl Monitor {
             scanned: true,
             ..ScanOutcome::default()
         };
-        for finding in report.findings.iter().filter(|finding| finding.severity > Severity::Info) {
+        for finding in report
+            .findings
+            .iter()
+            .filter(|finding| finding.severity > Severity::Info)
+        {
             let key = (
                 finding.code.as_str().to_string(),
                 finding.event_id.clone(),
@@ -141,7 +150,12 @@ impl Monitor {
                 Recorded::Failed => {}
             }
         }
-        set_metrics(&report, self.watch.verified(), now.as_micros() as f64 / 1e6, duration);
+        set_metrics(
+            &report,
+            self.watch.verified(),
+            now.as_micros() as f64 / 1e6,
+            duration,
+        );
         metrics::counter!("custody_monitor_findings_raised_total")
             .increment(outcome.recorded.len() as u64 + outcome.logged.len() as u64);
         outcome.report = Some(report);

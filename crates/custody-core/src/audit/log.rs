@@ -498,7 +498,8 @@ fn verify_stored(
     checked.checkpoints += 1;
     match verify_checkpoint(row.note.as_bytes(), trusted_keys) {
         Ok(verified) => {
-            if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice() {
+            if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice()
+            {
                 findings.push(Finding::new(
                     Code::CheckpointRowMismatch,
                     format!(

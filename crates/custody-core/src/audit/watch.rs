@@ -60,6 +60,8 @@ pub struct Watch {
     position: u64,
     /// Why this scan must start over, when something verified changed.
     changed: Option<String>,
+    /// What made this scan start over, once it did.
+    restarted_because: Option<String>,
     /// Scans completed.
     scans: u64,
 }
@@ -75,6 +77,7 @@ impl Watch {
             verified: 0,
             position: 0,
             changed: None,
+            restarted_because: None,
             scans: 0,
         }
     }
@@ -91,7 +94,7 @@ impl Watch {
 
     /// What made the last scan start over, if anything did.
     pub fn last_change(&self) -> Option<&str> {
-        self.changed.as_deref()
+        self.restarted_because.as_deref()
     }
 
     /// Starts a scan of a snapshot holding `checkpoints` (every stored one)
@@ -100,6 +103,7 @@ impl Watch {
     pub fn begin_scan(&mut self, checkpoints: &[StoredCheckpointRow], stored_leaves: u64) {
         self.position = 0;
         self.changed = None;
+        self.restarted_because = None;
         self.verified = self.verified();
         let Some(auditor) = &mut self.auditor else {
             self.start(checkpoints, stored_leaves, Vec::new());
@@ -191,6 +195,7 @@ impl Watch {
             })
             .collect();
         self.start(checkpoints, stored_leaves, memory);
+        self.restarted_because = self.changed.take();
         self.verified = 0;
         self.position = 0;
     }
