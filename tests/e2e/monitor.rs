@@ -249,4 +249,22 @@ fn the_servers_monitor_finds_a_tamper_within_one_interval() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The metrics show the monitor at work. (Their values are the
+    // process's, which other servers of this test binary share: only
+    // that they are exposed is asserted here.)
+    let metrics = server.http("GET", "/metrics", None, &[], crate::common::Body::None);
+    assert_eq!(metrics.status, 200);
+    for name in [
+        "custody_monitor_scans_total",
+        "custody_monitor_entries_verified",
+        "custody_monitor_ok",
+        "custody_monitor_findings{severity=\"critical\"}",
+        "custody_monitor_last_scan_timestamp_seconds",
+    ] {
+        assert!(
+            metrics.text.contains(name),
+            "{name} missing:\n{}",
+            metrics.text
+        );
+    }
 }

@@ -458,6 +458,16 @@ mod tests {
     }
 
     #[test]
+    fn the_monitor_scans_every_minute_unless_told_otherwise() {
+        assert_eq!(Config::parse("").unwrap().monitor.interval_seconds, 60);
+        let off = Config::parse("[monitor]\ninterval_seconds = 0").unwrap();
+        assert_eq!(off.monitor.interval_seconds, 0);
+        let error = Config::parse("[monitor]\ninterval_seconds = 86401").unwrap_err();
+        assert!(error.contains("monitor.interval_seconds"), "{error}");
+        assert!(Config::parse("[monitor]\nevery = 5").is_err());
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let config = Config::parse("").unwrap();
         assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
