@@ -105,7 +105,14 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         .map_err(|error| CliError::Ledger(format!("refusing to start: {error}")))?;
     // Built field by field (not `ServeOptions::from_config`) so that each
     // failure keeps its own exit category: keys, files, the ledger.
+    let trusted_keys = custody_server::keys::trusted_keys(&data).map_err(super::key_error)?;
     let options = custody_server::ServeOptions {
+        monitor: custody_server::monitor::MonitorOptions {
+            interval_seconds: config.monitor.interval_seconds,
+            poll: std::time::Duration::from_secs(1),
+            trusted_keys,
+            checkpoint_interval_seconds: config.log.checkpoint_interval_seconds,
+        },
         // One clock for the store and the server: the store's (the system's).
         clock: store.clock().clone(),
         checkpoint_copies,

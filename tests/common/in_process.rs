@@ -88,6 +88,17 @@ impl Server {
         &self.in_process().clock
     }
 
+    /// The clock of an in-process server, as the server and its store hold it.
+    pub fn shared_clock(&self) -> SharedClock {
+        self.in_process().clock.clone() as SharedClock
+    }
+
+    /// Runs `future` on the server's runtime (a second node's work, such
+    /// as a monitor scan the test drives itself).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
     /// The store of a running in-process server.
     pub fn store(&self) -> Store {
         self.in_process()
@@ -196,6 +207,18 @@ impl Server {
                 .expect("the server's options");
         options.clock = clock;
         options.scan_interval = SCAN_INTERVAL;
+        // The monitor too looks at the test clock that often.
+        options.monitor.poll = SCAN_INTERVAL;
+        // Its own monitor runs only when the test's configuration asks for
+        // it: the other tests move the clock by hours, and their findings
+        // (the log's tail signed by real time) are not theirs to assert.
+        let monitored = config_path
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .is_some_and(|text| text.contains("[monitor]"));
+        if !monitored {
+            options.monitor.interval_seconds = 0;
+        }
         let listener = self
             .runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -930,6 +930,22 @@ fn every_kind_ledger() -> (
     server.cli_ok(&admin, &["connector", "map", "slack", "U01ALICE", "alice"]);
     server.cli_ok(&admin, &["connector", "map", "slack", "U01ALICE", "bob"]);
     server.cli_ok(&admin, &["connector", "unmap", "slack", "U01ALICE"]);
+    // The continuous monitor records the overdue reviews as findings in
+    // their cases (`finding_raised`): one scan, as a second node runs it.
+    let mut monitor = custody_server::monitor::Monitor::new(
+        server.store(),
+        custody_server::monitor::MonitorOptions {
+            interval_seconds: 60,
+            poll: std::time::Duration::from_millis(25),
+            trusted_keys: custody_server::keys::trusted_keys(&server.data).unwrap(),
+            checkpoint_interval_seconds: 24 * 3600,
+        },
+        server.shared_clock(),
+        "export-test-monitor".to_string(),
+    );
+    server.clock().advance_seconds(60);
+    let scan = server.block_on(monitor.scan_once()).unwrap();
+    assert!(scan.scanned);
     // The webhook deliveries are recorded as they happen.
     common::wait_until("a notification attempt", || {
         let (jsonl, _) = exported(&export_direct(&server, &["--format", "jsonl"]));

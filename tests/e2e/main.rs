@@ -49,6 +49,7 @@ mod lifecycle;
 mod log;
 mod log_tamper;
 mod merge;
+mod monitor;
 mod notify;
 mod notify_channels;
 mod obligations;

@@ -1237,6 +1237,13 @@ async fn export_throughput(sizes: &[u64]) -> Result<()> {
 /// scans once a minute (out of the measured path), the system clock.
 pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server::ServeOptions> {
     Ok(custody_server::ServeOptions {
+        // The benchmarks measure the write path: no monitor scans.
+        monitor: custody_server::monitor::MonitorOptions {
+            interval_seconds: 0,
+            poll: Duration::from_secs(1),
+            trusted_keys: Vec::new(),
+            checkpoint_interval_seconds: 60,
+        },
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(60),
         checkpoint_copies: custody_server::checkpoint_copies::CheckpointCopies::none(),

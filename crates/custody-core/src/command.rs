@@ -267,6 +267,14 @@ pub enum LedgerCommand {
         /// When to try again, after a failure that will be retried.
         next_attempt_at: Option<crate::Timestamp>,
     },
+    /// The continuous monitor records a finding in the case it concerns
+    /// (system actor only; see [`lifecycle::raise_finding_as`]).
+    RaiseFinding {
+        /// The case.
+        case_id: CaseId,
+        /// The finding.
+        finding: crate::event::FindingRaised,
+    },
 }
 
 impl CaseCommand {
@@ -405,7 +413,8 @@ impl LedgerCommand {
     pub fn case_id(&self) -> &CaseId {
         match self {
             LedgerCommand::Escalate { case_id, .. }
-            | LedgerCommand::RecordDelivery { case_id, .. } => case_id,
+            | LedgerCommand::RecordDelivery { case_id, .. }
+            | LedgerCommand::RaiseFinding { case_id, .. } => case_id,
         }
     }
 
@@ -427,6 +436,11 @@ impl LedgerCommand {
             LedgerCommand::RecordDelivery {
                 attempt, escalate, ..
             } => Ok(lifecycle::record_delivery(attempt.clone(), *escalate, now)),
+            LedgerCommand::RaiseFinding { finding, .. } => Ok(vec![lifecycle::raise_finding_as(
+                case,
+                actor,
+                finding.clone(),
+            )?]),
         }
     }
 }

@@ -3403,3 +3403,126 @@ fn witness_bad_cosignature() -> Outcome {
         &["witness.no-quorum"],
     )
 }
+
+// ---------------------------------------------------------------------------
+// The continuous monitor's incremental audit
+// ---------------------------------------------------------------------------
+
+/// Whatever the split, a [`custody_core::audit::Watch`] fed the rows in two
+/// scans (a checkpoint signed after each) finds what one full audit of the
+/// same rows and checkpoints finds: on an honest trail, and on one whose
+/// comment was edited before either scan read it.
+#[test]
+fn the_incremental_audit_finds_what_the_full_audit_finds() {
+    use custody_core::audit::{Watch, WatchOptions};
+    let (trail, _, _, _) = three_cases();
+    let honest = trail.rows();
+    let mut edited = trail.rows();
+    let at = edited[2]
+        .bytes
+        .windows(4)
+        .position(|window| window == b"fine")
+        .unwrap();
+    edited[2].bytes[at..at + 4].copy_from_slice(b"good");
+    let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+    let key = |finding: &custody_core::audit::Finding| {
+        (
+            finding.code.as_str().to_string(),
+            finding.case_id.clone(),
+            finding.log_index,
+        )
+    };
+    for rows in [honest, edited] {
+        let n = rows.len();
+        for split in 1..n {
+            let checkpoint = |size: usize| {
+                let root = root_of(&rows[..size]);
+                StoredCheckpointRow {
+                    size: size as u64,
+                    root: root.to_vec(),
+                    note: signed(size as u64, root, &log_key()),
+                }
+            };
+            let checkpoints = vec![checkpoint(split), checkpoint(n)];
+            let mut full = Auditor::with_log(LogAudit {
+                checkpoints: checkpoints.clone(),
+                ..honest_log(&rows)
+            })
+            .at(now);
+            for row in &rows {
+                full.observe_event(row);
+            }
+            let mut expected: Vec<_> = full
+                .finish(trail.heads())
+                .findings
+                .iter()
+                .filter(|finding| finding.code != "checkpoint.none-outside")
+                .map(key)
+                .collect();
+            expected.sort();
+
+            let mut watch = Watch::new(WatchOptions {
+                trusted_keys: vec![log_key().verifier_key()],
+                ..WatchOptions::default()
+            });
+            watch.begin_scan(&checkpoints[..1], split as u64);
+            for row in &rows[..split] {
+                assert!(watch.observe(row));
+            }
+            assert!(!watch.finish_pass());
+            watch.report(Vec::new(), None, now);
+            watch.begin_scan(&checkpoints, n as u64);
+            for row in &rows {
+                assert!(watch.observe(row));
+            }
+            assert!(!watch.finish_pass(), "nothing verified changed");
+            assert_eq!(watch.verified(), n as u64);
+            let mut found: Vec<_> = watch
+                .report(trail.heads(), None, now)
+                .findings
+                .iter()
+                .map(key)
+                .collect();
+            found.sort();
+            assert_eq!(found, expected, "split at {split}");
+        }
+    }
+}
+
+/// A row the watch verified, edited before the next scan: the scan starts
+/// over and reports what `verify` reports.
+#[test]
+fn the_incremental_audit_starts_over_when_a_verified_row_changes() {
+    use custody_core::audit::{Watch, WatchOptions};
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let mut watch = Watch::new(WatchOptions {
+        trusted_keys: vec![log_key().verifier_key()],
+        ..WatchOptions::default()
+    });
+    let log = honest_log(&rows);
+    watch.begin_scan(&log.checkpoints, rows.len() as u64);
+    rows.iter().for_each(|row| assert!(watch.observe(row)));
+    assert!(!watch.finish_pass());
+    let now = Timestamp::parse("2030-01-01T00:00:00Z").unwrap();
+    assert!(watch.report(trail.heads(), None, now).ok);
+    let mut edited = rows.clone();
+    let last = edited[2].bytes.len() - 2;
+    edited[2].bytes[last] ^= 1;
+    watch.begin_scan(&log.checkpoints, rows.len() as u64);
+    let read: Vec<bool> = edited.iter().map(|row| watch.observe(row)).collect();
+    assert_eq!(
+        read,
+        [true, true, false, false],
+        "it stops at the edited row"
+    );
+    assert!(watch.finish_pass());
+    watch.restart(&log.checkpoints, rows.len() as u64);
+    edited.iter().for_each(|row| assert!(watch.observe(row)));
+    assert!(!watch.finish_pass());
+    assert!(watch.last_change().is_some());
+    let report = watch.report(trail.heads(), None, now);
+    let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+    assert!(codes.contains(&"log.leaf-mismatch"), "{codes:?}");
+    assert!(codes.contains(&"checkpoint.root-mismatch"), "{codes:?}");
+}

@@ -152,6 +152,9 @@ pub(crate) fn text_of(body: &EventBody) -> Option<&str> {
         EventBody::NotificationAttempted(attempt) => attempt.error.as_deref(),
         EventBody::EvidenceUnverified(failure) => Some(&failure.error),
         EventBody::EvidenceRechecked(recheck) => recheck.error.as_deref(),
+        // The monitor's finding, in its own words (cef, ecs, syslog and
+        // cloudevents carry it as the event's text).
+        EventBody::FindingRaised(raised) => Some(&raised.message),
         _ => None,
     }
 }

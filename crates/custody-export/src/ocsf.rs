@@ -336,6 +336,15 @@ fn target(body: &EventBody, change: Option<&Change>) -> (Class, Activity, Target
             update,
             case(Some(&break_glass.justification)),
         ),
+        // The monitor's finding about the case's trail. OCSF's Detection
+        // Finding (2004) is of the Findings category, outside the one the
+        // export keeps to: the case entity is updated, the finding's code
+        // and message in the comment (its severity in `severity_id`).
+        EventBody::FindingRaised(raised) => (
+            ENTITY_MANAGEMENT,
+            update,
+            case(Some(&format!("{}: {}", raised.code, raised.message))),
+        ),
         // Every other kind is a step in the case's life with no text of
         // its own: an update of the case entity.
         _ => (ENTITY_MANAGEMENT, update, case(None)),

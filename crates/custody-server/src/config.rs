@@ -37,6 +37,9 @@ pub struct Config {
     /// The workflow's timers.
     #[serde(default)]
     pub workflow: WorkflowConfig,
+    /// The continuous monitor (`docs/monitor.md`).
+    #[serde(default)]
+    pub monitor: MonitorConfig,
     /// Notification channels, routes and delivery settings.
     #[serde(default)]
     pub notify: crate::delivery::NotifyConfig,
@@ -74,6 +77,28 @@ impl Default for WorkflowConfig {
     fn default() -> WorkflowConfig {
         WorkflowConfig {
             scan_interval_seconds: default_scan_interval_seconds(),
+        }
+    }
+}
+
+/// The `[monitor]` section: the continuous monitor (`docs/monitor.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Seconds between scans, at the server's clock (0 disables the
+    /// monitor; at most 86400).
+    #[serde(default = "default_monitor_interval_seconds")]
+    pub interval_seconds: u64,
+}
+
+fn default_monitor_interval_seconds() -> u64 {
+    60
+}
+
+impl Default for MonitorConfig {
+    fn default() -> MonitorConfig {
+        MonitorConfig {
+            interval_seconds: default_monitor_interval_seconds(),
         }
     }
 }
@@ -261,6 +286,9 @@ impl Config {
         if !(1..=3600).contains(&config.workflow.scan_interval_seconds) {
             return Err("workflow.scan_interval_seconds must be between 1 and 3600".to_string());
         }
+        if config.monitor.interval_seconds > 86_400 {
+            return Err("monitor.interval_seconds must be between 0 (off) and 86400\nhint: the monitor scans every interval at the server's clock; 60 is the default".to_string());
+        }
         let connectors = crate::connectors::Connectors::build(&config.connectors)?;
         config.notify.routing(&config.policy, &connectors.links())?;
         config.evidence.validate()?;
@@ -432,6 +460,16 @@ mod tests {
         assert!(Config::parse(&unknown).is_err());
         let named = teams.replace("name = \"teams\"", "name = \"te:ams\"");
         assert!(Config::parse(&named).is_err());
+    }
+
+    #[test]
+    fn the_monitor_scans_every_minute_unless_told_otherwise() {
+        assert_eq!(Config::parse("").unwrap().monitor.interval_seconds, 60);
+        let off = Config::parse("[monitor]\ninterval_seconds = 0").unwrap();
+        assert_eq!(off.monitor.interval_seconds, 0);
+        let error = Config::parse("[monitor]\ninterval_seconds = 86401").unwrap_err();
+        assert!(error.contains("monitor.interval_seconds"), "{error}");
+        assert!(Config::parse("[monitor]\nevery = 5").is_err());
     }
 
     #[test]

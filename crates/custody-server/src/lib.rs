@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod exporter;
 pub mod extract;
 pub mod init;
+pub mod monitor;
 pub mod observe;
 pub mod openapi;
 pub mod problem;
@@ -104,6 +105,8 @@ pub struct ServeOptions {
     /// Where every signed checkpoint is copied outside the database (the
     /// data directory's `checkpoints` file, `log.checkpoints_dir`).
     pub checkpoint_copies: std::sync::Arc<checkpoint_copies::CheckpointCopies>,
+    /// The continuous monitor (`[monitor]`, `docs/monitor.md`).
+    pub monitor: monitor::MonitorOptions,
     /// Where the server reads the time its decisions are made at: which
     /// obligations are overdue (the timer), whether a delegation grant is in
     /// force, how far ahead a client's `occurred_at` may be. `SystemClock`
@@ -132,7 +135,14 @@ impl ServeOptions {
             .store
             .open(&data.join("evidence"))
             .map_err(|error| format!("cannot open the evidence store: {error}"))?;
+        let trusted_keys = keys::trusted_keys(data).map_err(|error| error.to_string())?;
         Ok(ServeOptions {
+            monitor: monitor::MonitorOptions {
+                interval_seconds: config.monitor.interval_seconds,
+                poll: Duration::from_secs(1),
+                trusted_keys,
+                checkpoint_interval_seconds: config.log.checkpoint_interval_seconds,
+            },
             checkpoint_copies,
             max_body_bytes: config.server.max_body_bytes,
             checkpoint_interval: Duration::from_secs(config.log.checkpoint_interval_seconds),
@@ -375,6 +385,15 @@ pub async fn serve_listener_with(
         clock: options.clock.clone(),
         connectors,
     };
+    let monitoring = (options.monitor.interval_seconds > 0).then(|| {
+        let owner = format!("monitor-{}-{}", std::process::id(), local_owner_suffix());
+        tokio::spawn(monitor::run(monitor::Monitor::new(
+            store.clone(),
+            options.monitor.clone(),
+            options.clock.clone(),
+            owner,
+        )))
+    });
     let pulls = observe::pull::start(&state);
     let witnesses = witness::push::start(&store, &witness_targets, &options.clock);
     let pull_state = state.clone();
@@ -388,6 +407,9 @@ pub async fn serve_listener_with(
     .await;
     checkpoints.abort();
     escalations.abort();
+    if let Some(monitoring) = monitoring {
+        monitoring.abort();
+    }
     deliveries.abort();
     pulls.stop(&pull_state).await;
     witnesses.stop(&store, &options.clock).await;
@@ -402,6 +424,15 @@ pub async fn serve_listener_with(
     // stopped node leaves no tail that no checkpoint covers.
     sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
     served
+}
+
+/// A random suffix that tells this server's leases from another's in the
+/// same process (tests run several).
+fn local_owner_suffix() -> String {
+    let mut suffix = [0u8; 6];
+    // Without randomness the process ID alone names the owner.
+    let _ = getrandom::fill(&mut suffix);
+    custody_core::hex::encode(&suffix)
 }
 
 /// Signs a checkpoint whenever the log has grown since the last one (the

@@ -1396,6 +1396,18 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::log_size(readers).await)
     }
 
+    /// One scan of the continuous monitor ([`custody_core::audit::Watch`]):
+    /// the rows appended since its last scan are audited, the rows and
+    /// checkpoints it verified before are re-checked, in one consistent
+    /// snapshot; deadlines are judged at the store's clock.
+    pub async fn watch(
+        &self,
+        watch: &mut custody_core::audit::Watch,
+    ) -> Result<Report, StoreError> {
+        let now = self.clock.now();
+        on_backend!(&self.readers, ops, readers => ops::watch_pool(readers, watch, now).await)
+    }
+
     /// Audits the whole store (see [`ReadOnlyStore::audit`]).
     pub async fn audit(
         &self,

@@ -19,6 +19,7 @@ use super::finding::Finding;
 /// An action taken under a grant the record did not hold yet when it was
 /// recorded; judged at the end (a grant recorded later from an older data
 /// directory is judged by its recorded times).
+#[derive(Clone)]
 struct DeferredAction {
     grant_id: String,
     actor: Actor,
@@ -28,7 +29,7 @@ struct DeferredAction {
 }
 
 /// What the audit keeps of the administration record while streaming.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct AdminAudit {
     /// The administration record's case ID, once seen.
     record: Option<String>,

@@ -15,6 +15,7 @@ use crate::id::Sha256Hash;
 use crate::time::Timestamp;
 
 /// What the audit keeps of one case while reading it.
+#[derive(Clone)]
 pub(super) struct CaseTrail {
     /// The deployment's administration record (see [`crate::admin`]).
     pub(super) admin_record: bool,

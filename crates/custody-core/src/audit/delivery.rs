@@ -11,7 +11,7 @@ use crate::event::{DeliveryOutcome, Event, EventBody};
 use crate::time::Timestamp;
 
 /// The deliveries seen so far.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Deliveries {
     /// Notifications owed, in log order.
     owed: Vec<OwedSeen>,
@@ -25,6 +25,7 @@ pub(super) struct Deliveries {
     automated_executions: Vec<AutomatedExecution>,
 }
 
+#[derive(Clone)]
 struct OwedSeen {
     case_id: String,
     event_id: String,
@@ -34,12 +35,13 @@ struct OwedSeen {
     owed: crate::notice::Owed,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct DeliverySeen {
     delivered_at: Option<Timestamp>,
     dead: bool,
 }
 
+#[derive(Clone)]
 struct AutomatedExecution {
     case_id: String,
     event_id: String,

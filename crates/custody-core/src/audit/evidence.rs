@@ -17,7 +17,7 @@ use crate::time::Timestamp;
 pub const EVIDENCE_GRACE_SECONDS: i64 = 24 * 3600;
 
 /// The evidence seen so far.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct EvidenceSeen {
     /// Every evidence blob referenced.
     pub(super) references: Vec<EvidenceRef>,
@@ -26,6 +26,7 @@ pub(super) struct EvidenceSeen {
 }
 
 /// The latest word on a captured link.
+#[derive(Clone)]
 struct LinkState {
     state: LinkWord,
     event_id: String,
@@ -43,6 +44,7 @@ enum LinkWord {
 }
 
 /// What the audit keeps of an evidence record while reading it.
+#[derive(Clone)]
 pub(super) struct EvidenceRecordTrail {
     ticket: String,
     first_recorded_at: Timestamp,

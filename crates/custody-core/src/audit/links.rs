@@ -9,13 +9,14 @@ use crate::code::Code;
 use crate::event::{Event, EventBody};
 
 /// Every half of a link seen.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Links {
     halves: Vec<LinkSeen>,
 }
 
 /// One half of a link between two cases; a link is whole when the other
 /// case holds the partner kind pointing back.
+#[derive(Clone)]
 struct LinkSeen {
     case_id: String,
     other_case: String,

@@ -3,9 +3,9 @@
 //! outside the database, saved by an auditor) checked against it, and the
 //! entries no checkpoint covers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use custody_log::{verify_checkpoint, Frontier, Hash};
+use custody_log::{verify_checkpoint, Frontier, Hash, MemoryTree, VerifierKey};
 
 use super::finding::Finding;
 use super::{Checked, DecodedRow, LogAudit, StoredEvent};
@@ -23,7 +23,7 @@ pub const UNCOVERED_TAIL_INTERVALS: u64 = 3;
 
 /// What the audit keeps of the log while reading it: the rebuilt tree and
 /// the roots it must have.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct LogState {
     next_log_index: u64,
     /// The recomputed tree, leaf by leaf, from the stored event bytes.
@@ -43,9 +43,18 @@ pub(super) struct LogState {
     /// Checkpoints held outside the database that were given.
     outside_given: u64,
     checkpoint_interval_seconds: u64,
+    /// The whole tree, kept by an incremental audit ([`super::Watch`]) that
+    /// learns of checkpoints after it read the entries they sign, and must
+    /// check the root at any size it read.
+    tree: Option<MemoryTree>,
+    /// With `tree`: each entry no checkpoint covers yet, with its
+    /// `recorded_at` when it decoded, so that the oldest one is known again
+    /// when a new checkpoint covers some of them.
+    uncovered: VecDeque<(u64, Option<Timestamp>)>,
 }
 
 /// A root the recomputed tree must have at a size.
+#[derive(Clone)]
 struct ExpectedRoot {
     size: u64,
     root: Hash,
@@ -80,34 +89,9 @@ impl LogState {
             outside_given: log.outside.len() as u64 + u64::from(log.since.is_some()),
             ..LogState::default()
         };
-        let checkpoint_finding = |code: Code, message: String| Finding::new(code, message);
         for row in &log.checkpoints {
-            checked.checkpoints += 1;
-            match verify_checkpoint(row.note.as_bytes(), &log.trusted_keys) {
-                Ok(verified) => {
-                    if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice() {
-                        findings.push(checkpoint_finding(
-                            Code::CheckpointRowMismatch,
-                            format!(
-                                "the checkpoint stored at size {} signs size {} with a different root: the row was edited",
-                                row.size,
-                                verified.size()
-                            ),
-                        ));
-                    }
-                    state.pending_checkpoints.push(ExpectedRoot {
-                        size: verified.size(),
-                        root: *verified.root_hash(),
-                        source: RootSource::Stored,
-                    });
-                }
-                Err(error) => findings.push(checkpoint_finding(
-                    Code::CheckpointBadSignature,
-                    format!(
-                        "the checkpoint stored at size {} is not signed by a configured log key: {error}",
-                        row.size
-                    ),
-                )),
+            if let Some(expected) = verify_stored(row, &log.trusted_keys, checked, findings) {
+                state.pending_checkpoints.push(expected);
             }
         }
         state.check_outside(log, checked, findings);
@@ -119,7 +103,7 @@ impl LogState {
                     root: *verified.root_hash(),
                     source: RootSource::Since,
                 }),
-                Err(error) => findings.push(checkpoint_finding(
+                Err(error) => findings.push(Finding::new(
                     Code::SinceBadSignature,
                     format!("the saved checkpoint is not signed by a configured log key: {error}"),
                 )),
@@ -134,6 +118,77 @@ impl LogState {
             .first()
             .map_or(0, |largest| largest.size);
         state
+    }
+
+    /// Keeps the whole tree from now on (call before the first row), so
+    /// that [`LogState::add_stored_checkpoint`] can check a checkpoint of a
+    /// size already read.
+    pub(super) fn keep_tree(&mut self) {
+        self.tree = Some(MemoryTree::new());
+    }
+
+    /// The kept tree ([`LogState::keep_tree`]).
+    pub(super) fn tree(&self) -> Option<&MemoryTree> {
+        self.tree.as_ref()
+    }
+
+    /// The number of stored leaves, as read again by a later scan.
+    pub(super) fn set_stored_leaves(&mut self, stored_leaves: u64) {
+        self.stored_leaves = stored_leaves;
+    }
+
+    /// Counts a place that checkpoints are held outside the database (the
+    /// monitor's own memory of the checkpoints it saw).
+    pub(super) fn add_outside_place(&mut self) {
+        self.outside_given = self.outside_given.max(1);
+    }
+
+    /// Checks a stored checkpoint the audit learns of after it started (a
+    /// checkpoint signed since the last scan): its signature, its row, and
+    /// its root against the tree, now if the tree has reached its size
+    /// (which needs the kept tree) or when it does.
+    pub(super) fn add_stored_checkpoint(
+        &mut self,
+        row: &super::StoredCheckpointRow,
+        trusted_keys: &[VerifierKey],
+        checked: &mut Checked,
+        findings: &mut Vec<Finding>,
+    ) {
+        let Some(expected) = verify_stored(row, trusted_keys, checked, findings) else {
+            return;
+        };
+        let covered = self.covered.max(expected.size);
+        if expected.size <= self.frontier.size() {
+            let root = self
+                .tree
+                .as_ref()
+                .and_then(|tree| tree.root_at(expected.size).ok());
+            if root != Some(expected.root) {
+                findings.push(root_mismatch(&expected));
+            }
+        } else {
+            self.pending_checkpoints.push(expected);
+            self.pending_checkpoints
+                .sort_by_key(|expected| std::cmp::Reverse(expected.size));
+        }
+        self.cover(covered);
+    }
+
+    /// Moves the covered size to `covered`; with the kept tree, the oldest
+    /// uncovered entry is then the first at or after it.
+    fn cover(&mut self, covered: u64) {
+        self.covered = covered;
+        if self.tree.is_none() {
+            return;
+        }
+        while self
+            .uncovered
+            .front()
+            .is_some_and(|(index, _)| *index < covered)
+        {
+            self.uncovered.pop_front();
+        }
+        self.first_uncovered = self.uncovered.front().copied();
     }
 
     /// Checks the checkpoints held outside the database: each must be signed
@@ -263,10 +318,18 @@ impl LogState {
             )),
         }
         self.frontier.push(leaf);
+        if let Some(tree) = &mut self.tree {
+            tree.append_leaf_hash(leaf);
+        }
         self.check_roots_at_current_size(findings);
-        if self.log_checks && self.first_uncovered.is_none() && row.log_index >= self.covered {
+        if self.log_checks && row.log_index >= self.covered {
             let recorded_at = decoded.event.as_ref().ok().map(|event| event.recorded_at);
-            self.first_uncovered = Some((row.log_index, recorded_at));
+            if self.first_uncovered.is_none() {
+                self.first_uncovered = Some((row.log_index, recorded_at));
+            }
+            if self.tree.is_some() {
+                self.uncovered.push_back((row.log_index, recorded_at));
+            }
         }
     }
 
@@ -281,31 +344,7 @@ impl LogState {
                 .pop()
                 .expect("a pending checkpoint");
             if self.frontier.root() != expected.root {
-                let (code, message) = match expected.source {
-                    RootSource::Stored => (
-                        Code::CheckpointRootMismatch,
-                        format!(
-                            "the signed checkpoint at size {} has a root that the stored events do not reproduce: history was rewritten after it was signed",
-                            expected.size
-                        ),
-                    ),
-                    RootSource::Since => (
-                        Code::SinceNotExtended,
-                        format!(
-                            "the log does not extend the saved checkpoint at size {}: the first {} entries changed since it was signed",
-                            expected.size, expected.size
-                        ),
-                    ),
-                    RootSource::Outside(source) => (
-                        Code::CheckpointRootMismatch,
-                        format!(
-                            "the signed checkpoint at size {} held outside the database in {source} has a root that the stored events do not reproduce: history was rewritten after it was signed",
-                            expected.size
-                        ),
-                    ),
-                };
-                findings
-                    .push(Finding::new(code, message).log_index(expected.size.saturating_sub(1)));
+                findings.push(root_mismatch(&expected));
             }
         }
     }
@@ -445,4 +484,74 @@ impl LogState {
             );
         }
     }
+}
+
+/// Checks a stored checkpoint's signature and its row against its note;
+/// returns the root the tree must have at its size when it is signed by a
+/// trusted key.
+fn verify_stored(
+    row: &super::StoredCheckpointRow,
+    trusted_keys: &[VerifierKey],
+    checked: &mut Checked,
+    findings: &mut Vec<Finding>,
+) -> Option<ExpectedRoot> {
+    checked.checkpoints += 1;
+    match verify_checkpoint(row.note.as_bytes(), trusted_keys) {
+        Ok(verified) => {
+            if verified.size() != row.size || verified.root_hash().as_slice() != row.root.as_slice()
+            {
+                findings.push(Finding::new(
+                    Code::CheckpointRowMismatch,
+                    format!(
+                        "the checkpoint stored at size {} signs size {} with a different root: the row was edited",
+                        row.size,
+                        verified.size()
+                    ),
+                ));
+            }
+            Some(ExpectedRoot {
+                size: verified.size(),
+                root: *verified.root_hash(),
+                source: RootSource::Stored,
+            })
+        }
+        Err(error) => {
+            findings.push(Finding::new(
+                Code::CheckpointBadSignature,
+                format!(
+                    "the checkpoint stored at size {} is not signed by a configured log key: {error}",
+                    row.size
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// The finding for a checkpoint whose root the stored events do not reproduce.
+fn root_mismatch(expected: &ExpectedRoot) -> Finding {
+    let (code, message) = match &expected.source {
+        RootSource::Stored => (
+            Code::CheckpointRootMismatch,
+            format!(
+                "the signed checkpoint at size {} has a root that the stored events do not reproduce: history was rewritten after it was signed",
+                expected.size
+            ),
+        ),
+        RootSource::Since => (
+            Code::SinceNotExtended,
+            format!(
+                "the log does not extend the saved checkpoint at size {}: the first {} entries changed since it was signed",
+                expected.size, expected.size
+            ),
+        ),
+        RootSource::Outside(source) => (
+            Code::CheckpointRootMismatch,
+            format!(
+                "the signed checkpoint at size {} held outside the database in {source} has a root that the stored events do not reproduce: history was rewritten after it was signed",
+                expected.size
+            ),
+        ),
+    };
+    Finding::new(code, message).log_index(expected.size.saturating_sub(1))
 }

@@ -42,12 +42,14 @@ mod log;
 mod observed;
 mod policy;
 mod rules;
+mod watch;
 pub mod witness;
 
 use chain::CaseTrail;
 pub use evidence::EVIDENCE_GRACE_SECONDS;
 pub use finding::Finding;
 pub use log::{DEFAULT_CHECKPOINT_INTERVAL_SECONDS, UNCOVERED_TAIL_INTERVALS};
+pub use watch::{Watch, WatchOptions};
 
 /// One row of the event table, as stored.
 #[derive(Clone, Debug)]
@@ -224,7 +226,7 @@ pub fn decode_row(row: &StoredEvent) -> DecodedRow {
 }
 
 /// Streams stored rows through every check.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Auditor {
     findings: Vec<Finding>,
     checked: Checked,

@@ -10,7 +10,7 @@ use crate::event::{Event, PolicyAdopted};
 use crate::id::Sha256Hash;
 
 /// The policies adopted and the requests that cite one.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Policies {
     /// Policies the policy record adopted: hash to the log index of adoption.
     adopted: HashMap<Sha256Hash, u64>,
@@ -21,6 +21,7 @@ pub(super) struct Policies {
 }
 
 /// A request and the policy version that decided it.
+#[derive(Clone)]
 struct RequestSeen {
     case_id: String,
     event_id: String,
@@ -30,6 +31,7 @@ struct RequestSeen {
 }
 
 /// What the audit keeps of a policy record while reading it.
+#[derive(Clone)]
 pub(super) struct PolicyTrail {
     /// The hash of the latest adopted policy.
     pub(super) last_policy: Sha256Hash,

@@ -344,6 +344,23 @@ pub fn escalate_as(
     Ok(draft)
 }
 
+/// The continuous monitor records a finding in the case it concerns
+/// (acted by [`Actor::system`], through the rule table: only the ledger's
+/// own `system` actor records findings).
+pub fn raise_finding_as(
+    case: &CaseView,
+    actor: &Actor,
+    finding: crate::event::FindingRaised,
+) -> Result<Draft, Refusal> {
+    let body = EventBody::FindingRaised(finding);
+    admit(case, actor, &body, None)?;
+    Ok(Draft {
+        body,
+        role: Role::System,
+        causation: None,
+    })
+}
+
 /// Records that `policy` governs new cases from now on (acted by
 /// [`Actor::system`], in the deployment's policy record); `previous` is the
 /// hash of the policy recorded before it.

@@ -293,6 +293,19 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
             human("oncall"),
         ),
         (
+            // The monitor's finding: its message quotes what it found.
+            EventBody::FindingRaised(FindingRaised {
+                code: "log.leaf-mismatch".into(),
+                severity: "critical".into(),
+                message: text.to_owned(),
+                event_id: Some(event_id(1).to_string()),
+                log_index: Some(1),
+                scanned_to: 9,
+            }),
+            Role::System,
+            system(),
+        ),
+        (
             EventBody::EscalationRaised(Escalation {
                 reason: EscalationReason::DeadLetter,
                 deadline: at(60),

@@ -443,19 +443,7 @@ pub(crate) async fn audit_pool(
     const PAGE: i64 = 16_384;
     let mut connection = pool.acquire().await?;
     sqlx::raw_sql(BEGIN_SNAPSHOT).execute(&mut *connection).await?;
-    let checkpoints = sqlx::query("SELECT size, root, note FROM checkpoints ORDER BY size")
-        .fetch_all(&mut *connection)
-        .await?
-        .iter()
-        .map(|row| {
-            let size: i64 = row.try_get("size")?;
-            Ok(StoredCheckpointRow {
-                size: from_sql(size),
-                root: row.try_get("root")?,
-                note: row.try_get("note")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let checkpoints = read_checkpoint_rows(&mut connection).await?;
     let stored_leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_nodes WHERE level = 0")
         .fetch_one(&mut *connection)
         .await?;
@@ -504,7 +492,74 @@ pub(crate) async fn audit_pool(
             None => break,
         }
     }
-    let heads = sqlx::query("SELECT case_id, head_seq, head_hash, state, drill FROM cases")
+    let heads = read_case_heads(&mut connection).await?;
+    let rows = admin_rows(&mut connection).await?;
+    auditor.check_admin_rows(&rows);
+    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+    Ok(auditor.finish(heads))
+}
+
+/// One scan of the continuous monitor: the stored checkpoints and every row
+/// fed to `watch` (read a second time when it must start over), the case
+/// heads and the administration rows, in one consistent snapshot; the
+/// report is judged as of `now`.
+pub(crate) async fn watch_pool(
+    pool: &Pool,
+    watch: &mut custody_core::audit::Watch,
+    now: Timestamp,
+) -> Result<Report, StoreError> {
+    const PAGE: i64 = 4096;
+    let mut connection = pool.acquire().await?;
+    sqlx::raw_sql(BEGIN_SNAPSHOT).execute(&mut *connection).await?;
+    let checkpoints = read_checkpoint_rows(&mut connection).await?;
+    let stored_leaves: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM log_nodes WHERE level = 0")
+        .fetch_one(&mut *connection)
+        .await?;
+    let stored_leaves = from_sql(stored_leaves);
+    watch.begin_scan(&checkpoints, stored_leaves);
+    for _pass in 0..2 {
+        let mut last = -1;
+        'pages: loop {
+            let page = fetch_audit_page(&mut connection, last, PAGE).await?;
+            for row in &page {
+                if !watch.observe(row) {
+                    break 'pages;
+                }
+            }
+            match page.last() {
+                Some(row) if i64::try_from(page.len()) == Ok(PAGE) => last = to_sql(row.log_index),
+                _ => break,
+            }
+        }
+        if !watch.finish_pass() {
+            break;
+        }
+        watch.restart(&checkpoints, stored_leaves);
+    }
+    let heads = read_case_heads(&mut connection).await?;
+    let rows = admin_rows(&mut connection).await?;
+    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+    Ok(watch.report(heads, Some(&rows), now))
+}
+
+async fn read_checkpoint_rows(connection: &mut Conn) -> Result<Vec<StoredCheckpointRow>, StoreError> {
+    Ok(sqlx::query("SELECT size, root, note FROM checkpoints ORDER BY size")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let size: i64 = row.try_get("size")?;
+            Ok(StoredCheckpointRow {
+                size: from_sql(size),
+                root: row.try_get("root")?,
+                note: row.try_get("note")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?)
+}
+
+async fn read_case_heads(connection: &mut Conn) -> Result<Vec<StoredCaseHead>, StoreError> {
+    Ok(sqlx::query("SELECT case_id, head_seq, head_hash, state, drill FROM cases")
         .fetch_all(&mut *connection)
         .await?
         .iter()
@@ -517,11 +572,7 @@ pub(crate) async fn audit_pool(
                 drill: row.try_get("drill")?,
             })
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let rows = admin_rows(&mut connection).await?;
-    auditor.check_admin_rows(&rows);
-    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
-    Ok(auditor.finish(heads))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?)
 }
 
 async fn fetch_audit_page(

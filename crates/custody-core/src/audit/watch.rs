@@ -1,0 +1,280 @@
+//! The continuous monitor's audit: [`Watch`] keeps an [`Auditor`] between
+//! scans and feeds it only what was appended since, while re-checking what
+//! it already verified against what it kept.
+//!
+//! Each scan reads the stored checkpoints and every stored row, in one
+//! consistent snapshot:
+//! - a row already verified is only re-hashed: its Merkle leaf and a
+//!   fingerprint of the columns stored beside it (log index, case ID,
+//!   sequence number, stored leaf) must be the ones kept (72 bytes per entry:
+//!   the tree's nodes and the fingerprint);
+//! - a row past the verified end is fed to the auditor, which checks it as
+//!   `custody verify` does;
+//! - a checkpoint seen before must still be stored as it was; a new one is
+//!   checked (signature, row, root at its size against the kept tree).
+//!
+//! When anything already verified changed (a row edited, deleted or
+//! swapped, a checkpoint deleted or replaced), the scan starts over with a
+//! fresh auditor over the rows as they now stand, given every checkpoint the
+//! watch saw as held outside the database: the full audit then reports what
+//! was done with the codes `verify` uses (`event.malformed`,
+//! `log.leaf-mismatch`, `log.index-gap`, `checkpoint.missing-from-database`,
+//! `checkpoint.root-mismatch`...). A tampered ledger costs one full audit;
+//! a healthy one a re-hash of its rows and an audit of its new rows.
+
+use std::collections::BTreeMap;
+
+use custody_log::{leaf_hash, VerifierKey};
+
+use super::{
+    Auditor, LogAudit, OutsideCheckpoint, Report, StoredCaseHead, StoredCheckpointRow, StoredEvent,
+};
+use crate::admin::AdminRows;
+use crate::id::Sha256Hash;
+use crate::time::Timestamp;
+
+/// What a [`Watch`] checks against, beyond the store itself.
+#[derive(Clone, Debug, Default)]
+pub struct WatchOptions {
+    /// The log's verifier keys (never from the database).
+    pub trusted_keys: Vec<VerifierKey>,
+    /// The servers' checkpoint interval (0: the default).
+    pub checkpoint_interval_seconds: u64,
+    /// Checkpoints held outside the database when the watch starts (a
+    /// node's checkpoints file), checked by the first scan.
+    pub outside: Vec<OutsideCheckpoint>,
+}
+
+/// An audit kept between scans; see the module's documentation.
+pub struct Watch {
+    options: WatchOptions,
+    /// `None` before the first scan and after a change was found.
+    auditor: Option<Auditor>,
+    /// Per verified entry, in log order: a fingerprint of its columns.
+    columns: Vec<[u8; 8]>,
+    /// The stored checkpoints seen, by size.
+    checkpoints: BTreeMap<u64, StoredCheckpointRow>,
+    /// Entries verified before this scan.
+    verified: u64,
+    /// Rows read by this scan.
+    position: u64,
+    /// Why this scan must start over, when something verified changed.
+    changed: Option<String>,
+    /// What made this scan start over, once it did.
+    restarted_because: Option<String>,
+    /// Scans completed.
+    scans: u64,
+}
+
+impl Watch {
+    /// A watch that has verified nothing yet.
+    pub fn new(options: WatchOptions) -> Watch {
+        Watch {
+            options,
+            auditor: None,
+            columns: Vec::new(),
+            checkpoints: BTreeMap::new(),
+            verified: 0,
+            position: 0,
+            changed: None,
+            restarted_because: None,
+            scans: 0,
+        }
+    }
+
+    /// Log entries verified so far.
+    pub fn verified(&self) -> u64 {
+        self.columns.len() as u64
+    }
+
+    /// Scans completed.
+    pub fn scans(&self) -> u64 {
+        self.scans
+    }
+
+    /// What made the last scan start over, if anything did.
+    pub fn last_change(&self) -> Option<&str> {
+        self.restarted_because.as_deref()
+    }
+
+    /// Starts a scan of a snapshot holding `checkpoints` (every stored one)
+    /// and `stored_leaves` leaves; feed its rows to [`Watch::observe`] in log
+    /// order next.
+    pub fn begin_scan(&mut self, checkpoints: &[StoredCheckpointRow], stored_leaves: u64) {
+        self.position = 0;
+        self.changed = None;
+        self.restarted_because = None;
+        self.verified = self.verified();
+        let Some(auditor) = &mut self.auditor else {
+            self.start(checkpoints, stored_leaves, Vec::new());
+            return;
+        };
+        let stored: BTreeMap<u64, &StoredCheckpointRow> =
+            checkpoints.iter().map(|row| (row.size, row)).collect();
+        for (size, seen) in &self.checkpoints {
+            let now = stored.get(size);
+            if now.is_none_or(|row| row.note != seen.note || row.root != seen.root) {
+                self.changed = Some(format!(
+                    "the checkpoint stored at size {size} was {} since the last scan",
+                    if now.is_some() { "replaced" } else { "deleted" }
+                ));
+                return;
+            }
+        }
+        for row in checkpoints {
+            if self.checkpoints.contains_key(&row.size) {
+                continue;
+            }
+            auditor.log.add_stored_checkpoint(
+                row,
+                &self.options.trusted_keys,
+                &mut auditor.checked,
+                &mut auditor.findings,
+            );
+            self.checkpoints.insert(row.size, row.clone());
+        }
+        auditor.log.set_stored_leaves(stored_leaves);
+    }
+
+    /// Reads one row of the scan (rows in log order). Returns false once
+    /// the scan must start over ([`Watch::finish_pass`]): the rest of the
+    /// rows need not be read.
+    pub fn observe(&mut self, row: &StoredEvent) -> bool {
+        if self.changed.is_some() {
+            return false;
+        }
+        let position = self.position;
+        self.position += 1;
+        let fingerprint = fingerprint(row);
+        if position < self.verified {
+            let index = usize::try_from(position).unwrap_or(usize::MAX);
+            let kept_leaf = self
+                .auditor
+                .as_ref()
+                .and_then(|auditor| auditor.log.tree())
+                .and_then(|tree| tree.leaf_hash(position));
+            if kept_leaf != Some(leaf_hash(&row.bytes))
+                || self.columns.get(index) != Some(&fingerprint)
+            {
+                self.changed = Some(format!(
+                    "the entry read at position {position} (log index {}, case {}) is not the one verified there: rows were edited, deleted or swapped",
+                    row.log_index, row.case_id
+                ));
+                return false;
+            }
+            return true;
+        }
+        if let Some(auditor) = &mut self.auditor {
+            auditor.observe_event(row);
+            self.columns.push(fingerprint);
+        }
+        true
+    }
+
+    /// Ends the reading of the rows. Returns true when something already
+    /// verified changed: call [`Watch::restart`] and read every row again.
+    pub fn finish_pass(&mut self) -> bool {
+        if self.changed.is_none() && self.position < self.verified {
+            self.changed = Some(format!(
+                "{} verified entries at the end of the log are gone",
+                self.verified - self.position
+            ));
+        }
+        self.changed.is_some() && self.verified > 0
+    }
+
+    /// Starts over after a change: a fresh auditor over the snapshot,
+    /// given every checkpoint seen so far as held outside the database.
+    pub fn restart(&mut self, checkpoints: &[StoredCheckpointRow], stored_leaves: u64) {
+        let scan = self.scans;
+        let memory = std::mem::take(&mut self.checkpoints)
+            .into_values()
+            .map(|row| OutsideCheckpoint {
+                note: row.note,
+                source: format!("the monitor's memory (seen by scan {scan} or before)"),
+            })
+            .collect();
+        self.start(checkpoints, stored_leaves, memory);
+        self.restarted_because = self.changed.take();
+        self.verified = 0;
+        self.position = 0;
+    }
+
+    fn start(
+        &mut self,
+        checkpoints: &[StoredCheckpointRow],
+        stored_leaves: u64,
+        memory: Vec<OutsideCheckpoint>,
+    ) {
+        let mut outside = self.options.outside.clone();
+        outside.extend(memory);
+        let mut auditor = Auditor::with_log(LogAudit {
+            outside,
+            checkpoint_interval_seconds: self.options.checkpoint_interval_seconds,
+            trusted_keys: self.options.trusted_keys.clone(),
+            checkpoints: checkpoints.to_vec(),
+            since: None,
+            stored_leaves,
+            now: None,
+        });
+        auditor.log.keep_tree();
+        if self.scans > 0 {
+            auditor.log.add_outside_place();
+        }
+        self.auditor = Some(auditor);
+        self.columns.clear();
+        self.checkpoints = checkpoints
+            .iter()
+            .map(|row| (row.size, row.clone()))
+            .collect();
+    }
+
+    /// The report of the scan, as of `now`: the auditor's findings so far
+    /// and what only the end of the log tells (run on a copy of the
+    /// auditor, which goes on from here at the next scan).
+    pub fn report(
+        &mut self,
+        heads: Vec<StoredCaseHead>,
+        admin_rows: Option<&AdminRows>,
+        now: Timestamp,
+    ) -> Report {
+        self.scans += 1;
+        let Some(auditor) = &mut self.auditor else {
+            return Auditor::new().at(now).finish(heads);
+        };
+        // From now on the watch's memory of the checkpoints is held outside
+        // the database.
+        auditor.log.add_outside_place();
+        let mut copy = auditor.clone();
+        copy.now = Some(now);
+        if let Some(rows) = admin_rows {
+            copy.check_admin_rows(rows);
+        }
+        copy.finish(heads)
+    }
+}
+
+impl Auditor {
+    /// The report of the rows observed so far, as [`Auditor::finish`]
+    /// makes it, without consuming the auditor: the end-of-log checks run
+    /// on a copy, so more rows can be observed after.
+    pub fn snapshot(&self, heads: impl IntoIterator<Item = StoredCaseHead>) -> Report {
+        self.clone().finish(heads)
+    }
+}
+
+/// The columns stored beside a row's bytes, which the leaf does not cover.
+fn fingerprint(row: &StoredEvent) -> [u8; 8] {
+    let mut text = Vec::with_capacity(row.case_id.len() + 80);
+    text.extend_from_slice(&row.log_index.to_be_bytes());
+    text.extend_from_slice(&row.seq.to_be_bytes());
+    text.extend_from_slice(row.case_id.as_bytes());
+    text.push(0);
+    if let Some(leaf) = &row.stored_leaf {
+        text.extend_from_slice(leaf);
+    }
+    let digest = Sha256Hash::of(&text);
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&digest.0[..8]);
+    out
+}
