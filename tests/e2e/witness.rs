@@ -628,3 +628,122 @@ fn cosignatures_are_stored_and_verified_on_postgresql() {
         "{report:#}"
     );
 }
+
+/// A witness in this process, behind a switch that makes it answer every
+/// request with a `409` naming a size far beyond the log.
+struct LyingWitness {
+    url: String,
+    name: String,
+    key: String,
+    lying: Arc<std::sync::atomic::AtomicBool>,
+    lies: Arc<std::sync::atomic::AtomicUsize>,
+    _root: TempDir,
+}
+
+impl LyingWitness {
+    fn start(log_key: &str) -> LyingWitness {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let root = tempfile::tempdir().unwrap();
+        let key = custody_log::CosignerKey::generate("witness.test/lying").unwrap();
+        let verifier = key.verifier().to_string();
+        let witness = Arc::new(
+            custody_server::witness::service::Witness::open(
+                root.path(),
+                key,
+                custody_verify::parse_keys(&[log_key.to_string()]).unwrap(),
+                custody_core::time::SystemClock::shared(),
+            )
+            .unwrap(),
+        );
+        let lying = Arc::new(AtomicBool::new(true));
+        let lies = Arc::new(AtomicUsize::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (switch, count) = (lying.clone(), lies.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let answer = move |body: axum::body::Bytes| {
+                    let (witness, switch, count) = (witness.clone(), switch.clone(), count.clone());
+                    async move {
+                        if switch.load(Ordering::SeqCst) {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            return (
+                                axum::http::StatusCode::CONFLICT,
+                                [(axum::http::header::CONTENT_TYPE, "text/x.tlog.size")],
+                                "1000000\n".to_string(),
+                            );
+                        }
+                        let (status, content_type, body) = witness.add_checkpoint(&body).await;
+                        (
+                            status,
+                            [(axum::http::header::CONTENT_TYPE, content_type)],
+                            body,
+                        )
+                    }
+                };
+                let router =
+                    axum::Router::new().route("/add-checkpoint", axum::routing::post(answer));
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, router).await.unwrap();
+            });
+        });
+        LyingWitness {
+            url,
+            name: "witness.test/lying".into(),
+            key: verifier,
+            lying,
+            lies,
+            _root: root,
+        }
+    }
+}
+
+/// A witness that once answered a size beyond the log (a broken or hostile
+/// witness, or one whose state belonged to another deployment) must not
+/// stop the worker for good: the size is not taken as the witness's, and
+/// once the witness answers truthfully it cosigns again.
+#[test]
+fn a_witness_that_claimed_a_size_beyond_the_log_is_asked_again() {
+    use std::sync::atomic::Ordering;
+    let (mut server, _) = Server::start_on(TestStore::Embedded, None, Some(QUIET));
+    let witness = LyingWitness::start(&server.log_keys()[0]);
+    let config = format!(
+        "{QUIET}\n[[witnesses]]\nname = \"lying\"\nurl = \"{}\"\nkey = \"{}\"\n",
+        witness.url, witness.key
+    );
+    std::fs::write(server.config_path().unwrap(), config).unwrap();
+    server.restart_configured();
+    common::wait_until("an answer of a size beyond the log", || {
+        witness.lies.load(Ordering::SeqCst) >= 1
+    });
+    witness.lying.store(false, Ordering::SeqCst);
+    let alice = server.principal("alice");
+    let size = append_and_sign(&server, &alice, "user:ann");
+    common::wait_until("the witness's cosignature", || {
+        let (served, names, _) = served_checkpoint(&server);
+        served >= size && names.contains(&witness.name)
+    });
+}
+
+/// An existing witness directory whose key became readable by others is
+/// tightened at start, as `custody serve` does with its data directory.
+#[cfg(unix)]
+#[test]
+fn the_witness_takes_group_and_other_permissions_away_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, _) = Server::start_on(TestStore::Embedded, None, Some(QUIET));
+    let mut witness = Witness::start("witness.test/perms", &server.log_keys()[0]);
+    witness.stop();
+    let key = witness.data.join("witness.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&witness.data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    witness.spawn();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600, "{}", witness.log());
+    assert_eq!(mode(&witness.data), 0o700, "{}", witness.log());
+}

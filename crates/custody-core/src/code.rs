@@ -187,10 +187,10 @@ codes! {
         r#"high, or info while young | the newest valid checkpoint covers fewer entries than the log holds. `info` while the oldest uncovered entry (by its `recorded_at`, against the verifier's clock) is younger than three checkpoint intervals, which is the normal tail of a live log; `high` after that: the checkpoints that covered it were deleted, or the server that wrote it crashed and never restarted (a server signs as it starts and as it stops)"#;
     WitnessNoQuorum = "witness.no-quorum" [High]
         r#"high | `verify --witness KEY --min-witnesses N`: no stored checkpoint is cosigned by at least N of the given witnesses, so nothing outside the operator's reach confirms the log's history (the witnesses were never configured or never reached, or their cosignatures were deleted). See `docs/witness.md`"#;
-    WitnessUncoveredTail = "witness.uncovered-tail" [Info]
-        r#"info | `verify --witness KEY --min-witnesses N`: the log holds entries after the newest checkpoint that N of the given witnesses cosigned; they are not witnessed yet (cosigning follows signing by seconds, or longer while a witness is down). Re-run `verify` later to have them witnessed"#;
+    WitnessUncoveredTail = "witness.uncovered-tail" [High, Info]
+        r#"high, or info while young | `verify --witness KEY --min-witnesses N`: the log holds entries after the newest checkpoint that N of the given witnesses cosigned. `info` while the oldest of them (by its `recorded_at`, against the verifier's clock) is younger than three checkpoint intervals and a minute, which is the normal tail of a witnessed log; `high` after that: the witnesses were down or refused the log's checkpoints for that long, or the cosignatures that covered these entries were deleted (an operator who rewrote them would delete them). Check the witnesses, or pass the checkpoint a witness holds (its `logs/` file) with `--checkpoints`"#;
     WitnessBadCosignature = "witness.bad-cosignature" [Critical]
-        r#"critical | `verify --witness KEY`: a stored cosignature names one of the given witness keys (name and key ID) but does not verify on the checkpoint it was stored with: it was forged or altered"#;
+        r#"critical | `verify --witness KEY`: a stored cosignature names one of the given witness keys (name and key ID) but does not verify on the checkpoint it was stored with (forged or altered), or it was stored at another size than the checkpoint it cosigns (moved)"#;
     // Lifecycle and separation of duties.
     SodRequesterCannotApprove = "sod.requester-cannot-approve" [Critical] SeparationOfDuties
         r#"critical | the requester approved (or, as a finding, decided on) their own request"#;

@@ -1016,6 +1016,7 @@ fn honest_log(rows: &[StoredEvent]) -> LogAudit {
         since: None,
         stored_leaves: rows.len() as u64,
         now: None,
+        witnessed: None,
     }
 }
 
@@ -3377,6 +3378,7 @@ fn witnessed(
             note: signed(3, root_of(&rows[..3]), &log_key()),
         },
     );
+    log.witnessed = outcome.newest.clone();
     log.outside.extend(outcome.cosigned);
     let mut report = audit_log(trail, rows, log);
     report.add_findings(outcome.findings);
@@ -3525,4 +3527,44 @@ fn the_incremental_audit_starts_over_when_a_verified_row_changes() {
     let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
     assert!(codes.contains(&"log.leaf-mismatch"), "{codes:?}");
     assert!(codes.contains(&"checkpoint.root-mismatch"), "{codes:?}");
+}
+
+/// An operator who rewrote the entries after an old cosigned checkpoint
+/// deletes the newer cosignatures: the tail the witnesses no longer cover
+/// is an error once it is older than signing and cosigning take, like
+/// `log.uncovered-tail`, not the normal tail of a live log.
+#[test]
+fn an_old_unwitnessed_tail_is_high_and_a_young_one_info() {
+    let (trail, _, _, _) = three_cases();
+    let rows = trail.rows();
+    let severity = |now: Timestamp| {
+        let policy = custody_core::audit::witness::WitnessPolicy {
+            witnesses: vec![witness_key().verifier()],
+            min: 1,
+        };
+        let outcome = custody_core::audit::witness::check(&[cosignature_row(&rows, 2)], &policy, 4);
+        let mut log = honest_log(&rows);
+        log.now = Some(now);
+        log.witnessed = outcome.newest.clone();
+        log.outside.extend(outcome.cosigned);
+        let mut report = audit_log(&trail, &rows, log);
+        report.add_findings(outcome.findings);
+        let tails: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.code == Code::WitnessUncoveredTail)
+            .map(|f| (f.severity, f.log_index, f.message.clone()))
+            .collect();
+        assert_eq!(tails.len(), 1, "{:?}", report.findings);
+        tails.into_iter().next().unwrap()
+    };
+    // Entry 2 was recorded at T0 + 2 s.
+    let (young, index, _) = severity(time(10));
+    assert_eq!(
+        (young, index),
+        (custody_core::severity::Severity::Info, Some(2))
+    );
+    let (old, _, message) = severity(time(24 * 3600));
+    assert_eq!(old, custody_core::severity::Severity::High, "{message}");
+    assert!(message.contains("deleted"), "{message}");
 }

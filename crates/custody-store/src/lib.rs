@@ -1438,6 +1438,9 @@ pub struct AuditOptions {
     pub checkpoint_interval_seconds: u64,
     /// Told how far the audit is, after each page of events.
     pub progress: Option<AuditProgress>,
+    /// With `verify --witness`: the newest size enough witnesses cosigned
+    /// and who ([`custody_core::audit::LogAudit::witnessed`]).
+    pub witnessed: Option<(u64, Vec<String>)>,
 }
 
 /// A callback told, as an audit reads the log, how many events it has

@@ -332,16 +332,18 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
             let log_size = store.log_size().await.map_err(read)?;
             let outcome = custody_core::audit::witness::check(&rows, policy, log_size);
             outside.extend(outcome.cosigned);
-            outcome.findings
+            (outcome.findings, outcome.newest)
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
+    let (witnessed, newest_witnessed) = witnessed;
     let options = AuditOptions {
         trusted_keys: trusted,
         since,
         outside,
         checkpoint_interval_seconds: request.checkpoint_interval_seconds,
         progress: request.progress,
+        witnessed: newest_witnessed,
     };
     let mut report = match store.audit_with(options).await {
         Ok(report) => report,

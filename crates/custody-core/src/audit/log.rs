@@ -21,6 +21,11 @@ pub const DEFAULT_CHECKPOINT_INTERVAL_SECONDS: u64 = 5;
 /// their lack of one is an error rather than the normal tail of a live log.
 pub const UNCOVERED_TAIL_INTERVALS: u64 = 3;
 
+/// How long after an entry is signed its witnesses may take to cosign it
+/// before `witness.uncovered-tail` is an error: the push worker's poll and
+/// retries (backing off to 10 s, 15 s a request) with room to spare.
+pub const WITNESS_GRACE_SECONDS: u64 = 60;
+
 /// What the audit keeps of the log while reading it: the rebuilt tree and
 /// the roots it must have.
 #[derive(Clone, Default)]
@@ -51,6 +56,12 @@ pub(super) struct LogState {
     /// `recorded_at` when it decoded, so that the oldest one is known again
     /// when a new checkpoint covers some of them.
     uncovered: VecDeque<(u64, Option<Timestamp>)>,
+
+    /// With a witness policy: the newest size enough witnesses cosigned,
+    /// and who.
+    witnessed: Option<(u64, Vec<String>)>,
+    /// The oldest entry after it: its index and `recorded_at`.
+    first_unwitnessed: Option<(u64, Option<Timestamp>)>,
 }
 
 /// A root the recomputed tree must have at a size.
@@ -87,6 +98,7 @@ impl LogState {
                 log.checkpoint_interval_seconds
             },
             outside_given: log.outside.len() as u64 + u64::from(log.since.is_some()),
+            witnessed: log.witnessed.clone(),
             ..LogState::default()
         };
         for row in &log.checkpoints {
@@ -331,6 +343,12 @@ impl LogState {
                 self.uncovered.push_back((row.log_index, recorded_at));
             }
         }
+        if let Some((witnessed, _)) = &self.witnessed {
+            if self.first_unwitnessed.is_none() && row.log_index >= *witnessed {
+                let recorded_at = decoded.event.as_ref().ok().map(|event| event.recorded_at);
+                self.first_unwitnessed = Some((row.log_index, recorded_at));
+            }
+        }
     }
 
     fn check_roots_at_current_size(&mut self, findings: &mut Vec<Finding>) {
@@ -392,6 +410,50 @@ impl LogState {
         self.finish_coverage(log_size, now, checked, findings);
     }
 
+    /// `witness.uncovered-tail`: the entries after the newest checkpoint
+    /// enough witnesses cosigned. Info while the oldest of them is younger
+    /// than signing and cosigning take; high after that, because the
+    /// witnesses then were down or refusing for that long, or the
+    /// cosignatures of a rewritten tail were deleted.
+    fn finish_witnessed(&self, log_size: u64, now: Option<Timestamp>, findings: &mut Vec<Finding>) {
+        let (Some((size, names)), Some((first, recorded_at))) =
+            (&self.witnessed, self.first_unwitnessed)
+        else {
+            return;
+        };
+        let grace = self
+            .checkpoint_interval_seconds
+            .saturating_mul(UNCOVERED_TAIL_INTERVALS)
+            .saturating_add(WITNESS_GRACE_SECONDS);
+        let since = recorded_at
+            .map(|at| format!("recorded at {at}"))
+            .unwrap_or_else(|| "whose time cannot be read".to_string());
+        let (severity, judgement) = if younger_than(recorded_at, now, grace) {
+            (
+                Severity::Info,
+                format!("the oldest of them ({since}) is younger than {grace} s: the witnesses cosign them soon"),
+            )
+        } else {
+            (
+                Severity::High,
+                format!("the oldest of them ({since}) is older than {grace} s: the witnesses were down or refused this log's checkpoints for that long, or the cosignatures that covered these entries were deleted (check the witnesses' logs, or pass the checkpoint a witness holds with --checkpoints)"),
+            )
+        };
+        findings.push(
+            Finding::new(
+                Code::WitnessUncoveredTail,
+                format!(
+                    "the newest checkpoint cosigned by {} of the given witnesses ({}) covers {size} of the log's {log_size} entries; the {} after it are not witnessed; {judgement}",
+                    names.len(),
+                    names.join(", "),
+                    log_size.saturating_sub(*size)
+                ),
+            )
+            .severity(severity)
+            .log_index(first),
+        );
+    }
+
     /// Coverage findings, once the log's size is known: a log with entries
     /// but no checkpoint, entries after the newest checkpoint, and whether
     /// any checkpoint held outside the database was checked at all.
@@ -406,20 +468,13 @@ impl LogState {
             return;
         }
         checked.covered_entries = self.covered.min(log_size);
+        self.finish_witnessed(log_size, now, findings);
         if let Some((first, recorded_at)) = self.first_uncovered {
             let uncovered = log_size.saturating_sub(first);
             let grace = self
                 .checkpoint_interval_seconds
                 .saturating_mul(UNCOVERED_TAIL_INTERVALS);
-            // An entry that does not decode has no trustworthy time: it is
-            // judged as old (and reported on its own).
-            let young = match (recorded_at, now) {
-                (Some(at), Some(now)) => {
-                    now < at.plus_seconds(i64::try_from(grace).unwrap_or(i64::MAX))
-                }
-                (None, _) => false,
-                (Some(_), None) => true,
-            };
+            let young = younger_than(recorded_at, now, grace);
             let since = recorded_at
                 .map(|at| format!("recorded at {at}"))
                 .unwrap_or_else(|| "whose time cannot be read".to_string());
@@ -554,4 +609,16 @@ fn root_mismatch(expected: &ExpectedRoot) -> Finding {
         ),
     };
     Finding::new(code, message).log_index(expected.size.saturating_sub(1))
+}
+
+/// Whether an entry recorded at `recorded_at` is younger than `grace`
+/// seconds at `now`. An entry that does not decode has no trustworthy
+/// time: it is judged as old (and reported on its own). Without a clock
+/// every entry is young.
+fn younger_than(recorded_at: Option<Timestamp>, now: Option<Timestamp>, grace: u64) -> bool {
+    match (recorded_at, now) {
+        (Some(at), Some(now)) => now < at.plus_seconds(i64::try_from(grace).unwrap_or(i64::MAX)),
+        (None, _) => false,
+        (Some(_), None) => true,
+    }
 }

@@ -108,6 +108,12 @@ pub struct LogAudit {
     pub stored_leaves: u64,
     /// The time of the audit, for deadline checks (post-hoc reviews).
     pub now: Option<crate::Timestamp>,
+    /// With a witness policy (`verify --witness`): the size of the newest
+    /// checkpoint enough of the witnesses cosigned, and their keys
+    /// ([`witness::WitnessOutcome::newest`]). The entries after it are
+    /// `witness.uncovered-tail`, judged by their age like
+    /// `log.uncovered-tail`.
+    pub witnessed: Option<(u64, Vec<String>)>,
 }
 
 /// One row of the case projection table, as stored.

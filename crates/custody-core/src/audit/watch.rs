@@ -216,6 +216,8 @@ impl Watch {
             since: None,
             stored_leaves,
             now: None,
+            // The monitor holds no witness policy: `verify --witness` does.
+            witnessed: None,
         });
         auditor.log.keep_tree();
         if self.scans > 0 {

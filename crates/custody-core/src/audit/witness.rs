@@ -13,14 +13,18 @@
 //! re-signed. The findings of the policy itself:
 //!
 //! - `witness.no-quorum`: no checkpoint has `N` valid cosignatures;
-//! - `witness.uncovered-tail`: entries after the newest such checkpoint;
+//! - `witness.uncovered-tail`: entries after the newest such checkpoint
+//!   (the log audit reports it, given [`WitnessOutcome::newest`] as
+//!   [`super::LogAudit::witnessed`], because it judges the entries' age);
 //! - `witness.bad-cosignature`: a stored line names a given witness and
-//!   does not verify (forged, or stored with another checkpoint).
+//!   does not verify (forged, or stored with another checkpoint), or is
+//!   stored at another size than the checkpoint it cosigns (moved). The
+//!   size is always the cosigned checkpoint's own.
 
 use std::collections::BTreeMap;
 
 use custody_log::note::{Note, NoteSignature};
-use custody_log::CosignatureVerifier;
+use custody_log::{Checkpoint, CosignatureVerifier};
 
 use super::{Finding, OutsideCheckpoint};
 use crate::code::Code;
@@ -97,16 +101,37 @@ pub fn check(rows: &[CosignatureRow], policy: &WitnessPolicy, log_size: u64) -> 
         else {
             continue;
         };
-        let text = Note::parse(row.note.as_bytes()).map(|note| note.text().to_string());
-        match text
-            .as_ref()
-            .map_err(ToString::to_string)
-            .and_then(|text| witness.verify(text, &line).map_err(|e| e.to_string()))
-        {
-            Ok(_) => {
-                let lines = by_checkpoint
-                    .entry((row.size, row.note.clone()))
-                    .or_default();
+        // The size is the cosigned checkpoint's own: the row's size column
+        // is the operator's to change, the signed text is not.
+        let checkpoint = Note::parse(row.note.as_bytes())
+            .map_err(|error| error.to_string())
+            .and_then(|note| {
+                let size = Checkpoint::parse(note.text())
+                    .map_err(|error| error.to_string())?
+                    .size();
+                Ok((note.text().to_string(), size))
+            });
+        match checkpoint.and_then(|(text, size)| {
+            witness
+                .verify(&text, &line)
+                .map(|_| size)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(size) => {
+                if size != row.size {
+                    outcome.findings.push(
+                        Finding::new(
+                            Code::WitnessBadCosignature,
+                            format!(
+                                "the cosignature stored for witness `{}` at size {} cosigns the checkpoint at size {size}: it was moved to another checkpoint behind the store's back",
+                                crate::text::escape(&row.witness),
+                                row.size
+                            ),
+                        )
+                        .log_index(row.size.checked_sub(1)),
+                    );
+                }
+                let lines = by_checkpoint.entry((size, row.note.clone())).or_default();
                 if !lines.iter().any(|(i, _)| *i == index) {
                     lines.push((index, line));
                 }
@@ -147,28 +172,15 @@ pub fn check(rows: &[CosignatureRow], policy: &WitnessPolicy, log_size: u64) -> 
             outcome.newest = Some((size, names));
         }
     }
-    match &outcome.newest {
-        None if log_size > 0 => outcome.findings.push(Finding::new(
+    if outcome.newest.is_none() && log_size > 0 {
+        outcome.findings.push(Finding::new(
             Code::WitnessNoQuorum,
             format!(
                 "no stored checkpoint is cosigned by at least {} of the {} given witnesses: nothing outside the operator's reach confirms the log's history (the witnesses are down or not configured, or their cosignatures were deleted)",
                 policy.min,
                 policy.witnesses.len()
             ),
-        )),
-        Some((size, names)) if *size < log_size => outcome.findings.push(
-            Finding::new(
-                Code::WitnessUncoveredTail,
-                format!(
-                    "the newest checkpoint cosigned by {} of the given witnesses ({}) covers {size} of the log's {log_size} entries; the {} after it are not witnessed yet",
-                    names.len(),
-                    names.join(", "),
-                    log_size - size
-                ),
-            )
-            .log_index(*size),
-        ),
-        _ => {}
+        ));
     }
     outcome
 }
@@ -176,7 +188,7 @@ pub fn check(rows: &[CosignatureRow], policy: &WitnessPolicy, log_size: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use custody_log::{Checkpoint, CosignerKey, SignerKey};
+    use custody_log::{CosignerKey, SignerKey};
 
     fn note(size: u64) -> String {
         let key = SignerKey::from_seed("log", &[1; 32]).unwrap();
@@ -221,8 +233,7 @@ mod tests {
         let outcome = check(&rows, &policy, 7);
         assert_eq!(outcome.cosigned.len(), 1);
         assert_eq!(outcome.newest.as_ref().map(|n| n.0), Some(3));
-        let codes: Vec<Code> = outcome.findings.iter().map(|f| f.code).collect();
-        assert_eq!(codes, vec![Code::WitnessUncoveredTail]);
+        assert!(outcome.findings.is_empty(), "{:?}", outcome.findings);
         // With one witness enough, size 5 counts.
         let one = WitnessPolicy { min: 1, ..policy };
         assert_eq!(check(&rows, &one, 5).newest.map(|n| n.0), Some(5));
@@ -246,5 +257,32 @@ mod tests {
             vec![Code::WitnessBadCosignature, Code::WitnessNoQuorum]
         );
         assert!(check(&[], &policy, 0).findings.is_empty());
+    }
+
+    #[test]
+    fn the_size_is_the_cosigned_checkpoints_not_the_rows_column() {
+        // The operator moves an old cosignature up to the log's size (only
+        // its size column: the line must keep verifying on its note), so
+        // that the unwitnessed tail looks witnessed.
+        let a = CosignerKey::from_seed("a", &[2; 32]).unwrap();
+        let policy = WitnessPolicy {
+            witnesses: vec![a.verifier()],
+            min: 1,
+        };
+        let mut moved = row(&a, "a", 3);
+        moved.size = 9;
+        let outcome = check(&[moved], &policy, 9);
+        assert_eq!(outcome.newest.as_ref().map(|n| n.0), Some(3));
+        let codes: Vec<Code> = outcome.findings.iter().map(|f| f.code).collect();
+        assert_eq!(codes, vec![Code::WitnessBadCosignature]);
+        assert!(
+            outcome.findings[0].message.contains("size 9")
+                && outcome.findings[0].message.contains("size 3"),
+            "{}",
+            outcome.findings[0].message
+        );
+        // The cosigned checkpoint still goes to the log audit, at its size.
+        assert_eq!(outcome.cosigned.len(), 1);
+        assert!(outcome.cosigned[0].source.contains("size 3"));
     }
 }

@@ -10,7 +10,9 @@
 //! `add-checkpoint`) with a consistency proof from the witness's size
 //! (`old 0` and no proof at first). A `409` with a `text/x.tlog.size` body
 //! tells the witness's real size: the worker moves its cursor there and
-//! sends again with a proof from it. A `200` carries the cosignature, which
+//! sends again with a proof from it. A size beyond the newest checkpoint is
+//! a rollback (or a wrong witness): reported, never recorded, and asked
+//! about again next round. A `200` carries the cosignature, which
 //! is verified with the witness's configured key before it is stored.
 //!
 //! A witness that is down or refuses only delays cosigning: the worker
@@ -186,7 +188,7 @@ impl Worker {
         let PullLease::Held(cursor) = held else {
             return Ok(Round::Idle);
         };
-        let mut known: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let known: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         let Some(latest) = self
             .store
             .latest_checkpoint()
@@ -206,6 +208,11 @@ impl Worker {
         {
             return Ok(Round::Idle);
         }
+        // A size beyond the newest checkpoint is never kept as the witness's
+        // (see below); one kept by an older version is asked about again
+        // (`old 0` changes nothing at a witness that has a size: it answers
+        // it).
+        let mut known = if known > latest.size { 0 } else { known };
         for _ in 0..=MAX_RESYNCS {
             match self.send(&latest, known).await? {
                 Sent::Cosigned(cosignature) => {
@@ -215,6 +222,14 @@ impl Worker {
                         .map_err(|error| format!("cannot store the cosignature: {error}"))?;
                     self.advance(&lease, latest.size).await?;
                     return Ok(Round::Cosigned(latest.size));
+                }
+                Sent::WitnessAt(size) if size > latest.size => {
+                    // The log was rolled back, or the witness is wrong
+                    // (broken, hostile, or keeping another deployment's
+                    // log). Either way the size is not recorded: the next
+                    // round asks again, so a witness that is put right
+                    // cosigns again.
+                    return Err(self.rolled_back(size, latest.size));
                 }
                 Sent::WitnessAt(size) => {
                     tracing::info!(witness = %self.target.name, size, "the witness's latest cosigned size; sending again with a proof from it");
@@ -245,15 +260,20 @@ impl Worker {
             .map_err(|error| format!("cannot record the witness's size: {error}"))
     }
 
+    /// Reports a witness whose size is beyond the newest checkpoint.
+    fn rolled_back(&self, witness_size: u64, log_size: u64) -> String {
+        metrics::counter!("custody_witness_refusals_total", "witness" => self.target.name.clone())
+            .increment(1);
+        tracing::error!(witness = %self.target.name, witness_size, log_size, "the witness cosigned a larger tree of this log than the newest checkpoint: the log was rolled back, or the witness holds another log under this origin");
+        format!(
+            "the witness cosigned size {witness_size}, larger than the newest checkpoint ({log_size}): the log was rolled back, or the witness holds another log under this origin"
+        )
+    }
+
     /// Sends `checkpoint` with a proof from `old`.
     async fn send(&self, checkpoint: &StoredCheckpoint, old: u64) -> Result<Sent, String> {
         if old > checkpoint.size {
-            metrics::counter!("custody_witness_refusals_total", "witness" => self.target.name.clone()).increment(1);
-            tracing::error!(witness = %self.target.name, witness_size = old, log_size = checkpoint.size, "the witness cosigned a larger tree of this log than the newest checkpoint: the log was rolled back");
-            return Err(format!(
-                "the witness cosigned size {old}, larger than the newest checkpoint ({}): the log was rolled back",
-                checkpoint.size
-            ));
+            return Err(self.rolled_back(old, checkpoint.size));
         }
         let proof = if old == 0 || old == checkpoint.size {
             Vec::new()

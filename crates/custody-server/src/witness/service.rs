@@ -85,6 +85,9 @@ pub fn open_key(dir: &Path, name: Option<&str>) -> Result<(CosignerKey, bool), S
                 ));
             }
         }
+        // As `custody serve` does with its data directory: the key and
+        // the directory lose group and other permissions.
+        crate::init::secure_directory(dir);
         return Ok((key, false));
     }
     let name = name.unwrap_or(DEFAULT_NAME);

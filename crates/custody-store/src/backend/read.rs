@@ -461,6 +461,7 @@ pub(crate) async fn audit_pool(
         checkpoint_interval_seconds: options.checkpoint_interval_seconds,
         stored_leaves: from_sql(stored_leaves),
         now: Some(now),
+        witnessed: options.witnessed,
     });
     // Fetching the next page overlaps with decoding the current one: the
     // database work runs on sqlx's worker thread, the decoding on the others.
