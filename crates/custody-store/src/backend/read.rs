@@ -874,3 +874,13 @@ pub(crate) async fn checkpoints_below(
         .map(checkpoint_from_row)
         .collect()
 }
+
+/// Where push sink `sink`'s cursor stands, if it has one.
+pub(crate) async fn export_position(readers: &Pool, sink: &str) -> Result<Option<u64>, StoreError> {
+    let next: Option<i64> =
+        sqlx::query_scalar("SELECT next_index FROM export_cursors WHERE sink = $1")
+            .bind(sink)
+            .fetch_optional(readers)
+            .await?;
+    Ok(next.map(from_sql))
+}
