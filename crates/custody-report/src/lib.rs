@@ -121,7 +121,10 @@ pub struct ReadinessReport {
 
 /// Builds the report from its input (placeholder).
 pub fn build(input: Input) -> ReadinessReport {
-    let drill = input.drill.map(<[ScenarioResult]>::to_vec).unwrap_or_default();
+    let drill = input
+        .drill
+        .map(<[ScenarioResult]>::to_vec)
+        .unwrap_or_default();
     let ready = drill
         .iter()
         .all(|scenario| scenario.status == ScenarioStatus::Passed)
@@ -137,5 +140,6 @@ pub fn build(input: Input) -> ReadinessReport {
 
 /// Renders the report (placeholder: plain JSON whatever the format).
 pub fn render(report: &ReadinessReport, _format: Format) -> String {
-    serde_json::to_string_pretty(report).unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    serde_json::to_string_pretty(report)
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
 }

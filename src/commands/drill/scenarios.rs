@@ -333,7 +333,12 @@ impl<'a> Drill<'a> {
         Ok(case_id)
     }
 
-    async fn approve(&mut self, trace: &mut Trace, case_id: &str, occurred_at: Option<String>) -> Result<(), String> {
+    async fn approve(
+        &mut self,
+        trace: &mut Trace,
+        case_id: &str,
+        occurred_at: Option<String>,
+    ) -> Result<(), String> {
         let outcome = step(
             "the approval",
             self.cast
@@ -372,7 +377,10 @@ impl<'a> Drill<'a> {
         let key = self.key(case_id, &format!("execute-{}", who.name()));
         let outcome = client.execute(case_id, &body, &key).await?.document()?;
         self.note(&outcome);
-        trace.did(format!("{} recorded the execution of {case_id}", who.name()));
+        trace.did(format!(
+            "{} recorded the execution of {case_id}",
+            who.name()
+        ));
         Ok(outcome)
     }
 
@@ -455,7 +463,9 @@ impl<'a> Drill<'a> {
     }
 
     async fn lifecycle(&mut self, trace: &mut Trace) -> Result<(), String> {
-        let case_id = self.request(trace, "lifecycle", DRILL_ENTITLEMENT, None).await?;
+        let case_id = self
+            .request(trace, "lifecycle", DRILL_ENTITLEMENT, None)
+            .await?;
         self.approve(trace, &case_id, None).await?;
         step(
             "the execution",
@@ -490,7 +500,9 @@ impl<'a> Drill<'a> {
         let bundle = step("the case's proof", self.admin.case_proof(&case_id).await)?
             .document()
             .map_err(|error| error.to_string())?;
-        trace.did(format!("fetched the proof of {case_id} and verified it offline"));
+        trace.did(format!(
+            "fetched the proof of {case_id} and verified it offline"
+        ));
         match bundle.verify(&trusted) {
             Ok(verified) => trace.check(
                 verified.events == document.events.len(),
@@ -535,8 +547,10 @@ impl<'a> Drill<'a> {
         .map_err(|error| error.to_string())?;
         trace.did("retried the same request with the same Idempotency-Key");
         trace.check(
-            retry.case_id == first.case_id && retry.replayed && retry.appended.is_empty(),
-            format!("the retry returned {case_id} again and appended nothing"),
+            retry.case_id == first.case_id && retry.replayed && retry.appended == first.appended,
+            format!(
+                "the retry was answered as a replay of {case_id}, with the first write's events"
+            ),
         );
         let again = self
             .cast
@@ -604,7 +618,11 @@ impl<'a> Drill<'a> {
         let (duplicate_document, _) = self.read(&duplicate).await?;
         let (survivor_document, _) = self.read(&survivor).await?;
         trace.check(
-            duplicate_document.view.merged_into.as_ref().map(ToString::to_string)
+            duplicate_document
+                .view
+                .merged_into
+                .as_ref()
+                .map(ToString::to_string)
                 == Some(survivor.clone())
                 && survivor_document
                     .view
@@ -619,7 +637,9 @@ impl<'a> Drill<'a> {
             document.events.len() == 1,
             format!("{case_id} holds one event: its request, not two"),
         );
-        trace.did("connector replays are exercised by unsanctioned-change where a source is configured");
+        trace.did(
+            "connector replays are exercised by unsanctioned-change where a source is configured",
+        );
         Ok(())
     }
 
@@ -652,8 +672,8 @@ impl<'a> Drill<'a> {
             .document()
             .map_err(|error| error.to_string())?
             .notifications;
-            let settled = !entries.is_empty()
-                && entries.iter().all(|entry| entry.state == "delivered");
+            let settled =
+                !entries.is_empty() && entries.iter().all(|entry| entry.state == "delivered");
             if settled || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -715,17 +735,25 @@ impl<'a> Drill<'a> {
         );
         trace.check(
             document.state.to_string() == "reviewed",
-            format!("{case_id} still proceeded to review (it is {})", document.state),
+            format!(
+                "{case_id} still proceeded to review (it is {})",
+                document.state
+            ),
         );
         Ok(())
     }
 
     async fn disconnected_attachment(&mut self, trace: &mut Trace) -> Result<(), String> {
         let ticket = format!("drill:{}-attachment", self.run);
-        let content = format!("custody drill {} attachment {}", self.run, uuid::Uuid::now_v7());
+        let content = format!(
+            "custody drill {} attachment {}",
+            self.run,
+            uuid::Uuid::now_v7()
+        );
         let digest = custody_core::hex::encode(&sha2::Sha256::digest(content.as_bytes()));
         let path = std::env::temp_dir().join(format!("custody-drill-{}.txt", self.run));
-        std::fs::write(&path, &content).map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        std::fs::write(&path, &content)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
@@ -748,7 +776,9 @@ impl<'a> Drill<'a> {
             .document()
             .map_err(|error| error.to_string())?;
         self.note(&held.outcome);
-        trace.did(format!("uploaded evidence for ticket {ticket} before any case carried it"));
+        trace.did(format!(
+            "uploaded evidence for ticket {ticket} before any case carried it"
+        ));
         trace.check(held.held, format!("the evidence was held for {ticket}"));
         let case_id = self
             .request(trace, "attachment", DRILL_ENTITLEMENT, Some(ticket.clone()))
@@ -757,7 +787,9 @@ impl<'a> Drill<'a> {
         let (document, json) = self.read(&case_id).await?;
         Self::check_case(trace, &document, &json);
         trace.check(
-            events(&json).iter().any(|event| event["kind"] == "evidence_joined"),
+            events(&json)
+                .iter()
+                .any(|event| event["kind"] == "evidence_joined"),
             format!("the held evidence joined {case_id} when it named {ticket}"),
         );
         let listed = step("the case's evidence", self.admin.evidence(&case_id).await)?
@@ -767,14 +799,20 @@ impl<'a> Drill<'a> {
             .evidence
             .iter()
             .any(|item| item.payload.to_string().contains(&digest));
-        trace.check(found, format!("{case_id} lists the evidence by its SHA-256 {digest}"));
+        trace.check(
+            found,
+            format!("{case_id} lists the evidence by its SHA-256 {digest}"),
+        );
         if found {
             let rehashed = self.rehash(&case_id, &digest).await;
             trace.check(
                 rehashed.is_ok(),
                 format!(
                     "downloaded back, it hashes to {digest}{}",
-                    rehashed.err().map(|error| format!(" ({error})")).unwrap_or_default()
+                    rehashed
+                        .err()
+                        .map(|error| format!(" ({error})"))
+                        .unwrap_or_default()
                 ),
             );
         }
@@ -824,9 +862,12 @@ impl<'a> Drill<'a> {
             .iter()
             .filter(|summary| summary.requester == REQUESTER && summary.case_id != case_id)
         {
-            let listed = step("an earlier case's evidence", self.admin.evidence(&summary.case_id).await)?
-                .document()
-                .map_err(|error| error.to_string())?;
+            let listed = step(
+                "an earlier case's evidence",
+                self.admin.evidence(&summary.case_id).await,
+            )?
+            .document()
+            .map_err(|error| error.to_string())?;
             for item in &listed.evidence {
                 let Some(sha256) = item.payload["sha256"]
                     .as_str()
@@ -892,10 +933,13 @@ impl<'a> Drill<'a> {
         self.note(&outcome);
         let case_id = outcome.case_id.to_string();
         trace.case(&case_id);
-        trace.did(format!("{EXECUTOR} invoked break-glass and executed at once (case {case_id})"));
+        trace.did(format!(
+            "{EXECUTOR} invoked break-glass and executed at once (case {case_id})"
+        ));
         let (document, _) = self.read(&case_id).await?;
         trace.check(
-            document.state.to_string() == "pending_review" && document.view.break_glass_deadline.is_some(),
+            document.state.to_string() == "pending_review"
+                && document.view.break_glass_deadline.is_some(),
             format!(
                 "{case_id} waits for a post-hoc review with a deadline (it is {})",
                 document.state
@@ -913,7 +957,10 @@ impl<'a> Drill<'a> {
             .map(|event| {
                 (
                     event["kind"].as_str().unwrap_or_default().to_string(),
-                    event["actor"]["principal"].as_str().unwrap_or_default().to_string(),
+                    event["actor"]["principal"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect();
@@ -979,7 +1026,9 @@ impl<'a> Drill<'a> {
             .map_err(|error| error.to_string())?
             .notifications;
             trace.check(
-                entries.iter().any(|entry| entry.event_id == execution_event),
+                entries
+                    .iter()
+                    .any(|entry| entry.event_id == execution_event),
                 format!("the execution {execution_event} owes a notice (queued with it)"),
             );
         } else {
@@ -999,9 +1048,9 @@ impl<'a> Drill<'a> {
             ],
         );
         trace.check(
-            events(&json).iter().any(|event| {
-                event["role"] == "executor" && event["actor"]["kind"] == "automation"
-            }),
+            events(&json)
+                .iter()
+                .any(|event| event["role"] == "executor" && event["actor"]["kind"] == "automation"),
             format!("the executor of {case_id} is an automation principal"),
         );
         Ok(())
@@ -1040,7 +1089,11 @@ impl<'a> Drill<'a> {
             accepted.is_ok(),
             format!(
                 "the vendor's execution of {covered}, under the grant, was accepted{}",
-                accepted.as_ref().err().map(|error| format!(" ({error})")).unwrap_or_default()
+                accepted
+                    .as_ref()
+                    .err()
+                    .map(|error| format!(" ({error})"))
+                    .unwrap_or_default()
             ),
         );
         let (document, json) = self.read(&covered).await?;
@@ -1051,12 +1104,17 @@ impl<'a> Drill<'a> {
                     && event["actor"]["delegation_grant"] == Value::String(grant.grant_id.clone())
                     && event["actor"]["on_behalf_of"] == ON_BEHALF_OF
             }),
-            format!("the execution names grant {} and acts for {ON_BEHALF_OF}", grant.grant_id),
+            format!(
+                "the execution names grant {} and acts for {ON_BEHALF_OF}",
+                grant.grant_id
+            ),
         );
         if accepted.is_ok() {
             self.review(trace, &covered).await?;
         }
-        let uncovered = self.request(trace, "vendor-outside", &outside, None).await?;
+        let uncovered = self
+            .request(trace, "vendor-outside", &outside, None)
+            .await?;
         self.approve(trace, &uncovered, None).await?;
         let refused = self
             .execute_as(trace, Who::Vendor, &uncovered, ExecutionBody::default())
@@ -1081,7 +1139,9 @@ impl<'a> Drill<'a> {
     }
 
     async fn late_records(&mut self, trace: &mut Trace) -> Result<(), String> {
-        let case_id = self.request(trace, "late-records", DRILL_ENTITLEMENT, None).await?;
+        let case_id = self
+            .request(trace, "late-records", DRILL_ENTITLEMENT, None)
+            .await?;
         let now = custody_core::Timestamp::now();
         let executed_at = now.plus_seconds(-3600).to_string();
         let approved_at = now.plus_seconds(-7200).to_string();
@@ -1099,8 +1159,11 @@ impl<'a> Drill<'a> {
             )
             .await,
         )?;
-        trace.did(format!("the execution arrived first, saying it happened at {executed_at}"));
-        self.approve(trace, &case_id, Some(approved_at.clone())).await?;
+        trace.did(format!(
+            "the execution arrived first, saying it happened at {executed_at}"
+        ));
+        self.approve(trace, &case_id, Some(approved_at.clone()))
+            .await?;
         let (document, json) = self.read(&case_id).await?;
         trace.check(
             document.state.to_string() == "executed"
@@ -1115,9 +1178,7 @@ impl<'a> Drill<'a> {
         Self::check_case(trace, &document, &json);
         let all = events(&json);
         let approval = all.iter().find(|event| event["kind"] == "approval_granted");
-        let execution = all
-            .iter()
-            .find(|event| event["role"] == "executor");
+        let execution = all.iter().find(|event| event["role"] == "executor");
         let ordered = match (approval, execution) {
             (Some(approval), Some(execution)) => {
                 approval["seq"].as_u64() > execution["seq"].as_u64()
@@ -1190,7 +1251,8 @@ impl<'a> Drill<'a> {
                     "sink {} ({}) accepted every drill event (cursor {})",
                     sink.name,
                     sink.kind,
-                    sink.cursor.map_or("none".to_string(), |cursor| cursor.to_string())
+                    sink.cursor
+                        .map_or("none".to_string(), |cursor| cursor.to_string())
                 ),
             );
         }
@@ -1215,6 +1277,10 @@ impl Who {
         }
     }
 }
+
+/// The path of the dead link: `verify`'s `evidence.link-unverified` about
+/// it is the finding the drill means to cause.
+pub const DEAD_LINK_PATH: &str = "/custody-drill-dead-link";
 
 /// A dead external link for the embedded drill: an HTTP server on loopback
 /// that answers every request `404 Not Found`.
@@ -1242,7 +1308,7 @@ impl DeadLink {
             }
         });
         Some(DeadLink {
-            url: format!("http://{address}/drill-dead-link"),
+            url: format!("http://{address}{DEAD_LINK_PATH}"),
             task,
         })
     }
