@@ -35,6 +35,7 @@ mod cli_usage;
 mod connectors;
 mod crash;
 mod delegation;
+mod drill;
 mod durability;
 mod evidence;
 mod export;

@@ -869,18 +869,16 @@ impl<'a> Drill<'a> {
             .document()
             .map_err(|error| error.to_string())?;
             for item in &listed.evidence {
-                let Some(sha256) = item.payload["sha256"]
-                    .as_str()
-                    .or_else(|| item.payload["evidence"]["sha256"].as_str())
-                else {
-                    continue;
-                };
-                checked += 1;
-                if let Err(error) = self.rehash(&summary.case_id, sha256).await {
-                    trace.problems.push(format!(
-                        "evidence {sha256} of earlier drill case {}: {error}",
-                        summary.case_id
-                    ));
+                let mut hashes = Vec::new();
+                blob_hashes(&item.payload, &mut hashes);
+                for sha256 in hashes {
+                    checked += 1;
+                    if let Err(error) = self.rehash(&summary.case_id, &sha256).await {
+                        trace.problems.push(format!(
+                            "evidence {sha256} of earlier drill case {}: {error}",
+                            summary.case_id
+                        ));
+                    }
                 }
             }
         }
@@ -1257,6 +1255,31 @@ impl<'a> Drill<'a> {
             );
         }
         Ok(())
+    }
+}
+
+/// The blob hashes an evidence event's payload names (`sha256` members,
+/// at any depth: one attachment, or the pieces a held record joined with).
+fn blob_hashes(payload: &Value, hashes: &mut Vec<String>) {
+    match payload {
+        Value::Object(members) => {
+            for (name, value) in members {
+                match (name.as_str(), value) {
+                    ("sha256", Value::String(hash)) => {
+                        if !hashes.contains(hash) {
+                            hashes.push(hash.clone());
+                        }
+                    }
+                    _ => blob_hashes(value, hashes),
+                }
+            }
+        }
+        Value::Array(values) => {
+            for value in values {
+                blob_hashes(value, hashes);
+            }
+        }
+        _ => {}
     }
 }
 
