@@ -78,6 +78,9 @@ pub enum Command {
     Whoami(WhoamiArgs),
     /// Check the whole trail offline; exit 0 only when nothing is wrong.
     Verify(VerifyArgs),
+    /// Run the readiness drill (docs/drill.md) against a deployment (an admin's token) or a
+    /// throwaway embedded one; exit 0 when every scenario passed, 1 when any failed.
+    Drill(DrillArgs),
     /// Export events for a SIEM, a GRC tool or an auditor, from the ledger directly (--data,
     /// --database-url) or from the server (auditors); prints the cursor to resume from.
     Export(ExportArgs),
@@ -807,6 +810,32 @@ pub struct PolicyArgs {
 
 #[derive(Debug, Args)]
 pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Drill a throwaway deployment made in a temporary directory and served in this process
+    /// on a loopback port (instead of --url), then verify it offline.
+    #[arg(long)]
+    pub embedded: bool,
+    /// With --embedded: the configuration file (channels, sinks, connectors, policy) of the
+    /// throwaway deployment; without it, none, so the scenarios that need them are not covered.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// With --embedded: make the deployment in DIR (new or empty) and keep it.
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// Write the readiness report in this format: text, json, sarif or html.
+    #[arg(long, value_name = "FORMAT")]
+    pub report: Option<String>,
+    /// The report's file (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Print JSON.

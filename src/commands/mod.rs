@@ -6,6 +6,7 @@ mod admin;
 mod case;
 mod connector;
 mod delegation;
+mod drill;
 mod evidence;
 mod export;
 mod import;
@@ -32,6 +33,7 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Init(args) => serve::init(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Verify(args) => verify::verify(args).await,
+        Command::Drill(args) => drill::drill(args).await,
         Command::Export(args) => export::export(args).await,
         Command::Import(args) => import::import(args).await,
         Command::Log(command) => log::run(command).await,

@@ -35,6 +35,7 @@ mod cli_usage;
 mod connectors;
 mod crash;
 mod delegation;
+mod drill;
 mod drill_cases;
 mod durability;
 mod evidence;

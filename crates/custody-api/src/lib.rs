@@ -32,7 +32,9 @@ pub mod principals;
 pub mod problem;
 pub mod tokens;
 
-pub use admin::AdminRecordDocument;
+pub use admin::{
+    AdminRecordDocument, Component, ComponentsDocument, ConnectorComponent, ExportSinkStatus,
+};
 pub use cases::{
     AppendedEvent, BreakGlassBody, CaseDocument, CaseList, CaseSummary, CasesQuery, RequestBody,
     SubjectBody, WriteOutcome,

@@ -65,6 +65,17 @@ impl Client {
         source: &str,
         file: Vec<u8>,
     ) -> Result<Answer<custody_api::IngestSummary>, ClientError> {
+        self.ingest_marked(source, file, false).await
+    }
+
+    /// [`Client::ingest`], with `drill` set: the cases the batch's
+    /// unsanctioned observations open are drill cases (`?drill=true`).
+    pub async fn ingest_marked(
+        &self,
+        source: &str,
+        file: Vec<u8>,
+        drill: bool,
+    ) -> Result<Answer<custody_api::IngestSummary>, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(5))
             .read_timeout(std::time::Duration::from_secs(3600))
@@ -72,7 +83,12 @@ impl Client {
             .build()
             .map_err(|error| ClientError::Connection(error.to_string()))?;
         let mut request = http
-            .post(format!("{}/v1/ingest/{}", self.base, path_segment(source)))
+            .post(format!(
+                "{}/v1/ingest/{}{}",
+                self.base,
+                path_segment(source),
+                if drill { "?drill=true" } else { "" }
+            ))
             .header("custody-via", "cli")
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(file);

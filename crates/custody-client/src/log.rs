@@ -1,7 +1,7 @@
 //! The log: checkpoints and proofs.
 
 use base64::Engine;
-use custody_api::ConsistencyDocument;
+use custody_api::{ConsistencyDocument, KeysDocument};
 use custody_core::proof::CaseProofBundle;
 
 use crate::{path_segment, Answer, Client, ClientError};
@@ -19,6 +19,12 @@ impl Client {
     pub async fn sign_checkpoint(&self) -> Result<String, ClientError> {
         self.send_text(reqwest::Method::POST, "/v1/log/checkpoint")
             .await
+    }
+
+    /// `GET /v1/log/keys`: the log's origin and verifier keys (needs no
+    /// token).
+    pub async fn log_keys(&self) -> Result<Answer<KeysDocument>, ClientError> {
+        self.get("/v1/log/keys").await
     }
 
     /// `GET /v1/cases/{case_id}/proof`: the case's events with their proofs.

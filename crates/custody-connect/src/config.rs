@@ -74,6 +74,22 @@ impl ConnectorConfig {
         })
     }
 
+    /// The kind as written in `kind = "..."`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorConfig::Jira(_) => "jira",
+            ConnectorConfig::Servicenow(_) => "servicenow",
+            ConnectorConfig::Slack(_) => "slack",
+            ConnectorConfig::Teams(_) => "teams",
+            ConnectorConfig::Okta(_) => "okta",
+            ConnectorConfig::Cloudtrail(_) => "cloudtrail",
+            ConnectorConfig::Entra(_) => "entra",
+            ConnectorConfig::Github(_) => "github",
+            ConnectorConfig::Vault(_) => "vault",
+            ConnectorConfig::Kubernetes(_) => "kubernetes",
+        }
+    }
+
     /// Whether the entry is a source of observed changes (Okta, CloudTrail,
     /// ...) rather than a connector of actions (Jira, Slack, ...).
     pub fn is_source(&self) -> bool {

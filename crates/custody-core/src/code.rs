@@ -415,6 +415,8 @@ codes! {
         r#"a ticket of a system a configured connector owns (`jira`, `servicenow`) named by anyone but that connector: its tickets are bound to cases only by the connector, from the ticket itself (created with the case ID in its field, it is linked), so nobody can claim a ticket before it exists or point its decisions at another case"#;
     CaseDuplicateOpen = "case.duplicate-open" [] Conflict
         r#"a case for the same subject, change, entitlement and resource is still in flight (`open`, `approved`, `executed`, `pending_review` or `executed_pending_approval`); the message names it"#;
+    DrillNotAllowed = "drill.not-allowed" [] Forbidden
+        r#"a drill case (`drill: true` in a request or break-glass) opened by a principal in neither `admins` nor `drills` (403): drill cases are left out of listings, exports and metrics, so only those trusted to run drills may open one. Add the principal to `drills`, or run the drill as an admin"#;
     PrincipalExists = "principal.exists" [] Conflict
         r#"a principal with that name already exists (409); pick another name, or use the existing principal"#;
 }

@@ -695,6 +695,13 @@ const COVERAGE: &[(&str, Producer)] = &[
         },
     ),
     (
+        "drill.not-allowed",
+        Test {
+            file: "tests/e2e/drill.rs",
+            holder: "a_member_outside_drills_cannot_open_a_drill_case",
+        },
+    ),
+    (
         "principal.exists",
         Test {
             file: "tests/e2e/findings.rs",

@@ -99,3 +99,47 @@ pub struct Input<'a> {
     /// The drill's scenario results, when a drill ran.
     pub drill: Option<&'a [ScenarioResult]>,
 }
+
+// placeholder until the report branch merges: the report engineer's
+// `ReadinessReport`, `build` and `render` replace everything below.
+
+/// A readiness report (placeholder: the drill's scenarios and verify's
+/// findings as they are).
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadinessReport {
+    /// What was checked.
+    pub subject: String,
+    /// When the report was made.
+    pub generated_at: String,
+    /// Whether every scenario passed and verify found nothing above info.
+    pub ready: bool,
+    /// `verify`'s report, when the ledger was verified.
+    pub verify: Option<custody_core::audit::Report>,
+    /// The drill's scenario results, when a drill ran.
+    pub drill: Vec<ScenarioResult>,
+}
+
+/// Builds the report from its input (placeholder).
+pub fn build(input: Input) -> ReadinessReport {
+    let drill = input
+        .drill
+        .map(<[ScenarioResult]>::to_vec)
+        .unwrap_or_default();
+    let ready = drill
+        .iter()
+        .all(|scenario| scenario.status == ScenarioStatus::Passed)
+        && input.verify.is_none_or(|report| report.ok);
+    ReadinessReport {
+        subject: input.subject.to_string(),
+        generated_at: input.generated_at.to_string(),
+        ready,
+        verify: input.verify.cloned(),
+        drill,
+    }
+}
+
+/// Renders the report (placeholder: plain JSON whatever the format).
+pub fn render(report: &ReadinessReport, _format: Format) -> String {
+    serde_json::to_string_pretty(report)
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}

@@ -75,6 +75,8 @@ pub struct AppState {
     pub clock: SharedClock,
     /// The configured connectors (`[[connectors]]`).
     pub connectors: connectors::Connectors,
+    /// What the deployment is configured with (`GET /v1/admin/components`).
+    pub components: std::sync::Arc<api::admin::Components>,
 }
 
 /// How the server runs, beyond the store.
@@ -201,6 +203,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .routes(routes!(api::delegations::revoke_delegation))
         .routes(routes!(api::admin::admin_record))
+        .routes(routes!(api::admin::components))
         .routes(routes!(
             api::identities::list_identities,
             api::identities::map_identities
@@ -375,7 +378,9 @@ pub async fn serve_listener_with(
         options.scan_interval,
         options.clock.clone(),
     ));
+    let components = std::sync::Arc::new(api::admin::Components::of(&options));
     let state = AppState {
+        components,
         store: store.clone(),
         metrics,
         log: options.log.clone(),

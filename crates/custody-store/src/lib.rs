@@ -1184,6 +1184,13 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::cosignatures(readers, size).await)
     }
 
+    /// Where push sink `sink` stands: the log index of the first event it
+    /// has not accepted, or `None` before its first batch. A read: it takes
+    /// no lease (see [`Store::export_cursor`] for the worker's side).
+    pub async fn export_position(&self, sink: &str) -> Result<Option<u64>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::export_position(readers, sink).await)
+    }
+
     /// One page of an export: the log entries from index `since` (inclusive)
     /// to `until` (exclusive; `None` for the end of the log), of `case_id`
     /// or of every case, in log order, at most `limit` (capped at 2^20).

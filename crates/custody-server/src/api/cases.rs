@@ -35,6 +35,7 @@ pub async fn create_case(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RequestBody>,
 ) -> Result<impl IntoResponse, Problem> {
+    may_open_drill(&who, body.drill)?;
     let (change, ticket) = parse_change(&body)?;
     if let Some(ticket) = &ticket {
         state
@@ -87,6 +88,7 @@ pub async fn break_glass(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<BreakGlassBody>,
 ) -> Result<impl IntoResponse, Problem> {
+    may_open_drill(&who, body.drill)?;
     let (change, ticket) = parse_change(&RequestBody {
         subject: SubjectBody {
             kind: body.subject.kind,
@@ -137,6 +139,30 @@ pub async fn break_glass(
         StatusCode::CREATED
     };
     Ok((status, Json(outcome)))
+}
+
+/// Members of this group (and admins) may open drill cases.
+pub const DRILLS_GROUP: &str = "drills";
+
+/// Only admins and members of [`DRILLS_GROUP`] open drill cases: a drill
+/// case is left out of listings, exports and metrics, so letting anyone
+/// mark a case as a drill would let anyone hide a real change.
+fn may_open_drill(who: &Caller, drill: bool) -> Result<(), Problem> {
+    if !drill || who.principal.in_group(crate::ADMINS_GROUP) || who.principal.in_group(DRILLS_GROUP)
+    {
+        return Ok(());
+    }
+    Err(Problem::refused(custody_core::lifecycle::Refusal {
+        rule: custody_core::Code::DrillNotAllowed,
+        message: format!(
+            "{} may not open a drill case: it is in neither `{}` nor `{DRILLS_GROUP}`",
+            who.principal.id,
+            crate::ADMINS_GROUP
+        ),
+        hint: Some(format!(
+            "ask an admin to add the principal to the `{DRILLS_GROUP}` group, or leave `drill` out to open a real case"
+        )),
+    }))
 }
 
 fn parse_change(body: &RequestBody) -> Result<(Change, Option<Ticket>), Problem> {

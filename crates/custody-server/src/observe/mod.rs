@@ -172,6 +172,18 @@ const IN_FLIGHT: usize = 256;
 /// to [`IN_FLIGHT`] at a time) so the writer commits many per transaction;
 /// they are submitted in input order.
 pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> IngestSummary {
+    record_marked(state, entry, parsed, false).await
+}
+
+/// [`record`], with the cases its unsanctioned observations open marked
+/// as drill cases when `drill` is set (`POST /v1/ingest/{name}?drill=true`,
+/// what `custody drill` sends).
+pub async fn record_marked(
+    state: &AppState,
+    entry: &SourceEntry,
+    parsed: Parsed,
+    drill: bool,
+) -> IngestSummary {
     use futures_util::StreamExt;
     let mut summary = IngestSummary {
         source: entry.name.clone(),
@@ -204,7 +216,10 @@ pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> In
             principal
                 .map(|principal| {
                     observation.actor.principal = principal;
-                    (external_id.clone(), write_of(state, entry, observation))
+                    (
+                        external_id.clone(),
+                        write_of(state, entry, observation, drill),
+                    )
                 })
                 .map_err(|error| (external_id, error)),
         );
@@ -269,7 +284,13 @@ pub async fn record(state: &AppState, entry: &SourceEntry, parsed: Parsed) -> In
 
 /// The write of one observation (its actor already mapped): the policy's
 /// rule for its change decides an unsanctioned case's review deadline.
-fn write_of(state: &AppState, entry: &SourceEntry, observation: ObservedChange) -> CaseWrite {
+/// `drill` marks the case it opens as a drill case.
+fn write_of(
+    state: &AppState,
+    entry: &SourceEntry,
+    observation: ObservedChange,
+    drill: bool,
+) -> CaseWrite {
     let rule = state.policy.decide(&observation.change);
     let origin = Origin {
         source: entry.name.clone(),
@@ -283,13 +304,22 @@ fn write_of(state: &AppState, entry: &SourceEntry, observation: ObservedChange) 
             source_kind: entry.source.kind().to_string(),
             observation,
             rule,
-            drill: false,
+            drill,
         })),
         connector: Some(ConnectorWrite {
             origin,
             reply: None,
         }),
     }
+}
+
+/// The query of `POST /v1/ingest/{name}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestQuery {
+    /// Mark the cases unsanctioned observations open as drill cases.
+    #[serde(default)]
+    pub drill: Option<bool>,
 }
 
 /// The largest batch file `POST /v1/ingest/{name}` reads (split a larger
@@ -299,7 +329,8 @@ pub const MAX_INGEST_BYTES: usize = 256 * 1024 * 1024;
 /// `POST /v1/ingest/{name}`: a batch file of a source's records, in the
 /// format the source exports (admins only).
 #[utoipa::path(post, path = "/v1/ingest/{name}",
-    params(("name" = String, Path, description = "the source's connector name")),
+    params(("name" = String, Path, description = "the source's connector name"),
+        ("drill" = Option<bool>, Query, description = "`true`: the cases opened by unsanctioned observations are drill cases (what `custody drill` sends)")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file, as the source exports it"),
     responses((status = 200, body = IngestSummary), (status = 400, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -307,6 +338,7 @@ pub async fn ingest(
     axum::extract::State(state): axum::extract::State<AppState>,
     who: crate::extract::Caller,
     crate::extract::ApiPath(name): crate::extract::ApiPath<String>,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<IngestQuery>,
     body: axum::body::Body,
 ) -> Result<Response, crate::problem::Problem> {
     who.require_admin()?;
@@ -332,5 +364,7 @@ pub async fn ingest(
         .source
         .parse_batch(&body)
         .map_err(|refusal| crate::problem::Problem::invalid(refusal.to_string()))?;
-    Ok(summary_answer(record(&state, &entry, parsed).await))
+    Ok(summary_answer(
+        record_marked(&state, &entry, parsed, query.drill.unwrap_or(false)).await,
+    ))
 }

@@ -976,3 +976,13 @@ pub(crate) async fn cosignatures(
         })
         .collect()
 }
+
+/// Where push sink `sink`'s cursor stands, if it has one.
+pub(crate) async fn export_position(readers: &Pool, sink: &str) -> Result<Option<u64>, StoreError> {
+    let next: Option<i64> =
+        sqlx::query_scalar("SELECT next_index FROM export_cursors WHERE sink = $1")
+            .bind(sink)
+            .fetch_optional(readers)
+            .await?;
+    Ok(next.map(from_sql))
+}

@@ -1,0 +1,465 @@
+//! `custody drill`: runs the documented scenario set (docs/drill.md) against
+//! a running deployment (`--url`, an admin's `--token`) or a throwaway
+//! embedded one (`--embedded`), through the public API only, the way a user
+//! would. Every case it opens is a drill case (`drill: true` at request
+//! time) about a drill subject (`user:drill-<run>-<scenario>`); nothing is
+//! executed outside the ledger.
+//!
+//! The drill makes its own principals (`drill-requester`, `drill-approver`,
+//! `drill-executor`, `drill-reviewer`, `drill-vendor`, `drill-automation`)
+//! when they are missing, with the groups the deployment's policy asks of
+//! the rule that governs `drill:access`, issues each a one-hour token and
+//! revokes those tokens at the end, also when a scenario failed.
+
+mod scenarios;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use custody_api::{ComponentsDocument, GroupsBody, PrincipalBody, TokenBody};
+use custody_client::{Client, ClientError};
+use custody_core::model::{Change, ChangeKind, Subject, SubjectKind};
+use custody_report::{Format, ScenarioResult, ScenarioStatus};
+
+use crate::cli::DrillArgs;
+use crate::error::CliError;
+
+/// The group whose members (beside admins) may open drill cases.
+const DRILLS_GROUP: &str = "drills";
+
+/// The entitlement every drill case names (a policy may give drills a rule
+/// of their own with `entitlements = ["drill:*"]`).
+pub const DRILL_ENTITLEMENT: &str = "drill:access";
+
+/// How long the drill's tokens live, at most (they are revoked at the end).
+const TOKEN_TTL: &str = "1h";
+
+/// `custody drill`.
+pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
+    let format = args
+        .report
+        .as_deref()
+        .map(str::parse::<Format>)
+        .transpose()
+        .map_err(CliError::Usage)?;
+    if args.out.is_some() && format.is_none() {
+        return Err(CliError::Usage(
+            "--out names the file of a --report: give --report text|json|sarif|html".to_string(),
+        ));
+    }
+    if !args.embedded && (args.config.is_some() || args.keep.is_some()) {
+        return Err(CliError::Usage(
+            "--config and --keep are for --embedded: a deployment reached with --url runs with its own configuration".to_string(),
+        ));
+    }
+    let (results, verify, subject) = if args.embedded {
+        let (results, verify) = embedded(&args).await?;
+        (results, Some(verify), "embedded deployment".to_string())
+    } else {
+        let admin = Client::new(&args.connection.url, args.connection.token.as_deref())?;
+        let results = run(&admin, &args.connection.url, None).await?;
+        (results, None, format!("deployment {}", args.connection.url))
+    };
+    let failed = results
+        .iter()
+        .any(|result| result.status == ScenarioStatus::Failed)
+        || verify.as_ref().is_some_and(|report| {
+            report.findings.iter().any(|finding| {
+                !expected(finding, &results)
+                    && finding.severity > custody_core::severity::Severity::Info
+            })
+        });
+    if let Some(format) = format {
+        let report = custody_report::build(custody_report::Input {
+            subject: &subject,
+            generated_at: custody_core::Timestamp::now(),
+            verify: verify.as_ref(),
+            drill: Some(&results),
+        });
+        let text = custody_report::render(&report, format);
+        match &args.out {
+            Some(path) => std::fs::write(path, text).map_err(|error| {
+                CliError::Io(format!("cannot write {}: {error}", path.display()))
+            })?,
+            None => print!("{text}"),
+        }
+    } else if args.json {
+        crate::output::print_json(&serde_json::json!({
+            "ok": !failed,
+            "subject": subject,
+            "scenarios": results,
+            "verify": verify,
+        }));
+    } else {
+        print_table(&results, verify.as_ref(), |finding| {
+            expected(finding, &results)
+        });
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Whether `finding` is one the drill causes on purpose, in the cases of
+/// the scenario that causes it: its dead link recorded as unverified
+/// (invariant 8), and automation executing before the reviewer was told
+/// (what `automation-first` stages).
+fn expected(finding: &custody_core::audit::Finding, results: &[ScenarioResult]) -> bool {
+    let in_scenario = |id: &str| {
+        results.iter().any(|result| {
+            result.id == id
+                && finding
+                    .case_id
+                    .as_ref()
+                    .is_some_and(|case| result.case_ids.contains(case))
+        })
+    };
+    match finding.code {
+        custody_core::Code::EvidenceLinkUnverified => in_scenario("disconnected-attachment"),
+        custody_core::Code::NotifyReviewerNotNotified => in_scenario("automation-first"),
+        _ => false,
+    }
+}
+
+/// The scenarios as a table, then what each did and shows.
+fn print_table(
+    results: &[ScenarioResult],
+    verify: Option<&custody_core::audit::Report>,
+    expected: impl Fn(&custody_core::audit::Finding) -> bool,
+) {
+    let width = results
+        .iter()
+        .map(|result| result.id.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    println!("{:<width$}  {:<11}  CASES", "SCENARIO", "STATUS");
+    for result in results {
+        println!(
+            "{:<width$}  {:<11}  {}",
+            result.id,
+            result.status.as_str(),
+            result.case_ids.join(" ")
+        );
+    }
+    for result in results {
+        println!();
+        println!(
+            "{} ({}): {}",
+            result.id,
+            result.status.as_str(),
+            result.title
+        );
+        for line in &result.did {
+            println!("  did: {}", custody_core::text::escape(line));
+        }
+        for line in &result.trail_shows {
+            println!("  trail: {}", custody_core::text::escape(line));
+        }
+        for line in &result.problems {
+            println!("  problem: {}", custody_core::text::escape(line));
+        }
+    }
+    if let Some(report) = verify {
+        println!();
+        println!(
+            "verify: {} ({} findings)",
+            if report.ok { "ok" } else { "findings" },
+            report.findings.len()
+        );
+        for finding in &report.findings {
+            println!(
+                "  {}{} {}: {}",
+                if expected(finding) {
+                    "(expected: the drill's dead link) "
+                } else {
+                    ""
+                },
+                finding.severity.as_str(),
+                finding.code,
+                custody_core::text::escape(&finding.message)
+            );
+        }
+    }
+}
+
+/// What the embedded mode adds to its server: the evidence fetcher may
+/// reach the drill's own dead-link server on loopback.
+const EMBEDDED_EVIDENCE: &str = "[evidence.fetch]\nallow = [\"127.0.0.1\"]\ntimeout_seconds = 5\n";
+
+/// `--embedded`: a throwaway deployment in a temporary data directory (or
+/// `--keep DIR`), served in this process on a loopback port, drilled, then
+/// verified offline; the directory is removed unless kept.
+async fn embedded(
+    args: &DrillArgs,
+) -> Result<(Vec<ScenarioResult>, custody_core::audit::Report), CliError> {
+    let run = run_id();
+    let (data, remove) = match &args.keep {
+        Some(dir) => {
+            let empty = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
+            if !empty {
+                return Err(CliError::Usage(format!(
+                    "--keep {}: the directory is not empty (the drill makes a new deployment there)",
+                    dir.display()
+                )));
+            }
+            (dir.clone(), false)
+        }
+        None => (
+            std::env::temp_dir().join(format!("custody-drill-{run}")),
+            true,
+        ),
+    };
+    let outcome = embedded_in(&data, args.config.as_deref()).await;
+    if remove {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    outcome
+}
+
+async fn embedded_in(
+    data: &Path,
+    config_path: Option<&Path>,
+) -> Result<(Vec<ScenarioResult>, custody_core::audit::Report), CliError> {
+    let mut text = match config_path {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?,
+        None => String::new(),
+    };
+    if !text.contains("[evidence.fetch]") {
+        text.push('\n');
+        text.push_str(EMBEDDED_EVIDENCE);
+    }
+    let config = custody_server::config::Config::parse(&text).map_err(|error| {
+        CliError::Usage(format!(
+            "{}: {error}",
+            config_path.map_or("the embedded configuration".to_string(), |path| path
+                .display()
+                .to_string())
+        ))
+    })?;
+    config
+        .export
+        .check_files()
+        .map_err(|error| CliError::Usage(error.to_string()))?;
+    let evidence_store = config.evidence.store.clone();
+    let checkpoint_interval_seconds = config.log.checkpoint_interval_seconds;
+    let location = custody_store::Location::choose(data, None)
+        .map_err(|error| CliError::Usage(error.to_string()))?;
+    let (store, report) = custody_server::init::initialise(data, &location, None)
+        .await
+        .map_err(|error| CliError::Ledger(error.to_string()))?;
+    let options = custody_server::ServeOptions::from_config(
+        config,
+        data,
+        "custody drill --embedded".to_string(),
+    )
+    .map_err(CliError::Usage)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|error| CliError::Io(format!("cannot listen on loopback: {error}")))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| CliError::Io(error.to_string()))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(custody_server::serve_listener(
+        store,
+        listener,
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let url = format!("http://{address}");
+    let dead_link = scenarios::DeadLink::start().await;
+    let results = match Client::new(&url, Some(&report.admin_token)) {
+        Ok(admin) => run(&admin, &url, dead_link.as_ref()).await,
+        Err(error) => Err(error.into()),
+    };
+    let _ = stop.send(());
+    match server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(CliError::Io(format!("the embedded server failed: {error}"))),
+        Err(error) => return Err(CliError::Io(format!("the embedded server failed: {error}"))),
+    }
+    let results = results?;
+    let verification = custody_verify::verify(custody_verify::Request {
+        data_dir: Some(data.to_path_buf()),
+        database_url: None,
+        since_checkpoint: None,
+        checkpoints: Vec::new(),
+        keys: Vec::new(),
+        evidence_store,
+        checkpoint_interval_seconds,
+        progress: None,
+        clock: None,
+        witnesses: Vec::new(),
+        min_witnesses: 0,
+    })
+    .await?;
+    Ok((results, verification.report))
+}
+
+/// A fresh run ID: the drill's subjects, tickets and idempotency keys all
+/// carry it, so a rerun never meets an earlier run's open cases.
+fn run_id() -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    // The time-ordered head and the random tail: short, and unique enough.
+    format!("{}{}", &id[..8], &id[24..])
+}
+
+/// The drill's principals and their clients.
+pub struct Cast {
+    pub requester: Client,
+    pub approver: Client,
+    pub executor: Client,
+    pub reviewer: Client,
+    pub vendor: Client,
+    pub automation: Client,
+}
+
+/// Names of the drill's principals.
+pub const REQUESTER: &str = "drill-requester";
+pub const APPROVER: &str = "drill-approver";
+pub const EXECUTOR: &str = "drill-executor";
+pub const REVIEWER: &str = "drill-reviewer";
+pub const VENDOR: &str = "drill-vendor";
+pub const AUTOMATION: &str = "drill-automation";
+/// The vendor's organisation.
+pub const VENDOR_ORG: &str = "drill-vendor-org";
+
+/// Sets up the principals, runs every scenario, and revokes the drill's
+/// tokens and delegation grants whatever happened.
+async fn run(
+    admin: &Client,
+    url: &str,
+    dead_link: Option<&scenarios::DeadLink>,
+) -> Result<Vec<ScenarioResult>, CliError> {
+    let run = run_id();
+    let components: ComponentsDocument = admin.components().await?.document()?;
+    let policy = admin.policy().await?.document()?.policy;
+    let change = Change::new(
+        Subject {
+            kind: SubjectKind::User,
+            id: format!("drill-{run}"),
+        },
+        ChangeKind::Grant,
+        DRILL_ENTITLEMENT.to_string(),
+        None,
+        None,
+    )
+    .map_err(|error| CliError::Usage(error.to_string()))?;
+    let rule = policy.decide(&change);
+    let mut approver_groups = rule.approver_groups.clone();
+    for stage in rule.stages() {
+        approver_groups.extend(stage.approver_groups);
+    }
+    let executor_groups = rule.executor_groups.clone();
+    let cast_plan: [(&str, &str, Vec<String>, Option<&str>); 6] = [
+        (REQUESTER, "human", vec![DRILLS_GROUP.to_string()], None),
+        (APPROVER, "human", approver_groups, None),
+        // The executor opens the break-glass drill case itself.
+        (
+            EXECUTOR,
+            "human",
+            [executor_groups.clone(), vec![DRILLS_GROUP.to_string()]].concat(),
+            None,
+        ),
+        (REVIEWER, "human", Vec::new(), None),
+        (VENDOR, "vendor", executor_groups.clone(), Some(VENDOR_ORG)),
+        (AUTOMATION, "automation", executor_groups, None),
+    ];
+    let mut issued: Vec<String> = Vec::new();
+    let mut tokens: Vec<String> = Vec::new();
+    let mut setup = Ok(());
+    for (name, kind, mut groups, org) in cast_plan {
+        groups.sort();
+        groups.dedup();
+        match principal_with_token(admin, name, kind, groups, org).await {
+            Ok((token_id, token)) => {
+                issued.push(token_id);
+                tokens.push(token);
+            }
+            Err(error) => {
+                setup = Err(error);
+                break;
+            }
+        }
+    }
+    let results = match setup {
+        Ok(()) => {
+            let client = |index: usize| Client::new(url, tokens.get(index).map(String::as_str));
+            let cast = Cast {
+                requester: client(0)?,
+                approver: client(1)?,
+                executor: client(2)?,
+                reviewer: client(3)?,
+                vendor: client(4)?,
+                automation: client(5)?,
+            };
+            let mut drill =
+                scenarios::Drill::new(run, admin, cast, components, rule.approvals, dead_link);
+            let results = drill.run_all().await;
+            drill.clean_up().await;
+            Ok(results)
+        }
+        Err(error) => Err(error),
+    };
+    // The tokens go whatever happened: a drill leaves no live credential.
+    let mut revocation_errors = Vec::new();
+    for token_id in &issued {
+        if let Err(error) = admin.revoke_token(token_id).await {
+            revocation_errors.push(format!("{token_id}: {error}"));
+        }
+    }
+    let results = results?;
+    if !revocation_errors.is_empty() {
+        return Err(CliError::Io(format!(
+            "the drill ran, but revoking its tokens failed: {}\nhint: revoke them with `custody token revoke`",
+            revocation_errors.join("; ")
+        )));
+    }
+    Ok(results)
+}
+
+/// Adds `name` when missing (or sets its groups when present) and issues
+/// it a short-lived token: (token ID, token).
+async fn principal_with_token(
+    admin: &Client,
+    name: &str,
+    kind: &str,
+    groups: Vec<String>,
+    org: Option<&str>,
+) -> Result<(String, String), CliError> {
+    let added = admin
+        .add_principal(&PrincipalBody {
+            name: name.to_string(),
+            kind: Some(kind.to_string()),
+            display_name: Some(format!("custody drill ({kind})")),
+            groups: groups.clone(),
+            org: org.map(str::to_string),
+        })
+        .await;
+    match added {
+        Ok(_) => {}
+        Err(ClientError::Refused(answer))
+            if answer.problem().and_then(|problem| problem.rule.as_deref())
+                == Some(custody_core::Code::PrincipalExists.as_str()) =>
+        {
+            admin.set_groups(name, &GroupsBody { groups }).await?;
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let issued = admin
+        .create_token(
+            name,
+            &TokenBody {
+                ttl: Some(TOKEN_TTL.to_string()),
+            },
+        )
+        .await?
+        .document()?;
+    Ok((issued.token_id, issued.token))
+}

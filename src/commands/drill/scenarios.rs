@@ -1,0 +1,1352 @@
+//! The drill's scenarios (docs/drill.md), each in case(s) of its own, each
+//! judged by what the trail read back through the API shows.
+
+use std::time::Duration;
+
+use custody_api::{
+    BreakGlassBody, CaseDocument, CasesQuery, ComponentsDocument, DecisionBody, DelegationBody,
+    ExecutionBody, LinkBody, MergeBody, NotificationsQuery, RequestBody, ReviewBody, SubjectBody,
+    WriteOutcome,
+};
+use custody_client::{Client, ClientError, Upload};
+use custody_report::{ScenarioResult, ScenarioStatus};
+use serde_json::Value;
+use sha2::Digest;
+
+use super::{Cast, APPROVER, AUTOMATION, DRILL_ENTITLEMENT, EXECUTOR, REQUESTER, REVIEWER, VENDOR};
+
+/// How long the drill waits for something the server does in the
+/// background (a notification delivered, a sink's cursor to move).
+const BACKGROUND_WAIT: Duration = Duration::from_secs(30);
+
+/// The party the drill's vendor acts for.
+const ON_BEHALF_OF: &str = "drill-team";
+
+/// A running drill.
+pub struct Drill<'a> {
+    run: String,
+    admin: &'a Client,
+    cast: Cast,
+    components: ComponentsDocument,
+    approvals: u32,
+    dead_link: Option<&'a DeadLink>,
+    /// The largest log index a drill write appended.
+    last_log_index: Option<u64>,
+    /// Drill cases left open, denied at the end.
+    open_cases: Vec<String>,
+    /// Delegation grants made, revoked at the end.
+    grants: Vec<String>,
+}
+
+/// What one scenario did and saw.
+struct Trace {
+    id: &'static str,
+    title: &'static str,
+    did: Vec<String>,
+    shows: Vec<String>,
+    problems: Vec<String>,
+    cases: Vec<String>,
+    not_covered: Option<String>,
+}
+
+impl Trace {
+    fn new(id: &'static str, title: &'static str) -> Trace {
+        Trace {
+            id,
+            title,
+            did: Vec::new(),
+            shows: Vec::new(),
+            problems: Vec::new(),
+            cases: Vec::new(),
+            not_covered: None,
+        }
+    }
+
+    fn did(&mut self, line: impl Into<String>) {
+        self.did.push(line.into());
+    }
+
+    /// Records what the trail shows when `holds`, or a problem when not.
+    fn check(&mut self, holds: bool, what: impl Into<String>) {
+        let what = what.into();
+        if holds {
+            self.shows.push(what);
+        } else {
+            self.problems.push(format!("expected, not shown: {what}"));
+        }
+    }
+
+    fn case(&mut self, case_id: &str) {
+        if !self.cases.iter().any(|known| known == case_id) {
+            self.cases.push(case_id.to_string());
+        }
+    }
+
+    fn finish(self, outcome: Result<(), String>) -> ScenarioResult {
+        let mut problems = self.problems;
+        if let Err(error) = outcome {
+            problems.push(error);
+        }
+        let status = if let Some(reason) = self.not_covered {
+            problems.insert(0, reason);
+            ScenarioStatus::NotCovered
+        } else if problems.is_empty() && !self.shows.is_empty() {
+            ScenarioStatus::Passed
+        } else {
+            ScenarioStatus::Failed
+        };
+        ScenarioResult {
+            id: self.id.to_string(),
+            title: self.title.to_string(),
+            status,
+            did: self.did,
+            trail_shows: self.shows,
+            problems,
+            case_ids: self.cases,
+        }
+    }
+}
+
+/// A step's error as the scenario's problem.
+fn step<T>(what: &str, result: Result<T, ClientError>) -> Result<T, String> {
+    result.map_err(|error| format!("{what}: {error}"))
+}
+
+/// The rule code of a refusal, if the error is one.
+fn refusal_rule(error: &ClientError) -> Option<String> {
+    match error {
+        ClientError::Refused(answer) | ClientError::Rejected(answer) => {
+            answer.problem().and_then(|problem| problem.rule.clone())
+        }
+        _ => None,
+    }
+}
+
+/// The events of a case document as JSON, in sequence order.
+fn events(document: &Value) -> Vec<Value> {
+    document["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// The (role, principal) of an event.
+fn actor_of(event: &Value) -> (String, String) {
+    (
+        event["role"].as_str().unwrap_or_default().to_string(),
+        event["actor"]["principal"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// Whether each event links to the hash of the one before it, with
+/// gapless sequence numbers from 1.
+fn chain_whole(document: &CaseDocument) -> bool {
+    document.events.iter().enumerate().all(|(position, event)| {
+        let seq_ok = u64::try_from(position).is_ok_and(|position| event.seq == position + 1);
+        let link_ok = match position.checked_sub(1) {
+            None => event.prev_hash.is_none(),
+            Some(before) => document
+                .events
+                .get(before)
+                .is_some_and(|previous| event.prev_hash == Some(previous.hash())),
+        };
+        seq_ok && link_ok
+    })
+}
+
+impl<'a> Drill<'a> {
+    /// A drill of run `run` by `cast`, on a deployment with `components`,
+    /// whose rule for drill cases needs `approvals`.
+    pub fn new(
+        run: String,
+        admin: &'a Client,
+        cast: Cast,
+        components: ComponentsDocument,
+        approvals: u32,
+        dead_link: Option<&'a DeadLink>,
+    ) -> Drill<'a> {
+        Drill {
+            run,
+            admin,
+            cast,
+            components,
+            approvals,
+            dead_link,
+            last_log_index: None,
+            open_cases: Vec::new(),
+            grants: Vec::new(),
+        }
+    }
+
+    /// Runs every scenario, in the documented order (export last: it
+    /// waits for every other scenario's events to reach the sinks).
+    pub async fn run_all(&mut self) -> Vec<ScenarioResult> {
+        let mut results = Vec::new();
+        macro_rules! scenario {
+            ($id:literal, $title:literal, $method:ident) => {{
+                let mut trace = Trace::new($id, $title);
+                let outcome = if self.approvals > 1 && trace.not_covered.is_none() {
+                    Err(format!(
+                        "the policy's rule for `{DRILL_ENTITLEMENT}` needs {} approvals and the drill has one approver (docs/drill.md: the policy a drill expects)",
+                        self.approvals
+                    ))
+                } else {
+                    self.$method(&mut trace).await
+                };
+                results.push(trace.finish(outcome));
+            }};
+        }
+        scenario!(
+            "lifecycle",
+            "request, approval, execution and review by four distinct principals, proven in the log",
+            lifecycle
+        );
+        scenario!(
+            "duplicates",
+            "retried writes, a duplicate request and two tickets for one need",
+            duplicates
+        );
+        scenario!(
+            "notification-failure",
+            "notifications are attempted, retried and recorded; the case proceeds",
+            notification_failure
+        );
+        scenario!(
+            "disconnected-attachment",
+            "evidence held for a ticket joins its case; blobs hash to what was recorded; a dead link is unverified",
+            disconnected_attachment
+        );
+        scenario!(
+            "break-glass",
+            "an emergency change executed before approval, reviewed post hoc by another principal",
+            break_glass
+        );
+        scenario!(
+            "chat-approval",
+            "an approval given in chat, formalised through a chat connector",
+            chat_approval
+        );
+        scenario!(
+            "automation-first",
+            "an automation principal executes; the reviewer is told after, and the trail shows the order",
+            automation_first
+        );
+        scenario!(
+            "vendor-delegation",
+            "a vendor acting under a delegation grant is accepted, outside it refused",
+            vendor_delegation
+        );
+        scenario!(
+            "late-records",
+            "records arriving late and out of order keep the timeline ordered and the trail whole",
+            late_records
+        );
+        scenario!(
+            "unsanctioned-change",
+            "an access change observed by a source connector opens an unsanctioned case",
+            unsanctioned_change
+        );
+        scenario!(
+            "export",
+            "the drill's events reach every configured export sink",
+            export
+        );
+        results
+    }
+
+    /// Denies the drill cases left open and revokes the drill's grants.
+    pub async fn clean_up(&mut self) {
+        for case_id in std::mem::take(&mut self.open_cases) {
+            let key = format!("drill-{}-cleanup-{case_id}", self.run);
+            let _ = self
+                .cast
+                .approver
+                .deny(
+                    &case_id,
+                    &DecisionBody {
+                        comment: Some("custody drill: closing a drill case".to_string()),
+                        ..DecisionBody::default()
+                    },
+                    &key,
+                )
+                .await;
+        }
+        for grant in std::mem::take(&mut self.grants) {
+            let _ = self.admin.revoke_delegation(&grant).await;
+        }
+    }
+
+    fn key(&self, scenario: &str, step: &str) -> String {
+        format!("drill-{}-{scenario}-{step}", self.run)
+    }
+
+    fn subject(&self, scenario: &str) -> SubjectBody {
+        SubjectBody {
+            kind: "user".to_string(),
+            id: format!("drill-{}-{scenario}", self.run),
+        }
+    }
+
+    fn note(&mut self, outcome: &WriteOutcome) {
+        for event in &outcome.appended {
+            self.last_log_index = Some(
+                self.last_log_index
+                    .map_or(event.log_index, |last| last.max(event.log_index)),
+            );
+        }
+    }
+
+    /// Opens a drill case as the requester.
+    async fn request(
+        &mut self,
+        trace: &mut Trace,
+        scenario: &str,
+        entitlement: &str,
+        ticket: Option<String>,
+    ) -> Result<String, String> {
+        let body = RequestBody {
+            subject: self.subject(scenario),
+            entitlement: entitlement.to_string(),
+            change: None,
+            resource: None,
+            duration: None,
+            justification: Some("custody drill".to_string()),
+            ticket,
+            drill: true,
+        };
+        let outcome = step(
+            "the request",
+            self.cast
+                .requester
+                .create_case(&body, &self.key(scenario, "request"))
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        self.note(&outcome);
+        let case_id = outcome.case_id.to_string();
+        trace.case(&case_id);
+        trace.did(format!(
+            "{REQUESTER} requested {entitlement} for {}:{} (drill case {case_id})",
+            body.subject.kind, body.subject.id
+        ));
+        Ok(case_id)
+    }
+
+    async fn approve(
+        &mut self,
+        trace: &mut Trace,
+        case_id: &str,
+        occurred_at: Option<String>,
+    ) -> Result<(), String> {
+        let outcome = step(
+            "the approval",
+            self.cast
+                .approver
+                .approve(
+                    case_id,
+                    &DecisionBody {
+                        comment: Some("custody drill".to_string()),
+                        occurred_at: occurred_at.clone(),
+                        ..DecisionBody::default()
+                    },
+                    &self.key(case_id, "approve"),
+                )
+                .await,
+        )?;
+        self.note(&outcome.document().map_err(|error| error.to_string())?);
+        trace.did(match occurred_at {
+            Some(at) => format!("{APPROVER} approved {case_id}, saying it happened at {at}"),
+            None => format!("{APPROVER} approved {case_id}"),
+        });
+        Ok(())
+    }
+
+    async fn execute_as(
+        &mut self,
+        trace: &mut Trace,
+        who: Who,
+        case_id: &str,
+        body: ExecutionBody,
+    ) -> Result<WriteOutcome, ClientError> {
+        let client = match who {
+            Who::Executor => &self.cast.executor,
+            Who::Vendor => &self.cast.vendor,
+            Who::Automation => &self.cast.automation,
+        };
+        let key = self.key(case_id, &format!("execute-{}", who.name()));
+        let outcome = client.execute(case_id, &body, &key).await?.document()?;
+        self.note(&outcome);
+        trace.did(format!(
+            "{} recorded the execution of {case_id}",
+            who.name()
+        ));
+        Ok(outcome)
+    }
+
+    async fn review(&mut self, trace: &mut Trace, case_id: &str) -> Result<(), String> {
+        let outcome = step(
+            "the review",
+            self.cast
+                .reviewer
+                .review(
+                    case_id,
+                    &ReviewBody {
+                        outcome: "confirmed".to_string(),
+                        comment: Some("custody drill".to_string()),
+                    },
+                    &self.key(case_id, "review"),
+                )
+                .await,
+        )?;
+        self.note(&outcome.document().map_err(|error| error.to_string())?);
+        trace.did(format!("{REVIEWER} confirmed {case_id} in review"));
+        Ok(())
+    }
+
+    /// The case as read back: typed, and its JSON.
+    async fn read(&self, case_id: &str) -> Result<(CaseDocument, Value), String> {
+        let answer = step("reading the case back", self.admin.case(case_id).await)?;
+        let document = answer.document().map_err(|error| error.to_string())?;
+        Ok((document, answer.into_json()))
+    }
+
+    /// Checks what every drill case shows: the drill flag, a whole chain.
+    fn check_case(trace: &mut Trace, document: &CaseDocument, json: &Value) {
+        let case_id = document.case_id.to_string();
+        trace.check(
+            document.view.drill && json["events"][0]["payload"]["drill"] == Value::Bool(true),
+            format!("{case_id} is a drill case (`drill: true` in its first event)"),
+        );
+        trace.check(
+            chain_whole(document),
+            format!(
+                "the {} events of {case_id} chain by hash, seq 1 to {}",
+                document.events.len(),
+                document.events.len()
+            ),
+        );
+    }
+
+    /// Checks that the events of `json` by the four case roles are, in
+    /// order, by `expected` (role, principal).
+    fn check_roles(trace: &mut Trace, json: &Value, expected: &[(&str, &str)]) {
+        let seen: Vec<(String, String)> = events(json)
+            .iter()
+            .map(actor_of)
+            .filter(|(role, _)| {
+                matches!(
+                    role.as_str(),
+                    "requester" | "approver" | "executor" | "reviewer"
+                )
+            })
+            .collect();
+        let wanted: Vec<(String, String)> = expected
+            .iter()
+            .map(|(role, principal)| (role.to_string(), principal.to_string()))
+            .collect();
+        let described = expected
+            .iter()
+            .map(|(role, principal)| format!("{role} {principal}"))
+            .collect::<Vec<_>>()
+            .join(", then ");
+        trace.check(seen == wanted, format!("the steps in order: {described}"));
+        if seen != wanted {
+            trace.problems.push(format!(
+                "the trail shows: {}",
+                seen.iter()
+                    .map(|(role, principal)| format!("{role} {principal}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+
+    async fn lifecycle(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let case_id = self
+            .request(trace, "lifecycle", DRILL_ENTITLEMENT, None)
+            .await?;
+        self.approve(trace, &case_id, None).await?;
+        step(
+            "the execution",
+            self.execute_as(trace, Who::Executor, &case_id, ExecutionBody::default())
+                .await,
+        )?;
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        trace.check(
+            document.state.to_string() == "reviewed",
+            format!("{case_id} is reviewed (it is {})", document.state),
+        );
+        Self::check_roles(
+            trace,
+            &json,
+            &[
+                ("requester", REQUESTER),
+                ("approver", APPROVER),
+                ("executor", EXECUTOR),
+                ("reviewer", REVIEWER),
+            ],
+        );
+        // The case's inclusion in the log, against a checkpoint signed now,
+        // verified here with the log's published keys.
+        step("signing a checkpoint", self.admin.sign_checkpoint().await)?;
+        let keys = step("reading the log's keys", self.admin.log_keys().await)?
+            .document()
+            .map_err(|error| error.to_string())?;
+        let trusted = custody_verify::parse_keys(&keys.verifier_keys)
+            .map_err(|error| format!("the log's verifier keys do not parse: {error}"))?;
+        let bundle = step("the case's proof", self.admin.case_proof(&case_id).await)?
+            .document()
+            .map_err(|error| error.to_string())?;
+        trace.did(format!(
+            "fetched the proof of {case_id} and verified it offline"
+        ));
+        match bundle.verify(&trusted) {
+            Ok(verified) => trace.check(
+                // Notices may append events after the read: the proof
+                // covers at least every event read before the checkpoint.
+                verified.events >= document.events.len(),
+                format!(
+                    "each of its {} events is included in the log under checkpoint {} (size {})",
+                    verified.events, verified.origin, verified.checkpoint_size
+                ),
+            ),
+            Err(error) => trace.check(false, format!("the case's proof verifies ({error})")),
+        }
+        Ok(())
+    }
+
+    async fn duplicates(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let body = RequestBody {
+            subject: self.subject("duplicates"),
+            entitlement: DRILL_ENTITLEMENT.to_string(),
+            change: None,
+            resource: None,
+            duration: None,
+            justification: Some("custody drill".to_string()),
+            ticket: None,
+            drill: true,
+        };
+        let key = self.key("duplicates", "request");
+        let first = step(
+            "the request",
+            self.cast.requester.create_case(&body, &key).await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        self.note(&first);
+        let case_id = first.case_id.to_string();
+        trace.case(&case_id);
+        self.open_cases.push(case_id.clone());
+        trace.did(format!("{REQUESTER} requested a change (case {case_id})"));
+        let retry = step(
+            "the retried request",
+            self.cast.requester.create_case(&body, &key).await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        trace.did("retried the same request with the same Idempotency-Key");
+        trace.check(
+            retry.case_id == first.case_id && retry.replayed && retry.appended == first.appended,
+            format!(
+                "the retry was answered as a replay of {case_id}, with the first write's events"
+            ),
+        );
+        let again = self
+            .cast
+            .requester
+            .create_case(&body, &self.key("duplicates", "second-request"))
+            .await;
+        trace.did("requested the same change again under a new key");
+        match again {
+            Err(error) => trace.check(
+                refusal_rule(&error).as_deref()
+                    == Some(custody_core::Code::CaseDuplicateOpen.as_str()),
+                format!("the second request was refused as `case.duplicate-open` ({error})"),
+            ),
+            Ok(answer) => trace.check(
+                false,
+                format!(
+                    "the second request is refused as a duplicate (it answered {})",
+                    answer.json()
+                ),
+            ),
+        }
+        // Two tickets raised for one need: two cases, merged into one.
+        let mut tickets = Vec::new();
+        for (index, resource) in ["drill-ticket-1", "drill-ticket-2"].iter().enumerate() {
+            let body = RequestBody {
+                resource: Some(resource.to_string()),
+                ticket: Some(format!("drill:{}-dup-{index}", self.run)),
+                ..body.clone()
+            };
+            let outcome = step(
+                "a ticket's request",
+                self.cast
+                    .requester
+                    .create_case(&body, &self.key("duplicates", &format!("ticket-{index}")))
+                    .await,
+            )?
+            .document()
+            .map_err(|error| error.to_string())?;
+            self.note(&outcome);
+            trace.case(outcome.case_id.as_str());
+            tickets.push(outcome.case_id.to_string());
+        }
+        let (survivor, duplicate) = (tickets[0].clone(), tickets[1].clone());
+        self.open_cases.push(survivor.clone());
+        let merged = step(
+            "the merge",
+            self.cast
+                .requester
+                .merge(
+                    &duplicate,
+                    &MergeBody {
+                        into: survivor.clone(),
+                        comment: "custody drill: two tickets for one need".to_string(),
+                    },
+                    &self.key("duplicates", "merge"),
+                )
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        self.note(&merged);
+        trace.did(format!(
+            "opened {survivor} and {duplicate} from two tickets, and merged {duplicate} into {survivor}"
+        ));
+        let (duplicate_document, _) = self.read(&duplicate).await?;
+        let (survivor_document, _) = self.read(&survivor).await?;
+        trace.check(
+            duplicate_document
+                .view
+                .merged_into
+                .as_ref()
+                .map(ToString::to_string)
+                == Some(survivor.clone())
+                && survivor_document
+                    .view
+                    .duplicates
+                    .iter()
+                    .any(|case| case.to_string() == duplicate),
+            format!("{duplicate} is merged into {survivor}, and {survivor} lists it"),
+        );
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        trace.check(
+            events(&json)
+                .iter()
+                .filter(|event| event["kind"] == "request_created")
+                .count()
+                == 1,
+            format!("{case_id} holds one request, not two"),
+        );
+        trace.did(
+            "connector replays are exercised by unsanctioned-change where a source is configured",
+        );
+        Ok(())
+    }
+
+    async fn notification_failure(&mut self, trace: &mut Trace) -> Result<(), String> {
+        if self.components.notification_channels.is_empty() {
+            trace.not_covered = Some(
+                "no notification channel is configured ([[notify.channels]]): nothing is attempted, so nothing can be shown retried"
+                    .to_string(),
+            );
+            return Ok(());
+        }
+        let case_id = self
+            .request(trace, "notification-failure", DRILL_ENTITLEMENT, None)
+            .await?;
+        // The approvers are told; the drill waits for every notice of the
+        // case to be delivered or to have attempts on the record.
+        let deadline = tokio::time::Instant::now() + BACKGROUND_WAIT;
+        let mut entries;
+        loop {
+            entries = step(
+                "the case's notifications",
+                self.admin
+                    .notifications(&NotificationsQuery {
+                        case: Some(case_id.clone()),
+                        failed: false,
+                        limit: None,
+                    })
+                    .await,
+            )?
+            .document()
+            .map_err(|error| error.to_string())?
+            .notifications;
+            let settled =
+                !entries.is_empty() && entries.iter().all(|entry| entry.state == "delivered");
+            if settled || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        trace.did(format!(
+            "waited up to {}s for the notices of {case_id} on {} channel(s)",
+            BACKGROUND_WAIT.as_secs(),
+            self.components.notification_channels.len()
+        ));
+        trace.check(
+            !entries.is_empty(),
+            format!("{case_id} owes notices ({} queued)", entries.len()),
+        );
+        for channel in &self.components.notification_channels {
+            let mine: Vec<_> = entries
+                .iter()
+                .filter(|entry| entry.channel == channel.name)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let delivered = mine.iter().any(|entry| entry.state == "delivered");
+            let failures: Vec<String> = mine
+                .iter()
+                .filter_map(|entry| entry.last_error.clone())
+                .collect();
+            trace.check(
+                delivered,
+                format!(
+                    "channel {} ({}) delivered a notice{}",
+                    channel.name,
+                    channel.kind,
+                    failures
+                        .first()
+                        .map(|error| format!(" (last error: {error})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        // The case proceeds whoever was or was not reached.
+        self.approve(trace, &case_id, None).await?;
+        step(
+            "the execution",
+            self.execute_as(trace, Who::Executor, &case_id, ExecutionBody::default())
+                .await,
+        )?;
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        let attempted = events(&json)
+            .iter()
+            .filter(|event| event["kind"] == "notification_attempted")
+            .count();
+        let attempts: u32 = entries.iter().map(|entry| entry.attempts).sum();
+        trace.check(
+            attempted > 0 || attempts == 0,
+            format!("the attempts are events of the case ({attempted} notification_attempted)"),
+        );
+        trace.check(
+            document.state.to_string() == "reviewed",
+            format!(
+                "{case_id} still proceeded to review (it is {})",
+                document.state
+            ),
+        );
+        Ok(())
+    }
+
+    async fn disconnected_attachment(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let ticket = format!("drill:{}-attachment", self.run);
+        let content = format!(
+            "custody drill {} attachment {}",
+            self.run,
+            uuid::Uuid::now_v7()
+        );
+        let digest = custody_core::hex::encode(&sha2::Sha256::digest(content.as_bytes()));
+        let path = std::env::temp_dir().join(format!("custody-drill-{}.txt", self.run));
+        std::fs::write(&path, &content)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
+        let held = self
+            .cast
+            .requester
+            .upload_for_reference(
+                &ticket,
+                Upload {
+                    file,
+                    length: u64::try_from(content.len()).unwrap_or(u64::MAX),
+                    name: Some("drill-attachment.txt".to_string()),
+                    media_type: Some("text/plain".to_string()),
+                },
+                &self.key("attachment", "held"),
+            )
+            .await;
+        let _ = std::fs::remove_file(&path);
+        let held = step("the upload for the ticket", held)?
+            .document()
+            .map_err(|error| error.to_string())?;
+        self.note(&held.outcome);
+        trace.did(format!(
+            "uploaded evidence for ticket {ticket} before any case carried it"
+        ));
+        trace.check(held.held, format!("the evidence was held for {ticket}"));
+        let case_id = self
+            .request(trace, "attachment", DRILL_ENTITLEMENT, Some(ticket.clone()))
+            .await?;
+        self.open_cases.push(case_id.clone());
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        trace.check(
+            events(&json)
+                .iter()
+                .any(|event| event["kind"] == "evidence_joined"),
+            format!("the held evidence joined {case_id} when it named {ticket}"),
+        );
+        let listed = step("the case's evidence", self.admin.evidence(&case_id).await)?
+            .document()
+            .map_err(|error| error.to_string())?;
+        let found = listed
+            .evidence
+            .iter()
+            .any(|item| item.payload.to_string().contains(&digest));
+        trace.check(
+            found,
+            format!("{case_id} lists the evidence by its SHA-256 {digest}"),
+        );
+        if found {
+            let rehashed = self.rehash(&case_id, &digest).await;
+            trace.check(
+                rehashed.is_ok(),
+                format!(
+                    "downloaded back, it hashes to {digest}{}",
+                    rehashed
+                        .err()
+                        .map(|error| format!(" ({error})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        match self.dead_link {
+            Some(dead) => {
+                let url = dead.url.clone();
+                let answer = self
+                    .cast
+                    .requester
+                    .capture_link(&case_id, &LinkBody { url: url.clone() }, &self.key("attachment", "link"))
+                    .await;
+                trace.did(format!("attached the dead link {url} (it answers 404)"));
+                if let Ok(answer) = &answer {
+                    if let Ok(outcome) = answer.document() {
+                        self.note(&outcome);
+                    }
+                }
+                let (_, json) = self.read(&case_id).await?;
+                trace.check(
+                    events(&json)
+                        .iter()
+                        .any(|event| event["kind"] == "evidence_unverified"),
+                    "the dead link is recorded as unverified",
+                );
+            }
+            None => trace.did(
+                "no dead link attached: the drill serves one on loopback only for an embedded deployment",
+            ),
+        }
+        // Every earlier drill case's evidence still downloads and hashes to
+        // what its events recorded.
+        let cases = step(
+            "the case list",
+            self.admin
+                .cases(&CasesQuery {
+                    state: None,
+                    limit: Some(1000),
+                    unsanctioned: None,
+                    // Listings leave drill cases out unless asked for.
+                    include_drills: Some(true),
+                })
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        let mut checked = 0usize;
+        for summary in cases
+            .cases
+            .iter()
+            .filter(|summary| summary.requester == REQUESTER && summary.case_id != case_id)
+        {
+            let listed = step(
+                "an earlier case's evidence",
+                self.admin.evidence(&summary.case_id).await,
+            )?
+            .document()
+            .map_err(|error| error.to_string())?;
+            for item in &listed.evidence {
+                let mut hashes = Vec::new();
+                blob_hashes(&item.payload, &mut hashes);
+                for sha256 in hashes {
+                    checked += 1;
+                    if let Err(error) = self.rehash(&summary.case_id, &sha256).await {
+                        trace.problems.push(format!(
+                            "evidence {sha256} of earlier drill case {}: {error}",
+                            summary.case_id
+                        ));
+                    }
+                }
+            }
+        }
+        trace.did(format!(
+            "re-downloaded and re-hashed {checked} piece(s) of evidence of earlier drill cases"
+        ));
+        Ok(())
+    }
+
+    /// Downloads blob `sha256` of `case_id` and checks its hash.
+    async fn rehash(&self, case_id: &str, sha256: &str) -> Result<(), String> {
+        let mut download = self
+            .admin
+            .download_evidence(case_id, sha256)
+            .await
+            .map_err(|error| format!("cannot download it: {error}"))?;
+        let mut hasher = sha2::Sha256::new();
+        while let Some(chunk) = download.chunk().await.map_err(|error| error.to_string())? {
+            hasher.update(chunk.as_ref());
+        }
+        let got = custody_core::hex::encode(&hasher.finalize());
+        if got == sha256 {
+            Ok(())
+        } else {
+            Err(format!("it hashes to {got}"))
+        }
+    }
+
+    async fn break_glass(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let body = BreakGlassBody {
+            subject: self.subject("break-glass"),
+            entitlement: DRILL_ENTITLEMENT.to_string(),
+            change: None,
+            resource: None,
+            duration: None,
+            justification: "custody drill: emergency".to_string(),
+            ticket: None,
+            change_set: None,
+            drill: true,
+        };
+        let outcome = step(
+            "break-glass",
+            self.cast
+                .executor
+                .break_glass(&body, &self.key("break-glass", "invoke"))
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        self.note(&outcome);
+        let case_id = outcome.case_id.to_string();
+        trace.case(&case_id);
+        trace.did(format!(
+            "{EXECUTOR} invoked break-glass and executed at once (case {case_id})"
+        ));
+        let (document, _) = self.read(&case_id).await?;
+        trace.check(
+            document.state.to_string() == "pending_review"
+                && document.view.break_glass_deadline.is_some(),
+            format!(
+                "{case_id} waits for a post-hoc review with a deadline (it is {})",
+                document.state
+            ),
+        );
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        trace.check(
+            document.state.to_string() == "reviewed",
+            format!("{case_id} is reviewed (it is {})", document.state),
+        );
+        let kinds: Vec<(String, String)> = events(&json)
+            .iter()
+            .map(|event| {
+                (
+                    event["kind"].as_str().unwrap_or_default().to_string(),
+                    event["actor"]["principal"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        let invoked = kinds
+            .iter()
+            .position(|(kind, by)| kind == "break_glass_invoked" && by == EXECUTOR);
+        let reviewed = kinds
+            .iter()
+            .position(|(kind, by)| kind == "review_completed" && by == REVIEWER);
+        trace.check(
+            matches!((invoked, reviewed), (Some(invoked), Some(reviewed)) if invoked < reviewed),
+            format!("break_glass_invoked by {EXECUTOR}, then review_completed by {REVIEWER}"),
+        );
+        Ok(())
+    }
+
+    async fn chat_approval(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let chat: Vec<String> = self
+            .components
+            .connectors
+            .iter()
+            .filter(|connector| connector.kind == "slack" || connector.kind == "teams")
+            .map(|connector| connector.name.clone())
+            .collect();
+        trace.not_covered = Some(if chat.is_empty() {
+            "no chat connector (slack or teams) is configured".to_string()
+        } else {
+            format!(
+                "chat connector(s) {} configured, but this version of the drill does not sign chat requests yet (docs/drill.md)",
+                chat.join(", ")
+            )
+        });
+        Ok(())
+    }
+
+    async fn automation_first(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let case_id = self
+            .request(trace, "automation-first", DRILL_ENTITLEMENT, None)
+            .await?;
+        self.approve(trace, &case_id, None).await?;
+        let executed = step(
+            "the automation's execution",
+            self.execute_as(trace, Who::Automation, &case_id, ExecutionBody::default())
+                .await,
+        )?;
+        let execution_event = executed
+            .appended
+            .first()
+            .map(|event| event.event_id.clone())
+            .unwrap_or_default();
+        if !self.components.notification_channels.is_empty() {
+            let entries = step(
+                "the case's notifications",
+                self.admin
+                    .notifications(&NotificationsQuery {
+                        case: Some(case_id.clone()),
+                        failed: false,
+                        limit: None,
+                    })
+                    .await,
+            )?
+            .document()
+            .map_err(|error| error.to_string())?
+            .notifications;
+            trace.check(
+                entries
+                    .iter()
+                    .any(|entry| entry.event_id == execution_event),
+                format!("the execution {execution_event} owes a notice (queued with it)"),
+            );
+        } else {
+            trace.did("no notification channel: the notice owed after the execution is not queued anywhere");
+        }
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        Self::check_roles(
+            trace,
+            &json,
+            &[
+                ("requester", REQUESTER),
+                ("approver", APPROVER),
+                ("executor", AUTOMATION),
+                ("reviewer", REVIEWER),
+            ],
+        );
+        trace.check(
+            events(&json)
+                .iter()
+                .any(|event| event["role"] == "executor" && event["actor"]["kind"] == "automation"),
+            format!("the executor of {case_id} is an automation principal"),
+        );
+        Ok(())
+    }
+
+    async fn vendor_delegation(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let inside = format!("drill:vendor-{}", self.run);
+        let outside = format!("drill:outside-{}", self.run);
+        let grant = step(
+            "the delegation grant",
+            self.admin
+                .grant_delegation(&DelegationBody {
+                    vendor_org: super::VENDOR_ORG.to_string(),
+                    principals: vec![VENDOR.to_string()],
+                    on_behalf_of: ON_BEHALF_OF.to_string(),
+                    entitlements: vec![inside.clone()],
+                    resources: Vec::new(),
+                    valid_for: "1h".to_string(),
+                })
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        self.grants.push(grant.grant_id.clone());
+        trace.did(format!(
+            "granted {VENDOR} ({}) a delegation {} for {inside}, on behalf of {ON_BEHALF_OF}",
+            super::VENDOR_ORG,
+            grant.grant_id
+        ));
+        let covered = self.request(trace, "vendor-inside", &inside, None).await?;
+        self.approve(trace, &covered, None).await?;
+        let accepted = self
+            .execute_as(trace, Who::Vendor, &covered, ExecutionBody::default())
+            .await;
+        trace.check(
+            accepted.is_ok(),
+            format!(
+                "the vendor's execution of {covered}, under the grant, was accepted{}",
+                accepted
+                    .as_ref()
+                    .err()
+                    .map(|error| format!(" ({error})"))
+                    .unwrap_or_default()
+            ),
+        );
+        let (document, json) = self.read(&covered).await?;
+        Self::check_case(trace, &document, &json);
+        trace.check(
+            events(&json).iter().any(|event| {
+                event["role"] == "executor"
+                    && event["actor"]["delegation_grant"] == Value::String(grant.grant_id.clone())
+                    && event["actor"]["on_behalf_of"] == ON_BEHALF_OF
+            }),
+            format!(
+                "the execution names grant {} and acts for {ON_BEHALF_OF}",
+                grant.grant_id
+            ),
+        );
+        if accepted.is_ok() {
+            self.review(trace, &covered).await?;
+        }
+        let uncovered = self
+            .request(trace, "vendor-outside", &outside, None)
+            .await?;
+        self.approve(trace, &uncovered, None).await?;
+        let refused = self
+            .execute_as(trace, Who::Vendor, &uncovered, ExecutionBody::default())
+            .await;
+        match refused {
+            Err(error) if error.is_refusal() => trace.check(
+                true,
+                format!("the vendor's execution of {uncovered}, outside the grant, was refused ({})", refusal_rule(&error).unwrap_or_default()),
+            ),
+            Err(error) => trace.check(false, format!("the vendor's execution outside the grant is refused (it failed otherwise: {error})")),
+            Ok(_) => trace.check(false, format!("the vendor's execution of {uncovered}, outside the grant, is refused (it was accepted)")),
+        }
+        // The uncovered case is executed by the drill's executor and reviewed,
+        // so the drill leaves no approved case waiting.
+        step(
+            "the execution",
+            self.execute_as(trace, Who::Executor, &uncovered, ExecutionBody::default())
+                .await,
+        )?;
+        self.review(trace, &uncovered).await?;
+        Ok(())
+    }
+
+    async fn late_records(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let case_id = self
+            .request(trace, "late-records", DRILL_ENTITLEMENT, None)
+            .await?;
+        let now = custody_core::Timestamp::now();
+        let executed_at = now.plus_seconds(-3600).to_string();
+        let approved_at = now.plus_seconds(-7200).to_string();
+        step(
+            "the observed execution",
+            self.execute_as(
+                trace,
+                Who::Executor,
+                &case_id,
+                ExecutionBody {
+                    observed: true,
+                    occurred_at: Some(executed_at.clone()),
+                    ..ExecutionBody::default()
+                },
+            )
+            .await,
+        )?;
+        trace.did(format!(
+            "the execution arrived first, saying it happened at {executed_at}"
+        ));
+        self.approve(trace, &case_id, Some(approved_at.clone()))
+            .await?;
+        let (document, json) = self.read(&case_id).await?;
+        trace.check(
+            document.state.to_string() == "executed"
+                && json["view"]["approved_after_execution"] != Value::Bool(true),
+            format!(
+                "with the late approval {case_id} is executed as if in order (it is {})",
+                document.state
+            ),
+        );
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        let all = events(&json);
+        let approval = all.iter().find(|event| event["kind"] == "approval_granted");
+        let execution = all.iter().find(|event| event["role"] == "executor");
+        let ordered = match (approval, execution) {
+            (Some(approval), Some(execution)) => {
+                approval["seq"].as_u64() > execution["seq"].as_u64()
+                    && approval["occurred_at"].as_str() < execution["occurred_at"].as_str()
+                    && approval["occurred_at"].as_str() < approval["recorded_at"].as_str()
+            }
+            _ => false,
+        };
+        trace.check(
+            ordered,
+            "the approval is recorded after the execution (higher seq) but occurred before it, both before they were recorded",
+        );
+        trace.check(
+            document.state.to_string() == "reviewed",
+            format!("{case_id} is reviewed (it is {})", document.state),
+        );
+        Ok(())
+    }
+
+    async fn unsanctioned_change(&mut self, trace: &mut Trace) -> Result<(), String> {
+        let sources: Vec<String> = self
+            .components
+            .connectors
+            .iter()
+            .filter(|connector| connector.source)
+            .map(|connector| format!("{} ({})", connector.name, connector.kind))
+            .collect();
+        trace.not_covered = Some(if sources.is_empty() {
+            "no source of observed changes is configured (okta, cloudtrail, entra, github, vault, kubernetes)".to_string()
+        } else {
+            format!(
+                "source(s) {} configured, but this version of the drill does not write their batch formats yet (docs/drill.md)",
+                sources.join(", ")
+            )
+        });
+        Ok(())
+    }
+
+    async fn export(&mut self, trace: &mut Trace) -> Result<(), String> {
+        if self.components.export_sinks.is_empty() {
+            trace.not_covered = Some("no export sink is configured ([[export.sinks]])".to_string());
+            return Ok(());
+        }
+        let Some(last) = self.last_log_index else {
+            return Err("the drill appended no event to look for in the sinks".to_string());
+        };
+        let deadline = tokio::time::Instant::now() + BACKGROUND_WAIT;
+        let mut sinks;
+        loop {
+            sinks = step("the components", self.admin.components().await)?
+                .document()
+                .map_err(|error| error.to_string())?
+                .export_sinks;
+            let caught_up = sinks
+                .iter()
+                .all(|sink| sink.cursor.is_some_and(|cursor| cursor > last));
+            if caught_up || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        trace.did(format!(
+            "waited up to {}s for every sink's cursor to pass log index {last}, the drill's last event",
+            BACKGROUND_WAIT.as_secs()
+        ));
+        for sink in &sinks {
+            trace.check(
+                sink.cursor.is_some_and(|cursor| cursor > last),
+                format!(
+                    "sink {} ({}) accepted every drill event (cursor {})",
+                    sink.name,
+                    sink.kind,
+                    sink.cursor
+                        .map_or("none".to_string(), |cursor| cursor.to_string())
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The blob hashes an evidence event's payload names (`sha256` members,
+/// at any depth: one attachment, or the pieces a held record joined with).
+fn blob_hashes(payload: &Value, hashes: &mut Vec<String>) {
+    match payload {
+        Value::Object(members) => {
+            for (name, value) in members {
+                match (name.as_str(), value) {
+                    ("sha256", Value::String(hash)) => {
+                        if !hashes.contains(hash) {
+                            hashes.push(hash.clone());
+                        }
+                    }
+                    _ => blob_hashes(value, hashes),
+                }
+            }
+        }
+        Value::Array(values) => {
+            for value in values {
+                blob_hashes(value, hashes);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Who records an execution.
+#[derive(Clone, Copy)]
+enum Who {
+    Executor,
+    Vendor,
+    Automation,
+}
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::Executor => EXECUTOR,
+            Who::Vendor => VENDOR,
+            Who::Automation => AUTOMATION,
+        }
+    }
+}
+
+/// The path of the dead link: `verify`'s `evidence.link-unverified` about
+/// it is the finding the drill means to cause.
+pub const DEAD_LINK_PATH: &str = "/custody-drill-dead-link";
+
+/// A dead external link for the embedded drill: an HTTP server on loopback
+/// that answers every request `404 Not Found`.
+pub struct DeadLink {
+    /// Its URL.
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DeadLink {
+    /// Starts it; `None` when no loopback port can be bound.
+    pub async fn start() -> Option<DeadLink> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.ok()?;
+        let address = listener.local_addr().ok()?;
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        Some(DeadLink {
+            url: format!("http://{address}{DEAD_LINK_PATH}"),
+            task,
+        })
+    }
+}
+
+impl Drop for DeadLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

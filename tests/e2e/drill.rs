@@ -1,0 +1,342 @@
+//! `custody drill`: the scenario set against a throwaway embedded
+//! deployment (with and without channels, with a sabotaged channel) and
+//! against a running `custody serve` whose evidence blob is deleted behind
+//! its back; and who may open a drill case.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::common::{self, Body, HttpStub, Server};
+
+/// Runs `custody drill ARGS --json`; the exit code and the JSON.
+fn drill(args: &[&str], url: Option<(&str, &str)>) -> (Output, Value) {
+    let mut command = common::command();
+    command.arg("drill").args(args).arg("--json");
+    match url {
+        Some((url, token)) => {
+            command.args(["--url", url, "--token", token]);
+        }
+        None => {
+            command
+                .env_remove("CUSTODY_URL")
+                .env_remove("CUSTODY_TOKEN");
+        }
+    }
+    let output = command.output().expect("run custody drill");
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "drill printed no JSON ({error}): {}\n{}",
+            common::stdout(&output),
+            common::stderr(&output)
+        )
+    });
+    (output, json)
+}
+
+/// The IDs of the scenarios with `status`.
+fn with_status(report: &Value, status: &str) -> BTreeSet<String> {
+    report["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .filter(|scenario| scenario["status"] == status)
+        .map(|scenario| scenario["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+/// What passes on any deployment: the scenarios that need no component.
+const ALWAYS: &[&str] = &[
+    "lifecycle",
+    "duplicates",
+    "disconnected-attachment",
+    "break-glass",
+    "automation-first",
+    "vendor-delegation",
+    "late-records",
+];
+
+#[test]
+fn an_embedded_drill_without_channels_passes_and_reports_what_it_cannot_cover() {
+    let keep = tempfile::tempdir().unwrap();
+    let kept = keep.path().join("deployment");
+    let (output, report) = drill(&["--embedded", "--keep", kept.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(with_status(&report, "passed"), set(ALWAYS), "{report:#}");
+    assert_eq!(
+        with_status(&report, "not_covered"),
+        set(&[
+            "notification-failure",
+            "chat-approval",
+            "unsanctioned-change",
+            "export"
+        ]),
+        "{report:#}"
+    );
+    for scenario in report["scenarios"].as_array().unwrap() {
+        if scenario["status"] == "not_covered" {
+            assert!(
+                scenario["problems"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("configured"),
+                "a not-covered scenario says what is missing: {scenario:#}"
+            );
+            continue;
+        }
+        assert!(
+            !scenario["case_ids"].as_array().unwrap().is_empty(),
+            "{scenario:#}"
+        );
+    }
+    // The kept deployment holds the drill's cases, each flagged as a drill
+    // in its request event, and verify's only finding is the dead link the
+    // drill attached on purpose.
+    let findings: Vec<&str> = report["verify"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["severity"] != "info")
+        .map(|finding| finding["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(findings, ["evidence.link-unverified"], "{report:#}");
+    let (output, verified) = common::verify_dir(&kept);
+    assert_eq!(output.status.code(), Some(1), "the dead link is a finding");
+    assert_eq!(verified["checked"], report["verify"]["checked"]);
+}
+
+#[test]
+fn a_drill_against_a_server_flags_its_cases_and_a_deleted_blob_fails_only_disconnected_attachment()
+{
+    let server = Server::start();
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(with_status(&report, "passed"), set(ALWAYS), "{report:#}");
+    assert!(report["verify"].is_null(), "no offline verify with --url");
+
+    // Every case the drill opened carries `drill: true` in its request.
+    for scenario in report["scenarios"].as_array().unwrap() {
+        for case in scenario["case_ids"].as_array().unwrap() {
+            let document = server.show(&server.admin_token, case.as_str().unwrap());
+            assert_eq!(document["view"]["drill"], true, "{document:#}");
+            assert_eq!(
+                document["events"][0]["payload"]["drill"], true,
+                "{document:#}"
+            );
+        }
+    }
+    // The drill's tokens are revoked.
+    let tokens = server.cli_json(&server.admin_token, &["token", "list"]);
+    for token in tokens["tokens"].as_array().unwrap() {
+        if token["principal"].as_str().unwrap().starts_with("drill-") {
+            assert!(!token["revoked_at"].is_null(), "{token:#}");
+        }
+    }
+
+    // A blob deleted behind the store's back fails exactly the scenario
+    // that re-hashes earlier drill cases' evidence.
+    let mut deleted = 0;
+    delete_files(&server.data.join("evidence"), &mut deleted);
+    assert!(deleted > 0, "the drill stored evidence");
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        with_status(&report, "failed"),
+        set(&["disconnected-attachment"]),
+        "{report:#}"
+    );
+    let attachment = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|scenario| scenario["id"] == "disconnected-attachment")
+        .unwrap();
+    assert!(
+        attachment["problems"]
+            .to_string()
+            .contains("earlier drill case"),
+        "{attachment:#}"
+    );
+}
+
+fn delete_files(directory: &Path, deleted: &mut usize) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            delete_files(&path, deleted);
+        } else {
+            std::fs::remove_file(&path).unwrap();
+            *deleted += 1;
+        }
+    }
+}
+
+/// A webhook receiver (notifications) and a webhook export sink on
+/// loopback; `healthy` says whether the notification receiver answers 200
+/// or 500.
+fn receivers(healthy: Arc<AtomicBool>) -> HttpStub {
+    let app = axum::Router::new()
+        .route(
+            "/notify",
+            axum::routing::post(move || {
+                let healthy = healthy.clone();
+                async move {
+                    if healthy.load(Ordering::SeqCst) {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                }
+            }),
+        )
+        .route(
+            "/export",
+            axum::routing::post(|| async { axum::http::StatusCode::OK }),
+        );
+    HttpStub::serve(app, 1)
+}
+
+fn channels_config(stub: &HttpStub, file_sink: &Path) -> String {
+    format!(
+        "[notify]\nbackoff_initial_ms = 100\nbackoff_max_ms = 400\npoll_interval_ms = 50\nmax_attempts = 5\n\n\
+         [[notify.channels]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{base}/notify\"\nsecret = \"drill-secret\"\ntimeout_seconds = 2\n\n\
+         [export]\npoll_interval_ms = 50\n\n\
+         [[export.sinks]]\nkind = \"webhook\"\nname = \"siem\"\nurl = \"{base}/export\"\nsecret = \"drill-export-secret\"\ntimeout_seconds = 2\n\n\
+         [[export.sinks]]\nkind = \"file\"\nname = \"archive\"\npath = \"{file}\"\n",
+        base = stub.base,
+        file = file_sink.display()
+    )
+}
+
+#[test]
+fn an_embedded_drill_with_channels_covers_them_and_a_failing_channel_fails_only_its_scenario() {
+    let directory = tempfile::tempdir().unwrap();
+    let healthy = Arc::new(AtomicBool::new(true));
+    let stub = receivers(healthy.clone());
+    let config = directory.path().join("custody.toml");
+    std::fs::write(
+        &config,
+        channels_config(&stub, &directory.path().join("events.jsonl")),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    let (output, report) = drill(&["--embedded", "--config", config], None);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let mut covered = set(ALWAYS);
+    covered.extend(set(&["notification-failure", "export"]));
+    assert_eq!(with_status(&report, "passed"), covered, "{report:#}");
+    assert!(
+        std::fs::read_to_string(directory.path().join("events.jsonl"))
+            .unwrap()
+            .contains("drill-requester"),
+        "the file sink holds the drill's events"
+    );
+
+    // The notification receiver answers 500: the notices are attempted and
+    // recorded, the cases proceed, and only notification-failure fails.
+    healthy.store(false, Ordering::SeqCst);
+    let (output, report) = drill(&["--embedded", "--config", config], None);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        with_status(&report, "failed"),
+        set(&["notification-failure"]),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_member_outside_drills_cannot_open_a_drill_case() {
+    let server = Server::start();
+    let outsider = server.principal("outsider");
+    let driller = server.principal_with("driller", &["--group", "drills"]);
+    let body = |subject: &str| {
+        Body::Json(serde_json::json!({
+            "subject": {"kind": "user", "id": subject},
+            "entitlement": "drill:access",
+            "drill": true,
+        }))
+    };
+    let refused = server.http(
+        "POST",
+        "/v1/cases",
+        Some(&outsider),
+        &[("Idempotency-Key", "outsider-1")],
+        body("drill-outsider"),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    let problem: Value = serde_json::from_str(&refused.text).unwrap();
+    assert_eq!(problem["rule"], "drill.not-allowed", "{problem:#}");
+    assert!(problem["hint"].as_str().unwrap().contains("drills"));
+    let refused = server.http(
+        "POST",
+        "/v1/break-glass",
+        Some(&outsider),
+        &[("Idempotency-Key", "outsider-2")],
+        Body::Json(serde_json::json!({
+            "subject": {"kind": "user", "id": "drill-outsider"},
+            "entitlement": "drill:access",
+            "justification": "drill",
+            "drill": true,
+        })),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(
+        server.case_count(),
+        0,
+        "a refused drill case records nothing"
+    );
+    // The same principal opens a real case; a member of `drills` a drill case.
+    let real = server.cli(
+        Some(&outsider),
+        &[
+            "request",
+            "--subject",
+            "user:real",
+            "--entitlement",
+            "drill:access",
+        ],
+    );
+    common::assert_success(&real, "a real case by the outsider");
+    let real = common::stdout(&real);
+    assert_eq!(server.show(&outsider, real.trim())["view"]["drill"], false);
+    let opened = server.http(
+        "POST",
+        "/v1/cases",
+        Some(&driller),
+        &[("Idempotency-Key", "driller-1")],
+        body("drill-member"),
+    );
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    let case: Value = serde_json::from_str(&opened.text).unwrap();
+    let events = server.events(&driller, case["case_id"].as_str().unwrap());
+    assert_eq!(events[0]["payload"]["drill"], true, "{events:#?}");
+}
+
+#[test]
+fn drill_usage_errors_exit_2() {
+    let output = common::command()
+        .args(["drill", "--keep", "/tmp/x"])
+        .env_remove("CUSTODY_URL")
+        .env_remove("CUSTODY_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+    let output = common::command()
+        .args(["drill", "--embedded", "--report", "pdf"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+    assert!(common::stderr(&output).contains("not a report format"));
+}
