@@ -154,7 +154,10 @@ async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
 /// Refuses an `--out` inside a data directory (`--data`, or
 /// `$CUSTODY_DATA`): the export replaces its file whole, so `--out
 /// DATA/custody.db` would put the export in place of the ledger.
-pub(crate) fn refuse_out_in_data_directory(out: &Path, data: Option<&Path>) -> Result<(), CliError> {
+pub(crate) fn refuse_out_in_data_directory(
+    out: &Path,
+    data: Option<&Path>,
+) -> Result<(), CliError> {
     let from_environment = std::env::var_os("CUSTODY_DATA").map(PathBuf::from);
     let directories = data
         .map(Path::to_path_buf)

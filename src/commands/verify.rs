@@ -17,7 +17,13 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         super::export::refuse_out_in_data_directory(out, args.data.as_deref())?;
     }
     if let Some(bundle) = &args.bundle {
-        return verify_bundle(bundle, &args.keys, args.json, args.report, args.out.as_deref());
+        return verify_bundle(
+            bundle,
+            &args.keys,
+            args.json,
+            args.report,
+            args.out.as_deref(),
+        );
     }
     // The servers' configuration says where evidence blobs are and how
     // often checkpoints are signed.
@@ -76,8 +82,9 @@ fn verify_bundle(
 ) -> Result<ExitCode, CliError> {
     let trusted =
         custody_verify::parse_keys(keys).map_err(|error| CliError::Usage(error.to_string()))?;
-    let (reader, read, mut progress) = crate::progress::read_with_progress("verify", path, json || report.is_some())
-        .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
+    let (reader, read, mut progress) =
+        crate::progress::read_with_progress("verify", path, json || report.is_some())
+            .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
     let verification = custody_verify::bundle::verify_bundle(reader, &trusted, &mut |_| {
         progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
     })
