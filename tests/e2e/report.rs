@@ -81,7 +81,7 @@ fn the_report_of_a_real_ledger_in_every_format() {
     let bob = server.principal("bob");
     let carol = server.principal("carol");
     let dave = server.principal("dave");
-    let request = |resource: &str| {
+    let request = |server: &Server, resource: &str| {
         server
             .cli_ok(
                 &alice,
@@ -98,7 +98,7 @@ fn the_report_of_a_real_ledger_in_every_format() {
             .trim()
             .to_string()
     };
-    let clean = request("wiki");
+    let clean = request(&server, "wiki");
     server.cli_ok(&bob, &["approve", &clean]);
     server.cli_ok(&carol, &["execute", &clean]);
     server.cli_ok(&dave, &["review", &clean, "--outcome", "confirmed"]);
@@ -124,7 +124,7 @@ fn the_report_of_a_real_ledger_in_every_format() {
     assert!(!Path::new("x.html").exists());
 
     server.restart();
-    let mismatched = request("prod-db");
+    let mismatched = request(&server, "prod-db");
     server.cli_ok(&bob, &["approve", &mismatched]);
     server.cli_ok(
         &carol,
@@ -188,10 +188,12 @@ fn the_report_of_a_real_ledger_in_every_format() {
         .find(|result| result["ruleId"] == "review.change-mismatch")
         .expect("a result for the finding");
     assert_eq!(result["level"], "error");
-    assert!(result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("{mismatched}/")));
+    assert!(
+        result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{mismatched}/"))
+    );
     let validation = out.path().join("validation.sarif");
     let validator = Command::new(sarif_multitool())
         .arg("validate")
