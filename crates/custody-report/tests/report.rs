@@ -487,7 +487,7 @@ fn sarif_has_one_run_with_rules_results_and_locations() {
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 2 + 11);
     for result in results {
-        let index = result["ruleIndex"].as_u64().unwrap() as usize;
+        let index = usize::try_from(result["ruleIndex"].as_u64().unwrap()).unwrap();
         assert_eq!(rules[index]["id"], result["ruleId"]);
         assert!(!result["locations"].as_array().unwrap().is_empty());
     }
