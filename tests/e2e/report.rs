@@ -169,6 +169,36 @@ fn the_report_of_a_real_ledger_in_every_format() {
         .iter()
         .any(|case| case["case_id"] == mismatched.as_str()));
 
+    // `verify --bundle` renders the report too: here without `--key`, so
+    // the bundle was checked only against the keys it carries.
+    let bundle = out.path().join("ledger.bundle");
+    let exported = common::command()
+        .args(["export", "--format", "bundle", "--data"])
+        .arg(&server.data)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{}", common::stderr(&exported));
+    let bundled = common::command()
+        .args(["verify", "--report", "json", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_eq!(
+        bundled.status.code(),
+        Some(1),
+        "{}",
+        common::stderr(&bundled)
+    );
+    let bundled: Value = serde_json::from_slice(&bundled.stdout).unwrap();
+    assert!(bundled["subject"].as_str().unwrap().starts_with("bundle "));
+    assert!(bundled["verdict"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|reason| reason.as_str().unwrap().contains("keys it carries")));
+
     // SARIF, checked by the official validator.
     let sarif_path = out.path().join("custody.sarif");
     let sarif = verify_report(
