@@ -875,6 +875,12 @@ pub struct VerifyArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Render the readiness report (docs/report.md) instead: text, json, sarif or html; exit 1 also when the verdict is not ready.
+    #[arg(long, value_name = "FORMAT")]
+    pub report: Option<custody_report::Format>,
+    /// With --report: write it to FILE (replaced only once whole) instead of standard output.
+    #[arg(long, value_name = "FILE", requires = "report")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

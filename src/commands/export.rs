@@ -154,7 +154,10 @@ async fn export_bundle(args: ExportArgs) -> Result<ExitCode, CliError> {
 /// Refuses an `--out` inside a data directory (`--data`, or
 /// `$CUSTODY_DATA`): the export replaces its file whole, so `--out
 /// DATA/custody.db` would put the export in place of the ledger.
-fn refuse_out_in_data_directory(out: &Path, data: Option<&Path>) -> Result<(), CliError> {
+pub(crate) fn refuse_out_in_data_directory(
+    out: &Path,
+    data: Option<&Path>,
+) -> Result<(), CliError> {
     let from_environment = std::env::var_os("CUSTODY_DATA").map(PathBuf::from);
     let directories = data
         .map(Path::to_path_buf)
@@ -336,7 +339,7 @@ fn exporter_error(error: ExporterError) -> CliError {
 
 /// Where the export goes: standard output, or a temporary file beside
 /// `--out` renamed over it once the export is whole.
-enum Output {
+pub(crate) enum Output {
     Stdout(std::io::BufWriter<std::io::Stdout>),
     File {
         temporary: PathBuf,
@@ -346,7 +349,7 @@ enum Output {
 }
 
 impl Output {
-    fn open(out: Option<&Path>) -> Result<Output, CliError> {
+    pub(crate) fn open(out: Option<&Path>) -> Result<Output, CliError> {
         let Some(destination) = out else {
             return Ok(Output::Stdout(std::io::BufWriter::with_capacity(
                 1 << 16,
@@ -397,7 +400,7 @@ impl Output {
         matches!(self, Output::Stdout(_))
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), CliError> {
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<(), CliError> {
         let written = match self {
             Output::Stdout(out) => out.write_all(bytes),
             Output::File { file, .. } => match file {
@@ -410,7 +413,7 @@ impl Output {
 
     /// Makes the export visible: flushes standard output, or syncs the
     /// temporary file and renames it over `--out`.
-    fn commit(&mut self) -> Result<(), CliError> {
+    pub(crate) fn commit(&mut self) -> Result<(), CliError> {
         match self {
             Output::Stdout(out) => out
                 .flush()
@@ -447,7 +450,7 @@ impl Output {
 
     /// Drops what was written to a file; what went to standard output is
     /// flushed (the error says up to which cursor).
-    fn discard(&mut self) {
+    pub(crate) fn discard(&mut self) {
         match self {
             Output::Stdout(out) => {
                 let _ = out.flush();

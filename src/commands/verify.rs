@@ -12,8 +12,18 @@ use crate::progress::SharedProgress;
 
 /// `custody verify`: exit 0 only when nothing is wrong, 1 on findings.
 pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
-    if let Some(bundle) = args.bundle {
-        return verify_bundle(&bundle, &args.keys, args.json);
+    if let Some(out) = &args.out {
+        // Refused before the audit, which may take long on a large log.
+        super::export::refuse_out_in_data_directory(out, args.data.as_deref())?;
+    }
+    if let Some(bundle) = &args.bundle {
+        return verify_bundle(
+            bundle,
+            &args.keys,
+            args.json,
+            args.report,
+            args.out.as_deref(),
+        );
     }
     // The servers' configuration says where evidence blobs are and how
     // often checkpoints are signed.
@@ -21,7 +31,7 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         .config
         .map(|path| Config::load(&path).map_err(|error| CliError::Usage(error.to_string())))
         .transpose()?;
-    let progress = SharedProgress::new("verify", "events", args.json);
+    let progress = SharedProgress::new("verify", "events", args.json || args.report.is_some());
     let request = custody_verify::Request {
         data_dir: args.data,
         database_url: args.database_url,
@@ -44,6 +54,14 @@ pub async fn verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     progress.finish();
     let verification = verification?;
     let report = &verification.report;
+    if let Some(format) = args.report {
+        return write_report(
+            &format!("ledger {}", verification.location),
+            report,
+            format,
+            args.out.as_deref(),
+        );
+    }
     if args.json {
         output::print_json(report);
     } else {
@@ -61,16 +79,27 @@ fn verify_bundle(
     path: &std::path::Path,
     keys: &[String],
     json: bool,
+    report: Option<custody_report::Format>,
+    out: Option<&std::path::Path>,
 ) -> Result<ExitCode, CliError> {
     let trusted =
         custody_verify::parse_keys(keys).map_err(|error| CliError::Usage(error.to_string()))?;
-    let (reader, read, mut progress) = crate::progress::read_with_progress("verify", path, json)
-        .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
+    let (reader, read, mut progress) =
+        crate::progress::read_with_progress("verify", path, json || report.is_some())
+            .map_err(|error| CliError::Io(format!("cannot read {}: {error}", path.display())))?;
     let verification = custody_verify::bundle::verify_bundle(reader, &trusted, &mut |_| {
         progress.set(read.load(std::sync::atomic::Ordering::Relaxed));
     })
     .map_err(|error| CliError::Io(format!("{}: {error}", path.display())))?;
     progress.finish();
+    if let Some(format) = report {
+        return write_report(
+            &format!("bundle {}", path.display()),
+            &verification.report,
+            format,
+            out,
+        );
+    }
     if json {
         output::print_json(&verification);
     } else {
@@ -98,6 +127,37 @@ fn verify_bundle(
         );
     }
     Ok(if verification.report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `verify --report FORMAT [--out FILE]`: the readiness report of the trail
+/// (`docs/report.md`). Exit 0 only when nothing is wrong and the verdict is
+/// ready; 1 on findings or a verdict of not ready.
+fn write_report(
+    subject: &str,
+    audit: &custody_core::audit::Report,
+    format: custody_report::Format,
+    out: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
+    let report = custody_report::build(custody_report::Input {
+        subject,
+        generated_at: custody_core::Timestamp::now(),
+        verify: Some(audit),
+        drill: None,
+    });
+    let rendered = custody_report::render(&report, format);
+    let mut output = super::export::Output::open(out)?;
+    let written = output
+        .write_all(rendered.as_bytes())
+        .and_then(|()| output.commit());
+    if written.is_err() {
+        output.discard();
+    }
+    written?;
+    Ok(if audit.ok && report.verdict.ready {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

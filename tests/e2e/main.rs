@@ -60,6 +60,7 @@ mod policy;
 mod postgres;
 mod power_loss;
 mod problems;
+mod report;
 mod review;
 mod scenarios;
 mod sinks;

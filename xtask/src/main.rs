@@ -8,7 +8,10 @@
 //! with pip (`--user`) or apt when it is missing; and it installs with
 //! apt-get the Debian packages whose programs the tests start when they are
 //! missing (rsyslog with its OpenSSL driver for the syslog sink tests,
-//! openssl for their CA).
+//! openssl for their CA, chromium for the readiness report's HTML), and
+//! installs the official SARIF validator (`@microsoft/sarif-multitool`)
+//! with npm under `target/sarif-multitool`, exported to the tests as
+//! `CUSTODY_SARIF_MULTITOOL`.
 //!
 //! `bench` builds the benchmark harness in release mode and runs it; every
 //! figure is printed beside a baseline measured in the same run.
@@ -51,13 +54,16 @@ fn test(extra: &[String]) -> Result<(), String> {
     ensure_postgres()?;
     ensure_python_jsonschema()?;
     ensure_packages()?;
+    let sarif_multitool = ensure_sarif_multitool()?;
     let mut command = cargo();
     command
         .args(["test", "--workspace", "--all-targets", "--locked"])
         .args(extra)
         .env("CUSTODY_TEST_DATABASE_URL", TEST_DATABASE_URL)
         // The power-cut test must run here, not report that it could not.
-        .env("CUSTODY_REQUIRE_POWER_LOSS", "1");
+        .env("CUSTODY_REQUIRE_POWER_LOSS", "1")
+        // The readiness report's SARIF is checked by the official validator.
+        .env("CUSTODY_SARIF_MULTITOOL", &sarif_multitool);
     run(command)?;
     // Doc tests are a separate pass in cargo; they reuse the same build.
     let mut doc = cargo();
@@ -138,7 +144,43 @@ const TEST_PACKAGES: &[&str] = &[
     "rsyslog-openssl",
     // The test CA of the TLS syslog test.
     "openssl",
+    // The readiness report's HTML page, rendered and screenshotted headless.
+    "chromium",
 ];
+
+/// The npm package of the official SARIF validator, and where it goes.
+const SARIF_MULTITOOL_PACKAGE: &str = "@microsoft/sarif-multitool";
+const SARIF_MULTITOOL_DIR: &str = "target/sarif-multitool";
+
+/// Installs the SARIF multitool with npm under `target/` when it is missing;
+/// returns the path of its `sarif-multitool` program.
+fn ensure_sarif_multitool() -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask has no parent directory")?
+        .join(SARIF_MULTITOOL_DIR);
+    let program = root.join("node_modules/.bin/sarif-multitool");
+    if program.exists() {
+        return Ok(program);
+    }
+    eprintln!("xtask: installing {SARIF_MULTITOOL_PACKAGE} for the tests");
+    std::fs::create_dir_all(&root)
+        .map_err(|error| format!("cannot create {}: {error}", root.display()))?;
+    let mut install = Command::new("npm");
+    install
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&root)
+        .arg(SARIF_MULTITOOL_PACKAGE);
+    run(install).map_err(|error| format!("{error} (is npm installed?)"))?;
+    if program.exists() {
+        Ok(program)
+    } else {
+        Err(format!(
+            "npm installed {SARIF_MULTITOOL_PACKAGE} but {} is missing",
+            program.display()
+        ))
+    }
+}
 
 /// Whether dpkg has `package` installed.
 fn installed(package: &str) -> bool {

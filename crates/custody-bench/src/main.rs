@@ -22,12 +22,18 @@
 //!    (`CUSTODY_BENCH_ONLY=cloudtrail` runs only this;
 //!    `CUSTODY_BENCH_CLOUDTRAIL_RECORDS` sets the size).
 //!
+//! 8. The readiness report at 1M events: verify alone beside verify, the
+//!    report built and rendered as HTML and SARIF, time and peak memory as
+//!    ratios (`CUSTODY_BENCH_ONLY=report` runs only this;
+//!    `CUSTODY_BENCH_REPORT_EVENTS` sets the size).
+//!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
 #![forbid(unsafe_code)]
 
 mod cloudtrail;
 mod connectors;
+mod report;
 pub mod trail;
 
 use std::str::FromStr;
@@ -74,6 +80,9 @@ fn main() -> Result<()> {
     if arguments.first().map(String::as_str) == Some(EXPORT_CHILD) {
         return export_child(&arguments[1..]);
     }
+    if arguments.first().map(String::as_str) == Some(report::REPORT_CHILD) {
+        return report::report_child(&arguments[1..]);
+    }
     let scale: u64 = std::env::var("CUSTODY_BENCH_SCALE")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -95,6 +104,15 @@ async fn run(scale: u64) -> Result<()> {
             .collect(),
         Err(_) => vec![250_000, 1_000_000],
     };
+    // 8. The readiness report (`CUSTODY_BENCH_REPORT_EVENTS`, default 1M);
+    //    `CUSTODY_BENCH_ONLY=report` runs only this.
+    let report_events: u64 = std::env::var("CUSTODY_BENCH_REPORT_EVENTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1_000_000);
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("report") {
+        return report::report_bench(report_events).await;
+    }
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("export") {
         return export_throughput(&export_sizes).await;
     }
@@ -295,6 +313,9 @@ async fn run(scale: u64) -> Result<()> {
     println!();
 
     cloudtrail::cloudtrail_ingest(cloudtrail_records).await?;
+    println!();
+
+    report::report_bench(report_events).await?;
     Ok(())
 }
 

@@ -102,6 +102,25 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
+/// Escapes text for HTML element content and double- or single-quoted
+/// attribute values: `&`, `<`, `>`, `"` and `'` become character
+/// references. It escapes nothing else: text from outside goes through
+/// [`escape`] first, so control and bidi characters show as visible escapes.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// JSON text (as `serde_json` writes it) with every unsafe character that
 /// JSON leaves raw (DEL, C1 controls, format characters; C0 controls are
 /// already escaped by every JSON writer) written as a `\uXXXX` escape

@@ -729,7 +729,9 @@ const NOT_CODES: &[(&str, &str)] = &[
 enum Outcome {
     /// An audit: the code must be in it once, at `at`, beside `also` only.
     Audit {
-        report: Report,
+        // Boxed: a report (with its statistics) is much larger than the
+        // other variants.
+        report: Box<Report>,
         at: At,
         also: Vec<&'static str>,
     },
@@ -757,7 +759,7 @@ fn at(case: Option<&CaseId>, seq: Option<u64>, log_index: Option<u64>) -> At {
 
 fn audit(report: Report, at: At) -> Outcome {
     Outcome::Audit {
-        report,
+        report: Box::new(report),
         at,
         also: Vec::new(),
     }
@@ -765,7 +767,7 @@ fn audit(report: Report, at: At) -> Outcome {
 
 fn audit_also(report: Report, at: At, also: &[&'static str]) -> Outcome {
     Outcome::Audit {
-        report,
+        report: Box::new(report),
         at,
         also: also.to_vec(),
     }

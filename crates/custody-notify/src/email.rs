@@ -216,22 +216,7 @@ pub(crate) fn html(notification: &Notification) -> String {
     )
 }
 
-/// Escapes text for HTML element content and double- or single-quoted
-/// attribute values.
-pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use custody_core::text::escape_html;
 
 /// `alice (vendor, org acme, for it-ops) via api`.
 fn actor_description(notification: &Notification) -> String {

@@ -1212,6 +1212,7 @@ fn empty_report() -> Report {
         ok: true,
         checked: Checked::default(),
         findings: Vec::new(),
+        stats: custody_core::audit::Stats::default(),
         evidence: Vec::new(),
     }
 }

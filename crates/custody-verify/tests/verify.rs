@@ -81,6 +81,7 @@ async fn the_evidence_audit_names_missing_altered_and_unreferenced_blobs() {
         ok: true,
         checked: Checked::default(),
         findings: Vec::new(),
+        stats: custody_core::audit::Stats::default(),
         evidence: vec![
             reference("AC-intact", *stored[0].sha256.as_bytes(), Some(6), 1),
             reference("AC-altered", *stored[1].sha256.as_bytes(), Some(13), 2),

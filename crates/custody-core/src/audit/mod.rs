@@ -42,6 +42,7 @@ mod log;
 mod observed;
 mod policy;
 mod rules;
+mod stats;
 mod watch;
 pub mod witness;
 
@@ -49,6 +50,9 @@ use chain::CaseTrail;
 pub use evidence::EVIDENCE_GRACE_SECONDS;
 pub use finding::Finding;
 pub use log::{DEFAULT_CHECKPOINT_INTERVAL_SECONDS, UNCOVERED_TAIL_INTERVALS};
+pub use stats::{
+    Bucket, Histogram, Stats, NOTIFICATION_LATENCY_BOUNDS_MS, REQUEST_TO_REVIEW_BOUNDS_SECONDS,
+};
 pub use watch::{Watch, WatchOptions};
 
 /// One row of the event table, as stored.
@@ -172,6 +176,9 @@ pub struct Report {
     pub checked: Checked,
     /// What was found, most severe first.
     pub findings: Vec<Finding>,
+    /// Counts for the readiness report's charts: cases by state, time from
+    /// request to review, notification latency.
+    pub stats: Stats,
     /// Every evidence blob an event references, for the caller to check
     /// against the blob store (the audit itself does no IO).
     #[serde(skip)]
@@ -257,6 +264,8 @@ pub struct Auditor {
     /// the last event carrying it: one write's events carry it in a row,
     /// anything else is a record recorded twice. Grows with connector events.
     origins: HashMap<(String, String), (String, u64)>,
+    /// Counts and histograms for the readiness report.
+    stats: Stats,
 }
 
 impl Auditor {
@@ -351,6 +360,7 @@ impl Auditor {
         }
 
         self.deliveries.observe(&event, log_index);
+        self.stats.observe(&event);
         self.evidence.observe(&event, log_index);
         self.observe_origin(&event, log_index);
 
@@ -620,11 +630,15 @@ impl Auditor {
         self.policies.finish(&mut self.findings);
         self.log.finish_leaves(&mut self.findings);
         chain::finish_cases(&self.cases, heads, self.now, &mut self.findings);
+        for view in self.cases.values().filter_map(|trail| trail.view.as_ref()) {
+            self.stats.count_case(view);
+        }
         finding::sort(&mut self.findings);
         Report {
             ok: finding::nothing_wrong(&self.findings),
             checked: self.checked,
             findings: self.findings,
+            stats: self.stats,
             evidence: self.evidence.references,
         }
     }
