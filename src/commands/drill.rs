@@ -70,19 +70,32 @@ pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
             })
         });
     if let Some(format) = format {
+        // The findings the drill caused on purpose are its scenarios'
+        // evidence, not the deployment's defects: the verdict is judged
+        // without them (the scenarios say what they showed).
+        let judged = verify.as_ref().map(|report| {
+            let mut judged = report.clone();
+            judged
+                .findings
+                .retain(|finding| !expected(finding, &results));
+            judged.add_findings([]);
+            judged
+        });
         let report = custody_report::build(custody_report::Input {
             subject: &subject,
             generated_at: custody_core::Timestamp::now(),
-            verify: verify.as_ref(),
+            verify: judged.as_ref(),
             drill: Some(&results),
         });
         let text = custody_report::render(&report, format);
-        match &args.out {
-            Some(path) => std::fs::write(path, text).map_err(|error| {
-                CliError::Io(format!("cannot write {}: {error}", path.display()))
-            })?,
-            None => print!("{text}"),
+        let mut output = super::export::Output::open(args.out.as_deref())?;
+        let written = output
+            .write_all(text.as_bytes())
+            .and_then(|()| output.commit());
+        if written.is_err() {
+            output.discard();
         }
+        written?;
     } else if args.json {
         crate::output::print_json(&serde_json::json!({
             "ok": !failed,
