@@ -60,7 +60,7 @@ pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
         let results = run(&admin, &args.connection.url, None).await?;
         (results, None, format!("deployment {}", args.connection.url))
     };
-    let failed = results
+    let mut failed = results
         .iter()
         .any(|result| result.status == ScenarioStatus::Failed)
         || verify.as_ref().is_some_and(|report| {
@@ -87,6 +87,9 @@ pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
             verify: judged.as_ref(),
             drill: Some(&results),
         });
+        // As for `verify --report`: a verdict of not ready fails the run,
+        // so a pipeline that gates on the exit code sees it.
+        failed |= !report.verdict.ready;
         let text = custody_report::render(&report, format);
         let mut output = super::export::Output::open(args.out.as_deref())?;
         let written = output

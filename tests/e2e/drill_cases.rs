@@ -22,7 +22,7 @@ fn drill_case(server: &Server, subject: &str) -> String {
         &[],
         Body::Json(json!({
             "subject": {"kind": "user", "id": subject},
-            "entitlement": "drill-db-read",
+            "entitlement": "drill:db-read",
             "justification": "readiness drill",
             "drill": true,
         })),
@@ -275,5 +275,82 @@ fn a_drill_flag_flipped_behind_the_store_is_found_by_verify() {
                     && finding["case_id"] == case.as_str()),
             "{findings:?}"
         );
+    }
+}
+
+/// A drill case changes only the drills' namespace, so marking a case as a
+/// drill can never hide a real access change; a drill's case never answers
+/// for a real request with the same ticket, and never merges with a real
+/// case.
+#[test]
+fn a_drill_case_cannot_carry_a_real_change_nor_swallow_a_real_request() {
+    let server = Server::start();
+    let admin = server.admin_token.clone();
+    let mallory = server.principal_with("mallory", &["--group", "drills"]);
+    let before = server.log_size();
+    for (path, token, body) in [
+        (
+            "/v1/cases",
+            &admin,
+            json!({"subject": {"kind": "user", "id": "alice"}, "entitlement": "prod:admin", "drill": true}),
+        ),
+        (
+            "/v1/break-glass",
+            &mallory,
+            json!({"subject": {"kind": "user", "id": "mallory"}, "entitlement": "prod:root",
+                   "justification": "drill", "drill": true}),
+        ),
+        (
+            "/v1/cases",
+            &mallory,
+            json!({"subject": {"kind": "user", "id": "drill-x"}, "entitlement": "prod:root", "drill": true}),
+        ),
+    ] {
+        let response = server.http("POST", path, Some(token), &[], Body::Json(body));
+        assert_eq!(response.status, 403, "{path}: {}", response.text);
+        assert_eq!(
+            response.json["rule"], "drill.not-allowed",
+            "{}",
+            response.text
+        );
+    }
+    assert_eq!(server.log_size(), before, "a refused drill records nothing");
+
+    // The same ticket: a real request opens its own case.
+    let drill = server.http(
+        "POST",
+        "/v1/cases",
+        Some(&mallory),
+        &[],
+        Body::Json(json!({"subject": {"kind": "user", "id": "drill-run-3-ann"},
+            "entitlement": "drill:access", "ticket": "itsm:SEC-9", "drill": true})),
+    );
+    assert_eq!(drill.status, 201, "{}", drill.text);
+    let drill = drill.json["case_id"].as_str().unwrap().to_string();
+    let alice = server.principal("alice");
+    let real = server.cli_json(
+        &alice,
+        &[
+            "request",
+            "--subject",
+            "user:bob",
+            "--entitlement",
+            "db-read",
+            "--ticket",
+            "itsm:SEC-9",
+        ],
+    );
+    let real = real["case_id"].as_str().unwrap().to_string();
+    assert_ne!(
+        real, drill,
+        "the real request was swallowed by the drill's case"
+    );
+    // Never merged, either way.
+    for (duplicate, into) in [(&real, &drill), (&drill, &real)] {
+        let output = server.cli(
+            Some(&admin),
+            &["merge", duplicate, "--into", into, "--comment", "same need"],
+        );
+        common::assert_refused(&output, "merge.not-allowed");
     }
 }

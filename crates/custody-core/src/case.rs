@@ -203,6 +203,20 @@ pub struct CaseView {
     pub head_hash: Sha256Hash,
 }
 
+/// The prefix of every subject a drill's case changes (`custody drill`).
+pub const DRILL_SUBJECT_PREFIX: &str = "drill-";
+/// The prefix of every entitlement a drill's case changes.
+pub const DRILL_ENTITLEMENT_PREFIX: &str = "drill:";
+
+/// Whether `change` stays in the drills' namespace: a subject `drill-...`
+/// and an entitlement `drill:...`. Only such a change may be recorded as a
+/// drill's, so that marking a case as a drill (which leaves it out of
+/// listings and exports) can never hide a real access change.
+pub fn is_drill_change(change: &crate::model::Change) -> bool {
+    change.subject().id.starts_with(DRILL_SUBJECT_PREFIX)
+        && change.entitlement().starts_with(DRILL_ENTITLEMENT_PREFIX)
+}
+
 /// A finding the monitor recorded in a case: what identifies it, so the
 /// same finding is not raised twice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

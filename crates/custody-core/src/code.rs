@@ -150,8 +150,8 @@ codes! {
         r#"critical | a case does not start with a request"#;
     CaseSecondRequest = "case.second-request" [High] Conflict
         r#"high | a case holds more than one request event"#;
-    CaseProjectionMismatch = "case.projection-mismatch" [Medium]
-        r#"medium | the stored state of a case differs from the state its events rebuild to"#;
+    CaseProjectionMismatch = "case.projection-mismatch" [High, Medium]
+        r#"high (the stored drill flag, which would hide a real case from listings and exports or show a drill as real), medium (the stored state) | the stored projection of a case differs from what its events rebuild to"#;
     // The Merkle log and its checkpoints.
     LogLeafMismatch = "log.leaf-mismatch" [Critical]
         r#"critical | the stored Merkle leaf does not hash the stored event bytes"#;

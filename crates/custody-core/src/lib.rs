@@ -31,7 +31,7 @@ pub mod severity;
 pub mod text;
 pub mod time;
 
-pub use case::{CaseState, CaseView, RaisedFinding};
+pub use case::{is_drill_change, CaseState, CaseView, RaisedFinding};
 pub use code::Code;
 pub use event::{Event, EventBody};
 pub use id::{CaseId, EventId, Sha256Hash};

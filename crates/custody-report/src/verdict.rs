@@ -110,6 +110,22 @@ fn judge_trail(report: &Report, reasons: &mut Vec<String>, notes: &mut Vec<Strin
     if has(Code::LogNoCheckpoint) {
         reasons.push("no valid signed checkpoint covers the log".to_string());
     }
+    if has(Code::BundlePartial) {
+        reasons.push(
+            "a case or range bundle proves only part of the trail: the verdict needs the whole ledger (verify the data directory or database, or a whole-log bundle)"
+                .to_string(),
+        );
+    }
+    let unchecked = report
+        .evidence
+        .len()
+        .saturating_sub(usize::try_from(report.checked.evidence_blobs).unwrap_or(usize::MAX));
+    if report.checked.evidence_blobs == 0 && unchecked > 0 {
+        reasons.push(format!(
+            "the {unchecked} evidence blob reference{} of the trail were not re-hashed: nothing shows the attachments are still connected (give the evidence store, or a bundle made --with-evidence)",
+            plural(unchecked)
+        ));
+    }
     if has(Code::BundleKeysUntrusted) {
         reasons.push(
             "the bundle was checked only against the keys it carries: pass --key with the log's key, obtained independently"

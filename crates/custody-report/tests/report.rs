@@ -254,6 +254,7 @@ fn not_ready_without_a_checkpoint_held_outside_or_trusted() {
         (Code::CheckpointNoneOutside, "outside the database"),
         (Code::LogNoCheckpoint, "no valid signed checkpoint"),
         (Code::BundleKeysUntrusted, "keys it carries"),
+        (Code::BundlePartial, "only part of the trail"),
     ] {
         // Each of them is an info finding here: the verdict still turns on it.
         let report = audit(vec![Finding::new(code, "x").severity(Severity::Info)]);
@@ -264,6 +265,28 @@ fn not_ready_without_a_checkpoint_held_outside_or_trusted() {
             "{verdict:?}"
         );
     }
+}
+
+#[test]
+fn not_ready_when_the_evidence_was_not_rehashed() {
+    let drill = all_passed();
+    let mut report = audit(Vec::new());
+    report.evidence.push(custody_core::audit::EvidenceRef {
+        case_id: "AC-1".into(),
+        event_id: "EV-1".into(),
+        seq: 2,
+        log_index: 1,
+        sha256: custody_core::Sha256Hash::of(b"screenshot"),
+        size: Some(10),
+    });
+    let verdict = build(input(Some(&report), Some(&drill))).verdict;
+    assert!(!verdict.ready, "{verdict:?}");
+    assert!(
+        verdict.reasons.iter().any(|r| r.contains("not re-hashed")),
+        "{verdict:?}"
+    );
+    report.checked.evidence_blobs = 1;
+    assert!(build(input(Some(&report), Some(&drill))).verdict.ready);
 }
 
 #[test]

@@ -390,6 +390,14 @@ pub async fn serve_listener_with(
         clock: options.clock.clone(),
         connectors,
     };
+    // Whether the monitor runs is a metric of its own, so an alert can tell
+    // a monitor turned off from one that is behind.
+    metrics::gauge!("custody_monitor_enabled").set(if options.monitor.interval_seconds > 0 {
+        1.0
+    } else {
+        tracing::warn!("the continuous monitor is off ([monitor] interval_seconds = 0): nothing re-verifies the log while the server runs");
+        0.0
+    });
     let monitoring = (options.monitor.interval_seconds > 0).then(|| {
         let owner = format!("monitor-{}-{}", std::process::id(), local_owner_suffix());
         tokio::spawn(monitor::run(monitor::Monitor::new(

@@ -64,7 +64,7 @@ pub struct Monitor {
     watch: Watch,
     /// The findings this node raised (or found raised already), so a
     /// finding is raised once however often it is found.
-    raised: HashSet<(String, Option<String>, Option<u64>)>,
+    raised: HashSet<(String, Option<String>, Option<String>, Option<u64>)>,
 }
 
 impl Monitor {
@@ -126,8 +126,12 @@ impl Monitor {
             .iter()
             .filter(|finding| finding.severity > Severity::Info)
         {
+            // The case is part of what a finding is: the same code with no
+            // event (a projection, a case's missing events) in two cases is
+            // two findings.
             let key = (
                 finding.code.as_str().to_string(),
+                finding.case_id.clone(),
                 finding.event_id.clone(),
                 finding.log_index,
             );

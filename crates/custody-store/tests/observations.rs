@@ -768,3 +768,89 @@ async fn a_second_source_dating_an_unsanctioned_change_a_little_earlier_joins_it
         1
     );
 }
+
+/// Drill cases (`custody drill`) are left out of listings and exports, so a
+/// real change must never be filed into one, whether the record names the
+/// drill case, carries its change in its window, or comes in a drill's
+/// batch; and a drill's own observation never joins a real case.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_change_never_joins_a_drill_case_nor_a_drill_a_real_one() {
+    let (_directory, store, clock) = open().await;
+    let drill_change = change(
+        (SubjectKind::User, "drill-run-1-ann"),
+        ChangeKind::Grant,
+        "drill:access",
+        None,
+    );
+    let drill_case = store
+        .write(api(
+            "admin",
+            "drill-request",
+            Opening::Request {
+                change: drill_change.clone(),
+                justification: None,
+                ticket: None,
+                rule: AppliedRule::brief_default(),
+                drill: true,
+            }
+            .into(),
+        ))
+        .await
+        .unwrap()
+        .case_id;
+    let real_case = approved_and_executed(&store, dave("db-read"), "real").await;
+    let listed = |cases: Vec<custody_store::CaseSummary>| -> Vec<String> {
+        cases.into_iter().map(|case| case.case_id).collect()
+    };
+    clock.advance_seconds(60);
+    // A real record naming the drill case, and one carrying its very change.
+    for (id, seen_change) in [
+        ("names-drill", dave("admin")),
+        ("same-change", drill_change.clone()),
+    ] {
+        let outcome = store
+            .write(observe(Seen {
+                source: "okta",
+                id,
+                at: clock.now(),
+                by: "00u-mallory",
+                principal: None,
+                change: seen_change,
+                hint: Some(&drill_case),
+            }))
+            .await
+            .unwrap();
+        assert_ne!(outcome.case_id, drill_case, "{id} joined the drill case");
+        let unsanctioned = listed(store.cases_filtered(None, 50, true, false).await.unwrap());
+        assert!(
+            unsanctioned.contains(&outcome.case_id.to_string()),
+            "{id}: the real change is listed as unsanctioned: {unsanctioned:?}"
+        );
+    }
+    // A drill's batch: its record of a real change is recorded as real (and
+    // listed), and its record naming the real case does not join it.
+    let mut real_in_drill = observe(Seen {
+        source: "okta",
+        id: "real-in-drill-batch",
+        at: clock.now(),
+        by: "00u-drill",
+        principal: None,
+        change: dave("root"),
+        hint: Some(&real_case),
+    });
+    if let CaseCommand::Client(custody_core::command::ClientCommand::Open(Opening::Observe {
+        drill,
+        ..
+    })) = &mut real_in_drill.command
+    {
+        *drill = true;
+    }
+    let outcome = store.write(real_in_drill).await.unwrap();
+    assert_ne!(outcome.case_id, real_case);
+    let (view, _) = store.case(&outcome.case_id).await.unwrap();
+    assert!(!view.drill, "a real change is never recorded as a drill's");
+    assert!(
+        listed(store.cases_filtered(None, 50, false, false).await.unwrap())
+            .contains(&outcome.case_id.to_string())
+    );
+}

@@ -190,6 +190,7 @@ pub(super) fn finish_cases(
                             if head.drill { "leave out" } else { "include" },
                         ),
                     )
+                    .severity(crate::severity::Severity::High)
                     .case(case_id.clone()),
                 );
             }

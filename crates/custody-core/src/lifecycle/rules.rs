@@ -602,6 +602,21 @@ fn check_may_merge(
     actor: &Actor,
 ) -> Result<(), Refusal> {
     let principal = &actor.principal;
+    // A drill's case and a real one never merge: the merge would hide the
+    // real request with the drill's, or show the drill as real.
+    if let Some(survivor) = survivor.filter(|survivor| survivor.drill != duplicate.drill) {
+        return Err(Refusal::new(
+            Code::MergeNotAllowed,
+            format!(
+                "case {} is {} and case {} is {}: a drill's case and a real one are never merged",
+                duplicate.case_id,
+                if duplicate.drill { "a drill's" } else { "real" },
+                survivor.case_id,
+                if survivor.drill { "a drill's" } else { "real" },
+            ),
+            "merge real cases with real cases; drill cases are closed by the drill itself",
+        ));
+    }
     let requester = &duplicate.requester.principal == principal;
     let admin = actor.groups.iter().any(|group| group == ADMINS_GROUP);
     let approver = survivor.is_some_and(|survivor| {

@@ -35,8 +35,8 @@ pub async fn create_case(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RequestBody>,
 ) -> Result<impl IntoResponse, Problem> {
-    may_open_drill(&who, body.drill)?;
     let (change, ticket) = parse_change(&body)?;
+    may_open_drill(&who, body.drill, &change)?;
     if let Some(ticket) = &ticket {
         state
             .connectors
@@ -88,7 +88,7 @@ pub async fn break_glass(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<BreakGlassBody>,
 ) -> Result<impl IntoResponse, Problem> {
-    may_open_drill(&who, body.drill)?;
+    let drill = body.drill;
     let (change, ticket) = parse_change(&RequestBody {
         subject: SubjectBody {
             kind: body.subject.kind,
@@ -102,6 +102,7 @@ pub async fn break_glass(
         ticket: body.ticket,
         drill: body.drill,
     })?;
+    may_open_drill(&who, drill, &change)?;
     if let Some(ticket) = &ticket {
         state
             .connectors
@@ -147,7 +148,25 @@ pub const DRILLS_GROUP: &str = "drills";
 /// Only admins and members of [`DRILLS_GROUP`] open drill cases: a drill
 /// case is left out of listings, exports and metrics, so letting anyone
 /// mark a case as a drill would let anyone hide a real change.
-fn may_open_drill(who: &Caller, drill: bool) -> Result<(), Problem> {
+///
+/// And a drill case changes only the drills' namespace (a subject
+/// `drill-...`, an entitlement `drill:...`): otherwise a member of `drills`
+/// could record a real change as a drill and hide it.
+fn may_open_drill(who: &Caller, drill: bool, change: &Change) -> Result<(), Problem> {
+    if drill && !custody_core::is_drill_change(change) {
+        return Err(Problem::refused(custody_core::lifecycle::Refusal {
+            rule: custody_core::Code::DrillNotAllowed,
+            message: format!(
+                "{change} is not a drill's change: a drill case changes only subjects named `{}...` and entitlements named `{}...`",
+                custody_core::case::DRILL_SUBJECT_PREFIX,
+                custody_core::case::DRILL_ENTITLEMENT_PREFIX
+            ),
+            hint: Some(
+                "leave `drill` out to record a real change (it is then listed and exported), or use a drill subject and entitlement"
+                    .to_string(),
+            ),
+        }));
+    }
     if !drill || who.principal.in_group(crate::ADMINS_GROUP) || who.principal.in_group(DRILLS_GROUP)
     {
         return Ok(());

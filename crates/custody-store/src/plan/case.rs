@@ -182,8 +182,11 @@ impl Pending {
                 drill,
             })) => {
                 if let Some(ticket) = ticket {
-                    if let Some(existing) =
-                        self.active_case_with_ticket(reads.active_case_with_ticket, ticket)
+                    // A drill's case never answers for a real request (nor
+                    // the other way round): it would swallow it unseen.
+                    if let Some(existing) = self
+                        .active_case_with_ticket(reads.active_case_with_ticket, ticket)
+                        .filter(|existing| existing.drill == *drill)
                     {
                         let outcome = WriteOutcome {
                             case_id: existing.case_id.clone(),
@@ -488,6 +491,9 @@ impl Pending {
                         .filter(|view| &view.case_id == case_id)
                 })
                 .filter(|view| view.state != CaseState::Merged)
+                // A real change never joins a drill's case (which listings
+                // and exports leave out), nor a drill's a real case.
+                .filter(|view| view.drill == drill)
         });
         // 2. A reference the case carries.
         let by_reference = || {
@@ -500,7 +506,7 @@ impl Pending {
                 .max_by_key(|view| view.opened_at)
                 .cloned()
                 .or_else(|| reads.case_with_ticket.clone().map(latest))
-                .filter(|view| view.state != CaseState::Merged)
+                .filter(|view| view.state != CaseState::Merged && view.drill == drill)
                 .map(|view| (view, ticket.to_string()))
         };
         // 3. The same change inside a case's window: the batch's cases
@@ -510,11 +516,11 @@ impl Pending {
             let mut candidates: Vec<CaseView> = self
                 .views
                 .values()
-                .filter(|view| keys.contains(&change_key(&view.change)))
+                .filter(|view| keys.contains(&change_key(&view.change)) && view.drill == drill)
                 .cloned()
                 .collect();
             for view in &reads.cases_for_change_keys {
-                if !self.views.contains_key(&view.case_id) {
+                if !self.views.contains_key(&view.case_id) && view.drill == drill {
                     candidates.push(view.clone());
                 }
             }
@@ -552,7 +558,10 @@ impl Pending {
             let [request, observation_draft] =
                 custody_core::lifecycle::unsanctioned(&write.actor, observed, rule, recorded_at)
                     .map_err(StoreError::Refused)?;
-            let request = request.drill(drill);
+            // Only a change in the drills' namespace opens a drill case: a
+            // real change in a drill's batch is recorded as real.
+            let request =
+                request.drill(drill && custody_core::is_drill_change(&observation.change));
             let case_id = CaseId::generate();
             // Nobody is asked to approve what already happened: the
             // observation tells security and the reviewers.
