@@ -64,8 +64,11 @@ pub struct Monitor {
     watch: Watch,
     /// The findings this node raised (or found raised already), so a
     /// finding is raised once however often it is found.
-    raised: HashSet<(String, Option<String>, Option<String>, Option<u64>)>,
+    raised: HashSet<RaisedKey>,
 }
+
+/// What makes a finding the same one: its code, case, event and log index.
+type RaisedKey = (String, Option<String>, Option<String>, Option<u64>);
 
 impl Monitor {
     /// A monitor that has scanned nothing yet; `owner` names it in the lease.
