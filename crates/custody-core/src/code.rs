@@ -620,6 +620,8 @@ mod tests {
                 _ => match code {
                     Code::EvidenceTooLarge => Answer::TooLarge,
                     Code::EvidenceAddressRefused => Answer::Forbidden,
+                    // Marking a case as a drill hides it: refused as forbidden.
+                    Code::DrillNotAllowed => Answer::Forbidden,
                     Code::EvidenceInvalidUrl => Answer::Invalid,
                     _ => Answer::Conflict,
                 },
