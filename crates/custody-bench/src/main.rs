@@ -22,12 +22,18 @@
 //!    (`CUSTODY_BENCH_ONLY=cloudtrail` runs only this;
 //!    `CUSTODY_BENCH_CLOUDTRAIL_RECORDS` sets the size).
 //!
+//! 8. A full `custody drill --embedded` (every scenario, every channel on
+//!    loopback): time and peak memory beside the same number of plain cases
+//!    through the API (`CUSTODY_BENCH_ONLY=drill` runs only this; see
+//!    `drill.rs`).
+//!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
 #![forbid(unsafe_code)]
 
 mod cloudtrail;
 mod connectors;
+mod drill;
 pub mod trail;
 
 use std::str::FromStr;
@@ -74,6 +80,9 @@ fn main() -> Result<()> {
     if arguments.first().map(String::as_str) == Some(EXPORT_CHILD) {
         return export_child(&arguments[1..]);
     }
+    if arguments.first().map(String::as_str) == Some(drill::BASELINE_CHILD) {
+        return drill::baseline_child(&arguments[1..]);
+    }
     let scale: u64 = std::env::var("CUSTODY_BENCH_SCALE")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -108,6 +117,9 @@ async fn run(scale: u64) -> Result<()> {
     let connector_per_client = usize::try_from(40 * scale)?;
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("connectors") {
         return connectors::connector_inbound(16, connector_per_client, 5).await;
+    }
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("drill") {
+        return drill::drill_bench().await;
     }
     let writers = 64;
     let appends_per_writer = 150 * scale;
@@ -258,6 +270,10 @@ async fn run(scale: u64) -> Result<()> {
 
     // 2d. Inbound connector webhooks beside the same writes through the API.
     connectors::connector_inbound(16, connector_per_client, 5).await?;
+    println!();
+
+    // 2e. A full drill beside as many plain cases through the API.
+    drill::drill_bench().await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.
@@ -957,7 +973,13 @@ async fn deliveries(count: usize) -> Result<()> {
 }
 
 fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    process_status_kib("self", field)
+}
+
+/// A field of `/proc/PROCESS/status` in KiB (0 when unreadable, as for a
+/// process gone).
+fn process_status_kib(process: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .ok()
         .and_then(|status| {
             status
