@@ -836,6 +836,17 @@ pub struct DrillArgs {
     /// The report's file (default: standard output).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With --url: the signing secret of the deployment's Slack connector, so the drill can
+    /// sign the approval click of chat-approval (without it, that scenario is not covered).
+    #[arg(
+        long,
+        env = "CUSTODY_DRILL_SLACK_SIGNING_SECRET",
+        hide_env_values = true
+    )]
+    pub slack_signing_secret: Option<String>,
+    /// With --url: the workspace (team) ID the Slack connector accepts, when its `team_id` is set.
+    #[arg(long, env = "CUSTODY_DRILL_SLACK_TEAM_ID")]
+    pub slack_team_id: Option<String>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Print JSON.

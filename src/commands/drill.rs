@@ -11,7 +11,9 @@
 //! the rule that governs `drill:access`, issues each a one-hour token and
 //! revokes those tokens at the end, also when a scenario failed.
 
+mod chat;
 mod scenarios;
+mod sources;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -57,7 +59,15 @@ pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
         (results, Some(verify), "embedded deployment".to_string())
     } else {
         let admin = Client::new(&args.connection.url, args.connection.token.as_deref())?;
-        let results = run(&admin, &args.connection.url, None).await?;
+        let slack = args
+            .slack_signing_secret
+            .clone()
+            .map(|secret| chat::SlackSigning {
+                connector: None,
+                secret,
+                team_id: args.slack_team_id.clone(),
+            });
+        let results = run(&admin, &args.connection.url, None, slack).await?;
         (results, None, format!("deployment {}", args.connection.url))
     };
     let mut failed = results
@@ -261,6 +271,19 @@ async fn embedded_in(
         .check_files()
         .map_err(|error| CliError::Usage(error.to_string()))?;
     let evidence_store = config.evidence.store.clone();
+    // The drill signs its chat approval with the Slack connector's secret
+    // from the configuration it was given.
+    let slack = config
+        .connectors
+        .iter()
+        .find_map(|connector| match connector {
+            custody_connect::config::ConnectorConfig::Slack(slack) => Some(chat::SlackSigning {
+                connector: Some(slack.name.clone()),
+                secret: slack.secret.expose().to_string(),
+                team_id: slack.team_id.clone(),
+            }),
+            _ => None,
+        });
     let checkpoint_interval_seconds = config.log.checkpoint_interval_seconds;
     let location = custody_store::Location::choose(data, None)
         .map_err(|error| CliError::Usage(error.to_string()))?;
@@ -291,7 +314,7 @@ async fn embedded_in(
     let url = format!("http://{address}");
     let dead_link = scenarios::DeadLink::start().await;
     let results = match Client::new(&url, Some(&report.admin_token)) {
-        Ok(admin) => run(&admin, &url, dead_link.as_ref()).await,
+        Ok(admin) => run(&admin, &url, dead_link.as_ref(), slack).await,
         Err(error) => Err(error.into()),
     };
     let _ = stop.send(());
@@ -352,6 +375,7 @@ async fn run(
     admin: &Client,
     url: &str,
     dead_link: Option<&scenarios::DeadLink>,
+    slack: Option<chat::SlackSigning>,
 ) -> Result<Vec<ScenarioResult>, CliError> {
     let run = run_id();
     let components: ComponentsDocument = admin.components().await?.document()?;
@@ -415,8 +439,15 @@ async fn run(
                 vendor: client(4)?,
                 automation: client(5)?,
             };
-            let mut drill =
-                scenarios::Drill::new(run, admin, cast, components, rule.approvals, dead_link);
+            let mut drill = scenarios::Drill::new(
+                run,
+                admin,
+                cast,
+                components,
+                rule.approvals,
+                dead_link,
+                slack,
+            );
             let results = drill.run_all().await;
             drill.clean_up().await;
             Ok(results)

@@ -203,8 +203,31 @@ fn receivers(healthy: Arc<AtomicBool>) -> HttpStub {
         .route(
             "/export",
             axum::routing::post(|| async { axum::http::StatusCode::OK }),
+        )
+        // Slack's Web API, as the connector writes back a chat approval.
+        .route(
+            "/slack/{method}",
+            axum::routing::post(|| async {
+                axum::Json(
+                    serde_json::json!({"ok": true, "channel": "C0CUSTODYDRILL", "ts": "1.2"}),
+                )
+            }),
         );
     HttpStub::serve(app, 1)
+}
+
+/// The signing secret of the healthy drill's Slack connector.
+const SLACK_SECRET: &str = "drill-slack-signing-secret";
+
+/// [`channels_config`] plus a Slack connector (its Web API the stub) and
+/// an Okta source: every channel the drill can exercise.
+fn every_channel_config(stub: &HttpStub, file_sink: &Path) -> String {
+    format!(
+        "{}\n[[connectors]]\nname = \"slack\"\nkind = \"slack\"\nsecret = \"{SLACK_SECRET}\"\nbot_token = \"xoxb-drill\"\napi_url = \"{}/slack\"\nteam_id = \"T0DRILLTEAM\"\n\n\
+         [[connectors]]\nname = \"okta\"\nkind = \"okta\"\n",
+        channels_config(stub, file_sink),
+        stub.base
+    )
 }
 
 fn channels_config(stub: &HttpStub, file_sink: &Path) -> String {
@@ -252,6 +275,186 @@ fn an_embedded_drill_with_channels_covers_them_and_a_failing_channel_fails_only_
     assert_eq!(
         with_status(&report, "failed"),
         set(&["notification-failure"]),
+        "{report:#}"
+    );
+}
+
+/// Every scenario the drill has, by ID.
+const ALL: &[&str] = &[
+    "lifecycle",
+    "duplicates",
+    "notification-failure",
+    "disconnected-attachment",
+    "break-glass",
+    "chat-approval",
+    "automation-first",
+    "vendor-delegation",
+    "late-records",
+    "unsanctioned-change",
+    "export",
+];
+
+/// The scenario `id` of a drill's JSON.
+fn scenario<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|scenario| scenario["id"] == id)
+        .unwrap_or_else(|| panic!("no scenario {id}: {report:#}"))
+}
+
+#[test]
+fn an_embedded_drill_with_every_channel_passes_all_eleven_scenarios() {
+    let directory = tempfile::tempdir().unwrap();
+    let stub = receivers(Arc::new(AtomicBool::new(true)));
+    let config = directory.path().join("custody.toml");
+    std::fs::write(
+        &config,
+        every_channel_config(&stub, &directory.path().join("events.jsonl")),
+    )
+    .unwrap();
+    let kept = directory.path().join("deployment");
+    let (output, report) = drill(
+        &[
+            "--embedded",
+            "--config",
+            config.to_str().unwrap(),
+            "--keep",
+            kept.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(with_status(&report, "passed"), set(ALL), "{report:#}");
+    assert!(with_status(&report, "not_covered").is_empty(), "{report:#}");
+    assert!(with_status(&report, "failed").is_empty(), "{report:#}");
+    assert_eq!(report["ok"], true);
+
+    // The unsanctioned change: one drill case, opened by the observation,
+    // reviewed post hoc; the replayed batch appended nothing to it.
+    let unsanctioned = scenario(&report, "unsanctioned-change");
+    let cases = unsanctioned["case_ids"].as_array().unwrap();
+    assert_eq!(cases.len(), 1, "{unsanctioned:#}");
+    let events = exported(&kept, cases[0].as_str().unwrap());
+    assert_eq!(events[0]["kind"], "request_created", "{events:#?}");
+    assert_eq!(events[0]["payload"]["drill"], true, "{events:#?}");
+    assert_eq!(events[0]["actor"]["principal"], "system", "{events:#?}");
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|event| event["kind"].as_str().unwrap())
+        .filter(|kind| *kind != "notification_attempted")
+        .collect();
+    assert_eq!(
+        kinds,
+        ["request_created", "execution_observed", "review_completed"],
+        "the replay appended no second observation; the reviewer closed the case"
+    );
+    let review = events
+        .iter()
+        .find(|event| event["kind"] == "review_completed")
+        .unwrap();
+    assert_eq!(review["actor"]["principal"], "drill-reviewer");
+
+    // The chat approval: the drill's approver, via the Slack connector,
+    // with the message's provenance; the case proceeded to review.
+    let chat = scenario(&report, "chat-approval");
+    let events = exported(&kept, chat["case_ids"][0].as_str().unwrap());
+    let approval = events
+        .iter()
+        .find(|event| event["kind"] == "approval_granted")
+        .expect("an approval");
+    assert_eq!(approval["actor"]["principal"], "drill-approver");
+    assert_eq!(approval["actor"]["via"], "connector:slack");
+    assert_eq!(
+        approval["payload"]["chat"]["channel"],
+        "slack:C0CUSTODYDRILL"
+    );
+    assert_eq!(approval["payload"]["chat"]["approver"], "drill-approver");
+    assert!(
+        events
+            .iter()
+            .any(|event| event["kind"] == "review_completed"),
+        "{events:#?}"
+    );
+    assert!(
+        chat["did"].to_string().contains("unmapped Slack user"),
+        "the drill's Slack user is unmapped at the end: {chat:#}"
+    );
+}
+
+/// The events of `case` in the ledger of data directory `data`, exported
+/// offline (drill cases included).
+fn exported(data: &Path, case: &str) -> Vec<Value> {
+    let output = common::command()
+        .args([
+            "export",
+            "--format",
+            "jsonl",
+            "--include-drills",
+            "--case",
+            case,
+            "--data",
+        ])
+        .arg(data)
+        .output()
+        .unwrap();
+    common::assert_success(&output, "export of a drill case");
+    common::stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_drill_against_a_server_covers_chat_approval_only_with_the_signing_secret() {
+    let stub = receivers(Arc::new(AtomicBool::new(true)));
+    let config = format!(
+        "[[connectors]]\nname = \"slack\"\nkind = \"slack\"\nsecret = \"{SLACK_SECRET}\"\nbot_token = \"xoxb-drill\"\napi_url = \"{}/slack\"\n\n\
+         [[connectors]]\nname = \"vault\"\nkind = \"vault\"\n",
+        stub.base
+    );
+    let (server, _) = Server::start_configured(None, Some(&config));
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let chat = scenario(&report, "chat-approval");
+    assert_eq!(chat["status"], "not_covered", "{chat:#}");
+    assert!(
+        chat["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("--slack-signing-secret"),
+        "{chat:#}"
+    );
+    let unsanctioned = scenario(&report, "unsanctioned-change");
+    assert_eq!(unsanctioned["status"], "not_covered", "{unsanctioned:#}");
+    assert!(
+        unsanctioned["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("vault (vault)"),
+        "a source the drill cannot write is named: {unsanctioned:#}"
+    );
+    // A wrong secret: the connector refuses the click, and the scenario fails.
+    let (output, report) = drill(
+        &["--slack-signing-secret", "not-the-secret"],
+        Some((&server.url, &server.admin_token)),
+    );
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        with_status(&report, "failed"),
+        set(&["chat-approval"]),
+        "{report:#}"
+    );
+    // The right one: it passes.
+    let (output, report) = drill(
+        &["--slack-signing-secret", SLACK_SECRET],
+        Some((&server.url, &server.admin_token)),
+    );
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(
+        scenario(&report, "chat-approval")["status"],
+        "passed",
         "{report:#}"
     );
 }

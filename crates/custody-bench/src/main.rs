@@ -26,6 +26,10 @@
 //!    report built and rendered as HTML and SARIF, time and peak memory as
 //!    ratios (`CUSTODY_BENCH_ONLY=report` runs only this;
 //!    `CUSTODY_BENCH_REPORT_EVENTS` sets the size).
+//! 9. A full `custody drill --embedded` (every scenario, every channel on
+//!    loopback): time and peak memory beside the same number of plain cases
+//!    through the API (`CUSTODY_BENCH_ONLY=drill` runs only this; see
+//!    `drill.rs`).
 //!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
@@ -33,6 +37,7 @@
 
 mod cloudtrail;
 mod connectors;
+mod drill;
 mod report;
 pub mod trail;
 
@@ -83,6 +88,9 @@ fn main() -> Result<()> {
     if arguments.first().map(String::as_str) == Some(report::REPORT_CHILD) {
         return report::report_child(&arguments[1..]);
     }
+    if arguments.first().map(String::as_str) == Some(drill::BASELINE_CHILD) {
+        return drill::baseline_child(&arguments[1..]);
+    }
     let scale: u64 = std::env::var("CUSTODY_BENCH_SCALE")
         .ok()
         .and_then(|value| value.parse().ok())
@@ -126,6 +134,9 @@ async fn run(scale: u64) -> Result<()> {
     let connector_per_client = usize::try_from(40 * scale)?;
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("connectors") {
         return connectors::connector_inbound(16, connector_per_client, 5).await;
+    }
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("drill") {
+        return drill::drill_bench().await;
     }
     let writers = 64;
     let appends_per_writer = 150 * scale;
@@ -276,6 +287,10 @@ async fn run(scale: u64) -> Result<()> {
 
     // 2d. Inbound connector webhooks beside the same writes through the API.
     connectors::connector_inbound(16, connector_per_client, 5).await?;
+    println!();
+
+    // 2e. A full drill beside as many plain cases through the API.
+    drill::drill_bench().await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.
@@ -978,7 +993,13 @@ async fn deliveries(count: usize) -> Result<()> {
 }
 
 fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    process_status_kib("self", field)
+}
+
+/// A field of `/proc/PROCESS/status` in KiB (0 when unreadable, as for a
+/// process gone).
+fn process_status_kib(process: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .ok()
         .and_then(|status| {
             status

@@ -5,14 +5,17 @@ use std::time::Duration;
 
 use custody_api::{
     BreakGlassBody, CaseDocument, CasesQuery, ComponentsDocument, DecisionBody, DelegationBody,
-    ExecutionBody, LinkBody, MergeBody, NotificationsQuery, RequestBody, ReviewBody, SubjectBody,
-    WriteOutcome,
+    ExecutionBody, IdentityBody, LinkBody, MergeBody, NotificationsQuery, RequestBody, ReviewBody,
+    SubjectBody, WriteOutcome,
 };
 use custody_client::{Client, ClientError, Upload};
+use custody_core::observation::MatchedBy;
 use custody_report::{ScenarioResult, ScenarioStatus};
 use serde_json::Value;
 use sha2::Digest;
 
+use super::chat::{self, SlackSigning};
+use super::sources;
 use super::{Cast, APPROVER, AUTOMATION, DRILL_ENTITLEMENT, EXECUTOR, REQUESTER, REVIEWER, VENDOR};
 
 /// How long the drill waits for something the server does in the
@@ -36,6 +39,8 @@ pub struct Drill<'a> {
     open_cases: Vec<String>,
     /// Delegation grants made, revoked at the end.
     grants: Vec<String>,
+    /// What signs the chat connector's requests, when the drill knows it.
+    slack: Option<SlackSigning>,
 }
 
 /// What one scenario did and saw.
@@ -164,6 +169,7 @@ impl<'a> Drill<'a> {
         components: ComponentsDocument,
         approvals: u32,
         dead_link: Option<&'a DeadLink>,
+        slack: Option<SlackSigning>,
     ) -> Drill<'a> {
         Drill {
             run,
@@ -175,6 +181,7 @@ impl<'a> Drill<'a> {
             last_log_index: None,
             open_cases: Vec::new(),
             grants: Vec::new(),
+            slack,
         }
     }
 
@@ -984,21 +991,183 @@ impl<'a> Drill<'a> {
     }
 
     async fn chat_approval(&mut self, trace: &mut Trace) -> Result<(), String> {
-        let chat: Vec<String> = self
+        let chat: Vec<(String, String)> = self
             .components
             .connectors
             .iter()
             .filter(|connector| connector.kind == "slack" || connector.kind == "teams")
-            .map(|connector| connector.name.clone())
+            .map(|connector| (connector.name.clone(), connector.kind.clone()))
             .collect();
-        trace.not_covered = Some(if chat.is_empty() {
-            "no chat connector (slack or teams) is configured".to_string()
-        } else {
+        if chat.is_empty() {
+            trace.not_covered =
+                Some("no chat connector (slack or teams) is configured".to_string());
+            return Ok(());
+        }
+        let named = self
+            .slack
+            .as_ref()
+            .and_then(|signing| signing.connector.clone());
+        let Some((connector, _)) = chat
+            .iter()
+            .find(|(name, kind)| {
+                kind == "slack" && named.as_ref().is_none_or(|named| named == name)
+            })
+            .cloned()
+        else {
+            trace.not_covered = Some(format!(
+                "chat connector(s) {} configured, but the drill signs Slack interactions only (a Teams request is signed by Microsoft's Bot Framework, which the drill cannot sign for)",
+                chat.iter()
+                    .map(|(name, kind)| format!("{name} ({kind})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return Ok(());
+        };
+        let Some(signing) = self.slack.clone() else {
+            trace.not_covered = Some(format!(
+                "slack connector {connector} is configured, but the drill does not know its signing secret: give --slack-signing-secret (or CUSTODY_DRILL_SLACK_SIGNING_SECRET)"
+            ));
+            return Ok(());
+        };
+        // The Slack user who clicks is the drill's approver for the while.
+        let user = format!("U0DRILL{}", self.run.to_uppercase());
+        step(
+            "mapping the drill's Slack user",
+            self.admin
+                .map_identity(
+                    &connector,
+                    &user,
+                    &IdentityBody {
+                        principal: APPROVER.to_string(),
+                    },
+                )
+                .await,
+        )?;
+        trace.did(format!(
+            "mapped Slack user {user} of connector {connector} to {APPROVER}"
+        ));
+        let outcome = self.chat_click(trace, &connector, &signing, &user).await;
+        let unmapped = self.admin.unmap_identity(&connector, &user).await;
+        match unmapped {
+            Ok(_) => trace.did(format!("unmapped Slack user {user} again")),
+            Err(error) => trace.problems.push(format!(
+                "unmapping Slack user {user} failed ({error}): remove it with `custody connector unmap {connector} {user}`"
+            )),
+        }
+        outcome
+    }
+
+    /// The chat approval, its Slack user mapped to the drill's approver.
+    async fn chat_click(
+        &mut self,
+        trace: &mut Trace,
+        connector: &str,
+        signing: &SlackSigning,
+        user: &str,
+    ) -> Result<(), String> {
+        let case_id = self
+            .request(trace, "chat-approval", DRILL_ENTITLEMENT, None)
+            .await?;
+        let now = custody_core::Timestamp::now().as_micros();
+        let message_ts = chat::slack_ts(now - 1_000_000);
+        let action_ts = chat::slack_ts(now);
+        let text = format!(
+            "custody drill: Approval needed for case {case_id}: grant {DRILL_ENTITLEMENT} (requested by {REQUESTER})"
+        );
+        let (headers, body) = chat::approve_click(
+            signing,
+            user,
+            &case_id,
+            &text,
+            &message_ts,
+            &action_ts,
+            now.div_euclid(1_000_000),
+        );
+        let (status, answer) = step(
+            "the Slack interaction",
+            self.admin
+                .connector_post(connector, "actions", &headers, body)
+                .await,
+        )?;
+        trace.did(format!(
+            "posted a signed Slack block action to connector {connector}: {user} clicked Approve on {case_id}'s message in {}",
+            chat::CHANNEL
+        ));
+        trace.check(
+            status == 200,
             format!(
-                "chat connector(s) {} configured, but this version of the drill does not sign chat requests yet (docs/drill.md)",
-                chat.join(", ")
-            )
-        });
+                "the connector accepted the signed click (HTTP {status}{})",
+                if status == 200 {
+                    String::new()
+                } else {
+                    format!(": {}", custody_core::text::escape(&answer))
+                }
+            ),
+        );
+        let (document, json) = self.read(&case_id).await?;
+        let approval = events(&json)
+            .into_iter()
+            .find(|event| event["kind"] == "approval_granted")
+            .unwrap_or_default();
+        if let Some(log_index) = approval["log_index"].as_u64() {
+            self.last_log_index = Some(
+                self.last_log_index
+                    .map_or(log_index, |last| last.max(log_index)),
+            );
+        }
+        let chat = &approval["payload"]["chat"];
+        let digest = custody_core::hex::encode(&sha2::Sha256::digest(text.as_bytes()));
+        trace.check(
+            actor_of(&approval) == ("approver".to_string(), APPROVER.to_string())
+                && approval["actor"]["via"] == format!("connector:{connector}")
+                && approval["source"] == connector
+                && approval["external_id"] == format!("{action_ts}:{user}"),
+            format!(
+                "the approval of {case_id} is {APPROVER}'s, via connector:{connector}, external ID {action_ts}:{user}"
+            ),
+        );
+        trace.check(
+            chat["channel"] == format!("slack:{}", chat::CHANNEL)
+                && chat["approver"] == APPROVER
+                && chat["message_sha256"] == digest
+                && chat["permalink"]
+                    .as_str()
+                    .is_some_and(|link| !link.is_empty()),
+            format!(
+                "it carries its chat context: channel slack:{}, the message's SHA-256, a permalink",
+                chat::CHANNEL
+            ),
+        );
+        trace.check(
+            document.state.to_string() == "approved",
+            format!("{case_id} is approved (it is {})", document.state),
+        );
+        if document.state.to_string() != "approved" {
+            self.open_cases.push(case_id);
+            return Ok(());
+        }
+        step(
+            "the execution",
+            self.execute_as(trace, Who::Executor, &case_id, ExecutionBody::default())
+                .await,
+        )?;
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        Self::check_roles(
+            trace,
+            &json,
+            &[
+                ("requester", REQUESTER),
+                ("approver", APPROVER),
+                ("executor", EXECUTOR),
+                ("reviewer", REVIEWER),
+            ],
+        );
+        trace.check(
+            document.state.to_string() == "reviewed",
+            format!("{case_id} proceeded to review (it is {})", document.state),
+        );
         Ok(())
     }
 
@@ -1205,21 +1374,151 @@ impl<'a> Drill<'a> {
     }
 
     async fn unsanctioned_change(&mut self, trace: &mut Trace) -> Result<(), String> {
-        let sources: Vec<String> = self
+        let sources: Vec<(String, String)> = self
             .components
             .connectors
             .iter()
             .filter(|connector| connector.source)
-            .map(|connector| format!("{} ({})", connector.name, connector.kind))
+            .map(|connector| (connector.name.clone(), connector.kind.clone()))
             .collect();
-        trace.not_covered = Some(if sources.is_empty() {
-            "no source of observed changes is configured (okta, cloudtrail, entra, github, vault, kubernetes)".to_string()
-        } else {
+        if sources.is_empty() {
+            trace.not_covered = Some(
+                "no source of observed changes is configured (okta, cloudtrail, entra, github, vault, kubernetes)"
+                    .to_string(),
+            );
+            return Ok(());
+        }
+        let Some((source, _)) = sources
+            .iter()
+            .find(|(_, kind)| sources::WRITTEN.contains(&kind.as_str()))
+            .cloned()
+        else {
+            trace.not_covered = Some(format!(
+                "source(s) {} configured, but the drill writes the batch format of {} only, and a batch in another format would be refused whole (docs/drill.md)",
+                sources
+                    .iter()
+                    .map(|(name, kind)| format!("{name} ({kind})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                sources::WRITTEN.join(", ")
+            ));
+            return Ok(());
+        };
+        let staged = sources::okta(&self.run);
+        let first = step(
+            "the batch",
+            self.admin
+                .ingest_marked(&source, staged.batch.clone(), true)
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        trace.did(format!(
+            "sent source {source} a batch in its export format (`POST /v1/ingest/{source}?drill=true`): record {}, {} added to {} by an administrator no case names",
+            staged.external_id, staged.subject, staged.entitlement
+        ));
+        trace.check(
+            first.unsanctioned == 1
+                && first.matched == 0
+                && first.duplicates == 0
+                && first.refused.is_empty()
+                && first.cases.len() == 1,
             format!(
-                "source(s) {} configured, but this version of the drill does not write their batch formats yet (docs/drill.md)",
-                sources.join(", ")
-            )
-        });
+                "the batch opened one case ({} unsanctioned, {} matched, {} duplicate, {} refused)",
+                first.unsanctioned,
+                first.matched,
+                first.duplicates,
+                first.refused.len()
+            ),
+        );
+        let Some(case_id) = first.cases.first().cloned() else {
+            return Err(format!(
+                "the batch was recorded in no case{}",
+                first
+                    .refused
+                    .first()
+                    .map(|refusal| format!(" ({}: {})", refusal.external_id, refusal.error))
+                    .unwrap_or_default()
+            ));
+        };
+        trace.case(&case_id);
+        let (document, json) = self.read(&case_id).await?;
+        Self::check_case(trace, &document, &json);
+        trace.check(
+            document.view.opened_by_observation && document.state.to_string() == "pending_review",
+            format!(
+                "{case_id} was opened by the observation and waits for a post-hoc review (it is {})",
+                document.state
+            ),
+        );
+        let recorded = |document: &CaseDocument| {
+            document
+                .view
+                .observations
+                .iter()
+                .filter(|observation| {
+                    observation.source == source
+                        && observation.external_id == staged.external_id
+                        && observation.change.subject().to_string() == staged.subject
+                        && observation.change.entitlement() == staged.entitlement
+                        && observation.matched_by == MatchedBy::Unmatched
+                })
+                .count()
+        };
+        trace.check(
+            recorded(&document) == 1,
+            format!(
+                "the observed change is recorded in {case_id}: {} gained {}, record {} of {source}, matched by nothing",
+                staged.subject, staged.entitlement, staged.external_id
+            ),
+        );
+        trace.check(
+            events(&json).first().map(actor_of)
+                == Some(("observer".to_string(), "system".to_string())),
+            format!("{case_id} was requested by the ledger itself, as observer"),
+        );
+        // A connector replaying the same record appends nothing.
+        let before = ledger_events(&json);
+        let replay = step(
+            "the replayed batch",
+            self.admin
+                .ingest_marked(&source, staged.batch.clone(), true)
+                .await,
+        )?
+        .document()
+        .map_err(|error| error.to_string())?;
+        trace.did("sent the same batch again, as a connector replaying it would");
+        trace.check(
+            replay.duplicates == 1
+                && replay.unsanctioned == 0
+                && replay.matched == 0
+                && replay.refused.is_empty()
+                && replay.cases == [case_id.clone()],
+            format!(
+                "the replay was answered as a duplicate of the record in {case_id} ({} duplicate, {} unsanctioned, {} matched)",
+                replay.duplicates, replay.unsanctioned, replay.matched
+            ),
+        );
+        let (document, json) = self.read(&case_id).await?;
+        trace.check(
+            recorded(&document) == 1 && ledger_events(&json) == before,
+            format!(
+                "the replay appended nothing: {case_id} holds one observation and {before} events"
+            ),
+        );
+        // A post-hoc review closes it, as a reviewer closes any.
+        self.review(trace, &case_id).await?;
+        let (document, json) = self.read(&case_id).await?;
+        trace.check(
+            document.state.to_string() == "reviewed"
+                && events(&json).iter().any(|event| {
+                    event["kind"] == "review_completed" && actor_of(event).1 == REVIEWER
+                }),
+            format!(
+                "{case_id} is reviewed post hoc by {REVIEWER} (it is {})",
+                document.state
+            ),
+        );
         Ok(())
     }
 
@@ -1289,6 +1588,15 @@ fn blob_hashes(payload: &Value, hashes: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// The events of a case document that a write of the drill's appends:
+/// all but the notices' attempts (which the outbox records meanwhile).
+fn ledger_events(document: &Value) -> usize {
+    events(document)
+        .iter()
+        .filter(|event| event["kind"] != "notification_attempted")
+        .count()
 }
 
 /// Who records an execution.
