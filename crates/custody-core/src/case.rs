@@ -209,12 +209,18 @@ pub const DRILL_SUBJECT_PREFIX: &str = "drill-";
 pub const DRILL_ENTITLEMENT_PREFIX: &str = "drill:";
 
 /// Whether `change` stays in the drills' namespace: a subject `drill-...`
-/// and an entitlement `drill:...`. Only such a change may be recorded as a
-/// drill's, so that marking a case as a drill (which leaves it out of
-/// listings and exports) can never hide a real access change.
+/// and an entitlement `drill:...`, or, as a source names it, one whose name
+/// after its kind is `drill-...` (an Okta `group:drill-...`). Only such a
+/// change may be recorded as a drill's, so that marking a case as a drill
+/// (which leaves it out of listings and exports) can never hide a real
+/// access change.
 pub fn is_drill_change(change: &crate::model::Change) -> bool {
+    let entitlement = change.entitlement();
     change.subject().id.starts_with(DRILL_SUBJECT_PREFIX)
-        && change.entitlement().starts_with(DRILL_ENTITLEMENT_PREFIX)
+        && (entitlement.starts_with(DRILL_ENTITLEMENT_PREFIX)
+            || entitlement
+                .split_once(':')
+                .is_some_and(|(_, name)| name.starts_with(DRILL_SUBJECT_PREFIX)))
 }
 
 /// A finding the monitor recorded in a case: what identifies it, so the
