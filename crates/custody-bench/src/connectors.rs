@@ -53,28 +53,7 @@ pub async fn connector_inbound(clients: usize, per_client: usize, rounds: usize)
     let http = reqwest::Client::new();
     let base = format!("http://{address}");
     let admin = report.admin_token;
-    let token_of = |name: &'static str| {
-        let http = http.clone();
-        let base = base.clone();
-        let admin = admin.clone();
-        async move {
-            http.post(format!("{base}/v1/principals"))
-                .bearer_auth(&admin)
-                .json(&json!({"name": name}))
-                .send()
-                .await?
-                .error_for_status()?;
-            let issued: Value = http
-                .post(format!("{base}/v1/principals/{name}/tokens"))
-                .bearer_auth(&admin)
-                .send()
-                .await?
-                .error_for_status()?
-                .json()
-                .await?;
-            anyhow::Ok(issued["token"].as_str().context("token")?.to_string())
-        }
-    };
+    let token_of = |name: &'static str| crate::drill::token_of(&http, &base, &admin, name);
     let requester = token_of("requester").await?;
     let api_approver = token_of("api-approver").await?;
     token_of("chat-approver").await?;

@@ -91,24 +91,14 @@ pub async fn drill_bench() -> Result<()> {
 
     // The baseline, in a child process of this binary.
     let itself = std::env::current_exe()?;
-    let output = std::process::Command::new(&itself)
-        .arg(BASELINE_CHILD)
-        .arg(count.to_string())
-        .output()
-        .context("running the baseline child")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the baseline child failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let fields: Vec<f64> = text
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("the baseline child printed {text:?}"))?;
+    let fields = crate::child_figures(
+        std::process::Command::new(&itself)
+            .arg(BASELINE_CHILD)
+            .arg(count.to_string()),
+        "the baseline child",
+    )?;
     let [baseline_seconds, baseline_peak_kib] = fields[..] else {
-        anyhow::bail!("the baseline child printed {text:?}");
+        anyhow::bail!("the baseline child printed {fields:?}");
     };
     #[allow(clippy::cast_precision_loss, reason = "kibibytes, far below 2^52")]
     let drill_mib = peak_kib as f64 / 1024.0;
@@ -271,7 +261,12 @@ async fn plain_cases(count: usize) -> Result<()> {
 }
 
 /// Adds principal `name` and issues it a token.
-async fn token_of(http: &reqwest::Client, base: &str, admin: &str, name: &str) -> Result<String> {
+pub(crate) async fn token_of(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    name: &str,
+) -> Result<String> {
     http.post(format!("{base}/v1/principals"))
         .bearer_auth(admin)
         .json(&json!({"name": name}))

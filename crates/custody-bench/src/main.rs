@@ -1229,26 +1229,16 @@ async fn export_throughput(sizes: &[u64]) -> Result<()> {
             );
         }
         for format in custody_export::Format::ALL {
-            let output = std::process::Command::new(&itself)
-                .arg(EXPORT_CHILD)
-                .arg(&data)
-                .arg(format.name())
-                .arg(&out)
-                .output()
-                .context("running the export child")?;
-            anyhow::ensure!(
-                output.status.success(),
-                "the export child failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let text = String::from_utf8_lossy(&output.stdout);
-            let fields: Vec<f64> = text
-                .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("the export child printed {text:?}"))?;
+            let fields = child_figures(
+                std::process::Command::new(&itself)
+                    .arg(EXPORT_CHILD)
+                    .arg(&data)
+                    .arg(format.name())
+                    .arg(&out),
+                "the export child",
+            )?;
             let [events, bytes, seconds, peak_kib] = fields[..] else {
-                anyhow::bail!("the export child printed {text:?}");
+                anyhow::bail!("the export child printed {fields:?}");
             };
             let started = Instant::now();
             let status = std::process::Command::new("cat")
@@ -1271,6 +1261,24 @@ async fn export_throughput(sizes: &[u64]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs a child process of the benchmark and reads the figures it prints
+/// (numbers separated by white space); `what` names it in errors.
+pub(crate) fn child_figures(command: &mut std::process::Command, what: &str) -> Result<Vec<f64>> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{what} printed {text:?}"))
 }
 
 /// What every benchmark's server runs with unless it says otherwise: the
