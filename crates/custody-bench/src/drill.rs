@@ -39,7 +39,7 @@ pub async fn drill_bench() -> Result<()> {
             directory.path().join("events.jsonl").display()
         ),
     )?;
-    let out = directory.path().join("drill.json");
+    let out = directory.path().join("drill-output.json");
     let started = Instant::now();
     let mut child = std::process::Command::new(&custody)
         .args(["drill", "--embedded", "--json", "--config"])
