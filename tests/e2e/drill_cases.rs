@@ -238,7 +238,21 @@ fn drill_cases_are_left_out_of_listings_exports_and_sinks_unless_asked_for() {
         })
         .collect();
     assert!(bundled.contains(&drill), "{bundled:?}");
-    server.assert_verify_ok();
+    // The readiness statistics count the two real requests as cases, and
+    // the drill's case apart: a drill never skews the real figures.
+    let report = server.assert_verify_ok();
+    let stats = &report["stats"];
+    let total = |counts: &Value| -> u64 {
+        counts
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|count| count.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(total(&stats["cases_by_state"]), 2, "{stats:#}");
+    assert_eq!(stats["drill_cases"], 1, "{stats:#}");
+    assert_eq!(total(&stats["drill_cases_by_state"]), 1, "{stats:#}");
 }
 
 #[test]

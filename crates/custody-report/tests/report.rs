@@ -32,6 +32,10 @@ fn audit(findings: Vec<Finding>) -> Report {
     stats.request_to_review_seconds.record(30);
     stats.request_to_review_seconds.record(7_200);
     stats.notification_latency_ms.record(42);
+    // A drill's report charts the drill's cases: the same figures here.
+    stats.drill_cases = 4;
+    stats.drill_cases_by_state = stats.cases_by_state.clone();
+    stats.drill_request_to_review_seconds = stats.request_to_review_seconds.clone();
     Report {
         ok,
         checked: Checked::default(),
@@ -524,4 +528,29 @@ fn sarif_has_one_run_with_rules_results_and_locations() {
     assert_eq!(by_rule("drill.export")["kind"], "notApplicable");
     assert_eq!(by_rule("drill.duplicates")["kind"], "pass");
     assert_eq!(run["properties"]["ready"], false);
+}
+
+#[test]
+fn a_drill_report_charts_the_drill_cases_and_any_other_the_real_ones() {
+    let mut verify = audit(Vec::new());
+    verify.stats.drill_cases = 2;
+    verify.stats.drill_cases_by_state = [("denied".to_string(), 2)].into();
+    verify.stats.drill_request_to_review_seconds =
+        custody_core::audit::Histogram::with_bounds(&[60]);
+    verify.stats.drill_request_to_review_seconds.record(5);
+    let chart = |report: &custody_report::ReadinessReport| {
+        let json: serde_json::Value = serde_json::from_str(&render(report, Format::Json)).unwrap();
+        json["statistics"]["audit"].clone()
+    };
+    let plain = chart(&build(input(Some(&verify), None)));
+    assert_eq!(
+        plain["cases_by_state"],
+        serde_json::json!({"open": 1, "reviewed": 3})
+    );
+    assert_eq!(plain["request_to_review_seconds"]["count"], 2);
+    let drilled = all_passed();
+    let drill = chart(&build(input(Some(&verify), Some(&drilled))));
+    assert_eq!(drill["cases_by_state"], serde_json::json!({"denied": 2}));
+    assert_eq!(drill["request_to_review_seconds"]["count"], 1);
+    assert_eq!(drill["drill_cases"], 2);
 }

@@ -26,19 +26,28 @@ pub const NOTIFICATION_LATENCY_BOUNDS_MS: &[u64] =
     &[50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000];
 
 /// What the audit counted while it read the log (`verify --json`'s `stats`).
+///
+/// The drill's cases (`custody drill`, recorded in the request) are counted
+/// apart, so that a drill never skews the figures of the real workflow; a
+/// report made by a drill charts them instead ([`Stats::drill_view`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// Request cases by the state their events rebuild to (`open`,
+    /// Real request cases by the state their events rebuild to (`open`,
     /// `reviewed`, ...); the ledger's own records (policy, administration,
-    /// evidence held) are not cases and are not counted.
+    /// evidence held) are not cases and are not counted, nor are drill cases.
     pub cases_by_state: BTreeMap<String, u64>,
-    /// Of those, the drill's cases (`custody drill`, recorded in the request).
-    pub drill_cases: u64,
     /// Seconds from a request (its `occurred_at`) to its case's first review,
-    /// for every reviewed case.
+    /// for every reviewed real case.
     pub request_to_review_seconds: Histogram,
+    /// How many drill cases there are.
+    pub drill_cases: u64,
+    /// The drill's cases by state.
+    pub drill_cases_by_state: BTreeMap<String, u64>,
+    /// Seconds from request to first review of every reviewed drill case.
+    pub drill_request_to_review_seconds: Histogram,
     /// Milliseconds each notification attempt took (`latency_ms` of
-    /// `notification_attempted`), whatever its outcome.
+    /// `notification_attempted`), whatever its outcome and whichever case it
+    /// was for: this measures the channels, which a drill exercises too.
     pub notification_latency_ms: Histogram,
     /// Notification attempts by outcome: `delivered`, `failed`, `dead`.
     pub notification_attempts: BTreeMap<String, u64>,
@@ -103,8 +112,12 @@ impl Default for Stats {
     fn default() -> Stats {
         Stats {
             cases_by_state: BTreeMap::new(),
-            drill_cases: 0,
             request_to_review_seconds: Histogram::with_bounds(REQUEST_TO_REVIEW_BOUNDS_SECONDS),
+            drill_cases: 0,
+            drill_cases_by_state: BTreeMap::new(),
+            drill_request_to_review_seconds: Histogram::with_bounds(
+                REQUEST_TO_REVIEW_BOUNDS_SECONDS,
+            ),
             notification_latency_ms: Histogram::with_bounds(NOTIFICATION_LATENCY_BOUNDS_MS),
             notification_attempts: BTreeMap::new(),
         }
@@ -128,15 +141,33 @@ impl Stats {
         }
     }
 
-    /// Counts one request case as its events rebuilt it.
-    pub(super) fn count_case(&mut self, view: &CaseView) {
-        *self
-            .cases_by_state
-            .entry(view.state.as_str().to_string())
-            .or_default() += 1;
-        if view.drill {
-            self.drill_cases += 1;
+    /// The same statistics with the drill's cases in place of the real ones:
+    /// what a report made by `custody drill` charts, since its cases are the
+    /// drill's.
+    pub fn drill_view(&self) -> Stats {
+        Stats {
+            cases_by_state: self.drill_cases_by_state.clone(),
+            request_to_review_seconds: self.drill_request_to_review_seconds.clone(),
+            ..self.clone()
         }
+    }
+
+    /// Counts one request case as its events rebuilt it, with the real cases
+    /// or with the drill's.
+    pub(super) fn count_case(&mut self, view: &CaseView) {
+        let (by_state, to_review) = if view.drill {
+            self.drill_cases += 1;
+            (
+                &mut self.drill_cases_by_state,
+                &mut self.drill_request_to_review_seconds,
+            )
+        } else {
+            (
+                &mut self.cases_by_state,
+                &mut self.request_to_review_seconds,
+            )
+        };
+        *by_state.entry(view.state.as_str().to_string()).or_default() += 1;
         if let Some(review) = view.reviews.first() {
             let micros = review
                 .by
@@ -146,7 +177,7 @@ impl Stats {
             // A review dated before its request (a late record with a wrong
             // clock) counts as no time at all, not as a negative one.
             let seconds = u64::try_from(micros / 1_000_000).unwrap_or(0);
-            self.request_to_review_seconds.record(seconds);
+            to_review.record(seconds);
         }
     }
 }
