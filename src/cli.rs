@@ -523,6 +523,12 @@ pub struct ServeArgs {
     /// TOML configuration file; every setting has a default.
     #[arg(long, env = "CUSTODY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key [default: the config file's server.tls_cert].
+    #[arg(long, env = "CUSTODY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert [default: the config file's server.tls_key].
+    #[arg(long, env = "CUSTODY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
