@@ -481,6 +481,9 @@ pub struct ConnectionArgs {
     /// The bearer token.
     #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of CA certificates to trust beside the system's, for an https:// server whose certificate a private CA issued.
+    #[arg(long, env = "CUSTODY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -728,6 +731,9 @@ pub struct AttachArgs {
     /// The bearer token.
     #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of CA certificates to trust beside the system's, for an https:// server whose certificate a private CA issued.
+    #[arg(long, env = "CUSTODY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
