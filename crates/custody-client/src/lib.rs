@@ -283,10 +283,11 @@ impl Client {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    last_error = Some(ClientError::Connection(format!(
-                        "cannot reach the Custody server at {}: {error}\nhint: is `custody serve` running? set CUSTODY_URL or --url",
-                        self.base
-                    )));
+                    last_error = Some(ClientError::Connection(unreachable(&self.base, &error)));
+                    // A certificate that is not trusted stays so: retrying is pointless.
+                    if is_certificate_error(&error) {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -310,6 +311,52 @@ impl Client {
             .build()
             .map_err(|error| ClientError::Connection(error.to_string()))
     }
+}
+
+/// Why the server at `base` could not be reached, with every cause (the
+/// TLS reason of a refused certificate is a cause of reqwest's error).
+fn unreachable(base: &str, error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    let hint = if is_certificate_error(error) {
+        "the server's TLS certificate is not trusted: if a private CA issued it, pass its PEM certificate with --ca-cert (CUSTODY_CA_CERT)"
+    } else {
+        "is `custody serve` running? set CUSTODY_URL or --url"
+    };
+    format!("cannot reach the Custody server at {base}: {text}\nhint: {hint}")
+}
+
+/// Whether `error` is a refused TLS certificate (unknown issuer, expired,
+/// wrong name).
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        // rustls's error comes wrapped in an `io::Error`, whose `source`
+        // skips it: look inside.
+        let rustls_error = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        // rustls says `invalid peer certificate: ...`; the text is the
+        // fallback for a wrapper that hides the typed error.
+        if matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_)))
+            || cause.to_string().contains("invalid peer certificate")
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// How an answer failed: a `503` is told apart, because [`Client::send`]
