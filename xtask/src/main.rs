@@ -211,10 +211,9 @@ fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
         .ok_or("xtask has no parent directory")?
         .join(BROWSER_TOOLS_DIR);
     let installed_version = |package: &str| -> Option<String> {
-        let manifest = std::fs::read_to_string(
-            root.join("node_modules").join(package).join("package.json"),
-        )
-        .ok()?;
+        let manifest =
+            std::fs::read_to_string(root.join("node_modules").join(package).join("package.json"))
+                .ok()?;
         // `"version": "X"`, read without a JSON parser in xtask.
         let after = manifest.split("\"version\"").nth(1)?;
         Some(after.split('"').nth(1)?.to_string())
@@ -227,12 +226,21 @@ fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
     if missing.is_empty() {
         return Ok(root);
     }
-    eprintln!("xtask: installing {} for the browser tests", missing.join(", "));
+    eprintln!(
+        "xtask: installing {} for the browser tests",
+        missing.join(", ")
+    );
     std::fs::create_dir_all(&root)
         .map_err(|error| format!("cannot create {}: {error}", root.display()))?;
     let mut install = Command::new("npm");
     install
-        .args(["install", "--no-audit", "--no-fund", "--save-exact", "--prefix"])
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--save-exact",
+            "--prefix",
+        ])
         .arg(&root)
         .args(&missing);
     run(install).map_err(|error| format!("{error} (is npm installed? apt-get install npm)"))?;
