@@ -133,8 +133,13 @@ fn toml_path(path: &Path) -> String {
 /// A `custody serve` whose `[server]` section serves `issued` over HTTPS,
 /// with a one-second header-read timeout; and its `https://localhost:PORT`.
 fn start_https(issued: &Issued) -> (Server, String) {
+    start_https_with(issued, "header_read_timeout_seconds = 1\n")
+}
+
+/// [`start_https`] with other `[server]` settings.
+fn start_https_with(issued: &Issued, server_settings: &str) -> (Server, String) {
     let config = format!(
-        "[server]\ntls_cert = {}\ntls_key = {}\nheader_read_timeout_seconds = 1\n",
+        "[server]\ntls_cert = {}\ntls_key = {}\n{server_settings}",
         toml_path(&issued.cert),
         toml_path(&issued.key)
     );
@@ -328,6 +333,42 @@ fn plain_http_to_the_tls_port_is_answered_and_a_stalled_handshake_is_closed() {
     // And the server still serves.
     let health = get_trusting(&server, &[&pki.ca_cert()], &format!("{url}/healthz"), None);
     assert_eq!(health.unwrap().0, 200);
+}
+
+#[test]
+fn over_the_connection_limit_a_tls_connection_is_closed_unanswered() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(dir.path(), "limit");
+    let (server, url) = start_https_with(
+        &pki.issue("server", 1),
+        "max_connections = 1\nheader_read_timeout_seconds = 60\n",
+    );
+    // One connection that has not begun its handshake holds the one slot
+    // (connections are accepted in the order they were made).
+    let held = TcpStream::connect(&server.addr).unwrap();
+    let mut extra = TcpStream::connect(&server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let _ = extra.read_to_end(&mut received);
+    assert!(
+        received.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the connection over the limit stayed open {:?}",
+        started.elapsed()
+    );
+    // Its slot back, the server serves again.
+    drop(held);
+    common::wait_until("the server serves HTTPS again", || {
+        get_trusting(&server, &[&pki.ca_cert()], &format!("{url}/healthz"), None)
+            .is_ok_and(|(status, _)| status == 200)
+    });
 }
 
 #[test]
