@@ -361,8 +361,8 @@ fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 /// A `UTCTime` (`YYMMDDHHMMSSZ`, years 1950 to 2049) or `GeneralizedTime`
 /// (`YYYYMMDDHHMMSSZ`), as RFC 5280 requires them, and what follows it.
 fn der_time(input: &[u8]) -> Option<(Timestamp, &[u8])> {
-    let (text, rest) = match input.first()? {
-        &UTC_TIME => {
+    let (text, rest) = match *input.first()? {
+        UTC_TIME => {
             let (text, rest) = der_element(input, UTC_TIME)?;
             let year: u32 = std::str::from_utf8(text.get(..2)?).ok()?.parse().ok()?;
             let century = if year < 50 { "20" } else { "19" };
@@ -371,7 +371,7 @@ fn der_time(input: &[u8]) -> Option<(Timestamp, &[u8])> {
                 rest,
             )
         }
-        &GENERALIZED_TIME => {
+        GENERALIZED_TIME => {
             let (text, rest) = der_element(input, GENERALIZED_TIME)?;
             (std::str::from_utf8(text).ok()?.to_string(), rest)
         }
