@@ -481,6 +481,9 @@ pub struct ConnectionArgs {
     /// The bearer token.
     #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of CA certificates to trust beside the system's, for an https:// server whose certificate a private CA issued.
+    #[arg(long, env = "CUSTODY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -523,6 +526,12 @@ pub struct ServeArgs {
     /// TOML configuration file; every setting has a default.
     #[arg(long, env = "CUSTODY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key [default: the config file's server.tls_cert].
+    #[arg(long, env = "CUSTODY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert [default: the config file's server.tls_key].
+    #[arg(long, env = "CUSTODY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -722,6 +731,9 @@ pub struct AttachArgs {
     /// The bearer token.
     #[arg(long, env = "CUSTODY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of CA certificates to trust beside the system's, for an https:// server whose certificate a private CA issued.
+    #[arg(long, env = "CUSTODY_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

@@ -58,7 +58,7 @@ pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
         let (results, verify) = embedded(&args).await?;
         (results, Some(verify), "embedded deployment".to_string())
     } else {
-        let admin = Client::new(&args.connection.url, args.connection.token.as_deref())?;
+        let admin = super::connect(&args.connection)?;
         let slack = args
             .slack_signing_secret
             .clone()
@@ -67,7 +67,7 @@ pub async fn drill(args: DrillArgs) -> Result<ExitCode, CliError> {
                 secret,
                 team_id: args.slack_team_id.clone(),
             });
-        let results = run(&admin, &args.connection.url, None, slack).await?;
+        let results = run(&admin, None, slack).await?;
         (results, None, format!("deployment {}", args.connection.url))
     };
     let mut failed = results
@@ -314,7 +314,7 @@ async fn embedded_in(
     let url = format!("http://{address}");
     let dead_link = scenarios::DeadLink::start().await;
     let results = match Client::new(&url, Some(&report.admin_token)) {
-        Ok(admin) => run(&admin, &url, dead_link.as_ref(), slack).await,
+        Ok(admin) => run(&admin, dead_link.as_ref(), slack).await,
         Err(error) => Err(error.into()),
     };
     let _ = stop.send(());
@@ -373,7 +373,6 @@ pub const VENDOR_ORG: &str = "drill-vendor-org";
 /// tokens and delegation grants whatever happened.
 async fn run(
     admin: &Client,
-    url: &str,
     dead_link: Option<&scenarios::DeadLink>,
     slack: Option<chat::SlackSigning>,
 ) -> Result<Vec<ScenarioResult>, CliError> {
@@ -430,7 +429,15 @@ async fn run(
     }
     let results = match setup {
         Ok(()) => {
-            let client = |index: usize| Client::new(url, tokens.get(index).map(String::as_str));
+            // The admin's connection (its URL and trusted authorities),
+            // with each principal's token.
+            let client = |index: usize| -> Result<Client, CliError> {
+                Ok(
+                    admin.as_token(Some(tokens.get(index).map(String::as_str).ok_or_else(
+                        || CliError::Usage("a principal of the drill has no token".to_string()),
+                    )?)),
+                )
+            };
             let cast = Cast {
                 requester: client(0)?,
                 approver: client(1)?,

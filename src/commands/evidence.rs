@@ -17,6 +17,7 @@ pub async fn attach(args: AttachArgs) -> Result<ExitCode, CliError> {
     let client = connect(&ConnectionArgs {
         url: args.server,
         token: args.token,
+        ca_cert: args.ca_cert,
     })?;
     // With --ticket the one positional argument is the file.
     let (case, file) = match (&args.ticket, args.file) {

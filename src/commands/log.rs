@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use custody_client::Client;
 use custody_core::proof::CaseProofBundle;
 use custody_server::keys::{self, LogSigner};
 use custody_verify::parse_keys;
@@ -22,7 +21,7 @@ pub async fn run(command: LogCommand) -> Result<ExitCode, CliError> {
             let note = if new {
                 connect(&connection)?.sign_checkpoint().await?
             } else {
-                Client::public(&connection.url)?.checkpoint().await?
+                super::connect_public(&connection)?.checkpoint().await?
             };
             print!("{}", custody_client::escape_lines(&note));
         }
@@ -175,7 +174,7 @@ pub async fn run(command: LogCommand) -> Result<ExitCode, CliError> {
                     new_checkpoint.size()
                 )));
                 } else {
-                    Client::public(&connection.url)?
+                    super::connect_public(&connection)?
                         .consistency_proof(old_checkpoint.size(), new_checkpoint.size())
                         .await?
                 };

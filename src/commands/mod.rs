@@ -64,7 +64,23 @@ pub async fn run(command: Command) -> Result<ExitCode, CliError> {
 
 /// A client for the server, authenticating with the token.
 fn connect(connection: &ConnectionArgs) -> Result<Client, CliError> {
-    Ok(Client::new(&connection.url, connection.token.as_deref())?)
+    trusting(
+        Client::new(&connection.url, connection.token.as_deref())?,
+        connection,
+    )
+}
+
+/// A client for the routes that need no token (checkpoints, proofs).
+fn connect_public(connection: &ConnectionArgs) -> Result<Client, CliError> {
+    trusting(Client::public(&connection.url)?, connection)
+}
+
+/// `client`, trusting `--ca-cert` (`CUSTODY_CA_CERT`) when given.
+fn trusting(client: Client, connection: &ConnectionArgs) -> Result<Client, CliError> {
+    Ok(match &connection.ca_cert {
+        Some(path) => client.trusting(path)?,
+        None => client,
+    })
 }
 
 /// Every write carries an idempotency key; without one from the user, a

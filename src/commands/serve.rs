@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use custody_server::config::Config;
 use custody_server::init;
 use custody_server::keys::LogSigner;
+use custody_server::tls::{Tls, TlsFiles};
 use custody_store::StoreOptions;
 
 use crate::cli::{InitArgs, ServeArgs};
@@ -58,6 +59,18 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         .export
         .check_files()
         .map_err(|error| CliError::Usage(error.to_string()))?;
+    // The certificate and key are read and checked before the data
+    // directory is touched: a bad pair serves nothing and changes nothing.
+    let tls = TlsFiles::pair(
+        args.tls_cert.or_else(|| config.server.tls_cert.clone()),
+        args.tls_key.or_else(|| config.server.tls_key.clone()),
+    )
+    .and_then(|files| {
+        files
+            .map(|files| Tls::load(files, custody_core::time::Timestamp::now()))
+            .transpose()
+    })
+    .map_err(|error| CliError::Usage(error.to_string()))?;
     let policy_source = match &config_path {
         Some(path) => format!(
             "{}",
@@ -115,6 +128,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         },
         // One clock for the store and the server: the store's (the system's).
         clock: store.clock().clone(),
+        tls: tls.clone(),
         checkpoint_copies,
         max_body_bytes: config.server.max_body_bytes,
         checkpoint_interval: std::time::Duration::from_secs(config.log.checkpoint_interval_seconds),
@@ -138,10 +152,45 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         },
     };
     let limits = config.server.connection_limits();
+    if let Some(tls) = &tls {
+        let summary = tls.summary();
+        tracing::info!(
+            cert = %tls.files().cert.display(),
+            not_after = %summary.not_after,
+            "serving HTTPS"
+        );
+        #[cfg(unix)]
+        tokio::spawn(reload_on_hangup(tls.clone()));
+    }
     custody_server::serve(store, listen, options, limits, shutdown_signal())
         .await
         .map_err(|error| CliError::Io(format!("cannot serve on {listen}: {error}")))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the certificate and key again on every SIGHUP (renewed by an ACME
+/// client, say): a good pair is served from the next handshake on; a bad
+/// one is logged and the served pair stays.
+#[cfg(unix)]
+async fn reload_on_hangup(tls: Tls) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: the TLS certificate reloads only on restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload(custody_core::time::Timestamp::now()) {
+            Ok(summary) => tracing::info!(
+                cert = %tls.files().cert.display(),
+                not_after = %summary.not_after,
+                "reloaded the TLS certificate"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                "the TLS certificate was not reloaded: still serving the previous one"
+            ),
+        }
+    }
 }
 
 /// Resolves on SIGINT or, on Unix, SIGTERM.

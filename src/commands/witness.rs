@@ -73,6 +73,7 @@ async fn serve(args: WitnessServeArgs) -> Result<ExitCode, CliError> {
         listener,
         Arc::new(witness).router(),
         custody_server::connections::ConnectionLimits::default(),
+        None,
         super::serve::shutdown_signal(),
     )
     .await

@@ -66,6 +66,7 @@ mod scenarios;
 mod sinks;
 mod tamper;
 mod text_safety;
+mod tls;
 mod tokens;
 mod two_servers;
 mod witness;

@@ -6,8 +6,11 @@
 //! else where `cargo xtask test` installs it under `target/`); the HTML page
 //! is rendered by Debian's headless Chromium, screenshotted (kept under
 //! `target/tmp/report/`), and its verdict and charts are asserted in the DOM
-//! Chromium dumps. Neither tool missing is a skip: the test fails and says
-//! how to install it.
+//! Chromium dumps. The page is also opened through the browser harness
+//! (`common::browser`: playwright-core driving the same Chromium), read
+//! through the DOM, screenshotted under `target/tmp/browser/report/`, and
+//! checked by axe-core (no serious or critical violation). No tool missing
+//! is a skip: the test fails and says how to install it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -308,4 +311,51 @@ fn the_report_of_a_real_ledger_in_every_format() {
     assert!(dom.contains("data-label=\"NHI5\" data-value=\"1\""));
     assert!(dom.contains(&format!("href=\"#case-{mismatched}\"")));
     assert!(dom.contains(&format!("id=\"case-{mismatched}\"")));
+
+    // The same page through the browser harness (playwright-core driving
+    // Chromium, tests/browser/report.mjs): read through the DOM, a link
+    // followed, a screenshot, and axe-core with no serious violations.
+    let journey = common::browser::run("report.mjs", &url, "report", serde_json::json!({}));
+    let page = &journey.result;
+    assert_eq!(page["verdict"], "not-ready", "{page:#}");
+    assert!(
+        page["verdict_text"]
+            .as_str()
+            .is_some_and(|text| text.contains("not ready for governed access decisions")),
+        "{page:#}"
+    );
+    assert_eq!(page["lang"], "en");
+    let bars = |chart: &str| -> Vec<(String, String)> {
+        page["charts"][chart]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {chart} in {page:#}"))
+            .iter()
+            .map(|bar| {
+                (
+                    bar["label"].as_str().unwrap_or_default().to_string(),
+                    bar["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(bars("chart-cases-by-state").contains(&("reviewed".to_string(), "1".to_string())));
+    assert!(bars("chart-findings-by-control").contains(&("NHI5".to_string(), "1".to_string())));
+    bars("chart-request-to-review");
+    bars("chart-notification-latency");
+    let link = format!("#case-{mismatched}");
+    assert!(
+        page["case_links"]
+            .as_array()
+            .is_some_and(|links| links.iter().any(|href| href == link.as_str())),
+        "{page:#}"
+    );
+    assert_eq!(page["followed"], page["case_links"][0]);
+    assert_eq!(journey.screenshots.len(), 1);
+    common::browser::assert_screenshot(&journey.screenshots[0]);
+    assert!(
+        journey.console_errors.is_empty(),
+        "{:?}",
+        journey.console_errors
+    );
+    common::browser::assert_no_serious_violations(&page["violations"], "the readiness report");
 }

@@ -11,7 +11,9 @@
 //! openssl for their CA, chromium for the readiness report's HTML), and
 //! installs the official SARIF validator (`@microsoft/sarif-multitool`)
 //! with npm under `target/sarif-multitool`, exported to the tests as
-//! `CUSTODY_SARIF_MULTITOOL`.
+//! `CUSTODY_SARIF_MULTITOOL`, and the browser harness's npm packages
+//! (`playwright-core` and `axe-core`, pinned) under `target/browser-tools`,
+//! exported as `CUSTODY_BROWSER_TOOLS` (`tests/common/browser.rs`).
 //!
 //! `bench` builds the benchmark harness (and, for the drill benchmark, the
 //! `custody` binary) in release mode and runs it; every
@@ -56,6 +58,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     ensure_python_jsonschema()?;
     ensure_packages()?;
     let sarif_multitool = ensure_sarif_multitool()?;
+    let browser_tools = ensure_browser_tools()?;
     let mut command = cargo();
     command
         .args(["test", "--workspace", "--all-targets", "--locked"])
@@ -64,7 +67,9 @@ fn test(extra: &[String]) -> Result<(), String> {
         // The power-cut test must run here, not report that it could not.
         .env("CUSTODY_REQUIRE_POWER_LOSS", "1")
         // The readiness report's SARIF is checked by the official validator.
-        .env("CUSTODY_SARIF_MULTITOOL", &sarif_multitool);
+        .env("CUSTODY_SARIF_MULTITOOL", &sarif_multitool)
+        // The browser tests' playwright-core and axe-core.
+        .env("CUSTODY_BROWSER_TOOLS", &browser_tools);
     run(command)?;
     // Doc tests are a separate pass in cargo; they reuse the same build.
     let mut doc = cargo();
@@ -153,7 +158,8 @@ const TEST_PACKAGES: &[&str] = &[
     "rsyslog-openssl",
     // The test CA of the TLS syslog test.
     "openssl",
-    // The readiness report's HTML page, rendered and screenshotted headless.
+    // The readiness report's HTML page, rendered and screenshotted headless;
+    // the browser tests' Chromium, driven by playwright-core.
     "chromium",
 ];
 
@@ -189,6 +195,64 @@ fn ensure_sarif_multitool() -> Result<std::path::PathBuf, String> {
             program.display()
         ))
     }
+}
+
+/// The browser harness's npm packages, each at the version the tests were
+/// written against (playwright-core drives Debian's Chromium: it downloads
+/// no browser), and where they go.
+const BROWSER_TOOLS: &[(&str, &str)] = &[("playwright-core", "1.65.1"), ("axe-core", "4.14.1")];
+const BROWSER_TOOLS_DIR: &str = "target/browser-tools";
+
+/// Installs the browser harness's npm packages under `target/` unless each
+/// is there at its pinned version; returns the npm prefix they are under.
+fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask has no parent directory")?
+        .join(BROWSER_TOOLS_DIR);
+    let installed_version = |package: &str| -> Option<String> {
+        let manifest =
+            std::fs::read_to_string(root.join("node_modules").join(package).join("package.json"))
+                .ok()?;
+        // `"version": "X"`, read without a JSON parser in xtask.
+        let after = manifest.split("\"version\"").nth(1)?;
+        Some(after.split('"').nth(1)?.to_string())
+    };
+    let missing: Vec<String> = BROWSER_TOOLS
+        .iter()
+        .filter(|(package, version)| installed_version(package).as_deref() != Some(*version))
+        .map(|(package, version)| format!("{package}@{version}"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(root);
+    }
+    eprintln!(
+        "xtask: installing {} for the browser tests",
+        missing.join(", ")
+    );
+    std::fs::create_dir_all(&root)
+        .map_err(|error| format!("cannot create {}: {error}", root.display()))?;
+    let mut install = Command::new("npm");
+    install
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--save-exact",
+            "--prefix",
+        ])
+        .arg(&root)
+        .args(&missing);
+    run(install).map_err(|error| format!("{error} (is npm installed? apt-get install npm)"))?;
+    for (package, version) in BROWSER_TOOLS {
+        if installed_version(package).as_deref() != Some(*version) {
+            return Err(format!(
+                "npm did not install {package}@{version} under {}",
+                root.display()
+            ));
+        }
+    }
+    Ok(root)
 }
 
 /// Whether dpkg has `package` installed.

@@ -76,10 +76,9 @@ impl Client {
         file: Vec<u8>,
         drill: bool,
     ) -> Result<Answer<custody_api::IngestSummary>, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
+        let http = self
+            .http_builder()
             .read_timeout(std::time::Duration::from_secs(3600))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| ClientError::Connection(error.to_string()))?;
         let mut request = http

@@ -75,6 +75,9 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Certificate authorities trusted beside the system's
+    /// ([`Client::trusting`]), for every connection this client makes.
+    roots: Vec<reqwest::Certificate>,
 }
 
 /// A JSON answer as the server sent it, and its reading as `T`.
@@ -138,17 +141,66 @@ impl Client {
                 "`{url}` is not an http:// URL (set CUSTODY_URL or --url)"
             )));
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| ClientError::Connection(error.to_string()))?;
-        Ok(Client {
-            http,
+        let mut client = Client {
+            http: reqwest::Client::new(),
             base: url.trim_end_matches('/').to_string(),
             token: token.map(str::to_string),
-        })
+            roots: Vec::new(),
+        };
+        client.http = client
+            .http_builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| ClientError::Connection(error.to_string()))?;
+        Ok(client)
+    }
+
+    /// This client, trusting the certificate authorities of the PEM file
+    /// `ca_cert` beside the system's (`--ca-cert`, `CUSTODY_CA_CERT`): for a
+    /// server whose certificate a private CA issued.
+    pub fn trusting(mut self, ca_cert: &std::path::Path) -> Result<Client, ClientError> {
+        let pem = std::fs::read(ca_cert).map_err(|error| {
+            ClientError::Configuration(format!(
+                "cannot read the CA certificate file {}: {error}\nhint: --ca-cert (CUSTODY_CA_CERT) names a PEM file of the CA certificates that issued the server's",
+                ca_cert.display()
+            ))
+        })?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|roots| !roots.is_empty())
+            .ok_or_else(|| {
+                ClientError::Configuration(format!(
+                    "the CA certificate file {} holds no PEM certificate\nhint: give a file of `-----BEGIN CERTIFICATE-----` blocks",
+                    ca_cert.display()
+                ))
+            })?;
+        self.roots = roots;
+        self.http = self
+            .http_builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| ClientError::Connection(error.to_string()))?;
+        Ok(self)
+    }
+
+    /// A client for the same server, with the same trusted authorities,
+    /// authenticating with `token` instead.
+    pub fn as_token(&self, token: Option<&str>) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token: token.map(str::to_string),
+            roots: self.roots.clone(),
+        }
+    }
+
+    /// What every HTTP client of this connection starts from: no
+    /// redirects, a connect timeout, and the trusted authorities.
+    fn http_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(self.roots.iter().cloned())
     }
 
     /// `GET path`.
@@ -231,10 +283,11 @@ impl Client {
             let response = match request.send().await {
                 Ok(response) => response,
                 Err(error) => {
-                    last_error = Some(ClientError::Connection(format!(
-                        "cannot reach the Custody server at {}: {error}\nhint: is `custody serve` running? set CUSTODY_URL or --url",
-                        self.base
-                    )));
+                    last_error = Some(ClientError::Connection(unreachable(&self.base, &error)));
+                    // A certificate that is not trusted stays so: retrying is pointless.
+                    if is_certificate_error(&error) {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -253,13 +306,57 @@ impl Client {
     /// A client for streamed bodies: no overall timeout, since evidence can
     /// be large.
     fn streaming_client(&self) -> Result<reqwest::Client, ClientError> {
-        reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
+        self.http_builder()
             .read_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| ClientError::Connection(error.to_string()))
     }
+}
+
+/// Why the server at `base` could not be reached, with every cause (the
+/// TLS reason of a refused certificate is a cause of reqwest's error).
+fn unreachable(base: &str, error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    let hint = if is_certificate_error(error) {
+        "the server's TLS certificate is not trusted: if a private CA issued it, pass its PEM certificate with --ca-cert (CUSTODY_CA_CERT)"
+    } else {
+        "is `custody serve` running? set CUSTODY_URL or --url"
+    };
+    format!("cannot reach the Custody server at {base}: {text}\nhint: {hint}")
+}
+
+/// Whether `error` is a refused TLS certificate (unknown issuer, expired,
+/// wrong name).
+fn is_certificate_error(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        // rustls's error comes wrapped in an `io::Error`, whose `source`
+        // skips it: look inside.
+        let rustls_error = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        // rustls says `invalid peer certificate: ...`; the text is the
+        // fallback for a wrapper that hides the typed error.
+        if matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_)))
+            || cause.to_string().contains("invalid peer certificate")
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// How an answer failed: a `503` is told apart, because [`Client::send`]

@@ -154,6 +154,13 @@ pub struct ServerConfig {
     /// Seconds requests in progress get to finish after SIGTERM (0 to 3600).
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// PEM certificate chain to serve HTTPS with (`--tls-cert` overrides
+    /// it); needs `tls_key`. Without both, the server speaks plain HTTP.
+    #[serde(default)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert` (`--tls-key` overrides it).
+    #[serde(default)]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 fn default_header_read_timeout_seconds() -> u64 {
@@ -250,6 +257,8 @@ impl Default for ServerConfig {
             request_timeout_seconds: default_request_timeout_seconds(),
             max_connections: default_max_connections(),
             shutdown_grace_seconds: default_shutdown_grace_seconds(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -10,13 +10,19 @@
 //!   with the same `Idempotency-Key` replays it if it was recorded.
 //! - **Connection limit**: at most `max_connections` connections are served
 //!   at once; a connection beyond it is answered `503` problem+json with
-//!   `Retry-After` and closed, so the server stays responsive and bounded.
+//!   `Retry-After` and closed (over TLS, closed unanswered), so the server
+//!   stays responsive and bounded.
 //! - **Shutdown deadline**: when `shutdown` resolves, the listener closes,
 //!   idle connections close, and requests in progress get `shutdown_grace`
 //!   to finish and be answered (with `Connection: close`). At the deadline
 //!   every connection still open is dropped. A write is acknowledged only by
 //!   its answer, and every answered write is durable, so nothing acknowledged
 //!   is lost; a request dropped at the deadline was never acknowledged.
+//! - **TLS** (when the server has a certificate, [`crate::tls`]): the
+//!   handshake runs inside the connection's slot and within the header-read
+//!   timeout, so a stalled handshake is closed like a stalled header. A
+//!   client that sends plain HTTP to the TLS port is answered `400`
+//!   problem+json in plain HTTP, naming `https://`, and closed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,11 +70,13 @@ const MAX_REFUSALS: usize = 64;
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains the
-/// connections within the shutdown deadline.
+/// connections within the shutdown deadline. With `tls`, every connection
+/// is HTTPS.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = app.layer(axum::middleware::from_fn_with_state(
@@ -80,6 +88,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
+    let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let (stop, stopped) = watch::channel(false);
@@ -103,6 +112,12 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics::counter!("custody_http_connections_refused_total").increment(1);
+            // A TLS client cannot read a plain-text answer, and a
+            // handshake for a refusal would spend what the limit saves:
+            // over the limit, a TLS connection is closed unanswered.
+            if tls.is_some() {
+                continue;
+            }
             if let Ok(refusal) = refusals.clone().try_acquire_owned() {
                 tokio::spawn(async move {
                     refuse(stream).await;
@@ -112,21 +127,30 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let builder = builder.clone();
+        let app = app.clone();
         let mut stopped = stopped.clone();
+        let tls = tls.clone();
+        let handshake_time = limits.header_read_timeout;
         connections.spawn(async move {
             let _slot = slot;
-            let mut connection = std::pin::pin!(connection);
-            let stopping = tokio::select! {
-                _ = connection.as_mut() => false,
-                _ = stopped.wait_for(|stop| *stop) => true,
+            let Some(acceptor) = tls else {
+                return serve_connection(&builder, TokioIo::new(stream), app, stopped).await;
             };
-            if stopping {
-                // Idle connections close now; a request in progress is
-                // finished and answered with `Connection: close`.
-                connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
+            // The handshake is bounded like a request header, and given
+            // up when shutdown begins: no request is in progress yet.
+            let accepted = tokio::select! {
+                accepted = tokio::time::timeout(handshake_time, handshake(acceptor, stream)) => {
+                    accepted.unwrap_or_else(|_| {
+                        metrics::counter!("custody_tls_handshakes_failed_total").increment(1);
+                        tracing::debug!("a TLS handshake did not finish within the header-read timeout");
+                        None
+                    })
+                }
+                _ = stopped.wait_for(|stop| *stop) => None,
+            };
+            if let Some(stream) = accepted {
+                serve_connection(&builder, TokioIo::new(stream), app, stopped).await;
             }
         });
     }
@@ -154,8 +178,67 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it closes, or
+/// until shutdown begins: then idle connections close now, and a request in
+/// progress is finished and answered with `Connection: close`.
+async fn serve_connection<I>(
+    builder: &http1::Builder,
+    io: I,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    let connection = builder.serve_connection(io, TowerToHyperService::new(app));
+    let mut connection = std::pin::pin!(connection);
+    let stopping = tokio::select! {
+        _ = connection.as_mut() => false,
+        _ = stopped.wait_for(|stop| *stop) => true,
+    };
+    if stopping {
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    }
+}
+
+/// The TLS handshake of one connection, or `None` when it failed. A client
+/// whose first byte is not a TLS handshake record speaks something else
+/// (plain HTTP, most likely): it is answered `400` in plain HTTP.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    /// The content type of a TLS handshake record (RFC 8446, section 5.1).
+    const HANDSHAKE_RECORD: u8 = 0x16;
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if first[0] == HANDSHAKE_RECORD => {}
+        Ok(1) => {
+            metrics::counter!("custody_tls_handshakes_failed_total").increment(1);
+            let problem = Problem::new(
+                StatusCode::BAD_REQUEST,
+                types::INVALID_REQUEST,
+                "Plain HTTP sent to the HTTPS port",
+                "this server speaks HTTPS (TLS) on this port",
+            )
+            .with_hint("use an https:// URL (CUSTODY_URL or --url)");
+            answer_and_close(stream, "400 Bad Request", "", &problem).await;
+            return None;
+        }
+        _ => return None,
+    }
+    match acceptor.accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            metrics::counter!("custody_tls_handshakes_failed_total").increment(1);
+            tracing::debug!(%error, "a TLS handshake failed");
+            None
+        }
+    }
+}
+
 /// Answers a connection over the limit with `503` and closes it.
-async fn refuse(mut stream: TcpStream) {
+async fn refuse(stream: TcpStream) {
     let problem = Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         types::UNAVAILABLE,
@@ -163,9 +246,27 @@ async fn refuse(mut stream: TcpStream) {
         "the server is serving as many connections as it is configured to",
     )
     .with_hint("retry shortly; an operator can raise [server] max_connections");
-    let body = serde_json::to_string(&problem).unwrap_or_default();
+    answer_and_close(
+        stream,
+        "503 Service Unavailable",
+        "retry-after: 1\r\n",
+        &problem,
+    )
+    .await;
+}
+
+/// Writes `problem` as a whole HTTP/1.1 answer with `status` (and the
+/// `extra_headers` lines) on a connection no HTTP server serves, then
+/// closes it, within [`REFUSAL_TIME`].
+async fn answer_and_close(
+    mut stream: TcpStream,
+    status: &str,
+    extra_headers: &str,
+    problem: &Problem,
+) {
+    let body = serde_json::to_string(problem).unwrap_or_default();
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: application/problem+json\r\n{extra_headers}connection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     let _ = tokio::time::timeout(REFUSAL_TIME, async {

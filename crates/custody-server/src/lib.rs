@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod problem;
 pub mod push;
 pub mod timer;
+pub mod tls;
 pub mod witness;
 
 /// The log's signing keys live with the rest of the data directory, in the
@@ -77,6 +78,9 @@ pub struct AppState {
     pub connectors: connectors::Connectors,
     /// What the deployment is configured with (`GET /v1/admin/components`).
     pub components: std::sync::Arc<api::admin::Components>,
+    /// Whether this server speaks HTTPS itself ([`ServeOptions::tls`]):
+    /// what decides a cookie's `Secure` flag when no proxy is in front.
+    pub tls: bool,
 }
 
 /// How the server runs, beyond the store.
@@ -117,6 +121,9 @@ pub struct ServeOptions {
     /// times are written by the store, so the deliverer reads the store's
     /// clock (the system's).
     pub clock: SharedClock,
+    /// The certificate and key HTTPS is served with (`--tls-cert`,
+    /// `--tls-key`, `docs/tls.md`); `None` serves plain HTTP.
+    pub tls: Option<tls::Tls>,
 }
 
 impl ServeOptions {
@@ -138,7 +145,19 @@ impl ServeOptions {
             .open(&data.join("evidence"))
             .map_err(|error| format!("cannot open the evidence store: {error}"))?;
         let trusted_keys = keys::trusted_keys(data).map_err(|error| error.to_string())?;
+        let clock = SystemClock::shared();
+        let tls = tls::TlsFiles::pair(
+            config.server.tls_cert.clone(),
+            config.server.tls_key.clone(),
+        )
+        .and_then(|files| {
+            files
+                .map(|files| tls::Tls::load(files, clock.now()))
+                .transpose()
+        })
+        .map_err(|error| error.to_string())?;
         Ok(ServeOptions {
+            tls,
             monitor: monitor::MonitorOptions {
                 interval_seconds: config.monitor.interval_seconds,
                 poll: Duration::from_secs(1),
@@ -160,7 +179,7 @@ impl ServeOptions {
                 blobs,
                 config: std::sync::Arc::new(config.evidence),
             },
-            clock: SystemClock::shared(),
+            clock,
         })
     }
 }
@@ -389,6 +408,7 @@ pub async fn serve_listener_with(
         checkpoint_copies: options.checkpoint_copies.clone(),
         clock: options.clock.clone(),
         connectors,
+        tls: options.tls.is_some(),
     };
     // Whether the monitor runs is a metric of its own, so an alert can tell
     // a monitor turned off from one that is behind.
@@ -415,6 +435,7 @@ pub async fn serve_listener_with(
         listener,
         router(state, options.max_body_bytes),
         limits,
+        options.tls.as_ref().map(tls::Tls::acceptor),
         shutdown,
     )
     .await;
