@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use custody_api::{
     BreakGlassBody, CaseDocument, CasesQuery, ComponentsDocument, DecisionBody, DelegationBody,
-    ExecutionBody, IdentityBody, LinkBody, MergeBody, NotificationsQuery, RequestBody, ReviewBody,
-    SubjectBody, WriteOutcome,
+    ExecutionBody, IdentityBody, LinkBody, MergeBody, NotificationsQuery, OutboxEntry, RequestBody,
+    ReviewBody, SubjectBody, WriteOutcome,
 };
-use custody_client::{Client, ClientError, Upload};
+use custody_client::{Answer, Client, ClientError, Upload};
 use custody_core::observation::MatchedBy;
 use custody_report::{ScenarioResult, ScenarioStatus};
 use serde_json::Value;
@@ -115,6 +115,17 @@ impl Trace {
 /// A step's error as the scenario's problem.
 fn step<T>(what: &str, result: Result<T, ClientError>) -> Result<T, String> {
     result.map_err(|error| format!("{what}: {error}"))
+}
+
+/// A step's answer as its document, or the scenario's problem: what was
+/// asked and why it failed.
+fn fetched<T: serde::de::DeserializeOwned>(
+    what: &str,
+    result: Result<Answer<T>, ClientError>,
+) -> Result<T, String> {
+    step(what, result)?
+        .document()
+        .map_err(|error| format!("{what}: {error}"))
 }
 
 /// The rule code of a refusal, if the error is one.
@@ -321,15 +332,13 @@ impl<'a> Drill<'a> {
             ticket,
             drill: true,
         };
-        let outcome = step(
+        let outcome = fetched(
             "the request",
             self.cast
                 .requester
                 .create_case(&body, &self.key(scenario, "request"))
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         self.note(&outcome);
         let case_id = outcome.case_id.to_string();
         trace.case(&case_id);
@@ -346,7 +355,7 @@ impl<'a> Drill<'a> {
         case_id: &str,
         occurred_at: Option<String>,
     ) -> Result<(), String> {
-        let outcome = step(
+        let outcome = fetched(
             "the approval",
             self.cast
                 .approver
@@ -361,7 +370,7 @@ impl<'a> Drill<'a> {
                 )
                 .await,
         )?;
-        self.note(&outcome.document().map_err(|error| error.to_string())?);
+        self.note(&outcome);
         trace.did(match occurred_at {
             Some(at) => format!("{APPROVER} approved {case_id}, saying it happened at {at}"),
             None => format!("{APPROVER} approved {case_id}"),
@@ -392,7 +401,7 @@ impl<'a> Drill<'a> {
     }
 
     async fn review(&mut self, trace: &mut Trace, case_id: &str) -> Result<(), String> {
-        let outcome = step(
+        let outcome = fetched(
             "the review",
             self.cast
                 .reviewer
@@ -406,15 +415,32 @@ impl<'a> Drill<'a> {
                 )
                 .await,
         )?;
-        self.note(&outcome.document().map_err(|error| error.to_string())?);
+        self.note(&outcome);
         trace.did(format!("{REVIEWER} confirmed {case_id} in review"));
         Ok(())
+    }
+
+    /// The notifications `case_id` owes, as the outbox holds them now.
+    async fn notices(&self, case_id: &str) -> Result<Vec<OutboxEntry>, String> {
+        Ok(fetched(
+            "the case's notifications",
+            self.admin
+                .notifications(&NotificationsQuery {
+                    case: Some(case_id.to_string()),
+                    failed: false,
+                    limit: None,
+                })
+                .await,
+        )?
+        .notifications)
     }
 
     /// The case as read back: typed, and its JSON.
     async fn read(&self, case_id: &str) -> Result<(CaseDocument, Value), String> {
         let answer = step("reading the case back", self.admin.case(case_id).await)?;
-        let document = answer.document().map_err(|error| error.to_string())?;
+        let document = answer
+            .document()
+            .map_err(|error| format!("reading the case back: {error}"))?;
         Ok((document, answer.into_json()))
     }
 
@@ -511,14 +537,10 @@ impl<'a> Drill<'a> {
         // The case's inclusion in the log, against a checkpoint signed now,
         // verified here with the log's published keys.
         step("signing a checkpoint", self.admin.sign_checkpoint().await)?;
-        let keys = step("reading the log's keys", self.admin.log_keys().await)?
-            .document()
-            .map_err(|error| error.to_string())?;
+        let keys = fetched("reading the log's keys", self.admin.log_keys().await)?;
         let trusted = custody_verify::parse_keys(&keys.verifier_keys)
             .map_err(|error| format!("the log's verifier keys do not parse: {error}"))?;
-        let bundle = step("the case's proof", self.admin.case_proof(&case_id).await)?
-            .document()
-            .map_err(|error| error.to_string())?;
+        let bundle = fetched("the case's proof", self.admin.case_proof(&case_id).await)?;
         trace.did(format!(
             "fetched the proof of {case_id} and verified it offline"
         ));
@@ -549,23 +571,19 @@ impl<'a> Drill<'a> {
             drill: true,
         };
         let key = self.key("duplicates", "request");
-        let first = step(
+        let first = fetched(
             "the request",
             self.cast.requester.create_case(&body, &key).await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         self.note(&first);
         let case_id = first.case_id.to_string();
         trace.case(&case_id);
         self.open_cases.push(case_id.clone());
         trace.did(format!("{REQUESTER} requested a change (case {case_id})"));
-        let retry = step(
+        let retry = fetched(
             "the retried request",
             self.cast.requester.create_case(&body, &key).await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         trace.did("retried the same request with the same Idempotency-Key");
         trace.check(
             retry.case_id == first.case_id && retry.replayed && retry.appended == first.appended,
@@ -601,22 +619,20 @@ impl<'a> Drill<'a> {
                 ticket: Some(format!("drill:{}-dup-{index}", self.run)),
                 ..body.clone()
             };
-            let outcome = step(
+            let outcome = fetched(
                 "a ticket's request",
                 self.cast
                     .requester
                     .create_case(&body, &self.key("duplicates", &format!("ticket-{index}")))
                     .await,
-            )?
-            .document()
-            .map_err(|error| error.to_string())?;
+            )?;
             self.note(&outcome);
             trace.case(outcome.case_id.as_str());
             tickets.push(outcome.case_id.to_string());
         }
         let (survivor, duplicate) = (tickets[0].clone(), tickets[1].clone());
         self.open_cases.push(survivor.clone());
-        let merged = step(
+        let merged = fetched(
             "the merge",
             self.cast
                 .requester
@@ -629,9 +645,7 @@ impl<'a> Drill<'a> {
                     &self.key("duplicates", "merge"),
                 )
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         self.note(&merged);
         trace.did(format!(
             "opened {survivor} and {duplicate} from two tickets, and merged {duplicate} into {survivor}"
@@ -684,19 +698,7 @@ impl<'a> Drill<'a> {
         let deadline = tokio::time::Instant::now() + BACKGROUND_WAIT;
         let mut entries;
         loop {
-            entries = step(
-                "the case's notifications",
-                self.admin
-                    .notifications(&NotificationsQuery {
-                        case: Some(case_id.clone()),
-                        failed: false,
-                        limit: None,
-                    })
-                    .await,
-            )?
-            .document()
-            .map_err(|error| error.to_string())?
-            .notifications;
+            entries = self.notices(&case_id).await?;
             let settled =
                 !entries.is_empty() && entries.iter().all(|entry| entry.state == "delivered");
             if settled || tokio::time::Instant::now() >= deadline {
@@ -797,9 +799,7 @@ impl<'a> Drill<'a> {
             )
             .await;
         let _ = std::fs::remove_file(&path);
-        let held = step("the upload for the ticket", held)?
-            .document()
-            .map_err(|error| error.to_string())?;
+        let held = fetched("the upload for the ticket", held)?;
         self.note(&held.outcome);
         trace.did(format!(
             "uploaded evidence for ticket {ticket} before any case carried it"
@@ -817,9 +817,7 @@ impl<'a> Drill<'a> {
                 .any(|event| event["kind"] == "evidence_joined"),
             format!("the held evidence joined {case_id} when it named {ticket}"),
         );
-        let listed = step("the case's evidence", self.admin.evidence(&case_id).await)?
-            .document()
-            .map_err(|error| error.to_string())?;
+        let listed = fetched("the case's evidence", self.admin.evidence(&case_id).await)?;
         let found = listed
             .evidence
             .iter()
@@ -869,7 +867,7 @@ impl<'a> Drill<'a> {
         }
         // Every earlier drill case's evidence still downloads and hashes to
         // what its events recorded.
-        let cases = step(
+        let cases = fetched(
             "the case list",
             self.admin
                 .cases(&CasesQuery {
@@ -880,21 +878,17 @@ impl<'a> Drill<'a> {
                     include_drills: Some(true),
                 })
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         let mut checked = 0usize;
         for summary in cases
             .cases
             .iter()
             .filter(|summary| summary.requester == REQUESTER && summary.case_id != case_id)
         {
-            let listed = step(
+            let listed = fetched(
                 "an earlier case's evidence",
                 self.admin.evidence(&summary.case_id).await,
-            )?
-            .document()
-            .map_err(|error| error.to_string())?;
+            )?;
             for item in &listed.evidence {
                 let mut hashes = Vec::new();
                 blob_hashes(&item.payload, &mut hashes);
@@ -946,15 +940,13 @@ impl<'a> Drill<'a> {
             change_set: None,
             drill: true,
         };
-        let outcome = step(
+        let outcome = fetched(
             "break-glass",
             self.cast
                 .executor
                 .break_glass(&body, &self.key("break-glass", "invoke"))
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         self.note(&outcome);
         let case_id = outcome.case_id.to_string();
         trace.case(&case_id);
@@ -1178,19 +1170,7 @@ impl<'a> Drill<'a> {
             .map(|event| event.event_id.clone())
             .unwrap_or_default();
         if !self.components.notification_channels.is_empty() {
-            let entries = step(
-                "the case's notifications",
-                self.admin
-                    .notifications(&NotificationsQuery {
-                        case: Some(case_id.clone()),
-                        failed: false,
-                        limit: None,
-                    })
-                    .await,
-            )?
-            .document()
-            .map_err(|error| error.to_string())?
-            .notifications;
+            let entries = self.notices(&case_id).await?;
             trace.check(
                 entries
                     .iter()
@@ -1225,7 +1205,7 @@ impl<'a> Drill<'a> {
     async fn vendor_delegation(&mut self, trace: &mut Trace) -> Result<(), String> {
         let inside = format!("drill:vendor-{}", self.run);
         let outside = format!("drill:outside-{}", self.run);
-        let grant = step(
+        let grant = fetched(
             "the delegation grant",
             self.admin
                 .grant_delegation(&DelegationBody {
@@ -1237,9 +1217,7 @@ impl<'a> Drill<'a> {
                     valid_for: "1h".to_string(),
                 })
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         self.grants.push(grant.grant_id.clone());
         trace.did(format!(
             "granted {VENDOR} ({}) a delegation {} for {inside}, on behalf of {ON_BEHALF_OF}",
@@ -1396,14 +1374,12 @@ impl<'a> Drill<'a> {
             return Ok(());
         };
         let staged = sources::okta(&self.run);
-        let first = step(
+        let first = fetched(
             "the batch",
             self.admin
                 .ingest_marked(&source, staged.batch.clone(), true)
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         trace.did(format!(
             "sent source {source} a batch in its export format (`POST /v1/ingest/{source}?drill=true`): record {}, {} added to {} by an administrator no case names",
             staged.external_id, staged.subject, staged.entitlement
@@ -1470,14 +1446,12 @@ impl<'a> Drill<'a> {
         );
         // A connector replaying the same record appends nothing.
         let before = ledger_events(&json);
-        let replay = step(
+        let replay = fetched(
             "the replayed batch",
             self.admin
                 .ingest_marked(&source, staged.batch.clone(), true)
                 .await,
-        )?
-        .document()
-        .map_err(|error| error.to_string())?;
+        )?;
         trace.did("sent the same batch again, as a connector replaying it would");
         trace.check(
             replay.duplicates == 1
@@ -1524,10 +1498,7 @@ impl<'a> Drill<'a> {
         let deadline = tokio::time::Instant::now() + BACKGROUND_WAIT;
         let mut sinks;
         loop {
-            sinks = step("the components", self.admin.components().await)?
-                .document()
-                .map_err(|error| error.to_string())?
-                .export_sinks;
+            sinks = fetched("the components", self.admin.components().await)?.export_sinks;
             let caught_up = sinks
                 .iter()
                 .all(|sink| sink.cursor.is_some_and(|cursor| cursor > last));
