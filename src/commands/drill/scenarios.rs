@@ -10,17 +10,28 @@ use custody_api::{
 };
 use custody_client::{Answer, Client, ClientError, Upload};
 use custody_core::observation::MatchedBy;
+use custody_core::policy::AppliedRule;
 use custody_report::{ScenarioResult, ScenarioStatus};
 use serde_json::Value;
 use sha2::Digest;
 
 use super::chat::{self, SlackSigning};
 use super::sources;
-use super::{Cast, APPROVER, AUTOMATION, DRILL_ENTITLEMENT, EXECUTOR, REQUESTER, REVIEWER, VENDOR};
+use super::{
+    Cast, APPROVER, AUTOMATION, DRILL_ENTITLEMENT, ESCALATION_ENTITLEMENT, EXECUTOR,
+    OFFLINE_APPROVER, REQUESTER, REVIEWER, VENDOR,
+};
 
 /// How long the drill waits for something the server does in the
 /// background (a notification delivered, a sink's cursor to move).
 const BACKGROUND_WAIT: Duration = Duration::from_secs(30);
+
+/// How often the drill looks again while it waits.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The longest approval deadline `notification-failure` waits for: a
+/// drill rule with a longer one (or none) leaves it not covered.
+pub const MAX_APPROVAL_DEADLINE_SECONDS: u64 = 120;
 
 /// The party the drill's vendor acts for.
 const ON_BEHALF_OF: &str = "drill-team";
@@ -32,6 +43,8 @@ pub struct Drill<'a> {
     cast: Cast,
     components: ComponentsDocument,
     approvals: u32,
+    /// The rule that governs `notification-failure`'s case.
+    escalation_rule: AppliedRule,
     dead_link: Option<&'a DeadLink>,
     /// The largest log index a drill write appended.
     last_log_index: Option<u64>,
@@ -179,6 +192,7 @@ impl<'a> Drill<'a> {
         cast: Cast,
         components: ComponentsDocument,
         approvals: u32,
+        escalation_rule: AppliedRule,
         dead_link: Option<&'a DeadLink>,
         slack: Option<SlackSigning>,
     ) -> Drill<'a> {
@@ -188,6 +202,7 @@ impl<'a> Drill<'a> {
             cast,
             components,
             approvals,
+            escalation_rule,
             dead_link,
             last_log_index: None,
             open_cases: Vec::new(),
@@ -226,7 +241,7 @@ impl<'a> Drill<'a> {
         );
         scenario!(
             "notification-failure",
-            "notifications are attempted, retried and recorded; the case proceeds",
+            "an approver who never answers is escalated and the case proceeds through another; every channel's notices are attempted and recorded",
             notification_failure
         );
         scenario!(
@@ -685,63 +700,78 @@ impl<'a> Drill<'a> {
     async fn notification_failure(&mut self, trace: &mut Trace) -> Result<(), String> {
         if self.components.notification_channels.is_empty() {
             trace.not_covered = Some(
-                "no notification channel is configured ([[notify.channels]]): nothing is attempted, so nothing can be shown retried"
+                "no notification channel is configured ([[notify.channels]]): nothing is attempted, so nothing can be shown retried or escalated"
                     .to_string(),
             );
             return Ok(());
         }
+        let rule = self.escalation_rule.clone();
+        let Some(deadline_seconds) = rule
+            .approval_deadline_seconds
+            .filter(|seconds| *seconds <= MAX_APPROVAL_DEADLINE_SECONDS)
+        else {
+            trace.not_covered = Some(match rule.approval_deadline_seconds {
+                None => format!(
+                    "the rule `{}` that governs `{ESCALATION_ENTITLEMENT}` sets no approval_deadline: an approver who never answers is never escalated, so the drill cannot stage one; give drills a rule with an approval_deadline of at most {MAX_APPROVAL_DEADLINE_SECONDS}s (docs/drill.md)",
+                    rule.name
+                ),
+                Some(seconds) => format!(
+                    "the drill rule's approval deadline is {} (rule `{}`, which governs `{ESCALATION_ENTITLEMENT}`), longer than the drill waits for an escalation; give drills a rule with an approval_deadline of at most {MAX_APPROVAL_DEADLINE_SECONDS}s (docs/drill.md)",
+                    custody_core::model::format_duration(seconds),
+                    rule.name
+                ),
+            });
+            return Ok(());
+        };
+        if rule.approvals > 1 {
+            return Err(format!(
+                "the policy's rule `{}` for `{ESCALATION_ENTITLEMENT}` needs {} approvals and the drill has one approver who answers (docs/drill.md: the policy a drill expects)",
+                rule.name, rule.approvals
+            ));
+        }
         let case_id = self
-            .request(trace, "notification-failure", DRILL_ENTITLEMENT, None)
+            .request(trace, "notification-failure", ESCALATION_ENTITLEMENT, None)
             .await?;
-        // The approvers are told; the drill waits for every notice of the
-        // case to be delivered or to have attempts on the record.
-        let deadline = tokio::time::Instant::now() + BACKGROUND_WAIT;
+        trace.did(format!(
+            "left the approval to {OFFLINE_APPROVER}, an approver with no token: it never answers"
+        ));
+        // The ledger's timer escalates the request once its deadline passed.
+        let wait = Duration::from_secs(deadline_seconds) + BACKGROUND_WAIT;
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let (_, json) = self.read(&case_id).await?;
+            if overdue_escalation(&json).is_some() || tokio::time::Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        trace.did(format!(
+            "waited up to {}s for the ledger to escalate it (rule `{}`: approvals due within {})",
+            wait.as_secs(),
+            rule.name,
+            custody_core::model::format_duration(deadline_seconds)
+        ));
+        // Every notice of the case so far (the approvers', the escalation's)
+        // is delivered, or given up on, or the wait ends.
+        let until = tokio::time::Instant::now() + BACKGROUND_WAIT;
         let mut entries;
         loop {
             entries = self.notices(&case_id).await?;
-            let settled =
-                !entries.is_empty() && entries.iter().all(|entry| entry.state == "delivered");
-            if settled || tokio::time::Instant::now() >= deadline {
+            let settled = !entries.is_empty()
+                && entries
+                    .iter()
+                    .all(|entry| entry.state == "delivered" || entry.state == "dead");
+            if settled || tokio::time::Instant::now() >= until {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
         trace.did(format!(
             "waited up to {}s for the notices of {case_id} on {} channel(s)",
             BACKGROUND_WAIT.as_secs(),
             self.components.notification_channels.len()
         ));
-        trace.check(
-            !entries.is_empty(),
-            format!("{case_id} owes notices ({} queued)", entries.len()),
-        );
-        for channel in &self.components.notification_channels {
-            let mine: Vec<_> = entries
-                .iter()
-                .filter(|entry| entry.channel == channel.name)
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            let delivered = mine.iter().any(|entry| entry.state == "delivered");
-            let failures: Vec<String> = mine
-                .iter()
-                .filter_map(|entry| entry.last_error.clone())
-                .collect();
-            trace.check(
-                delivered,
-                format!(
-                    "channel {} ({}) delivered a notice{}",
-                    channel.name,
-                    channel.kind,
-                    failures
-                        .first()
-                        .map(|error| format!(" (last error: {error})"))
-                        .unwrap_or_default()
-                ),
-            );
-        }
-        // The case proceeds whoever was or was not reached.
+        // The case proceeds through the approver who answers the escalation.
         self.approve(trace, &case_id, None).await?;
         step(
             "the execution",
@@ -751,7 +781,128 @@ impl<'a> Drill<'a> {
         self.review(trace, &case_id).await?;
         let (document, json) = self.read(&case_id).await?;
         Self::check_case(trace, &document, &json);
-        let attempted = events(&json)
+        let all = events(&json);
+        let approval_notices = all
+            .first()
+            .map(|request| owed(request, "approval_needed"))
+            .unwrap_or_default();
+        trace.check(
+            !approval_notices.is_empty(),
+            format!(
+                "the request owed its approvers a notice: {}",
+                describe_owed(&approval_notices)
+            ),
+        );
+        let escalation = overdue_escalation(&json);
+        trace.check(
+            escalation.is_some_and(|event| {
+                actor_of(event) == ("system".to_string(), "system".to_string())
+            }),
+            format!(
+                "nobody approved within {}: the ledger (system) raised `approval.overdue`{}",
+                custody_core::model::format_duration(deadline_seconds),
+                escalation
+                    .map(|event| format!(
+                        " at seq {}, deadline {}",
+                        event["seq"],
+                        event["payload"]["deadline"].as_str().unwrap_or_default()
+                    ))
+                    .unwrap_or_default()
+            ),
+        );
+        let escalation_seq = escalation.and_then(|event| event["seq"].as_u64());
+        let approvals: Vec<&Value> = all
+            .iter()
+            .filter(|event| event["kind"] == "approval_granted")
+            .collect();
+        trace.check(
+            !approvals.is_empty()
+                && approvals.iter().all(|approval| {
+                    actor_of(approval).1 == APPROVER
+                        && approval["seq"].as_u64() > escalation_seq
+                        && escalation_seq.is_some()
+                }),
+            format!(
+                "the approval came after the escalation, from the second approver {APPROVER}, none from {OFFLINE_APPROVER}"
+            ),
+        );
+        let escalation_notices = escalation
+            .map(|event| owed(event, "escalation"))
+            .unwrap_or_default();
+        trace.check(
+            !escalation_notices.is_empty(),
+            format!(
+                "the escalation owed the escalation route a notice: {}",
+                describe_owed(&escalation_notices)
+            ),
+        );
+        let escalation_attempts: Vec<&Value> = all
+            .iter()
+            .filter(|event| {
+                event["kind"] == "notification_attempted"
+                    && escalation_notices
+                        .iter()
+                        .any(|(delivery, _, _)| event["payload"]["delivery_id"] == *delivery)
+            })
+            .collect();
+        trace.check(
+            escalation_attempts
+                .iter()
+                .any(|attempt| attempt["payload"]["outcome"] == "delivered"),
+            format!(
+                "the escalation's notice was delivered ({} attempt(s) on the record: {})",
+                escalation_attempts.len(),
+                escalation_attempts
+                    .iter()
+                    .map(|attempt| format!(
+                        "{} {}",
+                        attempt["payload"]["channel"].as_str().unwrap_or_default(),
+                        attempt["payload"]["outcome"].as_str().unwrap_or_default()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        for channel in &self.components.notification_channels {
+            let mine: Vec<_> = entries
+                .iter()
+                .filter(|entry| entry.channel == channel.name)
+                .collect();
+            if mine.is_empty() {
+                trace.problems.push(format!(
+                    "channel {} ({}) carried no notice of {case_id}: no route of the audiences it owes (approvers, escalation, requester, executor, reviewers) names it, so the drill cannot show it delivers; route the escalation to it, for drills at least ([notify.rules.RULE] escalation = [\"{}\"])",
+                    channel.name, channel.kind, channel.name
+                ));
+                continue;
+            }
+            let delivered: Vec<&str> = mine
+                .iter()
+                .filter(|entry| entry.state == "delivered")
+                .map(|entry| entry.kind.as_str())
+                .collect();
+            let failures: Vec<String> = mine
+                .iter()
+                .filter_map(|entry| entry.last_error.clone())
+                .collect();
+            trace.check(
+                !delivered.is_empty(),
+                format!(
+                    "channel {} ({}) delivered {}{}",
+                    channel.name,
+                    channel.kind,
+                    if delivered.is_empty() {
+                        "a notice".to_string()
+                    } else {
+                        delivered.join(", ")
+                    },
+                    failures
+                        .first()
+                        .map(|error| format!(" (last error: {error})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        let attempted = all
             .iter()
             .filter(|event| event["kind"] == "notification_attempted")
             .count();
@@ -1505,7 +1656,7 @@ impl<'a> Drill<'a> {
             if caught_up || tokio::time::Instant::now() >= deadline {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
         trace.did(format!(
             "waited up to {}s for every sink's cursor to pass log index {last}, the drill's last event",
@@ -1550,6 +1701,51 @@ fn blob_hashes(payload: &Value, hashes: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// The `escalation_raised` event of a case document whose reason is
+/// `approval.overdue`, if there is one.
+fn overdue_escalation(document: &Value) -> Option<&Value> {
+    document["events"].as_array()?.iter().find(|event| {
+        event["kind"] == "escalation_raised"
+            && event["payload"]["reason"] == custody_core::Code::ApprovalOverdue.as_str()
+    })
+}
+
+/// The notices of `kind` an event owes: (delivery ID, channel, recipient).
+fn owed(event: &Value, kind: &str) -> Vec<(String, String, Option<String>)> {
+    event["notify"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|notice| notice["kind"] == kind)
+        .map(|notice| {
+            (
+                notice["delivery_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                notice["channel"].as_str().unwrap_or_default().to_string(),
+                notice["recipient"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Owed notices as `channel → recipient`, for the trail's lines.
+fn describe_owed(notices: &[(String, String, Option<String>)]) -> String {
+    if notices.is_empty() {
+        return "none".to_string();
+    }
+    notices
+        .iter()
+        .map(|(_, channel, recipient)| match recipient {
+            Some(recipient) => format!("{channel} → {recipient}"),
+            None => format!("{channel} (the channel's own recipients)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The events of a case document that a write of the drill's appends:
