@@ -563,8 +563,10 @@ async fn run(
                 admin,
                 cast,
                 components,
-                rule.approvals,
-                escalation_rule,
+                scenarios::Rules {
+                    access: rule,
+                    escalation: escalation_rule,
+                },
                 dead_link,
                 slack,
             );

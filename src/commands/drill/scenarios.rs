@@ -42,9 +42,7 @@ pub struct Drill<'a> {
     admin: &'a Client,
     cast: Cast,
     components: ComponentsDocument,
-    approvals: u32,
-    /// The rule that governs `notification-failure`'s case.
-    escalation_rule: AppliedRule,
+    rules: Rules,
     dead_link: Option<&'a DeadLink>,
     /// The largest log index a drill write appended.
     last_log_index: Option<u64>,
@@ -54,6 +52,14 @@ pub struct Drill<'a> {
     grants: Vec<String>,
     /// What signs the chat connector's requests, when the drill knows it.
     slack: Option<SlackSigning>,
+}
+
+/// The rules the deployment's policy decides drill cases by.
+pub struct Rules {
+    /// The rule for [`DRILL_ENTITLEMENT`], every scenario's but one.
+    pub access: AppliedRule,
+    /// The rule for [`ESCALATION_ENTITLEMENT`], `notification-failure`'s.
+    pub escalation: AppliedRule,
 }
 
 /// What one scenario did and saw.
@@ -185,14 +191,13 @@ fn chain_whole(document: &CaseDocument) -> bool {
 
 impl<'a> Drill<'a> {
     /// A drill of run `run` by `cast`, on a deployment with `components`,
-    /// whose rule for drill cases needs `approvals`.
+    /// whose policy decides drill cases by `rules`.
     pub fn new(
         run: String,
         admin: &'a Client,
         cast: Cast,
         components: ComponentsDocument,
-        approvals: u32,
-        escalation_rule: AppliedRule,
+        rules: Rules,
         dead_link: Option<&'a DeadLink>,
         slack: Option<SlackSigning>,
     ) -> Drill<'a> {
@@ -201,8 +206,7 @@ impl<'a> Drill<'a> {
             admin,
             cast,
             components,
-            approvals,
-            escalation_rule,
+            rules,
             dead_link,
             last_log_index: None,
             open_cases: Vec::new(),
@@ -218,10 +222,10 @@ impl<'a> Drill<'a> {
         macro_rules! scenario {
             ($id:literal, $title:literal, $method:ident) => {{
                 let mut trace = Trace::new($id, $title);
-                let outcome = if self.approvals > 1 && trace.not_covered.is_none() {
+                let outcome = if self.rules.access.approvals > 1 && trace.not_covered.is_none() {
                     Err(format!(
                         "the policy's rule for `{DRILL_ENTITLEMENT}` needs {} approvals and the drill has one approver (docs/drill.md: the policy a drill expects)",
-                        self.approvals
+                        self.rules.access.approvals
                     ))
                 } else {
                     self.$method(&mut trace).await
@@ -705,7 +709,7 @@ impl<'a> Drill<'a> {
             );
             return Ok(());
         }
-        let rule = self.escalation_rule.clone();
+        let rule = self.rules.escalation.clone();
         let Some(deadline_seconds) = rule
             .approval_deadline_seconds
             .filter(|seconds| *seconds <= MAX_APPROVAL_DEADLINE_SECONDS)
