@@ -38,6 +38,20 @@ fn drill(args: &[&str], url: Option<(&str, &str)>) -> (Output, Value) {
     (output, json)
 }
 
+/// Runs `custody drill --embedded --config CONFIG --keep KEPT --json`.
+fn embedded_drill(config: &str, kept: &Path) -> (Output, Value) {
+    drill(
+        &[
+            "--embedded",
+            "--config",
+            config,
+            "--keep",
+            kept.to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
 /// The IDs of the scenarios with `status`.
 fn with_status(report: &Value, status: &str) -> BTreeSet<String> {
     report["scenarios"]
@@ -256,16 +270,7 @@ fn an_embedded_drill_with_channels_covers_them_and_a_failing_channel_fails_only_
     let config = config.to_str().unwrap();
     let kept = directory.path().join("deployment");
 
-    let (output, report) = drill(
-        &[
-            "--embedded",
-            "--config",
-            config,
-            "--keep",
-            kept.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (output, report) = embedded_drill(config, &kept);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     let mut covered = set(ALWAYS);
     covered.extend(set(&["notification-failure", "export"]));
@@ -303,16 +308,7 @@ fn an_embedded_drill_with_channels_covers_them_and_a_failing_channel_fails_only_
     // fails.
     healthy.store(false, Ordering::SeqCst);
     let kept = directory.path().join("sabotaged");
-    let (output, report) = drill(
-        &[
-            "--embedded",
-            "--config",
-            config,
-            "--keep",
-            kept.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (output, report) = embedded_drill(config, &kept);
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     assert_eq!(
         with_status(&report, "failed"),
@@ -415,16 +411,7 @@ fn an_embedded_drill_with_every_channel_passes_all_eleven_scenarios() {
     )
     .unwrap();
     let kept = directory.path().join("deployment");
-    let (output, report) = drill(
-        &[
-            "--embedded",
-            "--config",
-            config.to_str().unwrap(),
-            "--keep",
-            kept.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (output, report) = embedded_drill(config.to_str().unwrap(), &kept);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     assert_eq!(with_status(&report, "passed"), set(ALL), "{report:#}");
     assert!(with_status(&report, "not_covered").is_empty(), "{report:#}");
@@ -598,6 +585,31 @@ fn a_drill_against_a_server_waits_for_an_escalation_only_when_the_deadline_is_sh
     assert_eq!(staged["status"], "passed", "{staged:#}");
     let events = server.events(&server.admin_token, staged["case_ids"][0].as_str().unwrap());
     assert_escalated_then_approved_by_the_second_approver(&events);
+    drop(server);
+
+    // A channel routed only for the security team carries nothing of the
+    // case: the scenario says so, and fails, instead of skipping it.
+    let quiet = format!(
+        "{}\n[[notify.channels]]\ntype = \"webhook\"\nname = \"quiet\"\nurl = \"{}/notify\"\nsecret = \"drill-secret\"\ntimeout_seconds = 2\n\n\
+         [notify.routes]\napprovers = [\"hook\"]\nrequester = [\"hook\"]\nexecutor = [\"hook\"]\nreviewers = [\"hook\"]\nescalation = [\"hook\"]\nsecurity = [\"quiet\"]\n",
+        config("2s"),
+        stub.base
+    );
+    let (server, _) = Server::start_configured(None, Some(&quiet));
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        with_status(&report, "failed"),
+        set(&["notification-failure"]),
+        "{report:#}"
+    );
+    let staged = scenario(&report, "notification-failure");
+    assert!(
+        staged["problems"]
+            .to_string()
+            .contains("channel quiet (webhook) carried no notice"),
+        "{staged:#}"
+    );
 }
 
 #[test]

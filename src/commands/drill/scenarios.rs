@@ -777,14 +777,8 @@ impl<'a> Drill<'a> {
         ));
         // The case proceeds through the approver who answers the escalation.
         self.approve(trace, &case_id, None).await?;
-        step(
-            "the execution",
-            self.execute_as(trace, Who::Executor, &case_id, ExecutionBody::default())
-                .await,
-        )?;
-        self.review(trace, &case_id).await?;
-        let (document, json) = self.read(&case_id).await?;
-        Self::check_case(trace, &document, &json);
+        self.execute_and_review(trace, &case_id).await?;
+        let (_, json) = self.read(&case_id).await?;
         let all = events(&json);
         let approval_notices = all
             .first()
@@ -914,13 +908,6 @@ impl<'a> Drill<'a> {
         trace.check(
             attempted > 0 || attempts == 0,
             format!("the attempts are events of the case ({attempted} notification_attempted)"),
-        );
-        trace.check(
-            document.state.to_string() == "reviewed",
-            format!(
-                "{case_id} still proceeded to review (it is {})",
-                document.state
-            ),
         );
         Ok(())
     }
