@@ -8,8 +8,11 @@
 //! The drill makes its own principals (`drill-requester`, `drill-approver`,
 //! `drill-executor`, `drill-reviewer`, `drill-vendor`, `drill-automation`)
 //! when they are missing, with the groups the deployment's policy asks of
-//! the rule that governs `drill:access`, issues each a one-hour token and
-//! revokes those tokens at the end, also when a scenario failed.
+//! the rules that govern `drill:access` and `drill:escalation`, issues each
+//! a one-hour token and revokes those tokens at the end, also when a
+//! scenario failed; and `drill-approver-offline`, an approver with no
+//! token, who never answers. Embedded, the drill serves rules of its own
+//! for drill cases ([`give_drills_their_rules`]).
 
 mod chat;
 mod scenarios;
