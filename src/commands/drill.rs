@@ -12,7 +12,7 @@
 //! a one-hour token and revokes those tokens at the end, also when a
 //! scenario failed; and `drill-approver-offline`, an approver with no
 //! token, who never answers. Embedded, the drill serves rules of its own
-//! for drill cases ([`give_drills_their_rules`]).
+//! for drill cases (`give_drills_their_rules`).
 
 mod chat;
 mod scenarios;
