@@ -8,8 +8,11 @@
 //! The drill makes its own principals (`drill-requester`, `drill-approver`,
 //! `drill-executor`, `drill-reviewer`, `drill-vendor`, `drill-automation`)
 //! when they are missing, with the groups the deployment's policy asks of
-//! the rule that governs `drill:access`, issues each a one-hour token and
-//! revokes those tokens at the end, also when a scenario failed.
+//! the rules that govern `drill:access` and `drill:escalation`, issues each
+//! a one-hour token and revokes those tokens at the end, also when a
+//! scenario failed; and `drill-approver-offline`, an approver with no
+//! token, who never answers. Embedded, the drill serves rules of its own
+//! for drill cases (`give_drills_their_rules`).
 
 mod chat;
 mod scenarios;
@@ -32,6 +35,30 @@ const DRILLS_GROUP: &str = "drills";
 /// The entitlement every drill case names (a policy may give drills a rule
 /// of their own with `entitlements = ["drill:*"]`).
 pub const DRILL_ENTITLEMENT: &str = "drill:access";
+
+/// The entitlement of `notification-failure`'s case, which its approver
+/// leaves unanswered until the ledger escalates it: a deployment can give
+/// it a rule of its own with a short `approval_deadline` without touching
+/// the other drill cases (docs/drill.md).
+pub const ESCALATION_ENTITLEMENT: &str = "drill:escalation";
+
+/// The group of the drill's approvers under the embedded drill's rules.
+const DRILL_APPROVERS: &str = "drill-approvers";
+
+/// The embedded drill's rule for drill cases (`drill:*`).
+const DRILL_RULE: &str = "custody-drill";
+
+/// The embedded drill's rule for [`ESCALATION_ENTITLEMENT`], tried first.
+pub const DRILL_ESCALATION_RULE: &str = "custody-drill-escalation";
+
+/// The approval deadline of [`DRILL_ESCALATION_RULE`]: short, so the drill
+/// waits seconds for its escalation.
+const EMBEDDED_APPROVAL_DEADLINE: &str = "1s";
+
+/// The embedded deployment's `[workflow] scan_interval_seconds` (the
+/// smallest there is): the ledger's timer sees the deadline pass within a
+/// second.
+const EMBEDDED_SCAN_INTERVAL_SECONDS: u64 = 1;
 
 /// How long the drill's tokens live, at most (they are revoked at the end).
 const TOKEN_TTL: &str = "1h";
@@ -258,14 +285,16 @@ async fn embedded_in(
         text.push('\n');
         text.push_str(EMBEDDED_EVIDENCE);
     }
-    let config = custody_server::config::Config::parse(&text).map_err(|error| {
+    let described = |error: String| {
         CliError::Usage(format!(
             "{}: {error}",
             config_path.map_or("the embedded configuration".to_string(), |path| path
                 .display()
                 .to_string())
         ))
-    })?;
+    };
+    let mut config = custody_server::config::Config::parse(&text).map_err(described)?;
+    give_drills_their_rules(&mut config).map_err(described)?;
     config
         .export
         .check_files()
@@ -341,6 +370,81 @@ async fn embedded_in(
     Ok((results, verification.report))
 }
 
+/// The embedded deployment's own rules for drill cases, tried before the
+/// rules of `--config` (which replace none of them: a rule of the same name
+/// is dropped): [`DRILL_ESCALATION_RULE`] for [`ESCALATION_ENTITLEMENT`],
+/// whose approvals are due within [`EMBEDDED_APPROVAL_DEADLINE`], and
+/// [`DRILL_RULE`] for every other drill entitlement; both ask one approval
+/// from the drill's own group [`DRILL_APPROVERS`], so the drill's principals
+/// join no group of the configuration. The timer scans every second, and
+/// the escalation rule's notices go to every channel: the approvers' to the
+/// offline approver, the escalation's to the approver who answers it (by
+/// name where a channel takes a recipient; a mail channel takes only
+/// addresses, so its notices go to its `to` list).
+fn give_drills_their_rules(config: &mut custody_server::config::Config) -> Result<(), String> {
+    let rule = |name: &str, entitlement: &str, approval_deadline: Option<&str>| {
+        custody_core::policy::Rule {
+            name: name.to_string(),
+            subject_kinds: Vec::new(),
+            entitlements: vec![entitlement.to_string()],
+            resources: Vec::new(),
+            changes: Vec::new(),
+            approvals: 1,
+            approver_groups: vec![DRILL_APPROVERS.to_string()],
+            approver_not_in_requester_org: false,
+            executor_groups: Vec::new(),
+            executor_kinds: Vec::new(),
+            max_duration: None,
+            break_glass: true,
+            post_hoc_review_deadline: None,
+            review_deadline: None,
+            allow_attested_approvals: false,
+            approval_deadline: approval_deadline.map(str::to_string),
+            stages: Vec::new(),
+        }
+    };
+    let rules = &mut config.policy.rules;
+    rules.retain(|known| known.name != DRILL_RULE && known.name != DRILL_ESCALATION_RULE);
+    rules.insert(0, rule(DRILL_RULE, "drill:*", None));
+    rules.insert(
+        0,
+        rule(
+            DRILL_ESCALATION_RULE,
+            ESCALATION_ENTITLEMENT,
+            Some(EMBEDDED_APPROVAL_DEADLINE),
+        ),
+    );
+    config
+        .policy
+        .validate()
+        .map_err(|error| error.to_string())?;
+    config.workflow.scan_interval_seconds = EMBEDDED_SCAN_INTERVAL_SECONDS;
+    let routes = |recipient: &str| -> Vec<String> {
+        config
+            .notify
+            .channels
+            .iter()
+            .map(|channel| match channel.kind() {
+                "email" => channel.name().to_string(),
+                _ => format!("{}:{recipient}", channel.name()),
+            })
+            .collect()
+    };
+    if !config.notify.channels.is_empty() {
+        let table = [
+            ("approvers".to_string(), routes(OFFLINE_APPROVER)),
+            ("escalation".to_string(), routes(APPROVER)),
+        ]
+        .into_iter()
+        .collect();
+        config
+            .notify
+            .rules
+            .insert(DRILL_ESCALATION_RULE.to_string(), table);
+    }
+    Ok(())
+}
+
 /// A fresh run ID: the drill's subjects, tickets and idempotency keys all
 /// carry it, so a rerun never meets an earlier run's open cases.
 fn run_id() -> String {
@@ -366,6 +470,9 @@ pub const EXECUTOR: &str = "drill-executor";
 pub const REVIEWER: &str = "drill-reviewer";
 pub const VENDOR: &str = "drill-vendor";
 pub const AUTOMATION: &str = "drill-automation";
+/// The approver who is never reached: in the approver groups, with no
+/// token, so it never answers (`notification-failure`).
+pub const OFFLINE_APPROVER: &str = "drill-approver-offline";
 /// The vendor's organisation.
 pub const VENDOR_ORG: &str = "drill-vendor-org";
 
@@ -379,26 +486,35 @@ async fn run(
     let run = run_id();
     let components: ComponentsDocument = admin.components().await?.document()?;
     let policy = admin.policy().await?.document()?.policy;
-    let change = Change::new(
-        Subject {
-            kind: SubjectKind::User,
-            id: format!("drill-{run}"),
-        },
-        ChangeKind::Grant,
-        DRILL_ENTITLEMENT.to_string(),
-        None,
-        None,
-    )
-    .map_err(|error| CliError::Usage(error.to_string()))?;
-    let rule = policy.decide(&change);
-    let mut approver_groups = rule.approver_groups.clone();
-    for stage in rule.stages() {
-        approver_groups.extend(stage.approver_groups);
+    let rule_for = |entitlement: &str| {
+        Change::new(
+            Subject {
+                kind: SubjectKind::User,
+                id: format!("drill-{run}"),
+            },
+            ChangeKind::Grant,
+            entitlement.to_string(),
+            None,
+            None,
+        )
+        .map(|change| policy.decide(&change))
+        .map_err(|error| CliError::Usage(error.to_string()))
+    };
+    let rule = rule_for(DRILL_ENTITLEMENT)?;
+    let escalation_rule = rule_for(ESCALATION_ENTITLEMENT)?;
+    // The approvers (the one who answers and the one who never does) may
+    // approve under either rule.
+    let mut approver_groups = Vec::new();
+    for governing in [&rule, &escalation_rule] {
+        approver_groups.extend(governing.approver_groups.clone());
+        for stage in governing.stages() {
+            approver_groups.extend(stage.approver_groups);
+        }
     }
     let executor_groups = rule.executor_groups.clone();
     let cast_plan: [(&str, &str, Vec<String>, Option<&str>); 6] = [
         (REQUESTER, "human", vec![DRILLS_GROUP.to_string()], None),
-        (APPROVER, "human", approver_groups, None),
+        (APPROVER, "human", approver_groups.clone(), None),
         // The executor opens the break-glass drill case itself.
         (
             EXECUTOR,
@@ -427,6 +543,12 @@ async fn run(
             }
         }
     }
+    // The offline approver gets no token: it can never answer.
+    if setup.is_ok() {
+        approver_groups.sort();
+        approver_groups.dedup();
+        setup = ensure_principal(admin, OFFLINE_APPROVER, "human", approver_groups, None).await;
+    }
     let results = match setup {
         Ok(()) => {
             // The admin's connection (its URL and trusted authorities),
@@ -451,7 +573,10 @@ async fn run(
                 admin,
                 cast,
                 components,
-                rule.approvals,
+                scenarios::Rules {
+                    access: rule,
+                    escalation: escalation_rule,
+                },
                 dead_link,
                 slack,
             );
@@ -487,6 +612,27 @@ async fn principal_with_token(
     groups: Vec<String>,
     org: Option<&str>,
 ) -> Result<(String, String), CliError> {
+    ensure_principal(admin, name, kind, groups, org).await?;
+    let issued = admin
+        .create_token(
+            name,
+            &TokenBody {
+                ttl: Some(TOKEN_TTL.to_string()),
+            },
+        )
+        .await?
+        .document()?;
+    Ok((issued.token_id, issued.token))
+}
+
+/// Adds `name` when missing, or sets its groups when present.
+async fn ensure_principal(
+    admin: &Client,
+    name: &str,
+    kind: &str,
+    groups: Vec<String>,
+    org: Option<&str>,
+) -> Result<(), CliError> {
     let added = admin
         .add_principal(&PrincipalBody {
             name: name.to_string(),
@@ -506,14 +652,5 @@ async fn principal_with_token(
         }
         Err(error) => return Err(error.into()),
     }
-    let issued = admin
-        .create_token(
-            name,
-            &TokenBody {
-                ttl: Some(TOKEN_TTL.to_string()),
-            },
-        )
-        .await?
-        .document()?;
-    Ok((issued.token_id, issued.token))
+    Ok(())
 }

@@ -38,6 +38,20 @@ fn drill(args: &[&str], url: Option<(&str, &str)>) -> (Output, Value) {
     (output, json)
 }
 
+/// Runs `custody drill --embedded --config CONFIG --keep KEPT --json`.
+fn embedded_drill(config: &str, kept: &Path) -> (Output, Value) {
+    drill(
+        &[
+            "--embedded",
+            "--config",
+            config,
+            "--keep",
+            kept.to_str().unwrap(),
+        ],
+        None,
+    )
+}
+
 /// The IDs of the scenarios with `status`.
 fn with_status(report: &Value, status: &str) -> BTreeSet<String> {
     report["scenarios"]
@@ -254,8 +268,9 @@ fn an_embedded_drill_with_channels_covers_them_and_a_failing_channel_fails_only_
     )
     .unwrap();
     let config = config.to_str().unwrap();
+    let kept = directory.path().join("deployment");
 
-    let (output, report) = drill(&["--embedded", "--config", config], None);
+    let (output, report) = embedded_drill(config, &kept);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     let mut covered = set(ALWAYS);
     covered.extend(set(&["notification-failure", "export"]));
@@ -266,16 +281,97 @@ fn an_embedded_drill_with_channels_covers_them_and_a_failing_channel_fails_only_
             .contains("drill-requester"),
         "the file sink holds the drill's events"
     );
+    let staged = scenario(&report, "notification-failure");
+    let events = exported(&kept, staged["case_ids"][0].as_str().unwrap());
+    assert_escalated_then_approved_by_the_second_approver(&events);
+    // The approvers' notice went to the offline approver, the escalation's
+    // to the approver who answered it, and both were delivered.
+    assert_eq!(
+        events[0]["notify"][0]["recipient"], "drill-approver-offline",
+        "{events:#?}"
+    );
+    let delivered_to: BTreeSet<&str> = events
+        .iter()
+        .filter(|event| {
+            event["kind"] == "notification_attempted" && event["payload"]["outcome"] == "delivered"
+        })
+        .filter_map(|event| event["payload"]["recipient"].as_str())
+        .collect();
+    assert!(
+        delivered_to.contains("drill-approver-offline") && delivered_to.contains("drill-approver"),
+        "{events:#?}"
+    );
 
     // The notification receiver answers 500: the notices are attempted and
-    // recorded, the cases proceed, and only notification-failure fails.
+    // recorded, the cases proceed (the escalation is raised all the same,
+    // and the second approver approves), and only notification-failure
+    // fails.
     healthy.store(false, Ordering::SeqCst);
-    let (output, report) = drill(&["--embedded", "--config", config], None);
+    let kept = directory.path().join("sabotaged");
+    let (output, report) = embedded_drill(config, &kept);
     assert_eq!(output.status.code(), Some(1), "{report:#}");
     assert_eq!(
         with_status(&report, "failed"),
         set(&["notification-failure"]),
         "{report:#}"
+    );
+    let staged = scenario(&report, "notification-failure");
+    assert!(
+        staged["problems"]
+            .to_string()
+            .contains("channel hook (webhook) delivered"),
+        "{staged:#}"
+    );
+    let events = exported(&kept, staged["case_ids"][0].as_str().unwrap());
+    assert_escalated_then_approved_by_the_second_approver(&events);
+    assert!(
+        !events
+            .iter()
+            .any(|event| event["kind"] == "notification_attempted"
+                && event["payload"]["outcome"] == "delivered"),
+        "{events:#?}"
+    );
+}
+
+/// The trail of `notification-failure`'s case: the ledger (`system`)
+/// escalated the unanswered request as `approval.overdue`, the escalation
+/// owed a notice that was attempted, and the only approval is by the
+/// second approver, after the escalation; the case was reviewed.
+fn assert_escalated_then_approved_by_the_second_approver(events: &[Value]) {
+    let escalation = events
+        .iter()
+        .find(|event| {
+            event["kind"] == "escalation_raised" && event["payload"]["reason"] == "approval.overdue"
+        })
+        .unwrap_or_else(|| panic!("no escalation: {events:#?}"));
+    assert_eq!(escalation["actor"]["principal"], "system");
+    let owed = escalation["notify"]
+        .as_array()
+        .expect("the escalation owes notices");
+    assert!(
+        owed.iter().all(|notice| notice["kind"] == "escalation"),
+        "{escalation:#}"
+    );
+    let delivery = owed[0]["delivery_id"].clone();
+    assert!(
+        events
+            .iter()
+            .any(|event| event["kind"] == "notification_attempted"
+                && event["payload"]["delivery_id"] == delivery),
+        "the escalation's notice was attempted: {events:#?}"
+    );
+    let approvals: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["kind"] == "approval_granted")
+        .collect();
+    assert_eq!(approvals.len(), 1, "{events:#?}");
+    assert_eq!(approvals[0]["actor"]["principal"], "drill-approver");
+    assert!(approvals[0]["seq"].as_u64() > escalation["seq"].as_u64());
+    assert!(
+        events
+            .iter()
+            .any(|event| event["kind"] == "review_completed"),
+        "{events:#?}"
     );
 }
 
@@ -315,16 +411,7 @@ fn an_embedded_drill_with_every_channel_passes_all_eleven_scenarios() {
     )
     .unwrap();
     let kept = directory.path().join("deployment");
-    let (output, report) = drill(
-        &[
-            "--embedded",
-            "--config",
-            config.to_str().unwrap(),
-            "--keep",
-            kept.to_str().unwrap(),
-        ],
-        None,
-    );
+    let (output, report) = embedded_drill(config.to_str().unwrap(), &kept);
     assert_eq!(output.status.code(), Some(0), "{report:#}");
     assert_eq!(with_status(&report, "passed"), set(ALL), "{report:#}");
     assert!(with_status(&report, "not_covered").is_empty(), "{report:#}");
@@ -456,6 +543,72 @@ fn a_drill_against_a_server_covers_chat_approval_only_with_the_signing_secret() 
         scenario(&report, "chat-approval")["status"],
         "passed",
         "{report:#}"
+    );
+}
+
+/// A running deployment's rule for drill entitlements decides whether the
+/// drill can stage an escalation: with a deadline of hours it says so
+/// (not covered, naming the deadline); with one of seconds it waits for
+/// the escalation and passes, through the same trail as embedded.
+#[test]
+fn a_drill_against_a_server_waits_for_an_escalation_only_when_the_deadline_is_short() {
+    let stub = receivers(Arc::new(AtomicBool::new(true)));
+    let config = |deadline: &str| {
+        format!(
+            "[workflow]\nscan_interval_seconds = 1\n\n\
+             [[policy.rules]]\nname = \"drills\"\nentitlements = [\"drill:*\"]\napproval_deadline = \"{deadline}\"\n\n\
+             [notify]\nbackoff_initial_ms = 100\nbackoff_max_ms = 400\npoll_interval_ms = 50\n\n\
+             [[notify.channels]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{}/notify\"\nsecret = \"drill-secret\"\ntimeout_seconds = 2\n",
+            stub.base
+        )
+    };
+    let (server, _) = Server::start_configured(None, Some(&config("4h")));
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let staged = scenario(&report, "notification-failure");
+    assert_eq!(staged["status"], "not_covered", "{staged:#}");
+    let reason = staged["problems"][0].as_str().unwrap();
+    assert!(
+        reason.contains("approval deadline is 4h") && reason.contains("at most 120s"),
+        "{staged:#}"
+    );
+    assert!(
+        staged["case_ids"].as_array().unwrap().is_empty(),
+        "{staged:#}"
+    );
+    drop(server);
+
+    let (server, _) = Server::start_configured(None, Some(&config("2s")));
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let staged = scenario(&report, "notification-failure");
+    assert_eq!(staged["status"], "passed", "{staged:#}");
+    let events = server.events(&server.admin_token, staged["case_ids"][0].as_str().unwrap());
+    assert_escalated_then_approved_by_the_second_approver(&events);
+    drop(server);
+
+    // A channel routed only for the security team carries nothing of the
+    // case: the scenario says so, and fails, instead of skipping it.
+    let quiet = format!(
+        "{}\n[[notify.channels]]\ntype = \"webhook\"\nname = \"quiet\"\nurl = \"{}/notify\"\nsecret = \"drill-secret\"\ntimeout_seconds = 2\n\n\
+         [notify.routes]\napprovers = [\"hook\"]\nrequester = [\"hook\"]\nexecutor = [\"hook\"]\nreviewers = [\"hook\"]\nescalation = [\"hook\"]\nsecurity = [\"quiet\"]\n",
+        config("2s"),
+        stub.base
+    );
+    let (server, _) = Server::start_configured(None, Some(&quiet));
+    let (output, report) = drill(&[], Some((&server.url, &server.admin_token)));
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        with_status(&report, "failed"),
+        set(&["notification-failure"]),
+        "{report:#}"
+    );
+    let staged = scenario(&report, "notification-failure");
+    assert!(
+        staged["problems"]
+            .to_string()
+            .contains("channel quiet (webhook) carried no notice"),
+        "{staged:#}"
     );
 }
 
