@@ -311,8 +311,36 @@ pub struct AdminState {
     /// The outside users mapped to principals: by connector and the user's
     /// ID there, the principal it acts as.
     pub identities: BTreeMap<(ConnectorName, ExternalUser), PrincipalId>,
+    /// The OpenID Connect identities bound to principals: by issuer and
+    /// subject, the principal it signed in as first (see
+    /// [`oidc_self_provisioned`]).
+    pub oidc: BTreeMap<(String, String), PrincipalId>,
     /// Whether every event so far was by `system` (see [`may_administer`]).
     pub opening: bool,
+}
+
+/// The OpenID Connect identity (issuer, subject) of `actor` when it acts on
+/// itself: its authentication is OIDC and `principal` is its own principal.
+///
+/// OIDC sign-in provisions principals: the first sign-in of an identity
+/// adds its principal (`principal_added`, by that principal, authenticated
+/// by its issuer and subject), which binds the identity to the principal
+/// for good; later sign-ins record the groups the issuer asserts
+/// (`principal_groups_changed`, by the same principal and identity). These
+/// are the only administration events a non-admin may be the actor of, and
+/// only on itself: [`AdminState::violations`] accepts a `principal_added`
+/// whose identity is not bound yet, and a `principal_groups_changed` whose
+/// identity is bound to that very principal.
+pub fn oidc_self_provisioned<'a>(
+    actor: &'a Actor,
+    principal: &PrincipalId,
+) -> Option<(&'a str, &'a str)> {
+    match &actor.auth {
+        crate::model::AuthContext::Oidc { issuer, subject } if &actor.principal == principal => {
+            Some((issuer.as_str(), subject.as_str()))
+        }
+        _ => None,
+    }
 }
 
 impl Default for AdminState {
@@ -322,6 +350,7 @@ impl Default for AdminState {
             tokens: BTreeMap::new(),
             grants: BTreeMap::new(),
             identities: BTreeMap::new(),
+            oidc: BTreeMap::new(),
             opening: true,
         }
     }
@@ -354,6 +383,31 @@ impl AdminState {
         let permitted = match &event.body {
             EventBody::TokenRevoked(revoked) => {
                 may_revoke_token(actor, is_admin, self.opening, &revoked.principal)
+            }
+            // An OIDC identity provisions its own principal (see
+            // `oidc_self_provisioned`): a first sign-in of an unbound
+            // identity, or the groups of the principal it is bound to.
+            EventBody::PrincipalAdded(added)
+                if oidc_self_provisioned(actor, &added.principal).is_some_and(
+                    |(issuer, subject)| {
+                        !self
+                            .oidc
+                            .contains_key(&(issuer.to_string(), subject.to_string()))
+                    },
+                ) =>
+            {
+                Ok(())
+            }
+            EventBody::PrincipalGroupsChanged(changed)
+                if oidc_self_provisioned(actor, &changed.principal).is_some_and(
+                    |(issuer, subject)| {
+                        self.oidc
+                            .get(&(issuer.to_string(), subject.to_string()))
+                            == Some(&changed.principal)
+                    },
+                ) =>
+            {
+                Ok(())
             }
             _ => may_administer(actor, is_admin, self.opening),
         };
@@ -535,6 +589,12 @@ impl AdminState {
         self.opening = self.opening && is_system(&event.actor);
         match &event.body {
             EventBody::PrincipalAdded(added) => {
+                if let Some((issuer, subject)) = oidc_self_provisioned(&event.actor, &added.principal)
+                {
+                    self.oidc
+                        .entry((issuer.to_string(), subject.to_string()))
+                        .or_insert_with(|| added.principal.clone());
+                }
                 self.principals
                     .entry(added.principal.clone())
                     .or_insert_with(|| Principal {

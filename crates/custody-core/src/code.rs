@@ -417,6 +417,8 @@ codes! {
         r#"a case for the same subject, change, entitlement and resource is still in flight (`open`, `approved`, `executed`, `pending_review` or `executed_pending_approval`); the message names it"#;
     DrillNotAllowed = "drill.not-allowed" [] Forbidden
         r#"a drill case (`drill: true` in a request or break-glass) opened by a principal in neither `admins` nor `drills` (403): drill cases are left out of listings, exports and metrics, so only those trusted to run drills may open one. Add the principal to `drills`, or run the drill as an admin"#;
+    OidcIdentityMismatch = "oidc.identity-mismatch" [] Forbidden
+        r#"an OpenID Connect sign-in refused (403) because its principal claim names a principal that is not bound to its issuer and subject: a principal an admin added, one another subject of the issuer signed in as first, or (for an identity bound already) another principal than the one it is bound to. Never merged: a reused email or username must not take over an account (`docs/oidc.md`)"#;
     PrincipalExists = "principal.exists" [] Conflict
         r#"a principal with that name already exists (409); pick another name, or use the existing principal"#;
 }

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod init;
 pub mod monitor;
 pub mod observe;
+pub mod oidc;
 pub mod openapi;
 pub mod problem;
 pub mod push;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub connectors: connectors::Connectors,
     /// What the deployment is configured with (`GET /v1/admin/components`).
     pub components: std::sync::Arc<api::admin::Components>,
+    /// Single sign-on with OpenID Connect (`[oidc]`), when configured.
+    pub oidc: Option<oidc::Oidc>,
 }
 
 /// How the server runs, beyond the store.
@@ -117,6 +120,8 @@ pub struct ServeOptions {
     /// times are written by the store, so the deliverer reads the store's
     /// clock (the system's).
     pub clock: SharedClock,
+    /// Single sign-on with OpenID Connect (`[oidc]`, `docs/oidc.md`).
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl ServeOptions {
@@ -161,6 +166,7 @@ impl ServeOptions {
                 config: std::sync::Arc::new(config.evidence),
             },
             clock: SystemClock::shared(),
+            oidc: config.oidc,
         })
     }
 }
@@ -379,7 +385,14 @@ pub async fn serve_listener_with(
         options.clock.clone(),
     ));
     let components = std::sync::Arc::new(api::admin::Components::of(&options));
+    let oidc = options
+        .oidc
+        .clone()
+        .map(|config| oidc::Oidc::new(config, store.clone(), options.clock.clone()))
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let state = AppState {
+        oidc,
         components,
         store: store.clone(),
         metrics,
