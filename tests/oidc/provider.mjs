@@ -3,7 +3,7 @@
 // target/oidc-provider (its directory in $CUSTODY_OIDC_PROVIDER).
 //
 //   node provider.mjs serve CONFIG.json   start it; prints `ready ISSUER`
-//   node provider.mjs keygen              print {"private": JWK, "public": JWK} (RSA 2048)
+//   node provider.mjs keygen              print {"private", "public": JWK, "public_pem"} (RSA 2048)
 //   node provider.mjs sign                sign stdin's {header, claims, key | hmac_secret}
 //
 // CONFIG: {"port", "clients": [...], "keys": [private JWKs], "accounts_file"}.
@@ -34,7 +34,8 @@ function keygen() {
   const kid = randomUUID();
   const priv = { ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
   const pub = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' };
-  process.stdout.write(JSON.stringify({ private: priv, public: pub }) + '\n');
+  const pem = publicKey.export({ format: 'pem', type: 'spki' });
+  process.stdout.write(JSON.stringify({ private: priv, public: pub, public_pem: pem }) + '\n');
 }
 
 function signToken() {

@@ -11,7 +11,9 @@
 //! openssl for their CA, chromium for the readiness report's HTML), and
 //! installs the official SARIF validator (`@microsoft/sarif-multitool`)
 //! with npm under `target/sarif-multitool`, exported to the tests as
-//! `CUSTODY_SARIF_MULTITOOL`.
+//! `CUSTODY_SARIF_MULTITOOL`, and the certified OpenID provider
+//! (`oidc-provider`, pinned) under `target/oidc-provider`, exported as
+//! `CUSTODY_OIDC_PROVIDER` (tests/oidc/provider.mjs starts it).
 //!
 //! `bench` builds the benchmark harness (and, for the drill benchmark, the
 //! `custody` binary) in release mode and runs it; every
@@ -56,6 +58,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     ensure_python_jsonschema()?;
     ensure_packages()?;
     let sarif_multitool = ensure_sarif_multitool()?;
+    let oidc_provider = ensure_oidc_provider()?;
     let mut command = cargo();
     command
         .args(["test", "--workspace", "--all-targets", "--locked"])
@@ -64,7 +67,9 @@ fn test(extra: &[String]) -> Result<(), String> {
         // The power-cut test must run here, not report that it could not.
         .env("CUSTODY_REQUIRE_POWER_LOSS", "1")
         // The readiness report's SARIF is checked by the official validator.
-        .env("CUSTODY_SARIF_MULTITOOL", &sarif_multitool);
+        .env("CUSTODY_SARIF_MULTITOOL", &sarif_multitool)
+        // The OpenID provider the OIDC tests sign in with.
+        .env("CUSTODY_OIDC_PROVIDER", &oidc_provider);
     run(command)?;
     // Doc tests are a separate pass in cargo; they reuse the same build.
     let mut doc = cargo();
@@ -187,6 +192,47 @@ fn ensure_sarif_multitool() -> Result<std::path::PathBuf, String> {
         Err(format!(
             "npm installed {SARIF_MULTITOOL_PACKAGE} but {} is missing",
             program.display()
+        ))
+    }
+}
+
+/// The OpenID provider of the OIDC tests (a certified implementation),
+/// pinned, and where it goes.
+const OIDC_PROVIDER_PACKAGE: &str = "oidc-provider@9.13.3";
+const OIDC_PROVIDER_DIR: &str = "target/oidc-provider";
+
+/// Installs `oidc-provider` with npm under `target/` when it is missing (or
+/// another version); returns the directory that holds its `node_modules`.
+fn ensure_oidc_provider() -> Result<std::path::PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("xtask has no parent directory")?
+        .join(OIDC_PROVIDER_DIR);
+    let manifest = root.join("node_modules/oidc-provider/package.json");
+    let version = OIDC_PROVIDER_PACKAGE
+        .rsplit('@')
+        .next()
+        .unwrap_or_default();
+    let installed = std::fs::read_to_string(&manifest)
+        .is_ok_and(|text| text.contains(&format!("\"version\": \"{version}\"")));
+    if installed {
+        return Ok(root);
+    }
+    eprintln!("xtask: installing {OIDC_PROVIDER_PACKAGE} for the tests");
+    std::fs::create_dir_all(&root)
+        .map_err(|error| format!("cannot create {}: {error}", root.display()))?;
+    let mut install = Command::new("npm");
+    install
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&root)
+        .arg(OIDC_PROVIDER_PACKAGE);
+    run(install).map_err(|error| format!("{error} (is npm installed?)"))?;
+    if manifest.exists() {
+        Ok(root)
+    } else {
+        Err(format!(
+            "npm installed {OIDC_PROVIDER_PACKAGE} but {} is missing",
+            manifest.display()
         ))
     }
 }
