@@ -300,7 +300,7 @@ pub fn parse(token: &str) -> Result<Parsed, JwtError> {
         return Err(JwtError::TooLong);
     }
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
+    let (Some(header_part), Some(payload), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed(
@@ -312,7 +312,7 @@ pub fn parse(token: &str) -> Result<Parsed, JwtError> {
             .decode(part)
             .map_err(|_| JwtError::Malformed(format!("its {what} is not base64url")))
     };
-    let header_bytes = decode("header", header)?;
+    let header_bytes = decode("header", header_part)?;
     let header: serde_json::Map<String, Value> = serde_json::from_slice(&header_bytes)
         .map_err(|_| JwtError::Malformed("its header is not a JSON object".to_string()))?;
     let alg = header
@@ -346,7 +346,9 @@ pub fn parse(token: &str) -> Result<Parsed, JwtError> {
     let claims: serde_json::Map<String, Value> = serde_json::from_slice(&claims_bytes)
         .map_err(|_| JwtError::Malformed("its payload is not a JSON object".to_string()))?;
     let signature = decode("signature", signature)?;
-    let signing_input = token[..header.len() + 1 + payload.len()].as_bytes().to_vec();
+    let signing_input = token[..header_part.len() + 1 + payload.len()]
+        .as_bytes()
+        .to_vec();
     Ok(Parsed {
         algorithm,
         kid,
