@@ -624,6 +624,9 @@ mod tests {
                     Code::EvidenceAddressRefused => Answer::Forbidden,
                     // Marking a case as a drill hides it: refused as forbidden.
                     Code::DrillNotAllowed => Answer::Forbidden,
+                    // A sign-in whose identity is not bound to the principal
+                    // it names: refused as forbidden, never merged.
+                    Code::OidcIdentityMismatch => Answer::Forbidden,
                     Code::EvidenceInvalidUrl => Answer::Invalid,
                     _ => Answer::Conflict,
                 },

@@ -243,7 +243,6 @@ pub fn for_code(code: Code) -> &'static [Control] {
         | Code::MergeNotAllowed
         | Code::TicketAlreadyLinked
         | Code::AdminNotAdmin
-        | Code::OidcIdentityMismatch
         | Code::NotifyUndelivered => AUTHORIZATION,
         Code::SodRequesterCannotAttest => &[CsfPrAa05, CsfPrAa04],
         Code::ApprovalUnconfirmedAttestation => &[CsfPrAa04, CsfPrAa05],
@@ -331,6 +330,7 @@ pub fn for_code(code: Code) -> &'static [Control] {
         | Code::TicketConnectorOwned
         | Code::CaseDuplicateOpen
         | Code::DrillNotAllowed
+        | Code::OidcIdentityMismatch
         | Code::PrincipalExists => &[],
     }
 }
