@@ -20,7 +20,7 @@ use std::time::Duration;
 use custody_server::oidc::{Oidc, OidcConfig};
 use serde_json::{json, Value};
 
-use crate::common::{self, Body, Server, TestStore};
+use crate::common::{self, Body, Server, TestStore, STORES};
 
 const CLIENT: &str = "console";
 
@@ -120,7 +120,10 @@ impl Provider {
             .spawn()
             .expect("start the OpenID provider");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.next().expect("the provider says it is ready").unwrap();
+        let ready = lines
+            .next()
+            .expect("the provider says it is ready")
+            .unwrap();
         assert!(ready.starts_with("ready "), "{ready}");
         Provider { child, port, root }
     }
@@ -196,7 +199,12 @@ async fn browse(url: &str) -> Vec<(String, String)> {
             .map(|(name, value)| format!("{name}={value}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let response = client.get(&url).header("cookie", cookie).send().await.unwrap();
+        let response = client
+            .get(&url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
         for set in response.headers().get_all("set-cookie") {
             let pair = set.to_str().unwrap().split(';').next().unwrap();
             let (name, value) = pair.split_once('=').unwrap();
@@ -212,7 +220,10 @@ async fn browse(url: &str) -> Vec<(String, String)> {
             .to_string();
         let next = reqwest::Url::parse(&url).unwrap().join(&location).unwrap();
         if next.as_str().starts_with(&redirect_url()) {
-            return next.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            return next
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         }
         url = next.to_string();
     }
@@ -242,6 +253,12 @@ fn claims(issuer: &str, subject: &str, username: &str, now: i64) -> Value {
 
 #[test]
 fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_token() {
+    for store in STORES {
+        oidc_on(store);
+    }
+}
+
+fn oidc_on(store: TestStore) {
     let key = keygen();
     let port = free_port();
     let provider = Provider::start(port, &[&key], tempfile::tempdir().unwrap());
@@ -251,7 +268,7 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
         "bob-sub": {"preferred_username": "bob", "groups": []},
     }));
     let issuer = provider.issuer();
-    let (server, _) = Server::start_in_process(TestStore::Embedded, Some(&oidc_config(&issuer)));
+    let (server, _) = Server::start_in_process(store, Some(&oidc_config(&issuer)));
     let config: OidcConfig = serde_json::from_value(json!({
         "issuer": issuer, "audience": CLIENT, "client_id": CLIENT,
         "redirect_url": redirect_url(), "allowed_groups": ["approvers", "team-*"],
@@ -301,7 +318,10 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
     assert_eq!(again.principal.groups, vec!["team-payments"]);
     let changed = admin_record(&server).last().unwrap().clone();
     assert_eq!(changed["kind"], "principal_groups_changed", "{changed:#}");
-    assert_eq!(changed["payload"]["previous"], json!(["approvers", "team-payments"]));
+    assert_eq!(
+        changed["payload"]["previous"],
+        json!(["approvers", "team-payments"])
+    );
     assert_eq!(changed["payload"]["groups"], json!(["team-payments"]));
     assert_eq!(changed["actor"]["principal"], "alice");
 
@@ -341,7 +361,10 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
     let shown = server.show(&server.admin_token, &case);
     let actor = &shown["events"][0]["actor"];
     assert_eq!(actor["principal"], "bob");
-    assert_eq!(actor["auth"], json!({"method": "oidc", "issuer": issuer, "subject": "bob-sub"}));
+    assert_eq!(
+        actor["auth"],
+        json!({"method": "oidc", "issuer": issuer, "subject": "bob-sub"})
+    );
     assert!(
         !shown.to_string().contains(&id_token),
         "the token itself is never recorded"
@@ -374,12 +397,32 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
         ),
     );
     let refusals: Vec<(&str, String, u16)> = vec![
-        ("wrong audience", with(&|c| c["aud"] = json!("someone-else")), 401),
-        ("wrong audience among several", with(&|c| c["aud"] = json!(["a", "b"])), 401),
-        ("wrong issuer", with(&|c| c["iss"] = json!("http://127.0.0.1:1")), 401),
+        (
+            "wrong audience",
+            with(&|c| c["aud"] = json!("someone-else")),
+            401,
+        ),
+        (
+            "wrong audience among several",
+            with(&|c| c["aud"] = json!(["a", "b"])),
+            401,
+        ),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("http://127.0.0.1:1")),
+            401,
+        ),
         ("expired", with(&|c| c["exp"] = json!(now - 3600)), 401),
-        ("not yet valid", with(&|c| c["nbf"] = json!(now + 3600)), 401),
-        ("issued in the future", with(&|c| c["iat"] = json!(now + 3600)), 401),
+        (
+            "not yet valid",
+            with(&|c| c["nbf"] = json!(now + 3600)),
+            401,
+        ),
+        (
+            "issued in the future",
+            with(&|c| c["iat"] = json!(now + 3600)),
+            401,
+        ),
         (
             "alg none",
             format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&good)),
@@ -387,7 +430,11 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
         ),
         (
             "unknown kid",
-            sign(&other_key, json!({"alg": "RS256", "kid": other_key.kid}), &good),
+            sign(
+                &other_key,
+                json!({"alg": "RS256", "kid": other_key.kid}),
+                &good,
+            ),
             401,
         ),
         (
@@ -442,10 +489,15 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
         let response = server.http("GET", "/v1/whoami", Some(token), &[], Body::None);
         assert_eq!(response.status, *status, "{name}: {}", response.text);
         assert!(
-            response.header("content-type").is_some_and(|t| t.starts_with("application/problem+json")),
+            response
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("application/problem+json")),
             "{name}"
         );
-        assert!(!response.text.contains(token.as_str()), "{name}: the token is echoed");
+        assert!(
+            !response.text.contains(token.as_str()),
+            "{name}: the token is echoed"
+        );
         if *status == 403 && name.contains("mismatch") {
             assert_eq!(response.json["rule"], "oidc.identity-mismatch", "{name}");
         }
@@ -456,12 +508,17 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
     let wrong_state = server.block_on(async {
         let (url, pending) = oidc.begin_login("/").await.unwrap();
         let back = browse(&format!("{url}&login_hint=alice-sub")).await;
-        oidc.finish_login(pending, &param(&back, "code"), "another-state").await
+        oidc.finish_login(pending, &param(&back, "code"), "another-state")
+            .await
     });
     let problem = wrong_state.expect_err("a mismatched state is refused");
     assert_eq!(problem.status, 401);
     assert!(problem.detail.contains("state"), "{}", problem.detail);
-    let id_token_for_alice = sign(&key, header.clone(), &claims(&issuer, "alice-sub", "alice", now));
+    let id_token_for_alice = sign(
+        &key,
+        header.clone(),
+        &claims(&issuer, "alice-sub", "alice", now),
+    );
     let wrong_nonce = server.block_on(oidc.accept_id_token(&id_token_for_alice, "another-nonce"));
     let problem = wrong_nonce.expect_err("a mismatched nonce is refused");
     assert!(problem.detail.contains("nonce"), "{}", problem.detail);
@@ -472,18 +529,31 @@ fn oidc_sign_in_provisions_principals_on_the_record_and_refuses_every_crafted_to
         .block_on(oidc.accept_id_token(&no_azp, "n-1"))
         .expect_err("several audiences and no azp");
     assert!(problem.detail.contains("azp"), "{}", problem.detail);
-    assert_eq!(server.log_size(), size, "the browser refusals recorded something");
+    assert_eq!(
+        server.log_size(),
+        size,
+        "the browser refusals recorded something"
+    );
 
     // 5. Two first sign-ins at once add one principal.
-    let carol = sign(&key, header.clone(), &claims(&issuer, "carol-sub", "carol", now));
+    let carol = sign(
+        &key,
+        header.clone(),
+        &claims(&issuer, "carol-sub", "carol", now),
+    );
     let (first, second) = server.block_on(async {
-        tokio::join!(oidc.accept_id_token(&carol, "n-1"), oidc.accept_id_token(&carol, "n-1"))
+        tokio::join!(
+            oidc.accept_id_token(&carol, "n-1"),
+            oidc.accept_id_token(&carol, "n-1")
+        )
     });
     assert_eq!(first.unwrap().principal.id.as_str(), "carol");
     assert_eq!(second.unwrap().principal.id.as_str(), "carol");
     let carols = admin_record(&server)
         .iter()
-        .filter(|event| event["kind"] == "principal_added" && event["payload"]["principal"] == "carol")
+        .filter(|event| {
+            event["kind"] == "principal_added" && event["payload"]["principal"] == "carol"
+        })
         .count();
     assert_eq!(carols, 1);
 

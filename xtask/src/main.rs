@@ -209,10 +209,7 @@ fn ensure_oidc_provider() -> Result<std::path::PathBuf, String> {
         .ok_or("xtask has no parent directory")?
         .join(OIDC_PROVIDER_DIR);
     let manifest = root.join("node_modules/oidc-provider/package.json");
-    let version = OIDC_PROVIDER_PACKAGE
-        .rsplit('@')
-        .next()
-        .unwrap_or_default();
+    let version = OIDC_PROVIDER_PACKAGE.rsplit('@').next().unwrap_or_default();
     let installed = std::fs::read_to_string(&manifest)
         .is_ok_and(|text| text.contains(&format!("\"version\": \"{version}\"")));
     if installed {

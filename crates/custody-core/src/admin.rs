@@ -401,8 +401,7 @@ impl AdminState {
             EventBody::PrincipalGroupsChanged(changed)
                 if oidc_self_provisioned(actor, &changed.principal).is_some_and(
                     |(issuer, subject)| {
-                        self.oidc
-                            .get(&(issuer.to_string(), subject.to_string()))
+                        self.oidc.get(&(issuer.to_string(), subject.to_string()))
                             == Some(&changed.principal)
                     },
                 ) =>
@@ -589,7 +588,8 @@ impl AdminState {
         self.opening = self.opening && is_system(&event.actor);
         match &event.body {
             EventBody::PrincipalAdded(added) => {
-                if let Some((issuer, subject)) = oidc_self_provisioned(&event.actor, &added.principal)
+                if let Some((issuer, subject)) =
+                    oidc_self_provisioned(&event.actor, &added.principal)
                 {
                     self.oidc
                         .entry((issuer.to_string(), subject.to_string()))
@@ -784,4 +784,129 @@ pub struct AdminRows {
     pub grants: Vec<DelegationGrant>,
     /// The `connector_identities` table.
     pub identities: Vec<IdentityRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AuthContext, PrincipalKind, Via};
+    use crate::{CaseId, EventId};
+
+    fn actor(principal: &str, auth: AuthContext) -> Actor {
+        Actor {
+            principal: principal.parse().expect("name"),
+            kind: PrincipalKind::Human,
+            org: None,
+            groups: Vec::new(),
+            on_behalf_of: None,
+            delegation_grant: None,
+            via: Via::Web,
+            auth,
+        }
+    }
+
+    fn oidc(subject: &str) -> AuthContext {
+        AuthContext::Oidc {
+            issuer: "https://idp.example".to_string(),
+            subject: subject.to_string(),
+        }
+    }
+
+    fn event(body: EventBody, actor: Actor) -> Event {
+        Event {
+            v: crate::event::EVENT_FORMAT_VERSION,
+            event_id: EventId::generate(),
+            case_id: CaseId::generate(),
+            seq: 1,
+            prev_hash: None,
+            body,
+            actor,
+            role: Role::Admin,
+            occurred_at: Timestamp::from_micros(0),
+            recorded_at: Timestamp::from_micros(0),
+            source: None,
+            external_id: None,
+            causation: None,
+            idempotency_key: None,
+            notify: Vec::new(),
+        }
+    }
+
+    fn added(name: &str, groups: &[&str]) -> EventBody {
+        let principal = Principal {
+            id: name.parse().expect("name"),
+            display_name: name.to_string(),
+            kind: PrincipalKind::Human,
+            groups: groups.iter().map(|group| group.to_string()).collect(),
+            org: None,
+        };
+        principal_added(&principal, false).body
+    }
+
+    fn groups_changed(name: &str, previous: &[&str], groups: &[&str]) -> EventBody {
+        let owned = |list: &[&str]| list.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+        principal_groups_changed(
+            &name.parse().expect("name"),
+            &owned(previous),
+            &owned(groups),
+            false,
+        )
+        .body
+    }
+
+    fn not_admin(state: &AdminState, event: &Event) -> bool {
+        state
+            .violations(event)
+            .iter()
+            .any(|(refusal, _)| refusal.rule == Code::AdminNotAdmin)
+    }
+
+    /// An OIDC identity provisions its own principal and nothing else:
+    /// the forgeries `verify` must report are each refused here.
+    #[test]
+    fn an_oidc_identity_administers_only_its_own_principal() {
+        let mut state = AdminState::default();
+        let first = event(added("alice", &["admins"]), actor("alice", oidc("s-alice")));
+        assert!(
+            !not_admin(&state, &first),
+            "a first sign-in provisions itself"
+        );
+        state.apply(&first);
+        assert_eq!(
+            state
+                .oidc
+                .get(&("https://idp.example".to_string(), "s-alice".to_string())),
+            Some(&"alice".parse().expect("name"))
+        );
+        // Its later group change, by the bound identity.
+        let change = event(
+            groups_changed("alice", &["admins"], &[]),
+            actor("alice", oidc("s-alice")),
+        );
+        assert!(!not_admin(&state, &change));
+        let forgeries = [
+            // Adding someone else.
+            event(added("bob", &[]), actor("alice", oidc("s-alice"))),
+            // The bound identity adding a second principal of its own name.
+            event(added("carol", &[]), actor("carol", oidc("s-alice"))),
+            // Another identity changing alice's groups while naming her.
+            event(
+                groups_changed("alice", &["admins"], &[]),
+                actor("alice", oidc("s-mallory")),
+            ),
+            // A token holder (not OIDC) adding itself.
+            event(
+                added("dave", &[]),
+                actor(
+                    "dave",
+                    AuthContext::Token {
+                        token_id: "tok_1".to_string(),
+                    },
+                ),
+            ),
+        ];
+        for forgery in &forgeries {
+            assert!(not_admin(&state, forgery), "{forgery:?}");
+        }
+    }
 }

@@ -147,30 +147,23 @@ pub const MAX_TOKEN_LENGTH: usize = 256;
 
 /// The channel a request names in its `custody-via` header (`api` when none).
 fn via_of(parts: &Parts) -> Result<Via, Problem> {
-        let via = match parts.headers.get(VIA_HEADER) {
-            None => Via::Api,
-            Some(value) => {
-                let text = value.to_str().unwrap_or("");
-                match Via::from_str(text) {
-                    // Only the channels a token holder can truthfully claim; chat
-                    // and connectors arrive through their own authenticated paths.
-                    Ok(via @ (Via::Api | Via::Cli)) => via,
-                    _ => {
-                        return Err(Problem::invalid(format!(
-                            "the {VIA_HEADER} header must be `api` or `cli`, not `{text}`"
-                        )))
-                    }
+    let via = match parts.headers.get(VIA_HEADER) {
+        None => Via::Api,
+        Some(value) => {
+            let text = value.to_str().unwrap_or("");
+            match Via::from_str(text) {
+                // Only the channels a token holder can truthfully claim; chat
+                // and connectors arrive through their own authenticated paths.
+                Ok(via @ (Via::Api | Via::Cli)) => via,
+                _ => {
+                    return Err(Problem::invalid(format!(
+                        "the {VIA_HEADER} header must be `api` or `cli`, not `{text}`"
+                    )))
                 }
             }
-        };
+        }
+    };
     Ok(via)
-}
-
-/// The token of an `Authorization: Bearer <token>` header, refused before any
-/// lookup when it cannot be a Custody token.
-#[cfg(test)]
-fn bearer_token(header: &[u8]) -> Result<&str, Problem> {
-    custody_token(bearer_text(header)?)
 }
 
 /// The text after `Bearer ` (ASCII).

@@ -1104,6 +1104,17 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::connector_identity(readers, &connector, &external_user).await)
     }
 
+    /// The principal, as it is now, that the OpenID Connect identity
+    /// (`issuer`, `subject`) is bound to, or `None`: read without the
+    /// writer, so a sign-in that changes nothing writes nothing.
+    pub async fn oidc_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<custody_core::model::Principal>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::oidc_identity(readers, issuer, subject).await)
+    }
+
     /// The mapped outside users of `connector`, by ID.
     pub async fn connector_identities(
         &self,

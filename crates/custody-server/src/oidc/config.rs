@@ -103,8 +103,8 @@ fn default_http_timeout_seconds() -> u64 {
 
 /// Whether `url` is `https`, or `http` to a loopback host.
 pub(crate) fn check_url(field: &str, url: &str) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|error| format!("oidc.{field} is not a URL: {error}"))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|error| format!("oidc.{field} is not a URL: {error}"))?;
     let loopback = match parsed.host_str() {
         Some("localhost") => true,
         Some(host) => host
@@ -151,10 +151,8 @@ impl OidcConfig {
             }
         }
         if let Some(name) = &self.client_secret_env {
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err("oidc.client_secret_env names an environment variable (letters, digits and `_`), not the secret itself".to_string());
             }
@@ -197,8 +195,7 @@ impl OidcConfig {
                     match allowed.strip_suffix('*') {
                         // A prefix never admits `admins`: only its exact name does.
                         Some(prefix) => {
-                            *group != custody_core::admin::ADMINS_GROUP
-                                && group.starts_with(prefix)
+                            *group != custody_core::admin::ADMINS_GROUP && group.starts_with(prefix)
                         }
                         None => allowed == group,
                     }

@@ -171,7 +171,10 @@ pub struct Jwk {
 
 #[derive(Clone, Debug)]
 enum KeyMaterial {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     Point(Vec<u8>),
     /// A key of a type Custody does not verify with (`oct`, an unknown
     /// curve): kept so that a token naming it is refused as a mismatch, not
@@ -346,9 +349,7 @@ pub fn parse(token: &str) -> Result<Parsed, JwtError> {
     let claims: serde_json::Map<String, Value> = serde_json::from_slice(&claims_bytes)
         .map_err(|_| JwtError::Malformed("its payload is not a JSON object".to_string()))?;
     let signature = decode("signature", signature)?;
-    let signing_input = token[..header_part.len() + 1 + payload.len()]
-        .as_bytes()
-        .to_vec();
+    let signing_input = token.as_bytes()[..header_part.len() + 1 + payload.len()].to_vec();
     Ok(Parsed {
         algorithm,
         kid,
@@ -370,9 +371,10 @@ impl Parsed {
                 .ok_or_else(|| JwtError::UnknownKey(format!(" ({})", shown_kid(kid))))?,
             None => {
                 let (kty, crv) = self.algorithm.key_type();
-                let mut fitting = keys.keys.iter().filter(|key| {
-                    key.kty == kty && (crv.is_none() || key.crv.as_deref() == crv)
-                });
+                let mut fitting = keys
+                    .keys
+                    .iter()
+                    .filter(|key| key.kty == kty && (crv.is_none() || key.crv.as_deref() == crv));
                 match (fitting.next(), fitting.next()) {
                     (Some(key), None) => key,
                     (None, _) => return Err(JwtError::UnknownKey(" (it names none)".to_string())),
@@ -546,11 +548,13 @@ impl Verified {
             match self.claims.get(claim) {
                 None => {}
                 Some(value) => {
-                    let at = value.as_i64().ok_or(JwtError::MissingClaim(if claim == "nbf" {
-                        "nbf"
-                    } else {
-                        "iat"
-                    }))?;
+                    let at = value
+                        .as_i64()
+                        .ok_or(JwtError::MissingClaim(if claim == "nbf" {
+                            "nbf"
+                        } else {
+                            "iat"
+                        }))?;
                     if at > expected.now.saturating_add(expected.leeway) {
                         return Err(JwtError::NotYetValid(if claim == "nbf" {
                             "`nbf`"
@@ -654,7 +658,9 @@ mod tests {
         let now = 1_800_000_000;
         let random = SystemRandom::new();
         let ed = |header: &Value, claims: &Value| {
-            token_with(header, claims, |input| keys.ed.sign(input).as_ref().to_vec())
+            token_with(header, claims, |input| {
+                keys.ed.sign(input).as_ref().to_vec()
+            })
         };
         let ec = |header: &Value, claims: &Value| {
             token_with(header, claims, |input| {
@@ -699,7 +705,8 @@ mod tests {
             &claims(now),
             |_| vec![0; 32],
         );
-        let cases: Vec<(&str, String, fn(&JwtError) -> bool)> = vec![
+        type Case = (&'static str, String, fn(&JwtError) -> bool);
+        let cases: Vec<Case> = vec![
             ("expired", ed(&ed_header, &expired), |e| {
                 matches!(e, JwtError::Expired(_))
             }),
@@ -725,17 +732,26 @@ mod tests {
             ("HS256", hs, |e| matches!(e, JwtError::Algorithm(_))),
             (
                 "unknown kid",
-                ed(&serde_json::json!({"alg": "EdDSA", "kid": "gone"}), &claims(now)),
+                ed(
+                    &serde_json::json!({"alg": "EdDSA", "kid": "gone"}),
+                    &claims(now),
+                ),
                 |e| matches!(e, JwtError::UnknownKey(_)),
             ),
             (
                 "EdDSA header, EC key",
-                ed(&serde_json::json!({"alg": "EdDSA", "kid": "ec"}), &claims(now)),
+                ed(
+                    &serde_json::json!({"alg": "EdDSA", "kid": "ec"}),
+                    &claims(now),
+                ),
                 |e| matches!(e, JwtError::KeyMismatch { .. }),
             ),
             (
                 "ES384 header, ES256 key",
-                ec(&serde_json::json!({"alg": "ES384", "kid": "ec"}), &claims(now)),
+                ec(
+                    &serde_json::json!({"alg": "ES384", "kid": "ec"}),
+                    &claims(now),
+                ),
                 |e| matches!(e, JwtError::KeyMismatch { .. }),
             ),
             ("two parts", "a.b".to_string(), |e| {

@@ -155,7 +155,9 @@ fn unavailable(detail: String) -> Problem {
 fn random_text() -> Result<String, Problem> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| {
-        unavailable(format!("the system has no randomness to sign in with: {error}"))
+        unavailable(format!(
+            "the system has no randomness to sign in with: {error}"
+        ))
     })?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
@@ -275,8 +277,11 @@ impl Oidc {
             &ring::digest::SHA256,
             pending.code_verifier.as_bytes(),
         ));
-        let mut url = reqwest::Url::parse(&discovery.authorization_endpoint)
-            .map_err(|error| unavailable(format!("the issuer's authorization endpoint is not a URL: {error}")))?;
+        let mut url = reqwest::Url::parse(&discovery.authorization_endpoint).map_err(|error| {
+            unavailable(format!(
+                "the issuer's authorization endpoint is not a URL: {error}"
+            ))
+        })?;
         url.query_pairs_mut().extend_pairs([
             ("response_type", "code"),
             ("client_id", config.client_id.as_str()),
@@ -347,10 +352,12 @@ impl Oidc {
         if let Some(secret) = &self.inner.client_secret {
             request = request.basic_auth(&config.client_id, Some(secret));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| unavailable(format!("the issuer's token endpoint cannot be reached: {}", error.without_url())))?;
+        let response = request.send().await.map_err(|error| {
+            unavailable(format!(
+                "the issuer's token endpoint cannot be reached: {}",
+                error.without_url()
+            ))
+        })?;
         let status = response.status();
         let bytes = read_limited(response).await.map_err(unavailable)?;
         if !status.is_success() {
@@ -358,7 +365,12 @@ impl Oidc {
             // description may repeat what was sent.
             let error = serde_json::from_slice::<Value>(&bytes)
                 .ok()
-                .and_then(|value| value.get("error").and_then(Value::as_str).map(str::to_string))
+                .and_then(|value| {
+                    value
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .unwrap_or_default();
             let shown: String = error
                 .chars()
@@ -389,11 +401,7 @@ impl Oidc {
     /// exchange (signature, `iss`, `aud` = the client, `azp`,
     /// `exp`/`nbf`/`iat`, and `nonce`), and signs its identity in. Public so
     /// that each refusal can be tested with a token crafted for it.
-    pub async fn accept_id_token(
-        &self,
-        id_token: &str,
-        nonce: &str,
-    ) -> Result<SignedIn, Problem> {
+    pub async fn accept_id_token(&self, id_token: &str, nonce: &str) -> Result<SignedIn, Problem> {
         let config = &self.inner.config;
         let verified = self.verified(id_token).await?;
         let parties = [config.client_id.clone()];
@@ -511,12 +519,25 @@ impl Oidc {
                 subject: verified.subject().to_string(),
             },
         };
-        let principal = self
+        // The common case, a sign-in that changes nothing, is read without
+        // the writer; anything else is decided under the write lock.
+        let bound = self
             .inner
             .store
-            .oidc_sign_in(claimed, actor.clone())
+            .oidc_identity(&config.issuer, verified.subject())
             .await
             .map_err(Problem::from)?;
+        let principal = match bound {
+            Some(principal) if principal.id == claimed.id && principal.groups == claimed.groups => {
+                principal
+            }
+            _ => self
+                .inner
+                .store
+                .oidc_sign_in(claimed, actor.clone())
+                .await
+                .map_err(Problem::from)?,
+        };
         actor.kind = principal.kind;
         actor.org = principal.org.clone();
         actor.groups = principal.groups.clone();
@@ -532,10 +553,14 @@ impl Oidc {
         let issuer = self.inner.config.issuer.trim_end_matches('/');
         let url = format!("{issuer}/.well-known/openid-configuration");
         let bytes = self.get(&url).await.map_err(|error| {
-            unavailable(format!("the issuer's discovery document cannot be read: {error}"))
+            unavailable(format!(
+                "the issuer's discovery document cannot be read: {error}"
+            ))
         })?;
         let discovery: Discovery = serde_json::from_slice(&bytes).map_err(|error| {
-            unavailable(format!("the issuer's discovery document is not valid: {error}"))
+            unavailable(format!(
+                "the issuer's discovery document is not valid: {error}"
+            ))
         })?;
         if discovery.issuer != self.inner.config.issuer {
             return Err(unavailable(

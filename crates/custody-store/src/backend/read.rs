@@ -733,6 +733,24 @@ pub(crate) async fn connector_identity(
     row.as_ref().map(principal_from_row).transpose()
 }
 
+/// The principal, as it is now, that an OpenID Connect identity is bound to.
+pub(crate) async fn oidc_identity(
+    readers: &Pool,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<Principal>, StoreError> {
+    let row = sqlx::query(
+        "SELECT p.principal_id, p.display_name, p.kind, p.groups_json, p.org
+         FROM oidc_identities o JOIN principals p ON p.principal_id = o.principal_id
+         WHERE o.issuer = $1 AND o.subject = $2",
+    )
+    .bind(issuer)
+    .bind(subject)
+    .fetch_optional(readers)
+    .await?;
+    row.as_ref().map(principal_from_row).transpose()
+}
+
 /// The mapped outside users of a connector, by ID.
 pub(crate) async fn connector_identities(
     readers: &Pool,

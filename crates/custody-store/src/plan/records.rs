@@ -317,8 +317,12 @@ pub(crate) fn oidc_sign_in(
     actor: &Actor,
     now: Timestamp,
 ) -> Result<(Principal, Option<AdminChange>), StoreError> {
-    let (issuer, subject) = admin::oidc_self_provisioned(actor, &claimed.id)
-        .ok_or_else(|| StoreError::InvalidRequest("an OIDC sign-in must be made by the principal it signs in, authenticated by OIDC".to_string()))?;
+    let (issuer, subject) = admin::oidc_self_provisioned(actor, &claimed.id).ok_or_else(|| {
+        StoreError::InvalidRequest(
+            "an OIDC sign-in must be made by the principal it signs in, authenticated by OIDC"
+                .to_string(),
+        )
+    })?;
     let refuse = |message: String| {
         StoreError::Refused(lifecycle::Refusal {
             rule: custody_core::code::Code::OidcIdentityMismatch,
