@@ -866,7 +866,7 @@ mod tests {
     #[test]
     fn an_oidc_identity_administers_only_its_own_principal() {
         let mut state = AdminState::default();
-        let first = event(added("alice", &["admins"]), actor("alice", oidc("s-alice")));
+        let first = event(added("alice", &["approvers"]), actor("alice", oidc("s-alice")));
         assert!(
             !not_admin(&state, &first),
             "a first sign-in provisions itself"
@@ -880,7 +880,7 @@ mod tests {
         );
         // Its later group change, by the bound identity.
         let change = event(
-            groups_changed("alice", &["admins"], &[]),
+            groups_changed("alice", &["approvers"], &[]),
             actor("alice", oidc("s-alice")),
         );
         assert!(!not_admin(&state, &change));
@@ -891,7 +891,7 @@ mod tests {
             event(added("carol", &[]), actor("carol", oidc("s-alice"))),
             // Another identity changing alice's groups while naming her.
             event(
-                groups_changed("alice", &["admins"], &[]),
+                groups_changed("alice", &["approvers"], &["admins"]),
                 actor("alice", oidc("s-mallory")),
             ),
             // A token holder (not OIDC) adding itself.
