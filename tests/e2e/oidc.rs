@@ -23,6 +23,9 @@ use serde_json::{json, Value};
 use crate::common::{self, Body, Server, TestStore, STORES};
 
 const CLIENT: &str = "console";
+/// A confidential client (`client_secret_basic`), with its secret.
+const CONFIDENTIAL: &str = "console-confidential";
+const SECRET: &str = "a secret/with+characters&to=encode";
 
 fn provider_dir() -> String {
     std::env::var("CUSTODY_OIDC_PROVIDER").unwrap_or_else(|_| {
@@ -102,6 +105,13 @@ impl Provider {
             "clients": [{
                 "client_id": CLIENT,
                 "token_endpoint_auth_method": "none",
+                "redirect_uris": [redirect_url()],
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+            }, {
+                "client_id": CONFIDENTIAL,
+                "client_secret": SECRET,
+                "token_endpoint_auth_method": "client_secret_basic",
                 "redirect_uris": [redirect_url()],
                 "grant_types": ["authorization_code"],
                 "response_types": ["code"],
@@ -307,6 +317,46 @@ fn oidc_on(store: TestStore) {
     );
     // Signed in again with the same groups: nothing recorded.
     sign_in("alice-sub").expect("alice signs in again");
+    assert_eq!(admin_record(&server).len(), before + 1);
+
+    // A confidential client signs in with `client_secret_basic`; the
+    // wrong secret is refused by the issuer, and nothing is recorded.
+    let confidential = |secret: &str| {
+        let config: OidcConfig = serde_json::from_value(json!({
+            "issuer": issuer, "audience": CLIENT, "client_id": CONFIDENTIAL,
+            "redirect_url": redirect_url(), "allowed_groups": ["approvers", "team-*"],
+        }))
+        .unwrap();
+        let client = Oidc::with_client_secret(
+            config,
+            Some(secret.to_string()),
+            server.store(),
+            server.shared_clock(),
+        )
+        .unwrap();
+        server.block_on(async {
+            let (url, pending) = client.begin_login("/").await.unwrap();
+            let back = browse(&format!("{url}&login_hint=alice-sub")).await;
+            client
+                .finish_login(pending, &param(&back, "code"), &param(&back, "state"))
+                .await
+        })
+    };
+    assert_eq!(
+        confidential(SECRET)
+            .expect("the confidential client")
+            .principal
+            .id
+            .as_str(),
+        "alice"
+    );
+    let refused = confidential("not the secret").expect_err("a wrong client secret");
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.detail.contains("invalid_client"),
+        "{}",
+        refused.detail
+    );
     assert_eq!(admin_record(&server).len(), before + 1);
 
     // 2. The issuer changes her groups: recorded at the next sign-in.

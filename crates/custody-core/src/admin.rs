@@ -866,7 +866,10 @@ mod tests {
     #[test]
     fn an_oidc_identity_administers_only_its_own_principal() {
         let mut state = AdminState::default();
-        let first = event(added("alice", &["approvers"]), actor("alice", oidc("s-alice")));
+        let first = event(
+            added("alice", &["approvers"]),
+            actor("alice", oidc("s-alice")),
+        );
         assert!(
             !not_admin(&state, &first),
             "a first sign-in provisions itself"

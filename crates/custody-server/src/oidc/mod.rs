@@ -181,13 +181,24 @@ impl Oidc {
     /// secret from its environment variable and, with `jwks_file`, the key
     /// set, so that a bad setting stops start-up.
     pub fn new(config: OidcConfig, store: Store, clock: SharedClock) -> Result<Oidc, String> {
-        config.validate()?;
         let client_secret = match &config.client_secret_env {
             None => None,
             Some(name) => Some(std::env::var(name).map_err(|_| {
                 format!("oidc.client_secret_env names the environment variable {name}, which is not set (or not UTF-8)")
             })?),
         };
+        Oidc::with_client_secret(config, client_secret, store, clock)
+    }
+
+    /// [`Oidc::new`] with the client secret given rather than read from
+    /// the environment (`None`: a public client).
+    pub fn with_client_secret(
+        config: OidcConfig,
+        client_secret: Option<String>,
+        store: Store,
+        clock: SharedClock,
+    ) -> Result<Oidc, String> {
+        config.validate()?;
         custody_evidence::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.http_timeout_seconds))
@@ -350,7 +361,9 @@ impl Oidc {
             .header("accept", "application/json")
             .body(body);
         if let Some(secret) = &self.inner.client_secret {
-            request = request.basic_auth(&config.client_id, Some(secret));
+            // RFC 6749 2.3.1: both form-encoded before they are joined.
+            let encoded = |value: &str| form(&[("v", value)])[2..].to_string();
+            request = request.basic_auth(encoded(&config.client_id), Some(encoded(secret)));
         }
         let response = request.send().await.map_err(|error| {
             unavailable(format!(
