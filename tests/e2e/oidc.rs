@@ -623,5 +623,40 @@ fn oidc_on(store: TestStore) {
 
     // `verify` accepts the principals OIDC provisioned.
     server.assert_verify_ok();
-    let _ = common::bin();
+
+    // A binding inserted behind the store's back (an identity made to sign
+    // in as the admin) is a finding.
+    let insert = format!(
+        "INSERT INTO oidc_identities (issuer, subject, principal_id, bound_at)
+         VALUES ('{issuer}', 'mallory-sub', 'admin', '2026-01-01T00:00:00.000000Z')"
+    );
+    let (output, report) = match &server.database {
+        Some(database) => {
+            database.execute(&insert).unwrap();
+            server.verify_with(&[])
+        }
+        None => {
+            let copy = common::tamper::copy_of(&server.data);
+            let mut db = common::tamper::Db::open(copy.path());
+            db.run(&insert);
+            drop(db);
+            common::verify_dir(copy.path())
+        }
+    };
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let critical: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["severity"] != "info")
+        .collect();
+    assert_eq!(critical.len(), 1, "{report:#}");
+    assert_eq!(critical[0]["code"], "admin.identity-unrecorded");
+    assert!(
+        critical[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mallory-sub"),
+        "{report:#}"
+    );
 }

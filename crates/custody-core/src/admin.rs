@@ -784,6 +784,20 @@ pub struct AdminRows {
     pub grants: Vec<DelegationGrant>,
     /// The `connector_identities` table.
     pub identities: Vec<IdentityRow>,
+    /// The `oidc_identities` table.
+    pub oidc: Vec<OidcIdentityRow>,
+}
+
+/// A stored `oidc_identities` row, as the audit compares it with the
+/// record: which OpenID Connect identity is bound to which principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcIdentityRow {
+    /// The issuer column.
+    pub issuer: String,
+    /// The subject column.
+    pub subject: String,
+    /// The principal it is bound to.
+    pub principal: String,
 }
 
 #[cfg(test)]

@@ -376,9 +376,9 @@ codes! {
     AdminGrantMismatch = "admin.grant-mismatch" [Critical]
         r#"critical | a stored delegation grant that differs from the record (scope, validity, revocation), or a recorded grant missing from the store"#;
     AdminIdentityUnrecorded = "admin.identity-unrecorded" [Critical]
-        r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal"#;
+        r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal. Likewise a stored binding of an OpenID Connect identity (issuer and subject) that no `principal_added` by the principal itself made: it would let that identity sign in as the principal"#;
     AdminIdentityMismatch = "admin.identity-mismatch" [Critical]
-        r#"critical | a stored mapping of an outside user to a principal other than the one the record maps it to, or a mapping in the record missing from the store"#;
+        r#"critical | a stored mapping of an outside user (or binding of an OpenID Connect identity) to a principal other than the one the record maps it to, or a mapping (or binding) in the record missing from the store"#;
     AdminUnrecordedLegacy = "admin.unrecorded-legacy" [Info]
         r#"info | the store holds principals, tokens or grants but no administration record: a data directory made by a version that did not record administration, never opened by `custody serve` since (which records them, by `system`, when it starts)"#;
     // The auditor bundle.

@@ -820,11 +820,26 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let oidc = sqlx::query(
+        "SELECT issuer, subject, principal_id FROM oidc_identities ORDER BY issuer, subject",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(custody_core::admin::OidcIdentityRow {
+            issuer: row.try_get("issuer")?,
+            subject: row.try_get("subject")?,
+            principal: row.try_get("principal_id")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(custody_core::admin::AdminRows {
         principals,
         tokens,
         grants,
         identities,
+        oidc,
     })
 }
 
