@@ -623,6 +623,9 @@ fn oidc_on(store: TestStore) {
 
     // `verify` accepts the principals OIDC provisioned.
     server.assert_verify_ok();
+    if server.database.is_none() {
+        restored_from_a_bundle(&server, &issuer);
+    }
 
     // A binding inserted behind the store's back (an identity made to sign
     // in as the admin) is a finding.
@@ -658,5 +661,46 @@ fn oidc_on(store: TestStore) {
             .unwrap()
             .contains("mallory-sub"),
         "{report:#}"
+    );
+}
+
+/// A whole-log bundle carries the bindings: an import rebuilds them from
+/// the `principal_added` events (its `verify` compares the two), and the
+/// identity signs in as the same principal on the restored store.
+fn restored_from_a_bundle(server: &Server, issuer: &str) {
+    let root = tempfile::tempdir().unwrap();
+    let bundle = root.path().join("whole.jsonl");
+    let output = common::command()
+        .args(["export", "--format", "bundle", "--data"])
+        .arg(&server.data)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    common::assert_success(&output, "custody export --format bundle");
+    let imported = root.path().join("imported");
+    let key = server.log_keys()[0].clone();
+    let output = common::command()
+        .args(["import", "--bundle"])
+        .arg(&bundle)
+        .arg("--data")
+        .arg(&imported)
+        .args(["--key", &key])
+        .output()
+        .unwrap();
+    common::assert_success(&output, "custody import --data");
+    std::fs::copy(
+        server.data.join("log-signing.key"),
+        imported.join("log-signing.key"),
+    )
+    .unwrap();
+    common::assert_verify_ok(&imported);
+    let bound = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = custody_store::Store::open(&imported).await.unwrap();
+        store.oidc_identity(issuer, "alice-sub").await.unwrap()
+    });
+    assert_eq!(
+        bound.map(|principal| principal.id.to_string()).as_deref(),
+        Some("alice")
     );
 }
