@@ -87,6 +87,10 @@ struct Inner {
 struct KeyCache {
     set: Arc<KeySet>,
     fetched: Option<Instant>,
+    /// How long the keys fetched last are fresh: the key set's
+    /// `Cache-Control: max-age` when it is shorter than
+    /// `jwks_refresh_seconds` (never under a minute), else that.
+    fresh_for: Duration,
     forced: Option<Instant>,
 }
 
@@ -211,6 +215,7 @@ impl Oidc {
         let mut keys = KeyCache {
             set: Arc::new(KeySet::default()),
             fetched: None,
+            fresh_for: Duration::from_secs(config.jwks_refresh_seconds),
             forced: None,
         };
         if let Some(path) = &config.jwks_file {
@@ -600,7 +605,7 @@ impl Oidc {
         let mut cache = self.inner.keys.lock().await;
         let stale = cache
             .fetched
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(config.jwks_refresh_seconds));
+            .is_none_or(|at| at.elapsed() >= cache.fresh_for);
         let missing = kid.is_some_and(|kid| !cache.set.has(kid));
         let may_force = cache.forced.is_none_or(|at| {
             at.elapsed() >= Duration::from_secs(config.unknown_key_refresh_seconds)
@@ -610,9 +615,13 @@ impl Oidc {
                 cache.forced = Some(Instant::now());
             }
             match self.fetch_keys().await {
-                Ok(set) => {
+                Ok((set, max_age)) => {
                     cache.set = Arc::new(set);
                     cache.fetched = Some(Instant::now());
+                    let configured = Duration::from_secs(config.jwks_refresh_seconds);
+                    cache.fresh_for = max_age.map_or(configured, |max_age| {
+                        max_age.max(Duration::from_secs(60)).min(configured)
+                    });
                     metrics::counter!("custody_oidc_key_refreshes_total").increment(1);
                 }
                 Err(problem) => {
@@ -627,19 +636,30 @@ impl Oidc {
         Ok(cache.set.clone())
     }
 
-    async fn fetch_keys(&self) -> Result<KeySet, Problem> {
+    /// The key set, and its `Cache-Control: max-age` when it has one.
+    async fn fetch_keys(&self) -> Result<(KeySet, Option<Duration>), Problem> {
         if let Some(path) = &self.inner.config.jwks_file {
-            return read_key_file(path).map_err(unavailable);
+            return read_key_file(path)
+                .map(|set| (set, None))
+                .map_err(unavailable);
         }
         let discovery = self.discovery().await?;
-        let bytes = self.get(&discovery.jwks_uri).await.map_err(|error| {
-            unavailable(format!("the issuer's key set cannot be read: {error}"))
-        })?;
-        KeySet::parse(&bytes)
-            .map_err(|error| unavailable(format!("the issuer's key set is refused: {error}")))
+        let (bytes, max_age) =
+            self.get_with_max_age(&discovery.jwks_uri)
+                .await
+                .map_err(|error| {
+                    unavailable(format!("the issuer's key set cannot be read: {error}"))
+                })?;
+        let set = KeySet::parse(&bytes)
+            .map_err(|error| unavailable(format!("the issuer's key set is refused: {error}")))?;
+        Ok((set, max_age))
     }
 
     async fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        self.get_with_max_age(url).await.map(|(bytes, _)| bytes)
+    }
+
+    async fn get_with_max_age(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
         let response = self
             .inner
             .http
@@ -651,7 +671,47 @@ impl Oidc {
         if !response.status().is_success() {
             return Err(format!("the issuer answered {}", response.status()));
         }
-        read_limited(response).await
+        let max_age = response
+            .headers()
+            .get("cache-control")
+            .and_then(|value| value.to_str().ok())
+            .and_then(max_age);
+        Ok((read_limited(response).await?, max_age))
+    }
+}
+
+/// The `max-age` of a `Cache-Control` header (`no-store` and `no-cache`
+/// read as zero).
+fn max_age(header: &str) -> Option<Duration> {
+    header.split(',').map(str::trim).find_map(|directive| {
+        let directive = directive.to_ascii_lowercase();
+        if directive == "no-store" || directive == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        directive
+            .strip_prefix("max-age=")
+            .and_then(|seconds| seconds.trim_matches('"').parse::<u64>().ok())
+            .map(Duration::from_secs)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_sets_cache_control_sets_its_freshness() {
+        assert_eq!(
+            max_age("public, max-age=3600"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            max_age("Max-Age=90, must-revalidate"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("private"), None);
+        assert_eq!(max_age("max-age=soon"), None);
     }
 }
 
