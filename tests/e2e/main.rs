@@ -55,6 +55,7 @@ mod notify;
 mod notify_channels;
 mod obligations;
 mod observe;
+mod oidc;
 mod openapi;
 mod policy;
 mod postgres;

@@ -13,7 +13,10 @@
 //! with npm under `target/sarif-multitool`, exported to the tests as
 //! `CUSTODY_SARIF_MULTITOOL`, and the browser harness's npm packages
 //! (`playwright-core` and `axe-core`, pinned) under `target/browser-tools`,
-//! exported as `CUSTODY_BROWSER_TOOLS` (`tests/common/browser.rs`).
+//! exported as `CUSTODY_BROWSER_TOOLS` (`tests/common/browser.rs`), and the
+//! certified OpenID provider
+//! (`oidc-provider`, pinned) under `target/oidc-provider`, exported as
+//! `CUSTODY_OIDC_PROVIDER` (tests/oidc/provider.mjs starts it).
 //!
 //! `bench` builds the benchmark harness (and, for the drill benchmark, the
 //! `custody` binary) in release mode and runs it; every
@@ -59,6 +62,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     ensure_packages()?;
     let sarif_multitool = ensure_sarif_multitool()?;
     let browser_tools = ensure_browser_tools()?;
+    let oidc_provider = ensure_oidc_provider()?;
     let mut command = cargo();
     command
         .args(["test", "--workspace", "--all-targets", "--locked"])
@@ -69,7 +73,9 @@ fn test(extra: &[String]) -> Result<(), String> {
         // The readiness report's SARIF is checked by the official validator.
         .env("CUSTODY_SARIF_MULTITOOL", &sarif_multitool)
         // The browser tests' playwright-core and axe-core.
-        .env("CUSTODY_BROWSER_TOOLS", &browser_tools);
+        .env("CUSTODY_BROWSER_TOOLS", &browser_tools)
+        // The OpenID provider the OIDC tests sign in with.
+        .env("CUSTODY_OIDC_PROVIDER", &oidc_provider);
     run(command)?;
     // Doc tests are a separate pass in cargo; they reuse the same build.
     let mut doc = cargo();
@@ -203,13 +209,33 @@ fn ensure_sarif_multitool() -> Result<std::path::PathBuf, String> {
 const BROWSER_TOOLS: &[(&str, &str)] = &[("playwright-core", "1.65.1"), ("axe-core", "4.14.1")];
 const BROWSER_TOOLS_DIR: &str = "target/browser-tools";
 
-/// Installs the browser harness's npm packages under `target/` unless each
-/// is there at its pinned version; returns the npm prefix they are under.
+/// The OpenID provider of the OIDC tests (a certified implementation),
+/// pinned, and where it goes.
+const OIDC_PROVIDER: &[(&str, &str)] = &[("oidc-provider", "9.13.3")];
+const OIDC_PROVIDER_DIR: &str = "target/oidc-provider";
+
+/// Installs the browser harness's npm packages; returns their npm prefix.
 fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
+    ensure_npm_packages(BROWSER_TOOLS_DIR, BROWSER_TOOLS, "the browser tests")
+}
+
+/// Installs `oidc-provider`; returns the directory that holds its
+/// `node_modules`.
+fn ensure_oidc_provider() -> Result<std::path::PathBuf, String> {
+    ensure_npm_packages(OIDC_PROVIDER_DIR, OIDC_PROVIDER, "the OIDC tests")
+}
+
+/// Installs with npm under `dir` (relative to the workspace) each package
+/// not there at its pinned version; returns the npm prefix they are under.
+fn ensure_npm_packages(
+    dir: &str,
+    packages: &[(&str, &str)],
+    purpose: &str,
+) -> Result<std::path::PathBuf, String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("xtask has no parent directory")?
-        .join(BROWSER_TOOLS_DIR);
+        .join(dir);
     let installed_version = |package: &str| -> Option<String> {
         let manifest =
             std::fs::read_to_string(root.join("node_modules").join(package).join("package.json"))
@@ -218,7 +244,7 @@ fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
         let after = manifest.split("\"version\"").nth(1)?;
         Some(after.split('"').nth(1)?.to_string())
     };
-    let missing: Vec<String> = BROWSER_TOOLS
+    let missing: Vec<String> = packages
         .iter()
         .filter(|(package, version)| installed_version(package).as_deref() != Some(*version))
         .map(|(package, version)| format!("{package}@{version}"))
@@ -226,10 +252,7 @@ fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
     if missing.is_empty() {
         return Ok(root);
     }
-    eprintln!(
-        "xtask: installing {} for the browser tests",
-        missing.join(", ")
-    );
+    eprintln!("xtask: installing {} for {purpose}", missing.join(", "));
     std::fs::create_dir_all(&root)
         .map_err(|error| format!("cannot create {}: {error}", root.display()))?;
     let mut install = Command::new("npm");
@@ -244,7 +267,7 @@ fn ensure_browser_tools() -> Result<std::path::PathBuf, String> {
         .arg(&root)
         .args(&missing);
     run(install).map_err(|error| format!("{error} (is npm installed? apt-get install npm)"))?;
-    for (package, version) in BROWSER_TOOLS {
+    for (package, version) in packages {
         if installed_version(package).as_deref() != Some(*version) {
             return Err(format!(
                 "npm did not install {package}@{version} under {}",

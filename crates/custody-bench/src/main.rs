@@ -1313,5 +1313,6 @@ pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server
         },
         clock: custody_core::time::SystemClock::shared(),
         tls: None,
+        oidc: None,
     })
 }

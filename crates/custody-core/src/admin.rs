@@ -311,8 +311,36 @@ pub struct AdminState {
     /// The outside users mapped to principals: by connector and the user's
     /// ID there, the principal it acts as.
     pub identities: BTreeMap<(ConnectorName, ExternalUser), PrincipalId>,
+    /// The OpenID Connect identities bound to principals: by issuer and
+    /// subject, the principal it signed in as first (see
+    /// [`oidc_self_provisioned`]).
+    pub oidc: BTreeMap<(String, String), PrincipalId>,
     /// Whether every event so far was by `system` (see [`may_administer`]).
     pub opening: bool,
+}
+
+/// The OpenID Connect identity (issuer, subject) of `actor` when it acts on
+/// itself: its authentication is OIDC and `principal` is its own principal.
+///
+/// OIDC sign-in provisions principals: the first sign-in of an identity
+/// adds its principal (`principal_added`, by that principal, authenticated
+/// by its issuer and subject), which binds the identity to the principal
+/// for good; later sign-ins record the groups the issuer asserts
+/// (`principal_groups_changed`, by the same principal and identity). These
+/// are the only administration events a non-admin may be the actor of, and
+/// only on itself: [`AdminState::violations`] accepts a `principal_added`
+/// whose identity is not bound yet, and a `principal_groups_changed` whose
+/// identity is bound to that very principal.
+pub fn oidc_self_provisioned<'a>(
+    actor: &'a Actor,
+    principal: &PrincipalId,
+) -> Option<(&'a str, &'a str)> {
+    match &actor.auth {
+        crate::model::AuthContext::Oidc { issuer, subject } if &actor.principal == principal => {
+            Some((issuer.as_str(), subject.as_str()))
+        }
+        _ => None,
+    }
 }
 
 impl Default for AdminState {
@@ -322,6 +350,7 @@ impl Default for AdminState {
             tokens: BTreeMap::new(),
             grants: BTreeMap::new(),
             identities: BTreeMap::new(),
+            oidc: BTreeMap::new(),
             opening: true,
         }
     }
@@ -354,6 +383,30 @@ impl AdminState {
         let permitted = match &event.body {
             EventBody::TokenRevoked(revoked) => {
                 may_revoke_token(actor, is_admin, self.opening, &revoked.principal)
+            }
+            // An OIDC identity provisions its own principal (see
+            // `oidc_self_provisioned`): a first sign-in of an unbound
+            // identity, or the groups of the principal it is bound to.
+            EventBody::PrincipalAdded(added)
+                if oidc_self_provisioned(actor, &added.principal).is_some_and(
+                    |(issuer, subject)| {
+                        !self
+                            .oidc
+                            .contains_key(&(issuer.to_string(), subject.to_string()))
+                    },
+                ) =>
+            {
+                Ok(())
+            }
+            EventBody::PrincipalGroupsChanged(changed)
+                if oidc_self_provisioned(actor, &changed.principal).is_some_and(
+                    |(issuer, subject)| {
+                        self.oidc.get(&(issuer.to_string(), subject.to_string()))
+                            == Some(&changed.principal)
+                    },
+                ) =>
+            {
+                Ok(())
             }
             _ => may_administer(actor, is_admin, self.opening),
         };
@@ -535,6 +588,13 @@ impl AdminState {
         self.opening = self.opening && is_system(&event.actor);
         match &event.body {
             EventBody::PrincipalAdded(added) => {
+                if let Some((issuer, subject)) =
+                    oidc_self_provisioned(&event.actor, &added.principal)
+                {
+                    self.oidc
+                        .entry((issuer.to_string(), subject.to_string()))
+                        .or_insert_with(|| added.principal.clone());
+                }
                 self.principals
                     .entry(added.principal.clone())
                     .or_insert_with(|| Principal {
@@ -724,4 +784,146 @@ pub struct AdminRows {
     pub grants: Vec<DelegationGrant>,
     /// The `connector_identities` table.
     pub identities: Vec<IdentityRow>,
+    /// The `oidc_identities` table.
+    pub oidc: Vec<OidcIdentityRow>,
+}
+
+/// A stored `oidc_identities` row, as the audit compares it with the
+/// record: which OpenID Connect identity is bound to which principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcIdentityRow {
+    /// The issuer column.
+    pub issuer: String,
+    /// The subject column.
+    pub subject: String,
+    /// The principal it is bound to.
+    pub principal: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AuthContext, PrincipalKind, Via};
+    use crate::{CaseId, EventId};
+
+    fn actor(principal: &str, auth: AuthContext) -> Actor {
+        Actor {
+            principal: principal.parse().expect("name"),
+            kind: PrincipalKind::Human,
+            org: None,
+            groups: Vec::new(),
+            on_behalf_of: None,
+            delegation_grant: None,
+            via: Via::Web,
+            auth,
+        }
+    }
+
+    fn oidc(subject: &str) -> AuthContext {
+        AuthContext::Oidc {
+            issuer: "https://idp.example".to_string(),
+            subject: subject.to_string(),
+        }
+    }
+
+    fn event(body: EventBody, actor: Actor) -> Event {
+        Event {
+            v: crate::event::EVENT_FORMAT_VERSION,
+            event_id: EventId::generate(),
+            case_id: CaseId::generate(),
+            seq: 1,
+            prev_hash: None,
+            body,
+            actor,
+            role: Role::Admin,
+            occurred_at: Timestamp::from_micros(0),
+            recorded_at: Timestamp::from_micros(0),
+            source: None,
+            external_id: None,
+            causation: None,
+            idempotency_key: None,
+            notify: Vec::new(),
+        }
+    }
+
+    fn added(name: &str, groups: &[&str]) -> EventBody {
+        let principal = Principal {
+            id: name.parse().expect("name"),
+            display_name: name.to_string(),
+            kind: PrincipalKind::Human,
+            groups: groups.iter().map(|group| group.to_string()).collect(),
+            org: None,
+        };
+        principal_added(&principal, false).body
+    }
+
+    fn groups_changed(name: &str, previous: &[&str], groups: &[&str]) -> EventBody {
+        let owned = |list: &[&str]| list.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+        principal_groups_changed(
+            &name.parse().expect("name"),
+            &owned(previous),
+            &owned(groups),
+            false,
+        )
+        .body
+    }
+
+    fn not_admin(state: &AdminState, event: &Event) -> bool {
+        state
+            .violations(event)
+            .iter()
+            .any(|(refusal, _)| refusal.rule == Code::AdminNotAdmin)
+    }
+
+    /// An OIDC identity provisions its own principal and nothing else:
+    /// the forgeries `verify` must report are each refused here.
+    #[test]
+    fn an_oidc_identity_administers_only_its_own_principal() {
+        let mut state = AdminState::default();
+        let first = event(
+            added("alice", &["approvers"]),
+            actor("alice", oidc("s-alice")),
+        );
+        assert!(
+            !not_admin(&state, &first),
+            "a first sign-in provisions itself"
+        );
+        state.apply(&first);
+        assert_eq!(
+            state
+                .oidc
+                .get(&("https://idp.example".to_string(), "s-alice".to_string())),
+            Some(&"alice".parse().expect("name"))
+        );
+        // Its later group change, by the bound identity.
+        let change = event(
+            groups_changed("alice", &["approvers"], &[]),
+            actor("alice", oidc("s-alice")),
+        );
+        assert!(!not_admin(&state, &change));
+        let forgeries = [
+            // Adding someone else.
+            event(added("bob", &[]), actor("alice", oidc("s-alice"))),
+            // The bound identity adding a second principal of its own name.
+            event(added("carol", &[]), actor("carol", oidc("s-alice"))),
+            // Another identity changing alice's groups while naming her.
+            event(
+                groups_changed("alice", &["approvers"], &["admins"]),
+                actor("alice", oidc("s-mallory")),
+            ),
+            // A token holder (not OIDC) adding itself.
+            event(
+                added("dave", &[]),
+                actor(
+                    "dave",
+                    AuthContext::Token {
+                        token_id: "tok_1".to_string(),
+                    },
+                ),
+            ),
+        ];
+        for forgery in &forgeries {
+            assert!(not_admin(&state, forgery), "{forgery:?}");
+        }
+    }
 }

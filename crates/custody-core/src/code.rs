@@ -376,9 +376,9 @@ codes! {
     AdminGrantMismatch = "admin.grant-mismatch" [Critical]
         r#"critical | a stored delegation grant that differs from the record (scope, validity, revocation), or a recorded grant missing from the store"#;
     AdminIdentityUnrecorded = "admin.identity-unrecorded" [Critical]
-        r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal"#;
+        r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal. Likewise a stored binding of an OpenID Connect identity (issuer and subject) that no `principal_added` by the principal itself made: it would let that identity sign in as the principal"#;
     AdminIdentityMismatch = "admin.identity-mismatch" [Critical]
-        r#"critical | a stored mapping of an outside user to a principal other than the one the record maps it to, or a mapping in the record missing from the store"#;
+        r#"critical | a stored mapping of an outside user (or binding of an OpenID Connect identity) to a principal other than the one the record maps it to, or a mapping (or binding) in the record missing from the store"#;
     AdminUnrecordedLegacy = "admin.unrecorded-legacy" [Info]
         r#"info | the store holds principals, tokens or grants but no administration record: a data directory made by a version that did not record administration, never opened by `custody serve` since (which records them, by `system`, when it starts)"#;
     // The auditor bundle.
@@ -417,6 +417,8 @@ codes! {
         r#"a case for the same subject, change, entitlement and resource is still in flight (`open`, `approved`, `executed`, `pending_review` or `executed_pending_approval`); the message names it"#;
     DrillNotAllowed = "drill.not-allowed" [] Forbidden
         r#"a drill case (`drill: true` in a request or break-glass) opened by a principal in neither `admins` nor `drills` (403): drill cases are left out of listings, exports and metrics, so only those trusted to run drills may open one. Add the principal to `drills`, or run the drill as an admin"#;
+    OidcIdentityMismatch = "oidc.identity-mismatch" [] Forbidden
+        r#"an OpenID Connect sign-in refused (403) because its principal claim names a principal that is not bound to its issuer and subject: a principal an admin added, one another subject of the issuer signed in as first, or (for an identity bound already) another principal than the one it is bound to. Never merged: a reused email or username must not take over an account (`docs/oidc.md`)"#;
     PrincipalExists = "principal.exists" [] Conflict
         r#"a principal with that name already exists (409); pick another name, or use the existing principal"#;
 }
@@ -622,6 +624,9 @@ mod tests {
                     Code::EvidenceAddressRefused => Answer::Forbidden,
                     // Marking a case as a drill hides it: refused as forbidden.
                     Code::DrillNotAllowed => Answer::Forbidden,
+                    // A sign-in whose identity is not bound to the principal
+                    // it names: refused as forbidden, never merged.
+                    Code::OidcIdentityMismatch => Answer::Forbidden,
                     Code::EvidenceInvalidUrl => Answer::Invalid,
                     _ => Answer::Conflict,
                 },

@@ -402,6 +402,7 @@ fn honest_rows() -> AdminRows {
         }],
         grants: vec![granted],
         identities: Vec::new(),
+        oidc: Vec::new(),
     }
 }
 

@@ -702,6 +702,13 @@ const COVERAGE: &[(&str, Producer)] = &[
         },
     ),
     (
+        "oidc.identity-mismatch",
+        Test {
+            file: "tests/e2e/oidc.rs",
+            holder: "oidc_on",
+        },
+    ),
+    (
         "principal.exists",
         Test {
             file: "tests/e2e/findings.rs",

@@ -330,6 +330,7 @@ pub fn for_code(code: Code) -> &'static [Control] {
         | Code::TicketConnectorOwned
         | Code::CaseDuplicateOpen
         | Code::DrillNotAllowed
+        | Code::OidcIdentityMismatch
         | Code::PrincipalExists => &[],
     }
 }

@@ -58,6 +58,9 @@ pub struct Config {
     /// `docs/witness.md`).
     #[serde(default)]
     pub witnesses: Vec<crate::witness::WitnessConfig>,
+    /// Single sign-on with OpenID Connect (`[oidc]`, `docs/oidc.md`).
+    #[serde(default)]
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 /// The `[workflow]` section.
@@ -303,6 +306,9 @@ impl Config {
         config.evidence.validate()?;
         config.export.validate()?;
         crate::witness::targets(&config.witnesses)?;
+        if let Some(oidc) = &config.oidc {
+            oidc.validate()?;
+        }
         Ok(config)
     }
 }

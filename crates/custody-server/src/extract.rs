@@ -104,29 +104,25 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| Problem::unauthorized("the request has no Authorization header"))?;
-        let token = bearer_token(header.as_bytes())?;
+        let via = via_of(parts)?;
+        let raw = bearer_text(header.as_bytes())?;
+        // A JWT from the configured OpenID Connect issuer, beside Custody's
+        // own tokens (`docs/oidc.md`).
+        if let Some(oidc) = state
+            .oidc
+            .as_ref()
+            .filter(|_| !raw.starts_with(TOKEN_PREFIX))
+        {
+            let (principal, actor) = oidc.authenticate_bearer(raw, via).await?;
+            return Ok(Caller { principal, actor });
+        }
+        let token = custody_token(raw)?;
         let owner = state
             .store
             .authenticate(token)
             .await
             .map_err(Problem::from)?
             .ok_or_else(|| Problem::unauthorized("the bearer token is unknown or has expired"))?;
-        let via = match parts.headers.get(VIA_HEADER) {
-            None => Via::Api,
-            Some(value) => {
-                let text = value.to_str().unwrap_or("");
-                match Via::from_str(text) {
-                    // Only the channels a token holder can truthfully claim; chat
-                    // and connectors arrive through their own authenticated paths.
-                    Ok(via @ (Via::Api | Via::Cli)) => via,
-                    _ => {
-                        return Err(Problem::invalid(format!(
-                            "the {VIA_HEADER} header must be `api` or `cli`, not `{text}`"
-                        )))
-                    }
-                }
-            }
-        };
         let principal = owner.principal;
         let actor = Actor {
             principal: principal.id.clone(),
@@ -149,9 +145,29 @@ pub const TOKEN_PREFIX: &str = "cust_";
 /// The longest bearer token looked up; every token Custody issues is shorter.
 pub const MAX_TOKEN_LENGTH: usize = 256;
 
-/// The token of an `Authorization: Bearer <token>` header, refused before any
-/// lookup when it cannot be a Custody token.
-fn bearer_token(header: &[u8]) -> Result<&str, Problem> {
+/// The channel a request names in its `custody-via` header (`api` when none).
+fn via_of(parts: &Parts) -> Result<Via, Problem> {
+    let via = match parts.headers.get(VIA_HEADER) {
+        None => Via::Api,
+        Some(value) => {
+            let text = value.to_str().unwrap_or("");
+            match Via::from_str(text) {
+                // Only the channels a token holder can truthfully claim; chat
+                // and connectors arrive through their own authenticated paths.
+                Ok(via @ (Via::Api | Via::Cli)) => via,
+                _ => {
+                    return Err(Problem::invalid(format!(
+                        "the {VIA_HEADER} header must be `api` or `cli`, not `{text}`"
+                    )))
+                }
+            }
+        }
+    };
+    Ok(via)
+}
+
+/// The text after `Bearer ` (ASCII).
+fn bearer_text(header: &[u8]) -> Result<&str, Problem> {
     let text = std::str::from_utf8(header)
         .ok()
         .filter(|text| text.is_ascii())
@@ -160,10 +176,13 @@ fn bearer_token(header: &[u8]) -> Result<&str, Problem> {
                 "the Authorization header holds non-ASCII bytes; a bearer token is ASCII",
             )
         })?;
-    let token = text
-        .strip_prefix("Bearer ")
+    text.strip_prefix("Bearer ")
         .map(str::trim)
-        .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))?;
+        .ok_or_else(|| Problem::unauthorized("the Authorization header is not `Bearer <token>`"))
+}
+
+/// `token` when it can be a Custody token, refused before any lookup otherwise.
+fn custody_token(token: &str) -> Result<&str, Problem> {
     if token.len() > MAX_TOKEN_LENGTH {
         return Err(Problem::unauthorized(format!(
             "the bearer token is longer than {MAX_TOKEN_LENGTH} characters, so it is not a Custody token"

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod init;
 pub mod monitor;
 pub mod observe;
+pub mod oidc;
 pub mod openapi;
 pub mod problem;
 pub mod push;
@@ -81,6 +82,8 @@ pub struct AppState {
     /// Whether this server speaks HTTPS itself ([`ServeOptions::tls`]):
     /// what decides a cookie's `Secure` flag when no proxy is in front.
     pub tls: bool,
+    /// Single sign-on with OpenID Connect (`[oidc]`), when configured.
+    pub oidc: Option<oidc::Oidc>,
 }
 
 /// How the server runs, beyond the store.
@@ -124,6 +127,8 @@ pub struct ServeOptions {
     /// The certificate and key HTTPS is served with (`--tls-cert`,
     /// `--tls-key`, `docs/tls.md`); `None` serves plain HTTP.
     pub tls: Option<tls::Tls>,
+    /// Single sign-on with OpenID Connect (`[oidc]`, `docs/oidc.md`).
+    pub oidc: Option<oidc::OidcConfig>,
 }
 
 impl ServeOptions {
@@ -180,6 +185,7 @@ impl ServeOptions {
                 config: std::sync::Arc::new(config.evidence),
             },
             clock,
+            oidc: config.oidc,
         })
     }
 }
@@ -398,7 +404,14 @@ pub async fn serve_listener_with(
         options.clock.clone(),
     ));
     let components = std::sync::Arc::new(api::admin::Components::of(&options));
+    let oidc = options
+        .oidc
+        .clone()
+        .map(|config| oidc::Oidc::new(config, store.clone(), options.clock.clone()))
+        .transpose()
+        .map_err(std::io::Error::other)?;
     let state = AppState {
+        oidc,
         components,
         store: store.clone(),
         metrics,

@@ -1023,6 +1023,28 @@ impl Store {
         .await
     }
 
+    /// Signs in an OpenID Connect identity as the principal `claimed` (its
+    /// name, kind and groups from the token's claims), decided under the
+    /// write lock: the first sign-in of an identity adds the principal and
+    /// binds the identity to it (`principal_added`, by `actor`); a later
+    /// one records the groups the issuer now asserts
+    /// (`principal_groups_changed`), or nothing when they are the same. A
+    /// principal that is not bound to this identity is refused
+    /// (`oidc.identity-mismatch`), never merged. `actor` is the principal
+    /// itself, authenticated by `AuthContext::Oidc`.
+    pub async fn oidc_sign_in(
+        &self,
+        claimed: Principal,
+        actor: Actor,
+    ) -> Result<Principal, StoreError> {
+        self.submit(|reply| writer::Job::OidcSignIn {
+            claimed,
+            actor,
+            reply,
+        })
+        .await
+    }
+
     /// Maps outside users of `connector` to principals (`identity_mapped`
     /// events in the administration record, by the admin `by`), in order,
     /// all in one transaction: when one mapping is refused (an unknown
@@ -1080,6 +1102,17 @@ impl Store {
             return Ok(None);
         };
         on_backend!(&self.readers, ops, readers => ops::connector_identity(readers, &connector, &external_user).await)
+    }
+
+    /// The principal, as it is now, that the OpenID Connect identity
+    /// (`issuer`, `subject`) is bound to, or `None`: read without the
+    /// writer, so a sign-in that changes nothing writes nothing.
+    pub async fn oidc_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<custody_core::model::Principal>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::oidc_identity(readers, issuer, subject).await)
     }
 
     /// The mapped outside users of `connector`, by ID.

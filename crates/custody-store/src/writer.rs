@@ -69,6 +69,16 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Principal, StoreError>>,
     },
+    /// Sign in an OpenID Connect identity: add its principal at its first
+    /// sign-in, record the groups its issuer asserts at later ones.
+    OidcSignIn {
+        /// The principal as the token's claims describe it.
+        claimed: Principal,
+        /// The principal itself, authenticated by its issuer and subject.
+        actor: Actor,
+        /// Where the result goes: the principal as it now stands.
+        reply: oneshot::Sender<Result<Principal, StoreError>>,
+    },
     /// Sign and store a checkpoint of the log as it stands.
     Checkpoint {
         /// The log's origin line.
@@ -427,6 +437,7 @@ impl Job {
             Job::Case(_, reply) => Done::Case(reply, Err(error())),
             Job::AddPrincipal { reply, .. } => Done::Principal(reply, Err(error())),
             Job::SetGroups { reply, .. } => Done::Principal(reply, Err(error())),
+            Job::OidcSignIn { reply, .. } => Done::Principal(reply, Err(error())),
             Job::CreateToken { reply, .. } => Done::Token(reply, Err(error())),
             Job::Checkpoint { reply, .. } => Done::Checkpoint(reply, Err(error())),
             Job::RevokeToken { reply, .. } => Done::Revocation(reply, Err(error())),

@@ -162,6 +162,7 @@ impl AdminAudit {
                     "there is no administration record",
                 ));
             }
+            found_oidc(&mut self.findings, &AdminState::default(), &rows.oidc);
             return;
         }
         let state = &self.state;
@@ -298,6 +299,7 @@ impl AdminAudit {
             }
         }
         found.extend(check_identities(state, &rows.identities));
+        found_oidc(&mut found, state, &rows.oidc);
         self.findings.extend(found);
     }
 
@@ -342,6 +344,54 @@ fn identity_unrecorded(row: &IdentityRow, why: &str) -> Finding {
             text::escape(&row.principal)
         ),
     )
+}
+
+/// The stored bindings of OpenID Connect identities against the record's
+/// (the `principal_added` events by the principals themselves).
+fn found_oidc(
+    found: &mut Vec<Finding>,
+    state: &AdminState,
+    rows: &[crate::admin::OidcIdentityRow],
+) {
+    let mut stored = std::collections::BTreeSet::new();
+    for row in rows {
+        stored.insert((row.issuer.clone(), row.subject.clone()));
+        match state.oidc.get(&(row.issuer.clone(), row.subject.clone())) {
+            None => found.push(Finding::new(
+                Code::AdminIdentityUnrecorded,
+                format!(
+                    "the OpenID Connect identity {} of {} is stored as bound to {}, but the administration record never bound it: the binding was inserted behind the store's back, and it would let that identity sign in as {}",
+                    text::escape(&row.subject),
+                    text::escape(&row.issuer),
+                    text::escape(&row.principal),
+                    text::escape(&row.principal)
+                ),
+            )),
+            Some(principal) if principal.as_str() != row.principal => found.push(Finding::new(
+                Code::AdminIdentityMismatch,
+                format!(
+                    "the OpenID Connect identity {} of {} is stored as bound to {}, but the administration record binds it to {}",
+                    text::escape(&row.subject),
+                    text::escape(&row.issuer),
+                    text::escape(&row.principal),
+                    principal
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    for ((issuer, subject), principal) in &state.oidc {
+        if !stored.contains(&(issuer.clone(), subject.clone())) {
+            found.push(Finding::new(
+                Code::AdminIdentityMismatch,
+                format!(
+                    "the OpenID Connect identity {} of {} is bound to {principal} in the administration record but not stored",
+                    text::escape(subject),
+                    text::escape(issuer)
+                ),
+            ));
+        }
+    }
 }
 
 /// The stored mappings of outside users against the record's.

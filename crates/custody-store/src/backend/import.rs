@@ -28,6 +28,7 @@ pub(crate) async fn import_begin(mut connection: Conn) -> Result<Importer, Store
         "principals",
         "tokens",
         "connector_identities",
+        "oidc_identities",
         "deployment",
         "cases",
     ] {

@@ -57,6 +57,10 @@ pub(crate) mod sqlite {
             9,
             include_str!("../../migrations/sqlite/0009_cosignatures.sql"),
         ),
+        (
+            10,
+            include_str!("../../migrations/sqlite/0010_oidc_identities.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -134,6 +138,10 @@ pub(crate) mod postgres {
         (
             8,
             include_str!("../../migrations/postgres/0008_cosignatures.sql"),
+        ),
+        (
+            9,
+            include_str!("../../migrations/postgres/0009_oidc_identities.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers

@@ -733,6 +733,24 @@ pub(crate) async fn connector_identity(
     row.as_ref().map(principal_from_row).transpose()
 }
 
+/// The principal, as it is now, that an OpenID Connect identity is bound to.
+pub(crate) async fn oidc_identity(
+    readers: &Pool,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<Principal>, StoreError> {
+    let row = sqlx::query(
+        "SELECT p.principal_id, p.display_name, p.kind, p.groups_json, p.org
+         FROM oidc_identities o JOIN principals p ON p.principal_id = o.principal_id
+         WHERE o.issuer = $1 AND o.subject = $2",
+    )
+    .bind(issuer)
+    .bind(subject)
+    .fetch_optional(readers)
+    .await?;
+    row.as_ref().map(principal_from_row).transpose()
+}
+
 /// The mapped outside users of a connector, by ID.
 pub(crate) async fn connector_identities(
     readers: &Pool,
@@ -802,11 +820,26 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let oidc = sqlx::query(
+        "SELECT issuer, subject, principal_id FROM oidc_identities ORDER BY issuer, subject",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(custody_core::admin::OidcIdentityRow {
+            issuer: row.try_get("issuer")?,
+            subject: row.try_get("subject")?,
+            principal: row.try_get("principal_id")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(custody_core::admin::AdminRows {
         principals,
         tokens,
         grants,
         identities,
+        oidc,
     })
 }
 

@@ -95,6 +95,14 @@ async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterCo
                     reply,
                     set_groups(connection, &mut pending, &principal, groups, by, clock.now()).await,
                 ),
+                Job::OidcSignIn {
+                    claimed,
+                    actor,
+                    reply,
+                } => Done::Principal(
+                    reply,
+                    oidc_sign_in(connection, &mut pending, claimed, actor, clock.now()).await,
+                ),
                 Job::GrantDelegation { grant, by, reply } => Done::Delegation(
                     reply,
                     grant_delegation(connection, &mut pending, grant, by, clock.now()).await,
@@ -784,6 +792,33 @@ async fn administer(
 async fn write_admin_row(connection: &mut Conn, row: plan::AdminRow) -> Result<(), StoreError> {
     use plan::AdminRow;
     let query = match row {
+        AdminRow::InsertOidcPrincipal {
+            principal,
+            groups_json,
+            created_at,
+            issuer,
+            subject,
+        } => {
+            sqlx::query(
+                "INSERT INTO principals (principal_id, display_name, kind, groups_json, org, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(principal.id.to_string())
+            .bind(principal.display_name)
+            .bind(principal.kind.as_str())
+            .bind(groups_json)
+            .bind(principal.org)
+            .bind(created_at.to_string())
+            .bind(principal.id.to_string())
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(
+                "INSERT INTO oidc_identities (issuer, subject, principal_id, bound_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(issuer)
+            .bind(subject)
+            .bind(principal.id.to_string())
+            .bind(created_at.to_string())
+        }
         AdminRow::InsertPrincipal {
             principal,
             groups_json,
@@ -896,6 +931,49 @@ async fn add_principal(
     let exists = principal_exists(connection, principal.id.as_str()).await?;
     let change = plan::records::add_principal(standing, exists, &principal, &actor, now)?;
     administer(connection, pending, &actor, change, now).await?;
+    Ok(principal)
+}
+
+/// Signs in an OpenID Connect identity as `claimed`, decided under the
+/// write lock (two first sign-ins at once add one principal; the second
+/// finds it bound): see `plan::records::oidc_sign_in`.
+async fn oidc_sign_in(
+    connection: &mut Conn,
+    pending: &mut Pending,
+    claimed: Principal,
+    actor: custody_core::Actor,
+    now: Timestamp,
+) -> Result<Principal, StoreError> {
+    let custody_core::model::AuthContext::Oidc { issuer, subject } = &actor.auth else {
+        return Err(StoreError::InvalidRequest(
+            "an OIDC sign-in needs an OIDC actor".to_string(),
+        ));
+    };
+    let bound: Option<String> = sqlx::query_scalar(
+        "SELECT principal_id FROM oidc_identities WHERE issuer = $1 AND subject = $2",
+    )
+    .bind(issuer.as_str())
+    .bind(subject.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let bound = bound
+        .map(|id| {
+            id.parse::<PrincipalId>().map_err(|error| {
+                StoreError::Corrupt(format!("an OIDC identity's principal: {error}"))
+            })
+        })
+        .transpose()?;
+    let row = sqlx::query(
+        "SELECT principal_id, display_name, kind, groups_json, org FROM principals WHERE principal_id = $1",
+    )
+    .bind(claimed.id.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let stored = row.as_ref().map(principal_from_row).transpose()?;
+    let (principal, change) = plan::records::oidc_sign_in(bound, stored, &claimed, &actor, now)?;
+    if let Some(change) = change {
+        administer(connection, pending, &actor, change, now).await?;
+    }
     Ok(principal)
 }
 

@@ -245,6 +245,30 @@ impl ImportState {
                 .map_err(|error| StoreError::Corrupt(format!("cannot encode a grant: {error}")))
         };
         let row = match &event.body {
+            // A principal an OIDC identity provisioned: the binding is
+            // restored with it (`docs/oidc.md`).
+            EventBody::PrincipalAdded(added)
+                if custody_core::admin::oidc_self_provisioned(&event.actor, &added.principal)
+                    .is_some() =>
+            {
+                let (issuer, subject) =
+                    custody_core::admin::oidc_self_provisioned(&event.actor, &added.principal)
+                        .unwrap_or_default();
+                AdminRow::InsertOidcPrincipal {
+                    principal: Principal {
+                        id: added.principal.clone(),
+                        display_name: added.display_name.clone(),
+                        kind: added.kind,
+                        groups: added.groups.clone(),
+                        org: added.org.clone(),
+                    },
+                    groups_json: serde_json::to_string(&added.groups)
+                        .map_err(|error| StoreError::Corrupt(error.to_string()))?,
+                    created_at: event.recorded_at,
+                    issuer: issuer.to_string(),
+                    subject: subject.to_string(),
+                }
+            }
             EventBody::PrincipalAdded(added) => AdminRow::InsertPrincipal {
                 principal: Principal {
                     id: added.principal.clone(),

@@ -43,6 +43,15 @@ pub(crate) enum AdminRow {
         /// The admin who added it; `None` for `system`.
         created_by: Option<String>,
     },
+    /// A new `principals` row added by its own first OpenID Connect
+    /// sign-in, and the `oidc_identities` row that binds the identity to it.
+    InsertOidcPrincipal {
+        principal: Principal,
+        groups_json: String,
+        created_at: Timestamp,
+        issuer: String,
+        subject: String,
+    },
     /// A principal's new groups.
     UpdateGroups {
         principal: PrincipalId,
@@ -286,6 +295,97 @@ pub(crate) fn add_principal(
         },
         draft: admin::principal_added(principal, is_system(actor)),
     })
+}
+
+/// What an OpenID Connect sign-in as `claimed` by the identity (`issuer`,
+/// `subject`) does, as the record stands: `bound` is the principal the
+/// identity is bound to, `stored` the principal named `claimed.id`, and
+/// `claimed_bound` whether that principal is bound to some identity.
+///
+/// - an identity bound to `claimed.id`: its groups, when the issuer now
+///   asserts others (`principal_groups_changed`, by the principal itself);
+/// - an identity bound to another principal, or a `claimed.id` that exists
+///   but is not bound to this identity (an admin's principal, another
+///   subject's): refused ([`custody_core::code::Code::OidcIdentityMismatch`]),
+///   never merged;
+/// - otherwise the principal is added (`principal_added`, by itself) and
+///   the identity bound to it.
+pub(crate) fn oidc_sign_in(
+    bound: Option<PrincipalId>,
+    stored: Option<Principal>,
+    claimed: &Principal,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<(Principal, Option<AdminChange>), StoreError> {
+    let (issuer, subject) = admin::oidc_self_provisioned(actor, &claimed.id).ok_or_else(|| {
+        StoreError::InvalidRequest(
+            "an OIDC sign-in must be made by the principal it signs in, authenticated by OIDC"
+                .to_string(),
+        )
+    })?;
+    let refuse = |message: String| {
+        StoreError::Refused(lifecycle::Refusal {
+            rule: custody_core::code::Code::OidcIdentityMismatch,
+            message,
+            hint: Some("an admin can tell which identity a principal is bound to from its `principal_added` event (`custody admin record`); sign in with that identity, or use another principal name".to_string()),
+        })
+    };
+    match (bound, stored) {
+        (Some(bound), _) if bound != claimed.id => Err(refuse(format!(
+            "this identity of the issuer is bound to principal {bound}, but the token names {}",
+            claimed.id
+        ))),
+        (Some(_), None) => Err(StoreError::Corrupt(format!(
+            "an OIDC identity is bound to principal {}, which is not stored",
+            claimed.id
+        ))),
+        (Some(_), Some(mut principal)) => {
+            if principal.groups == claimed.groups {
+                return Ok((principal, None));
+            }
+            let previous = std::mem::replace(&mut principal.groups, claimed.groups.clone());
+            let groups_json = serde_json::to_string(&principal.groups)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            let draft =
+                admin::principal_groups_changed(&principal.id, &previous, &principal.groups, false);
+            Ok((
+                principal.clone(),
+                Some(AdminChange {
+                    row: AdminRow::UpdateGroups {
+                        principal: principal.id.clone(),
+                        groups_json,
+                    },
+                    draft,
+                }),
+            ))
+        }
+        (None, Some(existing)) => Err(refuse(format!(
+            "principal {} exists and is not bound to this identity of the issuer (an admin added it, or another subject signed in as it first)",
+            existing.id
+        ))),
+        (None, None) => {
+            if claimed.id.as_str() == SYSTEM_PRINCIPAL {
+                return Err(StoreError::InvalidRequest(
+                    "`system` is reserved for the ledger and cannot sign in".to_string(),
+                ));
+            }
+            let groups_json = serde_json::to_string(&claimed.groups)
+                .map_err(|error| StoreError::Corrupt(error.to_string()))?;
+            Ok((
+                claimed.clone(),
+                Some(AdminChange {
+                    row: AdminRow::InsertOidcPrincipal {
+                        principal: claimed.clone(),
+                        groups_json,
+                        created_at: now,
+                        issuer: issuer.to_string(),
+                        subject: subject.to_string(),
+                    },
+                    draft: admin::principal_added(claimed, false),
+                }),
+            ))
+        }
+    }
 }
 
 /// Sets the groups of the principal `id` (`stored` as the projection has

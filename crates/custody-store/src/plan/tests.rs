@@ -1042,7 +1042,8 @@ impl World {
     /// The backend's `write_admin_row`: written at once, in the transaction.
     fn write_admin_row(&mut self, row: AdminRow) {
         match row {
-            AdminRow::InsertPrincipal { principal, .. } => {
+            AdminRow::InsertPrincipal { principal, .. }
+            | AdminRow::InsertOidcPrincipal { principal, .. } => {
                 self.tables
                     .principals
                     .insert(principal.id.to_string(), principal);
