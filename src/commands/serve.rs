@@ -115,6 +115,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         },
         // One clock for the store and the server: the store's (the system's).
         clock: store.clock().clone(),
+        console: config.console.clone(),
         checkpoint_copies,
         max_body_bytes: config.server.max_body_bytes,
         checkpoint_interval: std::time::Duration::from_secs(config.log.checkpoint_interval_seconds),

@@ -1312,5 +1312,6 @@ pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server
             config: std::sync::Arc::new(Default::default()),
         },
         clock: custody_core::time::SystemClock::shared(),
+        console: custody_server::config::ConsoleConfig::default(),
     })
 }

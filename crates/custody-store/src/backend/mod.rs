@@ -57,6 +57,10 @@ pub(crate) mod sqlite {
             9,
             include_str!("../../migrations/sqlite/0009_cosignatures.sql"),
         ),
+        (
+            10,
+            include_str!("../../migrations/sqlite/0010_console_sessions.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -86,6 +90,7 @@ pub(crate) mod sqlite {
     include!("log.rs");
     include!("read.rs");
     include!("import.rs");
+    include!("session.rs");
 }
 
 /// PostgreSQL, shared by several `custody serve` nodes.
@@ -135,6 +140,10 @@ pub(crate) mod postgres {
             8,
             include_str!("../../migrations/postgres/0008_cosignatures.sql"),
         ),
+        (
+            9,
+            include_str!("../../migrations/postgres/0009_console_sessions.sql"),
+        ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
     /// claim at once without waiting for or double-claiming each other's rows.
@@ -161,4 +170,5 @@ pub(crate) mod postgres {
     include!("log.rs");
     include!("read.rs");
     include!("import.rs");
+    include!("session.rs");
 }
