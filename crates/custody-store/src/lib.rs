@@ -669,6 +669,36 @@ pub enum ConsoleSessionOperation {
     },
 }
 
+/// Which cases [`Store::case_views`] lists.
+#[derive(Clone, Debug, Default)]
+pub struct CaseViewFilter {
+    /// Only cases in an active state (open, approved, executed, pending
+    /// review, executed pending approval).
+    pub active_only: bool,
+    /// Only cases in this state.
+    pub state: Option<CaseState>,
+    /// Only cases carrying this ticket (`SYSTEM:KEY`).
+    pub ticket: Option<String>,
+    /// Only cases opened at or after this time.
+    pub opened_from: Option<Timestamp>,
+    /// Only cases opened before this time.
+    pub opened_to: Option<Timestamp>,
+    /// Only cases after this one in the listing's order (newest first): its
+    /// `opened_at` as stored and its case ID.
+    pub before: Option<(String, String)>,
+    /// At most this many; all when `None`.
+    pub limit: Option<u32>,
+}
+
+/// A case as [`Store::case_views`] lists it.
+#[derive(Clone, Debug)]
+pub struct ListedCase {
+    /// When the case was opened, as stored (the listing's keyset).
+    pub opened_at: String,
+    /// Its projection as stored with its latest event.
+    pub view: CaseView,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -1370,6 +1400,12 @@ impl Store {
     pub async fn authenticate(&self, token: &str) -> Result<Option<TokenOwner>, StoreError> {
         let now = self.clock.now();
         on_backend!(&self.readers, ops, readers => ops::authenticate(readers, token, now).await)
+    }
+
+    /// Case projections, newest first, as `filter` selects them, drill
+    /// cases left out: one query, whatever the number of cases.
+    pub async fn case_views(&self, filter: &CaseViewFilter) -> Result<Vec<ListedCase>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::case_views(readers, filter).await)
     }
 
     /// Applies `operation` to the console's sessions (on the writer, so

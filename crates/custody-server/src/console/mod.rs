@@ -11,6 +11,8 @@
 //! nothing is loaded from another origin, and no page carries inline script
 //! or style (the CSP forbids both).
 
+pub mod actions;
+pub mod case;
 pub mod escape;
 pub mod inbox;
 pub mod layout;
@@ -50,6 +52,16 @@ pub fn routes() -> Router<AppState> {
             get(session::sign_in_page).post(session::sign_in),
         )
         .route("/sign-out", post(session::sign_out))
+        .route(
+            "/request",
+            get(actions::request_page).post(actions::request),
+        )
+        .route("/cases/{case_id}", get(case::case_page))
+        .route(
+            "/cases/{case_id}/evidence/{sha256}",
+            get(case::evidence_file),
+        )
+        .route("/cases/{case_id}/{action}", post(actions::act))
         .route("/static/console.js", get(console_js))
         .route("/static/console.css", get(console_css))
         .layer(middleware::from_fn(security_headers))

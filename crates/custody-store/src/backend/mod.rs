@@ -90,7 +90,7 @@ pub(crate) mod sqlite {
     include!("log.rs");
     include!("read.rs");
     include!("import.rs");
-    include!("session.rs");
+    include!("console.rs");
 }
 
 /// PostgreSQL, shared by several `custody serve` nodes.
@@ -170,5 +170,5 @@ pub(crate) mod postgres {
     include!("log.rs");
     include!("read.rs");
     include!("import.rs");
-    include!("session.rs");
+    include!("console.rs");
 }

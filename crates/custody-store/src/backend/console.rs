@@ -1,4 +1,5 @@
-// Web console sessions (`console_sessions`); included once per backend
+// What the web console reads and writes: its sessions (`console_sessions`)
+// and its case listings; included once per backend
 // module. Writes run on the writer's connection ([`Job::ConsoleSession`]),
 // reads on the readers.
 
@@ -82,4 +83,55 @@ pub(crate) async fn console_session(
         last_seen_at: Timestamp::from_micros(row.try_get("last_seen_at")?),
         expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
     }))
+}
+
+/// One page of case projections, newest first, for the console's inbox and
+/// search: filtered in SQL by state, ticket and opening time, after the
+/// keyset `before` (an `opened_at` and a case ID), drill cases left out.
+pub(crate) async fn case_views(
+    readers: &Pool,
+    filter: &crate::CaseViewFilter,
+) -> Result<Vec<crate::ListedCase>, StoreError> {
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT case_id, opened_at, view FROM cases WHERE drill = 0");
+    if filter.active_only {
+        query.push(concat!(" AND state IN ", active_states_sql!()));
+    }
+    if let Some(state) = filter.state {
+        query.push(" AND state = ").push_bind(state.to_string());
+    }
+    if let Some(ticket) = &filter.ticket {
+        query.push(" AND ticket = ").push_bind(ticket.clone());
+    }
+    if let Some(from) = filter.opened_from {
+        query.push(" AND opened_at >= ").push_bind(from.to_string());
+    }
+    if let Some(to) = filter.opened_to {
+        query.push(" AND opened_at < ").push_bind(to.to_string());
+    }
+    if let Some((opened_at, case_id)) = &filter.before {
+        query
+            .push(" AND (opened_at < ")
+            .push_bind(opened_at.clone())
+            .push(" OR (opened_at = ")
+            .push_bind(opened_at.clone())
+            .push(" AND case_id < ")
+            .push_bind(case_id.clone())
+            .push("))");
+    }
+    query.push(" ORDER BY opened_at DESC, case_id DESC");
+    if let Some(limit) = filter.limit {
+        query.push(" LIMIT ").push_bind(i64::from(limit));
+    }
+    let rows = query.build().fetch_all(readers).await?;
+    rows.iter()
+        .map(|row| {
+            let view: Vec<u8> = row.try_get("view")?;
+            Ok(crate::ListedCase {
+                opened_at: row.try_get("opened_at")?,
+                view: serde_json::from_slice(&view)
+                    .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?,
+            })
+        })
+        .collect()
 }
