@@ -733,3 +733,152 @@ fn api_paths_still_answer_problem_documents() {
         Some("application/problem+json")
     );
 }
+
+#[test]
+fn search_filters_by_subject_entitlement_principal_ticket_and_state_and_pages() {
+    let server = start();
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let mut cases = Vec::new();
+    for index in 0..55 {
+        let subject = format!("user:s{index}");
+        let case = server.cli_ok(
+            &alice,
+            &[
+                "request",
+                "--subject",
+                &subject,
+                "--entitlement",
+                "wiki-read",
+            ],
+        );
+        cases.push(case.trim().to_string());
+    }
+    let ticketed = server
+        .cli_ok(
+            &bob,
+            &[
+                "request",
+                "--subject",
+                "user:zed",
+                "--entitlement",
+                "db-admin",
+                "--ticket",
+                "JIRA:SEC-7",
+            ],
+        )
+        .trim()
+        .to_string();
+    server.cli_ok(&alice, &["approve", &ticketed]);
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&alice);
+    let count = |page: &Page| {
+        page.text
+            .matches("<td><a class=\"mono\" href=\"/cases/")
+            .count()
+    };
+    let first = browser.get("/cases?entitlement=wiki-read");
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(count(&first), 50);
+    let next = first
+        .text
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].replace("&amp;", "&"))
+        .expect("a next page");
+    let second = browser.get(&next);
+    assert_eq!(count(&second), 5, "{}", second.text);
+    for (query, expected) in [
+        ("subject=s7", 1),
+        ("subject=user:s7", 1),
+        ("principal=bob", 1),
+        ("principal=alice&state=approved", 1),
+        ("ticket=JIRA:SEC-7", 1),
+        ("state=approved", 1),
+        ("entitlement=db-admin&principal=nobody", 0),
+        ("from=2000-01-01&to=2100-01-01&entitlement=db-admin", 1),
+    ] {
+        let page = browser.get(&format!("/cases?{query}"));
+        assert_eq!(page.status, 200, "{query}: {}", page.text);
+        assert_eq!(count(&page), expected, "{query}");
+        if expected == 1 && !query.contains("subject") {
+            assert!(page.text.contains(&ticketed), "{query}");
+        }
+    }
+    let bad = browser.get("/cases?from=yesterday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("is not a date"), "{}", bad.text);
+}
+
+#[test]
+fn the_readiness_dashboard_shows_the_reports_verdict_and_charts() {
+    let server = start();
+    let alice = server.principal("alice");
+    server.cli_ok(
+        &alice,
+        &[
+            "request",
+            "--subject",
+            "user:carol",
+            "--entitlement",
+            "db-read",
+        ],
+    );
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&alice);
+    let page = browser.get("/readiness");
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("id=\"verdict\""), "{}", page.text);
+    assert!(
+        page.text.contains("<svg id=\"chart-findings-by-control\""),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Computed at "));
+    check_headers(&page, "/readiness");
+}
+
+#[test]
+fn the_auditor_view_is_for_auditors_and_downloads_exports_and_proofs() {
+    let server = start();
+    let alice = server.principal("alice");
+    let auditor = server.principal_with("audrey", &["--group", "auditors"]);
+    let case = server
+        .cli_ok(
+            &alice,
+            &[
+                "request",
+                "--subject",
+                "user:carol",
+                "--entitlement",
+                "db-read",
+            ],
+        )
+        .trim()
+        .to_string();
+    let mut outsider = Browser::new(&server);
+    outsider.sign_in(&alice);
+    assert_eq!(outsider.get("/audit").status, 403);
+    assert_eq!(outsider.get("/audit/export?format=jsonl").status, 403);
+    assert!(!outsider.get("/").text.contains("href=\"/audit\""));
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&auditor);
+    assert_eq!(browser.get("/audit").status, 200);
+    let export = browser.get(&format!("/audit/export?format=jsonl&case={case}&since=0"));
+    assert_eq!(export.status, 200, "{}", export.text);
+    assert!(export
+        .header("content-disposition")
+        .starts_with("attachment"));
+    let lines: Vec<serde_json::Value> = export
+        .text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    assert!(export.text.contains(&case));
+    let proof = browser.get(&format!("/audit/proof?case={case}"));
+    assert_eq!(proof.status, 200);
+    let bundle: serde_json::Value = serde_json::from_str(&proof.text).unwrap();
+    assert_eq!(bundle["case_id"], case.as_str());
+    assert!(!bundle["events"].as_array().unwrap().is_empty());
+}

@@ -80,6 +80,8 @@ pub struct AppState {
     pub components: std::sync::Arc<api::admin::Components>,
     /// The web console's session and cookie settings.
     pub console: std::sync::Arc<config::ConsoleConfig>,
+    /// What the web console caches (the readiness report).
+    pub console_cache: std::sync::Arc<console::ConsoleCache>,
 }
 
 /// How the server runs, beyond the store.
@@ -389,6 +391,7 @@ pub async fn serve_listener_with(
     let components = std::sync::Arc::new(api::admin::Components::of(&options));
     let state = AppState {
         console: std::sync::Arc::new(options.console.clone()),
+        console_cache: std::sync::Arc::default(),
         components,
         store: store.clone(),
         metrics,

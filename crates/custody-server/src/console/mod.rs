@@ -12,10 +12,13 @@
 //! or style (the CSP forbids both).
 
 pub mod actions;
+pub mod audit;
 pub mod case;
 pub mod escape;
 pub mod inbox;
 pub mod layout;
+pub mod readiness;
+pub mod search;
 pub mod session;
 
 pub use session::start_session;
@@ -43,6 +46,13 @@ pub const PREVIEW_CONTENT_SECURITY_POLICY: &str =
 const CONSOLE_JS: &str = include_str!("static/console.js");
 const CONSOLE_CSS: &str = include_str!("static/console.css");
 
+/// What the console caches between requests.
+#[derive(Default)]
+pub struct ConsoleCache {
+    /// The readiness report.
+    pub readiness: readiness::Cache,
+}
+
 /// The console's routes; [`crate::router`] merges them beside the API.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -56,6 +66,14 @@ pub fn routes() -> Router<AppState> {
             "/request",
             get(actions::request_page).post(actions::request),
         )
+        .route("/cases", get(search::search))
+        .route(
+            "/readiness",
+            get(readiness::readiness).post(readiness::recompute),
+        )
+        .route("/audit", get(audit::audit))
+        .route("/audit/export", get(audit::export))
+        .route("/audit/proof", get(audit::proof))
         .route("/cases/{case_id}", get(case::case_page))
         .route(
             "/cases/{case_id}/evidence/{sha256}",

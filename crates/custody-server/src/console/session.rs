@@ -518,8 +518,9 @@ pub async fn sign_in(
 /// The sign-out form (`POST /sign-out`).
 #[derive(Debug, Default, Deserialize)]
 pub struct CsrfForm {
+    /// The session's CSRF token.
     #[serde(default)]
-    csrf: String,
+    pub csrf: String,
 }
 
 /// Signs out: the session's row is deleted, so the cookie opens nothing
