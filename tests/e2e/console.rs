@@ -882,3 +882,30 @@ fn the_auditor_view_is_for_auditors_and_downloads_exports_and_proofs() {
     assert_eq!(bundle["case_id"], case.as_str());
     assert!(!bundle["events"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn sessions_inbox_and_search_hold_on_postgres_too() {
+    let server = Server::start_in_process(TestStore::Postgres, None).0;
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let mut requester = Browser::new(&server);
+    requester.sign_in(&alice);
+    let case = requester.request("carol", "db-read", "postgres");
+    let mut approver = Browser::new(&server);
+    approver.sign_in(&bob);
+    assert!(approver
+        .get("/")
+        .text
+        .contains(&format!("id=\"approvals-{case}\"")));
+    assert_eq!(approver.submit(&case, "approve-form", &[]).status, 303);
+    let found = approver.get("/cases?principal=bob&state=approved");
+    assert!(found.text.contains(&case), "{}", found.text);
+    let inbox = approver.get("/");
+    let csrf = inbox.field_after("action=\"/sign-out\"", "csrf");
+    let stolen = approver.cookies["custody_session"].clone();
+    assert_eq!(approver.post("/sign-out", &[("csrf", &csrf)]).status, 303);
+    approver
+        .cookies
+        .insert("custody_session".to_string(), stolen);
+    assert_eq!(approver.get("/").status, 303);
+}

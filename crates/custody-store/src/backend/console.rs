@@ -93,7 +93,7 @@ pub(crate) async fn case_views(
     filter: &crate::CaseViewFilter,
 ) -> Result<Vec<crate::ListedCase>, StoreError> {
     let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT case_id, opened_at, view FROM cases WHERE drill = 0");
+        QueryBuilder::new("SELECT case_id, opened_at, view FROM cases WHERE NOT drill");
     if filter.active_only {
         query.push(concat!(" AND state IN ", active_states_sql!()));
     }
