@@ -145,7 +145,11 @@ async fn render(state: &AppState, session: &Session) -> Result<Response, Problem
     ))
 }
 
+/// Rows shown per section; the count above says how many wait in all.
+pub const SECTION_ROWS: usize = 200;
+
 fn section(id: &str, title: &str, help: &str, cases: &[CaseView], now: Timestamp) -> Markup {
+    let shown = &cases[..cases.len().min(SECTION_ROWS)];
     html! {
         section aria-labelledby=(format!("{id}-title")) {
             h2 id=(format!("{id}-title")) { (title) " " span.badge { (cases.len()) } }
@@ -156,7 +160,7 @@ fn section(id: &str, title: &str, help: &str, cases: &[CaseView], now: Timestamp
                 table {
                     thead { tr { th scope="col" { "Case" } th scope="col" { "Change" } th scope="col" { "Requester" } th scope="col" { "State" } th scope="col" { "Opened" } th scope="col" { "Deadline" } } }
                     tbody {
-                        @for case in cases {
+                        @for case in shown {
                             tr id=(format!("{id}-{}", case.case_id)) {
                                 td { a.mono href=(format!("/cases/{}", case.case_id)) { (case.case_id.as_str()) } }
                                 td { (text(&case.change.to_string())) }
@@ -173,6 +177,10 @@ fn section(id: &str, title: &str, help: &str, cases: &[CaseView], now: Timestamp
                             }
                         }
                     }
+                }
+                @if cases.len() > shown.len() {
+                    p { "The " (shown.len()) " newest of " (cases.len()) " are shown; "
+                        a href="/cases" { "search" } " to find the others." }
                 }
             }
         }
