@@ -130,6 +130,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         clock: store.clock().clone(),
         tls: tls.clone(),
         oidc: config.oidc.clone(),
+        console: config.console.clone(),
         checkpoint_copies,
         max_body_bytes: config.server.max_body_bytes,
         checkpoint_interval: std::time::Duration::from_secs(config.log.checkpoint_interval_seconds),

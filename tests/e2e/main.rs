@@ -33,6 +33,7 @@ mod checkpoints;
 mod cli_hygiene;
 mod cli_usage;
 mod connectors;
+mod console;
 mod crash;
 mod delegation;
 mod drill;

@@ -1314,5 +1314,6 @@ pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server
         clock: custody_core::time::SystemClock::shared(),
         tls: None,
         oidc: None,
+        console: custody_server::config::ConsoleConfig::default(),
     })
 }

@@ -77,11 +77,6 @@ pub(crate) fn render(report: &ReadinessReport) -> String {
 }
 
 fn write_page(out: &mut String, report: &ReadinessReport) -> std::fmt::Result {
-    let verdict_class = if report.verdict.ready {
-        "ready"
-    } else {
-        "not-ready"
-    };
     writeln!(out, "<!DOCTYPE html>")?;
     writeln!(out, "<html lang=\"en\"><head><meta charset=\"utf-8\">")?;
     writeln!(
@@ -98,7 +93,27 @@ fn write_page(out: &mut String, report: &ReadinessReport) -> std::fmt::Result {
         safe(&report.subject)
     )?;
     writeln!(out, "<style>{STYLE}</style></head><body><main>")?;
+    write_body(out, report)?;
+    writeln!(out, "</main></body></html>")
+}
 
+/// The report's content without the page around it: what [`write_page`]
+/// puts in `<main>`, for a page that brings its own head and style sheet
+/// (the web console, whose CSP forbids inline style). The charts are inline
+/// SVG styled by class only.
+pub(crate) fn render_body(report: &ReadinessReport) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    // Writing to a String cannot fail.
+    let _ = write_body(&mut out, report);
+    out
+}
+
+fn write_body(out: &mut String, report: &ReadinessReport) -> std::fmt::Result {
+    let verdict_class = if report.verdict.ready {
+        "ready"
+    } else {
+        "not-ready"
+    };
     // The verdict, and why.
     writeln!(
         out,
@@ -399,8 +414,7 @@ fn write_page(out: &mut String, report: &ReadinessReport) -> std::fmt::Result {
         }
         writeln!(out, "</section>")?;
     }
-    writeln!(out, "</section>")?;
-    writeln!(out, "</main></body></html>")
+    writeln!(out, "</section>")
 }
 
 fn status_class(status: ScenarioStatus) -> &'static str {

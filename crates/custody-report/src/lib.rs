@@ -375,6 +375,14 @@ pub fn build(input: Input) -> ReadinessReport {
 /// Renders the report in `format`: text for a terminal (every string from
 /// outside escaped), the JSON document, a SARIF 2.1.0 log, or one
 /// self-contained HTML page.
+/// The HTML report's content without its page (no head, no inline style):
+/// for the web console, which serves it inside its own layout under a CSP
+/// that forbids inline style. The same verdict, tables and SVG charts as
+/// [`Format::Html`].
+pub fn render_html_body(report: &ReadinessReport) -> String {
+    html::render_body(report)
+}
+
 pub fn render(report: &ReadinessReport, format: Format) -> String {
     match format {
         Format::Text => text::render(report),

@@ -61,6 +61,63 @@ pub struct Config {
     /// Single sign-on with OpenID Connect (`[oidc]`, `docs/oidc.md`).
     #[serde(default)]
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// The web console (`docs/console.md`).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// The `[console]` section: the web console's sessions and cookies.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// A session unused this long is over (60 to 86400 seconds).
+    #[serde(default = "default_console_idle_timeout_seconds")]
+    pub idle_timeout_seconds: u64,
+    /// A session is over this long after sign-in, however active (300 to
+    /// 604800 seconds, and not shorter than the idle timeout).
+    #[serde(default = "default_console_lifetime_seconds")]
+    pub lifetime_seconds: u64,
+    /// Mark the session cookie `Secure` and name it with the `__Host-`
+    /// prefix. Set it when a TLS-terminating proxy serves the console over
+    /// HTTPS; a server serving TLS itself sets it regardless.
+    #[serde(default)]
+    pub secure_cookies: bool,
+}
+
+fn default_console_idle_timeout_seconds() -> u64 {
+    30 * 60
+}
+
+fn default_console_lifetime_seconds() -> u64 {
+    8 * 3600
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> ConsoleConfig {
+        ConsoleConfig {
+            idle_timeout_seconds: default_console_idle_timeout_seconds(),
+            lifetime_seconds: default_console_lifetime_seconds(),
+            secure_cookies: false,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(60..=86_400).contains(&self.idle_timeout_seconds) {
+            return Err("console.idle_timeout_seconds must be between 60 and 86400".to_string());
+        }
+        if !(300..=604_800).contains(&self.lifetime_seconds) {
+            return Err("console.lifetime_seconds must be between 300 and 604800".to_string());
+        }
+        if self.lifetime_seconds < self.idle_timeout_seconds {
+            return Err(
+                "console.lifetime_seconds must not be shorter than console.idle_timeout_seconds"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The `[workflow]` section.
@@ -309,6 +366,7 @@ impl Config {
         if let Some(oidc) = &config.oidc {
             oidc.validate()?;
         }
+        config.console.validate()?;
         Ok(config)
     }
 }

@@ -13,6 +13,7 @@ pub mod checkpoint_copies;
 pub mod config;
 pub mod connections;
 pub mod connectors;
+pub mod console;
 pub mod delivery;
 pub mod exporter;
 pub mod extract;
@@ -84,6 +85,10 @@ pub struct AppState {
     pub tls: bool,
     /// Single sign-on with OpenID Connect (`[oidc]`), when configured.
     pub oidc: Option<oidc::Oidc>,
+    /// The web console's session and cookie settings.
+    pub console: std::sync::Arc<config::ConsoleConfig>,
+    /// What the web console caches (the readiness report).
+    pub console_cache: std::sync::Arc<console::ConsoleCache>,
 }
 
 /// How the server runs, beyond the store.
@@ -118,7 +123,8 @@ pub struct ServeOptions {
     pub monitor: monitor::MonitorOptions,
     /// Where the server reads the time its decisions are made at: which
     /// obligations are overdue (the timer), whether a delegation grant is in
-    /// force, how far ahead a client's `occurred_at` may be. `SystemClock`
+    /// force, how far ahead a client's `occurred_at` may be, when a console
+    /// session has expired. `SystemClock`
     /// in production; a test gives a `ManualClock` and moves it, so deadline
     /// scenarios never sleep. The outbox's schedule is not among them: its
     /// times are written by the store, so the deliverer reads the store's
@@ -129,6 +135,8 @@ pub struct ServeOptions {
     pub tls: Option<tls::Tls>,
     /// Single sign-on with OpenID Connect (`[oidc]`, `docs/oidc.md`).
     pub oidc: Option<oidc::OidcConfig>,
+    /// The web console (`[console]`, `docs/console.md`).
+    pub console: config::ConsoleConfig,
 }
 
 impl ServeOptions {
@@ -186,6 +194,7 @@ impl ServeOptions {
             },
             clock,
             oidc: config.oidc,
+            console: config.console,
         })
     }
 }
@@ -281,6 +290,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         "/v1/connectors/{name}/{endpoint}",
         axum::routing::post(connectors::inbound).get(connectors::handshake),
     )
+    .merge(console::routes())
     .route("/healthz", get(healthz))
     .route("/metrics", get(render_metrics))
     .fallback(not_found)
@@ -412,6 +422,8 @@ pub async fn serve_listener_with(
         .map_err(std::io::Error::other)?;
     let state = AppState {
         oidc,
+        console: std::sync::Arc::new(options.console.clone()),
+        console_cache: std::sync::Arc::default(),
         components,
         store: store.clone(),
         metrics,
@@ -595,6 +607,15 @@ async fn problems_only(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // The console's own error pages (403, 404, a refused action) are HTML
+    // for people; the API's errors stay problem documents.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    if is_page {
+        return response;
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -641,8 +662,14 @@ async fn problems_only(request: Request, next: Next) -> Response {
     problem
 }
 
-async fn not_found() -> Problem {
-    Problem::not_found("no such route").with_hint("the API lives under /v1/; see /v1/openapi.json")
+async fn not_found(request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    if console::wants_page(&parts) {
+        return console::not_found_page();
+    }
+    Problem::not_found("no such route")
+        .with_hint("the API lives under /v1/; see /v1/openapi.json")
+        .into_response()
 }
 
 async fn method_not_allowed() -> Problem {

@@ -53,7 +53,9 @@ use custody_core::audit::{decode_row, DecodedRow, Report, StoredEvent};
 use custody_core::command::CaseCommand;
 use custody_core::lifecycle::Refusal;
 use custody_core::model::{Actor, ConnectorName, ExternalUser, Principal, PrincipalId};
-use custody_core::{CaseId, CaseState, CaseView, Event, SharedClock, SystemClock, Timestamp};
+use custody_core::{
+    CaseId, CaseState, CaseView, Event, Sha256Hash, SharedClock, SystemClock, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -617,6 +619,84 @@ pub struct TokenOwner {
     pub principal: Principal,
     /// The public ID of the token that authenticated it.
     pub token_id: String,
+}
+
+/// A web console session as stored (`console_sessions`): keyed by the
+/// SHA-256 of the random session ID, which only the browser's cookie holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 of the session ID.
+    pub session_sha256: Sha256Hash,
+    /// The principal signed in.
+    pub principal: PrincipalId,
+    /// How it authenticated (a token ID, an OIDC issuer and subject).
+    pub auth: custody_core::model::AuthContext,
+    /// The secret every form of the session carries (CSRF), hex.
+    pub csrf_secret: String,
+    /// When the session began.
+    pub created_at: Timestamp,
+    /// The last request seen with it (the idle timeout counts from here).
+    pub last_seen_at: Timestamp,
+    /// Its absolute end, whatever the activity.
+    pub expires_at: Timestamp,
+}
+
+/// A change to the console's sessions ([`Store::console_session_write`]).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ConsoleSessionOperation {
+    /// Store a new session.
+    Create(ConsoleSession),
+    /// Move a session's `last_seen_at` forward to `at` (never back).
+    Touch {
+        /// The session.
+        session_sha256: Sha256Hash,
+        /// The request's time.
+        at: Timestamp,
+    },
+    /// Remove a session (sign-out, or found expired).
+    Delete {
+        /// The session.
+        session_sha256: Sha256Hash,
+    },
+    /// Remove every session past its absolute end at `now` or idle since
+    /// before `idle_before`.
+    Purge {
+        /// The time.
+        now: Timestamp,
+        /// Sessions last seen at or before this are idle.
+        idle_before: Timestamp,
+    },
+}
+
+/// Which cases [`Store::case_views`] lists.
+#[derive(Clone, Debug, Default)]
+pub struct CaseViewFilter {
+    /// Only cases in an active state (open, approved, executed, pending
+    /// review, executed pending approval).
+    pub active_only: bool,
+    /// Only cases in this state.
+    pub state: Option<CaseState>,
+    /// Only cases carrying this ticket (`SYSTEM:KEY`).
+    pub ticket: Option<String>,
+    /// Only cases opened at or after this time.
+    pub opened_from: Option<Timestamp>,
+    /// Only cases opened before this time.
+    pub opened_to: Option<Timestamp>,
+    /// Only cases after this one in the listing's order (newest first): its
+    /// `opened_at` as stored and its case ID.
+    pub before: Option<(String, String)>,
+    /// At most this many; all when `None`.
+    pub limit: Option<u32>,
+}
+
+/// A case as [`Store::case_views`] lists it.
+#[derive(Clone, Debug)]
+pub struct ListedCase {
+    /// When the case was opened, as stored (the listing's keyset).
+    pub opened_at: String,
+    /// Its projection as stored with its latest event.
+    pub view: CaseView,
 }
 
 /// Why a store operation failed.
@@ -1353,6 +1433,31 @@ impl Store {
     pub async fn authenticate(&self, token: &str) -> Result<Option<TokenOwner>, StoreError> {
         let now = self.clock.now();
         on_backend!(&self.readers, ops, readers => ops::authenticate(readers, token, now).await)
+    }
+
+    /// Case projections, newest first, as `filter` selects them, drill
+    /// cases left out: one query, whatever the number of cases.
+    pub async fn case_views(&self, filter: &CaseViewFilter) -> Result<Vec<ListedCase>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::case_views(readers, filter).await)
+    }
+
+    /// Applies `operation` to the console's sessions (on the writer, so
+    /// every node sharing the database sees it); answers the rows touched.
+    pub async fn console_session_write(
+        &self,
+        operation: ConsoleSessionOperation,
+    ) -> Result<u64, StoreError> {
+        self.submit(|reply| writer::Job::ConsoleSession { operation, reply })
+            .await
+    }
+
+    /// The console session whose ID hashes to `session_sha256`, expired or
+    /// not: the caller judges expiry with its timeouts.
+    pub async fn console_session(
+        &self,
+        session_sha256: &Sha256Hash,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::console_session(readers, session_sha256).await)
     }
 
     /// One principal.

@@ -224,6 +224,13 @@ pub enum Job {
         /// Where the result goes.
         reply: oneshot::Sender<Result<Vec<(String, String)>, StoreError>>,
     },
+    /// A change to the web console's sessions.
+    ConsoleSession {
+        /// What to do.
+        operation: crate::ConsoleSessionOperation,
+        /// Where the result goes: the rows touched.
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
     /// Record the log's origin unless one is recorded; reply with the recorded one.
     ClaimOrigin {
         /// The origin this node signs for.
@@ -336,6 +343,10 @@ pub(crate) enum Done {
         oneshot::Sender<Result<IdentityChange, StoreError>>,
         Result<IdentityChange, StoreError>,
     ),
+    Session(
+        oneshot::Sender<Result<u64, StoreError>>,
+        Result<u64, StoreError>,
+    ),
     Origin(
         oneshot::Sender<Result<String, StoreError>>,
         Result<String, StoreError>,
@@ -405,6 +416,9 @@ pub(crate) fn reply_all(done: Vec<Done>) {
             Done::Origin(reply, result) => {
                 let _ = reply.send(result);
             }
+            Done::Session(reply, result) => {
+                let _ = reply.send(result);
+            }
             Done::Adopted(reply, result) => {
                 let _ = reply.send(result);
             }
@@ -447,6 +461,7 @@ impl Job {
             Job::MapIdentities { reply, .. } => Done::Identities(reply, Err(error())),
             Job::UnmapIdentity { reply, .. } => Done::Identity(reply, Err(error())),
             Job::ClaimOrigin { reply, .. } => Done::Origin(reply, Err(error())),
+            Job::ConsoleSession { reply, .. } => Done::Session(reply, Err(error())),
             Job::AdoptPolicy { reply, .. } => Done::Adopted(reply, Err(error())),
             Job::ClaimDeliveries { reply, .. } => Done::Claimed(reply, Err(error())),
             Job::RetryDelivery { reply, .. } => Done::Retried(reply, Err(error())),
@@ -473,6 +488,7 @@ impl Done {
             Done::Identities(reply, Ok(_)) => Done::Identities(reply, Err(error())),
             Done::Identity(reply, Ok(_)) => Done::Identity(reply, Err(error())),
             Done::Origin(reply, Ok(_)) => Done::Origin(reply, Err(error())),
+            Done::Session(reply, Ok(_)) => Done::Session(reply, Err(error())),
             Done::Adopted(reply, Ok(_)) => Done::Adopted(reply, Err(error())),
             Done::Claimed(reply, Ok(_)) => Done::Claimed(reply, Err(error())),
             Done::Retried(reply, Ok(_)) => Done::Retried(reply, Err(error())),

@@ -35,6 +35,23 @@ pub async fn create_case(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RequestBody>,
 ) -> Result<impl IntoResponse, Problem> {
+    let outcome = open_request(&state, who, key, body).await?;
+    let status = if outcome.replayed || outcome.existing {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(outcome)))
+}
+
+/// Opens a case for a request: the code path of `POST /v1/cases`, which
+/// the web console's request form takes too.
+pub(crate) async fn open_request(
+    state: &AppState,
+    who: Caller,
+    key: String,
+    body: RequestBody,
+) -> Result<WriteOutcome, Problem> {
     let (change, ticket) = parse_change(&body)?;
     may_open_drill(&who, body.drill, &change)?;
     if let Some(ticket) = &ticket {
@@ -44,7 +61,7 @@ pub async fn create_case(
             .map_err(Problem::refused)?;
     }
     let justification = optional_text("justification", body.justification)?;
-    let actor = acting_for(&state, who, &change).await?;
+    let actor = acting_for(state, who, &change).await?;
     let outcome = state
         .store
         .write(CaseWrite {
@@ -63,12 +80,7 @@ pub async fn create_case(
             connector: None,
         })
         .await?;
-    let status = if outcome.replayed || outcome.existing {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, Json(outcome)))
+    Ok(outcome)
 }
 
 /// Break-glass: record a change made in an emergency, before approval. The

@@ -61,6 +61,10 @@ pub(crate) mod sqlite {
             10,
             include_str!("../../migrations/sqlite/0010_oidc_identities.sql"),
         ),
+        (
+            11,
+            include_str!("../../migrations/sqlite/0011_console_sessions.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -90,6 +94,7 @@ pub(crate) mod sqlite {
     include!("log.rs");
     include!("read.rs");
     include!("import.rs");
+    include!("console.rs");
 }
 
 /// PostgreSQL, shared by several `custody serve` nodes.
@@ -143,6 +148,10 @@ pub(crate) mod postgres {
             9,
             include_str!("../../migrations/postgres/0009_oidc_identities.sql"),
         ),
+        (
+            10,
+            include_str!("../../migrations/postgres/0010_console_sessions.sql"),
+        ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
     /// claim at once without waiting for or double-claiming each other's rows.
@@ -169,4 +178,5 @@ pub(crate) mod postgres {
     include!("log.rs");
     include!("read.rs");
     include!("import.rs");
+    include!("console.rs");
 }

@@ -204,6 +204,10 @@ async fn commit_batch(connection: &mut Conn, batch: Vec<Job>, context: &WriterCo
                         retry_delivery(connection, &delivery_id, clock.now()).await,
                     )
                 }
+                Job::ConsoleSession { operation, reply } => Done::Session(
+                    reply,
+                    console_session_write(connection, operation).await,
+                ),
                 Job::ClaimOrigin { origin, reply } => Done::Origin(
                     reply,
                     claim_origin(connection, &origin, clock.now()).await,

@@ -1,0 +1,137 @@
+// What the web console reads and writes: its sessions (`console_sessions`)
+// and its case listings; included once per backend
+// module. Writes run on the writer's connection ([`Job::ConsoleSession`]),
+// reads on the readers.
+
+/// Applies one change to the console's sessions; answers the number of rows
+/// it touched.
+pub(crate) async fn console_session_write(
+    connection: &mut Conn,
+    operation: crate::ConsoleSessionOperation,
+) -> Result<u64, StoreError> {
+    let result = match operation {
+        crate::ConsoleSessionOperation::Create(session) => {
+            let auth = serde_json::to_string(&session.auth)
+                .map_err(|error| StoreError::Corrupt(format!("session auth context: {error}")))?;
+            sqlx::query(
+                "INSERT INTO console_sessions (session_sha256, principal_id, auth, csrf_secret, created_at, last_seen_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(session.session_sha256.to_hex())
+            .bind(session.principal.as_str())
+            .bind(auth)
+            .bind(session.csrf_secret)
+            .bind(session.created_at.as_micros())
+            .bind(session.last_seen_at.as_micros())
+            .bind(session.expires_at.as_micros())
+            .execute(&mut *connection)
+            .await?
+        }
+        crate::ConsoleSessionOperation::Touch { session_sha256, at } => {
+            sqlx::query(
+                "UPDATE console_sessions SET last_seen_at = $2 WHERE session_sha256 = $1 AND last_seen_at < $2",
+            )
+            .bind(session_sha256.to_hex())
+            .bind(at.as_micros())
+            .execute(&mut *connection)
+            .await?
+        }
+        crate::ConsoleSessionOperation::Delete { session_sha256 } => {
+            sqlx::query("DELETE FROM console_sessions WHERE session_sha256 = $1")
+                .bind(session_sha256.to_hex())
+                .execute(&mut *connection)
+                .await?
+        }
+        crate::ConsoleSessionOperation::Purge { now, idle_before } => {
+            sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
+                .bind(now.as_micros())
+                .bind(idle_before.as_micros())
+                .execute(&mut *connection)
+                .await?
+        }
+    };
+    Ok(result.rows_affected())
+}
+
+/// The session whose ID hashes to `session_sha256`, expired or not (the
+/// caller judges expiry, at its clock and with its timeouts).
+pub(crate) async fn console_session(
+    readers: &Pool,
+    session_sha256: &Sha256Hash,
+) -> Result<Option<crate::ConsoleSession>, StoreError> {
+    let row = sqlx::query(
+        "SELECT principal_id, auth, csrf_secret, created_at, last_seen_at, expires_at
+         FROM console_sessions WHERE session_sha256 = $1",
+    )
+    .bind(session_sha256.to_hex())
+    .fetch_optional(readers)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str, error: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("console_sessions row, {what}: {error}"))
+    };
+    let principal: String = row.try_get("principal_id")?;
+    let auth: String = row.try_get("auth")?;
+    Ok(Some(crate::ConsoleSession {
+        session_sha256: *session_sha256,
+        principal: PrincipalId::from_str(&principal).map_err(|error| corrupt("principal_id", &error))?,
+        auth: serde_json::from_str(&auth).map_err(|error| corrupt("auth", &error))?,
+        csrf_secret: row.try_get("csrf_secret")?,
+        created_at: Timestamp::from_micros(row.try_get("created_at")?),
+        last_seen_at: Timestamp::from_micros(row.try_get("last_seen_at")?),
+        expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
+    }))
+}
+
+/// One page of case projections, newest first, for the console's inbox and
+/// search: filtered in SQL by state, ticket and opening time, after the
+/// keyset `before` (an `opened_at` and a case ID), drill cases left out.
+pub(crate) async fn case_views(
+    readers: &Pool,
+    filter: &crate::CaseViewFilter,
+) -> Result<Vec<crate::ListedCase>, StoreError> {
+    let mut query: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT case_id, opened_at, view FROM cases WHERE NOT drill");
+    if filter.active_only {
+        query.push(concat!(" AND state IN ", active_states_sql!()));
+    }
+    if let Some(state) = filter.state {
+        query.push(" AND state = ").push_bind(state.to_string());
+    }
+    if let Some(ticket) = &filter.ticket {
+        query.push(" AND ticket = ").push_bind(ticket.clone());
+    }
+    if let Some(from) = filter.opened_from {
+        query.push(" AND opened_at >= ").push_bind(from.to_string());
+    }
+    if let Some(to) = filter.opened_to {
+        query.push(" AND opened_at < ").push_bind(to.to_string());
+    }
+    if let Some((opened_at, case_id)) = &filter.before {
+        query
+            .push(" AND (opened_at < ")
+            .push_bind(opened_at.clone())
+            .push(" OR (opened_at = ")
+            .push_bind(opened_at.clone())
+            .push(" AND case_id < ")
+            .push_bind(case_id.clone())
+            .push("))");
+    }
+    query.push(" ORDER BY opened_at DESC, case_id DESC");
+    if let Some(limit) = filter.limit {
+        query.push(" LIMIT ").push_bind(i64::from(limit));
+    }
+    let rows = query.build().fetch_all(readers).await?;
+    rows.iter()
+        .map(|row| {
+            let view: Vec<u8> = row.try_get("view")?;
+            Ok(crate::ListedCase {
+                opened_at: row.try_get("opened_at")?,
+                view: serde_json::from_slice(&view)
+                    .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?,
+            })
+        })
+        .collect()
+}
