@@ -899,9 +899,20 @@ pub fn spawn_serve_configured(
     database_url: Option<&str>,
     config: Option<&Path>,
 ) -> Result<Node, String> {
+    spawn_serve_listening(data, database_url, config, "127.0.0.1:0")
+}
+
+/// [`spawn_serve_configured`] listening on `listen` (a port known before
+/// the server starts, for a configuration that names its own URL).
+pub fn spawn_serve_listening(
+    data: &Path,
+    database_url: Option<&str>,
+    config: Option<&Path>,
+    listen: &str,
+) -> Result<Node, String> {
     let mut serve = command();
     serve
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .args(["serve", "--listen", listen, "--data"])
         .arg(data);
     if let Some(url) = database_url {
         serve.args(["--database-url", url]);

@@ -416,7 +416,7 @@ fn check_headers(page: &Page, path: &str) {
     assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
     assert_eq!(page.header("x-frame-options"), "DENY", "{path}");
     assert_eq!(page.header("x-content-type-options"), "nosniff", "{path}");
-    assert_eq!(page.header("referrer-policy"), "no-referrer", "{path}");
+    assert_eq!(page.header("referrer-policy"), "same-origin", "{path}");
     if page.header("content-type").starts_with("text/html") {
         assert!(!page.text.contains("<script>"), "{path}: inline script");
         assert!(!page.text.contains(" style=\""), "{path}: inline style");

@@ -34,6 +34,7 @@ mod cli_hygiene;
 mod cli_usage;
 mod connectors;
 mod console;
+mod console_browser;
 mod crash;
 mod delegation;
 mod drill;

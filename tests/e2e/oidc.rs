@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::common::{self, Body, Server, TestStore, STORES};
 
-const CLIENT: &str = "console";
+pub(crate) const CLIENT: &str = "console";
 /// A confidential client (`client_secret_basic`), with its secret.
 const CONFIDENTIAL: &str = "console-confidential";
 const SECRET: &str = "a secret/with+characters&to=encode";
@@ -66,13 +66,13 @@ fn node(args: &[&str], input: Option<&str>) -> String {
 
 /// An RSA signing key: the private JWK (for the provider and for forging),
 /// its `kid`, and its public key as PEM (the HS/RS confusion's "secret").
-struct Key {
+pub(crate) struct Key {
     private: Value,
     kid: String,
     public_pem: String,
 }
 
-fn keygen() -> Key {
+pub(crate) fn keygen() -> Key {
     let generated: Value = serde_json::from_str(&node(&["keygen"], None)).unwrap();
     Key {
         kid: generated["private"]["kid"].as_str().unwrap().to_string(),
@@ -90,7 +90,7 @@ fn sign(key: &Key, header: Value, claims: &Value) -> String {
 }
 
 /// The provider process, on its port; stopped on drop.
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
     port: u16,
     root: tempfile::TempDir,
@@ -98,6 +98,17 @@ struct Provider {
 
 impl Provider {
     fn start(port: u16, keys: &[&Key], root: tempfile::TempDir) -> Provider {
+        Provider::start_for(port, keys, root, &redirect_url())
+    }
+
+    /// Starts the provider on `port` signing with `keys`, its clients
+    /// registered with the redirect URI `redirect`.
+    pub(crate) fn start_for(
+        port: u16,
+        keys: &[&Key],
+        root: tempfile::TempDir,
+        redirect: &str,
+    ) -> Provider {
         let config = json!({
             "port": port,
             "keys": keys.iter().map(|key| key.private.clone()).collect::<Vec<_>>(),
@@ -105,14 +116,14 @@ impl Provider {
             "clients": [{
                 "client_id": CLIENT,
                 "token_endpoint_auth_method": "none",
-                "redirect_uris": [redirect_url()],
+                "redirect_uris": [redirect],
                 "grant_types": ["authorization_code"],
                 "response_types": ["code"],
             }, {
                 "client_id": CONFIDENTIAL,
                 "client_secret": SECRET,
                 "token_endpoint_auth_method": "client_secret_basic",
-                "redirect_uris": [redirect_url()],
+                "redirect_uris": [redirect],
                 "grant_types": ["authorization_code"],
                 "response_types": ["code"],
             }],
@@ -138,11 +149,11 @@ impl Provider {
         Provider { child, port, root }
     }
 
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn set_accounts(&self, accounts: &Value) {
+    pub(crate) fn set_accounts(&self, accounts: &Value) {
         std::fs::write(self.root.path().join("accounts.json"), accounts.to_string()).unwrap();
     }
 
@@ -167,10 +178,10 @@ impl Drop for Provider {
 }
 
 fn redirect_url() -> String {
-    "http://127.0.0.1:9/callback".to_string()
+    "http://127.0.0.1:9/oidc/callback".to_string()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -290,7 +301,7 @@ fn oidc_on(store: TestStore) {
     // 1. The browser sign-in: code flow with PKCE, through the provider.
     let sign_in = |login: &str| {
         server.block_on(async {
-            let (url, pending) = oidc.begin_login("/inbox").await.unwrap();
+            let (url, pending) = oidc.begin_login("/inbox", None).await.unwrap();
             assert!(url.contains("code_challenge_method=S256"), "{url}");
             let back = browse(&format!("{url}&login_hint={login}")).await;
             oidc.finish_login(pending, &param(&back, "code"), &param(&back, "state"))
@@ -335,7 +346,7 @@ fn oidc_on(store: TestStore) {
         )
         .unwrap();
         server.block_on(async {
-            let (url, pending) = client.begin_login("/").await.unwrap();
+            let (url, pending) = client.begin_login("/", None).await.unwrap();
             let back = browse(&format!("{url}&login_hint=alice-sub")).await;
             client
                 .finish_login(pending, &param(&back, "code"), &param(&back, "state"))
@@ -377,7 +388,7 @@ fn oidc_on(store: TestStore) {
 
     // 3. The API with the provider's ID token (audience = the client).
     let id_token = server.block_on(async {
-        let (url, pending) = oidc.begin_login("/").await.unwrap();
+        let (url, pending) = oidc.begin_login("/", None).await.unwrap();
         let back = browse(&format!("{url}&login_hint=bob-sub")).await;
         let verifier = pending.code_verifier.clone();
         let answer: Value = reqwest::Client::new()
@@ -556,7 +567,7 @@ fn oidc_on(store: TestStore) {
 
     // The browser sign-in's own refusals: a mismatched state, a mismatched nonce.
     let wrong_state = server.block_on(async {
-        let (url, pending) = oidc.begin_login("/").await.unwrap();
+        let (url, pending) = oidc.begin_login("/", None).await.unwrap();
         let back = browse(&format!("{url}&login_hint=alice-sub")).await;
         oidc.finish_login(pending, &param(&back, "code"), "another-state")
             .await

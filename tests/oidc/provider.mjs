@@ -12,6 +12,8 @@
 // GET /auth with `login_hint=<sub>` is logged in as that account by the
 // tiny interaction below, and consent is granted (a cookie-keeping client
 // follows the redirects to the client's redirect_uri with the code).
+// Without a login_hint the interaction is a form asking for the account:
+// the browser tests (tests/e2e/console_browser.rs) sign in through it.
 
 import { createHmac, createPrivateKey, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -86,18 +88,39 @@ async function serve(configPath) {
     ttl: { Session: 60, Interaction: 60, Grant: 60, AuthorizationCode: 60, IdToken: 3600, AccessToken: 3600 },
   });
   provider.on('server_error', (ctx, error) => console.error('server_error', error));
-  // The tiny login: the account is the authorization request's login_hint.
+  // The tiny login. With the authorization request's login_hint, the
+  // account is the hint and no page is shown (the HTTP tests). Without
+  // one, a sign-in form asks for the account (the browser tests type it),
+  // and its POST finishes the interaction.
   provider.use(async (ctx, next) => {
     const match = /^\/interaction\/([^/]+)$/.exec(ctx.path);
     if (!match) return next();
     const details = await provider.interactionDetails(ctx.req, ctx.res);
-    const hint = details.params.login_hint;
-    if (!hint || !accounts()[hint]) {
-      ctx.status = 400;
-      ctx.body = 'unknown login_hint';
+    let login = details.params.login_hint;
+    if (!login && ctx.method === 'POST') {
+      const body = await new Promise((resolve, reject) => {
+        let text = '';
+        ctx.req.setEncoding('utf8');
+        ctx.req.on('data', (chunk) => { text += chunk; });
+        ctx.req.on('end', () => resolve(text));
+        ctx.req.on('error', reject);
+      });
+      login = new URLSearchParams(body).get('login');
+    } else if (!login) {
+      ctx.type = 'html';
+      ctx.body = `<!DOCTYPE html><html lang="en"><head><title>Test identity provider</title></head>
+<body><main><h1>Test identity provider</h1>
+<form method="post" action="/interaction/${match[1]}">
+<label for="login">Account</label> <input id="login" name="login" autocomplete="username">
+<button type="submit" id="submit">Sign in</button></form></main></body></html>`;
       return undefined;
     }
-    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: hint } }, { mergeWithLastSubmission: false });
+    if (!login || !accounts()[login]) {
+      ctx.status = 400;
+      ctx.body = 'unknown account';
+      return undefined;
+    }
+    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
   });
   provider.listen(config.port, '127.0.0.1', () => {
     process.stdout.write(`ready ${issuer}\n`);

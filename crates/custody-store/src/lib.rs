@@ -660,12 +660,31 @@ pub enum ConsoleSessionOperation {
         session_sha256: Sha256Hash,
     },
     /// Remove every session past its absolute end at `now` or idle since
-    /// before `idle_before`.
+    /// before `idle_before`, and every sign-in in progress past its end.
     Purge {
         /// The time.
         now: Timestamp,
         /// Sessions last seen at or before this are idle.
         idle_before: Timestamp,
+    },
+    /// Keep a browser sign-in in progress (OIDC) until the browser comes
+    /// back or `expires_at`; purges the sign-ins already past their end.
+    BeginLogin {
+        /// SHA-256 of the random value in the browser's cookie.
+        login_sha256: Sha256Hash,
+        /// What the sign-in keeps (JSON, opaque to the store).
+        pending: String,
+        /// When it may no longer be finished.
+        expires_at: Timestamp,
+        /// The time.
+        now: Timestamp,
+    },
+    /// Remove a sign-in in progress: it is single use. One row touched
+    /// means this caller took it; zero, that another request did (or it
+    /// never was).
+    EndLogin {
+        /// SHA-256 of the random value in the browser's cookie.
+        login_sha256: Sha256Hash,
     },
 }
 
@@ -1458,6 +1477,15 @@ impl Store {
         session_sha256: &Sha256Hash,
     ) -> Result<Option<ConsoleSession>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::console_session(readers, session_sha256).await)
+    }
+
+    /// The browser sign-in in progress whose cookie value hashes to
+    /// `login_sha256`, with its end ([`ConsoleSessionOperation::BeginLogin`]).
+    pub async fn console_login(
+        &self,
+        login_sha256: &Sha256Hash,
+    ) -> Result<Option<(String, Timestamp)>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::console_login(readers, login_sha256).await)
     }
 
     /// One principal.

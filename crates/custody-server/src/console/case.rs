@@ -18,7 +18,7 @@ use custody_evidence::Sha256Digest;
 use maud::{html, Markup};
 use tokio::io::AsyncReadExt;
 
-use super::escape::{attr, text};
+use super::escape::{attr, lines, text};
 use super::inbox::waiting_for;
 use super::layout::{self, Page};
 use super::session::Session;
@@ -256,7 +256,7 @@ fn timeline(events: &[Event]) -> Markup {
                                 br; span.mono { (event.event_id.as_str()) }
                                 details {
                                     summary { "Details" }
-                                    pre { (text(&serde_json::to_string_pretty(&event.body).unwrap_or_default())) }
+                                    pre { (lines(&serde_json::to_string_pretty(&event.body).unwrap_or_default())) }
                                 }
                             }
                             td { (text(&json_field(&actor, "principal"))) " " span.badge { (text(&json_field(&actor, "kind"))) } }
@@ -340,7 +340,7 @@ async fn evidence_section(state: &AppState, case_id: &CaseId, events: &[Event]) 
                         img src=(href) alt=(format!("Evidence image {}", attr(item.file_name.as_deref().unwrap_or(&hex))));
                     }
                     @if let Some(preview) = preview {
-                        pre.preview { (text(&preview)) }
+                        pre.preview { (lines(&preview)) }
                     }
                     p { a href=(href) download { "Download" } }
                 }
@@ -463,7 +463,9 @@ async fn proof_section(state: &AppState, session: &Session, case_id: &CaseId) ->
                     span.bad { "The server could NOT verify every event." }
                 }
             }
-            pre #checkpoint { (text(&bundle.checkpoint)) }
+            // Line by line: `text` shows a newline as a marked escape, and
+            // the note's lines are what the browser's check reads.
+            pre #checkpoint { (lines(&bundle.checkpoint)) }
             table #proofs {
                 thead { tr { th scope="col" { "Log index" } th scope="col" { "Server" } th scope="col" { "Browser" } } }
                 tbody {

@@ -25,6 +25,27 @@ pub fn text(value: &str) -> Text<'_> {
     Text(value)
 }
 
+/// Multi-line text from outside, for a `<pre>`: each line as [`text`]
+/// renders it, the line feeds between them kept (a carriage return, or any
+/// other control, is still shown escaped).
+pub struct Lines<'a>(&'a str);
+
+/// Renders `value` line by line ([`Lines`]).
+pub fn lines(value: &str) -> Lines<'_> {
+    Lines(value)
+}
+
+impl Render for Lines<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        for (index, line) in self.0.split('\n').enumerate() {
+            if index > 0 {
+                buffer.push('\n');
+            }
+            Text(line).render_to(buffer);
+        }
+    }
+}
+
 /// Renders `value` for an attribute or a form field's value: unsafe
 /// characters as their visible escapes, as plain text (maud then escapes
 /// the quotes and markup characters).
@@ -82,5 +103,15 @@ mod tests {
                 "{raw:?} reached an attribute raw"
             );
         }
+    }
+
+    #[test]
+    fn lines_keep_line_feeds_and_escape_everything_else() {
+        assert_eq!(
+            lines("origin\n11\r\n<root>").render().into_string(),
+            "origin\n11<span class=\"esc\" title=\"a control or direction character, shown escaped\">\\r</span>\n&lt;root&gt;"
+        );
+        assert_eq!(lines("").render().into_string(), "");
+        assert_eq!(lines("a\n").render().into_string(), "a\n");
     }
 }

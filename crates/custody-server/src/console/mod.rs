@@ -20,6 +20,7 @@ pub mod layout;
 pub mod readiness;
 pub mod search;
 pub mod session;
+pub mod sso;
 
 pub use session::start_session;
 
@@ -62,6 +63,8 @@ pub fn routes() -> Router<AppState> {
             get(session::sign_in_page).post(session::sign_in),
         )
         .route("/sign-out", post(session::sign_out))
+        .route("/oidc/sign-in", get(sso::begin))
+        .route(crate::oidc::CALLBACK_PATH, get(sso::callback))
         .route(
             "/request",
             get(actions::request_page).post(actions::request),
@@ -138,9 +141,12 @@ fn add_security_headers(response: &mut Response, asset: bool) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends
+    // `Origin: null` with the console's own form posts, which the CSRF
+    // check (rightly) refuses. Other sites still get no referrer.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         "cross-origin-opener-policy",

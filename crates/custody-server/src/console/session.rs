@@ -153,8 +153,11 @@ fn idle_seconds(state: &AppState) -> i64 {
     i64::try_from(state.console.idle_timeout_seconds).unwrap_or(i64::MAX / 2)
 }
 
-fn secure(state: &AppState) -> bool {
-    state.console.secure_cookies
+/// Whether cookies are `Secure` (and `__Host-` named): `[console]
+/// secure_cookies` behind a TLS-terminating proxy, or this server serving
+/// TLS itself.
+pub(super) fn secure(state: &AppState) -> bool {
+    state.console.secure_cookies || state.tls
 }
 
 fn cookie_name(state: &AppState) -> &'static str {
@@ -173,7 +176,12 @@ fn sign_in_cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-fn build_cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+pub(super) fn build_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> HeaderValue {
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(max_age) = max_age {
         cookie.push_str(&format!("; Max-Age={max_age}"));
@@ -194,7 +202,7 @@ fn sign_in_cookie(state: &AppState, value: &str, max_age: Option<u64>) -> Header
 }
 
 /// 32 random bytes as hex.
-fn random_hex() -> Result<String, Problem> {
+pub(super) fn random_hex() -> Result<String, Problem> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| {
         tracing::error!(%error, "no randomness for a console session");
@@ -429,7 +437,7 @@ pub async fn sign_in_page(
     sign_in_form(&state, StatusCode::OK, query.return_to.as_deref(), note)
 }
 
-fn sign_in_form(
+pub(super) fn sign_in_form(
     state: &AppState,
     status: StatusCode,
     return_to: Option<&str>,
@@ -440,10 +448,18 @@ fn sign_in_form(
         Err(problem) => return problem.into_response(),
     };
     let return_to = safe_return_to(return_to).to_string();
+    let single_sign_on = state
+        .oidc
+        .is_some()
+        .then(|| format!("/oidc/sign-in?return_to={}", percent_encode(&return_to)));
     let body = html! {
         h1 { "Sign in" }
         @if let Some(note) = note {
             p.notice role="alert" { (note) }
+        }
+        @if let Some(href) = &single_sign_on {
+            p { a #sso .button href=(href) { "Sign in with single sign-on" } }
+            p.help { "Or with a Custody token:" }
         }
         form method="post" action="/sign-in" {
             input type="hidden" name="csrf" value=(csrf);

@@ -136,7 +136,14 @@ impl OidcConfig {
     pub fn validate(&self) -> Result<(), String> {
         check_url("issuer", &self.issuer)?;
         if let Some(redirect) = &self.redirect_url {
-            check_url("redirect_url", redirect)?;
+            let parsed = check_url("redirect_url", redirect)?;
+            if parsed.path() != super::CALLBACK_PATH {
+                return Err(format!(
+                    "oidc.redirect_url must be this server's URL with the path {} (the console's callback), e.g. https://custody.example.com{}; register the same URL at the issuer",
+                    super::CALLBACK_PATH,
+                    super::CALLBACK_PATH
+                ));
+            }
         }
         for (field, value) in [
             ("audience", &self.audience),

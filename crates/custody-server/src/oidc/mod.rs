@@ -51,6 +51,10 @@ use crate::problem::{types, Problem};
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// How long a [`PendingLogin`] may wait for the browser to come back.
 pub const LOGIN_TTL_SECONDS: i64 = 600;
+
+/// The console's path the issuer sends the browser back to: the path of
+/// `[oidc] redirect_url`.
+pub const CALLBACK_PATH: &str = "/oidc/callback";
 /// The most groups a token may assert.
 pub const MAX_GROUPS: usize = 1024;
 
@@ -266,7 +270,14 @@ impl Oidc {
     /// browser to, and what to keep until it comes back ([`PendingLogin`]).
     /// `return_to` is the console path to go back to afterwards: a local
     /// path (`/cases/AC-...`), never another site.
-    pub async fn begin_login(&self, return_to: &str) -> Result<(String, PendingLogin), Problem> {
+    ///
+    /// `login_hint` (OIDC Core 3.1.2.1), when given, is passed to the
+    /// issuer: who is expected to sign in.
+    pub async fn begin_login(
+        &self,
+        return_to: &str,
+        login_hint: Option<&str>,
+    ) -> Result<(String, PendingLogin), Problem> {
         let config = &self.inner.config;
         let redirect = config.redirect_url.as_deref().ok_or_else(|| {
             Problem::invalid("the browser sign-in needs `redirect_url` in the [oidc] section")
@@ -308,6 +319,14 @@ impl Oidc {
             ("code_challenge", challenge.as_str()),
             ("code_challenge_method", "S256"),
         ]);
+        if let Some(hint) = login_hint {
+            if hint.is_empty() || hint.len() > 255 || hint.chars().any(char::is_control) {
+                return Err(Problem::invalid(
+                    "login_hint must be 1 to 255 characters without control characters",
+                ));
+            }
+            url.query_pairs_mut().append_pair("login_hint", hint);
+        }
         Ok((url.to_string(), pending))
     }
 

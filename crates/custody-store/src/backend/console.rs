@@ -43,9 +43,38 @@ pub(crate) async fn console_session_write(
                 .await?
         }
         crate::ConsoleSessionOperation::Purge { now, idle_before } => {
+            sqlx::query("DELETE FROM console_logins WHERE expires_at <= $1")
+                .bind(now.as_micros())
+                .execute(&mut *connection)
+                .await?;
             sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
                 .bind(now.as_micros())
                 .bind(idle_before.as_micros())
+                .execute(&mut *connection)
+                .await?
+        }
+        crate::ConsoleSessionOperation::BeginLogin {
+            login_sha256,
+            pending,
+            expires_at,
+            now,
+        } => {
+            sqlx::query("DELETE FROM console_logins WHERE expires_at <= $1")
+                .bind(now.as_micros())
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query(
+                "INSERT INTO console_logins (login_sha256, pending, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(login_sha256.to_hex())
+            .bind(pending)
+            .bind(expires_at.as_micros())
+            .execute(&mut *connection)
+            .await?
+        }
+        crate::ConsoleSessionOperation::EndLogin { login_sha256 } => {
+            sqlx::query("DELETE FROM console_logins WHERE login_sha256 = $1")
+                .bind(login_sha256.to_hex())
                 .execute(&mut *connection)
                 .await?
         }
@@ -83,6 +112,24 @@ pub(crate) async fn console_session(
         last_seen_at: Timestamp::from_micros(row.try_get("last_seen_at")?),
         expires_at: Timestamp::from_micros(row.try_get("expires_at")?),
     }))
+}
+
+/// The sign-in in progress keyed by `login_sha256`, and its end.
+pub(crate) async fn console_login(
+    readers: &Pool,
+    login_sha256: &Sha256Hash,
+) -> Result<Option<(String, Timestamp)>, StoreError> {
+    let row = sqlx::query("SELECT pending, expires_at FROM console_logins WHERE login_sha256 = $1")
+        .bind(login_sha256.to_hex())
+        .fetch_optional(readers)
+        .await?;
+    row.map(|row| {
+        Ok((
+            row.try_get("pending")?,
+            Timestamp::from_micros(row.try_get("expires_at")?),
+        ))
+    })
+    .transpose()
 }
 
 /// One page of case projections, newest first, for the console's inbox and

@@ -65,6 +65,10 @@ pub(crate) mod sqlite {
             11,
             include_str!("../../migrations/sqlite/0011_console_sessions.sql"),
         ),
+        (
+            12,
+            include_str!("../../migrations/sqlite/0012_console_logins.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -151,6 +155,10 @@ pub(crate) mod postgres {
         (
             10,
             include_str!("../../migrations/postgres/0010_console_sessions.sql"),
+        ),
+        (
+            11,
+            include_str!("../../migrations/postgres/0011_console_logins.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
