@@ -397,7 +397,7 @@ fn oidc_on(store: TestStore) {
             .body(format!(
                 "grant_type=authorization_code&client_id={CLIENT}&code={}&code_verifier={verifier}&redirect_uri={}",
                 param(&back, "code"),
-                "http%3A%2F%2F127.0.0.1%3A9%2Fcallback"
+                "http%3A%2F%2F127.0.0.1%3A9%2Foidc%2Fcallback"
             ))
             .send()
             .await
