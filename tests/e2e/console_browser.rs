@@ -27,7 +27,7 @@ const PEOPLE: [(&str, &str, &str); 4] = [
 /// the OpenID provider its console signs people in at.
 struct SingleSignOn {
     node: common::Node,
-    provider: Provider,
+    _provider: Provider,
     issuer: String,
     data: std::path::PathBuf,
     admin_token: String,
@@ -87,7 +87,7 @@ allowed_groups = ["team-*"]
         assert_eq!(node.url, format!("http://127.0.0.1:{port}"));
         SingleSignOn {
             node,
-            provider,
+            _provider: provider,
             issuer,
             data,
             admin_token,
@@ -315,7 +315,7 @@ impl Agent {
     /// Begins a sign-in as `account` at the console and follows the
     /// provider's redirects; returns the callback URL the provider sent the
     /// browser to (not yet visited).
-    fn to_callback(&mut self, console: &str, account: &str) -> String {
+    fn sign_in_until_callback(&mut self, console: &str, account: &str) -> String {
         let begun = self.get(&format!(
             "{console}/oidc/sign-in?return_to=/cases&login_hint={account}"
         ));
@@ -382,7 +382,7 @@ fn the_sign_in_callback_is_single_use_bound_to_its_browser_and_refuses_a_wrong_s
     // A callback from a browser that did not begin the sign-in (no cookie)
     // signs nothing in, and leaves the sign-in to its own browser.
     let mut rita = Agent::new();
-    let callback = rita.to_callback(&console, "rita-sub");
+    let callback = rita.sign_in_until_callback(&console, "rita-sub");
     let mut stranger = Agent::new();
     let stolen = stranger.get(&callback);
     assert_eq!(stolen.status, 400, "{}", stolen.body);
@@ -437,7 +437,7 @@ fn the_sign_in_callback_is_single_use_bound_to_its_browser_and_refuses_a_wrong_s
     // A `state` that is not the one this browser began with is refused
     // before the code is used, and the sign-in is spent with it.
     let mut arjun = Agent::new();
-    let callback_b = arjun.to_callback(&console, "arjun-sub");
+    let callback_b = arjun.sign_in_until_callback(&console, "arjun-sub");
     let arjun_login = arjun.cookie("custody_oidc_login").unwrap();
     let tampered = arjun.get(&with_param(&callback_b, "state", "not-the-state"));
     assert_eq!(tampered.status, 401, "{}", tampered.body);
@@ -452,7 +452,7 @@ fn the_sign_in_callback_is_single_use_bound_to_its_browser_and_refuses_a_wrong_s
 
     // The issuer's refusal is shown by its code, and signs nothing in.
     let mut denied = Agent::new();
-    let callback_d = denied.to_callback(&console, "vera-sub");
+    let callback_d = denied.sign_in_until_callback(&console, "vera-sub");
     let refused = denied.get(&with_param(&callback_d, "error", "access_denied"));
     assert_eq!(refused.status, 401, "{}", refused.body);
     assert!(refused.body.contains("(access_denied)"), "{}", refused.body);
