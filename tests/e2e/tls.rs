@@ -264,6 +264,37 @@ fn the_cli_and_a_client_trusting_the_ca_are_served_over_https() {
     .unwrap();
     assert_eq!(whoami.0, 200);
 
+    // Served over HTTPS, the console's cookies are Secure and `__Host-`
+    // named, with no `[console] secure_cookies` set.
+    let cookies: Vec<String> = server.runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+            .build()
+            .unwrap();
+        let answer = client
+            .get(format!("{url}/sign-in"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        answer
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|value| value.to_str().unwrap().to_string())
+            .collect()
+    });
+    assert!(
+        cookies
+            .iter()
+            .any(|cookie| cookie.starts_with("__Host-custody_sign_in=")
+                && cookie.contains("; Secure")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Lax")),
+        "{cookies:?}"
+    );
+
     // A client trusting another CA is refused by its own TLS.
     let other = Pki::create(dir.path(), "other");
     let error = get_trusting(
