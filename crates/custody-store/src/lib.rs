@@ -641,6 +641,10 @@ pub struct ConsoleSession {
     pub expires_at: Timestamp,
 }
 
+/// At most this many browser sign-ins may be in progress at once
+/// ([`ConsoleSessionOperation::BeginLogin`] touches no row beyond it).
+pub const MAX_CONSOLE_LOGINS: i64 = 10_000;
+
 /// A change to the console's sessions ([`Store::console_session_write`]).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -669,6 +673,8 @@ pub enum ConsoleSessionOperation {
     },
     /// Keep a browser sign-in in progress (OIDC) until the browser comes
     /// back or `expires_at`; purges the sign-ins already past their end.
+    /// Touches no row (keeps nothing) when [`MAX_CONSOLE_LOGINS`] are in
+    /// progress.
     BeginLogin {
         /// SHA-256 of the random value in the browser's cookie.
         login_sha256: Sha256Hash,

@@ -793,3 +793,63 @@ async fn a_connector_record_is_written_once_whoever_it_maps_to() {
         .unwrap();
     assert!(report.ok, "{:#?}", report.findings);
 }
+
+#[tokio::test]
+async fn browser_sign_ins_in_progress_are_single_use_expire_and_are_bounded() {
+    use custody_store::{ConsoleSessionOperation, MAX_CONSOLE_LOGINS};
+    let (_directory, store) = open().await;
+    let now = custody_core::Timestamp::now();
+    let key = |n: i64| custody_core::Sha256Hash::of(format!("login-{n}").as_bytes());
+    let begin = |n: i64, expires_at: custody_core::Timestamp, now: custody_core::Timestamp| {
+        ConsoleSessionOperation::BeginLogin {
+            login_sha256: key(n),
+            pending: format!("{{\"n\":{n}}}"),
+            expires_at,
+            now,
+        }
+    };
+    // Kept, and read back as written.
+    assert_eq!(
+        store
+            .console_session_write(begin(0, now.plus_seconds(600), now))
+            .await
+            .unwrap(),
+        1
+    );
+    let (pending, expires_at) = store.console_login(&key(0)).await.unwrap().unwrap();
+    assert_eq!(pending, "{\"n\":0}");
+    assert_eq!(expires_at, now.plus_seconds(600));
+    // Single use: the first delete takes it, the second finds nothing.
+    let end = || ConsoleSessionOperation::EndLogin {
+        login_sha256: key(0),
+    };
+    assert_eq!(store.console_session_write(end()).await.unwrap(), 1);
+    assert_eq!(store.console_session_write(end()).await.unwrap(), 0);
+    assert!(store.console_login(&key(0)).await.unwrap().is_none());
+
+    // Bounded: past the limit nothing more is kept...
+    for n in 1..=MAX_CONSOLE_LOGINS {
+        let kept = store
+            .console_session_write(begin(n, now.plus_seconds(600), now))
+            .await
+            .unwrap();
+        assert_eq!(kept, 1, "sign-in {n} of {MAX_CONSOLE_LOGINS}");
+    }
+    let refused = store
+        .console_session_write(begin(-1, now.plus_seconds(600), now))
+        .await
+        .unwrap();
+    assert_eq!(refused, 0);
+    assert!(store.console_login(&key(-1)).await.unwrap().is_none());
+    // ...until they expire: the next begin purges them and is kept.
+    let later = now.plus_seconds(601);
+    assert_eq!(
+        store
+            .console_session_write(begin(-1, later.plus_seconds(600), later))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.console_login(&key(1)).await.unwrap().is_none());
+    assert!(store.console_login(&key(-1)).await.unwrap().is_some());
+}

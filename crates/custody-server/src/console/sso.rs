@@ -75,7 +75,7 @@ pub async fn begin(State(state): State<AppState>, Query(query): Query<BeginQuery
             return Problem::invalid(format!("the sign-in cannot be kept: {error}")).into_response()
         }
     };
-    if let Err(error) = state
+    match state
         .store
         .console_session_write(ConsoleSessionOperation::BeginLogin {
             login_sha256: Sha256Hash::of(key.as_bytes()),
@@ -85,7 +85,22 @@ pub async fn begin(State(state): State<AppState>, Query(query): Query<BeginQuery
         })
         .await
     {
-        return Problem::from(error).into_response();
+        Ok(1) => {}
+        Ok(_) => {
+            tracing::warn!(
+                limit = custody_store::MAX_CONSOLE_LOGINS,
+                "a browser sign-in was refused: too many are in progress"
+            );
+            return sign_in_form(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&return_to),
+                Some(
+                    "Too many sign-ins are in progress on this server; try again in a few minutes.",
+                ),
+            );
+        }
+        Err(error) => return Problem::from(error).into_response(),
     }
     let ttl = u64::try_from(LOGIN_TTL_SECONDS).unwrap_or(600);
     let mut response = Redirect::to(&url).into_response();

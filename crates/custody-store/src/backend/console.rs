@@ -63,6 +63,14 @@ pub(crate) async fn console_session_write(
                 .bind(now.as_micros())
                 .execute(&mut *connection)
                 .await?;
+            // Anyone may begin a sign-in: the table is bounded, so a flood
+            // of unfinished ones cannot grow it without end.
+            let in_progress: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM console_logins")
+                .fetch_one(&mut *connection)
+                .await?;
+            if in_progress >= crate::MAX_CONSOLE_LOGINS {
+                return Ok(0);
+            }
             sqlx::query(
                 "INSERT INTO console_logins (login_sha256, pending, expires_at) VALUES ($1, $2, $3)",
             )
