@@ -714,26 +714,6 @@ fn max_age(header: &str) -> Option<Duration> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_key_sets_cache_control_sets_its_freshness() {
-        assert_eq!(
-            max_age("public, max-age=3600"),
-            Some(Duration::from_secs(3600))
-        );
-        assert_eq!(
-            max_age("Max-Age=90, must-revalidate"),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
-        assert_eq!(max_age("private"), None);
-        assert_eq!(max_age("max-age=soon"), None);
-    }
-}
-
 async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     while let Some(chunk) = response
@@ -763,4 +743,24 @@ fn read_key_file(path: &std::path::Path) -> Result<KeySet, String> {
     let bytes = std::fs::read(path)
         .map_err(|error| format!("oidc.jwks_file {}: {error}", path.display()))?;
     KeySet::parse(&bytes).map_err(|error| format!("oidc.jwks_file {}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_sets_cache_control_sets_its_freshness() {
+        assert_eq!(
+            max_age("public, max-age=3600"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            max_age("Max-Age=90, must-revalidate"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("private"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
 }
