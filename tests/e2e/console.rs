@@ -909,3 +909,158 @@ fn sessions_inbox_and_search_hold_on_postgres_too() {
         .insert("custody_session".to_string(), stolen);
     assert_eq!(approver.get("/").status, 303);
 }
+
+#[test]
+fn a_refused_request_form_comes_back_as_typed_and_line_breaks_are_recorded_as_typed() {
+    let server = start();
+    let alice = server.principal("alice");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&alice);
+    let form = browser.get("/request");
+    let csrf = form.field_after("id=\"request-form\"", "csrf");
+    let key = form.field_after("id=\"request-form\"", "idempotency_key");
+    let typed = "first line\r\nsecond \u{200f}line\tend";
+    let fields = |ticket: &'static str| -> [(&'static str, String); 8] {
+        [
+            ("csrf", csrf.clone()),
+            ("idempotency_key", key.clone()),
+            ("subject_kind", "user".to_string()),
+            ("subject_id", "dana".to_string()),
+            ("entitlement", "db-read".to_string()),
+            ("change", "grant".to_string()),
+            ("ticket", ticket.to_string()),
+            ("justification", typed.to_string()),
+        ]
+    };
+    let borrowed =
+        |fields: &[(&'static str, String)]| -> Vec<(&'static str, String)> { fields.to_vec() };
+    let before = server.log_size();
+    let bad = borrowed(&fields("not a ticket"));
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = browser.post("/request", &bad);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(server.log_size(), before);
+    // The form holds exactly what was typed (HTML-escaped by the template,
+    // never rewritten into visible escapes that would then be recorded).
+    assert!(
+        refused
+            .text
+            .contains(&format!("name=\"justification\">{typed}</textarea>")),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"not a ticket\""),
+        "{}",
+        refused.text
+    );
+    // Sent again with the ticket fixed: the justification is recorded as
+    // typed, its CRLF (HTML's form encoding of a line break) as LF.
+    let good = borrowed(&fields("jira:SEC-1"));
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let opened = browser.post("/request", &good);
+    assert_eq!(opened.status, 303, "{}", opened.text);
+    let case = opened
+        .location()
+        .strip_prefix("/cases/")
+        .unwrap()
+        .to_string();
+    let shown = server.show(&server.admin_token, &case);
+    assert_eq!(
+        shown["events"][0]["payload"]["justification"],
+        "first line\nsecond \u{200f}line\tend"
+    );
+    // The case page keeps the line break and shows the mark escaped.
+    let page = browser.get(&format!("/cases/{case}"));
+    assert!(
+        page.text.contains("first line\nsecond <span class=\"esc\""),
+        "{}",
+        page.text
+    );
+}
+
+#[test]
+fn a_form_posted_after_the_session_ended_returns_to_its_case_page() {
+    let server = start();
+    let mut browser = Browser::new(&server);
+    let answer = browser.post("/cases/AC-0123/comment", &[("comment", "hi")]);
+    assert_eq!(answer.status, 303);
+    assert_eq!(answer.location(), "/sign-in?return_to=/cases/AC-0123");
+    let answer = browser.post("/request", &[]);
+    assert_eq!(answer.location(), "/sign-in?return_to=/");
+}
+
+#[test]
+fn a_wrong_method_on_a_console_path_carries_the_security_headers() {
+    let server = start();
+    let mut browser = Browser::new(&server);
+    for path in ["/cases/AC-0123/approve", "/sign-out"] {
+        let page = browser.get(path);
+        assert_eq!(page.status, 405, "{path}");
+        check_headers(&page, path);
+    }
+}
+
+#[test]
+fn a_second_sign_in_tab_does_not_invalidate_the_first() {
+    let server = start();
+    let alice = server.principal("alice");
+    let mut browser = Browser::new(&server);
+    let first = browser.get("/sign-in");
+    let first_csrf = first.field_after("action=\"/sign-in\"", "csrf");
+    let second = browser.get("/sign-in");
+    assert_eq!(
+        second.field_after("action=\"/sign-in\"", "csrf"),
+        first_csrf
+    );
+    let signed_in = browser.post(
+        "/sign-in",
+        &[("token", &alice), ("csrf", &first_csrf), ("return_to", "/")],
+    );
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text);
+}
+
+#[test]
+fn a_short_idle_timeout_keeps_an_active_session() {
+    let (server, _) = Server::start_in_process(
+        TestStore::Embedded,
+        Some("[console]\nidle_timeout_seconds = 60\nlifetime_seconds = 300\n"),
+    );
+    let alice = server.principal("alice");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&alice);
+    // A request every 30 s keeps it for longer than the idle timeout.
+    for _ in 0..6 {
+        server.clock().advance_seconds(30);
+        assert_eq!(browser.get("/").status, 200);
+    }
+    server.clock().advance_seconds(61);
+    assert_eq!(browser.get("/").status, 303);
+}
+
+#[test]
+fn recompute_now_runs_one_audit_for_clicks_close_together() {
+    let server = start();
+    let alice = server.principal("alice");
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&alice);
+    let made_at = |browser: &mut Browser| {
+        let page = browser.get("/readiness");
+        assert_eq!(page.status, 200);
+        page.field_after("action=\"/readiness\"", "csrf");
+        let start = page
+            .text
+            .find("id=\"made-at\"")
+            .expect("the report says when it was made");
+        page.text[start..start + 120].to_string()
+    };
+    let before = made_at(&mut browser);
+    server.clock().advance_seconds(10);
+    let page = browser.get("/readiness");
+    let csrf = page.field_after("action=\"/readiness\"", "csrf");
+    assert_eq!(browser.post("/readiness", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(made_at(&mut browser), before, "recomputed within 30 s");
+    server.clock().advance_seconds(31);
+    assert_eq!(browser.post("/readiness", &[("csrf", &csrf)]).status, 303);
+    assert_ne!(made_at(&mut browser), before, "not recomputed after 30 s");
+}

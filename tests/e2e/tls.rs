@@ -278,6 +278,11 @@ fn the_cli_and_a_client_trusting_the_ca_are_served_over_https() {
             .await
             .unwrap();
         assert_eq!(answer.status().as_u16(), 200);
+        // Served over HTTPS, browsers are told to use nothing else.
+        assert_eq!(
+            answer.headers()["strict-transport-security"],
+            "max-age=31536000"
+        );
         answer
             .headers()
             .get_all("set-cookie")

@@ -295,6 +295,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     .route("/metrics", get(render_metrics))
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        strict_transport_security,
+    ))
     .layer(DefaultBodyLimit::max(max_body_bytes))
     .layer(middleware::from_fn(problems_only))
     .layer(middleware::from_fn(count_requests))
@@ -662,6 +666,23 @@ async fn problems_only(request: Request, next: Next) -> Response {
     problem
 }
 
+/// A server that serves HTTPS itself tells browsers to use nothing else
+/// (`Strict-Transport-Security`, a year); behind a proxy, the proxy does.
+async fn strict_transport_security(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if state.tls {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
 async fn not_found(request: Request) -> Response {
     let (parts, _) = request.into_parts();
     if console::wants_page(&parts) {
@@ -672,11 +693,17 @@ async fn not_found(request: Request) -> Response {
         .into_response()
 }
 
-async fn method_not_allowed() -> Problem {
-    Problem::new(
+async fn method_not_allowed(request: Request) -> Response {
+    let problem = Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         types::METHOD_NOT_ALLOWED,
         "Method not allowed",
         "this route does not support that method; see /v1/openapi.json",
-    )
+    );
+    if request.uri().path().starts_with("/v1/") {
+        problem.into_response()
+    } else {
+        // A console path: the console's security headers, as on its pages.
+        console::with_security_headers(problem.into_response())
+    }
 }

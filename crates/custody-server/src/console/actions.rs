@@ -14,7 +14,6 @@ use custody_core::case::CaseView;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::escape::attr;
 use super::inbox::Waiting;
 use super::layout::{self, Nav, Page};
 use super::session::{check_csrf, Session};
@@ -55,7 +54,11 @@ fn key_of(form_key: &str) -> Result<String, Problem> {
     }
 }
 
+/// A textarea's text as recorded: browsers send its line breaks as CRLF
+/// (HTML's form encoding), which is recorded as the LF that was typed; a
+/// lone CR is kept (and shown escaped). `None` when blank.
 fn non_empty(text: &str) -> Option<String> {
+    let text = text.replace("\r\n", "\n");
     let trimmed = text.trim_end_matches(['\r', '\n']);
     (!trimmed.trim().is_empty()).then(|| trimmed.to_string())
 }
@@ -287,18 +290,18 @@ fn request_form(session: &Session, values: &RequestForm, refusal: Option<&Proble
                     }
                 }
             }
-            p { label for="subject-id" { "Subject" } input #subject-id type="text" name="subject_id" required value=(attr(&values.subject_id)); }
-            p { label for="entitlement" { "Entitlement" } input #entitlement type="text" name="entitlement" required value=(attr(&values.entitlement)); }
+            p { label for="subject-id" { "Subject" } input #subject-id type="text" name="subject_id" required value=(values.subject_id); }
+            p { label for="entitlement" { "Entitlement" } input #entitlement type="text" name="entitlement" required value=(values.entitlement); }
             p {
                 label for="change" { "Change" }
                 select #change name="change" {
                     @for change in changes { option value=(change) selected[values.change == change] { (change) } }
                 }
             }
-            p { label for="resource" { "Resource (optional)" } input #resource type="text" name="resource" value=(attr(&values.resource)); }
-            p { label for="duration" { "Duration (optional, e.g. 8h)" } input #duration type="text" name="duration" value=(attr(&values.duration)); }
-            p { label for="ticket" { "Ticket (optional, SYSTEM:KEY)" } input #ticket type="text" name="ticket" value=(attr(&values.ticket)); }
-            p { label for="justification" { "Justification" } textarea #justification name="justification" { (attr(&values.justification)) } }
+            p { label for="resource" { "Resource (optional)" } input #resource type="text" name="resource" value=(values.resource); }
+            p { label for="duration" { "Duration (optional, e.g. 8h)" } input #duration type="text" name="duration" value=(values.duration); }
+            p { label for="ticket" { "Ticket (optional, SYSTEM:KEY)" } input #ticket type="text" name="ticket" value=(values.ticket); }
+            p { label for="justification" { "Justification" } textarea #justification name="justification" { (values.justification) } }
             p { button type="submit" { "Request" } }
         }
     };

@@ -157,7 +157,7 @@ fn facts(view: &CaseView) -> Markup {
             dt { "State" } dd #case-state { (view.state.to_string()) }
             dt { "Change" } dd { (text(&view.change.to_string())) }
             dt { "Requester" } dd { (text(view.requester.principal.as_str())) }
-            dt { "Justification" } dd #justification { (text(view.justification.as_deref().unwrap_or("(none)"))) }
+            dt { "Justification" } dd #justification { (lines(view.justification.as_deref().unwrap_or("(none)"))) }
             dt { "Ticket" } dd { (text(&view.ticket.as_ref().map(ToString::to_string).unwrap_or_default())) }
             dt { "Policy rule" } dd { (text(&serde_json::to_string(&view.rule).unwrap_or_default())) }
             dt { "Approvals" } dd {

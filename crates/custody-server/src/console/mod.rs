@@ -122,6 +122,13 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     response
 }
 
+/// `response` with the console's security headers (an answer made outside
+/// the console's routes for one of its paths).
+pub fn with_security_headers(mut response: Response) -> Response {
+    add_security_headers(&mut response, false);
+    response
+}
+
 /// Adds the security headers to every console response.
 async fn security_headers(request: Request, next: Next) -> Response {
     let asset = request.uri().path().starts_with("/static/");

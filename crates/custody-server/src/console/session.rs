@@ -34,8 +34,8 @@ pub const SECURE_COOKIE: &str = "__Host-custody_session";
 pub const SIGN_IN_COOKIE: &str = "custody_sign_in";
 /// The sign-in form's CSRF cookie when cookies are `Secure`.
 pub const SECURE_SIGN_IN_COOKIE: &str = "__Host-custody_sign_in";
-/// A session's `last_seen_at` is written at most this often: the idle
-/// timeout is counted in minutes, and each write is a commit.
+/// A session's `last_seen_at` is written at most this often (or a quarter
+/// of the idle timeout, when that is shorter): each write is a commit.
 pub const TOUCH_EVERY_SECONDS: i64 = 60;
 
 /// A signed-in principal, with the actor every event it writes from the
@@ -91,12 +91,14 @@ pub fn actor_of(principal: &Principal, auth: AuthContext) -> Actor {
 /// Opens a session for `principal`, authenticated by `auth`, sets its
 /// cookie and redirects to `return_to` (a path of this site; anything else
 /// goes to the inbox). Sign-in with a token calls it; so does the OIDC
-/// callback.
+/// callback, with `ends_by` the ID token's expiry: the session lasts
+/// `[console] lifetime_seconds`, or until `ends_by` when that is sooner.
 pub async fn start_session(
     state: &AppState,
     principal: PrincipalId,
     auth: AuthContext,
     return_to: Option<&str>,
+    ends_by: Option<Timestamp>,
 ) -> Result<Response, Problem> {
     let now = state.clock.now();
     let settings = &state.console;
@@ -111,6 +113,21 @@ pub async fn start_session(
         .await?;
     let session_id = random_hex()?;
     let csrf_secret = random_hex()?;
+    let mut expires_at = now.plus_unsigned_seconds(settings.lifetime_seconds);
+    if let Some(ends_by) = ends_by {
+        expires_at = expires_at.min(ends_by);
+    }
+    if expires_at <= now {
+        return Err(Problem::unauthorized(
+            "the sign-in has already expired (the identity provider's token is past its end)",
+        )
+        .with_hint(
+            "sign in again; if this repeats, check the server's and the provider's clocks",
+        ));
+    }
+    let max_age = u64::try_from((expires_at.as_micros() - now.as_micros()) / 1_000_000)
+        .unwrap_or(0)
+        .max(1);
     state
         .store
         .console_session_write(ConsoleSessionOperation::Create(ConsoleSession {
@@ -120,10 +137,10 @@ pub async fn start_session(
             csrf_secret,
             created_at: now,
             last_seen_at: now,
-            expires_at: now.plus_unsigned_seconds(settings.lifetime_seconds),
+            expires_at,
         }))
         .await?;
-    let cookie = session_cookie(state, &session_id, Some(settings.lifetime_seconds));
+    let cookie = session_cookie(state, &session_id, Some(max_age));
     let mut response = Redirect::to(safe_return_to(return_to)).into_response();
     response.headers_mut().append(header::SET_COOKIE, cookie);
     response
@@ -305,11 +322,24 @@ impl FromRequestParts<AppState> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let to_sign_in = |expired: bool| {
-            let path = parts
-                .uri
-                .path_and_query()
-                .map(|path| path.as_str())
-                .unwrap_or("/");
+            // After signing in the browser GETs `return_to`: a form's
+            // target (POST only) is sent back to its case page instead.
+            let path = if parts.method == axum::http::Method::GET {
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| "/".to_string(), |path| path.as_str().to_string())
+            } else {
+                let path = parts.uri.path();
+                match path
+                    .strip_prefix("/cases/")
+                    .and_then(|rest| rest.split_once('/'))
+                {
+                    Some((case, _action)) => format!("/cases/{case}"),
+                    None => "/".to_string(),
+                }
+            };
+            let path = path.as_str();
             let mut location = format!("/sign-in?return_to={}", percent_encode(path));
             if expired {
                 location.push_str("&expired=1");
@@ -359,7 +389,10 @@ impl FromRequestParts<AppState> for Session {
                 .await;
             return Err(to_sign_in(true));
         };
-        if now.as_micros() - stored.last_seen_at.as_micros() >= TOUCH_EVERY_SECONDS * 1_000_000 {
+        // Often enough that an active session never looks idle: at most a
+        // quarter of the idle timeout between writes.
+        let touch_every = TOUCH_EVERY_SECONDS.min(idle_seconds(state) / 4).max(1);
+        if now.as_micros() - stored.last_seen_at.as_micros() >= touch_every * 1_000_000 {
             state
                 .store
                 .console_session_write(ConsoleSessionOperation::Touch {
@@ -429,12 +462,19 @@ pub struct SignInForm {
 /// The form a token holder signs in with.
 pub async fn sign_in_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<SignInQuery>,
 ) -> Response {
     let note = query.expired.is_some().then_some(
         "Your session has ended (signed out, idle too long, or too old). Sign in again.",
     );
-    sign_in_form(&state, StatusCode::OK, query.return_to.as_deref(), note)
+    sign_in_form_reusing(
+        &state,
+        StatusCode::OK,
+        query.return_to.as_deref(),
+        note,
+        cookie_value(&headers, sign_in_cookie_name(&state)),
+    )
 }
 
 pub(super) fn sign_in_form(
@@ -443,7 +483,22 @@ pub(super) fn sign_in_form(
     return_to: Option<&str>,
     note: Option<&str>,
 ) -> Response {
-    let csrf = match random_hex() {
+    sign_in_form_reusing(state, status, return_to, note, None)
+}
+
+/// [`sign_in_form`] keeping the browser's sign-in CSRF cookie when it has
+/// a well-formed one, so that another tab's sign-in form stays valid.
+fn sign_in_form_reusing(
+    state: &AppState,
+    status: StatusCode,
+    return_to: Option<&str>,
+    note: Option<&str>,
+    existing: Option<&str>,
+) -> Response {
+    let reused = existing
+        .filter(|value| value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string);
+    let csrf = match reused.map_or_else(random_hex, Ok) {
         Ok(csrf) => csrf,
         Err(problem) => return problem.into_response(),
     };
@@ -525,7 +580,15 @@ pub async fn sign_in(
     let auth = AuthContext::Token {
         token_id: owner.token_id,
     };
-    match start_session(&state, owner.principal.id, auth, form.return_to.as_deref()).await {
+    match start_session(
+        &state,
+        owner.principal.id,
+        auth,
+        form.return_to.as_deref(),
+        None,
+    )
+    .await
+    {
         Ok(response) => response,
         Err(problem) => problem.into_response(),
     }

@@ -207,6 +207,7 @@ async fn finish(state: &AppState, headers: &HeaderMap, query: CallbackQuery) -> 
             signed_in.principal.id.clone(),
             signed_in.auth,
             Some(&signed_in.return_to),
+            signed_in.expires_at,
         )
         .await
         {

@@ -127,6 +127,9 @@ pub struct SignedIn {
     pub auth: AuthContext,
     /// Where to send the browser ([`PendingLogin::return_to`]).
     pub return_to: String,
+    /// The ID token's `exp`: the issuer's word on how long this sign-in
+    /// holds. The console ends the session then at the latest.
+    pub expires_at: Option<custody_core::Timestamp>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -465,10 +468,17 @@ impl Oidc {
             ));
         }
         let (principal, actor) = self.sign_in(&verified, Via::Web).await?;
+        let expires_at = verified
+            .claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .and_then(|exp| exp.checked_mul(1_000_000))
+            .map(custody_core::Timestamp::from_micros);
         Ok(SignedIn {
             principal,
             auth: actor.auth,
             return_to: "/".to_string(),
+            expires_at,
         })
     }
 
