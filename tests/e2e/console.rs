@@ -472,8 +472,24 @@ fn request_approve_execute_review_through_the_console_by_four_principals() {
             .status,
         303
     );
+    // The inbox keeps projections between requests: the one read before the
+    // approval must not be shown after it.
+    assert!(
+        !approver
+            .get("/")
+            .text
+            .contains(&format!("id=\"approvals-{case}\"")),
+        "the approver's inbox still offers the approved case"
+    );
     let mut executor = Browser::new(&server);
     executor.sign_in(&tokens[2]);
+    assert!(
+        executor
+            .get("/")
+            .text
+            .contains(&format!("id=\"executions-{case}\"")),
+        "the executor's inbox lacks the approved case"
+    );
     assert_eq!(
         executor
             .submit(&case, "execute-form", &[("comment", "added to group")])

@@ -30,6 +30,10 @@
 //!    loopback): time and peak memory beside the same number of plain cases
 //!    through the API (`CUSTODY_BENCH_ONLY=drill` runs only this; see
 //!    `drill.rs`).
+//! 10. The web console's case page (1,000 events) and inbox (10,000 open
+//!     cases waiting), p50 and p99 over HTTP, beside the JSON API's read of
+//!     the same data (`CUSTODY_BENCH_ONLY=console` runs only this; see
+//!     `console.rs`).
 //!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
@@ -37,6 +41,7 @@
 
 mod cloudtrail;
 mod connectors;
+mod console;
 mod drill;
 mod report;
 pub mod trail;
@@ -137,6 +142,16 @@ async fn run(scale: u64) -> Result<()> {
     }
     if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("drill") {
         return drill::drill_bench().await;
+    }
+    // 10. The console's pages (`CUSTODY_BENCH_CONSOLE_REQUESTS`, default 200
+    //     per page); `CUSTODY_BENCH_ONLY=console` runs only this.
+    let console_requests: usize = std::env::var("CUSTODY_BENCH_CONSOLE_REQUESTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(200)
+        .max(1);
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("console") {
+        return console::console_pages(1000, 10_000, console_requests).await;
     }
     let writers = 64;
     let appends_per_writer = 150 * scale;
@@ -291,6 +306,10 @@ async fn run(scale: u64) -> Result<()> {
 
     // 2e. A full drill beside as many plain cases through the API.
     drill::drill_bench().await?;
+    println!();
+
+    // 2f. The console's pages beside the API's reads of the same data.
+    console::console_pages(1000, 10_000, console_requests).await?;
     println!();
 
     // 3. Full verify throughput beside sha256sum over the same bytes.

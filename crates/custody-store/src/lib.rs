@@ -724,6 +724,19 @@ pub struct ListedCase {
     pub view: CaseView,
 }
 
+/// A case as [`Store::case_heads`] lists it: its ID and its head, which
+/// changes with every event, so a projection read at one head is the
+/// projection until the head moves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseHead {
+    /// The case.
+    pub case_id: CaseId,
+    /// The sequence number of its latest event.
+    pub head_seq: u64,
+    /// The hash of its latest event.
+    pub head_hash: Sha256Hash,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -1464,6 +1477,23 @@ impl Store {
     /// cases left out: one query, whatever the number of cases.
     pub async fn case_views(&self, filter: &CaseViewFilter) -> Result<Vec<ListedCase>, StoreError> {
         on_backend!(&self.readers, ops, readers => ops::case_views(readers, filter).await)
+    }
+
+    /// What [`Store::case_views`] lists, in the same order, without the
+    /// projections: each case's ID and head. A reader that keeps
+    /// projections reads again only those whose head moved
+    /// ([`Store::case_views_by_id`]).
+    pub async fn case_heads(&self, filter: &CaseViewFilter) -> Result<Vec<CaseHead>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::case_heads(readers, filter).await)
+    }
+
+    /// The projections of the cases named (those that exist), in no
+    /// particular order.
+    pub async fn case_views_by_id(
+        &self,
+        case_ids: &[CaseId],
+    ) -> Result<Vec<ListedCase>, StoreError> {
+        on_backend!(&self.readers, ops, readers => ops::case_views_by_id(readers, case_ids).await)
     }
 
     /// Applies `operation` to the console's sessions (on the writer, so

@@ -140,16 +140,7 @@ pub async fn case_proof(
 ) -> Result<Json<CaseProofBundle>, Problem> {
     let case_id =
         CaseId::from_str(&case_id).map_err(|error| Problem::not_found(error.to_string()))?;
-    // Signing covers every acknowledged write, so the case's events are all
-    // in the checkpoint; when the log has not grown, the latest is reused.
-    let checkpoint = state
-        .checkpoint_copies
-        .sign(&state.store, &state.log)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("case {case_id} does not exist")))?;
-    // The witnesses' cosignatures of it travel with the proof.
-    let checkpoint = state.store.with_cosignatures(checkpoint).await?;
-    let proofs = state.store.case_proofs(&case_id, &checkpoint).await?;
+    let (checkpoint, proofs) = case_proofs(&state, &case_id).await?;
     let mut events = Vec::with_capacity(proofs.len());
     for (entry, proof) in proofs {
         let tlog_proof = custody_log::TlogProof::new(entry.index, proof, &checkpoint.note)
@@ -176,6 +167,36 @@ pub async fn case_proof(
         checkpoint: checkpoint.note,
         events,
     }))
+}
+
+/// The latest checkpoint, with the witnesses' cosignatures of it, and every
+/// event of `case_id` with its inclusion proof against it: what
+/// `GET /v1/cases/{id}/proof` and the console's case page show.
+///
+/// # Errors
+///
+/// Not found when the log is empty; the store's errors.
+pub async fn case_proofs(
+    state: &AppState,
+    case_id: &CaseId,
+) -> Result<
+    (
+        StoredCheckpoint,
+        Vec<(custody_store::LogEntry, Vec<[u8; 32]>)>,
+    ),
+    Problem,
+> {
+    // Signing covers every acknowledged write, so the case's events are all
+    // in the checkpoint; when the log has not grown, the latest is reused.
+    let checkpoint = state
+        .checkpoint_copies
+        .sign(&state.store, &state.log)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("case {case_id} does not exist")))?;
+    // The witnesses' cosignatures of it travel with the proof.
+    let checkpoint = state.store.with_cosignatures(checkpoint).await?;
+    let proofs = state.store.case_proofs(case_id, &checkpoint).await?;
+    Ok((checkpoint, proofs))
 }
 
 fn note_response(checkpoint: &StoredCheckpoint) -> Response {

@@ -77,7 +77,7 @@ pub async fn render(
         .notifications(Some(&case_id), false, 500)
         .await
         .map_err(|error| Problem::from(error).into_response())?;
-    let proof = proof_section(state, session, &case_id).await;
+    let proof = proof_section(state, &case_id).await;
     let evidence = evidence_section(state, &case_id, &events).await;
     let waiting = waiting_for(&view, &session.actor);
     let body = html! {
@@ -418,15 +418,9 @@ pub async fn evidence_file(
     response
 }
 
-async fn proof_section(state: &AppState, session: &Session, case_id: &CaseId) -> Markup {
-    let bundle = crate::api::log::case_proof(
-        State(state.clone()),
-        session.caller(),
-        ApiPath(case_id.to_string()),
-    )
-    .await;
-    let bundle = match bundle {
-        Ok(axum::Json(bundle)) => bundle,
+async fn proof_section(state: &AppState, case_id: &CaseId) -> Markup {
+    let (checkpoint, proofs) = match crate::api::log::case_proofs(state, case_id).await {
+        Ok(found) => found,
         Err(problem) => {
             return html! {
                 section aria-labelledby="proof-title" {
@@ -436,19 +430,30 @@ async fn proof_section(state: &AppState, session: &Session, case_id: &CaseId) ->
             }
         }
     };
-    let trusted = state.log.verifier_keys();
-    let mut results = Vec::with_capacity(bundle.events.len());
-    for event in &bundle.events {
-        let leaf = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &event.leaf)
-            .unwrap_or_default();
-        let verdict = custody_log::TlogProof::parse(event.proof.as_bytes())
-            .map_err(|error| error.to_string())
-            .and_then(|proof| {
-                proof
-                    .verify(&leaf, &trusted)
-                    .map(|_| proof.inclusion_proof().to_vec())
-                    .map_err(|error| error.to_string())
-            });
+    // The checkpoint's signature is checked once; each event's proof is
+    // then walked to its root (as `TlogProof::verify` does for each alone).
+    let verified =
+        custody_log::verify_checkpoint(checkpoint.note.as_bytes(), &state.log.verifier_keys())
+            .map_err(|error| error.to_string());
+    let mut events = Vec::with_capacity(proofs.len());
+    let mut results: Vec<Result<&[[u8; 32]], String>> = Vec::with_capacity(proofs.len());
+    for (entry, proof) in &proofs {
+        let verdict = match &verified {
+            Ok(checkpoint) => custody_log::merkle::verify_inclusion(
+                &custody_log::merkle::leaf_hash(&entry.leaf),
+                entry.index,
+                checkpoint.size(),
+                proof,
+                checkpoint.root_hash(),
+            )
+            .map(|()| proof.as_slice())
+            .map_err(|error| error.to_string()),
+            Err(error) => Err(error.clone()),
+        };
+        events.push((
+            entry.index,
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &entry.leaf),
+        ));
         results.push(verdict);
     }
     let all_ok = results.iter().all(Result::is_ok);
@@ -458,21 +463,21 @@ async fn proof_section(state: &AppState, session: &Session, case_id: &CaseId) ->
             p { "Every event of the case is a leaf of the deployment's Merkle log (RFC 6962). The server checked each leaf's inclusion proof against this signed checkpoint, and the checkpoint's signature against the log's key:" }
             p #server-verdict {
                 @if all_ok {
-                    span.ok { "Verified by the server: " (bundle.events.len()) " events included." }
+                    span.ok { "Verified by the server: " (events.len()) " events included." }
                 } @else {
                     span.bad { "The server could NOT verify every event." }
                 }
             }
             // Line by line: `text` shows a newline as a marked escape, and
             // the note's lines are what the browser's check reads.
-            pre #checkpoint { (lines(&bundle.checkpoint)) }
+            pre #checkpoint { (lines(&checkpoint.note)) }
             table #proofs {
                 thead { tr { th scope="col" { "Log index" } th scope="col" { "Server" } th scope="col" { "Browser" } } }
                 tbody {
-                    @for (event, verdict) in bundle.events.iter().zip(&results) {
+                    @for ((index, leaf), verdict) in events.iter().zip(&results) {
                         @let hashes = verdict.as_ref().map(|hashes| hashes.iter().map(|hash| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hash)).collect::<Vec<_>>().join(" ")).unwrap_or_default();
-                        tr.proof data-index=(event.index) data-leaf=(event.leaf) data-proof=(hashes) {
-                            td { (event.index) }
+                        tr.proof data-index=(index) data-leaf=(leaf) data-proof=(hashes) {
+                            td { (index) }
                             td { @match verdict { Ok(_) => span.ok { "included" }, Err(error) => span.bad { (text(error)) } } }
                             td.browser { "not checked" }
                         }

@@ -1,10 +1,22 @@
 //! The inbox (`/`): what waits for the signed-in principal.
 //!
-//! One query reads the projections of every active case; each is then
-//! judged in memory by the lifecycle's own step functions (the ones the
-//! writer decides with), with the principal's actor. So the inbox lists
-//! exactly the cases the principal may act on, by the policy's stages and
-//! groups and by separation of duties, without a query per case.
+//! Every active case is judged in memory by the lifecycle's own step
+//! functions (the ones the writer decides with), with the principal's
+//! actor. So the inbox lists exactly the cases the principal may act on, by
+//! the policy's stages and groups and by separation of duties, without a
+//! query per case.
+//!
+//! The projections come from a [`ViewCache`]: one query lists the active
+//! cases with their heads (the latest event's hash), and only projections
+//! whose head moved since the last inbox are read and deserialised again.
+//! A projection is a function of its case's events, so one read at a head
+//! stays right until the head moves; the check is against the database at
+//! every request, so nodes sharing a PostgreSQL database stay right too.
+//! With 10,000 active cases this keeps the inbox's p99 under 50 ms
+//! (`docs/console.md`, "Performance").
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +25,8 @@ use custody_core::case::CaseView;
 use custody_core::event::ReviewOutcome;
 use custody_core::lifecycle as steps;
 use custody_core::model::Actor;
-use custody_core::{CaseState, Timestamp};
-use custody_store::CaseViewFilter;
+use custody_core::{CaseId, CaseState, Sha256Hash, Timestamp};
+use custody_store::{CaseViewFilter, Store, StoreError};
 use maud::{html, Markup};
 
 use super::escape::text;
@@ -38,15 +50,86 @@ pub enum Waiting {
 #[derive(Debug, Default)]
 pub struct Inbox {
     /// Cases the principal may approve or deny.
-    pub approvals: Vec<CaseView>,
+    pub approvals: Vec<Arc<CaseView>>,
     /// Approved cases the principal may execute.
-    pub executions: Vec<CaseView>,
+    pub executions: Vec<Arc<CaseView>>,
     /// Executed cases the principal may review.
-    pub reviews: Vec<CaseView>,
+    pub reviews: Vec<Arc<CaseView>>,
     /// Of those, post-hoc reviews (break-glass) and reviews past their deadline.
-    pub overdue: Vec<CaseView>,
+    pub overdue: Vec<Arc<CaseView>>,
     /// Cases the principal may act on that the ledger escalated.
-    pub escalated: Vec<CaseView>,
+    pub escalated: Vec<Arc<CaseView>>,
+}
+
+/// The projections of the active cases as the last inbox read them, each
+/// with the head it was read at.
+#[derive(Default)]
+pub struct ViewCache {
+    views: Mutex<HashMap<CaseId, (Sha256Hash, Arc<CaseView>)>>,
+}
+
+impl ViewCache {
+    /// The projections of the active cases (drills left out), newest first:
+    /// those whose head has not moved from the cache, the others read from
+    /// the store. The cache then holds exactly these cases.
+    pub async fn active(&self, store: &Store) -> Result<Vec<Arc<CaseView>>, StoreError> {
+        let heads = store
+            .case_heads(&CaseViewFilter {
+                active_only: true,
+                ..CaseViewFilter::default()
+            })
+            .await?;
+        let stale: Vec<CaseId> = {
+            let cached = self.lock();
+            heads
+                .iter()
+                .filter(|head| {
+                    cached
+                        .get(&head.case_id)
+                        .is_none_or(|(hash, _)| *hash != head.head_hash)
+                })
+                .map(|head| head.case_id.clone())
+                .collect()
+        };
+        // Read after the heads: a case written since is read at its newer
+        // head, which the next inbox checks again.
+        let fresh = if stale.is_empty() {
+            Vec::new()
+        } else {
+            store.case_views_by_id(&stale).await?
+        };
+        let mut fresh: HashMap<CaseId, (Sha256Hash, Arc<CaseView>)> = fresh
+            .into_iter()
+            .map(|listed| {
+                let view = listed.view;
+                (view.case_id.clone(), (view.head_hash, Arc::new(view)))
+            })
+            .collect();
+        let mut cached = self.lock();
+        let mut kept = HashMap::with_capacity(heads.len());
+        let mut views = Vec::with_capacity(heads.len());
+        for head in heads {
+            let entry = match fresh.remove(&head.case_id) {
+                Some(entry) => entry,
+                None => match cached.remove(&head.case_id) {
+                    Some(entry) => entry,
+                    // Stale, and gone before it could be read: not listed.
+                    None => continue,
+                },
+            };
+            views.push(Arc::clone(&entry.1));
+            kept.insert(head.case_id, entry);
+        }
+        *cached = kept;
+        Ok(views)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CaseId, (Sha256Hash, Arc<CaseView>)>> {
+        // A panic while the lock was held left a map that is only a cache.
+        self.views
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// What `actor` may do on `case`, judged by the lifecycle's step functions.
@@ -81,21 +164,21 @@ pub fn overdue_since(case: &CaseView, now: Timestamp) -> Option<Timestamp> {
 }
 
 /// Sorts the active cases into the inbox's sections for `actor`.
-pub fn sort(cases: Vec<CaseView>, actor: &Actor, now: Timestamp) -> Inbox {
+pub fn sort(cases: Vec<Arc<CaseView>>, actor: &Actor, now: Timestamp) -> Inbox {
     let mut inbox = Inbox::default();
     for case in cases {
         let Some(waiting) = waiting_for(&case, actor) else {
             continue;
         };
         if !case.escalations.is_empty() {
-            inbox.escalated.push(case.clone());
+            inbox.escalated.push(Arc::clone(&case));
         }
         match waiting {
             Waiting::Approve => inbox.approvals.push(case),
             Waiting::Execute => inbox.executions.push(case),
             Waiting::Review => {
                 if overdue_since(&case, now).is_some() || case.state == CaseState::PendingReview {
-                    inbox.overdue.push(case.clone());
+                    inbox.overdue.push(Arc::clone(&case));
                 }
                 inbox.reviews.push(case)
             }
@@ -113,15 +196,8 @@ pub async fn inbox(State(state): State<AppState>, session: Session) -> Response 
 }
 
 async fn render(state: &AppState, session: &Session) -> Result<Response, Problem> {
-    let cases = state
-        .store
-        .case_views(&CaseViewFilter {
-            active_only: true,
-            ..CaseViewFilter::default()
-        })
-        .await?;
+    let cases = state.console_cache.views.active(&state.store).await?;
     let now = state.clock.now();
-    let cases = cases.into_iter().map(|listed| listed.view).collect();
     let inbox = sort(cases, &session.actor, now);
     let total = inbox.approvals.len() + inbox.executions.len() + inbox.reviews.len();
     let body = html! {
@@ -148,7 +224,7 @@ async fn render(state: &AppState, session: &Session) -> Result<Response, Problem
 /// Rows shown per section; the count above says how many wait in all.
 pub const SECTION_ROWS: usize = 200;
 
-fn section(id: &str, title: &str, help: &str, cases: &[CaseView], now: Timestamp) -> Markup {
+fn section(id: &str, title: &str, help: &str, cases: &[Arc<CaseView>], now: Timestamp) -> Markup {
     let shown = &cases[..cases.len().min(SECTION_ROWS)];
     html! {
         section aria-labelledby=(format!("{id}-title")) {

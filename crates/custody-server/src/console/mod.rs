@@ -52,6 +52,8 @@ const CONSOLE_CSS: &str = include_str!("static/console.css");
 pub struct ConsoleCache {
     /// The readiness report.
     pub readiness: readiness::Cache,
+    /// The active cases' projections, for the inbox.
+    pub views: inbox::ViewCache,
 }
 
 /// The console's routes; [`crate::router`] merges them beside the API.

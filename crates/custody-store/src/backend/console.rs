@@ -140,15 +140,11 @@ pub(crate) async fn console_login(
     .transpose()
 }
 
-/// One page of case projections, newest first, for the console's inbox and
-/// search: filtered in SQL by state, ticket and opening time, after the
+/// The cases `filter` selects, newest first, as `SELECT columns FROM cases
+/// WHERE ...`: filtered in SQL by state, ticket and opening time, after the
 /// keyset `before` (an `opened_at` and a case ID), drill cases left out.
-pub(crate) async fn case_views(
-    readers: &Pool,
-    filter: &crate::CaseViewFilter,
-) -> Result<Vec<crate::ListedCase>, StoreError> {
-    let mut query: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT case_id, opened_at, view FROM cases WHERE NOT drill");
+fn filtered_cases(columns: &str, filter: &crate::CaseViewFilter) -> QueryBuilder<Db> {
+    let mut query: QueryBuilder<Db> = QueryBuilder::new(format!("SELECT {columns} FROM cases WHERE NOT drill"));
     if filter.active_only {
         query.push(concat!(" AND state IN ", active_states_sql!()));
     }
@@ -178,15 +174,78 @@ pub(crate) async fn case_views(
     if let Some(limit) = filter.limit {
         query.push(" LIMIT ").push_bind(i64::from(limit));
     }
-    let rows = query.build().fetch_all(readers).await?;
+    query
+}
+
+fn listed_case(row: &DbRow) -> Result<crate::ListedCase, StoreError> {
+    let view: Vec<u8> = row.try_get("view")?;
+    Ok(crate::ListedCase {
+        opened_at: row.try_get("opened_at")?,
+        view: serde_json::from_slice(&view)
+            .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?,
+    })
+}
+
+/// One page of case projections, newest first, for the console's inbox and
+/// search (see [`filtered_cases`]).
+pub(crate) async fn case_views(
+    readers: &Pool,
+    filter: &crate::CaseViewFilter,
+) -> Result<Vec<crate::ListedCase>, StoreError> {
+    let rows = filtered_cases("case_id, opened_at, view", filter)
+        .build()
+        .fetch_all(readers)
+        .await?;
+    rows.iter().map(listed_case).collect()
+}
+
+/// What [`case_views`] would list, without the projections: each case's ID
+/// and its head (sequence number and hash of its latest event).
+pub(crate) async fn case_heads(
+    readers: &Pool,
+    filter: &crate::CaseViewFilter,
+) -> Result<Vec<crate::CaseHead>, StoreError> {
+    let rows = filtered_cases("case_id, head_seq, head_hash", filter)
+        .build()
+        .fetch_all(readers)
+        .await?;
     rows.iter()
         .map(|row| {
-            let view: Vec<u8> = row.try_get("view")?;
-            Ok(crate::ListedCase {
-                opened_at: row.try_get("opened_at")?,
-                view: serde_json::from_slice(&view)
-                    .map_err(|error| StoreError::Corrupt(format!("case projection: {error}")))?,
+            let case_id: String = row.try_get("case_id")?;
+            let head_seq: i64 = row.try_get("head_seq")?;
+            let head_hash: String = row.try_get("head_hash")?;
+            Ok(crate::CaseHead {
+                case_id: case_id
+                    .parse()
+                    .map_err(|error| StoreError::Corrupt(format!("cases row {case_id}: {error}")))?,
+                head_seq: from_sql(head_seq),
+                head_hash: head_hash
+                    .parse()
+                    .map_err(|error| StoreError::Corrupt(format!("cases row {case_id}, head_hash: {error}")))?,
             })
         })
         .collect()
+}
+
+/// The projections of the cases `case_ids` names (those that exist), in no
+/// particular order.
+pub(crate) async fn case_views_by_id(
+    readers: &Pool,
+    case_ids: &[CaseId],
+) -> Result<Vec<crate::ListedCase>, StoreError> {
+    let mut listed = Vec::with_capacity(case_ids.len());
+    for chunk in case_ids.chunks(500) {
+        let mut query: QueryBuilder<Db> =
+            QueryBuilder::new("SELECT case_id, opened_at, view FROM cases WHERE case_id IN (");
+        let mut ids = query.separated(", ");
+        for case_id in chunk {
+            ids.push_bind(case_id.to_string());
+        }
+        query.push(")");
+        let rows = query.build().fetch_all(readers).await?;
+        for row in &rows {
+            listed.push(listed_case(row)?);
+        }
+    }
+    Ok(listed)
 }

@@ -77,22 +77,39 @@ pub(crate) async fn case_proofs(
     if rows.is_empty() {
         return Err(StoreError::CaseNotFound(case_id.to_string()));
     }
-    let mut proofs = Vec::with_capacity(rows.len());
+    let size = checkpoint.size;
+    let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         let index: i64 = row.try_get("log_index")?;
         let index = from_sql(index);
-        if index >= checkpoint.size {
-            continue;
-        }
-        let proof = inclusion_proof(&mut connection, index, checkpoint.size).await?;
-        proofs.push((
-            LogEntry {
+        if index < size {
+            entries.push(LogEntry {
                 index,
                 leaf: row.try_get("bytes")?,
                 case_id: case_id.to_string(),
-            },
-            proof,
-        ));
+            });
+        }
+    }
+    // The nodes of every proof, read together (the proofs of one case's
+    // events share most of them), then each proof built from them.
+    let mut ids = std::collections::HashSet::new();
+    for entry in &entries {
+        ids.extend(
+            tree::nodes_for_inclusion(entry.index, size)
+                .map_err(|error| StoreError::InvalidRequest(error.to_string()))?,
+        );
+    }
+    let ids: Vec<NodeId> = ids.into_iter().collect();
+    let nodes = fetch_nodes(&mut connection, &ids).await?;
+    let mut proofs = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let proof = tree::inclusion_proof(&nodes, entry.index, size).map_err(|error| {
+            StoreError::Corrupt(format!(
+                "inclusion proof of {} in {size}: {error}",
+                entry.index
+            ))
+        })?;
+        proofs.push((entry, proof));
     }
     Ok(proofs)
 }
