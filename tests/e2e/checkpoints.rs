@@ -150,6 +150,14 @@ fn entries_left_uncovered_longer_than_three_checkpoint_intervals_fail_verify() {
         "{message}"
     );
 
+    // A node killed as soon as it says it listens has already signed the
+    // tail its crashed predecessor left.
+    server.restart_configured();
+    server.kill9();
+    let (output, report) = verify_dir_with(&server.data, &["--config", config]);
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(found(&report), Vec::<(String, String)>::new(), "{report:#}");
+
     // Restarted, the server signs as it starts, and the tail is covered.
     let every_second = server.root.path().join("every-second.toml");
     std::fs::write(&every_second, "[log]\ncheckpoint_interval_seconds = 1\n").unwrap();

@@ -154,7 +154,16 @@ async fn run(scale: u64) -> Result<()> {
         return console::console_pages(1000, 10_000, console_requests).await;
     }
     let writers = 64;
-    let appends_per_writer = 150 * scale;
+    // `CUSTODY_BENCH_APPENDS_PER_WRITER` sets section 1's size directly
+    // (small, for a run under `valgrind --tool=callgrind`).
+    let appends_per_writer = std::env::var("CUSTODY_BENCH_APPENDS_PER_WRITER")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(150 * scale);
+    if std::env::var("CUSTODY_BENCH_ONLY").as_deref() == Ok("appends") {
+        durable_appends(writers, appends_per_writer, 3).await?;
+        return Ok(());
+    }
     println!(
         "custody benchmarks (scale {scale}; {} cores)",
         std::thread::available_parallelism()
@@ -170,81 +179,9 @@ async fn run(scale: u64) -> Result<()> {
 
     // 1. Store API with concurrent writers, alternating with the baseline in
     //    several rounds so both see the same machine; the median ratio is reported.
-    let directory = tempfile::tempdir()?;
-    let store = Store::open(directory.path()).await?;
-    let cases = open_cases(&store, writers).await?;
-    let baseline_directory = tempfile::tempdir()?;
-    let mut baseline_connection = baseline_database(baseline_directory.path()).await?;
     let rounds = 3;
-    let mut ratios = Vec::new();
-    let mut store_rates = Vec::new();
-    let mut baseline_rates = Vec::new();
-    let mut store_latencies = Vec::new();
-    let mut rows_per_commit = 1.0;
-    let mut average_row_bytes = 0;
-    let mut baseline_rows = 0;
-    for round in 0..rounds {
-        let before = store.commit_counters();
-        let store_run = append_through_store(&store, &cases, appends_per_writer, round).await?;
-        let after = store.commit_counters();
-        let commits = after.commits - before.commits;
-        rows_per_commit = ((after.events - before.events) as f64 / commits.max(1) as f64).max(1.0);
-        average_row_bytes = average_event_bytes(directory.path()).await?;
-        // Baseline: raw inserts of rows of the same size, same pragmas and
-        // durability, in transactions of the same average size.
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a ratio of counts, at least 1"
-        )]
-        let rows_per_transaction = rows_per_commit.round() as u64;
-        let baseline = raw_sqlite_inserts(
-            &mut baseline_connection,
-            baseline_rows,
-            store_run.operations,
-            rows_per_transaction,
-            average_row_bytes,
-        )
-        .await?;
-        baseline_rows += baseline.operations;
-        ratios.push(store_run.per_second() / baseline.per_second());
-        store_rates.push(store_run.per_second());
-        baseline_rates.push(baseline.per_second());
-        store_latencies.extend(store_run.latencies);
-    }
-    let mut store_run = Measurement {
-        operations: 0,
-        elapsed: Duration::ZERO,
-        latencies: store_latencies,
-    };
-    let store_rate = median(&mut store_rates);
-    println!("durable appends, store API, {writers} concurrent writers, {rounds} rounds (medians)");
-    println!(
-        "  store API:          {:>10.0} appends/s   p50 {:>7.2} ms  p99 {:>7.2} ms",
-        store_rate,
-        store_run.percentile(0.50).as_secs_f64() * 1e3,
-        store_run.percentile(0.99).as_secs_f64() * 1e3
-    );
-    println!(
-        "  raw SQLite inserts: {:>10.0} rows/s      (rows of {} bytes, {:.1} rows per transaction, WAL + synchronous=FULL)",
-        median(&mut baseline_rates),
-        average_row_bytes,
-        rows_per_commit
-    );
-    println!(
-        "  ratio store/raw:    {:>10.2}   (per round: {}; aim 0.5 now, goal 0.8)",
-        median(&mut ratios.clone()),
-        ratios
-            .iter()
-            .map(|ratio| format!("{ratio:.2}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!(
-        "  group commit:       {:>10.1} writes per transaction",
-        rows_per_commit
-    );
-    println!();
+    let (directory, store, store_rate) =
+        durable_appends(writers, appends_per_writer, rounds).await?;
 
     // 2. The Merkle log's cost: the same workload with the log on and off,
     //    alternating.
@@ -351,6 +288,92 @@ async fn run(scale: u64) -> Result<()> {
 
     report::report_bench(report_events).await?;
     Ok(())
+}
+
+/// Section 1: durable appends through the store API with `writers`
+/// concurrent writers, alternating with raw SQLite inserts of rows of the
+/// same size, same durability and batching, in `rounds` rounds; returns the
+/// store (and its directory) for the later sections, and the median rate.
+async fn durable_appends(
+    writers: usize,
+    appends_per_writer: u64,
+    rounds: usize,
+) -> Result<(tempfile::TempDir, Store, f64)> {
+    let directory = tempfile::tempdir()?;
+    let store = Store::open(directory.path()).await?;
+    let cases = open_cases(&store, writers).await?;
+    let baseline_directory = tempfile::tempdir()?;
+    let mut baseline_connection = baseline_database(baseline_directory.path()).await?;
+    let mut ratios = Vec::new();
+    let mut store_rates = Vec::new();
+    let mut baseline_rates = Vec::new();
+    let mut store_latencies = Vec::new();
+    let mut rows_per_commit = 1.0;
+    let mut average_row_bytes = 0;
+    let mut baseline_rows = 0;
+    for round in 0..rounds {
+        let before = store.commit_counters();
+        let store_run = append_through_store(&store, &cases, appends_per_writer, round).await?;
+        let after = store.commit_counters();
+        let commits = after.commits - before.commits;
+        rows_per_commit = ((after.events - before.events) as f64 / commits.max(1) as f64).max(1.0);
+        average_row_bytes = average_event_bytes(directory.path()).await?;
+        // Baseline: raw inserts of rows of the same size, same pragmas and
+        // durability, in transactions of the same average size.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a ratio of counts, at least 1"
+        )]
+        let rows_per_transaction = rows_per_commit.round() as u64;
+        let baseline = raw_sqlite_inserts(
+            &mut baseline_connection,
+            baseline_rows,
+            store_run.operations,
+            rows_per_transaction,
+            average_row_bytes,
+        )
+        .await?;
+        baseline_rows += baseline.operations;
+        ratios.push(store_run.per_second() / baseline.per_second());
+        store_rates.push(store_run.per_second());
+        baseline_rates.push(baseline.per_second());
+        store_latencies.extend(store_run.latencies);
+    }
+    let mut store_run = Measurement {
+        operations: 0,
+        elapsed: Duration::ZERO,
+        latencies: store_latencies,
+    };
+    let store_rate = median(&mut store_rates);
+    println!("durable appends, store API, {writers} concurrent writers, {rounds} rounds (medians)");
+    println!(
+        "  store API:          {:>10.0} appends/s   p50 {:>7.2} ms  p99 {:>7.2} ms",
+        store_rate,
+        store_run.percentile(0.50).as_secs_f64() * 1e3,
+        store_run.percentile(0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "  raw SQLite inserts: {:>10.0} rows/s      (rows of {} bytes, {:.1} rows per transaction, WAL + synchronous=FULL)",
+        median(&mut baseline_rates),
+        average_row_bytes,
+        rows_per_commit
+    );
+    println!(
+        "  ratio store/raw:    {:>10.2}   (per round: {}; aim 0.5 now, goal 0.8)",
+        median(&mut ratios.clone()),
+        ratios
+            .iter()
+            .map(|ratio| format!("{ratio:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  group commit:       {:>10.1} writes per transaction",
+        rows_per_commit
+    );
+    println!();
+    Ok((directory, store, store_rate))
 }
 
 /// Audits a store and hashes the same event bytes with `sha256sum`; the

@@ -150,8 +150,51 @@ impl Timestamp {
     }
 }
 
+/// Length of the canonical spelling of an instant in the years 0 to 9999.
+const SPELLING_LENGTH: usize = 27;
+
+impl Timestamp {
+    /// The canonical spelling (`YYYY-MM-DDTHH:MM:SS.ffffffZ`) written digit
+    /// by digit into a fixed buffer, for the years 0 to 9999; `None`
+    /// outside them (`Display` then spells it with the formatter). Every
+    /// event, projection and key row spells several instants, and the
+    /// formatting machinery cost more than the rest of the encoding (the
+    /// write-path profile in docs/performance.md).
+    fn spelling(&self) -> Option<[u8; SPELLING_LENGTH]> {
+        fn put(buffer: &mut [u8], value: i64) {
+            let mut value = value;
+            for slot in buffer.iter_mut().rev() {
+                // Each field is checked to fit its width before it is put.
+                *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
+                value /= 10;
+            }
+        }
+        let micros = self.micros_since_epoch.rem_euclid(1_000_000);
+        let seconds = self.micros_since_epoch.div_euclid(1_000_000);
+        let days = seconds.div_euclid(86_400);
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let mut buffer = *b"0000-00-00T00:00:00.000000Z";
+        put(&mut buffer[0..4], year);
+        put(&mut buffer[5..7], month);
+        put(&mut buffer[8..10], day);
+        put(&mut buffer[11..13], second_of_day / 3600);
+        put(&mut buffer[14..16], (second_of_day % 3600) / 60);
+        put(&mut buffer[17..19], second_of_day % 60);
+        put(&mut buffer[20..26], micros);
+        Some(buffer)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(spelling) = self.spelling() {
+            // Only ASCII digits and punctuation were written.
+            return formatter.write_str(std::str::from_utf8(&spelling).map_err(|_| fmt::Error)?);
+        }
         let micros = self.micros_since_epoch.rem_euclid(1_000_000);
         let seconds = self.micros_since_epoch.div_euclid(1_000_000);
         let days = seconds.div_euclid(86_400);
@@ -169,7 +212,11 @@ impl fmt::Display for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        match self.spelling() {
+            Some(spelling) => serializer
+                .serialize_str(std::str::from_utf8(&spelling).map_err(serde::ser::Error::custom)?),
+            None => serializer.collect_str(self),
+        }
     }
 }
 
@@ -321,6 +368,66 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The spelling the formatter writes, the reference the fast path must match.
+    fn formatted(timestamp: Timestamp) -> String {
+        let micros = timestamp.micros_since_epoch.rem_euclid(1_000_000);
+        let seconds = timestamp.micros_since_epoch.div_euclid(1_000_000);
+        let second_of_day = seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            second_of_day / 3600,
+            (second_of_day % 3600) / 60,
+            second_of_day % 60
+        )
+    }
+
+    #[test]
+    fn the_digit_by_digit_spelling_matches_the_formatter() {
+        let year_10000 = Timestamp::parse("9999-12-31T23:59:59.999999Z")
+            .unwrap()
+            .micros_since_epoch
+            + 1;
+        let mut samples = vec![
+            0,
+            1,
+            -1,
+            999_999,
+            1_000_000,
+            -1_000_000,
+            year_10000 - 1,
+            year_10000,
+            -62_167_219_200_000_000, // 0000-01-01
+            -62_167_219_200_000_001, // the microsecond before year 0
+        ];
+        // A spread of instants across the whole range, deterministic.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            samples.push((state % 400_000_000_000_000_000) as i64 - 100_000_000_000_000_000);
+        }
+        for micros in samples {
+            let timestamp = Timestamp {
+                micros_since_epoch: micros,
+            };
+            let expected = formatted(timestamp);
+            assert_eq!(timestamp.to_string(), expected, "{micros}");
+            assert_eq!(
+                serde_json::to_string(&timestamp).unwrap(),
+                format!("\"{expected}\""),
+                "{micros}"
+            );
+            let (year, _, _) = civil_from_days(micros.div_euclid(1_000_000).div_euclid(86_400));
+            assert_eq!(
+                timestamp.spelling().is_some(),
+                (0..=9999).contains(&year),
+                "{micros}"
+            );
+        }
+    }
 
     #[test]
     fn formats_and_parses_round_trip() {

@@ -317,6 +317,17 @@ pub async fn serve(
     limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The tail a crashed predecessor left unsigned is signed before this
+    // node says it listens: a node killed again and again just after it
+    // listened never got to sign it (the crash campaign, docs/crash.md).
+    // Nothing is signed on a log that no longer extends the checkpoints
+    // signed for it.
+    options
+        .checkpoint_copies
+        .check(&store)
+        .await
+        .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
+    sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     // Printed once, plainly (not as a log event), so that wrappers can find

@@ -514,6 +514,31 @@ pub(crate) use active_states_sql;
 /// limit on bound parameters (32766).
 pub(crate) const ROWS_PER_STATEMENT: usize = 256;
 
+/// Splits `items` into chunks whose lengths are powers of two, largest
+/// first, none longer than `most` (itself a power of two): 45 rows go as
+/// 32 + 8 + 4 + 1. A multi-row statement's text depends on its number of
+/// rows, and the driver keeps prepared statements by their text, so with
+/// this at most `log2(most) + 1` texts exist per statement and every one
+/// stays prepared (SQLite's parse and plan of a wide `INSERT` cost more
+/// than the insert; the write-path profile in docs/performance.md).
+pub(crate) fn statement_chunks<T>(items: &[T], most: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(most.is_power_of_two());
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let length = if rest.len() >= most {
+            most
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, after) = rest.split_at(length);
+        rest = after;
+        Some(chunk)
+    })
+}
+
 pub(crate) fn parse_stored<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
@@ -525,6 +550,29 @@ where
 #[cfg(test)]
 mod tests {
     use custody_core::CaseState;
+
+    #[test]
+    fn statement_chunks_are_powers_of_two_largest_first_and_cover_every_item() {
+        let items: Vec<u32> = (0..1000).collect();
+        for length in [0usize, 1, 2, 3, 45, 64, 255, 256, 257, 600, 1000] {
+            let chunks: Vec<&[u32]> = super::statement_chunks(&items[..length], 256).collect();
+            let lengths: Vec<usize> = chunks.iter().map(|chunk| chunk.len()).collect();
+            assert!(
+                lengths.iter().all(|n| n.is_power_of_two() && *n <= 256),
+                "{length}: {lengths:?}"
+            );
+            assert!(
+                lengths.windows(2).all(|pair| pair[0] >= pair[1]),
+                "{lengths:?}"
+            );
+            let joined: Vec<u32> = chunks.concat();
+            assert_eq!(joined, items[..length], "every item once, in order");
+        }
+        let lengths: Vec<usize> = super::statement_chunks(&items[..45], 256)
+            .map(<[u32]>::len)
+            .collect();
+        assert_eq!(lengths, [32, 8, 4, 1]);
+    }
 
     #[test]
     fn active_states_in_sql_match_the_domain() {

@@ -7,7 +7,7 @@ pub async fn fetch_nodes(
     ids: &[NodeId],
 ) -> Result<HashMap<NodeId, Hash>, sqlx::Error> {
     let mut nodes = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(NODES_PER_QUERY) {
+    for chunk in statement_chunks(&ids, NODES_PER_QUERY) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
             "SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES ",
         );
@@ -54,7 +54,7 @@ pub async fn append_leaves(
             "the log's stored nodes are incomplete at size {size}: {error}"
         ))
     })?;
-    for chunk in created.chunks(NODES_PER_QUERY) {
+    for chunk in statement_chunks(&created, NODES_PER_QUERY) {
         let mut insert: QueryBuilder<Db> =
             QueryBuilder::new("INSERT INTO log_nodes (level, idx, hash) ");
         insert.push_values(chunk, |mut row, node| {

@@ -308,7 +308,7 @@ async fn prefetch(
         })
         .collect();
     let mut prefetched = Prefetched::default();
-    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&writes, ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
             "SELECT principal_id, key, fingerprint, response FROM idempotency WHERE (principal_id, key) IN (VALUES ",
         );
@@ -338,7 +338,7 @@ async fn prefetch(
         .collect();
     case_ids.sort_unstable();
     case_ids.dedup();
-    for chunk in case_ids.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&case_ids, ROWS_PER_STATEMENT) {
         let mut query: QueryBuilder<Db> =
             QueryBuilder::new("SELECT case_id, view FROM cases WHERE case_id IN (");
         let mut separated = query.separated(", ");
@@ -552,7 +552,7 @@ async fn flush(
             .collect();
         append_leaves(connection, size, &leaf_hashes).await?;
     }
-    for chunk in pending.events.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&pending.events, ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO events (log_index, event_id, case_id, seq, kind, recorded_at, bytes) ",
         );
@@ -570,7 +570,7 @@ async fn flush(
     }
 
     let views: Vec<&CaseView> = pending.views.values().collect();
-    for chunk in views.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&views, ROWS_PER_STATEMENT) {
         let mut upsert: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO cases (case_id, state, change_key, ticket, requester, summary, opened_at, updated_at, head_seq, head_hash, next_deadline, view, drill) ",
         );
@@ -612,7 +612,7 @@ async fn flush(
         .iter()
         .filter(|(_, record)| !record.flushed)
         .collect();
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&records, ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO idempotency (principal_id, key, fingerprint, response, created_at) ",
         );
@@ -640,7 +640,7 @@ async fn flush(
         .iter()
         .flat_map(|pending_event| pending_event.outbox.iter())
         .collect();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in statement_chunks(&rows, ROWS_PER_STATEMENT) {
         let mut insert: QueryBuilder<Db> = QueryBuilder::new(
             "INSERT INTO outbox (delivery_id, case_id, event_id, kind, audience, channel, recipient, state, attempts, next_attempt_at, created_at, updated_at) ",
         );
