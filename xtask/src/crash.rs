@@ -27,7 +27,14 @@ pub fn crash(extra: &[String]) -> Result<(), String> {
         super::ensure_postgres()?;
     }
     let mut build = super::cargo();
-    build.args(["build", "--locked", "--package", "custody", "--bin", "custody"]);
+    build.args([
+        "build",
+        "--locked",
+        "--package",
+        "custody",
+        "--bin",
+        "custody",
+    ]);
     build.args(["--package", "custody-bench", "--bin", "custody-crash"]);
     if release {
         build.arg("--release");

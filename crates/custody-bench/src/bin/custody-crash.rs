@@ -83,7 +83,10 @@ fn parse_args() -> Result<Args> {
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
-        let mut value = || iter.next().with_context(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = || {
+            iter.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag.as_str() {
             "--custody" => args.custody = PathBuf::from(value()?),
             "--runs" => args.runs = value()?.parse()?,
@@ -111,7 +114,10 @@ fn parse_args() -> Result<Args> {
         !args.custody.as_os_str().is_empty(),
         "--custody is required\n{USAGE}"
     );
-    anyhow::ensure!(args.runs > 0 && args.workers > 0, "--runs and --workers must be positive");
+    anyhow::ensure!(
+        args.runs > 0 && args.workers > 0,
+        "--runs and --workers must be positive"
+    );
     anyhow::ensure!(
         args.seconds_per_run >= 0.1,
         "--seconds-per-run must be at least 0.1"
@@ -527,7 +533,10 @@ async fn campaign(args: Args) -> Result<bool> {
     let deadline = started + Duration::from_secs(args.max_seconds);
     for run in 0..args.runs {
         if Instant::now() >= deadline {
-            println!("time cap of {} s reached after {run} runs", args.max_seconds);
+            println!(
+                "time cap of {} s reached after {run} runs",
+                args.max_seconds
+            );
             break;
         }
         let serve = match server.take() {
@@ -557,8 +566,7 @@ async fn campaign(args: Args) -> Result<bool> {
                 log.clone(),
             )));
         }
-        let kill_after =
-            Duration::from_secs_f64(0.05 + rng.unit() * (args.seconds_per_run - 0.05));
+        let kill_after = Duration::from_secs_f64(0.05 + rng.unit() * (args.seconds_per_run - 0.05));
         tokio::time::sleep(kill_after).await;
         serve.kill9()?;
         stop.store(true, Ordering::SeqCst);
@@ -571,7 +579,11 @@ async fn campaign(args: Args) -> Result<bool> {
             mut acks,
             in_doubt,
             refused,
-        } = std::mem::take(&mut *log.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        } = std::mem::take(
+            &mut *log
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for (status, count) in refused {
             *totals.refused.entry(status).or_default() += count;
         }
@@ -605,9 +617,10 @@ async fn campaign(args: Args) -> Result<bool> {
                 Err(failure) => {
                     totals.in_doubt_refused += 1;
                     if totals.in_doubt_examples.len() < 10 {
-                        totals
-                            .in_doubt_examples
-                            .push(format!("run {run}: {} {}: {}", op.what, op.key, failure.text));
+                        totals.in_doubt_examples.push(format!(
+                            "run {run}: {} {}: {}",
+                            op.what, op.key, failure.text
+                        ));
                     }
                 }
             }
@@ -806,7 +819,10 @@ async fn campaign(args: Args) -> Result<bool> {
         println!("  lost: {example}");
     }
     if totals.log_shrank > 0 {
-        println!("  the log shrank across a restart {} times", totals.log_shrank);
+        println!(
+            "  the log shrank across a restart {} times",
+            totals.log_shrank
+        );
     }
     for (code, count) in &totals.verify_findings {
         println!("  verify finding {code}: {count}");
@@ -826,7 +842,9 @@ async fn campaign(args: Args) -> Result<bool> {
 }
 
 fn tally(map: &Mutex<HashMap<String, u32>>) -> (usize, u64) {
-    let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let map = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let duplicates = map.values().map(|count| u64::from(count - 1)).sum();
     (map.len(), duplicates)
 }
@@ -873,7 +891,10 @@ async fn scan_log(
         let entries = page["entries"].as_array().context("entries")?;
         anyhow::ensure!(!entries.is_empty(), "no log entries from {}", ledger.size);
         for entry in entries {
-            anyhow::ensure!(entry["index"] == json!(ledger.size), "out of order: {entry}");
+            anyhow::ensure!(
+                entry["index"] == json!(ledger.size),
+                "out of order: {entry}"
+            );
             let leaf = base64::engine::general_purpose::STANDARD
                 .decode(entry["leaf"].as_str().context("leaf")?)?;
             let event: Value = serde_json::from_slice(&leaf)?;
@@ -943,9 +964,9 @@ async fn dead_notifications(http: &reqwest::Client, base: &str, admin: &str) -> 
         .error_for_status()?
         .json()
         .await?;
-    Ok(list["notifications"]
-        .as_array()
-        .map_or(0, |list| list.iter().filter(|entry| entry["state"] == "dead").count()))
+    Ok(list["notifications"].as_array().map_or(0, |list| {
+        list.iter().filter(|entry| entry["state"] == "dead").count()
+    }))
 }
 
 async fn token_of(http: &reqwest::Client, base: &str, admin: &str, name: &str) -> Result<String> {
@@ -1028,7 +1049,11 @@ async fn perform(http: &reqwest::Client, base: &str, op: &Op) -> Result<(Ack, bo
     if !status.is_success() {
         return Err(Failure {
             in_doubt: status.is_server_error(),
-            text: format!("{}: {status} {}", op.what, text.chars().take(160).collect::<String>()),
+            text: format!(
+                "{}: {status} {}",
+                op.what,
+                text.chars().take(160).collect::<String>()
+            ),
         });
     }
     let answer: Value = serde_json::from_str(&text).map_err(|_| Failure {
@@ -1077,7 +1102,9 @@ async fn writer(
 ) {
     let mut rng = Rng(seed);
     let outcome = |op: &Op, result: Result<(Ack, bool), Failure>| {
-        let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut log = log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match result {
             Ok((ack, _)) => {
                 log.acks.push(ack.clone());
@@ -1119,7 +1146,7 @@ async fn writer(
         let mut content = format!("evidence of {case} ({key})\n").into_bytes();
         let extra = (rng.next() % 65_536) as usize;
         content.extend((0..extra).map(|_| b'a' + (rng.next() % 26) as u8));
-        let approval = if index % 2 == 0 {
+        let approval = if index.is_multiple_of(2) {
             Op {
                 what: "teams approval",
                 case: Some(case.clone()),
@@ -1213,11 +1240,14 @@ fn teams_activity(id: &str, case: &str) -> Vec<u8> {
     serde_json::to_vec(&activity).unwrap_or_default()
 }
 
-
 /// A fresh database for the campaign on the PostgreSQL server of `admin_url`.
 async fn create_database(admin_url: &str, seed: u64) -> Result<String> {
     use sqlx::Connection;
-    let name = format!("custody_crash_{}_{}", seed % 1_000_000_007, std::process::id());
+    let name = format!(
+        "custody_crash_{}_{}",
+        seed % 1_000_000_007,
+        std::process::id()
+    );
     let mut connection = sqlx::PgConnection::connect(admin_url)
         .await
         .with_context(|| format!("connecting to {admin_url}"))?;
