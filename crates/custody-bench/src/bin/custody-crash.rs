@@ -376,6 +376,10 @@ struct Ledger {
     events: HashSet<String>,
     /// Cases with an `approval_granted` event.
     approved: HashSet<String>,
+    /// Events of the load's kinds per case and kind: each write is one.
+    per_case: HashMap<(String, String), u32>,
+    /// A case with two events of one of the load's kinds (a write recorded twice).
+    recorded_twice: u64,
     /// Owed deliveries on [`CHANNEL`], by delivery ID.
     owed: HashSet<String>,
     /// Owed deliveries on other channels.
@@ -413,6 +417,8 @@ struct Totals {
     in_doubt_examples: Vec<String>,
     log_shrank: u64,
     kill_after_ms: Vec<u64>,
+    /// Restarted servers killed again while recovering.
+    recovery_kills: u64,
     restart_ms: Vec<u64>,
 }
 
@@ -600,6 +606,27 @@ async fn campaign(args: Args) -> Result<bool> {
             }
         }
 
+        // One run in four, the restarted server is killed again within
+        // 300 ms of listening, while it recovers (leases of the dead
+        // server's deliveries and pushes, the first polls), with no load.
+        if rng.unit() < 0.25 {
+            let again = campaign.serve(&format!("run {run} recovery"))?;
+            tokio::time::sleep(Duration::from_secs_f64(rng.unit() * 0.3)).await;
+            again.kill9()?;
+            totals.recovery_kills += 1;
+            let (codes, _) = campaign.verify()?;
+            for code in codes {
+                if code == UNREFERENCED {
+                    totals.unreferenced_after_kill += 1;
+                } else {
+                    *totals
+                        .verify_findings
+                        .entry(format!("{code} (recovery kill)"))
+                        .or_default() += 1;
+                }
+            }
+        }
+
         // Restart; send every write that was cut off again with its key,
         // as a client would; then every acknowledged write is there.
         let begun = Instant::now();
@@ -725,9 +752,10 @@ async fn campaign(args: Args) -> Result<bool> {
         drain.as_secs_f64()
     );
     println!(
-        "  kill after (ms): median {} max {}; restart to listening (ms): median {} max {}",
+        "  kill after (ms): median {} max {}; {} more kills within 300 ms of a restart; restart to listening (ms): median {} max {}",
         median(&totals.kill_after_ms),
         totals.kill_after_ms.iter().max().unwrap_or(&0),
+        totals.recovery_kills,
         median(&totals.restart_ms),
         totals.restart_ms.iter().max().unwrap_or(&0)
     );
@@ -770,8 +798,13 @@ async fn campaign(args: Args) -> Result<bool> {
             verify_total,
             format!(
                 "{} verify passes (after each kill, and at the end); {UNREFERENCED} after kills not counted",
-                totals.runs + 1
+                u64::from(totals.runs) + totals.recovery_kills + 1
             ),
+        ),
+        (
+            "writes recorded twice",
+            ledger.recorded_twice,
+            "cases with two events of one kind of the load".to_string(),
         ),
         (
             "cut-off writes refused when sent again",
@@ -902,6 +935,26 @@ async fn scan_log(
             ledger
                 .events
                 .insert(event["event_id"].as_str().context("event_id")?.to_string());
+            let kind = event["kind"].as_str().unwrap_or_default();
+            if [
+                "request_created",
+                "evidence_attached",
+                "approval_granted",
+                "execution_completed",
+                "review_completed",
+            ]
+            .contains(&kind)
+            {
+                let count = ledger
+                    .per_case
+                    .entry((case.clone(), kind.to_string()))
+                    .or_default();
+                *count += 1;
+                if *count == 2 {
+                    ledger.recorded_twice += 1;
+                    println!("case {case} has two {kind} events");
+                }
+            }
             match event["kind"].as_str() {
                 Some("approval_granted") => {
                     ledger.approved.insert(case.clone());
@@ -1062,6 +1115,12 @@ async fn perform(http: &reqwest::Client, base: &str, op: &Op) -> Result<(Ack, bo
     })?;
     if let Body::Teams(_) = op.body {
         let headline = &answer["attachments"][0]["content"]["body"][0]["text"];
+        // A message Teams delivers again (its answer was cut off) is
+        // answered as a replay: the decision was recorded the first time.
+        if headline == "Already decided: nothing new was recorded." {
+            let case = op.case.clone().unwrap_or_default();
+            return Ok((Ack::Teams { case }, true));
+        }
         if headline != "Recorded." {
             return Err(Failure {
                 in_doubt: false,
