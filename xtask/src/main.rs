@@ -28,6 +28,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod crash;
+
 const POSTGRES: &str = "127.0.0.1:5432";
 const TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -40,10 +42,12 @@ fn main() -> ExitCode {
     let result = match task {
         "test" => test(rest),
         "bench" => bench(rest),
+        "crash" => crash::crash(rest),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench> [extra cargo arguments]");
+            eprintln!("usage: cargo xtask <test|bench|crash> [extra arguments]");
             eprintln!("  test   run every test (finds or starts PostgreSQL first)");
             eprintln!("  bench  run the benchmarks in release mode");
+            eprintln!("  crash  kill -9 a loaded server at random, restart, check (docs/crash.md)");
             return ExitCode::from(2);
         }
     };
