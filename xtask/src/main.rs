@@ -24,6 +24,8 @@
 
 #![forbid(unsafe_code)]
 
+mod apifuzz;
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -40,10 +42,12 @@ fn main() -> ExitCode {
     let result = match task {
         "test" => test(rest),
         "bench" => bench(rest),
+        "apifuzz" => apifuzz::apifuzz(rest),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench> [extra cargo arguments]");
+            eprintln!("usage: cargo xtask <test|bench|apifuzz> [arguments]");
             eprintln!("  test   run every test (finds or starts PostgreSQL first)");
             eprintln!("  bench  run the benchmarks in release mode");
+            eprintln!("  apifuzz  fuzz the HTTP API of a live server with schemathesis (docs/api-fuzzing.md)");
             return ExitCode::from(2);
         }
     };
