@@ -261,6 +261,76 @@ fn the_administration_record_shows_and_proves_who_made_whom_an_admin() {
 }
 
 /// Runs SQL on a stopped server's database, triggers and all.
+/// The last admin is never taken out of `admins`, through the CLI or the
+/// API, whoever asks: refused as `admin.last-admin` (409), nothing recorded,
+/// and the admin can still administer afterwards.
+#[test]
+fn the_last_admin_cannot_be_taken_out_of_admins() {
+    let mut server = Server::start();
+    let record_length = |server: &Server| admin_record(server)["events"].as_array().unwrap().len();
+    let before = record_length(&server);
+    let log_before = server.log_size();
+    for args in [
+        &["principal", "set-groups", "admin"][..],
+        &["principal", "set-groups", "admin", "--group", "sre"][..],
+    ] {
+        let output = server.cli(Some(&server.admin_token), args);
+        common::assert_refused(&output, "admin.last-admin");
+        assert!(
+            common::stdout(&output).trim().is_empty(),
+            "{}",
+            common::stdout(&output)
+        );
+        assert!(
+            common::stderr(&output).contains("put another principal in `admins` first"),
+            "{}",
+            common::stderr(&output)
+        );
+    }
+    // Over the API: 409, problem+json with the rule.
+    let response = server.http(
+        "PUT",
+        "/v1/principals/admin/groups",
+        Some(&server.admin_token),
+        &[],
+        Body::Json(json!({ "groups": ["sre"] })),
+    );
+    assert_eq!(response.status, 409, "{}", response.text);
+    assert_eq!(
+        response.json["rule"], "admin.last-admin",
+        "{}",
+        response.text
+    );
+    assert_eq!(record_length(&server), before, "a refusal records nothing");
+    assert_eq!(server.log_size(), log_before);
+    // Still an admin: it administers.
+    let principals = server.cli_json(&server.admin_token, &["principal", "list"]);
+    let admin = principals
+        .as_array()
+        .or_else(|| principals["principals"].as_array())
+        .unwrap()
+        .iter()
+        .find(|principal| principal["id"] == "admin")
+        .unwrap()
+        .clone();
+    assert_eq!(admin["groups"], json!(["admins"]), "{principals:#}");
+
+    // With a second admin, the first may leave `admins`; then the second is
+    // the last, and may not.
+    let alice = server.principal_with("alice", &["--group", "admins"]);
+    server.cli_ok(
+        &alice,
+        &["principal", "set-groups", "admin", "--group", "sre"],
+    );
+    let output = server.cli(Some(&alice), &["principal", "set-groups", "alice"]);
+    common::assert_refused(&output, "admin.last-admin");
+    server.cli_ok(&alice, &["principal", "add", "bob"]);
+
+    // The trail is verify-clean.
+    server.stop();
+    common::assert_verify_ok(&server.data);
+}
+
 fn tamper(data: &std::path::Path, sql: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

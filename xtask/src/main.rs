@@ -24,6 +24,8 @@
 
 #![forbid(unsafe_code)]
 
+mod apifuzz;
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -43,11 +45,13 @@ fn main() -> ExitCode {
         "test" => test(rest),
         "bench" => bench(rest),
         "crash" => crash::crash(rest),
+        "apifuzz" => apifuzz::apifuzz(rest),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench|crash> [extra arguments]");
-            eprintln!("  test   run every test (finds or starts PostgreSQL first)");
-            eprintln!("  bench  run the benchmarks in release mode");
-            eprintln!("  crash  kill -9 a loaded server at random, restart, check (docs/crash.md)");
+            eprintln!("usage: cargo xtask <task> [arguments]");
+            eprintln!("  test     run every test (finds or starts PostgreSQL first)");
+            eprintln!("  bench    run the benchmarks in release mode");
+            eprintln!("  crash    kill -9 a loaded server at random, restart, check (docs/crash.md)");
+            eprintln!("  apifuzz  fuzz the HTTP API of a live server with schemathesis (docs/api-fuzzing.md)");
             return ExitCode::from(2);
         }
     };

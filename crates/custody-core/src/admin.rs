@@ -275,6 +275,33 @@ pub fn may_revoke_token(
     may_administer(actor, is_admin, opening)
 }
 
+/// Whether the groups of `principal` may change from `previous` to
+/// `groups` when `another_admin` says whether some other principal is in
+/// [`ADMINS_GROUP`]: a change that takes the last admin out of the group is
+/// refused ([`Code::AdminLastAdmin`]), since nobody could administer the
+/// deployment afterwards (add principals, issue tokens, set groups), and no
+/// act through the API or the CLI could undo it.
+pub fn may_change_groups(
+    principal: &PrincipalId,
+    previous: &[String],
+    groups: &[String],
+    another_admin: bool,
+) -> Result<(), Refusal> {
+    let in_admins = |groups: &[String]| groups.iter().any(|group| group == ADMINS_GROUP);
+    if another_admin || !in_admins(previous) || in_admins(groups) {
+        return Ok(());
+    }
+    Err(Refusal {
+        rule: Code::AdminLastAdmin,
+        message: format!(
+            "{principal} is the last principal in `{ADMINS_GROUP}`; taking it out would leave nobody who can administer the deployment"
+        ),
+        hint: Some(format!(
+            "put another principal in `{ADMINS_GROUP}` first (`custody principal set-groups NAME --group {ADMINS_GROUP}`), then take {principal} out"
+        )),
+    })
+}
+
 /// A token as the record says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenState {
@@ -924,6 +951,32 @@ mod tests {
         ];
         for forgery in &forgeries {
             assert!(not_admin(&state, forgery), "{forgery:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_change_that_takes_the_last_admin_out_of_admins_is_refused() {
+        let alice: PrincipalId = "alice".parse().expect("name");
+        let list = |groups: &[&str]| groups.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+        // (previous groups, new groups, another admin exists, refused)
+        let table: &[(&[&str], &[&str], bool, bool)] = &[
+            (&["admins"], &[], false, true),
+            (&["admins", "sre"], &["sre"], false, true),
+            (&["admins"], &[], true, false),
+            (&["admins"], &["admins", "sre"], false, false),
+            (&["sre"], &[], false, false),
+            (&[], &["admins"], false, false),
+        ];
+        for (previous, groups, another_admin, refused) in table {
+            let answer = may_change_groups(&alice, &list(previous), &list(groups), *another_admin);
+            match answer {
+                Err(refusal) => {
+                    assert!(refused, "{previous:?} -> {groups:?}: {refusal:?}");
+                    assert_eq!(refusal.rule, Code::AdminLastAdmin);
+                    assert!(refusal.message.contains("alice"), "{}", refusal.message);
+                }
+                Ok(()) => assert!(!refused, "{previous:?} -> {groups:?} was allowed"),
+            }
         }
     }
 }

@@ -421,6 +421,8 @@ codes! {
         r#"an OpenID Connect sign-in refused (403) because its principal claim names a principal that is not bound to its issuer and subject: a principal an admin added, one another subject of the issuer signed in as first, or (for an identity bound already) another principal than the one it is bound to. Never merged: a reused email or username must not take over an account (`docs/oidc.md`)"#;
     PrincipalExists = "principal.exists" [] Conflict
         r#"a principal with that name already exists (409); pick another name, or use the existing principal"#;
+    AdminLastAdmin = "admin.last-admin" [] Conflict
+        r#"a change of groups refused (409) because it would take the last principal in `admins` out of it, leaving nobody who can administer the deployment (add principals, issue tokens, set groups, grant delegations); nothing is changed. Put another principal in `admins` first, then take this one out"#;
 }
 
 impl Code {

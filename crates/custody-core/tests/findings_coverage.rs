@@ -715,6 +715,13 @@ const COVERAGE: &[(&str, Producer)] = &[
             holder: "adding_a_principal_twice_is_refused_as_principal_exists",
         },
     ),
+    (
+        "admin.last-admin",
+        Test {
+            file: "tests/e2e/admin_record.rs",
+            holder: "the_last_admin_cannot_be_taken_out_of_admins",
+        },
+    ),
 ];
 
 /// String literals in the sources shaped like codes that are not codes.

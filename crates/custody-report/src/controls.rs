@@ -331,7 +331,8 @@ pub fn for_code(code: Code) -> &'static [Control] {
         | Code::CaseDuplicateOpen
         | Code::DrillNotAllowed
         | Code::OidcIdentityMismatch
-        | Code::PrincipalExists => &[],
+        | Code::PrincipalExists
+        | Code::AdminLastAdmin => &[],
     }
 }
 

@@ -999,11 +999,34 @@ async fn set_groups(
     .fetch_optional(&mut *connection)
     .await?;
     let stored = row.as_ref().map(principal_from_row).transpose()?;
-    let (principal, change) = plan::records::set_groups(standing, stored, principal, groups, &by)?;
+    let another_admin = another_admin(connection, principal).await?;
+    let (principal, change) =
+        plan::records::set_groups(standing, stored, principal, groups, another_admin, &by)?;
     if let Some(change) = change {
         administer(connection, pending, &by, change, now).await?;
     }
     Ok(principal)
+}
+
+/// Whether a principal other than `principal` is in `admins`, as the
+/// principals table (written in this transaction) stands.
+async fn another_admin(connection: &mut Conn, principal: &PrincipalId) -> Result<bool, StoreError> {
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT groups_json FROM principals WHERE principal_id <> $1")
+            .bind(principal.as_str())
+            .fetch_all(&mut *connection)
+            .await?;
+    for groups in rows {
+        let groups: Vec<String> = serde_json::from_str(&groups)
+            .map_err(|error| StoreError::Corrupt(format!("principal groups: {error}")))?;
+        if groups
+            .iter()
+            .any(|group| group == custody_core::admin::ADMINS_GROUP)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 async fn create_token(

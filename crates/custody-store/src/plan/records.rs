@@ -389,12 +389,16 @@ pub(crate) fn oidc_sign_in(
 }
 
 /// Sets the groups of the principal `id` (`stored` as the projection has
-/// it); setting the groups it has already changes nothing.
+/// it); setting the groups it has already changes nothing. `another_admin`
+/// says whether a principal other than `id` is in `admins`: without one, the
+/// last admin is not taken out of the group
+/// ([`custody_core::code::Code::AdminLastAdmin`]).
 pub(crate) fn set_groups(
     standing: Standing,
     stored: Option<Principal>,
     id: &PrincipalId,
     groups: Vec<String>,
+    another_admin: bool,
     by: &Actor,
 ) -> Result<(Principal, Option<AdminChange>), StoreError> {
     may_administer(by, standing)?;
@@ -402,6 +406,8 @@ pub(crate) fn set_groups(
     if principal.groups == groups {
         return Ok((principal, None));
     }
+    admin::may_change_groups(id, &principal.groups, &groups, another_admin)
+        .map_err(StoreError::Refused)?;
     let previous = std::mem::replace(&mut principal.groups, groups);
     let groups_json = serde_json::to_string(&principal.groups)
         .map_err(|error| StoreError::Corrupt(error.to_string()))?;

@@ -825,8 +825,19 @@ impl World {
             "set-groups" => {
                 let id: PrincipalId = words.at(2).parse().expect("a principal name");
                 let stored = self.tables.principals.get(id.as_str()).cloned();
-                records::set_groups(self.standing(&by), stored, &id, words.list("groups"), &by)
-                    .map(|(_, change)| change)
+                // As the backend asks the principals table.
+                let another_admin = self.tables.principals.values().any(|principal| {
+                    principal.id != id && principal.in_group(custody_core::admin::ADMINS_GROUP)
+                });
+                records::set_groups(
+                    self.standing(&by),
+                    stored,
+                    &id,
+                    words.list("groups"),
+                    another_admin,
+                    &by,
+                )
+                .map(|(_, change)| change)
             }
             "issue-token" => {
                 let id: PrincipalId = words.at(2).parse().expect("a principal name");
