@@ -240,7 +240,7 @@ fn an_approval_typed_in_teams_is_the_approvers_and_the_card_says_so() {
     let mut again = body.clone();
     again.push(b' ');
     let (texts, facts) = card(&post_raw(server, &again, Some(&sign(&again, TOKEN))));
-    assert_eq!(texts[0], "Already decided: nothing new was recorded.");
+    assert_eq!(texts[0], "Already recorded: nothing new was added.");
     assert_eq!(fact(&facts, "State"), Some("approved"));
     assert_eq!(decisions(server, &case).len(), 1);
     server.assert_verify_ok();
@@ -363,7 +363,7 @@ fn two_approvers_at_once_and_a_message_delivered_twice_at_once_record_once_each(
     bob_headlines.sort();
     assert_eq!(
         bob_headlines,
-        ["Already decided: nothing new was recorded.", "Recorded."]
+        ["Already recorded: nothing new was added.", "Recorded."]
     );
     assert_eq!(headline(&answers[1]), "Recorded.");
     // One approval each: bob's once, dave's once.

@@ -1117,7 +1117,7 @@ async fn perform(http: &reqwest::Client, base: &str, op: &Op) -> Result<(Ack, bo
         let headline = &answer["attachments"][0]["content"]["body"][0]["text"];
         // A message Teams delivers again (its answer was cut off) is
         // answered as a replay: the decision was recorded the first time.
-        if headline == "Already decided: nothing new was recorded." {
+        if headline == "Already recorded: nothing new was added." {
             let case = op.case.clone().unwrap_or_default();
             return Ok((Ack::Teams { case }, true));
         }

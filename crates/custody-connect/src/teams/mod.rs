@@ -217,7 +217,7 @@ mod card {
     fn headline(outcome: &Outcome) -> &'static str {
         match outcome.kind {
             OutcomeKind::Recorded { .. } => "Recorded.",
-            OutcomeKind::AlreadyRecorded { .. } => "Already decided: nothing new was recorded.",
+            OutcomeKind::AlreadyRecorded { .. } => "Already recorded: nothing new was added.",
             OutcomeKind::Refused { .. } => "Refused.",
             OutcomeKind::Unmapped => {
                 "Refused: your Teams account is not mapped to a Custody principal. Ask an administrator to run `custody connector map`."

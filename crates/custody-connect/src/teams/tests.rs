@@ -513,7 +513,7 @@ fn the_answer_card_states_each_outcome() {
         [
             "Recorded.",
             "bob approved the case",
-            "Already decided: nothing new was recorded.",
+            "Already recorded: nothing new was added.",
             "Refused.",
             "the requester may not approve",
             "Refused: your Teams account is not mapped to a Custody principal. Ask an administrator to run `custody connector map`.",
