@@ -28,6 +28,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod tamper;
+
 const POSTGRES: &str = "127.0.0.1:5432";
 const TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -40,10 +42,14 @@ fn main() -> ExitCode {
     let result = match task {
         "test" => test(rest),
         "bench" => bench(rest),
+        "tamper" => tamper::tamper(rest),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench> [extra cargo arguments]");
+            eprintln!("usage: cargo xtask <test|bench|tamper> [extra cargo arguments]");
             eprintln!("  test   run every test (finds or starts PostgreSQL first)");
             eprintln!("  bench  run the benchmarks in release mode");
+            eprintln!(
+                "  tamper --mutations N [--seed S] [--verbose] [--keep DIR]  the tamper campaign"
+            );
             return ExitCode::from(2);
         }
     };

@@ -157,6 +157,8 @@ codes! {
         r#"critical | the stored Merkle leaf does not hash the stored event bytes"#;
     LogLeafMissing = "log.leaf-missing" [Critical]
         r#"critical | an event has no Merkle leaf"#;
+    LogNodeMismatch = "log.node-mismatch" [Critical]
+        r#"critical | a stored Merkle node above the leaves does not hash its two children, is missing, or is stored where no complete subtree is: the proofs the store serves through it are wrong (verify rebuilds the tree from the events, so its own verdict never rests on a stored node)"#;
     LogLeafWithoutEvent = "log.leaf-without-event" [Critical]
         r#"critical | the log holds more leaves than events: events were removed"#;
     CheckpointBadSignature = "checkpoint.bad-signature" [Critical]

@@ -39,6 +39,7 @@ mod evidence;
 mod finding;
 mod links;
 mod log;
+pub mod nodes;
 mod observed;
 mod policy;
 mod rules;

@@ -513,8 +513,66 @@ pub(crate) async fn audit_pool(
     let heads = read_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     auditor.check_admin_rows(&rows);
+    let node_findings = audit_interior_nodes(&mut connection, total).await?;
     sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
-    Ok(auditor.finish(heads))
+    let mut report = auditor.finish(heads);
+    report.add_findings(node_findings);
+    Ok(report)
+}
+
+/// Checks every stored Merkle node above the leaves against its children
+/// (`custody_core::audit::nodes`), a level at a time, in pages of parent
+/// indexes, so memory stays bounded however long the log is.
+async fn audit_interior_nodes(
+    connection: &mut Conn,
+    size: u64,
+) -> Result<Vec<custody_core::audit::Finding>, StoreError> {
+    const PARENTS: u64 = 8192;
+    // Beyond any index a log can reach (and within SQL's signed integers).
+    const BEYOND: u64 = 1 << 61;
+    let top: Option<i64> = sqlx::query_scalar("SELECT MAX(level) FROM log_nodes")
+        .fetch_one(&mut *connection)
+        .await?;
+    let mut findings = Vec::new();
+    let read = |level: u32, first: u64, end: u64| {
+        sqlx::query(
+            "SELECT idx, hash FROM log_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+        )
+        .bind(i64::from(level))
+        .bind(to_sql(first))
+        .bind(to_sql(end))
+    };
+    let nodes = |rows: Vec<DbRow>| -> Result<Vec<custody_core::audit::nodes::StoredNode>, sqlx::Error> {
+        rows.iter()
+            .map(|row| {
+                let index: i64 = row.try_get("idx")?;
+                Ok((from_sql(index), row.try_get("hash")?))
+            })
+            .collect()
+    };
+    for level in 1..=u32::try_from(top.unwrap_or(0)).unwrap_or(0) {
+        let complete = if level >= 63 { 0 } else { size >> level };
+        let mut first = 0;
+        loop {
+            // The last page also takes every row beyond the complete
+            // subtrees, which must not be there.
+            let end = if first + PARENTS >= complete { BEYOND } else { first + PARENTS };
+            let parents = nodes(read(level, first, end).fetch_all(&mut *connection).await?)?;
+            let children = nodes(
+                read(level - 1, first * 2, end * 2)
+                    .fetch_all(&mut *connection)
+                    .await?,
+            )?;
+            findings.extend(custody_core::audit::nodes::check_node_range(
+                size, level, first, end, &parents, &children,
+            ));
+            if end >= complete {
+                break;
+            }
+            first = end;
+        }
+    }
+    Ok(findings)
 }
 
 /// One scan of the continuous monitor: the stored checkpoints and every row
@@ -814,15 +872,23 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let grants = sqlx::query_scalar::<_, String>("SELECT grant_json FROM delegations ORDER BY grant_id")
+    // The grant as the store serves it: the server finds a grant by its
+    // `grant_id` column and a vendor's grants by `vendor_org`, so those
+    // columns override the JSON's fields, and a column edited behind the
+    // store's back shows as a grant that differs from the record.
+    let grants = sqlx::query("SELECT grant_id, vendor_org, grant_json FROM delegations ORDER BY grant_id")
         .fetch_all(&mut *connection)
         .await?
         .iter()
-        .map(|json| {
-            serde_json::from_str(json)
-                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+        .map(|row| {
+            let json: String = row.try_get("grant_json")?;
+            let mut grant: custody_core::delegation::DelegationGrant = serde_json::from_str(&json)
+                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))?;
+            grant.grant_id = row.try_get("grant_id")?;
+            grant.vendor_org = row.try_get("vendor_org")?;
+            Ok(grant)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let identities = sqlx::query(
         "SELECT connector, external_user, principal_id FROM connector_identities ORDER BY connector, external_user",
     )
