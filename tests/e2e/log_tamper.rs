@@ -1286,4 +1286,29 @@ fn verify_names_an_altered_moved_or_missing_interior_merkle_node() {
             "{report:#}"
         );
     }
+
+    // Removed: the highest node of all (over the first 16 leaves), so that
+    // no row is left at its level.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers(&TRIGGERS);
+        assert_eq!(
+            db.execute("DELETE FROM log_nodes WHERE level = (SELECT MAX(level) FROM log_nodes)"),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert!(
+            codes(&findings)
+                .iter()
+                .all(|code| code == "log.node-mismatch"),
+            "{report:#}"
+        );
+        assert_eq!(
+            indices(&findings, "log.node-mismatch"),
+            vec![0],
+            "{report:#}"
+        );
+    }
 }

@@ -550,7 +550,13 @@ async fn audit_interior_nodes(
             })
             .collect()
     };
-    for level in 1..=u32::try_from(top.unwrap_or(0)).unwrap_or(0) {
+    // Every level a complete subtree of the log reaches, and any above it
+    // that holds a row: a top node removed must still be looked for.
+    let stored_top = u32::try_from(top.unwrap_or(0)).unwrap_or(0);
+    // floor(log2(size)): the level of the largest complete subtree.
+    let complete_top = (u64::BITS - size.leading_zeros()).saturating_sub(1);
+    let highest = stored_top.max(complete_top);
+    for level in 1..=highest {
         let complete = if level >= 63 { 0 } else { size >> level };
         let mut first = 0;
         loop {
@@ -846,6 +852,10 @@ pub(crate) async fn connector_identities(
 
 /// The stored projections of the administration record, for the audit.
 async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminRows, StoreError> {
+    // A row that does not parse (a kind or groups edited into nonsense) is
+    // left out rather than failing the whole check: the comparison with the
+    // administration record then names it as a principal or grant the
+    // record has and the store lacks, since the store cannot use it either.
     let principals = sqlx::query(
         "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY principal_id",
     )
@@ -853,6 +863,7 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
     .await?
     .iter()
     .map(principal_from_row)
+    .filter(|row| !matches!(row, Err(StoreError::Corrupt(_))))
     .collect::<Result<Vec<_>, _>>()?;
     let tokens = sqlx::query(
         "SELECT token_id, principal_id, secret_sha256, expires_at, revoked_at FROM tokens ORDER BY token_id",
@@ -888,6 +899,7 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
             grant.vendor_org = row.try_get("vendor_org")?;
             Ok(grant)
         })
+        .filter(|row| !matches!(row, Err(StoreError::Corrupt(_))))
         .collect::<Result<Vec<_>, StoreError>>()?;
     let identities = sqlx::query(
         "SELECT connector, external_user, principal_id FROM connector_identities ORDER BY connector, external_user",

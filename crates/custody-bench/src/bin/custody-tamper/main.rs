@@ -18,7 +18,9 @@
 //! - `missed`: nothing at all.
 //!
 //! Bundles are mutated and checked with `verify_bundle` and the log's keys.
-//! The exit status is 1 when anything was missed or refused.
+//! The exit status is 1 when anything was missed or refused. `--only TEXT`
+//! (repeatable) keeps only the mutations whose description contains one of
+//! the texts (`--only log_nodes`, `--only "delegations.vendor_org"`).
 
 #![forbid(unsafe_code)]
 #![allow(
@@ -77,6 +79,8 @@ struct Options {
     verbose: bool,
     keep: Option<PathBuf>,
     json: bool,
+    /// Only mutations whose description contains one of these.
+    only: Vec<String>,
 }
 
 fn parse(arguments: &[String]) -> Result<Options> {
@@ -86,6 +90,7 @@ fn parse(arguments: &[String]) -> Result<Options> {
         verbose: false,
         keep: None,
         json: false,
+        only: Vec::new(),
     };
     let mut iter = arguments.iter();
     while let Some(argument) = iter.next() {
@@ -94,9 +99,10 @@ fn parse(arguments: &[String]) -> Result<Options> {
             "--seed" => options.seed = iter.next().context("--seed S")?.parse()?,
             "--verbose" => options.verbose = true,
             "--json" => options.json = true,
+            "--only" => options.only.push(iter.next().context("--only TEXT")?.clone()),
             "--keep" => options.keep = Some(PathBuf::from(iter.next().context("--keep DIR")?)),
             other => anyhow::bail!(
-                "unknown argument {other}\nusage: custody-tamper [--mutations N] [--seed S] [--verbose] [--keep DIR] [--json]"
+                "unknown argument {other}\nusage: custody-tamper [--mutations N] [--seed S] [--verbose] [--keep DIR] [--json] [--only TEXT]..."
             ),
         }
     }
@@ -179,7 +185,24 @@ async fn campaign(options: Options) -> Result<bool> {
     for number in 0..options.mutations {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)?;
-        let mutation = mutate::choose(&mut random, &tables, &blobs);
+        // With --only, draw until a mutation matches (a bounded number of
+        // times, so that a text nothing matches ends the run).
+        let mut mutation = mutate::choose(&mut random, &tables, &blobs);
+        let mut draws = 0;
+        while !options.only.is_empty()
+            && !options
+                .only
+                .iter()
+                .any(|text| mutation.describe().contains(text.as_str()))
+        {
+            draws += 1;
+            anyhow::ensure!(
+                draws < 100_000,
+                "no mutation matches --only {:?}",
+                options.only
+            );
+            mutation = mutate::choose(&mut random, &tables, &blobs);
+        }
         let record = match &mutation.target {
             Target::LogBundle | Target::CaseBundle => {
                 let (source, baseline) = if mutation.target == Target::LogBundle {
