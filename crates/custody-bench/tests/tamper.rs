@@ -31,9 +31,9 @@ fn campaign(arguments: &[&str]) -> Value {
 #[test]
 fn the_fixed_classes_of_the_tamper_campaign_stay_caught() {
     // The stored Merkle nodes (log.node-mismatch), the delegation columns the
-    // server looks grants up by (admin.grant-mismatch), the events' index
-    // columns (event.index-mismatch), and the checkpoints file deleted
-    // (checkpoint.none-outside).
+    // server looks grants up by (admin.grant-mismatch), every column of the
+    // events table (event.index-mismatch for the columns beside the bytes),
+    // and the checkpoints file deleted (checkpoint.none-outside).
     let summary = campaign(&[
         "--mutations",
         "30",
@@ -46,9 +46,7 @@ fn the_fixed_classes_of_the_tamper_campaign_stay_caught() {
         "--only",
         "delegations.grant_id",
         "--only",
-        "events.case_id",
-        "--only",
-        "events.seq",
+        "flip events.",
         "--only",
         "delete checkpoints file",
     ]);
@@ -70,5 +68,22 @@ fn the_fixed_classes_of_the_tamper_campaign_stay_caught() {
             .any(|(group, counts)| group.starts_with("log_nodes")
                 && counts["codes"]["log.node-mismatch"].as_u64().unwrap_or(0) > 0),
         "an interior node mutation is named log.node-mismatch: {summary:#}"
+    );
+}
+
+#[test]
+fn every_column_of_the_events_table_is_checked() {
+    // `event_id`, `kind` and `recorded_at` were not compared with the event
+    // inside; `case_id`, `seq`, `bytes` and `log_index` were.
+    let summary = campaign(&["--mutations", "16", "--seed", "5", "--only", "flip events."]);
+    assert_eq!(
+        summary["not_caught"].as_array().map(Vec::len),
+        Some(0),
+        "{summary:#}"
+    );
+    let codes = &summary["groups"]["events: flip"]["codes"];
+    assert!(
+        codes["event.index-mismatch"].as_u64().unwrap_or(0) > 0,
+        "{summary:#}"
     );
 }

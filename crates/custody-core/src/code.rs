@@ -129,7 +129,7 @@ codes! {
     EventNotCanonical = "event.not-canonical" [Critical]
         r#"critical | the stored bytes are an event but not its RFC 8785 form: they were rewritten"#;
     EventIndexMismatch = "event.index-mismatch" [Critical]
-        r#"critical | the row's `case_id`/`seq` columns disagree with the event inside"#;
+        r#"critical | the row's `case_id`/`seq` columns (or, on a store, its `event_id`/`kind`/`recorded_at` columns) disagree with the event inside"#;
     EventExternalIdRepeated = "event.external-id-repeated" [High]
         r#"high | two writes carry the same `source` and `external_id`: one record of an outside system was recorded twice (the writer returns the first write's outcome for a replay and appends nothing, so this takes a write behind its back)"#;
     ChainMissingStart = "chain.missing-start" [Critical]

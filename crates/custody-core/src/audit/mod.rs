@@ -228,6 +228,11 @@ impl DecodedRow {
     pub fn is_ok(&self) -> bool {
         self.event.is_ok()
     }
+
+    /// The event, when the row decoded into a canonical one.
+    pub fn event(&self) -> Option<&Event> {
+        self.event.as_ref().ok()
+    }
 }
 
 /// Decodes and hashes one stored row; see [`DecodedRow`].

@@ -482,23 +482,28 @@ pub(crate) async fn audit_pool(
     });
     // Fetching the next page overlaps with decoding the current one: the
     // database work runs on sqlx's worker thread, the decoding on the others.
-    let mut page = fetch_audit_page(&mut connection, -1, PAGE).await?;
+    let mut column_findings = Vec::new();
+    let mut page = fetch_audit_page_with_columns(&mut connection, -1, PAGE).await?;
     loop {
         let full = i64::try_from(page.len()) == Ok(PAGE);
-        let last = page.last().map(|row| to_sql(row.log_index)).unwrap_or(-1);
+        let last = page.last().map(|(row, _)| to_sql(row.log_index)).unwrap_or(-1);
         let decoding = tokio::task::spawn_blocking(move || {
-            let decoded = crate::decode_in_parallel(&page);
-            (page, decoded)
+            let (rows, columns): (Vec<StoredEvent>, Vec<EventColumns>) = page.into_iter().unzip();
+            let decoded = crate::decode_in_parallel(&rows);
+            (rows, columns, decoded)
         });
         let next = if full {
-            Some(fetch_audit_page(&mut connection, last, PAGE).await?)
+            Some(fetch_audit_page_with_columns(&mut connection, last, PAGE).await?)
         } else {
             None
         };
-        let (decoded_page, decoded) = decoding
+        let (decoded_page, columns, decoded) = decoding
             .await
             .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
-        for (row, decoded) in decoded_page.iter().zip(decoded) {
+        for ((row, columns), decoded) in decoded_page.iter().zip(&columns).zip(decoded) {
+            if let Some(event) = decoded.event() {
+                column_findings.extend(check_event_columns(row, columns, event));
+            }
             auditor.observe_decoded(row, decoded);
         }
         audited += u64::try_from(decoded_page.len()).unwrap_or(u64::MAX);
@@ -517,6 +522,7 @@ pub(crate) async fn audit_pool(
     sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
     let mut report = auditor.finish(heads);
     report.add_findings(node_findings);
+    report.add_findings(column_findings);
     Ok(report)
 }
 
@@ -662,8 +668,29 @@ async fn fetch_audit_page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    Ok(fetch_audit_page_with_columns(connection, after, limit)
+        .await?
+        .into_iter()
+        .map(|(row, _)| row)
+        .collect())
+}
+
+/// The columns the store keeps beside an event's bytes besides `case_id`
+/// and `seq`: `event_id`, `kind` and `recorded_at`.
+struct EventColumns {
+    event_id: String,
+    kind: String,
+    recorded_at: String,
+}
+
+/// [`fetch_audit_page`] with each row's [`EventColumns`].
+async fn fetch_audit_page_with_columns(
+    connection: &mut Conn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(StoredEvent, EventColumns)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
+        "SELECT e.log_index, e.case_id, e.seq, e.event_id, e.kind, e.recorded_at, e.bytes, n.hash AS leaf FROM events e
          LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
          WHERE e.log_index > $1 ORDER BY e.log_index LIMIT $2",
     )
@@ -674,16 +701,52 @@ async fn fetch_audit_page(
     rows.iter()
         .map(|row| {
             let log_index: i64 = row.try_get("log_index")?;
-            Ok(StoredEvent {
-                log_index: from_sql(log_index),
-                case_id: row.try_get("case_id")?,
-                seq: row.try_get("seq")?,
-                bytes: row.try_get("bytes")?,
-                stored_leaf: row.try_get("leaf")?,
-            })
+            Ok((
+                StoredEvent {
+                    log_index: from_sql(log_index),
+                    case_id: row.try_get("case_id")?,
+                    seq: row.try_get("seq")?,
+                    bytes: row.try_get("bytes")?,
+                    stored_leaf: row.try_get("leaf")?,
+                },
+                EventColumns {
+                    event_id: row.try_get("event_id")?,
+                    kind: row.try_get("kind")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                },
+            ))
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// The row's `event_id`, `kind` and `recorded_at` columns must say what the
+/// event inside says: the store looks events up by ID and lists them by
+/// kind and time from these columns.
+fn check_event_columns(
+    row: &StoredEvent,
+    columns: &EventColumns,
+    event: &Event,
+) -> Option<custody_core::audit::Finding> {
+    let kind = event.body.kind_name();
+    let recorded_at = event.recorded_at.to_string();
+    let event_id = event.event_id.to_string();
+    if columns.event_id == event_id && columns.kind == kind && columns.recorded_at == recorded_at {
+        return None;
+    }
+    Some(
+        custody_core::audit::Finding::new(
+            custody_core::Code::EventIndexMismatch,
+            format!(
+                "the row at log index {} claims event {} of kind {} recorded at {}, but the event inside is {event_id} of kind {kind} recorded at {recorded_at}",
+                row.log_index,
+                custody_core::text::escape(&columns.event_id),
+                custody_core::text::escape(&columns.kind),
+                custody_core::text::escape(&columns.recorded_at),
+            ),
+        )
+        .at_event(event, row.log_index),
+    )
 }
 
 /// A log entry from a row of `log_index`, `case_id` and `bytes`.
