@@ -518,9 +518,22 @@ pub(crate) async fn audit_pool(
     let heads = read_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     auditor.check_admin_rows(&rows);
-    let node_findings = audit_interior_nodes(&mut connection, total).await?;
-    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
     let mut report = auditor.finish(heads);
+    // Leaves already named wrong or missing make their parents
+    // uncheckable, not wrong.
+    let bad_leaves: std::collections::BTreeSet<u64> = report
+        .findings
+        .iter()
+        .filter(|finding| {
+            matches!(
+                finding.code,
+                custody_core::Code::LogLeafMismatch | custody_core::Code::LogLeafMissing
+            )
+        })
+        .filter_map(|finding| finding.log_index)
+        .collect();
+    let node_findings = audit_interior_nodes(&mut connection, total, bad_leaves).await?;
+    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
     report.add_findings(node_findings);
     report.add_findings(column_findings);
     Ok(report)
@@ -532,6 +545,7 @@ pub(crate) async fn audit_pool(
 async fn audit_interior_nodes(
     connection: &mut Conn,
     size: u64,
+    bad_leaves: std::collections::BTreeSet<u64>,
 ) -> Result<Vec<custody_core::audit::Finding>, StoreError> {
     const PARENTS: u64 = 8192;
     // Beyond any index a log can reach (and within SQL's signed integers).
@@ -562,7 +576,9 @@ async fn audit_interior_nodes(
     // floor(log2(size)): the level of the largest complete subtree.
     let complete_top = (u64::BITS - size.leading_zeros()).saturating_sub(1);
     let highest = stored_top.max(complete_top);
+    let mut bad_children = bad_leaves;
     for level in 1..=highest {
+        let mut bad = std::collections::BTreeSet::new();
         let complete = if level >= 63 { 0 } else { size >> level };
         let mut first = 0;
         loop {
@@ -576,13 +592,20 @@ async fn audit_interior_nodes(
                     .await?,
             )?;
             findings.extend(custody_core::audit::nodes::check_node_range(
-                size, level, first, end, &parents, &children,
+                size,
+                level,
+                (first, end),
+                &parents,
+                &children,
+                &bad_children,
+                &mut bad,
             ));
             if end >= complete {
                 break;
             }
             first = end;
         }
+        bad_children = bad;
     }
     Ok(findings)
 }
