@@ -216,8 +216,8 @@ pub async fn build(root: &Path) -> Result<Pristine> {
     let events = store.log_size().await?;
     let blobs = custody_evidence::LocalBlobStore::new(data_dir.join("evidence"));
     let trusted = custody_store::keys::trusted_keys(&data_dir)?;
-    let log_bundle = root.join("log.bundle");
-    let case_bundle = root.join("case.bundle");
+    let log_bundle = root.join("whole-log-bundle.jsonl");
+    let case_bundle = root.join("case-bundle.jsonl");
     let case_id: String = sqlx_first_case(&data_dir).await?;
     for (path, scope) in [
         (&log_bundle, custody_export::bundle::Scope::Log),
