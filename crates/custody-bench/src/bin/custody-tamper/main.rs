@@ -210,7 +210,7 @@ async fn campaign(options: Options) -> Result<bool> {
                 } else {
                     (&pristine.case_bundle, &bundle_baseline[1])
                 };
-                let copy = work.join("mutated.bundle");
+                let copy = work.join("mutated-bundle.jsonl");
                 std::fs::copy(source, &copy)?;
                 let applied = mutate::apply_to_bundle(&copy, &mutation, &mut random)?;
                 let (outcome, codes, detail) = match applied {
