@@ -406,6 +406,43 @@ fn verify_names_principals_tokens_and_grants_changed_behind_the_stores_back() {
         ["admin.grant-mismatch", "admin.principal-mismatch"],
         "{report:#}"
     );
+
+    // The grant's vendor column moved to another organisation, its JSON
+    // left alone: the server finds a vendor's grants by that column, so the
+    // grant it would apply differs from the record (the tamper campaign,
+    // docs/tamper.md).
+    let copy = tempfile::tempdir().unwrap();
+    common::copy_dir(&server.data, copy.path());
+    tamper(
+        copy.path(),
+        &format!("UPDATE delegations SET vendor_org = 'evil-co' WHERE grant_id = '{grant_id}'"),
+    );
+    let (output, report) = common::verify_dir(copy.path());
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        finding_codes(&report),
+        ["admin.grant-mismatch"],
+        "{report:#}"
+    );
+
+    // The grant's JSON and a principal's kind edited into text that does not
+    // parse: findings (the store cannot use either row), not a failed check.
+    let copy = tempfile::tempdir().unwrap();
+    common::copy_dir(&server.data, copy.path());
+    tamper(
+        copy.path(),
+        &format!(
+            "UPDATE delegations SET grant_json = '{{\"gsant_id\": 1}}' WHERE grant_id = '{grant_id}';
+             UPDATE principals SET kind = 'humam' WHERE principal_id = 'alice'"
+        ),
+    );
+    let (output, report) = common::verify_dir(copy.path());
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    assert_eq!(
+        finding_codes(&report),
+        ["admin.grant-mismatch", "admin.principal-mismatch"],
+        "{report:#}"
+    );
 }
 
 #[test]

@@ -1206,3 +1206,109 @@ fn kill_9_during_appends_never_separates_an_event_from_its_leaf() {
     server.stop();
     assert_verify_ok(&server.data);
 }
+
+/// The stored Merkle nodes above the leaves serve every proof the store
+/// gives out; `verify` rebuilds the tree from the events, and also checks
+/// each stored node against its children, so a node altered, moved to
+/// another level or removed behind the store's back is named
+/// (`log.node-mismatch`), pointing at the node's first leaf, with no other
+/// code (the events and the signed roots are intact).
+#[test]
+fn verify_names_an_altered_moved_or_missing_interior_merkle_node() {
+    let fixture = build_fixture();
+    let messages = |findings: &[Value]| -> Vec<String> {
+        findings
+            .iter()
+            .map(|finding| finding["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    // Altered: the node over leaves 4..8 zeroed. Only it is named: its
+    // parent (over leaves 0..8) hashes the zeroed bytes but is right.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers(&TRIGGERS);
+        assert_eq!(
+            db.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1"),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert!(
+            codes(&findings)
+                .iter()
+                .all(|code| code == "log.node-mismatch"),
+            "{report:#}"
+        );
+        assert_eq!(
+            indices(&findings, "log.node-mismatch"),
+            vec![4],
+            "{report:#}"
+        );
+    }
+
+    // Moved: the node over leaves 8..12 stored one level up, where no
+    // complete subtree has its index; its own place is empty.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers(&TRIGGERS);
+        assert_eq!(
+            db.execute("UPDATE log_nodes SET level = 3, idx = 7 WHERE level = 2 AND idx = 2"),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert!(
+            codes(&findings)
+                .iter()
+                .all(|code| code == "log.node-mismatch"),
+            "{report:#}"
+        );
+        let messages = messages(
+            &with_code(&findings, "log.node-mismatch")
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|message| message.contains("level 2, index 2 is missing")),
+            "{report:#}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|message| message.contains("level 3, index 7")
+                    && message.contains("no complete subtree")),
+            "{report:#}"
+        );
+    }
+
+    // Removed: the highest node of all (over the first 16 leaves), so that
+    // no row is left at its level.
+    {
+        let copy = fresh_copy(&fixture);
+        let mut db = Db::open(copy.path());
+        db.drop_triggers(&TRIGGERS);
+        assert_eq!(
+            db.execute("DELETE FROM log_nodes WHERE level = (SELECT MAX(level) FROM log_nodes)"),
+            Ok(1)
+        );
+        db.close();
+        let (report, findings) = verify_fails(copy.path(), &[]);
+        assert!(
+            codes(&findings)
+                .iter()
+                .all(|code| code == "log.node-mismatch"),
+            "{report:#}"
+        );
+        assert_eq!(
+            indices(&findings, "log.node-mismatch"),
+            vec![0],
+            "{report:#}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 mod crash;
+mod tamper;
 
 const POSTGRES: &str = "127.0.0.1:5432";
 const TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -46,12 +47,14 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         "crash" => crash::crash(rest),
         "apifuzz" => apifuzz::apifuzz(rest),
+        "tamper" => tamper::tamper(rest),
         _ => {
             eprintln!("usage: cargo xtask <task> [arguments]");
             eprintln!("  test     run every test (finds or starts PostgreSQL first)");
             eprintln!("  bench    run the benchmarks in release mode");
             eprintln!("  crash    kill -9 a loaded server at random, restart, check (docs/crash.md)");
             eprintln!("  apifuzz  fuzz the HTTP API of a live server with schemathesis (docs/api-fuzzing.md)");
+            eprintln!("  tamper   mutate a data directory behind the store's back, check verify names it (docs/tamper.md)");
             return ExitCode::from(2);
         }
     };

@@ -129,7 +129,7 @@ codes! {
     EventNotCanonical = "event.not-canonical" [Critical]
         r#"critical | the stored bytes are an event but not its RFC 8785 form: they were rewritten"#;
     EventIndexMismatch = "event.index-mismatch" [Critical]
-        r#"critical | the row's `case_id`/`seq` columns disagree with the event inside"#;
+        r#"critical | the row's `case_id`/`seq` columns (or, on a store, its `event_id`/`kind`/`recorded_at` columns) disagree with the event inside"#;
     EventExternalIdRepeated = "event.external-id-repeated" [High]
         r#"high | two writes carry the same `source` and `external_id`: one record of an outside system was recorded twice (the writer returns the first write's outcome for a replay and appends nothing, so this takes a write behind its back)"#;
     ChainMissingStart = "chain.missing-start" [Critical]
@@ -157,6 +157,8 @@ codes! {
         r#"critical | the stored Merkle leaf does not hash the stored event bytes"#;
     LogLeafMissing = "log.leaf-missing" [Critical]
         r#"critical | an event has no Merkle leaf"#;
+    LogNodeMismatch = "log.node-mismatch" [Critical]
+        r#"critical | a stored Merkle node above the leaves does not hash its two children, is missing, or is stored where no complete subtree is: the proofs the store serves through it are wrong (verify rebuilds the tree from the events, so its own verdict never rests on a stored node)"#;
     LogLeafWithoutEvent = "log.leaf-without-event" [Critical]
         r#"critical | the log holds more leaves than events: events were removed"#;
     CheckpointBadSignature = "checkpoint.bad-signature" [Critical]

@@ -144,6 +144,13 @@ const COVERAGE: &[(&str, Producer)] = &[
     ("log.leaf-missing", Fixture(log_leaf_missing)),
     ("log.leaf-without-event", Fixture(log_leaf_without_event)),
     (
+        "log.node-mismatch",
+        Test {
+            file: "tests/e2e/log_tamper.rs",
+            holder: "verify_names_an_altered_moved_or_missing_interior_merkle_node",
+        },
+    ),
+    (
         "checkpoint.bad-signature",
         Fixture(checkpoint_bad_signature),
     ),

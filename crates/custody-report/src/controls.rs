@@ -198,6 +198,7 @@ pub fn for_code(code: Code) -> &'static [Control] {
         Code::LogLeafMismatch
         | Code::LogLeafMissing
         | Code::LogLeafWithoutEvent
+        | Code::LogNodeMismatch
         | Code::CheckpointBadSignature
         | Code::CheckpointRowMismatch
         | Code::CheckpointRootMismatch

@@ -95,7 +95,8 @@ pub fn parse(text: &str) -> Parsed {
 /// Reads every checkpoint held at `path`: a checkpoints file, or a directory
 /// whose regular files (not hidden ones) each hold checkpoints. Returns the
 /// checkpoints and the findings about the files themselves (torn or stray
-/// content). A path that cannot be read is an error.
+/// or stray content, bytes that are not text). A path that cannot be read
+/// is an error.
 pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec<Finding>)> {
     let mut checkpoints = Vec::new();
     let mut findings = Vec::new();
@@ -115,12 +116,23 @@ pub fn read_outside(path: &Path) -> std::io::Result<(Vec<OutsideCheckpoint>, Vec
     };
     for file in files {
         let bytes = std::fs::read(&file)?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} is not text: it holds no checkpoints", file.display()),
-            )
-        })?;
+        // Bytes that are not UTF-8 (a flipped bit, say) are a finding about
+        // the file, not a reason to stop checking: the entries they do not
+        // touch are still read, and the one they touch fails its signature.
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => {
+                findings.push(Finding::new(
+                    Code::CheckpointOutsideMalformed,
+                    format!(
+                        "{} holds bytes that are not UTF-8 text (from byte {}): it was altered or is not a checkpoints file",
+                        file.display(),
+                        error.utf8_error().valid_up_to()
+                    ),
+                ));
+                String::from_utf8_lossy(error.as_bytes()).into_owned()
+            }
+        };
         let parsed = parse(&text);
         let entries = parsed.notes.len();
         for (number, note) in parsed.notes.into_iter().enumerate() {
@@ -299,6 +311,28 @@ mod tests {
         assert_eq!(parsed.notes.len(), 2);
         assert_eq!(parsed.torn, 1);
         assert!(parsed.stray_lines.is_empty(), "{parsed:?}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_a_finding_and_the_other_entries_still_read() {
+        // A bit flipped in the second entry (the tamper campaign's
+        // `flip checkpoints file`): that was an error that stopped verify.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CHECKPOINTS_FILE);
+        let mut bytes = format!("{}{}", frame(NOTE), frame(NOTE)).into_bytes();
+        let at = frame(NOTE).len() + BEGIN_LINE.len() + 3;
+        bytes[at] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (read, findings) = read_outside(&path).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].note, NOTE);
+        assert_ne!(read[1].note, NOTE);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].code, Code::CheckpointOutsideMalformed);
+        assert!(
+            findings[0].message.contains(&format!("from byte {at}")),
+            "{findings:?}"
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ mod evidence;
 mod finding;
 mod links;
 mod log;
+pub mod nodes;
 mod observed;
 mod policy;
 mod rules;
@@ -226,6 +227,11 @@ impl DecodedRow {
     /// Whether the row decoded into a canonical event.
     pub fn is_ok(&self) -> bool {
         self.event.is_ok()
+    }
+
+    /// The event, when the row decoded into a canonical one.
+    pub fn event(&self) -> Option<&Event> {
+        self.event.as_ref().ok()
     }
 }
 

@@ -482,23 +482,28 @@ pub(crate) async fn audit_pool(
     });
     // Fetching the next page overlaps with decoding the current one: the
     // database work runs on sqlx's worker thread, the decoding on the others.
-    let mut page = fetch_audit_page(&mut connection, -1, PAGE).await?;
+    let mut column_findings = Vec::new();
+    let mut page = fetch_audit_page_with_columns(&mut connection, -1, PAGE).await?;
     loop {
         let full = i64::try_from(page.len()) == Ok(PAGE);
-        let last = page.last().map(|row| to_sql(row.log_index)).unwrap_or(-1);
+        let last = page.last().map(|(row, _)| to_sql(row.log_index)).unwrap_or(-1);
         let decoding = tokio::task::spawn_blocking(move || {
-            let decoded = crate::decode_in_parallel(&page);
-            (page, decoded)
+            let (rows, columns): (Vec<StoredEvent>, Vec<EventColumns>) = page.into_iter().unzip();
+            let decoded = crate::decode_in_parallel(&rows);
+            (rows, columns, decoded)
         });
         let next = if full {
-            Some(fetch_audit_page(&mut connection, last, PAGE).await?)
+            Some(fetch_audit_page_with_columns(&mut connection, last, PAGE).await?)
         } else {
             None
         };
-        let (decoded_page, decoded) = decoding
+        let (decoded_page, columns, decoded) = decoding
             .await
             .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
-        for (row, decoded) in decoded_page.iter().zip(decoded) {
+        for ((row, columns), decoded) in decoded_page.iter().zip(&columns).zip(decoded) {
+            if let Some(event) = decoded.event() {
+                column_findings.extend(check_event_columns(row, columns, event));
+            }
             auditor.observe_decoded(row, decoded);
         }
         audited += u64::try_from(decoded_page.len()).unwrap_or(u64::MAX);
@@ -513,8 +518,96 @@ pub(crate) async fn audit_pool(
     let heads = read_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     auditor.check_admin_rows(&rows);
+    let mut report = auditor.finish(heads);
+    // Leaves already named wrong or missing make their parents
+    // uncheckable, not wrong.
+    let bad_leaves: std::collections::BTreeSet<u64> = report
+        .findings
+        .iter()
+        .filter(|finding| {
+            matches!(
+                finding.code,
+                custody_core::Code::LogLeafMismatch | custody_core::Code::LogLeafMissing
+            )
+        })
+        .filter_map(|finding| finding.log_index)
+        .collect();
+    let node_findings = audit_interior_nodes(&mut connection, total, bad_leaves).await?;
     sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
-    Ok(auditor.finish(heads))
+    report.add_findings(node_findings);
+    report.add_findings(column_findings);
+    Ok(report)
+}
+
+/// Checks every stored Merkle node above the leaves against its children
+/// (`custody_core::audit::nodes`), a level at a time, in pages of parent
+/// indexes, so memory stays bounded however long the log is.
+async fn audit_interior_nodes(
+    connection: &mut Conn,
+    size: u64,
+    bad_leaves: std::collections::BTreeSet<u64>,
+) -> Result<Vec<custody_core::audit::Finding>, StoreError> {
+    const PARENTS: u64 = 8192;
+    // Beyond any index a log can reach (and within SQL's signed integers).
+    const BEYOND: u64 = 1 << 61;
+    let top: Option<i64> = sqlx::query_scalar("SELECT MAX(level) FROM log_nodes")
+        .fetch_one(&mut *connection)
+        .await?;
+    let mut findings = Vec::new();
+    let read = |level: u32, first: u64, end: u64| {
+        sqlx::query(
+            "SELECT idx, hash FROM log_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+        )
+        .bind(i64::from(level))
+        .bind(to_sql(first))
+        .bind(to_sql(end))
+    };
+    let nodes = |rows: Vec<DbRow>| -> Result<Vec<custody_core::audit::nodes::StoredNode>, sqlx::Error> {
+        rows.iter()
+            .map(|row| {
+                let index: i64 = row.try_get("idx")?;
+                Ok((from_sql(index), row.try_get("hash")?))
+            })
+            .collect()
+    };
+    // Every level a complete subtree of the log reaches, and any above it
+    // that holds a row: a top node removed must still be looked for.
+    let stored_top = u32::try_from(top.unwrap_or(0)).unwrap_or(0);
+    // floor(log2(size)): the level of the largest complete subtree.
+    let complete_top = (u64::BITS - size.leading_zeros()).saturating_sub(1);
+    let highest = stored_top.max(complete_top);
+    let mut bad_children = bad_leaves;
+    for level in 1..=highest {
+        let mut bad = std::collections::BTreeSet::new();
+        let complete = if level >= 63 { 0 } else { size >> level };
+        let mut first = 0;
+        loop {
+            // The last page also takes every row beyond the complete
+            // subtrees, which must not be there.
+            let end = if first + PARENTS >= complete { BEYOND } else { first + PARENTS };
+            let parents = nodes(read(level, first, end).fetch_all(&mut *connection).await?)?;
+            let children = nodes(
+                read(level - 1, first * 2, end * 2)
+                    .fetch_all(&mut *connection)
+                    .await?,
+            )?;
+            findings.extend(custody_core::audit::nodes::check_node_range(
+                size,
+                level,
+                (first, end),
+                &parents,
+                &children,
+                &bad_children,
+                &mut bad,
+            ));
+            if end >= complete {
+                break;
+            }
+            first = end;
+        }
+        bad_children = bad;
+    }
+    Ok(findings)
 }
 
 /// One scan of the continuous monitor: the stored checkpoints and every row
@@ -598,8 +691,29 @@ async fn fetch_audit_page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
+    Ok(fetch_audit_page_with_columns(connection, after, limit)
+        .await?
+        .into_iter()
+        .map(|(row, _)| row)
+        .collect())
+}
+
+/// The columns the store keeps beside an event's bytes besides `case_id`
+/// and `seq`: `event_id`, `kind` and `recorded_at`.
+struct EventColumns {
+    event_id: String,
+    kind: String,
+    recorded_at: String,
+}
+
+/// [`fetch_audit_page`] with each row's [`EventColumns`].
+async fn fetch_audit_page_with_columns(
+    connection: &mut Conn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(StoredEvent, EventColumns)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
+        "SELECT e.log_index, e.case_id, e.seq, e.event_id, e.kind, e.recorded_at, e.bytes, n.hash AS leaf FROM events e
          LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
          WHERE e.log_index > $1 ORDER BY e.log_index LIMIT $2",
     )
@@ -610,16 +724,52 @@ async fn fetch_audit_page(
     rows.iter()
         .map(|row| {
             let log_index: i64 = row.try_get("log_index")?;
-            Ok(StoredEvent {
-                log_index: from_sql(log_index),
-                case_id: row.try_get("case_id")?,
-                seq: row.try_get("seq")?,
-                bytes: row.try_get("bytes")?,
-                stored_leaf: row.try_get("leaf")?,
-            })
+            Ok((
+                StoredEvent {
+                    log_index: from_sql(log_index),
+                    case_id: row.try_get("case_id")?,
+                    seq: row.try_get("seq")?,
+                    bytes: row.try_get("bytes")?,
+                    stored_leaf: row.try_get("leaf")?,
+                },
+                EventColumns {
+                    event_id: row.try_get("event_id")?,
+                    kind: row.try_get("kind")?,
+                    recorded_at: row.try_get("recorded_at")?,
+                },
+            ))
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// The row's `event_id`, `kind` and `recorded_at` columns must say what the
+/// event inside says: the store looks events up by ID and lists them by
+/// kind and time from these columns.
+fn check_event_columns(
+    row: &StoredEvent,
+    columns: &EventColumns,
+    event: &Event,
+) -> Option<custody_core::audit::Finding> {
+    let kind = event.body.kind_name();
+    let recorded_at = event.recorded_at.to_string();
+    let event_id = event.event_id.to_string();
+    if columns.event_id == event_id && columns.kind == kind && columns.recorded_at == recorded_at {
+        return None;
+    }
+    Some(
+        custody_core::audit::Finding::new(
+            custody_core::Code::EventIndexMismatch,
+            format!(
+                "the row at log index {} claims event {} of kind {} recorded at {}, but the event inside is {event_id} of kind {kind} recorded at {recorded_at}",
+                row.log_index,
+                custody_core::text::escape(&columns.event_id),
+                custody_core::text::escape(&columns.kind),
+                custody_core::text::escape(&columns.recorded_at),
+            ),
+        )
+        .at_event(event, row.log_index),
+    )
 }
 
 /// A log entry from a row of `log_index`, `case_id` and `bytes`.
@@ -788,6 +938,10 @@ pub(crate) async fn connector_identities(
 
 /// The stored projections of the administration record, for the audit.
 async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminRows, StoreError> {
+    // A row that does not parse (a kind or groups edited into nonsense) is
+    // left out rather than failing the whole check: the comparison with the
+    // administration record then names it as a principal or grant the
+    // record has and the store lacks, since the store cannot use it either.
     let principals = sqlx::query(
         "SELECT principal_id, display_name, kind, groups_json, org FROM principals ORDER BY principal_id",
     )
@@ -795,6 +949,7 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
     .await?
     .iter()
     .map(principal_from_row)
+    .filter(|row| !matches!(row, Err(StoreError::Corrupt(_))))
     .collect::<Result<Vec<_>, _>>()?;
     let tokens = sqlx::query(
         "SELECT token_id, principal_id, secret_sha256, expires_at, revoked_at FROM tokens ORDER BY token_id",
@@ -814,15 +969,24 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let grants = sqlx::query_scalar::<_, String>("SELECT grant_json FROM delegations ORDER BY grant_id")
+    // The grant as the store serves it: the server finds a grant by its
+    // `grant_id` column and a vendor's grants by `vendor_org`, so those
+    // columns override the JSON's fields, and a column edited behind the
+    // store's back shows as a grant that differs from the record.
+    let grants = sqlx::query("SELECT grant_id, vendor_org, grant_json FROM delegations ORDER BY grant_id")
         .fetch_all(&mut *connection)
         .await?
         .iter()
-        .map(|json| {
-            serde_json::from_str(json)
-                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))
+        .map(|row| {
+            let json: String = row.try_get("grant_json")?;
+            let mut grant: custody_core::delegation::DelegationGrant = serde_json::from_str(&json)
+                .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))?;
+            grant.grant_id = row.try_get("grant_id")?;
+            grant.vendor_org = row.try_get("vendor_org")?;
+            Ok(grant)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .filter(|row| !matches!(row, Err(StoreError::Corrupt(_))))
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let identities = sqlx::query(
         "SELECT connector, external_user, principal_id FROM connector_identities ORDER BY connector, external_user",
     )
