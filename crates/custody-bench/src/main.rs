@@ -128,7 +128,9 @@ fn main() -> Result<()> {
 }
 
 async fn run(scale: u64) -> Result<()> {
-    // 11-14, each by name only, or (but the soak) after the others.
+    // 11-14, each by name only, or (but the soak) after the others. Their
+    // HTTP clients need the process's TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match std::env::var("CUSTODY_BENCH_ONLY").as_deref() {
         Ok("postgres") => return postgres::postgres_appends(100 * scale).await,
         Ok("http") => return http_load::http_writes().await,
