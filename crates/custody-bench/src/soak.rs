@@ -382,6 +382,9 @@ pub(crate) async fn soak() -> Result<()> {
     Ok(())
 }
 
+/// A plotted series: its label, colour and value per window.
+type Series = (&'static str, &'static str, fn(&Window) -> f64);
+
 /// Two panels against time: the server's RSS (MiB) and the p99 latency
 /// (ms) per 10 s window, as polylines with their axes' ranges labelled.
 fn svg(windows: &[Window], rate: f64, load: &str) -> String {
@@ -396,17 +399,9 @@ fn svg(windows: &[Window], rate: f64, load: &str) -> String {
 "##,
         2.0 * panel + 3.0 * margin
     );
-    let series: [(&str, &str, Box<dyn Fn(&Window) -> f64>); 2] = [
-        (
-            "server RSS (MiB)",
-            "#1f77b4",
-            Box::new(|w: &Window| w.rss_mib),
-        ),
-        (
-            "p99 latency (ms)",
-            "#d62728",
-            Box::new(|w: &Window| w.p99_ms),
-        ),
+    let series: [Series; 2] = [
+        ("server RSS (MiB)", "#1f77b4", |w: &Window| w.rss_mib),
+        ("p99 latency (ms)", "#d62728", |w: &Window| w.p99_ms),
     ];
     for (row, (label, colour, value)) in series.iter().enumerate() {
         let top = margin + row as f64 * (panel + margin);
