@@ -130,7 +130,7 @@ fn timed(command: &mut Command, what: &str) -> Result<(f64, u64)> {
         .arg(report.path())
         .arg(command.get_program())
         .args(command.get_args())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, value) in command.get_envs() {
         match value {
@@ -145,7 +145,8 @@ fn timed(command: &mut Command, what: &str) -> Result<(f64, u64)> {
     let seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(
         output.status.success(),
-        "{what} failed: {}",
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     let text = std::fs::read_to_string(report.path())?;
@@ -263,6 +264,17 @@ pub(crate) async fn scale_bench() -> Result<()> {
             "  {size} events (appended through the store API in {build_seconds:.0} s, {:.0} events/s)",
             (size as f64) / build_seconds.max(1e-9)
         );
+        // Verify wants the log covered by a signed checkpoint (held in the
+        // data directory too): a server signs one on request.
+        {
+            let server = Served::start(&data, None, None).await?;
+            reqwest::Client::new()
+                .post(format!("{}/v1/log/checkpoint", server.base))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()?;
+        }
         let disk = served::disk_bytes(&data);
         let canonical = directory.path().join("canonical.bin");
         let (events, bytes) = canonical_bytes(&data, &canonical).await?;
