@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod apifuzz;
+mod bench_tools;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -98,7 +99,13 @@ fn bench(extra: &[String]) -> Result<(), String> {
     // The drill benchmark runs the `custody` binary, built beside the
     // harness (only when the drill is among the benchmarks run).
     let only = std::env::var("CUSTODY_BENCH_ONLY").ok();
-    if only.is_none() || only.as_deref() == Some("drill") {
+    if bench_tools::needs_wrk(only.as_deref()) {
+        bench_tools::ensure_wrk()?;
+    }
+    if bench_tools::needs_postgres(only.as_deref()) {
+        ensure_postgres()?;
+    }
+    if bench_tools::needs_custody(only.as_deref()) {
         let mut build = cargo();
         build.args(["build", "--release", "--locked", "--bin", "custody"]);
         run(build)?;

@@ -35,6 +35,21 @@
 //!     the same data (`CUSTODY_BENCH_ONLY=console` runs only this; see
 //!     `console.rs`).
 //!
+//! 11. Durable appends on PostgreSQL with one and with two store nodes on
+//!     one database, beside raw multi-row INSERTs of rows of the same size
+//!     and batching (`CUSTODY_BENCH_ONLY=postgres`; see `postgres.rs`).
+//! 12. HTTP writes into a release `custody serve` (embedded and
+//!     PostgreSQL) loaded by `wrk` at several connection counts, beside
+//!     `wrk` against the same server's `/healthz`
+//!     (`CUSTODY_BENCH_ONLY=http`; see `http_load.rs`).
+//! 13. Verify, export, storage amplification and reads at 1M (and 10M by
+//!     hand) events, beside `sha256sum` of the canonical bytes
+//!     (`CUSTODY_BENCH_ONLY=scale`; see `scale.rs`).
+//! 14. A 10-minute soak at 70% of the maximum write rate with deliveries
+//!     and an export sink: RSS and p99 per 10 s window, CSV and SVG
+//!     (`CUSTODY_BENCH_ONLY=soak`; see `soak.rs`). Not part of the default
+//!     run (it takes 10 minutes): run it by name.
+//!
 //! Sizes can be scaled with `CUSTODY_BENCH_SCALE` (default 1).
 
 #![forbid(unsafe_code)]
@@ -43,7 +58,12 @@ mod cloudtrail;
 mod connectors;
 mod console;
 mod drill;
+mod http_load;
+mod postgres;
 mod report;
+mod scale;
+mod served;
+mod soak;
 pub mod trail;
 
 use std::str::FromStr;
@@ -108,6 +128,16 @@ fn main() -> Result<()> {
 }
 
 async fn run(scale: u64) -> Result<()> {
+    // 11-14, each by name only, or (but the soak) after the others. Their
+    // HTTP clients need the process's TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match std::env::var("CUSTODY_BENCH_ONLY").as_deref() {
+        Ok("postgres") => return postgres::postgres_appends(100 * scale).await,
+        Ok("http") => return http_load::http_writes().await,
+        Ok("scale") => return scale::scale_bench().await,
+        Ok("soak") => return soak::soak().await,
+        _ => {}
+    }
     // 6. Export throughput and memory (`CUSTODY_BENCH_EXPORT_SIZES`, default
     //    250000,1000000); `CUSTODY_BENCH_ONLY=export` runs only this.
     let export_sizes: Vec<u64> = match std::env::var("CUSTODY_BENCH_EXPORT_SIZES") {
@@ -287,6 +317,13 @@ async fn run(scale: u64) -> Result<()> {
     println!();
 
     report::report_bench(report_events).await?;
+    println!();
+
+    postgres::postgres_appends(100 * scale).await?;
+    println!();
+    http_load::http_writes().await?;
+    println!();
+    scale::scale_bench().await?;
     Ok(())
 }
 

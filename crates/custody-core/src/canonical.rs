@@ -277,14 +277,14 @@ mod tests {
                 "\u{2028}", "key", "Z9", "",
             ];
             (0..count)
-                .map(|_| PIECES[(next(state) % PIECES.len() as u64) as usize])
+                .map(|_| PIECES[usize::try_from(next(state)).unwrap_or(0) % PIECES.len()])
                 .collect()
         }
         let choice = next(state) % if depth > 3 { 5 } else { 7 };
         match choice {
             0 => serde_json::Value::Null,
-            1 => serde_json::Value::Bool(next(state) % 2 == 0),
-            2 => serde_json::json!((next(state) % (1 << 54)) as i64 - (1 << 53)),
+            1 => serde_json::Value::Bool(next(state).is_multiple_of(2)),
+            2 => serde_json::json!(i64::try_from(next(state) % (1 << 54)).unwrap_or(0) - (1 << 53)),
             3 => serde_json::json!(next(state) % 1000),
             4 => {
                 let count = next(state) % 6;

@@ -407,7 +407,10 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            samples.push((state % 400_000_000_000_000_000) as i64 - 100_000_000_000_000_000);
+            samples.push(
+                i64::try_from(state % 400_000_000_000_000_000).unwrap_or(0)
+                    - 100_000_000_000_000_000,
+            );
         }
         for micros in samples {
             let timestamp = Timestamp {
