@@ -7,7 +7,7 @@ pub async fn fetch_nodes(
     ids: &[NodeId],
 ) -> Result<HashMap<NodeId, Hash>, sqlx::Error> {
     let mut nodes = HashMap::with_capacity(ids.len());
-    for chunk in statement_chunks(&ids, NODES_PER_QUERY) {
+    for chunk in statement_chunks(ids, NODES_PER_QUERY) {
         let mut query: QueryBuilder<Db> = QueryBuilder::new(
             "SELECT level, idx, hash FROM log_nodes WHERE (level, idx) IN (VALUES ",
         );
