@@ -24,6 +24,8 @@
 
 #![forbid(unsafe_code)]
 
+mod fuzz;
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -40,10 +42,12 @@ fn main() -> ExitCode {
     let result = match task {
         "test" => test(rest),
         "bench" => bench(rest),
+        "fuzz" => fuzz::fuzz(rest),
         _ => {
             eprintln!("usage: cargo xtask <test|bench> [extra cargo arguments]");
             eprintln!("  test   run every test (finds or starts PostgreSQL first)");
             eprintln!("  bench  run the benchmarks in release mode");
+            eprintln!("  fuzz   run the fuzz targets: --seconds N [--target NAME]... [--jobs J]");
             return ExitCode::from(2);
         }
     };
