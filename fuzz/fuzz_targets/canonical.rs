@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(event) = custody_core::Event::decode(data) {
         // An event decodes only from canonical bytes.
         assert!(canonical, "Event::decode accepted non-canonical bytes");
-        let _ = event.summary();
+        let _ = event.body.summary();
         let _ = event.hash();
     }
 });
