@@ -26,6 +26,7 @@
 
 mod apifuzz;
 mod bench_tools;
+mod fuzz;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, ExitCode};
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         "crash" => crash::crash(rest),
         "apifuzz" => apifuzz::apifuzz(rest),
         "tamper" => tamper::tamper(rest),
+        "fuzz" => fuzz::fuzz(rest),
         _ => {
             eprintln!("usage: cargo xtask <task> [arguments]");
             eprintln!("  test     run every test (finds or starts PostgreSQL first)");
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             eprintln!("  crash    kill -9 a loaded server at random, restart, check (docs/crash.md)");
             eprintln!("  apifuzz  fuzz the HTTP API of a live server with schemathesis (docs/api-fuzzing.md)");
             eprintln!("  tamper   mutate a data directory behind the store's back, check verify names it (docs/tamper.md)");
+            eprintln!("  fuzz     run the fuzz targets: --seconds N [--target NAME]... [--jobs J] (docs/fuzzing.md)");
             return ExitCode::from(2);
         }
     };

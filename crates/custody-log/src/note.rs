@@ -746,14 +746,21 @@ fn check_characters(text: &str) -> Result<(), NoteError> {
 }
 
 pub(crate) fn parse_key_id_hex(text: &str) -> Result<u32, NoteError> {
-    // from_str_radix alone would accept a leading '+'.
-    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    // from_str_radix alone would accept a leading '+'. Lowercase only: a
+    // key has one text form (the one `Display` writes, as Go's note package
+    // does), so a key read from a bundle or `--key` prints as it was given
+    // (found by the `roundtrip` fuzz target).
+    if text.len() != 8
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(NoteError::MalformedKey {
-            reason: "key ID must be 8 hex digits",
+            reason: "key ID must be 8 lowercase hex digits",
         });
     }
     u32::from_str_radix(text, 16).map_err(|_| NoteError::MalformedKey {
-        reason: "key ID must be 8 hex digits",
+        reason: "key ID must be 8 lowercase hex digits",
     })
 }
 
