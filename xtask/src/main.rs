@@ -55,7 +55,9 @@ fn main() -> ExitCode {
             eprintln!("usage: cargo xtask <task> [arguments]");
             eprintln!("  test     run every test (finds or starts PostgreSQL first)");
             eprintln!("  bench    run the benchmarks in release mode");
-            eprintln!("  crash    kill -9 a loaded server at random, restart, check (docs/crash.md)");
+            eprintln!(
+                "  crash    kill -9 a loaded server at random, restart, check (docs/crash.md)"
+            );
             eprintln!("  apifuzz  fuzz the HTTP API of a live server with schemathesis (docs/api-fuzzing.md)");
             eprintln!("  tamper   mutate a data directory behind the store's back, check verify names it (docs/tamper.md)");
             eprintln!("  fuzz     run the fuzz targets: --seconds N [--target NAME]... [--jobs J] (docs/fuzzing.md)");
