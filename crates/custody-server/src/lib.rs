@@ -308,8 +308,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 /// Serves until `shutdown` resolves, with the connection `limits` (timeouts,
 /// connection limit, shutdown deadline). Prints `listening on ADDR` to
-/// standard error once the socket is bound, so wrappers started with port 0
-/// can find it.
+/// standard error once the node is ready (the socket bound, start-up done,
+/// the log's tail signed), so wrappers started with port 0 can find it.
 pub async fn serve(
     store: Store,
     listen: SocketAddr,
@@ -317,23 +317,9 @@ pub async fn serve(
     limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The tail a crashed predecessor left unsigned is signed before this
-    // node says it listens: a node killed again and again just after it
-    // listened never got to sign it (the crash campaign, docs/crash.md).
-    // Nothing is signed on a log that no longer extends the checkpoints
-    // signed for it.
-    options
-        .checkpoint_copies
-        .check(&store)
-        .await
-        .map_err(|error| std::io::Error::other(format!("refusing to start: {error}")))?;
-    sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
-    // Printed once, plainly (not as a log event), so that wrappers can find
-    // the address whatever CUSTODY_LOG and CUSTODY_LOG_FORMAT say.
-    eprintln!("listening on {local}");
-    serve_listener_with(store, listener, options, limits, shutdown).await
+    serve_announced(store, listener, options, limits, shutdown, Some(local)).await
 }
 
 /// Serves on an already bound listener until `shutdown` resolves, with the
@@ -363,6 +349,19 @@ pub async fn serve_listener_with(
     options: ServeOptions,
     limits: connections::ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_announced(store, listener, options, limits, shutdown, None).await
+}
+
+/// [`serve_listener_with`], printing `listening on ADDR` once the node is
+/// ready: after start-up has signed the log's tail.
+async fn serve_announced(
+    store: Store,
+    listener: tokio::net::TcpListener,
+    options: ServeOptions,
+    limits: connections::ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    announce: Option<SocketAddr>,
 ) -> std::io::Result<()> {
     // Nothing is written or signed on a log that no longer extends the
     // checkpoints signed for it (a history rewritten in the database).
@@ -417,6 +416,16 @@ pub async fn serve_listener_with(
             .map_err(std::io::Error::other)?;
     let deliveries = tokio::spawn(std::sync::Arc::new(deliverer).run());
     pushers.start();
+    // The tail a crashed predecessor left unsigned (and this start's policy
+    // adoption) is signed before the node says it listens: a node killed
+    // again and again just after it listened never signed it (the crash
+    // campaign, docs/crash.md). The timer's first tick then finds nothing new.
+    sign_checkpoint_once(&store, &options.log, &options.checkpoint_copies).await;
+    if let Some(local) = announce {
+        // Printed once, plainly (not as a log event), so that wrappers can
+        // find the address whatever CUSTODY_LOG and CUSTODY_LOG_FORMAT say.
+        eprintln!("listening on {local}");
+    }
     let checkpoints = tokio::spawn(sign_checkpoints(
         store.clone(),
         options.log.clone(),
