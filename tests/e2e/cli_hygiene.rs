@@ -321,7 +321,11 @@ fn serve_on_a_terminal(no_color: Option<&str>) -> String {
             let Ok(line) = line else { break };
             seen.push_str(&line);
             seen.push('\n');
-            if line.contains("no notification channels are configured") {
+            // The warning is logged during start-up, and `listening on`
+            // printed once start-up is done.
+            if seen.contains("no notification channels are configured")
+                && seen.contains("listening on")
+            {
                 break;
             }
         }
