@@ -43,7 +43,7 @@ const APPROVER_AAD: &str = "9a4f5162-7d8e-4f90-b1a2-c3d4e5f60718";
 const CHANNEL: &str = "hook";
 /// The finding of a blob no event names: expected right after a kill that
 /// cut an upload off between its blob and its event.
-const UNREFERENCED: &str = "evidence.blob-unreferenced";
+const UNREFERENCED: &str = custody_core::Code::EvidenceBlobUnreferenced.as_str();
 
 const USAGE: &str = "usage: custody-crash --custody PATH [--runs N] [--store sqlite|postgres] \
 [--seed S] [--seconds-per-run N] [--max-seconds N] [--workers N] [--dir DIR] [--database-url URL]";
