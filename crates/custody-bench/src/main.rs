@@ -593,35 +593,41 @@ async fn open_cases(store: &Store, writers: usize) -> Result<Vec<CaseId>> {
     let mut cases = Vec::new();
     for writer in 0..writers {
         let name = format!("writer{writer}");
-        let outcome = store
-            .write(CaseWrite {
-                actor: actor(&name)?,
-                idempotency_key: format!("open-{writer}"),
-                command: Opening::Request {
-                    drill: false,
-                    change: Change::new(
-                        Subject {
-                            kind: SubjectKind::User,
-                            id: name.clone(),
-                        },
-                        ChangeKind::Grant,
-                        "admin".into(),
-                        Some("bench".into()),
-                        None,
-                    )
-                    .expect("a valid change"),
-                    justification: None,
-                    ticket: None,
-                    rule: custody_core::policy::AppliedRule::brief_default(),
-                }
-                .into(),
-                occurred_at: None,
-                connector: None,
-            })
-            .await?;
-        cases.push(outcome.case_id);
+        cases.push(open_case(store, &actor(&name)?, &name).await?);
     }
     Ok(cases)
+}
+
+/// Opens one case requested by `actor` for the user `name` (a grant of
+/// `admin`), the case a bench writer then appends to.
+async fn open_case(store: &Store, actor: &Actor, name: &str) -> Result<CaseId> {
+    let outcome = store
+        .write(CaseWrite {
+            actor: actor.clone(),
+            idempotency_key: format!("open-{name}"),
+            command: Opening::Request {
+                drill: false,
+                change: Change::new(
+                    Subject {
+                        kind: SubjectKind::User,
+                        id: name.to_string(),
+                    },
+                    ChangeKind::Grant,
+                    "admin".into(),
+                    Some("bench".into()),
+                    None,
+                )
+                .expect("a valid change"),
+                justification: None,
+                ticket: None,
+                rule: custody_core::policy::AppliedRule::brief_default(),
+            }
+            .into(),
+            occurred_at: None,
+            connector: None,
+        })
+        .await?;
+    Ok(outcome.case_id)
 }
 
 fn median(values: &mut [f64]) -> f64 {

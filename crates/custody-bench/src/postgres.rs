@@ -16,8 +16,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use custody_core::command::{CaseStep, Opening};
-use custody_core::model::{Actor, Change, ChangeKind, Subject, SubjectKind};
+use custody_core::command::CaseStep;
+use custody_core::model::Actor;
 use custody_core::CaseId;
 use custody_store::{CaseWrite, Location, Store, StoreOptions};
 use sqlx::{Connection, Row};
@@ -85,36 +85,8 @@ async fn open_writers(store: &Store, prefix: &str, writers: usize) -> Result<Vec
     for writer in 0..writers {
         let name = format!("{prefix}{writer}");
         let actor = super::actor(&name)?;
-        let outcome = store
-            .write(CaseWrite {
-                actor: actor.clone(),
-                idempotency_key: format!("open-{name}"),
-                command: Opening::Request {
-                    drill: false,
-                    change: Change::new(
-                        Subject {
-                            kind: SubjectKind::User,
-                            id: name.clone(),
-                        },
-                        ChangeKind::Grant,
-                        "admin".into(),
-                        Some("bench".into()),
-                        None,
-                    )
-                    .expect("a valid change"),
-                    justification: None,
-                    ticket: None,
-                    rule: custody_core::policy::AppliedRule::brief_default(),
-                }
-                .into(),
-                occurred_at: None,
-                connector: None,
-            })
-            .await?;
-        opened.push(Writer {
-            case_id: outcome.case_id,
-            actor,
-        });
+        let case_id = super::open_case(store, &actor, &name).await?;
+        opened.push(Writer { case_id, actor });
     }
     Ok(opened)
 }
