@@ -28,7 +28,9 @@ pub(super) struct CaseTrail {
     pub(super) last_seq: u64,
     pub(super) last_hash: Sha256Hash,
     pub(super) last_event_id: String,
-    pub(super) view: Option<CaseView>,
+    /// Boxed: a view is about a kilobyte inline, and the map of trails
+    /// would otherwise hold that much per slot, used or not.
+    pub(super) view: Option<Box<CaseView>>,
     /// Sequence number and log index of the case's first completed execution,
     /// so end-of-case findings about it can point at it.
     pub(super) first_execution: Option<(u64, u64)>,

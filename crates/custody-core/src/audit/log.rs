@@ -139,6 +139,26 @@ impl LogState {
         self.tree = Some(MemoryTree::new());
     }
 
+    /// A copy for concluding a report: everything but the kept tree and
+    /// the entries it tracks, which the end-of-log checks do not read.
+    pub(super) fn without_tree(&self) -> LogState {
+        LogState {
+            next_log_index: self.next_log_index,
+            frontier: self.frontier.clone(),
+            pending_checkpoints: self.pending_checkpoints.clone(),
+            stored_leaves: self.stored_leaves,
+            log_checks: self.log_checks,
+            covered: self.covered,
+            first_uncovered: self.first_uncovered,
+            outside_given: self.outside_given,
+            checkpoint_interval_seconds: self.checkpoint_interval_seconds,
+            tree: None,
+            uncovered: VecDeque::new(),
+            witnessed: self.witnessed.clone(),
+            first_unwitnessed: self.first_unwitnessed,
+        }
+    }
+
     /// The kept tree ([`LogState::keep_tree`]).
     pub(super) fn tree(&self) -> Option<&MemoryTree> {
         self.tree.as_ref()

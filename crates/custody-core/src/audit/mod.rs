@@ -464,7 +464,7 @@ impl Auditor {
                 last_seq: event.seq,
                 last_hash: hash,
                 last_event_id: event.event_id.to_string(),
-                view,
+                view: view.map(Box::new),
             },
         );
     }
@@ -478,7 +478,7 @@ impl Auditor {
             EventBody::DuplicateMerged(link) => self
                 .cases
                 .get(link.other_case.as_str())
-                .and_then(|other| other.view.clone()),
+                .and_then(|other| other.view.as_deref().cloned()),
             _ => None,
         };
         let Some(trail) = self.cases.get_mut(event.case_id.as_str()) else {
@@ -586,14 +586,6 @@ impl Auditor {
         trail.advance(event, hash);
     }
 
-    /// Administration findings, once every event has been seen.
-    fn finish_admin(&mut self) {
-        let admin = std::mem::take(&mut self.admin);
-        self.checked.admin_events = admin.events;
-        self.checked.delegated_actions = admin.delegated_actions;
-        self.findings.extend(admin.finish());
-    }
-
     /// Returns the report of events that come without stored projections
     /// (an auditor's bundle): what only the end of each trail tells is
     /// judged as [`Auditor::finish`] does, and there are no case rows to
@@ -624,28 +616,97 @@ impl Auditor {
     /// Compares the stored case projections with the rebuilt cases and
     /// returns the report.
     pub fn finish(mut self, heads: impl IntoIterator<Item = StoredCaseHead>) -> Report {
-        self.log
-            .finish(self.now, &mut self.checked, &mut self.findings);
-        // A link writes one event in each case; the trail reads as one only
-        // when both halves of every link are there.
-        self.links.finish(&mut self.findings);
-        self.checked.case_links = self.links.len() as u64;
-        self.finish_admin();
-        self.deliveries.finish(self.now, &mut self.findings);
-        self.evidence.finish_links(&mut self.findings);
-        self.policies.finish(&mut self.findings);
-        self.log.finish_leaves(&mut self.findings);
-        chain::finish_cases(&self.cases, heads, self.now, &mut self.findings);
-        for view in self.cases.values().filter_map(|trail| trail.view.as_ref()) {
-            self.stats.count_case(view);
-        }
-        finding::sort(&mut self.findings);
-        Report {
-            ok: finding::nothing_wrong(&self.findings),
-            checked: self.checked,
-            findings: self.findings,
-            stats: self.stats,
-            evidence: self.evidence.references,
+        let parts = Conclusion {
+            log: std::mem::take(&mut self.log),
+            admin: std::mem::take(&mut self.admin),
+            checked: std::mem::take(&mut self.checked),
+            findings: std::mem::take(&mut self.findings),
+            stats: std::mem::take(&mut self.stats),
+            references: std::mem::take(&mut self.evidence.references),
+        };
+        self.conclude(parts, self.now, heads)
+    }
+
+    /// The report of the rows observed so far, as [`Auditor::finish`] makes
+    /// it, as of `now`, without consuming the auditor: only what the
+    /// end-of-log checks change is copied (the log's position, the
+    /// administration record, the counts and findings so far), never the
+    /// per-case trails, the per-event records or the kept tree, so a long
+    /// incremental audit ([`Watch`]) does not hold its state twice.
+    pub fn report_so_far(
+        &self,
+        now: Option<crate::Timestamp>,
+        heads: impl IntoIterator<Item = StoredCaseHead>,
+    ) -> Report {
+        self.conclude(self.conclusion_copy(), now, heads)
+    }
+
+    /// A copy of what concluding a report changes.
+    fn conclusion_copy(&self) -> Conclusion {
+        Conclusion {
+            log: self.log.without_tree(),
+            admin: self.admin.clone(),
+            checked: self.checked.clone(),
+            findings: self.findings.clone(),
+            stats: self.stats.clone(),
+            references: self.evidence.references.clone(),
         }
     }
+
+    /// What only the end of the log tells, judged on `parts` (taken from
+    /// the auditor or copied from it) and the auditor's other state, read
+    /// only.
+    fn conclude(
+        &self,
+        parts: Conclusion,
+        now: Option<crate::Timestamp>,
+        heads: impl IntoIterator<Item = StoredCaseHead>,
+    ) -> Report {
+        let Conclusion {
+            mut log,
+            admin,
+            mut checked,
+            mut findings,
+            mut stats,
+            references,
+        } = parts;
+        log.finish(now, &mut checked, &mut findings);
+        // A link writes one event in each case; the trail reads as one only
+        // when both halves of every link are there.
+        self.links.finish(&mut findings);
+        checked.case_links = self.links.len() as u64;
+        checked.admin_events = admin.events;
+        checked.delegated_actions = admin.delegated_actions;
+        findings.extend(admin.finish());
+        self.deliveries.finish(now, &mut findings);
+        self.evidence.finish_links(&mut findings);
+        self.policies.finish(&mut findings);
+        log.finish_leaves(&mut findings);
+        chain::finish_cases(&self.cases, heads, now, &mut findings);
+        for view in self
+            .cases
+            .values()
+            .filter_map(|trail| trail.view.as_deref())
+        {
+            stats.count_case(view);
+        }
+        finding::sort(&mut findings);
+        Report {
+            ok: finding::nothing_wrong(&findings),
+            checked,
+            findings,
+            stats,
+            evidence: references,
+        }
+    }
+}
+
+/// The parts of an [`Auditor`] that concluding a report changes.
+struct Conclusion {
+    log: log::LogState,
+    admin: admin::AdminAudit,
+    checked: Checked,
+    findings: Vec<Finding>,
+    stats: Stats,
+    references: Vec<EvidenceRef>,
 }

@@ -9,25 +9,19 @@ use crate::code::Code;
 use crate::event::{Event, PolicyAdopted};
 use crate::id::Sha256Hash;
 
-/// The policies adopted and the requests that cite one.
+/// The policies adopted, and what the requests that cite one were found to
+/// cite.
 #[derive(Clone, Default)]
 pub(super) struct Policies {
     /// Policies the policy record adopted: hash to the log index of adoption.
     adopted: HashMap<Sha256Hash, u64>,
     /// The log index of the first policy adoption, if the log records any.
     first_adoption: Option<u64>,
-    /// Every request: its case, event, log index and the policy it cites.
-    requests: Vec<RequestSeen>,
-}
-
-/// A request and the policy version that decided it.
-#[derive(Clone)]
-struct RequestSeen {
-    case_id: String,
-    event_id: String,
-    log_index: u64,
-    policy_hash: Sha256Hash,
-    rule: String,
+    /// Requests that cite a policy the record had not adopted when they
+    /// were opened. Rows come in log order, so a request is judged when it
+    /// is read: every adoption before it has been seen, and one after it
+    /// cannot make it right. Nothing is kept of the requests that pass.
+    unrecorded: Vec<Finding>,
 }
 
 /// What the audit keeps of a policy record while reading it.
@@ -38,20 +32,39 @@ pub(super) struct PolicyTrail {
 }
 
 impl Policies {
-    /// Remembers a request and the policy it cites.
+    /// Judges a request by the policy it cites: once the log records
+    /// policies, every case must cite one recorded before it was opened (a
+    /// policy that decided cases without being recorded is a policy change
+    /// nobody can audit). Rows come in log order, so every adoption before
+    /// the request has been seen.
     pub(super) fn observe_request(
         &mut self,
         event: &Event,
         log_index: u64,
         rule: &crate::policy::AppliedRule,
     ) {
-        self.requests.push(RequestSeen {
-            case_id: event.case_id.to_string(),
-            event_id: event.event_id.to_string(),
-            log_index,
-            policy_hash: rule.policy_hash,
-            rule: rule.name.clone(),
-        });
+        let Some(first_adoption) = self.first_adoption else {
+            return;
+        };
+        let recorded_before = self
+            .adopted
+            .get(&rule.policy_hash)
+            .is_some_and(|adopted_at| *adopted_at < log_index);
+        if log_index > first_adoption && !recorded_before {
+            self.unrecorded.push(
+                Finding::new(
+                    Code::PolicyUnrecorded,
+                    format!(
+                        "case {} was decided by rule `{}` of policy {}, which the policy record never adopted before the case was opened",
+                        event.case_id, rule.name, rule.policy_hash
+                    ),
+                )
+                .case(event.case_id.to_string())
+                .event(event.event_id.to_string())
+                .seq(1)
+                .log_index(log_index),
+            );
+        }
     }
 
     /// Checks one `policy_adopted` event of the policy record and remembers
@@ -107,33 +120,8 @@ impl Policies {
         found
     }
 
-    /// Once the log records policies, every case must cite one recorded
-    /// before it was opened: a policy that decided cases without being
-    /// recorded is a policy change nobody can audit.
+    /// The requests that cited a policy the record had not adopted.
     pub(super) fn finish(&self, findings: &mut Vec<Finding>) {
-        let Some(first_adoption) = self.first_adoption else {
-            return;
-        };
-        for request in &self.requests {
-            let recorded_before = self
-                .adopted
-                .get(&request.policy_hash)
-                .is_some_and(|adopted_at| *adopted_at < request.log_index);
-            if request.log_index > first_adoption && !recorded_before {
-                findings.push(
-                    Finding::new(
-                        Code::PolicyUnrecorded,
-                        format!(
-                            "case {} was decided by rule `{}` of policy {}, which the policy record never adopted before the case was opened",
-                            request.case_id, request.rule, request.policy_hash
-                        ),
-                    )
-                    .case(request.case_id.clone())
-                    .event(request.event_id.clone())
-                    .seq(1)
-                    .log_index(request.log_index),
-                );
-            }
-        }
+        findings.extend(self.unrecorded.iter().cloned());
     }
 }

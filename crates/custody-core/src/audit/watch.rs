@@ -232,8 +232,8 @@ impl Watch {
     }
 
     /// The report of the scan, as of `now`: the auditor's findings so far
-    /// and what only the end of the log tells (run on a copy of the
-    /// auditor, which goes on from here at the next scan).
+    /// and what only the end of the log tells ([`Auditor::report_so_far`]:
+    /// the auditor goes on from here at the next scan, and is not copied).
     pub fn report(
         &mut self,
         heads: Vec<StoredCaseHead>,
@@ -247,12 +247,12 @@ impl Watch {
         // From now on the watch's memory of the checkpoints is held outside
         // the database.
         auditor.log.add_outside_place();
-        let mut copy = auditor.clone();
-        copy.now = Some(now);
+        let mut parts = auditor.conclusion_copy();
         if let Some(rows) = admin_rows {
-            copy.check_admin_rows(rows);
+            // The rows' findings belong to this scan's report only.
+            parts.admin.check_rows(rows);
         }
-        copy.finish(heads)
+        auditor.conclude(parts, Some(now), heads)
     }
 }
 
@@ -261,7 +261,7 @@ impl Auditor {
     /// makes it, without consuming the auditor: the end-of-log checks run
     /// on a copy, so more rows can be observed after.
     pub fn snapshot(&self, heads: impl IntoIterator<Item = StoredCaseHead>) -> Report {
-        self.clone().finish(heads)
+        self.report_so_far(self.now, heads)
     }
 }
 
