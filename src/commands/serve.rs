@@ -142,16 +142,16 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         export: config.export,
         connectors: config.connectors.clone(),
         witnesses: config.witnesses.clone(),
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: config
+        evidence: custody_server::api::evidence::EvidenceState::new(
+            config
                 .evidence
                 .store
                 .open(&data.join("evidence"))
                 .map_err(|error| {
                     CliError::Io(format!("cannot open the evidence store: {error}"))
                 })?,
-            config: std::sync::Arc::new(config.evidence.clone()),
-        },
+            config.evidence.clone(),
+        ),
     };
     let limits = config.server.connection_limits();
     if let Some(tls) = &tls {

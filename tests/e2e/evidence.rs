@@ -662,6 +662,84 @@ fn a_merged_duplicate_takes_no_evidence_and_nothing_is_stored() {
     server.assert_verify_ok();
 }
 
+/// Stop 26's API fuzzing: a write refused after its upload was stored left
+/// the blob behind, referenced by nothing (`evidence.blob-unreferenced`).
+/// A refused write now lets go of the blob its own upload stored, and
+/// keeps one that another write records.
+#[test]
+fn a_write_refused_after_its_upload_was_stored_leaves_no_blob_behind() {
+    for store in STORES {
+        refused_after_upload(store);
+    }
+}
+
+fn refused_after_upload(store: TestStore) {
+    let (server, _) = Server::start_on(store, None, None);
+    let alice = server.principal("alice");
+    let case = request(&server, &alice, "role/a");
+    let upload = |path: &str, key: &str, bytes: &[u8]| {
+        server.http(
+            "POST",
+            path,
+            Some(&alice),
+            &[("idempotency-key", key)],
+            common::Body::Raw(bytes.to_vec(), Some("application/octet-stream")),
+        )
+    };
+    let stored_blobs = || {
+        blob_files(&server.data.join("evidence"))
+            .into_iter()
+            .filter(|path| !path.to_string_lossy().contains(".tmp"))
+            .collect::<Vec<_>>()
+    };
+    let first = random_bytes(4096);
+    let attached = upload(&format!("/v1/cases/{case}/evidence"), "reused-key", &first);
+    assert_eq!(attached.status, 200, "{}", attached.text);
+    let kept = stored_blobs();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let before = server.log_size();
+
+    // The same idempotency key with other content: refused once the body
+    // is stored (the key's first write named other bytes).
+    let other = random_bytes(5000);
+    let refused = upload(&format!("/v1/cases/{case}/evidence"), "reused-key", &other);
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(server.log_size(), before, "nothing was recorded");
+    assert_eq!(stored_blobs(), kept, "the refused upload's blob was let go");
+    // The same for evidence held for a reference.
+    let held = upload(
+        "/v1/evidence?ticket=jira:SEC-9",
+        "held-key",
+        &random_bytes(300),
+    );
+    assert_eq!(held.status, 200, "{}", held.text);
+    let kept = stored_blobs();
+    let refused = upload(
+        "/v1/evidence?ticket=jira:SEC-9",
+        "held-key",
+        &random_bytes(301),
+    );
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(stored_blobs(), kept);
+
+    // Content already stored and recorded stays when a write of it is
+    // refused: the first write's evidence is not touched.
+    let before = server.log_size();
+    let refused = upload(&format!("/v1/cases/{case}/evidence"), "held-key", &first);
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert_eq!(server.log_size(), before);
+    assert_eq!(stored_blobs(), kept);
+    let download = server.http(
+        "GET",
+        &format!("/v1/cases/{case}/evidence/{}", sha256_hex(&first)),
+        Some(&alice),
+        &[],
+        common::Body::None,
+    );
+    assert_eq!(download.status, 200, "{}", download.text);
+    server.assert_verify_ok();
+}
+
 /// The base URL (`http://host:port`) of a page.
 fn base_of(page: &Page) -> String {
     page.url.trim_end_matches("/wiki/access-policy").to_string()

@@ -1147,12 +1147,12 @@ async fn evidence_upload(size: u64) -> Result<()> {
         ..Default::default()
     };
     let options = custody_server::ServeOptions {
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+        evidence: custody_server::api::evidence::EvidenceState::new(
+            std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),
-            config: std::sync::Arc::new(evidence),
-        },
+            evidence,
+        ),
         ..bench_options(&data_dir)?
     };
     let server = tokio::spawn(custody_server::serve_listener(
@@ -1390,12 +1390,12 @@ pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server
         export: custody_server::push::ExportConfig::default(),
         connectors: Vec::new(),
         witnesses: Vec::new(),
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+        evidence: custody_server::api::evidence::EvidenceState::new(
+            std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),
-            config: std::sync::Arc::new(Default::default()),
-        },
+            Default::default(),
+        ),
         clock: custody_core::time::SystemClock::shared(),
         tls: None,
         oidc: None,

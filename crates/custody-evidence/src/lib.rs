@@ -121,6 +121,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 mod blob;
+pub mod claims;
 mod digest;
 mod fetch;
 mod local;
@@ -133,6 +134,7 @@ mod time;
 pub use blob::{
     BlobError, BlobFuture, BlobReader, BlobStore, StoredBlob, VerifyOutcome, COPY_BUFFER_SIZE,
 };
+pub use claims::{BlobClaims, Claim, ClaimError};
 pub use digest::{DigestParseError, Sha256Digest};
 pub use fetch::{
     fetch_snapshot, fetch_snapshot_with, FetchError, FetchPolicy, HostResolver, Snapshot,

@@ -188,10 +188,7 @@ impl ServeOptions {
             export: config.export,
             connectors: config.connectors,
             witnesses: config.witnesses,
-            evidence: api::evidence::EvidenceState {
-                blobs,
-                config: std::sync::Arc::new(config.evidence),
-            },
+            evidence: api::evidence::EvidenceState::new(blobs, config.evidence),
             clock,
             oidc: config.oidc,
             console: config.console,

@@ -5,7 +5,10 @@
 //! A blob is durable (temporary file, fsync, rename) before the event that
 //! records it is written, so an event never names bytes that are not stored.
 //! An upload over the size limit is refused before anything is written
-//! (`Content-Length`) or while streaming (the partial file is removed).
+//! (`Content-Length`) or while streaming (the partial file is removed). A
+//! write refused after its upload was stored lets go of the blob when
+//! nothing else on this node claimed it ([`custody_evidence::claims`]), so
+//! bad input leaves no unreferenced blob behind.
 
 use custody_core::Code;
 use std::sync::Arc;
@@ -23,7 +26,9 @@ use custody_api::{
 use custody_core::command::{CaseStep, Opening};
 use custody_core::event::{EventBody, Evidence, LinkCapture, LinkFailure, Recheck};
 use custody_core::{CaseId, Sha256Hash, Timestamp};
-use custody_evidence::{BlobError, BlobStore, FetchError, FetchPolicy, Sha256Digest};
+use custody_evidence::{
+    BlobClaims, BlobError, BlobStore, ClaimError, FetchError, FetchPolicy, Sha256Digest, StoredBlob,
+};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
@@ -86,6 +91,56 @@ pub struct EvidenceState {
     pub blobs: Arc<dyn BlobStore>,
     /// Limits and the link policy.
     pub config: Arc<EvidenceConfig>,
+    /// The writes in flight for each blob stored on this node.
+    pub claims: Arc<BlobClaims>,
+}
+
+impl EvidenceState {
+    /// Evidence handling over `blobs` with `config`.
+    pub fn new(blobs: Arc<dyn BlobStore>, config: EvidenceConfig) -> EvidenceState {
+        EvidenceState {
+            blobs,
+            config: Arc::new(config),
+            claims: Arc::new(BlobClaims::default()),
+        }
+    }
+
+    /// Runs `write`, which records `stored` (a blob stored just before it):
+    /// a write refused or failed lets go of a blob only its own upload
+    /// stored and nothing else claimed since ([`custody_evidence::claims`]).
+    async fn recording<T>(
+        &self,
+        stored: Option<&StoredBlob>,
+        write: impl std::future::Future<Output = Result<T, Problem>>,
+    ) -> Result<T, Problem> {
+        let Some(stored) = stored else {
+            return write.await;
+        };
+        let claim = self
+            .claims
+            .claim(self.blobs.as_ref(), stored)
+            .await
+            .map_err(|error| match error {
+                ClaimError::Store(error) => blob_problem(error),
+                removed @ ClaimError::Removed { .. } => Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    types::UNAVAILABLE,
+                    "Evidence removed while stored",
+                    removed.to_string(),
+                ),
+            })?;
+        let outcome = write.await;
+        match &outcome {
+            Ok(_) => self.claims.recorded(claim).await,
+            Err(_) => {
+                if let Err(error) = self.claims.refused(self.blobs.as_ref(), claim).await {
+                    // Left behind, `verify` reports it as unreferenced.
+                    tracing::warn!(%error, sha256 = %stored.sha256, "could not remove the blob of a refused write");
+                }
+            }
+        }
+        outcome
+    }
 }
 
 /// Upload a file as evidence of a case: the body is streamed into the blob
@@ -113,15 +168,20 @@ pub async fn upload(
     if view.state == custody_core::CaseState::Merged {
         return Err(Problem::refused(view.merged_refusal("attach evidence to")));
     }
-    let evidence = store_upload(&state, name, &headers, body).await?;
-    super::write(
-        &state,
-        who,
-        key,
-        CaseStep::AttachEvidence { case_id, evidence }.into(),
-        None,
-    )
-    .await
+    let (evidence, stored) = store_upload(&state, name, &headers, body).await?;
+    state
+        .evidence
+        .recording(
+            Some(&stored),
+            super::write(
+                &state,
+                who,
+                key,
+                CaseStep::AttachEvidence { case_id, evidence }.into(),
+                None,
+            ),
+        )
+        .await
 }
 
 /// Upload evidence for an external reference (a ticket): it joins the case
@@ -151,21 +211,24 @@ pub async fn upload_for_reference(
         .parse()
         .map_err(|error: custody_core::model::ModelError| Problem::invalid(error.to_string()))?;
     let name = file_name(&query)?;
-    let evidence = store_upload(&state, name, &headers, body).await?;
-    let outcome = state
-        .store
-        .write(custody_store::CaseWrite {
-            actor: who.actor,
-            idempotency_key: key,
-            command: Opening::HoldEvidence {
-                ticket: ticket.clone(),
-                evidence,
-            }
-            .into(),
-            occurred_at: None,
-            connector: None,
-        })
-        .await?;
+    let (evidence, stored) = store_upload(&state, name, &headers, body).await?;
+    let write = async {
+        Ok(state
+            .store
+            .write(custody_store::CaseWrite {
+                actor: who.actor,
+                idempotency_key: key,
+                command: Opening::HoldEvidence {
+                    ticket: ticket.clone(),
+                    evidence,
+                }
+                .into(),
+                occurred_at: None,
+                connector: None,
+            })
+            .await?)
+    };
+    let outcome = state.evidence.recording(Some(&stored), write).await?;
     let held = outcome
         .appended
         .first()
@@ -311,7 +374,7 @@ async fn store_upload(
     name: Option<String>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Evidence, Problem> {
+) -> Result<(Evidence, StoredBlob), Problem> {
     let limit = state.evidence.config.max_upload_bytes;
     let declared_length = headers
         .get(header::CONTENT_LENGTH)
@@ -336,14 +399,15 @@ async fn store_upload(
         .put_stream(&mut reader, limit)
         .await
         .map_err(blob_problem)?;
-    Ok(Evidence {
+    let evidence = Evidence {
         sha256: digest(stored.sha256),
         size: stored.size,
         file_name: name,
         declared_media_type,
-        sniffed_media_type: stored.sniffed_media_type,
+        sniffed_media_type: stored.sniffed_media_type.clone(),
         link: None,
-    })
+    };
+    Ok((evidence, stored))
 }
 
 /// Capture a link as evidence: its content is fetched (never from loopback,
@@ -364,6 +428,7 @@ pub async fn capture_link(
 ) -> Result<Json<custody_store::WriteOutcome>, Problem> {
     let case_id = parse_case(&case_id)?;
     state.store.case_view(&case_id).await?;
+    let mut stored = None;
     let command = match custody_evidence::fetch_snapshot(
         &body.url,
         &state.evidence.config.fetch,
@@ -371,24 +436,27 @@ pub async fn capture_link(
     )
     .await
     {
-        Ok(snapshot) if snapshot.is_success() => CaseStep::AttachEvidence {
-            case_id,
-            evidence: Evidence {
-                sha256: digest(snapshot.blob.sha256),
-                size: snapshot.blob.size,
-                file_name: None,
-                declared_media_type: snapshot.content_type.clone(),
-                sniffed_media_type: snapshot.blob.sniffed_media_type.clone(),
-                link: Some(LinkCapture {
-                    url: body.url.clone(),
-                    final_url: snapshot.final_url.clone(),
-                    status: snapshot.status,
-                    fetched_at: Timestamp::parse(&snapshot.fetched_at)
-                        .unwrap_or_else(|_| state.clock.now()),
-                }),
-            },
+        Ok(snapshot) if snapshot.is_success() => {
+            stored = Some(snapshot.blob.clone());
+            CaseStep::AttachEvidence {
+                case_id,
+                evidence: Evidence {
+                    sha256: digest(snapshot.blob.sha256),
+                    size: snapshot.blob.size,
+                    file_name: None,
+                    declared_media_type: snapshot.content_type.clone(),
+                    sniffed_media_type: snapshot.blob.sniffed_media_type.clone(),
+                    link: Some(LinkCapture {
+                        url: body.url.clone(),
+                        final_url: snapshot.final_url.clone(),
+                        status: snapshot.status,
+                        fetched_at: Timestamp::parse(&snapshot.fetched_at)
+                            .unwrap_or_else(|_| state.clock.now()),
+                    }),
+                },
+            }
+            .into()
         }
-        .into(),
         // A non-2xx answer is `FetchError::ErrorStatus` (nothing stored);
         // this arm only guards the `Snapshot` contract.
         Ok(snapshot) => CaseStep::RecordLinkFailure {
@@ -411,7 +479,13 @@ pub async fn capture_link(
             .into(),
         },
     };
-    super::write(&state, who, key, command, None).await
+    state
+        .evidence
+        .recording(
+            stored.as_ref(),
+            super::write(&state, who, key, command, None),
+        )
+        .await
 }
 
 /// Fetch every captured link again and record, in its case, whether it
@@ -466,8 +540,10 @@ pub async fn recheck(
                 state.evidence.blobs.as_ref(),
             )
             .await;
+            let mut stored = None;
             let recheck = match outcome {
                 Ok(snapshot) if snapshot.is_success() => {
+                    stored = Some(snapshot.blob.clone());
                     let now = digest(snapshot.blob.sha256);
                     Recheck {
                         url: url.clone(),
@@ -512,7 +588,7 @@ pub async fn recheck(
                 Sha256Hash::of(url.as_bytes()).to_hex(),
                 Timestamp::now().as_micros()
             );
-            let outcome = super::write(
+            let write = super::write(
                 &state,
                 who.clone(),
                 key,
@@ -522,8 +598,8 @@ pub async fn recheck(
                 }
                 .into(),
                 None,
-            )
-            .await?;
+            );
+            let outcome = state.evidence.recording(stored.as_ref(), write).await?;
             rechecked.push(RecheckResult {
                 case_id: case_id.to_string(),
                 url,

@@ -468,12 +468,12 @@ fn options(data_dir: &Path, notify_url: &str) -> Result<custody_server::ServeOpt
         export: custody_server::push::ExportConfig::default(),
         connectors: Vec::new(),
         witnesses: Vec::new(),
-        evidence: custody_server::api::evidence::EvidenceState {
-            blobs: std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
+        evidence: custody_server::api::evidence::EvidenceState::new(
+            std::sync::Arc::new(custody_evidence::LocalBlobStore::new(
                 data_dir.join("evidence"),
             )),
-            config: std::sync::Arc::new(Default::default()),
-        },
+            Default::default(),
+        ),
         clock: custody_core::time::SystemClock::shared(),
         tls: None,
         oidc: None,
