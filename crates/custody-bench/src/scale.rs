@@ -223,15 +223,34 @@ async fn latencies(
 }
 
 pub(crate) async fn scale_bench() -> Result<()> {
+    // CUSTODY_BENCH_SCALE_DIR keeps the store (and grows it on the next
+    // run) instead of a temporary directory: building 10M events takes most
+    // of an hour on two cores.
+    let kept = std::env::var_os("CUSTODY_BENCH_SCALE_DIR").map(std::path::PathBuf::from);
     let directory = tempfile::tempdir()?;
-    let data = directory.path().join("ledger");
-    let token = served::init(&data, None)?;
+    let root = kept
+        .clone()
+        .unwrap_or_else(|| directory.path().to_path_buf());
+    std::fs::create_dir_all(&root)?;
+    let data = root.join("ledger");
+    let token_file = root.join("token");
+    let big_file = root.join("big-case");
+    let token = if kept.is_some() && token_file.exists() {
+        std::fs::read_to_string(&token_file)?.trim().to_string()
+    } else {
+        let token = served::init(&data, None)?;
+        std::fs::write(&token_file, &token)?;
+        token
+    };
     let custody = served::custody_binary()?;
     println!(
         "verify, export, storage and reads at scale (embedded store; load average {})",
         served::load_average()
     );
-    let mut big_case: Option<CaseId> = None;
+    let mut big_case: Option<CaseId> = match std::fs::read_to_string(&big_file) {
+        Ok(text) => Some(text.trim().parse().context("the kept big case's ID")?),
+        Err(_) => None,
+    };
     for (round, target) in sizes().into_iter().enumerate() {
         let store = Store::open(&data).await?;
         if big_case.is_none() {
@@ -248,6 +267,7 @@ pub(crate) async fn scale_bench() -> Result<()> {
                     )?)
                     .await?;
             }
+            std::fs::write(&big_file, outcome.case_id.to_string())?;
             big_case = Some(outcome.case_id);
         }
         let size = store.log_size().await?;
@@ -275,8 +295,17 @@ pub(crate) async fn scale_bench() -> Result<()> {
                 .await?
                 .error_for_status()?;
         }
+        // The server's start-up may have written (a policy adoption, the
+        // checkpoint's own bookkeeping): measure the log as it now stands.
+        let size = {
+            let store = Store::open(&data).await?;
+            let size = store.log_size().await?;
+            drop(store);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            size
+        };
         let disk = served::disk_bytes(&data);
-        let canonical = directory.path().join("canonical.bin");
+        let canonical = root.join("canonical.bin");
         let (events, bytes) = canonical_bytes(&data, &canonical).await?;
         anyhow::ensure!(events == size, "read {events} events of {size}");
         let mut sha = Vec::new();
@@ -291,7 +320,7 @@ pub(crate) async fn scale_bench() -> Result<()> {
                 .env_remove("CUSTODY_CONFIG"),
             "custody verify",
         )?;
-        let export_file = directory.path().join("export.jsonl");
+        let export_file = root.join("export.jsonl");
         let (export_seconds, export_kib) = timed(
             Command::new(&custody)
                 .args(["export", "--format", "jsonl", "--data"])
@@ -365,8 +394,8 @@ pub(crate) async fn scale_bench() -> Result<()> {
                 "/v1/cases?state=open&limit=100".to_string(),
             ),
             (
-                "list ?state=closed&limit=100",
-                "/v1/cases?state=closed&limit=100".to_string(),
+                "list ?state=reviewed&limit=100",
+                "/v1/cases?state=reviewed&limit=100".to_string(),
             ),
             (
                 "list ?unsanctioned=true",

@@ -141,13 +141,19 @@ pub(crate) async fn soak() -> Result<()> {
     let directory = tempfile::tempdir()?;
     let data = directory.path().join("soak");
     let config = directory.path().join("custody.toml");
+    // The continuous monitor runs at the server's default interval unless
+    // CUSTODY_BENCH_SOAK_MONITOR_SECONDS says otherwise (0 turns it off).
+    let monitor = match std::env::var("CUSTODY_BENCH_SOAK_MONITOR_SECONDS") {
+        Ok(seconds) => format!("\n[monitor]\ninterval_seconds = {}\n", seconds.trim()),
+        Err(_) => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
             "[notify]\npoll_interval_ms = 50\n\n\
              [[notify.channels]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{base}/notify\"\nsecret = \"soak-secret\"\ntimeout_seconds = 5\n\n\
              [export]\npoll_interval_ms = 200\n\n\
-             [[export.sinks]]\nkind = \"webhook\"\nname = \"siem\"\nurl = \"{base}/export\"\nsecret = \"soak-export-secret\"\ntimeout_seconds = 5\n"
+             [[export.sinks]]\nkind = \"webhook\"\nname = \"siem\"\nurl = \"{base}/export\"\nsecret = \"soak-export-secret\"\ntimeout_seconds = 5\n{monitor}"
         ),
     )?;
     let token = served::init(&data, None)?;
@@ -160,7 +166,7 @@ pub(crate) async fn soak() -> Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
-    let (sender, mut results) = tokio::sync::mpsc::unbounded_channel::<(f64, f64, bool)>();
+    let (sender, mut results) = tokio::sync::mpsc::unbounded_channel::<(f64, f64, u16)>();
     let started = Instant::now();
     #[allow(
         clippy::cast_possible_truncation,
@@ -194,7 +200,9 @@ pub(crate) async fn soak() -> Result<()> {
                         let body = format!(
                             r#"{{"subject":{{"kind":"user","id":"soak-{key}"}},"entitlement":"admin","justification":"soak"}}"#
                         );
-                        let ok = match http
+                        // The status, 0 for a request that got no answer
+                        // (refused, reset, timed out).
+                        let status = match http
                             .post(&url)
                             .bearer_auth(&token)
                             .header("idempotency-key", &key)
@@ -204,14 +212,16 @@ pub(crate) async fn soak() -> Result<()> {
                             .await
                         {
                             Ok(response) => {
-                                let ok = response.status().is_success();
-                                let _ = response.bytes().await;
-                                ok
+                                let status = response.status().as_u16();
+                                match response.bytes().await {
+                                    Ok(_) => status,
+                                    Err(_) => 0,
+                                }
                             }
-                            Err(_) => false,
+                            Err(_) => 0,
                         };
                         let latency = due.elapsed().as_secs_f64() * 1e3;
-                        let _ = sender.send(((due - started).as_secs_f64(), latency, ok));
+                        let _ = sender.send(((due - started).as_secs_f64(), latency, status));
                         drop(permit);
                     });
                     sent += 1;
@@ -225,6 +235,8 @@ pub(crate) async fn soak() -> Result<()> {
     let window_count = seconds.div_ceil(WINDOW.as_secs());
     let mut buckets: Vec<(Vec<f64>, usize)> = (0..window_count).map(|_| (Vec::new(), 0)).collect();
     let mut samples = Vec::new();
+    // Failed requests by status (0: no answer).
+    let mut failures = std::collections::BTreeMap::<u16, u64>::new();
     for window in 0..window_count {
         let end = started + WINDOW * u32::try_from(window + 1)?;
         tokio::time::sleep_until(end.into()).await;
@@ -233,7 +245,7 @@ pub(crate) async fn soak() -> Result<()> {
             received.notifications.load(Ordering::Relaxed),
             received.export_posts.load(Ordering::Relaxed),
         ));
-        while let Ok((due, latency, ok)) = results.try_recv() {
+        while let Ok((due, latency, status)) = results.try_recv() {
             #[allow(
                 clippy::cast_possible_truncation,
                 clippy::cast_sign_loss,
@@ -241,8 +253,9 @@ pub(crate) async fn soak() -> Result<()> {
             )]
             let index = ((due / WINDOW.as_secs_f64()) as usize).min(buckets.len() - 1);
             buckets[index].0.push(latency);
-            if !ok {
+            if !(200..300).contains(&status) {
                 buckets[index].1 += 1;
+                *failures.entry(status).or_insert(0u64) += 1;
             }
         }
     }
@@ -252,7 +265,7 @@ pub(crate) async fn soak() -> Result<()> {
     let mut answered: usize = buckets.iter().map(|bucket| bucket.0.len()).sum();
     while (answered as u64) < total && Instant::now() < drain_deadline {
         match tokio::time::timeout(Duration::from_secs(1), results.recv()).await {
-            Ok(Some((due, latency, ok))) => {
+            Ok(Some((due, latency, status))) => {
                 #[allow(
                     clippy::cast_possible_truncation,
                     clippy::cast_sign_loss,
@@ -260,8 +273,9 @@ pub(crate) async fn soak() -> Result<()> {
                 )]
                 let index = ((due / WINDOW.as_secs_f64()) as usize).min(buckets.len() - 1);
                 buckets[index].0.push(latency);
-                if !ok {
+                if !(200..300).contains(&status) {
                     buckets[index].1 += 1;
+                    *failures.entry(status).or_insert(0u64) += 1;
                 }
                 answered += 1;
             }
@@ -369,6 +383,16 @@ pub(crate) async fn soak() -> Result<()> {
         crate::median(&mut all_p99),
         windows.iter().map(|w| w.p99_ms).fold(0.0, f64::max)
     );
+    if !failures.is_empty() {
+        let by_status: Vec<String> = failures
+            .iter()
+            .map(|(status, count)| match status {
+                0 => format!("{count} unanswered"),
+                _ => format!("{count} × {status}"),
+            })
+            .collect();
+        println!("  failed requests: {}", by_status.join(", "));
+    }
     println!("  written: {} and soak.svg", out.join("soak.csv").display());
     anyhow::ensure!(errors == 0, "{errors} requests failed during the soak");
     anyhow::ensure!(

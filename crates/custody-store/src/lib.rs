@@ -1593,6 +1593,33 @@ impl Store {
         on_backend!(&self.readers, ops, readers => ops::cases(readers, state, limit, unsanctioned, include_drills).await)
     }
 
+    /// How the embedded store plans each case listing (`EXPLAIN QUERY
+    /// PLAN`, one text per listing: all cases, by state, unsanctioned, both);
+    /// `None` on PostgreSQL. For the test that keeps listings on their
+    /// indexes.
+    #[doc(hidden)]
+    pub async fn case_listing_plans(&self) -> Result<Option<Vec<String>>, StoreError> {
+        let Readers::Sqlite(pool) = &self.readers else {
+            return Ok(None);
+        };
+        let mut plans = Vec::new();
+        for statement in backend::sqlite::CASE_LISTINGS {
+            let explain = format!("EXPLAIN QUERY PLAN {statement}");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
+                .bind("open")
+                .bind(100_i64)
+                .bind(false)
+                .fetch_all(pool)
+                .await?;
+            let details: Vec<String> = rows
+                .iter()
+                .map(|row| sqlx::Row::try_get::<String, _>(row, "detail"))
+                .collect::<Result<_, _>>()?;
+            plans.push(details.join("; "));
+        }
+        Ok(Some(plans))
+    }
+
     /// Cases with an obligation due by `now` that the ledger has not acted on
     /// (see [`custody_core::lifecycle::pending_obligations`]); an index on the
     /// earliest deadline keeps the scan to the cases that are due.

@@ -69,6 +69,10 @@ pub(crate) mod sqlite {
             12,
             include_str!("../../migrations/sqlite/0012_console_logins.sql"),
         ),
+        (
+            13,
+            include_str!("../../migrations/sqlite/0013_case_listing.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -159,6 +163,10 @@ pub(crate) mod postgres {
         (
             11,
             include_str!("../../migrations/postgres/0011_console_logins.sql"),
+        ),
+        (
+            12,
+            include_str!("../../migrations/postgres/0012_case_listing.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers

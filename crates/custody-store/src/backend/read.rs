@@ -271,6 +271,26 @@ pub(crate) async fn case_view(readers: &Pool, case_id: &CaseId) -> Result<CaseVi
         .map_err(|error| StoreError::Corrupt(format!("case {case_id} projection: {error}")))
 }
 
+/// A case listing's statement, newest first.
+macro_rules! case_listing {
+    ($filter:literal) => {
+        concat!(
+            "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at, drill FROM cases ",
+            $filter,
+            " ORDER BY opened_at DESC, case_id DESC LIMIT $2"
+        )
+    };
+}
+
+/// The case listings' statements ($1 the state, $2 the limit, $3 whether
+/// drill cases are included), by `state given + 2 × unsanctioned`.
+pub(crate) const CASE_LISTINGS: [&str; 4] = [
+    case_listing!("WHERE ($1 IS NULL) AND ($3 OR NOT drill)"),
+    case_listing!("WHERE state = $1 AND ($3 OR NOT drill)"),
+    case_listing!("WHERE ($1 IS NULL) AND requester = 'system' AND ($3 OR NOT drill)"),
+    case_listing!("WHERE state = $1 AND requester = 'system' AND ($3 OR NOT drill)"),
+];
+
 /// Cases, newest first, optionally only those in `state`.
 pub(crate) async fn cases(
     readers: &Pool,
@@ -281,18 +301,18 @@ pub(crate) async fn cases(
 ) -> Result<Vec<CaseSummary>, StoreError> {
     // The ledger's own `system` principal requests only the cases an
     // observation opened (no case sanctioned the change it saw). Drill
-    // cases are left out unless asked for.
-    let rows = sqlx::query(
-        "SELECT case_id, state, summary, requester, ticket, opened_at, updated_at, drill FROM cases
-         WHERE ($1 IS NULL OR state = $1) AND ($3 IS NULL OR requester = $3) AND ($4 OR NOT drill)
-         ORDER BY opened_at DESC, case_id DESC LIMIT $2",
-    )
-    .bind(state.map(CaseState::as_str))
-    .bind(i64::from(limit))
-    .bind(unsanctioned.then_some(custody_core::model::SYSTEM_PRINCIPAL))
-    .bind(include_drills)
-    .fetch_all(readers)
-    .await?;
+    // cases are left out unless asked for. Each way of listing has its own
+    // statement, so the planner walks its index newest first and stops at
+    // the limit (migration 0013/0012: `cases_by_time`, `cases_by_state`,
+    // `cases_unsanctioned`, whose condition names `system` literally).
+    let statement = CASE_LISTINGS[usize::from(state.is_some()) + 2 * usize::from(unsanctioned)];
+    debug_assert_eq!(custody_core::model::SYSTEM_PRINCIPAL, "system");
+    let rows = sqlx::query(statement)
+        .bind(state.map(CaseState::as_str))
+        .bind(i64::from(limit))
+        .bind(include_drills)
+        .fetch_all(readers)
+        .await?;
     rows.iter()
         .map(|row| {
             Ok(CaseSummary {
