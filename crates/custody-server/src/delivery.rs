@@ -287,9 +287,15 @@ impl Deliverer {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let mut ticks = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The backlog gauges are read at most once a second, not at every
+        // poll: counting a large backlog is not free.
+        let mut reported: Option<Instant> = None;
         loop {
             ticks.tick().await;
-            self.report_backlog().await;
+            if reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                self.report_backlog().await;
+                reported = Some(Instant::now());
+            }
             let free = semaphore.available_permits();
             if free == 0 {
                 continue;

@@ -1594,23 +1594,27 @@ impl Store {
     }
 
     /// How the embedded store plans each case listing (`EXPLAIN QUERY
-    /// PLAN`, one text per listing: all cases, by state, unsanctioned, both);
-    /// `None` on PostgreSQL. For the test that keeps listings on their
-    /// indexes.
+    /// PLAN`, one text per listing: all cases, by state, unsanctioned, both)
+    /// and then the delivery worker's backlog read; `None` on PostgreSQL.
+    /// For the test that keeps these reads on their indexes.
     #[doc(hidden)]
-    pub async fn case_listing_plans(&self) -> Result<Option<Vec<String>>, StoreError> {
+    pub async fn read_plans(&self) -> Result<Option<Vec<String>>, StoreError> {
         let Readers::Sqlite(pool) = &self.readers else {
             return Ok(None);
         };
         let mut plans = Vec::new();
-        for statement in backend::sqlite::CASE_LISTINGS {
+        for statement in backend::sqlite::CASE_LISTINGS
+            .into_iter()
+            .chain([backend::sqlite::OUTBOX_BACKLOG])
+        {
             let explain = format!("EXPLAIN QUERY PLAN {statement}");
-            let rows = sqlx::query(sqlx::AssertSqlSafe(explain))
-                .bind("open")
-                .bind(100_i64)
-                .bind(false)
-                .fetch_all(pool)
-                .await?;
+            let query = sqlx::query(sqlx::AssertSqlSafe(explain));
+            let query = if statement.contains("$1") {
+                query.bind("open").bind(100_i64).bind(false)
+            } else {
+                query
+            };
+            let rows = query.fetch_all(pool).await?;
             let details: Vec<String> = rows
                 .iter()
                 .map(|row| sqlx::Row::try_get::<String, _>(row, "detail"))

@@ -73,6 +73,10 @@ pub(crate) mod sqlite {
             13,
             include_str!("../../migrations/sqlite/0013_case_listing.sql"),
         ),
+        (
+            14,
+            include_str!("../../migrations/sqlite/0014_outbox_age.sql"),
+        ),
     ];
     /// Leases due outbox rows. The write lock serialises claims already.
     const CLAIM_DELIVERIES: &str = "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -167,6 +171,10 @@ pub(crate) mod postgres {
         (
             12,
             include_str!("../../migrations/postgres/0012_case_listing.sql"),
+        ),
+        (
+            13,
+            include_str!("../../migrations/postgres/0013_outbox_age.sql"),
         ),
     ];
     /// Leases due outbox rows; `SKIP LOCKED` lets several nodes' workers
