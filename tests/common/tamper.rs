@@ -338,14 +338,29 @@ impl Db {
                 .collect();
             let view = CaseView::replay(&decoded).expect("the case starts with its request");
             let (head_seq, head_bytes) = trail.last().expect("the case keeps an event");
+            assert_eq!(view.head_hash, Sha256Hash::of(head_bytes));
+            // The whole row, as the writer makes it: `verify` compares
+            // every column and the stored view with the events.
+            let row = custody_core::case::CaseRow::of(&view);
             runtime
                 .block_on(
                     sqlx::query(
-                        "UPDATE cases SET head_seq = ?, head_hash = ?, state = ? WHERE case_id = ?",
+                        "UPDATE cases SET head_seq = ?, head_hash = ?, state = ?, change_key = ?, ticket = ?,
+                         requester = ?, summary = ?, opened_at = ?, updated_at = ?, next_deadline = ?,
+                         view = ?, drill = ? WHERE case_id = ?",
                     )
                     .bind(*head_seq)
-                    .bind(Sha256Hash::of(head_bytes).to_hex())
-                    .bind(view.state.as_str())
+                    .bind(row.head_hash)
+                    .bind(row.state)
+                    .bind(row.change_key)
+                    .bind(row.ticket)
+                    .bind(row.requester)
+                    .bind(row.summary)
+                    .bind(row.opened_at)
+                    .bind(row.updated_at)
+                    .bind(row.next_deadline)
+                    .bind(serde_json::to_vec(&view).expect("a view encodes"))
+                    .bind(row.drill)
                     .bind(&case)
                     .execute(&mut *connection),
                 )

@@ -235,10 +235,8 @@ fn verify_names_tampering_only_the_store_makes_possible() {
         forged.prev_hash = Some(Sha256Hash::of(&request));
         forged.idempotency_key = Some("forged-request".to_string());
         db.insert(11, &forged);
-        db.run(&format!(
-            "UPDATE cases SET head_seq = 2, head_hash = '{}' WHERE case_id = '{second}'",
-            forged.hash()
-        ));
+        // The case row as the writer would make it: head and view.
+        db.fix_case_heads();
         add_missing_log_nodes(&mut db);
         db.close();
         let report = verify_fails(copy.path());
@@ -266,6 +264,8 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             case = forged.case_id,
             hash = forged.hash(),
         ));
+        // The row's columns and view as the writer would make them.
+        db.fix_case_heads();
         add_missing_log_nodes(&mut db);
         db.close();
         let report = verify_fails(copy.path());
@@ -293,10 +293,8 @@ fn verify_names_tampering_only_the_store_makes_possible() {
             other_case: CaseId::generate(),
         });
         db.insert(11, &forged);
-        db.run(&format!(
-            "UPDATE cases SET head_seq = 3, head_hash = '{}' WHERE case_id = '{first}'",
-            forged.hash()
-        ));
+        // The case row as the writer would make it: head and view.
+        db.fix_case_heads();
         add_missing_log_nodes(&mut db);
         db.close();
         let report = verify_fails(copy.path());

@@ -144,6 +144,46 @@ fn the_lifecycle_verifies_on_postgres_and_tampering_is_refused_or_found() {
 }
 
 #[test]
+fn verify_compares_the_rows_the_server_reads_instead_of_the_log_on_postgres() {
+    // The deployment facts, the evidence-record rows, the case rows' listing
+    // columns and the administration rows' authors are read by the same
+    // queries on both backends (docs/tamper.md); the honest store has no
+    // finding, and each rewrite is named.
+    let (server, _) = Server::start_on(TestStore::Postgres, None, None);
+    let database = server.database.as_ref().expect("a PostgreSQL server");
+    let alice = server.principal("alice");
+    let bob = server.principal("bob");
+    let carol = server.principal("carol");
+    let case = lifecycle(&server, &alice, &bob, &carol);
+    server.sign_checkpoint();
+    server.assert_verify_ok();
+    database
+        .execute(&format!(
+            "ALTER TABLE deployment DISABLE TRIGGER USER;
+             UPDATE deployment SET value = '{case}' WHERE key = 'policy_record';
+             UPDATE cases SET summary = 'grant role/reader to user:alice' WHERE case_id = '{case}';
+             UPDATE principals SET created_by = 'carol' WHERE principal_id = 'alice';
+             INSERT INTO evidence_records (ticket, case_id, released_to, created_at)
+               VALUES ('jira:OPS-1', '{case}', NULL, '2026-01-01T00:00:00Z');"
+        ))
+        .expect("tamper with the triggers off");
+    let (output, report) = server.verify_with(&[]);
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let found = codes(&report);
+    for expected in [
+        "deployment.mismatch",
+        "case.projection-mismatch",
+        "admin.principal-mismatch",
+        "evidence.record-mismatch",
+    ] {
+        assert!(
+            found.iter().any(|code| code == expected),
+            "{expected} in {found:?}"
+        );
+    }
+}
+
+#[test]
 fn nodes_share_one_database_and_one_gapless_log() {
     let (server, _) = Server::start_on(TestStore::Postgres, None, None);
     let url = server.database.as_ref().unwrap().url.clone();

@@ -813,6 +813,42 @@ pub struct AdminRows {
     pub identities: Vec<IdentityRow>,
     /// The `oidc_identities` table.
     pub oidc: Vec<OidcIdentityRow>,
+    /// When and by whom each row of those tables says it was made (and a
+    /// token revoked). Rows not listed here are not compared on these
+    /// columns.
+    pub made: Vec<RowMade>,
+}
+
+/// Which stored administration row a [`RowMade`] is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MadeKey {
+    /// A `principals` row, by principal ID.
+    Principal(String),
+    /// A `tokens` row, by token ID.
+    Token(String),
+    /// A `connector_identities` row, by connector and outside user.
+    Identity(String, String),
+    /// An `oidc_identities` row, by issuer and subject.
+    Oidc(String, String),
+}
+
+/// The columns of a stored administration row that say when and by whom
+/// it was made: no decision reads them, but the console and the CLI show
+/// them to people, and the record's events fix them (`created_at` is the
+/// time the event was recorded, `created_by` its actor, `NULL` for
+/// `system`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowMade {
+    /// The row.
+    pub key: MadeKey,
+    /// `created_at` (`mapped_at`, `bound_at`).
+    pub at: String,
+    /// `created_by` (`mapped_by`); `None` for `oidc_identities`, which has
+    /// no such column.
+    pub by: Option<String>,
+    /// For a token: `revoked_at` and `revoked_by` (both `None` for other
+    /// rows).
+    pub revoked: (Option<String>, Option<String>),
 }
 
 /// A stored `oidc_identities` row, as the audit compares it with the

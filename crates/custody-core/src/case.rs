@@ -688,3 +688,53 @@ impl CaseView {
         executors
     }
 }
+
+/// The columns the store keeps beside a case's projection (its `cases`
+/// row), as the writer fills them from the view: what listings, the
+/// console, the timer and the write checks read without decoding the view.
+/// One function makes them for the writer, the import and `verify`, which
+/// compares the stored row with the row of the view the events rebuild.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseRow {
+    /// `state`.
+    pub state: &'static str,
+    /// `change_key`: one active case per key ([`Change::key`]).
+    pub change_key: String,
+    /// `ticket`.
+    pub ticket: Option<String>,
+    /// `requester`: the requester's principal.
+    pub requester: String,
+    /// `summary`: the change, as listings show it.
+    pub summary: String,
+    /// `opened_at`.
+    pub opened_at: String,
+    /// `updated_at`.
+    pub updated_at: String,
+    /// `head_seq`.
+    pub head_seq: u64,
+    /// `head_hash` (hex).
+    pub head_hash: String,
+    /// `next_deadline`: the earliest obligation not acted on.
+    pub next_deadline: Option<String>,
+    /// `drill`.
+    pub drill: bool,
+}
+
+impl CaseRow {
+    /// The row the store writes for `view`.
+    pub fn of(view: &CaseView) -> CaseRow {
+        CaseRow {
+            state: view.state.as_str(),
+            change_key: view.change.key(),
+            ticket: view.ticket.as_ref().map(ToString::to_string),
+            requester: view.requester.principal.to_string(),
+            summary: view.change.to_string(),
+            opened_at: view.opened_at.to_string(),
+            updated_at: view.updated_at.to_string(),
+            head_seq: view.head_seq,
+            head_hash: view.head_hash.to_hex(),
+            next_deadline: view.next_deadline().map(|deadline| deadline.to_string()),
+            drill: view.drill,
+        }
+    }
+}

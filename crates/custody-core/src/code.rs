@@ -151,7 +151,9 @@ codes! {
     CaseSecondRequest = "case.second-request" [High] Conflict
         r#"high | a case holds more than one request event"#;
     CaseProjectionMismatch = "case.projection-mismatch" [High, Medium]
-        r#"high (the stored drill flag, which would hide a real case from listings and exports or show a drill as real), medium (the stored state) | the stored projection of a case differs from what its events rebuild to"#;
+        r#"high (the stored drill flag, which would hide a real case from listings and exports or show a drill as real; the stored view, change key, ticket or next deadline, which the server acts on), medium (the stored state; the summary, requester, opening or update time listings and the console show) | the stored projection of a case (its `cases` row) differs from what its events rebuild to"#;
+    DeploymentMismatch = "deployment.mismatch" [Critical, Medium]
+        r#"critical (a record pointer or the log's origin: the server would use another trail as the policy or administration record, or sign for another origin), medium (when a fact was set) | a row of the `deployment` table differs from what the log says: `policy_record` is not the case whose first event is the first `policy_adopted` by `system`, `admin_record` not the administration record's case, `log_origin` not the origin the stored checkpoints are signed for, a record's `created_at` not the time of its first event, a fact the log holds is missing, or a row the store never writes is there"#;
     // The Merkle log and its checkpoints.
     LogLeafMismatch = "log.leaf-mismatch" [Critical]
         r#"critical | the stored Merkle leaf does not hash the stored event bytes"#;
@@ -163,8 +165,8 @@ codes! {
         r#"critical | the log holds more leaves than events: events were removed"#;
     CheckpointBadSignature = "checkpoint.bad-signature" [Critical]
         r#"critical | a stored checkpoint is not signed by any configured log key (replaced, edited, or forged with another key)"#;
-    CheckpointRowMismatch = "checkpoint.row-mismatch" [Critical]
-        r#"critical | a checkpoint row's size or root columns disagree with the signed note"#;
+    CheckpointRowMismatch = "checkpoint.row-mismatch" [Critical, Medium]
+        r#"critical, medium (its `created_at` does not parse, or is after the audit: the signing time is not in the note) | a checkpoint row's size or root columns disagree with the signed note"#;
     CheckpointRootMismatch = "checkpoint.root-mismatch" [Critical]
         r#"critical | a signed checkpoint's root is not the root of the stored events at that size: history was rewritten after it was signed"#;
     CheckpointBeyondLog = "checkpoint.beyond-log" [Critical]
@@ -254,6 +256,8 @@ codes! {
         r#"critical | a case claims held evidence its record never released, or the reverse"#;
     EvidenceRecordMisplaced = "evidence.record-misplaced" [High]
         r#"high | an evidence record holds something other than held evidence and its release"#;
+    EvidenceRecordMismatch = "evidence.record-mismatch" [High, Medium, Info]
+        r#"high (the ticket, the record or the case it was released to: the server would add held evidence to another trail, or join it to another case), medium (when the row was made), info (made up to a minute after the record's first event: what earlier versions wrote) | a row of the `evidence_records` table (which finds a ticket's evidence record) differs from the record's events: its ticket is not the one the record's first `evidence_held` names, its case is not an evidence record, `released_to` is not the case the latest `evidence_released` names, `created_at` not the time of the first `evidence_held`; or an evidence record has no row"#;
     EvidenceTooLarge = "evidence.too-large" [] TooLarge
         r#"refusal | an upload over `[evidence] max_upload_bytes` (413); nothing is stored"#;
     EvidenceAddressRefused = "evidence.address-refused" [] Forbidden
@@ -368,11 +372,11 @@ codes! {
     AdminPrincipalUnrecorded = "admin.principal-unrecorded" [Critical]
         r#"critical | a stored principal that the record never added: inserted behind the store's back (for example made an admin by a direct insert)"#;
     AdminPrincipalMismatch = "admin.principal-mismatch" [Critical]
-        r#"critical | a stored principal whose kind, groups, organisation or name differ from the record, or a recorded principal missing from the store"#;
+        r#"critical | a stored principal whose kind, groups, organisation or name differ from the record, or whose `created_at` or `created_by` is not the time and author of its `principal_added` (for principals the ledger recorded from an older data directory: a time after it), or a recorded principal missing from the store"#;
     AdminTokenUnrecorded = "admin.token-unrecorded" [Critical]
         r#"critical | a stored token that the record never issued: it would authenticate someone nobody made"#;
     AdminTokenMismatch = "admin.token-mismatch" [Critical]
-        r#"critical | a stored token whose principal, secret hash (its first 16 hex digits are recorded), expiry or revocation differs from the record (such as a revoked token made active again), or a recorded token missing from the store"#;
+        r#"critical | a stored token whose principal, secret hash (its first 16 hex digits are recorded), expiry or revocation differs from the record (such as a revoked token made active again), or whose `created_at`, `created_by`, `revoked_at` or `revoked_by` is not the time and author of its `token_issued` or first `token_revoked`, or a recorded token missing from the store"#;
     AdminGrantUnrecorded = "admin.grant-unrecorded" [Critical]
         r#"critical | a stored delegation grant that the record never granted"#;
     AdminGrantMismatch = "admin.grant-mismatch" [Critical]
@@ -380,7 +384,7 @@ codes! {
     AdminIdentityUnrecorded = "admin.identity-unrecorded" [Critical]
         r#"critical | a stored mapping of an outside user (a connector's user ID) to a principal that the record does not hold: inserted behind the store's back, or restored after its `identity_unmapped`; it would let that outside user act as the principal. Likewise a stored binding of an OpenID Connect identity (issuer and subject) that no `principal_added` by the principal itself made: it would let that identity sign in as the principal"#;
     AdminIdentityMismatch = "admin.identity-mismatch" [Critical]
-        r#"critical | a stored mapping of an outside user (or binding of an OpenID Connect identity) to a principal other than the one the record maps it to, or a mapping (or binding) in the record missing from the store"#;
+        r#"critical | a stored mapping of an outside user (or binding of an OpenID Connect identity) to a principal other than the one the record maps it to, or whose `mapped_at` or `mapped_by` (`bound_at`) is not the time and author of the event that made it, or a mapping (or binding) in the record missing from the store"#;
     AdminUnrecordedLegacy = "admin.unrecorded-legacy" [Info]
         r#"info | the store holds principals, tokens or grants but no administration record: a data directory made by a version that did not record administration, never opened by `custody serve` since (which records them, by `system`, when it starts)"#;
     // The auditor bundle.

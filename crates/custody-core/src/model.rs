@@ -739,6 +739,18 @@ impl Change {
         self.resource.as_deref()
     }
 
+    /// The key one active case at a time may hold (the `cases` row's
+    /// `change_key`): subject, kind, entitlement and resource.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{}|{}|{}",
+            self.subject(),
+            self.kind().as_str(),
+            self.entitlement(),
+            self.resource().unwrap_or("")
+        )
+    }
+
     /// For time-bound access, how long it lasts, in whole seconds.
     pub fn duration_seconds(&self) -> Option<u64> {
         self.duration_seconds

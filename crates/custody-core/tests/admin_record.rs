@@ -403,6 +403,7 @@ fn honest_rows() -> AdminRows {
         grants: vec![granted],
         identities: Vec::new(),
         oidc: Vec::new(),
+        made: Vec::new(),
     }
 }
 

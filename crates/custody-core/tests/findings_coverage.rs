@@ -139,6 +139,13 @@ const COVERAGE: &[(&str, Producer)] = &[
         "case.projection-mismatch",
         Fixture(case_projection_mismatch),
     ),
+    (
+        "deployment.mismatch",
+        Test {
+            file: "crates/custody-bench/tests/tamper.rs",
+            holder: "the_deployment_facts_are_compared_with_the_log",
+        },
+    ),
     // The Merkle log and its checkpoints.
     ("log.leaf-mismatch", Fixture(log_leaf_mismatch)),
     ("log.leaf-missing", Fixture(log_leaf_missing)),
@@ -431,6 +438,13 @@ const COVERAGE: &[(&str, Producer)] = &[
     (
         "evidence.record-misplaced",
         Fixture(evidence_record_misplaced),
+    ),
+    (
+        "evidence.record-mismatch",
+        Test {
+            file: "crates/custody-bench/tests/tamper.rs",
+            holder: "the_evidence_record_rows_are_compared_with_their_events",
+        },
     ),
     (
         "evidence.too-large",

@@ -192,7 +192,9 @@ pub fn for_code(code: Code) -> &'static [Control] {
         | Code::CaseEventsMissing
         | Code::CaseMissingHead
         | Code::CaseNoRequest => TRAIL,
-        Code::EventExternalIdRepeated | Code::CaseProjectionMismatch => INTEGRITY,
+        Code::EventExternalIdRepeated | Code::CaseProjectionMismatch | Code::DeploymentMismatch => {
+            INTEGRITY
+        }
         Code::CaseSecondRequest => &[CsfPrAa05, CsfPrDs01],
         // The Merkle log and its checkpoints.
         Code::LogLeafMismatch
@@ -262,7 +264,8 @@ pub fn for_code(code: Code) -> &'static [Control] {
         | Code::EvidenceBlobAltered
         | Code::EvidenceBlobUnreferenced
         | Code::EvidenceUnmatchedLink
-        | Code::EvidenceRecordMisplaced => INTEGRITY,
+        | Code::EvidenceRecordMisplaced
+        | Code::EvidenceRecordMismatch => INTEGRITY,
         Code::EvidenceLinkUnverified | Code::EvidenceLinkDrifted => TRAIL,
         Code::EvidenceUnattached => &[CsfPrPs04],
         // Notifications: automation that executes before a reviewer is told.

@@ -31,8 +31,12 @@ struct DeferredAction {
 /// What the audit keeps of the administration record while streaming.
 #[derive(Clone, Default)]
 pub(crate) struct AdminAudit {
-    /// The administration record's case ID, once seen.
-    record: Option<String>,
+    /// The administration record's case ID, once seen, and when its first
+    /// event was recorded.
+    pub(super) record: Option<String>,
+    pub(super) record_opened_at: Option<Timestamp>,
+    /// When and by whom the record made each row.
+    made: super::made::Made,
     pub(crate) state: AdminState,
     deferred: Vec<DeferredAction>,
     pub(crate) findings: Vec<Finding>,
@@ -76,6 +80,7 @@ impl AdminAudit {
             return true;
         }
         self.record = Some(event.case_id.to_string());
+        self.record_opened_at = Some(event.recorded_at);
         true
     }
 
@@ -90,6 +95,12 @@ impl AdminAudit {
                 .push(finding_at(event, log_index, refusal, severity));
         }
         self.state.apply(event);
+        let identities = &self.state.identities;
+        self.made.observe(event, |connector, user| {
+            identities
+                .keys()
+                .any(|(c, u)| c.to_string() == connector && u.to_string() == user)
+        });
     }
 
     /// Re-checks a case event taken under a delegation grant against the
@@ -300,6 +311,12 @@ impl AdminAudit {
         }
         found.extend(check_identities(state, &rows.identities));
         found_oidc(&mut found, state, &rows.oidc);
+        found.extend(self.made.check(&rows.made, |issuer, subject| {
+            state
+                .oidc
+                .get(&(issuer.to_string(), subject.to_string()))
+                .map(ToString::to_string)
+        }));
         self.findings.extend(found);
     }
 

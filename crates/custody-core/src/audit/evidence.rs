@@ -46,11 +46,14 @@ enum LinkWord {
 /// What the audit keeps of an evidence record while reading it.
 #[derive(Clone)]
 pub(super) struct EvidenceRecordTrail {
-    ticket: String,
-    first_recorded_at: Timestamp,
+    pub(super) ticket: String,
+    pub(super) first_recorded_at: Timestamp,
     first_event: String,
     first_log_index: u64,
     pub(super) released: bool,
+    /// The case the latest `evidence_released` names (what the
+    /// `evidence_records` row's `released_to` must say).
+    pub(super) released_to: Option<String>,
 }
 
 impl EvidenceRecordTrail {
@@ -63,6 +66,7 @@ impl EvidenceRecordTrail {
                 first_event: event.event_id.to_string(),
                 first_log_index: log_index,
                 released: false,
+                released_to: None,
             }),
             _ => None,
         }

@@ -39,9 +39,11 @@ mod evidence;
 mod finding;
 mod links;
 mod log;
+mod made;
 pub mod nodes;
 mod observed;
 mod policy;
+mod projections;
 mod rules;
 mod stats;
 mod watch;
@@ -51,6 +53,7 @@ use chain::CaseTrail;
 pub use evidence::EVIDENCE_GRACE_SECONDS;
 pub use finding::Finding;
 pub use log::{DEFAULT_CHECKPOINT_INTERVAL_SECONDS, UNCOVERED_TAIL_INTERVALS};
+pub use projections::{StoredCaseRow, StoredDeploymentRow, StoredEvidenceRecordRow};
 pub use stats::{
     Bucket, Histogram, Stats, NOTIFICATION_LATENCY_BOUNDS_MS, REQUEST_TO_REVIEW_BOUNDS_SECONDS,
 };
@@ -505,6 +508,7 @@ impl Auditor {
                 EventBody::EvidenceReleased(link) => {
                     if let Some(record) = &mut trail.evidence_record {
                         record.released = true;
+                        record.released_to = Some(link.other_case.to_string());
                     }
                     self.links
                         .observe_release(event, log_index, link.other_case.to_string());

@@ -22,6 +22,10 @@ pub(super) struct Policies {
     /// is read: every adoption before it has been seen, and one after it
     /// cannot make it right. Nothing is kept of the requests that pass.
     unrecorded: Vec<Finding>,
+    /// The policy record: the first case whose first event is a
+    /// `policy_adopted` by `system`, and when that event was recorded (what
+    /// the `deployment` table's `policy_record` row must say).
+    pub(super) record: Option<(String, crate::time::Timestamp)>,
 }
 
 /// What the audit keeps of a policy record while reading it.
@@ -80,6 +84,12 @@ impl Policies {
         let mut found = Vec::new();
         let finding =
             |code: Code, message: String| Finding::new(code, message).at_event(event, log_index);
+        if previous.is_none()
+            && self.record.is_none()
+            && event.actor.principal.as_str() == crate::model::SYSTEM_PRINCIPAL
+        {
+            self.record = Some((event.case_id.to_string(), event.recorded_at));
+        }
         if event.actor.principal.as_str() != crate::model::SYSTEM_PRINCIPAL {
             found.push(finding(
                 Code::PolicyRecordForged,

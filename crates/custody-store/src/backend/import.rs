@@ -217,19 +217,21 @@ impl Importer {
                     encode_error = Some(error.to_string());
                     Vec::new()
                 });
+                // The same columns `verify` recomputes from the events.
+                let columns = custody_core::case::CaseRow::of(view);
                 row.push_bind(view.case_id.to_string())
-                    .push_bind(view.state.as_str())
-                    .push_bind(plan::change_key(&view.change))
-                    .push_bind(view.ticket.as_ref().map(ToString::to_string))
-                    .push_bind(view.requester.principal.to_string())
-                    .push_bind(view.change.to_string())
-                    .push_bind(view.opened_at.to_string())
-                    .push_bind(view.updated_at.to_string())
-                    .push_bind(to_sql(view.head_seq))
-                    .push_bind(view.head_hash.to_hex())
-                    .push_bind(view.next_deadline().map(|deadline| deadline.to_string()))
+                    .push_bind(columns.state)
+                    .push_bind(columns.change_key)
+                    .push_bind(columns.ticket)
+                    .push_bind(columns.requester)
+                    .push_bind(columns.summary)
+                    .push_bind(columns.opened_at)
+                    .push_bind(columns.updated_at)
+                    .push_bind(to_sql(columns.head_seq))
+                    .push_bind(columns.head_hash)
+                    .push_bind(columns.next_deadline)
                     .push_bind(encoded)
-                    .push_bind(view.drill);
+                    .push_bind(columns.drill);
             });
             if let Some(error) = encode_error {
                 return Err(StoreError::Corrupt(format!(

@@ -488,6 +488,7 @@ pub(crate) async fn audit_pool(
         .fetch_one(&mut *connection)
         .await?;
     let total = from_sql(total);
+    let origin = signed_origin(&checkpoints, &options.trusted_keys);
     let progress = options.progress;
     let mut audited = 0;
     let mut auditor = Auditor::with_log(LogAudit {
@@ -535,6 +536,17 @@ pub(crate) async fn audit_pool(
             None => break,
         }
     }
+    check_projection_rows(&mut connection, &mut auditor, origin.as_deref()).await?;
+    let checkpoint_times = sqlx::query("SELECT size, created_at FROM checkpoints ORDER BY size")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            let size: i64 = row.try_get("size")?;
+            Ok((from_sql(size), row.try_get("created_at")?))
+        })
+        .collect::<Result<Vec<(u64, String)>, sqlx::Error>>()?;
+    auditor.check_checkpoint_times(&checkpoint_times);
     let heads = read_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     auditor.check_admin_rows(&rows);
@@ -557,6 +569,95 @@ pub(crate) async fn audit_pool(
     report.add_findings(node_findings);
     report.add_findings(column_findings);
     Ok(report)
+}
+
+/// The origin the stored checkpoints are signed for: the newest one that
+/// verifies against `trusted_keys` (`None` when none does, which the log's
+/// checks report).
+fn signed_origin(
+    checkpoints: &[StoredCheckpointRow],
+    trusted_keys: &[custody_log::VerifierKey],
+) -> Option<String> {
+    checkpoints.iter().rev().find_map(|row| {
+        custody_log::verify_checkpoint(row.note.as_bytes(), trusted_keys)
+            .ok()
+            .map(|verified| verified.origin().to_string())
+    })
+}
+
+/// Compares the rows the server reads instead of the log with what the
+/// log says (`custody_core::audit::projections`): the `deployment` facts,
+/// the `evidence_records` rows, and every `cases` row's listing columns and
+/// stored view, read in pages by case ID so that memory stays bounded.
+async fn check_projection_rows(
+    connection: &mut Conn,
+    auditor: &mut Auditor,
+    origin: Option<&str>,
+) -> Result<(), StoreError> {
+    const PAGE: i64 = 4096;
+    let deployment = sqlx::query("SELECT key, value, created_at FROM deployment ORDER BY key")
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredDeploymentRow {
+                key: row.try_get("key")?,
+                value: row.try_get("value")?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    auditor.check_deployment_rows(&deployment, origin);
+    let records = sqlx::query(
+        "SELECT ticket, case_id, released_to, created_at FROM evidence_records ORDER BY ticket",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(StoredEvidenceRecordRow {
+            ticket: row.try_get("ticket")?,
+            case_id: row.try_get("case_id")?,
+            released_to: row.try_get("released_to")?,
+            created_at: row.try_get("created_at")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    auditor.check_evidence_record_rows(&records);
+    let mut after = String::new();
+    loop {
+        let page = sqlx::query(
+            "SELECT case_id, head_seq, head_hash, change_key, ticket, requester, summary, opened_at, updated_at, next_deadline, view
+             FROM cases WHERE case_id > $1 ORDER BY case_id LIMIT $2",
+        )
+        .bind(&after)
+        .bind(PAGE)
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StoredCaseRow {
+                case_id: row.try_get("case_id")?,
+                head_seq: row.try_get("head_seq")?,
+                head_hash: row.try_get("head_hash")?,
+                change_key: row.try_get("change_key")?,
+                ticket: row.try_get("ticket")?,
+                requester: row.try_get("requester")?,
+                summary: row.try_get("summary")?,
+                opened_at: row.try_get("opened_at")?,
+                updated_at: row.try_get("updated_at")?,
+                next_deadline: row.try_get("next_deadline")?,
+                view: row.try_get("view")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        auditor.check_case_rows(&page);
+        match page.last() {
+            Some(last) if i64::try_from(page.len()) == Ok(PAGE) => after = last.case_id.clone(),
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 /// Checks every stored Merkle node above the leaves against its children
@@ -999,14 +1100,21 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         .iter()
         .map(|row| {
             let json: String = row.try_get("grant_json")?;
-            let mut grant: custody_core::delegation::DelegationGrant = serde_json::from_str(&json)
+            let stored: custody_core::delegation::DelegationGrant = serde_json::from_str(&json)
                 .map_err(|error| StoreError::Corrupt(format!("delegation grant: {error}")))?;
+            let mut grant = stored.clone();
             grant.grant_id = row.try_get("grant_id")?;
             grant.vendor_org = row.try_get("vendor_org")?;
-            Ok(grant)
+            // The writer decides with the JSON's grant (its ID is what an
+            // action under it records): when the JSON names another grant
+            // or vendor than the columns, both are compared.
+            Ok(if stored == grant { vec![grant] } else { vec![grant, stored] })
         })
         .filter(|row| !matches!(row, Err(StoreError::Corrupt(_))))
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .collect::<Result<Vec<Vec<_>>, StoreError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let identities = sqlx::query(
         "SELECT connector, external_user, principal_id FROM connector_identities ORDER BY connector, external_user",
     )
@@ -1021,6 +1129,7 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let made = rows_made(&mut *connection).await?;
     let oidc = sqlx::query(
         "SELECT issuer, subject, principal_id FROM oidc_identities ORDER BY issuer, subject",
     )
@@ -1041,7 +1150,66 @@ async fn admin_rows(connection: &mut Conn) -> Result<custody_core::admin::AdminR
         grants,
         identities,
         oidc,
+        made,
     })
+}
+
+/// When and by whom each administration row says it was made
+/// ([`custody_core::admin::RowMade`]).
+async fn rows_made(connection: &mut Conn) -> Result<Vec<custody_core::admin::RowMade>, StoreError> {
+    use custody_core::admin::{MadeKey, RowMade};
+    let mut made = Vec::new();
+    for row in sqlx::query("SELECT principal_id, created_at, created_by FROM principals ORDER BY principal_id")
+        .fetch_all(&mut *connection)
+        .await?
+    {
+        made.push(RowMade {
+            key: MadeKey::Principal(row.try_get("principal_id")?),
+            at: row.try_get("created_at")?,
+            by: row.try_get("created_by")?,
+            revoked: (None, None),
+        });
+    }
+    for row in sqlx::query(
+        "SELECT token_id, created_at, created_by, revoked_at, revoked_by FROM tokens ORDER BY token_id",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    {
+        let revoked_at: Option<String> = row.try_get("revoked_at")?;
+        let revoked_by: Option<String> = row.try_get("revoked_by")?;
+        made.push(RowMade {
+            key: MadeKey::Token(row.try_get("token_id")?),
+            at: row.try_get("created_at")?,
+            by: row.try_get("created_by")?,
+            revoked: (revoked_at, revoked_by),
+        });
+    }
+    for row in sqlx::query(
+        "SELECT connector, external_user, mapped_at, mapped_by FROM connector_identities ORDER BY connector, external_user",
+    )
+    .fetch_all(&mut *connection)
+    .await?
+    {
+        made.push(RowMade {
+            key: MadeKey::Identity(row.try_get("connector")?, row.try_get("external_user")?),
+            at: row.try_get("mapped_at")?,
+            by: row.try_get("mapped_by")?,
+            revoked: (None, None),
+        });
+    }
+    for row in sqlx::query("SELECT issuer, subject, bound_at FROM oidc_identities ORDER BY issuer, subject")
+        .fetch_all(&mut *connection)
+        .await?
+    {
+        made.push(RowMade {
+            key: MadeKey::Oidc(row.try_get("issuer")?, row.try_get("subject")?),
+            at: row.try_get("bound_at")?,
+            by: None,
+            revoked: (None, None),
+        });
+    }
+    Ok(made)
 }
 
 /// The columns [`outbox_from_row`] reads. A macro so that queries stay `&'static str`.

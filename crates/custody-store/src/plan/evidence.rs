@@ -62,6 +62,7 @@ impl Pending {
                     record: record.clone(),
                     released_to: None,
                     new: true,
+                    created_at: recorded_at,
                 });
                 record
             }
@@ -136,6 +137,7 @@ impl Pending {
             record,
             released_to: Some(case_id.clone()),
             new: false,
+            created_at: recorded_at,
         });
         Ok(vec![first, second])
     }

@@ -130,6 +130,9 @@ pub(crate) struct RecordRow {
     pub(crate) record: CaseId,
     pub(crate) released_to: Option<CaseId>,
     pub(crate) new: bool,
+    /// When the record's first event was recorded: the row's `created_at`
+    /// (as an import writes it, and `verify` compares it).
+    pub(crate) created_at: Timestamp,
 }
 
 pub(crate) struct PendingIdempotency {
@@ -390,11 +393,5 @@ pub(crate) fn may_retry(entry: &crate::OutboxEntry) -> Result<(), StoreError> {
 /// The key under which at most one case may be active: subject, change kind,
 /// entitlement and resource.
 pub(crate) fn change_key(change: &Change) -> String {
-    format!(
-        "{}|{}|{}|{}",
-        change.subject(),
-        change.kind().as_str(),
-        change.entitlement(),
-        change.resource().unwrap_or("")
-    )
+    change.key()
 }

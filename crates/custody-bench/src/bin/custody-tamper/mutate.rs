@@ -859,19 +859,54 @@ async fn rewrite(
             .execute(&mut *transaction)
             .await?;
     }
-    // The case's head hash, when it was the changed chain's end.
-    let head_text = serde_json::to_value(head_before)?;
-    sqlx::query("UPDATE cases SET head_hash = ? WHERE case_id = ? AND head_hash = ?")
-        .bind(
-            hash_value(&previous)
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
-        .bind(&case)
-        .bind(head_text.as_str().unwrap_or_default().to_string())
-        .execute(&mut *transaction)
-        .await?;
+    // The case's row, rebuilt from its rewritten events as the writer makes
+    // it (every column and the stored view), when they still rebuild a
+    // request's case; else its head hash, when it was the changed chain's end.
+    let rebuilt = log
+        .iter()
+        .filter(|entry| entry.1 == case)
+        .map(|entry| custody_core::Event::decode(&entry.3).ok())
+        .collect::<Option<Vec<_>>>()
+        .and_then(|events| custody_core::CaseView::replay(&events));
+    match rebuilt {
+        Some(view) => {
+            let row = custody_core::case::CaseRow::of(&view);
+            sqlx::query(
+                "UPDATE cases SET state = ?, change_key = ?, ticket = ?, requester = ?, summary = ?,
+                 opened_at = ?, updated_at = ?, head_seq = ?, head_hash = ?, next_deadline = ?,
+                 view = ?, drill = ? WHERE case_id = ?",
+            )
+            .bind(row.state)
+            .bind(row.change_key)
+            .bind(row.ticket)
+            .bind(row.requester)
+            .bind(row.summary)
+            .bind(row.opened_at)
+            .bind(row.updated_at)
+            .bind(row.head_seq as i64)
+            .bind(row.head_hash)
+            .bind(row.next_deadline)
+            .bind(serde_json::to_vec(&view)?)
+            .bind(row.drill)
+            .bind(&case)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        None => {
+            let head_text = serde_json::to_value(head_before)?;
+            sqlx::query("UPDATE cases SET head_hash = ? WHERE case_id = ? AND head_hash = ?")
+                .bind(
+                    hash_value(&previous)
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+                .bind(&case)
+                .bind(head_text.as_str().unwrap_or_default().to_string())
+                .execute(&mut *transaction)
+                .await?;
+        }
+    }
     transaction.commit().await?;
     let leaves: Vec<Vec<u8>> = log.iter().map(|entry| entry.3.clone()).collect();
     let leaf_hashes = rebuild_nodes(&mut connection, &leaves).await?;
