@@ -417,6 +417,31 @@ fn bad_input_is_refused_clearly_and_changes_nothing() {
             problem_type: INVALID,
             detail_mentions: Some("text".into()),
         },
+        // serde reads a struct from an array of its fields in order, so
+        // these were taken as `{"text": "an array"}` and `{}` (a token
+        // issued): schemathesis found the second.
+        Bad {
+            name: "an array for the comment object",
+            method: "POST",
+            path: format!("/v1/cases/{open}/comments"),
+            token: a.clone(),
+            headers: vec![],
+            body: Body::Json(json!(["an array"])),
+            status: 400,
+            problem_type: INVALID,
+            detail_mentions: Some("JSON object".into()),
+        },
+        Bad {
+            name: "an array for the token object",
+            method: "POST",
+            path: "/v1/principals/alice/tokens".into(),
+            token: Some(server.admin_token.clone()),
+            headers: vec![],
+            body: Body::Json(json!([])),
+            status: 400,
+            problem_type: INVALID,
+            detail_mentions: Some("JSON object".into()),
+        },
         Bad {
             name: "unknown state filter",
             method: "GET",

@@ -230,10 +230,72 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
-        match axum::Json::<T>::from_request(request, state).await {
+        if !json_content_type(request.headers()) {
+            return Err(Problem::invalid(
+                "the request body must be JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = body_bytes(request, state).await?;
+        require_object(&bytes)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(json_problem(rejection)),
         }
+    }
+}
+
+/// Whether the request says its body is JSON (`application/json`, or a
+/// `+json` type), as axum's `Json` checks.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
+}
+
+/// The body's bytes, within the server's limit.
+async fn body_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, Problem> {
+    axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    types::PAYLOAD_TOO_LARGE,
+                    "Payload too large",
+                    "the request body is larger than the server's limit",
+                )
+                .with_hint("raise `max_body_bytes` in the [server] section of the config file if this is legitimate")
+            } else {
+                Problem::invalid(rejection.body_text())
+            }
+        })
+}
+
+/// Every request body of the API is a JSON object. serde reads a struct
+/// from an array too (its fields in order), so `[]` or `["text"]` would be
+/// taken for a body the schema does not allow: refused here.
+fn require_object(bytes: &[u8]) -> Result<(), Problem> {
+    match bytes.iter().find(|byte| !byte.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(Problem::invalid(
+            "the request body must be a JSON object (`{...}`)",
+        )),
     }
 }
 
@@ -268,23 +330,11 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Problem::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        types::PAYLOAD_TOO_LARGE,
-                        "Payload too large",
-                        "the request body is larger than the server's limit",
-                    )
-                } else {
-                    Problem::invalid(rejection.body_text())
-                }
-            })?;
+        let bytes = body_bytes(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
+        require_object(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(OptionalJson)
             .map_err(|error| {
