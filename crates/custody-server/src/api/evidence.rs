@@ -129,7 +129,12 @@ impl EvidenceState {
                     removed.to_string(),
                 ),
             })?;
+        let mut guard = ClaimGuard {
+            claims: self.claims.clone(),
+            claim: Some(claim),
+        };
         let outcome = write.await;
+        let claim = guard.claim.take().expect("the claim is taken only here");
         match &outcome {
             Ok(_) => self.claims.recorded(claim).await,
             Err(_) => {
@@ -140,6 +145,23 @@ impl EvidenceState {
             }
         }
         outcome
+    }
+}
+
+/// Ends a claim whose request was dropped before its write was decided (the
+/// client went away): as recorded, since the write may have been made, so
+/// the blob stays, and the claim does not outlive the request.
+struct ClaimGuard {
+    claims: Arc<BlobClaims>,
+    claim: Option<custody_evidence::Claim>,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            let claims = self.claims.clone();
+            tokio::spawn(async move { claims.recorded(claim).await });
+        }
     }
 }
 
