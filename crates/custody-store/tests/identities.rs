@@ -8,13 +8,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::str::FromStr;
 
+use common::Backend;
 use custody_core::model::{
     Actor, AuthContext, ConnectorName, ExternalUser, Principal, PrincipalId, PrincipalKind, Via,
 };
 use custody_core::EventBody;
-use custody_store::{Location, Store, StoreError, StoreOptions};
+use custody_store::{Store, StoreError, StoreOptions};
 
 fn actor(name: &str) -> Actor {
     Actor {
@@ -51,88 +54,6 @@ fn user(id: &str) -> ExternalUser {
 
 fn id(name: &str) -> PrincipalId {
     name.parse().unwrap()
-}
-
-/// Where a test's store lives, removed afterwards.
-enum Backend {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("CUSTODY_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-async fn run_sql_on(url: &str, statements: &[&str]) {
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap_or_else(|error| {
-        panic!("cannot reach the tests' PostgreSQL at {url}: {error}\nhint: run the tests with `cargo xtask test`, which finds or starts PostgreSQL")
-    });
-    for statement in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
-            .execute(&mut connection)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-    }
-}
-
-impl Backend {
-    async fn new(postgres: bool) -> Backend {
-        if !postgres {
-            return Backend::Sqlite(tempfile::tempdir().unwrap());
-        }
-        let admin_url = postgres_admin_url();
-        let mut suffix = [0u8; 8];
-        getrandom::fill(&mut suffix).unwrap();
-        let name = format!("custody_identities_{}", custody_core::hex::encode(&suffix));
-        run_sql_on(&admin_url, &[&format!("CREATE DATABASE {name}")]).await;
-        Backend::Postgres { admin_url, name }
-    }
-
-    fn location(&self) -> Location {
-        match self {
-            Backend::Sqlite(directory) => Location::Embedded(directory.path().to_path_buf()),
-            Backend::Postgres { admin_url, name } => {
-                let base = admin_url.rsplit_once('/').unwrap().0;
-                Location::Postgres(format!("{base}/{name}"))
-            }
-        }
-    }
-
-    /// Runs SQL on the database directly, as someone with access to it could.
-    async fn tamper(&self, sql: &str) {
-        match self {
-            Backend::Sqlite(directory) => {
-                use sqlx::ConnectOptions;
-                let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(directory.path().join(custody_store::DATABASE_FILE))
-                    .connect()
-                    .await
-                    .unwrap();
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                    .execute(&mut connection)
-                    .await
-                    .unwrap();
-            }
-            Backend::Postgres { .. } => {
-                let Location::Postgres(url) = self.location() else {
-                    unreachable!("a PostgreSQL backend has a PostgreSQL location")
-                };
-                run_sql_on(&url, &[sql]).await;
-            }
-        }
-    }
-
-    async fn drop_database(self) {
-        if let Backend::Postgres { admin_url, name } = self {
-            run_sql_on(
-                &admin_url,
-                &[&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")],
-            )
-            .await;
-        }
-    }
 }
 
 /// A store with an admin (by `system`, as `init` does), alice (in `sre`,
@@ -179,7 +100,7 @@ fn mappings_in(record: &[custody_core::Event]) -> Vec<(String, String, String, O
 }
 
 async fn maps_record_and_resolve(postgres: bool) {
-    let backend = Backend::new(postgres).await;
+    let backend = Backend::new(postgres, "custody_identities").await;
     let store = deployment(&backend).await;
     let admin = actor("admin");
 

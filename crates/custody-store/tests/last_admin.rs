@@ -8,10 +8,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::str::FromStr;
 
+use common::Backend;
 use custody_core::model::{Actor, AuthContext, Principal, PrincipalId, PrincipalKind, Via};
-use custody_store::{Location, ReadOnlyStore, Store, StoreError, StoreOptions};
+use custody_store::{ReadOnlyStore, Store, StoreError, StoreOptions};
 
 fn actor(name: &str) -> Actor {
     Actor {
@@ -46,60 +49,6 @@ fn groups(list: &[&str]) -> Vec<String> {
     list.iter().map(|group| group.to_string()).collect()
 }
 
-/// Where a test's store lives, removed afterwards.
-enum Backend {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
-}
-
-async fn run_sql_on(url: &str, statements: &[&str]) {
-    use sqlx::Connection;
-    let mut connection = sqlx::PgConnection::connect(url).await.unwrap_or_else(|error| {
-        panic!("cannot reach the tests' PostgreSQL at {url}: {error}\nhint: run the tests with `cargo xtask test`, which finds or starts PostgreSQL")
-    });
-    for statement in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
-            .execute(&mut connection)
-            .await
-            .unwrap_or_else(|error| panic!("{statement}: {error}"));
-    }
-}
-
-impl Backend {
-    async fn new(postgres: bool) -> Backend {
-        if !postgres {
-            return Backend::Sqlite(tempfile::tempdir().unwrap());
-        }
-        let admin_url = std::env::var("CUSTODY_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-        let mut suffix = [0u8; 8];
-        getrandom::fill(&mut suffix).unwrap();
-        let name = format!("custody_last_admin_{}", custody_core::hex::encode(&suffix));
-        run_sql_on(&admin_url, &[&format!("CREATE DATABASE {name}")]).await;
-        Backend::Postgres { admin_url, name }
-    }
-
-    fn location(&self) -> Location {
-        match self {
-            Backend::Sqlite(directory) => Location::Embedded(directory.path().to_path_buf()),
-            Backend::Postgres { admin_url, name } => {
-                let base = admin_url.rsplit_once('/').unwrap().0;
-                Location::Postgres(format!("{base}/{name}"))
-            }
-        }
-    }
-
-    async fn drop_database(self) {
-        if let Backend::Postgres { admin_url, name } = self {
-            run_sql_on(
-                &admin_url,
-                &[&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")],
-            )
-            .await;
-        }
-    }
-}
-
 fn assert_last_admin_refused(result: Result<Principal, StoreError>, who: &str) {
     match result {
         Err(StoreError::Refused(refusal)) => {
@@ -111,7 +60,7 @@ fn assert_last_admin_refused(result: Result<Principal, StoreError>, who: &str) {
 }
 
 async fn the_last_admin_stays(postgres: bool) {
-    let backend = Backend::new(postgres).await;
+    let backend = Backend::new(postgres, "custody_last_admin").await;
     let store = Store::open_at(&backend.location(), StoreOptions::default())
         .await
         .unwrap();
