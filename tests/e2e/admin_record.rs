@@ -226,15 +226,16 @@ fn the_administration_record_shows_and_proves_who_made_whom_an_admin() {
         events[4]["actor"]["auth"]["token_id"],
         alice_token_id.as_str()
     );
-    // Tokens are recorded by ID and hash prefix, never the secret.
+    // Tokens are recorded by ID and the SHA-256 of their secret (whole,
+    // and its first 16 hex digits), never the secret.
     let text = record.to_string();
     assert!(!text.contains(alice.as_str()) && !text.contains(bob.trim()));
+    let alice_hash = custody_core::Sha256Hash::of(alice.as_bytes()).to_hex();
+    assert_eq!(events[3]["payload"]["secret_sha256"], alice_hash.as_str());
     assert_eq!(
-        events[3]["payload"]["secret_sha256_prefix"]
-            .as_str()
-            .unwrap()
-            .len(),
-        16
+        events[3]["payload"]["secret_sha256_prefix"],
+        &alice_hash[..16],
+        "{record:#}"
     );
     let shown = server.cli_ok(&server.admin_token, &["admin", "record"]);
     assert!(

@@ -219,6 +219,59 @@ fn the_monitor_audits_new_entries_and_raises_each_tamper_once() {
     );
 }
 
+/// Between scans the monitor lets go of idle cases (it keeps a sum over
+/// their case rows): a case written to again is taken back without a false
+/// finding, and a retired case's row edited behind the store's back is
+/// still found and raised in its case.
+#[test]
+fn the_monitor_lets_go_of_idle_cases_and_still_checks_their_rows() {
+    let (server, _) = Server::start_in_process(TestStore::Embedded, Some(DRIVEN));
+    let alice = server.principal("alice");
+    let cases: Vec<String> = (0..3)
+        .map(|index| request(&server, &alice, &format!("user:u{index}"), "reader"))
+        .collect();
+    wait_for_checkpoint(&server);
+    let mut monitor = monitor(&server);
+    for _ in 0..2 {
+        let outcome = scan(&server, &mut monitor);
+        assert!(outcome.report.unwrap().ok);
+    }
+    let (held, retired) = monitor.cases();
+    assert!(
+        retired >= 3,
+        "the idle requests are let go of after the second scan: {held} held, {retired} retired"
+    );
+
+    // Written to again: rebuilt from its rows, nothing found.
+    server.cli_ok(&alice, &["comment", &cases[0], "still needed"]);
+    wait_for_checkpoint(&server);
+    let outcome = scan(&server, &mut monitor);
+    let report = outcome.report.unwrap();
+    assert!(report.ok, "{:#?}", report.findings);
+    assert!(outcome.recorded.is_empty(), "{:#?}", outcome.recorded);
+    assert_eq!(monitor.cases().1, retired - 1, "the case is held again");
+
+    // A retired case's row edited: the scan starts over and names it.
+    let mut db = Db::open(&server.data);
+    db.run(&format!(
+        "UPDATE cases SET state = 'approved' WHERE case_id = '{}'",
+        cases[1]
+    ));
+    let outcome = scan(&server, &mut monitor);
+    let recorded = codes(&outcome.recorded);
+    assert!(
+        recorded.contains(&"case.projection-mismatch"),
+        "{recorded:?} {:#?}",
+        outcome.logged
+    );
+    assert!(outcome
+        .recorded
+        .iter()
+        .all(|finding| finding.case_id.as_deref() == Some(cases[1].as_str())));
+    assert_eq!(raised(&server, &alice, &cases[1]).len(), 1);
+    assert!(raised(&server, &alice, &cases[2]).is_empty());
+}
+
 #[test]
 fn the_servers_monitor_finds_a_tamper_within_one_interval() {
     let (server, _) = Server::start_in_process(TestStore::Embedded, Some(MONITORED));

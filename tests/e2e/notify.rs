@@ -534,6 +534,57 @@ fn kill_during_delivery(store: TestStore) {
     server.assert_verify_ok();
 }
 
+#[test]
+fn a_backlog_is_delivered_slot_by_slot_not_one_batch_per_poll_interval() {
+    for store in STORES {
+        backlog_without_waiting(store);
+    }
+}
+
+/// One delivery slot and a poll interval of a minute: the worker used to
+/// claim at most `concurrency` notifications per poll, so a backlog of six
+/// took six minutes. A worker that finds as many rows due as it has free
+/// slots claims again as soon as a slot frees.
+fn backlog_without_waiting(store: TestStore) {
+    let receiver = Receiver::start();
+    let text = format!(
+        "[notify]\npoll_interval_ms = 60000\nconcurrency = 1\n\n\
+         [[notify.channels]]\ntype = \"webhook\"\nname = \"hooks\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout_seconds = 5\n\n\
+         [notify.routes]\napprovers = [\"hooks\"]\n",
+        receiver.url
+    );
+    let (mut server, _) = Server::start_on(store, None, Some(&text));
+    // The worker polled as the node started and waits a minute: these six
+    // wait in the outbox (at most one of them, if the first poll came late,
+    // is delivered now).
+    let alice = server.principal("alice");
+    let mut owed = BTreeSet::new();
+    for index in 0..6 {
+        let case = request(&server, &alice, &format!("role/backlog{index}"));
+        for event in server.events(&alice, &case) {
+            for owes in event["notify"].as_array().into_iter().flatten() {
+                owed.insert(owes["delivery_id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(
+        owed.len(),
+        6,
+        "one notification per request to the approvers"
+    );
+    // A restarted node polls at once and finds the six due: it delivers
+    // them one after the other, well inside a single poll interval.
+    server.restart();
+    wait_until("the whole backlog to be delivered", || {
+        receiver.seen.delivered_ids() == owed
+    });
+    wait_until("every delivery to be recorded", || {
+        let pending = server.cli_json(&server.admin_token, &["notifications", "--failed"]);
+        pending["notifications"].as_array().unwrap().is_empty()
+    });
+    server.assert_verify_ok();
+}
+
 fn count_by_id(ids: Vec<String>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for id in ids {

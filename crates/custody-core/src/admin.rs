@@ -31,6 +31,7 @@ use crate::event::{
     DelegationGranted, DelegationRevoked, Event, EventBody, IdentityMapped, IdentityUnmapped,
     PrincipalAdded, PrincipalGroupsChanged, TokenIssued, TokenRevoked,
 };
+use crate::id::Sha256Hash;
 use crate::lifecycle::{Draft, Refusal};
 use crate::model::{
     Actor, Change, ConnectorName, ExternalUser, Principal, PrincipalId, Role, SYSTEM_PRINCIPAL,
@@ -132,6 +133,7 @@ pub fn token_issued(
             token_id: token_id.to_string(),
             principal: principal.clone(),
             secret_sha256_prefix: token_hash_prefix(secret_sha256_hex),
+            secret_sha256: secret_sha256_hex.to_ascii_lowercase().parse().ok(),
             expires_at,
         }),
         by_system,
@@ -309,10 +311,25 @@ pub struct TokenState {
     pub principal: PrincipalId,
     /// The recorded prefix of its SHA-256.
     pub secret_sha256_prefix: String,
+    /// Its whole recorded SHA-256, when the record holds it.
+    pub secret_sha256: Option<Sha256Hash>,
     /// When it expires, if ever.
     pub expires_at: Option<Timestamp>,
     /// Whether it was revoked.
     pub revoked: bool,
+}
+
+impl TokenState {
+    /// Whether a stored secret hash (lowercase hex) is the one the record
+    /// holds: the whole hash when the record has it, else its prefix (a
+    /// token issued by a version that recorded only the prefix).
+    pub fn hash_matches(&self, secret_sha256_hex: &str) -> bool {
+        token_hash_prefix(secret_sha256_hex) == self.secret_sha256_prefix
+            && self
+                .secret_sha256
+                .as_ref()
+                .is_none_or(|recorded| recorded.to_hex() == secret_sha256_hex)
+    }
 }
 
 /// A delegation grant as the record says.
@@ -643,6 +660,7 @@ impl AdminState {
                     .or_insert_with(|| TokenState {
                         principal: issued.principal.clone(),
                         secret_sha256_prefix: issued.secret_sha256_prefix.clone(),
+                        secret_sha256: issued.secret_sha256,
                         expires_at: issued.expires_at,
                         revoked: false,
                     });
@@ -936,6 +954,39 @@ mod tests {
             .violations(event)
             .iter()
             .any(|(refusal, _)| refusal.rule == Code::AdminNotAdmin)
+    }
+
+    /// A stored hash matches the record whole when the record holds the
+    /// whole hash, and by its prefix only for a token recorded before it did.
+    #[test]
+    fn a_token_hash_matches_the_record_whole_or_by_the_old_prefix() {
+        let hash = Sha256Hash::of(b"cus_secret").to_hex();
+        let issued = token_issued("tok_1", &"alice".parse().expect("name"), &hash, None, false);
+        let EventBody::TokenIssued(payload) = &issued.body else {
+            panic!("not a token_issued body");
+        };
+        assert_eq!(
+            payload.secret_sha256.map(|hash| hash.to_hex()),
+            Some(hash.clone())
+        );
+        let mut state = AdminState::default();
+        state.apply(&event(issued.body.clone(), actor("admin", oidc("s-admin"))));
+        let token = state.tokens.get("tok_1").expect("issued").clone();
+        assert!(token.hash_matches(&hash));
+        // The last hex digit changed: past the prefix, still caught.
+        let mut past_prefix = hash.clone();
+        past_prefix.replace_range(63.., if hash.ends_with('0') { "1" } else { "0" });
+        assert!(!token.hash_matches(&past_prefix));
+        let mut in_prefix = hash.clone();
+        in_prefix.replace_range(..1, if hash.starts_with('0') { "1" } else { "0" });
+        assert!(!token.hash_matches(&in_prefix));
+        // A token recorded with its prefix only (an older version).
+        let old = TokenState {
+            secret_sha256: None,
+            ..token
+        };
+        assert!(old.hash_matches(&past_prefix));
+        assert!(!old.hash_matches(&in_prefix));
     }
 
     /// An OIDC identity provisions its own principal and nothing else:

@@ -376,7 +376,7 @@ codes! {
     AdminTokenUnrecorded = "admin.token-unrecorded" [Critical]
         r#"critical | a stored token that the record never issued: it would authenticate someone nobody made"#;
     AdminTokenMismatch = "admin.token-mismatch" [Critical]
-        r#"critical | a stored token whose principal, secret hash (its first 16 hex digits are recorded), expiry or revocation differs from the record (such as a revoked token made active again), or whose `created_at`, `created_by`, `revoked_at` or `revoked_by` is not the time and author of its `token_issued` or first `token_revoked`, or a recorded token missing from the store"#;
+        r#"critical | a stored token whose principal, secret hash (recorded whole; for tokens issued before it was, its first 16 hex digits), expiry or revocation differs from the record (such as a revoked token made active again), or whose `created_at`, `created_by`, `revoked_at` or `revoked_by` is not the time and author of its `token_issued` or first `token_revoked`, or a recorded token missing from the store"#;
     AdminGrantUnrecorded = "admin.grant-unrecorded" [Critical]
         r#"critical | a stored delegation grant that the record never granted"#;
     AdminGrantMismatch = "admin.grant-mismatch" [Critical]
@@ -407,7 +407,7 @@ codes! {
     BundleTokenUnrecorded = "bundle.token-unrecorded" [Critical]
         r#"critical | a `token` line of a whole-log bundle names a token no `token_issued` event of the log issues (or the line stands in a case or range bundle, which carries no tokens): an import would make a token nobody issued authenticate"#;
     BundleTokenMismatch = "bundle.token-mismatch" [Critical]
-        r#"critical | a `token` line differs from the log's record of its token: another principal, a secret hash that does not begin with the 16 hex digits `token_issued` records, another expiry, a revocation the log does not record (or none where it does), a time later than the event's, a second line for one token; or a token the log issues has no `token` line in a whole-log bundle that carries them (version 2 on), so an import could not restore it"#;
+        r#"critical | a `token` line differs from the log's record of its token: another principal, a secret hash other than the one `token_issued` records (or, for a token recorded before it held the whole hash, one that does not begin with its 16 hex digits), another expiry, a revocation the log does not record (or none where it does), a time later than the event's, a second line for one token; or a token the log issues has no `token` line in a whole-log bundle that carries them (version 2 on), so an import could not restore it"#;
     BundleIdempotencyUnrecorded = "bundle.idempotency-unrecorded" [Critical]
         r#"critical | an `idempotency` line the log does not bear out: its response does not parse, names events other than those the log holds under its principal and key (or none while the log holds some), names a case the log does not hold, or repeats an earlier line's principal and key (or the line stands in a case or range bundle): an import would answer a retried write with a result nobody was given"#;
     BundleKeysUntrusted = "bundle.keys-untrusted" [Info]

@@ -409,6 +409,13 @@ pub struct TokenIssued {
     /// The first 16 hex digits of the SHA-256 of the bearer secret, so the
     /// stored token row can be matched to this event; never the secret.
     pub secret_sha256_prefix: String,
+    /// The whole SHA-256 of the bearer secret (64 lowercase hex digits), so
+    /// `verify` can tell any change to the stored hash. Not a secret: the
+    /// bearer secret is 32 random bytes, and the server authenticates by
+    /// hashing what is presented. Absent from tokens issued by versions
+    /// that recorded only the prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_sha256: Option<Sha256Hash>,
     /// When it stops working, if ever.
     #[serde(deserialize_with = "Option::deserialize")]
     pub expires_at: Option<Timestamp>,

@@ -3573,6 +3573,337 @@ fn the_incremental_audit_starts_over_when_a_verified_row_changes() {
     assert!(codes.contains(&"checkpoint.root-mismatch"), "{codes:?}");
 }
 
+/// The audit lets go of notifications that can no longer make a finding
+/// (delivered ones) as it reads a long log; one given up on, and an
+/// automated execution ahead of its reviewers, read before that, are still
+/// reported.
+#[test]
+fn delivered_notifications_are_let_go_of_and_the_undelivered_still_found() {
+    let owe = |trail: &mut Trail, index: usize, id: &str, kind: &str, audience| {
+        trail.events[index].notify.push(custody_core::notice::Owed {
+            delivery_id: id.to_string(),
+            kind: kind.to_string(),
+            audience,
+            channel: "hook".to_string(),
+            recipient: None,
+        });
+    };
+    let attempt = |id: &str, outcome| Attempt {
+        delivery_id: id.to_string(),
+        channel: "hook".to_string(),
+        recipient: None,
+        attempt: 1,
+        outcome,
+        status: Some(202),
+        error: None,
+        latency_ms: 3,
+    };
+    let mut trail = Trail::default();
+    // Given up on, never escalated.
+    let undelivered = trail.append(None, human("alice"), request_draft("admin"));
+    owe(
+        &mut trail,
+        0,
+        "dl-dead",
+        "change_requested",
+        custody_core::notice::Audience::Approvers,
+    );
+    for draft in
+        lifecycle::record_delivery(attempt("dl-dead", DeliveryOutcome::Dead), false, time(10))
+    {
+        trail.append(Some(&undelivered), Actor::system(), draft);
+    }
+    // Automation ahead of the reviewers, whose notice is delivered after.
+    let automated = trail.append(None, human("alice"), request_draft("admin"));
+    let draft = lifecycle::approve(&trail.view(&automated), &human("bob"), None).unwrap();
+    trail.append(Some(&automated), human("bob"), draft);
+    let approved_at = trail.events.len() - 1;
+    owe(
+        &mut trail,
+        approved_at,
+        "dl-review",
+        custody_core::notice::CHANGE_APPROVED_FOR_REVIEW,
+        custody_core::notice::Audience::Reviewers,
+    );
+    let mut robot = human("deploy-bot");
+    robot.kind = PrincipalKind::Automation;
+    let view = trail.view(&automated);
+    let draft =
+        lifecycle::execute(view.approved().unwrap(), &robot, None, None, true, None).unwrap();
+    trail.append(Some(&automated), robot, draft);
+    for draft in lifecycle::record_delivery(
+        attempt("dl-review", DeliveryOutcome::Delivered),
+        false,
+        time(100_000),
+    ) {
+        trail.append(Some(&automated), Actor::system(), draft);
+    }
+    // Then many notifications, each delivered: enough for the audit to
+    // let go of what it holds (it does at 4,096 kept).
+    for index in 0..5_000 {
+        let case = trail.append(None, human("alice"), request_draft("reader"));
+        let last = trail.events.len() - 1;
+        let id = format!("dl-{index}");
+        owe(
+            &mut trail,
+            last,
+            &id,
+            "change_requested",
+            custody_core::notice::Audience::Approvers,
+        );
+        for draft in
+            lifecycle::record_delivery(attempt(&id, DeliveryOutcome::Delivered), false, time(20))
+        {
+            trail.append(Some(&case), Actor::system(), draft);
+        }
+    }
+    let report = trail.audit_at(time(200_000));
+    let found: Vec<(String, Option<String>)> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.code.as_str().starts_with("notify."))
+        .map(|finding| (finding.code.as_str().to_string(), finding.case_id.clone()))
+        .collect();
+    assert!(
+        found.contains(&(
+            Code::NotifyUndelivered.as_str().to_string(),
+            Some(undelivered.to_string())
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            Code::NotifyReviewerNotNotified.as_str().to_string(),
+            Some(automated.to_string())
+        )),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+}
+
+/// One scan of the monitor over `rows` and `heads` as `Store::watch` runs
+/// it: pages of rows, the retired cases a page writes to read back first,
+/// the case rows after the rows, and a second pass over everything when
+/// something verified changed.
+fn watch_scan(
+    watch: &mut custody_core::audit::Watch,
+    rows: &[StoredEvent],
+    heads: &[StoredCaseHead],
+    checkpoints: &[StoredCheckpointRow],
+    now: Timestamp,
+) -> Report {
+    watch.begin_scan(checkpoints, rows.len() as u64);
+    for _pass in 0..2 {
+        'pages: for page in rows.chunks(3) {
+            for case_id in watch.cases_to_restore(page) {
+                let before = watch.restore_before();
+                let case_rows: Vec<StoredEvent> = rows
+                    .iter()
+                    .filter(|row| row.case_id == case_id && row.log_index < before)
+                    .cloned()
+                    .collect();
+                watch.restore(&case_id, &case_rows);
+            }
+            for row in page {
+                if !watch.observe(row) {
+                    break 'pages;
+                }
+            }
+        }
+        if watch.finish_pass() {
+            watch.restart(checkpoints, rows.len() as u64);
+            continue;
+        }
+        for head in heads {
+            watch.observe_head(head.clone());
+        }
+        if !watch.heads_changed() {
+            break;
+        }
+        watch.restart(checkpoints, rows.len() as u64);
+    }
+    watch.report(Vec::new(), None, now)
+}
+
+/// The findings about cases, comparable between the monitor and `verify`.
+fn case_findings(report: &Report) -> Vec<(String, Option<String>, Option<u64>, Option<u64>)> {
+    let mut found: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.case_id.is_some())
+        .map(|finding| {
+            (
+                finding.code.as_str().to_string(),
+                finding.case_id.clone(),
+                finding.seq,
+                finding.log_index,
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The monitor lets go of idle cases between scans and keeps only a sum of
+/// their case rows; a retired case written to again is rebuilt from its
+/// rows; a case with a deadline still to come is kept. At every scan it
+/// finds about the cases what a full audit finds.
+#[test]
+fn the_monitor_lets_go_of_idle_cases_and_takes_them_back_when_written_to() {
+    use custody_core::audit::{Watch, WatchOptions};
+    let mut trail = Trail::default();
+    let plain: Vec<CaseId> = (0..4)
+        .map(|index| trail.append(None, human("alice"), request_draft(&format!("role{index}"))))
+        .collect();
+    // Executed without approval: an end-of-trail finding with no deadline.
+    let unapproved = trail.append(None, human("alice"), request_draft("admin"));
+    trail.append(Some(&unapproved), human("carol"), execution(None));
+    // Break-glass: its post-hoc review is due later.
+    let mut glass = None;
+    for draft in lifecycle::break_glass(
+        change("admin"),
+        "the database is down".to_string(),
+        None,
+        &rule(),
+        None,
+        time(0),
+    )
+    .unwrap()
+    {
+        glass = Some(trail.append(glass.as_ref(), human("carol"), draft));
+    }
+    let glass = glass.unwrap();
+    let deadline = trail.view(&glass).break_glass_deadline.unwrap();
+    let before_deadline = time(60);
+    assert!(before_deadline < deadline);
+
+    let mut watch = Watch::new(WatchOptions {
+        trusted_keys: vec![log_key().verifier_key()],
+        ..WatchOptions::default()
+    });
+    let mut checkpoints: Vec<StoredCheckpointRow> = Vec::new();
+    let mut scan = |watch: &mut Watch, trail: &Trail, heads: Vec<StoredCaseHead>, now| {
+        let rows = trail.rows();
+        if checkpoints.last().map(|row| row.size) != Some(rows.len() as u64) {
+            checkpoints.extend(honest_log(&rows).checkpoints);
+        }
+        let report = watch_scan(watch, &rows, &heads, &checkpoints, now);
+        let full = run(&rows, heads, Auditor::new().at(now));
+        assert_eq!(case_findings(&report), case_findings(&full), "{report:#?}");
+        report
+    };
+
+    let first = scan(&mut watch, &trail, trail.heads(), before_deadline);
+    assert!(
+        !case_findings(&first).is_empty(),
+        "the unapproved execution is found"
+    );
+    assert_eq!((watch.held_cases(), watch.retired_cases()), (6, 0));
+    // Nothing new: every case was idle through the second scan; all but
+    // the break-glass case, whose review is still to come, are let go of.
+    scan(&mut watch, &trail, trail.heads(), before_deadline);
+    assert_eq!((watch.held_cases(), watch.retired_cases()), (1, 5));
+    // A retired case written to again, and a new one.
+    trail.append(Some(&plain[1]), human("bob"), comment_draft("looks fine"));
+    trail.append(None, human("dave"), request_draft("reader"));
+    let third = scan(&mut watch, &trail, trail.heads(), before_deadline);
+    assert!(
+        third
+            .findings
+            .iter()
+            .all(|finding| finding.code != Code::ChainMissingStart),
+        "{third:#?}"
+    );
+    assert_eq!((watch.held_cases(), watch.retired_cases()), (3, 4));
+    // The kept case falls due.
+    let overdue = scan(&mut watch, &trail, trail.heads(), deadline.plus_seconds(60));
+    assert!(
+        overdue
+            .findings
+            .iter()
+            .any(|finding| finding.code == Code::BreakGlassReviewOverdue
+                && finding.case_id.as_deref() == Some(glass.as_str())),
+        "{overdue:#?}"
+    );
+    // A retired case's row edited: the scan starts over and names it.
+    assert!(watch.retired_cases() > 0);
+    let mut heads = trail.heads();
+    let edited = heads
+        .iter_mut()
+        .find(|head| head.case_id == plain[3].as_str())
+        .unwrap();
+    edited.state = "approved".to_string();
+    let named = scan(&mut watch, &trail, heads, before_deadline);
+    assert!(
+        watch
+            .last_change()
+            .is_some_and(|why| why.contains("case row")),
+        "{:?}",
+        watch.last_change()
+    );
+    assert!(
+        named
+            .findings
+            .iter()
+            .any(|finding| finding.code == Code::CaseProjectionMismatch
+                && finding.case_id.as_deref() == Some(plain[3].as_str())),
+        "{named:#?}"
+    );
+    // A row read back for a retired case that is not the one verified.
+    scan(&mut watch, &trail, trail.heads(), before_deadline);
+    scan(&mut watch, &trail, trail.heads(), before_deadline);
+    assert!(watch.retired_cases() > 0);
+    let rows = trail.rows();
+    let retired_rows: Vec<StoredEvent> = rows
+        .iter()
+        .filter(|row| row.case_id == plain[0].as_str())
+        .cloned()
+        .collect();
+    let mut doctored = retired_rows.clone();
+    let last = doctored[0].bytes.len() - 2;
+    doctored[0].bytes[last] ^= 1;
+    watch.begin_scan(&checkpoints, rows.len() as u64);
+    watch.restore(plain[0].as_str(), &doctored);
+    assert!(!watch.observe(&rows[0]), "the scan stops at once");
+    assert!(watch.finish_pass(), "and starts over");
+}
+
+/// What the monitor holds follows the cases in play: a log that grows by
+/// new cases at every scan keeps about one scan's worth of trails.
+#[test]
+fn the_monitor_holds_the_cases_of_the_last_scan_not_of_the_whole_log() {
+    use custody_core::audit::{Watch, WatchOptions};
+    let mut trail = Trail::default();
+    let mut watch = Watch::new(WatchOptions {
+        trusted_keys: vec![log_key().verifier_key()],
+        ..WatchOptions::default()
+    });
+    let mut checkpoints: Vec<StoredCheckpointRow> = Vec::new();
+    let now = time(3_600);
+    for scan in 0..5_u64 {
+        for index in 0..50 {
+            trail.append(
+                None,
+                human("alice"),
+                request_draft(&format!("role-{scan}-{index}")),
+            );
+        }
+        let rows = trail.rows();
+        checkpoints.extend(honest_log(&rows).checkpoints);
+        let report = watch_scan(&mut watch, &rows, &trail.heads(), &checkpoints, now);
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|finding| finding.case_id.is_none()),
+            "{report:#?}"
+        );
+        // The cases written before this scan are let go of once it is done.
+        assert_eq!(watch.held_cases(), 50);
+        assert_eq!(watch.retired_cases(), 50 * scan);
+    }
+}
+
 /// An operator who rewrote the entries after an old cosigned checkpoint
 /// deletes the newer cosignatures: the tail the witnesses no longer cover
 /// is an error once it is older than signing and cosigning take, like

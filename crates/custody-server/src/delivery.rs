@@ -283,6 +283,11 @@ impl Deliverer {
     }
 
     /// Delivers the outbox until the task is aborted.
+    ///
+    /// The worker waits for the poll interval only when the last claim came
+    /// back short (nothing more is due). While a backlog lasts it claims
+    /// again as soon as a delivery slot frees, so a node delivers as fast as
+    /// `concurrency` slots allow, not `concurrency` per poll interval.
     pub async fn run(self: Arc<Self>) {
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let mut ticks = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
@@ -290,16 +295,26 @@ impl Deliverer {
         // The backlog gauges are read at most once a second, not at every
         // poll: counting a large backlog is not free.
         let mut reported: Option<Instant> = None;
+        let mut backlog = false;
         loop {
-            ticks.tick().await;
+            if !backlog {
+                ticks.tick().await;
+            }
             if reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                 self.report_backlog().await;
                 reported = Some(Instant::now());
             }
-            let free = semaphore.available_permits();
-            if free == 0 {
-                continue;
+            // Wait for a free slot, then take every slot free now: one
+            // claim leases as many rows as can be delivered at once.
+            let mut permits = vec![semaphore
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the delivery semaphore is never closed")];
+            while let Ok(permit) = semaphore.clone().try_acquire_owned() {
+                permits.push(permit);
             }
+            let asked = permits.len();
             // The outbox's times (when a row is due, whose lease has
             // ended) are the store's: it writes a row's first due time when
             // it queues the notification. So they are compared with the
@@ -313,23 +328,20 @@ impl Deliverer {
                     &self.owner,
                     now,
                     until,
-                    u32::try_from(free).unwrap_or(u32::MAX),
+                    u32::try_from(asked).unwrap_or(u32::MAX),
                 )
                 .await
             {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "claiming due notifications failed");
+                    backlog = false;
                     continue;
                 }
             };
-            for delivery in claimed {
-                // Safe: the semaphore is never closed.
-                let permit = semaphore
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the delivery semaphore is never closed");
+            backlog = claimed.len() == asked;
+            // Slots left unused go back with the permits not taken here.
+            for (delivery, permit) in claimed.into_iter().zip(permits) {
                 let worker = self.clone();
                 tokio::spawn(async move {
                     worker.attempt(delivery).await;

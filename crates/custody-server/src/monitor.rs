@@ -93,6 +93,12 @@ impl Monitor {
         }
     }
 
+    /// The cases whose trails the monitor holds between scans, and those it
+    /// let go of ([`custody_core::audit::Watch`]).
+    pub fn cases(&self) -> (u64, u64) {
+        (self.watch.held_cases(), self.watch.retired_cases())
+    }
+
     /// Scans once, if this node holds (or takes) the lease: audits what is
     /// new, re-checks what was verified, records new findings, sets the
     /// metrics.
@@ -163,6 +169,10 @@ impl Monitor {
             now.as_micros() as f64 / 1e6,
             duration,
         );
+        // What the monitor holds between scans: the trails of the cases in
+        // play; the others are a sum over their case rows.
+        metrics::gauge!("custody_monitor_cases_held").set(self.watch.held_cases() as f64);
+        metrics::gauge!("custody_monitor_cases_retired").set(self.watch.retired_cases() as f64);
         metrics::counter!("custody_monitor_findings_raised_total")
             .increment(outcome.recorded.len() as u64 + outcome.logged.len() as u64);
         outcome.report = Some(report);

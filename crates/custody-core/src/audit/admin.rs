@@ -3,9 +3,7 @@
 //! each action under a delegation grant against that grant as it stood, and
 //! the stored projections against the replayed record.
 
-use crate::admin::{
-    check_delegated_action, is_admin_event, token_hash_prefix, AdminRows, AdminState, IdentityRow,
-};
+use crate::admin::{check_delegated_action, is_admin_event, AdminRows, AdminState, IdentityRow};
 use crate::code::Code;
 use crate::event::Event;
 use crate::lifecycle::Refusal;
@@ -237,8 +235,7 @@ impl AdminAudit {
                 Some(recorded) => {
                     let expires = recorded.expires_at.map(|at| at.to_string());
                     if recorded.principal.as_str() != row.principal
-                        || token_hash_prefix(&row.secret_sha256_hex)
-                            != recorded.secret_sha256_prefix
+                        || !recorded.hash_matches(&row.secret_sha256_hex)
                         || expires != row.expires_at
                         || recorded.revoked != row.revoked
                     {
@@ -253,9 +250,7 @@ impl AdminAudit {
                                 recorded.principal,
                                 if recorded.revoked { "revoked" } else { "active" },
                                 expires.as_deref().unwrap_or("never"),
-                                if token_hash_prefix(&row.secret_sha256_hex)
-                                    != recorded.secret_sha256_prefix
-                                {
+                                if !recorded.hash_matches(&row.secret_sha256_hex) {
                                     ", and its secret's hash differs"
                                 } else {
                                     ""

@@ -10,7 +10,7 @@ use super::policy::PolicyTrail;
 use super::StoredCaseHead;
 use crate::case::CaseView;
 use crate::code::Code;
-use crate::event::Event;
+use crate::event::{Event, EventBody};
 use crate::id::Sha256Hash;
 use crate::time::Timestamp;
 
@@ -37,14 +37,74 @@ pub(super) struct CaseTrail {
     /// Event ID, sequence number and log index of the observation that
     /// opened the case, when one did (an unsanctioned change).
     pub(super) opening_observation: Option<(String, u64, u64)>,
+    /// The log index of the case's latest stored row.
+    pub(super) last_log_index: u64,
+    /// A stored row of the case did not decode: its trail cannot be
+    /// rebuilt from the rows alone, so the monitor keeps it ([`super::Watch`]).
+    pub(super) undecodable: bool,
 }
 
 impl CaseTrail {
+    /// The trail of a case `event` opens, with `view` (a request's case) or
+    /// without (the records).
+    pub(super) fn opened(
+        event: &Event,
+        hash: Sha256Hash,
+        log_index: u64,
+        view: Option<CaseView>,
+    ) -> CaseTrail {
+        CaseTrail {
+            admin_record: false,
+            policy_record: None,
+            evidence_record: None,
+            first_execution: None,
+            opening_observation: None,
+            last_seq: event.seq,
+            last_hash: hash,
+            last_event_id: event.event_id.to_string(),
+            view: view.map(Box::new),
+            last_log_index: log_index,
+            undecodable: false,
+        }
+    }
+
     /// Makes `event`, whose bytes hash to `hash`, the case's latest.
     pub(super) fn advance(&mut self, event: &Event, hash: Sha256Hash) {
         self.last_seq = event.seq;
         self.last_hash = hash;
         self.last_event_id = event.event_id.to_string();
+    }
+
+    /// Applies the next `event` of a request's case to its view, and notes
+    /// the case's first execution and opening observation. The rules are
+    /// judged by the caller before; a trail rebuilt from rows verified
+    /// already ([`super::Auditor::restore_case`]) calls this alone.
+    pub(super) fn follow(&mut self, event: &Event, hash: Sha256Hash, log_index: u64) {
+        if let Some(view) = &mut self.view {
+            view.apply_hashed(event, hash);
+            if let EventBody::ExecutionObserved(observed) = &event.body {
+                if observed.review_deadline.is_some() && self.opening_observation.is_none() {
+                    self.opening_observation =
+                        Some((event.event_id.to_string(), event.seq, log_index));
+                }
+            }
+            if self.first_execution.is_none()
+                && matches!(event.body, EventBody::ExecutionCompleted(_))
+            {
+                self.first_execution = Some((event.seq, log_index));
+            }
+        }
+        self.advance(event, hash);
+    }
+
+    /// Whether the trail is a request's case whose rows all decoded: one
+    /// that can be rebuilt from its rows.
+    pub(super) fn rebuildable(&self) -> bool {
+        self.view.is_some()
+            && !self.admin_record
+            && self.policy_record.is_none()
+            && self.evidence_record.is_none()
+            && !self.undecodable
     }
 
     /// The case's first event, when it is not seq 1 or claims a predecessor.

@@ -1,7 +1,10 @@
 //! The notifications events owe: each must be delivered or escalated, and
 //! automation must not execute before reviewers were told of the approved
 //! change. Whether a notification was delivered is known only at the end,
-//! so this is the part of the audit that grows with the number of events.
+//! so this part of the audit grows with the notifications not delivered
+//! yet: what can no longer make a finding (a notification delivered or
+//! escalated, an automated execution its reviewers heard of in time) is
+//! dropped whenever what is kept has doubled ([`Deliveries::prune`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,7 +26,12 @@ pub(super) struct Deliveries {
     reviewer_notices: HashMap<String, Vec<String>>,
     /// Executions by automation, with the reviewer notices owed before them.
     automated_executions: Vec<AutomatedExecution>,
+    /// Notifications owed kept at which the next [`Deliveries::prune`] runs.
+    prune_at: usize,
 }
+
+/// The fewest notifications owed kept before any is dropped.
+const PRUNE_FLOOR: usize = 4096;
 
 #[derive(Clone)]
 struct OwedSeen {
@@ -73,6 +81,10 @@ impl Deliveries {
                 owed: owed.clone(),
             });
         }
+        if self.owed.len() >= self.prune_at.max(PRUNE_FLOOR) {
+            self.prune();
+            self.prune_at = self.owed.len().saturating_mul(2);
+        }
         match &event.body {
             EventBody::NotificationAttempted(attempt) => {
                 let seen = self
@@ -114,6 +126,45 @@ impl Deliveries {
                 .cloned()
                 .unwrap_or_default(),
         });
+    }
+
+    /// Drops what no later event can turn into a finding: a notification
+    /// delivered (a later attempt only makes its first delivery earlier) or
+    /// escalated, an automated execution whose reviewers were told before
+    /// it, and the attempts nothing kept refers to any more. What
+    /// [`Deliveries::finish`] reports is the same with or without it.
+    pub(super) fn prune(&mut self) {
+        let attempts = &self.attempts;
+        let escalated = &self.escalated;
+        self.owed.retain(|seen| {
+            let id = &seen.owed.delivery_id;
+            !(attempts
+                .get(id)
+                .is_some_and(|delivery| delivery.delivered_at.is_some())
+                || escalated.contains(id))
+        });
+        self.automated_executions.retain(|execution| {
+            !execution.reviewer_notices.is_empty() && !execution.told_before(attempts)
+        });
+        let referred: HashSet<&str> = self
+            .owed
+            .iter()
+            .map(|seen| seen.owed.delivery_id.as_str())
+            .chain(
+                self.automated_executions
+                    .iter()
+                    .flat_map(|execution| execution.reviewer_notices.iter().map(String::as_str)),
+            )
+            .chain(self.reviewer_notices.values().flatten().map(String::as_str))
+            .collect();
+        let kept: HashMap<String, DeliverySeen> = self
+            .attempts
+            .iter()
+            .filter(|(id, _)| referred.contains(id.as_str()))
+            .map(|(id, seen)| (id.clone(), seen.clone()))
+            .collect();
+        self.attempts = kept;
+        self.owed.shrink_to_fit();
     }
 
     /// Notification findings, once every event has been seen.
@@ -169,13 +220,7 @@ impl Deliveries {
                 // No route tells reviewers of approved changes: nothing was owed.
                 continue;
             }
-            let told_before = execution.reviewer_notices.iter().any(|delivery| {
-                self.attempts
-                    .get(delivery)
-                    .and_then(|seen| seen.delivered_at)
-                    .is_some_and(|at| at <= execution.occurred_at)
-            });
-            if !told_before {
+            if !execution.told_before(&self.attempts) {
                 findings.push(
                     Finding::new(
                         Code::NotifyReviewerNotNotified,
@@ -194,5 +239,17 @@ impl Deliveries {
                 );
             }
         }
+    }
+}
+
+impl AutomatedExecution {
+    /// Whether one of its reviewer notices was delivered before it.
+    fn told_before(&self, attempts: &HashMap<String, DeliverySeen>) -> bool {
+        self.reviewer_notices.iter().any(|delivery| {
+            attempts
+                .get(delivery)
+                .and_then(|seen| seen.delivered_at)
+                .is_some_and(|at| at <= self.occurred_at)
+        })
     }
 }

@@ -10,7 +10,8 @@
 //!
 //! Rows are fed one at a time in log order ([`Auditor::observe_event`]); the
 //! events themselves are never kept. What the auditor keeps grows with:
-//! - the cases: one trail per case (its head, its rebuilt view);
+//! - the cases: one trail per case (its head, its rebuilt view); the
+//!   continuous monitor lets go of idle ones between scans (`retire.rs`);
 //! - the links between cases: two halves per merge, review-opened revocation
 //!   or evidence join, paired in linear time through an index by case ID;
 //! - the events that owe notifications: one entry per owed notification and
@@ -44,6 +45,7 @@ pub mod nodes;
 mod observed;
 mod policy;
 mod projections;
+mod retire;
 mod rules;
 mod stats;
 mod watch;
@@ -348,6 +350,8 @@ impl Auditor {
                     trail.last_seq = u64::try_from(row.seq).unwrap_or(trail.last_seq);
                     trail.last_hash = hash;
                     trail.last_event_id = String::new();
+                    trail.last_log_index = row.log_index;
+                    trail.undecodable = true;
                 }
                 return;
             }
@@ -377,6 +381,9 @@ impl Auditor {
             self.observe_next(&event, hash, log_index);
         } else {
             self.observe_first(&event, hash, log_index);
+        }
+        if let Some(trail) = self.cases.get_mut(event.case_id.as_str()) {
+            trail.last_log_index = log_index;
         }
     }
 
@@ -456,20 +463,11 @@ impl Auditor {
         }
         self.findings.extend(new_findings);
         self.checked.cases += 1;
-        self.cases.insert(
-            event.case_id.to_string(),
-            CaseTrail {
-                admin_record,
-                policy_record,
-                evidence_record,
-                first_execution: None,
-                opening_observation: None,
-                last_seq: event.seq,
-                last_hash: hash,
-                last_event_id: event.event_id.to_string(),
-                view: view.map(Box::new),
-            },
-        );
+        let mut trail = CaseTrail::opened(event, hash, log_index, view);
+        trail.admin_record = admin_record;
+        trail.policy_record = policy_record;
+        trail.evidence_record = evidence_record;
+        self.cases.insert(event.case_id.to_string(), trail);
     }
 
     /// An event of a case already seen: its link in the chain, then what
@@ -566,7 +564,7 @@ impl Auditor {
                     .observe_automated_execution(event, log_index);
             }
         }
-        if let Some(view) = &mut trail.view {
+        if let Some(view) = &trail.view {
             self.checked.rules += 1;
             self.findings.extend(rules::at_event(
                 view,
@@ -574,20 +572,8 @@ impl Auditor {
                 merge_partner.as_ref(),
                 log_index,
             ));
-            view.apply_hashed(event, hash);
-            if let EventBody::ExecutionObserved(observed) = &event.body {
-                if observed.review_deadline.is_some() && trail.opening_observation.is_none() {
-                    trail.opening_observation =
-                        Some((event.event_id.to_string(), event.seq, log_index));
-                }
-            }
-            if trail.first_execution.is_none()
-                && matches!(event.body, EventBody::ExecutionCompleted(_))
-            {
-                trail.first_execution = Some((event.seq, log_index));
-            }
         }
-        trail.advance(event, hash);
+        trail.follow(event, hash, log_index);
     }
 
     /// Returns the report of events that come without stored projections

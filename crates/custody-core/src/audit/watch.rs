@@ -13,8 +13,19 @@
 //! - a checkpoint seen before must still be stored as it was; a new one is
 //!   checked (signature, row, root at its size against the kept tree).
 //!
+//! Between scans the watch lets go of the trails of idle cases that no
+//! deadline can fall due for, keeping a sum over their heads instead, and
+//! rebuilds a trail from its verified rows when its case is written to
+//! again (`retire.rs`): what it holds grows with the cases in play and the
+//! log's entries, not with every case. Before a page of rows is observed,
+//! the caller reads the rows of the cases it needs back
+//! ([`Watch::cases_to_restore`], [`Watch::restore`]); the stored case rows
+//! are given to [`Watch::observe_head`], and [`Watch::heads_changed`] says
+//! whether a retired case's row changed.
+//!
 //! When anything already verified changed (a row edited, deleted or
-//! swapped, a checkpoint deleted or replaced), the scan starts over with a
+//! swapped, a checkpoint deleted or replaced, a retired case's row
+//! changed), the scan starts over with a
 //! fresh auditor over the rows as they now stand, given every checkpoint the
 //! watch saw as held outside the database: the full audit then reports what
 //! was done with the codes `verify` uses (`event.malformed`,
@@ -26,10 +37,13 @@ use std::collections::BTreeMap;
 
 use custody_log::{leaf_hash, VerifierKey};
 
+use super::retire::{stored_term, Retired};
 use super::{
-    Auditor, LogAudit, OutsideCheckpoint, Report, StoredCaseHead, StoredCheckpointRow, StoredEvent,
+    Auditor, Finding, LogAudit, OutsideCheckpoint, Report, StoredCaseHead, StoredCheckpointRow,
+    StoredEvent,
 };
 use crate::admin::AdminRows;
+use crate::code::Code;
 use crate::id::Sha256Hash;
 use crate::time::Timestamp;
 
@@ -64,6 +78,18 @@ pub struct Watch {
     restarted_because: Option<String>,
     /// Scans completed.
     scans: u64,
+    /// The cases whose trails were let go of.
+    retired: Retired,
+    /// Every row read so far sat at the position its log index names:
+    /// only then are rows found by case ID and checked by position.
+    aligned: bool,
+    /// The stored case rows of this scan whose trail is held.
+    live_heads: Vec<StoredCaseHead>,
+    /// The sum and count of the other stored case rows.
+    heads_sum: u128,
+    heads_count: u64,
+    /// A report found a retired case's row changed: the next scan starts over.
+    start_over: Option<String>,
 }
 
 impl Watch {
@@ -79,7 +105,32 @@ impl Watch {
             changed: None,
             restarted_because: None,
             scans: 0,
+            retired: Retired::default(),
+            aligned: true,
+            live_heads: Vec::new(),
+            heads_sum: 0,
+            heads_count: 0,
+            start_over: None,
         }
+    }
+
+    /// Cases whose trails were let go of ([`Watch`]), and are held as a
+    /// sum over their heads.
+    pub fn retired_cases(&self) -> u64 {
+        self.retired.count
+    }
+
+    /// The rows [`Watch::restore`] takes are those before this log index
+    /// (the entries verified before this scan).
+    pub fn restore_before(&self) -> u64 {
+        self.verified
+    }
+
+    /// Cases whose trails are held.
+    pub fn held_cases(&self) -> u64 {
+        self.auditor
+            .as_ref()
+            .map_or(0, |auditor| auditor.cases.len() as u64)
     }
 
     /// Log entries verified so far.
@@ -102,9 +153,10 @@ impl Watch {
     /// order next.
     pub fn begin_scan(&mut self, checkpoints: &[StoredCheckpointRow], stored_leaves: u64) {
         self.position = 0;
-        self.changed = None;
+        self.changed = self.start_over.take();
         self.restarted_because = None;
         self.verified = self.verified();
+        self.clear_heads();
         let Some(auditor) = &mut self.auditor else {
             self.start(checkpoints, stored_leaves, Vec::new());
             return;
@@ -145,6 +197,9 @@ impl Watch {
         }
         let position = self.position;
         self.position += 1;
+        if row.log_index != position {
+            self.aligned = false;
+        }
         let fingerprint = fingerprint(row);
         if position < self.verified {
             let index = usize::try_from(position).unwrap_or(usize::MAX);
@@ -169,6 +224,114 @@ impl Watch {
             self.columns.push(fingerprint);
         }
         true
+    }
+
+    /// The retired cases that rows of `page` (the next page of the scan,
+    /// in log order) write to or merge into: their trails must be rebuilt
+    /// ([`Watch::restore`]) before the page is observed.
+    pub fn cases_to_restore(&self, page: &[StoredEvent]) -> Vec<String> {
+        let Some(auditor) = &self.auditor else {
+            return Vec::new();
+        };
+        if self.retired.count == 0 || self.changed.is_some() {
+            return Vec::new();
+        }
+        let mut wanted: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut want = |case_id: &str| {
+            if !auditor.holds_case(case_id) && seen.insert(case_id.to_string()) {
+                wanted.push(case_id.to_string());
+            }
+        };
+        for (offset, row) in page.iter().enumerate() {
+            if self.position + (offset as u64) < self.verified {
+                continue;
+            }
+            if row.seq > 1 {
+                want(&row.case_id);
+            }
+            // A merge is judged with the surviving case as it stood.
+            if memchr_merged(&row.bytes) {
+                if let Ok(event) = crate::event::Event::decode(&row.bytes) {
+                    if let crate::event::EventBody::DuplicateMerged(link) = &event.body {
+                        want(link.other_case.as_str());
+                    }
+                }
+            }
+        }
+        wanted
+    }
+
+    /// Rebuilds retired case `case_id`'s trail from its stored rows before
+    /// the scan's new rows (log order), each of which must be the row
+    /// verified at its position; otherwise the scan starts over. Rows of a
+    /// case never retired are left alone.
+    pub fn restore(&mut self, case_id: &str, rows: &[StoredEvent]) {
+        let Some(auditor) = &mut self.auditor else {
+            return;
+        };
+        if rows.is_empty() || auditor.holds_case(case_id) || self.changed.is_some() {
+            return;
+        }
+        for row in rows {
+            let kept_leaf = auditor
+                .log
+                .tree()
+                .and_then(|tree| tree.leaf_hash(row.log_index));
+            let index = usize::try_from(row.log_index).unwrap_or(usize::MAX);
+            if row.log_index >= self.verified
+                || kept_leaf != Some(leaf_hash(&row.bytes))
+                || self.columns.get(index) != Some(&fingerprint(row))
+            {
+                self.changed = Some(format!(
+                    "the row read back for case {case_id} at log index {} is not the one verified there: rows were edited, deleted or swapped",
+                    row.log_index
+                ));
+                return;
+            }
+        }
+        if let Err(why) = auditor.restore_case(case_id, rows, &mut self.retired) {
+            self.changed = Some(why);
+        }
+    }
+
+    /// Takes in one stored case row of the scan's snapshot (any order),
+    /// after the scan's rows.
+    pub fn observe_head(&mut self, head: StoredCaseHead) {
+        let held = self
+            .auditor
+            .as_ref()
+            .is_some_and(|auditor| auditor.holds_case(&head.case_id));
+        if held || self.retired.count == 0 {
+            self.live_heads.push(head);
+        } else {
+            self.heads_sum = self.heads_sum.wrapping_add(stored_term(&head));
+            self.heads_count += 1;
+        }
+    }
+
+    /// After the case rows: true when the rows of the retired cases are
+    /// not the ones retired (one changed, was added or deleted), in which
+    /// case the scan must start over ([`Watch::restart`]) to name it.
+    pub fn heads_changed(&mut self) -> bool {
+        if self.retired.count == 0 && self.heads_count == 0 {
+            return false;
+        }
+        if self.heads_sum == self.retired.sum && self.heads_count == self.retired.count {
+            return false;
+        }
+        self.changed = Some(format!(
+            "the stored rows of the {} cases verified in earlier scans are not the ones verified ({} read): a case row was edited, added or deleted",
+            self.retired.count, self.heads_count
+        ));
+        self.clear_heads();
+        true
+    }
+
+    fn clear_heads(&mut self) {
+        self.live_heads.clear();
+        self.heads_sum = 0;
+        self.heads_count = 0;
     }
 
     /// Ends the reading of the rows. Returns true when something already
@@ -224,6 +387,9 @@ impl Watch {
             auditor.log.add_outside_place();
         }
         self.auditor = Some(auditor);
+        self.retired = Retired::default();
+        self.aligned = true;
+        self.clear_heads();
         self.columns.clear();
         self.checkpoints = checkpoints
             .iter()
@@ -234,6 +400,13 @@ impl Watch {
     /// The report of the scan, as of `now`: the auditor's findings so far
     /// and what only the end of the log tells ([`Auditor::report_so_far`]:
     /// the auditor goes on from here at the next scan, and is not copied).
+    ///
+    /// `heads` are stored case rows not given to [`Watch::observe_head`]
+    /// already. When the rows of retired cases were not checked with
+    /// [`Watch::heads_changed`] and changed, the report says so and the
+    /// next scan starts over. After the report, the trails of the cases no
+    /// row of this scan wrote to, and that no deadline can fall due for,
+    /// are let go of (the module's documentation).
     pub fn report(
         &mut self,
         heads: Vec<StoredCaseHead>,
@@ -241,6 +414,23 @@ impl Watch {
         now: Timestamp,
     ) -> Report {
         self.scans += 1;
+        if self.auditor.is_none() {
+            return Auditor::new().at(now).finish(heads);
+        }
+        for head in heads {
+            self.observe_head(head);
+        }
+        let mut extra = Vec::new();
+        if self.heads_changed() {
+            let why = self.changed.take().unwrap_or_default();
+            extra.push(Finding::new(
+                Code::ChainHeadMismatch,
+                format!("{why}; the next scan audits every row again and names the case"),
+            ));
+            self.start_over = Some(why);
+        }
+        let heads = std::mem::take(&mut self.live_heads);
+        self.clear_heads();
         let Some(auditor) = &mut self.auditor else {
             return Auditor::new().at(now).finish(heads);
         };
@@ -252,7 +442,15 @@ impl Watch {
             // The rows' findings belong to this scan's report only.
             parts.admin.check_rows(rows);
         }
-        auditor.conclude(parts, Some(now), heads)
+        parts.findings.extend(self.retired.findings.iter().cloned());
+        parts.findings.extend(extra);
+        let report = auditor.conclude(parts, Some(now), heads);
+        if self.aligned && self.start_over.is_none() {
+            // Cases no row of this scan wrote to: their latest row is
+            // before the entries this scan verified.
+            auditor.retire_idle(self.verified, &mut self.retired);
+        }
+        report
     }
 }
 
@@ -279,4 +477,11 @@ fn fingerprint(row: &StoredEvent) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&digest.0[..8]);
     out
+}
+
+/// Whether an event's bytes may be a merge (its kind's name appears in
+/// them); only those are decoded ahead of the page to find their partner.
+fn memchr_merged(bytes: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\"duplicate_merged\"";
+    bytes.windows(NEEDLE.len()).any(|window| window == NEEDLE)
 }

@@ -447,6 +447,7 @@ pub fn bodies(text: &str) -> Vec<(EventBody, Role, Actor)> {
                 token_id: "tok_0001".into(),
                 principal: "bob".parse().unwrap(),
                 secret_sha256_prefix: "0123456789abcdef".into(),
+                secret_sha256: None,
                 expires_at: Some(at(86_400)),
             }),
             Role::Admin,

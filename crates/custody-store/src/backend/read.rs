@@ -547,7 +547,7 @@ pub(crate) async fn audit_pool(
         })
         .collect::<Result<Vec<(u64, String)>, sqlx::Error>>()?;
     auditor.check_checkpoint_times(&checkpoint_times);
-    let heads = read_case_heads(&mut connection).await?;
+    let heads = read_all_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     auditor.check_admin_rows(&rows);
     let mut report = auditor.finish(heads);
@@ -753,6 +753,12 @@ pub(crate) async fn watch_pool(
         let mut last = -1;
         'pages: loop {
             let page = fetch_audit_page(&mut connection, last, PAGE).await?;
+            // The cases the watch let go of that this page writes to: their
+            // verified rows, read back in the same snapshot.
+            for case_id in watch.cases_to_restore(&page) {
+                let rows = fetch_case_rows(&mut connection, &case_id, watch.restore_before()).await?;
+                watch.restore(&case_id, &rows);
+            }
             for row in &page {
                 if !watch.observe(row) {
                     break 'pages;
@@ -763,15 +769,65 @@ pub(crate) async fn watch_pool(
                 _ => break,
             }
         }
-        if !watch.finish_pass() {
+        if watch.finish_pass() {
+            watch.restart(&checkpoints, stored_leaves);
+            continue;
+        }
+        // The case rows, a page at a time: the watch keeps those of the
+        // cases it holds and sums the others.
+        let mut after: Option<String> = None;
+        loop {
+            let heads = read_case_heads(&mut connection, after.as_deref(), PAGE).await?;
+            let full = i64::try_from(heads.len()) == Ok(PAGE);
+            if let Some(head) = heads.last() {
+                after = Some(head.case_id.clone());
+            }
+            for head in heads {
+                watch.observe_head(head);
+            }
+            if !full {
+                break;
+            }
+        }
+        if !watch.heads_changed() {
             break;
         }
         watch.restart(&checkpoints, stored_leaves);
     }
-    let heads = read_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
-    Ok(watch.report(heads, Some(&rows), now))
+    Ok(watch.report(Vec::new(), Some(&rows), now))
+}
+
+/// The stored rows of case `case_id` before log index `before`, in log
+/// order, as the audit reads rows.
+async fn fetch_case_rows(
+    connection: &mut Conn,
+    case_id: &str,
+    before: u64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT e.log_index, e.case_id, e.seq, e.bytes, n.hash AS leaf FROM events e
+         LEFT JOIN log_nodes n ON n.level = 0 AND n.idx = e.log_index
+         WHERE e.case_id = $1 AND e.log_index < $2 ORDER BY e.log_index",
+    )
+    .bind(case_id)
+    .bind(to_sql(before))
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let log_index: i64 = row.try_get("log_index")?;
+            Ok(StoredEvent {
+                log_index: from_sql(log_index),
+                case_id: row.try_get("case_id")?,
+                seq: row.try_get("seq")?,
+                bytes: row.try_get("bytes")?,
+                stored_leaf: row.try_get("leaf")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
 }
 
 async fn read_checkpoint_rows(connection: &mut Conn) -> Result<Vec<StoredCheckpointRow>, StoreError> {
@@ -790,8 +846,41 @@ async fn read_checkpoint_rows(connection: &mut Conn) -> Result<Vec<StoredCheckpo
         .collect::<Result<Vec<_>, sqlx::Error>>()?)
 }
 
-async fn read_case_heads(connection: &mut Conn) -> Result<Vec<StoredCaseHead>, StoreError> {
-    Ok(sqlx::query("SELECT case_id, head_seq, head_hash, state, drill FROM cases")
+/// Every stored case row.
+async fn read_all_case_heads(connection: &mut Conn) -> Result<Vec<StoredCaseHead>, StoreError> {
+    const PAGE: i64 = 4096;
+    let mut heads = Vec::new();
+    loop {
+        let after = heads
+            .last()
+            .map(|head: &StoredCaseHead| head.case_id.clone());
+        let page = read_case_heads(connection, after.as_deref(), PAGE).await?;
+        let full = i64::try_from(page.len()) == Ok(PAGE);
+        heads.extend(page);
+        if !full {
+            return Ok(heads);
+        }
+    }
+}
+
+/// A page of stored case rows, by case ID after `after` (from the first
+/// without it; an empty ID is a row too).
+async fn read_case_heads(
+    connection: &mut Conn,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<StoredCaseHead>, StoreError> {
+    let query = match after {
+        None => sqlx::query(
+            "SELECT case_id, head_seq, head_hash, state, drill FROM cases ORDER BY case_id LIMIT $1",
+        ),
+        Some(after) => sqlx::query(
+            "SELECT case_id, head_seq, head_hash, state, drill FROM cases WHERE case_id > $1 ORDER BY case_id LIMIT $2",
+        )
+        .bind(after),
+    };
+    Ok(query
+        .bind(limit)
         .fetch_all(&mut *connection)
         .await?
         .iter()

@@ -75,6 +75,9 @@ pub(crate) struct ImportedToken {
     prefix: String,
     /// The full SHA-256, when a `token` line gave it.
     full: Option<Sha256Hash>,
+    /// The full SHA-256 its `token_issued` event records, when it does
+    /// (tokens issued by versions that recorded only the prefix do not).
+    recorded: Option<Sha256Hash>,
     pub(crate) created_at: Timestamp,
     pub(crate) expires_at: Option<Timestamp>,
     pub(crate) created_by: Option<String>,
@@ -83,20 +86,20 @@ pub(crate) struct ImportedToken {
 }
 
 impl ImportedToken {
-    /// The digest to store: the full one when given, else one no secret
-    /// authenticates against ([`unusable_token_hash`]).
+    /// The digest to store: the full one a line or the event gives, else
+    /// one no secret authenticates against ([`unusable_token_hash`]).
     pub(crate) fn secret_sha256(&self) -> Result<Sha256Hash, StoreError> {
-        match self.full {
+        match self.full.or(self.recorded) {
             Some(full) => Ok(full),
             None => unusable_token_hash(&self.prefix),
         }
     }
 
-    /// Whether a `token` line gave its full digest, and it is not the
-    /// unusable one (a store imported from a version 1 bundle, exported
-    /// again, carries those).
+    /// Whether a `token` line or the event gave its full digest, and it is
+    /// not the unusable one (a store imported from a version 1 bundle,
+    /// exported again, carries those).
     pub(crate) fn restored(&self) -> bool {
-        self.full.is_some_and(|full| {
+        self.full.or(self.recorded).is_some_and(|full| {
             unusable_token_hash(&self.prefix).map_or(true, |unusable| unusable != full)
         })
     }
@@ -298,6 +301,7 @@ impl ImportState {
                             principal: issued.principal.clone(),
                             prefix: issued.secret_sha256_prefix.clone(),
                             full: None,
+                            recorded: issued.secret_sha256,
                             created_at: event.recorded_at,
                             expires_at: issued.expires_at,
                             created_by: by,
@@ -386,6 +390,18 @@ impl ImportState {
                 token.prefix
             ));
         }
+        if token
+            .recorded
+            .is_some_and(|recorded| recorded != secret_sha256)
+        {
+            return refused(format!(
+                "gives a secret hash other than the {} its token_issued event records",
+                token
+                    .recorded
+                    .map(|recorded| recorded.to_hex())
+                    .unwrap_or_default()
+            ));
+        }
         if token.full.is_some() {
             return refused("repeats an earlier token line".to_string());
         }
@@ -427,4 +443,77 @@ pub(crate) fn unusable_token_hash(prefix_hex: &str) -> Result<Sha256Hash, StoreE
     let mut digest = [0_u8; 32];
     digest[..8].copy_from_slice(&prefix);
     Ok(Sha256Hash(digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custody_core::lifecycle::Placement;
+    use custody_core::model::Actor;
+
+    /// A log's one `token_issued` event, recording the whole hash or, as
+    /// versions before did, its prefix only.
+    fn issued(secret_sha256: &Sha256Hash, whole: bool) -> Event {
+        let mut draft = custody_core::admin::token_issued(
+            "tok_0001",
+            &"alice".parse().expect("name"),
+            &secret_sha256.to_hex(),
+            None,
+            true,
+        );
+        if !whole {
+            if let EventBody::TokenIssued(payload) = &mut draft.body {
+                payload.secret_sha256 = None;
+            }
+        }
+        draft.seal(
+            Actor::system(),
+            Placement {
+                case_id: CaseId::generate(),
+                seq: 1,
+                prev_hash: None,
+                recorded_at: Timestamp::from_micros(0),
+                occurred_at: None,
+                idempotency_key: None,
+                origin: None,
+            },
+        )
+    }
+
+    fn imported(event: &Event, line: Option<Sha256Hash>) -> Result<ImportedToken, StoreError> {
+        let mut state = ImportState::default();
+        state.observe(event, event.hash())?;
+        if let Some(line) = line {
+            state.restore_token("tok_0001", "alice", line)?;
+        }
+        Ok(state.finish().tokens.remove(0))
+    }
+
+    #[test]
+    fn a_token_is_restored_from_its_line_or_the_whole_hash_its_event_records() {
+        let secret = Sha256Hash::of(b"cus_the-secret");
+        // An event that records the whole hash: restored with or without a
+        // line, and a line with another hash of the same prefix is refused.
+        let whole = issued(&secret, true);
+        for line in [None, Some(secret)] {
+            let token = imported(&whole, line).expect("imported");
+            assert_eq!(token.secret_sha256().expect("hash"), secret);
+            assert!(token.restored());
+        }
+        let mut other = secret;
+        other.0[31] ^= 1;
+        let refused = imported(&whole, Some(other)).expect_err("another hash");
+        assert!(refused.to_string().contains("other than"), "{refused}");
+        // An event of a version that recorded the prefix only: restored by
+        // its line, else stored unusable (its prefix and zero bytes).
+        let prefix_only = issued(&secret, false);
+        let token = imported(&prefix_only, Some(secret)).expect("imported");
+        assert_eq!(token.secret_sha256().expect("hash"), secret);
+        assert!(token.restored());
+        let token = imported(&prefix_only, None).expect("imported");
+        let unusable = token.secret_sha256().expect("hash");
+        assert_eq!(unusable.0[..8], secret.0[..8]);
+        assert_eq!(unusable.0[8..], [0u8; 24]);
+        assert!(!token.restored());
+    }
 }

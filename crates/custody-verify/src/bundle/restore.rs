@@ -36,6 +36,8 @@ struct RecordedToken {
     principal: String,
     /// The first 16 hex digits of the secret's SHA-256.
     prefix: String,
+    /// The whole SHA-256, when the event records it (lowercase hex).
+    full: Option<String>,
     expires_at: Option<Timestamp>,
     issued_at: Timestamp,
     log_index: u64,
@@ -66,6 +68,7 @@ impl RestoreCheck {
                     .or_insert_with(|| RecordedToken {
                         principal: issued.principal.to_string(),
                         prefix: issued.secret_sha256_prefix.to_ascii_lowercase(),
+                        full: issued.secret_sha256.map(|hash| hash.to_hex()),
                         expires_at: issued.expires_at,
                         issued_at: event.recorded_at,
                         log_index,
@@ -173,6 +176,15 @@ impl RestoreCheck {
                 "has a secret hash that does not begin with the {} its token_issued event records: the hash was altered, and the restored token would not be the one issued",
                 recorded.prefix
             )));
+        }
+        if recorded
+            .full
+            .as_ref()
+            .is_some_and(|full| *full != line.secret_sha256)
+        {
+            findings.push(mismatch(
+                "has a secret hash other than the one its token_issued event records: the hash was altered, and the restored token would not be the one issued".to_string(),
+            ));
         }
         if expires_at != recorded.expires_at {
             findings.push(mismatch(format!(
