@@ -3849,6 +3849,34 @@ fn the_monitor_lets_go_of_idle_cases_and_takes_them_back_when_written_to() {
                 && finding.case_id.as_deref() == Some(plain[3].as_str())),
         "{named:#?}"
     );
+    // A row added for a case without events, and a retired case's row
+    // deleted: each makes the scan start over and is named.
+    for (edit, code) in [
+        ("added", Code::CaseEventsMissing),
+        ("deleted", Code::CaseMissingHead),
+    ] {
+        scan(&mut watch, &trail, trail.heads(), before_deadline);
+        scan(&mut watch, &trail, trail.heads(), before_deadline);
+        assert!(watch.retired_cases() > 0);
+        let mut heads = trail.heads();
+        if edit == "added" {
+            heads.push(StoredCaseHead {
+                case_id: CaseId::generate().to_string(),
+                head_seq: 1,
+                head_hash: "00".repeat(32),
+                state: "open".to_string(),
+                drill: false,
+            });
+        } else {
+            heads.retain(|head| head.case_id != plain[2].as_str());
+        }
+        let named = scan(&mut watch, &trail, heads, before_deadline);
+        assert!(
+            named.findings.iter().any(|finding| finding.code == code),
+            "{edit}: {named:#?}"
+        );
+        assert!(watch.last_change().is_some(), "{edit}");
+    }
     // A row read back for a retired case that is not the one verified.
     scan(&mut watch, &trail, trail.heads(), before_deadline);
     scan(&mut watch, &trail, trail.heads(), before_deadline);

@@ -3,19 +3,23 @@
 //!
 //! A request's case whose trail is idle (no row in the last scan) and can
 //! fall due for nothing (no deadline of its own can pass any more) is
-//! *retired*: the audit drops its trail and keeps, in place of it, a term
-//! of a sum over the retired cases' heads and the end-of-trail findings it
-//! had (judged without a clock, since no deadline is left). What the
-//! monitor then holds grows with the cases still in play, not with every
-//! case the ledger ever held.
+//! *retired*: the audit drops its trail (about 1.7 KB and up) and keeps, in
+//! place of it, 24 bytes: a 64-bit key of its ID and a 128-bit digest of
+//! the case row it must have (ID, head, state, drill flag), and the
+//! end-of-trail findings it had (judged without a clock, since no deadline
+//! is left). Each stored row is checked against its own digest: a sum over
+//! all of them would let a forger who edits many rows pick edits whose
+//! digests cancel out (a generalised birthday search).
 //!
 //! When a retired case is written to again, the monitor reads its rows
 //! (checked against the leaves and columns it verified) and rebuilds the
 //! trail as it was ([`Auditor::restore_case`]), without judging the rules
-//! again; its term and findings leave the sum. The stored case rows of
-//! retired cases are checked, at every scan, by the sum alone: a row
-//! changed, added or deleted makes it differ, and the scan starts over
-//! with a full audit, which names the case.
+//! again; its digest and findings are dropped. The stored case rows of
+//! retired cases are checked at every scan against their digests: a row
+//! changed, added or deleted makes the scan start over with a full audit,
+//! which names the case.
+
+use std::collections::HashMap;
 
 use super::chain::CaseTrail;
 use super::finding::Finding;
@@ -32,16 +36,30 @@ const END_OF_TIME_MICROS: i64 = 253_402_300_799_000_000; // 9999-12-31T23:59:59Z
 /// What the audit keeps of the cases it retired.
 #[derive(Clone, Default)]
 pub(super) struct Retired {
-    /// Wrapping sum of [`head_term`] over the retired cases.
-    pub(super) sum: u128,
-    /// How many cases are retired.
-    pub(super) count: u64,
+    /// Per retired case, by [`case_key`]: the [`head_term`] of the row it
+    /// must have.
+    pub(super) heads: HashMap<u64, u128>,
     /// Their end-of-trail findings.
     pub(super) findings: Vec<Finding>,
 }
 
-/// A case's head as one term of the retired sum: the first 16 bytes of the
-/// SHA-256 of its ID, head sequence number, head hash, state and drill flag.
+impl Retired {
+    /// How many cases are retired.
+    pub(super) fn count(&self) -> u64 {
+        self.heads.len() as u64
+    }
+}
+
+/// A case ID's key among the retired: the first 8 bytes of its SHA-256.
+pub(super) fn case_key(case_id: &str) -> u64 {
+    let digest = Sha256Hash::of(case_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.0[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// A case's head as a 128-bit digest: the first 16 bytes of the SHA-256 of
+/// its ID, head sequence number, head hash, state and drill flag.
 pub(super) fn head_term(case_id: &str, seq: &str, hash: &str, state: &str, drill: bool) -> u128 {
     let text = format!("{case_id}\n{seq}\n{hash}\n{state}\n{drill}");
     let digest = Sha256Hash::of(text.as_bytes());
@@ -50,7 +68,7 @@ pub(super) fn head_term(case_id: &str, seq: &str, hash: &str, state: &str, drill
     u128::from_be_bytes(first)
 }
 
-/// A stored head's term.
+/// A stored head's digest.
 pub(super) fn stored_term(head: &StoredCaseHead) -> u128 {
     head_term(
         &head.case_id,
@@ -113,14 +131,21 @@ impl Auditor {
             })
             .collect();
         for case_id in idle {
+            let key = case_key(&case_id);
+            if retired.heads.contains_key(&key) {
+                // Two IDs with one key (about one chance in 2^64 per
+                // pair): the second stays held.
+                continue;
+            }
             let Some(trail) = self.cases.remove(&case_id) else {
                 continue;
             };
             let Some(view) = trail.view.as_deref() else {
                 continue;
             };
-            retired.sum = retired.sum.wrapping_add(trail_term(&case_id, &trail, view));
-            retired.count += 1;
+            retired
+                .heads
+                .insert(key, trail_term(&case_id, &trail, view));
             retired
                 .findings
                 .extend(end_findings(&case_id, &trail, view, None));
@@ -177,8 +202,11 @@ impl Auditor {
         let Some(view) = trail.view.as_deref() else {
             return Err(format!("case {case_id} is not a request's case"));
         };
-        retired.sum = retired.sum.wrapping_sub(trail_term(case_id, &trail, view));
-        retired.count = retired.count.saturating_sub(1);
+        if retired.heads.remove(&case_key(case_id)) != Some(trail_term(case_id, &trail, view)) {
+            return Err(format!(
+                "case {case_id}'s rows do not rebuild the trail that was let go of"
+            ));
+        }
         retired
             .findings
             .retain(|finding| finding.case_id.as_deref() != Some(case_id));

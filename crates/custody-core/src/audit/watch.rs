@@ -14,7 +14,7 @@
 //!   checked (signature, row, root at its size against the kept tree).
 //!
 //! Between scans the watch lets go of the trails of idle cases that no
-//! deadline can fall due for, keeping a sum over their heads instead, and
+//! deadline can fall due for, keeping a digest of their case rows instead, and
 //! rebuilds a trail from its verified rows when its case is written to
 //! again (`retire.rs`): what it holds grows with the cases in play and the
 //! log's entries, not with every case. Before a page of rows is observed,
@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use custody_log::{leaf_hash, VerifierKey};
 
-use super::retire::{stored_term, Retired};
+use super::retire::{case_key, stored_term, Retired};
 use super::{
     Auditor, Finding, LogAudit, OutsideCheckpoint, Report, StoredCaseHead, StoredCheckpointRow,
     StoredEvent,
@@ -85,9 +85,12 @@ pub struct Watch {
     aligned: bool,
     /// The stored case rows of this scan whose trail is held.
     live_heads: Vec<StoredCaseHead>,
-    /// The sum and count of the other stored case rows.
-    heads_sum: u128,
-    heads_count: u64,
+    /// The other stored case rows of this scan found as they were retired.
+    heads_matched: u64,
+    /// The first of them that was not.
+    heads_wrong: Option<String>,
+    /// [`Watch::heads_changed`] ran on this scan's rows.
+    heads_checked: bool,
     /// A report found a retired case's row changed: the next scan starts over.
     start_over: Option<String>,
 }
@@ -108,16 +111,17 @@ impl Watch {
             retired: Retired::default(),
             aligned: true,
             live_heads: Vec::new(),
-            heads_sum: 0,
-            heads_count: 0,
+            heads_matched: 0,
+            heads_wrong: None,
+            heads_checked: false,
             start_over: None,
         }
     }
 
     /// Cases whose trails were let go of ([`Watch`]), and are held as a
-    /// sum over their heads.
+    /// digest of their case rows.
     pub fn retired_cases(&self) -> u64 {
-        self.retired.count
+        self.retired.count()
     }
 
     /// The rows [`Watch::restore`] takes are those before this log index
@@ -233,7 +237,7 @@ impl Watch {
         let Some(auditor) = &self.auditor else {
             return Vec::new();
         };
-        if self.retired.count == 0 || self.changed.is_some() {
+        if self.retired.count() == 0 || self.changed.is_some() {
             return Vec::new();
         }
         let mut wanted: Vec<String> = Vec::new();
@@ -302,11 +306,28 @@ impl Watch {
             .auditor
             .as_ref()
             .is_some_and(|auditor| auditor.holds_case(&head.case_id));
-        if held || self.retired.count == 0 {
+        if held || self.retired.count() == 0 {
             self.live_heads.push(head);
-        } else {
-            self.heads_sum = self.heads_sum.wrapping_add(stored_term(&head));
-            self.heads_count += 1;
+            return;
+        }
+        match self.retired.heads.get(&case_key(&head.case_id)) {
+            Some(term) if *term == stored_term(&head) => self.heads_matched += 1,
+            Some(_) => {
+                self.heads_wrong.get_or_insert_with(|| {
+                    format!(
+                        "the stored row of case {}, verified in an earlier scan, is not the one verified: a case row was edited",
+                        head.case_id
+                    )
+                });
+            }
+            None => {
+                self.heads_wrong.get_or_insert_with(|| {
+                    format!(
+                        "a case row for {}, whose events the monitor never verified, was added",
+                        head.case_id
+                    )
+                });
+            }
         }
     }
 
@@ -314,24 +335,34 @@ impl Watch {
     /// not the ones retired (one changed, was added or deleted), in which
     /// case the scan must start over ([`Watch::restart`]) to name it.
     pub fn heads_changed(&mut self) -> bool {
-        if self.retired.count == 0 && self.heads_count == 0 {
+        if std::mem::replace(&mut self.heads_checked, true) {
             return false;
         }
-        if self.heads_sum == self.retired.sum && self.heads_count == self.retired.count {
-            return false;
+        let wrong = self.heads_wrong.take().or_else(|| {
+            (self.heads_matched != self.retired.count()).then(|| {
+                format!(
+                    "{} of the stored rows of the {} cases verified in earlier scans are gone: case rows were deleted",
+                    self.retired.count() - self.heads_matched.min(self.retired.count()),
+                    self.retired.count()
+                )
+            })
+        });
+        self.heads_matched = 0;
+        match wrong {
+            None => false,
+            Some(why) => {
+                self.live_heads.clear();
+                self.changed = Some(why);
+                true
+            }
         }
-        self.changed = Some(format!(
-            "the stored rows of the {} cases verified in earlier scans are not the ones verified ({} read): a case row was edited, added or deleted",
-            self.retired.count, self.heads_count
-        ));
-        self.clear_heads();
-        true
     }
 
     fn clear_heads(&mut self) {
         self.live_heads.clear();
-        self.heads_sum = 0;
-        self.heads_count = 0;
+        self.heads_matched = 0;
+        self.heads_wrong = None;
+        self.heads_checked = false;
     }
 
     /// Ends the reading of the rows. Returns true when something already
