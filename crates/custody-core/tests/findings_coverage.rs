@@ -3725,8 +3725,11 @@ fn watch_scan(
     watch.report(Vec::new(), None, now)
 }
 
+/// A finding about a case: its code, case, sequence number and log index.
+type CaseFinding = (String, Option<String>, Option<u64>, Option<u64>);
+
 /// The findings about cases, comparable between the monitor and `verify`.
-fn case_findings(report: &Report) -> Vec<(String, Option<String>, Option<u64>, Option<u64>)> {
+fn case_findings(report: &Report) -> Vec<CaseFinding> {
     let mut found: Vec<_> = report
         .findings
         .iter()
