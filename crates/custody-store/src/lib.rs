@@ -1681,6 +1681,11 @@ pub struct AuditOptions {
     /// With `verify --witness`: the newest size enough witnesses cosigned
     /// and who ([`custody_core::audit::LogAudit::witnessed`]).
     pub witnessed: Option<(u64, Vec<String>)>,
+    /// Log entries after which the audit lets go of a case no row touched
+    /// (0: 32,768), keeping a digest of its case row instead of its trail
+    /// ([`custody_core::audit::Retirement::Settled`]). The report is the
+    /// same whatever it is; a smaller one holds less and reads back more.
+    pub settle_after_entries: u64,
 }
 
 /// A callback told, as an audit reads the log, how many events it has

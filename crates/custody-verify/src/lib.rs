@@ -344,6 +344,7 @@ pub async fn verify(request: Request) -> Result<Verification, VerifyError> {
         checkpoint_interval_seconds: request.checkpoint_interval_seconds,
         progress: request.progress,
         witnessed: newest_witnessed,
+        settle_after_entries: 0,
     };
     let mut report = match store.audit_with(options).await {
         Ok(report) => report,

@@ -56,6 +56,7 @@ pub use evidence::EVIDENCE_GRACE_SECONDS;
 pub use finding::Finding;
 pub use log::{DEFAULT_CHECKPOINT_INTERVAL_SECONDS, UNCOVERED_TAIL_INTERVALS};
 pub use projections::{StoredCaseRow, StoredDeploymentRow, StoredEvidenceRecordRow};
+pub use retire::{RetiredRow, Retirement};
 pub use stats::{
     Bucket, Histogram, Stats, NOTIFICATION_LATENCY_BOUNDS_MS, REQUEST_TO_REVIEW_BOUNDS_SECONDS,
 };
@@ -277,6 +278,8 @@ pub struct Auditor {
     origins: HashMap<(String, String), (String, u64)>,
     /// Counts and histograms for the readiness report.
     stats: Stats,
+    /// The cases whose trails were let go of (`retire.rs`).
+    retired: retire::Retired,
 }
 
 impl Auditor {
@@ -673,6 +676,7 @@ impl Auditor {
         self.policies.finish(&mut findings);
         log.finish_leaves(&mut findings);
         chain::finish_cases(&self.cases, heads, now, &mut findings);
+        findings.extend(self.retired.findings.iter().cloned());
         for view in self
             .cases
             .values()

@@ -1,30 +1,36 @@
-//! Trails the continuous monitor lets go of between scans, and takes back
-//! from the rows when their case is written to again ([`super::Watch`]).
+//! Trails the audit lets go of while it reads, and takes back from the
+//! rows when their case is written to again.
 //!
-//! A request's case whose trail is idle (no row in the last scan) and can
-//! fall due for nothing (no deadline of its own can pass any more) is
-//! *retired*: the audit drops its trail (about 1.7 KB and up) and keeps, in
-//! place of it, 24 bytes: a 64-bit key of its ID and a 128-bit digest of
-//! the case row it must have (ID, head, state, drill flag), and the
-//! end-of-trail findings it had (judged without a clock, since no deadline
-//! is left). Each stored row is checked against its own digest: a sum over
-//! all of them would let a forger who edits many rows pick edits whose
-//! digests cancel out (a generalised birthday search).
+//! A request's case whose trail can be rebuilt from its rows and that no
+//! row has touched for a while is *retired*: the audit drops its trail
+//! (about 1.7 KB and up) and keeps, in place of it, 40 bytes: a 64-bit key
+//! of its ID and two 128-bit digests of the case row it must have (its
+//! head, and every column with the view), and its end-of-trail findings.
+//! Its case is counted in the statistics then. Each stored row is later
+//! checked against its own digests: one sum over all of them would let a
+//! forger who edits many rows pick edits whose digests cancel out (a
+//! generalised birthday search).
 //!
-//! When a retired case is written to again, the monitor reads its rows
-//! (checked against the leaves and columns it verified) and rebuilds the
-//! trail as it was ([`Auditor::restore_case`]), without judging the rules
-//! again; its digest and findings are dropped. The stored case rows of
-//! retired cases are checked at every scan against their digests: a row
-//! changed, added or deleted makes the scan start over with a full audit,
-//! which names the case.
+//! Two callers, two rules ([`Retirement`]):
+//! - the continuous monitor ([`super::Watch`]) retires, after each scan,
+//!   the cases no row of that scan wrote to and that no deadline can fall
+//!   due for any more (its clock moves), with their findings judged
+//!   without a clock;
+//! - `verify` (`custody-store`'s audit) retires, as it reads, the cases
+//!   whose latest row is far enough behind, with their findings judged at
+//!   the audit's time (which does not move).
+//!
+//! When a row of a retired case comes, the caller reads the case's rows
+//! back and the trail is rebuilt as it was ([`Auditor::restore_case`]),
+//! without judging the rules again; its digests, findings and count are
+//! taken back.
 
 use std::collections::HashMap;
 
 use super::chain::CaseTrail;
 use super::finding::Finding;
-use super::{decode_row, observed, rules, Auditor, StoredCaseHead, StoredEvent};
-use crate::case::CaseView;
+use super::{decode_row, observed, rules, Auditor, StoredCaseHead, StoredCaseRow, StoredEvent};
+use crate::case::{CaseRow, CaseView};
 use crate::id::Sha256Hash;
 use crate::time::Timestamp;
 
@@ -33,60 +39,155 @@ use crate::time::Timestamp;
 /// has no deadline left.
 const END_OF_TIME_MICROS: i64 = 253_402_300_799_000_000; // 9999-12-31T23:59:59Z
 
+/// Which cases are let go of, and how their end-of-trail findings are
+/// judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retirement {
+    /// The monitor's: only cases no deadline can fall due for any more,
+    /// judged without a clock.
+    Idle,
+    /// `verify`'s: every case that can be rebuilt, judged at the audit's
+    /// time.
+    Settled,
+}
+
+/// What the audit keeps of one retired case.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RetiredCase {
+    /// [`head_term`] of the row it must have.
+    head: u128,
+    /// [`row_term`] of the row it must have.
+    row: u128,
+}
+
 /// What the audit keeps of the cases it retired.
 #[derive(Clone, Default)]
 pub(super) struct Retired {
-    /// Per retired case, by [`case_key`]: the [`head_term`] of the row it
-    /// must have.
-    pub(super) heads: HashMap<u64, u128>,
+    /// Per retired case, by [`case_key`].
+    cases: HashMap<u64, RetiredCase>,
     /// Their end-of-trail findings.
     pub(super) findings: Vec<Finding>,
+    /// Retired cases whose rows [`Auditor::check_retired_row`] found as
+    /// they must be.
+    matched: u64,
 }
 
-impl Retired {
-    /// How many cases are retired.
-    pub(super) fn count(&self) -> u64 {
-        self.heads.len() as u64
-    }
+/// What [`Auditor::check_retired_row`] found of a stored case row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetiredRow {
+    /// The case's trail is held: compare the row with it.
+    Held,
+    /// The row of a retired case, as it must be.
+    Matched,
+    /// The row of a retired case, not as it must be: rebuild the case
+    /// ([`Auditor::restore_case`]) and compare the row with its trail.
+    Differs,
+    /// No case the audit held or retired: a row without events.
+    Unknown,
 }
 
 /// A case ID's key among the retired: the first 8 bytes of its SHA-256.
-pub(super) fn case_key(case_id: &str) -> u64 {
+fn case_key(case_id: &str) -> u64 {
     let digest = Sha256Hash::of(case_id.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.0[..8]);
     u64::from_be_bytes(first)
 }
 
-/// A case's head as a 128-bit digest: the first 16 bytes of the SHA-256 of
-/// its ID, head sequence number, head hash, state and drill flag.
-pub(super) fn head_term(case_id: &str, seq: &str, hash: &str, state: &str, drill: bool) -> u128 {
-    let text = format!("{case_id}\n{seq}\n{hash}\n{state}\n{drill}");
-    let digest = Sha256Hash::of(text.as_bytes());
+/// The first 16 bytes of the SHA-256 of `parts`, each ended by a newline
+/// (no part holds one where it matters: IDs, numbers, hex, and JSON
+/// without raw newlines).
+fn digest(parts: &[&[u8]]) -> u128 {
+    let mut text = Vec::new();
+    for part in parts {
+        text.extend_from_slice(part);
+        text.push(b'\n');
+    }
+    let digest = Sha256Hash::of(&text);
     let mut first = [0u8; 16];
     first.copy_from_slice(&digest.0[..16]);
     u128::from_be_bytes(first)
 }
 
+/// A case's head (ID, head sequence number, head hash, state, drill flag)
+/// as a 128-bit digest.
+fn head_term(case_id: &str, seq: &str, hash: &str, state: &str, drill: bool) -> u128 {
+    digest(&[
+        case_id.as_bytes(),
+        seq.as_bytes(),
+        hash.as_bytes(),
+        state.as_bytes(),
+        if drill { b"1" } else { b"0" },
+    ])
+}
+
+/// A case row (every column the audit compares, and the view's bytes) as a
+/// 128-bit digest.
+#[allow(clippy::too_many_arguments, reason = "one argument per column")]
+fn row_term(
+    head: u128,
+    change_key: &str,
+    ticket: Option<&str>,
+    requester: &str,
+    summary: &str,
+    opened_at: &str,
+    updated_at: &str,
+    next_deadline: Option<&str>,
+    view: &[u8],
+) -> u128 {
+    let head = head.to_be_bytes();
+    let optional = |value: Option<&str>| {
+        value.map_or_else(|| b"\x00".to_vec(), |v| [b"=", v.as_bytes()].concat())
+    };
+    digest(&[
+        &head,
+        change_key.as_bytes(),
+        &optional(ticket),
+        requester.as_bytes(),
+        summary.as_bytes(),
+        opened_at.as_bytes(),
+        updated_at.as_bytes(),
+        &optional(next_deadline),
+        view,
+    ])
+}
+
+/// What a trail says its case row must be.
+fn retired_case(case_id: &str, trail: &CaseTrail, view: &CaseView) -> RetiredCase {
+    let head = head_term(
+        case_id,
+        &trail.last_seq.to_string(),
+        &trail.last_hash.to_hex(),
+        view.state.as_str(),
+        view.drill,
+    );
+    let expected = CaseRow::of(view);
+    // The writer stores `serde_json::to_vec` of the view.
+    let view_bytes = serde_json::to_vec(view).unwrap_or_default();
+    RetiredCase {
+        head,
+        row: row_term(
+            head,
+            &expected.change_key,
+            expected.ticket.as_deref(),
+            &expected.requester,
+            &expected.summary,
+            &expected.opened_at,
+            &expected.updated_at,
+            expected.next_deadline.as_deref(),
+            &view_bytes,
+        ),
+    }
+}
+
 /// A stored head's digest.
-pub(super) fn stored_term(head: &StoredCaseHead) -> u128 {
+fn stored_head(head: &StoredCaseHead) -> u128 {
     head_term(
         &head.case_id,
         &head.head_seq.to_string(),
         &head.head_hash,
         &head.state,
         head.drill,
-    )
-}
-
-/// The term of the head a trail says its case row must hold.
-fn trail_term(case_id: &str, trail: &CaseTrail, view: &CaseView) -> u128 {
-    head_term(
-        case_id,
-        &trail.last_seq.to_string(),
-        &trail.last_hash.to_hex(),
-        view.state.as_str(),
-        view.drill,
     )
 }
 
@@ -111,28 +212,46 @@ fn end_findings(
 
 impl Auditor {
     /// Whether case `case_id`'s trail is held.
-    pub(super) fn holds_case(&self, case_id: &str) -> bool {
+    pub fn holds_case(&self, case_id: &str) -> bool {
         self.cases.contains_key(case_id)
     }
 
-    /// Retires every request's case whose latest row is before log index
-    /// `before` and that no deadline can fall due for; see the module.
-    pub(super) fn retire_idle(&mut self, before: u64, retired: &mut Retired) {
+    /// How many cases' trails are held.
+    pub fn held_cases(&self) -> u64 {
+        self.cases.len() as u64
+    }
+
+    /// How many cases are retired.
+    pub fn retired_cases(&self) -> u64 {
+        self.retired.cases.len() as u64
+    }
+
+    /// Retires the cases whose latest row is before log index `before`, by
+    /// the rule `how`; see the module.
+    pub fn retire(&mut self, before: u64, how: Retirement) {
         let end_of_time = Some(Timestamp::from_micros(END_OF_TIME_MICROS));
-        let idle: Vec<String> = self
+        let judged_at = match how {
+            Retirement::Idle => None,
+            Retirement::Settled => self.now,
+        };
+        let settled: Vec<String> = self
             .cases
             .iter()
             .filter(|(_, trail)| trail.rebuildable() && trail.last_log_index < before)
             .filter_map(|(case_id, trail)| {
                 let view = trail.view.as_deref()?;
-                (end_findings(case_id, trail, view, end_of_time)
-                    == end_findings(case_id, trail, view, None))
-                .then(|| case_id.clone())
+                let due_later = how == Retirement::Idle
+                    && end_findings(case_id, trail, view, end_of_time)
+                        != end_findings(case_id, trail, view, None);
+                (!due_later).then(|| case_id.clone())
             })
             .collect();
-        for case_id in idle {
+        if settled.is_empty() {
+            return;
+        }
+        for case_id in settled {
             let key = case_key(&case_id);
-            if retired.heads.contains_key(&key) {
+            if self.retired.cases.contains_key(&key) {
                 // Two IDs with one key (about one chance in 2^64 per
                 // pair): the second stays held.
                 continue;
@@ -143,26 +262,64 @@ impl Auditor {
             let Some(view) = trail.view.as_deref() else {
                 continue;
             };
-            retired
-                .heads
-                .insert(key, trail_term(&case_id, &trail, view));
-            retired
+            self.retired
+                .cases
+                .insert(key, retired_case(&case_id, &trail, view));
+            self.retired
                 .findings
-                .extend(end_findings(&case_id, &trail, view, None));
+                .extend(end_findings(&case_id, &trail, view, judged_at));
+            self.stats.count_case(view);
         }
-        self.cases.shrink_to(self.cases.len() * 2);
+        self.cases.shrink_to(self.cases.len().saturating_mul(2));
     }
 
-    /// Rebuilds the trail of a retired case from its rows (in log order,
-    /// every one verified before), without judging the rules again, and
-    /// takes the case out of `retired`. Fails, changing nothing, when the
-    /// rows do not rebuild a request's case.
-    pub(super) fn restore_case(
-        &mut self,
-        case_id: &str,
-        rows: &[StoredEvent],
-        retired: &mut Retired,
-    ) -> Result<(), String> {
+    /// The retired cases `rows` (in log order) write to or merge into:
+    /// their trails must be rebuilt ([`Auditor::restore_case`]) before the
+    /// rows are observed.
+    pub fn cases_to_restore<'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a StoredEvent>,
+    ) -> Vec<String> {
+        if self.retired.cases.is_empty() {
+            return Vec::new();
+        }
+        let mut wanted: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut want = |case_id: &str| {
+            if !self.holds_case(case_id)
+                && self.retired.cases.contains_key(&case_key(case_id))
+                && seen.insert(case_id.to_string())
+            {
+                wanted.push(case_id.to_string());
+            }
+        };
+        for row in rows {
+            if row.seq > 1 {
+                want(&row.case_id);
+            }
+            // A merge is judged with the surviving case as it stood.
+            if may_be_merge(&row.bytes) {
+                if let Ok(event) = crate::event::Event::decode(&row.bytes) {
+                    if let crate::event::EventBody::DuplicateMerged(link) = &event.body {
+                        want(link.other_case.as_str());
+                    }
+                }
+            }
+        }
+        wanted
+    }
+
+    /// Rebuilds the trail of retired case `case_id` from its stored rows
+    /// (in log order, before the rows still to be observed), without
+    /// judging the rules again, and takes it back from the retired: its
+    /// digests, end-of-trail findings and count. Fails, changing nothing,
+    /// when the case is not retired or the rows do not rebuild the trail
+    /// that was let go of.
+    pub fn restore_case(&mut self, case_id: &str, rows: &[StoredEvent]) -> Result<(), String> {
+        let key = case_key(case_id);
+        let Some(retired) = self.retired.cases.get(&key).copied() else {
+            return Err(format!("case {case_id} was not let go of"));
+        };
         let mut trail: Option<CaseTrail> = None;
         for row in rows {
             let decoded = decode_row(row);
@@ -202,15 +359,85 @@ impl Auditor {
         let Some(view) = trail.view.as_deref() else {
             return Err(format!("case {case_id} is not a request's case"));
         };
-        if retired.heads.remove(&case_key(case_id)) != Some(trail_term(case_id, &trail, view)) {
+        if retired_case(case_id, &trail, view) != retired {
             return Err(format!(
                 "case {case_id}'s rows do not rebuild the trail that was let go of"
             ));
         }
-        retired
+        self.retired.cases.remove(&key);
+        self.retired
             .findings
             .retain(|finding| finding.case_id.as_deref() != Some(case_id));
+        self.stats.uncount_case(view);
         self.cases.insert(case_id.to_string(), trail);
         Ok(())
     }
+
+    /// Where a stored case head stands: held, a retired case's as it must
+    /// be or not, or of no case the audit saw.
+    pub(super) fn check_retired_head(&self, head: &StoredCaseHead) -> RetiredRow {
+        if self.holds_case(&head.case_id) {
+            return RetiredRow::Held;
+        }
+        match self.retired.cases.get(&case_key(&head.case_id)) {
+            None => RetiredRow::Unknown,
+            Some(retired) if retired.head == stored_head(head) => RetiredRow::Matched,
+            Some(_) => RetiredRow::Differs,
+        }
+    }
+
+    /// Where a stored case row (with its `state` and `drill` columns)
+    /// stands; a row found as it must be is counted
+    /// ([`Auditor::retired_rows_missing`]).
+    pub fn check_retired_row(
+        &mut self,
+        row: &StoredCaseRow,
+        state: &str,
+        drill: bool,
+    ) -> RetiredRow {
+        if self.holds_case(&row.case_id) {
+            return RetiredRow::Held;
+        }
+        let Some(retired) = self.retired.cases.get(&case_key(&row.case_id)) else {
+            return RetiredRow::Unknown;
+        };
+        let head = head_term(
+            &row.case_id,
+            &row.head_seq.to_string(),
+            &row.head_hash,
+            state,
+            drill,
+        );
+        let stored = row_term(
+            head,
+            &row.change_key,
+            row.ticket.as_deref(),
+            &row.requester,
+            &row.summary,
+            &row.opened_at,
+            &row.updated_at,
+            row.next_deadline.as_deref(),
+            &row.view,
+        );
+        if retired.head == head && retired.row == stored {
+            self.retired.matched += 1;
+            RetiredRow::Matched
+        } else {
+            RetiredRow::Differs
+        }
+    }
+
+    /// How many retired cases [`Auditor::check_retired_row`] did not find
+    /// as they must be: their rows are gone (or differ, and their cases
+    /// were rebuilt).
+    pub fn retired_rows_missing(&self) -> u64 {
+        self.retired_cases().saturating_sub(self.retired.matched)
+    }
+}
+
+/// Whether an event's bytes may be a merge (its kind's name appears in
+/// them); only those are decoded ahead to find their partner.
+fn may_be_merge(bytes: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\"duplicate_merged\"";
+    bytes.windows(NEEDLE.len()).any(|window| window == NEEDLE)
 }

@@ -106,6 +106,22 @@ impl Histogram {
         self.sum = self.sum.saturating_add(value);
         self.max = Some(self.max.map_or(value, |max| max.max(value)));
     }
+
+    /// Takes back one [`Histogram::record`] of `value` (its maximum stays).
+    pub fn unrecord(&mut self, value: u64) {
+        let bucket = self
+            .buckets
+            .iter_mut()
+            .find(|bucket| bucket.le.is_none_or(|le| value <= le));
+        if let Some(bucket) = bucket {
+            bucket.count = bucket.count.saturating_sub(1);
+        }
+        self.count = self.count.saturating_sub(1);
+        self.sum = self.sum.saturating_sub(value);
+        if self.count == 0 {
+            self.max = None;
+        }
+    }
 }
 
 impl Default for Stats {
@@ -155,8 +171,27 @@ impl Stats {
     /// Counts one request case as its events rebuilt it, with the real cases
     /// or with the drill's.
     pub(super) fn count_case(&mut self, view: &CaseView) {
+        self.tally_case(view, true);
+    }
+
+    /// Takes back [`Stats::count_case`] of `view` (a retired case's trail
+    /// taken back to be counted again when its events end). A case's first
+    /// review never changes once recorded, so the histograms' maxima stay
+    /// right.
+    pub(super) fn uncount_case(&mut self, view: &CaseView) {
+        self.tally_case(view, false);
+    }
+
+    fn tally_case(&mut self, view: &CaseView, add: bool) {
+        let step = |count: &mut u64| {
+            *count = if add {
+                count.saturating_add(1)
+            } else {
+                count.saturating_sub(1)
+            }
+        };
         let (by_state, to_review) = if view.drill {
-            self.drill_cases += 1;
+            step(&mut self.drill_cases);
             (
                 &mut self.drill_cases_by_state,
                 &mut self.drill_request_to_review_seconds,
@@ -167,7 +202,11 @@ impl Stats {
                 &mut self.request_to_review_seconds,
             )
         };
-        *by_state.entry(view.state.as_str().to_string()).or_default() += 1;
+        let state = view.state.as_str();
+        step(by_state.entry(state.to_string()).or_default());
+        if by_state.get(state) == Some(&0) {
+            by_state.remove(state);
+        }
         if let Some(review) = view.reviews.first() {
             let micros = review
                 .by
@@ -177,7 +216,11 @@ impl Stats {
             // A review dated before its request (a late record with a wrong
             // clock) counts as no time at all, not as a negative one.
             let seconds = u64::try_from(micros / 1_000_000).unwrap_or(0);
-            to_review.record(seconds);
+            if add {
+                to_review.record(seconds);
+            } else {
+                to_review.unrecord(seconds);
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 
 use custody_log::{leaf_hash, VerifierKey};
 
-use super::retire::{case_key, stored_term, Retired};
+use super::retire::{RetiredRow, Retirement};
 use super::{
     Auditor, Finding, LogAudit, OutsideCheckpoint, Report, StoredCaseHead, StoredCheckpointRow,
     StoredEvent,
@@ -78,8 +78,6 @@ pub struct Watch {
     restarted_because: Option<String>,
     /// Scans completed.
     scans: u64,
-    /// The cases whose trails were let go of.
-    retired: Retired,
     /// Every row read so far sat at the position its log index names:
     /// only then are rows found by case ID and checked by position.
     aligned: bool,
@@ -108,7 +106,6 @@ impl Watch {
             changed: None,
             restarted_because: None,
             scans: 0,
-            retired: Retired::default(),
             aligned: true,
             live_heads: Vec::new(),
             heads_matched: 0,
@@ -121,7 +118,7 @@ impl Watch {
     /// Cases whose trails were let go of ([`Watch`]), and are held as a
     /// digest of their case rows.
     pub fn retired_cases(&self) -> u64 {
-        self.retired.count()
+        self.auditor.as_ref().map_or(0, Auditor::retired_cases)
     }
 
     /// The rows [`Watch::restore`] takes are those before this log index
@@ -132,9 +129,7 @@ impl Watch {
 
     /// Cases whose trails are held.
     pub fn held_cases(&self) -> u64 {
-        self.auditor
-            .as_ref()
-            .map_or(0, |auditor| auditor.cases.len() as u64)
+        self.auditor.as_ref().map_or(0, Auditor::held_cases)
     }
 
     /// Log entries verified so far.
@@ -237,33 +232,13 @@ impl Watch {
         let Some(auditor) = &self.auditor else {
             return Vec::new();
         };
-        if self.retired.count() == 0 || self.changed.is_some() {
+        if self.changed.is_some() {
             return Vec::new();
         }
-        let mut wanted: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut want = |case_id: &str| {
-            if !auditor.holds_case(case_id) && seen.insert(case_id.to_string()) {
-                wanted.push(case_id.to_string());
-            }
-        };
-        for (offset, row) in page.iter().enumerate() {
-            if self.position + (offset as u64) < self.verified {
-                continue;
-            }
-            if row.seq > 1 {
-                want(&row.case_id);
-            }
-            // A merge is judged with the surviving case as it stood.
-            if memchr_merged(&row.bytes) {
-                if let Ok(event) = crate::event::Event::decode(&row.bytes) {
-                    if let crate::event::EventBody::DuplicateMerged(link) = &event.body {
-                        want(link.other_case.as_str());
-                    }
-                }
-            }
-        }
-        wanted
+        // Rows verified before this scan are only re-hashed.
+        let skip =
+            usize::try_from(self.verified.saturating_sub(self.position)).unwrap_or(usize::MAX);
+        auditor.cases_to_restore(page.iter().skip(skip))
     }
 
     /// Rebuilds retired case `case_id`'s trail from its stored rows before
@@ -294,7 +269,7 @@ impl Watch {
                 return;
             }
         }
-        if let Err(why) = auditor.restore_case(case_id, rows, &mut self.retired) {
+        if let Err(why) = auditor.restore_case(case_id, rows) {
             self.changed = Some(why);
         }
     }
@@ -302,28 +277,19 @@ impl Watch {
     /// Takes in one stored case row of the scan's snapshot (any order),
     /// after the scan's rows.
     pub fn observe_head(&mut self, head: StoredCaseHead) {
-        let held = self
-            .auditor
-            .as_ref()
-            .is_some_and(|auditor| auditor.holds_case(&head.case_id));
-        if held || self.retired.count() == 0 {
+        let Some(auditor) = &self.auditor else {
             self.live_heads.push(head);
             return;
-        }
-        match self.retired.heads.get(&case_key(&head.case_id)) {
-            Some(term) if *term == stored_term(&head) => self.heads_matched += 1,
-            Some(_) => {
+        };
+        match auditor.check_retired_head(&head) {
+            // A row of no case seen is compared like a held case's: the
+            // report names it (`case.events-missing`).
+            RetiredRow::Held | RetiredRow::Unknown => self.live_heads.push(head),
+            RetiredRow::Matched => self.heads_matched += 1,
+            RetiredRow::Differs => {
                 self.heads_wrong.get_or_insert_with(|| {
                     format!(
                         "the stored row of case {}, verified in an earlier scan, is not the one verified: a case row was edited",
-                        head.case_id
-                    )
-                });
-            }
-            None => {
-                self.heads_wrong.get_or_insert_with(|| {
-                    format!(
-                        "a case row for {}, whose events the monitor never verified, was added",
                         head.case_id
                     )
                 });
@@ -338,12 +304,12 @@ impl Watch {
         if std::mem::replace(&mut self.heads_checked, true) {
             return false;
         }
+        let retired = self.retired_cases();
         let wrong = self.heads_wrong.take().or_else(|| {
-            (self.heads_matched != self.retired.count()).then(|| {
+            (self.heads_matched != retired).then(|| {
                 format!(
-                    "{} of the stored rows of the {} cases verified in earlier scans are gone: case rows were deleted",
-                    self.retired.count() - self.heads_matched.min(self.retired.count()),
-                    self.retired.count()
+                    "{} of the stored rows of the {retired} cases verified in earlier scans are gone: case rows were deleted",
+                    retired - self.heads_matched.min(retired),
                 )
             })
         });
@@ -418,7 +384,6 @@ impl Watch {
             auditor.log.add_outside_place();
         }
         self.auditor = Some(auditor);
-        self.retired = Retired::default();
         self.aligned = true;
         self.clear_heads();
         self.columns.clear();
@@ -473,13 +438,12 @@ impl Watch {
             // The rows' findings belong to this scan's report only.
             parts.admin.check_rows(rows);
         }
-        parts.findings.extend(self.retired.findings.iter().cloned());
         parts.findings.extend(extra);
         let report = auditor.conclude(parts, Some(now), heads);
         if self.aligned && self.start_over.is_none() {
             // Cases no row of this scan wrote to: their latest row is
             // before the entries this scan verified.
-            auditor.retire_idle(self.verified, &mut self.retired);
+            auditor.retire(self.verified, Retirement::Idle);
         }
         report
     }
@@ -508,11 +472,4 @@ fn fingerprint(row: &StoredEvent) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&digest.0[..8]);
     out
-}
-
-/// Whether an event's bytes may be a merge (its kind's name appears in
-/// them); only those are decoded ahead of the page to find their partner.
-fn memchr_merged(bytes: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"\"duplicate_merged\"";
-    bytes.windows(NEEDLE.len()).any(|window| window == NEEDLE)
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use custody_core::audit::{
-    Auditor, LogAudit, Report, StoredCaseHead, StoredCaseRow, StoredCheckpointRow,
-    StoredDeploymentRow, StoredEvent, StoredEvidenceRecordRow,
+    Auditor, LogAudit, Report, RetiredRow, Retirement, StoredCaseHead, StoredCaseRow,
+    StoredCheckpointRow, StoredDeploymentRow, StoredEvent, StoredEvidenceRecordRow,
 };
 use custody_core::case::CaseView;
 use custody_core::delegation::DelegationGrant;

@@ -490,6 +490,11 @@ pub(crate) async fn audit_pool(
     let total = from_sql(total);
     let origin = signed_origin(&checkpoints, &options.trusted_keys);
     let progress = options.progress;
+    let settle_after = match options.settle_after_entries {
+        0 => SETTLED_AFTER,
+        entries => entries,
+    };
+    let retire_every = (settle_after / 4).max(1);
     let mut audited = 0;
     let mut auditor = Auditor::with_log(LogAudit {
         trusted_keys: options.trusted_keys,
@@ -522,10 +527,23 @@ pub(crate) async fn audit_pool(
             .await
             .map_err(|error| StoreError::Corrupt(format!("decoding failed: {error}")))?;
         for ((row, columns), decoded) in decoded_page.iter().zip(&columns).zip(decoded) {
+            // A case let go of that this row writes to (or merges into):
+            // its rows before it, read back from the same snapshot.
+            for case_id in auditor.cases_to_restore(std::iter::once(row)) {
+                let rows = fetch_case_rows(&mut connection, &case_id, row.log_index).await?;
+                auditor
+                    .restore_case(&case_id, &rows)
+                    .map_err(StoreError::Corrupt)?;
+            }
             if let Some(event) = decoded.event() {
                 column_findings.extend(check_event_columns(row, columns, event));
             }
             auditor.observe_decoded(row, decoded);
+            // Cases no row touched for a while are let go of: what the
+            // audit holds follows the cases in play, not the log's length.
+            if row.log_index % retire_every == 0 {
+                auditor.retire(row.log_index.saturating_sub(settle_after), Retirement::Settled);
+            }
         }
         audited += u64::try_from(decoded_page.len()).unwrap_or(u64::MAX);
         if let Some(progress) = &progress {
@@ -536,7 +554,7 @@ pub(crate) async fn audit_pool(
             None => break,
         }
     }
-    check_projection_rows(&mut connection, &mut auditor, origin.as_deref()).await?;
+    let heads = check_projection_rows(&mut connection, &mut auditor, origin.as_deref(), total).await?;
     let checkpoint_times = sqlx::query("SELECT size, created_at FROM checkpoints ORDER BY size")
         .fetch_all(&mut *connection)
         .await?
@@ -547,7 +565,6 @@ pub(crate) async fn audit_pool(
         })
         .collect::<Result<Vec<(u64, String)>, sqlx::Error>>()?;
     auditor.check_checkpoint_times(&checkpoint_times);
-    let heads = read_all_case_heads(&mut connection).await?;
     let rows = admin_rows(&mut connection).await?;
     auditor.check_admin_rows(&rows);
     let mut report = auditor.finish(heads);
@@ -589,11 +606,22 @@ fn signed_origin(
 /// log says (`custody_core::audit::projections`): the `deployment` facts,
 /// the `evidence_records` rows, and every `cases` row's listing columns and
 /// stored view, read in pages by case ID so that memory stays bounded.
+/// Log entries after which `verify` lets go of a case no row touched
+/// ([`Retirement::Settled`]).
+const SETTLED_AFTER: u64 = 32_768;
+
+/// Compares the projection rows with the log: the deployment facts, the
+/// evidence records, and every case row, a page at a time, with its held
+/// trail or, for a case let go of, with the digest kept of it (a row that
+/// differs has its case rebuilt from the snapshot and compared in full).
+/// Returns the heads the end of the audit compares: those of held cases and
+/// of rows of no case seen.
 async fn check_projection_rows(
     connection: &mut Conn,
     auditor: &mut Auditor,
     origin: Option<&str>,
-) -> Result<(), StoreError> {
+    log_size: u64,
+) -> Result<Vec<StoredCaseHead>, StoreError> {
     const PAGE: i64 = 4096;
     let deployment = sqlx::query("SELECT key, value, created_at FROM deployment ORDER BY key")
         .fetch_all(&mut *connection)
@@ -624,19 +652,29 @@ async fn check_projection_rows(
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     auditor.check_evidence_record_rows(&records);
-    let mut after = String::new();
+    let mut heads = Vec::new();
+    let mut after: Option<String> = None;
     loop {
-        let page = sqlx::query(
-            "SELECT case_id, head_seq, head_hash, change_key, ticket, requester, summary, opened_at, updated_at, next_deadline, view
-             FROM cases WHERE case_id > $1 ORDER BY case_id LIMIT $2",
-        )
-        .bind(&after)
+        let query = match &after {
+            None => sqlx::query(
+                "SELECT case_id, head_seq, head_hash, change_key, ticket, requester, summary, opened_at, updated_at, next_deadline, view, state, drill
+                 FROM cases ORDER BY case_id LIMIT $1",
+            ),
+            Some(after) => sqlx::query(
+                "SELECT case_id, head_seq, head_hash, change_key, ticket, requester, summary, opened_at, updated_at, next_deadline, view, state, drill
+                 FROM cases WHERE case_id > $1 ORDER BY case_id LIMIT $2",
+            )
+            .bind(after.clone()),
+        };
+        let page = query
         .bind(PAGE)
         .fetch_all(&mut *connection)
         .await?
         .iter()
         .map(|row| {
-            Ok(StoredCaseRow {
+            let state: String = row.try_get("state")?;
+            let drill: bool = row.try_get("drill")?;
+            Ok((StoredCaseRow {
                 case_id: row.try_get("case_id")?,
                 head_seq: row.try_get("head_seq")?,
                 head_hash: row.try_get("head_hash")?,
@@ -648,16 +686,56 @@ async fn check_projection_rows(
                 updated_at: row.try_get("updated_at")?,
                 next_deadline: row.try_get("next_deadline")?,
                 view: row.try_get("view")?,
-            })
+            }, state, drill))
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        auditor.check_case_rows(&page);
-        match page.last() {
-            Some(last) if i64::try_from(page.len()) == Ok(PAGE) => after = last.case_id.clone(),
-            _ => break,
+        let full = i64::try_from(page.len()) == Ok(PAGE);
+        after = page.last().map(|(row, _, _)| row.case_id.clone());
+        let mut compared = Vec::new();
+        for (row, state, drill) in page {
+            match auditor.check_retired_row(&row, &state, drill) {
+                RetiredRow::Matched => continue,
+                RetiredRow::Differs => {
+                    // Rebuilt from the snapshot, and compared in full.
+                    let rows = fetch_case_rows(connection, &row.case_id, log_size).await?;
+                    auditor
+                        .restore_case(&row.case_id, &rows)
+                        .map_err(StoreError::Corrupt)?;
+                }
+                RetiredRow::Held | RetiredRow::Unknown => {}
+            }
+            heads.push(StoredCaseHead {
+                case_id: row.case_id.clone(),
+                head_seq: row.head_seq,
+                head_hash: row.head_hash.clone(),
+                state,
+                drill,
+            });
+            compared.push(row);
+        }
+        auditor.check_case_rows(&compared);
+        if !full {
+            break;
         }
     }
-    Ok(())
+    // Cases let go of whose rows are gone: rebuilt, so the end of the audit
+    // names them (`case.missing-head`).
+    if auditor.retired_rows_missing() > 0 {
+        let orphans: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT e.case_id FROM events e WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = e.case_id)",
+        )
+        .fetch_all(&mut *connection)
+        .await?;
+        for case_id in orphans {
+            if auditor.holds_case(&case_id) {
+                continue;
+            }
+            let rows = fetch_case_rows(connection, &case_id, log_size).await?;
+            // A case that was never let go of (a record) is left alone.
+            let _ = auditor.restore_case(&case_id, &rows);
+        }
+    }
+    Ok(heads)
 }
 
 /// Checks every stored Merkle node above the leaves against its children
@@ -844,23 +922,6 @@ async fn read_checkpoint_rows(connection: &mut Conn) -> Result<Vec<StoredCheckpo
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?)
-}
-
-/// Every stored case row.
-async fn read_all_case_heads(connection: &mut Conn) -> Result<Vec<StoredCaseHead>, StoreError> {
-    const PAGE: i64 = 4096;
-    let mut heads = Vec::new();
-    loop {
-        let after = heads
-            .last()
-            .map(|head: &StoredCaseHead| head.case_id.clone());
-        let page = read_case_heads(connection, after.as_deref(), PAGE).await?;
-        let full = i64::try_from(page.len()) == Ok(PAGE);
-        heads.extend(page);
-        if !full {
-            return Ok(heads);
-        }
-    }
 }
 
 /// A page of stored case rows, by case ID after `after` (from the first
