@@ -125,6 +125,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
             poll: std::time::Duration::from_secs(1),
             trusted_keys,
             checkpoint_interval_seconds: config.log.checkpoint_interval_seconds,
+            idle_after_entries: 0,
         },
         // One clock for the store and the server: the store's (the system's).
         clock: store.clock().clone(),

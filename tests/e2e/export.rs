@@ -939,6 +939,7 @@ fn every_kind_ledger() -> (
             poll: std::time::Duration::from_millis(25),
             trusted_keys: custody_server::keys::trusted_keys(&server.data).unwrap(),
             checkpoint_interval_seconds: 24 * 3600,
+            idle_after_entries: 0,
         },
         server.shared_clock(),
         "export-test-monitor".to_string(),

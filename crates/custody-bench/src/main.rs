@@ -1378,6 +1378,7 @@ pub(crate) fn bench_options(data_dir: &std::path::Path) -> Result<custody_server
             poll: Duration::from_secs(1),
             trusted_keys: Vec::new(),
             checkpoint_interval_seconds: 60,
+            idle_after_entries: 0,
         },
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(60),

@@ -176,6 +176,7 @@ impl ServeOptions {
                 poll: Duration::from_secs(1),
                 trusted_keys,
                 checkpoint_interval_seconds: config.log.checkpoint_interval_seconds,
+                idle_after_entries: 0,
             },
             checkpoint_copies,
             max_body_bytes: config.server.max_body_bytes,

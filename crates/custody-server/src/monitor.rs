@@ -40,6 +40,9 @@ pub struct MonitorOptions {
     /// The servers' checkpoint interval, which decides when entries no
     /// checkpoint covers are a finding.
     pub checkpoint_interval_seconds: u64,
+    /// Log entries after which a case no row touched is let go of between
+    /// reads (0: [`custody_core::audit::IDLE_AFTER_ENTRIES`]).
+    pub idle_after_entries: u64,
 }
 
 /// What one scan did.
@@ -82,6 +85,7 @@ impl Monitor {
             trusted_keys: options.trusted_keys.clone(),
             checkpoint_interval_seconds: options.checkpoint_interval_seconds,
             outside: Vec::new(),
+            idle_after_entries: options.idle_after_entries,
         });
         Monitor {
             store,

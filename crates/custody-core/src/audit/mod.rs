@@ -60,7 +60,7 @@ pub use retire::{RetiredRow, Retirement};
 pub use stats::{
     Bucket, Histogram, Stats, NOTIFICATION_LATENCY_BOUNDS_MS, REQUEST_TO_REVIEW_BOUNDS_SECONDS,
 };
-pub use watch::{Watch, WatchOptions};
+pub use watch::{Watch, WatchOptions, IDLE_AFTER_ENTRIES};
 
 /// One row of the event table, as stored.
 #[derive(Clone, Debug)]

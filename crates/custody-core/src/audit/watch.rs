@@ -57,7 +57,16 @@ pub struct WatchOptions {
     /// Checkpoints held outside the database when the watch starts (a
     /// node's checkpoints file), checked by the first scan.
     pub outside: Vec<OutsideCheckpoint>,
+    /// Log entries after which a case no row touched is let go of, if no
+    /// deadline can fall due for it (0: [`IDLE_AFTER_ENTRIES`]).
+    pub idle_after_entries: u64,
 }
+
+/// The log entries after which the monitor lets go of a case no row
+/// touched (and no deadline can fall due for), by default: what it holds
+/// is the cases written to in about this many entries, plus those waiting
+/// for a deadline.
+pub const IDLE_AFTER_ENTRIES: u64 = 16_384;
 
 /// An audit kept between scans; see the module's documentation.
 pub struct Watch {
@@ -91,6 +100,9 @@ pub struct Watch {
     heads_checked: bool,
     /// A report found a retired case's row changed: the next scan starts over.
     start_over: Option<String>,
+    /// This scan started over: it audits every row and lets go of nothing,
+    /// so that what changed is named.
+    starting_over: bool,
 }
 
 impl Watch {
@@ -112,6 +124,7 @@ impl Watch {
             heads_wrong: None,
             heads_checked: false,
             start_over: None,
+            starting_over: false,
         }
     }
 
@@ -122,9 +135,17 @@ impl Watch {
     }
 
     /// The rows [`Watch::restore`] takes are those before this log index
-    /// (the entries verified before this scan).
+    /// (the entries verified before the page about to be observed).
     pub fn restore_before(&self) -> u64 {
-        self.verified
+        self.position.max(self.verified)
+    }
+
+    /// [`WatchOptions::idle_after_entries`], or its default.
+    fn idle_after(&self) -> u64 {
+        match self.options.idle_after_entries {
+            0 => IDLE_AFTER_ENTRIES,
+            entries => entries,
+        }
     }
 
     /// Cases whose trails are held.
@@ -152,6 +173,7 @@ impl Watch {
     /// order next.
     pub fn begin_scan(&mut self, checkpoints: &[StoredCheckpointRow], stored_leaves: u64) {
         self.position = 0;
+        self.starting_over = false;
         self.changed = self.start_over.take();
         self.restarted_because = None;
         self.verified = self.verified();
@@ -228,16 +250,24 @@ impl Watch {
     /// The retired cases that rows of `page` (the next page of the scan,
     /// in log order) write to or merge into: their trails must be rebuilt
     /// ([`Watch::restore`]) before the page is observed.
-    pub fn cases_to_restore(&self, page: &[StoredEvent]) -> Vec<String> {
-        let Some(auditor) = &self.auditor else {
-            return Vec::new();
-        };
+    ///
+    /// Cases no row touched in the last entries are let go of here first,
+    /// at every page: through a long scan (the first one of a large
+    /// ledger) too, what is held follows the cases in play.
+    pub fn cases_to_restore(&mut self, page: &[StoredEvent]) -> Vec<String> {
+        let idle_before = self.position.saturating_sub(self.idle_after());
+        let (aligned, verified, position) = (self.aligned, self.verified, self.position);
         if self.changed.is_some() {
             return Vec::new();
         }
+        let Some(auditor) = &mut self.auditor else {
+            return Vec::new();
+        };
+        if aligned && position > verified && !self.starting_over {
+            auditor.retire(idle_before, Retirement::Idle);
+        }
         // Rows verified before this scan are only re-hashed.
-        let skip =
-            usize::try_from(self.verified.saturating_sub(self.position)).unwrap_or(usize::MAX);
+        let skip = usize::try_from(verified.saturating_sub(position)).unwrap_or(usize::MAX);
         auditor.cases_to_restore(page.iter().skip(skip))
     }
 
@@ -246,6 +276,7 @@ impl Watch {
     /// verified at its position; otherwise the scan starts over. Rows of a
     /// case never retired are left alone.
     pub fn restore(&mut self, case_id: &str, rows: &[StoredEvent]) {
+        let restore_before = self.restore_before();
         let Some(auditor) = &mut self.auditor else {
             return;
         };
@@ -258,7 +289,7 @@ impl Watch {
                 .tree()
                 .and_then(|tree| tree.leaf_hash(row.log_index));
             let index = usize::try_from(row.log_index).unwrap_or(usize::MAX);
-            if row.log_index >= self.verified
+            if row.log_index >= restore_before
                 || kept_leaf != Some(leaf_hash(&row.bytes))
                 || self.columns.get(index) != Some(&fingerprint(row))
             {
@@ -358,6 +389,7 @@ impl Watch {
         self.restarted_because = self.changed.take();
         self.verified = 0;
         self.position = 0;
+        self.starting_over = true;
     }
 
     fn start(
@@ -427,6 +459,7 @@ impl Watch {
         }
         let heads = std::mem::take(&mut self.live_heads);
         self.clear_heads();
+        let idle_before = self.position.saturating_sub(self.idle_after());
         let Some(auditor) = &mut self.auditor else {
             return Auditor::new().at(now).finish(heads);
         };
@@ -440,10 +473,9 @@ impl Watch {
         }
         parts.findings.extend(extra);
         let report = auditor.conclude(parts, Some(now), heads);
-        if self.aligned && self.start_over.is_none() {
-            // Cases no row of this scan wrote to: their latest row is
-            // before the entries this scan verified.
-            auditor.retire(self.verified, Retirement::Idle);
+        if self.aligned && self.start_over.is_none() && !self.starting_over {
+            // Cases no row touched in the last entries.
+            auditor.retire(idle_before, Retirement::Idle);
         }
         report
     }

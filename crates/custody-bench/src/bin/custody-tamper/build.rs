@@ -453,6 +453,7 @@ fn options(data_dir: &Path, notify_url: &str) -> Result<custody_server::ServeOpt
             poll: Duration::from_secs(1),
             trusted_keys: Vec::new(),
             checkpoint_interval_seconds: 3600,
+            idle_after_entries: 0,
         },
         max_body_bytes: 1024 * 1024,
         checkpoint_interval: Duration::from_secs(3600),
