@@ -3905,6 +3905,62 @@ fn the_monitor_lets_go_of_idle_cases_and_takes_them_back_when_written_to() {
     assert!(watch.finish_pass(), "and starts over");
 }
 
+/// A caller that gives the case rows to the report itself (not to
+/// `observe_head` first): a retired case's row edited is reported, the
+/// cases held are compared as before, and the next scan starts over and
+/// names the case.
+#[test]
+fn a_report_given_the_case_rows_still_checks_the_retired_ones() {
+    use custody_core::audit::{Watch, WatchOptions};
+    let (trail, a, _, _) = three_cases();
+    let rows = trail.rows();
+    let log = honest_log(&rows);
+    let now = time(3_600);
+    let mut watch = Watch::new(WatchOptions {
+        trusted_keys: vec![log_key().verifier_key()],
+        idle_after_entries: 1,
+        ..WatchOptions::default()
+    });
+    let mut scan = |watch: &mut Watch, heads: Vec<StoredCaseHead>| {
+        watch.begin_scan(&log.checkpoints, rows.len() as u64);
+        rows.iter().for_each(|row| assert!(watch.observe(row)));
+        watch.finish_pass();
+        watch.report(heads, None, now)
+    };
+    assert!(scan(&mut watch, trail.heads()).ok);
+    assert!(watch.retired_cases() > 0, "cases let go of");
+    let mut edited = trail.heads();
+    edited
+        .iter_mut()
+        .find(|head| head.case_id == a.as_str())
+        .unwrap()
+        .state = "approved".to_string();
+    let report = scan(&mut watch, edited.clone());
+    let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        [Code::ChainHeadMismatch.as_str()],
+        "only the edit, no held case without its row: {report:#?}"
+    );
+    watch.begin_scan(&log.checkpoints, rows.len() as u64);
+    rows.iter().for_each(|row| {
+        watch.observe(row);
+    });
+    assert!(watch.finish_pass(), "the next scan starts over");
+    watch.restart(&log.checkpoints, rows.len() as u64);
+    rows.iter().for_each(|row| assert!(watch.observe(row)));
+    assert!(!watch.finish_pass());
+    let named = watch.report(edited, None, now);
+    assert!(
+        named
+            .findings
+            .iter()
+            .any(|finding| finding.code == Code::CaseProjectionMismatch
+                && finding.case_id.as_deref() == Some(a.as_str())),
+        "{named:#?}"
+    );
+}
+
 /// What the monitor holds follows the cases in play: a log that grows by
 /// new cases at every scan keeps about one scan's worth of trails.
 #[test]

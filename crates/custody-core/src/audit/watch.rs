@@ -13,7 +13,7 @@
 //! - a checkpoint seen before must still be stored as it was; a new one is
 //!   checked (signature, row, root at its size against the kept tree).
 //!
-//! Between scans the watch lets go of the trails of idle cases that no
+//! As it reads, the watch lets go of the trails of idle cases that no
 //! deadline can fall due for, keeping a digest of their case rows instead, and
 //! rebuilds a trail from its verified rows when its case is written to
 //! again (`retire.rs`): what it holds grows with the cases in play and the
@@ -348,7 +348,6 @@ impl Watch {
         match wrong {
             None => false,
             Some(why) => {
-                self.live_heads.clear();
                 self.changed = Some(why);
                 true
             }
@@ -433,8 +432,8 @@ impl Watch {
     /// already. When the rows of retired cases were not checked with
     /// [`Watch::heads_changed`] and changed, the report says so and the
     /// next scan starts over. After the report, the trails of the cases no
-    /// row of this scan wrote to, and that no deadline can fall due for,
-    /// are let go of (the module's documentation).
+    /// row touched in the last entries, and that no deadline can fall due
+    /// for, are let go of (the module's documentation).
     pub fn report(
         &mut self,
         heads: Vec<StoredCaseHead>,
