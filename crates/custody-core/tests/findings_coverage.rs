@@ -3921,7 +3921,7 @@ fn a_report_given_the_case_rows_still_checks_the_retired_ones() {
         idle_after_entries: 1,
         ..WatchOptions::default()
     });
-    let mut scan = |watch: &mut Watch, heads: Vec<StoredCaseHead>| {
+    let scan = |watch: &mut Watch, heads: Vec<StoredCaseHead>| {
         watch.begin_scan(&log.checkpoints, rows.len() as u64);
         rows.iter().for_each(|row| assert!(watch.observe(row)));
         watch.finish_pass();
