@@ -42,6 +42,10 @@ pub(super) struct CaseTrail {
     /// A stored row of the case did not decode: its trail cannot be
     /// rebuilt from the rows alone, so the monitor keeps it ([`super::Watch`]).
     pub(super) undecodable: bool,
+    /// The monitor found a deadline still to come when it last looked at
+    /// letting the trail go: it does not look again until the case's next
+    /// event (`retire.rs`).
+    pub(super) held_for_deadline: bool,
 }
 
 impl CaseTrail {
@@ -65,6 +69,7 @@ impl CaseTrail {
             view: view.map(Box::new),
             last_log_index: log_index,
             undecodable: false,
+            held_for_deadline: false,
         }
     }
 
@@ -80,6 +85,7 @@ impl CaseTrail {
     /// judged by the caller before; a trail rebuilt from rows verified
     /// already ([`super::Auditor::restore_case`]) calls this alone.
     pub(super) fn follow(&mut self, event: &Event, hash: Sha256Hash, log_index: u64) {
+        self.held_for_deadline = false;
         if let Some(view) = &mut self.view {
             view.apply_hashed(event, hash);
             if let EventBody::ExecutionObserved(observed) = &event.body {

@@ -234,18 +234,32 @@ impl Auditor {
             Retirement::Idle => None,
             Retirement::Settled => self.now,
         };
-        let settled: Vec<String> = self
-            .cases
-            .iter()
-            .filter(|(_, trail)| trail.rebuildable() && trail.last_log_index < before)
-            .filter_map(|(case_id, trail)| {
-                let view = trail.view.as_deref()?;
-                let due_later = how == Retirement::Idle
-                    && end_findings(case_id, trail, view, end_of_time)
-                        != end_findings(case_id, trail, view, None);
-                (!due_later).then(|| case_id.clone())
-            })
-            .collect();
+        let mut settled: Vec<String> = Vec::new();
+        let mut due_later: Vec<String> = Vec::new();
+        for (case_id, trail) in &self.cases {
+            let Some(view) = trail.view.as_deref() else {
+                continue;
+            };
+            if !trail.rebuildable() || trail.last_log_index >= before || trail.held_for_deadline {
+                continue;
+            }
+            if how == Retirement::Idle
+                && end_findings(case_id, trail, view, end_of_time)
+                    != end_findings(case_id, trail, view, None)
+            {
+                due_later.push(case_id.clone());
+            } else {
+                settled.push(case_id.clone());
+            }
+        }
+        // Not looked at again until their next event: many cases waiting
+        // for a deadline (time-bound access awaiting its revocation) would
+        // otherwise be judged again at every page.
+        for case_id in due_later {
+            if let Some(trail) = self.cases.get_mut(&case_id) {
+                trail.held_for_deadline = true;
+            }
+        }
         if settled.is_empty() {
             return;
         }
