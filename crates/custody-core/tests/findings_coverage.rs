@@ -3832,6 +3832,27 @@ fn the_monitor_lets_go_of_idle_cases_and_takes_them_back_when_written_to() {
                 && finding.case_id.as_deref() == Some(glass.as_str())),
         "{overdue:#?}"
     );
+    // Reviewed at last, and another case written after it: the break-glass
+    // case has no deadline left and is let go of; the one written to last
+    // is taken back and held.
+    assert_eq!((watch.held_cases(), watch.retired_cases()), (2, 5));
+    let view = trail.view(&glass);
+    let draft = lifecycle::review(
+        view.executed().unwrap(),
+        &human("dave"),
+        custody_core::event::ReviewOutcome::Confirmed,
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&glass), human("dave"), draft);
+    trail.append(Some(&plain[2]), human("bob"), comment_draft("closed"));
+    scan(
+        &mut watch,
+        &trail,
+        trail.heads(),
+        deadline.plus_seconds(120),
+    );
+    assert_eq!((watch.held_cases(), watch.retired_cases()), (1, 6));
     // A retired case's row edited: the scan starts over and names it.
     assert!(watch.retired_cases() > 0);
     let mut heads = trail.heads();
@@ -3875,7 +3896,7 @@ fn the_monitor_lets_go_of_idle_cases_and_takes_them_back_when_written_to() {
                 drill: false,
             });
         } else {
-            heads.retain(|head| head.case_id != plain[2].as_str());
+            heads.retain(|head| head.case_id != plain[0].as_str());
         }
         let named = scan(&mut watch, &trail, heads, before_deadline);
         assert!(
