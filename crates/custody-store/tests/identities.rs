@@ -12,27 +12,10 @@ mod common;
 
 use std::str::FromStr;
 
-use common::Backend;
-use custody_core::model::{
-    Actor, AuthContext, ConnectorName, ExternalUser, Principal, PrincipalId, PrincipalKind, Via,
-};
+use common::{actor, Backend};
+use custody_core::model::{ConnectorName, ExternalUser, Principal, PrincipalId, PrincipalKind};
 use custody_core::EventBody;
 use custody_store::{Store, StoreError, StoreOptions};
-
-fn actor(name: &str) -> Actor {
-    Actor {
-        principal: PrincipalId::from_str(name).unwrap(),
-        kind: PrincipalKind::Human,
-        org: None,
-        groups: Vec::new(),
-        on_behalf_of: None,
-        delegation_grant: None,
-        via: Via::Api,
-        auth: AuthContext::Token {
-            token_id: format!("tok_{name}"),
-        },
-    }
-}
 
 fn principal(name: &str, groups: &[&str], org: Option<&str>) -> Principal {
     Principal {

@@ -12,24 +12,9 @@ mod common;
 
 use std::str::FromStr;
 
-use common::Backend;
-use custody_core::model::{Actor, AuthContext, Principal, PrincipalId, PrincipalKind, Via};
+use common::{actor, Backend};
+use custody_core::model::{Principal, PrincipalId, PrincipalKind};
 use custody_store::{ReadOnlyStore, Store, StoreError, StoreOptions};
-
-fn actor(name: &str) -> Actor {
-    Actor {
-        principal: PrincipalId::from_str(name).unwrap(),
-        kind: PrincipalKind::Human,
-        org: None,
-        groups: Vec::new(),
-        on_behalf_of: None,
-        delegation_grant: None,
-        via: Via::Api,
-        auth: AuthContext::Token {
-            token_id: format!("tok_{name}"),
-        },
-    }
-}
 
 fn principal(name: &str, groups: &[&str]) -> Principal {
     Principal {

@@ -8,31 +8,12 @@
 
 mod common;
 
-use std::str::FromStr;
-
-use common::Backend;
+use common::{actor, Backend};
 use custody_core::audit::Report;
 use custody_core::command::{CaseStep, Opening};
-use custody_core::model::{
-    Actor, AuthContext, Change, ChangeKind, PrincipalId, PrincipalKind, Subject, SubjectKind, Via,
-};
+use custody_core::model::{Change, ChangeKind, Subject, SubjectKind};
 use custody_core::{CaseId, Code};
 use custody_store::{AuditOptions, CaseWrite, ReadOnlyStore, Store, StoreOptions};
-
-fn actor(name: &str) -> Actor {
-    Actor {
-        principal: PrincipalId::from_str(name).unwrap(),
-        kind: PrincipalKind::Human,
-        org: None,
-        groups: Vec::new(),
-        on_behalf_of: None,
-        delegation_grant: None,
-        via: Via::Api,
-        auth: AuthContext::Token {
-            token_id: format!("tok_{name}"),
-        },
-    }
-}
 
 fn write(actor_name: &str, key: String, command: custody_core::command::CaseCommand) -> CaseWrite {
     CaseWrite {

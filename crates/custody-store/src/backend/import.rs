@@ -213,25 +213,7 @@ impl Importer {
             );
             let mut encode_error = None;
             insert.push_values(chunk, |mut row, view| {
-                let encoded = serde_json::to_vec(view).unwrap_or_else(|error| {
-                    encode_error = Some(error.to_string());
-                    Vec::new()
-                });
-                // The same columns `verify` recomputes from the events.
-                let columns = custody_core::case::CaseRow::of(view);
-                row.push_bind(view.case_id.to_string())
-                    .push_bind(columns.state)
-                    .push_bind(columns.change_key)
-                    .push_bind(columns.ticket)
-                    .push_bind(columns.requester)
-                    .push_bind(columns.summary)
-                    .push_bind(columns.opened_at)
-                    .push_bind(columns.updated_at)
-                    .push_bind(to_sql(columns.head_seq))
-                    .push_bind(columns.head_hash)
-                    .push_bind(columns.next_deadline)
-                    .push_bind(encoded)
-                    .push_bind(columns.drill);
+                bind_case_row(&mut row, view, &mut encode_error);
             });
             if let Some(error) = encode_error {
                 return Err(StoreError::Corrupt(format!(

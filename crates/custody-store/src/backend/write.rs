@@ -576,25 +576,7 @@ async fn flush(
         );
         let mut encode_error = None;
         upsert.push_values(chunk, |mut row, view| {
-            let encoded = serde_json::to_vec(view).unwrap_or_else(|error| {
-                encode_error = Some(error.to_string());
-                Vec::new()
-            });
-            // The same columns `verify` recomputes from the events.
-            let columns = custody_core::case::CaseRow::of(view);
-            row.push_bind(view.case_id.to_string())
-                .push_bind(columns.state)
-                .push_bind(columns.change_key)
-                .push_bind(columns.ticket)
-                .push_bind(columns.requester)
-                .push_bind(columns.summary)
-                .push_bind(columns.opened_at)
-                .push_bind(columns.updated_at)
-                .push_bind(to_sql(columns.head_seq))
-                .push_bind(columns.head_hash)
-                .push_bind(columns.next_deadline)
-                .push_bind(encoded)
-                .push_bind(columns.drill);
+            bind_case_row(&mut row, view, &mut encode_error);
         });
         if let Some(error) = encode_error {
             return Err(sqlx::Error::Protocol(format!(
@@ -1580,4 +1562,34 @@ async fn retry_delivery(
     outbox_entry(&mut *connection, delivery_id)
         .await?
         .ok_or_else(missing)
+}
+
+/// Binds a `cases` row for `view`, in the column order of the writer's
+/// upsert and the import's insert: the same columns `verify` recomputes
+/// from the events (`CaseRow::of`) and the view's JSON. A view that does
+/// not encode leaves its error in `encode_error` (the caller refuses the
+/// statement).
+fn bind_case_row(
+    row: &mut sqlx::query_builder::Separated<'_, Db, &'static str>,
+    view: &CaseView,
+    encode_error: &mut Option<String>,
+) {
+    let encoded = serde_json::to_vec(view).unwrap_or_else(|error| {
+        *encode_error = Some(error.to_string());
+        Vec::new()
+    });
+    let columns = custody_core::case::CaseRow::of(view);
+    row.push_bind(view.case_id.to_string())
+        .push_bind(columns.state)
+        .push_bind(columns.change_key)
+        .push_bind(columns.ticket)
+        .push_bind(columns.requester)
+        .push_bind(columns.summary)
+        .push_bind(columns.opened_at)
+        .push_bind(columns.updated_at)
+        .push_bind(to_sql(columns.head_seq))
+        .push_bind(columns.head_hash)
+        .push_bind(columns.next_deadline)
+        .push_bind(encoded)
+        .push_bind(columns.drill);
 }

@@ -4,7 +4,26 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::str::FromStr;
+
+use custody_core::model::{Actor, AuthContext, PrincipalId, PrincipalKind, Via};
 use custody_store::Location;
+
+/// A human principal acting through the API with a token named after it.
+pub fn actor(name: &str) -> Actor {
+    Actor {
+        principal: PrincipalId::from_str(name).unwrap(),
+        kind: PrincipalKind::Human,
+        org: None,
+        groups: Vec::new(),
+        on_behalf_of: None,
+        delegation_grant: None,
+        via: Via::Api,
+        auth: AuthContext::Token {
+            token_id: format!("tok_{name}"),
+        },
+    }
+}
 
 /// Where a test's store lives, removed afterwards.
 pub enum Backend {
