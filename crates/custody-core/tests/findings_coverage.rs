@@ -3982,6 +3982,71 @@ fn a_report_given_the_case_rows_still_checks_the_retired_ones() {
     );
 }
 
+/// A merge is judged with the surviving case as it stood: a survivor the
+/// monitor let go of is read back before the merge's first row, so a merge
+/// into a case merged already is found as a full audit finds it.
+#[test]
+fn a_merge_into_a_case_let_go_of_is_judged_with_it() {
+    use custody_core::audit::{Watch, WatchOptions};
+    let mut trail = Trail::default();
+    // Alice's first request is merged (honestly) into her second.
+    let survivor = trail.append(None, human("alice"), request_draft("admin"));
+    let kept = trail.append(None, human("alice"), request_draft("admin-2"));
+    let (into_duplicate, into_survivor) = lifecycle::merge(
+        &trail.view(&survivor),
+        &trail.view(&kept),
+        &human("alice"),
+        None,
+    )
+    .unwrap();
+    trail.append(Some(&survivor), human("alice"), into_duplicate);
+    trail.append(Some(&kept), human("alice"), into_survivor);
+    let duplicate = trail.append(None, human("alice"), request_draft("root"));
+    trail.append(None, human("carol"), request_draft("reader"));
+    let mut watch = Watch::new(WatchOptions {
+        trusted_keys: vec![log_key().verifier_key()],
+        idle_after_entries: 1,
+        ..WatchOptions::default()
+    });
+    let now = time(3_600);
+    let mut checkpoints = honest_log(&trail.rows()).checkpoints;
+    watch_scan(&mut watch, &trail.rows(), &trail.heads(), &checkpoints, now);
+    assert!(watch.retired_cases() >= 2, "the merged case is let go of");
+    // A merge of another request into the case merged already, forged in:
+    // only the merged case as it stood tells it is wrong. Its other half
+    // comes a page later (`watch_scan` reads pages of 3), so in the
+    // merge's page only the merge names the merged case.
+    let (mut into_duplicate, mut into_survivor) = lifecycle::merge(
+        &trail.view(&duplicate),
+        &trail.view(&kept),
+        &human("alice"),
+        None,
+    )
+    .unwrap();
+    if let EventBody::DuplicateMerged(link) = &mut into_duplicate.body {
+        link.other_case = survivor.clone();
+    }
+    if let EventBody::DuplicateLinked(link) = &mut into_survivor.body {
+        link.other_case = duplicate.clone();
+    }
+    trail.append(Some(&duplicate), human("alice"), into_duplicate);
+    trail.append(None, human("dave"), request_draft("writer"));
+    trail.append(None, human("erin"), request_draft("auditor"));
+    trail.append(Some(&survivor), human("alice"), into_survivor);
+    let rows = trail.rows();
+    checkpoints.extend(honest_log(&rows).checkpoints);
+    let report = watch_scan(&mut watch, &rows, &trail.heads(), &checkpoints, now);
+    let full = run(&rows, trail.heads(), Auditor::new().at(now));
+    assert!(
+        full.findings.iter().any(
+            |finding| finding.case_id.as_deref() == Some(duplicate.as_str())
+                && finding.seq == Some(2)
+        ),
+        "the forged merge is found: {full:#?}"
+    );
+    assert_eq!(case_findings(&report), case_findings(&full), "{report:#?}");
+}
+
 /// What the monitor holds follows the cases in play: a log that grows by
 /// new cases at every scan keeps about one scan's worth of trails.
 #[test]

@@ -26,7 +26,8 @@ fn write(actor_name: &str, key: String, command: custody_core::command::CaseComm
 }
 
 /// Twelve cases written in turns (each touched again long after it was
-/// opened), some denied, and one written to once more at the very end.
+/// opened), some denied, one written to once more at the very end, and one
+/// merged into another at the end.
 async fn ledger(backend: &Backend) -> Vec<CaseId> {
     let store = Store::open_at(&backend.location(), StoreOptions::default())
         .await
@@ -91,6 +92,21 @@ async fn ledger(backend: &Backend) -> Vec<CaseId> {
             CaseStep::Comment {
                 case_id: cases[1].clone(),
                 text: "much later".to_string(),
+            }
+            .into(),
+        ))
+        .await
+        .unwrap();
+    // A merge into a case idle since the first rounds: judged with the
+    // survivor as it stood, which the audit must read back first.
+    store
+        .write(write(
+            "alice",
+            "merge".to_string(),
+            custody_core::command::Merge {
+                duplicate: cases[2].clone(),
+                into: cases[5].clone(),
+                comment: Some("one change".to_string()),
             }
             .into(),
         ))

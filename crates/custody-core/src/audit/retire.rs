@@ -287,12 +287,12 @@ impl Auditor {
         self.cases.shrink_to(self.cases.len().saturating_mul(2));
     }
 
-    /// The retired cases `rows` (in log order) write to or merge into:
-    /// their trails must be rebuilt ([`Auditor::restore_case`]) before the
-    /// rows are observed.
+    /// The retired cases `rows` (in log order, each with its event when the
+    /// caller decoded it already) write to or merge into: their trails must
+    /// be rebuilt ([`Auditor::restore_case`]) before the rows are observed.
     pub fn cases_to_restore<'a>(
         &self,
-        rows: impl IntoIterator<Item = &'a StoredEvent>,
+        rows: impl IntoIterator<Item = (&'a StoredEvent, Option<&'a crate::event::Event>)>,
     ) -> Vec<String> {
         if self.retired.cases.is_empty() {
             return Vec::new();
@@ -307,17 +307,26 @@ impl Auditor {
                 wanted.push(case_id.to_string());
             }
         };
-        for row in rows {
+        for (row, decoded) in rows {
             if row.seq > 1 {
                 want(&row.case_id);
             }
-            // A merge is judged with the surviving case as it stood.
-            if may_be_merge(&row.bytes) {
-                if let Ok(event) = crate::event::Event::decode(&row.bytes) {
-                    if let crate::event::EventBody::DuplicateMerged(link) = &event.body {
-                        want(link.other_case.as_str());
-                    }
-                }
+            // A merge is judged with the surviving case as it stood. A row
+            // not decoded yet is decoded only when it may be one.
+            let merged_into = |event: &crate::event::Event| match &event.body {
+                crate::event::EventBody::DuplicateMerged(link) => Some(link.other_case.to_string()),
+                _ => None,
+            };
+            let partner = match decoded {
+                Some(event) => merged_into(event),
+                None if may_be_merge(&row.bytes) => crate::event::Event::decode(&row.bytes)
+                    .ok()
+                    .as_ref()
+                    .and_then(merged_into),
+                None => None,
+            };
+            if let Some(partner) = partner {
+                want(&partner);
             }
         }
         wanted

@@ -268,7 +268,7 @@ impl Watch {
         }
         // Rows verified before this scan are only re-hashed.
         let skip = usize::try_from(verified.saturating_sub(position)).unwrap_or(usize::MAX);
-        auditor.cases_to_restore(page.iter().skip(skip))
+        auditor.cases_to_restore(page.iter().skip(skip).map(|row| (row, None)))
     }
 
     /// Rebuilds retired case `case_id`'s trail from its stored rows before

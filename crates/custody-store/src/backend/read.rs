@@ -532,7 +532,7 @@ pub(crate) async fn audit_pool(
         for ((row, columns), decoded) in decoded_page.iter().zip(&columns).zip(decoded) {
             // A case let go of that this row writes to (or merges into):
             // its rows before it, read back from the same snapshot.
-            for case_id in auditor.cases_to_restore(std::iter::once(row)) {
+            for case_id in auditor.cases_to_restore(std::iter::once((row, decoded.event()))) {
                 let rows = fetch_case_rows(&mut connection, &case_id, row.log_index).await?;
                 // Rows that do not rebuild the case let go of (another ID
                 // with the same 64-bit key) leave the row to be read as
